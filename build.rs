@@ -1,0 +1,9 @@
+//! Compiles `proto/` with protox (pure Rust), so building needs no system `protoc`.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let files = protox::compile(["proto/shardkeeper/v1/event.proto"], ["proto"])?;
+    prost_build::Config::new()
+        .bytes(["."])
+        .compile_fds(files)?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! shardkeeper: a storage daemon for the data nodes of InfluxDB-style time-series clusters.
+//!
+//! Every mutation is an event appended to a durable [`log`]; in-memory state is a
+//! [`projection`] of it.
+
+pub mod log;
+
+/// Every event, as compiled from `proto/` by prost.
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/shardkeeper.v1.rs"));
+}

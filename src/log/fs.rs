@@ -1,0 +1,152 @@
+//! The file system under the log, as a trait, so that the same log code runs on real files
+//! and on [`super::sim::SimFs`], which loses unsynced bytes at a chosen crash point.
+//!
+//! The writer thread's hot path (write + fdatasync of a commit) goes through
+//! [`super::writer`]'s sink, which uses io_uring on real files; everything else (listing,
+//! recovery, reading, snapshots) goes through this trait.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A read-only view of a whole file: a memory map on real files.
+pub type FileBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+pub trait FileSystem: Send + Sync + Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the regular files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file (failing if it exists) with `len` bytes reserved on disk, so that
+    /// writes inside it cannot run out of space.
+    fn create_preallocated(&self, path: &Path, len: u64) -> io::Result<Box<dyn FsFile>>;
+    fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn FsFile>>;
+    /// Maps a file that will never be written again.
+    fn map(&self, path: &Path) -> io::Result<FileBytes>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes creations, renames and removals in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+pub trait FsFile: Send + Sync {
+    fn len(&self) -> io::Result<u64>;
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
+    /// The real file behind this handle, for the io_uring writer; None when simulated.
+    fn try_clone_std(&self) -> Option<File> {
+        None
+    }
+
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Real files: pwrite + fdatasync, memmap2 for sealed files.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl FileSystem for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_preallocated(&self, path: &Path, len: u64) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)?;
+        // SAFETY: fallocate on a file descriptor we own; it only touches that file.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
+        Ok(Box::new(RealFile(file)))
+    }
+
+    fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        Ok(Box::new(RealFile(file)))
+    }
+
+    fn map(&self, path: &Path) -> io::Result<FileBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Arc::new(Vec::new()));
+        }
+        // SAFETY: only sealed files are mapped and the log never writes a sealed file
+        // again; removal while mapped keeps the pages valid on Linux.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Arc::new(map))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+struct RealFile(File);
+
+impl FsFile for RealFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.0, buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.0, buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn try_clone_std(&self) -> Option<File> {
+        self.0.try_clone().ok()
+    }
+}
