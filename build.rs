@@ -4,6 +4,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = protox::compile(["proto/shardkeeper/v1/event.proto"], ["proto"])?;
     prost_build::Config::new()
         .bytes(["."])
+        // `ctl log dump` prints events as JSON.
+        .type_attribute(".", "#[derive(serde::Serialize)]")
         .compile_fds(files)?;
     Ok(())
 }

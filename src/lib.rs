@@ -3,7 +3,14 @@
 //! Every mutation is an event appended to a durable [`log`]; in-memory state is a
 //! [`projection`] of it.
 
+pub mod bench;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod http;
 pub mod log;
+pub mod node;
+pub mod projection;
 
 /// Every event, as compiled from `proto/` by prost.
 pub mod proto {

@@ -19,7 +19,13 @@ mod writer;
 
 pub use error::LogError;
 pub use reader::{LogReader, RecordRef};
-pub use recovery::{RecoveryMode, RecoveryReport};
+pub use recovery::{for_each_record, RecoveryMode, RecoveryReport};
+
+/// Checks a log directory without changing it (`ctl log verify`): Ok with what it holds,
+/// or the first corruption with its file and offset. A torn tail is reported, not an error.
+pub fn verify(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveryReport, LogError> {
+    recovery::recover(fs, dir, RecoveryMode::ReadOnly).map(|r| r.report)
+}
 pub use snapshot::{Snapshot, SnapshotStore};
 
 use bytes::Bytes;
@@ -169,7 +175,7 @@ impl Shared {
     }
 
     /// A commit is durable: readers may now see it.
-    pub fn publish(&self, segment_base: Lsn, offset: u64, lsn: Lsn, records: u64, _bytes: u64) {
+    pub fn publish(&self, segment_base: Lsn, offset: u64, lsn: Lsn, records: u64) {
         {
             let mut st = self.state_mut();
             debug_assert_eq!(st.segments.last().map(|s| s.base), Some(segment_base));
@@ -502,7 +508,7 @@ impl WriterParts {
     fn start_uring(&self, file: &Box<dyn fs::FsFile>) -> Result<(tokio_uring::Runtime, writer::UringSink), String> {
         let rt = tokio_uring::Runtime::new(&tokio_uring::builder()).map_err(|e| e.to_string())?;
         let std = file.try_clone_std().ok_or("not a real file")?;
-        let mut sink = writer::UringSink::new(std);
+        let sink = writer::UringSink::new(std);
         // The sink's file must be created inside the runtime it is used on.
         rt.block_on(async {
             use writer::Sink;
@@ -517,7 +523,7 @@ impl WriterParts {
             opener,
             fs: self.fs,
             shared: self.shared,
-            active: writer::Active { base: self.base, path: self.path, sink, offset: self.offset, next_lsn: self.next_lsn },
+            active: writer::Active { base: self.base, path: self.path, sink: std::rc::Rc::new(sink), offset: self.offset, next_lsn: self.next_lsn },
             capacity: self.capacity,
             max_commit_bytes: self.max_commit_bytes,
         }

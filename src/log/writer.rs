@@ -12,9 +12,12 @@
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::fs::{FileSystem, FsFile};
 use super::{LogError, Lsn, Record, Shared};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,9 +28,9 @@ pub(crate) struct AppendRequest {
 }
 
 /// The commit path's I/O: a positioned write of a whole buffer and an fdatasync.
-pub(crate) trait Sink {
-    fn write_all_at(&mut self, buf: Vec<u8>, offset: u64) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
-    fn sync_data(&mut self) -> impl Future<Output = io::Result<()>>;
+pub(crate) trait Sink: 'static {
+    fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+    fn sync_data(&self) -> impl Future<Output = io::Result<()>>;
 }
 
 pub(crate) trait SinkOpener {
@@ -53,10 +56,10 @@ impl SinkOpener for BlockingOpener {
 }
 
 impl Sink for BlockingSink {
-    async fn write_all_at(&mut self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
+    async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
         (self.0.write_all_at(&buf, offset), buf)
     }
-    async fn sync_data(&mut self) -> io::Result<()> {
+    async fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 }
@@ -82,11 +85,10 @@ impl SinkOpener for UringOpener {
 }
 
 impl Sink for UringSink {
-    async fn write_all_at(&mut self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
-        let (res, slice) = self.0.write_all_at(buf, offset).await;
-        (res, slice)
+    async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
+        self.0.write_all_at(buf, offset).await
     }
-    async fn sync_data(&mut self) -> io::Result<()> {
+    async fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data().await
     }
 }
@@ -95,7 +97,8 @@ impl Sink for UringSink {
 pub(crate) struct Active<S> {
     pub base: Lsn,
     pub path: PathBuf,
-    pub sink: S,
+    pub sink: Rc<S>,
+    /// Where the next commit goes (framed, maybe not yet durable).
     pub offset: u64,
     pub next_lsn: Lsn,
 }
@@ -109,48 +112,86 @@ pub(crate) struct Writer<O: SinkOpener> {
     pub max_commit_bytes: usize,
 }
 
-/// Requests of one commit that are framed into the buffer but not yet durable.
-struct Pending {
+/// Commits that may be in flight at once. While one commit's fdatasync runs, the next
+/// is written and synced, so the device never waits for appenders to come back.
+const MAX_IN_FLIGHT: usize = 3;
+
+type Acks = Vec<(oneshot::Sender<Result<Lsn, LogError>>, Lsn)>;
+
+/// One commit: framed records at `start` of the active segment, and who to answer.
+struct Commit {
     buf: Vec<u8>,
     start: u64,
-    acks: Vec<(oneshot::Sender<Result<Lsn, LogError>>, Lsn)>,
+    acks: Acks,
     records: u64,
 }
 
+/// A commit whose write and fdatasync have finished (or failed).
+struct Completed {
+    result: Result<(), (&'static str, io::Error)>,
+    segment: Lsn,
+    path: PathBuf,
+    end: u64,
+    last_lsn: Lsn,
+    commit: Commit,
+}
+
+type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Completed>>>>;
+
 impl<O: SinkOpener> Writer<O> {
     pub async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
-        let mut batch = Vec::new();
-        let mut buf = Vec::with_capacity(self.max_commit_bytes.min(8 << 20));
-        while let Some(first) = rx.recv().await {
-            let mut bytes = first.bytes;
-            batch.push(first);
-            while bytes < self.max_commit_bytes {
-                match rx.try_recv() {
-                    Ok(req) => {
-                        bytes += req.bytes;
-                        batch.push(req);
+        let mut in_flight = InFlight::new();
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    spare.push(self.complete(done));
+                }
+                first = rx.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                    let Some(first) = first else { break };
+                    let mut batch = vec![first];
+                    let mut bytes = batch[0].bytes;
+                    while bytes < self.max_commit_bytes {
+                        match rx.try_recv() {
+                            Ok(req) => {
+                                bytes += req.bytes;
+                                batch.push(req);
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    Err(_) => break,
+                    let buf = spare.pop().unwrap_or_default();
+                    self.frame(batch, buf, &mut in_flight, &mut spare).await;
                 }
             }
-            buf = self.commit(&mut batch, buf).await;
+        }
+        while let Some(done) = in_flight.next().await {
+            self.complete(done);
         }
     }
 
-    async fn commit(&mut self, batch: &mut Vec<AppendRequest>, mut buf: Vec<u8>) -> Vec<u8> {
+    /// Frames a batch into commits and starts them; rolls to a new segment when needed.
+    async fn frame(&mut self, batch: Vec<AppendRequest>, mut buf: Vec<u8>, in_flight: &mut InFlight, spare: &mut Vec<Vec<u8>>) {
         buf.clear();
-        let mut pending = Pending { buf, start: self.active.offset, acks: Vec::new(), records: 0 };
-        let mut requests = batch.drain(..);
+        let mut commit = Commit { buf, start: self.active.offset, acks: Vec::new(), records: 0 };
+        let mut requests = batch.into_iter();
         while let Some(req) = requests.next() {
             if let Some(reason) = self.shared.failure() {
                 let _ = req.reply.send(Err(LogError::Failed { reason }));
                 continue;
             }
-            let end = pending.start + (pending.buf.len() + req.bytes) as u64;
+            let end = commit.start + (commit.buf.len() + req.bytes) as u64;
             if end > self.capacity {
-                // The request does not fit: make what is framed durable, then roll.
-                pending = self.flush(pending).await;
-                if let Err(e) = self.roll().await {
+                // The request does not fit: finish everything in this segment, then roll.
+                let start = self.start(commit, in_flight);
+                while let Some(done) = in_flight.next().await {
+                    spare.push(self.complete(done));
+                }
+                commit = Commit { buf: spare.pop().unwrap_or_default(), start, acks: Vec::new(), records: 0 };
+                commit.buf.clear();
+                let rolled = if self.shared.failure().is_some() { Ok(()) } else { self.roll() };
+                if let Err(e) = rolled {
                     // Running out of space for a new segment loses nothing and the log stays
                     // usable; any other failure to start a segment fails the log.
                     let e = match e {
@@ -160,58 +201,77 @@ impl<O: SinkOpener> Writer<O> {
                     for r in std::iter::once(req).chain(requests.by_ref()) {
                         let _ = r.reply.send(Err(e.for_another_caller()));
                     }
-                    return pending.buf;
+                    return;
                 }
-                pending.start = self.active.offset;
+                if let Some(reason) = self.shared.failure() {
+                    let _ = req.reply.send(Err(LogError::Failed { reason }));
+                    continue;
+                }
+                commit.start = self.active.offset;
             }
             for r in &req.records {
-                format::encode_record(&mut pending.buf, r.kind, &r.payload);
+                format::encode_record(&mut commit.buf, r.kind, &r.payload);
             }
             self.active.next_lsn += req.records.len() as u64;
-            pending.records += req.records.len() as u64;
-            pending.acks.push((req.reply, self.active.next_lsn - 1));
+            commit.records += req.records.len() as u64;
+            commit.acks.push((req.reply, self.active.next_lsn - 1));
         }
-        self.flush(pending).await.buf
+        self.start(commit, in_flight);
     }
 
-    /// Writes and syncs the pending buffer, then acknowledges it; a failure fails the log.
-    async fn flush(&mut self, mut pending: Pending) -> Pending {
-        if pending.acks.is_empty() {
-            return pending;
+    /// Starts a commit's write + fdatasync; returns the offset after it.
+    fn start(&mut self, commit: Commit, in_flight: &mut InFlight) -> u64 {
+        if commit.acks.is_empty() {
+            return self.active.offset;
         }
-        let len = pending.buf.len() as u64;
-        let (res, buf) = self.active.sink.write_all_at(std::mem::take(&mut pending.buf), pending.start).await;
-        pending.buf = buf;
-        let res = match res {
-            Ok(()) => self.active.sink.sync_data().await.map_err(|e| ("fdatasync", e)),
-            Err(e) => Err(("write", e)),
+        let end = commit.start + commit.buf.len() as u64;
+        self.active.offset = end;
+        let sink = self.active.sink.clone();
+        let (segment, path, last_lsn) = (self.active.base, self.active.path.clone(), self.active.next_lsn - 1);
+        in_flight.push_back(Box::pin(async move {
+            let mut commit = commit;
+            let (res, buf) = sink.write_all_at(std::mem::take(&mut commit.buf), commit.start).await;
+            commit.buf = buf;
+            let result = match res {
+                Ok(()) => sink.sync_data().await.map_err(|e| ("fdatasync", e)),
+                Err(e) => Err(("write", e)),
+            };
+            Completed { result, segment, path, end, last_lsn, commit }
+        }));
+        end
+    }
+
+    /// Publishes and acknowledges a finished commit, in order; a failure fails the log and
+    /// every commit after it. Returns the buffer for reuse.
+    fn complete(&mut self, done: Completed) -> Vec<u8> {
+        let Completed { result, segment, path, end, last_lsn, mut commit } = done;
+        let outcome = match (result, self.shared.failure()) {
+            (_, Some(reason)) => Err(reason),
+            (Err((op, e)), None) => Err(self.shared.fail(format!("{op} of {} failed: {e}", path.display()))),
+            (Ok(()), None) => Ok(()),
         };
-        match res {
+        match outcome {
             Ok(()) => {
-                self.active.offset = pending.start + len;
-                self.shared.publish(self.active.base, self.active.offset, self.active.next_lsn - 1, pending.records, len);
-                for (reply, lsn) in pending.acks.drain(..) {
+                self.shared.publish(segment, end, last_lsn, commit.records);
+                for (reply, lsn) in commit.acks.drain(..) {
                     let _ = reply.send(Ok(lsn));
                 }
             }
-            Err((op, e)) => {
-                let reason = self.shared.fail(format!("{op} of {} failed: {e}", self.active.path.display()));
-                for (reply, _) in pending.acks.drain(..) {
+            Err(reason) => {
+                for (reply, _) in commit.acks.drain(..) {
                     let _ = reply.send(Err(LogError::Failed { reason: reason.clone() }));
                 }
             }
         }
-        pending.buf.clear();
-        pending.start = self.active.offset;
-        pending.records = 0;
-        pending
+        commit.buf
     }
 
-    /// Seals the active segment and starts the next one at the next LSN.
-    async fn roll(&mut self) -> Result<(), LogError> {
+    /// Seals the active segment and starts the next one at the next LSN. Every commit in
+    /// the sealed segment has completed.
+    fn roll(&mut self) -> Result<(), LogError> {
         let base = self.active.next_lsn;
         let (file, path) = create_segment(&*self.fs, &self.shared.dir, base, self.capacity)?;
-        let sink = self.opener.open(file).map_err(LogError::io("open", &path))?;
+        let sink = Rc::new(self.opener.open(file).map_err(LogError::io("open", &path))?);
         let sealed = std::mem::replace(
             &mut self.active,
             Active { base, path, sink, offset: SEGMENT_HEADER_LEN as u64, next_lsn: base },

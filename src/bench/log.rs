@@ -1,0 +1,216 @@
+//! `shardkeeper bench log`: the file system's own figures, then the log's, in one run.
+
+use super::percentile;
+use crate::log::{Log, LogError, LogOptions, Record};
+use crate::projection::EVENT_RECORD;
+use crate::proto::{event, Blob, Event};
+use prost::Message;
+use serde::Serialize;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RAW_SYNC_WRITE: usize = 4096;
+const RAW_SEQ_WRITE: usize = 1 << 20;
+const CONCURRENT_APPENDERS: usize = 256;
+const CONCURRENT_RECORD: usize = 1024;
+const SINGLE_RECORD: usize = 128;
+/// Bounds the disk a run uses, whatever the machine's speed.
+const MAX_PHASE_BYTES: u64 = 2 << 30;
+
+#[derive(Debug, Serialize)]
+pub struct LogBenchReport {
+    pub io_backend: String,
+    pub raw_sync_latency_us_p50: f64,
+    pub raw_sync_latency_us_p99: f64,
+    pub raw_seq_mb_s: f64,
+    pub log_single_appender_latency_us_p50: f64,
+    pub log_single_appender_latency_us_p99: f64,
+    pub log_256x1k_mb_s: f64,
+    pub log_256x1k_records_per_commit: f64,
+    pub log_256x1k_commits: u64,
+    pub replay_mb_s: f64,
+    pub replay_records: u64,
+    /// Ratios the log's targets are stated in.
+    pub ratio_256x1k_to_raw_seq: f64,
+    pub ratio_single_latency_to_raw_sync: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+fn io_err(what: &Path) -> impl FnOnce(std::io::Error) -> BenchError + '_ {
+    move |e| BenchError::Io(what.display().to_string(), e)
+}
+
+pub fn run(dir: &Path, seconds: f64) -> Result<LogBenchReport, BenchError> {
+    let scratch = dir.join(format!("shardkeeper-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(io_err(&scratch))?;
+    let phase = Duration::from_secs_f64(seconds);
+    let result = run_in(&scratch, phase);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn run_in(scratch: &Path, phase: Duration) -> Result<LogBenchReport, BenchError> {
+    let mut sync = raw_sync_latencies(&scratch.join("raw-sync"), phase)?;
+    sync.sort_by(f64::total_cmp);
+    let raw_seq_mb_s = raw_sequential(&scratch.join("raw-seq"), phase)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+        .map_err(io_err(scratch))?;
+    let (single, backend) = rt.block_on(single_appender(&scratch.join("log-single"), phase))?;
+    let mut single = single;
+    single.sort_by(f64::total_cmp);
+    let log_dir = scratch.join("log-256");
+    let (mb_s, per_commit, commits) = rt.block_on(concurrent_appenders(&log_dir, phase))?;
+    let (replay_mb_s, replay_records) = replay(&log_dir)?;
+
+    let raw_p50 = percentile(&sync, 50.0);
+    let single_p50 = percentile(&single, 50.0);
+    Ok(LogBenchReport {
+        io_backend: backend,
+        raw_sync_latency_us_p50: raw_p50,
+        raw_sync_latency_us_p99: percentile(&sync, 99.0),
+        raw_seq_mb_s,
+        log_single_appender_latency_us_p50: single_p50,
+        log_single_appender_latency_us_p99: percentile(&single, 99.0),
+        log_256x1k_mb_s: mb_s,
+        log_256x1k_records_per_commit: per_commit,
+        log_256x1k_commits: commits,
+        replay_mb_s,
+        replay_records,
+        ratio_256x1k_to_raw_seq: mb_s / raw_seq_mb_s,
+        ratio_single_latency_to_raw_sync: single_p50 / raw_p50,
+    })
+}
+
+/// A loop of 4 KiB appending writes, each followed by fdatasync, on a new file.
+fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Vec<f64>, BenchError> {
+    let file = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
+    let block = vec![0xa5u8; RAW_SYNC_WRITE];
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let mut offset = 0u64;
+    while start.elapsed() < phase && samples.len() < 100_000 {
+        let t = Instant::now();
+        file.write_all_at(&block, offset).map_err(io_err(path))?;
+        file.sync_data().map_err(io_err(path))?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        offset += RAW_SYNC_WRITE as u64;
+    }
+    Ok(samples)
+}
+
+/// Sequential 1 MiB writes, each followed by fdatasync: MB/s (10^6 bytes).
+fn raw_sequential(path: &Path, phase: Duration) -> Result<f64, BenchError> {
+    let file = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
+    let block = vec![0x5au8; RAW_SEQ_WRITE];
+    let start = Instant::now();
+    let mut written = 0u64;
+    while start.elapsed() < phase && written < MAX_PHASE_BYTES {
+        file.write_all_at(&block, written).map_err(io_err(path))?;
+        file.sync_data().map_err(io_err(path))?;
+        written += RAW_SEQ_WRITE as u64;
+    }
+    Ok(written as f64 / 1e6 / start.elapsed().as_secs_f64())
+}
+
+fn blob_record(len: usize) -> Record {
+    let event = Event { at_unix_nanos: 0, kind: Some(event::Kind::Blob(Blob { data: vec![0x42; len].into() })) };
+    Record::new(EVENT_RECORD, event.encode_to_vec())
+}
+
+async fn single_appender(dir: &Path, phase: Duration) -> Result<(Vec<f64>, String), BenchError> {
+    let (log, _) = Log::open(dir, LogOptions::default())?;
+    let backend = log.backend().to_string();
+    let record = blob_record(SINGLE_RECORD);
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < phase && samples.len() < 100_000 {
+        let t = Instant::now();
+        log.append(vec![record.clone()]).await?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((samples, backend))
+}
+
+/// 256 tasks appending 1 KiB records as fast as acknowledgements come back.
+async fn concurrent_appenders(dir: &Path, phase: Duration) -> Result<(f64, f64, u64), BenchError> {
+    let (log, _) = Log::open(dir, LogOptions::default())?;
+    let log = Arc::new(log);
+    let bytes = Arc::new(AtomicU64::new(0));
+    let record = blob_record(CONCURRENT_RECORD);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT_APPENDERS {
+        let (log, bytes, record) = (log.clone(), bytes.clone(), record.clone());
+        tasks.push(tokio::spawn(async move {
+            while start.elapsed() < phase && bytes.load(Ordering::Relaxed) < MAX_PHASE_BYTES {
+                let len = record.payload.len() as u64;
+                log.append(vec![record.clone()]).await?;
+                bytes.fetch_add(len, Ordering::Relaxed);
+            }
+            Ok::<(), LogError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.expect("appender task")?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let figures = log.figures();
+    Ok((bytes.load(Ordering::Relaxed) as f64 / 1e6 / elapsed, figures.records_per_commit, figures.commits))
+}
+
+/// Reads the whole log back, verifying every checksum and decoding every event.
+fn replay(dir: &Path) -> Result<(f64, u64), BenchError> {
+    let (log, _) = Log::open(dir, LogOptions::default())?;
+    let bytes = log.figures().bytes;
+    let start = Instant::now();
+    let mut reader = log.reader(1)?;
+    let mut records = 0u64;
+    while let Some(r) = reader.next()? {
+        let event = Event::decode(r.payload).map_err(|e| BenchError::Io(format!("decode LSN {}", r.lsn), std::io::Error::other(e)))?;
+        std::hint::black_box(event);
+        records += 1;
+    }
+    Ok((bytes as f64 / 1e6 / start.elapsed().as_secs_f64(), records))
+}
+
+/// The payload `append_load` writes for a writer's n-th record; tests recompute it.
+pub fn load_payload(writer: u32, seq: u64) -> Vec<u8> {
+    let unit = format!("w{writer}s{seq};");
+    unit.repeat(1 + (seq % 40) as usize).into_bytes()
+}
+
+/// Appends forever from `writers` threads, printing `lsn writer seq` per acknowledgement.
+pub fn append_load(dir: &Path, writers: u32) -> Result<(), BenchError> {
+    let (log, report) = Log::open(dir, LogOptions { segment_capacity: 1 << 20, ..LogOptions::default() })?;
+    eprintln!("append-load: recovered {} records, io {}", report.records, log.backend());
+    let log = Arc::new(log);
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let log = log.clone();
+            std::thread::spawn(move || -> Result<(), LogError> {
+                for seq in 0.. {
+                    let lsn = log.append_blocking(vec![Record::new(1, load_payload(w, seq))])?;
+                    println!("{lsn} {w} {seq}");
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("writer thread")?;
+    }
+    Ok(())
+}
+

@@ -1,0 +1,270 @@
+//! The catalog: databases and their retention policies, a projection of the control log.
+//!
+//! Rules follow InfluxDB 1.x: `CREATE DATABASE` of an existing database is not an error,
+//! a new database gets the `autogen` policy (infinite duration, 7-day shard groups) unless
+//! told otherwise, and the shard-group duration follows the policy's duration.
+
+use crate::projection::Projection;
+use crate::proto::{
+    event, CatalogState, DatabaseCreated, DatabaseDropped, DatabaseState, Event, RetentionPolicyAltered,
+    RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec,
+};
+use prost::Message;
+use std::collections::BTreeMap;
+
+pub const DEFAULT_POLICY: &str = "autogen";
+const HOUR: i64 = 3_600_000_000_000;
+const DAY: i64 = 24 * HOUR;
+
+/// InfluxDB's shard-group duration for a retention policy duration (0 = infinite).
+pub fn shard_group_duration(policy_duration: i64) -> i64 {
+    match policy_duration {
+        d if d > 0 && d < 2 * DAY => HOUR,
+        d if d > 0 && d <= 180 * DAY => DAY,
+        _ => 7 * DAY,
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Database {
+    pub default_policy: String,
+    pub policies: BTreeMap<String, RetentionPolicySpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub databases: BTreeMap<String, Database>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CatalogError {
+    #[error("database not found: {0}")]
+    DatabaseNotFound(String),
+    #[error("retention policy not found: {0}")]
+    PolicyNotFound(String),
+    #[error("retention policy already exists")]
+    PolicyExists,
+    #[error("retention policy duration must be at least 1h0m0s")]
+    DurationTooLow,
+    #[error("invalid name")]
+    InvalidName,
+}
+
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn event(kind: event::Kind) -> Event {
+    Event { at_unix_nanos: now_nanos(), kind: Some(kind) }
+}
+
+impl Catalog {
+    /// Events that create `name` (none if it exists: InfluxDB treats that as success).
+    pub fn create_database(&self, name: &str, policy: Option<RetentionPolicySpec>) -> Result<Vec<Event>, CatalogError> {
+        if name.is_empty() {
+            return Err(CatalogError::InvalidName);
+        }
+        if self.databases.contains_key(name) {
+            return Ok(Vec::new());
+        }
+        let mut policy = policy.unwrap_or_else(|| RetentionPolicySpec {
+            name: DEFAULT_POLICY.into(),
+            duration_nanos: 0,
+            shard_group_duration_nanos: 0,
+            replication: 1,
+        });
+        if policy.shard_group_duration_nanos == 0 {
+            policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
+        }
+        Ok(vec![event(event::Kind::DatabaseCreated(DatabaseCreated {
+            name: name.into(),
+            default_policy: Some(policy),
+        }))])
+    }
+
+    pub fn drop_database(&self, name: &str) -> Vec<Event> {
+        if !self.databases.contains_key(name) {
+            return Vec::new();
+        }
+        vec![event(event::Kind::DatabaseDropped(DatabaseDropped { name: name.into() }))]
+    }
+
+    pub fn create_policy(
+        &self,
+        database: &str,
+        mut policy: RetentionPolicySpec,
+        make_default: bool,
+    ) -> Result<Vec<Event>, CatalogError> {
+        let db = self.databases.get(database).ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
+        if policy.duration_nanos != 0 && policy.duration_nanos < HOUR {
+            return Err(CatalogError::DurationTooLow);
+        }
+        if policy.shard_group_duration_nanos == 0 {
+            policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
+        }
+        if let Some(existing) = db.policies.get(&policy.name) {
+            // InfluxDB accepts re-creating an identical policy.
+            let same = *existing == policy && (!make_default || db.default_policy == policy.name);
+            return if same { Ok(Vec::new()) } else { Err(CatalogError::PolicyExists) };
+        }
+        Ok(vec![event(event::Kind::RetentionPolicyCreated(RetentionPolicyCreated {
+            database: database.into(),
+            policy: Some(policy),
+            make_default,
+        }))])
+    }
+
+    pub fn drop_policy(&self, database: &str, name: &str) -> Result<Vec<Event>, CatalogError> {
+        let db = self.databases.get(database).ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
+        if !db.policies.contains_key(name) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![event(event::Kind::RetentionPolicyDropped(RetentionPolicyDropped {
+            database: database.into(),
+            name: name.into(),
+        }))])
+    }
+
+    pub fn alter_policy(&self, change: RetentionPolicyAltered) -> Result<Vec<Event>, CatalogError> {
+        let db = self
+            .databases
+            .get(&change.database)
+            .ok_or_else(|| CatalogError::DatabaseNotFound(change.database.clone()))?;
+        if !db.policies.contains_key(&change.name) {
+            return Err(CatalogError::PolicyNotFound(change.name));
+        }
+        if change.duration_nanos.is_some_and(|d| d != 0 && d < HOUR) {
+            return Err(CatalogError::DurationTooLow);
+        }
+        Ok(vec![event(event::Kind::RetentionPolicyAltered(change))])
+    }
+}
+
+impl Projection for Catalog {
+    fn apply(&mut self, event: &Event) {
+        use event::Kind;
+        match &event.kind {
+            Some(Kind::DatabaseCreated(e)) => {
+                let mut db = Database::default();
+                if let Some(p) = &e.default_policy {
+                    db.default_policy = p.name.clone();
+                    db.policies.insert(p.name.clone(), p.clone());
+                }
+                self.databases.entry(e.name.clone()).or_insert(db);
+            }
+            Some(Kind::DatabaseDropped(e)) => {
+                self.databases.remove(&e.name);
+            }
+            Some(Kind::RetentionPolicyCreated(e)) => {
+                if let (Some(db), Some(p)) = (self.databases.get_mut(&e.database), &e.policy) {
+                    db.policies.insert(p.name.clone(), p.clone());
+                    if e.make_default || db.default_policy.is_empty() {
+                        db.default_policy = p.name.clone();
+                    }
+                }
+            }
+            Some(Kind::RetentionPolicyAltered(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    if let Some(p) = db.policies.get_mut(&e.name) {
+                        if let Some(d) = e.duration_nanos {
+                            p.duration_nanos = d;
+                        }
+                        if let Some(d) = e.shard_group_duration_nanos {
+                            p.shard_group_duration_nanos = d;
+                        }
+                        if let Some(r) = e.replication {
+                            p.replication = r;
+                        }
+                        if e.make_default {
+                            db.default_policy = e.name.clone();
+                        }
+                    }
+                }
+            }
+            Some(Kind::RetentionPolicyDropped(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    db.policies.remove(&e.name);
+                    if db.default_policy == e.name {
+                        db.default_policy.clear();
+                    }
+                }
+            }
+            Some(Kind::Blob(_)) | None => {}
+        }
+    }
+
+    fn encode_snapshot(&self) -> Vec<u8> {
+        CatalogState {
+            databases: self
+                .databases
+                .iter()
+                .map(|(name, db)| DatabaseState {
+                    name: name.clone(),
+                    default_policy: db.default_policy.clone(),
+                    policies: db.policies.values().cloned().collect(),
+                })
+                .collect(),
+        }
+        .encode_to_vec()
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        let state = CatalogState::decode(bytes)?;
+        let databases = state
+            .databases
+            .into_iter()
+            .map(|d| {
+                let policies = d.policies.into_iter().map(|p| (p.name.clone(), p)).collect();
+                (d.name, Database { default_policy: d.default_policy, policies })
+            })
+            .collect();
+        Ok(Catalog { databases })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, hours: i64) -> RetentionPolicySpec {
+        RetentionPolicySpec { name: name.into(), duration_nanos: hours * HOUR, shard_group_duration_nanos: 0, replication: 1 }
+    }
+
+    fn run(c: &mut Catalog, events: Vec<Event>) {
+        for e in &events {
+            c.apply(e);
+        }
+    }
+
+    #[test]
+    fn databases_get_autogen_and_policies_follow_influxdb_rules() {
+        let mut c = Catalog::default();
+        run(&mut c, c.create_database("db", None).unwrap());
+        assert!(c.create_database("db", None).unwrap().is_empty(), "re-creating is a no-op");
+        let autogen = &c.databases["db"].policies[DEFAULT_POLICY];
+        assert_eq!((autogen.duration_nanos, autogen.shard_group_duration_nanos), (0, 7 * DAY));
+        run(&mut c, c.create_policy("db", spec("short", 24), true).unwrap());
+        assert_eq!(c.databases["db"].default_policy, "short");
+        assert_eq!(c.databases["db"].policies["short"].shard_group_duration_nanos, HOUR);
+        assert_eq!(c.create_policy("db", spec("short", 48), false), Err(CatalogError::PolicyExists));
+        assert_eq!(c.create_policy("nope", spec("x", 24), false), Err(CatalogError::DatabaseNotFound("nope".into())));
+        let tiny = RetentionPolicySpec { duration_nanos: HOUR / 2, ..spec("tiny", 0) };
+        assert_eq!(c.create_policy("db", tiny, false), Err(CatalogError::DurationTooLow));
+        run(&mut c, c.drop_policy("db", "short").unwrap());
+        assert!(!c.databases["db"].policies.contains_key("short"));
+        run(&mut c, c.drop_database("db"));
+        assert!(c.databases.is_empty());
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let mut c = Catalog::default();
+        run(&mut c, c.create_database("a", None).unwrap());
+        run(&mut c, c.create_policy("a", spec("week", 24 * 7), false).unwrap());
+        run(&mut c, c.create_database("b", Some(spec("year", 24 * 365))).unwrap());
+        assert_eq!(Catalog::decode_snapshot(&c.encode_snapshot()).unwrap(), c);
+    }
+
+}

@@ -1,0 +1,128 @@
+//! The command line: `shardkeeper serve | ctl | bench`.
+
+mod ctl;
+
+use crate::config::NodeConfig;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "shardkeeper", version, about = "A storage daemon for InfluxDB-style time-series data nodes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a data node (InfluxDB 1.x/2.x compatible HTTP API).
+    Serve(ServeArgs),
+    /// Operator commands.
+    Ctl {
+        #[command(subcommand)]
+        command: ctl::CtlCommand,
+    },
+    /// Benchmarks that measure this machine and the log in one run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Test helpers; not for operators.
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (keys documented in deploy/shardkeeper.toml).
+    #[arg(long, env = "SHARDKEEPER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./shardkeeper-data].
+    #[arg(long, env = "SHARDKEEPER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8086].
+    #[arg(long, env = "SHARDKEEPER_BIND")]
+    bind: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Measure the file system (4 KiB write+fdatasync, 1 MiB sequential writes) and then the
+    /// log (single appender latency, 256 appenders x 1 KiB throughput, replay).
+    Log {
+        /// Directory on the file system to measure (a scratch subdirectory is created).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print one JSON object (the default prints it too, pretty).
+        #[arg(long)]
+        json: bool,
+        /// Seconds for each timed phase.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Append records from several threads forever, printing `lsn writer seq` for each
+    /// acknowledged one (used by the kill -9 test).
+    AppendLoad {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        writers: u32,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Ctl { command } => return ctl::run(command),
+        Command::Bench { command: BenchCommand::Log { dir, json, seconds } } => {
+            crate::bench::log::run(&dir, seconds).map(|report| {
+                let text = if json {
+                    serde_json::to_string(&report)
+                } else {
+                    serde_json::to_string_pretty(&report)
+                };
+                println!("{}", text.expect("report serializes"));
+            })
+            .map_err(Into::into)
+        }
+        Command::Debug { command: DebugCommand::AppendLoad { dir, writers } } => {
+            crate::bench::log::append_load(&dir, writers).map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shardkeeper: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = NodeConfig::load(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    crate::node::serve(config)?;
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDKEEPER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,70 @@
+//! `serve`'s configuration: defaults, then a TOML file, then environment variables and
+//! flags (clap merges those two). Every key is documented in `deploy/shardkeeper.toml`.
+
+use crate::log::{IoMode, DEFAULT_SEGMENT_CAPACITY};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The version the InfluxDB API reports (`X-Influxdb-Version`, `/health`).
+    pub influxdb_version: String,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub segment_mib: u64,
+    /// "auto", "io_uring" or "pwrite".
+    pub io: String,
+    pub snapshot_every_mib: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8086)),
+            data_dir: PathBuf::from("shardkeeper-data"),
+            influxdb_version: "1.8.10".into(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_mib: DEFAULT_SEGMENT_CAPACITY >> 20, io: "auto".into(), snapshot_every_mib: 16 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(NodeConfig::default()) };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    pub fn io_mode(&self) -> Result<IoMode, ConfigError> {
+        match self.log.io.as_str() {
+            "auto" => Ok(IoMode::Auto),
+            "io_uring" => Ok(IoMode::IoUring),
+            "pwrite" => Ok(IoMode::Pwrite),
+            other => Err(ConfigError::Invalid(format!("log.io must be auto, io_uring or pwrite, not {other:?}"))),
+        }
+    }
+}

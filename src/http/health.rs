@@ -1,0 +1,38 @@
+//! `/ping` and `/health`, as InfluxDB answers them.
+
+use crate::node::Node;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ping", web::get().to(ping))
+        .route("/ping", web::head().to(ping))
+        .route("/health", web::get().to(health));
+}
+
+async fn ping(node: web::Data<Node>) -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("X-Influxdb-Build", "OSS"))
+        .insert_header(("X-Influxdb-Version", node.config.influxdb_version.as_str()))
+        .finish()
+}
+
+async fn health(node: web::Data<Node>) -> HttpResponse {
+    let version = node.config.influxdb_version.as_str();
+    match node.failure() {
+        None => HttpResponse::Ok().json(json!({
+            "name": "influxdb",
+            "message": "ready for queries and writes",
+            "status": "pass",
+            "checks": [],
+            "version": version,
+        })),
+        Some(reason) => HttpResponse::ServiceUnavailable().json(json!({
+            "name": "influxdb",
+            "message": format!("control log failed: {reason}"),
+            "status": "fail",
+            "checks": [],
+            "version": version,
+        })),
+    }
+}

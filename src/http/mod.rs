@@ -1,0 +1,43 @@
+//! The HTTP API. Handlers are thin: parse, call the node's services, render.
+
+use crate::node::Node;
+use actix_web::{dev::Server, http::StatusCode, web, App, HttpResponse, HttpServer};
+use std::sync::Arc;
+
+mod health;
+
+pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
+    let bind = node.config.bind;
+    let data = web::Data::from(node);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(health::routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(2)
+    .shutdown_timeout(30)
+    .bind(bind)?;
+    Ok(ServerHandle { addrs: server.addrs(), server: server.run() })
+}
+
+/// A bound, not yet awaited server.
+pub struct ServerHandle {
+    addrs: Vec<std::net::SocketAddr>,
+    server: Server,
+}
+
+impl ServerHandle {
+    pub fn addrs(&self) -> &[std::net::SocketAddr] {
+        &self.addrs
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// InfluxDB answers unknown paths with Go's plain-text 404.
+async fn not_found() -> HttpResponse {
+    HttpResponse::build(StatusCode::NOT_FOUND).content_type("text/plain; charset=utf-8").body("404 page not found\n")
+}

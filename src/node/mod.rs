@@ -1,0 +1,84 @@
+//! A data node (`shardkeeper serve`): owns the data directory, opens the control log and
+//! its projections, and serves the HTTP API until SIGINT/SIGTERM.
+
+mod lock;
+
+use crate::catalog::Catalog;
+use crate::config::{ConfigError, NodeConfig};
+use crate::log::{IoBackend, LogOptions};
+use crate::projection::{EventLog, ProjectionError};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use lock::DataDirLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("control log: {0}")]
+    ControlLog(#[from] ProjectionError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: io::Error },
+    #[error("http server: {0}")]
+    Server(io::Error),
+}
+
+/// The services a node's HTTP handlers call.
+pub struct Node {
+    pub config: NodeConfig,
+    pub control: EventLog<Catalog>,
+}
+
+impl Node {
+    pub fn io_backend(&self) -> &IoBackend {
+        self.control.log().backend()
+    }
+
+    /// Why the node refuses writes, if it does (a failed log).
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.control.log().failure()
+    }
+}
+
+pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+    let _lock = DataDirLock::acquire(&data_dir)?;
+    let options = LogOptions {
+        segment_capacity: config.log.segment_mib.max(1) << 20,
+        io: config.io_mode()?,
+        ..LogOptions::default()
+    };
+    let (control, rebuilt) = EventLog::<Catalog>::open(&data_dir.join("control"), options, config.log.snapshot_every_mib << 20)?;
+    let node = Arc::new(Node { config: config.clone(), control });
+    let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %data_dir.display(),
+        log_io = %node.io_backend(),
+        records = rebuilt.recovery.records,
+        torn_bytes_dropped = torn,
+        snapshot_lsn = rebuilt.snapshot_lsn.unwrap_or(0),
+        replayed = rebuilt.replayed,
+        "shardkeeper starting"
+    );
+    actix_web::rt::System::new().block_on(async move {
+        let server = crate::http::server(node.clone())
+            .map_err(|source| NodeError::Bind { addr: config.bind, source })?;
+        let addr = server.addrs().first().copied().unwrap_or(config.bind);
+        // Stdout carries one machine-readable line so that tests and scripts can find the
+        // port when binding port 0.
+        println!("shardkeeper listening on http://{addr} (log io: {})", node.io_backend());
+        server.run().await.map_err(NodeError::Server)?;
+        tracing::info!("stopped accepting requests; writing final snapshot");
+        let lsn = node.control.snapshot().await?;
+        tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
+        Ok(())
+    })
+}
