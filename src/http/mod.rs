@@ -17,6 +17,9 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     })
     .workers(2)
     .shutdown_timeout(30)
+    // The node installs its own handlers before it announces its address, so that a
+    // signal sent right after start-up is never lost.
+    .disable_signals()
     .bind(bind)?;
     Ok(ServerHandle { addrs: server.addrs(), server: server.run() })
 }
@@ -30,6 +33,11 @@ pub struct ServerHandle {
 impl ServerHandle {
     pub fn addrs(&self) -> &[std::net::SocketAddr] {
         &self.addrs
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded by the shutdown timeout).
+    pub fn stopper(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub async fn run(self) -> std::io::Result<()> {

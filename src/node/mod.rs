@@ -72,6 +72,13 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         let server = crate::http::server(node.clone())
             .map_err(|source| NodeError::Bind { addr: config.bind, source })?;
         let addr = server.addrs().first().copied().unwrap_or(config.bind);
+        let stopper = server.stopper();
+        let signals = Signals::install().map_err(NodeError::Server)?;
+        actix_web::rt::spawn(async move {
+            let name = signals.wait().await;
+            tracing::info!(signal = name, "stopping: no new requests, draining");
+            stopper.stop(true).await;
+        });
         // Stdout carries one machine-readable line so that tests and scripts can find the
         // port when binding port 0.
         println!("shardkeeper listening on http://{addr} (log io: {})", node.io_backend());
@@ -81,4 +88,24 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
         Ok(())
     })
+}
+
+/// SIGTERM and SIGINT, registered before the node says it is listening.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
