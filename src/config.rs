@@ -38,25 +38,43 @@ impl Default for NodeConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { segment_mib: DEFAULT_SEGMENT_CAPACITY >> 20, io: "auto".into(), snapshot_every_mib: 16 }
+        LogConfig {
+            segment_mib: DEFAULT_SEGMENT_CAPACITY >> 20,
+            io: "auto".into(),
+            snapshot_every_mib: 16,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
 
 impl NodeConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(NodeConfig::default()) };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let Some(path) = path else {
+            return Ok(NodeConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     pub fn io_mode(&self) -> Result<IoMode, ConfigError> {
@@ -64,7 +82,9 @@ impl NodeConfig {
             "auto" => Ok(IoMode::Auto),
             "io_uring" => Ok(IoMode::IoUring),
             "pwrite" => Ok(IoMode::Pwrite),
-            other => Err(ConfigError::Invalid(format!("log.io must be auto, io_uring or pwrite, not {other:?}"))),
+            other => Err(ConfigError::Invalid(format!(
+                "log.io must be auto, io_uring or pwrite, not {other:?}"
+            ))),
         }
     }
 }

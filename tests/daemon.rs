@@ -10,7 +10,12 @@ fn ping_answers_204_with_influxdb_headers_for_get_and_head() {
     for method in ["GET", "HEAD"] {
         let r = daemon.request(method, "/ping", b"");
         assert_eq!(r.status, 204, "{method}");
-        assert!(r.header("X-Influxdb-Version").is_some_and(|v| v.starts_with('1')), "{:?}", r.headers);
+        assert!(
+            r.header("X-Influxdb-Version")
+                .is_some_and(|v| v.starts_with('1')),
+            "{:?}",
+            r.headers
+        );
         assert_eq!(r.header("X-Influxdb-Build"), Some("OSS"));
         assert!(r.body.is_empty());
     }
@@ -36,7 +41,10 @@ fn unknown_paths_get_influxdb_plain_404() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
     let r = daemon.request("GET", "/no/such/thing", b"");
-    assert_eq!((r.status, r.body.as_slice()), (404, &b"404 page not found\n"[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (404, &b"404 page not found\n"[..])
+    );
     daemon.kill9();
 }
 
@@ -44,8 +52,13 @@ fn unknown_paths_get_influxdb_plain_404() {
 fn a_second_daemon_on_the_same_data_directory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let first = Daemon::start(dir.path());
-    let err = Daemon::try_start(dir.path()).err().expect("second daemon must not start");
-    assert!(err.contains("in use by another shardkeeper process"), "{err}");
+    let err = Daemon::try_start(dir.path())
+        .err()
+        .expect("second daemon must not start");
+    assert!(
+        err.contains("in use by another shardkeeper process"),
+        "{err}"
+    );
     assert!(err.contains(&format!("pid {}", first.child.id())), "{err}");
     assert!(first.stop().success());
     // Once the first has stopped, the directory is free again.
@@ -63,8 +76,16 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
         .filter(|n| n.ends_with(".snap"))
         .collect();
     assert_eq!(snapshots.len(), 1, "one final snapshot: {snapshots:?}");
-    let out = std::process::Command::new(BIN).args(["ctl", "log", "verify"]).arg(dir.path().join("control")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "log", "verify"])
+        .arg(dir.path().join("control"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -72,8 +93,15 @@ fn a_bad_config_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "bind = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
-    let out = std::process::Command::new(BIN).args(["serve", "--config"]).arg(&config).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.toml") && stderr.contains("no_such_key"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("no_such_key"),
+        "{stderr}"
+    );
 }

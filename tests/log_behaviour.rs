@@ -7,11 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 fn small_segments() -> LogOptions {
-    LogOptions { segment_capacity: 1024, ..LogOptions::default() }
+    LogOptions {
+        segment_capacity: 1024,
+        ..LogOptions::default()
+    }
 }
 
 fn payload(i: u64) -> Vec<u8> {
-    format!("record {i} ").repeat((i % 7 + 1) as usize).into_bytes()
+    format!("record {i} ")
+        .repeat((i % 7 + 1) as usize)
+        .into_bytes()
 }
 
 fn read_all(log: &Log, from: u64) -> Vec<(u64, u8, Vec<u8>)> {
@@ -29,26 +34,43 @@ fn appended_records_read_back_in_order_across_segments_and_reopen() {
     let (log, report) = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.next_lsn, 1);
     for i in 1..=300u64 {
-        let lsn = log.append_blocking(vec![Record::new(1 + (i % 3) as u8, payload(i))]).unwrap();
+        let lsn = log
+            .append_blocking(vec![Record::new(1 + (i % 3) as u8, payload(i))])
+            .unwrap();
         assert_eq!(lsn, i);
     }
-    assert!(log.figures().segments > 5, "small segments roll: {:?}", log.figures());
-    let expect: Vec<_> = (1..=300u64).map(|i| (i, 1 + (i % 3) as u8, payload(i))).collect();
+    assert!(
+        log.figures().segments > 5,
+        "small segments roll: {:?}",
+        log.figures()
+    );
+    let expect: Vec<_> = (1..=300u64)
+        .map(|i| (i, 1 + (i % 3) as u8, payload(i)))
+        .collect();
     assert_eq!(read_all(&log, 1), expect);
     assert_eq!(read_all(&log, 123), expect[122..].to_vec());
     log.close();
 
     let (log, report) = Log::open(dir.path(), small_segments()).unwrap();
-    assert_eq!((report.next_lsn, report.records, report.torn_tail.clone()), (301, 300, None));
+    assert_eq!(
+        (report.next_lsn, report.records, report.torn_tail.clone()),
+        (301, 300, None)
+    );
     assert_eq!(read_all(&log, 1), expect);
-    assert_eq!(log.append_blocking(vec![Record::new(1, "after reopen")]).unwrap(), 301);
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, "after reopen")])
+            .unwrap(),
+        301
+    );
 }
 
 #[test]
 fn a_batch_gets_consecutive_lsns_and_the_last_is_returned() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
-    let lsn = log.append_blocking((0..10).map(|i| Record::new(1, vec![i as u8; 10])).collect()).unwrap();
+    let lsn = log
+        .append_blocking((0..10).map(|i| Record::new(1, vec![i as u8; 10])).collect())
+        .unwrap();
     assert_eq!(lsn, 10);
     assert_eq!(read_all(&log, 1).len(), 10);
 }
@@ -65,7 +87,12 @@ async fn concurrent_appenders_are_group_committed_and_each_gets_its_own_record()
             let mut got = Vec::new();
             for i in 0..50u32 {
                 let body = format!("{t}:{i}");
-                got.push((log.append(vec![Record::new(1, body.clone())]).await.unwrap(), body));
+                got.push((
+                    log.append(vec![Record::new(1, body.clone())])
+                        .await
+                        .unwrap(),
+                    body,
+                ));
             }
             got
         }));
@@ -76,7 +103,10 @@ async fn concurrent_appenders_are_group_committed_and_each_gets_its_own_record()
     }
     let figures = log.figures();
     assert_eq!(figures.records_committed, 64 * 50);
-    assert!(figures.commits < 64 * 50, "some commits carried several appends: {figures:?}");
+    assert!(
+        figures.commits < 64 * 50,
+        "some commits carried several appends: {figures:?}"
+    );
     let stored = read_all(&log, 1);
     for (lsn, body) in acked {
         assert_eq!(stored[(lsn - 1) as usize].2, body.as_bytes());
@@ -113,12 +143,27 @@ async fn a_reader_tails_the_log_and_waits_for_durable_records() {
 fn pwrite_and_io_uring_backends_write_the_same_log() {
     for io in [IoMode::Pwrite, IoMode::Auto] {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Log::open(dir.path(), LogOptions { io, ..small_segments() }).unwrap();
+        let (log, _) = Log::open(
+            dir.path(),
+            LogOptions {
+                io,
+                ..small_segments()
+            },
+        )
+        .unwrap();
         for i in 1..=50 {
-            log.append_blocking(vec![Record::new(1, payload(i))]).unwrap();
+            log.append_blocking(vec![Record::new(1, payload(i))])
+                .unwrap();
         }
         log.close();
-        let (log, _) = Log::open(dir.path(), LogOptions { io: IoMode::Pwrite, ..small_segments() }).unwrap();
+        let (log, _) = Log::open(
+            dir.path(),
+            LogOptions {
+                io: IoMode::Pwrite,
+                ..small_segments()
+            },
+        )
+        .unwrap();
         assert_eq!(read_all(&log, 1).len(), 50, "backend {io:?}");
     }
 }
@@ -127,13 +172,18 @@ fn pwrite_and_io_uring_backends_write_the_same_log() {
 fn a_failed_fdatasync_fails_the_log_for_good() {
     let fs = SimFs::new();
     let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
-    log.append_blocking(vec![Record::new(1, "durable")]).unwrap();
+    log.append_blocking(vec![Record::new(1, "durable")])
+        .unwrap();
     fs.fail_next_sync();
-    let err = log.append_blocking(vec![Record::new(1, "lost")]).unwrap_err();
+    let err = log
+        .append_blocking(vec![Record::new(1, "lost")])
+        .unwrap_err();
     assert!(matches!(err, LogError::Failed { .. }), "{err}");
     assert!(err.to_string().contains("fdatasync"), "{err}");
     // Not retried, never reported as success, even though the next sync would work.
-    let again = log.append_blocking(vec![Record::new(1, "later")]).unwrap_err();
+    let again = log
+        .append_blocking(vec![Record::new(1, "later")])
+        .unwrap_err();
     assert!(matches!(again, LogError::Failed { .. }), "{again}");
     assert!(log.failure().is_some());
     drop(log);
@@ -145,7 +195,10 @@ fn a_failed_fdatasync_fails_the_log_for_good() {
 #[test]
 fn running_out_of_space_for_a_segment_is_a_clear_error_that_loses_nothing() {
     let fs = SimFs::new();
-    let opts = LogOptions { segment_capacity: 1024, ..LogOptions::default() };
+    let opts = LogOptions {
+        segment_capacity: 1024,
+        ..LogOptions::default()
+    };
     let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", opts.clone()).unwrap();
     fs.set_space_limit(Some(1024));
     let mut acked = Vec::new();
@@ -159,7 +212,9 @@ fn running_out_of_space_for_a_segment_is_a_clear_error_that_loses_nothing() {
     assert!(err.to_string().contains("no space left"), "{err}");
     // Space comes back: the log carries on where it was.
     fs.set_space_limit(None);
-    let next = log.append_blocking(vec![Record::new(1, vec![7u8; 100])]).unwrap();
+    let next = log
+        .append_blocking(vec![Record::new(1, vec![7u8; 100])])
+        .unwrap();
     assert_eq!(next, acked.last().unwrap() + 1);
     drop(log);
     fs.crash(CrashMode::DropUnsynced);
@@ -172,20 +227,29 @@ fn a_flipped_byte_in_a_sealed_segment_refuses_open_naming_file_and_offset() {
     let fs = SimFs::new();
     let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", small_segments()).unwrap();
     for i in 1..=100 {
-        log.append_blocking(vec![Record::new(1, payload(i))]).unwrap();
+        log.append_blocking(vec![Record::new(1, payload(i))])
+            .unwrap();
     }
     drop(log);
     let first = Path::new("/log/00000000000000000001.seg");
     fs.flip_bit(first, 200, 3).unwrap();
-    let err = Log::open_on(Arc::new(fs.clone()), "/log", small_segments()).err().expect("refused");
+    let err = Log::open_on(Arc::new(fs.clone()), "/log", small_segments())
+        .err()
+        .expect("refused");
     match &err {
         LogError::Corrupt { path, offset, .. } => {
             assert_eq!(path, first);
-            assert!(*offset <= 200, "offset {offset} is where the damaged record starts");
+            assert!(
+                *offset <= 200,
+                "offset {offset} is where the damaged record starts"
+            );
         }
         other => panic!("expected corruption, got {other}"),
     }
-    assert!(err.to_string().contains("00000000000000000001.seg at byte"), "{err}");
+    assert!(
+        err.to_string().contains("00000000000000000001.seg at byte"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,7 +257,8 @@ fn a_tail_cut_mid_record_is_truncated_and_reported() {
     let fs = SimFs::new();
     let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
     for i in 1..=10 {
-        log.append_blocking(vec![Record::new(1, payload(i))]).unwrap();
+        log.append_blocking(vec![Record::new(1, payload(i))])
+            .unwrap();
     }
     drop(log);
     // Damage the last record's payload, as a torn write would.
@@ -207,7 +272,10 @@ fn a_tail_cut_mid_record_is_truncated_and_reported() {
     assert!(dropped > 0 && at < end);
     assert_eq!(report.next_lsn, 10);
     assert_eq!(read_all(&log, 1).len(), 9);
-    assert_eq!(log.append_blocking(vec![Record::new(1, "new")]).unwrap(), 10);
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, "new")]).unwrap(),
+        10
+    );
     drop(log);
     let (log, report) = Log::open_on(Arc::new(fs), "/log", LogOptions::default()).unwrap();
     assert_eq!(report.torn_tail, None, "the zeroed tail is gone for good");
@@ -223,7 +291,10 @@ fn snapshots_round_trip_and_a_damaged_newest_falls_back_to_the_previous() {
     let newest = store.write(20, b"state at twenty").unwrap();
     let (snap, rejected) = store.load_latest().unwrap();
     let snap = snap.unwrap();
-    assert_eq!((snap.lsn, snap.state.as_slice()), (20, &b"state at twenty"[..]));
+    assert_eq!(
+        (snap.lsn, snap.state.as_slice()),
+        (20, &b"state at twenty"[..])
+    );
     assert!(rejected.is_empty());
     fs.flip_bit(&newest, 45, 1).unwrap();
     let (snap, rejected) = store.load_latest().unwrap();
@@ -236,7 +307,8 @@ fn removing_old_segments_keeps_what_readers_still_need() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), small_segments()).unwrap();
     for i in 1..=300 {
-        log.append_blocking(vec![Record::new(1, payload(i))]).unwrap();
+        log.append_blocking(vec![Record::new(1, payload(i))])
+            .unwrap();
     }
     let before = log.figures().segments;
     let mut reader = log.reader(50).unwrap();
@@ -244,7 +316,10 @@ fn removing_old_segments_keeps_what_readers_still_need() {
     log.remove_segments_before(250).unwrap();
     let after = log.figures();
     assert!(after.segments < before);
-    assert!(after.oldest_lsn <= 51, "the reader at 51 keeps its segment: {after:?}");
+    assert!(
+        after.oldest_lsn <= 51,
+        "the reader at 51 keeps its segment: {after:?}"
+    );
     drop(reader);
     log.remove_segments_before(250).unwrap();
     let oldest = log.figures().oldest_lsn;
@@ -264,6 +339,9 @@ fn oversized_and_reserved_records_are_refused_before_anything_is_written() {
         log.append_blocking(vec![Record::new(1, vec![0u8; 2000])]),
         Err(LogError::RecordTooLarge { .. })
     ));
-    assert!(matches!(log.append_blocking(vec![Record::new(0, "x")]), Err(LogError::ReservedKind)));
+    assert!(matches!(
+        log.append_blocking(vec![Record::new(0, "x")]),
+        Err(LogError::ReservedKind)
+    ));
     assert_eq!(log.append_blocking(vec![Record::new(1, "ok")]).unwrap(), 1);
 }

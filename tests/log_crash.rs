@@ -12,7 +12,10 @@ const DIR: &str = "/data/log";
 
 fn options() -> LogOptions {
     // Small segments so that workloads roll often and crashes land mid-roll too.
-    LogOptions { segment_capacity: 512, ..LogOptions::default() }
+    LogOptions {
+        segment_capacity: 512,
+        ..LogOptions::default()
+    }
 }
 
 /// What the test knows about the log: acknowledged records by LSN, and payloads that were
@@ -57,15 +60,25 @@ impl Model {
         for (i, p) in stored.iter().enumerate() {
             let lsn = i as u64 + 1;
             let known = self.acked.get(&lsn) == Some(p) || self.unacked.contains(p);
-            assert!(known, "record {lsn} was never appended: {:?}", String::from_utf8_lossy(p));
+            assert!(
+                known,
+                "record {lsn} was never appended: {:?}",
+                String::from_utf8_lossy(p)
+            );
         }
-        self.acked = stored.into_iter().enumerate().map(|(i, p)| (i as u64 + 1, p)).collect();
+        self.acked = stored
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (i as u64 + 1, p))
+            .collect();
         self.unacked.clear();
     }
 }
 
 fn open(fs: &SimFs) -> Log {
-    Log::open_on(Arc::new(fs.clone()), DIR, options()).expect("a crashed log always reopens").0
+    Log::open_on(Arc::new(fs.clone()), DIR, options())
+        .expect("a crashed log always reopens")
+        .0
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +136,9 @@ proptest! {
 
 /// The fixed workload of the exhaustive test: open, then appends that roll several segments.
 fn workload(fs: &SimFs, model: &mut Model) {
-    let Ok((log, _)) = Log::open_on(Arc::new(fs.clone()), DIR, options()) else { return };
+    let Ok((log, _)) = Log::open_on(Arc::new(fs.clone()), DIR, options()) else {
+        return;
+    };
     for i in 0..40 {
         model.append(&log, 20 + (i * 37) % 150);
     }
@@ -134,9 +149,17 @@ fn a_crash_at_every_write_and_sync_boundary_loses_no_acknowledged_record() {
     let probe = SimFs::new();
     workload(&probe, &mut Model::default());
     let total_ops = probe.ops();
-    assert!(total_ops > 80, "the workload crosses many boundaries ({total_ops})");
+    assert!(
+        total_ops > 80,
+        "the workload crosses many boundaries ({total_ops})"
+    );
     for stop_at in 0..=total_ops {
-        for mode in [CrashMode::DropUnsynced, CrashMode::Tear { seed: stop_at * 31 + 1 }] {
+        for mode in [
+            CrashMode::DropUnsynced,
+            CrashMode::Tear {
+                seed: stop_at * 31 + 1,
+            },
+        ] {
             let fs = SimFs::new();
             fs.stop_after_ops(stop_at);
             let mut model = Model::default();

@@ -58,12 +58,27 @@ fn acknowledged_records_survive_kill_9_at_random_moments() {
         }
         for (lsn, writer, seq) in &acked {
             let want = load_payload(*writer, *seq);
-            assert_eq!(stored.get(lsn), Some(&want), "round {round}: acknowledged LSN {lsn} lost or changed");
+            assert_eq!(
+                stored.get(lsn),
+                Some(&want),
+                "round {round}: acknowledged LSN {lsn} lost or changed"
+            );
         }
         // The child restarts its sequence numbers each round; later rounds overwrite nothing.
         drop(log);
-        let out = Command::new(BIN).args(["ctl", "log", "verify"]).arg(dir.path()).output().unwrap();
-        assert!(out.status.code() == Some(0), "round {round}: {}", String::from_utf8_lossy(&out.stdout));
+        let out = Command::new(BIN)
+            .args(["ctl", "log", "verify"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code() == Some(0),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
-    assert!(total_acked > 1000, "the test exercised real load ({total_acked} acknowledged)");
+    assert!(
+        total_acked > 1000,
+        "the test exercised real load ({total_acked} acknowledged)"
+    );
 }

@@ -6,15 +6,31 @@ use shardkeeper::log::{Log, LogOptions, Record};
 use std::process::Command;
 
 fn write_log(dir: &std::path::Path, records: u64) {
-    let (log, _) = Log::open(dir, LogOptions { segment_capacity: 1024, ..LogOptions::default() }).unwrap();
+    let (log, _) = Log::open(
+        dir,
+        LogOptions {
+            segment_capacity: 1024,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
     for i in 0..records {
-        log.append_blocking(vec![Record::new(7, format!("record number {i}"))]).unwrap();
+        log.append_blocking(vec![Record::new(7, format!("record number {i}"))])
+            .unwrap();
     }
 }
 
 fn ctl(args: &[&str], dir: &std::path::Path) -> (i32, String) {
-    let out = Command::new(BIN).args(["ctl", "log"]).args(args).arg(dir).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(BIN)
+        .args(["ctl", "log"])
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -24,7 +40,10 @@ fn verify_passes_a_sound_log_with_a_one_line_summary() {
     let (code, out) = ctl(&["verify"], dir.path());
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.lines().count(), 1);
-    assert!(out.contains("200 records") && out.contains("LSN 1..200"), "{out}");
+    assert!(
+        out.contains("200 records") && out.contains("LSN 1..200"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -63,10 +82,18 @@ fn verify_reports_a_torn_tail_that_open_then_truncates() {
 fn dump_prints_one_json_object_per_record_from_an_lsn() {
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), 50);
-    let out = Command::new(BIN).args(["ctl", "log", "dump"]).arg(dir.path()).args(["--from", "41"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["ctl", "log", "dump"])
+        .arg(dir.path())
+        .args(["--from", "41"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 10);
     assert_eq!(lines[0]["lsn"], 41);
     assert_eq!(lines[9]["lsn"], 50);

@@ -24,6 +24,8 @@ const MAX_PHASE_BYTES: u64 = 2 << 30;
 #[derive(Debug, Serialize)]
 pub struct LogBenchReport {
     pub io_backend: String,
+    /// Rounds of (file system slice, log slice) pairs; figures are medians over rounds.
+    pub rounds: usize,
     pub raw_sync_latency_us_p50: f64,
     pub raw_sync_latency_us_p99: f64,
     pub raw_seq_mb_s: f64,
@@ -31,10 +33,13 @@ pub struct LogBenchReport {
     pub log_single_appender_latency_us_p99: f64,
     pub log_256x1k_mb_s: f64,
     pub log_256x1k_records_per_commit: f64,
-    pub log_256x1k_commits: u64,
+    /// CPU seconds per wall second of the whole process during the 256-appender slices
+    /// (2.0 = both cores of a 2-core machine busy).
+    pub log_256x1k_cpu_busy: f64,
     pub replay_mb_s: f64,
     pub replay_records: u64,
-    /// Ratios the log's targets are stated in.
+    /// Medians of the per-round ratios: each pairs a log slice with the file system slice
+    /// measured just before it, so drift in the machine's speed cancels out.
     pub ratio_256x1k_to_raw_seq: f64,
     pub ratio_single_latency_to_raw_sync: f64,
 }
@@ -51,51 +56,96 @@ fn io_err(what: &Path) -> impl FnOnce(std::io::Error) -> BenchError + '_ {
     move |e| BenchError::Io(what.display().to_string(), e)
 }
 
-pub fn run(dir: &Path, seconds: f64) -> Result<LogBenchReport, BenchError> {
+pub fn run(dir: &Path, seconds: f64, rounds: usize) -> Result<LogBenchReport, BenchError> {
     let scratch = dir.join(format!("shardkeeper-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(io_err(&scratch))?;
-    let phase = Duration::from_secs_f64(seconds);
-    let result = run_in(&scratch, phase);
+    let slice = Duration::from_secs_f64(seconds);
+    let result = run_in(&scratch, slice, rounds.max(1));
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-fn run_in(scratch: &Path, phase: Duration) -> Result<LogBenchReport, BenchError> {
-    let mut sync = raw_sync_latencies(&scratch.join("raw-sync"), phase)?;
-    sync.sort_by(f64::total_cmp);
-    let raw_seq_mb_s = raw_sequential(&scratch.join("raw-seq"), phase)?;
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 50.0)
+}
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+fn run_in(scratch: &Path, slice: Duration, rounds: usize) -> Result<LogBenchReport, BenchError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
         .map_err(io_err(scratch))?;
-    let (single, backend) = rt.block_on(single_appender(&scratch.join("log-single"), phase))?;
-    let mut single = single;
-    single.sort_by(f64::total_cmp);
+    let (single_log, _) = Log::open(scratch.join("log-single"), LogOptions::default())?;
+    let backend = single_log.backend().to_string();
     let log_dir = scratch.join("log-256");
-    let (mb_s, per_commit, commits) = rt.block_on(concurrent_appenders(&log_dir, phase))?;
-    let (replay_mb_s, replay_records) = replay(&log_dir)?;
+    let (log, _) = Log::open(&log_dir, LogOptions::default())?;
+    let log = Arc::new(log);
 
-    let raw_p50 = percentile(&sync, 50.0);
-    let single_p50 = percentile(&single, 50.0);
+    let (mut sync_all, mut single_all) = (Vec::new(), Vec::new());
+    let (mut raw_p50s, mut single_p50s, mut latency_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut seq_rates, mut log_rates, mut rate_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut busy_cpu, mut busy_wall) = (0.0, 0.0);
+    for round in 0..rounds {
+        let mut sync = raw_sync_latencies(&scratch.join(format!("raw-sync-{round}")), slice)?;
+        let mut single = rt.block_on(single_appender(&single_log, slice))?;
+        sync.sort_by(f64::total_cmp);
+        single.sort_by(f64::total_cmp);
+        let (raw_p50, single_p50) = (percentile(&sync, 50.0), percentile(&single, 50.0));
+        raw_p50s.push(raw_p50);
+        single_p50s.push(single_p50);
+        latency_ratios.push(single_p50 / raw_p50);
+        sync_all.extend(sync);
+        single_all.extend(single);
+
+        let seq = raw_sequential(&scratch.join(format!("raw-seq-{round}")), slice)?;
+        let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+        let rate = rt.block_on(concurrent_appenders(&log, slice))?;
+        busy_cpu += cpu_seconds() - cpu0;
+        busy_wall += wall0.elapsed().as_secs_f64();
+        seq_rates.push(seq);
+        log_rates.push(rate);
+        rate_ratios.push(rate / seq);
+    }
+    let figures = log.figures();
+    drop(log);
+    let (replay_mb_s, replay_records) = replay(&log_dir)?;
+    sync_all.sort_by(f64::total_cmp);
+    single_all.sort_by(f64::total_cmp);
     Ok(LogBenchReport {
         io_backend: backend,
-        raw_sync_latency_us_p50: raw_p50,
-        raw_sync_latency_us_p99: percentile(&sync, 99.0),
-        raw_seq_mb_s,
-        log_single_appender_latency_us_p50: single_p50,
-        log_single_appender_latency_us_p99: percentile(&single, 99.0),
-        log_256x1k_mb_s: mb_s,
-        log_256x1k_records_per_commit: per_commit,
-        log_256x1k_commits: commits,
+        rounds,
+        raw_sync_latency_us_p50: median(raw_p50s),
+        raw_sync_latency_us_p99: percentile(&sync_all, 99.0),
+        raw_seq_mb_s: median(seq_rates),
+        log_single_appender_latency_us_p50: median(single_p50s),
+        log_single_appender_latency_us_p99: percentile(&single_all, 99.0),
+        log_256x1k_mb_s: median(log_rates),
+        log_256x1k_records_per_commit: figures.records_per_commit,
+        log_256x1k_cpu_busy: busy_cpu / busy_wall,
         replay_mb_s,
         replay_records,
-        ratio_256x1k_to_raw_seq: mb_s / raw_seq_mb_s,
-        ratio_single_latency_to_raw_sync: single_p50 / raw_p50,
+        ratio_256x1k_to_raw_seq: median(rate_ratios),
+        ratio_single_latency_to_raw_sync: median(latency_ratios),
     })
 }
 
 /// A loop of 4 KiB appending writes, each followed by fdatasync, on a new file.
 fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Vec<f64>, BenchError> {
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err(path))?;
     let block = vec![0xa5u8; RAW_SYNC_WRITE];
     let mut samples = Vec::new();
     let start = Instant::now();
@@ -112,7 +162,12 @@ fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Vec<f64>, BenchErr
 
 /// Sequential 1 MiB writes, each followed by fdatasync: MB/s (10^6 bytes).
 fn raw_sequential(path: &Path, phase: Duration) -> Result<f64, BenchError> {
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io_err(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err(path))?;
     let block = vec![0x5au8; RAW_SEQ_WRITE];
     let start = Instant::now();
     let mut written = 0u64;
@@ -125,28 +180,29 @@ fn raw_sequential(path: &Path, phase: Duration) -> Result<f64, BenchError> {
 }
 
 fn blob_record(len: usize) -> Record {
-    let event = Event { at_unix_nanos: 0, kind: Some(event::Kind::Blob(Blob { data: vec![0x42; len].into() })) };
+    let event = Event {
+        at_unix_nanos: 0,
+        kind: Some(event::Kind::Blob(Blob {
+            data: vec![0x42; len].into(),
+        })),
+    };
     Record::new(EVENT_RECORD, event.encode_to_vec())
 }
 
-async fn single_appender(dir: &Path, phase: Duration) -> Result<(Vec<f64>, String), BenchError> {
-    let (log, _) = Log::open(dir, LogOptions::default())?;
-    let backend = log.backend().to_string();
+async fn single_appender(log: &Log, slice: Duration) -> Result<Vec<f64>, BenchError> {
     let record = blob_record(SINGLE_RECORD);
     let mut samples = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < phase && samples.len() < 100_000 {
+    while start.elapsed() < slice && samples.len() < 100_000 {
         let t = Instant::now();
         log.append(vec![record.clone()]).await?;
         samples.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    Ok((samples, backend))
+    Ok(samples)
 }
 
-/// 256 tasks appending 1 KiB records as fast as acknowledgements come back.
-async fn concurrent_appenders(dir: &Path, phase: Duration) -> Result<(f64, f64, u64), BenchError> {
-    let (log, _) = Log::open(dir, LogOptions::default())?;
-    let log = Arc::new(log);
+/// 256 tasks appending 1 KiB records as fast as acknowledgements come back: MB/s.
+async fn concurrent_appenders(log: &Arc<Log>, slice: Duration) -> Result<f64, BenchError> {
     let bytes = Arc::new(AtomicU64::new(0));
     let record = blob_record(CONCURRENT_RECORD);
     let start = Instant::now();
@@ -154,7 +210,7 @@ async fn concurrent_appenders(dir: &Path, phase: Duration) -> Result<(f64, f64, 
     for _ in 0..CONCURRENT_APPENDERS {
         let (log, bytes, record) = (log.clone(), bytes.clone(), record.clone());
         tasks.push(tokio::spawn(async move {
-            while start.elapsed() < phase && bytes.load(Ordering::Relaxed) < MAX_PHASE_BYTES {
+            while start.elapsed() < slice && bytes.load(Ordering::Relaxed) < MAX_PHASE_BYTES {
                 let len = record.payload.len() as u64;
                 log.append(vec![record.clone()]).await?;
                 bytes.fetch_add(len, Ordering::Relaxed);
@@ -165,9 +221,7 @@ async fn concurrent_appenders(dir: &Path, phase: Duration) -> Result<(f64, f64, 
     for t in tasks {
         t.await.expect("appender task")?;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let figures = log.figures();
-    Ok((bytes.load(Ordering::Relaxed) as f64 / 1e6 / elapsed, figures.records_per_commit, figures.commits))
+    Ok(bytes.load(Ordering::Relaxed) as f64 / 1e6 / start.elapsed().as_secs_f64())
 }
 
 /// Reads the whole log back, verifying every checksum and decoding every event.
@@ -178,7 +232,9 @@ fn replay(dir: &Path) -> Result<(f64, u64), BenchError> {
     let mut reader = log.reader(1)?;
     let mut records = 0u64;
     while let Some(r) = reader.next()? {
-        let event = Event::decode(r.payload).map_err(|e| BenchError::Io(format!("decode LSN {}", r.lsn), std::io::Error::other(e)))?;
+        let event = Event::decode(r.payload).map_err(|e| {
+            BenchError::Io(format!("decode LSN {}", r.lsn), std::io::Error::other(e))
+        })?;
         std::hint::black_box(event);
         records += 1;
     }
@@ -193,8 +249,18 @@ pub fn load_payload(writer: u32, seq: u64) -> Vec<u8> {
 
 /// Appends forever from `writers` threads, printing `lsn writer seq` per acknowledgement.
 pub fn append_load(dir: &Path, writers: u32) -> Result<(), BenchError> {
-    let (log, report) = Log::open(dir, LogOptions { segment_capacity: 1 << 20, ..LogOptions::default() })?;
-    eprintln!("append-load: recovered {} records, io {}", report.records, log.backend());
+    let (log, report) = Log::open(
+        dir,
+        LogOptions {
+            segment_capacity: 1 << 20,
+            ..LogOptions::default()
+        },
+    )?;
+    eprintln!(
+        "append-load: recovered {} records, io {}",
+        report.records,
+        log.backend()
+    );
     let log = Arc::new(log);
     let threads: Vec<_> = (0..writers)
         .map(|w| {
@@ -213,4 +279,3 @@ pub fn append_load(dir: &Path, writers: u32) -> Result<(), BenchError> {
     }
     Ok(())
 }
-

@@ -6,8 +6,8 @@
 
 use crate::projection::Projection;
 use crate::proto::{
-    event, CatalogState, DatabaseCreated, DatabaseDropped, DatabaseState, Event, RetentionPolicyAltered,
-    RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec,
+    event, CatalogState, DatabaseCreated, DatabaseDropped, DatabaseState, Event,
+    RetentionPolicyAltered, RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec,
 };
 use prost::Message;
 use std::collections::BTreeMap;
@@ -57,12 +57,19 @@ pub fn now_nanos() -> i64 {
 }
 
 fn event(kind: event::Kind) -> Event {
-    Event { at_unix_nanos: now_nanos(), kind: Some(kind) }
+    Event {
+        at_unix_nanos: now_nanos(),
+        kind: Some(kind),
+    }
 }
 
 impl Catalog {
     /// Events that create `name` (none if it exists: InfluxDB treats that as success).
-    pub fn create_database(&self, name: &str, policy: Option<RetentionPolicySpec>) -> Result<Vec<Event>, CatalogError> {
+    pub fn create_database(
+        &self,
+        name: &str,
+        policy: Option<RetentionPolicySpec>,
+    ) -> Result<Vec<Event>, CatalogError> {
         if name.is_empty() {
             return Err(CatalogError::InvalidName);
         }
@@ -88,7 +95,9 @@ impl Catalog {
         if !self.databases.contains_key(name) {
             return Vec::new();
         }
-        vec![event(event::Kind::DatabaseDropped(DatabaseDropped { name: name.into() }))]
+        vec![event(event::Kind::DatabaseDropped(DatabaseDropped {
+            name: name.into(),
+        }))]
     }
 
     pub fn create_policy(
@@ -97,7 +106,10 @@ impl Catalog {
         mut policy: RetentionPolicySpec,
         make_default: bool,
     ) -> Result<Vec<Event>, CatalogError> {
-        let db = self.databases.get(database).ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
+        let db = self
+            .databases
+            .get(database)
+            .ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
         if policy.duration_nanos != 0 && policy.duration_nanos < HOUR {
             return Err(CatalogError::DurationTooLow);
         }
@@ -107,24 +119,35 @@ impl Catalog {
         if let Some(existing) = db.policies.get(&policy.name) {
             // InfluxDB accepts re-creating an identical policy.
             let same = *existing == policy && (!make_default || db.default_policy == policy.name);
-            return if same { Ok(Vec::new()) } else { Err(CatalogError::PolicyExists) };
+            return if same {
+                Ok(Vec::new())
+            } else {
+                Err(CatalogError::PolicyExists)
+            };
         }
-        Ok(vec![event(event::Kind::RetentionPolicyCreated(RetentionPolicyCreated {
-            database: database.into(),
-            policy: Some(policy),
-            make_default,
-        }))])
+        Ok(vec![event(event::Kind::RetentionPolicyCreated(
+            RetentionPolicyCreated {
+                database: database.into(),
+                policy: Some(policy),
+                make_default,
+            },
+        ))])
     }
 
     pub fn drop_policy(&self, database: &str, name: &str) -> Result<Vec<Event>, CatalogError> {
-        let db = self.databases.get(database).ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
+        let db = self
+            .databases
+            .get(database)
+            .ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
         if !db.policies.contains_key(name) {
             return Ok(Vec::new());
         }
-        Ok(vec![event(event::Kind::RetentionPolicyDropped(RetentionPolicyDropped {
-            database: database.into(),
-            name: name.into(),
-        }))])
+        Ok(vec![event(event::Kind::RetentionPolicyDropped(
+            RetentionPolicyDropped {
+                database: database.into(),
+                name: name.into(),
+            },
+        ))])
     }
 
     pub fn alter_policy(&self, change: RetentionPolicyAltered) -> Result<Vec<Event>, CatalogError> {
@@ -216,8 +239,18 @@ impl Projection for Catalog {
             .databases
             .into_iter()
             .map(|d| {
-                let policies = d.policies.into_iter().map(|p| (p.name.clone(), p)).collect();
-                (d.name, Database { default_policy: d.default_policy, policies })
+                let policies = d
+                    .policies
+                    .into_iter()
+                    .map(|p| (p.name.clone(), p))
+                    .collect();
+                (
+                    d.name,
+                    Database {
+                        default_policy: d.default_policy,
+                        policies,
+                    },
+                )
             })
             .collect();
         Ok(Catalog { databases })
@@ -229,11 +262,17 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, hours: i64) -> RetentionPolicySpec {
-        RetentionPolicySpec { name: name.into(), duration_nanos: hours * HOUR, shard_group_duration_nanos: 0, replication: 1 }
+        RetentionPolicySpec {
+            name: name.into(),
+            duration_nanos: hours * HOUR,
+            shard_group_duration_nanos: 0,
+            replication: 1,
+        }
     }
 
-    fn run(c: &mut Catalog, events: Vec<Event>) {
-        for e in &events {
+    /// Decides on the current state, then folds the decided events in.
+    fn run(c: &mut Catalog, decide: impl FnOnce(&Catalog) -> Vec<Event>) {
+        for e in &decide(c) {
             c.apply(e);
         }
     }
@@ -241,30 +280,57 @@ mod tests {
     #[test]
     fn databases_get_autogen_and_policies_follow_influxdb_rules() {
         let mut c = Catalog::default();
-        run(&mut c, c.create_database("db", None).unwrap());
-        assert!(c.create_database("db", None).unwrap().is_empty(), "re-creating is a no-op");
+        run(&mut c, |c| c.create_database("db", None).unwrap());
+        assert!(
+            c.create_database("db", None).unwrap().is_empty(),
+            "re-creating is a no-op"
+        );
         let autogen = &c.databases["db"].policies[DEFAULT_POLICY];
-        assert_eq!((autogen.duration_nanos, autogen.shard_group_duration_nanos), (0, 7 * DAY));
-        run(&mut c, c.create_policy("db", spec("short", 24), true).unwrap());
+        assert_eq!(
+            (autogen.duration_nanos, autogen.shard_group_duration_nanos),
+            (0, 7 * DAY)
+        );
+        run(&mut c, |c| {
+            c.create_policy("db", spec("short", 24), true).unwrap()
+        });
         assert_eq!(c.databases["db"].default_policy, "short");
-        assert_eq!(c.databases["db"].policies["short"].shard_group_duration_nanos, HOUR);
-        assert_eq!(c.create_policy("db", spec("short", 48), false), Err(CatalogError::PolicyExists));
-        assert_eq!(c.create_policy("nope", spec("x", 24), false), Err(CatalogError::DatabaseNotFound("nope".into())));
-        let tiny = RetentionPolicySpec { duration_nanos: HOUR / 2, ..spec("tiny", 0) };
-        assert_eq!(c.create_policy("db", tiny, false), Err(CatalogError::DurationTooLow));
-        run(&mut c, c.drop_policy("db", "short").unwrap());
+        assert_eq!(
+            c.databases["db"].policies["short"].shard_group_duration_nanos,
+            HOUR
+        );
+        assert_eq!(
+            c.create_policy("db", spec("short", 48), false),
+            Err(CatalogError::PolicyExists)
+        );
+        assert_eq!(
+            c.create_policy("nope", spec("x", 24), false),
+            Err(CatalogError::DatabaseNotFound("nope".into()))
+        );
+        let tiny = RetentionPolicySpec {
+            duration_nanos: HOUR / 2,
+            ..spec("tiny", 0)
+        };
+        assert_eq!(
+            c.create_policy("db", tiny, false),
+            Err(CatalogError::DurationTooLow)
+        );
+        run(&mut c, |c| c.drop_policy("db", "short").unwrap());
         assert!(!c.databases["db"].policies.contains_key("short"));
-        run(&mut c, c.drop_database("db"));
+        run(&mut c, |c| c.drop_database("db"));
         assert!(c.databases.is_empty());
     }
 
     #[test]
     fn snapshot_round_trips() {
         let mut c = Catalog::default();
-        run(&mut c, c.create_database("a", None).unwrap());
-        run(&mut c, c.create_policy("a", spec("week", 24 * 7), false).unwrap());
-        run(&mut c, c.create_database("b", Some(spec("year", 24 * 365))).unwrap());
+        run(&mut c, |c| c.create_database("a", None).unwrap());
+        run(&mut c, |c| {
+            c.create_policy("a", spec("week", 24 * 7), false).unwrap()
+        });
+        run(&mut c, |c| {
+            c.create_database("b", Some(spec("year", 24 * 365)))
+                .unwrap()
+        });
         assert_eq!(Catalog::decode_snapshot(&c.encode_snapshot()).unwrap(), c);
     }
-
 }

@@ -34,8 +34,12 @@ pub enum LogCommand {
 
 pub fn run(command: CtlCommand) -> ExitCode {
     match command {
-        CtlCommand::Log { command: LogCommand::Verify { dir } } => verify(&dir),
-        CtlCommand::Log { command: LogCommand::Dump { dir, from } } => match dump(&dir, from) {
+        CtlCommand::Log {
+            command: LogCommand::Verify { dir },
+        } => verify(&dir),
+        CtlCommand::Log {
+            command: LogCommand::Dump { dir, from },
+        } => match dump(&dir, from) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("shardkeeper: {e}");
@@ -84,7 +88,9 @@ fn dump(dir: &Path, from: u64) -> Result<(), LogError> {
     let mut write_error = None;
     log::for_each_record(&RealFs, dir, from, |r| {
         let line = match (r.kind, Event::decode(r.payload)) {
-            (EVENT_RECORD, Ok(event)) => serde_json::json!({ "lsn": r.lsn, "kind": r.kind, "event": event }),
+            (EVENT_RECORD, Ok(event)) => {
+                serde_json::json!({ "lsn": r.lsn, "kind": r.kind, "event": event })
+            }
             _ => serde_json::json!({ "lsn": r.lsn, "kind": r.kind, "bytes": r.payload.len() }),
         };
         if write_error.is_none() {

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "shardkeeper", version, about = "A storage daemon for InfluxDB-style time-series data nodes")]
+#[command(
+    name = "shardkeeper",
+    version,
+    about = "A storage daemon for InfluxDB-style time-series data nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,9 +65,12 @@ enum BenchCommand {
         /// Print one JSON object (the default prints it too, pretty).
         #[arg(long)]
         json: bool,
-        /// Seconds for each timed phase.
-        #[arg(long, default_value_t = 3.0)]
+        /// Seconds of each timed slice.
+        #[arg(long, default_value_t = 1.0)]
         seconds: f64,
+        /// Rounds of alternating file-system and log slices.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -85,8 +92,16 @@ pub fn main() -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl { command } => return ctl::run(command),
-        Command::Bench { command: BenchCommand::Log { dir, json, seconds } } => {
-            crate::bench::log::run(&dir, seconds).map(|report| {
+        Command::Bench {
+            command:
+                BenchCommand::Log {
+                    dir,
+                    json,
+                    seconds,
+                    rounds,
+                },
+        } => crate::bench::log::run(&dir, seconds, rounds)
+            .map(|report| {
                 let text = if json {
                     serde_json::to_string(&report)
                 } else {
@@ -94,11 +109,10 @@ pub fn main() -> ExitCode {
                 };
                 println!("{}", text.expect("report serializes"));
             })
-            .map_err(Into::into)
-        }
-        Command::Debug { command: DebugCommand::AppendLoad { dir, writers } } => {
-            crate::bench::log::append_load(&dir, writers).map_err(Into::into)
-        }
+            .map_err(Into::into),
+        Command::Debug {
+            command: DebugCommand::AppendLoad { dir, writers },
+        } => crate::bench::log::append_load(&dir, writers).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,5 +138,8 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDKEEPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -21,7 +21,10 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     // signal sent right after start-up is never lost.
     .disable_signals()
     .bind(bind)?;
-    Ok(ServerHandle { addrs: server.addrs(), server: server.run() })
+    Ok(ServerHandle {
+        addrs: server.addrs(),
+        server: server.run(),
+    })
 }
 
 /// A bound, not yet awaited server.
@@ -47,5 +50,7 @@ impl ServerHandle {
 
 /// InfluxDB answers unknown paths with Go's plain-text 404.
 async fn not_found() -> HttpResponse {
-    HttpResponse::build(StatusCode::NOT_FOUND).content_type("text/plain; charset=utf-8").body("404 page not found\n")
+    HttpResponse::build(StatusCode::NOT_FOUND)
+        .content_type("text/plain; charset=utf-8")
+        .body("404 page not found\n")
 }

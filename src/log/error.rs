@@ -8,10 +8,18 @@ use super::Lsn;
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 
     #[error("corrupt log segment {path} at byte {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     /// A write or fdatasync failed earlier; the log refuses all further appends because the
     /// kernel may have dropped the data it had accepted (fsync errors are not retryable).
@@ -42,12 +50,19 @@ impl LogError {
     pub(crate) fn for_another_caller(&self) -> LogError {
         match self {
             LogError::NoSpace { path } => LogError::NoSpace { path: path.clone() },
-            LogError::Failed { reason } => LogError::Failed { reason: reason.clone() },
-            other => LogError::Failed { reason: other.to_string().into() },
+            LogError::Failed { reason } => LogError::Failed {
+                reason: reason.clone(),
+            },
+            other => LogError::Failed {
+                reason: other.to_string().into(),
+            },
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LogError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> LogError {
         let path = path.into();
         move |source| LogError::Io { op, path, source }
     }

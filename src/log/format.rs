@@ -84,14 +84,18 @@ impl fmt::Display for HeaderError {
             HeaderError::Truncated => write!(f, "file is shorter than a segment header"),
             HeaderError::BadMagic => write!(f, "not a shardkeeper log segment (bad magic)"),
             HeaderError::BadChecksum => write!(f, "segment header checksum mismatch"),
-            HeaderError::UnsupportedVersion(v) => write!(f, "unsupported segment format version {v}"),
+            HeaderError::UnsupportedVersion(v) => {
+                write!(f, "unsupported segment format version {v}")
+            }
         }
     }
 }
 
 /// Checks a segment header and returns its base LSN.
 pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
-    let h = bytes.get(..SEGMENT_HEADER_LEN).ok_or(HeaderError::Truncated)?;
+    let h = bytes
+        .get(..SEGMENT_HEADER_LEN)
+        .ok_or(HeaderError::Truncated)?;
     if h.iter().all(|&b| b == 0) {
         return Err(HeaderError::Blank);
     }
@@ -132,7 +136,11 @@ pub fn encode_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
 /// What was found at one offset of a segment's data area.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
-    Record { kind: u8, payload: &'a [u8], next: usize },
+    Record {
+        kind: u8,
+        payload: &'a [u8],
+        next: usize,
+    },
     /// An all-zero record header (or too few bytes left for one): no more records.
     End,
     /// Bytes that are not a valid record.
@@ -151,7 +159,9 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameError::LengthOutOfBounds => write!(f, "record length runs past the end of the segment"),
+            FrameError::LengthOutOfBounds => {
+                write!(f, "record length runs past the end of the segment")
+            }
             FrameError::ChecksumMismatch => write!(f, "record checksum mismatch"),
             FrameError::ZeroKind => write!(f, "record of reserved kind 0"),
         }
@@ -170,7 +180,10 @@ pub fn decode_frame(segment: &[u8], offset: usize) -> Frame<'_> {
     let stored = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
     let kind = head[8];
     let start = offset + RECORD_HEADER_LEN;
-    let Some(payload) = start.checked_add(len).and_then(|end| segment.get(start..end)) else {
+    let Some(payload) = start
+        .checked_add(len)
+        .and_then(|end| segment.get(start..end))
+    else {
         return Frame::Invalid(FrameError::LengthOutOfBounds);
     };
     if record_crc(kind, payload) != stored {
@@ -179,7 +192,11 @@ pub fn decode_frame(segment: &[u8], offset: usize) -> Frame<'_> {
     if kind == 0 {
         return Frame::Invalid(FrameError::ZeroKind);
     }
-    Frame::Record { kind, payload, next: start + len }
+    Frame::Record {
+        kind,
+        payload,
+        next: start + len,
+    }
 }
 
 #[cfg(test)]
@@ -206,11 +223,21 @@ mod tests {
         encode_record(&mut seg, 1, b"hello");
         encode_record(&mut seg, 7, b"");
         seg.resize(seg.len() + 64, 0);
-        let Frame::Record { kind, payload, next } = decode_frame(&seg, SEGMENT_HEADER_LEN) else {
+        let Frame::Record {
+            kind,
+            payload,
+            next,
+        } = decode_frame(&seg, SEGMENT_HEADER_LEN)
+        else {
             panic!("first record")
         };
         assert_eq!((kind, payload), (1, &b"hello"[..]));
-        let Frame::Record { kind, payload, next } = decode_frame(&seg, next) else {
+        let Frame::Record {
+            kind,
+            payload,
+            next,
+        } = decode_frame(&seg, next)
+        else {
             panic!("second record")
         };
         assert_eq!((kind, payload), (7, &b""[..]));
@@ -228,7 +255,10 @@ mod tests {
                 let mut damaged = seg.clone();
                 damaged[byte] ^= 1 << bit;
                 assert!(
-                    matches!(decode_frame(&damaged, SEGMENT_HEADER_LEN), Frame::Invalid(_)),
+                    matches!(
+                        decode_frame(&damaged, SEGMENT_HEADER_LEN),
+                        Frame::Invalid(_)
+                    ),
                     "flip of bit {bit} in byte {byte} went unnoticed"
                 );
             }

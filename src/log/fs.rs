@@ -33,7 +33,7 @@ pub trait FileSystem: Send + Sync + Debug {
 }
 
 pub trait FsFile: Send + Sync {
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn sync_data(&self) -> io::Result<()>;
@@ -130,7 +130,7 @@ impl FileSystem for RealFs {
 struct RealFile(File);
 
 impl FsFile for RealFile {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

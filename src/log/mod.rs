@@ -51,7 +51,10 @@ pub struct Record {
 
 impl Record {
     pub fn new(kind: u8, payload: impl Into<Bytes>) -> Self {
-        Record { kind, payload: payload.into() }
+        Record {
+            kind,
+            payload: payload.into(),
+        }
     }
 }
 
@@ -69,15 +72,21 @@ pub enum IoMode {
 pub enum IoBackend {
     IoUring,
     /// With the reason io_uring was not used, if it was wanted.
-    Pwrite { fallback_reason: Option<String> },
+    Pwrite {
+        fallback_reason: Option<String>,
+    },
 }
 
 impl std::fmt::Display for IoBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IoBackend::IoUring => write!(f, "io_uring"),
-            IoBackend::Pwrite { fallback_reason: None } => write!(f, "pwrite+fdatasync"),
-            IoBackend::Pwrite { fallback_reason: Some(r) } => {
+            IoBackend::Pwrite {
+                fallback_reason: None,
+            } => write!(f, "pwrite+fdatasync"),
+            IoBackend::Pwrite {
+                fallback_reason: Some(r),
+            } => {
                 write!(f, "pwrite+fdatasync (io_uring unavailable: {r})")
             }
         }
@@ -162,7 +171,10 @@ impl Shared {
     }
 
     pub fn failure(&self) -> Option<Arc<str>> {
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Puts the log in the failed state (once); returns the reason in force.
@@ -192,7 +204,13 @@ impl Shared {
             s.sealed = true;
             s.end = sealed_end;
         }
-        st.segments.push(Segment { base, path, sealed: false, end: format::SEGMENT_HEADER_LEN as u64, map: OnceLock::new() });
+        st.segments.push(Segment {
+            base,
+            path,
+            sealed: false,
+            end: format::SEGMENT_HEADER_LEN as u64,
+            map: OnceLock::new(),
+        });
         st.durable.offset = format::SEGMENT_HEADER_LEN as u64;
     }
 
@@ -200,7 +218,10 @@ impl Shared {
         if let Some(map) = seg.map.get() {
             return Ok(map.clone());
         }
-        let map = self.fs.map(&seg.path).map_err(LogError::io("map", &seg.path))?;
+        let map = self
+            .fs
+            .map(&seg.path)
+            .map_err(LogError::io("map", &seg.path))?;
         Ok(seg.map.get_or_init(|| map).clone())
     }
 
@@ -218,7 +239,12 @@ impl Shared {
 
     fn oldest_reader_position(&self) -> Lsn {
         let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        readers.iter().filter_map(Weak::upgrade).map(|p| p.load(Ordering::Acquire)).min().unwrap_or(Lsn::MAX)
+        readers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(Lsn::MAX)
     }
 }
 
@@ -233,7 +259,10 @@ pub struct Log {
 
 impl Log {
     /// Opens (creating if needed) the log in `dir` on real files.
-    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: LogOptions,
+    ) -> Result<(Log, RecoveryReport), LogError> {
         Self::open_on(Arc::new(RealFs), dir, options)
     }
 
@@ -246,25 +275,43 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         let min_capacity = (format::SEGMENT_HEADER_LEN + format::RECORD_HEADER_LEN) as u64;
         if options.segment_capacity < min_capacity {
-            return Err(LogError::RecordTooLarge { len: 0, capacity: options.segment_capacity });
+            return Err(LogError::RecordTooLarge {
+                len: 0,
+                capacity: options.segment_capacity,
+            });
         }
-        fs.create_dir_all(&dir).map_err(LogError::io("create directory", &dir))?;
+        fs.create_dir_all(&dir)
+            .map_err(LogError::io("create directory", &dir))?;
         let recovered = recovery::recover(&*fs, &dir, RecoveryMode::Repair)?;
         let mut report = recovered.report;
         let mut segments: Vec<Segment> = recovered
             .segments
             .into_iter()
-            .map(|s| Segment { base: s.base, path: s.path, sealed: true, end: s.end, map: OnceLock::new() })
+            .map(|s| Segment {
+                base: s.base,
+                path: s.path,
+                sealed: true,
+                end: s.end,
+                map: OnceLock::new(),
+            })
             .collect();
         let (active_file, active_offset) = match segments.last_mut() {
             Some(last) => {
                 last.sealed = false;
-                let file = fs.open(&last.path, true).map_err(LogError::io("open", &last.path))?;
+                let file = fs
+                    .open(&last.path, true)
+                    .map_err(LogError::io("open", &last.path))?;
                 (file, last.end)
             }
             None => {
                 let (file, path) = writer::create_segment(&*fs, &dir, 1, options.segment_capacity)?;
-                segments.push(Segment { base: 1, path, sealed: false, end: format::SEGMENT_HEADER_LEN as u64, map: OnceLock::new() });
+                segments.push(Segment {
+                    base: 1,
+                    path,
+                    sealed: false,
+                    end: format::SEGMENT_HEADER_LEN as u64,
+                    map: OnceLock::new(),
+                });
                 report.segments = 1;
                 report.first_lsn = 1;
                 report.next_lsn = 1;
@@ -280,7 +327,10 @@ impl Log {
             fs: fs.clone(),
             state: RwLock::new(SegmentsState {
                 segments,
-                durable: DurablePoint { lsn: next_lsn - 1, offset: active_offset },
+                durable: DurablePoint {
+                    lsn: next_lsn - 1,
+                    offset: active_offset,
+                },
             }),
             durable_tx,
             failure: Mutex::new(None),
@@ -348,16 +398,33 @@ impl Log {
         if let Some(reason) = self.shared.failure() {
             return Err(LogError::Failed { reason });
         }
-        let bytes: usize = records.iter().map(|r| format::encoded_record_len(r.payload.len())).sum();
+        let bytes: usize = records
+            .iter()
+            .map(|r| format::encoded_record_len(r.payload.len()))
+            .sum();
         let room = self.capacity - format::SEGMENT_HEADER_LEN as u64;
-        if bytes as u64 > room || records.iter().any(|r| r.payload.len() > format::MAX_RECORD_PAYLOAD) {
-            return Err(LogError::RecordTooLarge { len: bytes, capacity: self.capacity });
+        if bytes as u64 > room
+            || records
+                .iter()
+                .any(|r| r.payload.len() > format::MAX_RECORD_PAYLOAD)
+        {
+            return Err(LogError::RecordTooLarge {
+                len: bytes,
+                capacity: self.capacity,
+            });
         }
         if records.iter().any(|r| r.kind == 0) {
             return Err(LogError::ReservedKind);
         }
         let (reply, rx) = oneshot::channel();
-        Ok((AppendRequest { records, bytes, reply }, rx))
+        Ok((
+            AppendRequest {
+                records,
+                bytes,
+                reply,
+            },
+            rx,
+        ))
     }
 
     /// Reads durable records from `from` on.
@@ -409,7 +476,11 @@ impl Log {
             durable_lsn: st.durable.lsn,
             commits,
             records_committed: records,
-            records_per_commit: if commits == 0 { 0.0 } else { records as f64 / commits as f64 },
+            records_per_commit: if commits == 0 {
+                0.0
+            } else {
+                records as f64 / commits as f64
+            },
         }
     }
 
@@ -428,10 +499,16 @@ impl Log {
             doomed
         };
         for path in &doomed {
-            self.shared.fs.remove(path).map_err(LogError::io("remove", path))?;
+            self.shared
+                .fs
+                .remove(path)
+                .map_err(LogError::io("remove", path))?;
         }
         if !doomed.is_empty() {
-            self.shared.fs.sync_dir(&self.shared.dir).map_err(LogError::io("sync directory", &self.shared.dir))?;
+            self.shared
+                .fs
+                .sync_dir(&self.shared.dir)
+                .map_err(LogError::io("sync directory", &self.shared.dir))?;
         }
         Ok(doomed.len())
     }
@@ -471,10 +548,17 @@ type Ready = std::sync::mpsc::Sender<Result<IoBackend, LogError>>;
 
 impl WriterParts {
     /// The writer thread's body: io_uring if possible, pwrite otherwise.
-    fn run(self, io: IoMode, uring_possible: bool, file: Box<dyn fs::FsFile>, rx: mpsc::Receiver<AppendRequest>, ready: Ready) {
+    fn run(
+        self,
+        io: IoMode,
+        uring_possible: bool,
+        file: Box<dyn fs::FsFile>,
+        rx: mpsc::Receiver<AppendRequest>,
+        ready: Ready,
+    ) {
         let mut fallback_reason = None;
         if io != IoMode::Pwrite && uring_possible {
-            match self.start_uring(&file) {
+            match self.start_uring(file.as_ref()) {
                 Ok((rt, sink)) => {
                     let _ = ready.send(Ok(IoBackend::IoUring));
                     rt.block_on(self.writer(UringOpener, sink).run(rx));
@@ -491,7 +575,10 @@ impl WriterParts {
                 Err(reason) => fallback_reason = Some(reason),
             }
         }
-        let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = ready.send(Err(LogError::io("start writer runtime for", &self.path)(e)));
@@ -505,7 +592,10 @@ impl WriterParts {
 
     /// A tokio-uring runtime and the active segment opened on it, proven to work by one
     /// fdatasync (some sandboxes allow creating a ring but refuse its operations).
-    fn start_uring(&self, file: &Box<dyn fs::FsFile>) -> Result<(tokio_uring::Runtime, writer::UringSink), String> {
+    fn start_uring(
+        &self,
+        file: &dyn fs::FsFile,
+    ) -> Result<(tokio_uring::Runtime, writer::UringSink), String> {
         let rt = tokio_uring::Runtime::new(&tokio_uring::builder()).map_err(|e| e.to_string())?;
         let std = file.try_clone_std().ok_or("not a real file")?;
         let sink = writer::UringSink::new(std);
@@ -523,9 +613,47 @@ impl WriterParts {
             opener,
             fs: self.fs,
             shared: self.shared,
-            active: writer::Active { base: self.base, path: self.path, sink: std::rc::Rc::new(sink), offset: self.offset, next_lsn: self.next_lsn },
+            active: writer::Active {
+                base: self.base,
+                path: self.path,
+                sink: std::rc::Rc::new(sink),
+                offset: self.offset,
+                next_lsn: self.next_lsn,
+            },
             capacity: self.capacity,
             max_commit_bytes: self.max_commit_bytes,
+        }
+    }
+}
+
+/// Fuzz entry point: arbitrary bytes as the newest segment of a log (and as a segment
+/// before another one). Verifying, opening, reading and appending must never panic.
+pub fn fuzz_segment(data: &[u8]) {
+    let options = LogOptions {
+        segment_capacity: 64 * 1024,
+        ..LogOptions::default()
+    };
+    for (name, next) in [
+        ("00000000000000000001.seg", false),
+        ("00000000000000000001.seg", true),
+    ] {
+        let fs = sim::SimFs::new();
+        let dir = Path::new("/fuzz");
+        fs.put_file(&dir.join(name), data);
+        if next {
+            let mut second = format::encode_segment_header(2).to_vec();
+            second.resize(1024, 0);
+            fs.put_file(&dir.join("00000000000000000002.seg"), &second);
+        }
+        let _ = verify(&fs, dir);
+        let _ = for_each_record(&fs, dir, 1, |r| {
+            std::hint::black_box(r);
+        });
+        if let Ok((log, _)) = Log::open_on(Arc::new(fs.clone()), dir, options.clone()) {
+            if let Ok(mut reader) = log.reader(1) {
+                while let Ok(Some(_)) = reader.next() {}
+            }
+            let _ = log.append_blocking(vec![Record::new(1, "after")]);
         }
     }
 }

@@ -46,7 +46,12 @@ impl LogReader {
             return Err(LogError::Compacted { lsn: from, oldest });
         }
         let position = shared.register_reader(from);
-        Ok(LogReader { shared, next: from, position, cursor: None })
+        Ok(LogReader {
+            shared,
+            next: from,
+            position,
+            cursor: None,
+        })
     }
 
     /// The LSN the next record will have.
@@ -67,7 +72,11 @@ impl LogReader {
                 continue;
             };
             match format::decode_frame((*c.data).as_ref(), c.offset - c.data_start) {
-                Frame::Record { kind, payload, next } => {
+                Frame::Record {
+                    kind,
+                    payload,
+                    next,
+                } => {
                     let lsn = c.lsn;
                     let start = c.offset - c.data_start + RECORD_HEADER_LEN;
                     let end = start + payload.len();
@@ -83,14 +92,22 @@ impl LogReader {
                     }
                 }
                 Frame::Invalid(e) => {
-                    return Err(LogError::Corrupt { path: c.path.clone(), offset: c.offset as u64, reason: e.to_string() })
+                    return Err(LogError::Corrupt {
+                        path: c.path.clone(),
+                        offset: c.offset as u64,
+                        reason: e.to_string(),
+                    })
                 }
             }
         };
         self.next = lsn + 1;
         self.position.store(self.next, Ordering::Release);
         let c = self.cursor.as_ref().expect("cursor set by the loop");
-        Ok(Some(RecordRef { lsn, kind, payload: &(*c.data).as_ref()[start..end] }))
+        Ok(Some(RecordRef {
+            lsn,
+            kind,
+            payload: &(*c.data).as_ref()[start..end],
+        }))
     }
 
     /// Positions a cursor at the segment holding `self.next`, if that LSN is durable.
@@ -102,7 +119,10 @@ impl LogReader {
         let idx = state.segments.partition_point(|s| s.base <= self.next);
         let Some(seg) = idx.checked_sub(1).map(|i| &state.segments[i]) else {
             let oldest = state.segments.first().map_or(self.next, |s| s.base);
-            return Err(LogError::Compacted { lsn: self.next, oldest });
+            return Err(LogError::Compacted {
+                lsn: self.next,
+                oldest,
+            });
         };
         let mut cursor = Cursor {
             base: seg.base,
@@ -155,9 +175,14 @@ impl LogReader {
     }
 
     fn read_active(&self, c: &mut Cursor, end: usize) -> Result<(), LogError> {
-        let file = self.shared.fs.open(&c.path, false).map_err(LogError::io("open", &c.path))?;
+        let file = self
+            .shared
+            .fs
+            .open(&c.path, false)
+            .map_err(LogError::io("open", &c.path))?;
         let mut buf = vec![0u8; end - c.offset];
-        file.read_exact_at(&mut buf, c.offset as u64).map_err(LogError::io("read", &c.path))?;
+        file.read_exact_at(&mut buf, c.offset as u64)
+            .map_err(LogError::io("read", &c.path))?;
         c.data = Arc::new(buf);
         c.data_start = c.offset;
         Ok(())

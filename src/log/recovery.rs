@@ -48,7 +48,11 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
 }
 
-pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: RecoveryMode) -> Result<Recovered, LogError> {
+pub(crate) fn recover(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    mode: RecoveryMode,
+) -> Result<Recovered, LogError> {
     let mut bases: Vec<(Lsn, PathBuf)> = fs
         .list(dir)
         .map_err(LogError::io("list", dir))?
@@ -63,16 +67,28 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: RecoveryMode) -> Re
         let newest = i + 1 == count;
         let bytes = fs.map(&path).map_err(LogError::io("map", &path))?;
         let bytes: &[u8] = (*bytes).as_ref();
-        let corrupt = |offset: u64, reason: String| LogError::Corrupt { path: path.clone(), offset, reason };
+        let corrupt = |offset: u64, reason: String| LogError::Corrupt {
+            path: path.clone(),
+            offset,
+            reason,
+        };
         match format::decode_segment_header(bytes) {
             Ok(b) if b == base => {}
-            Ok(b) => return Err(corrupt(16, format!("header names base LSN {b}, file name says {base}"))),
+            Ok(b) => {
+                return Err(corrupt(
+                    16,
+                    format!("header names base LSN {b}, file name says {base}"),
+                ))
+            }
             // Records are appended only after the header is durable, so a newest segment with
             // a bad header and nothing after it was being created when the process stopped.
-            Err(_) if newest && is_blank_data_area(bytes) && (!segments.is_empty() || base == 1) => {
+            Err(_)
+                if newest && is_blank_data_area(bytes) && (!segments.is_empty() || base == 1) =>
+            {
                 if mode == RecoveryMode::Repair {
                     fs.remove(&path).map_err(LogError::io("remove", &path))?;
-                    fs.sync_dir(dir).map_err(LogError::io("sync directory", dir))?;
+                    fs.sync_dir(dir)
+                        .map_err(LogError::io("sync directory", dir))?;
                 }
                 report.removed_blank_segment = Some(path);
                 break;
@@ -93,9 +109,15 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: RecoveryMode) -> Re
         }
         let (records, end, bad) = scan(bytes);
         // Bytes after the last good record that are not zero: a torn commit, or damage.
-        let tail_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1).max(end);
+        let tail_end = bytes
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |p| p + 1)
+            .max(end);
         if bad.is_some() || tail_end > end {
-            let reason = bad.map_or("data after the end of the records".to_owned(), |e| e.to_string());
+            let reason = bad.map_or("data after the end of the records".to_owned(), |e| {
+                e.to_string()
+            });
             if !newest {
                 return Err(corrupt(end as u64, reason));
             }
@@ -109,7 +131,12 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, mode: RecoveryMode) -> Re
             report.torn_tail = Some((path.clone(), end as u64, dropped));
         }
         report.records += records;
-        segments.push(RecoveredSegment { base, path, records, end: end as u64 });
+        segments.push(RecoveredSegment {
+            base,
+            path,
+            records,
+            end: end as u64,
+        });
     }
     report.segments = segments.len();
     report.first_lsn = segments.first().map_or(1, |s| s.base);
@@ -135,7 +162,11 @@ pub(crate) fn scan(bytes: &[u8]) -> (u64, usize, Option<format::FrameError>) {
 }
 
 fn is_blank_data_area(bytes: &[u8]) -> bool {
-    bytes.get(SEGMENT_HEADER_LEN..).unwrap_or_default().iter().all(|&b| b == 0)
+    bytes
+        .get(SEGMENT_HEADER_LEN..)
+        .unwrap_or_default()
+        .iter()
+        .all(|&b| b == 0)
 }
 
 /// Offline reading (`ctl log dump`): every record from `from` on, without opening the log
@@ -155,7 +186,12 @@ pub fn for_each_record(
         let bytes: &[u8] = (*bytes).as_ref();
         let mut offset = SEGMENT_HEADER_LEN;
         for lsn in seg.base..seg.base + seg.records {
-            let Frame::Record { kind, payload, next } = format::decode_frame(bytes, offset) else {
+            let Frame::Record {
+                kind,
+                payload,
+                next,
+            } = format::decode_frame(bytes, offset)
+            else {
                 break;
             };
             if lsn >= from {

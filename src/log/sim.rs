@@ -69,7 +69,9 @@ impl SimState {
 
     fn allocated(&self) -> u64 {
         let live: std::collections::BTreeSet<_> = self.names.values().collect();
-        live.iter().map(|&&i| self.inodes[i].current.len() as u64).sum()
+        live.iter()
+            .map(|&&i| self.inodes[i].current.len() as u64)
+            .sum()
     }
 }
 
@@ -147,7 +149,9 @@ impl SimFs {
         let i = *s.names.get(path).ok_or(io::ErrorKind::NotFound)?;
         let inode = &mut s.inodes[i];
         for layer in [&mut inode.current, &mut inode.durable] {
-            let b = layer.get_mut(offset as usize).ok_or(io::ErrorKind::UnexpectedEof)?;
+            let b = layer
+                .get_mut(offset as usize)
+                .ok_or(io::ErrorKind::UnexpectedEof)?;
             *b ^= 1 << bit;
         }
         Ok(())
@@ -168,7 +172,10 @@ fn xorshift(x: &mut u64) -> u64 {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 impl FileSystem for SimFs {
@@ -203,16 +210,28 @@ impl FileSystem for SimFs {
             }
         }
         let zeros = vec![0u8; len as usize];
-        s.inodes.push(Inode { current: zeros.clone(), durable: zeros, pending: Vec::new() });
+        s.inodes.push(Inode {
+            current: zeros.clone(),
+            durable: zeros,
+            pending: Vec::new(),
+        });
         let inode = s.inodes.len() - 1;
         s.names.insert(path.to_owned(), inode);
-        Ok(Box::new(SimFile { fs: self.clone(), inode, generation: s.generation }))
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode,
+            generation: s.generation,
+        }))
     }
 
     fn open(&self, path: &Path, _writable: bool) -> io::Result<Box<dyn FsFile>> {
         let s = self.lock();
         let inode = *s.names.get(path).ok_or_else(|| not_found(path))?;
-        Ok(Box::new(SimFile { fs: self.clone(), inode, generation: s.generation }))
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode,
+            generation: s.generation,
+        }))
     }
 
     fn map(&self, path: &Path) -> io::Result<FileBytes> {
@@ -232,7 +251,10 @@ impl FileSystem for SimFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         s.tick()?;
-        s.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        s.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -240,7 +262,12 @@ impl FileSystem for SimFs {
         s.tick()?;
         let in_dir = |p: &PathBuf| p.parent() == Some(dir);
         s.durable_names.retain(|p, _| !in_dir(p));
-        let live: Vec<_> = s.names.iter().filter(|(p, _)| in_dir(p)).map(|(p, &i)| (p.clone(), i)).collect();
+        let live: Vec<_> = s
+            .names
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
         s.durable_names.extend(live);
         Ok(())
     }
@@ -263,7 +290,7 @@ impl SimFile {
 }
 
 impl FsFile for SimFile {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.live()?.inodes[self.inode].current.len() as u64)
     }
 
@@ -308,5 +335,20 @@ impl FsFile for SimFile {
             inode.durable[offset as usize..end].copy_from_slice(&data);
         }
         Ok(())
+    }
+}
+
+impl SimFs {
+    /// Places a durable file with the given bytes (fuzzing and corruption tests).
+    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+        let mut s = self.lock();
+        s.inodes.push(Inode {
+            current: bytes.to_vec(),
+            durable: bytes.to_vec(),
+            pending: Vec::new(),
+        });
+        let inode = s.inodes.len() - 1;
+        s.names.insert(path.to_owned(), inode);
+        s.durable_names.insert(path.to_owned(), inode);
     }
 }

@@ -22,6 +22,9 @@ const ZSTD_LEVEL: i32 = 3;
 /// Snapshots kept besides the newest, in case the newest is damaged.
 const KEEP_OLDER: usize = 1;
 
+/// Snapshots that did not check, newest first, with the reason.
+pub type Rejected = Vec<(PathBuf, String)>;
+
 pub struct Snapshot {
     pub lsn: Lsn,
     pub state: Vec<u8>,
@@ -44,15 +47,21 @@ fn parse_file_name(name: &str) -> Option<Lsn> {
 
 impl SnapshotStore {
     pub fn new(fs: Arc<dyn FileSystem>, dir: impl Into<PathBuf>) -> Self {
-        SnapshotStore { fs, dir: dir.into() }
+        SnapshotStore {
+            fs,
+            dir: dir.into(),
+        }
     }
 
     /// Writes `state` as of `lsn` atomically, then removes older snapshots.
     pub fn write(&self, lsn: Lsn, state: &[u8]) -> Result<PathBuf, LogError> {
         let path = self.dir.join(file_name(lsn));
         let tmp = self.dir.join(format!("{}.tmp", file_name(lsn)));
-        let compressed = zstd::bulk::compress(state, ZSTD_LEVEL)
-            .map_err(|e| LogError::Snapshot { path: path.clone(), reason: e.to_string() })?;
+        let compressed =
+            zstd::bulk::compress(state, ZSTD_LEVEL).map_err(|e| LogError::Snapshot {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         let mut bytes = Vec::with_capacity(HEADER_LEN + compressed.len());
         bytes.extend_from_slice(&MAGIC);
         bytes.extend_from_slice(&lsn.to_le_bytes());
@@ -63,12 +72,19 @@ impl SnapshotStore {
         bytes.extend_from_slice(&[0; 4]);
         bytes.extend_from_slice(&compressed);
         let _ = self.fs.remove(&tmp);
-        let file = self.fs.create_preallocated(&tmp, bytes.len() as u64).map_err(LogError::io("create", &tmp))?;
+        let file = self
+            .fs
+            .create_preallocated(&tmp, bytes.len() as u64)
+            .map_err(LogError::io("create", &tmp))?;
         file.write_all_at(&bytes, 0)
             .and_then(|()| file.sync_data())
             .map_err(LogError::io("write", &tmp))?;
-        self.fs.rename(&tmp, &path).map_err(LogError::io("rename", &tmp))?;
-        self.fs.sync_dir(&self.dir).map_err(LogError::io("sync directory", &self.dir))?;
+        self.fs
+            .rename(&tmp, &path)
+            .map_err(LogError::io("rename", &tmp))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(LogError::io("sync directory", &self.dir))?;
         self.prune(lsn)?;
         Ok(path)
     }
@@ -86,16 +102,22 @@ impl SnapshotStore {
     }
 
     fn prune(&self, newest: Lsn) -> Result<(), LogError> {
-        let older: Vec<_> = self.list()?.into_iter().filter(|(lsn, _)| *lsn < newest).collect();
+        let older: Vec<_> = self
+            .list()?
+            .into_iter()
+            .filter(|(lsn, _)| *lsn < newest)
+            .collect();
         let excess = older.len().saturating_sub(KEEP_OLDER);
         for (_, path) in older.into_iter().take(excess) {
-            self.fs.remove(&path).map_err(LogError::io("remove", &path))?;
+            self.fs
+                .remove(&path)
+                .map_err(LogError::io("remove", &path))?;
         }
         Ok(())
     }
 
     /// The newest snapshot that checks, and the paths of newer ones that did not.
-    pub fn load_latest(&self) -> Result<(Option<Snapshot>, Vec<(PathBuf, String)>), LogError> {
+    pub fn load_latest(&self) -> Result<(Option<Snapshot>, Rejected), LogError> {
         let mut rejected = Vec::new();
         for (lsn, path) in self.list()?.into_iter().rev() {
             match self.load(&path, lsn) {
@@ -109,7 +131,9 @@ impl SnapshotStore {
     fn load(&self, path: &Path, lsn: Lsn) -> Result<Vec<u8>, String> {
         let bytes = self.fs.map(path).map_err(|e| e.to_string())?;
         let bytes: &[u8] = (*bytes).as_ref();
-        let header = bytes.get(..HEADER_LEN).ok_or("shorter than a snapshot header")?;
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or("shorter than a snapshot header")?;
         let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
         if header[..8] != MAGIC {
             return Err("not a shardkeeper snapshot".into());
@@ -122,10 +146,15 @@ impl SnapshotStore {
             .filter(|c| c.len() as u64 == word(24))
             .ok_or("length does not match its header")?;
         let stored = u32::from_le_bytes(header[32..36].try_into().expect("4 bytes"));
-        if mask(crc32c::crc32c_append(crc32c::crc32c(&header[..32]), compressed)) != stored {
+        if mask(crc32c::crc32c_append(
+            crc32c::crc32c(&header[..32]),
+            compressed,
+        )) != stored
+        {
             return Err("checksum mismatch".into());
         }
-        let state = zstd::bulk::decompress(compressed, word(16) as usize).map_err(|e| e.to_string())?;
+        let state =
+            zstd::bulk::decompress(compressed, word(16) as usize).map_err(|e| e.to_string())?;
         if state.len() as u64 != word(16) {
             return Err("decompressed length does not match its header".into());
         }

@@ -1,9 +1,10 @@
 //! The log's single writer: one thread, group commit.
 //!
 //! Appenders send [`AppendRequest`]s over a bounded channel. The writer takes everything
-//! queued (up to `max_commit_bytes`), frames it into one buffer, writes it with one write and
-//! makes it durable with one fdatasync, then answers every request of the group with its
-//! LSN. Only then do readers see the records ([`super::Shared::publish`]).
+//! queued (up to `max_commit_bytes`), frames it into one buffer and writes it with one
+//! write; one fdatasync then makes every append written so far durable, and only then are
+//! they answered with their LSNs and shown to readers ([`super::Shared::publish`]). While a
+//! fdatasync runs, newly queued appends are already written (see [`Writer::run`]).
 //!
 //! On real files the writer thread runs a tokio-uring runtime and the commit's write and
 //! fdatasync are io_uring operations; where the kernel refuses io_uring, or on the simulated
@@ -12,13 +13,13 @@
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::fs::{FileSystem, FsFile};
 use super::{LogError, Lsn, Record, Shared};
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) struct AppendRequest {
@@ -29,7 +30,11 @@ pub(crate) struct AppendRequest {
 
 /// The commit path's I/O: a positioned write of a whole buffer and an fdatasync.
 pub(crate) trait Sink: 'static {
-    fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+    fn write_all_at(
+        &self,
+        buf: Vec<u8>,
+        offset: u64,
+    ) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
     fn sync_data(&self) -> impl Future<Output = io::Result<()>>;
 }
 
@@ -112,43 +117,83 @@ pub(crate) struct Writer<O: SinkOpener> {
     pub max_commit_bytes: usize,
 }
 
-/// Commits that may be in flight at once. While one commit's fdatasync runs, the next
-/// is written and synced, so the device never waits for appenders to come back.
-const MAX_IN_FLIGHT: usize = 3;
-
 type Acks = Vec<(oneshot::Sender<Result<Lsn, LogError>>, Lsn)>;
 
-/// One commit: framed records at `start` of the active segment, and who to answer.
-struct Commit {
-    buf: Vec<u8>,
-    start: u64,
+/// Appends written to the active segment and waiting for an fdatasync.
+#[derive(Default)]
+struct Group {
     acks: Acks,
     records: u64,
-}
-
-/// A commit whose write and fdatasync have finished (or failed).
-struct Completed {
-    result: Result<(), (&'static str, io::Error)>,
-    segment: Lsn,
-    path: PathBuf,
+    /// Offset past the group's last record, and that record's LSN.
     end: u64,
     last_lsn: Lsn,
-    commit: Commit,
 }
 
-type InFlight = FuturesOrdered<Pin<Box<dyn Future<Output = Completed>>>>;
+type SyncFuture = Pin<Box<dyn Future<Output = io::Result<()>>>>;
+
+/// The one fdatasync in flight and the group it makes durable.
+struct Syncing {
+    sync: SyncFuture,
+    group: Group,
+    started: Instant,
+}
+
+/// A short wait before the next fdatasync, for appenders that were just answered.
+struct Hold {
+    until_appends: usize,
+    deadline: Instant,
+}
+
+/// The longest an fdatasync is held back for a fuller group.
+const MAX_HOLD: Duration = Duration::from_micros(500);
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d.into()).await;
+    }
+}
 
 impl<O: SinkOpener> Writer<O> {
+    /// Group commit with the device kept busy: queued appends are written as soon as they
+    /// arrive, and fdatasyncs run back to back, each covering everything written before it
+    /// began. So a group is whatever arrived during the previous fdatasync: small when load
+    /// is light (latency of one write + one sync), large under load (throughput).
     pub async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
-        let mut in_flight = InFlight::new();
-        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let mut syncing: Option<Syncing> = None;
+        let mut written = Group::default();
+        let mut hold: Option<Hold> = None;
+        let mut buf = Vec::with_capacity(self.max_commit_bytes.min(8 << 20));
         loop {
+            if syncing.is_none() && !written.acks.is_empty() {
+                match &hold {
+                    Some(h)
+                        if written.acks.len() < h.until_appends && Instant::now() < h.deadline => {}
+                    _ => {
+                        hold = None;
+                        syncing = Some(self.start_sync(std::mem::take(&mut written)));
+                    }
+                }
+            }
+            let hold_deadline = hold.as_ref().map(|h| h.deadline);
             tokio::select! {
                 biased;
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    spare.push(self.complete(done));
+                res = async { syncing.as_mut().expect("guarded").sync.as_mut().await }, if syncing.is_some() => {
+                    let done = syncing.take().expect("guarded");
+                    let acked = done.group.acks.len();
+                    let took = done.started.elapsed();
+                    self.complete(res, done.group);
+                    // The appenders just answered usually come straight back: wait a little
+                    // for them so they share the next fdatasync rather than the one after
+                    // (otherwise groups settle at half the appenders, alternating).
+                    hold = (!written.acks.is_empty()).then(|| Hold {
+                        until_appends: acked + written.acks.len(),
+                        deadline: Instant::now() + (took / 2).min(MAX_HOLD),
+                    });
                 }
-                first = rx.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                _ = sleep_until(hold_deadline), if hold_deadline.is_some() && syncing.is_none() => {
+                    hold = None;
+                }
+                first = rx.recv() => {
                     let Some(first) = first else { break };
                     let mut batch = vec![first];
                     let mut bytes = batch[0].bytes;
@@ -161,109 +206,157 @@ impl<O: SinkOpener> Writer<O> {
                             Err(_) => break,
                         }
                     }
-                    let buf = spare.pop().unwrap_or_default();
-                    self.frame(batch, buf, &mut in_flight, &mut spare).await;
+                    self.write_batch(batch, &mut buf, &mut written, &mut syncing).await;
                 }
             }
         }
-        while let Some(done) = in_flight.next().await {
-            self.complete(done);
+        self.make_durable(&mut written, &mut syncing).await;
+    }
+
+    fn start_sync(&self, group: Group) -> Syncing {
+        let sink = self.active.sink.clone();
+        Syncing {
+            sync: Box::pin(async move { sink.sync_data().await }),
+            group,
+            started: Instant::now(),
         }
     }
 
-    /// Frames a batch into commits and starts them; rolls to a new segment when needed.
-    async fn frame(&mut self, batch: Vec<AppendRequest>, mut buf: Vec<u8>, in_flight: &mut InFlight, spare: &mut Vec<Vec<u8>>) {
+    /// Waits for the sync in flight, then syncs whatever else was written.
+    async fn make_durable(&mut self, written: &mut Group, syncing: &mut Option<Syncing>) {
+        if let Some(s) = syncing.take() {
+            let res = s.sync.await;
+            self.complete(res, s.group);
+        }
+        if !written.acks.is_empty() {
+            let s = self.start_sync(std::mem::take(written));
+            let res = s.sync.await;
+            self.complete(res, s.group);
+        }
+    }
+
+    /// Frames a batch and writes it to the active segment (rolling when it is full); the
+    /// appends join the group waiting for the next fdatasync.
+    async fn write_batch(
+        &mut self,
+        batch: Vec<AppendRequest>,
+        buf: &mut Vec<u8>,
+        written: &mut Group,
+        syncing: &mut Option<Syncing>,
+    ) {
         buf.clear();
-        let mut commit = Commit { buf, start: self.active.offset, acks: Vec::new(), records: 0 };
+        let mut start = self.active.offset;
+        let mut framed = Group::default();
         let mut requests = batch.into_iter();
         while let Some(req) = requests.next() {
             if let Some(reason) = self.shared.failure() {
                 let _ = req.reply.send(Err(LogError::Failed { reason }));
                 continue;
             }
-            let end = commit.start + (commit.buf.len() + req.bytes) as u64;
-            if end > self.capacity {
-                // The request does not fit: finish everything in this segment, then roll.
-                let start = self.start(commit, in_flight);
-                while let Some(done) = in_flight.next().await {
-                    spare.push(self.complete(done));
-                }
-                commit = Commit { buf: spare.pop().unwrap_or_default(), start, acks: Vec::new(), records: 0 };
-                commit.buf.clear();
-                let rolled = if self.shared.failure().is_some() { Ok(()) } else { self.roll() };
+            if start + (buf.len() + req.bytes) as u64 > self.capacity {
+                // The request does not fit: make this segment's appends durable, then roll.
+                self.write(buf, start, std::mem::take(&mut framed), written)
+                    .await;
+                self.make_durable(written, syncing).await;
+                let rolled = match self.shared.failure() {
+                    Some(reason) => Err(LogError::Failed { reason }),
+                    None => self.roll(),
+                };
                 if let Err(e) = rolled {
                     // Running out of space for a new segment loses nothing and the log stays
                     // usable; any other failure to start a segment fails the log.
                     let e = match e {
-                        LogError::NoSpace { .. } => e,
-                        other => LogError::Failed { reason: self.shared.fail(other.to_string()) },
+                        LogError::NoSpace { .. } | LogError::Failed { .. } => e,
+                        other => LogError::Failed {
+                            reason: self.shared.fail(other.to_string()),
+                        },
                     };
                     for r in std::iter::once(req).chain(requests.by_ref()) {
                         let _ = r.reply.send(Err(e.for_another_caller()));
                     }
                     return;
                 }
-                if let Some(reason) = self.shared.failure() {
-                    let _ = req.reply.send(Err(LogError::Failed { reason }));
-                    continue;
-                }
-                commit.start = self.active.offset;
+                start = self.active.offset;
             }
             for r in &req.records {
-                format::encode_record(&mut commit.buf, r.kind, &r.payload);
+                format::encode_record(buf, r.kind, &r.payload);
             }
             self.active.next_lsn += req.records.len() as u64;
-            commit.records += req.records.len() as u64;
-            commit.acks.push((req.reply, self.active.next_lsn - 1));
+            framed.records += req.records.len() as u64;
+            framed.acks.push((req.reply, self.active.next_lsn - 1));
         }
-        self.start(commit, in_flight);
+        self.write(buf, start, framed, written).await;
     }
 
-    /// Starts a commit's write + fdatasync; returns the offset after it.
-    fn start(&mut self, commit: Commit, in_flight: &mut InFlight) -> u64 {
-        if commit.acks.is_empty() {
-            return self.active.offset;
+    /// Writes framed appends at `start`; on success they join `written`, on failure the
+    /// log fails and they are answered with the error.
+    async fn write(
+        &mut self,
+        buf: &mut Vec<u8>,
+        start: u64,
+        mut framed: Group,
+        written: &mut Group,
+    ) {
+        if framed.acks.is_empty() {
+            return;
         }
-        let end = commit.start + commit.buf.len() as u64;
-        self.active.offset = end;
-        let sink = self.active.sink.clone();
-        let (segment, path, last_lsn) = (self.active.base, self.active.path.clone(), self.active.next_lsn - 1);
-        in_flight.push_back(Box::pin(async move {
-            let mut commit = commit;
-            let (res, buf) = sink.write_all_at(std::mem::take(&mut commit.buf), commit.start).await;
-            commit.buf = buf;
-            let result = match res {
-                Ok(()) => sink.sync_data().await.map_err(|e| ("fdatasync", e)),
-                Err(e) => Err(("write", e)),
-            };
-            Completed { result, segment, path, end, last_lsn, commit }
-        }));
-        end
+        let (res, returned) = self
+            .active
+            .sink
+            .write_all_at(std::mem::take(buf), start)
+            .await;
+        *buf = returned;
+        let end = start + buf.len() as u64;
+        buf.clear();
+        match res {
+            Ok(()) => {
+                self.active.offset = end;
+                written.acks.append(&mut framed.acks);
+                written.records += framed.records;
+                written.end = end;
+                written.last_lsn = self.active.next_lsn - 1;
+            }
+            Err(e) => {
+                let reason = self.shared.fail(format!(
+                    "write of {} failed: {e}",
+                    self.active.path.display()
+                ));
+                for (reply, _) in framed.acks {
+                    let _ = reply.send(Err(LogError::Failed {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
     }
 
-    /// Publishes and acknowledges a finished commit, in order; a failure fails the log and
-    /// every commit after it. Returns the buffer for reuse.
-    fn complete(&mut self, done: Completed) -> Vec<u8> {
-        let Completed { result, segment, path, end, last_lsn, mut commit } = done;
-        let outcome = match (result, self.shared.failure()) {
+    /// Publishes and acknowledges a group whose fdatasync finished; a failed fdatasync fails
+    /// the log (it is never retried: the kernel may have dropped the data).
+    fn complete(&mut self, res: io::Result<()>, group: Group) {
+        let outcome = match (res, self.shared.failure()) {
             (_, Some(reason)) => Err(reason),
-            (Err((op, e)), None) => Err(self.shared.fail(format!("{op} of {} failed: {e}", path.display()))),
+            (Err(e), None) => Err(self.shared.fail(format!(
+                "fdatasync of {} failed: {e}",
+                self.active.path.display()
+            ))),
             (Ok(()), None) => Ok(()),
         };
         match outcome {
             Ok(()) => {
-                self.shared.publish(segment, end, last_lsn, commit.records);
-                for (reply, lsn) in commit.acks.drain(..) {
+                self.shared
+                    .publish(self.active.base, group.end, group.last_lsn, group.records);
+                for (reply, lsn) in group.acks {
                     let _ = reply.send(Ok(lsn));
                 }
             }
             Err(reason) => {
-                for (reply, _) in commit.acks.drain(..) {
-                    let _ = reply.send(Err(LogError::Failed { reason: reason.clone() }));
+                for (reply, _) in group.acks {
+                    let _ = reply.send(Err(LogError::Failed {
+                        reason: reason.clone(),
+                    }));
                 }
             }
         }
-        commit.buf
     }
 
     /// Seals the active segment and starts the next one at the next LSN. Every commit in
@@ -271,12 +364,23 @@ impl<O: SinkOpener> Writer<O> {
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.active.next_lsn;
         let (file, path) = create_segment(&*self.fs, &self.shared.dir, base, self.capacity)?;
-        let sink = Rc::new(self.opener.open(file).map_err(LogError::io("open", &path))?);
+        let sink = Rc::new(
+            self.opener
+                .open(file)
+                .map_err(LogError::io("open", &path))?,
+        );
         let sealed = std::mem::replace(
             &mut self.active,
-            Active { base, path, sink, offset: SEGMENT_HEADER_LEN as u64, next_lsn: base },
+            Active {
+                base,
+                path,
+                sink,
+                offset: SEGMENT_HEADER_LEN as u64,
+                next_lsn: base,
+            },
         );
-        self.shared.seal_and_push(sealed.base, sealed.offset, base, self.active.path.clone());
+        self.shared
+            .seal_and_push(sealed.base, sealed.offset, base, self.active.path.clone());
         Ok(())
     }
 }
@@ -299,6 +403,7 @@ pub(crate) fn create_segment(
     file.write_all_at(&format::encode_segment_header(base), 0)
         .and_then(|()| file.sync_data())
         .map_err(LogError::io("write header of", &path))?;
-    fs.sync_dir(dir).map_err(LogError::io("sync directory", dir))?;
+    fs.sync_dir(dir)
+        .map_err(LogError::io("sync directory", dir))?;
     Ok((file, path))
 }

@@ -13,13 +13,25 @@ pub struct DataDirLock {
 impl DataDirLock {
     pub fn acquire(dir: &Path) -> Result<Self, NodeError> {
         let path = dir.join("LOCK");
-        let io_err = |source| NodeError::DataDir { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err)?;
+        let io_err = |source| NodeError::DataDir {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err)?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(NodeError::Locked { path: dir.to_owned(), pid: text.trim().parse().ok() });
+            return Err(NodeError::Locked {
+                path: dir.to_owned(),
+                pid: text.trim().parse().ok(),
+            });
         }
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;

@@ -24,7 +24,10 @@ pub enum NodeError {
     #[error("control log: {0}")]
     ControlLog(#[from] ProjectionError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
     #[error("http server: {0}")]
     Server(io::Error),
 }
@@ -48,15 +51,25 @@ impl Node {
 
 pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir { path: data_dir.clone(), source })?;
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
     let _lock = DataDirLock::acquire(&data_dir)?;
     let options = LogOptions {
         segment_capacity: config.log.segment_mib.max(1) << 20,
         io: config.io_mode()?,
         ..LogOptions::default()
     };
-    let (control, rebuilt) = EventLog::<Catalog>::open(&data_dir.join("control"), options, config.log.snapshot_every_mib << 20)?;
-    let node = Arc::new(Node { config: config.clone(), control });
+    let (control, rebuilt) = EventLog::<Catalog>::open(
+        &data_dir.join("control"),
+        options,
+        config.log.snapshot_every_mib << 20,
+    )?;
+    let node = Arc::new(Node {
+        config: config.clone(),
+        control,
+    });
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -69,8 +82,10 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         "shardkeeper starting"
     );
     actix_web::rt::System::new().block_on(async move {
-        let server = crate::http::server(node.clone())
-            .map_err(|source| NodeError::Bind { addr: config.bind, source })?;
+        let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let addr = server.addrs().first().copied().unwrap_or(config.bind);
         let stopper = server.stopper();
         let signals = Signals::install().map_err(NodeError::Server)?;
@@ -81,7 +96,10 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         });
         // Stdout carries one machine-readable line so that tests and scripts can find the
         // port when binding port 0.
-        println!("shardkeeper listening on http://{addr} (log io: {})", node.io_backend());
+        println!(
+            "shardkeeper listening on http://{addr} (log io: {})",
+            node.io_backend()
+        );
         server.run().await.map_err(NodeError::Server)?;
         tracing::info!("stopped accepting requests; writing final snapshot");
         let lsn = node.control.snapshot().await?;
@@ -99,7 +117,10 @@ struct Signals {
 impl Signals {
     fn install() -> io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
 
     async fn wait(mut self) -> &'static str {

@@ -26,9 +26,15 @@ pub enum ProjectionError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("event at LSN {lsn} does not decode: {source}")]
-    Decode { lsn: Lsn, source: prost::DecodeError },
+    Decode {
+        lsn: Lsn,
+        source: prost::DecodeError,
+    },
     #[error("snapshot {path} does not decode: {source}")]
-    Snapshot { path: String, source: prost::DecodeError },
+    Snapshot {
+        path: String,
+        source: prost::DecodeError,
+    },
     #[error("the log starts at LSN {oldest} but the newest snapshot is at {snapshot}: records are missing")]
     Gap { oldest: Lsn, snapshot: Lsn },
 }
@@ -55,12 +61,20 @@ pub struct EventLog<P: Projection> {
 }
 
 impl<P: Projection> EventLog<P> {
-    pub fn open(dir: &Path, options: LogOptions, snapshot_every_bytes: u64) -> Result<(Self, Rebuilt), ProjectionError> {
+    pub fn open(
+        dir: &Path,
+        options: LogOptions,
+        snapshot_every_bytes: u64,
+    ) -> Result<(Self, Rebuilt), ProjectionError> {
         let (log, recovery) = Log::open(dir, options)?;
         Self::with_log(log, recovery, snapshot_every_bytes)
     }
 
-    pub fn with_log(log: Log, recovery: RecoveryReport, snapshot_every_bytes: u64) -> Result<(Self, Rebuilt), ProjectionError> {
+    pub fn with_log(
+        log: Log,
+        recovery: RecoveryReport,
+        snapshot_every_bytes: u64,
+    ) -> Result<(Self, Rebuilt), ProjectionError> {
         let snapshots = SnapshotStore::new(log.file_system(), log.dir());
         let (snapshot, rejected) = snapshots.load_latest()?;
         for (path, reason) in rejected {
@@ -68,8 +82,11 @@ impl<P: Projection> EventLog<P> {
         }
         let (mut state, snapshot_lsn) = match snapshot {
             Some(s) => {
-                let state = P::decode_snapshot(&s.state)
-                    .map_err(|source| ProjectionError::Snapshot { path: s.path.display().to_string(), source })?;
+                let state =
+                    P::decode_snapshot(&s.state).map_err(|source| ProjectionError::Snapshot {
+                        path: s.path.display().to_string(),
+                        source,
+                    })?;
                 (state, Some(s.lsn))
             }
             None => (P::default(), None),
@@ -77,27 +94,52 @@ impl<P: Projection> EventLog<P> {
         let from = snapshot_lsn.map_or(1, |l| l + 1);
         let oldest = log.figures().oldest_lsn;
         if oldest > from {
-            return Err(ProjectionError::Gap { oldest, snapshot: from - 1 });
+            return Err(ProjectionError::Gap {
+                oldest,
+                snapshot: from - 1,
+            });
         }
         let mut reader = log.reader(from)?;
         let (mut applied, mut replayed) = (from - 1, 0);
         while let Some(record) = reader.next()? {
             if record.kind == EVENT_RECORD {
-                let event = Event::decode(record.payload)
-                    .map_err(|source| ProjectionError::Decode { lsn: record.lsn, source })?;
+                let event =
+                    Event::decode(record.payload).map_err(|source| ProjectionError::Decode {
+                        lsn: record.lsn,
+                        source,
+                    })?;
                 state.apply(&event);
             }
             applied = record.lsn;
             replayed += 1;
         }
-        let rebuilt = Rebuilt { recovery, snapshot_lsn, replayed };
-        let inner = Mutex::new(Projected { state, applied, bytes_since_snapshot: 0 });
-        Ok((EventLog { log, snapshots, snapshot_every_bytes, inner }, rebuilt))
+        let rebuilt = Rebuilt {
+            recovery,
+            snapshot_lsn,
+            replayed,
+        };
+        let inner = Mutex::new(Projected {
+            state,
+            applied,
+            bytes_since_snapshot: 0,
+        });
+        Ok((
+            EventLog {
+                log,
+                snapshots,
+                snapshot_every_bytes,
+                inner,
+            },
+            rebuilt,
+        ))
     }
 
     /// Decides on the current state, appends the resulting events durably, then applies
     /// them. `decide` returning an error changes nothing.
-    pub async fn mutate<T, E>(&self, decide: impl FnOnce(&P) -> Result<(Vec<Event>, T), E>) -> Result<T, E>
+    pub async fn mutate<T, E>(
+        &self,
+        decide: impl FnOnce(&P) -> Result<(Vec<Event>, T), E>,
+    ) -> Result<T, E>
     where
         E: From<ProjectionError>,
     {
@@ -106,9 +148,16 @@ impl<P: Projection> EventLog<P> {
         if events.is_empty() {
             return Ok(answer);
         }
-        let records: Vec<Record> = events.iter().map(|e| Record::new(EVENT_RECORD, e.encode_to_vec())).collect();
+        let records: Vec<Record> = events
+            .iter()
+            .map(|e| Record::new(EVENT_RECORD, e.encode_to_vec()))
+            .collect();
         let bytes: u64 = records.iter().map(|r| r.payload.len() as u64).sum();
-        let lsn = self.log.append(records).await.map_err(ProjectionError::from)?;
+        let lsn = self
+            .log
+            .append(records)
+            .await
+            .map_err(ProjectionError::from)?;
         for event in &events {
             inner.state.apply(event);
         }

@@ -1,0 +1,112 @@
+//! State as a fold of the control log: mutations are durable before they are visible,
+//! refused mutations change nothing, and start-up rebuilds the same state from a snapshot
+//! plus the log's tail.
+
+use shardkeeper::catalog::{Catalog, CatalogError};
+use shardkeeper::log::LogOptions;
+use shardkeeper::projection::{EventLog, ProjectionError};
+use shardkeeper::proto::RetentionPolicySpec;
+
+#[derive(Debug, thiserror::Error)]
+enum TestError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+fn open(
+    dir: &std::path::Path,
+    snapshot_every_bytes: u64,
+) -> (EventLog<Catalog>, shardkeeper::projection::Rebuilt) {
+    let options = LogOptions {
+        segment_capacity: 4096,
+        ..LogOptions::default()
+    };
+    EventLog::open(dir, options, snapshot_every_bytes).unwrap()
+}
+
+async fn create(log: &EventLog<Catalog>, name: &str) -> Result<(), TestError> {
+    log.mutate(|c| Ok::<_, TestError>((c.create_database(name, None)?, ())))
+        .await
+}
+
+#[tokio::test]
+async fn the_catalog_is_rebuilt_from_snapshot_plus_tail_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, rebuilt) = open(dir.path(), 2048);
+    assert_eq!((rebuilt.snapshot_lsn, rebuilt.replayed), (None, 0));
+    for i in 0..100 {
+        create(&log, &format!("db{i:03}")).await.unwrap();
+    }
+    let week = RetentionPolicySpec {
+        name: "week".into(),
+        duration_nanos: 7 * 86_400 * 1_000_000_000,
+        shard_group_duration_nanos: 0,
+        replication: 1,
+    };
+    log.mutate(|c| Ok::<_, TestError>((c.create_policy("db007", week.clone(), true)?, ())))
+        .await
+        .unwrap();
+    let before = log.read(|c| c.clone()).await;
+    drop(log);
+
+    let (log, rebuilt) = open(dir.path(), 2048);
+    assert!(
+        rebuilt.snapshot_lsn.is_some(),
+        "snapshots were taken every 2 KiB of events"
+    );
+    assert!(
+        rebuilt.replayed < 101,
+        "only the tail is replayed ({})",
+        rebuilt.replayed
+    );
+    assert_eq!(log.read(|c| c.clone()).await, before);
+    assert_eq!(
+        log.read(|c| c.databases["db007"].default_policy.clone())
+            .await,
+        "week"
+    );
+    // Segments the snapshot covers were removed.
+    assert!(log.log().figures().oldest_lsn > 1);
+}
+
+#[tokio::test]
+async fn a_refused_mutation_appends_nothing_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), u64::MAX);
+    create(&log, "a").await.unwrap();
+    let durable = log.log().durable_lsn();
+    let spec = RetentionPolicySpec {
+        name: "rp".into(),
+        duration_nanos: 0,
+        shard_group_duration_nanos: 0,
+        replication: 1,
+    };
+    let err = log
+        .mutate(|c| Ok::<_, TestError>((c.create_policy("missing", spec, false)?, ())))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("database not found: missing"),
+        "{err}"
+    );
+    assert_eq!(log.log().durable_lsn(), durable);
+    // Re-creating an existing database is InfluxDB's no-op, not an event.
+    create(&log, "a").await.unwrap();
+    assert_eq!(log.log().durable_lsn(), durable);
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_snapshot_means_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), u64::MAX);
+    for name in ["x", "y", "z"] {
+        create(&log, name).await.unwrap();
+    }
+    let lsn = log.snapshot().await.unwrap();
+    drop(log);
+    let (log, rebuilt) = open(dir.path(), u64::MAX);
+    assert_eq!((rebuilt.snapshot_lsn, rebuilt.replayed), (Some(lsn), 0));
+    assert_eq!(log.read(|c| c.databases.len()).await, 3);
+}
