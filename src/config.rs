@@ -13,6 +13,12 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// The version the InfluxDB API reports (`X-Influxdb-Version`, `/health`).
     pub influxdb_version: String,
+    /// This node's id in write versions (0-1023); distinct per node of a cluster.
+    pub node_id: u16,
+    /// Largest accepted write body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How often expired shards are looked for.
+    pub retention_check_seconds: u64,
     pub log: LogConfig,
 }
 
@@ -20,6 +26,7 @@ pub struct NodeConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub segment_mib: u64,
+    pub shard_segment_mib: u64,
     /// "auto", "io_uring" or "pwrite".
     pub io: String,
     pub snapshot_every_mib: u64,
@@ -31,6 +38,9 @@ impl Default for NodeConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8086)),
             data_dir: PathBuf::from("shardkeeper-data"),
             influxdb_version: "1.8.10".into(),
+            node_id: 0,
+            max_body_bytes: 25_000_000,
+            retention_check_seconds: 60,
             log: LogConfig::default(),
         }
     }
@@ -40,6 +50,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             segment_mib: DEFAULT_SEGMENT_CAPACITY >> 20,
+            shard_segment_mib: 4,
             io: "auto".into(),
             snapshot_every_mib: 16,
         }

@@ -8,9 +8,12 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod line_protocol;
 pub mod log;
 pub mod node;
 pub mod projection;
+pub mod query;
+pub mod storage;
 
 /// Every event, as compiled from `proto/` by prost.
 pub mod proto {

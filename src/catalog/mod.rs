@@ -8,7 +8,9 @@ use crate::projection::Projection;
 use crate::proto::{
     event, CatalogState, DatabaseCreated, DatabaseDropped, DatabaseState, Event,
     RetentionPolicyAltered, RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec,
+    ShardCreated, ShardDropped,
 };
+use crate::storage::ShardInfo;
 use prost::Message;
 use std::collections::BTreeMap;
 
@@ -29,6 +31,8 @@ pub fn shard_group_duration(policy_duration: i64) -> i64 {
 pub struct Database {
     pub default_policy: String,
     pub policies: BTreeMap<String, RetentionPolicySpec>,
+    /// Shards of every policy, in creation order.
+    pub shards: Vec<ShardCreated>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,6 +68,48 @@ fn event(kind: event::Kind) -> Event {
 }
 
 impl Catalog {
+    pub fn shards(&self) -> impl Iterator<Item = ShardInfo> + '_ {
+        self.databases
+            .values()
+            .flat_map(|db| db.shards.iter())
+            .map(|s| ShardInfo {
+                id: s.shard_id,
+                database: s.database.clone(),
+                retention_policy: s.retention_policy.clone(),
+                start: s.start_nanos,
+                end: s.end_nanos,
+            })
+    }
+
+    /// Events that drop shards, e.g. those past their policy's retention.
+    pub fn drop_shards(&self, shards: &[ShardInfo]) -> Vec<Event> {
+        shards
+            .iter()
+            .map(|s| {
+                event(event::Kind::ShardDropped(ShardDropped {
+                    database: s.database.clone(),
+                    retention_policy: s.retention_policy.clone(),
+                    shard_id: s.id,
+                }))
+            })
+            .collect()
+    }
+
+    /// Shards whose whole interval is older than their policy keeps, at `now`.
+    pub fn expired_shards(&self, now: i64) -> Vec<ShardInfo> {
+        self.shards()
+            .filter(|s| {
+                let policy = self
+                    .databases
+                    .get(&s.database)
+                    .and_then(|d| d.policies.get(&s.retention_policy));
+                policy.is_some_and(|p| {
+                    p.duration_nanos > 0 && s.end < now.saturating_sub(p.duration_nanos)
+                })
+            })
+            .collect()
+    }
+
     /// Events that create `name` (none if it exists: InfluxDB treats that as success).
     pub fn create_database(
         &self,
@@ -206,9 +252,22 @@ impl Projection for Catalog {
                     }
                 }
             }
+            Some(Kind::ShardCreated(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    if !db.shards.iter().any(|s| s.shard_id == e.shard_id) {
+                        db.shards.push(e.clone());
+                    }
+                }
+            }
+            Some(Kind::ShardDropped(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    db.shards.retain(|s| s.shard_id != e.shard_id);
+                }
+            }
             Some(Kind::RetentionPolicyDropped(e)) => {
                 if let Some(db) = self.databases.get_mut(&e.database) {
                     db.policies.remove(&e.name);
+                    db.shards.retain(|s| s.retention_policy != e.name);
                     if db.default_policy == e.name {
                         db.default_policy.clear();
                     }
@@ -227,6 +286,7 @@ impl Projection for Catalog {
                     name: name.clone(),
                     default_policy: db.default_policy.clone(),
                     policies: db.policies.values().cloned().collect(),
+                    shards: db.shards.clone(),
                 })
                 .collect(),
         }
@@ -249,6 +309,7 @@ impl Projection for Catalog {
                     Database {
                         default_policy: d.default_policy,
                         policies,
+                        shards: d.shards,
                     },
                 )
             })

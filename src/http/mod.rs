@@ -4,7 +4,10 @@ use crate::node::Node;
 use actix_web::{dev::Server, http::StatusCode, web, App, HttpResponse, HttpServer};
 use std::sync::Arc;
 
+mod error;
 mod health;
+mod query;
+mod write;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let bind = node.config.bind;
@@ -13,6 +16,8 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
         App::new()
             .app_data(data.clone())
             .configure(health::routes)
+            .configure(write::routes)
+            .configure(query::routes)
             .default_service(web::to(not_found))
     })
     .workers(2)

@@ -7,6 +7,7 @@ use crate::catalog::Catalog;
 use crate::config::{ConfigError, NodeConfig};
 use crate::log::{IoBackend, LogOptions};
 use crate::projection::{EventLog, ProjectionError};
+use crate::storage::{Storage, StorageError};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub enum NodeError {
     Locked { path: PathBuf, pid: Option<u32> },
     #[error("control log: {0}")]
     ControlLog(#[from] ProjectionError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -36,6 +39,7 @@ pub enum NodeError {
 pub struct Node {
     pub config: NodeConfig,
     pub control: EventLog<Catalog>,
+    pub storage: Storage,
 }
 
 impl Node {
@@ -63,12 +67,21 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
     };
     let (control, rebuilt) = EventLog::<Catalog>::open(
         &data_dir.join("control"),
-        options,
+        options.clone(),
         config.log.snapshot_every_mib << 20,
     )?;
+    let catalog = control.read_blocking(|c| c.clone());
+    // Shards are many and mostly small: their segments are smaller, so that preallocated
+    // space does not dwarf the data.
+    let shard_options = LogOptions {
+        segment_capacity: config.log.shard_segment_mib.max(1) << 20,
+        ..options
+    };
+    let storage = Storage::open(&data_dir, &catalog, shard_options, config.node_id)?;
     let node = Arc::new(Node {
         config: config.clone(),
         control,
+        storage,
     });
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(
@@ -82,6 +95,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         "shardkeeper starting"
     );
     actix_web::rt::System::new().block_on(async move {
+        actix_web::rt::spawn(enforce_retention(node.clone()));
         let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {
             addr: config.bind,
             source,
@@ -127,6 +141,32 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Drops shards past their retention policy's duration, as InfluxDB's retention service:
+/// first the drop events (durable), then the files.
+async fn enforce_retention(node: Arc<Node>) {
+    let every = std::time::Duration::from_secs(node.config.retention_check_seconds.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let now = crate::catalog::now_nanos();
+        let dropped = node
+            .control
+            .mutate(|c| {
+                let expired = c.expired_shards(now);
+                Ok::<_, ProjectionError>((c.drop_shards(&expired), expired))
+            })
+            .await;
+        match dropped {
+            Ok(expired) if !expired.is_empty() => {
+                let ids: Vec<u64> = expired.iter().map(|s| s.id).collect();
+                tracing::info!(shards = ?ids, "retention: dropping expired shards");
+                node.storage.remove_shards(&ids);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention check failed"),
         }
     }
 }

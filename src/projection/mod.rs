@@ -176,6 +176,11 @@ impl<P: Projection> EventLog<P> {
         f(&self.inner.lock().await.state)
     }
 
+    /// [`EventLog::read`] outside an async runtime (start-up).
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&P) -> R) -> R {
+        f(&self.inner.blocking_lock().state)
+    }
+
     /// Writes a snapshot now (for example on clean shutdown) and drops segments it covers.
     pub async fn snapshot(&self) -> Result<Lsn, ProjectionError> {
         let mut inner = self.inner.lock().await;

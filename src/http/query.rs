@@ -1,0 +1,56 @@
+//! `GET|POST /query`: InfluxQL in, InfluxDB 1.x JSON out.
+
+use super::error::ApiError;
+use crate::node::Node;
+use crate::query::result::QueryResponse;
+use crate::query::{epoch_unit, execute, QueryOptions};
+use actix_web::{web, HttpResponse};
+use std::collections::HashMap;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/query", web::get().to(query))
+        .route("/query", web::post().to(query));
+}
+
+async fn query(
+    node: web::Data<Node>,
+    params: web::Query<HashMap<String, String>>,
+    form: Option<web::Form<HashMap<String, String>>>,
+) -> HttpResponse {
+    // Form values win over the URL's, as in InfluxDB.
+    let get = |k: &str| {
+        form.as_ref()
+            .and_then(|f| f.get(k))
+            .or_else(|| params.get(k))
+            .cloned()
+    };
+    let Some(q) = get("q").filter(|q| !q.trim().is_empty()) else {
+        return ApiError::bad_request("missing required parameter \"q\"").v1();
+    };
+    let epoch = match get("epoch").filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) => match epoch_unit(&e) {
+            Some(unit) => Some(unit),
+            None => return ApiError::bad_request(format!("invalid epoch: {e}")).v1(),
+        },
+    };
+    let options = QueryOptions {
+        database: get("db"),
+        epoch,
+    };
+    match execute(&node, &q, &options).await {
+        Ok(results) => {
+            let body = QueryResponse { results };
+            let pretty = get("pretty").is_some_and(|p| p == "true");
+            let text = if pretty {
+                serde_json::to_string_pretty(&body)
+            } else {
+                serde_json::to_string(&body)
+            };
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(text.unwrap_or_default() + "\n")
+        }
+        Err(e) => ApiError::bad_request(e.http_message()).v1(),
+    }
+}

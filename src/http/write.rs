@@ -1,0 +1,171 @@
+//! `POST /write` (v1) and `POST /api/v2/write`: parse, hand to storage, answer as InfluxDB.
+
+use super::error::ApiError;
+use crate::line_protocol::{influx_batch_message, parse_body_with, ParseOptions, Precision};
+use crate::node::Node;
+use crate::storage::WriteRequest;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::io::Read;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/write", web::post().to(write_v1))
+        .route("/api/v2/write", web::post().to(write_v2));
+}
+
+type Params = web::Query<HashMap<String, String>>;
+
+async fn write_v1(
+    node: web::Data<Node>,
+    params: Params,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let result = async {
+        let database = params
+            .get("db")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| ApiError::bad_request("database is required"))?;
+        let raw = params.get("precision").map_or("", String::as_str);
+        let precision = Precision::parse_v1(raw)
+            .ok_or_else(|| ApiError::bad_request(Precision::invalid_v1_message(raw)))?;
+        let rp = params.get("rp").filter(|r| !r.is_empty()).cloned();
+        write(&node, database.clone(), rp, precision, &req, body).await
+    };
+    match result.await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e.v1(),
+    }
+}
+
+/// v2 writes name a bucket; until buckets are their own objects, a bucket is `db/rp` or
+/// `db` (InfluxDB 1.8's compatibility mapping).
+async fn write_v2(
+    node: web::Data<Node>,
+    params: Params,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let result = async {
+        let bucket = params
+            .get("bucket")
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| ApiError::bad_request("bucket is required"))?;
+        let raw = params.get("precision").map_or("", String::as_str);
+        let precision = Precision::parse_v2(raw)
+            .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
+        let (db, rp) = match bucket.split_once('/') {
+            Some((db, rp)) => (db.to_owned(), Some(rp.to_owned()).filter(|r| !r.is_empty())),
+            None => (bucket.clone(), None),
+        };
+        write(&node, db, rp, precision, &req, body).await
+    };
+    match result.await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => e.v2(),
+    }
+}
+
+async fn write(
+    node: &Node,
+    database: String,
+    retention_policy: Option<String>,
+    precision: Precision,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(), ApiError> {
+    let limit = node.config.max_body_bytes;
+    let mut body = read_body(body, limit).await?;
+    let gzip = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    if gzip {
+        body = gunzip(&body, limit.saturating_mul(GZIP_EXPANSION_LIMIT))?;
+    }
+    let now = crate::catalog::now_nanos();
+    let options = ParseOptions {
+        precision,
+        ..ParseOptions::default()
+    };
+    let (points, errors) = parse_body_with(&body, &options);
+    if points.is_empty() {
+        return match errors.is_empty() {
+            true => Ok(()), // empty body or only comments: InfluxDB answers 204
+            false => Err(ApiError::bad_request(influx_batch_message(&errors))),
+        };
+    }
+    let outcome = node
+        .storage
+        .write(
+            &node.control,
+            WriteRequest {
+                database,
+                retention_policy,
+                points,
+                precision,
+                now,
+            },
+        )
+        .await?;
+    if let Some(reason) = outcome.reason {
+        return Err(ApiError::bad_request(format!(
+            "partial write: {reason} dropped={}",
+            outcome.dropped
+        )));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "partial write: {} dropped=0",
+            influx_batch_message(&errors)
+        )));
+    }
+    Ok(())
+}
+
+/// The request body (decompressed when sent with `Content-Encoding: gzip`), refused with
+/// 413 past `limit` bytes so that no client can make the node buffer without bound.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("unable to read request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// How much larger than the largest accepted body a gzip body may expand to: enough for
+/// line protocol (which compresses about 10:1), not enough for a gzip bomb to matter.
+const GZIP_EXPANSION_LIMIT: usize = 16;
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+}
+
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    if !body.starts_with(&[0x1f, 0x8b]) {
+        return Err(ApiError::bad_request("gzip: invalid header"));
+    }
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| {
+        let reason = match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                "invalid header".to_owned()
+            }
+            std::io::ErrorKind::UnexpectedEof => "unexpected EOF".to_owned(),
+            _ => e.to_string(),
+        };
+        ApiError::bad_request(format!("gzip: {reason}"))
+    })?;
+    if out.len() > limit {
+        return Err(too_large());
+    }
+    Ok(out)
+}

@@ -1,0 +1,250 @@
+//! InfluxDB 1.x line protocol parser.
+//!
+//! Behaviour (accepted forms, error selection and error wording) follows
+//! InfluxDB 1.6's `models/points.go`, re-implemented from scratch. The few
+//! deliberate differences are documented on [`ParseOptions`] and in the
+//! `parser` module docs.
+//!
+//! Self-contained: only `super::`/`self::` paths are used, so the directory
+//! can be dropped into any crate as `src/line_protocol/`.
+
+mod parser;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use self::parser::{parse_body, parse_body_with, ParseOptions};
+pub use self::render::{
+    escape_field_key, escape_measurement, escape_string_field, escape_tag, series_key, write_point,
+};
+
+use std::fmt;
+
+/// Smallest timestamp (ns since the epoch) InfluxDB accepts (`math.MinInt64 + 2`).
+pub const MIN_NANOS: i64 = i64::MIN + 2;
+/// Largest timestamp (ns since the epoch) InfluxDB accepts (`math.MaxInt64 - 1`).
+pub const MAX_NANOS: i64 = i64::MAX - 1;
+/// Maximum length of measurement+tags key, and of key + 4 + field key.
+pub const MAX_KEY_LENGTH: usize = 65535;
+/// InfluxDB's `ErrTimeOutOfRange` text.
+pub const ERR_TIME_OUT_OF_RANGE: &str =
+    "time outside range -9223372036854775806 - 9223372036854775806";
+
+/// A field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Float(f64),
+    Integer(i64),
+    Unsigned(u64),
+    String(String),
+    Boolean(bool),
+}
+
+/// One parsed point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Unescaped measurement name.
+    pub measurement: String,
+    /// Unescaped tags, sorted by key (byte order). Duplicate tag keys make the
+    /// line fail with `duplicate tags`, as in InfluxDB.
+    pub tags: Vec<(String, String)>,
+    /// Unescaped field keys in line order. A key repeated within one line keeps
+    /// only its last value (InfluxDB 1.6 collapses them the same way).
+    pub fields: Vec<(String, FieldValue)>,
+    /// Raw timestamp as written (unscaled); `None` when absent.
+    pub timestamp: Option<i64>,
+}
+
+/// Timestamp precision of a write request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    #[default]
+    Nanoseconds,
+    Microseconds,
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl Precision {
+    /// `precision=` of the 1.x `/write` endpoint: `""`, `n`, `ns`, `u`, `us`,
+    /// `µ`/`μ`, `ms`, `s`, `m`, `h`. Unknown values give `None` (InfluxDB 1.6
+    /// itself silently treats unknown values, and even `us`/`µ`, as nanoseconds;
+    /// later 1.x releases (e.g. 1.12) reject unknown values
+    /// with [`Precision::invalid_v1_message`]).
+    pub fn parse_v1(s: &str) -> Option<Self> {
+        Some(match s {
+            "" | "n" | "ns" => Precision::Nanoseconds,
+            "u" | "us" | "\u{b5}" | "\u{3bc}" | "\u{b5}s" | "\u{3bc}s" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
+            _ => return None,
+        })
+    }
+
+    /// `precision=` of the 2.x `/api/v2/write` endpoint: `ns`, `us`, `ms`, `s`
+    /// (and `""`, meaning the default `ns`).
+    pub fn parse_v2(s: &str) -> Option<Self> {
+        Some(match s {
+            "" | "ns" => Precision::Nanoseconds,
+            "us" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            _ => return None,
+        })
+    }
+
+    /// Later 1.x (e.g. 1.12) 400 message for a bad v1 precision.
+    pub fn invalid_v1_message(s: &str) -> String {
+        format!(
+            "invalid precision {} (use n, u, ms, s, m or h)",
+            go_quote(s)
+        )
+    }
+
+    /// Later 1.x (e.g. 1.12) 400 message for a bad v2 precision.
+    pub fn invalid_v2_message(s: &str) -> String {
+        format!("invalid precision {} (use ns, us, ms or s)", go_quote(s))
+    }
+
+    /// Nanoseconds per unit.
+    pub fn multiplier(self) -> i64 {
+        match self {
+            Precision::Nanoseconds => 1,
+            Precision::Microseconds => 1_000,
+            Precision::Milliseconds => 1_000_000,
+            Precision::Seconds => 1_000_000_000,
+            Precision::Minutes => 60_000_000_000,
+            Precision::Hours => 3_600_000_000_000,
+        }
+    }
+
+    /// Scales a raw timestamp to nanoseconds; `None` on i64 overflow.
+    pub fn to_nanos(self, ts: i64) -> Option<i64> {
+        ts.checked_mul(self.multiplier())
+    }
+
+    /// Like [`Precision::to_nanos`] but also `None` outside
+    /// [`MIN_NANOS`]..=[`MAX_NANOS`] (InfluxDB's `SafeCalcTime`).
+    pub fn to_nanos_in_range(self, ts: i64) -> Option<i64> {
+        self.to_nanos(ts)
+            .filter(|n| (MIN_NANOS..=MAX_NANOS).contains(n))
+    }
+}
+
+/// One rejected line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unable to parse '{text}': {reason}")]
+pub struct LineError {
+    /// 1-based physical line number where the offending line starts.
+    pub line: usize,
+    /// The offending line, leading whitespace and line terminator removed
+    /// (invalid UTF-8 replaced by U+FFFD).
+    pub text: String,
+    /// InfluxDB's reason, e.g. `missing fields`.
+    pub reason: String,
+}
+
+impl LineError {
+    /// InfluxDB 1.6's per-line message: `unable to parse '<line>': <reason>`.
+    /// InfluxDB joins these with `\n` for the whole batch.
+    pub fn influx_message(&self) -> String {
+        format!("unable to parse '{}': {}", self.text, self.reason)
+    }
+}
+
+/// Joins per-line errors the way InfluxDB 1.6 builds its batch error string.
+pub fn influx_batch_message(errors: &[LineError]) -> String {
+    let mut out = String::new();
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&e.influx_message());
+    }
+    out
+}
+
+/// Fuzz entry point: must never panic for any input. Also asserts that the
+/// optimised parser agrees with the reference walk (a differential oracle).
+pub fn fuzz_parse(data: &[u8]) {
+    let (points, errors) = parse_body(data);
+    for p in &points {
+        let key = series_key(&p.measurement, &p.tags);
+        assert!(!key.is_empty());
+        // Re-rendering a parsed point must not panic either.
+        let mut line = String::new();
+        write_point(&mut line, p);
+    }
+    for e in &errors {
+        let _ = e.influx_message();
+        assert!(e.line >= 1);
+    }
+    // Differential oracle: the fast paths must agree with the reference walk.
+    let reference = self::parser::parse_body_reference(data, &ParseOptions::default());
+    assert!(
+        (&points, &errors) == (&reference.0, &reference.1),
+        "fast path diverged"
+    );
+    if let Some(opts) = data.first().map(|b| ParseOptions {
+        precision: match b % 6 {
+            0 => Precision::Nanoseconds,
+            1 => Precision::Microseconds,
+            2 => Precision::Milliseconds,
+            3 => Precision::Seconds,
+            4 => Precision::Minutes,
+            _ => Precision::Hours,
+        },
+        allow_unsigned: b & 8 != 0,
+        strip_cr: b & 16 != 0,
+    }) {
+        let fast = parse_body_with(data, &opts);
+        assert!(
+            fast == self::parser::parse_body_reference(data, &opts),
+            "fast path diverged"
+        );
+    }
+}
+
+/// Go's `%q` for the characters that matter in our messages.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl fmt::Display for FieldValue {
+    /// Line-protocol rendering of the value (strings quoted and escaped).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Float(v) => write!(f, "{}", v),
+            FieldValue::Integer(v) => write!(f, "{}i", v),
+            FieldValue::Unsigned(v) => write!(f, "{}u", v),
+            FieldValue::Boolean(v) => f.write_str(if *v { "true" } else { "false" }),
+            FieldValue::String(s) => {
+                let mut out = String::with_capacity(s.len() + 2);
+                out.push('"');
+                escape_string_field(&mut out, s);
+                out.push('"');
+                f.write_str(&out)
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Evaluating WHERE conditions on one row, and the time range they imply.
+
+use super::format::parse_rfc3339;
+use super::parser::ast::{BinaryOp, Expr};
+use crate::line_protocol::FieldValue;
+use std::collections::HashMap;
+
+/// A row as a condition sees it.
+pub struct Row<'a> {
+    pub time: i64,
+    pub tags: &'a [(String, String)],
+    pub fields: &'a HashMap<&'a str, FieldValue>,
+    /// Field keys of the measurement: a name that is one refers to the field (null where
+    /// the row has no value), any other name to a tag.
+    pub field_keys: &'a std::collections::HashSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+    Null,
+}
+
+/// Regexes of a condition, compiled once per statement.
+#[derive(Default)]
+pub struct Regexes(HashMap<String, regex::Regex>);
+
+impl Regexes {
+    pub fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), String> {
+        match expr {
+            Expr::Regex(r) if !out.0.contains_key(&r.pattern) => {
+                let re =
+                    regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                out.0.insert(r.pattern.clone(), re);
+            }
+            Expr::Binary(b) => {
+                Self::compile(&b.lhs, out)?;
+                Self::compile(&b.rhs, out)?;
+            }
+            Expr::Paren(e) => Self::compile(e, out)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+pub fn matches(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> bool {
+    matches!(eval(expr, row, now, re), V::Bool(true))
+}
+
+fn eval(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> V {
+    match expr {
+        Expr::Paren(e) => eval(e, row, now, re),
+        Expr::Integer(i) | Expr::Duration(i) => V::Int(*i),
+        Expr::Unsigned(u) => V::Float(*u as f64),
+        Expr::Number(f) => V::Float(*f),
+        Expr::String(s) => V::Str(s.clone()),
+        Expr::Boolean(b) => V::Bool(*b),
+        Expr::Call(c) if c.name == "now" => V::Int(now),
+        Expr::VarRef(v) if v.name == "time" => V::Int(row.time),
+        Expr::VarRef(v) => {
+            if let Some(value) = row.fields.get(v.name.as_str()) {
+                return match value {
+                    FieldValue::Float(x) => V::Float(*x),
+                    FieldValue::Integer(x) => V::Int(*x),
+                    FieldValue::Unsigned(x) => V::Float(*x as f64),
+                    FieldValue::String(x) => V::Str(x.clone()),
+                    FieldValue::Boolean(x) => V::Bool(*x),
+                };
+            }
+            if row.field_keys.contains(&v.name) {
+                return V::Null;
+            }
+            // A tag a series does not have compares as the empty string, as in InfluxDB.
+            V::Str(
+                row.tags
+                    .iter()
+                    .find(|(k, _)| *k == v.name)
+                    .map_or("", |(_, v)| v.as_str())
+                    .to_owned(),
+            )
+        }
+        Expr::Binary(b) => {
+            use BinaryOp::*;
+            match b.op {
+                And => V::Bool(matches(&b.lhs, row, now, re) && matches(&b.rhs, row, now, re)),
+                Or => V::Bool(matches(&b.lhs, row, now, re) || matches(&b.rhs, row, now, re)),
+                EqRegex | NeqRegex => {
+                    let (V::Str(s), Expr::Regex(r)) = (eval(&b.lhs, row, now, re), &b.rhs) else {
+                        return V::Bool(false);
+                    };
+                    let hit = re.0.get(&r.pattern).is_some_and(|r| r.is_match(&s));
+                    V::Bool(hit == (b.op == EqRegex))
+                }
+                Add | Sub | Mul | Div | Mod => {
+                    arith(b.op, eval(&b.lhs, row, now, re), eval(&b.rhs, row, now, re))
+                }
+                Eq | Neq | Lt | Lte | Gt | Gte => {
+                    let time_side = is_time(&b.lhs) || is_time(&b.rhs);
+                    let (l, r) = (eval(&b.lhs, row, now, re), eval(&b.rhs, row, now, re));
+                    let (l, r) = if time_side {
+                        (as_time(l), as_time(r))
+                    } else {
+                        (l, r)
+                    };
+                    V::Bool(compare(b.op, &l, &r))
+                }
+                BitAnd | BitOr | BitXor => V::Null,
+            }
+        }
+        _ => V::Null,
+    }
+}
+
+fn is_time(e: &Expr) -> bool {
+    matches!(e, Expr::VarRef(v) if v.name == "time")
+}
+
+fn as_time(v: V) -> V {
+    match v {
+        V::Str(s) => parse_rfc3339(&s).map_or(V::Null, V::Int),
+        V::Float(f) => V::Int(f as i64),
+        other => other,
+    }
+}
+
+fn arith(op: BinaryOp, l: V, r: V) -> V {
+    match (l, r) {
+        (V::Int(a), V::Int(b)) => match op {
+            BinaryOp::Add => V::Int(a.wrapping_add(b)),
+            BinaryOp::Sub => V::Int(a.wrapping_sub(b)),
+            BinaryOp::Mul => V::Int(a.wrapping_mul(b)),
+            BinaryOp::Div if b != 0 => V::Int(a / b),
+            BinaryOp::Mod if b != 0 => V::Int(a % b),
+            _ => V::Null,
+        },
+        (a, b) => match (num(&a), num(&b)) {
+            (Some(a), Some(b)) => V::Float(match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div => a / b,
+                _ => a % b,
+            }),
+            _ => V::Null,
+        },
+    }
+}
+
+fn num(v: &V) -> Option<f64> {
+    match v {
+        V::Int(i) => Some(*i as f64),
+        V::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn compare(op: BinaryOp, l: &V, r: &V) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (l, r) {
+        (V::Int(a), V::Int(b)) => a.partial_cmp(b),
+        (V::Str(a), V::Str(b)) => a.partial_cmp(b),
+        (V::Bool(a), V::Bool(b)) => a.partial_cmp(b),
+        (a, b) => match (num(a), num(b)) {
+            (Some(a), Some(b)) => a.partial_cmp(&b),
+            _ => None,
+        },
+    };
+    match (op, ord) {
+        (BinaryOp::Eq, Some(o)) => o == Ordering::Equal,
+        (BinaryOp::Neq, Some(o)) => o != Ordering::Equal,
+        (BinaryOp::Lt, Some(o)) => o == Ordering::Less,
+        (BinaryOp::Lte, Some(o)) => o != Ordering::Greater,
+        (BinaryOp::Gt, Some(o)) => o == Ordering::Greater,
+        (BinaryOp::Gte, Some(o)) => o != Ordering::Less,
+        _ => false,
+    }
+}
+
+/// The [start, end] time range a condition allows, from its top-level AND terms on `time`
+/// (rows are still checked one by one; this only prunes what is read).
+pub fn time_range(expr: Option<&Expr>, now: i64) -> (i64, i64) {
+    let mut range = (i64::MIN, i64::MAX);
+    if let Some(e) = expr {
+        narrow(e, now, &mut range);
+    }
+    range
+}
+
+fn narrow(e: &Expr, now: i64, range: &mut (i64, i64)) {
+    let Expr::Binary(b) = e else {
+        if let Expr::Paren(inner) = e {
+            narrow(inner, now, range);
+        }
+        return;
+    };
+    if b.op == BinaryOp::And {
+        narrow(&b.lhs, now, range);
+        narrow(&b.rhs, now, range);
+        return;
+    }
+    let (op, other) = if is_time(&b.lhs) {
+        (b.op, &b.rhs)
+    } else if is_time(&b.rhs) {
+        let flipped = match b.op {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::Lte => BinaryOp::Gte,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::Gte => BinaryOp::Lte,
+            o => o,
+        };
+        (flipped, &b.lhs)
+    } else {
+        return;
+    };
+    let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
+    let row = Row {
+        time: 0,
+        tags: &[],
+        fields: &empty,
+        field_keys: &none,
+    };
+    let V::Int(t) = as_time(eval(other, &row, now, &Regexes::default())) else {
+        return;
+    };
+    match op {
+        BinaryOp::Gt => range.0 = range.0.max(t.saturating_add(1)),
+        BinaryOp::Gte => range.0 = range.0.max(t),
+        BinaryOp::Lt => range.1 = range.1.min(t.saturating_sub(1)),
+        BinaryOp::Lte => range.1 = range.1.min(t),
+        BinaryOp::Eq => {
+            range.0 = range.0.max(t);
+            range.1 = range.1.min(t);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,296 @@
+//! Runs parsed InfluxQL statements against the node's catalog and storage.
+
+use super::format::{go_duration, rfc3339_nanos};
+use super::parser::ast::Statement;
+use super::parser::{parse_query, ParseError};
+use super::result::{Series, StatementResult};
+use super::select::{self, SelectContext};
+use crate::catalog::{Catalog, CatalogError};
+use crate::node::Node;
+use crate::projection::ProjectionError;
+use crate::proto::{RetentionPolicyAltered, RetentionPolicySpec};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+pub struct QueryOptions {
+    /// The `db` parameter: the database of statements that name none.
+    pub database: Option<String>,
+    /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
+    pub epoch: Option<i64>,
+}
+
+/// Nanoseconds per unit of an `epoch=` value.
+pub fn epoch_unit(s: &str) -> Option<i64> {
+    Some(match s {
+        "ns" | "n" => 1,
+        "u" | "µ" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StatementError {
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+impl From<String> for StatementError {
+    fn from(s: String) -> Self {
+        StatementError::Message(s)
+    }
+}
+
+/// Parses and runs a query; a parse error refuses the whole query (HTTP 400), a statement
+/// error is that statement's result and stops the ones after it, as in InfluxDB.
+pub async fn execute(
+    node: &Node,
+    text: &str,
+    options: &QueryOptions,
+) -> Result<Vec<StatementResult>, ParseError> {
+    let statements = parse_query(text)?;
+    let mut results = Vec::with_capacity(statements.len());
+    for (id, statement) in statements.iter().enumerate() {
+        match run(node, statement, options).await {
+            Ok(series) => results.push(StatementResult {
+                statement_id: id,
+                series,
+                error: None,
+            }),
+            Err(e) => {
+                results.push(StatementResult::error(id, e.to_string()));
+                break;
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn series(name: &str, columns: &[&str], values: Vec<Vec<Value>>) -> Series {
+    Series {
+        name: name.to_owned(),
+        tags: None,
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        values,
+    }
+}
+
+fn database_of<'a>(
+    named: Option<&'a str>,
+    options: &'a QueryOptions,
+) -> Result<&'a str, StatementError> {
+    named
+        .or(options.database.as_deref())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| StatementError::Message("database name required".into()))
+}
+
+async fn run(
+    node: &Node,
+    statement: &Statement,
+    options: &QueryOptions,
+) -> Result<Vec<Series>, StatementError> {
+    let control = &node.control;
+    match statement {
+        Statement::CreateDatabase(s) => {
+            let policy = s.retention_policy_create.then(|| RetentionPolicySpec {
+                name: s
+                    .rp_name
+                    .clone()
+                    .unwrap_or_else(|| crate::catalog::DEFAULT_POLICY.into()),
+                duration_nanos: s.duration.unwrap_or(0),
+                shard_group_duration_nanos: s.shard_duration.unwrap_or(0),
+                replication: s.replication.unwrap_or(1),
+            });
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.create_database(&s.name, policy)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::DropDatabase { name } => {
+            let shards = control
+                .mutate(|c| {
+                    let ids: Vec<u64> = c
+                        .shards()
+                        .filter(|s| s.database == *name)
+                        .map(|s| s.id)
+                        .collect();
+                    Ok::<_, StatementError>((c.drop_database(name), ids))
+                })
+                .await?;
+            node.storage.remove_shards(&shards);
+            Ok(Vec::new())
+        }
+        Statement::ShowDatabases => {
+            let names = control
+                .read(|c| c.databases.keys().cloned().collect::<Vec<_>>())
+                .await;
+            Ok(vec![series(
+                "databases",
+                &["name"],
+                names.into_iter().map(|n| vec![Value::from(n)]).collect(),
+            )])
+        }
+        Statement::CreateRetentionPolicy(s) => {
+            let spec = RetentionPolicySpec {
+                name: s.name.clone(),
+                duration_nanos: s.duration,
+                shard_group_duration_nanos: s.shard_duration.unwrap_or(0),
+                replication: s.replication,
+            };
+            control
+                .mutate(|c| {
+                    Ok::<_, StatementError>((c.create_policy(&s.database, spec, s.default)?, ()))
+                })
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::AlterRetentionPolicy(s) => {
+            let change = RetentionPolicyAltered {
+                database: s.database.clone(),
+                name: s.name.clone(),
+                duration_nanos: s.duration,
+                shard_group_duration_nanos: s.shard_duration,
+                replication: s.replication,
+                make_default: s.default,
+            };
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.alter_policy(change)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::DropRetentionPolicy { name, database } => {
+            let shards = control
+                .mutate(|c| {
+                    let ids: Vec<u64> = c
+                        .shards()
+                        .filter(|s| s.database == *database && s.retention_policy == *name)
+                        .map(|s| s.id)
+                        .collect();
+                    Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
+                })
+                .await?;
+            node.storage.remove_shards(&shards);
+            Ok(Vec::new())
+        }
+        Statement::ShowRetentionPolicies { database } => {
+            let db = database_of(database.as_deref(), options)?;
+            let rows = control
+                .read(|c| {
+                    let d = c.databases.get(db).ok_or_else(|| {
+                        StatementError::Message(format!("database not found: {db}"))
+                    })?;
+                    Ok::<_, StatementError>(
+                        d.policies
+                            .values()
+                            .map(|p| {
+                                vec![
+                                    Value::from(p.name.clone()),
+                                    Value::from(go_duration(p.duration_nanos)),
+                                    Value::from(go_duration(p.shard_group_duration_nanos)),
+                                    Value::from(p.replication),
+                                    Value::from(d.default_policy == p.name),
+                                ]
+                            })
+                            .collect(),
+                    )
+                })
+                .await?;
+            Ok(vec![series(
+                "",
+                &[
+                    "name",
+                    "duration",
+                    "shardGroupDuration",
+                    "replicaN",
+                    "default",
+                ],
+                rows,
+            )])
+        }
+        Statement::ShowMeasurements(s) => {
+            let db = database_of(s.database.as_deref(), options)?;
+            let exists = control.read(|c| c.databases.contains_key(db)).await;
+            if !exists {
+                return Err(format!("database not found: {db}").into());
+            }
+            let mut names = BTreeSet::new();
+            for shard in node.storage.shards_of(db, None) {
+                names.extend(shard.head().series().iter().map(|s| s.measurement.clone()));
+            }
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![series(
+                "measurements",
+                &["name"],
+                names.into_iter().map(|n| vec![Value::from(n)]).collect(),
+            )])
+        }
+        Statement::ShowShards => {
+            let catalog: Catalog = control.read(|c| c.clone()).await;
+            let mut out = Vec::new();
+            for (name, db) in &catalog.databases {
+                let rows = db
+                    .shards
+                    .iter()
+                    .map(|s| {
+                        let duration = db
+                            .policies
+                            .get(&s.retention_policy)
+                            .map_or(0, |p| p.duration_nanos);
+                        let expiry = if duration > 0 {
+                            s.end_nanos.saturating_add(duration)
+                        } else {
+                            s.end_nanos
+                        };
+                        vec![
+                            Value::from(s.shard_id),
+                            Value::from(s.database.clone()),
+                            Value::from(s.retention_policy.clone()),
+                            Value::from(s.shard_id),
+                            Value::from(rfc3339_nanos(s.start_nanos)),
+                            Value::from(rfc3339_nanos(s.end_nanos)),
+                            Value::from(rfc3339_nanos(expiry)),
+                            Value::from(""),
+                        ]
+                    })
+                    .collect();
+                out.push(series(
+                    name,
+                    &[
+                        "id",
+                        "database",
+                        "retention_policy",
+                        "shard_group",
+                        "start_time",
+                        "end_time",
+                        "expiry_time",
+                        "owners",
+                    ],
+                    rows,
+                ));
+            }
+            Ok(out)
+        }
+        Statement::Select(s) => {
+            let catalog: Catalog = control.read(|c| c.clone()).await;
+            let ctx = SelectContext {
+                storage: &node.storage,
+                catalog: &catalog,
+                database: options.database.as_deref().filter(|d| !d.is_empty()),
+                now: crate::catalog::now_nanos(),
+                epoch: options.epoch,
+            };
+            Ok(select::execute(s, &ctx)?)
+        }
+        other => Err(format!("statement is not supported yet: {other}").into()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Times and durations as InfluxDB prints them.
+
+/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.RFC3339Nano`).
+pub fn rfc3339_nanos(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    if frac != 0 {
+        let digits = format!("{frac:09}");
+        s.push('.');
+        s.push_str(digits.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+/// Parses an RFC 3339 time (as InfluxQL accepts in string literals) to nanoseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let mut secs = days_from_civil(y, mo, d) * 86_400;
+    let mut i = 10;
+    let mut nanos = 0i64;
+    if b.len() > 10 {
+        if !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        secs += h * 3600 + mi * 60 + se;
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            let mut end = start;
+            while end < b.len() && b[end].is_ascii_digit() {
+                end += 1;
+            }
+            let digits = std::str::from_utf8(&b[start..end]).ok()?;
+            if digits.is_empty() || digits.len() > 9 {
+                return None;
+            }
+            nanos = digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32);
+            i = end;
+        }
+        match b.get(i) {
+            Some(b'Z' | b'z') => i += 1,
+            Some(&sign @ (b'+' | b'-')) => {
+                let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+                let off = oh * 3600 + om * 60;
+                secs -= if sign == b'+' { off } else { -off };
+                i += 6;
+            }
+            _ => return None,
+        }
+    }
+    (i == b.len())
+        .then(|| secs.checked_mul(1_000_000_000)?.checked_add(nanos))
+        .flatten()
+}
+
+// Howard Hinnant's civil-date algorithms.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A duration as Go prints it: `0s`, `1h0m0s`, `168h0m0s`, `30m0s`, `1.5s`.
+pub fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let ns = ns.unsigned_abs();
+    if ns < 1_000_000_000 {
+        return match ns {
+            n if n < 1_000 => format!("{sign}{n}ns"),
+            n if n < 1_000_000 => format!("{sign}{}µs", trim(n as f64 / 1e3)),
+            n => format!("{sign}{}ms", trim(n as f64 / 1e6)),
+        };
+    }
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let s = if frac == 0 {
+        s.to_string()
+    } else {
+        format!("{s}.{}", format!("{frac:09}").trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => format!("{sign}{s}s"),
+        (0, m) => format!("{sign}{m}m{s}s"),
+        (h, m) => format!("{sign}{h}h{m}m{s}s"),
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x}");
+    s.trim_end_matches(".0").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_and_parse_like_influxdb() {
+        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nanos(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(
+            rfc3339_nanos(1_704_067_200_000_000_001),
+            "2024-01-01T00:00:00.000000001Z"
+        );
+        assert_eq!(rfc3339_nanos(-1), "1969-12-31T23:59:59.999999999Z");
+        for ns in [
+            0,
+            1_500_000_000,
+            1_704_067_200_000_000_001,
+            -1,
+            951_782_400_000_000_000,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Some(ns));
+        }
+        assert_eq!(parse_rfc3339("2024-01-01"), Some(1_704_067_200_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2024-01-01T01:00:00+01:00"),
+            Some(1_704_067_200_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(7 * 24 * 3_600_000_000_000), "168h0m0s");
+        assert_eq!(go_duration(30 * 60_000_000_000), "30m0s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+    }
+}

@@ -1,0 +1,10 @@
+//! InfluxQL: the parser, and the executor of what it parses.
+
+mod eval;
+pub mod executor;
+pub mod format;
+pub mod parser;
+pub mod result;
+mod select;
+
+pub use executor::{epoch_unit, execute, QueryOptions};

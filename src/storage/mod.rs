@@ -1,0 +1,396 @@
+//! Stored points: shards by retention policy and time, each with its own data log.
+//!
+//! A write is acknowledged only when every shard it touches has made its points durable.
+//! Shards come into being as control-log events ([`crate::proto::ShardCreated`]) so that
+//! the catalog, `SHOW SHARDS` and backups know them; their ids are derived from their
+//! identity, so every replica agrees on them without a coordinator.
+
+pub mod column;
+pub mod head;
+pub mod hlc;
+pub mod shard;
+
+use crate::catalog::Catalog;
+use crate::line_protocol::{Point, Precision};
+use crate::log::{LogError, LogOptions};
+use crate::projection::{EventLog, ProjectionError};
+use crate::proto::{event, Event, ShardCreated};
+use hlc::HybridClock;
+pub use shard::{Shard, ShardInfo};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database not found: \"{0}\"")]
+    DatabaseNotFound(String),
+    #[error("retention policy not found: {0}")]
+    RetentionPolicyNotFound(String),
+    #[error("shard {shard}: {source}")]
+    ShardLog { shard: u64, source: LogError },
+    #[error("shard {shard}: record at LSN {lsn} does not decode: {reason}")]
+    CorruptRecord {
+        shard: u64,
+        lsn: u64,
+        reason: String,
+    },
+    #[error("shard {path}: {source}")]
+    ShardDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control log: {0}")]
+    Control(#[from] ProjectionError),
+    #[error("shard id {id} of {database}.{policy} at {start} collides with another shard")]
+    ShardIdCollision {
+        id: u64,
+        database: String,
+        policy: String,
+        start: i64,
+    },
+}
+
+/// A write as the HTTP layer hands it over: parsed points, raw timestamps.
+pub struct WriteRequest {
+    pub database: String,
+    pub retention_policy: Option<String>,
+    pub points: Vec<Point>,
+    pub precision: Precision,
+    /// Server time, for points written without a timestamp (one value per request).
+    pub now: i64,
+}
+
+/// What happened to a write's points.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub written: usize,
+    pub dropped: usize,
+    /// InfluxDB's partial-write reason for the first drop.
+    pub reason: Option<String>,
+}
+
+/// Seconds from Go's zero time (0001-01-01) to the Unix epoch: InfluxDB truncates times to
+/// shard-group boundaries relative to it (so 7-day groups start on Mondays).
+const GO_ZERO_TO_UNIX_NANOS: i128 = 62_135_596_800 * 1_000_000_000;
+
+/// Start of the shard group holding `time`, as InfluxDB computes it.
+pub fn shard_group_start(time: i64, group_duration: i64) -> i64 {
+    let d = i128::from(group_duration.max(1));
+    let t = i128::from(time);
+    (t - (t + GO_ZERO_TO_UNIX_NANOS).rem_euclid(d)) as i64
+}
+
+/// A shard's id from its identity: FNV-1a over (database, policy, start), kept within 53
+/// bits so that JSON clients read it exactly.
+pub fn shard_id(database: &str, policy: &str, start: i64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for chunk in [
+        database.as_bytes(),
+        b"\0",
+        policy.as_bytes(),
+        b"\0",
+        &start.to_be_bytes(),
+    ] {
+        for &b in chunk {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (h & ((1 << 53) - 1)).max(1)
+}
+
+pub struct Storage {
+    dir: PathBuf,
+    clock: HybridClock,
+    shards: RwLock<HashMap<u64, Arc<Shard>>>,
+    log_options: LogOptions,
+}
+
+impl Storage {
+    /// Opens every shard the catalog knows; shard directories it does not know (left by a
+    /// crash between a drop event and the removal) are removed.
+    pub fn open(
+        data_dir: &Path,
+        catalog: &Catalog,
+        log_options: LogOptions,
+        node_id: u16,
+    ) -> Result<Storage, StorageError> {
+        let dir = data_dir.join("shards");
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::ShardDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let storage = Storage {
+            dir,
+            clock: HybridClock::new(node_id),
+            shards: RwLock::new(HashMap::new()),
+            log_options,
+        };
+        let known: Vec<ShardInfo> = catalog.shards().collect();
+        for info in &known {
+            storage.open_shard(info.clone())?;
+        }
+        let entries = std::fs::read_dir(&storage.dir).map_err(|source| StorageError::ShardDir {
+            path: storage.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let id: Option<u64> = name.to_str().and_then(|n| n.parse().ok());
+            if id.is_none_or(|id| !known.iter().any(|s| s.id == id)) {
+                tracing::warn!(path = %entry.path().display(), "removing shard directory the catalog does not know");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(storage)
+    }
+
+    fn open_shard(&self, info: ShardInfo) -> Result<Arc<Shard>, StorageError> {
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(shard) = shards.get(&info.id) {
+            return Ok(shard.clone());
+        }
+        let path = self.dir.join(info.id.to_string());
+        let shard = Arc::new(Shard::open(&path, info, self.log_options.clone())?);
+        // Versions issued from now on must beat every version already stored.
+        self.clock.observe(shard.max_version());
+        shards.insert(shard.info.id, shard.clone());
+        Ok(shard)
+    }
+
+    pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Closes and deletes shards (after their drop events are durable).
+    pub fn remove_shards(&self, ids: &[u64]) {
+        let removed: Vec<Arc<Shard>> = {
+            let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+            ids.iter().filter_map(|id| shards.remove(id)).collect()
+        };
+        for shard in removed {
+            let dir = shard.dir.clone();
+            drop(shard);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+            }
+        }
+    }
+
+    pub async fn write(
+        &self,
+        control: &EventLog<Catalog>,
+        req: WriteRequest,
+    ) -> Result<WriteOutcome, StorageError> {
+        let (policy, groups) = control
+            .read(|c| {
+                let db = c
+                    .databases
+                    .get(&req.database)
+                    .ok_or_else(|| StorageError::DatabaseNotFound(req.database.clone()))?;
+                let name = req
+                    .retention_policy
+                    .clone()
+                    .unwrap_or_else(|| db.default_policy.clone());
+                let policy = db
+                    .policies
+                    .get(&name)
+                    .cloned()
+                    .ok_or(StorageError::RetentionPolicyNotFound(name))?;
+                Ok::<_, StorageError>((policy, db.shards.clone()))
+            })
+            .await?;
+        let mut outcome = WriteOutcome::default();
+        let mut retention_drops = 0;
+        let oldest = if policy.duration_nanos > 0 {
+            req.now.saturating_sub(policy.duration_nanos)
+        } else {
+            i64::MIN
+        };
+        let mut by_group: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
+        for mut point in req.points {
+            let time = match point.timestamp {
+                Some(t) => match req.precision.to_nanos_in_range(t) {
+                    Some(t) => t,
+                    None => {
+                        retention_drops += 1;
+                        continue;
+                    }
+                },
+                None => req.now,
+            };
+            if time < oldest {
+                retention_drops += 1;
+                continue;
+            }
+            if let Some(reason) = invalid_point_reason(&mut point) {
+                outcome.dropped += 1;
+                outcome.reason.get_or_insert(reason);
+                continue;
+            }
+            point.timestamp = Some(time);
+            by_group
+                .entry(shard_group_start(time, policy.shard_group_duration_nanos))
+                .or_default()
+                .push(point);
+        }
+
+        // Shards for new groups: one control event each, decided under the catalog lock.
+        let missing: Vec<i64> = by_group
+            .keys()
+            .copied()
+            .filter(|s| {
+                !groups
+                    .iter()
+                    .any(|g| g.start_nanos == *s && g.retention_policy == policy.name)
+            })
+            .collect();
+        let mut infos: Vec<ShardInfo> = Vec::new();
+        if !missing.is_empty() {
+            let (db, rp, d) = (
+                req.database.clone(),
+                policy.name.clone(),
+                policy.shard_group_duration_nanos,
+            );
+            control
+                .mutate(|c| {
+                    let known = c
+                        .databases
+                        .get(&db)
+                        .map(|d| d.shards.clone())
+                        .unwrap_or_default();
+                    let mut events = Vec::new();
+                    for &start in &missing {
+                        let id = shard_id(&db, &rp, start);
+                        match known.iter().find(|s| s.shard_id == id) {
+                            Some(s) if s.start_nanos != start || s.retention_policy != rp => {
+                                return Err(StorageError::ShardIdCollision {
+                                    id,
+                                    database: db.clone(),
+                                    policy: rp.clone(),
+                                    start,
+                                })
+                            }
+                            Some(_) => {}
+                            None => events.push(Event {
+                                at_unix_nanos: crate::catalog::now_nanos(),
+                                kind: Some(event::Kind::ShardCreated(ShardCreated {
+                                    database: db.clone(),
+                                    retention_policy: rp.clone(),
+                                    shard_id: id,
+                                    start_nanos: start,
+                                    end_nanos: start.saturating_add(d),
+                                })),
+                            }),
+                        }
+                    }
+                    Ok((events, ()))
+                })
+                .await?;
+        }
+        for &start in by_group.keys() {
+            infos.push(ShardInfo {
+                id: shard_id(&req.database, &policy.name, start),
+                database: req.database.clone(),
+                retention_policy: policy.name.clone(),
+                start,
+                end: start.saturating_add(policy.shard_group_duration_nanos),
+            });
+        }
+
+        let version = self.clock.now();
+        let mut writes = Vec::new();
+        for (info, points) in infos.into_iter().zip(by_group.into_values()) {
+            let shard = self.open_shard(info)?;
+            let admitted = shard.admit(points);
+            outcome.dropped += admitted.dropped;
+            if let Some(reason) = admitted.reason {
+                outcome.reason.get_or_insert(reason);
+            }
+            outcome.written += admitted.points.len();
+            writes.push(async move {
+                if admitted.points.is_empty() {
+                    return Ok(0);
+                }
+                shard.write(&admitted.points, version).await
+            });
+        }
+        for result in futures_util::future::join_all(writes).await {
+            result?;
+        }
+        if retention_drops > 0 {
+            outcome.dropped += retention_drops;
+            outcome
+                .reason
+                .get_or_insert_with(|| "points beyond retention policy".to_owned());
+        }
+        Ok(outcome)
+    }
+
+    /// Every open shard of a database (and retention policy, if given).
+    pub fn shards_of(&self, database: &str, policy: Option<&str>) -> Vec<Arc<Shard>> {
+        let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<_> = shards
+            .values()
+            .filter(|s| {
+                s.info.database == database && policy.is_none_or(|p| s.info.retention_policy == p)
+            })
+            .cloned()
+            .collect();
+        found.sort_by_key(|s| s.info.start);
+        found
+    }
+}
+
+/// InfluxDB refuses a tag named `time` and ignores a field named `time`.
+fn invalid_point_reason(point: &mut Point) -> Option<String> {
+    if point.tags.iter().any(|(k, _)| k == "time") {
+        return Some(format!(
+            "invalid tag key: input tag \"time\" on measurement \"{}\" is invalid",
+            point.measurement
+        ));
+    }
+    point.fields.retain(|(k, _)| k != "time");
+    if point.fields.is_empty() {
+        return Some(format!(
+            "invalid field name: input field \"time\" on measurement \"{}\" is invalid",
+            point.measurement
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+    const DAY: i64 = 24 * HOUR;
+
+    #[test]
+    fn shard_groups_align_as_influxdb_aligns_them() {
+        // 2024-01-03T12:00:00Z is a Wednesday; 7-day groups start on Monday 2024-01-01.
+        let wed_noon = 1_704_283_200_000_000_000;
+        let monday = 1_704_067_200_000_000_000;
+        assert_eq!(shard_group_start(wed_noon, 7 * DAY), monday);
+        assert_eq!(shard_group_start(wed_noon, DAY), 1_704_240_000_000_000_000);
+        assert_eq!(shard_group_start(wed_noon + 1, HOUR), wed_noon);
+        assert_eq!(shard_group_start(-1, HOUR), -HOUR);
+    }
+
+    #[test]
+    fn shard_ids_are_stable_and_distinct() {
+        assert_eq!(shard_id("db", "autogen", 0), shard_id("db", "autogen", 0));
+        assert_ne!(
+            shard_id("db", "autogen", 0),
+            shard_id("db", "autogen", HOUR)
+        );
+        assert_ne!(shard_id("db", "a", 0), shard_id("dba", "", 0));
+        assert!(shard_id("x", "y", 1) < 1 << 53);
+    }
+}
