@@ -56,6 +56,22 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Write a TSBS-like `cpu` workload (1000 hosts, 10 fields, 10 s interval) to any
+    /// InfluxDB 1.x-compatible URL; prints points/s, MB/s and batch latency as JSON.
+    Ingest {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        #[arg(long, default_value = "benchmark")]
+        db: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        points: u64,
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Measure the file system (4 KiB write+fdatasync, 1 MiB sequential writes) and then the
     /// log (single appender latency, 256 appenders x 1 KiB throughput, replay).
     Log {
@@ -110,6 +126,34 @@ pub fn main() -> ExitCode {
                 println!("{}", text.expect("report serializes"));
             })
             .map_err(Into::into),
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    url,
+                    db,
+                    points,
+                    batch,
+                    connections,
+                    seed,
+                },
+        } => {
+            let options = crate::bench::ingest::IngestOptions {
+                url,
+                db,
+                points,
+                batch,
+                connections,
+                seed,
+            };
+            crate::bench::ingest::run(&options)
+                .map(|report| {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&report).expect("report serializes")
+                    )
+                })
+                .map_err(Into::into)
+        }
         Command::Debug {
             command: DebugCommand::AppendLoad { dir, writers },
         } => crate::bench::log::append_load(&dir, writers).map_err(Into::into),

@@ -41,7 +41,8 @@ pub struct QueryResponse {
 
 /// A float as Go's JSON encoder writes it: whole numbers without a fraction.
 pub fn float_value(x: f64) -> Value {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+    // -0 keeps its sign (Go prints it as -0).
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
         Value::from(x as i64)
     } else {
         serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)

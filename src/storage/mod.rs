@@ -6,6 +6,7 @@
 //! identity, so every replica agrees on them without a coordinator.
 
 pub mod column;
+pub mod encoding;
 pub mod head;
 pub mod hlc;
 pub mod shard;

@@ -2,6 +2,8 @@
 //! directory, find its address from its stdout, talk HTTP to it, stop it.
 #![allow(dead_code)]
 
+pub mod influxd;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -184,4 +186,30 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
         data = &data[eol + 2 + size + 2..];
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `POST /query` with `q` (and `db`) in a form body.
+pub fn query(addr: SocketAddr, db: &str, q: &str) -> Response {
+    let body = format!("q={}&db={}", urlencode(q), urlencode(db));
+    request(
+        addr,
+        "POST",
+        "/query",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
 }

@@ -1,0 +1,88 @@
+//! A real InfluxDB 1.x (`influxd` from Debian's `influxdb` package) on loopback ports, for
+//! differential tests. `.ci/run` installs it; elsewhere tests that need it say they are
+//! skipped, unless SHARDKEEPER_REQUIRE_INFLUXD=1 makes its absence a failure.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Influxd {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Influxd {
+    /// Starts influxd, or returns None (after saying why) when it is not installed.
+    pub fn start() -> Option<Influxd> {
+        let bin = ["/usr/bin/influxd", "/usr/local/bin/influxd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("SHARDKEEPER_REQUIRE_INFLUXD").is_err(),
+                "influxd is required (apt-get install influxdb) but not installed"
+            );
+            eprintln!("SKIPPED: influxd is not installed (apt-get install influxdb)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (http, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let config = format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n  dir = \"{d}/meta\"\n\
+             [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  index-version = \"inmem\"\n  query-log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n\
+             [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
+             [logging]\n  level = \"warn\"\n  suppress-logo = true\n\
+             [subscriber]\n  enabled = false\n"
+        );
+        std::fs::write(dir.path().join("influxdb.conf"), config).expect("write config");
+        let child = Command::new(bin)
+            .args(["-config"])
+            .arg(dir.path().join("influxdb.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn influxd");
+        let addr: SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+        let mut influxd = Influxd {
+            child,
+            addr,
+            _dir: dir,
+        };
+        // influxd announces nothing we can read, so poll /ping (bounded).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(addr).is_ok()
+                && super::request(addr, "GET", "/ping", &[], b"").status == 204
+            {
+                return Some(influxd);
+            }
+            if let Ok(Some(status)) = influxd.child.try_wait() {
+                panic!("influxd exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "influxd did not answer /ping within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Influxd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
