@@ -19,6 +19,8 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// How often expired shards are looked for.
     pub retention_check_seconds: u64,
+    /// A shard's in-memory head is written out as a column file past this size (MiB).
+    pub max_head_mib: u64,
     pub log: LogConfig,
 }
 
@@ -41,6 +43,7 @@ impl Default for NodeConfig {
             node_id: 0,
             max_body_bytes: 25_000_000,
             retention_check_seconds: 60,
+            max_head_mib: 64,
             log: LogConfig::default(),
         }
     }

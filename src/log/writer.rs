@@ -145,7 +145,7 @@ struct Hold {
 }
 
 /// The longest an fdatasync is held back for a fuller group.
-const MAX_HOLD: Duration = Duration::from_micros(500);
+const MAX_HOLD: Duration = Duration::from_micros(1000);
 
 async fn sleep_until(deadline: Option<Instant>) {
     if let Some(d) = deadline {
@@ -187,7 +187,7 @@ impl<O: SinkOpener> Writer<O> {
                     // (otherwise groups settle at half the appenders, alternating).
                     hold = (!written.acks.is_empty()).then(|| Hold {
                         until_appends: acked + written.acks.len(),
-                        deadline: Instant::now() + (took / 2).min(MAX_HOLD),
+                        deadline: Instant::now() + took.min(MAX_HOLD),
                     });
                 }
                 _ = sleep_until(hold_deadline), if hold_deadline.is_some() && syncing.is_none() => {

@@ -77,7 +77,13 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         segment_capacity: config.log.shard_segment_mib.max(1) << 20,
         ..options
     };
-    let storage = Storage::open(&data_dir, &catalog, shard_options, config.node_id)?;
+    let storage = Storage::open(
+        &data_dir,
+        &catalog,
+        shard_options,
+        config.node_id,
+        (config.max_head_mib.max(1) << 20) as usize,
+    )?;
     let node = Arc::new(Node {
         config: config.clone(),
         control,

@@ -223,7 +223,7 @@ async fn run(
             }
             let mut names = BTreeSet::new();
             for shard in node.storage.shards_of(db, None) {
-                names.extend(shard.head().series().iter().map(|s| s.measurement.clone()));
+                names.extend(shard.measurements());
             }
             if names.is_empty() {
                 return Ok(Vec::new());

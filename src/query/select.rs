@@ -80,23 +80,17 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
             continue;
         }
         field_keys.extend(shard.field_types(measurement).into_keys());
-        let head = shard.head();
-        for s in head
-            .series()
-            .iter()
-            .filter(|s| s.measurement == *measurement)
+        for s in shard
+            .series_of(measurement, start, end)
+            .map_err(|e| e.to_string())?
         {
-            let entry = series.entry(s.key.clone()).or_insert_with(|| SeriesData {
-                tags: s.tags.clone(),
+            tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
+            let entry = series.entry(s.key).or_insert_with(|| SeriesData {
+                tags: s.tags,
                 fields: HashMap::new(),
             });
-            tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
-            for (name, column) in &s.fields {
-                entry
-                    .fields
-                    .entry(name.clone())
-                    .or_default()
-                    .push(column.clone());
+            for (name, parts) in s.fields {
+                entry.fields.entry(name).or_default().extend(parts);
             }
         }
     }

@@ -232,6 +232,17 @@ impl Column {
         })
     }
 
+    /// Entries `from..to` of the column.
+    pub fn slice_index(&self, from: usize, to: usize) -> Column {
+        let idx: Vec<usize> = (from..to).collect();
+        Column {
+            times: self.times[from..to].to_vec(),
+            versions: self.versions[from..to].to_vec(),
+            values: self.values.take_indices(&idx),
+            resolved: self.resolved,
+        }
+    }
+
     /// The part of a resolved column within [start, end].
     pub fn slice_time(&self, start: i64, end: i64) -> Column {
         let from = self.times.partition_point(|&t| t < start);

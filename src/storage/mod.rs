@@ -6,6 +6,7 @@
 //! identity, so every replica agrees on them without a coordinator.
 
 pub mod column;
+pub mod column_file;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
@@ -40,6 +41,11 @@ pub enum StorageError {
     ShardDir {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("shard {shard}: {source}")]
+    ColumnFile {
+        shard: u64,
+        source: column_file::ColumnFileError,
     },
     #[error("control log: {0}")]
     Control(#[from] ProjectionError),
@@ -106,6 +112,7 @@ pub struct Storage {
     clock: HybridClock,
     shards: RwLock<HashMap<u64, Arc<Shard>>>,
     log_options: LogOptions,
+    max_head_bytes: usize,
 }
 
 impl Storage {
@@ -116,6 +123,7 @@ impl Storage {
         catalog: &Catalog,
         log_options: LogOptions,
         node_id: u16,
+        max_head_bytes: usize,
     ) -> Result<Storage, StorageError> {
         let dir = data_dir.join("shards");
         std::fs::create_dir_all(&dir).map_err(|source| StorageError::ShardDir {
@@ -127,6 +135,7 @@ impl Storage {
             clock: HybridClock::new(node_id),
             shards: RwLock::new(HashMap::new()),
             log_options,
+            max_head_bytes,
         };
         let known: Vec<ShardInfo> = catalog.shards().collect();
         for info in &known {
@@ -153,7 +162,12 @@ impl Storage {
             return Ok(shard.clone());
         }
         let path = self.dir.join(info.id.to_string());
-        let shard = Arc::new(Shard::open(&path, info, self.log_options.clone())?);
+        let shard = Arc::new(Shard::open(
+            &path,
+            info,
+            self.log_options.clone(),
+            self.max_head_bytes,
+        )?);
         // Versions issued from now on must beat every version already stored.
         self.clock.observe(shard.max_version());
         shards.insert(shard.info.id, shard.clone());
@@ -315,10 +329,16 @@ impl Storage {
             }
             outcome.written += admitted.points.len();
             writes.push(async move {
-                if admitted.points.is_empty() {
-                    return Ok(0);
+                if !admitted.points.is_empty() && shard.write(&admitted.points, version).await? {
+                    // The head outgrew its budget: write it out off the request path.
+                    let shard = shard.clone();
+                    std::thread::spawn(move || {
+                        if let Err(e) = shard.flush() {
+                            tracing::error!(error = %e, "flushing shard head failed");
+                        }
+                    });
                 }
-                shard.write(&admitted.points, version).await
+                Ok::<(), StorageError>(())
             });
         }
         for result in futures_util::future::join_all(writes).await {

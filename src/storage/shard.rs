@@ -1,16 +1,29 @@
-//! A shard: the data of one retention policy over one shard-group interval. Its data log
-//! holds the points as they were acknowledged; its head indexes them for queries.
+//! A shard: the data of one retention policy over one shard-group interval.
+//!
+//! Its data log holds the points as they were acknowledged; the head indexes the recent
+//! ones in memory; when the head grows past its budget it is frozen and written out as an
+//! immutable column file, after which the log segments it covers are removed. Memory is
+//! thus bounded by the head, not by the data set, and a restart replays only the log after
+//! the newest column file.
+//!
+//! Writes to one shard run concurrently, so records are applied in any order; the
+//! *watermark* is the LSN up to which every record has been applied. A column file covers
+//! the log up to the watermark at the time its head was frozen. Records after it that were
+//! already in that head are replayed again on restart, which is harmless: last-write-wins
+//! by write version makes applying a record twice the same as applying it once.
 
-use super::column::FieldType;
+use super::column::{Column, FieldType};
+use super::column_file::{self, ColumnFile};
 use super::head::Head;
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
 use crate::proto::{field_record, FieldRecord, PointRecord, PointsWritten, Tag};
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Record kind of a prost-encoded [`PointsWritten`] in a shard's data log.
 pub const POINTS_RECORD: u8 = 2;
@@ -24,6 +37,43 @@ pub struct ShardInfo {
     pub end: i64,
 }
 
+/// The columns of one series gathered from the head, frozen heads and column files.
+#[derive(Debug, Clone)]
+pub struct SeriesColumns {
+    pub key: String,
+    pub tags: Vec<(String, String)>,
+    /// Per field, the parts to resolve (see [`Column::resolve`]).
+    pub fields: BTreeMap<String, Vec<Column>>,
+}
+
+#[derive(Default)]
+struct Watermark {
+    upto: Lsn,
+    ahead: BTreeSet<Lsn>,
+}
+
+impl Watermark {
+    fn applied(&mut self, lsn: Lsn) {
+        if lsn == self.upto + 1 {
+            self.upto = lsn;
+            while self.ahead.remove(&(self.upto + 1)) {
+                self.upto += 1;
+            }
+        } else if lsn > self.upto {
+            self.ahead.insert(lsn);
+        }
+    }
+}
+
+#[derive(Default)]
+struct ShardData {
+    head: Head,
+    /// Heads being written out as column files.
+    frozen: Vec<Arc<Head>>,
+    files: Vec<Arc<ColumnFile>>,
+    watermark: Watermark,
+}
+
 pub struct Shard {
     pub info: ShardInfo,
     pub dir: PathBuf,
@@ -31,8 +81,10 @@ pub struct Shard {
     /// Field types per measurement: the first write of a field decides its type in this
     /// shard, as in InfluxDB. Checked and reserved before points reach the log.
     schema: Mutex<HashMap<String, HashMap<String, FieldType>>>,
-    head: RwLock<Head>,
-    max_version: std::sync::atomic::AtomicU64,
+    data: RwLock<ShardData>,
+    max_version: AtomicU64,
+    max_head_bytes: usize,
+    flushing: AtomicBool,
 }
 
 /// What the schema check decided for a batch.
@@ -44,23 +96,60 @@ pub struct Admitted {
 }
 
 impl Shard {
-    pub fn open(dir: &Path, info: ShardInfo, options: LogOptions) -> Result<Shard, StorageError> {
-        let (log, _report) =
-            Log::open(dir.join("log"), options).map_err(|source| StorageError::ShardLog {
-                shard: info.id,
-                source,
-            })?;
-        let mut head = Head::default();
-        let mut schema: HashMap<String, HashMap<String, FieldType>> = HashMap::new();
-        let mut max_version = 0;
-        let mut reader = log.reader(1).map_err(|source| StorageError::ShardLog {
+    pub fn open(
+        dir: &Path,
+        info: ShardInfo,
+        options: LogOptions,
+        max_head_bytes: usize,
+    ) -> Result<Shard, StorageError> {
+        let shard_err = |source| StorageError::ShardLog {
             shard: info.id,
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::ShardDir {
+            path: dir.to_owned(),
             source,
         })?;
-        while let Some(record) = reader.next().map_err(|source| StorageError::ShardLog {
-            shard: info.id,
-            source,
-        })? {
+        let mut data = ShardData::default();
+        let mut schema: HashMap<String, HashMap<String, FieldType>> = HashMap::new();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|source| StorageError::ShardDir {
+                path: dir.to_owned(),
+                source,
+            })?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            if name.ends_with(".col.tmp") {
+                let _ = std::fs::remove_file(dir.join(&name)); // a flush the process did not finish
+            } else if column_file::parse_file_name(&name).is_some() {
+                let file =
+                    ColumnFile::open(&dir.join(&name)).map_err(|e| StorageError::ColumnFile {
+                        shard: info.id,
+                        source: e,
+                    })?;
+                for s in &file.index.series {
+                    let types = schema.entry(s.measurement.clone()).or_default();
+                    for b in &s.blocks {
+                        if let Some(ty) = u8::try_from(b.field_type)
+                            .ok()
+                            .and_then(FieldType::from_code)
+                        {
+                            types.entry(b.field.clone()).or_insert(ty);
+                        }
+                    }
+                }
+                data.watermark.upto = data.watermark.upto.max(file.index.covered_lsn);
+                data.files.push(Arc::new(file));
+            }
+        }
+        let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
+        let covered = data.watermark.upto;
+        let mut max_version = 0;
+        let mut reader = log.reader(covered + 1).map_err(shard_err)?;
+        while let Some(record) = reader.next().map_err(shard_err)? {
+            data.watermark.applied(record.lsn);
             if record.kind != POINTS_RECORD {
                 continue;
             }
@@ -77,7 +166,7 @@ impl Shard {
                 for (name, value) in &point.fields {
                     types.entry(name.clone()).or_insert(FieldType::of(value));
                 }
-                head.insert(
+                data.head.insert(
                     &point.measurement,
                     &point.tags,
                     p.time,
@@ -86,13 +175,23 @@ impl Shard {
                 );
             }
         }
+        drop(reader);
+        log.remove_segments_before(covered + 1).map_err(shard_err)?;
+        // Versions in column files count too: new writes must beat them.
+        max_version = data
+            .files
+            .iter()
+            .map(|f| f.index.max_version)
+            .fold(max_version, u64::max);
         Ok(Shard {
             info,
             dir: dir.to_owned(),
             log,
             schema: Mutex::new(schema),
-            head: RwLock::new(head),
+            data: RwLock::new(data),
             max_version: max_version.into(),
+            max_head_bytes,
+            flushing: AtomicBool::new(false),
         })
     }
 
@@ -135,7 +234,8 @@ impl Shard {
     }
 
     /// Appends the points durably under one write version, then makes them visible.
-    pub async fn write(&self, points: &[Point], version: u64) -> Result<Lsn, StorageError> {
+    /// Returns true when the head has outgrown its budget and should be flushed.
+    pub async fn write(&self, points: &[Point], version: u64) -> Result<bool, StorageError> {
         let record = PointsWritten {
             version,
             points: points.iter().map(to_record).collect(),
@@ -148,11 +248,10 @@ impl Shard {
                 shard: self.info.id,
                 source,
             })?;
-        self.max_version
-            .fetch_max(version, std::sync::atomic::Ordering::AcqRel);
-        let mut head = self.head.write().unwrap_or_else(|e| e.into_inner());
+        self.max_version.fetch_max(version, Ordering::AcqRel);
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         for p in points {
-            head.insert(
+            data.head.insert(
                 &p.measurement,
                 &p.tags,
                 p.timestamp.unwrap_or_default(),
@@ -160,16 +259,78 @@ impl Shard {
                 &p.fields,
             );
         }
-        Ok(lsn)
+        data.watermark.applied(lsn);
+        Ok(data.head.bytes() > self.max_head_bytes && !self.flushing.load(Ordering::Acquire))
     }
 
-    /// The highest write version stored in this shard.
+    /// Freezes the head, writes it as a column file and removes the log segments the file
+    /// covers. One flush at a time; blocking I/O (call it off the async workers).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        if self.flushing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.flush_inner();
+        self.flushing.store(false, Ordering::Release);
+        result
+    }
+
+    fn flush_inner(&self) -> Result<(), StorageError> {
+        let (frozen, covered) = {
+            let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+            let newest = data
+                .files
+                .iter()
+                .map(|f| f.index.covered_lsn)
+                .max()
+                .unwrap_or(0);
+            if data.head.is_empty() || data.watermark.upto <= newest {
+                return Ok(()); // nothing new is fully applied yet: the next write retries
+            }
+            let frozen = Arc::new(std::mem::take(&mut data.head));
+            data.frozen.push(frozen.clone());
+            (frozen, data.watermark.upto)
+        };
+        let file_err = |source| StorageError::ColumnFile {
+            shard: self.info.id,
+            source,
+        };
+        let written = column_file::write(&self.dir, covered, frozen.series())
+            .and_then(|path| ColumnFile::open(&path));
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
+        match written {
+            Ok(file) => data.files.push(Arc::new(file)),
+            Err(e) => {
+                // Keep the points readable: fold the frozen head back into the live one.
+                for s in frozen.series() {
+                    for (name, c) in &s.fields {
+                        for i in 0..c.len() {
+                            data.head.insert(
+                                &s.measurement,
+                                &s.tags,
+                                c.times[i],
+                                c.versions[i],
+                                &[(name.clone(), c.values.get(i))],
+                            );
+                        }
+                    }
+                }
+                return Err(file_err(e));
+            }
+        }
+        drop(data);
+        self.log
+            .remove_segments_before(covered + 1)
+            .map_err(|source| StorageError::ShardLog {
+                shard: self.info.id,
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// The highest write version stored in this shard's log.
     pub fn max_version(&self) -> u64 {
-        self.max_version.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub fn head(&self) -> RwLockReadGuard<'_, Head> {
-        self.head.read().unwrap_or_else(|e| e.into_inner())
+        self.max_version.load(Ordering::Acquire)
     }
 
     /// Field types of a measurement in this shard.
@@ -178,8 +339,91 @@ impl Shard {
         schema.get(measurement).cloned().unwrap_or_default()
     }
 
+    pub fn measurements(&self) -> BTreeSet<String> {
+        let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        schema.keys().cloned().collect()
+    }
+
+    /// Every series of a measurement with the parts of its columns within [start, end].
+    pub fn series_of(
+        &self,
+        measurement: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<SeriesColumns>, StorageError> {
+        let mut found: BTreeMap<String, SeriesColumns> = BTreeMap::new();
+        let files = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
+                for s in head
+                    .series()
+                    .iter()
+                    .filter(|s| s.measurement == measurement)
+                {
+                    let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
+                        key: s.key.clone(),
+                        tags: s.tags.clone(),
+                        fields: BTreeMap::new(),
+                    });
+                    for (name, column) in &s.fields {
+                        entry
+                            .fields
+                            .entry(name.clone())
+                            .or_default()
+                            .push(column.clone());
+                    }
+                }
+            }
+            data.files.clone()
+        };
+        for file in files {
+            for s in file
+                .index
+                .series
+                .iter()
+                .filter(|s| s.measurement == measurement)
+            {
+                let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
+                    key: s.key.clone(),
+                    tags: s
+                        .tags
+                        .iter()
+                        .map(|t| (t.key.clone(), t.value.clone()))
+                        .collect(),
+                    fields: BTreeMap::new(),
+                });
+                for block in s
+                    .blocks
+                    .iter()
+                    .filter(|b| b.max_time >= start && b.min_time <= end)
+                {
+                    let column =
+                        file.read_block(block)
+                            .map_err(|source| StorageError::ColumnFile {
+                                shard: self.info.id,
+                                source,
+                            })?;
+                    entry
+                        .fields
+                        .entry(block.field.clone())
+                        .or_default()
+                        .push(column);
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Bytes on disk in column files, and heads' approximate bytes in memory.
+    pub fn sizes(&self) -> (u64, usize) {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let files = data.files.iter().map(|f| f.size()).sum();
+        let heads = data.head.bytes() + data.frozen.iter().map(|h| h.bytes()).sum::<usize>();
+        (files, heads)
     }
 }
 

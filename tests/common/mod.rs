@@ -25,9 +25,26 @@ impl Daemon {
 
     /// Starts `shardkeeper serve`; Err carries its stderr if it exits instead of listening.
     pub fn try_start(data_dir: &Path) -> Result<Daemon, String> {
-        let mut child = Command::new(BIN)
+        Self::try_start_with(data_dir, None)
+    }
+
+    /// Starts with a config file holding `config` (TOML) besides the data directory.
+    pub fn start_with_config(data_dir: &Path, config: &str) -> Daemon {
+        Self::try_start_with(data_dir, Some(config))
+            .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
+    }
+
+    fn try_start_with(data_dir: &Path, config: Option<&str>) -> Result<Daemon, String> {
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .arg(data_dir);
+        if let Some(config) = config {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, config).expect("write config");
+            command.arg("--config").arg(path);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

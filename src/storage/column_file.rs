@@ -1,0 +1,245 @@
+//! Immutable column files: a shard's head, frozen and compressed.
+//!
+//! ```text
+//!   +----------+---------------------------------+------------------+--------------------+
+//!   | SKCOLF01 | block | block | ...              | index (prost)    | footer (28 bytes)  |
+//!   +----------+---------------------------------+------------------+--------------------+
+//!   block  = timestamps | versions | values (each a self-delimiting stream of
+//!            storage::encoding) | masked crc32c of those bytes (4, LE)
+//!   footer = index offset (u64 LE) | index length (u64 LE) | masked crc32c of the index
+//!            (u32 LE) | SKCOLEND
+//! ```
+//! A block holds up to [`BLOCK_VALUES`] values of one field of one series, sorted by time
+//! with one value per time. Files are written to a temporary name, synced, renamed and the
+//! directory synced, so a file is whole or absent; every block's checksum is verified when
+//! it is read.
+
+use super::column::{Column, FieldType, Values};
+use super::encoding;
+use super::head::SeriesHead;
+use crate::log::format::mask;
+use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag};
+use prost::Message;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"SKCOLF01";
+const END_MAGIC: &[u8; 8] = b"SKCOLEND";
+const FOOTER_LEN: usize = 28;
+pub const BLOCK_VALUES: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnFileError {
+    #[error("column file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("column file {path} at byte {offset}: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+pub struct ColumnFile {
+    pub path: PathBuf,
+    pub index: ColumnFileIndex,
+    map: memmap2::Mmap,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ColumnFileError + '_ {
+    move |source| ColumnFileError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The file name of the column file covering a shard log up to `covered_lsn`.
+pub fn file_name(covered_lsn: u64) -> String {
+    format!("{covered_lsn:020}.col")
+}
+
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".col")?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// Writes the given series (resolved and sorted here) as a column file, atomically.
+pub fn write(
+    dir: &Path,
+    covered_lsn: u64,
+    series: &[SeriesHead],
+) -> Result<PathBuf, ColumnFileError> {
+    let path = dir.join(file_name(covered_lsn));
+    let tmp = dir.join(format!("{}.tmp", file_name(covered_lsn)));
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
+    out.extend_from_slice(MAGIC);
+    let mut index = ColumnFileIndex {
+        covered_lsn,
+        series: Vec::with_capacity(series.len()),
+        max_version: 0,
+    };
+    let mut ordered: Vec<&SeriesHead> = series.iter().collect();
+    ordered.sort_by(|a, b| a.key.cmp(&b.key));
+    for s in ordered {
+        let mut entry = ColumnSeries {
+            key: s.key.clone(),
+            measurement: s.measurement.clone(),
+            tags: s
+                .tags
+                .iter()
+                .map(|(k, v)| Tag {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            blocks: Vec::new(),
+        };
+        for (name, column) in &s.fields {
+            let Some(resolved) = Column::resolve(&[column]) else {
+                continue;
+            };
+            index.max_version = resolved
+                .versions
+                .iter()
+                .copied()
+                .fold(index.max_version, u64::max);
+            for start in (0..resolved.len()).step_by(BLOCK_VALUES) {
+                let end = (start + BLOCK_VALUES).min(resolved.len());
+                let block = resolved.slice_index(start, end);
+                let offset = out.len();
+                encode_block(&block, &mut out);
+                let crc = mask(crc32c::crc32c(&out[offset..]));
+                out.extend_from_slice(&crc.to_le_bytes());
+                entry.blocks.push(ColumnBlock {
+                    field: name.clone(),
+                    field_type: u32::from(block.values.field_type().code()),
+                    offset: offset as u64,
+                    length: (out.len() - offset) as u64,
+                    count: block.len() as u32,
+                    min_time: block.times[0],
+                    max_time: block.times[block.len() - 1],
+                });
+            }
+        }
+        index.series.push(entry);
+    }
+    let index_offset = out.len() as u64;
+    let encoded = index.encode_to_vec();
+    out.extend_from_slice(&encoded);
+    out.extend_from_slice(&index_offset.to_le_bytes());
+    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+    out.extend_from_slice(&mask(crc32c::crc32c(&encoded)).to_le_bytes());
+    out.extend_from_slice(END_MAGIC);
+
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(&out)
+        .and_then(|()| file.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&tmp))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(path)
+}
+
+fn encode_block(c: &Column, out: &mut Vec<u8>) {
+    encoding::encode_timestamps(&c.times, out);
+    encoding::encode_unsigned(&c.versions, out);
+    match &c.values {
+        Values::Float(v) => encoding::encode_floats(v, out),
+        Values::Integer(v) => encoding::encode_integers(v, out),
+        Values::Unsigned(v) => encoding::encode_unsigned(v, out),
+        Values::String(v) => encoding::encode_strings(v, out),
+        Values::Boolean(v) => encoding::encode_booleans(v, out),
+    }
+}
+
+impl ColumnFile {
+    pub fn open(path: &Path) -> Result<ColumnFile, ColumnFileError> {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        // SAFETY: column files are immutable once renamed into place.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
+        let corrupt = |offset: u64, reason: &str| ColumnFileError::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason: reason.to_owned(),
+        };
+        if map.len() < MAGIC.len() + FOOTER_LEN
+            || &map[..8] != MAGIC
+            || &map[map.len() - 8..] != END_MAGIC
+        {
+            return Err(corrupt(0, "not a column file (bad magic or truncated)"));
+        }
+        let footer = &map[map.len() - FOOTER_LEN..];
+        let word = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().expect("8 bytes"));
+        let (offset, len) = (word(0), word(8));
+        let stored = u32::from_le_bytes(footer[16..20].try_into().expect("4 bytes"));
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= (map.len() - FOOTER_LEN) as u64)
+            .ok_or_else(|| corrupt(offset, "index out of bounds"))?;
+        let bytes = &map[offset as usize..end as usize];
+        if mask(crc32c::crc32c(bytes)) != stored {
+            return Err(corrupt(offset, "index checksum mismatch"));
+        }
+        let index = ColumnFileIndex::decode(bytes).map_err(|e| corrupt(offset, &e.to_string()))?;
+        Ok(ColumnFile {
+            path: path.to_owned(),
+            index,
+            map,
+        })
+    }
+
+    /// Decodes one block, verifying its checksum.
+    pub fn read_block(&self, block: &ColumnBlock) -> Result<Column, ColumnFileError> {
+        let corrupt = |reason: String| ColumnFileError::Corrupt {
+            path: self.path.clone(),
+            offset: block.offset,
+            reason,
+        };
+        let end = block
+            .offset
+            .checked_add(block.length)
+            .filter(|&e| e as usize <= self.map.len())
+            .ok_or_else(|| corrupt("block out of bounds".into()))?;
+        let bytes = &self.map[block.offset as usize..end as usize];
+        let (data, crc) = bytes.split_at(
+            bytes
+                .len()
+                .checked_sub(4)
+                .ok_or_else(|| corrupt("block too short".into()))?,
+        );
+        if mask(crc32c::crc32c(data)) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(corrupt("block checksum mismatch".into()));
+        }
+        let ty = u8::try_from(block.field_type)
+            .ok()
+            .and_then(FieldType::from_code)
+            .ok_or_else(|| corrupt("unknown field type".into()))?;
+        let mut column = Column::new(ty);
+        let bad = |e: encoding::DecodeError| corrupt(e.to_string());
+        let mut at = encoding::decode_timestamps(data, &mut column.times).map_err(bad)?;
+        at += encoding::decode_unsigned(&data[at..], &mut column.versions).map_err(bad)?;
+        let rest = &data[at..];
+        match &mut column.values {
+            Values::Float(v) => encoding::decode_floats(rest, v).map(drop),
+            Values::Integer(v) => encoding::decode_integers(rest, v).map(drop),
+            Values::Unsigned(v) => encoding::decode_unsigned(rest, v).map(drop),
+            Values::String(v) => encoding::decode_strings(rest, v).map(drop),
+            Values::Boolean(v) => encoding::decode_booleans(rest, v).map(drop),
+        }
+        .map_err(bad)?;
+        if column.times.len() != column.versions.len() || column.times.len() != column.values.len()
+        {
+            return Err(corrupt("block columns differ in length".into()));
+        }
+        Ok(column)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.map.len() as u64
+    }
+}
