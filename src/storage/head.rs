@@ -4,6 +4,10 @@ use super::column::{Column, FieldType};
 use crate::line_protocol::{series_key, FieldValue};
 use std::collections::HashMap;
 
+/// Series keys are hashed on every point written: a fast non-cryptographic hash (keys
+/// come from clients, but a flood of colliding keys costs only speed, never correctness).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Clone)]
 pub struct SeriesHead {
     pub key: String,
@@ -14,7 +18,7 @@ pub struct SeriesHead {
 
 #[derive(Debug, Default)]
 pub struct Head {
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     series: Vec<SeriesHead>,
     bytes: usize,
 }

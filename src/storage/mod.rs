@@ -10,6 +10,7 @@ pub mod column_file;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
+mod points_codec;
 pub mod shard;
 
 use crate::catalog::Catalog;

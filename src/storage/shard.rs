@@ -18,12 +18,16 @@ use super::head::Head;
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
-use crate::proto::{field_record, FieldRecord, PointRecord, PointsWritten, Tag};
+use crate::proto::{field_record, PointRecord, PointsWritten};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// Field types per measurement; consulted for every point written, so a fast hash.
+type Schema = HashMap<String, HashMap<String, FieldType, RandomState>, RandomState>;
+type RandomState = foldhash::fast::RandomState;
 
 /// Record kind of a prost-encoded [`PointsWritten`] in a shard's data log.
 pub const POINTS_RECORD: u8 = 2;
@@ -72,6 +76,10 @@ struct ShardData {
     frozen: Vec<Arc<Head>>,
     files: Vec<Arc<ColumnFile>>,
     watermark: Watermark,
+    /// Data-log bytes written since the head was last frozen: the log, not only the head,
+    /// is kept within the budget (its records are larger than the head's columns), which
+    /// bounds both disk use and replay time.
+    log_bytes: usize,
 }
 
 pub struct Shard {
@@ -80,7 +88,7 @@ pub struct Shard {
     log: Log,
     /// Field types per measurement: the first write of a field decides its type in this
     /// shard, as in InfluxDB. Checked and reserved before points reach the log.
-    schema: Mutex<HashMap<String, HashMap<String, FieldType>>>,
+    schema: Mutex<Schema>,
     data: RwLock<ShardData>,
     max_version: AtomicU64,
     max_head_bytes: usize,
@@ -111,7 +119,7 @@ impl Shard {
             source,
         })?;
         let mut data = ShardData::default();
-        let mut schema: HashMap<String, HashMap<String, FieldType>> = HashMap::new();
+        let mut schema = Schema::default();
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map_err(|source| StorageError::ShardDir {
                 path: dir.to_owned(),
@@ -150,6 +158,7 @@ impl Shard {
         let mut reader = log.reader(covered + 1).map_err(shard_err)?;
         while let Some(record) = reader.next().map_err(shard_err)? {
             data.watermark.applied(record.lsn);
+            data.log_bytes += record.payload.len();
             if record.kind != POINTS_RECORD {
                 continue;
             }
@@ -205,7 +214,10 @@ impl Shard {
             reason: None,
         };
         for point in points {
-            let types = schema.entry(point.measurement.clone()).or_default();
+            if !schema.contains_key(&point.measurement) {
+                schema.insert(point.measurement.clone(), HashMap::default());
+            }
+            let types = schema.get_mut(&point.measurement).expect("inserted above");
             let conflict = point.fields.iter().find_map(|(name, value)| {
                 let ty = FieldType::of(value);
                 types.get(name).filter(|&&t| t != ty).map(|&existing| {
@@ -224,7 +236,9 @@ impl Shard {
                 }
                 None => {
                     for (name, value) in &point.fields {
-                        types.entry(name.clone()).or_insert(FieldType::of(value));
+                        if !types.contains_key(name) {
+                            types.insert(name.clone(), FieldType::of(value));
+                        }
                     }
                     admitted.points.push(point);
                 }
@@ -236,13 +250,11 @@ impl Shard {
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
     pub async fn write(&self, points: &[Point], version: u64) -> Result<bool, StorageError> {
-        let record = PointsWritten {
-            version,
-            points: points.iter().map(to_record).collect(),
-        };
+        let record = super::points_codec::encode_points_written(version, points);
+        let record_len = record.len();
         let lsn = self
             .log
-            .append(vec![Record::new(POINTS_RECORD, record.encode_to_vec())])
+            .append(vec![Record::new(POINTS_RECORD, record)])
             .await
             .map_err(|source| StorageError::ShardLog {
                 shard: self.info.id,
@@ -260,7 +272,9 @@ impl Shard {
             );
         }
         data.watermark.applied(lsn);
-        Ok(data.head.bytes() > self.max_head_bytes && !self.flushing.load(Ordering::Acquire))
+        data.log_bytes += record_len;
+        let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
+        Ok(over_budget && !self.flushing.load(Ordering::Acquire))
     }
 
     /// Freezes the head, writes it as a column file and removes the log segments the file
@@ -288,6 +302,7 @@ impl Shard {
             }
             let frozen = Arc::new(std::mem::take(&mut data.head));
             data.frozen.push(frozen.clone());
+            data.log_bytes = 0;
             (frozen, data.watermark.upto)
         };
         let file_err = |source| StorageError::ColumnFile {
@@ -336,7 +351,10 @@ impl Shard {
     /// Field types of a measurement in this shard.
     pub fn field_types(&self, measurement: &str) -> HashMap<String, FieldType> {
         let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
-        schema.get(measurement).cloned().unwrap_or_default()
+        schema
+            .get(measurement)
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
     }
 
     pub fn measurements(&self) -> BTreeSet<String> {
@@ -424,35 +442,6 @@ impl Shard {
         let files = data.files.iter().map(|f| f.size()).sum();
         let heads = data.head.bytes() + data.frozen.iter().map(|h| h.bytes()).sum::<usize>();
         (files, heads)
-    }
-}
-
-fn to_record(p: &Point) -> PointRecord {
-    PointRecord {
-        measurement: p.measurement.clone(),
-        tags: p
-            .tags
-            .iter()
-            .map(|(k, v)| Tag {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
-        time: p.timestamp.unwrap_or_default(),
-        fields: p
-            .fields
-            .iter()
-            .map(|(k, v)| FieldRecord {
-                key: k.clone(),
-                value: Some(match v {
-                    FieldValue::Float(x) => field_record::Value::Float(*x),
-                    FieldValue::Integer(x) => field_record::Value::Integer(*x),
-                    FieldValue::Unsigned(x) => field_record::Value::Unsigned(*x),
-                    FieldValue::String(x) => field_record::Value::String(x.clone()),
-                    FieldValue::Boolean(x) => field_record::Value::Boolean(*x),
-                }),
-            })
-            .collect(),
     }
 }
 
