@@ -10,25 +10,41 @@ use std::process::Command;
 fn available(check: &mut Command, what: &str) -> bool {
     let ok = check.output().is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(), "{what} is required but not installed");
+        assert!(
+            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
+            "{what} is required but not installed"
+        );
         eprintln!("SKIPPED: {what} is not installed");
     }
     ok
 }
 
 fn script(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
 }
 
 #[test]
 fn python_influxdb_library_writes_and_reads() {
-    if !available(Command::new("python3").args(["-c", "import influxdb"]), "python3 with the influxdb library") {
+    if !available(
+        Command::new("python3").args(["-c", "import influxdb"]),
+        "python3 with the influxdb library",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let out = Command::new("python3").arg(script("influxdb_v1.py")).arg(daemon.addr.port().to_string()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(script("influxdb_v1.py"))
+        .arg(daemon.addr.port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         got["points"],
@@ -38,46 +54,90 @@ fn python_influxdb_library_writes_and_reads() {
         ])
     );
     assert_eq!(got["databases"], serde_json::json!(["pyv1"]));
-    assert!(got["ping"].as_str().is_some_and(|v| v.starts_with('1')), "{got}");
+    assert!(
+        got["ping"].as_str().is_some_and(|v| v.starts_with('1')),
+        "{got}"
+    );
     daemon.stop();
 }
 
 #[test]
 fn python_influxdb_client_writes_through_the_v2_api() {
-    if !available(Command::new("python3").args(["-c", "import influxdb_client"]), "python3 with the influxdb-client library") {
+    if !available(
+        Command::new("python3").args(["-c", "import influxdb_client"]),
+        "python3 with the influxdb-client library",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
     assert_eq!(query(daemon.addr, "", "CREATE DATABASE pyv2").status, 200);
-    let out = Command::new("python3").arg(script("influxdb_v2.py")).arg(daemon.addr.port().to_string()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(script("influxdb_v2.py"))
+        .arg(daemon.addr.port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = query(daemon.addr, "pyv2", "SELECT * FROM mem").json();
     assert_eq!(
         r["results"][0]["series"][0]["values"],
-        serde_json::json!([["2024-01-01T00:00:00Z", "c", 42], ["2024-01-01T00:00:10Z", "d", 7]])
+        serde_json::json!([
+            ["2024-01-01T00:00:00Z", "c", 42],
+            ["2024-01-01T00:00:10Z", "d", 7]
+        ])
     );
     daemon.stop();
 }
 
 #[test]
 fn influx_cli_creates_writes_and_reads() {
-    if !available(Command::new("influx").arg("-version"), "the influx CLI (Debian's influxdb-client)") {
+    if !available(
+        Command::new("influx").arg("-version"),
+        "the influx CLI (Debian's influxdb-client)",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
     let port = daemon.addr.port().to_string();
     let influx = |args: &[&str]| {
-        let out = Command::new("influx").args(["-host", "127.0.0.1", "-port", &port]).args(args).output().unwrap();
-        assert!(out.status.success(), "influx {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("influx")
+            .args(["-host", "127.0.0.1", "-port", &port])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "influx {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     influx(&["-execute", "CREATE DATABASE cli"]);
-    influx(&["-database", "cli", "-execute", "INSERT temp,room=k celsius=21.5 1704067200000000000"]);
-    let out = influx(&["-database", "cli", "-format", "json", "-execute", "SELECT * FROM temp"]);
+    influx(&[
+        "-database",
+        "cli",
+        "-execute",
+        "INSERT temp,room=k celsius=21.5 1704067200000000000",
+    ]);
+    let out = influx(&[
+        "-database",
+        "cli",
+        "-format",
+        "json",
+        "-execute",
+        "SELECT * FROM temp",
+    ]);
     let got: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(got["results"][0]["series"][0]["values"], serde_json::json!([[1704067200000000000i64, 21.5, "k"]]));
+    assert_eq!(
+        got["results"][0]["series"][0]["values"],
+        serde_json::json!([[1704067200000000000i64, 21.5, "k"]])
+    );
     let out = influx(&["-execute", "SHOW DATABASES"]);
     assert!(out.contains("cli"), "{out}");
     daemon.stop();

@@ -238,3 +238,41 @@ fn narrow(e: &Expr, now: i64, range: &mut (i64, i64)) {
         _ => {}
     }
 }
+
+/// Whether a series can match a condition, judged from its tags alone: top-level AND terms
+/// comparing a tag (a name that is not a field key) with a string or regex must hold.
+/// Everything else is left to the row-by-row check, so this only ever skips series that
+/// cannot match.
+pub fn series_may_match(
+    expr: Option<&Expr>,
+    tags: &[(String, String)],
+    field_keys: &std::collections::HashSet<String>,
+    re: &Regexes,
+) -> bool {
+    let Some(expr) = expr else { return true };
+    match expr {
+        Expr::Paren(e) => series_may_match(Some(e), tags, field_keys, re),
+        Expr::Binary(b) if b.op == BinaryOp::And => {
+            series_may_match(Some(&b.lhs), tags, field_keys, re)
+                && series_may_match(Some(&b.rhs), tags, field_keys, re)
+        }
+        Expr::Binary(b) => {
+            let Expr::VarRef(v) = &b.lhs else { return true };
+            if v.name == "time" || field_keys.contains(&v.name) {
+                return true;
+            }
+            if !matches!(b.rhs, Expr::String(_) | Expr::Regex(_)) {
+                return true;
+            }
+            let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
+            let row = Row {
+                time: 0,
+                tags,
+                fields: &empty,
+                field_keys: &none,
+            };
+            matches(expr, &row, 0, re)
+        }
+        _ => true,
+    }
+}

@@ -2,7 +2,7 @@
 //! Aggregates, GROUP BY, fill and subqueries come with the InfluxQL issue; until then they
 //! are refused with a clear error, never answered wrongly.
 
-use super::eval::{matches, time_range, Regexes, Row};
+use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
 use super::result::{float_value, Series};
 use crate::catalog::Catalog;
@@ -80,8 +80,11 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
             continue;
         }
         field_keys.extend(shard.field_types(measurement).into_keys());
+        let keep = |tags: &[(String, String)]| {
+            series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
+        };
         for s in shard
-            .series_of(measurement, start, end)
+            .series_of(measurement, start, end, &keep)
             .map_err(|e| e.to_string())?
         {
             tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));

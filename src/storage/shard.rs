@@ -41,6 +41,9 @@ pub struct ShardInfo {
     pub end: i64,
 }
 
+/// Decides from a series' tags whether its columns are needed.
+pub type TagFilter<'a> = &'a dyn Fn(&[(String, String)]) -> bool;
+
 /// The columns of one series gathered from the head, frozen heads and column files.
 #[derive(Debug, Clone)]
 pub struct SeriesColumns {
@@ -362,12 +365,14 @@ impl Shard {
         schema.keys().cloned().collect()
     }
 
-    /// Every series of a measurement with the parts of its columns within [start, end].
+    /// Every series of a measurement whose tags pass `keep`, with the parts of its columns
+    /// within [start, end]; blocks of other series are never read.
     pub fn series_of(
         &self,
         measurement: &str,
         start: i64,
         end: i64,
+        keep: TagFilter<'_>,
     ) -> Result<Vec<SeriesColumns>, StorageError> {
         let mut found: BTreeMap<String, SeriesColumns> = BTreeMap::new();
         let files = {
@@ -376,7 +381,7 @@ impl Shard {
                 for s in head
                     .series()
                     .iter()
-                    .filter(|s| s.measurement == measurement)
+                    .filter(|s| s.measurement == measurement && keep(&s.tags))
                 {
                     let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
                         key: s.key.clone(),
@@ -401,13 +406,17 @@ impl Shard {
                 .iter()
                 .filter(|s| s.measurement == measurement)
             {
+                let tags: Vec<(String, String)> = s
+                    .tags
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect();
+                if !keep(&tags) {
+                    continue;
+                }
                 let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
                     key: s.key.clone(),
-                    tags: s
-                        .tags
-                        .iter()
-                        .map(|t| (t.key.clone(), t.value.clone()))
-                        .collect(),
+                    tags,
                     fields: BTreeMap::new(),
                 });
                 for block in s
