@@ -106,3 +106,45 @@ fn flushed_heads_answer_the_same_and_survive_restart() {
     );
     daemon.stop();
 }
+
+#[test]
+fn many_flushes_are_merged_into_few_files_without_losing_points() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
+    let daemon = Daemon::start_with_config(&data, config);
+    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    for t in 0..1000u64 {
+        let body: String = (0..200)
+            .map(|h| format!("m,host=h{h} f={t}.25,g={h}i {}\n", (t + 1) * 1_000_000_000))
+            .collect();
+        assert_eq!(
+            request(daemon.addr, "POST", "/write?db=c", &[], body.as_bytes()).status,
+            204
+        );
+    }
+    let shard = &shard_dirs(&data)[0];
+    let files = count_files(shard, "col");
+    assert!(
+        files >= 1 && files < 8,
+        "column files are merged ({files} files)"
+    );
+    let check = |addr| {
+        let r = query(addr, "c", "SELECT f, g FROM m WHERE host = 'h42'").json();
+        let rows = r["results"][0]["series"][0]["values"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(rows.len(), 1000, "every point once");
+        assert_eq!(
+            rows[999],
+            serde_json::json!(["1970-01-01T00:16:40Z", 999.25, 42])
+        );
+    };
+    check(daemon.addr);
+    daemon.kill9();
+    let daemon = Daemon::start_with_config(&data, config);
+    check(daemon.addr);
+    daemon.stop();
+}

@@ -72,23 +72,65 @@ pub fn write(
     covered_lsn: u64,
     series: &[SeriesHead],
 ) -> Result<PathBuf, ColumnFileError> {
-    let path = dir.join(file_name(covered_lsn));
-    let tmp = dir.join(format!("{}.tmp", file_name(covered_lsn)));
-    let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
-    out.extend_from_slice(MAGIC);
-    let mut index = ColumnFileIndex {
-        covered_lsn,
-        series: Vec::with_capacity(series.len()),
-        max_version: 0,
-    };
+    let mut writer = ColumnFileWriter::create(dir, covered_lsn)?;
     let mut ordered: Vec<&SeriesHead> = series.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
+        let fields: Vec<(String, Column)> = s
+            .fields
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), Column::resolve(&[c])?)))
+            .collect();
+        writer.add_series(&s.key, &s.measurement, &s.tags, &fields)?;
+    }
+    writer.finish()
+}
+
+/// Streams series (in key order, columns resolved) into a new column file.
+pub struct ColumnFileWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    offset: u64,
+    block: Vec<u8>,
+    index: ColumnFileIndex,
+}
+
+impl ColumnFileWriter {
+    pub fn create(dir: &Path, covered_lsn: u64) -> Result<Self, ColumnFileError> {
+        let path = dir.join(file_name(covered_lsn));
+        let tmp = dir.join(format!("{}.tmp", file_name(covered_lsn)));
+        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(MAGIC).map_err(io(&tmp))?;
+        let index = ColumnFileIndex {
+            covered_lsn,
+            series: Vec::new(),
+            max_version: 0,
+        };
+        Ok(ColumnFileWriter {
+            dir: dir.to_owned(),
+            tmp,
+            path,
+            out,
+            offset: MAGIC.len() as u64,
+            block: Vec::new(),
+            index,
+        })
+    }
+
+    pub fn add_series(
+        &mut self,
+        key: &str,
+        measurement: &str,
+        tags: &[(String, String)],
+        fields: &[(String, Column)],
+    ) -> Result<(), ColumnFileError> {
         let mut entry = ColumnSeries {
-            key: s.key.clone(),
-            measurement: s.measurement.clone(),
-            tags: s
-                .tags
+            key: key.to_owned(),
+            measurement: measurement.to_owned(),
+            tags: tags
                 .iter()
                 .map(|(k, v)| Tag {
                     key: k.clone(),
@@ -97,52 +139,57 @@ pub fn write(
                 .collect(),
             blocks: Vec::new(),
         };
-        for (name, column) in &s.fields {
-            let Some(resolved) = Column::resolve(&[column]) else {
-                continue;
-            };
-            index.max_version = resolved
+        for (name, resolved) in fields {
+            self.index.max_version = resolved
                 .versions
                 .iter()
                 .copied()
-                .fold(index.max_version, u64::max);
+                .fold(self.index.max_version, u64::max);
             for start in (0..resolved.len()).step_by(BLOCK_VALUES) {
                 let end = (start + BLOCK_VALUES).min(resolved.len());
                 let block = resolved.slice_index(start, end);
-                let offset = out.len();
-                encode_block(&block, &mut out);
-                let crc = mask(crc32c::crc32c(&out[offset..]));
-                out.extend_from_slice(&crc.to_le_bytes());
+                self.block.clear();
+                encode_block(&block, &mut self.block);
+                let crc = mask(crc32c::crc32c(&self.block));
+                self.block.extend_from_slice(&crc.to_le_bytes());
+                self.out.write_all(&self.block).map_err(io(&self.tmp))?;
                 entry.blocks.push(ColumnBlock {
                     field: name.clone(),
                     field_type: u32::from(block.values.field_type().code()),
-                    offset: offset as u64,
-                    length: (out.len() - offset) as u64,
+                    offset: self.offset,
+                    length: self.block.len() as u64,
                     count: block.len() as u32,
                     min_time: block.times[0],
                     max_time: block.times[block.len() - 1],
                 });
+                self.offset += self.block.len() as u64;
             }
         }
-        index.series.push(entry);
+        self.index.series.push(entry);
+        Ok(())
     }
-    let index_offset = out.len() as u64;
-    let encoded = index.encode_to_vec();
-    out.extend_from_slice(&encoded);
-    out.extend_from_slice(&index_offset.to_le_bytes());
-    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
-    out.extend_from_slice(&mask(crc32c::crc32c(&encoded)).to_le_bytes());
-    out.extend_from_slice(END_MAGIC);
 
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&out)
-        .and_then(|()| file.sync_all())
-        .map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&tmp))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(path)
+    /// Writes the index and footer, then makes the file durable under its final name
+    /// (replacing any file of that name atomically).
+    pub fn finish(mut self) -> Result<PathBuf, ColumnFileError> {
+        let encoded = self.index.encode_to_vec();
+        let mut tail = encoded.clone();
+        tail.extend_from_slice(&self.offset.to_le_bytes());
+        tail.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+        tail.extend_from_slice(&mask(crc32c::crc32c(&encoded)).to_le_bytes());
+        tail.extend_from_slice(END_MAGIC);
+        self.out.write_all(&tail).map_err(io(&self.tmp))?;
+        let file = self.out.into_inner().map_err(|e| ColumnFileError::Io {
+            path: self.tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.tmp))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        Ok(self.path)
+    }
 }
 
 fn encode_block(c: &Column, out: &mut Vec<u8>) {

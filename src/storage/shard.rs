@@ -29,6 +29,9 @@ use std::sync::{Arc, Mutex, RwLock};
 type Schema = HashMap<String, HashMap<String, FieldType, RandomState>, RandomState>;
 type RandomState = foldhash::fast::RandomState;
 
+/// Column files a shard may gather before they are merged into one.
+const MERGE_AT: usize = 8;
+
 /// Record kind of a prost-encoded [`PointsWritten`] in a shard's data log.
 pub const POINTS_RECORD: u8 = 2;
 
@@ -343,6 +346,84 @@ impl Shard {
                 shard: self.info.id,
                 source,
             })?;
+        self.merge_files()
+    }
+
+    /// Once a shard has [`MERGE_AT`] column files, merges them into one, series by series
+    /// (memory holds one series at a time): fewer indexes to load at start-up, fewer files
+    /// for each read, and longer blocks that compress better. The merged file takes the
+    /// newest file's name (so it covers the same log) and replaces it atomically; the
+    /// others are removed after. A crash in between leaves duplicates, which reads resolve
+    /// and the next merge removes.
+    fn merge_files(&self) -> Result<(), StorageError> {
+        let files = self
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .files
+            .clone();
+        if files.len() < MERGE_AT {
+            return Ok(());
+        }
+        let file_err = |source| StorageError::ColumnFile {
+            shard: self.info.id,
+            source,
+        };
+        let covered = files.iter().map(|f| f.index.covered_lsn).max().unwrap_or(0);
+        // Each series key with its entry in every file that has it.
+        let mut keys: BTreeMap<&str, Vec<(&ColumnFile, &crate::proto::ColumnSeries)>> =
+            BTreeMap::new();
+        for f in &files {
+            for s in &f.index.series {
+                keys.entry(s.key.as_str())
+                    .or_default()
+                    .push((f.as_ref(), s));
+            }
+        }
+        let mut writer =
+            column_file::ColumnFileWriter::create(&self.dir, covered).map_err(file_err)?;
+        for (key, parts) in &keys {
+            let mut fields: BTreeMap<&str, Vec<Column>> = BTreeMap::new();
+            for (f, s) in parts {
+                for block in &s.blocks {
+                    fields
+                        .entry(block.field.as_str())
+                        .or_default()
+                        .push(f.read_block(block).map_err(file_err)?);
+                }
+            }
+            let resolved: Vec<(String, Column)> = fields
+                .into_iter()
+                .filter_map(|(name, cols)| {
+                    Some((
+                        name.to_owned(),
+                        Column::resolve(&cols.iter().collect::<Vec<_>>())?,
+                    ))
+                })
+                .collect();
+            let first = parts[0].1;
+            let tags: Vec<(String, String)> = first
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect();
+            writer
+                .add_series(key, &first.measurement, &tags, &resolved)
+                .map_err(file_err)?;
+        }
+        let path = writer.finish().map_err(file_err)?;
+        let merged = Arc::new(ColumnFile::open(&path).map_err(file_err)?);
+        {
+            let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+            data.files
+                .retain(|f| !files.iter().any(|m| Arc::ptr_eq(f, m)));
+            data.files.insert(0, merged);
+        }
+        for f in &files {
+            if f.path != path {
+                let _ = std::fs::remove_file(&f.path);
+            }
+        }
         Ok(())
     }
 
