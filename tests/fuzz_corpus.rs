@@ -28,6 +28,24 @@ fn log_segment_corpus_never_panics() {
     }
 }
 
+#[test]
+fn line_protocol_corpus_never_panics() {
+    let inputs = corpus("line_protocol");
+    assert!(inputs.len() >= 20, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::line_protocol::fuzz_parse(&data);
+    }
+}
+
+#[test]
+fn influxql_corpus_never_panics() {
+    let inputs = corpus("influxql");
+    assert!(inputs.len() >= 40, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::query::parser::fuzz_parse(&data);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
@@ -43,5 +61,15 @@ proptest! {
         };
         segment.extend_from_slice(&data);
         shardkeeper::log::fuzz_segment(&segment);
+    }
+
+    #[test]
+    fn arbitrary_bodies_through_the_line_protocol_parser_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        shardkeeper::line_protocol::fuzz_parse(&data);
+    }
+
+    #[test]
+    fn arbitrary_text_through_the_influxql_parser_never_panics(text in "\\PC{0,300}") {
+        shardkeeper::query::parser::fuzz_parse(text.as_bytes());
     }
 }

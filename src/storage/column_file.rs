@@ -194,7 +194,19 @@ impl ColumnFileWriter {
 
 fn encode_block(c: &Column, out: &mut Vec<u8>) {
     encoding::encode_timestamps(&c.times, out);
-    encoding::encode_unsigned(&c.versions, out);
+    // Write versions are hybrid-logical-clock values whose low bits (logical counter, node
+    // id) are nearly always zero: shifted right by the bits all versions of the block
+    // share as zeros, their deltas pack into a byte or two instead of four.
+    let shift = c
+        .versions
+        .iter()
+        .map(|v| v.trailing_zeros())
+        .min()
+        .unwrap_or(0)
+        .min(63) as u8;
+    out.push(shift);
+    let shifted: Vec<u64> = c.versions.iter().map(|v| v >> shift).collect();
+    encoding::encode_unsigned(&shifted, out);
     match &c.values {
         Values::Float(v) => encoding::encode_floats(v, out),
         Values::Integer(v) => encoding::encode_integers(v, out),
@@ -269,7 +281,18 @@ impl ColumnFile {
         let mut column = Column::new(ty);
         let bad = |e: encoding::DecodeError| corrupt(e.to_string());
         let mut at = encoding::decode_timestamps(data, &mut column.times).map_err(bad)?;
+        let shift = *data
+            .get(at)
+            .filter(|&&s| s < 64)
+            .ok_or_else(|| corrupt("bad version shift".into()))?;
+        at += 1;
         at += encoding::decode_unsigned(&data[at..], &mut column.versions).map_err(bad)?;
+        for v in &mut column.versions {
+            *v = v
+                .checked_shl(u32::from(shift))
+                .filter(|x| x >> shift == *v)
+                .ok_or_else(|| corrupt("version out of range".into()))?;
+        }
         let rest = &data[at..];
         match &mut column.values {
             Values::Float(v) => encoding::decode_floats(rest, v).map(drop),

@@ -337,6 +337,13 @@ impl Storage {
                         if let Err(e) = shard.flush() {
                             tracing::error!(error = %e, "flushing shard head failed");
                         }
+                        if shard.wants_merge() {
+                            std::thread::spawn(move || {
+                                if let Err(e) = shard.merge() {
+                                    tracing::error!(error = %e, "merging column files failed");
+                                }
+                            });
+                        }
                     });
                 }
                 Ok::<(), StorageError>(())

@@ -99,6 +99,7 @@ pub struct Shard {
     max_version: AtomicU64,
     max_head_bytes: usize,
     flushing: AtomicBool,
+    merging: AtomicBool,
 }
 
 /// What the schema check decided for a batch.
@@ -207,6 +208,7 @@ impl Shard {
             max_version: max_version.into(),
             max_head_bytes,
             flushing: AtomicBool::new(false),
+            merging: AtomicBool::new(false),
         })
     }
 
@@ -346,7 +348,29 @@ impl Shard {
                 shard: self.info.id,
                 source,
             })?;
-        self.merge_files()
+        Ok(())
+    }
+
+    /// Whether enough column files have gathered to merge some.
+    pub fn wants_merge(&self) -> bool {
+        self.data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .files
+            .len()
+            >= MERGE_AT
+            && !self.merging.load(Ordering::Acquire)
+    }
+
+    /// Merges column files (see [`Shard::merge_files`]); one merge at a time, and never in
+    /// the way of flushes, which keep the head and the log within their budget meanwhile.
+    pub fn merge(&self) -> Result<(), StorageError> {
+        if self.merging.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.merge_files();
+        self.merging.store(false, Ordering::Release);
+        result
     }
 
     /// Once a shard has [`MERGE_AT`] column files, merges them into one, series by series
@@ -356,15 +380,34 @@ impl Shard {
     /// others are removed after. A crash in between leaves duplicates, which reads resolve
     /// and the next merge removes.
     fn merge_files(&self) -> Result<(), StorageError> {
-        let files = self
-            .data
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .files
-            .clone();
-        if files.len() < MERGE_AT {
-            return Ok(());
-        }
+        let files = {
+            let mut all = self
+                .data
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .files
+                .clone();
+            if all.len() < MERGE_AT {
+                return Ok(());
+            }
+            // Size-tiered: from the newest file back, take an older file only while it is
+            // at most twice the newer ones together, so each byte is rewritten a
+            // logarithmic number of times rather than at every merge.
+            all.sort_by_key(|f| std::cmp::Reverse(f.index.covered_lsn));
+            let mut chosen: Vec<Arc<ColumnFile>> = Vec::new();
+            let mut total = 0u64;
+            for f in all {
+                if !chosen.is_empty() && f.size() > 2 * total {
+                    break;
+                }
+                total += f.size();
+                chosen.push(f);
+            }
+            if chosen.len() < 2 {
+                return Ok(());
+            }
+            chosen
+        };
         let file_err = |source| StorageError::ColumnFile {
             shard: self.info.id,
             source,
