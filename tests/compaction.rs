@@ -127,7 +127,7 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
     let shard = &shard_dirs(&data)[0];
     let files = count_files(shard, "col");
     assert!(
-        files >= 1 && files < 8,
+        (1..8).contains(&files),
         "column files are merged ({files} files)"
     );
     let check = |addr| {
