@@ -21,6 +21,8 @@ pub struct NodeConfig {
     pub retention_check_seconds: u64,
     /// A shard's in-memory head is written out as a column file past this size (MiB).
     pub max_head_mib: u64,
+    /// Require credentials (off by default, as in InfluxDB 1.x).
+    pub auth_enabled: bool,
     pub log: LogConfig,
 }
 
@@ -44,6 +46,7 @@ impl Default for NodeConfig {
             max_body_bytes: 25_000_000,
             retention_check_seconds: 60,
             max_head_mib: 64,
+            auth_enabled: false,
             log: LogConfig::default(),
         }
     }

@@ -3,6 +3,7 @@
 //! Every mutation is an event appended to a durable [`log`]; in-memory state is a
 //! [`projection`] of it.
 
+pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

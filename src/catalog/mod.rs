@@ -6,9 +6,10 @@
 
 use crate::projection::Projection;
 use crate::proto::{
-    event, CatalogState, DatabaseCreated, DatabaseDropped, DatabaseState, Event,
-    RetentionPolicyAltered, RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec,
-    ShardCreated, ShardDropped,
+    event, BucketCreated, BucketDeleted, CatalogState, DatabaseCreated, DatabaseDropped,
+    DatabaseState, Event, OrgCreated, RetentionPolicyAltered, RetentionPolicyCreated,
+    RetentionPolicyDropped, RetentionPolicySpec, ShardCreated, ShardDropped, TokenCreated,
+    TokenDeleted, UserCreated, UserDropped,
 };
 use crate::storage::ShardInfo;
 use prost::Message;
@@ -38,10 +39,32 @@ pub struct Database {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     pub databases: BTreeMap<String, Database>,
+    /// By name.
+    pub users: BTreeMap<String, UserCreated>,
+    /// By id.
+    pub orgs: BTreeMap<String, OrgCreated>,
+    /// By id.
+    pub buckets: BTreeMap<String, BucketCreated>,
+    /// By id.
+    pub tokens: BTreeMap<String, TokenCreated>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CatalogError {
+    #[error("user already exists")]
+    UserExists,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("organization name \"{0}\" already exists")]
+    OrgExists(String),
+    #[error("organization not found")]
+    OrgNotFound,
+    #[error("bucket with name {0} already exists")]
+    BucketExists(String),
+    #[error("bucket not found")]
+    BucketNotFound,
+    #[error("onboarding has already been completed")]
+    AlreadySetUp,
     #[error("database not found: {0}")]
     DatabaseNotFound(String),
     #[error("retention policy not found: {0}")]
@@ -68,6 +91,137 @@ fn event(kind: event::Kind) -> Event {
 }
 
 impl Catalog {
+    /// A bucket by name, or the 1.8 compatibility mapping (`db` or `db/rp`) when no bucket
+    /// has that name: the database and retention policy it stands for.
+    pub fn resolve_bucket(&self, name: &str) -> (String, Option<String>) {
+        if let Some(b) = self.buckets.values().find(|b| b.name == name) {
+            return (
+                b.database.clone(),
+                Some(b.retention_policy.clone()).filter(|r| !r.is_empty()),
+            );
+        }
+        match name.split_once('/') {
+            Some((db, rp)) => (db.to_owned(), Some(rp.to_owned()).filter(|r| !r.is_empty())),
+            None => (name.to_owned(), None),
+        }
+    }
+
+    pub fn create_user(
+        &self,
+        id: String,
+        name: &str,
+        password_bcrypt: String,
+        admin: bool,
+    ) -> Result<Vec<Event>, CatalogError> {
+        if name.is_empty() {
+            return Err(CatalogError::InvalidName);
+        }
+        if self.users.contains_key(name) {
+            return Err(CatalogError::UserExists);
+        }
+        Ok(vec![event(event::Kind::UserCreated(UserCreated {
+            id,
+            name: name.into(),
+            password_bcrypt,
+            admin,
+        }))])
+    }
+
+    pub fn drop_user(&self, name: &str) -> Result<Vec<Event>, CatalogError> {
+        if !self.users.contains_key(name) {
+            return Err(CatalogError::UserNotFound);
+        }
+        Ok(vec![event(event::Kind::UserDropped(UserDropped {
+            name: name.into(),
+        }))])
+    }
+
+    pub fn create_org(&self, id: String, name: &str) -> Result<Vec<Event>, CatalogError> {
+        if name.is_empty() {
+            return Err(CatalogError::InvalidName);
+        }
+        if self.orgs.values().any(|o| o.name == name) {
+            return Err(CatalogError::OrgExists(name.into()));
+        }
+        Ok(vec![event(event::Kind::OrgCreated(OrgCreated {
+            id,
+            name: name.into(),
+        }))])
+    }
+
+    /// A bucket is database `name` with policy `autogen` keeping data `retention_nanos`
+    /// (0: forever); the database is created unless it exists.
+    pub fn create_bucket(
+        &self,
+        id: String,
+        org_id: &str,
+        name: &str,
+        retention_nanos: i64,
+    ) -> Result<Vec<Event>, CatalogError> {
+        if !self.orgs.contains_key(org_id) {
+            return Err(CatalogError::OrgNotFound);
+        }
+        if self
+            .buckets
+            .values()
+            .any(|b| b.name == name && b.org_id == org_id)
+        {
+            return Err(CatalogError::BucketExists(name.into()));
+        }
+        let policy = RetentionPolicySpec {
+            name: DEFAULT_POLICY.into(),
+            duration_nanos: retention_nanos,
+            shard_group_duration_nanos: 0,
+            replication: 1,
+        };
+        if retention_nanos != 0 && retention_nanos < HOUR {
+            return Err(CatalogError::DurationTooLow);
+        }
+        let mut events = self.create_database(name, Some(policy))?;
+        let rp = self
+            .databases
+            .get(name)
+            .map_or(DEFAULT_POLICY.to_owned(), |d| d.default_policy.clone());
+        events.push(event(event::Kind::BucketCreated(BucketCreated {
+            id,
+            org_id: org_id.into(),
+            name: name.into(),
+            database: name.into(),
+            retention_policy: rp,
+        })));
+        Ok(events)
+    }
+
+    pub fn delete_bucket(&self, id: &str) -> Result<Vec<Event>, CatalogError> {
+        if !self.buckets.contains_key(id) {
+            return Err(CatalogError::BucketNotFound);
+        }
+        Ok(vec![event(event::Kind::BucketDeleted(BucketDeleted {
+            id: id.into(),
+        }))])
+    }
+
+    pub fn create_token(&self, token: TokenCreated) -> Result<Vec<Event>, CatalogError> {
+        if !self.orgs.contains_key(&token.org_id) {
+            return Err(CatalogError::OrgNotFound);
+        }
+        Ok(vec![event(event::Kind::TokenCreated(token))])
+    }
+
+    pub fn delete_token(&self, id: &str) -> Vec<Event> {
+        if !self.tokens.contains_key(id) {
+            return Vec::new();
+        }
+        vec![event(event::Kind::TokenDeleted(TokenDeleted {
+            id: id.into(),
+        }))]
+    }
+
+    /// Whether the initial user, org, bucket and token may still be created.
+    pub fn setup_allowed(&self) -> bool {
+        self.users.is_empty() && self.orgs.is_empty()
+    }
+
     pub fn shards(&self) -> impl Iterator<Item = ShardInfo> + '_ {
         self.databases
             .values()
@@ -273,6 +427,27 @@ impl Projection for Catalog {
                     }
                 }
             }
+            Some(Kind::UserCreated(e)) => {
+                self.users.insert(e.name.clone(), e.clone());
+            }
+            Some(Kind::UserDropped(e)) => {
+                self.users.remove(&e.name);
+            }
+            Some(Kind::OrgCreated(e)) => {
+                self.orgs.insert(e.id.clone(), e.clone());
+            }
+            Some(Kind::BucketCreated(e)) => {
+                self.buckets.insert(e.id.clone(), e.clone());
+            }
+            Some(Kind::BucketDeleted(e)) => {
+                self.buckets.remove(&e.id);
+            }
+            Some(Kind::TokenCreated(e)) => {
+                self.tokens.insert(e.id.clone(), e.clone());
+            }
+            Some(Kind::TokenDeleted(e)) => {
+                self.tokens.remove(&e.id);
+            }
             Some(Kind::Blob(_)) | None => {}
         }
     }
@@ -289,6 +464,10 @@ impl Projection for Catalog {
                     shards: db.shards.clone(),
                 })
                 .collect(),
+            users: self.users.values().cloned().collect(),
+            orgs: self.orgs.values().cloned().collect(),
+            buckets: self.buckets.values().cloned().collect(),
+            tokens: self.tokens.values().cloned().collect(),
         }
         .encode_to_vec()
     }
@@ -314,7 +493,25 @@ impl Projection for Catalog {
                 )
             })
             .collect();
-        Ok(Catalog { databases })
+        Ok(Catalog {
+            databases,
+            users: state
+                .users
+                .into_iter()
+                .map(|u| (u.name.clone(), u))
+                .collect(),
+            orgs: state.orgs.into_iter().map(|o| (o.id.clone(), o)).collect(),
+            buckets: state
+                .buckets
+                .into_iter()
+                .map(|b| (b.id.clone(), b))
+                .collect(),
+            tokens: state
+                .tokens
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+        })
     }
 }
 

@@ -25,6 +25,9 @@ impl ApiError {
 
     pub fn v1(&self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.insert_header(("Www-Authenticate", "Basic realm=\"InfluxDB\""));
+        }
         if self.status != StatusCode::UNAUTHORIZED {
             // A header value carries visible ASCII only (the message may quote any bytes a
             // client sent); the body keeps the whole message.
@@ -52,6 +55,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not found",
             StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::UNPROCESSABLE_ENTITY => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };

@@ -4,9 +4,11 @@ use crate::node::Node;
 use actix_web::{dev::Server, http::StatusCode, web, App, HttpResponse, HttpServer};
 use std::sync::Arc;
 
+mod auth;
 mod error;
 mod health;
 mod query;
+mod v2;
 mod write;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
@@ -18,6 +20,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
             .configure(health::routes)
             .configure(write::routes)
             .configure(query::routes)
+            .configure(v2::routes)
             .default_service(web::to(not_found))
     })
     .workers(2)

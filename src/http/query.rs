@@ -1,10 +1,12 @@
 //! `GET|POST /query`: InfluxQL in, InfluxDB 1.x JSON out.
 
 use super::error::ApiError;
+use crate::auth::AuthError;
 use crate::node::Node;
+use crate::query::parser::{ast::Statement, parse_query};
 use crate::query::result::QueryResponse;
-use crate::query::{epoch_unit, execute, QueryOptions};
-use actix_web::{web, HttpResponse};
+use crate::query::{epoch_unit, execute, QueryError, QueryOptions};
+use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -14,6 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn query(
     node: web::Data<Node>,
+    req: HttpRequest,
     params: web::Query<HashMap<String, String>>,
     form: Option<web::Form<HashMap<String, String>>>,
 ) -> HttpResponse {
@@ -34,9 +37,16 @@ async fn query(
             None => return ApiError::bad_request(format!("invalid epoch: {e}")).v1(),
         },
     };
+    let principal = match super::auth::authenticate(&node, &req, &params).await {
+        Ok(p) => p,
+        // With no admin yet, the one thing anyone may do is create the first admin.
+        Err(AuthError::NoAdminYet) if creates_admin(&q) => None,
+        Err(e) => return ApiError::from(e).v1(),
+    };
     let options = QueryOptions {
         database: get("db"),
         epoch,
+        principal,
     };
     match execute(&node, &q, &options).await {
         Ok(results) => {
@@ -51,6 +61,14 @@ async fn query(
                 .content_type("application/json")
                 .body(text.unwrap_or_default() + "\n")
         }
-        Err(e) => ApiError::bad_request(e.http_message()).v1(),
+        Err(QueryError::Parse(e)) => ApiError::bad_request(e.http_message()).v1(),
+        Err(QueryError::Unauthorized(e)) => ApiError::from(e).v1(),
     }
+}
+
+fn creates_admin(q: &str) -> bool {
+    matches!(
+        parse_query(q).as_deref(),
+        Ok([Statement::CreateUser { admin: true, .. }])
+    )
 }

@@ -24,6 +24,7 @@ async fn write_v1(
     body: web::Payload,
 ) -> HttpResponse {
     let result = async {
+        super::auth::authenticate(&node, &req, &params).await?;
         let database = params
             .get("db")
             .filter(|d| !d.is_empty())
@@ -40,8 +41,8 @@ async fn write_v1(
     }
 }
 
-/// v2 writes name a bucket; until buckets are their own objects, a bucket is `db/rp` or
-/// `db` (InfluxDB 1.8's compatibility mapping).
+/// v2 writes name a bucket: a bucket created through the v2 API, or else `db/rp` or `db`
+/// (InfluxDB 1.8's compatibility mapping).
 async fn write_v2(
     node: web::Data<Node>,
     params: Params,
@@ -56,10 +57,8 @@ async fn write_v2(
         let raw = params.get("precision").map_or("", String::as_str);
         let precision = Precision::parse_v2(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
-        let (db, rp) = match bucket.split_once('/') {
-            Some((db, rp)) => (db.to_owned(), Some(rp.to_owned()).filter(|r| !r.is_empty())),
-            None => (bucket.clone(), None),
-        };
+        super::auth::authenticate(&node, &req, &params).await?;
+        let (db, rp) = node.control.read(|c| c.resolve_bucket(bucket)).await;
         write(&node, db, rp, precision, &req, body).await
     };
     match result.await {

@@ -40,6 +40,7 @@ pub struct Node {
     pub config: NodeConfig,
     pub control: EventLog<Catalog>,
     pub storage: Storage,
+    pub auth: crate::auth::Authenticator,
 }
 
 impl Node {
@@ -88,6 +89,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         config: config.clone(),
         control,
         storage,
+        auth: crate::auth::Authenticator::default(),
     });
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(

@@ -5,6 +5,7 @@ use super::parser::ast::Statement;
 use super::parser::{parse_query, ParseError};
 use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
+use crate::auth::{AuthError, Principal};
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
 use crate::projection::ProjectionError;
@@ -17,6 +18,8 @@ pub struct QueryOptions {
     pub database: Option<String>,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
     pub epoch: Option<i64>,
+    /// The authenticated caller (None when authentication is off).
+    pub principal: Option<Principal>,
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
@@ -40,6 +43,8 @@ enum StatementError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl From<String> for StatementError {
@@ -48,14 +53,34 @@ impl From<String> for StatementError {
     }
 }
 
-/// Parses and runs a query; a parse error refuses the whole query (HTTP 400), a statement
-/// error is that statement's result and stops the ones after it, as in InfluxDB.
+/// Parses and runs a query; a parse error (400) or a missing privilege (403) refuses the
+/// whole query, a statement error is that statement's result and stops the ones after it,
+/// as in InfluxDB.
+/// Why a query was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{}", .0.http_message())]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+}
+
 pub async fn execute(
     node: &Node,
     text: &str,
     options: &QueryOptions,
-) -> Result<Vec<StatementResult>, ParseError> {
+) -> Result<Vec<StatementResult>, QueryError> {
     let statements = parse_query(text)?;
+    // As InfluxDB, a caller lacking a privilege is refused before anything runs.
+    if let Some(p) = options.principal.as_ref().filter(|p| !p.admin) {
+        if let Some(s) = statements.iter().find(|s| requires_admin(s)) {
+            return Err(AuthError::NotAdmin {
+                user: p.user.clone(),
+                statement: s.to_string(),
+            }
+            .into());
+        }
+    }
     let mut results = Vec::with_capacity(statements.len());
     for (id, statement) in statements.iter().enumerate() {
         match run(node, statement, options).await {
@@ -92,6 +117,21 @@ fn database_of<'a>(
         .ok_or_else(|| StatementError::Message("database name required".into()))
 }
 
+/// Statements that change or reveal the catalog's structure or its users need an admin.
+fn requires_admin(statement: &Statement) -> bool {
+    !matches!(
+        statement,
+        Statement::Select(_)
+            | Statement::ShowDatabases
+            | Statement::ShowMeasurements(_)
+            | Statement::ShowRetentionPolicies { .. }
+            | Statement::ShowSeries(_)
+            | Statement::ShowTagKeys(_)
+            | Statement::ShowTagValues(_)
+            | Statement::ShowFieldKeys(_)
+    )
+}
+
 async fn run(
     node: &Node,
     statement: &Statement,
@@ -99,6 +139,35 @@ async fn run(
 ) -> Result<Vec<Series>, StatementError> {
     let control = &node.control;
     match statement {
+        Statement::CreateUser {
+            name,
+            password,
+            admin,
+        } => {
+            let hash = crate::auth::hash_password(password)?;
+            let id = crate::auth::new_id();
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.create_user(id, name, hash, *admin)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::DropUser { name } => {
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.drop_user(name)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::ShowUsers => {
+            let rows = control
+                .read(|c| {
+                    c.users
+                        .values()
+                        .map(|u| vec![Value::from(u.name.clone()), Value::from(u.admin)])
+                        .collect()
+                })
+                .await;
+            Ok(vec![series("", &["user", "admin"], rows)])
+        }
         Statement::CreateDatabase(s) => {
             let policy = s.retention_policy_create.then(|| RetentionPolicySpec {
                 name: s

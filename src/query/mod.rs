@@ -7,4 +7,4 @@ pub mod parser;
 pub mod result;
 mod select;
 
-pub use executor::{epoch_unit, execute, QueryOptions};
+pub use executor::{epoch_unit, execute, QueryError, QueryOptions};

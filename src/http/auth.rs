@@ -1,0 +1,78 @@
+//! Reading credentials from a request, as InfluxDB does: `u`/`p` URL parameters first,
+//! then `Authorization: Basic` or `Authorization: Token`.
+
+use super::error::ApiError;
+use crate::auth::{AuthError, Credentials, Principal};
+use crate::node::Node;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpRequest;
+use std::collections::HashMap;
+
+pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Credentials {
+    match (params.get("u"), params.get("p")) {
+        (Some(u), Some(p)) if !u.is_empty() => {
+            return Credentials::UserPassword {
+                user: u.clone(),
+                password: p.clone(),
+            }
+        }
+        (None, None) => {}
+        _ => return Credentials::Unparseable,
+    }
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Credentials::None;
+    };
+    if let Some(token) = value.strip_prefix("Token ") {
+        return Credentials::Token(token.trim().to_owned());
+    }
+    if let Some(encoded) = value.strip_prefix("Basic ") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        if let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+            return Credentials::UserPassword {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            };
+        }
+    }
+    Credentials::Unparseable
+}
+
+/// The caller, when authentication is enabled (None when it is off).
+pub async fn authenticate(
+    node: &Node,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+) -> Result<Option<Principal>, AuthError> {
+    if !node.config.auth_enabled {
+        return Ok(None);
+    }
+    let credentials = credentials(req, params);
+    node.control
+        .read(|catalog| {
+            if catalog.users.values().all(|u| !u.admin) && catalog.tokens.is_empty() {
+                return Err(AuthError::NoAdminYet);
+            }
+            node.auth.authenticate(catalog, &credentials)
+        })
+        .await
+        .map(Some)
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = match e {
+            AuthError::Unparseable | AuthError::Failed => StatusCode::UNAUTHORIZED,
+            AuthError::NoAdminYet | AuthError::NotAdmin { .. } => StatusCode::FORBIDDEN,
+            AuthError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}

@@ -1,0 +1,359 @@
+//! Authentication as InfluxDB users meet it: off by default; when on, v1 `u`/`p` and Basic
+//! auth, v2 tokens, InfluxDB's 401/403 answers, and secrets never stored in plain text.
+
+mod common;
+use common::{request, urlencode, Daemon, Response};
+use std::net::SocketAddr;
+
+const AUTH_ON: &str = "auth_enabled = true\n";
+
+fn q(addr: SocketAddr, query: &str, extra: &str, headers: &[(&str, &str)]) -> Response {
+    let body = format!("q={}{extra}", urlencode(query));
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    request(addr, "POST", "/query", &h, body.as_bytes())
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn error_of(r: &Response) -> String {
+    r.json()["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn v1_users_passwords_and_privileges() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let d = Daemon::start_with_config(&data, AUTH_ON);
+
+    // No admin yet: everything is refused except creating the first admin.
+    let r = request(d.addr, "POST", "/write?db=x", &[], b"m v=1");
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (
+            403,
+            "error authorizing query: create admin user first or disable authentication"
+        )
+    );
+    let r = q(
+        d.addr,
+        "CREATE USER root WITH PASSWORD 'hunter2secret' WITH ALL PRIVILEGES",
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+
+    // Now credentials are required, in any of InfluxDB's forms.
+    let r = q(d.addr, "SHOW DATABASES", "", &[]);
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (401, "unable to parse authentication credentials")
+    );
+    assert_eq!(
+        r.header("Www-Authenticate"),
+        Some("Basic realm=\"InfluxDB\"")
+    );
+    // `u` and `p` are read from the URL only, as InfluxDB does.
+    let r = request(
+        d.addr,
+        "GET",
+        "/query?q=SHOW%20DATABASES&u=root&p=wrong",
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (401, "authorization failed")
+    );
+    assert_eq!(
+        request(
+            d.addr,
+            "GET",
+            "/query?q=CREATE%20DATABASE%20app&u=root&p=hunter2secret",
+            &[],
+            b""
+        )
+        .status,
+        200
+    );
+    let auth = basic("root", "hunter2secret");
+    assert_eq!(
+        q(
+            d.addr,
+            "CREATE USER bob WITH PASSWORD 'bobpassword'",
+            "",
+            &[("Authorization", &auth)]
+        )
+        .status,
+        200
+    );
+    let r = request(
+        d.addr,
+        "POST",
+        "/write?db=app&u=root&p=hunter2secret",
+        &[],
+        b"m v=1 1000000000",
+    );
+    assert_eq!(r.status, 204);
+
+    // A user without admin rights reads and writes, but cannot change the catalog.
+    let bob = basic("bob", "bobpassword");
+    assert_eq!(
+        request(
+            d.addr,
+            "POST",
+            "/write?db=app",
+            &[("Authorization", &bob)],
+            b"m v=2 2000000000"
+        )
+        .status,
+        204
+    );
+    let r = q(
+        d.addr,
+        "SELECT * FROM m",
+        "&db=app",
+        &[("Authorization", &bob)],
+    );
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = q(d.addr, "DROP DATABASE app", "", &[("Authorization", &bob)]);
+    assert_eq!(r.status, 403);
+    assert!(
+        error_of(&r).ends_with("requires admin privilege"),
+        "{}",
+        error_of(&r)
+    );
+    let r = q(d.addr, "SHOW USERS", "", &[("Authorization", &auth)]).json();
+    assert_eq!(
+        r["results"][0]["series"][0]["values"],
+        serde_json::json!([["bob", false], ["root", true]])
+    );
+    d.stop();
+
+    // Users survive a restart; no password is anywhere on disk in plain text.
+    let d = Daemon::start_with_config(&data, AUTH_ON);
+    assert_eq!(
+        request(
+            d.addr,
+            "GET",
+            "/query?q=SHOW%20DATABASES&u=bob&p=bobpassword",
+            &[],
+            b""
+        )
+        .status,
+        200
+    );
+    d.stop();
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for secret in [&b"hunter2secret"[..], b"bobpassword"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{} holds a password",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn v2_setup_buckets_and_tokens() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let d = Daemon::start_with_config(&data, AUTH_ON);
+    let json = [("Content-Type", "application/json")];
+
+    assert_eq!(
+        request(d.addr, "GET", "/api/v2/setup", &[], b"").json()["allowed"],
+        true
+    );
+    let setup = br#"{"username":"owner","password":"ownerpassword","org":"acme","bucket":"metrics","retentionPeriodSeconds":604800}"#;
+    let r = request(d.addr, "POST", "/api/v2/setup", &json, setup);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    let token = created["auth"]["token"].as_str().unwrap().to_owned();
+    let org_id = created["org"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["bucket"]["retentionRules"][0]["everySeconds"],
+        604800
+    );
+    let r = request(d.addr, "POST", "/api/v2/setup", &json, setup);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("conflict"))
+    );
+    assert_eq!(
+        request(d.addr, "GET", "/api/v2/setup", &[], b"").json()["allowed"],
+        false
+    );
+
+    let bearer = format!("Token {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let line = format!("cpu,host=a load=0.5 {now}");
+    let r = request(
+        d.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics&precision=s",
+        &auth,
+        line.as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = request(
+        d.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics",
+        &[("Authorization", "Token nope")],
+        b"cpu v=1",
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let r = request(
+        d.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics",
+        &[],
+        b"cpu v=1",
+    );
+    assert_eq!(r.status, 401);
+
+    // The bucket is a database and policy for the 1.x API, with the same token.
+    let r = q(d.addr, "SELECT * FROM cpu", "&db=metrics", &auth);
+    let row = &r.json()["results"][0]["series"][0]["values"][0];
+    assert_eq!(
+        (&row[1], &row[2]),
+        (&serde_json::json!("a"), &serde_json::json!(0.5))
+    );
+    // A point older than the bucket keeps is dropped, as InfluxDB does.
+    let r = request(
+        d.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics&precision=s",
+        &auth,
+        b"cpu,host=a load=1 1704067200",
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (
+            400,
+            Some("partial write: points beyond retention policy dropped=1")
+        )
+    );
+
+    let body = format!(
+        r#"{{"orgID":"{org_id}","name":"logs","retentionRules":[{{"type":"expire","everySeconds":86400}}]}}"#
+    );
+    let mut h = auth.to_vec();
+    h.push(("Content-Type", "application/json"));
+    let r = request(d.addr, "POST", "/api/v2/buckets", &h, body.as_bytes());
+    assert_eq!(r.status, 201);
+    let logs_id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = request(d.addr, "POST", "/api/v2/buckets", &h, body.as_bytes());
+    assert_eq!(r.status, 422, "a second bucket of the same name is refused");
+    let names: Vec<String> = request(d.addr, "GET", "/api/v2/buckets?org=acme", &auth, b"").json()
+        ["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"logs".to_owned()) && names.contains(&"metrics".to_owned()));
+    assert_eq!(
+        request(
+            d.addr,
+            "DELETE",
+            &format!("/api/v2/buckets/{logs_id}"),
+            &auth,
+            b""
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        request(
+            d.addr,
+            "DELETE",
+            &format!("/api/v2/buckets/{logs_id}"),
+            &auth,
+            b""
+        )
+        .status,
+        404
+    );
+
+    let r = request(d.addr, "POST", "/api/v2/orgs", &h, br#"{"name":"acme"}"#);
+    assert_eq!(r.status, 422);
+    let r = request(
+        d.addr,
+        "POST",
+        "/api/v2/authorizations",
+        &h,
+        format!(r#"{{"orgID":"{org_id}","description":"ci"}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let second = r.json()["token"].as_str().unwrap().to_owned();
+    let listed = request(d.addr, "GET", "/api/v2/authorizations", &auth, b"").json();
+    assert_eq!(listed["authorizations"].as_array().unwrap().len(), 2);
+    assert!(
+        !listed.to_string().contains(&token) && !listed.to_string().contains(&second),
+        "tokens are shown only once"
+    );
+    d.stop();
+
+    // Tokens survive a restart and are not on disk in plain text.
+    let d = Daemon::start_with_config(&data, AUTH_ON);
+    let second_auth = format!("Token {second}");
+    assert_eq!(
+        request(
+            d.addr,
+            "GET",
+            "/api/v2/buckets",
+            &[("Authorization", &second_auth)],
+            b""
+        )
+        .status,
+        200
+    );
+    d.stop();
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{} holds a token",
+            entry.display()
+        );
+    }
+}
