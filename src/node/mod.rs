@@ -123,7 +123,11 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
             node.io_backend()
         );
         server.run().await.map_err(NodeError::Server)?;
-        tracing::info!("stopped accepting requests; writing final snapshot");
+        tracing::info!(
+            "stopped accepting requests; flushing shard heads and writing final snapshot"
+        );
+        // Heads written out now are not replayed at the next start.
+        node.storage.flush_all();
         let lsn = node.control.snapshot().await?;
         tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
         Ok(())

@@ -361,6 +361,22 @@ impl Storage {
         Ok(outcome)
     }
 
+    /// Writes every shard's head out as a column file (clean shutdown).
+    pub fn flush_all(&self) {
+        let shards: Vec<Arc<Shard>> = self
+            .shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for shard in shards {
+            if let Err(e) = shard.flush() {
+                tracing::warn!(shard = shard.info.id, error = %e, "flushing shard head at shutdown failed");
+            }
+        }
+    }
+
     /// Every open shard of a database (and retention policy, if given).
     pub fn shards_of(&self, database: &str, policy: Option<&str>) -> Vec<Arc<Shard>> {
         let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());

@@ -95,6 +95,16 @@ impl Daemon {
     }
 }
 
+impl Drop for Daemon {
+    /// A test that fails half-way must not leave its daemon running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
