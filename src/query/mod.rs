@@ -1,5 +1,6 @@
 //! InfluxQL: the parser, and the executor of what it parses.
 
+mod aggregate;
 mod eval;
 pub mod executor;
 pub mod format;

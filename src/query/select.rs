@@ -1,6 +1,7 @@
-//! Raw `SELECT`s: fields and tags of one measurement, filtered, in time order.
-//! Aggregates, GROUP BY, fill and subqueries come with the InfluxQL issue; until then they
-//! are refused with a clear error, never answered wrongly.
+//! `SELECT`: a scan of the series of one measurement (rows in the time range that pass the
+//! condition, with the fields the statement needs), then either the raw rows or their
+//! aggregates ([`super::aggregate`]). Subqueries, several sources and INTO are refused with
+//! a clear error, never answered wrongly.
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
@@ -21,23 +22,79 @@ pub struct SelectContext<'a> {
     pub epoch: Option<i64>,
 }
 
-enum Output {
-    Field(String),
-    Tag(String),
+/// What a scan found: every matching series with its rows, in series-key order.
+pub struct Scan {
+    pub measurement: String,
+    /// The fields rows carry, in the order of each row's values.
+    pub fields: Vec<String>,
+    pub field_keys: HashSet<String>,
+    pub tag_keys: BTreeSet<String>,
+    pub series: Vec<SeriesRows>,
+    /// The time range the condition allows.
+    pub start: i64,
+    pub end: i64,
 }
 
-struct SeriesData {
-    tags: Vec<(String, String)>,
-    fields: HashMap<String, Vec<Column>>,
+pub struct SeriesRows {
+    pub tags: Vec<(String, String)>,
+    /// (time, one value per scanned field), sorted by time.
+    pub rows: Vec<(i64, Vec<Option<FieldValue>>)>,
+}
+
+enum Output {
+    Field(usize),
+    Tag(String),
 }
 
 pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, String> {
     if stmt.target.is_some() {
         return Err("SELECT ... INTO is not supported yet".into());
     }
-    if !stmt.dimensions.is_empty() || stmt.fill.is_some() {
-        return Err("GROUP BY and fill() are not supported yet".into());
+    let aggregate = stmt.fields.iter().any(|f| matches!(f.expr, Expr::Call(_)));
+    if !aggregate && (!stmt.dimensions.is_empty() || stmt.fill.is_some()) {
+        return Err("GROUP BY and fill() without an aggregate are not supported yet".into());
     }
+    let scan = scan(stmt, ctx)?;
+    if aggregate {
+        return super::aggregate::execute(stmt, ctx, scan);
+    }
+    raw(stmt, ctx, scan)
+}
+
+/// Field names a statement reads: those it selects (all for `*`) and those its
+/// condition compares.
+fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<String> {
+    fn refs(e: &Expr, out: &mut BTreeSet<String>) {
+        match e {
+            Expr::VarRef(v) => {
+                out.insert(v.name.clone());
+            }
+            Expr::Call(c) => c.args.iter().for_each(|a| refs(a, out)),
+            Expr::Binary(b) => {
+                refs(&b.lhs, out);
+                refs(&b.rhs, out);
+            }
+            Expr::Paren(e) => refs(e, out),
+            _ => {}
+        }
+    }
+    let mut names = BTreeSet::new();
+    for f in &stmt.fields {
+        if matches!(f.expr, Expr::Wildcard(_)) {
+            names.extend(field_keys.iter().cloned());
+        }
+        refs(&f.expr, &mut names);
+    }
+    if let Some(c) = &stmt.condition {
+        refs(c, &mut names);
+    }
+    names
+        .into_iter()
+        .filter(|n| field_keys.contains(n))
+        .collect()
+}
+
+fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String> {
     let [Source::Measurement(source)] = stmt.sources.as_slice() else {
         return Err(
             "selecting from several measurements or subqueries is not supported yet".into(),
@@ -70,78 +127,83 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
         Regexes::compile(cond, &mut regexes)?;
     }
     let (start, end) = time_range(stmt.condition.as_ref(), ctx.now);
-
-    // Gather every series of the measurement from the shards the time range touches.
-    let mut series: BTreeMap<String, SeriesData> = BTreeMap::new();
+    let shards: Vec<_> = ctx
+        .storage
+        .shards_of(database, Some(&policy))
+        .into_iter()
+        .filter(|s| s.info.end > start && s.info.start <= end)
+        .collect();
     let mut field_keys: HashSet<String> = HashSet::new();
-    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
-    for shard in ctx.storage.shards_of(database, Some(&policy)) {
-        if shard.info.end <= start || shard.info.start > end {
-            continue;
-        }
+    for shard in &shards {
         field_keys.extend(shard.field_types(measurement).into_keys());
-        let keep = |tags: &[(String, String)]| {
-            series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
-        };
+    }
+    let fields = needed_fields(stmt, &field_keys);
+
+    // Gather every series' column parts from the shards the time range touches.
+    struct Parts {
+        tags: Vec<(String, String)>,
+        fields: HashMap<String, Vec<Column>>,
+    }
+    let mut gathered: BTreeMap<String, Parts> = BTreeMap::new();
+    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    let keep = |tags: &[(String, String)]| {
+        series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
+    };
+    for shard in &shards {
         for s in shard
             .series_of(measurement, start, end, &keep)
             .map_err(|e| e.to_string())?
         {
             tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
-            let entry = series.entry(s.key).or_insert_with(|| SeriesData {
+            let entry = gathered.entry(s.key).or_insert_with(|| Parts {
                 tags: s.tags,
                 fields: HashMap::new(),
             });
             for (name, parts) in s.fields {
-                entry.fields.entry(name).or_default().extend(parts);
+                if fields.contains(&name) {
+                    entry.fields.entry(name).or_default().extend(parts);
+                }
             }
         }
     }
 
-    let outputs = outputs(stmt, &field_keys, &tag_keys)?;
-    if !outputs.iter().any(|(_, o)| matches!(o, Output::Field(_))) {
-        return Err("statement must have at least one field in select clause".into());
-    }
-    let mut columns = vec!["time".to_owned()];
-    columns.extend(outputs.iter().map(|(name, _)| name.clone()));
-
-    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
-    for data in series.values() {
-        let resolved: HashMap<&str, Column> = data
-            .fields
+    let mut series = Vec::with_capacity(gathered.len());
+    for parts in gathered.into_values() {
+        let columns: Vec<Option<Column>> = fields
             .iter()
-            .filter_map(|(name, parts)| {
-                let parts: Vec<&Column> = parts.iter().collect();
-                Some((
-                    name.as_str(),
-                    Column::resolve(&parts)?.slice_time(start, end),
-                ))
+            .map(|f| {
+                let p: Vec<&Column> = parts.fields.get(f)?.iter().collect();
+                Some(Column::resolve(&p)?.slice_time(start, end))
             })
             .collect();
-        let mut times: BTreeSet<i64> = BTreeSet::new();
-        for (_, out) in &outputs {
-            if let Output::Field(f) = out {
-                if let Some(c) = resolved.get(f.as_str()) {
-                    times.extend(c.times.iter().copied());
-                }
-            }
-        }
-        let mut cursor: HashMap<&str, usize> = HashMap::new();
-        for &time in &times {
-            let mut at: HashMap<&str, FieldValue> = HashMap::new();
-            for (name, c) in &resolved {
-                let i = cursor.entry(name).or_insert(0);
-                while *i < c.times.len() && c.times[*i] < time {
-                    *i += 1;
-                }
-                if *i < c.times.len() && c.times[*i] == time {
-                    at.insert(name, c.values.get(*i));
-                }
-            }
+        let times: BTreeSet<i64> = columns
+            .iter()
+            .flatten()
+            .flat_map(|c| c.times.iter().copied())
+            .collect();
+        let mut cursor = vec![0usize; columns.len()];
+        let mut rows = Vec::with_capacity(times.len());
+        for time in times {
+            let values: Vec<Option<FieldValue>> = columns
+                .iter()
+                .zip(cursor.iter_mut())
+                .map(|(c, i)| {
+                    let c = c.as_ref()?;
+                    while *i < c.times.len() && c.times[*i] < time {
+                        *i += 1;
+                    }
+                    (*i < c.times.len() && c.times[*i] == time).then(|| c.values.get(*i))
+                })
+                .collect();
             if let Some(cond) = &stmt.condition {
+                let at: HashMap<&str, FieldValue> = fields
+                    .iter()
+                    .zip(&values)
+                    .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
+                    .collect();
                 let row = Row {
                     time,
-                    tags: &data.tags,
+                    tags: &parts.tags,
                     fields: &at,
                     field_keys: &field_keys,
                 };
@@ -149,18 +211,85 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
                     continue;
                 }
             }
-            let mut values = Vec::with_capacity(columns.len());
+            rows.push((time, values));
+        }
+        if !rows.is_empty() {
+            series.push(SeriesRows {
+                tags: parts.tags,
+                rows,
+            });
+        }
+    }
+    Ok(Scan {
+        measurement: measurement.clone(),
+        fields,
+        field_keys,
+        tag_keys,
+        series,
+        start,
+        end,
+    })
+}
+
+fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Vec<Series>, String> {
+    let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
+    let mut outputs: Vec<(String, Output)> = Vec::new();
+    for field in &stmt.fields {
+        match &field.expr {
+            Expr::Wildcard(_) => {
+                let mut all: Vec<(String, Output)> = scan
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.clone(), Output::Field(i)))
+                    .collect();
+                all.extend(
+                    scan.tag_keys
+                        .iter()
+                        .map(|t| (t.clone(), Output::Tag(t.clone()))),
+                );
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                outputs.extend(all);
+            }
+            Expr::VarRef(v) if v.name == "time" => {}
+            Expr::VarRef(v) => {
+                let name = field.alias.clone().unwrap_or_else(|| v.name.clone());
+                let as_tag = matches!(v.data_type, Some(super::parser::ast::DataType::Tag))
+                    || (!scan.field_keys.contains(&v.name) && scan.tag_keys.contains(&v.name));
+                let out = match (as_tag, field_index(&v.name)) {
+                    (false, Some(i)) => Output::Field(i),
+                    (false, None) if !scan.tag_keys.contains(&v.name) => Output::Field(usize::MAX),
+                    _ => Output::Tag(v.name.clone()),
+                };
+                outputs.push((name, out));
+            }
+            other => return Err(format!("{other} in SELECT is not supported yet")),
+        }
+    }
+    if scan.field_keys.is_empty() {
+        return Ok(Vec::new()); // no such measurement (or no data in range): empty, not an error
+    }
+    if !outputs.iter().any(|(_, o)| matches!(o, Output::Field(_))) {
+        return Err("statement must have at least one field in select clause".into());
+    }
+    let mut columns = vec!["time".to_owned()];
+    columns.extend(outputs.iter().map(|(name, _)| name.clone()));
+
+    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+    for s in &scan.series {
+        for (time, values) in &s.rows {
+            let mut out = Vec::with_capacity(columns.len());
             let mut any_field = false;
-            for (_, out) in &outputs {
-                values.push(match out {
-                    Output::Field(f) => match at.get(f.as_str()) {
+            for (_, o) in &outputs {
+                out.push(match o {
+                    Output::Field(i) => match values.get(*i).and_then(Option::as_ref) {
                         Some(v) => {
                             any_field = true;
                             json_value(v)
                         }
                         None => Value::Null,
                     },
-                    Output::Tag(t) => data
+                    Output::Tag(t) => s
                         .tags
                         .iter()
                         .find(|(k, _)| k == t)
@@ -168,29 +297,20 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
                 });
             }
             if any_field {
-                rows.push((time, values));
+                rows.push((*time, out));
             }
         }
     }
-    // Stable: rows of equal time keep series-key order, as InfluxDB lists them.
-    rows.sort_by_key(|(t, _)| *t);
-    if stmt
-        .order_by
-        .iter()
-        .any(|SortField { ascending, .. }| !ascending)
-    {
-        rows.reverse();
-    }
-    let offset = stmt.offset as usize;
-    let limit = if stmt.limit == 0 {
-        usize::MAX
+    // Stable either way: rows of equal time keep their series order.
+    if descending(stmt) {
+        rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
     } else {
-        stmt.limit as usize
-    };
+        rows.sort_by_key(|(t, _)| *t);
+    }
     let values: Vec<Vec<Value>> = rows
         .into_iter()
-        .skip(offset)
-        .take(limit)
+        .skip(stmt.offset as usize)
+        .take(limit(stmt.limit))
         .map(|(time, mut values)| {
             values.insert(0, time_value(time, ctx.epoch));
             values
@@ -200,48 +320,25 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
         return Ok(Vec::new());
     }
     Ok(vec![Series {
-        name: measurement.clone(),
+        name: scan.measurement,
         tags: None,
         columns,
         values,
     }])
 }
 
-fn outputs(
-    stmt: &SelectStatement,
-    field_keys: &HashSet<String>,
-    tag_keys: &BTreeSet<String>,
-) -> Result<Vec<(String, Output)>, String> {
-    let mut out = Vec::new();
-    for field in &stmt.fields {
-        match &field.expr {
-            Expr::Wildcard(_) => {
-                let mut all: Vec<(String, Output)> = field_keys
-                    .iter()
-                    .map(|f| (f.clone(), Output::Field(f.clone())))
-                    .collect();
-                all.extend(tag_keys.iter().map(|t| (t.clone(), Output::Tag(t.clone()))));
-                all.sort_by(|a, b| a.0.cmp(&b.0));
-                out.extend(all);
-            }
-            Expr::VarRef(v) if v.name == "time" => {}
-            Expr::VarRef(v) => {
-                let name = field.alias.clone().unwrap_or_else(|| v.name.clone());
-                let is_tag = matches!(v.data_type, Some(super::parser::ast::DataType::Tag))
-                    || (!field_keys.contains(&v.name) && tag_keys.contains(&v.name));
-                out.push((
-                    name,
-                    if is_tag {
-                        Output::Tag(v.name.clone())
-                    } else {
-                        Output::Field(v.name.clone())
-                    },
-                ));
-            }
-            other => return Err(format!("{other} in SELECT is not supported yet")),
-        }
+pub fn descending(stmt: &SelectStatement) -> bool {
+    stmt.order_by
+        .iter()
+        .any(|SortField { ascending, .. }| !ascending)
+}
+
+pub fn limit(n: u64) -> usize {
+    if n == 0 {
+        usize::MAX
+    } else {
+        n as usize
     }
-    Ok(out)
 }
 
 pub fn json_value(v: &FieldValue) -> Value {

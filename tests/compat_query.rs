@@ -1,0 +1,216 @@
+//! Queries compared with real InfluxDB 1.x: the same data is written to influxd and to
+//! shardkeeper, every query goes to both, and the answers must be equal (floats within
+//! 1e-9 relative).
+
+mod common;
+use common::influxd::Influxd;
+use common::{query, request, Daemon};
+use serde_json::Value;
+use std::net::SocketAddr;
+
+const DB: &str = "q";
+const T0: i64 = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
+const SEC: i64 = 1_000_000_000;
+
+fn data() -> String {
+    let mut lines = String::new();
+    for i in 0..180i64 {
+        let t = T0 + i * 10 * SEC;
+        for (h, host) in ["a", "b", "c"].iter().enumerate() {
+            // Gaps: host b skips every fourth point, host c the whole 10th minute.
+            if (*host == "b" && i % 4 == 0) || (*host == "c" && (54..60).contains(&i)) {
+                continue;
+            }
+            let region = if h == 0 { "east" } else { "west" };
+            let usage = ((i * 7 + h as i64 * 13) % 100) as f64 / 4.0 - 3.5;
+            lines.push_str(&format!(
+                "cpu,host={host},region={region} usage={usage},count={}i,note=\"n{}\",up={} {t}\n",
+                i * (h as i64 + 1) % 17 - 5,
+                i % 3,
+                i % 5 != 0
+            ));
+        }
+        if i % 3 == 0 {
+            lines.push_str(&format!("mem,host=a used={}i {t}\n", 1000 + i * 3));
+        }
+    }
+    lines
+}
+
+fn queries() -> Vec<String> {
+    let r = |from: &str, to: &str| {
+        format!("time >= '2024-01-01T00:{from}:00Z' AND time < '2024-01-01T00:{to}:00Z'")
+    };
+    let mut q: Vec<String> = vec![
+        "SELECT * FROM cpu".into(),
+        "SELECT * FROM mem".into(),
+        "SELECT usage FROM cpu WHERE host = 'a'".into(),
+        "SELECT usage, host FROM cpu WHERE host != 'a' LIMIT 7".into(),
+        "SELECT usage FROM cpu WHERE host =~ /^[ab]$/ AND usage > 10".into(),
+        "SELECT count, note FROM cpu WHERE up = false".into(),
+        "SELECT usage FROM cpu WHERE host = 'b' ORDER BY time DESC LIMIT 5 OFFSET 2".into(),
+        "SELECT usage FROM cpu ORDER BY time DESC".into(),
+        format!("SELECT * FROM cpu WHERE {}", r("05", "07")),
+        "SELECT used FROM mem WHERE used > 1200".into(),
+        "SELECT nosuchfield FROM cpu".into(),
+        "SELECT * FROM nosuchmeasurement".into(),
+    ];
+    for f in [
+        "count", "sum", "mean", "median", "min", "max", "first", "last", "spread", "stddev",
+    ] {
+        q.push(format!("SELECT {f}(usage) FROM cpu"));
+        q.push(format!("SELECT {f}(count) FROM cpu WHERE host = 'b'"));
+        q.push(format!(
+            "SELECT {f}(usage) FROM cpu WHERE {} GROUP BY time(1m)",
+            r("02", "12")
+        ));
+        q.push(format!(
+            "SELECT {f}(usage) FROM cpu WHERE {} GROUP BY time(5m), host",
+            r("00", "30")
+        ));
+    }
+    for fill in ["null", "none", "previous", "linear", "0", "-1.5"] {
+        q.push(format!(
+            "SELECT mean(usage) FROM cpu WHERE host = 'c' AND {} GROUP BY time(1m) fill({fill})",
+            r("05", "15")
+        ));
+        q.push(format!(
+            "SELECT count(usage) FROM cpu WHERE host = 'c' AND {} GROUP BY time(1m) fill({fill})",
+            r("05", "15")
+        ));
+    }
+    q.extend([
+        format!(
+            "SELECT mean(usage), max(usage), min(count) FROM cpu WHERE {} GROUP BY time(10m)",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT mean(usage) AS avg FROM cpu WHERE {} GROUP BY region",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT max(usage) FROM cpu WHERE {} GROUP BY *",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT mean(usage) FROM cpu WHERE {} GROUP BY time(7m, 2m)",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT last(note) FROM cpu WHERE {} GROUP BY time(10m), host",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT count(up) FROM cpu WHERE {} GROUP BY time(15m)",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT mean(usage) FROM cpu WHERE {} GROUP BY time(1m) ORDER BY time DESC LIMIT 3",
+            r("00", "30")
+        ),
+        format!(
+            "SELECT sum(used) FROM mem WHERE {} GROUP BY time(10m)",
+            r("00", "30")
+        ),
+        "SELECT max(usage) FROM cpu WHERE host = 'a'".into(),
+        "SELECT first(usage) FROM cpu GROUP BY host".into(),
+    ]);
+    q
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Rows of equal time come in an order InfluxDB does not define (its internal series ids):
+/// compare them as a set.
+fn normalize(mut v: Value) -> Value {
+    if let Some(results) = v["results"].as_array_mut() {
+        for r in results {
+            if let Some(series) = r["series"].as_array_mut() {
+                for s in series {
+                    if let Some(rows) = s["values"].as_array_mut() {
+                        let mut i = 0;
+                        while i < rows.len() {
+                            let j = (i..rows.len())
+                                .take_while(|&j| rows[j][0] == rows[i][0])
+                                .last()
+                                .unwrap_or(i)
+                                + 1;
+                            rows[i..j].sort_by_key(|r| r.to_string());
+                            i = j;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn load(addr: SocketAddr) {
+    assert_eq!(
+        query(addr, "", &format!("CREATE DATABASE {DB}")).status,
+        200
+    );
+    let r = request(
+        addr,
+        "POST",
+        &format!("/write?db={DB}"),
+        &[],
+        data().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn queries_answer_as_influxdb_does() {
+    let Some(influxd) = Influxd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start(dir.path());
+    load(influxd.addr);
+    load(ours.addr);
+    let all = queries();
+    assert!(all.len() >= 60, "{} queries", all.len());
+    let mut differences = Vec::new();
+    for q in &all {
+        let theirs = query(influxd.addr, DB, q);
+        let mine = query(ours.addr, DB, q);
+        let same = theirs.status == mine.status
+            && close(&normalize(theirs.json()), &normalize(mine.json()));
+        if !same {
+            differences.push(format!(
+                "{q}\n  influxd:     {} {}\n  shardkeeper: {} {}",
+                theirs.status,
+                theirs.json(),
+                mine.status,
+                mine.json()
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} queries differ:\n{}",
+        differences.len(),
+        all.len(),
+        differences.join("\n")
+    );
+    ours.stop();
+}
