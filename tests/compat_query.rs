@@ -114,6 +114,19 @@ fn queries() -> Vec<String> {
         ),
         "SELECT max(usage) FROM cpu WHERE host = 'a'".into(),
         "SELECT first(usage) FROM cpu GROUP BY host".into(),
+        "SHOW MEASUREMENTS".into(),
+        "SHOW SERIES".into(),
+        "SHOW SERIES FROM cpu WHERE region = 'west'".into(),
+        "SHOW SERIES LIMIT 2 OFFSET 1".into(),
+        "SHOW TAG KEYS".into(),
+        "SHOW TAG KEYS FROM mem".into(),
+        "SHOW TAG VALUES WITH KEY = host".into(),
+        "SHOW TAG VALUES FROM cpu WITH KEY IN (host, region) WHERE region = 'west'".into(),
+        "SHOW TAG VALUES WITH KEY =~ /reg.*/".into(),
+        "SHOW FIELD KEYS".into(),
+        "SHOW FIELD KEYS FROM cpu".into(),
+        "SHOW RETENTION POLICIES".into(),
+        "SHOW TAG VALUES FROM nosuch WITH KEY = host".into(),
     ]);
     q
 }

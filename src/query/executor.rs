@@ -5,6 +5,7 @@ use super::parser::ast::Statement;
 use super::parser::{parse_query, ParseError};
 use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
+use super::show;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
@@ -105,6 +106,19 @@ fn series(name: &str, columns: &[&str], values: Vec<Vec<Value>>) -> Series {
         columns: columns.iter().map(|c| c.to_string()).collect(),
         values,
     }
+}
+
+/// The statement's database (or the `db` parameter's), which must exist.
+async fn existing_database(
+    node: &Node,
+    named: Option<&str>,
+    options: &QueryOptions,
+) -> Result<String, StatementError> {
+    let db = database_of(named, options)?.to_owned();
+    if !node.control.read(|c| c.databases.contains_key(&db)).await {
+        return Err(format!("database not found: {db}").into());
+    }
+    Ok(db)
 }
 
 fn database_of<'a>(
@@ -302,6 +316,37 @@ async fn run(
                 &["name"],
                 names.into_iter().map(|n| vec![Value::from(n)]).collect(),
             )])
+        }
+        Statement::ShowSeries(s) => {
+            let db = existing_database(node, s.database.as_deref(), options).await?;
+            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            Ok(show::series(&listing, s.offset, s.limit))
+        }
+        Statement::ShowTagKeys(s) => {
+            if s.tag_key.is_some() {
+                return Err("SHOW TAG KEYS WITH KEY is not supported yet"
+                    .to_owned()
+                    .into());
+            }
+            let db = existing_database(node, s.database.as_deref(), options).await?;
+            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            Ok(show::tag_keys(&listing, s.offset, s.limit))
+        }
+        Statement::ShowTagValues(s) => {
+            let db = existing_database(node, s.database.as_deref(), options).await?;
+            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
+        }
+        Statement::ShowFieldKeys(s) => {
+            let db = existing_database(node, s.database.as_deref(), options).await?;
+            let listing = show::list(&node.storage, &db, &s.sources, None)?;
+            Ok(show::field_keys(
+                &node.storage,
+                &db,
+                &listing,
+                s.offset,
+                s.limit,
+            ))
         }
         Statement::ShowShards => {
             let catalog: Catalog = control.read(|c| c.clone()).await;

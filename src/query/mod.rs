@@ -7,5 +7,6 @@ pub mod format;
 pub mod parser;
 pub mod result;
 mod select;
+mod show;
 
 pub use executor::{epoch_unit, execute, QueryError, QueryOptions};

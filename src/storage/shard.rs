@@ -565,6 +565,34 @@ impl Shard {
         Ok(found.into_values().collect())
     }
 
+    /// Every series (key → measurement and tags) in the head, frozen heads and column files,
+    /// from the indexes alone.
+    pub fn series_list(&self) -> BTreeMap<String, (String, Vec<(String, String)>)> {
+        let mut found = BTreeMap::new();
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
+            for s in head.series() {
+                found
+                    .entry(s.key.clone())
+                    .or_insert_with(|| (s.measurement.clone(), s.tags.clone()));
+            }
+        }
+        for file in &data.files {
+            for s in &file.index.series {
+                found.entry(s.key.clone()).or_insert_with(|| {
+                    (
+                        s.measurement.clone(),
+                        s.tags
+                            .iter()
+                            .map(|t| (t.key.clone(), t.value.clone()))
+                            .collect(),
+                    )
+                });
+            }
+        }
+        found
+    }
+
     pub fn log(&self) -> &Log {
         &self.log
     }

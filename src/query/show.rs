@@ -1,0 +1,215 @@
+//! `SHOW SERIES`, `SHOW TAG KEYS`, `SHOW TAG VALUES` and `SHOW FIELD KEYS`, answered from
+//! the shards' indexes (no data is read), in InfluxDB 1.x's shapes.
+
+use super::eval::{matches, Regexes, Row};
+use super::parser::ast::{Expr, MeasurementName, Source, TagKeyPredicate};
+use super::result::Series;
+use crate::storage::column::FieldType;
+use crate::storage::Storage;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Series of a database that match the statement's sources and (tag) condition, by
+/// measurement, then key.
+pub struct Listing {
+    pub by_measurement: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
+}
+
+pub fn list(
+    storage: &Storage,
+    database: &str,
+    sources: &[Source],
+    condition: Option<&Expr>,
+) -> Result<Listing, String> {
+    let mut regexes = Regexes::default();
+    if let Some(c) = condition {
+        Regexes::compile(c, &mut regexes)?;
+    }
+    let mut measurement_res = Vec::new();
+    for s in sources {
+        match s {
+            Source::Measurement(m) => measurement_res.push(match &m.name {
+                MeasurementName::Name(n) => Err(n.clone()),
+                MeasurementName::Regex(r) => {
+                    Ok(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
+                }
+            }),
+            Source::Subquery(_) => {
+                return Err("subqueries are not supported in SHOW statements".into())
+            }
+        }
+    }
+    let wanted = |m: &str| {
+        measurement_res.is_empty()
+            || measurement_res.iter().any(|r| match r {
+                Err(name) => name == m,
+                Ok(re) => re.is_match(m),
+            })
+    };
+    let (fields, no_keys) = (HashMap::new(), HashSet::new());
+    let mut by_measurement: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
+        BTreeMap::new();
+    for shard in storage.shards_of(database, None) {
+        for (key, (measurement, tags)) in shard.series_list() {
+            if !wanted(&measurement) {
+                continue;
+            }
+            if let Some(c) = condition {
+                let row = Row {
+                    time: 0,
+                    tags: &tags,
+                    fields: &fields,
+                    field_keys: &no_keys,
+                };
+                if !matches(c, &row, 0, &regexes) {
+                    continue;
+                }
+            }
+            by_measurement
+                .entry(measurement)
+                .or_default()
+                .insert(key, tags);
+        }
+    }
+    Ok(Listing { by_measurement })
+}
+
+fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
+    items
+        .skip(offset as usize)
+        .take(if limit == 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        })
+        .collect()
+}
+
+pub fn series(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
+    let keys: BTreeSet<&String> = listing
+        .by_measurement
+        .values()
+        .flat_map(|s| s.keys())
+        .collect();
+    let values = page(
+        keys.into_iter().map(|k| vec![Value::from(k.clone())]),
+        offset,
+        limit,
+    );
+    if values.is_empty() {
+        return Vec::new();
+    }
+    vec![Series {
+        name: String::new(),
+        tags: None,
+        columns: vec!["key".into()],
+        values,
+    }]
+}
+
+pub fn tag_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
+    listing
+        .by_measurement
+        .iter()
+        .filter_map(|(m, series)| {
+            let keys: BTreeSet<&String> = series
+                .values()
+                .flat_map(|tags| tags.iter().map(|(k, _)| k))
+                .collect();
+            let values = page(
+                keys.into_iter().map(|k| vec![Value::from(k.clone())]),
+                offset,
+                limit,
+            );
+            (!values.is_empty()).then(|| Series {
+                name: m.clone(),
+                tags: None,
+                columns: vec!["tagKey".into()],
+                values,
+            })
+        })
+        .collect()
+}
+
+pub fn tag_values(
+    listing: &Listing,
+    key: &TagKeyPredicate,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Series>, String> {
+    let re = match key {
+        TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
+            Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
+        }
+        _ => None,
+    };
+    let key_matches = |k: &str| match key {
+        TagKeyPredicate::Eq(name) => k == name,
+        TagKeyPredicate::Neq(name) => k != name,
+        TagKeyPredicate::In(names) => names.iter().any(|n| n == k),
+        TagKeyPredicate::EqRegex(_) => re.as_ref().is_some_and(|r| r.is_match(k)),
+        TagKeyPredicate::NeqRegex(_) => re.as_ref().is_some_and(|r| !r.is_match(k)),
+    };
+    Ok(listing
+        .by_measurement
+        .iter()
+        .filter_map(|(m, series)| {
+            let pairs: BTreeSet<(&String, &String)> = series
+                .values()
+                .flat_map(|tags| {
+                    tags.iter()
+                        .filter(|(k, _)| key_matches(k))
+                        .map(|(k, v)| (k, v))
+                })
+                .collect();
+            let values = page(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| vec![Value::from(k.clone()), Value::from(v.clone())]),
+                offset,
+                limit,
+            );
+            (!values.is_empty()).then(|| Series {
+                name: m.clone(),
+                tags: None,
+                columns: vec!["key".into(), "value".into()],
+                values,
+            })
+        })
+        .collect())
+}
+
+pub fn field_keys(
+    storage: &Storage,
+    database: &str,
+    listing: &Listing,
+    offset: u64,
+    limit: u64,
+) -> Vec<Series> {
+    let shards = storage.shards_of(database, None);
+    listing
+        .by_measurement
+        .keys()
+        .filter_map(|m| {
+            let mut types: BTreeMap<String, FieldType> = BTreeMap::new();
+            for shard in &shards {
+                for (name, ty) in shard.field_types(m) {
+                    types.entry(name).or_insert(ty);
+                }
+            }
+            let values = page(
+                types
+                    .into_iter()
+                    .map(|(k, t)| vec![Value::from(k), Value::from(t.name())]),
+                offset,
+                limit,
+            );
+            (!values.is_empty()).then(|| Series {
+                name: m.clone(),
+                tags: None,
+                columns: vec!["fieldKey".into(), "fieldType".into()],
+                values,
+            })
+        })
+        .collect()
+}
