@@ -63,6 +63,8 @@ pub enum CatalogError {
     BucketExists(String),
     #[error("bucket not found")]
     BucketNotFound,
+    #[error("authorization not found")]
+    AuthorizationNotFound,
     #[error("onboarding has already been completed")]
     AlreadySetUp,
     #[error("database not found: {0}")]
@@ -208,13 +210,13 @@ impl Catalog {
         Ok(vec![event(event::Kind::TokenCreated(token))])
     }
 
-    pub fn delete_token(&self, id: &str) -> Vec<Event> {
+    pub fn delete_token(&self, id: &str) -> Result<Vec<Event>, CatalogError> {
         if !self.tokens.contains_key(id) {
-            return Vec::new();
+            return Err(CatalogError::AuthorizationNotFound);
         }
-        vec![event(event::Kind::TokenDeleted(TokenDeleted {
+        Ok(vec![event(event::Kind::TokenDeleted(TokenDeleted {
             id: id.into(),
-        }))]
+        }))])
     }
 
     /// Whether the initial user, org, bucket and token may still be created.

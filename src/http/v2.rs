@@ -55,7 +55,8 @@ impl From<V2Error> for ApiError {
             V2Error::Catalog(
                 CatalogError::OrgNotFound
                 | CatalogError::BucketNotFound
-                | CatalogError::UserNotFound,
+                | CatalogError::UserNotFound
+                | CatalogError::AuthorizationNotFound,
             ) => StatusCode::NOT_FOUND,
             V2Error::Catalog(_) => StatusCode::BAD_REQUEST,
             V2Error::Projection(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -345,11 +346,22 @@ async fn delete_bucket(
     params: Params,
     id: web::Path<String>,
 ) -> HttpResponse {
+    delete(&node, &req, &params, |c| c.delete_bucket(&id)).await
+}
+
+/// Authenticates, then applies a deletion decided by the catalog: 204, or 404 when the
+/// object does not exist.
+async fn delete(
+    node: &Node,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+    decide: impl FnOnce(&Catalog) -> Result<Vec<crate::proto::Event>, CatalogError>,
+) -> HttpResponse {
     reply(
         async {
-            authorize(&node, &req, &params).await?;
+            authorize(node, req, params).await?;
             node.control
-                .mutate(|c| Ok::<_, V2Error>((c.delete_bucket(&id)?, ())))
+                .mutate(|c| Ok::<_, V2Error>((decide(c)?, ())))
                 .await
                 .map_err(ApiError::from)?;
             Ok(HttpResponse::NoContent().finish())
@@ -437,25 +449,5 @@ async fn delete_authorization(
     params: Params,
     id: web::Path<String>,
 ) -> HttpResponse {
-    reply(
-        async {
-            authorize(&node, &req, &params).await?;
-            let events_found = node
-                .control
-                .read(|c| c.tokens.contains_key(id.as_str()))
-                .await;
-            if !events_found {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "authorization not found",
-                ));
-            }
-            node.control
-                .mutate(|c| Ok::<_, V2Error>((c.delete_token(&id), ())))
-                .await
-                .map_err(ApiError::from)?;
-            Ok(HttpResponse::NoContent().finish())
-        }
-        .await,
-    )
+    delete(&node, &req, &params, |c| c.delete_token(&id)).await
 }

@@ -50,6 +50,7 @@ async fn write_v2(
     body: web::Payload,
 ) -> HttpResponse {
     let result = async {
+        super::auth::authenticate(&node, &req, &params).await?;
         let bucket = params
             .get("bucket")
             .filter(|b| !b.is_empty())
@@ -57,7 +58,6 @@ async fn write_v2(
         let raw = params.get("precision").map_or("", String::as_str);
         let precision = Precision::parse_v2(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
-        super::auth::authenticate(&node, &req, &params).await?;
         let (db, rp) = node.control.read(|c| c.resolve_bucket(bucket)).await;
         write(&node, db, rp, precision, &req, body).await
     };

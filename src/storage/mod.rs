@@ -175,14 +175,6 @@ impl Storage {
         Ok(shard)
     }
 
-    pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
-    }
-
     /// Closes and deletes shards (after their drop events are durable).
     pub fn remove_shards(&self, ids: &[u64]) {
         let removed: Vec<Arc<Shard>> = {

@@ -596,14 +596,6 @@ impl Shard {
     pub fn log(&self) -> &Log {
         &self.log
     }
-
-    /// Bytes on disk in column files, and heads' approximate bytes in memory.
-    pub fn sizes(&self) -> (u64, usize) {
-        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let files = data.files.iter().map(|f| f.size()).sum();
-        let heads = data.head.bytes() + data.frozen.iter().map(|h| h.bytes()).sum::<usize>();
-        (files, heads)
-    }
 }
 
 fn from_record(p: &PointRecord) -> Point {
