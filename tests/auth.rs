@@ -248,6 +248,11 @@ fn v2_setup_buckets_and_tokens() {
         b"cpu v=1",
     );
     assert_eq!(r.status, 401);
+    // Who is asking is settled before anything else about the request.
+    assert_eq!(
+        request(d.addr, "POST", "/api/v2/write", &[], b"cpu v=1").status,
+        401
+    );
 
     // The bucket is a database and policy for the 1.x API, with the same token.
     let r = q(d.addr, "SELECT * FROM cpu", "&db=metrics", &auth);
@@ -331,6 +336,46 @@ fn v2_setup_buckets_and_tokens() {
         !listed.to_string().contains(&token) && !listed.to_string().contains(&second),
         "tokens are shown only once"
     );
+    let third = request(
+        d.addr,
+        "POST",
+        "/api/v2/authorizations",
+        &h,
+        format!(r#"{{"orgID":"{org_id}"}}"#).as_bytes(),
+    )
+    .json();
+    let third_id = third["id"].as_str().unwrap();
+    assert_eq!(
+        request(
+            d.addr,
+            "DELETE",
+            &format!("/api/v2/authorizations/{third_id}"),
+            &auth,
+            b""
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        request(
+            d.addr,
+            "DELETE",
+            &format!("/api/v2/authorizations/{third_id}"),
+            &auth,
+            b""
+        )
+        .status,
+        404
+    );
+    let revoked = format!("Token {}", third["token"].as_str().unwrap());
+    let r = request(
+        d.addr,
+        "GET",
+        "/api/v2/buckets",
+        &[("Authorization", &revoked)],
+        b"",
+    );
+    assert_eq!(r.status, 401, "a deleted token no longer works");
     d.stop();
 
     // Tokens survive a restart and are not on disk in plain text.
