@@ -105,3 +105,38 @@ fn a_bad_config_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn metrics_show_each_logs_figures_in_prometheus_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    common::query(daemon.addr, "", "CREATE DATABASE m");
+    assert_eq!(
+        daemon
+            .request(
+                "POST",
+                "/write?db=m",
+                b"cpu v=1 1000000000\ncpu v=2 2000000000"
+            )
+            .status,
+        204
+    );
+    let r = daemon.request("GET", "/metrics", b"");
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("# TYPE shardkeeper_log_commits_total gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shardkeeper_log_durable_lsn{log=\"control\"} 2"),
+        "database + shard created: {text}"
+    );
+    let shard_line = text
+        .lines()
+        .find(|l| l.starts_with("shardkeeper_log_records_total{log=\"shard-"))
+        .expect("a shard's log");
+    assert!(shard_line.ends_with(" 1"), "one write record: {shard_line}");
+    assert!(text.contains("shardkeeper_log_failed{log=\"control\"} 0"));
+    daemon.stop();
+}

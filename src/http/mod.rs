@@ -7,6 +7,7 @@ use std::sync::Arc;
 mod auth;
 mod error;
 mod health;
+mod metrics;
 mod query;
 mod v2;
 mod write;
@@ -18,6 +19,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
         App::new()
             .app_data(data.clone())
             .configure(health::routes)
+            .configure(metrics::routes)
             .configure(write::routes)
             .configure(query::routes)
             .configure(v2::routes)

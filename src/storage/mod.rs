@@ -353,6 +353,19 @@ impl Storage {
         Ok(outcome)
     }
 
+    /// Every open shard, by id.
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        let mut all: Vec<Arc<Shard>> = self
+            .shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|s| s.info.id);
+        all
+    }
+
     /// Writes every shard's head out as a column file (clean shutdown).
     pub fn flush_all(&self) {
         let shards: Vec<Arc<Shard>> = self

@@ -1,0 +1,79 @@
+//! `GET /metrics`: the logs' figures in Prometheus' text format.
+
+use crate::log::LogFigures;
+use crate::node::Node;
+use actix_web::{web, HttpResponse};
+use std::fmt::Write;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
+}
+
+async fn metrics(node: web::Data<Node>) -> HttpResponse {
+    let mut logs = vec![(
+        "control".to_owned(),
+        node.control.log().figures(),
+        node.control.log().failure().is_some(),
+    )];
+    for shard in node.storage.shards() {
+        logs.push((
+            format!("shard-{}", shard.info.id),
+            shard.log().figures(),
+            shard.log().failure().is_some(),
+        ));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(render(&logs))
+}
+
+fn render(logs: &[(String, LogFigures, bool)]) -> String {
+    let metrics: [(&str, &str, fn(&LogFigures) -> f64); 6] = [
+        (
+            "shardkeeper_log_segments",
+            "Segment files of the log.",
+            |f| f.segments as f64,
+        ),
+        (
+            "shardkeeper_log_bytes",
+            "Bytes of records and headers in the log's segments.",
+            |f| f.bytes as f64,
+        ),
+        (
+            "shardkeeper_log_durable_lsn",
+            "The last durable log sequence number.",
+            |f| f.durable_lsn as f64,
+        ),
+        (
+            "shardkeeper_log_commits_total",
+            "fdatasync-backed commits since start.",
+            |f| f.commits as f64,
+        ),
+        (
+            "shardkeeper_log_records_total",
+            "Records committed since start.",
+            |f| f.records_committed as f64,
+        ),
+        (
+            "shardkeeper_log_records_per_commit",
+            "Average records per commit since start.",
+            |f| f.records_per_commit,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (log, figures, _) in logs {
+            let _ = writeln!(out, "{name}{{log=\"{log}\"}} {}", value(figures));
+        }
+    }
+    let _ = writeln!(out, "# HELP shardkeeper_log_failed 1 when the log refuses writes after an I/O failure.\n# TYPE shardkeeper_log_failed gauge");
+    for (log, _, failed) in logs {
+        let _ = writeln!(
+            out,
+            "shardkeeper_log_failed{{log=\"{log}\"}} {}",
+            u8::from(*failed)
+        );
+    }
+    out
+}
