@@ -27,8 +27,11 @@ async fn metrics(node: web::Data<Node>) -> HttpResponse {
         .body(render(&logs))
 }
 
+/// Name, help text, and how to read the value from a log's figures.
+type Gauge = (&'static str, &'static str, fn(&LogFigures) -> f64);
+
 fn render(logs: &[(String, LogFigures, bool)]) -> String {
-    let metrics: [(&str, &str, fn(&LogFigures) -> f64); 6] = [
+    let metrics: [Gauge; 6] = [
         (
             "shardkeeper_log_segments",
             "Segment files of the log.",
