@@ -140,3 +140,17 @@ fn metrics_show_each_logs_figures_in_prometheus_format() {
     assert!(text.contains("shardkeeper_log_failed{log=\"control\"} 0"));
     daemon.stop();
 }
+
+#[test]
+fn the_documented_config_file_is_accepted_as_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let documented = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/shardkeeper.toml"
+    ))
+    .unwrap();
+    // Every key of the documented file, as documented; flags still choose port and directory.
+    let daemon = Daemon::start_with_config(&dir.path().join("data"), &documented);
+    assert_eq!(daemon.request("GET", "/ping", b"").status, 204);
+    assert!(daemon.stop().success());
+}
