@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub max_head_mib: u64,
     /// Require credentials (off by default, as in InfluxDB 1.x).
     pub auth_enabled: bool,
+    /// A shard that took no write for this long has its head written out (seconds).
+    pub idle_flush_seconds: u64,
     pub log: LogConfig,
 }
 
@@ -47,6 +49,7 @@ impl Default for NodeConfig {
             retention_check_seconds: 60,
             max_head_mib: 64,
             auth_enabled: false,
+            idle_flush_seconds: 10,
             log: LogConfig::default(),
         }
     }

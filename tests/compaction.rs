@@ -148,3 +148,35 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
     check(daemon.addr);
     daemon.stop();
 }
+
+#[test]
+fn an_idle_shard_is_written_out_so_a_crash_has_little_to_replay() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = "idle_flush_seconds = 1\n";
+    let daemon = Daemon::start_with_config(&data, config);
+    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    let body: String = (0..500)
+        .map(|i| format!("m,host=h{} v={i} {}\n", i % 5, (i + 1) * 1_000_000_000))
+        .collect();
+    assert_eq!(
+        request(daemon.addr, "POST", "/write?db=c", &[], body.as_bytes()).status,
+        204
+    );
+    let shard = &shard_dirs(&data)[0];
+    // The flush happens in the background once the shard has been idle: wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count_files(shard, "col") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle shard was not flushed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    daemon.kill9();
+    let daemon = Daemon::start_with_config(&data, config);
+    let r = query(daemon.addr, "c", "SELECT count(v) FROM m").json();
+    assert_eq!(r["results"][0]["series"][0]["values"][0][1], 500);
+    daemon.stop();
+}

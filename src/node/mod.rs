@@ -104,6 +104,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
     );
     actix_web::rt::System::new().block_on(async move {
         actix_web::rt::spawn(enforce_retention(node.clone()));
+        actix_web::rt::spawn(flush_idle_shards(node.clone()));
         let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {
             addr: config.bind,
             source,
@@ -154,6 +155,19 @@ impl Signals {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
+    }
+}
+
+/// Writes out the heads of shards that have gone idle (see [`Storage::flush_idle`]).
+async fn flush_idle_shards(node: Arc<Node>) {
+    let idle = std::time::Duration::from_secs(node.config.idle_flush_seconds.max(1));
+    loop {
+        tokio::time::sleep(idle / 2).await;
+        let node = node.clone();
+        let _ = actix_web::rt::task::spawn_blocking(move || {
+            node.storage.flush_idle(idle.as_nanos() as i64)
+        })
+        .await;
     }
 }
 

@@ -366,6 +366,21 @@ impl Storage {
         all
     }
 
+    /// Writes out the heads of shards that took no write for `idle_nanos`: a shard gone
+    /// cold then needs no replay after a crash, and its memory is returned.
+    pub fn flush_idle(&self, idle_nanos: i64) {
+        let since = crate::catalog::now_nanos().saturating_sub(idle_nanos);
+        for shard in self
+            .shards()
+            .into_iter()
+            .filter(|s| s.idle_with_head(since))
+        {
+            if let Err(e) = shard.flush() {
+                tracing::warn!(shard = shard.info.id, error = %e, "flushing idle shard failed");
+            }
+        }
+    }
+
     /// Writes every shard's head out as a column file (clean shutdown).
     pub fn flush_all(&self) {
         let shards: Vec<Arc<Shard>> = self

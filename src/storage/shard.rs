@@ -100,6 +100,8 @@ pub struct Shard {
     max_head_bytes: usize,
     flushing: AtomicBool,
     merging: AtomicBool,
+    /// When the shard last took a write (ns since the epoch), to flush shards gone idle.
+    last_write: std::sync::atomic::AtomicI64,
 }
 
 /// What the schema check decided for a batch.
@@ -209,6 +211,7 @@ impl Shard {
             max_head_bytes,
             flushing: AtomicBool::new(false),
             merging: AtomicBool::new(false),
+            last_write: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -269,6 +272,8 @@ impl Shard {
                 source,
             })?;
         self.max_version.fetch_max(version, Ordering::AcqRel);
+        self.last_write
+            .store(crate::catalog::now_nanos(), Ordering::Relaxed);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         for p in points {
             data.head.insert(
@@ -349,6 +354,17 @@ impl Shard {
                 source,
             })?;
         Ok(())
+    }
+
+    /// Whether the shard has points in its head and has taken no write since `since`.
+    pub fn idle_with_head(&self, since: i64) -> bool {
+        self.last_write.load(Ordering::Relaxed) < since
+            && !self
+                .data
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .head
+                .is_empty()
     }
 
     /// Whether enough column files have gathered to merge some.
