@@ -4,6 +4,17 @@
 mod common;
 use common::{query, request, Daemon};
 
+/// A node on a fresh data directory with `config`, and database `c` created. The temp
+/// directory is returned so that it lives as long as the test.
+fn node_with_database(config: &str) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let daemon = Daemon::start_with_config(&data, config);
+    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    (root, data, daemon)
+}
+
 fn shard_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data.join("shards"))
         .unwrap()
@@ -26,12 +37,8 @@ fn count_files(dir: &std::path::Path, ext: &str) -> usize {
 
 #[test]
 fn flushed_heads_answer_the_same_and_survive_restart() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let config = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
-    let daemon = Daemon::start_with_config(&data, config);
-    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    let (_root, data, daemon) = node_with_database(config);
     // 200 series x 300 times, types of every kind, in batches.
     for t in 0..300u64 {
         let body: String = (0..200)
@@ -109,12 +116,8 @@ fn flushed_heads_answer_the_same_and_survive_restart() {
 
 #[test]
 fn many_flushes_are_merged_into_few_files_without_losing_points() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let config = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
-    let daemon = Daemon::start_with_config(&data, config);
-    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    let (_root, data, daemon) = node_with_database(config);
     for t in 0..1000u64 {
         let body: String = (0..200)
             .map(|h| format!("m,host=h{h} f={t}.25,g={h}i {}\n", (t + 1) * 1_000_000_000))
@@ -151,12 +154,8 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
 
 #[test]
 fn an_idle_shard_is_written_out_so_a_crash_has_little_to_replay() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let config = "idle_flush_seconds = 1\n";
-    let daemon = Daemon::start_with_config(&data, config);
-    assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
+    let (_root, data, daemon) = node_with_database(config);
     let body: String = (0..500)
         .map(|i| format!("m,host=h{} v={i} {}\n", i % 5, (i + 1) * 1_000_000_000))
         .collect();

@@ -194,23 +194,28 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
                 })
                 .await
                 .map_err(ApiError::from)?;
-            let c = node.control.read(|c| c.clone()).await;
-            let bucket = c
-                .buckets
-                .get(&bucket_id)
-                .map(|b| bucket_json(&c, b))
-                .unwrap_or(Value::Null);
-            let auth = c
-                .tokens
-                .get(&token_id)
-                .map(|t| authorization_json(&c, t, Some(&token)))
-                .unwrap_or(Value::Null);
-            Ok(HttpResponse::Created().json(json!({
-                "user": { "id": user_id, "name": r.username, "status": "active" },
-                "org": org_json(&c, &org_id),
-                "bucket": bucket,
-                "auth": auth,
-            })))
+            let body = node
+                .control
+                .read(|c| {
+                    let bucket = c
+                        .buckets
+                        .get(&bucket_id)
+                        .map(|b| bucket_json(c, b))
+                        .unwrap_or(Value::Null);
+                    let auth = c
+                        .tokens
+                        .get(&token_id)
+                        .map(|t| authorization_json(c, t, Some(&token)))
+                        .unwrap_or(Value::Null);
+                    json!({
+                        "user": { "id": user_id, "name": r.username, "status": "active" },
+                        "org": org_json(c, &org_id),
+                        "bucket": bucket,
+                        "auth": auth,
+                    })
+                })
+                .await;
+            Ok(HttpResponse::Created().json(body))
         }
         .await,
     )
@@ -220,17 +225,22 @@ async fn list_orgs(node: web::Data<Node>, req: HttpRequest, params: Params) -> H
     reply(
         async {
             authorize(&node, &req, &params).await?;
-            let c = node.control.read(|c| c.clone()).await;
-            let orgs: Vec<Value> = c
-                .orgs
-                .values()
-                .filter(|o| {
-                    params.get("org").is_none_or(|n| *n == o.name)
-                        && params.get("orgID").is_none_or(|i| *i == o.id)
+            let body = node
+                .control
+                .read(|c| {
+                    let orgs: Vec<Value> = c
+                        .orgs
+                        .values()
+                        .filter(|o| {
+                            params.get("org").is_none_or(|n| *n == o.name)
+                                && params.get("orgID").is_none_or(|i| *i == o.id)
+                        })
+                        .map(|o| org_json(c, &o.id))
+                        .collect();
+                    json!({ "orgs": orgs })
                 })
-                .map(|o| org_json(&c, &o.id))
-                .collect();
-            Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
+                .await;
+            Ok(HttpResponse::Ok().json(body))
         }
         .await,
     )
@@ -266,22 +276,28 @@ async fn list_buckets(node: web::Data<Node>, req: HttpRequest, params: Params) -
     reply(
         async {
             authorize(&node, &req, &params).await?;
-            let c = node.control.read(|c| c.clone()).await;
-            let org_id = params
-                .get("org")
-                .and_then(|n| c.orgs.values().find(|o| o.name == *n))
-                .map(|o| o.id.clone());
-            let buckets: Vec<Value> = c
-                .buckets
-                .values()
-                .filter(|b| params.get("name").is_none_or(|n| *n == b.name))
-                .filter(|b| params.get("orgID").is_none_or(|i| *i == b.org_id))
-                .filter(|b| {
-                    params.get("org").is_none() || org_id.as_deref() == Some(b.org_id.as_str())
+            let body = node
+                .control
+                .read(|c| {
+                    let org_id = params
+                        .get("org")
+                        .and_then(|n| c.orgs.values().find(|o| o.name == *n))
+                        .map(|o| o.id.clone());
+                    let buckets: Vec<Value> = c
+                        .buckets
+                        .values()
+                        .filter(|b| params.get("name").is_none_or(|n| *n == b.name))
+                        .filter(|b| params.get("orgID").is_none_or(|i| *i == b.org_id))
+                        .filter(|b| {
+                            params.get("org").is_none()
+                                || org_id.as_deref() == Some(b.org_id.as_str())
+                        })
+                        .map(|b| bucket_json(c, b))
+                        .collect();
+                    json!({ "buckets": buckets })
                 })
-                .map(|b| bucket_json(&c, b))
-                .collect();
-            Ok(HttpResponse::Ok().json(json!({ "buckets": buckets })))
+                .await;
+            Ok(HttpResponse::Ok().json(body))
         }
         .await,
     )
@@ -328,13 +344,18 @@ async fn create_bucket(
                 })
                 .await
                 .map_err(ApiError::from)?;
-            let c = node.control.read(|c| c.clone()).await;
-            let bucket = c
-                .buckets
-                .get(&id)
-                .map(|b| bucket_json(&c, b))
-                .unwrap_or(Value::Null);
-            Ok(HttpResponse::Created().json(bucket))
+            let body = node
+                .control
+                .read(|c| {
+                    let bucket = c
+                        .buckets
+                        .get(&id)
+                        .map(|b| bucket_json(c, b))
+                        .unwrap_or(Value::Null);
+                    bucket
+                })
+                .await;
+            Ok(HttpResponse::Created().json(body))
         }
         .await,
     )
@@ -378,13 +399,18 @@ async fn list_authorizations(
     reply(
         async {
             authorize(&node, &req, &params).await?;
-            let c = node.control.read(|c| c.clone()).await;
-            let all: Vec<Value> = c
-                .tokens
-                .values()
-                .map(|t| authorization_json(&c, t, None))
-                .collect();
-            Ok(HttpResponse::Ok().json(json!({ "authorizations": all })))
+            let body = node
+                .control
+                .read(|c| {
+                    let all: Vec<Value> = c
+                        .tokens
+                        .values()
+                        .map(|t| authorization_json(c, t, None))
+                        .collect();
+                    json!({ "authorizations": all })
+                })
+                .await;
+            Ok(HttpResponse::Ok().json(body))
         }
         .await,
     )
@@ -431,13 +457,18 @@ async fn create_authorization(
                 .mutate(|c| Ok::<_, V2Error>((c.create_token(created)?, ())))
                 .await
                 .map_err(ApiError::from)?;
-            let c = node.control.read(|c| c.clone()).await;
-            let v = c
-                .tokens
-                .get(&id)
-                .map(|t| authorization_json(&c, t, Some(&token)))
-                .unwrap_or(Value::Null);
-            Ok(HttpResponse::Created().json(v))
+            let body = node
+                .control
+                .read(|c| {
+                    let v = c
+                        .tokens
+                        .get(&id)
+                        .map(|t| authorization_json(c, t, Some(&token)))
+                        .unwrap_or(Value::Null);
+                    v
+                })
+                .await;
+            Ok(HttpResponse::Created().json(body))
         }
         .await,
     )
