@@ -67,6 +67,13 @@ pub enum CatalogError {
     AuthorizationNotFound,
     #[error("onboarding has already been completed")]
     AlreadySetUp,
+    #[error("shard id {id} of {database}.{policy} at {start} collides with another shard")]
+    ShardIdCollision {
+        id: u64,
+        database: String,
+        policy: String,
+        start: i64,
+    },
     #[error("database not found: {0}")]
     DatabaseNotFound(String),
     #[error("retention policy not found: {0}")]
@@ -235,6 +242,37 @@ impl Catalog {
                 start: s.start_nanos,
                 end: s.end_nanos,
             })
+    }
+
+    /// Events that create the shards not known yet. A known id with another identity is a
+    /// collision of the derived ids, refused rather than mixing two shards' data.
+    pub fn create_shards(&self, shards: &[ShardInfo]) -> Result<Vec<Event>, CatalogError> {
+        let mut events = Vec::new();
+        for s in shards {
+            let known = self
+                .databases
+                .get(&s.database)
+                .and_then(|d| d.shards.iter().find(|k| k.shard_id == s.id));
+            match known {
+                Some(k) if k.start_nanos != s.start || k.retention_policy != s.retention_policy => {
+                    return Err(CatalogError::ShardIdCollision {
+                        id: s.id,
+                        database: s.database.clone(),
+                        policy: s.retention_policy.clone(),
+                        start: s.start,
+                    });
+                }
+                Some(_) => {}
+                None => events.push(event(event::Kind::ShardCreated(ShardCreated {
+                    database: s.database.clone(),
+                    retention_policy: s.retention_policy.clone(),
+                    shard_id: s.id,
+                    start_nanos: s.start,
+                    end_nanos: s.end,
+                }))),
+            }
+        }
+        Ok(events)
     }
 
     /// Events that drop shards, e.g. those past their policy's retention.
@@ -578,6 +616,31 @@ mod tests {
         assert!(!c.databases["db"].policies.contains_key("short"));
         run(&mut c, |c| c.drop_database("db"));
         assert!(c.databases.is_empty());
+    }
+
+    #[test]
+    fn shards_are_created_once_and_a_colliding_id_is_refused() {
+        let mut c = Catalog::default();
+        run(&mut c, |c| c.create_database("db", None).unwrap());
+        let shard = ShardInfo::of_group("db", DEFAULT_POLICY, 0, 7 * DAY);
+        run(&mut c, |c| {
+            c.create_shards(std::slice::from_ref(&shard)).unwrap()
+        });
+        assert_eq!(c.shards().collect::<Vec<_>>(), vec![shard.clone()]);
+        assert!(
+            c.create_shards(std::slice::from_ref(&shard))
+                .unwrap()
+                .is_empty(),
+            "known: no event"
+        );
+        let impostor = ShardInfo {
+            start: DAY,
+            ..shard
+        };
+        assert!(matches!(
+            c.create_shards(&[impostor]),
+            Err(CatalogError::ShardIdCollision { .. })
+        ));
     }
 
     #[test]

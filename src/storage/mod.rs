@@ -17,7 +17,6 @@ use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
 use crate::log::{LogError, LogOptions};
 use crate::projection::{EventLog, ProjectionError};
-use crate::proto::{event, Event, ShardCreated};
 use hlc::HybridClock;
 pub use shard::{Shard, ShardInfo};
 use std::collections::{BTreeMap, HashMap};
@@ -50,13 +49,8 @@ pub enum StorageError {
     },
     #[error("control log: {0}")]
     Control(#[from] ProjectionError),
-    #[error("shard id {id} of {database}.{policy} at {start} collides with another shard")]
-    ShardIdCollision {
-        id: u64,
-        database: String,
-        policy: String,
-        start: i64,
-    },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
@@ -248,67 +242,25 @@ impl Storage {
                 .push(point);
         }
 
-        // Shards for new groups: one control event each, decided under the catalog lock.
-        let missing: Vec<i64> = by_group
+        // Shards for new groups: control events, decided by the catalog under its lock.
+        let infos: Vec<ShardInfo> = by_group
             .keys()
-            .copied()
-            .filter(|s| {
-                !groups
-                    .iter()
-                    .any(|g| g.start_nanos == *s && g.retention_policy == policy.name)
+            .map(|&start| {
+                ShardInfo::of_group(
+                    &req.database,
+                    &policy.name,
+                    start,
+                    policy.shard_group_duration_nanos,
+                )
             })
             .collect();
-        let mut infos: Vec<ShardInfo> = Vec::new();
-        if !missing.is_empty() {
-            let (db, rp, d) = (
-                req.database.clone(),
-                policy.name.clone(),
-                policy.shard_group_duration_nanos,
-            );
+        if infos
+            .iter()
+            .any(|i| !groups.iter().any(|g| g.shard_id == i.id))
+        {
             control
-                .mutate(|c| {
-                    let known = c
-                        .databases
-                        .get(&db)
-                        .map(|d| d.shards.clone())
-                        .unwrap_or_default();
-                    let mut events = Vec::new();
-                    for &start in &missing {
-                        let id = shard_id(&db, &rp, start);
-                        match known.iter().find(|s| s.shard_id == id) {
-                            Some(s) if s.start_nanos != start || s.retention_policy != rp => {
-                                return Err(StorageError::ShardIdCollision {
-                                    id,
-                                    database: db.clone(),
-                                    policy: rp.clone(),
-                                    start,
-                                })
-                            }
-                            Some(_) => {}
-                            None => events.push(Event {
-                                at_unix_nanos: crate::catalog::now_nanos(),
-                                kind: Some(event::Kind::ShardCreated(ShardCreated {
-                                    database: db.clone(),
-                                    retention_policy: rp.clone(),
-                                    shard_id: id,
-                                    start_nanos: start,
-                                    end_nanos: start.saturating_add(d),
-                                })),
-                            }),
-                        }
-                    }
-                    Ok((events, ()))
-                })
+                .mutate(|c| Ok::<_, StorageError>((c.create_shards(&infos)?, ())))
                 .await?;
-        }
-        for &start in by_group.keys() {
-            infos.push(ShardInfo {
-                id: shard_id(&req.database, &policy.name, start),
-                database: req.database.clone(),
-                retention_policy: policy.name.clone(),
-                start,
-                end: start.saturating_add(policy.shard_group_duration_nanos),
-            });
         }
 
         let version = self.clock.now();

@@ -44,6 +44,19 @@ pub struct ShardInfo {
     pub end: i64,
 }
 
+impl ShardInfo {
+    /// The shard of a policy's shard group starting at `start`, with its derived id.
+    pub fn of_group(database: &str, policy: &str, start: i64, group_duration: i64) -> ShardInfo {
+        ShardInfo {
+            id: super::shard_id(database, policy, start),
+            database: database.to_owned(),
+            retention_policy: policy.to_owned(),
+            start,
+            end: start.saturating_add(group_duration),
+        }
+    }
+}
+
 /// Decides from a series' tags whether its columns are needed.
 pub type TagFilter<'a> = &'a dyn Fn(&[(String, String)]) -> bool;
 
