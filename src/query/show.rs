@@ -77,11 +77,7 @@ pub fn list(
 fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
     items
         .skip(offset as usize)
-        .take(if limit == 0 {
-            usize::MAX
-        } else {
-            limit as usize
-        })
+        .take(super::select::limit(limit))
         .collect()
 }
 
