@@ -306,12 +306,7 @@ impl Shard {
     /// Freezes the head, writes it as a column file and removes the log segments the file
     /// covers. One flush at a time; blocking I/O (call it off the async workers).
     pub fn flush(&self) -> Result<(), StorageError> {
-        if self.flushing.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = self.flush_inner();
-        self.flushing.store(false, Ordering::Release);
-        result
+        alone(&self.flushing, || self.flush_inner())
     }
 
     fn flush_inner(&self) -> Result<(), StorageError> {
@@ -394,12 +389,7 @@ impl Shard {
     /// Merges column files (see [`Shard::merge_files`]); one merge at a time, and never in
     /// the way of flushes, which keep the head and the log within their budget meanwhile.
     pub fn merge(&self) -> Result<(), StorageError> {
-        if self.merging.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = self.merge_files();
-        self.merging.store(false, Ordering::Release);
-        result
+        alone(&self.merging, || self.merge_files())
     }
 
     /// Once a shard has [`MERGE_AT`] column files, merges them into one, series by series
@@ -625,6 +615,19 @@ impl Shard {
     pub fn log(&self) -> &Log {
         &self.log
     }
+}
+
+/// Runs `work` unless another run holding `busy` is under way (then does nothing).
+fn alone(
+    busy: &AtomicBool,
+    work: impl FnOnce() -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    if busy.swap(true, Ordering::AcqRel) {
+        return Ok(());
+    }
+    let result = work();
+    busy.store(false, Ordering::Release);
+    result
 }
 
 fn from_record(p: &PointRecord) -> Point {
