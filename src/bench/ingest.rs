@@ -26,6 +26,7 @@
 //! `src/bench/ingest.rs` of any crate that depends on `ureq` 2, `serde`
 //! (derive), `serde_json` and `thiserror`.
 
+use super::percentile;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -302,16 +303,6 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         errors: total.errors,
         first_error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
-}
-
-/// Nearest-rank percentile of ascending `sorted` samples; 0 when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let n = sorted.len();
-    let rank = ((p / 100.0) * n as f64).ceil() as usize;
-    sorted[rank.clamp(1, n) - 1]
 }
 
 #[derive(Default)]

@@ -4,11 +4,12 @@
 pub mod ingest;
 pub mod log;
 
-/// The p-th percentile (0..=100) of sorted samples.
+/// The p-th percentile (0..=100) of sorted samples, nearest-rank (0 when there are none).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+    let n = sorted.len();
+    let rank = ((p / 100.0) * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
 }
