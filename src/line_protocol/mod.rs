@@ -18,6 +18,7 @@ pub use self::render::{
     escape_field_key, escape_measurement, escape_string_field, escape_tag, series_key, write_point,
 };
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Smallest timestamp (ns since the epoch) InfluxDB accepts (`math.MinInt64 + 2`).
@@ -40,17 +41,21 @@ pub enum FieldValue {
     Boolean(bool),
 }
 
-/// One parsed point.
+/// One parsed point. Its strings borrow from the request body unless unescaping changed
+/// them: a point costs two allocations, not one per name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Point {
+pub struct Point<'a> {
+    /// The canonical series key ([`series_key`]). Taken verbatim from the line when
+    /// the line already spells it canonically (the norm: sorted tags, no escapes).
+    pub key: Cow<'a, str>,
     /// Unescaped measurement name.
-    pub measurement: String,
+    pub measurement: Cow<'a, str>,
     /// Unescaped tags, sorted by key (byte order). Duplicate tag keys make the
     /// line fail with `duplicate tags`, as in InfluxDB.
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Unescaped field keys in line order. A key repeated within one line keeps
     /// only its last value (InfluxDB 1.6 collapses them the same way).
-    pub fields: Vec<(String, FieldValue)>,
+    pub fields: Vec<(Cow<'a, str>, FieldValue)>,
     /// Raw timestamp as written (unscaled); `None` when absent.
     pub timestamp: Option<i64>,
 }
@@ -175,6 +180,7 @@ pub fn fuzz_parse(data: &[u8]) {
     for p in &points {
         let key = series_key(&p.measurement, &p.tags);
         assert!(!key.is_empty());
+        assert_eq!(p.key, key, "a point's key must be its canonical series key");
         // Re-rendering a parsed point must not panic either.
         let mut line = String::new();
         write_point(&mut line, p);

@@ -72,22 +72,25 @@ impl ParseOptions {
 /// Parses a whole request body with default options (ns precision range
 /// check, unsigned accepted, CRLF accepted). Valid lines are returned even
 /// when others fail.
-pub fn parse_body(body: &[u8]) -> (Vec<Point>, Vec<LineError>) {
+pub fn parse_body(body: &[u8]) -> (Vec<Point<'_>>, Vec<LineError>) {
     parse_body_with(body, &ParseOptions::default())
 }
 
 /// Reusable per-body scratch space (no per-line allocation besides output).
 #[derive(Default)]
 struct Scratch {
-    /// (key_start, key_end, value_start, value_end) into the line.
-    tags: Vec<(usize, usize, usize, usize)>,
+    /// (key_start, key_end, value_start, value_end, key prefix) into the line.
+    tags: Vec<(usize, usize, usize, usize, u64)>,
     /// (key_start, equals_sign, value_end) of each field, into the line.
     fields: Vec<(usize, usize, usize)>,
     buf: Vec<u8>,
 }
 
 /// Parses a whole request body.
-pub fn parse_body_with(body: &[u8], opts: &ParseOptions) -> (Vec<Point>, Vec<LineError>) {
+pub fn parse_body_with<'a>(
+    body: &'a [u8],
+    opts: &ParseOptions,
+) -> (Vec<Point<'a>>, Vec<LineError>) {
     let estimate = body.iter().filter(|&&b| b == b'\n').count() + 1;
     let mut points = Vec::with_capacity(estimate.min(1 << 20));
     let mut errors = Vec::new();
@@ -168,10 +171,10 @@ static FIELD_SPECIAL: [u8; 256] = byte_table(b"\\ =,\"");
 /// Reference loop: InfluxDB's exact line splitter and the field-iterator walk
 /// for every line, no fast paths. `fuzz_parse` and the tests check that
 /// [`parse_body_with`] always agrees with it.
-pub(super) fn parse_body_reference(
-    body: &[u8],
+pub(super) fn parse_body_reference<'a>(
+    body: &'a [u8],
     opts: &ParseOptions,
-) -> (Vec<Point>, Vec<LineError>) {
+) -> (Vec<Point<'a>>, Vec<LineError>) {
     let (mut points, mut errors) = (Vec::new(), Vec::new());
     let mut scratch = Scratch::default();
     let (mut pos, mut line_no) = (0usize, 1usize);
@@ -369,13 +372,13 @@ pub(super) fn scan_line_slow(
     (i, newlines)
 }
 
-fn parse_line(
-    buf: &[u8],
+fn parse_line<'a>(
+    buf: &'a [u8],
     opts: &ParseOptions,
     sc: &mut Scratch,
     fast_fields: bool,
     plain: bool,
-) -> Result<Point, Reason> {
+) -> Result<Point<'a>, Reason> {
     let len = buf.len();
     // One vectorised check per line lets every output string skip UTF-8
     // validation in the common all-ASCII case.
@@ -388,6 +391,7 @@ fn parse_line(
     }
     let mut i = 0usize;
     let has_tags;
+    let mut raw_key_canonical = plain;
     loop {
         i += 1;
         if i >= len {
@@ -451,7 +455,7 @@ fn parse_line(
                     }
                 }
             }
-            sc.tags.push((ks, ke, vs, i));
+            sc.tags.push((ks, ke, vs, i, prefix(&buf[ks..ke])));
             if !more {
                 break;
             }
@@ -459,11 +463,16 @@ fn parse_line(
         }
         // Duplicate detection on the raw (escaped) keys, as InfluxDB does.
         let tags = &mut sc.tags;
-        let raw_sorted = tags
-            .windows(2)
-            .all(|w| buf[w[0].0..w[0].1] <= buf[w[1].0..w[1].1]);
+        // Compare 8-byte prefixes as integers first: most tag keys differ early.
+        let order = |a: &(usize, usize, usize, usize, u64),
+                     b: &(usize, usize, usize, usize, u64)| {
+            a.4.cmp(&b.4)
+                .then_with(|| buf[a.0..a.1].cmp(&buf[b.0..b.1]))
+        };
+        let raw_sorted = tags.windows(2).all(|w| order(&w[0], &w[1]).is_le());
         if !raw_sorted {
-            tags.sort_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]));
+            raw_key_canonical = false;
+            tags.sort_unstable_by(order);
         }
         if tags
             .windows(2)
@@ -532,7 +541,7 @@ fn parse_line(
     // Conversion problems are deferred so that InfluxDB's own parse errors
     // (timestamp) take precedence, matching 1.6 which converts values later.
     let mut deferred: Option<Reason> = None;
-    let mut fields: Vec<(String, FieldValue)> = Vec::with_capacity(nfields);
+    let mut fields: Vec<(Cow<'a, str>, FieldValue)> = Vec::with_capacity(nfields);
     for &(ks, eq, ve) in &sc.fields {
         let sz = key_len + 4 + (eq - ks);
         if sz > MAX_KEY_LENGTH {
@@ -610,23 +619,44 @@ fn parse_line(
         None => return Err("invalid UTF-8 in measurement".into()),
     };
     let mut tags = Vec::with_capacity(sc.tags.len());
-    for &(ks, ke, vs, ve) in &sc.tags {
+    for &(ks, ke, vs, ve, _) in &sc.tags {
         let k = unescape(&buf[ks..ke], TAG_CODES, &mut sc.buf, ascii, plain)
             .ok_or(Cow::Borrowed("invalid UTF-8 in tag key"))?;
         let v = unescape(&buf[vs..ve], TAG_CODES, &mut sc.buf, ascii, plain)
             .ok_or(Cow::Borrowed("invalid UTF-8 in tag value"))?;
         tags.push((k, v));
     }
-    if !tags.windows(2).all(|w| w[0].0 <= w[1].0) {
+    // Unescaping can change the order the raw keys were sorted in.
+    if !plain && !tags.windows(2).all(|w| w[0].0 <= w[1].0) {
         tags.sort_by(|a, b| a.0.cmp(&b.0));
     }
     dedup_fields(&mut fields);
+    // Without escapes, a measurement and tags that parsed contain no byte the key would
+    // escape, and tag values are never empty: sorted raw text is the canonical key.
+    let key = match raw_key_canonical {
+        true => match to_str(&buf[..key_len], ascii) {
+            Some(k) => Cow::Borrowed(k),
+            None => return Err("invalid UTF-8 in measurement".into()),
+        },
+        false => Cow::Owned(super::series_key(&measurement, &tags)),
+    };
     Ok(Point {
+        key,
         measurement,
         tags,
         fields,
         timestamp,
     })
+}
+
+/// The first 8 bytes, zero-padded, as a big-endian integer: orders like the bytes
+/// whenever two prefixes differ.
+#[inline]
+fn prefix(b: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = b.len().min(8);
+    p[..n].copy_from_slice(&b[..n]);
+    u64::from_be_bytes(p)
 }
 
 /// Cheap fingerprint of a field key: length, first and last byte.
@@ -640,7 +670,7 @@ fn fingerprint(s: &str) -> u32 {
 }
 
 /// Removes earlier occurrences of repeated field keys (last value wins).
-fn dedup_fields(fields: &mut Vec<(String, FieldValue)>) {
+fn dedup_fields(fields: &mut Vec<(Cow<'_, str>, FieldValue)>) {
     let n = fields.len();
     if n < 2 {
         return;
@@ -652,7 +682,7 @@ fn dedup_fields(fields: &mut Vec<(String, FieldValue)>) {
         }
         (1..n).any(|i| (0..i).any(|j| fps[j] == fps[i] && fields[j].0 == fields[i].0))
     } else {
-        let mut keys: Vec<&str> = fields.iter().map(|f| f.0.as_str()).collect();
+        let mut keys: Vec<&str> = fields.iter().map(|f| f.0.as_ref()).collect();
         keys.sort_unstable();
         keys.windows(2).any(|w| w[0] == w[1])
     };
@@ -1026,7 +1056,7 @@ fn convert_value(
         }
         let inner = &v[1..v.len() - 1];
         return match unescape(inner, b"\\\"", scratch, ascii, plain) {
-            Some(s) => Ok(FieldValue::String(s)),
+            Some(s) => Ok(FieldValue::String(s.into_owned())),
             None => Err("invalid UTF-8 in string field".into()),
         };
     }
@@ -1063,32 +1093,33 @@ const MEAS_CODES: &[u8] = b", \"=";
 /// Escape codes removed from tag keys and values (`unescapeTag`).
 const TAG_CODES: &[u8] = b", =";
 
-/// Owned string from bytes; `ascii` asserts the bytes are ASCII (checked by
+/// The bytes as a string; `ascii` asserts the bytes are ASCII (checked by
 /// the caller on the whole line), which skips UTF-8 validation.
 #[inline]
-fn to_string(bytes: &[u8], ascii: bool) -> Option<String> {
+fn to_str(bytes: &[u8], ascii: bool) -> Option<&str> {
     if ascii {
         debug_assert!(bytes.is_ascii());
         // SAFETY: every byte is ASCII (caller checked a superset of these
         // bytes; unescaping only removes bytes), hence valid UTF-8.
-        Some(unsafe { String::from_utf8_unchecked(bytes.to_vec()) })
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
-        std::str::from_utf8(bytes).ok().map(str::to_owned)
+        std::str::from_utf8(bytes).ok()
     }
 }
 
 /// Removes the backslash of every `\X` with X in `codes` (left to right);
 /// other backslashes are kept literally. String field values use the codes
 /// `\\` and `"`.
-fn unescape(
-    raw: &[u8],
+fn unescape<'a>(
+    raw: &'a [u8],
     codes: &[u8],
     scratch: &mut Vec<u8>,
     ascii: bool,
     plain: bool,
-) -> Option<String> {
+) -> Option<Cow<'a, str>> {
+    // The norm, a string without escapes, is borrowed from the request body.
     if plain || !raw.contains(&b'\\') {
-        return to_string(raw, ascii);
+        return to_str(raw, ascii).map(Cow::Borrowed);
     }
     scratch.clear();
     let mut i = 0;
@@ -1102,5 +1133,5 @@ fn unescape(
             i += 1;
         }
     }
-    to_string(scratch, ascii)
+    to_str(scratch, ascii).map(|s| Cow::Owned(s.to_owned()))
 }

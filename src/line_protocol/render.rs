@@ -2,35 +2,53 @@
 
 use super::Point;
 
+/// Bytes escaped with a backslash, as a table: series keys are built for every point
+/// written, so each byte costs one lookup.
+type Codes = [bool; 256];
+
+const fn codes(chars: &[u8]) -> Codes {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < chars.len() {
+        t[chars[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static MEASUREMENT_CODES: Codes = codes(b", ");
+static TAG_CODES: Codes = codes(b", =");
+static STRING_CODES: Codes = codes(b"\\\"");
+
 /// Appends `s` with `,` and space escaped (measurement names).
 pub fn escape_measurement(out: &mut String, s: &str) {
-    escape_into(out, s, b", ");
+    escape_into(out, s, &MEASUREMENT_CODES);
 }
 
 /// Appends `s` with `,`, `=` and space escaped (tag keys and values).
 pub fn escape_tag(out: &mut String, s: &str) {
-    escape_into(out, s, b", =");
+    escape_into(out, s, &TAG_CODES);
 }
 
 /// Appends `s` with `,`, `=` and space escaped (field keys).
 pub fn escape_field_key(out: &mut String, s: &str) {
-    escape_into(out, s, b", =");
+    escape_into(out, s, &TAG_CODES);
 }
 
 /// Appends a string field's content (without the surrounding quotes) with
 /// `\` and `"` escaped.
 pub fn escape_string_field(out: &mut String, s: &str) {
-    escape_into(out, s, b"\\\"");
+    escape_into(out, s, &STRING_CODES);
 }
 
 #[inline]
-fn escape_into(out: &mut String, s: &str, codes: &[u8]) {
-    if !s.bytes().any(|b| codes.contains(&b)) {
+fn escape_into(out: &mut String, s: &str, codes: &Codes) {
+    if !s.bytes().any(|b| codes[usize::from(b)]) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        if c.is_ascii() && codes.contains(&(c as u8)) {
+        if c.is_ascii() && codes[c as usize] {
             out.push('\\');
         }
         out.push(c);
@@ -40,42 +58,52 @@ fn escape_into(out: &mut String, s: &str, codes: &[u8]) {
 /// The canonical series key: escaped measurement followed by `,key=value`
 /// for each tag sorted by key (tags with empty values are skipped, as in
 /// InfluxDB's `MakeKey`), e.g. `cpu,host=a,region=x`.
-pub fn series_key(measurement: &str, tags: &[(String, String)]) -> String {
+pub fn series_key<K: AsRef<str>, V: AsRef<str>>(measurement: &str, tags: &[(K, V)]) -> String {
+    let mut out = String::new();
+    series_key_into(&mut out, measurement, tags);
+    out
+}
+
+fn series_key_into<K: AsRef<str>, V: AsRef<str>>(
+    out: &mut String,
+    measurement: &str,
+    tags: &[(K, V)],
+) {
+    out.clear();
     let cap = measurement.len()
         + tags
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 2)
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2)
             .sum::<usize>();
-    let mut out = String::with_capacity(cap + 8);
-    escape_measurement(&mut out, measurement);
-    let sorted = tags.windows(2).all(|w| w[0].0 <= w[1].0);
+    out.reserve(cap + 8);
+    escape_measurement(out, measurement);
+    let sorted = tags.windows(2).all(|w| w[0].0.as_ref() <= w[1].0.as_ref());
     let mut push = |k: &str, v: &str| {
         if v.is_empty() {
             return;
         }
         out.push(',');
-        escape_tag(&mut out, k);
+        escape_tag(out, k);
         out.push('=');
-        escape_tag(&mut out, v);
+        escape_tag(out, v);
     };
     if sorted {
         for (k, v) in tags {
-            push(k, v);
+            push(k.as_ref(), v.as_ref());
         }
     } else {
-        let mut idx: Vec<&(String, String)> = tags.iter().collect();
-        idx.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut idx: Vec<&(K, V)> = tags.iter().collect();
+        idx.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         for (k, v) in idx {
-            push(k, v);
+            push(k.as_ref(), v.as_ref());
         }
     }
-    out
 }
 
 /// Appends `p` as one line of line protocol (no trailing newline).
-pub fn write_point(out: &mut String, p: &Point) {
+pub fn write_point(out: &mut String, p: &Point<'_>) {
     use std::fmt::Write;
-    out.push_str(&series_key(&p.measurement, &p.tags));
+    out.push_str(&p.key);
     out.push(' ');
     for (i, (k, v)) in p.fields.iter().enumerate() {
         if i > 0 {
@@ -90,7 +118,7 @@ pub fn write_point(out: &mut String, p: &Point) {
     }
 }
 
-impl Point {
+impl Point<'_> {
     /// This point as one line of line protocol (no trailing newline).
     pub fn to_line_protocol(&self) -> String {
         let mut s = String::new();

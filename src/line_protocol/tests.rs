@@ -1,12 +1,12 @@
 use super::*;
 use proptest::prelude::*;
 
-fn parse(s: &str) -> (Vec<Point>, Vec<LineError>) {
+fn parse(s: &str) -> (Vec<Point<'_>>, Vec<LineError>) {
     parse_body(s.as_bytes())
 }
 
 #[track_caller]
-fn one(s: &str) -> Point {
+fn one(s: &str) -> Point<'_> {
     let (p, e) = parse(s);
     assert!(e.is_empty(), "unexpected errors for {s:?}: {e:?}");
     assert_eq!(p.len(), 1, "{s:?}");
@@ -37,10 +37,10 @@ fn err(s: &str) -> String {
     err_with(s.as_bytes(), &ParseOptions::default())
 }
 
-fn tags(p: &Point) -> Vec<(&str, &str)> {
+fn tags<'a>(p: &'a Point<'_>) -> Vec<(&'a str, &'a str)> {
     p.tags
         .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect()
 }
 
@@ -54,10 +54,10 @@ fn typical_line() {
     assert_eq!(
         p.fields,
         vec![
-            ("field1".to_string(), FieldValue::Float(1.5)),
-            ("field2".to_string(), FieldValue::Integer(3)),
-            ("f3".to_string(), FieldValue::Boolean(true)),
-            ("f4".to_string(), FieldValue::String("s".into())),
+            (Cow::from("field1"), FieldValue::Float(1.5)),
+            (Cow::from("field2"), FieldValue::Integer(3)),
+            (Cow::from("f3"), FieldValue::Boolean(true)),
+            (Cow::from("f4"), FieldValue::String("s".into())),
         ]
     );
     assert_eq!(p.timestamp, Some(1600000000000000000));
@@ -519,8 +519,8 @@ fn duplicate_fields_last_wins() {
     assert_eq!(
         p.fields,
         vec![
-            ("b".to_string(), FieldValue::Integer(2)),
-            ("a".to_string(), FieldValue::Float(3.0))
+            (Cow::from("b"), FieldValue::Integer(2)),
+            (Cow::from("a"), FieldValue::Float(3.0))
         ]
     );
     // many fields take the sort-based path
@@ -535,7 +535,7 @@ fn duplicate_fields_last_wins() {
     assert_eq!(p.fields.len(), 40);
     assert_eq!(
         p.fields.last().unwrap(),
-        &("k0".to_string(), FieldValue::String("last".into()))
+        &(Cow::from("k0"), FieldValue::String("last".into()))
     );
 }
 
@@ -609,7 +609,7 @@ fn series_keys() {
         series_key("cpu", &t(&[("region", "x"), ("host", "a")])),
         "cpu,host=a,region=x"
     );
-    assert_eq!(series_key("cpu", &[]), "cpu");
+    assert_eq!(series_key::<&str, &str>("cpu", &[]), "cpu");
     assert_eq!(
         series_key("c pu,x=y", &t(&[("a b", "c=d,e f")])),
         "c\\ pu\\,x=y,a\\ b=c\\=d\\,e\\ f"
@@ -681,7 +681,7 @@ fn value() -> impl Strategy<Value = FieldValue> {
     ]
 }
 
-fn point() -> impl Strategy<Value = Point> {
+fn point() -> impl Strategy<Value = Point<'static>> {
     (
         name(),
         proptest::collection::btree_map(name(), name(), 0..4),
@@ -690,14 +690,19 @@ fn point() -> impl Strategy<Value = Point> {
     )
         .prop_map(|(measurement, tags, fields, timestamp)| {
             let mut seen = std::collections::HashSet::new();
-            let fields = fields
+            let fields: Vec<(String, FieldValue)> = fields
                 .into_iter()
                 .filter(|(k, _)| seen.insert(k.clone()))
                 .collect();
+            let tags: Vec<(Cow<'static, str>, Cow<'static, str>)> = tags
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
             Point {
-                measurement,
-                tags: tags.into_iter().collect(),
-                fields,
+                key: series_key(&measurement, &tags).into(),
+                measurement: measurement.into(),
+                tags,
+                fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 timestamp,
             }
         })
@@ -855,7 +860,8 @@ fn adversarial_inputs_are_linear() {
     }
     // generous bound (debug build, shared machine); quadratic would take minutes
     assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
-    let p = one(&String::from_utf8(inputs[5].clone()).unwrap());
+    let line = String::from_utf8(inputs[5].clone()).unwrap();
+    let p = one(&line);
     assert_eq!(p.fields.len(), 7);
     assert_eq!(
         one(&String::from_utf8(inputs[7].clone()).unwrap())
@@ -923,7 +929,7 @@ fn leading_space_quirk_matches_influx() {
     assert!(e.is_empty());
     assert_eq!(
         p[0].fields,
-        vec![("\"s".to_string(), FieldValue::String("a b\"".into()))]
+        vec![(Cow::from("\"s"), FieldValue::String("a b\"".into()))]
     );
     assert_eq!(
         parse_body(body),

@@ -1,7 +1,7 @@
 //! A shard's head: the points of its data log not yet in a column file, indexed by series.
 
 use super::column::{Column, FieldType};
-use crate::line_protocol::{series_key, FieldValue};
+use crate::line_protocol::FieldValue;
 use std::collections::HashMap;
 
 /// Series keys are hashed on every point written: a fast non-cryptographic hash (keys
@@ -26,23 +26,32 @@ pub struct Head {
 impl Head {
     /// Adds one point's fields; a value whose type differs from the column's is skipped
     /// (types are checked before points reach the log, so this only guards replay).
-    pub fn insert(
+    /// `key` is the series key of `measurement` and `tags` ([`crate::line_protocol::series_key`]).
+    pub fn insert<K, V, F>(
         &mut self,
+        key: &str,
         measurement: &str,
-        tags: &[(String, String)],
+        tags: &[(K, V)],
         time: i64,
         version: u64,
-        fields: &[(String, FieldValue)],
-    ) {
-        let key = series_key(measurement, tags);
-        let idx = match self.index.get(&key) {
+        fields: &[(F, FieldValue)],
+    ) where
+        K: AsRef<str>,
+        V: AsRef<str>,
+        F: AsRef<str>,
+    {
+        let idx = match self.index.get(key) {
             Some(&i) => i,
             None => {
+                let key = key.to_owned();
                 self.bytes += key.len() * 2 + 64;
                 self.series.push(SeriesHead {
                     key: key.clone(),
                     measurement: measurement.to_owned(),
-                    tags: tags.to_vec(),
+                    tags: tags
+                        .iter()
+                        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                        .collect(),
                     fields: Vec::new(),
                 });
                 self.index.insert(key, self.series.len() - 1);
@@ -50,13 +59,20 @@ impl Head {
             }
         };
         let series = &mut self.series[idx];
-        for (name, value) in fields {
-            let column = match series.fields.iter_mut().position(|(n, _)| n == name) {
+        for (at, (name, value)) in fields.iter().enumerate() {
+            let name = name.as_ref();
+            // A series' points usually list their fields in the same order: try the
+            // position this field had last time before searching.
+            let found = match series.fields.get(at) {
+                Some((n, _)) if n == name => Some(at),
+                _ => series.fields.iter().position(|(n, _)| n == name),
+            };
+            let column = match found {
                 Some(i) => &mut series.fields[i].1,
                 None => {
                     series
                         .fields
-                        .push((name.clone(), Column::new(FieldType::of(value))));
+                        .push((name.to_owned(), Column::new(FieldType::of(value))));
                     &mut series.fields.last_mut().expect("just pushed").1
                 }
             };

@@ -10,7 +10,7 @@ pub mod column_file;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
-mod points_codec;
+pub mod points_codec;
 pub mod shard;
 
 use crate::catalog::Catalog;
@@ -54,10 +54,10 @@ pub enum StorageError {
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
-pub struct WriteRequest {
+pub struct WriteRequest<'a> {
     pub database: String,
     pub retention_policy: Option<String>,
-    pub points: Vec<Point>,
+    pub points: Vec<Point<'a>>,
     pub precision: Precision,
     /// Server time, for points written without a timestamp (one value per request).
     pub now: i64,
@@ -187,7 +187,7 @@ impl Storage {
     pub async fn write(
         &self,
         control: &EventLog<Catalog>,
-        req: WriteRequest,
+        req: WriteRequest<'_>,
     ) -> Result<WriteOutcome, StorageError> {
         let (policy, groups) = control
             .read(|c| {
@@ -365,12 +365,15 @@ impl Storage {
 }
 
 /// InfluxDB refuses a tag named `time` and ignores a field named `time`.
-fn invalid_point_reason(point: &mut Point) -> Option<String> {
+fn invalid_point_reason(point: &mut Point<'_>) -> Option<String> {
     if point.tags.iter().any(|(k, _)| k == "time") {
         return Some(format!(
             "invalid tag key: input tag \"time\" on measurement \"{}\" is invalid",
             point.measurement
         ));
+    }
+    if !point.fields.iter().any(|(k, _)| k == "time") {
+        return None;
     }
     point.fields.retain(|(k, _)| k != "time");
     if point.fields.is_empty() {

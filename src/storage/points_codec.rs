@@ -129,6 +129,7 @@ mod tests {
     use crate::proto::{field_record, FieldRecord, PointRecord, PointsWritten, Tag};
     use proptest::prelude::*;
     use prost::Message;
+    use std::borrow::Cow;
 
     fn value() -> impl Strategy<Value = FieldValue> {
         prop_oneof![
@@ -140,18 +141,25 @@ mod tests {
         ]
     }
 
-    fn point() -> impl Strategy<Value = Point> {
+    fn point() -> impl Strategy<Value = Point<'static>> {
         (
             ".{0,12}",
             proptest::collection::vec((".{0,8}", ".{0,8}"), 0..4),
             proptest::collection::vec((".{0,8}", value()), 0..5),
             any::<i64>(),
         )
-            .prop_map(|(measurement, tags, fields, t)| Point {
-                measurement,
-                tags,
-                fields,
-                timestamp: Some(t),
+            .prop_map(|(measurement, tags, fields, t)| {
+                let tags: Vec<(Cow<'static, str>, Cow<'static, str>)> = tags
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect();
+                Point {
+                    key: crate::line_protocol::series_key(&measurement, &tags).into(),
+                    measurement: measurement.into(),
+                    tags,
+                    fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+                    timestamp: Some(t),
+                }
             })
     }
 
@@ -161,11 +169,11 @@ mod tests {
             let reference = PointsWritten {
                 version,
                 points: points.iter().map(|p| PointRecord {
-                    measurement: p.measurement.clone(),
-                    tags: p.tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect(),
+                    measurement: p.measurement.to_string(),
+                    tags: p.tags.iter().map(|(k, v)| Tag { key: k.to_string(), value: v.to_string() }).collect(),
                     time: p.timestamp.unwrap_or_default(),
                     fields: p.fields.iter().map(|(k, v)| FieldRecord {
-                        key: k.clone(),
+                        key: k.to_string(),
                         value: Some(match v {
                             FieldValue::Float(x) => field_record::Value::Float(*x),
                             FieldValue::Integer(x) => field_record::Value::Integer(*x),

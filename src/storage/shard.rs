@@ -20,6 +20,7 @@ use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
 use crate::proto::{field_record, PointRecord, PointsWritten};
 use prost::Message;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,8 +119,8 @@ pub struct Shard {
 }
 
 /// What the schema check decided for a batch.
-pub struct Admitted {
-    pub points: Vec<Point>,
+pub struct Admitted<'a> {
+    pub points: Vec<Point<'a>>,
     pub dropped: usize,
     /// The first reason a point was dropped, in InfluxDB's words.
     pub reason: Option<String>,
@@ -193,11 +194,14 @@ impl Shard {
             max_version = max_version.max(batch.version);
             for p in &batch.points {
                 let point = from_record(p);
-                let types = schema.entry(point.measurement.clone()).or_default();
+                let types = schema.entry(point.measurement.to_string()).or_default();
                 for (name, value) in &point.fields {
-                    types.entry(name.clone()).or_insert(FieldType::of(value));
+                    types
+                        .entry(name.to_string())
+                        .or_insert(FieldType::of(value));
                 }
                 data.head.insert(
+                    &point.key,
                     &point.measurement,
                     &point.tags,
                     p.time,
@@ -230,7 +234,7 @@ impl Shard {
 
     /// Drops points whose field types conflict with the shard's (or with earlier points of
     /// the batch), reserving the types of new fields.
-    pub fn admit(&self, points: Vec<Point>) -> Admitted {
+    pub fn admit<'a>(&self, points: Vec<Point<'a>>) -> Admitted<'a> {
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
         let mut admitted = Admitted {
             points: Vec::with_capacity(points.len()),
@@ -238,13 +242,15 @@ impl Shard {
             reason: None,
         };
         for point in points {
-            if !schema.contains_key(&point.measurement) {
-                schema.insert(point.measurement.clone(), HashMap::default());
+            if !schema.contains_key(point.measurement.as_ref()) {
+                schema.insert(point.measurement.to_string(), HashMap::default());
             }
-            let types = schema.get_mut(&point.measurement).expect("inserted above");
+            let types = schema
+                .get_mut(point.measurement.as_ref())
+                .expect("inserted above");
             let conflict = point.fields.iter().find_map(|(name, value)| {
                 let ty = FieldType::of(value);
-                types.get(name).filter(|&&t| t != ty).map(|&existing| {
+                types.get(name.as_ref()).filter(|&&t| t != ty).map(|&existing| {
                     format!(
                         "field type conflict: input field \"{name}\" on measurement \"{}\" is type {}, already exists as type {}",
                         point.measurement,
@@ -260,8 +266,8 @@ impl Shard {
                 }
                 None => {
                     for (name, value) in &point.fields {
-                        if !types.contains_key(name) {
-                            types.insert(name.clone(), FieldType::of(value));
+                        if !types.contains_key(name.as_ref()) {
+                            types.insert(name.to_string(), FieldType::of(value));
                         }
                     }
                     admitted.points.push(point);
@@ -273,7 +279,7 @@ impl Shard {
 
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
-    pub async fn write(&self, points: &[Point], version: u64) -> Result<bool, StorageError> {
+    pub async fn write(&self, points: &[Point<'_>], version: u64) -> Result<bool, StorageError> {
         let record = super::points_codec::encode_points_written(version, points);
         let record_len = record.len();
         let lsn = self
@@ -290,6 +296,7 @@ impl Shard {
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         for p in points {
             data.head.insert(
+                &p.key,
                 &p.measurement,
                 &p.tags,
                 p.timestamp.unwrap_or_default(),
@@ -342,6 +349,7 @@ impl Shard {
                     for (name, c) in &s.fields {
                         for i in 0..c.len() {
                             data.head.insert(
+                                &s.key,
                                 &s.measurement,
                                 &s.tags,
                                 c.times[i],
@@ -630,14 +638,21 @@ fn alone(
     result
 }
 
-fn from_record(p: &PointRecord) -> Point {
+fn from_record(p: &PointRecord) -> Point<'_> {
+    let tags: Vec<(Cow<str>, Cow<str>)> = p
+        .tags
+        .iter()
+        .map(|t| {
+            (
+                Cow::Borrowed(t.key.as_str()),
+                Cow::Borrowed(t.value.as_str()),
+            )
+        })
+        .collect();
     Point {
-        measurement: p.measurement.clone(),
-        tags: p
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
+        key: crate::line_protocol::series_key(&p.measurement, &tags).into(),
+        measurement: Cow::Borrowed(&p.measurement),
+        tags,
         fields: p
             .fields
             .iter()
@@ -649,7 +664,7 @@ fn from_record(p: &PointRecord) -> Point {
                     field_record::Value::String(x) => FieldValue::String(x.clone()),
                     field_record::Value::Boolean(x) => FieldValue::Boolean(*x),
                 };
-                Some((f.key.clone(), value))
+                Some((Cow::Borrowed(f.key.as_str()), value))
             })
             .collect(),
         timestamp: Some(p.time),

@@ -1,0 +1,44 @@
+//! The write path's CPU stages on one `bench ingest` batch (5000 TSBS-like `cpu` lines):
+//! parsing, encoding the data-log record, and inserting into a shard head.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use shardkeeper::bench::ingest::{generate_batches, IngestOptions};
+use shardkeeper::line_protocol::{parse_body_with, ParseOptions, Precision};
+use shardkeeper::storage::head::Head;
+use shardkeeper::storage::points_codec::encode_points_written;
+
+fn write_path(c: &mut Criterion) {
+    let opts = IngestOptions {
+        points: 5000,
+        ..IngestOptions::default()
+    };
+    let body = generate_batches(&opts).remove(0);
+    let parse_opts = ParseOptions::influxdb_v16(Precision::Nanoseconds);
+    let (points, errors) = parse_body_with(&body, &parse_opts);
+    assert!(errors.is_empty() && points.len() == 5000);
+
+    let mut group = c.benchmark_group("write_path");
+    group.throughput(Throughput::Elements(points.len() as u64));
+    group.bench_function("parse_5000_lines", |b| {
+        b.iter(|| parse_body_with(&body, &parse_opts).0.len())
+    });
+    group.bench_function("encode_record_5000_points", |b| {
+        b.iter(|| encode_points_written(1, &points).len())
+    });
+    group.bench_function("head_insert_5000_points", |b| {
+        // Each iteration inserts into a head that already knows the series, as in steady state.
+        let mut head = Head::default();
+        let mut time = 0;
+        b.iter(|| {
+            time += 1;
+            for p in &points {
+                head.insert(&p.key, &p.measurement, &p.tags, time, 1, &p.fields);
+            }
+            head.bytes()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, write_path);
+criterion_main!(benches);
