@@ -103,8 +103,51 @@ fn v1_users_passwords_and_privileges() {
     );
     assert_eq!(r.status, 204);
 
-    // A user without admin rights reads and writes, but cannot change the catalog.
+    // A user without admin rights needs a grant to write (InfluxDB 1.6.7's answers)...
     let bob = basic("bob", "bobpassword");
+    let r = request(
+        d.addr,
+        "POST",
+        "/write?db=app",
+        &[("Authorization", &bob)],
+        b"m v=2 2000000000",
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (
+            403,
+            "\"bob\" user is not authorized to write to database \"app\""
+        )
+    );
+    let r = request(
+        d.addr,
+        "POST",
+        "/write?db=nodb",
+        &[("Authorization", &bob)],
+        b"m v=2",
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (404, "database not found: \"nodb\"")
+    );
+    let r = q(
+        d.addr,
+        "SELECT * FROM m",
+        "&db=app",
+        &[("Authorization", &bob)],
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (403, "error authorizing query: bob not authorized to execute statement 'SELECT * FROM m', requires READ on app")
+    );
+    let r = q(
+        d.addr,
+        "GRANT ALL ON app TO bob",
+        "",
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(r.status, 200);
+    // ...then reads and writes, but cannot change the catalog.
     assert_eq!(
         request(
             d.addr,
@@ -167,6 +210,125 @@ fn v1_users_passwords_and_privileges() {
             );
         }
     }
+}
+
+/// GRANT, REVOKE, SHOW GRANTS and SET PASSWORD answer as InfluxDB 1.6.7 does (its answers
+/// were taken from a real influxd), and survive a restart.
+#[test]
+fn grants_per_database() {
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with_config(root.path(), AUTH_ON);
+    let r = q(
+        d.addr,
+        "CREATE USER root WITH PASSWORD 'rootpass' WITH ALL PRIVILEGES",
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let admin = basic("root", "rootpass");
+    let run = |addr: SocketAddr, query: &str| {
+        q(addr, query, "", &[("Authorization", &admin)]).json()["results"][0].clone()
+    };
+    for s in [
+        "CREATE DATABASE db1",
+        "CREATE DATABASE db2",
+        "CREATE USER carl WITH PASSWORD 'carlpass'",
+    ] {
+        assert_eq!(run(d.addr, s)["error"], serde_json::Value::Null, "{s}");
+    }
+    let grants = |addr| run(addr, "SHOW GRANTS FOR carl")["series"][0].clone();
+    assert_eq!(
+        grants(d.addr),
+        serde_json::json!({"columns": ["database", "privilege"]})
+    );
+    assert_eq!(
+        run(d.addr, "GRANT READ ON nodb TO carl")["error"],
+        "database not found: nodb"
+    );
+    assert_eq!(
+        run(d.addr, "GRANT READ ON db1 TO nobody")["error"],
+        "user not found"
+    );
+    assert_eq!(
+        run(d.addr, "SHOW GRANTS FOR nobody")["error"],
+        "user not found"
+    );
+    run(d.addr, "GRANT READ ON db1 TO carl");
+    run(d.addr, "GRANT WRITE ON db1 TO carl"); // replaces READ
+    run(d.addr, "GRANT ALL ON db2 TO carl");
+    run(d.addr, "REVOKE WRITE ON db2 FROM carl"); // leaves READ
+    assert_eq!(
+        grants(d.addr)["values"],
+        serde_json::json!([["db1", "WRITE"], ["db2", "READ"]])
+    );
+    run(d.addr, "REVOKE READ ON db1 FROM carl"); // not held: unchanged
+    run(d.addr, "REVOKE READ ON db2 FROM carl");
+    assert_eq!(
+        grants(d.addr)["values"],
+        serde_json::json!([["db1", "WRITE"], ["db2", "NO PRIVILEGES"]])
+    );
+    // SHOW DATABASES lists what carl holds a privilege on.
+    let carl = basic("carl", "carlpass");
+    let r = q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]).json();
+    assert_eq!(
+        r["results"][0]["series"][0]["values"],
+        serde_json::json!([["db1"]])
+    );
+    let r = q(
+        d.addr,
+        "SHOW MEASUREMENTS",
+        "&db=db1",
+        &[("Authorization", &carl)],
+    );
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (403, "error authorizing query: carl not authorized to execute statement 'SHOW MEASUREMENTS', requires READ on db1")
+    );
+    let w = request(
+        d.addr,
+        "POST",
+        "/write?db=db1",
+        &[("Authorization", &carl)],
+        b"m v=1",
+    );
+    assert_eq!(w.status, 204);
+
+    // SET PASSWORD replaces the password; GRANT ALL PRIVILEGES makes an admin.
+    run(d.addr, "SET PASSWORD FOR carl = 'newpass'");
+    let r = q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]);
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (401, "authorization failed")
+    );
+    let carl = basic("carl", "newpass");
+    assert_eq!(
+        q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]).status,
+        200
+    );
+    run(d.addr, "GRANT ALL PRIVILEGES TO carl");
+    assert_eq!(
+        run(d.addr, "SHOW USERS")["series"][0]["values"],
+        serde_json::json!([["carl", true], ["root", true]])
+    );
+    run(d.addr, "REVOKE ALL PRIVILEGES FROM carl");
+    // Dropping a database drops the privileges on it.
+    run(d.addr, "DROP DATABASE db2");
+    d.stop();
+
+    let d = Daemon::start_with_config(root.path(), AUTH_ON);
+    assert_eq!(
+        grants(d.addr)["values"],
+        serde_json::json!([["db1", "WRITE"]])
+    );
+    assert_eq!(
+        run(d.addr, "SHOW USERS")["series"][0]["values"],
+        serde_json::json!([["carl", false], ["root", true]])
+    );
+    assert_eq!(
+        q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]).status,
+        200
+    );
+    d.stop();
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -38,8 +38,15 @@ pub enum AuthError {
     Failed,
     #[error("error authorizing query: create admin user first or disable authentication")]
     NoAdminYet,
-    #[error("error authorizing query: {user} not authorized to execute statement '{statement}', requires admin privilege")]
-    NotAdmin { user: String, statement: String },
+    #[error("error authorizing query: {user} not authorized to execute statement '{statement}', requires {needs}")]
+    NotPermitted {
+        user: String,
+        statement: String,
+        /// `admin privilege`, or a privilege on a database (`READ on db1`).
+        needs: String,
+    },
+    #[error("\"{user}\" user is not authorized to write to database \"{database}\"")]
+    WriteNotPermitted { user: String, database: String },
     #[error("cannot hash password: {0}")]
     Hash(String),
 }

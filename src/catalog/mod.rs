@@ -5,17 +5,26 @@
 //! told otherwise, and the shard-group duration follows the policy's duration.
 
 use crate::projection::Projection;
+pub use crate::proto::Privilege;
 use crate::proto::{
     event, BucketCreated, BucketDeleted, CatalogState, DatabaseCreated, DatabaseDropped,
-    DatabaseState, Event, OrgCreated, RetentionPolicyAltered, RetentionPolicyCreated,
-    RetentionPolicyDropped, RetentionPolicySpec, ShardCreated, ShardDropped, TokenCreated,
-    TokenDeleted, UserCreated, UserDropped,
+    DatabasePrivilege, DatabaseState, Event, OrgCreated, RetentionPolicyAltered,
+    RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec, ShardCreated,
+    ShardDropped, TokenCreated, TokenDeleted, UserAdminSet, UserCreated, UserDropped,
+    UserPasswordSet, UserPrivilegeSet,
 };
 use crate::storage::ShardInfo;
 use prost::Message;
 use std::collections::BTreeMap;
 
 pub const DEFAULT_POLICY: &str = "autogen";
+
+impl Privilege {
+    /// Whether holding this privilege grants `wanted` (ALL grants both halves).
+    pub fn grants(self, wanted: Privilege) -> bool {
+        self == Privilege::All || self == wanted
+    }
+}
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;
 
@@ -133,6 +142,7 @@ impl Catalog {
             name: name.into(),
             password_bcrypt,
             admin,
+            privileges: Vec::new(),
         }))])
     }
 
@@ -143,6 +153,90 @@ impl Catalog {
         Ok(vec![event(event::Kind::UserDropped(UserDropped {
             name: name.into(),
         }))])
+    }
+
+    /// `GRANT privilege ON database TO name`: the privilege replaces the one held.
+    pub fn grant(
+        &self,
+        name: &str,
+        database: &str,
+        privilege: Privilege,
+    ) -> Result<Vec<Event>, CatalogError> {
+        self.privilege_event(name, database, privilege)
+    }
+
+    /// `REVOKE privilege ON database FROM name`, as InfluxDB 1.x narrows privileges:
+    /// revoking one half of ALL leaves the other, revoking what is held leaves none, and
+    /// revoking what is not held changes nothing.
+    pub fn revoke(
+        &self,
+        name: &str,
+        database: &str,
+        privilege: Privilege,
+    ) -> Result<Vec<Event>, CatalogError> {
+        let held = self.privilege(name, database);
+        let left = match (privilege, held) {
+            (Privilege::All, _) => Privilege::NoPrivileges,
+            (Privilege::Read, Privilege::All) => Privilege::Write,
+            (Privilege::Write, Privilege::All) => Privilege::Read,
+            (p, h) if p == h => Privilege::NoPrivileges,
+            (_, h) => h,
+        };
+        self.privilege_event(name, database, left)
+    }
+
+    fn privilege_event(
+        &self,
+        name: &str,
+        database: &str,
+        privilege: Privilege,
+    ) -> Result<Vec<Event>, CatalogError> {
+        if !self.users.contains_key(name) {
+            return Err(CatalogError::UserNotFound);
+        }
+        if !self.databases.contains_key(database) {
+            return Err(CatalogError::DatabaseNotFound(database.into()));
+        }
+        Ok(vec![event(event::Kind::UserPrivilegeSet(
+            UserPrivilegeSet {
+                name: name.into(),
+                database: database.into(),
+                privilege: privilege.into(),
+            },
+        ))])
+    }
+
+    /// `GRANT ALL PRIVILEGES TO name` (true) and `REVOKE ALL PRIVILEGES FROM name` (false).
+    pub fn set_admin(&self, name: &str, admin: bool) -> Result<Vec<Event>, CatalogError> {
+        if !self.users.contains_key(name) {
+            return Err(CatalogError::UserNotFound);
+        }
+        Ok(vec![event(event::Kind::UserAdminSet(UserAdminSet {
+            name: name.into(),
+            admin,
+        }))])
+    }
+
+    pub fn set_password(
+        &self,
+        name: &str,
+        password_bcrypt: String,
+    ) -> Result<Vec<Event>, CatalogError> {
+        if !self.users.contains_key(name) {
+            return Err(CatalogError::UserNotFound);
+        }
+        Ok(vec![event(event::Kind::UserPasswordSet(UserPasswordSet {
+            name: name.into(),
+            password_bcrypt,
+        }))])
+    }
+
+    /// The privilege a user holds on a database (none for unknown users).
+    pub fn privilege(&self, name: &str, database: &str) -> Privilege {
+        self.users
+            .get(name)
+            .and_then(|u| u.privileges.iter().find(|p| p.database == database))
+            .map_or(Privilege::NoPrivileges, |p| p.privilege())
     }
 
     pub fn create_org(&self, id: String, name: &str) -> Result<Vec<Event>, CatalogError> {
@@ -419,6 +513,9 @@ impl Projection for Catalog {
             }
             Some(Kind::DatabaseDropped(e)) => {
                 self.databases.remove(&e.name);
+                for user in self.users.values_mut() {
+                    user.privileges.retain(|p| p.database != e.name);
+                }
             }
             Some(Kind::RetentionPolicyCreated(e)) => {
                 if let (Some(db), Some(p)) = (self.databases.get_mut(&e.database), &e.policy) {
@@ -472,6 +569,34 @@ impl Projection for Catalog {
             }
             Some(Kind::UserDropped(e)) => {
                 self.users.remove(&e.name);
+            }
+            Some(Kind::UserPrivilegeSet(e)) => {
+                if let Some(user) = self.users.get_mut(&e.name) {
+                    match user
+                        .privileges
+                        .iter_mut()
+                        .find(|p| p.database == e.database)
+                    {
+                        Some(p) => p.privilege = e.privilege,
+                        None => {
+                            user.privileges.push(DatabasePrivilege {
+                                database: e.database.clone(),
+                                privilege: e.privilege,
+                            });
+                            user.privileges.sort_by(|a, b| a.database.cmp(&b.database));
+                        }
+                    }
+                }
+            }
+            Some(Kind::UserAdminSet(e)) => {
+                if let Some(user) = self.users.get_mut(&e.name) {
+                    user.admin = e.admin;
+                }
+            }
+            Some(Kind::UserPasswordSet(e)) => {
+                if let Some(user) = self.users.get_mut(&e.name) {
+                    user.password_bcrypt = e.password_bcrypt.clone();
+                }
             }
             Some(Kind::OrgCreated(e)) => {
                 self.orgs.insert(e.id.clone(), e.clone());

@@ -70,7 +70,9 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let status = match e {
             AuthError::Unparseable | AuthError::Failed => StatusCode::UNAUTHORIZED,
-            AuthError::NoAdminYet | AuthError::NotAdmin { .. } => StatusCode::FORBIDDEN,
+            AuthError::NoAdminYet
+            | AuthError::NotPermitted { .. }
+            | AuthError::WriteNotPermitted { .. } => StatusCode::FORBIDDEN,
             AuthError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -1,9 +1,11 @@
 //! `POST /write` (v1) and `POST /api/v2/write`: parse, hand to storage, answer as InfluxDB.
 
 use super::error::ApiError;
+use crate::auth::{AuthError, Principal};
+use crate::catalog::Privilege;
 use crate::line_protocol::{influx_batch_message, parse_body_with, ParseOptions, Precision};
 use crate::node::Node;
-use crate::storage::WriteRequest;
+use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -24,11 +26,12 @@ async fn write_v1(
     body: web::Payload,
 ) -> HttpResponse {
     let result = async {
-        super::auth::authenticate(&node, &req, &params).await?;
+        let principal = super::auth::authenticate(&node, &req, &params).await?;
         let database = params
             .get("db")
             .filter(|d| !d.is_empty())
             .ok_or_else(|| ApiError::bad_request("database is required"))?;
+        may_write(&node, principal.as_ref(), database).await?;
         let raw = params.get("precision").map_or("", String::as_str);
         let precision = Precision::parse_v1(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v1_message(raw)))?;
@@ -50,7 +53,7 @@ async fn write_v2(
     body: web::Payload,
 ) -> HttpResponse {
     let result = async {
-        super::auth::authenticate(&node, &req, &params).await?;
+        let principal = super::auth::authenticate(&node, &req, &params).await?;
         let bucket = params
             .get("bucket")
             .filter(|b| !b.is_empty())
@@ -59,12 +62,40 @@ async fn write_v2(
         let precision = Precision::parse_v2(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
         let (db, rp) = node.control.read(|c| c.resolve_bucket(bucket)).await;
+        may_write(&node, principal.as_ref(), &db).await?;
         write(&node, db, rp, precision, &req, body).await
     };
     match result.await {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => e.v2(),
     }
+}
+
+/// A non-admin caller needs WRITE on the database; as InfluxDB, an unknown database is
+/// answered first.
+async fn may_write(
+    node: &Node,
+    principal: Option<&Principal>,
+    database: &str,
+) -> Result<(), ApiError> {
+    let Some(p) = principal.filter(|p| !p.admin) else {
+        return Ok(());
+    };
+    node.control
+        .read(|c| {
+            if !c.databases.contains_key(database) {
+                return Err(StorageError::DatabaseNotFound(database.into()).into());
+            }
+            if !c.privilege(&p.user, database).grants(Privilege::Write) {
+                return Err(AuthError::WriteNotPermitted {
+                    user: p.user.clone(),
+                    database: database.into(),
+                }
+                .into());
+            }
+            Ok(())
+        })
+        .await
 }
 
 async fn write(

@@ -73,14 +73,10 @@ pub async fn execute(
 ) -> Result<Vec<StatementResult>, QueryError> {
     let statements = parse_query(text)?;
     // As InfluxDB, a caller lacking a privilege is refused before anything runs.
-    if let Some(p) = options.principal.as_ref().filter(|p| !p.admin) {
-        if let Some(s) = statements.iter().find(|s| requires_admin(s)) {
-            return Err(AuthError::NotAdmin {
-                user: p.user.clone(),
-                statement: s.to_string(),
-            }
-            .into());
-        }
+    if let Some(p) = &options.principal {
+        node.control
+            .read(|c| super::authorize::check(c, p, &statements, options.database.as_deref()))
+            .await?;
     }
     let mut results = Vec::with_capacity(statements.len());
     for (id, statement) in statements.iter().enumerate() {
@@ -97,6 +93,15 @@ pub async fn execute(
         }
     }
     Ok(results)
+}
+
+fn catalog_privilege(p: super::parser::ast::Privilege) -> crate::catalog::Privilege {
+    use super::parser::ast::Privilege as P;
+    match p {
+        P::Read => crate::catalog::Privilege::Read,
+        P::Write => crate::catalog::Privilege::Write,
+        P::All => crate::catalog::Privilege::All,
+    }
 }
 
 fn series(name: &str, columns: &[&str], values: Vec<Vec<Value>>) -> Series {
@@ -131,21 +136,6 @@ fn database_of<'a>(
         .ok_or_else(|| StatementError::Message("database name required".into()))
 }
 
-/// Statements that change or reveal the catalog's structure or its users need an admin.
-fn requires_admin(statement: &Statement) -> bool {
-    !matches!(
-        statement,
-        Statement::Select(_)
-            | Statement::ShowDatabases
-            | Statement::ShowMeasurements(_)
-            | Statement::ShowRetentionPolicies { .. }
-            | Statement::ShowSeries(_)
-            | Statement::ShowTagKeys(_)
-            | Statement::ShowTagValues(_)
-            | Statement::ShowFieldKeys(_)
-    )
-}
-
 async fn run(
     node: &Node,
     statement: &Statement,
@@ -170,6 +160,64 @@ async fn run(
                 .mutate(|c| Ok::<_, StatementError>((c.drop_user(name)?, ())))
                 .await?;
             Ok(Vec::new())
+        }
+        Statement::Grant {
+            privilege,
+            database,
+            user,
+        } => {
+            let privilege = catalog_privilege(*privilege);
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.grant(user, database, privilege)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::Revoke {
+            privilege,
+            database,
+            user,
+        } => {
+            let privilege = catalog_privilege(*privilege);
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.revoke(user, database, privilege)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::GrantAdmin { user } | Statement::RevokeAdmin { user } => {
+            let admin = matches!(statement, Statement::GrantAdmin { .. });
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.set_admin(user, admin)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::SetPassword { name, password } => {
+            let hash = crate::auth::hash_password(password)?;
+            control
+                .mutate(|c| Ok::<_, StatementError>((c.set_password(name, hash)?, ())))
+                .await?;
+            Ok(Vec::new())
+        }
+        Statement::ShowGrantsForUser { name } => {
+            let rows = control
+                .read(|c| {
+                    let user = c.users.get(name).ok_or(CatalogError::UserNotFound)?;
+                    Ok::<_, StatementError>(
+                        user.privileges
+                            .iter()
+                            .map(|p| {
+                                let privilege = match p.privilege() {
+                                    crate::catalog::Privilege::NoPrivileges => "NO PRIVILEGES",
+                                    crate::catalog::Privilege::Read => "READ",
+                                    crate::catalog::Privilege::Write => "WRITE",
+                                    crate::catalog::Privilege::All => "ALL PRIVILEGES",
+                                };
+                                vec![Value::from(p.database.clone()), Value::from(privilege)]
+                            })
+                            .collect(),
+                    )
+                })
+                .await?;
+            Ok(vec![series("", &["database", "privilege"], rows)])
         }
         Statement::ShowUsers => {
             let rows = control
@@ -212,8 +260,20 @@ async fn run(
             Ok(Vec::new())
         }
         Statement::ShowDatabases => {
+            // A non-admin sees the databases it holds a privilege on.
+            let visible = |c: &Catalog, db: &str| {
+                options.principal.as_ref().is_none_or(|p| {
+                    p.admin || c.privilege(&p.user, db) != crate::catalog::Privilege::NoPrivileges
+                })
+            };
             let names = control
-                .read(|c| c.databases.keys().cloned().collect::<Vec<_>>())
+                .read(|c| {
+                    c.databases
+                        .keys()
+                        .filter(|db| visible(c, db))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
                 .await;
             Ok(vec![series(
                 "databases",

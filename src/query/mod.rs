@@ -1,6 +1,7 @@
 //! InfluxQL: the parser, and the executor of what it parses.
 
 mod aggregate;
+mod authorize;
 mod eval;
 pub mod executor;
 pub mod format;
