@@ -1,7 +1,7 @@
 //! `serve`'s configuration: defaults, then a TOML file, then environment variables and
 //! flags (clap merges those two). Every key is documented in `deploy/shardkeeper.toml`.
 
-use crate::log::{IoMode, DEFAULT_SEGMENT_CAPACITY};
+use crate::log::IoMode;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub auth_enabled: bool,
     /// A shard that took no write for this long has its head written out (seconds).
     pub idle_flush_seconds: u64,
+    /// On SIGTERM, how long requests under way may take to finish (seconds).
+    pub shutdown_grace_seconds: u64,
     pub log: LogConfig,
 }
 
@@ -50,6 +52,7 @@ impl Default for NodeConfig {
             max_head_mib: 64,
             auth_enabled: false,
             idle_flush_seconds: 10,
+            shutdown_grace_seconds: 30,
             log: LogConfig::default(),
         }
     }
@@ -58,7 +61,7 @@ impl Default for NodeConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            segment_mib: DEFAULT_SEGMENT_CAPACITY >> 20,
+            segment_mib: 1,
             shard_segment_mib: 4,
             io: "auto".into(),
             snapshot_every_mib: 16,

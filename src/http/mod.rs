@@ -14,6 +14,7 @@ mod write;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let bind = node.config.bind;
+    let grace = node.config.shutdown_grace_seconds;
     let data = web::Data::from(node);
     let server = HttpServer::new(move || {
         App::new()
@@ -26,7 +27,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
             .default_service(web::to(not_found))
     })
     .workers(2)
-    .shutdown_timeout(30)
+    .shutdown_timeout(grace)
     // The node installs its own handlers before it announces its address, so that a
     // signal sent right after start-up is never lost.
     .disable_signals()
