@@ -375,8 +375,8 @@ mod tests {
             for block in &file.index.series[0].blocks {
                 let c = file.read_block(block).unwrap();
                 let Values::Float(values) = &c.values else { panic!("not floats") };
-                for i in 0..c.times.len() {
-                    got.push((c.times[i], c.versions[i], values[i].to_bits()));
+                                for ((t, v), x) in c.times.iter().zip(&c.versions).zip(values) {
+                    got.push((*t, *v, x.to_bits()));
                 }
             }
             prop_assert_eq!(got, expected);
