@@ -1,10 +1,14 @@
 //! Encodes a batch of parsed points as a [`PointsWritten`] record without first copying
 //! them into prost structs: the write path's hottest encoding. The bytes are exactly
 //! prost's (the test below holds them against `PointsWritten::encode_to_vec`), so records
-//! decode with the generated code.
+//! decode with the generated code. [`decode_points_written`] reads them back borrowing
+//! every string from the record, for replay at start-up.
 
-use crate::line_protocol::{FieldValue, Point};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+use crate::line_protocol::{series_key, FieldValue, Point};
+use prost::encoding::{
+    decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len, WireType,
+};
+use std::borrow::Cow;
 
 fn tag_len(k: &str, v: &str) -> usize {
     str_len(1, k) + str_len(2, v)
@@ -123,13 +127,151 @@ pub fn encode_points_written(version: u64, points: &[Point]) -> Vec<u8> {
     buf
 }
 
+/// Why a record does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+impl From<prost::DecodeError> for DecodeError {
+    fn from(e: prost::DecodeError) -> Self {
+        DecodeError(e.to_string())
+    }
+}
+
+/// A `PointsWritten` record read without copying: its version and points, whose strings
+/// borrow from `record`. Accepts any valid encoding of the message (fields in any order,
+/// unknown fields skipped), as prost's generated decoder does.
+pub fn decode_points_written(record: &[u8]) -> Result<(u64, Vec<Point<'_>>), DecodeError> {
+    let mut buf = record;
+    let mut version = 0;
+    let mut points = Vec::new();
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf)?;
+        match (tag, wire) {
+            (1, WireType::Varint) => version = decode_varint(&mut buf)?,
+            (2, WireType::LengthDelimited) => points.push(decode_point(take(&mut buf)?)?),
+            _ => skip(wire, &mut buf)?,
+        }
+    }
+    Ok((version, points))
+}
+
+fn decode_point(mut buf: &[u8]) -> Result<Point<'_>, DecodeError> {
+    let mut measurement: &str = "";
+    let mut tags: Vec<(Cow<str>, Cow<str>)> = Vec::new();
+    let mut fields: Vec<(Cow<str>, FieldValue)> = Vec::new();
+    let mut time = 0i64;
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf)?;
+        match (tag, wire) {
+            (1, WireType::LengthDelimited) => measurement = text(take(&mut buf)?)?,
+            (2, WireType::LengthDelimited) => {
+                let mut t = take(&mut buf)?;
+                let (mut key, mut value) = ("", "");
+                while !t.is_empty() {
+                    match decode_key(&mut t)? {
+                        (1, WireType::LengthDelimited) => key = text(take(&mut t)?)?,
+                        (2, WireType::LengthDelimited) => value = text(take(&mut t)?)?,
+                        (_, wire) => skip(wire, &mut t)?,
+                    }
+                }
+                tags.push((key.into(), value.into()));
+            }
+            (3, WireType::Varint) => time = decode_varint(&mut buf)? as i64,
+            (4, WireType::LengthDelimited) => {
+                if let Some(field) = decode_field(take(&mut buf)?)? {
+                    fields.push(field);
+                }
+            }
+            _ => skip(wire, &mut buf)?,
+        }
+    }
+    Ok(Point {
+        key: series_key(measurement, &tags).into(),
+        measurement: measurement.into(),
+        tags,
+        fields,
+        timestamp: Some(time),
+    })
+}
+
+/// A field, or None when it carries no value (as prost leaves the oneof unset).
+fn decode_field(mut buf: &[u8]) -> Result<Option<(Cow<'_, str>, FieldValue)>, DecodeError> {
+    let mut key = "";
+    let mut value = None;
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf)?;
+        value = match (tag, wire) {
+            (1, WireType::LengthDelimited) => {
+                key = text(take(&mut buf)?)?;
+                value
+            }
+            (2, WireType::SixtyFourBit) => {
+                let bytes: [u8; 8] = buf
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| DecodeError("buffer underflow".into()))?;
+                buf = &buf[8..];
+                Some(FieldValue::Float(f64::from_le_bytes(bytes)))
+            }
+            (3, WireType::Varint) => {
+                let z = decode_varint(&mut buf)?;
+                Some(FieldValue::Integer(((z >> 1) as i64) ^ -((z & 1) as i64)))
+            }
+            (4, WireType::Varint) => Some(FieldValue::Unsigned(decode_varint(&mut buf)?)),
+            (5, WireType::LengthDelimited) => {
+                Some(FieldValue::String(text(take(&mut buf)?)?.to_owned()))
+            }
+            (6, WireType::Varint) => Some(FieldValue::Boolean(decode_varint(&mut buf)? != 0)),
+            _ => {
+                skip(wire, &mut buf)?;
+                value
+            }
+        };
+    }
+    Ok(value.map(|v| (key.into(), v)))
+}
+
+/// The next length-delimited value.
+fn take<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
+    let len =
+        usize::try_from(decode_varint(buf)?).map_err(|_| DecodeError("length overflow".into()))?;
+    if len > buf.len() {
+        return Err(DecodeError("buffer underflow".into()));
+    }
+    let (value, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(value)
+}
+
+fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| DecodeError("invalid string value: data is not UTF-8 encoded".into()))
+}
+
+fn skip(wire: WireType, buf: &mut &[u8]) -> Result<(), DecodeError> {
+    let n = match wire {
+        WireType::Varint => return Ok(decode_varint(buf).map(drop)?),
+        WireType::SixtyFourBit => 8,
+        WireType::ThirtyTwoBit => 4,
+        WireType::LengthDelimited => return take(buf).map(drop),
+        WireType::StartGroup | WireType::EndGroup => {
+            return Err(DecodeError("groups are not used in shard records".into()))
+        }
+    };
+    if n > buf.len() {
+        return Err(DecodeError("buffer underflow".into()));
+    }
+    *buf = &buf[n..];
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::{field_record, FieldRecord, PointRecord, PointsWritten, Tag};
     use proptest::prelude::*;
     use prost::Message;
-    use std::borrow::Cow;
 
     fn value() -> impl Strategy<Value = FieldValue> {
         prop_oneof![
@@ -164,6 +306,26 @@ mod tests {
     }
 
     proptest! {
+        /// The borrowed decoder reads back what was encoded, and refuses what prost refuses.
+        #[test]
+        fn decoding_reads_back_every_point(version in any::<u64>(), points in proptest::collection::vec(point(), 0..6), cut in any::<usize>()) {
+            let bytes = encode_points_written(version, &points);
+            let (v, decoded) = decode_points_written(&bytes).unwrap();
+            prop_assert_eq!(v, version);
+            let expected: Vec<Point> = points
+                .iter()
+                .map(|p| Point { timestamp: Some(p.timestamp.unwrap_or_default()), ..p.clone() })
+                .collect();
+            prop_assert_eq!(decoded, expected);
+            if !bytes.is_empty() {
+                let cut = &bytes[..cut % bytes.len()];
+                prop_assert_eq!(
+                    decode_points_written(cut).is_ok(),
+                    PointsWritten::decode(cut).is_ok()
+                );
+            }
+        }
+
         #[test]
         fn bytes_are_exactly_prosts(version in any::<u64>(), points in proptest::collection::vec(point(), 0..6)) {
             let reference = PointsWritten {

@@ -16,11 +16,8 @@ use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
 use super::StorageError;
-use crate::line_protocol::{FieldValue, Point};
+use crate::line_protocol::Point;
 use crate::log::{Log, LogOptions, Lsn, Record};
-use crate::proto::{field_record, PointRecord, PointsWritten};
-use prost::Message;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -185,27 +182,31 @@ impl Shard {
             if record.kind != POINTS_RECORD {
                 continue;
             }
-            let batch =
-                PointsWritten::decode(record.payload).map_err(|e| StorageError::CorruptRecord {
+            let (version, points) = super::points_codec::decode_points_written(record.payload)
+                .map_err(|e| StorageError::CorruptRecord {
                     shard: info.id,
                     lsn: record.lsn,
                     reason: e.to_string(),
                 })?;
-            max_version = max_version.max(batch.version);
-            for p in &batch.points {
-                let point = from_record(p);
-                let types = schema.entry(point.measurement.to_string()).or_default();
+            max_version = max_version.max(version);
+            for point in &points {
+                if !schema.contains_key(point.measurement.as_ref()) {
+                    schema.insert(point.measurement.to_string(), HashMap::default());
+                }
+                let types = schema
+                    .get_mut(point.measurement.as_ref())
+                    .expect("inserted above");
                 for (name, value) in &point.fields {
-                    types
-                        .entry(name.to_string())
-                        .or_insert(FieldType::of(value));
+                    if !types.contains_key(name.as_ref()) {
+                        types.insert(name.to_string(), FieldType::of(value));
+                    }
                 }
                 data.head.insert(
                     &point.key,
                     &point.measurement,
                     &point.tags,
-                    p.time,
-                    batch.version,
+                    point.timestamp.unwrap_or_default(),
+                    version,
                     &point.fields,
                 );
             }
@@ -636,37 +637,4 @@ fn alone(
     let result = work();
     busy.store(false, Ordering::Release);
     result
-}
-
-fn from_record(p: &PointRecord) -> Point<'_> {
-    let tags: Vec<(Cow<str>, Cow<str>)> = p
-        .tags
-        .iter()
-        .map(|t| {
-            (
-                Cow::Borrowed(t.key.as_str()),
-                Cow::Borrowed(t.value.as_str()),
-            )
-        })
-        .collect();
-    Point {
-        key: crate::line_protocol::series_key(&p.measurement, &tags).into(),
-        measurement: Cow::Borrowed(&p.measurement),
-        tags,
-        fields: p
-            .fields
-            .iter()
-            .filter_map(|f| {
-                let value = match f.value.as_ref()? {
-                    field_record::Value::Float(x) => FieldValue::Float(*x),
-                    field_record::Value::Integer(x) => FieldValue::Integer(*x),
-                    field_record::Value::Unsigned(x) => FieldValue::Unsigned(*x),
-                    field_record::Value::String(x) => FieldValue::String(x.clone()),
-                    field_record::Value::Boolean(x) => FieldValue::Boolean(*x),
-                };
-                Some((Cow::Borrowed(f.key.as_str()), value))
-            })
-            .collect(),
-        timestamp: Some(p.time),
-    }
 }
