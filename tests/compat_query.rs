@@ -128,8 +128,88 @@ fn queries() -> Vec<String> {
         "SHOW RETENTION POLICIES".into(),
         "SHOW TAG VALUES FROM nosuch WITH KEY = host".into(),
     ]);
+    q.extend(with_ranges(TRANSFORMATIONS_AND_ARITHMETIC));
     q
 }
+
+/// Queries with `{early}` (00:02 to 00:06) and `{gap}` (00:08 to 00:13, host c's gap at
+/// 00:09) for their time ranges.
+fn with_ranges(templates: &[&str]) -> Vec<String> {
+    let range = |from: &str, to: &str| {
+        format!("time >= '2024-01-01T00:{from}:00Z' AND time < '2024-01-01T00:{to}:00Z'")
+    };
+    let (early, gap) = (range("02", "06"), range("08", "13"));
+    templates
+        .iter()
+        .map(|t| t.replace("{early}", &early).replace("{gap}", &gap))
+        .collect()
+}
+
+/// Math functions, transformations (on raw fields and on aggregates, whose first window
+/// reads the one before the range), arithmetic with 1.x's integer/float typing, and their
+/// errors. Not compared: sqrt/log of a negative number, whose NaN 1.6 prints as null
+/// but whose infinities (log(0), x / 0.0 is 0 in 1.x) it fails to encode at all; LIMIT
+/// with several transformations, which 1.6 applies per transformation rather than per row.
+const TRANSFORMATIONS_AND_ARITHMETIC: &[&str] = &[
+        "SELECT abs(count), ceil(usage), floor(usage), round(usage), sqrt(usage), pow(usage, 2), log(usage, 2), ln(usage), log2(usage), log10(usage), exp(usage) FROM cpu WHERE host='a' AND {early} LIMIT 3",
+        "SELECT abs(count), ceil(count), sqrt(count), pow(count,2), exp(count) FROM cpu WHERE host='a' AND {early} LIMIT 2",
+        "SELECT usage + count, usage * 2, count * 2, count / 2, count % 3, count - 1, (usage - count) / 2 FROM cpu WHERE host='a' AND {early} LIMIT 3",
+        "SELECT derivative(usage) FROM cpu WHERE host='a' AND {early} LIMIT 3",
+        "SELECT derivative(usage, 1m), difference(count), non_negative_difference(count) FROM cpu WHERE host='a' AND {early} LIMIT 4",
+        "SELECT derivative(usage) FROM cpu WHERE {early} GROUP BY time(1m)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE {early} GROUP BY time(1m)",
+        "SELECT derivative(mean(usage)), mean(usage) FROM cpu WHERE {early} GROUP BY time(1m)",
+        "SELECT difference(max(count)), cumulative_sum(sum(count)), moving_average(mean(usage), 2), elapsed(max(usage), 1s) FROM cpu WHERE {early} GROUP BY time(1m)",
+        "SELECT mean(usage), derivative(mean(usage)), difference(mean(usage)), cumulative_sum(mean(usage)), moving_average(mean(usage),2), elapsed(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m)",
+        "SELECT mean(usage), derivative(mean(usage)), cumulative_sum(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(0)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(none)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m)",
+        "SELECT mean(usage), derivative(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(previous)",
+        "SELECT mean(usage)*2, mean(usage) + max(count) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m)",
+        "SELECT cumulative_sum(count) FROM cpu WHERE host='a' AND {gap} LIMIT 3",
+        "SELECT elapsed(usage), elapsed(usage, 1s), moving_average(usage, 3) FROM cpu WHERE host='b' AND {gap}",
+        "SELECT derivative(usage) FROM cpu GROUP BY time(1m)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE {gap}",
+        "SELECT derivative(usage), usage FROM cpu",
+        "SELECT derivative() FROM cpu",
+        "SELECT derivative(usage, 1m, 2) FROM cpu",
+        "SELECT derivative(usage, 'x') FROM cpu",
+        "SELECT moving_average(usage) FROM cpu",
+        "SELECT moving_average(usage, 0) FROM cpu",
+        "SELECT moving_average(usage, 1.5) FROM cpu",
+        "SELECT difference(usage, 2) FROM cpu",
+        "SELECT elapsed(usage, 2) FROM cpu",
+        "SELECT cumulative_sum(usage, 1) FROM cpu",
+        "SELECT abs(mean(usage)) FROM cpu WHERE {gap} GROUP BY time(1m)",
+        "SELECT abs() FROM cpu",
+        "SELECT pow(usage) FROM cpu",
+        "SELECT log(usage) FROM cpu",
+        "SELECT round(usage, 2) FROM cpu",
+        "SELECT mean(usage) + usage FROM cpu",
+        "SELECT usage * 2 FROM cpu GROUP BY time(1m)",
+        "SELECT derivative(mean(usage), -1s) FROM cpu WHERE {gap} GROUP BY time(1m)",
+        "SELECT non_negative_derivative(usage, 0s) FROM cpu",
+        "SELECT usage, count, count / 0, count % 0, usage / 0, usage % 0, count & 3, count | 8, count ^ 5, -count, count * 2.0, up & true, count % 4 FROM cpu WHERE host='a' AND {early}",
+        "SELECT -usage, 10 - count, 7 % count, usage % 2 FROM cpu WHERE host='a' AND {early}",
+        "SELECT sqrt(usage) FROM cpu WHERE host='a' AND {early}",
+        "SELECT max(usage) * 2 FROM cpu WHERE host='a' AND {early}",
+        "SELECT max(usage) * 2, min(usage) FROM cpu WHERE host='a' AND {early}",
+        "SELECT abs(max(usage)) FROM cpu WHERE host='a' AND {early}",
+        "SELECT mean(usage) * 2 AS m, mean(count) / 2 FROM cpu WHERE {early}",
+        "SELECT count(usage) / 2, sum(count) * 2, sum(count) - 1, 2 * sum(count), sum(count) / sum(count) FROM cpu WHERE {early}",
+        "SELECT derivative(usage) FROM cpu WHERE {early} GROUP BY host",
+        "SELECT non_negative_derivative(max(usage)) FROM cpu WHERE {gap} GROUP BY time(1m), host",
+        "SELECT moving_average(max(usage), 3) FROM cpu WHERE {gap} GROUP BY time(1m), host",
+        "SELECT difference(count(usage)) FROM cpu WHERE {gap} GROUP BY time(30s)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE host = 'a' AND {gap} GROUP BY time(1m) LIMIT 2 OFFSET 1",
+        "SELECT usage, usage * 2 FROM cpu WHERE host='a' AND {early} LIMIT 2",
+        "SELECT derivative(mean(usage), 10s) * 2 FROM cpu WHERE {gap} GROUP BY time(1m)",
+        "SELECT count(usage) * 2 FROM cpu WHERE {gap} GROUP BY time(1m) fill(none)",
+        "SELECT mean(usage) - 1 FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(linear)",
+        "SELECT mean(count) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(linear)",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE {gap} GROUP BY time(1m) fill(linear)",
+        "SELECT used / 3, used * 1.5 FROM mem WHERE {gap}",
+];
 
 fn close(a: &Value, b: &Value) -> bool {
     match (a, b) {

@@ -4,8 +4,10 @@
 //! `GROUP BY time(interval[, offset])` and tag keys (or `*`); fill(null | none | previous |
 //! linear | <number>). Anything else is refused with a clear error.
 
+use super::calc::Cell;
 use super::parser::ast::{Expr, Fill, SelectStatement};
-use super::result::{float_value, Series};
+use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
+use super::result::Series;
 use super::select::{descending, json_value, limit, time_value, Scan, SelectContext, SeriesRows};
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 const MAX_WINDOWS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Func {
+pub enum Func {
     Count,
     Sum,
     Mean,
@@ -29,7 +31,7 @@ enum Func {
 }
 
 impl Func {
-    fn parse(name: &str) -> Option<Func> {
+    pub fn parse(name: &str) -> Option<Func> {
         Some(match name {
             "count" => Func::Count,
             "sum" => Func::Sum,
@@ -52,44 +54,49 @@ impl Func {
     }
 }
 
-struct Call {
-    func: Func,
-    /// Index of the field in the scan's rows (None: the field does not exist).
-    field: Option<usize>,
-    column: String,
+/// Whether a call's results are integers: counts, and sums and selections of integer
+/// fields.
+fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
+    if call.func == Func::Count {
+        return true;
+    }
+    let Some(i) = call.field else { return false };
+    let integer_field = scan
+        .series
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .find_map(|(_, values)| values.get(i).cloned().flatten())
+        .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
+    integer_field
+        && matches!(
+            call.func,
+            Func::Sum | Func::Min | Func::Max | Func::First | Func::Last | Func::Spread
+        )
 }
 
-impl Call {
-    /// Whether the call's results are integers: counts, and sums and selections of
-    /// integer fields.
-    fn yields_integer(&self, scan: &Scan) -> bool {
-        if self.func == Func::Count {
-            return true;
-        }
-        let Some(i) = self.field else { return false };
-        let integer_field = scan
-            .series
-            .iter()
-            .flat_map(|s| s.rows.iter())
-            .find_map(|(_, values)| values.get(i).cloned().flatten())
-            .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
-        integer_field
-            && matches!(
-                self.func,
-                Func::Sum | Func::Min | Func::Max | Func::First | Func::Last | Func::Spread
-            )
+fn has_transform(node: &Node) -> bool {
+    match node {
+        Node::Transform(..) => true,
+        Node::Math(_, args) => args.iter().any(has_transform),
+        Node::Binary(_, l, r) => has_transform(l) || has_transform(r),
+        _ => false,
     }
 }
 
+/// Runs a plan of kind [`Kind::Windows`] or [`Kind::Points`].
 pub fn execute(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     scan: Scan,
+    plan: &Plan,
 ) -> Result<Vec<Series>, String> {
-    let calls = calls(stmt, &scan)?;
     let interval = stmt.group_by_interval().map_err(str::to_owned)?;
     let offset = time_offset(stmt);
     let group_tags = group_tags(stmt, &scan)?;
+    let transforms = plan.fields.iter().any(has_transform);
+    if transforms && descending(stmt) {
+        return Err("ORDER BY time DESC with transformations is not supported yet".into());
+    }
 
     // Groups of series by the values of the GROUP BY tags, in tag order.
     let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
@@ -110,12 +117,15 @@ pub fn execute(
     }
 
     // Windows: with GROUP BY time, from the window of the range's start (or of the first
-    // point) to that of its end (or now); otherwise one window over the range.
+    // point) to that of its end (or now); otherwise one window over the range. A window
+    // more in front when a transformation reads the one before the range (dropped from
+    // the output).
     let first_time = scan
         .series
         .iter()
         .filter_map(|s| s.rows.first().map(|r| r.0))
         .min();
+    let window_before = interval > 0 && plan.aggregates.iter().any(|a| a.window_before);
     let windows = if interval > 0 {
         let Some(first_time) = first_time else {
             return Ok(Vec::new());
@@ -130,10 +140,13 @@ pub fn execute(
         } else {
             scan.end
         };
-        let (first, last) = (
+        let (mut first, last) = (
             window_start(lower, interval, offset),
             window_start(upper, interval, offset),
         );
+        if window_before {
+            first = first.saturating_sub(interval);
+        }
         let count = last.saturating_sub(first) / interval + 1;
         if count > MAX_WINDOWS {
             return Err(format!(
@@ -156,68 +169,40 @@ pub fn execute(
             count: 1,
         }
     };
-    let single_selector = interval == 0 && calls.len() == 1 && calls[0].func.is_selector();
+    let single_selector = interval == 0
+        && plan.aggregates.len() == 1
+        && plan.aggregates[0].func.is_selector()
+        && !transforms;
+    let fill = stmt.fill.clone().unwrap_or(Fill::Null);
+    let integer: Vec<bool> = plan
+        .aggregates
+        .iter()
+        .map(|c| yields_integer(c, &scan))
+        .collect();
 
     let mut columns = vec!["time".to_owned()];
-    columns.extend(calls.iter().map(|c| c.column.clone()));
+    columns.extend(column_names(&stmt.fields));
     let mut out = Vec::new();
     for (tags, members) in groups {
-        // Values per window per call, with their times (for selectors).
-        let mut cells: Vec<Vec<Vec<(i64, FieldValue)>>> =
-            vec![vec![Vec::new(); calls.len()]; windows.count];
-        for s in members {
-            for (time, values) in &s.rows {
-                let Some(w) = windows.index(*time) else {
-                    continue;
-                };
-                for (c, call) in calls.iter().enumerate() {
-                    if let Some(v) = call.field.and_then(|i| values.get(i).cloned().flatten()) {
-                        cells[w][c].push((*time, v));
-                    }
-                }
-            }
-        }
-        let mut rows: Vec<(i64, Vec<Reduced>)> = cells
-            .iter()
-            .enumerate()
-            .map(|(w, cell)| {
-                (
-                    windows.start(w),
-                    calls
-                        .iter()
-                        .zip(cell)
-                        .map(|(call, values)| reduce(call.func, values))
-                        .collect(),
-                )
-            })
-            .collect();
-        let fill = stmt.fill.clone().unwrap_or(Fill::Null);
-        if interval == 0 || fill == Fill::None {
-            rows.retain(|(_, values)| values.iter().any(Option::is_some));
-        }
+        let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
+            Kind::Points => point_rows(plan, &members)?,
+            _ => window_rows(
+                plan,
+                &members,
+                &windows,
+                &fill,
+                &integer,
+                single_selector,
+                window_before,
+            )?,
+        };
         let mut values: Vec<Vec<Value>> = rows
-            .iter()
-            .map(|(start, cells)| {
-                let time = match (single_selector, &cells[0]) {
-                    (true, Some((t, _))) => *t,
-                    _ => *start,
-                };
-                let mut row = vec![time_value(time, ctx.epoch)];
-                for (call, cell) in calls.iter().zip(cells) {
-                    row.push(match cell {
-                        Some((_, v)) => json_value(v),
-                        // InfluxDB counts an empty window as 0 under fill(null).
-                        None if call.func == Func::Count && fill == Fill::Null => Value::from(0),
-                        None => Value::Null,
-                    });
-                }
+            .into_iter()
+            .map(|(time, mut row)| {
+                row.insert(0, time_value(time, ctx.epoch));
                 row
             })
             .collect();
-        if interval > 0 {
-            let integer: Vec<bool> = calls.iter().map(|c| c.yields_integer(&scan)).collect();
-            apply_fill(&fill, &integer, &mut values);
-        }
         if values.is_empty() {
             continue;
         }
@@ -241,6 +226,149 @@ pub fn execute(
         .into_iter()
         .skip(stmt.soffset as usize)
         .take(limit(stmt.slimit))
+        .collect())
+}
+
+fn cell_json(column: &Column, row: usize) -> Value {
+    match column {
+        Column::Constant(v) => json_value(v),
+        Column::Cells(cells) => cells[row].value().map_or(Value::Null, json_value),
+    }
+}
+
+fn present(columns: &[Column], row: usize) -> bool {
+    columns
+        .iter()
+        .any(|c| matches!(c, Column::Cells(cells) if cells[row].is_present()))
+}
+
+/// One group's rows of a [`Kind::Windows`] plan: its aggregates per window, filled, and the
+/// fields computed from them.
+#[allow(clippy::too_many_arguments)]
+fn window_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    windows: &Windows,
+    fill: &Fill,
+    integer: &[bool],
+    single_selector: bool,
+    window_before: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, String> {
+    let calls = &plan.aggregates;
+    // Values per window per call, with their times (for selectors).
+    let mut cells: Vec<Vec<Vec<(i64, FieldValue)>>> =
+        vec![vec![Vec::new(); calls.len()]; windows.count];
+    for s in members {
+        for (time, values) in &s.rows {
+            let Some(w) = windows.index(*time) else {
+                continue;
+            };
+            for (c, call) in calls.iter().enumerate() {
+                if let Some(v) = call.field.and_then(|i| values.get(i).cloned().flatten()) {
+                    cells[w][c].push((*time, v));
+                }
+            }
+        }
+    }
+    let reduced: Vec<Vec<Reduced>> = cells
+        .iter()
+        .map(|cell| {
+            calls
+                .iter()
+                .zip(cell)
+                .map(|(call, values)| reduce(call.func, values))
+                .collect()
+        })
+        .collect();
+    let grouped_by_time = windows.interval > 0;
+    let aggregate_columns: Vec<Vec<Cell>> = calls
+        .iter()
+        .enumerate()
+        .map(|(c, call)| {
+            let mut column: Vec<Cell> = reduced
+                .iter()
+                .map(|window| match &window[c] {
+                    Some((_, v)) => Cell::Value(v.clone()),
+                    // A window with no point for any call has no row without time
+                    // windows or under fill(none).
+                    None if (!grouped_by_time || *fill == Fill::None)
+                        && window.iter().all(Option::is_none) =>
+                    {
+                        Cell::Absent
+                    }
+                    // InfluxDB counts an empty window as 0 under fill(null).
+                    None if call.func == Func::Count && *fill == Fill::Null => {
+                        Cell::Value(FieldValue::Integer(0))
+                    }
+                    None => Cell::Null,
+                })
+                .collect();
+            let from = if window_before && !call.window_before {
+                column[0] = Cell::Absent;
+                1
+            } else {
+                0
+            };
+            if grouped_by_time {
+                apply_fill(fill, integer[c], &mut column[from..]);
+            }
+            column
+        })
+        .collect();
+    let times: Vec<i64> = (0..windows.count).map(|w| windows.start(w)).collect();
+    let leaf = |node: &Node| match node {
+        Node::Aggregate(k) => aggregate_columns[*k].clone(),
+        _ => vec![Cell::Absent; windows.count],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let from = usize::from(window_before);
+    Ok((from..windows.count)
+        .filter(|&w| present(&columns, w))
+        .map(|w| {
+            let time = match (single_selector, &reduced[w][0]) {
+                (true, Some((t, _))) => *t,
+                _ => times[w],
+            };
+            (time, columns.iter().map(|c| cell_json(c, w)).collect())
+        })
+        .collect())
+}
+
+/// One group's rows of a [`Kind::Points`] plan: the points of its series merged in time
+/// order, transformed.
+fn point_rows(plan: &Plan, members: &[&SeriesRows]) -> Result<Vec<(i64, Vec<Value>)>, String> {
+    let mut points: Vec<(i64, &Vec<Option<FieldValue>>)> = members
+        .iter()
+        .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
+        .collect();
+    // Stable: points of equal time keep their series order.
+    points.sort_by_key(|(t, _)| *t);
+    let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+    let leaf = |node: &Node| match node {
+        Node::Field(Some(i)) => points
+            .iter()
+            .map(|(_, values)| {
+                values
+                    .get(*i)
+                    .cloned()
+                    .flatten()
+                    .map_or(Cell::Absent, Cell::Value)
+            })
+            .collect(),
+        _ => vec![Cell::Absent; points.len()],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((0..points.len())
+        .filter(|&r| present(&columns, r))
+        .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
         .collect())
 }
 
@@ -282,39 +410,6 @@ fn time_offset(stmt: &SelectStatement) -> i64 {
             _ => None,
         })
         .unwrap_or(0)
-}
-
-fn calls(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<Call>, String> {
-    let mut calls: Vec<Call> = Vec::new();
-    for field in &stmt.fields {
-        let Expr::Call(c) = &field.expr else {
-            return Err("mixing aggregate and non-aggregate queries is not supported".into());
-        };
-        let func =
-            Func::parse(&c.name).ok_or_else(|| format!("{}() is not supported yet", c.name))?;
-        let [Expr::VarRef(arg)] = c.args.as_slice() else {
-            return Err(format!(
-                "{}() of anything but one field is not supported yet",
-                c.name
-            ));
-        };
-        let base = field.alias.clone().unwrap_or_else(|| c.name.clone());
-        let taken = calls
-            .iter()
-            .filter(|k| k.column == base || k.column.starts_with(&format!("{base}_")))
-            .count();
-        let column = if taken == 0 || field.alias.is_some() {
-            base
-        } else {
-            format!("{base}_{taken}")
-        };
-        calls.push(Call {
-            func,
-            field: scan.fields.iter().position(|f| *f == arg.name),
-            column,
-        });
-    }
-    Ok(calls)
 }
 
 fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
@@ -442,51 +537,56 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
     }
 }
 
-/// `integer[i]`: column i+1 holds integers, so a numeric fill value is truncated to one,
-/// as InfluxDB casts it to the column's type.
-fn apply_fill(fill: &Fill, integer: &[bool], rows: &mut [Vec<Value>]) {
-    let width = rows.first().map_or(0, Vec::len);
-    for col in 1..width {
-        let fill = match fill {
-            Fill::Number(x) if integer[col - 1] => &Fill::Integer(*x as i64),
-            Fill::Integer(x) if !integer[col - 1] => &Fill::Number(*x as f64),
-            other => other,
-        };
-        match fill {
-            Fill::Previous => {
-                let mut last = Value::Null;
-                for row in rows.iter_mut() {
-                    if row[col].is_null() {
-                        row[col] = last.clone();
-                    } else {
-                        last = row[col].clone();
-                    }
+/// Fills the null cells of one aggregate's column; a numeric fill value is cast to the
+/// column's type, and linear fill of integers truncates, as InfluxDB does.
+fn apply_fill(fill: &Fill, integer: bool, cells: &mut [Cell]) {
+    let fill = match fill {
+        Fill::Number(x) if integer => &Fill::Integer(*x as i64),
+        Fill::Integer(x) if !integer => &Fill::Number(*x as f64),
+        other => other,
+    };
+    match fill {
+        Fill::Previous => {
+            let mut last = Cell::Null;
+            for cell in cells.iter_mut() {
+                match cell {
+                    Cell::Null => *cell = last.clone(),
+                    Cell::Value(_) => last = cell.clone(),
+                    Cell::Absent => {}
                 }
             }
-            Fill::Number(x) => {
-                for row in rows.iter_mut().filter(|r| r[col].is_null()) {
-                    row[col] = float_value(*x);
-                }
-            }
-            Fill::Integer(x) => {
-                for row in rows.iter_mut().filter(|r| r[col].is_null()) {
-                    row[col] = Value::from(*x);
-                }
-            }
-            Fill::Linear => {
-                let known: Vec<(usize, f64)> = rows
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| Some((i, r[col].as_f64()?)))
-                    .collect();
-                for pair in known.windows(2) {
-                    let ((i0, v0), (i1, v1)) = (pair[0], pair[1]);
-                    for (i, row) in rows.iter_mut().enumerate().take(i1).skip(i0 + 1) {
-                        row[col] = float_value(v0 + (v1 - v0) * (i - i0) as f64 / (i1 - i0) as f64);
-                    }
-                }
-            }
-            Fill::Null | Fill::None => {}
         }
+        Fill::Number(x) => {
+            for cell in cells.iter_mut().filter(|c| **c == Cell::Null) {
+                *cell = Cell::Value(FieldValue::Float(*x));
+            }
+        }
+        Fill::Integer(x) => {
+            for cell in cells.iter_mut().filter(|c| **c == Cell::Null) {
+                *cell = Cell::Value(FieldValue::Integer(*x));
+            }
+        }
+        Fill::Linear => {
+            let known: Vec<(usize, FieldValue)> = cells
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i, c.value()?.clone())))
+                .collect();
+            for pair in known.windows(2) {
+                let ((i0, v0), (i1, v1)) = (&pair[0], &pair[1]);
+                let (Some(y0), Some(y1)) = (num(v0), num(v1)) else {
+                    continue;
+                };
+                for (i, cell) in cells.iter_mut().enumerate().take(*i1).skip(i0 + 1) {
+                    let y = y0 + (y1 - y0) * (i - i0) as f64 / (i1 - i0) as f64;
+                    *cell = Cell::Value(match v0 {
+                        FieldValue::Integer(_) => FieldValue::Integer(y as i64),
+                        FieldValue::Unsigned(_) => FieldValue::Unsigned(y as u64),
+                        _ => FieldValue::Float(y),
+                    });
+                }
+            }
+        }
+        Fill::Null | Fill::None => {}
     }
 }

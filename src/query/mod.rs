@@ -1,12 +1,15 @@
 //! InfluxQL: the parser, and the executor of what it parses.
 
 mod aggregate;
+mod calc;
 mod eval;
 pub mod executor;
 pub mod format;
 pub mod parser;
+mod plan;
 pub mod result;
 mod select;
 mod show;
+mod transform;
 
 pub use executor::{epoch_unit, execute, QueryError, QueryOptions};

@@ -5,6 +5,7 @@
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
+use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
 use super::result::{float_value, Series};
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
@@ -44,21 +45,35 @@ pub struct SeriesRows {
 enum Output {
     Field(usize),
     Tag(String),
+    /// The compiled expression of the statement's field at this index.
+    Expr(usize),
 }
 
 pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, String> {
     if stmt.target.is_some() {
         return Err("SELECT ... INTO is not supported yet".into());
     }
-    let aggregate = stmt.fields.iter().any(|f| matches!(f.expr, Expr::Call(_)));
-    if !aggregate && (!stmt.dimensions.is_empty() || stmt.fill.is_some()) {
-        return Err("GROUP BY and fill() without an aggregate are not supported yet".into());
+    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let plain = stmt
+        .fields
+        .iter()
+        .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
+    if plain && interval > 0 {
+        return Err("GROUP BY requires at least one aggregate function".into());
     }
     let scan = scan(stmt, ctx)?;
-    if aggregate {
-        return super::aggregate::execute(stmt, ctx, scan);
+    let plan = if plain {
+        None
+    } else {
+        Some(plan::compile(stmt, &scan.fields, interval)?)
+    };
+    match &plan {
+        Some(p) if p.kind != Kind::Raw => super::aggregate::execute(stmt, ctx, scan, p),
+        _ if !stmt.dimensions.is_empty() || stmt.fill.is_some() => {
+            Err("GROUP BY and fill() without an aggregate are not supported yet".into())
+        }
+        _ => raw(stmt, ctx, scan, plan.as_ref()),
     }
-    raw(stmt, ctx, scan)
 }
 
 /// Field names a statement reads: those it selects (all for `*`) and those its
@@ -127,11 +142,20 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
         Regexes::compile(cond, &mut regexes)?;
     }
     let (start, end) = time_range(stmt.condition.as_ref(), ctx.now);
+    // Transformations of aggregates also read the window before the range (see
+    // `Transform::reads_window_before`): its rows are read too, and judged by the rest of
+    // the condition as if they were at the range's start.
+    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let read_from = if plan::reads_window_before(stmt) && interval > 0 && start != i64::MIN {
+        start.saturating_sub(interval)
+    } else {
+        start
+    };
     let shards: Vec<_> = ctx
         .storage
         .shards_of(database, Some(&policy))
         .into_iter()
-        .filter(|s| s.info.end > start && s.info.start <= end)
+        .filter(|s| s.info.end > read_from && s.info.start <= end)
         .collect();
     let mut field_keys: HashSet<String> = HashSet::new();
     for shard in &shards {
@@ -151,7 +175,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
     };
     for shard in &shards {
         for s in shard
-            .series_of(measurement, start, end, &keep)
+            .series_of(measurement, read_from, end, &keep)
             .map_err(|e| e.to_string())?
         {
             tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
@@ -173,7 +197,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
             .iter()
             .map(|f| {
                 let p: Vec<&Column> = parts.fields.get(f)?.iter().collect();
-                Some(Column::resolve(&p)?.slice_time(start, end))
+                Some(Column::resolve(&p)?.slice_time(read_from, end))
             })
             .collect();
         let times: BTreeSet<i64> = columns
@@ -202,7 +226,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
                     .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
                     .collect();
                 let row = Row {
-                    time,
+                    time: time.max(start),
                     tags: &parts.tags,
                     fields: &at,
                     field_keys: &field_keys,
@@ -231,10 +255,16 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
     })
 }
 
-fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Vec<Series>, String> {
+fn raw(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    scan: Scan,
+    plan: Option<&Plan>,
+) -> Result<Vec<Series>, String> {
     let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
+    let names = column_names(&stmt.fields);
     let mut outputs: Vec<(String, Output)> = Vec::new();
-    for field in &stmt.fields {
+    for (index, field) in stmt.fields.iter().enumerate() {
         match &field.expr {
             Expr::Wildcard(_) => {
                 let mut all: Vec<(String, Output)> = scan
@@ -253,7 +283,7 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
             }
             Expr::VarRef(v) if v.name == "time" => {}
             Expr::VarRef(v) => {
-                let name = field.alias.clone().unwrap_or_else(|| v.name.clone());
+                let name = names[index].clone();
                 let as_tag = matches!(v.data_type, Some(super::parser::ast::DataType::Tag))
                     || (!scan.field_keys.contains(&v.name) && scan.tag_keys.contains(&v.name));
                 let out = match (as_tag, field_index(&v.name)) {
@@ -263,13 +293,17 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
                 };
                 outputs.push((name, out));
             }
+            _ if plan.is_some() => outputs.push((names[index].clone(), Output::Expr(index))),
             other => return Err(format!("{other} in SELECT is not supported yet")),
         }
     }
     if scan.field_keys.is_empty() {
         return Ok(Vec::new()); // no such measurement (or no data in range): empty, not an error
     }
-    if !outputs.iter().any(|(_, o)| matches!(o, Output::Field(_))) {
+    if !outputs
+        .iter()
+        .any(|(_, o)| matches!(o, Output::Field(_) | Output::Expr(_)))
+    {
         return Err("statement must have at least one field in select clause".into());
     }
     let mut columns = vec!["time".to_owned()];
@@ -289,6 +323,11 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
                         }
                         None => Value::Null,
                     },
+                    Output::Expr(i) => {
+                        let node = &plan.ok_or("no plan for an expression")?.fields[*i];
+                        any_field |= reads_any(node, values);
+                        eval_row(node, values).map_or(Value::Null, |v| json_value(&v))
+                    }
                     Output::Tag(t) => s
                         .tags
                         .iter()

@@ -1,0 +1,461 @@
+//! What a SELECT computes per column: each field compiled to a tree of raw fields,
+//! aggregates, transformations, math functions and arithmetic, checked with InfluxDB
+//! 1.x's rules and error messages, and the column names 1.x gives them.
+
+use super::aggregate::Func;
+use super::calc::{self, Cell, MathFn};
+use super::format::go_duration;
+use super::parser::ast::{BinaryOp, Expr, Field, SelectStatement};
+use super::transform::Transform;
+use crate::line_protocol::FieldValue;
+use std::collections::HashMap;
+
+const SECOND: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// A raw field, by its index in the scan's fields (None: the field does not exist).
+    Field(Option<usize>),
+    Literal(FieldValue),
+    /// An aggregate or selector, by its index in [`Plan::aggregates`].
+    Aggregate(usize),
+    Math(MathFn, Vec<Node>),
+    Binary(BinaryOp, Box<Node>, Box<Node>),
+    Transform(Transform, Box<Node>),
+}
+
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub func: Func,
+    /// Index of the field in the scan's rows (None: the field does not exist).
+    pub field: Option<usize>,
+    /// Computed over one extra window before the range (see
+    /// [`Transform::reads_window_before`]).
+    pub window_before: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Fields and expressions of fields, row by row.
+    Raw,
+    /// Transformations of raw fields, over each group's points.
+    Points,
+    /// Aggregates per window (and whatever is computed from them).
+    Windows,
+}
+
+pub struct Plan {
+    pub kind: Kind,
+    pub fields: Vec<Node>,
+    pub aggregates: Vec<AggregateCall>,
+}
+
+struct Compiler<'a> {
+    scan_fields: &'a [String],
+    interval: i64,
+    aggregates: Vec<AggregateCall>,
+    raw_refs: bool,
+    raw_transforms: bool,
+}
+
+/// Compiles the statement's fields (none of them `*` or a tag: the raw path handles those).
+pub fn compile(
+    stmt: &SelectStatement,
+    scan_fields: &[String],
+    interval: i64,
+) -> Result<Plan, String> {
+    let mut c = Compiler {
+        scan_fields,
+        interval,
+        aggregates: Vec::new(),
+        raw_refs: false,
+        raw_transforms: false,
+    };
+    let fields = stmt
+        .fields
+        .iter()
+        .map(|f| c.expr(&f.expr, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = match (c.aggregates.is_empty(), c.raw_transforms) {
+        (false, false) if !c.raw_refs => Kind::Windows,
+        (true, true) if !c.raw_refs => Kind::Points,
+        (true, false) => Kind::Raw,
+        _ => return Err("mixing aggregate and non-aggregate queries is not supported".into()),
+    };
+    if kind == Kind::Raw && interval > 0 {
+        return Err("GROUP BY requires at least one aggregate function".into());
+    }
+    Ok(Plan {
+        kind,
+        fields,
+        aggregates: c.aggregates,
+    })
+}
+
+impl Compiler<'_> {
+    fn field(&self, name: &str) -> Option<usize> {
+        self.scan_fields.iter().position(|f| f == name)
+    }
+
+    fn expr(&mut self, e: &Expr, window_before: bool) -> Result<Node, String> {
+        Ok(match e {
+            Expr::VarRef(v) => {
+                self.raw_refs = true;
+                Node::Field(self.field(&v.name))
+            }
+            Expr::Wildcard(_) => {
+                self.raw_refs = true;
+                Node::Field(None)
+            }
+            Expr::Paren(inner) => self.expr(inner, window_before)?,
+            Expr::Integer(i) => Node::Literal(FieldValue::Integer(*i)),
+            Expr::Unsigned(u) => Node::Literal(FieldValue::Unsigned(*u)),
+            Expr::Number(x) => Node::Literal(FieldValue::Float(*x)),
+            Expr::Boolean(b) => Node::Literal(FieldValue::Boolean(*b)),
+            Expr::Binary(b) if !b.op.is_comparison_or_logical() => Node::Binary(
+                b.op,
+                Box::new(self.expr(&b.lhs, window_before)?),
+                Box::new(self.expr(&b.rhs, window_before)?),
+            ),
+            Expr::Call(call) => self.call(call, window_before)?,
+            other => return Err(format!("{other} in SELECT is not supported yet")),
+        })
+    }
+
+    fn call(
+        &mut self,
+        call: &super::parser::ast::Call,
+        window_before: bool,
+    ) -> Result<Node, String> {
+        let name = call.name.as_str();
+        let args = &call.args;
+        if let Some(f) = MathFn::parse(name) {
+            if args.len() != f.arity() {
+                return Err(arity(name, f.arity(), args.len()));
+            }
+            let args = args
+                .iter()
+                .map(|a| self.expr(a, window_before))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Node::Math(f, args));
+        }
+        if let Some(t) = self.transform(name, args)? {
+            let inner = match args.first() {
+                Some(Expr::VarRef(v)) => {
+                    if self.interval > 0 {
+                        return Err(format!(
+                            "aggregate function required inside the call to {name}"
+                        ));
+                    }
+                    self.raw_transforms = true;
+                    Node::Field(self.field(&v.name))
+                }
+                Some(Expr::Call(inner)) if Func::parse(&inner.name).is_some() => {
+                    if self.interval == 0 {
+                        return Err(format!("{name} aggregate requires a GROUP BY interval"));
+                    }
+                    self.call(inner, t.reads_window_before())?
+                }
+                _ => {
+                    return Err(format!(
+                        "{name}() of anything but a field or an aggregate is not supported yet"
+                    ))
+                }
+            };
+            return Ok(Node::Transform(t, Box::new(inner)));
+        }
+        let func = Func::parse(name).ok_or_else(|| format!("{name}() is not supported yet"))?;
+        let [Expr::VarRef(arg)] = args.as_slice() else {
+            return Err(format!(
+                "{name}() of anything but one field is not supported yet"
+            ));
+        };
+        self.aggregates.push(AggregateCall {
+            func,
+            field: self.field(&arg.name),
+            window_before,
+        });
+        Ok(Node::Aggregate(self.aggregates.len() - 1))
+    }
+
+    /// The transformation a call names, its arguments checked as 1.x checks them.
+    fn transform(&self, name: &str, args: &[Expr]) -> Result<Option<Transform>, String> {
+        let non_negative = name.starts_with("non_negative_");
+        Ok(Some(match name {
+            "derivative" | "non_negative_derivative" | "elapsed" => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(format!(
+                        "invalid number of arguments for {name}, expected at least 1 but no \
+                         more than 2, got {}",
+                        args.len()
+                    ));
+                }
+                let unit = match args.get(1) {
+                    None if name == "elapsed" => 1,
+                    None if self.interval > 0 => self.interval,
+                    None => SECOND,
+                    Some(Expr::Duration(d)) if *d <= 0 => {
+                        return Err(format!(
+                            "duration argument must be positive, got {}",
+                            go_duration(*d)
+                        ))
+                    }
+                    Some(Expr::Duration(d)) => *d,
+                    Some(other) => {
+                        return Err(format!(
+                            "second argument to {name} must be a duration, got {}",
+                            go_type(other)
+                        ))
+                    }
+                };
+                if name == "elapsed" {
+                    Transform::Elapsed { unit }
+                } else {
+                    Transform::Derivative { unit, non_negative }
+                }
+            }
+            "difference" | "non_negative_difference" | "cumulative_sum" => {
+                if args.len() != 1 {
+                    return Err(arity(name, 1, args.len()));
+                }
+                if name == "cumulative_sum" {
+                    Transform::CumulativeSum
+                } else {
+                    Transform::Difference { non_negative }
+                }
+            }
+            "moving_average" => {
+                if args.len() != 2 {
+                    return Err(arity(name, 2, args.len()));
+                }
+                match &args[1] {
+                    Expr::Integer(n) if *n <= 1 => {
+                        return Err(format!(
+                            "moving_average window must be greater than 1, got {n}"
+                        ))
+                    }
+                    Expr::Integer(n) => Transform::MovingAverage {
+                        points: usize::try_from(*n).map_err(|_| "window too large")?,
+                    },
+                    other => {
+                        return Err(format!(
+                            "second argument for moving_average must be an integer, got {}",
+                            go_type(other)
+                        ))
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Whether a field transforms an aggregate with a transformation that reads the window
+/// before the range, decided from the statement alone (before the scan that needs it).
+pub fn reads_window_before(stmt: &SelectStatement) -> bool {
+    fn walk(e: &Expr) -> bool {
+        match e {
+            Expr::Call(c) => {
+                let nested = matches!(c.args.first(), Some(Expr::Call(_)));
+                let reads = matches!(
+                    c.name.as_str(),
+                    "derivative"
+                        | "non_negative_derivative"
+                        | "difference"
+                        | "non_negative_difference"
+                        | "moving_average"
+                        | "elapsed"
+                );
+                (nested && reads) || c.args.iter().any(walk)
+            }
+            Expr::Binary(b) => walk(&b.lhs) || walk(&b.rhs),
+            Expr::Paren(e) => walk(e),
+            _ => false,
+        }
+    }
+    stmt.fields.iter().any(|f| walk(&f.expr))
+}
+
+fn arity(name: &str, expected: usize, got: usize) -> String {
+    format!("invalid number of arguments for {name}, expected {expected}, got {got}")
+}
+
+/// The Go type 1.x names in its argument errors.
+fn go_type(e: &Expr) -> &'static str {
+    match e {
+        Expr::Integer(_) | Expr::Unsigned(_) => "*influxql.IntegerLiteral",
+        Expr::Number(_) => "*influxql.NumberLiteral",
+        Expr::String(_) => "*influxql.StringLiteral",
+        Expr::Boolean(_) => "*influxql.BooleanLiteral",
+        Expr::Duration(_) => "*influxql.DurationLiteral",
+        Expr::VarRef(_) => "*influxql.VarRef",
+        Expr::Call(_) => "*influxql.Call",
+        Expr::Binary(_) => "*influxql.BinaryExpr",
+        Expr::Paren(_) => "*influxql.ParenExpr",
+        _ => "*influxql.Expr",
+    }
+}
+
+/// Output column names as 1.x derives them: the alias, else the call's name, the field's
+/// name, or for arithmetic the names of its fields and calls joined by `_`; a name taken
+/// already gets the first free `_1`, `_2`, ... suffix.
+pub fn column_names(fields: &[Field]) -> Vec<String> {
+    fn base(e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::Call(c) => out.push(c.name.clone()),
+            Expr::VarRef(v) => out.push(v.name.clone()),
+            Expr::Paren(e) => base(e, out),
+            Expr::Binary(b) => {
+                base(&b.lhs, out);
+                base(&b.rhs, out);
+            }
+            _ => {}
+        }
+    }
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut names: Vec<Option<String>> = fields.iter().map(|f| f.alias.clone()).collect();
+    for n in names.iter().flatten() {
+        taken.insert(n.clone(), 1);
+    }
+    for (field, slot) in fields.iter().zip(names.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        let mut parts = Vec::new();
+        base(&field.expr, &mut parts);
+        let mut name = parts.join("_");
+        if let Some(&count) = taken.get(&name) {
+            let mut count = count;
+            loop {
+                let candidate = format!("{name}_{count}");
+                if !taken.contains_key(&candidate) {
+                    taken.insert(name.clone(), count + 1);
+                    name = candidate;
+                    break;
+                }
+                count += 1;
+            }
+        }
+        *taken.entry(name.clone()).or_insert(0) += 1;
+        *slot = Some(name);
+    }
+    names.into_iter().flatten().collect()
+}
+
+/// A node's value for one raw row (`values`: the row's value per scanned field).
+pub fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<FieldValue> {
+    match node {
+        Node::Field(i) => values.get((*i)?)?.clone(),
+        Node::Literal(v) => Some(v.clone()),
+        Node::Math(f, args) => {
+            let v = eval_row(&args[0], values)?;
+            let arg = match args.get(1) {
+                Some(a) => Some(eval_row(a, values)?),
+                None => None,
+            };
+            f.apply(&v, arg.as_ref())
+        }
+        Node::Binary(op, l, r) => calc::binary(*op, &eval_row(l, values)?, &eval_row(r, values)?),
+        // Only raw plans are evaluated row by row.
+        Node::Aggregate(_) | Node::Transform(..) => None,
+    }
+}
+
+/// Whether a raw row has a value for a field the node reads (rows with none are skipped).
+pub fn reads_any(node: &Node, values: &[Option<FieldValue>]) -> bool {
+    match node {
+        Node::Field(i) => i.and_then(|i| values.get(i)).is_some_and(Option::is_some),
+        Node::Math(_, args) => args.iter().any(|a| reads_any(a, values)),
+        Node::Binary(_, l, r) => reads_any(l, values) || reads_any(r, values),
+        _ => false,
+    }
+}
+
+/// A node's column over a sequence of rows, or a constant.
+pub enum Column {
+    Constant(FieldValue),
+    Cells(Vec<Cell>),
+}
+
+/// Evaluates a node over rows at `times`: `leaf` gives the column of a raw field or an
+/// aggregate.
+pub fn eval_column(
+    node: &Node,
+    times: &[i64],
+    leaf: &dyn Fn(&Node) -> Vec<Cell>,
+) -> Result<Column, String> {
+    Ok(match node {
+        Node::Literal(v) => Column::Constant(v.clone()),
+        Node::Field(_) | Node::Aggregate(_) => Column::Cells(leaf(node)),
+        Node::Transform(t, inner) => {
+            let input = match eval_column(inner, times, leaf)? {
+                Column::Cells(c) => c,
+                Column::Constant(_) => return Err(format!("{}() of a constant", t.name())),
+            };
+            Column::Cells(t.apply(times, &input)?)
+        }
+        Node::Math(f, args) => {
+            let value = eval_column(&args[0], times, leaf)?;
+            let arg = match args.get(1) {
+                Some(a) => Some(eval_column(a, times, leaf)?),
+                None => None,
+            };
+            combine(value, arg, times.len(), &|v, a| f.apply(v, a))
+        }
+        Node::Binary(op, l, r) => {
+            let (l, r) = (eval_column(l, times, leaf)?, eval_column(r, times, leaf)?);
+            combine(l, Some(r), times.len(), &|a, b| calc::binary(*op, a, b?))
+        }
+    })
+}
+
+/// Cell by cell `f(a, b)`: a row has a point if either side has one (null if the other
+/// side has none); constants have no rows of their own.
+fn combine(
+    a: Column,
+    b: Option<Column>,
+    rows: usize,
+    f: &dyn Fn(&FieldValue, Option<&FieldValue>) -> Option<FieldValue>,
+) -> Column {
+    let cell = |a: Option<&FieldValue>, b: Option<Option<&FieldValue>>| -> Option<FieldValue> {
+        match b {
+            None => f(a?, None),
+            Some(b) => f(a?, Some(b?)),
+        }
+    };
+    match (a, b) {
+        (Column::Constant(a), None) => {
+            Column::Constant(f(&a, None).unwrap_or(FieldValue::Float(f64::NAN)))
+        }
+        (Column::Constant(a), Some(Column::Constant(b))) => {
+            Column::Constant(f(&a, Some(&b)).unwrap_or(FieldValue::Float(f64::NAN)))
+        }
+        (a, b) => {
+            let at = |c: &Column, i: usize| -> (bool, Option<FieldValue>) {
+                match c {
+                    Column::Constant(v) => (false, Some(v.clone())),
+                    Column::Cells(cells) => (cells[i].is_present(), cells[i].value().cloned()),
+                }
+            };
+            Column::Cells(
+                (0..rows)
+                    .map(|i| {
+                        let (pa, va) = at(&a, i);
+                        let (pb, vb) = match &b {
+                            Some(b) => {
+                                let (p, v) = at(b, i);
+                                (p, Some(v))
+                            }
+                            None => (false, None),
+                        };
+                        if !pa && !pb {
+                            return Cell::Absent;
+                        }
+                        let vb_ref = vb.as_ref().map(|v| v.as_ref());
+                        cell(va.as_ref(), vb_ref).map_or(Cell::Null, Cell::Value)
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
