@@ -9,6 +9,7 @@ use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
 use super::result::Series;
 use super::select::{descending, json_value, limit, time_value, Scan, SelectContext, SeriesRows};
+use super::selection;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -16,9 +17,16 @@ use std::collections::BTreeMap;
 /// More windows than this in one query is refused rather than exhausting memory.
 const MAX_WINDOWS: i64 = 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Func {
     Count,
+    /// `count(distinct(field))`
+    CountDistinct,
+    Mode,
+    /// The nearest-rank percentile (0 to 100).
+    Percentile(f64),
+    /// Area under the points (trapezoids), per `unit` nanoseconds.
+    Integral(i64),
     Sum,
     Mean,
     Median,
@@ -43,6 +51,9 @@ impl Func {
             "last" => Func::Last,
             "spread" => Func::Spread,
             "stddev" => Func::Stddev,
+            "mode" => Func::Mode,
+            "percentile" => Func::Percentile(50.0),
+            "integral" => Func::Integral(1_000_000_000),
             _ => return None,
         })
     }
@@ -50,7 +61,10 @@ impl Func {
     /// Selectors return one of the points, with its own time when the query has no time
     /// windows.
     fn is_selector(self) -> bool {
-        matches!(self, Func::Min | Func::Max | Func::First | Func::Last)
+        matches!(
+            self,
+            Func::Min | Func::Max | Func::First | Func::Last | Func::Percentile(_)
+        )
     }
 }
 
@@ -70,7 +84,14 @@ fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
     integer_field
         && matches!(
             call.func,
-            Func::Sum | Func::Min | Func::Max | Func::First | Func::Last | Func::Spread
+            Func::Sum
+                | Func::Min
+                | Func::Max
+                | Func::First
+                | Func::Last
+                | Func::Spread
+                | Func::Mode
+                | Func::Percentile(_)
         )
 }
 
@@ -181,11 +202,24 @@ pub fn execute(
         .collect();
 
     let mut columns = vec!["time".to_owned()];
-    columns.extend(column_names(&stmt.fields));
+    for (name, node) in column_names(&stmt.fields).into_iter().zip(&plan.fields) {
+        columns.push(name);
+        if let (Node::Selected, Some(call)) = (node, &plan.selection) {
+            columns.extend(selection::extra_columns(call));
+        }
+    }
     let mut out = Vec::new();
     for (tags, members) in groups {
         let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
             Kind::Points => point_rows(plan, &members)?,
+            _ if plan.selection.is_some() => selection::rows(
+                plan.selection.as_ref().ok_or("no selection")?,
+                &plan.fields,
+                &members,
+                windows.count,
+                &|t| windows.index(t),
+                &|w| windows.start(w),
+            ),
             _ => window_rows(
                 plan,
                 &members,
@@ -280,6 +314,23 @@ fn window_rows(
                 .collect()
         })
         .collect();
+    let mut reduced = reduced;
+    for (c, call) in calls.iter().enumerate() {
+        if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
+            let mut points: Vec<(i64, f64)> = members
+                .iter()
+                .flat_map(|s| s.rows.iter())
+                .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
+                .collect();
+            points.sort_by_key(|(t, _)| *t);
+            for (w, area) in integral_by_window(&points, windows, unit)
+                .into_iter()
+                .enumerate()
+            {
+                reduced[w][c] = area.map(|a| (windows.start(w), FieldValue::Float(a)));
+            }
+        }
+    }
     let grouped_by_time = windows.interval > 0;
     let aggregate_columns: Vec<Vec<Cell>> = calls
         .iter()
@@ -297,7 +348,9 @@ fn window_rows(
                         Cell::Absent
                     }
                     // InfluxDB counts an empty window as 0 under fill(null).
-                    None if call.func == Func::Count && *fill == Fill::Null => {
+                    None if matches!(call.func, Func::Count | Func::CountDistinct)
+                        && *fill == Fill::Null =>
+                    {
                         Cell::Value(FieldValue::Integer(0))
                     }
                     None => Cell::Null,
@@ -309,7 +362,12 @@ fn window_rows(
             } else {
                 0
             };
-            if grouped_by_time {
+            // 1.x streams integral() past its fill: its empty windows stay empty.
+            if let Func::Integral(_) = call.func {
+                for cell in column.iter_mut().filter(|c| **c == Cell::Null) {
+                    *cell = Cell::Absent;
+                }
+            } else if grouped_by_time {
                 apply_fill(fill, integer[c], &mut column[from..]);
             }
             column
@@ -427,7 +485,7 @@ fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String
     Ok(tags)
 }
 
-fn num(v: &FieldValue) -> Option<f64> {
+pub fn num(v: &FieldValue) -> Option<f64> {
     match v {
         FieldValue::Float(x) => Some(*x),
         FieldValue::Integer(x) => Some(*x as f64),
@@ -436,14 +494,79 @@ fn num(v: &FieldValue) -> Option<f64> {
     }
 }
 
-fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
+pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
     match (a, b) {
         (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
         (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
+        (FieldValue::String(x), FieldValue::String(y)) => x.cmp(y),
+        (FieldValue::Boolean(x), FieldValue::Boolean(y)) => x.cmp(y),
         _ => num(a)
             .unwrap_or(f64::NAN)
             .total_cmp(&num(b).unwrap_or(f64::NAN)),
     }
+}
+
+/// The most frequent value. Of equally frequent ones, 1.x's scan over the values in
+/// order keeps a later value when its first point is no later than the point at which the
+/// kept one reached that count; this follows that scan.
+fn mode(values: &[(i64, FieldValue)]) -> &FieldValue {
+    let mut sorted: Vec<&(i64, FieldValue)> = values.iter().collect();
+    sorted.sort_by(|a, b| cmp(&a.1, &b.1));
+    let (mut most, mut most_count, mut most_time) = (&sorted[0].1, 0usize, sorted[0].0);
+    let (mut current, mut count, mut current_time) = (&sorted[0].1, 0usize, sorted[0].0);
+    for (time, value) in sorted {
+        if value != current {
+            (current, count, current_time) = (value, 1, *time);
+            continue;
+        }
+        count += 1;
+        if most_count > count || (most_count == count && current_time > most_time) {
+            continue;
+        }
+        (most, most_count, most_time) = (value, count, *time);
+    }
+    most
+}
+
+/// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
+/// as 1.x streams it, a pair of points across a window boundary is split there at the
+/// linearly interpolated value, and a point at the time of the one before replaces it.
+fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Vec<Option<f64>> {
+    let mut out = vec![None; windows.count];
+    let unit = unit as f64;
+    let mut prev: Option<(i64, f64)> = None;
+    let (mut window, mut sum) = (0usize, 0.0);
+    for &(t, v) in points {
+        let Some(w) = windows.index(t) else {
+            continue;
+        };
+        let Some((mut pt, mut pv)) = prev else {
+            prev = Some((t, v));
+            window = w;
+            continue;
+        };
+        if pt == t {
+            prev = Some((t, v));
+            continue;
+        }
+        if windows.interval > 0 && w != window {
+            let end = windows.start(window) + windows.interval;
+            if pt != end {
+                let slope = (v - pv) / (t - pt) as f64;
+                let value = slope * (end - pt) as f64 + pv;
+                sum += 0.5 * (value + pv) * (end - pt) as f64 / unit;
+                (pt, pv) = (end, value);
+            }
+            out[window] = Some(sum);
+            (window, sum) = (w, 0.0);
+        }
+        sum += 0.5 * (v + pv) * (t - pt) as f64 / unit;
+        prev = Some((t, v));
+    }
+    if prev.is_some() {
+        out[window] = Some(sum);
+    }
+    out
 }
 
 /// One window's values of one call reduced to its result (with a time for selectors).
@@ -453,6 +576,25 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
     let float = |x: f64| Some((first.0, FieldValue::Float(x)));
     match func {
         Func::Count => Some((first.0, FieldValue::Integer(values.len() as i64))),
+        Func::CountDistinct => {
+            let mut distinct: Vec<&FieldValue> = values.iter().map(|(_, v)| v).collect();
+            distinct.sort_by(|a, b| cmp(a, b));
+            distinct.dedup();
+            Some((first.0, FieldValue::Integer(distinct.len() as i64)))
+        }
+        Func::Mode => Some((first.0, mode(values).clone())),
+        Func::Percentile(p) => {
+            let mut sorted: Vec<&(i64, FieldValue)> =
+                values.iter().filter(|(_, v)| num(v).is_some()).collect();
+            sorted.sort_by(|a, b| cmp(&a.1, &b.1).then(a.0.cmp(&b.0)));
+            let rank = (sorted.len() as f64 * p / 100.0 + 0.5).floor() as i64 - 1;
+            usize::try_from(rank)
+                .ok()
+                .and_then(|i| sorted.get(i))
+                .map(|&p| p.clone())
+        }
+        // Computed across windows by `integral_by_window`.
+        Func::Integral(_) => None,
         // Points of equal time: the larger value wins, as in InfluxDB's reducers.
         Func::First => values
             .iter()

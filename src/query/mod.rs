@@ -9,6 +9,7 @@ pub mod parser;
 mod plan;
 pub mod result;
 mod select;
+mod selection;
 mod show;
 mod transform;
 

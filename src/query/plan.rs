@@ -22,6 +22,37 @@ pub enum Node {
     Math(MathFn, Vec<Node>),
     Binary(BinaryOp, Box<Node>, Box<Node>),
     Transform(Transform, Box<Node>),
+    /// The statement's selection ([`Plan::selection`]): its points' values.
+    Selected,
+    /// A tag of the selection's points.
+    Tag(String),
+}
+
+/// Functions that return several points per window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// Each value once, at the window's start, in order of first appearance.
+    Distinct,
+    /// The `n` points of greatest value (per combination of `tags` values, when given).
+    Top {
+        n: usize,
+        tags: Vec<String>,
+    },
+    Bottom {
+        n: usize,
+        tags: Vec<String>,
+    },
+    /// `n` points chosen at random.
+    Sample {
+        n: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SelectionCall {
+    pub selection: Selection,
+    /// Index of the field in the scan's rows (None: the field does not exist).
+    pub field: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +79,7 @@ pub struct Plan {
     pub kind: Kind,
     pub fields: Vec<Node>,
     pub aggregates: Vec<AggregateCall>,
+    pub selection: Option<SelectionCall>,
 }
 
 struct Compiler<'a> {
@@ -71,6 +103,9 @@ pub fn compile(
         raw_refs: false,
         raw_transforms: false,
     };
+    if let Some(plan) = c.selection_plan(stmt)? {
+        return Ok(plan);
+    }
     let fields = stmt
         .fields
         .iter()
@@ -89,10 +124,120 @@ pub fn compile(
         kind,
         fields,
         aggregates: c.aggregates,
+        selection: None,
     })
 }
 
 impl Compiler<'_> {
+    /// The plan of a statement selecting with top, bottom, sample or distinct, which 1.x
+    /// allows beside tags only (and distinct beside nothing).
+    fn selection_plan(&mut self, stmt: &SelectStatement) -> Result<Option<Plan>, String> {
+        let selecting = |e: &Expr| match e {
+            Expr::Call(c) => matches!(c.name.as_str(), "top" | "bottom" | "sample" | "distinct"),
+            Expr::Distinct(_) => true,
+            _ => false,
+        };
+        let Some(at) = stmt.fields.iter().position(|f| selecting(&f.expr)) else {
+            return Ok(None);
+        };
+        let (name, args) = match &stmt.fields[at].expr {
+            Expr::Call(c) => (c.name.as_str(), c.args.clone()),
+            Expr::Distinct(v) => ("distinct", vec![Expr::var(v)]),
+            _ => unreachable!("checked by `selecting`"),
+        };
+        if stmt.fields.len() > 1 {
+            if name == "distinct" {
+                return Err(
+                    "aggregate function distinct() cannot be combined with other functions or \
+                     fields"
+                        .into(),
+                );
+            }
+            if stmt
+                .fields
+                .iter()
+                .enumerate()
+                .any(|(i, f)| i != at && !matches!(f.expr, Expr::VarRef(_)))
+            {
+                return Err(format!(
+                    "selector function {name}() cannot be combined with other functions"
+                ));
+            }
+        }
+        let count = |e: &Expr| -> Result<usize, String> {
+            match e {
+                Expr::Integer(n) if *n >= 1 => Ok(*n as usize),
+                Expr::Integer(n) if name == "sample" => {
+                    Err(format!("sample window must be greater than 1, got {n}"))
+                }
+                Expr::Integer(n) => {
+                    Err(format!("limit ({n}) in {name} function must be at least 1"))
+                }
+                other => Err(format!(
+                    "expected integer as last argument in {name}(), found {other}"
+                )),
+            }
+        };
+        let selection = match name {
+            "distinct" if args.len() != 1 => return Err(arity(name, 1, args.len())),
+            "distinct" => Selection::Distinct,
+            "sample" if args.len() != 2 => return Err(arity(name, 2, args.len())),
+            "sample" => Selection::Sample {
+                n: count(&args[1])?,
+            },
+            _ if args.len() < 2 => {
+                return Err(format!(
+                    "invalid number of arguments for {name}, expected at least 2, got {}",
+                    args.len()
+                ))
+            }
+            _ => {
+                let n = count(&args[args.len() - 1])?;
+                let tags = args[1..args.len() - 1]
+                    .iter()
+                    .map(|a| match a {
+                        Expr::VarRef(v) => Ok(v.name.clone()),
+                        other => Err(format!(
+                            "only fields or tags are allowed in {name}(), found {other}"
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if name == "top" {
+                    Selection::Top { n, tags }
+                } else {
+                    Selection::Bottom { n, tags }
+                }
+            }
+        };
+        let Expr::VarRef(field) = &args[0] else {
+            return Err(format!(
+                "expected first argument to be a field in {name}(), found {}",
+                args[0]
+            ));
+        };
+        let fields = stmt
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match &f.expr {
+                _ if i == at => Ok(Node::Selected),
+                Expr::VarRef(v) if self.field(&v.name).is_none() => Ok(Node::Tag(v.name.clone())),
+                _ => Err(format!(
+                    "fields beside {name}() are not supported yet (tags are)"
+                )),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Some(Plan {
+            kind: Kind::Windows,
+            fields,
+            aggregates: Vec::new(),
+            selection: Some(SelectionCall {
+                selection,
+                field: self.field(&field.name),
+            }),
+        }))
+    }
+
     fn field(&self, name: &str) -> Option<usize> {
         self.scan_fields.iter().position(|f| f == name)
     }
@@ -164,15 +309,56 @@ impl Compiler<'_> {
             };
             return Ok(Node::Transform(t, Box::new(inner)));
         }
-        let func = Func::parse(name).ok_or_else(|| format!("{name}() is not supported yet"))?;
-        let [Expr::VarRef(arg)] = args.as_slice() else {
+        if matches!(name, "top" | "bottom" | "sample" | "distinct") {
             return Err(format!(
-                "{name}() of anything but one field is not supported yet"
+                "{name}() inside an expression is not supported yet"
             ));
+        }
+        let mut func = Func::parse(name).ok_or_else(|| format!("{name}() is not supported yet"))?;
+        match func {
+            Func::Percentile(_) => {
+                if args.len() != 2 {
+                    return Err(arity(name, 2, args.len()));
+                }
+                func = Func::Percentile(match &args[1] {
+                    Expr::Integer(i) => *i as f64,
+                    Expr::Number(x) => *x,
+                    _ => return Err("expected float argument in percentile()".into()),
+                });
+            }
+            Func::Integral(_) => {
+                if args.is_empty() || args.len() > 2 {
+                    return Err(format!(
+                        "invalid number of arguments for integral, expected at least 1 but \
+                         no more than 2, got {}",
+                        args.len()
+                    ));
+                }
+                if let Some(unit) = args.get(1) {
+                    func = Func::Integral(positive_duration(name, unit)?);
+                }
+            }
+            _ if args.len() != 1 => return Err(arity(name, 1, args.len())),
+            _ => {}
+        }
+        let field = match (&args[0], func) {
+            (Expr::VarRef(v), _) => self.field(&v.name),
+            (Expr::Call(d), Func::Count) if d.name == "distinct" => {
+                func = Func::CountDistinct;
+                match d.args.as_slice() {
+                    [Expr::VarRef(v)] => self.field(&v.name),
+                    _ => return Err("distinct function requires at least one argument".into()),
+                }
+            }
+            (Expr::Distinct(v), Func::Count) => {
+                func = Func::CountDistinct;
+                self.field(v)
+            }
+            _ => return Err(format!("expected field argument in {name}()")),
         };
         self.aggregates.push(AggregateCall {
             func,
-            field: self.field(&arg.name),
+            field,
             window_before,
         });
         Ok(Node::Aggregate(self.aggregates.len() - 1))
@@ -194,19 +380,7 @@ impl Compiler<'_> {
                     None if name == "elapsed" => 1,
                     None if self.interval > 0 => self.interval,
                     None => SECOND,
-                    Some(Expr::Duration(d)) if *d <= 0 => {
-                        return Err(format!(
-                            "duration argument must be positive, got {}",
-                            go_duration(*d)
-                        ))
-                    }
-                    Some(Expr::Duration(d)) => *d,
-                    Some(other) => {
-                        return Err(format!(
-                            "second argument to {name} must be a duration, got {}",
-                            go_type(other)
-                        ))
-                    }
+                    Some(unit) => positive_duration(name, unit)?,
                 };
                 if name == "elapsed" {
                     Transform::Elapsed { unit }
@@ -276,6 +450,20 @@ pub fn reads_window_before(stmt: &SelectStatement) -> bool {
     stmt.fields.iter().any(|f| walk(&f.expr))
 }
 
+fn positive_duration(name: &str, e: &Expr) -> Result<i64, String> {
+    match e {
+        Expr::Duration(d) if *d <= 0 => Err(format!(
+            "duration argument must be positive, got {}",
+            go_duration(*d)
+        )),
+        Expr::Duration(d) => Ok(*d),
+        other => Err(format!(
+            "second argument to {name} must be a duration, got {}",
+            go_type(other)
+        )),
+    }
+}
+
 fn arity(name: &str, expected: usize, got: usize) -> String {
     format!("invalid number of arguments for {name}, expected {expected}, got {got}")
 }
@@ -304,6 +492,7 @@ pub fn column_names(fields: &[Field]) -> Vec<String> {
         match e {
             Expr::Call(c) => out.push(c.name.clone()),
             Expr::VarRef(v) => out.push(v.name.clone()),
+            Expr::Distinct(_) => out.push("distinct".into()),
             Expr::Paren(e) => base(e, out),
             Expr::Binary(b) => {
                 base(&b.lhs, out);
@@ -357,7 +546,7 @@ pub fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<FieldValue
         }
         Node::Binary(op, l, r) => calc::binary(*op, &eval_row(l, values)?, &eval_row(r, values)?),
         // Only raw plans are evaluated row by row.
-        Node::Aggregate(_) | Node::Transform(..) => None,
+        Node::Aggregate(_) | Node::Transform(..) | Node::Selected | Node::Tag(_) => None,
     }
 }
 
@@ -386,7 +575,9 @@ pub fn eval_column(
 ) -> Result<Column, String> {
     Ok(match node {
         Node::Literal(v) => Column::Constant(v.clone()),
-        Node::Field(_) | Node::Aggregate(_) => Column::Cells(leaf(node)),
+        Node::Field(_) | Node::Aggregate(_) | Node::Selected | Node::Tag(_) => {
+            Column::Cells(leaf(node))
+        }
         Node::Transform(t, inner) => {
             let input = match eval_column(inner, times, leaf)? {
                 Column::Cells(c) => c,

@@ -90,6 +90,9 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
                 refs(&b.rhs, out);
             }
             Expr::Paren(e) => refs(e, out),
+            Expr::Distinct(name) => {
+                out.insert(name.clone());
+            }
             _ => {}
         }
     }
