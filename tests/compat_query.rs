@@ -130,6 +130,7 @@ fn queries() -> Vec<String> {
     ]);
     q.extend(with_ranges(TRANSFORMATIONS_AND_ARITHMETIC));
     q.extend(with_ranges(SELECTORS_AND_AGGREGATES));
+    q.extend(with_ranges(SOURCES));
     q
 }
 
@@ -182,16 +183,46 @@ const SELECTORS_AND_AGGREGATES: &[&str] = &[
         "SELECT mode(count), percentile(usage, 50), percentile(count, 90) FROM cpu WHERE {early}",
 ];
 
-/// Queries with `{early}` (00:02 to 00:06) and `{gap}` (00:08 to 00:13, host c's gap at
-/// 00:09) for their time ranges.
+/// Several measurements, regular expressions of measurements, `db.rp.measurement`. Not
+/// compared: a measurement named twice (`FROM mem, mem`), which 1.6 reads twice, returning
+/// every row twice; shardkeeper reads it once.
+const SOURCES: &[&str] = &[
+    "SELECT * FROM cpu, mem WHERE {minute} AND host='a'",
+    "SELECT used, usage FROM cpu, mem WHERE {minute} AND host='a'",
+    "SELECT mean(used), mean(usage) FROM /.*/ WHERE {minute}",
+    "SELECT used FROM q.autogen.mem WHERE {minute}",
+    "SELECT used FROM q..mem WHERE {minute}",
+    "SELECT used FROM nope.autogen.mem",
+    "SELECT used FROM q.nope.mem",
+    "SELECT max(used) FROM mem, cpu WHERE {minute} GROUP BY host",
+    "SELECT * FROM /nomatch/",
+    "SELECT derivative(used) FROM /mem|cpu/ WHERE {minute} AND host='a'",
+    "SELECT * FROM /^m/ WHERE {minute}",
+    "SELECT count(used), count(usage) FROM /e/ WHERE {gap} GROUP BY time(1m)",
+    "SELECT mean(usage) FROM q.autogen./c.u/ WHERE {gap} GROUP BY time(1m), host",
+    "SELECT * FROM cpu, mem WHERE {minute} AND host = 'a' LIMIT 1",
+    "SELECT max(used), max(usage) FROM cpu, mem WHERE {gap} GROUP BY host SLIMIT 2",
+    "SELECT max(used), max(usage) FROM cpu, mem WHERE {gap} GROUP BY host SLIMIT 2 SOFFSET 1",
+    "SELECT used + 1 FROM /mem/ WHERE {minute}",
+    "SELECT top(used, 2) FROM /.*/ WHERE {gap}",
+    "SELECT distinct(note) FROM cpu, mem WHERE {gap}",
+    "SELECT usage FROM cpu, nosuch WHERE {minute} AND host = 'b'",
+];
+
+/// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03) and `{gap}` (00:08
+/// to 00:13, host c's gap at 00:09) for their time ranges.
 fn with_ranges(templates: &[&str]) -> Vec<String> {
     let range = |from: &str, to: &str| {
         format!("time >= '2024-01-01T00:{from}:00Z' AND time < '2024-01-01T00:{to}:00Z'")
     };
-    let (early, gap) = (range("02", "06"), range("08", "13"));
+    let (early, minute, gap) = (range("02", "06"), range("02", "03"), range("08", "13"));
     templates
         .iter()
-        .map(|t| t.replace("{early}", &early).replace("{gap}", &gap))
+        .map(|t| {
+            t.replace("{early}", &early)
+                .replace("{minute}", &minute)
+                .replace("{gap}", &gap)
+        })
         .collect()
 }
 

@@ -348,7 +348,9 @@ fn window_rows(
                         Cell::Absent
                     }
                     // InfluxDB counts an empty window as 0 under fill(null).
+                    // (A field the measurement lacks counts as null.)
                     None if matches!(call.func, Func::Count | Func::CountDistinct)
+                        && call.field.is_some()
                         && *fill == Fill::Null =>
                     {
                         Cell::Value(FieldValue::Integer(0))

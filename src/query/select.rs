@@ -1,7 +1,8 @@
-//! `SELECT`: a scan of the series of one measurement (rows in the time range that pass the
-//! condition, with the fields the statement needs), then either the raw rows or their
-//! aggregates ([`super::aggregate`]). Subqueries, several sources and INTO are refused with
-//! a clear error, never answered wrongly.
+//! `SELECT`: per measurement the sources name, a scan of its series (rows in the time range
+//! that pass the condition, with the fields the statement needs), then either the raw rows
+//! (and expressions of them) or their aggregates and transformations
+//! ([`super::aggregate`]). Subqueries and INTO are refused with a clear error, never
+//! answered wrongly.
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
@@ -61,7 +62,53 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if plain && interval > 0 {
         return Err("GROUP BY requires at least one aggregate function".into());
     }
-    let scan = scan(stmt, ctx)?;
+    let targets = targets(stmt, ctx)?;
+    if let [target] = targets.as_slice() {
+        return execute_one(stmt, ctx, target, interval, plain);
+    }
+    // Several measurements: each answers as its own series (in name order, SLIMIT and
+    // SOFFSET applying to each as 1.x does), and `*` yields the union of their columns.
+    let mut series = Vec::new();
+    for target in &targets {
+        series.extend(execute_one(stmt, ctx, target, interval, plain)?);
+    }
+    if stmt
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard(_)))
+    {
+        let mut union: Vec<String> = series
+            .iter()
+            .flat_map(|s| s.columns.iter().skip(1).cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        union.insert(0, "time".to_owned());
+        for s in &mut series {
+            let at: Vec<Option<usize>> = union
+                .iter()
+                .map(|c| s.columns.iter().position(|own| own == c))
+                .collect();
+            for row in &mut s.values {
+                *row = at
+                    .iter()
+                    .map(|i| i.map_or(Value::Null, |i| row[i].clone()))
+                    .collect();
+            }
+            s.columns = union.clone();
+        }
+    }
+    Ok(series)
+}
+
+fn execute_one(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    interval: i64,
+    plain: bool,
+) -> Result<Vec<Series>, String> {
+    let scan = scan(stmt, ctx, target)?;
     let plan = if plain {
         None
     } else {
@@ -112,34 +159,75 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
         .collect()
 }
 
-fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String> {
-    let [Source::Measurement(source)] = stmt.sources.as_slice() else {
-        return Err(
-            "selecting from several measurements or subqueries is not supported yet".into(),
-        );
-    };
-    let MeasurementName::Name(measurement) = &source.name else {
-        return Err(
-            "selecting from a regular expression of measurements is not supported yet".into(),
-        );
-    };
-    let database = source
-        .database
-        .as_deref()
-        .or(ctx.database)
-        .ok_or("database name required")?;
-    let db = ctx
-        .catalog
-        .databases
-        .get(database)
-        .ok_or_else(|| format!("database not found: {database}"))?;
-    let policy = source
-        .retention_policy
-        .clone()
-        .unwrap_or_else(|| db.default_policy.clone());
-    if !db.policies.contains_key(&policy) {
-        return Err(format!("retention policy not found: {policy}"));
+/// One measurement a statement reads, in a database and retention policy that exist.
+pub struct Target {
+    database: String,
+    policy: String,
+    measurement: String,
+}
+
+/// The measurements the statement's sources name, their regular expressions matched
+/// against the measurements the retention policy holds; in name order, each once.
+fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target>, String> {
+    let mut out: Vec<Target> = Vec::new();
+    for source in &stmt.sources {
+        let Source::Measurement(source) = source else {
+            return Err("subqueries are not supported yet".into());
+        };
+        let database = source
+            .database
+            .as_deref()
+            .or(ctx.database)
+            .ok_or("database name required")?;
+        let db = ctx
+            .catalog
+            .databases
+            .get(database)
+            .ok_or_else(|| format!("database not found: {database}"))?;
+        let policy = source
+            .retention_policy
+            .clone()
+            .unwrap_or_else(|| db.default_policy.clone());
+        if !db.policies.contains_key(&policy) {
+            return Err(format!("retention policy not found: {policy}"));
+        }
+        let names: Vec<String> = match &source.name {
+            MeasurementName::Name(name) => vec![name.clone()],
+            MeasurementName::Regex(r) => {
+                let re =
+                    regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                let mut all = BTreeSet::new();
+                for shard in ctx.storage.shards_of(database, Some(&policy)) {
+                    all.extend(shard.measurements());
+                }
+                all.into_iter().filter(|m| re.is_match(m)).collect()
+            }
+        };
+        for measurement in names {
+            let target = Target {
+                database: database.to_owned(),
+                policy: policy.clone(),
+                measurement,
+            };
+            let seen = out.iter().any(|t| {
+                (&t.database, &t.policy, &t.measurement)
+                    == (&target.database, &target.policy, &target.measurement)
+            });
+            if !seen {
+                out.push(target);
+            }
+        }
     }
+    out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
+    Ok(out)
+}
+
+fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Result<Scan, String> {
+    let (database, policy, measurement) = (
+        target.database.as_str(),
+        &target.policy,
+        &target.measurement,
+    );
     let mut regexes = Regexes::default();
     if let Some(cond) = &stmt.condition {
         Regexes::compile(cond, &mut regexes)?;
@@ -156,7 +244,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
     };
     let shards: Vec<_> = ctx
         .storage
-        .shards_of(database, Some(&policy))
+        .shards_of(database, Some(policy))
         .into_iter()
         .filter(|s| s.info.end > read_from && s.info.start <= end)
         .collect();
