@@ -131,6 +131,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(TRANSFORMATIONS_AND_ARITHMETIC));
     q.extend(with_ranges(SELECTORS_AND_AGGREGATES));
     q.extend(with_ranges(SOURCES));
+    q.extend(with_ranges(TIME_ZONES));
     q
 }
 
@@ -209,19 +210,43 @@ const SOURCES: &[&str] = &[
     "SELECT usage FROM cpu, nosuch WHERE {minute} AND host = 'b'",
 ];
 
-/// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03) and `{gap}` (00:08
-/// to 00:13, host c's gap at 00:09) for their time ranges.
+/// tz(): windows aligned to local time, times printed with the zone's offset, an unknown
+/// zone refused as a parse error.
+const TIME_ZONES: &[&str] = &[
+        "SELECT usage FROM cpu WHERE host='a' AND {minute} LIMIT 2 tz('America/Chicago')",
+        "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY time(7m) tz('Asia/Kolkata')",
+        "SELECT mean(usage) FROM cpu WHERE host='a' tz('America/Chicago')",
+        "SELECT max(usage) FROM cpu WHERE host='a' tz('America/Chicago')",
+        "SELECT usage FROM cpu WHERE host='a' AND {minute} LIMIT 1 tz('Nope/Zone')",
+        "SELECT count(usage) FROM cpu WHERE {all} GROUP BY time(1d) tz('America/Chicago')",
+        "SELECT count(usage) FROM cpu WHERE {all} GROUP BY time(1h) tz('Asia/Kolkata')",
+        "SELECT count(usage) FROM cpu WHERE {all} GROUP BY time(1d), host tz('Asia/Kolkata')",
+        "SELECT derivative(mean(usage)) FROM cpu WHERE {all} GROUP BY time(10m) tz('Europe/London')",
+        "SELECT * FROM mem WHERE {minute} tz('Australia/Adelaide')",
+        "SELECT mean(usage) FROM cpu WHERE time >= '2024-01-01T05:30:00+05:30' AND time < '2024-01-01T05:50:00+05:30' GROUP BY time(5m) tz('Asia/Kolkata')",
+        "SELECT top(usage, 2) FROM cpu WHERE {all} tz('America/Chicago')",
+        "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY time(1d, 3h) tz('America/Chicago')",
+];
+
+/// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03), `{gap}` (00:08
+/// to 00:13, host c's gap at 00:09) and `{all}` (00:00 to 00:30) for their time ranges.
 fn with_ranges(templates: &[&str]) -> Vec<String> {
     let range = |from: &str, to: &str| {
         format!("time >= '2024-01-01T00:{from}:00Z' AND time < '2024-01-01T00:{to}:00Z'")
     };
-    let (early, minute, gap) = (range("02", "06"), range("02", "03"), range("08", "13"));
+    let (early, minute, gap, all) = (
+        range("02", "06"),
+        range("02", "03"),
+        range("08", "13"),
+        range("00", "30"),
+    );
     templates
         .iter()
         .map(|t| {
             t.replace("{early}", &early)
                 .replace("{minute}", &minute)
                 .replace("{gap}", &gap)
+                .replace("{all}", &all)
         })
         .collect()
 }
@@ -387,7 +412,22 @@ fn queries_answer_as_influxdb_does() {
         differences.join("\n")
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
+    windows_across_a_utc_offset_change_are_refused(ours.addr);
     ours.stop();
+}
+
+/// Fixed-size windows cannot follow a daylight-saving change of the tz() zone: shardkeeper
+/// refuses such a query rather than misplace its windows (influxd is not asked).
+fn windows_across_a_utc_offset_change_are_refused(ours: SocketAddr) {
+    let q = "SELECT count(usage) FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND \
+             time < '2024-04-01T00:00:00Z' GROUP BY time(1d) tz('America/Chicago')";
+    let r = query(ours, DB, q);
+    assert_eq!(r.status, 200);
+    let error = r.json()["results"][0]["error"].clone();
+    assert!(
+        error.as_str().is_some_and(|e| e.contains("UTC offset")),
+        "{q}: {error}"
+    );
 }
 
 /// sample() is random: both must return the same number of rows with the same columns,

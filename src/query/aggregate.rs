@@ -8,7 +8,7 @@ use super::calc::Cell;
 use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
 use super::result::Series;
-use super::select::{descending, json_value, limit, time_value, Scan, SelectContext, SeriesRows};
+use super::select::{descending, json_value, limit, Scan, SelectContext, SeriesRows};
 use super::selection;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
@@ -161,10 +161,24 @@ pub fn execute(
         } else {
             scan.end
         };
+        // Windows align to local time in the statement's zone. Their fixed size cannot
+        // follow a change of the zone's offset, so one inside the range is refused.
+        let zone_offset = ctx.zone.as_ref().map_or(0, |z| z.offset_nanos(lower));
+        let offset = offset - zone_offset;
         let (mut first, last) = (
             window_start(lower, interval, offset),
             window_start(upper, interval, offset),
         );
+        if let Some(zone) = &ctx.zone {
+            let end = last.saturating_add(interval);
+            if zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset {
+                return Err(
+                    "GROUP BY time() over a change of the tz() zone's UTC offset is not \
+                     supported yet"
+                        .into(),
+                );
+            }
+        }
         if window_before {
             first = first.saturating_sub(interval);
         }
@@ -233,7 +247,7 @@ pub fn execute(
         let mut values: Vec<Vec<Value>> = rows
             .into_iter()
             .map(|(time, mut row)| {
-                row.insert(0, time_value(time, ctx.epoch));
+                row.insert(0, ctx.time_value(time));
                 row
             })
             .collect();

@@ -12,5 +12,6 @@ mod select;
 mod selection;
 mod show;
 mod transform;
+mod zone;
 
 pub use executor::{epoch_unit, execute, QueryError, QueryOptions};

@@ -5,9 +5,11 @@
 //! answered wrongly.
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
+use super::format::rfc3339_nanos_at;
 use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
 use super::result::{float_value, Series};
+use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::Column;
@@ -22,6 +24,21 @@ pub struct SelectContext<'a> {
     pub now: i64,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
     pub epoch: Option<i64>,
+    /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
+    /// its offset.
+    pub zone: Option<Zone>,
+}
+
+impl SelectContext<'_> {
+    /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
+    /// statement's zone).
+    pub fn time_value(&self, ns: i64) -> Value {
+        match (self.epoch, &self.zone) {
+            (Some(unit), _) => Value::from(ns.div_euclid(unit)),
+            (None, Some(zone)) => Value::from(rfc3339_nanos_at(ns, zone.offset_nanos(ns))),
+            (None, None) => Value::from(super::format::rfc3339_nanos(ns)),
+        }
+    }
 }
 
 /// What a scan found: every matching series with its rows, in series-key order.
@@ -442,7 +459,7 @@ fn raw(
         .skip(stmt.offset as usize)
         .take(limit(stmt.limit))
         .map(|(time, mut values)| {
-            values.insert(0, time_value(time, ctx.epoch));
+            values.insert(0, ctx.time_value(time));
             values
         })
         .collect();
@@ -478,12 +495,5 @@ pub fn json_value(v: &FieldValue) -> Value {
         FieldValue::Unsigned(x) => Value::from(*x),
         FieldValue::String(x) => Value::from(x.clone()),
         FieldValue::Boolean(x) => Value::from(*x),
-    }
-}
-
-pub fn time_value(ns: i64, epoch: Option<i64>) -> Value {
-    match epoch {
-        Some(unit) => Value::from(ns.div_euclid(unit)),
-        None => Value::from(super::format::rfc3339_nanos(ns)),
     }
 }
