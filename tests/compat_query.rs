@@ -371,11 +371,19 @@ fn with_ranges(templates: &[&str]) -> Vec<String> {
 }
 
 /// Math functions, transformations (on raw fields and on aggregates, whose first window
-/// reads the one before the range), arithmetic with 1.x's integer/float typing, and their
-/// errors. Not compared: sqrt/log of a negative number, whose NaN 1.6 prints as null
+/// reads the one before the range), arithmetic with 1.x's integer/float typing and its type
+/// errors, and their errors. Not compared: sqrt/log of a negative number, whose NaN 1.6 prints as null
 /// but whose infinities (log(0), x / 0.0 is 0 in 1.x) it fails to encode at all; LIMIT
 /// with several transformations, which 1.6 applies per transformation rather than per row.
 const TRANSFORMATIONS_AND_ARITHMETIC: &[&str] = &[
+    "SELECT usage + note FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT note + 1 FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT up * 2 FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT (usage + 1) * note FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT up & true, up + up FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT mean(usage) + note FROM cpu",
+    "SELECT note + note FROM cpu WHERE host='a' LIMIT 1",
+    "SELECT up ^ false, up | up FROM cpu WHERE host='b' LIMIT 3",
         "SELECT abs(count), ceil(usage), floor(usage), round(usage), sqrt(usage), pow(usage, 2), log(usage, 2), ln(usage), log2(usage), log10(usage), exp(usage) FROM cpu WHERE host='a' AND {early} LIMIT 3",
         "SELECT abs(count), ceil(count), sqrt(count), pow(count,2), exp(count) FROM cpu WHERE host='a' AND {early} LIMIT 2",
         "SELECT usage + count, usage * 2, count * 2, count / 2, count % 3, count - 1, (usage - count) / 2 FROM cpu WHERE host='a' AND {early} LIMIT 3",

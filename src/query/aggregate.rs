@@ -1,8 +1,13 @@
-//! Aggregates and selectors over a scan, grouped by time windows and tags, with fill().
+//! Aggregates and selectors over a scan, grouped by time windows and tags, with fill(), and
+//! what a plan computes from them (transformations, math, arithmetic); also transformations
+//! of raw points.
 //!
-//! Supported now: count, sum, mean, median, min, max, first, last, spread, stddev;
-//! `GROUP BY time(interval[, offset])` and tag keys (or `*`); fill(null | none | previous |
-//! linear | <number>). Anything else is refused with a clear error.
+//! Supported now: count, count(distinct), sum, mean, median, mode, percentile, integral,
+//! min, max, first, last, spread, stddev, and top/bottom/sample/distinct
+//! ([`super::selection`]); `GROUP BY time(interval[, offset])` (in a tz() zone) and tag
+//! keys (or `*`); fill(null | none | previous | linear | <number>), applied to each
+//! aggregate before what is computed from it, as 1.x does. Anything else is refused with
+//! a clear error.
 
 use super::calc::Cell;
 use super::parser::ast::{Expr, Fill, SelectStatement};
@@ -279,7 +284,7 @@ pub fn execute(
 
 fn cell_json(column: &Column, row: usize) -> Value {
     match column {
-        Column::Constant(v) => json_value(v),
+        Column::Constant(v) => v.as_ref().map_or(Value::Null, json_value),
         Column::Cells(cells) => cells[row].value().map_or(Value::Null, json_value),
     }
 }

@@ -5,7 +5,7 @@
 use super::aggregate::Func;
 use super::calc::{self, Cell, MathFn};
 use super::format::go_duration;
-use super::parser::ast::{BinaryOp, Expr, Field, SelectStatement};
+use super::parser::ast::{BinaryOp, DataType, Expr, Field, SelectStatement};
 use super::transform::Transform;
 use crate::line_protocol::FieldValue;
 use std::collections::HashMap;
@@ -450,6 +450,81 @@ pub fn reads_window_before(stmt: &SelectStatement) -> bool {
     stmt.fields.iter().any(|f| walk(&f.expr))
 }
 
+/// Refuses arithmetic on strings and booleans (bitwise operators excepted for booleans)
+/// as 1.x does, naming the expression with its fields' types. `field_type` gives a field's
+/// type (None: unknown, which passes).
+pub fn check_types(
+    stmt: &SelectStatement,
+    field_type: &dyn Fn(&str) -> Option<DataType>,
+) -> Result<(), String> {
+    fn typed(e: &Expr, field_type: &dyn Fn(&str) -> Option<DataType>) -> Expr {
+        match e {
+            Expr::VarRef(v) => {
+                let mut v = v.clone();
+                v.data_type = v.data_type.or_else(|| field_type(&v.name));
+                Expr::VarRef(v)
+            }
+            Expr::Paren(inner) => Expr::Paren(Box::new(typed(inner, field_type))),
+            Expr::Binary(b) => {
+                Expr::binary(b.op, typed(&b.lhs, field_type), typed(&b.rhs, field_type))
+            }
+            other => other.clone(),
+        }
+    }
+    fn type_of(e: &Expr) -> Option<DataType> {
+        match e {
+            Expr::VarRef(v) => v.data_type,
+            Expr::Paren(inner) => type_of(inner),
+            Expr::Integer(_) => Some(DataType::Integer),
+            Expr::Number(_) => Some(DataType::Float),
+            Expr::String(_) => Some(DataType::String),
+            Expr::Boolean(_) => Some(DataType::Boolean),
+            Expr::Binary(b) => match (type_of(&b.lhs)?, type_of(&b.rhs)?) {
+                (DataType::Boolean, DataType::Boolean) => Some(DataType::Boolean),
+                (DataType::Integer, DataType::Integer) if b.op == BinaryOp::Div => {
+                    Some(DataType::Float)
+                }
+                (DataType::Integer, DataType::Integer) => Some(DataType::Integer),
+                _ => Some(DataType::Float),
+            },
+            _ => None,
+        }
+    }
+    fn check(whole: &Expr, e: &Expr) -> Result<(), String> {
+        match e {
+            Expr::Paren(inner) => check(whole, inner),
+            Expr::Binary(b) if !b.op.is_comparison_or_logical() => {
+                check(whole, &b.lhs)?;
+                check(whole, &b.rhs)?;
+                let (Some(l), Some(r)) = (type_of(&b.lhs), type_of(&b.rhs)) else {
+                    return Ok(());
+                };
+                let bitwise = matches!(b.op, BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor);
+                let fine = match (l, r) {
+                    (DataType::String, _) | (_, DataType::String) => false,
+                    (DataType::Boolean, DataType::Boolean) => bitwise,
+                    (DataType::Boolean, _) | (_, DataType::Boolean) => false,
+                    _ => true,
+                };
+                if fine {
+                    return Ok(());
+                }
+                Err(format!(
+                    "type error: {whole}: incompatible types: {} and {}",
+                    l.as_str(),
+                    r.as_str()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+    for f in &stmt.fields {
+        let e = typed(&f.expr, field_type);
+        check(&e, &e)?;
+    }
+    Ok(())
+}
+
 fn positive_duration(name: &str, e: &Expr) -> Result<i64, String> {
     match e {
         Expr::Duration(d) if *d <= 0 => Err(format!(
@@ -562,7 +637,8 @@ pub fn reads_any(node: &Node, values: &[Option<FieldValue>]) -> bool {
 
 /// A node's column over a sequence of rows, or a constant.
 pub enum Column {
-    Constant(FieldValue),
+    /// A literal (None: an expression of literals that is null).
+    Constant(Option<FieldValue>),
     Cells(Vec<Cell>),
 }
 
@@ -574,7 +650,7 @@ pub fn eval_column(
     leaf: &dyn Fn(&Node) -> Vec<Cell>,
 ) -> Result<Column, String> {
     Ok(match node {
-        Node::Literal(v) => Column::Constant(v.clone()),
+        Node::Literal(v) => Column::Constant(Some(v.clone())),
         Node::Field(_) | Node::Aggregate(_) | Node::Selected | Node::Tag(_) => {
             Column::Cells(leaf(node))
         }
@@ -608,45 +684,35 @@ fn combine(
     rows: usize,
     f: &dyn Fn(&FieldValue, Option<&FieldValue>) -> Option<FieldValue>,
 ) -> Column {
-    let cell = |a: Option<&FieldValue>, b: Option<Option<&FieldValue>>| -> Option<FieldValue> {
-        match b {
-            None => f(a?, None),
-            Some(b) => f(a?, Some(b?)),
-        }
-    };
-    match (a, b) {
-        (Column::Constant(a), None) => {
-            Column::Constant(f(&a, None).unwrap_or(FieldValue::Float(f64::NAN)))
-        }
-        (Column::Constant(a), Some(Column::Constant(b))) => {
-            Column::Constant(f(&a, Some(&b)).unwrap_or(FieldValue::Float(f64::NAN)))
-        }
-        (a, b) => {
-            let at = |c: &Column, i: usize| -> (bool, Option<FieldValue>) {
-                match c {
-                    Column::Constant(v) => (false, Some(v.clone())),
-                    Column::Cells(cells) => (cells[i].is_present(), cells[i].value().cloned()),
-                }
-            };
-            Column::Cells(
-                (0..rows)
-                    .map(|i| {
-                        let (pa, va) = at(&a, i);
-                        let (pb, vb) = match &b {
-                            Some(b) => {
-                                let (p, v) = at(b, i);
-                                (p, Some(v))
-                            }
-                            None => (false, None),
-                        };
-                        if !pa && !pb {
-                            return Cell::Absent;
-                        }
-                        let vb_ref = vb.as_ref().map(|v| v.as_ref());
-                        cell(va.as_ref(), vb_ref).map_or(Cell::Null, Cell::Value)
-                    })
-                    .collect(),
-            )
+    // Whether a column has a point at a row, and its value there.
+    fn at(c: &Column, row: usize) -> (bool, Option<&FieldValue>) {
+        match c {
+            Column::Constant(v) => (false, v.as_ref()),
+            Column::Cells(cells) => (cells[row].is_present(), cells[row].value()),
         }
     }
+    let apply = |x: Option<&FieldValue>, y: Option<Option<&FieldValue>>| match y {
+        None => f(x?, None),
+        Some(y) => f(x?, Some(y?)),
+    };
+    if let (Column::Constant(x), None | Some(Column::Constant(_))) = (&a, &b) {
+        let y = b.as_ref().map(|b| at(b, 0).1);
+        return Column::Constant(apply(x.as_ref(), y));
+    }
+    Column::Cells(
+        (0..rows)
+            .map(|row| {
+                let (has_a, x) = at(&a, row);
+                let (has_b, y) = b.as_ref().map_or((false, None), |b| {
+                    let (has, y) = at(b, row);
+                    (has, Some(y))
+                });
+                if has_a || has_b {
+                    apply(x, y).map_or(Cell::Null, Cell::Value)
+                } else {
+                    Cell::Absent
+                }
+            })
+            .collect(),
+    )
 }

@@ -6,7 +6,7 @@
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
-use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
+use super::parser::ast::{DataType, Expr, MeasurementName, SelectStatement, SortField, Source};
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
 use super::result::{float_value, Series};
 use super::zone::Zone;
@@ -136,8 +136,30 @@ fn execute_one(
         _ if !stmt.dimensions.is_empty() || stmt.fill.is_some() => {
             Err("GROUP BY and fill() without an aggregate are not supported yet".into())
         }
-        _ => raw(stmt, ctx, scan, plan.as_ref()),
+        _ => {
+            if plan.is_some() {
+                plan::check_types(stmt, &|name| field_type(&scan, name))?;
+            }
+            raw(stmt, ctx, scan, plan.as_ref())
+        }
     }
+}
+
+/// A field's type, from the first value the scan found of it.
+fn field_type(scan: &Scan, name: &str) -> Option<DataType> {
+    let i = scan.fields.iter().position(|f| f == name)?;
+    let value = scan
+        .series
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .find_map(|(_, values)| values.get(i)?.as_ref())?;
+    Some(match value {
+        FieldValue::Float(_) => DataType::Float,
+        FieldValue::Integer(_) => DataType::Integer,
+        FieldValue::Unsigned(_) => DataType::Unsigned,
+        FieldValue::String(_) => DataType::String,
+        FieldValue::Boolean(_) => DataType::Boolean,
+    })
 }
 
 /// Field names a statement reads: those it selects (all for `*`) and those its
