@@ -133,6 +133,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(SOURCES));
     q.extend(with_ranges(TIME_ZONES));
     q.extend(with_ranges(COMBINATIONS));
+    q.extend(with_ranges(DESCENDING));
     q
 }
 
@@ -357,6 +358,25 @@ const COMBINATIONS: &[&str] = &[
         "SELECT distinct(used) FROM mem WHERE {early} tz('Asia/Kolkata')",
         "SELECT max(usage) FROM cpu, mem WHERE {all} GROUP BY time(15m)",
         "SELECT abs(usage) FROM cpu WHERE host = 'a' AND {early} ORDER BY time DESC LIMIT 3",
+];
+
+/// ORDER BY time DESC: transformations run over the points or windows in descending order
+/// (of aggregates, reading the window after the range), and series come in reverse order
+/// (after SLIMIT picked them in ascending order, as 1.x does). Not compared: top() and
+/// bottom() with DESC, whose rows 1.6 returns in ascending time order.
+const DESCENDING: &[&str] = &[
+    "SELECT derivative(mean(usage)), mean(usage) FROM cpu WHERE {all} GROUP BY time(5m) ORDER BY time DESC",
+    "SELECT derivative(usage), difference(usage), cumulative_sum(usage), moving_average(usage, 2), elapsed(usage) FROM cpu WHERE host='a' AND time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:03:00Z' ORDER BY time DESC",
+    "SELECT difference(max(count)), cumulative_sum(sum(count)), moving_average(mean(usage), 2), elapsed(max(usage), 1s) FROM cpu WHERE {all} GROUP BY time(5m), host ORDER BY time DESC",
+    "SELECT mean(usage), derivative(mean(usage)), non_negative_difference(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT mean(usage), derivative(mean(usage)) FROM cpu WHERE host='c' AND {gap} GROUP BY time(1m) fill(0) ORDER BY time DESC",
+    "SELECT non_negative_derivative(usage, 1m) FROM cpu WHERE {gap} GROUP BY host ORDER BY time DESC LIMIT 3",
+    "SELECT derivative(mean(usage)) FROM cpu WHERE {all} GROUP BY time(5m) ORDER BY time DESC LIMIT 2 OFFSET 1",
+    "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY host ORDER BY time DESC SLIMIT 1",
+    "SELECT max(usage) FROM cpu, mem WHERE {all} GROUP BY host ORDER BY time DESC",
+    "SELECT max(used), max(usage) FROM cpu, mem WHERE {all} GROUP BY host ORDER BY time DESC",
+    "SELECT used, usage FROM cpu, mem WHERE time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:02:30Z' AND host = 'a' ORDER BY time DESC",
+    "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY time(10m), region ORDER BY time DESC",
 ];
 
 /// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03), `{gap}` (00:08

@@ -120,9 +120,7 @@ pub fn execute(
     let offset = time_offset(stmt);
     let group_tags = group_tags(stmt, &scan)?;
     let transforms = plan.fields.iter().any(has_transform);
-    if transforms && descending(stmt) {
-        return Err("ORDER BY time DESC with transformations is not supported yet".into());
-    }
+    let descending = descending(stmt);
 
     // Groups of series by the values of the GROUP BY tags, in tag order.
     let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
@@ -170,7 +168,7 @@ pub fn execute(
         // follow a change of the zone's offset, so one inside the range is refused.
         let zone_offset = ctx.zone.as_ref().map_or(0, |z| z.offset_nanos(lower));
         let offset = offset - zone_offset;
-        let (mut first, last) = (
+        let (mut first, mut last) = (
             window_start(lower, interval, offset),
             window_start(upper, interval, offset),
         );
@@ -184,7 +182,9 @@ pub fn execute(
                 );
             }
         }
-        if window_before {
+        if window_before && descending {
+            last = last.saturating_add(interval);
+        } else if window_before {
             first = first.saturating_sub(interval);
         }
         let count = last.saturating_sub(first) / interval + 1;
@@ -209,6 +209,14 @@ pub fn execute(
             count: 1,
         }
     };
+    // The window a transformation reads beyond the range, dropped from the output.
+    let extra = window_before.then(|| {
+        if descending {
+            windows.count.saturating_sub(1)
+        } else {
+            0
+        }
+    });
     let single_selector = interval == 0
         && plan.aggregates.len() == 1
         && plan.aggregates[0].func.is_selector()
@@ -230,7 +238,7 @@ pub fn execute(
     let mut out = Vec::new();
     for (tags, members) in groups {
         let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
-            Kind::Points => point_rows(plan, &members)?,
+            Kind::Points => point_rows(plan, &members, descending)?,
             _ if plan.selection.is_some() => selection::rows(
                 plan.selection.as_ref().ok_or("no selection")?,
                 &plan.fields,
@@ -246,7 +254,8 @@ pub fn execute(
                 &fill,
                 &integer,
                 single_selector,
-                window_before,
+                extra,
+                descending,
             )?,
         };
         let mut values: Vec<Vec<Value>> = rows
@@ -259,7 +268,7 @@ pub fn execute(
         if values.is_empty() {
             continue;
         }
-        if descending(stmt) {
+        if descending {
             values.reverse();
         }
         let values: Vec<Vec<Value>> = values
@@ -275,11 +284,16 @@ pub fn execute(
             values,
         });
     }
-    Ok(out
+    let mut out: Vec<Series> = out
         .into_iter()
         .skip(stmt.soffset as usize)
         .take(limit(stmt.slimit))
-        .collect())
+        .collect();
+    // 1.x picks SLIMIT's series in tag order, then returns them in the query's order.
+    if descending {
+        out.reverse();
+    }
+    Ok(out)
 }
 
 fn cell_json(column: &Column, row: usize) -> Value {
@@ -305,7 +319,8 @@ fn window_rows(
     fill: &Fill,
     integer: &[bool],
     single_selector: bool,
-    window_before: bool,
+    extra: Option<usize>,
+    descending: bool,
 ) -> Result<Vec<(i64, Vec<Value>)>, String> {
     let calls = &plan.aggregates;
     // Values per window per call, with their times (for selectors).
@@ -377,26 +392,37 @@ fn window_rows(
                     None => Cell::Null,
                 })
                 .collect();
-            let from = if window_before && !call.window_before {
-                column[0] = Cell::Absent;
-                1
-            } else {
-                0
-            };
+            let mut filled = 0..column.len();
+            match extra {
+                Some(e) if !call.window_before => {
+                    column[e] = Cell::Absent;
+                    filled = if e == 0 { 1..column.len() } else { 0..e };
+                }
+                _ => {}
+            }
             // 1.x streams integral() past its fill: its empty windows stay empty.
             if let Func::Integral(_) = call.func {
                 for cell in column.iter_mut().filter(|c| **c == Cell::Null) {
                     *cell = Cell::Absent;
                 }
             } else if grouped_by_time {
-                apply_fill(fill, integer[c], &mut column[from..]);
+                apply_fill(fill, integer[c], &mut column[filled]);
             }
             column
         })
         .collect();
-    let times: Vec<i64> = (0..windows.count).map(|w| windows.start(w)).collect();
+    // Transformations see the windows in the query's order.
+    let order: Vec<usize> = if descending {
+        (0..windows.count).rev().collect()
+    } else {
+        (0..windows.count).collect()
+    };
+    let times: Vec<i64> = order.iter().map(|&w| windows.start(w)).collect();
     let leaf = |node: &Node| match node {
-        Node::Aggregate(k) => aggregate_columns[*k].clone(),
+        Node::Aggregate(k) => order
+            .iter()
+            .map(|&w| aggregate_columns[*k][w].clone())
+            .collect(),
         _ => vec![Cell::Absent; windows.count],
     };
     let columns = plan
@@ -404,28 +430,41 @@ fn window_rows(
         .iter()
         .map(|f| eval_column(f, &times, &leaf))
         .collect::<Result<Vec<_>, _>>()?;
-    let from = usize::from(window_before);
-    Ok((from..windows.count)
-        .filter(|&w| present(&columns, w))
-        .map(|w| {
+    let mut rows: Vec<(i64, Vec<Value>)> = order
+        .iter()
+        .enumerate()
+        .filter(|&(at, &w)| Some(w) != extra && present(&columns, at))
+        .map(|(at, &w)| {
             let time = match (single_selector, &reduced[w][0]) {
                 (true, Some((t, _))) => *t,
-                _ => times[w],
+                _ => times[at],
             };
-            (time, columns.iter().map(|c| cell_json(c, w)).collect())
+            (time, columns.iter().map(|c| cell_json(c, at)).collect())
         })
-        .collect())
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
 }
 
 /// One group's rows of a [`Kind::Points`] plan: the points of its series merged in time
 /// order, transformed.
-fn point_rows(plan: &Plan, members: &[&SeriesRows]) -> Result<Vec<(i64, Vec<Value>)>, String> {
+fn point_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    descending: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, String> {
     let mut points: Vec<(i64, &Vec<Option<FieldValue>>)> = members
         .iter()
         .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
         .collect();
-    // Stable: points of equal time keep their series order.
+    // Stable: points of equal time keep their series order. Transformations see them in
+    // the query's order.
     points.sort_by_key(|(t, _)| *t);
+    if descending {
+        points.reverse();
+    }
     let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
     let leaf = |node: &Node| match node {
         Node::Field(Some(i)) => points
@@ -445,10 +484,14 @@ fn point_rows(plan: &Plan, members: &[&SeriesRows]) -> Result<Vec<(i64, Vec<Valu
         .iter()
         .map(|f| eval_column(f, &times, &leaf))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((0..points.len())
+    let mut rows: Vec<(i64, Vec<Value>)> = (0..points.len())
         .filter(|&r| present(&columns, r))
         .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
-        .collect())
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
 }
 
 /// A call's result in one window, with the time of the point it came from (selectors).

@@ -83,8 +83,13 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if let [target] = targets.as_slice() {
         return execute_one(stmt, ctx, target, interval, plain);
     }
-    // Several measurements: each answers as its own series (in name order, SLIMIT and
-    // SOFFSET applying to each as 1.x does), and `*` yields the union of their columns.
+    // Several measurements: each answers as its own series (in name order, reversed for
+    // ORDER BY time DESC; SLIMIT and SOFFSET applying to each as 1.x does), and `*` yields
+    // the union of their columns.
+    let mut targets = targets;
+    if descending(stmt) {
+        targets.reverse();
+    }
     let mut series = Vec::new();
     for target in &targets {
         series.extend(execute_one(stmt, ctx, target, interval, plain)?);
@@ -272,20 +277,26 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
         Regexes::compile(cond, &mut regexes)?;
     }
     let (start, end) = time_range(stmt.condition.as_ref(), ctx.now);
-    // Transformations of aggregates also read the window before the range (see
-    // `Transform::reads_window_before`): its rows are read too, and judged by the rest of
-    // the condition as if they were at the range's start.
+    // Transformations of aggregates also read the window before the range (after it, in
+    // descending order; see `Transform::reads_window_before`): its rows are read too, and
+    // judged by the rest of the condition as if they were at the range's edge.
     let interval = stmt.group_by_interval().map_err(str::to_owned)?;
-    let read_from = if plan::reads_window_before(stmt) && interval > 0 && start != i64::MIN {
+    let extend = plan::reads_window_before(stmt) && interval > 0;
+    let read_from = if extend && !descending(stmt) && start != i64::MIN {
         start.saturating_sub(interval)
     } else {
         start
+    };
+    let read_to = if extend && descending(stmt) && end != i64::MAX {
+        end.saturating_add(interval)
+    } else {
+        end
     };
     let shards: Vec<_> = ctx
         .storage
         .shards_of(database, Some(policy))
         .into_iter()
-        .filter(|s| s.info.end > read_from && s.info.start <= end)
+        .filter(|s| s.info.end > read_from && s.info.start <= read_to)
         .collect();
     let mut field_keys: HashSet<String> = HashSet::new();
     for shard in &shards {
@@ -305,7 +316,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
     };
     for shard in &shards {
         for s in shard
-            .series_of(measurement, read_from, end, &keep)
+            .series_of(measurement, read_from, read_to, &keep)
             .map_err(|e| e.to_string())?
         {
             tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
@@ -327,7 +338,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
             .iter()
             .map(|f| {
                 let p: Vec<&Column> = parts.fields.get(f)?.iter().collect();
-                Some(Column::resolve(&p)?.slice_time(read_from, end))
+                Some(Column::resolve(&p)?.slice_time(read_from, read_to))
             })
             .collect();
         let times: BTreeSet<i64> = columns
@@ -356,7 +367,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
                     .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
                     .collect();
                 let row = Row {
-                    time: time.max(start),
+                    time: time.max(start).min(end),
                     tags: &parts.tags,
                     fields: &at,
                     field_keys: &field_keys,

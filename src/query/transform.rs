@@ -45,13 +45,14 @@ impl Transform {
     }
 
     /// Whether 1.x computes the transformation over one extra window before the query's
-    /// range, so that its first window already has a predecessor.
+    /// range (after it, in descending order), so that its first window already has a
+    /// predecessor.
     pub fn reads_window_before(self) -> bool {
         !matches!(self, Transform::CumulativeSum)
     }
 
-    /// The transformation of `input` (one cell per row, rows at `times`, ascending): an
-    /// output cell per row, Absent where it emits no point.
+    /// The transformation of `input` (one cell per row, rows at `times`, in the query's
+    /// order): an output cell per row, Absent where it emits no point.
     pub fn apply(self, times: &[i64], input: &[Cell]) -> Result<Vec<Cell>, String> {
         let mut out = vec![Cell::Absent; input.len()];
         let points = input
@@ -83,7 +84,8 @@ impl Transform {
                             if non_negative && diff < 0.0 {
                                 continue;
                             }
-                            let elapsed = (time - pt) as f64 / unit as f64;
+                            // Positive in either order: 1.x negates it when descending.
+                            let elapsed = (time - pt).abs() as f64 / unit as f64;
                             Cell::Value(FieldValue::Float(diff / elapsed))
                         }
                         Transform::Difference { non_negative } => {
