@@ -181,3 +181,59 @@ impl MathFn {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FieldValue::{Float, Integer};
+
+    #[test]
+    fn integers_stay_integers_except_under_division() {
+        assert_eq!(
+            binary(BinaryOp::Mul, &Integer(-5), &Integer(2)),
+            Some(Integer(-10))
+        );
+        assert_eq!(
+            binary(BinaryOp::Div, &Integer(7), &Integer(2)),
+            Some(Float(3.5))
+        );
+        assert_eq!(
+            binary(BinaryOp::Mod, &Integer(-5), &Integer(3)),
+            Some(Integer(-2))
+        );
+        assert_eq!(
+            binary(BinaryOp::Add, &Integer(1), &Float(0.5)),
+            Some(Float(1.5))
+        );
+    }
+
+    #[test]
+    fn division_by_zero_is_zero_as_in_1x() {
+        assert_eq!(
+            binary(BinaryOp::Div, &Integer(7), &Integer(0)),
+            Some(Float(0.0))
+        );
+        assert_eq!(
+            binary(BinaryOp::Mod, &Integer(7), &Integer(0)),
+            Some(Integer(0))
+        );
+        assert_eq!(
+            binary(BinaryOp::Div, &Float(7.0), &Float(0.0)),
+            Some(Float(0.0))
+        );
+    }
+
+    #[test]
+    fn math_keeps_integers_where_1x_does() {
+        assert_eq!(MathFn::Abs.apply(&Integer(-3), None), Some(Integer(3)));
+        assert_eq!(MathFn::Round.apply(&Float(2.5), None), Some(Float(3.0)));
+        assert_eq!(
+            MathFn::Pow.apply(&Integer(3), Some(&Integer(2))),
+            Some(Float(9.0))
+        );
+        assert_eq!(
+            MathFn::Sqrt.apply(&FieldValue::String("x".into()), None),
+            None
+        );
+    }
+}

@@ -209,6 +209,11 @@ impl Compiler<'_> {
                 }
             }
         };
+        if matches!(args[0], Expr::Wildcard(_) | Expr::Regex(_)) {
+            return Err(format!(
+                "{name}() of a wildcard or regular expression is not supported yet"
+            ));
+        }
         let Expr::VarRef(field) = &args[0] else {
             return Err(format!(
                 "expected first argument to be a field in {name}(), found {}",
@@ -353,6 +358,11 @@ impl Compiler<'_> {
             (Expr::Distinct(v), Func::Count) => {
                 func = Func::CountDistinct;
                 self.field(v)
+            }
+            (Expr::Wildcard(_) | Expr::Regex(_), _) => {
+                return Err(format!(
+                    "{name}() of a wildcard or regular expression is not supported yet"
+                ))
             }
             _ => return Err(format!("expected field argument in {name}()")),
         };
@@ -715,4 +725,68 @@ fn combine(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parser::parse_query;
+    use crate::query::parser::Statement;
+
+    fn select(q: &str) -> SelectStatement {
+        match parse_query(q).unwrap().remove(0) {
+            Statement::Select(s) => *s,
+            other => panic!("not a select: {other}"),
+        }
+    }
+
+    #[test]
+    fn columns_are_named_as_in_influxdb() {
+        let s = select(
+            "SELECT usage + count, usage * 2, count, count / 2, mean(x) * 100 AS m, \
+             max(a) + min(b), count FROM cpu",
+        );
+        assert_eq!(
+            column_names(&s.fields),
+            [
+                "usage_count",
+                "usage",
+                "count",
+                "count_1",
+                "m",
+                "max_min",
+                "count_2"
+            ]
+        );
+    }
+
+    #[test]
+    fn transformations_follow_1x_rules() {
+        let fields = ["usage".to_owned()];
+        let err = |q: &str, interval| compile(&select(q), &fields, interval).err().unwrap();
+        assert_eq!(
+            err("SELECT derivative(usage) FROM cpu", 60),
+            "aggregate function required inside the call to derivative"
+        );
+        assert_eq!(
+            err("SELECT derivative(mean(usage)) FROM cpu", 0),
+            "derivative aggregate requires a GROUP BY interval"
+        );
+        assert_eq!(
+            err("SELECT derivative(usage), usage FROM cpu", 0),
+            "mixing aggregate and non-aggregate queries is not supported"
+        );
+        assert_eq!(
+            err("SELECT moving_average(usage, 1) FROM cpu", 0),
+            "moving_average window must be greater than 1, got 1"
+        );
+        let plan = compile(
+            &select("SELECT derivative(mean(usage)) FROM cpu"),
+            &fields,
+            60,
+        );
+        let plan = plan.unwrap();
+        assert_eq!(plan.kind, Kind::Windows);
+        assert!(plan.aggregates[0].window_before);
+    }
 }
