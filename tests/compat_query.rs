@@ -134,6 +134,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(TIME_ZONES));
     q.extend(with_ranges(COMBINATIONS));
     q.extend(with_ranges(DESCENDING));
+    q.extend(with_ranges(RAW_GROUP_BY_TAGS));
     q
 }
 
@@ -379,8 +380,28 @@ const DESCENDING: &[&str] = &[
     "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY time(10m), region ORDER BY time DESC",
 ];
 
+/// Raw rows grouped by tags: a series per combination of their values (without them in
+/// `*`), LIMIT/OFFSET per series, SLIMIT/SOFFSET over them; fill() other than none and
+/// linear is ignored without a function.
+const RAW_GROUP_BY_TAGS: &[&str] = &[
+    "SELECT usage FROM cpu WHERE {half_minute} GROUP BY host LIMIT 2",
+    "SELECT * FROM cpu WHERE {half_minute} GROUP BY region",
+    "SELECT usage, host FROM cpu WHERE {half_minute} GROUP BY * ORDER BY time DESC SLIMIT 2",
+    "SELECT usage + 1 FROM cpu WHERE {half_minute} GROUP BY host fill(0)",
+    "SELECT count, note FROM cpu WHERE {gap} AND up = false GROUP BY host, region",
+    "SELECT usage FROM cpu WHERE {gap} GROUP BY host SLIMIT 1 SOFFSET 1",
+    "SELECT * FROM cpu, mem WHERE {half_minute} GROUP BY host",
+    "SELECT used FROM mem WHERE {half_minute} GROUP BY nosuchtag",
+    "SELECT usage FROM cpu WHERE {half_minute} fill(none)",
+    "SELECT usage FROM cpu WHERE {ten_seconds} fill(0)",
+    "SELECT usage FROM cpu WHERE {ten_seconds} fill(linear)",
+    "SELECT usage FROM cpu WHERE {ten_seconds} GROUP BY host fill(none)",
+    "SELECT usage, count * 2 FROM cpu WHERE {half_minute} GROUP BY host ORDER BY time DESC LIMIT 2 OFFSET 1",
+];
+
 /// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03), `{gap}` (00:08
-/// to 00:13, host c's gap at 00:09) and `{all}` (00:00 to 00:30) for their time ranges.
+/// to 00:13, host c's gap at 00:09), `{all}` (00:00 to 00:30), `{half_minute}` and
+/// `{ten_seconds}` (from 00:02) for their time ranges.
 fn with_ranges(templates: &[&str]) -> Vec<String> {
     let range = |from: &str, to: &str| {
         format!("time >= '2024-01-01T00:{from}:00Z' AND time < '2024-01-01T00:{to}:00Z'")
@@ -391,6 +412,8 @@ fn with_ranges(templates: &[&str]) -> Vec<String> {
         range("08", "13"),
         range("00", "30"),
     );
+    let half_minute = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:02:30Z'";
+    let ten_seconds = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:02:10Z'";
     templates
         .iter()
         .map(|t| {
@@ -398,6 +421,8 @@ fn with_ranges(templates: &[&str]) -> Vec<String> {
                 .replace("{minute}", &minute)
                 .replace("{gap}", &gap)
                 .replace("{all}", &all)
+                .replace("{half_minute}", half_minute)
+                .replace("{ten_seconds}", ten_seconds)
         })
         .collect()
 }

@@ -534,7 +534,7 @@ fn time_offset(stmt: &SelectStatement) -> i64 {
         .unwrap_or(0)
 }
 
-fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
+pub fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
     let mut tags = Vec::new();
     for d in &stmt.dimensions {
         match &d.expr {

@@ -6,7 +6,9 @@
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
-use super::parser::ast::{DataType, Expr, MeasurementName, SelectStatement, SortField, Source};
+use super::parser::ast::{
+    DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
+};
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
 use super::result::{float_value, Series};
 use super::zone::Zone;
@@ -138,8 +140,15 @@ fn execute_one(
     };
     match &plan {
         Some(p) if p.kind != Kind::Raw => super::aggregate::execute(stmt, ctx, scan, p),
-        _ if !stmt.dimensions.is_empty() || stmt.fill.is_some() => {
-            Err("GROUP BY and fill() without an aggregate are not supported yet".into())
+        // fill() without a function has nothing to fill: 1.x ignores it, but refuses
+        // the two that need one.
+        _ if matches!(stmt.fill, Some(Fill::None | Fill::Linear)) => {
+            let fill = if stmt.fill == Some(Fill::None) {
+                "none"
+            } else {
+                "linear"
+            };
+            Err(format!("fill({fill}) must be used with a function"))
         }
         _ => {
             if plan.is_some() {
@@ -404,6 +413,8 @@ fn raw(
 ) -> Result<Vec<Series>, String> {
     let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
     let names = column_names(&stmt.fields);
+    // GROUP BY tags: a series per combination of their values, without them in `*`.
+    let group_tags = super::aggregate::group_tags(stmt, &scan)?;
     let mut outputs: Vec<(String, Output)> = Vec::new();
     for (index, field) in stmt.fields.iter().enumerate() {
         match &field.expr {
@@ -417,6 +428,7 @@ fn raw(
                 all.extend(
                     scan.tag_keys
                         .iter()
+                        .filter(|t| !group_tags.contains(t))
                         .map(|t| (t.clone(), Output::Tag(t.clone()))),
                 );
                 all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -450,61 +462,85 @@ fn raw(
     let mut columns = vec!["time".to_owned()];
     columns.extend(outputs.iter().map(|(name, _)| name.clone()));
 
-    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+    let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
     for s in &scan.series {
-        for (time, values) in &s.rows {
-            let mut out = Vec::with_capacity(columns.len());
-            let mut any_field = false;
-            for (_, o) in &outputs {
-                out.push(match o {
-                    Output::Field(i) => match values.get(*i).and_then(Option::as_ref) {
-                        Some(v) => {
-                            any_field = true;
-                            json_value(v)
+        let key = group_tags
+            .iter()
+            .map(|k| {
+                let value = s.tags.iter().find(|(t, _)| t == k).map(|(_, v)| v);
+                (k.clone(), value.cloned().unwrap_or_default())
+            })
+            .collect();
+        groups.entry(key).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (key, members) in groups {
+        let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+        for s in members {
+            for (time, values) in &s.rows {
+                let mut out = Vec::with_capacity(columns.len());
+                let mut any_field = false;
+                for (_, o) in &outputs {
+                    out.push(match o {
+                        Output::Field(i) => match values.get(*i).and_then(Option::as_ref) {
+                            Some(v) => {
+                                any_field = true;
+                                json_value(v)
+                            }
+                            None => Value::Null,
+                        },
+                        Output::Expr(i) => {
+                            let node = &plan.ok_or("no plan for an expression")?.fields[*i];
+                            any_field |= reads_any(node, values);
+                            eval_row(node, values).map_or(Value::Null, |v| json_value(&v))
                         }
-                        None => Value::Null,
-                    },
-                    Output::Expr(i) => {
-                        let node = &plan.ok_or("no plan for an expression")?.fields[*i];
-                        any_field |= reads_any(node, values);
-                        eval_row(node, values).map_or(Value::Null, |v| json_value(&v))
-                    }
-                    Output::Tag(t) => s
-                        .tags
-                        .iter()
-                        .find(|(k, _)| k == t)
-                        .map_or(Value::Null, |(_, v)| Value::from(v.clone())),
-                });
-            }
-            if any_field {
-                rows.push((*time, out));
+                        Output::Tag(t) => s
+                            .tags
+                            .iter()
+                            .find(|(k, _)| k == t)
+                            .map_or(Value::Null, |(_, v)| Value::from(v.clone())),
+                    });
+                }
+                if any_field {
+                    rows.push((*time, out));
+                }
             }
         }
+        // Stable either way: rows of equal time keep their series order.
+        if descending(stmt) {
+            rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+        } else {
+            rows.sort_by_key(|(t, _)| *t);
+        }
+        let values: Vec<Vec<Value>> = rows
+            .into_iter()
+            .skip(stmt.offset as usize)
+            .take(limit(stmt.limit))
+            .map(|(time, mut values)| {
+                values.insert(0, ctx.time_value(time));
+                values
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        out.push(Series {
+            name: scan.measurement.clone(),
+            tags: (!group_tags.is_empty()).then(|| key.into_iter().collect()),
+            columns: columns.clone(),
+            values,
+        });
     }
-    // Stable either way: rows of equal time keep their series order.
-    if descending(stmt) {
-        rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    } else {
-        rows.sort_by_key(|(t, _)| *t);
-    }
-    let values: Vec<Vec<Value>> = rows
+    let mut out: Vec<Series> = out
         .into_iter()
-        .skip(stmt.offset as usize)
-        .take(limit(stmt.limit))
-        .map(|(time, mut values)| {
-            values.insert(0, ctx.time_value(time));
-            values
-        })
+        .skip(stmt.soffset as usize)
+        .take(limit(stmt.slimit))
         .collect();
-    if values.is_empty() {
-        return Ok(Vec::new());
+    // As for aggregates: SLIMIT picks in tag order, the query's order orders the series.
+    if descending(stmt) {
+        out.reverse();
     }
-    Ok(vec![Series {
-        name: scan.measurement,
-        tags: None,
-        columns,
-        values,
-    }])
+    Ok(out)
 }
 
 pub fn descending(stmt: &SelectStatement) -> bool {
