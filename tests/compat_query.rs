@@ -135,6 +135,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(COMBINATIONS));
     q.extend(with_ranges(DESCENDING));
     q.extend(with_ranges(RAW_GROUP_BY_TAGS));
+    q.extend(with_ranges(WILDCARD_CALLS));
     q
 }
 
@@ -397,6 +398,22 @@ const RAW_GROUP_BY_TAGS: &[&str] = &[
     "SELECT usage FROM cpu WHERE {ten_seconds} fill(linear)",
     "SELECT usage FROM cpu WHERE {ten_seconds} GROUP BY host fill(none)",
     "SELECT usage, count * 2 FROM cpu WHERE {half_minute} GROUP BY host ORDER BY time DESC LIMIT 2 OFFSET 1",
+];
+
+/// Calls of `*` or a regex: one column per field of a type the function takes, across every
+/// measurement read.
+const WILDCARD_CALLS: &[&str] = &[
+    "SELECT mean(*) FROM cpu WHERE {all}",
+    "SELECT count(*) FROM cpu WHERE {all}",
+    "SELECT mean(/us/) FROM cpu WHERE {all}",
+    "SELECT derivative(mean(*)) FROM cpu WHERE {all} GROUP BY time(10m)",
+    "SELECT sum(*) FROM cpu, mem WHERE {all}",
+    "SELECT count(*) FROM /m.*/ WHERE {minute}",
+    "SELECT max(*) FROM mem WHERE {all} GROUP BY time(10m)",
+    "SELECT mean(*) AS m FROM cpu WHERE {all} GROUP BY host",
+    "SELECT spread(*), last(*) FROM cpu WHERE {all} GROUP BY time(15m)",
+    "SELECT count(/nomatch/) FROM cpu WHERE {all}",
+    "SELECT percentile(*, 50) FROM cpu WHERE {all} GROUP BY time(10m)",
 ];
 
 /// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03), `{gap}` (00:08

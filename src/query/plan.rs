@@ -8,7 +8,8 @@ use super::format::go_duration;
 use super::parser::ast::{BinaryOp, DataType, Expr, Field, SelectStatement};
 use super::transform::Transform;
 use crate::line_protocol::FieldValue;
-use std::collections::HashMap;
+use crate::storage::column::FieldType;
+use std::collections::{BTreeMap, HashMap};
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -458,6 +459,70 @@ pub fn reads_window_before(stmt: &SelectStatement) -> bool {
         }
     }
     stmt.fields.iter().any(|f| walk(&f.expr))
+}
+
+/// The statement with each call of `*` or a regex (`mean(*)`, `derivative(mean(/us/))`)
+/// replaced by one call per field it matches (fields in name order, as `fields` holds them
+/// with their types), named `<name>_<field>`, as 1.x rewrites them. A field is matched
+/// only where the innermost function takes its type: count, first, last, distinct,
+/// elapsed, mode and sample any; min and max numbers and booleans; the others numbers.
+pub fn expand_wildcard_calls(
+    stmt: &SelectStatement,
+    fields: &BTreeMap<String, FieldType>,
+) -> Result<SelectStatement, String> {
+    // The innermost call and its pattern, if the expression is calls around `*` or a regex.
+    fn pattern(e: &Expr) -> Option<(&str, &Expr)> {
+        let Expr::Call(c) = e else { return None };
+        match c.args.first()? {
+            arg @ (Expr::Wildcard(_) | Expr::Regex(_)) => Some((c.name.as_str(), arg)),
+            inner => pattern(inner),
+        }
+    }
+    fn substitute(e: &Expr, field: &str) -> Expr {
+        match e {
+            Expr::Call(c) => {
+                let mut c = c.clone();
+                if let Some(first) = c.args.first_mut() {
+                    let replaced = match &*first {
+                        Expr::Wildcard(_) | Expr::Regex(_) => Expr::var(field),
+                        inner => substitute(inner, field),
+                    };
+                    *first = replaced;
+                }
+                Expr::Call(c)
+            }
+            other => other.clone(),
+        }
+    }
+    let names = column_names(&stmt.fields);
+    let mut out = stmt.clone();
+    out.fields.clear();
+    for (field, name) in stmt.fields.iter().zip(names) {
+        let Some((innermost, arg)) = pattern(&field.expr) else {
+            out.fields.push(field.clone());
+            continue;
+        };
+        let regex = match arg {
+            Expr::Regex(r) => {
+                Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
+            }
+            _ => None,
+        };
+        for (key, kind) in fields {
+            let takes = match innermost {
+                "count" | "first" | "last" | "distinct" | "elapsed" | "mode" | "sample" => true,
+                "min" | "max" => !matches!(kind, FieldType::String),
+                _ => !matches!(kind, FieldType::String | FieldType::Boolean),
+            };
+            if takes && regex.as_ref().is_none_or(|r| r.is_match(key)) {
+                out.fields.push(Field {
+                    expr: substitute(&field.expr, key),
+                    alias: Some(format!("{name}_{key}")),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Refuses arithmetic on strings and booleans (bitwise operators excepted for booleans)

@@ -14,7 +14,7 @@ use super::result::{float_value, Series};
 use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
-use crate::storage::column::Column;
+use crate::storage::column::{Column, FieldType};
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -82,6 +82,25 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
         return Err("GROUP BY requires at least one aggregate function".into());
     }
     let targets = targets(stmt, ctx)?;
+    let expanded;
+    let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
+        // The fields of every measurement read (the first type seen of each name).
+        let mut fields: BTreeMap<String, FieldType> = BTreeMap::new();
+        for t in &targets {
+            for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
+                for (name, kind) in shard.field_types(&t.measurement) {
+                    fields.entry(name).or_insert(kind);
+                }
+            }
+        }
+        expanded = plan::expand_wildcard_calls(stmt, &fields)?;
+        if expanded.fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        &expanded
+    } else {
+        stmt
+    };
     if let [target] = targets.as_slice() {
         return execute_one(stmt, ctx, target, interval, plain);
     }
@@ -123,6 +142,18 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
         }
     }
     Ok(series)
+}
+
+/// Whether an expression is calls around `*` or a regular expression (`mean(*)`).
+fn calls_pattern(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => match c.args.first() {
+            Some(Expr::Wildcard(_) | Expr::Regex(_)) => true,
+            Some(inner) => calls_pattern(inner),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 fn execute_one(
