@@ -1,12 +1,20 @@
-//! Aggregates and selectors over a scan, grouped by time windows and tags, with fill().
+//! Aggregates and selectors over a scan, grouped by time windows and tags, with fill(), and
+//! what a plan computes from them (transformations, math, arithmetic); also transformations
+//! of raw points.
 //!
-//! Supported now: count, sum, mean, median, min, max, first, last, spread, stddev;
-//! `GROUP BY time(interval[, offset])` and tag keys (or `*`); fill(null | none | previous |
-//! linear | <number>). Anything else is refused with a clear error.
+//! Supported now: count, count(distinct), sum, mean, median, mode, percentile, integral,
+//! min, max, first, last, spread, stddev, and top/bottom/sample/distinct
+//! ([`super::selection`]); `GROUP BY time(interval[, offset])` (in a tz() zone) and tag
+//! keys (or `*`); fill(null | none | previous | linear | <number>), applied to each
+//! aggregate before what is computed from it, as 1.x does. Anything else is refused with
+//! a clear error.
 
+use super::calc::Cell;
 use super::parser::ast::{Expr, Fill, SelectStatement};
-use super::result::{float_value, Series};
-use super::select::{descending, json_value, limit, time_value, Scan, SelectContext, SeriesRows};
+use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
+use super::result::Series;
+use super::select::{descending, json_value, limit, Scan, SelectContext, SeriesRows};
+use super::selection;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -14,9 +22,16 @@ use std::collections::BTreeMap;
 /// More windows than this in one query is refused rather than exhausting memory.
 const MAX_WINDOWS: i64 = 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Func {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Func {
     Count,
+    /// `count(distinct(field))`
+    CountDistinct,
+    Mode,
+    /// The nearest-rank percentile (0 to 100).
+    Percentile(f64),
+    /// Area under the points (trapezoids), per `unit` nanoseconds.
+    Integral(i64),
     Sum,
     Mean,
     Median,
@@ -29,7 +44,7 @@ enum Func {
 }
 
 impl Func {
-    fn parse(name: &str) -> Option<Func> {
+    pub fn parse(name: &str) -> Option<Func> {
         Some(match name {
             "count" => Func::Count,
             "sum" => Func::Sum,
@@ -41,6 +56,9 @@ impl Func {
             "last" => Func::Last,
             "spread" => Func::Spread,
             "stddev" => Func::Stddev,
+            "mode" => Func::Mode,
+            "percentile" => Func::Percentile(50.0),
+            "integral" => Func::Integral(1_000_000_000),
             _ => return None,
         })
     }
@@ -48,48 +66,61 @@ impl Func {
     /// Selectors return one of the points, with its own time when the query has no time
     /// windows.
     fn is_selector(self) -> bool {
-        matches!(self, Func::Min | Func::Max | Func::First | Func::Last)
+        matches!(
+            self,
+            Func::Min | Func::Max | Func::First | Func::Last | Func::Percentile(_)
+        )
     }
 }
 
-struct Call {
-    func: Func,
-    /// Index of the field in the scan's rows (None: the field does not exist).
-    field: Option<usize>,
-    column: String,
+/// Whether a call's results are integers: counts, and sums and selections of integer
+/// fields.
+fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
+    if call.func == Func::Count {
+        return true;
+    }
+    let Some(i) = call.field else { return false };
+    let integer_field = scan
+        .series
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .find_map(|(_, values)| values.get(i).cloned().flatten())
+        .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
+    integer_field
+        && matches!(
+            call.func,
+            Func::Sum
+                | Func::Min
+                | Func::Max
+                | Func::First
+                | Func::Last
+                | Func::Spread
+                | Func::Mode
+                | Func::Percentile(_)
+        )
 }
 
-impl Call {
-    /// Whether the call's results are integers: counts, and sums and selections of
-    /// integer fields.
-    fn yields_integer(&self, scan: &Scan) -> bool {
-        if self.func == Func::Count {
-            return true;
-        }
-        let Some(i) = self.field else { return false };
-        let integer_field = scan
-            .series
-            .iter()
-            .flat_map(|s| s.rows.iter())
-            .find_map(|(_, values)| values.get(i).cloned().flatten())
-            .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
-        integer_field
-            && matches!(
-                self.func,
-                Func::Sum | Func::Min | Func::Max | Func::First | Func::Last | Func::Spread
-            )
+fn has_transform(node: &Node) -> bool {
+    match node {
+        Node::Transform(..) => true,
+        Node::Math(_, args) => args.iter().any(has_transform),
+        Node::Binary(_, l, r) => has_transform(l) || has_transform(r),
+        _ => false,
     }
 }
 
+/// Runs a plan of kind [`Kind::Windows`] or [`Kind::Points`].
 pub fn execute(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     scan: Scan,
+    plan: &Plan,
 ) -> Result<Vec<Series>, String> {
-    let calls = calls(stmt, &scan)?;
     let interval = stmt.group_by_interval().map_err(str::to_owned)?;
     let offset = time_offset(stmt);
     let group_tags = group_tags(stmt, &scan)?;
+    let transforms = plan.fields.iter().any(has_transform);
+    let descending = descending(stmt);
 
     // Groups of series by the values of the GROUP BY tags, in tag order.
     let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
@@ -110,12 +141,15 @@ pub fn execute(
     }
 
     // Windows: with GROUP BY time, from the window of the range's start (or of the first
-    // point) to that of its end (or now); otherwise one window over the range.
+    // point) to that of its end (or now); otherwise one window over the range. A window
+    // more in front when a transformation reads the one before the range (dropped from
+    // the output).
     let first_time = scan
         .series
         .iter()
         .filter_map(|s| s.rows.first().map(|r| r.0))
         .min();
+    let window_before = interval > 0 && plan.aggregates.iter().any(|a| a.window_before);
     let windows = if interval > 0 {
         let Some(first_time) = first_time else {
             return Ok(Vec::new());
@@ -130,10 +164,29 @@ pub fn execute(
         } else {
             scan.end
         };
-        let (first, last) = (
+        // Windows align to local time in the statement's zone. Their fixed size cannot
+        // follow a change of the zone's offset, so one inside the range is refused.
+        let zone_offset = ctx.zone.as_ref().map_or(0, |z| z.offset_nanos(lower));
+        let offset = offset - zone_offset;
+        let (mut first, mut last) = (
             window_start(lower, interval, offset),
             window_start(upper, interval, offset),
         );
+        if let Some(zone) = &ctx.zone {
+            let end = last.saturating_add(interval);
+            if zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset {
+                return Err(
+                    "GROUP BY time() over a change of the tz() zone's UTC offset is not \
+                     supported yet"
+                        .into(),
+                );
+            }
+        }
+        if window_before && descending {
+            last = last.saturating_add(interval);
+        } else if window_before {
+            first = first.saturating_sub(interval);
+        }
         let count = last.saturating_sub(first) / interval + 1;
         if count > MAX_WINDOWS {
             return Err(format!(
@@ -156,72 +209,66 @@ pub fn execute(
             count: 1,
         }
     };
-    let single_selector = interval == 0 && calls.len() == 1 && calls[0].func.is_selector();
+    // The window a transformation reads beyond the range, dropped from the output.
+    let extra = window_before.then(|| {
+        if descending {
+            windows.count.saturating_sub(1)
+        } else {
+            0
+        }
+    });
+    let single_selector = interval == 0
+        && plan.aggregates.len() == 1
+        && plan.aggregates[0].func.is_selector()
+        && !transforms;
+    let fill = stmt.fill.clone().unwrap_or(Fill::Null);
+    let integer: Vec<bool> = plan
+        .aggregates
+        .iter()
+        .map(|c| yields_integer(c, &scan))
+        .collect();
 
     let mut columns = vec!["time".to_owned()];
-    columns.extend(calls.iter().map(|c| c.column.clone()));
+    for (name, node) in column_names(&stmt.fields).into_iter().zip(&plan.fields) {
+        columns.push(name);
+        if let (Node::Selected, Some(call)) = (node, &plan.selection) {
+            columns.extend(selection::extra_columns(call));
+        }
+    }
     let mut out = Vec::new();
     for (tags, members) in groups {
-        // Values per window per call, with their times (for selectors).
-        let mut cells: Vec<Vec<Vec<(i64, FieldValue)>>> =
-            vec![vec![Vec::new(); calls.len()]; windows.count];
-        for s in members {
-            for (time, values) in &s.rows {
-                let Some(w) = windows.index(*time) else {
-                    continue;
-                };
-                for (c, call) in calls.iter().enumerate() {
-                    if let Some(v) = call.field.and_then(|i| values.get(i).cloned().flatten()) {
-                        cells[w][c].push((*time, v));
-                    }
-                }
-            }
-        }
-        let mut rows: Vec<(i64, Vec<Reduced>)> = cells
-            .iter()
-            .enumerate()
-            .map(|(w, cell)| {
-                (
-                    windows.start(w),
-                    calls
-                        .iter()
-                        .zip(cell)
-                        .map(|(call, values)| reduce(call.func, values))
-                        .collect(),
-                )
-            })
-            .collect();
-        let fill = stmt.fill.clone().unwrap_or(Fill::Null);
-        if interval == 0 || fill == Fill::None {
-            rows.retain(|(_, values)| values.iter().any(Option::is_some));
-        }
+        let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
+            Kind::Points => point_rows(plan, &members, descending)?,
+            _ if plan.selection.is_some() => selection::rows(
+                plan.selection.as_ref().ok_or("no selection")?,
+                &plan.fields,
+                &members,
+                windows.count,
+                &|t| windows.index(t),
+                &|w| windows.start(w),
+            ),
+            _ => window_rows(
+                plan,
+                &members,
+                &windows,
+                &fill,
+                &integer,
+                single_selector,
+                extra,
+                descending,
+            )?,
+        };
         let mut values: Vec<Vec<Value>> = rows
-            .iter()
-            .map(|(start, cells)| {
-                let time = match (single_selector, &cells[0]) {
-                    (true, Some((t, _))) => *t,
-                    _ => *start,
-                };
-                let mut row = vec![time_value(time, ctx.epoch)];
-                for (call, cell) in calls.iter().zip(cells) {
-                    row.push(match cell {
-                        Some((_, v)) => json_value(v),
-                        // InfluxDB counts an empty window as 0 under fill(null).
-                        None if call.func == Func::Count && fill == Fill::Null => Value::from(0),
-                        None => Value::Null,
-                    });
-                }
+            .into_iter()
+            .map(|(time, mut row)| {
+                row.insert(0, ctx.time_value(time));
                 row
             })
             .collect();
-        if interval > 0 {
-            let integer: Vec<bool> = calls.iter().map(|c| c.yields_integer(&scan)).collect();
-            apply_fill(&fill, &integer, &mut values);
-        }
         if values.is_empty() {
             continue;
         }
-        if descending(stmt) {
+        if descending {
             values.reverse();
         }
         let values: Vec<Vec<Value>> = values
@@ -237,11 +284,214 @@ pub fn execute(
             values,
         });
     }
-    Ok(out
+    let mut out: Vec<Series> = out
         .into_iter()
         .skip(stmt.soffset as usize)
         .take(limit(stmt.slimit))
-        .collect())
+        .collect();
+    // 1.x picks SLIMIT's series in tag order, then returns them in the query's order.
+    if descending {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+fn cell_json(column: &Column, row: usize) -> Value {
+    match column {
+        Column::Constant(v) => v.as_ref().map_or(Value::Null, json_value),
+        Column::Cells(cells) => cells[row].value().map_or(Value::Null, json_value),
+    }
+}
+
+fn present(columns: &[Column], row: usize) -> bool {
+    columns
+        .iter()
+        .any(|c| matches!(c, Column::Cells(cells) if cells[row].is_present()))
+}
+
+/// One group's rows of a [`Kind::Windows`] plan: its aggregates per window, filled, and the
+/// fields computed from them.
+#[allow(clippy::too_many_arguments)]
+fn window_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    windows: &Windows,
+    fill: &Fill,
+    integer: &[bool],
+    single_selector: bool,
+    extra: Option<usize>,
+    descending: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, String> {
+    let calls = &plan.aggregates;
+    // Values per window per call, with their times (for selectors).
+    let mut cells: Vec<Vec<Vec<(i64, FieldValue)>>> =
+        vec![vec![Vec::new(); calls.len()]; windows.count];
+    for s in members {
+        for (time, values) in &s.rows {
+            let Some(w) = windows.index(*time) else {
+                continue;
+            };
+            for (c, call) in calls.iter().enumerate() {
+                if let Some(v) = call.field.and_then(|i| values.get(i).cloned().flatten()) {
+                    cells[w][c].push((*time, v));
+                }
+            }
+        }
+    }
+    let reduced: Vec<Vec<Reduced>> = cells
+        .iter()
+        .map(|cell| {
+            calls
+                .iter()
+                .zip(cell)
+                .map(|(call, values)| reduce(call.func, values))
+                .collect()
+        })
+        .collect();
+    let mut reduced = reduced;
+    for (c, call) in calls.iter().enumerate() {
+        if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
+            let mut points: Vec<(i64, f64)> = members
+                .iter()
+                .flat_map(|s| s.rows.iter())
+                .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
+                .collect();
+            points.sort_by_key(|(t, _)| *t);
+            for (w, area) in integral_by_window(&points, windows, unit)
+                .into_iter()
+                .enumerate()
+            {
+                reduced[w][c] = area.map(|a| (windows.start(w), FieldValue::Float(a)));
+            }
+        }
+    }
+    let grouped_by_time = windows.interval > 0;
+    let aggregate_columns: Vec<Vec<Cell>> = calls
+        .iter()
+        .enumerate()
+        .map(|(c, call)| {
+            let mut column: Vec<Cell> = reduced
+                .iter()
+                .map(|window| match &window[c] {
+                    Some((_, v)) => Cell::Value(v.clone()),
+                    // A window with no point for any call has no row without time
+                    // windows or under fill(none).
+                    None if (!grouped_by_time || *fill == Fill::None)
+                        && window.iter().all(Option::is_none) =>
+                    {
+                        Cell::Absent
+                    }
+                    // InfluxDB counts an empty window as 0 under fill(null).
+                    // (A field the measurement lacks counts as null.)
+                    None if matches!(call.func, Func::Count | Func::CountDistinct)
+                        && call.field.is_some()
+                        && *fill == Fill::Null =>
+                    {
+                        Cell::Value(FieldValue::Integer(0))
+                    }
+                    None => Cell::Null,
+                })
+                .collect();
+            let mut filled = 0..column.len();
+            match extra {
+                Some(e) if !call.window_before => {
+                    column[e] = Cell::Absent;
+                    filled = if e == 0 { 1..column.len() } else { 0..e };
+                }
+                _ => {}
+            }
+            // 1.x streams integral() past its fill: its empty windows stay empty.
+            if let Func::Integral(_) = call.func {
+                for cell in column.iter_mut().filter(|c| **c == Cell::Null) {
+                    *cell = Cell::Absent;
+                }
+            } else if grouped_by_time {
+                apply_fill(fill, integer[c], &mut column[filled]);
+            }
+            column
+        })
+        .collect();
+    // Transformations see the windows in the query's order.
+    let order: Vec<usize> = if descending {
+        (0..windows.count).rev().collect()
+    } else {
+        (0..windows.count).collect()
+    };
+    let times: Vec<i64> = order.iter().map(|&w| windows.start(w)).collect();
+    let leaf = |node: &Node| match node {
+        Node::Aggregate(k) => order
+            .iter()
+            .map(|&w| aggregate_columns[*k][w].clone())
+            .collect(),
+        _ => vec![Cell::Absent; windows.count],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = order
+        .iter()
+        .enumerate()
+        .filter(|&(at, &w)| Some(w) != extra && present(&columns, at))
+        .map(|(at, &w)| {
+            let time = match (single_selector, &reduced[w][0]) {
+                (true, Some((t, _))) => *t,
+                _ => times[at],
+            };
+            (time, columns.iter().map(|c| cell_json(c, at)).collect())
+        })
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// One group's rows of a [`Kind::Points`] plan: the points of its series merged in time
+/// order, transformed.
+fn point_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    descending: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, String> {
+    let mut points: Vec<(i64, &Vec<Option<FieldValue>>)> = members
+        .iter()
+        .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
+        .collect();
+    // Stable: points of equal time keep their series order. Transformations see them in
+    // the query's order.
+    points.sort_by_key(|(t, _)| *t);
+    if descending {
+        points.reverse();
+    }
+    let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+    let leaf = |node: &Node| match node {
+        Node::Field(Some(i)) => points
+            .iter()
+            .map(|(_, values)| {
+                values
+                    .get(*i)
+                    .cloned()
+                    .flatten()
+                    .map_or(Cell::Absent, Cell::Value)
+            })
+            .collect(),
+        _ => vec![Cell::Absent; points.len()],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = (0..points.len())
+        .filter(|&r| present(&columns, r))
+        .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
 }
 
 /// A call's result in one window, with the time of the point it came from (selectors).
@@ -284,40 +534,7 @@ fn time_offset(stmt: &SelectStatement) -> i64 {
         .unwrap_or(0)
 }
 
-fn calls(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<Call>, String> {
-    let mut calls: Vec<Call> = Vec::new();
-    for field in &stmt.fields {
-        let Expr::Call(c) = &field.expr else {
-            return Err("mixing aggregate and non-aggregate queries is not supported".into());
-        };
-        let func =
-            Func::parse(&c.name).ok_or_else(|| format!("{}() is not supported yet", c.name))?;
-        let [Expr::VarRef(arg)] = c.args.as_slice() else {
-            return Err(format!(
-                "{}() of anything but one field is not supported yet",
-                c.name
-            ));
-        };
-        let base = field.alias.clone().unwrap_or_else(|| c.name.clone());
-        let taken = calls
-            .iter()
-            .filter(|k| k.column == base || k.column.starts_with(&format!("{base}_")))
-            .count();
-        let column = if taken == 0 || field.alias.is_some() {
-            base
-        } else {
-            format!("{base}_{taken}")
-        };
-        calls.push(Call {
-            func,
-            field: scan.fields.iter().position(|f| *f == arg.name),
-            column,
-        });
-    }
-    Ok(calls)
-}
-
-fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
+pub fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
     let mut tags = Vec::new();
     for d in &stmt.dimensions {
         match &d.expr {
@@ -332,7 +549,7 @@ fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String
     Ok(tags)
 }
 
-fn num(v: &FieldValue) -> Option<f64> {
+pub fn num(v: &FieldValue) -> Option<f64> {
     match v {
         FieldValue::Float(x) => Some(*x),
         FieldValue::Integer(x) => Some(*x as f64),
@@ -341,14 +558,79 @@ fn num(v: &FieldValue) -> Option<f64> {
     }
 }
 
-fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
+pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
     match (a, b) {
         (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
         (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
+        (FieldValue::String(x), FieldValue::String(y)) => x.cmp(y),
+        (FieldValue::Boolean(x), FieldValue::Boolean(y)) => x.cmp(y),
         _ => num(a)
             .unwrap_or(f64::NAN)
             .total_cmp(&num(b).unwrap_or(f64::NAN)),
     }
+}
+
+/// The most frequent value. Of equally frequent ones, 1.x's scan over the values in
+/// order keeps a later value when its first point is no later than the point at which the
+/// kept one reached that count; this follows that scan.
+fn mode(values: &[(i64, FieldValue)]) -> &FieldValue {
+    let mut sorted: Vec<&(i64, FieldValue)> = values.iter().collect();
+    sorted.sort_by(|a, b| cmp(&a.1, &b.1));
+    let (mut most, mut most_count, mut most_time) = (&sorted[0].1, 0usize, sorted[0].0);
+    let (mut current, mut count, mut current_time) = (&sorted[0].1, 0usize, sorted[0].0);
+    for (time, value) in sorted {
+        if value != current {
+            (current, count, current_time) = (value, 1, *time);
+            continue;
+        }
+        count += 1;
+        if most_count > count || (most_count == count && current_time > most_time) {
+            continue;
+        }
+        (most, most_count, most_time) = (value, count, *time);
+    }
+    most
+}
+
+/// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
+/// as 1.x streams it, a pair of points across a window boundary is split there at the
+/// linearly interpolated value, and a point at the time of the one before replaces it.
+fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Vec<Option<f64>> {
+    let mut out = vec![None; windows.count];
+    let unit = unit as f64;
+    let mut prev: Option<(i64, f64)> = None;
+    let (mut window, mut sum) = (0usize, 0.0);
+    for &(t, v) in points {
+        let Some(w) = windows.index(t) else {
+            continue;
+        };
+        let Some((mut pt, mut pv)) = prev else {
+            prev = Some((t, v));
+            window = w;
+            continue;
+        };
+        if pt == t {
+            prev = Some((t, v));
+            continue;
+        }
+        if windows.interval > 0 && w != window {
+            let end = windows.start(window) + windows.interval;
+            if pt != end {
+                let slope = (v - pv) / (t - pt) as f64;
+                let value = slope * (end - pt) as f64 + pv;
+                sum += 0.5 * (value + pv) * (end - pt) as f64 / unit;
+                (pt, pv) = (end, value);
+            }
+            out[window] = Some(sum);
+            (window, sum) = (w, 0.0);
+        }
+        sum += 0.5 * (v + pv) * (t - pt) as f64 / unit;
+        prev = Some((t, v));
+    }
+    if prev.is_some() {
+        out[window] = Some(sum);
+    }
+    out
 }
 
 /// One window's values of one call reduced to its result (with a time for selectors).
@@ -358,6 +640,25 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
     let float = |x: f64| Some((first.0, FieldValue::Float(x)));
     match func {
         Func::Count => Some((first.0, FieldValue::Integer(values.len() as i64))),
+        Func::CountDistinct => {
+            let mut distinct: Vec<&FieldValue> = values.iter().map(|(_, v)| v).collect();
+            distinct.sort_by(|a, b| cmp(a, b));
+            distinct.dedup();
+            Some((first.0, FieldValue::Integer(distinct.len() as i64)))
+        }
+        Func::Mode => Some((first.0, mode(values).clone())),
+        Func::Percentile(p) => {
+            let mut sorted: Vec<&(i64, FieldValue)> =
+                values.iter().filter(|(_, v)| num(v).is_some()).collect();
+            sorted.sort_by(|a, b| cmp(&a.1, &b.1).then(a.0.cmp(&b.0)));
+            let rank = (sorted.len() as f64 * p / 100.0 + 0.5).floor() as i64 - 1;
+            usize::try_from(rank)
+                .ok()
+                .and_then(|i| sorted.get(i))
+                .map(|&p| p.clone())
+        }
+        // Computed across windows by `integral_by_window`.
+        Func::Integral(_) => None,
         // Points of equal time: the larger value wins, as in InfluxDB's reducers.
         Func::First => values
             .iter()
@@ -442,51 +743,56 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
     }
 }
 
-/// `integer[i]`: column i+1 holds integers, so a numeric fill value is truncated to one,
-/// as InfluxDB casts it to the column's type.
-fn apply_fill(fill: &Fill, integer: &[bool], rows: &mut [Vec<Value>]) {
-    let width = rows.first().map_or(0, Vec::len);
-    for col in 1..width {
-        let fill = match fill {
-            Fill::Number(x) if integer[col - 1] => &Fill::Integer(*x as i64),
-            Fill::Integer(x) if !integer[col - 1] => &Fill::Number(*x as f64),
-            other => other,
-        };
-        match fill {
-            Fill::Previous => {
-                let mut last = Value::Null;
-                for row in rows.iter_mut() {
-                    if row[col].is_null() {
-                        row[col] = last.clone();
-                    } else {
-                        last = row[col].clone();
-                    }
+/// Fills the null cells of one aggregate's column; a numeric fill value is cast to the
+/// column's type, and linear fill of integers truncates, as InfluxDB does.
+fn apply_fill(fill: &Fill, integer: bool, cells: &mut [Cell]) {
+    let fill = match fill {
+        Fill::Number(x) if integer => &Fill::Integer(*x as i64),
+        Fill::Integer(x) if !integer => &Fill::Number(*x as f64),
+        other => other,
+    };
+    match fill {
+        Fill::Previous => {
+            let mut last = Cell::Null;
+            for cell in cells.iter_mut() {
+                match cell {
+                    Cell::Null => *cell = last.clone(),
+                    Cell::Value(_) => last = cell.clone(),
+                    Cell::Absent => {}
                 }
             }
-            Fill::Number(x) => {
-                for row in rows.iter_mut().filter(|r| r[col].is_null()) {
-                    row[col] = float_value(*x);
-                }
-            }
-            Fill::Integer(x) => {
-                for row in rows.iter_mut().filter(|r| r[col].is_null()) {
-                    row[col] = Value::from(*x);
-                }
-            }
-            Fill::Linear => {
-                let known: Vec<(usize, f64)> = rows
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| Some((i, r[col].as_f64()?)))
-                    .collect();
-                for pair in known.windows(2) {
-                    let ((i0, v0), (i1, v1)) = (pair[0], pair[1]);
-                    for (i, row) in rows.iter_mut().enumerate().take(i1).skip(i0 + 1) {
-                        row[col] = float_value(v0 + (v1 - v0) * (i - i0) as f64 / (i1 - i0) as f64);
-                    }
-                }
-            }
-            Fill::Null | Fill::None => {}
         }
+        Fill::Number(x) => {
+            for cell in cells.iter_mut().filter(|c| **c == Cell::Null) {
+                *cell = Cell::Value(FieldValue::Float(*x));
+            }
+        }
+        Fill::Integer(x) => {
+            for cell in cells.iter_mut().filter(|c| **c == Cell::Null) {
+                *cell = Cell::Value(FieldValue::Integer(*x));
+            }
+        }
+        Fill::Linear => {
+            let known: Vec<(usize, FieldValue)> = cells
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i, c.value()?.clone())))
+                .collect();
+            for pair in known.windows(2) {
+                let ((i0, v0), (i1, v1)) = (&pair[0], &pair[1]);
+                let (Some(y0), Some(y1)) = (num(v0), num(v1)) else {
+                    continue;
+                };
+                for (i, cell) in cells.iter_mut().enumerate().take(*i1).skip(i0 + 1) {
+                    let y = y0 + (y1 - y0) * (i - i0) as f64 / (i1 - i0) as f64;
+                    *cell = Cell::Value(match v0 {
+                        FieldValue::Integer(_) => FieldValue::Integer(y as i64),
+                        FieldValue::Unsigned(_) => FieldValue::Unsigned(y as u64),
+                        _ => FieldValue::Float(y),
+                    });
+                }
+            }
+        }
+        Fill::Null | Fill::None => {}
     }
 }

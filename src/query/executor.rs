@@ -6,6 +6,7 @@ use super::parser::{parse_query, ParseError};
 use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
 use super::show;
+use super::zone::Zone;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
@@ -72,6 +73,14 @@ pub async fn execute(
     options: &QueryOptions,
 ) -> Result<Vec<StatementResult>, QueryError> {
     let statements = parse_query(text)?;
+    // InfluxDB refuses an unknown tz() zone while parsing, before anything runs.
+    for s in &statements {
+        if let Statement::Select(select) = s {
+            if let Some(name) = &select.location {
+                Zone::named(name).map_err(ParseError::plain)?;
+            }
+        }
+    }
     // As InfluxDB, a caller lacking a privilege is refused before anything runs.
     if let Some(p) = &options.principal {
         node.control
@@ -462,6 +471,7 @@ async fn run(
                 database: options.database.as_deref().filter(|d| !d.is_empty()),
                 now: crate::catalog::now_nanos(),
                 epoch: options.epoch,
+                zone: s.location.as_deref().map(Zone::named).transpose()?,
             };
             Ok(select::execute(s, &ctx)?)
         }

@@ -22,6 +22,19 @@ pub fn rfc3339_nanos(ns: i64) -> String {
     s
 }
 
+/// RFC 3339 with nanoseconds in a zone `offset` nanoseconds east of UTC, as Go prints a
+/// time in a location: `2023-12-31T18:02:00-06:00` (`Z` where the offset is zero).
+pub fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
+    let mut s = rfc3339_nanos(ns.saturating_add(offset));
+    if offset != 0 {
+        s.pop();
+        let minutes = offset.abs() / 60_000_000_000;
+        let sign = if offset < 0 { '-' } else { '+' };
+        s.push_str(&format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60));
+    }
+    s
+}
+
 /// Parses an RFC 3339 time (as InfluxQL accepts in string literals) to nanoseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -156,6 +169,20 @@ mod tests {
             Some(1_704_067_200_000_000_000)
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn times_in_a_zone_carry_its_offset() {
+        let hour = 3_600_000_000_000;
+        assert_eq!(
+            rfc3339_nanos_at(1_704_067_320_000_000_000, -6 * hour),
+            "2023-12-31T18:02:00-06:00"
+        );
+        assert_eq!(
+            rfc3339_nanos_at(1_704_067_200_500_000_000, 19_800_000_000_000),
+            "2024-01-01T05:30:00.5+05:30"
+        );
+        assert_eq!(rfc3339_nanos_at(0, 0), "1970-01-01T00:00:00Z");
     }
 
     #[test]

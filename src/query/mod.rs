@@ -2,12 +2,17 @@
 
 mod aggregate;
 mod authorize;
+mod calc;
 mod eval;
 pub mod executor;
 pub mod format;
 pub mod parser;
+mod plan;
 pub mod result;
 mod select;
+mod selection;
 mod show;
+mod transform;
+mod zone;
 
 pub use executor::{epoch_unit, execute, QueryError, QueryOptions};

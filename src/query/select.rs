@@ -1,14 +1,20 @@
-//! `SELECT`: a scan of the series of one measurement (rows in the time range that pass the
-//! condition, with the fields the statement needs), then either the raw rows or their
-//! aggregates ([`super::aggregate`]). Subqueries, several sources and INTO are refused with
-//! a clear error, never answered wrongly.
+//! `SELECT`: per measurement the sources name, a scan of its series (rows in the time range
+//! that pass the condition, with the fields the statement needs), then either the raw rows
+//! (and expressions of them) or their aggregates and transformations
+//! ([`super::aggregate`]). Subqueries and INTO are refused with a clear error, never
+//! answered wrongly.
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
-use super::parser::ast::{Expr, MeasurementName, SelectStatement, SortField, Source};
+use super::format::rfc3339_nanos_at;
+use super::parser::ast::{
+    DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
+};
+use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
 use super::result::{float_value, Series};
+use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
-use crate::storage::column::Column;
+use crate::storage::column::{Column, FieldType};
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -20,6 +26,21 @@ pub struct SelectContext<'a> {
     pub now: i64,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
     pub epoch: Option<i64>,
+    /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
+    /// its offset.
+    pub zone: Option<Zone>,
+}
+
+impl SelectContext<'_> {
+    /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
+    /// statement's zone).
+    pub fn time_value(&self, ns: i64) -> Value {
+        match (self.epoch, &self.zone) {
+            (Some(unit), _) => Value::from(ns.div_euclid(unit)),
+            (None, Some(zone)) => Value::from(rfc3339_nanos_at(ns, zone.offset_nanos(ns))),
+            (None, None) => Value::from(super::format::rfc3339_nanos(ns)),
+        }
+    }
 }
 
 /// What a scan found: every matching series with its rows, in series-key order.
@@ -44,21 +65,146 @@ pub struct SeriesRows {
 enum Output {
     Field(usize),
     Tag(String),
+    /// The compiled expression of the statement's field at this index.
+    Expr(usize),
 }
 
 pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, String> {
     if stmt.target.is_some() {
         return Err("SELECT ... INTO is not supported yet".into());
     }
-    let aggregate = stmt.fields.iter().any(|f| matches!(f.expr, Expr::Call(_)));
-    if !aggregate && (!stmt.dimensions.is_empty() || stmt.fill.is_some()) {
-        return Err("GROUP BY and fill() without an aggregate are not supported yet".into());
+    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let plain = stmt
+        .fields
+        .iter()
+        .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
+    if plain && interval > 0 {
+        return Err("GROUP BY requires at least one aggregate function".into());
     }
-    let scan = scan(stmt, ctx)?;
-    if aggregate {
-        return super::aggregate::execute(stmt, ctx, scan);
+    let targets = targets(stmt, ctx)?;
+    let expanded;
+    let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
+        // The fields of every measurement read (the first type seen of each name).
+        let mut fields: BTreeMap<String, FieldType> = BTreeMap::new();
+        for t in &targets {
+            for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
+                for (name, kind) in shard.field_types(&t.measurement) {
+                    fields.entry(name).or_insert(kind);
+                }
+            }
+        }
+        expanded = plan::expand_wildcard_calls(stmt, &fields)?;
+        if expanded.fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        &expanded
+    } else {
+        stmt
+    };
+    if let [target] = targets.as_slice() {
+        return execute_one(stmt, ctx, target, interval, plain);
     }
-    raw(stmt, ctx, scan)
+    // Several measurements: each answers as its own series (in name order, reversed for
+    // ORDER BY time DESC; SLIMIT and SOFFSET applying to each as 1.x does), and `*` yields
+    // the union of their columns.
+    let mut targets = targets;
+    if descending(stmt) {
+        targets.reverse();
+    }
+    let mut series = Vec::new();
+    for target in &targets {
+        series.extend(execute_one(stmt, ctx, target, interval, plain)?);
+    }
+    if stmt
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard(_)))
+    {
+        let mut union: Vec<String> = series
+            .iter()
+            .flat_map(|s| s.columns.iter().skip(1).cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        union.insert(0, "time".to_owned());
+        for s in &mut series {
+            let at: Vec<Option<usize>> = union
+                .iter()
+                .map(|c| s.columns.iter().position(|own| own == c))
+                .collect();
+            for row in &mut s.values {
+                *row = at
+                    .iter()
+                    .map(|i| i.map_or(Value::Null, |i| row[i].clone()))
+                    .collect();
+            }
+            s.columns = union.clone();
+        }
+    }
+    Ok(series)
+}
+
+/// Whether an expression is calls around `*` or a regular expression (`mean(*)`).
+fn calls_pattern(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => match c.args.first() {
+            Some(Expr::Wildcard(_) | Expr::Regex(_)) => true,
+            Some(inner) => calls_pattern(inner),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+fn execute_one(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    interval: i64,
+    plain: bool,
+) -> Result<Vec<Series>, String> {
+    let scan = scan(stmt, ctx, target)?;
+    let plan = if plain {
+        None
+    } else {
+        Some(plan::compile(stmt, &scan.fields, interval)?)
+    };
+    match &plan {
+        Some(p) if p.kind != Kind::Raw => super::aggregate::execute(stmt, ctx, scan, p),
+        // fill() without a function has nothing to fill: 1.x ignores it, but refuses
+        // the two that need one.
+        _ if matches!(stmt.fill, Some(Fill::None | Fill::Linear)) => {
+            let fill = if stmt.fill == Some(Fill::None) {
+                "none"
+            } else {
+                "linear"
+            };
+            Err(format!("fill({fill}) must be used with a function"))
+        }
+        _ => {
+            if plan.is_some() {
+                plan::check_types(stmt, &|name| field_type(&scan, name))?;
+            }
+            raw(stmt, ctx, scan, plan.as_ref())
+        }
+    }
+}
+
+/// A field's type, from the first value the scan found of it.
+fn field_type(scan: &Scan, name: &str) -> Option<DataType> {
+    let i = scan.fields.iter().position(|f| f == name)?;
+    let value = scan
+        .series
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .find_map(|(_, values)| values.get(i)?.as_ref())?;
+    Some(match value {
+        FieldValue::Float(_) => DataType::Float,
+        FieldValue::Integer(_) => DataType::Integer,
+        FieldValue::Unsigned(_) => DataType::Unsigned,
+        FieldValue::String(_) => DataType::String,
+        FieldValue::Boolean(_) => DataType::Boolean,
+    })
 }
 
 /// Field names a statement reads: those it selects (all for `*`) and those its
@@ -75,6 +221,9 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
                 refs(&b.rhs, out);
             }
             Expr::Paren(e) => refs(e, out),
+            Expr::Distinct(name) => {
+                out.insert(name.clone());
+            }
             _ => {}
         }
     }
@@ -94,44 +243,100 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
         .collect()
 }
 
-fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String> {
-    let [Source::Measurement(source)] = stmt.sources.as_slice() else {
-        return Err(
-            "selecting from several measurements or subqueries is not supported yet".into(),
-        );
-    };
-    let MeasurementName::Name(measurement) = &source.name else {
-        return Err(
-            "selecting from a regular expression of measurements is not supported yet".into(),
-        );
-    };
-    let database = source
-        .database
-        .as_deref()
-        .or(ctx.database)
-        .ok_or("database name required")?;
-    let db = ctx
-        .catalog
-        .databases
-        .get(database)
-        .ok_or_else(|| format!("database not found: {database}"))?;
-    let policy = source
-        .retention_policy
-        .clone()
-        .unwrap_or_else(|| db.default_policy.clone());
-    if !db.policies.contains_key(&policy) {
-        return Err(format!("retention policy not found: {policy}"));
+/// One measurement a statement reads, in a database and retention policy that exist.
+pub struct Target {
+    database: String,
+    policy: String,
+    measurement: String,
+}
+
+/// The measurements the statement's sources name, their regular expressions matched
+/// against the measurements the retention policy holds; in name order, each once.
+fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target>, String> {
+    let mut out: Vec<Target> = Vec::new();
+    for source in &stmt.sources {
+        let Source::Measurement(source) = source else {
+            return Err("subqueries are not supported yet".into());
+        };
+        let database = source
+            .database
+            .as_deref()
+            .or(ctx.database)
+            .ok_or("database name required")?;
+        let db = ctx
+            .catalog
+            .databases
+            .get(database)
+            .ok_or_else(|| format!("database not found: {database}"))?;
+        let policy = source
+            .retention_policy
+            .clone()
+            .unwrap_or_else(|| db.default_policy.clone());
+        if !db.policies.contains_key(&policy) {
+            return Err(format!("retention policy not found: {policy}"));
+        }
+        let names: Vec<String> = match &source.name {
+            MeasurementName::Name(name) => vec![name.clone()],
+            MeasurementName::Regex(r) => {
+                let re =
+                    regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                let mut all = BTreeSet::new();
+                for shard in ctx.storage.shards_of(database, Some(&policy)) {
+                    all.extend(shard.measurements());
+                }
+                all.into_iter().filter(|m| re.is_match(m)).collect()
+            }
+        };
+        for measurement in names {
+            let target = Target {
+                database: database.to_owned(),
+                policy: policy.clone(),
+                measurement,
+            };
+            let seen = out.iter().any(|t| {
+                (&t.database, &t.policy, &t.measurement)
+                    == (&target.database, &target.policy, &target.measurement)
+            });
+            if !seen {
+                out.push(target);
+            }
+        }
     }
+    out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
+    Ok(out)
+}
+
+fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Result<Scan, String> {
+    let (database, policy, measurement) = (
+        target.database.as_str(),
+        &target.policy,
+        &target.measurement,
+    );
     let mut regexes = Regexes::default();
     if let Some(cond) = &stmt.condition {
         Regexes::compile(cond, &mut regexes)?;
     }
     let (start, end) = time_range(stmt.condition.as_ref(), ctx.now);
+    // Transformations of aggregates also read the window before the range (after it, in
+    // descending order; see `Transform::reads_window_before`): its rows are read too, and
+    // judged by the rest of the condition as if they were at the range's edge.
+    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let extend = plan::reads_window_before(stmt) && interval > 0;
+    let read_from = if extend && !descending(stmt) && start != i64::MIN {
+        start.saturating_sub(interval)
+    } else {
+        start
+    };
+    let read_to = if extend && descending(stmt) && end != i64::MAX {
+        end.saturating_add(interval)
+    } else {
+        end
+    };
     let shards: Vec<_> = ctx
         .storage
-        .shards_of(database, Some(&policy))
+        .shards_of(database, Some(policy))
         .into_iter()
-        .filter(|s| s.info.end > start && s.info.start <= end)
+        .filter(|s| s.info.end > read_from && s.info.start <= read_to)
         .collect();
     let mut field_keys: HashSet<String> = HashSet::new();
     for shard in &shards {
@@ -151,7 +356,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
     };
     for shard in &shards {
         for s in shard
-            .series_of(measurement, start, end, &keep)
+            .series_of(measurement, read_from, read_to, &keep)
             .map_err(|e| e.to_string())?
         {
             tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
@@ -173,7 +378,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
             .iter()
             .map(|f| {
                 let p: Vec<&Column> = parts.fields.get(f)?.iter().collect();
-                Some(Column::resolve(&p)?.slice_time(start, end))
+                Some(Column::resolve(&p)?.slice_time(read_from, read_to))
             })
             .collect();
         let times: BTreeSet<i64> = columns
@@ -202,7 +407,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
                     .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
                     .collect();
                 let row = Row {
-                    time,
+                    time: time.max(start).min(end),
                     tags: &parts.tags,
                     fields: &at,
                     field_keys: &field_keys,
@@ -231,10 +436,18 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Scan, String>
     })
 }
 
-fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Vec<Series>, String> {
+fn raw(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    scan: Scan,
+    plan: Option<&Plan>,
+) -> Result<Vec<Series>, String> {
     let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
+    let names = column_names(&stmt.fields);
+    // GROUP BY tags: a series per combination of their values, without them in `*`.
+    let group_tags = super::aggregate::group_tags(stmt, &scan)?;
     let mut outputs: Vec<(String, Output)> = Vec::new();
-    for field in &stmt.fields {
+    for (index, field) in stmt.fields.iter().enumerate() {
         match &field.expr {
             Expr::Wildcard(_) => {
                 let mut all: Vec<(String, Output)> = scan
@@ -246,6 +459,7 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
                 all.extend(
                     scan.tag_keys
                         .iter()
+                        .filter(|t| !group_tags.contains(t))
                         .map(|t| (t.clone(), Output::Tag(t.clone()))),
                 );
                 all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -253,7 +467,7 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
             }
             Expr::VarRef(v) if v.name == "time" => {}
             Expr::VarRef(v) => {
-                let name = field.alias.clone().unwrap_or_else(|| v.name.clone());
+                let name = names[index].clone();
                 let as_tag = matches!(v.data_type, Some(super::parser::ast::DataType::Tag))
                     || (!scan.field_keys.contains(&v.name) && scan.tag_keys.contains(&v.name));
                 let out = match (as_tag, field_index(&v.name)) {
@@ -263,68 +477,101 @@ fn raw(stmt: &SelectStatement, ctx: &SelectContext<'_>, scan: Scan) -> Result<Ve
                 };
                 outputs.push((name, out));
             }
+            _ if plan.is_some() => outputs.push((names[index].clone(), Output::Expr(index))),
             other => return Err(format!("{other} in SELECT is not supported yet")),
         }
     }
     if scan.field_keys.is_empty() {
         return Ok(Vec::new()); // no such measurement (or no data in range): empty, not an error
     }
-    if !outputs.iter().any(|(_, o)| matches!(o, Output::Field(_))) {
+    if !outputs
+        .iter()
+        .any(|(_, o)| matches!(o, Output::Field(_) | Output::Expr(_)))
+    {
         return Err("statement must have at least one field in select clause".into());
     }
     let mut columns = vec!["time".to_owned()];
     columns.extend(outputs.iter().map(|(name, _)| name.clone()));
 
-    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+    let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
     for s in &scan.series {
-        for (time, values) in &s.rows {
-            let mut out = Vec::with_capacity(columns.len());
-            let mut any_field = false;
-            for (_, o) in &outputs {
-                out.push(match o {
-                    Output::Field(i) => match values.get(*i).and_then(Option::as_ref) {
-                        Some(v) => {
-                            any_field = true;
-                            json_value(v)
+        let key = group_tags
+            .iter()
+            .map(|k| {
+                let value = s.tags.iter().find(|(t, _)| t == k).map(|(_, v)| v);
+                (k.clone(), value.cloned().unwrap_or_default())
+            })
+            .collect();
+        groups.entry(key).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (key, members) in groups {
+        let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+        for s in members {
+            for (time, values) in &s.rows {
+                let mut out = Vec::with_capacity(columns.len());
+                let mut any_field = false;
+                for (_, o) in &outputs {
+                    out.push(match o {
+                        Output::Field(i) => match values.get(*i).and_then(Option::as_ref) {
+                            Some(v) => {
+                                any_field = true;
+                                json_value(v)
+                            }
+                            None => Value::Null,
+                        },
+                        Output::Expr(i) => {
+                            let node = &plan.ok_or("no plan for an expression")?.fields[*i];
+                            any_field |= reads_any(node, values);
+                            eval_row(node, values).map_or(Value::Null, |v| json_value(&v))
                         }
-                        None => Value::Null,
-                    },
-                    Output::Tag(t) => s
-                        .tags
-                        .iter()
-                        .find(|(k, _)| k == t)
-                        .map_or(Value::Null, |(_, v)| Value::from(v.clone())),
-                });
-            }
-            if any_field {
-                rows.push((*time, out));
+                        Output::Tag(t) => s
+                            .tags
+                            .iter()
+                            .find(|(k, _)| k == t)
+                            .map_or(Value::Null, |(_, v)| Value::from(v.clone())),
+                    });
+                }
+                if any_field {
+                    rows.push((*time, out));
+                }
             }
         }
+        // Stable either way: rows of equal time keep their series order.
+        if descending(stmt) {
+            rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+        } else {
+            rows.sort_by_key(|(t, _)| *t);
+        }
+        let values: Vec<Vec<Value>> = rows
+            .into_iter()
+            .skip(stmt.offset as usize)
+            .take(limit(stmt.limit))
+            .map(|(time, mut values)| {
+                values.insert(0, ctx.time_value(time));
+                values
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        out.push(Series {
+            name: scan.measurement.clone(),
+            tags: (!group_tags.is_empty()).then(|| key.into_iter().collect()),
+            columns: columns.clone(),
+            values,
+        });
     }
-    // Stable either way: rows of equal time keep their series order.
-    if descending(stmt) {
-        rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    } else {
-        rows.sort_by_key(|(t, _)| *t);
-    }
-    let values: Vec<Vec<Value>> = rows
+    let mut out: Vec<Series> = out
         .into_iter()
-        .skip(stmt.offset as usize)
-        .take(limit(stmt.limit))
-        .map(|(time, mut values)| {
-            values.insert(0, time_value(time, ctx.epoch));
-            values
-        })
+        .skip(stmt.soffset as usize)
+        .take(limit(stmt.slimit))
         .collect();
-    if values.is_empty() {
-        return Ok(Vec::new());
+    // As for aggregates: SLIMIT picks in tag order, the query's order orders the series.
+    if descending(stmt) {
+        out.reverse();
     }
-    Ok(vec![Series {
-        name: scan.measurement,
-        tags: None,
-        columns,
-        values,
-    }])
+    Ok(out)
 }
 
 pub fn descending(stmt: &SelectStatement) -> bool {
@@ -348,12 +595,5 @@ pub fn json_value(v: &FieldValue) -> Value {
         FieldValue::Unsigned(x) => Value::from(*x),
         FieldValue::String(x) => Value::from(x.clone()),
         FieldValue::Boolean(x) => Value::from(*x),
-    }
-}
-
-pub fn time_value(ns: i64, epoch: Option<i64>) -> Value {
-    match epoch {
-        Some(unit) => Value::from(ns.div_euclid(unit)),
-        None => Value::from(super::format::rfc3339_nanos(ns)),
     }
 }

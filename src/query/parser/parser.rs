@@ -48,7 +48,7 @@ impl ParseError {
         }
     }
 
-    pub(super) fn plain(message: impl Into<String>) -> ParseError {
+    pub(crate) fn plain(message: impl Into<String>) -> ParseError {
         ParseError {
             message: message.into(),
             found: String::new(),
