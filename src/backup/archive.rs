@@ -309,7 +309,7 @@ pub fn unpack_shard_archive(input: impl Read, staging: &Path) -> Result<Unpacked
     if let Some(extra) = seen.keys().next() {
         return Err(bad(format!("{extra} is not in the manifest")));
     }
-    if let Some(dir) = std::fs::File::open(staging.join(LOG_DIR)).ok() {
+    if let Ok(dir) = std::fs::File::open(staging.join(LOG_DIR)) {
         let _ = dir.sync_all();
     }
     Ok(Unpacked {

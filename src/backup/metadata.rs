@@ -177,7 +177,9 @@ pub fn restore_bucket_events(
                     .values()
                     .find(|o| o.name == manifest.organization_name)
             })
-            .ok_or_else(|| BackupError::Catalog(crate::catalog::CatalogError::OrgNotFound))?;
+            .ok_or(BackupError::Catalog(
+                crate::catalog::CatalogError::OrgNotFound,
+            ))?;
         Some(org.id.clone())
     };
     let default = manifest
