@@ -624,3 +624,64 @@ fn a_backup_under_write_load_holds_every_point_acknowledged_before_it() {
         "nothing that was never acknowledged appears"
     );
 }
+
+#[test]
+fn a_backup_cut_short_by_the_node_stopping_is_listed_as_failed_after_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Everything stays in the log: the shard is large enough to fill every buffer on the
+    // way to a client that does not read.
+    let config = "max_head_mib = 512\nidle_flush_seconds = 3600\n";
+    let daemon = Daemon::start_with_config(&data, config);
+    ok(query(daemon.addr, "", "CREATE DATABASE big"));
+    for batch in 0..60u64 {
+        let body: String = (0..5000u64)
+            .map(|i| {
+                format!(
+                    "m,host=h{},rack=r{} a={i}.5,b={batch}i,c=\"some text to make the line longer\" {}\n",
+                    i % 100,
+                    i % 7,
+                    BASE + batch * 5000 + i
+                )
+            })
+            .collect();
+        write(daemon.addr, "big", "autogen", &body);
+    }
+    let id = shard_ids(daemon.addr)[0];
+    let mut stream = std::net::TcpStream::connect(daemon.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/v2/backup/shards/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let status = ok(request(
+        daemon.addr,
+        "GET",
+        "/api/v2/backup/status",
+        &[],
+        b"",
+    ))
+    .json();
+    assert_eq!(status["running"][0]["shardID"], id, "{status}");
+    daemon.kill9();
+    drop(stream);
+
+    let daemon = Daemon::start_with_config(&data, config);
+    let status = ok(request(
+        daemon.addr,
+        "GET",
+        "/api/v2/backup/status",
+        &[],
+        b"",
+    ))
+    .json();
+    assert_eq!(status["running"], serde_json::json!([]), "{status}");
+    let last = &status["recent"][0];
+    assert_eq!(last["status"], "failed", "{status}");
+    assert_eq!(last["reason"], "interrupted: the node stopped");
+    assert!(status["shards"][0]["lastGoodBackup"].is_null());
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 pub fn verify_staged(staging: &Path) -> Result<(), BackupError> {
     let bad = BackupError::BadArchive;
     for (base, path) in segments(&staging.join(LOG_DIR))? {
-        let bytes = std::fs::read(&path).map_err(BackupError::io(&path))?;
+        let bytes = map(&path)?;
         scan_segment(&bytes, base).map_err(|e| bad(format!("log segment {base}: {e}")))?;
     }
     for path in column_files(staging)? {
@@ -42,8 +42,7 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
                 std::fs::hard_link(&path, &target).map_err(BackupError::io(&target))?;
                 continue;
             }
-            let ours = std::fs::read(&path).map_err(BackupError::io(&path))?;
-            let theirs = std::fs::read(&target).map_err(BackupError::io(&target))?;
+            let (ours, theirs) = (map(&path)?, map(&target)?);
             let (ours_end, theirs_end) = (record_end(&ours, base), record_end(&theirs, base));
             let common = ours_end.min(theirs_end);
             if ours[..common] != theirs[..common] {
@@ -51,6 +50,7 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
                     "log segment {base} of the shard differs from the backup's: the shard holds data written after it was created anew; drop it and restore again"
                 )));
             }
+            drop((ours, theirs));
             if ours_end > theirs_end {
                 std::fs::remove_file(&target).map_err(BackupError::io(&target))?;
                 std::fs::hard_link(&path, &target).map_err(BackupError::io(&target))?;
@@ -66,7 +66,7 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
     // only if the column files cover them.
     let mut runs: Vec<(u64, u64, std::path::PathBuf)> = Vec::new();
     for (base, path) in segments(&staged_log)? {
-        let bytes = std::fs::read(&path).map_err(BackupError::io(&path))?;
+        let bytes = map(&path)?;
         let records =
             scan_segment(&bytes, base).map_err(|e| BackupError::BadArchive(e.to_string()))?;
         runs.push((base, records, path));
@@ -157,6 +157,15 @@ fn record_end(bytes: &[u8], base: u64) -> usize {
         offset = next;
     }
     offset
+}
+
+/// A file read through a map: segments are up to their capacity and need not be in
+/// memory at once. Staged files are written by this restore only; the shard's own files
+/// are not written while it is closed for the restore.
+fn map(path: &Path) -> Result<memmap2::Mmap, BackupError> {
+    let file = std::fs::File::open(path).map_err(BackupError::io(path))?;
+    // SAFETY: see above: nothing writes the file while the map is alive.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(BackupError::io(path))
 }
 
 fn segments(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, BackupError> {

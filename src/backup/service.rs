@@ -12,6 +12,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// Shard backups reading and compressing at once; more wait their turn, so that backups
+/// never take every core from writes and queries.
+const CONCURRENT_BACKUP_STREAMS: usize = 2;
+static PRODUCING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_BACKUP_STREAMS);
+
 /// Chunks of a backup on their way to the client: at most this many wait in the channel.
 const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
 /// Size of one chunk sent to the client.
@@ -58,6 +64,22 @@ fn new_operation(restore: bool, subject: &str, shard_id: u64, since: Option<i64>
     }
 }
 
+/// Operations the ledger shows running were cut short by the node stopping: record them
+/// as failed (at start-up, before any new one begins).
+pub async fn fail_interrupted(node: &Node) -> Result<(), BackupError> {
+    node.control
+        .mutate(|c| {
+            let events = c
+                .backups
+                .running
+                .keys()
+                .map(|id| ledger::failed(id, "interrupted: the node stopped"))
+                .collect();
+            Ok::<_, BackupError>((events, ()))
+        })
+        .await
+}
+
 /// Parses `since` (RFC 3339).
 pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
     since
@@ -70,7 +92,7 @@ pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
 }
 
 /// Starts streaming a backup of shard `id`: the files are fixed now (a consistent point
-/// in time), then read and sent by a blocking task as the client takes them.
+/// in time), then read and sent by a thread of its own as the client takes them.
 pub async fn backup_shard(
     node: Arc<Node>,
     id: u64,
@@ -86,38 +108,72 @@ pub async fn backup_shard(
     drop(shard);
     let began = Instant::now();
     let op = record_start(&node, new_operation(false, "shard", id, since)).await?;
+    // The files are fixed above; only the reading waits for its turn.
+    let permit = PRODUCING.acquire().await.ok();
     let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-    let producer = actix_web::rt::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
-            sent: 0,
-        };
-        let written = if gzip {
-            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
-            archive::write_shard_archive(&info, &files, since, &mut gz)
-                .and_then(|()| gz.try_finish())
-        } else {
-            archive::write_shard_archive(&info, &files, since, &mut out)
-        }
-        .and_then(|()| out.flush());
-        match written {
-            Ok(()) => Ok(out.sent),
-            Err(e) => {
-                // The client sees the stream cut short (no manifest), never a valid-looking
-                // partial archive.
-                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                Err(format!("shard {id}: {e}"))
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("backup-stream".into())
+        .spawn(move || {
+            if gzip {
+                lower_thread_priority();
             }
-        }
-    });
+            let mut out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+                sent: 0,
+            };
+            let written = if gzip {
+                let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+                archive::write_shard_archive(&info, &files, since, &mut gz)
+                    .and_then(|()| gz.try_finish())
+            } else {
+                archive::write_shard_archive(&info, &files, since, &mut out)
+            }
+            .and_then(|()| out.flush());
+            let outcome = match written {
+                Ok(()) => Ok(out.sent),
+                Err(e) => {
+                    // The client sees the stream cut short (no manifest), never a
+                    // valid-looking partial archive.
+                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                    Err(format!("shard {id}: {e}"))
+                }
+            };
+            drop(permit);
+            let _ = done_tx.send(outcome);
+        });
+    if let Err(e) = spawned {
+        let reason = format!("cannot start the backup thread: {e}");
+        record_outcome(&node, &op, Err(reason.clone()), began).await;
+        return Err(BackupError::Io {
+            path: node.storage.shard_dir(id),
+            source: io::Error::other(reason),
+        });
+    }
     actix_web::rt::spawn(async move {
-        let outcome = producer
+        let outcome = done_rx
             .await
-            .unwrap_or_else(|e| Err(format!("backup task failed: {e}")));
+            .unwrap_or_else(|_| Err("the backup thread stopped".to_owned()));
         record_outcome(&node, &op, outcome, began).await;
     });
     Ok(rx)
+}
+
+/// Compressing backups yield the CPU to writes and queries: several concurrent gzip
+/// streams would otherwise take both cores of a small node and stall acknowledgements.
+/// (Uncompressed streams cost little CPU and keep their priority, to keep up with the
+/// disk.)
+fn lower_thread_priority() {
+    const BACKUP_NICE: libc::c_int = 10;
+    // SAFETY: changes the scheduling priority of the calling thread only.
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS as _,
+            libc::gettid() as libc::id_t,
+            BACKUP_NICE,
+        );
+    }
 }
 
 /// A `Write` that sends full chunks down a bounded channel, waiting while it is full.
@@ -144,6 +200,12 @@ impl ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= STREAM_CHUNK_BYTES {
+            // A large slice goes out as it is: one copy, not two.
+            self.buf.extend_from_slice(data);
+            self.send_buffered()?;
+            return Ok(data.len());
+        }
         let room = STREAM_CHUNK_BYTES - self.buf.len();
         let n = data.len().min(room);
         self.buf.extend_from_slice(&data[..n]);

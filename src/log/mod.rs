@@ -537,6 +537,7 @@ impl Log {
                     path: seg.path.clone(),
                     bytes,
                     len,
+                    file_mapped: self.shared.fs.maps_files(),
                 })
             })
             .collect()
@@ -568,6 +569,8 @@ pub struct SegmentImage {
     bytes: FileBytes,
     /// Bytes of the segment that belong to the image (header and durable records).
     pub len: u64,
+    /// The bytes are a shared mapping of the file (see [`FileSystem::maps_files`]).
+    pub file_mapped: bool,
 }
 
 impl SegmentImage {
