@@ -685,3 +685,72 @@ fn a_backup_cut_short_by_the_node_stopping_is_listed_as_failed_after_restart() {
     assert_eq!(last["reason"], "interrupted: the node stopped");
     assert!(status["shards"][0]["lastGoodBackup"].is_null());
 }
+
+#[test]
+fn backups_and_restores_need_an_admin_when_auth_is_on() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let daemon = Daemon::start_with_config(&data, "auth_enabled = true\n");
+    let addr = daemon.addr;
+    let q = |query: &str, user: &str| {
+        let credentials = if user.is_empty() {
+            String::new()
+        } else {
+            format!("?u={user}&p=secret-password")
+        };
+        let body = format!("q={}", urlencode(query));
+        request(
+            addr,
+            "POST",
+            &format!("/query{credentials}"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    };
+    ok(q(
+        "CREATE USER root WITH PASSWORD 'secret-password' WITH ALL PRIVILEGES",
+        "",
+    ));
+    ok(q(
+        "CREATE USER reader WITH PASSWORD 'secret-password'",
+        "root",
+    ));
+    for (method, path) in [
+        ("GET", "/api/v2/backup/kv"),
+        ("GET", "/api/v2/backup/metadata"),
+        ("GET", "/api/v2/backup/status"),
+        ("GET", "/api/v2/backup/shards/1"),
+        ("POST", "/api/v2/restore/kv"),
+        ("POST", "/api/v2/restore/bucketMetadata"),
+        ("POST", "/api/v2/restore/shards/1"),
+    ] {
+        let r = request(addr, method, path, &[], b"");
+        assert_eq!(
+            (r.status, r.json()["code"].clone()),
+            (401, "unauthorized".into()),
+            "{path}"
+        );
+        let r = request(
+            addr,
+            method,
+            &format!("{path}?u=reader&p=secret-password"),
+            &[],
+            b"",
+        );
+        assert_eq!(
+            (r.status, r.json()["code"].clone()),
+            (403, "forbidden".into()),
+            "{path}"
+        );
+    }
+    let r = request(
+        addr,
+        "GET",
+        "/api/v2/backup/kv?u=root&p=secret-password",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.body.is_empty());
+}
