@@ -49,6 +49,9 @@ pub enum BackupError {
     Catalog(#[from] CatalogError),
     #[error("control log: {0}")]
     Control(#[from] ProjectionError),
+    /// A task of the node's own failed (a bug, not the request's fault).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl BackupError {

@@ -108,56 +108,63 @@ pub async fn backup_shard(
     drop(shard);
     let began = Instant::now();
     let op = record_start(&node, new_operation(false, "shard", id, since)).await?;
-    // The files are fixed above; only the reading waits for its turn.
-    let permit = PRODUCING.acquire().await.ok();
     let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("backup-stream".into())
-        .spawn(move || {
-            if gzip {
-                lower_thread_priority();
-            }
-            let mut out = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
-                sent: 0,
-            };
-            let written = if gzip {
-                let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
-                archive::write_shard_archive(&info, &files, since, &mut gz)
-                    .and_then(|()| gz.try_finish())
-            } else {
-                archive::write_shard_archive(&info, &files, since, &mut out)
-            }
-            .and_then(|()| out.flush());
-            let outcome = match written {
-                Ok(()) => Ok(out.sent),
-                Err(e) => {
-                    // The client sees the stream cut short (no manifest), never a
-                    // valid-looking partial archive.
-                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    Err(format!("shard {id}: {e}"))
-                }
-            };
-            drop(permit);
-            let _ = done_tx.send(outcome);
-        });
-    if let Err(e) = spawned {
-        let reason = format!("cannot start the backup thread: {e}");
-        record_outcome(&node, &op, Err(reason.clone()), began).await;
-        return Err(BackupError::Io {
-            path: node.storage.shard_dir(id),
-            source: io::Error::other(reason),
-        });
-    }
+    // Detached from the request: whatever happens to the client, the outcome is recorded
+    // (a client gone makes the producer's next send fail).
     actix_web::rt::spawn(async move {
-        let outcome = done_rx
-            .await
-            .unwrap_or_else(|_| Err("the backup thread stopped".to_owned()));
+        // The files are fixed above; only the reading waits for its turn.
+        let permit = PRODUCING.acquire().await.ok();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("backup-stream".into())
+            .spawn(move || {
+                if gzip {
+                    lower_thread_priority();
+                }
+                let outcome = produce(&info, &files, since, gzip, tx);
+                drop(permit);
+                let _ = done_tx.send(outcome);
+            });
+        let outcome = match spawned {
+            Ok(_) => done_rx
+                .await
+                .unwrap_or_else(|_| Err("the backup thread stopped".to_owned())),
+            Err(e) => Err(format!("cannot start the backup thread: {e}")),
+        };
         record_outcome(&node, &op, outcome, began).await;
     });
     Ok(rx)
+}
+
+/// Writes the archive (gzip-compressed if asked) down `tx`; Ok with the bytes sent.
+fn produce(
+    info: &ShardInfo,
+    files: &crate::storage::ShardFiles,
+    since: Option<i64>,
+    gzip: bool,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+) -> Result<u64, String> {
+    let mut out = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+        sent: 0,
+    };
+    let written = if gzip {
+        let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+        archive::write_shard_archive(info, files, since, &mut gz).and_then(|()| gz.try_finish())
+    } else {
+        archive::write_shard_archive(info, files, since, &mut out)
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(out.sent),
+        Err(e) => {
+            // The client sees the stream cut short (no manifest), never a valid-looking
+            // partial archive.
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            Err(format!("shard {}: {e}", info.id))
+        }
+    }
 }
 
 /// Compressing backups yield the CPU to writes and queries: several concurrent gzip
@@ -269,18 +276,24 @@ pub async fn restore_shard(
         .storage
         .shards_dir()
         .join(format!(".restore-{id}-{op}"));
-    let result = actix_web::rt::task::spawn_blocking(move || {
-        let result = restore_shard_files(&worker, &info, body, &staging);
-        if staging.exists() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
+    // Detached from the request, so that a client going away mid-body still leaves the
+    // outcome recorded (and the staging directory removed).
+    let task = actix_web::rt::spawn(async move {
+        let result = actix_web::rt::task::spawn_blocking(move || {
+            let result = restore_shard_files(&worker, &info, body, &staging);
+            if staging.exists() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))));
+        let outcome = result.as_ref().map(|b| *b).map_err(|e| e.to_string());
+        record_outcome(&node, &op, outcome, began).await;
         result
-    })
-    .await
-    .unwrap_or_else(|e| Err(BackupError::Conflict(format!("restore task failed: {e}"))));
-    let outcome = result.as_ref().map(|b| *b).map_err(|e| e.to_string());
-    record_outcome(&node, &op, outcome, began).await;
-    result
+    });
+    task.await
+        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))))
 }
 
 fn restore_shard_files(

@@ -44,9 +44,10 @@ impl From<BackupError> for ApiError {
             BackupError::Storage(crate::storage::StorageError::ShardBusy(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            BackupError::Io { .. } | BackupError::Storage(_) | BackupError::Control(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            BackupError::Io { .. }
+            | BackupError::Storage(_)
+            | BackupError::Control(_)
+            | BackupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "backup or restore failed");
