@@ -442,16 +442,18 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
-        let retired = self.dir.join(format!(".retired-{}", info.id));
-        let _ = std::fs::remove_dir_all(&retired);
+        // Swapped in one step, so that a crash at any moment leaves the old or the new
+        // directory whole at `path` (and the other under the staging name, which start-up
+        // removes).
         let had_old = path.exists();
-        if had_old {
-            std::fs::rename(&path, &retired).map_err(|e| E::from(dir_err(&path)(e)))?;
-        }
-        if let Err(e) = std::fs::rename(&staged, &path) {
+        let swap = |from: &Path, to: &Path| -> std::io::Result<()> {
             if had_old {
-                let _ = std::fs::rename(&retired, &path);
+                exchange_dirs(from, to)
+            } else {
+                std::fs::rename(from, to)
             }
+        };
+        if let Err(e) = swap(&staged, &path) {
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&staged)(e)));
         }
@@ -465,18 +467,44 @@ impl Storage {
             Ok(shard) => {
                 self.clock.observe(shard.max_version());
                 shards.insert(info.id, Arc::new(shard));
-                let _ = std::fs::remove_dir_all(&retired);
+                let _ = std::fs::remove_dir_all(&staged); // the old files, if any
                 Ok(())
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&path);
                 if had_old {
-                    let _ = std::fs::rename(&retired, &path);
+                    let _ = exchange_dirs(&staged, &path);
+                } else {
+                    let _ = std::fs::rename(&path, &staged);
                 }
                 reopen_old(&mut shards);
                 Err(E::from(e))
             }
         }
+    }
+}
+
+/// Swaps two directories atomically (renameat2 with RENAME_EXCHANGE).
+fn exchange_dirs(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths; the call only renames.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
