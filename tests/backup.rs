@@ -754,3 +754,52 @@ fn backups_and_restores_need_an_admin_when_auth_is_on() {
     assert_eq!(r.status, 200);
     assert!(!r.body.is_empty());
 }
+
+#[test]
+fn a_shard_with_a_history_of_its_own_is_not_mixed_with_a_backup() {
+    let src = node();
+    load(src.daemon.addr, 0);
+    let id = shard_ids(src.daemon.addr)[0];
+    let archive = ok(request(
+        src.daemon.addr,
+        "GET",
+        &format!("/api/v2/backup/shards/{id}"),
+        &[],
+        b"",
+    ))
+    .body;
+    let kv = ok(request(
+        src.daemon.addr,
+        "GET",
+        "/api/v2/backup/kv",
+        &[],
+        b"",
+    ))
+    .body;
+
+    // Another node knows the same shard and has written its own points to it.
+    let dst = node();
+    ok(request(
+        dst.daemon.addr,
+        "POST",
+        "/api/v2/restore/kv",
+        &[],
+        &kv,
+    ));
+    load(dst.daemon.addr, 7);
+    let before = answers(dst.daemon.addr);
+    let r = request(
+        dst.daemon.addr,
+        "POST",
+        &format!("/api/v2/restore/shards/{id}"),
+        &[],
+        &archive,
+    );
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "conflict");
+    assert_eq!(
+        answers(dst.daemon.addr),
+        before,
+        "the node answers as before"
+    );
+}
