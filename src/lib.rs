@@ -4,6 +4,7 @@
 //! [`projection`] of it.
 
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

@@ -46,6 +46,26 @@ fn influxql_corpus_never_panics() {
     }
 }
 
+#[test]
+fn shard_archive_corpus_never_panics() {
+    let inputs = corpus("shard_archive");
+    assert!(inputs.len() >= 12, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::backup::archive::fuzz_unpack(&data);
+    }
+}
+
+#[test]
+fn the_valid_shard_archive_seeds_unpack_and_the_damaged_ones_are_refused() {
+    for (name, data) in corpus("shard_archive") {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("staging");
+        let result = shardkeeper::backup::archive::unpack_shard_archive(data.as_slice(), &staging);
+        let valid = name.ends_with("valid-tar") || name.ends_with("valid-gzip");
+        assert_eq!(result.is_ok(), valid, "{name}: {result:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
@@ -66,6 +86,15 @@ proptest! {
     #[test]
     fn arbitrary_bodies_through_the_line_protocol_parser_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         shardkeeper::line_protocol::fuzz_parse(&data);
+    }
+
+    #[test]
+    fn damaged_shard_archives_never_panic(at in 0usize..3072, bit in 0u8..8, cut in any::<bool>()) {
+        let valid = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/shard_archive/valid-tar")).unwrap();
+        let mut data = valid.clone();
+        let at = at % data.len();
+        if cut { data.truncate(at) } else { data[at] ^= 1 << bit }
+        shardkeeper::backup::archive::fuzz_unpack(&data);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Catalog {
     pub buckets: BTreeMap<String, BucketCreated>,
     /// By id.
     pub tokens: BTreeMap<String, TokenCreated>,
+    /// Backups and restores, running and done.
+    pub backups: crate::backup::ledger::BackupLedger,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -613,6 +615,18 @@ impl Projection for Catalog {
             Some(Kind::TokenDeleted(e)) => {
                 self.tokens.remove(&e.id);
             }
+            Some(Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_)) => {
+                self.backups.apply(event);
+            }
+            Some(Kind::CatalogRestored(e)) => {
+                // Everything but the ledger, which records the restore itself.
+                let restored = Catalog::from_state(e.state.clone().unwrap_or_default());
+                let backups = std::mem::take(&mut self.backups);
+                *self = Catalog {
+                    backups,
+                    ..restored
+                };
+            }
             Some(Kind::Blob(_)) | None => {}
         }
     }
@@ -633,12 +647,19 @@ impl Projection for Catalog {
             orgs: self.orgs.values().cloned().collect(),
             buckets: self.buckets.values().cloned().collect(),
             tokens: self.tokens.values().cloned().collect(),
+            backups: Some(self.backups.to_state()),
         }
         .encode_to_vec()
     }
 
     fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
-        let state = CatalogState::decode(bytes)?;
+        Ok(Catalog::from_state(CatalogState::decode(bytes)?))
+    }
+}
+
+impl Catalog {
+    /// The state a snapshot (or a kv backup) holds, decoded.
+    pub fn from_state(state: CatalogState) -> Catalog {
         let databases = state
             .databases
             .into_iter()
@@ -658,7 +679,7 @@ impl Projection for Catalog {
                 )
             })
             .collect();
-        Ok(Catalog {
+        Catalog {
             databases,
             users: state
                 .users
@@ -676,7 +697,10 @@ impl Projection for Catalog {
                 .into_iter()
                 .map(|t| (t.id.clone(), t))
                 .collect(),
-        })
+            backups: crate::backup::ledger::BackupLedger::from_state(
+                state.backups.unwrap_or_default(),
+            ),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `shardkeeper ctl`: offline log tools (and, later, commands to a running daemon).
+//! `shardkeeper ctl`: offline log tools, and backup commands to a running daemon.
 
 use crate::log::fs::RealFs;
 use crate::log::{self, LogError};
@@ -17,6 +17,40 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Back up a running node into a directory: metadata, then one file per shard.
+    Backup {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        /// Only this bucket (database).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Incremental: only files changed after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        token: Option<String>,
+        dir: PathBuf,
+    },
+    /// Restore a directory written by `ctl backup` into a running node: everything, or
+    /// one bucket (under a new name with --new-bucket).
+    Restore {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, requires = "bucket")]
+        new_bucket: Option<String>,
+        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        token: Option<String>,
+        dir: PathBuf,
+    },
+    /// List each shard's last good backup, and backups or restores running now.
+    BackupStatus {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -33,7 +67,43 @@ pub enum LogCommand {
 }
 
 pub fn run(command: CtlCommand) -> ExitCode {
+    use super::backup;
+    let report = |result: Result<(), backup::CtlBackupError>| match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shardkeeper: {e}");
+            ExitCode::FAILURE
+        }
+    };
     match command {
+        CtlCommand::Backup {
+            url,
+            bucket,
+            since,
+            token,
+            dir,
+        } => report(backup::backup(
+            &backup::Remote::new(&url, token),
+            &dir,
+            bucket.as_deref(),
+            since.as_deref(),
+        )),
+        CtlCommand::Restore {
+            url,
+            bucket,
+            new_bucket,
+            token,
+            dir,
+        } => report(backup::restore(
+            &backup::Remote::new(&url, token),
+            &dir,
+            bucket.as_deref(),
+            new_bucket.as_deref(),
+        )),
+        CtlCommand::BackupStatus { url, token } => report(backup::status(
+            &backup::Remote::new(&url, token),
+            &mut std::io::stdout(),
+        )),
         CtlCommand::Log {
             command: LogCommand::Verify { dir },
         } => verify(&dir),

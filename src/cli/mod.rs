@@ -1,5 +1,6 @@
 //! The command line: `shardkeeper serve | ctl | bench`.
 
+mod backup;
 mod ctl;
 
 use crate::config::NodeConfig;

@@ -56,6 +56,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not found",
             StatusCode::PAYLOAD_TOO_LARGE => "request too large",
             StatusCode::UNPROCESSABLE_ENTITY => "conflict",
+            StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };

@@ -5,6 +5,7 @@ use actix_web::{dev::Server, http::StatusCode, web, App, HttpResponse, HttpServe
 use std::sync::Arc;
 
 mod auth;
+mod backup;
 mod error;
 mod health;
 mod metrics;
@@ -24,6 +25,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
             .configure(write::routes)
             .configure(query::routes)
             .configure(v2::routes)
+            .configure(backup::routes)
             .default_service(web::to(not_found))
     })
     .workers(2)

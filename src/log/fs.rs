@@ -30,6 +30,11 @@ pub trait FileSystem: Send + Sync + Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether [`FileSystem::map`] maps the files themselves (read-only, shared), whose
+    /// pages a reader may give back to the kernel without losing what they hold.
+    fn maps_files(&self) -> bool {
+        false
+    }
 }
 
 pub trait FsFile: Send + Sync {
@@ -61,6 +66,10 @@ pub trait FsFile: Send + Sync {
 pub struct RealFs;
 
 impl FileSystem for RealFs {
+    fn maps_files(&self) -> bool {
+        true
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }

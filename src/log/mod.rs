@@ -513,6 +513,36 @@ impl Log {
         Ok(doomed.len())
     }
 
+    /// The bytes of every segment as of now, for a backup: sealed segments up to their
+    /// end, the active one up to its durable offset (bytes below it never change). Each is
+    /// mapped under the segment list's lock, so a later removal of the file does not take
+    /// the bytes away.
+    pub fn segment_images(&self) -> Result<Vec<SegmentImage>, LogError> {
+        let st = self.shared.state();
+        st.segments
+            .iter()
+            .map(|seg| {
+                let (bytes, len) = if seg.sealed {
+                    (self.shared.map_segment(seg)?, seg.end)
+                } else {
+                    let map = self
+                        .shared
+                        .fs
+                        .map(&seg.path)
+                        .map_err(LogError::io("map", &seg.path))?;
+                    (map, st.durable.offset)
+                };
+                Ok(SegmentImage {
+                    base: seg.base,
+                    path: seg.path.clone(),
+                    bytes,
+                    len,
+                    file_mapped: self.shared.fs.maps_files(),
+                })
+            })
+            .collect()
+    }
+
     /// Stops the writer after it has finished every append already queued.
     pub fn close(mut self) {
         self.shutdown();
@@ -529,6 +559,24 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A segment's bytes at one moment (see [`Log::segment_images`]).
+pub struct SegmentImage {
+    pub base: Lsn,
+    pub path: PathBuf,
+    bytes: FileBytes,
+    /// Bytes of the segment that belong to the image (header and durable records).
+    pub len: u64,
+    /// The bytes are a shared mapping of the file (see [`FileSystem::maps_files`]).
+    pub file_mapped: bool,
+}
+
+impl SegmentImage {
+    pub fn bytes(&self) -> &[u8] {
+        let all: &[u8] = (*self.bytes).as_ref();
+        &all[..(self.len as usize).min(all.len())]
     }
 }
 

@@ -103,6 +103,9 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         "shardkeeper starting"
     );
     actix_web::rt::System::new().block_on(async move {
+        if let Err(e) = crate::backup::service::fail_interrupted(&node).await {
+            tracing::warn!(error = %e, "could not record interrupted backups");
+        }
         actix_web::rt::spawn(enforce_retention(node.clone()));
         actix_web::rt::spawn(flush_idle_shards(node.clone()));
         let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {

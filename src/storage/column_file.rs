@@ -340,6 +340,11 @@ impl ColumnFile {
     pub fn size(&self) -> u64 {
         self.map.len() as u64
     }
+
+    /// The whole file as mapped (for backups: the map outlives a removal of the file).
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::line_protocol::{Point, Precision};
 use crate::log::{LogError, LogOptions};
 use crate::projection::{EventLog, ProjectionError};
 use hlc::HybridClock;
-pub use shard::{Shard, ShardInfo};
+pub use shard::{Shard, ShardFiles, ShardInfo};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -51,6 +51,8 @@ pub enum StorageError {
     Control(#[from] ProjectionError),
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    #[error("shard {0} stayed in use by other requests; try again")]
+    ShardBusy(u64),
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
@@ -363,6 +365,151 @@ impl Storage {
         found
     }
 }
+
+impl Storage {
+    /// An open shard by id.
+    pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Where shard `id` keeps its files.
+    pub fn shard_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(id.to_string())
+    }
+
+    /// The directory holding every shard's (restore staging directories go there too:
+    /// same file system for the rename, and names start-up removes if left by a crash).
+    pub fn shards_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces shard `info`'s files by a directory `prepare` builds, and opens it. The
+    /// shard is closed meanwhile and the shard table stays locked, so no write reopens the
+    /// old files; `prepare` gets the old directory (if the shard had files) to merge from.
+    /// If `prepare` or opening fails, the old shard is reopened as it was.
+    pub fn replace_shard<E: From<StorageError>>(
+        &self,
+        info: ShardInfo,
+        prepare: impl FnOnce(Option<&Path>) -> Result<PathBuf, E>,
+    ) -> Result<(), E> {
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        let path = self.dir.join(info.id.to_string());
+        if let Some(mut old) = shards.remove(&info.id) {
+            // In-flight writes and reads hold the shard: let them finish (bounded).
+            let deadline = std::time::Instant::now() + SHARD_RELEASE_WAIT;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(shard) => {
+                        drop(shard); // closes its log
+                        break;
+                    }
+                    Err(still_shared) if std::time::Instant::now() < deadline => {
+                        old = still_shared;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(still_shared) => {
+                        shards.insert(info.id, still_shared);
+                        return Err(StorageError::ShardBusy(info.id).into());
+                    }
+                }
+            }
+        }
+        let reopen_old = |shards: &mut HashMap<u64, Arc<Shard>>| {
+            if path.exists() {
+                if let Ok(shard) = Shard::open(
+                    &path,
+                    info.clone(),
+                    self.log_options.clone(),
+                    self.max_head_bytes,
+                ) {
+                    shards.insert(info.id, Arc::new(shard));
+                }
+            }
+        };
+        let existing = path.exists().then_some(path.as_path());
+        let staged = match prepare(existing) {
+            Ok(staged) => staged,
+            Err(e) => {
+                reopen_old(&mut shards);
+                return Err(e);
+            }
+        };
+        let dir_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StorageError::ShardDir { path, source }
+        };
+        // Swapped in one step, so that a crash at any moment leaves the old or the new
+        // directory whole at `path` (and the other under the staging name, which start-up
+        // removes).
+        let had_old = path.exists();
+        let swap = |from: &Path, to: &Path| -> std::io::Result<()> {
+            if had_old {
+                exchange_dirs(from, to)
+            } else {
+                std::fs::rename(from, to)
+            }
+        };
+        if let Err(e) = swap(&staged, &path) {
+            reopen_old(&mut shards);
+            return Err(E::from(dir_err(&staged)(e)));
+        }
+        let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
+        match Shard::open(
+            &path,
+            info.clone(),
+            self.log_options.clone(),
+            self.max_head_bytes,
+        ) {
+            Ok(shard) => {
+                self.clock.observe(shard.max_version());
+                shards.insert(info.id, Arc::new(shard));
+                let _ = std::fs::remove_dir_all(&staged); // the old files, if any
+                Ok(())
+            }
+            Err(e) => {
+                if had_old {
+                    let _ = exchange_dirs(&staged, &path);
+                } else {
+                    let _ = std::fs::rename(&path, &staged);
+                }
+                reopen_old(&mut shards);
+                Err(E::from(e))
+            }
+        }
+    }
+}
+
+/// Swaps two directories atomically (renameat2 with RENAME_EXCHANGE).
+fn exchange_dirs(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths; the call only renames.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// How long a shard being replaced may stay in use by in-flight requests.
+const SHARD_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// InfluxDB refuses a tag named `time` and ignores a field named `time`.
 fn invalid_point_reason(point: &mut Point<'_>) -> Option<String> {

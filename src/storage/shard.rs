@@ -624,6 +624,31 @@ impl Shard {
     pub fn log(&self) -> &Log {
         &self.log
     }
+
+    /// The shard's files at one point in time, for a backup: column files and log
+    /// segment images taken together under the data lock, which flushes and merges need
+    /// to change the file list. Everything acknowledged before the call is in the log
+    /// images; the maps keep the bytes even if a later flush or merge removes the files.
+    pub fn backup_files(&self) -> Result<ShardFiles, StorageError> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let segments = self
+            .log
+            .segment_images()
+            .map_err(|source| StorageError::ShardLog {
+                shard: self.info.id,
+                source,
+            })?;
+        Ok(ShardFiles {
+            column_files: data.files.clone(),
+            segments,
+        })
+    }
+}
+
+/// See [`Shard::backup_files`].
+pub struct ShardFiles {
+    pub column_files: Vec<Arc<ColumnFile>>,
+    pub segments: Vec<crate::log::SegmentImage>,
 }
 
 /// Runs `work` unless another run holding `busy` is under way (then does nothing).

@@ -1,0 +1,454 @@
+//! What the HTTP handlers call: each operation records its start and outcome in the
+//! control log, does its work off the async workers, and streams through bounded channels.
+
+use super::metadata::{self, BucketMetadataManifest, RestoredBucketMappings};
+use super::{archive, ledger, restore, BackupError};
+use crate::node::Node;
+use crate::proto::BackupStarted;
+use crate::storage::ShardInfo;
+use bytes::Bytes;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Shard backups reading and compressing at once; more wait their turn, so that backups
+/// never take every core from writes and queries.
+const CONCURRENT_BACKUP_STREAMS: usize = 2;
+static PRODUCING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_BACKUP_STREAMS);
+
+/// Chunks of a backup on their way to the client: at most this many wait in the channel.
+const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
+/// Size of one chunk sent to the client.
+const STREAM_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The body of a shard backup: chunks as the producer makes them.
+pub type ChunkReceiver = mpsc::Receiver<io::Result<Bytes>>;
+
+/// Records the start of an operation; returns its id.
+async fn record_start(node: &Node, started: BackupStarted) -> Result<String, BackupError> {
+    let id = started.id.clone();
+    node.control
+        .mutate(|_| Ok::<_, BackupError>((vec![ledger::started(started)], ())))
+        .await?;
+    Ok(id)
+}
+
+/// Records an outcome; a failure to record it is logged, not returned: the operation
+/// itself is done (or failed) whatever the ledger says.
+async fn record_outcome(node: &Node, id: &str, outcome: Result<u64, String>, began: Instant) {
+    let event = match &outcome {
+        Ok(bytes) => ledger::finished(id, *bytes, began.elapsed()),
+        Err(reason) => ledger::failed(id, reason),
+    };
+    if let Err(e) = node
+        .control
+        .mutate(|_| Ok::<_, BackupError>((vec![event], ())))
+        .await
+    {
+        tracing::warn!(operation = id, error = %e, "could not record backup outcome");
+    }
+    if let Err(reason) = outcome {
+        tracing::warn!(operation = id, %reason, "backup or restore failed");
+    }
+}
+
+fn new_operation(restore: bool, subject: &str, shard_id: u64, since: Option<i64>) -> BackupStarted {
+    BackupStarted {
+        id: crate::auth::new_id(),
+        restore,
+        subject: subject.to_owned(),
+        shard_id,
+        since_nanos: since.unwrap_or(0),
+    }
+}
+
+/// Operations the ledger shows running were cut short by the node stopping: record them
+/// as failed (at start-up, before any new one begins).
+pub async fn fail_interrupted(node: &Node) -> Result<(), BackupError> {
+    node.control
+        .mutate(|c| {
+            let events = c
+                .backups
+                .running
+                .keys()
+                .map(|id| ledger::failed(id, "interrupted: the node stopped"))
+                .collect();
+            Ok::<_, BackupError>((events, ()))
+        })
+        .await
+}
+
+/// Parses `since` (RFC 3339).
+pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
+    since
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            crate::query::format::parse_rfc3339(s)
+                .ok_or_else(|| BackupError::BadSince(format!("{s:?} is not an RFC 3339 date-time")))
+        })
+        .transpose()
+}
+
+/// Starts streaming a backup of shard `id`: the files are fixed now (a consistent point
+/// in time), then read and sent by a thread of its own as the client takes them.
+pub async fn backup_shard(
+    node: Arc<Node>,
+    id: u64,
+    since: Option<i64>,
+    gzip: bool,
+) -> Result<ChunkReceiver, BackupError> {
+    let shard = node
+        .storage
+        .shard(id)
+        .ok_or(BackupError::ShardNotFound(id))?;
+    let files = shard.backup_files()?;
+    let info = shard.info.clone();
+    drop(shard);
+    let began = Instant::now();
+    let op = record_start(&node, new_operation(false, "shard", id, since)).await?;
+    let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+    // Detached from the request: whatever happens to the client, the outcome is recorded
+    // (a client gone makes the producer's next send fail).
+    actix_web::rt::spawn(async move {
+        // The files are fixed above; only the reading waits for its turn.
+        let permit = PRODUCING.acquire().await.ok();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("backup-stream".into())
+            .spawn(move || {
+                if gzip {
+                    lower_thread_priority();
+                }
+                let outcome = produce(&info, &files, since, gzip, tx);
+                drop(permit);
+                let _ = done_tx.send(outcome);
+            });
+        let outcome = match spawned {
+            Ok(_) => done_rx
+                .await
+                .unwrap_or_else(|_| Err("the backup thread stopped".to_owned())),
+            Err(e) => Err(format!("cannot start the backup thread: {e}")),
+        };
+        record_outcome(&node, &op, outcome, began).await;
+    });
+    Ok(rx)
+}
+
+/// Writes the archive (gzip-compressed if asked) down `tx`; Ok with the bytes sent.
+fn produce(
+    info: &ShardInfo,
+    files: &crate::storage::ShardFiles,
+    since: Option<i64>,
+    gzip: bool,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+) -> Result<u64, String> {
+    let mut out = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+        sent: 0,
+    };
+    let written = if gzip {
+        let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+        archive::write_shard_archive(info, files, since, &mut gz).and_then(|()| gz.try_finish())
+    } else {
+        archive::write_shard_archive(info, files, since, &mut out)
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(out.sent),
+        Err(e) => {
+            // The client sees the stream cut short (no manifest), never a valid-looking
+            // partial archive.
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            Err(format!("shard {}: {e}", info.id))
+        }
+    }
+}
+
+/// Compressing backups yield the CPU to writes and queries: several concurrent gzip
+/// streams would otherwise take both cores of a small node and stall acknowledgements.
+/// (Uncompressed streams cost little CPU and keep their priority, to keep up with the
+/// disk.)
+fn lower_thread_priority() {
+    const BACKUP_NICE: libc::c_int = 10;
+    // SAFETY: changes the scheduling priority of the calling thread only.
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS as _,
+            libc::gettid() as libc::id_t,
+            BACKUP_NICE,
+        );
+    }
+}
+
+/// A `Write` that sends full chunks down a bounded channel, waiting while it is full.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+impl ChannelWriter {
+    fn send_buffered(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK_BYTES));
+        let len = chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        self.sent += len;
+        Ok(())
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= STREAM_CHUNK_BYTES {
+            // A large slice goes out as it is: one copy, not two.
+            self.buf.extend_from_slice(data);
+            self.send_buffered()?;
+            return Ok(data.len());
+        }
+        let room = STREAM_CHUNK_BYTES - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == STREAM_CHUNK_BYTES {
+            self.send_buffered()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffered()
+    }
+}
+
+/// A `Read` over chunks of a request body forwarded through a bounded channel.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Restores shard `id` (which the catalog must know) from an archive read from `body`.
+/// Nothing of the node changes unless every check passes.
+pub async fn restore_shard(
+    node: Arc<Node>,
+    id: u64,
+    body: ChannelReader,
+) -> Result<u64, BackupError> {
+    let info = node
+        .control
+        .read(|c| c.shards().find(|s| s.id == id))
+        .await
+        .ok_or(BackupError::ShardNotFound(id))?;
+    let began = Instant::now();
+    let op = record_start(&node, new_operation(true, "shard", id, None)).await?;
+    let worker = node.clone();
+    let staging = node
+        .storage
+        .shards_dir()
+        .join(format!(".restore-{id}-{op}"));
+    // Detached from the request, so that a client going away mid-body still leaves the
+    // outcome recorded (and the staging directory removed).
+    let task = actix_web::rt::spawn(async move {
+        let result = actix_web::rt::task::spawn_blocking(move || {
+            let result = restore_shard_files(&worker, &info, body, &staging);
+            if staging.exists() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))));
+        let outcome = result.as_ref().map(|b| *b).map_err(|e| e.to_string());
+        record_outcome(&node, &op, outcome, began).await;
+        result
+    });
+    task.await
+        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))))
+}
+
+fn restore_shard_files(
+    node: &Node,
+    info: &ShardInfo,
+    body: ChannelReader,
+    staging: &std::path::Path,
+) -> Result<u64, BackupError> {
+    let _ = std::fs::remove_dir_all(staging);
+    std::fs::create_dir_all(staging).map_err(BackupError::io(staging))?;
+    let unpacked = archive::unpack_shard_archive(body, staging)?;
+    let m = &unpacked.manifest;
+    if m.start != info.start || m.retention_policy != info.retention_policy {
+        return Err(BackupError::BadArchive(format!(
+            "the archive holds shard {} ({}.{} from {}), which is not shard {} ({}.{} from {})",
+            m.shard_id,
+            m.database,
+            m.retention_policy,
+            crate::query::format::rfc3339_nanos(m.start),
+            info.id,
+            info.database,
+            info.retention_policy,
+            crate::query::format::rfc3339_nanos(info.start)
+        )));
+    }
+    restore::verify_staged(staging)?;
+    node.storage.replace_shard(info.clone(), |current| {
+        restore::merge_and_check(staging, current)?;
+        Ok::<_, BackupError>(staging.to_owned())
+    })?;
+    Ok(unpacked.received)
+}
+
+/// The kv snapshot, as one consistent read of the control state.
+pub async fn backup_kv(node: &Node) -> Result<Vec<u8>, BackupError> {
+    let began = Instant::now();
+    let op = record_start(node, new_operation(false, "kv", 0, None)).await?;
+    let kv = node.control.read(metadata::kv_snapshot).await;
+    record_outcome(node, &op, Ok(kv.len() as u64), began).await;
+    Ok(kv)
+}
+
+/// kv and the bucket manifests from one read of the control state.
+pub async fn backup_metadata(
+    node: &Node,
+) -> Result<(Vec<u8>, Vec<BucketMetadataManifest>), BackupError> {
+    let began = Instant::now();
+    let op = record_start(node, new_operation(false, "metadata", 0, None)).await?;
+    let (kv, buckets) = node
+        .control
+        .read(|c| (metadata::kv_snapshot(c), metadata::bucket_manifests(c)))
+        .await;
+    record_outcome(node, &op, Ok(kv.len() as u64), began).await;
+    Ok((kv, buckets))
+}
+
+/// Replaces the control state by a kv snapshot; shards the restored catalog does not
+/// know are closed and removed (as a drop would).
+pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<(), BackupError> {
+    let event = metadata::restore_kv_event(bytes)?;
+    let began = Instant::now();
+    let op = record_start(node, new_operation(true, "kv", 0, None)).await?;
+    let result = node
+        .control
+        .mutate(|_| Ok::<_, BackupError>((vec![event], ())))
+        .await;
+    if result.is_ok() {
+        let known: Vec<u64> = node
+            .control
+            .read(|c| c.shards().map(|s| s.id).collect())
+            .await;
+        let stale: Vec<u64> = node
+            .storage
+            .shards()
+            .iter()
+            .map(|s| s.info.id)
+            .filter(|id| !known.contains(id))
+            .collect();
+        node.storage.remove_shards(&stale);
+    }
+    let outcome = result
+        .as_ref()
+        .map(|()| bytes.len() as u64)
+        .map_err(|e| e.to_string());
+    record_outcome(node, &op, outcome, began).await;
+    result
+}
+
+/// Creates a bucket from its manifest, with new shard ids.
+pub async fn restore_bucket(
+    node: &Node,
+    manifest: &BucketMetadataManifest,
+) -> Result<RestoredBucketMappings, BackupError> {
+    let began = Instant::now();
+    let op = record_start(node, new_operation(true, "bucket", 0, None)).await?;
+    let result = node
+        .control
+        .mutate(|c| metadata::restore_bucket_events(c, manifest, crate::auth::new_id()))
+        .await;
+    let outcome = result.as_ref().map(|_| 0).map_err(|e| e.to_string());
+    record_outcome(node, &op, outcome, began).await;
+    result
+}
+
+/// The ledger as JSON: running operations, recent outcomes, last good backup per shard.
+pub async fn status(node: &Node) -> serde_json::Value {
+    use crate::query::format::rfc3339_nanos;
+    let outcome_json = |o: &crate::proto::BackupOutcome| {
+        let s = o.started.clone().unwrap_or_default();
+        let mut v = serde_json::json!({
+            "id": s.id,
+            "operation": if s.restore { "restore" } else { "backup" },
+            "subject": s.subject,
+            "startedAt": rfc3339_nanos(o.started_nanos),
+        });
+        if s.subject == "shard" {
+            v["shardID"] = s.shard_id.into();
+        }
+        if s.since_nanos != 0 {
+            v["since"] = rfc3339_nanos(s.since_nanos).into();
+        }
+        if o.ended_nanos != 0 {
+            v["endedAt"] = rfc3339_nanos(o.ended_nanos).into();
+            v["status"] = if o.ok { "success" } else { "failed" }.into();
+            v["bytes"] = o.bytes.into();
+            v["durationMs"] = (o.duration_nanos / 1_000_000).into();
+            if !o.ok {
+                v["reason"] = o.reason.clone().into();
+            }
+        } else {
+            v["status"] = "running".into();
+        }
+        v
+    };
+    node.control
+        .read(|c| {
+            let shards: Vec<serde_json::Value> = c
+                .shards()
+                .map(|s| {
+                    let mut v = serde_json::json!({
+                        "shardID": s.id,
+                        "database": s.database,
+                        "retentionPolicy": s.retention_policy,
+                    });
+                    if let Some(o) = c.backups.last_good.get(&s.id) {
+                        v["lastGoodBackup"] = outcome_json(o);
+                    }
+                    v
+                })
+                .collect();
+            serde_json::json!({
+                "shards": shards,
+                "running": c.backups.running.values().map(outcome_json).collect::<Vec<_>>(),
+                "recent": c.backups.recent.iter().rev().map(outcome_json).collect::<Vec<_>>(),
+            })
+        })
+        .await
+}

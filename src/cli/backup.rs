@@ -1,0 +1,456 @@
+//! `shardkeeper ctl backup | restore | backup-status`: a node's backup API driven from the
+//! command line. A backup directory holds `backup.json` (what was taken: the bucket
+//! manifests and one entry per shard file), `kv` (the control state) and one
+//! `shard-<id>.tar.gz` per shard.
+
+use crate::backup::metadata::{BucketMetadataManifest, RestoredBucketMappings};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub const BACKUP_MANIFEST: &str = "backup.json";
+const KV_FILE: &str = "kv";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlBackupError {
+    #[error("{url}: HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackupDirManifest {
+    /// RFC 3339, for incremental backups.
+    pub since: Option<String>,
+    pub buckets: Vec<BucketMetadataManifest>,
+    pub shards: Vec<ShardFile>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardFile {
+    #[serde(rename = "shardID")]
+    pub shard_id: u64,
+    pub bucket: String,
+    pub file: String,
+    pub bytes: u64,
+}
+
+pub struct Remote {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    pub fn new(url: &str, token: Option<String>) -> Remote {
+        Remote {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let mut r = self.agent.request(method, &format!("{}{path}", self.url));
+        if let Some(t) = &self.token {
+            r = r.set("Authorization", &format!("Token {t}"));
+        }
+        r
+    }
+
+    fn check(
+        &self,
+        path: &str,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<ureq::Response, CtlBackupError> {
+        let url = format!("{}{path}", self.url);
+        match result {
+            Ok(r) => Ok(r),
+            Err(ureq::Error::Status(status, resp)) => {
+                let body = resp.into_string().unwrap_or_default();
+                let message = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_owned))
+                    .unwrap_or(body);
+                Err(CtlBackupError::Status {
+                    url,
+                    status,
+                    message,
+                })
+            }
+            Err(ureq::Error::Transport(t)) => Err(CtlBackupError::Transport {
+                url,
+                message: t.to_string(),
+            }),
+        }
+    }
+}
+
+fn file_err(path: &Path) -> impl FnOnce(io::Error) -> CtlBackupError + '_ {
+    move |source| CtlBackupError::File {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Progress of one transfer: a bar (bytes, rate, ETA when the size is known) on a
+/// terminal, one plain line at the end otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    began: Instant,
+}
+
+impl Progress {
+    fn new(label: String, total: Option<u64>) -> Progress {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = match total {
+                Some(t) => ProgressBar::new(t).with_style(
+                    ProgressStyle::with_template(
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ),
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ),
+            };
+            bar.set_message(label.clone());
+            bar
+        });
+        Progress {
+            bar,
+            label,
+            began: Instant::now(),
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn done(self, bytes: u64) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+        let secs = self.began.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {bytes} bytes in {secs:.1} s ({:.1} MB/s)",
+            self.label,
+            bytes as f64 / secs.max(1e-6) / 1e6
+        );
+    }
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+    count: u64,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(resp: ureq::Response) -> Result<T, CtlBackupError> {
+    let mut body = Vec::new();
+    resp.into_reader()
+        .read_to_end(&mut body)
+        .map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| CtlBackupError::Invalid(e.to_string()))
+}
+
+/// A query-string value, percent-encoded.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The parts of a `multipart/mixed` body by name.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .ok_or("no multipart boundary")?;
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut rest = body;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(rest, delimiter.as_bytes()).ok_or("no first boundary")?;
+    rest = &rest[start + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            return Ok(parts);
+        }
+        let head_end = find(rest, b"\r\n\r\n").ok_or("part without headers")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        rest = &rest[head_end + 4..];
+        let end = find(rest, format!("\r\n{delimiter}").as_bytes()).ok_or("unterminated part")?;
+        parts.push((name, rest[..end].to_vec()));
+        rest = &rest[end + 2 + delimiter.len()..];
+    }
+}
+
+/// `ctl backup`: metadata, then every shard (of `bucket`, if given) into `dir`.
+pub fn backup(
+    remote: &Remote,
+    dir: &Path,
+    bucket: Option<&str>,
+    since: Option<&str>,
+) -> Result<(), CtlBackupError> {
+    std::fs::create_dir_all(dir).map_err(file_err(dir))?;
+    let path = "/api/v2/backup/metadata";
+    let resp = remote.check(path, remote.request("GET", path).call())?;
+    let content_type = resp.header("Content-Type").unwrap_or_default().to_owned();
+    let mut body = Vec::new();
+    resp.into_reader()
+        .read_to_end(&mut body)
+        .map_err(|e| CtlBackupError::Transport {
+            url: path.into(),
+            message: e.to_string(),
+        })?;
+    let parts = multipart_parts(&content_type, &body).map_err(CtlBackupError::Invalid)?;
+    let part = |name: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| CtlBackupError::Invalid(format!("metadata has no {name} part")))
+    };
+    let kv = part("kv")?;
+    let mut buckets: Vec<BucketMetadataManifest> = serde_json::from_slice(&part("buckets")?)
+        .map_err(|e| CtlBackupError::Invalid(format!("bucket manifests: {e}")))?;
+    if let Some(name) = bucket {
+        buckets.retain(|b| b.bucket_name == name);
+        if buckets.is_empty() {
+            return Err(CtlBackupError::Invalid(format!("no bucket named {name:?}")));
+        }
+    }
+    let kv_path = dir.join(KV_FILE);
+    std::fs::write(&kv_path, &kv).map_err(file_err(&kv_path))?;
+    let mut shards = Vec::new();
+    for b in &buckets {
+        for rp in &b.retention_policies {
+            for group in &rp.shard_groups {
+                for shard in &group.shards {
+                    let mut path = format!("/api/v2/backup/shards/{}", shard.id);
+                    if let Some(since) = since {
+                        path.push_str(&format!("?since={}", urlencode(since)));
+                    }
+                    let resp = remote.check(
+                        &path,
+                        remote
+                            .request("GET", &path)
+                            .set("Accept-Encoding", "gzip")
+                            .call(),
+                    )?;
+                    let file = format!("shard-{}.tar.gz", shard.id);
+                    let target = dir.join(&file);
+                    let tmp = dir.join(format!("{file}.partial"));
+                    let progress = Progress::new(format!("shard {}", shard.id), None);
+                    let mut reader = ProgressReader {
+                        inner: resp.into_reader(),
+                        progress: &progress,
+                        count: 0,
+                    };
+                    let mut out = std::fs::File::create(&tmp).map_err(file_err(&tmp))?;
+                    io::copy(&mut reader, &mut out).map_err(file_err(&tmp))?;
+                    out.sync_all().map_err(file_err(&tmp))?;
+                    std::fs::rename(&tmp, &target).map_err(file_err(&target))?;
+                    let bytes = reader.count;
+                    progress.done(bytes);
+                    shards.push(ShardFile {
+                        shard_id: shard.id,
+                        bucket: b.bucket_name.clone(),
+                        file,
+                        bytes,
+                    });
+                }
+            }
+        }
+    }
+    let manifest = BackupDirManifest {
+        since: since.map(str::to_owned),
+        buckets,
+        shards,
+    };
+    let path = dir.join(BACKUP_MANIFEST);
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
+    std::fs::write(&path, json).map_err(file_err(&path))?;
+    println!(
+        "backed up {} shards of {} buckets to {}",
+        manifest.shards.len(),
+        manifest.buckets.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `ctl restore`: everything (kv, then every shard under its id), or one bucket under a
+/// new name (bucket metadata, then its shards under their new ids).
+pub fn restore(
+    remote: &Remote,
+    dir: &Path,
+    bucket: Option<&str>,
+    new_bucket: Option<&str>,
+) -> Result<(), CtlBackupError> {
+    let path = dir.join(BACKUP_MANIFEST);
+    let manifest: BackupDirManifest =
+        serde_json::from_slice(&std::fs::read(&path).map_err(file_err(&path))?)
+            .map_err(|e| CtlBackupError::Invalid(format!("{}: {e}", path.display())))?;
+    let mut targets: Vec<(&ShardFile, u64)> = Vec::new();
+    match bucket {
+        None => {
+            let kv_path = dir.join(KV_FILE);
+            let kv = std::fs::read(&kv_path).map_err(file_err(&kv_path))?;
+            let api = "/api/v2/restore/kv";
+            remote.check(api, remote.request("POST", api).send_bytes(&kv))?;
+            targets.extend(manifest.shards.iter().map(|s| (s, s.shard_id)));
+        }
+        Some(name) => {
+            let mut b = manifest
+                .buckets
+                .iter()
+                .find(|b| b.bucket_name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    CtlBackupError::Invalid(format!("no bucket {name:?} in the backup"))
+                })?;
+            b.bucket_name = new_bucket.unwrap_or(name).to_owned();
+            let api = "/api/v2/restore/bucketMetadata";
+            let json =
+                serde_json::to_vec(&b).map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
+            let resp = remote.check(
+                api,
+                remote
+                    .request("POST", api)
+                    .set("Content-Type", "application/json")
+                    .send_bytes(&json),
+            )?;
+            let mappings: RestoredBucketMappings = read_json(resp)?;
+            for s in manifest.shards.iter().filter(|s| s.bucket == name) {
+                let new_id = mappings
+                    .shard_mappings
+                    .iter()
+                    .find(|m| m.old_id == s.shard_id)
+                    .map(|m| m.new_id)
+                    .ok_or_else(|| {
+                        CtlBackupError::Invalid(format!("no new id for shard {}", s.shard_id))
+                    })?;
+                targets.push((s, new_id));
+            }
+        }
+    }
+    for (shard, id) in &targets {
+        let file_path = dir.join(&shard.file);
+        let file = std::fs::File::open(&file_path).map_err(file_err(&file_path))?;
+        let total = file.metadata().map(|m| m.len()).ok();
+        let progress = Progress::new(format!("shard {} -> {id}", shard.shard_id), total);
+        let reader = ProgressReader {
+            inner: file,
+            progress: &progress,
+            count: 0,
+        };
+        let api = format!("/api/v2/restore/shards/{id}");
+        remote.check(
+            &api,
+            remote
+                .request("POST", &api)
+                .set("Content-Type", "application/octet-stream")
+                .send(reader),
+        )?;
+        progress.done(total.unwrap_or(0));
+    }
+    println!("restored {} shards from {}", targets.len(), dir.display());
+    Ok(())
+}
+
+/// `ctl backup-status`: one line per shard with its last good backup.
+pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBackupError> {
+    let path = "/api/v2/backup/status";
+    let resp = remote.check(path, remote.request("GET", path).call())?;
+    let v: serde_json::Value = read_json(resp)?;
+    let empty = Vec::new();
+    for s in v["shards"].as_array().unwrap_or(&empty) {
+        let last = &s["lastGoodBackup"];
+        let line = if last.is_null() {
+            "never backed up".to_owned()
+        } else {
+            format!(
+                "last good backup {} ({} bytes{})",
+                last["endedAt"].as_str().unwrap_or("?"),
+                last["bytes"],
+                last["since"]
+                    .as_str()
+                    .map(|s| format!(", incremental since {s}"))
+                    .unwrap_or_default()
+            )
+        };
+        let _ = writeln!(
+            out,
+            "shard {} {}.{}: {line}",
+            s["shardID"],
+            s["database"].as_str().unwrap_or(""),
+            s["retentionPolicy"].as_str().unwrap_or("")
+        );
+    }
+    for r in v["running"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(
+            out,
+            "running: {} {} {}",
+            r["operation"].as_str().unwrap_or(""),
+            r["subject"].as_str().unwrap_or(""),
+            r["shardID"]
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_parts_are_found_by_name() {
+        let body = b"--b1\r\nContent-Disposition: attachment; name=\"kv\"\r\n\r\n\x00\x01\r\n--b1\r\nContent-Disposition: attachment; name=\"sql\"\r\n\r\n\r\n--b1--\r\n";
+        let parts = multipart_parts("multipart/mixed; boundary=b1", body).unwrap();
+        assert_eq!(
+            parts,
+            vec![("kv".to_owned(), vec![0, 1]), ("sql".to_owned(), vec![])]
+        );
+    }
+}

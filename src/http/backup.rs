@@ -1,0 +1,264 @@
+//! InfluxDB 2's backup and restore endpoints (see [`crate::backup`]), plus
+//! `GET /api/v2/backup/status`. Backups expose every token hash and all data: admins only.
+
+use super::error::ApiError;
+use crate::backup::metadata::BucketMetadataManifest;
+use crate::backup::{service, BackupError};
+use crate::node::Node;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+/// Largest kv snapshot or bucket manifest accepted in a request body.
+const MAX_METADATA_BODY_BYTES: usize = 256 << 20;
+/// Request-body chunks waiting for the restore task.
+const RESTORE_CHUNKS_IN_FLIGHT: usize = 8;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v2/backup/kv", web::get().to(backup_kv))
+        .route("/api/v2/backup/metadata", web::get().to(backup_metadata))
+        .route("/api/v2/backup/status", web::get().to(backup_status))
+        .route("/api/v2/backup/shards/{id}", web::get().to(backup_shard))
+        .route("/api/v2/restore/kv", web::post().to(restore_kv))
+        .route(
+            "/api/v2/restore/bucketMetadata",
+            web::post().to(restore_bucket_metadata),
+        )
+        .route("/api/v2/restore/shards/{id}", web::post().to(restore_shard));
+}
+
+type Params = web::Query<HashMap<String, String>>;
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        let status = match &e {
+            BackupError::ShardNotFound(_) | BackupError::BucketNotFound(_) => StatusCode::NOT_FOUND,
+            BackupError::Catalog(crate::catalog::CatalogError::OrgNotFound) => {
+                StatusCode::NOT_FOUND
+            }
+            BackupError::BadSince(_) | BackupError::BadArchive(_) | BackupError::Catalog(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            BackupError::Conflict(_) => StatusCode::CONFLICT,
+            BackupError::Storage(crate::storage::StorageError::ShardBusy(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            BackupError::Io { .. }
+            | BackupError::Storage(_)
+            | BackupError::Control(_)
+            | BackupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "backup or restore failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+async fn authorize_admin(
+    node: &Node,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    match super::auth::authenticate(node, req, params).await {
+        Ok(None) => Ok(()),
+        Ok(Some(p)) if p.admin => Ok(()),
+        Ok(Some(p)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is not allowed to back up or restore: requires admin",
+                p.user
+            ),
+        )),
+        Err(e) => {
+            let mut e = ApiError::from(e);
+            if e.status == StatusCode::UNAUTHORIZED {
+                e.message = "unauthorized access".into();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn reply(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|e| e.v2())
+}
+
+fn shard_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid shard ID {raw:?}")))
+}
+
+async fn backup_shard(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    id: web::Path<String>,
+) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let id = shard_id(&id)?;
+            let since = service::parse_since(params.get("since").map(String::as_str))?;
+            let gzip = req
+                .headers()
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            let mut rx = service::backup_shard(node.into_inner(), id, since, gzip).await?;
+            let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            let mut response = HttpResponse::Ok();
+            response.content_type("application/octet-stream");
+            if gzip {
+                response.insert_header((header::CONTENT_ENCODING, "gzip"));
+            }
+            Ok(response.streaming(body))
+        }
+        .await,
+    )
+}
+
+async fn backup_kv(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let kv = service::backup_kv(&node).await?;
+            Ok(HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .body(kv))
+        }
+        .await,
+    )
+}
+
+/// InfluxDB 2's `multipart/mixed` metadata backup: parts `kv`, `sql` (empty: there is no
+/// SQL store here) and `buckets` (JSON manifests).
+async fn backup_metadata(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let (kv, buckets) = service::backup_metadata(&node).await?;
+            let buckets = serde_json::to_vec(&buckets)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let boundary = format!("shardkeeper-{}", crate::auth::new_id());
+            let mut body = Vec::with_capacity(kv.len() + buckets.len() + 512);
+            for (name, content_type, bytes) in [
+                ("kv", "application/octet-stream", kv.as_slice()),
+                ("sql", "application/octet-stream", &[][..]),
+                ("buckets", "application/json; charset=utf-8", buckets.as_slice()),
+            ] {
+                body.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: attachment; name=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            Ok(HttpResponse::Ok()
+                .content_type(format!("multipart/mixed; boundary={boundary}"))
+                .body(body))
+        }
+        .await,
+    )
+}
+
+async fn backup_status(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            Ok(HttpResponse::Ok().json(service::status(&node).await))
+        }
+        .await,
+    )
+}
+
+/// Reads a whole (small) body, refusing one past `limit`.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn restore_kv(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let body = read_body(payload, MAX_METADATA_BODY_BYTES).await?;
+            service::restore_kv(&node, &body).await?;
+            // InfluxDB answers with the operator token the restored store holds; only
+            // token hashes are kept here, so there is none to show.
+            Ok(HttpResponse::Ok().json(serde_json::json!({})))
+        }
+        .await,
+    )
+}
+
+async fn restore_bucket_metadata(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let body = read_body(payload, MAX_METADATA_BODY_BYTES).await?;
+            let manifest: BucketMetadataManifest = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid bucket manifest: {e}")))?;
+            let mappings = service::restore_bucket(&node, &manifest).await?;
+            Ok(HttpResponse::Created().json(mappings))
+        }
+        .await,
+    )
+}
+
+async fn restore_shard(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    id: web::Path<String>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    reply(
+        async {
+            authorize_admin(&node, &req, &params).await?;
+            let id = shard_id(&id)?;
+            let (tx, rx) = tokio::sync::mpsc::channel(RESTORE_CHUNKS_IN_FLIGHT);
+            // The body flows to the restore task as it arrives; if the task stops reading
+            // (a refused archive), forwarding stops too.
+            let forward = async move {
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        break;
+                    }
+                }
+            };
+            let restore =
+                service::restore_shard(node.into_inner(), id, service::ChannelReader::new(rx));
+            let ((), restored) = futures_util::future::join(forward, restore).await;
+            let bytes = restored?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "shardID": id, "bytes": bytes })))
+        }
+        .await,
+    )
+}
