@@ -237,10 +237,10 @@ pub fn execute(
     }
     let mut out = Vec::new();
     for (tags, members) in groups {
-        let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
-            Kind::Points => point_rows(plan, &members, descending)?,
-            _ if plan.selection.is_some() => selection::rows(
-                plan.selection.as_ref().ok_or("no selection")?,
+        let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
+            (Kind::Points, _) => point_rows(plan, &members, descending)?,
+            (_, Some(selection)) => selection::rows(
+                selection,
                 &plan.fields,
                 &members,
                 windows.count,
