@@ -459,9 +459,17 @@ fn point_rows(
         .iter()
         .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
         .collect();
-    // Stable: points of equal time keep their series order. Transformations see them in
-    // the query's order.
+    // Transformations see the points in the query's order.
     points.sort_by_key(|(t, _)| *t);
+    // Of several series' points at one time, 1.x transforms whichever its merge yields
+    // first, which no rule decides: refuse rather than pick one.
+    if points.windows(2).any(|p| p[0].0 == p[1].0) {
+        return Err(
+            "transforming the raw points of several series that share timestamps is not \
+             supported: GROUP BY their tags or select one series"
+                .into(),
+        );
+    }
     if descending {
         points.reverse();
     }
