@@ -619,19 +619,23 @@ fn queries_answer_as_influxdb_does() {
     ours.stop();
 }
 
-/// derivative() of the raw points of several series at the same times: 1.6 transforms
-/// whichever point its merge yields first (its answer changes from one timestamp to the
-/// next), so shardkeeper refuses instead of picking one (influxd is not asked).
+/// derivative() of the raw points, or integral(), of several series at the same times:
+/// 1.6 uses whichever point its merge yields first (its answer changes from one timestamp
+/// to the next), so shardkeeper refuses instead of picking one (influxd is not asked).
 fn transforming_series_that_share_timestamps_is_refused(ours: SocketAddr) {
-    let q = "SELECT derivative(usage) FROM cpu WHERE time >= '2024-01-01T00:02:00Z' AND \
-             time < '2024-01-01T00:06:00Z'";
-    let error = query(ours, DB, q).json()["results"][0]["error"].clone();
-    assert!(
-        error
-            .as_str()
-            .is_some_and(|e| e.contains("GROUP BY their tags")),
-        "{q}: {error}"
-    );
+    let range = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
+    for q in [
+        format!("SELECT derivative(usage) FROM cpu WHERE {range}"),
+        format!("SELECT integral(usage) FROM cpu WHERE {range} GROUP BY time(1m)"),
+    ] {
+        let error = query(ours, DB, &q).json()["results"][0]["error"].clone();
+        assert!(
+            error
+                .as_str()
+                .is_some_and(|e| e.contains("GROUP BY their tags")),
+            "{q}: {error}"
+        );
+    }
 }
 
 /// top(), sample() and moving_average() of a count far beyond the points there are answer

@@ -357,6 +357,13 @@ fn window_rows(
                 .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
                 .collect();
             points.sort_by_key(|(t, _)| *t);
+            // As for transformations of raw points: which of several series' points at one
+            // time 1.x integrates depends on its merge order.
+            if points.windows(2).any(|p| p[0].0 == p[1].0) {
+                return Err("integral() of several series that share timestamps is not \
+                            supported: GROUP BY their tags or select one series"
+                    .into());
+            }
             for (w, area) in integral_by_window(&points, windows, unit)
                 .into_iter()
                 .enumerate()
