@@ -614,7 +614,49 @@ fn queries_answer_as_influxdb_does() {
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
     windows_across_a_utc_offset_change_are_refused(ours.addr);
+    huge_counts_return_every_point(ours.addr);
+    transforming_series_that_share_timestamps_is_refused(ours.addr);
     ours.stop();
+}
+
+/// derivative() of the raw points, or integral(), of several series at the same times:
+/// 1.6 uses whichever point its merge yields first (its answer changes from one timestamp
+/// to the next), so shardkeeper refuses instead of picking one (influxd is not asked).
+fn transforming_series_that_share_timestamps_is_refused(ours: SocketAddr) {
+    let range = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
+    for q in [
+        format!("SELECT derivative(usage) FROM cpu WHERE {range}"),
+        format!("SELECT integral(usage) FROM cpu WHERE {range} GROUP BY time(1m)"),
+    ] {
+        let error = query(ours, DB, &q).json()["results"][0]["error"].clone();
+        assert!(
+            error
+                .as_str()
+                .is_some_and(|e| e.contains("GROUP BY their tags")),
+            "{q}: {error}"
+        );
+    }
+}
+
+/// top(), sample() and moving_average() of a count far beyond the points there are answer
+/// with every point (or none), without reserving room for the count (influxd is not asked:
+/// 1.6 reserves it).
+fn huge_counts_return_every_point(ours: SocketAddr) {
+    let host_a = "host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
+    let rows = |q: String| {
+        let r = query(ours, DB, &q).json();
+        r["results"][0]["series"][0]["values"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let points = rows(format!("SELECT usage FROM cpu WHERE {host_a}"));
+    assert_eq!(points, 24);
+    for f in ["top", "bottom", "sample"] {
+        let q = format!("SELECT {f}(usage, 1000000000000) FROM cpu WHERE {host_a}");
+        assert_eq!(rows(q), points, "{f}");
+    }
+    let q = format!("SELECT moving_average(usage, 1000000000000) FROM cpu WHERE {host_a}");
+    assert_eq!(rows(q), 0);
 }
 
 /// Fixed-size windows cannot follow a daylight-saving change of the tz() zone: shardkeeper

@@ -237,10 +237,10 @@ pub fn execute(
     }
     let mut out = Vec::new();
     for (tags, members) in groups {
-        let rows: Vec<(i64, Vec<Value>)> = match plan.kind {
-            Kind::Points => point_rows(plan, &members, descending)?,
-            _ if plan.selection.is_some() => selection::rows(
-                plan.selection.as_ref().ok_or("no selection")?,
+        let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
+            (Kind::Points, _) => point_rows(plan, &members, descending)?,
+            (_, Some(selection)) => selection::rows(
+                selection,
                 &plan.fields,
                 &members,
                 windows.count,
@@ -357,6 +357,13 @@ fn window_rows(
                 .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
                 .collect();
             points.sort_by_key(|(t, _)| *t);
+            // As for transformations of raw points: which of several series' points at one
+            // time 1.x integrates depends on its merge order.
+            if points.windows(2).any(|p| p[0].0 == p[1].0) {
+                return Err("integral() of several series that share timestamps is not \
+                            supported: GROUP BY their tags or select one series"
+                    .into());
+            }
             for (w, area) in integral_by_window(&points, windows, unit)
                 .into_iter()
                 .enumerate()
@@ -459,9 +466,17 @@ fn point_rows(
         .iter()
         .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
         .collect();
-    // Stable: points of equal time keep their series order. Transformations see them in
-    // the query's order.
+    // Transformations see the points in the query's order.
     points.sort_by_key(|(t, _)| *t);
+    // Of several series' points at one time, 1.x transforms whichever its merge yields
+    // first, which no rule decides: refuse rather than pick one.
+    if points.windows(2).any(|p| p[0].0 == p[1].0) {
+        return Err(
+            "transforming the raw points of several series that share timestamps is not \
+             supported: GROUP BY their tags or select one series"
+                .into(),
+        );
+    }
     if descending {
         points.reverse();
     }

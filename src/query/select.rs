@@ -9,7 +9,7 @@ use super::format::rfc3339_nanos_at;
 use super::parser::ast::{
     DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
 };
-use super::plan::{self, column_names, eval_row, reads_any, Kind, Plan};
+use super::plan::{self, column_names, eval_row, reads_any, Kind, Node, Plan};
 use super::result::{float_value, Series};
 use super::zone::Zone;
 use crate::catalog::Catalog;
@@ -62,11 +62,11 @@ pub struct SeriesRows {
     pub rows: Vec<(i64, Vec<Option<FieldValue>>)>,
 }
 
-enum Output {
+enum Output<'a> {
     Field(usize),
     Tag(String),
-    /// The compiled expression of the statement's field at this index.
-    Expr(usize),
+    /// A compiled expression of fields.
+    Expr(&'a Node),
 }
 
 pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, String> {
@@ -477,8 +477,10 @@ fn raw(
                 };
                 outputs.push((name, out));
             }
-            _ if plan.is_some() => outputs.push((names[index].clone(), Output::Expr(index))),
-            other => return Err(format!("{other} in SELECT is not supported yet")),
+            _ => match plan {
+                Some(p) => outputs.push((names[index].clone(), Output::Expr(&p.fields[index]))),
+                None => return Err(format!("{} in SELECT is not supported yet", field.expr)),
+            },
         }
     }
     if scan.field_keys.is_empty() {
@@ -520,8 +522,7 @@ fn raw(
                             }
                             None => Value::Null,
                         },
-                        Output::Expr(i) => {
-                            let node = &plan.ok_or("no plan for an expression")?.fields[*i];
+                        Output::Expr(node) => {
                             any_field |= reads_any(node, values);
                             eval_row(node, values).map_or(Value::Null, |v| json_value(&v))
                         }

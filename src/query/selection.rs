@@ -158,7 +158,7 @@ fn sample(candidates: Vec<Candidate<'_>>, n: usize) -> Vec<Candidate<'_>> {
         state ^= state << 17;
         state
     };
-    let mut kept: Vec<Candidate<'_>> = Vec::with_capacity(n);
+    let mut kept: Vec<Candidate<'_>> = Vec::with_capacity(n.min(candidates.len()));
     for (i, c) in candidates.into_iter().enumerate() {
         if kept.len() < n {
             kept.push(c);
