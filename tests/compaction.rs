@@ -127,7 +127,7 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
             204
         );
     }
-        let shard = &shard_dirs(&data)[0];
+    let shard = &shard_dirs(&data)[0];
     // Merges run on their own thread: one may still be under way when the last write is
     // acknowledged.
     let mut files = count_files(shard, "col");

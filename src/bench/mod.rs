@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod log;
+pub mod query;
 
 /// The p-th percentile (0..=100) of sorted samples, nearest-rank (0 when there are none).
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {

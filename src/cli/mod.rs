@@ -73,6 +73,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Time the queries dashboards send on the data of `bench ingest` (1M points), against
+    /// one URL or alternating with a baseline; prints median and p99 latencies as JSON.
+    Query {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        /// A second server (e.g. influxd) holding the same data, timed in the same rounds.
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long, default_value = "benchmark")]
+        db: String,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
     /// Measure the file system (4 KiB write+fdatasync, 1 MiB sequential writes) and then the
     /// log (single appender latency, 256 appenders x 1 KiB throughput, replay).
     Log {
@@ -151,6 +164,30 @@ pub fn main() -> ExitCode {
                     println!(
                         "{}",
                         serde_json::to_string(&report).expect("report serializes")
+                    )
+                })
+                .map_err(Into::into)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Query {
+                    url,
+                    baseline,
+                    db,
+                    rounds,
+                },
+        } => {
+            let options = crate::bench::query::QueryBenchOptions {
+                url,
+                baseline,
+                db,
+                rounds,
+            };
+            crate::bench::query::run(&options)
+                .map(|report| {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("report serializes")
                     )
                 })
                 .map_err(Into::into)

@@ -239,8 +239,8 @@ fn narrow(e: &Expr, now: i64, range: &mut (i64, i64)) {
     }
 }
 
-/// Whether a series can match a condition, judged from its tags alone: top-level AND terms
-/// comparing a tag (a name that is not a field key) with a string or regex must hold.
+/// Whether a series can match a condition, judged from its tags alone: AND and OR of terms
+/// comparing a tag (a name that is not a field key) with a string or regex.
 /// Everything else is left to the row-by-row check, so this only ever skips series that
 /// cannot match.
 pub fn series_may_match(
@@ -255,6 +255,11 @@ pub fn series_may_match(
         Expr::Binary(b) if b.op == BinaryOp::And => {
             series_may_match(Some(&b.lhs), tags, field_keys, re)
                 && series_may_match(Some(&b.rhs), tags, field_keys, re)
+        }
+        // Each side answers "may" when unsure, so a series neither side can match is out.
+        Expr::Binary(b) if b.op == BinaryOp::Or => {
+            series_may_match(Some(&b.lhs), tags, field_keys, re)
+                || series_may_match(Some(&b.rhs), tags, field_keys, re)
         }
         Expr::Binary(b) => {
             let Expr::VarRef(v) = &b.lhs else { return true };

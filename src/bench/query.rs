@@ -1,0 +1,172 @@
+//! `bench query`: the queries dashboards send, timed on the data of `bench ingest`, against
+//! one URL or, alternating round by round, against it and a baseline (e.g. influxd) so that
+//! both see the same machine at the same moments.
+
+use super::ingest::START_NS;
+use super::percentile;
+use serde::Serialize;
+use std::time::Instant;
+
+pub struct QueryBenchOptions {
+    pub url: String,
+    pub baseline: Option<String>,
+    pub db: String,
+    pub rounds: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryFigures {
+    pub name: &'static str,
+    pub query: String,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Rows in the answer (of every series), to show both servers answered the same.
+    pub rows: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_rows: Option<usize>,
+    /// p50 over the baseline's p50: below 1 is faster than the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryReport {
+    pub url: String,
+    pub baseline: Option<String>,
+    pub db: String,
+    pub rounds: usize,
+    pub queries: Vec<QueryFigures>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryBenchError {
+    #[error("{url}: {query}: {reason}")]
+    Failed {
+        url: String,
+        query: String,
+        reason: String,
+    },
+}
+
+/// The workload: times fall inside the range `bench ingest` writes (1M points: 1000 hosts
+/// every 10 s for 10,000 s from START_NS).
+pub fn workload() -> Vec<(&'static str, String)> {
+    let t0 = START_NS as i64;
+    let hour = 3_600_000_000_000i64;
+    let eight: Vec<String> = (0..8).map(|h| format!("hostname = 'host_{h}'")).collect();
+    vec![
+        ("count of all points", "SELECT count(usage_user) FROM cpu".to_string()),
+        (
+            "last point of one host",
+            "SELECT * FROM cpu WHERE hostname = 'host_7' ORDER BY time DESC LIMIT 1".to_string(),
+        ),
+        (
+            "one host, 1 h, mean per 5 min",
+            format!(
+                "SELECT mean(usage_user) FROM cpu WHERE hostname = 'host_7' AND time >= {t0} AND time < {} GROUP BY time(5m)",
+                t0 + hour
+            ),
+        ),
+        (
+            "8 hosts, 12 h, max per hour",
+            format!(
+                "SELECT max(usage_user) FROM cpu WHERE ({}) AND time >= {t0} AND time < {} GROUP BY time(1h)",
+                eight.join(" OR "),
+                t0 + 12 * hour
+            ),
+        ),
+        (
+            "all hosts, 1 h, mean per host",
+            format!(
+                "SELECT mean(usage_user) FROM cpu WHERE time >= {t0} AND time < {} GROUP BY hostname",
+                t0 + hour
+            ),
+        ),
+        (
+            "SHOW TAG VALUES",
+            "SHOW TAG VALUES FROM cpu WITH KEY = hostname".to_string(),
+        ),
+    ]
+}
+
+pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
+    let agent = super::ingest::agent();
+    let mut queries = Vec::new();
+    for (name, query) in workload() {
+        let mut mine = Vec::with_capacity(opts.rounds);
+        let mut theirs = Vec::with_capacity(opts.rounds);
+        let (mut rows, mut baseline_rows) = (0, None);
+        for round in 0..opts.rounds.max(1) {
+            // Alternate who goes first, so neither always finds the other's caches warm.
+            let mut order = vec![(&opts.url, false)];
+            if let Some(b) = &opts.baseline {
+                order.insert(round % 2, (b, true));
+            }
+            for (url, is_baseline) in order {
+                let (ms, n) = time_query(&agent, url, &opts.db, &query)?;
+                if is_baseline {
+                    theirs.push(ms);
+                    baseline_rows = Some(n);
+                } else {
+                    mine.push(ms);
+                    rows = n;
+                }
+            }
+        }
+        mine.sort_by(f64::total_cmp);
+        theirs.sort_by(f64::total_cmp);
+        let p50 = percentile(&mine, 50.0);
+        let baseline_p50 = opts.baseline.as_ref().map(|_| percentile(&theirs, 50.0));
+        queries.push(QueryFigures {
+            name,
+            query,
+            p50_ms: p50,
+            p99_ms: percentile(&mine, 99.0),
+            rows,
+            baseline_p50_ms: baseline_p50,
+            baseline_rows,
+            ratio: baseline_p50.filter(|b| *b > 0.0).map(|b| p50 / b),
+        });
+    }
+    Ok(QueryReport {
+        url: opts.url.clone(),
+        baseline: opts.baseline.clone(),
+        db: opts.db.clone(),
+        rounds: opts.rounds,
+        queries,
+    })
+}
+
+/// Milliseconds for one query and the rows of its answer.
+fn time_query(
+    agent: &ureq::Agent,
+    url: &str,
+    db: &str,
+    query: &str,
+) -> Result<(f64, usize), QueryBenchError> {
+    let failed = |reason: String| QueryBenchError::Failed {
+        url: url.to_owned(),
+        query: query.to_owned(),
+        reason,
+    };
+    let started = Instant::now();
+    let response = agent
+        .post(&format!("{}/query", url.trim_end_matches('/')))
+        .send_form(&[("db", db), ("q", query)])
+        .map_err(|e| failed(e.to_string()))?;
+    let text = response.into_string().map_err(|e| failed(e.to_string()))?;
+    let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| failed(e.to_string()))?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let result = &body["results"][0];
+    if let Some(e) = result["error"].as_str() {
+        return Err(failed(e.to_owned()));
+    }
+    let rows = result["series"].as_array().map_or(0, |s| {
+        s.iter()
+            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+            .sum()
+    });
+    Ok((ms, rows))
+}
