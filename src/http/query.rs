@@ -4,10 +4,12 @@ use super::error::ApiError;
 use crate::auth::AuthError;
 use crate::node::Node;
 use crate::query::parser::{ast::Statement, parse_query};
-use crate::query::result::QueryResponse;
+use crate::query::result::{chunks, QueryResponse};
 use crate::query::{epoch_unit, execute, QueryError, QueryOptions};
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
+
+const DEFAULT_CHUNK_SIZE: usize = 10_000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/query", web::get().to(query))
@@ -50,20 +52,46 @@ async fn query(
     };
     match execute(&node, &q, &options).await {
         Ok(results) => {
-            let body = QueryResponse { results };
             let pretty = get("pretty").is_some_and(|p| p == "true");
-            let text = if pretty {
-                serde_json::to_string_pretty(&body)
-            } else {
-                serde_json::to_string(&body)
+
+            let text = match get("chunked").is_some_and(|c| c == "true") {
+                true => {
+                    // As InfluxDB: a missing, unreadable or non-positive size means 10000.
+                    let size = get("chunk_size")
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .filter(|&n| n > 0)
+                        .map_or(DEFAULT_CHUNK_SIZE, |n| n as usize);
+                    chunks(results, size)
+                        .iter()
+                        .map(|c| render(c, pretty))
+                        .collect()
+                }
+                false => render(&QueryResponse { results }, pretty),
             };
             HttpResponse::Ok()
                 .content_type("application/json")
-                .body(text.unwrap_or_default() + "\n")
+                .body(text)
         }
         Err(QueryError::Parse(e)) => ApiError::bad_request(e.http_message()).v1(),
         Err(QueryError::Unauthorized(e)) => ApiError::from(e).v1(),
     }
+}
+
+/// One JSON document and its newline; `pretty` indents by four spaces, as InfluxDB does.
+fn render<T: serde::Serialize>(value: &T, pretty: bool) -> String {
+    let mut out = Vec::new();
+    let written = match pretty {
+        true => {
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, formatter))
+        }
+        false => value.serialize(&mut serde_json::Serializer::new(&mut out)),
+    };
+    if written.is_err() {
+        out.clear();
+    }
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn creates_admin(q: &str) -> bool {

@@ -41,6 +41,75 @@ pub struct QueryResponse {
     pub results: Vec<StatementResult>,
 }
 
+/// One line of a `chunked=true` answer: part of one statement's result.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Chunk {
+    results: [ChunkResult; 1],
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct ChunkResult {
+    statement_id: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    series: Vec<ChunkSeries>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// More lines of this statement follow.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    partial: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct ChunkSeries {
+    #[serde(flatten)]
+    series: Series,
+    /// More rows of this series follow.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    partial: bool,
+}
+
+/// InfluxDB 1.x's chunked answer: a line per `size` rows of one series, flagged `partial`
+/// while more of the series or of the statement follow; a statement without series (or
+/// with an error) is one line.
+pub fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
+    let size = size.max(1);
+    let mut out = Vec::new();
+    for result in results {
+        let line = |series, partial| Chunk {
+            results: [ChunkResult {
+                statement_id: result.statement_id,
+                series,
+                error: result.error.clone(),
+                partial,
+            }],
+        };
+        if result.series.is_empty() || result.error.is_some() {
+            out.push(line(Vec::new(), false));
+            continue;
+        }
+        let last_series = result.series.len() - 1;
+        for (k, series) in result.series.iter().enumerate() {
+            let parts: Vec<&[Vec<Value>]> = match series.values.is_empty() {
+                true => vec![&[]],
+                false => series.values.chunks(size).collect(),
+            };
+            let last_part = parts.len() - 1;
+            for (j, values) in parts.into_iter().enumerate() {
+                let more_rows = j < last_part;
+                let part = ChunkSeries {
+                    series: Series {
+                        values: values.to_vec(),
+                        ..series.clone()
+                    },
+                    partial: more_rows,
+                };
+                out.push(line(vec![part], more_rows || k < last_series));
+            }
+        }
+    }
+    out
+}
+
 /// A float as Go's JSON encoder writes it: whole numbers without a fraction.
 pub fn float_value(x: f64) -> Value {
     // -0 keeps its sign (Go prints it as -0).

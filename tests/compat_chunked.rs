@@ -1,0 +1,84 @@
+//! `chunked=true` answers, line for line as a real influxd 1.6 gives them: a line per
+//! `chunk_size` rows of one series, `partial` while more follow.
+
+mod common;
+use common::influxd::Influxd;
+use common::{query, request, urlencode, Daemon};
+use std::net::SocketAddr;
+
+const POINTS: &str = "m,h=a v=1 1\nm,h=a v=2 2\nm,h=a v=3 3\nm,h=b v=4 4\nm,h=b v=4.5 5\nn v=5 5\n";
+
+/// Each line of the body as JSON (a line that is not JSON stays text, so it still compares).
+fn lines(addr: SocketAddr, params: &str, q: &str) -> (u16, Vec<serde_json::Value>) {
+    let path = format!("/query?db=c&{params}&q={}", urlencode(q));
+    let r = request(addr, "GET", &path, &[], b"");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    let values = text
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::String(l.into())))
+        .collect();
+    (r.status, values)
+}
+
+#[test]
+fn chunked_answers_are_influxdbs() {
+    let Some(influxd) = Influxd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start(dir.path());
+    let servers = [influxd.addr, ours.addr];
+    for addr in servers {
+        assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
+        let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
+        assert_eq!(w.status, 204);
+    }
+    let cases: &[(&str, &str)] = &[
+        ("chunked=true&chunk_size=2", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=2", "SELECT * FROM m GROUP BY h"),
+        (
+            "chunked=true&chunk_size=1",
+            "SELECT * FROM m GROUP BY h; SELECT * FROM n",
+        ),
+        (
+            "chunked=true&chunk_size=2",
+            "SELECT * FROM nothing; SHOW DATABASES",
+        ),
+        (
+            "chunked=true&chunk_size=2",
+            "SELECT mean(v) FROM m GROUP BY h",
+        ),
+        ("chunked=true", "SELECT * FROM m; SHOW MEASUREMENTS"),
+        ("chunked=true&chunk_size=0", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=x", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=-3", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=2&epoch=s", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=3&pretty=true", "SELECT * FROM m"),
+        ("chunked=false&chunk_size=1", "SELECT * FROM m"),
+        ("chunked=1&chunk_size=1", "SELECT * FROM m"),
+        ("chunked=true&chunk_size=2", "SELECT * FROM nodb..m"),
+        ("chunked=true&chunk_size=2", "SELECT bad syntax FROM"),
+    ];
+    let mut differences = Vec::new();
+    for (params, q) in cases {
+        let [theirs, mine] = servers.map(|a| lines(a, params, q));
+        if theirs != mine {
+            differences.push(format!(
+                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // The shape itself, so that the comparison cannot pass on two empty answers.
+    let (_, mine) = lines(
+        ours.addr,
+        "chunked=true&chunk_size=2",
+        "SELECT * FROM m GROUP BY h",
+    );
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0]["results"][0]["series"][0]["partial"], true);
+    assert_eq!(mine[0]["results"][0]["partial"], true);
+    assert_eq!(mine[1]["results"][0]["partial"], true);
+    assert_eq!(mine[2]["results"][0].get("partial"), None);
+}
