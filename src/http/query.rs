@@ -45,15 +45,26 @@ async fn query(
         Err(AuthError::NoAdminYet) if creates_admin(&q) => None,
         Err(e) => return ApiError::from(e).v1(),
     };
+    // InfluxDB picks CSV on these exact Accept values; its times are integers (ns unless
+    // `epoch=` says otherwise).
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .is_some_and(|a| a == "application/csv" || a == "text/csv");
     let options = QueryOptions {
         database: get("db"),
-        epoch,
+        epoch: epoch.or(csv.then_some(1)),
         principal,
     };
     match execute(&node, &q, &options).await {
         Ok(results) => {
             let pretty = get("pretty").is_some_and(|p| p == "true");
 
+            if csv {
+                return HttpResponse::Ok()
+                    .content_type("text/csv")
+                    .body(crate::query::csv::render(&results));
+            }
             let text = match get("chunked").is_some_and(|c| c == "true") {
                 true => {
                     // As InfluxDB: a missing, unreadable or non-positive size means 10000.
@@ -72,6 +83,10 @@ async fn query(
                 .content_type("application/json")
                 .body(text)
         }
+        Err(QueryError::Parse(e)) if csv => HttpResponse::BadRequest()
+            .content_type("text/csv")
+            .insert_header(("X-Influxdb-Error", e.http_message()))
+            .body(crate::query::csv::error(&e.http_message())),
         Err(QueryError::Parse(e)) => ApiError::bad_request(e.http_message()).v1(),
         Err(QueryError::Unauthorized(e)) => ApiError::from(e).v1(),
     }
@@ -83,7 +98,9 @@ fn render<T: serde::Serialize>(value: &T, pretty: bool) -> String {
     let written = match pretty {
         true => {
             let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, formatter))
+            value.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out, formatter,
+            ))
         }
         false => value.serialize(&mut serde_json::Serializer::new(&mut out)),
     };

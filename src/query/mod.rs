@@ -3,6 +3,7 @@
 mod aggregate;
 mod authorize;
 mod calc;
+pub mod csv;
 mod eval;
 pub mod executor;
 pub mod format;

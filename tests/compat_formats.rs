@@ -1,12 +1,12 @@
-//! `chunked=true` answers, line for line as a real influxd 1.6 gives them: a line per
-//! `chunk_size` rows of one series, `partial` while more follow.
+//! Response formats, byte for byte as a real influxd 1.6 gives them: `chunked=true` (a line
+//! per `chunk_size` rows of one series, `partial` while more follow) and CSV.
 
 mod common;
 use common::influxd::Influxd;
 use common::{query, request, urlencode, Daemon};
 use std::net::SocketAddr;
 
-const POINTS: &str = "m,h=a v=1 1\nm,h=a v=2 2\nm,h=a v=3 3\nm,h=b v=4 4\nm,h=b v=4.5 5\nn v=5 5\n";
+const POINTS: &str = "m,h=a v=1 1\nm,h=a v=2 2\nm,h=a v=3 3\nm,h=b v=4 4\nm,h=b v=4.5 5\nn v=5 5\ns,h=x\\ y str=\"a,b\\\"c\",b=true,f=1e21,g=0.000001,i=-3i 7\n";
 
 /// Each line of the body as JSON (a line that is not JSON stays text, so it still compares).
 fn lines(addr: SocketAddr, params: &str, q: &str) -> (u16, Vec<serde_json::Value>) {
@@ -81,4 +81,62 @@ fn chunked_answers_are_influxdbs() {
     assert_eq!(mine[0]["results"][0]["partial"], true);
     assert_eq!(mine[1]["results"][0]["partial"], true);
     assert_eq!(mine[2]["results"][0].get("partial"), None);
+}
+
+#[test]
+fn csv_answers_are_influxdbs() {
+    let Some(influxd) = Influxd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start(dir.path());
+    let servers = [influxd.addr, ours.addr];
+    for addr in servers {
+        assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
+        let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
+        assert_eq!(w.status, 204);
+    }
+    let cases: &[(&str, &str)] = &[
+        ("", "SELECT * FROM m"),
+        ("", "SELECT * FROM m GROUP BY h"),
+        ("", "SELECT * FROM s"),
+        (
+            "",
+            "SELECT * FROM m; SELECT * FROM nothing; SELECT * FROM n",
+        ),
+        ("", "SELECT mean(v) FROM m GROUP BY h"),
+        ("", "SELECT v FROM m GROUP BY h; SELECT * FROM s GROUP BY h"),
+        ("", "SHOW DATABASES"),
+        ("", "SHOW TAG KEYS"),
+        ("", "SELECT * FROM nodb..m"),
+        ("", "SELECT bad"),
+        ("epoch=ms", "SELECT * FROM n"),
+        ("chunked=true&chunk_size=2", "SELECT * FROM m"),
+    ];
+    let mut differences = Vec::new();
+    for (params, q) in cases {
+        let path = format!("/query?db=c&{params}&q={}", urlencode(q));
+        let [theirs, mine] = servers.map(|a| {
+            let r = request(a, "GET", &path, &[("Accept", "application/csv")], b"");
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            (r.status, r.header("Content-Type").map(str::to_owned), body)
+        });
+        if theirs != mine {
+            differences.push(format!(
+                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let r = request(
+        ours.addr,
+        "GET",
+        &format!("/query?db=c&q={}", urlencode("SELECT * FROM m GROUP BY h")),
+        &[("Accept", "application/csv")],
+        b"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "name,tags,time,v\nm,h=a,1,1\nm,h=a,2,2\nm,h=a,3,3\nm,h=b,4,4\nm,h=b,5,4.5\n"
+    );
 }
