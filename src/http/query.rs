@@ -39,6 +39,13 @@ async fn query(
             None => return ApiError::bad_request(format!("invalid epoch: {e}")).v1(),
         },
     };
+    let bound = match get("params").filter(|p| !p.is_empty()) {
+        None => Default::default(),
+        Some(text) => match crate::query::params::from_json(&text) {
+            Ok(bound) => bound,
+            Err(e) => return ApiError::bad_request(e.to_string()).v1(),
+        },
+    };
     let principal = match super::auth::authenticate(&node, &req, &params).await {
         Ok(p) => p,
         // With no admin yet, the one thing anyone may do is create the first admin.
@@ -55,6 +62,7 @@ async fn query(
         database: get("db"),
         epoch: epoch.or(csv.then_some(1)),
         principal,
+        params: bound,
     };
     match execute(&node, &q, &options).await {
         Ok(results) => {

@@ -2,7 +2,7 @@
 
 use super::format::{go_duration, rfc3339_nanos};
 use super::parser::ast::Statement;
-use super::parser::{parse_query, ParseError};
+use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
 use super::show;
@@ -22,6 +22,8 @@ pub struct QueryOptions {
     pub epoch: Option<i64>,
     /// The authenticated caller (None when authentication is off).
     pub principal: Option<Principal>,
+    /// Bound parameters (`params=`), for `$name` in the query.
+    pub params: std::collections::HashMap<String, super::parser::ParamValue>,
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
@@ -72,7 +74,8 @@ pub async fn execute(
     text: &str,
     options: &QueryOptions,
 ) -> Result<Vec<StatementResult>, QueryError> {
-    let statements = parse_query(text)?;
+    // Always with the (maybe empty) map: a `$name` nobody bound is a parse error, as in 1.x.
+    let statements = super::parser::parse_query_with_params(text, &options.params)?;
     // InfluxDB refuses an unknown tz() zone while parsing, before anything runs.
     for s in &statements {
         if let Statement::Select(select) = s {

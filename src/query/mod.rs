@@ -7,6 +7,7 @@ pub mod csv;
 mod eval;
 pub mod executor;
 pub mod format;
+pub mod params;
 pub mod parser;
 mod plan;
 pub mod result;

@@ -285,7 +285,9 @@ impl<'a> Parser<'a> {
             ParamValue::Integer(i) => (Tok::Integer, i.to_string()),
             ParamValue::Boolean(b) => (if *b { Tok::True } else { Tok::False }, String::new()),
             ParamValue::Duration(d) => (Tok::DurationVal, d.clone()),
-            ParamValue::Error(_) => return,
+            // As InfluxDB's scanner, the reason stands in the token's place, so that it is
+            // what an error at this position names.
+            ParamValue::Error(reason) => (Tok::BoundParam, reason.clone()),
         };
         t.tok = tok;
         t.lit = lit;
@@ -1812,7 +1814,10 @@ impl<'a> Parser<'a> {
             }
             Tok::Regex => Ok(Expr::Regex(Regex { pattern: t.lit })),
             Tok::BoundParam => {
-                let name = &t.lit[1..];
+                let Some(name) = t.lit.strip_prefix('$') else {
+                    // A parameter that could not be bound (see `substitute`).
+                    return Err(ParseError::plain(format!("missing parameter: {}", t.lit)));
+                };
                 if name.is_empty() {
                     return Err(ParseError::plain("empty bound parameter"));
                 }
@@ -1820,7 +1825,9 @@ impl<'a> Parser<'a> {
                     // No parameter map: keep the placeholder for later binding.
                     None => Ok(Expr::BoundParam(name.to_string())),
                     Some(None) => Err(ParseError::plain(format!("missing parameter: {name}"))),
-                    Some(Some(ParamValue::Error(msg))) => Err(ParseError::plain(msg.clone())),
+                    Some(Some(ParamValue::Error(msg))) => {
+                        Err(ParseError::plain(format!("missing parameter: {msg}")))
+                    }
                     Some(Some(_)) => unreachable!("bound values are substituted when scanned"),
                 }
             }

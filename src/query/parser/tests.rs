@@ -984,10 +984,16 @@ fn bound_parameters() {
     );
     let e = parse_query_with_params("SELECT v FROM m WHERE a = $nope", &p).unwrap_err();
     assert_eq!(e.to_string(), "missing parameter: nope");
+        // influxd 1.6.7's words, in an expression and where an identifier was expected.
     let e = parse_query_with_params("SELECT v FROM m WHERE a = $bad", &p).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unable to bind parameter with type []interface {}"
+        "missing parameter: unable to bind parameter with type []interface {}"
+    );
+    let e = parse_query_with_params("SELECT v FROM $bad", &p).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "found unable to bind parameter with type []interface {}, expected identifier at line 1, char 15"
     );
     // Without a parameter map the placeholder is kept in the AST.
     let c = select("SELECT v FROM m WHERE a = $nope").condition.unwrap();
