@@ -984,7 +984,7 @@ fn bound_parameters() {
     );
     let e = parse_query_with_params("SELECT v FROM m WHERE a = $nope", &p).unwrap_err();
     assert_eq!(e.to_string(), "missing parameter: nope");
-        // influxd 1.6.7's words, in an expression and where an identifier was expected.
+    // influxd 1.6.7's words, in an expression and where an identifier was expected.
     let e = parse_query_with_params("SELECT v FROM m WHERE a = $bad", &p).unwrap_err();
     assert_eq!(
         e.to_string(),
