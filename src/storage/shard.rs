@@ -18,7 +18,7 @@ use super::head::Head;
 use super::StorageError;
 use crate::line_protocol::Point;
 use crate::log::{Log, LogOptions, Lsn, Record};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -551,26 +551,38 @@ impl Shard {
             }
             data.files.clone()
         };
-        for file in files {
+        // A series is judged once, though most files hold it.
+        let mut refused: HashSet<&str> = HashSet::new();
+        for file in &files {
             for s in file
                 .index
                 .series
                 .iter()
                 .filter(|s| s.measurement == measurement)
             {
-                let tags: Vec<(String, String)> = s
-                    .tags
-                    .iter()
-                    .map(|t| (t.key.clone(), t.value.clone()))
-                    .collect();
-                if !keep(&tags) {
+                if refused.contains(s.key.as_str()) {
                     continue;
                 }
-                let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
-                    key: s.key.clone(),
-                    tags,
-                    fields: BTreeMap::new(),
-                });
+                if !found.contains_key(&s.key) {
+                    let tags: Vec<(String, String)> = s
+                        .tags
+                        .iter()
+                        .map(|t| (t.key.clone(), t.value.clone()))
+                        .collect();
+                    if !keep(&tags) {
+                        refused.insert(&s.key);
+                        continue;
+                    }
+                    found.insert(
+                        s.key.clone(),
+                        SeriesColumns {
+                            key: s.key.clone(),
+                            tags,
+                            fields: BTreeMap::new(),
+                        },
+                    );
+                }
+                let entry = found.get_mut(&s.key).expect("inserted above");
                 for block in s
                     .blocks
                     .iter()
