@@ -59,33 +59,22 @@ fn escape_into(out: &mut String, s: &str, codes: &Codes) {
 /// for each tag sorted by key (tags with empty values are skipped, as in
 /// InfluxDB's `MakeKey`), e.g. `cpu,host=a,region=x`.
 pub fn series_key<K: AsRef<str>, V: AsRef<str>>(measurement: &str, tags: &[(K, V)]) -> String {
-    let mut out = String::new();
-    series_key_into(&mut out, measurement, tags);
-    out
-}
-
-fn series_key_into<K: AsRef<str>, V: AsRef<str>>(
-    out: &mut String,
-    measurement: &str,
-    tags: &[(K, V)],
-) {
-    out.clear();
     let cap = measurement.len()
         + tags
             .iter()
             .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2)
             .sum::<usize>();
-    out.reserve(cap + 8);
-    escape_measurement(out, measurement);
+    let mut out = String::with_capacity(cap + 8);
+    escape_measurement(&mut out, measurement);
     let sorted = tags.windows(2).all(|w| w[0].0.as_ref() <= w[1].0.as_ref());
     let mut push = |k: &str, v: &str| {
         if v.is_empty() {
             return;
         }
         out.push(',');
-        escape_tag(out, k);
+        escape_tag(&mut out, k);
         out.push('=');
-        escape_tag(out, v);
+        escape_tag(&mut out, v);
     };
     if sorted {
         for (k, v) in tags {
@@ -98,6 +87,7 @@ fn series_key_into<K: AsRef<str>, V: AsRef<str>>(
             push(k.as_ref(), v.as_ref());
         }
     }
+    out
 }
 
 /// Appends `p` as one line of line protocol (no trailing newline).
