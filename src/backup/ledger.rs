@@ -97,11 +97,11 @@ impl BackupLedger {
 
 /// The event that starts an operation.
 pub fn started(started: BackupStarted) -> Event {
-    at_now(event::Kind::BackupStarted(started))
+    crate::catalog::event(event::Kind::BackupStarted(started))
 }
 
 pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
-    at_now(event::Kind::BackupFinished(BackupFinished {
+    crate::catalog::event(event::Kind::BackupFinished(BackupFinished {
         id: id.to_owned(),
         bytes,
         duration_nanos: duration.as_nanos() as u64,
@@ -109,17 +109,10 @@ pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
 }
 
 pub fn failed(id: &str, reason: &str) -> Event {
-    at_now(event::Kind::BackupFailed(BackupFailed {
+    crate::catalog::event(event::Kind::BackupFailed(BackupFailed {
         id: id.to_owned(),
         reason: reason.to_owned(),
     }))
-}
-
-fn at_now(kind: event::Kind) -> Event {
-    Event {
-        at_unix_nanos: crate::catalog::now_nanos(),
-        kind: Some(kind),
-    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ pub fn restore_kv_event(bytes: &[u8]) -> Result<Event, BackupError> {
     use prost::Message;
     let state = CatalogState::decode(bytes)
         .map_err(|e| BackupError::BadArchive(format!("kv snapshot does not decode: {e}")))?;
-    Ok(at_now(event::Kind::CatalogRestored(
+    Ok(crate::catalog::event(event::Kind::CatalogRestored(
         crate::proto::CatalogRestored { state: Some(state) },
     )))
 }
@@ -198,16 +198,18 @@ pub fn restore_bucket_events(
         shard_group_duration_nanos: p.shard_group_duration,
         replication: p.replica_n.max(1),
     };
-    let mut events = vec![at_now(event::Kind::DatabaseCreated(DatabaseCreated {
-        name: name.to_owned(),
-        default_policy: Some(spec(default)),
-    }))];
+    let mut events = vec![crate::catalog::event(event::Kind::DatabaseCreated(
+        DatabaseCreated {
+            name: name.to_owned(),
+            default_policy: Some(spec(default)),
+        },
+    ))];
     for p in manifest
         .retention_policies
         .iter()
         .filter(|p| p.name != default.name)
     {
-        events.push(at_now(event::Kind::RetentionPolicyCreated(
+        events.push(crate::catalog::event(event::Kind::RetentionPolicyCreated(
             RetentionPolicyCreated {
                 database: name.to_owned(),
                 policy: Some(spec(p)),
@@ -225,13 +227,15 @@ pub fn restore_bucket_events(
             };
             let (start, end) = (time(&group.start_time)?, time(&group.end_time)?);
             let new_id = crate::storage::shard_id(name, &p.name, start);
-            events.push(at_now(event::Kind::ShardCreated(ShardCreated {
-                database: name.to_owned(),
-                retention_policy: p.name.clone(),
-                shard_id: new_id,
-                start_nanos: start,
-                end_nanos: end,
-            })));
+            events.push(crate::catalog::event(event::Kind::ShardCreated(
+                ShardCreated {
+                    database: name.to_owned(),
+                    retention_policy: p.name.clone(),
+                    shard_id: new_id,
+                    start_nanos: start,
+                    end_nanos: end,
+                },
+            )));
             for shard in &group.shards {
                 mappings.push(ShardMapping {
                     old_id: shard.id,
@@ -242,13 +246,15 @@ pub fn restore_bucket_events(
     }
     let id = match org_id {
         Some(org_id) => {
-            events.push(at_now(event::Kind::BucketCreated(BucketCreated {
-                id: new_bucket_id.clone(),
-                org_id,
-                name: name.to_owned(),
-                database: name.to_owned(),
-                retention_policy: default.name.clone(),
-            })));
+            events.push(crate::catalog::event(event::Kind::BucketCreated(
+                BucketCreated {
+                    id: new_bucket_id.clone(),
+                    org_id,
+                    name: name.to_owned(),
+                    database: name.to_owned(),
+                    retention_policy: default.name.clone(),
+                },
+            )));
             new_bucket_id
         }
         None => String::new(),
@@ -266,13 +272,6 @@ pub fn restore_bucket_events(
             shard_mappings: mappings,
         },
     ))
-}
-
-fn at_now(kind: event::Kind) -> Event {
-    Event {
-        at_unix_nanos: crate::catalog::now_nanos(),
-        kind: Some(kind),
-    }
 }
 
 #[cfg(test)]

@@ -103,7 +103,8 @@ pub fn now_nanos() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn event(kind: event::Kind) -> Event {
+/// A control-log event stamped with the time it is decided.
+pub(crate) fn event(kind: event::Kind) -> Event {
     Event {
         at_unix_nanos: now_nanos(),
         kind: Some(kind),
