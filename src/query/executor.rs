@@ -10,8 +10,8 @@ use super::zone::Zone;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
-use crate::projection::ProjectionError;
-use crate::proto::{RetentionPolicyAltered, RetentionPolicySpec};
+use crate::projection::{EventLog, ProjectionError};
+use crate::proto::{Event, RetentionPolicyAltered, RetentionPolicySpec};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -107,6 +107,17 @@ pub async fn execute(
     Ok(results)
 }
 
+/// Applies a catalog decision of a statement that answers nothing.
+async fn apply_decision(
+    control: &EventLog<Catalog>,
+    decide: impl FnOnce(&Catalog) -> Result<Vec<Event>, CatalogError>,
+) -> Result<Vec<Series>, StatementError> {
+    control
+        .mutate(|c| Ok::<_, StatementError>((decide(c)?, ())))
+        .await?;
+    Ok(Vec::new())
+}
+
 fn catalog_privilege(p: super::parser::ast::Privilege) -> crate::catalog::Privilege {
     use super::parser::ast::Privilege as P;
     match p {
@@ -162,27 +173,16 @@ async fn run(
         } => {
             let hash = crate::auth::hash_password(password)?;
             let id = crate::auth::new_id();
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.create_user(id, name, hash, *admin)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.create_user(id, name, hash, *admin)).await
         }
-        Statement::DropUser { name } => {
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.drop_user(name)?, ())))
-                .await?;
-            Ok(Vec::new())
-        }
+        Statement::DropUser { name } => apply_decision(control, |c| c.drop_user(name)).await,
         Statement::Grant {
             privilege,
             database,
             user,
         } => {
             let privilege = catalog_privilege(*privilege);
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.grant(user, database, privilege)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.grant(user, database, privilege)).await
         }
         Statement::Revoke {
             privilege,
@@ -190,24 +190,15 @@ async fn run(
             user,
         } => {
             let privilege = catalog_privilege(*privilege);
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.revoke(user, database, privilege)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.revoke(user, database, privilege)).await
         }
         Statement::GrantAdmin { user } | Statement::RevokeAdmin { user } => {
             let admin = matches!(statement, Statement::GrantAdmin { .. });
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.set_admin(user, admin)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.set_admin(user, admin)).await
         }
         Statement::SetPassword { name, password } => {
             let hash = crate::auth::hash_password(password)?;
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.set_password(name, hash)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.set_password(name, hash)).await
         }
         Statement::ShowGrantsForUser { name } => {
             let rows = control
@@ -252,10 +243,7 @@ async fn run(
                 shard_group_duration_nanos: s.shard_duration.unwrap_or(0),
                 replication: s.replication.unwrap_or(1),
             });
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.create_database(&s.name, policy)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.create_database(&s.name, policy)).await
         }
         Statement::DropDatabase { name } => {
             let shards = control
@@ -300,12 +288,7 @@ async fn run(
                 shard_group_duration_nanos: s.shard_duration.unwrap_or(0),
                 replication: s.replication,
             };
-            control
-                .mutate(|c| {
-                    Ok::<_, StatementError>((c.create_policy(&s.database, spec, s.default)?, ()))
-                })
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.create_policy(&s.database, spec, s.default)).await
         }
         Statement::AlterRetentionPolicy(s) => {
             let change = RetentionPolicyAltered {
@@ -316,10 +299,7 @@ async fn run(
                 replication: s.replication,
                 make_default: s.default,
             };
-            control
-                .mutate(|c| Ok::<_, StatementError>((c.alter_policy(change)?, ())))
-                .await?;
-            Ok(Vec::new())
+            apply_decision(control, |c| c.alter_policy(change)).await
         }
         Statement::DropRetentionPolicy { name, database } => {
             let shards = control
