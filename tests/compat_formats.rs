@@ -21,19 +21,44 @@ fn lines(addr: SocketAddr, params: &str, q: &str) -> (u16, Vec<serde_json::Value
     (r.status, values)
 }
 
-#[test]
-fn chunked_answers_are_influxdbs() {
-    let Some(influxd) = Influxd::start() else {
-        return;
-    };
+/// A real influxd and shardkeeper, each holding `POINTS` in database `c` (None when
+/// influxd is not installed). The daemon goes before its directory.
+fn loaded() -> Option<(Influxd, Daemon, tempfile::TempDir)> {
+    let influxd = Influxd::start()?;
     let dir = tempfile::tempdir().unwrap();
     let ours = Daemon::start(dir.path());
-    let servers = [influxd.addr, ours.addr];
-    for addr in servers {
+    for addr in [influxd.addr, ours.addr] {
         assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
         let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
         assert_eq!(w.status, 204);
     }
+    Some((influxd, ours, dir))
+}
+
+/// Asks both servers every case (`params`, query) and fails listing each that differs.
+fn assert_same<T: PartialEq + std::fmt::Debug>(
+    servers: [SocketAddr; 2],
+    cases: &[(&str, &str)],
+    ask: impl Fn(SocketAddr, &str, &str) -> T,
+) {
+    let mut differences = Vec::new();
+    for (params, q) in cases {
+        let [theirs, mine] = servers.map(|a| ask(a, params, q));
+        if theirs != mine {
+            differences.push(format!(
+                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[test]
+fn chunked_answers_are_influxdbs() {
+    let Some((influxd, ours, _dir)) = loaded() else {
+        return;
+    };
+    let servers = [influxd.addr, ours.addr];
     let cases: &[(&str, &str)] = &[
         ("chunked=true&chunk_size=2", "SELECT * FROM m"),
         ("chunked=true&chunk_size=2", "SELECT * FROM m GROUP BY h"),
@@ -60,16 +85,7 @@ fn chunked_answers_are_influxdbs() {
         ("chunked=true&chunk_size=2", "SELECT * FROM nodb..m"),
         ("chunked=true&chunk_size=2", "SELECT bad syntax FROM"),
     ];
-    let mut differences = Vec::new();
-    for (params, q) in cases {
-        let [theirs, mine] = servers.map(|a| lines(a, params, q));
-        if theirs != mine {
-            differences.push(format!(
-                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
-            ));
-        }
-    }
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_same(servers, cases, lines);
     // The shape itself, so that the comparison cannot pass on two empty answers.
     let (_, mine) = lines(
         ours.addr,
@@ -85,17 +101,10 @@ fn chunked_answers_are_influxdbs() {
 
 #[test]
 fn csv_answers_are_influxdbs() {
-    let Some(influxd) = Influxd::start() else {
+    let Some((influxd, ours, _dir)) = loaded() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
     let servers = [influxd.addr, ours.addr];
-    for addr in servers {
-        assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
-        let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
-        assert_eq!(w.status, 204);
-    }
     let cases: &[(&str, &str)] = &[
         ("", "SELECT * FROM m"),
         ("", "SELECT * FROM m GROUP BY h"),
@@ -113,21 +122,12 @@ fn csv_answers_are_influxdbs() {
         ("epoch=ms", "SELECT * FROM n"),
         ("chunked=true&chunk_size=2", "SELECT * FROM m"),
     ];
-    let mut differences = Vec::new();
-    for (params, q) in cases {
+    assert_same(servers, cases, |a, params, q| {
         let path = format!("/query?db=c&{params}&q={}", urlencode(q));
-        let [theirs, mine] = servers.map(|a| {
-            let r = request(a, "GET", &path, &[("Accept", "application/csv")], b"");
-            let body = String::from_utf8_lossy(&r.body).into_owned();
-            (r.status, r.header("Content-Type").map(str::to_owned), body)
-        });
-        if theirs != mine {
-            differences.push(format!(
-                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
-            ));
-        }
-    }
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+        let r = request(a, "GET", &path, &[("Accept", "application/csv")], b"");
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        (r.status, r.header("Content-Type").map(str::to_owned), body)
+    });
     let r = request(
         ours.addr,
         "GET",
@@ -144,17 +144,10 @@ fn csv_answers_are_influxdbs() {
 /// `params=` binds `$name` as InfluxDB 1.6 binds it.
 #[test]
 fn bound_parameters_are_influxdbs() {
-    let Some(influxd) = Influxd::start() else {
+    let Some((influxd, ours, _dir)) = loaded() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
     let servers = [influxd.addr, ours.addr];
-    for addr in servers {
-        assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
-        let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
-        assert_eq!(w.status, 204);
-    }
     let cases: &[(&str, &str)] = &[
         (r#"{"h":"a"}"#, "SELECT * FROM m WHERE h = $h"),
         (r#"{"v":2}"#, "SELECT * FROM m WHERE v > $v"),
@@ -181,24 +174,15 @@ fn bound_parameters_are_influxdbs() {
         (r#"{"x":1e3}"#, "SELECT * FROM m"),
         (r#"{"x":99999999999999999999}"#, "SELECT * FROM m"),
     ];
-    let mut differences = Vec::new();
-    for (params, q) in cases {
+    assert_same(servers, cases, |a, params, q| {
         let path = format!(
             "/query?db=c&params={}&q={}",
             urlencode(params),
             urlencode(q)
         );
-        let [theirs, mine] = servers.map(|a| {
-            let r = request(a, "GET", &path, &[], b"");
-            (r.status, r.json())
-        });
-        if theirs != mine {
-            differences.push(format!(
-                "{params} {q}\n  influxd:     {theirs:?}\n  shardkeeper: {mine:?}"
-            ));
-        }
-    }
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+        let r = request(a, "GET", &path, &[], b"");
+        (r.status, r.json())
+    });
     let r = request(
         ours.addr,
         "GET",
