@@ -16,16 +16,36 @@ use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
 use super::StorageError;
-use crate::line_protocol::Point;
+use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Field types per measurement; consulted for every point written, so a fast hash.
-type Schema = HashMap<String, HashMap<String, FieldType, RandomState>, RandomState>;
+type Schema = HashMap<String, FieldTypes, RandomState>;
 type RandomState = foldhash::fast::RandomState;
+type FieldTypes = HashMap<String, FieldType, RandomState>;
+
+/// A measurement's field types, created empty on first sight; a known measurement's name
+/// is not copied (this runs for every point written and replayed).
+fn types_of<'s>(schema: &'s mut Schema, measurement: &str) -> &'s mut FieldTypes {
+    if !schema.contains_key(measurement) {
+        schema.insert(measurement.to_owned(), FieldTypes::default());
+    }
+    schema.get_mut(measurement).expect("inserted above")
+}
+
+/// Records the types of the fields a measurement has not had yet.
+fn reserve_types(types: &mut FieldTypes, fields: &[(Cow<'_, str>, FieldValue)]) {
+    for (name, value) in fields {
+        if !types.contains_key(name.as_ref()) {
+            types.insert(name.to_string(), FieldType::of(value));
+        }
+    }
+}
 
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
@@ -190,17 +210,7 @@ impl Shard {
                 })?;
             max_version = max_version.max(version);
             for point in &points {
-                if !schema.contains_key(point.measurement.as_ref()) {
-                    schema.insert(point.measurement.to_string(), HashMap::default());
-                }
-                let types = schema
-                    .get_mut(point.measurement.as_ref())
-                    .expect("inserted above");
-                for (name, value) in &point.fields {
-                    if !types.contains_key(name.as_ref()) {
-                        types.insert(name.to_string(), FieldType::of(value));
-                    }
-                }
+                reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
                 data.head.insert(
                     &point.key,
                     &point.measurement,
@@ -243,12 +253,7 @@ impl Shard {
             reason: None,
         };
         for point in points {
-            if !schema.contains_key(point.measurement.as_ref()) {
-                schema.insert(point.measurement.to_string(), HashMap::default());
-            }
-            let types = schema
-                .get_mut(point.measurement.as_ref())
-                .expect("inserted above");
+            let types = types_of(&mut schema, &point.measurement);
             let conflict = point.fields.iter().find_map(|(name, value)| {
                 let ty = FieldType::of(value);
                 types.get(name.as_ref()).filter(|&&t| t != ty).map(|&existing| {
@@ -266,11 +271,7 @@ impl Shard {
                     admitted.reason.get_or_insert(reason);
                 }
                 None => {
-                    for (name, value) in &point.fields {
-                        if !types.contains_key(name.as_ref()) {
-                            types.insert(name.to_string(), FieldType::of(value));
-                        }
-                    }
+                    reserve_types(types, &point.fields);
                     admitted.points.push(point);
                 }
             }
