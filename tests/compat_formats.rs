@@ -115,6 +115,7 @@ fn csv_answers_are_influxdbs() {
         ),
         ("", "SELECT mean(v) FROM m GROUP BY h"),
         ("", "SELECT v FROM m GROUP BY h; SELECT * FROM s GROUP BY h"),
+        ("", "SELECT v FROM n GROUP BY h"),
         ("", "SHOW DATABASES"),
         ("", "SHOW TAG KEYS"),
         ("", "SELECT * FROM nodb..m"),

@@ -24,6 +24,16 @@ impl Privilege {
     pub fn grants(self, wanted: Privilege) -> bool {
         self == Privilege::All || self == wanted
     }
+
+    /// The privilege as InfluxDB 1.x names it in `SHOW GRANTS` and its errors.
+    pub fn influx_name(self) -> &'static str {
+        match self {
+            Privilege::NoPrivileges => "NO PRIVILEGES",
+            Privilege::Read => "READ",
+            Privilege::Write => "WRITE",
+            Privilege::All => "ALL PRIVILEGES",
+        }
+    }
 }
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;

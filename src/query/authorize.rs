@@ -44,10 +44,7 @@ pub fn check(
                         .privilege(&principal.user, &database)
                         .grants(privilege)
                     {
-                        let name = match privilege {
-                            Privilege::Write => "WRITE",
-                            _ => "READ",
-                        };
+                        let name = privilege.influx_name();
                         return Err(refused(format!("{name} on {database}")));
                     }
                 }

@@ -29,17 +29,11 @@ pub fn render(results: &[StatementResult]) -> String {
                 row(&mut out, header);
                 columns = Some(&series.columns);
             }
+            // The series key without its measurement, as InfluxDB's `HashKey()[1:]`.
             let tags = series.tags.as_ref().map_or_else(String::new, |tags| {
-                let mut joined = String::new();
-                for (i, (k, v)) in tags.iter().enumerate() {
-                    if i > 0 {
-                        joined.push(',');
-                    }
-                    crate::line_protocol::escape_tag(&mut joined, k);
-                    joined.push('=');
-                    crate::line_protocol::escape_tag(&mut joined, v);
-                }
-                joined
+                let pairs: Vec<(&String, &String)> = tags.iter().collect();
+                let key = crate::line_protocol::series_key("", &pairs);
+                key.strip_prefix(',').unwrap_or(&key).to_owned()
             });
             for values in &series.values {
                 let cells: Vec<String> = values.iter().map(cell).collect();

@@ -208,13 +208,10 @@ async fn run(
                         user.privileges
                             .iter()
                             .map(|p| {
-                                let privilege = match p.privilege() {
-                                    crate::catalog::Privilege::NoPrivileges => "NO PRIVILEGES",
-                                    crate::catalog::Privilege::Read => "READ",
-                                    crate::catalog::Privilege::Write => "WRITE",
-                                    crate::catalog::Privilege::All => "ALL PRIVILEGES",
-                                };
-                                vec![Value::from(p.database.clone()), Value::from(privilege)]
+                                vec![
+                                    Value::from(p.database.clone()),
+                                    Value::from(p.privilege().influx_name()),
+                                ]
                             })
                             .collect(),
                     )
