@@ -147,6 +147,22 @@ fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// A shard's backup as the node streams it (gzip-compressed when asked).
+fn shard_archive(addr: SocketAddr, id: u64, gzip: bool) -> Vec<u8> {
+    let headers: &[(&str, &str)] = match gzip {
+        true => &[("Accept-Encoding", "gzip")],
+        false => &[],
+    };
+    ok(request(
+        addr,
+        "GET",
+        &format!("/api/v2/backup/shards/{id}"),
+        headers,
+        b"",
+    ))
+    .body
+}
+
 fn shard_ids(addr: SocketAddr) -> Vec<u64> {
     let shards = ok(query(addr, "", "SHOW SHARDS")).json();
     let mut ids = Vec::new();
@@ -393,22 +409,8 @@ fn bad_archives_are_refused_and_change_nothing() {
     let addr = src.daemon.addr;
     let id = shard_ids(addr)[0];
     let path = format!("/api/v2/restore/shards/{id}");
-    let gz = ok(request(
-        addr,
-        "GET",
-        &format!("/api/v2/backup/shards/{id}"),
-        &[("Accept-Encoding", "gzip")],
-        b"",
-    ))
-    .body;
-    let plain = ok(request(
-        addr,
-        "GET",
-        &format!("/api/v2/backup/shards/{id}"),
-        &[],
-        b"",
-    ))
-    .body;
+    let gz = shard_archive(addr, id, true);
+    let plain = shard_archive(addr, id, false);
     assert_eq!(gunzip(&gz), plain);
     let before_answers = answers(addr);
     let before_files = tree(&src.data.join("shards"));
@@ -572,14 +574,7 @@ fn a_backup_under_write_load_holds_every_point_acknowledged_before_it() {
     }
     let before: Vec<(u32, u64)> = acked.lock().unwrap().clone();
     let id = shard_ids(addr)[0];
-    let archive = ok(request(
-        addr,
-        "GET",
-        &format!("/api/v2/backup/shards/{id}"),
-        &[("Accept-Encoding", "gzip")],
-        b"",
-    ))
-    .body;
+    let archive = shard_archive(addr, id, true);
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
@@ -760,14 +755,7 @@ fn a_shard_with_a_history_of_its_own_is_not_mixed_with_a_backup() {
     let src = node();
     load(src.daemon.addr, 0);
     let id = shard_ids(src.daemon.addr)[0];
-    let archive = ok(request(
-        src.daemon.addr,
-        "GET",
-        &format!("/api/v2/backup/shards/{id}"),
-        &[],
-        b"",
-    ))
-    .body;
+    let archive = shard_archive(src.daemon.addr, id, false);
     let kv = ok(request(
         src.daemon.addr,
         "GET",
