@@ -1,7 +1,7 @@
 //! Evaluating WHERE conditions on one row, and the time range they imply.
 
 use super::format::parse_rfc3339;
-use super::parser::ast::{BinaryOp, Expr};
+use super::parser::ast::{BinaryExpr, BinaryOp, Expr};
 use crate::line_protocol::FieldValue;
 use std::collections::HashMap;
 
@@ -202,28 +202,7 @@ fn narrow(e: &Expr, now: i64, range: &mut (i64, i64)) {
         narrow(&b.rhs, now, range);
         return;
     }
-    let (op, other) = if is_time(&b.lhs) {
-        (b.op, &b.rhs)
-    } else if is_time(&b.rhs) {
-        let flipped = match b.op {
-            BinaryOp::Lt => BinaryOp::Gt,
-            BinaryOp::Lte => BinaryOp::Gte,
-            BinaryOp::Gt => BinaryOp::Lt,
-            BinaryOp::Gte => BinaryOp::Lte,
-            o => o,
-        };
-        (flipped, &b.lhs)
-    } else {
-        return;
-    };
-    let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
-    let row = Row {
-        time: 0,
-        tags: &[],
-        fields: &empty,
-        field_keys: &none,
-    };
-    let V::Int(t) = as_time(eval(other, &row, now, &Regexes::default())) else {
+    let Some((op, t)) = time_bound(b, now) else {
         return;
     };
     match op {
@@ -236,6 +215,77 @@ fn narrow(e: &Expr, now: i64, range: &mut (i64, i64)) {
             range.1 = range.1.min(t);
         }
         _ => {}
+    }
+}
+
+/// A comparison of `time` with a value known before any row is read, as (`time` op value).
+fn time_bound(b: &BinaryExpr, now: i64) -> Option<(BinaryOp, i64)> {
+    let (op, other) = if is_time(&b.lhs) {
+        (b.op, &b.rhs)
+    } else if is_time(&b.rhs) {
+        let flipped = match b.op {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::Lte => BinaryOp::Gte,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::Gte => BinaryOp::Lte,
+            o => o,
+        };
+        (flipped, &b.lhs)
+    } else {
+        return None;
+    };
+    let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
+    let row = Row {
+        time: 0,
+        tags: &[],
+        fields: &empty,
+        field_keys: &none,
+    };
+    match as_time(eval(other, &row, now, &Regexes::default())) {
+        V::Int(t) => Some((op, t)),
+        _ => None,
+    }
+}
+
+/// Whether a condition's verdict on a row within its [`time_range`] follows from the
+/// row's tags alone: it compares no field, and `time` only in top-level AND terms that
+/// make up the range. Such a condition is judged once per series, not once per row.
+pub fn judged_by_tags(
+    expr: &Expr,
+    field_keys: &std::collections::HashSet<String>,
+    now: i64,
+) -> bool {
+    match expr {
+        Expr::Paren(e) => judged_by_tags(e, field_keys, now),
+        Expr::Binary(b) if b.op == BinaryOp::And => {
+            judged_by_tags(&b.lhs, field_keys, now) && judged_by_tags(&b.rhs, field_keys, now)
+        }
+        Expr::Binary(b) if is_time(&b.lhs) || is_time(&b.rhs) => {
+            time_bound(b, now).is_some_and(|(op, _)| {
+                matches!(
+                    op,
+                    BinaryOp::Gt | BinaryOp::Gte | BinaryOp::Lt | BinaryOp::Lte | BinaryOp::Eq
+                )
+            })
+        }
+        e => only_tags(e, field_keys),
+    }
+}
+
+/// Whether an expression reads nothing but tags and constants.
+fn only_tags(expr: &Expr, field_keys: &std::collections::HashSet<String>) -> bool {
+    match expr {
+        Expr::VarRef(v) => v.name != "time" && !field_keys.contains(&v.name),
+        Expr::Paren(e) => only_tags(e, field_keys),
+        Expr::Binary(b) => only_tags(&b.lhs, field_keys) && only_tags(&b.rhs, field_keys),
+        Expr::String(_)
+        | Expr::Regex(_)
+        | Expr::Integer(_)
+        | Expr::Unsigned(_)
+        | Expr::Number(_)
+        | Expr::Boolean(_)
+        | Expr::Duration(_) => true,
+        _ => false,
     }
 }
 

@@ -4,10 +4,10 @@
 //! ([`super::aggregate`]). Subqueries and INTO are refused with a clear error, never
 //! answered wrongly.
 
-use super::eval::{matches, series_may_match, time_range, Regexes, Row};
+use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
 use super::parser::ast::{
-    DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
+    BinaryOp, DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
 };
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Node, Plan};
 use super::result::{float_value, Series};
@@ -15,9 +15,12 @@ use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::{Column, FieldType};
+use crate::storage::series_index::TagSelector;
+use crate::storage::shard::{SeriesParts, SeriesRead};
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 pub struct SelectContext<'a> {
     pub storage: &'a Storage,
@@ -345,86 +348,53 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
     let fields = needed_fields(stmt, &field_keys);
 
     // Gather every series' column parts from the shards the time range touches.
-    struct Parts {
-        tags: Vec<(String, String)>,
-        fields: HashMap<String, Vec<Column>>,
-    }
-    let mut gathered: BTreeMap<String, Parts> = BTreeMap::new();
-    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    let selector = tag_selector(stmt.condition.as_ref(), &field_keys);
     let keep = |tags: &[(String, String)]| {
         series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
     };
+    let read = SeriesRead {
+        measurement,
+        start: read_from,
+        end: read_to,
+        fields: &fields,
+        selector: &selector,
+        keep: &keep,
+    };
+    let mut gathered: BTreeMap<Arc<str>, SeriesParts> = BTreeMap::new();
+    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
     for shard in &shards {
-        for s in shard
-            .series_of(measurement, read_from, read_to, &keep)
-            .map_err(|e| e.to_string())?
-        {
-            tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
-            let entry = gathered.entry(s.key).or_insert_with(|| Parts {
-                tags: s.tags,
-                fields: HashMap::new(),
-            });
-            for (name, parts) in s.fields {
-                if fields.contains(&name) {
-                    entry.fields.entry(name).or_default().extend(parts);
+        for s in shard.series_of(&read) {
+            match gathered.get_mut(&s.key) {
+                Some(known) => {
+                    for (mine, more) in known.fields.iter_mut().zip(s.fields) {
+                        mine.extend(more);
+                    }
+                }
+                None => {
+                    tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
+                    gathered.insert(s.key.clone(), s);
                 }
             }
         }
     }
 
-    let mut series = Vec::with_capacity(gathered.len());
-    for parts in gathered.into_values() {
-        let columns: Vec<Option<Column>> = fields
-            .iter()
-            .map(|f| {
-                let p: Vec<&Column> = parts.fields.get(f)?.iter().collect();
-                Some(Column::resolve(&p)?.slice_time(read_from, read_to))
-            })
-            .collect();
-        let times: BTreeSet<i64> = columns
-            .iter()
-            .flatten()
-            .flat_map(|c| c.times.iter().copied())
-            .collect();
-        let mut cursor = vec![0usize; columns.len()];
-        let mut rows = Vec::with_capacity(times.len());
-        for time in times {
-            let values: Vec<Option<FieldValue>> = columns
-                .iter()
-                .zip(cursor.iter_mut())
-                .map(|(c, i)| {
-                    let c = c.as_ref()?;
-                    while *i < c.times.len() && c.times[*i] < time {
-                        *i += 1;
-                    }
-                    (*i < c.times.len() && c.times[*i] == time).then(|| c.values.get(*i))
-                })
-                .collect();
-            if let Some(cond) = &stmt.condition {
-                let at: HashMap<&str, FieldValue> = fields
-                    .iter()
-                    .zip(&values)
-                    .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
-                    .collect();
-                let row = Row {
-                    time: time.max(start).min(end),
-                    tags: &parts.tags,
-                    fields: &at,
-                    field_keys: &field_keys,
-                };
-                if !matches(cond, &row, ctx.now, &regexes) {
-                    continue;
-                }
-            }
-            rows.push((time, values));
-        }
-        if !rows.is_empty() {
-            series.push(SeriesRows {
-                tags: parts.tags,
-                rows,
-            });
-        }
-    }
+    let rows = RowBuilder {
+        condition: stmt
+            .condition
+            .as_ref()
+            .map(|c| (c, !judged_by_tags(c, &field_keys, ctx.now))),
+        fields: &fields,
+        field_keys: &field_keys,
+        regexes: &regexes,
+        now: ctx.now,
+        range: (read_from, read_to),
+        judged_at: (start, end),
+        cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
+    };
+    let series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<SeriesRows>, String>>()?;
     Ok(Scan {
         measurement: measurement.clone(),
         fields,
@@ -433,6 +403,210 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
         series,
         start,
         end,
+    })
+}
+
+/// The series a condition's tag equalities narrow a read to, from the shards' tag indexes.
+fn tag_selector(condition: Option<&Expr>, field_keys: &HashSet<String>) -> TagSelector {
+    match condition {
+        Some(Expr::Paren(e)) => tag_selector(Some(e), field_keys),
+        Some(Expr::Binary(b)) if matches!(b.op, BinaryOp::And | BinaryOp::Or) => {
+            let sides = vec![
+                tag_selector(Some(&b.lhs), field_keys),
+                tag_selector(Some(&b.rhs), field_keys),
+            ];
+            if b.op == BinaryOp::And {
+                TagSelector::And(sides)
+            } else {
+                TagSelector::Or(sides)
+            }
+        }
+        Some(Expr::Binary(b)) if b.op == BinaryOp::Eq => match (&b.lhs, &b.rhs) {
+            (Expr::VarRef(v), Expr::String(value))
+                if v.name != "time" && !field_keys.contains(&v.name) =>
+            {
+                TagSelector::Eq(v.name.clone(), value.clone())
+            }
+            _ => TagSelector::All,
+        },
+        _ => TagSelector::All,
+    }
+}
+
+/// How many rows of each series a raw query can show at most (offset + limit, from the
+/// end it reads first), when every row read is one it shows; None when all are needed.
+fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
+    if stmt.limit == 0 {
+        return None;
+    }
+    let mut shown: HashSet<&str> = HashSet::new();
+    for f in &stmt.fields {
+        match &f.expr {
+            Expr::Wildcard(_) => return Some(stmt.offset.saturating_add(stmt.limit) as usize),
+            Expr::VarRef(v) if v.data_type != Some(DataType::Tag) => {
+                shown.insert(&v.name);
+            }
+            Expr::VarRef(_) => {}
+            _ => return None,
+        }
+    }
+    fields
+        .iter()
+        .all(|f| shown.contains(f.as_str()))
+        .then(|| stmt.offset.saturating_add(stmt.limit) as usize)
+}
+
+/// Turns one series' column parts into its rows.
+struct RowBuilder<'a> {
+    /// The condition, and whether rows must be judged one by one (else it is judged once,
+    /// on the series' tags).
+    condition: Option<(&'a Expr, bool)>,
+    fields: &'a [String],
+    field_keys: &'a HashSet<String>,
+    regexes: &'a Regexes,
+    now: i64,
+    /// The time range read.
+    range: (i64, i64),
+    /// The condition's own time range: rows read outside it are judged at its edge.
+    judged_at: (i64, i64),
+    /// Rows wanted from the start (ascending) or the end (descending); see [`row_cap`].
+    cap: Option<(usize, bool)>,
+}
+
+impl RowBuilder<'_> {
+    fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
+        let (from, to) = self.range;
+        let tags: Vec<(String, String)> = parts.tags.to_vec();
+        let mut per_row = None;
+        if let Some((cond, by_row)) = self.condition {
+            if by_row {
+                per_row = Some(cond);
+            } else if !self.judge(cond, &tags, self.judged_at.0, &HashMap::new()) {
+                return Ok(None);
+            }
+        }
+        let mut columns: Vec<Option<Column>> = Vec::with_capacity(parts.fields.len());
+        for field in parts.fields {
+            let loaded = field
+                .into_iter()
+                .map(|p| p.load().map_err(|e| e.to_string()))
+                .collect::<Result<Vec<Column>, String>>()?;
+            columns.push(Column::resolve(loaded).map(|c| c.keep_time(from, to)));
+        }
+        let times = union_of_times(&columns);
+        let order: Box<dyn Iterator<Item = usize>> = match self.cap {
+            Some((_, true)) => Box::new((0..times.len()).rev()),
+            _ => Box::new(0..times.len()),
+        };
+        let wanted = self.cap.map_or(usize::MAX, |(n, _)| n);
+        let mut cursor = vec![0usize; columns.len()];
+        let mut rows = Vec::with_capacity(times.len().min(wanted));
+        for at in order {
+            if rows.len() == wanted {
+                break;
+            }
+            let time = times[at];
+            let values: Vec<Option<FieldValue>> = columns
+                .iter()
+                .zip(cursor.iter_mut())
+                .map(|(c, i)| {
+                    let c = c.as_ref()?;
+                    // Rows are visited in order, so each column's position only moves
+                    // one way; a search finds it when it is visited from the end.
+                    if c.times.get(*i) != Some(&time) {
+                        *i = c.times.partition_point(|&t| t < time);
+                    }
+                    (c.times.get(*i) == Some(&time)).then(|| c.values.get(*i))
+                })
+                .collect();
+            if let Some(cond) = per_row {
+                let at: HashMap<&str, FieldValue> = self
+                    .fields
+                    .iter()
+                    .zip(&values)
+                    .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
+                    .collect();
+                let time = time.max(self.judged_at.0).min(self.judged_at.1);
+                if !self.judge(cond, &tags, time, &at) {
+                    continue;
+                }
+            }
+            rows.push((time, values));
+        }
+        if matches!(self.cap, Some((_, true))) {
+            rows.reverse();
+        }
+        Ok((!rows.is_empty()).then_some(SeriesRows { tags, rows }))
+    }
+
+    fn judge(
+        &self,
+        cond: &Expr,
+        tags: &[(String, String)],
+        time: i64,
+        fields: &HashMap<&str, FieldValue>,
+    ) -> bool {
+        let row = Row {
+            time,
+            tags,
+            fields,
+            field_keys: self.field_keys,
+        };
+        matches(cond, &row, self.now, self.regexes)
+    }
+}
+
+/// Every time at which some column has a value, in order.
+fn union_of_times(columns: &[Option<Column>]) -> Vec<i64> {
+    let mut present = columns.iter().flatten();
+    let Some(first) = present.next() else {
+        return Vec::new();
+    };
+    // Fields written together share their times: usually one column's times are all.
+    if present.clone().all(|c| c.times == first.times) {
+        return first.times.clone();
+    }
+    let mut all: Vec<i64> = columns
+        .iter()
+        .flatten()
+        .flat_map(|c| c.times.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// `work` over the items, on every core when there are enough of them to be worth it;
+/// the results in the items' order.
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    const PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / PER_THREAD);
+    if threads <= 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut items = items.into_iter();
+    for _ in 0..threads {
+        chunks.push(items.by_ref().take(chunk).collect());
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let own = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| scope.spawn(move || c.into_iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = own.into_iter().map(work).collect();
+        for handle in others {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
     })
 }
 

@@ -5,14 +5,16 @@ use super::eval::{matches, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, Source, TagKeyPredicate};
 use super::result::Series;
 use crate::storage::column::FieldType;
+use crate::storage::series_index::Tags;
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Series of a database that match the statement's sources and (tag) condition, by
 /// measurement, then key.
 pub struct Listing {
-    pub by_measurement: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
+    pub by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>>,
 }
 
 pub fn list(
@@ -47,10 +49,9 @@ pub fn list(
             })
     };
     let (fields, no_keys) = (HashMap::new(), HashSet::new());
-    let mut by_measurement: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
-        BTreeMap::new();
+    let mut by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>> = BTreeMap::new();
     for shard in storage.shards_of(database, None) {
-        for (key, (measurement, tags)) in shard.series_list() {
+        for (key, measurement, tags) in shard.series_list() {
             if !wanted(&measurement) {
                 continue;
             }
@@ -82,13 +83,13 @@ fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
 }
 
 pub fn series(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
-    let keys: BTreeSet<&String> = listing
+    let keys: BTreeSet<&Arc<str>> = listing
         .by_measurement
         .values()
         .flat_map(|s| s.keys())
         .collect();
     let values = page(
-        keys.into_iter().map(|k| vec![Value::from(k.clone())]),
+        keys.into_iter().map(|k| vec![Value::from(k.as_ref())]),
         offset,
         limit,
     );

@@ -129,6 +129,32 @@ impl Values {
         }
     }
 
+    /// Entries `from..to`, copied.
+    fn range(&self, from: usize, to: usize) -> Values {
+        match self {
+            Values::Float(v) => Values::Float(v[from..to].to_vec()),
+            Values::Integer(v) => Values::Integer(v[from..to].to_vec()),
+            Values::Unsigned(v) => Values::Unsigned(v[from..to].to_vec()),
+            Values::String(v) => Values::String(v[from..to].to_vec()),
+            Values::Boolean(v) => Values::Boolean(v[from..to].to_vec()),
+        }
+    }
+
+    /// Keeps entries `from..to` only, in place.
+    fn keep_range(&mut self, from: usize, to: usize) {
+        fn keep<T>(v: &mut Vec<T>, from: usize, to: usize) {
+            v.truncate(to);
+            v.drain(..from);
+        }
+        match self {
+            Values::Float(v) => keep(v, from, to),
+            Values::Integer(v) => keep(v, from, to),
+            Values::Unsigned(v) => keep(v, from, to),
+            Values::String(v) => keep(v, from, to),
+            Values::Boolean(v) => keep(v, from, to),
+        }
+    }
+
     fn extend(&mut self, other: &Values) -> bool {
         match (self, other) {
             (Values::Float(a), Values::Float(b)) => a.extend_from_slice(b),
@@ -199,13 +225,16 @@ impl Column {
     /// Merges columns of the same field into one sorted by time with one value per time:
     /// the one with the highest write version (last write wins, the same on every replica
     /// whatever order the writes arrived in).
-    pub fn resolve(parts: &[&Column]) -> Option<Column> {
-        let first = parts.first()?;
-        if parts.len() == 1 && first.resolved {
-            return Some((*first).clone());
+    pub fn resolve(mut parts: Vec<Column>) -> Option<Column> {
+        parts.retain(|p| !p.is_empty());
+        if parts.len() <= 1 && parts.first().is_none_or(|p| p.resolved) {
+            return parts.pop();
         }
-        let mut all = Column::new(first.values.field_type());
-        for part in parts {
+        // Parts from successive flushes usually follow one another in time: in order of
+        // their first times they often need only concatenating.
+        parts.sort_by_key(|p| p.times[0]);
+        let mut all = Column::new(parts[0].values.field_type());
+        for part in &parts {
             if !all.values.extend(&part.values) {
                 continue; // a column of another type cannot be merged (types are per shard)
             }
@@ -239,26 +268,40 @@ impl Column {
 
     /// Entries `from..to` of the column.
     pub fn slice_index(&self, from: usize, to: usize) -> Column {
-        let idx: Vec<usize> = (from..to).collect();
         Column {
             times: self.times[from..to].to_vec(),
             versions: self.versions[from..to].to_vec(),
-            values: self.values.take_indices(&idx),
+            values: self.values.range(from, to),
             resolved: self.resolved,
         }
     }
 
-    /// The part of a resolved column within [start, end].
+    /// The entries within [start, end] (of a column not resolved yet: all of them, since
+    /// its times are not in order).
     pub fn slice_time(&self, start: i64, end: i64) -> Column {
-        let from = self.times.partition_point(|&t| t < start);
-        let to = self.times.partition_point(|&t| t <= end);
-        let idx: Vec<usize> = (from..to).collect();
-        Column {
-            times: self.times[from..to].to_vec(),
-            versions: self.versions[from..to].to_vec(),
-            values: self.values.take_indices(&idx),
-            resolved: true,
+        if !self.resolved {
+            return self.clone();
         }
+        let (from, to) = self.bounds(start, end);
+        self.slice_index(from, to)
+    }
+
+    /// Keeps the entries of a resolved column within [start, end], in place.
+    pub fn keep_time(mut self, start: i64, end: i64) -> Column {
+        let (from, to) = self.bounds(start, end);
+        if (from, to) != (0, self.len()) {
+            self.times.truncate(to);
+            self.times.drain(..from);
+            self.versions.truncate(to);
+            self.versions.drain(..from);
+            self.values.keep_range(from, to);
+        }
+        self
+    }
+
+    fn bounds(&self, start: i64, end: i64) -> (usize, usize) {
+        let from = self.times.partition_point(|&t| t < start);
+        (from, from.max(self.times.partition_point(|&t| t <= end)))
     }
 }
 
@@ -279,7 +322,7 @@ mod tests {
         let a = col(&[(10, 5, 1.0), (20, 5, 2.0)]);
         let b = col(&[(10, 9, 100.0), (15, 1, 1.5), (20, 2, 999.0)]);
         for parts in [[&a, &b], [&b, &a]] {
-            let r = Column::resolve(&parts).unwrap();
+            let r = Column::resolve(parts.map(|p| p.clone()).to_vec()).unwrap();
             assert_eq!(r.times, vec![10, 15, 20]);
             assert_eq!(r.values, Values::Float(vec![100.0, 1.5, 2.0]));
         }
@@ -289,8 +332,9 @@ mod tests {
     fn out_of_order_appends_are_sorted_on_resolve() {
         let c = col(&[(30, 1, 3.0), (10, 1, 1.0), (20, 1, 2.0)]);
         assert!(!c.resolved);
-        let r = Column::resolve(&[&c]).unwrap();
+        let r = Column::resolve(vec![c]).unwrap();
         assert_eq!((r.times.as_slice(), r.resolved), (&[10, 20, 30][..], true));
         assert_eq!(r.slice_time(15, 30).times, vec![20, 30]);
+        assert_eq!(r.keep_time(15, 25).times, vec![20]);
     }
 }

@@ -22,6 +22,7 @@ use super::head::SeriesHead;
 use crate::log::format::mask;
 use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag};
 use prost::Message;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,8 @@ pub enum ColumnFileError {
 pub struct ColumnFile {
     pub path: PathBuf,
     pub index: ColumnFileIndex,
+    /// Position in `index.series` of each series key: reads look series up by key.
+    by_key: HashMap<String, usize, foldhash::fast::RandomState>,
     map: memmap2::Mmap,
 }
 
@@ -81,7 +84,7 @@ pub fn write(
         let fields: Vec<(String, Column)> = s
             .fields
             .iter()
-            .filter_map(|(name, c)| Some((name.clone(), Column::resolve(&[c])?)))
+            .filter_map(|(name, c)| Some((name.clone(), Column::resolve(vec![c.clone()])?)))
             .collect();
         writer.add_series(&s.key, &s.measurement, &s.tags, &fields)?;
     }
@@ -265,9 +268,16 @@ impl ColumnFile {
         let bytes = zstd::stream::decode_all(bytes).map_err(|e| corrupt(offset, &e.to_string()))?;
         let index =
             ColumnFileIndex::decode(&bytes[..]).map_err(|e| corrupt(offset, &e.to_string()))?;
+        let by_key = index
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), i))
+            .collect();
         Ok(ColumnFile {
             path: path.to_owned(),
             index,
+            by_key,
             map,
         })
     }
@@ -335,6 +345,11 @@ impl ColumnFile {
             return Err(corrupt("block columns differ in length".into()));
         }
         Ok(column)
+    }
+
+    /// The position in `index.series` of one series, if the file holds it.
+    pub fn find_series(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).copied()
     }
 
     pub fn size(&self) -> u64 {

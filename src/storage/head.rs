@@ -86,6 +86,10 @@ impl Head {
         }
     }
 
+    pub fn get(&self, key: &str) -> Option<&SeriesHead> {
+        self.index.get(key).map(|&i| &self.series[i])
+    }
+
     pub fn series(&self) -> &[SeriesHead] {
         &self.series
     }

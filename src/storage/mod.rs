@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod head;
 pub mod hlc;
 pub mod points_codec;
+pub mod series_index;
 pub mod shard;
 
 use crate::catalog::Catalog;

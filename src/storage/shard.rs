@@ -15,11 +15,12 @@
 use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
+use super::series_index::{SeriesIndex, TagSelector, Tags};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -78,13 +79,48 @@ impl ShardInfo {
 /// Decides from a series' tags whether its columns are needed.
 pub type TagFilter<'a> = &'a dyn Fn(&[(String, String)]) -> bool;
 
-/// The columns of one series gathered from the head, frozen heads and column files.
-#[derive(Debug, Clone)]
-pub struct SeriesColumns {
-    pub key: String,
-    pub tags: Vec<(String, String)>,
-    /// Per field, the parts to resolve (see [`Column::resolve`]).
-    pub fields: BTreeMap<String, Vec<Column>>,
+/// What a read wants of one measurement of a shard.
+pub struct SeriesRead<'a> {
+    pub measurement: &'a str,
+    pub start: i64,
+    pub end: i64,
+    /// The fields to read: blocks of the others are never decoded.
+    pub fields: &'a [String],
+    /// Narrows the series from the tag index; `keep` then judges each one.
+    pub selector: &'a TagSelector,
+    pub keep: TagFilter<'a>,
+}
+
+/// One series of a read: its tags and, per field asked for, the parts to resolve (see
+/// [`Column::resolve`]).
+pub struct SeriesParts {
+    pub key: Arc<str>,
+    pub tags: Tags,
+    pub fields: Vec<Vec<Part>>,
+}
+
+pub enum Part {
+    /// From a head: the entries within the read's range, copied.
+    Column(Column),
+    /// A block of a column file, decoded on demand.
+    Block {
+        file: Arc<ColumnFile>,
+        series: usize,
+        block: usize,
+    },
+}
+
+impl Part {
+    pub fn load(self) -> Result<Column, column_file::ColumnFileError> {
+        match self {
+            Part::Column(c) => Ok(c),
+            Part::Block {
+                file,
+                series,
+                block,
+            } => file.read_block(&file.index.series[series].blocks[block]),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +153,17 @@ struct ShardData {
     /// is kept within the budget (its records are larger than the head's columns), which
     /// bounds both disk use and replay time.
     log_bytes: usize,
+    /// Every series of the head, frozen heads and files.
+    index: SeriesIndex,
+}
+
+impl ShardData {
+    /// Indexes the head's series from position `from` on (those it created since).
+    fn index_head_from(&mut self, from: usize) {
+        for s in &self.head.series()[from..] {
+            self.index.add(&s.key, &s.measurement, &s.tags);
+        }
+    }
 }
 
 pub struct Shard {
@@ -188,6 +235,14 @@ impl Shard {
                         }
                     }
                 }
+                for s in &file.index.series {
+                    let tags: Vec<(&str, &str)> = s
+                        .tags
+                        .iter()
+                        .map(|t| (t.key.as_str(), t.value.as_str()))
+                        .collect();
+                    data.index.add(&s.key, &s.measurement, &tags);
+                }
                 data.watermark.upto = data.watermark.upto.max(file.index.covered_lsn);
                 data.files.push(Arc::new(file));
             }
@@ -222,6 +277,7 @@ impl Shard {
             }
         }
         drop(reader);
+        data.index_head_from(0);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
         // Versions in column files count too: new writes must beat them.
         max_version = data
@@ -296,6 +352,7 @@ impl Shard {
         self.last_write
             .store(crate::catalog::now_nanos(), Ordering::Relaxed);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let known = data.head.series().len();
         for p in points {
             data.head.insert(
                 &p.key,
@@ -306,6 +363,7 @@ impl Shard {
                 &p.fields,
             );
         }
+        data.index_head_from(known);
         data.watermark.applied(lsn);
         data.log_bytes += record_len;
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
@@ -466,12 +524,7 @@ impl Shard {
             }
             let resolved: Vec<(String, Column)> = fields
                 .into_iter()
-                .filter_map(|(name, cols)| {
-                    Some((
-                        name.to_owned(),
-                        Column::resolve(&cols.iter().collect::<Vec<_>>())?,
-                    ))
-                })
+                .filter_map(|(name, cols)| Some((name.to_owned(), Column::resolve(cols)?)))
                 .collect();
             let first = parts[0].1;
             let tags: Vec<(String, String)> = first
@@ -518,117 +571,67 @@ impl Shard {
         schema.keys().cloned().collect()
     }
 
-    /// Every series of a measurement whose tags pass `keep`, with the parts of its columns
-    /// within [start, end]; blocks of other series are never read.
-    pub fn series_of(
-        &self,
-        measurement: &str,
-        start: i64,
-        end: i64,
-        keep: TagFilter<'_>,
-    ) -> Result<Vec<SeriesColumns>, StorageError> {
-        let mut found: BTreeMap<String, SeriesColumns> = BTreeMap::new();
-        let files = {
-            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-            for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
-                for s in head
-                    .series()
-                    .iter()
-                    .filter(|s| s.measurement == measurement && keep(&s.tags))
-                {
-                    let entry = found.entry(s.key.clone()).or_insert_with(|| SeriesColumns {
-                        key: s.key.clone(),
-                        tags: s.tags.clone(),
-                        fields: BTreeMap::new(),
-                    });
-                    for (name, column) in &s.fields {
-                        entry
-                            .fields
-                            .entry(name.clone())
-                            .or_default()
-                            .push(column.clone());
+    /// The series of a measurement that the read's selector allows and its `keep`
+    /// accepts, with the parts of the asked-for fields within [start, end]: the head's
+    /// entries copied, column-file blocks left to decode (by whichever thread wants them).
+    pub fn series_of(&self, read: &SeriesRead<'_>) -> Vec<SeriesParts> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let Some(index) = data.index.measurement(read.measurement) else {
+            return Vec::new();
+        };
+        let heads: Vec<&Head> = std::iter::once(&data.head)
+            .chain(data.frozen.iter().map(|h| h.as_ref()))
+            .collect();
+        let mut out = Vec::new();
+        for (key, tags) in index.select(read.selector) {
+            if !(read.keep)(tags) {
+                continue;
+            }
+            let mut fields: Vec<Vec<Part>> = (0..read.fields.len()).map(|_| Vec::new()).collect();
+            for head in &heads {
+                let Some(s) = head.get(key) else { continue };
+                for (name, column) in &s.fields {
+                    if let Some(i) = read.fields.iter().position(|f| f == name) {
+                        let part = column.slice_time(read.start, read.end);
+                        if !part.is_empty() {
+                            fields[i].push(Part::Column(part));
+                        }
                     }
                 }
             }
-            data.files.clone()
-        };
-        // A series is judged once, though most files hold it.
-        let mut refused: HashSet<&str> = HashSet::new();
-        for file in &files {
-            for s in file
-                .index
-                .series
-                .iter()
-                .filter(|s| s.measurement == measurement)
-            {
-                if refused.contains(s.key.as_str()) {
+            for file in &data.files {
+                let Some(at) = file.find_series(key) else {
                     continue;
-                }
-                if !found.contains_key(&s.key) {
-                    let tags: Vec<(String, String)> = s
-                        .tags
-                        .iter()
-                        .map(|t| (t.key.clone(), t.value.clone()))
-                        .collect();
-                    if !keep(&tags) {
-                        refused.insert(&s.key);
+                };
+                for (b, block) in file.index.series[at].blocks.iter().enumerate() {
+                    if block.max_time < read.start || block.min_time > read.end {
                         continue;
                     }
-                    found.insert(
-                        s.key.clone(),
-                        SeriesColumns {
-                            key: s.key.clone(),
-                            tags,
-                            fields: BTreeMap::new(),
-                        },
-                    );
-                }
-                let entry = found.get_mut(&s.key).expect("inserted above");
-                for block in s
-                    .blocks
-                    .iter()
-                    .filter(|b| b.max_time >= start && b.min_time <= end)
-                {
-                    let column =
-                        file.read_block(block)
-                            .map_err(|source| StorageError::ColumnFile {
-                                shard: self.info.id,
-                                source,
-                            })?;
-                    entry
-                        .fields
-                        .entry(block.field.clone())
-                        .or_default()
-                        .push(column);
+                    if let Some(i) = read.fields.iter().position(|f| *f == block.field) {
+                        fields[i].push(Part::Block {
+                            file: file.clone(),
+                            series: at,
+                            block: b,
+                        });
+                    }
                 }
             }
+            out.push(SeriesParts {
+                key: key.clone(),
+                tags: tags.clone(),
+                fields,
+            });
         }
-        Ok(found.into_values().collect())
+        out
     }
 
-    /// Every series (key → measurement and tags) in the head, frozen heads and column files,
-    /// from the indexes alone.
-    pub fn series_list(&self) -> BTreeMap<String, (String, Vec<(String, String)>)> {
-        let mut found = BTreeMap::new();
+    /// Every series (key → measurement and tags) in the head, frozen heads and column files.
+    pub fn series_list(&self) -> Vec<(Arc<str>, String, Tags)> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
-            for s in head.series() {
-                found
-                    .entry(s.key.clone())
-                    .or_insert_with(|| (s.measurement.clone(), s.tags.clone()));
-            }
-        }
-        for file in &data.files {
-            for s in &file.index.series {
-                found.entry(s.key.clone()).or_insert_with(|| {
-                    (
-                        s.measurement.clone(),
-                        s.tags
-                            .iter()
-                            .map(|t| (t.key.clone(), t.value.clone()))
-                            .collect(),
-                    )
-                });
+        let mut found = Vec::new();
+        for (measurement, index) in data.index.measurements() {
+            for (key, tags) in index.series() {
+                found.push((key.clone(), measurement.to_owned(), tags.clone()));
             }
         }
         found
