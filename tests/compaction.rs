@@ -188,3 +188,115 @@ fn an_idle_shard_is_written_out_so_a_crash_has_little_to_replay() {
     assert_eq!(r["results"][0]["series"][0]["values"][0][1], 500);
     daemon.stop();
 }
+
+/// Reads that take shortcuts (tag index, series judged once, LIMIT reading only what it
+/// shows, parts concatenated when they do not overlap, both cores) answer as a model of
+/// what was written says, over column files, overwrites in later files and the head.
+#[test]
+fn reads_over_files_and_head_agree_with_a_model_of_the_writes() {
+    use std::collections::BTreeMap;
+    let config = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
+    let (_root, data, daemon) = node_with_database(config);
+    let second = 1_000_000_000i64;
+    // (host, time in seconds) → value; integer-valued floats keep sums exact.
+    let mut model: BTreeMap<(u32, i64), i64> = BTreeMap::new();
+    let mut write = |model: &mut BTreeMap<(u32, i64), i64>,
+                     hosts: std::ops::Range<u32>,
+                     times: std::ops::Range<i64>,
+                     base: i64| {
+        for t in times {
+            let body: String = hosts
+                .clone()
+                .map(|h| {
+                    let v = base + t * 10 + i64::from(h);
+                    model.insert((h, t), v);
+                    format!("m,host=h{h},pool=p{} f={v} {}\n", h % 3, t * second)
+                })
+                .collect();
+            let r = request(daemon.addr, "POST", "/write?db=c", &[], body.as_bytes());
+            assert_eq!(r.status, 204);
+        }
+    };
+    write(&mut model, 0..120, 0..400, 0);
+    // Overwrites of early times, after those were flushed, some in the head at the end.
+    write(&mut model, 0..10, 0..150, 100_000);
+    assert!(count_files(&shard_dirs(&data)[0], "col") >= 2);
+
+    let values = |q: &str| -> Vec<serde_json::Value> {
+        let r = query(daemon.addr, "c", q);
+        assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
+        let j = r.json();
+        assert!(j["results"][0]["error"].is_null(), "{q}: {j}");
+        j["results"][0]["series"]
+            .as_array()
+            .map_or(Vec::new(), |s| {
+                s.iter()
+                    .flat_map(|s| s["values"].as_array().unwrap().clone())
+                    .collect()
+            })
+    };
+    let of = |h: u32| {
+        model
+            .iter()
+            .filter(move |((host, _), _)| *host == h)
+            .map(|((_, t), v)| (*t, *v))
+    };
+
+    // The last rows of one host, newest first.
+    let last: Vec<(i64, i64)> = of(3).rev().take(3).collect();
+    let got = values("SELECT f FROM m WHERE host = 'h3' ORDER BY time DESC LIMIT 3 OFFSET 0");
+    let got: Vec<(i64, i64)> = got
+        .iter()
+        .map(|r| (0, r[1].as_f64().unwrap() as i64))
+        .collect();
+    assert_eq!(got, last.iter().map(|&(_, v)| (0, v)).collect::<Vec<_>>());
+    // The first rows of one host: overwritten values win.
+    let got = values("SELECT f FROM m WHERE host = 'h4' LIMIT 2 OFFSET 1");
+    let want: Vec<i64> = of(4).skip(1).take(2).map(|(_, v)| v).collect();
+    assert_eq!(
+        got.iter()
+            .map(|r| r[1].as_f64().unwrap() as i64)
+            .collect::<Vec<_>>(),
+        want
+    );
+    // Aggregates over two hosts named by OR.
+    let both: Vec<i64> = of(5).chain(of(50)).map(|(_, v)| v).collect();
+    let got = values("SELECT count(f), sum(f), max(f) FROM m WHERE host = 'h5' OR host = 'h50'");
+    assert_eq!(got[0][1], serde_json::json!(both.len()));
+    assert_eq!(got[0][2].as_f64().unwrap() as i64, both.iter().sum::<i64>());
+    assert_eq!(
+        got[0][3].as_f64().unwrap() as i64,
+        *both.iter().max().unwrap()
+    );
+    // A tag condition the index cannot narrow (a regex), with a time range, per host.
+    let got = values("SELECT max(f) FROM m WHERE host =~ /^h1[0-9]$/ AND time >= 100s AND time < 200s GROUP BY host");
+    let want: Vec<i64> = (10..20)
+        .map(|h| {
+            of(h)
+                .filter(|(t, _)| (100..200).contains(t))
+                .map(|(_, v)| v)
+                .max()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        got.iter()
+            .map(|r| r[1].as_f64().unwrap() as i64)
+            .collect::<Vec<_>>(),
+        want
+    );
+    // A condition on the field is judged row by row; one on tags only, once per series.
+    let got = values("SELECT f FROM m WHERE f > 100000 AND pool = 'p1' AND host = 'h7'");
+    let want: Vec<i64> = of(7).map(|(_, v)| v).filter(|&v| v > 100_000).collect();
+    assert_eq!(
+        got.iter()
+            .map(|r| r[1].as_f64().unwrap() as i64)
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert!(values("SELECT f FROM m WHERE pool = 'p1' AND host = 'h6'").is_empty());
+    // Every series of the measurement, on both cores: the count of every point.
+    let got = values("SELECT count(f) FROM m");
+    assert_eq!(got[0][1], serde_json::json!(model.len()));
+    daemon.stop();
+}
