@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::{Column, FieldType};
 use crate::storage::series_index::TagSelector;
-use crate::storage::shard::{SeriesParts, SeriesRead};
+use crate::storage::shard::{Part, SeriesParts, SeriesRead};
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -485,8 +485,12 @@ impl RowBuilder<'_> {
                 return Ok(None);
             }
         }
-        let mut columns: Vec<Option<Column>> = Vec::with_capacity(parts.fields.len());
-        for field in parts.fields {
+                let mut fields = parts.fields;
+        if let (Some((wanted, descending)), None) = (self.cap, per_row) {
+            skip_parts_beyond(&mut fields, wanted, descending, self.range);
+        }
+        let mut columns: Vec<Option<Column>> = Vec::with_capacity(fields.len());
+        for field in fields {
             let loaded = field
                 .into_iter()
                 .map(|p| p.load().map_err(|e| e.to_string()))
@@ -556,6 +560,36 @@ impl RowBuilder<'_> {
     }
 }
 
+/// Leaves out the parts a read of only the first (or, descending, the last) `wanted` rows
+/// of a series cannot need: those wholly before (after) a part that alone holds `wanted`
+/// distinct times within the range.
+fn skip_parts_beyond(fields: &mut [Vec<Part>], wanted: usize, descending: bool, range: (i64, i64)) {
+    let whole = |lo: i64, hi: i64| range.0 <= lo && hi <= range.1;
+    let bounds = fields.iter().flatten().map(Part::bounds);
+    let edge = if descending {
+        bounds
+            .filter(|&(lo, hi, n)| n >= wanted && whole(lo, hi))
+            .map(|(lo, _, _)| lo)
+            .max()
+    } else {
+        bounds
+            .filter(|&(lo, hi, n)| n >= wanted && whole(lo, hi))
+            .map(|(_, hi, _)| hi)
+            .min()
+    };
+    let Some(edge) = edge else { return };
+    for parts in fields.iter_mut() {
+        parts.retain(|p| {
+            let (lo, hi, _) = p.bounds();
+            if descending {
+                hi >= edge
+            } else {
+                lo <= edge
+            }
+        });
+    }
+}
+
 /// Every time at which some column has a value, in order.
 fn union_of_times(columns: &[Option<Column>]) -> Vec<i64> {
     let mut present = columns.iter().flatten();
@@ -579,10 +613,11 @@ fn union_of_times(columns: &[Option<Column>]) -> Vec<i64> {
 /// `work` over the items, on every core when there are enough of them to be worth it;
 /// the results in the items' order.
 fn parallel_map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-    const PER_THREAD: usize = 64;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len() / PER_THREAD);
+        const PER_THREAD: usize = 64;
+    // Asking the system reads cgroup files: once per process is enough.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = cores.min(items.len() / PER_THREAD);
     if threads <= 1 {
         return items.into_iter().map(work).collect();
     }

@@ -155,16 +155,26 @@ impl Values {
         }
     }
 
-    fn extend(&mut self, other: &Values) -> bool {
-        match (self, other) {
-            (Values::Float(a), Values::Float(b)) => a.extend_from_slice(b),
-            (Values::Integer(a), Values::Integer(b)) => a.extend_from_slice(b),
-            (Values::Unsigned(a), Values::Unsigned(b)) => a.extend_from_slice(b),
-            (Values::String(a), Values::String(b)) => a.extend_from_slice(b),
-            (Values::Boolean(a), Values::Boolean(b)) => a.extend_from_slice(b),
-            _ => return false,
+        fn split_off(&mut self, at: usize) -> Values {
+        match self {
+            Values::Float(v) => Values::Float(v.split_off(at)),
+            Values::Integer(v) => Values::Integer(v.split_off(at)),
+            Values::Unsigned(v) => Values::Unsigned(v.split_off(at)),
+            Values::String(v) => Values::String(v.split_off(at)),
+            Values::Boolean(v) => Values::Boolean(v.split_off(at)),
         }
-        true
+    }
+
+    /// Appends entry `i` of a column of the same type (of another type: nothing).
+    fn push_from(&mut self, other: &Values, i: usize) {
+        match (self, other) {
+            (Values::Float(a), Values::Float(b)) => a.push(b[i]),
+            (Values::Integer(a), Values::Integer(b)) => a.push(b[i]),
+            (Values::Unsigned(a), Values::Unsigned(b)) => a.push(b[i]),
+            (Values::String(a), Values::String(b)) => a.push(b[i].clone()),
+            (Values::Boolean(a), Values::Boolean(b)) => a.push(b[i]),
+            _ => {}
+        }
     }
 
     /// Approximate heap bytes, for the head's memory budget.
@@ -227,43 +237,87 @@ impl Column {
     /// whatever order the writes arrived in).
     pub fn resolve(mut parts: Vec<Column>) -> Option<Column> {
         parts.retain(|p| !p.is_empty());
-        if parts.len() <= 1 && parts.first().is_none_or(|p| p.resolved) {
+        // A column of another type cannot be merged (types are per shard).
+        let ty = parts.first()?.values.field_type();
+        parts.retain(|p| p.values.field_type() == ty);
+        for part in parts.iter_mut().filter(|p| !p.resolved) {
+            *part = std::mem::replace(part, Column::new(ty)).sorted();
+        }
+        if parts.len() == 1 {
             return parts.pop();
         }
-        // Parts from successive flushes usually follow one another in time: in order of
-        // their first times they often need only concatenating.
+        // Parts from successive flushes usually follow one another in time, overlapping
+        // at most a little: in order of their first times, each is appended, merging
+        // only where it overlaps what is already there.
         parts.sort_by_key(|p| p.times[0]);
-        let mut all = Column::new(parts[0].values.field_type());
-        for part in &parts {
-            if !all.values.extend(&part.values) {
-                continue; // a column of another type cannot be merged (types are per shard)
-            }
-            all.times.extend_from_slice(&part.times);
-            all.versions.extend_from_slice(&part.versions);
+        let mut parts = parts.into_iter();
+        let mut all = parts.next().expect("one part or more");
+        for part in parts {
+            let cut = all.times.partition_point(|&t| t < part.times[0]);
+            let tail = all.split_off(cut);
+            all.merge_from(tail, part);
         }
-        // Parts from successive flushes usually follow one another in time.
-        if all.times.windows(2).all(|w| w[0] < w[1]) {
-            all.resolved = true;
-            return Some(all);
+        Some(all)
+    }
+
+    /// Entries from `at` on, removed from this column.
+    fn split_off(&mut self, at: usize) -> Column {
+        Column {
+            times: self.times.split_off(at),
+            versions: self.versions.split_off(at),
+            values: self.values.split_off(at),
+            resolved: true,
         }
-        let mut order: Vec<usize> = (0..all.times.len()).collect();
-        order.sort_unstable_by_key(|&i| (all.times[i], all.versions[i]));
+    }
+
+    /// Appends two resolved columns merged in time order, taking of equal times the
+    /// entry with the higher version.
+    fn merge_from(&mut self, a: Column, b: Column) {
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let take_a = match (a.times.get(i), b.times.get(j)) {
+                (Some(ta), Some(tb)) if ta == tb => {
+                    let a_wins = a.versions[i] >= b.versions[j];
+                    // The loser of a tie is skipped.
+                    if a_wins {
+                        j += 1;
+                    } else {
+                        i += 1;
+                    }
+                    a_wins
+                }
+                (Some(ta), Some(tb)) => ta < tb,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let (from, k) = if take_a { (&a, &mut i) } else { (&b, &mut j) };
+            self.times.push(from.times[*k]);
+            self.versions.push(from.versions[*k]);
+            self.values.push_from(&from.values, *k);
+            *k += 1;
+        }
+    }
+
+    /// One column's entries in time order, keeping of equal times the highest version.
+    fn sorted(self) -> Column {
+        let mut order: Vec<usize> = (0..self.times.len()).collect();
+        order.sort_unstable_by_key(|&i| (self.times[i], self.versions[i]));
         // Keep the last (highest version) entry of each run of equal times.
         let mut keep: Vec<usize> = Vec::with_capacity(order.len());
         for (n, &i) in order.iter().enumerate() {
             let next_same = order
                 .get(n + 1)
-                .is_some_and(|&j| all.times[j] == all.times[i]);
+                .is_some_and(|&j| self.times[j] == self.times[i]);
             if !next_same {
                 keep.push(i);
             }
         }
-        Some(Column {
-            times: keep.iter().map(|&i| all.times[i]).collect(),
-            versions: keep.iter().map(|&i| all.versions[i]).collect(),
-            values: all.values.take_indices(&keep),
+        Column {
+            times: keep.iter().map(|&i| self.times[i]).collect(),
+            versions: keep.iter().map(|&i| self.versions[i]).collect(),
+            values: self.values.take_indices(&keep),
             resolved: true,
-        })
+        }
     }
 
     /// Entries `from..to` of the column.
@@ -325,6 +379,46 @@ mod tests {
             let r = Column::resolve(parts.map(|p| p.clone()).to_vec()).unwrap();
             assert_eq!(r.times, vec![10, 15, 20]);
             assert_eq!(r.values, Values::Float(vec![100.0, 1.5, 2.0]));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the parts (overlapping, disjoint, out of order), the resolved column
+        /// holds each time once, with the value of its highest version.
+        #[test]
+        fn resolve_keeps_the_highest_version_of_each_time(
+            parts in proptest::collection::vec(
+                proptest::collection::vec((0i64..60, 0u64..1000), 0..40), 0..6)
+        ) {
+            let mut model: std::collections::BTreeMap<i64, u64> = Default::default();
+            let mut columns = Vec::new();
+            for (p, points) in parts.iter().enumerate() {
+                // Versions unique across all parts, so "highest" is one entry.
+                let points: Vec<(i64, u64, f64)> = points
+                    .iter()
+                    .map(|&(t, v)| (t, v * 8 + p as u64, (v * 8 + p as u64) as f64))
+                    .collect();
+                for &(t, v, _) in &points {
+                    let best = model.entry(t).or_insert(v);
+                    *best = (*best).max(v);
+                }
+                // Some parts sorted as a flush writes them, some in arrival order.
+                let mut c = col(&points);
+                if p % 2 == 0 {
+                    c = Column::resolve(vec![c]).unwrap_or(Column::new(FieldType::Float));
+                }
+                columns.push(c);
+            }
+            let r = Column::resolve(columns);
+            let got: Vec<(i64, u64, f64)> = r
+                .map(|r| {
+                    let Values::Float(values) = &r.values else { unreachable!("floats in") };
+                    (0..r.len()).map(|i| (r.times[i], r.versions[i], values[i])).collect()
+                })
+                .unwrap_or_default();
+            let want: Vec<(i64, u64, f64)> =
+                model.into_iter().map(|(t, v)| (t, v, v as f64)).collect();
+            proptest::prop_assert_eq!(got, want);
         }
     }
 

@@ -111,6 +111,28 @@ pub enum Part {
 }
 
 impl Part {
+    /// The part's first and last times, and how many distinct times it holds between
+    /// them (0 when unknown without decoding).
+    pub fn bounds(&self) -> (i64, i64, usize) {
+        match self {
+            Part::Column(c) if c.resolved => (c.times[0], c.times[c.len() - 1], c.len()),
+            Part::Column(c) => {
+                let (lo, hi) = c.times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| {
+                    (lo.min(t), hi.max(t))
+                });
+                (lo, hi, 0)
+            }
+            Part::Block {
+                file,
+                series,
+                block,
+            } => {
+                let b = &file.index.series[*series].blocks[*block];
+                (b.min_time, b.max_time, b.count as usize)
+            }
+        }
+    }
+
     pub fn load(self) -> Result<Column, column_file::ColumnFileError> {
         match self {
             Part::Column(c) => Ok(c),
