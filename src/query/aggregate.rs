@@ -322,29 +322,30 @@ fn window_rows(
     extra: Option<usize>,
     descending: bool,
 ) -> Result<Vec<(i64, Vec<Value>)>, String> {
-    let calls = &plan.aggregates;
-    // Values per window per call, with their times (for selectors).
-    let mut cells: Vec<Vec<Vec<(i64, FieldValue)>>> =
-        vec![vec![Vec::new(); calls.len()]; windows.count];
+        let calls = &plan.aggregates;
+    // Each call's reduction per window, fed the values with their times (for selectors).
+    let mut cells: Vec<Vec<Acc>> = (0..windows.count)
+        .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
+        .collect();
     for s in members {
         for (time, values) in &s.rows {
             let Some(w) = windows.index(*time) else {
                 continue;
             };
             for (c, call) in calls.iter().enumerate() {
-                if let Some(v) = call.field.and_then(|i| values.get(i).cloned().flatten()) {
-                    cells[w][c].push((*time, v));
+                if let Some(v) = call.field.and_then(|i| values.get(i)?.as_ref()) {
+                    cells[w][c].push(call.func, *time, v);
                 }
             }
         }
     }
     let reduced: Vec<Vec<Reduced>> = cells
-        .iter()
+        .into_iter()
         .map(|cell| {
             calls
                 .iter()
                 .zip(cell)
-                .map(|(call, values)| reduce(call.func, values))
+                .map(|(call, acc)| acc.finish(call.func))
                 .collect()
         })
         .collect();
@@ -646,6 +647,141 @@ fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Ve
         out[window] = Some(sum);
     }
     out
+}
+
+/// One call's reduction of one window, fed a value at a time. The common calls keep only
+/// what their result needs, with the same result [`reduce`] gives for the same values in
+/// the same order; the others keep the values for [`reduce`].
+enum Acc {
+    /// count: (time of the first value, how many)
+    Count(i64, i64),
+    Sum {
+        first: Option<(i64, FieldValue)>,
+        integers: i64,
+        unsigned: u64,
+        numeric: f64,
+        numbers: usize,
+    },
+    Mean {
+        first: Option<i64>,
+        sum: f64,
+        numbers: usize,
+    },
+    /// first, last, min, max: the point chosen so far.
+    Pick(Option<(i64, FieldValue)>),
+    Values(Vec<(i64, FieldValue)>),
+}
+
+impl Acc {
+    fn new(func: Func) -> Acc {
+        match func {
+            Func::Count => Acc::Count(0, 0),
+            Func::Sum => Acc::Sum {
+                first: None,
+                integers: 0,
+                unsigned: 0,
+                // As `Iterator::sum` of floats begins.
+                numeric: -0.0,
+                numbers: 0,
+            },
+            Func::Mean => Acc::Mean {
+                first: None,
+                sum: -0.0,
+                numbers: 0,
+            },
+            Func::First | Func::Last | Func::Min | Func::Max => Acc::Pick(None),
+            _ => Acc::Values(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, func: Func, time: i64, value: &FieldValue) {
+        match self {
+            Acc::Count(first, n) => {
+                if *n == 0 {
+                    *first = time;
+                }
+                *n += 1;
+            }
+            Acc::Sum {
+                first,
+                integers,
+                unsigned,
+                numeric,
+                numbers,
+            } => {
+                if first.is_none() {
+                    *first = Some((time, value.clone()));
+                }
+                match value {
+                    FieldValue::Integer(x) => *integers = integers.wrapping_add(*x),
+                    FieldValue::Unsigned(x) => *unsigned = unsigned.wrapping_add(*x),
+                    _ => {}
+                }
+                if let Some(x) = num(value) {
+                    *numeric += x;
+                    *numbers += 1;
+                }
+            }
+            Acc::Mean {
+                first,
+                sum,
+                numbers,
+            } => {
+                first.get_or_insert(time);
+                if let Some(x) = num(value) {
+                    *sum += x;
+                    *numbers += 1;
+                }
+            }
+            Acc::Pick(chosen) => {
+                // As `reduce` chooses with min_by (the first least) or max_by (the last
+                // greatest).
+                let replace = match chosen {
+                    None => true,
+                    Some((t, v)) => match func {
+                        Func::First => time.cmp(t).then(cmp(v, value)).is_lt(),
+                        Func::Last => time.cmp(t).then(cmp(value, v)).is_ge(),
+                        Func::Min => cmp(value, v).then(time.cmp(t)).is_lt(),
+                        _ => cmp(v, value).then(time.cmp(t)).is_lt(),
+                    },
+                };
+                if replace {
+                    *chosen = Some((time, value.clone()));
+                }
+            }
+            Acc::Values(values) => values.push((time, value.clone())),
+        }
+    }
+
+    fn finish(self, func: Func) -> Reduced {
+        match self {
+            Acc::Count(_, 0) => None,
+            Acc::Count(first, n) => Some((first, FieldValue::Integer(n))),
+            Acc::Sum {
+                first,
+                integers,
+                unsigned,
+                numeric,
+                numbers,
+            } => {
+                let (time, value) = first?;
+                match value {
+                    FieldValue::Integer(_) => Some((time, FieldValue::Integer(integers))),
+                    FieldValue::Unsigned(_) => Some((time, FieldValue::Unsigned(unsigned))),
+                    _ if numbers == 0 => None,
+                    _ => Some((time, FieldValue::Float(numeric))),
+                }
+            }
+            Acc::Mean { numbers: 0, .. } => None,
+            Acc::Mean {
+                first,
+                sum,
+                numbers,
+            } => Some((first?, FieldValue::Float(sum / numbers as f64))),
+            Acc::Pick(chosen) => chosen,
+            Acc::Values(values) => reduce(func, &values),
+        }
+    }
 }
 
 /// One window's values of one call reduced to its result (with a time for selectors).
