@@ -322,7 +322,7 @@ fn window_rows(
     extra: Option<usize>,
     descending: bool,
 ) -> Result<Vec<(i64, Vec<Value>)>, String> {
-        let calls = &plan.aggregates;
+    let calls = &plan.aggregates;
     // Each call's reduction per window, fed the values with their times (for selectors).
     let mut cells: Vec<Vec<Acc>> = (0..windows.count)
         .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())

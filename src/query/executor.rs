@@ -383,6 +383,16 @@ async fn run(
         }
         Statement::ShowTagValues(s) => {
             let db = existing_database(node, s.database.as_deref(), options).await?;
+            if s.condition.is_none() {
+                return Ok(show::all_tag_values(
+                    &node.storage,
+                    &db,
+                    &s.sources,
+                    &s.tag_key,
+                    s.offset,
+                    s.limit,
+                )?);
+            }
             let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
             Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
         }

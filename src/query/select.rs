@@ -485,7 +485,7 @@ impl RowBuilder<'_> {
                 return Ok(None);
             }
         }
-                let mut fields = parts.fields;
+        let mut fields = parts.fields;
         if let (Some((wanted, descending)), None) = (self.cap, per_row) {
             skip_parts_beyond(&mut fields, wanted, descending, self.range);
         }
@@ -613,7 +613,7 @@ fn union_of_times(columns: &[Option<Column>]) -> Vec<i64> {
 /// `work` over the items, on every core when there are enough of them to be worth it;
 /// the results in the items' order.
 fn parallel_map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-        const PER_THREAD: usize = 64;
+    const PER_THREAD: usize = 64;
     // Asking the system reads cgroup files: once per process is enough.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

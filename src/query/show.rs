@@ -27,10 +27,40 @@ pub fn list(
     if let Some(c) = condition {
         Regexes::compile(c, &mut regexes)?;
     }
-    let mut measurement_res = Vec::new();
+    let wanted = measurement_filter(sources)?;
+    let (fields, no_keys) = (HashMap::new(), HashSet::new());
+    let mut found: BTreeMap<String, Vec<(Arc<str>, Tags)>> = BTreeMap::new();
+    for shard in storage.shards_of(database, None) {
+        for (measurement, mut series) in shard.series_list(&wanted) {
+            if let Some(c) = condition {
+                series.retain(|(_, tags)| {
+                    let row = Row {
+                        time: 0,
+                        tags,
+                        fields: &fields,
+                        field_keys: &no_keys,
+                    };
+                    matches(c, &row, 0, &regexes)
+                });
+            }
+            found.entry(measurement).or_default().extend(series);
+        }
+    }
+    // Each shard's series come in key order: a map is built from them in one pass.
+    let by_measurement = found
+        .into_iter()
+        .filter(|(_, series)| !series.is_empty())
+        .map(|(m, series)| (m, series.into_iter().collect()))
+        .collect();
+    Ok(Listing { by_measurement })
+}
+
+/// Which measurements a SHOW statement's sources name (all without any).
+fn measurement_filter(sources: &[Source]) -> Result<impl Fn(&str) -> bool, String> {
+    let mut names = Vec::new();
     for s in sources {
         match s {
-            Source::Measurement(m) => measurement_res.push(match &m.name {
+            Source::Measurement(m) => names.push(match &m.name {
                 MeasurementName::Name(n) => Err(n.clone()),
                 MeasurementName::Regex(r) => {
                     Ok(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
@@ -41,38 +71,13 @@ pub fn list(
             }
         }
     }
-    let wanted = |m: &str| {
-        measurement_res.is_empty()
-            || measurement_res.iter().any(|r| match r {
+    Ok(move |m: &str| {
+        names.is_empty()
+            || names.iter().any(|r| match r {
                 Err(name) => name == m,
                 Ok(re) => re.is_match(m),
             })
-    };
-    let (fields, no_keys) = (HashMap::new(), HashSet::new());
-    let mut by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>> = BTreeMap::new();
-    for shard in storage.shards_of(database, None) {
-        for (key, measurement, tags) in shard.series_list() {
-            if !wanted(&measurement) {
-                continue;
-            }
-            if let Some(c) = condition {
-                let row = Row {
-                    time: 0,
-                    tags: &tags,
-                    fields: &fields,
-                    field_keys: &no_keys,
-                };
-                if !matches(c, &row, 0, &regexes) {
-                    continue;
-                }
-            }
-            by_measurement
-                .entry(measurement)
-                .or_default()
-                .insert(key, tags);
-        }
-    }
-    Ok(Listing { by_measurement })
+    })
 }
 
 fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
@@ -134,46 +139,82 @@ pub fn tag_values(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Series>, String> {
+    let key_matches = key_matcher(key)?;
+    let pairs = listing
+        .by_measurement
+        .iter()
+        .map(|(m, series)| {
+            let pairs = series
+                .values()
+                .flat_map(|tags| tags.iter().filter(|(k, _)| key_matches(k)).cloned())
+                .collect();
+            (m.clone(), pairs)
+        })
+        .collect();
+    Ok(tag_value_series(pairs, offset, limit))
+}
+
+/// `SHOW TAG VALUES` without a condition: from the shards' tag indexes, listing no series.
+pub fn all_tag_values(
+    storage: &Storage,
+    database: &str,
+    sources: &[Source],
+    key: &TagKeyPredicate,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Series>, String> {
+    let wanted = measurement_filter(sources)?;
+    let key_matches = key_matcher(key)?;
+    let mut pairs: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for shard in storage.shards_of(database, None) {
+        for (m, found) in shard.tag_values(&wanted, &key_matches) {
+            pairs.entry(m).or_default().extend(found);
+        }
+    }
+    Ok(tag_value_series(pairs, offset, limit))
+}
+
+/// Which tag keys a `WITH KEY` predicate takes.
+fn key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, String> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
             Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
         }
         _ => None,
     };
-    let key_matches = |k: &str| match key {
+    Ok(move |k: &str| match key {
         TagKeyPredicate::Eq(name) => k == name,
         TagKeyPredicate::Neq(name) => k != name,
         TagKeyPredicate::In(names) => names.iter().any(|n| n == k),
         TagKeyPredicate::EqRegex(_) => re.as_ref().is_some_and(|r| r.is_match(k)),
         TagKeyPredicate::NeqRegex(_) => re.as_ref().is_some_and(|r| !r.is_match(k)),
-    };
-    Ok(listing
-        .by_measurement
-        .iter()
-        .filter_map(|(m, series)| {
-            let pairs: BTreeSet<(&String, &String)> = series
-                .values()
-                .flat_map(|tags| {
-                    tags.iter()
-                        .filter(|(k, _)| key_matches(k))
-                        .map(|(k, v)| (k, v))
-                })
-                .collect();
+    })
+}
+
+/// A series per measurement of its (key, value) pairs, paged.
+fn tag_value_series(
+    pairs: BTreeMap<String, BTreeSet<(String, String)>>,
+    offset: u64,
+    limit: u64,
+) -> Vec<Series> {
+    pairs
+        .into_iter()
+        .filter_map(|(m, pairs)| {
             let values = page(
                 pairs
                     .into_iter()
-                    .map(|(k, v)| vec![Value::from(k.clone()), Value::from(v.clone())]),
+                    .map(|(k, v)| vec![Value::from(k), Value::from(v)]),
                 offset,
                 limit,
             );
             (!values.is_empty()).then(|| Series {
-                name: m.clone(),
+                name: m,
                 tags: None,
                 columns: vec!["key".into(), "value".into()],
                 values,
             })
         })
-        .collect())
+        .collect()
 }
 
 pub fn field_keys(

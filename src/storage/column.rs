@@ -155,7 +155,7 @@ impl Values {
         }
     }
 
-        fn split_off(&mut self, at: usize) -> Values {
+    fn split_off(&mut self, at: usize) -> Values {
         match self {
             Values::Float(v) => Values::Float(v.split_off(at)),
             Values::Integer(v) => Values::Integer(v.split_off(at)),

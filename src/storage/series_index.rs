@@ -75,6 +75,13 @@ impl MeasurementIndex {
         self.series.iter()
     }
 
+    /// Each tag key with its values.
+    pub fn tag_values(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &str>)> {
+        self.postings
+            .iter()
+            .map(|(k, values)| (k.as_str(), values.keys().map(String::as_str)))
+    }
+
     /// The series the selector allows, in key order.
     pub fn select(&self, selector: &TagSelector) -> Vec<(&Arc<str>, &Tags)> {
         match self.keys(selector) {

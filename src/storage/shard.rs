@@ -117,9 +117,10 @@ impl Part {
         match self {
             Part::Column(c) if c.resolved => (c.times[0], c.times[c.len() - 1], c.len()),
             Part::Column(c) => {
-                let (lo, hi) = c.times.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| {
-                    (lo.min(t), hi.max(t))
-                });
+                let (lo, hi) = c
+                    .times
+                    .iter()
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
                 (lo, hi, 0)
             }
             Part::Block {
@@ -647,16 +648,45 @@ impl Shard {
         out
     }
 
-    /// Every series (key → measurement and tags) in the head, frozen heads and column files.
-    pub fn series_list(&self) -> Vec<(Arc<str>, String, Tags)> {
+    /// The tag (key, value) pairs of each measurement `wanted` accepts, of the keys
+    /// `key` accepts.
+    pub fn tag_values(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+        key: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, Vec<(String, String)>)> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let mut found = Vec::new();
-        for (measurement, index) in data.index.measurements() {
-            for (key, tags) in index.series() {
-                found.push((key.clone(), measurement.to_owned(), tags.clone()));
-            }
-        }
-        found
+        data.index
+            .measurements()
+            .filter(|(m, _)| wanted(m))
+            .map(|(m, index)| {
+                let pairs = index
+                    .tag_values()
+                    .filter(|(k, _)| key(k))
+                    .flat_map(|(k, values)| values.map(move |v| (k.to_owned(), v.to_owned())))
+                    .collect();
+                (m.to_owned(), pairs)
+            })
+            .collect()
+    }
+
+    /// The series (key and tags, in key order) of each measurement `wanted` accepts.
+    pub fn series_list(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, Vec<(Arc<str>, Tags)>)> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        data.index
+            .measurements()
+            .filter(|(m, _)| wanted(m))
+            .map(|(m, index)| {
+                let series = index
+                    .series()
+                    .map(|(k, t)| (k.clone(), t.clone()))
+                    .collect();
+                (m.to_owned(), series)
+            })
+            .collect()
     }
 
     pub fn log(&self) -> &Log {
