@@ -83,7 +83,7 @@ fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
     let integer_field = scan
         .series
         .iter()
-        .flat_map(|s| s.rows.iter())
+        .flat_map(|s| s.rows())
         .find_map(|(_, values)| values.get(i).cloned().flatten())
         .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
     integer_field
@@ -147,7 +147,7 @@ pub fn execute(
     let first_time = scan
         .series
         .iter()
-        .filter_map(|s| s.rows.first().map(|r| r.0))
+        .filter_map(|s| s.times.first().copied())
         .min();
     let window_before = interval > 0 && plan.aggregates.iter().any(|a| a.window_before);
     let windows = if interval > 0 {
@@ -328,7 +328,7 @@ fn window_rows(
         .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
         .collect();
     for s in members {
-        for (time, values) in &s.rows {
+        for (time, values) in s.rows() {
             let Some(w) = windows.index(*time) else {
                 continue;
             };
@@ -354,7 +354,7 @@ fn window_rows(
         if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
             let mut points: Vec<(i64, f64)> = members
                 .iter()
-                .flat_map(|s| s.rows.iter())
+                .flat_map(|s| s.rows())
                 .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
                 .collect();
             points.sort_by_key(|(t, _)| *t);
@@ -463,9 +463,9 @@ fn point_rows(
     members: &[&SeriesRows],
     descending: bool,
 ) -> Result<Vec<(i64, Vec<Value>)>, String> {
-    let mut points: Vec<(i64, &Vec<Option<FieldValue>>)> = members
+    let mut points: Vec<(i64, &[Option<FieldValue>])> = members
         .iter()
-        .flat_map(|s| s.rows.iter().map(|(t, v)| (*t, v)))
+        .flat_map(|s| s.rows().map(|(t, v)| (*t, v)))
         .collect();
     // Transformations see the points in the query's order.
     points.sort_by_key(|(t, _)| *t);

@@ -59,10 +59,53 @@ pub struct Scan {
     pub end: i64,
 }
 
+/// One series' rows: a time and one value per scanned field each, in time order.
 pub struct SeriesRows {
     pub tags: Vec<(String, String)>,
-    /// (time, one value per scanned field), sorted by time.
-    pub rows: Vec<(i64, Vec<Option<FieldValue>>)>,
+    pub times: Vec<i64>,
+    /// The rows' values, `width` per row, one row after another (one allocation, not one
+    /// per row).
+    values: Vec<Option<FieldValue>>,
+    width: usize,
+}
+
+impl SeriesRows {
+    pub fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
+        SeriesRows {
+            tags,
+            times: Vec::new(),
+            values: Vec::new(),
+            width,
+        }
+    }
+
+    /// Appends a row of `width` values.
+    pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
+        self.times.push(time);
+        self.values.extend(values);
+        debug_assert_eq!(self.values.len(), self.times.len() * self.width);
+    }
+
+    /// Each row's time and values.
+    pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
+        let width = self.width;
+        self.times
+            .iter()
+            .enumerate()
+            .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    fn reverse(&mut self) {
+        self.times.reverse();
+        if self.width > 0 {
+            let rows: Vec<&[Option<FieldValue>]> = self.values.chunks(self.width).rev().collect();
+            self.values = rows.concat();
+        }
+    }
 }
 
 enum Output<'a> {
@@ -199,7 +242,7 @@ fn field_type(scan: &Scan, name: &str) -> Option<DataType> {
     let value = scan
         .series
         .iter()
-        .flat_map(|s| s.rows.iter())
+        .flat_map(|s| s.rows())
         .find_map(|(_, values)| values.get(i)?.as_ref())?;
     Some(match value {
         FieldValue::Float(_) => DataType::Float,
@@ -504,25 +547,30 @@ impl RowBuilder<'_> {
         };
         let wanted = self.cap.map_or(usize::MAX, |(n, _)| n);
         let mut cursor = vec![0usize; columns.len()];
-        let mut rows = Vec::with_capacity(times.len().min(wanted));
+        let mut rows = SeriesRows::new(tags, columns.len());
+        let mut values: Vec<Option<FieldValue>> = Vec::with_capacity(columns.len());
         for at in order {
-            if rows.len() == wanted {
+            if rows.times.len() == wanted {
                 break;
             }
             let time = times[at];
-            let values: Vec<Option<FieldValue>> = columns
-                .iter()
-                .zip(cursor.iter_mut())
-                .map(|(c, i)| {
-                    let c = c.as_ref()?;
-                    // Rows are visited in order, so each column's position only moves
-                    // one way; a search finds it when it is visited from the end.
-                    if c.times.get(*i) != Some(&time) {
-                        *i = c.times.partition_point(|&t| t < time);
-                    }
-                    (c.times.get(*i) == Some(&time)).then(|| c.values.get(*i))
-                })
-                .collect();
+            values.clear();
+            values.extend(columns.iter().zip(cursor.iter_mut()).map(|(c, i)| {
+                let c = c.as_ref()?;
+                // A column with a value at every row (the usual case) is at the row's
+                // own position; others move one step at a time, or are searched.
+                if c.len() == times.len() {
+                    return Some(c.values.get(at));
+                }
+                if c.times.get(*i) != Some(&time) {
+                    *i = if c.times.get(*i + 1) == Some(&time) {
+                        *i + 1
+                    } else {
+                        c.times.partition_point(|&t| t < time)
+                    };
+                }
+                (c.times.get(*i) == Some(&time)).then(|| c.values.get(*i))
+            }));
             if let Some(cond) = per_row {
                 let at: HashMap<&str, FieldValue> = self
                     .fields
@@ -531,16 +579,16 @@ impl RowBuilder<'_> {
                     .filter_map(|(f, v)| Some((f.as_str(), v.clone()?)))
                     .collect();
                 let time = time.max(self.judged_at.0).min(self.judged_at.1);
-                if !self.judge(cond, &tags, time, &at) {
+                if !self.judge(cond, &rows.tags, time, &at) {
                     continue;
                 }
             }
-            rows.push((time, values));
+            rows.push(time, values.drain(..));
         }
         if matches!(self.cap, Some((_, true))) {
             rows.reverse();
         }
-        Ok((!rows.is_empty()).then_some(SeriesRows { tags, rows }))
+        Ok((!rows.is_empty()).then_some(rows))
     }
 
     fn judge(
@@ -719,7 +767,7 @@ fn raw(
     for (key, members) in groups {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
         for s in members {
-            for (time, values) in &s.rows {
+            for (time, values) in s.rows() {
                 let mut out = Vec::with_capacity(columns.len());
                 let mut any_field = false;
                 for (_, o) in &outputs {

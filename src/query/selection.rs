@@ -46,7 +46,7 @@ pub fn rows(
 ) -> Vec<(i64, Vec<Value>)> {
     let mut per_window: Vec<Vec<Candidate<'_>>> = (0..windows).map(|_| Vec::new()).collect();
     for s in members {
-        for (time, values) in &s.rows {
+        for (time, values) in s.rows() {
             let (Some(w), Some(value)) = (
                 window_of(*time),
                 call.field.and_then(|i| values.get(i).cloned().flatten()),
