@@ -83,8 +83,15 @@ fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
     let integer_field = scan
         .series
         .iter()
-        .flat_map(|s| s.rows())
-        .find_map(|(_, values)| values.get(i).cloned().flatten())
+        .find_map(|s| match s.columns() {
+            Some(columns) => {
+                let column = columns.get(i)?.as_ref().filter(|c| !c.is_empty())?;
+                Some(column.values.get(0))
+            }
+            None => s
+                .rows()
+                .find_map(|(_, values)| values.get(i).cloned().flatten()),
+        })
         .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
     integer_field
         && matches!(
@@ -107,6 +114,28 @@ fn has_transform(node: &Node) -> bool {
         Node::Binary(_, l, r) => has_transform(l) || has_transform(r),
         _ => false,
     }
+}
+
+/// Whether a plan reads each field's values in time order alone, so that a scan can keep
+/// its rows as columns: time windows of the calls reduced as values arrive, nothing
+/// computed row by row.
+pub fn by_columns(plan: &Plan) -> bool {
+    plan.kind == Kind::Windows
+        && plan.selection.is_none()
+        && !plan.fields.iter().any(has_transform)
+        && plan.aggregates.iter().all(|c| {
+            !c.window_before
+                && matches!(
+                    c.func,
+                    Func::Count
+                        | Func::Sum
+                        | Func::Mean
+                        | Func::Min
+                        | Func::Max
+                        | Func::First
+                        | Func::Last
+                )
+        })
 }
 
 /// Runs a plan of kind [`Kind::Windows`] or [`Kind::Points`].
@@ -328,6 +357,20 @@ fn window_rows(
         .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
         .collect();
     for s in members {
+        if let Some(columns) = s.columns() {
+            // Each call takes its field's values in time order, as from the rows.
+            for (c, call) in calls.iter().enumerate() {
+                let Some(column) = call.field.and_then(|i| columns.get(i)?.as_ref()) else {
+                    continue;
+                };
+                for (k, &time) in column.times.iter().enumerate() {
+                    if let Some(w) = windows.index(time) {
+                        cells[w][c].push(call.func, time, &column.values.get(k));
+                    }
+                }
+            }
+            continue;
+        }
         for (time, values) in s.rows() {
             let Some(w) = windows.index(*time) else {
                 continue;

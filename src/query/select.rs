@@ -64,9 +64,12 @@ pub struct SeriesRows {
     pub tags: Vec<(String, String)>,
     pub times: Vec<i64>,
     /// The rows' values, `width` per row, one row after another (one allocation, not one
-    /// per row).
-    values: Vec<Option<FieldValue>>,
+    /// per row); made from `columns` when first asked for.
+    values: std::sync::OnceLock<Vec<Option<FieldValue>>>,
     width: usize,
+    /// Each scanned field's column, when the rows are all the times of these columns and
+    /// the reader may want to go column by column (see [`SeriesRows::columns`]).
+    columns: Option<Vec<Option<Column>>>,
 }
 
 impl SeriesRows {
@@ -74,25 +77,63 @@ impl SeriesRows {
         SeriesRows {
             tags,
             times: Vec::new(),
-            values: Vec::new(),
+            values: std::sync::OnceLock::from(Vec::new()),
             width,
+            columns: None,
+        }
+    }
+
+    /// Rows at every time of the columns, kept as the columns.
+    fn of_columns(
+        tags: Vec<(String, String)>,
+        times: Vec<i64>,
+        columns: Vec<Option<Column>>,
+    ) -> SeriesRows {
+        SeriesRows {
+            tags,
+            times,
+            values: std::sync::OnceLock::new(),
+            width: columns.len(),
+            columns: Some(columns),
         }
     }
 
     /// Appends a row of `width` values.
     pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
         self.times.push(time);
-        self.values.extend(values);
-        debug_assert_eq!(self.values.len(), self.times.len() * self.width);
+        let all = self.values.get_mut().expect("rows built row by row");
+        all.extend(values);
+        debug_assert_eq!(all.len(), self.times.len() * self.width);
     }
 
     /// Each row's time and values.
     pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
         let width = self.width;
+        let values = self.values.get_or_init(|| {
+            let columns = self.columns.as_deref().unwrap_or_default();
+            let mut all = Vec::with_capacity(self.times.len() * width);
+            let mut cursor = vec![0usize; width];
+            for &time in &self.times {
+                all.extend(columns.iter().zip(cursor.iter_mut()).map(|(c, i)| {
+                    let c = c.as_ref()?;
+                    let hit = c.times.get(*i) == Some(&time);
+                    let value = hit.then(|| c.values.get(*i));
+                    *i += usize::from(hit);
+                    value
+                }));
+            }
+            all
+        });
         self.times
             .iter()
             .enumerate()
-            .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
+            .map(move |(r, t)| (t, &values[r * width..(r + 1) * width]))
+    }
+
+    /// The scanned fields' columns, when the rows are kept as columns: a reader that
+    /// takes each field's values in time order needs no rows.
+    pub fn columns(&self) -> Option<&[Option<Column>]> {
+        self.columns.as_deref()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,9 +142,10 @@ impl SeriesRows {
 
     fn reverse(&mut self) {
         self.times.reverse();
+        let values = self.values.get_mut().expect("rows built row by row");
         if self.width > 0 {
-            let rows: Vec<&[Option<FieldValue>]> = self.values.chunks(self.width).rev().collect();
-            self.values = rows.concat();
+            let rows: Vec<&[Option<FieldValue>]> = values.chunks(self.width).rev().collect();
+            *values = rows.concat();
         }
     }
 }
@@ -209,7 +251,11 @@ fn execute_one(
     interval: i64,
     plain: bool,
 ) -> Result<Vec<Series>, String> {
-    let scan = scan(stmt, ctx, target)?;
+    let columnar = |fields: &[String]| {
+        !plain
+            && plan::compile(stmt, fields, interval).is_ok_and(|p| super::aggregate::by_columns(&p))
+    };
+    let scan = scan(stmt, ctx, target, &columnar)?;
     let plan = if plain {
         None
     } else {
@@ -352,7 +398,14 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
     Ok(out)
 }
 
-fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Result<Scan, String> {
+/// Scans the target's series. `columnar` says, given the fields scanned, whether the
+/// statement's reader takes rows kept as columns ([`SeriesRows::columns`]).
+fn scan(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    columnar: &dyn Fn(&[String]) -> bool,
+) -> Result<Scan, String> {
     let (database, policy, measurement) = (
         target.database.as_str(),
         &target.policy,
@@ -433,6 +486,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
         range: (read_from, read_to),
         judged_at: (start, end),
         cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
+        columnar: columnar(&fields),
     };
     let series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
         .into_iter()
@@ -514,6 +568,8 @@ struct RowBuilder<'a> {
     judged_at: (i64, i64),
     /// Rows wanted from the start (ascending) or the end (descending); see [`row_cap`].
     cap: Option<(usize, bool)>,
+    /// Whether to keep the rows as columns when no condition judges them one by one.
+    columnar: bool,
 }
 
 impl RowBuilder<'_> {
@@ -541,6 +597,9 @@ impl RowBuilder<'_> {
             columns.push(Column::resolve(loaded).map(|c| c.keep_time(from, to)));
         }
         let times = union_of_times(&columns);
+        if self.columnar && per_row.is_none() {
+            return Ok((!times.is_empty()).then(|| SeriesRows::of_columns(tags, times, columns)));
+        }
         let order: Box<dyn Iterator<Item = usize>> = match self.cap {
             Some((_, true)) => Box::new((0..times.len()).rev()),
             _ => Box::new(0..times.len()),
