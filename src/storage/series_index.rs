@@ -10,6 +10,9 @@ type RandomState = foldhash::fast::RandomState;
 /// A series' tags, sorted by key, shared between the index and the reads that return it.
 pub type Tags = Arc<[(String, String)]>;
 
+/// A measurement's name with its series (key and tags), as listings return them.
+pub type MeasurementSeries = (String, Vec<(Arc<str>, Tags)>);
+
 #[derive(Debug, Default)]
 pub struct SeriesIndex {
     measurements: HashMap<String, MeasurementIndex, RandomState>,

@@ -15,7 +15,7 @@
 use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
-use super::series_index::{SeriesIndex, TagSelector, Tags};
+use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
@@ -671,10 +671,7 @@ impl Shard {
     }
 
     /// The series (key and tags, in key order) of each measurement `wanted` accepts.
-    pub fn series_list(
-        &self,
-        wanted: &dyn Fn(&str) -> bool,
-    ) -> Vec<(String, Vec<(Arc<str>, Tags)>)> {
+    pub fn series_list(&self, wanted: &dyn Fn(&str) -> bool) -> Vec<MeasurementSeries> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         data.index
             .measurements()
