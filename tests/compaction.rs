@@ -200,10 +200,10 @@ fn reads_over_files_and_head_agree_with_a_model_of_the_writes() {
     let second = 1_000_000_000i64;
     // (host, time in seconds) → value; integer-valued floats keep sums exact.
     let mut model: BTreeMap<(u32, i64), i64> = BTreeMap::new();
-    let mut write = |model: &mut BTreeMap<(u32, i64), i64>,
-                     hosts: std::ops::Range<u32>,
-                     times: std::ops::Range<i64>,
-                     base: i64| {
+    let write = |model: &mut BTreeMap<(u32, i64), i64>,
+                 hosts: std::ops::Range<u32>,
+                 times: std::ops::Range<i64>,
+                 base: i64| {
         for t in times {
             let body: String = hosts
                 .clone()
