@@ -1,6 +1,7 @@
 //! A shard's head: the points of its data log not yet in a column file, indexed by series.
 
 use super::column::{Column, FieldType};
+use super::tombstone;
 use crate::line_protocol::FieldValue;
 use std::collections::HashMap;
 
@@ -83,6 +84,34 @@ impl Head {
                         _ => 8,
                     };
             }
+        }
+    }
+
+    /// Drops the points a tombstone hits, and series left without any.
+    pub fn delete(&mut self, t: &crate::proto::Tombstone) {
+        let mut emptied = false;
+        for s in self
+            .series
+            .iter_mut()
+            .filter(|s| s.measurement == t.measurement && tombstone::names(t, &s.key))
+        {
+            let ranges = tombstone::ranges(std::slice::from_ref(t), &s.key);
+            for (_, column) in &mut s.fields {
+                if let Some(kept) = tombstone::without_deleted(column, &ranges) {
+                    *column = kept;
+                }
+            }
+            s.fields.retain(|(_, c)| !c.is_empty());
+            emptied |= s.fields.is_empty();
+        }
+        if emptied {
+            self.series.retain(|s| !s.fields.is_empty());
+            self.index = self
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.key.clone(), i))
+                .collect();
         }
     }
 

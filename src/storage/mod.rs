@@ -12,6 +12,7 @@ pub mod head;
 pub mod hlc;
 pub mod points_codec;
 pub mod shard;
+pub mod tombstone;
 
 use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
@@ -367,6 +368,11 @@ impl Storage {
 }
 
 impl Storage {
+    /// A write version above every one issued so far, for a delete's tombstones.
+    pub fn next_version(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// An open shard by id.
     pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
         self.shards

@@ -15,9 +15,12 @@
 use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
+use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
+use crate::proto::Tombstone;
+use prost::Message;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -117,6 +120,8 @@ struct ShardData {
     /// is kept within the budget (its records are larger than the head's columns), which
     /// bounds both disk use and replay time.
     log_bytes: usize,
+    /// Every delete the shard has taken (see [`super::tombstone`]).
+    tombstones: Tombstones,
 }
 
 pub struct Shard {
@@ -177,19 +182,33 @@ impl Shard {
                         shard: info.id,
                         source: e,
                     })?;
-                for s in &file.index.series {
-                    let types = schema.entry(s.measurement.clone()).or_default();
-                    for b in &s.blocks {
-                        if let Some(ty) = u8::try_from(b.field_type)
-                            .ok()
-                            .and_then(FieldType::from_code)
-                        {
-                            types.entry(b.field.clone()).or_insert(ty);
-                        }
-                    }
+                for t in &file.index.tombstones {
+                    data.tombstones.add(t.clone());
                 }
                 data.watermark.upto = data.watermark.upto.max(file.index.covered_lsn);
                 data.files.push(Arc::new(file));
+            }
+        }
+        for file in &data.files {
+            for s in &file.index.series {
+                // Types from before a DROP MEASUREMENT are not the measurement's any more
+                // (merges and flushes leave the dropped points out of newer files).
+                if data
+                    .tombstones
+                    .schema_dropped_at(&s.measurement)
+                    .is_some_and(|dropped| file.index.max_version < dropped)
+                {
+                    continue;
+                }
+                let types = schema.entry(s.measurement.clone()).or_default();
+                for b in &s.blocks {
+                    if let Some(ty) = u8::try_from(b.field_type)
+                        .ok()
+                        .and_then(FieldType::from_code)
+                    {
+                        types.entry(b.field.clone()).or_insert(ty);
+                    }
+                }
             }
         }
         let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
@@ -199,6 +218,20 @@ impl Shard {
         while let Some(record) = reader.next().map_err(shard_err)? {
             data.watermark.applied(record.lsn);
             data.log_bytes += record.payload.len();
+            if record.kind == TOMBSTONE_RECORD {
+                let written = TombstonesWritten::decode(record.payload).map_err(|e| {
+                    StorageError::CorruptRecord {
+                        shard: info.id,
+                        lsn: record.lsn,
+                        reason: e.to_string(),
+                    }
+                })?;
+                for t in written.tombstones {
+                    max_version = max_version.max(t.version);
+                    apply_tombstone(&mut data, &mut schema, t);
+                }
+                continue;
+            }
             if record.kind != POINTS_RECORD {
                 continue;
             }
@@ -312,6 +345,35 @@ impl Shard {
         Ok(over_budget && !self.flushing.load(Ordering::Acquire))
     }
 
+    /// Appends a delete's tombstones durably (one record), then applies them: the head
+    /// drops the points they hit, reads filter the column files through them, and a DROP
+    /// MEASUREMENT forgets the measurement's field types.
+    pub async fn delete(&self, tombstones: Vec<Tombstone>) -> Result<(), StorageError> {
+        let record = TombstonesWritten {
+            tombstones: tombstones.clone(),
+        }
+        .encode_to_vec();
+        let record_len = record.len();
+        let lsn = self
+            .log
+            .append(vec![Record::new(TOMBSTONE_RECORD, record)])
+            .await
+            .map_err(|source| StorageError::ShardLog {
+                shard: self.info.id,
+                source,
+            })?;
+        let newest = tombstones.iter().map(|t| t.version).max().unwrap_or(0);
+        self.max_version.fetch_max(newest, Ordering::AcqRel);
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tombstones {
+            apply_tombstone(&mut data, &mut schema, t);
+        }
+        data.watermark.applied(lsn);
+        data.log_bytes += record_len;
+        Ok(())
+    }
+
     /// Freezes the head, writes it as a column file and removes the log segments the file
     /// covers. One flush at a time; blocking I/O (call it off the async workers).
     pub fn flush(&self) -> Result<(), StorageError> {
@@ -319,7 +381,7 @@ impl Shard {
     }
 
     fn flush_inner(&self) -> Result<(), StorageError> {
-        let (frozen, covered) = {
+        let (frozen, covered, tombstones) = {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             let newest = data
                 .files
@@ -333,13 +395,15 @@ impl Shard {
             let frozen = Arc::new(std::mem::take(&mut data.head));
             data.frozen.push(frozen.clone());
             data.log_bytes = 0;
-            (frozen, data.watermark.upto)
+            // Every tombstone up to the watermark is in this set: the file carries them
+            // once the log segments holding them are removed.
+            (frozen, data.watermark.upto, data.tombstones.all())
         };
         let file_err = |source| StorageError::ColumnFile {
             shard: self.info.id,
             source,
         };
-        let written = column_file::write(&self.dir, covered, frozen.series())
+        let written = column_file::write(&self.dir, covered, frozen.series(), tombstones)
             .and_then(|path| ColumnFile::open(&path));
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
@@ -454,15 +518,28 @@ impl Shard {
         }
         let mut writer =
             column_file::ColumnFileWriter::create(&self.dir, covered).map_err(file_err)?;
+        // The merged file carries its files' tombstones (older files may still hold points
+        // they hit) and leaves out the points they hit.
+        let mut tombstones = Tombstones::default();
+        for t in files.iter().flat_map(|f| &f.index.tombstones) {
+            tombstones.add(t.clone());
+        }
+        writer.keep_tombstones(tombstones.all());
         for (key, parts) in &keys {
+            let deleted =
+                tombstone::ranges(tombstones.of_measurement(&parts[0].1.measurement), key);
             let mut fields: BTreeMap<&str, Vec<Column>> = BTreeMap::new();
             for (f, s) in parts {
                 for block in &s.blocks {
-                    fields
-                        .entry(block.field.as_str())
-                        .or_default()
-                        .push(f.read_block(block).map_err(file_err)?);
+                    let column = f.read_block(block).map_err(file_err)?;
+                    let column = tombstone::without_deleted(&column, &deleted).unwrap_or(column);
+                    if !column.is_empty() {
+                        fields.entry(block.field.as_str()).or_default().push(column);
+                    }
                 }
+            }
+            if fields.is_empty() {
+                continue;
             }
             let resolved: Vec<(String, Column)> = fields
                 .into_iter()
@@ -513,9 +590,28 @@ impl Shard {
             .unwrap_or_default()
     }
 
+    /// Measurements with a series: one whose every point was deleted keeps its field
+    /// types (as InfluxDB's shards do) but is no longer listed.
     pub fn measurements(&self) -> BTreeSet<String> {
-        let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
-        schema.keys().cloned().collect()
+        let names: BTreeSet<String> = {
+            let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+            schema.keys().cloned().collect()
+        };
+        let deleted_from: Vec<String> = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            names
+                .iter()
+                .filter(|m| !data.tombstones.of_measurement(m).is_empty())
+                .cloned()
+                .collect()
+        };
+        let mut names = names;
+        for m in deleted_from {
+            if self.series_list_of(Some(&m)).is_empty() {
+                names.remove(&m);
+            }
+        }
+        names
     }
 
     /// Every series of a measurement whose tags pass `keep`, with the parts of its columns
@@ -528,7 +624,7 @@ impl Shard {
         keep: TagFilter<'_>,
     ) -> Result<Vec<SeriesColumns>, StorageError> {
         let mut found: BTreeMap<String, SeriesColumns> = BTreeMap::new();
-        let files = {
+        let (files, tombstones) = {
             let data = self.data.read().unwrap_or_else(|e| e.into_inner());
             for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
                 for s in head
@@ -550,7 +646,10 @@ impl Shard {
                     }
                 }
             }
-            data.files.clone()
+            (
+                data.files.clone(),
+                data.tombstones.of_measurement(measurement).to_vec(),
+            )
         };
         // A series is judged once, though most files hold it.
         let mut refused: HashSet<&str> = HashSet::new();
@@ -603,23 +702,60 @@ impl Shard {
                 }
             }
         }
+        if !tombstones.is_empty() {
+            found.retain(|key, s| without_deleted_points(s, &tombstone::ranges(&tombstones, key)));
+        }
         Ok(found.into_values().collect())
     }
 
     /// Every series (key → measurement and tags) in the head, frozen heads and column files,
-    /// from the indexes alone.
+    /// from the indexes alone (but for series deletes hit: see [`Shard::visible_in_file`]).
     pub fn series_list(&self) -> BTreeMap<String, (String, Vec<(String, String)>)> {
+        self.series_list_of(None)
+    }
+
+    fn series_list_of(
+        &self,
+        measurement: Option<&str>,
+    ) -> BTreeMap<String, (String, Vec<(String, String)>)> {
         let mut found = BTreeMap::new();
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         for head in std::iter::once(&data.head).chain(data.frozen.iter().map(|h| h.as_ref())) {
-            for s in head.series() {
+            for s in head
+                .series()
+                .iter()
+                .filter(|s| measurement.is_none_or(|m| s.measurement == m))
+            {
+                let deleted =
+                    tombstone::ranges(data.tombstones.of_measurement(&s.measurement), &s.key);
+                // A frozen head is not changed by a delete after it was frozen.
+                if !deleted.is_empty()
+                    && s.fields.iter().all(|(_, c)| {
+                        tombstone::without_deleted(c, &deleted).is_some_and(|c| c.is_empty())
+                    })
+                {
+                    continue;
+                }
                 found
                     .entry(s.key.clone())
                     .or_insert_with(|| (s.measurement.clone(), s.tags.clone()));
             }
         }
         for file in &data.files {
-            for s in &file.index.series {
+            for s in file
+                .index
+                .series
+                .iter()
+                .filter(|s| measurement.is_none_or(|m| s.measurement == m))
+            {
+                if found.contains_key(&s.key) {
+                    continue;
+                }
+                let deleted =
+                    tombstone::ranges(data.tombstones.of_measurement(&s.measurement), &s.key);
+                if !deleted.is_empty() && !Self::visible_in_file(file, s, &deleted) {
+                    continue;
+                }
                 found.entry(s.key.clone()).or_insert_with(|| {
                     (
                         s.measurement.clone(),
@@ -632,6 +768,22 @@ impl Shard {
             }
         }
         found
+    }
+
+    /// Whether a series keeps a point in a file despite the deletes that hit it: blocks
+    /// a delete covers whole are judged from the index, others are read.
+    fn visible_in_file(
+        file: &ColumnFile,
+        s: &crate::proto::ColumnSeries,
+        deleted: &[tombstone::DeletedRange],
+    ) -> bool {
+        s.blocks.iter().any(|b| {
+            !tombstone::covers(deleted, b.min_time, b.max_time, file.index.max_version)
+                && file.read_block(b).map_or(true, |c| {
+                    // An unreadable block is reported by the reads that need it.
+                    (0..c.len()).any(|i| !tombstone::hits(deleted, c.times[i], c.versions[i]))
+                })
+        })
     }
 
     pub fn log(&self) -> &Log {
@@ -658,10 +810,36 @@ impl Shard {
     }
 }
 
+/// Drops a series' deleted points; false when none is left.
+fn without_deleted_points(s: &mut SeriesColumns, deleted: &[tombstone::DeletedRange]) -> bool {
+    if deleted.is_empty() {
+        return true;
+    }
+    for columns in s.fields.values_mut() {
+        for c in columns.iter_mut() {
+            if let Some(kept) = tombstone::without_deleted(c, deleted) {
+                *c = kept;
+            }
+        }
+        columns.retain(|c| !c.is_empty());
+    }
+    s.fields.retain(|_, columns| !columns.is_empty());
+    !s.fields.is_empty()
+}
+
 /// See [`Shard::backup_files`].
 pub struct ShardFiles {
     pub column_files: Vec<Arc<ColumnFile>>,
     pub segments: Vec<crate::log::SegmentImage>,
+}
+
+/// Applies a durable tombstone to the shard's state (replay and new deletes alike).
+fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
+    if t.drop_schema {
+        schema.remove(&t.measurement);
+    }
+    data.head.delete(&t);
+    data.tombstones.add(t);
 }
 
 /// Runs `work` unless another run holding `busy` is under way (then does nothing).
