@@ -167,7 +167,7 @@ mod tests {
             c.push(time, version, &FieldValue::Float(time as f64));
         }
         let t = tombstone(&["cpu,host=a"], 15, 30, 7);
-        assert!(ranges(&[t.clone()], "cpu,host=b").is_empty());
+        assert!(ranges(std::slice::from_ref(&t), "cpu,host=b").is_empty());
         let r = ranges(&[t], "cpu,host=a");
         let kept = without_deleted(&c, &r).unwrap();
         assert_eq!(kept.times, vec![10, 20]);
