@@ -256,11 +256,12 @@ impl Shard {
         }
         drop(reader);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
-        // Versions in column files count too: new writes must beat them.
+        // Versions in column files count too: new writes must beat them, and the deletes'.
         max_version = data
             .files
             .iter()
             .map(|f| f.index.max_version)
+            .chain(data.tombstones.all().iter().map(|t| t.version))
             .fold(max_version, u64::max);
         Ok(Shard {
             info,
