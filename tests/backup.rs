@@ -391,13 +391,18 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
     // The curl archives, with the kv snapshot, restore to the first answers.
     let other = node();
     let kv = std::fs::read(full.join("kv")).unwrap();
-    ok(request(
+    let restored = ok(request(
         other.daemon.addr,
         "POST",
         "/api/v2/restore/kv",
         &[],
         &kv,
     ));
+    assert_eq!(
+        restored.json(),
+        serde_json::json!({}),
+        "no operator (no admin user and organization): no token"
+    );
     for (id, archive) in &curl_archives {
         ok(request(
             other.daemon.addr,
@@ -879,4 +884,97 @@ fn a_shard_with_a_history_of_its_own_is_not_mixed_with_a_backup() {
         before,
         "the node answers as before"
     );
+}
+
+#[test]
+fn a_kv_restore_answers_with_a_new_operator_token_the_restore_goes_on_with() {
+    let start = || {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let daemon = Daemon::start_with_config(&data, "auth_enabled = true\n");
+        (root, daemon)
+    };
+    let setup = |addr: SocketAddr, user: &str| -> String {
+        let body = format!(
+            r#"{{"username":"{user}","password":"{user}-password","org":"acme","bucket":"metrics"}}"#
+        );
+        let json = [("Content-Type", "application/json")];
+        let r = ok(request(
+            addr,
+            "POST",
+            "/api/v2/setup",
+            &json,
+            body.as_bytes(),
+        ));
+        r.json()["auth"]["token"].as_str().unwrap().to_owned()
+    };
+    let select = |addr: SocketAddr, token: &str| {
+        let auth = format!("Token {token}");
+        let q = format!("/query?db=metrics&q={}", urlencode("SELECT * FROM m"));
+        request(addr, "GET", &q, &[("Authorization", auth.as_str())], b"")
+    };
+    let (_src_root, src) = start();
+    let owner = setup(src.addr, "owner");
+    let auth = format!("Token {owner}");
+    ok(request(
+        src.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics",
+        &[("Authorization", auth.as_str())],
+        b"m,host=a v=1.5 1000000000",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b");
+    let src_url = url(src.addr);
+    ctl(&[
+        "backup",
+        "--url",
+        &src_url,
+        "--token",
+        &owner,
+        backup.to_str().unwrap(),
+    ]);
+
+    // A fresh node set up by someone else: its token is not in the restored state.
+    let (_dst_root, dst) = start();
+    let other = setup(dst.addr, "other");
+    let out = ctl(&[
+        "restore",
+        "--url",
+        &url(dst.addr),
+        "--token",
+        &other,
+        backup.to_str().unwrap(),
+    ]);
+    let minted = out
+        .lines()
+        .find_map(|l| l.strip_prefix("operator token of the restored node: "))
+        .unwrap_or_else(|| panic!("ctl restore shows the new operator token: {out}"))
+        .to_owned();
+    assert!(minted != owner && minted != other && minted.len() >= 32);
+    // The shards were restored with it, and it, like the restored owner's token, reads them.
+    let expected = ok(select(src.addr, &owner)).json();
+    assert_eq!(ok(select(dst.addr, &minted)).json(), expected);
+    assert_eq!(ok(select(dst.addr, &owner)).json(), expected);
+    assert_eq!(
+        select(dst.addr, &other).status,
+        401,
+        "the replaced state's token"
+    );
+
+    // Through the API: {"token": ...}, a new one each time, and it works.
+    let kv = std::fs::read(backup.join("kv")).unwrap();
+    let auth = format!("Token {minted}");
+    let r = ok(request(
+        dst.addr,
+        "POST",
+        "/api/v2/restore/kv",
+        &[("Authorization", auth.as_str())],
+        &kv,
+    ))
+    .json();
+    let again = r["token"].as_str().unwrap();
+    assert_ne!(again, minted);
+    assert_eq!(ok(select(dst.addr, again)).json(), expected);
 }
