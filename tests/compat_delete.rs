@@ -186,3 +186,60 @@ fn a_measurement_whose_last_series_is_dropped_is_no_longer_listed() {
     assert_eq!(fields["results"][0]["series"].as_array().unwrap().len(), 1);
     assert_eq!(fields["results"][0]["series"][0]["name"], "mem");
 }
+
+/// As influxd 1.6.7 answers (checked against one with auth on): DELETE and DROP SERIES
+/// need WRITE on the database, DROP MEASUREMENT an admin.
+#[test]
+fn deletes_need_write_and_drop_measurement_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start_with_config(dir.path(), "auth_enabled = true\n");
+    let q = |statement: &str, user: &str| {
+        let path = format!(
+            "/query?db=app&u={user}&p=secret-pw&q={}",
+            common::urlencode(statement)
+        );
+        request(ours.addr, "POST", &path, &[], b"")
+    };
+    let admin = [
+        "CREATE USER root WITH PASSWORD 'secret-pw' WITH ALL PRIVILEGES",
+        "CREATE DATABASE app",
+        "CREATE USER r WITH PASSWORD 'secret-pw'",
+        "CREATE USER w WITH PASSWORD 'secret-pw'",
+        "GRANT READ ON app TO r",
+        "GRANT WRITE ON app TO w",
+    ];
+    for statement in admin {
+        assert_eq!(q(statement, "root").status, 200, "{statement}");
+    }
+    let write = request(
+        ours.addr,
+        "POST",
+        "/write?db=app&u=root&p=secret-pw",
+        &[],
+        b"m,k=a v=1 1000000000\nm,k=b v=2 1000000000",
+    );
+    assert_eq!(write.status, 204);
+    let refused = |user: &str, statement: &str, needs: &str| {
+        let r = q(statement, user);
+        assert_eq!(r.status, 403, "{user}: {statement}");
+        assert_eq!(
+            r.json()["error"],
+            format!("error authorizing query: {user} not authorized to execute statement '{statement}', requires {needs}")
+        );
+    };
+    refused("r", "DELETE FROM m WHERE time > 0", "WRITE on app");
+    refused("r", "DROP SERIES FROM m", "WRITE on app");
+    refused("r", "DROP MEASUREMENT m", "admin privilege");
+    refused("w", "DROP MEASUREMENT m", "admin privilege");
+    for statement in [
+        "DELETE FROM m WHERE k = 'a'",
+        "DROP SERIES FROM m WHERE k = 'b'",
+    ] {
+        let r = q(statement, "w");
+        assert_eq!(r.status, 200);
+        assert!(r.json()["results"][0]["error"].is_null(), "{statement}");
+    }
+    let left = q("SELECT count(v) FROM m", "root").json();
+    assert!(left["results"][0]["series"].is_null(), "{left}");
+    assert_eq!(q("DROP MEASUREMENT m", "root").status, 200);
+}
