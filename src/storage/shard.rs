@@ -779,6 +779,9 @@ impl Shard {
         deleted: &[tombstone::DeletedRange],
     ) -> bool {
         s.blocks.iter().any(|b| {
+            if !tombstone::overlaps(deleted, b.min_time, b.max_time) {
+                return true; // a block is never empty
+            }
             !tombstone::covers(deleted, b.min_time, b.max_time, file.index.max_version)
                 && file.read_block(b).map_or(true, |c| {
                     // An unreadable block is reported by the reads that need it.

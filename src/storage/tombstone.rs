@@ -58,6 +58,13 @@ pub fn hits(ranges: &[DeletedRange], time: i64, version: u64) -> bool {
         .any(|r| version < r.version && (r.min_time..=r.max_time).contains(&time))
 }
 
+/// Whether any range meets [min_time, max_time].
+pub fn overlaps(ranges: &[DeletedRange], min_time: i64, max_time: i64) -> bool {
+    ranges
+        .iter()
+        .any(|r| r.min_time <= max_time && min_time <= r.max_time)
+}
+
 /// Whether every point of a block (times within [min_time, max_time], versions at most
 /// `max_version`) is deleted, judged without reading it.
 pub fn covers(ranges: &[DeletedRange], min_time: i64, max_time: i64, max_version: u64) -> bool {
