@@ -129,6 +129,72 @@ fn answers(addr: SocketAddr) -> Vec<serde_json::Value> {
     .collect()
 }
 
+/// Deletes of every kind, in both databases and both policies of `a`; `round` 1 deletes
+/// some of what round 1 of [`load`] wrote (a DROP SERIES of round 0 is followed by new
+/// points of that series in round 1, which must survive it).
+fn delete(addr: SocketAddr, round: u64) {
+    let at = |s: u64| BASE + s * 1_000_000_000;
+    let statements = match round {
+        0 => vec![
+            (
+                "a",
+                format!("DELETE FROM m WHERE host = 'h3' AND time < {}", at(30)),
+            ),
+            ("a", "DROP SERIES FROM m WHERE host = 'h4'".to_owned()),
+            ("a", "DELETE FROM w WHERE k = 'y'".to_owned()),
+            ("b", "DROP MEASUREMENT n".to_owned()),
+            ("b", "DROP MEASUREMENT gone".to_owned()),
+        ],
+        _ => vec![
+            (
+                "a",
+                format!(
+                    "DELETE FROM /^m$/ WHERE host =~ /^h5$/ AND time >= {}",
+                    at(70)
+                ),
+            ),
+            ("a", format!("DELETE WHERE time >= {}", BASE + 2 * DAY)),
+        ],
+    };
+    if round == 0 {
+        write(addr, "b", "autogen", &format!("gone,z=1 v=1i {BASE}\n"));
+    }
+    for (db, q) in statements {
+        let r = ok(query(addr, db, &q)).json();
+        assert!(r["results"][0]["error"].is_null(), "{q}: {r}");
+    }
+    if round == 0 {
+        // A dropped measurement's fields may take new types.
+        write(
+            addr,
+            "b",
+            "autogen",
+            &format!("gone,z=2 v=\"text\" {BASE}\n"),
+        );
+    }
+}
+
+/// What the deletes left, data and index.
+fn deleted_answers(addr: SocketAddr) -> Vec<serde_json::Value> {
+    [
+        (
+            "a",
+            "SELECT count(f), count(s) FROM a.autogen.m WHERE host =~ /^h[345]$/ GROUP BY host",
+        ),
+        ("a", "SELECT count(*) FROM a.week.w"),
+        ("b", "SELECT * FROM n"),
+        ("b", "SELECT * FROM gone"),
+        ("a", "SHOW SERIES"),
+        ("b", "SHOW SERIES"),
+        ("a", "SHOW MEASUREMENTS"),
+        ("a", "SHOW TAG VALUES WITH KEY = k"),
+        ("b", "SHOW FIELD KEYS"),
+    ]
+    .iter()
+    .map(|(db, q)| ok(query(addr, db, q)).json())
+    .collect()
+}
+
 fn ctl(args: &[&str]) -> String {
     let out = std::process::Command::new(BIN)
         .arg("ctl")
@@ -212,7 +278,23 @@ fn now_rfc3339() -> String {
 fn full_and_incremental_backups_restore_to_identical_answers() {
     let src = node();
     load(src.daemon.addr, 0);
+    delete(src.daemon.addr, 0);
     let first = answers(src.daemon.addr);
+    let first_deleted = deleted_answers(src.daemon.addr);
+    // The deletes took something: h3 lost 30 points, h4 and n every one.
+    assert_eq!(
+        first_deleted[0]["results"][0]["series"][0]["values"][0][1],
+        30
+    );
+    assert_eq!(
+        first_deleted[0]["results"][0]["series"][1]["tags"]["host"],
+        "h5"
+    );
+    assert!(first_deleted[2]["results"][0]["series"].is_null());
+    assert_eq!(
+        first_deleted[3]["results"][0]["series"][0]["values"],
+        serde_json::json!([["2023-11-14T22:13:20Z", "text", "2"]])
+    );
     let dirs = tempfile::tempdir().unwrap();
     let full = dirs.path().join("full");
     ctl(&[
@@ -254,8 +336,11 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
 
     let since = now_rfc3339();
     load(src.daemon.addr, 1);
+    delete(src.daemon.addr, 1);
     let second = answers(src.daemon.addr);
+    let second_deleted = deleted_answers(src.daemon.addr);
     assert_ne!(first, second);
+    assert_ne!(first_deleted, second_deleted);
     let incremental = dirs.path().join("incremental");
     ctl(&[
         "backup",
@@ -283,6 +368,7 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
         full.to_str().unwrap(),
     ]);
     assert_eq!(answers(dst.daemon.addr), first);
+    assert_eq!(deleted_answers(dst.daemon.addr), first_deleted);
     ctl(&[
         "restore",
         "--url",
@@ -290,6 +376,7 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
         incremental.to_str().unwrap(),
     ]);
     assert_eq!(answers(dst.daemon.addr), second);
+    assert_eq!(deleted_answers(dst.daemon.addr), second_deleted);
     // The restored shards are real shards: they take writes and survive a restart.
     let Node {
         _root,
@@ -299,17 +386,23 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
     assert!(daemon.stop().success());
     let daemon = Daemon::start_with_config(&data, CONFIG);
     assert_eq!(answers(daemon.addr), second);
+    assert_eq!(deleted_answers(daemon.addr), second_deleted);
 
     // The curl archives, with the kv snapshot, restore to the first answers.
     let other = node();
     let kv = std::fs::read(full.join("kv")).unwrap();
-    ok(request(
+    let restored = ok(request(
         other.daemon.addr,
         "POST",
         "/api/v2/restore/kv",
         &[],
         &kv,
     ));
+    assert_eq!(
+        restored.json(),
+        serde_json::json!({}),
+        "no operator (no admin user and organization): no token"
+    );
     for (id, archive) in &curl_archives {
         ok(request(
             other.daemon.addr,
@@ -320,6 +413,7 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
         ));
     }
     assert_eq!(answers(other.daemon.addr), first);
+    assert_eq!(deleted_answers(other.daemon.addr), first_deleted);
 
     // The source lists its last good backup per shard, in the API and in ctl.
     let status = ok(request(
@@ -790,4 +884,97 @@ fn a_shard_with_a_history_of_its_own_is_not_mixed_with_a_backup() {
         before,
         "the node answers as before"
     );
+}
+
+#[test]
+fn a_kv_restore_answers_with_a_new_operator_token_the_restore_goes_on_with() {
+    let start = || {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let daemon = Daemon::start_with_config(&data, "auth_enabled = true\n");
+        (root, daemon)
+    };
+    let setup = |addr: SocketAddr, user: &str| -> String {
+        let body = format!(
+            r#"{{"username":"{user}","password":"{user}-password","org":"acme","bucket":"metrics"}}"#
+        );
+        let json = [("Content-Type", "application/json")];
+        let r = ok(request(
+            addr,
+            "POST",
+            "/api/v2/setup",
+            &json,
+            body.as_bytes(),
+        ));
+        r.json()["auth"]["token"].as_str().unwrap().to_owned()
+    };
+    let select = |addr: SocketAddr, token: &str| {
+        let auth = format!("Token {token}");
+        let q = format!("/query?db=metrics&q={}", urlencode("SELECT * FROM m"));
+        request(addr, "GET", &q, &[("Authorization", auth.as_str())], b"")
+    };
+    let (_src_root, src) = start();
+    let owner = setup(src.addr, "owner");
+    let auth = format!("Token {owner}");
+    ok(request(
+        src.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics",
+        &[("Authorization", auth.as_str())],
+        b"m,host=a v=1.5 1000000000",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b");
+    let src_url = url(src.addr);
+    ctl(&[
+        "backup",
+        "--url",
+        &src_url,
+        "--token",
+        &owner,
+        backup.to_str().unwrap(),
+    ]);
+
+    // A fresh node set up by someone else: its token is not in the restored state.
+    let (_dst_root, dst) = start();
+    let other = setup(dst.addr, "other");
+    let out = ctl(&[
+        "restore",
+        "--url",
+        &url(dst.addr),
+        "--token",
+        &other,
+        backup.to_str().unwrap(),
+    ]);
+    let minted = out
+        .lines()
+        .find_map(|l| l.strip_prefix("operator token of the restored node: "))
+        .unwrap_or_else(|| panic!("ctl restore shows the new operator token: {out}"))
+        .to_owned();
+    assert!(minted != owner && minted != other && minted.len() >= 32);
+    // The shards were restored with it, and it, like the restored owner's token, reads them.
+    let expected = ok(select(src.addr, &owner)).json();
+    assert_eq!(ok(select(dst.addr, &minted)).json(), expected);
+    assert_eq!(ok(select(dst.addr, &owner)).json(), expected);
+    assert_eq!(
+        select(dst.addr, &other).status,
+        401,
+        "the replaced state's token"
+    );
+
+    // Through the API: {"token": ...}, a new one each time, and it works.
+    let kv = std::fs::read(backup.join("kv")).unwrap();
+    let auth = format!("Token {minted}");
+    let r = ok(request(
+        dst.addr,
+        "POST",
+        "/api/v2/restore/kv",
+        &[("Authorization", auth.as_str())],
+        &kv,
+    ))
+    .json();
+    let again = r["token"].as_str().unwrap();
+    assert_ne!(again, minted);
+    assert_eq!(ok(select(dst.addr, again)).json(), expected);
 }

@@ -7,7 +7,7 @@ use crate::catalog::Catalog;
 use crate::projection::Projection;
 use crate::proto::{
     event, BucketCreated, CatalogState, DatabaseCreated, Event, RetentionPolicyCreated,
-    RetentionPolicySpec, ShardCreated,
+    RetentionPolicySpec, ShardCreated, TokenCreated,
 };
 use crate::query::format::{parse_rfc3339, rfc3339_nanos};
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,44 @@ pub fn restore_kv_event(bytes: &[u8]) -> Result<Event, BackupError> {
     Ok(crate::catalog::event(event::Kind::CatalogRestored(
         crate::proto::CatalogRestored { state: Some(state) },
     )))
+}
+
+/// A new token for the operator of a restored kv snapshot, and the event that creates it.
+/// InfluxDB 2 answers a kv restore with the operator token the restored store holds, so
+/// that the restore can go on (and the operator get in) whatever token it began with;
+/// tokens are kept here only as digests, so a new one is minted for the operator: the
+/// first admin user (by name) that held a token, in that token's organization, else the
+/// first admin in the first organization. None when the snapshot has no admin user or no
+/// organization (a node used only through the 1.x API).
+pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
+    let mut admins: Vec<_> = state.users.iter().filter(|u| u.admin).collect();
+    admins.sort_by(|a, b| a.name.cmp(&b.name));
+    let known_org = |id: &str| state.orgs.iter().any(|o| o.id == id);
+    let (user, org_id) = admins
+        .iter()
+        .find_map(|u| {
+            state
+                .tokens
+                .iter()
+                .find(|t| t.user_id == u.id && known_org(&t.org_id))
+                .map(|t| (*u, t.org_id.clone()))
+        })
+        .or_else(|| {
+            let org = state.orgs.iter().min_by(|a, b| a.name.cmp(&b.name))?;
+            admins.first().map(|u| (*u, org.id.clone()))
+        })?;
+    let (token, digest) = crate::auth::new_token();
+    let created = TokenCreated {
+        id: crate::auth::new_id(),
+        token_sha256: digest,
+        org_id,
+        user_id: user.id.clone(),
+        description: format!("{}'s Token (minted by a kv restore)", user.name),
+    };
+    Some((
+        token,
+        crate::catalog::event(event::Kind::TokenCreated(created)),
+    ))
 }
 
 /// One manifest per database: its bucket's identity if it has one (a database made

@@ -7,6 +7,7 @@ use crate::log::format::{self as log_format, Frame, SEGMENT_HEADER_LEN};
 use crate::log::fs::RealFs;
 use crate::storage::column_file::{self, ColumnFile};
 use crate::storage::shard::POINTS_RECORD;
+use crate::storage::tombstone::TOMBSTONE_RECORD;
 use std::path::Path;
 
 /// Checks what the archive brought on its own: every log segment's header and record
@@ -113,7 +114,8 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
     Ok(())
 }
 
-/// Records of a segment; every one must check and, if it holds points, decode.
+/// Records of a segment; every one must check and, if it holds points or tombstones,
+/// decode.
 fn scan_segment(bytes: &[u8], base: u64) -> Result<u64, String> {
     match log_format::decode_segment_header(bytes) {
         Ok(b) if b == base => {}
@@ -129,10 +131,14 @@ fn scan_segment(bytes: &[u8], base: u64) -> Result<u64, String> {
                 payload,
                 next,
             } => {
-                if kind == POINTS_RECORD {
-                    use prost::Message;
-                    crate::proto::PointsWritten::decode(payload)
-                        .map_err(|e| format!("record at byte {offset} does not decode: {e}"))?;
+                use prost::Message;
+                let decoded = match kind {
+                    POINTS_RECORD => crate::proto::PointsWritten::decode(payload).err(),
+                    TOMBSTONE_RECORD => crate::proto::TombstonesWritten::decode(payload).err(),
+                    _ => None,
+                };
+                if let Some(e) = decoded {
+                    return Err(format!("record at byte {offset} does not decode: {e}"));
                 }
                 records += 1;
                 offset = next;

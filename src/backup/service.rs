@@ -351,14 +351,27 @@ pub async fn backup_metadata(
 }
 
 /// Replaces the control state by a kv snapshot; shards the restored catalog does not
-/// know are closed and removed (as a drop would).
-pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<(), BackupError> {
+/// know are closed and removed (as a drop would). Returns the new operator token minted
+/// with it, if the restored state has an operator (see [`metadata::operator_token_event`]).
+pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, BackupError> {
     let event = metadata::restore_kv_event(bytes)?;
+    let minted = match &event.kind {
+        Some(crate::proto::event::Kind::CatalogRestored(r)) => {
+            r.state.as_ref().and_then(metadata::operator_token_event)
+        }
+        _ => None,
+    };
+    let mut events = vec![event];
+    let token = minted.map(|(token, created)| {
+        events.push(created);
+        token
+    });
     let began = Instant::now();
     let op = record_start(node, new_operation(true, "kv", 0, None)).await?;
+    // The restored state and its operator's new token in one append, acknowledged together.
     let result = node
         .control
-        .mutate(|_| Ok::<_, BackupError>((vec![event], ())))
+        .mutate(|_| Ok::<_, BackupError>((events, ())))
         .await;
     if result.is_ok() {
         let known: Vec<u64> = node
@@ -379,7 +392,7 @@ pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<(), BackupError> {
         .map(|()| bytes.len() as u64)
         .map_err(|e| e.to_string());
     record_outcome(node, &op, outcome, began).await;
-    result
+    result.map(|()| token)
 }
 
 /// Creates a bucket from its manifest, with new shard ids.

@@ -323,7 +323,7 @@ pub fn backup(
 /// `ctl restore`: everything (kv, then every shard under its id), or one bucket under a
 /// new name (bucket metadata, then its shards under their new ids).
 pub fn restore(
-    remote: &Remote,
+    remote: &mut Remote,
     dir: &Path,
     bucket: Option<&str>,
     new_bucket: Option<&str>,
@@ -338,7 +338,18 @@ pub fn restore(
             let kv_path = dir.join(KV_FILE);
             let kv = std::fs::read(&kv_path).map_err(file_err(&kv_path))?;
             let api = "/api/v2/restore/kv";
-            remote.check(api, remote.request("POST", api).send_bytes(&kv))?;
+            let resp = remote.check(api, remote.request("POST", api).send_bytes(&kv))?;
+            // The restored state may not hold the token this restore began with: go on
+            // with the operator token the node minted, and show it (once) to the operator.
+            let minted = resp
+                .into_string()
+                .ok()
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .and_then(|v| v["token"].as_str().map(str::to_owned));
+            if let Some(token) = minted {
+                println!("operator token of the restored node: {token}");
+                *remote = Remote::new(&remote.url, Some(token));
+            }
             targets.extend(manifest.shards.iter().map(|s| (s, s.shard_id)));
         }
         Some(name) => {

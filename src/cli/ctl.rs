@@ -95,7 +95,7 @@ pub fn run(command: CtlCommand) -> ExitCode {
             token,
             dir,
         } => report(backup::restore(
-            &backup::Remote::new(&url, token),
+            &mut backup::Remote::new(&url, token),
             &dir,
             bucket.as_deref(),
             new_bucket.as_deref(),

@@ -202,10 +202,13 @@ async fn restore_kv(
         async {
             authorize_admin(&node, &req, &params).await?;
             let body = read_body(payload, MAX_METADATA_BODY_BYTES).await?;
-            service::restore_kv(&node, &body).await?;
-            // InfluxDB answers with the operator token the restored store holds; only
-            // token hashes are kept here, so there is none to show.
-            Ok(HttpResponse::Ok().json(serde_json::json!({})))
+            // InfluxDB 2's PostRestoreKVResponse: {"token": the operator's token}; here a
+            // new one, since only token digests are kept (none without an operator).
+            let body = match service::restore_kv(&node, &body).await? {
+                Some(token) => serde_json::json!({ "token": token }),
+                None => serde_json::json!({}),
+            };
+            Ok(HttpResponse::Ok().json(body))
         }
         .await,
     )

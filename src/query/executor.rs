@@ -149,6 +149,19 @@ async fn existing_database(
     Ok(db)
 }
 
+/// The `db` parameter of a DELETE or DROP (which name no database), as InfluxDB words
+/// its absence.
+async fn database_to_delete_from(
+    node: &Node,
+    options: &QueryOptions,
+) -> Result<String, StatementError> {
+    let db = options.database.clone().unwrap_or_default();
+    if !node.control.read(|c| c.databases.contains_key(&db)).await {
+        return Err(format!("database not found: {db}").into());
+    }
+    Ok(db)
+}
+
 fn database_of<'a>(
     named: Option<&'a str>,
     options: &'a QueryOptions,
@@ -464,6 +477,21 @@ async fn run(
                 zone: s.location.as_deref().map(Zone::named).transpose()?,
             };
             Ok(select::execute(s, &ctx)?)
+        }
+        Statement::Delete(s) => {
+            let db = database_to_delete_from(node, options).await?;
+            super::delete::delete(&node.storage, &db, s, crate::catalog::now_nanos()).await?;
+            Ok(Vec::new())
+        }
+        Statement::DropSeries(s) => {
+            let db = database_to_delete_from(node, options).await?;
+            super::delete::drop_series(&node.storage, &db, s).await?;
+            Ok(Vec::new())
+        }
+        Statement::DropMeasurement { name } => {
+            let db = database_to_delete_from(node, options).await?;
+            super::delete::drop_measurement(&node.storage, &db, name).await?;
+            Ok(Vec::new())
         }
         other => Err(format!("statement is not supported yet: {other}").into()),
     }

@@ -4,6 +4,7 @@ mod aggregate;
 mod authorize;
 mod calc;
 pub mod csv;
+mod delete;
 mod eval;
 pub mod executor;
 pub mod format;

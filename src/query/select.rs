@@ -17,6 +17,7 @@ use crate::line_protocol::FieldValue;
 use crate::storage::column::{Column, FieldType};
 use crate::storage::series_index::TagSelector;
 use crate::storage::shard::{Part, SeriesParts, SeriesRead};
+use crate::storage::tombstone;
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -585,14 +586,20 @@ impl RowBuilder<'_> {
             }
         }
         let mut fields = parts.fields;
-        if let (Some((wanted, descending)), None) = (self.cap, per_row) {
+        // (A block's count says how many rows it holds only when no delete took some.)
+        if let (Some((wanted, descending)), None, true) =
+            (self.cap, per_row, parts.deleted.is_empty())
+        {
             skip_parts_beyond(&mut fields, wanted, descending, self.range);
         }
         let mut columns: Vec<Option<Column>> = Vec::with_capacity(fields.len());
         for field in fields {
             let loaded = field
                 .into_iter()
-                .map(|p| p.load().map_err(|e| e.to_string()))
+                .map(|p| {
+                    let column = p.load().map_err(|e| e.to_string())?;
+                    Ok(tombstone::without_deleted(&column, &parts.deleted).unwrap_or(column))
+                })
                 .collect::<Result<Vec<Column>, String>>()?;
             columns.push(Column::resolve(loaded).map(|c| c.keep_time(from, to)));
         }

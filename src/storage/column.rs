@@ -119,7 +119,7 @@ impl Values {
         }
     }
 
-    fn take_indices(&self, idx: &[usize]) -> Values {
+    pub(crate) fn take_indices(&self, idx: &[usize]) -> Values {
         match self {
             Values::Float(v) => Values::Float(idx.iter().map(|&i| v[i]).collect()),
             Values::Integer(v) => Values::Integer(idx.iter().map(|&i| v[i]).collect()),

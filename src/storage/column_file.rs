@@ -7,7 +7,8 @@
 //!   block  = timestamps | version shift (1 byte) | versions | values (each a
 //!            self-delimiting stream of storage::encoding) | masked crc32c of those bytes
 //!   versions = the distinct versions in order, then how many values each covers
-//!   index  = zstd-compressed prost ColumnFileIndex
+//!   index  = zstd-compressed prost ColumnFileIndex (series, their blocks, and the
+//!            shard's tombstones: see storage::tombstone)
 //!   footer = index offset (u64 LE) | index length (u64 LE) | masked crc32c of the index
 //!            (u32 LE) | SKCOLEND
 //! ```
@@ -20,7 +21,7 @@ use super::column::{Column, FieldType, Values};
 use super::encoding;
 use super::head::SeriesHead;
 use crate::log::format::mask;
-use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag};
+use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag, Tombstone};
 use prost::Message;
 use std::collections::HashMap;
 use std::io::Write;
@@ -76,8 +77,10 @@ pub fn write(
     dir: &Path,
     covered_lsn: u64,
     series: &[SeriesHead],
+    tombstones: Vec<Tombstone>,
 ) -> Result<PathBuf, ColumnFileError> {
     let mut writer = ColumnFileWriter::create(dir, covered_lsn)?;
+    writer.keep_tombstones(tombstones);
     let mut ordered: Vec<&SeriesHead> = series.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
@@ -113,6 +116,7 @@ impl ColumnFileWriter {
             covered_lsn,
             series: Vec::new(),
             max_version: 0,
+            tombstones: Vec::new(),
         };
         Ok(ColumnFileWriter {
             dir: dir.to_owned(),
@@ -123,6 +127,11 @@ impl ColumnFileWriter {
             block: Vec::new(),
             index,
         })
+    }
+
+    /// Tombstones the file carries (see [`super::tombstone`]).
+    pub fn keep_tombstones(&mut self, tombstones: Vec<Tombstone>) {
+        self.index.tombstones = tombstones;
     }
 
     pub fn add_series(
@@ -388,7 +397,7 @@ mod tests {
                 head.insert("cpu,host=a", "cpu", &tags, i as i64, version, &[("v", FieldValue::Float(*value))]);
                 expected.push((i as i64, version, value.to_bits()));
             }
-            let path = write(dir.path(), 7, head.series()).unwrap();
+            let path = write(dir.path(), 7, head.series(), Vec::new()).unwrap();
             let file = ColumnFile::open(&path).unwrap();
             prop_assert_eq!(file.index.covered_lsn, 7);
             let mut got = Vec::new();
@@ -417,7 +426,7 @@ mod tests {
                 &[("v", FieldValue::Integer(i))],
             );
         }
-        let path = write(dir.path(), 1, head.series()).unwrap();
+        let path = write(dir.path(), 1, head.series(), Vec::new()).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[12] ^= 1; // inside the first block
         std::fs::write(&path, &bytes).unwrap();

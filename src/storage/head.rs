@@ -1,6 +1,7 @@
 //! A shard's head: the points of its data log not yet in a column file, indexed by series.
 
 use super::column::{Column, FieldType};
+use super::tombstone;
 use crate::line_protocol::FieldValue;
 use std::collections::HashMap;
 
@@ -90,6 +91,35 @@ impl Head {
         self.index.get(key).map(|&i| &self.series[i])
     }
 
+    /// Drops the points a tombstone hits, and series left without any. The byte estimate
+    /// is left as it was: the head is then flushed a little early, never late.
+    pub fn delete(&mut self, t: &crate::proto::Tombstone) {
+        let mut emptied = false;
+        for s in self
+            .series
+            .iter_mut()
+            .filter(|s| s.measurement == t.measurement && tombstone::names(t, &s.key))
+        {
+            let ranges = tombstone::ranges(std::slice::from_ref(t), &s.key);
+            for (_, column) in &mut s.fields {
+                if let Some(kept) = tombstone::without_deleted(column, &ranges) {
+                    *column = kept;
+                }
+            }
+            s.fields.retain(|(_, c)| !c.is_empty());
+            emptied |= s.fields.is_empty();
+        }
+        if emptied {
+            self.series.retain(|s| !s.fields.is_empty());
+            self.index = self
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.key.clone(), i))
+                .collect();
+        }
+    }
+
     pub fn series(&self) -> &[SeriesHead] {
         &self.series
     }
@@ -101,5 +131,51 @@ impl Head {
     /// Approximate heap bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Tombstone;
+
+    fn insert(head: &mut Head, host: &str, time: i64, version: u64, v: f64) {
+        let key = format!("cpu,host={host}");
+        let tags = [("host", host)];
+        head.insert(
+            &key,
+            "cpu",
+            &tags,
+            time,
+            version,
+            &[("v", FieldValue::Float(v))],
+        );
+    }
+
+    #[test]
+    fn a_delete_drops_emptied_series_and_later_points_find_theirs() {
+        let mut head = Head::default();
+        for (host, v) in [("a", 1.0), ("b", 2.0), ("c", 3.0)] {
+            insert(&mut head, host, 10, 5, v);
+        }
+        insert(&mut head, "c", 20, 5, 4.0);
+        head.delete(&Tombstone {
+            version: 6,
+            measurement: "cpu".into(),
+            series_keys: vec!["cpu,host=a".into(), "cpu,host=c".into()],
+            min_time: 0,
+            max_time: 10,
+            drop_schema: false,
+        });
+        let keys: Vec<&str> = head.series().iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["cpu,host=b", "cpu,host=c"]);
+        insert(&mut head, "c", 30, 7, 5.0);
+        insert(&mut head, "a", 10, 7, 6.0);
+        let c = &head.series()[1];
+        assert_eq!(
+            (c.key.as_str(), c.fields[0].1.times.as_slice()),
+            ("cpu,host=c", &[20, 30][..])
+        );
+        assert_eq!(head.series()[2].key, "cpu,host=a");
     }
 }

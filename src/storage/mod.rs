@@ -13,6 +13,7 @@ pub mod hlc;
 pub mod points_codec;
 pub mod series_index;
 pub mod shard;
+pub mod tombstone;
 
 use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
@@ -368,6 +369,11 @@ impl Storage {
 }
 
 impl Storage {
+    /// A write version above every one issued so far, for a delete's tombstones.
+    pub fn next_version(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// An open shard by id.
     pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
         self.shards

@@ -16,9 +16,12 @@ use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
 use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
+use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
+use crate::proto::Tombstone;
+use prost::Message;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -97,6 +100,9 @@ pub struct SeriesParts {
     pub key: Arc<str>,
     pub tags: Tags,
     pub fields: Vec<Vec<Part>>,
+    /// What deletes took from the series: points its parts may still hold (column files
+    /// are immutable, and a frozen head is not changed by a delete after it was frozen).
+    pub deleted: Vec<tombstone::DeletedRange>,
 }
 
 pub enum Part {
@@ -176,8 +182,11 @@ struct ShardData {
     /// is kept within the budget (its records are larger than the head's columns), which
     /// bounds both disk use and replay time.
     log_bytes: usize,
-    /// Every series of the head, frozen heads and files.
+    /// Every series of the head, frozen heads and files (also those deletes emptied: see
+    /// [`Shard::visible`]).
     index: SeriesIndex,
+    /// Every delete the shard has taken (see [`super::tombstone`]).
+    tombstones: Tombstones,
 }
 
 impl ShardData {
@@ -247,16 +256,8 @@ impl Shard {
                         shard: info.id,
                         source: e,
                     })?;
-                for s in &file.index.series {
-                    let types = schema.entry(s.measurement.clone()).or_default();
-                    for b in &s.blocks {
-                        if let Some(ty) = u8::try_from(b.field_type)
-                            .ok()
-                            .and_then(FieldType::from_code)
-                        {
-                            types.entry(b.field.clone()).or_insert(ty);
-                        }
-                    }
+                for t in &file.index.tombstones {
+                    data.tombstones.add(t.clone());
                 }
                 for s in &file.index.series {
                     let tags: Vec<(&str, &str)> = s
@@ -270,6 +271,28 @@ impl Shard {
                 data.files.push(Arc::new(file));
             }
         }
+        for file in &data.files {
+            for s in &file.index.series {
+                // Types from before a DROP MEASUREMENT are not the measurement's any more
+                // (merges and flushes leave the dropped points out of newer files).
+                if data
+                    .tombstones
+                    .schema_dropped_at(&s.measurement)
+                    .is_some_and(|dropped| file.index.max_version < dropped)
+                {
+                    continue;
+                }
+                let types = schema.entry(s.measurement.clone()).or_default();
+                for b in &s.blocks {
+                    if let Some(ty) = u8::try_from(b.field_type)
+                        .ok()
+                        .and_then(FieldType::from_code)
+                    {
+                        types.entry(b.field.clone()).or_insert(ty);
+                    }
+                }
+            }
+        }
         let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
         let covered = data.watermark.upto;
         let mut max_version = 0;
@@ -277,6 +300,20 @@ impl Shard {
         while let Some(record) = reader.next().map_err(shard_err)? {
             data.watermark.applied(record.lsn);
             data.log_bytes += record.payload.len();
+            if record.kind == TOMBSTONE_RECORD {
+                let written = TombstonesWritten::decode(record.payload).map_err(|e| {
+                    StorageError::CorruptRecord {
+                        shard: info.id,
+                        lsn: record.lsn,
+                        reason: e.to_string(),
+                    }
+                })?;
+                for t in written.tombstones {
+                    max_version = max_version.max(t.version);
+                    apply_tombstone(&mut data, &mut schema, t);
+                }
+                continue;
+            }
             if record.kind != POINTS_RECORD {
                 continue;
             }
@@ -302,11 +339,12 @@ impl Shard {
         drop(reader);
         data.index_head_from(0);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
-        // Versions in column files count too: new writes must beat them.
+        // Versions in column files count too: new writes must beat them, and the deletes'.
         max_version = data
             .files
             .iter()
             .map(|f| f.index.max_version)
+            .chain(data.tombstones.all().iter().map(|t| t.version))
             .fold(max_version, u64::max);
         Ok(Shard {
             info,
@@ -393,6 +431,35 @@ impl Shard {
         Ok(over_budget && !self.flushing.load(Ordering::Acquire))
     }
 
+    /// Appends a delete's tombstones durably (one record), then applies them: the head
+    /// drops the points they hit, reads filter the column files through them, and a DROP
+    /// MEASUREMENT forgets the measurement's field types.
+    pub async fn delete(&self, tombstones: Vec<Tombstone>) -> Result<(), StorageError> {
+        let record = TombstonesWritten {
+            tombstones: tombstones.clone(),
+        }
+        .encode_to_vec();
+        let record_len = record.len();
+        let lsn = self
+            .log
+            .append(vec![Record::new(TOMBSTONE_RECORD, record)])
+            .await
+            .map_err(|source| StorageError::ShardLog {
+                shard: self.info.id,
+                source,
+            })?;
+        let newest = tombstones.iter().map(|t| t.version).max().unwrap_or(0);
+        self.max_version.fetch_max(newest, Ordering::AcqRel);
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tombstones {
+            apply_tombstone(&mut data, &mut schema, t);
+        }
+        data.watermark.applied(lsn);
+        data.log_bytes += record_len;
+        Ok(())
+    }
+
     /// Freezes the head, writes it as a column file and removes the log segments the file
     /// covers. One flush at a time; blocking I/O (call it off the async workers).
     pub fn flush(&self) -> Result<(), StorageError> {
@@ -400,7 +467,7 @@ impl Shard {
     }
 
     fn flush_inner(&self) -> Result<(), StorageError> {
-        let (frozen, covered) = {
+        let (frozen, covered, tombstones) = {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             let newest = data
                 .files
@@ -414,13 +481,15 @@ impl Shard {
             let frozen = Arc::new(std::mem::take(&mut data.head));
             data.frozen.push(frozen.clone());
             data.log_bytes = 0;
-            (frozen, data.watermark.upto)
+            // Every tombstone up to the watermark is in this set: the file carries them
+            // once the log segments holding them are removed.
+            (frozen, data.watermark.upto, data.tombstones.all())
         };
         let file_err = |source| StorageError::ColumnFile {
             shard: self.info.id,
             source,
         };
-        let written = column_file::write(&self.dir, covered, frozen.series())
+        let written = column_file::write(&self.dir, covered, frozen.series(), tombstones)
             .and_then(|path| ColumnFile::open(&path));
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
@@ -535,15 +604,28 @@ impl Shard {
         }
         let mut writer =
             column_file::ColumnFileWriter::create(&self.dir, covered).map_err(file_err)?;
+        // The merged file carries its files' tombstones (older files may still hold points
+        // they hit) and leaves out the points they hit.
+        let mut tombstones = Tombstones::default();
+        for t in files.iter().flat_map(|f| &f.index.tombstones) {
+            tombstones.add(t.clone());
+        }
+        writer.keep_tombstones(tombstones.all());
         for (key, parts) in &keys {
+            let deleted =
+                tombstone::ranges(tombstones.of_measurement(&parts[0].1.measurement), key);
             let mut fields: BTreeMap<&str, Vec<Column>> = BTreeMap::new();
             for (f, s) in parts {
                 for block in &s.blocks {
-                    fields
-                        .entry(block.field.as_str())
-                        .or_default()
-                        .push(f.read_block(block).map_err(file_err)?);
+                    let column = f.read_block(block).map_err(file_err)?;
+                    let column = tombstone::without_deleted(&column, &deleted).unwrap_or(column);
+                    if !column.is_empty() {
+                        fields.entry(block.field.as_str()).or_default().push(column);
+                    }
                 }
+            }
+            if fields.is_empty() {
+                continue;
             }
             let resolved: Vec<(String, Column)> = fields
                 .into_iter()
@@ -589,19 +671,40 @@ impl Shard {
             .unwrap_or_default()
     }
 
+    /// Measurements with a series: one whose every point was deleted keeps its field
+    /// types (as InfluxDB's shards do) but is no longer listed.
     pub fn measurements(&self) -> BTreeSet<String> {
-        let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
-        schema.keys().cloned().collect()
+        let names: BTreeSet<String> = {
+            let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+            schema.keys().cloned().collect()
+        };
+        let deleted_from: Vec<String> = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            names
+                .iter()
+                .filter(|m| !data.tombstones.of_measurement(m).is_empty())
+                .cloned()
+                .collect()
+        };
+        let mut names = names;
+        for m in deleted_from {
+            if self.series_list(&|x| x == m).is_empty() {
+                names.remove(&m);
+            }
+        }
+        names
     }
 
     /// The series of a measurement that the read's selector allows and its `keep`
     /// accepts, with the parts of the asked-for fields within [start, end]: the head's
-    /// entries copied, column-file blocks left to decode (by whichever thread wants them).
+    /// entries copied, column-file blocks left to decode (by whichever thread wants them),
+    /// with what deletes took from them.
     pub fn series_of(&self, read: &SeriesRead<'_>) -> Vec<SeriesParts> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         let Some(index) = data.index.measurement(read.measurement) else {
             return Vec::new();
         };
+        let tombstones = data.tombstones.of_measurement(read.measurement);
         let heads: Vec<&Head> = std::iter::once(&data.head)
             .chain(data.frozen.iter().map(|h| h.as_ref()))
             .collect();
@@ -610,6 +713,7 @@ impl Shard {
             if !(read.keep)(tags) {
                 continue;
             }
+            let deleted = tombstone::ranges(tombstones, key);
             let mut fields: Vec<Vec<Part>> = (0..read.fields.len()).map(|_| Vec::new()).collect();
             for head in &heads {
                 let Some(s) = head.get(key) else { continue };
@@ -630,6 +734,14 @@ impl Shard {
                     if block.max_time < read.start || block.min_time > read.end {
                         continue;
                     }
+                    if tombstone::covers(
+                        &deleted,
+                        block.min_time,
+                        block.max_time,
+                        file.index.max_version,
+                    ) {
+                        continue;
+                    }
                     if let Some(i) = read.fields.iter().position(|f| *f == block.field) {
                         fields[i].push(Part::Block {
                             file: file.clone(),
@@ -643,13 +755,14 @@ impl Shard {
                 key: key.clone(),
                 tags: tags.clone(),
                 fields,
+                deleted,
             });
         }
         out
     }
 
     /// The tag (key, value) pairs of each measurement `wanted` accepts, of the keys
-    /// `key` accepts.
+    /// `key` accepts, of the series not emptied by deletes.
     pub fn tag_values(
         &self,
         wanted: &dyn Fn(&str) -> bool,
@@ -660,30 +773,61 @@ impl Shard {
             .measurements()
             .filter(|(m, _)| wanted(m))
             .map(|(m, index)| {
-                let pairs = index
-                    .tag_values()
-                    .filter(|(k, _)| key(k))
-                    .flat_map(|(k, values)| values.map(move |v| (k.to_owned(), v.to_owned())))
-                    .collect();
+                let pairs = if data.tombstones.of_measurement(m).is_empty() {
+                    index
+                        .tag_values()
+                        .filter(|(k, _)| key(k))
+                        .flat_map(|(k, values)| values.map(move |v| (k.to_owned(), v.to_owned())))
+                        .collect()
+                } else {
+                    index
+                        .series()
+                        .filter(|(k, _)| visible(&data, m, k))
+                        .flat_map(|(_, tags)| tags.iter().filter(|(k, _)| key(k)).cloned())
+                        .collect()
+                };
                 (m.to_owned(), pairs)
             })
             .collect()
     }
 
-    /// The series (key and tags, in key order) of each measurement `wanted` accepts.
+    /// The series (key and tags, in key order) of each measurement `wanted` accepts, but
+    /// for those deletes emptied.
     pub fn series_list(&self, wanted: &dyn Fn(&str) -> bool) -> Vec<MeasurementSeries> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         data.index
             .measurements()
             .filter(|(m, _)| wanted(m))
             .map(|(m, index)| {
+                let all = data.tombstones.of_measurement(m).is_empty();
                 let series = index
                     .series()
+                    .filter(|(k, _)| all || visible(&data, m, k))
                     .map(|(k, t)| (k.clone(), t.clone()))
                     .collect();
                 (m.to_owned(), series)
             })
+            .filter(|(_, series): &MeasurementSeries| !series.is_empty())
             .collect()
+    }
+
+    /// Whether a series keeps a point in a file despite the deletes that hit it: blocks
+    /// a delete covers whole are judged from the index, others are read.
+    fn visible_in_file(
+        file: &ColumnFile,
+        s: &crate::proto::ColumnSeries,
+        deleted: &[tombstone::DeletedRange],
+    ) -> bool {
+        s.blocks.iter().any(|b| {
+            if !tombstone::overlaps(deleted, b.min_time, b.max_time) {
+                return true; // a block is never empty
+            }
+            !tombstone::covers(deleted, b.min_time, b.max_time, file.index.max_version)
+                && file.read_block(b).map_or(true, |c| {
+                    // An unreadable block is reported by the reads that need it.
+                    (0..c.len()).any(|i| !tombstone::hits(deleted, c.times[i], c.versions[i]))
+                })
+        })
     }
 
     pub fn log(&self) -> &Log {
@@ -710,10 +854,40 @@ impl Shard {
     }
 }
 
+/// Whether a series the index knows keeps a point despite the deletes that hit it.
+fn visible(data: &ShardData, measurement: &str, key: &str) -> bool {
+    let deleted = tombstone::ranges(data.tombstones.of_measurement(measurement), key);
+    if deleted.is_empty() {
+        return true;
+    }
+    let in_heads = std::iter::once(&data.head)
+        .chain(data.frozen.iter().map(|h| h.as_ref()))
+        .filter_map(|h| h.get(key))
+        .any(|s| {
+            s.fields
+                .iter()
+                .any(|(_, c)| tombstone::without_deleted(c, &deleted).is_none_or(|c| !c.is_empty()))
+        });
+    in_heads
+        || data.files.iter().any(|file| {
+            file.find_series(key)
+                .is_some_and(|at| Shard::visible_in_file(file, &file.index.series[at], &deleted))
+        })
+}
+
 /// See [`Shard::backup_files`].
 pub struct ShardFiles {
     pub column_files: Vec<Arc<ColumnFile>>,
     pub segments: Vec<crate::log::SegmentImage>,
+}
+
+/// Applies a durable tombstone to the shard's state (replay and new deletes alike).
+fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
+    if t.drop_schema {
+        schema.remove(&t.measurement);
+    }
+    data.head.delete(&t);
+    data.tombstones.add(t);
 }
 
 /// Runs `work` unless another run holding `busy` is under way (then does nothing).

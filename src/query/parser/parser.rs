@@ -1308,7 +1308,7 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_delete(&mut self) -> PResult<Statement> {
-        let (sources, condition) = self.parse_from_where(false)?;
+        let (sources, condition) = self.parse_from_where(true)?;
         Ok(Statement::Delete(DeleteStatement { sources, condition }))
     }
 

@@ -1,0 +1,259 @@
+//! `DELETE`, `DROP SERIES` and `DROP MEASUREMENT`: each shard of the database holding
+//! something they hit takes one tombstone record (see [`crate::storage::tombstone`]),
+//! every tombstone of one statement with the same write version; the statement answers
+//! once every shard's record is durable. Series are resolved to their keys here, when the
+//! statement runs, so a tombstone means the same on every replay.
+
+use super::eval::{matches, time_range, Regexes, Row};
+use super::parser::ast::{DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source};
+use crate::proto::Tombstone;
+use crate::storage::{Shard, Storage};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// `DELETE [FROM sources] [WHERE tags and time]`: the points of matching series in the
+/// time range, in every matching measurement.
+pub async fn delete(
+    storage: &Storage,
+    database: &str,
+    s: &DeleteStatement,
+    now: i64,
+) -> Result<(), String> {
+    let (min_time, max_time) = time_range(s.condition.as_ref(), now);
+    let target = Target::new(&s.sources, s.condition.as_ref())?;
+    let shards = storage.shards_of(database, None);
+    // InfluxDB deletes whole points: a condition on a field is refused before anything
+    // changes.
+    for shard in &shards {
+        for m in target.measurements_in(shard) {
+            let fields = shard.field_types(&m);
+            if target.names.iter().any(|n| fields.contains_key(n)) {
+                return Err(format!(
+                    "shard {}: fields not supported in WHERE clause during deletion",
+                    shard.info.id
+                ));
+            }
+        }
+    }
+    let version = storage.next_version();
+    let mut hit = Vec::new();
+    for shard in shards {
+        if shard.info.end <= min_time || shard.info.start > max_time {
+            continue;
+        }
+        let tombstones: Vec<Tombstone> = target
+            .series_in(&shard)
+            .into_iter()
+            .map(|(measurement, series_keys)| Tombstone {
+                version,
+                measurement,
+                series_keys,
+                min_time,
+                max_time,
+                drop_schema: false,
+            })
+            .collect();
+        hit.push((shard, tombstones));
+    }
+    apply(hit).await
+}
+
+/// `DROP SERIES [FROM sources] [WHERE tags]`: matching series, over all time.
+pub async fn drop_series(
+    storage: &Storage,
+    database: &str,
+    s: &DropSeriesStatement,
+) -> Result<(), String> {
+    let target = Target::new(&s.sources, s.condition.as_ref())?;
+    if target.has_time {
+        return Err("DROP SERIES doesn't support time in WHERE clause".into());
+    }
+    let version = storage.next_version();
+    let hit = storage
+        .shards_of(database, None)
+        .into_iter()
+        .map(|shard| {
+            let tombstones = target
+                .series_in(&shard)
+                .into_iter()
+                .map(|(measurement, series_keys)| everything(version, measurement, series_keys))
+                .collect();
+            (shard, tombstones)
+        })
+        .collect();
+    apply(hit).await
+}
+
+/// `DROP MEASUREMENT name`: every series of it over all time, and its field types, so a
+/// later write may give its fields other types.
+pub async fn drop_measurement(storage: &Storage, database: &str, name: &str) -> Result<(), String> {
+    let version = storage.next_version();
+    let hit = storage
+        .shards_of(database, None)
+        .into_iter()
+        .filter(|shard| !shard.field_types(name).is_empty())
+        .map(|shard| {
+            let mut t = everything(version, name.to_owned(), Vec::new());
+            t.drop_schema = true;
+            (shard, vec![t])
+        })
+        .collect();
+    apply(hit).await
+}
+
+fn everything(version: u64, measurement: String, series_keys: Vec<String>) -> Tombstone {
+    Tombstone {
+        version,
+        measurement,
+        series_keys,
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        drop_schema: false,
+    }
+}
+
+/// Appends each shard's tombstones, all at once; shards with none are left alone.
+async fn apply(hit: Vec<(Arc<Shard>, Vec<Tombstone>)>) -> Result<(), String> {
+    let writes = hit
+        .into_iter()
+        .filter(|(_, tombstones)| !tombstones.is_empty())
+        .map(|(shard, tombstones)| async move { shard.delete(tombstones).await });
+    for result in futures_util::future::join_all(writes).await {
+        result.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Which measurements and series a statement's sources and condition select.
+struct Target {
+    /// Measurement names (Err) or patterns (Ok); empty: every measurement.
+    sources: Vec<Result<regex::Regex, String>>,
+    /// The condition with its terms on time taken as true: what the tags must satisfy.
+    tags: Option<Expr>,
+    regexes: Regexes,
+    /// Names the condition refers to, but `time`.
+    names: HashSet<String>,
+    has_time: bool,
+}
+
+impl Target {
+    fn new(sources: &[Source], condition: Option<&Expr>) -> Result<Target, String> {
+        let mut measurements = Vec::new();
+        for s in sources {
+            match s {
+                Source::Measurement(m) => {
+                    measurements.push(match &m.name {
+                        MeasurementName::Name(n) => Err(n.clone()),
+                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)
+                            .map_err(|e| format!("invalid regex: {e}"))?),
+                    })
+                }
+                Source::Subquery(_) => return Err("subqueries are not supported here".into()),
+            }
+        }
+        let mut regexes = Regexes::default();
+        let (mut names, mut has_time) = (HashSet::new(), false);
+        if let Some(c) = condition {
+            Regexes::compile(c, &mut regexes)?;
+            var_refs(c, &mut names);
+            has_time = names.iter().any(|n| is_time(n));
+            names.retain(|n| !is_time(n));
+        }
+        Ok(Target {
+            sources: measurements,
+            tags: condition.map(without_time),
+            regexes,
+            names,
+            has_time,
+        })
+    }
+
+    fn wants(&self, measurement: &str) -> bool {
+        self.sources.is_empty()
+            || self.sources.iter().any(|s| match s {
+                Err(name) => name == measurement,
+                Ok(re) => re.is_match(measurement),
+            })
+    }
+
+    fn measurements_in(&self, shard: &Shard) -> Vec<String> {
+        shard
+            .measurements()
+            .into_iter()
+            .filter(|m| self.wants(m))
+            .collect()
+    }
+
+    /// Per measurement of the shard, the keys of the series hit (empty: all of them, when
+    /// the condition says nothing of tags).
+    fn series_in(&self, shard: &Shard) -> BTreeMap<String, Vec<String>> {
+        let mut hit: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let (fields, no_keys) = (HashMap::new(), HashSet::new());
+        for (measurement, series) in shard.series_list(&|m| self.wants(m)) {
+            let keys = hit.entry(measurement).or_default();
+            if self.names.is_empty() {
+                continue; // every series of the measurement
+            }
+            for (key, tags) in series {
+                let row = Row {
+                    time: 0,
+                    tags: &tags,
+                    fields: &fields,
+                    field_keys: &no_keys,
+                };
+                if self
+                    .tags
+                    .as_ref()
+                    .is_none_or(|c| matches(c, &row, 0, &self.regexes))
+                {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        if !self.names.is_empty() {
+            hit.retain(|_, keys| !keys.is_empty());
+        }
+        hit
+    }
+}
+
+fn is_time(name: &str) -> bool {
+    name.eq_ignore_ascii_case("time")
+}
+
+fn var_refs(e: &Expr, out: &mut HashSet<String>) {
+    match e {
+        Expr::VarRef(v) => {
+            out.insert(v.name.clone());
+        }
+        Expr::Binary(b) => {
+            var_refs(&b.lhs, out);
+            var_refs(&b.rhs, out);
+        }
+        Expr::Paren(inner) => var_refs(inner, out),
+        Expr::Call(c) => c.args.iter().for_each(|a| var_refs(a, out)),
+        _ => {}
+    }
+}
+
+/// The condition with every comparison involving `time` replaced by `true` (the time
+/// range is taken from those terms separately).
+fn without_time(e: &Expr) -> Expr {
+    match e {
+        Expr::Paren(inner) => Expr::Paren(Box::new(without_time(inner))),
+        Expr::Binary(b) => {
+            let mut refs = HashSet::new();
+            var_refs(&b.lhs, &mut refs);
+            var_refs(&b.rhs, &mut refs);
+            if !matches!(
+                b.op,
+                super::parser::ast::BinaryOp::And | super::parser::ast::BinaryOp::Or
+            ) && refs.iter().any(|n| is_time(n))
+            {
+                return Expr::Boolean(true);
+            }
+            Expr::binary(b.op, without_time(&b.lhs), without_time(&b.rhs))
+        }
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,171 @@
+//! Deletes are durable: their tombstones outlive the log segments that held them (carried
+//! by column files through flushes and merges), restarts and kill -9, and points written
+//! after a delete survive it.
+
+mod common;
+use common::{query, request, Daemon};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const CONFIG: &str = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
+
+fn write(daemon: &Daemon, body: &str) {
+    let r = request(daemon.addr, "POST", "/write?db=c", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+}
+
+fn ok(daemon: &Daemon, q: &str) {
+    let r = query(daemon.addr, "c", q).json();
+    assert!(r["results"][0]["error"].is_null(), "{q}: {r}");
+}
+
+fn count(daemon: &Daemon, q: &str) -> i64 {
+    let r = query(daemon.addr, "c", q).json();
+    r["results"][0]["series"][0]["values"][0][1]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+fn files(dir: &Path, ext: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir).map_or_else(
+        |_| BTreeSet::new(),
+        |d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        },
+    )
+}
+
+/// Batches of 200 series at one time each, from `from` to `to` seconds.
+fn load(daemon: &Daemon, from: u64, to: u64) {
+    for t in from..=to {
+        let body: String = (0..200)
+            .map(|h| format!("m,host=h{h} f={t}.5,s=\"v{t}-{h}\" {}\n", t * 1_000_000_000))
+            .collect();
+        write(daemon, &body);
+    }
+}
+
+#[test]
+fn deletes_survive_flushes_merges_and_restarts() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let daemon = Daemon::start_with_config(&data, CONFIG);
+    ok(&daemon, "CREATE DATABASE c");
+    load(&daemon, 1, 300);
+    write(&daemon, "other,host=a f=1.5 1000000000");
+    let shard = std::fs::read_dir(data.join("shards"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        !files(&shard, "col").is_empty(),
+        "points were flushed before the deletes"
+    );
+
+    ok(&daemon, "DELETE FROM m WHERE host = 'h7' AND time <= 100s");
+    ok(&daemon, "DROP SERIES FROM m WHERE host = 'h8'");
+    ok(&daemon, "DELETE WHERE time > 290s AND time <= 300s");
+    ok(&daemon, "DROP MEASUREMENT other");
+    let segments_with_deletes = files(&shard.join("log"), "seg");
+    // Written after the deletes: kept, and of a new type for the dropped measurement.
+    write(
+        &daemon,
+        "m,host=h8 f=-1 5000000000\nm,host=h7 f=-2 50000000000",
+    );
+    write(&daemon, "other,host=a f=\"now a string\" 2000000000");
+
+    // Enough more to flush many times, merge, and remove the segments that held the
+    // tombstones.
+    load(&daemon, 1001, 1600);
+    let mut cols = files(&shard, "col");
+    for _ in 0..200 {
+        if cols.len() < 8 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        cols = files(&shard, "col");
+    }
+    assert!(cols.len() < 8, "column files were merged ({cols:?})");
+    let left = files(&shard.join("log"), "seg");
+    assert!(
+        segments_with_deletes.is_disjoint(&left),
+        "the log segments holding the tombstones are gone ({segments_with_deletes:?} / {left:?})"
+    );
+
+    let check = |daemon: &Daemon| {
+        // h7: 300 points, 100 deleted before 100s, 10 after 290s, one rewritten; 600 later.
+        assert_eq!(
+            count(daemon, "SELECT count(f) FROM m WHERE host = 'h7'"),
+            190 + 1 + 600
+        );
+        assert_eq!(
+            count(daemon, "SELECT count(s) FROM m WHERE host = 'h7'"),
+            190 + 600,
+            "every field of a deleted point is gone"
+        );
+        assert_eq!(
+            count(daemon, "SELECT count(f) FROM m WHERE host = 'h8'"),
+            1 + 600
+        );
+        assert_eq!(
+            count(
+                daemon,
+                "SELECT count(f) FROM m WHERE time > 290s AND time <= 300s"
+            ),
+            0
+        );
+        assert_eq!(
+            count(daemon, "SELECT count(f) FROM m WHERE time <= 300s"),
+            200 * 290 - 100 - 290 + 2
+        );
+        let other = query(daemon.addr, "c", "SELECT * FROM other").json();
+        assert_eq!(
+            other["results"][0]["series"][0]["values"],
+            serde_json::json!([["1970-01-01T00:00:02Z", "now a string", "a"]])
+        );
+    };
+    check(&daemon);
+    assert!(daemon.stop().success());
+    let daemon = Daemon::start_with_config(&data, CONFIG);
+    check(&daemon);
+    daemon.kill9();
+    let daemon = Daemon::start_with_config(&data, CONFIG);
+    check(&daemon);
+    daemon.stop();
+}
+
+#[test]
+fn a_delete_replayed_from_the_log_after_kill_9_still_holds() {
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(root.path());
+    ok(&daemon, "CREATE DATABASE c");
+    write(
+        &daemon,
+        "m,host=a v=1 1000000000\nm,host=a v=2 2000000000\nm,host=b v=3 1000000000",
+    );
+    ok(&daemon, "DELETE FROM m WHERE host = 'a' AND time < 2s");
+    write(&daemon, "m,host=a v=4 1000000000");
+    ok(&daemon, "DROP SERIES FROM m WHERE host = 'b'");
+    daemon.kill9();
+    let daemon = Daemon::start(root.path());
+    let r = query(daemon.addr, "c", "SELECT * FROM m").json();
+    assert_eq!(
+        r["results"][0]["series"][0]["values"],
+        serde_json::json!([
+            ["1970-01-01T00:00:01Z", "a", 4],
+            ["1970-01-01T00:00:02Z", "a", 2]
+        ])
+    );
+    let series = query(daemon.addr, "c", "SHOW SERIES").json();
+    assert_eq!(
+        series["results"][0]["series"][0]["values"],
+        serde_json::json!([["m,host=a"]])
+    );
+    daemon.stop();
+}
