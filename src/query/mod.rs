@@ -14,6 +14,7 @@ pub mod result;
 mod select;
 mod selection;
 mod show;
+mod subquery;
 mod transform;
 mod zone;
 
