@@ -137,6 +137,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(RAW_GROUP_BY_TAGS));
     q.extend(with_ranges(WILDCARD_CALLS));
     q.extend(with_ranges(SUBQUERIES));
+    q.extend(CARDINALITY.iter().map(|q| q.to_string()));
     q
 }
 
@@ -510,6 +511,93 @@ const SUBQUERIES: &[&str] = &[
     "SELECT count(up) FROM (SELECT up FROM cpu WHERE {early}) WHERE up = true",
 ];
 
+/// SHOW ... CARDINALITY in every form 1.6 accepts: estimated (one `cardinality estimation`,
+/// 0 for a database that does not exist), exact (a `count` per measurement), with ON, FROM,
+/// WHERE (time in it refused), GROUP BY tags and LIMIT/OFFSET; `empty` is a database with
+/// no data.
+const CARDINALITY: &[&str] = &[
+    "SHOW SERIES CARDINALITY",
+    "SHOW SERIES EXACT CARDINALITY",
+    "SHOW SERIES CARDINALITY FROM cpu",
+    "SHOW SERIES EXACT CARDINALITY FROM cpu",
+    "SHOW SERIES EXACT CARDINALITY WHERE host = 'a'",
+    "SHOW SERIES CARDINALITY WHERE host = 'a'",
+    "SHOW SERIES EXACT CARDINALITY GROUP BY host",
+    "SHOW SERIES CARDINALITY ON empty",
+    "SHOW SERIES EXACT CARDINALITY ON empty",
+    "SHOW MEASUREMENT CARDINALITY",
+    "SHOW MEASUREMENT EXACT CARDINALITY",
+    "SHOW MEASUREMENT EXACT CARDINALITY FROM /c.*/",
+    "SHOW MEASUREMENT EXACT CARDINALITY WHERE host = 'a'",
+    "SHOW MEASUREMENT CARDINALITY ON empty",
+    "SHOW MEASUREMENT EXACT CARDINALITY ON empty",
+    "SHOW TAG KEY CARDINALITY",
+    "SHOW TAG KEY EXACT CARDINALITY",
+    "SHOW TAG KEY EXACT CARDINALITY FROM cpu",
+    "SHOW TAG KEY EXACT CARDINALITY WHERE host = 'a'",
+    "SHOW TAG KEY CARDINALITY ON empty",
+    "SHOW TAG KEY EXACT CARDINALITY ON empty",
+    "SHOW TAG VALUES CARDINALITY WITH KEY = host",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY = host",
+    "SHOW TAG VALUES EXACT CARDINALITY FROM cpu WITH KEY = region",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY IN (host, region)",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY =~ /.*/ WHERE region = 'west'",
+    "SHOW TAG VALUES CARDINALITY WITH KEY = host WHERE region = 'west'",
+    "SHOW TAG VALUES CARDINALITY ON empty WITH KEY = host",
+    "SHOW FIELD KEY CARDINALITY",
+    "SHOW FIELD KEY EXACT CARDINALITY",
+    "SHOW FIELD KEY EXACT CARDINALITY FROM mem",
+    "SHOW FIELD KEY CARDINALITY ON empty",
+    "SHOW FIELD KEY EXACT CARDINALITY ON empty",
+    "SHOW SERIES CARDINALITY ON nodb",
+    "SHOW SERIES EXACT CARDINALITY ON nodb",
+    "SHOW TAG VALUES CARDINALITY",
+    "SHOW SERIES EXACT CARDINALITY LIMIT 1",
+    "SHOW TAG KEY EXACT CARDINALITY GROUP BY host",
+    "SHOW FIELD KEY EXACT CARDINALITY WHERE host = 'a'",
+    "SHOW SERIES CARDINALITY GROUP BY host",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY = host GROUP BY region",
+    "SHOW FIELD KEY EXACT CARDINALITY GROUP BY host",
+    "SHOW MEASUREMENT EXACT CARDINALITY GROUP BY host",
+    "SHOW SERIES EXACT CARDINALITY GROUP BY region",
+    "SHOW SERIES EXACT CARDINALITY OFFSET 1",
+    "SHOW TAG KEY EXACT CARDINALITY LIMIT 1 OFFSET 1",
+    "SHOW TAG KEY CARDINALITY ON nodb",
+    "SHOW FIELD KEY CARDINALITY ON nodb",
+    "SHOW MEASUREMENT EXACT CARDINALITY ON nodb",
+    "SHOW MEASUREMENT CARDINALITY ON nodb",
+    "SHOW TAG VALUES CARDINALITY ON nodb WITH KEY = host",
+    "SHOW SERIES EXACT CARDINALITY FROM nosuch",
+    "SHOW SERIES EXACT CARDINALITY WHERE time > now() - 1h",
+    "SHOW SERIES EXACT CARDINALITY WHERE usage > 1",
+    "SHOW MEASUREMENT CARDINALITY FROM cpu",
+    "SHOW MEASUREMENT CARDINALITY WHERE host = 'b'",
+    "SHOW SERIES EXACT CARDINALITY FROM /.*/ WHERE region =~ /w.*/",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY != host",
+    "SHOW SERIES EXACT CARDINALITY GROUP BY *",
+    "SHOW SERIES EXACT CARDINALITY GROUP BY nosuch",
+    "SHOW SERIES CARDINALITY WHERE time > 0",
+    "SHOW MEASUREMENT EXACT CARDINALITY WHERE time > 0",
+    "SHOW MEASUREMENT CARDINALITY WHERE time > 0",
+    "SHOW TAG KEY CARDINALITY WHERE time > 0",
+    "SHOW TAG KEY EXACT CARDINALITY WHERE time > 0",
+    "SHOW TAG VALUES CARDINALITY WITH KEY = host WHERE time > 0",
+    "SHOW FIELD KEY CARDINALITY WHERE time > 0",
+    "SHOW FIELD KEY EXACT CARDINALITY WHERE host = 'b'",
+    "SHOW FIELD KEY EXACT CARDINALITY WHERE host = 'zz'",
+    "SHOW TAG KEY EXACT CARDINALITY WHERE host = 'zz'",
+    "SHOW MEASUREMENT EXACT CARDINALITY WHERE host = 'zz'",
+    "SHOW MEASUREMENT EXACT CARDINALITY GROUP BY region",
+    "SHOW MEASUREMENT CARDINALITY GROUP BY host",
+    "SHOW FIELD KEY EXACT CARDINALITY FROM nosuch",
+    "SHOW FIELD KEY EXACT CARDINALITY GROUP BY region",
+    "SHOW TAG KEY EXACT CARDINALITY FROM /m.*/",
+    "SHOW TAG VALUES EXACT CARDINALITY WITH KEY = nosuch",
+    "SHOW TAG KEY EXACT CARDINALITY GROUP BY *",
+    "SHOW MEASUREMENT EXACT CARDINALITY GROUP BY *",
+    "SHOW TAG VALUES EXACT CARDINALITY ON q FROM cpu WITH KEY = host WHERE host != 'b' GROUP BY region",
+];
+
 /// Queries with `{early}` (00:02 to 00:06), `{minute}` (00:02 to 00:03), `{gap}` (00:08
 /// to 00:13, host c's gap at 00:09), `{all}` (00:00 to 00:30), `{half_minute}` and
 /// `{ten_seconds}` (from 00:02) for their time ranges.
@@ -658,10 +746,12 @@ fn normalize(mut v: Value) -> Value {
 }
 
 fn load(addr: SocketAddr) {
-    assert_eq!(
-        query(addr, "", &format!("CREATE DATABASE {DB}")).status,
-        200
-    );
+    for db in [DB, "empty"] {
+        assert_eq!(
+            query(addr, "", &format!("CREATE DATABASE {db}")).status,
+            200
+        );
+    }
     let r = request(
         addr,
         "POST",
@@ -684,9 +774,14 @@ fn queries_answer_as_influxdb_does() {
     let all = queries();
     assert!(all.len() >= 300, "{} queries", all.len());
     let mut differences = Vec::new();
-    for q in &all {
-        let theirs = query(influxd.addr, DB, q);
-        let mine = query(ours.addr, DB, q);
+    let without_database = ["SHOW SERIES CARDINALITY", "SHOW TAG KEY EXACT CARDINALITY"];
+    let asked = all
+        .iter()
+        .map(|q| (DB, q.as_str()))
+        .chain(without_database.into_iter().map(|q| ("", q)));
+    for (db, q) in asked {
+        let theirs = query(influxd.addr, db, q);
+        let mine = query(ours.addr, db, q);
         let same = theirs.status == mine.status
             && close(&normalize(theirs.json()), &normalize(mine.json()));
         if !same {

@@ -386,6 +386,11 @@ async fn run(
             let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
             Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
         }
+        Statement::ShowCardinality(s) => {
+            let db = database_of(s.database.as_deref(), options)?;
+            let exists = control.read(|c| c.databases.contains_key(db)).await;
+            Ok(super::cardinality::answer(&node.storage, db, exists, s)?)
+        }
         Statement::ShowFieldKeys(s) => {
             let db = existing_database(node, s.database.as_deref(), options).await?;
             let listing = show::list(&node.storage, &db, &s.sources, None)?;

@@ -3,6 +3,7 @@
 mod aggregate;
 mod authorize;
 mod calc;
+mod cardinality;
 pub mod csv;
 mod eval;
 pub mod executor;

@@ -127,25 +127,30 @@ pub fn tag_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
         .collect()
 }
 
-pub fn tag_values(
-    listing: &Listing,
-    key: &TagKeyPredicate,
-    offset: u64,
-    limit: u64,
-) -> Result<Vec<Series>, String> {
+/// Whether a tag key is one `WITH KEY ...` names.
+pub fn tag_key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, String> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
             Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
         }
         _ => None,
     };
-    let key_matches = |k: &str| match key {
+    Ok(move |k: &str| match key {
         TagKeyPredicate::Eq(name) => k == name,
         TagKeyPredicate::Neq(name) => k != name,
         TagKeyPredicate::In(names) => names.iter().any(|n| n == k),
         TagKeyPredicate::EqRegex(_) => re.as_ref().is_some_and(|r| r.is_match(k)),
         TagKeyPredicate::NeqRegex(_) => re.as_ref().is_some_and(|r| !r.is_match(k)),
-    };
+    })
+}
+
+pub fn tag_values(
+    listing: &Listing,
+    key: &TagKeyPredicate,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Series>, String> {
+    let key_matches = tag_key_matcher(key)?;
     Ok(listing
         .by_measurement
         .iter()
