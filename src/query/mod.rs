@@ -8,6 +8,7 @@ pub mod csv;
 mod eval;
 pub mod executor;
 pub mod format;
+mod limits;
 pub mod params;
 pub mod parser;
 mod plan;

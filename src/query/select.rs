@@ -6,6 +6,7 @@
 
 use super::eval::{matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
+use super::limits::QueryLimits;
 use super::parser::ast::{
     DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
 };
@@ -29,6 +30,7 @@ pub struct SelectContext<'a> {
     /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
     /// its offset.
     pub zone: Option<Zone>,
+    pub limits: QueryLimits,
 }
 
 impl SelectContext<'_> {
@@ -81,6 +83,9 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if plain && interval > 0 {
         return Err("GROUP BY requires at least one aggregate function".into());
     }
+    let offset = super::aggregate::time_offset(stmt);
+    let range = time_range(stmt.condition.as_ref(), ctx.now);
+    ctx.limits.check_buckets(range, interval, offset, ctx.now)?;
     let mut inputs: Vec<Input> = targets(stmt, ctx)?.into_iter().map(Input::Stored).collect();
     for source in &stmt.sources {
         if let Source::Subquery(inner) = source {
@@ -220,6 +225,14 @@ fn execute_one(
         Input::Stored(target) => scan(stmt, ctx, &target)?,
         Input::Derived(scan) => scan,
     };
+    ctx.limits.check_series(scan.series.len())?;
+    let points = scan
+        .series
+        .iter()
+        .flat_map(|s| &s.rows)
+        .map(|(_, values)| values.iter().filter(|v| v.is_some()).count())
+        .sum();
+    ctx.limits.check_points(points)?;
     let plan = if plain {
         None
     } else {
@@ -431,6 +444,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
 
     let mut series = Vec::with_capacity(gathered.len());
     for parts in gathered.into_values() {
+        ctx.limits.check_deadline()?;
         let columns: Vec<Option<Column>> = fields
             .iter()
             .map(|f| {
@@ -567,6 +581,7 @@ fn raw(
     for (key, members) in groups {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
         for s in members {
+            ctx.limits.check_deadline()?;
             for (time, values) in &s.rows {
                 let mut out = Vec::with_capacity(columns.len());
                 let mut any_field = false;

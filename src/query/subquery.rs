@@ -37,6 +37,7 @@ pub fn scans(
         now: ctx.now,
         epoch: Some(1),
         zone: inner.location.as_deref().map(Zone::named).transpose()?,
+        limits: ctx.limits,
     };
     let result = select::execute(&inner, &inner_ctx)?;
 
@@ -63,6 +64,7 @@ pub fn scans(
         let mut by_tags: BTreeMap<Vec<(String, String)>, Vec<Row>> = BTreeMap::new();
         for s in members {
             let tags: Vec<(String, String)> = s.tags.unwrap_or_default().into_iter().collect();
+            ctx.limits.check_deadline()?;
             for row in s.values {
                 let mut cells = row.into_iter();
                 let Some(time) = cells.next().as_ref().and_then(Value::as_i64) else {
