@@ -425,6 +425,7 @@ fn scan(stmt: &SelectStatement, ctx: &SelectContext<'_>, target: &Target) -> Res
         series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
     };
     for shard in &shards {
+        ctx.limits.check_deadline()?;
         for s in shard
             .series_of(measurement, read_from, read_to, &keep)
             .map_err(|e| e.to_string())?
