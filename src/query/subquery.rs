@@ -5,9 +5,10 @@
 //! 1.x's adjustments (its `newIteratorOptionsSubstatement`): the outer time range narrows
 //! the inner one; the outer GROUP BY tags are added to the inner's (so an outer
 //! `GROUP BY host` over an inner `mean()` averages per host); an inner aggregate without
-//! `GROUP BY time` takes the outer interval; an inner fill(null) becomes fill(none), and the
-//! inner query runs in the outer's time order. The outer condition then sees the inner columns as fields and the inner
-//! result's tags (its GROUP BY tags) as tags.
+//! `GROUP BY time` takes the outer interval; an inner fill(null) becomes fill(none), and
+//! the inner query runs in the outer's time order. The outer condition then sees the inner
+//! columns as fields and the inner result's tags (its GROUP BY tags, and the tags a raw
+//! inner statement selects) as tags.
 
 use super::eval::{matches, time_range, Regexes, Row as EvalRow};
 use super::parser::ast::{
