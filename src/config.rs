@@ -27,6 +27,15 @@ pub struct NodeConfig {
     pub idle_flush_seconds: u64,
     /// On SIGTERM, how long requests under way may take to finish (seconds).
     pub shutdown_grace_seconds: u64,
+    /// Most series one SELECT may read (0: no limit), as InfluxDB's `max-select-series`.
+    pub max_select_series: usize,
+    /// Most points one SELECT may read (0: no limit), as `max-select-point`.
+    pub max_select_point: usize,
+    /// Most GROUP BY time windows one SELECT may have (0: no limit), as `max-select-buckets`.
+    pub max_select_buckets: usize,
+    /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
+    /// limit), as `query-timeout`.
+    pub query_timeout_seconds: f64,
     pub log: LogConfig,
 }
 
@@ -53,6 +62,10 @@ impl Default for NodeConfig {
             auth_enabled: false,
             idle_flush_seconds: 10,
             shutdown_grace_seconds: 30,
+            max_select_series: 0,
+            max_select_point: 0,
+            max_select_buckets: 0,
+            query_timeout_seconds: 0.0,
             log: LogConfig::default(),
         }
     }

@@ -266,6 +266,7 @@ pub fn execute(
     }
     let mut out = Vec::new();
     for (tags, members) in groups {
+        ctx.limits.check_deadline()?;
         let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
             (Kind::Points, _) => point_rows(plan, &members, descending)?,
             (_, Some(selection)) => selection::rows(
@@ -580,7 +581,7 @@ fn window_start(time: i64, interval: i64, offset: i64) -> i64 {
     time - (time - offset).rem_euclid(interval)
 }
 
-fn time_offset(stmt: &SelectStatement) -> i64 {
+pub fn time_offset(stmt: &SelectStatement) -> i64 {
     stmt.dimensions
         .iter()
         .find_map(|d| match &d.expr {

@@ -1,6 +1,7 @@
 //! Runs parsed InfluxQL statements against the node's catalog and storage.
 
 use super::format::{go_duration, rfc3339_nanos};
+use super::limits::QueryLimits;
 use super::parser::ast::Statement;
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
@@ -90,9 +91,15 @@ pub async fn execute(
             .read(|c| super::authorize::check(c, p, &statements, options.database.as_deref()))
             .await?;
     }
+    let limits = QueryLimits::starting_now(&node.config);
     let mut results = Vec::with_capacity(statements.len());
     for (id, statement) in statements.iter().enumerate() {
-        match run(node, statement, options).await {
+        // A query past its deadline answers the timeout for the statement it reached.
+        let outcome = match limits.check_deadline() {
+            Ok(()) => run(node, statement, options, limits).await,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
             Ok(series) => results.push(StatementResult {
                 statement_id: id,
                 series,
@@ -176,6 +183,7 @@ async fn run(
     node: &Node,
     statement: &Statement,
     options: &QueryOptions,
+    limits: QueryLimits,
 ) -> Result<Vec<Series>, StatementError> {
     let control = &node.control;
     match statement {
@@ -409,6 +417,11 @@ async fn run(
             let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
             Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
         }
+        Statement::ShowCardinality(s) => {
+            let db = database_of(s.database.as_deref(), options)?;
+            let exists = control.read(|c| c.databases.contains_key(db)).await;
+            Ok(super::cardinality::answer(&node.storage, db, exists, s)?)
+        }
         Statement::ShowFieldKeys(s) => {
             let db = existing_database(node, s.database.as_deref(), options).await?;
             let listing = show::list(&node.storage, &db, &s.sources, None)?;
@@ -475,6 +488,7 @@ async fn run(
                 now: crate::catalog::now_nanos(),
                 epoch: options.epoch,
                 zone: s.location.as_deref().map(Zone::named).transpose()?,
+                limits,
             };
             Ok(select::execute(s, &ctx)?)
         }

@@ -3,11 +3,13 @@
 mod aggregate;
 mod authorize;
 mod calc;
+mod cardinality;
 pub mod csv;
 mod delete;
 mod eval;
 pub mod executor;
 pub mod format;
+mod limits;
 pub mod params;
 pub mod parser;
 mod plan;
@@ -15,6 +17,7 @@ pub mod result;
 mod select;
 mod selection;
 mod show;
+mod subquery;
 mod transform;
 mod zone;
 

@@ -12,9 +12,32 @@ pub struct Series {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     pub columns: Vec<String>,
-    /// Omitted when empty, as InfluxDB does (e.g. `SHOW DATABASES` with none).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Omitted when empty, as InfluxDB does (e.g. `SHOW DATABASES` with none). Floats
+    /// stay floats here (a subquery reads them back with their type) and are written as
+    /// Go writes them.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "go_rows")]
     pub values: Vec<Vec<Value>>,
+}
+
+fn go_rows<S: serde::Serializer>(rows: &[Vec<Value>], s: S) -> Result<S::Ok, S::Error> {
+    struct GoRow<'a>(&'a [Value]);
+    struct GoValue<'a>(&'a Value);
+    impl Serialize for GoRow<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(GoValue))
+        }
+    }
+    impl Serialize for GoValue<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Value::Number(n) if n.is_f64() => {
+                    float_value(n.as_f64().unwrap_or(f64::NAN)).serialize(s)
+                }
+                other => other.serialize(s),
+            }
+        }
+    }
+    s.collect_seq(rows.iter().map(|row| GoRow(row)))
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]

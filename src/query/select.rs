@@ -1,16 +1,17 @@
 //! `SELECT`: per measurement the sources name, a scan of its series (rows in the time range
 //! that pass the condition, with the fields the statement needs), then either the raw rows
 //! (and expressions of them) or their aggregates and transformations
-//! ([`super::aggregate`]). Subqueries and INTO are refused with a clear error, never
-//! answered wrongly.
+//! ([`super::aggregate`]); a subquery's result is read as such a scan
+//! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
 
 use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
+use super::limits::QueryLimits;
 use super::parser::ast::{
     BinaryOp, DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
 };
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Node, Plan};
-use super::result::{float_value, Series};
+use super::result::Series;
 use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
@@ -33,6 +34,7 @@ pub struct SelectContext<'a> {
     /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
     /// its offset.
     pub zone: Option<Zone>,
+    pub limits: QueryLimits,
 }
 
 impl SelectContext<'_> {
@@ -141,6 +143,15 @@ impl SeriesRows {
         self.times.is_empty()
     }
 
+    /// How many field values the rows hold.
+    pub fn values(&self) -> usize {
+        match (&self.columns, self.values.get()) {
+            (Some(columns), _) => columns.iter().flatten().map(Column::len).sum(),
+            (None, Some(values)) => values.iter().filter(|v| v.is_some()).count(),
+            (None, None) => 0,
+        }
+    }
+
     fn reverse(&mut self) {
         self.times.reverse();
         let values = self.values.get_mut().expect("rows built row by row");
@@ -170,15 +181,46 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if plain && interval > 0 {
         return Err("GROUP BY requires at least one aggregate function".into());
     }
-    let targets = targets(stmt, ctx)?;
+    let offset = super::aggregate::time_offset(stmt);
+    let range = time_range(stmt.condition.as_ref(), ctx.now);
+    ctx.limits.check_buckets(range, interval, offset, ctx.now)?;
+    let mut inputs: Vec<Input> = targets(stmt, ctx)?.into_iter().map(Input::Stored).collect();
+    for source in &stmt.sources {
+        if let Source::Subquery(inner) = source {
+            let scans = super::subquery::scans(stmt, inner, ctx)?;
+            inputs.extend(scans.into_iter().map(Input::Derived));
+        }
+    }
+    inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
+    // 1.x merges the rows of sources of one name into one series; that is not done here.
+    let clash = inputs.windows(2).any(|pair| {
+        pair[0].measurement() == pair[1].measurement()
+            && (matches!(pair[0], Input::Derived(_)) || matches!(pair[1], Input::Derived(_)))
+    });
+    if clash {
+        return Err(
+            "a subquery with another source of the same measurement is not supported yet".into(),
+        );
+    }
     let expanded;
     let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
         // The fields of every measurement read (the first type seen of each name).
         let mut fields: BTreeMap<String, FieldType> = BTreeMap::new();
-        for t in &targets {
-            for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
-                for (name, kind) in shard.field_types(&t.measurement) {
-                    fields.entry(name).or_insert(kind);
+        for input in &inputs {
+            match input {
+                Input::Stored(t) => {
+                    for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
+                        for (name, kind) in shard.field_types(&t.measurement) {
+                            fields.entry(name).or_insert(kind);
+                        }
+                    }
+                }
+                Input::Derived(scan) => {
+                    for name in &scan.fields {
+                        if let Some(kind) = field_type(scan, name) {
+                            fields.entry(name.clone()).or_insert(stored_type(kind));
+                        }
+                    }
                 }
             }
         }
@@ -190,19 +232,19 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     } else {
         stmt
     };
-    if let [target] = targets.as_slice() {
-        return execute_one(stmt, ctx, target, interval, plain);
+    if inputs.len() == 1 {
+        let input = inputs.pop().expect("one input");
+        return execute_one(stmt, ctx, input, interval, plain);
     }
     // Several measurements: each answers as its own series (in name order, reversed for
     // ORDER BY time DESC; SLIMIT and SOFFSET applying to each as 1.x does), and `*` yields
     // the union of their columns.
-    let mut targets = targets;
     if descending(stmt) {
-        targets.reverse();
+        inputs.reverse();
     }
     let mut series = Vec::new();
-    for target in &targets {
-        series.extend(execute_one(stmt, ctx, target, interval, plain)?);
+    for input in inputs {
+        series.extend(execute_one(stmt, ctx, input, interval, plain)?);
     }
     if stmt
         .fields
@@ -245,10 +287,35 @@ fn calls_pattern(e: &Expr) -> bool {
     }
 }
 
+/// What a statement reads: a measurement in storage, or the rows of a subquery.
+enum Input {
+    Stored(Target),
+    Derived(Scan),
+}
+
+impl Input {
+    fn measurement(&self) -> &str {
+        match self {
+            Input::Stored(t) => &t.measurement,
+            Input::Derived(scan) => &scan.measurement,
+        }
+    }
+}
+
+fn stored_type(t: DataType) -> FieldType {
+    match t {
+        DataType::Integer => FieldType::Integer,
+        DataType::Unsigned => FieldType::Unsigned,
+        DataType::String => FieldType::String,
+        DataType::Boolean => FieldType::Boolean,
+        _ => FieldType::Float,
+    }
+}
+
 fn execute_one(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
-    target: &Target,
+    input: Input,
     interval: i64,
     plain: bool,
 ) -> Result<Vec<Series>, String> {
@@ -256,7 +323,15 @@ fn execute_one(
         !plain
             && plan::compile(stmt, fields, interval).is_ok_and(|p| super::aggregate::by_columns(&p))
     };
-    let scan = scan(stmt, ctx, target, &columnar)?;
+    let scan = match input {
+        Input::Stored(target) => scan(stmt, ctx, &target, &columnar)?,
+        Input::Derived(scan) => scan,
+    };
+    ctx.limits.check_series(scan.series.len())?;
+    if ctx.limits.max_points > 0 {
+        ctx.limits
+            .check_points(scan.series.iter().map(SeriesRows::values).sum())?;
+    }
     let plan = if plain {
         None
     } else {
@@ -348,8 +423,9 @@ pub struct Target {
 fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target>, String> {
     let mut out: Vec<Target> = Vec::new();
     for source in &stmt.sources {
+        // Subqueries are read by `super::subquery`.
         let Source::Measurement(source) = source else {
-            return Err("subqueries are not supported yet".into());
+            continue;
         };
         let database = source
             .database
@@ -460,6 +536,7 @@ fn scan(
     let mut gathered: BTreeMap<Arc<str>, SeriesParts> = BTreeMap::new();
     let mut tag_keys: BTreeSet<String> = BTreeSet::new();
     for shard in &shards {
+        ctx.limits.check_deadline()?;
         for s in shard.series_of(&read) {
             match gathered.get_mut(&s.key) {
                 Some(known) => {
@@ -488,6 +565,7 @@ fn scan(
         judged_at: (start, end),
         cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
         columnar: columnar(&fields),
+        limits: &ctx.limits,
     };
     let series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
         .into_iter()
@@ -571,10 +649,12 @@ struct RowBuilder<'a> {
     cap: Option<(usize, bool)>,
     /// Whether to keep the rows as columns when no condition judges them one by one.
     columnar: bool,
+    limits: &'a QueryLimits,
 }
 
 impl RowBuilder<'_> {
     fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
+        self.limits.check_deadline()?;
         let (from, to) = self.range;
         let tags: Vec<(String, String)> = parts.tags.to_vec();
         let mut per_row = None;
@@ -833,6 +913,7 @@ fn raw(
     for (key, members) in groups {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
         for s in members {
+            ctx.limits.check_deadline()?;
             for (time, values) in s.rows() {
                 let mut out = Vec::with_capacity(columns.len());
                 let mut any_field = false;
@@ -914,7 +995,8 @@ pub fn limit(n: u64) -> usize {
 
 pub fn json_value(v: &FieldValue) -> Value {
     match v {
-        FieldValue::Float(x) => float_value(*x),
+        // Written as Go writes floats by the response's serializer.
+        FieldValue::Float(x) => Value::from(*x),
         FieldValue::Integer(x) => Value::from(*x),
         FieldValue::Unsigned(x) => Value::from(*x),
         FieldValue::String(x) => Value::from(x.clone()),

@@ -139,7 +139,7 @@ pub fn tag_values(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Series>, String> {
-    let key_matches = key_matcher(key)?;
+    let key_matches = tag_key_matcher(key)?;
     let pairs = listing
         .by_measurement
         .iter()
@@ -164,7 +164,7 @@ pub fn all_tag_values(
     limit: u64,
 ) -> Result<Vec<Series>, String> {
     let wanted = measurement_filter(sources)?;
-    let key_matches = key_matcher(key)?;
+    let key_matches = tag_key_matcher(key)?;
     let mut pairs: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     for shard in storage.shards_of(database, None) {
         for (m, found) in shard.tag_values(&wanted, &key_matches) {
@@ -175,7 +175,7 @@ pub fn all_tag_values(
 }
 
 /// Which tag keys a `WITH KEY` predicate takes.
-fn key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, String> {
+pub fn tag_key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, String> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
             Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)

@@ -23,6 +23,11 @@ fn free_port() -> u16 {
 impl Influxd {
     /// Starts influxd, or returns None (after saying why) when it is not installed.
     pub fn start() -> Option<Influxd> {
+        Self::start_with("")
+    }
+
+    /// The same, with `extra` (TOML sections, e.g. `[coordinator]`) added to its config.
+    pub fn start_with(extra: &str) -> Option<Influxd> {
         let bin = ["/usr/bin/influxd", "/usr/local/bin/influxd"]
             .into_iter()
             .find(|p| Path::new(p).exists());
@@ -44,7 +49,7 @@ impl Influxd {
              [monitor]\n  store-enabled = false\n\
              [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
              [logging]\n  level = \"warn\"\n  suppress-logo = true\n\
-             [subscriber]\n  enabled = false\n"
+             [subscriber]\n  enabled = false\n{extra}"
         );
         std::fs::write(dir.path().join("influxdb.conf"), config).expect("write config");
         let child = Command::new(bin)
