@@ -55,8 +55,9 @@ fn deletes_survive_flushes_merges_and_restarts() {
     std::fs::create_dir_all(&data).unwrap();
     let daemon = Daemon::start_with_config(&data, CONFIG);
     ok(&daemon, "CREATE DATABASE c");
-    load(&daemon, 1, 300);
+    // In a column file before it is dropped: its old type must not come back at start-up.
     write(&daemon, "other,host=a f=1.5 1000000000");
+    load(&daemon, 1, 300);
     let shard = std::fs::read_dir(data.join("shards"))
         .unwrap()
         .next()
@@ -137,6 +138,8 @@ fn deletes_survive_flushes_merges_and_restarts() {
     daemon.kill9();
     let daemon = Daemon::start_with_config(&data, CONFIG);
     check(&daemon);
+    // The dropped measurement's new field type holds after restarts.
+    write(&daemon, "other,host=a f=\"again\" 3000000000");
     daemon.stop();
 }
 
@@ -167,5 +170,56 @@ fn a_delete_replayed_from_the_log_after_kill_9_still_holds() {
         series["results"][0]["series"][0]["values"],
         serde_json::json!([["m,host=a"]])
     );
+    daemon.stop();
+}
+
+/// Waits (bounded) until the shard has `n` column files: idle heads are flushed in the
+/// background.
+fn wait_for_column_files(data: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(data.join("shards"))
+            .map(|d| {
+                d.map(|s| files(&s.unwrap().path(), "col").len())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0);
+        if found >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush to {n} column files"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dropped_measurement_stays_dropped_when_its_tombstone_is_only_in_a_column_file() {
+    let config = "idle_flush_seconds = 1\n";
+    let root = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_config(root.path(), config);
+    ok(&daemon, "CREATE DATABASE c");
+    write(
+        &daemon,
+        "other,host=a f=1.5 1000000000\nm,host=a v=1 1000000000",
+    );
+    wait_for_column_files(root.path(), 1);
+    ok(&daemon, "DROP MEASUREMENT other");
+    // Another flush: its file carries the tombstone, and the log that held it goes.
+    write(&daemon, "m,host=a v=2 2000000000");
+    wait_for_column_files(root.path(), 2);
+    daemon.kill9();
+    let daemon = Daemon::start_with_config(root.path(), config);
+    let r = query(daemon.addr, "c", "SELECT * FROM other").json();
+    assert!(r["results"][0]["series"].is_null(), "{r}");
+    let names = query(daemon.addr, "c", "SHOW MEASUREMENTS").json();
+    assert_eq!(
+        names["results"][0]["series"][0]["values"],
+        serde_json::json!([["m"]])
+    );
+    // Its old field type went with it.
+    write(&daemon, "other,host=a f=\"text\" 3000000000");
     daemon.stop();
 }
