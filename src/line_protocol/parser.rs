@@ -638,6 +638,20 @@ fn parse_line<'a>(
             Some(k) => Cow::Borrowed(k),
             None => return Err("invalid UTF-8 in measurement".into()),
         },
+        // Same argument, tags out of order: the raw `key=value` spans, sorted above, are the
+        // canonical key's parts.
+        false if plain => {
+            let mut key = Vec::with_capacity(key_len);
+            key.extend_from_slice(&buf[..meas_end]);
+            for &(ks, _, _, ve, _) in &sc.tags {
+                key.push(b',');
+                key.extend_from_slice(&buf[ks..ve]);
+            }
+            match String::from_utf8(key) {
+                Ok(k) => Cow::Owned(k),
+                Err(_) => return Err("invalid UTF-8 in measurement".into()),
+            }
+        }
         false => Cow::Owned(super::series_key(&measurement, &tags)),
     };
     Ok(Point {

@@ -47,6 +47,16 @@ fn reserve_types(types: &mut FieldTypes, fields: &[(Cow<'_, str>, FieldValue)]) 
     }
 }
 
+/// Whether two points have the same measurement and the same field names and types, in
+/// the same order (then one passing the schema check means the other passes too).
+fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
+    a.fields.len() == b.fields.len()
+        && a.measurement == b.measurement
+        && a.fields.iter().zip(&b.fields).all(|((an, av), (bn, bv))| {
+            std::mem::discriminant(av) == std::mem::discriminant(bv) && an == bn
+        })
+}
+
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
 
@@ -245,14 +255,18 @@ impl Shard {
 
     /// Drops points whose field types conflict with the shard's (or with earlier points of
     /// the batch), reserving the types of new fields.
-    pub fn admit<'a>(&self, points: Vec<Point<'a>>) -> Admitted<'a> {
+    pub fn admit<'a>(&self, mut points: Vec<Point<'a>>) -> Admitted<'a> {
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
-        let mut admitted = Admitted {
-            points: Vec::with_capacity(points.len()),
-            dropped: 0,
-            reason: None,
-        };
-        for point in points {
+        let mut dropped = 0;
+        let mut reason = None;
+        // The last admitted point: a point of the same measurement with the same field
+        // names and types needs no schema lookup (the norm: a batch repeats a few shapes).
+        let mut previous: Option<usize> = None;
+        let mut keep = vec![true; points.len()];
+        for (i, point) in points.iter().enumerate() {
+            if previous.is_some_and(|j| same_shape(&points[j], point)) {
+                continue;
+            }
             let types = types_of(&mut schema, &point.measurement);
             let conflict = point.fields.iter().find_map(|(name, value)| {
                 let ty = FieldType::of(value);
@@ -266,17 +280,26 @@ impl Shard {
                 })
             });
             match conflict {
-                Some(reason) => {
-                    admitted.dropped += 1;
-                    admitted.reason.get_or_insert(reason);
+                Some(r) => {
+                    dropped += 1;
+                    reason.get_or_insert(r);
+                    keep[i] = false;
                 }
                 None => {
                     reserve_types(types, &point.fields);
-                    admitted.points.push(point);
+                    previous = Some(i);
                 }
             }
         }
-        admitted
+        if dropped > 0 {
+            let mut keep = keep.into_iter();
+            points.retain(|_| keep.next().unwrap_or(true));
+        }
+        Admitted {
+            points,
+            dropped,
+            reason,
+        }
     }
 
     /// Appends the points durably under one write version, then makes them visible.
