@@ -121,7 +121,7 @@ pub fn parse_body_with<'a>(
             // "fields" state early (its splitter counts from the raw line
             // start), so such lines take the exact path.
             if block[start] != b'#' && !block[..start].contains(&b' ') {
-                if let Ok(p) = parse_line(&block[start..], opts, &mut scratch, true, true) {
+                if let Ok(p) = parse_one(&block[start..], opts, &mut scratch, true, true) {
                     points.push(p);
                     pos = cand + 1;
                     line_no += 1;
@@ -143,7 +143,7 @@ pub fn parse_body_with<'a>(
             continue;
         }
         let line = &block[start..];
-        match parse_line(line, opts, &mut scratch, true, !line.contains(&b'\\')) {
+        match parse_one(line, opts, &mut scratch, true, !line.contains(&b'\\')) {
             Ok(p) => points.push(p),
             Err(reason) => errors.push(LineError {
                 line: this_line,
@@ -192,7 +192,7 @@ pub(super) fn parse_body_reference<'a>(
             continue;
         }
         let line = &block[start..];
-        match parse_line(line, opts, &mut scratch, false, !line.contains(&b'\\')) {
+        match parse_one(line, opts, &mut scratch, false, !line.contains(&b'\\')) {
             Ok(p) => points.push(p),
             Err(reason) => errors.push(LineError {
                 line: this_line,
@@ -372,7 +372,29 @@ pub(super) fn scan_line_slow(
     (i, newlines)
 }
 
-fn parse_line<'a>(
+/// Parses single lines as [`parse_body_with`] parses them within a body (the `line` of a
+/// point it returned gives that point again), reusing its scratch space from line to line.
+pub struct LineParser {
+    opts: ParseOptions,
+    scratch: Scratch,
+}
+
+impl LineParser {
+    pub fn new(opts: ParseOptions) -> LineParser {
+        LineParser {
+            opts,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The line's point, or InfluxDB's reason for refusing it.
+    pub fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Point<'a>, String> {
+        let plain = !line.contains(&b'\\');
+        parse_one(line, &self.opts, &mut self.scratch, true, plain).map_err(Cow::into_owned)
+    }
+}
+
+fn parse_one<'a>(
     buf: &'a [u8],
     opts: &ParseOptions,
     sc: &mut Scratch,
@@ -660,6 +682,7 @@ fn parse_line<'a>(
         tags,
         fields,
         timestamp,
+        line: buf,
     })
 }
 

@@ -704,6 +704,7 @@ fn point() -> impl Strategy<Value = Point<'static>> {
                 tags,
                 fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 timestamp,
+                line: b"",
             }
         })
 }

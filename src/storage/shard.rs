@@ -16,7 +16,7 @@ use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
 use super::head::Head;
 use super::StorageError;
-use crate::line_protocol::{FieldValue, Point};
+use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -60,8 +60,11 @@ fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
 
-/// Record kind of a prost-encoded [`PointsWritten`] in a shard's data log.
+/// Record kind of a prost-encoded [`crate::proto::PointsWritten`] in a shard's data log
+/// (written by earlier versions, and for points without a line).
 pub const POINTS_RECORD: u8 = 2;
+/// Record kind of a prost-encoded [`crate::proto::PointLines`]: what writes log.
+pub const POINT_LINES_RECORD: u8 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
@@ -206,18 +209,40 @@ impl Shard {
         let covered = data.watermark.upto;
         let mut max_version = 0;
         let mut reader = log.reader(covered + 1).map_err(shard_err)?;
+        let mut parser = LineParser::new(ParseOptions::default());
         while let Some(record) = reader.next().map_err(shard_err)? {
             data.watermark.applied(record.lsn);
             data.log_bytes += record.payload.len();
-            if record.kind != POINTS_RECORD {
-                continue;
-            }
-            let (version, points) = super::points_codec::decode_points_written(record.payload)
-                .map_err(|e| StorageError::CorruptRecord {
-                    shard: info.id,
-                    lsn: record.lsn,
-                    reason: e.to_string(),
-                })?;
+            let corrupt = |reason: String| StorageError::CorruptRecord {
+                shard: info.id,
+                lsn: record.lsn,
+                reason,
+            };
+            let (version, points) = match record.kind {
+                POINTS_RECORD => super::points_codec::decode_points_written(record.payload)
+                    .map_err(|e| corrupt(e.to_string()))?,
+                POINT_LINES_RECORD => {
+                    let (version, lines) = super::points_codec::decode_point_lines(record.payload)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                    let mut points = Vec::with_capacity(lines.len());
+                    for (time, line) in lines {
+                        let mut point = parser.parse(line).map_err(|reason| {
+                            corrupt(format!(
+                                "line {:?} does not parse: {reason}",
+                                String::from_utf8_lossy(line)
+                            ))
+                        })?;
+                        point.timestamp = Some(time);
+                        // Logged lines were admitted, so this only drops fields named time.
+                        if let Some(reason) = super::invalid_point_reason(&mut point) {
+                            return Err(corrupt(reason));
+                        }
+                        points.push(point);
+                    }
+                    (version, points)
+                }
+                _ => continue,
+            };
             max_version = max_version.max(version);
             for point in &points {
                 reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
@@ -305,11 +330,20 @@ impl Shard {
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
     pub async fn write(&self, points: &[Point<'_>], version: u64) -> Result<bool, StorageError> {
-        let record = super::points_codec::encode_points_written(version, points);
-        let record_len = record.len();
+        let record = match points.iter().all(|p| !p.line.is_empty()) {
+            true => Record::new(
+                POINT_LINES_RECORD,
+                super::points_codec::encode_point_lines(version, points),
+            ),
+            false => Record::new(
+                POINTS_RECORD,
+                super::points_codec::encode_points_written(version, points),
+            ),
+        };
+        let record_len = record.payload.len();
         let lsn = self
             .log
-            .append(vec![Record::new(POINTS_RECORD, record)])
+            .append(vec![record])
             .await
             .map_err(|source| StorageError::ShardLog {
                 shard: self.info.id,
@@ -698,4 +732,61 @@ fn alone(
     let result = work();
     busy.store(false, Ordering::Release);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line_protocol::parse_body;
+    use crate::storage::points_codec::{encode_point_lines, encode_points_written};
+
+    fn values(shard: &Shard, field: &str) -> Vec<(String, i64, FieldValue)> {
+        let mut found = Vec::new();
+        for s in shard
+            .series_of("cpu", i64::MIN, i64::MAX, &|_| true)
+            .unwrap()
+        {
+            let parts: Vec<&Column> = s.fields.get(field).into_iter().flatten().collect();
+            if let Some(c) = Column::resolve(&parts) {
+                for i in 0..c.len() {
+                    found.push((s.key.clone(), c.times[i], c.values.get(i)));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        found
+    }
+
+    /// Data directories written before lines were logged hold `PointsWritten` records:
+    /// both kinds replay, and a logged line's "time" field is ignored as when it was written.
+    #[test]
+    fn both_record_kinds_replay_into_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        let (old, _) = parse_body(b"cpu,host=a usage=1 10\ncpu,host=a usage=2 20");
+        let (mut new, _) = parse_body(b"cpu,host=b usage=3,time=1 30\ncpu,host=a usage=4 20");
+        for p in &mut new {
+            p.fields.retain(|(k, _)| k != "time");
+        }
+        {
+            let (log, _) = Log::open(dir.path().join("log"), LogOptions::default()).unwrap();
+            log.append_blocking(vec![
+                Record::new(POINTS_RECORD, encode_points_written(7, &old)),
+                Record::new(POINT_LINES_RECORD, encode_point_lines(8, &new)),
+            ])
+            .unwrap();
+        }
+        let shard = Shard::open(dir.path(), info, LogOptions::default(), 1 << 30).unwrap();
+        assert_eq!(shard.max_version(), 8);
+        let key = |s: &str| s.to_owned();
+        assert_eq!(
+            values(&shard, "usage"),
+            vec![
+                (key("cpu,host=a"), 10, FieldValue::Float(1.0)),
+                (key("cpu,host=a"), 20, FieldValue::Float(4.0)),
+                (key("cpu,host=b"), 30, FieldValue::Float(3.0)),
+            ]
+        );
+        assert!(values(&shard, "time").is_empty());
+    }
 }
