@@ -57,6 +57,43 @@ fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
         })
 }
 
+/// Records decoded ahead of the head during replay.
+const REPLAY_AHEAD: usize = 4;
+
+/// A data-log record's write version and points (None for a kind that holds none).
+fn decode_record<'a>(
+    kind: u8,
+    payload: &'a [u8],
+    parser: &mut LineParser,
+) -> Result<Option<(u64, Vec<Point<'a>>)>, String> {
+    match kind {
+        POINTS_RECORD => super::points_codec::decode_points_written(payload)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        POINT_LINES_RECORD => {
+            let (version, lines) =
+                super::points_codec::decode_point_lines(payload).map_err(|e| e.to_string())?;
+            let mut points = Vec::with_capacity(lines.len());
+            for (time, line) in lines {
+                let mut point = parser.parse(line).map_err(|reason| {
+                    format!(
+                        "line {:?} does not parse: {reason}",
+                        String::from_utf8_lossy(line)
+                    )
+                })?;
+                point.timestamp = Some(time);
+                // Logged lines were admitted, so this only drops fields named time.
+                if let Some(reason) = super::invalid_point_reason(&mut point) {
+                    return Err(reason);
+                }
+                points.push(point);
+            }
+            Ok(Some((version, points)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
 
@@ -207,59 +244,61 @@ impl Shard {
         }
         let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
         let covered = data.watermark.upto;
-        let mut max_version = 0;
+        // The records after the newest column file (about the head's budget) are read into
+        // memory, then decoded and parsed on a second thread while this one fills the head:
+        // parsing is about half the work of replay, which a restart waits for.
+        let mut records: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
         let mut reader = log.reader(covered + 1).map_err(shard_err)?;
-        let mut parser = LineParser::new(ParseOptions::default());
         while let Some(record) = reader.next().map_err(shard_err)? {
-            data.watermark.applied(record.lsn);
-            data.log_bytes += record.payload.len();
-            let corrupt = |reason: String| StorageError::CorruptRecord {
-                shard: info.id,
-                lsn: record.lsn,
-                reason,
-            };
-            let (version, points) = match record.kind {
-                POINTS_RECORD => super::points_codec::decode_points_written(record.payload)
-                    .map_err(|e| corrupt(e.to_string()))?,
-                POINT_LINES_RECORD => {
-                    let (version, lines) = super::points_codec::decode_point_lines(record.payload)
-                        .map_err(|e| corrupt(e.to_string()))?;
-                    let mut points = Vec::with_capacity(lines.len());
-                    for (time, line) in lines {
-                        let mut point = parser.parse(line).map_err(|reason| {
-                            corrupt(format!(
-                                "line {:?} does not parse: {reason}",
-                                String::from_utf8_lossy(line)
-                            ))
-                        })?;
-                        point.timestamp = Some(time);
-                        // Logged lines were admitted, so this only drops fields named time.
-                        if let Some(reason) = super::invalid_point_reason(&mut point) {
-                            return Err(corrupt(reason));
-                        }
-                        points.push(point);
-                    }
-                    (version, points)
-                }
-                _ => continue,
-            };
-            max_version = max_version.max(version);
-            for point in &points {
-                reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
-                data.head.insert(
-                    &point.key,
-                    &point.measurement,
-                    &point.tags,
-                    point.timestamp.unwrap_or_default(),
-                    version,
-                    &point.fields,
-                );
-            }
+            records.push((record.lsn, record.kind, record.payload.to_vec()));
         }
         drop(reader);
+        let max_version = std::thread::scope(|scope| {
+            let (decoded_tx, decoded) = std::sync::mpsc::sync_channel(REPLAY_AHEAD);
+            let records = &records;
+            scope.spawn(move || {
+                let mut parser = LineParser::new(ParseOptions::default());
+                for (lsn, kind, payload) in records {
+                    let points = decode_record(*kind, payload, &mut parser);
+                    if decoded_tx.send((*lsn, payload.len(), points)).is_err() {
+                        break; // replay stopped at a corrupt record
+                    }
+                }
+            });
+            let mut max_version = 0;
+            for (lsn, len, points) in decoded {
+                data.watermark.applied(lsn);
+                data.log_bytes += len;
+                let Some((version, points)) =
+                    points.map_err(|reason| StorageError::CorruptRecord {
+                        shard: info.id,
+                        lsn,
+                        reason,
+                    })?
+                else {
+                    continue;
+                };
+                max_version = u64::max(max_version, version);
+                for (i, point) in points.iter().enumerate() {
+                    if i == 0 || !same_shape(&points[i - 1], point) {
+                        reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
+                    }
+                    data.head.insert(
+                        &point.key,
+                        &point.measurement,
+                        &point.tags,
+                        point.timestamp.unwrap_or_default(),
+                        version,
+                        &point.fields,
+                    );
+                }
+            }
+            Ok::<u64, StorageError>(max_version)
+        })?;
+        drop(records);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
         // Versions in column files count too: new writes must beat them.
-        max_version = data
+        let max_version = data
             .files
             .iter()
             .map(|f| f.index.max_version)
