@@ -237,6 +237,32 @@ impl Column {
         })
     }
 
+    /// The entries of this column that [`Column::resolve`] keeps, in time order (the
+    /// highest version of each time; of equal versions, the one appended last).
+    pub fn resolved_order(&self) -> Vec<usize> {
+        let mut order: Vec<(i64, u64, usize)> = (0..self.len())
+            .map(|i| (self.times[i], self.versions[i], i))
+            .collect();
+        order.sort_unstable();
+        let mut keep: Vec<usize> = Vec::with_capacity(order.len());
+        for (n, &(time, _, i)) in order.iter().enumerate() {
+            if order.get(n + 1).is_none_or(|next| next.0 != time) {
+                keep.push(i);
+            }
+        }
+        keep
+    }
+
+    /// The entries at `keep` (a [`Column::resolved_order`]), as a resolved column.
+    pub fn take(&self, keep: &[usize]) -> Column {
+        Column {
+            times: keep.iter().map(|&i| self.times[i]).collect(),
+            versions: keep.iter().map(|&i| self.versions[i]).collect(),
+            values: self.values.take_indices(keep),
+            resolved: true,
+        }
+    }
+
     /// Entries `from..to` of the column.
     pub fn slice_index(&self, from: usize, to: usize) -> Column {
         let idx: Vec<usize> = (from..to).collect();
@@ -283,6 +309,21 @@ mod tests {
             assert_eq!(r.times, vec![10, 15, 20]);
             assert_eq!(r.values, Values::Float(vec![100.0, 1.5, 2.0]));
         }
+    }
+
+    #[test]
+    fn a_columns_resolved_order_takes_what_resolve_keeps() {
+        let c = col(&[
+            (30, 1, 3.0),
+            (10, 2, 1.0),
+            (20, 1, 2.0),
+            (10, 1, 9.0),
+            (30, 1, 4.0),
+        ]);
+        let taken = c.take(&c.resolved_order());
+        assert_eq!(taken.times, vec![10, 20, 30]);
+        assert_eq!(taken.values, Values::Float(vec![1.0, 2.0, 4.0]));
+        assert_eq!(Column::resolve(&[&c]).unwrap().times, taken.times);
     }
 
     #[test]
