@@ -241,6 +241,30 @@ fn find_newline_or_backslash(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Index of the first byte of [`FIELD_SPECIAL`] at or after `i` (or `buf.len()`): field
+/// keys are skipped eight bytes at a time.
+#[inline]
+fn find_field_special(buf: &[u8], mut i: usize) -> usize {
+    while i + 8 <= buf.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let m = has_byte(w, b'\\')
+            | has_byte(w, b' ')
+            | has_byte(w, b'=')
+            | has_byte(w, b',')
+            | has_byte(w, b'"');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && FIELD_SPECIAL[buf[i] as usize] == 0 {
+        i += 1;
+    }
+    i
+}
+
 /// Index of the first `\n`, `"` or `\\` at or after `i` (or `buf.len()`).
 #[inline]
 fn find_line_special(buf: &[u8], mut i: usize) -> usize {
@@ -414,6 +438,8 @@ fn parse_one<'a>(
     let mut i = 0usize;
     let has_tags;
     let mut raw_key_canonical = plain;
+    // Whether the raw measurement and `key=value` spans are canonical (perhaps unsorted).
+    let mut raw_spans_canonical = plain;
     loop {
         i += 1;
         if i >= len {
@@ -455,6 +481,11 @@ fn parse_one<'a>(
             let vs = i;
             if i >= len || buf[i] == b',' || buf[i] == b' ' {
                 return Err("missing tag value".into());
+            }
+            if buf[i] == b'=' {
+                // Accepted first (as InfluxDB does), but escaped in the canonical key.
+                raw_key_canonical = false;
+                raw_spans_canonical = false;
             }
             let more;
             loop {
@@ -654,7 +685,8 @@ fn parse_one<'a>(
     }
     dedup_fields(&mut fields);
     // Without escapes, a measurement and tags that parsed contain no byte the key would
-    // escape, and tag values are never empty: sorted raw text is the canonical key.
+    // escape (but for a tag value's leading `=`), and tag values are never empty: sorted
+    // raw text is the canonical key.
     let key = match raw_key_canonical {
         true => match to_str(&buf[..key_len], ascii) {
             Some(k) => Cow::Borrowed(k),
@@ -662,7 +694,7 @@ fn parse_one<'a>(
         },
         // Same argument, tags out of order: the raw `key=value` spans, sorted above, are the
         // canonical key's parts.
-        false if plain => {
+        false if raw_spans_canonical => {
             let mut key = Vec::with_capacity(key_len);
             key.extend_from_slice(&buf[..meas_end]);
             for &(ks, _, _, ve, _) in &sc.tags {
@@ -765,7 +797,7 @@ fn scan_fields(
     while i < len {
         let c = buf[i];
         if FIELD_SPECIAL[c as usize] == 0 {
-            i += 1;
+            i = find_field_special(buf, i + 1);
             continue;
         }
         if c == b'\\' && i + 1 < len {
