@@ -1,11 +1,12 @@
 //! The write path's CPU stages on one `bench ingest` batch (5000 TSBS-like `cpu` lines):
-//! parsing, encoding the data-log record, and inserting into a shard head.
+//! parsing, encoding the data-log record (as written today: the lines; as written before:
+//! every parsed field), and inserting into a shard head.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shardkeeper::bench::ingest::{generate_batches, IngestOptions};
 use shardkeeper::line_protocol::{parse_body_with, ParseOptions, Precision};
 use shardkeeper::storage::head::Head;
-use shardkeeper::storage::points_codec::encode_points_written;
+use shardkeeper::storage::points_codec::{encode_point_lines, encode_points_written};
 
 fn write_path(c: &mut Criterion) {
     let opts = IngestOptions {
@@ -24,6 +25,9 @@ fn write_path(c: &mut Criterion) {
     });
     group.bench_function("encode_record_5000_points", |b| {
         b.iter(|| encode_points_written(1, &points).len())
+    });
+    group.bench_function("encode_lines_record_5000_points", |b| {
+        b.iter(|| encode_point_lines(1, &points).len())
     });
     group.bench_function("head_insert_5000_points", |b| {
         // Each iteration inserts into a head that already knows the series, as in steady state.

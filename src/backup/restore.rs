@@ -6,7 +6,7 @@ use super::BackupError;
 use crate::log::format::{self as log_format, Frame, SEGMENT_HEADER_LEN};
 use crate::log::fs::RealFs;
 use crate::storage::column_file::{self, ColumnFile};
-use crate::storage::shard::POINTS_RECORD;
+use crate::storage::shard::{POINTS_RECORD, POINT_LINES_RECORD};
 use crate::storage::tombstone::TOMBSTONE_RECORD;
 use std::path::Path;
 
@@ -140,6 +140,10 @@ fn scan_segment(bytes: &[u8], base: u64) -> Result<u64, String> {
                 if let Some(e) = decoded {
                     return Err(format!("record at byte {offset} does not decode: {e}"));
                 }
+                if kind == POINT_LINES_RECORD {
+                    check_point_lines(payload)
+                        .map_err(|e| format!("record at byte {offset} does not decode: {e}"))?;
+                }
                 records += 1;
                 offset = next;
             }
@@ -151,6 +155,22 @@ fn scan_segment(bytes: &[u8], base: u64) -> Result<u64, String> {
         return Err(format!("data after the last record at byte {offset}"));
     }
     Ok(records)
+}
+
+/// A `PointLines` record decodes and each of its lines parses.
+fn check_point_lines(payload: &[u8]) -> Result<(), String> {
+    let (_, lines) =
+        crate::storage::points_codec::decode_point_lines(payload).map_err(|e| e.to_string())?;
+    let mut parser = crate::line_protocol::LineParser::new(Default::default());
+    for (_, line) in lines {
+        parser.parse(line).map_err(|e| {
+            format!(
+                "line {:?} does not parse: {e}",
+                String::from_utf8_lossy(line)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Offset past the last record of a segment (its header if none, 0 if that is bad).

@@ -13,7 +13,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use self::parser::{parse_body, parse_body_with, ParseOptions};
+pub use self::parser::{parse_body, parse_body_with, LineParser, ParseOptions};
 pub use self::render::{
     escape_field_key, escape_measurement, escape_string_field, escape_tag, series_key, write_point,
 };
@@ -43,7 +43,7 @@ pub enum FieldValue {
 
 /// One parsed point. Its strings borrow from the request body unless unescaping changed
 /// them: a point costs two allocations, not one per name.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Point<'a> {
     /// The canonical series key ([`series_key`]). Taken verbatim from the line when
     /// the line already spells it canonically (the norm: sorted tags, no escapes).
@@ -58,6 +58,22 @@ pub struct Point<'a> {
     pub fields: Vec<(Cow<'a, str>, FieldValue)>,
     /// Raw timestamp as written (unscaled); `None` when absent.
     pub timestamp: Option<i64>,
+    /// The line the point was parsed from (leading whitespace and a final `\r` removed),
+    /// which [`LineParser`] turns into the same point again: a shard's data log keeps
+    /// this rather than an encoding of the parsed point. Empty for points not read from
+    /// line protocol.
+    pub line: &'a [u8],
+}
+
+/// Points are equal when they hold the same data, whatever text they were read from.
+impl PartialEq for Point<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.measurement == other.measurement
+            && self.tags == other.tags
+            && self.fields == other.fields
+            && self.timestamp == other.timestamp
+    }
 }
 
 /// Timestamp precision of a write request.
@@ -177,7 +193,14 @@ pub fn influx_batch_message(errors: &[LineError]) -> String {
 /// optimised parser agrees with the reference walk (a differential oracle).
 pub fn fuzz_parse(data: &[u8]) {
     let (points, errors) = parse_body(data);
+    let mut again = LineParser::new(ParseOptions::default());
     for p in &points {
+        // Data logs keep a point as its line: the line must give the same point again.
+        assert_eq!(
+            again.parse(p.line).as_ref(),
+            Ok(p),
+            "a point's line parses to it"
+        );
         let key = series_key(&p.measurement, &p.tags);
         assert!(!key.is_empty());
         assert_eq!(p.key, key, "a point's key must be its canonical series key");

@@ -121,7 +121,7 @@ pub fn parse_body_with<'a>(
             // "fields" state early (its splitter counts from the raw line
             // start), so such lines take the exact path.
             if block[start] != b'#' && !block[..start].contains(&b' ') {
-                if let Ok(p) = parse_line(&block[start..], opts, &mut scratch, true, true) {
+                if let Ok(p) = parse_one(&block[start..], opts, &mut scratch, true, true) {
                     points.push(p);
                     pos = cand + 1;
                     line_no += 1;
@@ -143,7 +143,7 @@ pub fn parse_body_with<'a>(
             continue;
         }
         let line = &block[start..];
-        match parse_line(line, opts, &mut scratch, true, !line.contains(&b'\\')) {
+        match parse_one(line, opts, &mut scratch, true, !line.contains(&b'\\')) {
             Ok(p) => points.push(p),
             Err(reason) => errors.push(LineError {
                 line: this_line,
@@ -192,7 +192,7 @@ pub(super) fn parse_body_reference<'a>(
             continue;
         }
         let line = &block[start..];
-        match parse_line(line, opts, &mut scratch, false, !line.contains(&b'\\')) {
+        match parse_one(line, opts, &mut scratch, false, !line.contains(&b'\\')) {
             Ok(p) => points.push(p),
             Err(reason) => errors.push(LineError {
                 line: this_line,
@@ -236,6 +236,30 @@ fn find_newline_or_backslash(buf: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     while i < buf.len() && buf[i] != b'\n' && buf[i] != b'\\' {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first byte of [`FIELD_SPECIAL`] at or after `i` (or `buf.len()`): field
+/// keys are skipped eight bytes at a time.
+#[inline]
+fn find_field_special(buf: &[u8], mut i: usize) -> usize {
+    while i + 8 <= buf.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let m = has_byte(w, b'\\')
+            | has_byte(w, b' ')
+            | has_byte(w, b'=')
+            | has_byte(w, b',')
+            | has_byte(w, b'"');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && FIELD_SPECIAL[buf[i] as usize] == 0 {
         i += 1;
     }
     i
@@ -372,7 +396,29 @@ pub(super) fn scan_line_slow(
     (i, newlines)
 }
 
-fn parse_line<'a>(
+/// Parses single lines as [`parse_body_with`] parses them within a body (the `line` of a
+/// point it returned gives that point again), reusing its scratch space from line to line.
+pub struct LineParser {
+    opts: ParseOptions,
+    scratch: Scratch,
+}
+
+impl LineParser {
+    pub fn new(opts: ParseOptions) -> LineParser {
+        LineParser {
+            opts,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The line's point, or InfluxDB's reason for refusing it.
+    pub fn parse<'a>(&mut self, line: &'a [u8]) -> Result<Point<'a>, String> {
+        let plain = !line.contains(&b'\\');
+        parse_one(line, &self.opts, &mut self.scratch, true, plain).map_err(Cow::into_owned)
+    }
+}
+
+fn parse_one<'a>(
     buf: &'a [u8],
     opts: &ParseOptions,
     sc: &mut Scratch,
@@ -392,6 +438,8 @@ fn parse_line<'a>(
     let mut i = 0usize;
     let has_tags;
     let mut raw_key_canonical = plain;
+    // Whether the raw measurement and `key=value` spans are canonical (perhaps unsorted).
+    let mut raw_spans_canonical = plain;
     loop {
         i += 1;
         if i >= len {
@@ -433,6 +481,11 @@ fn parse_line<'a>(
             let vs = i;
             if i >= len || buf[i] == b',' || buf[i] == b' ' {
                 return Err("missing tag value".into());
+            }
+            if buf[i] == b'=' {
+                // Accepted first (as InfluxDB does), but escaped in the canonical key.
+                raw_key_canonical = false;
+                raw_spans_canonical = false;
             }
             let more;
             loop {
@@ -632,12 +685,27 @@ fn parse_line<'a>(
     }
     dedup_fields(&mut fields);
     // Without escapes, a measurement and tags that parsed contain no byte the key would
-    // escape, and tag values are never empty: sorted raw text is the canonical key.
+    // escape (but for a tag value's leading `=`), and tag values are never empty: sorted
+    // raw text is the canonical key.
     let key = match raw_key_canonical {
         true => match to_str(&buf[..key_len], ascii) {
             Some(k) => Cow::Borrowed(k),
             None => return Err("invalid UTF-8 in measurement".into()),
         },
+        // Same argument, tags out of order: the raw `key=value` spans, sorted above, are the
+        // canonical key's parts.
+        false if raw_spans_canonical => {
+            let mut key = Vec::with_capacity(key_len);
+            key.extend_from_slice(&buf[..meas_end]);
+            for &(ks, _, _, ve, _) in &sc.tags {
+                key.push(b',');
+                key.extend_from_slice(&buf[ks..ve]);
+            }
+            match String::from_utf8(key) {
+                Ok(k) => Cow::Owned(k),
+                Err(_) => return Err("invalid UTF-8 in measurement".into()),
+            }
+        }
         false => Cow::Owned(super::series_key(&measurement, &tags)),
     };
     Ok(Point {
@@ -646,6 +714,7 @@ fn parse_line<'a>(
         tags,
         fields,
         timestamp,
+        line: buf,
     })
 }
 
@@ -728,7 +797,7 @@ fn scan_fields(
     while i < len {
         let c = buf[i];
         if FIELD_SPECIAL[c as usize] == 0 {
-            i += 1;
+            i = find_field_special(buf, i + 1);
             continue;
         }
         if c == b'\\' && i + 1 < len {

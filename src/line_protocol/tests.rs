@@ -623,6 +623,19 @@ fn series_keys() {
 }
 
 #[test]
+fn a_tag_value_starting_with_equals_is_escaped_in_the_series_key() {
+    for (line, key) in [
+        ("m,c== f=1", "m,c=\\="),
+        ("m,d=x,c== f=1", "m,c=\\=,d=x"),
+        ("m,b=y,a=x f=1", "m,a=x,b=y"),
+    ] {
+        let (points, errors) = parse_body(line.as_bytes());
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+        assert_eq!(points[0].key, key, "{line}");
+    }
+}
+
+#[test]
 fn render_point() {
     let p = one("c\\ pu,t=a\\=b f\\,k=\"q\\\"\\\\\",i=-1i,u=2u,b=true,x=1.5 -5");
     assert_eq!(
@@ -704,6 +717,7 @@ fn point() -> impl Strategy<Value = Point<'static>> {
                 tags,
                 fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 timestamp,
+                line: b"",
             }
         })
 }

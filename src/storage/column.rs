@@ -241,7 +241,7 @@ impl Column {
         let ty = parts.first()?.values.field_type();
         parts.retain(|p| p.values.field_type() == ty);
         for part in parts.iter_mut().filter(|p| !p.resolved) {
-            *part = std::mem::replace(part, Column::new(ty)).sorted();
+            *part = part.take(&part.resolved_order());
         }
         if parts.len() == 1 {
             return parts.pop();
@@ -298,24 +298,28 @@ impl Column {
         }
     }
 
-    /// One column's entries in time order, keeping of equal times the highest version.
-    fn sorted(self) -> Column {
-        let mut order: Vec<usize> = (0..self.times.len()).collect();
-        order.sort_unstable_by_key(|&i| (self.times[i], self.versions[i]));
-        // Keep the last (highest version) entry of each run of equal times.
+    /// The entries of this column that [`Column::resolve`] keeps, in time order (the
+    /// highest version of each time; of equal versions, the one appended last).
+    pub fn resolved_order(&self) -> Vec<usize> {
+        let mut order: Vec<(i64, u64, usize)> = (0..self.len())
+            .map(|i| (self.times[i], self.versions[i], i))
+            .collect();
+        order.sort_unstable();
         let mut keep: Vec<usize> = Vec::with_capacity(order.len());
-        for (n, &i) in order.iter().enumerate() {
-            let next_same = order
-                .get(n + 1)
-                .is_some_and(|&j| self.times[j] == self.times[i]);
-            if !next_same {
+        for (n, &(time, _, i)) in order.iter().enumerate() {
+            if order.get(n + 1).is_none_or(|next| next.0 != time) {
                 keep.push(i);
             }
         }
+        keep
+    }
+
+    /// The entries at `keep` (a [`Column::resolved_order`]), as a resolved column.
+    pub fn take(&self, keep: &[usize]) -> Column {
         Column {
             times: keep.iter().map(|&i| self.times[i]).collect(),
             versions: keep.iter().map(|&i| self.versions[i]).collect(),
-            values: self.values.take_indices(&keep),
+            values: self.values.take_indices(keep),
             resolved: true,
         }
     }
@@ -420,6 +424,21 @@ mod tests {
                 model.into_iter().map(|(t, v)| (t, v, v as f64)).collect();
             proptest::prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_columns_resolved_order_takes_what_resolve_keeps() {
+        let c = col(&[
+            (30, 1, 3.0),
+            (10, 2, 1.0),
+            (20, 1, 2.0),
+            (10, 1, 9.0),
+            (30, 1, 4.0),
+        ]);
+        let taken = c.take(&c.resolved_order());
+        assert_eq!(taken.times, vec![10, 20, 30]);
+        assert_eq!(taken.values, Values::Float(vec![1.0, 2.0, 4.0]));
+        assert_eq!(Column::resolve(vec![c.clone()]).unwrap().times, taken.times);
     }
 
     #[test]

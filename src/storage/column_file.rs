@@ -84,11 +84,22 @@ pub fn write(
     let mut ordered: Vec<&SeriesHead> = series.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
-        let fields: Vec<(String, Column)> = s
-            .fields
-            .iter()
-            .filter_map(|(name, c)| Some((name.clone(), Column::resolve(vec![c.clone()])?)))
-            .collect();
+        // A series' fields are usually written together, so their columns share times and
+        // versions: the order that resolves one resolves the others.
+        let mut shared: Option<(&Column, Vec<usize>)> = None;
+        let mut fields: Vec<(String, Column)> = Vec::with_capacity(s.fields.len());
+        for (name, c) in &s.fields {
+            if c.resolved {
+                fields.push((name.clone(), c.clone()));
+                continue;
+            }
+            let keep = match shared.take() {
+                Some((like, keep)) if like.times == c.times && like.versions == c.versions => keep,
+                _ => c.resolved_order(),
+            };
+            fields.push((name.clone(), c.take(&keep)));
+            shared = Some((c, keep));
+        }
         writer.add_series(&s.key, &s.measurement, &s.tags, &fields)?;
     }
     writer.finish()

@@ -218,33 +218,45 @@ impl Storage {
         } else {
             i64::MIN
         };
-        let mut by_group: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
-        for mut point in req.points {
+        // Points are kept in place (each is moved at most once, when a batch spans shard
+        // groups): a batch is thousands of points, and most batches fall in one group.
+        let mut points = req.points;
+        let mut starts: Vec<i64> = Vec::with_capacity(points.len());
+        points.retain_mut(|point| {
             let time = match point.timestamp {
                 Some(t) => match req.precision.to_nanos_in_range(t) {
                     Some(t) => t,
                     None => {
                         retention_drops += 1;
-                        continue;
+                        return false;
                     }
                 },
                 None => req.now,
             };
             if time < oldest {
                 retention_drops += 1;
-                continue;
+                return false;
             }
-            if let Some(reason) = invalid_point_reason(&mut point) {
+            if let Some(reason) = invalid_point_reason(point) {
                 outcome.dropped += 1;
                 outcome.reason.get_or_insert(reason);
-                continue;
+                return false;
             }
             point.timestamp = Some(time);
-            by_group
-                .entry(shard_group_start(time, policy.shard_group_duration_nanos))
-                .or_default()
-                .push(point);
-        }
+            starts.push(shard_group_start(time, policy.shard_group_duration_nanos));
+            true
+        });
+        let by_group: BTreeMap<i64, Vec<Point>> = match starts.first() {
+            None => BTreeMap::new(),
+            Some(&first) if starts.iter().all(|&s| s == first) => BTreeMap::from([(first, points)]),
+            Some(_) => {
+                let mut by_group: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
+                for (point, start) in points.into_iter().zip(starts) {
+                    by_group.entry(start).or_default().push(point);
+                }
+                by_group
+            }
+        };
 
         // Shards for new groups: control events, decided by the catalog under its lock.
         let infos: Vec<ShardInfo> = by_group

@@ -18,7 +18,7 @@ use super::head::Head;
 use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
-use crate::line_protocol::{FieldValue, Point};
+use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
 use crate::log::{Log, LogOptions, Lsn, Record};
 use crate::proto::Tombstone;
 use prost::Message;
@@ -51,11 +51,71 @@ fn reserve_types(types: &mut FieldTypes, fields: &[(Cow<'_, str>, FieldValue)]) 
     }
 }
 
+/// Whether two points have the same measurement and the same field names and types, in
+/// the same order (then one passing the schema check means the other passes too).
+fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
+    a.fields.len() == b.fields.len()
+        && a.measurement == b.measurement
+        && a.fields.iter().zip(&b.fields).all(|((an, av), (bn, bv))| {
+            std::mem::discriminant(av) == std::mem::discriminant(bv) && an == bn
+        })
+}
+
+/// Records decoded ahead of the head during replay.
+const REPLAY_AHEAD: usize = 4;
+
+/// A data-log record's write version and points (None for a kind that holds none).
+/// A data-log record as replay applies it.
+enum Replayed<'a> {
+    Points(u64, Vec<Point<'a>>),
+    Tombstones(Vec<Tombstone>),
+    Other,
+}
+
+fn decode_record<'a>(
+    kind: u8,
+    payload: &'a [u8],
+    parser: &mut LineParser,
+) -> Result<Replayed<'a>, String> {
+    match kind {
+        POINTS_RECORD => super::points_codec::decode_points_written(payload)
+            .map(|(version, points)| Replayed::Points(version, points))
+            .map_err(|e| e.to_string()),
+        TOMBSTONE_RECORD => TombstonesWritten::decode(payload)
+            .map(|w| Replayed::Tombstones(w.tombstones))
+            .map_err(|e| e.to_string()),
+        POINT_LINES_RECORD => {
+            let (version, lines) =
+                super::points_codec::decode_point_lines(payload).map_err(|e| e.to_string())?;
+            let mut points = Vec::with_capacity(lines.len());
+            for (time, line) in lines {
+                let mut point = parser.parse(line).map_err(|reason| {
+                    format!(
+                        "line {:?} does not parse: {reason}",
+                        String::from_utf8_lossy(line)
+                    )
+                })?;
+                point.timestamp = Some(time);
+                // Logged lines were admitted, so this only drops fields named time.
+                if let Some(reason) = super::invalid_point_reason(&mut point) {
+                    return Err(reason);
+                }
+                points.push(point);
+            }
+            Ok(Replayed::Points(version, points))
+        }
+        _ => Ok(Replayed::Other),
+    }
+}
+
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
 
-/// Record kind of a prost-encoded [`PointsWritten`] in a shard's data log.
+/// Record kind of a prost-encoded [`crate::proto::PointsWritten`] in a shard's data log
+/// (written by earlier versions, and for points without a line).
 pub const POINTS_RECORD: u8 = 2;
+/// Record kind of a prost-encoded [`crate::proto::PointLines`]: what writes log.
+pub const POINT_LINES_RECORD: u8 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
@@ -295,52 +355,69 @@ impl Shard {
         }
         let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
         let covered = data.watermark.upto;
-        let mut max_version = 0;
+        // The records after the newest column file (about the head's budget) are read into
+        // memory, then decoded and parsed on a second thread while this one fills the head:
+        // parsing is about half the work of replay, which a restart waits for.
+        let mut records: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
         let mut reader = log.reader(covered + 1).map_err(shard_err)?;
         while let Some(record) = reader.next().map_err(shard_err)? {
-            data.watermark.applied(record.lsn);
-            data.log_bytes += record.payload.len();
-            if record.kind == TOMBSTONE_RECORD {
-                let written = TombstonesWritten::decode(record.payload).map_err(|e| {
-                    StorageError::CorruptRecord {
-                        shard: info.id,
-                        lsn: record.lsn,
-                        reason: e.to_string(),
-                    }
-                })?;
-                for t in written.tombstones {
-                    max_version = max_version.max(t.version);
-                    apply_tombstone(&mut data, &mut schema, t);
-                }
-                continue;
-            }
-            if record.kind != POINTS_RECORD {
-                continue;
-            }
-            let (version, points) = super::points_codec::decode_points_written(record.payload)
-                .map_err(|e| StorageError::CorruptRecord {
-                    shard: info.id,
-                    lsn: record.lsn,
-                    reason: e.to_string(),
-                })?;
-            max_version = max_version.max(version);
-            for point in &points {
-                reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
-                data.head.insert(
-                    &point.key,
-                    &point.measurement,
-                    &point.tags,
-                    point.timestamp.unwrap_or_default(),
-                    version,
-                    &point.fields,
-                );
-            }
+            records.push((record.lsn, record.kind, record.payload.to_vec()));
         }
         drop(reader);
+        let max_version = std::thread::scope(|scope| {
+            let (decoded_tx, decoded) = std::sync::mpsc::sync_channel(REPLAY_AHEAD);
+            let records = &records;
+            scope.spawn(move || {
+                let mut parser = LineParser::new(ParseOptions::default());
+                for (lsn, kind, payload) in records {
+                    let points = decode_record(*kind, payload, &mut parser);
+                    if decoded_tx.send((*lsn, payload.len(), points)).is_err() {
+                        break; // replay stopped at a corrupt record
+                    }
+                }
+            });
+            let mut max_version = 0;
+            for (lsn, len, points) in decoded {
+                data.watermark.applied(lsn);
+                data.log_bytes += len;
+                let replayed = points.map_err(|reason| StorageError::CorruptRecord {
+                    shard: info.id,
+                    lsn,
+                    reason,
+                })?;
+                let (version, points) = match replayed {
+                    Replayed::Points(version, points) => (version, points),
+                    Replayed::Tombstones(tombstones) => {
+                        for t in tombstones {
+                            max_version = max_version.max(t.version);
+                            apply_tombstone(&mut data, &mut schema, t);
+                        }
+                        continue;
+                    }
+                    Replayed::Other => continue,
+                };
+                max_version = u64::max(max_version, version);
+                for (i, point) in points.iter().enumerate() {
+                    if i == 0 || !same_shape(&points[i - 1], point) {
+                        reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
+                    }
+                    data.head.insert(
+                        &point.key,
+                        &point.measurement,
+                        &point.tags,
+                        point.timestamp.unwrap_or_default(),
+                        version,
+                        &point.fields,
+                    );
+                }
+            }
+            Ok::<u64, StorageError>(max_version)
+        })?;
+        drop(records);
         data.index_head_from(0);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
         // Versions in column files count too: new writes must beat them, and the deletes'.
-        max_version = data
+        let max_version = data
             .files
             .iter()
             .map(|f| f.index.max_version)
@@ -362,14 +439,18 @@ impl Shard {
 
     /// Drops points whose field types conflict with the shard's (or with earlier points of
     /// the batch), reserving the types of new fields.
-    pub fn admit<'a>(&self, points: Vec<Point<'a>>) -> Admitted<'a> {
+    pub fn admit<'a>(&self, mut points: Vec<Point<'a>>) -> Admitted<'a> {
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
-        let mut admitted = Admitted {
-            points: Vec::with_capacity(points.len()),
-            dropped: 0,
-            reason: None,
-        };
-        for point in points {
+        let mut dropped = 0;
+        let mut reason = None;
+        // The last admitted point: a point of the same measurement with the same field
+        // names and types needs no schema lookup (the norm: a batch repeats a few shapes).
+        let mut previous: Option<usize> = None;
+        let mut keep = vec![true; points.len()];
+        for (i, point) in points.iter().enumerate() {
+            if previous.is_some_and(|j| same_shape(&points[j], point)) {
+                continue;
+            }
             let types = types_of(&mut schema, &point.measurement);
             let conflict = point.fields.iter().find_map(|(name, value)| {
                 let ty = FieldType::of(value);
@@ -383,27 +464,45 @@ impl Shard {
                 })
             });
             match conflict {
-                Some(reason) => {
-                    admitted.dropped += 1;
-                    admitted.reason.get_or_insert(reason);
+                Some(r) => {
+                    dropped += 1;
+                    reason.get_or_insert(r);
+                    keep[i] = false;
                 }
                 None => {
                     reserve_types(types, &point.fields);
-                    admitted.points.push(point);
+                    previous = Some(i);
                 }
             }
         }
-        admitted
+        if dropped > 0 {
+            let mut keep = keep.into_iter();
+            points.retain(|_| keep.next().unwrap_or(true));
+        }
+        Admitted {
+            points,
+            dropped,
+            reason,
+        }
     }
 
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
     pub async fn write(&self, points: &[Point<'_>], version: u64) -> Result<bool, StorageError> {
-        let record = super::points_codec::encode_points_written(version, points);
-        let record_len = record.len();
+        let record = match points.iter().all(|p| !p.line.is_empty()) {
+            true => Record::new(
+                POINT_LINES_RECORD,
+                super::points_codec::encode_point_lines(version, points),
+            ),
+            false => Record::new(
+                POINTS_RECORD,
+                super::points_codec::encode_points_written(version, points),
+            ),
+        };
+        let record_len = record.payload.len();
         let lsn = self
             .log
-            .append(vec![Record::new(POINTS_RECORD, record)])
+            .append(vec![record])
             .await
             .map_err(|source| StorageError::ShardLog {
                 shard: self.info.id,
@@ -901,4 +1000,67 @@ fn alone(
     let result = work();
     busy.store(false, Ordering::Release);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line_protocol::parse_body;
+    use crate::storage::points_codec::{encode_point_lines, encode_points_written};
+
+    fn values(shard: &Shard, field: &str) -> Vec<(String, i64, FieldValue)> {
+        let mut found = Vec::new();
+        let fields = [field.to_owned()];
+        let read = SeriesRead {
+            measurement: "cpu",
+            start: i64::MIN,
+            end: i64::MAX,
+            fields: &fields,
+            selector: &TagSelector::All,
+            keep: &|_| true,
+        };
+        for s in shard.series_of(&read) {
+            let parts = s.fields.into_iter().flatten().map(|p| p.load().unwrap());
+            if let Some(c) = Column::resolve(parts.collect()) {
+                for i in 0..c.len() {
+                    found.push((s.key.to_string(), c.times[i], c.values.get(i)));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        found
+    }
+
+    /// Data directories written before lines were logged hold `PointsWritten` records:
+    /// both kinds replay, and a logged line's "time" field is ignored as when it was written.
+    #[test]
+    fn both_record_kinds_replay_into_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        let (old, _) = parse_body(b"cpu,host=a usage=1 10\ncpu,host=a usage=2 20");
+        let (mut new, _) = parse_body(b"cpu,host=b usage=3,time=1 30\ncpu,host=a usage=4 20");
+        for p in &mut new {
+            p.fields.retain(|(k, _)| k != "time");
+        }
+        {
+            let (log, _) = Log::open(dir.path().join("log"), LogOptions::default()).unwrap();
+            log.append_blocking(vec![
+                Record::new(POINTS_RECORD, encode_points_written(7, &old)),
+                Record::new(POINT_LINES_RECORD, encode_point_lines(8, &new)),
+            ])
+            .unwrap();
+        }
+        let shard = Shard::open(dir.path(), info, LogOptions::default(), 1 << 30).unwrap();
+        assert_eq!(shard.max_version(), 8);
+        let key = |s: &str| s.to_owned();
+        assert_eq!(
+            values(&shard, "usage"),
+            vec![
+                (key("cpu,host=a"), 10, FieldValue::Float(1.0)),
+                (key("cpu,host=a"), 20, FieldValue::Float(4.0)),
+                (key("cpu,host=b"), 30, FieldValue::Float(3.0)),
+            ]
+        );
+        assert!(values(&shard, "time").is_empty());
+    }
 }
