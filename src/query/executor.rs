@@ -2,7 +2,7 @@
 
 use super::format::{go_duration, rfc3339_nanos};
 use super::limits::QueryLimits;
-use super::parser::ast::Statement;
+use super::parser::ast::{Source, Statement};
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
@@ -374,18 +374,32 @@ async fn run(
             if !exists {
                 return Err(format!("database not found: {db}").into());
             }
-            let mut names = BTreeSet::new();
-            for shard in node.storage.shards_of(db, None) {
-                names.extend(shard.measurements());
-            }
-            if names.is_empty() {
+            let sources: Vec<Source> = s.source.iter().cloned().map(Source::Measurement).collect();
+            // WHERE keeps the measurements with a series its tags match.
+            let names: BTreeSet<String> = match &s.condition {
+                Some(c) => show::list(&node.storage, db, &sources, Some(c))?
+                    .by_measurement
+                    .into_keys()
+                    .collect(),
+                None => {
+                    let wanted = show::measurement_filter(&sources)?;
+                    let mut names = BTreeSet::new();
+                    for shard in node.storage.shards_of(db, None) {
+                        names.extend(shard.measurements().into_iter().filter(|m| wanted(m)));
+                    }
+                    names
+                }
+            };
+            let rows: Vec<Vec<Value>> = names
+                .into_iter()
+                .skip(s.offset as usize)
+                .take(select::limit(s.limit))
+                .map(|n| vec![Value::from(n)])
+                .collect();
+            if rows.is_empty() {
                 return Ok(Vec::new());
             }
-            Ok(vec![series(
-                "measurements",
-                &["name"],
-                names.into_iter().map(|n| vec![Value::from(n)]).collect(),
-            )])
+            Ok(vec![series("measurements", &["name"], rows)])
         }
         Statement::ShowSeries(s) => {
             let db = existing_database(node, s.database.as_deref(), options).await?;

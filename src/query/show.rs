@@ -56,7 +56,7 @@ pub fn list(
 }
 
 /// Which measurements a SHOW statement's sources name (all without any).
-fn measurement_filter(sources: &[Source]) -> Result<impl Fn(&str) -> bool, String> {
+pub fn measurement_filter(sources: &[Source]) -> Result<impl Fn(&str) -> bool, String> {
     let mut names = Vec::new();
     for s in sources {
         match s {
