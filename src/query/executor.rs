@@ -494,7 +494,25 @@ async fn run(
             Ok(out)
         }
         Statement::Select(s) => {
-            let catalog: Catalog = control.read(|c| c.clone()).await;
+            // What a SELECT reads of the catalog: its databases' policies. Shards, users and
+            // tokens, which grow with the node, are not copied for every query.
+            let catalog: Catalog = control
+                .read(|c| Catalog {
+                    databases: c
+                        .databases
+                        .iter()
+                        .map(|(name, db)| {
+                            let policies = crate::catalog::Database {
+                                default_policy: db.default_policy.clone(),
+                                policies: db.policies.clone(),
+                                shards: Vec::new(),
+                            };
+                            (name.clone(), policies)
+                        })
+                        .collect(),
+                    ..Catalog::default()
+                })
+                .await;
             let ctx = SelectContext {
                 storage: &node.storage,
                 catalog: &catalog,

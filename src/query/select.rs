@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub struct SelectContext<'a> {
     pub storage: &'a Storage,
+    /// The databases and their policies (a SELECT needs nothing else of the catalog).
     pub catalog: &'a Catalog,
     pub database: Option<&'a str>,
     pub now: i64,
