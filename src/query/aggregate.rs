@@ -16,8 +16,9 @@ use super::result::Series;
 use super::select::{descending, json_value, limit, Scan, SelectContext, SeriesRows};
 use super::selection;
 use crate::line_protocol::FieldValue;
+use crate::storage::column::Column as StoredColumn;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// More windows than this in one query is refused rather than exhausting memory.
 const MAX_WINDOWS: i64 = 1_000_000;
@@ -75,22 +76,23 @@ impl Func {
 
 /// Whether a call's results are integers: counts, and sums and selections of integer
 /// fields.
-fn yields_integer(call: &AggregateCall, scan: &Scan) -> bool {
+fn yields_integer(call: &AggregateCall, scan: &Scan, folded: Option<&Folded>) -> bool {
     if call.func == Func::Count {
         return true;
     }
     let Some(i) = call.field else { return false };
-    let integer_field = scan
-        .series
-        .iter()
-        .find_map(|s| match s.columns() {
-            Some(columns) => {
-                let column = columns.get(i)?.as_ref().filter(|c| !c.is_empty())?;
-                Some(column.values.get(0))
-            }
-            None => s
-                .rows()
-                .find_map(|(_, values)| values.get(i).cloned().flatten()),
+    let folded_first = folded.and_then(|f| f.first_values.get(i).cloned().flatten());
+    let integer_field = folded_first
+        .or_else(|| {
+            scan.series.iter().find_map(|s| match s.columns() {
+                Some(columns) => {
+                    let column = columns.get(i)?.as_ref().filter(|c| !c.is_empty())?;
+                    Some(column.values.get(0))
+                }
+                None => s
+                    .rows()
+                    .find_map(|(_, values)| values.get(i).cloned().flatten()),
+            })
         })
         .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
     integer_field
@@ -142,31 +144,28 @@ pub fn by_columns(plan: &Plan) -> bool {
 pub fn execute(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
-    scan: Scan,
+    mut scan: Scan,
     plan: &Plan,
 ) -> Result<Vec<Series>, String> {
+    let mut folded = scan.folded.take();
     let interval = stmt.group_by_interval().map_err(str::to_owned)?;
     let offset = time_offset(stmt);
-    let group_tags = group_tags(stmt, &scan)?;
+    let group_tags = group_tags(stmt, &scan.tag_keys)?;
     let transforms = plan.fields.iter().any(has_transform);
     let descending = descending(stmt);
 
     // Groups of series by the values of the GROUP BY tags, in tag order.
-    let mut groups: BTreeMap<Vec<(String, String)>, Vec<&SeriesRows>> = BTreeMap::new();
+    let mut groups: BTreeMap<Group, Vec<&SeriesRows>> = BTreeMap::new();
     for s in &scan.series {
-        let key = group_tags
-            .iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    s.tags
-                        .iter()
-                        .find(|(t, _)| t == k)
-                        .map_or(String::new(), |(_, v)| v.clone()),
-                )
-            })
-            .collect();
-        groups.entry(key).or_default().push(s);
+        groups
+            .entry(group_of(&group_tags, &s.tags))
+            .or_default()
+            .push(s);
+    }
+    if let Some(folded) = &folded {
+        for key in folded.groups.keys() {
+            groups.entry(key.clone()).or_default();
+        }
     }
 
     // Windows: with GROUP BY time, from the window of the range's start (or of the first
@@ -177,6 +176,7 @@ pub fn execute(
         .series
         .iter()
         .filter_map(|s| s.times.first().copied())
+        .chain(folded.as_ref().and_then(|f| f.first_time))
         .min();
     let window_before = interval > 0 && plan.aggregates.iter().any(|a| a.window_before);
     let windows = if interval > 0 {
@@ -254,7 +254,7 @@ pub fn execute(
     let integer: Vec<bool> = plan
         .aggregates
         .iter()
-        .map(|c| yields_integer(c, &scan))
+        .map(|c| yields_integer(c, &scan, folded.as_ref()))
         .collect();
 
     let mut columns = vec!["time".to_owned()];
@@ -280,6 +280,7 @@ pub fn execute(
             _ => window_rows(
                 plan,
                 &members,
+                folded.as_mut().and_then(|f| f.groups.remove(&tags)),
                 &windows,
                 &fill,
                 &integer,
@@ -345,6 +346,7 @@ fn present(columns: &[Column], row: usize) -> bool {
 fn window_rows(
     plan: &Plan,
     members: &[&SeriesRows],
+    folded: Option<WindowAccs>,
     windows: &Windows,
     fill: &Fill,
     integer: &[bool],
@@ -357,6 +359,13 @@ fn window_rows(
     let mut cells: Vec<Vec<Acc>> = (0..windows.count)
         .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
         .collect();
+    for (start, accs) in folded.unwrap_or_default() {
+        if let Some(w) = windows.index(start) {
+            for ((cell, acc), call) in cells[w].iter_mut().zip(accs).zip(calls) {
+                cell.merge(call.func, acc);
+            }
+        }
+    }
     for s in members {
         if let Some(columns) = s.columns() {
             // Each call takes its field's values in time order, as from the rows.
@@ -594,13 +603,16 @@ pub fn time_offset(stmt: &SelectStatement) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn group_tags(stmt: &SelectStatement, scan: &Scan) -> Result<Vec<String>, String> {
+pub fn group_tags(
+    stmt: &SelectStatement,
+    tag_keys: &BTreeSet<String>,
+) -> Result<Vec<String>, String> {
     let mut tags = Vec::new();
     for d in &stmt.dimensions {
         match &d.expr {
             Expr::Call(c) if c.name == "time" => {}
             Expr::VarRef(v) => tags.push(v.name.clone()),
-            Expr::Wildcard(_) => tags.extend(scan.tag_keys.iter().cloned()),
+            Expr::Wildcard(_) => tags.extend(tag_keys.iter().cloned()),
             other => return Err(format!("GROUP BY {other} is not supported yet")),
         }
     }
@@ -691,6 +703,143 @@ fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Ve
         out[window] = Some(sum);
     }
     out
+}
+
+/// A GROUP BY tag's values (empty for a series without it), by key.
+type Group = Vec<(String, String)>;
+
+fn group_of(group_tags: &[String], tags: &[(String, String)]) -> Group {
+    group_tags
+        .iter()
+        .map(|k| {
+            let value = tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+            (k.clone(), value.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Each call's reduction per window, by the window's start (0 without GROUP BY time).
+type WindowAccs = BTreeMap<i64, Vec<Acc>>;
+
+/// A scan reduced as it is read, for plans [`by_columns`] takes: per group, the windows'
+/// reductions. Memory is bounded by the answer, not by the points read.
+#[derive(Default)]
+pub struct Folded {
+    groups: BTreeMap<Group, WindowAccs>,
+    first_time: Option<i64>,
+    /// Each scanned field's first value (in series order): the type of its results.
+    first_values: Vec<Option<FieldValue>>,
+    pub series: usize,
+    pub values: usize,
+}
+
+/// Folds series into a [`Folded`].
+pub struct Folder<'a> {
+    calls: &'a [AggregateCall],
+    group_tags: Vec<String>,
+    interval: i64,
+    offset: i64,
+}
+
+impl<'a> Folder<'a> {
+    pub fn new(
+        stmt: &SelectStatement,
+        plan: &'a Plan,
+        tag_keys: &BTreeSet<String>,
+    ) -> Result<Folder<'a>, String> {
+        Ok(Folder {
+            calls: &plan.aggregates,
+            group_tags: group_tags(stmt, tag_keys)?,
+            interval: stmt.group_by_interval().map_err(str::to_owned)?,
+            offset: time_offset(stmt),
+        })
+    }
+
+    /// Adds one series (its tags and a column per scanned field) to what is folded.
+    pub fn fold(
+        &self,
+        into: &mut Folded,
+        tags: &[(String, String)],
+        columns: &[Option<StoredColumn>],
+    ) {
+        let present = columns.iter().flatten().filter(|c| !c.is_empty());
+        let Some(first) = present.clone().map(|c| c.times[0]).min() else {
+            return;
+        };
+        into.first_time = Some(into.first_time.map_or(first, |t| t.min(first)));
+        into.series += 1;
+        into.values += present.map(|c| c.len()).sum::<usize>();
+        into.first_values.resize(columns.len(), None);
+        for (kept, column) in into.first_values.iter_mut().zip(columns) {
+            if kept.is_none() {
+                *kept = column
+                    .as_ref()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.values.get(0));
+            }
+        }
+        let windows = into
+            .groups
+            .entry(group_of(&self.group_tags, tags))
+            .or_default();
+        for (c, call) in self.calls.iter().enumerate() {
+            let Some(column) = call.field.and_then(|i| columns.get(i)?.as_ref()) else {
+                continue;
+            };
+            let mut at = 0;
+            while at < column.len() {
+                // A run of values in one window takes one lookup.
+                let start = self.window_of(column.times[at]);
+                let accs = windows
+                    .entry(start)
+                    .or_insert_with(|| self.calls.iter().map(|c| Acc::new(c.func)).collect());
+                while at < column.len() && self.window_of(column.times[at]) == start {
+                    accs[c].push(call.func, column.times[at], &column.values.get(at));
+                    at += 1;
+                }
+            }
+        }
+    }
+
+    fn window_of(&self, time: i64) -> i64 {
+        if self.interval > 0 {
+            window_start(time, self.interval, self.offset)
+        } else {
+            0
+        }
+    }
+}
+
+impl Folded {
+    /// Adds what was folded from the series after this one's.
+    pub fn merge(&mut self, later: Folded, calls: &[AggregateCall]) {
+        self.first_time = self.first_time.into_iter().chain(later.first_time).min();
+        self.series += later.series;
+        self.values += later.values;
+        if self.first_values.len() < later.first_values.len() {
+            self.first_values.resize(later.first_values.len(), None);
+        }
+        for (kept, theirs) in self.first_values.iter_mut().zip(later.first_values) {
+            if kept.is_none() {
+                *kept = theirs;
+            }
+        }
+        for (group, windows) in later.groups {
+            let mine = self.groups.entry(group).or_default();
+            for (start, accs) in windows {
+                match mine.get_mut(&start) {
+                    Some(own) => {
+                        for ((own, acc), call) in own.iter_mut().zip(accs).zip(calls) {
+                            own.merge(call.func, acc);
+                        }
+                    }
+                    None => {
+                        mine.insert(start, accs);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One call's reduction of one window, fed a value at a time. The common calls keep only
@@ -794,6 +943,68 @@ impl Acc {
                 }
             }
             Acc::Values(values) => values.push((time, value.clone())),
+        }
+    }
+
+    /// Adds the reduction of values that came after this one's, as if they had been
+    /// pushed here one by one (but for the rounding of float sums).
+    fn merge(&mut self, func: Func, later: Acc) {
+        match (self, later) {
+            (Acc::Count(first, n), Acc::Count(later_first, m)) => {
+                if *n == 0 {
+                    *first = later_first;
+                }
+                *n += m;
+            }
+            (
+                Acc::Sum {
+                    first,
+                    integers,
+                    unsigned,
+                    numeric,
+                    numbers,
+                },
+                Acc::Sum {
+                    first: later_first,
+                    integers: i,
+                    unsigned: u,
+                    numeric: x,
+                    numbers: n,
+                },
+            ) => {
+                if first.is_none() {
+                    *first = later_first;
+                }
+                *integers = integers.wrapping_add(i);
+                *unsigned = unsigned.wrapping_add(u);
+                if n > 0 {
+                    *numeric += x;
+                    *numbers += n;
+                }
+            }
+            (
+                Acc::Mean {
+                    first,
+                    sum,
+                    numbers,
+                },
+                Acc::Mean {
+                    first: later_first,
+                    sum: x,
+                    numbers: n,
+                },
+            ) => {
+                if first.is_none() {
+                    *first = later_first;
+                }
+                if n > 0 {
+                    *sum += x;
+                    *numbers += n;
+                }
+            }
+            (own @ Acc::Pick(_), Acc::Pick(Some((time, value)))) => own.push(func, time, &value),
+            (Acc::Values(values), Acc::Values(more)) => values.extend(more),
+            _ => {}
         }
     }
 

@@ -4,6 +4,7 @@
 //! ([`super::aggregate`]); a subquery's result is read as such a scan
 //! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
 
+use super::aggregate::{Folded, Folder};
 use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
 use super::limits::QueryLimits;
@@ -61,6 +62,8 @@ pub struct Scan {
     /// The time range the condition allows.
     pub start: i64,
     pub end: i64,
+    /// The series already reduced as they were read (then `series` is empty).
+    pub folded: Option<Folded>,
 }
 
 /// One series' rows: a time and one value per scanned field each, in time order.
@@ -320,18 +323,24 @@ fn execute_one(
     interval: i64,
     plain: bool,
 ) -> Result<Vec<Series>, String> {
+    // A plan that reads each field's values in time order alone (see `by_columns`).
     let columnar = |fields: &[String]| {
-        !plain
-            && plan::compile(stmt, fields, interval).is_ok_and(|p| super::aggregate::by_columns(&p))
+        (!plain)
+            .then(|| plan::compile(stmt, fields, interval).ok())
+            .flatten()
+            .filter(super::aggregate::by_columns)
     };
     let scan = match input {
         Input::Stored(target) => scan(stmt, ctx, &target, &columnar)?,
         Input::Derived(scan) => scan,
     };
-    ctx.limits.check_series(scan.series.len())?;
+    let folded = scan.folded.as_ref();
+    ctx.limits
+        .check_series(scan.series.len() + folded.map_or(0, |f| f.series))?;
     if ctx.limits.max_points > 0 {
+        let values = folded.map_or(0, |f| f.values);
         ctx.limits
-            .check_points(scan.series.iter().map(SeriesRows::values).sum())?;
+            .check_points(values + scan.series.iter().map(SeriesRows::values).sum::<usize>())?;
     }
     let plan = if plain {
         None
@@ -476,13 +485,14 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
     Ok(out)
 }
 
-/// Scans the target's series. `columnar` says, given the fields scanned, whether the
-/// statement's reader takes rows kept as columns ([`SeriesRows::columns`]).
+/// Scans the target's series. `columnar` gives, for the fields scanned, the plan of a
+/// statement whose reader takes rows kept as columns ([`SeriesRows::columns`]); the
+/// series are then reduced as they are read when nothing judges rows one by one.
 fn scan(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     target: &Target,
-    columnar: &dyn Fn(&[String]) -> bool,
+    columnar: &dyn Fn(&[String]) -> Option<Plan>,
 ) -> Result<Scan, String> {
     let (database, policy, measurement) = (
         target.database.as_str(),
@@ -565,22 +575,54 @@ fn scan(
         range: (read_from, read_to),
         judged_at: (start, end),
         cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
-        columnar: columnar(&fields),
+        columnar: false,
         limits: &ctx.limits,
     };
-    let series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
-        .into_iter()
-        .filter_map(Result::transpose)
-        .collect::<Result<Vec<SeriesRows>, String>>()?;
-    Ok(Scan {
+    let plan = columnar(&fields);
+    let mut scan = Scan {
         measurement: measurement.clone(),
-        fields,
-        field_keys,
-        tag_keys,
-        series,
+        fields: Vec::new(),
+        field_keys: HashSet::new(),
+        tag_keys: BTreeSet::new(),
+        series: Vec::new(),
         start,
         end,
-    })
+        folded: None,
+    };
+    // Window starts are those of UTC unless tz() moves them: then the rows are kept.
+    match &plan {
+        Some(plan) if rows.per_row().is_none() && ctx.zone.is_none() => {
+            let folder = Folder::new(stmt, plan, &tag_keys)?;
+            let parts = parallel_chunks(gathered.into_values().collect(), |chunk| {
+                let mut folded = Folded::default();
+                for s in chunk {
+                    if let Some((tags, columns)) = rows.columns(s)? {
+                        folder.fold(&mut folded, &tags, &columns);
+                    }
+                }
+                Ok::<Folded, String>(folded)
+            });
+            let mut all = Folded::default();
+            for part in parts {
+                all.merge(part?, &plan.aggregates);
+            }
+            scan.folded = Some(all);
+        }
+        _ => {
+            let rows = RowBuilder {
+                columnar: plan.is_some(),
+                ..rows
+            };
+            scan.series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<Vec<SeriesRows>, String>>()?;
+        }
+    }
+    scan.fields = fields;
+    scan.field_keys = field_keys;
+    scan.tag_keys = tag_keys;
+    Ok(scan)
 }
 
 /// The series a condition's tag equalities narrow a read to, from the shards' tag indexes.
@@ -633,6 +675,9 @@ fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
         .then(|| stmt.offset.saturating_add(stmt.limit) as usize)
 }
 
+/// A series' tags and its resolved columns, one per scanned field.
+type SeriesColumns = (Vec<(String, String)>, Vec<Option<Column>>);
+
 /// Turns one series' column parts into its rows.
 struct RowBuilder<'a> {
     /// The condition, and whether rows must be judged one by one (else it is judged once,
@@ -654,15 +699,20 @@ struct RowBuilder<'a> {
 }
 
 impl RowBuilder<'_> {
-    fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
+    /// The condition when it judges rows one by one.
+    fn per_row(&self) -> Option<&Expr> {
+        self.condition.filter(|(_, by_row)| *by_row).map(|(c, _)| c)
+    }
+
+    /// A series' tags and resolved columns within the range, or None when its tags fail
+    /// a condition judged once per series.
+    fn columns(&self, parts: SeriesParts) -> Result<Option<SeriesColumns>, String> {
         self.limits.check_deadline()?;
         let (from, to) = self.range;
         let tags: Vec<(String, String)> = parts.tags.to_vec();
-        let mut per_row = None;
-        if let Some((cond, by_row)) = self.condition {
-            if by_row {
-                per_row = Some(cond);
-            } else if !self.judge(cond, &tags, self.judged_at.0, &HashMap::new()) {
+        let per_row = self.per_row();
+        if let Some((cond, false)) = self.condition {
+            if !self.judge(cond, &tags, self.judged_at.0, &HashMap::new()) {
                 return Ok(None);
             }
         }
@@ -684,6 +734,14 @@ impl RowBuilder<'_> {
                 .collect::<Result<Vec<Column>, String>>()?;
             columns.push(Column::resolve(loaded).map(|c| c.keep_time(from, to)));
         }
+        Ok(Some((tags, columns)))
+    }
+
+    fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
+        let Some((tags, columns)) = self.columns(parts)? else {
+            return Ok(None);
+        };
+        let per_row = self.per_row();
         let times = union_of_times(&columns);
         if self.columnar && per_row.is_none() {
             return Ok((!times.is_empty()).then(|| SeriesRows::of_columns(tags, times, columns)));
@@ -808,13 +866,24 @@ fn union_of_times(columns: &[Option<Column>]) -> Vec<i64> {
 /// `work` over the items, on every core when there are enough of them to be worth it;
 /// the results in the items' order.
 fn parallel_map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    parallel_chunks(items, |chunk| {
+        chunk.into_iter().map(&work).collect::<Vec<R>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `work` over consecutive chunks of the items, a chunk per core when there are enough
+/// items to be worth it (else one chunk); the results in the chunks' order.
+fn parallel_chunks<T: Send, R: Send>(items: Vec<T>, work: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
     const PER_THREAD: usize = 64;
     // Asking the system reads cgroup files: once per process is enough.
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let threads = cores.min(items.len() / PER_THREAD);
     if threads <= 1 {
-        return items.into_iter().map(work).collect();
+        return vec![work(items)];
     }
     let chunk = items.len().div_ceil(threads);
     let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
@@ -826,13 +895,11 @@ fn parallel_map<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -
     std::thread::scope(|scope| {
         let mut chunks = chunks.into_iter();
         let own = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|c| scope.spawn(move || c.into_iter().map(work).collect::<Vec<R>>()))
-            .collect();
-        let mut out: Vec<R> = own.into_iter().map(work).collect();
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || work(c))).collect();
+        let mut out = vec![work(own)];
         for handle in others {
             match handle.join() {
-                Ok(part) => out.extend(part),
+                Ok(part) => out.push(part),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
@@ -849,7 +916,7 @@ fn raw(
     let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
     let names = column_names(&stmt.fields);
     // GROUP BY tags: a series per combination of their values, without them in `*`.
-    let group_tags = super::aggregate::group_tags(stmt, &scan)?;
+    let group_tags = super::aggregate::group_tags(stmt, &scan.tag_keys)?;
     let mut outputs: Vec<(String, Output)> = Vec::new();
     for (index, field) in stmt.fields.iter().enumerate() {
         match &field.expr {

@@ -126,6 +126,7 @@ pub fn scans(
             series,
             start,
             end,
+            folded: None,
         });
     }
     Ok(out)
