@@ -34,6 +34,34 @@ fn data() -> String {
             lines.push_str(&format!("mem,host=a used={}i {t}\n", 1000 + i * 3));
         }
     }
+    // A tag with many values.
+    for d in 0..150i64 {
+        for i in 0..5i64 {
+            let t = T0 + (i * 60 + d % 7) * SEC;
+            lines.push_str(&format!(
+                "net,dev=d{d} bytes={}i,ok={} {t}\n",
+                d * 11 + i * 3,
+                (d + i) % 3 == 0
+            ));
+        }
+    }
+    // Points on and next to a shard-group boundary of the default policy.
+    for (k, at) in [
+        WEEK_BOUNDARY - SEC,
+        WEEK_BOUNDARY - 1,
+        WEEK_BOUNDARY,
+        WEEK_BOUNDARY + 1,
+        WEEK_BOUNDARY + SEC,
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push_str(&format!(
+            "edge,side=s{} v={k}i,f={}.25,s=\"x{k}\" {at}\n",
+            k % 2,
+            k
+        ));
+    }
     lines
 }
 
@@ -114,7 +142,22 @@ fn queries() -> Vec<String> {
         ),
         "SELECT max(usage) FROM cpu WHERE host = 'a'".into(),
         "SELECT first(usage) FROM cpu GROUP BY host".into(),
-        "SHOW MEASUREMENTS".into(),
+                "SHOW MEASUREMENTS".into(),
+        "SELECT * FROM edge".into(),
+        "SELECT count(v), sum(f), first(s), last(s) FROM edge".into(),
+        "SELECT * FROM edge WHERE time >= '2024-01-04T00:00:00Z'".into(),
+        "SELECT * FROM edge WHERE time < '2024-01-04T00:00:00Z'".into(),
+        "SELECT v FROM edge ORDER BY time DESC LIMIT 2".into(),
+        "SELECT max(v) FROM edge GROUP BY side".into(),
+        "SELECT count(v) FROM edge WHERE time >= '2024-01-03T23:59:59Z' AND time <= '2024-01-04T00:00:01Z' GROUP BY time(1s)".into(),
+        "SELECT count(bytes) FROM net GROUP BY dev".into(),
+        "SELECT max(bytes), min(bytes), mean(bytes) FROM net WHERE dev =~ /^d1[0-9]$/ GROUP BY dev".into(),
+        "SELECT sum(bytes), count(ok) FROM net WHERE dev = 'd7' OR dev = 'd120'".into(),
+        "SELECT * FROM net WHERE dev = 'd42' ORDER BY time DESC LIMIT 2".into(),
+        "SELECT count(bytes) FROM net WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T00:05:00Z' GROUP BY time(1m)".into(),
+        "SELECT sum(bytes) FROM net WHERE ok = true".into(),
+        "SHOW TAG VALUES FROM net WITH KEY = dev LIMIT 5 OFFSET 140".into(),
+        "SHOW SERIES EXACT CARDINALITY FROM net".into(),
         "SHOW MEASUREMENTS WITH MEASUREMENT = cpu".into(),
         "SHOW MEASUREMENTS WITH MEASUREMENT =~ /^m/".into(),
         "SHOW MEASUREMENTS WITH MEASUREMENT =~ /nothing/".into(),
@@ -770,6 +813,9 @@ fn load(addr: SocketAddr) {
     );
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// The start of the default policy's 7-day shard group after T0 (groups align to the epoch).
+const WEEK_BOUNDARY: i64 = 1_704_326_400 * SEC; // 2024-01-04T00:00:00Z
 
 #[test]
 fn queries_answer_as_influxdb_does() {
