@@ -857,6 +857,7 @@ fn queries_answer_as_influxdb_does() {
         differences.join("\n")
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
+    one_measurement_from_two_policies_is_refused(ours.addr);
     windows_across_a_utc_offset_change_are_refused(ours.addr);
     huge_counts_return_every_point(ours.addr);
     transforming_series_that_share_timestamps_is_refused(ours.addr);
@@ -933,6 +934,23 @@ fn windows_across_a_utc_offset_change_are_refused(ours: SocketAddr) {
 
 /// sample() is random: both must return the same number of rows with the same columns,
 /// and every row ours returns must be a point of the data.
+/// One measurement read from two retention policies: 1.x merges the two into one answer;
+/// shardkeeper refuses (influxd is not asked).
+fn one_measurement_from_two_policies_is_refused(ours: SocketAddr) {
+    let create = format!("CREATE RETENTION POLICY other ON {DB} DURATION INF REPLICATION 1");
+    assert_eq!(query(ours, "", &create).status, 200);
+    let r = query(
+        ours,
+        DB,
+        &format!("SELECT count(usage) FROM {DB}.autogen.cpu, {DB}.other.cpu"),
+    );
+    let error = r.json()["results"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("not supported yet"), "{error}");
+}
+
 fn sample_returns_as_many_points_of_the_series(influxd: SocketAddr, ours: SocketAddr) {
     let range = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
     let raw = query(

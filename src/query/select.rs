@@ -482,6 +482,18 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
         }
     }
     out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
+    // 1.x merges one measurement's series read from several policies or databases into
+    // one answer; shardkeeper would answer each apart, so it refuses rather than differ.
+    if let Some(twice) = out
+        .windows(2)
+        .find(|w| w[0].measurement == w[1].measurement)
+    {
+        return Err(format!(
+            "measurement {} from several retention policies or databases in one statement is \
+             not supported yet",
+            twice[0].measurement
+        ));
+    }
     Ok(out)
 }
 
