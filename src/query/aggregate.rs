@@ -84,15 +84,10 @@ fn yields_integer(call: &AggregateCall, scan: &Scan, folded: Option<&Folded>) ->
     let folded_first = folded.and_then(|f| f.first_values.get(i).cloned().flatten());
     let integer_field = folded_first
         .or_else(|| {
-            scan.series.iter().find_map(|s| match s.columns() {
-                Some(columns) => {
-                    let column = columns.get(i)?.as_ref().filter(|c| !c.is_empty())?;
-                    Some(column.values.get(0))
-                }
-                None => s
-                    .rows()
-                    .find_map(|(_, values)| values.get(i).cloned().flatten()),
-            })
+            scan.series
+                .iter()
+                .flat_map(|s| s.rows())
+                .find_map(|(_, values)| values.get(i).cloned().flatten())
         })
         .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
     integer_field
@@ -118,9 +113,9 @@ fn has_transform(node: &Node) -> bool {
     }
 }
 
-/// Whether a plan reads each field's values in time order alone, so that a scan can keep
-/// its rows as columns: time windows of the calls reduced as values arrive, nothing
-/// computed row by row.
+/// Whether a plan reads each field's values in time order alone, so that a scan can fold
+/// each series into its groups' windows as it is read ([`Folder`]): time windows of the
+/// calls reduced as values arrive, nothing computed row by row.
 pub fn by_columns(plan: &Plan) -> bool {
     plan.kind == Kind::Windows
         && plan.selection.is_none()
@@ -367,20 +362,6 @@ fn window_rows(
         }
     }
     for s in members {
-        if let Some(columns) = s.columns() {
-            // Each call takes its field's values in time order, as from the rows.
-            for (c, call) in calls.iter().enumerate() {
-                let Some(column) = call.field.and_then(|i| columns.get(i)?.as_ref()) else {
-                    continue;
-                };
-                for (k, &time) in column.times.iter().enumerate() {
-                    if let Some(w) = windows.index(time) {
-                        cells[w][c].push(call.func, time, &column.values.get(k));
-                    }
-                }
-            }
-            continue;
-        }
         for (time, values) in s.rows() {
             let Some(w) = windows.index(*time) else {
                 continue;

@@ -71,12 +71,9 @@ pub struct SeriesRows {
     pub tags: Vec<(String, String)>,
     pub times: Vec<i64>,
     /// The rows' values, `width` per row, one row after another (one allocation, not one
-    /// per row); made from `columns` when first asked for.
-    values: std::sync::OnceLock<Vec<Option<FieldValue>>>,
+    /// per row).
+    values: Vec<Option<FieldValue>>,
     width: usize,
-    /// Each scanned field's column, when the rows are all the times of these columns and
-    /// the reader may want to go column by column (see [`SeriesRows::columns`]).
-    columns: Option<Vec<Option<Column>>>,
 }
 
 impl SeriesRows {
@@ -84,63 +81,25 @@ impl SeriesRows {
         SeriesRows {
             tags,
             times: Vec::new(),
-            values: std::sync::OnceLock::from(Vec::new()),
+            values: Vec::new(),
             width,
-            columns: None,
-        }
-    }
-
-    /// Rows at every time of the columns, kept as the columns.
-    fn of_columns(
-        tags: Vec<(String, String)>,
-        times: Vec<i64>,
-        columns: Vec<Option<Column>>,
-    ) -> SeriesRows {
-        SeriesRows {
-            tags,
-            times,
-            values: std::sync::OnceLock::new(),
-            width: columns.len(),
-            columns: Some(columns),
         }
     }
 
     /// Appends a row of `width` values.
     pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
         self.times.push(time);
-        let all = self.values.get_mut().expect("rows built row by row");
-        all.extend(values);
-        debug_assert_eq!(all.len(), self.times.len() * self.width);
+        self.values.extend(values);
+        debug_assert_eq!(self.values.len(), self.times.len() * self.width);
     }
 
     /// Each row's time and values.
     pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
         let width = self.width;
-        let values = self.values.get_or_init(|| {
-            let columns = self.columns.as_deref().unwrap_or_default();
-            let mut all = Vec::with_capacity(self.times.len() * width);
-            let mut cursor = vec![0usize; width];
-            for &time in &self.times {
-                all.extend(columns.iter().zip(cursor.iter_mut()).map(|(c, i)| {
-                    let c = c.as_ref()?;
-                    let hit = c.times.get(*i) == Some(&time);
-                    let value = hit.then(|| c.values.get(*i));
-                    *i += usize::from(hit);
-                    value
-                }));
-            }
-            all
-        });
         self.times
             .iter()
             .enumerate()
-            .map(move |(r, t)| (t, &values[r * width..(r + 1) * width]))
-    }
-
-    /// The scanned fields' columns, when the rows are kept as columns: a reader that
-    /// takes each field's values in time order needs no rows.
-    pub fn columns(&self) -> Option<&[Option<Column>]> {
-        self.columns.as_deref()
+            .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,19 +108,14 @@ impl SeriesRows {
 
     /// How many field values the rows hold.
     pub fn values(&self) -> usize {
-        match (&self.columns, self.values.get()) {
-            (Some(columns), _) => columns.iter().flatten().map(Column::len).sum(),
-            (None, Some(values)) => values.iter().filter(|v| v.is_some()).count(),
-            (None, None) => 0,
-        }
+        self.values.iter().filter(|v| v.is_some()).count()
     }
 
     fn reverse(&mut self) {
         self.times.reverse();
-        let values = self.values.get_mut().expect("rows built row by row");
         if self.width > 0 {
-            let rows: Vec<&[Option<FieldValue>]> = values.chunks(self.width).rev().collect();
-            *values = rows.concat();
+            let rows: Vec<&[Option<FieldValue>]> = self.values.chunks(self.width).rev().collect();
+            self.values = rows.concat();
         }
     }
 }
@@ -324,14 +278,14 @@ fn execute_one(
     plain: bool,
 ) -> Result<Vec<Series>, String> {
     // A plan that reads each field's values in time order alone (see `by_columns`).
-    let columnar = |fields: &[String]| {
+    let foldable = |fields: &[String]| {
         (!plain)
             .then(|| plan::compile(stmt, fields, interval).ok())
             .flatten()
             .filter(super::aggregate::by_columns)
     };
     let scan = match input {
-        Input::Stored(target) => scan(stmt, ctx, &target, &columnar)?,
+        Input::Stored(target) => scan(stmt, ctx, &target, &foldable)?,
         Input::Derived(scan) => scan,
     };
     let folded = scan.folded.as_ref();
@@ -497,14 +451,14 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
     Ok(out)
 }
 
-/// Scans the target's series. `columnar` gives, for the fields scanned, the plan of a
-/// statement whose reader takes rows kept as columns ([`SeriesRows::columns`]); the
-/// series are then reduced as they are read when nothing judges rows one by one.
+/// Scans the target's series. `foldable` gives, for the fields scanned, the plan of a
+/// statement whose aggregates take each field's values in time order alone; the series
+/// are then reduced as they are read when nothing judges rows one by one.
 fn scan(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     target: &Target,
-    columnar: &dyn Fn(&[String]) -> Option<Plan>,
+    foldable: &dyn Fn(&[String]) -> Option<Plan>,
 ) -> Result<Scan, String> {
     let (database, policy, measurement) = (
         target.database.as_str(),
@@ -587,10 +541,9 @@ fn scan(
         range: (read_from, read_to),
         judged_at: (start, end),
         cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
-        columnar: false,
         limits: &ctx.limits,
     };
-    let plan = columnar(&fields);
+    let plan = foldable(&fields);
     let mut scan = Scan {
         measurement: measurement.clone(),
         fields: Vec::new(),
@@ -621,10 +574,6 @@ fn scan(
             scan.folded = Some(all);
         }
         _ => {
-            let rows = RowBuilder {
-                columnar: plan.is_some(),
-                ..rows
-            };
             scan.series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
                 .into_iter()
                 .filter_map(Result::transpose)
@@ -705,8 +654,7 @@ struct RowBuilder<'a> {
     judged_at: (i64, i64),
     /// Rows wanted from the start (ascending) or the end (descending); see [`row_cap`].
     cap: Option<(usize, bool)>,
-    /// Whether to keep the rows as columns when no condition judges them one by one.
-    columnar: bool,
+
     limits: &'a QueryLimits,
 }
 
@@ -755,9 +703,6 @@ impl RowBuilder<'_> {
         };
         let per_row = self.per_row();
         let times = union_of_times(&columns);
-        if self.columnar && per_row.is_none() {
-            return Ok((!times.is_empty()).then(|| SeriesRows::of_columns(tags, times, columns)));
-        }
         let order: Box<dyn Iterator<Item = usize>> = match self.cap {
             Some((_, true)) => Box::new((0..times.len()).rev()),
             _ => Box::new(0..times.len()),
