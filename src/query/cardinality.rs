@@ -4,21 +4,23 @@
 //! combination only), or for the plain estimated forms of series and measurements, one
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
+use super::eval::mentions_time;
 use super::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
 use super::result::Series;
-use super::show::{self, Listing};
-use crate::storage::series_index::Tags;
+use super::show;
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
 
 /// What the statement asks about a database, which must exist unless the answer is an
 /// estimate (1.x estimates 0 for a database it does not have).
+///
+/// As 1.x rewrites them, the counted forms read the sources' policies, the database's
+/// default policy for a source that names none; the estimates read the whole database.
 pub fn answer(
     storage: &Storage,
     database: &str,
-    exists: bool,
+    default_policy: Option<&str>,
     stmt: &ShowCardinalityStatement,
 ) -> Result<Vec<Series>, String> {
     use CardinalityKind as K;
@@ -28,7 +30,7 @@ pub fn answer(
         && stmt.condition.is_none()
         && stmt.dimensions.is_empty();
     if estimate {
-        let count = if exists {
+        let count = if default_policy.is_some() {
             estimate_of(storage, database, stmt.kind)
         } else {
             0
@@ -40,9 +42,9 @@ pub fn answer(
             values: vec![vec![Value::from(count)]],
         }]);
     }
-    if !exists {
+    let Some(default_policy) = default_policy else {
         return Err(format!("database not found: {database}"));
-    }
+    };
     if stmt.condition.as_ref().is_some_and(mentions_time) {
         let statement = match stmt.kind {
             K::Series => "SHOW SERIES EXACT CARDINALITY",
@@ -66,12 +68,17 @@ pub fn answer(
             }
         }
     }
-    let listing = show::list(storage, database, &stmt.sources, stmt.condition.as_ref())?;
+    let scope = show::Scope::policy(database, default_policy);
+    let listing = show::list(storage, &scope, &stmt.sources, stmt.condition.as_ref())?;
     if group_keys.iter().any(|k| k == "*") {
-        // Every tag key of the series listed, whichever measurement holds it.
-        let all: BTreeSet<String> = series_of(&listing)
-            .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()))
-            .collect();
+        // Every tag key of the measurements the sources name, whichever holds it, in any
+        // policy: 1.x takes them from its database-wide index.
+        let mut all = BTreeSet::new();
+        for (shard, wanted) in show::Scope::database(database).shards(storage, &stmt.sources)? {
+            for m in shard.measurements().into_iter().filter(|m| wanted(m)) {
+                all.extend(shard.tag_keys(&m));
+            }
+        }
         group_keys.retain(|k| k != "*");
         group_keys.extend(all);
     }
@@ -85,13 +92,9 @@ pub fn answer(
     };
     // Per measurement (none when counting measurements) and group: what is counted.
     let mut counted: BTreeMap<(String, Group), HashSet<String>> = BTreeMap::new();
-    let shards = storage.shards_of(database, None);
     for (measurement, series) in &listing.by_measurement {
         let field_keys: BTreeSet<String> = match stmt.kind {
-            K::FieldKey => shards
-                .iter()
-                .flat_map(|s| s.field_types(measurement).into_keys())
-                .collect(),
+            K::FieldKey => listing.field_types(measurement).into_keys().collect(),
             _ => BTreeSet::new(),
         };
         for (key, tags) in series {
@@ -146,10 +149,6 @@ pub fn answer(
 /// The values of the GROUP BY tags (empty for a series without one), by key.
 type Group = Vec<(String, String)>;
 
-fn series_of(listing: &Listing) -> impl Iterator<Item = (&Arc<str>, &Tags)> {
-    listing.by_measurement.values().flat_map(|s| s.iter())
-}
-
 /// Distinct series or measurements of the database, across its retention policies.
 fn estimate_of(storage: &Storage, database: &str, kind: CardinalityKind) -> usize {
     let mut seen = BTreeSet::new();
@@ -165,13 +164,4 @@ fn estimate_of(storage: &Storage, database: &str, kind: CardinalityKind) -> usiz
         }
     }
     seen.len()
-}
-
-fn mentions_time(e: &Expr) -> bool {
-    match e {
-        Expr::VarRef(v) => v.name == "time",
-        Expr::Binary(b) => mentions_time(&b.lhs) || mentions_time(&b.rhs),
-        Expr::Paren(e) => mentions_time(e),
-        _ => false,
-    }
 }

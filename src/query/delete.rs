@@ -4,7 +4,7 @@
 //! once every shard's record is durable. Series are resolved to their keys here, when the
 //! statement runs, so a tombstone means the same on every replay.
 
-use super::eval::{matches, time_range, Regexes, Row};
+use super::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
 use super::parser::ast::{DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source};
 use crate::proto::Tombstone;
 use crate::storage::{Shard, Storage};
@@ -156,8 +156,8 @@ impl Target {
         if let Some(c) = condition {
             Regexes::compile(c, &mut regexes)?;
             var_refs(c, &mut names);
-            has_time = names.iter().any(|n| is_time(n));
-            names.retain(|n| !is_time(n));
+            has_time = names.iter().any(|n| is_time_name(n));
+            names.retain(|n| !is_time_name(n));
         }
         Ok(Target {
             sources: measurements,
@@ -214,46 +214,5 @@ impl Target {
             hit.retain(|_, keys| !keys.is_empty());
         }
         hit
-    }
-}
-
-fn is_time(name: &str) -> bool {
-    name.eq_ignore_ascii_case("time")
-}
-
-fn var_refs(e: &Expr, out: &mut HashSet<String>) {
-    match e {
-        Expr::VarRef(v) => {
-            out.insert(v.name.clone());
-        }
-        Expr::Binary(b) => {
-            var_refs(&b.lhs, out);
-            var_refs(&b.rhs, out);
-        }
-        Expr::Paren(inner) => var_refs(inner, out),
-        Expr::Call(c) => c.args.iter().for_each(|a| var_refs(a, out)),
-        _ => {}
-    }
-}
-
-/// The condition with every comparison involving `time` replaced by `true` (the time
-/// range is taken from those terms separately).
-fn without_time(e: &Expr) -> Expr {
-    match e {
-        Expr::Paren(inner) => Expr::Paren(Box::new(without_time(inner))),
-        Expr::Binary(b) => {
-            let mut refs = HashSet::new();
-            var_refs(&b.lhs, &mut refs);
-            var_refs(&b.rhs, &mut refs);
-            if !matches!(
-                b.op,
-                super::parser::ast::BinaryOp::And | super::parser::ast::BinaryOp::Or
-            ) && refs.iter().any(|n| is_time(n))
-            {
-                return Expr::Boolean(true);
-            }
-            Expr::binary(b.op, without_time(&b.lhs), without_time(&b.rhs))
-        }
-        other => other.clone(),
     }
 }

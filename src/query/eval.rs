@@ -3,7 +3,7 @@
 use super::format::parse_rfc3339;
 use super::parser::ast::{BinaryExpr, BinaryOp, Expr};
 use crate::line_protocol::FieldValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A row as a condition sees it.
 pub struct Row<'a> {
@@ -329,5 +329,52 @@ pub fn series_may_match(
             matches(expr, &row, 0, re)
         }
         _ => true,
+    }
+}
+
+/// Whether a name read in a condition is the time column.
+pub fn is_time_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("time")
+}
+
+/// Whether a condition says anything of time.
+pub fn mentions_time(e: &Expr) -> bool {
+    let mut names = HashSet::new();
+    var_refs(e, &mut names);
+    names.iter().any(|n| is_time_name(n))
+}
+
+/// The names a condition reads.
+pub fn var_refs(e: &Expr, out: &mut HashSet<String>) {
+    match e {
+        Expr::VarRef(v) => {
+            out.insert(v.name.clone());
+        }
+        Expr::Binary(b) => {
+            var_refs(&b.lhs, out);
+            var_refs(&b.rhs, out);
+        }
+        Expr::Paren(inner) => var_refs(inner, out),
+        Expr::Call(c) => c.args.iter().for_each(|a| var_refs(a, out)),
+        _ => {}
+    }
+}
+
+/// The condition with every comparison involving `time` replaced by `true` (the time
+/// range is taken from those terms separately).
+pub fn without_time(e: &Expr) -> Expr {
+    match e {
+        Expr::Paren(inner) => Expr::Paren(Box::new(without_time(inner))),
+        Expr::Binary(b) => {
+            let mut refs = HashSet::new();
+            var_refs(&b.lhs, &mut refs);
+            var_refs(&b.rhs, &mut refs);
+            if !matches!(b.op, BinaryOp::And | BinaryOp::Or) && refs.iter().any(|n| is_time_name(n))
+            {
+                return Expr::Boolean(true);
+            }
+            Expr::binary(b.op, without_time(&b.lhs), without_time(&b.rhs))
+        }
+        other => other.clone(),
     }
 }

@@ -1,5 +1,6 @@
 //! Runs parsed InfluxQL statements against the node's catalog and storage.
 
+use super::eval::{mentions_time, time_range};
 use super::format::{go_duration, rfc3339_nanos};
 use super::limits::QueryLimits;
 use super::parser::ast::{Source, Statement};
@@ -144,16 +145,21 @@ fn series(name: &str, columns: &[&str], values: Vec<Vec<Value>>) -> Series {
 }
 
 /// The statement's database (or the `db` parameter's), which must exist.
+/// The statement's database, which must exist, and its default retention policy.
 async fn existing_database(
     node: &Node,
     named: Option<&str>,
     options: &QueryOptions,
-) -> Result<String, StatementError> {
+) -> Result<(String, String), StatementError> {
     let db = database_of(named, options)?.to_owned();
-    if !node.control.read(|c| c.databases.contains_key(&db)).await {
-        return Err(format!("database not found: {db}").into());
+    let default_policy = node
+        .control
+        .read(|c| c.databases.get(&db).map(|d| d.default_policy.clone()))
+        .await;
+    match default_policy {
+        Some(policy) => Ok((db, policy)),
+        None => Err(format!("database not found: {db}").into()),
     }
-    Ok(db)
 }
 
 /// The `db` parameter of a DELETE or DROP (which name no database), as InfluxDB words
@@ -374,21 +380,20 @@ async fn run(
             if !exists {
                 return Err(format!("database not found: {db}").into());
             }
+            if s.condition.as_ref().is_some_and(mentions_time) {
+                return Err("SHOW MEASUREMENTS doesn't support time in WHERE clause"
+                    .to_owned()
+                    .into());
+            }
             let sources: Vec<Source> = s.source.iter().cloned().map(Source::Measurement).collect();
+            let scope = show::Scope::database(db);
             // WHERE keeps the measurements with a series its tags match.
             let names: BTreeSet<String> = match &s.condition {
-                Some(c) => show::list(&node.storage, db, &sources, Some(c))?
+                Some(c) => show::list(&node.storage, &scope, &sources, Some(c))?
                     .by_measurement
                     .into_keys()
                     .collect(),
-                None => {
-                    let wanted = show::measurement_filter(&sources)?;
-                    let mut names = BTreeSet::new();
-                    for shard in node.storage.shards_of(db, None) {
-                        names.extend(shard.measurements().into_iter().filter(|m| wanted(m)));
-                    }
-                    names
-                }
+                None => show::measurements(&node.storage, &scope, &sources)?,
             };
             let rows: Vec<Vec<Value>> = names
                 .into_iter()
@@ -402,8 +407,17 @@ async fn run(
             Ok(vec![series("measurements", &["name"], rows)])
         }
         Statement::ShowSeries(s) => {
-            let db = existing_database(node, s.database.as_deref(), options).await?;
-            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            let (db, default_policy) =
+                existing_database(node, s.database.as_deref(), options).await?;
+            let condition = s.condition.as_ref();
+            // 1.x answers from its database-wide index, unless a time condition makes it
+            // a query of the shards in range, of the sources' (or the default) policies.
+            let scope = match condition.filter(|c| mentions_time(c)) {
+                Some(c) => show::Scope::policy(&db, &default_policy)
+                    .within(time_range(Some(c), crate::catalog::now_nanos())),
+                None => show::Scope::database(&db),
+            };
+            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
             Ok(show::series(&listing, s.offset, s.limit))
         }
         Statement::ShowTagKeys(s) => {
@@ -412,40 +426,54 @@ async fn run(
                     .to_owned()
                     .into());
             }
-            let db = existing_database(node, s.database.as_deref(), options).await?;
-            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            let (db, _) = existing_database(node, s.database.as_deref(), options).await?;
+            let condition = s.condition.as_ref();
+            let scope = show::Scope::database(&db)
+                .within(time_range(condition, crate::catalog::now_nanos()));
+            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
             Ok(show::tag_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowTagValues(s) => {
-            let db = existing_database(node, s.database.as_deref(), options).await?;
-            if s.condition.is_none() {
+            let (db, _) = existing_database(node, s.database.as_deref(), options).await?;
+            let condition = s.condition.as_ref();
+            // A source's policy narrows the values, as 1.8 made it do (1.6 lists every
+            // policy's).
+            let scope = show::Scope {
+                named_policies: true,
+                ..show::Scope::database(&db)
+            }
+            .within(time_range(condition, crate::catalog::now_nanos()));
+            if condition.is_none() {
                 return Ok(show::all_tag_values(
                     &node.storage,
-                    &db,
+                    &scope,
                     &s.sources,
                     &s.tag_key,
                     s.offset,
                     s.limit,
                 )?);
             }
-            let listing = show::list(&node.storage, &db, &s.sources, s.condition.as_ref())?;
+            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
             Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
         }
         Statement::ShowCardinality(s) => {
             let db = database_of(s.database.as_deref(), options)?;
-            let exists = control.read(|c| c.databases.contains_key(db)).await;
-            Ok(super::cardinality::answer(&node.storage, db, exists, s)?)
+            let default_policy = control
+                .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
+                .await;
+            Ok(super::cardinality::answer(
+                &node.storage,
+                db,
+                default_policy.as_deref(),
+                s,
+            )?)
         }
         Statement::ShowFieldKeys(s) => {
-            let db = existing_database(node, s.database.as_deref(), options).await?;
-            let listing = show::list(&node.storage, &db, &s.sources, None)?;
-            Ok(show::field_keys(
-                &node.storage,
-                &db,
-                &listing,
-                s.offset,
-                s.limit,
-            ))
+            let (db, default_policy) =
+                existing_database(node, s.database.as_deref(), options).await?;
+            let scope = show::Scope::policy(&db, &default_policy);
+            let listing = show::list(&node.storage, &scope, &s.sources, None)?;
+            Ok(show::field_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowShards => {
             let catalog: Catalog = control.read(|c| c.clone()).await;

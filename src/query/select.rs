@@ -200,21 +200,32 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if descending(stmt) {
         inputs.reverse();
     }
+    let wildcard = stmt
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard(_)));
+    // 1.x expands `*` before reading, so a measurement without rows in range adds its
+    // columns too.
+    let mut union = BTreeSet::new();
+    if wildcard {
+        let range = time_range(stmt.condition.as_ref(), ctx.now);
+        for input in &inputs {
+            if let Input::Stored(target) = input {
+                union.extend(wildcard_columns(stmt, ctx, target, range)?);
+            }
+        }
+    }
     let mut series = Vec::new();
     for input in inputs {
         series.extend(execute_one(stmt, ctx, input, interval, plain)?);
     }
-    if stmt
-        .fields
-        .iter()
-        .any(|f| matches!(f.expr, Expr::Wildcard(_)))
-    {
-        let mut union: Vec<String> = series
-            .iter()
-            .flat_map(|s| s.columns.iter().skip(1).cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+    if wildcard {
+        union.extend(
+            series
+                .iter()
+                .flat_map(|s| s.columns.iter().skip(1).cloned()),
+        );
+        let mut union: Vec<String> = union.into_iter().collect();
         union.insert(0, "time".to_owned());
         for s in &mut series {
             let at: Vec<Option<usize>> = union
@@ -413,8 +424,9 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
             MeasurementName::Regex(r) => {
                 let re =
                     regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                // 1.x matches the names of its database-wide index, every policy's.
                 let mut all = BTreeSet::new();
-                for shard in ctx.storage.shards_of(database, Some(&policy)) {
+                for shard in ctx.storage.shards_of(database, None) {
                     all.extend(shard.measurements());
                 }
                 all.into_iter().filter(|m| re.is_match(m)).collect()
@@ -451,6 +463,51 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
     Ok(out)
 }
 
+/// The shards of the target's policy whose groups overlap [start, end].
+fn shards_in(
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    (start, end): (i64, i64),
+) -> Vec<Arc<crate::storage::Shard>> {
+    ctx.storage
+        .shards_of(&target.database, Some(&target.policy))
+        .into_iter()
+        .filter(|s| s.info.end > start && s.info.start <= end)
+        .collect()
+}
+
+/// As 1.x's database-wide index does, `*` and GROUP BY * take every tag key of the
+/// measurement, of every policy, whether or not its series are read.
+fn tag_keys_of(ctx: &SelectContext<'_>, database: &str, measurement: &str) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for shard in ctx.storage.shards_of(database, None) {
+        keys.extend(shard.tag_keys(measurement));
+    }
+    keys
+}
+
+/// The columns `*` stands for in `target` over `range`: the fields of its shards there
+/// and the measurement's tag keys but those grouped by (none when no shard is in range).
+fn wildcard_columns(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    range: (i64, i64),
+) -> Result<BTreeSet<String>, String> {
+    let shards = shards_in(ctx, target, range);
+    if shards.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let mut columns: BTreeSet<String> = shards
+        .iter()
+        .flat_map(|s| s.field_types(&target.measurement).into_keys())
+        .collect();
+    let tag_keys = tag_keys_of(ctx, &target.database, &target.measurement);
+    let grouped = super::aggregate::group_tags(stmt, &tag_keys)?;
+    columns.extend(tag_keys.into_iter().filter(|k| !grouped.contains(k)));
+    Ok(columns)
+}
+
 /// Scans the target's series. `foldable` gives, for the fields scanned, the plan of a
 /// statement whose aggregates take each field's values in time order alone; the series
 /// are then reduced as they are read when nothing judges rows one by one.
@@ -460,11 +517,7 @@ fn scan(
     target: &Target,
     foldable: &dyn Fn(&[String]) -> Option<Plan>,
 ) -> Result<Scan, String> {
-    let (database, policy, measurement) = (
-        target.database.as_str(),
-        &target.policy,
-        &target.measurement,
-    );
+    let (database, measurement) = (target.database.as_str(), &target.measurement);
     let mut regexes = Regexes::default();
     if let Some(cond) = &stmt.condition {
         Regexes::compile(cond, &mut regexes)?;
@@ -485,12 +538,7 @@ fn scan(
     } else {
         end
     };
-    let shards: Vec<_> = ctx
-        .storage
-        .shards_of(database, Some(policy))
-        .into_iter()
-        .filter(|s| s.info.end > read_from && s.info.start <= read_to)
-        .collect();
+    let shards = shards_in(ctx, target, (read_from, read_to));
     let mut field_keys: HashSet<String> = HashSet::new();
     for shard in &shards {
         field_keys.extend(shard.field_types(measurement).into_keys());
@@ -522,11 +570,13 @@ fn scan(
                     }
                 }
                 None => {
-                    tag_keys.extend(s.tags.iter().map(|(k, _)| k.clone()));
                     gathered.insert(s.key.clone(), s);
                 }
             }
         }
+    }
+    if !shards.is_empty() {
+        tag_keys = tag_keys_of(ctx, database, measurement);
     }
 
     let rows = RowBuilder {

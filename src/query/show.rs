@@ -1,38 +1,172 @@
 //! `SHOW SERIES`, `SHOW TAG KEYS`, `SHOW TAG VALUES` and `SHOW FIELD KEYS`, answered from
 //! the shards' indexes (no data is read), in InfluxDB 1.x's shapes.
 
-use super::eval::{matches, Regexes, Row};
+use super::eval::{matches, without_time, Regexes, Row};
 use super::parser::ast::{Expr, MeasurementName, Source, TagKeyPredicate};
 use super::result::Series;
 use crate::storage::column::FieldType;
 use crate::storage::series_index::Tags;
-use crate::storage::Storage;
+use crate::storage::{Shard, Storage};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Series of a database that match the statement's sources and (tag) condition, by
-/// measurement, then key.
-pub struct Listing {
-    pub by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>>,
+/// Which shards of a database a SHOW statement reads. InfluxDB 1.x answers some SHOW
+/// statements from its database-wide index and rewrites others into queries of the
+/// default retention policy; this says which, so that each answers as it does there.
+pub struct Scope<'a> {
+    pub database: &'a str,
+    /// The policy a source that names none reads: None for every policy.
+    pub unnamed_policy: Option<&'a str>,
+    /// Whether a source's own policy narrows what it reads (1.x ignores it in some
+    /// statements).
+    pub named_policies: bool,
+    /// Shards are read when their group overlaps this [start, end] range (1.x's
+    /// shard-granular answer to a time condition).
+    pub range: (i64, i64),
 }
 
+impl<'a> Scope<'a> {
+    /// Every policy of the database, whatever its sources name.
+    pub fn database(database: &'a str) -> Scope<'a> {
+        Scope {
+            database,
+            unnamed_policy: None,
+            named_policies: false,
+            range: (i64::MIN, i64::MAX),
+        }
+    }
+
+    /// Sources that name no policy read `default_policy`, the others their own.
+    pub fn policy(database: &'a str, default_policy: &'a str) -> Scope<'a> {
+        Scope {
+            unnamed_policy: Some(default_policy),
+            named_policies: true,
+            ..Scope::database(database)
+        }
+    }
+
+    pub fn within(self, range: (i64, i64)) -> Scope<'a> {
+        Scope { range, ..self }
+    }
+
+    /// The shards read, each with which of its measurements the sources name.
+    pub fn shards<'s>(
+        &'s self,
+        storage: &Storage,
+        sources: &'s [Source],
+    ) -> Result<Vec<(Arc<Shard>, impl Fn(&str) -> bool + 's)>, String> {
+        let wanted = Arc::new(Wanted::of(sources)?);
+        Ok(storage
+            .shards_of(self.database, None)
+            .into_iter()
+            .filter(|s| s.info.start <= self.range.1 && s.info.end > self.range.0)
+            .filter(|s| wanted.any_in(self, &s.info.retention_policy))
+            .map(|shard| {
+                let wanted = wanted.clone();
+                let policy = shard.info.retention_policy.clone();
+                (shard, move |m: &str| wanted.matches(self, &policy, m))
+            })
+            .collect())
+    }
+}
+
+/// The measurements a SHOW statement's sources name (all without any), with the policy
+/// each names.
+struct Wanted {
+    names: Vec<(Option<String>, Result<regex::Regex, String>)>,
+}
+
+impl Wanted {
+    fn of(sources: &[Source]) -> Result<Wanted, String> {
+        let mut names = Vec::new();
+        for s in sources {
+            match s {
+                Source::Measurement(m) => names.push((
+                    m.retention_policy.clone(),
+                    match &m.name {
+                        MeasurementName::Name(n) => Err(n.clone()),
+                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)
+                            .map_err(|e| format!("invalid regex: {e}"))?),
+                    },
+                )),
+                Source::Subquery(_) => {
+                    return Err("subqueries are not supported in SHOW statements".into())
+                }
+            }
+        }
+        Ok(Wanted { names })
+    }
+
+    fn reads(scope: &Scope, named: Option<&String>, policy: &str) -> bool {
+        match named {
+            Some(p) if scope.named_policies => p == policy,
+            _ => scope.unnamed_policy.is_none_or(|d| d == policy),
+        }
+    }
+
+    fn any_in(&self, scope: &Scope, policy: &str) -> bool {
+        if self.names.is_empty() {
+            return Self::reads(scope, None, policy);
+        }
+        self.names
+            .iter()
+            .any(|(named, _)| Self::reads(scope, named.as_ref(), policy))
+    }
+
+    fn matches(&self, scope: &Scope, policy: &str, m: &str) -> bool {
+        if self.names.is_empty() {
+            return Self::reads(scope, None, policy);
+        }
+        self.names.iter().any(|(named, name)| {
+            Self::reads(scope, named.as_ref(), policy)
+                && match name {
+                    Err(name) => name == m,
+                    Ok(re) => re.is_match(m),
+                }
+        })
+    }
+}
+
+/// Series of a database that match the statement's sources and (tag) condition, by
+/// measurement, then key, with the shards each measurement was found in.
+pub struct Listing {
+    pub by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>>,
+    shards_of: BTreeMap<String, Vec<Arc<Shard>>>,
+}
+
+impl Listing {
+    /// A measurement's field types, in the shards it was listed from.
+    pub fn field_types(&self, measurement: &str) -> BTreeMap<String, FieldType> {
+        let mut types = BTreeMap::new();
+        for shard in self.shards_of.get(measurement).into_iter().flatten() {
+            for (name, ty) in shard.field_types(measurement) {
+                types.entry(name).or_insert(ty);
+            }
+        }
+        types
+    }
+}
+
+/// `condition`'s terms on time are answered by the scope's range (give it
+/// [`Scope::within`] that range); the others are judged on each series' tags.
 pub fn list(
     storage: &Storage,
-    database: &str,
+    scope: &Scope,
     sources: &[Source],
     condition: Option<&Expr>,
 ) -> Result<Listing, String> {
+    let condition = condition.map(without_time);
     let mut regexes = Regexes::default();
-    if let Some(c) = condition {
+    if let Some(c) = &condition {
         Regexes::compile(c, &mut regexes)?;
     }
-    let wanted = measurement_filter(sources)?;
     let (fields, no_keys) = (HashMap::new(), HashSet::new());
     let mut found: BTreeMap<String, Vec<(Arc<str>, Tags)>> = BTreeMap::new();
-    for shard in storage.shards_of(database, None) {
+    let mut shards_of: BTreeMap<String, Vec<Arc<Shard>>> = BTreeMap::new();
+    for (shard, wanted) in scope.shards(storage, sources)? {
         for (measurement, mut series) in shard.series_list(&wanted) {
-            if let Some(c) = condition {
+            if let Some(c) = &condition {
                 series.retain(|(_, tags)| {
                     let row = Row {
                         time: 0,
@@ -43,41 +177,37 @@ pub fn list(
                     matches(c, &row, 0, &regexes)
                 });
             }
-            found.entry(measurement).or_default().extend(series);
+            if !series.is_empty() {
+                shards_of
+                    .entry(measurement.clone())
+                    .or_default()
+                    .push(shard.clone());
+                found.entry(measurement).or_default().extend(series);
+            }
         }
     }
     // Each shard's series come in key order: a map is built from them in one pass.
     let by_measurement = found
         .into_iter()
-        .filter(|(_, series)| !series.is_empty())
         .map(|(m, series)| (m, series.into_iter().collect()))
         .collect();
-    Ok(Listing { by_measurement })
+    Ok(Listing {
+        by_measurement,
+        shards_of,
+    })
 }
 
-/// Which measurements a SHOW statement's sources name (all without any).
-pub fn measurement_filter(sources: &[Source]) -> Result<impl Fn(&str) -> bool, String> {
-    let mut names = Vec::new();
-    for s in sources {
-        match s {
-            Source::Measurement(m) => names.push(match &m.name {
-                MeasurementName::Name(n) => Err(n.clone()),
-                MeasurementName::Regex(r) => {
-                    Ok(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
-                }
-            }),
-            Source::Subquery(_) => {
-                return Err("subqueries are not supported in SHOW statements".into())
-            }
-        }
+/// Measurements with a series in the scope that the sources name.
+pub fn measurements(
+    storage: &Storage,
+    scope: &Scope,
+    sources: &[Source],
+) -> Result<BTreeSet<String>, String> {
+    let mut names = BTreeSet::new();
+    for (shard, wanted) in scope.shards(storage, sources)? {
+        names.extend(shard.measurements().into_iter().filter(|m| wanted(m)));
     }
-    Ok(move |m: &str| {
-        names.is_empty()
-            || names.iter().any(|r| match r {
-                Err(name) => name == m,
-                Ok(re) => re.is_match(m),
-            })
-    })
+    Ok(names)
 }
 
 fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
@@ -157,16 +287,15 @@ pub fn tag_values(
 /// `SHOW TAG VALUES` without a condition: from the shards' tag indexes, listing no series.
 pub fn all_tag_values(
     storage: &Storage,
-    database: &str,
+    scope: &Scope,
     sources: &[Source],
     key: &TagKeyPredicate,
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Series>, String> {
-    let wanted = measurement_filter(sources)?;
     let key_matches = tag_key_matcher(key)?;
     let mut pairs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for shard in storage.shards_of(database, None) {
+    for (shard, wanted) in scope.shards(storage, sources)? {
         for (m, found) in shard.tag_values(&wanted, &key_matches) {
             pairs.entry(m).or_default().extend(found);
         }
@@ -220,26 +349,14 @@ fn tag_value_series(
         .collect()
 }
 
-pub fn field_keys(
-    storage: &Storage,
-    database: &str,
-    listing: &Listing,
-    offset: u64,
-    limit: u64,
-) -> Vec<Series> {
-    let shards = storage.shards_of(database, None);
+pub fn field_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
     listing
         .by_measurement
         .keys()
         .filter_map(|m| {
-            let mut types: BTreeMap<String, FieldType> = BTreeMap::new();
-            for shard in &shards {
-                for (name, ty) in shard.field_types(m) {
-                    types.entry(name).or_insert(ty);
-                }
-            }
             let values = page(
-                types
+                listing
+                    .field_types(m)
                     .into_iter()
                     .map(|(k, t)| vec![Value::from(k), Value::from(t.name())]),
                 offset,

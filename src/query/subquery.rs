@@ -86,7 +86,14 @@ pub fn scans(
                 by_tags.entry(row_tags).or_default().push((time, values));
             }
         }
-        let mut tag_keys = BTreeSet::new();
+        // A tag column the inner statement returns is a tag of the outer one's `*` even
+        // where it holds no value, as in 1.x.
+        let mut tag_keys: BTreeSet<String> = columns
+            .iter()
+            .zip(&is_tag)
+            .filter(|(_, tag)| **tag)
+            .map(|(c, _)| c.clone())
+            .collect();
         let mut series = Vec::with_capacity(by_tags.len());
         for (tags, mut rows) in by_tags {
             if let Some(cond) = &outer.condition {

@@ -860,6 +860,23 @@ impl Shard {
         out
     }
 
+    /// The tag keys of a measurement's series, but for series deletes emptied.
+    pub fn tag_keys(&self, measurement: &str) -> BTreeSet<String> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let Some(index) = data.index.measurement(measurement) else {
+            return BTreeSet::new();
+        };
+        if data.tombstones.of_measurement(measurement).is_empty() {
+            index.tag_values().map(|(k, _)| k.to_owned()).collect()
+        } else {
+            index
+                .series()
+                .filter(|(k, _)| visible(&data, measurement, k))
+                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()))
+                .collect()
+        }
+    }
+
     /// The tag (key, value) pairs of each measurement `wanted` accepts, of the keys
     /// `key` accepts, of the series not emptied by deletes.
     pub fn tag_values(
