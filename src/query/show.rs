@@ -55,7 +55,7 @@ impl<'a> Scope<'a> {
         &'s self,
         storage: &Storage,
         sources: &'s [Source],
-    ) -> Result<Vec<(Arc<Shard>, impl Fn(&str) -> bool + 's)>, String> {
+    ) -> Result<Vec<(Arc<Shard>, Wants<'s>)>, String> {
         let wanted = Arc::new(Wanted::of(sources)?);
         Ok(storage
             .shards_of(self.database, None)
@@ -65,11 +65,15 @@ impl<'a> Scope<'a> {
             .map(|shard| {
                 let wanted = wanted.clone();
                 let policy = shard.info.retention_policy.clone();
-                (shard, move |m: &str| wanted.matches(self, &policy, m))
+                let wants: Wants<'s> = Box::new(move |m| wanted.matches(self, &policy, m));
+                (shard, wants)
             })
             .collect())
     }
 }
+
+/// Which of a shard's measurements a statement's sources name.
+pub type Wants<'s> = Box<dyn Fn(&str) -> bool + 's>;
 
 /// The measurements a SHOW statement's sources name (all without any), with the policy
 /// each names.
