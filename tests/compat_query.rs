@@ -100,7 +100,7 @@ fn other_data() -> String {
 /// Over the `other` policy (its shards are hours): reads across its shard boundaries,
 /// `*` and GROUP BY * (whose tag columns are every tag key of the measurement in the
 /// database, as 1.x's database-wide index has them), regex sources, both policies in one
-/// statement, and the SHOW statements 1.x answers from its index (every policy) or
+/// statement (one measurement from both is one answer, its series joined), and the SHOW statements 1.x answers from its index (every policy) or
 /// rewrites to queries of the default policy (FIELD KEYS, the counted cardinalities, SHOW
 /// SERIES with a time condition).
 const OTHER_POLICY_QUERIES: &[&str] = &[
@@ -135,6 +135,23 @@ const OTHER_POLICY_QUERIES: &[&str] = &[
     "SELECT usage FROM other.cpu WHERE zone = 'z2' AND time < '2024-01-01T00:20:00Z'",
     "SELECT usage FROM cpu WHERE zone = 'z1'",
     "SELECT count(usage) FROM q.other.cpu WHERE time < '2024-01-01T03:00:00Z' GROUP BY region",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu GROUP BY host",
+    "SELECT usage FROM q.autogen.cpu, q.other.cpu WHERE host='a' AND time < '2024-01-01T00:00:20Z'",
+    "SELECT * FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:00:10Z'",
+    "SELECT * FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:00:10Z' GROUP BY host",
+    "SELECT mean(usage) FROM q.autogen.cpu, q.other.cpu, q.autogen.mem WHERE time < '2024-01-01T00:30:00Z' GROUP BY time(10m)",
+    "SELECT count(usage) FROM q.autogen./c.*/, q.other./c.*/",
+    "SELECT max(usage), min(count), last(usage) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T03:00:00Z' GROUP BY time(30m), host",
+    "SELECT usage FROM q.autogen.cpu, q.other.cpu WHERE host = 'a' AND time >= '2024-01-01T00:04:00Z' AND time < '2024-01-01T00:12:00Z' ORDER BY time DESC LIMIT 5",
+    "SELECT median(usage), count(distinct(count)) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:30:00Z' GROUP BY host",
+    "SELECT derivative(mean(usage), 1m) FROM q.autogen.cpu, q.other.cpu WHERE host = 'a' AND time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T00:30:00Z' GROUP BY time(5m)",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu WHERE zone = 'z1' OR region = 'east'",
+    "SELECT usage FROM q.autogen.cpu, q.other.cpu WHERE host = 'a' AND time < '2024-01-01T00:10:00Z' LIMIT 3",
+    "SELECT mean(m) FROM (SELECT max(usage) AS m FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:30:00Z' GROUP BY time(10m), host)",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu, q.autogen.mem WHERE time < '2024-01-01T01:00:00Z' GROUP BY time(20m) fill(0)",
+    "SELECT * FROM q.autogen.cpu, q.other.cpu WHERE host = 'a' AND time >= '2024-01-01T00:04:00Z' AND time < '2024-01-01T00:12:00Z' ORDER BY time DESC LIMIT 4",
+    "SELECT top(usage, 4) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:30:00Z'",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T03:00:00Z' GROUP BY time(1h), zone",
     "SHOW SERIES CARDINALITY",
     "SHOW SERIES",
     "SHOW SERIES FROM disk",
@@ -1107,7 +1124,7 @@ fn queries_answer_as_influxdb_does() {
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
     tag_values_from_a_named_policy_are_that_policys(influxd.addr, ours.addr);
-    one_measurement_from_two_policies_is_refused(ours.addr);
+    slimit_over_one_measurement_from_two_policies_is_refused(ours.addr);
     windows_across_a_utc_offset_change_are_refused(ours.addr);
     huge_counts_return_every_point(ours.addr);
     transforming_series_that_share_timestamps_is_refused(ours.addr);
@@ -1182,8 +1199,6 @@ fn windows_across_a_utc_offset_change_are_refused(ours: SocketAddr) {
     );
 }
 
-/// sample() is random: both must return the same number of rows with the same columns,
-/// and every row ours returns must be a point of the data.
 /// `SHOW TAG VALUES FROM rp.m` lists the values of that policy's series, as 1.8 made it
 /// (influxdata/influxdb#21981); 1.6 lists every policy's. Without a policy, both list every
 /// policy's.
@@ -1203,13 +1218,16 @@ fn tag_values_from_a_named_policy_are_that_policys(influxd: SocketAddr, ours: So
     assert_eq!(values(ours, unnamed).len(), 4);
 }
 
-/// One measurement read from two retention policies: 1.x merges the two into one answer;
-/// shardkeeper refuses (influxd is not asked).
-fn one_measurement_from_two_policies_is_refused(ours: SocketAddr) {
+/// One measurement read from two retention policies is one answer, but 1.x applies SLIMIT
+/// and SOFFSET to each policy's series before joining them: shardkeeper refuses those
+/// (influxd is not asked).
+fn slimit_over_one_measurement_from_two_policies_is_refused(ours: SocketAddr) {
     let r = query(
         ours,
         DB,
-        &format!("SELECT count(usage) FROM {DB}.autogen.cpu, {DB}.other.cpu"),
+        &format!(
+            "SELECT count(usage) FROM {DB}.autogen.cpu, {DB}.other.cpu GROUP BY host SLIMIT 1"
+        ),
     );
     let error = r.json()["results"][0]["error"]
         .as_str()
@@ -1218,6 +1236,8 @@ fn one_measurement_from_two_policies_is_refused(ours: SocketAddr) {
     assert!(error.contains("not supported yet"), "{error}");
 }
 
+/// sample() is random: both must return the same number of rows with the same columns,
+/// and every row ours returns must be a point of the data.
 fn sample_returns_as_many_points_of_the_series(influxd: SocketAddr, ours: SocketAddr) {
     let range = "time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
     let raw = query(

@@ -142,7 +142,17 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     let offset = super::aggregate::time_offset(stmt);
     let range = time_range(stmt.condition.as_ref(), ctx.now);
     ctx.limits.check_buckets(range, interval, offset, ctx.now)?;
-    let mut inputs: Vec<Input> = targets(stmt, ctx)?.into_iter().map(Input::Stored).collect();
+    // One measurement from several policies or databases is read as one (targets come in
+    // name order).
+    let mut inputs: Vec<Input> = Vec::new();
+    for target in targets(stmt, ctx)? {
+        match inputs.last_mut() {
+            Some(Input::Stored(same)) if same[0].measurement == target.measurement => {
+                same.push(target)
+            }
+            _ => inputs.push(Input::Stored(vec![target])),
+        }
+    }
     for source in &stmt.sources {
         if let Source::Subquery(inner) = source {
             let scans = super::subquery::scans(stmt, inner, ctx)?;
@@ -166,10 +176,12 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
         let mut fields: BTreeMap<String, FieldType> = BTreeMap::new();
         for input in &inputs {
             match input {
-                Input::Stored(t) => {
-                    for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
-                        for (name, kind) in shard.field_types(&t.measurement) {
-                            fields.entry(name).or_insert(kind);
+                Input::Stored(targets) => {
+                    for t in targets {
+                        for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
+                            for (name, kind) in shard.field_types(&t.measurement) {
+                                fields.entry(name).or_insert(kind);
+                            }
                         }
                     }
                 }
@@ -210,8 +222,10 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     if wildcard {
         let range = time_range(stmt.condition.as_ref(), ctx.now);
         for input in &inputs {
-            if let Input::Stored(target) = input {
-                union.extend(wildcard_columns(stmt, ctx, target, range)?);
+            if let Input::Stored(targets) = input {
+                for target in targets {
+                    union.extend(wildcard_columns(stmt, ctx, target, range)?);
+                }
             }
         }
     }
@@ -256,16 +270,17 @@ fn calls_pattern(e: &Expr) -> bool {
     }
 }
 
-/// What a statement reads: a measurement in storage, or the rows of a subquery.
+/// What a statement reads: a measurement in storage (from one or several policies or
+/// databases), or the rows of a subquery.
 enum Input {
-    Stored(Target),
+    Stored(Vec<Target>),
     Derived(Scan),
 }
 
 impl Input {
     fn measurement(&self) -> &str {
         match self {
-            Input::Stored(t) => &t.measurement,
+            Input::Stored(targets) => &targets[0].measurement,
             Input::Derived(scan) => &scan.measurement,
         }
     }
@@ -296,7 +311,23 @@ fn execute_one(
             .filter(super::aggregate::by_columns)
     };
     let scan = match input {
-        Input::Stored(target) => scan(stmt, ctx, &target, &foldable)?,
+        Input::Stored(targets) => match targets.as_slice() {
+            [target] => scan(stmt, ctx, target, &foldable)?,
+            // 1.x applies them to each source before joining its series.
+            _ if stmt.slimit > 0 || stmt.soffset > 0 => {
+                return Err(
+                    "SLIMIT and SOFFSET over one measurement from several retention \
+                            policies or databases are not supported yet"
+                        .into(),
+                )
+            }
+            several => merged(
+                several
+                    .iter()
+                    .map(|t| scan(stmt, ctx, t, &|_| None))
+                    .collect::<Result<_, _>>()?,
+            ),
+        },
         Input::Derived(scan) => scan,
     };
     let folded = scan.folded.as_ref();
@@ -448,19 +479,68 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
         }
     }
     out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
-    // 1.x merges one measurement's series read from several policies or databases into
-    // one answer; shardkeeper would answer each apart, so it refuses rather than differ.
-    if let Some(twice) = out
-        .windows(2)
-        .find(|w| w[0].measurement == w[1].measurement)
-    {
-        return Err(format!(
-            "measurement {} from several retention policies or databases in one statement is \
-             not supported yet",
-            twice[0].measurement
-        ));
-    }
     Ok(out)
+}
+
+/// One measurement read from several policies or databases is one answer in 1.x: series
+/// of the same tags are joined, their rows in time order (of equal times, the earlier
+/// source's first), over the union of the fields.
+fn merged(scans: Vec<Scan>) -> Scan {
+    let fields: Vec<String> = scans
+        .iter()
+        .flat_map(|s| s.fields.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut by_tags: BTreeMap<Vec<(String, String)>, Vec<(i64, Vec<Option<FieldValue>>)>> =
+        BTreeMap::new();
+    let (mut field_keys, mut tag_keys) = (HashSet::new(), BTreeSet::new());
+    let (mut measurement, mut range) = (String::new(), (i64::MIN, i64::MAX));
+    for scan in scans {
+        let at: Vec<usize> = scan
+            .fields
+            .iter()
+            .map(|f| {
+                fields
+                    .binary_search(f)
+                    .expect("every scan's fields are merged")
+            })
+            .collect();
+        for s in &scan.series {
+            let rows = by_tags.entry(s.tags.clone()).or_default();
+            for (time, values) in s.rows() {
+                let mut row = vec![None; fields.len()];
+                for (v, &i) in values.iter().zip(&at) {
+                    row[i] = v.clone();
+                }
+                rows.push((*time, row));
+            }
+        }
+        field_keys.extend(scan.field_keys);
+        tag_keys.extend(scan.tag_keys);
+        (measurement, range) = (scan.measurement, (scan.start, scan.end));
+    }
+    let series = by_tags
+        .into_iter()
+        .map(|(tags, mut rows)| {
+            rows.sort_by_key(|(time, _)| *time);
+            let mut joined = SeriesRows::new(tags, fields.len());
+            for (time, values) in rows {
+                joined.push(time, values);
+            }
+            joined
+        })
+        .collect();
+    Scan {
+        measurement,
+        fields,
+        field_keys,
+        tag_keys,
+        series,
+        start: range.0,
+        end: range.1,
+        folded: None,
+    }
 }
 
 /// The shards of the target's policy whose groups overlap [start, end].
