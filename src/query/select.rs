@@ -156,7 +156,7 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
     for source in &stmt.sources {
         if let Source::Subquery(inner) = source {
             let scans = super::subquery::scans(stmt, inner, ctx)?;
-            inputs.extend(scans.into_iter().map(Input::Derived));
+            inputs.extend(scans.into_iter().map(|s| Input::Derived(Box::new(s))));
         }
     }
     inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
@@ -274,7 +274,7 @@ fn calls_pattern(e: &Expr) -> bool {
 /// databases), or the rows of a subquery.
 enum Input {
     Stored(Vec<Target>),
-    Derived(Scan),
+    Derived(Box<Scan>),
 }
 
 impl Input {
@@ -328,7 +328,7 @@ fn execute_one(
                     .collect::<Result<_, _>>()?,
             ),
         },
-        Input::Derived(scan) => scan,
+        Input::Derived(scan) => *scan,
     };
     let folded = scan.folded.as_ref();
     ctx.limits
@@ -492,8 +492,8 @@ fn merged(scans: Vec<Scan>) -> Scan {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut by_tags: BTreeMap<Vec<(String, String)>, Vec<(i64, Vec<Option<FieldValue>>)>> =
-        BTreeMap::new();
+    type Rows = Vec<(i64, Vec<Option<FieldValue>>)>;
+    let mut by_tags: BTreeMap<Vec<(String, String)>, Rows> = BTreeMap::new();
     let (mut field_keys, mut tag_keys) = (HashSet::new(), BTreeSet::new());
     let (mut measurement, mut range) = (String::new(), (i64::MIN, i64::MAX));
     for scan in scans {
