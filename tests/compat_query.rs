@@ -401,6 +401,9 @@ fn queries() -> Vec<String> {
         "SELECT * FROM net WHERE dev = 'd42' ORDER BY time DESC LIMIT 2".into(),
         "SELECT count(bytes) FROM net WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T00:05:00Z' GROUP BY time(1m)".into(),
         "SELECT sum(bytes) FROM net WHERE ok = true".into(),
+        // Over 64 series: folded on both cores, each core's running variance merged.
+        "SELECT stddev(bytes), spread(bytes) FROM net".into(),
+        "SELECT stddev(bytes), spread(bytes) FROM net WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T00:05:00Z' GROUP BY time(2m)".into(),
         "SHOW TAG VALUES FROM net WITH KEY = dev LIMIT 5 OFFSET 140".into(),
         "SHOW SERIES EXACT CARDINALITY FROM net".into(),
         "SHOW MEASUREMENTS WITH MEASUREMENT = cpu".into(),

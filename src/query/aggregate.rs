@@ -131,6 +131,8 @@ pub fn by_columns(plan: &Plan) -> bool {
                         | Func::Max
                         | Func::First
                         | Func::Last
+                        | Func::Spread
+                        | Func::Stddev
                 )
         })
 }
@@ -843,6 +845,15 @@ enum Acc {
     },
     /// first, last, min, max: the point chosen so far.
     Pick(Option<(i64, FieldValue)>),
+    /// spread: the time of the first value, the least and the greatest value.
+    Spread(Option<(i64, FieldValue, FieldValue)>),
+    /// stddev: Welford's running count, mean and sum of squared differences from it.
+    Stddev {
+        first: Option<i64>,
+        n: f64,
+        mean: f64,
+        m2: f64,
+    },
     Values(Vec<(i64, FieldValue)>),
 }
 
@@ -864,6 +875,13 @@ impl Acc {
                 numbers: 0,
             },
             Func::First | Func::Last | Func::Min | Func::Max => Acc::Pick(None),
+            Func::Spread => Acc::Spread(None),
+            Func::Stddev => Acc::Stddev {
+                first: None,
+                n: 0.0,
+                mean: 0.0,
+                m2: 0.0,
+            },
             _ => Acc::Values(Vec::new()),
         }
     }
@@ -921,6 +939,24 @@ impl Acc {
                 };
                 if replace {
                     *chosen = Some((time, value.clone()));
+                }
+            }
+            Acc::Spread(None) => *self = Acc::Spread(Some((time, value.clone(), value.clone()))),
+            Acc::Spread(Some((_, lo, hi))) => {
+                if cmp(value, lo).is_lt() {
+                    *lo = value.clone();
+                }
+                if cmp(value, hi).is_gt() {
+                    *hi = value.clone();
+                }
+            }
+            Acc::Stddev { first, n, mean, m2 } => {
+                first.get_or_insert(time);
+                if let Some(x) = num(value) {
+                    *n += 1.0;
+                    let delta = x - *mean;
+                    *mean += delta / *n;
+                    *m2 += delta * (x - *mean);
                 }
             }
             Acc::Values(values) => values.push((time, value.clone())),
@@ -984,6 +1020,31 @@ impl Acc {
                 }
             }
             (own @ Acc::Pick(_), Acc::Pick(Some((time, value)))) => own.push(func, time, &value),
+            (own @ Acc::Spread(_), Acc::Spread(Some((time, lo, hi)))) => {
+                own.push(func, time, &lo);
+                own.push(func, time, &hi);
+            }
+            (
+                Acc::Stddev { first, n, mean, m2 },
+                Acc::Stddev {
+                    first: later_first,
+                    n: nb,
+                    mean: mb,
+                    m2: m2b,
+                },
+            ) => {
+                if first.is_none() {
+                    *first = later_first;
+                }
+                if nb > 0.0 {
+                    // Chan et al.'s combination of two running variances.
+                    let total = *n + nb;
+                    let delta = mb - *mean;
+                    *m2 += m2b + delta * delta * *n * nb / total;
+                    *mean += delta * nb / total;
+                    *n = total;
+                }
+            }
             (Acc::Values(values), Acc::Values(more)) => values.extend(more),
             _ => {}
         }
@@ -1015,9 +1076,28 @@ impl Acc {
                 numbers,
             } => Some((first?, FieldValue::Float(sum / numbers as f64))),
             Acc::Pick(chosen) => chosen,
+            Acc::Spread(range) => {
+                let (time, lo, hi) = range?;
+                Some((time, spread(&lo, &hi)?))
+            }
+            Acc::Stddev { n, .. } if n < 2.0 => None,
+            Acc::Stddev { first, n, m2, .. } => {
+                Some((first?, FieldValue::Float((m2 / (n - 1.0)).sqrt())))
+            }
             Acc::Values(values) => reduce(func, &values),
         }
     }
+}
+
+/// The greatest value less the least, in their type.
+fn spread(lo: &FieldValue, hi: &FieldValue) -> Option<FieldValue> {
+    Some(match (lo, hi) {
+        (FieldValue::Integer(a), FieldValue::Integer(b)) => FieldValue::Integer(b.wrapping_sub(*a)),
+        (FieldValue::Unsigned(a), FieldValue::Unsigned(b)) => {
+            FieldValue::Unsigned(b.wrapping_sub(*a))
+        }
+        _ => FieldValue::Float(num(hi)? - num(lo)?),
+    })
 }
 
 /// One window's values of one call reduced to its result (with a time for selectors).
@@ -1110,16 +1190,7 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
         Func::Spread => {
             let lo = values.iter().map(|(_, v)| v).min_by(|a, b| cmp(a, b))?;
             let hi = values.iter().map(|(_, v)| v).max_by(|a, b| cmp(a, b))?;
-            let spread = match (lo, hi) {
-                (FieldValue::Integer(a), FieldValue::Integer(b)) => {
-                    FieldValue::Integer(b.wrapping_sub(*a))
-                }
-                (FieldValue::Unsigned(a), FieldValue::Unsigned(b)) => {
-                    FieldValue::Unsigned(b.wrapping_sub(*a))
-                }
-                _ => FieldValue::Float(num(hi)? - num(lo)?),
-            };
-            Some((first.0, spread))
+            Some((first.0, spread(lo, hi)?))
         }
         Func::Stddev if numeric.len() < 2 => None,
         Func::Stddev => {
