@@ -1085,6 +1085,7 @@ fn queries_answer_as_influxdb_does() {
     load(ours.addr);
     let all = queries();
     assert!(all.len() >= 300, "{} queries", all.len());
+    eprintln!("comparing {} queries with influxd", all.len());
     let mut differences = Vec::new();
     let without_database = ["SHOW SERIES CARDINALITY", "SHOW TAG KEY EXACT CARDINALITY"];
     let asked = all
