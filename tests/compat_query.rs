@@ -196,6 +196,7 @@ const OTHER_POLICY_QUERIES: &[&str] = &[
     "SHOW TAG VALUES CARDINALITY WITH KEY = host",
     "SHOW TAG VALUES EXACT CARDINALITY FROM other.cpu WITH KEY = host",
     "SHOW RETENTION POLICIES",
+    "SHOW DATABASES",
 ];
 
 /// 1.6 counts a series once per shard that holds it in `SHOW SERIES EXACT CARDINALITY` and
@@ -1058,6 +1059,9 @@ fn load(addr: SocketAddr) {
         );
     }
     assert_eq!(query(addr, "", OTHER_POLICY).status, 200);
+    // Created after `other`, listed after it though its name sorts first.
+    let archive = "CREATE RETENTION POLICY archive ON q DURATION 30d REPLICATION 1";
+    assert_eq!(query(addr, "", archive).status, 200);
     for (policy, lines) in [("autogen", data()), ("other", other_data())] {
         let r = request(
             addr,
@@ -1133,6 +1137,37 @@ fn queries_answer_as_influxdb_does() {
     huge_counts_return_every_point(ours.addr);
     transforming_series_that_share_timestamps_is_refused(ours.addr);
     a_subquery_beside_a_source_of_its_measurement_is_refused(ours.addr);
+    ours.stop();
+    listings_keep_creation_order_across_restarts(influxd.addr, dir.path());
+}
+
+/// Databases, policies and shards are listed in creation order as 1.x lists them (`q`
+/// before `empty`, `other` before `archive`), after a clean stop (from the final
+/// snapshot) and after kill -9 (from the log) alike.
+fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::path::Path) {
+    let listings = |addr: SocketAddr| -> Vec<Value> {
+        ["SHOW DATABASES", "SHOW RETENTION POLICIES ON q"]
+            .iter()
+            .map(|q| query(addr, "", q).json())
+            .collect()
+    };
+    let shards = |addr: SocketAddr| -> Vec<(String, String, String)> {
+        let r = query(addr, "", "SHOW SHARDS").json();
+        let mut out = Vec::new();
+        for s in r["results"][0]["series"].as_array().into_iter().flatten() {
+            for row in s["values"].as_array().into_iter().flatten() {
+                out.push((row[1].to_string(), row[2].to_string(), row[4].to_string()));
+            }
+        }
+        out
+    };
+    let expected = (listings(influxd), shards(influxd));
+    assert_eq!(expected.1.len(), 5, "{:?}", expected.1);
+    let ours = Daemon::start(dir);
+    assert_eq!((listings(ours.addr), shards(ours.addr)), expected);
+    ours.kill9();
+    let ours = Daemon::start(dir);
+    assert_eq!((listings(ours.addr), shards(ours.addr)), expected);
     ours.stop();
 }
 

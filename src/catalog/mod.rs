@@ -14,6 +14,7 @@ use crate::proto::{
     UserPasswordSet, UserPrivilegeSet,
 };
 use crate::storage::ShardInfo;
+use indexmap::IndexMap;
 use prost::Message;
 use std::collections::BTreeMap;
 
@@ -50,14 +51,16 @@ pub fn shard_group_duration(policy_duration: i64) -> i64 {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Database {
     pub default_policy: String,
-    pub policies: BTreeMap<String, RetentionPolicySpec>,
+    /// In creation order, as 1.x lists them.
+    pub policies: IndexMap<String, RetentionPolicySpec>,
     /// Shards of every policy, in creation order.
     pub shards: Vec<ShardCreated>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
-    pub databases: BTreeMap<String, Database>,
+    /// In creation order, as 1.x lists them.
+    pub databases: IndexMap<String, Database>,
     /// By name.
     pub users: BTreeMap<String, UserCreated>,
     /// By id.
@@ -525,7 +528,7 @@ impl Projection for Catalog {
                 self.databases.entry(e.name.clone()).or_insert(db);
             }
             Some(Kind::DatabaseDropped(e)) => {
-                self.databases.remove(&e.name);
+                self.databases.shift_remove(&e.name);
                 for user in self.users.values_mut() {
                     user.privileges.retain(|p| p.database != e.name);
                 }
@@ -570,7 +573,7 @@ impl Projection for Catalog {
             }
             Some(Kind::RetentionPolicyDropped(e)) => {
                 if let Some(db) = self.databases.get_mut(&e.database) {
-                    db.policies.remove(&e.name);
+                    db.policies.shift_remove(&e.name);
                     db.shards.retain(|s| s.retention_policy != e.name);
                     if db.default_policy == e.name {
                         db.default_policy.clear();

@@ -479,9 +479,13 @@ async fn run(
             let catalog: Catalog = control.read(|c| c.clone()).await;
             let mut out = Vec::new();
             for (name, db) in &catalog.databases {
-                let rows = db
-                    .shards
-                    .iter()
+                let mut shards: Vec<_> = db.shards.iter().collect();
+                // 1.x lists them by policy (in creation order), then by time.
+                shards.sort_by_key(|s| {
+                    (db.policies.get_index_of(&s.retention_policy), s.start_nanos)
+                });
+                let rows = shards
+                    .into_iter()
                     .map(|s| {
                         let duration = db
                             .policies
