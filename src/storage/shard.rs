@@ -1037,7 +1037,7 @@ mod tests {
     use crate::line_protocol::parse_body;
     use crate::storage::points_codec::{encode_point_lines, encode_points_written};
 
-    fn values(shard: &Shard, field: &str) -> Vec<(String, i64, FieldValue)> {
+    fn values(shard: &Shard, field: &str) -> FieldEntries {
         let mut found = Vec::new();
         let fields = [field.to_owned()];
         let read = SeriesRead {
@@ -1060,8 +1060,11 @@ mod tests {
         found
     }
 
+    /// A field's (series key, time, value) entries, as read.
+    type FieldEntries = Vec<(String, i64, FieldValue)>;
+
     /// Every series' every field, as read.
-    fn all_values(shard: &Shard) -> Vec<(String, Vec<(String, i64, FieldValue)>)> {
+    fn all_values(shard: &Shard) -> Vec<(String, FieldEntries)> {
         let mut fields: Vec<String> = shard.field_types("cpu").into_keys().collect();
         fields.sort();
         fields
