@@ -57,7 +57,7 @@ fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
     a.fields.len() == b.fields.len()
         && a.measurement == b.measurement
         && a.fields.iter().zip(&b.fields).all(|((an, av), (bn, bv))| {
-            std::mem::discriminant(av) == std::mem::discriminant(bv) && an == bn
+            std::mem::discriminant(av) == std::mem::discriminant(bv) && super::same_name(an, bn)
         })
 }
 
