@@ -7,9 +7,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// How long memory mimalloc has freed stays mapped before it is returned to the system.
 /// Its default (1 s) is shorter than the life of a shard head under ingest: a flushed head's
-/// pages were returned just before the next head wanted them, and faulting them in again
-/// (zeroed by the kernel) was 10-12% of the daemon's CPU in `bench ingest` (35k page faults
-/// per million points; 1k with this delay). An idle node still gives the memory back.
+/// pages were returned just before the next head wanted them and were faulted in (zeroed by
+/// the kernel) again: 35k page faults per million points in `bench ingest`, 1k with this
+/// delay. An idle node still gives the memory back.
 const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 fn main() -> std::process::ExitCode {
