@@ -720,17 +720,30 @@ fn a_backup_cut_short_by_the_node_stopping_is_listed_as_failed_after_restart() {
     let data = root.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     // Everything stays in the log: the shard is large enough to fill every buffer on the
-    // way to a client that does not read.
+    // way to a client that does not read. The data log compresses its records, so each
+    // line carries 64 pseudo-random hex digits (about 10 MB of log in all).
     let config = "max_head_mib = 512\nidle_flush_seconds = 3600\n";
     let daemon = Daemon::start_with_config(&data, config);
     ok(query(daemon.addr, "", "CREATE DATABASE big"));
+    let noise = |x: u64| {
+        // splitmix64
+        let z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
     for batch in 0..60u64 {
         let body: String = (0..5000u64)
             .map(|i| {
+                let n = 4 * (batch * 5000 + i);
                 format!(
-                    "m,host=h{},rack=r{} a={i}.5,b={batch}i,c=\"some text to make the line longer\" {}\n",
+                    "m,host=h{},rack=r{} a={i}.5,b={batch}i,c=\"{:016x}{:016x}{:016x}{:016x}\" {}\n",
                     i % 100,
                     i % 7,
+                    noise(n),
+                    noise(n + 1),
+                    noise(n + 2),
+                    noise(n + 3),
                     BASE + batch * 5000 + i
                 )
             })

@@ -38,11 +38,28 @@ fn files(dir: &Path, ext: &str) -> BTreeSet<String> {
     )
 }
 
-/// Batches of 200 series at one time each, from `from` to `to` seconds.
+/// Batches of 200 series at one time each, from `from` to `to` seconds. Each string value
+/// ends in 32 pseudo-random hex digits: the data log compresses its records, and this
+/// keeps them large enough to fill (and so seal and remove) several segments.
 fn load(daemon: &Daemon, from: u64, to: u64) {
+    let noise = |x: u64| {
+        // splitmix64
+        let z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
     for t in from..=to {
         let body: String = (0..200)
-            .map(|h| format!("m,host=h{h} f={t}.5,s=\"v{t}-{h}\" {}\n", t * 1_000_000_000))
+            .map(|h| {
+                let n = t * 1000 + h;
+                format!(
+                    "m,host=h{h} f={t}.5,s=\"v{t}-{h}-{:016x}{:016x}\" {}\n",
+                    noise(n),
+                    noise(!n),
+                    t * 1_000_000_000
+                )
+            })
             .collect();
         write(daemon, &body);
     }

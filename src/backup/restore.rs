@@ -6,7 +6,7 @@ use super::BackupError;
 use crate::log::format::{self as log_format, Frame, SEGMENT_HEADER_LEN};
 use crate::log::fs::RealFs;
 use crate::storage::column_file::{self, ColumnFile};
-use crate::storage::shard::{POINTS_RECORD, POINT_LINES_RECORD};
+use crate::storage::shard::{POINTS_RECORD, POINT_LINES_RECORD, POINT_LINES_ZSTD_RECORD};
 use crate::storage::tombstone::TOMBSTONE_RECORD;
 use std::path::Path;
 
@@ -140,10 +140,16 @@ fn scan_segment(bytes: &[u8], base: u64) -> Result<u64, String> {
                 if let Some(e) = decoded {
                     return Err(format!("record at byte {offset} does not decode: {e}"));
                 }
-                if kind == POINT_LINES_RECORD {
-                    check_point_lines(payload)
-                        .map_err(|e| format!("record at byte {offset} does not decode: {e}"))?;
-                }
+                let lines = match kind {
+                    POINT_LINES_RECORD => check_point_lines(payload),
+                    POINT_LINES_ZSTD_RECORD => {
+                        crate::storage::points_codec::decompress_point_lines(payload)
+                            .map_err(|e| e.to_string())
+                            .and_then(|plain| check_point_lines(&plain))
+                    }
+                    _ => Ok(()),
+                };
+                lines.map_err(|e| format!("record at byte {offset} does not decode: {e}"))?;
                 records += 1;
                 offset = next;
             }

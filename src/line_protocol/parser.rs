@@ -91,7 +91,8 @@ pub fn parse_body_with<'a>(
     body: &'a [u8],
     opts: &ParseOptions,
 ) -> (Vec<Point<'a>>, Vec<LineError>) {
-    let estimate = body.iter().filter(|&&b| b == b'\n').count() + 1;
+    // Counted with SIMD: a byte-at-a-time count was 6% of a point's instructions.
+    let estimate = memchr::memchr_iter(b'\n', body).count() + 1;
     let mut points = Vec::with_capacity(estimate.min(1 << 20));
     let mut errors = Vec::new();
     let mut scratch = Scratch::default();
@@ -260,6 +261,26 @@ fn find_field_special(buf: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     while i < buf.len() && FIELD_SPECIAL[buf[i] as usize] == 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first space, `,` or `=` at or after `i` (or `buf.len()`): where a tag key
+/// or value of a line without backslashes ends.
+#[inline]
+fn find_tag_special(buf: &[u8], mut i: usize) -> usize {
+    while i + 8 <= buf.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let m = has_byte(w, b' ') | has_byte(w, b',') | has_byte(w, b'=');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && !matches!(buf[i], b' ' | b',' | b'=') {
         i += 1;
     }
     i
@@ -459,6 +480,9 @@ fn parse_one<'a>(
     }
     let meas_end = i;
     // ---- tags ----
+    // Without a backslash in the line, a tag key or value ends at the first space, comma
+    // or `=`, found eight bytes at a time (the reference walk keeps the byte loop).
+    let fast_tags = plain && fast_fields;
     sc.tags.clear();
     if has_tags {
         i += 1;
@@ -467,13 +491,20 @@ fn parse_one<'a>(
             if i >= len || matches!(buf[i], b' ' | b',' | b'=') {
                 return Err("missing tag key".into());
             }
-            loop {
-                i += 1;
-                if i >= len || (matches!(buf[i], b' ' | b',') && buf[i - 1] != b'\\') {
+            if fast_tags {
+                i = find_tag_special(buf, i + 1);
+                if i >= len || buf[i] != b'=' {
                     return Err("missing tag value".into());
                 }
-                if buf[i] == b'=' && buf[i - 1] != b'\\' {
-                    break;
+            } else {
+                loop {
+                    i += 1;
+                    if i >= len || (matches!(buf[i], b' ' | b',') && buf[i - 1] != b'\\') {
+                        return Err("missing tag value".into());
+                    }
+                    if buf[i] == b'=' && buf[i - 1] != b'\\' {
+                        break;
+                    }
                 }
             }
             let ke = i;
@@ -488,23 +519,35 @@ fn parse_one<'a>(
                 raw_spans_canonical = false;
             }
             let more;
-            loop {
-                i += 1;
+            if fast_tags {
+                i = find_tag_special(buf, i + 1);
                 if i >= len {
                     return Err("missing fields".into());
                 }
-                if buf[i - 1] != b'\\' {
-                    match buf[i] {
-                        b'=' => return Err("invalid tag format".into()),
-                        b',' => {
-                            more = true;
-                            break;
+                match buf[i] {
+                    b'=' => return Err("invalid tag format".into()),
+                    b',' => more = true,
+                    _ => more = false, // a space
+                }
+            } else {
+                loop {
+                    i += 1;
+                    if i >= len {
+                        return Err("missing fields".into());
+                    }
+                    if buf[i - 1] != b'\\' {
+                        match buf[i] {
+                            b'=' => return Err("invalid tag format".into()),
+                            b',' => {
+                                more = true;
+                                break;
+                            }
+                            b' ' => {
+                                more = false;
+                                break;
+                            }
+                            _ => {}
                         }
-                        b' ' => {
-                            more = false;
-                            break;
-                        }
-                        _ => {}
                     }
                 }
             }
@@ -701,9 +744,15 @@ fn parse_one<'a>(
                 key.push(b',');
                 key.extend_from_slice(&buf[ks..ve]);
             }
-            match String::from_utf8(key) {
-                Ok(k) => Cow::Owned(k),
-                Err(_) => return Err("invalid UTF-8 in measurement".into()),
+            if ascii {
+                // SAFETY: every byte of the line is ASCII, so the key is UTF-8 (validating
+                // it again was 1% of a point's CPU).
+                Cow::Owned(unsafe { String::from_utf8_unchecked(key) })
+            } else {
+                match String::from_utf8(key) {
+                    Ok(k) => Cow::Owned(k),
+                    Err(_) => return Err("invalid UTF-8 in measurement".into()),
+                }
             }
         }
         false => Cow::Owned(super::series_key(&measurement, &tags)),

@@ -65,8 +65,11 @@ impl Head {
             // A series' points usually list their fields in the same order: try the
             // position this field had last time before searching.
             let found = match series.fields.get(at) {
-                Some((n, _)) if n == name => Some(at),
-                _ => series.fields.iter().position(|(n, _)| n == name),
+                Some((n, _)) if super::same_name(n, name) => Some(at),
+                _ => series
+                    .fields
+                    .iter()
+                    .position(|(n, _)| super::same_name(n, name)),
             };
             let column = match found {
                 Some(i) => &mut series.fields[i].1,

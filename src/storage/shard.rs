@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Field types per measurement; consulted for every point written, so a fast hash.
 type Schema = HashMap<String, FieldTypes, RandomState>;
@@ -57,7 +57,7 @@ fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
     a.fields.len() == b.fields.len()
         && a.measurement == b.measurement
         && a.fields.iter().zip(&b.fields).all(|((an, av), (bn, bv))| {
-            std::mem::discriminant(av) == std::mem::discriminant(bv) && an == bn
+            std::mem::discriminant(av) == std::mem::discriminant(bv) && super::same_name(an, bn)
         })
 }
 
@@ -75,6 +75,7 @@ enum Replayed<'a> {
 fn decode_record<'a>(
     kind: u8,
     payload: &'a [u8],
+    inflated: &'a OnceLock<Vec<u8>>,
     parser: &mut LineParser,
 ) -> Result<Replayed<'a>, String> {
     match kind {
@@ -84,28 +85,36 @@ fn decode_record<'a>(
         TOMBSTONE_RECORD => TombstonesWritten::decode(payload)
             .map(|w| Replayed::Tombstones(w.tombstones))
             .map_err(|e| e.to_string()),
-        POINT_LINES_RECORD => {
-            let (version, lines) =
-                super::points_codec::decode_point_lines(payload).map_err(|e| e.to_string())?;
-            let mut points = Vec::with_capacity(lines.len());
-            for (time, line) in lines {
-                let mut point = parser.parse(line).map_err(|reason| {
-                    format!(
-                        "line {:?} does not parse: {reason}",
-                        String::from_utf8_lossy(line)
-                    )
-                })?;
-                point.timestamp = Some(time);
-                // Logged lines were admitted, so this only drops fields named time.
-                if let Some(reason) = super::invalid_point_reason(&mut point) {
-                    return Err(reason);
-                }
-                points.push(point);
-            }
-            Ok(Replayed::Points(version, points))
+        POINT_LINES_RECORD => parse_point_lines(payload, parser),
+        POINT_LINES_ZSTD_RECORD => {
+            let plain =
+                super::points_codec::decompress_point_lines(payload).map_err(|e| e.to_string())?;
+            parse_point_lines(inflated.get_or_init(|| plain), parser)
         }
         _ => Ok(Replayed::Other),
     }
+}
+
+/// The points of a `PointLines` record's bytes, parsed again from their lines.
+fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Replayed<'a>, String> {
+    let (version, lines) =
+        super::points_codec::decode_point_lines(plain).map_err(|e| e.to_string())?;
+    let mut points = Vec::with_capacity(lines.len());
+    for (time, line) in lines {
+        let mut point = parser.parse(line).map_err(|reason| {
+            format!(
+                "line {:?} does not parse: {reason}",
+                String::from_utf8_lossy(line)
+            )
+        })?;
+        point.timestamp = Some(time);
+        // Logged lines were admitted, so this only drops fields named time.
+        if let Some(reason) = super::invalid_point_reason(&mut point) {
+            return Err(reason);
+        }
+        points.push(point);
+    }
+    Ok(Replayed::Points(version, points))
 }
 
 /// Column files a shard may gather before they are merged into one.
@@ -114,8 +123,12 @@ const MERGE_AT: usize = 8;
 /// Record kind of a prost-encoded [`crate::proto::PointsWritten`] in a shard's data log
 /// (written by earlier versions, and for points without a line).
 pub const POINTS_RECORD: u8 = 2;
-/// Record kind of a prost-encoded [`crate::proto::PointLines`]: what writes log.
+/// Record kind of a prost-encoded [`crate::proto::PointLines`] (written by earlier
+/// versions, and for batches too small to gain from compression).
 pub const POINT_LINES_RECORD: u8 = 4;
+/// Record kind of a [`POINT_LINES_RECORD`]'s bytes as one zstd frame: what writes log
+/// (see [`super::points_codec::compress_point_lines`]).
+pub const POINT_LINES_ZSTD_RECORD: u8 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
@@ -358,20 +371,26 @@ impl Shard {
         // The records after the newest column file (about the head's budget) are read into
         // memory, then decoded and parsed on a second thread while this one fills the head:
         // parsing is about half the work of replay, which a restart waits for.
+        // A compressed record is decompressed by the second thread too, into its slot of
+        // `inflated`, which outlives the points that borrow from it.
         let mut records: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
         let mut reader = log.reader(covered + 1).map_err(shard_err)?;
         while let Some(record) = reader.next().map_err(shard_err)? {
             records.push((record.lsn, record.kind, record.payload.to_vec()));
         }
         drop(reader);
+        let inflated: Vec<OnceLock<Vec<u8>>> = records.iter().map(|_| OnceLock::new()).collect();
         let max_version = std::thread::scope(|scope| {
             let (decoded_tx, decoded) = std::sync::mpsc::sync_channel(REPLAY_AHEAD);
-            let records = &records;
+            let (records, inflated) = (&records, &inflated);
             scope.spawn(move || {
                 let mut parser = LineParser::new(ParseOptions::default());
-                for (lsn, kind, payload) in records {
-                    let points = decode_record(*kind, payload, &mut parser);
-                    if decoded_tx.send((*lsn, payload.len(), points)).is_err() {
+                for ((lsn, kind, payload), slot) in records.iter().zip(inflated) {
+                    let points = decode_record(*kind, payload, slot, &mut parser);
+                    // The log's budget counts what a record costs to replay: its bytes
+                    // before compression, as when it was written.
+                    let len = slot.get().map_or(payload.len(), Vec::len);
+                    if decoded_tx.send((*lsn, len, points)).is_err() {
                         break; // replay stopped at a corrupt record
                     }
                 }
@@ -413,7 +432,7 @@ impl Shard {
             }
             Ok::<u64, StorageError>(max_version)
         })?;
-        drop(records);
+        drop((records, inflated));
         data.index_head_from(0);
         log.remove_segments_before(covered + 1).map_err(shard_err)?;
         // Versions in column files count too: new writes must beat them, and the deletes'.
@@ -489,17 +508,27 @@ impl Shard {
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
     pub async fn write(&self, points: &[Point<'_>], version: u64) -> Result<bool, StorageError> {
-        let record = match points.iter().all(|p| !p.line.is_empty()) {
-            true => Record::new(
-                POINT_LINES_RECORD,
-                super::points_codec::encode_point_lines(version, points),
-            ),
-            false => Record::new(
-                POINTS_RECORD,
-                super::points_codec::encode_points_written(version, points),
-            ),
+        use super::points_codec::LinesRecord;
+        // The log's budget counts a record's bytes before compression: what replaying it
+        // costs, which the budget bounds along with the head.
+        let (record, record_len) = match points.iter().all(|p| !p.line.is_empty()) {
+            true => {
+                let lines = super::points_codec::compress_point_lines(version, points);
+                let len = lines.plain_len();
+                let record = match lines {
+                    LinesRecord::Compressed { frame, .. } => {
+                        Record::new(POINT_LINES_ZSTD_RECORD, frame)
+                    }
+                    LinesRecord::Plain(bytes) => Record::new(POINT_LINES_RECORD, bytes),
+                };
+                (record, len)
+            }
+            false => {
+                let bytes = super::points_codec::encode_points_written(version, points);
+                let len = bytes.len();
+                (Record::new(POINTS_RECORD, bytes), len)
+            }
         };
-        let record_len = record.payload.len();
         let lsn = self
             .log
             .append(vec![record])
@@ -1025,7 +1054,7 @@ mod tests {
     use crate::line_protocol::parse_body;
     use crate::storage::points_codec::{encode_point_lines, encode_points_written};
 
-    fn values(shard: &Shard, field: &str) -> Vec<(String, i64, FieldValue)> {
+    fn values(shard: &Shard, field: &str) -> FieldEntries {
         let mut found = Vec::new();
         let fields = [field.to_owned()];
         let read = SeriesRead {
@@ -1046,6 +1075,90 @@ mod tests {
         }
         found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         found
+    }
+
+    /// A field's (series key, time, value) entries, as read.
+    type FieldEntries = Vec<(String, i64, FieldValue)>;
+
+    /// Every series' every field, as read.
+    fn all_values(shard: &Shard) -> Vec<(String, FieldEntries)> {
+        let mut fields: Vec<String> = shard.field_types("cpu").into_keys().collect();
+        fields.sort();
+        fields
+            .into_iter()
+            .map(|f| {
+                let v = values(shard, &f);
+                (f, v)
+            })
+            .collect()
+    }
+
+    /// A shard whose log holds `records`, opened (replayed) with a budget no record reaches.
+    fn replayed(dir: &Path, records: Vec<Record>) -> Shard {
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        {
+            let (log, _) = Log::open(dir.join("log"), LogOptions::default()).unwrap();
+            log.append_blocking(records).unwrap();
+        }
+        Shard::open(dir, info, LogOptions::default(), 1 << 30).unwrap()
+    }
+
+    /// The records writes log today, zstd frames of the lines, replay into exactly the head
+    /// that the same lines logged uncompressed (as earlier versions did) replay into.
+    #[test]
+    fn compressed_lines_records_replay_exactly() {
+        use crate::bench::ingest::{generate_batches, IngestOptions};
+        use crate::storage::points_codec::{compress_point_lines, LinesRecord};
+        let opts = IngestOptions {
+            points: 12_000,
+            ..IngestOptions::default()
+        };
+        let bodies = generate_batches(&opts);
+        let (mut plain, mut compressed) = (Vec::new(), Vec::new());
+        for (i, body) in bodies.iter().enumerate() {
+            let (points, errors) = parse_body(body);
+            assert!(errors.is_empty());
+            let version = 100 + i as u64;
+            plain.push(Record::new(
+                POINT_LINES_RECORD,
+                encode_point_lines(version, &points),
+            ));
+            let LinesRecord::Compressed { frame, .. } = compress_point_lines(version, &points)
+            else {
+                panic!("a batch of {} lines is compressed", points.len());
+            };
+            compressed.push(Record::new(POINT_LINES_ZSTD_RECORD, frame));
+        }
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let from_plain = replayed(a.path(), plain);
+        let from_compressed = replayed(b.path(), compressed);
+        assert_eq!(from_compressed.max_version(), 102);
+        let expected = all_values(&from_plain);
+        assert_eq!(expected.len(), 10);
+        assert_eq!(expected[0].1.len(), 12_000);
+        assert_eq!(all_values(&from_compressed), expected);
+        assert_eq!(
+            from_compressed.series_list(&|_| true),
+            from_plain.series_list(&|_| true)
+        );
+    }
+
+    /// A compressed record that does not decompress stops the shard's start-up with its LSN
+    /// (its checksum held, so it is not a torn tail but corruption).
+    #[test]
+    fn a_compressed_record_that_does_not_decompress_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        {
+            let (log, _) = Log::open(dir.path().join("log"), LogOptions::default()).unwrap();
+            log.append_blocking(vec![Record::new(POINT_LINES_ZSTD_RECORD, vec![1, 2, 3])])
+                .unwrap();
+        }
+        match Shard::open(dir.path(), info, LogOptions::default(), 1 << 30) {
+            Err(StorageError::CorruptRecord { lsn: 1, .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a record that does not decompress was replayed"),
+        }
     }
 
     /// Data directories written before lines were logged hold `PointsWritten` records:
