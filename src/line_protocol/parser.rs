@@ -106,7 +106,7 @@ pub fn parse_body_with<'a>(
         // then the measurement/field separator, and a successful parse
         // proves the quotes balanced there), so the exact splitter can be
         // skipped.
-        let cand = find_newline_or_backslash(body, pos);
+        let cand = find_any(body, pos, [b'\n', b'\\']);
         if cand >= body.len() || body[cand] == b'\n' {
             let mut block = &body[pos..cand];
             if opts.strip_cr && block.last() == Some(&b'\r') {
@@ -166,8 +166,9 @@ const fn byte_table(special: &[u8]) -> [u8; 256] {
     t
 }
 
-/// Bytes that matter to the field-section scanner.
-static FIELD_SPECIAL: [u8; 256] = byte_table(b"\\ =,\"");
+/// The bytes that end a field key or make it need unescaping, as a list and as a table.
+const FIELD_ENDS: [u8; 5] = [b'\\', b' ', b'=', b',', b'"'];
+static FIELD_SPECIAL: [u8; 256] = byte_table(&FIELD_ENDS);
 
 /// Reference loop: InfluxDB's exact line splitter and the field-iterator walk
 /// for every line, no fast paths. `fuzz_parse` and the tests check that
@@ -223,83 +224,21 @@ fn has_byte(w: u64, b: u8) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
-/// Index of the first `\n` or `\\` at or after `i` (or `buf.len()`).
-#[inline]
-fn find_newline_or_backslash(buf: &[u8], mut i: usize) -> usize {
+/// Index of the first of `needles` at or after `i` (or `buf.len()`), eight bytes at a
+/// time: where a line, a tag key or value, or a field key ends.
+#[inline(always)]
+fn find_any<const N: usize>(buf: &[u8], mut i: usize, needles: [u8; N]) -> usize {
     while i + 8 <= buf.len() {
         let mut w = [0u8; 8];
         w.copy_from_slice(&buf[i..i + 8]);
         let w = u64::from_le_bytes(w);
-        let m = has_byte(w, b'\n') | has_byte(w, b'\\');
+        let m = needles.iter().fold(0, |m, &b| m | has_byte(w, b));
         if m != 0 {
             return i + (m.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while i < buf.len() && buf[i] != b'\n' && buf[i] != b'\\' {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first byte of [`FIELD_SPECIAL`] at or after `i` (or `buf.len()`): field
-/// keys are skipped eight bytes at a time.
-#[inline]
-fn find_field_special(buf: &[u8], mut i: usize) -> usize {
-    while i + 8 <= buf.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&buf[i..i + 8]);
-        let w = u64::from_le_bytes(w);
-        let m = has_byte(w, b'\\')
-            | has_byte(w, b' ')
-            | has_byte(w, b'=')
-            | has_byte(w, b',')
-            | has_byte(w, b'"');
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < buf.len() && FIELD_SPECIAL[buf[i] as usize] == 0 {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first space, `,` or `=` at or after `i` (or `buf.len()`): where a tag key
-/// or value of a line without backslashes ends.
-#[inline]
-fn find_tag_special(buf: &[u8], mut i: usize) -> usize {
-    while i + 8 <= buf.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&buf[i..i + 8]);
-        let w = u64::from_le_bytes(w);
-        let m = has_byte(w, b' ') | has_byte(w, b',') | has_byte(w, b'=');
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < buf.len() && !matches!(buf[i], b' ' | b',' | b'=') {
-        i += 1;
-    }
-    i
-}
-
-/// Index of the first `\n`, `"` or `\\` at or after `i` (or `buf.len()`).
-#[inline]
-fn find_line_special(buf: &[u8], mut i: usize) -> usize {
-    while i + 8 <= buf.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&buf[i..i + 8]);
-        let w = u64::from_le_bytes(w);
-        let m = has_byte(w, b'\n') | has_byte(w, b'"') | has_byte(w, b'\\');
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < buf.len() && !matches!(buf[i], b'\n' | b'"' | b'\\') {
+    while i < buf.len() && !needles.contains(&buf[i]) {
         i += 1;
     }
     i
@@ -321,7 +260,7 @@ pub(super) fn scan_line(buf: &[u8], start: usize) -> (usize, usize) {
     let mut commas = 0usize;
     let mut newlines = 0usize;
     loop {
-        let next = find_line_special(buf, i);
+        let next = find_any(buf, i, [b'\n', b'"', b'\\']);
         if next >= len {
             return (len, newlines);
         }
@@ -492,7 +431,7 @@ fn parse_one<'a>(
                 return Err("missing tag key".into());
             }
             if fast_tags {
-                i = find_tag_special(buf, i + 1);
+                i = find_any(buf, i + 1, [b' ', b',', b'=']);
                 if i >= len || buf[i] != b'=' {
                     return Err("missing tag value".into());
                 }
@@ -520,7 +459,7 @@ fn parse_one<'a>(
             }
             let more;
             if fast_tags {
-                i = find_tag_special(buf, i + 1);
+                i = find_any(buf, i + 1, [b' ', b',', b'=']);
                 if i >= len {
                     return Err("missing fields".into());
                 }
@@ -846,7 +785,7 @@ fn scan_fields(
     while i < len {
         let c = buf[i];
         if FIELD_SPECIAL[c as usize] == 0 {
-            i = find_field_special(buf, i + 1);
+            i = find_any(buf, i + 1, FIELD_ENDS);
             continue;
         }
         if c == b'\\' && i + 1 < len {
