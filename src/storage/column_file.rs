@@ -23,6 +23,7 @@ use super::head::SeriesHead;
 use crate::log::format::mask;
 use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag, Tombstone};
 use prost::Message;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,19 +88,20 @@ pub fn write(
         // A series' fields are usually written together, so their columns share times and
         // versions: the order that resolves one resolves the others.
         let mut shared: Option<(&Column, Vec<usize>)> = None;
-        let mut fields: Vec<(String, Column)> = Vec::with_capacity(s.fields.len());
+        let mut fields: Vec<(&str, Cow<'_, Column>)> = Vec::with_capacity(s.fields.len());
         for (name, c) in &s.fields {
             if c.resolved {
-                fields.push((name.clone(), c.clone()));
+                fields.push((name, Cow::Borrowed(c)));
                 continue;
             }
             let keep = match shared.take() {
                 Some((like, keep)) if like.times == c.times && like.versions == c.versions => keep,
                 _ => c.resolved_order(),
             };
-            fields.push((name.clone(), c.take(&keep)));
+            fields.push((name, Cow::Owned(c.take(&keep))));
             shared = Some((c, keep));
         }
+        let fields: Vec<(&str, &Column)> = fields.iter().map(|(n, c)| (*n, c.as_ref())).collect();
         writer.add_series(&s.key, &s.measurement, &s.tags, &fields)?;
     }
     writer.finish()
@@ -150,7 +152,7 @@ impl ColumnFileWriter {
         key: &str,
         measurement: &str,
         tags: &[(String, String)],
-        fields: &[(String, Column)],
+        fields: &[(&str, &Column)],
     ) -> Result<(), ColumnFileError> {
         let mut entry = ColumnSeries {
             key: key.to_owned(),
@@ -172,14 +174,18 @@ impl ColumnFileWriter {
                 .fold(self.index.max_version, u64::max);
             for start in (0..resolved.len()).step_by(BLOCK_VALUES) {
                 let end = (start + BLOCK_VALUES).min(resolved.len());
-                let block = resolved.slice_index(start, end);
+                // A column of one block (the norm for a flushed head) is encoded in place.
+                let block = match end - start == resolved.len() {
+                    true => Cow::Borrowed(*resolved),
+                    false => Cow::Owned(resolved.slice_index(start, end)),
+                };
                 self.block.clear();
                 encode_block(&block, &mut self.block);
                 let crc = mask(crc32c::crc32c(&self.block));
                 self.block.extend_from_slice(&crc.to_le_bytes());
                 self.out.write_all(&self.block).map_err(io(&self.tmp))?;
                 entry.blocks.push(ColumnBlock {
-                    field: name.clone(),
+                    field: (*name).to_owned(),
                     field_type: u32::from(block.values.field_type().code()),
                     offset: self.offset,
                     length: self.block.len() as u64,

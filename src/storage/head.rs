@@ -2,7 +2,7 @@
 
 use super::column::{Column, FieldType};
 use super::tombstone;
-use crate::line_protocol::FieldValue;
+use crate::line_protocol::{FieldValue, Point};
 use std::collections::HashMap;
 
 /// Series keys are hashed on every point written: a fast non-cryptographic hash (keys
@@ -41,24 +41,63 @@ impl Head {
         V: AsRef<str>,
         F: AsRef<str>,
     {
-        let idx = match self.index.get(key) {
-            Some(&i) => i,
-            None => {
-                let key = key.to_owned();
-                self.bytes += key.len() * 2 + 64;
-                self.series.push(SeriesHead {
-                    key: key.clone(),
-                    measurement: measurement.to_owned(),
-                    tags: tags
-                        .iter()
-                        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-                        .collect(),
-                    fields: Vec::new(),
-                });
-                self.index.insert(key, self.series.len() - 1);
-                self.series.len() - 1
-            }
-        };
+        let idx = self.series_for(key, measurement, tags);
+        self.push_fields(idx, time, version, fields);
+    }
+
+    /// Adds a batch of points written under one version, as [`Head::insert`] would one by
+    /// one. The points are taken series by series (in batch order within each): a batch
+    /// usually holds several points of each of its series, and one series' columns are
+    /// then written while their ends are in cache rather than once per pass over every
+    /// series (the columns' stores were the most of a point's insert).
+    pub fn insert_points(&mut self, points: &[Point<'_>], version: u64) {
+        let mut order: Vec<(u32, u32)> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let series = self.series_for(&p.key, &p.measurement, &p.tags);
+                (series as u32, i as u32)
+            })
+            .collect();
+        order.sort_unstable();
+        for (series, i) in order {
+            let p = &points[i as usize];
+            let time = p.timestamp.unwrap_or_default();
+            self.push_fields(series as usize, time, version, &p.fields);
+        }
+    }
+
+    /// The position of the series `key`, created (without points) when new.
+    fn series_for<K, V>(&mut self, key: &str, measurement: &str, tags: &[(K, V)]) -> usize
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        let key = key.to_owned();
+        self.bytes += key.len() * 2 + 64;
+        self.series.push(SeriesHead {
+            key: key.clone(),
+            measurement: measurement.to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect(),
+            fields: Vec::new(),
+        });
+        self.index.insert(key, self.series.len() - 1);
+        self.series.len() - 1
+    }
+
+    fn push_fields<F: AsRef<str>>(
+        &mut self,
+        idx: usize,
+        time: i64,
+        version: u64,
+        fields: &[(F, FieldValue)],
+    ) {
         let series = &mut self.series[idx];
         for (at, (name, value)) in fields.iter().enumerate() {
             let name = name.as_ref();
@@ -180,5 +219,33 @@ mod tests {
             ("cpu,host=c", &[20, 30][..])
         );
         assert_eq!(head.series()[2].key, "cpu,host=a");
+    }
+
+    proptest::proptest! {
+        /// A batch inserted at once leaves the head as inserting its points one by one
+        /// does: same series in the same order, same columns, same order within each.
+        #[test]
+        fn a_batch_inserts_as_its_points_one_by_one(
+            rows in proptest::collection::vec((0u8..6, 0i64..5, 0u8..3, -50i64..50), 0..60),
+        ) {
+            let body: String = rows
+                .iter()
+                .map(|(host, t, field, v)| format!("cpu,host=h{host} f{field}={v}i,g=1 {t}\n"))
+                .collect();
+            let (points, errors) = crate::line_protocol::parse_body(body.as_bytes());
+            proptest::prop_assert!(errors.is_empty());
+            let mut batch = Head::default();
+            batch.insert_points(&points, 9);
+            let mut single = Head::default();
+            for p in &points {
+                let time = p.timestamp.unwrap_or_default();
+                single.insert(&p.key, &p.measurement, &p.tags, time, 9, &p.fields);
+            }
+            let shape = |h: &Head| -> Vec<(String, Vec<(String, Column)>)> {
+                h.series().iter().map(|s| (s.key.clone(), s.fields.clone())).collect()
+            };
+            proptest::prop_assert_eq!(shape(&batch), shape(&single));
+            proptest::prop_assert_eq!(batch.bytes(), single.bytes());
+        }
     }
 }

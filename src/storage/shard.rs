@@ -420,15 +420,8 @@ impl Shard {
                     if i == 0 || !same_shape(&points[i - 1], point) {
                         reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
                     }
-                    data.head.insert(
-                        &point.key,
-                        &point.measurement,
-                        &point.tags,
-                        point.timestamp.unwrap_or_default(),
-                        version,
-                        &point.fields,
-                    );
                 }
+                data.head.insert_points(&points, version);
             }
             Ok::<u64, StorageError>(max_version)
         })?;
@@ -542,16 +535,7 @@ impl Shard {
             .store(crate::catalog::now_nanos(), Ordering::Relaxed);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let known = data.head.series().len();
-        for p in points {
-            data.head.insert(
-                &p.key,
-                &p.measurement,
-                &p.tags,
-                p.timestamp.unwrap_or_default(),
-                version,
-                &p.fields,
-            );
-        }
+        data.head.insert_points(points, version);
         data.index_head_from(known);
         data.watermark.applied(lsn);
         data.log_bytes += record_len;
@@ -765,6 +749,8 @@ impl Shard {
                 .iter()
                 .map(|t| (t.key.clone(), t.value.clone()))
                 .collect();
+            let resolved: Vec<(&str, &Column)> =
+                resolved.iter().map(|(n, c)| (n.as_str(), c)).collect();
             writer
                 .add_series(key, &first.measurement, &tags, &resolved)
                 .map_err(file_err)?;
