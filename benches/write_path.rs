@@ -19,7 +19,7 @@ fn write_path(c: &mut Criterion) {
     };
     let body = generate_batches(&opts).remove(0);
     let parse_opts = ParseOptions::influxdb_v16(Precision::Nanoseconds);
-    let (points, errors) = parse_body_with(&body, &parse_opts);
+    let (mut points, errors) = parse_body_with(&body, &parse_opts);
     assert!(errors.is_empty() && points.len() == 5000);
 
     let mut group = c.benchmark_group("write_path");
@@ -48,9 +48,10 @@ fn write_path(c: &mut Criterion) {
         let mut time = 0;
         b.iter(|| {
             time += 1;
-            for p in &points {
-                head.insert(&p.key, &p.measurement, &p.tags, time, 1, &p.fields);
+            for p in &mut points {
+                p.timestamp = Some(time);
             }
+            head.insert_points(&points, 1);
             head.bytes()
         })
     });

@@ -15,7 +15,8 @@ mod tests;
 
 pub use self::parser::{parse_body, parse_body_with, LineParser, ParseOptions};
 pub use self::render::{
-    escape_field_key, escape_measurement, escape_string_field, escape_tag, series_key, write_point,
+    escape_field_key, escape_measurement, escape_string_field, escape_tag, key_tags, series_key,
+    write_point,
 };
 
 use std::borrow::Cow;
@@ -50,9 +51,6 @@ pub struct Point<'a> {
     pub key: Cow<'a, str>,
     /// Unescaped measurement name.
     pub measurement: Cow<'a, str>,
-    /// Unescaped tags, sorted by key (byte order). Duplicate tag keys make the
-    /// line fail with `duplicate tags`, as in InfluxDB.
-    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Unescaped field keys in line order. A key repeated within one line keeps
     /// only its last value (InfluxDB 1.6 collapses them the same way).
     pub fields: Vec<(Cow<'a, str>, FieldValue)>,
@@ -63,6 +61,39 @@ pub struct Point<'a> {
     /// this rather than an encoding of the parsed point. Empty for points not read from
     /// line protocol.
     pub line: &'a [u8],
+    /// Whether a tag or field key is `time`, which storage refuses or drops as InfluxDB
+    /// does: noted while the names are at hand, so that storage looks at them again
+    /// only then.
+    pub time_named: bool,
+}
+
+impl<'a> Point<'a> {
+    /// A point of these parts (its key made from them).
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(
+        measurement: Cow<'a, str>,
+        tags: &[(K, V)],
+        fields: Vec<(Cow<'a, str>, FieldValue)>,
+        timestamp: Option<i64>,
+    ) -> Point<'a> {
+        let time = |name: &str| name == "time";
+        let time_named =
+            tags.iter().any(|(k, _)| time(k.as_ref())) || fields.iter().any(|(k, _)| time(k));
+        Point {
+            key: series_key(&measurement, tags).into(),
+            measurement,
+            fields,
+            timestamp,
+            line: b"",
+            time_named,
+        }
+    }
+
+    /// Unescaped tags, sorted by key (byte order), read from the series key: a point
+    /// keeps none of its own, since most points are of series already known and their
+    /// tags are never looked at.
+    pub fn tags(&self) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+        key_tags(&self.key)
+    }
 }
 
 /// Points are equal when they hold the same data, whatever text they were read from.
@@ -70,7 +101,6 @@ impl PartialEq for Point<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
             && self.measurement == other.measurement
-            && self.tags == other.tags
             && self.fields == other.fields
             && self.timestamp == other.timestamp
     }
@@ -201,8 +231,13 @@ pub fn fuzz_parse(data: &[u8]) {
             Ok(p),
             "a point's line parses to it"
         );
-        let key = series_key(&p.measurement, &p.tags);
-        assert!(!key.is_empty());
+        let tags = p.tags();
+        assert_eq!(
+            tags,
+            self::parser::reference_tags(p.line),
+            "a point's key holds its line's tags"
+        );
+        let key = series_key(&p.measurement, &tags);
         assert_eq!(p.key, key, "a point's key must be its canonical series key");
         // Re-rendering a parsed point must not panic either.
         let mut line = String::new();

@@ -653,17 +653,24 @@ fn parse_one<'a>(
         Some(m) => m,
         None => return Err("invalid UTF-8 in measurement".into()),
     };
-    let mut tags = Vec::with_capacity(sc.tags.len());
+    // The point keeps no tags of its own (its key holds them): they are unescaped only
+    // when the key must be built from them, and otherwise only checked to be UTF-8.
+    let build_key = !raw_key_canonical && !raw_spans_canonical;
+    let mut tags = Vec::new();
+    let mut time_named = fields.iter().any(|(k, _)| is_time(k.as_bytes()));
     for &(ks, ke, vs, ve, _) in &sc.tags {
+        // Unescaping never makes a name `time` (it leaves a `,`, `=` or space behind).
+        time_named |= is_time(&buf[ks..ke]);
+        if ascii && !build_key {
+            continue;
+        }
         let k = unescape(&buf[ks..ke], TAG_CODES, &mut sc.buf, ascii, plain)
             .ok_or(Cow::Borrowed("invalid UTF-8 in tag key"))?;
         let v = unescape(&buf[vs..ve], TAG_CODES, &mut sc.buf, ascii, plain)
             .ok_or(Cow::Borrowed("invalid UTF-8 in tag value"))?;
-        tags.push((k, v));
-    }
-    // Unescaping can change the order the raw keys were sorted in.
-    if !plain && !tags.windows(2).all(|w| w[0].0 <= w[1].0) {
-        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        if build_key {
+            tags.push((k, v));
+        }
     }
     dedup_fields(&mut fields);
     // Without escapes, a measurement and tags that parsed contain no byte the key would
@@ -699,11 +706,57 @@ fn parse_one<'a>(
     Ok(Point {
         key,
         measurement,
-        tags,
         fields,
         timestamp,
         line: buf,
+        time_named,
     })
+}
+
+/// A name InfluxDB keeps for the time column: a pattern compiles to a length check and
+/// one 4-byte compare, where `==` on strings calls memcmp.
+#[inline]
+fn is_time(name: &[u8]) -> bool {
+    matches!(name, b"time")
+}
+
+/// The tags of a line that parses, by a plain byte walk of InfluxDB's rules (no fast
+/// path, nothing shared with [`parse_one`]'s tag scan): the oracle that a point's key
+/// holds its line's tags ([`super::Point::tags`]).
+pub(super) fn reference_tags(line: &[u8]) -> Vec<(Cow<'static, str>, Cow<'static, str>)> {
+    let unescaped = |raw: &[u8]| {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'\\' && i + 1 < raw.len() && TAG_CODES.contains(&raw[i + 1]) {
+                i += 1;
+            }
+            out.push(raw[i]);
+            i += 1;
+        }
+        Cow::<'static, str>::Owned(String::from_utf8(out).expect("a parsed tag is UTF-8"))
+    };
+    let ends = |i: usize, set: &[u8]| set.contains(&line[i]) && line[i - 1] != b'\\';
+    let mut i = 1;
+    while !ends(i, b", ") {
+        i += 1;
+    }
+    let mut tags = Vec::new();
+    while line[i] == b',' {
+        let ks = i + 1;
+        let mut eq = ks + 1;
+        while !ends(eq, b"=") {
+            eq += 1;
+        }
+        let mut ve = eq + 2;
+        while ve < line.len() && !ends(ve, b", ") {
+            ve += 1;
+        }
+        tags.push((unescaped(&line[ks..eq]), unescaped(&line[eq + 1..ve])));
+        i = ve;
+    }
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    tags
 }
 
 /// The first 8 bytes, zero-padded, as a big-endian integer: orders like the bytes

@@ -1,6 +1,7 @@
 //! Rendering: series keys and line protocol output with InfluxDB's escaping.
 
 use super::Point;
+use std::borrow::Cow;
 
 /// Bytes escaped with a backslash, as a table: series keys are built for every point
 /// written, so each byte costs one lookup.
@@ -88,6 +89,47 @@ pub fn series_key<K: AsRef<str>, V: AsRef<str>>(measurement: &str, tags: &[(K, V
         }
     }
     out
+}
+
+/// The tags of a canonical series key ([`series_key`]), unescaped, in key order. A
+/// separator is a `,` or `=` not preceded by a backslash, as when the key was parsed from
+/// its line: a parsed name never ends in a backslash, so the split is exact.
+pub fn key_tags(key: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let b = key.as_bytes();
+    let separator = |i: usize, c: u8| b[i] == c && (i == 0 || b[i - 1] != b'\\');
+    let Some(mut i) = (0..b.len()).find(|&i| separator(i, b',')) else {
+        return Vec::new();
+    };
+    let mut tags = Vec::new();
+    while i < b.len() {
+        let start = i + 1;
+        let eq = (start..b.len())
+            .find(|&j| separator(j, b'='))
+            .unwrap_or(b.len());
+        let end = (eq..b.len())
+            .find(|&j| separator(j, b','))
+            .unwrap_or(b.len());
+        let value = key.get(eq + 1..end).unwrap_or("");
+        tags.push((unescape_tag(&key[start..eq]), unescape_tag(value)));
+        i = end;
+    }
+    tags
+}
+
+/// Removes the backslash of every `\,`, `\=` and `\ ` (InfluxDB's `unescapeTag`).
+fn unescape_tag(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some(',' | '=' | ' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 /// Appends `p` as one line of line protocol (no trailing newline).

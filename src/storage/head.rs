@@ -41,7 +41,11 @@ impl Head {
         V: AsRef<str>,
         F: AsRef<str>,
     {
-        let idx = self.series_for(key, measurement, tags);
+        let idx = self.series_for(key, measurement, || {
+            tags.iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect()
+        });
         self.push_fields(idx, time, version, fields);
     }
 
@@ -55,7 +59,11 @@ impl Head {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let series = self.series_for(&p.key, &p.measurement, &p.tags);
+                let series = self.series_for(&p.key, &p.measurement, || {
+                    let tags = p.tags().into_iter();
+                    tags.map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                });
                 (series as u32, i as u32)
             })
             .collect();
@@ -67,12 +75,13 @@ impl Head {
         }
     }
 
-    /// The position of the series `key`, created (without points) when new.
-    fn series_for<K, V>(&mut self, key: &str, measurement: &str, tags: &[(K, V)]) -> usize
-    where
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
+    /// The position of the series `key`, created (without points, with `tags()`) when new.
+    fn series_for(
+        &mut self,
+        key: &str,
+        measurement: &str,
+        tags: impl FnOnce() -> Vec<(String, String)>,
+    ) -> usize {
         if let Some(&i) = self.index.get(key) {
             return i;
         }
@@ -81,10 +90,7 @@ impl Head {
         self.series.push(SeriesHead {
             key: key.clone(),
             measurement: measurement.to_owned(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-                .collect(),
+            tags: tags(),
             fields: Vec::new(),
         });
         self.index.insert(key, self.series.len() - 1);
@@ -239,7 +245,7 @@ mod tests {
             let mut single = Head::default();
             for p in &points {
                 let time = p.timestamp.unwrap_or_default();
-                single.insert(&p.key, &p.measurement, &p.tags, time, 9, &p.fields);
+                single.insert(&p.key, &p.measurement, &p.tags(), time, 9, &p.fields);
             }
             let shape = |h: &Head| -> Vec<(String, Vec<(String, Column)>)> {
                 h.series().iter().map(|s| (s.key.clone(), s.fields.clone())).collect()

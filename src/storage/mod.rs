@@ -550,10 +550,11 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
 }
 
 fn invalid_point_reason(point: &mut Point<'_>) -> Option<String> {
-    // Runs for every point's every tag and field: a pattern compiles to a length check and
-    // one 4-byte compare, where `==` on strings calls memcmp.
-    let is_time = |name: &str| matches!(name.as_bytes(), b"time");
-    if point.tags.iter().any(|(k, _)| is_time(k)) {
+    if !point.time_named {
+        return None;
+    }
+    let is_time = |name: &str| name == "time";
+    if point.tags().iter().any(|(k, _)| is_time(k)) {
         return Some(format!(
             "invalid tag key: input tag \"time\" on measurement \"{}\" is invalid",
             point.measurement
