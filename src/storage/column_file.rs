@@ -4,9 +4,13 @@
 //!   +----------+---------------------------------+------------------+--------------------+
 //!   | SKCOLF01 | block | block | ...              | index (prost)    | footer (28 bytes)  |
 //!   +----------+---------------------------------+------------------+--------------------+
-//!   block  = timestamps | version shift (1 byte) | versions | values (each a
-//!            self-delimiting stream of storage::encoding) | masked crc32c of those bytes
-//!   versions = the distinct versions in order, then how many values each covers
+//!   block  = timestamps | versions | values (each a self-delimiting stream of
+//!            storage::encoding) | masked crc32c of those bytes
+//!   versions = either  shift (1 byte, < 64) | distinct >> shift | runs
+//!              or      0x80 | split (1 byte) | distinct >> split | distinct's low split
+//!                      bits | runs
+//!              where distinct are the block's distinct versions in order and runs how
+//!              many values each covers
 //!   index  = zstd-compressed prost ColumnFileIndex (series, their blocks, and the
 //!            shard's tombstones: see storage::tombstone)
 //!   footer = index offset (u64 LE) | index length (u64 LE) | masked crc32c of the index
@@ -228,22 +232,32 @@ impl ColumnFileWriter {
 
 fn encode_block(c: &Column, out: &mut Vec<u8>) {
     encoding::encode_timestamps(&c.times, out);
-    // Write versions are hybrid-logical-clock values whose low bits (logical counter, node
-    // id) are nearly always zero: shifted right by the bits all versions of the block
-    // share as zeros, their deltas pack into a byte or two instead of four.
-    let shift = c
-        .versions
-        .iter()
-        .map(|v| v.trailing_zeros())
-        .min()
-        .unwrap_or(0)
-        .min(63) as u8;
-    out.push(shift);
-    // One write version covers a whole batch, so versions come in runs: stored as runs
-    // they cost a fraction of a byte per value instead of more than one.
+    encode_versions(&c.versions, out);
+    match &c.values {
+        Values::Float(v) => encoding::encode_floats(v, out),
+        Values::Integer(v) => encoding::encode_integers(v, out),
+        Values::Unsigned(v) => encoding::encode_unsigned(v, out),
+        Values::String(v) => encoding::encode_strings(v, out),
+        Values::Boolean(v) => encoding::encode_booleans(v, out),
+    }
+}
+
+/// Marks the split layout of a block's versions (a shift is below 64).
+const SPLIT_VERSIONS: u8 = 0x80;
+
+/// A block's write versions, in whichever of two layouts is smaller. One write version
+/// covers a whole batch, so versions come in runs: stored as distinct values and run
+/// lengths. Distinct versions are hybrid-logical-clock values:
+/// - shifted right by the low bits they all share as zeros, when no logical counter or
+///   node id is set, their deltas pack into a byte or two;
+/// - otherwise (two batches in one millisecond set a logical counter), the milliseconds
+///   and the low bits are two streams: the milliseconds' deltas take a few bits, the low
+///   bits are mostly equal. Shifting alone then kept 12 more bits per delta, which made
+///   versions more than half of a merged file of `bench ingest` data.
+fn encode_versions(versions: &[u64], out: &mut Vec<u8>) {
     let mut distinct: Vec<u64> = Vec::new();
     let mut runs: Vec<u64> = Vec::new();
-    for v in c.versions.iter().map(|v| v >> shift) {
+    for &v in versions {
         match (distinct.last(), runs.last_mut()) {
             (Some(&last), Some(run)) if last == v => *run += 1,
             _ => {
@@ -252,15 +266,66 @@ fn encode_block(c: &Column, out: &mut Vec<u8>) {
             }
         }
     }
-    encoding::encode_unsigned(&distinct, out);
-    encoding::encode_unsigned(&runs, out);
-    match &c.values {
-        Values::Float(v) => encoding::encode_floats(v, out),
-        Values::Integer(v) => encoding::encode_integers(v, out),
-        Values::Unsigned(v) => encoding::encode_unsigned(v, out),
-        Values::String(v) => encoding::encode_strings(v, out),
-        Values::Boolean(v) => encoding::encode_booleans(v, out),
+    let shift = distinct
+        .iter()
+        .map(|v| v.trailing_zeros())
+        .min()
+        .unwrap_or(0)
+        .min(63);
+    let mut shifted = vec![shift as u8];
+    let high: Vec<u64> = distinct.iter().map(|v| v >> shift).collect();
+    encoding::encode_unsigned(&high, &mut shifted);
+    let split = super::hlc::WALL_SHIFT;
+    if shift < split {
+        let mut two = vec![SPLIT_VERSIONS, split as u8];
+        let high: Vec<u64> = distinct.iter().map(|v| v >> split).collect();
+        let low: Vec<u64> = distinct.iter().map(|v| v & ((1 << split) - 1)).collect();
+        encoding::encode_unsigned(&high, &mut two);
+        encoding::encode_unsigned(&low, &mut two);
+        if two.len() < shifted.len() {
+            shifted = two;
+        }
     }
+    out.extend_from_slice(&shifted);
+    encoding::encode_unsigned(&runs, out);
+}
+
+/// Reads what [`encode_versions`] wrote for a block of `len` values into `versions`;
+/// returns the bytes read, or why they are not a block's versions.
+fn decode_versions(data: &[u8], len: usize, versions: &mut Vec<u64>) -> Result<usize, String> {
+    let bad = |e: encoding::DecodeError| e.to_string();
+    let (mut distinct, mut low, mut runs) = (Vec::new(), Vec::new(), Vec::new());
+    let first = *data.first().ok_or("bad version shift")?;
+    let (shift, mut at) = match first {
+        SPLIT_VERSIONS => match data.get(1) {
+            Some(&split) if (1..64).contains(&split) => (split, 2),
+            _ => return Err("bad version split".into()),
+        },
+        shift if shift < 64 => (shift, 1),
+        _ => return Err("bad version shift".into()),
+    };
+    at += encoding::decode_unsigned(&data[at..], &mut distinct).map_err(bad)?;
+    if first == SPLIT_VERSIONS {
+        at += encoding::decode_unsigned(&data[at..], &mut low).map_err(bad)?;
+        if low.len() != distinct.len() || low.iter().any(|&l| l >> shift != 0) {
+            return Err("version low bits do not match".into());
+        }
+    }
+    at += encoding::decode_unsigned(&data[at..], &mut runs).map_err(bad)?;
+    let covered = runs.iter().try_fold(0u64, |n, &r| n.checked_add(r));
+    if distinct.len() != runs.len() || covered != Some(len as u64) {
+        return Err("versions do not cover the block".into());
+    }
+    versions.reserve(len);
+    for (i, (&v, &run)) in distinct.iter().zip(&runs).enumerate() {
+        let v = v
+            .checked_shl(u32::from(shift))
+            .filter(|x| x >> shift == v)
+            .ok_or("version out of range")?;
+        let v = v | low.get(i).copied().unwrap_or(0);
+        versions.extend(std::iter::repeat_n(v, run as usize));
+    }
+    Ok(at)
 }
 
 impl ColumnFile {
@@ -337,26 +402,8 @@ impl ColumnFile {
         let mut column = Column::new(ty);
         let bad = |e: encoding::DecodeError| corrupt(e.to_string());
         let mut at = encoding::decode_timestamps(data, &mut column.times).map_err(bad)?;
-        let shift = *data
-            .get(at)
-            .filter(|&&s| s < 64)
-            .ok_or_else(|| corrupt("bad version shift".into()))?;
-        at += 1;
-        let (mut distinct, mut runs) = (Vec::new(), Vec::new());
-        at += encoding::decode_unsigned(&data[at..], &mut distinct).map_err(bad)?;
-        at += encoding::decode_unsigned(&data[at..], &mut runs).map_err(bad)?;
-        let covered = runs.iter().try_fold(0u64, |n, &r| n.checked_add(r));
-        if distinct.len() != runs.len() || covered != Some(column.times.len() as u64) {
-            return Err(corrupt("versions do not cover the block".into()));
-        }
-        column.versions.reserve(column.times.len());
-        for (&v, &run) in distinct.iter().zip(&runs) {
-            let v = v
-                .checked_shl(u32::from(shift))
-                .filter(|x| x >> shift == v)
-                .ok_or_else(|| corrupt("version out of range".into()))?;
-            column.versions.extend(std::iter::repeat_n(v, run as usize));
-        }
+        at += decode_versions(&data[at..], column.times.len(), &mut column.versions)
+            .map_err(corrupt)?;
         let rest = &data[at..];
         match &mut column.values {
             Values::Float(v) => encoding::decode_floats(rest, v).map(drop),
@@ -427,6 +474,64 @@ mod tests {
             }
             prop_assert_eq!(got, expected);
         }
+    }
+
+    /// Versions as a busy node issues them (a batch every few milliseconds, now and then
+    /// two in one millisecond, so a logical counter is set) take the split layout, smaller
+    /// than the shifted one, and come back exactly.
+    #[test]
+    fn clock_versions_split_into_milliseconds_and_low_bits() {
+        let wall = |ms: u64| (1_764_000_000_000 + ms) << crate::storage::hlc::WALL_SHIFT;
+        let mut versions = Vec::new();
+        for batch in 0..200u64 {
+            let logical = if batch % 17 == 3 { 1 << 10 } else { 0 };
+            versions.extend(std::iter::repeat_n(
+                wall(batch * 7 + batch % 3) | logical,
+                5,
+            ));
+        }
+        let mut split = Vec::new();
+        encode_versions(&versions, &mut split);
+        assert_eq!(split[0], SPLIT_VERSIONS);
+        let mut decoded = Vec::new();
+        assert_eq!(decode_versions(&split, 1000, &mut decoded), Ok(split.len()));
+        assert_eq!(decoded, versions);
+        let shifted = old_layout(&versions);
+        assert!(
+            split.len() < shifted.len(),
+            "{} vs {}",
+            split.len(),
+            shifted.len()
+        );
+    }
+
+    /// Blocks written before the split layout existed still read.
+    #[test]
+    fn shifted_versions_of_earlier_files_still_decode() {
+        let versions: Vec<u64> = (0..300u64)
+            .map(|i| (1000 + i / 3 * 5) << 10 | 7 << 10)
+            .collect();
+        let bytes = old_layout(&versions);
+        let mut decoded = Vec::new();
+        assert_eq!(decode_versions(&bytes, 300, &mut decoded), Ok(bytes.len()));
+        assert_eq!(decoded, versions);
+        assert!(decode_versions(&bytes, 301, &mut Vec::new()).is_err());
+    }
+
+    /// The only layout of earlier versions: shift, distinct versions shifted, runs.
+    fn old_layout(versions: &[u64]) -> Vec<u8> {
+        let mut distinct = versions.to_vec();
+        distinct.dedup();
+        let runs: Vec<u64> = distinct
+            .iter()
+            .map(|d| versions.iter().filter(|v| *v == d).count() as u64)
+            .collect();
+        let shift = distinct.iter().map(|v| v.trailing_zeros()).min().unwrap();
+        let mut out = vec![shift as u8];
+        let shifted: Vec<u64> = distinct.iter().map(|v| v >> shift).collect();
+        encoding::encode_unsigned(&shifted, &mut out);
+        encoding::encode_unsigned(&runs, &mut out);
+        out
     }
 
     #[test]

@@ -16,7 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const NODE_BITS: u32 = 10;
 const LOGICAL_BITS: u32 = 12;
 const LOGICAL_SHIFT: u32 = NODE_BITS;
-const WALL_SHIFT: u32 = NODE_BITS + LOGICAL_BITS;
+/// Where the wall clock's milliseconds start.
+pub const WALL_SHIFT: u32 = NODE_BITS + LOGICAL_BITS;
 pub const MAX_NODE_ID: u16 = (1 << NODE_BITS) - 1;
 
 /// A point's write version; larger wins.
