@@ -27,7 +27,7 @@ pub enum CtlCommand {
         /// Incremental: only files changed after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
-        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        #[arg(long, env = "SHARDKEEPER_TOKEN", allow_hyphen_values = true)]
         token: Option<String>,
         dir: PathBuf,
     },
@@ -40,7 +40,7 @@ pub enum CtlCommand {
         bucket: Option<String>,
         #[arg(long, requires = "bucket")]
         new_bucket: Option<String>,
-        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        #[arg(long, env = "SHARDKEEPER_TOKEN", allow_hyphen_values = true)]
         token: Option<String>,
         dir: PathBuf,
     },
@@ -48,7 +48,7 @@ pub enum CtlCommand {
     BackupStatus {
         #[arg(long, default_value = "http://127.0.0.1:8086")]
         url: String,
-        #[arg(long, env = "SHARDKEEPER_TOKEN")]
+        #[arg(long, env = "SHARDKEEPER_TOKEN", allow_hyphen_values = true)]
         token: Option<String>,
     },
 }

@@ -225,3 +225,28 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens are URL-safe base64, so one in 32 starts with `-`: it is still a token.
+    #[test]
+    fn a_token_may_start_with_a_dash() {
+        for sub in ["backup", "restore"] {
+            let cli = Cli::try_parse_from(["shardkeeper", "ctl", sub, "--token", "-N7X", "dir"]);
+            assert!(cli.is_ok(), "ctl {sub}");
+        }
+        let cli = Cli::try_parse_from(["shardkeeper", "ctl", "backup-status", "--token", "-N7X"]);
+        let Ok(Cli {
+            command:
+                Command::Ctl {
+                    command: ctl::CtlCommand::BackupStatus { token, .. },
+                },
+        }) = cli
+        else {
+            panic!("ctl backup-status does not parse");
+        };
+        assert_eq!(token.as_deref(), Some("-N7X"));
+    }
+}
