@@ -272,9 +272,9 @@ fn encode_versions(versions: &[u64], out: &mut Vec<u8>) {
         .min()
         .unwrap_or(0)
         .min(63);
-    let mut shifted = vec![shift as u8];
+    let mut layout = vec![shift as u8];
     let high: Vec<u64> = distinct.iter().map(|v| v >> shift).collect();
-    encoding::encode_unsigned(&high, &mut shifted);
+    encoding::encode_unsigned(&high, &mut layout);
     let split = super::hlc::WALL_SHIFT;
     if shift < split {
         let mut two = vec![SPLIT_VERSIONS, split as u8];
@@ -282,11 +282,11 @@ fn encode_versions(versions: &[u64], out: &mut Vec<u8>) {
         let low: Vec<u64> = distinct.iter().map(|v| v & ((1 << split) - 1)).collect();
         encoding::encode_unsigned(&high, &mut two);
         encoding::encode_unsigned(&low, &mut two);
-        if two.len() < shifted.len() {
-            shifted = two;
+        if two.len() < layout.len() {
+            layout = two;
         }
     }
-    out.extend_from_slice(&shifted);
+    out.extend_from_slice(&layout);
     encoding::encode_unsigned(&runs, out);
 }
 
