@@ -13,7 +13,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use self::parser::{parse_body, parse_body_with, LineParser, ParseOptions};
+pub use self::parser::{is_time_key, parse_body, parse_body_with, LineParser, ParseOptions};
 pub use self::render::{
     escape_field_key, escape_measurement, escape_string_field, escape_tag, key_tags, series_key,
     write_point,
@@ -75,9 +75,8 @@ impl<'a> Point<'a> {
         fields: Vec<(Cow<'a, str>, FieldValue)>,
         timestamp: Option<i64>,
     ) -> Point<'a> {
-        let time = |name: &str| name == "time";
-        let time_named =
-            tags.iter().any(|(k, _)| time(k.as_ref())) || fields.iter().any(|(k, _)| time(k));
+        let time_named = tags.iter().any(|(k, _)| is_time_key(k.as_ref().as_bytes()))
+            || fields.iter().any(|(k, _)| is_time_key(k.as_bytes()));
         Point {
             key: series_key(&measurement, tags).into(),
             measurement,

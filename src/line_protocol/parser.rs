@@ -657,10 +657,10 @@ fn parse_one<'a>(
     // when the key must be built from them, and otherwise only checked to be UTF-8.
     let build_key = !raw_key_canonical && !raw_spans_canonical;
     let mut tags = Vec::new();
-    let mut time_named = fields.iter().any(|(k, _)| is_time(k.as_bytes()));
+    let mut time_named = fields.iter().any(|(k, _)| is_time_key(k.as_bytes()));
     for &(ks, ke, vs, ve, _) in &sc.tags {
         // Unescaping never makes a name `time` (it leaves a `,`, `=` or space behind).
-        time_named |= is_time(&buf[ks..ke]);
+        time_named |= is_time_key(&buf[ks..ke]);
         if ascii && !build_key {
             continue;
         }
@@ -713,10 +713,11 @@ fn parse_one<'a>(
     })
 }
 
-/// A name InfluxDB keeps for the time column: a pattern compiles to a length check and
-/// one 4-byte compare, where `==` on strings calls memcmp.
+/// Whether a tag or field key is `time`, the name InfluxDB keeps for the time column: a
+/// pattern compiles to a length check and one 4-byte compare, where `==` on strings calls
+/// memcmp.
 #[inline]
-fn is_time(name: &[u8]) -> bool {
+pub fn is_time_key(name: &[u8]) -> bool {
     matches!(name, b"time")
 }
 

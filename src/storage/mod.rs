@@ -553,7 +553,7 @@ fn invalid_point_reason(point: &mut Point<'_>) -> Option<String> {
     if !point.time_named {
         return None;
     }
-    let is_time = |name: &str| name == "time";
+    let is_time = |name: &str| crate::line_protocol::is_time_key(name.as_bytes());
     if point.tags().iter().any(|(k, _)| is_time(k)) {
         return Some(format!(
             "invalid tag key: input tag \"time\" on measurement \"{}\" is invalid",
