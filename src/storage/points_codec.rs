@@ -84,9 +84,9 @@ fn field_len(k: &str, v: &FieldValue) -> usize {
     str_len(1, k) + value_len(v)
 }
 
-fn point_len(p: &Point) -> usize {
+fn point_len(p: &Point, tags: &[(Cow<str>, Cow<str>)]) -> usize {
     let mut n = str_len(1, &p.measurement);
-    for (k, v) in &p.tags() {
+    for (k, v) in tags {
         let l = tag_len(k, v);
         n += 1 + encoded_len_varint(l as u64) + l;
     }
@@ -103,7 +103,13 @@ fn point_len(p: &Point) -> usize {
 
 /// The prost encoding of `PointsWritten { version, points }` (times already in ns).
 pub fn encode_points_written(version: u64, points: &[Point]) -> Vec<u8> {
-    let lens: Vec<usize> = points.iter().map(point_len).collect();
+    // A point's tags are read back from its key once, for its length and its bytes.
+    let tags: Vec<_> = points.iter().map(Point::tags).collect();
+    let lens: Vec<usize> = points
+        .iter()
+        .zip(&tags)
+        .map(|(p, t)| point_len(p, t))
+        .collect();
     let total: usize = lens
         .iter()
         .map(|l| 1 + encoded_len_varint(*l as u64) + l)
@@ -114,11 +120,11 @@ pub fn encode_points_written(version: u64, points: &[Point]) -> Vec<u8> {
         encode_key(1, WireType::Varint, &mut buf);
         encode_varint(version, &mut buf);
     }
-    for (p, len) in points.iter().zip(lens) {
+    for ((p, len), tags) in points.iter().zip(lens).zip(&tags) {
         encode_key(2, WireType::LengthDelimited, &mut buf);
         encode_varint(len as u64, &mut buf);
         put_str(1, &p.measurement, &mut buf);
-        for (k, v) in &p.tags() {
+        for (k, v) in tags {
             encode_key(2, WireType::LengthDelimited, &mut buf);
             encode_varint(tag_len(k, v) as u64, &mut buf);
             put_str(1, k, &mut buf);
