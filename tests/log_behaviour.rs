@@ -336,7 +336,10 @@ fn oversized_and_reserved_records_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), small_segments()).unwrap();
     assert!(matches!(
-        log.append_blocking(vec![Record::new(1, vec![0u8; 2000])]),
+        log.append_blocking(vec![Record::new(
+            1,
+            vec![0u8; shardkeeper::log::format::MAX_RECORD_PAYLOAD + 1]
+        )]),
         Err(LogError::RecordTooLarge { .. })
     ));
     assert!(matches!(
@@ -344,4 +347,66 @@ fn oversized_and_reserved_records_are_refused_before_anything_is_written() {
         Err(LogError::ReservedKind)
     ));
     assert_eq!(log.append_blocking(vec![Record::new(1, "ok")]).unwrap(), 1);
+}
+
+/// An append never spans segments; one larger than a segment gets one of its own (the
+/// empty active segment grows, or the next is made large enough), and it and everything
+/// around it read back after a reopen.
+#[test]
+fn appends_larger_than_a_segment_get_a_segment_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), small_segments()).unwrap();
+    let big = |fill: u8, n: usize| vec![fill; n];
+    // Into the empty first segment, then after small records, then several records at once.
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, big(1, 3000))])
+            .unwrap(),
+        1
+    );
+    for i in 2..=4u64 {
+        assert_eq!(
+            log.append_blocking(vec![Record::new(1, payload(i))])
+                .unwrap(),
+            i
+        );
+    }
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, big(5, 5000))])
+            .unwrap(),
+        5
+    );
+    let batch: Vec<Record> = (0..10).map(|i| Record::new(1, big(i, 700))).collect();
+    assert_eq!(log.append_blocking(batch).unwrap(), 15);
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, payload(16))])
+            .unwrap(),
+        16
+    );
+    let expected = |lsn: u64| -> Vec<u8> {
+        match lsn {
+            1 => big(1, 3000),
+            5 => big(5, 5000),
+            6..=15 => big((lsn - 6) as u8, 700),
+            other => payload(other),
+        }
+    };
+    let check = |log: &Log| {
+        let got = read_all(log, 1);
+        assert_eq!(got.len(), 16);
+        for (i, (lsn, _, bytes)) in got.iter().enumerate() {
+            assert_eq!(*lsn, i as u64 + 1);
+            assert_eq!(*bytes, expected(*lsn), "record {lsn}");
+        }
+    };
+    check(&log);
+    drop(log);
+    let report = shardkeeper::log::verify(&shardkeeper::log::fs::RealFs, dir.path()).unwrap();
+    assert!(report.torn_tail.is_none());
+    let (log, report) = Log::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(report.next_lsn, 17);
+    check(&log);
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, "after")]).unwrap(),
+        17
+    );
 }

@@ -29,7 +29,7 @@ pub enum LogError {
     #[error("no space left on device to create log segment {path}; nothing acknowledged was lost")]
     NoSpace { path: PathBuf },
 
-    #[error("record of {len} bytes does not fit in a segment of {capacity} bytes")]
+    #[error("append of {len} bytes is larger than the largest allowed ({capacity} bytes)")]
     RecordTooLarge { len: usize, capacity: u64 },
 
     #[error("record kind 0 is reserved")]

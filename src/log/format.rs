@@ -1,6 +1,7 @@
 //! On-disk format of a log segment.
 //!
-//! A segment is a preallocated file of fixed capacity named `{base_lsn:020}.seg`.
+//! A segment is a preallocated file named `{base_lsn:020}.seg`, of the log's segment
+//! capacity, or larger when it was made for one append that needed more.
 //!
 //! ```text
 //! segment:
@@ -36,6 +37,9 @@ pub const SEGMENT_HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 9;
 /// Largest payload a record may carry; larger batches belong in several records.
 pub const MAX_RECORD_PAYLOAD: usize = 256 * 1024 * 1024;
+/// Largest append (its records framed): one larger than the log's segment capacity is
+/// written to a segment sized for it, since an append never spans segments.
+pub const MAX_APPEND_BYTES: usize = MAX_RECORD_PAYLOAD + RECORD_HEADER_LEN;
 
 const MASK_DELTA: u32 = 0xa282_ead8;
 

@@ -42,6 +42,10 @@ pub trait FsFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn sync_data(&self) -> io::Result<()>;
+    /// Reserves the file's first `len` bytes on disk (growing it if shorter), as
+    /// [`FileSystem::create_preallocated`] does, so that writes inside them cannot run out
+    /// of space.
+    fn preallocate(&self, len: u64) -> io::Result<()>;
     /// The real file behind this handle, for the io_uring writer; None when simulated.
     fn try_clone_std(&self) -> Option<File> {
         None
@@ -153,6 +157,15 @@ impl FsFile for RealFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        // SAFETY: fallocate on a file descriptor we own; it only touches that file.
+        let rc = unsafe { libc::fallocate(self.0.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     fn try_clone_std(&self) -> Option<File> {

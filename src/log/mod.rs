@@ -253,7 +253,6 @@ pub struct Log {
     tx: Option<mpsc::Sender<AppendRequest>>,
     writer: Option<JoinHandle<()>>,
     backend: IoBackend,
-    capacity: u64,
     durable_rx: watch::Receiver<Lsn>,
 }
 
@@ -368,7 +367,6 @@ impl Log {
             tx: Some(tx),
             writer: Some(writer),
             backend,
-            capacity: options.segment_capacity,
             durable_rx,
         };
         Ok((log, report))
@@ -402,15 +400,11 @@ impl Log {
             .iter()
             .map(|r| format::encoded_record_len(r.payload.len()))
             .sum();
-        let room = self.capacity - format::SEGMENT_HEADER_LEN as u64;
-        if bytes as u64 > room
-            || records
-                .iter()
-                .any(|r| r.payload.len() > format::MAX_RECORD_PAYLOAD)
-        {
+        // An append larger than a segment gets a segment of its own (see the writer).
+        if bytes > format::MAX_APPEND_BYTES {
             return Err(LogError::RecordTooLarge {
                 len: bytes,
-                capacity: self.capacity,
+                capacity: format::MAX_APPEND_BYTES as u64,
             });
         }
         if records.iter().any(|r| r.kind == 0) {
@@ -667,6 +661,7 @@ impl WriterParts {
                 sink: std::rc::Rc::new(sink),
                 offset: self.offset,
                 next_lsn: self.next_lsn,
+                capacity: self.capacity,
             },
             capacity: self.capacity,
             max_commit_bytes: self.max_commit_bytes,

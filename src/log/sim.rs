@@ -336,6 +336,25 @@ impl FsFile for SimFile {
         }
         Ok(())
     }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let mut s = self.live()?;
+        s.tick()?;
+        let grow = len.saturating_sub(s.inodes[self.inode].current.len() as u64);
+        if let Some(limit) = s.space_limit {
+            if s.allocated() + grow > limit {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+        }
+        // Reserved space reads as zeros before and after a crash, as fallocate's does.
+        let inode = &mut s.inodes[self.inode];
+        for bytes in [&mut inode.current, &mut inode.durable] {
+            if (bytes.len() as u64) < len {
+                bytes.resize(len as usize, 0);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl SimFs {

@@ -106,6 +106,9 @@ pub(crate) struct Active<S> {
     /// Where the next commit goes (framed, maybe not yet durable).
     pub offset: u64,
     pub next_lsn: Lsn,
+    /// Bytes reserved for the segment: the log's segment capacity, or more for a segment
+    /// made for one append larger than that.
+    pub capacity: u64,
 }
 
 pub(crate) struct Writer<O: SinkOpener> {
@@ -113,6 +116,7 @@ pub(crate) struct Writer<O: SinkOpener> {
     pub fs: Arc<dyn FileSystem>,
     pub shared: Arc<Shared>,
     pub active: Active<O::Sink>,
+    /// Capacity of a new segment.
     pub capacity: u64,
     pub max_commit_bytes: usize,
 }
@@ -253,16 +257,25 @@ impl<O: SinkOpener> Writer<O> {
                 let _ = req.reply.send(Err(LogError::Failed { reason }));
                 continue;
             }
-            if start + (buf.len() + req.bytes) as u64 > self.capacity {
-                // The request does not fit: make this segment's appends durable, then roll.
-                self.write(buf, start, std::mem::take(&mut framed), written)
-                    .await;
-                self.make_durable(written, syncing).await;
-                let rolled = match self.shared.failure() {
-                    Some(reason) => Err(LogError::Failed { reason }),
-                    None => self.roll(),
+            let end = start + (buf.len() + req.bytes) as u64;
+            if end > self.active.capacity {
+                // An append is never split across segments (recovery keeps or drops a
+                // segment's tail, not part of an append). One larger than a segment gets
+                // room of its own: the empty active segment grows, or the next is sized
+                // for it.
+                let room = if start == SEGMENT_HEADER_LEN as u64 && buf.is_empty() {
+                    self.grow_active(end)
+                } else {
+                    // Make this segment's appends durable, then roll.
+                    self.write(buf, start, std::mem::take(&mut framed), written)
+                        .await;
+                    self.make_durable(written, syncing).await;
+                    match self.shared.failure() {
+                        Some(reason) => Err(LogError::Failed { reason }),
+                        None => self.roll(SEGMENT_HEADER_LEN as u64 + req.bytes as u64),
+                    }
                 };
-                if let Err(e) = rolled {
+                if let Err(e) = room {
                     // Running out of space for a new segment loses nothing and the log stays
                     // usable; any other failure to start a segment fails the log.
                     let e = match e {
@@ -359,11 +372,30 @@ impl<O: SinkOpener> Writer<O> {
         }
     }
 
-    /// Seals the active segment and starts the next one at the next LSN. Every commit in
-    /// the sealed segment has completed.
-    fn roll(&mut self) -> Result<(), LogError> {
+    /// Reserves `len` bytes for the active segment, which holds no record yet.
+    fn grow_active(&mut self, len: u64) -> Result<(), LogError> {
+        let path = &self.active.path;
+        self.fs
+            .open(path, true)
+            .and_then(|file| file.preallocate(len))
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    LogError::NoSpace { path: path.clone() }
+                } else {
+                    LogError::io("grow", path)(e)
+                }
+            })?;
+        self.active.capacity = len;
+        Ok(())
+    }
+
+    /// Seals the active segment and starts the next one at the next LSN, with room for
+    /// at least `needed` bytes (header included). Every commit in the sealed segment has
+    /// completed.
+    fn roll(&mut self, needed: u64) -> Result<(), LogError> {
         let base = self.active.next_lsn;
-        let (file, path) = create_segment(&*self.fs, &self.shared.dir, base, self.capacity)?;
+        let capacity = self.capacity.max(needed);
+        let (file, path) = create_segment(&*self.fs, &self.shared.dir, base, capacity)?;
         let sink = Rc::new(
             self.opener
                 .open(file)
@@ -377,6 +409,7 @@ impl<O: SinkOpener> Writer<O> {
                 sink,
                 offset: SEGMENT_HEADER_LEN as u64,
                 next_lsn: base,
+                capacity,
             },
         );
         self.shared
