@@ -36,6 +36,12 @@ pub struct NodeConfig {
     /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
     /// limit), as `query-timeout`.
     pub query_timeout_seconds: f64,
+    /// Largest body of `POST /api/v2/restore/kv` and `/restore/bucketMetadata` (MiB; 413
+    /// beyond).
+    pub max_restore_metadata_mib: u64,
+    /// Largest shard archive `POST /api/v2/restore/shards/{id}` takes, as sent and as
+    /// unpacked (MiB; 413 beyond).
+    pub max_restore_shard_mib: u64,
     pub log: LogConfig,
 }
 
@@ -66,6 +72,8 @@ impl Default for NodeConfig {
             max_select_point: 0,
             max_select_buckets: 0,
             query_timeout_seconds: 0.0,
+            max_restore_metadata_mib: 64,
+            max_restore_shard_mib: 64 << 10,
             log: LogConfig::default(),
         }
     }

@@ -246,17 +246,28 @@ fn staged_name(name: &str) -> Option<String> {
     column_file::parse_file_name(name).map(|_| name.to_owned())
 }
 
-/// Counts the bytes read through it.
+/// Counts the bytes read through it, and stops past `limit`.
 struct Counted<R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+    over: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let total = self
+            .count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
+            + n as u64;
+        if total > self.limit {
+            self.over.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the body exceeds {} bytes", self.limit),
+            ));
+        }
         Ok(n)
     }
 }
@@ -294,16 +305,41 @@ pub struct Unpacked {
 }
 
 /// Unpacks a shard archive (gzip or not) into `staging`, which must exist and be empty,
-/// and checks every file against the manifest. Any refusal is [`BackupError::BadArchive`]
-/// (or Io for the staging directory); the caller removes `staging` on error.
-pub fn unpack_shard_archive(input: impl Read, staging: &Path) -> Result<Unpacked, BackupError> {
+/// and checks every file against the manifest. An archive of more than `limit` bytes, as
+/// received or as unpacked, is [`BackupError::TooLarge`]; any other refusal is
+/// [`BackupError::BadArchive`] (or Io for the staging directory). The caller removes
+/// `staging` on error.
+pub fn unpack_shard_archive(
+    input: impl Read,
+    staging: &Path,
+    limit: u64,
+) -> Result<Unpacked, BackupError> {
+    let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    unpack_within(input, staging, limit, over.clone()).map_err(|e| {
+        if over.load(std::sync::atomic::Ordering::Relaxed) {
+            BackupError::TooLarge(format!("shard archive exceeds {limit} bytes"))
+        } else {
+            e
+        }
+    })
+}
+
+fn unpack_within(
+    input: impl Read,
+    staging: &Path,
+    limit: u64,
+    over: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Unpacked, BackupError> {
     let bad = |m: String| BackupError::BadArchive(m);
     let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut unpacked_bytes = 0u64;
     let mut input = BufReader::with_capacity(
         256 * 1024,
         Counted {
             inner: input,
             count: received.clone(),
+            limit,
+            over: over.clone(),
         },
     );
     let head = input
@@ -361,6 +397,11 @@ pub fn unpack_shard_archive(input: impl Read, staging: &Path) -> Result<Unpacked
             }
             manifest = Some(parsed);
             continue;
+        }
+        unpacked_bytes = unpacked_bytes.saturating_add(size);
+        if unpacked_bytes > limit {
+            over.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(bad(format!("unpacks to more than {limit} bytes")));
         }
         let path = staging.join(&staged);
         let file = std::fs::File::create(&path).map_err(BackupError::io(&path))?;
@@ -448,6 +489,6 @@ pub fn fuzz_unpack(data: &[u8]) {
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = unpack_shard_archive(data, &dir);
+    let _ = unpack_shard_archive(data, &dir, u64::MAX);
     let _ = std::fs::remove_dir_all(&dir);
 }

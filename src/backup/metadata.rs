@@ -84,19 +84,245 @@ pub struct ShardMapping {
     pub new_id: u64,
 }
 
-/// The kv snapshot: the catalog projection's state, prost-encoded.
+/// The kv snapshot: the catalog projection's state, prost-encoded, behind a header that
+/// makes a cut, padded or damaged copy detectable before anything is replaced:
+///
+/// ```text
+///   0          8               16                 20
+///   | SKKVSNP1 | length (u64 LE) | crc (u32 LE)    | CatalogState (length bytes)
+/// ```
+/// `crc` is the masked crc32c of the state's bytes (as the log's records are).
 pub fn kv_snapshot(catalog: &Catalog) -> Vec<u8> {
-    catalog.encode_snapshot()
+    let state = catalog.encode_snapshot();
+    let mut out = Vec::with_capacity(KV_HEADER_LEN + state.len());
+    out.extend_from_slice(KV_MAGIC);
+    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crate::log::format::mask(crc32c::crc32c(&state)).to_le_bytes());
+    out.extend_from_slice(&state);
+    out
 }
 
-/// The event replacing the control state by a kv snapshot; refuses bytes that are not one.
-pub fn restore_kv_event(bytes: &[u8]) -> Result<Event, BackupError> {
+const KV_MAGIC: &[u8; 8] = b"SKKVSNP1";
+const KV_HEADER_LEN: usize = 20;
+
+/// The state a kv snapshot holds, if `bytes` is exactly one whose checksum matches.
+pub(crate) fn decode_kv_snapshot(bytes: &[u8]) -> Result<CatalogState, BackupError> {
     use prost::Message;
-    let state = CatalogState::decode(bytes)
-        .map_err(|e| BackupError::BadArchive(format!("kv snapshot does not decode: {e}")))?;
+    let bad = |m: String| BackupError::BadArchive(format!("not a kv snapshot: {m}"));
+    if bytes.len() < KV_HEADER_LEN || &bytes[..8] != KV_MAGIC {
+        return Err(bad(format!(
+            "{} bytes without the snapshot header (a kv backup of this format begins with {:?})",
+            bytes.len(),
+            String::from_utf8_lossy(KV_MAGIC)
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let stored = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let state = &bytes[KV_HEADER_LEN..];
+    if state.len() as u64 != len {
+        return Err(bad(format!(
+            "the header says {len} bytes of state, the body holds {}: cut short or padded",
+            state.len()
+        )));
+    }
+    if crate::log::format::mask(crc32c::crc32c(state)) != stored {
+        return Err(bad("checksum mismatch: the snapshot is damaged".into()));
+    }
+    CatalogState::decode(state).map_err(|e| bad(format!("the state does not decode: {e}")))
+}
+
+/// The event replacing the control state by a kv snapshot. Refuses bytes that are not one
+/// whole snapshot of this format, a state that is not consistent, and (`require_admin`,
+/// when auth is on) a state with no admin user: it would lock every user out and open
+/// `/api/v2/setup` to anyone.
+pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, BackupError> {
+    let state = decode_kv_snapshot(bytes)?;
+    check_state(&state)?;
+    if require_admin && !state.users.iter().any(|u| u.admin) {
+        return Err(BackupError::BadArchive(
+            "the kv snapshot has no admin user: with auth enabled, restoring it would leave no one able to administer the node and reopen /api/v2/setup".into(),
+        ));
+    }
     Ok(crate::catalog::event(event::Kind::CatalogRestored(
         crate::proto::CatalogRestored { state: Some(state) },
     )))
+}
+
+const HOUR: i64 = 3_600_000_000_000;
+/// Longest database, retention policy or bucket name accepted from a backup.
+pub(crate) const MAX_NAME_BYTES: usize = 255;
+
+/// A name as an error message shows it: no longer than a line.
+fn shown(name: &str) -> String {
+    const SHOWN_CHARS: usize = 64;
+    if name.chars().count() <= SHOWN_CHARS {
+        format!("{name:?}")
+    } else {
+        let head: String = name.chars().take(SHOWN_CHARS).collect();
+        format!("{head:?}... ({} bytes)", name.len())
+    }
+}
+
+/// InfluxDB 1.x's rule for database and retention policy names (`meta.ValidName`: not
+/// empty, `.` or `..`, no `/` or `\\`, printable), and at most [`MAX_NAME_BYTES`].
+fn check_name(what: &str, name: &str) -> Result<(), BackupError> {
+    let problem = if name.is_empty() {
+        "is empty"
+    } else if name.len() > MAX_NAME_BYTES {
+        "is longer than 255 bytes"
+    } else if name == "." || name == ".." {
+        "is . or .."
+    } else if name.contains(['/', '\\']) {
+        "contains / or \\"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(BackupError::BadArchive(format!(
+        "{what} name {} {problem}",
+        shown(name)
+    )))
+}
+
+/// A bucket name: a database name (above) that InfluxDB 2 also accepts as a bucket's (no
+/// leading `_`, which is kept for system buckets; no `"`, which breaks queries).
+fn check_bucket_name(name: &str) -> Result<(), BackupError> {
+    check_name("bucket", name)?;
+    let problem = if name.starts_with('_') {
+        "starts with _ (reserved for system buckets)"
+    } else if name.contains('"') {
+        "contains a double quote"
+    } else {
+        return Ok(());
+    };
+    Err(BackupError::BadArchive(format!(
+        "bucket name {} {problem}",
+        shown(name)
+    )))
+}
+
+/// A retention policy's durations (ns): the policy's 0 (infinite) or at least an hour, as
+/// `CREATE RETENTION POLICY` requires; its shard groups' positive.
+fn check_durations(
+    what: &str,
+    duration: i64,
+    shard_group_duration: i64,
+) -> Result<(), BackupError> {
+    if duration < 0 || (duration != 0 && duration < HOUR) {
+        return Err(BackupError::BadArchive(format!(
+            "{what}: duration {duration} ns is neither 0 (infinite) nor at least 1h"
+        )));
+    }
+    if shard_group_duration <= 0 {
+        return Err(BackupError::BadArchive(format!(
+            "{what}: shard group duration {shard_group_duration} ns is not positive"
+        )));
+    }
+    Ok(())
+}
+
+/// What the catalog always holds, checked on a restored state: valid and unique names,
+/// default policies that exist, shards of known policies with their derived ids and a
+/// positive interval, ids unique, privileges, buckets and tokens that refer to what
+/// exists.
+fn check_state(state: &CatalogState) -> Result<(), BackupError> {
+    use std::collections::HashSet;
+    let bad = |m: String| {
+        Err(BackupError::BadArchive(format!(
+            "inconsistent kv snapshot: {m}"
+        )))
+    };
+    let mut databases = HashSet::new();
+    let mut shard_ids = HashSet::new();
+    for db in &state.databases {
+        check_name("database", &db.name)?;
+        if !databases.insert(db.name.as_str()) {
+            return bad(format!("database {} appears twice", shown(&db.name)));
+        }
+        let mut policies = HashSet::new();
+        for p in &db.policies {
+            check_name("retention policy", &p.name)?;
+            check_durations(
+                &format!("retention policy {}.{}", db.name, p.name),
+                p.duration_nanos,
+                p.shard_group_duration_nanos,
+            )?;
+            if !policies.insert(p.name.as_str()) {
+                return bad(format!(
+                    "policy {} of {} appears twice",
+                    shown(&p.name),
+                    db.name
+                ));
+            }
+        }
+        if !db.default_policy.is_empty() && !policies.contains(db.default_policy.as_str()) {
+            return bad(format!("default policy of {} does not exist", db.name));
+        }
+        for s in &db.shards {
+            if s.database != db.name || !policies.contains(s.retention_policy.as_str()) {
+                return bad(format!(
+                    "shard {} is not of a policy of {}",
+                    s.shard_id, db.name
+                ));
+            }
+            if s.start_nanos >= s.end_nanos {
+                return bad(format!("shard {} ends before it starts", s.shard_id));
+            }
+            if s.shard_id != crate::storage::shard_id(&db.name, &s.retention_policy, s.start_nanos)
+            {
+                return bad(format!("shard {} does not have its derived id", s.shard_id));
+            }
+            if !shard_ids.insert(s.shard_id) {
+                return bad(format!("shard {} appears twice", s.shard_id));
+            }
+        }
+    }
+    let mut users = HashSet::new();
+    for u in &state.users {
+        if u.name.is_empty() || !users.insert(u.name.as_str()) {
+            return bad(format!("user {} is empty or appears twice", shown(&u.name)));
+        }
+        if let Some(p) = u
+            .privileges
+            .iter()
+            .find(|p| !databases.contains(p.database.as_str()))
+        {
+            return bad(format!(
+                "user {} holds a privilege on unknown database {}",
+                u.name,
+                shown(&p.database)
+            ));
+        }
+    }
+    let mut orgs = HashSet::new();
+    for o in &state.orgs {
+        if o.id.is_empty() || o.name.is_empty() || !orgs.insert(o.id.as_str()) {
+            return bad(format!(
+                "organization {} is unnamed or appears twice",
+                shown(&o.name)
+            ));
+        }
+    }
+    let mut buckets = HashSet::new();
+    for b in &state.buckets {
+        if b.id.is_empty() || !buckets.insert(b.id.as_str()) || !orgs.contains(b.org_id.as_str()) {
+            return bad(format!(
+                "bucket {} has no id, appears twice or has no organization",
+                shown(&b.name)
+            ));
+        }
+    }
+    let mut tokens = HashSet::new();
+    for t in &state.tokens {
+        if t.id.is_empty() || !tokens.insert(t.id.as_str()) || !orgs.contains(t.org_id.as_str()) {
+            return bad(format!(
+                "token {} has no id, appears twice or has no organization",
+                shown(&t.id)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A new token for the operator of a restored kv snapshot, and the event that creates it.
@@ -195,9 +421,7 @@ pub fn restore_bucket_events(
     new_bucket_id: String,
 ) -> Result<(Vec<Event>, RestoredBucketMappings), BackupError> {
     let name = manifest.bucket_name.as_str();
-    if name.is_empty() {
-        return Err(BackupError::BadArchive("bucketName is empty".into()));
-    }
+    check_bucket_name(name)?;
     if catalog.databases.contains_key(name) || catalog.buckets.values().any(|b| b.name == name) {
         return Err(BackupError::Conflict(format!(
             "bucket {name:?} already exists"
@@ -230,6 +454,7 @@ pub fn restore_bucket_events(
                 manifest.default_retention_policy
             ))
         })?;
+    check_bucket_policies(manifest)?;
     let spec = |p: &RetentionPolicyManifest| RetentionPolicySpec {
         name: p.name.clone(),
         duration_nanos: p.duration,
@@ -257,13 +482,7 @@ pub fn restore_bucket_events(
     }
     let mut mappings = Vec::new();
     for p in &manifest.retention_policies {
-        for group in &p.shard_groups {
-            let time = |s: &str| {
-                parse_rfc3339(s).ok_or_else(|| {
-                    BackupError::BadArchive(format!("invalid shard group time {s:?}"))
-                })
-            };
-            let (start, end) = (time(&group.start_time)?, time(&group.end_time)?);
+        for (group, (start, end)) in p.shard_groups.iter().zip(group_intervals(p)?) {
             let new_id = crate::storage::shard_id(name, &p.name, start);
             events.push(crate::catalog::event(event::Kind::ShardCreated(
                 ShardCreated {
@@ -272,6 +491,7 @@ pub fn restore_bucket_events(
                     shard_id: new_id,
                     start_nanos: start,
                     end_nanos: end,
+                    restored_from: group.shards.iter().map(|s| s.id).collect(),
                 },
             )));
             for shard in &group.shards {
@@ -310,6 +530,73 @@ pub fn restore_bucket_events(
             shard_mappings: mappings,
         },
     ))
+}
+
+/// Each shard group's (start, end) in ns, in the manifest's order: valid RFC 3339 times
+/// within the range of i64 nanoseconds, start before end.
+fn group_intervals(p: &RetentionPolicyManifest) -> Result<Vec<(i64, i64)>, BackupError> {
+    let time = |s: &str| {
+        parse_rfc3339(s).ok_or_else(|| {
+            BackupError::BadArchive(format!(
+                "shard group time {} is not an RFC 3339 time between 1677 and 2262",
+                shown(s)
+            ))
+        })
+    };
+    p.shard_groups
+        .iter()
+        .map(|g| {
+            let (start, end) = (time(&g.start_time)?, time(&g.end_time)?);
+            if start >= end {
+                return Err(BackupError::BadArchive(format!(
+                    "shard group {} of {} ends at or before its start",
+                    g.id,
+                    shown(&p.name)
+                )));
+            }
+            Ok((start, end))
+        })
+        .collect()
+}
+
+/// A manifest's retention policies: valid, distinct names and durations, and shard groups
+/// that are each listed once (by id), hold shards listed once in the whole manifest, and do
+/// not overlap within their policy.
+fn check_bucket_policies(manifest: &BucketMetadataManifest) -> Result<(), BackupError> {
+    use std::collections::HashSet;
+    let bad = |m: String| Err(BackupError::BadArchive(m));
+    let mut names = HashSet::new();
+    let (mut group_ids, mut shard_ids) = (HashSet::new(), HashSet::new());
+    for p in &manifest.retention_policies {
+        check_name("retention policy", &p.name)?;
+        if !names.insert(p.name.as_str()) {
+            return bad(format!("retention policy {} appears twice", shown(&p.name)));
+        }
+        check_durations(
+            &format!("retention policy {}", shown(&p.name)),
+            p.duration,
+            p.shard_group_duration,
+        )?;
+        for g in &p.shard_groups {
+            if !group_ids.insert(g.id) {
+                return bad(format!("shard group {} appears twice", g.id));
+            }
+            if let Some(s) = g.shards.iter().find(|s| !shard_ids.insert(s.id)) {
+                return bad(format!("shard {} appears twice", s.id));
+            }
+        }
+        let mut intervals = group_intervals(p)?;
+        intervals.sort_unstable();
+        if let Some(w) = intervals.windows(2).find(|w| w[1].0 < w[0].1) {
+            return bad(format!(
+                "shard groups of {} overlap: one starts at {} before another ending at {}",
+                shown(&p.name),
+                rfc3339_nanos(w[1].0),
+                rfc3339_nanos(w[0].1)
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

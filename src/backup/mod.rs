@@ -35,6 +35,9 @@ pub enum BackupError {
     /// The request body is not a usable backup (truncated, corrupt, foreign, too large).
     #[error("invalid backup: {0}")]
     BadArchive(String),
+    /// The request body, or what it unpacks to, is past the configured limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The backup is sound but cannot be applied to this node's current state.
     #[error("cannot restore: {0}")]
     Conflict(String),

@@ -257,6 +257,11 @@ impl Read for ChannelReader {
     }
 }
 
+/// Largest shard archive a restore takes, as sent and as unpacked (bytes).
+pub fn shard_body_limit(node: &Node) -> u64 {
+    node.config.max_restore_shard_mib.saturating_mul(1 << 20)
+}
+
 /// Restores shard `id` (which the catalog must know) from an archive read from `body`.
 /// Nothing of the node changes unless every check passes.
 pub async fn restore_shard(
@@ -264,9 +269,18 @@ pub async fn restore_shard(
     id: u64,
     body: ChannelReader,
 ) -> Result<u64, BackupError> {
-    let info = node
+    let (info, restored_from) = node
         .control
-        .read(|c| c.shards().find(|s| s.id == id))
+        .read(|c| {
+            let info = c.shards().find(|s| s.id == id)?;
+            let restored_from = c
+                .databases
+                .get(&info.database)
+                .and_then(|d| d.shards.iter().find(|s| s.shard_id == id))
+                .map(|s| s.restored_from.clone())
+                .unwrap_or_default();
+            Some((info, restored_from))
+        })
         .await
         .ok_or(BackupError::ShardNotFound(id))?;
     let began = Instant::now();
@@ -280,7 +294,7 @@ pub async fn restore_shard(
     // outcome recorded (and the staging directory removed).
     let task = actix_web::rt::spawn(async move {
         let result = actix_web::rt::task::spawn_blocking(move || {
-            let result = restore_shard_files(&worker, &info, body, &staging);
+            let result = restore_shard_files(&worker, &info, &restored_from, body, &staging);
             if staging.exists() {
                 let _ = std::fs::remove_dir_all(&staging);
             }
@@ -299,25 +313,24 @@ pub async fn restore_shard(
 fn restore_shard_files(
     node: &Node,
     info: &ShardInfo,
+    restored_from: &[u64],
     body: ChannelReader,
     staging: &std::path::Path,
 ) -> Result<u64, BackupError> {
     let _ = std::fs::remove_dir_all(staging);
     std::fs::create_dir_all(staging).map_err(BackupError::io(staging))?;
-    let unpacked = archive::unpack_shard_archive(body, staging)?;
+    let unpacked = archive::unpack_shard_archive(body, staging, shard_body_limit(node))?;
     let m = &unpacked.manifest;
-    if m.start != info.start || m.retention_policy != info.retention_policy {
-        return Err(BackupError::BadArchive(format!(
-            "the archive holds shard {} ({}.{} from {}), which is not shard {} ({}.{} from {})",
-            m.shard_id,
-            m.database,
-            m.retention_policy,
-            crate::query::format::rfc3339_nanos(m.start),
-            info.id,
-            info.database,
-            info.retention_policy,
-            crate::query::format::rfc3339_nanos(info.start)
-        )));
+    check_archive_identity(m, info, restored_from)?;
+    if m.files.is_empty() {
+        if m.since.is_none() {
+            return Err(BackupError::BadArchive(format!(
+                "the archive of shard {} lists no files: a full backup holds at least the shard's log",
+                m.shard_id
+            )));
+        }
+        // An incremental backup of a shard unchanged since: nothing to apply.
+        return Ok(unpacked.received);
     }
     restore::verify_staged(staging)?;
     node.storage.replace_shard(info.clone(), |current| {
@@ -325,6 +338,44 @@ fn restore_shard_files(
         Ok::<_, BackupError>(staging.to_owned())
     })?;
     Ok(unpacked.received)
+}
+
+/// An archive may go into the shard it was taken from (same id, database, policy and
+/// start), or into one a bucket restore made for it (`restored_from` names the backed-up
+/// shard; the database may have another name then). Its manifest must also name a shard
+/// consistently: the id is derived from the database, policy and start.
+fn check_archive_identity(
+    m: &archive::ShardManifest,
+    info: &ShardInfo,
+    restored_from: &[u64],
+) -> Result<(), BackupError> {
+    let coherent =
+        m.shard_id == crate::storage::shard_id(&m.database, &m.retention_policy, m.start);
+    let same = m.shard_id == info.id && m.database == info.database;
+    let mapped = restored_from.contains(&m.shard_id);
+    if coherent
+        && (same || mapped)
+        && m.start == info.start
+        && m.retention_policy == info.retention_policy
+    {
+        return Ok(());
+    }
+    Err(BackupError::BadArchive(format!(
+        "the archive holds shard {} ({}.{} from {}), which is not shard {} ({}.{} from {}){}",
+        m.shard_id,
+        m.database,
+        m.retention_policy,
+        crate::query::format::rfc3339_nanos(m.start),
+        info.id,
+        info.database,
+        info.retention_policy,
+        crate::query::format::rfc3339_nanos(info.start),
+        if restored_from.is_empty() {
+            String::new()
+        } else {
+            format!(" nor one restored into it ({restored_from:?})")
+        }
+    )))
 }
 
 /// The kv snapshot, as one consistent read of the control state.
@@ -354,7 +405,7 @@ pub async fn backup_metadata(
 /// know are closed and removed (as a drop would). Returns the new operator token minted
 /// with it, if the restored state has an operator (see [`metadata::operator_token_event`]).
 pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, BackupError> {
-    let event = metadata::restore_kv_event(bytes)?;
+    let event = metadata::restore_kv_event(bytes, node.config.auth_enabled)?;
     let minted = match &event.kind {
         Some(crate::proto::event::Kind::CatalogRestored(r)) => {
             r.state.as_ref().and_then(metadata::operator_token_event)

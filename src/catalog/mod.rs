@@ -379,6 +379,7 @@ impl Catalog {
                     shard_id: s.id,
                     start_nanos: s.start,
                     end_nanos: s.end,
+                    restored_from: Vec::new(),
                 }))),
             }
         }

@@ -10,8 +10,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 
-/// Largest kv snapshot or bucket manifest accepted in a request body.
-const MAX_METADATA_BODY_BYTES: usize = 256 << 20;
 /// Request-body chunks waiting for the restore task.
 const RESTORE_CHUNKS_IN_FLIGHT: usize = 8;
 
@@ -41,6 +39,10 @@ impl From<BackupError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             BackupError::Conflict(_) => StatusCode::CONFLICT,
+            BackupError::TooLarge(_)
+            | BackupError::Control(crate::projection::ProjectionError::Log(
+                crate::log::LogError::RecordTooLarge { .. },
+            )) => StatusCode::PAYLOAD_TOO_LARGE,
             BackupError::Storage(crate::storage::StorageError::ShardBusy(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -176,6 +178,28 @@ async fn backup_status(node: web::Data<Node>, req: HttpRequest, params: Params) 
     )
 }
 
+/// Largest kv snapshot or bucket manifest accepted in a request body.
+fn metadata_body_limit(node: &Node) -> usize {
+    usize::try_from(node.config.max_restore_metadata_mib.saturating_mul(1 << 20))
+        .unwrap_or(usize::MAX)
+}
+
+/// Refuses a body whose announced length is past `limit` before reading any of it.
+fn check_content_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > limit => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {len} bytes exceeds {limit} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a whole (small) body, refusing one past `limit`.
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
@@ -201,7 +225,8 @@ async fn restore_kv(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            let body = read_body(payload, MAX_METADATA_BODY_BYTES).await?;
+            check_content_length(&req, metadata_body_limit(&node) as u64)?;
+            let body = read_body(payload, metadata_body_limit(&node)).await?;
             // InfluxDB 2's PostRestoreKVResponse: {"token": the operator's token}; here a
             // new one, since only token digests are kept (none without an operator).
             let body = match service::restore_kv(&node, &body).await? {
@@ -223,7 +248,8 @@ async fn restore_bucket_metadata(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            let body = read_body(payload, MAX_METADATA_BODY_BYTES).await?;
+            check_content_length(&req, metadata_body_limit(&node) as u64)?;
+            let body = read_body(payload, metadata_body_limit(&node)).await?;
             let manifest: BucketMetadataManifest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid bucket manifest: {e}")))?;
             let mappings = service::restore_bucket(&node, &manifest).await?;
@@ -244,6 +270,7 @@ async fn restore_shard(
         async {
             authorize_admin(&node, &req, &params).await?;
             let id = shard_id(&id)?;
+            check_content_length(&req, service::shard_body_limit(&node))?;
             let (tx, rx) = tokio::sync::mpsc::channel(RESTORE_CHUNKS_IN_FLIGHT);
             // The body flows to the restore task as it arrives; if the task stops reading
             // (a refused archive), forwarding stops too.

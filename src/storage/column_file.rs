@@ -328,6 +328,32 @@ fn decode_versions(data: &[u8], len: usize, versions: &mut Vec<u64>) -> Result<u
     Ok(at)
 }
 
+/// An index may unpack to this many times its compressed size, past a first allowance:
+/// prost indexes compress far less than that, and a file from elsewhere (a restored
+/// backup) must not make the node allocate without bound.
+const MAX_INDEX_EXPANSION: u64 = 100;
+const INDEX_EXPANSION_ALLOWANCE: u64 = 16 << 20;
+
+fn decompress_index(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = INDEX_EXPANSION_ALLOWANCE
+        .saturating_add((compressed.len() as u64).saturating_mul(MAX_INDEX_EXPANSION));
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(compressed).map_err(|e| e.to_string())?;
+    let mut plain = Vec::new();
+    decoder
+        .take(limit + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| e.to_string())?;
+    if plain.len() as u64 > limit {
+        return Err(format!(
+            "index of {} bytes unpacks to more than {limit}",
+            compressed.len()
+        ));
+    }
+    Ok(plain)
+}
+
 impl ColumnFile {
     pub fn open(path: &Path) -> Result<ColumnFile, ColumnFileError> {
         let file = std::fs::File::open(path).map_err(io(path))?;
@@ -356,7 +382,7 @@ impl ColumnFile {
         if mask(crc32c::crc32c(bytes)) != stored {
             return Err(corrupt(offset, "index checksum mismatch"));
         }
-        let bytes = zstd::stream::decode_all(bytes).map_err(|e| corrupt(offset, &e.to_string()))?;
+        let bytes = decompress_index(bytes).map_err(|e| corrupt(offset, &e))?;
         let index =
             ColumnFileIndex::decode(&bytes[..]).map_err(|e| corrupt(offset, &e.to_string()))?;
         let by_key = index
