@@ -92,7 +92,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (1usize..200).prop_map(Op::Append),
+        // Some larger than a segment (512 bytes), which get a segment of their own.
+        8 => prop_oneof![6 => 1usize..200, 1 => 400usize..1500].prop_map(Op::Append),
         1 => (0u64..6).prop_map(Op::DieAfterOps),
         2 => prop_oneof![Just(CrashMode::DropUnsynced), any::<u64>().prop_map(|seed| CrashMode::Tear { seed })]
             .prop_map(Op::Crash),
@@ -134,13 +135,20 @@ proptest! {
     }
 }
 
-/// The fixed workload of the exhaustive test: open, then appends that roll several segments.
+/// The fixed workload of the exhaustive test: open, then appends that roll several
+/// segments; the first and some later ones are larger than a segment (the empty first
+/// segment grows for one, a segment is sized for the others).
 fn workload(fs: &SimFs, model: &mut Model) {
     let Ok((log, _)) = Log::open_on(Arc::new(fs.clone()), DIR, options()) else {
         return;
     };
     for i in 0..40 {
-        model.append(&log, 20 + (i * 37) % 150);
+        let len = match i {
+            0 => 900,
+            i if i % 9 == 4 => 600 + i * 13,
+            i => 20 + (i * 37) % 150,
+        };
+        model.append(&log, len);
     }
 }
 
