@@ -23,6 +23,16 @@ pub struct NodeConfig {
     pub max_head_mib: u64,
     /// Require credentials (off by default, as in InfluxDB 1.x).
     pub auth_enabled: bool,
+    /// With auth on, `/metrics` needs an admin's credentials too (false: open to all).
+    pub metrics_auth: bool,
+    /// How long a successful password check is remembered (seconds; 0: not at all).
+    pub auth_cache_seconds: u64,
+    /// Failed password checks per user and per client address within
+    /// `auth_failure_window_seconds` before further attempts get 429 (0: no limit).
+    pub auth_failure_limit: u32,
+    pub auth_failure_window_seconds: u64,
+    /// Password hashes computed at once (each takes a core for about 70 ms).
+    pub bcrypt_concurrency: usize,
     /// A shard that took no write for this long has its head written out (seconds).
     pub idle_flush_seconds: u64,
     /// On SIGTERM, how long requests under way may take to finish (seconds).
@@ -66,6 +76,11 @@ impl Default for NodeConfig {
             retention_check_seconds: 60,
             max_head_mib: 64,
             auth_enabled: false,
+            metrics_auth: true,
+            auth_cache_seconds: 60,
+            auth_failure_limit: 10,
+            auth_failure_window_seconds: 60,
+            bcrypt_concurrency: 2,
             idle_flush_seconds: 10,
             shutdown_grace_seconds: 30,
             max_select_series: 0,
@@ -75,6 +90,17 @@ impl Default for NodeConfig {
             max_restore_metadata_mib: 64,
             max_restore_shard_mib: 64 << 10,
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn password_check_limits(&self) -> crate::auth::PasswordCheckLimits {
+        crate::auth::PasswordCheckLimits {
+            concurrency: self.bcrypt_concurrency.max(1),
+            cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
+            failure_limit: self.auth_failure_limit,
+            failure_window: std::time::Duration::from_secs(self.auth_failure_window_seconds),
         }
     }
 }

@@ -1,16 +1,30 @@
 //! Who is asking: credentials checked against the catalog's users and tokens.
 //!
 //! Passwords are kept only as bcrypt hashes, tokens only as SHA-256; neither is ever
-//! logged. bcrypt is slow by design, so a successful check is remembered for the life of
-//! the process, keyed by a salted SHA-256 of the credentials (never the credentials).
+//! logged. bcrypt is slow by design (about 70 ms a check here), so it never runs on a
+//! request worker nor under the control state's lock: what a check needs is copied out of
+//! the catalog ([`Authenticator::claim`]), then [`Authenticator::verify`] hashes on the
+//! blocking pool, a few at a time. A successful check is remembered for a short while,
+//! keyed by a salted SHA-256 of the user, the password and the stored hash (so a new
+//! password ends it); failed checks are counted per user and per client address, and past
+//! a limit refused without hashing.
+
+mod permission;
+
+pub use permission::{Action, Resource, Wanted};
 
 use crate::catalog::Catalog;
+use crate::proto::TokenPermission;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// bcrypt cost, as InfluxDB uses.
 const BCRYPT_COST: u32 = 10;
+/// Remembered successes and counted failures kept before expired ones are swept.
+const MAX_TRACKED_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -24,10 +38,18 @@ pub enum Credentials {
     Unparseable,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub user: String,
+    /// Ties the principal to this user, not to a later one of the same name.
+    pub user_id: String,
+    /// An admin user, by password or with a token that does not narrow its rights, at
+    /// the time of authentication.
     pub admin: bool,
+    /// A token's own permissions (None: a password, or a token that may do all its user
+    /// may do). See [`Principal::privilege`] and [`Principal::holds`].
+    pub scope: Option<Vec<TokenPermission>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +58,8 @@ pub enum AuthError {
     Unparseable,
     #[error("authorization failed")]
     Failed,
+    #[error("too many failed authentication attempts, retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("error authorizing query: create admin user first or disable authentication")]
     NoAdminYet,
     #[error("error authorizing query: {user} not authorized to execute statement '{statement}', requires {needs}")]
@@ -51,31 +75,95 @@ pub enum AuthError {
     Hash(String),
 }
 
+/// How password checks are bounded (from the node's configuration).
+#[derive(Debug, Clone)]
+pub struct PasswordCheckLimits {
+    /// bcrypt computations at once; more callers wait their turn (asynchronously).
+    pub concurrency: usize,
+    /// How long a successful check is remembered.
+    pub cache_ttl: Duration,
+    /// Failed checks per user and per client address within `failure_window` before
+    /// further attempts are refused without a check (0: no limit).
+    pub failure_limit: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for PasswordCheckLimits {
+    fn default() -> Self {
+        PasswordCheckLimits {
+            concurrency: 2,
+            cache_ttl: Duration::from_secs(60),
+            failure_limit: 10,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the catalog says about a set of credentials, copied out so that the lock is not
+/// held while a password is hashed.
+#[derive(Debug)]
+pub enum Claim {
+    /// A token: settled already (hashing a token is cheap).
+    Settled(Principal),
+    Password {
+        user: String,
+        password: String,
+        /// None for an unknown user: refused, but counted like a wrong password.
+        stored: Option<StoredUser>,
+    },
+}
+
+#[derive(Debug)]
+pub struct StoredUser {
+    pub id: String,
+    pub admin: bool,
+    pub password_bcrypt: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FailureKey {
+    User(String),
+    Client(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FailureWindow {
+    started: Instant,
+    failures: u32,
+}
+
 pub struct Authenticator {
     salt: [u8; 16],
-    verified: Mutex<HashMap<[u8; 32], String>>,
+    limits: PasswordCheckLimits,
+    bcrypt_slots: Arc<tokio::sync::Semaphore>,
+    /// Cache key -> when the success stops being remembered.
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    failures: Mutex<HashMap<FailureKey, FailureWindow>>,
 }
 
 impl Default for Authenticator {
     fn default() -> Self {
+        Authenticator::new(PasswordCheckLimits::default())
+    }
+}
+
+impl Authenticator {
+    pub fn new(limits: PasswordCheckLimits) -> Self {
         let mut salt = [0u8; 16];
         // Without the OS's randomness the cache key is still unique per credentials; only
         // its resistance to precomputation is lost.
         let _ = getrandom::fill(&mut salt);
         Authenticator {
             salt,
+            bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(limits.concurrency.max(1))),
+            limits,
             verified: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
-}
 
-impl Authenticator {
-    /// The principal behind `credentials`, or why there is none.
-    pub fn authenticate(
-        &self,
-        catalog: &Catalog,
-        credentials: &Credentials,
-    ) -> Result<Principal, AuthError> {
+    /// Reads what checking `credentials` needs from the catalog: cheap, no hashing.
+    pub fn claim(&self, catalog: &Catalog, credentials: &Credentials) -> Result<Claim, AuthError> {
         match credentials {
             Credentials::None | Credentials::Unparseable => Err(AuthError::Unparseable),
             Credentials::Token(token) => {
@@ -85,35 +173,172 @@ impl Authenticator {
                     .values()
                     .find(|t| t.token_sha256 == digest)
                     .ok_or(AuthError::Failed)?;
-                let user = catalog.users.values().find(|u| u.id == found.user_id);
-                // A token belongs to its organization's owner; its rights are theirs.
-                Ok(Principal {
-                    user: user.map_or_else(|| found.id.clone(), |u| u.name.clone()),
-                    admin: user.is_none_or(|u| u.admin),
-                })
+                // A token whose user is gone is revoked with it.
+                let user = catalog
+                    .user_by_id(&found.user_id)
+                    .ok_or(AuthError::Failed)?;
+                let scope = Some(found.permissions.clone()).filter(|p| !p.is_empty());
+                Ok(Claim::Settled(Principal {
+                    user: user.name.clone(),
+                    user_id: user.id.clone(),
+                    admin: user.admin && scope.is_none(),
+                    scope,
+                }))
             }
-            Credentials::UserPassword { user, password } => {
-                let stored = catalog.users.get(user).ok_or(AuthError::Failed)?;
-                let key = self.cache_key(user, password, &stored.password_bcrypt);
-                let cached = self
-                    .verified
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(&key);
-                if !cached {
-                    if !bcrypt::verify(password, &stored.password_bcrypt).unwrap_or(false) {
-                        return Err(AuthError::Failed);
-                    }
-                    self.verified
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(key, user.clone());
-                }
-                Ok(Principal {
-                    user: user.clone(),
-                    admin: stored.admin,
-                })
+            Credentials::UserPassword { user, password } => Ok(Claim::Password {
+                user: user.clone(),
+                password: password.clone(),
+                stored: catalog.users.get(user).map(|u| StoredUser {
+                    id: u.id.clone(),
+                    admin: u.admin,
+                    password_bcrypt: u.password_bcrypt.clone(),
+                }),
+            }),
+        }
+    }
+
+    /// Settles a claim: remembered success, refusal past the failure limit, or a bcrypt
+    /// check on the blocking pool. `client` is the caller's address, when known.
+    pub async fn verify(
+        &self,
+        claim: Claim,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let (user, password, stored) = match claim {
+            Claim::Settled(principal) => return Ok(principal),
+            Claim::Password {
+                user,
+                password,
+                stored,
+            } => (user, password, stored),
+        };
+        let principal = |s: &StoredUser| Principal {
+            user: user.clone(),
+            user_id: s.id.clone(),
+            admin: s.admin,
+            scope: None,
+        };
+        let key = stored
+            .as_ref()
+            .map(|s| self.cache_key(&user, &password, &s.password_bcrypt));
+        let now = Instant::now();
+        if let (Some(s), Some(key)) = (&stored, &key) {
+            if self.remembered(key, now) {
+                return Ok(principal(s));
             }
+        }
+        let mut keys = Vec::with_capacity(2);
+        if stored.is_some() {
+            keys.push(FailureKey::User(user.clone()));
+        }
+        keys.extend(client.map(FailureKey::Client));
+        self.refuse_if_over_limit(&keys, now)?;
+        let Some(s) = stored else {
+            self.record_failure(&keys, Instant::now());
+            return Err(AuthError::Failed);
+        };
+        let hash = s.password_bcrypt.clone();
+        let matches = self
+            .on_blocking_pool(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await?;
+        if !matches {
+            self.record_failure(&keys, Instant::now());
+            return Err(AuthError::Failed);
+        }
+        if let Some(key) = key {
+            self.remember(key, Instant::now());
+        }
+        Ok(principal(&s))
+    }
+
+    /// Hashes a new password off the request workers, within the same bound as checks.
+    pub async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
+        let password = password.to_owned();
+        self.on_blocking_pool(move || hash_password(&password))
+            .await?
+    }
+
+    async fn on_blocking_pool<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, AuthError> {
+        let _slot = self
+            .bcrypt_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))
+    }
+
+    fn remembered(&self, key: &[u8; 32], now: Instant) -> bool {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        match verified.get(key) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                verified.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember(&self, key: [u8; 32], now: Instant) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= MAX_TRACKED_ENTRIES {
+            verified.retain(|_, until| *until > now);
+        }
+        if verified.len() < MAX_TRACKED_ENTRIES {
+            verified.insert(key, now + self.limits.cache_ttl);
+        }
+    }
+
+    fn refuse_if_over_limit(&self, keys: &[FailureKey], now: Instant) -> Result<(), AuthError> {
+        if self.limits.failure_limit == 0 {
+            return Ok(());
+        }
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let window = self.limits.failure_window;
+        let wait = keys
+            .iter()
+            .filter_map(|k| failures.get(k))
+            .filter(|w| w.failures >= self.limits.failure_limit)
+            .filter_map(|w| (w.started + window).checked_duration_since(now))
+            .max();
+        match wait {
+            Some(wait) => Err(AuthError::TooManyAttempts {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn record_failure(&self, keys: &[FailureKey], now: Instant) {
+        if self.limits.failure_limit == 0 {
+            return;
+        }
+        let window = self.limits.failure_window;
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_TRACKED_ENTRIES {
+            failures.retain(|_, w| w.started + window > now);
+        }
+        for key in keys {
+            if failures.len() >= MAX_TRACKED_ENTRIES && !failures.contains_key(key) {
+                continue;
+            }
+            let w = failures.entry(key.clone()).or_insert(FailureWindow {
+                started: now,
+                failures: 0,
+            });
+            if w.started + window <= now {
+                *w = FailureWindow {
+                    started: now,
+                    failures: 0,
+                };
+            }
+            w.failures = w.failures.saturating_add(1);
         }
     }
 
@@ -174,50 +399,146 @@ mod tests {
     fn catalog_with_user(admin: bool) -> Catalog {
         let mut c = Catalog::default();
         let hash = hash_password("s3cret").unwrap();
-        for e in c.create_user(new_id(), "ann", hash, admin).unwrap() {
+        for e in c.create_user("id-ann".into(), "ann", hash, admin).unwrap() {
             c.apply(&e);
         }
         c
     }
 
-    #[test]
-    fn passwords_are_checked_and_never_stored_in_plain_text() {
+    fn password(user: &str, password: &str) -> Credentials {
+        Credentials::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    async fn check(
+        auth: &Authenticator,
+        c: &Catalog,
+        credentials: &Credentials,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        auth.verify(auth.claim(c, credentials)?, client).await
+    }
+
+    #[tokio::test]
+    async fn passwords_are_checked_and_never_stored_in_plain_text() {
         let c = catalog_with_user(true);
         assert!(!c.users["ann"].password_bcrypt.contains("s3cret"));
         let auth = Authenticator::default();
-        let ok = Credentials::UserPassword {
+        let ann = Principal {
             user: "ann".into(),
-            password: "s3cret".into(),
+            user_id: "id-ann".into(),
+            admin: true,
+            scope: None,
         };
+        let ok = password("ann", "s3cret");
+        assert_eq!(check(&auth, &c, &ok, None).await, Ok(ann.clone()));
+        assert_eq!(check(&auth, &c, &ok, None).await, Ok(ann), "cached");
         assert_eq!(
-            auth.authenticate(&c, &ok),
-            Ok(Principal {
-                user: "ann".into(),
-                admin: true
-            })
+            check(&auth, &c, &password("ann", "wrong"), None).await,
+            Err(AuthError::Failed)
         );
         assert_eq!(
-            auth.authenticate(&c, &ok),
-            Ok(Principal {
-                user: "ann".into(),
-                admin: true
-            }),
-            "cached"
+            check(&auth, &c, &password("bob", "s3cret"), None).await,
+            Err(AuthError::Failed)
         );
-        let bad = Credentials::UserPassword {
-            user: "ann".into(),
-            password: "wrong".into(),
-        };
-        assert_eq!(auth.authenticate(&c, &bad), Err(AuthError::Failed));
-        let nobody = Credentials::UserPassword {
-            user: "bob".into(),
-            password: "s3cret".into(),
-        };
-        assert_eq!(auth.authenticate(&c, &nobody), Err(AuthError::Failed));
         assert_eq!(
-            auth.authenticate(&c, &Credentials::None),
+            check(&auth, &c, &Credentials::None, None).await,
             Err(AuthError::Unparseable)
         );
+    }
+
+    #[tokio::test]
+    async fn a_remembered_success_ends_with_its_ttl_and_with_a_new_password() {
+        let mut c = catalog_with_user(false);
+        let auth = Authenticator::default();
+        let key = auth.cache_key("ann", "s3cret", &c.users["ann"].password_bcrypt);
+        let now = Instant::now();
+        auth.remember(key, now);
+        assert!(auth.remembered(&key, now));
+        assert!(!auth.remembered(&key, now + Duration::from_secs(61)));
+        assert!(check(&auth, &c, &password("ann", "s3cret"), None)
+            .await
+            .is_ok());
+        for e in c
+            .set_password("ann", hash_password("other").unwrap())
+            .unwrap()
+        {
+            c.apply(&e);
+        }
+        assert_eq!(
+            check(&auth, &c, &password("ann", "s3cret"), None).await,
+            Err(AuthError::Failed),
+            "the old password no longer works, remembered or not"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_past_the_limit_are_refused_without_a_check_until_the_window_ends() {
+        let c = catalog_with_user(false);
+        let auth = Authenticator::new(PasswordCheckLimits {
+            failure_limit: 3,
+            ..PasswordCheckLimits::default()
+        });
+        let here: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..3 {
+            assert_eq!(
+                check(&auth, &c, &password("ann", "wrong"), Some(here)).await,
+                Err(AuthError::Failed)
+            );
+        }
+        let refused = check(&auth, &c, &password("ann", "s3cret"), Some(here)).await;
+        assert!(
+            matches!(refused, Err(AuthError::TooManyAttempts { retry_after_secs }) if (1..=60).contains(&retry_after_secs)),
+            "{refused:?}"
+        );
+        // Another client is refused too for this user, and this client for any user.
+        let elsewhere: IpAddr = [10, 0, 0, 2].into();
+        assert!(matches!(
+            check(&auth, &c, &password("ann", "wrong"), Some(elsewhere)).await,
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        assert!(matches!(
+            check(&auth, &c, &password("nobody", "x"), Some(here)).await,
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        let later = Instant::now() + Duration::from_secs(61);
+        assert_eq!(
+            auth.refuse_if_over_limit(&[FailureKey::User("ann".into())], later),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_token_of_a_dropped_user_is_refused() {
+        let mut c = catalog_with_user(true);
+        for e in c.create_org("o".into(), "acme").unwrap() {
+            c.apply(&e);
+        }
+        let (token, digest) = new_token();
+        let created = crate::proto::TokenCreated {
+            id: "t".into(),
+            token_sha256: digest,
+            org_id: "o".into(),
+            user_id: "id-ann".into(),
+            description: String::new(),
+            permissions: Vec::new(),
+        };
+        for e in c.create_token(created).unwrap() {
+            c.apply(&e);
+        }
+        let auth = Authenticator::default();
+        let credentials = Credentials::Token(token);
+        assert!(auth.claim(&c, &credentials).is_ok());
+        for e in c.drop_user("ann").unwrap() {
+            c.apply(&e);
+        }
+        assert!(c.tokens.is_empty(), "dropping a user revokes its tokens");
+        assert!(matches!(
+            auth.claim(&c, &credentials),
+            Err(AuthError::Failed)
+        ));
     }
 
     #[test]

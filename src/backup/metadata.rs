@@ -356,6 +356,7 @@ pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
         org_id,
         user_id: user.id.clone(),
         description: format!("{}'s Token (minted by a kv restore)", user.name),
+        permissions: Vec::new(),
     };
     Some((
         token,

@@ -255,6 +255,11 @@ impl Catalog {
             .map_or(Privilege::NoPrivileges, |p| p.privilege())
     }
 
+    /// A user by id (tokens and v2 objects name users by id, the 1.x API by name).
+    pub fn user_by_id(&self, id: &str) -> Option<&UserCreated> {
+        self.users.values().find(|u| u.id == id)
+    }
+
     pub fn create_org(&self, id: String, name: &str) -> Result<Vec<Event>, CatalogError> {
         if name.is_empty() {
             return Err(CatalogError::InvalidName);
@@ -585,7 +590,10 @@ impl Projection for Catalog {
                 self.users.insert(e.name.clone(), e.clone());
             }
             Some(Kind::UserDropped(e)) => {
-                self.users.remove(&e.name);
+                // A dropped user's tokens go with it: a token is only ever its user's.
+                if let Some(user) = self.users.remove(&e.name) {
+                    self.tokens.retain(|_, t| t.user_id != user.id);
+                }
             }
             Some(Kind::UserPrivilegeSet(e)) => {
                 if let Some(user) = self.users.get_mut(&e.name) {

@@ -1,5 +1,6 @@
 //! Reading credentials from a request, as InfluxDB does: `u`/`p` URL parameters first,
-//! then `Authorization: Basic` or `Authorization: Token`.
+//! then `Authorization: Basic`, `Authorization: Token` or (as Prometheus scrapers send a
+//! token) `Authorization: Bearer`.
 
 use super::error::ApiError;
 use crate::auth::{AuthError, Credentials, Principal};
@@ -26,7 +27,10 @@ pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Crede
     else {
         return Credentials::None;
     };
-    if let Some(token) = value.strip_prefix("Token ") {
+    if let Some(token) = value
+        .strip_prefix("Token ")
+        .or_else(|| value.strip_prefix("Bearer "))
+    {
         return Credentials::Token(token.trim().to_owned());
     }
     if let Some(encoded) = value.strip_prefix("Basic ") {
@@ -55,15 +59,18 @@ pub async fn authenticate(
         return Ok(None);
     }
     let credentials = credentials(req, params);
-    node.control
+    // Only copies leave the lock: a password is hashed after it is released.
+    let claim = node
+        .control
         .read(|catalog| {
             if catalog.users.values().all(|u| !u.admin) && catalog.tokens.is_empty() {
                 return Err(AuthError::NoAdminYet);
             }
-            node.auth.authenticate(catalog, &credentials)
+            node.auth.claim(catalog, &credentials)
         })
-        .await
-        .map(Some)
+        .await?;
+    let client = req.peer_addr().map(|a| a.ip());
+    node.auth.verify(claim, client).await.map(Some)
 }
 
 impl From<AuthError> for ApiError {
@@ -73,6 +80,12 @@ impl From<AuthError> for ApiError {
             AuthError::NoAdminYet
             | AuthError::NotPermitted { .. }
             | AuthError::WriteNotPermitted { .. } => StatusCode::FORBIDDEN,
+            AuthError::TooManyAttempts { retry_after_secs } => {
+                return ApiError {
+                    retry_after_secs: Some(retry_after_secs),
+                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+                }
+            }
             AuthError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

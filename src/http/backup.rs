@@ -13,17 +13,19 @@ use std::collections::HashMap;
 /// Request-body chunks waiting for the restore task.
 const RESTORE_CHUNKS_IN_FLIGHT: usize = 8;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v2/backup/kv", web::get().to(backup_kv))
-        .route("/api/v2/backup/metadata", web::get().to(backup_metadata))
-        .route("/api/v2/backup/status", web::get().to(backup_status))
-        .route("/api/v2/backup/shards/{id}", web::get().to(backup_shard))
-        .route("/api/v2/restore/kv", web::post().to(restore_kv))
-        .route(
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::GET, "/api/v2/backup/kv", backup_kv)
+        .add(Method::GET, "/api/v2/backup/metadata", backup_metadata)
+        .add(Method::GET, "/api/v2/backup/status", backup_status)
+        .add(Method::GET, "/api/v2/backup/shards/{id}", backup_shard)
+        .add(Method::POST, "/api/v2/restore/kv", restore_kv)
+        .add(
+            Method::POST,
             "/api/v2/restore/bucketMetadata",
-            web::post().to(restore_bucket_metadata),
+            restore_bucket_metadata,
         )
-        .route("/api/v2/restore/shards/{id}", web::post().to(restore_shard));
+        .add(Method::POST, "/api/v2/restore/shards/{id}", restore_shard);
 }
 
 type Params = web::Query<HashMap<String, String>>;

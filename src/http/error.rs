@@ -9,6 +9,8 @@ use actix_web::HttpResponse;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Sent as `Retry-After` (429 and 503 answers that know when to come back).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -16,6 +18,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -25,6 +28,9 @@ impl ApiError {
 
     pub fn v1(&self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_secs {
+            r.insert_header(("Retry-After", secs.to_string()));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header(("Www-Authenticate", "Basic realm=\"InfluxDB\""));
         }
@@ -58,10 +64,14 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY => "conflict",
             StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "too many requests",
             _ => "internal error",
         };
-        HttpResponse::build(self.status)
-            .json(serde_json::json!({ "code": code, "message": self.message }))
+        let mut r = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_secs {
+            r.insert_header(("Retry-After", secs.to_string()));
+        }
+        r.json(serde_json::json!({ "code": code, "message": self.message }))
     }
 }
 

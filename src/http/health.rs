@@ -4,10 +4,11 @@ use crate::node::Node;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ping", web::get().to(ping))
-        .route("/ping", web::head().to(ping))
-        .route("/health", web::get().to(health));
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::GET, "/ping", ping)
+        .add(Method::HEAD, "/ping", ping)
+        .add(Method::GET, "/health", health);
 }
 
 async fn ping(node: web::Data<Node>) -> HttpResponse {

@@ -1,15 +1,42 @@
-//! `GET /metrics`: the logs' figures in Prometheus' text format.
+//! `GET /metrics`: the logs' figures in Prometheus' text format. They name every shard
+//! and count its writes, so with authentication on they are an admin's to read (unless
+//! `metrics_auth = false`); a scraper sends an admin's token as `Bearer`.
 
+use super::error::ApiError;
 use crate::log::LogFigures;
 use crate::node::Node;
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::collections::HashMap;
 use std::fmt::Write;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::GET, "/metrics", metrics);
 }
 
-async fn metrics(node: web::Data<Node>) -> HttpResponse {
+async fn metrics(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    if node.config.metrics_auth {
+        match super::auth::authenticate(&node, &req, &params).await {
+            Ok(None) => {}
+            Ok(Some(p)) if p.admin => {}
+            Ok(Some(p)) => {
+                let message = format!("{} may not read metrics: requires admin", p.user);
+                return ApiError::new(StatusCode::FORBIDDEN, message).v2();
+            }
+            Err(e) => {
+                let mut e = ApiError::from(e);
+                if e.status == StatusCode::UNAUTHORIZED {
+                    e.message = "unauthorized access".into();
+                }
+                return e.v2();
+            }
+        }
+    }
     let mut logs = vec![(
         "control".to_owned(),
         node.control.log().figures(),

@@ -1,7 +1,8 @@
 //! The HTTP API. Handlers are thin: parse, call the node's services, render.
 
 use crate::node::Node;
-use actix_web::{dev::Server, http::StatusCode, web, App, HttpResponse, HttpServer};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
 use std::sync::Arc;
 
 mod auth;
@@ -20,12 +21,15 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .configure(health::routes)
-            .configure(metrics::routes)
-            .configure(write::routes)
-            .configure(query::routes)
-            .configure(v2::routes)
-            .configure(backup::routes)
+            .configure(|cfg| {
+                let mut routes = Routes {
+                    config: Some(cfg),
+                    table: Vec::new(),
+                };
+                for module in MODULES {
+                    module(&mut routes);
+                }
+            })
             .default_service(web::to(not_found))
     })
     .workers(2)
@@ -38,6 +42,60 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
         addrs: server.addrs(),
         server: server.run(),
     })
+}
+
+/// Every module's routes, in the order they are matched.
+const MODULES: [fn(&mut Routes); 6] = [
+    health::routes,
+    metrics::routes,
+    write::routes,
+    query::routes,
+    v2::routes,
+    backup::routes,
+];
+
+/// Registers each route with the server and records it, so that the table tests check
+/// ([`route_table`]) is the table the server serves.
+pub(crate) struct Routes<'a> {
+    config: Option<&'a mut web::ServiceConfig>,
+    table: Vec<(Method, &'static str)>,
+}
+
+impl Routes<'_> {
+    pub(crate) fn add<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        if let Some(config) = self.config.as_deref_mut() {
+            config.route(path, web::method(method.clone()).to(handler));
+        }
+        self.table.push((method, path));
+        self
+    }
+}
+
+/// Every (method, path pattern) the server answers, as registered (`{id}` for a path
+/// parameter).
+pub fn route_table() -> Vec<(String, String)> {
+    let mut routes = Routes {
+        config: None,
+        table: Vec::new(),
+    };
+    for module in MODULES {
+        module(&mut routes);
+    }
+    routes
+        .table
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_owned()))
+        .collect()
 }
 
 /// A bound, not yet awaited server.

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 const DEFAULT_CHUNK_SIZE: usize = 10_000;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/query", web::get().to(query))
-        .route("/query", web::post().to(query));
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::GET, "/query", query)
+        .add(Method::POST, "/query", query);
 }
 
 async fn query(

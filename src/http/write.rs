@@ -12,9 +12,10 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::io::Read;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/write", web::post().to(write_v1))
-        .route("/api/v2/write", web::post().to(write_v2));
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::POST, "/write", write_v1)
+        .add(Method::POST, "/api/v2/write", write_v2);
 }
 
 type Params = web::Query<HashMap<String, String>>;
@@ -86,7 +87,7 @@ async fn may_write(
             if !c.databases.contains_key(database) {
                 return Err(StorageError::DatabaseNotFound(database.into()).into());
             }
-            if !c.privilege(&p.user, database).grants(Privilege::Write) {
+            if !p.privilege(c, database).grants(Privilege::Write) {
                 return Err(AuthError::WriteNotPermitted {
                     user: p.user.clone(),
                     database: database.into(),

@@ -89,7 +89,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         config: config.clone(),
         control,
         storage,
-        auth: crate::auth::Authenticator::default(),
+        auth: crate::auth::Authenticator::new(config.password_check_limits()),
     });
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(

@@ -40,10 +40,7 @@ pub fn check(
                         true => default_database.unwrap_or_default().to_owned(),
                         false => database,
                     };
-                    if !catalog
-                        .privilege(&principal.user, &database)
-                        .grants(privilege)
-                    {
+                    if !principal.privilege(catalog, &database).grants(privilege) {
                         let name = privilege.influx_name();
                         return Err(refused(format!("{name} on {database}")));
                     }
@@ -113,7 +110,9 @@ mod tests {
     fn check_as(catalog: &Catalog, q: &str, db: Option<&str>) -> Result<(), String> {
         let principal = Principal {
             user: "bob".into(),
+            user_id: "1".into(),
             admin: false,
+            scope: None,
         };
         check(catalog, &principal, &parse_query(q).unwrap(), db).map_err(|e| e.to_string())
     }

@@ -287,7 +287,7 @@ async fn run(
             // A non-admin sees the databases it holds a privilege on.
             let visible = |c: &Catalog, db: &str| {
                 options.principal.as_ref().is_none_or(|p| {
-                    p.admin || c.privilege(&p.user, db) != crate::catalog::Privilege::NoPrivileges
+                    p.admin || p.privilege(c, db) != crate::catalog::Privilege::NoPrivileges
                 })
             };
             let names = control
