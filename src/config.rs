@@ -36,6 +36,15 @@ pub struct NodeConfig {
     /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
     /// limit), as `query-timeout`.
     pub query_timeout_seconds: f64,
+    /// Most memory one request may hold (MiB; 0: no limit). A write is charged its body
+    /// after decompression and what parsing and storing it holds (413 past it); a query
+    /// what it keeps (rows, windows x series, fill output, its rendered answer).
+    pub max_request_memory_mib: u64,
+    /// Most fields one point (line) may have (0: no limit); a longer line is refused.
+    pub max_fields_per_point: usize,
+    /// Most fields one measurement may have in one shard (0: no limit); a point that
+    /// would add fields past it is refused.
+    pub max_fields_per_measurement: usize,
     pub log: LogConfig,
 }
 
@@ -66,6 +75,9 @@ impl Default for NodeConfig {
             max_select_point: 0,
             max_select_buckets: 0,
             query_timeout_seconds: 0.0,
+            max_request_memory_mib: 256,
+            max_fields_per_point: 65_536,
+            max_fields_per_measurement: 100_000,
             log: LogConfig::default(),
         }
     }
