@@ -52,6 +52,15 @@ pub struct NodeConfig {
     /// Largest shard archive `POST /api/v2/restore/shards/{id}` takes, as sent and as
     /// unpacked (MiB; 413 beyond).
     pub max_restore_shard_mib: u64,
+    /// Most memory one request may hold (MiB; 0: no limit). A write is charged its body
+    /// after decompression and what parsing and storing it holds (413 past it); a query
+    /// what it keeps (rows, windows x series, fill output, its rendered answer).
+    pub max_request_memory_mib: u64,
+    /// Most fields one point (line) may have (0: no limit); a longer line is refused.
+    pub max_fields_per_point: usize,
+    /// Most fields one measurement may have in one shard (0: no limit); a point that
+    /// would add fields past it is refused.
+    pub max_fields_per_measurement: usize,
     pub log: LogConfig,
 }
 
@@ -89,6 +98,9 @@ impl Default for NodeConfig {
             query_timeout_seconds: 0.0,
             max_restore_metadata_mib: 64,
             max_restore_shard_mib: 64 << 10,
+            max_request_memory_mib: 256,
+            max_fields_per_point: 65_536,
+            max_fields_per_measurement: 100_000,
             log: LogConfig::default(),
         }
     }

@@ -61,6 +61,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not found",
             StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
             StatusCode::UNPROCESSABLE_ENTITY => "conflict",
             StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",

@@ -3,7 +3,9 @@
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Privilege;
-use crate::line_protocol::{influx_batch_message, parse_body_with, ParseOptions, Precision};
+use crate::line_protocol::{
+    influx_batch_message, parse_body_with, FieldValue, ParseOptions, Point, Precision,
+};
 use crate::node::Node;
 use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
@@ -11,6 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
 
 pub(super) fn routes(r: &mut super::Routes) {
     use actix_web::http::Method;
@@ -100,63 +104,198 @@ async fn may_write(
 }
 
 async fn write(
-    node: &Node,
+    node: &web::Data<Node>,
     database: String,
     retention_policy: Option<String>,
     precision: Precision,
     req: &HttpRequest,
     body_stream: web::Payload,
 ) -> Result<(), ApiError> {
-    let limit = node.config.max_body_bytes;
+    let encoding = BodyEncoding::of(req)?;
     let mut body = BodyBuffer::take();
-    read_body(&mut body, req, body_stream, limit).await?;
-    let gzip = req
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    if gzip {
-        let plain = gunzip(&body, limit.saturating_mul(GZIP_EXPANSION_LIMIT))?;
-        body.clear();
-        body.extend_from_slice(&plain);
-    }
-    let now = crate::catalog::now_nanos();
-    let options = ParseOptions {
+    read_body(&mut body, req, body_stream, node.config.max_body_bytes).await?;
+    let job = WriteJob {
+        node: node.clone().into_inner(),
+        database,
+        retention_policy,
         precision,
-        ..ParseOptions::default()
+        encoding,
     };
-    let (points, errors) = parse_body_with(&body, &options);
-    if points.is_empty() {
-        return match errors.is_empty() {
-            true => Ok(()), // empty body or only comments: InfluxDB answers 204
-            false => Err(ApiError::bad_request(influx_batch_message(&errors))),
+    // Inflating, parsing and storing a body is CPU work of unbounded length (a line of
+    // 100,000 fields, a 25 MB body): it runs off the HTTP workers, which go on answering
+    // /ping and other requests meanwhile. A bounded number run at once, so that waiting
+    // writes hold their compressed bodies only.
+    let slot = write_slots()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is stopping"))?;
+    let runtime = tokio::runtime::Handle::current();
+    let (result, body) = actix_web::rt::task::spawn_blocking(move || {
+        let _slot = slot;
+        let result = job.run(&body, &runtime);
+        // The buffer goes back to the worker's pool, not to this pool thread's.
+        (result, body)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "write task failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "write task failed")
+    })?;
+    drop(body);
+    result
+}
+
+/// How a write body is encoded: InfluxDB accepts gzip and plain text (`identity`, or no
+/// `Content-Encoding`). Anything else is refused rather than parsed as text, which would
+/// store garbage or answer a misleading parse error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyEncoding {
+    Plain,
+    Gzip,
+}
+
+impl BodyEncoding {
+    fn of(req: &HttpRequest) -> Result<BodyEncoding, ApiError> {
+        let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+            return Ok(BodyEncoding::Plain);
         };
+        let name = value.to_str().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("gzip") {
+            Ok(BodyEncoding::Gzip)
+        } else if name.is_empty() || name.eq_ignore_ascii_case("identity") {
+            Ok(BodyEncoding::Plain)
+        } else {
+            let shown = String::from_utf8_lossy(value.as_bytes());
+            Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported Content-Encoding {shown:?}: only gzip and identity are accepted"
+                ),
+            ))
+        }
     }
-    let outcome = node
-        .storage
-        .write(
-            &node.control,
+}
+
+/// Writes parsed and stored at once, per core: enough to keep both the cores and the
+/// data logs' group commits busy (a write waits for its fdatasync in its slot), few
+/// enough that their memory (each at most `max_request_memory_mib`) stays bounded.
+const WRITE_SLOTS_PER_CORE: usize = 2;
+
+/// One set of slots per process, as the cores they share.
+fn write_slots() -> Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Arc::new(Semaphore::new(cores * WRITE_SLOTS_PER_CORE))
+        })
+        .clone()
+}
+
+/// A write whose body has been read: what is left to do off the HTTP workers.
+struct WriteJob {
+    node: Arc<Node>,
+    database: String,
+    retention_policy: Option<String>,
+    precision: Precision,
+    encoding: BodyEncoding,
+}
+
+impl WriteJob {
+    /// Inflates, parses and stores `body`; `runtime` drives the storage's waits (its log
+    /// appends) from this blocking thread.
+    fn run(self, body: &[u8], runtime: &tokio::runtime::Handle) -> Result<(), ApiError> {
+        let config = &self.node.config;
+        let budget = match config.max_request_memory_mib {
+            0 => usize::MAX,
+            mib => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        };
+        // The compressed bytes are held until the end: they count against the budget.
+        let inflated;
+        let text: &[u8] = match self.encoding {
+            BodyEncoding::Plain => body,
+            BodyEncoding::Gzip => {
+                inflated = gunzip(body, budget.saturating_sub(body.len()))?;
+                &inflated
+            }
+        };
+        let compressed = match self.encoding {
+            BodyEncoding::Plain => 0,
+            BodyEncoding::Gzip => body.len(),
+        };
+        let needed = write_memory_estimate(text).saturating_add(compressed);
+        if needed > budget {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Request Entity Too Large: writing this body needs about {} MiB, more than max_request_memory_mib ({})",
+                    needed >> 20,
+                    config.max_request_memory_mib
+                ),
+            ));
+        }
+        let now = crate::catalog::now_nanos();
+        let options = ParseOptions {
+            precision: self.precision,
+            max_fields: no_limit_if_zero(config.max_fields_per_point),
+            ..ParseOptions::default()
+        };
+        let (points, errors) = parse_body_with(text, &options);
+        if points.is_empty() {
+            return match errors.is_empty() {
+                true => Ok(()), // empty body or only comments: InfluxDB answers 204
+                false => Err(ApiError::bad_request(influx_batch_message(&errors))),
+            };
+        }
+        let outcome = runtime.block_on(self.node.storage.write(
+            &self.node.control,
             WriteRequest {
-                database,
-                retention_policy,
+                database: self.database,
+                retention_policy: self.retention_policy,
                 points,
-                precision,
+                precision: self.precision,
                 now,
+                max_fields_per_measurement: no_limit_if_zero(config.max_fields_per_measurement),
             },
-        )
-        .await?;
-    if let Some(reason) = outcome.reason {
-        return Err(ApiError::bad_request(format!(
-            "partial write: {reason} dropped={}",
-            outcome.dropped
-        )));
+        ))?;
+        if let Some(reason) = outcome.reason {
+            return Err(ApiError::bad_request(format!(
+                "partial write: {reason} dropped={}",
+                outcome.dropped
+            )));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "partial write: {} dropped=0",
+                influx_batch_message(&errors)
+            )));
+        }
+        Ok(())
     }
-    if !errors.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "partial write: {} dropped=0",
-            influx_batch_message(&errors)
-        )));
+}
+
+fn no_limit_if_zero(limit: usize) -> usize {
+    match limit {
+        0 => usize::MAX,
+        n => n,
     }
-    Ok(())
+}
+
+/// Bytes a write of `body` holds at its peak beyond the body itself, judged before
+/// parsing from its lines and `=` signs (a tag's count as a field's: an overestimate):
+/// each line becomes a [`Point`] (plus its shard-group entry and insert order), each
+/// field a name and value in its point and then a value in the head's columns; the data
+/// log's record is at most another copy of the lines.
+fn write_memory_estimate(body: &[u8]) -> usize {
+    const POINT_BYTES: usize = std::mem::size_of::<Point<'static>>() + 32;
+    const FIELD_BYTES: usize =
+        std::mem::size_of::<(std::borrow::Cow<'static, str>, FieldValue)>() + 40;
+    let lines = memchr::memchr_iter(b'\n', body).count() + 1;
+    let equals = memchr::memchr_iter(b'=', body).count();
+    body.len()
+        .saturating_mul(2)
+        .saturating_add(lines.saturating_mul(POINT_BYTES))
+        .saturating_add(equals.saturating_mul(FIELD_BYTES))
 }
 
 /// Reads the request body into `body`, refused with 413 past `limit` bytes so that no
@@ -235,32 +374,114 @@ impl std::ops::DerefMut for BodyBuffer {
     }
 }
 
-/// How much larger than the largest accepted body a gzip body may expand to: enough for
-/// line protocol (which compresses about 10:1), not enough for a gzip bomb to matter.
-const GZIP_EXPANSION_LIMIT: usize = 16;
-
 fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
 }
 
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Inflates a gzip body, stopping with 413 as soon as it passes `limit` bytes: a bomb
+/// costs at most `limit` bytes of memory and the time to inflate that much.
+fn gunzip(body: &[u8], limit: usize) -> Result<InflatedBody, ApiError> {
     if !body.starts_with(&[0x1f, 0x8b]) {
         return Err(ApiError::bad_request("gzip: invalid header"));
     }
-    let mut out = Vec::new();
-    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(|e| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-                "invalid header".to_owned()
-            }
-            std::io::ErrorKind::UnexpectedEof => "unexpected EOF".to_owned(),
-            _ => e.to_string(),
-        };
-        ApiError::bad_request(format!("gzip: {reason}"))
+    let mut decoder = flate2::read::MultiGzDecoder::new(body);
+    let mut out = InflatedBody::reserve(limit).map_err(|e| {
+        tracing::error!(error = %e, bytes = limit, "cannot reserve address space for a gzip body");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot reserve memory for the body",
+        )
     })?;
-    if out.len() > limit {
-        return Err(too_large());
+    while out.len < limit {
+        let n = decoder.read(&mut out.spare_mut()[..]).map_err(gzip_error)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.len += n;
     }
-    Ok(out)
+    // Full: one more byte means the body is too large.
+    let mut probe = [0u8; 1];
+    match decoder.read(&mut probe).map_err(gzip_error)? {
+        0 => Ok(out),
+        _ => Err(too_large()),
+    }
+}
+
+/// An inflated body in its own anonymous mapping of the largest size it may reach: pages
+/// become memory only as they are filled, and all of it goes back to the system when the
+/// request ends. From the allocator, a body-sized block would stay resident for its purge
+/// delay (10 s, see `main.rs`) and the next one might not reuse it: two bombs in a row
+/// held twice the budget.
+struct InflatedBody {
+    map: std::ptr::NonNull<u8>,
+    capacity: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone, like a Vec's buffer.
+unsafe impl Send for InflatedBody {}
+
+impl InflatedBody {
+    fn reserve(capacity: usize) -> std::io::Result<InflatedBody> {
+        let capacity = capacity.max(1);
+        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                capacity,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let map = std::ptr::NonNull::new(map.cast::<u8>())
+            .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        Ok(InflatedBody {
+            map,
+            capacity,
+            len: 0,
+        })
+    }
+
+    fn spare_mut(&mut self) -> &mut [u8] {
+        // SAFETY: [len, capacity) lies in the mapping, which anonymous mmap initialises
+        // to zeros, and `&mut self` makes this the only reference to it.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.map.as_ptr().add(self.len),
+                self.capacity - self.len,
+            )
+        }
+    }
+}
+
+impl std::ops::Deref for InflatedBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: [0, len) lies in the mapping and was written by the decoder.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for InflatedBody {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `reserve`, unmapped once; no slice of it outlives
+        // `self` (they borrow it).
+        unsafe { libc::munmap(self.map.as_ptr().cast(), self.capacity) };
+    }
+}
+
+fn gzip_error(e: std::io::Error) -> ApiError {
+    let reason = match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            "invalid header".to_owned()
+        }
+        std::io::ErrorKind::UnexpectedEof => "unexpected EOF".to_owned(),
+        _ => e.to_string(),
+    };
+    ApiError::bad_request(format!("gzip: {reason}"))
 }

@@ -263,6 +263,7 @@ pub fn fuzz_parse(data: &[u8]) {
         },
         allow_unsigned: b & 8 != 0,
         strip_cr: b & 16 != 0,
+        max_fields: usize::MAX,
     }) {
         let fast = parse_body_with(data, &opts);
         assert!(

@@ -46,6 +46,10 @@ pub struct ParseOptions {
     pub allow_unsigned: bool,
     /// Strip one `\r` at the end of each line (CRLF bodies).
     pub strip_cr: bool,
+    /// Most fields a line may have (`usize::MAX`: no limit, as InfluxDB). Checked once
+    /// the field section's structure is known, before a field is converted, so that a
+    /// refused line costs one pass over its bytes.
+    pub max_fields: usize,
 }
 
 impl Default for ParseOptions {
@@ -54,6 +58,7 @@ impl Default for ParseOptions {
             precision: Precision::Nanoseconds,
             allow_unsigned: true,
             strip_cr: true,
+            max_fields: usize::MAX,
         }
     }
 }
@@ -65,6 +70,7 @@ impl ParseOptions {
             precision,
             allow_unsigned: false,
             strip_cr: false,
+            max_fields: usize::MAX,
         }
     }
 }
@@ -526,6 +532,9 @@ fn parse_one<'a>(
     if fs == fe {
         return Err("missing fields".into());
     }
+    if nfields > opts.max_fields {
+        return Err(too_many_fields(nfields, opts.max_fields).into());
+    }
 
     // ---- fields: InfluxDB's field-iterator tokenisation ----
     // Clean lines (no backslash, one `=` per segment) already have it in
@@ -768,6 +777,12 @@ fn prefix(b: &[u8]) -> u64 {
     let n = b.len().min(8);
     p[..n].copy_from_slice(&b[..n]);
     u64::from_be_bytes(p)
+}
+
+/// The error of a line with more fields than [`ParseOptions::max_fields`]; it names the
+/// config key that sets the limit.
+fn too_many_fields(fields: usize, max: usize) -> String {
+    format!("too many fields: {fields} > max_fields_per_point ({max})")
 }
 
 /// Cheap fingerprint of a field key: length, first and last byte.

@@ -347,6 +347,27 @@ fn timestamp_errors() {
 }
 
 #[test]
+fn a_line_with_more_fields_than_the_limit_is_refused_naming_it() {
+    let opts = ParseOptions {
+        max_fields: 3,
+        ..Default::default()
+    };
+    let (p, e) = parse_body_with(b"m a=1,b=2,c=3\nm a=1,b=2,c=3,d=4\n", &opts);
+    assert_eq!(p.len(), 1);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 2);
+    assert_eq!(e[0].reason, "too many fields: 4 > max_fields_per_point (3)");
+    let wide = format!(
+        "m {}",
+        (0..100)
+            .map(|i| format!("f{i}=1"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(parse_body(wide.as_bytes()).0[0].fields.len(), 100);
+}
+
+#[test]
 fn timestamp_range_depends_on_precision() {
     let s = ParseOptions {
         precision: Precision::Seconds,
@@ -821,7 +842,7 @@ proptest! {
 
     #[test]
     fn fast_path_matches_reference(data in lp_ish(), strip in any::<bool>(), uns in any::<bool>()) {
-        let opts = ParseOptions { precision: Precision::Nanoseconds, allow_unsigned: uns, strip_cr: strip };
+        let opts = ParseOptions { precision: Precision::Nanoseconds, allow_unsigned: uns, strip_cr: strip, ..ParseOptions::default() };
         prop_assert_eq!(
             parse_body_with(&data, &opts),
             super::parser::parse_body_reference(&data, &opts)

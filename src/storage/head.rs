@@ -9,6 +9,10 @@ use std::collections::HashMap;
 /// come from clients, but a flood of colliding keys costs only speed, never correctness).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Up to this many columns, a field missing from its usual position is found by a scan
+/// (cheaper than hashing for the few fields real series have).
+const FIELDS_SCANNED: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct SeriesHead {
     pub key: String,
@@ -106,20 +110,37 @@ impl Head {
         fields: &[(F, FieldValue)],
     ) {
         let series = &mut self.series[idx];
+        // Built on the first miss in a wide series only: a scan per miss would make a
+        // point of n new fields cost n^2 name compares (100,000 fields: half a minute).
+        let mut by_name: Option<FastMap<String, usize>> = None;
         for (at, (name, value)) in fields.iter().enumerate() {
             let name = name.as_ref();
             // A series' points usually list their fields in the same order: try the
             // position this field had last time before searching.
             let found = match series.fields.get(at) {
                 Some((n, _)) if super::same_name(n, name) => Some(at),
-                _ => series
+                _ if series.fields.len() <= FIELDS_SCANNED => series
                     .fields
                     .iter()
                     .position(|(n, _)| super::same_name(n, name)),
+                _ => by_name
+                    .get_or_insert_with(|| {
+                        let mut map = FastMap::default();
+                        map.reserve(series.fields.len());
+                        for (i, (n, _)) in series.fields.iter().enumerate() {
+                            map.insert(n.clone(), i);
+                        }
+                        map
+                    })
+                    .get(name)
+                    .copied(),
             };
             let column = match found {
                 Some(i) => &mut series.fields[i].1,
                 None => {
+                    if let Some(map) = by_name.as_mut() {
+                        map.insert(name.to_owned(), series.fields.len());
+                    }
                     series
                         .fields
                         .push((name.to_owned(), Column::new(FieldType::of(value))));

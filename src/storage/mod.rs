@@ -65,6 +65,8 @@ pub struct WriteRequest<'a> {
     pub precision: Precision,
     /// Server time, for points written without a timestamp (one value per request).
     pub now: i64,
+    /// Most fields a measurement may have in a shard (`usize::MAX`: no limit).
+    pub max_fields_per_measurement: usize,
 }
 
 /// What happened to a write's points.
@@ -283,7 +285,7 @@ impl Storage {
         let mut writes = Vec::new();
         for (info, points) in infos.into_iter().zip(by_group.into_values()) {
             let shard = self.open_shard(info)?;
-            let admitted = shard.admit(points);
+            let admitted = shard.admit(points, req.max_fields_per_measurement);
             outcome.dropped += admitted.dropped;
             if let Some(reason) = admitted.reason {
                 outcome.reason.get_or_insert(reason);

@@ -451,7 +451,9 @@ impl Shard {
 
     /// Drops points whose field types conflict with the shard's (or with earlier points of
     /// the batch), reserving the types of new fields.
-    pub fn admit<'a>(&self, mut points: Vec<Point<'a>>) -> Admitted<'a> {
+    /// `max_fields` bounds how many fields a measurement may have in this shard: a point
+    /// that would add fields past it is dropped.
+    pub fn admit<'a>(&self, mut points: Vec<Point<'a>>, max_fields: usize) -> Admitted<'a> {
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0;
         let mut reason = None;
@@ -472,6 +474,24 @@ impl Shard {
                         point.measurement,
                         ty.name(),
                         existing.name()
+                    )
+                })
+            });
+            // The exact count of new fields is looked up only near the limit.
+            let conflict = conflict.or_else(|| {
+                if types.len() + point.fields.len() <= max_fields {
+                    return None;
+                }
+                let added = point
+                    .fields
+                    .iter()
+                    .filter(|(name, _)| !types.contains_key(name.as_ref()))
+                    .count();
+                (added > 0 && types.len() + added > max_fields).then(|| {
+                    format!(
+                        "field limit exceeded: measurement \"{}\" would have {} fields, more than max_fields_per_measurement ({max_fields})",
+                        point.measurement,
+                        types.len() + added
                     )
                 })
             });
