@@ -36,6 +36,10 @@ pub struct NodeConfig {
     /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
     /// limit), as `query-timeout`.
     pub query_timeout_seconds: f64,
+    /// Most memory one request may hold (MiB; 0: no limit). A query charges what it
+    /// keeps (rows, windows x series, fill output, its rendered answer) and is stopped
+    /// with an error past it.
+    pub max_request_memory_mib: u64,
     pub log: LogConfig,
 }
 
@@ -66,6 +70,7 @@ impl Default for NodeConfig {
             max_select_point: 0,
             max_select_buckets: 0,
             query_timeout_seconds: 0.0,
+            max_request_memory_mib: 256,
             log: LogConfig::default(),
         }
     }
