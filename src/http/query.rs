@@ -4,9 +4,11 @@ use super::error::ApiError;
 use crate::auth::AuthError;
 use crate::node::Node;
 use crate::query::parser::{ast::Statement, parse_query};
-use crate::query::result::{chunks, QueryResponse};
-use crate::query::{epoch_unit, execute, QueryError, QueryOptions};
-use actix_web::{web, HttpRequest, HttpResponse};
+use crate::query::result::{chunks, QueryResponse, StatementResult};
+use crate::query::{
+    epoch_unit, execute, Interrupt, QueryError, QueryLimits, QueryOptions, TIMEOUT_MESSAGE,
+};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
 
 const DEFAULT_CHUNK_SIZE: usize = 10_000;
@@ -59,65 +61,208 @@ async fn query(
         .headers()
         .get(actix_web::http::header::ACCEPT)
         .is_some_and(|a| a == "application/csv" || a == "text/csv");
+    let format = Format {
+        csv,
+        pretty: get("pretty").is_some_and(|p| p == "true"),
+        // As InfluxDB: a missing, unreadable or non-positive size means 10000.
+        chunk_size: get("chunked").is_some_and(|c| c == "true").then(|| {
+            get("chunk_size")
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|&n| n > 0)
+                .map_or(DEFAULT_CHUNK_SIZE, |n| n as usize)
+        }),
+    };
+    let limits = QueryLimits::starting_now(&node.config, node.queries.stopping());
+    let deadline = limits.deadline;
+    // A client that goes away drops this handler: its query stops at its next check.
+    let _stop_if_abandoned = InterruptOnDrop(limits.interrupt());
     let options = QueryOptions {
         database: get("db"),
         epoch: epoch.or(csv.then_some(1)),
         principal,
         params: bound,
+        limits,
     };
-    match execute(&node, &q, &options).await {
-        Ok(results) => {
-            let pretty = get("pretty").is_some_and(|p| p == "true");
-
-            if csv {
-                return HttpResponse::Ok()
-                    .content_type("text/csv")
-                    .body(crate::query::csv::render(&results));
+    let shared = node.clone().into_inner();
+    let job = node
+        .queries
+        .spawn(async move { answer(&shared, &q, &options, format).await });
+    let outcome = match deadline {
+        // The query stops itself at its deadline; should some step not look in time, the
+        // client is answered anyway (the interruption then stops that step).
+        Some(deadline) => {
+            let last_word = tokio::time::Instant::from_std(deadline) + DEADLINE_BACKSTOP;
+            match tokio::time::timeout_at(last_word, job).await {
+                Ok(done) => done,
+                Err(_) => return timed_out(csv),
             }
-            let text = match get("chunked").is_some_and(|c| c == "true") {
-                true => {
-                    // As InfluxDB: a missing, unreadable or non-positive size means 10000.
-                    let size = get("chunk_size")
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .filter(|&n| n > 0)
-                        .map_or(DEFAULT_CHUNK_SIZE, |n| n as usize);
-                    chunks(results, size)
-                        .iter()
-                        .map(|c| render(c, pretty))
-                        .collect()
-                }
-                false => render(&QueryResponse { results }, pretty),
-            };
-            HttpResponse::Ok()
-                .content_type("application/json")
-                .body(text)
         }
-        Err(QueryError::Parse(e)) if csv => HttpResponse::BadRequest()
+        None => job.await,
+    };
+    match outcome {
+        Ok(Ok((content_type, body))) => HttpResponse::Ok().content_type(content_type).body(body),
+        Ok(Err(QueryError::Parse(e))) if csv => HttpResponse::BadRequest()
             .content_type("text/csv")
             .insert_header(("X-Influxdb-Error", e.http_message()))
             .body(crate::query::csv::error(&e.http_message())),
-        Err(QueryError::Parse(e)) => ApiError::bad_request(e.http_message()).v1(),
-        Err(QueryError::Unauthorized(e)) => ApiError::from(e).v1(),
+        Ok(Err(QueryError::Parse(e))) => ApiError::bad_request(e.http_message()).v1(),
+        Ok(Err(QueryError::Unauthorized(e))) => ApiError::from(e).v1(),
+        Err(e) => {
+            tracing::error!(error = %e, "query task failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "query failed").v1()
+        }
     }
 }
 
-/// One JSON document and its newline; `pretty` indents by four spaces, as InfluxDB does.
-fn render<T: serde::Serialize>(value: &T, pretty: bool) -> String {
-    let mut out = Vec::new();
+/// How long past its deadline a query may take to notice it before its client is answered
+/// without it.
+const DEADLINE_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How an answer is rendered.
+#[derive(Clone, Copy)]
+struct Format {
+    csv: bool,
+    pretty: bool,
+    /// `chunked=true`: statements' series in chunks of this many rows.
+    chunk_size: Option<usize>,
+}
+
+struct InterruptOnDrop(Interrupt);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        self.0.raise();
+    }
+}
+
+/// Runs the query and renders its answer, on a query thread: rendering a large answer is
+/// work too, and counts against the query's memory budget and deadline.
+async fn answer(
+    node: &Node,
+    q: &str,
+    options: &QueryOptions,
+    format: Format,
+) -> Result<(&'static str, Vec<u8>), QueryError> {
+    let results = execute(node, q, options).await?;
+    let limits = &options.limits;
+    let mut out = Rendered::new(limits);
+    let rendered = if format.csv {
+        let text = crate::query::csv::render(&results);
+        drop(results);
+        limits.charge(text.len()).map(|()| text.into_bytes())
+    } else {
+        let written = match format.chunk_size {
+            Some(size) => chunks(results, size)
+                .iter()
+                .try_for_each(|c| render(c, format.pretty, &mut out)),
+            None => render(&QueryResponse { results }, format.pretty, &mut out),
+        };
+        written.map(|()| out.bytes)
+    };
+    match rendered {
+        Ok(body) if format.csv => Ok(("text/csv", body)),
+        Ok(body) => Ok(("application/json", body)),
+        Err(e) => {
+            let mut body = Vec::new();
+            let refusal = QueryResponse {
+                results: vec![StatementResult::error(0, e)],
+            };
+            serde_json::to_writer(&mut body, &refusal).ok();
+            body.push(b'\n');
+            Ok(("application/json", body))
+        }
+    }
+}
+
+/// The answer of a query that did not stop itself by its deadline.
+fn timed_out(csv: bool) -> HttpResponse {
+    let response = QueryResponse {
+        results: vec![StatementResult::error(0, TIMEOUT_MESSAGE)],
+    };
+    if csv {
+        return HttpResponse::Ok()
+            .content_type("text/csv")
+            .body(crate::query::csv::render(&response.results));
+    }
+    let mut body = serde_json::to_vec(&response).unwrap_or_default();
+    body.push(b'\n');
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+/// A rendered answer, charged to the query's memory budget as its buffer grows and
+/// stopped at the query's deadline.
+struct Rendered<'a> {
+    bytes: Vec<u8>,
+    limits: &'a QueryLimits,
+    charged: usize,
+    checked: usize,
+    failure: Option<String>,
+}
+
+/// How much is rendered between two looks at the query's deadline.
+const RENDER_CHECK_BYTES: usize = 1 << 20;
+
+impl<'a> Rendered<'a> {
+    fn new(limits: &'a QueryLimits) -> Self {
+        Rendered {
+            bytes: Vec::new(),
+            limits,
+            charged: 0,
+            checked: 0,
+            failure: None,
+        }
+    }
+}
+
+impl std::io::Write for Rendered<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        if self.bytes.len() - self.checked >= RENDER_CHECK_BYTES {
+            self.checked = self.bytes.len();
+            let capacity = self.bytes.capacity();
+            let outcome = self
+                .limits
+                .charge(capacity - self.charged)
+                .and_then(|()| self.limits.check_deadline());
+            self.charged = capacity;
+            if let Err(e) = outcome {
+                self.failure = Some(e);
+                return Err(std::io::Error::other("query stopped while rendering"));
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends one JSON document and its newline; `pretty` indents by four spaces, as
+/// InfluxDB does.
+fn render<T: serde::Serialize>(
+    value: &T,
+    pretty: bool,
+    out: &mut Rendered<'_>,
+) -> Result<(), String> {
     let written = match pretty {
         true => {
             let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             value.serialize(&mut serde_json::Serializer::with_formatter(
-                &mut out, formatter,
+                &mut *out, formatter,
             ))
         }
-        false => value.serialize(&mut serde_json::Serializer::new(&mut out)),
+        false => value.serialize(&mut serde_json::Serializer::new(&mut *out)),
     };
-    if written.is_err() {
-        out.clear();
+    match written {
+        Ok(()) => {
+            out.bytes.push(b'\n');
+            Ok(())
+        }
+        Err(e) => Err(out.failure.take().unwrap_or_else(|| e.to_string())),
     }
-    out.push(b'\n');
-    String::from_utf8(out).unwrap_or_default()
 }
 
 fn creates_admin(q: &str) -> bool {

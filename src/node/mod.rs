@@ -41,6 +41,8 @@ pub struct Node {
     pub control: EventLog<Catalog>,
     pub storage: Storage,
     pub auth: crate::auth::Authenticator,
+    /// Where queries run, off the HTTP workers.
+    pub queries: crate::query::pool::QueryPool,
 }
 
 impl Node {
@@ -90,6 +92,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         control,
         storage,
         auth: crate::auth::Authenticator::new(config.password_check_limits()),
+        queries: crate::query::pool::QueryPool::new().map_err(NodeError::Server)?,
     });
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(
@@ -115,9 +118,13 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         let addr = server.addrs().first().copied().unwrap_or(config.bind);
         let stopper = server.stopper();
         let signals = Signals::install().map_err(NodeError::Server)?;
+        let stopping = node.clone();
         actix_web::rt::spawn(async move {
             let name = signals.wait().await;
             tracing::info!(signal = name, "stopping: no new requests, draining");
+            // Queries answer their interruption at once rather than run out the grace.
+            stopping.queries.stop_all();
+            exit_after_grace(stopping.config.shutdown_grace_seconds);
             stopper.stop(true).await;
         });
         // Stdout carries one machine-readable line so that tests and scripts can find the
@@ -136,6 +143,26 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
         Ok(())
     })
+}
+
+/// Ends the process once the grace period is over, whatever still runs then: a step of a
+/// request that ignores its interruption, or a final flush that cannot finish, must not
+/// keep a stopped node alive. Everything acknowledged is in the logs already.
+fn exit_after_grace(grace_seconds: u64) {
+    let grace = std::time::Duration::from_secs(grace_seconds);
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(grace);
+            tracing::error!(
+                grace_seconds,
+                "still stopping after the shutdown grace period: exiting now"
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no shutdown watchdog: the node exits when its work ends");
+    }
 }
 
 /// SIGTERM and SIGINT, registered before the node says it is listening.

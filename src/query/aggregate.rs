@@ -10,10 +10,14 @@
 //! a clear error.
 
 use super::calc::Cell;
+use super::limits::QueryLimits;
 use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
 use super::result::Series;
-use super::select::{descending, json_value, limit, Scan, SelectContext, SeriesRows};
+use super::select::{
+    answer_row_bytes, descending, json_value, limit, Scan, SelectContext, SeriesRows,
+    ROWS_PER_CHARGE,
+};
 use super::selection;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::Column as StoredColumn;
@@ -275,6 +279,7 @@ pub fn execute(
                 &|w| windows.start(w),
             ),
             _ => window_rows(
+                &ctx.limits,
                 plan,
                 &members,
                 folded.as_mut().and_then(|f| f.groups.remove(&tags)),
@@ -286,24 +291,28 @@ pub fn execute(
                 descending,
             )?,
         };
+        if rows.is_empty() {
+            continue;
+        }
+        let mut rows = rows;
+        if descending {
+            rows.reverse();
+        }
+        // Times are rendered for the rows shown only; the vector is made anew, so that a
+        // LIMIT leaves nothing of the group's rows behind.
         let mut values: Vec<Vec<Value>> = rows
             .into_iter()
+            .skip(stmt.offset as usize)
+            .take(limit(stmt.limit))
             .map(|(time, mut row)| {
                 row.insert(0, ctx.time_value(time));
                 row
             })
             .collect();
-        if values.is_empty() {
-            continue;
-        }
-        if descending {
-            values.reverse();
-        }
-        let values: Vec<Vec<Value>> = values
-            .into_iter()
-            .skip(stmt.offset as usize)
-            .take(limit(stmt.limit))
-            .collect();
+        values.shrink_to_fit();
+        // What the answer keeps of this group (what it took to compute was held apart).
+        ctx.limits
+            .charge(values.len() * answer_row_bytes(columns.len()))?;
         let tags = (!group_tags.is_empty()).then(|| tags.into_iter().collect());
         out.push(Series {
             name: scan.measurement.clone(),
@@ -341,6 +350,7 @@ fn present(columns: &[Column], row: usize) -> bool {
 /// fields computed from them.
 #[allow(clippy::too_many_arguments)]
 fn window_rows(
+    limits: &QueryLimits,
     plan: &Plan,
     members: &[&SeriesRows],
     folded: Option<WindowAccs>,
@@ -352,6 +362,27 @@ fn window_rows(
     descending: bool,
 ) -> Result<Vec<(i64, Vec<Value>)>, String> {
     let calls = &plan.aggregates;
+    // What this group holds while its windows are computed, charged before any of it is
+    // made: every window (filled ones too) has each call's reduction, its result, a cell
+    // per call and per field, and a row of the answer; the values kept by calls that
+    // need them all (median, percentile, mode...) come on top.
+    let per_window = calls.len()
+        * (std::mem::size_of::<Acc>()
+            + std::mem::size_of::<Reduced>()
+            + 2 * std::mem::size_of::<Cell>())
+        + plan.fields.len() * std::mem::size_of::<Cell>()
+        + answer_row_bytes(plan.fields.len())
+        + 2 * std::mem::size_of::<i64>();
+    let keeping_values = calls
+        .iter()
+        .filter(|c| matches!(Acc::new(c.func), Acc::Values(_)))
+        .count();
+    let values_kept = keeping_values * members.iter().map(|s| s.times.len()).sum::<usize>();
+    let _held = limits.hold(
+        windows.count.saturating_mul(per_window)
+            + values_kept * std::mem::size_of::<(i64, FieldValue)>(),
+    )?;
+    limits.check_deadline()?;
     // Each call's reduction per window, fed the values with their times (for selectors).
     let mut cells: Vec<Vec<Acc>> = (0..windows.count)
         .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
@@ -364,6 +395,7 @@ fn window_rows(
         }
     }
     for s in members {
+        limits.check_deadline()?;
         for (time, values) in s.rows() {
             let Some(w) = windows.index(*time) else {
                 continue;
@@ -386,6 +418,7 @@ fn window_rows(
         })
         .collect();
     let mut reduced = reduced;
+    limits.check_deadline()?;
     for (c, call) in calls.iter().enumerate() {
         if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
             let mut points: Vec<(i64, f64)> = members
@@ -455,6 +488,7 @@ fn window_rows(
             column
         })
         .collect();
+    limits.check_deadline()?;
     // Transformations see the windows in the query's order.
     let order: Vec<usize> = if descending {
         (0..windows.count).rev().collect()
@@ -474,18 +508,21 @@ fn window_rows(
         .iter()
         .map(|f| eval_column(f, &times, &leaf))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut rows: Vec<(i64, Vec<Value>)> = order
-        .iter()
-        .enumerate()
-        .filter(|&(at, &w)| Some(w) != extra && present(&columns, at))
-        .map(|(at, &w)| {
-            let time = match (single_selector, &reduced[w][0]) {
-                (true, Some((t, _))) => *t,
-                _ => times[at],
-            };
-            (time, columns.iter().map(|c| cell_json(c, at)).collect())
-        })
-        .collect();
+    limits.check_deadline()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+    for (at, &w) in order.iter().enumerate() {
+        if at % ROWS_PER_CHARGE == ROWS_PER_CHARGE - 1 {
+            limits.check_deadline()?;
+        }
+        if Some(w) == extra || !present(&columns, at) {
+            continue;
+        }
+        let time = match (single_selector, &reduced[w][0]) {
+            (true, Some((t, _))) => *t,
+            _ => times[at],
+        };
+        rows.push((time, columns.iter().map(|c| cell_json(c, at)).collect()));
+    }
     if descending {
         rows.reverse();
     }
@@ -744,11 +781,14 @@ impl<'a> Folder<'a> {
         into: &mut Folded,
         tags: &[(String, String)],
         columns: &[Option<StoredColumn>],
-    ) {
+        limits: &QueryLimits,
+    ) -> Result<(), String> {
         let present = columns.iter().flatten().filter(|c| !c.is_empty());
         let Some(first) = present.clone().map(|c| c.times[0]).min() else {
-            return;
+            return Ok(());
         };
+        // A window's map entry and each call's reduction.
+        let window_bytes = 64 + self.calls.len() * std::mem::size_of::<Acc>();
         into.first_time = Some(into.first_time.map_or(first, |t| t.min(first)));
         into.series += 1;
         into.values += present.map(|c| c.len()).sum::<usize>();
@@ -765,6 +805,7 @@ impl<'a> Folder<'a> {
             .groups
             .entry(group_of(&self.group_tags, tags))
             .or_default();
+        let mut charged = windows.len();
         for (c, call) in self.calls.iter().enumerate() {
             let Some(column) = call.field.and_then(|i| columns.get(i)?.as_ref()) else {
                 continue;
@@ -780,8 +821,15 @@ impl<'a> Folder<'a> {
                     accs[c].push(call.func, column.times[at], &column.values.get(at));
                     at += 1;
                 }
+                // Windows as small as the points' spacing make one per point.
+                if windows.len() - charged >= ROWS_PER_CHARGE {
+                    limits.charge((windows.len() - charged) * window_bytes)?;
+                    limits.check_deadline()?;
+                    charged = windows.len();
+                }
             }
         }
+        limits.charge(windows.len().saturating_sub(charged) * window_bytes)
     }
 
     fn window_of(&self, time: i64) -> i64 {

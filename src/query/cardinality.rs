@@ -5,6 +5,7 @@
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
 use super::eval::mentions_time;
+use super::limits::QueryLimits;
 use super::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
 use super::result::Series;
 use super::show;
@@ -22,6 +23,7 @@ pub fn answer(
     database: &str,
     default_policy: Option<&str>,
     stmt: &ShowCardinalityStatement,
+    limits: &QueryLimits,
 ) -> Result<Vec<Series>, String> {
     use CardinalityKind as K;
     let estimate = !stmt.exact
@@ -69,7 +71,13 @@ pub fn answer(
         }
     }
     let scope = show::Scope::policy(database, default_policy);
-    let listing = show::list(storage, &scope, &stmt.sources, stmt.condition.as_ref())?;
+    let listing = show::list(
+        storage,
+        &scope,
+        &stmt.sources,
+        stmt.condition.as_ref(),
+        limits,
+    )?;
     if group_keys.iter().any(|k| k == "*") {
         // Every tag key of the measurements the sources name, whichever holds it, in any
         // policy: 1.x takes them from its database-wide index.
@@ -93,6 +101,7 @@ pub fn answer(
     // Per measurement (none when counting measurements) and group: what is counted.
     let mut counted: BTreeMap<(String, Group), HashSet<String>> = BTreeMap::new();
     for (measurement, series) in &listing.by_measurement {
+        limits.check_deadline()?;
         let field_keys: BTreeSet<String> = match stmt.kind {
             K::FieldKey => listing.field_types(measurement).into_keys().collect(),
             _ => BTreeSet::new(),

@@ -26,6 +26,9 @@ pub struct QueryOptions {
     pub principal: Option<Principal>,
     /// Bound parameters (`params=`), for `$name` in the query.
     pub params: std::collections::HashMap<String, super::parser::ParamValue>,
+    /// What the query may use; its deadline counts from the request's arrival, so that
+    /// time spent waiting for a query thread counts too.
+    pub limits: QueryLimits,
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
@@ -92,12 +95,12 @@ pub async fn execute(
             .read(|c| super::authorize::check(c, p, &statements, options.database.as_deref()))
             .await?;
     }
-    let limits = QueryLimits::starting_now(&node.config);
+    let limits = &options.limits;
     let mut results = Vec::with_capacity(statements.len());
     for (id, statement) in statements.iter().enumerate() {
         // A query past its deadline answers the timeout for the statement it reached.
         let outcome = match limits.check_deadline() {
-            Ok(()) => run(node, statement, options, limits).await,
+            Ok(()) => run(node, statement, options, limits.clone()).await,
             Err(e) => Err(e.into()),
         };
         match outcome {
@@ -389,11 +392,11 @@ async fn run(
             let scope = show::Scope::database(db);
             // WHERE keeps the measurements with a series its tags match.
             let names: BTreeSet<String> = match &s.condition {
-                Some(c) => show::list(&node.storage, &scope, &sources, Some(c))?
+                Some(c) => show::list(&node.storage, &scope, &sources, Some(c), &limits)?
                     .by_measurement
                     .into_keys()
                     .collect(),
-                None => show::measurements(&node.storage, &scope, &sources)?,
+                None => show::measurements(&node.storage, &scope, &sources, &limits)?,
             };
             let rows: Vec<Vec<Value>> = names
                 .into_iter()
@@ -417,7 +420,7 @@ async fn run(
                     .within(time_range(Some(c), crate::catalog::now_nanos())),
                 None => show::Scope::database(&db),
             };
-            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
+            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
             Ok(show::series(&listing, s.offset, s.limit))
         }
         Statement::ShowTagKeys(s) => {
@@ -430,7 +433,7 @@ async fn run(
             let condition = s.condition.as_ref();
             let scope = show::Scope::database(&db)
                 .within(time_range(condition, crate::catalog::now_nanos()));
-            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
+            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
             Ok(show::tag_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowTagValues(s) => {
@@ -451,9 +454,10 @@ async fn run(
                     &s.tag_key,
                     s.offset,
                     s.limit,
+                    &limits,
                 )?);
             }
-            let listing = show::list(&node.storage, &scope, &s.sources, condition)?;
+            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
             Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
         }
         Statement::ShowCardinality(s) => {
@@ -466,13 +470,14 @@ async fn run(
                 db,
                 default_policy.as_deref(),
                 s,
+                &limits,
             )?)
         }
         Statement::ShowFieldKeys(s) => {
             let (db, default_policy) =
                 existing_database(node, s.database.as_deref(), options).await?;
             let scope = show::Scope::policy(&db, &default_policy);
-            let listing = show::list(&node.storage, &scope, &s.sources, None)?;
+            let listing = show::list(&node.storage, &scope, &s.sources, None, &limits)?;
             Ok(show::field_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowShards => {

@@ -2,24 +2,84 @@
 //! time windows per SELECT, and a deadline for the whole query. Each refusal carries
 //! InfluxDB's own message (its `max-select-point` one spelled as 1.x spells it, so clients
 //! matching it keep working).
+//!
+//! Beyond 1.x: a memory budget per query (`max_request_memory_mib`), charged by the
+//! executor for what it holds (rows read, windows x series, fill output, the rendered
+//! answer) a batch at a time, and an interruption flag, set when the client goes away or
+//! the node stops, seen wherever the deadline is checked.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a query may use; 0 (or no deadline) is no limit.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryLimits {
     pub max_series: usize,
     pub max_points: usize,
     pub max_buckets: usize,
     /// When the query must have finished.
     pub deadline: Option<Instant>,
+    memory: Arc<MemoryBudget>,
+    interrupt: Interrupt,
 }
 
 pub const TIMEOUT_MESSAGE: &str = "query-timeout limit exceeded";
+/// InfluxDB 1.x's words for a query killed under way.
+pub const INTERRUPTED_MESSAGE: &str = "query interrupted";
+
+/// Bytes a query holds, against its budget (0: none). Shared by the statement, its
+/// subqueries and the threads scanning for it.
+#[derive(Debug, Default)]
+struct MemoryBudget {
+    limit: u64,
+    held: AtomicU64,
+}
+
+/// A query's own stop flag (its client went away) and the node's (it is stopping).
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    query: Arc<AtomicBool>,
+    node: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    /// Stops the query at its next check.
+    pub fn raise(&self) {
+        self.query.store(true, Ordering::Relaxed);
+    }
+
+    fn raised(&self) -> Option<&'static str> {
+        if self.node.load(Ordering::Relaxed) {
+            Some("query interrupted: the node is shutting down")
+        } else if self.query.load(Ordering::Relaxed) {
+            Some(INTERRUPTED_MESSAGE)
+        } else {
+            None
+        }
+    }
+}
+
+/// Bytes charged for as long as it lives (what a step holds only while it runs).
+#[must_use]
+pub struct Held {
+    memory: Arc<MemoryBudget>,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.memory.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 impl QueryLimits {
-    /// The limits of a query starting now.
-    pub fn starting_now(config: &crate::config::NodeConfig) -> QueryLimits {
+    /// The limits of a query starting now; `node_stopping` is the node's own interrupt
+    /// flag, raised on SIGTERM.
+    pub fn starting_now(
+        config: &crate::config::NodeConfig,
+        node_stopping: Arc<AtomicBool>,
+    ) -> QueryLimits {
         let timeout = config.query_timeout_seconds;
         QueryLimits {
             max_series: config.max_select_series,
@@ -27,16 +87,63 @@ impl QueryLimits {
             max_buckets: config.max_select_buckets,
             deadline: (timeout > 0.0)
                 .then(|| Instant::now() + Duration::from_secs_f64(timeout.min(1e9))),
+            memory: Arc::new(MemoryBudget {
+                limit: config.max_request_memory_mib.saturating_mul(1 << 20),
+                held: AtomicU64::new(0),
+            }),
+            interrupt: Interrupt {
+                query: Arc::default(),
+                node: node_stopping,
+            },
         }
     }
 
-    /// Called in the loops of a statement's work, so that a query past its deadline stops
-    /// there rather than running on unseen.
+    /// The flag that stops this query (the one its clones share).
+    pub fn interrupt(&self) -> Interrupt {
+        self.interrupt.clone()
+    }
+
+    /// Called in the loops of a statement's work, so that a query past its deadline, or
+    /// interrupted, stops there rather than running on unseen.
     pub fn check_deadline(&self) -> Result<(), String> {
+        if let Some(why) = self.interrupt.raised() {
+            return Err(why.into());
+        }
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(TIMEOUT_MESSAGE.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Charges `bytes` the query keeps until it answers (rows of its result, say). Over
+    /// the budget the query stops with an error naming the key.
+    pub fn charge(&self, bytes: usize) -> Result<(), String> {
+        let bytes = bytes as u64;
+        let memory = &self.memory;
+        let held = memory.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if memory.limit > 0 && held > memory.limit {
+            memory.held.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(self.memory_message());
+        }
+        Ok(())
+    }
+
+    /// Charges `bytes` for as long as the returned guard lives (what one step of the work
+    /// holds only while it runs).
+    pub fn hold(&self, bytes: usize) -> Result<Held, String> {
+        self.charge(bytes)?;
+        Ok(Held {
+            memory: self.memory.clone(),
+            bytes: bytes as u64,
+        })
+    }
+
+    fn memory_message(&self) -> String {
+        format!(
+            "query needs more memory than max_request_memory_mib allows ({} MiB): \
+             narrow its time range or series, or use a longer GROUP BY time() interval",
+            self.memory.limit >> 20
+        )
     }
 
     pub fn check_series(&self, n: usize) -> Result<(), String> {
@@ -98,6 +205,48 @@ mod tests {
         };
         assert_eq!(limits.check_deadline(), Err(TIMEOUT_MESSAGE.to_owned()));
         assert_eq!(QueryLimits::default().check_deadline(), Ok(()));
+    }
+
+    fn with_budget(mib: u64) -> QueryLimits {
+        let config = crate::config::NodeConfig {
+            max_request_memory_mib: mib,
+            ..Default::default()
+        };
+        QueryLimits::starting_now(&config, Arc::default())
+    }
+
+    #[test]
+    fn memory_past_the_budget_is_refused_and_what_is_held_is_given_back() {
+        let limits = with_budget(1);
+        let held = limits.hold(600 << 10).expect("within the budget");
+        assert!(limits
+            .charge(600 << 10)
+            .is_err_and(|e| e.contains("max_request_memory_mib allows (1 MiB)")));
+        // The refused charge left nothing behind; the guard gives its share back.
+        drop(held);
+        assert_eq!(limits.charge(1 << 20), Ok(()));
+        assert!(limits.clone().charge(1).is_err(), "clones share one budget");
+        assert_eq!(
+            with_budget(0).charge(usize::MAX >> 1),
+            Ok(()),
+            "0: no limit"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_query_stops_at_its_next_check() {
+        let node = Arc::new(AtomicBool::new(false));
+        let config = crate::config::NodeConfig::default();
+        let limits = QueryLimits::starting_now(&config, node.clone());
+        assert_eq!(limits.check_deadline(), Ok(()));
+        limits.interrupt().raise();
+        assert_eq!(limits.check_deadline(), Err(INTERRUPTED_MESSAGE.to_owned()));
+        let other = QueryLimits::starting_now(&config, node.clone());
+        node.store(true, Ordering::Relaxed);
+        assert_eq!(
+            other.check_deadline(),
+            Err("query interrupted: the node is shutting down".to_owned())
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod limits;
 pub mod params;
 pub mod parser;
 mod plan;
+pub mod pool;
 pub mod result;
 mod select;
 mod selection;
@@ -22,3 +23,4 @@ mod transform;
 mod zone;
 
 pub use executor::{epoch_unit, execute, QueryError, QueryOptions};
+pub use limits::{Interrupt, QueryLimits, TIMEOUT_MESSAGE};

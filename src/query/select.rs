@@ -7,7 +7,7 @@
 use super::aggregate::{Folded, Folder};
 use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
-use super::limits::QueryLimits;
+use super::limits::{Held, QueryLimits};
 use super::parser::ast::{
     BinaryOp, DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
 };
@@ -691,8 +691,8 @@ fn scan(
             let parts = parallel_chunks(gathered.into_values().collect(), |chunk| {
                 let mut folded = Folded::default();
                 for s in chunk {
-                    if let Some((tags, columns)) = rows.columns(s)? {
-                        folder.fold(&mut folded, &tags, &columns);
+                    if let Some((tags, columns, _held)) = rows.columns(s)? {
+                        folder.fold(&mut folded, &tags, &columns, &ctx.limits)?;
                     }
                 }
                 Ok::<Folded, String>(folded)
@@ -766,8 +766,22 @@ fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
         .then(|| stmt.offset.saturating_add(stmt.limit) as usize)
 }
 
-/// A series' tags and its resolved columns, one per scanned field.
-type SeriesColumns = (Vec<(String, String)>, Vec<Option<Column>>);
+/// A series' tags and its resolved columns, one per scanned field, charged to the query's
+/// memory budget while they live.
+type SeriesColumns = (Vec<(String, String)>, Vec<Option<Column>>, Held);
+
+/// Rows charged to the memory budget (and the deadline checked) at a time, so that one
+/// huge series is stopped while it is read, not after.
+pub(crate) const ROWS_PER_CHARGE: usize = 1 << 16;
+
+/// What a loaded column holds per row: a time, a version and a value.
+const COLUMN_ROW_BYTES: usize = 24;
+
+/// What a row of a query's answer holds: its time, the vector of its values and each
+/// value (a string's text beyond it not counted).
+pub(crate) fn answer_row_bytes(columns: usize) -> usize {
+    std::mem::size_of::<(i64, Vec<Value>)>() + columns * std::mem::size_of::<Value>()
+}
 
 /// Turns one series' column parts into its rows.
 struct RowBuilder<'a> {
@@ -814,7 +828,12 @@ impl RowBuilder<'_> {
             skip_parts_beyond(&mut fields, wanted, descending, self.range);
         }
         let mut columns: Vec<Option<Column>> = Vec::with_capacity(fields.len());
+        let mut bytes = 0;
         for field in fields {
+            // A series may have 100,000 fields: a long read of one series stops too.
+            if columns.len() % 1024 == 1023 {
+                self.limits.check_deadline()?;
+            }
             let loaded = field
                 .into_iter()
                 .map(|p| {
@@ -822,15 +841,21 @@ impl RowBuilder<'_> {
                     Ok(tombstone::without_deleted(&column, &parts.deleted).unwrap_or(column))
                 })
                 .collect::<Result<Vec<Column>, String>>()?;
-            columns.push(Column::resolve(loaded).map(|c| c.keep_time(from, to)));
+            let column = Column::resolve(loaded).map(|c| c.keep_time(from, to));
+            bytes += column.as_ref().map_or(0, |c| c.len() * COLUMN_ROW_BYTES);
+            columns.push(column);
         }
-        Ok(Some((tags, columns)))
+        let held = self.limits.hold(bytes)?;
+        Ok(Some((tags, columns, held)))
     }
 
     fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
-        let Some((tags, columns)) = self.columns(parts)? else {
+        let Some((tags, columns, _held)) = self.columns(parts)? else {
             return Ok(None);
         };
+        let row_bytes =
+            std::mem::size_of::<i64>() + columns.len() * std::mem::size_of::<Option<FieldValue>>();
+        let mut charged = 0;
         let per_row = self.per_row();
         let times = union_of_times(&columns);
         let order: Box<dyn Iterator<Item = usize>> = match self.cap {
@@ -876,7 +901,14 @@ impl RowBuilder<'_> {
                 }
             }
             rows.push(time, values.drain(..));
+            if rows.times.len() - charged == ROWS_PER_CHARGE {
+                self.limits.charge(ROWS_PER_CHARGE * row_bytes)?;
+                self.limits.check_deadline()?;
+                charged = rows.times.len();
+            }
         }
+        self.limits
+            .charge((rows.times.len() - charged) * row_bytes)?;
         if matches!(self.cap, Some((_, true))) {
             rows.reverse();
         }
@@ -1064,12 +1096,19 @@ fn raw(
             .collect();
         groups.entry(key).or_default().push(s);
     }
+    let row_bytes = answer_row_bytes(columns.len());
     let mut out = Vec::new();
     for (key, members) in groups {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+        let mut charged = 0;
         for s in members {
             ctx.limits.check_deadline()?;
             for (time, values) in s.rows() {
+                if rows.len() - charged >= ROWS_PER_CHARGE {
+                    ctx.limits.charge((rows.len() - charged) * row_bytes)?;
+                    ctx.limits.check_deadline()?;
+                    charged = rows.len();
+                }
                 let mut out = Vec::with_capacity(columns.len());
                 let mut any_field = false;
                 for (_, o) in &outputs {
@@ -1097,13 +1136,14 @@ fn raw(
                 }
             }
         }
+        ctx.limits.charge((rows.len() - charged) * row_bytes)?;
         // Stable either way: rows of equal time keep their series order.
         if descending(stmt) {
             rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
         } else {
             rows.sort_by_key(|(t, _)| *t);
         }
-        let values: Vec<Vec<Value>> = rows
+        let mut values: Vec<Vec<Value>> = rows
             .into_iter()
             .skip(stmt.offset as usize)
             .take(limit(stmt.limit))
@@ -1112,6 +1152,8 @@ fn raw(
                 values
             })
             .collect();
+        // Collected in place: without this a LIMIT would keep every row's room.
+        values.shrink_to_fit();
         if values.is_empty() {
             continue;
         }

@@ -2,6 +2,7 @@
 //! the shards' indexes (no data is read), in InfluxDB 1.x's shapes.
 
 use super::eval::{matches, without_time, Regexes, Row};
+use super::limits::QueryLimits;
 use super::parser::ast::{Expr, MeasurementName, Source, TagKeyPredicate};
 use super::result::Series;
 use crate::storage::column::FieldType;
@@ -159,6 +160,7 @@ pub fn list(
     scope: &Scope,
     sources: &[Source],
     condition: Option<&Expr>,
+    limits: &QueryLimits,
 ) -> Result<Listing, String> {
     let condition = condition.map(without_time);
     let mut regexes = Regexes::default();
@@ -169,7 +171,12 @@ pub fn list(
     let mut found: BTreeMap<String, Vec<(Arc<str>, Tags)>> = BTreeMap::new();
     let mut shards_of: BTreeMap<String, Vec<Arc<Shard>>> = BTreeMap::new();
     for (shard, wanted) in scope.shards(storage, sources)? {
+        limits.check_deadline()?;
         for (measurement, mut series) in shard.series_list(&wanted) {
+            limits.check_deadline()?;
+            // A series' key and tags, about as long again.
+            let bytes: usize = series.iter().map(|(key, _)| 2 * key.len() + 64).sum();
+            limits.charge(bytes)?;
             if let Some(c) = &condition {
                 series.retain(|(_, tags)| {
                     let row = Row {
@@ -206,9 +213,11 @@ pub fn measurements(
     storage: &Storage,
     scope: &Scope,
     sources: &[Source],
+    limits: &QueryLimits,
 ) -> Result<BTreeSet<String>, String> {
     let mut names = BTreeSet::new();
     for (shard, wanted) in scope.shards(storage, sources)? {
+        limits.check_deadline()?;
         names.extend(shard.measurements().into_iter().filter(|m| wanted(m)));
     }
     Ok(names)
@@ -296,11 +305,15 @@ pub fn all_tag_values(
     key: &TagKeyPredicate,
     offset: u64,
     limit: u64,
+    limits: &QueryLimits,
 ) -> Result<Vec<Series>, String> {
     let key_matches = tag_key_matcher(key)?;
     let mut pairs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (shard, wanted) in scope.shards(storage, sources)? {
+        limits.check_deadline()?;
         for (m, found) in shard.tag_values(&wanted, &key_matches) {
+            let bytes: usize = found.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+            limits.charge(bytes)?;
             pairs.entry(m).or_default().extend(found);
         }
     }

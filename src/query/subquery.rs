@@ -38,7 +38,7 @@ pub fn scans(
         now: ctx.now,
         epoch: Some(1),
         zone: inner.location.as_deref().map(Zone::named).transpose()?,
-        limits: ctx.limits,
+        limits: ctx.limits.clone(),
     };
     let result = select::execute(&inner, &inner_ctx)?;
 
@@ -66,6 +66,9 @@ pub fn scans(
         for s in members {
             let tags: Vec<(String, String)> = s.tags.unwrap_or_default().into_iter().collect();
             ctx.limits.check_deadline()?;
+            // The inner answer's rows, read again as the outer statement's.
+            ctx.limits
+                .charge(s.values.len() * select::answer_row_bytes(columns.len()))?;
             for row in s.values {
                 let mut cells = row.into_iter();
                 let Some(time) = cells.next().as_ref().and_then(Value::as_i64) else {

@@ -842,6 +842,13 @@ impl Shard {
         let heads: Vec<&Head> = std::iter::once(&data.head)
             .chain(data.frozen.iter().map(|h| h.as_ref()))
             .collect();
+        // Looked up once per column: a measurement may have 100,000 fields.
+        let field_at: HashMap<&str, usize> = read
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_str(), i))
+            .collect();
         let mut out = Vec::new();
         for (key, tags) in index.select(read.selector) {
             if !(read.keep)(tags) {
@@ -852,7 +859,7 @@ impl Shard {
             for head in &heads {
                 let Some(s) = head.get(key) else { continue };
                 for (name, column) in &s.fields {
-                    if let Some(i) = read.fields.iter().position(|f| f == name) {
+                    if let Some(&i) = field_at.get(name.as_str()) {
                         let part = column.slice_time(read.start, read.end);
                         if !part.is_empty() {
                             fields[i].push(Part::Column(part));
@@ -876,7 +883,7 @@ impl Shard {
                     ) {
                         continue;
                     }
-                    if let Some(i) = read.fields.iter().position(|f| *f == block.field) {
+                    if let Some(&i) = field_at.get(block.field.as_str()) {
                         fields[i].push(Part::Block {
                             file: file.clone(),
                             series: at,

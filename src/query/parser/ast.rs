@@ -131,6 +131,11 @@ impl SelectStatement {
                         return Err("time dimension expected 1 or 2 arguments");
                     }
                     return match c.args[0] {
+                        // 1.x takes these for no time grouping (and divides by zero
+                        // with an offset); a statement meaning that would not say it.
+                        Expr::Duration(d) if d <= 0 => {
+                            Err("time dimension must have a positive duration")
+                        }
                         Expr::Duration(d) => Ok(d),
                         _ => Err("time dimension must have duration argument"),
                     };
