@@ -36,6 +36,13 @@ pub struct NodeConfig {
     /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
     /// limit), as `query-timeout`.
     pub query_timeout_seconds: f64,
+    /// A request body from which no byte arrives for this long is cut off with 408 and
+    /// its connection closed (seconds; 0: no bound). Request heads have their own bound.
+    pub body_timeout_seconds: u64,
+    /// A request body still incomplete after this long is cut off the same way, however
+    /// steadily it trickles in (seconds; 0: no bound). Not for restores, which stream
+    /// whole shards to disk.
+    pub body_total_timeout_seconds: u64,
     pub log: LogConfig,
 }
 
@@ -66,6 +73,8 @@ impl Default for NodeConfig {
             max_select_point: 0,
             max_select_buckets: 0,
             query_timeout_seconds: 0.0,
+            body_timeout_seconds: 30,
+            body_total_timeout_seconds: 300,
             log: LogConfig::default(),
         }
     }
