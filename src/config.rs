@@ -61,6 +61,13 @@ pub struct NodeConfig {
     /// Most fields one measurement may have in one shard (0: no limit); a point that
     /// would add fields past it is refused.
     pub max_fields_per_measurement: usize,
+    /// A request body from which no byte arrives for this long is cut off with 408 and
+    /// its connection closed (seconds; 0: no bound). Request heads have their own bound.
+    pub body_timeout_seconds: u64,
+    /// A request body still incomplete after this long is cut off the same way, however
+    /// steadily it trickles in (seconds; 0: no bound). Not for restores, which stream
+    /// whole shards to disk.
+    pub body_total_timeout_seconds: u64,
     pub log: LogConfig,
 }
 
@@ -101,6 +108,8 @@ impl Default for NodeConfig {
             max_request_memory_mib: 256,
             max_fields_per_point: 65_536,
             max_fields_per_measurement: 100_000,
+            body_timeout_seconds: 30,
+            body_total_timeout_seconds: 300,
             log: LogConfig::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! Benchmark commands: each measures the machine itself in the same run, so that figures
 //! are read as ratios to what the hardware gives.
 
+pub mod contention;
 pub mod ingest;
 pub mod log;
 pub mod query;

@@ -86,6 +86,27 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// Measure /ping and a steady writer idle, then beside 32 clients sending wrong
+    /// passwords and 10 sending a heavy query (on data it writes first); prints both
+    /// phases' p50/p99 and their ratios as JSON.
+    Contention {
+        #[arg(long, default_value = "http://127.0.0.1:8086")]
+        url: String,
+        #[arg(long, default_value = "contention")]
+        db: String,
+        /// Valid admin credentials for the bench's own writes and queries (auth on).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Length of each phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 32)]
+        wrong_password_clients: usize,
+        #[arg(long, default_value_t = 10)]
+        heavy_query_clients: usize,
+    },
     /// Measure the file system (4 KiB write+fdatasync, 1 MiB sequential writes) and then the
     /// log (single appender latency, 256 appenders x 1 KiB throughput, replay).
     Log {
@@ -184,6 +205,36 @@ pub fn main() -> ExitCode {
                 rounds,
             };
             crate::bench::query::run(&options)
+                .map(|report| {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("report serializes")
+                    )
+                })
+                .map_err(Into::into)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Contention {
+                    url,
+                    db,
+                    user,
+                    password,
+                    seconds,
+                    wrong_password_clients,
+                    heavy_query_clients,
+                },
+        } => {
+            let options = crate::bench::contention::ContentionOptions {
+                url,
+                db,
+                user,
+                password,
+                seconds,
+                wrong_password_clients,
+                heavy_query_clients,
+            };
+            crate::bench::contention::run(&options)
                 .map(|report| {
                     println!(
                         "{}",

@@ -35,22 +35,9 @@ impl ApiError {
             r.insert_header(("Www-Authenticate", "Basic realm=\"InfluxDB\""));
         }
         if self.status != StatusCode::UNAUTHORIZED {
-            // A header value carries visible ASCII only (the message may quote any bytes a
-            // client sent); the body keeps the whole message.
-            let visible: String = self
-                .message
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() || c == ' ' {
-                        c
-                    } else {
-                        '?'
-                    }
-                })
-                .collect();
-            r.insert_header(("X-Influxdb-Error", visible));
+            r.insert_header(("X-Influxdb-Error", header_quote(&self.message)));
         }
-        r.json(serde_json::json!({ "error": self.message }))
+        r.json(serde_json::json!({ "error": body_quote(&self.message) }))
     }
 
     /// The v2 shape: `{"code":"...","message":"..."}`.
@@ -60,20 +47,74 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not found",
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+            StatusCode::REQUEST_TIMEOUT => "request timeout",
             StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::URI_TOO_LONG => "request too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
             StatusCode::UNPROCESSABLE_ENTITY => "conflict",
             StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             StatusCode::TOO_MANY_REQUESTS => "too many requests",
+            s if s.is_client_error() => "invalid",
             _ => "internal error",
         };
         let mut r = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after_secs {
             r.insert_header(("Retry-After", secs.to_string()));
         }
-        r.json(serde_json::json!({ "code": code, "message": self.message }))
+        r.json(serde_json::json!({ "code": code, "message": body_quote(&self.message) }))
     }
+
+    /// The shape the endpoint at `path` answers in: v2 under `/api/v2/`, v1 elsewhere.
+    pub(crate) fn for_path(&self, path: &str) -> HttpResponse {
+        match path.starts_with("/api/v2/") {
+            true => self.v2(),
+            false => self.v1(),
+        }
+    }
+}
+
+/// Most bytes of a message `X-Influxdb-Error` carries, as InfluxDB 1.x (which cuts there
+/// without a marker). Common clients refuse header lines of a megabyte.
+const MAX_ERROR_HEADER_BYTES: usize = 1024;
+
+/// Most bytes of a message an error body carries: messages may quote what a client sent.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Marks a message cut short.
+const TRUNCATED: &str = "...";
+
+/// The message as a header value: visible ASCII only (the message may quote any bytes a
+/// client sent), at most [`MAX_ERROR_HEADER_BYTES`].
+fn header_quote(message: &str) -> String {
+    let chars = message.chars().count();
+    let kept = match chars <= MAX_ERROR_HEADER_BYTES {
+        true => chars,
+        false => MAX_ERROR_HEADER_BYTES - TRUNCATED.len(),
+    };
+    let mut visible: String = message
+        .chars()
+        .take(kept)
+        .map(|c| match c.is_ascii_graphic() || c == ' ' {
+            true => c,
+            false => '?',
+        })
+        .collect();
+    if kept < chars {
+        visible.push_str(TRUNCATED);
+    }
+    visible
+}
+
+/// The message for an error body, at most [`MAX_ERROR_BODY_BYTES`].
+fn body_quote(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_ERROR_BODY_BYTES {
+        return message.into();
+    }
+    let kept =
+        crate::line_protocol::truncate_at_char(message, MAX_ERROR_BODY_BYTES - TRUNCATED.len());
+    format!("{kept}{TRUNCATED}").into()
 }
 
 impl From<StorageError> for ApiError {

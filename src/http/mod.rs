@@ -1,13 +1,14 @@
 //! The HTTP API. Handlers are thin: parse, call the node's services, render.
 
 use crate::node::Node;
-use actix_web::http::{Method, StatusCode};
-use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
+use actix_web::http::Method;
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use std::sync::Arc;
 
 mod auth;
 mod backup;
 mod error;
+mod guard;
 mod health;
 mod metrics;
 mod query;
@@ -21,6 +22,8 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(web::FormConfig::default().limit(guard::MAX_QUERY_FORM_BYTES))
+            .wrap(middleware::from_fn(guard::guard_request))
             .configure(|cfg| {
                 let mut routes = Routes {
                     config: Some(cfg),
@@ -30,7 +33,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
                     module(&mut routes);
                 }
             })
-            .default_service(web::to(not_found))
+            .default_service(web::to(guard::no_route))
     })
     .workers(2)
     .shutdown_timeout(grace)
@@ -117,11 +120,4 @@ impl ServerHandle {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// InfluxDB answers unknown paths with Go's plain-text 404.
-async fn not_found() -> HttpResponse {
-    HttpResponse::build(StatusCode::NOT_FOUND)
-        .content_type("text/plain; charset=utf-8")
-        .body("404 page not found\n")
 }

@@ -23,11 +23,12 @@ async fn query(
     node: web::Data<Node>,
     req: HttpRequest,
     params: web::Query<HashMap<String, String>>,
-    form: Option<web::Form<HashMap<String, String>>>,
+    form: super::guard::QueryForm,
 ) -> HttpResponse {
     // Form values win over the URL's, as in InfluxDB.
     let get = |k: &str| {
-        form.as_ref()
+        form.0
+            .as_ref()
             .and_then(|f| f.get(k))
             .or_else(|| params.get(k))
             .cloned()

@@ -204,18 +204,60 @@ impl LineError {
     pub fn influx_message(&self) -> String {
         format!("unable to parse '{}': {}", self.text, self.reason)
     }
+
+    /// [`LineError::influx_message`] quoting at most [`MAX_QUOTED_LINE_BYTES`] of the
+    /// line, then `...`.
+    fn capped_message(&self) -> String {
+        let quoted = truncate_at_char(&self.text, MAX_QUOTED_LINE_BYTES);
+        let marker = if quoted.len() < self.text.len() {
+            "..."
+        } else {
+            ""
+        };
+        format!("unable to parse '{quoted}{marker}': {}", self.reason)
+    }
 }
 
-/// Joins per-line errors the way InfluxDB 1.6 builds its batch error string.
+/// How much of one rejected line an error quotes. InfluxDB quotes every line whole, so a
+/// megabyte tag value made a megabyte error; a kilobyte still shows where a line went wrong.
+pub const MAX_QUOTED_LINE_BYTES: usize = 1024;
+
+/// How long a batch's message may grow before the remaining lines are only counted. Below
+/// the HTTP layer's cap on an error body (64 KiB) with room for "partial write: ... dropped=N".
+pub const MAX_BATCH_MESSAGE_BYTES: usize = 60 * 1024;
+
+/// Joins per-line errors the way InfluxDB 1.6 builds its batch error string (`\n` between
+/// lines), each quote capped at [`MAX_QUOTED_LINE_BYTES`]; past [`MAX_BATCH_MESSAGE_BYTES`]
+/// the lines left out are counted: `...and N more lines not shown`.
 pub fn influx_batch_message(errors: &[LineError]) -> String {
     let mut out = String::new();
     for (i, e) in errors.iter().enumerate() {
+        let message = e.capped_message();
+        if i > 0 && out.len() + 1 + message.len() > MAX_BATCH_MESSAGE_BYTES {
+            out.push_str(&format!(
+                "\n...and {} more lines not shown",
+                errors.len() - i
+            ));
+            break;
+        }
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&e.influx_message());
+        out.push_str(&message);
     }
     out
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Fuzz entry point: must never panic for any input. Also asserts that the

@@ -975,3 +975,25 @@ fn leading_space_quirk_matches_influx() {
         super::parser::parse_body_reference(body, &ParseOptions::default())
     );
 }
+
+#[test]
+fn batch_messages_quote_bounded_excerpts() {
+    // A multi-byte character across the cut is left out whole, not split.
+    let long = format!("cpu,host={}", "é".repeat(1000));
+    let (_, e) = parse(&long);
+    let message = influx_batch_message(&e);
+    let quoted = message
+        .strip_prefix("unable to parse '")
+        .and_then(|m| m.strip_suffix("...': missing fields"))
+        .expect(&message);
+    assert!(quoted.len() <= MAX_QUOTED_LINE_BYTES && quoted.len() > 1000);
+    assert!(long.starts_with(quoted));
+
+    let many: String = (0..10_000).map(|i| format!("cpu{i}\n")).collect();
+    let (_, e) = parse(&many);
+    let message = influx_batch_message(&e);
+    assert!(message.len() <= MAX_BATCH_MESSAGE_BYTES + 64);
+    assert!(message.starts_with("unable to parse 'cpu0': missing fields\nunable to parse 'cpu1'"));
+    let shown = message.lines().count() - 1;
+    assert!(message.ends_with(&format!("\n...and {} more lines not shown", 10_000 - shown)));
+}

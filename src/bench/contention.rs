@@ -1,0 +1,365 @@
+//! `bench contention`: does a node keep answering its cheap requests while it is busy
+//! with expensive ones? Issue 13's bar: under 32 clients sending wrong passwords and 10
+//! sending heavy queries, `/ping` p99 stays under 50 ms and another client's writes keep
+//! their p99 within 2x of idle.
+//!
+//! Two phases of `seconds` each against any InfluxDB 1.x-compatible URL: idle (only the
+//! measured ping and write loops) and loaded (the same loops beside the load). With auth
+//! off (influxd's default) the wrong-password clients simply get 200s; the report counts
+//! the statuses they saw.
+
+use super::percentile;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct ContentionOptions {
+    pub url: String,
+    pub db: String,
+    /// Valid admin credentials for the bench's own writes and queries (auth on).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Length of each phase.
+    pub seconds: f64,
+    pub wrong_password_clients: usize,
+    pub heavy_query_clients: usize,
+}
+
+/// Series and points per series written for the heavy query: one point a second for
+/// 100 minutes in each of 100 series, 600,000 points.
+const HEAVY_SERIES: usize = 100;
+const HEAVY_POINTS_PER_SERIES: usize = 6000;
+const LOAD_BATCH_LINES: usize = 5000;
+/// Lines in each batch of the measured writer, and its pace.
+const STEADY_BATCH_LINES: usize = 1000;
+const STEADY_WRITE_EVERY: Duration = Duration::from_millis(100);
+const PING_EVERY: Duration = Duration::from_millis(10);
+/// 2026-01-01T00:00:00Z.
+const T0_NS: i64 = 1_767_225_600_000_000_000;
+const SEC_NS: i64 = 1_000_000_000;
+
+#[derive(Debug, Serialize)]
+pub struct Latencies {
+    pub count: usize,
+    pub errors: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    pub ping: Latencies,
+    pub write: Latencies,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heavy_query: Option<Latencies>,
+    /// Status code (or "transport") to how many wrong-password requests got it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub wrong_password_statuses: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContentionReport {
+    pub url: String,
+    pub seconds_per_phase: f64,
+    pub wrong_password_clients: usize,
+    pub heavy_query_clients: usize,
+    pub heavy_query: String,
+    pub heavy_query_points: usize,
+    /// One run of the heavy query on the idle node, before the phases.
+    pub heavy_query_alone_ms: f64,
+    pub idle: Phase,
+    pub loaded: Phase,
+    pub ping_p99_loaded_over_idle: f64,
+    pub write_p99_loaded_over_idle: f64,
+    /// Issue 13's bar: loaded ping p99 < 50 ms and write p99 within 2x of idle.
+    pub ping_p99_under_50ms: bool,
+    pub write_p99_within_2x_idle: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContentionBenchError {
+    #[error("{url}: {what}: {reason}")]
+    Failed {
+        url: String,
+        what: String,
+        reason: String,
+    },
+}
+
+/// The heavy query: every series' per-minute mean over the whole loaded range.
+pub fn heavy_query() -> String {
+    let end = T0_NS + HEAVY_POINTS_PER_SERIES as i64 * SEC_NS;
+    format!("SELECT mean(v) FROM heavy WHERE time >= {T0_NS} AND time < {end} GROUP BY time(1m), *")
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    db: String,
+    credentials: Vec<(String, String)>,
+}
+
+impl Client {
+    fn new(opts: &ContentionOptions) -> Client {
+        let mut credentials = Vec::new();
+        if let (Some(u), Some(p)) = (&opts.user, &opts.password) {
+            credentials.push(("u".to_owned(), u.clone()));
+            credentials.push(("p".to_owned(), p.clone()));
+        }
+        Client {
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(10))
+                .timeout_read(Duration::from_secs(120))
+                .timeout_write(Duration::from_secs(120))
+                .build(),
+            base: opts.url.trim_end_matches('/').to_owned(),
+            db: opts.db.clone(),
+            credentials,
+        }
+    }
+
+    fn with_credentials(&self, req: ureq::Request) -> ureq::Request {
+        self.credentials.iter().fold(req, |r, (k, v)| r.query(k, v))
+    }
+
+    fn ping(&self) -> Result<(), String> {
+        self.agent
+            .get(&format!("{}/ping", self.base))
+            .call()
+            .map(drop)
+            .map_err(describe)
+    }
+
+    fn write(&self, body: &str) -> Result<(), String> {
+        let req = self
+            .agent
+            .post(&format!("{}/write", self.base))
+            .query("db", &self.db);
+        self.with_credentials(req)
+            .send_string(body)
+            .map(drop)
+            .map_err(describe)
+    }
+
+    fn query(&self, q: &str) -> Result<(), String> {
+        let req = self.agent.post(&format!("{}/query", self.base));
+        let answer = self
+            .with_credentials(req)
+            .send_form(&[("db", &self.db), ("q", q)])
+            .map_err(describe)?;
+        let body: serde_json::Value =
+            serde_json::from_reader(answer.into_reader()).map_err(|e| e.to_string())?;
+        match body["results"][0]["error"].as_str() {
+            Some(e) => Err(e.to_owned()),
+            None => Ok(()),
+        }
+    }
+
+    /// A query with a wrong password: the status it got, or "transport".
+    fn wrong_password(&self, user: &str) -> String {
+        let answer = self
+            .agent
+            .get(&format!("{}/query", self.base))
+            .query("u", user)
+            .query("p", "wrong-password")
+            .query("q", "SHOW DATABASES")
+            .call();
+        match answer {
+            Ok(r) => r.status().to_string(),
+            Err(ureq::Error::Status(code, _)) => code.to_string(),
+            Err(ureq::Error::Transport(_)) => "transport".to_owned(),
+        }
+    }
+}
+
+fn describe(e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, resp) => {
+            format!("{code}: {}", resp.into_string().unwrap_or_default())
+        }
+        ureq::Error::Transport(t) => format!("transport: {t}"),
+    }
+}
+
+pub fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBenchError> {
+    let client = Client::new(opts);
+    let failed = |what: &str, reason: String| ContentionBenchError::Failed {
+        url: opts.url.clone(),
+        what: what.to_owned(),
+        reason,
+    };
+    client
+        .query(&format!("CREATE DATABASE \"{}\"", opts.db))
+        .map_err(|e| failed("CREATE DATABASE", e))?;
+    load_heavy_data(&client).map_err(|e| failed("writing the heavy query's data", e))?;
+    let started = Instant::now();
+    client
+        .query(&heavy_query())
+        .map_err(|e| failed("heavy query", e))?;
+    let heavy_query_alone_ms = ms(started.elapsed());
+
+    let phase = Duration::from_secs_f64(opts.seconds.max(0.1));
+    let idle = run_phase(opts, phase, false);
+    let loaded = run_phase(opts, phase, true);
+    let ratio = |loaded: f64, idle: f64| if idle > 0.0 { loaded / idle } else { 0.0 };
+    Ok(ContentionReport {
+        url: opts.url.clone(),
+        seconds_per_phase: phase.as_secs_f64(),
+        wrong_password_clients: opts.wrong_password_clients,
+        heavy_query_clients: opts.heavy_query_clients,
+        heavy_query: heavy_query(),
+        heavy_query_points: HEAVY_SERIES * HEAVY_POINTS_PER_SERIES,
+        heavy_query_alone_ms,
+        ping_p99_loaded_over_idle: ratio(loaded.ping.p99_ms, idle.ping.p99_ms),
+        write_p99_loaded_over_idle: ratio(loaded.write.p99_ms, idle.write.p99_ms),
+        ping_p99_under_50ms: loaded.ping.errors == 0 && loaded.ping.p99_ms < 50.0,
+        write_p99_within_2x_idle: loaded.write.errors == 0
+            && loaded.write.p99_ms <= 2.0 * idle.write.p99_ms,
+        idle,
+        loaded,
+    })
+}
+
+fn load_heavy_data(client: &Client) -> Result<(), String> {
+    let mut batch = String::new();
+    let mut lines = 0;
+    for i in 0..HEAVY_POINTS_PER_SERIES {
+        for s in 0..HEAVY_SERIES {
+            let t = T0_NS + i as i64 * SEC_NS;
+            batch.push_str(&format!(
+                "heavy,host=h{s:03} v={}.5 {t}\n",
+                (i * 7 + s) % 100
+            ));
+            lines += 1;
+            if lines == LOAD_BATCH_LINES {
+                client.write(&batch)?;
+                batch.clear();
+                lines = 0;
+            }
+        }
+    }
+    match batch.is_empty() {
+        true => Ok(()),
+        false => client.write(&batch),
+    }
+}
+
+/// One phase: the measured ping and write loops, and with `loaded` the load beside them,
+/// all stopped at the phase's end (a request under way then is let finish).
+fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let until_stopped = |pace: Option<Duration>, mut work: Box<dyn FnMut() + Send>| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                work();
+                if let Some(pace) = pace {
+                    std::thread::sleep(pace.saturating_sub(started.elapsed()));
+                }
+            }
+        })
+    };
+    let wrong_user = opts.user.clone().unwrap_or_else(|| "admin".to_owned());
+    let mut load = Vec::new();
+    let (status_tx, status_rx) = std::sync::mpsc::channel::<String>();
+    let (heavy_tx, heavy_rx) = std::sync::mpsc::channel::<Result<f64, String>>();
+    if loaded {
+        for _ in 0..opts.wrong_password_clients {
+            let client = Client::new(opts);
+            let (user, tx) = (wrong_user.clone(), status_tx.clone());
+            load.push(until_stopped(
+                None,
+                Box::new(move || {
+                    let _ = tx.send(client.wrong_password(&user));
+                }),
+            ));
+        }
+        for _ in 0..opts.heavy_query_clients {
+            let client = Client::new(opts);
+            let tx = heavy_tx.clone();
+            load.push(until_stopped(
+                None,
+                Box::new(move || {
+                    let started = Instant::now();
+                    let outcome = client.query(&heavy_query()).map(|()| ms(started.elapsed()));
+                    let _ = tx.send(outcome);
+                }),
+            ));
+        }
+    }
+    drop((status_tx, heavy_tx));
+
+    let (ping_tx, ping_rx) = std::sync::mpsc::channel();
+    let pinger = Client::new(opts);
+    let measured_ping = until_stopped(
+        Some(PING_EVERY),
+        Box::new(move || {
+            let started = Instant::now();
+            let _ = ping_tx.send(pinger.ping().map(|()| ms(started.elapsed())));
+        }),
+    );
+    let (write_tx, write_rx) = std::sync::mpsc::channel();
+    let writer = Client::new(opts);
+    let mut next_time = T0_NS + (HEAVY_POINTS_PER_SERIES as i64 + 3600) * SEC_NS;
+    let measured_write = until_stopped(
+        Some(STEADY_WRITE_EVERY),
+        Box::new(move || {
+            let mut body = String::with_capacity(STEADY_BATCH_LINES * 40);
+            for i in 0..STEADY_BATCH_LINES {
+                body.push_str(&format!("steady,line=l{i:04} v={i}i {next_time}\n"));
+            }
+            next_time += SEC_NS;
+            let started = Instant::now();
+            let _ = write_tx.send(writer.write(&body).map(|()| ms(started.elapsed())));
+        }),
+    );
+
+    std::thread::sleep(length);
+    stop.store(true, Ordering::Relaxed);
+    for t in load.into_iter().chain([measured_ping, measured_write]) {
+        let _ = t.join();
+    }
+    let mut wrong_password_statuses = BTreeMap::new();
+    for status in status_rx.try_iter() {
+        *wrong_password_statuses.entry(status).or_insert(0) += 1;
+    }
+    Phase {
+        ping: latencies(ping_rx.try_iter()),
+        write: latencies(write_rx.try_iter()),
+        heavy_query: loaded.then(|| latencies(heavy_rx.try_iter())),
+        wrong_password_statuses,
+    }
+}
+
+fn latencies(outcomes: impl Iterator<Item = Result<f64, String>>) -> Latencies {
+    let mut samples = Vec::new();
+    let (mut errors, mut first_error) = (0, None);
+    for outcome in outcomes {
+        match outcome {
+            Ok(ms) => samples.push(ms),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Latencies {
+        count: samples.len(),
+        errors,
+        p50_ms: percentile(&samples, 50.0),
+        p99_ms: percentile(&samples, 99.0),
+        max_ms: samples.last().copied().unwrap_or(0.0),
+        first_error,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
