@@ -201,7 +201,7 @@ async fn run(
             password,
             admin,
         } => {
-            let hash = crate::auth::hash_password(password)?;
+            let hash = node.auth.hash_password(password).await?;
             let id = crate::auth::new_id();
             apply_decision(control, |c| c.create_user(id, name, hash, *admin)).await
         }
@@ -227,7 +227,7 @@ async fn run(
             apply_decision(control, |c| c.set_admin(user, admin)).await
         }
         Statement::SetPassword { name, password } => {
-            let hash = crate::auth::hash_password(password)?;
+            let hash = node.auth.hash_password(password).await?;
             apply_decision(control, |c| c.set_password(name, hash)).await
         }
         Statement::ShowGrantsForUser { name } => {
