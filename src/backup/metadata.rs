@@ -604,6 +604,136 @@ fn check_bucket_policies(manifest: &BucketMetadataManifest) -> Result<(), Backup
 mod tests {
     use super::*;
 
+    /// A catalog with a database, a shard, an admin with a privilege, an org, a bucket and
+    /// a token: every kind of reference a kv snapshot holds.
+    fn populated() -> Catalog {
+        let mut c = Catalog::default();
+        let run = |events: Vec<Event>, c: &mut Catalog| {
+            for e in &events {
+                c.apply(e);
+            }
+        };
+        run(c.create_database("db", None).unwrap(), &mut c);
+        let shard = crate::storage::ShardInfo::of_group("db", "autogen", 0, HOUR);
+        run(c.create_shards(&[shard]).unwrap(), &mut c);
+        run(
+            c.create_user("u1".into(), "root", "hash".into(), true)
+                .unwrap(),
+            &mut c,
+        );
+        run(
+            c.grant("root", "db", crate::catalog::Privilege::All)
+                .unwrap(),
+            &mut c,
+        );
+        run(c.create_org("o1".into(), "acme").unwrap(), &mut c);
+        run(
+            c.create_bucket("b1".into(), "o1", "metrics", 0).unwrap(),
+            &mut c,
+        );
+        run(
+            c.create_token(TokenCreated {
+                id: "t1".into(),
+                token_sha256: "digest".into(),
+                org_id: "o1".into(),
+                user_id: "u1".into(),
+                description: String::new(),
+            })
+            .unwrap(),
+            &mut c,
+        );
+        c
+    }
+
+    /// The state a kv snapshot holds, changed by `edit`, framed again with a good checksum.
+    fn reframed(c: &Catalog, edit: impl FnOnce(&mut CatalogState)) -> Vec<u8> {
+        use prost::Message;
+        let mut state = decode_kv_snapshot(&kv_snapshot(c)).unwrap();
+        edit(&mut state);
+        let encoded = state.encode_to_vec();
+        let mut bytes = KV_MAGIC.to_vec();
+        bytes.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+        let crc = crate::log::format::mask(crc32c::crc32c(&encoded));
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(&encoded);
+        bytes
+    }
+
+    #[test]
+    fn a_kv_snapshot_round_trips_and_an_inconsistent_state_is_refused() {
+        let c = populated();
+        assert!(restore_kv_event(&kv_snapshot(&c), true).is_ok());
+        assert!(restore_kv_event(&reframed(&c, |_| {}), true).is_ok());
+        type Edit = Box<dyn FnOnce(&mut CatalogState)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "shard of an unknown policy",
+                Box::new(|s| s.databases[0].shards[0].retention_policy = "nope".into()),
+            ),
+            (
+                "shard with another id",
+                Box::new(|s| s.databases[0].shards[0].shard_id += 1),
+            ),
+            (
+                "shard ending before it starts",
+                Box::new(|s| s.databases[0].shards[0].end_nanos = -1),
+            ),
+            (
+                "unknown default policy",
+                Box::new(|s| s.databases[0].default_policy = "nope".into()),
+            ),
+            (
+                "database twice",
+                Box::new(|s| {
+                    let d = s.databases[0].clone();
+                    s.databases.push(d)
+                }),
+            ),
+            (
+                "database named ..",
+                Box::new(|s| s.databases[0].name = "..".into()),
+            ),
+            (
+                "zero shard group duration",
+                Box::new(|s| s.databases[0].policies[0].shard_group_duration_nanos = 0),
+            ),
+            (
+                "negative duration",
+                Box::new(|s| s.databases[0].policies[0].duration_nanos = -HOUR),
+            ),
+            (
+                "privilege on an unknown database",
+                Box::new(|s| s.users[0].privileges[0].database = "gone".into()),
+            ),
+            (
+                "user twice",
+                Box::new(|s| {
+                    let u = s.users[0].clone();
+                    s.users.push(u)
+                }),
+            ),
+            (
+                "bucket of an unknown org",
+                Box::new(|s| s.buckets[0].org_id = "nope".into()),
+            ),
+            (
+                "token of an unknown org",
+                Box::new(|s| s.tokens[0].org_id = "nope".into()),
+            ),
+        ];
+        for (what, edit) in cases {
+            let err = restore_kv_event(&reframed(&c, edit), false).unwrap_err();
+            assert!(matches!(err, BackupError::BadArchive(_)), "{what}: {err}");
+        }
+        // No admin: refused only when auth is on.
+        let no_admin = reframed(&c, |s| s.users[0].admin = false);
+        assert!(restore_kv_event(&no_admin, false).is_ok());
+        assert!(matches!(
+            restore_kv_event(&no_admin, true),
+            Err(BackupError::BadArchive(m)) if m.contains("no admin user")
+        ));
+    }
+
     #[test]
     fn a_bucket_restored_under_a_new_name_gets_its_policies_and_new_shard_ids() {
         let mut c = Catalog::default();
