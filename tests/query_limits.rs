@@ -408,3 +408,47 @@ fn sigterm_stops_the_node_while_a_long_query_runs() {
         );
     }
 }
+
+#[test]
+fn a_query_whose_client_hangs_up_is_stopped() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start(dir.path());
+    load_series(ours.addr, 400);
+    let pid = ours.child.id();
+    let body = format!("q={}&db={DB}", common::urlencode(&long_query()));
+    let mut client = std::net::TcpStream::connect(ours.addr).expect("connect");
+    write!(
+        client,
+        "POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !a_query_thread_runs(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never started"
+        );
+        std::thread::yield_now();
+    }
+    drop(client);
+    // A query thread that keeps running would run for minutes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while a_query_thread_runs(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query went on after its client left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The node is free for the next one.
+    let q = format!(
+        "SELECT count(v) FROM m WHERE {} AND s = '7'",
+        first_millisecond()
+    );
+    let r = query(ours.addr, DB, &q);
+    assert_eq!(r.json()["results"][0]["series"][0]["values"][0][1], 10);
+    ours.stop();
+}

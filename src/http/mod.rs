@@ -36,6 +36,8 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
             .default_service(web::to(guard::no_route))
     })
     .workers(2)
+    // So that a query whose client hung up is stopped.
+    .on_connect(query::remember_peer)
     .shutdown_timeout(grace)
     // The node installs its own handlers before it announces its address, so that a
     // signal sent right after start-up is never lost.

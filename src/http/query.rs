@@ -88,17 +88,26 @@ async fn query(
     let job = node
         .queries
         .spawn(async move { answer(&shared, &q, &options, format).await });
-    let outcome = match deadline {
-        // The query stops itself at its deadline; should some step not look in time, the
-        // client is answered anyway (the interruption then stops that step).
-        Some(deadline) => {
-            let last_word = tokio::time::Instant::from_std(deadline) + DEADLINE_BACKSTOP;
-            match tokio::time::timeout_at(last_word, job).await {
-                Ok(done) => done,
-                Err(_) => return timed_out(csv),
+    let finished = async {
+        match deadline {
+            // The query stops itself at its deadline; should some step not look in time,
+            // the client is answered anyway (the interruption then stops that step).
+            Some(deadline) => {
+                let last_word = tokio::time::Instant::from_std(deadline) + DEADLINE_BACKSTOP;
+                tokio::time::timeout_at(last_word, job).await.ok()
             }
+            None => Some(job.await),
         }
-        None => job.await,
+    };
+    let outcome = tokio::select! {
+        finished = finished => match finished {
+            Some(outcome) => outcome,
+            None => return timed_out(csv),
+        },
+        // Returning drops the interruption guard: the query stops.
+        () = client_gone(&req) => {
+            return ApiError::bad_request("the client closed the connection").v1();
+        }
     };
     match outcome {
         Ok(Ok((content_type, body))) => HttpResponse::Ok().content_type(content_type).body(body),
@@ -111,6 +120,62 @@ async fn query(
         Err(e) => {
             tracing::error!(error = %e, "query task failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "query failed").v1()
+        }
+    }
+}
+
+/// How often a handler waiting for its query looks whether the client is still there.
+const CLIENT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A duplicate of a connection's socket, for a handler to see that its client hung up:
+/// actix neither reads a connection nor drops its handler while the handler runs.
+pub(super) struct PeerSocket(std::os::fd::OwnedFd);
+
+/// Keeps each plain TCP connection's [`PeerSocket`] in its connection data.
+pub(super) fn remember_peer(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsFd;
+    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
+            data.insert(PeerSocket(fd));
+        }
+    }
+}
+
+impl PeerSocket {
+    /// Whether the client closed its end (or the connection broke). Bytes waiting (a
+    /// pipelined request) mean it is still there; they are left for actix to read.
+    fn hung_up(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into `byte`, from a descriptor this value owns.
+        let n = unsafe {
+            libc::recv(
+                self.0.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => true,
+            n if n > 0 => false,
+            _ => !matches!(
+                std::io::Error::last_os_error().kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ),
+        }
+    }
+}
+
+/// Answers once the request's client has gone away (never, when that cannot be seen).
+async fn client_gone(req: &HttpRequest) {
+    let Some(peer) = req.conn_data::<PeerSocket>() else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(CLIENT_CHECK_INTERVAL).await;
+        if peer.hung_up() {
+            return;
         }
     }
 }
