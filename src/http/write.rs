@@ -175,7 +175,7 @@ impl BodyEncoding {
     }
 }
 
-/// Writes parsed and stored at once, per core: enough to keep both the cores and the
+/// Writes parsed and stored at once, per core: enough to keep the cores and the
 /// data logs' group commits busy (a write waits for its fdatasync in its slot), few
 /// enough that their memory (each at most `max_request_memory_mib`) stays bounded.
 const WRITE_SLOTS_PER_CORE: usize = 2;
