@@ -249,6 +249,43 @@ mod tests {
         assert_eq!(head.series()[2].key, "cpu,host=a");
     }
 
+    #[test]
+    fn a_wide_series_finds_each_field_in_any_order() {
+        let mut head = Head::default();
+        let names: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
+        let point = |order: &mut dyn Iterator<Item = usize>| -> Vec<(&str, FieldValue)> {
+            order
+                .map(|i| (names[i].as_str(), FieldValue::Integer(i as i64)))
+                .collect()
+        };
+        head.insert(
+            "w",
+            "w",
+            &[] as &[(&str, &str)],
+            1,
+            1,
+            &point(&mut (0..200)),
+        );
+        // Reversed, with 100 new fields among them: every lookup misses its position.
+        head.insert(
+            "w",
+            "w",
+            &[] as &[(&str, &str)],
+            2,
+            1,
+            &point(&mut (0..300).rev()),
+        );
+        let fields = &head.get("w").expect("series").fields;
+        assert_eq!(fields.len(), 300);
+        // The new fields come after the old ones, in the order the point listed them.
+        let expected = (0..200).chain((200..300).rev());
+        for ((name, column), i) in fields.iter().zip(expected) {
+            assert_eq!(name, &names[i]);
+            let times: &[i64] = if i < 200 { &[1, 2] } else { &[2] };
+            assert_eq!(column.times, times, "{name}");
+        }
+    }
+
     proptest::proptest! {
         /// A batch inserted at once leaves the head as inserting its points one by one
         /// does: same series in the same order, same columns, same order within each.
