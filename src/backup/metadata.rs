@@ -638,6 +638,7 @@ mod tests {
                 org_id: "o1".into(),
                 user_id: "u1".into(),
                 description: String::new(),
+                permissions: Vec::new(),
             })
             .unwrap(),
             &mut c,
