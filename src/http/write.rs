@@ -178,8 +178,9 @@ impl BodyEncoding {
 
 /// Writes parsed and stored at once, per core: enough to keep the cores and the
 /// data logs' group commits busy (a write waits for its fdatasync in its slot), few
-/// enough that their memory (each at most `max_request_memory_mib`) stays bounded.
-const WRITE_SLOTS_PER_CORE: usize = 2;
+/// enough that their memory (each at most `max_request_memory_mib`) stays bounded. Two
+/// per core held 60 MiB more at peak in `bench ingest` and were no faster.
+const WRITE_SLOTS_PER_CORE: usize = 1;
 
 /// One set of slots per process, as the cores they share.
 fn write_slots() -> Arc<Semaphore> {
