@@ -4,7 +4,7 @@
 //! acknowledged before it began.
 
 mod common;
-use common::{query, request, urlencode, Daemon, Response, BIN};
+use common::{query, request, tree, urlencode, Daemon, Response, BIN};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -473,27 +473,6 @@ fn one_bucket_restores_under_a_new_name_with_new_shard_ids() {
     );
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["code"], "conflict");
-}
-
-/// Names and sizes of every file under a shard directory.
-fn tree(dir: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((
-                    e.path().strip_prefix(dir).unwrap().display().to_string(),
-                    e.metadata().unwrap().len(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

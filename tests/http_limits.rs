@@ -4,7 +4,7 @@
 //! their connection.
 
 mod common;
-use common::{query, request, urlencode, Daemon, Response};
+use common::{parse_response, query, request, urlencode, Daemon, Response};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -244,30 +244,7 @@ fn stalled_request(addr: SocketAddr, head: &str, sent: &[u8]) -> Response {
     stream
         .read_to_end(&mut raw)
         .expect("the server closes the connection");
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Response {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    parse_response(&raw, false)
 }
 
 #[test]
@@ -349,7 +326,7 @@ fn a_body_that_trickles_in_is_cut_off_at_the_total_bound() {
     stream
         .read_to_end(&mut raw)
         .expect("the server closes the connection");
-    let r = parse(&raw);
+    let r = parse_response(&raw, false);
     assert_eq!(r.status, 408, "{}", body_text(&r));
     assert_eq!(
         r.json()["error"],

@@ -5,10 +5,10 @@
 //! limits. Large but sound restores (20,000 shard groups) go through.
 
 mod common;
-use common::{query, request, urlencode, Daemon, Response};
+use common::{query, request, tree, urlencode, Daemon, Response};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 struct Node {
     _root: tempfile::TempDir,
@@ -51,27 +51,6 @@ fn refused(r: &Response, status: u16, code: &str, says: &str, what: &str) {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains(says), "{what}: {message:?} lacks {says:?}");
     assert!(message.len() < 1000, "{what}: a message of a line");
-}
-
-/// Names and sizes of every file under a directory.
-fn tree(dir: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((
-                    e.path().strip_prefix(dir).unwrap().display().to_string(),
-                    e.metadata().unwrap().len(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 const ROOT: &str = "u=root&p=secret-password";

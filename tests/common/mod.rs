@@ -174,7 +174,7 @@ pub fn request(
     parse_response(&raw, method == "HEAD")
 }
 
-fn parse_response(raw: &[u8], head_only: bool) -> Response {
+pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -246,4 +246,25 @@ pub fn query(addr: SocketAddr, db: &str, q: &str) -> Response {
         &[("Content-Type", "application/x-www-form-urlencoded")],
         body.as_bytes(),
     )
+}
+
+/// Names and sizes of every file under a directory, sorted.
+pub fn tree(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((
+                    e.path().strip_prefix(dir).unwrap().display().to_string(),
+                    e.metadata().unwrap().len(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
 }
