@@ -13,6 +13,7 @@ pub mod http;
 pub mod line_protocol;
 pub mod log;
 pub mod node;
+pub(crate) mod priority;
 pub mod projection;
 pub mod query;
 pub mod storage;

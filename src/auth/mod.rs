@@ -232,9 +232,17 @@ impl Authenticator {
             keys.push(FailureKey::User(user.clone()));
         }
         keys.extend(client.map(FailureKey::Client));
-        self.refuse_if_over_limit(&keys, now)?;
+        // An attempt counts as a failure until its hash says otherwise: many attempts
+        // arriving together must not all get past the limit while the first are hashed.
+        if let Err(refused) = self.admit_attempt(&keys, now) {
+            // A client past its limit that retries at once is answered slowly: the
+            // refusal itself costs little, but a tight loop of them from many
+            // connections would take the CPU that other clients' requests need. A
+            // timer holds the connection, not a thread.
+            tokio::time::sleep(REFUSAL_DELAY).await;
+            return Err(refused);
+        }
         let Some(s) = stored else {
-            self.record_failure(&keys, Instant::now());
             return Err(AuthError::Failed);
         };
         let hash = s.password_bcrypt.clone();
@@ -242,9 +250,9 @@ impl Authenticator {
             .on_blocking_pool(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await?;
         if !matches {
-            self.record_failure(&keys, Instant::now());
             return Err(AuthError::Failed);
         }
+        self.forgive_attempt(&keys);
         if let Some(key) = key {
             self.remember(key, Instant::now());
         }
@@ -268,9 +276,20 @@ impl Authenticator {
             .acquire_owned()
             .await
             .map_err(|e| AuthError::Hash(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        // A thread of its own at a low CPU priority: a burst of password checks (73 ms
+        // of CPU each) must not delay writes and `/ping` on a node with few cores. At
+        // most `bcrypt_concurrency` exist at once.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("password-hash".into())
+            .spawn(move || {
+                crate::priority::lower_current_thread(crate::priority::PASSWORD_HASH_NICE);
+                let _ = done_tx.send(work());
+            })
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        done_rx
             .await
-            .map_err(|e| AuthError::Hash(e.to_string()))
+            .map_err(|_| AuthError::Hash("the hashing thread stopped".into()))
     }
 
     fn remembered(&self, key: &[u8; 32], now: Instant) -> bool {
@@ -295,32 +314,25 @@ impl Authenticator {
         }
     }
 
-    fn refuse_if_over_limit(&self, keys: &[FailureKey], now: Instant) -> Result<(), AuthError> {
+    /// Refuses the attempt if a key is past the failure limit in its window; otherwise
+    /// counts it as a failure for every key (see [`Authenticator::forgive_attempt`]).
+    fn admit_attempt(&self, keys: &[FailureKey], now: Instant) -> Result<(), AuthError> {
         if self.limits.failure_limit == 0 {
             return Ok(());
         }
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.limits.failure_window;
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let wait = keys
             .iter()
             .filter_map(|k| failures.get(k))
             .filter(|w| w.failures >= self.limits.failure_limit)
             .filter_map(|w| (w.started + window).checked_duration_since(now))
             .max();
-        match wait {
-            Some(wait) => Err(AuthError::TooManyAttempts {
+        if let Some(wait) = wait {
+            return Err(AuthError::TooManyAttempts {
                 retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }),
-            None => Ok(()),
+            });
         }
-    }
-
-    fn record_failure(&self, keys: &[FailureKey], now: Instant) {
-        if self.limits.failure_limit == 0 {
-            return;
-        }
-        let window = self.limits.failure_window;
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() >= MAX_TRACKED_ENTRIES {
             failures.retain(|_, w| w.started + window > now);
         }
@@ -340,6 +352,17 @@ impl Authenticator {
             }
             w.failures = w.failures.saturating_add(1);
         }
+        Ok(())
+    }
+
+    /// Takes back the failure an attempt was counted as, once its password matched.
+    fn forgive_attempt(&self, keys: &[FailureKey]) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if let Some(w) = failures.get_mut(key) {
+                w.failures = w.failures.saturating_sub(1);
+            }
+        }
     }
 
     fn cache_key(&self, user: &str, password: &str, hash: &str) -> [u8; 32] {
@@ -357,6 +380,9 @@ impl Authenticator {
         h.finalize().into()
     }
 }
+
+/// How long a refusal past the failure limit is held before it is sent.
+const REFUSAL_DELAY: Duration = Duration::from_secs(1);
 
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     bcrypt::hash(password, BCRYPT_COST).map_err(|e| AuthError::Hash(e.to_string()))
@@ -505,9 +531,58 @@ mod tests {
         ));
         let later = Instant::now() + Duration::from_secs(61);
         assert_eq!(
-            auth.refuse_if_over_limit(&[FailureKey::User("ann".into())], later),
+            auth.admit_attempt(&[FailureKey::User("ann".into())], later),
             Ok(())
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attempts_arriving_together_are_counted_before_they_are_hashed() {
+        let c = Arc::new(catalog_with_user(false));
+        let auth = Arc::new(Authenticator::new(PasswordCheckLimits {
+            failure_limit: 3,
+            ..PasswordCheckLimits::default()
+        }));
+        let attempts: Vec<_> = (0..12)
+            .map(|_| {
+                let (auth, c) = (auth.clone(), c.clone());
+                tokio::spawn(async move {
+                    let here: IpAddr = [10, 0, 0, 1].into();
+                    check(&auth, &c, &password("ann", "wrong"), Some(here)).await
+                })
+            })
+            .collect();
+        let mut hashed = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Err(AuthError::Failed) => hashed += 1,
+                Err(AuthError::TooManyAttempts { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(hashed, 3, "only the limit's worth of attempts is hashed");
+    }
+
+    #[tokio::test]
+    async fn a_matching_password_takes_back_the_failure_its_attempt_counted() {
+        let c = catalog_with_user(false);
+        let auth = Authenticator::new(PasswordCheckLimits {
+            failure_limit: 2,
+            cache_ttl: Duration::ZERO,
+            ..PasswordCheckLimits::default()
+        });
+        for _ in 0..5 {
+            assert!(check(&auth, &c, &password("ann", "s3cret"), None)
+                .await
+                .is_ok());
+        }
+        assert_eq!(
+            check(&auth, &c, &password("ann", "wrong"), None).await,
+            Err(AuthError::Failed)
+        );
+        assert!(check(&auth, &c, &password("ann", "s3cret"), None)
+            .await
+            .is_ok());
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub async fn backup_shard(
             .name("backup-stream".into())
             .spawn(move || {
                 if gzip {
-                    lower_thread_priority();
+                    crate::priority::lower_current_thread(crate::priority::BACKUP_NICE);
                 }
                 let outcome = produce(&info, &files, since, gzip, tx);
                 drop(permit);
@@ -164,22 +164,6 @@ fn produce(
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
             Err(format!("shard {}: {e}", info.id))
         }
-    }
-}
-
-/// Compressing backups yield the CPU to writes and queries: several concurrent gzip
-/// streams would otherwise take both cores of a small node and stall acknowledgements.
-/// (Uncompressed streams cost little CPU and keep their priority, to keep up with the
-/// disk.)
-fn lower_thread_priority() {
-    const BACKUP_NICE: libc::c_int = 10;
-    // SAFETY: changes the scheduling priority of the calling thread only.
-    unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS as _,
-            libc::gettid() as libc::id_t,
-            BACKUP_NICE,
-        );
     }
 }
 

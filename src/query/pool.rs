@@ -1,6 +1,7 @@
 //! The threads queries run on: a runtime of its own, one thread per core, so that a heavy
 //! query never holds an HTTP worker (which must stay free to answer `/ping` and writes).
-//! Queries beyond one per thread wait in its queue.
+//! Queries beyond one per thread wait in its queue. The threads run at a lower CPU
+//! priority: a write waiting for its acknowledgement, or a `/ping`, goes first.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ impl QueryPool {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("query")
+            .on_thread_start(|| crate::priority::lower_current_thread(crate::priority::QUERY_NICE))
             .enable_all()
             .build()?;
         Ok(QueryPool {

@@ -120,6 +120,10 @@ fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Rep
 /// Column files a shard may gather before they are merged into one.
 const MERGE_AT: usize = 8;
 
+/// Head entries a read copies under one hold of the data lock (about 1.5 MB, well under
+/// a millisecond): the longest a write waits for a read to let it apply.
+const POINTS_COPIED_PER_HOLD: usize = 65_536;
+
 /// Record kind of a prost-encoded [`crate::proto::PointsWritten`] in a shard's data log
 /// (written by earlier versions, and for points without a line).
 pub const POINTS_RECORD: u8 = 2;
@@ -833,15 +837,26 @@ impl Shard {
     /// accepts, with the parts of the asked-for fields within [start, end]: the head's
     /// entries copied, column-file blocks left to decode (by whichever thread wants them),
     /// with what deletes took from them.
+    ///
+    /// The head's entries are copied under the data lock, which writes need to apply
+    /// their points: so the lock is taken again for each [`POINTS_COPIED_PER_HOLD`]
+    /// points copied, and a write waits for one such piece, not for a whole read of a
+    /// 64 MiB head. Each series is read whole under one hold, so it is consistent in
+    /// itself (a flush moving it from the head to a file meanwhile is seen before or
+    /// after, never half); different series may be read either side of a write.
     pub fn series_of(&self, read: &SeriesRead<'_>) -> Vec<SeriesParts> {
-        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let Some(index) = data.index.measurement(read.measurement) else {
-            return Vec::new();
+        let selected: Vec<(Arc<str>, Tags)> = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            let Some(index) = data.index.measurement(read.measurement) else {
+                return Vec::new();
+            };
+            index
+                .select(read.selector)
+                .into_iter()
+                .filter(|(_, tags)| (read.keep)(tags))
+                .map(|(key, tags)| (key.clone(), tags.clone()))
+                .collect()
         };
-        let tombstones = data.tombstones.of_measurement(read.measurement);
-        let heads: Vec<&Head> = std::iter::once(&data.head)
-            .chain(data.frozen.iter().map(|h| h.as_ref()))
-            .collect();
         // Looked up once per column: a measurement may have 100,000 fields.
         let field_at: HashMap<&str, usize> = read
             .fields
@@ -849,55 +864,67 @@ impl Shard {
             .enumerate()
             .map(|(i, f)| (f.as_str(), i))
             .collect();
-        let mut out = Vec::new();
-        for (key, tags) in index.select(read.selector) {
-            if !(read.keep)(tags) {
-                continue;
-            }
-            let deleted = tombstone::ranges(tombstones, key);
-            let mut fields: Vec<Vec<Part>> = (0..read.fields.len()).map(|_| Vec::new()).collect();
-            for head in &heads {
-                let Some(s) = head.get(key) else { continue };
-                for (name, column) in &s.fields {
-                    if let Some(&i) = field_at.get(name.as_str()) {
-                        let part = column.slice_time(read.start, read.end);
-                        if !part.is_empty() {
-                            fields[i].push(Part::Column(part));
+        let mut out = Vec::with_capacity(selected.len());
+        let mut selected = selected.into_iter().peekable();
+        while selected.peek().is_some() {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            let tombstones = data.tombstones.of_measurement(read.measurement);
+            let heads: Vec<&Head> = std::iter::once(&data.head)
+                .chain(data.frozen.iter().map(|h| h.as_ref()))
+                .collect();
+            let mut copied = 0;
+            while copied < POINTS_COPIED_PER_HOLD {
+                let Some((key, tags)) = selected.next() else {
+                    break;
+                };
+                let deleted = tombstone::ranges(tombstones, &key);
+                let mut fields: Vec<Vec<Part>> =
+                    (0..read.fields.len()).map(|_| Vec::new()).collect();
+                for head in &heads {
+                    let Some(s) = head.get(&key) else { continue };
+                    for (name, column) in &s.fields {
+                        if let Some(&i) = field_at.get(name.as_str()) {
+                            let part = column.slice_time(read.start, read.end);
+                            copied += part.len().max(1);
+                            if !part.is_empty() {
+                                fields[i].push(Part::Column(part));
+                            }
                         }
                     }
                 }
-            }
-            for file in &data.files {
-                let Some(at) = file.find_series(key) else {
-                    continue;
-                };
-                for (b, block) in file.index.series[at].blocks.iter().enumerate() {
-                    if block.max_time < read.start || block.min_time > read.end {
+                copied += 1;
+                for file in &data.files {
+                    let Some(at) = file.find_series(&key) else {
                         continue;
-                    }
-                    if tombstone::covers(
-                        &deleted,
-                        block.min_time,
-                        block.max_time,
-                        file.index.max_version,
-                    ) {
-                        continue;
-                    }
-                    if let Some(&i) = field_at.get(block.field.as_str()) {
-                        fields[i].push(Part::Block {
-                            file: file.clone(),
-                            series: at,
-                            block: b,
-                        });
+                    };
+                    for (b, block) in file.index.series[at].blocks.iter().enumerate() {
+                        if block.max_time < read.start || block.min_time > read.end {
+                            continue;
+                        }
+                        if tombstone::covers(
+                            &deleted,
+                            block.min_time,
+                            block.max_time,
+                            file.index.max_version,
+                        ) {
+                            continue;
+                        }
+                        if let Some(&i) = field_at.get(block.field.as_str()) {
+                            fields[i].push(Part::Block {
+                                file: file.clone(),
+                                series: at,
+                                block: b,
+                            });
+                        }
                     }
                 }
+                out.push(SeriesParts {
+                    key,
+                    tags,
+                    fields,
+                    deleted,
+                });
             }
-            out.push(SeriesParts {
-                key: key.clone(),
-                tags: tags.clone(),
-                fields,
-                deleted,
-            });
         }
         out
     }
