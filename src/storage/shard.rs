@@ -310,10 +310,10 @@ impl Shard {
             shard: info.id,
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::ShardDir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        // The directory exists from before the catalog knew the shard (see
+        // [`super::Storage::create_shard_dirs`]): missing, it was lost, and opening an empty
+        // one in its place would hide that.
+        require_dir(info.id, dir)?;
         let mut data = ShardData::default();
         let mut schema = Schema::default();
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -370,7 +370,17 @@ impl Shard {
                 }
             }
         }
-        let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
+        let log_dir = dir.join("log");
+        if data.files.is_empty() && !log_dir.exists() {
+            // A shard never opened before: its log starts here, and must not vanish
+            // with an unsynced directory entry once it holds acknowledged records.
+            super::dirs::create_durably(&log_dir).map_err(|source| StorageError::ShardDir {
+                path: log_dir.clone(),
+                source,
+            })?;
+        }
+        require_dir(info.id, &log_dir)?;
+        let (log, _report) = Log::open(log_dir, options).map_err(shard_err)?;
         let covered = data.watermark.upto;
         // The records after the newest column file (about the head's budget) are read into
         // memory, then decoded and parsed on a second thread while this one fills the head:
@@ -1073,6 +1083,25 @@ fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
     }
     data.head.delete(&t);
     data.tombstones.add(t);
+}
+
+/// Fails with [`StorageError::ShardMissing`] unless `dir` is a directory.
+fn require_dir(shard: u64, dir: &Path) -> Result<(), StorageError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StorageError::ShardMissing {
+            shard,
+            path: dir.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::ShardMissing {
+            shard,
+            path: dir.to_owned(),
+        }),
+        Err(source) => Err(StorageError::ShardDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Runs `work` unless another run holding `busy` is under way (then does nothing).
