@@ -451,9 +451,8 @@ fn unpack_within(
     if let Some(extra) = seen.keys().next() {
         return Err(bad(format!("{extra} is not in the manifest")));
     }
-    if let Ok(dir) = std::fs::File::open(staging.join(LOG_DIR)) {
-        let _ = dir.sync_all();
-    }
+    // The staging directory's entries are synced once the restore has finished changing
+    // them (see `Storage::replace_shard`).
     Ok(Unpacked {
         manifest,
         received: received.load(std::sync::atomic::Ordering::Relaxed),

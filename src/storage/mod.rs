@@ -625,9 +625,17 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        // What `prepare` linked, wrote and removed in the staged directory is durable
+        // before it can become the shard (its files were synced as they were written).
+        for dir in [staged.join("log"), staged.clone()] {
+            if let Err(e) = dirs::sync_dir(&dir) {
+                reopen_old(&mut shards);
+                return Err(E::from(dir_err(&dir)(e)));
+            }
+        }
         // Swapped in one step, so that a crash at any moment leaves the old or the new
         // directory whole at `path` (and the other under the staging name, which start-up
-        // removes).
+        // removes once it has made the swap durable).
         let had_old = path.exists();
         let swap = |from: &Path, to: &Path| -> std::io::Result<()> {
             if had_old {
@@ -636,11 +644,27 @@ impl Storage {
                 std::fs::rename(from, to)
             }
         };
+        let swap_back = || {
+            let undone = if had_old {
+                exchange_dirs(&staged, &path)
+            } else {
+                std::fs::rename(&path, &staged)
+            };
+            if let Err(e) = undone.and_then(|()| dirs::sync_dir(&self.dir)) {
+                tracing::warn!(path = %path.display(), error = %e, "could not undo a restore's swap: the next start opens whichever directory it finds");
+            }
+        };
         if let Err(e) = swap(&staged, &path) {
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&staged)(e)));
         }
-        let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
+        // The old files go only once the swap is durable: until then a power loss may
+        // bring them back at `path`.
+        if let Err(e) = dirs::sync_dir(&self.dir) {
+            swap_back();
+            reopen_old(&mut shards);
+            return Err(E::from(dir_err(&self.dir)(e)));
+        }
         match Shard::open(
             &path,
             info.clone(),
@@ -654,11 +678,7 @@ impl Storage {
                 Ok(())
             }
             Err(e) => {
-                if had_old {
-                    let _ = exchange_dirs(&staged, &path);
-                } else {
-                    let _ = std::fs::rename(&path, &staged);
-                }
+                swap_back();
                 reopen_old(&mut shards);
                 Err(E::from(e))
             }
