@@ -719,17 +719,30 @@ impl Shard {
             // at most twice the newer ones together, so each byte is rewritten a
             // logarithmic number of times rather than at every merge.
             all.sort_by_key(|f| std::cmp::Reverse(f.index.covered_lsn));
-            let mut chosen: Vec<Arc<ColumnFile>> = Vec::new();
-            let mut total = 0u64;
-            for f in all {
-                if !chosen.is_empty() && f.size() > 2 * total {
+            let (mut taken, mut total) = (0, 0u64);
+            for f in &all {
+                if taken > 0 && f.size() > 2 * total {
                     break;
                 }
                 total += f.size();
-                chosen.push(f);
+                taken += 1;
             }
+            let others = all.split_off(taken);
+            let mut chosen = all;
             if chosen.len() < 2 {
                 return Ok(());
+            }
+            // The merged file replaces the file of its name, which must then be merged
+            // too: names follow covered LSNs, but a restore may keep two files covering
+            // the same LSN (see `backup::restore::merge_and_check`).
+            let covered = chosen
+                .iter()
+                .map(|f| f.index.covered_lsn)
+                .max()
+                .unwrap_or(0);
+            let name = column_file::file_name(covered);
+            if let Some(same) = others.into_iter().find(|f| f.path.ends_with(&name)) {
+                chosen.push(same);
             }
             chosen
         };
