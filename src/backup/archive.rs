@@ -302,6 +302,8 @@ pub struct Unpacked {
     pub manifest: ShardManifest,
     /// Bytes of the request body (compressed, if it was).
     pub received: u64,
+    /// Bytes of the files unpacked from it.
+    pub unpacked: u64,
 }
 
 /// Unpacks a shard archive (gzip or not) into `staging`, which must exist and be empty,
@@ -456,6 +458,7 @@ fn unpack_within(
     Ok(Unpacked {
         manifest,
         received: received.load(std::sync::atomic::Ordering::Relaxed),
+        unpacked: unpacked_bytes,
     })
 }
 

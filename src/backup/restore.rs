@@ -11,15 +11,24 @@ use crate::storage::tombstone::TOMBSTONE_RECORD;
 use std::path::Path;
 
 /// Checks what the archive brought on its own: every log segment's header and record
-/// checksums, every record decodes as points, every column file opens.
-pub fn verify_staged(staging: &Path) -> Result<(), BackupError> {
+/// checksums, every record decodes as points, every column file opens. The column files'
+/// indexes, unpacked, count against `budget` (what is left of the restore's size limit,
+/// [`BackupError::TooLarge`] past it): they stay in memory while the shard is open.
+pub fn verify_staged(staging: &Path, budget: u64) -> Result<(), BackupError> {
     let bad = BackupError::BadArchive;
     for (base, path) in segments(&staging.join(LOG_DIR))? {
         let bytes = map(&path)?;
         scan_segment(&bytes, base).map_err(|e| bad(format!("log segment {base}: {e}")))?;
     }
+    let mut left = budget;
     for path in column_files(staging)? {
-        ColumnFile::open(&path).map_err(|e| bad(format!("column file: {e}")))?;
+        let file = ColumnFile::open_within(&path, left).map_err(|e| match e {
+            column_file::ColumnFileError::IndexTooLarge { .. } => {
+                BackupError::TooLarge(format!("the archive unpacks past the limit: {e}"))
+            }
+            e => bad(format!("column file: {e}")),
+        })?;
+        left -= file.index_len();
     }
     Ok(())
 }
@@ -368,7 +377,7 @@ mod tests {
         let staging = root.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
         archive::unpack_shard_archive(&tar[..], &staging, u64::MAX).unwrap();
-        verify_staged(&staging).unwrap();
+        verify_staged(&staging, u64::MAX).unwrap();
         merge_and_check(&staging, Some(&live)).unwrap();
         let restored = Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap();
         assert_eq!(points(&restored), expected);

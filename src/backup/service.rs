@@ -316,7 +316,8 @@ fn restore_shard_files(
         // An incremental backup of a shard unchanged since: nothing to apply.
         return Ok(unpacked.received);
     }
-    restore::verify_staged(staging)?;
+    let limit = shard_body_limit(node);
+    restore::verify_staged(staging, limit.saturating_sub(unpacked.unpacked))?;
     node.storage.replace_shard(info.clone(), |current| {
         restore::merge_and_check(staging, current)?;
         Ok::<_, BackupError>(staging.to_owned())
