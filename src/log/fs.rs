@@ -14,6 +14,10 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The unit a disk writes whole or not at all; what a crash can tear apart is whole
+/// sectors.
+pub const SECTOR: u64 = 512;
+
 /// A read-only view of a whole file: a memory map on real files.
 pub type FileBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 

@@ -25,8 +25,7 @@ use std::io;
 use std::path::{Component, Path};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The unit a disk writes atomically.
-pub const SECTOR: u64 = 512;
+pub use super::fs::SECTOR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashMode {
