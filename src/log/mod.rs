@@ -21,10 +21,11 @@ pub use error::LogError;
 pub use reader::{LogReader, RecordRef};
 pub use recovery::{for_each_record, RecoveryMode, RecoveryReport};
 
-/// Checks a log directory without changing it (`ctl log verify`): Ok with what it holds,
-/// or the first corruption with its file and offset. A torn tail is reported, not an error.
+/// Checks a log directory written with the default options without changing it (`ctl log
+/// verify`): Ok with what it holds, or the first corruption with its file and offset. A
+/// torn tail is reported, not an error.
 pub fn verify(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveryReport, LogError> {
-    recovery::recover(fs, dir, RecoveryMode::ReadOnly).map(|r| r.report)
+    recovery::recover(fs, dir, &LogOptions::default(), recovery::Access::ReadOnly).map(|r| r.report)
 }
 pub use snapshot::{Snapshot, SnapshotStore};
 
@@ -41,6 +42,7 @@ use writer::{AppendRequest, BlockingOpener, SinkOpener, UringOpener, Writer};
 pub type Lsn = u64;
 
 pub const DEFAULT_SEGMENT_CAPACITY: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_COMMIT_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -99,8 +101,12 @@ pub struct LogOptions {
     pub io: IoMode,
     /// Appends that may wait for the writer before appenders are slowed down.
     pub queue_depth: usize,
-    /// Largest commit the writer assembles from queued appends.
+    /// Most bytes the writer has written and not yet made durable (larger appends are
+    /// written in pieces of this size). Recovery treats damage at most this far (plus one
+    /// record) from the end of the records as a torn tail, so a log must not be opened
+    /// with a smaller value than it was written with.
     pub max_commit_bytes: usize,
+    pub recovery: RecoveryMode,
 }
 
 impl Default for LogOptions {
@@ -109,7 +115,8 @@ impl Default for LogOptions {
             segment_capacity: DEFAULT_SEGMENT_CAPACITY,
             io: IoMode::Auto,
             queue_depth: 4096,
-            max_commit_bytes: 4 * 1024 * 1024,
+            max_commit_bytes: DEFAULT_MAX_COMMIT_BYTES,
+            recovery: RecoveryMode::default(),
         }
     }
 }
@@ -306,7 +313,7 @@ impl Log {
         }
         fs.create_dir_all(&dir)
             .map_err(LogError::io("create directory", &dir))?;
-        let recovered = recovery::recover(&*fs, &dir, RecoveryMode::Repair)?;
+        let recovered = recovery::recover(&*fs, &dir, &options, recovery::Access::Repair)?;
         let mut report = recovered.report;
         let mut segments: Vec<Segment> = recovered
             .segments
@@ -371,7 +378,7 @@ impl Log {
             offset: active_offset,
             next_lsn,
             capacity: options.segment_capacity,
-            max_commit_bytes: options.max_commit_bytes,
+            max_commit_bytes: options.max_commit_bytes.max(1),
         };
         // io_uring needs a real file descriptor; the simulated file system has none.
         let uring_possible = active_file.try_clone_std().is_some();
