@@ -332,14 +332,18 @@ fn a_25_mb_body_spanning_five_shards_is_written_whole_or_not_at_all() {
     create_database(d.addr, "db");
     let r = write(d.addr, "/write?db=db", &[], &body);
     assert_eq!(r.status, 413, "{:?}", String::from_utf8_lossy(&r.body));
-    assert!(error_of(&r).contains("max_request_memory_mib"), "{}", error_of(&r));
-    assert!(rows(&query(d.addr, "db", totals)).is_empty(), "nothing was written");
+    assert!(
+        error_of(&r).contains("max_request_memory_mib"),
+        "{}",
+        error_of(&r)
+    );
+    assert!(
+        rows(&query(d.addr, "db", totals)).is_empty(),
+        "nothing was written"
+    );
     drop(d);
 
-    let d = Daemon::start_with_config(
-        &dir.path().join("roomy"),
-        "max_request_memory_mib = 1024\n",
-    );
+    let d = Daemon::start_with_config(&dir.path().join("roomy"), "max_request_memory_mib = 1024\n");
     create_database(d.addr, "db");
     let r = write(d.addr, "/write?db=db", &[], &body);
     assert_eq!(r.status, 204, "{:?}", String::from_utf8_lossy(&r.body));
