@@ -102,9 +102,10 @@ pub struct LogOptions {
     /// Appends that may wait for the writer before appenders are slowed down.
     pub queue_depth: usize,
     /// Most bytes the writer has written and not yet made durable (larger appends are
-    /// written in pieces of this size). Recovery treats damage at most this far (plus one
-    /// record) from the end of the records as a torn tail, so a log must not be opened
-    /// with a smaller value than it was written with.
+    /// written in pieces of at most this size); at least a sector ([`fs::SECTOR`]).
+    /// Recovery treats damage at most this far (plus one record) from the end of the
+    /// records as a torn tail, so a log must not be opened with a smaller value than it
+    /// was written with.
     pub max_commit_bytes: usize,
     pub recovery: RecoveryMode,
 }
@@ -313,6 +314,10 @@ impl Log {
         }
         fs.create_dir_all(&dir)
             .map_err(LogError::io("create directory", &dir))?;
+        let options = LogOptions {
+            max_commit_bytes: options.max_commit_bytes.max(fs::SECTOR as usize),
+            ..options
+        };
         let recovered = recovery::recover(&*fs, &dir, &options, recovery::Access::Repair)?;
         let mut report = recovered.report;
         let mut segments: Vec<Segment> = recovered
@@ -378,7 +383,7 @@ impl Log {
             offset: active_offset,
             next_lsn,
             capacity: options.segment_capacity,
-            max_commit_bytes: options.max_commit_bytes.max(1),
+            max_commit_bytes: options.max_commit_bytes,
         };
         // io_uring needs a real file descriptor; the simulated file system has none.
         let uring_possible = active_file.try_clone_std().is_some();

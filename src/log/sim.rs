@@ -90,6 +90,8 @@ struct SimState {
     fail_next_sync: bool,
     fail_next_dir_sync: bool,
     space_limit: Option<u64>,
+    syncs_in_flight: u32,
+    writes_during_sync: u64,
 }
 
 impl Default for SimState {
@@ -104,6 +106,8 @@ impl Default for SimState {
             fail_next_sync: false,
             fail_next_dir_sync: false,
             space_limit: None,
+            syncs_in_flight: 0,
+            writes_during_sync: 0,
         }
     }
 }
@@ -266,6 +270,12 @@ impl SimFs {
     pub fn stop_after_ops(&self, n: u64) {
         let mut s = self.lock();
         s.stop_after_ops = Some(s.ops + n);
+    }
+
+    /// Writes that landed while an fdatasync was running (of any file), which that
+    /// fdatasync did not make durable.
+    pub fn writes_during_sync(&self) -> u64 {
+        self.lock().writes_during_sync
     }
 
     /// The next `sync_data` fails with EIO, and the file's pending writes never reach the
@@ -703,6 +713,9 @@ impl FsFile for SimFile {
             s.check_space(grow)?;
         }
         s.tick()?;
+        if s.syncs_in_flight > 0 {
+            s.writes_during_sync += 1;
+        }
         let change = Pending::Write(offset, buf.to_vec());
         let inode = &mut s.inodes[self.inode];
         apply(&mut inode.current, &change);
@@ -714,16 +727,28 @@ impl FsFile for SimFile {
         let mut s = self.live()?;
         s.tick()?;
         let failed = std::mem::take(&mut s.fail_next_sync);
-        let inode = &mut s.inodes[self.inode];
-        let pending = std::mem::take(&mut inode.pending);
         if failed {
             // Linux marks the pages clean although they never reached the disk: the
             // process still reads them, the next fsync has nothing to write, a crash
             // loses them.
+            s.inodes[self.inode].pending.clear();
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        for change in &pending {
-            apply(&mut inode.durable, change);
+        // An fdatasync takes time: it makes durable what was written before it began,
+        // and writes that land meanwhile stay pending.
+        let covered = s.inodes[self.inode].pending.len();
+        s.syncs_in_flight += 1;
+        drop(s);
+        std::thread::yield_now();
+        let mut s = self.fs.lock();
+        s.syncs_in_flight -= 1;
+        if s.generation != self.generation {
+            return Err(power_lost());
+        }
+        let inode = &mut s.inodes[self.inode];
+        let covered = covered.min(inode.pending.len());
+        for change in inode.pending.drain(..covered) {
+            apply(&mut inode.durable, &change);
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 //! file system, the same loop runs on a current-thread tokio runtime with pwrite+fdatasync.
 
 use super::format::{self, SEGMENT_HEADER_LEN};
-use super::fs::{FileSystem, FsFile};
+use super::fs::{FileSystem, FsFile, SECTOR};
 use super::{LogError, Lsn, Record, Shared};
 use std::future::Future;
 use std::io;
@@ -50,20 +50,22 @@ pub(crate) trait SinkOpener {
     fn open(&self, file: Box<dyn FsFile>) -> io::Result<Self::Sink>;
 }
 
-/// pwrite + fdatasync through the [`FileSystem`] trait (real or simulated files).
+/// pwrite + fdatasync through the [`FileSystem`] trait (real or simulated files). The
+/// fdatasync runs on tokio's blocking pool, so that, as with io_uring, the writer goes on
+/// writing while it runs (a pool thread exits when idle: an idle log costs no thread).
 pub(crate) struct BlockingOpener;
-pub(crate) struct BlockingSink(Box<dyn FsFile>);
+pub(crate) struct BlockingSink(Arc<dyn FsFile>);
 
 impl BlockingSink {
     pub fn new(file: Box<dyn FsFile>) -> Self {
-        BlockingSink(file)
+        BlockingSink(Arc::from(file))
     }
 }
 
 impl SinkOpener for BlockingOpener {
     type Sink = BlockingSink;
     fn open(&self, file: Box<dyn FsFile>) -> io::Result<BlockingSink> {
-        Ok(BlockingSink(file))
+        Ok(BlockingSink::new(file))
     }
 }
 
@@ -72,7 +74,10 @@ impl Sink for BlockingSink {
         (self.0.write_all_at(&buf, offset), buf)
     }
     async fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        let file = self.0.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("fdatasync task failed: {e}"))))
     }
 }
 
@@ -366,11 +371,15 @@ impl<O: SinkOpener> Writer<O> {
             return;
         }
         // One append larger than may be unsynced at once (nothing else is unsynced then):
-        // its pieces but the last are made durable one by one.
+        // its pieces but the last are made durable one by one. Pieces end on a sector
+        // boundary, so no sector holds both durable bytes and bytes a crash may lose, and
+        // a sector lost from a record reads as zeros all through (recovery relies on it).
         let mut at = 0;
         let mut res = Ok(());
         while res.is_ok() && buf.len() - at > self.max_commit_bytes {
-            let piece = buf[at..at + self.max_commit_bytes].to_vec();
+            let reach = start + (at + self.max_commit_bytes) as u64;
+            let piece_end = (reach / SECTOR * SECTOR - start) as usize;
+            let piece = buf[at..piece_end].to_vec();
             res = match self
                 .active
                 .sink
@@ -380,7 +389,7 @@ impl<O: SinkOpener> Writer<O> {
                 (Ok(()), _) => self.active.sink.sync_data().await,
                 (Err(e), _) => Err(e),
             };
-            at += self.max_commit_bytes;
+            at = piece_end;
         }
         buf.drain(..at.min(buf.len()));
         if res.is_ok() {
