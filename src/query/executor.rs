@@ -342,6 +342,18 @@ async fn run(
             node.storage.remove_shards(&shards).await;
             Ok(Vec::new())
         }
+        Statement::DropShard { id } => {
+            // As 1.x: dropping a shard that does not exist is not an error.
+            let dropped = control
+                .mutate(|c| {
+                    let shards: Vec<_> = c.shards().filter(|s| s.id == *id).collect();
+                    Ok::<_, StatementError>((c.drop_shards(&shards), shards))
+                })
+                .await?;
+            let ids: Vec<u64> = dropped.iter().map(|s| s.id).collect();
+            node.storage.remove_shards(&ids).await;
+            Ok(Vec::new())
+        }
         Statement::ShowRetentionPolicies { database } => {
             let db = database_of(database.as_deref(), options)?;
             let rows = control

@@ -55,6 +55,16 @@ pub enum StorageError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("shard {0} stayed in use by other requests; try again")]
     ShardBusy(u64),
+    #[error("shard {shard} is quarantined (restore it from a backup): {reason}")]
+    Quarantined { shard: u64, reason: String },
+}
+
+/// A shard left closed at start-up.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub info: ShardInfo,
+    /// The error that kept it closed: names the file and byte offset of the damage.
+    pub reason: String,
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
@@ -118,6 +128,9 @@ pub struct Storage {
     /// points into a directory the next start deletes, or that a re-created database of
     /// the same name would inherit) nor be cut off halfway.
     placement: tokio::sync::RwLock<()>,
+    /// Shards that did not open (a damaged log or file), with why: the node serves the
+    /// others, and refuses reads and writes that would need these.
+    quarantined: RwLock<BTreeMap<u64, Quarantined>>,
     log_options: LogOptions,
     max_head_bytes: usize,
 }
@@ -142,12 +155,27 @@ impl Storage {
             clock: HybridClock::new(node_id),
             shards: RwLock::new(HashMap::new()),
             placement: tokio::sync::RwLock::new(()),
+            quarantined: RwLock::new(BTreeMap::new()),
             log_options,
             max_head_bytes,
         };
         let known: Vec<ShardInfo> = catalog.shards().collect();
         for info in &known {
-            storage.open_shard(info.clone())?;
+            if let Err(e) = storage.open_shard(info.clone()) {
+                // One damaged shard must not keep the node, and every other shard, down.
+                tracing::error!(shard = info.id, error = %e, "shard quarantined: it did not open");
+                storage
+                    .quarantined
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        info.id,
+                        Quarantined {
+                            info: info.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+            }
         }
         let entries = std::fs::read_dir(&storage.dir).map_err(|source| StorageError::ShardDir {
             path: storage.dir.clone(),
@@ -165,6 +193,7 @@ impl Storage {
     }
 
     fn open_shard(&self, info: ShardInfo) -> Result<Arc<Shard>, StorageError> {
+        self.refuse_quarantined(|q| q.info.id == info.id)?;
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         if let Some(shard) = shards.get(&info.id) {
             return Ok(shard.clone());
@@ -190,6 +219,17 @@ impl Storage {
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| shards.remove(id)).collect()
         };
+        // A quarantined shard goes too: dropping it is one way to be rid of the damage.
+        let closed: Vec<Quarantined> = {
+            let mut quarantined = self.quarantined.write().unwrap_or_else(|e| e.into_inner());
+            ids.iter().filter_map(|id| quarantined.remove(id)).collect()
+        };
+        for q in closed {
+            let dir = self.shard_dir(q.info.id);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+            }
+        }
         for shard in removed {
             let dir = shard.dir.clone();
             drop(shard);
@@ -404,6 +444,39 @@ impl Storage {
         }
     }
 
+    /// Shards that did not open at start-up, and why (file and offset where known).
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());
+        quarantined.values().cloned().collect()
+    }
+
+    /// Fails if a read of `database` (and `policy`, if given) over [start, end] would need
+    /// a quarantined shard: an answer without its points would be silently wrong.
+    pub fn check_readable(
+        &self,
+        database: &str,
+        policy: Option<&str>,
+        (start, end): (i64, i64),
+    ) -> Result<(), StorageError> {
+        self.refuse_quarantined(|q| {
+            q.info.database == database
+                && policy.is_none_or(|p| q.info.retention_policy == p)
+                && q.info.end > start
+                && q.info.start <= end
+        })
+    }
+
+    fn refuse_quarantined(&self, hit: impl Fn(&Quarantined) -> bool) -> Result<(), StorageError> {
+        let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());
+        match quarantined.values().find(|q| hit(q)) {
+            Some(q) => Err(StorageError::Quarantined {
+                shard: q.info.id,
+                reason: q.reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Every open shard of a database (and retention policy, if given).
     pub fn shards_of(&self, database: &str, policy: Option<&str>) -> Vec<Arc<Shard>> {
         let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
@@ -525,6 +598,10 @@ impl Storage {
             Ok(shard) => {
                 self.clock.observe(shard.max_version());
                 shards.insert(info.id, Arc::new(shard));
+                self.quarantined
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info.id);
                 let _ = std::fs::remove_dir_all(&staged); // the old files, if any
                 Ok(())
             }
