@@ -300,3 +300,40 @@ fn reads_over_files_and_head_agree_with_a_model_of_the_writes() {
     assert_eq!(got[0][1], serde_json::json!(model.len()));
     daemon.stop();
 }
+
+#[tokio::test]
+async fn column_files_covering_more_than_the_data_log_holds_refuse_the_open() {
+    use shardkeeper::line_protocol::parse_body;
+    use shardkeeper::log::LogOptions;
+    use shardkeeper::storage::{Shard, ShardInfo, StorageError};
+    let dir = tempfile::tempdir().unwrap();
+    let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+    {
+        let shard = Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30).unwrap();
+        for (version, body) in [
+            (1, &b"cpu,host=a usage=1 10"[..]),
+            (2, b"cpu,host=a usage=2 20"),
+        ] {
+            let (points, errors) = parse_body(body);
+            assert!(errors.is_empty());
+            shard.write(&points, version).await.unwrap();
+        }
+        shard.flush().unwrap();
+    }
+    // The data log is lost (or replaced by an older copy); the column file is not.
+    std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    match Shard::open(dir.path(), info, LogOptions::default(), 1 << 30) {
+        Err(
+            e @ StorageError::CoveredBeyondLog {
+                covered: 2, end: 0, ..
+            },
+        ) => {
+            assert!(
+                e.to_string().contains("cover the data log up to LSN 2"),
+                "{e}"
+            );
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("opened: new writes would get LSNs 1 and 2 and be skipped on replay"),
+    }
+}

@@ -55,6 +55,13 @@ pub enum StorageError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("shard {0} stayed in use by other requests; try again")]
     ShardBusy(u64),
+    #[error("shard {shard}: its column files cover the data log up to LSN {covered} but the log in {} ends at {end}: records are missing", log_dir.display())]
+    CoveredBeyondLog {
+        shard: u64,
+        covered: u64,
+        end: u64,
+        log_dir: PathBuf,
+    },
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
