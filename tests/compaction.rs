@@ -2,7 +2,7 @@
 //! bounded, and restarts read the files plus only the log after them.
 
 mod common;
-use common::{query, request, Daemon};
+use common::{files_with_extension, query, request, wait_until, Daemon};
 
 /// A node on a fresh data directory with `config`, and database `c` created. The temp
 /// directory is returned so that it lives as long as the test.
@@ -23,16 +23,7 @@ fn shard_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn count_files(dir: &std::path::Path, ext: &str) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == ext)
-        })
-        .count()
-    })
+    files_with_extension(dir, ext).len()
 }
 
 #[test]
@@ -130,17 +121,12 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
     let shard = &shard_dirs(&data)[0];
     // Merges run on their own thread: one may still be under way when the last write is
     // acknowledged.
-    let mut files = count_files(shard, "col");
-    for _ in 0..200 {
-        if files < 8 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        files = count_files(shard, "col");
-    }
+    wait_until("column files merged into fewer than 8", || {
+        count_files(shard, "col") < 8
+    });
     assert!(
-        (1..8).contains(&files),
-        "column files are merged ({files} files)"
+        count_files(shard, "col") >= 1,
+        "the points are in column files"
     );
     let check = |addr| {
         let r = query(addr, "c", "SELECT f, g FROM m WHERE host = 'h42'").json();
@@ -173,15 +159,10 @@ fn an_idle_shard_is_written_out_so_a_crash_has_little_to_replay() {
         204
     );
     let shard = &shard_dirs(&data)[0];
-    // The flush happens in the background once the shard has been idle: wait for it, bounded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while count_files(shard, "col") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the idle shard was not flushed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // The flush happens in the background once the shard has been idle.
+    wait_until("the idle shard to be flushed", || {
+        count_files(shard, "col") > 0
+    });
     daemon.kill9();
     let daemon = Daemon::start_with_config(&data, config);
     let r = query(daemon.addr, "c", "SELECT count(v) FROM m").json();
