@@ -290,7 +290,9 @@ async fn column_files_covering_more_than_the_data_log_holds_refuse_the_open() {
     let dir = tempfile::tempdir().unwrap();
     let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
     {
-        let shard = Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30).unwrap();
+        let shard = std::sync::Arc::new(
+            Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30).unwrap(),
+        );
         for (version, body) in [
             (1, &b"cpu,host=a usage=1 10"[..]),
             (2, b"cpu,host=a usage=2 20"),

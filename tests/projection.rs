@@ -207,3 +207,67 @@ async fn a_snapshot_beyond_the_end_of_its_log_refuses_the_open() {
         "{err}"
     );
 }
+
+/// A request whose client goes away may drop `mutate` at any await: whatever the log made
+/// durable must be in the state (at once, or before the next mutation decides), and
+/// nothing the log lacks; restart must give the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_dropped_at_any_await_is_applied_if_and_only_if_durable() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1 << 30);
+    let waker = futures_util::task::noop_waker();
+    let mut dropped_after_queueing = 0;
+    for polls in 0..8 {
+        let name = format!("dropped{polls}");
+        let mut mutation = Box::pin(create(&log, &name));
+        let mut finished = false;
+        for _ in 0..polls {
+            if let Poll::Ready(result) = mutation.as_mut().poll(&mut Context::from_waker(&waker)) {
+                result.unwrap();
+                finished = true;
+                break;
+            }
+        }
+        drop(mutation);
+        // The next mutation decides on a state that holds every durable event.
+        create(&log, &format!("next{polls}")).await.unwrap();
+        let durable = log.log().durable_lsn();
+        let in_log = events_in_log(&log, durable);
+        let known = log.read(|c| c.databases.contains_key(&name)).await;
+        if !finished && in_log.contains(&name) {
+            dropped_after_queueing += 1;
+        }
+        assert_eq!(
+            known,
+            in_log.contains(&name),
+            "dropped after {polls} polls: the state and the log disagree about {name}"
+        );
+    }
+    assert!(
+        dropped_after_queueing > 0,
+        "no drop landed after the events were queued"
+    );
+    let before = log.read(|c| c.clone()).await;
+    drop(log);
+    let (log, _) = open(dir.path(), 1 << 30);
+    assert_eq!(log.read(|c| c.clone()).await, before);
+}
+
+/// Names of the databases created by the log's events up to `upto`.
+fn events_in_log(log: &EventLog<Catalog>, upto: u64) -> Vec<String> {
+    use prost::Message;
+    let mut names = Vec::new();
+    let mut reader = log.log().reader(1).unwrap();
+    while let Some(record) = reader.next().unwrap() {
+        if record.lsn > upto {
+            break;
+        }
+        let event = shardkeeper::proto::Event::decode(record.payload).unwrap();
+        if let Some(shardkeeper::proto::event::Kind::DatabaseCreated(d)) = event.kind {
+            names.push(d.name);
+        }
+    }
+    names
+}

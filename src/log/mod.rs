@@ -257,6 +257,31 @@ impl Shared {
     }
 }
 
+/// Queued records ([`Log::submit`]): resolves with the LSN of the last one once all are
+/// durable, or with the error that stopped them.
+#[derive(Debug)]
+pub struct Appending(oneshot::Receiver<Result<Lsn, LogError>>);
+
+impl Appending {
+    /// Waits outside an async runtime.
+    pub fn wait_blocking(self) -> Result<Lsn, LogError> {
+        self.0.blocking_recv().map_err(|_| LogError::Closed)?
+    }
+}
+
+impl std::future::Future for Appending {
+    type Output = Result<Lsn, LogError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|reply| reply.map_err(|_| LogError::Closed)?)
+    }
+}
+
 pub struct Log {
     shared: Arc<Shared>,
     tx: Option<mpsc::Sender<AppendRequest>>,
@@ -386,11 +411,22 @@ impl Log {
     }
 
     /// Appends records; resolves with the LSN of the last one once all are durable.
+    ///
+    /// Not cancel-safe for callers that act on durability: dropped after the records were
+    /// queued, they still become durable and the caller never learns it. Such callers use
+    /// [`Log::submit`].
     pub async fn append(&self, records: Vec<Record>) -> Result<Lsn, LogError> {
+        self.submit(records).await?.await
+    }
+
+    /// Queues records for the writer. Once this returns, they are on their way whatever
+    /// happens to the caller: the [`Appending`] tells their fate, and dropping it changes
+    /// nothing. Cancelled before it returns, it has queued nothing.
+    pub async fn submit(&self, records: Vec<Record>) -> Result<Appending, LogError> {
         let (req, rx) = self.request(records)?;
         let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
         tx.send(req).await.map_err(|_| LogError::Closed)?;
-        rx.await.map_err(|_| LogError::Closed)?
+        Ok(Appending(rx))
     }
 
     /// [`Log::append`] for callers outside an async runtime.

@@ -283,7 +283,7 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_database(name), ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards);
+            node.storage.remove_shards(&shards).await;
             Ok(Vec::new())
         }
         Statement::ShowDatabases => {
@@ -339,7 +339,7 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards);
+            node.storage.remove_shards(&shards).await;
             Ok(Vec::new())
         }
         Statement::ShowRetentionPolicies { database } => {

@@ -119,6 +119,12 @@ pub struct Storage {
     dir: PathBuf,
     clock: HybridClock,
     shards: RwLock<HashMap<u64, Arc<Shard>>>,
+    /// Held shared by a write from its look at the catalog until its points are applied,
+    /// and exclusively by the removal of dropped shards: a write that saw a shard in the
+    /// catalog can neither open it again after its directory was removed (acknowledging
+    /// points into a directory the next start deletes, or that a re-created database of
+    /// the same name would inherit) nor be cut off halfway.
+    placement: tokio::sync::RwLock<()>,
     log_options: LogOptions,
     max_head_bytes: usize,
 }
@@ -142,6 +148,7 @@ impl Storage {
             dir,
             clock: HybridClock::new(node_id),
             shards: RwLock::new(HashMap::new()),
+            placement: tokio::sync::RwLock::new(()),
             log_options,
             max_head_bytes,
         };
@@ -182,8 +189,10 @@ impl Storage {
         Ok(shard)
     }
 
-    /// Closes and deletes shards (after their drop events are durable).
-    pub fn remove_shards(&self, ids: &[u64]) {
+    /// Closes and deletes shards (after their drop events are durable), once the writes
+    /// under way are done.
+    pub async fn remove_shards(&self, ids: &[u64]) {
+        let _no_writes = self.placement.write().await;
         let removed: Vec<Arc<Shard>> = {
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| shards.remove(id)).collect()
@@ -279,15 +288,7 @@ impl Storage {
                 )
             })
             .collect();
-        if infos
-            .iter()
-            .any(|i| !groups.iter().any(|g| g.shard_id == i.id))
-        {
-            control
-                .mutate(|c| Ok::<_, StorageError>((c.create_shards(&infos)?, ())))
-                .await?;
-        }
-
+        let _placed = self.place(control, &req.database, &infos, groups).await?;
         let version = self.clock.now();
         let mut writes = Vec::new();
         for (info, points) in infos.into_iter().zip(by_group.into_values()) {
@@ -328,6 +329,42 @@ impl Storage {
                 .get_or_insert_with(|| "points beyond retention policy".to_owned());
         }
         Ok(outcome)
+    }
+
+    /// Makes sure the catalog has a shard for each of `infos` (creating those it lacks),
+    /// and returns with the guard that keeps them from being removed until the write is
+    /// applied. A shard dropped between the two (DROP SHARD, retention) is created again,
+    /// as InfluxDB does for a write into a dropped shard group's time range; a database
+    /// dropped meanwhile fails the write.
+    async fn place(
+        &self,
+        control: &EventLog<Catalog>,
+        database: &str,
+        infos: &[ShardInfo],
+        mut known: Vec<crate::proto::ShardCreated>,
+    ) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, StorageError> {
+        loop {
+            if infos
+                .iter()
+                .any(|i| !known.iter().any(|g| g.shard_id == i.id))
+            {
+                control
+                    .mutate(|c| Ok::<_, StorageError>((c.create_shards(infos)?, ())))
+                    .await?;
+            }
+            let placed = self.placement.read().await;
+            let groups = control
+                .read(|c| c.databases.get(database).map(|db| db.shards.clone()))
+                .await
+                .ok_or_else(|| StorageError::DatabaseNotFound(database.to_owned()))?;
+            if infos
+                .iter()
+                .all(|i| groups.iter().any(|g| g.shard_id == i.id))
+            {
+                return Ok(placed);
+            }
+            known = groups;
+        }
     }
 
     /// Every open shard, by id.
