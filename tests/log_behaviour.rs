@@ -2,7 +2,9 @@
 
 use shardkeeper::log::fs::FileSystem;
 use shardkeeper::log::sim::{CrashMode, SimFs};
-use shardkeeper::log::{IoMode, Log, LogError, LogOptions, Record, RecoveryMode, SnapshotStore};
+use shardkeeper::log::{
+    IoBackend, IoMode, Log, LogError, LogOptions, Record, RecoveryMode, SnapshotStore,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -139,18 +141,36 @@ async fn a_reader_tails_the_log_and_waits_for_durable_records() {
     writer.await.unwrap();
 }
 
+/// Where the kernel refuses io_uring, a test of it is skipped with a notice, unless
+/// SHARDKEEPER_REQUIRE_IO_URING=1 makes that a failure.
+fn skip_without_io_uring(why: impl std::fmt::Display) {
+    assert!(
+        std::env::var("SHARDKEEPER_REQUIRE_IO_URING").as_deref() != Ok("1"),
+        "SHARDKEEPER_REQUIRE_IO_URING=1 but io_uring did not run: {why}"
+    );
+    eprintln!("notice: io_uring not available here, its test is skipped: {why}");
+}
+
 #[test]
 fn pwrite_and_io_uring_backends_write_the_same_log() {
-    for io in [IoMode::Pwrite, IoMode::Auto] {
+    for io in [IoMode::Pwrite, IoMode::IoUring] {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                io,
-                ..small_segments()
-            },
-        )
-        .unwrap();
+        let options = LogOptions {
+            io,
+            ..small_segments()
+        };
+        let log = match Log::open(dir.path(), options) {
+            Ok((log, _)) => log,
+            Err(e) if io == IoMode::IoUring => {
+                skip_without_io_uring(e);
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        match io {
+            IoMode::IoUring => assert_eq!(*log.backend(), IoBackend::IoUring),
+            _ => assert!(matches!(log.backend(), IoBackend::Pwrite { .. })),
+        }
         for i in 1..=50 {
             log.append_blocking(vec![Record::new(1, payload(i))])
                 .unwrap();
@@ -166,6 +186,18 @@ fn pwrite_and_io_uring_backends_write_the_same_log() {
         .unwrap();
         assert_eq!(read_all(&log, 1).len(), 50, "backend {io:?}");
     }
+}
+
+/// The default (Auto) runs io_uring wherever the kernel allows it.
+#[test]
+fn the_default_io_mode_runs_io_uring_where_the_kernel_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    match log.backend() {
+        IoBackend::IoUring => {}
+        other => return skip_without_io_uring(other),
+    }
+    assert_eq!(log.append_blocking(vec![Record::new(1, "x")]).unwrap(), 1);
 }
 
 #[test]

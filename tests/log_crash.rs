@@ -95,8 +95,12 @@ fn op() -> impl Strategy<Value = Op> {
         // Some larger than a segment (512 bytes), which get a segment of their own.
         8 => prop_oneof![6 => 1usize..200, 1 => 400usize..1500].prop_map(Op::Append),
         1 => (0u64..6).prop_map(Op::DieAfterOps),
-        2 => prop_oneof![Just(CrashMode::DropUnsynced), any::<u64>().prop_map(|seed| CrashMode::Tear { seed })]
-            .prop_map(Op::Crash),
+        2 => prop_oneof![
+            Just(CrashMode::DropUnsynced),
+            any::<u64>().prop_map(|seed| CrashMode::Tear { seed }),
+            Just(CrashMode::KeepUnsynced),
+        ]
+        .prop_map(Op::Crash),
         1 => Just(Op::Reopen),
     ]
 }
@@ -167,6 +171,7 @@ fn a_crash_at_every_write_and_sync_boundary_loses_no_acknowledged_record() {
             CrashMode::Tear {
                 seed: stop_at * 31 + 1,
             },
+            CrashMode::KeepUnsynced,
         ] {
             let fs = SimFs::new();
             fs.stop_after_ops(stop_at);
@@ -182,6 +187,11 @@ fn a_crash_at_every_write_and_sync_boundary_loses_no_acknowledged_record() {
             model.check_after_recovery(&open(&fs));
         }
     }
+    println!(
+        "single appender: {} crash points exercised ({} operation boundaries x 3 modes of loss)",
+        (total_ops + 1) * 3,
+        total_ops + 1
+    );
 }
 
 /// Group commit under crashes: appenders, each waiting for its append before the next.

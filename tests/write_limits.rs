@@ -79,11 +79,7 @@ fn wide_line(m: &str, fields: usize) -> String {
 }
 
 fn rows(r: &Response) -> Vec<serde_json::Value> {
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    r.json()["results"][0]["series"][0]["values"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    common::rows_of(r)
 }
 
 #[test]

@@ -107,6 +107,7 @@ pub struct LogOptions {
     /// records as a torn tail, so a log must not be opened with a smaller value than it
     /// was written with.
     pub max_commit_bytes: usize,
+    /// What opening does with damage at the end of the newest segment.
     pub recovery: RecoveryMode,
 }
 

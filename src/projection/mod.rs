@@ -40,6 +40,10 @@ pub enum ProjectionError {
     },
     #[error("the log starts at LSN {oldest} but the newest snapshot is at {snapshot}: records are missing")]
     Gap { oldest: Lsn, snapshot: Lsn },
+    #[error(
+        "the newest snapshot is at LSN {snapshot} but the log ends at {end}: records are missing"
+    )]
+    SnapshotBeyondLog { snapshot: Lsn, end: Lsn },
 }
 
 /// What start-up found, for the start-up line.
@@ -98,7 +102,8 @@ impl<P: Projection> EventLog<P> {
         let snapshots = SnapshotStore::new(log.file_system(), log.dir());
         let (snapshot, rejected) = snapshots.load_latest()?;
         for (path, reason) in rejected {
-            tracing::warn!(path = %path.display(), %reason, "ignoring damaged snapshot");
+            let aside = snapshots.set_aside(&path)?;
+            tracing::warn!(path = %path.display(), %reason, aside = %aside.display(), "damaged snapshot set aside");
         }
         let (mut state, snapshot_lsn) = match snapshot {
             Some(s) => {
@@ -112,6 +117,14 @@ impl<P: Projection> EventLog<P> {
             None => (P::default(), None),
         };
         let from = snapshot_lsn.map_or(1, |l| l + 1);
+        // A snapshot past the log's end means records were lost (or the log replaced):
+        // new records would get LSNs the snapshot claims to hold, and be skipped.
+        if from > log.durable_lsn() + 1 {
+            return Err(ProjectionError::SnapshotBeyondLog {
+                snapshot: from - 1,
+                end: log.durable_lsn(),
+            });
+        }
         let oldest = log.figures().oldest_lsn;
         if oldest > from {
             return Err(ProjectionError::Gap {
@@ -268,7 +281,8 @@ impl<P: Projection> Shared<P> {
         let encoded = self.read_state().encode_snapshot();
         self.snapshots.write(lsn, &encoded)?;
         writer.bytes_since_snapshot = 0;
-        self.log.remove_segments_before(lsn + 1)?;
+        let oldest_kept = self.snapshots.oldest_lsn()?.unwrap_or(lsn);
+        self.log.remove_segments_before(oldest_kept + 1)?;
         Ok(lsn)
     }
 }

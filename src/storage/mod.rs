@@ -55,7 +55,14 @@ pub enum StorageError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("shard {0} stayed in use by other requests; try again")]
     ShardBusy(u64),
-    #[error("shard {shard} is quarantined (restore it from a backup): {reason}")]
+    #[error("shard {shard}: its column files cover the data log up to LSN {covered} but the log in {} ends at {end}: records are missing", log_dir.display())]
+    CoveredBeyondLog {
+        shard: u64,
+        covered: u64,
+        end: u64,
+        log_dir: PathBuf,
+    },
+    #[error("shard {shard} is quarantined: {reason}")]
     Quarantined { shard: u64, reason: String },
 }
 

@@ -412,6 +412,16 @@ impl Shard {
         }
         let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
         let covered = data.watermark.upto;
+        // Column files past the log's end mean records were lost (or the log replaced):
+        // new records would get LSNs the files claim to cover, and be skipped on replay.
+        if covered > log.durable_lsn() {
+            return Err(StorageError::CoveredBeyondLog {
+                shard: info.id,
+                covered,
+                end: log.durable_lsn(),
+                log_dir: dir.join("log"),
+            });
+        }
         // The records after the newest column file (about the head's budget) are read into
         // memory, then decoded and parsed on a second thread while this one fills the head:
         // parsing is about half the work of replay, which a restart waits for.
