@@ -23,7 +23,11 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn error_of(r: &Response) -> String {
-    r.json()["error"].as_str().unwrap_or_default().to_owned()
+    let body = r.json();
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in the answer: {body}"))
+        .to_owned()
 }
 
 #[test]

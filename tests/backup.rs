@@ -125,7 +125,12 @@ fn answers(addr: SocketAddr) -> Vec<serde_json::Value> {
         ("a", "SHOW RETENTION POLICIES ON a"),
     ]
     .iter()
-    .map(|(db, q)| ok(query(addr, db, q)).json())
+    // A failing query must not compare equal to the same failure after a restore.
+    .map(|(db, q)| {
+        let r = ok(query(addr, db, q));
+        common::first_result(&r);
+        r.json()
+    })
     .collect()
 }
 
@@ -191,7 +196,12 @@ fn deleted_answers(addr: SocketAddr) -> Vec<serde_json::Value> {
         ("b", "SHOW FIELD KEYS"),
     ]
     .iter()
-    .map(|(db, q)| ok(query(addr, db, q)).json())
+    // A failing query must not compare equal to the same failure after a restore.
+    .map(|(db, q)| {
+        let r = ok(query(addr, db, q));
+        common::first_result(&r);
+        r.json()
+    })
     .collect()
 }
 

@@ -2,7 +2,7 @@
 //! bounded, and restarts read the files plus only the log after them.
 
 mod common;
-use common::{query, request, Daemon};
+use common::{files_with_extension, query, request, wait_until, Daemon};
 
 /// A node on a fresh data directory with `config`, and database `c` created. The temp
 /// directory is returned so that it lives as long as the test.
@@ -23,16 +23,7 @@ fn shard_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn count_files(dir: &std::path::Path, ext: &str) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == ext)
-        })
-        .count()
-    })
+    files_with_extension(dir, ext).len()
 }
 
 #[test]
@@ -130,17 +121,12 @@ fn many_flushes_are_merged_into_few_files_without_losing_points() {
     let shard = &shard_dirs(&data)[0];
     // Merges run on their own thread: one may still be under way when the last write is
     // acknowledged.
-    let mut files = count_files(shard, "col");
-    for _ in 0..200 {
-        if files < 8 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        files = count_files(shard, "col");
-    }
+    wait_until("column files merged into fewer than 8", || {
+        count_files(shard, "col") < 8
+    });
     assert!(
-        (1..8).contains(&files),
-        "column files are merged ({files} files)"
+        count_files(shard, "col") >= 1,
+        "the points are in column files"
     );
     let check = |addr| {
         let r = query(addr, "c", "SELECT f, g FROM m WHERE host = 'h42'").json();
@@ -173,15 +159,10 @@ fn an_idle_shard_is_written_out_so_a_crash_has_little_to_replay() {
         204
     );
     let shard = &shard_dirs(&data)[0];
-    // The flush happens in the background once the shard has been idle: wait for it, bounded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while count_files(shard, "col") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the idle shard was not flushed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // The flush happens in the background once the shard has been idle.
+    wait_until("the idle shard to be flushed", || {
+        count_files(shard, "col") > 0
+    });
     daemon.kill9();
     let daemon = Daemon::start_with_config(&data, config);
     let r = query(daemon.addr, "c", "SELECT count(v) FROM m").json();
@@ -299,4 +280,45 @@ fn reads_over_files_and_head_agree_with_a_model_of_the_writes() {
     let got = values("SELECT count(f) FROM m");
     assert_eq!(got[0][1], serde_json::json!(model.len()));
     daemon.stop();
+}
+
+#[tokio::test]
+async fn column_files_covering_more_than_the_data_log_holds_refuse_the_open() {
+    use shardkeeper::line_protocol::parse_body;
+    use shardkeeper::log::LogOptions;
+    use shardkeeper::storage::{Shard, ShardInfo, StorageError};
+    let dir = tempfile::tempdir().unwrap();
+    let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+    {
+        let shard = std::sync::Arc::new(
+            Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30).unwrap(),
+        );
+        for (version, body) in [
+            (1, &b"cpu,host=a usage=1 10"[..]),
+            (2, b"cpu,host=a usage=2 20"),
+        ] {
+            let (points, errors) = parse_body(body);
+            assert!(errors.is_empty());
+            shard.write(&points, version).await.unwrap();
+        }
+        shard.flush().unwrap();
+    }
+    // The data log is replaced by an older copy (here: empty); the column file is not.
+    // (A log directory missing altogether is refused as missing: see Shard::open.)
+    std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    std::fs::create_dir(dir.path().join("log")).unwrap();
+    match Shard::open(dir.path(), info, LogOptions::default(), 1 << 30) {
+        Err(
+            e @ StorageError::CoveredBeyondLog {
+                covered: 2, end: 0, ..
+            },
+        ) => {
+            assert!(
+                e.to_string().contains("cover the data log up to LSN 2"),
+                "{e}"
+            );
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("opened: new writes would get LSNs 1 and 2 and be skipped on replay"),
+    }
 }

@@ -1208,12 +1208,7 @@ fn transforming_series_that_share_timestamps_is_refused(ours: SocketAddr) {
 /// 1.6 reserves it).
 fn huge_counts_return_every_point(ours: SocketAddr) {
     let host_a = "host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time < '2024-01-01T00:06:00Z'";
-    let rows = |q: String| {
-        let r = query(ours, DB, &q).json();
-        r["results"][0]["series"][0]["values"]
-            .as_array()
-            .map_or(0, Vec::len)
-    };
+    let rows = |q: String| common::rows_of(&query(ours, DB, &q)).len();
     let points = rows(format!("SELECT usage FROM cpu WHERE {host_a}"));
     assert_eq!(points, 24);
     for f in ["top", "bottom", "sample"] {
@@ -1243,11 +1238,10 @@ fn windows_across_a_utc_offset_change_are_refused(ours: SocketAddr) {
 /// policy's.
 fn tag_values_from_a_named_policy_are_that_policys(influxd: SocketAddr, ours: SocketAddr) {
     let values = |addr: SocketAddr, q: &str| -> Vec<String> {
-        let r = query(addr, DB, q).json();
-        r["results"][0]["series"][0]["values"]
-            .as_array()
-            .map(|rows| rows.iter().map(|row| row[1].to_string()).collect())
-            .unwrap_or_default()
+        common::rows_of(&query(addr, DB, q))
+            .iter()
+            .map(|row| row[1].to_string())
+            .collect()
     };
     let named = "SHOW TAG VALUES FROM other.cpu WITH KEY = host";
     assert_eq!(values(ours, named), ["\"a\"", "\"d\""]);

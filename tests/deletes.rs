@@ -3,8 +3,7 @@
 //! after a delete survive it.
 
 mod common;
-use common::{query, request, Daemon};
-use std::collections::BTreeSet;
+use common::{files_with_extension as files, first_result, query, request, wait_until, Daemon};
 use std::path::Path;
 
 const CONFIG: &str = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
@@ -19,23 +18,16 @@ fn ok(daemon: &Daemon, q: &str) {
     assert!(r["results"][0]["error"].is_null(), "{q}: {r}");
 }
 
+/// The count a `SELECT count(..)` answers: a query that fails is a failure, not a 0; one
+/// over no points answers no series, which is a count of 0.
 fn count(daemon: &Daemon, q: &str) -> i64 {
-    let r = query(daemon.addr, "c", q).json();
-    r["results"][0]["series"][0]["values"][0][1]
+    let result = first_result(&query(daemon.addr, "c", q));
+    if result["series"].is_null() {
+        return 0;
+    }
+    result["series"][0]["values"][0][1]
         .as_i64()
-        .unwrap_or(0)
-}
-
-fn files(dir: &Path, ext: &str) -> BTreeSet<String> {
-    std::fs::read_dir(dir).map_or_else(
-        |_| BTreeSet::new(),
-        |d| {
-            d.map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == ext))
-                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-                .collect()
-        },
-    )
+        .unwrap_or_else(|| panic!("{q}: not a count: {result}"))
 }
 
 /// Batches of 200 series at one time each, from `from` to `to` seconds. Each string value
@@ -101,15 +93,10 @@ fn deletes_survive_flushes_merges_and_restarts() {
     // Enough more to flush many times, merge, and remove the segments that held the
     // tombstones.
     load(&daemon, 1001, 1600);
-    let mut cols = files(&shard, "col");
-    for _ in 0..200 {
-        if cols.len() < 8 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        cols = files(&shard, "col");
-    }
-    assert!(cols.len() < 8, "column files were merged ({cols:?})");
+    // Merges run on their own thread: one may still be under way.
+    wait_until("column files merged into fewer than 8", || {
+        files(&shard, "col").len() < 8
+    });
     let left = files(&shard.join("log"), "seg");
     assert!(
         segments_with_deletes.is_disjoint(&left),
@@ -190,26 +177,15 @@ fn a_delete_replayed_from_the_log_after_kill_9_still_holds() {
     daemon.stop();
 }
 
-/// Waits (bounded) until the shard has `n` column files: idle heads are flushed in the
-/// background.
+/// Waits until the shards have `n` column files: idle heads are flushed in the background.
 fn wait_for_column_files(data: &Path, n: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let found = std::fs::read_dir(data.join("shards"))
-            .map(|d| {
-                d.map(|s| files(&s.unwrap().path(), "col").len())
-                    .sum::<usize>()
-            })
-            .unwrap_or(0);
-        if found >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no flush to {n} column files"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(&format!("a flush to {n} column files"), || {
+        let shards = std::fs::read_dir(data.join("shards")).unwrap();
+        shards
+            .map(|s| files(&s.unwrap().path(), "col").len())
+            .sum::<usize>()
+            >= n
+    });
 }
 
 #[test]
@@ -229,8 +205,8 @@ fn a_dropped_measurement_stays_dropped_when_its_tombstone_is_only_in_a_column_fi
     wait_for_column_files(root.path(), 2);
     daemon.kill9();
     let daemon = Daemon::start_with_config(root.path(), config);
-    let r = query(daemon.addr, "c", "SELECT * FROM other").json();
-    assert!(r["results"][0]["series"].is_null(), "{r}");
+    let r = first_result(&query(daemon.addr, "c", "SELECT * FROM other"));
+    assert!(r["series"].is_null(), "{r}");
     let names = query(daemon.addr, "c", "SHOW MEASUREMENTS").json();
     assert_eq!(
         names["results"][0]["series"][0]["values"],

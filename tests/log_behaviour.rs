@@ -2,7 +2,9 @@
 
 use shardkeeper::log::fs::FileSystem;
 use shardkeeper::log::sim::{CrashMode, SimFs};
-use shardkeeper::log::{IoMode, Log, LogError, LogOptions, Record, SnapshotStore};
+use shardkeeper::log::{
+    IoBackend, IoMode, Log, LogError, LogOptions, Record, RecoveryMode, SnapshotStore,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -139,18 +141,36 @@ async fn a_reader_tails_the_log_and_waits_for_durable_records() {
     writer.await.unwrap();
 }
 
+/// Where the kernel refuses io_uring, a test of it is skipped with a notice, unless
+/// SHARDKEEPER_REQUIRE_IO_URING=1 makes that a failure.
+fn skip_without_io_uring(why: impl std::fmt::Display) {
+    assert!(
+        std::env::var("SHARDKEEPER_REQUIRE_IO_URING").as_deref() != Ok("1"),
+        "SHARDKEEPER_REQUIRE_IO_URING=1 but io_uring did not run: {why}"
+    );
+    eprintln!("notice: io_uring not available here, its test is skipped: {why}");
+}
+
 #[test]
 fn pwrite_and_io_uring_backends_write_the_same_log() {
-    for io in [IoMode::Pwrite, IoMode::Auto] {
+    for io in [IoMode::Pwrite, IoMode::IoUring] {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                io,
-                ..small_segments()
-            },
-        )
-        .unwrap();
+        let options = LogOptions {
+            io,
+            ..small_segments()
+        };
+        let log = match Log::open(dir.path(), options) {
+            Ok((log, _)) => log,
+            Err(e) if io == IoMode::IoUring => {
+                skip_without_io_uring(e);
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        match io {
+            IoMode::IoUring => assert_eq!(*log.backend(), IoBackend::IoUring),
+            _ => assert!(matches!(log.backend(), IoBackend::Pwrite { .. })),
+        }
         for i in 1..=50 {
             log.append_blocking(vec![Record::new(1, payload(i))])
                 .unwrap();
@@ -166,6 +186,18 @@ fn pwrite_and_io_uring_backends_write_the_same_log() {
         .unwrap();
         assert_eq!(read_all(&log, 1).len(), 50, "backend {io:?}");
     }
+}
+
+/// The default (Auto) runs io_uring wherever the kernel allows it.
+#[test]
+fn the_default_io_mode_runs_io_uring_where_the_kernel_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    match log.backend() {
+        IoBackend::IoUring => {}
+        other => return skip_without_io_uring(other),
+    }
+    assert_eq!(log.append_blocking(vec![Record::new(1, "x")]).unwrap(), 1);
 }
 
 #[test]
@@ -252,34 +284,197 @@ fn a_flipped_byte_in_a_sealed_segment_refuses_open_naming_file_and_offset() {
     );
 }
 
-#[test]
-fn a_tail_cut_mid_record_is_truncated_and_reported() {
+/// A log of `n` acknowledged records in one segment of the simulated file system.
+fn log_of(n: u64, options: &LogOptions) -> SimFs {
     let fs = SimFs::new();
-    let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
-    for i in 1..=10 {
+    let (log, _) = Log::open_on(Arc::new(fs.clone()), "/log", options.clone()).unwrap();
+    for i in 1..=n {
         log.append_blocking(vec![Record::new(1, payload(i))])
             .unwrap();
     }
-    drop(log);
-    // Damage the last record's payload, as a torn write would.
-    let seg = Path::new("/log/00000000000000000001.seg");
-    let data = fs.contents(seg).unwrap();
-    let end = data.iter().rposition(|&b| b != 0).unwrap() as u64;
-    fs.flip_bit(seg, end - 2, 0).unwrap();
-    let (log, report) = Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
-    let (path, at, dropped) = report.torn_tail.clone().expect("torn tail reported");
-    assert_eq!(path, seg);
-    assert!(dropped > 0 && at < end);
-    assert_eq!(report.next_lsn, 10);
-    assert_eq!(read_all(&log, 1).len(), 9);
-    assert_eq!(
-        log.append_blocking(vec![Record::new(1, "new")]).unwrap(),
-        10
+    fs
+}
+
+const FIRST_SEGMENT: &str = "/log/00000000000000000001.seg";
+
+/// Where record `lsn` starts in the first segment of [`log_of`].
+fn record_offset(lsn: u64) -> u64 {
+    let header = shardkeeper::log::format::SEGMENT_HEADER_LEN as u64;
+    let frame = shardkeeper::log::format::RECORD_HEADER_LEN as u64;
+    header
+        + (1..lsn)
+            .map(|i| frame + payload(i).len() as u64)
+            .sum::<u64>()
+}
+
+/// Offset just past the last non-zero byte of a file (payloads end in non-zero bytes).
+fn data_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).unwrap() + 1
+}
+
+fn overwrite(fs: &SimFs, path: &str, offset: u64, bytes: &[u8]) {
+    let file = fs.open(Path::new(path), true).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+    file.sync_data().unwrap();
+}
+
+/// Writes after the last record what a crash during a commit of one record of `len` bytes
+/// may leave: the sectors for which `lost(sector index)` holds never reached the disk.
+fn tear_a_commit(fs: &SimFs, len: usize, lost: impl Fn(u64) -> bool) -> u64 {
+    let end = data_end(&fs.contents(Path::new(FIRST_SEGMENT)).unwrap()) as u64;
+    let mut frame = Vec::new();
+    shardkeeper::log::format::encode_record(&mut frame, 1, &vec![b'z'; len]);
+    for (i, byte) in frame.iter_mut().enumerate() {
+        if lost((end + i as u64) / 512) {
+            *byte = 0;
+        }
+    }
+    overwrite(fs, FIRST_SEGMENT, end, &frame);
+    end
+}
+
+fn expect_corrupt(
+    result: Result<(Log, shardkeeper::log::RecoveryReport), LogError>,
+) -> (u64, String) {
+    match result {
+        Err(LogError::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(path, Path::new(FIRST_SEGMENT));
+            (offset, reason)
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("expected corruption, the log opened"),
+    }
+}
+
+#[test]
+fn a_commit_torn_by_a_crash_is_dropped_and_reported() {
+    // A prefix of the commit reached the disk; or a later sector did and an earlier not.
+    let prefix = |first_lost: u64| move |sector: u64| sector >= first_lost;
+    let hole = |lost: u64| move |sector: u64| sector == lost;
+    for torn in [&prefix(1) as &dyn Fn(u64) -> bool, &hole(1), &hole(2)] {
+        let fs = log_of(10, &LogOptions::default());
+        let end = data_end(&fs.contents(Path::new(FIRST_SEGMENT)).unwrap()) as u64;
+        assert!(end < 512, "the records fit in the first sector");
+        let at = tear_a_commit(&fs, 1500, torn);
+        let (log, report) =
+            Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
+        let (path, offset, dropped) = report.torn_tail.clone().expect("torn tail reported");
+        assert_eq!((path.as_path(), offset), (Path::new(FIRST_SEGMENT), at));
+        assert!(dropped > 0);
+        assert_eq!(report.next_lsn, 11);
+        assert_eq!(read_all(&log, 1).len(), 10);
+        assert_eq!(
+            log.append_blocking(vec![Record::new(1, "new")]).unwrap(),
+            11
+        );
+        drop(log);
+        let (log, report) =
+            Log::open_on(Arc::new(fs.clone()), "/log", LogOptions::default()).unwrap();
+        assert_eq!(report.torn_tail, None, "the zeroed tail is gone for good");
+        assert_eq!(read_all(&log, 11), vec![(11, 1, b"new".to_vec())]);
+    }
+}
+
+#[test]
+fn a_damaged_record_followed_by_acknowledged_ones_refuses_open_and_changes_nothing() {
+    let fs = log_of(20, &LogOptions::default());
+    let seg = Path::new(FIRST_SEGMENT);
+    fs.flip_bit(seg, record_offset(10) + 12, 2).unwrap();
+    let before = fs.contents(seg).unwrap();
+    let (offset, reason) = expect_corrupt(Log::open_on(
+        Arc::new(fs.clone()),
+        "/log",
+        LogOptions::default(),
+    ));
+    assert_eq!(offset, record_offset(10), "{reason}");
+    let err = shardkeeper::log::verify(&fs, Path::new("/log"))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains(&format!(
+            "00000000000000000001.seg at byte {}",
+            record_offset(10)
+        )),
+        "{err}"
     );
-    drop(log);
-    let (log, report) = Log::open_on(Arc::new(fs), "/log", LogOptions::default()).unwrap();
-    assert_eq!(report.torn_tail, None, "the zeroed tail is gone for good");
-    assert_eq!(read_all(&log, 10), vec![(10, 1, b"new".to_vec())]);
+    assert_eq!(
+        fs.contents(seg).unwrap(),
+        before,
+        "records 11..20 untouched"
+    );
+}
+
+#[test]
+fn a_damaged_last_record_is_corruption_not_a_torn_tail() {
+    let fs = log_of(10, &LogOptions::default());
+    let seg = Path::new(FIRST_SEGMENT);
+    let end = data_end(&fs.contents(seg).unwrap()) as u64;
+    fs.flip_bit(seg, end - 2, 0).unwrap();
+    let before = fs.contents(seg).unwrap();
+    let (offset, reason) = expect_corrupt(Log::open_on(
+        Arc::new(fs.clone()),
+        "/log",
+        LogOptions::default(),
+    ));
+    assert_eq!(offset, record_offset(10));
+    assert!(reason.contains("no lost sector"), "{reason}");
+    assert_eq!(fs.contents(seg).unwrap(), before);
+}
+
+#[test]
+fn a_damaged_record_length_is_corruption_not_a_torn_tail() {
+    let fs = log_of(10, &LogOptions::default());
+    let seg = Path::new(FIRST_SEGMENT);
+    // The length of record 9 grows by 4 KiB: it now seems to run into the zeros after
+    // the data, as a record cut short by a crash would.
+    fs.flip_bit(seg, record_offset(9) + 1, 4).unwrap();
+    let (offset, reason) = expect_corrupt(Log::open_on(
+        Arc::new(fs.clone()),
+        "/log",
+        LogOptions::default(),
+    ));
+    assert_eq!(offset, record_offset(9));
+    assert!(reason.contains("checks with length"), "{reason}");
+}
+
+#[test]
+fn damage_further_from_the_end_than_one_commit_is_corruption() {
+    let options = LogOptions {
+        max_commit_bytes: 1024,
+        ..LogOptions::default()
+    };
+    let fs = log_of(150, &options);
+    let seg = Path::new(FIRST_SEGMENT);
+    assert!(data_end(&fs.contents(seg).unwrap()) > 4096);
+    // A whole sector of zeros, as a lost write would leave, but with far more than one
+    // commit of acknowledged records after it.
+    overwrite(&fs, FIRST_SEGMENT, 1024, &[0u8; 512]);
+    let before = fs.contents(seg).unwrap();
+    let (offset, reason) = expect_corrupt(Log::open_on(Arc::new(fs.clone()), "/log", options));
+    assert!(offset <= 1024, "{offset}");
+    assert!(reason.contains("further than one commit"), "{reason}");
+    assert_eq!(fs.contents(seg).unwrap(), before);
+}
+
+#[test]
+fn absolute_consistency_refuses_even_a_torn_tail() {
+    let fs = log_of(10, &LogOptions::default());
+    let at = tear_a_commit(&fs, 1500, |sector| sector >= 1);
+    let strict = LogOptions {
+        recovery: RecoveryMode::AbsoluteConsistency,
+        ..LogOptions::default()
+    };
+    let before = fs.contents(Path::new(FIRST_SEGMENT)).unwrap();
+    let (offset, reason) = expect_corrupt(Log::open_on(Arc::new(fs.clone()), "/log", strict));
+    assert_eq!(offset, at);
+    assert!(reason.contains("AbsoluteConsistency"), "{reason}");
+    assert_eq!(fs.contents(Path::new(FIRST_SEGMENT)).unwrap(), before);
+    let (_, report) = Log::open_on(Arc::new(fs), "/log", LogOptions::default()).unwrap();
+    assert!(report.torn_tail.is_some());
 }
 
 #[test]

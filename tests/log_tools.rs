@@ -62,17 +62,47 @@ fn verify_names_the_file_and_offset_of_a_flipped_byte_in_a_sealed_segment() {
 }
 
 #[test]
-fn verify_reports_a_torn_tail_that_open_then_truncates() {
+fn verify_names_a_damaged_last_record_as_corruption_and_open_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
     write_log(dir.path(), 5);
     let seg = dir.path().join("00000000000000000001.seg");
     let mut bytes = std::fs::read(&seg).unwrap();
     let end = bytes.iter().rposition(|&b| b != 0).unwrap();
     bytes[end - 3] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (code, out) = ctl(&["verify"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    let last = 32 + 4 * (9 + "record number 0".len());
+    assert!(
+        out.contains("corrupt")
+            && out.contains(&format!("00000000000000000001.seg at byte {last}")),
+        "{out}"
+    );
+    assert!(Log::open(dir.path(), LogOptions::default()).is_err());
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing changed");
+}
+
+#[test]
+fn verify_reports_a_torn_tail_that_open_then_truncates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 5);
+    let seg = dir.path().join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // A commit that a crash cut at a sector boundary: its first sector reached the disk.
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let mut frame = Vec::new();
+    shardkeeper::log::format::encode_record(&mut frame, 7, &[b'x'; 1000]);
+    frame.truncate(512 - end);
+    bytes[end..512].copy_from_slice(&frame);
     std::fs::write(&seg, bytes).unwrap();
     let (code, out) = ctl(&["verify"], dir.path());
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("torn tail") && out.contains("LSN 4"), "{out}");
+    assert!(
+        out.contains("torn tail")
+            && out.contains(&format!("at byte {end}"))
+            && out.contains("LSN 5"),
+        "{out}"
+    );
     let (_, report) = Log::open(dir.path(), LogOptions::default()).unwrap();
     assert!(report.torn_tail.is_some());
     assert_eq!(ctl(&["verify"], dir.path()).0, 0);

@@ -260,10 +260,10 @@ fn queries_beyond_the_memory_budget_are_refused_and_the_node_stays_within_it() {
     // Within the budget the same data answers in full.
     let q = format!("SELECT count(v) FROM m WHERE {range} GROUP BY time(100u), s");
     let r = query(ours.addr, DB, &q);
-    let series = r.json()["results"][0]["series"]
+    let series = common::first_result(&r)["series"]
         .as_array()
         .cloned()
-        .unwrap_or_default();
+        .expect("series");
     assert_eq!(series.len(), 60, "{}", String::from_utf8_lossy(&r.body));
     for s in &series {
         let counts: Vec<i64> = s["values"]

@@ -79,11 +79,7 @@ fn wide_line(m: &str, fields: usize) -> String {
 }
 
 fn rows(r: &Response) -> Vec<serde_json::Value> {
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    r.json()["results"][0]["series"][0]["values"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    common::rows_of(r)
 }
 
 #[test]
@@ -299,4 +295,66 @@ fn deflate_and_br_bodies_are_refused_with_415_in_each_endpoints_shape() {
     assert_eq!(r.status, 204);
     assert_eq!(rows(&query(d.addr, "db", "SELECT * FROM kept")).len(), 3);
     d.stop();
+}
+
+/// The largest body the node accepts (just under `max_body_bytes`, 25 MB), with points
+/// in five shard groups: written whole (204, every point read back with its value) when
+/// `max_request_memory_mib` lets it be held, and refused whole (413, nothing written)
+/// when it does not, as with the default budget for this body of short lines.
+#[test]
+fn a_25_mb_body_spanning_five_shards_is_written_whole_or_not_at_all() {
+    const WEEK: i64 = 7 * 86_400 * 1_000_000_000;
+    let start: i64 = 1_700_006_400_000_000_000;
+    let mut body = Vec::with_capacity(25_000_000);
+    let (mut lines, mut sum) = (0i64, 0i64);
+    loop {
+        let line = format!(
+            "big,host=h{},region=r{} v={lines}i,w=0.5,x=\"some text\",y=true {}\n",
+            lines % 1000,
+            lines % 7,
+            start + (lines % 5) * WEEK + lines
+        );
+        if body.len() + line.len() > 24_999_000 {
+            break;
+        }
+        body.extend_from_slice(line.as_bytes());
+        sum += lines;
+        lines += 1;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let totals = "SELECT count(v), sum(v), count(x) FROM big";
+
+    let d = Daemon::start(&dir.path().join("default"));
+    create_database(d.addr, "db");
+    let r = write(d.addr, "/write?db=db", &[], &body);
+    assert_eq!(r.status, 413, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        error_of(&r).contains("max_request_memory_mib"),
+        "{}",
+        error_of(&r)
+    );
+    assert!(
+        rows(&query(d.addr, "db", totals)).is_empty(),
+        "nothing was written"
+    );
+    drop(d);
+
+    let d = Daemon::start_with_config(&dir.path().join("roomy"), "max_request_memory_mib = 1024\n");
+    create_database(d.addr, "db");
+    let r = write(d.addr, "/write?db=db", &[], &body);
+    assert_eq!(r.status, 204, "{:?}", String::from_utf8_lossy(&r.body));
+    let shards = query(d.addr, "db", "SHOW SHARDS");
+    assert_eq!(shards.status, 200);
+    let listed = shards.json()["results"][0]["series"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "db"))
+        .and_then(|s| s["values"].as_array())
+        .map(Vec::len)
+        .expect("the database's shards");
+    assert_eq!(listed, 5, "the body's points fall in five shard groups");
+    let found = rows(&query(d.addr, "db", totals));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0][1], lines, "every point counted");
+    assert_eq!(found[0][2], sum, "every value read back");
+    assert_eq!(found[0][3], lines, "every string field too");
 }

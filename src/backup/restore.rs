@@ -336,7 +336,9 @@ mod tests {
         let live = root.path().join("live");
         std::fs::create_dir(&live).unwrap();
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        let shard = Shard::open(&live, info.clone(), LogOptions::default(), 1 << 30).unwrap();
+        let shard = std::sync::Arc::new(
+            Shard::open(&live, info.clone(), LogOptions::default(), 1 << 30).unwrap(),
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -379,7 +381,9 @@ mod tests {
         archive::unpack_shard_archive(&tar[..], &staging, u64::MAX).unwrap();
         verify_staged(&staging, u64::MAX).unwrap();
         merge_and_check(&staging, Some(&live)).unwrap();
-        let restored = Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap();
+        let restored = std::sync::Arc::new(
+            Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap(),
+        );
         assert_eq!(points(&restored), expected);
         // The next merge folds the two files of one covered LSN together.
         for batch in 8..15i64 {

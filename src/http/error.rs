@@ -131,6 +131,7 @@ impl From<StorageError> for ApiError {
                 source: crate::log::LogError::NoSpace { .. },
                 ..
             } => StatusCode::INSUFFICIENT_STORAGE,
+            StorageError::Quarantined { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

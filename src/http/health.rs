@@ -20,7 +20,28 @@ async fn ping(node: web::Data<Node>) -> HttpResponse {
 
 async fn health(node: web::Data<Node>) -> HttpResponse {
     let version = node.config.influxdb_version.as_str();
+    let quarantined = node.storage.quarantined();
     match node.failure() {
+        None if !quarantined.is_empty() => HttpResponse::Ok().json(json!({
+            "name": "influxdb",
+            "message": format!(
+                "{} shard(s) quarantined: the others serve queries and writes",
+                quarantined.len()
+            ),
+            "status": "warn",
+            "checks": quarantined
+                .iter()
+                .map(|q| json!({
+                    "name": format!("shard {}", q.info.id),
+                    "status": "warn",
+                    "message": format!(
+                        "quarantined ({} / {}): {}",
+                        q.info.database, q.info.retention_policy, q.reason
+                    ),
+                }))
+                .collect::<Vec<_>>(),
+            "version": version,
+        })),
         None => HttpResponse::Ok().json(json!({
             "name": "influxdb",
             "message": "ready for queries and writes",

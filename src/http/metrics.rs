@@ -49,9 +49,16 @@ async fn metrics(
             shard.log().failure().is_some(),
         ));
     }
+    let mut body = render(&logs);
+    let quarantined = node.storage.quarantined();
+    let _ = writeln!(
+        body,
+        "# HELP shardkeeper_shards_quarantined Shards that did not open at start-up (damaged); see /health.\n# TYPE shardkeeper_shards_quarantined gauge\nshardkeeper_shards_quarantined {}",
+        quarantined.len()
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(render(&logs))
+        .body(body)
 }
 
 /// Name, help text, and how to read the value from a log's figures.

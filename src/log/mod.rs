@@ -21,10 +21,11 @@ pub use error::LogError;
 pub use reader::{LogReader, RecordRef};
 pub use recovery::{for_each_record, RecoveryMode, RecoveryReport};
 
-/// Checks a log directory without changing it (`ctl log verify`): Ok with what it holds,
-/// or the first corruption with its file and offset. A torn tail is reported, not an error.
+/// Checks a log directory written with the default options without changing it (`ctl log
+/// verify`): Ok with what it holds, or the first corruption with its file and offset. A
+/// torn tail is reported, not an error.
 pub fn verify(fs: &dyn FileSystem, dir: &Path) -> Result<RecoveryReport, LogError> {
-    recovery::recover(fs, dir, RecoveryMode::ReadOnly).map(|r| r.report)
+    recovery::recover(fs, dir, &LogOptions::default(), recovery::Access::ReadOnly).map(|r| r.report)
 }
 pub use snapshot::{Snapshot, SnapshotStore};
 
@@ -41,6 +42,7 @@ use writer::{AppendRequest, BlockingOpener, SinkOpener, UringOpener, Writer};
 pub type Lsn = u64;
 
 pub const DEFAULT_SEGMENT_CAPACITY: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_COMMIT_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -99,8 +101,14 @@ pub struct LogOptions {
     pub io: IoMode,
     /// Appends that may wait for the writer before appenders are slowed down.
     pub queue_depth: usize,
-    /// Largest commit the writer assembles from queued appends.
+    /// Most bytes the writer has written and not yet made durable (larger appends are
+    /// written in pieces of at most this size); at least a sector ([`fs::SECTOR`]).
+    /// Recovery treats damage at most this far (plus one record) from the end of the
+    /// records as a torn tail, so a log must not be opened with a smaller value than it
+    /// was written with.
     pub max_commit_bytes: usize,
+    /// What opening does with damage at the end of the newest segment.
+    pub recovery: RecoveryMode,
 }
 
 impl Default for LogOptions {
@@ -109,7 +117,8 @@ impl Default for LogOptions {
             segment_capacity: DEFAULT_SEGMENT_CAPACITY,
             io: IoMode::Auto,
             queue_depth: 4096,
-            max_commit_bytes: 4 * 1024 * 1024,
+            max_commit_bytes: DEFAULT_MAX_COMMIT_BYTES,
+            recovery: RecoveryMode::default(),
         }
     }
 }
@@ -248,6 +257,31 @@ impl Shared {
     }
 }
 
+/// Queued records ([`Log::submit`]): resolves with the LSN of the last one once all are
+/// durable, or with the error that stopped them.
+#[derive(Debug)]
+pub struct Appending(oneshot::Receiver<Result<Lsn, LogError>>);
+
+impl Appending {
+    /// Waits outside an async runtime.
+    pub fn wait_blocking(self) -> Result<Lsn, LogError> {
+        self.0.blocking_recv().map_err(|_| LogError::Closed)?
+    }
+}
+
+impl std::future::Future for Appending {
+    type Output = Result<Lsn, LogError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|reply| reply.map_err(|_| LogError::Closed)?)
+    }
+}
+
 pub struct Log {
     shared: Arc<Shared>,
     tx: Option<mpsc::Sender<AppendRequest>>,
@@ -281,7 +315,11 @@ impl Log {
         }
         fs.create_dir_all(&dir)
             .map_err(LogError::io("create directory", &dir))?;
-        let recovered = recovery::recover(&*fs, &dir, RecoveryMode::Repair)?;
+        let options = LogOptions {
+            max_commit_bytes: options.max_commit_bytes.max(fs::SECTOR as usize),
+            ..options
+        };
+        let recovered = recovery::recover(&*fs, &dir, &options, recovery::Access::Repair)?;
         let mut report = recovered.report;
         let mut segments: Vec<Segment> = recovered
             .segments
@@ -373,11 +411,22 @@ impl Log {
     }
 
     /// Appends records; resolves with the LSN of the last one once all are durable.
+    ///
+    /// Not cancel-safe for callers that act on durability: dropped after the records were
+    /// queued, they still become durable and the caller never learns it. Such callers use
+    /// [`Log::submit`].
     pub async fn append(&self, records: Vec<Record>) -> Result<Lsn, LogError> {
+        self.submit(records).await?.await
+    }
+
+    /// Queues records for the writer. Once this returns, they are on their way whatever
+    /// happens to the caller: the [`Appending`] tells their fate, and dropping it changes
+    /// nothing. Cancelled before it returns, it has queued nothing.
+    pub async fn submit(&self, records: Vec<Record>) -> Result<Appending, LogError> {
         let (req, rx) = self.request(records)?;
         let tx = self.tx.as_ref().ok_or(LogError::Closed)?;
         tx.send(req).await.map_err(|_| LogError::Closed)?;
-        rx.await.map_err(|_| LogError::Closed)?
+        Ok(Appending(rx))
     }
 
     /// [`Log::append`] for callers outside an async runtime.

@@ -3,18 +3,49 @@
 //! Policy (the only place it is decided):
 //! * a sealed segment (any but the newest) must be whole: a bad record, a non-zero byte after
 //!   its end, or a gap to the next segment's base LSN refuses the open;
-//! * the newest segment may end in a torn tail (a commit that was being written when the
-//!   process or machine stopped, never acknowledged): it is zeroed and reported;
+//! * the newest segment may end in a torn tail: bytes of the last commit that a crash left
+//!   half written, never acknowledged. With [`RecoveryMode::TolerateTornTail`] (the
+//!   default) it is zeroed and reported; with [`RecoveryMode::AbsoluteConsistency`] it
+//!   refuses the open like any other damage;
+//! * damage in the newest segment is a torn tail only if a crash can explain it, since
+//!   zeroing anything else would destroy acknowledged records:
+//!   - it lies within what can have been unsynced: the writer never has more than
+//!     `max_commit_bytes` written and not durable, so every non-zero byte after the last
+//!     good record lies within that much of the end of the first bad record (whose own
+//!     pieces may have been made durable one by one when it is larger);
+//!   - lost sectors explain the first bad record: a disk writes 512-byte sectors whole or
+//!     not at all, in any order, and a sector that never reached the disk reads as zeros
+//!     there (the space was preallocated, an older torn tail zeroed). So a record whose
+//!     checksum fails must have a sector of zeros somewhere in it (or run past the end of
+//!     the file), and a record that checks once one byte of its length is changed back was
+//!     damaged after it was written.
+//!
+//!   Anything else (a flipped bit in a record, damage followed by more than a commit's
+//!   worth of data) refuses the open, naming the file and offset, and changes nothing;
 //! * a newest segment whose header never reached the disk, and which holds nothing, is
 //!   removed (a crash while rolling to a new segment).
 
-use super::format::{self, Frame, SEGMENT_HEADER_LEN};
-use super::fs::FileSystem;
-use super::{LogError, Lsn};
+use super::format::{self, Frame, FrameError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::fs::{FileSystem, SECTOR};
+use super::{LogError, LogOptions, Lsn};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How opening treats a damaged end of the newest segment (as RocksDB's and raft-engine's
+/// WAL recovery modes do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
+    /// A torn tail that a crash during the last commit explains is dropped (it was never
+    /// acknowledged); any other damage refuses the open.
+    #[default]
+    TolerateTornTail,
+    /// Any damage refuses the open, a torn tail included: for logs that were shut down
+    /// cleanly, or copied, and must be exactly what was written.
+    AbsoluteConsistency,
+}
+
+/// Whether recovery may change files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
     /// Zero a torn tail and remove a blank newest segment, so appends can resume.
     Repair,
     /// Change nothing (offline verification).
@@ -51,7 +82,8 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(
     fs: &dyn FileSystem,
     dir: &Path,
-    mode: RecoveryMode,
+    options: &LogOptions,
+    access: Access,
 ) -> Result<Recovered, LogError> {
     let mut bases: Vec<(Lsn, PathBuf)> = fs
         .list(dir)
@@ -85,7 +117,7 @@ pub(crate) fn recover(
             Err(_)
                 if newest && is_blank_data_area(bytes) && (!segments.is_empty() || base == 1) =>
             {
-                if mode == RecoveryMode::Repair {
+                if access == Access::Repair {
                     fs.remove(&path).map_err(LogError::io("remove", &path))?;
                     fs.sync_dir(dir)
                         .map_err(LogError::io("sync directory", dir))?;
@@ -121,8 +153,19 @@ pub(crate) fn recover(
             if !newest {
                 return Err(corrupt(end as u64, reason));
             }
+            if let Err(why) = torn_tail(bytes, end, bad, tail_end, options.max_commit_bytes) {
+                return Err(corrupt(end as u64, format!("{reason}: {why}")));
+            }
+            if options.recovery == RecoveryMode::AbsoluteConsistency {
+                return Err(corrupt(
+                    end as u64,
+                    format!(
+                        "{reason}: a torn tail, which recovery mode AbsoluteConsistency refuses"
+                    ),
+                ));
+            }
             let dropped = (tail_end - end) as u64;
-            if mode == RecoveryMode::Repair {
+            if access == Access::Repair {
                 let file = fs.open(&path, true).map_err(LogError::io("open", &path))?;
                 file.write_all_at(&vec![0u8; tail_end - end], end as u64)
                     .and_then(|()| file.sync_data())
@@ -161,6 +204,94 @@ pub(crate) fn scan(bytes: &[u8]) -> (u64, usize, Option<format::FrameError>) {
     }
 }
 
+/// Ok when a crash during the last commit explains what follows the last good record at
+/// `end` of the newest segment (see the module doc); otherwise why it cannot have.
+fn torn_tail(
+    bytes: &[u8],
+    end: usize,
+    bad: Option<FrameError>,
+    tail_end: usize,
+    max_commit_bytes: usize,
+) -> Result<(), String> {
+    let claimed = match bad {
+        // An all-zero record header, data after it: the header's sector was lost.
+        None => 0,
+        Some(FrameError::ZeroKind) => return Err("no crash writes kind 0".into()),
+        Some(FrameError::ChecksumMismatch | FrameError::LengthOutOfBounds) => {
+            if let Some(len) = checks_with_another_length(bytes, end, tail_end) {
+                return Err(format!(
+                    "the record checks with length {len}: its header was damaged after it was written"
+                ));
+            }
+            let len = u32::from_le_bytes(bytes[end..end + 4].try_into().expect("4 bytes"));
+            RECORD_HEADER_LEN + len as usize
+        }
+    };
+    let reach = end.saturating_add(claimed).saturating_add(max_commit_bytes);
+    if tail_end > reach {
+        return Err(format!(
+            "data runs on to byte {tail_end}, further than one commit ({max_commit_bytes} bytes) can leave unsynced"
+        ));
+    }
+    if bad == Some(FrameError::ChecksumMismatch) && !has_lost_sector(bytes, end, end + claimed) {
+        return Err(
+            "no lost sector explains it (every sector of the record holds data): it was damaged after it was written"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a sector of `bytes[from..to]` (its part in that range) is all zeros, or the
+/// range runs past the end of the file (whose growth a crash may have lost).
+fn has_lost_sector(bytes: &[u8], from: usize, to: usize) -> bool {
+    if to > bytes.len() {
+        return true;
+    }
+    let sector = SECTOR as usize;
+    let mut start = from;
+    while start < to {
+        let stop = ((start / sector + 1) * sector).min(to);
+        if bytes[start..stop].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = stop;
+    }
+    false
+}
+
+/// A length, differing from the one stored at `at` in one byte, with which the record
+/// there checks and is followed by a record or by nothing: then the record was whole and
+/// only its header damaged. (A crash only zeroes bytes, which cannot produce this.)
+fn checks_with_another_length(bytes: &[u8], at: usize, tail_end: usize) -> Option<usize> {
+    let header = bytes.get(at..at + RECORD_HEADER_LEN)?;
+    let stored_len: [u8; 4] = header[0..4].try_into().expect("4 bytes");
+    let stored_crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let kind = header[8];
+    for i in 0..4 {
+        for v in 0..=255u8 {
+            if v == stored_len[i] {
+                continue;
+            }
+            let mut candidate = stored_len;
+            candidate[i] = v;
+            let len = u32::from_le_bytes(candidate) as usize;
+            let next = at + RECORD_HEADER_LEN + len;
+            // Followed by a record, or by zeros (less than a sector of the payload's own
+            // trailing zeros aside): cheap tests before the checksum.
+            let plausible = next <= bytes.len()
+                && ((next >= tail_end && next - tail_end < SECTOR as usize)
+                    || matches!(format::decode_frame(bytes, next), Frame::Record { .. }));
+            if plausible
+                && format::record_crc(kind, &bytes[at + RECORD_HEADER_LEN..next]) == stored_crc
+            {
+                return Some(len);
+            }
+        }
+    }
+    None
+}
+
 fn is_blank_data_area(bytes: &[u8]) -> bool {
     bytes
         .get(SEGMENT_HEADER_LEN..)
@@ -177,7 +308,7 @@ pub fn for_each_record(
     from: Lsn,
     mut f: impl FnMut(super::RecordRef<'_>),
 ) -> Result<RecoveryReport, LogError> {
-    let recovered = recover(fs, dir, RecoveryMode::ReadOnly)?;
+    let recovered = recover(fs, dir, &LogOptions::default(), Access::ReadOnly)?;
     for seg in &recovered.segments {
         if seg.base + seg.records <= from {
             continue;

@@ -108,12 +108,36 @@ impl SnapshotStore {
             .filter(|(lsn, _)| *lsn < newest)
             .collect();
         let excess = older.len().saturating_sub(KEEP_OLDER);
-        for (_, path) in older.into_iter().take(excess) {
+        for (_, path) in older.iter().take(excess) {
+            self.fs.remove(path).map_err(LogError::io("remove", path))?;
+        }
+        if excess > 0 {
             self.fs
-                .remove(&path)
-                .map_err(LogError::io("remove", &path))?;
+                .sync_dir(&self.dir)
+                .map_err(LogError::io("sync directory", &self.dir))?;
         }
         Ok(())
+    }
+
+    /// The LSN of the oldest snapshot kept: the log must keep every record after it, so
+    /// that falling back to it (when the newer ones are damaged) finds its tail.
+    pub fn oldest_lsn(&self) -> Result<Option<Lsn>, LogError> {
+        Ok(self.list()?.first().map(|(lsn, _)| *lsn))
+    }
+
+    /// Renames a snapshot that did not check to `….snap.damaged`, out of the way of the
+    /// snapshots kept as fallbacks, and kept for inspection.
+    pub fn set_aside(&self, path: &Path) -> Result<PathBuf, LogError> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".damaged");
+        let aside = PathBuf::from(aside);
+        self.fs
+            .rename(path, &aside)
+            .map_err(LogError::io("rename", path))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(LogError::io("sync directory", &self.dir))?;
+        Ok(aside)
     }
 
     /// The newest snapshot that checks, and the paths of newer ones that did not.

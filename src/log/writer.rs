@@ -1,17 +1,24 @@
 //! The log's single writer: one thread, group commit.
 //!
-//! Appenders send [`AppendRequest`]s over a bounded channel. The writer takes everything
-//! queued (up to `max_commit_bytes`), frames it into one buffer and writes it with one
-//! write; one fdatasync then makes every append written so far durable, and only then are
-//! they answered with their LSNs and shown to readers ([`super::Shared::publish`]). While a
-//! fdatasync runs, newly queued appends are already written (see [`Writer::run`]).
+//! Appenders send [`AppendRequest`]s over a bounded channel. The writer takes what is
+//! queued, frames it into one buffer and writes it with one write; one fdatasync then makes
+//! every append written so far durable, and only then are they answered with their LSNs
+//! and shown to readers ([`super::Shared::publish`]). While a fdatasync runs, newly queued
+//! appends are already written (see [`Writer::run`]).
+//!
+//! Invariant (recovery relies on it): at no time are more than `max_commit_bytes` written
+//! and not yet durable. An append that would exceed it waits for the fdatasync in flight;
+//! an append larger than that on its own is written in pieces of `max_commit_bytes`, each
+//! made durable before the next is written. So a crash can leave damaged at most the
+//! `max_commit_bytes` after the last durable byte, and recovery treats nothing further
+//! from it as torn (see [`super::recovery`]).
 //!
 //! On real files the writer thread runs a tokio-uring runtime and the commit's write and
 //! fdatasync are io_uring operations; where the kernel refuses io_uring, or on the simulated
 //! file system, the same loop runs on a current-thread tokio runtime with pwrite+fdatasync.
 
 use super::format::{self, SEGMENT_HEADER_LEN};
-use super::fs::{FileSystem, FsFile};
+use super::fs::{FileSystem, FsFile, SECTOR};
 use super::{LogError, Lsn, Record, Shared};
 use std::future::Future;
 use std::io;
@@ -43,20 +50,22 @@ pub(crate) trait SinkOpener {
     fn open(&self, file: Box<dyn FsFile>) -> io::Result<Self::Sink>;
 }
 
-/// pwrite + fdatasync through the [`FileSystem`] trait (real or simulated files).
+/// pwrite + fdatasync through the [`FileSystem`] trait (real or simulated files). The
+/// fdatasync runs on tokio's blocking pool, so that, as with io_uring, the writer goes on
+/// writing while it runs (a pool thread exits when idle: an idle log costs no thread).
 pub(crate) struct BlockingOpener;
-pub(crate) struct BlockingSink(Box<dyn FsFile>);
+pub(crate) struct BlockingSink(Arc<dyn FsFile>);
 
 impl BlockingSink {
     pub fn new(file: Box<dyn FsFile>) -> Self {
-        BlockingSink(file)
+        BlockingSink(Arc::from(file))
     }
 }
 
 impl SinkOpener for BlockingOpener {
     type Sink = BlockingSink;
     fn open(&self, file: Box<dyn FsFile>) -> io::Result<BlockingSink> {
-        Ok(BlockingSink(file))
+        Ok(BlockingSink::new(file))
     }
 }
 
@@ -65,7 +74,10 @@ impl Sink for BlockingSink {
         (self.0.write_all_at(&buf, offset), buf)
     }
     async fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        let file = self.0.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("fdatasync task failed: {e}"))))
     }
 }
 
@@ -128,6 +140,8 @@ type Acks = Vec<(oneshot::Sender<Result<Lsn, LogError>>, Lsn)>;
 struct Group {
     acks: Acks,
     records: u64,
+    /// Bytes written for the group and not yet durable.
+    bytes: u64,
     /// Offset past the group's last record, and that record's LSN.
     end: u64,
     last_lsn: Lsn,
@@ -161,23 +175,39 @@ impl<O: SinkOpener> Writer<O> {
     /// Group commit with the device kept busy: queued appends are written as soon as they
     /// arrive, and fdatasyncs run back to back, each covering everything written before it
     /// began. So a group is whatever arrived during the previous fdatasync: small when load
-    /// is light (latency of one write + one sync), large under load (throughput).
+    /// is light (latency of one write + one sync), large under load (throughput). What is
+    /// written and not yet durable stays within `max_commit_bytes` (see the module doc).
     pub async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
         let mut syncing: Option<Syncing> = None;
         let mut written = Group::default();
         let mut hold: Option<Hold> = None;
+        // An append that did not fit beside what is unsynced: it goes first once it fits.
+        let mut waiting: Option<AppendRequest> = None;
         let mut buf = Vec::with_capacity(self.max_commit_bytes.min(8 << 20));
         loop {
             if syncing.is_none() && !written.acks.is_empty() {
                 match &hold {
                     Some(h)
-                        if written.acks.len() < h.until_appends && Instant::now() < h.deadline => {}
+                        if waiting.is_none()
+                            && written.acks.len() < h.until_appends
+                            && Instant::now() < h.deadline => {}
                     _ => {
                         hold = None;
                         syncing = Some(self.start_sync(std::mem::take(&mut written)));
                     }
                 }
             }
+            let unsynced = written.bytes + syncing.as_ref().map_or(0, |s| s.group.bytes);
+            if let Some(first) = waiting.take() {
+                if self.fits(first.bytes, unsynced) {
+                    let batch = self.gather(first, unsynced, &mut rx, &mut waiting);
+                    self.write_batch(batch, &mut buf, &mut written, &mut syncing)
+                        .await;
+                    continue;
+                }
+                waiting = Some(first);
+            }
+            let room = (self.max_commit_bytes as u64).saturating_sub(unsynced);
             let hold_deadline = hold.as_ref().map(|h| h.deadline);
             tokio::select! {
                 biased;
@@ -197,24 +227,51 @@ impl<O: SinkOpener> Writer<O> {
                 _ = sleep_until(hold_deadline), if hold_deadline.is_some() && syncing.is_none() => {
                     hold = None;
                 }
-                first = rx.recv() => {
+                first = rx.recv(), if waiting.is_none() && room > 0 => {
                     let Some(first) = first else { break };
-                    let mut batch = vec![first];
-                    let mut bytes = batch[0].bytes;
-                    while bytes < self.max_commit_bytes {
-                        match rx.try_recv() {
-                            Ok(req) => {
-                                bytes += req.bytes;
-                                batch.push(req);
-                            }
-                            Err(_) => break,
-                        }
+                    if !self.fits(first.bytes, unsynced) {
+                        waiting = Some(first);
+                        continue;
                     }
+                    let batch = self.gather(first, unsynced, &mut rx, &mut waiting);
                     self.write_batch(batch, &mut buf, &mut written, &mut syncing).await;
                 }
             }
         }
         self.make_durable(&mut written, &mut syncing).await;
+    }
+
+    /// Whether an append of `bytes` may be written beside `unsynced` bytes: within
+    /// `max_commit_bytes`, or alone when it is larger.
+    fn fits(&self, bytes: usize, unsynced: u64) -> bool {
+        unsynced == 0 || unsynced + bytes as u64 <= self.max_commit_bytes as u64
+    }
+
+    /// `first` and what else is queued that fits beside it; the first that does not
+    /// becomes `waiting`.
+    fn gather(
+        &self,
+        first: AppendRequest,
+        unsynced: u64,
+        rx: &mut mpsc::Receiver<AppendRequest>,
+        waiting: &mut Option<AppendRequest>,
+    ) -> Vec<AppendRequest> {
+        let mut bytes = unsynced + first.bytes as u64;
+        let mut batch = vec![first];
+        while bytes < self.max_commit_bytes as u64 {
+            match rx.try_recv() {
+                Ok(req) if bytes + req.bytes as u64 <= self.max_commit_bytes as u64 => {
+                    bytes += req.bytes as u64;
+                    batch.push(req);
+                }
+                Ok(req) => {
+                    *waiting = Some(req);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     fn start_sync(&self, group: Group) -> Syncing {
@@ -313,19 +370,46 @@ impl<O: SinkOpener> Writer<O> {
         if framed.acks.is_empty() {
             return;
         }
-        let (res, returned) = self
-            .active
-            .sink
-            .write_all_at(std::mem::take(buf), start)
-            .await;
-        *buf = returned;
-        let end = start + buf.len() as u64;
+        // One append larger than may be unsynced at once (nothing else is unsynced then):
+        // its pieces but the last are made durable one by one. Pieces end on a sector
+        // boundary, so no sector holds both durable bytes and bytes a crash may lose, and
+        // a sector lost from a record reads as zeros all through (recovery relies on it).
+        let mut at = 0;
+        let mut res = Ok(());
+        while res.is_ok() && buf.len() - at > self.max_commit_bytes {
+            let reach = start + (at + self.max_commit_bytes) as u64;
+            let piece_end = (reach / SECTOR * SECTOR - start) as usize;
+            let piece = buf[at..piece_end].to_vec();
+            res = match self
+                .active
+                .sink
+                .write_all_at(piece, start + at as u64)
+                .await
+            {
+                (Ok(()), _) => self.active.sink.sync_data().await,
+                (Err(e), _) => Err(e),
+            };
+            at = piece_end;
+        }
+        buf.drain(..at.min(buf.len()));
+        if res.is_ok() {
+            let (r, returned) = self
+                .active
+                .sink
+                .write_all_at(std::mem::take(buf), start + at as u64)
+                .await;
+            *buf = returned;
+            res = r;
+        }
+        let end = start + (at + buf.len()) as u64;
+        let last_piece = buf.len() as u64;
         buf.clear();
         match res {
             Ok(()) => {
                 self.active.offset = end;
                 written.acks.append(&mut framed.acks);
                 written.records += framed.records;
+                written.bytes += last_piece;
                 written.end = end;
                 written.last_lsn = self.active.next_lsn - 1;
             }

@@ -31,6 +31,9 @@ pub fn answer(
         && stmt.sources.is_empty()
         && stmt.condition.is_none()
         && stmt.dimensions.is_empty();
+    storage
+        .check_readable(database, None, (i64::MIN, i64::MAX))
+        .map_err(|e| e.to_string())?;
     if estimate {
         let count = if default_policy.is_some() {
             estimate_of(storage, database, stmt.kind)

@@ -21,6 +21,7 @@ pub async fn delete(
 ) -> Result<(), String> {
     let (min_time, max_time) = time_range(s.condition.as_ref(), now);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
+    writable(storage, database)?;
     let shards = storage.shards_of(database, None);
     // InfluxDB deletes whole points: a condition on a field is refused before anything
     // changes.
@@ -58,6 +59,14 @@ pub async fn delete(
     apply(hit).await
 }
 
+/// A delete must reach every shard of the database: one left out (quarantined) would
+/// bring the deleted points back when it is restored.
+fn writable(storage: &Storage, database: &str) -> Result<(), String> {
+    storage
+        .check_readable(database, None, (i64::MIN, i64::MAX))
+        .map_err(|e| e.to_string())
+}
+
 /// `DROP SERIES [FROM sources] [WHERE tags]`: matching series, over all time.
 pub async fn drop_series(
     storage: &Storage,
@@ -68,6 +77,7 @@ pub async fn drop_series(
     if target.has_time {
         return Err("DROP SERIES doesn't support time in WHERE clause".into());
     }
+    writable(storage, database)?;
     let version = storage.next_version();
     let hit = storage
         .shards_of(database, None)
@@ -87,6 +97,7 @@ pub async fn drop_series(
 /// `DROP MEASUREMENT name`: every series of it over all time, and its field types, so a
 /// later write may give its fields other types.
 pub async fn drop_measurement(storage: &Storage, database: &str, name: &str) -> Result<(), String> {
+    writable(storage, database)?;
     let version = storage.next_version();
     let hit = storage
         .shards_of(database, None)

@@ -283,7 +283,7 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_database(name), ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards);
+            node.storage.remove_shards(control, &shards).await;
             Ok(Vec::new())
         }
         Statement::ShowDatabases => {
@@ -339,7 +339,19 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards);
+            node.storage.remove_shards(control, &shards).await;
+            Ok(Vec::new())
+        }
+        Statement::DropShard { id } => {
+            // As 1.x: dropping a shard that does not exist is not an error.
+            let dropped = control
+                .mutate(|c| {
+                    let shards: Vec<_> = c.shards().filter(|s| s.id == *id).collect();
+                    Ok::<_, StatementError>((c.drop_shards(&shards), shards))
+                })
+                .await?;
+            let ids: Vec<u64> = dropped.iter().map(|s| s.id).collect();
+            node.storage.remove_shards(control, &ids).await;
             Ok(Vec::new())
         }
         Statement::ShowRetentionPolicies { database } => {

@@ -548,12 +548,16 @@ fn shards_in(
     ctx: &SelectContext<'_>,
     target: &Target,
     (start, end): (i64, i64),
-) -> Vec<Arc<crate::storage::Shard>> {
+) -> Result<Vec<Arc<crate::storage::Shard>>, String> {
     ctx.storage
+        .check_readable(&target.database, Some(&target.policy), (start, end))
+        .map_err(|e| e.to_string())?;
+    Ok(ctx
+        .storage
         .shards_of(&target.database, Some(&target.policy))
         .into_iter()
         .filter(|s| s.info.end > start && s.info.start <= end)
-        .collect()
+        .collect())
 }
 
 /// As 1.x's database-wide index does, `*` and GROUP BY * take every tag key of the
@@ -574,7 +578,7 @@ fn wildcard_columns(
     target: &Target,
     range: (i64, i64),
 ) -> Result<BTreeSet<String>, String> {
-    let shards = shards_in(ctx, target, range);
+    let shards = shards_in(ctx, target, range)?;
     if shards.is_empty() {
         return Ok(BTreeSet::new());
     }
@@ -618,7 +622,7 @@ fn scan(
     } else {
         end
     };
-    let shards = shards_in(ctx, target, (read_from, read_to));
+    let shards = shards_in(ctx, target, (read_from, read_to))?;
     let mut field_keys: HashSet<String> = HashSet::new();
     for shard in &shards {
         field_keys.extend(shard.field_types(measurement).into_keys());

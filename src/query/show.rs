@@ -58,6 +58,9 @@ impl<'a> Scope<'a> {
         sources: &'s [Source],
     ) -> Result<Vec<(Arc<Shard>, Wants<'s>)>, String> {
         let wanted = Arc::new(Wanted::of(sources)?);
+        storage
+            .check_readable(self.database, None, self.range)
+            .map_err(|e| e.to_string())?;
         Ok(storage
             .shards_of(self.database, None)
             .into_iter()

@@ -58,6 +58,23 @@ pub enum StorageError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("shard {0} stayed in use by other requests; try again")]
     ShardBusy(u64),
+    #[error("shard {shard}: its column files cover the data log up to LSN {covered} but the log in {} ends at {end}: records are missing", log_dir.display())]
+    CoveredBeyondLog {
+        shard: u64,
+        covered: u64,
+        end: u64,
+        log_dir: PathBuf,
+    },
+    #[error("shard {shard} is quarantined: {reason}")]
+    Quarantined { shard: u64, reason: String },
+}
+
+/// A shard left closed at start-up.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub info: ShardInfo,
+    /// The error that kept it closed: names the file and byte offset of the damage.
+    pub reason: String,
 }
 
 /// A write as the HTTP layer hands it over: parsed points, raw timestamps.
@@ -115,6 +132,15 @@ pub struct Storage {
     dir: PathBuf,
     clock: HybridClock,
     shards: RwLock<HashMap<u64, Arc<Shard>>>,
+    /// Held shared by a write from its look at the catalog until its points are applied,
+    /// and exclusively by the removal of dropped shards: a write that saw a shard in the
+    /// catalog can neither open it again after its directory was removed (acknowledging
+    /// points into a directory the next start deletes, or that a re-created database of
+    /// the same name would inherit) nor be cut off halfway.
+    placement: tokio::sync::RwLock<()>,
+    /// Shards that did not open (a damaged log or file), with why: the node serves the
+    /// others, and refuses reads and writes that would need these.
+    quarantined: RwLock<BTreeMap<u64, Quarantined>>,
     log_options: LogOptions,
     max_head_bytes: usize,
     /// Threads removing dropped shards' files.
@@ -147,13 +173,29 @@ impl Storage {
             dir,
             clock: HybridClock::new(node_id),
             shards: RwLock::new(HashMap::new()),
+            placement: tokio::sync::RwLock::new(()),
+            quarantined: RwLock::new(BTreeMap::new()),
             log_options,
             max_head_bytes,
             purges: Default::default(),
         };
         let known: Vec<ShardInfo> = catalog.shards().collect();
         for info in &known {
-            storage.open_shard(info.clone())?;
+            if let Err(e) = storage.open_shard(info.clone()) {
+                // One damaged shard must not keep the node, and every other shard, down.
+                tracing::error!(shard = info.id, error = %e, "shard quarantined: it did not open");
+                storage
+                    .quarantined
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        info.id,
+                        Quarantined {
+                            info: info.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+            }
         }
         // What is listed here may still be only in the page cache (a process killed just
         // after a restore's swap): made durable before the other side of it is removed.
@@ -192,6 +234,7 @@ impl Storage {
     }
 
     fn open_shard(&self, info: ShardInfo) -> Result<Arc<Shard>, StorageError> {
+        self.refuse_quarantined(|q| q.info.id == info.id)?;
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         if let Some(shard) = shards.get(&info.id) {
             return Ok(shard.clone());
@@ -236,30 +279,23 @@ impl Storage {
         for e in events {
             after.apply(e);
         }
-        let mut created = false;
         let dir_err = |path: &Path| {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        let mut created = false;
         for info in after.shards().filter(|s| !known.contains(&s.id)) {
             let path = self.shard_dir(info.id);
             if path.exists() {
-                if self.shard(info.id).is_some() {
-                    // Still open: a drop of it is under way (its removal follows).
-                    continue;
-                }
-                // Files of an earlier shard of the same id whose removal failed: the new
-                // shard must not start with them.
-                self.set_aside(&path).map_err(dir_err(&path))?;
+                // The directory of the shard's earlier self, dropped: its removal, under
+                // way, puts an empty one in its place (see `remove_shards`).
+                continue;
             }
             std::fs::create_dir(&path).map_err(dir_err(&path))?;
             created = true;
         }
         if created {
-            dirs::sync_dir(&self.dir).map_err(|source| StorageError::ShardDir {
-                path: self.dir.clone(),
-                source,
-            })?;
+            dirs::sync_dir(&self.dir).map_err(dir_err(&self.dir))?;
         }
         Ok(())
     }
@@ -268,34 +304,65 @@ impl Storage {
     /// renamed out of the way, durably, before it is removed: so a shard created again
     /// with the same (derived) id never meets the old files, even if a power loss undoes
     /// an unsynced removal. The removal itself, slow for large shards (or many), runs on
-    /// a thread of its own; the next start removes what it leaves.
-    pub fn remove_shards(&self, ids: &[u64]) {
+    /// a thread of its own; the next start removes what it leaves. Waits for the writes
+    /// under way.
+    pub async fn remove_shards(&self, control: &EventLog<Catalog>, ids: &[u64]) {
+        let _no_writes = self.placement.write().await;
+        // A shard created again since its drop (a write into its time range) keeps a
+        // directory, empty: the catalog knows it (see `create_shard_dirs`).
+        let known_again: Vec<u64> = control
+            .read(|c| {
+                let known: std::collections::HashSet<u64> = c.shards().map(|s| s.id).collect();
+                ids.iter()
+                    .copied()
+                    .filter(|id| known.contains(id))
+                    .collect()
+            })
+            .await;
+        // A quarantined shard goes too: dropping it is one way to be rid of the damage.
+        {
+            let mut quarantined = self.quarantined.write().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                quarantined.remove(id);
+            }
+        }
         let removed: Vec<Arc<Shard>> = {
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| shards.remove(id)).collect()
         };
         drop(removed); // closes their logs, unless requests in flight still hold them
-        let mut trash = Vec::new();
+        let (mut trash, mut changed) = (Vec::new(), false);
         // Shards never opened (created by a restore, say) have a directory too.
-        for dir in ids.iter().map(|&id| self.shard_dir(id)) {
-            if !dir.exists() {
-                continue;
+        for &id in ids {
+            let dir = self.shard_dir(id);
+            if dir.exists() {
+                match self.set_aside(&dir) {
+                    Ok(to) => {
+                        trash.push(to);
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+                        continue;
+                    }
+                }
             }
-            match self.set_aside(&dir) {
-                Ok(to) => trash.push(to),
-                Err(e) => {
-                    tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard")
+            if known_again.contains(&id) {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => changed = true,
+                    Err(e) => {
+                        tracing::warn!(path = %dir.display(), error = %e, "could not create the directory of a shard created again")
+                    }
                 }
             }
         }
-        if trash.is_empty() {
-            return;
-        }
-        if let Err(e) = dirs::sync_dir(&self.dir) {
-            // Renamed in the page cache only: a power loss may bring the directories
-            // back under their ids, which the next start removes (the catalog does not
-            // know them), unless they are created again first (see `create_shard_dirs`).
-            tracing::warn!(path = %self.dir.display(), error = %e, "could not sync the shards directory after a drop");
+        if changed {
+            if let Err(e) = dirs::sync_dir(&self.dir) {
+                // Renamed in the page cache only: a power loss may bring directories back
+                // under their ids, which the next start removes (the catalog does not
+                // know them), unless they are created again first.
+                tracing::warn!(path = %self.dir.display(), error = %e, "could not sync the shards directory after a drop");
+            }
         }
         self.purge(trash);
     }
@@ -430,19 +497,7 @@ impl Storage {
                 )
             })
             .collect();
-        if infos
-            .iter()
-            .any(|i| !groups.iter().any(|g| g.shard_id == i.id))
-        {
-            control
-                .mutate(|c| {
-                    let events = c.create_shards(&infos)?;
-                    self.create_shard_dirs(c, &events)?;
-                    Ok::<_, StorageError>((events, ()))
-                })
-                .await?;
-        }
-
+        let _placed = self.place(control, &req.database, &infos, groups).await?;
         let version = self.clock.now();
         let mut writes = Vec::new();
         for (info, points) in infos.into_iter().zip(by_group.into_values()) {
@@ -483,6 +538,46 @@ impl Storage {
                 .get_or_insert_with(|| "points beyond retention policy".to_owned());
         }
         Ok(outcome)
+    }
+
+    /// Makes sure the catalog has a shard for each of `infos` (creating those it lacks),
+    /// and returns with the guard that keeps them from being removed until the write is
+    /// applied. A shard dropped between the two (DROP SHARD, retention) is created again,
+    /// as InfluxDB does for a write into a dropped shard group's time range; a database
+    /// dropped meanwhile fails the write.
+    async fn place(
+        &self,
+        control: &EventLog<Catalog>,
+        database: &str,
+        infos: &[ShardInfo],
+        mut known: Vec<crate::proto::ShardCreated>,
+    ) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, StorageError> {
+        loop {
+            if infos
+                .iter()
+                .any(|i| !known.iter().any(|g| g.shard_id == i.id))
+            {
+                control
+                    .mutate(|c| {
+                        let events = c.create_shards(infos)?;
+                        self.create_shard_dirs(c, &events)?;
+                        Ok::<_, StorageError>((events, ()))
+                    })
+                    .await?;
+            }
+            let placed = self.placement.read().await;
+            let groups = control
+                .read(|c| c.databases.get(database).map(|db| db.shards.clone()))
+                .await
+                .ok_or_else(|| StorageError::DatabaseNotFound(database.to_owned()))?;
+            if infos
+                .iter()
+                .all(|i| groups.iter().any(|g| g.shard_id == i.id))
+            {
+                return Ok(placed);
+            }
+            known = groups;
+        }
     }
 
     /// Every open shard, by id.
@@ -526,6 +621,39 @@ impl Storage {
             if let Err(e) = shard.flush() {
                 tracing::warn!(shard = shard.info.id, error = %e, "flushing shard head at shutdown failed");
             }
+        }
+    }
+
+    /// Shards that did not open at start-up, and why (file and offset where known).
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());
+        quarantined.values().cloned().collect()
+    }
+
+    /// Fails if a read of `database` (and `policy`, if given) over [start, end] would need
+    /// a quarantined shard: an answer without its points would be silently wrong.
+    pub fn check_readable(
+        &self,
+        database: &str,
+        policy: Option<&str>,
+        (start, end): (i64, i64),
+    ) -> Result<(), StorageError> {
+        self.refuse_quarantined(|q| {
+            q.info.database == database
+                && policy.is_none_or(|p| q.info.retention_policy == p)
+                && q.info.end > start
+                && q.info.start <= end
+        })
+    }
+
+    fn refuse_quarantined(&self, hit: impl Fn(&Quarantined) -> bool) -> Result<(), StorageError> {
+        let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());
+        match quarantined.values().find(|q| hit(q)) {
+            Some(q) => Err(StorageError::Quarantined {
+                shard: q.info.id,
+                reason: q.reason.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -674,6 +802,10 @@ impl Storage {
             Ok(shard) => {
                 self.clock.observe(shard.max_version());
                 shards.insert(info.id, Arc::new(shard));
+                self.quarantined
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info.id);
                 let _ = std::fs::remove_dir_all(&staged); // the old files, if any
                 Ok(())
             }

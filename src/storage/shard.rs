@@ -19,7 +19,7 @@ use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
-use crate::log::{Log, LogOptions, Lsn, Record};
+use crate::log::{Appending, Log, LogError, LogOptions, Lsn, Record};
 use crate::proto::Tombstone;
 use prost::Message;
 use std::borrow::Cow;
@@ -115,6 +115,46 @@ fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Rep
         points.push(point);
     }
     Ok(Replayed::Points(version, points))
+}
+
+/// A shard record on its way to durability, applied from the log if its writer is dropped
+/// before it learns the outcome (see [`Shard::append_applied_whatever_happens`]).
+struct ApplyIfAbandoned {
+    shard: Arc<Shard>,
+    appending: Option<Appending>,
+}
+
+impl ApplyIfAbandoned {
+    async fn durable(mut self) -> Result<Lsn, LogError> {
+        let durable = match self.appending.as_mut() {
+            Some(appending) => appending.await,
+            None => Err(LogError::Closed),
+        };
+        self.appending = None;
+        durable
+    }
+}
+
+impl Drop for ApplyIfAbandoned {
+    fn drop(&mut self) {
+        let Some(appending) = self.appending.take() else {
+            return;
+        };
+        let shard = self.shard.clone();
+        // Waiting for an fdatasync blocks: not on whatever thread dropped the future.
+        let spawned = std::thread::Builder::new()
+            .name("apply-abandoned".into())
+            .spawn(move || {
+                if let Ok(lsn) = appending.wait_blocking() {
+                    if let Err(e) = shard.apply_logged(lsn) {
+                        tracing::error!(shard = shard.info.id, error = %e, "applying an abandoned write failed");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no thread to apply an abandoned write");
+        }
+    }
 }
 
 /// Column files a shard may gather before they are merged into one.
@@ -382,6 +422,16 @@ impl Shard {
         require_dir(info.id, &log_dir)?;
         let (log, _report) = Log::open(log_dir, options).map_err(shard_err)?;
         let covered = data.watermark.upto;
+        // Column files past the log's end mean records were lost (or the log replaced):
+        // new records would get LSNs the files claim to cover, and be skipped on replay.
+        if covered > log.durable_lsn() {
+            return Err(StorageError::CoveredBeyondLog {
+                shard: info.id,
+                covered,
+                end: log.durable_lsn(),
+                log_dir: dir.join("log"),
+            });
+        }
         // The records after the newest column file (about the head's budget) are read into
         // memory, then decoded and parsed on a second thread while this one fills the head:
         // parsing is about half the work of replay, which a restart waits for.
@@ -534,7 +584,11 @@ impl Shard {
 
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
-    pub async fn write(&self, points: &[Point<'_>], version: u64) -> Result<bool, StorageError> {
+    pub async fn write(
+        self: &Arc<Self>,
+        points: &[Point<'_>],
+        version: u64,
+    ) -> Result<bool, StorageError> {
         use super::points_codec::LinesRecord;
         // The log's budget counts a record's bytes before compression: what replaying it
         // costs, which the budget bounds along with the head.
@@ -556,14 +610,63 @@ impl Shard {
                 (Record::new(POINTS_RECORD, bytes), len)
             }
         };
+        let lsn = self.append_applied_whatever_happens(record).await?;
+        Ok(self.apply_points(points, version, lsn, record_len))
+    }
+
+    /// Appends a delete's tombstones durably (one record), then applies them: the head
+    /// drops the points they hit, reads filter the column files through them, and a DROP
+    /// MEASUREMENT forgets the measurement's field types.
+    pub async fn delete(self: &Arc<Self>, tombstones: Vec<Tombstone>) -> Result<(), StorageError> {
+        let record = TombstonesWritten {
+            tombstones: tombstones.clone(),
+        }
+        .encode_to_vec();
+        let record_len = record.len();
         let lsn = self
-            .log
-            .append(vec![record])
-            .await
-            .map_err(|source| StorageError::ShardLog {
-                shard: self.info.id,
-                source,
-            })?;
+            .append_applied_whatever_happens(Record::new(TOMBSTONE_RECORD, record))
+            .await?;
+        self.apply_tombstones(tombstones, lsn, record_len);
+        Ok(())
+    }
+
+    /// Appends a record and waits until it is durable, for the caller to apply it. If the
+    /// caller goes away first (its future dropped), the record, once durable, is applied
+    /// from the log on a thread of its own: otherwise the watermark would stop below it
+    /// for good, and the head would never be flushed again.
+    async fn append_applied_whatever_happens(
+        self: &Arc<Self>,
+        record: Record,
+    ) -> Result<Lsn, StorageError> {
+        let appending =
+            self.log
+                .submit(vec![record])
+                .await
+                .map_err(|source| StorageError::ShardLog {
+                    shard: self.info.id,
+                    source,
+                })?;
+        ApplyIfAbandoned {
+            shard: self.clone(),
+            appending: Some(appending),
+        }
+        .durable()
+        .await
+        .map_err(|source| StorageError::ShardLog {
+            shard: self.info.id,
+            source,
+        })
+    }
+
+    /// Makes points durable at `lsn` visible. Returns true when the head has outgrown its
+    /// budget.
+    fn apply_points(
+        &self,
+        points: &[Point<'_>],
+        version: u64,
+        lsn: Lsn,
+        record_len: usize,
+    ) -> bool {
         self.max_version.fetch_max(version, Ordering::AcqRel);
         self.last_write
             .store(crate::catalog::now_nanos(), Ordering::Relaxed);
@@ -574,26 +677,10 @@ impl Shard {
         data.watermark.applied(lsn);
         data.log_bytes += record_len;
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
-        Ok(over_budget && !self.flushing.load(Ordering::Acquire))
+        over_budget && !self.flushing.load(Ordering::Acquire)
     }
 
-    /// Appends a delete's tombstones durably (one record), then applies them: the head
-    /// drops the points they hit, reads filter the column files through them, and a DROP
-    /// MEASUREMENT forgets the measurement's field types.
-    pub async fn delete(&self, tombstones: Vec<Tombstone>) -> Result<(), StorageError> {
-        let record = TombstonesWritten {
-            tombstones: tombstones.clone(),
-        }
-        .encode_to_vec();
-        let record_len = record.len();
-        let lsn = self
-            .log
-            .append(vec![Record::new(TOMBSTONE_RECORD, record)])
-            .await
-            .map_err(|source| StorageError::ShardLog {
-                shard: self.info.id,
-                source,
-            })?;
+    fn apply_tombstones(&self, tombstones: Vec<Tombstone>, lsn: Lsn, record_len: usize) {
         let newest = tombstones.iter().map(|t| t.version).max().unwrap_or(0);
         self.max_version.fetch_max(newest, Ordering::AcqRel);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -603,6 +690,47 @@ impl Shard {
         }
         data.watermark.applied(lsn);
         data.log_bytes += record_len;
+    }
+
+    /// Applies the record at `lsn` as read back from the log (for a write whose caller
+    /// went away): the same decoding replay uses.
+    fn apply_logged(&self, lsn: Lsn) -> Result<(), StorageError> {
+        let shard_err = |source| StorageError::ShardLog {
+            shard: self.info.id,
+            source,
+        };
+        let mut reader = self.log.reader(lsn).map_err(shard_err)?;
+        let record = match reader.next().map_err(shard_err)? {
+            Some(record) if record.lsn == lsn => record,
+            _ => {
+                return Err(StorageError::CorruptRecord {
+                    shard: self.info.id,
+                    lsn,
+                    reason: "a durable record is missing from its log".into(),
+                })
+            }
+        };
+        let inflated = OnceLock::new();
+        let mut parser = LineParser::new(ParseOptions::default());
+        let replayed = decode_record(record.kind, record.payload, &inflated, &mut parser).map_err(
+            |reason| StorageError::CorruptRecord {
+                shard: self.info.id,
+                lsn,
+                reason,
+            },
+        )?;
+        let len = inflated.get().map_or(record.payload.len(), Vec::len);
+        match replayed {
+            Replayed::Points(version, points) => {
+                // Admission reserved the points' field types before they were appended.
+                self.apply_points(&points, version, lsn, len);
+            }
+            Replayed::Tombstones(tombstones) => self.apply_tombstones(tombstones, lsn, len),
+            Replayed::Other => {
+                let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+                data.watermark.applied(lsn);
+            }
+        }
         Ok(())
     }
 
@@ -1328,5 +1456,90 @@ mod tests {
             ]
         );
         assert!(values(&shard, "time").is_empty());
+    }
+
+    /// A request whose client goes away drops its write at any await: every record the
+    /// log made durable is applied all the same (the watermark reaches the log's end, so
+    /// flushes go on), and the head holds what a restart replays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_dropped_at_any_await_is_applied_once_durable() {
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        let dir = tempfile::tempdir().unwrap();
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        let open = || Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30);
+        let shard = Arc::new(open().unwrap());
+        let waker = futures_util::task::noop_waker();
+        let mut abandoned = 0;
+        for polls in 0..8u64 {
+            let line = format!("cpu,host=h{polls} usage={polls} {polls}");
+            let (points, _) = parse_body(line.as_bytes());
+            let points = shard.admit(points, usize::MAX).points;
+            let before = shard.log.durable_lsn();
+            let mut write = Box::pin(shard.write(&points, 10 + polls));
+            let mut finished = false;
+            for _ in 0..polls {
+                if let Poll::Ready(r) = write.as_mut().poll(&mut Context::from_waker(&waker)) {
+                    r.unwrap();
+                    finished = true;
+                    break;
+                }
+            }
+            drop(write);
+            let tombstone = Tombstone {
+                version: 100 + polls,
+                measurement: "none".into(),
+                series_keys: Vec::new(),
+                min_time: 0,
+                max_time: 0,
+                drop_schema: false,
+            };
+            let mut delete = Box::pin(shard.delete(vec![tombstone]));
+            for _ in 0..polls {
+                if delete
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+                {
+                    break;
+                }
+            }
+            drop(delete);
+            // An awaited write after them: its LSN is the log's end once it returns.
+            let last_line = format!("cpu,host=last usage={polls} {polls}");
+            let (last, _) = parse_body(last_line.as_bytes());
+            let last = shard.admit(last, usize::MAX).points;
+            shard.write(&last, 200 + polls).await.unwrap();
+            let end = shard.log.durable_lsn();
+            if !finished && end > before + 2 {
+                abandoned += 1;
+            }
+            let applied = (0..10_000).any(|_| {
+                let upto = shard.data.read().unwrap().watermark.upto;
+                upto == end || {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    false
+                }
+            });
+            assert!(
+                applied,
+                "dropped after {polls} polls: the watermark stays below LSN {end}"
+            );
+        }
+        assert!(abandoned > 0, "no write was dropped after it was queued");
+        let live = all_values(&shard);
+        // 8 awaited writes, and 7 dropped ones: the one dropped before its first poll
+        // queued nothing.
+        assert_eq!(live[0].1.len(), 15, "every queued write is visible");
+        let released = (0..10_000).any(|_| {
+            Arc::strong_count(&shard) == 1 || {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                false
+            }
+        });
+        assert!(released, "a thread still holds the shard");
+        drop(shard);
+        let reopened = open().unwrap();
+        assert_eq!(all_values(&reopened), live);
     }
 }

@@ -268,3 +268,57 @@ pub fn tree(dir: &Path) -> Vec<(String, u64)> {
     out.sort();
     out
 }
+
+/// The longest [`wait_until`] waits: generous, since the machine may be loaded; reaching
+/// it means the condition never came, not that something was slow.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until `condition` holds, checking it every few milliseconds; fails loudly, with
+/// `what` was awaited, if it has not after [`WAIT_LIMIT`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT_LIMIT:?} for {what}: it never happened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The first statement's result of a query answer, checked: status 200 and no error. A
+/// query that fails must never read as "no rows".
+pub fn first_result(r: &Response) -> serde_json::Value {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let answer = r.json();
+    let result = &answer["results"][0];
+    assert!(result.is_object(), "no statement result: {answer}");
+    assert!(result["error"].is_null(), "the query failed: {answer}");
+    result.clone()
+}
+
+/// The rows of the first series of a successful query; none when it found nothing.
+pub fn rows_of(r: &Response) -> Vec<serde_json::Value> {
+    let result = first_result(r);
+    if result["series"].is_null() {
+        return Vec::new();
+    }
+    result["series"][0]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("a series without values: {result}"))
+}
+
+/// Names of the files in `dir` ending in `.{ext}`; none if `dir` does not exist.
+pub fn files_with_extension(dir: &Path, ext: &str) -> std::collections::BTreeSet<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Default::default(),
+        Err(e) => panic!("list {}: {e}", dir.display()),
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}

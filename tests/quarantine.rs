@@ -1,0 +1,157 @@
+//! A damaged shard does not take the node down: one byte flipped in the middle of a
+//! shard's newest log segment, with acknowledged records after it, quarantines that shard
+//! (named with file and offset in /health, counted in /metrics, reads and writes needing
+//! it refused with the reason), leaves its files untouched, and every other shard serves.
+//! Dropping the shard is one way back.
+
+mod common;
+use common::{query, request, Daemon};
+use std::path::{Path, PathBuf};
+
+const WEEK: i64 = 7 * 86_400 * 1_000_000_000;
+const START: i64 = 1_700_006_400_000_000_000;
+
+fn write(d: &Daemon, body: &str) -> common::Response {
+    request(d.addr, "POST", "/write?db=q", &[], body.as_bytes())
+}
+
+/// The ids of the database's shards, oldest group first.
+fn shard_ids(d: &Daemon) -> Vec<u64> {
+    let r = query(d.addr, "q", "SHOW SHARDS");
+    assert_eq!(r.status, 200);
+    let json = r.json();
+    let series = json["results"][0]["series"].as_array().expect("series");
+    let shards = series
+        .iter()
+        .find(|s| s["name"] == "q")
+        .expect("shards of q");
+    let mut rows: Vec<(String, u64)> = shards["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| {
+            (
+                v[4].as_str().expect("start_time").to_owned(),
+                v[0].as_u64().expect("id"),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.into_iter().map(|(_, id)| id).collect()
+}
+
+fn count(d: &Daemon, range: (i64, i64)) -> common::Response {
+    query(
+        d.addr,
+        "q",
+        &format!(
+            "SELECT count(v) FROM m WHERE time >= {} AND time < {}",
+            range.0, range.1
+        ),
+    )
+}
+
+fn newest_segment(log: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(log)
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a segment")
+}
+
+#[test]
+fn a_flipped_byte_in_a_shard_log_quarantines_that_shard_and_the_rest_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let d = Daemon::start(&data);
+    assert_eq!(query(d.addr, "", "CREATE DATABASE q").status, 200);
+    let (damaged_week, intact_week) = ((START, START + WEEK), (START + WEEK, START + 2 * WEEK));
+    for batch in 0..20 {
+        let mut body = String::new();
+        for i in 0..50 {
+            let n = batch * 50 + i;
+            body.push_str(&format!("m,h=a v={n}i {}\n", damaged_week.0 + n));
+            body.push_str(&format!("m,h=b v={n}i {}\n", intact_week.0 + n));
+        }
+        assert_eq!(write(&d, &body).status, 204);
+    }
+    let ids = shard_ids(&d);
+    assert_eq!(ids.len(), 2, "one shard a week");
+    let damaged = ids[0];
+    // No clean stop: it would flush the heads to column files and empty the logs.
+    d.kill9();
+
+    let segment = newest_segment(&data.join("shards").join(damaged.to_string()).join("log"));
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
+    let middle = end / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&segment, &bytes).expect("flip a byte");
+
+    let d = Daemon::start(&data);
+    let health = request(d.addr, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+    let health = health.json();
+    assert_eq!(health["status"], "warn", "{health}");
+    let check = health["checks"][0]["message"]
+        .as_str()
+        .expect("a check")
+        .to_owned();
+    let file = segment.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        check.contains(&file) && check.contains("at byte"),
+        "{check}"
+    );
+    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
+    let metrics = request(d.addr, "GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        metrics.contains("\nshardkeeper_shards_quarantined 1\n"),
+        "{metrics}"
+    );
+
+    // The other shard answers, whole; reads and writes needing the damaged one are refused.
+    let r = count(&d, intact_week);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"][0][1],
+        1000,
+        "{:?}",
+        r.json()
+    );
+    let r = count(&d, damaged_week);
+    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
+    let error =
+        error.unwrap_or_else(|| panic!("a read of the damaged shard answered {:?}", r.json()));
+    assert!(
+        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&file),
+        "{error}"
+    );
+    let r = write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        write(&d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
+        204
+    );
+    // Nothing on disk changed: the acknowledged records after the damage are still there.
+    assert_eq!(std::fs::read(&segment).expect("segment"), bytes);
+
+    // Dropping the damaged shard clears the quarantine; its time range takes writes again.
+    let r = query(d.addr, "q", &format!("DROP SHARD {damaged}"));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["status"], "pass", "{health}");
+    assert_eq!(
+        write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000)).status,
+        204
+    );
+    let r = count(&d, damaged_week);
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"][0][1],
+        1,
+        "{:?}",
+        r.json()
+    );
+}
