@@ -154,3 +154,53 @@ fn the_documented_config_file_is_accepted_as_it_stands() {
     assert_eq!(daemon.request("GET", "/ping", b"").status, 204);
     assert!(daemon.stop().success());
 }
+
+/// A shard the catalog knows whose directory is gone lost its points: the node starts
+/// with that shard quarantined and names it, rather than open an empty shard in its place
+/// and answer as if the points had never been written.
+#[test]
+fn a_shard_whose_directory_was_lost_is_quarantined_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    assert_eq!(
+        daemon
+            .request("POST", "/query?q=CREATE+DATABASE+d", b"")
+            .status,
+        200
+    );
+    let r = daemon.request(
+        "POST",
+        "/write?db=d",
+        b"m v=1 1000000000\nm v=2 2000000000\n",
+    );
+    assert_eq!(r.status, 204);
+    assert!(daemon.stop().success());
+    let shards: Vec<_> = std::fs::read_dir(dir.path().join("shards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(shards.len(), 1, "{shards:?}");
+    std::fs::remove_dir_all(&shards[0]).unwrap();
+
+    // The node starts, and says which shard lost its files rather than answer as if it
+    // held no points.
+    let daemon = Daemon::start(dir.path());
+    let health = daemon.request("GET", "/health", b"").json();
+    assert_eq!(health["status"], "warn", "{health}");
+    let r = daemon.request("GET", "/query?db=d&q=SELECT+*+FROM+m", b"");
+    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
+    let error = error.unwrap_or_else(|| panic!("the read answered {:?}", r.json()));
+    assert!(
+        error.contains(&shards[0].display().to_string()) && error.contains("is missing"),
+        "{error}"
+    );
+    assert!(daemon.stop().success());
+    assert!(!shards[0].exists(), "no empty shard was made in its place");
+    // The remedy the error gives: the empty directory opens as an empty shard.
+    std::fs::create_dir(&shards[0]).unwrap();
+    let daemon = Daemon::start(dir.path());
+    let r = daemon.request("GET", "/query?db=d&q=SELECT+*+FROM+m", b"");
+    assert_eq!(r.status, 200);
+    assert!(r.json()["results"][0]["series"].is_null(), "{:?}", r.json());
+    assert!(daemon.stop().success());
+}

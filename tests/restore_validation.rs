@@ -694,3 +694,59 @@ fn a_column_file_whose_index_unpacks_without_bound_is_refused() {
     assert_eq!(visible_state(addr), before);
     assert_eq!(tree(&n.data.join("shards")), files);
 }
+
+/// A column file's index stays in memory as long as its shard is open: unpacked, it
+/// counts against `max_restore_shard_mib` like the files do. A sound index of 3 MiB in a
+/// file of a few KiB is refused with 413 under a 1 MiB limit, and nothing changes.
+#[test]
+fn a_column_file_whose_index_unpacks_past_the_restore_limit_gets_413() {
+    use prost::Message;
+    let n = loaded_node("max_restore_shard_mib = 1\n");
+    let addr = n.daemon.addr;
+    let b = shard_of(addr, "b");
+    let into_b = format!("/api/v2/restore/shards/{b}");
+    let archive_b = ok(as_root(
+        addr,
+        "GET",
+        &format!("/api/v2/backup/shards/{b}"),
+        b"",
+    ))
+    .body;
+    let shard_b = manifest_of(&archive_b);
+    let key = format!("m,host={}", "h".repeat(3 << 20));
+    let index = shardkeeper::proto::ColumnFileIndex {
+        covered_lsn: 1,
+        series: vec![shardkeeper::proto::ColumnSeries {
+            key,
+            measurement: "m".into(),
+            tags: Vec::new(),
+            blocks: Vec::new(),
+        }],
+        max_version: 0,
+        tombstones: Vec::new(),
+    }
+    .encode_to_vec();
+    let index = zstd::bulk::compress(&index, 3).unwrap();
+    let mut file = b"SKCOLF02".to_vec();
+    let offset = file.len() as u64;
+    file.extend_from_slice(&index);
+    file.extend_from_slice(&offset.to_le_bytes());
+    file.extend_from_slice(&(index.len() as u64).to_le_bytes());
+    let crc = shardkeeper::log::format::mask(crc32c::crc32c(&index));
+    file.extend_from_slice(&crc.to_le_bytes());
+    file.extend_from_slice(b"SKCOLEND");
+    assert!(file.len() < 64 << 10);
+    let before = visible_state(addr);
+    let files = tree(&n.data.join("shards"));
+    let tar = shard_archive(&shard_b, &[("00000000000000000001.col", file)], None);
+    let r = as_root(addr, "POST", &into_b, &tar);
+    refused(
+        &r,
+        413,
+        "request too large",
+        "unpacks to more than",
+        "a 3 MiB index",
+    );
+    assert_eq!(visible_state(addr), before);
+    assert_eq!(tree(&n.data.join("shards")), files);
+}

@@ -302,6 +302,8 @@ pub struct Unpacked {
     pub manifest: ShardManifest,
     /// Bytes of the request body (compressed, if it was).
     pub received: u64,
+    /// Bytes of the files unpacked from it.
+    pub unpacked: u64,
 }
 
 /// Unpacks a shard archive (gzip or not) into `staging`, which must exist and be empty,
@@ -451,12 +453,12 @@ fn unpack_within(
     if let Some(extra) = seen.keys().next() {
         return Err(bad(format!("{extra} is not in the manifest")));
     }
-    if let Ok(dir) = std::fs::File::open(staging.join(LOG_DIR)) {
-        let _ = dir.sync_all();
-    }
+    // The staging directory's entries are synced once the restore has finished changing
+    // them (see `Storage::replace_shard`).
     Ok(Unpacked {
         manifest,
         received: received.load(std::sync::atomic::Ordering::Relaxed),
+        unpacked: unpacked_bytes,
     })
 }
 

@@ -11,15 +11,24 @@ use crate::storage::tombstone::TOMBSTONE_RECORD;
 use std::path::Path;
 
 /// Checks what the archive brought on its own: every log segment's header and record
-/// checksums, every record decodes as points, every column file opens.
-pub fn verify_staged(staging: &Path) -> Result<(), BackupError> {
+/// checksums, every record decodes as points, every column file opens. The column files'
+/// indexes, unpacked, count against `budget` (what is left of the restore's size limit,
+/// [`BackupError::TooLarge`] past it): they stay in memory while the shard is open.
+pub fn verify_staged(staging: &Path, budget: u64) -> Result<(), BackupError> {
     let bad = BackupError::BadArchive;
     for (base, path) in segments(&staging.join(LOG_DIR))? {
         let bytes = map(&path)?;
         scan_segment(&bytes, base).map_err(|e| bad(format!("log segment {base}: {e}")))?;
     }
+    let mut left = budget;
     for path in column_files(staging)? {
-        ColumnFile::open(&path).map_err(|e| bad(format!("column file: {e}")))?;
+        let file = ColumnFile::open_within(&path, left).map_err(|e| match e {
+            column_file::ColumnFileError::IndexTooLarge { .. } => {
+                BackupError::TooLarge(format!("the archive unpacks past the limit: {e}"))
+            }
+            e => bad(format!("column file: {e}")),
+        })?;
+        left -= file.index_len();
     }
     Ok(())
 }
@@ -28,14 +37,28 @@ pub fn verify_staged(staging: &Path) -> Result<(), BackupError> {
 /// archive lacks are linked in; of a segment both have, the longer is kept, provided the
 /// shorter is a prefix of it (otherwise the shard holds a history the backup is not part
 /// of). Then the log must be one unbroken run covering everything after the column files.
+///
+/// A column file both have under one name but with different bytes is a file a merge
+/// rewrote on one side (it takes the name of the newest file it merges): the shard's may
+/// hold points of files the archive does not bring (an incremental backup leaves out files
+/// older than its `since`), the archive's points the shard's lost nothing of. Both are
+/// kept, the archive's under a free name: reads resolve points held twice by write
+/// version, and the next merge folds the two together.
 pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), BackupError> {
     let staged_log = staging.join(LOG_DIR);
     if let Some(current) = current {
-        for path in column_files(current)? {
-            let target = staging.join(path.file_name().unwrap_or_default());
-            if !target.exists() {
-                std::fs::hard_link(&path, &target).map_err(BackupError::io(&target))?;
+        let current_files = column_files(current)?;
+        for path in &current_files {
+            let name = path.file_name().unwrap_or_default();
+            let target = staging.join(name);
+            if target.exists() {
+                if same_bytes(path, &target)? {
+                    continue;
+                }
+                let free = free_column_name(staging, &current_files, name)?;
+                std::fs::rename(&target, &free).map_err(BackupError::io(&free))?;
             }
+            std::fs::hard_link(path, &target).map_err(BackupError::io(&target))?;
         }
         for (base, path) in segments(&current.join(LOG_DIR))? {
             let target = staged_log.join(log_format::segment_file_name(base));
@@ -112,6 +135,38 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
         }
     }
     Ok(())
+}
+
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> Result<bool, BackupError> {
+    let (a, b) = (map(a)?, map(b)?);
+    Ok(a[..] == b[..])
+}
+
+/// A column-file name below `name`'s covered LSN that neither `staging` nor the shard
+/// uses. Lower, so that the watermark the names imply does not grow: flushes name their
+/// files after LSNs above every column file's, and merges after the newest file merged.
+fn free_column_name(
+    staging: &Path,
+    current: &[std::path::PathBuf],
+    name: &std::ffi::OsStr,
+) -> Result<std::path::PathBuf, BackupError> {
+    let covered = name
+        .to_str()
+        .and_then(column_file::parse_file_name)
+        .unwrap_or(0);
+    let taken = |n: &str| staging.join(n).exists() || current.iter().any(|p| p.ends_with(n));
+    (0..covered)
+        .rev()
+        .map(column_file::file_name)
+        .find(|n| !taken(n))
+        .map(|n| staging.join(n))
+        .ok_or_else(|| {
+            BackupError::Conflict(format!(
+                "column file {} of the backup differs from the shard's and no free name is left for it",
+                name.to_string_lossy()
+            ))
+        })
 }
 
 /// Records of a segment; every one must check and, if it holds points or tombstones,
@@ -234,4 +289,123 @@ fn column_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, BackupError> {
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::archive;
+    use crate::line_protocol::{parse_body, FieldValue};
+    use crate::log::LogOptions;
+    use crate::storage::column::Column;
+    use crate::storage::series_index::TagSelector;
+    use crate::storage::shard::{SeriesRead, Shard, ShardInfo};
+    use crate::storage::ShardFiles;
+
+    /// Every (series, time, value) of field `v` of measurement `m`, as a read sees it.
+    fn points(shard: &Shard) -> Vec<(String, i64, FieldValue)> {
+        let fields = ["v".to_owned()];
+        let read = SeriesRead {
+            measurement: "m",
+            start: i64::MIN,
+            end: i64::MAX,
+            fields: &fields,
+            selector: &TagSelector::All,
+            keep: &|_| true,
+        };
+        let mut found = Vec::new();
+        for s in shard.series_of(&read) {
+            let parts = s.fields.into_iter().flatten().map(|p| p.load().unwrap());
+            if let Some(c) = Column::resolve(parts.collect()) {
+                for i in 0..c.len() {
+                    found.push((s.key.to_string(), c.times[i], c.values.get(i)));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        found
+    }
+
+    /// An incremental backup leaves out the files older than its `since`; a merge on the
+    /// shard afterwards folds those files into one that takes the name of the newest, a
+    /// name the backup also has. Restoring the backup keeps the shard's merged file (and
+    /// the archive's), so the points of the files the backup left out are still there.
+    #[test]
+    fn a_merge_after_an_incremental_backup_loses_no_point_when_it_is_restored() {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("live");
+        std::fs::create_dir(&live).unwrap();
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        let shard = std::sync::Arc::new(
+            Shard::open(&live, info.clone(), LogOptions::default(), 1 << 30).unwrap(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut expected = Vec::new();
+        for batch in 0..8i64 {
+            let body = format!("m,host=h{batch} v={batch}i {}", 1000 + batch);
+            let (points, errors) = parse_body(body.as_bytes());
+            assert!(errors.is_empty());
+            let version = 1 << 22 | batch as u64;
+            assert!(!runtime.block_on(shard.write(&points, version)).unwrap());
+            shard.flush().unwrap();
+            expected.push((
+                format!("m,host=h{batch}"),
+                1000 + batch,
+                FieldValue::Integer(batch),
+            ));
+        }
+        // The incremental backup: the files flushed after the full one (which took the
+        // first two), and the log.
+        let files = shard.backup_files().unwrap();
+        assert_eq!(files.column_files.len(), 8);
+        let incremental = ShardFiles {
+            column_files: files.column_files[2..].to_vec(),
+            segments: files.segments,
+        };
+        let mut tar = Vec::new();
+        archive::write_shard_archive(&info, &incremental, None, &mut tar).unwrap();
+        drop(incremental);
+        shard.merge().unwrap();
+        assert_eq!(
+            shard.backup_files().unwrap().column_files.len(),
+            1,
+            "merged"
+        );
+        assert_eq!(points(&shard), expected);
+        drop(shard);
+
+        let staging = root.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        archive::unpack_shard_archive(&tar[..], &staging, u64::MAX).unwrap();
+        verify_staged(&staging, u64::MAX).unwrap();
+        merge_and_check(&staging, Some(&live)).unwrap();
+        let restored = std::sync::Arc::new(
+            Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap(),
+        );
+        assert_eq!(points(&restored), expected);
+        // The next merge folds the two files of one covered LSN together.
+        for batch in 8..15i64 {
+            let body = format!("m,host=h{batch} v={batch}i {}", 1000 + batch);
+            let (points, _) = parse_body(body.as_bytes());
+            runtime
+                .block_on(restored.write(&points, 1 << 22 | batch as u64))
+                .unwrap();
+            restored.flush().unwrap();
+            expected.push((
+                format!("m,host=h{batch}"),
+                1000 + batch,
+                FieldValue::Integer(batch),
+            ));
+        }
+        expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        restored.merge().unwrap();
+        assert!(restored.backup_files().unwrap().column_files.len() < 14);
+        assert_eq!(points(&restored), expected);
+        drop(restored);
+        let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
+        let reopened = Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap();
+        assert_eq!(points(&reopened), expected);
+    }
 }

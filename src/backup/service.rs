@@ -316,7 +316,8 @@ fn restore_shard_files(
         // An incremental backup of a shard unchanged since: nothing to apply.
         return Ok(unpacked.received);
     }
-    restore::verify_staged(staging)?;
+    let limit = shard_body_limit(node);
+    restore::verify_staged(staging, limit.saturating_sub(unpacked.unpacked))?;
     node.storage.replace_shard(info.clone(), |current| {
         restore::merge_and_check(staging, current)?;
         Ok::<_, BackupError>(staging.to_owned())
@@ -406,7 +407,10 @@ pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, Bac
     // The restored state and its operator's new token in one append, acknowledged together.
     let result = node
         .control
-        .mutate(|_| Ok::<_, BackupError>((events, ())))
+        .mutate(|c| {
+            node.storage.create_shard_dirs(c, &events)?;
+            Ok::<_, BackupError>((events, ()))
+        })
         .await;
     if result.is_ok() {
         let known: Vec<u64> = node
@@ -439,7 +443,12 @@ pub async fn restore_bucket(
     let op = record_start(node, new_operation(true, "bucket", 0, None)).await?;
     let result = node
         .control
-        .mutate(|c| metadata::restore_bucket_events(c, manifest, crate::auth::new_id()))
+        .mutate(|c| {
+            let (events, mappings) =
+                metadata::restore_bucket_events(c, manifest, crate::auth::new_id())?;
+            node.storage.create_shard_dirs(c, &events)?;
+            Ok::<_, BackupError>((events, mappings))
+        })
         .await;
     let outcome = result.as_ref().map(|_| 0).map_err(|e| e.to_string());
     record_outcome(node, &op, outcome, began).await;

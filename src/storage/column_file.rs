@@ -44,6 +44,9 @@ pub enum ColumnFileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The index unpacks past the bound the caller set (a restore's size limit).
+    #[error("column file {path}: its index unpacks to more than {limit} bytes")]
+    IndexTooLarge { path: PathBuf, limit: u64 },
     #[error("column file {path} at byte {offset}: {reason}")]
     Corrupt {
         path: PathBuf,
@@ -58,6 +61,8 @@ pub struct ColumnFile {
     /// Position in `index.series` of each series key: reads look series up by key.
     by_key: HashMap<String, usize, foldhash::fast::RandomState>,
     map: memmap2::Mmap,
+    /// Bytes of the index unpacked: what the file costs in memory while it is open.
+    index_len: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ColumnFileError + '_ {
@@ -334,28 +339,46 @@ fn decode_versions(data: &[u8], len: usize, versions: &mut Vec<u64>) -> Result<u
 const MAX_INDEX_EXPANSION: u64 = 100;
 const INDEX_EXPANSION_ALLOWANCE: u64 = 16 << 20;
 
-fn decompress_index(compressed: &[u8]) -> Result<Vec<u8>, String> {
+/// Why an index was not unpacked.
+enum IndexError {
+    /// Past the caller's bound.
+    TooLarge(u64),
+    Corrupt(String),
+}
+
+fn decompress_index(compressed: &[u8], max_len: u64) -> Result<Vec<u8>, IndexError> {
     use std::io::Read;
-    let limit = INDEX_EXPANSION_ALLOWANCE
+    let expansion = INDEX_EXPANSION_ALLOWANCE
         .saturating_add((compressed.len() as u64).saturating_mul(MAX_INDEX_EXPANSION));
-    let decoder =
-        zstd::stream::read::Decoder::with_buffer(compressed).map_err(|e| e.to_string())?;
+    let limit = expansion.min(max_len);
+    let corrupt = |e: std::io::Error| IndexError::Corrupt(e.to_string());
+    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
     let mut plain = Vec::new();
     decoder
         .take(limit + 1)
         .read_to_end(&mut plain)
-        .map_err(|e| e.to_string())?;
+        .map_err(corrupt)?;
     if plain.len() as u64 > limit {
-        return Err(format!(
+        if limit < expansion {
+            return Err(IndexError::TooLarge(limit));
+        }
+        return Err(IndexError::Corrupt(format!(
             "index of {} bytes unpacks to more than {limit}",
             compressed.len()
-        ));
+        )));
     }
     Ok(plain)
 }
 
 impl ColumnFile {
     pub fn open(path: &Path) -> Result<ColumnFile, ColumnFileError> {
+        Self::open_within(path, u64::MAX)
+    }
+
+    /// Opens a file whose index may unpack to at most `max_index_len` bytes
+    /// ([`ColumnFileError::IndexTooLarge`] past it): a restore counts the indexes of the
+    /// files it brings in against its size limit, as they stay in memory.
+    pub fn open_within(path: &Path, max_index_len: u64) -> Result<ColumnFile, ColumnFileError> {
         let file = std::fs::File::open(path).map_err(io(path))?;
         // SAFETY: column files are immutable once renamed into place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
@@ -382,7 +405,13 @@ impl ColumnFile {
         if mask(crc32c::crc32c(bytes)) != stored {
             return Err(corrupt(offset, "index checksum mismatch"));
         }
-        let bytes = decompress_index(bytes).map_err(|e| corrupt(offset, &e))?;
+        let bytes = decompress_index(bytes, max_index_len).map_err(|e| match e {
+            IndexError::TooLarge(limit) => ColumnFileError::IndexTooLarge {
+                path: path.to_owned(),
+                limit,
+            },
+            IndexError::Corrupt(e) => corrupt(offset, &e),
+        })?;
         let index =
             ColumnFileIndex::decode(&bytes[..]).map_err(|e| corrupt(offset, &e.to_string()))?;
         let by_key = index
@@ -396,6 +425,7 @@ impl ColumnFile {
             index,
             by_key,
             map,
+            index_len: bytes.len() as u64,
         })
     }
 
@@ -453,6 +483,11 @@ impl ColumnFile {
 
     pub fn size(&self) -> u64 {
         self.map.len() as u64
+    }
+
+    /// Bytes of the index unpacked (held in memory while the file is open).
+    pub fn index_len(&self) -> u64 {
+        self.index_len
     }
 
     /// The whole file as mapped (for backups: the map outlives a removal of the file).

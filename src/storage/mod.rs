@@ -7,6 +7,7 @@
 
 pub mod column;
 pub mod column_file;
+pub(crate) mod dirs;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
@@ -39,6 +40,8 @@ pub enum StorageError {
         lsn: u64,
         reason: String,
     },
+    #[error("shard {shard}: {path} is missing, though the catalog knows the shard: its files were lost (removed outside shardkeeper?). Restore the shard from a backup; or, if it never held data, create that empty directory to open it empty")]
+    ShardMissing { shard: u64, path: PathBuf },
     #[error("shard {path}: {source}")]
     ShardDir {
         path: PathBuf,
@@ -140,11 +143,18 @@ pub struct Storage {
     quarantined: RwLock<BTreeMap<u64, Quarantined>>,
     log_options: LogOptions,
     max_head_bytes: usize,
+    /// Threads removing dropped shards' files.
+    purges: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
+/// Names of shard directories renamed out of the way, to be removed.
+const SET_ASIDE_PREFIX: &str = ".dropped-";
+
 impl Storage {
-    /// Opens every shard the catalog knows; shard directories it does not know (left by a
-    /// crash between a drop event and the removal) are removed.
+    /// Opens every shard the catalog knows, each of which must have its directory (see
+    /// [`Storage::create_shard_dirs`]); shard directories it does not know (left by a
+    /// crash between a drop event and the removal, or the other side of a restore's swap)
+    /// are removed.
     pub fn open(
         data_dir: &Path,
         catalog: &Catalog,
@@ -153,10 +163,12 @@ impl Storage {
         max_head_bytes: usize,
     ) -> Result<Storage, StorageError> {
         let dir = data_dir.join("shards");
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::ShardDir {
-            path: dir.clone(),
+        let path = dir.clone();
+        let dir_err = |source| StorageError::ShardDir {
+            path: path.clone(),
             source,
-        })?;
+        };
+        dirs::create_durably(&dir).map_err(dir_err)?;
         let storage = Storage {
             dir,
             clock: HybridClock::new(node_id),
@@ -165,6 +177,7 @@ impl Storage {
             quarantined: RwLock::new(BTreeMap::new()),
             log_options,
             max_head_bytes,
+            purges: Default::default(),
         };
         let known: Vec<ShardInfo> = catalog.shards().collect();
         for info in &known {
@@ -184,18 +197,39 @@ impl Storage {
                     );
             }
         }
-        let entries = std::fs::read_dir(&storage.dir).map_err(|source| StorageError::ShardDir {
-            path: storage.dir.clone(),
-            source,
-        })?;
-        for entry in entries.flatten() {
+        // What is listed here may still be only in the page cache (a process killed just
+        // after a restore's swap): made durable before the other side of it is removed.
+        dirs::sync_dir(&storage.dir).map_err(dir_err)?;
+        let entries = std::fs::read_dir(&storage.dir).map_err(dir_err)?;
+        let (mut trash, mut renamed) = (Vec::new(), false);
+        for entry in entries {
+            let entry = entry.map_err(dir_err)?;
             let name = entry.file_name();
-            let id: Option<u64> = name.to_str().and_then(|n| n.parse().ok());
-            if id.is_none_or(|id| !known.iter().any(|s| s.id == id)) {
+            let name = name.to_string_lossy();
+            let id: Option<u64> = name.parse().ok();
+            if id.is_some_and(|id| known.iter().any(|s| s.id == id)) {
+                continue;
+            }
+            if id.is_some() {
                 tracing::warn!(path = %entry.path().display(), "removing shard directory the catalog does not know");
-                let _ = std::fs::remove_dir_all(entry.path());
+                // Under a shard's name: out of the way of a shard created anew, at once.
+                trash.push(storage.set_aside(&entry.path()).map_err(dir_err)?);
+                renamed = true;
+            } else {
+                trash.push(entry.path());
             }
         }
+        if renamed {
+            dirs::sync_dir(&storage.dir).map_err(dir_err)?;
+        }
+        if !trash.is_empty() {
+            // Dropped shards and restores' other sides: one line, however many.
+            tracing::info!(
+                directories = trash.len(),
+                "removing directories of dropped or replaced shards"
+            );
+        }
+        storage.purge(trash);
         Ok(storage)
     }
 
@@ -218,8 +252,67 @@ impl Storage {
         Ok(shard)
     }
 
-    /// Closes and deletes shards (after their drop events are durable), once the writes
-    /// under way are done.
+    /// Creates, durably, the directory of every shard that `events` (about to be appended
+    /// to the control log) make the catalog know and that has none yet. Called while the
+    /// events are decided, before they are durable: so a shard the catalog knows always
+    /// has its directory, and [`Shard::open`] can tell a lost directory from a new shard.
+    /// A crash before the events are durable leaves directories the catalog does not know,
+    /// which the next start removes.
+    pub fn create_shard_dirs(
+        &self,
+        catalog: &Catalog,
+        events: &[crate::proto::Event],
+    ) -> Result<(), StorageError> {
+        use crate::projection::Projection;
+        use crate::proto::event::Kind;
+        let creates = |e: &crate::proto::Event| {
+            matches!(
+                e.kind,
+                Some(Kind::ShardCreated(_)) | Some(Kind::CatalogRestored(_))
+            )
+        };
+        if !events.iter().any(creates) {
+            return Ok(());
+        }
+        let known: std::collections::HashSet<u64> = catalog.shards().map(|s| s.id).collect();
+        let mut after = catalog.clone();
+        for e in events {
+            after.apply(e);
+        }
+        let mut created = false;
+        let dir_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StorageError::ShardDir { path, source }
+        };
+        for info in after.shards().filter(|s| !known.contains(&s.id)) {
+            let path = self.shard_dir(info.id);
+            if path.exists() {
+                if self.shard(info.id).is_some() {
+                    // Still open: a drop of it is under way (its removal follows).
+                    continue;
+                }
+                // Files of an earlier shard of the same id whose removal failed: the new
+                // shard must not start with them.
+                self.set_aside(&path).map_err(dir_err(&path))?;
+            }
+            std::fs::create_dir(&path).map_err(dir_err(&path))?;
+            created = true;
+        }
+        if created {
+            dirs::sync_dir(&self.dir).map_err(|source| StorageError::ShardDir {
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Closes and deletes shards (after their drop events are durable). Each directory is
+    /// renamed out of the way, durably, before it is removed: so a shard created again
+    /// with the same (derived) id never meets the old files, even if a power loss undoes
+    /// an unsynced removal. The removal itself, slow for large shards (or many), runs on
+    /// a thread of its own; the next start removes what it leaves. Waits for the writes
+    /// under way (see `placement`).
     pub async fn remove_shards(&self, ids: &[u64]) {
         let _no_writes = self.placement.write().await;
         let removed: Vec<Arc<Shard>> = {
@@ -227,22 +320,81 @@ impl Storage {
             ids.iter().filter_map(|id| shards.remove(id)).collect()
         };
         // A quarantined shard goes too: dropping it is one way to be rid of the damage.
-        let closed: Vec<Quarantined> = {
-            let mut quarantined = self.quarantined.write().unwrap_or_else(|e| e.into_inner());
-            ids.iter().filter_map(|id| quarantined.remove(id)).collect()
-        };
-        for q in closed {
-            let dir = self.shard_dir(q.info.id);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+        self.quarantined
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| !ids.contains(id));
+        drop(removed); // closes their logs, unless requests in flight still hold them
+        let mut trash = Vec::new();
+        // Shards never opened (created by a restore, say) have a directory too.
+        for dir in ids.iter().map(|&id| self.shard_dir(id)) {
+            if !dir.exists() {
+                continue;
+            }
+            match self.set_aside(&dir) {
+                Ok(to) => trash.push(to),
+                Err(e) => {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard")
+                }
             }
         }
-        for shard in removed {
-            let dir = shard.dir.clone();
-            drop(shard);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+        if trash.is_empty() {
+            return;
+        }
+        if let Err(e) = dirs::sync_dir(&self.dir) {
+            // Renamed in the page cache only: a power loss may bring the directories
+            // back under their ids, which the next start removes (the catalog does not
+            // know them), unless they are created again first (see `create_shard_dirs`).
+            tracing::warn!(path = %self.dir.display(), error = %e, "could not sync the shards directory after a drop");
+        }
+        self.purge(trash);
+    }
+
+    /// Renames a shard directory to a name no shard has (which the next start removes),
+    /// not yet durably.
+    fn set_aside(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        static SET_ASIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let to = self.dir.join(format!(
+            "{SET_ASIDE_PREFIX}{}-{}-{}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or_default(),
+            crate::catalog::now_nanos(),
+            SET_ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::rename(dir, &to)?;
+        Ok(to)
+    }
+
+    /// Removes directories no shard uses any more, on a thread of its own.
+    fn purge(&self, trash: Vec<PathBuf>) {
+        if trash.is_empty() {
+            return;
+        }
+        let purge = move || {
+            for dir in trash {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove a dropped shard's files");
+                }
             }
+        };
+        let mut purges = self.purges.lock().unwrap_or_else(|e| e.into_inner());
+        purges.retain(|p| !p.is_finished());
+        match std::thread::Builder::new()
+            .name("shard-purge".into())
+            .spawn(purge)
+        {
+            Ok(handle) => purges.push(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread to remove dropped shards' files: the next start removes them")
+            }
+        }
+    }
+
+    /// Waits until the files of dropped shards are removed (a clean close, and tests that
+    /// count what the storage does on disk).
+    pub fn wait_for_purges(&self) {
+        let purges = std::mem::take(&mut *self.purges.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in purges {
+            let _ = p.join();
         }
     }
 
@@ -389,7 +541,11 @@ impl Storage {
                 .any(|i| !known.iter().any(|g| g.shard_id == i.id))
             {
                 control
-                    .mutate(|c| Ok::<_, StorageError>((c.create_shards(infos)?, ())))
+                    .mutate(|c| {
+                        let events = c.create_shards(infos)?;
+                        self.create_shard_dirs(c, &events)?;
+                        Ok::<_, StorageError>((events, ()))
+                    })
                     .await?;
             }
             let placed = self.placement.read().await;
@@ -580,9 +736,17 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        // What `prepare` linked, wrote and removed in the staged directory is durable
+        // before it can become the shard (its files were synced as they were written).
+        for dir in [staged.join("log"), staged.clone()] {
+            if let Err(e) = dirs::sync_dir(&dir) {
+                reopen_old(&mut shards);
+                return Err(E::from(dir_err(&dir)(e)));
+            }
+        }
         // Swapped in one step, so that a crash at any moment leaves the old or the new
         // directory whole at `path` (and the other under the staging name, which start-up
-        // removes).
+        // removes once it has made the swap durable).
         let had_old = path.exists();
         let swap = |from: &Path, to: &Path| -> std::io::Result<()> {
             if had_old {
@@ -591,11 +755,27 @@ impl Storage {
                 std::fs::rename(from, to)
             }
         };
+        let swap_back = || {
+            let undone = if had_old {
+                exchange_dirs(&staged, &path)
+            } else {
+                std::fs::rename(&path, &staged)
+            };
+            if let Err(e) = undone.and_then(|()| dirs::sync_dir(&self.dir)) {
+                tracing::warn!(path = %path.display(), error = %e, "could not undo a restore's swap: the next start opens whichever directory it finds");
+            }
+        };
         if let Err(e) = swap(&staged, &path) {
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&staged)(e)));
         }
-        let _ = std::fs::File::open(&self.dir).and_then(|d| d.sync_all());
+        // The old files go only once the swap is durable: until then a power loss may
+        // bring them back at `path`.
+        if let Err(e) = dirs::sync_dir(&self.dir) {
+            swap_back();
+            reopen_old(&mut shards);
+            return Err(E::from(dir_err(&self.dir)(e)));
+        }
         match Shard::open(
             &path,
             info.clone(),
@@ -613,11 +793,7 @@ impl Storage {
                 Ok(())
             }
             Err(e) => {
-                if had_old {
-                    let _ = exchange_dirs(&staged, &path);
-                } else {
-                    let _ = std::fs::rename(&path, &staged);
-                }
+                swap_back();
                 reopen_old(&mut shards);
                 Err(E::from(e))
             }

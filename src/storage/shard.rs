@@ -350,10 +350,10 @@ impl Shard {
             shard: info.id,
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::ShardDir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        // The directory exists from before the catalog knew the shard (see
+        // [`super::Storage::create_shard_dirs`]): missing, it was lost, and opening an empty
+        // one in its place would hide that.
+        require_dir(info.id, dir)?;
         let mut data = ShardData::default();
         let mut schema = Schema::default();
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -410,7 +410,17 @@ impl Shard {
                 }
             }
         }
-        let (log, _report) = Log::open(dir.join("log"), options).map_err(shard_err)?;
+        let log_dir = dir.join("log");
+        if data.files.is_empty() && !log_dir.exists() {
+            // A shard never opened before: its log starts here, and must not vanish
+            // with an unsynced directory entry once it holds acknowledged records.
+            super::dirs::create_durably(&log_dir).map_err(|source| StorageError::ShardDir {
+                path: log_dir.clone(),
+                source,
+            })?;
+        }
+        require_dir(info.id, &log_dir)?;
+        let (log, _report) = Log::open(log_dir, options).map_err(shard_err)?;
         let covered = data.watermark.upto;
         // Column files past the log's end mean records were lost (or the log replaced):
         // new records would get LSNs the files claim to cover, and be skipped on replay.
@@ -837,17 +847,30 @@ impl Shard {
             // at most twice the newer ones together, so each byte is rewritten a
             // logarithmic number of times rather than at every merge.
             all.sort_by_key(|f| std::cmp::Reverse(f.index.covered_lsn));
-            let mut chosen: Vec<Arc<ColumnFile>> = Vec::new();
-            let mut total = 0u64;
-            for f in all {
-                if !chosen.is_empty() && f.size() > 2 * total {
+            let (mut taken, mut total) = (0, 0u64);
+            for f in &all {
+                if taken > 0 && f.size() > 2 * total {
                     break;
                 }
                 total += f.size();
-                chosen.push(f);
+                taken += 1;
             }
+            let others = all.split_off(taken);
+            let mut chosen = all;
             if chosen.len() < 2 {
                 return Ok(());
+            }
+            // The merged file replaces the file of its name, which must then be merged
+            // too: names follow covered LSNs, but a restore may keep two files covering
+            // the same LSN (see `backup::restore::merge_and_check`).
+            let covered = chosen
+                .iter()
+                .map(|f| f.index.covered_lsn)
+                .max()
+                .unwrap_or(0);
+            let name = column_file::file_name(covered);
+            if let Some(same) = others.into_iter().find(|f| f.path.ends_with(&name)) {
+                chosen.push(same);
             }
             chosen
         };
@@ -1201,6 +1224,25 @@ fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
     }
     data.head.delete(&t);
     data.tombstones.add(t);
+}
+
+/// Fails with [`StorageError::ShardMissing`] unless `dir` is a directory.
+fn require_dir(shard: u64, dir: &Path) -> Result<(), StorageError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(StorageError::ShardMissing {
+            shard,
+            path: dir.to_owned(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::ShardMissing {
+            shard,
+            path: dir.to_owned(),
+        }),
+        Err(source) => Err(StorageError::ShardDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Runs `work` unless another run holding `busy` is under way (then does nothing).
