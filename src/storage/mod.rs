@@ -803,27 +803,8 @@ impl Storage {
 
 /// Swaps two directories atomically (renameat2 with RENAME_EXCHANGE).
 fn exchange_dirs(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-    };
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: two valid NUL-terminated paths; the call only renames.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use crate::log::fs::FileSystem;
+    crate::log::fs::RealFs.exchange(a, b)
 }
 
 /// How long a shard being replaced may stay in use by in-flight requests.
