@@ -424,7 +424,7 @@ pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, Bac
             .map(|s| s.info.id)
             .filter(|id| !known.contains(id))
             .collect();
-        node.storage.remove_shards(&stale).await;
+        node.storage.remove_shards(&node.control, &stale).await;
     }
     let outcome = result
         .as_ref()

@@ -226,7 +226,7 @@ async fn enforce_retention(node: Arc<Node>) {
             Ok(expired) if !expired.is_empty() => {
                 let ids: Vec<u64> = expired.iter().map(|s| s.id).collect();
                 tracing::info!(shards = ?ids, "retention: dropping expired shards");
-                node.storage.remove_shards(&ids).await;
+                node.storage.remove_shards(&node.control, &ids).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention check failed"),

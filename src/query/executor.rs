@@ -283,7 +283,7 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_database(name), ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards).await;
+            node.storage.remove_shards(control, &shards).await;
             Ok(Vec::new())
         }
         Statement::ShowDatabases => {
@@ -339,7 +339,7 @@ async fn run(
                     Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
                 })
                 .await?;
-            node.storage.remove_shards(&shards).await;
+            node.storage.remove_shards(control, &shards).await;
             Ok(Vec::new())
         }
         Statement::DropShard { id } => {
@@ -351,7 +351,7 @@ async fn run(
                 })
                 .await?;
             let ids: Vec<u64> = dropped.iter().map(|s| s.id).collect();
-            node.storage.remove_shards(&ids).await;
+            node.storage.remove_shards(control, &ids).await;
             Ok(Vec::new())
         }
         Statement::ShowRetentionPolicies { database } => {

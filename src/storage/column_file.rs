@@ -60,6 +60,16 @@ pub struct ColumnFile {
     pub index: ColumnFileIndex,
     /// Position in `index.series` of each series key: reads look series up by key.
     by_key: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// The whole file, mapped read-only and shared: blocks are decoded straight from it
+    /// and backups stream it without a copy, and it keeps the bytes after a merge removes
+    /// the file. The price: an I/O error while a page of it is faulted in (a bad sector)
+    /// raises SIGBUS and ends the process, where a read would have failed one query. That
+    /// is accepted because the file is immutable once synced and renamed into place (so
+    /// only a failing disk, or another process truncating it, can cause it); a process
+    /// ended that way loses nothing acknowledged (the log and column files are synced);
+    /// and what is read at every start (the index) is not read through the map, so a
+    /// restart does not meet the damage again until a query, merge or backup reads that
+    /// block. The shard must then be restored from a backup, as with any damaged file.
     map: memmap2::Mmap,
     /// Bytes of the index unpacked: what the file costs in memory while it is open.
     index_len: u64,
@@ -379,33 +389,41 @@ impl ColumnFile {
     /// ([`ColumnFileError::IndexTooLarge`] past it): a restore counts the indexes of the
     /// files it brings in against its size limit, as they stay in memory.
     pub fn open_within(path: &Path, max_index_len: u64) -> Result<ColumnFile, ColumnFileError> {
+        use std::os::unix::fs::FileExt;
         let file = std::fs::File::open(path).map_err(io(path))?;
-        // SAFETY: column files are immutable once renamed into place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
         let corrupt = |offset: u64, reason: &str| ColumnFileError::Corrupt {
             path: path.to_owned(),
             offset,
             reason: reason.to_owned(),
         };
-        if map.len() < MAGIC.len() + FOOTER_LEN
-            || &map[..8] != MAGIC
-            || &map[map.len() - 8..] != END_MAGIC
-        {
+        // The magic, footer and index are read, not mapped: an I/O error there (read at
+        // every start) is an error naming the file, not a SIGBUS (see `map`).
+        let len = file.metadata().map_err(io(path))?.len();
+        let (mut magic, mut footer) = ([0u8; 8], [0u8; FOOTER_LEN]);
+        if len < (MAGIC.len() + FOOTER_LEN) as u64 {
             return Err(corrupt(0, "not a column file (bad magic or truncated)"));
         }
-        let footer = &map[map.len() - FOOTER_LEN..];
+        file.read_exact_at(&mut magic, 0).map_err(io(path))?;
+        file.read_exact_at(&mut footer, len - FOOTER_LEN as u64)
+            .map_err(io(path))?;
+        if &magic != MAGIC || &footer[FOOTER_LEN - 8..] != END_MAGIC {
+            return Err(corrupt(0, "not a column file (bad magic or truncated)"));
+        }
         let word = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().expect("8 bytes"));
-        let (offset, len) = (word(0), word(8));
+        let (offset, index_len) = (word(0), word(8));
         let stored = u32::from_le_bytes(footer[16..20].try_into().expect("4 bytes"));
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= (map.len() - FOOTER_LEN) as u64)
+        offset
+            .checked_add(index_len)
+            .filter(|&e| e <= len - FOOTER_LEN as u64)
             .ok_or_else(|| corrupt(offset, "index out of bounds"))?;
-        let bytes = &map[offset as usize..end as usize];
-        if mask(crc32c::crc32c(bytes)) != stored {
+        let mut bytes = vec![0u8; index_len as usize];
+        file.read_exact_at(&mut bytes, offset).map_err(io(path))?;
+        if mask(crc32c::crc32c(&bytes)) != stored {
             return Err(corrupt(offset, "index checksum mismatch"));
         }
-        let bytes = decompress_index(bytes, max_index_len).map_err(|e| match e {
+        // SAFETY: column files are immutable once renamed into place; see `map`.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
+        let bytes = decompress_index(&bytes, max_index_len).map_err(|e| match e {
             IndexError::TooLarge(limit) => ColumnFileError::IndexTooLarge {
                 path: path.to_owned(),
                 limit,

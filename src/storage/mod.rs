@@ -279,30 +279,23 @@ impl Storage {
         for e in events {
             after.apply(e);
         }
-        let mut created = false;
         let dir_err = |path: &Path| {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        let mut created = false;
         for info in after.shards().filter(|s| !known.contains(&s.id)) {
             let path = self.shard_dir(info.id);
             if path.exists() {
-                if self.shard(info.id).is_some() {
-                    // Still open: a drop of it is under way (its removal follows).
-                    continue;
-                }
-                // Files of an earlier shard of the same id whose removal failed: the new
-                // shard must not start with them.
-                self.set_aside(&path).map_err(dir_err(&path))?;
+                // The directory of the shard's earlier self, dropped: its removal, under
+                // way, puts an empty one in its place (see `remove_shards`).
+                continue;
             }
             std::fs::create_dir(&path).map_err(dir_err(&path))?;
             created = true;
         }
         if created {
-            dirs::sync_dir(&self.dir).map_err(|source| StorageError::ShardDir {
-                path: self.dir.clone(),
-                source,
-            })?;
+            dirs::sync_dir(&self.dir).map_err(dir_err(&self.dir))?;
         }
         Ok(())
     }
@@ -312,40 +305,64 @@ impl Storage {
     /// with the same (derived) id never meets the old files, even if a power loss undoes
     /// an unsynced removal. The removal itself, slow for large shards (or many), runs on
     /// a thread of its own; the next start removes what it leaves. Waits for the writes
-    /// under way (see `placement`).
-    pub async fn remove_shards(&self, ids: &[u64]) {
+    /// under way.
+    pub async fn remove_shards(&self, control: &EventLog<Catalog>, ids: &[u64]) {
         let _no_writes = self.placement.write().await;
+        // A shard created again since its drop (a write into its time range) keeps a
+        // directory, empty: the catalog knows it (see `create_shard_dirs`).
+        let known_again: Vec<u64> = control
+            .read(|c| {
+                let known: std::collections::HashSet<u64> = c.shards().map(|s| s.id).collect();
+                ids.iter()
+                    .copied()
+                    .filter(|id| known.contains(id))
+                    .collect()
+            })
+            .await;
+        // A quarantined shard goes too: dropping it is one way to be rid of the damage.
+        {
+            let mut quarantined = self.quarantined.write().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                quarantined.remove(id);
+            }
+        }
         let removed: Vec<Arc<Shard>> = {
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
             ids.iter().filter_map(|id| shards.remove(id)).collect()
         };
-        // A quarantined shard goes too: dropping it is one way to be rid of the damage.
-        self.quarantined
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|id, _| !ids.contains(id));
         drop(removed); // closes their logs, unless requests in flight still hold them
-        let mut trash = Vec::new();
+        let (mut trash, mut changed) = (Vec::new(), false);
         // Shards never opened (created by a restore, say) have a directory too.
-        for dir in ids.iter().map(|&id| self.shard_dir(id)) {
-            if !dir.exists() {
-                continue;
+        for &id in ids {
+            let dir = self.shard_dir(id);
+            if dir.exists() {
+                match self.set_aside(&dir) {
+                    Ok(to) => {
+                        trash.push(to);
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard");
+                        continue;
+                    }
+                }
             }
-            match self.set_aside(&dir) {
-                Ok(to) => trash.push(to),
-                Err(e) => {
-                    tracing::warn!(path = %dir.display(), error = %e, "could not remove dropped shard")
+            if known_again.contains(&id) {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => changed = true,
+                    Err(e) => {
+                        tracing::warn!(path = %dir.display(), error = %e, "could not create the directory of a shard created again")
+                    }
                 }
             }
         }
-        if trash.is_empty() {
-            return;
-        }
-        if let Err(e) = dirs::sync_dir(&self.dir) {
-            // Renamed in the page cache only: a power loss may bring the directories
-            // back under their ids, which the next start removes (the catalog does not
-            // know them), unless they are created again first (see `create_shard_dirs`).
-            tracing::warn!(path = %self.dir.display(), error = %e, "could not sync the shards directory after a drop");
+        if changed {
+            if let Err(e) = dirs::sync_dir(&self.dir) {
+                // Renamed in the page cache only: a power loss may bring directories back
+                // under their ids, which the next start removes (the catalog does not
+                // know them), unless they are created again first.
+                tracing::warn!(path = %self.dir.display(), error = %e, "could not sync the shards directory after a drop");
+            }
         }
         self.purge(trash);
     }

@@ -763,31 +763,17 @@ impl Shard {
             shard: self.info.id,
             source,
         };
-        let written = column_file::write(&self.dir, covered, frozen.series(), tombstones)
-            .and_then(|path| ColumnFile::open(&path));
+        let mut thaw = Thaw {
+            data: &self.data,
+            frozen: Some(frozen.clone()),
+        };
+        let file = column_file::write(&self.dir, covered, frozen.series(), tombstones)
+            .and_then(|path| ColumnFile::open(&path))
+            .map_err(file_err)?;
+        thaw.frozen = None;
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
-        match written {
-            Ok(file) => data.files.push(Arc::new(file)),
-            Err(e) => {
-                // Keep the points readable: fold the frozen head back into the live one.
-                for s in frozen.series() {
-                    for (name, c) in &s.fields {
-                        for i in 0..c.len() {
-                            data.head.insert(
-                                &s.key,
-                                &s.measurement,
-                                &s.tags,
-                                c.times[i],
-                                c.versions[i],
-                                &[(name.clone(), c.values.get(i))],
-                            );
-                        }
-                    }
-                }
-                return Err(file_err(e));
-            }
-        }
+        data.files.push(Arc::new(file));
         drop(data);
         self.log
             .remove_segments_before(covered + 1)
@@ -1226,6 +1212,41 @@ fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
     data.tombstones.add(t);
 }
 
+/// A head frozen for a flush whose column file is not in place yet: its points are in no
+/// file, so if the flush fails (an error or a panic) they go back into the live head, for
+/// the next flush to write out; the log segments holding them are removed only after.
+struct Thaw<'a> {
+    data: &'a RwLock<ShardData>,
+    /// None once the file is in place.
+    frozen: Option<Arc<Head>>,
+}
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        let Some(frozen) = self.frozen.take() else {
+            return;
+        };
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
+        // Newer writes win by version, and deletes since the freeze still hide what they
+        // hit (reads filter every part through the shard's tombstones).
+        for s in frozen.series() {
+            for (name, c) in &s.fields {
+                for i in 0..c.len() {
+                    data.head.insert(
+                        &s.key,
+                        &s.measurement,
+                        &s.tags,
+                        c.times[i],
+                        c.versions[i],
+                        &[(name.clone(), c.values.get(i))],
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Fails with [`StorageError::ShardMissing`] unless `dir` is a directory.
 fn require_dir(shard: u64, dir: &Path) -> Result<(), StorageError> {
     match std::fs::metadata(dir) {
@@ -1245,17 +1266,24 @@ fn require_dir(shard: u64, dir: &Path) -> Result<(), StorageError> {
     }
 }
 
-/// Runs `work` unless another run holding `busy` is under way (then does nothing).
+/// Runs `work` unless another run holding `busy` is under way (then does nothing). `busy`
+/// is cleared however `work` ends, a panic included: a flush or merge that panicked once
+/// must not keep every later one from running (and the head from ever being written out).
 fn alone(
     busy: &AtomicBool,
     work: impl FnOnce() -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
+    struct Clears<'a>(&'a AtomicBool);
+    impl Drop for Clears<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
     if busy.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
-    let result = work();
-    busy.store(false, Ordering::Release);
-    result
+    let _clears = Clears(busy);
+    work()
 }
 
 #[cfg(test)]
@@ -1351,6 +1379,32 @@ mod tests {
             from_compressed.series_list(&|_| true),
             from_plain.series_list(&|_| true)
         );
+    }
+
+    /// A flush or merge that panics (a bug) leaves the next one free to run.
+    #[test]
+    fn a_panicking_run_does_not_keep_the_next_from_running() {
+        let busy = AtomicBool::new(false);
+        let panicked = std::panic::catch_unwind(|| alone(&busy, || panic!("a bug in a flush")));
+        assert!(panicked.is_err());
+        let mut ran = false;
+        alone(&busy, || {
+            ran = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(ran, "the run after a panic ran");
+        // While one runs, another does nothing.
+        alone(&busy, || {
+            let mut nested = false;
+            alone(&busy, || {
+                nested = true;
+                Ok(())
+            })?;
+            assert!(!nested);
+            Ok(())
+        })
+        .unwrap();
     }
 
     /// A compressed record that does not decompress stops the shard's start-up with its LSN
