@@ -60,8 +60,12 @@ fn the_valid_shard_archive_seeds_unpack_and_the_damaged_ones_are_refused() {
     for (name, data) in corpus("shard_archive") {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("staging");
-        let result =
-            shardkeeper::backup::archive::unpack_shard_archive(data.as_slice(), &staging, u64::MAX);
+        let result = shardkeeper::backup::archive::unpack_shard_archive(
+            &shardkeeper::log::fs::RealFs,
+            data.as_slice(),
+            &staging,
+            u64::MAX,
+        );
         let valid = name.ends_with("valid-tar") || name.ends_with("valid-gzip");
         assert_eq!(result.is_ok(), valid, "{name}: {result:?}");
     }

@@ -12,6 +12,7 @@
 
 use super::BackupError;
 use crate::log::format as log_format;
+use crate::log::fs::{FileSystem, FsFile, RealFs};
 use crate::storage::column_file;
 use crate::storage::{ShardFiles, ShardInfo};
 use serde::{Deserialize, Serialize};
@@ -312,12 +313,13 @@ pub struct Unpacked {
 /// [`BackupError::BadArchive`] (or Io for the staging directory). The caller removes
 /// `staging` on error.
 pub fn unpack_shard_archive(
+    fs: &dyn FileSystem,
     input: impl Read,
     staging: &Path,
     limit: u64,
 ) -> Result<Unpacked, BackupError> {
     let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    unpack_within(input, staging, limit, over.clone()).map_err(|e| {
+    unpack_within(fs, input, staging, limit, over.clone()).map_err(|e| {
         if over.load(std::sync::atomic::Ordering::Relaxed) {
             BackupError::TooLarge(format!("shard archive exceeds {limit} bytes"))
         } else {
@@ -327,6 +329,7 @@ pub fn unpack_shard_archive(
 }
 
 fn unpack_within(
+    fs: &dyn FileSystem,
     input: impl Read,
     staging: &Path,
     limit: u64,
@@ -360,7 +363,8 @@ fn unpack_within(
     let mut archive = tar::Archive::new(reader);
     let mut seen: BTreeMap<String, (u64, u32)> = BTreeMap::new();
     let mut manifest: Option<ShardManifest> = None;
-    std::fs::create_dir_all(staging.join(LOG_DIR)).map_err(BackupError::io(staging))?;
+    fs.create_dir_all(&staging.join(LOG_DIR))
+        .map_err(BackupError::io(staging))?;
     let entries = archive
         .entries()
         .map_err(|e| bad(format!("not a tar archive: {e}")))?;
@@ -406,25 +410,29 @@ fn unpack_within(
             return Err(bad(format!("unpacks to more than {limit} bytes")));
         }
         let path = staging.join(&staged);
-        let file = std::fs::File::create(&path).map_err(BackupError::io(&path))?;
+        let file = fs.create(&path).map_err(BackupError::io(&path))?;
         let mut writer = CrcWriter {
-            inner: io::BufWriter::with_capacity(256 * 1024, file),
+            inner: io::BufWriter::with_capacity(
+                256 * 1024,
+                FileWriter {
+                    file: &*file,
+                    offset: 0,
+                },
+            ),
             crc: 0,
             len: 0,
         };
         io::copy(&mut entry, &mut writer).map_err(|e| bad(format!("reading {name}: {e}")))?;
-        let file = writer
-            .inner
-            .into_inner()
-            .map_err(|e| BackupError::io(&path)(e.into_error()))?;
-        file.sync_all().map_err(BackupError::io(&path))?;
-        if writer.len != size {
+        writer.inner.flush().map_err(BackupError::io(&path))?;
+        let (len, crc) = (writer.len, writer.crc);
+        drop(writer);
+        file.sync_data().map_err(BackupError::io(&path))?;
+        if len != size {
             return Err(bad(format!(
-                "{name}: {} bytes, the tar header says {size}",
-                writer.len
+                "{name}: {len} bytes, the tar header says {size}"
             )));
         }
-        seen.insert(staged, (writer.len, writer.crc));
+        seen.insert(staged, (len, crc));
     }
     // Read the rest, so that gzip's own trailer (length and CRC) is checked too.
     let mut rest = archive.into_inner();
@@ -462,6 +470,24 @@ fn unpack_within(
     })
 }
 
+/// Writes a file of the file system from its start, in order.
+struct FileWriter<'a> {
+    file: &'a dyn FsFile,
+    offset: u64,
+}
+
+impl Write for FileWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.offset)?;
+        self.offset += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct CrcWriter<W> {
     inner: W,
     crc: u32,
@@ -491,6 +517,6 @@ pub fn fuzz_unpack(data: &[u8]) {
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = unpack_shard_archive(data, &dir, u64::MAX);
+    let _ = unpack_shard_archive(&RealFs, data, &dir, u64::MAX);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,28 +1,128 @@
 //! Making an unpacked shard backup the shard: verify it, merge it with the shard's current
 //! files, and check the result forms one log that covers what the column files do not.
 
-use super::archive::LOG_DIR;
+use super::archive::{self, LOG_DIR};
 use super::BackupError;
 use crate::log::format::{self as log_format, Frame, SEGMENT_HEADER_LEN};
-use crate::log::fs::RealFs;
+use crate::log::fs::{FileBytes, FileSystem};
 use crate::storage::column_file::{self, ColumnFile};
 use crate::storage::shard::{POINTS_RECORD, POINT_LINES_RECORD, POINT_LINES_ZSTD_RECORD};
 use crate::storage::tombstone::TOMBSTONE_RECORD;
-use std::path::Path;
+use crate::storage::{ShardInfo, Storage};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Restores shard `info` (which the catalog knows) from a shard archive read from `body`,
+/// staged in `staging` (removed after, whatever happens); an archive of more than `limit`
+/// bytes, as received or unpacked, is [`BackupError::TooLarge`]. Nothing of the shard
+/// changes unless every check passes, and once this returns Ok the restored shard is
+/// durable. Returns the bytes received.
+pub fn restore_shard(
+    storage: &Storage,
+    info: &ShardInfo,
+    restored_from: &[u64],
+    body: impl Read,
+    staging: &Path,
+    limit: u64,
+) -> Result<u64, BackupError> {
+    let fs = storage.fs().clone();
+    let restored = stage_and_swap(storage, info, restored_from, body, staging, limit);
+    if fs.exists(staging).unwrap_or(true) {
+        if let Err(e) = fs.remove_dir_all(staging) {
+            tracing::warn!(path = %staging.display(), error = %e, "could not remove a restore's staging directory: the next start removes it");
+        }
+    }
+    restored
+}
+
+fn stage_and_swap(
+    storage: &Storage,
+    info: &ShardInfo,
+    restored_from: &[u64],
+    body: impl Read,
+    staging: &Path,
+    limit: u64,
+) -> Result<u64, BackupError> {
+    let fs = &**storage.fs();
+    if fs.exists(staging).map_err(BackupError::io(staging))? {
+        fs.remove_dir_all(staging)
+            .map_err(BackupError::io(staging))?;
+    }
+    fs.create_dir_all(staging)
+        .map_err(BackupError::io(staging))?;
+    let unpacked = archive::unpack_shard_archive(fs, body, staging, limit)?;
+    let m = &unpacked.manifest;
+    check_archive_identity(m, info, restored_from)?;
+    if m.files.is_empty() {
+        if m.since.is_none() {
+            return Err(BackupError::BadArchive(format!(
+                "the archive of shard {} lists no files: a full backup holds at least the shard's log",
+                m.shard_id
+            )));
+        }
+        // An incremental backup of a shard unchanged since: nothing to apply.
+        return Ok(unpacked.received);
+    }
+    verify_staged(fs, staging, limit.saturating_sub(unpacked.unpacked))?;
+    storage.replace_shard(info.clone(), |current| {
+        merge_and_check(fs, staging, current)?;
+        Ok::<_, BackupError>(staging.to_owned())
+    })?;
+    Ok(unpacked.received)
+}
+
+/// An archive may go into the shard it was taken from (same id, database, policy and
+/// start), or into one a bucket restore made for it (`restored_from` names the backed-up
+/// shard; the database may have another name then). Its manifest must also name a shard
+/// consistently: the id is derived from the database, policy and start.
+fn check_archive_identity(
+    m: &archive::ShardManifest,
+    info: &ShardInfo,
+    restored_from: &[u64],
+) -> Result<(), BackupError> {
+    let coherent =
+        m.shard_id == crate::storage::shard_id(&m.database, &m.retention_policy, m.start);
+    let same = m.shard_id == info.id && m.database == info.database;
+    let mapped = restored_from.contains(&m.shard_id);
+    if coherent
+        && (same || mapped)
+        && m.start == info.start
+        && m.retention_policy == info.retention_policy
+    {
+        return Ok(());
+    }
+    Err(BackupError::BadArchive(format!(
+        "the archive holds shard {} ({}.{} from {}), which is not shard {} ({}.{} from {}){}",
+        m.shard_id,
+        m.database,
+        m.retention_policy,
+        crate::query::format::rfc3339_nanos(m.start),
+        info.id,
+        info.database,
+        info.retention_policy,
+        crate::query::format::rfc3339_nanos(info.start),
+        if restored_from.is_empty() {
+            String::new()
+        } else {
+            format!(" nor one restored into it ({restored_from:?})")
+        }
+    )))
+}
 
 /// Checks what the archive brought on its own: every log segment's header and record
 /// checksums, every record decodes as points, every column file opens. The column files'
 /// indexes, unpacked, count against `budget` (what is left of the restore's size limit,
 /// [`BackupError::TooLarge`] past it): they stay in memory while the shard is open.
-pub fn verify_staged(staging: &Path, budget: u64) -> Result<(), BackupError> {
+pub fn verify_staged(fs: &dyn FileSystem, staging: &Path, budget: u64) -> Result<(), BackupError> {
     let bad = BackupError::BadArchive;
-    for (base, path) in segments(&staging.join(LOG_DIR))? {
-        let bytes = map(&path)?;
-        scan_segment(&bytes, base).map_err(|e| bad(format!("log segment {base}: {e}")))?;
+    for (base, path) in segments(fs, &staging.join(LOG_DIR))? {
+        let bytes = map(fs, &path)?;
+        scan_segment((*bytes).as_ref(), base)
+            .map_err(|e| bad(format!("log segment {base}: {e}")))?;
     }
     let mut left = budget;
-    for path in column_files(staging)? {
-        let file = ColumnFile::open_within(&path, left).map_err(|e| match e {
+    for path in column_files(fs, staging)? {
+        let file = ColumnFile::open_within(fs, &path, left).map_err(|e| match e {
             column_file::ColumnFileError::IndexTooLarge { .. } => {
                 BackupError::TooLarge(format!("the archive unpacks past the limit: {e}"))
             }
@@ -44,44 +144,52 @@ pub fn verify_staged(staging: &Path, budget: u64) -> Result<(), BackupError> {
 /// older than its `since`), the archive's points the shard's lost nothing of. Both are
 /// kept, the archive's under a free name: reads resolve points held twice by write
 /// version, and the next merge folds the two together.
-pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), BackupError> {
+pub fn merge_and_check(
+    fs: &dyn FileSystem,
+    staging: &Path,
+    current: Option<&Path>,
+) -> Result<(), BackupError> {
     let staged_log = staging.join(LOG_DIR);
     if let Some(current) = current {
-        let current_files = column_files(current)?;
+        let current_files = column_files(fs, current)?;
         for path in &current_files {
             let name = path.file_name().unwrap_or_default();
             let target = staging.join(name);
-            if target.exists() {
-                if same_bytes(path, &target)? {
+            if exists(fs, &target)? {
+                if same_bytes(fs, path, &target)? {
                     continue;
                 }
-                let free = free_column_name(staging, &current_files, name)?;
-                std::fs::rename(&target, &free).map_err(BackupError::io(&free))?;
+                let free = free_column_name(fs, staging, &current_files, name)?;
+                fs.rename(&target, &free).map_err(BackupError::io(&free))?;
             }
-            std::fs::hard_link(path, &target).map_err(BackupError::io(&target))?;
+            fs.hard_link(path, &target)
+                .map_err(BackupError::io(&target))?;
         }
-        for (base, path) in segments(&current.join(LOG_DIR))? {
+        for (base, path) in segments(fs, &current.join(LOG_DIR))? {
             let target = staged_log.join(log_format::segment_file_name(base));
-            if !target.exists() {
-                std::fs::hard_link(&path, &target).map_err(BackupError::io(&target))?;
+            if !exists(fs, &target)? {
+                fs.hard_link(&path, &target)
+                    .map_err(BackupError::io(&target))?;
                 continue;
             }
-            let (ours, theirs) = (map(&path)?, map(&target)?);
-            let (ours_end, theirs_end) = (record_end(&ours, base), record_end(&theirs, base));
+            let (ours_map, theirs_map) = (map(fs, &path)?, map(fs, &target)?);
+            let (ours, theirs): (&[u8], &[u8]) = ((*ours_map).as_ref(), (*theirs_map).as_ref());
+            let (ours_end, theirs_end) = (record_end(ours, base), record_end(theirs, base));
             let common = ours_end.min(theirs_end);
             if ours[..common] != theirs[..common] {
                 return Err(BackupError::Conflict(format!(
                     "log segment {base} of the shard differs from the backup's: the shard holds data written after it was created anew; drop it and restore again"
                 )));
             }
-            drop((ours, theirs));
+            drop((ours_map, theirs_map));
             if ours_end > theirs_end {
-                std::fs::remove_file(&target).map_err(BackupError::io(&target))?;
-                std::fs::hard_link(&path, &target).map_err(BackupError::io(&target))?;
+                fs.remove(&target).map_err(BackupError::io(&target))?;
+                fs.hard_link(&path, &target)
+                    .map_err(BackupError::io(&target))?;
             }
         }
     }
-    let covered = column_files(staging)?
+    let covered = column_files(fs, staging)?
         .iter()
         .filter_map(|p| column_file::parse_file_name(p.file_name()?.to_str()?))
         .max()
@@ -89,10 +197,10 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
     // The newest unbroken run of segments is the log; older segments before a gap may go
     // only if the column files cover them.
     let mut runs: Vec<(u64, u64, std::path::PathBuf)> = Vec::new();
-    for (base, path) in segments(&staged_log)? {
-        let bytes = map(&path)?;
-        let records =
-            scan_segment(&bytes, base).map_err(|e| BackupError::BadArchive(e.to_string()))?;
+    for (base, path) in segments(fs, &staged_log)? {
+        let bytes = map(fs, &path)?;
+        let records = scan_segment((*bytes).as_ref(), base)
+            .map_err(|e| BackupError::BadArchive(e.to_string()))?;
         runs.push((base, records, path));
     }
     let mut first = runs.len().saturating_sub(1);
@@ -106,7 +214,7 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
                 runs[first].0
             )));
         }
-        std::fs::remove_file(path).map_err(BackupError::io(path))?;
+        fs.remove(path).map_err(BackupError::io(path))?;
     }
     match runs.get(first) {
         None if covered == 0 => {}
@@ -125,7 +233,7 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
     }
     // The log library's own offline check, on the final set.
     if !runs.is_empty() {
-        let report = crate::log::verify(&RealFs, &staged_log)
+        let report = crate::log::verify(fs, &staged_log)
             .map_err(|e| BackupError::BadArchive(e.to_string()))?;
         if let Some((path, offset, _)) = report.torn_tail {
             return Err(BackupError::BadArchive(format!(
@@ -138,15 +246,20 @@ pub fn merge_and_check(staging: &Path, current: Option<&Path>) -> Result<(), Bac
 }
 
 /// Whether two files hold the same bytes.
-fn same_bytes(a: &Path, b: &Path) -> Result<bool, BackupError> {
-    let (a, b) = (map(a)?, map(b)?);
-    Ok(a[..] == b[..])
+fn same_bytes(fs: &dyn FileSystem, a: &Path, b: &Path) -> Result<bool, BackupError> {
+    let (a, b) = (map(fs, a)?, map(fs, b)?);
+    Ok((*a).as_ref() == (*b).as_ref())
+}
+
+fn exists(fs: &dyn FileSystem, path: &Path) -> Result<bool, BackupError> {
+    fs.exists(path).map_err(BackupError::io(path))
 }
 
 /// A column-file name below `name`'s covered LSN that neither `staging` nor the shard
 /// uses. Lower, so that the watermark the names imply does not grow: flushes name their
 /// files after LSNs above every column file's, and merges after the newest file merged.
 fn free_column_name(
+    fs: &dyn FileSystem,
     staging: &Path,
     current: &[std::path::PathBuf],
     name: &std::ffi::OsStr,
@@ -155,18 +268,15 @@ fn free_column_name(
         .to_str()
         .and_then(column_file::parse_file_name)
         .unwrap_or(0);
-    let taken = |n: &str| staging.join(n).exists() || current.iter().any(|p| p.ends_with(n));
-    (0..covered)
-        .rev()
-        .map(column_file::file_name)
-        .find(|n| !taken(n))
-        .map(|n| staging.join(n))
-        .ok_or_else(|| {
-            BackupError::Conflict(format!(
-                "column file {} of the backup differs from the shard's and no free name is left for it",
-                name.to_string_lossy()
-            ))
-        })
+    for n in (0..covered).rev().map(column_file::file_name) {
+        if !exists(fs, &staging.join(&n))? && !current.iter().any(|p| p.ends_with(&n)) {
+            return Ok(staging.join(n));
+        }
+    }
+    Err(BackupError::Conflict(format!(
+        "column file {} of the backup differs from the shard's and no free name is left for it",
+        name.to_string_lossy()
+    )))
 }
 
 /// Records of a segment; every one must check and, if it holds points or tombstones,
@@ -249,44 +359,32 @@ fn record_end(bytes: &[u8], base: u64) -> usize {
 /// A file read through a map: segments are up to their capacity and need not be in
 /// memory at once. Staged files are written by this restore only; the shard's own files
 /// are not written while it is closed for the restore.
-fn map(path: &Path) -> Result<memmap2::Mmap, BackupError> {
-    let file = std::fs::File::open(path).map_err(BackupError::io(path))?;
-    // SAFETY: see above: nothing writes the file while the map is alive.
-    unsafe { memmap2::Mmap::map(&file) }.map_err(BackupError::io(path))
+fn map(fs: &dyn FileSystem, path: &Path) -> Result<FileBytes, BackupError> {
+    fs.map(path).map_err(BackupError::io(path))
 }
 
-fn segments(dir: &Path) -> Result<Vec<(u64, std::path::PathBuf)>, BackupError> {
-    let mut found = Vec::new();
-    if !dir.exists() {
-        return Ok(found);
+fn segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u64, PathBuf)>, BackupError> {
+    if !exists(fs, dir)? {
+        return Ok(Vec::new());
     }
-    for entry in std::fs::read_dir(dir).map_err(BackupError::io(dir))? {
-        let entry = entry.map_err(BackupError::io(dir))?;
-        if let Some(base) = entry
-            .file_name()
-            .to_str()
-            .and_then(log_format::parse_segment_file_name)
-        {
-            found.push((base, entry.path()));
-        }
-    }
+    let mut found: Vec<(u64, PathBuf)> = fs
+        .list(dir)
+        .map_err(BackupError::io(dir))?
+        .into_iter()
+        .filter_map(|name| Some((log_format::parse_segment_file_name(&name)?, dir.join(name))))
+        .collect();
     found.sort();
     Ok(found)
 }
 
-fn column_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, BackupError> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(BackupError::io(dir))? {
-        let entry = entry.map_err(BackupError::io(dir))?;
-        if entry
-            .file_name()
-            .to_str()
-            .and_then(column_file::parse_file_name)
-            .is_some()
-        {
-            found.push(entry.path());
-        }
-    }
+fn column_files(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut found: Vec<PathBuf> = fs
+        .list(dir)
+        .map_err(BackupError::io(dir))?
+        .into_iter()
+        .filter(|name| column_file::parse_file_name(name).is_some())
+        .map(|name| dir.join(name))
+        .collect();
     found.sort();
     Ok(found)
 }
@@ -294,7 +392,6 @@ fn column_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::archive;
     use crate::line_protocol::{parse_body, FieldValue};
     use crate::log::LogOptions;
     use crate::storage::column::Column;
@@ -378,9 +475,10 @@ mod tests {
 
         let staging = root.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
-        archive::unpack_shard_archive(&tar[..], &staging, u64::MAX).unwrap();
-        verify_staged(&staging, u64::MAX).unwrap();
-        merge_and_check(&staging, Some(&live)).unwrap();
+        let fs = crate::log::fs::RealFs;
+        archive::unpack_shard_archive(&fs, &tar[..], &staging, u64::MAX).unwrap();
+        verify_staged(&fs, &staging, u64::MAX).unwrap();
+        merge_and_check(&fs, &staging, Some(&live)).unwrap();
         let restored = std::sync::Arc::new(
             Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap(),
         );

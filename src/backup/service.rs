@@ -278,11 +278,15 @@ pub async fn restore_shard(
     // outcome recorded (and the staging directory removed).
     let task = actix_web::rt::spawn(async move {
         let result = actix_web::rt::task::spawn_blocking(move || {
-            let result = restore_shard_files(&worker, &info, &restored_from, body, &staging);
-            if staging.exists() {
-                let _ = std::fs::remove_dir_all(&staging);
-            }
-            result
+            let limit = shard_body_limit(&worker);
+            restore::restore_shard(
+                &worker.storage,
+                &info,
+                &restored_from,
+                body,
+                &staging,
+                limit,
+            )
         })
         .await
         .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))));
@@ -292,75 +296,6 @@ pub async fn restore_shard(
     });
     task.await
         .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))))
-}
-
-fn restore_shard_files(
-    node: &Node,
-    info: &ShardInfo,
-    restored_from: &[u64],
-    body: ChannelReader,
-    staging: &std::path::Path,
-) -> Result<u64, BackupError> {
-    let _ = std::fs::remove_dir_all(staging);
-    std::fs::create_dir_all(staging).map_err(BackupError::io(staging))?;
-    let unpacked = archive::unpack_shard_archive(body, staging, shard_body_limit(node))?;
-    let m = &unpacked.manifest;
-    check_archive_identity(m, info, restored_from)?;
-    if m.files.is_empty() {
-        if m.since.is_none() {
-            return Err(BackupError::BadArchive(format!(
-                "the archive of shard {} lists no files: a full backup holds at least the shard's log",
-                m.shard_id
-            )));
-        }
-        // An incremental backup of a shard unchanged since: nothing to apply.
-        return Ok(unpacked.received);
-    }
-    let limit = shard_body_limit(node);
-    restore::verify_staged(staging, limit.saturating_sub(unpacked.unpacked))?;
-    node.storage.replace_shard(info.clone(), |current| {
-        restore::merge_and_check(staging, current)?;
-        Ok::<_, BackupError>(staging.to_owned())
-    })?;
-    Ok(unpacked.received)
-}
-
-/// An archive may go into the shard it was taken from (same id, database, policy and
-/// start), or into one a bucket restore made for it (`restored_from` names the backed-up
-/// shard; the database may have another name then). Its manifest must also name a shard
-/// consistently: the id is derived from the database, policy and start.
-fn check_archive_identity(
-    m: &archive::ShardManifest,
-    info: &ShardInfo,
-    restored_from: &[u64],
-) -> Result<(), BackupError> {
-    let coherent =
-        m.shard_id == crate::storage::shard_id(&m.database, &m.retention_policy, m.start);
-    let same = m.shard_id == info.id && m.database == info.database;
-    let mapped = restored_from.contains(&m.shard_id);
-    if coherent
-        && (same || mapped)
-        && m.start == info.start
-        && m.retention_policy == info.retention_policy
-    {
-        return Ok(());
-    }
-    Err(BackupError::BadArchive(format!(
-        "the archive holds shard {} ({}.{} from {}), which is not shard {} ({}.{} from {}){}",
-        m.shard_id,
-        m.database,
-        m.retention_policy,
-        crate::query::format::rfc3339_nanos(m.start),
-        info.id,
-        info.database,
-        info.retention_policy,
-        crate::query::format::rfc3339_nanos(info.start),
-        if restored_from.is_empty() {
-            String::new()
-        } else {
-            format!(" nor one restored into it ({restored_from:?})")
-        }
-    )))
 }
 
 /// The kv snapshot, as one consistent read of the control state.

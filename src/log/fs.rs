@@ -44,6 +44,11 @@ pub trait FileSystem: Send + Sync + Debug {
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn FsFile>>;
     /// Maps a file that will never be written again.
     fn map(&self, path: &Path) -> io::Result<FileBytes>;
+    /// As [`FileSystem::map`], for a file read here and there rather than from start to
+    /// end (a column file's blocks): no read-ahead hint.
+    fn map_for_random_reads(&self, path: &Path) -> io::Result<FileBytes> {
+        self.map(path)
+    }
     /// Renames a file or a directory, replacing a file at `to` (POSIX rename).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Swaps two existing files or directories atomically (renameat2 RENAME_EXCHANGE).
@@ -185,6 +190,15 @@ impl FileSystem for RealFs {
         let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(Arc::new(map))
+    }
+
+    fn map_for_random_reads(&self, path: &Path) -> io::Result<FileBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Arc::new(Vec::new()));
+        }
+        // SAFETY: as in `map`: the file is never written again.
+        Ok(Arc::new(unsafe { memmap2::MmapOptions::new().map(&file)? }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -58,18 +58,18 @@ impl Node {
 
 pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let data_dir = config.data_dir.clone();
-    // Each directory made durable in its parent as it is created: a log's records are
-    // synced, but an unsynced directory entry above them can still vanish with them.
+    // Made durable in its parent as it is created (and so is each directory below it: the
+    // control log's and the shards'): a log's records are synced, but an unsynced
+    // directory entry above them can still vanish with them.
     let control_dir = data_dir.join("control");
-    crate::storage::dirs::create_durably(&data_dir).map_err(|source| NodeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    use crate::log::fs::FileSystem;
+    crate::log::fs::RealFs
+        .create_dir_all(&data_dir)
+        .map_err(|source| NodeError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
     let _lock = DataDirLock::acquire(&data_dir)?;
-    crate::storage::dirs::create_durably(&control_dir).map_err(|source| NodeError::DataDir {
-        path: control_dir.clone(),
-        source,
-    })?;
     let options = LogOptions {
         segment_capacity: config.log.segment_mib.max(1) << 20,
         io: config.io_mode()?,

@@ -25,11 +25,11 @@ use super::column::{Column, FieldType, Values};
 use super::encoding;
 use super::head::SeriesHead;
 use crate::log::format::mask;
+use crate::log::fs::{FileBytes, FileSystem, FsFile};
 use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag, Tombstone};
 use prost::Message;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"SKCOLF02";
@@ -70,7 +70,7 @@ pub struct ColumnFile {
     /// and what is read at every start (the index) is not read through the map, so a
     /// restart does not meet the damage again until a query, merge or backup reads that
     /// block. The shard must then be restored from a backup, as with any damaged file.
-    map: memmap2::Mmap,
+    map: FileBytes,
     /// Bytes of the index unpacked: what the file costs in memory while it is open.
     index_len: u64,
 }
@@ -94,12 +94,13 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 
 /// Writes the given series (resolved and sorted here) as a column file, atomically.
 pub fn write(
+    fs: &dyn FileSystem,
     dir: &Path,
     covered_lsn: u64,
     series: &[SeriesHead],
     tombstones: Vec<Tombstone>,
 ) -> Result<PathBuf, ColumnFileError> {
-    let mut writer = ColumnFileWriter::create(dir, covered_lsn)?;
+    let mut writer = ColumnFileWriter::create(fs, dir, covered_lsn)?;
     writer.keep_tombstones(tombstones);
     let mut ordered: Vec<&SeriesHead> = series.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
@@ -126,24 +127,34 @@ pub fn write(
     writer.finish()
 }
 
+/// Bytes a writer gathers before it writes them to the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
 /// Streams series (in key order, columns resolved) into a new column file.
-pub struct ColumnFileWriter {
+pub struct ColumnFileWriter<'a> {
+    fs: &'a dyn FileSystem,
     dir: PathBuf,
     tmp: PathBuf,
     path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    file: Box<dyn FsFile>,
+    /// Bytes not yet written to `file`, which holds `offset - out.len()` bytes.
+    out: Vec<u8>,
     offset: u64,
     block: Vec<u8>,
     index: ColumnFileIndex,
 }
 
-impl ColumnFileWriter {
-    pub fn create(dir: &Path, covered_lsn: u64) -> Result<Self, ColumnFileError> {
+impl<'a> ColumnFileWriter<'a> {
+    pub fn create(
+        fs: &'a dyn FileSystem,
+        dir: &Path,
+        covered_lsn: u64,
+    ) -> Result<Self, ColumnFileError> {
         let path = dir.join(file_name(covered_lsn));
         let tmp = dir.join(format!("{}.tmp", file_name(covered_lsn)));
-        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        out.write_all(MAGIC).map_err(io(&tmp))?;
+        let file = fs.create(&tmp).map_err(io(&tmp))?;
+        let mut out = Vec::with_capacity(WRITE_BUFFER_BYTES);
+        out.extend_from_slice(MAGIC);
         let index = ColumnFileIndex {
             covered_lsn,
             series: Vec::new(),
@@ -151,14 +162,38 @@ impl ColumnFileWriter {
             tombstones: Vec::new(),
         };
         Ok(ColumnFileWriter {
+            fs,
             dir: dir.to_owned(),
             tmp,
             path,
+            file,
             out,
             offset: MAGIC.len() as u64,
             block: Vec::new(),
             index,
         })
+    }
+
+    /// Appends to the file (through the buffer).
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ColumnFileError> {
+        self.out.extend_from_slice(bytes);
+        self.offset += bytes.len() as u64;
+        if self.out.len() >= WRITE_BUFFER_BYTES {
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buffer(&mut self) -> Result<(), ColumnFileError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let at = self.offset - self.out.len() as u64;
+        self.file
+            .write_all_at(&self.out, at)
+            .map_err(io(&self.tmp))?;
+        self.out.clear();
+        Ok(())
     }
 
     /// Tombstones the file carries (see [`super::tombstone`]).
@@ -198,21 +233,23 @@ impl ColumnFileWriter {
                     true => Cow::Borrowed(*resolved),
                     false => Cow::Owned(resolved.slice_index(start, end)),
                 };
-                self.block.clear();
-                encode_block(&block, &mut self.block);
-                let crc = mask(crc32c::crc32c(&self.block));
-                self.block.extend_from_slice(&crc.to_le_bytes());
-                self.out.write_all(&self.block).map_err(io(&self.tmp))?;
+                let mut encoded = std::mem::take(&mut self.block);
+                encoded.clear();
+                encode_block(&block, &mut encoded);
+                let crc = mask(crc32c::crc32c(&encoded));
+                encoded.extend_from_slice(&crc.to_le_bytes());
                 entry.blocks.push(ColumnBlock {
                     field: (*name).to_owned(),
                     field_type: u32::from(block.values.field_type().code()),
                     offset: self.offset,
-                    length: self.block.len() as u64,
+                    length: encoded.len() as u64,
                     count: block.len() as u32,
                     min_time: block.times[0],
                     max_time: block.times[block.len() - 1],
                 });
-                self.offset += self.block.len() as u64;
+                let written = self.write(&encoded);
+                self.block = encoded;
+                written?;
             }
         }
         self.index.series.push(entry);
@@ -231,16 +268,15 @@ impl ColumnFileWriter {
         tail.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
         tail.extend_from_slice(&mask(crc32c::crc32c(&encoded)).to_le_bytes());
         tail.extend_from_slice(END_MAGIC);
-        self.out.write_all(&tail).map_err(io(&self.tmp))?;
-        let file = self.out.into_inner().map_err(|e| ColumnFileError::Io {
-            path: self.tmp.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(io(&self.tmp))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.tmp))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+        self.write(&tail)?;
+        self.flush_buffer()?;
+        // The bytes before the name: a crash leaves the file whole under its name, or
+        // absent (a leftover `.tmp` that the next open removes).
+        self.file.sync_data().map_err(io(&self.tmp))?;
+        self.fs
+            .rename(&self.tmp, &self.path)
+            .map_err(io(&self.tmp))?;
+        self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
         Ok(self.path)
     }
 }
@@ -381,16 +417,19 @@ fn decompress_index(compressed: &[u8], max_len: u64) -> Result<Vec<u8>, IndexErr
 }
 
 impl ColumnFile {
-    pub fn open(path: &Path) -> Result<ColumnFile, ColumnFileError> {
-        Self::open_within(path, u64::MAX)
+    pub fn open(fs: &dyn FileSystem, path: &Path) -> Result<ColumnFile, ColumnFileError> {
+        Self::open_within(fs, path, u64::MAX)
     }
 
     /// Opens a file whose index may unpack to at most `max_index_len` bytes
     /// ([`ColumnFileError::IndexTooLarge`] past it): a restore counts the indexes of the
     /// files it brings in against its size limit, as they stay in memory.
-    pub fn open_within(path: &Path, max_index_len: u64) -> Result<ColumnFile, ColumnFileError> {
-        use std::os::unix::fs::FileExt;
-        let file = std::fs::File::open(path).map_err(io(path))?;
+    pub fn open_within(
+        fs: &dyn FileSystem,
+        path: &Path,
+        max_index_len: u64,
+    ) -> Result<ColumnFile, ColumnFileError> {
+        let file = fs.open(path, false).map_err(io(path))?;
         let corrupt = |offset: u64, reason: &str| ColumnFileError::Corrupt {
             path: path.to_owned(),
             offset,
@@ -398,7 +437,7 @@ impl ColumnFile {
         };
         // The magic, footer and index are read, not mapped: an I/O error there (read at
         // every start) is an error naming the file, not a SIGBUS (see `map`).
-        let len = file.metadata().map_err(io(path))?.len();
+        let len = file.size().map_err(io(path))?;
         let (mut magic, mut footer) = ([0u8; 8], [0u8; FOOTER_LEN]);
         if len < (MAGIC.len() + FOOTER_LEN) as u64 {
             return Err(corrupt(0, "not a column file (bad magic or truncated)"));
@@ -421,8 +460,11 @@ impl ColumnFile {
         if mask(crc32c::crc32c(&bytes)) != stored {
             return Err(corrupt(offset, "index checksum mismatch"));
         }
-        // SAFETY: column files are immutable once renamed into place; see `map`.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
+        // Column files are immutable once renamed into place; see `map`.
+        let map = fs.map_for_random_reads(path).map_err(io(path))?;
+        if (*map).as_ref().len() as u64 != len {
+            return Err(corrupt(0, "changed while it was opened"));
+        }
         let bytes = decompress_index(&bytes, max_index_len).map_err(|e| match e {
             IndexError::TooLarge(limit) => ColumnFileError::IndexTooLarge {
                 path: path.to_owned(),
@@ -457,9 +499,9 @@ impl ColumnFile {
         let end = block
             .offset
             .checked_add(block.length)
-            .filter(|&e| e as usize <= self.map.len())
+            .filter(|&e| e as usize <= self.bytes().len())
             .ok_or_else(|| corrupt("block out of bounds".into()))?;
-        let bytes = &self.map[block.offset as usize..end as usize];
+        let bytes = &self.bytes()[block.offset as usize..end as usize];
         let (data, crc) = bytes.split_at(
             bytes
                 .len()
@@ -500,7 +542,7 @@ impl ColumnFile {
     }
 
     pub fn size(&self) -> u64 {
-        self.map.len() as u64
+        self.bytes().len() as u64
     }
 
     /// Bytes of the index unpacked (held in memory while the file is open).
@@ -510,7 +552,7 @@ impl ColumnFile {
 
     /// The whole file as mapped (for backups: the map outlives a removal of the file).
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        (*self.map).as_ref()
     }
 }
 
@@ -518,6 +560,7 @@ impl ColumnFile {
 mod tests {
     use super::*;
     use crate::line_protocol::FieldValue;
+    use crate::log::fs::RealFs;
     use crate::storage::head::Head;
     use proptest::prelude::*;
 
@@ -540,8 +583,8 @@ mod tests {
                 head.insert("cpu,host=a", "cpu", &tags, i as i64, version, &[("v", FieldValue::Float(*value))]);
                 expected.push((i as i64, version, value.to_bits()));
             }
-            let path = write(dir.path(), 7, head.series(), Vec::new()).unwrap();
-            let file = ColumnFile::open(&path).unwrap();
+            let path = write(&RealFs, dir.path(), 7, head.series(), Vec::new()).unwrap();
+            let file = ColumnFile::open(&RealFs, &path).unwrap();
             prop_assert_eq!(file.index.covered_lsn, 7);
             let mut got = Vec::new();
             for block in &file.index.series[0].blocks {
@@ -627,11 +670,11 @@ mod tests {
                 &[("v", FieldValue::Integer(i))],
             );
         }
-        let path = write(dir.path(), 1, head.series(), Vec::new()).unwrap();
+        let path = write(&RealFs, dir.path(), 1, head.series(), Vec::new()).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[12] ^= 1; // inside the first block
         std::fs::write(&path, &bytes).unwrap();
-        let file = ColumnFile::open(&path).unwrap();
+        let file = ColumnFile::open(&RealFs, &path).unwrap();
         let err = file
             .read_block(&file.index.series[0].blocks[0])
             .unwrap_err();
@@ -639,6 +682,6 @@ mod tests {
         let len = bytes.len();
         bytes[len - 40] ^= 1; // inside the index
         std::fs::write(&path, &bytes).unwrap();
-        assert!(ColumnFile::open(&path).is_err());
+        assert!(ColumnFile::open(&RealFs, &path).is_err());
     }
 }

@@ -7,7 +7,6 @@
 
 pub mod column;
 pub mod column_file;
-pub(crate) mod dirs;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
@@ -18,6 +17,7 @@ pub mod tombstone;
 
 use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
+use crate::log::fs::{FileSystem, RealFs};
 use crate::log::{LogError, LogOptions};
 use crate::projection::{EventLog, ProjectionError};
 use hlc::HybridClock;
@@ -129,6 +129,8 @@ pub fn shard_id(database: &str, policy: &str, start: i64) -> u64 {
 }
 
 pub struct Storage {
+    /// What shards' files live on: [`RealFs`] but in crash tests.
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     clock: HybridClock,
     shards: RwLock<HashMap<u64, Arc<Shard>>>,
@@ -162,14 +164,28 @@ impl Storage {
         node_id: u16,
         max_head_bytes: usize,
     ) -> Result<Storage, StorageError> {
+        let fs = Arc::new(RealFs);
+        Self::open_on(fs, data_dir, catalog, log_options, node_id, max_head_bytes)
+    }
+
+    /// [`Storage::open`] on any file system.
+    pub fn open_on(
+        fs: Arc<dyn FileSystem>,
+        data_dir: &Path,
+        catalog: &Catalog,
+        log_options: LogOptions,
+        node_id: u16,
+        max_head_bytes: usize,
+    ) -> Result<Storage, StorageError> {
         let dir = data_dir.join("shards");
         let path = dir.clone();
         let dir_err = |source| StorageError::ShardDir {
             path: path.clone(),
             source,
         };
-        dirs::create_durably(&dir).map_err(dir_err)?;
+        fs.create_dir_all(&dir).map_err(dir_err)?;
         let storage = Storage {
+            fs,
             dir,
             clock: HybridClock::new(node_id),
             shards: RwLock::new(HashMap::new()),
@@ -199,28 +215,26 @@ impl Storage {
         }
         // What is listed here may still be only in the page cache (a process killed just
         // after a restore's swap): made durable before the other side of it is removed.
-        dirs::sync_dir(&storage.dir).map_err(dir_err)?;
-        let entries = std::fs::read_dir(&storage.dir).map_err(dir_err)?;
+        storage.fs.sync_dir(&storage.dir).map_err(dir_err)?;
+        let entries = storage.fs.list_dirs(&storage.dir).map_err(dir_err)?;
         let (mut trash, mut renamed) = (Vec::new(), false);
-        for entry in entries {
-            let entry = entry.map_err(dir_err)?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        for name in entries {
+            let path = storage.dir.join(&name);
             let id: Option<u64> = name.parse().ok();
             if id.is_some_and(|id| known.iter().any(|s| s.id == id)) {
                 continue;
             }
             if id.is_some() {
-                tracing::warn!(path = %entry.path().display(), "removing shard directory the catalog does not know");
+                tracing::warn!(path = %path.display(), "removing shard directory the catalog does not know");
                 // Under a shard's name: out of the way of a shard created anew, at once.
-                trash.push(storage.set_aside(&entry.path()).map_err(dir_err)?);
+                trash.push(storage.set_aside(&path).map_err(dir_err)?);
                 renamed = true;
             } else {
-                trash.push(entry.path());
+                trash.push(path);
             }
         }
         if renamed {
-            dirs::sync_dir(&storage.dir).map_err(dir_err)?;
+            storage.fs.sync_dir(&storage.dir).map_err(dir_err)?;
         }
         if !trash.is_empty() {
             // Dropped shards and restores' other sides: one line, however many.
@@ -240,7 +254,8 @@ impl Storage {
             return Ok(shard.clone());
         }
         let path = self.dir.join(info.id.to_string());
-        let shard = Arc::new(Shard::open(
+        let shard = Arc::new(Shard::open_on(
+            self.fs.clone(),
             &path,
             info,
             self.log_options.clone(),
@@ -286,16 +301,16 @@ impl Storage {
         let mut created = false;
         for info in after.shards().filter(|s| !known.contains(&s.id)) {
             let path = self.shard_dir(info.id);
-            if path.exists() {
+            if self.fs.exists(&path).map_err(dir_err(&path))? {
                 // The directory of the shard's earlier self, dropped: its removal, under
                 // way, puts an empty one in its place (see `remove_shards`).
                 continue;
             }
-            std::fs::create_dir(&path).map_err(dir_err(&path))?;
+            self.fs.create_dir(&path).map_err(dir_err(&path))?;
             created = true;
         }
         if created {
-            dirs::sync_dir(&self.dir).map_err(dir_err(&self.dir))?;
+            self.fs.sync_dir(&self.dir).map_err(dir_err(&self.dir))?;
         }
         Ok(())
     }
@@ -335,7 +350,7 @@ impl Storage {
         // Shards never opened (created by a restore, say) have a directory too.
         for &id in ids {
             let dir = self.shard_dir(id);
-            if dir.exists() {
+            if self.fs.exists(&dir).unwrap_or(true) {
                 match self.set_aside(&dir) {
                     Ok(to) => {
                         trash.push(to);
@@ -348,7 +363,7 @@ impl Storage {
                 }
             }
             if known_again.contains(&id) {
-                match std::fs::create_dir(&dir) {
+                match self.fs.create_dir(&dir) {
                     Ok(()) => changed = true,
                     Err(e) => {
                         tracing::warn!(path = %dir.display(), error = %e, "could not create the directory of a shard created again")
@@ -357,7 +372,7 @@ impl Storage {
             }
         }
         if changed {
-            if let Err(e) = dirs::sync_dir(&self.dir) {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
                 // Renamed in the page cache only: a power loss may bring directories back
                 // under their ids, which the next start removes (the catalog does not
                 // know them), unless they are created again first.
@@ -377,7 +392,7 @@ impl Storage {
             crate::catalog::now_nanos(),
             SET_ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        std::fs::rename(dir, &to)?;
+        self.fs.rename(dir, &to)?;
         Ok(to)
     }
 
@@ -386,9 +401,10 @@ impl Storage {
         if trash.is_empty() {
             return;
         }
+        let fs = self.fs.clone();
         let purge = move || {
             for dir in trash {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if let Err(e) = fs.remove_dir_all(&dir) {
                     tracing::warn!(path = %dir.display(), error = %e, "could not remove a dropped shard's files");
                 }
             }
@@ -692,6 +708,11 @@ impl Storage {
         self.dir.join(id.to_string())
     }
 
+    /// What the shards' files live on (restores stage their files on it too).
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
     /// The directory holding every shard's (restore staging directories go there too:
     /// same file system for the rename, and names start-up removes if left by a crash).
     pub fn shards_dir(&self) -> &Path {
@@ -729,9 +750,11 @@ impl Storage {
                 }
             }
         }
+        let exists = |path: &Path| self.fs.exists(path).unwrap_or(false);
         let reopen_old = |shards: &mut HashMap<u64, Arc<Shard>>| {
-            if path.exists() {
-                if let Ok(shard) = Shard::open(
+            if exists(&path) {
+                if let Ok(shard) = Shard::open_on(
+                    self.fs.clone(),
                     &path,
                     info.clone(),
                     self.log_options.clone(),
@@ -741,7 +764,7 @@ impl Storage {
                 }
             }
         };
-        let existing = path.exists().then_some(path.as_path());
+        let existing = exists(&path).then_some(path.as_path());
         let staged = match prepare(existing) {
             Ok(staged) => staged,
             Err(e) => {
@@ -756,7 +779,7 @@ impl Storage {
         // What `prepare` linked, wrote and removed in the staged directory is durable
         // before it can become the shard (its files were synced as they were written).
         for dir in [staged.join("log"), staged.clone()] {
-            if let Err(e) = dirs::sync_dir(&dir) {
+            if let Err(e) = self.fs.sync_dir(&dir) {
                 reopen_old(&mut shards);
                 return Err(E::from(dir_err(&dir)(e)));
             }
@@ -764,21 +787,21 @@ impl Storage {
         // Swapped in one step, so that a crash at any moment leaves the old or the new
         // directory whole at `path` (and the other under the staging name, which start-up
         // removes once it has made the swap durable).
-        let had_old = path.exists();
+        let had_old = exists(&path);
         let swap = |from: &Path, to: &Path| -> std::io::Result<()> {
             if had_old {
-                exchange_dirs(from, to)
+                self.fs.exchange(from, to)
             } else {
-                std::fs::rename(from, to)
+                self.fs.rename(from, to)
             }
         };
         let swap_back = || {
             let undone = if had_old {
-                exchange_dirs(&staged, &path)
+                self.fs.exchange(&staged, &path)
             } else {
-                std::fs::rename(&path, &staged)
+                self.fs.rename(&path, &staged)
             };
-            if let Err(e) = undone.and_then(|()| dirs::sync_dir(&self.dir)) {
+            if let Err(e) = undone.and_then(|()| self.fs.sync_dir(&self.dir)) {
                 tracing::warn!(path = %path.display(), error = %e, "could not undo a restore's swap: the next start opens whichever directory it finds");
             }
         };
@@ -788,12 +811,13 @@ impl Storage {
         }
         // The old files go only once the swap is durable: until then a power loss may
         // bring them back at `path`.
-        if let Err(e) = dirs::sync_dir(&self.dir) {
+        if let Err(e) = self.fs.sync_dir(&self.dir) {
             swap_back();
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&self.dir)(e)));
         }
-        match Shard::open(
+        match Shard::open_on(
+            self.fs.clone(),
             &path,
             info.clone(),
             self.log_options.clone(),
@@ -806,7 +830,7 @@ impl Storage {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&info.id);
-                let _ = std::fs::remove_dir_all(&staged); // the old files, if any
+                let _ = self.fs.remove_dir_all(&staged); // the old files, if any
                 Ok(())
             }
             Err(e) => {
@@ -816,12 +840,6 @@ impl Storage {
             }
         }
     }
-}
-
-/// Swaps two directories atomically (renameat2 with RENAME_EXCHANGE).
-fn exchange_dirs(a: &Path, b: &Path) -> std::io::Result<()> {
-    use crate::log::fs::FileSystem;
-    crate::log::fs::RealFs.exchange(a, b)
 }
 
 /// How long a shard being replaced may stay in use by in-flight requests.

@@ -19,6 +19,7 @@ use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
+use crate::log::fs::{FileSystem, RealFs};
 use crate::log::{Appending, Log, LogError, LogOptions, Lsn, Record};
 use crate::proto::Tombstone;
 use prost::Message;
@@ -318,6 +319,8 @@ impl ShardData {
 pub struct Shard {
     pub info: ShardInfo,
     pub dir: PathBuf,
+    /// What the shard's files live on: [`crate::log::fs::RealFs`] but in crash tests.
+    fs: Arc<dyn FileSystem>,
     log: Log,
     /// Field types per measurement: the first write of a field decides its type in this
     /// shard, as in InfluxDB. Checked and reserved before points reach the log.
@@ -340,7 +343,20 @@ pub struct Admitted<'a> {
 }
 
 impl Shard {
+    /// Opens the shard whose files are in `dir` (on real files).
     pub fn open(
+        dir: &Path,
+        info: ShardInfo,
+        options: LogOptions,
+        max_head_bytes: usize,
+    ) -> Result<Shard, StorageError> {
+        Self::open_on(Arc::new(RealFs), dir, info, options, max_head_bytes)
+    }
+
+    /// Opens the shard whose files are in `dir` on `fs`. The directory must exist (see
+    /// [`super::Storage::create_shard_dirs`]).
+    pub fn open_on(
+        fs: Arc<dyn FileSystem>,
         dir: &Path,
         info: ShardInfo,
         options: LogOptions,
@@ -353,26 +369,28 @@ impl Shard {
         // The directory exists from before the catalog knew the shard (see
         // [`super::Storage::create_shard_dirs`]): missing, it was lost, and opening an empty
         // one in its place would hide that.
-        require_dir(info.id, dir)?;
+        require_dir(&*fs, info.id, dir)?;
         let mut data = ShardData::default();
         let mut schema = Schema::default();
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|source| StorageError::ShardDir {
-                path: dir.to_owned(),
-                source,
-            })?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
+        let dir_err = |source| StorageError::ShardDir {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut names: Vec<String> = fs.list(dir).map_err(dir_err)?;
         names.sort();
+        // A shard never opened before has an empty directory: its log starts here (made
+        // durable in the shard's directory by `create_dir_all`). Any other has a log.
+        let fresh = names.is_empty() && fs.list_dirs(dir).map_err(dir_err)?.is_empty();
         for name in names {
             if name.ends_with(".col.tmp") {
-                let _ = std::fs::remove_file(dir.join(&name)); // a flush the process did not finish
+                let _ = fs.remove(&dir.join(&name)); // a flush the process did not finish
             } else if column_file::parse_file_name(&name).is_some() {
-                let file =
-                    ColumnFile::open(&dir.join(&name)).map_err(|e| StorageError::ColumnFile {
+                let file = ColumnFile::open(&*fs, &dir.join(&name)).map_err(|e| {
+                    StorageError::ColumnFile {
                         shard: info.id,
                         source: e,
-                    })?;
+                    }
+                })?;
                 for t in &file.index.tombstones {
                     data.tombstones.add(t.clone());
                 }
@@ -411,16 +429,10 @@ impl Shard {
             }
         }
         let log_dir = dir.join("log");
-        if data.files.is_empty() && !log_dir.exists() {
-            // A shard never opened before: its log starts here, and must not vanish
-            // with an unsynced directory entry once it holds acknowledged records.
-            super::dirs::create_durably(&log_dir).map_err(|source| StorageError::ShardDir {
-                path: log_dir.clone(),
-                source,
-            })?;
+        if !fresh {
+            require_dir(&*fs, info.id, &log_dir)?;
         }
-        require_dir(info.id, &log_dir)?;
-        let (log, _report) = Log::open(log_dir, options).map_err(shard_err)?;
+        let (log, _report) = Log::open_on(fs.clone(), log_dir, options).map_err(shard_err)?;
         let covered = data.watermark.upto;
         // Column files past the log's end mean records were lost (or the log replaced):
         // new records would get LSNs the files claim to cover, and be skipped on replay.
@@ -502,6 +514,7 @@ impl Shard {
         Ok(Shard {
             info,
             dir: dir.to_owned(),
+            fs,
             log,
             schema: Mutex::new(schema),
             data: RwLock::new(data),
@@ -767,8 +780,9 @@ impl Shard {
             data: &self.data,
             frozen: Some(frozen.clone()),
         };
-        let file = column_file::write(&self.dir, covered, frozen.series(), tombstones)
-            .and_then(|path| ColumnFile::open(&path))
+        let fs = &*self.fs;
+        let file = column_file::write(fs, &self.dir, covered, frozen.series(), tombstones)
+            .and_then(|path| ColumnFile::open(fs, &path))
             .map_err(file_err)?;
         thaw.frozen = None;
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -875,8 +889,8 @@ impl Shard {
                     .push((f.as_ref(), s));
             }
         }
-        let mut writer =
-            column_file::ColumnFileWriter::create(&self.dir, covered).map_err(file_err)?;
+        let mut writer = column_file::ColumnFileWriter::create(&*self.fs, &self.dir, covered)
+            .map_err(file_err)?;
         // The merged file carries its files' tombstones (older files may still hold points
         // they hit) and leaves out the points they hit.
         let mut tombstones = Tombstones::default();
@@ -917,7 +931,7 @@ impl Shard {
                 .map_err(file_err)?;
         }
         let path = writer.finish().map_err(file_err)?;
-        let merged = Arc::new(ColumnFile::open(&path).map_err(file_err)?);
+        let merged = Arc::new(ColumnFile::open(&*self.fs, &path).map_err(file_err)?);
         {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             data.files
@@ -926,7 +940,9 @@ impl Shard {
         }
         for f in &files {
             if f.path != path {
-                let _ = std::fs::remove_file(&f.path);
+                // Unsynced: a crash may bring it back, a duplicate that reads resolve and
+                // the next merge removes.
+                let _ = self.fs.remove(&f.path);
             }
         }
         Ok(())
@@ -1248,14 +1264,10 @@ impl Drop for Thaw<'_> {
 }
 
 /// Fails with [`StorageError::ShardMissing`] unless `dir` is a directory.
-fn require_dir(shard: u64, dir: &Path) -> Result<(), StorageError> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(StorageError::ShardMissing {
-            shard,
-            path: dir.to_owned(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::ShardMissing {
+fn require_dir(fs: &dyn FileSystem, shard: u64, dir: &Path) -> Result<(), StorageError> {
+    match fs.exists(dir) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StorageError::ShardMissing {
             shard,
             path: dir.to_owned(),
         }),
