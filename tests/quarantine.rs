@@ -1,11 +1,12 @@
-//! A damaged shard does not take the node down: one byte flipped in the middle of a
-//! shard's newest log segment, with acknowledged records after it, quarantines that shard
-//! (named with file and offset in /health, counted in /metrics, reads and writes needing
-//! it refused with the reason), leaves its files untouched, and every other shard serves.
-//! Dropping the shard is one way back.
+//! A damaged shard does not take the node down: one byte flipped in a shard's column
+//! file quarantines that shard (named with file and offset in /health, counted in
+//! /metrics, reads and writes needing it refused with the reason), leaves its files
+//! untouched, and every other shard serves. Dropping the shard is one way back. A byte
+//! flipped in the node's data log, with acknowledged records after it, stops the node
+//! from starting, with the file and offset: no record is dropped to let it start.
 
 mod common;
-use common::{query, request, Daemon};
+use common::{query, request, wait_until, Daemon};
 use std::path::{Path, PathBuf};
 
 const WEEK: i64 = 7 * 86_400 * 1_000_000_000;
@@ -51,67 +52,62 @@ fn count(d: &Daemon, range: (i64, i64)) -> common::Response {
     )
 }
 
-fn newest_segment(log: &Path) -> PathBuf {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(log)
-        .expect("log dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segments.sort();
-    segments.pop().expect("a segment")
+fn files_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == extension))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
-#[test]
-fn a_flipped_byte_in_a_shard_log_quarantines_that_shard_and_the_rest_serves() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("node");
-    let d = Daemon::start(&data);
+/// Two weeks of points, one shard each; returns the ids, oldest week first.
+fn two_weeks(d: &Daemon) -> ((i64, i64), (i64, i64), Vec<u64>) {
     assert_eq!(query(d.addr, "", "CREATE DATABASE q").status, 200);
-    let (damaged_week, intact_week) = ((START, START + WEEK), (START + WEEK, START + 2 * WEEK));
+    let (first, second) = ((START, START + WEEK), (START + WEEK, START + 2 * WEEK));
     for batch in 0..20 {
         let mut body = String::new();
         for i in 0..50 {
             let n = batch * 50 + i;
-            body.push_str(&format!("m,h=a v={n}i {}\n", damaged_week.0 + n));
-            body.push_str(&format!("m,h=b v={n}i {}\n", intact_week.0 + n));
+            body.push_str(&format!("m,h=a v={n}i {}\n", first.0 + n));
+            body.push_str(&format!("m,h=b v={n}i {}\n", second.0 + n));
         }
-        assert_eq!(write(&d, &body).status, 204);
+        assert_eq!(write(d, &body).status, 204);
     }
-    let ids = shard_ids(&d);
+    let ids = shard_ids(d);
     assert_eq!(ids.len(), 2, "one shard a week");
+    (first, second, ids)
+}
+
+#[test]
+fn a_flipped_byte_in_a_column_file_quarantines_that_shard_and_the_rest_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let config = "idle_flush_seconds = 1\n";
+    let d = Daemon::start_with_config(&data, config);
+    let (damaged_week, intact_week, ids) = two_weeks(&d);
     let damaged = ids[0];
-    // No clean stop: it would flush the heads to column files and empty the logs.
-    d.kill9();
+    let shard_dir = data.join("shards").join(damaged.to_string());
+    // Idle, the heads are written out as column files.
+    wait_until("the heads are written out", || {
+        ids.iter()
+            .all(|id| !files_with(&data.join("shards").join(id.to_string()), "col").is_empty())
+    });
+    assert!(d.stop().success());
 
-    let segment = newest_segment(&data.join("shards").join(damaged.to_string()).join("log"));
-    let mut bytes = std::fs::read(&segment).expect("segment");
-    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
-    let middle = end / 2;
-    bytes[middle] ^= 0x40;
-    std::fs::write(&segment, &bytes).expect("flip a byte");
+    // A byte of the file's index (read whole when the shard opens).
+    let file = files_with(&shard_dir, "col").pop().expect("a column file");
+    let mut bytes = std::fs::read(&file).expect("column file");
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).expect("flip a byte");
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
 
-    let d = Daemon::start(&data);
-    let health = request(d.addr, "GET", "/health", &[], b"");
-    assert_eq!(health.status, 200);
-    let health = health.json();
-    assert_eq!(health["status"], "warn", "{health}");
-    let check = health["checks"][0]["message"]
-        .as_str()
-        .expect("a check")
-        .to_owned();
-    let file = segment.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        check.contains(&file) && check.contains("at byte"),
-        "{check}"
-    );
-    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
-    let metrics = request(d.addr, "GET", "/metrics", &[], b"");
-    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        metrics.contains("\nshardkeeper_shards_quarantined 1\n"),
-        "{metrics}"
-    );
-
+    let d = Daemon::start_with_config(&data, config);
     // The other shard answers, whole; reads and writes needing the damaged one are refused.
     let r = count(&d, intact_week);
     assert_eq!(r.status, 200);
@@ -126,8 +122,27 @@ fn a_flipped_byte_in_a_shard_log_quarantines_that_shard_and_the_rest_serves() {
     let error =
         error.unwrap_or_else(|| panic!("a read of the damaged shard answered {:?}", r.json()));
     assert!(
-        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&file),
+        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&name),
         "{error}"
+    );
+    let health = request(d.addr, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+    let health = health.json();
+    assert_eq!(health["status"], "warn", "{health}");
+    let check = health["checks"][0]["message"]
+        .as_str()
+        .expect("a check")
+        .to_owned();
+    assert!(
+        check.contains(&name) && check.contains("at byte"),
+        "{check}"
+    );
+    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
+    let metrics = request(d.addr, "GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        metrics.contains("\nshardkeeper_shards_quarantined 1\n"),
+        "{metrics}"
     );
     let r = write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
     assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
@@ -135,8 +150,8 @@ fn a_flipped_byte_in_a_shard_log_quarantines_that_shard_and_the_rest_serves() {
         write(&d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
         204
     );
-    // Nothing on disk changed: the acknowledged records after the damage are still there.
-    assert_eq!(std::fs::read(&segment).expect("segment"), bytes);
+    // Nothing on disk changed.
+    assert_eq!(std::fs::read(&file).expect("column file"), bytes);
 
     // Dropping the damaged shard clears the quarantine; its time range takes writes again.
     let r = query(d.addr, "q", &format!("DROP SHARD {damaged}"));
@@ -154,4 +169,31 @@ fn a_flipped_byte_in_a_shard_log_quarantines_that_shard_and_the_rest_serves() {
         "{:?}",
         r.json()
     );
+}
+
+#[test]
+fn a_flipped_byte_in_the_data_log_stops_the_start_naming_file_and_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let d = Daemon::start(&data);
+    two_weeks(&d);
+    d.kill9();
+    let segment = files_with(&data.join("data-log"), "seg")
+        .pop()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
+    bytes[end / 2] ^= 0x40;
+    std::fs::write(&segment, &bytes).expect("flip a byte");
+
+    let Err(stderr) = Daemon::try_start_with(&data, None) else {
+        panic!("a damaged data log did not stop the start");
+    };
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        stderr.contains(&name) && stderr.contains("byte"),
+        "{stderr}"
+    );
+    // Nothing on disk changed: the acknowledged records after the damage are still there.
+    assert_eq!(std::fs::read(&segment).expect("segment"), bytes);
 }

@@ -287,8 +287,8 @@ fn merge(node: &Node, g: i64) -> bool {
         .is_some_and(|s| s.merge().is_ok())
 }
 
-/// A shard's backup as the node streams it: all its files (`keep` None), or the column
-/// files `keep` accepts and the log (an incremental backup).
+/// A shard's backup as the node streams it: all its column files (`keep` None), or those
+/// `keep` accepts (an incremental backup).
 fn backup(
     node: &Node,
     g: i64,
@@ -306,7 +306,6 @@ fn backup(
                     .into_iter()
                     .filter(|f| keep(&f.path))
                     .collect(),
-                segments: files.segments,
             },
             Some(1),
         ),

@@ -77,15 +77,6 @@ pub fn write_shard_archive(
     out: impl Write,
 ) -> io::Result<()> {
     let mut sources: Vec<Source<'_>> = Vec::new();
-    for segment in &files.segments {
-        if changed_after(&segment.path, since) {
-            sources.push(Source {
-                name: format!("{LOG_DIR}/{}", log_format::segment_file_name(segment.base)),
-                bytes: segment.bytes(),
-                file_mapped: segment.file_mapped,
-            });
-        }
-    }
     for file in &files.column_files {
         if changed_after(&file.path, since) {
             let name = file

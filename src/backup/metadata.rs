@@ -136,8 +136,15 @@ pub(crate) fn decode_kv_snapshot(bytes: &[u8]) -> Result<CatalogState, BackupErr
 /// when auth is on) a state with no admin user: it would lock every user out and open
 /// `/api/v2/setup` to anyone.
 pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, BackupError> {
-    let state = decode_kv_snapshot(bytes)?;
+    let mut state = decode_kv_snapshot(bytes)?;
     check_state(&state)?;
+    // The restored shards are new ones: none may take the records that the data log
+    // still holds of a shard of the same id.
+    for db in &mut state.databases {
+        for shard in &mut db.shards {
+            shard.incarnation = crate::storage::new_incarnation();
+        }
+    }
     if require_admin && !state.users.iter().any(|u| u.admin) {
         return Err(BackupError::BadArchive(
             "the kv snapshot has no admin user: with auth enabled, restoring it would leave no one able to administer the node and reopen /api/v2/setup".into(),
@@ -493,6 +500,7 @@ pub fn restore_bucket_events(
                     start_nanos: start,
                     end_nanos: end,
                     restored_from: group.shards.iter().map(|s| s.id).collect(),
+                    incarnation: crate::storage::new_incarnation(),
                 },
             )));
             for shard in &group.shards {

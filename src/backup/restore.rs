@@ -54,16 +54,17 @@ fn stage_and_swap(
     let m = &unpacked.manifest;
     check_archive_identity(m, info, restored_from)?;
     if m.files.is_empty() {
-        if m.since.is_none() {
-            return Err(BackupError::BadArchive(format!(
-                "the archive of shard {} lists no files: a full backup holds at least the shard's log",
-                m.shard_id
-            )));
-        }
-        // An incremental backup of a shard unchanged since: nothing to apply.
+        // A shard that held nothing, or an incremental backup of a shard unchanged since:
+        // nothing to apply.
         return Ok(unpacked.received);
     }
     verify_staged(fs, staging, limit.saturating_sub(unpacked.unpacked))?;
+    if exists(fs, &staging.join(LOG_DIR))? {
+        // An archive of an earlier version carries the shard's own log: its records go
+        // into a column file first, so that the restore merges column files only.
+        check_staged_log(fs, staging)?;
+        storage.migrate_staged(info, staging)?;
+    }
     storage.replace_shard(info.clone(), |current| {
         merge_and_check(fs, staging, current)?;
         Ok::<_, BackupError>(staging.to_owned())
@@ -133,10 +134,8 @@ pub fn verify_staged(fs: &dyn FileSystem, staging: &Path, budget: u64) -> Result
     Ok(())
 }
 
-/// Folds the shard's current files (`current`, its directory) into `staging`: files the
-/// archive lacks are linked in; of a segment both have, the longer is kept, provided the
-/// shorter is a prefix of it (otherwise the shard holds a history the backup is not part
-/// of). Then the log must be one unbroken run covering everything after the column files.
+/// Folds the shard's current column files (`current`, its directory) into `staging`:
+/// files the archive lacks are linked in.
 ///
 /// A column file both have under one name but with different bytes is a file a merge
 /// rewrote on one side (it takes the name of the newest file it merges): the shard's may
@@ -149,53 +148,36 @@ pub fn merge_and_check(
     staging: &Path,
     current: Option<&Path>,
 ) -> Result<(), BackupError> {
-    let staged_log = staging.join(LOG_DIR);
-    if let Some(current) = current {
-        let current_files = column_files(fs, current)?;
-        for path in &current_files {
-            let name = path.file_name().unwrap_or_default();
-            let target = staging.join(name);
-            if exists(fs, &target)? {
-                if same_bytes(fs, path, &target)? {
-                    continue;
-                }
-                let free = free_column_name(fs, staging, &current_files, name)?;
-                fs.rename(&target, &free).map_err(BackupError::io(&free))?;
-            }
-            fs.hard_link(path, &target)
-                .map_err(BackupError::io(&target))?;
-        }
-        for (base, path) in segments(fs, &current.join(LOG_DIR))? {
-            let target = staged_log.join(log_format::segment_file_name(base));
-            if !exists(fs, &target)? {
-                fs.hard_link(&path, &target)
-                    .map_err(BackupError::io(&target))?;
+    let Some(current) = current else {
+        return Ok(());
+    };
+    let current_files = column_files(fs, current)?;
+    for path in &current_files {
+        let name = path.file_name().unwrap_or_default();
+        let target = staging.join(name);
+        if exists(fs, &target)? {
+            if same_bytes(fs, path, &target)? {
                 continue;
             }
-            let (ours_map, theirs_map) = (map(fs, &path)?, map(fs, &target)?);
-            let (ours, theirs): (&[u8], &[u8]) = ((*ours_map).as_ref(), (*theirs_map).as_ref());
-            let (ours_end, theirs_end) = (record_end(ours, base), record_end(theirs, base));
-            let common = ours_end.min(theirs_end);
-            if ours[..common] != theirs[..common] {
-                return Err(BackupError::Conflict(format!(
-                    "log segment {base} of the shard differs from the backup's: the shard holds data written after it was created anew; drop it and restore again"
-                )));
-            }
-            drop((ours_map, theirs_map));
-            if ours_end > theirs_end {
-                fs.remove(&target).map_err(BackupError::io(&target))?;
-                fs.hard_link(&path, &target)
-                    .map_err(BackupError::io(&target))?;
-            }
+            let free = free_column_name(fs, staging, &current_files, name)?;
+            fs.rename(&target, &free).map_err(BackupError::io(&free))?;
         }
+        fs.hard_link(path, &target)
+            .map_err(BackupError::io(&target))?;
     }
+    Ok(())
+}
+
+/// Checks the log an archive of an earlier version brought: it must be one unbroken run
+/// covering everything after its column files (older segments before a gap may go only
+/// if the column files cover them).
+fn check_staged_log(fs: &dyn FileSystem, staging: &Path) -> Result<(), BackupError> {
+    let staged_log = staging.join(LOG_DIR);
     let covered = column_files(fs, staging)?
         .iter()
         .filter_map(|p| column_file::parse_file_name(p.file_name()?.to_str()?))
         .max()
         .unwrap_or(0);
-    // The newest unbroken run of segments is the log; older segments before a gap may go
-    // only if the column files cover them.
     let mut runs: Vec<(u64, u64, std::path::PathBuf)> = Vec::new();
     for (base, path) in segments(fs, &staged_log)? {
         let bytes = map(fs, &path)?;
@@ -216,20 +198,12 @@ pub fn merge_and_check(
         }
         fs.remove(path).map_err(BackupError::io(path))?;
     }
-    match runs.get(first) {
-        None if covered == 0 => {}
-        None => {
-            return Err(BackupError::Conflict(
-                "the backup has column files but no log segment: restore the full backup first"
-                    .into(),
-            ))
-        }
-        Some((base, _, _)) if *base > covered + 1 => {
+    if let Some((base, _, _)) = runs.get(first) {
+        if *base > covered + 1 {
             return Err(BackupError::Conflict(format!(
                 "the log starts at LSN {base} but the column files cover only up to {covered}: restore the full backup this incremental one follows first"
-            )))
+            )));
         }
-        Some(_) => {}
     }
     // The log library's own offline check, on the final set.
     if !runs.is_empty() {
@@ -344,18 +318,6 @@ fn check_point_lines(payload: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Offset past the last record of a segment (its header if none, 0 if that is bad).
-fn record_end(bytes: &[u8], base: u64) -> usize {
-    if log_format::decode_segment_header(bytes) != Ok(base) {
-        return 0;
-    }
-    let mut offset = SEGMENT_HEADER_LEN;
-    while let Frame::Record { next, .. } = log_format::decode_frame(bytes, offset) {
-        offset = next;
-    }
-    offset
-}
-
 /// A file read through a map: segments are up to their capacity and need not be in
 /// memory at once. Staged files are written by this restore only; the shard's own files
 /// are not written while it is closed for the restore.
@@ -393,7 +355,6 @@ fn column_files(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<PathBuf>, BackupE
 mod tests {
     use super::*;
     use crate::line_protocol::{parse_body, FieldValue};
-    use crate::log::LogOptions;
     use crate::storage::column::Column;
     use crate::storage::series_index::TagSelector;
     use crate::storage::shard::{SeriesRead, Shard, ShardInfo};
@@ -433,9 +394,7 @@ mod tests {
         let live = root.path().join("live");
         std::fs::create_dir(&live).unwrap();
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        let shard = std::sync::Arc::new(
-            Shard::open(&live, info.clone(), LogOptions::default(), 1 << 30).unwrap(),
-        );
+        let shard = std::sync::Arc::new(Shard::open_for_test(&live, info.clone()).unwrap());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -454,12 +413,11 @@ mod tests {
             ));
         }
         // The incremental backup: the files flushed after the full one (which took the
-        // first two), and the log.
+        // first two).
         let files = shard.backup_files().unwrap();
         assert_eq!(files.column_files.len(), 8);
         let incremental = ShardFiles {
             column_files: files.column_files[2..].to_vec(),
-            segments: files.segments,
         };
         let mut tar = Vec::new();
         archive::write_shard_archive(&info, &incremental, None, &mut tar).unwrap();
@@ -479,9 +437,7 @@ mod tests {
         archive::unpack_shard_archive(&fs, &tar[..], &staging, u64::MAX).unwrap();
         verify_staged(&fs, &staging, u64::MAX).unwrap();
         merge_and_check(&fs, &staging, Some(&live)).unwrap();
-        let restored = std::sync::Arc::new(
-            Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap(),
-        );
+        let restored = std::sync::Arc::new(Shard::open_for_test(&staging, info).unwrap());
         assert_eq!(points(&restored), expected);
         // The next merge folds the two files of one covered LSN together.
         for batch in 8..15i64 {
@@ -503,7 +459,7 @@ mod tests {
         assert_eq!(points(&restored), expected);
         drop(restored);
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        let reopened = Shard::open(&staging, info, LogOptions::default(), 1 << 30).unwrap();
+        let reopened = Shard::open_for_test(&staging, info).unwrap();
         assert_eq!(points(&reopened), expected);
     }
 }

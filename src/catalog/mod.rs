@@ -356,6 +356,7 @@ impl Catalog {
                 retention_policy: s.retention_policy.clone(),
                 start: s.start_nanos,
                 end: s.end_nanos,
+                incarnation: s.incarnation,
             })
     }
 
@@ -385,6 +386,7 @@ impl Catalog {
                     start_nanos: s.start,
                     end_nanos: s.end,
                     restored_from: Vec::new(),
+                    incarnation: crate::storage::new_incarnation(),
                 }))),
             }
         }
@@ -798,7 +800,13 @@ mod tests {
         run(&mut c, |c| {
             c.create_shards(std::slice::from_ref(&shard)).unwrap()
         });
-        assert_eq!(c.shards().collect::<Vec<_>>(), vec![shard.clone()]);
+        let created: Vec<ShardInfo> = c.shards().collect();
+        assert!(created[0].incarnation > 0, "a new shard has an incarnation");
+        let shard = ShardInfo {
+            incarnation: created[0].incarnation,
+            ..shard
+        };
+        assert_eq!(created, vec![shard.clone()]);
         assert!(
             c.create_shards(std::slice::from_ref(&shard))
                 .unwrap()

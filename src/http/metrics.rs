@@ -42,13 +42,11 @@ async fn metrics(
         node.control.log().figures(),
         node.control.log().failure().is_some(),
     )];
-    for shard in node.storage.shards() {
-        logs.push((
-            format!("shard-{}", shard.info.id),
-            shard.log().figures(),
-            shard.log().failure().is_some(),
-        ));
-    }
+    logs.push((
+        "data".to_owned(),
+        node.storage.data_log().figures(),
+        node.storage.data_log().failure().is_some(),
+    ));
     let mut body = render(&logs);
     let quarantined = node.storage.quarantined();
     let _ = writeln!(

@@ -99,9 +99,11 @@ pub fn write(
     covered_lsn: u64,
     series: &[SeriesHead],
     tombstones: Vec<Tombstone>,
+    schema: Vec<crate::proto::MeasurementFields>,
 ) -> Result<PathBuf, ColumnFileError> {
     let mut writer = ColumnFileWriter::create(fs, dir, covered_lsn)?;
     writer.keep_tombstones(tombstones);
+    writer.keep_schema(schema);
     let mut ordered: Vec<&SeriesHead> = series.iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
@@ -160,6 +162,7 @@ impl<'a> ColumnFileWriter<'a> {
             series: Vec::new(),
             max_version: 0,
             tombstones: Vec::new(),
+            schema: Vec::new(),
         };
         Ok(ColumnFileWriter {
             fs,
@@ -199,6 +202,11 @@ impl<'a> ColumnFileWriter<'a> {
     /// Tombstones the file carries (see [`super::tombstone`]).
     pub fn keep_tombstones(&mut self, tombstones: Vec<Tombstone>) {
         self.index.tombstones = tombstones;
+    }
+
+    /// The field types the file records, points or not.
+    pub fn keep_schema(&mut self, schema: Vec<crate::proto::MeasurementFields>) {
+        self.index.schema = schema;
     }
 
     pub fn add_series(
@@ -583,7 +591,7 @@ mod tests {
                 head.insert("cpu,host=a", "cpu", &tags, i as i64, version, &[("v", FieldValue::Float(*value))]);
                 expected.push((i as i64, version, value.to_bits()));
             }
-            let path = write(&RealFs, dir.path(), 7, head.series(), Vec::new()).unwrap();
+            let path = write(&RealFs, dir.path(), 7, head.series(), Vec::new(), Vec::new()).unwrap();
             let file = ColumnFile::open(&RealFs, &path).unwrap();
             prop_assert_eq!(file.index.covered_lsn, 7);
             let mut got = Vec::new();
@@ -670,7 +678,15 @@ mod tests {
                 &[("v", FieldValue::Integer(i))],
             );
         }
-        let path = write(&RealFs, dir.path(), 1, head.series(), Vec::new()).unwrap();
+        let path = write(
+            &RealFs,
+            dir.path(),
+            1,
+            head.series(),
+            Vec::new(),
+            Vec::new(),
+        )
+        .unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[12] ^= 1; // inside the first block
         std::fs::write(&path, &bytes).unwrap();

@@ -1,12 +1,16 @@
-//! Stored points: shards by retention policy and time, each with its own data log.
+//! Stored points: shards by retention policy and time, their records in one data log.
 //!
-//! A write is acknowledged only when every shard it touches has made its points durable.
+//! A write is acknowledged only when its records (one per shard it touches, appended
+//! together) are durable in the node's data log ([`data_log`]). A shard is opened on first
+//! use: start-up opens only the shards with records in the log's tail.
 //! Shards come into being as control-log events ([`crate::proto::ShardCreated`]) so that
 //! the catalog, `SHOW SHARDS` and backups know them; their ids are derived from their
 //! identity, so every replica agrees on them without a coordinator.
 
+pub mod background;
 pub mod column;
 pub mod column_file;
+pub mod data_log;
 pub mod encoding;
 pub mod head;
 pub mod hlc;
@@ -18,8 +22,9 @@ pub mod tombstone;
 use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
 use crate::log::fs::{FileSystem, RealFs};
-use crate::log::{LogError, LogOptions};
+use crate::log::{Log, LogError, LogOptions};
 use crate::projection::{EventLog, ProjectionError};
+use data_log::{DataLog, Header};
 use hlc::HybridClock;
 pub use shard::{Shard, ShardFiles, ShardInfo};
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +39,8 @@ pub enum StorageError {
     RetentionPolicyNotFound(String),
     #[error("shard {shard}: {source}")]
     ShardLog { shard: u64, source: LogError },
+    #[error("data log: {source}")]
+    DataLog { source: LogError },
     #[error("shard {shard}: record at LSN {lsn} does not decode: {reason}")]
     CorruptRecord {
         shard: u64,
@@ -58,13 +65,6 @@ pub enum StorageError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("shard {0} stayed in use by other requests; try again")]
     ShardBusy(u64),
-    #[error("shard {shard}: its column files cover the data log up to LSN {covered} but the log in {} ends at {end}: records are missing", log_dir.display())]
-    CoveredBeyondLog {
-        shard: u64,
-        covered: u64,
-        end: u64,
-        log_dir: PathBuf,
-    },
     #[error("shard {shard} is quarantined: {reason}")]
     Quarantined { shard: u64, reason: String },
 }
@@ -109,6 +109,26 @@ pub fn shard_group_start(time: i64, group_duration: i64) -> i64 {
     (t - (t + GO_ZERO_TO_UNIX_NANOS).rem_euclid(d)) as i64
 }
 
+/// A new shard's incarnation: above every one issued before by this process, and (being
+/// the time in nanoseconds) by earlier ones.
+pub fn new_incarnation() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = crate::catalog::now_nanos().max(1) as u64;
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 /// A shard's id from its identity: FNV-1a over (database, policy, start), kept within 53
 /// bits so that JSON clients read it exactly.
 pub fn shard_id(database: &str, policy: &str, start: i64) -> u64 {
@@ -133,18 +153,27 @@ pub struct Storage {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     clock: HybridClock,
+    data_log: Arc<DataLog>,
+    /// Open shards.
     shards: RwLock<HashMap<u64, Arc<Shard>>>,
+    /// Shards the catalog knows that are not open yet: opened on first use.
+    closed: RwLock<HashMap<u64, ShardInfo>>,
+    /// One shard opens at a time (an earlier layout's shard is migrated as it opens).
+    opening: std::sync::Mutex<()>,
     /// Held shared by a write from its look at the catalog until its points are applied,
     /// and exclusively by the removal of dropped shards: a write that saw a shard in the
     /// catalog can neither open it again after its directory was removed (acknowledging
     /// points into a directory the next start deletes, or that a re-created database of
     /// the same name would inherit) nor be cut off halfway.
     placement: tokio::sync::RwLock<()>,
-    /// Shards that did not open (a damaged log or file), with why: the node serves the
-    /// others, and refuses reads and writes that would need these.
+    /// Shards that did not open (a damaged file), with why: the node serves the others,
+    /// and refuses reads and writes that would need these.
     quarantined: RwLock<BTreeMap<u64, Quarantined>>,
-    log_options: LogOptions,
     max_head_bytes: usize,
+    /// Flushes and merges, on a few threads however many shards want them.
+    background: background::Background,
+    /// A flush of the shards holding the data log's oldest records is queued.
+    forcing: Arc<std::sync::atomic::AtomicBool>,
     /// Threads removing dropped shards' files.
     purges: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -152,11 +181,15 @@ pub struct Storage {
 /// Names of shard directories renamed out of the way, to be removed.
 const SET_ASIDE_PREFIX: &str = ".dropped-";
 
+/// The node's data log, beside the shards' directories.
+pub const DATA_LOG_DIR: &str = "data-log";
+
 impl Storage {
-    /// Opens every shard the catalog knows, each of which must have its directory (see
-    /// [`Storage::create_shard_dirs`]); shard directories it does not know (left by a
-    /// crash between a drop event and the removal, or the other side of a restore's swap)
-    /// are removed.
+    /// Opens the data log and replays its tail into the shards it names (opening them);
+    /// the catalog's other shards open on first use, and each must then have its
+    /// directory (see [`Storage::create_shard_dirs`]). Shard directories the catalog does
+    /// not know (left by a crash between a drop event and the removal, or the other side
+    /// of a restore's swap) are removed.
     pub fn open(
         data_dir: &Path,
         catalog: &Catalog,
@@ -184,39 +217,56 @@ impl Storage {
             source,
         };
         fs.create_dir_all(&dir).map_err(dir_err)?;
+        let (log, _report) = Log::open_on(fs.clone(), data_dir.join(DATA_LOG_DIR), log_options)
+            .map_err(|source| StorageError::DataLog { source })?;
+        let durable = log.durable_lsn();
+        // Enough for every shard being written to fill its head before any is made to
+        // flush, and no less than a few segments.
+        let budget = (8 * max_head_bytes as u64).max(64 << 20);
+        let known: Vec<ShardInfo> = catalog.shards().collect();
         let storage = Storage {
             fs,
             dir,
             clock: HybridClock::new(node_id),
+            data_log: Arc::new(DataLog::new(log, durable, budget)),
             shards: RwLock::new(HashMap::new()),
+            closed: RwLock::new(known.iter().map(|s| (s.id, s.clone())).collect()),
+            opening: Default::default(),
             placement: tokio::sync::RwLock::new(()),
             quarantined: RwLock::new(BTreeMap::new()),
-            log_options,
             max_head_bytes,
+            background: background::Background::new(2),
+            forcing: Default::default(),
             purges: Default::default(),
         };
-        let known: Vec<ShardInfo> = catalog.shards().collect();
-        for info in &known {
-            if let Err(e) = storage.open_shard(info.clone()) {
-                // One damaged shard must not keep the node, and every other shard, down.
-                tracing::error!(shard = info.id, error = %e, "shard quarantined: it did not open");
-                storage
-                    .quarantined
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        info.id,
-                        Quarantined {
-                            info: info.clone(),
-                            reason: e.to_string(),
-                        },
-                    );
-            }
-        }
+        storage.replay()?;
         // What is listed here may still be only in the page cache (a process killed just
         // after a restore's swap): made durable before the other side of it is removed.
         storage.fs.sync_dir(&storage.dir).map_err(dir_err)?;
         let entries = storage.fs.list_dirs(&storage.dir).map_err(dir_err)?;
+        // A shard whose directory is gone is told at start-up, not at its first use.
+        let lost: Vec<ShardInfo> = {
+            let present: std::collections::HashSet<&str> =
+                entries.iter().map(String::as_str).collect();
+            let closed = storage.closed.read().unwrap_or_else(|e| e.into_inner());
+            closed
+                .values()
+                .filter(|s| !present.contains(s.id.to_string().as_str()))
+                .cloned()
+                .collect()
+        };
+        for info in lost {
+            let e = StorageError::ShardMissing {
+                shard: info.id,
+                path: storage.shard_dir(info.id),
+            };
+            storage.quarantine(info.clone(), &e);
+            storage
+                .closed
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&info.id);
+        }
         let (mut trash, mut renamed) = (Vec::new(), false);
         for name in entries {
             let path = storage.dir.join(&name);
@@ -247,24 +297,131 @@ impl Storage {
         Ok(storage)
     }
 
-    fn open_shard(&self, info: ShardInfo) -> Result<Arc<Shard>, StorageError> {
-        self.refuse_quarantined(|q| q.info.id == info.id)?;
-        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(shard) = shards.get(&info.id) {
-            return Ok(shard.clone());
+    /// Applies the data log's records to their shards, opening those they name. Records
+    /// of shards the catalog no longer knows (or knows as a later incarnation) are passed
+    /// over; a shard that does not open, or whose record does not decode, is quarantined.
+    fn replay(&self) -> Result<(), StorageError> {
+        let mut replayed: HashMap<u64, Arc<Shard>> = HashMap::new();
+        let records = shard::replay_log(
+            &self.data_log,
+            |header| self.replay_target(header, &mut replayed),
+            |shard, e| self.quarantine(shard.info.clone(), &e),
+        )?;
+        for shard in replayed.values() {
+            shard.settle_replay();
+            self.clock.observe(shard.max_version());
         }
+        // Shards quarantined during the replay are not served half-replayed.
+        {
+            let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());
+            let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+            shards.retain(|id, _| !quarantined.contains_key(id));
+        }
+        if records > 0 {
+            tracing::info!(
+                records,
+                shards = replayed.len(),
+                "replayed the data log's tail"
+            );
+        }
+        self.data_log
+            .trim()
+            .map_err(|source| StorageError::DataLog { source })?;
+        Ok(())
+    }
+
+    /// The shard a replayed record goes to: None for a shard dropped (or dropped and
+    /// created again since) and for one quarantined.
+    fn replay_target(
+        &self,
+        header: &Header,
+        replayed: &mut HashMap<u64, Arc<Shard>>,
+    ) -> Option<Arc<Shard>> {
+        if let Some(shard) = replayed.get(&header.shard) {
+            return (shard.info.incarnation == header.incarnation).then(|| shard.clone());
+        }
+        let info = self
+            .closed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&header.shard)
+            .cloned()?;
+        if info.incarnation != header.incarnation {
+            return None;
+        }
+        let shard = self.open_shard(info).ok()?;
+        replayed.insert(header.shard, shard.clone());
+        Some(shard)
+    }
+
+    fn quarantine(&self, info: ShardInfo, e: &StorageError) {
+        // One damaged shard must not keep the node, and every other shard, down.
+        tracing::error!(shard = info.id, error = %e, "shard quarantined: it did not open");
+        self.quarantined
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                info.id,
+                Quarantined {
+                    info,
+                    reason: e.to_string(),
+                },
+            );
+    }
+
+    /// The shard `info` names, opened if it is not open yet (quarantined if it does not
+    /// open).
+    fn open_shard(&self, info: ShardInfo) -> Result<Arc<Shard>, StorageError> {
+        if let Some(shard) = self.shard_if_open(info.id) {
+            return Ok(shard);
+        }
+        let _one_at_a_time = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shard) = self.shard_if_open(info.id) {
+            return Ok(shard);
+        }
+        self.refuse_quarantined(|q| q.info.id == info.id)?;
         let path = self.dir.join(info.id.to_string());
-        let shard = Arc::new(Shard::open_on(
+        let opened = Shard::open_on(
             self.fs.clone(),
             &path,
-            info,
-            self.log_options.clone(),
+            info.clone(),
+            self.data_log.clone(),
             self.max_head_bytes,
-        )?);
+        );
+        let shard = match opened {
+            Ok(shard) => Arc::new(shard),
+            Err(e) => {
+                self.quarantine(info.clone(), &e);
+                self.closed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info.id);
+                return Err(e);
+            }
+        };
         // Versions issued from now on must beat every version already stored.
         self.clock.observe(shard.max_version());
-        shards.insert(shard.info.id, shard.clone());
+        // A restore may have put the shard in place meanwhile: its shard is the one.
+        let shard = self
+            .shards
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(info.id)
+            .or_insert(shard)
+            .clone();
+        self.closed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&info.id);
         Ok(shard)
+    }
+
+    fn shard_if_open(&self, id: u64) -> Option<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// Creates, durably, the directory of every shard that `events` (about to be appended
@@ -342,10 +499,20 @@ impl Storage {
             }
         }
         let removed: Vec<Arc<Shard>> = {
+            let mut closed = self.closed.write().unwrap_or_else(|e| e.into_inner());
             let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                closed.remove(id);
+            }
             ids.iter().filter_map(|id| shards.remove(id)).collect()
         };
-        drop(removed); // closes their logs, unless requests in flight still hold them
+        // Their records in the data log are no one's now: the log may go past them.
+        for shard in removed {
+            self.data_log.forget(shard.key());
+        }
+        if let Err(e) = self.data_log.trim() {
+            tracing::warn!(error = %e, "could not trim the data log after a drop");
+        }
         let (mut trash, mut changed) = (Vec::new(), false);
         // Shards never opened (created by a restore, say) have a directory too.
         for &id in ids {
@@ -513,39 +680,36 @@ impl Storage {
                 )
             })
             .collect();
-        let _placed = self.place(control, &req.database, &infos, groups).await?;
+        let (_placed, infos) = self.place(control, &req.database, infos, groups).await?;
         let version = self.clock.now();
-        let mut writes = Vec::new();
+        let mut admitted = Vec::new();
         for (info, points) in infos.into_iter().zip(by_group.into_values()) {
             let shard = self.open_shard(info)?;
-            let admitted = shard.admit(points, req.max_fields_per_measurement);
-            outcome.dropped += admitted.dropped;
-            if let Some(reason) = admitted.reason {
+            let a = shard.admit(points, req.max_fields_per_measurement);
+            outcome.dropped += a.dropped;
+            if let Some(reason) = a.reason {
                 outcome.reason.get_or_insert(reason);
             }
-            outcome.written += admitted.points.len();
-            writes.push(async move {
-                if !admitted.points.is_empty() && shard.write(&admitted.points, version).await? {
-                    // The head outgrew its budget: write it out off the request path.
-                    let shard = shard.clone();
-                    std::thread::spawn(move || {
-                        if let Err(e) = shard.flush() {
-                            tracing::error!(error = %e, "flushing shard head failed");
-                        }
-                        if shard.wants_merge() {
-                            std::thread::spawn(move || {
-                                if let Err(e) = shard.merge() {
-                                    tracing::error!(error = %e, "merging column files failed");
-                                }
-                            });
-                        }
-                    });
-                }
-                Ok::<(), StorageError>(())
-            });
+            outcome.written += a.points.len();
+            if !a.points.is_empty() {
+                admitted.push((shard, a.points));
+            }
         }
-        for result in futures_util::future::join_all(writes).await {
-            result?;
+        // One record per shard, appended together: durable all, or none.
+        let prepared: Vec<shard::Prepared> = admitted
+            .iter()
+            .map(|(shard, points)| shard.prepare_points(points, version))
+            .collect();
+        let applied: Vec<(u64, usize)> = prepared.iter().map(|p| (p.seq, p.record_len)).collect();
+        if !prepared.is_empty() {
+            let lsns = shard::append_together(&self.data_log, prepared).await?;
+            for (((shard, points), (seq, len)), lsn) in admitted.iter().zip(applied).zip(lsns) {
+                if shard.apply_points(points, version, seq, lsn, len) {
+                    // The head outgrew its budget: write it out off the request path.
+                    self.flush_in_background(shard.clone());
+                }
+            }
+            self.force_flushes_if_over_budget();
         }
         if retention_drops > 0 {
             outcome.dropped += retention_drops;
@@ -565,9 +729,9 @@ impl Storage {
         &self,
         control: &EventLog<Catalog>,
         database: &str,
-        infos: &[ShardInfo],
+        mut infos: Vec<ShardInfo>,
         mut known: Vec<crate::proto::ShardCreated>,
-    ) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, StorageError> {
+    ) -> Result<(tokio::sync::RwLockReadGuard<'_, ()>, Vec<ShardInfo>), StorageError> {
         loop {
             if infos
                 .iter()
@@ -575,7 +739,7 @@ impl Storage {
             {
                 control
                     .mutate(|c| {
-                        let events = c.create_shards(infos)?;
+                        let events = c.create_shards(&infos)?;
                         self.create_shard_dirs(c, &events)?;
                         Ok::<_, StorageError>((events, ()))
                     })
@@ -586,11 +750,20 @@ impl Storage {
                 .read(|c| c.databases.get(database).map(|db| db.shards.clone()))
                 .await
                 .ok_or_else(|| StorageError::DatabaseNotFound(database.to_owned()))?;
-            if infos
+            let incarnations: Option<Vec<u64>> = infos
                 .iter()
-                .all(|i| groups.iter().any(|g| g.shard_id == i.id))
-            {
-                return Ok(placed);
+                .map(|i| {
+                    groups
+                        .iter()
+                        .find(|g| g.shard_id == i.id)
+                        .map(|g| g.incarnation)
+                })
+                .collect();
+            if let Some(incarnations) = incarnations {
+                for (info, incarnation) in infos.iter_mut().zip(incarnations) {
+                    info.incarnation = incarnation;
+                }
+                return Ok((placed, infos));
             }
             known = groups;
         }
@@ -609,6 +782,46 @@ impl Storage {
         all
     }
 
+    /// Flushes `shard`'s head on a background thread, then merges its column files if
+    /// they have gathered.
+    fn flush_in_background(&self, shard: Arc<Shard>) {
+        self.background.run(move || {
+            if let Err(e) = shard.flush() {
+                tracing::error!(shard = shard.info.id, error = %e, "flushing shard head failed");
+            }
+            if shard.wants_merge() {
+                if let Err(e) = shard.merge() {
+                    tracing::error!(shard = shard.info.id, error = %e, "merging column files failed");
+                }
+            }
+        });
+    }
+
+    /// When the data log holds more than its budget, flushes the shards holding its
+    /// oldest half (on a background thread): their segments can then go.
+    fn force_flushes_if_over_budget(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(before) = self.data_log.over_budget() else {
+            return;
+        };
+        if self.forcing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (log, forcing) = (self.data_log.clone(), self.forcing.clone());
+        let open: Vec<Arc<Shard>> = self.shards();
+        self.background.run(move || {
+            for key in log.held_before(before) {
+                let Some(shard) = open.iter().find(|s| s.key() == key) else {
+                    continue;
+                };
+                if let Err(e) = shard.flush() {
+                    tracing::warn!(shard = key.0, error = %e, "flushing a shard behind in the data log failed");
+                }
+            }
+            forcing.store(false, Ordering::Release);
+        });
+    }
+
     /// Writes out the heads of shards that took no write for `idle_nanos`: a shard gone
     /// cold then needs no replay after a crash, and its memory is returned.
     pub fn flush_idle(&self, idle_nanos: i64) {
@@ -624,20 +837,9 @@ impl Storage {
         }
     }
 
-    /// Writes every shard's head out as a column file (clean shutdown).
-    pub fn flush_all(&self) {
-        let shards: Vec<Arc<Shard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for shard in shards {
-            if let Err(e) = shard.flush() {
-                tracing::warn!(shard = shard.info.id, error = %e, "flushing shard head at shutdown failed");
-            }
-        }
+    /// The node's data log's figures (for `/metrics`).
+    pub fn data_log(&self) -> &Log {
+        self.data_log.log()
     }
 
     /// Shards that did not open at start-up, and why (file and offset where known).
@@ -673,8 +875,19 @@ impl Storage {
         }
     }
 
-    /// Every open shard of a database (and retention policy, if given).
+    /// Every shard of a database (and retention policy, if given), opening those not
+    /// open yet (one that does not open is quarantined, which reads then report).
     pub fn shards_of(&self, database: &str, policy: Option<&str>) -> Vec<Arc<Shard>> {
+        let wanted = |s: &ShardInfo| {
+            s.database == database && policy.is_none_or(|p| s.retention_policy == p)
+        };
+        let closed: Vec<ShardInfo> = {
+            let closed = self.closed.read().unwrap_or_else(|e| e.into_inner());
+            closed.values().filter(|s| wanted(s)).cloned().collect()
+        };
+        for info in closed {
+            let _ = self.open_shard(info);
+        }
         let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
         let mut found: Vec<_> = shards
             .values()
@@ -694,13 +907,18 @@ impl Storage {
         self.clock.now()
     }
 
-    /// An open shard by id.
+    /// A shard by id, opened if the catalog knows it and it is not open yet.
     pub fn shard(&self, id: u64) -> Option<Arc<Shard>> {
-        self.shards
+        if let Some(shard) = self.shard_if_open(id) {
+            return Some(shard);
+        }
+        let info = self
+            .closed
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
-            .cloned()
+            .cloned()?;
+        self.open_shard(info).ok()
     }
 
     /// Where shard `id` keeps its files.
@@ -719,6 +937,21 @@ impl Storage {
         &self.dir
     }
 
+    /// Opens the shard files staged in `staging` once, as shard `info`: the log of its own
+    /// that an archive of an earlier version brings is moved into a column file.
+    pub fn migrate_staged(&self, info: &ShardInfo, staging: &Path) -> Result<(), StorageError> {
+        let staged = staged_info(info);
+        let opened = Shard::open_on(
+            self.fs.clone(),
+            staging,
+            staged.clone(),
+            self.data_log.clone(),
+            self.max_head_bytes,
+        );
+        self.data_log.forget((staged.id, staged.incarnation));
+        opened.map(drop)
+    }
+
     /// Replaces shard `info`'s files by a directory `prepare` builds, and opens it. The
     /// shard is closed meanwhile and the shard table stays locked, so no write reopens the
     /// old files; `prepare` gets the old directory (if the shard had files) to merge from.
@@ -728,15 +961,28 @@ impl Storage {
         info: ShardInfo,
         prepare: impl FnOnce(Option<&Path>) -> Result<PathBuf, E>,
     ) -> Result<(), E> {
+        // A shard of an earlier layout moves its own log into a column file as it opens:
+        // `prepare` then sees column files only.
+        // (And its incarnation is the one its records in the data log carry.)
+        let info = self.shard(info.id).map_or(info, |s| s.info.clone());
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         let path = self.dir.join(info.id.to_string());
+        // The replaced shard's sequence numbers: its records in the data log must stay
+        // covered by the new files, or a restart would replay them into the new shard.
+        let mut replaced_upto = 0;
         if let Some(mut old) = shards.remove(&info.id) {
             // In-flight writes and reads hold the shard: let them finish (bounded).
             let deadline = std::time::Instant::now() + SHARD_RELEASE_WAIT;
             loop {
                 match Arc::try_unwrap(old) {
                     Ok(shard) => {
-                        drop(shard); // closes its log
+                        // Everything it took is in its files before they are replaced or
+                        // merged from.
+                        if let Err(e) = shard.flush() {
+                            shards.insert(info.id, Arc::new(shard));
+                            return Err(e.into());
+                        }
+                        replaced_upto = shard.applied_upto();
                         break;
                     }
                     Err(still_shared) if std::time::Instant::now() < deadline => {
@@ -750,16 +996,19 @@ impl Storage {
                 }
             }
         }
+        let open_at = |dir: &Path| {
+            Shard::open_on(
+                self.fs.clone(),
+                dir,
+                info.clone(),
+                self.data_log.clone(),
+                self.max_head_bytes,
+            )
+        };
         let exists = |path: &Path| self.fs.exists(path).unwrap_or(false);
         let reopen_old = |shards: &mut HashMap<u64, Arc<Shard>>| {
             if exists(&path) {
-                if let Ok(shard) = Shard::open_on(
-                    self.fs.clone(),
-                    &path,
-                    info.clone(),
-                    self.log_options.clone(),
-                    self.max_head_bytes,
-                ) {
+                if let Ok(shard) = open_at(&path) {
                     shards.insert(info.id, Arc::new(shard));
                 }
             }
@@ -776,13 +1025,45 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        // Opened once where it stands: an archive of an earlier version brings the
+        // shard's own log, which this moves into a column file (so that the fence below
+        // cannot hide its records).
+        let staged_key = staged_info(&info);
+        let fenced = Shard::open_on(
+            self.fs.clone(),
+            &staged,
+            staged_key.clone(),
+            self.data_log.clone(),
+            self.max_head_bytes,
+        )
+        .and_then(|staged_shard| {
+            self.data_log
+                .forget((staged_key.id, staged_key.incarnation));
+            if staged_shard.applied_upto() < replaced_upto {
+                let fence = column_file::write(
+                    &*self.fs,
+                    &staged,
+                    replaced_upto,
+                    &[],
+                    Vec::new(),
+                    Vec::new(),
+                );
+                fence.map_err(|source| StorageError::ColumnFile {
+                    shard: info.id,
+                    source,
+                })?;
+            }
+            Ok(())
+        });
+        if let Err(e) = fenced {
+            reopen_old(&mut shards);
+            return Err(E::from(e));
+        }
         // What `prepare` linked, wrote and removed in the staged directory is durable
         // before it can become the shard (its files were synced as they were written).
-        for dir in [staged.join("log"), staged.clone()] {
-            if let Err(e) = self.fs.sync_dir(&dir) {
-                reopen_old(&mut shards);
-                return Err(E::from(dir_err(&dir)(e)));
-            }
+        if let Err(e) = self.fs.sync_dir(&staged) {
+            reopen_old(&mut shards);
+            return Err(E::from(dir_err(&staged)(e)));
         }
         // Swapped in one step, so that a crash at any moment leaves the old or the new
         // directory whole at `path` (and the other under the staging name, which start-up
@@ -816,15 +1097,13 @@ impl Storage {
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&self.dir)(e)));
         }
-        match Shard::open_on(
-            self.fs.clone(),
-            &path,
-            info.clone(),
-            self.log_options.clone(),
-            self.max_head_bytes,
-        ) {
+        match open_at(&path) {
             Ok(shard) => {
                 self.clock.observe(shard.max_version());
+                self.closed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info.id);
                 shards.insert(info.id, Arc::new(shard));
                 self.quarantined
                     .write()
@@ -839,6 +1118,15 @@ impl Storage {
                 Err(E::from(e))
             }
         }
+    }
+}
+
+/// Shard `info` as opened where a restore stages it: under an incarnation of its own, so
+/// that what it tells the data log is not taken for the live shard's.
+fn staged_info(info: &ShardInfo) -> ShardInfo {
+    ShardInfo {
+        incarnation: u64::MAX,
+        ..info.clone()
     }
 }
 

@@ -14,13 +14,14 @@
 
 use super::column::{Column, FieldType};
 use super::column_file::{self, ColumnFile};
+use super::data_log::{DataLog, Header, Watermark};
 use super::head::Head;
 use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
 use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
-use crate::log::fs::{FileSystem, RealFs};
-use crate::log::{Appending, Log, LogError, LogOptions, Lsn, Record};
+use crate::log::fs::FileSystem;
+use crate::log::{Appending, LogError, Lsn, Record};
 use crate::proto::Tombstone;
 use prost::Message;
 use std::borrow::Cow;
@@ -65,9 +66,104 @@ fn same_shape(a: &Point<'_>, b: &Point<'_>) -> bool {
 /// Records decoded ahead of the head during replay.
 const REPLAY_AHEAD: usize = 4;
 
-/// A data-log record's write version and points (None for a kind that holds none).
+/// Where a shard kept its own log in earlier versions (and their shard archives).
+pub const OWN_LOG_DIR: &str = "log";
+
+/// Records read into memory at once during start-up's replay.
+const REPLAY_CHUNK_BYTES: usize = 64 << 20;
+
+/// Applies the data log's records to the shards `target` finds for them (None: passed
+/// over), in chunks read into memory and decoded on a second thread. A record that does
+/// not decode goes to `failed` with its shard. Returns how many records were read; the
+/// shards then settle their replays ([`Shard::settle_replay`]).
+pub(crate) fn replay_log(
+    log: &DataLog,
+    mut target: impl FnMut(&Header) -> Option<Arc<Shard>>,
+    mut failed: impl FnMut(&Arc<Shard>, StorageError),
+) -> Result<u64, StorageError> {
+    let log_err = |source| StorageError::DataLog { source };
+    let mut reader = log
+        .log()
+        .reader(log.figures().oldest_lsn)
+        .map_err(log_err)?;
+    let mut records = 0u64;
+    loop {
+        let mut chunk: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
+        let mut bytes = 0;
+        while bytes < REPLAY_CHUNK_BYTES {
+            let Some(r) = reader.next().map_err(log_err)? else {
+                break;
+            };
+            bytes += r.payload.len();
+            chunk.push((r.lsn, r.kind, r.payload.to_vec()));
+        }
+        if chunk.is_empty() {
+            return Ok(records);
+        }
+        records += chunk.len() as u64;
+        let mut routed: Vec<(Lsn, Header, Arc<Shard>)> = Vec::new();
+        let mut batch: Vec<(u8, &[u8])> = Vec::new();
+        for (lsn, kind, payload) in &chunk {
+            let (header, payload) =
+                Header::split(payload).map_err(|reason| StorageError::CorruptRecord {
+                    shard: 0,
+                    lsn: *lsn,
+                    reason,
+                })?;
+            if let Some(shard) = target(&header) {
+                routed.push((*lsn, header, shard));
+                batch.push((*kind, payload));
+            }
+        }
+        replay_decoded(&batch, |i, len, decoded| {
+            let (lsn, header, shard) = &routed[i];
+            match decoded {
+                Ok(decoded) => shard.replay(header.seq, *lsn, len, decoded),
+                Err(reason) => failed(
+                    shard,
+                    StorageError::CorruptRecord {
+                        shard: header.shard,
+                        lsn: *lsn,
+                        reason,
+                    },
+                ),
+            }
+            Ok::<_, StorageError>(())
+        })?;
+    }
+}
+
+/// Decodes records (kind and payload) on a second thread while `apply` takes them in order
+/// on this one, with each one's bytes before compression: parsing is about half the work
+/// of replay, which a restart waits for. A compressed record is decompressed by the second
+/// thread too, into a slot that outlives the points borrowing from it.
+pub(crate) fn replay_decoded<E>(
+    records: &[(u8, &[u8])],
+    mut apply: impl FnMut(usize, usize, Result<Replayed<'_>, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let inflated: Vec<OnceLock<Vec<u8>>> = records.iter().map(|_| OnceLock::new()).collect();
+    std::thread::scope(|scope| {
+        let (decoded_tx, decoded) = std::sync::mpsc::sync_channel(REPLAY_AHEAD);
+        let inflated = &inflated;
+        scope.spawn(move || {
+            let mut parser = LineParser::new(ParseOptions::default());
+            for (i, ((kind, payload), slot)) in records.iter().zip(inflated).enumerate() {
+                let points = decode_record(*kind, payload, slot, &mut parser);
+                let len = slot.get().map_or(payload.len(), Vec::len);
+                if decoded_tx.send((i, len, points)).is_err() {
+                    break; // the replay stopped at a corrupt record
+                }
+            }
+        });
+        for (i, len, points) in decoded {
+            apply(i, len, points)?;
+        }
+        Ok(())
+    })
+}
+
 /// A data-log record as replay applies it.
-enum Replayed<'a> {
+pub(crate) enum Replayed<'a> {
     Points(u64, Vec<Point<'a>>),
     Tombstones(Vec<Tombstone>),
     Other,
@@ -118,10 +214,20 @@ fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Rep
     Ok(Replayed::Points(version, points))
 }
 
-/// A shard record on its way to durability, applied from the log if its writer is dropped
-/// before it learns the outcome (see [`Shard::append_applied_whatever_happens`]).
+/// A shard's record ready for the data log, with its sequence number taken.
+pub(crate) struct Prepared {
+    pub shard: Arc<Shard>,
+    pub seq: u64,
+    pub record: Record,
+    /// The record's bytes before compression: what replaying it costs.
+    pub record_len: usize,
+}
+
+/// Records on their way to durability, applied from the log if their writer is dropped
+/// before it learns the outcome (see [`append_together`]); if they fail, their sequence
+/// numbers are passed over, so the shards' watermarks do not stop below them.
 struct ApplyIfAbandoned {
-    shard: Arc<Shard>,
+    shards: Vec<(Arc<Shard>, u64)>,
     appending: Option<Appending>,
 }
 
@@ -132,6 +238,11 @@ impl ApplyIfAbandoned {
             None => Err(LogError::Closed),
         };
         self.appending = None;
+        if durable.is_err() {
+            for (shard, seq) in &self.shards {
+                shard.pass_over(*seq);
+            }
+        }
         durable
     }
 }
@@ -141,14 +252,22 @@ impl Drop for ApplyIfAbandoned {
         let Some(appending) = self.appending.take() else {
             return;
         };
-        let shard = self.shard.clone();
+        let shards = std::mem::take(&mut self.shards);
         // Waiting for an fdatasync blocks: not on whatever thread dropped the future.
         let spawned = std::thread::Builder::new()
             .name("apply-abandoned".into())
-            .spawn(move || {
-                if let Ok(lsn) = appending.wait_blocking() {
-                    if let Err(e) = shard.apply_logged(lsn) {
-                        tracing::error!(shard = shard.info.id, error = %e, "applying an abandoned write failed");
+            .spawn(move || match appending.wait_blocking() {
+                Ok(last) => {
+                    let first = last + 1 - shards.len() as u64;
+                    for (i, (shard, _)) in shards.iter().enumerate() {
+                        if let Err(e) = shard.apply_logged(first + i as u64) {
+                            tracing::error!(shard = shard.info.id, error = %e, "applying an abandoned write failed");
+                        }
+                    }
+                }
+                Err(_) => {
+                    for (shard, seq) in &shards {
+                        shard.pass_over(*seq);
                     }
                 }
             });
@@ -156,6 +275,39 @@ impl Drop for ApplyIfAbandoned {
             tracing::error!(error = %e, "no thread to apply an abandoned write");
         }
     }
+}
+
+/// Appends one record per shard in one request (durable all together, or none) and
+/// returns their LSNs once durable, for the caller to apply them. If the caller goes away
+/// first (its future dropped), the records, once durable, are applied from the log on a
+/// thread of their own: otherwise the shards' watermarks would stop below them for good,
+/// and their heads would never be flushed again.
+pub(crate) async fn append_together(
+    log: &DataLog,
+    prepared: Vec<Prepared>,
+) -> Result<Vec<Lsn>, StorageError> {
+    let shards: Vec<(Arc<Shard>, u64)> =
+        prepared.iter().map(|p| (p.shard.clone(), p.seq)).collect();
+    let records: Vec<Record> = prepared.into_iter().map(|p| p.record).collect();
+    let count = records.len() as u64;
+    let log_err = |source| StorageError::DataLog { source };
+    let appending = match log.submit(records).await {
+        Ok(appending) => appending,
+        Err(e) => {
+            for (shard, seq) in &shards {
+                shard.pass_over(*seq);
+            }
+            return Err(log_err(e));
+        }
+    };
+    let last = ApplyIfAbandoned {
+        shards,
+        appending: Some(appending),
+    }
+    .durable()
+    .await
+    .map_err(log_err)?;
+    Ok((last + 1 - count..=last).collect())
 }
 
 /// Column files a shard may gather before they are merged into one.
@@ -178,6 +330,9 @@ pub const POINT_LINES_ZSTD_RECORD: u8 = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
     pub id: u64,
+    /// Tells this shard from an earlier one of the same id, dropped: the data log may
+    /// still hold that one's records.
+    pub incarnation: u64,
     pub database: String,
     pub retention_policy: String,
     pub start: i64,
@@ -189,6 +344,7 @@ impl ShardInfo {
     pub fn of_group(database: &str, policy: &str, start: i64, group_duration: i64) -> ShardInfo {
         ShardInfo {
             id: super::shard_id(database, policy, start),
+            incarnation: 0,
             database: database.to_owned(),
             retention_policy: policy.to_owned(),
             start,
@@ -271,31 +427,24 @@ impl Part {
 }
 
 #[derive(Default)]
-struct Watermark {
-    upto: Lsn,
-    ahead: BTreeSet<Lsn>,
-}
-
-impl Watermark {
-    fn applied(&mut self, lsn: Lsn) {
-        if lsn == self.upto + 1 {
-            self.upto = lsn;
-            while self.ahead.remove(&(self.upto + 1)) {
-                self.upto += 1;
-            }
-        } else if lsn > self.upto {
-            self.ahead.insert(lsn);
-        }
-    }
-}
-
-#[derive(Default)]
 struct ShardData {
     head: Head,
     /// Heads being written out as column files.
     frozen: Vec<Arc<Head>>,
     files: Vec<Arc<ColumnFile>>,
+    /// Of the shard's sequence numbers.
     watermark: Watermark,
+    /// The oldest data-log LSN whose points are in the live head (0: none).
+    head_from: Lsn,
+    /// The same for the frozen heads, until they are in column files.
+    frozen_from: Lsn,
+    /// Records applied ahead of the watermark (sequence number to LSN): a head frozen now
+    /// holds them, but the column file it becomes covers only up to the watermark, so
+    /// their records stay in the log for the next head (and a replay) to account for.
+    ahead: BTreeMap<u64, Lsn>,
+    /// Sequence numbers up to this are in column files (as the shard was opened): replay
+    /// passes over their records.
+    replay_floor: u64,
     /// Data-log bytes written since the head was last frozen: the log, not only the head,
     /// is kept within the budget (its records are larger than the head's columns), which
     /// bounds both disk use and replay time.
@@ -308,6 +457,14 @@ struct ShardData {
 }
 
 impl ShardData {
+    /// The oldest data-log record whose points are in no column file yet.
+    fn held_from(&self) -> Option<Lsn> {
+        [self.head_from, self.frozen_from]
+            .into_iter()
+            .filter(|&l| l > 0)
+            .min()
+    }
+
     /// Indexes the head's series from position `from` on (those it created since).
     fn index_head_from(&mut self, from: usize) {
         for s in &self.head.series()[from..] {
@@ -321,7 +478,10 @@ pub struct Shard {
     pub dir: PathBuf,
     /// What the shard's files live on: [`crate::log::fs::RealFs`] but in crash tests.
     fs: Arc<dyn FileSystem>,
-    log: Log,
+    /// The node's data log, which holds the shard's records among every other shard's.
+    log: Arc<DataLog>,
+    /// The sequence number of the shard's next record.
+    next_seq: AtomicU64,
     /// Field types per measurement: the first write of a field decides its type in this
     /// shard, as in InfluxDB. Checked and reserved before points reach the log.
     schema: Mutex<Schema>,
@@ -343,29 +503,17 @@ pub struct Admitted<'a> {
 }
 
 impl Shard {
-    /// Opens the shard whose files are in `dir` (on real files).
-    pub fn open(
-        dir: &Path,
-        info: ShardInfo,
-        options: LogOptions,
-        max_head_bytes: usize,
-    ) -> Result<Shard, StorageError> {
-        Self::open_on(Arc::new(RealFs), dir, info, options, max_head_bytes)
-    }
-
     /// Opens the shard whose files are in `dir` on `fs`. The directory must exist (see
-    /// [`super::Storage::create_shard_dirs`]).
+    /// [`super::Storage::create_shard_dirs`]). Its records in the data log are not in it
+    /// yet: start-up replays them ([`Shard::replay`]). A shard written by an earlier
+    /// version has a log of its own, which is written out as a column file and removed.
     pub fn open_on(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         info: ShardInfo,
-        options: LogOptions,
+        log: Arc<DataLog>,
         max_head_bytes: usize,
     ) -> Result<Shard, StorageError> {
-        let shard_err = |source| StorageError::ShardLog {
-            shard: info.id,
-            source,
-        };
         // The directory exists from before the catalog knew the shard (see
         // [`super::Storage::create_shard_dirs`]): missing, it was lost, and opening an empty
         // one in its place would hide that.
@@ -378,9 +526,6 @@ impl Shard {
         };
         let mut names: Vec<String> = fs.list(dir).map_err(dir_err)?;
         names.sort();
-        // A shard never opened before has an empty directory: its log starts here (made
-        // durable in the shard's directory by `create_dir_all`). Any other has a log.
-        let fresh = names.is_empty() && fs.list_dirs(dir).map_err(dir_err)?.is_empty();
         for name in names {
             if name.ends_with(".col.tmp") {
                 let _ = fs.remove(&dir.join(&name)); // a flush the process did not finish
@@ -407,115 +552,26 @@ impl Shard {
             }
         }
         for file in &data.files {
-            for s in &file.index.series {
-                // Types from before a DROP MEASUREMENT are not the measurement's any more
-                // (merges and flushes leave the dropped points out of newer files).
-                if data
-                    .tombstones
-                    .schema_dropped_at(&s.measurement)
-                    .is_some_and(|dropped| file.index.max_version < dropped)
-                {
-                    continue;
-                }
-                let types = schema.entry(s.measurement.clone()).or_default();
-                for b in &s.blocks {
-                    if let Some(ty) = u8::try_from(b.field_type)
-                        .ok()
-                        .and_then(FieldType::from_code)
-                    {
-                        types.entry(b.field.clone()).or_insert(ty);
-                    }
-                }
+            for (measurement, field, ty) in file_schema(file, &data.tombstones) {
+                let types = schema.entry(measurement.to_owned()).or_default();
+                types.entry(field.to_owned()).or_insert(ty);
             }
         }
-        let log_dir = dir.join("log");
-        if !fresh {
-            require_dir(&*fs, info.id, &log_dir)?;
-        }
-        let (log, _report) = Log::open_on(fs.clone(), log_dir, options).map_err(shard_err)?;
-        let covered = data.watermark.upto;
-        // Column files past the log's end mean records were lost (or the log replaced):
-        // new records would get LSNs the files claim to cover, and be skipped on replay.
-        if covered > log.durable_lsn() {
-            return Err(StorageError::CoveredBeyondLog {
-                shard: info.id,
-                covered,
-                end: log.durable_lsn(),
-                log_dir: dir.join("log"),
-            });
-        }
-        // The records after the newest column file (about the head's budget) are read into
-        // memory, then decoded and parsed on a second thread while this one fills the head:
-        // parsing is about half the work of replay, which a restart waits for.
-        // A compressed record is decompressed by the second thread too, into its slot of
-        // `inflated`, which outlives the points that borrow from it.
-        let mut records: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
-        let mut reader = log.reader(covered + 1).map_err(shard_err)?;
-        while let Some(record) = reader.next().map_err(shard_err)? {
-            records.push((record.lsn, record.kind, record.payload.to_vec()));
-        }
-        drop(reader);
-        let inflated: Vec<OnceLock<Vec<u8>>> = records.iter().map(|_| OnceLock::new()).collect();
-        let max_version = std::thread::scope(|scope| {
-            let (decoded_tx, decoded) = std::sync::mpsc::sync_channel(REPLAY_AHEAD);
-            let (records, inflated) = (&records, &inflated);
-            scope.spawn(move || {
-                let mut parser = LineParser::new(ParseOptions::default());
-                for ((lsn, kind, payload), slot) in records.iter().zip(inflated) {
-                    let points = decode_record(*kind, payload, slot, &mut parser);
-                    // The log's budget counts what a record costs to replay: its bytes
-                    // before compression, as when it was written.
-                    let len = slot.get().map_or(payload.len(), Vec::len);
-                    if decoded_tx.send((*lsn, len, points)).is_err() {
-                        break; // replay stopped at a corrupt record
-                    }
-                }
-            });
-            let mut max_version = 0;
-            for (lsn, len, points) in decoded {
-                data.watermark.applied(lsn);
-                data.log_bytes += len;
-                let replayed = points.map_err(|reason| StorageError::CorruptRecord {
-                    shard: info.id,
-                    lsn,
-                    reason,
-                })?;
-                let (version, points) = match replayed {
-                    Replayed::Points(version, points) => (version, points),
-                    Replayed::Tombstones(tombstones) => {
-                        for t in tombstones {
-                            max_version = max_version.max(t.version);
-                            apply_tombstone(&mut data, &mut schema, t);
-                        }
-                        continue;
-                    }
-                    Replayed::Other => continue,
-                };
-                max_version = u64::max(max_version, version);
-                for (i, point) in points.iter().enumerate() {
-                    if i == 0 || !same_shape(&points[i - 1], point) {
-                        reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
-                    }
-                }
-                data.head.insert_points(&points, version);
-            }
-            Ok::<u64, StorageError>(max_version)
-        })?;
-        drop((records, inflated));
-        data.index_head_from(0);
-        log.remove_segments_before(covered + 1).map_err(shard_err)?;
+        data.replay_floor = data.watermark.upto;
         // Versions in column files count too: new writes must beat them, and the deletes'.
         let max_version = data
             .files
             .iter()
             .map(|f| f.index.max_version)
             .chain(data.tombstones.all().iter().map(|t| t.version))
-            .fold(max_version, u64::max);
-        Ok(Shard {
+            .fold(0, u64::max);
+        let next_seq = data.watermark.upto + 1;
+        let shard = Shard {
             info,
             dir: dir.to_owned(),
             fs,
             log,
+            next_seq: next_seq.into(),
             schema: Mutex::new(schema),
             data: RwLock::new(data),
             max_version: max_version.into(),
@@ -523,7 +579,141 @@ impl Shard {
             flushing: AtomicBool::new(false),
             merging: AtomicBool::new(false),
             last_write: std::sync::atomic::AtomicI64::new(0),
+        };
+        let own_log = dir.join(OWN_LOG_DIR);
+        if shard.fs.exists(&own_log).map_err(dir_err)? {
+            shard.migrate_own_log(&own_log)?;
+        }
+        Ok(shard)
+    }
+
+    /// Writes the records of a log of the shard's own (the layout of earlier versions, and
+    /// of shard archives they made) out as a column file, then removes that log. Its LSNs
+    /// are the shard's sequence numbers, which column files already count.
+    fn migrate_own_log(&self, own_log: &Path) -> Result<(), StorageError> {
+        let floor = self
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .replay_floor;
+        let mut records: Vec<(Lsn, u8, Vec<u8>)> = Vec::new();
+        crate::log::for_each_record(&*self.fs, own_log, floor + 1, |r| {
+            if r.lsn > floor {
+                records.push((r.lsn, r.kind, r.payload.to_vec()));
+            }
         })
+        .map_err(|source| StorageError::ShardLog {
+            shard: self.info.id,
+            source,
+        })?;
+        let batch: Vec<(u8, &[u8])> = records.iter().map(|(_, k, p)| (*k, &p[..])).collect();
+        replay_decoded(&batch, |i, len, replayed| {
+            let seq = records[i].0;
+            let replayed = replayed.map_err(|reason| StorageError::CorruptRecord {
+                shard: self.info.id,
+                lsn: seq,
+                reason,
+            })?;
+            // Not in the data log: the flush below writes it out before the log goes.
+            self.replay(seq, 0, len, replayed);
+            Ok::<_, StorageError>(())
+        })?;
+        self.settle_replay();
+        self.flush()?;
+        let dir_err = |source| StorageError::ShardDir {
+            path: own_log.to_owned(),
+            source,
+        };
+        self.fs.remove_dir_all(own_log).map_err(dir_err)?;
+        self.fs.sync_dir(&self.dir).map_err(dir_err)?;
+        tracing::info!(
+            shard = self.info.id,
+            records = records.len(),
+            "moved a shard's own log (earlier layout) into a column file"
+        );
+        Ok(())
+    }
+
+    /// Applies a record found in the log at start-up (`lsn` 0: not in the node's data
+    /// log). Records whose points are in column files already are passed over.
+    pub(crate) fn replay(&self, seq: u64, lsn: Lsn, len: usize, replayed: Replayed<'_>) {
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        if seq <= data.replay_floor {
+            return;
+        }
+        let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        data.log_bytes += len;
+        match replayed {
+            Replayed::Points(version, points) => {
+                self.max_version.fetch_max(version, Ordering::AcqRel);
+                for (i, point) in points.iter().enumerate() {
+                    if i == 0 || !same_shape(&points[i - 1], point) {
+                        reserve_types(types_of(&mut schema, &point.measurement), &point.fields);
+                    }
+                }
+                let known = data.head.series().len();
+                data.head.insert_points(&points, version);
+                data.index_head_from(known);
+            }
+            Replayed::Tombstones(tombstones) => {
+                for t in tombstones {
+                    self.max_version.fetch_max(t.version, Ordering::AcqRel);
+                    apply_tombstone(&mut data, &mut schema, t);
+                }
+            }
+            Replayed::Other => {}
+        }
+        data.watermark.applied(seq);
+        if lsn > 0 && (data.head_from == 0 || lsn < data.head_from) {
+            data.head_from = lsn;
+        }
+    }
+
+    /// Ends a replay: sequence numbers missing below the highest replayed belong to
+    /// records that never became durable.
+    pub(crate) fn settle_replay(&self) {
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        data.watermark.settle();
+        self.next_seq
+            .fetch_max(data.watermark.upto + 1, Ordering::AcqRel);
+        self.log.hold(self.key(), data.held_from());
+    }
+
+    /// A data log of its own for a shard under test, in the shard's directory.
+    #[cfg(test)]
+    pub(crate) fn test_data_log(dir: &Path) -> Arc<DataLog> {
+        let options = crate::log::LogOptions::default();
+        let (log, _) = crate::log::Log::open(dir.join("data-log"), options).expect("data log");
+        let end = log.durable_lsn();
+        Arc::new(DataLog::new(log, end, u64::MAX))
+    }
+
+    /// The shard in `dir` with a data log of its own there (its records in it are not
+    /// replayed): for tests of one shard.
+    #[cfg(test)]
+    pub(crate) fn open_for_test(dir: &Path, info: ShardInfo) -> Result<Shard, StorageError> {
+        let fs = Arc::new(crate::log::fs::RealFs);
+        Shard::open_on(fs, dir, info, Self::test_data_log(dir), 1 << 30)
+    }
+
+    /// The sequence numbers up to which the shard's records are applied.
+    pub(crate) fn applied_upto(&self) -> u64 {
+        self.data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .watermark
+            .upto
+    }
+
+    /// The shard as the data log knows it.
+    pub(crate) fn key(&self) -> super::data_log::ShardKey {
+        (self.info.id, self.info.incarnation)
+    }
+
+    /// A sequence number taken for a record that never became durable.
+    fn pass_over(&self, seq: u64) {
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        data.watermark.applied(seq);
     }
 
     /// Drops points whose field types conflict with the shard's (or with earlier points of
@@ -595,6 +785,46 @@ impl Shard {
         }
     }
 
+    /// The data-log record of points under one write version, with the shard's next
+    /// sequence number: once taken, it is applied or passed over (see
+    /// [`append_together`]).
+    pub(crate) fn prepare_points(self: &Arc<Self>, points: &[Point<'_>], version: u64) -> Prepared {
+        use super::points_codec::LinesRecord;
+        // The log's budget counts a record's bytes before compression: what replaying it
+        // costs, which the budget bounds along with the head.
+        let (kind, payload, record_len) = match points.iter().all(|p| !p.line.is_empty()) {
+            true => {
+                let lines = super::points_codec::compress_point_lines(version, points);
+                let len = lines.plain_len();
+                match lines {
+                    LinesRecord::Compressed { frame, .. } => (POINT_LINES_ZSTD_RECORD, frame, len),
+                    LinesRecord::Plain(bytes) => (POINT_LINES_RECORD, bytes, len),
+                }
+            }
+            false => {
+                let bytes = super::points_codec::encode_points_written(version, points);
+                let len = bytes.len();
+                (POINTS_RECORD, bytes, len)
+            }
+        };
+        self.prepare(kind, &payload, record_len)
+    }
+
+    fn prepare(self: &Arc<Self>, kind: u8, payload: &[u8], record_len: usize) -> Prepared {
+        let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+        let header = Header {
+            shard: self.info.id,
+            incarnation: self.info.incarnation,
+            seq,
+        };
+        Prepared {
+            shard: self.clone(),
+            seq,
+            record: header.record(kind, payload),
+            record_len,
+        }
+    }
+
     /// Appends the points durably under one write version, then makes them visible.
     /// Returns true when the head has outgrown its budget and should be flushed.
     pub async fn write(
@@ -602,29 +832,10 @@ impl Shard {
         points: &[Point<'_>],
         version: u64,
     ) -> Result<bool, StorageError> {
-        use super::points_codec::LinesRecord;
-        // The log's budget counts a record's bytes before compression: what replaying it
-        // costs, which the budget bounds along with the head.
-        let (record, record_len) = match points.iter().all(|p| !p.line.is_empty()) {
-            true => {
-                let lines = super::points_codec::compress_point_lines(version, points);
-                let len = lines.plain_len();
-                let record = match lines {
-                    LinesRecord::Compressed { frame, .. } => {
-                        Record::new(POINT_LINES_ZSTD_RECORD, frame)
-                    }
-                    LinesRecord::Plain(bytes) => Record::new(POINT_LINES_RECORD, bytes),
-                };
-                (record, len)
-            }
-            false => {
-                let bytes = super::points_codec::encode_points_written(version, points);
-                let len = bytes.len();
-                (Record::new(POINTS_RECORD, bytes), len)
-            }
-        };
-        let lsn = self.append_applied_whatever_happens(record).await?;
-        Ok(self.apply_points(points, version, lsn, record_len))
+        let prepared = self.prepare_points(points, version);
+        let (seq, record_len) = (prepared.seq, prepared.record_len);
+        let lsns = append_together(&self.log, vec![prepared]).await?;
+        Ok(self.apply_points(points, version, seq, lsns[0], record_len))
     }
 
     /// Appends a delete's tombstones durably (one record), then applies them: the head
@@ -635,48 +846,20 @@ impl Shard {
             tombstones: tombstones.clone(),
         }
         .encode_to_vec();
-        let record_len = record.len();
-        let lsn = self
-            .append_applied_whatever_happens(Record::new(TOMBSTONE_RECORD, record))
-            .await?;
-        self.apply_tombstones(tombstones, lsn, record_len);
+        let prepared = self.prepare(TOMBSTONE_RECORD, &record, record.len());
+        let seq = prepared.seq;
+        let lsns = append_together(&self.log, vec![prepared]).await?;
+        self.apply_tombstones(tombstones, seq, lsns[0], record.len());
         Ok(())
-    }
-
-    /// Appends a record and waits until it is durable, for the caller to apply it. If the
-    /// caller goes away first (its future dropped), the record, once durable, is applied
-    /// from the log on a thread of its own: otherwise the watermark would stop below it
-    /// for good, and the head would never be flushed again.
-    async fn append_applied_whatever_happens(
-        self: &Arc<Self>,
-        record: Record,
-    ) -> Result<Lsn, StorageError> {
-        let appending =
-            self.log
-                .submit(vec![record])
-                .await
-                .map_err(|source| StorageError::ShardLog {
-                    shard: self.info.id,
-                    source,
-                })?;
-        ApplyIfAbandoned {
-            shard: self.clone(),
-            appending: Some(appending),
-        }
-        .durable()
-        .await
-        .map_err(|source| StorageError::ShardLog {
-            shard: self.info.id,
-            source,
-        })
     }
 
     /// Makes points durable at `lsn` visible. Returns true when the head has outgrown its
     /// budget.
-    fn apply_points(
+    pub(crate) fn apply_points(
         &self,
         points: &[Point<'_>],
         version: u64,
+        seq: u64,
         lsn: Lsn,
         record_len: usize,
     ) -> bool {
@@ -687,13 +870,13 @@ impl Shard {
         let known = data.head.series().len();
         data.head.insert_points(points, version);
         data.index_head_from(known);
-        data.watermark.applied(lsn);
         data.log_bytes += record_len;
+        self.applied(&mut data, seq, lsn);
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
         over_budget && !self.flushing.load(Ordering::Acquire)
     }
 
-    fn apply_tombstones(&self, tombstones: Vec<Tombstone>, lsn: Lsn, record_len: usize) {
+    fn apply_tombstones(&self, tombstones: Vec<Tombstone>, seq: u64, lsn: Lsn, record_len: usize) {
         let newest = tombstones.iter().map(|t| t.version).max().unwrap_or(0);
         self.max_version.fetch_max(newest, Ordering::AcqRel);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -701,47 +884,67 @@ impl Shard {
         for t in tombstones {
             apply_tombstone(&mut data, &mut schema, t);
         }
-        data.watermark.applied(lsn);
         data.log_bytes += record_len;
+        self.applied(&mut data, seq, lsn);
     }
 
-    /// Applies the record at `lsn` as read back from the log (for a write whose caller
-    /// went away): the same decoding replay uses.
+    /// Accounts for the record `seq` at `lsn`, applied to the live head.
+    fn applied(&self, data: &mut ShardData, seq: u64, lsn: Lsn) {
+        data.watermark.applied(seq);
+        if seq > data.watermark.upto {
+            data.ahead.insert(seq, lsn);
+        } else if !data.ahead.is_empty() {
+            let upto = data.watermark.upto;
+            data.ahead.retain(|&s, _| s > upto);
+        }
+        if data.head_from == 0 || lsn < data.head_from {
+            let before = data.held_from();
+            data.head_from = lsn;
+            if data.held_from() != before {
+                self.log.hold(self.key(), data.held_from());
+            }
+        }
+        self.log.applied(lsn);
+    }
+
+    /// Applies the record at `lsn` as read back from the data log (for a write whose
+    /// caller went away): the same decoding replay uses.
     fn apply_logged(&self, lsn: Lsn) -> Result<(), StorageError> {
-        let shard_err = |source| StorageError::ShardLog {
+        let log_err = |source| StorageError::DataLog { source };
+        let mut reader = self.log.log().reader(lsn).map_err(log_err)?;
+        let corrupt = |reason: String| StorageError::CorruptRecord {
             shard: self.info.id,
-            source,
+            lsn,
+            reason,
         };
-        let mut reader = self.log.reader(lsn).map_err(shard_err)?;
-        let record = match reader.next().map_err(shard_err)? {
+        let record = match reader.next().map_err(log_err)? {
             Some(record) if record.lsn == lsn => record,
             _ => {
-                return Err(StorageError::CorruptRecord {
-                    shard: self.info.id,
-                    lsn,
-                    reason: "a durable record is missing from its log".into(),
-                })
+                return Err(corrupt(
+                    "a durable record is missing from the data log".into(),
+                ))
             }
         };
+        let (header, payload) = Header::split(record.payload).map_err(corrupt)?;
+        if header.shard != self.info.id {
+            return Err(corrupt(format!("the record is shard {}'s", header.shard)));
+        }
         let inflated = OnceLock::new();
         let mut parser = LineParser::new(ParseOptions::default());
-        let replayed = decode_record(record.kind, record.payload, &inflated, &mut parser).map_err(
-            |reason| StorageError::CorruptRecord {
-                shard: self.info.id,
-                lsn,
-                reason,
-            },
-        )?;
-        let len = inflated.get().map_or(record.payload.len(), Vec::len);
+        let replayed =
+            decode_record(record.kind, payload, &inflated, &mut parser).map_err(corrupt)?;
+        let len = inflated.get().map_or(payload.len(), Vec::len);
         match replayed {
             Replayed::Points(version, points) => {
                 // Admission reserved the points' field types before they were appended.
-                self.apply_points(&points, version, lsn, len);
+                self.apply_points(&points, version, header.seq, lsn, len);
             }
-            Replayed::Tombstones(tombstones) => self.apply_tombstones(tombstones, lsn, len),
+            Replayed::Tombstones(tombstones) => {
+                self.apply_tombstones(tombstones, header.seq, lsn, len)
+            }
             Replayed::Other => {
                 let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
-                data.watermark.applied(lsn);
+                self.applied(&mut data, header.seq, lsn);
             }
         }
         Ok(())
@@ -762,12 +965,18 @@ impl Shard {
                 .map(|f| f.index.covered_lsn)
                 .max()
                 .unwrap_or(0);
-            if data.head.is_empty() || data.watermark.upto <= newest {
+            // A head emptied by deletes is written too: the file carries the tombstones,
+            // whose records the data log can then let go.
+            if data.watermark.upto <= newest {
                 return Ok(()); // nothing new is fully applied yet: the next write retries
             }
             let frozen = Arc::new(std::mem::take(&mut data.head));
             data.frozen.push(frozen.clone());
             data.log_bytes = 0;
+            // The frozen head's records are the log's until its file is in place; of them,
+            // those ahead of the watermark stay the live head's (see `ShardData::ahead`).
+            data.frozen_from = data.held_from().unwrap_or(0);
+            data.head_from = data.ahead.values().min().copied().unwrap_or(0);
             // Every tombstone up to the watermark is in this set: the file carries them
             // once the log segments holding them are removed.
             (frozen, data.watermark.upto, data.tombstones.all())
@@ -781,20 +990,27 @@ impl Shard {
             frozen: Some(frozen.clone()),
         };
         let fs = &*self.fs;
-        let file = column_file::write(fs, &self.dir, covered, frozen.series(), tombstones)
+        let schema = {
+            let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+            schema_record(schema.iter().flat_map(|(m, types)| {
+                types
+                    .iter()
+                    .map(move |(f, ty)| (m.as_str(), f.as_str(), *ty))
+            }))
+        };
+        let file = column_file::write(fs, &self.dir, covered, frozen.series(), tombstones, schema)
             .and_then(|path| ColumnFile::open(fs, &path))
             .map_err(file_err)?;
         thaw.frozen = None;
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
         data.files.push(Arc::new(file));
+        data.frozen_from = 0;
+        self.log.hold(self.key(), data.held_from());
         drop(data);
         self.log
-            .remove_segments_before(covered + 1)
-            .map_err(|source| StorageError::ShardLog {
-                shard: self.info.id,
-                source,
-            })?;
+            .trim()
+            .map_err(|source| StorageError::DataLog { source })?;
         Ok(())
     }
 
@@ -898,6 +1114,9 @@ impl Shard {
             tombstones.add(t.clone());
         }
         writer.keep_tombstones(tombstones.all());
+        writer.keep_schema(schema_record(
+            files.iter().flat_map(|f| file_schema(f, &tombstones)),
+        ));
         for (key, parts) in &keys {
             let deleted =
                 tombstone::ranges(tombstones.of_measurement(&parts[0].1.measurement), key);
@@ -1168,26 +1387,20 @@ impl Shard {
         })
     }
 
-    pub fn log(&self) -> &Log {
-        &self.log
-    }
-
-    /// The shard's files at one point in time, for a backup: column files and log
-    /// segment images taken together under the data lock, which flushes and merges need
-    /// to change the file list. Everything acknowledged before the call is in the log
-    /// images; the maps keep the bytes even if a later flush or merge removes the files.
+    /// The shard's column files at one point in time, for a backup: its head is written
+    /// out first, so that everything acknowledged before the call is in them (the data
+    /// log holds every shard's records, which a shard's archive cannot carry as files).
+    /// The maps keep the bytes even if a later merge removes the files.
     pub fn backup_files(&self) -> Result<ShardFiles, StorageError> {
+        // A flush under way (another thread's) may have frozen points this one does not
+        // write: wait for it, then write out the rest.
+        while self.flushing.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.flush()?;
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let segments = self
-            .log
-            .segment_images()
-            .map_err(|source| StorageError::ShardLog {
-                shard: self.info.id,
-                source,
-            })?;
         Ok(ShardFiles {
             column_files: data.files.clone(),
-            segments,
         })
     }
 }
@@ -1216,7 +1429,55 @@ fn visible(data: &ShardData, measurement: &str, key: &str) -> bool {
 /// See [`Shard::backup_files`].
 pub struct ShardFiles {
     pub column_files: Vec<Arc<ColumnFile>>,
-    pub segments: Vec<crate::log::SegmentImage>,
+}
+
+/// The field types a column file records (its blocks', and those it keeps without points),
+/// but for those a DROP MEASUREMENT took after the file was written (merges and flushes
+/// leave the dropped points out of newer files).
+fn file_schema<'f>(
+    file: &'f ColumnFile,
+    tombstones: &'f Tombstones,
+) -> impl Iterator<Item = (&'f str, &'f str, FieldType)> + 'f {
+    let blocks = file.index.series.iter().flat_map(|s| {
+        s.blocks
+            .iter()
+            .map(move |b| (s.measurement.as_str(), b.field.as_str(), b.field_type))
+    });
+    let kept = file.index.schema.iter().flat_map(|m| {
+        m.fields
+            .iter()
+            .map(move |f| (m.measurement.as_str(), f.name.as_str(), f.field_type))
+    });
+    blocks.chain(kept).filter_map(move |(m, f, code)| {
+        let dropped = tombstones
+            .schema_dropped_at(m)
+            .is_some_and(|at| file.index.max_version < at);
+        let ty = u8::try_from(code).ok().and_then(FieldType::from_code)?;
+        (!dropped).then_some((m, f, ty))
+    })
+}
+
+/// A schema as column files record it, sorted.
+fn schema_record<'s>(
+    types: impl Iterator<Item = (&'s str, &'s str, FieldType)>,
+) -> Vec<crate::proto::MeasurementFields> {
+    let mut sorted: BTreeMap<&str, BTreeMap<&str, FieldType>> = BTreeMap::new();
+    for (m, f, ty) in types {
+        sorted.entry(m).or_default().entry(f).or_insert(ty);
+    }
+    sorted
+        .into_iter()
+        .map(|(m, fields)| crate::proto::MeasurementFields {
+            measurement: m.to_owned(),
+            fields: fields
+                .into_iter()
+                .map(|(name, ty)| crate::proto::FieldSchema {
+                    name: name.to_owned(),
+                    field_type: u32::from(ty.code()),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Applies a durable tombstone to the shard's state (replay and new deletes alike).
@@ -1244,6 +1505,11 @@ impl Drop for Thaw<'_> {
         };
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         data.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
+        // Its records stay the live head's to hold in the log.
+        if let Some(from) = data.held_from() {
+            data.head_from = from;
+        }
+        data.frozen_from = 0;
         // Newer writes win by version, and deletes since the freeze still hide what they
         // hit (reads filter every part through the shard's tombstones).
         for s in frozen.series() {
@@ -1302,6 +1568,8 @@ fn alone(
 mod tests {
     use super::*;
     use crate::line_protocol::parse_body;
+    use crate::log::fs::RealFs;
+    use crate::log::{Log, LogOptions};
     use crate::storage::points_codec::{encode_point_lines, encode_points_written};
 
     fn values(shard: &Shard, field: &str) -> FieldEntries {
@@ -1343,14 +1611,31 @@ mod tests {
             .collect()
     }
 
-    /// A shard whose log holds `records`, opened (replayed) with a budget no record reaches.
+    fn data_log(dir: &Path) -> Arc<DataLog> {
+        Shard::test_data_log(dir)
+    }
+
+    fn open(dir: &Path, info: ShardInfo) -> Result<Shard, StorageError> {
+        Shard::open_for_test(dir, info)
+    }
+
+    /// Writes `records` as the shard's own log (the layout of earlier versions).
+    fn own_log(dir: &Path, records: Vec<Record>) {
+        let (log, _) = Log::open(dir.join(OWN_LOG_DIR), LogOptions::default()).unwrap();
+        log.append_blocking(records).unwrap();
+    }
+
+    /// A shard whose own log (an earlier layout) holds `records`, opened: they move into a
+    /// column file.
     fn replayed(dir: &Path, records: Vec<Record>) -> Shard {
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        {
-            let (log, _) = Log::open(dir.join("log"), LogOptions::default()).unwrap();
-            log.append_blocking(records).unwrap();
-        }
-        Shard::open(dir, info, LogOptions::default(), 1 << 30).unwrap()
+        own_log(dir, records);
+        let shard = open(dir, info).unwrap();
+        assert!(
+            !dir.join(OWN_LOG_DIR).exists(),
+            "the shard's own log is gone"
+        );
+        shard
     }
 
     /// The records writes log today, zstd frames of the lines, replay into exactly the head
@@ -1425,12 +1710,11 @@ mod tests {
     fn a_compressed_record_that_does_not_decompress_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        {
-            let (log, _) = Log::open(dir.path().join("log"), LogOptions::default()).unwrap();
-            log.append_blocking(vec![Record::new(POINT_LINES_ZSTD_RECORD, vec![1, 2, 3])])
-                .unwrap();
-        }
-        match Shard::open(dir.path(), info, LogOptions::default(), 1 << 30) {
+        own_log(
+            dir.path(),
+            vec![Record::new(POINT_LINES_ZSTD_RECORD, vec![1, 2, 3])],
+        );
+        match open(dir.path(), info) {
             Err(StorageError::CorruptRecord { lsn: 1, .. }) => {}
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("a record that does not decompress was replayed"),
@@ -1448,15 +1732,14 @@ mod tests {
         for p in &mut new {
             p.fields.retain(|(k, _)| k != "time");
         }
-        {
-            let (log, _) = Log::open(dir.path().join("log"), LogOptions::default()).unwrap();
-            log.append_blocking(vec![
+        own_log(
+            dir.path(),
+            vec![
                 Record::new(POINTS_RECORD, encode_points_written(7, &old)),
                 Record::new(POINT_LINES_RECORD, encode_point_lines(8, &new)),
-            ])
-            .unwrap();
-        }
-        let shard = Shard::open(dir.path(), info, LogOptions::default(), 1 << 30).unwrap();
+            ],
+        );
+        let shard = open(dir.path(), info.clone()).unwrap();
         assert_eq!(shard.max_version(), 8);
         let key = |s: &str| s.to_owned();
         assert_eq!(
@@ -1479,15 +1762,14 @@ mod tests {
         use std::task::{Context, Poll};
         let dir = tempfile::tempdir().unwrap();
         let info = ShardInfo::of_group("db", "autogen", 0, i64::MAX / 2);
-        let open = || Shard::open(dir.path(), info.clone(), LogOptions::default(), 1 << 30);
-        let shard = Arc::new(open().unwrap());
+        let shard = Arc::new(open(dir.path(), info.clone()).unwrap());
         let waker = futures_util::task::noop_waker();
         let mut abandoned = 0;
         for polls in 0..8u64 {
             let line = format!("cpu,host=h{polls} usage={polls} {polls}");
             let (points, _) = parse_body(line.as_bytes());
             let points = shard.admit(points, usize::MAX).points;
-            let before = shard.log.durable_lsn();
+            let before = shard.log.log().durable_lsn();
             let mut write = Box::pin(shard.write(&points, 10 + polls));
             let mut finished = false;
             for _ in 0..polls {
@@ -1522,20 +1804,21 @@ mod tests {
             let (last, _) = parse_body(last_line.as_bytes());
             let last = shard.admit(last, usize::MAX).points;
             shard.write(&last, 200 + polls).await.unwrap();
-            let end = shard.log.durable_lsn();
+            let end = shard.log.log().durable_lsn();
             if !finished && end > before + 2 {
                 abandoned += 1;
             }
+            let taken = shard.next_seq.load(Ordering::Acquire) - 1;
             let applied = (0..10_000).any(|_| {
                 let upto = shard.data.read().unwrap().watermark.upto;
-                upto == end || {
+                upto == taken || {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     false
                 }
             });
             assert!(
                 applied,
-                "dropped after {polls} polls: the watermark stays below LSN {end}"
+                "dropped after {polls} polls: the watermark stays below {taken}"
             );
         }
         assert!(abandoned > 0, "no write was dropped after it was queued");
@@ -1551,7 +1834,12 @@ mod tests {
         });
         assert!(released, "a thread still holds the shard");
         drop(shard);
-        let reopened = open().unwrap();
+        let log = data_log(dir.path());
+        let reopened = Arc::new(
+            Shard::open_on(Arc::new(RealFs), dir.path(), info, log.clone(), 1 << 30).unwrap(),
+        );
+        replay_log(&log, |_| Some(reopened.clone()), |_, e| panic!("{e}")).unwrap();
+        reopened.settle_replay();
         assert_eq!(all_values(&reopened), live);
     }
 }

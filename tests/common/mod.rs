@@ -34,7 +34,7 @@ impl Daemon {
             .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
     }
 
-    fn try_start_with(data_dir: &Path, config: Option<&str>) -> Result<Daemon, String> {
+    pub fn try_start_with(data_dir: &Path, config: Option<&str>) -> Result<Daemon, String> {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
