@@ -99,13 +99,17 @@ pub async fn backup_shard(
     since: Option<i64>,
     gzip: bool,
 ) -> Result<ChunkReceiver, BackupError> {
-    let shard = node
-        .storage
-        .shard(id)
-        .ok_or(BackupError::ShardNotFound(id))?;
-    let files = shard.backup_files()?;
-    let info = shard.info.clone();
-    drop(shard);
+    // Opening a cold shard and writing its head out are file I/O: off the HTTP workers.
+    let opener = node.clone();
+    let (files, info) = actix_web::rt::task::spawn_blocking(move || {
+        let shard = opener
+            .storage
+            .shard(id)
+            .ok_or(BackupError::ShardNotFound(id))?;
+        Ok::<_, BackupError>((shard.backup_files()?, shard.info.clone()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(BackupError::Internal(format!("backup task failed: {e}"))))?;
     let began = Instant::now();
     let op = record_start(&node, new_operation(false, "shard", id, since)).await?;
     let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);

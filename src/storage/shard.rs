@@ -214,13 +214,24 @@ fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Rep
     Ok(Replayed::Points(version, points))
 }
 
-/// A shard's record ready for the data log, with its sequence number taken.
+/// A shard's record ready for the data log, with its sequence number taken. Dropped
+/// before it was queued (an error, or the request gone), its number is passed over:
+/// otherwise the shard's watermark would stop below it for good.
 pub(crate) struct Prepared {
     pub shard: Arc<Shard>,
     pub seq: u64,
     pub record: Record,
     /// The record's bytes before compression: what replaying it costs.
     pub record_len: usize,
+    queued: bool,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.queued {
+            self.shard.pass_over(self.seq);
+        }
+    }
 }
 
 /// Records on their way to durability, applied from the log if their writer is dropped
@@ -259,9 +270,13 @@ impl Drop for ApplyIfAbandoned {
             .spawn(move || match appending.wait_blocking() {
                 Ok(last) => {
                     let first = last + 1 - shards.len() as u64;
-                    for (i, (shard, _)) in shards.iter().enumerate() {
-                        if let Err(e) = shard.apply_logged(first + i as u64) {
+                    for (i, (shard, seq)) in shards.iter().enumerate() {
+                        let lsn = first + i as u64;
+                        if let Err(e) = shard.apply_logged(lsn) {
+                            // Replayed at the next start; the log and the watermark go on.
                             tracing::error!(shard = shard.info.id, error = %e, "applying an abandoned write failed");
+                            shard.pass_over(*seq);
+                            shard.log.applied(lsn);
                         }
                     }
                 }
@@ -286,20 +301,19 @@ pub(crate) async fn append_together(
     log: &DataLog,
     prepared: Vec<Prepared>,
 ) -> Result<Vec<Lsn>, StorageError> {
-    let shards: Vec<(Arc<Shard>, u64)> =
-        prepared.iter().map(|p| (p.shard.clone(), p.seq)).collect();
-    let records: Vec<Record> = prepared.into_iter().map(|p| p.record).collect();
+    let mut prepared = prepared;
+    // Payloads are shared, not copied: `prepared` still holds them until they are queued.
+    let records: Vec<Record> = prepared.iter().map(|p| p.record.clone()).collect();
     let count = records.len() as u64;
     let log_err = |source| StorageError::DataLog { source };
-    let appending = match log.submit(records).await {
-        Ok(appending) => appending,
-        Err(e) => {
-            for (shard, seq) in &shards {
-                shard.pass_over(*seq);
-            }
-            return Err(log_err(e));
-        }
-    };
+    let appending = log.submit(records).await.map_err(log_err)?;
+    let shards: Vec<(Arc<Shard>, u64)> = prepared
+        .iter_mut()
+        .map(|p| {
+            p.queued = true;
+            (p.shard.clone(), p.seq)
+        })
+        .collect();
     let last = ApplyIfAbandoned {
         shards,
         appending: Some(appending),
@@ -822,6 +836,7 @@ impl Shard {
             seq,
             record: header.record(kind, payload),
             record_len,
+            queued: false,
         }
     }
 
