@@ -408,6 +408,55 @@ fn a_damaged_record_followed_by_acknowledged_ones_refuses_open_and_changes_nothi
     );
 }
 
+/// A log of many streams (the data log) passes over a damaged record that good ones follow,
+/// in sealed segments and the newest alike: reported with its file, offset and LSN, the
+/// records after it read back with their LSNs, appends go on, nothing on disk changes. A
+/// torn commit is still a torn tail, and a damaged last record still refuses the open.
+#[test]
+fn skip_damaged_records_passes_over_a_damaged_record_and_reads_the_rest() {
+    let skip = LogOptions {
+        recovery: shardkeeper::log::RecoveryMode::SkipDamagedRecords,
+        ..LogOptions::default()
+    };
+    let fs = log_of(20, &LogOptions::default());
+    let seg = Path::new(FIRST_SEGMENT);
+    fs.flip_bit(seg, record_offset(10) + 12, 2).unwrap();
+    let before = fs.contents(seg).unwrap();
+    let (log, report) = Log::open_on(Arc::new(fs.clone()), "/log", skip.clone()).unwrap();
+    assert_eq!(report.damaged.len(), 1);
+    let damaged = &report.damaged[0];
+    assert_eq!(
+        (damaged.path.as_path(), damaged.offset, damaged.lsn),
+        (seg, record_offset(10), 10)
+    );
+    let lsns: Vec<u64> = read_all(&log, 1).iter().map(|r| r.0).collect();
+    let expected: Vec<u64> = (1..=20).filter(|&l| l != 10).collect();
+    assert_eq!(lsns, expected);
+    assert!(read_all(&log, 11)
+        .iter()
+        .all(|(lsn, _, p)| *p == payload(*lsn)));
+    assert_eq!(
+        log.append_blocking(vec![Record::new(1, "new")]).unwrap(),
+        21
+    );
+    drop(log);
+    let after = fs.contents(seg).unwrap();
+    let end = data_end(&before);
+    assert!(after[..end] == before[..end], "records 1..20 untouched");
+
+    // The last record damaged: nothing good follows it, so it is not passed over.
+    let fs = log_of(10, &LogOptions::default());
+    let end = data_end(&fs.contents(seg).unwrap()) as u64;
+    fs.flip_bit(seg, end - 2, 0).unwrap();
+    expect_corrupt(Log::open_on(Arc::new(fs.clone()), "/log", skip.clone()));
+
+    // A commit torn by a crash is a torn tail, not damage.
+    let fs = log_of(10, &LogOptions::default());
+    tear_a_commit(&fs, 1500, |sector| sector == 1);
+    let (_, report) = Log::open_on(Arc::new(fs.clone()), "/log", skip).unwrap();
+    assert!(report.torn_tail.is_some() && report.damaged.is_empty());
+}
+
 #[test]
 fn a_damaged_last_record_is_corruption_not_a_torn_tail() {
     let fs = log_of(10, &LogOptions::default());

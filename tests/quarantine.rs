@@ -171,29 +171,130 @@ fn a_flipped_byte_in_a_column_file_quarantines_that_shard_and_the_rest_serves() 
     );
 }
 
+/// The data log's newest segment, its bytes, and the offsets of its records' payloads.
+fn data_log_records(data: &Path) -> (PathBuf, Vec<u8>, Vec<usize>) {
+    use shardkeeper::log::format::{decode_frame, Frame, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+    let segment = files_with(&data.join("data-log"), "seg")
+        .pop()
+        .expect("a segment");
+    let bytes = std::fs::read(&segment).expect("segment");
+    let (mut payloads, mut offset) = (Vec::new(), SEGMENT_HEADER_LEN);
+    while let Frame::Record { next, .. } = decode_frame(&bytes, offset) {
+        payloads.push(offset + RECORD_HEADER_LEN);
+        offset = next;
+    }
+    (segment, bytes, payloads)
+}
+
+/// A record's shard, from its header (shard id, incarnation, sequence number).
+fn shard_of_record(bytes: &[u8], payload: usize) -> u64 {
+    u64::from_le_bytes(bytes[payload..payload + 8].try_into().unwrap())
+}
+
 #[test]
-fn a_flipped_byte_in_the_data_log_stops_the_start_naming_file_and_offset() {
+fn a_flipped_byte_in_the_data_log_quarantines_the_shard_of_that_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let d = Daemon::start(&data);
+    let (first, second, ids) = two_weeks(&d);
+    // No clean stop needed: the records stay in the data log either way.
+    d.kill9();
+    let (segment, mut bytes, payloads) = data_log_records(&data);
+    assert_eq!(payloads.len(), 40, "a record per shard per write");
+    // A byte of the points of a record in the middle, acknowledged records after it.
+    let payload = payloads[payloads.len() / 2];
+    let damaged = shard_of_record(&bytes, payload);
+    let intact_week = if damaged == ids[0] { second } else { first };
+    let damaged_week = if damaged == ids[0] { first } else { second };
+    bytes[payload + 40] ^= 0x40;
+    std::fs::write(&segment, &bytes).expect("flip a byte");
+
+    let d = Daemon::start(&data);
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["status"], "warn", "{health}");
+    let check = health["checks"][0]["message"].as_str().expect("a check");
+    let file = segment.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        check.contains(&file) && check.contains("at byte"),
+        "{check}"
+    );
+    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
+    let r = count(&d, intact_week);
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"][0][1],
+        1000,
+        "{:?}",
+        r.json()
+    );
+    let r = count(&d, damaged_week);
+    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
+    let error = error.unwrap_or_else(|| panic!("the damaged shard answered {:?}", r.json()));
+    assert!(
+        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&file),
+        "{error}"
+    );
+    let r = write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        write(&d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
+        204
+    );
+    // Nothing on disk changed: the records after the damage are still there.
+    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
+    let on_disk = std::fs::read(&segment).expect("segment");
+    assert!(
+        on_disk[..end] == bytes[..end],
+        "the records up to the restart changed"
+    );
+    // Dropping the shard clears the quarantine.
+    let r = query(d.addr, "q", &format!("DROP SHARD {damaged}"));
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["status"], "pass", "{health}");
+    d.kill9();
+    // The damaged record, still in the log, names a shard no longer known: passed over,
+    // with a warning for as long as the log holds it.
+    let d = Daemon::start(&data);
+    let r = count(&d, intact_week);
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"][0][1],
+        1001,
+        "after a restart: {:?}",
+        r.json()
+    );
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["checks"][0]["name"], "data log", "{health}");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_damaged_data_log_record_that_names_no_shard_is_passed_over_with_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("node");
     let d = Daemon::start(&data);
     two_weeks(&d);
     d.kill9();
-    let segment = files_with(&data.join("data-log"), "seg")
-        .pop()
-        .expect("a segment");
-    let mut bytes = std::fs::read(&segment).expect("segment");
-    let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
-    bytes[end / 2] ^= 0x40;
+    let (segment, mut bytes, payloads) = data_log_records(&data);
+    // The shard id itself: the record may be any shard's.
+    bytes[payloads[payloads.len() / 2] + 3] ^= 0x40;
     std::fs::write(&segment, &bytes).expect("flip a byte");
 
-    let Err(stderr) = Daemon::try_start_with(&data, None) else {
-        panic!("a damaged data log did not stop the start");
-    };
+    let d = Daemon::start(&data);
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["status"], "warn", "{health}");
+    assert_eq!(health["checks"][0]["name"], "data log", "{health}");
+    let check = health["checks"][0]["message"].as_str().expect("a check");
     let name = segment.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        stderr.contains(&name) && stderr.contains("byte"),
-        "{stderr}"
+        check.contains(&name) && check.contains("at byte"),
+        "{check}"
     );
-    // Nothing on disk changed: the acknowledged records after the damage are still there.
-    assert_eq!(std::fs::read(&segment).expect("segment"), bytes);
+    // Every other record was read: of the 2,000 points, the one record's 50 are missing.
+    let r = query(d.addr, "q", "SELECT count(v) FROM m");
+    assert_eq!(r.json()["results"][0]["series"][0]["values"][0][1], 1950);
+    assert!(d.stop().success());
+    assert!(
+        std::fs::read(&segment).expect("segment") == bytes,
+        "the segment changed"
+    );
 }

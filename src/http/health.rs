@@ -21,25 +21,35 @@ async fn ping(node: web::Data<Node>) -> HttpResponse {
 async fn health(node: web::Data<Node>) -> HttpResponse {
     let version = node.config.influxdb_version.as_str();
     let quarantined = node.storage.quarantined();
+    let mut checks: Vec<_> = quarantined
+        .iter()
+        .map(|q| {
+            json!({
+                "name": format!("shard {}", q.info.id),
+                "status": "warn",
+                "message": format!(
+                    "quarantined ({} / {}): {}",
+                    q.info.database, q.info.retention_policy, q.reason
+                ),
+            })
+        })
+        .collect();
+    checks.extend(
+        node.storage
+            .passed_over()
+            .into_iter()
+            .map(|reason| json!({ "name": "data log", "status": "warn", "message": reason })),
+    );
     match node.failure() {
-        None if !quarantined.is_empty() => HttpResponse::Ok().json(json!({
+        None if !checks.is_empty() => HttpResponse::Ok().json(json!({
             "name": "influxdb",
             "message": format!(
-                "{} shard(s) quarantined: the others serve queries and writes",
-                quarantined.len()
+                "{} shard(s) quarantined, {} damaged record(s) passed over: the others serve queries and writes",
+                quarantined.len(),
+                checks.len() - quarantined.len()
             ),
             "status": "warn",
-            "checks": quarantined
-                .iter()
-                .map(|q| json!({
-                    "name": format!("shard {}", q.info.id),
-                    "status": "warn",
-                    "message": format!(
-                        "quarantined ({} / {}): {}",
-                        q.info.database, q.info.retention_policy, q.reason
-                    ),
-                }))
-                .collect::<Vec<_>>(),
+            "checks": checks,
             "version": version,
         })),
         None => HttpResponse::Ok().json(json!({

@@ -172,6 +172,16 @@ impl fmt::Display for FrameError {
     }
 }
 
+/// Where the record at `offset`, which fails its checksum, ends by its stored length, if a
+/// good record follows it there: then only its bytes were damaged, and the records after
+/// it can be read (see [`super::RecoveryMode::SkipDamagedRecords`]).
+pub fn skippable(segment: &[u8], offset: usize) -> Option<usize> {
+    let head = segment.get(offset..offset.checked_add(RECORD_HEADER_LEN)?)?;
+    let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as usize;
+    let next = offset.checked_add(RECORD_HEADER_LEN)?.checked_add(len)?;
+    matches!(decode_frame(segment, next), Frame::Record { .. }).then_some(next)
+}
+
 /// Decodes the frame at `offset` of a whole segment's bytes (header included).
 pub fn decode_frame(segment: &[u8], offset: usize) -> Frame<'_> {
     let Some(head) = segment.get(offset..offset.saturating_add(RECORD_HEADER_LEN)) else {

@@ -19,7 +19,7 @@ mod writer;
 
 pub use error::LogError;
 pub use reader::{LogReader, RecordRef};
-pub use recovery::{for_each_record, RecoveryMode, RecoveryReport};
+pub use recovery::{for_each_record, DamagedRecord, RecoveryMode, RecoveryReport};
 
 /// Checks a log directory written with the default options without changing it (`ctl log
 /// verify`): Ok with what it holds, or the first corruption with its file and offset. A
@@ -168,6 +168,8 @@ pub(crate) struct Shared {
     commits: AtomicU64,
     records: AtomicU64,
     readers: Mutex<Vec<Weak<AtomicU64>>>,
+    /// Records recovery passed over ([`RecoveryMode::SkipDamagedRecords`]): readers do too.
+    damaged: std::collections::BTreeSet<Lsn>,
 }
 
 impl Shared {
@@ -374,6 +376,7 @@ impl Log {
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
+            damaged: report.damaged.iter().map(|d| d.lsn).collect(),
         });
 
         let parts = WriterParts {

@@ -92,11 +92,23 @@ impl LogReader {
                     }
                 }
                 Frame::Invalid(e) => {
+                    let data = (*c.data).as_ref();
+                    let skip = self
+                        .shared
+                        .damaged
+                        .contains(&c.lsn)
+                        .then(|| format::skippable(data, c.offset - c.data_start))
+                        .flatten();
+                    if let Some(next) = skip {
+                        c.offset = next + c.data_start;
+                        c.lsn += 1;
+                        continue;
+                    }
                     return Err(LogError::Corrupt {
                         path: c.path.clone(),
                         offset: c.offset as u64,
                         reason: e.to_string(),
-                    })
+                    });
                 }
             }
         };

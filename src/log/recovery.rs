@@ -23,7 +23,12 @@
 //!   Anything else (a flipped bit in a record, damage followed by more than a commit's
 //!   worth of data) refuses the open, naming the file and offset, and changes nothing;
 //! * a newest segment whose header never reached the disk, and which holds nothing, is
-//!   removed (a crash while rolling to a new segment).
+//!   removed (a crash while rolling to a new segment);
+//! * with [`RecoveryMode::SkipDamagedRecords`], a record that fails its checksum but whose
+//!   stored length leads to a good record is passed over and reported (its LSN still
+//!   counts), and nothing on disk changes: for a log whose records each belong to one of
+//!   many streams (the data log's shards), where one damaged record should cost its
+//!   stream, not the log.
 
 use super::format::{self, Frame, FrameError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::fs::{FileSystem, SECTOR};
@@ -41,6 +46,21 @@ pub enum RecoveryMode {
     /// Any damage refuses the open, a torn tail included: for logs that were shut down
     /// cleanly, or copied, and must be exactly what was written.
     AbsoluteConsistency,
+    /// As [`RecoveryMode::TolerateTornTail`], but a damaged record followed by a good one
+    /// is passed over and reported ([`RecoveryReport::damaged`]) instead of refusing the
+    /// open; readers pass over it too.
+    SkipDamagedRecords,
+}
+
+/// A record passed over by [`RecoveryMode::SkipDamagedRecords`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRecord {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub lsn: Lsn,
+    pub reason: String,
+    /// Its payload as stored (not to be trusted: it failed its checksum).
+    pub payload: Vec<u8>,
 }
 
 /// Whether recovery may change files.
@@ -63,6 +83,8 @@ pub struct RecoveryReport {
     /// Where a torn tail began, and how many bytes were (or, read-only, would be) dropped.
     pub torn_tail: Option<(PathBuf, u64, u64)>,
     pub removed_blank_segment: Option<PathBuf>,
+    /// Records passed over (only with [`RecoveryMode::SkipDamagedRecords`]).
+    pub damaged: Vec<DamagedRecord>,
 }
 
 #[derive(Debug)]
@@ -139,13 +161,40 @@ pub(crate) fn recover(
                 });
             }
         }
-        let (records, end, bad) = scan(bytes);
+        let (mut records, mut end, mut bad, _) = scan_skipping(bytes, false);
         // Bytes after the last good record that are not zero: a torn commit, or damage.
-        let tail_end = bytes
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |p| p + 1)
-            .max(end);
+        let last_data = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        let damage = bad.is_some() || last_data > end;
+        let torn = newest
+            && torn_tail(
+                bytes,
+                end,
+                bad,
+                last_data.max(end),
+                options.max_commit_bytes,
+            )
+            .is_ok();
+        if damage && !torn && options.recovery == RecoveryMode::SkipDamagedRecords {
+            // Not what a crash leaves: pass over the damaged records that good ones follow.
+            let skipped;
+            (records, end, bad, skipped) = scan_skipping(bytes, true);
+            report
+                .damaged
+                .extend(skipped.into_iter().map(|(offset, index, reason)| {
+                    let from = offset + format::RECORD_HEADER_LEN;
+                    let len =
+                        u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
+                            as usize;
+                    DamagedRecord {
+                        path: path.clone(),
+                        offset: offset as u64,
+                        lsn: base + index,
+                        reason: reason.to_string(),
+                        payload: bytes[from..from + len].to_vec(),
+                    }
+                }));
+        }
+        let tail_end = last_data.max(end);
         if bad.is_some() || tail_end > end {
             let reason = bad.map_or("data after the end of the records".to_owned(), |e| {
                 e.to_string()
@@ -187,19 +236,34 @@ pub(crate) fn recover(
     Ok(Recovered { segments, report })
 }
 
+/// A damaged record passed over: its offset, its index in the segment, why.
+type Skipped = (usize, u64, FrameError);
+
 /// Walks the records of a whole segment: (records, offset past the last good one, the
-/// problem that stopped the walk if it was not a clean end).
-pub(crate) fn scan(bytes: &[u8]) -> (u64, usize, Option<format::FrameError>) {
+/// problem that stopped the walk if it was not a clean end, the damaged records passed
+/// over when `skip` allows it: those whose stored length leads to a good record).
+fn scan_skipping(bytes: &[u8], skip: bool) -> (u64, usize, Option<FrameError>, Vec<Skipped>) {
     let mut offset = SEGMENT_HEADER_LEN;
     let mut records = 0;
+    let mut skipped = Vec::new();
     loop {
         match format::decode_frame(bytes, offset) {
             Frame::Record { next, .. } => {
                 records += 1;
                 offset = next;
             }
-            Frame::End => return (records, offset, None),
-            Frame::Invalid(e) => return (records, offset, Some(e)),
+            Frame::End => return (records, offset, None, skipped),
+            Frame::Invalid(e @ FrameError::ChecksumMismatch) if skip => {
+                match format::skippable(bytes, offset) {
+                    Some(next) => {
+                        skipped.push((offset, records, e));
+                        records += 1;
+                        offset = next;
+                    }
+                    None => return (records, offset, Some(e), skipped),
+                }
+            }
+            Frame::Invalid(e) => return (records, offset, Some(e), skipped),
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod tombstone;
 use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
 use crate::log::fs::{FileSystem, RealFs};
-use crate::log::{Log, LogError, LogOptions};
+use crate::log::{DamagedRecord, Log, LogError, LogOptions, RecoveryMode};
 use crate::projection::{EventLog, ProjectionError};
 use data_log::{DataLog, Header};
 use hlc::HybridClock;
@@ -169,6 +169,8 @@ pub struct Storage {
     /// Shards that did not open (a damaged file), with why: the node serves the others,
     /// and refuses reads and writes that would need these.
     quarantined: RwLock<BTreeMap<u64, Quarantined>>,
+    /// Damaged data-log records of no known shard, passed over (see `quarantine_damaged`).
+    passed_over: RwLock<Vec<String>>,
     max_head_bytes: usize,
     /// Flushes and merges, on a few threads however many shards want them.
     background: background::Background,
@@ -217,7 +219,12 @@ impl Storage {
             source,
         };
         fs.create_dir_all(&dir).map_err(dir_err)?;
-        let (log, _report) = Log::open_on(fs.clone(), data_dir.join(DATA_LOG_DIR), log_options)
+        // A damaged record costs its shard (quarantined), not the node.
+        let log_options = LogOptions {
+            recovery: RecoveryMode::SkipDamagedRecords,
+            ..log_options
+        };
+        let (log, report) = Log::open_on(fs.clone(), data_dir.join(DATA_LOG_DIR), log_options)
             .map_err(|source| StorageError::DataLog { source })?;
         let durable = log.durable_lsn();
         // Enough for every shard being written to fill its head before any is made to
@@ -234,11 +241,13 @@ impl Storage {
             opening: Default::default(),
             placement: tokio::sync::RwLock::new(()),
             quarantined: RwLock::new(BTreeMap::new()),
+            passed_over: RwLock::new(Vec::new()),
             max_head_bytes,
             background: background::Background::new(2),
             forcing: Default::default(),
             purges: Default::default(),
         };
+        storage.quarantine_damaged(&report.damaged);
         storage.replay()?;
         // What is listed here may still be only in the page cache (a process killed just
         // after a restore's swap): made durable before the other side of it is removed.
@@ -328,6 +337,58 @@ impl Storage {
             .trim()
             .map_err(|source| StorageError::DataLog { source })?;
         Ok(())
+    }
+
+    /// Quarantines the shards whose records in the data log are damaged, keeping the log
+    /// from there on (their records after the damage stay on disk until the shard is
+    /// dropped or restored). A damaged record that names no shard the catalog knows is a
+    /// dropped shard's, or one whose own header was hit: it is passed over, and `/health`
+    /// warns of it for as long as the log holds it.
+    fn quarantine_damaged(&self, damaged: &[DamagedRecord]) {
+        let oldest = self.data_log.figures().oldest_lsn;
+        for d in damaged {
+            let corrupt = |reason: String| LogError::Corrupt {
+                path: d.path.clone(),
+                offset: d.offset,
+                reason,
+            };
+            let named = Header::split(&d.payload).ok().and_then(|(h, _)| {
+                let closed = self.closed.read().unwrap_or_else(|e| e.into_inner());
+                closed.get(&h.shard).cloned()
+            });
+            let Some(info) = named else {
+                let reason = format!(
+                    "record {} is damaged ({}) and names no shard the catalog knows: a dropped shard's, or one whose header was hit; passed over",
+                    d.lsn, d.reason
+                );
+                let e = corrupt(reason);
+                tracing::error!(error = %e, "damaged data-log record passed over");
+                self.passed_over
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(e.to_string());
+                continue;
+            };
+            let reason = format!("record {} of this shard is damaged ({})", d.lsn, d.reason);
+            let e = StorageError::DataLog {
+                source: corrupt(reason),
+            };
+            self.quarantine(info.clone(), &e);
+            self.closed
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&info.id);
+            self.data_log
+                .hold((info.id, info.incarnation), Some(oldest));
+        }
+    }
+
+    /// Damaged data-log records that named no known shard, passed over at start-up.
+    pub fn passed_over(&self) -> Vec<String> {
+        self.passed_over
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The shard a replayed record goes to: None for a shard dropped (or dropped and
@@ -495,7 +556,10 @@ impl Storage {
         {
             let mut quarantined = self.quarantined.write().unwrap_or_else(|e| e.into_inner());
             for id in ids {
-                quarantined.remove(id);
+                if let Some(q) = quarantined.remove(id) {
+                    // Its records that the data log kept for it go too.
+                    self.data_log.forget((q.info.id, q.info.incarnation));
+                }
             }
         }
         let removed: Vec<Arc<Shard>> = {
