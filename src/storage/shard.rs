@@ -468,7 +468,7 @@ impl ShardData {
     /// Indexes the head's series from position `from` on (those it created since).
     fn index_head_from(&mut self, from: usize) {
         for s in &self.head.series()[from..] {
-            self.index.add(&s.key, &s.measurement, &key_tags(&s.key));
+            self.index.add(&s.key, &s.measurement);
         }
     }
 }
@@ -540,7 +540,7 @@ impl Shard {
                     data.tombstones.add(t.clone());
                 }
                 for s in file.series() {
-                    data.index.add(&s.key, &s.measurement, &key_tags(&s.key));
+                    data.index.add(&s.key, &s.measurement);
                 }
                 data.watermark.upto = data.watermark.upto.max(file.index.covered_lsn);
                 data.files.push(Arc::new(file));
@@ -1212,7 +1212,7 @@ impl Shard {
                 .select(read.selector)
                 .into_iter()
                 .filter(|(_, tags)| (read.keep)(tags))
-                .map(|(key, tags)| (key.clone(), tags.clone()))
+                .map(|(key, tags)| (key.clone(), tags))
                 .collect()
         };
         // Looked up once per column: a measurement may have 100,000 fields.
@@ -1299,7 +1299,7 @@ impl Shard {
             index
                 .series()
                 .filter(|(k, _)| visible(&data, measurement, k))
-                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()))
+                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
                 .collect()
         }
     }
@@ -1326,7 +1326,10 @@ impl Shard {
                     index
                         .series()
                         .filter(|(k, _)| visible(&data, m, k))
-                        .flat_map(|(_, tags)| tags.iter().filter(|(k, _)| key(k)).cloned())
+                        .flat_map(|(_, tags)| {
+                            let pairs = tags.iter().filter(|(k, _)| key(k));
+                            pairs.cloned().collect::<Vec<_>>()
+                        })
                         .collect()
                 };
                 (m.to_owned(), pairs)
@@ -1346,7 +1349,7 @@ impl Shard {
                 let series = index
                     .series()
                     .filter(|(k, _)| all || visible(&data, m, k))
-                    .map(|(k, t)| (k.clone(), t.clone()))
+                    .map(|(k, t)| (k.clone(), t))
                     .collect();
                 (m.to_owned(), series)
             })
