@@ -63,12 +63,16 @@ pub enum Values {
 
 impl Values {
     pub fn new(ty: FieldType) -> Values {
+        Values::with_capacity(ty, 0)
+    }
+
+    fn with_capacity(ty: FieldType, n: usize) -> Values {
         match ty {
-            FieldType::Float => Values::Float(Vec::new()),
-            FieldType::Integer => Values::Integer(Vec::new()),
-            FieldType::Unsigned => Values::Unsigned(Vec::new()),
-            FieldType::String => Values::String(Vec::new()),
-            FieldType::Boolean => Values::Boolean(Vec::new()),
+            FieldType::Float => Values::Float(Vec::with_capacity(n)),
+            FieldType::Integer => Values::Integer(Vec::with_capacity(n)),
+            FieldType::Unsigned => Values::Unsigned(Vec::with_capacity(n)),
+            FieldType::String => Values::String(Vec::with_capacity(n)),
+            FieldType::Boolean => Values::Boolean(Vec::with_capacity(n)),
         }
     }
 
@@ -204,6 +208,17 @@ impl Column {
             times: Vec::new(),
             versions: Vec::new(),
             values: Values::new(ty),
+            resolved: true,
+        }
+    }
+
+    /// A column with room for one entry: a first push would make room for four (or
+    /// eight), and most of a head's columns, one per series and field, keep one or two.
+    pub fn for_one(ty: FieldType) -> Column {
+        Column {
+            times: Vec::with_capacity(1),
+            versions: Vec::with_capacity(1),
+            values: Values::with_capacity(ty, 1),
             resolved: true,
         }
     }

@@ -24,13 +24,15 @@
 use super::column::{Column, FieldType, Values};
 use super::encoding;
 use super::head::SeriesHead;
+use crate::line_protocol::key_tags;
 use crate::log::format::mask;
 use crate::log::fs::{FileBytes, FileSystem, FsFile};
 use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag, Tombstone};
 use prost::Message;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"SKCOLF02";
 const END_MAGIC: &[u8; 8] = b"SKCOLEND";
@@ -57,9 +59,14 @@ pub enum ColumnFileError {
 
 pub struct ColumnFile {
     pub path: PathBuf,
+    /// The index but its series, which are held as `series` and `blocks`.
     pub index: ColumnFileIndex,
-    /// Position in `index.series` of each series key: reads look series up by key.
-    by_key: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// The file's series in key order (reads find one by binary search). Held compactly
+    /// rather than as the index's messages: an open file stays in memory, and a message
+    /// of a series of one point took some 900 bytes in nine allocations.
+    series: Vec<FileSeries>,
+    /// Every series' blocks, one series after the other.
+    blocks: Vec<FileBlock>,
     /// The whole file, mapped read-only and shared: blocks are decoded straight from it
     /// and backups stream it without a copy, and it keeps the bytes after a merge removes
     /// the file. The price: an I/O error while a page of it is faulted in (a bad sector)
@@ -79,6 +86,45 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ColumnFileError + '_ {
     move |source| ColumnFileError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// One series of an open column file.
+#[derive(Debug)]
+pub struct FileSeries {
+    pub key: Arc<str>,
+    /// Shared by the file's series of one measurement.
+    pub measurement: Arc<str>,
+    /// Its blocks' range in the file's `blocks`.
+    blocks: (u32, u32),
+}
+
+/// A block of an open column file: [`ColumnBlock`] with its field name shared by the
+/// file's blocks of that field.
+#[derive(Debug)]
+pub struct FileBlock {
+    pub field: Arc<str>,
+    /// [`FieldType`] code.
+    pub field_type: u32,
+    pub offset: u64,
+    pub length: u64,
+    pub count: u32,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+/// One `Arc` per distinct name, for the names that repeat across a file's index.
+#[derive(Default)]
+struct Names(HashSet<Arc<str>, foldhash::fast::RandomState>);
+
+impl Names {
+    fn get(&mut self, name: String) -> Arc<str> {
+        if let Some(known) = self.0.get(name.as_str()) {
+            return known.clone();
+        }
+        let name: Arc<str> = name.into();
+        self.0.insert(name.clone());
+        name
     }
 }
 
@@ -124,10 +170,13 @@ pub fn write(
             shared = Some((c, keep));
         }
         let fields: Vec<(&str, &Column)> = fields.iter().map(|(n, c)| (*n, c.as_ref())).collect();
-        writer.add_series(&s.key, &s.measurement, &s.tags, &fields)?;
+        writer.add_series(&s.key, &s.measurement, &key_tags(&s.key), &fields)?;
     }
     writer.finish()
 }
+
+/// The field number of `ColumnFileIndex.series`.
+const SERIES_FIELD: u32 = 2;
 
 /// Bytes a writer gathers before it writes them to the file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -143,7 +192,10 @@ pub struct ColumnFileWriter<'a> {
     out: Vec<u8>,
     offset: u64,
     block: Vec<u8>,
+    /// The index but its series, which are encoded into `series` as they are added: a
+    /// flush of a million series does not hold a million index messages.
     index: ColumnFileIndex,
+    series: Vec<u8>,
 }
 
 impl<'a> ColumnFileWriter<'a> {
@@ -174,6 +226,7 @@ impl<'a> ColumnFileWriter<'a> {
             offset: MAGIC.len() as u64,
             block: Vec::new(),
             index,
+            series: Vec::new(),
         })
     }
 
@@ -209,11 +262,11 @@ impl<'a> ColumnFileWriter<'a> {
         self.index.schema = schema;
     }
 
-    pub fn add_series(
+    pub fn add_series<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
         key: &str,
         measurement: &str,
-        tags: &[(String, String)],
+        tags: &[(K, V)],
         fields: &[(&str, &Column)],
     ) -> Result<(), ColumnFileError> {
         let mut entry = ColumnSeries {
@@ -222,8 +275,8 @@ impl<'a> ColumnFileWriter<'a> {
             tags: tags
                 .iter()
                 .map(|(k, v)| Tag {
-                    key: k.clone(),
-                    value: v.clone(),
+                    key: k.as_ref().to_owned(),
+                    value: v.as_ref().to_owned(),
                 })
                 .collect(),
             blocks: Vec::new(),
@@ -260,7 +313,7 @@ impl<'a> ColumnFileWriter<'a> {
                 written?;
             }
         }
-        self.index.series.push(entry);
+        prost::encoding::message::encode(SERIES_FIELD, &entry, &mut self.series);
         Ok(())
     }
 
@@ -269,8 +322,10 @@ impl<'a> ColumnFileWriter<'a> {
     pub fn finish(mut self) -> Result<PathBuf, ColumnFileError> {
         // Series keys and field names repeat across the index: compressed it is a few
         // times smaller.
-        let encoded =
-            zstd::bulk::compress(&self.index.encode_to_vec(), 3).map_err(io(&self.tmp))?;
+        // Fields may come in any order: the series follow the index's other fields.
+        let mut plain = self.index.encode_to_vec();
+        plain.append(&mut self.series);
+        let encoded = zstd::bulk::compress(&plain, 3).map_err(io(&self.tmp))?;
         let mut tail = encoded.clone();
         tail.extend_from_slice(&self.offset.to_le_bytes());
         tail.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
@@ -424,6 +479,50 @@ fn decompress_index(compressed: &[u8], max_len: u64) -> Result<Vec<u8>, IndexErr
     Ok(plain)
 }
 
+/// Decodes an index a series at a time into the compact form an open file keeps (the
+/// whole index as messages would take several times the memory, if only for a moment).
+fn decode_index(
+    bytes: &[u8],
+) -> Result<(ColumnFileIndex, Vec<FileSeries>, Vec<FileBlock>), prost::DecodeError> {
+    use prost::encoding::{decode_key, skip_field, DecodeContext, WireType};
+    let mut rest = Vec::new();
+    let (mut series, mut blocks) = (Vec::new(), Vec::new());
+    let mut names = Names::default();
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let field_start = buf;
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        if tag != SERIES_FIELD || wire_type != WireType::LengthDelimited {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+            rest.extend_from_slice(&field_start[..field_start.len() - buf.len()]);
+            continue;
+        }
+        let s = ColumnSeries::decode_length_delimited(&mut buf)?;
+        let from = blocks.len() as u32;
+        blocks.extend(s.blocks.into_iter().map(|b| FileBlock {
+            field: names.get(b.field),
+            field_type: b.field_type,
+            offset: b.offset,
+            length: b.length,
+            count: b.count,
+            min_time: b.min_time,
+            max_time: b.max_time,
+        }));
+        series.push(FileSeries {
+            key: s.key.into(),
+            measurement: names.get(s.measurement),
+            blocks: (from, blocks.len() as u32),
+        });
+    }
+    // Files are written in key order; any other order is put right for the lookups.
+    if !series.is_sorted_by(|a, b| a.key <= b.key) {
+        series.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
+    series.shrink_to_fit();
+    blocks.shrink_to_fit();
+    Ok((ColumnFileIndex::decode(&rest[..])?, series, blocks))
+}
+
 impl ColumnFile {
     pub fn open(fs: &dyn FileSystem, path: &Path) -> Result<ColumnFile, ColumnFileError> {
         Self::open_within(fs, path, u64::MAX)
@@ -480,25 +579,20 @@ impl ColumnFile {
             },
             IndexError::Corrupt(e) => corrupt(offset, &e),
         })?;
-        let index =
-            ColumnFileIndex::decode(&bytes[..]).map_err(|e| corrupt(offset, &e.to_string()))?;
-        let by_key = index
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.key.clone(), i))
-            .collect();
+        let (index, series, blocks) =
+            decode_index(&bytes).map_err(|e| corrupt(offset, &e.to_string()))?;
         Ok(ColumnFile {
             path: path.to_owned(),
             index,
-            by_key,
+            series,
+            blocks,
             map,
             index_len: bytes.len() as u64,
         })
     }
 
     /// Decodes one block, verifying its checksum.
-    pub fn read_block(&self, block: &ColumnBlock) -> Result<Column, ColumnFileError> {
+    pub fn read_block(&self, block: &FileBlock) -> Result<Column, ColumnFileError> {
         let corrupt = |reason: String| ColumnFileError::Corrupt {
             path: self.path.clone(),
             offset: block.offset,
@@ -544,9 +638,19 @@ impl ColumnFile {
         Ok(column)
     }
 
-    /// The position in `index.series` of one series, if the file holds it.
+    /// The position in [`ColumnFile::series`] of one series, if the file holds it.
     pub fn find_series(&self, key: &str) -> Option<usize> {
-        self.by_key.get(key).copied()
+        self.series.binary_search_by(|s| (*s.key).cmp(key)).ok()
+    }
+
+    /// The file's series, in key order.
+    pub fn series(&self) -> &[FileSeries] {
+        &self.series
+    }
+
+    /// The blocks of one of the file's series.
+    pub fn blocks(&self, s: &FileSeries) -> &[FileBlock] {
+        &self.blocks[s.blocks.0 as usize..s.blocks.1 as usize]
     }
 
     pub fn size(&self) -> u64 {
@@ -587,15 +691,14 @@ mod tests {
                 if *step == 0 {
                     version += if raw % 3 == 0 { raw % 1000 } else { (raw % 50) << 22 };
                 }
-                let tags = [("host", "a")];
-                head.insert("cpu,host=a", "cpu", &tags, i as i64, version, &[("v", FieldValue::Float(*value))]);
+                head.insert("cpu,host=a", "cpu", i as i64, version, &[("v", FieldValue::Float(*value))]);
                 expected.push((i as i64, version, value.to_bits()));
             }
             let path = write(&RealFs, dir.path(), 7, head.series(), Vec::new(), Vec::new()).unwrap();
             let file = ColumnFile::open(&RealFs, &path).unwrap();
             prop_assert_eq!(file.index.covered_lsn, 7);
             let mut got = Vec::new();
-            for block in &file.index.series[0].blocks {
+            for block in file.blocks(&file.series()[0]) {
                 let c = file.read_block(block).unwrap();
                 let Values::Float(values) = &c.values else { panic!("not floats") };
                                 for ((t, v), x) in c.times.iter().zip(&c.versions).zip(values) {
@@ -669,14 +772,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut head = Head::default();
         for i in 0..100 {
-            head.insert(
-                "m",
-                "m",
-                &[] as &[(&str, &str)],
-                i,
-                1 << 22,
-                &[("v", FieldValue::Integer(i))],
-            );
+            head.insert("m", "m", i, 1 << 22, &[("v", FieldValue::Integer(i))]);
         }
         let path = write(
             &RealFs,
@@ -692,7 +788,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = ColumnFile::open(&RealFs, &path).unwrap();
         let err = file
-            .read_block(&file.index.series[0].blocks[0])
+            .read_block(&file.blocks(&file.series()[0])[0])
             .unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
         let len = bytes.len();

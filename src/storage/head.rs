@@ -4,6 +4,7 @@ use super::column::{Column, FieldType};
 use super::tombstone;
 use crate::line_protocol::{FieldValue, Point};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Series keys are hashed on every point written: a fast non-cryptographic hash (keys
 /// come from clients, but a flood of colliding keys costs only speed, never correctness).
@@ -13,17 +14,20 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// (cheaper than hashing for the few fields real series have).
 const FIELDS_SCANNED: usize = 64;
 
+/// A series of the head. Its tags are not kept: they are read from its key when needed
+/// ([`crate::line_protocol::key_tags`]), which is rarely (the head's series are a million
+/// for a million series of a point or two, and the tags were a fifth of their memory).
 #[derive(Debug, Clone)]
 pub struct SeriesHead {
-    pub key: String,
+    /// Shared with the head's map and the shard's series index.
+    pub key: Arc<str>,
     pub measurement: String,
-    pub tags: Vec<(String, String)>,
     pub fields: Vec<(String, Column)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Head {
-    index: FastMap<String, usize>,
+    index: FastMap<Arc<str>, usize>,
     series: Vec<SeriesHead>,
     bytes: usize,
 }
@@ -31,25 +35,16 @@ pub struct Head {
 impl Head {
     /// Adds one point's fields; a value whose type differs from the column's is skipped
     /// (types are checked before points reach the log, so this only guards replay).
-    /// `key` is the series key of `measurement` and `tags` ([`crate::line_protocol::series_key`]).
-    pub fn insert<K, V, F>(
+    /// `key` is a series key of `measurement` ([`crate::line_protocol::series_key`]).
+    pub fn insert<F: AsRef<str>>(
         &mut self,
         key: &str,
         measurement: &str,
-        tags: &[(K, V)],
         time: i64,
         version: u64,
         fields: &[(F, FieldValue)],
-    ) where
-        K: AsRef<str>,
-        V: AsRef<str>,
-        F: AsRef<str>,
-    {
-        let idx = self.series_for(key, measurement, || {
-            tags.iter()
-                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-                .collect()
-        });
+    ) {
+        let idx = self.series_for(key, measurement, fields.len());
         self.push_fields(idx, time, version, fields);
     }
 
@@ -64,11 +59,7 @@ impl Head {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let series = self.series_for(&p.key, &p.measurement, || {
-                    let tags = p.tags().into_iter();
-                    tags.map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect()
-                });
+                let series = self.series_for(&p.key, &p.measurement, p.fields.len());
                 ((series as u64) << 32) | i as u64
             })
             .collect();
@@ -80,23 +71,20 @@ impl Head {
         }
     }
 
-    /// The position of the series `key`, created (without points, with `tags()`) when new.
-    fn series_for(
-        &mut self,
-        key: &str,
-        measurement: &str,
-        tags: impl FnOnce() -> Vec<(String, String)>,
-    ) -> usize {
+    /// The position of the series `key`, created (without points, with room for `fields`
+    /// columns) when new.
+    fn series_for(&mut self, key: &str, measurement: &str, fields: usize) -> usize {
         if let Some(&i) = self.index.get(key) {
             return i;
         }
-        let key = key.to_owned();
+        let key: Arc<str> = key.into();
         self.bytes += key.len() * 2 + 64;
         self.series.push(SeriesHead {
             key: key.clone(),
             measurement: measurement.to_owned(),
-            tags: tags(),
-            fields: Vec::new(),
+            // Exactly: most series never take another field, and a first push would
+            // make room for four columns.
+            fields: Vec::with_capacity(fields),
         });
         self.index.insert(key, self.series.len() - 1);
         self.series.len() - 1
@@ -143,7 +131,7 @@ impl Head {
                     }
                     series
                         .fields
-                        .push((name.to_owned(), Column::new(FieldType::of(value))));
+                        .push((name.to_owned(), Column::for_one(FieldType::of(value))));
                     &mut series.fields.last_mut().expect("just pushed").1
                 }
             };
@@ -211,15 +199,7 @@ mod tests {
 
     fn insert(head: &mut Head, host: &str, time: i64, version: u64, v: f64) {
         let key = format!("cpu,host={host}");
-        let tags = [("host", host)];
-        head.insert(
-            &key,
-            "cpu",
-            &tags,
-            time,
-            version,
-            &[("v", FieldValue::Float(v))],
-        );
+        head.insert(&key, "cpu", time, version, &[("v", FieldValue::Float(v))]);
     }
 
     #[test]
@@ -237,16 +217,16 @@ mod tests {
             max_time: 10,
             drop_schema: false,
         });
-        let keys: Vec<&str> = head.series().iter().map(|s| s.key.as_str()).collect();
+        let keys: Vec<&str> = head.series().iter().map(|s| &*s.key).collect();
         assert_eq!(keys, ["cpu,host=b", "cpu,host=c"]);
         insert(&mut head, "c", 30, 7, 5.0);
         insert(&mut head, "a", 10, 7, 6.0);
         let c = &head.series()[1];
         assert_eq!(
-            (c.key.as_str(), c.fields[0].1.times.as_slice()),
+            (&*c.key, c.fields[0].1.times.as_slice()),
             ("cpu,host=c", &[20, 30][..])
         );
-        assert_eq!(head.series()[2].key, "cpu,host=a");
+        assert_eq!(&*head.series()[2].key, "cpu,host=a");
     }
 
     #[test]
@@ -258,23 +238,9 @@ mod tests {
                 .map(|i| (names[i].as_str(), FieldValue::Integer(i as i64)))
                 .collect()
         };
-        head.insert(
-            "w",
-            "w",
-            &[] as &[(&str, &str)],
-            1,
-            1,
-            &point(&mut (0..200)),
-        );
+        head.insert("w", "w", 1, 1, &point(&mut (0..200)));
         // Reversed, with 100 new fields among them: every lookup misses its position.
-        head.insert(
-            "w",
-            "w",
-            &[] as &[(&str, &str)],
-            2,
-            1,
-            &point(&mut (0..300).rev()),
-        );
+        head.insert("w", "w", 2, 1, &point(&mut (0..300).rev()));
         let fields = &head.get("w").expect("series").fields;
         assert_eq!(fields.len(), 300);
         // The new fields come after the old ones, in the order the point listed them.
@@ -304,10 +270,10 @@ mod tests {
             let mut single = Head::default();
             for p in &points {
                 let time = p.timestamp.unwrap_or_default();
-                single.insert(&p.key, &p.measurement, &p.tags(), time, 9, &p.fields);
+                single.insert(&p.key, &p.measurement, time, 9, &p.fields);
             }
             let shape = |h: &Head| -> Vec<(String, Vec<(String, Column)>)> {
-                h.series().iter().map(|s| (s.key.clone(), s.fields.clone())).collect()
+                h.series().iter().map(|s| (s.key.to_string(), s.fields.clone())).collect()
             };
             proptest::prop_assert_eq!(shape(&batch), shape(&single));
             proptest::prop_assert_eq!(batch.bytes(), single.bytes());

@@ -1,13 +1,15 @@
 //! A shard's series by measurement, with an inverted index of their tag values: a read
 //! finds the series its condition names (`host = 'a'`) without judging every series of
-//! the measurement, and listings share the tags instead of copying them.
+//! the measurement. A series is its key, shared with the head or column file that
+//! holds it; its tags are read from the key when asked for (they were two thirds of the
+//! index's memory, and only listings and the series a read selects need them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 type RandomState = foldhash::fast::RandomState;
 
-/// A series' tags, sorted by key, shared between the index and the reads that return it.
+/// A series' tags, sorted by key, as reads and listings pass them on.
 pub type Tags = Arc<[(String, String)]>;
 
 /// A measurement's name with its series (key and tags), as listings return them.
@@ -20,10 +22,41 @@ pub struct SeriesIndex {
 
 #[derive(Debug, Default)]
 pub struct MeasurementIndex {
-    /// Series key → tags, in key order.
-    series: BTreeMap<Arc<str>, Tags>,
+    /// Series keys, in order.
+    series: BTreeSet<Arc<str>>,
     /// Tag key → tag value → the keys of the series with that value.
-    postings: HashMap<String, HashMap<String, Vec<Arc<str>>, RandomState>, RandomState>,
+    postings: HashMap<String, HashMap<Box<str>, Postings, RandomState>, RandomState>,
+}
+
+/// The series of one tag value: most values (a host's name) have one, kept without a Vec.
+#[derive(Debug)]
+enum Postings {
+    One(Arc<str>),
+    Many(Vec<Arc<str>>),
+}
+
+impl Postings {
+    fn push(&mut self, key: Arc<str>) {
+        match self {
+            Postings::One(first) => *self = Postings::Many(vec![first.clone(), key]),
+            Postings::Many(keys) => keys.push(key),
+        }
+    }
+
+    fn keys(&self) -> &[Arc<str>] {
+        match self {
+            Postings::One(key) => std::slice::from_ref(key),
+            Postings::Many(keys) => keys,
+        }
+    }
+}
+
+/// The tags of a series key.
+fn tags_of(key: &str) -> Tags {
+    crate::line_protocol::key_tags(key)
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The series a read can be narrowed to from the index: equality of tags, combined. It
@@ -38,29 +71,29 @@ pub enum TagSelector {
 }
 
 impl SeriesIndex {
-    /// Adds a series unless it is known.
-    pub fn add<T: AsRef<str>>(&mut self, key: &str, measurement: &str, tags: &[(T, T)]) {
+    /// Adds a series of `measurement` unless it is known. `key` is a series key
+    /// ([`crate::line_protocol::series_key`]), whose tags are indexed.
+    pub fn add(&mut self, key: &Arc<str>, measurement: &str) {
         let m = match self.measurements.get_mut(measurement) {
             Some(m) => m,
             None => self.measurements.entry(measurement.to_owned()).or_default(),
         };
-        if m.series.contains_key(key) {
+        if m.series.contains(key) {
             return;
         }
-        let key: Arc<str> = Arc::from(key);
-        let tags: Tags = tags
-            .iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-            .collect();
-        for (k, v) in tags.iter() {
-            m.postings
-                .entry(k.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .push(key.clone());
+        for (k, v) in crate::line_protocol::key_tags(key) {
+            let values = match m.postings.get_mut(&*k) {
+                Some(values) => values,
+                None => m.postings.entry(k.into_owned()).or_default(),
+            };
+            match values.get_mut(&*v) {
+                Some(keys) => keys.push(key.clone()),
+                None => {
+                    values.insert(v.into(), Postings::One(key.clone()));
+                }
+            }
         }
-        m.series.insert(key, tags);
+        m.series.insert(key.clone());
     }
 
     pub fn measurement(&self, name: &str) -> Option<&MeasurementIndex> {
@@ -73,25 +106,26 @@ impl SeriesIndex {
 }
 
 impl MeasurementIndex {
-    /// Every series, in key order.
-    pub fn series(&self) -> impl Iterator<Item = (&Arc<str>, &Tags)> {
-        self.series.iter()
+    /// Every series with its tags, in key order.
+    pub fn series(&self) -> impl Iterator<Item = (&Arc<str>, Tags)> {
+        self.series.iter().map(|k| (k, tags_of(k)))
     }
 
     /// Each tag key with its values.
     pub fn tag_values(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &str>)> {
         self.postings
             .iter()
-            .map(|(k, values)| (k.as_str(), values.keys().map(String::as_str)))
+            .map(|(k, values)| (k.as_str(), values.keys().map(|v| &**v)))
     }
 
     /// The series the selector allows, in key order.
-    pub fn select(&self, selector: &TagSelector) -> Vec<(&Arc<str>, &Tags)> {
+    pub fn select(&self, selector: &TagSelector) -> Vec<(&Arc<str>, Tags)> {
         match self.keys(selector) {
-            None => self.series.iter().collect(),
+            None => self.series().collect(),
             Some(keys) => keys
                 .into_iter()
-                .filter_map(|k| self.series.get_key_value(k))
+                .filter_map(|k| self.series.get(k))
+                .map(|k| (k, tags_of(k)))
                 .collect(),
         }
     }
@@ -105,8 +139,8 @@ impl MeasurementIndex {
             TagSelector::Eq(k, v) => Some(
                 self.postings
                     .get(k)
-                    .and_then(|values| values.get(v))
-                    .map(|keys| keys.iter().map(|k| k.as_ref()).collect())
+                    .and_then(|values| values.get(v.as_str()))
+                    .map(|keys| keys.keys().iter().map(|k| k.as_ref()).collect())
                     .unwrap_or_default(),
             ),
             TagSelector::And(terms) => terms
@@ -130,14 +164,14 @@ mod tests {
 
     fn index() -> SeriesIndex {
         let mut i = SeriesIndex::default();
-        for (key, host, region) in [
-            ("cpu,host=a,region=eu", "a", "eu"),
-            ("cpu,host=b,region=eu", "b", "eu"),
-            ("cpu,host=c,region=us", "c", "us"),
+        for key in [
+            "cpu,host=a,region=eu",
+            "cpu,host=b,region=eu",
+            "cpu,host=c,region=us",
         ] {
-            i.add(key, "cpu", &[("host", host), ("region", region)]);
+            i.add(&key.into(), "cpu");
         }
-        i.add("cpu", "cpu", &[] as &[(&str, &str)]);
+        i.add(&"cpu".into(), "cpu");
         i
     }
 
@@ -186,11 +220,7 @@ mod tests {
     #[test]
     fn a_series_is_added_once() {
         let mut i = index();
-        i.add(
-            "cpu,host=a,region=eu",
-            "cpu",
-            &[("host", "a"), ("region", "eu")],
-        );
+        i.add(&"cpu,host=a,region=eu".into(), "cpu");
         let m = i.measurement("cpu").unwrap();
         assert_eq!(m.select(&eq("host", "a")).len(), 1);
         assert_eq!(m.series().count(), 4);

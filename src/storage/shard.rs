@@ -13,13 +13,13 @@
 //! by write version makes applying a record twice the same as applying it once.
 
 use super::column::{Column, FieldType};
-use super::column_file::{self, ColumnFile};
+use super::column_file::{self, ColumnFile, FileSeries};
 use super::data_log::{DataLog, Header, Watermark};
 use super::head::Head;
 use super::series_index::{MeasurementSeries, SeriesIndex, TagSelector, Tags};
 use super::tombstone::{self, Tombstones, TombstonesWritten, TOMBSTONE_RECORD};
 use super::StorageError;
-use crate::line_protocol::{FieldValue, LineParser, ParseOptions, Point};
+use crate::line_protocol::{key_tags, FieldValue, LineParser, ParseOptions, Point};
 use crate::log::fs::FileSystem;
 use crate::log::{Appending, LogError, Lsn, Record};
 use crate::proto::Tombstone;
@@ -422,7 +422,7 @@ impl Part {
                 series,
                 block,
             } => {
-                let b = &file.index.series[*series].blocks[*block];
+                let b = &file.blocks(&file.series()[*series])[*block];
                 (b.min_time, b.max_time, b.count as usize)
             }
         }
@@ -435,7 +435,7 @@ impl Part {
                 file,
                 series,
                 block,
-            } => file.read_block(&file.index.series[series].blocks[block]),
+            } => file.read_block(&file.blocks(&file.series()[series])[block]),
         }
     }
 }
@@ -482,7 +482,7 @@ impl ShardData {
     /// Indexes the head's series from position `from` on (those it created since).
     fn index_head_from(&mut self, from: usize) {
         for s in &self.head.series()[from..] {
-            self.index.add(&s.key, &s.measurement, &s.tags);
+            self.index.add(&s.key, &s.measurement);
         }
     }
 }
@@ -553,13 +553,8 @@ impl Shard {
                 for t in &file.index.tombstones {
                     data.tombstones.add(t.clone());
                 }
-                for s in &file.index.series {
-                    let tags: Vec<(&str, &str)> = s
-                        .tags
-                        .iter()
-                        .map(|t| (t.key.as_str(), t.value.as_str()))
-                        .collect();
-                    data.index.add(&s.key, &s.measurement, &tags);
+                for s in file.series() {
+                    data.index.add(&s.key, &s.measurement);
                 }
                 data.watermark.upto = data.watermark.upto.max(file.index.covered_lsn);
                 data.files.push(Arc::new(file));
@@ -1111,13 +1106,10 @@ impl Shard {
         };
         let covered = files.iter().map(|f| f.index.covered_lsn).max().unwrap_or(0);
         // Each series key with its entry in every file that has it.
-        let mut keys: BTreeMap<&str, Vec<(&ColumnFile, &crate::proto::ColumnSeries)>> =
-            BTreeMap::new();
+        let mut keys: BTreeMap<&str, Vec<(&ColumnFile, &FileSeries)>> = BTreeMap::new();
         for f in &files {
-            for s in &f.index.series {
-                keys.entry(s.key.as_str())
-                    .or_default()
-                    .push((f.as_ref(), s));
+            for s in f.series() {
+                keys.entry(&s.key).or_default().push((f.as_ref(), s));
             }
         }
         let mut writer = column_file::ColumnFileWriter::create(&*self.fs, &self.dir, covered)
@@ -1137,11 +1129,11 @@ impl Shard {
                 tombstone::ranges(tombstones.of_measurement(&parts[0].1.measurement), key);
             let mut fields: BTreeMap<&str, Vec<Column>> = BTreeMap::new();
             for (f, s) in parts {
-                for block in &s.blocks {
+                for block in f.blocks(s) {
                     let column = f.read_block(block).map_err(file_err)?;
                     let column = tombstone::without_deleted(&column, &deleted).unwrap_or(column);
                     if !column.is_empty() {
-                        fields.entry(block.field.as_str()).or_default().push(column);
+                        fields.entry(&block.field).or_default().push(column);
                     }
                 }
             }
@@ -1152,16 +1144,10 @@ impl Shard {
                 .into_iter()
                 .filter_map(|(name, cols)| Some((name.to_owned(), Column::resolve(cols)?)))
                 .collect();
-            let first = parts[0].1;
-            let tags: Vec<(String, String)> = first
-                .tags
-                .iter()
-                .map(|t| (t.key.clone(), t.value.clone()))
-                .collect();
             let resolved: Vec<(&str, &Column)> =
                 resolved.iter().map(|(n, c)| (n.as_str(), c)).collect();
             writer
-                .add_series(key, &first.measurement, &tags, &resolved)
+                .add_series(key, &parts[0].1.measurement, &key_tags(key), &resolved)
                 .map_err(file_err)?;
         }
         let path = writer.finish().map_err(file_err)?;
@@ -1241,7 +1227,7 @@ impl Shard {
                 .select(read.selector)
                 .into_iter()
                 .filter(|(_, tags)| (read.keep)(tags))
-                .map(|(key, tags)| (key.clone(), tags.clone()))
+                .map(|(key, tags)| (key.clone(), tags))
                 .collect()
         };
         // Looked up once per column: a measurement may have 100,000 fields.
@@ -1284,7 +1270,7 @@ impl Shard {
                     let Some(at) = file.find_series(&key) else {
                         continue;
                     };
-                    for (b, block) in file.index.series[at].blocks.iter().enumerate() {
+                    for (b, block) in file.blocks(&file.series()[at]).iter().enumerate() {
                         if block.max_time < read.start || block.min_time > read.end {
                             continue;
                         }
@@ -1296,7 +1282,7 @@ impl Shard {
                         ) {
                             continue;
                         }
-                        if let Some(&i) = field_at.get(block.field.as_str()) {
+                        if let Some(&i) = field_at.get(&*block.field) {
                             fields[i].push(Part::Block {
                                 file: file.clone(),
                                 series: at,
@@ -1328,7 +1314,7 @@ impl Shard {
             index
                 .series()
                 .filter(|(k, _)| visible(&data, measurement, k))
-                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()))
+                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
                 .collect()
         }
     }
@@ -1355,7 +1341,10 @@ impl Shard {
                     index
                         .series()
                         .filter(|(k, _)| visible(&data, m, k))
-                        .flat_map(|(_, tags)| tags.iter().filter(|(k, _)| key(k)).cloned())
+                        .flat_map(|(_, tags)| {
+                            let pairs = tags.iter().filter(|(k, _)| key(k));
+                            pairs.cloned().collect::<Vec<_>>()
+                        })
                         .collect()
                 };
                 (m.to_owned(), pairs)
@@ -1375,7 +1364,7 @@ impl Shard {
                 let series = index
                     .series()
                     .filter(|(k, _)| all || visible(&data, m, k))
-                    .map(|(k, t)| (k.clone(), t.clone()))
+                    .map(|(k, t)| (k.clone(), t))
                     .collect();
                 (m.to_owned(), series)
             })
@@ -1387,10 +1376,10 @@ impl Shard {
     /// a delete covers whole are judged from the index, others are read.
     fn visible_in_file(
         file: &ColumnFile,
-        s: &crate::proto::ColumnSeries,
+        s: &FileSeries,
         deleted: &[tombstone::DeletedRange],
     ) -> bool {
-        s.blocks.iter().any(|b| {
+        file.blocks(s).iter().any(|b| {
             if !tombstone::overlaps(deleted, b.min_time, b.max_time) {
                 return true; // a block is never empty
             }
@@ -1437,7 +1426,7 @@ fn visible(data: &ShardData, measurement: &str, key: &str) -> bool {
     in_heads
         || data.files.iter().any(|file| {
             file.find_series(key)
-                .is_some_and(|at| Shard::visible_in_file(file, &file.index.series[at], &deleted))
+                .is_some_and(|at| Shard::visible_in_file(file, &file.series()[at], &deleted))
         })
 }
 
@@ -1453,10 +1442,10 @@ fn file_schema<'f>(
     file: &'f ColumnFile,
     tombstones: &'f Tombstones,
 ) -> impl Iterator<Item = (&'f str, &'f str, FieldType)> + 'f {
-    let blocks = file.index.series.iter().flat_map(|s| {
-        s.blocks
+    let blocks = file.series().iter().flat_map(|s| {
+        file.blocks(s)
             .iter()
-            .map(move |b| (s.measurement.as_str(), b.field.as_str(), b.field_type))
+            .map(move |b| (&*s.measurement, &*b.field, b.field_type))
     });
     let kept = file.index.schema.iter().flat_map(|m| {
         m.fields
@@ -1533,7 +1522,6 @@ impl Drop for Thaw<'_> {
                     data.head.insert(
                         &s.key,
                         &s.measurement,
-                        &s.tags,
                         c.times[i],
                         c.versions[i],
                         &[(name.clone(), c.values.get(i))],
