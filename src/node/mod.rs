@@ -141,14 +141,19 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
             node.io_backend()
         );
         server.run().await.map_err(NodeError::Server)?;
-        // Shard heads stay in the data log, durable already: writing out thousands of
-        // small heads would make stopping slow, and replaying them is quick.
-        tracing::info!("stopped accepting requests; writing final snapshot");
+        // Large heads are written out, so that the next start replays little; small ones
+        // stay in the data log (durable already: writing out thousands of them would make
+        // stopping slow, and replaying them is quick).
+        tracing::info!("stopped accepting requests; flushing large heads, writing final snapshot");
+        node.storage.flush_large_heads(LARGE_HEAD_BYTES);
         let lsn = node.control.snapshot().await?;
         tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
         Ok(())
     })
 }
+
+/// Heads at least this large are written out at a clean stop.
+const LARGE_HEAD_BYTES: usize = 1 << 20;
 
 /// Ends the process once the grace period is over, whatever still runs then: a step of a
 /// request that ignores its interruption, or a final flush that cannot finish, must not

@@ -901,6 +901,21 @@ impl Storage {
         }
     }
 
+    /// Writes out the heads holding at least `min_bytes` (a clean stop): the next start
+    /// then replays little, while the many small heads of idle shards stay in the data
+    /// log (writing each out would make stopping slow; replaying them is quick).
+    pub fn flush_large_heads(&self, min_bytes: usize) {
+        for shard in self
+            .shards()
+            .into_iter()
+            .filter(|s| s.head_bytes() >= min_bytes)
+        {
+            if let Err(e) = shard.flush() {
+                tracing::warn!(shard = shard.info.id, error = %e, "flushing shard head failed");
+            }
+        }
+    }
+
     /// The node's data log's figures (for `/metrics`).
     pub fn data_log(&self) -> &Log {
         self.data_log.log()

@@ -1035,6 +1035,12 @@ impl Shard {
                 .is_empty()
     }
 
+    /// What the head costs: its bytes, or its records' in the data log if more.
+    pub fn head_bytes(&self) -> usize {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        data.head.bytes().max(data.log_bytes)
+    }
+
     /// Whether enough column files have gathered to merge some.
     pub fn wants_merge(&self) -> bool {
         self.data
