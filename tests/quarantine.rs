@@ -52,17 +52,10 @@ fn count(d: &Daemon, range: (i64, i64)) -> common::Response {
     )
 }
 
+/// Paths of the files in `dir` ending in `.{extension}`, sorted.
 fn files_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.expect("entry").path())
-                .filter(|p| p.extension().is_some_and(|x| x == extension))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
+    let names = common::files_with_extension(dir, extension);
+    names.into_iter().map(|name| dir.join(name)).collect()
 }
 
 /// Two weeks of points, one shard each; returns the ids, oldest week first.
@@ -81,6 +74,51 @@ fn two_weeks(d: &Daemon) -> ((i64, i64), (i64, i64), Vec<u64>) {
     let ids = shard_ids(d);
     assert_eq!(ids.len(), 2, "one shard a week");
     (first, second, ids)
+}
+
+/// What a node shows with shard `damaged` quarantined for damage in `file`: `/health` names
+/// the shard, the file and the offset, `/metrics` counts it, the intact week answers whole
+/// (`intact` points), and the damaged week's reads and writes are refused with the reason.
+fn assert_quarantined(
+    d: &Daemon,
+    damaged: u64,
+    file: &str,
+    (damaged_week, intact_week): ((i64, i64), (i64, i64)),
+) {
+    let health = request(d.addr, "GET", "/health", &[], b"");
+    assert_eq!(health.status, 200);
+    let health = health.json();
+    assert_eq!(health["status"], "warn", "{health}");
+    let check = health["checks"][0]["message"].as_str().expect("a check");
+    assert!(check.contains(file) && check.contains("at byte"), "{check}");
+    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
+    let metrics = request(d.addr, "GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        metrics.contains("\nshardkeeper_shards_quarantined 1\n"),
+        "{metrics}"
+    );
+    let r = count(d, intact_week);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"][0][1],
+        1000,
+        "{:?}",
+        r.json()
+    );
+    let r = count(d, damaged_week);
+    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
+    let error = error.unwrap_or_else(|| panic!("the damaged shard answered {:?}", r.json()));
+    assert!(
+        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(file),
+        "{error}"
+    );
+    let r = write(d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
+    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        write(d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
+        204
+    );
 }
 
 #[test]
@@ -108,48 +146,7 @@ fn a_flipped_byte_in_a_column_file_quarantines_that_shard_and_the_rest_serves() 
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
 
     let d = Daemon::start_with_config(&data, config);
-    // The other shard answers, whole; reads and writes needing the damaged one are refused.
-    let r = count(&d, intact_week);
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.json()["results"][0]["series"][0]["values"][0][1],
-        1000,
-        "{:?}",
-        r.json()
-    );
-    let r = count(&d, damaged_week);
-    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
-    let error =
-        error.unwrap_or_else(|| panic!("a read of the damaged shard answered {:?}", r.json()));
-    assert!(
-        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&name),
-        "{error}"
-    );
-    let health = request(d.addr, "GET", "/health", &[], b"");
-    assert_eq!(health.status, 200);
-    let health = health.json();
-    assert_eq!(health["status"], "warn", "{health}");
-    let check = health["checks"][0]["message"]
-        .as_str()
-        .expect("a check")
-        .to_owned();
-    assert!(
-        check.contains(&name) && check.contains("at byte"),
-        "{check}"
-    );
-    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
-    let metrics = request(d.addr, "GET", "/metrics", &[], b"");
-    let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        metrics.contains("\nshardkeeper_shards_quarantined 1\n"),
-        "{metrics}"
-    );
-    let r = write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
-    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
-    assert_eq!(
-        write(&d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
-        204
-    );
+    assert_quarantined(&d, damaged, &name, (damaged_week, intact_week));
     // Nothing on disk changed.
     assert_eq!(std::fs::read(&file).expect("column file"), bytes);
 
@@ -210,35 +207,8 @@ fn a_flipped_byte_in_the_data_log_quarantines_the_shard_of_that_record() {
     std::fs::write(&segment, &bytes).expect("flip a byte");
 
     let d = Daemon::start(&data);
-    let health = request(d.addr, "GET", "/health", &[], b"").json();
-    assert_eq!(health["status"], "warn", "{health}");
-    let check = health["checks"][0]["message"].as_str().expect("a check");
     let file = segment.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        check.contains(&file) && check.contains("at byte"),
-        "{check}"
-    );
-    assert_eq!(health["checks"][0]["name"], format!("shard {damaged}"));
-    let r = count(&d, intact_week);
-    assert_eq!(
-        r.json()["results"][0]["series"][0]["values"][0][1],
-        1000,
-        "{:?}",
-        r.json()
-    );
-    let r = count(&d, damaged_week);
-    let error = r.json()["results"][0]["error"].as_str().map(str::to_owned);
-    let error = error.unwrap_or_else(|| panic!("the damaged shard answered {:?}", r.json()));
-    assert!(
-        error.contains(&format!("shard {damaged} is quarantined")) && error.contains(&file),
-        "{error}"
-    );
-    let r = write(&d, &format!("m,h=c v=1i {}", damaged_week.0 + 5_000));
-    assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
-    assert_eq!(
-        write(&d, &format!("m,h=c v=1i {}", intact_week.0 + 5_000)).status,
-        204
-    );
+    assert_quarantined(&d, damaged, &file, (damaged_week, intact_week));
     // Nothing on disk changed: the records after the damage are still there.
     let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
     let on_disk = std::fs::read(&segment).expect("segment");
