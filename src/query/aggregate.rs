@@ -271,13 +271,14 @@ pub fn execute(
         let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
             (Kind::Points, _) => point_rows(plan, &members, descending)?,
             (_, Some(selection)) => selection::rows(
+                &ctx.limits,
                 selection,
                 &plan.fields,
                 &members,
                 windows.count,
                 &|t| windows.index(t),
                 &|w| windows.start(w),
-            ),
+            )?,
             _ => window_rows(
                 &ctx.limits,
                 plan,

@@ -322,11 +322,12 @@ fn execute_one(
                 )
             }
             several => merged(
+                &ctx.limits,
                 several
                     .iter()
                     .map(|t| scan(stmt, ctx, t, &|_| None))
                     .collect::<Result<_, _>>()?,
-            ),
+            )?,
         },
         Input::Derived(scan) => *scan,
     };
@@ -485,7 +486,7 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
 /// One measurement read from several policies or databases is one answer in 1.x: series
 /// of the same tags are joined, their rows in time order (of equal times, the earlier
 /// source's first), over the union of the fields.
-fn merged(scans: Vec<Scan>) -> Scan {
+fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, String> {
     let fields: Vec<String> = scans
         .iter()
         .flat_map(|s| s.fields.iter().cloned())
@@ -506,7 +507,13 @@ fn merged(scans: Vec<Scan>) -> Scan {
                     .expect("every scan's fields are merged")
             })
             .collect();
+        // The joined rows are a copy of the scans' (charged as they were read), charged
+        // too: for a moment both are held.
+        let row_bytes = std::mem::size_of::<(i64, Vec<Option<FieldValue>>)>()
+            + fields.len() * std::mem::size_of::<Option<FieldValue>>();
         for s in &scan.series {
+            limits.check_deadline()?;
+            limits.charge(s.times.len() * row_bytes)?;
             let rows = by_tags.entry(s.tags.clone()).or_default();
             for (time, values) in s.rows() {
                 let mut row = vec![None; fields.len()];
@@ -531,7 +538,7 @@ fn merged(scans: Vec<Scan>) -> Scan {
             joined
         })
         .collect();
-    Scan {
+    Ok(Scan {
         measurement,
         fields,
         field_keys,
@@ -540,7 +547,7 @@ fn merged(scans: Vec<Scan>) -> Scan {
         start: range.0,
         end: range.1,
         folded: None,
-    }
+    })
 }
 
 /// The shards of the target's policy whose groups overlap [start, end].
@@ -1202,5 +1209,43 @@ pub fn json_value(v: &FieldValue) -> Value {
         FieldValue::Unsigned(x) => Value::from(*x),
         FieldValue::String(x) => Value::from(x.clone()),
         FieldValue::Boolean(x) => Value::from(*x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_of(fields: &[&str], points: i64) -> Scan {
+        let mut series = SeriesRows::new(Vec::new(), fields.len());
+        for t in 0..points {
+            series.push(t, fields.iter().map(|_| Some(FieldValue::Integer(t))));
+        }
+        Scan {
+            measurement: "m".into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            field_keys: HashSet::new(),
+            tag_keys: BTreeSet::new(),
+            series: vec![series],
+            start: i64::MIN,
+            end: i64::MAX,
+            folded: None,
+        }
+    }
+
+    /// Joining one measurement read from several policies copies their rows: the copy is
+    /// charged to the query's budget, and past it the query stops.
+    #[test]
+    fn joining_scans_past_the_memory_budget_is_refused() {
+        let config = crate::config::NodeConfig {
+            max_request_memory_mib: 1,
+            ..Default::default()
+        };
+        let limits = QueryLimits::starting_now(&config, Default::default());
+        let scans = || vec![scan_of(&["a"], 20_000), scan_of(&["b"], 20_000)];
+        assert!(merged(&limits, scans()).is_err_and(|e| e.contains("max_request_memory_mib")));
+        let joined = merged(&QueryLimits::default(), scans()).expect("no budget");
+        assert_eq!(joined.fields, ["a", "b"]);
+        assert_eq!(joined.series[0].times.len(), 40_000);
     }
 }

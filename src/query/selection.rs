@@ -3,6 +3,7 @@
 //! at the window's start), beside the tags the statement asks for.
 
 use super::aggregate::cmp;
+use super::limits::QueryLimits;
 use super::plan::{Node, Selection, SelectionCall};
 use super::select::{json_value, SeriesRows};
 use crate::line_protocol::FieldValue;
@@ -35,17 +36,22 @@ pub fn extra_columns(call: &SelectionCall) -> Vec<String> {
 }
 
 /// One group's rows: `window_of` places a time in a window (None: outside all),
-/// `window_start` gives a window's start.
+/// `window_start` gives a window's start. The candidates, a copy of every point of the
+/// group, are held against the query's memory budget while they live.
 pub fn rows(
+    limits: &QueryLimits,
     call: &SelectionCall,
     fields: &[Node],
     members: &[&SeriesRows],
     windows: usize,
     window_of: &dyn Fn(i64) -> Option<usize>,
     window_start: &dyn Fn(usize) -> i64,
-) -> Vec<(i64, Vec<Value>)> {
+) -> Result<Vec<(i64, Vec<Value>)>, String> {
     let mut per_window: Vec<Vec<Candidate<'_>>> = (0..windows).map(|_| Vec::new()).collect();
+    let mut _held = Vec::with_capacity(members.len());
     for s in members {
+        limits.check_deadline()?;
+        _held.push(limits.hold(s.times.len() * std::mem::size_of::<Candidate<'_>>())?);
         for (time, values) in s.rows() {
             let (Some(w), Some(value)) = (
                 window_of(*time),
@@ -102,7 +108,7 @@ pub fn rows(
             out.push((c.time, row));
         }
     }
-    out
+    Ok(out)
 }
 
 /// The `n` points whose values compare as `wanted` to the others (ties: the earlier
@@ -171,4 +177,46 @@ fn sample(candidates: Vec<Candidate<'_>>, n: usize) -> Vec<Candidate<'_>> {
     }
     kept.sort_by_key(|c| c.time);
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A selection copies every point of its group: past the query's budget it stops.
+    #[test]
+    fn a_selection_over_more_points_than_the_budget_holds_is_refused() {
+        let config = crate::config::NodeConfig {
+            max_request_memory_mib: 1,
+            ..Default::default()
+        };
+        let limits = QueryLimits::starting_now(&config, Default::default());
+        let mut series = SeriesRows::new(Vec::new(), 1);
+        for t in 0..100_000 {
+            series.push(t, [Some(FieldValue::Integer(t))]);
+        }
+        let call = SelectionCall {
+            selection: Selection::Top {
+                n: 1,
+                tags: Vec::new(),
+            },
+            field: Some(0),
+        };
+        let rows = |limits: &QueryLimits| {
+            rows(
+                limits,
+                &call,
+                &[Node::Selected],
+                &[&series],
+                1,
+                &|_| Some(0),
+                &|_| 0,
+            )
+        };
+        assert!(rows(&limits).is_err_and(|e| e.contains("max_request_memory_mib")));
+        let unlimited = QueryLimits::default();
+        let top = rows(&unlimited).expect("no budget");
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].0, 99_999);
+    }
 }
