@@ -504,6 +504,83 @@ struct FaultyFs {
     panic_on_flush: AtomicBool,
     fail_sync_after_exchange: AtomicBool,
     exchanged: AtomicBool,
+    /// Holds the control log's fdatasyncs while closed.
+    control_syncs: Arc<Gate>,
+}
+
+/// A gate fdatasyncs wait at while it is closed (a slow disk, as long as a test likes).
+#[derive(Debug, Default)]
+struct Gate {
+    /// (closed, syncs waiting)
+    state: std::sync::Mutex<(bool, usize)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn set_closed(&self, closed: bool) {
+        self.state.lock().unwrap().0 = closed;
+        self.changed.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.1 += 1;
+        self.changed.notify_all();
+        while state.0 {
+            state = self.changed.wait(state).unwrap();
+        }
+        state.1 -= 1;
+    }
+
+    /// Waits until a sync waits at the gate.
+    fn wait_for_a_waiter(&self) {
+        let state = self.state.lock().unwrap();
+        let (state, timeout) = self
+            .changed
+            .wait_timeout_while(state, std::time::Duration::from_secs(120), |s| s.1 == 0)
+            .unwrap();
+        assert!(!timeout.timed_out() && state.1 > 0, "no fdatasync came");
+    }
+}
+
+/// A file whose fdatasyncs pass its gate first.
+struct GatedFile {
+    inner: Box<dyn FsFile>,
+    gate: Arc<Gate>,
+}
+
+impl FsFile for GatedFile {
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.gate.pass();
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn preallocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.preallocate(len)
+    }
+}
+
+impl FaultyFs {
+    /// The control log's files pass the gate to sync.
+    fn gated(&self, path: &Path, file: Box<dyn FsFile>) -> Box<dyn FsFile> {
+        if path.starts_with(Path::new(DATA).join("control")) {
+            let gate = self.control_syncs.clone();
+            Box::new(GatedFile { inner: file, gate })
+        } else {
+            file
+        }
+    }
 }
 
 impl FileSystem for FaultyFs {
@@ -544,10 +621,10 @@ impl FileSystem for FaultyFs {
         self.inner.exists(path)
     }
     fn create_preallocated(&self, path: &Path, len: u64) -> std::io::Result<Box<dyn FsFile>> {
-        self.inner.create_preallocated(path, len)
+        Ok(self.gated(path, self.inner.create_preallocated(path, len)?))
     }
     fn open(&self, path: &Path, writable: bool) -> std::io::Result<Box<dyn FsFile>> {
-        self.inner.open(path, writable)
+        Ok(self.gated(path, self.inner.open(path, writable)?))
     }
     fn map(&self, path: &Path) -> std::io::Result<FileBytes> {
         self.inner.map(path)
@@ -629,4 +706,40 @@ fn a_restore_whose_swap_cannot_be_made_durable_fails_and_keeps_the_shard() {
     // And a restore that can sync goes through.
     assert!(restore(&node, 0, &tar));
     model.check(&node, "after the restore");
+}
+
+/// A control mutation held inside a slow fdatasync (here: one that waits until the test
+/// lets it finish) keeps neither writes nor reads of existing databases waiting: reads of
+/// the control state never wait on a sync, and the data log is a log of its own.
+#[test]
+fn writes_and_reads_go_on_while_a_control_mutation_waits_on_its_fdatasync() {
+    let fs = Arc::new(FaultyFs::default());
+    let node = Arc::new(open(fs.clone()).expect("opens"));
+    let mut model = Model::default();
+    assert!(create_database(&node) && model.write(&node, 0, 10));
+    fs.control_syncs.set_closed(true);
+    let mutating = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(
+                node.control
+                    .mutate(|c| Ok::<_, StorageError>((c.create_database("other", None)?, ()))),
+            )
+        })
+    };
+    fs.control_syncs.wait_for_a_waiter();
+    assert!(model.write(&node, 0, 10), "a write to an existing database");
+    model.check(&node, "while a control mutation waits on its fdatasync");
+    assert!(!mutating.is_finished(), "the mutation was still waiting");
+    fs.control_syncs.set_closed(false);
+    mutating
+        .join()
+        .expect("the mutating thread")
+        .expect("the mutation completes once its fdatasync does");
+    assert!(node
+        .control
+        .read_blocking(|c| c.databases.contains_key("other")));
 }
