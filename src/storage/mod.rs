@@ -518,6 +518,13 @@ impl Storage {
         };
         let mut created = false;
         for info in after.shards().filter(|s| !known.contains(&s.id)) {
+            // Known from now on, to open on first use (a backup of a shard a restore
+            // created, say). Should the events not become durable, the next start drops
+            // the shard's directory and it is known no more.
+            self.closed
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(info.id, info.clone());
             let path = self.shard_dir(info.id);
             if self.fs.exists(&path).map_err(dir_err(&path))? {
                 // The directory of the shard's earlier self, dropped: its removal, under
@@ -543,14 +550,8 @@ impl Storage {
         let _no_writes = self.placement.write().await;
         // A shard created again since its drop (a write into its time range) keeps a
         // directory, empty: the catalog knows it (see `create_shard_dirs`).
-        let known_again: Vec<u64> = control
-            .read(|c| {
-                let known: std::collections::HashSet<u64> = c.shards().map(|s| s.id).collect();
-                ids.iter()
-                    .copied()
-                    .filter(|id| known.contains(id))
-                    .collect()
-            })
+        let known_again: Vec<ShardInfo> = control
+            .read(|c| c.shards().filter(|s| ids.contains(&s.id)).collect())
             .await;
         // A quarantined shard goes too: dropping it is one way to be rid of the damage.
         {
@@ -593,7 +594,12 @@ impl Storage {
                     }
                 }
             }
-            if known_again.contains(&id) {
+            if let Some(again) = known_again.iter().find(|s| s.id == id) {
+                // Known still, as the shard created again: it opens on first use.
+                self.closed
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, again.clone());
                 match self.fs.create_dir(&dir) {
                     Ok(()) => changed = true,
                     Err(e) => {
