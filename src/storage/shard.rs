@@ -1289,7 +1289,7 @@ impl Shard {
                 for head in &heads {
                     let Some(s) = head.get(&key) else { continue };
                     for (name, column) in &s.fields {
-                        if let Some(&i) = field_at.get(name.as_str()) {
+                        if let Some(&i) = field_at.get(&**name) {
                             let part = column.slice_time(read.start, read.end);
                             copied += part.len().max(1);
                             if !part.is_empty() {
