@@ -3,12 +3,23 @@
 use super::column::{Column, FieldType};
 use super::tombstone;
 use crate::line_protocol::{FieldValue, Point};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Series keys are hashed on every point written: a fast non-cryptographic hash (keys
 /// come from clients, but a flood of colliding keys costs only speed, never correctness).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The one `Arc` of each measurement and field name of a head.
+fn intern(names: &mut HashSet<Arc<str>, foldhash::fast::RandomState>, name: &str) -> Arc<str> {
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let name: Arc<str> = name.into();
+    names.insert(name.clone());
+    name
+}
 
 /// Up to this many columns, a field missing from its usual position is found by a scan
 /// (cheaper than hashing for the few fields real series have).
@@ -19,15 +30,22 @@ const FIELDS_SCANNED: usize = 64;
 /// for a million series of a point or two, and the tags were a fifth of their memory).
 #[derive(Debug, Clone)]
 pub struct SeriesHead {
-    /// Shared with the head's map and the shard's series index.
+    /// Shared with the shard's series index.
     pub key: Arc<str>,
-    pub measurement: String,
-    pub fields: Vec<(String, Column)>,
+    /// Names are shared by the head's series (a million series of one measurement and
+    /// field would otherwise hold two million copies of two names).
+    pub measurement: Arc<str>,
+    pub fields: Vec<(Arc<str>, Column)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Head {
-    index: FastMap<Arc<str>, usize>,
+    /// Positions in `series`, found by their key's hash (`hasher`): the keys are not
+    /// held a second time.
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// Measurement and field names.
+    names: HashSet<Arc<str>, foldhash::fast::RandomState>,
     series: Vec<SeriesHead>,
     bytes: usize,
 }
@@ -74,20 +92,29 @@ impl Head {
     /// The position of the series `key`, created (without points, with room for `fields`
     /// columns) when new.
     fn series_for(&mut self, key: &str, measurement: &str, fields: usize) -> usize {
-        if let Some(&i) = self.index.get(key) {
-            return i;
+        let hash = self.hasher.hash_one(key);
+        if let Some(&i) = self.find(hash, key) {
+            return i as usize;
         }
         let key: Arc<str> = key.into();
         self.bytes += key.len() * 2 + 64;
+        let id = u32::try_from(self.series.len()).expect("fewer than 2^32 series in a head");
         self.series.push(SeriesHead {
-            key: key.clone(),
-            measurement: measurement.to_owned(),
+            key,
+            measurement: intern(&mut self.names, measurement),
             // Exactly: most series never take another field, and a first push would
             // make room for four columns.
             fields: Vec::with_capacity(fields),
         });
-        self.index.insert(key, self.series.len() - 1);
-        self.series.len() - 1
+        let (series, hasher) = (&self.series, &self.hasher);
+        self.index
+            .insert_unique(hash, id, |&i| hasher.hash_one(&*series[i as usize].key));
+        id as usize
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<&u32> {
+        self.index
+            .find(hash, |&i| &*self.series[i as usize].key == key)
     }
 
     fn push_fields<F: AsRef<str>>(
@@ -100,7 +127,7 @@ impl Head {
         let series = &mut self.series[idx];
         // Built on the first miss in a wide series only: a scan per miss would make a
         // point of n new fields cost n^2 name compares (100,000 fields: half a minute).
-        let mut by_name: Option<FastMap<String, usize>> = None;
+        let mut by_name: Option<FastMap<Arc<str>, usize>> = None;
         for (at, (name, value)) in fields.iter().enumerate() {
             let name = name.as_ref();
             // A series' points usually list their fields in the same order: try the
@@ -126,12 +153,13 @@ impl Head {
             let column = match found {
                 Some(i) => &mut series.fields[i].1,
                 None => {
+                    let name = intern(&mut self.names, name);
                     if let Some(map) = by_name.as_mut() {
-                        map.insert(name.to_owned(), series.fields.len());
+                        map.insert(name.clone(), series.fields.len());
                     }
                     series
                         .fields
-                        .push((name.to_owned(), Column::for_one(FieldType::of(value))));
+                        .push((name, Column::for_one(FieldType::of(value))));
                     &mut series.fields.last_mut().expect("just pushed").1
                 }
             };
@@ -146,7 +174,8 @@ impl Head {
     }
 
     pub fn get(&self, key: &str) -> Option<&SeriesHead> {
-        self.index.get(key).map(|&i| &self.series[i])
+        let hash = self.hasher.hash_one(key);
+        self.find(hash, key).map(|&i| &self.series[i as usize])
     }
 
     /// Drops the points a tombstone hits, and series left without any. The byte estimate
@@ -156,7 +185,7 @@ impl Head {
         for s in self
             .series
             .iter_mut()
-            .filter(|s| s.measurement == t.measurement && tombstone::names(t, &s.key))
+            .filter(|s| *s.measurement == *t.measurement && tombstone::names(t, &s.key))
         {
             let ranges = tombstone::ranges(std::slice::from_ref(t), &s.key);
             for (_, column) in &mut s.fields {
@@ -169,12 +198,14 @@ impl Head {
         }
         if emptied {
             self.series.retain(|s| !s.fields.is_empty());
-            self.index = self
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.key.clone(), i))
-                .collect();
+            self.index.clear();
+            let (series, hasher) = (&self.series, &self.hasher);
+            for (i, s) in series.iter().enumerate() {
+                self.index
+                    .insert_unique(hasher.hash_one(&*s.key), i as u32, |&i| {
+                        hasher.hash_one(&*series[i as usize].key)
+                    });
+            }
         }
     }
 
@@ -246,7 +277,7 @@ mod tests {
         // The new fields come after the old ones, in the order the point listed them.
         let expected = (0..200).chain((200..300).rev());
         for ((name, column), i) in fields.iter().zip(expected) {
-            assert_eq!(name, &names[i]);
+            assert_eq!(&**name, names[i]);
             let times: &[i64] = if i < 200 { &[1, 2] } else { &[2] };
             assert_eq!(column.times, times, "{name}");
         }
@@ -272,7 +303,8 @@ mod tests {
                 let time = p.timestamp.unwrap_or_default();
                 single.insert(&p.key, &p.measurement, time, 9, &p.fields);
             }
-            let shape = |h: &Head| -> Vec<(String, Vec<(String, Column)>)> {
+            type Shape = Vec<(String, Vec<(Arc<str>, Column)>)>;
+            let shape = |h: &Head| -> Shape {
                 h.series().iter().map(|s| (s.key.to_string(), s.fields.clone())).collect()
             };
             proptest::prop_assert_eq!(shape(&batch), shape(&single));

@@ -3,9 +3,16 @@
 //! the measurement. A series is its key, shared with the head or column file that
 //! holds it; its tags are read from the key when asked for (they were two thirds of the
 //! index's memory, and only listings and the series a read selects need them).
+//!
+//! Within a measurement a series is a number (its position in the order series were
+//! added): the postings hold numbers, and the key lookup table only numbers too, so a
+//! key is held once (the first index held every key in a second, ordered set and each
+//! posting as a key). Key order, which reads and listings need, is worked out when it is
+//! first asked for after series were added (see [`MeasurementIndex::series`]).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
 
 type RandomState = foldhash::fast::RandomState;
 
@@ -20,33 +27,98 @@ pub struct SeriesIndex {
     measurements: HashMap<String, MeasurementIndex, RandomState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MeasurementIndex {
-    /// Series keys, in order.
-    series: BTreeSet<Arc<str>>,
-    /// Tag key → tag value → the keys of the series with that value.
-    postings: HashMap<String, HashMap<Box<str>, Postings, RandomState>, RandomState>,
+    /// Series keys by series number.
+    keys: Vec<Arc<str>>,
+    /// Series numbers, found by key (hashed with `hasher`).
+    by_key: hashbrown::HashTable<u32>,
+    hasher: RandomState,
+    /// Series numbers in key order, of the series added up to its length (the others
+    /// are put in when a read asks for the order).
+    order: Mutex<Vec<u32>>,
+    /// Tag key → tag value → the series with that value, in increasing number.
+    postings: HashMap<String, TagValues, RandomState>,
 }
 
-/// The series of one tag value: most values (a host's name) have one, kept without a Vec.
+/// A tag key's values with their series. The values' text is held end to end in one
+/// string, and the table holds positions only: a million values of one point each (a
+/// host per series) took 80 bytes each as a map of boxed strings, 40 this way.
+#[derive(Default)]
+struct TagValues {
+    /// Positions in `spans` and `postings`, found by the value's hash.
+    table: hashbrown::HashTable<u32>,
+    text: String,
+    /// Each value's start and length in `text`.
+    spans: Vec<(u32, u32)>,
+    postings: Vec<Postings>,
+}
+
+impl TagValues {
+    fn value(&self, at: u32) -> &str {
+        let (start, len) = self.spans[at as usize];
+        &self.text[start as usize..(start + len) as usize]
+    }
+
+    fn get(&self, hasher: &RandomState, value: &str) -> Option<&Postings> {
+        self.table
+            .find(hasher.hash_one(value), |&at| self.value(at) == value)
+            .map(|&at| &self.postings[at as usize])
+    }
+
+    fn push(&mut self, hasher: &RandomState, value: &str, id: u32) {
+        let hash = hasher.hash_one(value);
+        if let Some(&at) = self.table.find(hash, |&at| self.value(at) == value) {
+            self.postings[at as usize].push(id);
+            return;
+        }
+        let at = u32::try_from(self.spans.len()).expect("fewer than 2^32 tag values");
+        let start = u32::try_from(self.text.len()).expect("tag values within 4 GiB");
+        self.text.push_str(value);
+        self.spans.push((start, value.len() as u32));
+        self.postings.push(Postings::One(id));
+        let (text, spans) = (&self.text, &self.spans);
+        self.table.insert_unique(hash, at, |&at| {
+            let (start, len) = spans[at as usize];
+            hasher.hash_one(&text[start as usize..(start + len) as usize])
+        });
+    }
+
+    fn values(&self) -> impl Iterator<Item = &str> {
+        (0..self.spans.len() as u32).map(|at| self.value(at))
+    }
+}
+
+impl std::fmt::Debug for MeasurementIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeasurementIndex")
+            .field("series", &self.keys.len())
+            .field("tag_keys", &self.postings.len())
+            .finish()
+    }
+}
+
+/// The series of one tag value: most values (a host's name) have one, kept without a
+/// Vec; the Vec is boxed so that the many single ones take two words.
 #[derive(Debug)]
+#[allow(clippy::box_collection)] // two words, not three, for the many single ones
 enum Postings {
-    One(Arc<str>),
-    Many(Vec<Arc<str>>),
+    One(u32),
+    Many(Box<Vec<u32>>),
 }
 
 impl Postings {
-    fn push(&mut self, key: Arc<str>) {
+    fn push(&mut self, id: u32) {
         match self {
-            Postings::One(first) => *self = Postings::Many(vec![first.clone(), key]),
-            Postings::Many(keys) => keys.push(key),
+            Postings::One(first) => *self = Postings::Many(Box::new(vec![*first, id])),
+            Postings::Many(ids) => ids.push(id),
         }
     }
 
-    fn keys(&self) -> &[Arc<str>] {
+    fn ids(&self) -> &[u32] {
         match self {
-            Postings::One(key) => std::slice::from_ref(key),
-            Postings::Many(keys) => keys,
+            Postings::One(id) => std::slice::from_ref(id),
+            Postings::Many(ids) => ids,
         }
     }
 }
@@ -78,22 +150,7 @@ impl SeriesIndex {
             Some(m) => m,
             None => self.measurements.entry(measurement.to_owned()).or_default(),
         };
-        if m.series.contains(key) {
-            return;
-        }
-        for (k, v) in crate::line_protocol::key_tags(key) {
-            let values = match m.postings.get_mut(&*k) {
-                Some(values) => values,
-                None => m.postings.entry(k.into_owned()).or_default(),
-            };
-            match values.get_mut(&*v) {
-                Some(keys) => keys.push(key.clone()),
-                None => {
-                    values.insert(v.into(), Postings::One(key.clone()));
-                }
-            }
-        }
-        m.series.insert(key.clone());
+        m.add(key);
     }
 
     pub fn measurement(&self, name: &str) -> Option<&MeasurementIndex> {
@@ -105,33 +162,116 @@ impl SeriesIndex {
     }
 }
 
+/// The ids in both sorted lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 impl MeasurementIndex {
+    fn add(&mut self, key: &Arc<str>) {
+        let hash = self.hasher.hash_one(&**key);
+        let keys = &self.keys;
+        if self
+            .by_key
+            .find(hash, |&id| *keys[id as usize] == **key)
+            .is_some()
+        {
+            return;
+        }
+        let id = u32::try_from(self.keys.len()).expect("fewer than 2^32 series");
+        for (k, v) in crate::line_protocol::key_tags(key) {
+            let values = match self.postings.get_mut(&*k) {
+                Some(values) => values,
+                None => self.postings.entry(k.into_owned()).or_default(),
+            };
+            values.push(&self.hasher, &v, id);
+        }
+        self.keys.push(key.clone());
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        self.by_key
+            .insert_unique(hash, id, |&i| hasher.hash_one(&*keys[i as usize]));
+    }
+
+    /// Every series number in key order: those added since the last call are sorted and
+    /// merged in (a read after a load of a million series pays for the sort once).
+    fn ordered(&self) -> Vec<u32> {
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let known = order.len();
+        if known < self.keys.len() {
+            let key = |id: &u32| &*self.keys[*id as usize];
+            let mut new: Vec<u32> = (known as u32..self.keys.len() as u32).collect();
+            // Series from a column file come in key order.
+            if !new.is_sorted_by_key(key) {
+                new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+            }
+            if known == 0 {
+                *order = new;
+            } else {
+                let old = std::mem::take(&mut *order);
+                let mut merged = Vec::with_capacity(old.len() + new.len());
+                let (mut i, mut j) = (0, 0);
+                while i < old.len() && j < new.len() {
+                    if key(&old[i]) <= key(&new[j]) {
+                        merged.push(old[i]);
+                        i += 1;
+                    } else {
+                        merged.push(new[j]);
+                        j += 1;
+                    }
+                }
+                merged.extend_from_slice(&old[i..]);
+                merged.extend_from_slice(&new[j..]);
+                *order = merged;
+            }
+        }
+        order.clone()
+    }
+
     /// Every series with its tags, in key order.
     pub fn series(&self) -> impl Iterator<Item = (&Arc<str>, Tags)> {
-        self.series.iter().map(|k| (k, tags_of(k)))
+        self.ordered().into_iter().map(|id| {
+            let key = &self.keys[id as usize];
+            (key, tags_of(key))
+        })
     }
 
     /// Each tag key with its values.
     pub fn tag_values(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &str>)> {
         self.postings
             .iter()
-            .map(|(k, values)| (k.as_str(), values.keys().map(|v| &**v)))
+            .map(|(k, values)| (k.as_str(), values.values()))
     }
 
     /// The series the selector allows, in key order.
     pub fn select(&self, selector: &TagSelector) -> Vec<(&Arc<str>, Tags)> {
-        match self.keys(selector) {
+        match self.ids(selector) {
             None => self.series().collect(),
-            Some(keys) => keys
-                .into_iter()
-                .filter_map(|k| self.series.get(k))
-                .map(|k| (k, tags_of(k)))
-                .collect(),
+            Some(mut ids) => {
+                ids.sort_unstable_by(|&a, &b| self.keys[a as usize].cmp(&self.keys[b as usize]));
+                ids.into_iter()
+                    .map(|id| {
+                        let key = &self.keys[id as usize];
+                        (key, tags_of(key))
+                    })
+                    .collect()
+            }
         }
     }
 
-    /// The keys a selector allows, or None for "any series".
-    fn keys(&self, selector: &TagSelector) -> Option<BTreeSet<&str>> {
+    /// The series numbers (increasing) a selector allows, or None for "any series".
+    fn ids(&self, selector: &TagSelector) -> Option<Vec<u32>> {
         match selector {
             TagSelector::All => None,
             // An empty value matches the series that lack the tag: not in the postings.
@@ -139,19 +279,21 @@ impl MeasurementIndex {
             TagSelector::Eq(k, v) => Some(
                 self.postings
                     .get(k)
-                    .and_then(|values| values.get(v.as_str()))
-                    .map(|keys| keys.keys().iter().map(|k| k.as_ref()).collect())
+                    .and_then(|values| values.get(&self.hasher, v))
+                    .map(|ids| ids.ids().to_vec())
                     .unwrap_or_default(),
             ),
             TagSelector::And(terms) => terms
                 .iter()
-                .filter_map(|t| self.keys(t))
-                .reduce(|a, b| a.intersection(&b).copied().collect()),
+                .filter_map(|t| self.ids(t))
+                .reduce(|a, b| intersect(&a, &b)),
             TagSelector::Or(terms) => {
-                let mut all = BTreeSet::new();
+                let mut all = Vec::new();
                 for t in terms {
-                    all.extend(self.keys(t)?);
+                    all.extend(self.ids(t)?);
                 }
+                all.sort_unstable();
+                all.dedup();
                 Some(all)
             }
         }
@@ -224,5 +366,28 @@ mod tests {
         let m = i.measurement("cpu").unwrap();
         assert_eq!(m.select(&eq("host", "a")).len(), 1);
         assert_eq!(m.series().count(), 4);
+    }
+
+    #[test]
+    fn series_come_in_key_order_whenever_they_were_added() {
+        let mut i = SeriesIndex::default();
+        let mut want = Vec::new();
+        for round in 0..3 {
+            for n in [7, 3, 9, 1, 5] {
+                let key = format!("cpu,host=h{n}{round},region=r{}", n % 2);
+                i.add(&key.as_str().into(), "cpu");
+                want.push(key);
+            }
+            want.sort();
+            let m = i.measurement("cpu").unwrap();
+            let got: Vec<String> = m.series().map(|(k, _)| k.to_string()).collect();
+            assert_eq!(got, want);
+            let odd: Vec<String> = m
+                .select(&eq("region", "r1"))
+                .into_iter()
+                .map(|(k, _)| k.to_string())
+                .collect();
+            assert_eq!(odd, want);
+        }
     }
 }

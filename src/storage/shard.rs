@@ -133,11 +133,44 @@ pub(crate) fn replay_log(
     }
 }
 
+/// Inflated bytes of the compressed records decoded in one go (but for a single larger
+/// record): their slots outlive the points borrowing from them until the group is applied.
+const REPLAY_INFLATED_BYTES: usize = 8 << 20;
+
 /// Decodes records (kind and payload) on a second thread while `apply` takes them in order
 /// on this one, with each one's bytes before compression: parsing is about half the work
 /// of replay, which a restart waits for. A compressed record is decompressed by the second
-/// thread too, into a slot that outlives the points borrowing from it.
+/// thread too, into a slot that outlives the points borrowing from it: records are taken in
+/// groups of about [`REPLAY_INFLATED_BYTES`] inflated, so that the slots of a whole chunk
+/// of the log (some 50 MB for a million points) are not all held at once.
 pub(crate) fn replay_decoded<E>(
+    records: &[(u8, &[u8])],
+    mut apply: impl FnMut(usize, usize, Result<Replayed<'_>, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut from = 0;
+    while from < records.len() {
+        let mut to = from;
+        let mut inflated = 0;
+        while to < records.len() && (to == from || inflated < REPLAY_INFLATED_BYTES) {
+            let (kind, payload) = records[to];
+            inflated += match kind {
+                POINT_LINES_ZSTD_RECORD => zstd::zstd_safe::get_frame_content_size(payload)
+                    .ok()
+                    .flatten()
+                    .map_or(payload.len(), |n| n as usize),
+                _ => 0,
+            };
+            to += 1;
+        }
+        replay_group(&records[from..to], |i, len, points| {
+            apply(from + i, len, points)
+        })?;
+        from = to;
+    }
+    Ok(())
+}
+
+fn replay_group<E>(
     records: &[(u8, &[u8])],
     mut apply: impl FnMut(usize, usize, Result<Replayed<'_>, String>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -1262,7 +1295,7 @@ impl Shard {
                 for head in &heads {
                     let Some(s) = head.get(&key) else { continue };
                     for (name, column) in &s.fields {
-                        if let Some(&i) = field_at.get(name.as_str()) {
+                        if let Some(&i) = field_at.get(&**name) {
                             let part = column.slice_time(read.start, read.end);
                             copied += part.len().max(1);
                             if !part.is_empty() {
