@@ -268,3 +268,59 @@ fn a_damaged_data_log_record_that_names_no_shard_is_passed_over_with_a_warning()
         "the segment changed"
     );
 }
+
+/// The way back the README gives: a quarantined shard restored in place from a backup
+/// taken before the damage serves again (its damaged file left behind), and stays whole
+/// after a restart.
+#[test]
+fn a_quarantined_shard_restored_in_place_from_a_backup_serves_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let d = Daemon::start(&data);
+    let (damaged_week, intact_week, ids) = two_weeks(&d);
+    let damaged = ids[0];
+    let backup = request(
+        d.addr,
+        "GET",
+        &format!("/api/v2/backup/shards/{damaged}"),
+        &[],
+        b"",
+    );
+    assert_eq!(backup.status, 200);
+    assert!(d.stop().success());
+    let shard_dir = data.join("shards").join(damaged.to_string());
+    let file = files_with(&shard_dir, "col")
+        .pop()
+        .expect("the backup's column file");
+    let mut bytes = std::fs::read(&file).expect("column file");
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).expect("flip a byte");
+
+    let d = Daemon::start(&data);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert_quarantined(&d, damaged, &name, (damaged_week, intact_week));
+    let r = request(
+        d.addr,
+        "POST",
+        &format!("/api/v2/restore/shards/{damaged}"),
+        &[],
+        &backup.body,
+    );
+    assert!(
+        (200..300).contains(&r.status),
+        "{}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    let health = request(d.addr, "GET", "/health", &[], b"").json();
+    assert_eq!(health["status"], "pass", "{health}");
+    let restored = |d: &Daemon| {
+        count(d, damaged_week).json()["results"][0]["series"][0]["values"][0][1].clone()
+    };
+    assert_eq!(restored(&d), 1000, "the backup's points");
+    d.kill9();
+    let d = Daemon::start(&data);
+    assert_eq!(restored(&d), 1000, "after a restart");
+    assert!(d.stop().success());
+}

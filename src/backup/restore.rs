@@ -135,7 +135,7 @@ pub fn verify_staged(fs: &dyn FileSystem, staging: &Path, budget: u64) -> Result
 }
 
 /// Folds the shard's current column files (`current`, its directory) into `staging`:
-/// files the archive lacks are linked in.
+/// files the archive lacks are linked in, but for damaged ones.
 ///
 /// A column file both have under one name but with different bytes is a file a merge
 /// rewrote on one side (it takes the name of the newest file it merges): the shard's may
@@ -153,6 +153,12 @@ pub fn merge_and_check(
     };
     let current_files = column_files(fs, current)?;
     for path in &current_files {
+        // A damaged file (why a quarantined shard is restored) is left behind: the
+        // archive's files take its place.
+        if let Err(e) = ColumnFile::open(fs, path) {
+            tracing::warn!(path = %path.display(), error = %e, "a damaged column file of the shard is not kept by its restore");
+            continue;
+        }
         let name = path.file_name().unwrap_or_default();
         let target = staging.join(name);
         if exists(fs, &target)? {

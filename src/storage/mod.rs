@@ -356,9 +356,16 @@ impl Storage {
                 let closed = self.closed.read().unwrap_or_else(|e| e.into_inner());
                 closed.get(&h.shard).cloned()
             });
+            // A record whose points the shard's column files already hold costs nothing
+            // (a restore in place, say, brought them back).
+            let covered = named
+                .as_ref()
+                .map_or(0, |info| self.covered_on_disk(info.id));
+            let seq = Header::split(&d.payload).map_or(u64::MAX, |(h, _)| h.seq);
+            let named = named.filter(|_| seq > covered);
             let Some(info) = named else {
                 let reason = format!(
-                    "record {} is damaged ({}) and names no shard the catalog knows: a dropped shard's, or one whose header was hit; passed over",
+                    "record {} is damaged ({}) and names no shard the catalog knows, or one whose column files hold it: a dropped shard's, or one whose header was hit; passed over",
                     d.lsn, d.reason
                 );
                 let e = corrupt(reason);
@@ -381,6 +388,17 @@ impl Storage {
             self.data_log
                 .hold((info.id, info.incarnation), Some(oldest));
         }
+    }
+
+    /// The sequence number up to which shard `id`'s column files cover its records, as
+    /// their names say (0 when it has none, or its directory does not list).
+    fn covered_on_disk(&self, id: u64) -> u64 {
+        let names = self.fs.list(&self.shard_dir(id)).unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|n| column_file::parse_file_name(n))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Damaged data-log records that named no known shard, passed over at start-up.
@@ -1190,10 +1208,16 @@ impl Storage {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&info.id);
                 shards.insert(info.id, Arc::new(shard));
-                self.quarantined
+                let was_quarantined = self
+                    .quarantined
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&info.id);
+                    .remove(&info.id)
+                    .is_some();
+                if was_quarantined {
+                    // The records the log kept for the quarantined shard may go.
+                    self.data_log.hold((info.id, info.incarnation), None);
+                }
                 let _ = self.fs.remove_dir_all(&staged); // the old files, if any
                 Ok(())
             }
