@@ -99,6 +99,16 @@ impl QueryLimits {
     }
 
     /// The flag that stops this query (the one its clones share).
+    /// Limits of a query with a memory budget of `mib` and nothing else, for tests.
+    #[cfg(test)]
+    pub(crate) fn with_budget(mib: u64) -> QueryLimits {
+        let config = crate::config::NodeConfig {
+            max_request_memory_mib: mib,
+            ..Default::default()
+        };
+        QueryLimits::starting_now(&config, Arc::default())
+    }
+
     pub fn interrupt(&self) -> Interrupt {
         self.interrupt.clone()
     }
@@ -207,17 +217,9 @@ mod tests {
         assert_eq!(QueryLimits::default().check_deadline(), Ok(()));
     }
 
-    fn with_budget(mib: u64) -> QueryLimits {
-        let config = crate::config::NodeConfig {
-            max_request_memory_mib: mib,
-            ..Default::default()
-        };
-        QueryLimits::starting_now(&config, Arc::default())
-    }
-
     #[test]
     fn memory_past_the_budget_is_refused_and_what_is_held_is_given_back() {
-        let limits = with_budget(1);
+        let limits = QueryLimits::with_budget(1);
         let held = limits.hold(600 << 10).expect("within the budget");
         assert!(limits
             .charge(600 << 10)
@@ -227,7 +229,7 @@ mod tests {
         assert_eq!(limits.charge(1 << 20), Ok(()));
         assert!(limits.clone().charge(1).is_err(), "clones share one budget");
         assert_eq!(
-            with_budget(0).charge(usize::MAX >> 1),
+            QueryLimits::with_budget(0).charge(usize::MAX >> 1),
             Ok(()),
             "0: no limit"
         );

@@ -1237,11 +1237,7 @@ mod tests {
     /// charged to the query's budget, and past it the query stops.
     #[test]
     fn joining_scans_past_the_memory_budget_is_refused() {
-        let config = crate::config::NodeConfig {
-            max_request_memory_mib: 1,
-            ..Default::default()
-        };
-        let limits = QueryLimits::starting_now(&config, Default::default());
+        let limits = QueryLimits::with_budget(1);
         let scans = || vec![scan_of(&["a"], 20_000), scan_of(&["b"], 20_000)];
         assert!(merged(&limits, scans()).is_err_and(|e| e.contains("max_request_memory_mib")));
         let joined = merged(&QueryLimits::default(), scans()).expect("no budget");

@@ -186,11 +186,7 @@ mod tests {
     /// A selection copies every point of its group: past the query's budget it stops.
     #[test]
     fn a_selection_over_more_points_than_the_budget_holds_is_refused() {
-        let config = crate::config::NodeConfig {
-            max_request_memory_mib: 1,
-            ..Default::default()
-        };
-        let limits = QueryLimits::starting_now(&config, Default::default());
+        let limits = QueryLimits::with_budget(1);
         let mut series = SeriesRows::new(Vec::new(), 1);
         for t in 0..100_000 {
             series.push(t, [Some(FieldValue::Integer(t))]);
