@@ -361,33 +361,12 @@ fn column_files(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<PathBuf>, BackupE
 mod tests {
     use super::*;
     use crate::line_protocol::{parse_body, FieldValue};
-    use crate::storage::column::Column;
-    use crate::storage::series_index::TagSelector;
-    use crate::storage::shard::{SeriesRead, Shard, ShardInfo};
+    use crate::storage::shard::{Shard, ShardInfo};
     use crate::storage::ShardFiles;
 
     /// Every (series, time, value) of field `v` of measurement `m`, as a read sees it.
     fn points(shard: &Shard) -> Vec<(String, i64, FieldValue)> {
-        let fields = ["v".to_owned()];
-        let read = SeriesRead {
-            measurement: "m",
-            start: i64::MIN,
-            end: i64::MAX,
-            fields: &fields,
-            selector: &TagSelector::All,
-            keep: &|_| true,
-        };
-        let mut found = Vec::new();
-        for s in shard.series_of(&read) {
-            let parts = s.fields.into_iter().flatten().map(|p| p.load().unwrap());
-            if let Some(c) = Column::resolve(parts.collect()) {
-                for i in 0..c.len() {
-                    found.push((s.key.to_string(), c.times[i], c.values.get(i)));
-                }
-            }
-        }
-        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        found
+        shard.points_for_test("m", "v")
     }
 
     /// An incremental backup leaves out the files older than its `since`; a merge on the

@@ -738,6 +738,37 @@ impl Shard {
         Shard::open_on(fs, dir, info, Self::test_data_log(dir), 1 << 30)
     }
 
+    /// Every (series key, time, value) of one field of a measurement, as a read sees it,
+    /// in key and time order: for tests of one shard.
+    #[cfg(test)]
+    pub(crate) fn points_for_test(
+        &self,
+        measurement: &str,
+        field: &str,
+    ) -> Vec<(String, i64, FieldValue)> {
+        let fields = [field.to_owned()];
+        let read = SeriesRead {
+            measurement,
+            start: i64::MIN,
+            end: i64::MAX,
+            fields: &fields,
+            selector: &TagSelector::All,
+            keep: &|_| true,
+        };
+        let mut found = Vec::new();
+        for s in self.series_of(&read) {
+            let parts = s.fields.into_iter().flatten();
+            let parts = parts.map(|p| p.load().expect("a block reads back"));
+            if let Some(c) = Column::resolve(parts.collect()) {
+                for i in 0..c.len() {
+                    found.push((s.key.to_string(), c.times[i], c.values.get(i)));
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        found
+    }
+
     /// The sequence numbers up to which the shard's records are applied.
     pub(crate) fn applied_upto(&self) -> u64 {
         self.data
@@ -1615,26 +1646,7 @@ mod tests {
     use crate::storage::points_codec::{encode_point_lines, encode_points_written};
 
     fn values(shard: &Shard, field: &str) -> FieldEntries {
-        let mut found = Vec::new();
-        let fields = [field.to_owned()];
-        let read = SeriesRead {
-            measurement: "cpu",
-            start: i64::MIN,
-            end: i64::MAX,
-            fields: &fields,
-            selector: &TagSelector::All,
-            keep: &|_| true,
-        };
-        for s in shard.series_of(&read) {
-            let parts = s.fields.into_iter().flatten().map(|p| p.load().unwrap());
-            if let Some(c) = Column::resolve(parts.collect()) {
-                for i in 0..c.len() {
-                    found.push((s.key.to_string(), c.times[i], c.values.get(i)));
-                }
-            }
-        }
-        found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        found
+        shard.points_for_test("cpu", field)
     }
 
     /// A field's (series key, time, value) entries, as read.
