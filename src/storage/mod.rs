@@ -269,12 +269,7 @@ impl Storage {
                 shard: info.id,
                 path: storage.shard_dir(info.id),
             };
-            storage.quarantine(info.clone(), &e);
-            storage
-                .closed
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&info.id);
+            storage.quarantine(info, &e);
         }
         let (mut trash, mut renamed) = (Vec::new(), false);
         for name in entries {
@@ -381,10 +376,6 @@ impl Storage {
                 source: corrupt(reason),
             };
             self.quarantine(info.clone(), &e);
-            self.closed
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&info.id);
             self.data_log
                 .hold((info.id, info.incarnation), Some(oldest));
         }
@@ -393,12 +384,7 @@ impl Storage {
     /// The sequence number up to which shard `id`'s column files cover its records, as
     /// their names say (0 when it has none, or its directory does not list).
     fn covered_on_disk(&self, id: u64) -> u64 {
-        let names = self.fs.list(&self.shard_dir(id)).unwrap_or_default();
-        names
-            .iter()
-            .filter_map(|n| column_file::parse_file_name(n))
-            .max()
-            .unwrap_or(0)
+        covered_by_files(&*self.fs, &self.shard_dir(id))
     }
 
     /// Damaged data-log records that named no known shard, passed over at start-up.
@@ -433,9 +419,14 @@ impl Storage {
         Some(shard)
     }
 
+    /// Keeps shard `info` closed, with why: reads and writes needing it are refused.
     fn quarantine(&self, info: ShardInfo, e: &StorageError) {
         // One damaged shard must not keep the node, and every other shard, down.
         tracing::error!(shard = info.id, error = %e, "shard quarantined: it did not open");
+        self.closed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&info.id);
         self.quarantined
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -470,11 +461,7 @@ impl Storage {
         let shard = match opened {
             Ok(shard) => Arc::new(shard),
             Err(e) => {
-                self.quarantine(info.clone(), &e);
-                self.closed
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&info.id);
+                self.quarantine(info, &e);
                 return Err(e);
             }
         };
@@ -1128,39 +1115,26 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
-        // Opened once where it stands: an archive of an earlier version brings the
-        // shard's own log, which this moves into a column file (so that the fence below
-        // cannot hide its records).
-        let staged_key = staged_info(&info);
-        let fenced = Shard::open_on(
-            self.fs.clone(),
-            &staged,
-            staged_key.clone(),
-            self.data_log.clone(),
-            self.max_head_bytes,
-        )
-        .and_then(|staged_shard| {
-            self.data_log
-                .forget((staged_key.id, staged_key.incarnation));
-            if staged_shard.applied_upto() < replaced_upto {
-                let fence = column_file::write(
-                    &*self.fs,
-                    &staged,
-                    replaced_upto,
-                    &[],
-                    Vec::new(),
-                    Vec::new(),
-                );
-                fence.map_err(|source| StorageError::ColumnFile {
+        // The restored files must cover the replaced shard's sequence numbers, or a
+        // restart would replay its records in the data log into the restored shard. (An
+        // archive of an earlier version had its own log moved into a column file when it
+        // was staged: see `migrate_staged`.)
+        if covered_by_files(&*self.fs, &staged) < replaced_upto {
+            let fence = column_file::write(
+                &*self.fs,
+                &staged,
+                replaced_upto,
+                &[],
+                Vec::new(),
+                Vec::new(),
+            );
+            if let Err(source) = fence {
+                reopen_old(&mut shards);
+                return Err(E::from(StorageError::ColumnFile {
                     shard: info.id,
                     source,
-                })?;
+                }));
             }
-            Ok(())
-        });
-        if let Err(e) = fenced {
-            reopen_old(&mut shards);
-            return Err(E::from(e));
         }
         // What `prepare` linked, wrote and removed in the staged directory is durable
         // before it can become the shard (its files were synced as they were written).
@@ -1228,6 +1202,17 @@ impl Storage {
             }
         }
     }
+}
+
+/// The sequence number up to which the column files in `dir` cover their shard's records,
+/// as their names say (0 when there are none, or `dir` does not list).
+fn covered_by_files(fs: &dyn FileSystem, dir: &Path) -> u64 {
+    let names = fs.list(dir).unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|n| column_file::parse_file_name(n))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Shard `info` as opened where a restore stages it: under an incarnation of its own, so
