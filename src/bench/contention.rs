@@ -3,8 +3,10 @@
 //! sending heavy queries, `/ping` p99 stays under 50 ms and another client's writes keep
 //! their p99 within 2x of idle.
 //!
-//! Two phases of `seconds` each against any InfluxDB 1.x-compatible URL: idle (only the
-//! measured ping and write loops) and loaded (the same loops beside the load). With auth
+//! Two kinds of phase of `seconds` each against any InfluxDB 1.x-compatible URL: idle
+//! (only the measured ping and write loops) and loaded (the same loops beside the load),
+//! alternated for `rounds` rounds and pooled by kind, so that a spell of slow disk syncs
+//! (these machines have them) falls on both kinds rather than on one. With auth
 //! off (influxd's default) the wrong-password clients simply get 200s; the report counts
 //! the statuses they saw.
 
@@ -23,6 +25,8 @@ pub struct ContentionOptions {
     pub password: Option<String>,
     /// Length of each phase.
     pub seconds: f64,
+    /// Idle and loaded phases each run this many times, alternated.
+    pub rounds: usize,
     pub wrong_password_clients: usize,
     pub heavy_query_clients: usize,
 }
@@ -35,6 +39,8 @@ const LOAD_BATCH_LINES: usize = 5000;
 /// Lines in each batch of the measured writer, and its pace.
 const STEADY_BATCH_LINES: usize = 1000;
 const STEADY_WRITE_EVERY: Duration = Duration::from_millis(100);
+/// Nice value of the load's client threads.
+const LOAD_NICE: libc::c_int = 19;
 const PING_EVERY: Duration = Duration::from_millis(10);
 /// 2026-01-01T00:00:00Z.
 const T0_NS: i64 = 1_767_225_600_000_000_000;
@@ -66,6 +72,7 @@ pub struct Phase {
 pub struct ContentionReport {
     pub url: String,
     pub seconds_per_phase: f64,
+    pub rounds: usize,
     pub wrong_password_clients: usize,
     pub heavy_query_clients: usize,
     pub heavy_query: String,
@@ -204,12 +211,18 @@ pub fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBench
     let heavy_query_alone_ms = ms(started.elapsed());
 
     let phase = Duration::from_secs_f64(opts.seconds.max(0.1));
-    let idle = run_phase(opts, phase, false);
-    let loaded = run_phase(opts, phase, true);
+    let rounds = opts.rounds.max(1);
+    let (mut idle, mut loaded) = (Samples::default(), Samples::default());
+    for _ in 0..rounds {
+        idle.extend(run_phase(opts, phase, false));
+        loaded.extend(run_phase(opts, phase, true));
+    }
+    let (idle, loaded) = (idle.phase(false), loaded.phase(true));
     let ratio = |loaded: f64, idle: f64| if idle > 0.0 { loaded / idle } else { 0.0 };
     Ok(ContentionReport {
         url: opts.url.clone(),
         seconds_per_phase: phase.as_secs_f64(),
+        rounds,
         wrong_password_clients: opts.wrong_password_clients,
         heavy_query_clients: opts.heavy_query_clients,
         heavy_query: heavy_query(),
@@ -251,11 +264,18 @@ fn load_heavy_data(client: &Client) -> Result<(), String> {
 
 /// One phase: the measured ping and write loops, and with `loaded` the load beside them,
 /// all stopped at the phase's end (a request under way then is let finish).
-fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Phase {
+fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Samples {
     let stop = Arc::new(AtomicBool::new(false));
     let until_stopped = |pace: Option<Duration>, mut work: Box<dyn FnMut() + Send>| {
         let stop = stop.clone();
+        // The load stands in for clients on other machines: here it shares the node's
+        // cores, so its own threads (sending, and parsing 10,000-row answers) run below
+        // the measured loops and the node rather than beside them.
+        let is_load = pace.is_none();
         std::thread::spawn(move || {
+            if is_load {
+                crate::priority::lower_current_thread(LOAD_NICE);
+            }
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 work();
@@ -325,15 +345,44 @@ fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Phase 
     for t in load.into_iter().chain([measured_ping, measured_write]) {
         let _ = t.join();
     }
-    let mut wrong_password_statuses = BTreeMap::new();
+    let mut samples = Samples {
+        ping: ping_rx.try_iter().collect(),
+        write: write_rx.try_iter().collect(),
+        heavy_query: heavy_rx.try_iter().collect(),
+        ..Samples::default()
+    };
     for status in status_rx.try_iter() {
-        *wrong_password_statuses.entry(status).or_insert(0) += 1;
+        *samples.wrong_password_statuses.entry(status).or_insert(0) += 1;
     }
-    Phase {
-        ping: latencies(ping_rx.try_iter()),
-        write: latencies(write_rx.try_iter()),
-        heavy_query: loaded.then(|| latencies(heavy_rx.try_iter())),
-        wrong_password_statuses,
+    samples
+}
+
+/// What phases of one kind saw, pooled.
+#[derive(Default)]
+struct Samples {
+    ping: Vec<Result<f64, String>>,
+    write: Vec<Result<f64, String>>,
+    heavy_query: Vec<Result<f64, String>>,
+    wrong_password_statuses: BTreeMap<String, usize>,
+}
+
+impl Samples {
+    fn extend(&mut self, other: Samples) {
+        self.ping.extend(other.ping);
+        self.write.extend(other.write);
+        self.heavy_query.extend(other.heavy_query);
+        for (status, n) in other.wrong_password_statuses {
+            *self.wrong_password_statuses.entry(status).or_insert(0) += n;
+        }
+    }
+
+    fn phase(self, loaded: bool) -> Phase {
+        Phase {
+            ping: latencies(self.ping.into_iter()),
+            write: latencies(self.write.into_iter()),
+            heavy_query: loaded.then(|| latencies(self.heavy_query.into_iter())),
+            wrong_password_statuses: self.wrong_password_statuses,
+        }
     }
 }
 

@@ -102,6 +102,9 @@ enum BenchCommand {
         /// Length of each phase.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Idle and loaded phases each run this many times, alternated.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[arg(long, default_value_t = 32)]
         wrong_password_clients: usize,
         #[arg(long, default_value_t = 10)]
@@ -221,6 +224,7 @@ pub fn main() -> ExitCode {
                     user,
                     password,
                     seconds,
+                    rounds,
                     wrong_password_clients,
                     heavy_query_clients,
                 },
@@ -231,6 +235,7 @@ pub fn main() -> ExitCode {
                 user,
                 password,
                 seconds,
+                rounds,
                 wrong_password_clients,
                 heavy_query_clients,
             };
