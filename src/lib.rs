@@ -9,6 +9,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod failpoint;
 pub mod http;
 pub mod line_protocol;
 pub mod log;

@@ -352,6 +352,10 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
+    let armed = crate::failpoint::configure_from_env()?;
+    if !armed.is_empty() {
+        tracing::warn!(fail_points = ?armed, "fail points are set ({}): this node fails on purpose", crate::failpoint::ENV);
+    }
     crate::node::serve(config)?;
     Ok(())
 }

@@ -1235,6 +1235,12 @@ impl Shard {
                 .map_err(file_err)?;
         }
         let path = writer.finish().map_err(file_err)?;
+        if let Some(e) = crate::failpoint::io_check("merge.after_write") {
+            return Err(file_err(column_file::ColumnFileError::Io {
+                path: path.clone(),
+                source: e,
+            }));
+        }
         let merged = Arc::new(ColumnFile::open(&*self.fs, &path).map_err(file_err)?);
         {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
