@@ -148,3 +148,77 @@ fn the_fail_points_are_listed_and_a_misspelt_one_stops_the_start() {
     .expect("a misspelt fail point must stop the start");
     assert!(stderr.contains("no fail point \"log.fsnyc\""), "{stderr}");
 }
+
+/// Enough points (200 series) for a 1 MiB head to be flushed more than 8 times: a merge.
+const POINTS_PER_SERIES: u64 = 2000;
+
+#[test]
+fn a_merge_stopped_after_its_write_leaves_every_point_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = "max_head_mib = 1\n";
+    let env = [("SHARDKEEPER_FAILPOINTS", "merge.after_write=return(EIO)")];
+    let node = Daemon::try_start_with_env(&data, Some(config), &env).unwrap();
+    assert_eq!(query(node.addr, "", "CREATE DATABASE c").status, 200);
+    for t in 0..POINTS_PER_SERIES {
+        let body: String = (0..200)
+            .map(|h| format!("m,host=h{h} f={t}.25 {}\n", (t + 1) * 1_000_000_000))
+            .collect();
+        let r = request(node.addr, "POST", "/write?db=c", &[], body.as_bytes());
+        assert_eq!(r.status, 204);
+    }
+    let check = |addr| {
+        let r = query(
+            addr,
+            "c",
+            "SELECT count(f), sum(f) FROM m WHERE host = 'h7'",
+        );
+        let rows = rows_of(&r);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0][1], POINTS_PER_SERIES, "every point once: {rows:?}");
+        let sum: f64 = (0..POINTS_PER_SERIES).map(|t| t as f64 + 0.25).sum();
+        assert_eq!(rows[0][2].as_f64(), Some(sum), "{rows:?}");
+    };
+    // Every merge stopped after writing its file: the files it would replace stay.
+    let shard = std::fs::read_dir(data.join("shards"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let column_files = || common::files_with_extension(&shard, "col").len();
+    assert!(column_files() >= 8, "{} column files", column_files());
+    check(node.addr);
+    node.kill9();
+    let node = Daemon::start_with_config(&data, config);
+    check(node.addr);
+}
+
+#[test]
+fn a_restore_stopped_before_its_swap_leaves_the_live_shard_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    created(&data, 50);
+    let node = start(&data, "restore.before_swap=return(EIO)");
+    let shards = query(node.addr, "", "SHOW SHARDS").json();
+    let id = shards["results"][0]["series"][0]["values"][0][0]
+        .as_u64()
+        .unwrap();
+    let path = format!("/api/v2/backup/shards/{id}");
+    let archive = request(node.addr, "GET", &path, &[], b"");
+    assert_eq!(archive.status, 200);
+    assert_eq!(write(node.addr, 50, 10).status, 204);
+    let path = format!("/api/v2/restore/shards/{id}");
+    let r = request(node.addr, "POST", &path, &[], &archive.body);
+    assert!(
+        r.status >= 500,
+        "{}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(values(node.addr), (0..60).collect::<Vec<i64>>());
+    assert_eq!(write(node.addr, 60, 1).status, 204);
+    node.kill9();
+    let node = Daemon::start(&data);
+    assert_eq!(values(node.addr), (0..61).collect::<Vec<i64>>());
+}
