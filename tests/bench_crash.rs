@@ -117,3 +117,20 @@ fn a_server_that_forgets_acknowledged_points_fails_the_run() {
         "{report}"
     );
 }
+
+#[test]
+fn kills_inside_flushes_merges_and_backups_lose_nothing_acknowledged() {
+    for (during, cycles) in [("flush", "2"), ("merge", "1"), ("backup", "2")] {
+        let (code, report, stderr) = bench_crash(&["--cycles", cycles, "--during", during]);
+        assert_eq!(code, 0, "{during}: {report}\n{stderr}");
+        assert_eq!(report["during"], during);
+        assert_eq!(
+            report["kills_during"].as_u64(),
+            Some(cycles.parse().unwrap()),
+            "every kill inside a {during}: {report}"
+        );
+        for key in ["lost", "wrong", "invented", "resurrected"] {
+            assert_eq!(count(&report, key), 0, "{during}: {key}: {report}");
+        }
+    }
+}

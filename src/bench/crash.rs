@@ -33,6 +33,8 @@ const T0_NS: i64 = 1_767_225_600_000_000_000;
 /// Time between a connection's points (1 ms), and the room each cycle has (an hour).
 const STEP_NS: i64 = 1_000_000;
 const CYCLE_NS: i64 = 3_600_000_000_000;
+/// How many times its share a writer may write while waiting for `--during`'s operation.
+const DURING_LIMIT: usize = 100;
 /// How long a restarted server may take to answer `/ping`.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
@@ -69,6 +71,32 @@ pub struct CrashOptions {
     pub batch: usize,
     pub signal: KillSignal,
     pub seed: Option<u64>,
+    /// Kill while this operation is under way instead of at a random moment.
+    pub during: Option<During>,
+}
+
+/// An operation to kill the node in the middle of. Flushes and merges are held there by a
+/// fail point (`sleep`), so that the kill lands inside them; a backup is killed while its
+/// stream is being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum During {
+    Flush,
+    Merge,
+    Backup,
+}
+
+impl During {
+    /// The node's configuration and fail points for it.
+    fn setup(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            During::Flush => (
+                "max_head_mib = 1\n",
+                Some("column_file.before_rename=sleep(5000)"),
+            ),
+            During::Merge => ("max_head_mib = 1\n", Some("merge.after_write=sleep(5000)")),
+            During::Backup => ("", None),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -77,6 +105,12 @@ pub struct CrashReport {
     pub cycles: usize,
     pub seed: u64,
     pub signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub during: Option<String>,
+    /// Kills that landed while that operation was under way (the others: its cycle ended
+    /// before one began).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kills_during: Option<usize>,
     /// Points whose batch was acknowledged before the kill.
     pub acknowledged_points: usize,
     /// Points of batches in flight at a kill (or refused at it): either outcome is right.
@@ -162,6 +196,8 @@ enum ServerKind {
         exe: PathBuf,
         config: PathBuf,
         log: PathBuf,
+        data: PathBuf,
+        failpoints: Option<&'static str>,
         child: Option<Child>,
         _scratch: Option<tempfile::TempDir>,
     },
@@ -171,7 +207,12 @@ enum ServerKind {
 }
 
 impl Server {
-    fn start(target: Target, signal: KillSignal) -> Result<Server, CrashBenchError> {
+    fn start(
+        target: Target,
+        signal: KillSignal,
+        during: Option<During>,
+    ) -> Result<Server, CrashBenchError> {
+        let (extra_config, failpoints) = during.map_or(("", None), During::setup);
         match target {
             Target::External { url, restart_cmd } => Ok(Server {
                 url: url.trim_end_matches('/').to_owned(),
@@ -200,7 +241,7 @@ impl Server {
                 std::fs::write(
                     &config,
                     format!(
-                        "bind = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n",
+                        "bind = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n{extra_config}",
                         data.to_string_lossy()
                     ),
                 )
@@ -211,6 +252,8 @@ impl Server {
                         exe: std::env::current_exe().map_err(start)?,
                         config,
                         log: parent.join("bench-crash.log"),
+                        data,
+                        failpoints,
                         child: None,
                         _scratch: scratch,
                     },
@@ -230,6 +273,7 @@ impl Server {
             config,
             log,
             child,
+            failpoints,
             ..
         } = &mut self.kind
         else {
@@ -247,6 +291,7 @@ impl Server {
                 .arg("serve")
                 .arg("--config")
                 .arg(config)
+                .envs(failpoints.map(|f| (crate::failpoint::ENV, f)))
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(err)
@@ -295,6 +340,37 @@ impl Server {
         Ok(self.killed_at.take().unwrap_or(started).elapsed())
     }
 
+    /// The node's shard files now, to tell what an operation makes from what a crash
+    /// left behind (none for a server this command does not run).
+    fn watch(&self) -> Watch {
+        let mut watch = Watch::default();
+        if let ServerKind::Own { data, .. } = &self.kind {
+            watch.shards = data.join("shards");
+            watch.seen(During::Flush);
+            watch.stale_tmp = std::mem::take(&mut watch.tmp);
+        }
+        watch
+    }
+
+    /// Starts streaming a backup of the node's first shard and reads its first bytes; the
+    /// stream is left open (returned) for the kill to cut.
+    fn start_backup(&self) -> Option<Box<dyn std::io::Read + Send>> {
+        let shards = read(&self.url, "SHOW SHARDS").ok()?;
+        let id = shards["results"][0]["series"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == DB)?["values"][0][0]
+            .as_u64()?;
+        let answer = agent(Duration::from_secs(60))
+            .get(&format!("{}/api/v2/backup/shards/{id}", self.url))
+            .call()
+            .ok()?;
+        let mut stream = answer.into_reader();
+        let mut first = [0u8; 512];
+        std::io::Read::read_exact(&mut stream, &mut first).ok()?;
+        Some(stream)
+    }
+
     fn wait_for_ping(&self) -> Result<(), CrashBenchError> {
         let agent = agent(Duration::from_secs(2));
         let started = Instant::now();
@@ -325,6 +401,52 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .timeout_connect(Duration::from_secs(5))
         .timeout(timeout)
         .build()
+}
+
+/// What a cycle watches in the node's shard directories for `--during`.
+#[derive(Default)]
+struct Watch {
+    shards: PathBuf,
+    /// Column files being written (`.tmp`) that a crash left and no flush is writing.
+    stale_tmp: BTreeSet<PathBuf>,
+    tmp: BTreeSet<PathBuf>,
+    /// Each column file's inode when first seen.
+    inodes: BTreeMap<PathBuf, u64>,
+}
+
+impl Watch {
+    /// Whether `op` is under way: a flush's column file written but not renamed (a
+    /// `.tmp` that was not there when the cycle began), or a merge's (its file renamed
+    /// over the newest of those it merges: a column file name whose inode changed; a
+    /// flush always writes a new name).
+    fn seen(&mut self, op: During) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(shards) = std::fs::read_dir(&self.shards) else {
+            return false;
+        };
+        let mut found = false;
+        for file in shards
+            .flatten()
+            .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("tmp") => {
+                    found |= op == During::Flush && !self.stale_tmp.contains(&path);
+                    self.tmp.insert(path);
+                }
+                Some("col") => {
+                    let Ok(meta) = file.metadata() else { continue };
+                    let first = *self.inodes.entry(path).or_insert(meta.ino());
+                    found |= op == During::Merge && first != meta.ino();
+                }
+                _ => {}
+            }
+        }
+        found
+    }
 }
 
 /// What became of one batch.
@@ -370,7 +492,12 @@ pub fn run(
             restart_cmd: restart_cmd.clone(),
         },
     };
-    let mut server = Server::start(target, opts.signal)?;
+    if opts.during.is_some() && matches!(opts.target, Target::External { .. }) {
+        return Err(CrashBenchError::Start(
+            "--during needs the node this command starts (not --url)".into(),
+        ));
+    }
+    let mut server = Server::start(target, opts.signal, opts.during)?;
     let request_failed = |what: &str, reason: String| CrashBenchError::Request {
         url: server.url.clone(),
         what: what.to_owned(),
@@ -384,6 +511,8 @@ pub fn run(
         cycles: opts.cycles,
         seed,
         signal: format!("{:?}", opts.signal).to_uppercase(),
+        during: opts.during.map(|d| format!("{d:?}").to_lowercase()),
+        kills_during: opts.during.map(|_| 0),
         ..CrashReport::default()
     };
     let mut history = History::default();
@@ -401,9 +530,29 @@ pub fn run(
             (victim, rng.below(batches))
         });
         let drop = drop.filter(|(v, _)| !history.dropped.contains(v));
-        let run = CycleRun::start(&server.url, cycle, connections, per_conn, batch, drop);
+        // Killing inside an operation: the writers go on past their share until it is
+        // seen under way (within a bound, so a run cannot write forever).
+        let share = match opts.during {
+            Some(During::Flush | During::Merge) => per_conn * DURING_LIMIT,
+            _ => per_conn,
+        };
+        let mut watch = server.watch();
+        let run = CycleRun::start(&server.url, cycle, connections, share, batch, drop);
         run.wait_for(kill_after);
+        let mut backup = None;
+        let caught = match opts.during {
+            None => false,
+            Some(During::Backup) => {
+                backup = server.start_backup();
+                backup.is_some()
+            }
+            Some(op) => run.wait_until(|| watch.seen(op)),
+        };
+        if caught {
+            *report.kills_during.get_or_insert(0) += 1;
+        }
         server.kill()?;
+        std::mem::drop(backup);
         let (sent, drop_outcome) = run.finish();
         let restart = server.restart()?;
         restarts.push(restart.as_secs_f64() * 1000.0);
@@ -547,6 +696,19 @@ impl CycleRun {
     /// Waits until `n` batches are acknowledged, or every writer is done.
     fn wait_for(&self, n: usize) {
         wait_for_acks(&self.acked, &self.running, n);
+    }
+
+    /// Waits until `seen` holds (true), or every writer is done (false).
+    fn wait_until(&self, mut seen: impl FnMut() -> bool) -> bool {
+        loop {
+            if seen() {
+                return true;
+            }
+            if self.running.load(Ordering::Acquire) == 0 {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// After the kill: what each connection sent, and what became of the drop.

@@ -140,6 +140,9 @@ enum BenchCommand {
         /// Seed of the kill moments and drops, to repeat a run [default: random].
         #[arg(long)]
         seed: Option<u64>,
+        /// Kill while this is under way (held there by a fail point), not at random.
+        #[arg(long, value_enum, conflicts_with = "url")]
+        during: Option<crate::bench::crash::During>,
         /// Print only the summary, as one JSON object (no progress lines).
         #[arg(long)]
         json: bool,
@@ -262,6 +265,7 @@ pub fn main() -> ExitCode {
                     url,
                     restart_cmd,
                     seed,
+                    during,
                     json,
                 },
         } => {
@@ -278,6 +282,7 @@ pub fn main() -> ExitCode {
                 batch,
                 signal,
                 seed,
+                during,
             };
             let mut progress = |line: &str| {
                 if !json {
