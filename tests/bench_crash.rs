@@ -119,8 +119,13 @@ fn a_server_that_forgets_acknowledged_points_fails_the_run() {
 }
 
 #[test]
-fn kills_inside_flushes_merges_and_backups_lose_nothing_acknowledged() {
-    for (during, cycles) in [("flush", "2"), ("merge", "1"), ("backup", "2")] {
+fn kills_inside_flushes_merges_backups_and_restores_lose_nothing_acknowledged() {
+    for (during, cycles) in [
+        ("flush", "2"),
+        ("merge", "1"),
+        ("backup", "2"),
+        ("restore", "2"),
+    ] {
         let (code, report, stderr) = bench_crash(&["--cycles", cycles, "--during", during]);
         assert_eq!(code, 0, "{during}: {report}\n{stderr}");
         assert_eq!(report["during"], during);

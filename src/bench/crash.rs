@@ -77,12 +77,14 @@ pub struct CrashOptions {
 
 /// An operation to kill the node in the middle of. Flushes and merges are held there by a
 /// fail point (`sleep`), so that the kill lands inside them; a backup is killed while its
-/// stream is being read.
+/// stream is being read; a restore (of the shard's own backup, taken then) while it is
+/// staged, held before its swap by a fail point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum During {
     Flush,
     Merge,
     Backup,
+    Restore,
 }
 
 impl During {
@@ -95,6 +97,7 @@ impl During {
             ),
             During::Merge => ("max_head_mib = 1\n", Some("merge.after_write=sleep(5000)")),
             During::Backup => ("", None),
+            During::Restore => ("", Some("restore.before_swap=sleep(5000)")),
         }
     }
 }
@@ -355,12 +358,7 @@ impl Server {
     /// Starts streaming a backup of the node's first shard and reads its first bytes; the
     /// stream is left open (returned) for the kill to cut.
     fn start_backup(&self) -> Option<Box<dyn std::io::Read + Send>> {
-        let shards = read(&self.url, "SHOW SHARDS").ok()?;
-        let id = shards["results"][0]["series"]
-            .as_array()?
-            .iter()
-            .find(|s| s["name"] == DB)?["values"][0][0]
-            .as_u64()?;
+        let id = self.first_shard()?;
         let answer = agent(Duration::from_secs(60))
             .get(&format!("{}/api/v2/backup/shards/{id}", self.url))
             .call()
@@ -369,6 +367,31 @@ impl Server {
         let mut first = [0u8; 512];
         std::io::Read::read_exact(&mut stream, &mut first).ok()?;
         Some(stream)
+    }
+
+    /// Takes a backup of the node's first shard and starts restoring it into the same
+    /// shard on a thread of its own (its answer does not matter: the kill comes first).
+    fn start_restore(&self) -> Option<std::thread::JoinHandle<()>> {
+        let id = self.first_shard()?;
+        let path = format!("{}/api/v2/backup/shards/{id}", self.url);
+        let answer = agent(Duration::from_secs(60)).get(&path).call().ok()?;
+        let mut archive = Vec::new();
+        std::io::Read::read_to_end(&mut answer.into_reader(), &mut archive).ok()?;
+        let url = format!("{}/api/v2/restore/shards/{id}", self.url);
+        Some(std::thread::spawn(move || {
+            let _ = agent(Duration::from_secs(60))
+                .post(&url)
+                .send_bytes(&archive);
+        }))
+    }
+
+    fn first_shard(&self) -> Option<u64> {
+        let shards = read(&self.url, "SHOW SHARDS").ok()?;
+        shards["results"][0]["series"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == DB)?["values"][0][0]
+            .as_u64()
     }
 
     fn wait_for_ping(&self) -> Result<(), CrashBenchError> {
@@ -407,7 +430,8 @@ fn agent(timeout: Duration) -> ureq::Agent {
 #[derive(Default)]
 struct Watch {
     shards: PathBuf,
-    /// Column files being written (`.tmp`) that a crash left and no flush is writing.
+    /// Column files being written (`.tmp`) and restores' staging directories that a
+    /// crash left and nothing is writing now.
     stale_tmp: BTreeSet<PathBuf>,
     tmp: BTreeSet<PathBuf>,
     /// Each column file's inode when first seen.
@@ -425,8 +449,17 @@ impl Watch {
             return false;
         };
         let mut found = false;
+        let shards: Vec<_> = shards.flatten().collect();
+        for staging in shards
+            .iter()
+            .filter(|d| d.file_name().to_string_lossy().starts_with(".restore-"))
+        {
+            let path = staging.path();
+            found |= op == During::Restore && !self.stale_tmp.contains(&path);
+            self.tmp.insert(path);
+        }
         for file in shards
-            .flatten()
+            .iter()
             .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
             .flatten()
             .flatten()
@@ -529,22 +562,29 @@ pub fn run(
             let victim = rng.below(cycle);
             (victim, rng.below(batches))
         });
-        let drop = drop.filter(|(v, _)| !history.dropped.contains(v));
+        // A restore brings back what its archive holds, dropped series too: no drops then.
+        let drop = drop
+            .filter(|(v, _)| !history.dropped.contains(v) && opts.during != Some(During::Restore));
         // Killing inside an operation: the writers go on past their share until it is
         // seen under way (within a bound, so a run cannot write forever).
         let share = match opts.during {
-            Some(During::Flush | During::Merge) => per_conn * DURING_LIMIT,
+            Some(During::Flush | During::Merge | During::Restore) => per_conn * DURING_LIMIT,
             _ => per_conn,
         };
         let mut watch = server.watch();
         let run = CycleRun::start(&server.url, cycle, connections, share, batch, drop);
         run.wait_for(kill_after);
         let mut backup = None;
+        let mut restore = None;
         let caught = match opts.during {
             None => false,
             Some(During::Backup) => {
                 backup = server.start_backup();
                 backup.is_some()
+            }
+            Some(During::Restore) => {
+                restore = server.start_restore();
+                restore.is_some() && run.wait_until(|| watch.seen(During::Restore))
             }
             Some(op) => run.wait_until(|| watch.seen(op)),
         };
@@ -553,6 +593,9 @@ pub fn run(
         }
         server.kill()?;
         std::mem::drop(backup);
+        if let Some(r) = restore {
+            let _ = r.join(); // its request ends with the node
+        }
         let (sent, drop_outcome) = run.finish();
         let restart = server.restart()?;
         restarts.push(restart.as_secs_f64() * 1000.0);
