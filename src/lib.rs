@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod failpoint;
 pub mod http;
 pub mod line_protocol;
 pub mod log;

@@ -2,6 +2,7 @@
 //! are read as ratios to what the hardware gives.
 
 pub mod contention;
+pub mod crash;
 pub mod ingest;
 pub mod log;
 pub mod query;

@@ -110,6 +110,40 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         heavy_query_clients: usize,
     },
+    /// Kill a node again and again while it takes writes (a random moment of each cycle),
+    /// restart it, and check by value that every acknowledged point survived, that no
+    /// dropped series came back and that nothing was invented. Exits non-zero on any.
+    /// Starts its own node unless --url and --restart-cmd name another server.
+    Crash {
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 10_000)]
+        points_per_cycle: usize,
+        /// Lines per write request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Data directory of the node it starts [default: a temporary directory].
+        #[arg(long, conflicts_with = "url")]
+        data_dir: Option<PathBuf>,
+        /// How the node it starts is stopped.
+        #[arg(long, value_enum, default_value = "kill")]
+        signal: crate::bench::crash::KillSignal,
+        /// Another InfluxDB 1.x-compatible server to test instead (needs --restart-cmd).
+        #[arg(long, requires = "restart_cmd")]
+        url: Option<String>,
+        /// Shell command that kills the server at --url and starts it again in the
+        /// background (e.g. `pkill -KILL -x influxd; influxd -config c.conf & disown`).
+        #[arg(long, requires = "url")]
+        restart_cmd: Option<String>,
+        /// Seed of the kill moments and drops, to repeat a run [default: random].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print only the summary, as one JSON object (no progress lines).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the file system (4 KiB write+fdatasync, 1 MiB sequential writes) and then the
     /// log (single appender latency, 256 appenders x 1 KiB throughput, replay).
     Log {
@@ -218,6 +252,55 @@ pub fn main() -> ExitCode {
         }
         Command::Bench {
             command:
+                BenchCommand::Crash {
+                    cycles,
+                    connections,
+                    points_per_cycle,
+                    batch,
+                    data_dir,
+                    signal,
+                    url,
+                    restart_cmd,
+                    seed,
+                    json,
+                },
+        } => {
+            use crate::bench::crash::{CrashOptions, Target};
+            let target = match (url, restart_cmd) {
+                (Some(url), Some(restart_cmd)) => Target::External { url, restart_cmd },
+                _ => Target::Own { data_dir },
+            };
+            let options = CrashOptions {
+                target,
+                cycles,
+                connections,
+                points_per_cycle,
+                batch,
+                signal,
+                seed,
+            };
+            let mut progress = |line: &str| {
+                if !json {
+                    eprintln!("{line}");
+                }
+            };
+            match crate::bench::crash::run(&options, &mut progress) {
+                Ok(report) => {
+                    let text = match json {
+                        true => serde_json::to_string(&report),
+                        false => serde_json::to_string_pretty(&report),
+                    };
+                    println!("{}", text.expect("report serializes"));
+                    if !report.passed() {
+                        return ExitCode::FAILURE;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Contention {
                     url,
                     db,
@@ -268,6 +351,10 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(bind) = args.bind {
         config.bind = bind;
+    }
+    let armed = crate::failpoint::configure_from_env()?;
+    if !armed.is_empty() {
+        tracing::warn!(fail_points = ?armed, "fail points are set ({}): this node fails on purpose", crate::failpoint::ENV);
     }
     crate::node::serve(config)?;
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 mod auth;
 mod backup;
+mod debug;
 mod error;
 mod guard;
 mod health;
@@ -50,8 +51,9 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
 }
 
 /// Every module's routes, in the order they are matched.
-const MODULES: [fn(&mut Routes); 6] = [
+const MODULES: [fn(&mut Routes); 7] = [
     health::routes,
+    debug::routes,
     metrics::routes,
     write::routes,
     query::routes,

@@ -248,6 +248,12 @@ impl WriteJob {
                 false => Err(ApiError::bad_request(influx_batch_message(&errors))),
             };
         }
+        if let Some(e) = crate::failpoint::io_check("http.write") {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("write failed: {e}"),
+            ));
+        }
         let outcome = runtime.block_on(self.node.storage.write(
             &self.node.control,
             WriteRequest {

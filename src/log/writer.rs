@@ -71,9 +71,15 @@ impl SinkOpener for BlockingOpener {
 
 impl Sink for BlockingSink {
     async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
+        if let Some(e) = crate::failpoint::io_check("log.write") {
+            return (Err(e), buf);
+        }
         (self.0.write_all_at(&buf, offset), buf)
     }
     async fn sync_data(&self) -> io::Result<()> {
+        if let Some(e) = crate::failpoint::io_check("log.fsync") {
+            return Err(e);
+        }
         let file = self.0.clone();
         tokio::task::spawn_blocking(move || file.sync_data())
             .await
@@ -103,9 +109,15 @@ impl SinkOpener for UringOpener {
 
 impl Sink for UringSink {
     async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> (io::Result<()>, Vec<u8>) {
+        if let Some(e) = crate::failpoint::io_check("log.write") {
+            return (Err(e), buf);
+        }
         self.0.write_all_at(buf, offset).await
     }
     async fn sync_data(&self) -> io::Result<()> {
+        if let Some(e) = crate::failpoint::io_check("log.fsync") {
+            return Err(e);
+        }
         self.0.sync_data().await
     }
 }

@@ -336,6 +336,9 @@ impl<'a> ColumnFileWriter<'a> {
         // The bytes before the name: a crash leaves the file whole under its name, or
         // absent (a leftover `.tmp` that the next open removes).
         self.file.sync_data().map_err(io(&self.tmp))?;
+        if let Some(e) = crate::failpoint::io_check("column_file.before_rename") {
+            return Err(io(&self.tmp)(e));
+        }
         self.fs
             .rename(&self.tmp, &self.path)
             .map_err(io(&self.tmp))?;

@@ -1163,7 +1163,11 @@ impl Storage {
                 tracing::warn!(path = %path.display(), error = %e, "could not undo a restore's swap: the next start opens whichever directory it finds");
             }
         };
-        if let Err(e) = swap(&staged, &path) {
+        let swapped = match crate::failpoint::io_check("restore.before_swap") {
+            Some(e) => Err(e),
+            None => swap(&staged, &path),
+        };
+        if let Err(e) = swapped {
             reopen_old(&mut shards);
             return Err(E::from(dir_err(&staged)(e)));
         }

@@ -535,7 +535,9 @@ pub struct Shard {
     data: RwLock<ShardData>,
     max_version: AtomicU64,
     max_head_bytes: usize,
-    flushing: AtomicBool,
+    /// Held while the head is written out: one flush at a time, and a backup waits for
+    /// the one under way (its frozen points may be in no file yet).
+    flushing: Mutex<()>,
     merging: AtomicBool,
     /// When the shard last took a write (ns since the epoch), to flush shards gone idle.
     last_write: std::sync::atomic::AtomicI64,
@@ -618,7 +620,7 @@ impl Shard {
             data: RwLock::new(data),
             max_version: max_version.into(),
             max_head_bytes,
-            flushing: AtomicBool::new(false),
+            flushing: Mutex::new(()),
             merging: AtomicBool::new(false),
             last_write: std::sync::atomic::AtomicI64::new(0),
         };
@@ -947,7 +949,14 @@ impl Shard {
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
-        over_budget && !self.flushing.load(Ordering::Acquire)
+        over_budget && !self.is_flushing()
+    }
+
+    fn is_flushing(&self) -> bool {
+        matches!(
+            self.flushing.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
     }
 
     fn apply_tombstones(&self, tombstones: Vec<Tombstone>, seq: u64, lsn: Lsn, record_len: usize) {
@@ -1027,7 +1036,12 @@ impl Shard {
     /// Freezes the head, writes it as a column file and removes the log segments the file
     /// covers. One flush at a time; blocking I/O (call it off the async workers).
     pub fn flush(&self) -> Result<(), StorageError> {
-        alone(&self.flushing, || self.flush_inner())
+        let _flushing = match self.flushing.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        self.flush_inner()
     }
 
     fn flush_inner(&self) -> Result<(), StorageError> {
@@ -1221,6 +1235,12 @@ impl Shard {
                 .map_err(file_err)?;
         }
         let path = writer.finish().map_err(file_err)?;
+        if let Some(e) = crate::failpoint::io_check("merge.after_write") {
+            return Err(file_err(column_file::ColumnFileError::Io {
+                path: path.clone(),
+                source: e,
+            }));
+        }
         let merged = Arc::new(ColumnFile::open(&*self.fs, &path).map_err(file_err)?);
         {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -1468,10 +1488,10 @@ impl Shard {
     pub fn backup_files(&self) -> Result<ShardFiles, StorageError> {
         // A flush under way (another thread's) may have frozen points this one does not
         // write: wait for it, then write out the rest.
-        while self.flushing.load(Ordering::Acquire) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        {
+            let _flushing = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+            self.flush_inner()?;
         }
-        self.flush()?;
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         Ok(ShardFiles {
             column_files: data.files.clone(),

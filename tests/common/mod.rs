@@ -40,10 +40,20 @@ impl Daemon {
     }
 
     pub fn try_start_with(data_dir: &Path, config: Option<&str>) -> Result<Daemon, String> {
+        Self::try_start_with_env(data_dir, config, &[])
+    }
+
+    /// The same, with environment variables set for the daemon (e.g. fail points).
+    pub fn try_start_with_env(
+        data_dir: &Path,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir);
+            .arg(data_dir)
+            .envs(env.iter().copied());
         if let Some(config) = config {
             let path = data_dir.with_extension("toml");
             std::fs::write(&path, config).expect("write config");

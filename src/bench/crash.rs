@@ -1,0 +1,692 @@
+//! `bench crash`: kill a node again and again while it takes writes, and prove that every
+//! point it acknowledged survives, by value, and that nothing else appears.
+//!
+//! Each cycle writes a cycle's worth of points from several connections, kills the node
+//! once a random number of batches are acknowledged (so the kill lands anywhere in the
+//! cycle, with batches in flight), restarts it and reads the cycle back. Beside the writes,
+//! a cycle may drop the series of an earlier cycle: once that answer came, those points
+//! must never return. The last step reads every cycle back again, so that a loss caused by
+//! a later crash (of a flush or a merge of earlier points) is found too.
+//!
+//! A point is *lost* if its batch was acknowledged and it does not read back, *wrong* if it
+//! reads back with another value, *invented* if it reads back but was never sent (or its
+//! series was dropped with an acknowledgement). Points of a batch in flight at the kill may
+//! or may not survive: they are counted, not judged.
+//!
+//! Against shardkeeper the command starts and kills the node itself; against any other
+//! InfluxDB 1.x-compatible server (`--url`), a shell command given with `--restart-cmd`
+//! kills and restarts it, and the same checks run.
+
+use super::percentile;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const DB: &str = "crash";
+const MEASUREMENT: &str = "crash";
+/// 2026-01-01T00:00:00Z: every point's time is this plus its cycle and sequence number.
+const T0_NS: i64 = 1_767_225_600_000_000_000;
+/// Time between a connection's points (1 ms), and the room each cycle has (an hour).
+const STEP_NS: i64 = 1_000_000;
+const CYCLE_NS: i64 = 3_600_000_000_000;
+/// How long a restarted server may take to answer `/ping`.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KillSignal {
+    Kill,
+    Term,
+}
+
+impl KillSignal {
+    fn number(self) -> libc::c_int {
+        match self {
+            KillSignal::Kill => libc::SIGKILL,
+            KillSignal::Term => libc::SIGTERM,
+        }
+    }
+}
+
+/// The server under test.
+pub enum Target {
+    /// A shardkeeper node this command starts (this executable), on a free loopback port,
+    /// with its data in `data_dir` (a fresh temporary directory if none).
+    Own { data_dir: Option<PathBuf> },
+    /// Any server at `url`; `restart_cmd` (run by `sh -c`) must kill it and start it again
+    /// in the background.
+    External { url: String, restart_cmd: String },
+}
+
+pub struct CrashOptions {
+    pub target: Target,
+    pub cycles: usize,
+    pub connections: usize,
+    pub points_per_cycle: usize,
+    pub batch: usize,
+    pub signal: KillSignal,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CrashReport {
+    pub url: String,
+    pub cycles: usize,
+    pub seed: u64,
+    pub signal: String,
+    /// Points whose batch was acknowledged before the kill.
+    pub acknowledged_points: usize,
+    /// Points of batches in flight at a kill (or refused at it): either outcome is right.
+    pub unacknowledged_points: usize,
+    /// How many of those read back after the restart.
+    pub unacknowledged_survived: usize,
+    pub lost: usize,
+    pub wrong: usize,
+    pub invented: usize,
+    /// Series drops acknowledged before a kill, and points of theirs that came back.
+    pub drops_acknowledged: usize,
+    pub resurrected: usize,
+    pub restart_ms_p50: f64,
+    pub restart_ms_p99: f64,
+    pub restart_ms_max: f64,
+    pub elapsed_s: f64,
+    /// The first few findings, for a human to start from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+impl CrashReport {
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.wrong == 0 && self.invented == 0 && self.resurrected == 0
+    }
+
+    fn note(&mut self, example: String) {
+        if self.examples.len() < 10 {
+            self.examples.push(example);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrashBenchError {
+    #[error("starting the node: {0}")]
+    Start(String),
+    #[error("{url} did not answer /ping within {limit:?} after a restart")]
+    NotBack { url: String, limit: Duration },
+    #[error("{url}: {what}: {reason}")]
+    Request {
+        url: String,
+        what: String,
+        reason: String,
+    },
+}
+
+/// What a point's value is: different for every point, so a point read back under
+/// another's key is found.
+fn value_of(cycle: usize, conn: usize, seq: usize) -> i64 {
+    let mut x = (cycle as u64) << 40 ^ (conn as u64) << 24 ^ seq as u64;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    (x >> 2) as i64
+}
+
+fn time_of(cycle: usize, seq: usize) -> i64 {
+    T0_NS + cycle as i64 * CYCLE_NS + seq as i64 * STEP_NS
+}
+
+/// A small deterministic generator, so that a run is repeated with its `seed`.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// The server: how to reach it, kill it and bring it back.
+struct Server {
+    url: String,
+    kind: ServerKind,
+    signal: KillSignal,
+    killed_at: Option<Instant>,
+}
+
+enum ServerKind {
+    Own {
+        exe: PathBuf,
+        config: PathBuf,
+        log: PathBuf,
+        child: Option<Child>,
+        _scratch: Option<tempfile::TempDir>,
+    },
+    External {
+        restart_cmd: String,
+    },
+}
+
+impl Server {
+    fn start(target: Target, signal: KillSignal) -> Result<Server, CrashBenchError> {
+        match target {
+            Target::External { url, restart_cmd } => Ok(Server {
+                url: url.trim_end_matches('/').to_owned(),
+                kind: ServerKind::External { restart_cmd },
+                signal,
+                killed_at: None,
+            }),
+            Target::Own { data_dir } => {
+                let start = |e: std::io::Error| CrashBenchError::Start(e.to_string());
+                let (scratch, data_dir) = match data_dir {
+                    Some(dir) => (None, dir),
+                    None => {
+                        let t = tempfile::tempdir().map_err(start)?;
+                        let dir = t.path().join("data");
+                        (Some(t), dir)
+                    }
+                };
+                std::fs::create_dir_all(&data_dir).map_err(start)?;
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(start)?
+                    .port();
+                let parent = data_dir.parent().unwrap_or(Path::new("."));
+                let config = parent.join("bench-crash.toml");
+                let data = data_dir.canonicalize().map_err(start)?;
+                std::fs::write(
+                    &config,
+                    format!(
+                        "bind = \"127.0.0.1:{port}\"\ndata_dir = {:?}\n",
+                        data.to_string_lossy()
+                    ),
+                )
+                .map_err(start)?;
+                let mut server = Server {
+                    url: format!("http://127.0.0.1:{port}"),
+                    kind: ServerKind::Own {
+                        exe: std::env::current_exe().map_err(start)?,
+                        config,
+                        log: parent.join("bench-crash.log"),
+                        child: None,
+                        _scratch: scratch,
+                    },
+                    signal,
+                    killed_at: None,
+                };
+                server.spawn()?;
+                server.wait_for_ping()?;
+                Ok(server)
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), CrashBenchError> {
+        let ServerKind::Own {
+            exe,
+            config,
+            log,
+            child,
+            ..
+        } = &mut self.kind
+        else {
+            return Ok(());
+        };
+        let start = |e: std::io::Error| CrashBenchError::Start(e.to_string());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(start)?;
+        let err = log.try_clone().map_err(start)?;
+        *child = Some(
+            Command::new(exe)
+                .arg("serve")
+                .arg("--config")
+                .arg(config)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .map_err(start)?,
+        );
+        Ok(())
+    }
+
+    /// Kills the server (for an external one, runs its restart command, which kills it
+    /// and starts it again).
+    fn kill(&mut self) -> Result<(), CrashBenchError> {
+        self.killed_at = Some(Instant::now());
+        match &mut self.kind {
+            ServerKind::Own { child, .. } => {
+                if let Some(mut c) = child.take() {
+                    // SAFETY: sends a signal to our own child, which is reaped right after.
+                    unsafe { libc::kill(c.id() as libc::pid_t, self.signal.number()) };
+                    let _ = c.wait();
+                }
+                Ok(())
+            }
+            ServerKind::External { restart_cmd } => {
+                let status = Command::new("sh")
+                    .arg("-c")
+                    .arg(&*restart_cmd)
+                    .stdin(Stdio::null())
+                    .status()
+                    .map_err(|e| CrashBenchError::Start(format!("--restart-cmd: {e}")))?;
+                match status.success() {
+                    true => Ok(()),
+                    false => Err(CrashBenchError::Start(format!(
+                        "--restart-cmd exited with {status}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Starts the server again after [`Server::kill`]; the time from the kill until it
+    /// answers `/ping`.
+    fn restart(&mut self) -> Result<Duration, CrashBenchError> {
+        let started = Instant::now();
+        self.spawn()?;
+        self.wait_for_ping()?;
+        Ok(self.killed_at.take().unwrap_or(started).elapsed())
+    }
+
+    fn wait_for_ping(&self) -> Result<(), CrashBenchError> {
+        let agent = agent(Duration::from_secs(2));
+        let started = Instant::now();
+        while started.elapsed() < START_LIMIT {
+            if agent.get(&format!("{}/ping", self.url)).call().is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(CrashBenchError::NotBack {
+            url: self.url.clone(),
+            limit: START_LIMIT,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let ServerKind::Own { child: Some(c), .. } = &mut self.kind {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(5))
+        .timeout(timeout)
+        .build()
+}
+
+/// What became of one batch.
+enum Outcome {
+    Acknowledged,
+    /// In flight at the kill, or refused: may or may not have been stored.
+    Unknown,
+}
+
+/// The batches one connection sent: (sequence number range, outcome).
+type Batches = Vec<(std::ops::Range<usize>, Outcome)>;
+/// Sent points of one cycle, by connection.
+type Sent = Vec<Batches>;
+
+/// What the cycles did that the checks need.
+#[derive(Default)]
+struct History {
+    /// Per cycle, what each connection sent.
+    cycles: Vec<Sent>,
+    /// Cycles whose series were dropped with an acknowledgement.
+    dropped: BTreeSet<usize>,
+    /// Cycles whose drop was in flight at a kill: their points may or may not be there.
+    maybe_dropped: BTreeSet<usize>,
+}
+
+pub fn run(
+    opts: &CrashOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CrashReport, CrashBenchError> {
+    let started = Instant::now();
+    let seed = opts.seed.unwrap_or_else(|| {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let mut rng = Rng(seed | 1);
+    let target = match &opts.target {
+        Target::Own { data_dir } => Target::Own {
+            data_dir: data_dir.clone(),
+        },
+        Target::External { url, restart_cmd } => Target::External {
+            url: url.clone(),
+            restart_cmd: restart_cmd.clone(),
+        },
+    };
+    let mut server = Server::start(target, opts.signal)?;
+    let request_failed = |what: &str, reason: String| CrashBenchError::Request {
+        url: server.url.clone(),
+        what: what.to_owned(),
+        reason,
+    };
+    query(&server.url, &format!("CREATE DATABASE \"{DB}\""))
+        .map_err(|e| request_failed("CREATE DATABASE", e))?;
+
+    let mut report = CrashReport {
+        url: server.url.clone(),
+        cycles: opts.cycles,
+        seed,
+        signal: format!("{:?}", opts.signal).to_uppercase(),
+        ..CrashReport::default()
+    };
+    let mut history = History::default();
+    let mut restarts = Vec::new();
+    let connections = opts.connections.max(1);
+    let batch = opts.batch.max(1);
+    let per_conn = opts.points_per_cycle.div_ceil(connections).max(1);
+    let batches = connections * per_conn.div_ceil(batch);
+    for cycle in 0..opts.cycles {
+        let kill_after = 1 + rng.below(batches);
+        // One cycle in four also drops an earlier cycle's series, after a random number
+        // of batches (it may come before or after the kill).
+        let drop = (cycle > 0 && rng.below(4) == 0).then(|| {
+            let victim = rng.below(cycle);
+            (victim, rng.below(batches))
+        });
+        let drop = drop.filter(|(v, _)| !history.dropped.contains(v));
+        let run = CycleRun::start(&server.url, cycle, connections, per_conn, batch, drop);
+        run.wait_for(kill_after);
+        server.kill()?;
+        let (sent, drop_outcome) = run.finish();
+        let restart = server.restart()?;
+        restarts.push(restart.as_secs_f64() * 1000.0);
+        match (drop, drop_outcome) {
+            (Some((victim, _)), Some(Outcome::Acknowledged)) => {
+                history.dropped.insert(victim);
+                history.maybe_dropped.remove(&victim);
+                report.drops_acknowledged += 1;
+            }
+            (Some((victim, _)), _) => {
+                history.maybe_dropped.insert(victim);
+            }
+            (None, _) => {}
+        }
+        history.cycles.push(sent);
+        check_cycle(&server.url, &history, cycle, &mut report, false)?;
+        if let Some(&victim) = history.dropped.iter().nth(rng.below(history.dropped.len())) {
+            check_cycle(&server.url, &history, victim, &mut report, true)?;
+        }
+        progress(&format!(
+            "cycle {}/{}: restart {:.0} ms, {} acknowledged, {} lost, {} wrong, {} invented, {} resurrected",
+            cycle + 1,
+            opts.cycles,
+            restart.as_secs_f64() * 1000.0,
+            report.acknowledged_points,
+            report.lost,
+            report.wrong,
+            report.invented,
+            report.resurrected
+        ));
+    }
+    // Every cycle again: a later crash (of a flush or a merge) may have lost earlier points.
+    let mut again = CrashReport::default();
+    for cycle in 0..history.cycles.len() {
+        check_cycle(&server.url, &history, cycle, &mut again, true)?;
+    }
+    // A point lost at its cycle's check stays lost (or came back, which is no better): the
+    // larger count of the two reads is the run's.
+    report.lost = report.lost.max(again.lost);
+    report.wrong = report.wrong.max(again.wrong);
+    report.invented = report.invented.max(again.invented);
+    report.resurrected = report.resurrected.max(again.resurrected);
+    for e in again.examples {
+        report.note(format!("final read: {e}"));
+    }
+    restarts.sort_by(f64::total_cmp);
+    report.restart_ms_p50 = percentile(&restarts, 50.0);
+    report.restart_ms_p99 = percentile(&restarts, 99.0);
+    report.restart_ms_max = restarts.last().copied().unwrap_or(0.0);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// One cycle's writers (and dropper) under way.
+struct CycleRun {
+    acked: Arc<(Mutex<usize>, Condvar)>,
+    running: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    writers: Vec<std::thread::JoinHandle<Batches>>,
+    dropper: Option<std::thread::JoinHandle<Outcome>>,
+}
+
+impl CycleRun {
+    /// Starts writing one cycle from `connections` threads, each sending its batches one
+    /// after the other until its share is sent or the server goes; with `drop`, a
+    /// statement dropping the series of cycle `drop.0` once `drop.1` batches are
+    /// acknowledged.
+    fn start(
+        url: &str,
+        cycle: usize,
+        connections: usize,
+        per_conn: usize,
+        batch: usize,
+        drop: Option<(usize, usize)>,
+    ) -> CycleRun {
+        let acked = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicUsize::new(connections));
+        let mut writers = Vec::new();
+        for conn in 0..connections {
+            let (url, acked, stop, running) =
+                (url.to_owned(), acked.clone(), stop.clone(), running.clone());
+            writers.push(std::thread::spawn(move || {
+                let agent = agent(Duration::from_secs(60));
+                let mut sent = Vec::new();
+                let mut seq = 0;
+                while seq < per_conn && !stop.load(Ordering::Relaxed) {
+                    let range = seq..(seq + batch).min(per_conn);
+                    let mut body = String::with_capacity(range.len() * 64);
+                    for s in range.clone() {
+                        body.push_str(&format!(
+                            "{MEASUREMENT},cycle=c{cycle},conn=k{conn} v={}i {}\n",
+                            value_of(cycle, conn, s),
+                            time_of(cycle, s)
+                        ));
+                    }
+                    seq = range.end;
+                    let answer = agent
+                        .post(&format!("{url}/write"))
+                        .query("db", DB)
+                        .send_string(&body);
+                    let acknowledged = matches!(&answer, Ok(r) if r.status() == 204);
+                    let outcome = match acknowledged {
+                        true => Outcome::Acknowledged,
+                        false => Outcome::Unknown,
+                    };
+                    sent.push((range, outcome));
+                    if !acknowledged {
+                        break; // the server is going down: this connection is done
+                    }
+                    *acked.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    acked.1.notify_all();
+                }
+                running.fetch_sub(1, Ordering::AcqRel);
+                acked.1.notify_all();
+                sent
+            }));
+        }
+        let mut run = CycleRun {
+            acked,
+            running,
+            stop,
+            writers,
+            dropper: None,
+        };
+        run.dropper = drop.map(|(victim, after)| {
+            let url = url.to_owned();
+            let (acked, running) = (run.acked.clone(), run.running.clone());
+            std::thread::spawn(move || {
+                wait_for_acks(&acked, &running, after);
+                let q = format!("DROP SERIES FROM \"{MEASUREMENT}\" WHERE \"cycle\" = 'c{victim}'");
+                match query(&url, &q) {
+                    Ok(()) => Outcome::Acknowledged,
+                    Err(_) => Outcome::Unknown,
+                }
+            })
+        });
+        run
+    }
+
+    /// Waits until `n` batches are acknowledged, or every writer is done.
+    fn wait_for(&self, n: usize) {
+        wait_for_acks(&self.acked, &self.running, n);
+    }
+
+    /// After the kill: what each connection sent, and what became of the drop.
+    fn finish(self) -> (Sent, Option<Outcome>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self
+            .writers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect();
+        let dropped = self.dropper.map(|d| d.join().unwrap_or(Outcome::Unknown));
+        (sent, dropped)
+    }
+}
+
+fn wait_for_acks(acked: &(Mutex<usize>, Condvar), running: &AtomicUsize, n: usize) {
+    let (count, woken) = acked;
+    let mut done = count.lock().unwrap_or_else(|e| e.into_inner());
+    while *done < n && running.load(Ordering::Acquire) > 0 {
+        done = woken.wait(done).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Runs a statement, an error if it failed (its HTTP status or the statement's error).
+fn query(url: &str, q: &str) -> Result<(), String> {
+    read(url, q).map(drop)
+}
+
+fn read(url: &str, q: &str) -> Result<serde_json::Value, String> {
+    let answer = agent(Duration::from_secs(60))
+        .post(&format!("{url}/query"))
+        .query("db", DB)
+        .query("epoch", "ns")
+        .send_form(&[("q", q)])
+        .map_err(|e| match e {
+            ureq::Error::Status(code, r) => {
+                format!("{code}: {}", r.into_string().unwrap_or_default())
+            }
+            ureq::Error::Transport(t) => format!("transport: {t}"),
+        })?;
+    let body: serde_json::Value =
+        serde_json::from_reader(answer.into_reader()).map_err(|e| e.to_string())?;
+    match body["results"][0]["error"].as_str() {
+        Some(e) => Err(e.to_owned()),
+        None => Ok(body),
+    }
+}
+
+/// Reads one cycle back and judges every point of it.
+fn check_cycle(
+    url: &str,
+    history: &History,
+    cycle: usize,
+    report: &mut CrashReport,
+    again: bool,
+) -> Result<(), CrashBenchError> {
+    let sent = &history.cycles[cycle];
+    let dropped = history.dropped.contains(&cycle);
+    let maybe_dropped = history.maybe_dropped.contains(&cycle);
+    for (conn, batches) in sent.iter().enumerate() {
+        let q = format!(
+            "SELECT v FROM \"{MEASUREMENT}\" WHERE \"cycle\" = 'c{cycle}' AND \"conn\" = 'k{conn}'"
+        );
+        let body = match read(url, &q) {
+            Ok(body) => body,
+            // The server forgot the database itself: every point of it reads as lost.
+            Err(e) if e.starts_with("database not found") => serde_json::Value::Null,
+            Err(reason) => {
+                return Err(CrashBenchError::Request {
+                    url: url.to_owned(),
+                    what: format!("reading cycle {cycle} back"),
+                    reason,
+                })
+            }
+        };
+        let mut found: BTreeMap<i64, i64> = BTreeMap::new();
+        for series in body["results"][0]["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for row in series["values"].as_array().into_iter().flatten() {
+                let (Some(t), Some(v)) = (row[0].as_i64(), row[1].as_i64()) else {
+                    report.invented += 1;
+                    report.note(format!("cycle {cycle} conn {conn}: unreadable row {row}"));
+                    continue;
+                };
+                found.insert(t, v);
+            }
+        }
+        let mut expected_any = BTreeMap::new();
+        for (range, outcome) in batches {
+            for seq in range.clone() {
+                let acked = matches!(outcome, Outcome::Acknowledged);
+                expected_any.insert(time_of(cycle, seq), (value_of(cycle, conn, seq), acked));
+            }
+        }
+        for (t, v) in &found {
+            match expected_any.get(t) {
+                None => {
+                    report.invented += 1;
+                    report.note(format!("cycle {cycle} conn {conn}: time {t} never written"));
+                }
+                Some(_) if dropped => {
+                    report.resurrected += 1;
+                    report.note(format!(
+                        "cycle {cycle} conn {conn}: time {t} back after its series were dropped"
+                    ));
+                }
+                Some((want, _)) if want != v => {
+                    report.wrong += 1;
+                    report.note(format!(
+                        "cycle {cycle} conn {conn}: time {t} reads {v}, was written {want}"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if dropped || maybe_dropped {
+            continue;
+        }
+        for (t, (_, acked)) in &expected_any {
+            let survived = found.contains_key(t);
+            if *acked && !survived {
+                report.lost += 1;
+                report.note(format!(
+                    "cycle {cycle} conn {conn}: acknowledged point at {t} lost"
+                ));
+            }
+            if again {
+                continue; // counted when the cycle was first read
+            }
+            match acked {
+                true => report.acknowledged_points += 1,
+                false => {
+                    report.unacknowledged_points += 1;
+                    report.unacknowledged_survived += usize::from(survived);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Fail points switched on through `SHARDKEEPER_FAILPOINTS`: each one's outcome as a client
+//! sees it, and a restart (fail points off) that recovers everything acknowledged.
+
+mod common;
+use common::{query, request, rows_of, Daemon};
+use std::net::SocketAddr;
+use std::path::Path;
+
+fn start(data: &Path, failpoints: &str) -> Daemon {
+    Daemon::try_start_with_env(data, None, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
+        .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
+}
+
+fn write(addr: SocketAddr, first: usize, n: usize) -> common::Response {
+    let body: String = (first..first + n)
+        .map(|i| format!("m,s=a v={i}i {}\n", 1_700_000_000_000_000_000i64 + i as i64))
+        .collect();
+    request(addr, "POST", "/write?db=d", &[], body.as_bytes())
+}
+
+/// The values of `m` as they read back, in time order.
+fn values(addr: SocketAddr) -> Vec<i64> {
+    let r = query(addr, "d", "SELECT v FROM m");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    rows_of(&r)
+        .iter()
+        .map(|row| row[1].as_i64().unwrap())
+        .collect()
+}
+
+fn created(data: &Path, points: usize) {
+    let node = Daemon::start(data);
+    assert_eq!(query(node.addr, "", "CREATE DATABASE d").status, 200);
+    assert_eq!(write(node.addr, 0, points).status, 204);
+    node.stop();
+}
+
+#[test]
+fn a_failed_fdatasync_fails_the_write_and_a_restart_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    created(&data, 100);
+
+    let node = start(&data, "log.fsync=return(EIO)");
+    let r = write(node.addr, 100, 10);
+    assert!(
+        r.status >= 500,
+        "{}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("fail point log.fsync"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // A log whose fdatasync failed takes no more writes, even once the disk is back.
+    assert!(write(node.addr, 200, 1).status >= 500);
+    node.kill9();
+
+    let node = Daemon::start(&data);
+    let back = values(node.addr);
+    assert_eq!(back[..100], (0..100).collect::<Vec<i64>>()[..]);
+    assert!(back.len() == 100 || back.len() == 110, "{back:?}");
+}
+
+#[test]
+fn a_flush_that_fails_before_its_rename_keeps_the_points_readable_and_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    created(&data, 0);
+    let node = start(&data, "column_file.before_rename=return(EIO)");
+    assert_eq!(write(node.addr, 0, 500).status, 204);
+    let shards = query(node.addr, "", "SHOW SHARDS").json();
+    let id = shards["results"][0]["series"][0]["values"][0][0]
+        .as_u64()
+        .unwrap();
+    // A shard's backup writes its head out first: here that flush fails.
+    let r = request(
+        node.addr,
+        "GET",
+        &format!("/api/v2/backup/shards/{id}"),
+        &[],
+        b"",
+    );
+    assert!(r.status >= 500, "{}", r.status);
+    assert_eq!(values(node.addr), (0..500).collect::<Vec<i64>>());
+    node.kill9();
+    let node = Daemon::start(&data);
+    assert_eq!(values(node.addr), (0..500).collect::<Vec<i64>>());
+}
+
+#[test]
+fn a_write_path_error_reaches_the_client_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    created(&data, 3);
+    let node = start(&data, "http.write=1*return(EIO)->off");
+    let r = write(node.addr, 3, 5);
+    assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("fail point http.write"));
+    assert_eq!(values(node.addr), vec![0, 1, 2]);
+    // `1*`: once only, then off.
+    assert_eq!(write(node.addr, 3, 5).status, 204);
+    assert_eq!(values(node.addr), (0..8).collect::<Vec<i64>>());
+}
+
+#[test]
+fn an_abort_at_a_fail_point_is_a_crash_that_a_restart_recovers_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    created(&data, 20);
+    let mut node = start(&data, "http.write=return(abort)");
+    let r = std::panic::catch_unwind(|| write(node.addr, 20, 5));
+    let status = common::wait_bounded(&mut node.child, std::time::Duration::from_secs(30));
+    assert!(!status.success(), "{status:?}");
+    assert!(r.map_or(true, |r| r.status >= 500));
+    let node = Daemon::start(&data);
+    assert_eq!(values(node.addr), (0..20).collect::<Vec<i64>>());
+}
+
+#[test]
+fn the_fail_points_are_listed_and_a_misspelt_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = start(&data, "merge.after_write=sleep(10)");
+    let r = request(node.addr, "GET", "/debug/failpoints", &[], b"");
+    assert_eq!(r.status, 200);
+    let listed = r.json();
+    assert_eq!(listed["armed"], true);
+    let points = listed["failpoints"].as_array().unwrap();
+    assert!(points.len() >= 6, "{listed}");
+    let merge = points
+        .iter()
+        .find(|p| p["name"] == "merge.after_write")
+        .unwrap();
+    assert_eq!(merge["actions"], "sleep(10)");
+    let fsync = points.iter().find(|p| p["name"] == "log.fsync").unwrap();
+    assert!(fsync["actions"].is_null(), "{fsync}");
+    drop(node);
+
+    let stderr = Daemon::try_start_with_env(
+        &data,
+        None,
+        &[("SHARDKEEPER_FAILPOINTS", "log.fsnyc=return(EIO)")],
+    )
+    .err()
+    .expect("a misspelt fail point must stop the start");
+    assert!(stderr.contains("no fail point \"log.fsnyc\""), "{stderr}");
+}
