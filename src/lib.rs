@@ -8,6 +8,7 @@ pub mod backup;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod failpoint;
 pub mod http;

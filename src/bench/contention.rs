@@ -11,6 +11,8 @@
 //! the statuses they saw.
 
 use super::percentile;
+use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method, WriteTarget};
+use crate::line_protocol::Precision;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,97 +106,108 @@ pub fn heavy_query() -> String {
     format!("SELECT mean(v) FROM heavy WHERE time >= {T0_NS} AND time < {end} GROUP BY time(1m), *")
 }
 
+/// One measured loop's or load client's connection to the node. Each runs on a thread of
+/// its own (so that the load's can run at a lower priority), with a runtime of its own for
+/// the async client.
 struct Client {
-    agent: ureq::Agent,
-    base: String,
+    runtime: tokio::runtime::Runtime,
+    node: InfluxClient,
     db: String,
-    credentials: Vec<(String, String)>,
+    /// The user that the wrong-password clients name.
+    user: String,
 }
 
 impl Client {
-    fn new(opts: &ContentionOptions) -> Client {
-        let mut credentials = Vec::new();
-        if let (Some(u), Some(p)) = (&opts.user, &opts.password) {
-            credentials.push(("u".to_owned(), u.clone()));
-            credentials.push(("p".to_owned(), p.clone()));
-        }
-        Client {
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(10))
-                .timeout_read(Duration::from_secs(120))
-                .timeout_write(Duration::from_secs(120))
-                .build(),
-            base: opts.url.trim_end_matches('/').to_owned(),
-            db: opts.db.clone(),
+    fn new(opts: &ContentionOptions) -> Result<Client, ContentionBenchError> {
+        let credentials = match (&opts.user, &opts.password) {
+            (Some(user), Some(password)) => Credentials::Basic {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            _ => Credentials::None,
+        };
+        let failed = |reason: String| ContentionBenchError::Failed {
+            url: opts.url.clone(),
+            what: "making a client".to_owned(),
+            reason,
+        };
+        let options = ClientOptions {
             credentials,
-        }
-    }
-
-    fn with_credentials(&self, req: ureq::Request) -> ureq::Request {
-        self.credentials.iter().fold(req, |r, (k, v)| r.query(k, v))
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(120),
+            gzip_writes: false,
+            ..ClientOptions::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Client {
+            runtime,
+            node: InfluxClient::new(&opts.url, options).map_err(|e| failed(e.to_string()))?,
+            db: opts.db.clone(),
+            user: opts.user.clone().unwrap_or_else(|| "admin".to_owned()),
+        })
     }
 
     fn ping(&self) -> Result<(), String> {
-        self.agent
-            .get(&format!("{}/ping", self.base))
-            .call()
+        self.runtime
+            .block_on(self.node.ping())
             .map(drop)
             .map_err(describe)
     }
 
     fn write(&self, body: &str) -> Result<(), String> {
-        let req = self
-            .agent
-            .post(&format!("{}/write", self.base))
-            .query("db", &self.db);
-        self.with_credentials(req)
-            .send_string(body)
-            .map(drop)
+        let target = WriteTarget::V1 {
+            db: &self.db,
+            rp: None,
+        };
+        self.runtime
+            .block_on(
+                self.node
+                    .write(target, Precision::Nanoseconds, body.as_bytes()),
+            )
             .map_err(describe)
     }
 
     fn query(&self, q: &str) -> Result<(), String> {
-        let req = self.agent.post(&format!("{}/query", self.base));
         let answer = self
-            .with_credentials(req)
-            .send_form(&[("db", &self.db), ("q", q)])
+            .runtime
+            .block_on(self.node.query(Some(&self.db), q))
             .map_err(describe)?;
-        let body: serde_json::Value =
-            serde_json::from_reader(answer.into_reader()).map_err(|e| e.to_string())?;
-        match body["results"][0]["error"].as_str() {
-            Some(e) => Err(e.to_owned()),
+        match answer.results.first().and_then(|r| r.error.clone()) {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
     /// A query with a wrong password: the status it got, or "transport".
-    fn wrong_password(&self, user: &str) -> String {
-        let answer = self
-            .agent
-            .get(&format!("{}/query", self.base))
-            .query("u", user)
-            .query("p", "wrong-password")
-            .query("q", "SHOW DATABASES")
-            .call();
-        match answer {
-            Ok(r) => r.status().to_string(),
-            Err(ureq::Error::Status(code, _)) => code.to_string(),
-            Err(ureq::Error::Transport(_)) => "transport".to_owned(),
+    fn wrong_password(&self) -> String {
+        let wrong = self.node.with_credentials(Credentials::Basic {
+            user: self.user.clone(),
+            password: "wrong-password".to_owned(),
+        });
+        let request = wrong
+            .request(Method::GET, "/query")
+            .query(&[("q", "SHOW DATABASES")]);
+        match self.runtime.block_on(wrong.send("/query", request)) {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(ClientError::Status { status, .. }) => status.to_string(),
+            Err(_) => "transport".to_owned(),
         }
     }
 }
 
-fn describe(e: ureq::Error) -> String {
+fn describe(e: ClientError) -> String {
     match e {
-        ureq::Error::Status(code, resp) => {
-            format!("{code}: {}", resp.into_string().unwrap_or_default())
-        }
-        ureq::Error::Transport(t) => format!("transport: {t}"),
+        ClientError::Status { status, body, .. } => format!("{status}: {body}"),
+        ClientError::Transport { message, .. } => format!("transport: {message}"),
+        other => other.to_string(),
     }
 }
 
 pub fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBenchError> {
-    let client = Client::new(opts);
+    let client = Client::new(opts)?;
     let failed = |what: &str, reason: String| ContentionBenchError::Failed {
         url: opts.url.clone(),
         what: what.to_owned(),
@@ -214,8 +227,8 @@ pub fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBench
     let rounds = opts.rounds.max(1);
     let (mut idle, mut loaded) = (Samples::default(), Samples::default());
     for _ in 0..rounds {
-        idle.extend(run_phase(opts, phase, false));
-        loaded.extend(run_phase(opts, phase, true));
+        idle.extend(run_phase(opts, phase, false)?);
+        loaded.extend(run_phase(opts, phase, true)?);
     }
     let (idle, loaded) = (idle.phase(false), loaded.phase(true));
     let ratio = |loaded: f64, idle: f64| if idle > 0.0 { loaded / idle } else { 0.0 };
@@ -264,7 +277,25 @@ fn load_heavy_data(client: &Client) -> Result<(), String> {
 
 /// One phase: the measured ping and write loops, and with `loaded` the load beside them,
 /// all stopped at the phase's end (a request under way then is let finish).
-fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Samples {
+fn run_phase(
+    opts: &ContentionOptions,
+    length: Duration,
+    loaded: bool,
+) -> Result<Samples, ContentionBenchError> {
+    // Every client is made before any thread starts, so that a failure leaves none running.
+    let clients = |n: usize| {
+        (0..n)
+            .map(|_| Client::new(opts))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (wrong_password_clients, heavy_query_clients) = match loaded {
+        true => (
+            clients(opts.wrong_password_clients)?,
+            clients(opts.heavy_query_clients)?,
+        ),
+        false => (Vec::new(), Vec::new()),
+    };
+    let (pinger, writer) = (Client::new(opts)?, Client::new(opts)?);
     let stop = Arc::new(AtomicBool::new(false));
     let until_stopped = |pace: Option<Duration>, mut work: Box<dyn FnMut() + Send>| {
         let stop = stop.clone();
@@ -285,38 +316,32 @@ fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Sample
             }
         })
     };
-    let wrong_user = opts.user.clone().unwrap_or_else(|| "admin".to_owned());
     let mut load = Vec::new();
     let (status_tx, status_rx) = std::sync::mpsc::channel::<String>();
     let (heavy_tx, heavy_rx) = std::sync::mpsc::channel::<Result<f64, String>>();
-    if loaded {
-        for _ in 0..opts.wrong_password_clients {
-            let client = Client::new(opts);
-            let (user, tx) = (wrong_user.clone(), status_tx.clone());
-            load.push(until_stopped(
-                None,
-                Box::new(move || {
-                    let _ = tx.send(client.wrong_password(&user));
-                }),
-            ));
-        }
-        for _ in 0..opts.heavy_query_clients {
-            let client = Client::new(opts);
-            let tx = heavy_tx.clone();
-            load.push(until_stopped(
-                None,
-                Box::new(move || {
-                    let started = Instant::now();
-                    let outcome = client.query(&heavy_query()).map(|()| ms(started.elapsed()));
-                    let _ = tx.send(outcome);
-                }),
-            ));
-        }
+    for client in wrong_password_clients {
+        let tx = status_tx.clone();
+        load.push(until_stopped(
+            None,
+            Box::new(move || {
+                let _ = tx.send(client.wrong_password());
+            }),
+        ));
+    }
+    for client in heavy_query_clients {
+        let tx = heavy_tx.clone();
+        load.push(until_stopped(
+            None,
+            Box::new(move || {
+                let started = Instant::now();
+                let outcome = client.query(&heavy_query()).map(|()| ms(started.elapsed()));
+                let _ = tx.send(outcome);
+            }),
+        ));
     }
     drop((status_tx, heavy_tx));
 
     let (ping_tx, ping_rx) = std::sync::mpsc::channel();
-    let pinger = Client::new(opts);
     let measured_ping = until_stopped(
         Some(PING_EVERY),
         Box::new(move || {
@@ -325,7 +350,6 @@ fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Sample
         }),
     );
     let (write_tx, write_rx) = std::sync::mpsc::channel();
-    let writer = Client::new(opts);
     let mut next_time = T0_NS + (HEAVY_POINTS_PER_SERIES as i64 + 3600) * SEC_NS;
     let measured_write = until_stopped(
         Some(STEADY_WRITE_EVERY),
@@ -354,7 +378,7 @@ fn run_phase(opts: &ContentionOptions, length: Duration, loaded: bool) -> Sample
     for status in status_rx.try_iter() {
         *samples.wrong_password_statuses.entry(status).or_insert(0) += 1;
     }
-    samples
+    Ok(samples)
 }
 
 /// What phases of one kind saw, pooled.

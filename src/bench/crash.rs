@@ -18,6 +18,8 @@
 //! kills and restarts it, and the same checks run.
 
 use super::percentile;
+use crate::client::{ClientError, ClientOptions, InfluxClient, Method, WriteTarget};
+use crate::line_protocol::Precision;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -395,10 +397,11 @@ impl Server {
     }
 
     fn wait_for_ping(&self) -> Result<(), CrashBenchError> {
-        let agent = agent(Duration::from_secs(2));
+        let node =
+            BlockingNode::new(&self.url, Duration::from_secs(2)).map_err(CrashBenchError::Start)?;
         let started = Instant::now();
         while started.elapsed() < START_LIMIT {
-            if agent.get(&format!("{}/ping", self.url)).call().is_ok() {
+            if node.runtime.block_on(node.client.ping()).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -419,11 +422,29 @@ impl Drop for Server {
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(5))
-        .timeout(timeout)
-        .build()
+/// A client of the node for one thread: the bench's writers, dropper and checks run on
+/// threads of their own (the kill must find them mid-request), each with a runtime for the
+/// async client.
+struct BlockingNode {
+    runtime: tokio::runtime::Runtime,
+    client: InfluxClient,
+}
+
+impl BlockingNode {
+    fn new(url: &str, timeout: Duration) -> Result<BlockingNode, String> {
+        let options = ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Some(timeout),
+            gzip_writes: false,
+            ..ClientOptions::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = InfluxClient::new(url, options).map_err(|e| e.to_string())?;
+        Ok(BlockingNode { runtime, client })
+    }
 }
 
 /// What a cycle watches in the node's shard directories for `--during`.
@@ -679,7 +700,7 @@ impl CycleRun {
             let (url, acked, stop, running) =
                 (url.to_owned(), acked.clone(), stop.clone(), running.clone());
             writers.push(std::thread::spawn(move || {
-                let agent = agent(Duration::from_secs(60));
+                let node = BlockingNode::new(&url, Duration::from_secs(60));
                 let mut sent = Vec::new();
                 let mut seq = 0;
                 while seq < per_conn && !stop.load(Ordering::Relaxed) {
@@ -693,11 +714,13 @@ impl CycleRun {
                         ));
                     }
                     seq = range.end;
-                    let answer = agent
-                        .post(&format!("{url}/write"))
-                        .query("db", DB)
-                        .send_string(&body);
-                    let acknowledged = matches!(&answer, Ok(r) if r.status() == 204);
+                    let acknowledged = node.as_ref().is_ok_and(|node| {
+                        let target = WriteTarget::V1 { db: DB, rp: None };
+                        let write =
+                            node.client
+                                .write(target, Precision::Nanoseconds, body.as_bytes());
+                        node.runtime.block_on(write).is_ok()
+                    });
                     let outcome = match acknowledged {
                         true => Outcome::Acknowledged,
                         false => Outcome::Unknown,
@@ -781,19 +804,25 @@ fn query(url: &str, q: &str) -> Result<(), String> {
 }
 
 fn read(url: &str, q: &str) -> Result<serde_json::Value, String> {
-    let answer = agent(Duration::from_secs(60))
-        .post(&format!("{url}/query"))
-        .query("db", DB)
-        .query("epoch", "ns")
-        .send_form(&[("q", q)])
-        .map_err(|e| match e {
-            ureq::Error::Status(code, r) => {
-                format!("{code}: {}", r.into_string().unwrap_or_default())
-            }
-            ureq::Error::Transport(t) => format!("transport: {t}"),
-        })?;
-    let body: serde_json::Value =
-        serde_json::from_reader(answer.into_reader()).map_err(|e| e.to_string())?;
+    let node = BlockingNode::new(url, Duration::from_secs(60))?;
+    let request = node
+        .client
+        .request(Method::POST, "/query")
+        .query(&[("db", DB), ("epoch", "ns")])
+        .form(&[("q", q)]);
+    let answer = node.runtime.block_on(async {
+        let response = node.client.send("/query", request).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(url, e))
+    });
+    let answer = answer.map_err(|e| match e {
+        ClientError::Status { status, body, .. } => format!("{status}: {body}"),
+        ClientError::Transport { message, .. } => format!("transport: {message}"),
+        other => other.to_string(),
+    })?;
+    let body: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
     match body["results"][0]["error"].as_str() {
         Some(e) => Err(e.to_owned()),
         None => Ok(body),

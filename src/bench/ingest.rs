@@ -12,22 +12,19 @@
 //!
 //! Everything is generated from the seed, before timing starts, by
 //! [`generate_batches`]. [`run`] then creates the database, sends the batches
-//! over `connections` keep-alive HTTP/1.1 connections (one thread and one
-//! `ureq::Agent` each, taking the next batch from a shared counter), and
-//! returns an [`IngestReport`].
+//! over `connections` keep-alive HTTP/1.1 connections (one task and one
+//! [`InfluxClient`] each, on one thread, taking the next batch from a shared
+//! counter), and returns an [`IngestReport`].
 //!
 //! Counting rules: `points` and the byte count behind `mb_per_s` (10^6 bytes)
 //! cover only batches answered 2xx; `batches` counts every batch sent, and
 //! every batch contributes a latency sample. A non-2xx answer or a transport
 //! failure counts as one error and does not stop the run; the first one seen
 //! is kept in `first_error`. Percentiles are nearest-rank on sorted samples.
-//!
-//! Self-contained: no `crate::` paths, so the file can live at
-//! `src/bench/ingest.rs` of any crate that depends on `ureq` 2, `serde`
-//! (derive), `serde_json` and `thiserror`.
 
 use super::percentile;
-use std::io::Read;
+use crate::client::{ClientError, ClientOptions, InfluxClient, WriteTarget};
+use crate::line_protocol::Precision;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -91,9 +88,6 @@ const RACKS_PER_DATACENTER: u64 = 100;
 const SERVICES: u64 = 20;
 const SERVICE_VERSIONS: u64 = 2;
 
-/// Longest error body kept in the report, in bytes.
-const MAX_ERROR_BODY: usize = 4096;
-
 /// Options of `shardkeeper bench ingest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestOptions {
@@ -105,7 +99,7 @@ pub struct IngestOptions {
     pub points: u64,
     /// Points (lines) per `/write` request.
     pub batch: usize,
-    /// Number of concurrent keep-alive connections (one thread each).
+    /// Number of concurrent keep-alive connections (one task each).
     pub connections: usize,
     /// Seed of the deterministic workload generator.
     pub seed: u64,
@@ -162,8 +156,6 @@ pub enum IngestError {
     InvalidOptions(String),
     #[error("CREATE DATABASE via {url} failed: {reason}")]
     CreateDatabase { url: String, reason: String },
-    #[error("a writer thread panicked")]
-    WriterPanicked,
 }
 
 /// Generates the whole workload as line-protocol request bodies of
@@ -253,31 +245,33 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         )));
     }
 
-    create_database(base, &opts.db)?;
+    let query_url = format!("{base}/query");
+    let clients = (0..opts.connections)
+        .map(|_| client(base))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IngestError::CreateDatabase {
+            url: query_url.clone(),
+            reason: e.to_string(),
+        })?;
+    crate::cli::block_on(create_database(&clients[0], &query_url, &opts.db))?;
 
     let batches = generate_batches(opts);
     let lines: Vec<u64> = batches
         .iter()
         .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
         .collect();
-    let write_url = format!("{base}/write");
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
 
     let start = Instant::now();
-    let results: Vec<Option<WriterTally>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..opts.connections)
-            .map(|_| {
-                s.spawn(|| writer(&write_url, &opts.db, &batches, &lines, &next, &first_error))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().ok()).collect()
-    });
+    let writers = clients
+        .iter()
+        .map(|c| writer(c, &opts.db, &batches, &lines, &next, &first_error));
+    let results = crate::cli::block_on(futures_util::future::join_all(writers));
     let seconds = start.elapsed().as_secs_f64();
 
     let mut total = WriterTally::default();
     for r in results {
-        let r = r.ok_or(IngestError::WriterPanicked)?;
         total.points += r.points;
         total.bytes += r.bytes;
         total.batches += r.batches;
@@ -314,58 +308,53 @@ struct WriterTally {
     latencies_ms: Vec<f64>,
 }
 
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(10))
-        .timeout_read(Duration::from_secs(300))
-        .timeout_write(Duration::from_secs(300))
-        .max_idle_connections_per_host(1)
-        .redirects(0)
-        .build()
+/// One client per connection: each keeps a single connection alive, so that the
+/// connection count is the option's.
+fn client(base: &str) -> Result<InfluxClient, ClientError> {
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(300),
+        // The workload is measured as the bytes of line protocol it sends.
+        gzip_writes: false,
+        max_idle_per_host: Some(1),
+        ..ClientOptions::default()
+    };
+    InfluxClient::new(base, options)
 }
 
 /// One connection: takes batch indexes from `next` until none are left.
-fn writer(
-    url: &str,
+async fn writer(
+    client: &InfluxClient,
     db: &str,
     batches: &[Vec<u8>],
     lines: &[u64],
     next: &AtomicUsize,
     first_error: &Mutex<Option<String>>,
 ) -> WriterTally {
-    let agent = agent();
     let mut tally = WriterTally::default();
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(body) = batches.get(i) else { break };
         let t0 = Instant::now();
-        let outcome = agent
-            .post(url)
-            .query("db", db)
-            .set("Content-Type", "text/plain; charset=utf-8")
-            .send_bytes(body);
-        let failure = match outcome {
-            Ok(resp) if (200..300).contains(&resp.status()) => {
-                // Drain so the connection goes back to the pool (keep-alive).
-                let _ = std::io::copy(&mut resp.into_reader(), &mut std::io::sink());
-                None
-            }
-            Ok(resp) => Some(status_error(resp.status(), resp)),
-            Err(ureq::Error::Status(code, resp)) => Some(status_error(code, resp)),
-            Err(ureq::Error::Transport(t)) => Some(format!("transport: {t}")),
-        };
+        let outcome = client
+            .write(
+                WriteTarget::V1 { db, rp: None },
+                Precision::Nanoseconds,
+                body,
+            )
+            .await;
         tally.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         tally.batches += 1;
-        match failure {
-            None => {
+        match outcome {
+            Ok(()) => {
                 tally.points += lines[i];
                 tally.bytes += body.len() as u64;
             }
-            Some(msg) => {
+            Err(e) => {
                 tally.errors += 1;
                 let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
                 if slot.is_none() {
-                    *slot = Some(msg);
+                    *slot = Some(describe(&e));
                 }
             }
         }
@@ -373,53 +362,34 @@ fn writer(
     tally
 }
 
-fn status_error(code: u16, resp: ureq::Response) -> String {
-    let mut body = Vec::new();
-    let _ = resp
-        .into_reader()
-        .take(MAX_ERROR_BODY as u64)
-        .read_to_end(&mut body);
-    let body = String::from_utf8_lossy(&body);
-    format!("HTTP {code}: {}", body.trim_end())
+/// `HTTP <status>: <body>` or `transport: <what>`, as the report promises.
+fn describe(e: &ClientError) -> String {
+    match e {
+        ClientError::Status { status, body, .. } => format!("HTTP {status}: {}", body.trim_end()),
+        ClientError::Transport { message, .. } => format!("transport: {message}"),
+        other => other.to_string(),
+    }
 }
 
 /// `POST {base}/query` with `q=CREATE DATABASE "<db>"`; fails on a transport
 /// error, a non-2xx status, or an `error` in the JSON answer.
-fn create_database(base: &str, db: &str) -> Result<(), IngestError> {
-    let url = format!("{base}/query");
+async fn create_database(client: &InfluxClient, url: &str, db: &str) -> Result<(), IngestError> {
     let q = format!("CREATE DATABASE {}", quote_ident(db));
     let fail = |reason: String| IngestError::CreateDatabase {
-        url: url.clone(),
+        url: url.to_owned(),
         reason,
     };
-    let resp = match agent().post(&url).send_form(&[("q", &q)]) {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, resp)) => return Err(fail(status_error(code, resp))),
-        Err(ureq::Error::Transport(t)) => return Err(fail(format!("transport: {t}"))),
-    };
-    let code = resp.status();
-    if !(200..300).contains(&code) {
-        return Err(fail(status_error(code, resp)));
+    let answer = client
+        .query(None, &q)
+        .await
+        .map_err(|e| fail(describe(&e)))?;
+    match answer.first_error(url) {
+        Some(ClientError::Statement { message, .. }) => {
+            Err(fail(format!("server said: {message}")))
+        }
+        Some(e) => Err(fail(e.to_string())),
+        None => Ok(()),
     }
-    let body = resp
-        .into_string()
-        .map_err(|e| fail(format!("reading the answer: {e}")))?;
-    if body.trim().is_empty() {
-        return Ok(());
-    }
-    let v: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| fail(format!("answer is not JSON ({e}): {}", body.trim_end())))?;
-    let stmt_error = v
-        .get("results")
-        .and_then(|r| r.as_array())
-        .and_then(|rs| rs.iter().find_map(|r| r.get("error")));
-    if let Some(e) = v.get("error").or(stmt_error) {
-        return Err(fail(format!(
-            "server said: {}",
-            e.as_str().unwrap_or(&e.to_string())
-        )));
-    }
-    Ok(())
 }
 
 /// InfluxQL double-quoted identifier.
@@ -539,7 +509,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;

@@ -4,6 +4,7 @@
 
 use super::ingest::START_NS;
 use super::percentile;
+use crate::client::{ClientOptions, InfluxClient};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -92,7 +93,19 @@ pub fn workload() -> Vec<(&'static str, String)> {
 }
 
 pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
-    let agent = super::ingest::agent();
+    crate::cli::block_on(run_async(opts))
+}
+
+async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
+    let connect = |url: &str| {
+        InfluxClient::new(url, ClientOptions::default()).map_err(|e| QueryBenchError::Failed {
+            url: url.to_owned(),
+            query: String::new(),
+            reason: e.to_string(),
+        })
+    };
+    let node = connect(&opts.url)?;
+    let baseline = opts.baseline.as_deref().map(connect).transpose()?;
     let mut queries = Vec::new();
     for (name, query) in workload() {
         let mut mine = Vec::with_capacity(opts.rounds);
@@ -100,12 +113,12 @@ pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
         let (mut rows, mut baseline_rows) = (0, None);
         for round in 0..opts.rounds.max(1) {
             // Alternate who goes first, so neither always finds the other's caches warm.
-            let mut order = vec![(&opts.url, false)];
-            if let Some(b) = &opts.baseline {
+            let mut order = vec![(&node, false)];
+            if let Some(b) = &baseline {
                 order.insert(round % 2, (b, true));
             }
-            for (url, is_baseline) in order {
-                let (ms, n) = time_query(&agent, url, &opts.db, &query)?;
+            for (client, is_baseline) in order {
+                let (ms, n) = time_query(client, &opts.db, &query).await?;
                 if is_baseline {
                     theirs.push(ms);
                     baseline_rows = Some(n);
@@ -140,33 +153,25 @@ pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
 }
 
 /// Milliseconds for one query and the rows of its answer.
-fn time_query(
-    agent: &ureq::Agent,
-    url: &str,
+async fn time_query(
+    client: &InfluxClient,
     db: &str,
     query: &str,
 ) -> Result<(f64, usize), QueryBenchError> {
     let failed = |reason: String| QueryBenchError::Failed {
-        url: url.to_owned(),
+        url: client.base_url().to_owned(),
         query: query.to_owned(),
         reason,
     };
     let started = Instant::now();
-    let response = agent
-        .post(&format!("{}/query", url.trim_end_matches('/')))
-        .send_form(&[("db", db), ("q", query)])
+    let answer = client
+        .query(Some(db), query)
+        .await
         .map_err(|e| failed(e.to_string()))?;
-    let text = response.into_string().map_err(|e| failed(e.to_string()))?;
-    let body: serde_json::Value = serde_json::from_str(&text).map_err(|e| failed(e.to_string()))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let result = &body["results"][0];
-    if let Some(e) = result["error"].as_str() {
-        return Err(failed(e.to_owned()));
+    let result = answer.results.first().cloned().unwrap_or_default();
+    if let Some(e) = result.error {
+        return Err(failed(e));
     }
-    let rows = result["series"].as_array().map_or(0, |s| {
-        s.iter()
-            .map(|s| s["values"].as_array().map_or(0, Vec::len))
-            .sum()
-    });
-    Ok((ms, rows))
+    Ok((ms, result.rows()))
 }

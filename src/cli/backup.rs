@@ -4,9 +4,12 @@
 //! `shard-<id>.tar.gz` per shard.
 
 use crate::backup::metadata::{BucketMetadataManifest, RestoredBucketMappings};
+use crate::client::{
+    Body, ClientError, ClientOptions, Credentials, InfluxClient, Method, Response,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,14 +18,8 @@ const KV_FILE: &str = "kv";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlBackupError {
-    #[error("{url}: HTTP {status}: {message}")]
-    Status {
-        url: String,
-        status: u16,
-        message: String,
-    },
-    #[error("{url}: {message}")]
-    Transport { url: String, message: String },
+    #[error(transparent)]
+    Remote(#[from] ClientError),
     #[error("{path}: {source}")]
     File { path: PathBuf, source: io::Error },
     #[error("{0}")]
@@ -48,53 +45,54 @@ pub struct ShardFile {
 }
 
 pub struct Remote {
-    url: String,
-    token: Option<String>,
-    agent: ureq::Agent,
+    client: InfluxClient,
 }
 
 impl Remote {
-    pub fn new(url: &str, token: Option<String>) -> Remote {
-        Remote {
-            url: url.trim_end_matches('/').to_owned(),
-            token,
-            agent: ureq::AgentBuilder::new().build(),
-        }
+    pub fn new(url: &str, token: Option<String>) -> Result<Remote, CtlBackupError> {
+        let options = ClientOptions {
+            credentials: token.map_or(Credentials::None, Credentials::Token),
+            ..ClientOptions::default()
+        };
+        Ok(Remote {
+            client: InfluxClient::new(url, options)?,
+        })
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let mut r = self.agent.request(method, &format!("{}{path}", self.url));
-        if let Some(t) = &self.token {
-            r = r.set("Authorization", &format!("Token {t}"));
-        }
-        r
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        with: impl FnOnce(crate::client::RequestBuilder) -> crate::client::RequestBuilder,
+    ) -> Result<Response, CtlBackupError> {
+        let request = with(self.client.request(method, path));
+        Ok(self.client.send(path, request).await?)
     }
 
-    fn check(
+    fn read_error(&self, path: &str, e: impl std::fmt::Display) -> CtlBackupError {
+        CtlBackupError::Remote(ClientError::Transport {
+            url: format!("{}{path}", self.client.base_url()),
+            message: e.to_string(),
+            timeout: false,
+        })
+    }
+
+    /// An answer's whole body.
+    async fn body(&self, path: &str, response: Response) -> Result<Vec<u8>, CtlBackupError> {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.read_error(path, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn json<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
-        result: Result<ureq::Response, ureq::Error>,
-    ) -> Result<ureq::Response, CtlBackupError> {
-        let url = format!("{}{path}", self.url);
-        match result {
-            Ok(r) => Ok(r),
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = resp.into_string().unwrap_or_default();
-                let message = serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_owned))
-                    .unwrap_or(body);
-                Err(CtlBackupError::Status {
-                    url,
-                    status,
-                    message,
-                })
-            }
-            Err(ureq::Error::Transport(t)) => Err(CtlBackupError::Transport {
-                url,
-                message: t.to_string(),
-            }),
-        }
+        response: Response,
+    ) -> Result<T, CtlBackupError> {
+        let body = self.body(path, response).await?;
+        serde_json::from_slice(&body).map_err(|e| CtlBackupError::Invalid(e.to_string()))
     }
 }
 
@@ -157,27 +155,27 @@ impl Progress {
     }
 }
 
-struct ProgressReader<'a, R> {
-    inner: R,
-    progress: &'a Progress,
-    count: u64,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(resp: ureq::Response) -> Result<T, CtlBackupError> {
-    let mut body = Vec::new();
-    resp.into_reader()
-        .read_to_end(&mut body)
-        .map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
-    serde_json::from_slice(&body).map_err(|e| CtlBackupError::Invalid(e.to_string()))
+/// A file as a request body that advances `bar` as it is sent, read in chunks so that a
+/// shard of any size is never held in memory whole.
+fn upload_body(file: tokio::fs::File, bar: Option<ProgressBar>) -> Body {
+    use tokio::io::AsyncReadExt;
+    const CHUNK_BYTES: usize = 256 * 1024;
+    let chunks = futures_util::stream::unfold(Some((file, bar)), |state| async move {
+        let (mut file, bar) = state?;
+        let mut buf = vec![0; CHUNK_BYTES];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                if let Some(bar) = &bar {
+                    bar.inc(n as u64);
+                }
+                Some((Ok(bytes::Bytes::from(buf)), Some((file, bar))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Body::wrap_stream(chunks)
 }
 
 /// A query-string value, percent-encoded.
@@ -225,7 +223,7 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<(String, Vec<u
 }
 
 /// `ctl backup`: metadata, then every shard (of `bucket`, if given) into `dir`.
-pub fn backup(
+pub async fn backup(
     remote: &Remote,
     dir: &Path,
     bucket: Option<&str>,
@@ -233,15 +231,14 @@ pub fn backup(
 ) -> Result<(), CtlBackupError> {
     std::fs::create_dir_all(dir).map_err(file_err(dir))?;
     let path = "/api/v2/backup/metadata";
-    let resp = remote.check(path, remote.request("GET", path).call())?;
-    let content_type = resp.header("Content-Type").unwrap_or_default().to_owned();
-    let mut body = Vec::new();
-    resp.into_reader()
-        .read_to_end(&mut body)
-        .map_err(|e| CtlBackupError::Transport {
-            url: path.into(),
-            message: e.to_string(),
-        })?;
+    let resp = remote.send(Method::GET, path, |r| r).await?;
+    let content_type = resp
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = remote.body(path, resp).await?;
     let parts = multipart_parts(&content_type, &body).map_err(CtlBackupError::Invalid)?;
     let part = |name: &str| {
         parts
@@ -270,27 +267,27 @@ pub fn backup(
                     if let Some(since) = since {
                         path.push_str(&format!("?since={}", urlencode(since)));
                     }
-                    let resp = remote.check(
-                        &path,
-                        remote
-                            .request("GET", &path)
-                            .set("Accept-Encoding", "gzip")
-                            .call(),
-                    )?;
+                    // The archive is kept as it comes, compressed: no decoding here.
+                    let mut resp = remote
+                        .send(Method::GET, &path, |r| r.header("Accept-Encoding", "gzip"))
+                        .await?;
                     let file = format!("shard-{}.tar.gz", shard.id);
                     let target = dir.join(&file);
                     let tmp = dir.join(format!("{file}.partial"));
                     let progress = Progress::new(format!("shard {}", shard.id), None);
-                    let mut reader = ProgressReader {
-                        inner: resp.into_reader(),
-                        progress: &progress,
-                        count: 0,
-                    };
                     let mut out = std::fs::File::create(&tmp).map_err(file_err(&tmp))?;
-                    io::copy(&mut reader, &mut out).map_err(file_err(&tmp))?;
+                    let mut bytes = 0u64;
+                    while let Some(chunk) = resp
+                        .chunk()
+                        .await
+                        .map_err(|e| remote.read_error(&path, e))?
+                    {
+                        out.write_all(&chunk).map_err(file_err(&tmp))?;
+                        bytes += chunk.len() as u64;
+                        progress.advance(chunk.len() as u64);
+                    }
                     out.sync_all().map_err(file_err(&tmp))?;
                     std::fs::rename(&tmp, &target).map_err(file_err(&target))?;
-                    let bytes = reader.count;
                     progress.done(bytes);
                     shards.push(ShardFile {
                         shard_id: shard.id,
@@ -322,7 +319,7 @@ pub fn backup(
 
 /// `ctl restore`: everything (kv, then every shard under its id), or one bucket under a
 /// new name (bucket metadata, then its shards under their new ids).
-pub fn restore(
+pub async fn restore(
     remote: &mut Remote,
     dir: &Path,
     bucket: Option<&str>,
@@ -338,17 +335,18 @@ pub fn restore(
             let kv_path = dir.join(KV_FILE);
             let kv = std::fs::read(&kv_path).map_err(file_err(&kv_path))?;
             let api = "/api/v2/restore/kv";
-            let resp = remote.check(api, remote.request("POST", api).send_bytes(&kv))?;
+            let resp = remote.send(Method::POST, api, |r| r.body(kv)).await?;
             // The restored state may not hold the token this restore began with: go on
             // with the operator token the node minted, and show it (once) to the operator.
-            let minted = resp
-                .into_string()
+            let minted = remote
+                .body(api, resp)
+                .await
                 .ok()
-                .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
                 .and_then(|v| v["token"].as_str().map(str::to_owned));
             if let Some(token) = minted {
                 println!("operator token of the restored node: {token}");
-                *remote = Remote::new(&remote.url, Some(token));
+                remote.client = remote.client.with_credentials(Credentials::Token(token));
             }
             targets.extend(manifest.shards.iter().map(|s| (s, s.shard_id)));
         }
@@ -365,14 +363,12 @@ pub fn restore(
             let api = "/api/v2/restore/bucketMetadata";
             let json =
                 serde_json::to_vec(&b).map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
-            let resp = remote.check(
-                api,
-                remote
-                    .request("POST", api)
-                    .set("Content-Type", "application/json")
-                    .send_bytes(&json),
-            )?;
-            let mappings: RestoredBucketMappings = read_json(resp)?;
+            let resp = remote
+                .send(Method::POST, api, |r| {
+                    r.header("Content-Type", "application/json").body(json)
+                })
+                .await?;
+            let mappings: RestoredBucketMappings = remote.json(api, resp).await?;
             for s in manifest.shards.iter().filter(|s| s.bucket == name) {
                 let new_id = mappings
                     .shard_mappings
@@ -388,22 +384,20 @@ pub fn restore(
     }
     for (shard, id) in &targets {
         let file_path = dir.join(&shard.file);
-        let file = std::fs::File::open(&file_path).map_err(file_err(&file_path))?;
-        let total = file.metadata().map(|m| m.len()).ok();
+        let file = tokio::fs::File::open(&file_path)
+            .await
+            .map_err(file_err(&file_path))?;
+        let total = file.metadata().await.map(|m| m.len()).ok();
         let progress = Progress::new(format!("shard {} -> {id}", shard.shard_id), total);
-        let reader = ProgressReader {
-            inner: file,
-            progress: &progress,
-            count: 0,
-        };
         let api = format!("/api/v2/restore/shards/{id}");
-        remote.check(
-            &api,
-            remote
-                .request("POST", &api)
-                .set("Content-Type", "application/octet-stream")
-                .send(reader),
-        )?;
+        let body = upload_body(file, progress.bar.clone());
+        let resp = remote
+            .send(Method::POST, &api, |r| {
+                r.header("Content-Type", "application/octet-stream")
+                    .body(body)
+            })
+            .await?;
+        remote.body(&api, resp).await?;
         progress.done(total.unwrap_or(0));
     }
     println!("restored {} shards from {}", targets.len(), dir.display());
@@ -411,10 +405,10 @@ pub fn restore(
 }
 
 /// `ctl backup-status`: one line per shard with its last good backup.
-pub fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBackupError> {
+pub async fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBackupError> {
     let path = "/api/v2/backup/status";
-    let resp = remote.check(path, remote.request("GET", path).call())?;
-    let v: serde_json::Value = read_json(resp)?;
+    let resp = remote.send(Method::GET, path, |r| r).await?;
+    let v: serde_json::Value = remote.json(path, resp).await?;
     let empty = Vec::new();
     for s in v["shards"].as_array().unwrap_or(&empty) {
         let last = &s["lastGoodBackup"];

@@ -67,8 +67,8 @@ pub enum LogCommand {
 }
 
 pub fn run(command: CtlCommand) -> ExitCode {
-    use super::backup;
-    let report = |result: Result<(), backup::CtlBackupError>| match result {
+    use super::backup::{self, CtlBackupError, Remote};
+    let report = |result: Result<(), CtlBackupError>| match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardkeeper: {e}");
@@ -82,28 +82,24 @@ pub fn run(command: CtlCommand) -> ExitCode {
             since,
             token,
             dir,
-        } => report(backup::backup(
-            &backup::Remote::new(&url, token),
-            &dir,
-            bucket.as_deref(),
-            since.as_deref(),
-        )),
+        } => report(super::block_on(async {
+            let remote = Remote::new(&url, token)?;
+            backup::backup(&remote, &dir, bucket.as_deref(), since.as_deref()).await
+        })),
         CtlCommand::Restore {
             url,
             bucket,
             new_bucket,
             token,
             dir,
-        } => report(backup::restore(
-            &mut backup::Remote::new(&url, token),
-            &dir,
-            bucket.as_deref(),
-            new_bucket.as_deref(),
-        )),
-        CtlCommand::BackupStatus { url, token } => report(backup::status(
-            &backup::Remote::new(&url, token),
-            &mut std::io::stdout(),
-        )),
+        } => report(super::block_on(async {
+            let mut remote = Remote::new(&url, token)?;
+            backup::restore(&mut remote, &dir, bucket.as_deref(), new_bucket.as_deref()).await
+        })),
+        CtlCommand::BackupStatus { url, token } => report(super::block_on(async {
+            let remote = Remote::new(&url, token)?;
+            backup::status(&remote, &mut std::io::stdout()).await
+        })),
         CtlCommand::Log {
             command: LogCommand::Verify { dir },
         } => verify(&dir),

@@ -1,8 +1,13 @@
 //! The one harness integration tests share: start the real binary on port 0 in a temp
-//! directory, find its address from its stdout, talk HTTP to it, stop it.
+//! directory, find its address from its stdout, talk HTTP to it, stop it. Beside it:
+//! several nodes at once (`nodes`), a scripted fake remote (`fake_remote`) and a
+//! fault-injecting TCP proxy (`fault_proxy`).
 #![allow(dead_code)]
 
+pub mod fake_remote;
+pub mod fault_proxy;
 pub mod influxd;
+pub mod nodes;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
