@@ -358,32 +358,35 @@ impl Server {
     }
 
     /// Starts streaming a backup of the node's first shard and reads its first bytes; the
-    /// stream is left open (returned) for the kill to cut.
-    fn start_backup(&self) -> Option<Box<dyn std::io::Read + Send>> {
+    /// stream is left open (returned, with its runtime) for the kill to cut.
+    fn start_backup(&self) -> Option<Box<dyn std::any::Any + Send>> {
         let id = self.first_shard()?;
-        let answer = agent(Duration::from_secs(60))
-            .get(&format!("{}/api/v2/backup/shards/{id}", self.url))
-            .call()
-            .ok()?;
-        let mut stream = answer.into_reader();
-        let mut first = [0u8; 512];
-        std::io::Read::read_exact(&mut stream, &mut first).ok()?;
-        Some(stream)
+        let node = BlockingNode::new(&self.url, Duration::from_secs(60)).ok()?;
+        let path = format!("/api/v2/backup/shards/{id}");
+        let request = node.client.request(Method::GET, &path);
+        let response = node.runtime.block_on(async {
+            let mut response = node.client.send(&path, request).await.ok()?;
+            response.chunk().await.ok()??;
+            Some(response)
+        })?;
+        Some(Box::new((response, node)))
     }
 
     /// Takes a backup of the node's first shard and starts restoring it into the same
     /// shard on a thread of its own (its answer does not matter: the kill comes first).
     fn start_restore(&self) -> Option<std::thread::JoinHandle<()>> {
         let id = self.first_shard()?;
-        let path = format!("{}/api/v2/backup/shards/{id}", self.url);
-        let answer = agent(Duration::from_secs(60)).get(&path).call().ok()?;
-        let mut archive = Vec::new();
-        std::io::Read::read_to_end(&mut answer.into_reader(), &mut archive).ok()?;
-        let url = format!("{}/api/v2/restore/shards/{id}", self.url);
+        let node = BlockingNode::new(&self.url, Duration::from_secs(60)).ok()?;
+        let path = format!("/api/v2/backup/shards/{id}");
+        let request = node.client.request(Method::GET, &path);
+        let archive = node.runtime.block_on(async {
+            let response = node.client.send(&path, request).await.ok()?;
+            response.bytes().await.ok()
+        })?;
+        let path = format!("/api/v2/restore/shards/{id}");
         Some(std::thread::spawn(move || {
-            let _ = agent(Duration::from_secs(60))
-                .post(&url)
-                .send_bytes(&archive);
+            let request = node.client.request(Method::POST, &path).body(archive);
+            let _ = node.runtime.block_on(node.client.send(&path, request));
         }))
     }
 
