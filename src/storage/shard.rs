@@ -1073,7 +1073,6 @@ impl Shard {
             }))
         };
         let file = column_file::write(fs, &self.dir, covered, frozen.series(), tombstones, schema)
-            .and_then(|path| ColumnFile::open(fs, &path))
             .map_err(file_err)?;
         thaw.frozen = None;
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -1176,7 +1175,7 @@ impl Shard {
         };
         let covered = files.iter().map(|f| f.index.covered_lsn).max().unwrap_or(0);
         // Each series key with its entry in every file that has it.
-        let mut keys: BTreeMap<&str, Vec<(&ColumnFile, &FileSeries)>> = BTreeMap::new();
+        let mut keys: BTreeMap<&Arc<str>, Vec<(&ColumnFile, &FileSeries)>> = BTreeMap::new();
         for f in &files {
             for s in f.series() {
                 keys.entry(&s.key).or_default().push((f.as_ref(), s));
@@ -1220,8 +1219,8 @@ impl Shard {
                 .add_series(key, &parts[0].1.measurement, &key_tags(key), &resolved)
                 .map_err(file_err)?;
         }
-        let path = writer.finish().map_err(file_err)?;
-        let merged = Arc::new(ColumnFile::open(&*self.fs, &path).map_err(file_err)?);
+        let merged = Arc::new(writer.finish().map_err(file_err)?);
+        let path = merged.path.clone();
         {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             data.files
