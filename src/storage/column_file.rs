@@ -166,10 +166,11 @@ pub fn write(
         // A series' fields are usually written together, so their columns share times and
         // versions: the order that resolves one resolves the others.
         let mut shared: Option<(&Column, Vec<usize>)> = None;
-        let mut fields: Vec<(&str, Cow<'_, Column>)> = Vec::with_capacity(s.fields.len());
-        for (name, c) in &s.fields {
+        let columns: Vec<(&Arc<str>, Cow<'_, Column>)> = s.columns().collect();
+        let mut fields: Vec<(&str, Cow<'_, Column>)> = Vec::with_capacity(columns.len());
+        for (name, c) in &columns {
             if c.resolved {
-                fields.push((name, Cow::Borrowed(c)));
+                fields.push((name, Cow::Borrowed(c.as_ref())));
                 continue;
             }
             let keep = match shared.take() {
@@ -177,7 +178,7 @@ pub fn write(
                 _ => c.resolved_order(),
             };
             fields.push((name, Cow::Owned(c.take(&keep))));
-            shared = Some((c, keep));
+            shared = Some((c.as_ref(), keep));
         }
         let fields: Vec<(&str, &Column)> = fields.iter().map(|(n, c)| (*n, c.as_ref())).collect();
         writer.add_series(&s.key, &s.measurement, &key_tags(&s.key), &fields)?;

@@ -1324,7 +1324,7 @@ impl Shard {
                     (0..read.fields.len()).map(|_| Vec::new()).collect();
                 for head in &heads {
                     let Some(s) = head.get(&key) else { continue };
-                    for (name, column) in &s.fields {
+                    for (name, column) in s.columns() {
                         if let Some(&i) = field_at.get(&**name) {
                             let part = column.slice_time(read.start, read.end);
                             copied += part.len().max(1);
@@ -1488,9 +1488,9 @@ fn visible(data: &ShardData, measurement: &str, key: &str) -> bool {
         .chain(data.frozen.iter().map(|h| h.as_ref()))
         .filter_map(|h| h.get(key))
         .any(|s| {
-            s.fields
-                .iter()
-                .any(|(_, c)| tombstone::without_deleted(c, &deleted).is_none_or(|c| !c.is_empty()))
+            s.columns().any(|(_, c)| {
+                tombstone::without_deleted(&c, &deleted).is_none_or(|c| !c.is_empty())
+            })
         });
     in_heads
         || data.files.iter().any(|file| {
@@ -1586,7 +1586,7 @@ impl Drop for Thaw<'_> {
         // Newer writes win by version, and deletes since the freeze still hide what they
         // hit (reads filter every part through the shard's tombstones).
         for s in frozen.series() {
-            for (name, c) in &s.fields {
+            for (name, c) in s.columns() {
                 for i in 0..c.len() {
                     data.head.insert(
                         &s.key,
