@@ -173,18 +173,18 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 
 /// Writes the given series (resolved and sorted here) as a column file, atomically, and
 /// returns it open (sharing the series' keys).
-pub fn write(
+pub fn write<'s>(
     fs: &dyn FileSystem,
     dir: &Path,
     covered_lsn: u64,
-    series: &[SeriesHead],
+    series: impl IntoIterator<Item = &'s SeriesHead>,
     tombstones: Vec<Tombstone>,
     schema: Vec<crate::proto::MeasurementFields>,
 ) -> Result<ColumnFile, ColumnFileError> {
     let mut writer = ColumnFileWriter::create(fs, dir, covered_lsn)?;
     writer.keep_tombstones(tombstones);
     writer.keep_schema(schema);
-    let mut ordered: Vec<&SeriesHead> = series.iter().collect();
+    let mut ordered: Vec<&SeriesHead> = series.into_iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
         // A series' fields are usually written together, so their columns share times and

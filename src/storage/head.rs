@@ -108,8 +108,102 @@ pub struct Head {
     hasher: foldhash::fast::RandomState,
     /// Measurement and field names.
     names: HashSet<Arc<str>, foldhash::fast::RandomState>,
-    series: Vec<SeriesHead>,
+    series: Chunked<SeriesHead>,
     bytes: usize,
+}
+
+/// Items per chunk of [`Chunked`] (series: a few hundred KiB).
+const CHUNK: usize = 4096;
+
+/// A list grown a fixed chunk at a time rather than by doubling one allocation: a head of
+/// half a million series moved its whole array (some 45 MB) when it doubled, and left the
+/// old one freed but resident (the allocator keeps freed memory for a while: see
+/// `main.rs`); chunks of one size freed with a flushed head are reused by the next one.
+#[derive(Debug)]
+pub struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, item: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(item),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(item);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    /// The items from position `from` on.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &T> {
+        self.chunks
+            .get(from / CHUNK..)
+            .unwrap_or_default()
+            .iter()
+            .flatten()
+            .skip(from % CHUNK)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let all = std::mem::take(self);
+        for item in all.chunks.into_iter().flatten() {
+            if keep(&item) {
+                self.push(item);
+            }
+        }
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+
+    fn index(&self, at: usize) -> &T {
+        &self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, at: usize) -> &mut T {
+        &mut self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Chunked<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.iter().flatten()
+    }
 }
 
 impl Head {
@@ -281,7 +375,7 @@ impl Head {
         }
     }
 
-    pub fn series(&self) -> &[SeriesHead] {
+    pub fn series(&self) -> &Chunked<SeriesHead> {
         &self.series
     }
 

@@ -29,8 +29,8 @@ pub struct SeriesIndex {
 
 #[derive(Default)]
 pub struct MeasurementIndex {
-    /// Series keys by series number.
-    keys: Vec<Arc<str>>,
+    /// Series keys by series number (grown in chunks, as the head's series are).
+    keys: super::head::Chunked<Arc<str>>,
     /// Series numbers, found by key (hashed with `hasher`).
     by_key: hashbrown::HashTable<u32>,
     hasher: RandomState,

@@ -514,7 +514,7 @@ impl ShardData {
 
     /// Indexes the head's series from position `from` on (those it created since).
     fn index_head_from(&mut self, from: usize) {
-        for s in &self.head.series()[from..] {
+        for s in self.head.series().iter_from(from) {
             self.index.add(&s.key, &s.measurement);
         }
     }
