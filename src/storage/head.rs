@@ -85,9 +85,7 @@ impl SeriesHead {
     /// The columns, a single point turned into one.
     fn columns_mut(&mut self) -> &mut Vec<(Arc<str>, Column)> {
         if let Fields::One(name, point) = &self.fields {
-            let mut columns = Vec::with_capacity(1);
-            columns.push((name.clone(), point.column()));
-            self.fields = Fields::Columns(columns);
+            self.fields = Fields::Columns(vec![(name.clone(), point.column())]);
         }
         match &mut self.fields {
             Fields::Columns(columns) => columns,

@@ -1191,15 +1191,12 @@ impl Shard {
         // bytes a series, 600 MB for a merge of ten million).
         let mut next = vec![0usize; files.len()];
         let mut parts: Vec<(&ColumnFile, &FileSeries)> = Vec::with_capacity(files.len());
-        loop {
-            let Some(key) = files
-                .iter()
-                .zip(&next)
-                .filter_map(|(f, &at)| f.series().get(at).map(|s| &s.key))
-                .min()
-            else {
-                break;
-            };
+        while let Some(key) = files
+            .iter()
+            .zip(&next)
+            .filter_map(|(f, &at)| f.series().get(at).map(|s| &s.key))
+            .min()
+        {
             parts.clear();
             for (f, at) in files.iter().zip(next.iter_mut()) {
                 if let Some(s) = f.series().get(*at).filter(|s| s.key == *key) {
