@@ -31,6 +31,7 @@ use crate::proto::{ColumnBlock, ColumnFileIndex, ColumnSeries, Tag, Tombstone};
 use prost::Message;
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,6 +68,8 @@ pub struct ColumnFile {
     series: Vec<FileSeries>,
     /// Every series' blocks, one series after the other.
     blocks: Vec<FileBlock>,
+    /// The blocks' field names, by number.
+    fields: Vec<Arc<str>>,
     /// The whole file, mapped read-only and shared: blocks are decoded straight from it
     /// and backups stream it without a copy, and it keeps the bytes after a merge removes
     /// the file. The price: an I/O error while a page of it is faulted in (a bad sector)
@@ -99,18 +102,40 @@ pub struct FileSeries {
     blocks: (u32, u32),
 }
 
-/// A block of an open column file: [`ColumnBlock`] with its field name shared by the
-/// file's blocks of that field.
+/// A block of an open column file: [`ColumnBlock`] with its field name a number in the
+/// file's names (an open file holds a block for every series and field, ten million for
+/// ten million series of one field: 16 bytes less each than with a shared name).
 #[derive(Debug)]
 pub struct FileBlock {
-    pub field: Arc<str>,
-    /// [`FieldType`] code.
-    pub field_type: u32,
     pub offset: u64,
-    pub length: u64,
-    pub count: u32,
     pub min_time: i64,
     pub max_time: i64,
+    pub length: u32,
+    pub count: u32,
+    /// In the file's `fields` ([`ColumnFile::field`]).
+    field: u32,
+    /// [`FieldType`] code.
+    pub field_type: u32,
+}
+
+/// The field names of a file's blocks, numbered.
+#[derive(Default)]
+struct FieldNames {
+    numbers: std::collections::HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
+    names: Vec<Arc<str>>,
+}
+
+impl FieldNames {
+    fn number(&mut self, name: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(name) {
+            return n;
+        }
+        let n = u32::try_from(self.names.len()).expect("fewer than 2^32 field names");
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.numbers.insert(name, n);
+        n
+    }
 }
 
 /// One `Arc` per distinct name, for the names that repeat across a file's index.
@@ -118,13 +143,21 @@ pub struct FileBlock {
 struct Names(HashSet<Arc<str>, foldhash::fast::RandomState>);
 
 impl Names {
-    fn get(&mut self, name: String) -> Arc<str> {
-        if let Some(known) = self.0.get(name.as_str()) {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
             return known.clone();
         }
         let name: Arc<str> = name.into();
         self.0.insert(name.clone());
         name
+    }
+
+    fn share(&mut self, name: &Arc<str>) -> Arc<str> {
+        if let Some(known) = self.0.get(&**name) {
+            return known.clone();
+        }
+        self.0.insert(name.clone());
+        name.clone()
     }
 }
 
@@ -138,28 +171,30 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
-/// Writes the given series (resolved and sorted here) as a column file, atomically.
-pub fn write(
+/// Writes the given series (resolved and sorted here) as a column file, atomically, and
+/// returns it open (sharing the series' keys).
+pub fn write<'s>(
     fs: &dyn FileSystem,
     dir: &Path,
     covered_lsn: u64,
-    series: &[SeriesHead],
+    series: impl IntoIterator<Item = &'s SeriesHead>,
     tombstones: Vec<Tombstone>,
     schema: Vec<crate::proto::MeasurementFields>,
-) -> Result<PathBuf, ColumnFileError> {
+) -> Result<ColumnFile, ColumnFileError> {
     let mut writer = ColumnFileWriter::create(fs, dir, covered_lsn)?;
     writer.keep_tombstones(tombstones);
     writer.keep_schema(schema);
-    let mut ordered: Vec<&SeriesHead> = series.iter().collect();
+    let mut ordered: Vec<&SeriesHead> = series.into_iter().collect();
     ordered.sort_by(|a, b| a.key.cmp(&b.key));
     for s in ordered {
         // A series' fields are usually written together, so their columns share times and
         // versions: the order that resolves one resolves the others.
         let mut shared: Option<(&Column, Vec<usize>)> = None;
-        let mut fields: Vec<(&str, Cow<'_, Column>)> = Vec::with_capacity(s.fields.len());
-        for (name, c) in &s.fields {
+        let columns: Vec<(&Arc<str>, Cow<'_, Column>)> = s.columns().collect();
+        let mut fields: Vec<(&str, Cow<'_, Column>)> = Vec::with_capacity(columns.len());
+        for (name, c) in &columns {
             if c.resolved {
-                fields.push((name, Cow::Borrowed(c)));
+                fields.push((name, Cow::Borrowed(c.as_ref())));
                 continue;
             }
             let keep = match shared.take() {
@@ -167,7 +202,7 @@ pub fn write(
                 _ => c.resolved_order(),
             };
             fields.push((name, Cow::Owned(c.take(&keep))));
-            shared = Some((c, keep));
+            shared = Some((c.as_ref(), keep));
         }
         let fields: Vec<(&str, &Column)> = fields.iter().map(|(n, c)| (*n, c.as_ref())).collect();
         writer.add_series(&s.key, &s.measurement, &key_tags(&s.key), &fields)?;
@@ -192,10 +227,22 @@ pub struct ColumnFileWriter<'a> {
     out: Vec<u8>,
     offset: u64,
     block: Vec<u8>,
-    /// The index but its series, which are encoded into `series` as they are added: a
-    /// flush of a million series does not hold a million index messages.
+    /// The index but its series, which are encoded and compressed into `series` as they
+    /// are added: a flush of a million series holds neither a million index messages nor
+    /// their unpacked bytes (some 100 MB, once more while they were compressed).
     index: ColumnFileIndex,
-    series: Vec<u8>,
+    series: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    /// Bytes of the index before compression.
+    index_len: u64,
+    /// One series' index entry, encoded.
+    entry: Vec<u8>,
+    /// The series as the open file keeps them, their keys shared with the caller's: the
+    /// file written is opened without reading its index back (which held the index
+    /// unpacked and every key a second time).
+    kept: Vec<FileSeries>,
+    kept_blocks: Vec<FileBlock>,
+    names: Names,
+    fields: FieldNames,
 }
 
 impl<'a> ColumnFileWriter<'a> {
@@ -207,6 +254,7 @@ impl<'a> ColumnFileWriter<'a> {
         let path = dir.join(file_name(covered_lsn));
         let tmp = dir.join(format!("{}.tmp", file_name(covered_lsn)));
         let file = fs.create(&tmp).map_err(io(&tmp))?;
+        let series = zstd::stream::write::Encoder::new(Vec::new(), 3).map_err(io(&tmp))?;
         let mut out = Vec::with_capacity(WRITE_BUFFER_BYTES);
         out.extend_from_slice(MAGIC);
         let index = ColumnFileIndex {
@@ -226,7 +274,13 @@ impl<'a> ColumnFileWriter<'a> {
             offset: MAGIC.len() as u64,
             block: Vec::new(),
             index,
-            series: Vec::new(),
+            series,
+            index_len: 0,
+            entry: Vec::new(),
+            kept: Vec::new(),
+            kept_blocks: Vec::new(),
+            names: Names::default(),
+            fields: FieldNames::default(),
         })
     }
 
@@ -262,16 +316,18 @@ impl<'a> ColumnFileWriter<'a> {
         self.index.schema = schema;
     }
 
+    /// Adds a series; series come in key order.
     pub fn add_series<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
-        key: &str,
-        measurement: &str,
+        key: &Arc<str>,
+        measurement: &Arc<str>,
         tags: &[(K, V)],
         fields: &[(&str, &Column)],
     ) -> Result<(), ColumnFileError> {
+        let first_block = self.kept_blocks.len() as u32;
         let mut entry = ColumnSeries {
-            key: key.to_owned(),
-            measurement: measurement.to_owned(),
+            key: key.to_string(),
+            measurement: measurement.to_string(),
             tags: tags
                 .iter()
                 .map(|(k, v)| Tag {
@@ -299,6 +355,19 @@ impl<'a> ColumnFileWriter<'a> {
                 encode_block(&block, &mut encoded);
                 let crc = mask(crc32c::crc32c(&encoded));
                 encoded.extend_from_slice(&crc.to_le_bytes());
+                self.kept_blocks.push(FileBlock {
+                    field: self.fields.number(name),
+                    field_type: u32::from(block.values.field_type().code()),
+                    offset: self.offset,
+                    length: u32::try_from(encoded.len()).map_err(|_| ColumnFileError::Corrupt {
+                        path: self.tmp.clone(),
+                        offset: self.offset,
+                        reason: "a block of 4 GiB or more".into(),
+                    })?,
+                    count: block.len() as u32,
+                    min_time: block.times[0],
+                    max_time: block.times[block.len() - 1],
+                });
                 entry.blocks.push(ColumnBlock {
                     field: (*name).to_owned(),
                     field_type: u32::from(block.values.field_type().code()),
@@ -313,24 +382,44 @@ impl<'a> ColumnFileWriter<'a> {
                 written?;
             }
         }
-        prost::encoding::message::encode(SERIES_FIELD, &entry, &mut self.series);
+        self.entry.clear();
+        prost::encoding::message::encode(SERIES_FIELD, &entry, &mut self.entry);
+        self.index_len += self.entry.len() as u64;
+        self.series.write_all(&self.entry).map_err(io(&self.tmp))?;
+        self.kept.push(FileSeries {
+            key: key.clone(),
+            measurement: self.names.share(measurement),
+            blocks: (first_block, self.kept_blocks.len() as u32),
+        });
         Ok(())
     }
 
-    /// Writes the index and footer, then makes the file durable under its final name
-    /// (replacing any file of that name atomically).
-    pub fn finish(mut self) -> Result<PathBuf, ColumnFileError> {
+    /// Writes the index and footer, makes the file durable under its final name (replacing
+    /// any file of that name atomically), and returns it open.
+    pub fn finish(mut self) -> Result<ColumnFile, ColumnFileError> {
         // Series keys and field names repeat across the index: compressed it is a few
-        // times smaller.
-        // Fields may come in any order: the series follow the index's other fields.
-        let mut plain = self.index.encode_to_vec();
-        plain.append(&mut self.series);
-        let encoded = zstd::bulk::compress(&plain, 3).map_err(io(&self.tmp))?;
-        let mut tail = encoded.clone();
-        tail.extend_from_slice(&self.offset.to_le_bytes());
+        // times smaller. Fields may come in any order: the other fields follow the series.
+        let rest = self.index.encode_to_vec();
+        self.index_len += rest.len() as u64;
+        self.series.write_all(&rest).map_err(io(&self.tmp))?;
+        let encoded = std::mem::replace(
+            &mut self.series,
+            zstd::stream::write::Encoder::new(Vec::new(), 0).map_err(io(&self.tmp))?,
+        )
+        .finish()
+        .map_err(io(&self.tmp))?;
+        self.flush_buffer()?;
+        let index_at = self.offset;
+        self.file
+            .write_all_at(&encoded, index_at)
+            .map_err(io(&self.tmp))?;
+        self.offset += encoded.len() as u64;
+        let mut tail = Vec::with_capacity(FOOTER_LEN);
+        tail.extend_from_slice(&index_at.to_le_bytes());
         tail.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
         tail.extend_from_slice(&mask(crc32c::crc32c(&encoded)).to_le_bytes());
         tail.extend_from_slice(END_MAGIC);
+        drop(encoded);
         self.write(&tail)?;
         self.flush_buffer()?;
         // The bytes before the name: a crash leaves the file whole under its name, or
@@ -343,7 +432,30 @@ impl<'a> ColumnFileWriter<'a> {
             .rename(&self.tmp, &self.path)
             .map_err(io(&self.tmp))?;
         self.fs.sync_dir(&self.dir).map_err(io(&self.dir))?;
-        Ok(self.path)
+        let path = self.path;
+        let map = self.fs.map_for_random_reads(&path).map_err(io(&path))?;
+        if (*map).as_ref().len() as u64 != self.offset {
+            return Err(ColumnFileError::Corrupt {
+                path,
+                offset: 0,
+                reason: "changed while it was written".into(),
+            });
+        }
+        let (mut series, mut blocks) = (self.kept, self.kept_blocks);
+        if !series.is_sorted_by(|a, b| a.key <= b.key) {
+            series.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        }
+        series.shrink_to_fit();
+        blocks.shrink_to_fit();
+        Ok(ColumnFile {
+            path,
+            index: self.index,
+            series,
+            blocks,
+            fields: self.fields.names,
+            map,
+            index_len: self.index_len,
+        })
     }
 }
 
@@ -458,64 +570,144 @@ enum IndexError {
     Corrupt(String),
 }
 
-fn decompress_index(compressed: &[u8], max_len: u64) -> Result<Vec<u8>, IndexError> {
-    use std::io::Read;
+/// Bytes of an index unpacked at a time while it is decoded.
+const INDEX_CHUNK: usize = 1 << 20;
+
+/// An index being unpacked, a chunk at a time.
+struct Unpacking<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already decoded.
+    at: usize,
+    /// Bytes unpacked so far.
+    total: u64,
+    limit: u64,
+    end: bool,
+}
+
+impl<R: std::io::Read> Unpacking<R> {
+    /// At least `n` bytes not yet decoded, or fewer at the end of the index.
+    fn fill(&mut self, n: usize) -> Result<&[u8], IndexError> {
+        if self.buf.len() - self.at < n && !self.end {
+            self.buf.drain(..self.at);
+            self.at = 0;
+            while self.buf.len() < n && !self.end {
+                let had = self.buf.len();
+                self.buf.resize(had + (n - had).max(INDEX_CHUNK), 0);
+                let got = self
+                    .reader
+                    .read(&mut self.buf[had..])
+                    .map_err(|e| IndexError::Corrupt(e.to_string()))?;
+                self.buf.truncate(had + got);
+                self.end = got == 0;
+                self.total += got as u64;
+                if self.total > self.limit {
+                    return Err(IndexError::TooLarge(self.limit));
+                }
+            }
+        }
+        Ok(&self.buf[self.at..])
+    }
+}
+
+/// An index unpacked: the index but its series, the series, their blocks, the blocks'
+/// field names, and the index's length unpacked.
+type Unpacked = (
+    ColumnFileIndex,
+    Vec<FileSeries>,
+    Vec<FileBlock>,
+    Vec<Arc<str>>,
+    u64,
+);
+
+/// Unpacks and decodes an index a chunk and a series at a time into the compact form an
+/// open file keeps: neither the whole index as messages (several times the memory) nor
+/// its unpacked bytes (a hundred bytes a series) are held at once. Returns the unpacked
+/// length too.
+fn unpack_index(compressed: &[u8], max_len: u64) -> Result<Unpacked, IndexError> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
     let expansion = INDEX_EXPANSION_ALLOWANCE
         .saturating_add((compressed.len() as u64).saturating_mul(MAX_INDEX_EXPANSION));
     let limit = expansion.min(max_len);
-    let corrupt = |e: std::io::Error| IndexError::Corrupt(e.to_string());
-    let decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
-    let mut plain = Vec::new();
-    decoder
-        .take(limit + 1)
-        .read_to_end(&mut plain)
-        .map_err(corrupt)?;
-    if plain.len() as u64 > limit {
-        if limit < expansion {
-            return Err(IndexError::TooLarge(limit));
-        }
-        return Err(IndexError::Corrupt(format!(
+    let corrupt = |e: &dyn std::fmt::Display| IndexError::Corrupt(e.to_string());
+    let mut plain = Unpacking {
+        reader: zstd::stream::read::Decoder::with_buffer(compressed).map_err(|e| corrupt(&e))?,
+        buf: Vec::new(),
+        at: 0,
+        total: 0,
+        limit,
+        end: false,
+    };
+    let too_large = |e: IndexError| match e {
+        // Past the bound the caller set, or past what any index unpacks to (corrupt).
+        IndexError::TooLarge(_) if limit < expansion => IndexError::TooLarge(limit),
+        IndexError::TooLarge(_) => IndexError::Corrupt(format!(
             "index of {} bytes unpacks to more than {limit}",
             compressed.len()
-        )));
-    }
-    Ok(plain)
-}
-
-/// Decodes an index a series at a time into the compact form an open file keeps (the
-/// whole index as messages would take several times the memory, if only for a moment).
-fn decode_index(
-    bytes: &[u8],
-) -> Result<(ColumnFileIndex, Vec<FileSeries>, Vec<FileBlock>), prost::DecodeError> {
-    use prost::encoding::{decode_key, skip_field, DecodeContext, WireType};
+        )),
+        e => e,
+    };
     let mut rest = Vec::new();
     let (mut series, mut blocks) = (Vec::new(), Vec::new());
     let mut names = Names::default();
-    let mut buf = bytes;
-    while !buf.is_empty() {
-        let field_start = buf;
-        let (tag, wire_type) = decode_key(&mut buf)?;
-        if tag != SERIES_FIELD || wire_type != WireType::LengthDelimited {
-            skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
-            rest.extend_from_slice(&field_start[..field_start.len() - buf.len()]);
-            continue;
+    let mut fields = FieldNames::default();
+    loop {
+        // A field's key and length are 20 bytes at most.
+        let head = plain.fill(20).map_err(too_large)?;
+        if head.is_empty() {
+            break;
         }
-        let s = ColumnSeries::decode_length_delimited(&mut buf)?;
-        let from = blocks.len() as u32;
-        blocks.extend(s.blocks.into_iter().map(|b| FileBlock {
-            field: names.get(b.field),
-            field_type: b.field_type,
-            offset: b.offset,
-            length: b.length,
-            count: b.count,
-            min_time: b.min_time,
-            max_time: b.max_time,
-        }));
-        series.push(FileSeries {
-            key: s.key.into(),
-            measurement: names.get(s.measurement),
-            blocks: (from, blocks.len() as u32),
-        });
+        let mut buf = head;
+        let (tag, wire_type) = decode_key(&mut buf).map_err(|e| corrupt(&e))?;
+        let key_len = head.len() - buf.len();
+        let len = match wire_type {
+            WireType::Varint | WireType::LengthDelimited => {
+                let mut after = buf;
+                let value = decode_varint(&mut after).map_err(|e| corrupt(&e))?;
+                let varint = buf.len() - after.len();
+                match wire_type {
+                    WireType::Varint => key_len + varint,
+                    _ => usize::try_from(value)
+                        .ok()
+                        .filter(|&v| v as u64 <= limit)
+                        .ok_or_else(|| too_large(IndexError::TooLarge(limit)))?
+                        .saturating_add(key_len + varint),
+                }
+            }
+            WireType::SixtyFourBit => key_len + 8,
+            WireType::ThirtyTwoBit => key_len + 4,
+            _ => return Err(IndexError::Corrupt(format!("field {tag}: groups"))),
+        };
+        let field = plain.fill(len).map_err(too_large)?;
+        if field.len() < len {
+            return Err(IndexError::Corrupt("index truncated".into()));
+        }
+        let field = &field[..len];
+        if tag == SERIES_FIELD && wire_type == WireType::LengthDelimited {
+            let s = ColumnSeries::decode_length_delimited(&field[key_len..])
+                .map_err(|e| corrupt(&e))?;
+            let from = blocks.len() as u32;
+            for b in s.blocks {
+                blocks.push(FileBlock {
+                    field: fields.number(&b.field),
+                    field_type: b.field_type,
+                    offset: b.offset,
+                    length: u32::try_from(b.length)
+                        .map_err(|_| IndexError::Corrupt("a block of 4 GiB or more".into()))?,
+                    count: b.count,
+                    min_time: b.min_time,
+                    max_time: b.max_time,
+                });
+            }
+            series.push(FileSeries {
+                key: s.key.into(),
+                measurement: names.get(&s.measurement),
+                blocks: (from, blocks.len() as u32),
+            });
+        } else {
+            rest.extend_from_slice(field);
+        }
+        plain.at += len;
     }
     // Files are written in key order; any other order is put right for the lookups.
     if !series.is_sorted_by(|a, b| a.key <= b.key) {
@@ -523,7 +715,8 @@ fn decode_index(
     }
     series.shrink_to_fit();
     blocks.shrink_to_fit();
-    Ok((ColumnFileIndex::decode(&rest[..])?, series, blocks))
+    let index = ColumnFileIndex::decode(&rest[..]).map_err(|e| corrupt(&e))?;
+    Ok((index, series, blocks, fields.names, plain.total))
 }
 
 impl ColumnFile {
@@ -575,22 +768,22 @@ impl ColumnFile {
         if (*map).as_ref().len() as u64 != len {
             return Err(corrupt(0, "changed while it was opened"));
         }
-        let bytes = decompress_index(&bytes, max_index_len).map_err(|e| match e {
-            IndexError::TooLarge(limit) => ColumnFileError::IndexTooLarge {
-                path: path.to_owned(),
-                limit,
-            },
-            IndexError::Corrupt(e) => corrupt(offset, &e),
-        })?;
-        let (index, series, blocks) =
-            decode_index(&bytes).map_err(|e| corrupt(offset, &e.to_string()))?;
+        let (index, series, blocks, fields, index_len) = unpack_index(&bytes, max_index_len)
+            .map_err(|e| match e {
+                IndexError::TooLarge(limit) => ColumnFileError::IndexTooLarge {
+                    path: path.to_owned(),
+                    limit,
+                },
+                IndexError::Corrupt(e) => corrupt(offset, &e),
+            })?;
         Ok(ColumnFile {
             path: path.to_owned(),
             index,
             series,
             blocks,
+            fields,
             map,
-            index_len: bytes.len() as u64,
+            index_len,
         })
     }
 
@@ -603,7 +796,7 @@ impl ColumnFile {
         };
         let end = block
             .offset
-            .checked_add(block.length)
+            .checked_add(u64::from(block.length))
             .filter(|&e| e as usize <= self.bytes().len())
             .ok_or_else(|| corrupt("block out of bounds".into()))?;
         let bytes = &self.bytes()[block.offset as usize..end as usize];
@@ -649,6 +842,11 @@ impl ColumnFile {
     /// The file's series, in key order.
     pub fn series(&self) -> &[FileSeries] {
         &self.series
+    }
+
+    /// A block's field name.
+    pub fn field(&self, block: &FileBlock) -> &Arc<str> {
+        &self.fields[block.field as usize]
     }
 
     /// The blocks of one of the file's series.
@@ -697,8 +895,8 @@ mod tests {
                 head.insert("cpu,host=a", "cpu", i as i64, version, &[("v", FieldValue::Float(*value))]);
                 expected.push((i as i64, version, value.to_bits()));
             }
-            let path = write(&RealFs, dir.path(), 7, head.series(), Vec::new(), Vec::new()).unwrap();
-            let file = ColumnFile::open(&RealFs, &path).unwrap();
+            let written = write(&RealFs, dir.path(), 7, head.series(), Vec::new(), Vec::new()).unwrap();
+            let file = ColumnFile::open(&RealFs, &written.path).unwrap();
             prop_assert_eq!(file.index.covered_lsn, 7);
             let mut got = Vec::new();
             for block in file.blocks(&file.series()[0]) {
@@ -785,7 +983,8 @@ mod tests {
             Vec::new(),
             Vec::new(),
         )
-        .unwrap();
+        .unwrap()
+        .path;
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[12] ^= 1; // inside the first block
         std::fs::write(&path, &bytes).unwrap();

@@ -3,6 +3,7 @@
 use super::column::{Column, FieldType};
 use super::tombstone;
 use crate::line_protocol::{FieldValue, Point};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -21,6 +22,14 @@ fn intern(names: &mut HashSet<Arc<str>, foldhash::fast::RandomState>, name: &str
     name
 }
 
+/// What a point of one field adds to the head's byte estimate.
+fn point_bytes(value: &FieldValue) -> usize {
+    16 + match value {
+        FieldValue::String(s) => s.len() + 24,
+        _ => 8,
+    }
+}
+
 /// Up to this many columns, a field missing from its usual position is found by a scan
 /// (cheaper than hashing for the few fields real series have).
 const FIELDS_SCANNED: usize = 64;
@@ -35,7 +44,58 @@ pub struct SeriesHead {
     /// Names are shared by the head's series (a million series of one measurement and
     /// field would otherwise hold two million copies of two names).
     pub measurement: Arc<str>,
-    pub fields: Vec<(Arc<str>, Column)>,
+    fields: Fields,
+}
+
+#[derive(Debug, Clone)]
+enum Fields {
+    /// A series' first point, of one field, held in place: a head of many series holds
+    /// mostly series of a point or two, and a column (three Vecs of one entry each, in a
+    /// Vec of columns) cost 150 bytes more in four allocations.
+    One(Arc<str>, OnePoint),
+    Columns(Vec<(Arc<str>, Column)>),
+}
+
+#[derive(Debug, Clone)]
+struct OnePoint {
+    time: i64,
+    version: u64,
+    value: FieldValue,
+}
+
+impl OnePoint {
+    fn column(&self) -> Column {
+        let mut column = Column::for_one(FieldType::of(&self.value));
+        column.push(self.time, self.version, &self.value);
+        column
+    }
+}
+
+impl SeriesHead {
+    /// The series' fields with their columns (a single point's made up on the spot).
+    pub fn columns(&self) -> impl Iterator<Item = (&Arc<str>, Cow<'_, Column>)> {
+        let (one, columns) = match &self.fields {
+            Fields::One(name, point) => (Some((name, Cow::Owned(point.column()))), &[][..]),
+            Fields::Columns(columns) => (None, &columns[..]),
+        };
+        one.into_iter()
+            .chain(columns.iter().map(|(n, c)| (n, Cow::Borrowed(c))))
+    }
+
+    /// The columns, a single point turned into one.
+    fn columns_mut(&mut self) -> &mut Vec<(Arc<str>, Column)> {
+        if let Fields::One(name, point) = &self.fields {
+            self.fields = Fields::Columns(vec![(name.clone(), point.column())]);
+        }
+        match &mut self.fields {
+            Fields::Columns(columns) => columns,
+            Fields::One(..) => unreachable!("made columns above"),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(&self.fields, Fields::Columns(c) if c.is_empty())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -46,8 +106,102 @@ pub struct Head {
     hasher: foldhash::fast::RandomState,
     /// Measurement and field names.
     names: HashSet<Arc<str>, foldhash::fast::RandomState>,
-    series: Vec<SeriesHead>,
+    series: Chunked<SeriesHead>,
     bytes: usize,
+}
+
+/// Items per chunk of [`Chunked`] (series: a few hundred KiB).
+const CHUNK: usize = 4096;
+
+/// A list grown a fixed chunk at a time rather than by doubling one allocation: a head of
+/// half a million series moved its whole array (some 45 MB) when it doubled, and left the
+/// old one freed but resident (the allocator keeps freed memory for a while: see
+/// `main.rs`); chunks of one size freed with a flushed head are reused by the next one.
+#[derive(Debug)]
+pub struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, item: T) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(item),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(item);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    /// The items from position `from` on.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &T> {
+        self.chunks
+            .get(from / CHUNK..)
+            .unwrap_or_default()
+            .iter()
+            .flatten()
+            .skip(from % CHUNK)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let all = std::mem::take(self);
+        for item in all.chunks.into_iter().flatten() {
+            if keep(&item) {
+                self.push(item);
+            }
+        }
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+
+    fn index(&self, at: usize) -> &T {
+        &self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, at: usize) -> &mut T {
+        &mut self.chunks[at / CHUNK][at % CHUNK]
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Chunked<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.iter().flatten()
+    }
 }
 
 impl Head {
@@ -62,7 +216,7 @@ impl Head {
         version: u64,
         fields: &[(F, FieldValue)],
     ) {
-        let idx = self.series_for(key, measurement, fields.len());
+        let idx = self.series_for(key, measurement);
         self.push_fields(idx, time, version, fields);
     }
 
@@ -77,7 +231,7 @@ impl Head {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let series = self.series_for(&p.key, &p.measurement, p.fields.len());
+                let series = self.series_for(&p.key, &p.measurement);
                 ((series as u64) << 32) | i as u64
             })
             .collect();
@@ -91,7 +245,7 @@ impl Head {
 
     /// The position of the series `key`, created (without points, with room for `fields`
     /// columns) when new.
-    fn series_for(&mut self, key: &str, measurement: &str, fields: usize) -> usize {
+    fn series_for(&mut self, key: &str, measurement: &str) -> usize {
         let hash = self.hasher.hash_one(key);
         if let Some(&i) = self.find(hash, key) {
             return i as usize;
@@ -102,9 +256,7 @@ impl Head {
         self.series.push(SeriesHead {
             key,
             measurement: intern(&mut self.names, measurement),
-            // Exactly: most series never take another field, and a first push would
-            // make room for four columns.
-            fields: Vec::with_capacity(fields),
+            fields: Fields::Columns(Vec::new()),
         });
         let (series, hasher) = (&self.series, &self.hasher);
         self.index
@@ -125,6 +277,24 @@ impl Head {
         fields: &[(F, FieldValue)],
     ) {
         let series = &mut self.series[idx];
+        if let ([(name, value)], true) = (fields, series.is_empty()) {
+            series.fields = Fields::One(
+                intern(&mut self.names, name.as_ref()),
+                OnePoint {
+                    time,
+                    version,
+                    value: value.clone(),
+                },
+            );
+            self.bytes += point_bytes(value);
+            return;
+        }
+        let columns = series.columns_mut();
+        if columns.is_empty() {
+            // Exactly: most series never take another field, and a first push would
+            // make room for four columns.
+            columns.reserve_exact(fields.len());
+        }
         // Built on the first miss in a wide series only: a scan per miss would make a
         // point of n new fields cost n^2 name compares (100,000 fields: half a minute).
         let mut by_name: Option<FastMap<Arc<str>, usize>> = None;
@@ -132,17 +302,16 @@ impl Head {
             let name = name.as_ref();
             // A series' points usually list their fields in the same order: try the
             // position this field had last time before searching.
-            let found = match series.fields.get(at) {
+            let found = match columns.get(at) {
                 Some((n, _)) if super::same_name(n, name) => Some(at),
-                _ if series.fields.len() <= FIELDS_SCANNED => series
-                    .fields
-                    .iter()
-                    .position(|(n, _)| super::same_name(n, name)),
+                _ if columns.len() <= FIELDS_SCANNED => {
+                    columns.iter().position(|(n, _)| super::same_name(n, name))
+                }
                 _ => by_name
                     .get_or_insert_with(|| {
                         let mut map = FastMap::default();
-                        map.reserve(series.fields.len());
-                        for (i, (n, _)) in series.fields.iter().enumerate() {
+                        map.reserve(columns.len());
+                        for (i, (n, _)) in columns.iter().enumerate() {
                             map.insert(n.clone(), i);
                         }
                         map
@@ -151,24 +320,18 @@ impl Head {
                     .copied(),
             };
             let column = match found {
-                Some(i) => &mut series.fields[i].1,
+                Some(i) => &mut columns[i].1,
                 None => {
                     let name = intern(&mut self.names, name);
                     if let Some(map) = by_name.as_mut() {
-                        map.insert(name.clone(), series.fields.len());
+                        map.insert(name.clone(), columns.len());
                     }
-                    series
-                        .fields
-                        .push((name, Column::for_one(FieldType::of(value))));
-                    &mut series.fields.last_mut().expect("just pushed").1
+                    columns.push((name, Column::for_one(FieldType::of(value))));
+                    &mut columns.last_mut().expect("just pushed").1
                 }
             };
             if column.push(time, version, value) {
-                self.bytes += 16
-                    + match value {
-                        FieldValue::String(s) => s.len() + 24,
-                        _ => 8,
-                    };
+                self.bytes += point_bytes(value);
             }
         }
     }
@@ -188,16 +351,17 @@ impl Head {
             .filter(|s| *s.measurement == *t.measurement && tombstone::names(t, &s.key))
         {
             let ranges = tombstone::ranges(std::slice::from_ref(t), &s.key);
-            for (_, column) in &mut s.fields {
+            let columns = s.columns_mut();
+            for (_, column) in columns.iter_mut() {
                 if let Some(kept) = tombstone::without_deleted(column, &ranges) {
                     *column = kept;
                 }
             }
-            s.fields.retain(|(_, c)| !c.is_empty());
-            emptied |= s.fields.is_empty();
+            columns.retain(|(_, c)| !c.is_empty());
+            emptied |= columns.is_empty();
         }
         if emptied {
-            self.series.retain(|s| !s.fields.is_empty());
+            self.series.retain(|s| !s.is_empty());
             self.index.clear();
             let (series, hasher) = (&self.series, &self.hasher);
             for (i, s) in series.iter().enumerate() {
@@ -209,7 +373,7 @@ impl Head {
         }
     }
 
-    pub fn series(&self) -> &[SeriesHead] {
+    pub fn series(&self) -> &Chunked<SeriesHead> {
         &self.series
     }
 
@@ -253,10 +417,8 @@ mod tests {
         insert(&mut head, "c", 30, 7, 5.0);
         insert(&mut head, "a", 10, 7, 6.0);
         let c = &head.series()[1];
-        assert_eq!(
-            (&*c.key, c.fields[0].1.times.as_slice()),
-            ("cpu,host=c", &[20, 30][..])
-        );
+        let times: Vec<i64> = c.columns().flat_map(|(_, c)| c.times.clone()).collect();
+        assert_eq!((&*c.key, times.as_slice()), ("cpu,host=c", &[20, 30][..]));
         assert_eq!(&*head.series()[2].key, "cpu,host=a");
     }
 
@@ -272,12 +434,12 @@ mod tests {
         head.insert("w", "w", 1, 1, &point(&mut (0..200)));
         // Reversed, with 100 new fields among them: every lookup misses its position.
         head.insert("w", "w", 2, 1, &point(&mut (0..300).rev()));
-        let fields = &head.get("w").expect("series").fields;
+        let fields: Vec<_> = head.get("w").expect("series").columns().collect();
         assert_eq!(fields.len(), 300);
         // The new fields come after the old ones, in the order the point listed them.
         let expected = (0..200).chain((200..300).rev());
         for ((name, column), i) in fields.iter().zip(expected) {
-            assert_eq!(&**name, names[i]);
+            assert_eq!(&***name, names[i]);
             let times: &[i64] = if i < 200 { &[1, 2] } else { &[2] };
             assert_eq!(column.times, times, "{name}");
         }
@@ -305,7 +467,13 @@ mod tests {
             }
             type Shape = Vec<(String, Vec<(Arc<str>, Column)>)>;
             let shape = |h: &Head| -> Shape {
-                h.series().iter().map(|s| (s.key.to_string(), s.fields.clone())).collect()
+                h.series()
+                    .iter()
+                    .map(|s| {
+                        let columns = s.columns().map(|(n, c)| (n.clone(), c.into_owned()));
+                        (s.key.to_string(), columns.collect())
+                    })
+                    .collect()
             };
             proptest::prop_assert_eq!(shape(&batch), shape(&single));
             proptest::prop_assert_eq!(batch.bytes(), single.bytes());

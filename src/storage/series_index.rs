@@ -29,8 +29,8 @@ pub struct SeriesIndex {
 
 #[derive(Default)]
 pub struct MeasurementIndex {
-    /// Series keys by series number.
-    keys: Vec<Arc<str>>,
+    /// Series keys by series number (grown in chunks, as the head's series are).
+    keys: super::head::Chunked<Arc<str>>,
     /// Series numbers, found by key (hashed with `hasher`).
     by_key: hashbrown::HashTable<u32>,
     hasher: RandomState,
@@ -43,49 +43,77 @@ pub struct MeasurementIndex {
 
 /// A tag key's values with their series. The values' text is held end to end in one
 /// string, and the table holds positions only: a million values of one point each (a
-/// host per series) took 80 bytes each as a map of boxed strings, 40 this way.
+/// host per series) took 80 bytes each as a map of boxed strings, 40 this way, and 24
+/// with a value's series as one number (and its end alone).
 #[derive(Default)]
 struct TagValues {
-    /// Positions in `spans` and `postings`, found by the value's hash.
+    /// Positions in `ends` and `postings`, found by the value's hash.
     table: hashbrown::HashTable<u32>,
     text: String,
-    /// Each value's start and length in `text`.
-    spans: Vec<(u32, u32)>,
-    postings: Vec<Postings>,
+    /// Each value's end in `text` (it starts where the one before ends).
+    ends: Vec<u32>,
+    /// Each value's series: most values (a host's name) have one, whose number this is;
+    /// with [`MANY`] set, the position of the value's series in `many`.
+    postings: Vec<u32>,
+    /// Series numbers, increasing, of the values with more than one series.
+    many: Vec<Vec<u32>>,
 }
+
+/// Marks a posting that is a position in [`TagValues::many`] (series numbers are below).
+const MANY: u32 = 1 << 31;
 
 impl TagValues {
     fn value(&self, at: u32) -> &str {
-        let (start, len) = self.spans[at as usize];
-        &self.text[start as usize..(start + len) as usize]
+        let start = match at {
+            0 => 0,
+            _ => self.ends[at as usize - 1],
+        };
+        &self.text[start as usize..self.ends[at as usize] as usize]
     }
 
-    fn get(&self, hasher: &RandomState, value: &str) -> Option<&Postings> {
+    fn ids(&self, at: u32) -> &[u32] {
+        match self.postings[at as usize] {
+            p if p & MANY != 0 => &self.many[(p & !MANY) as usize],
+            _ => std::slice::from_ref(&self.postings[at as usize]),
+        }
+    }
+
+    fn get(&self, hasher: &RandomState, value: &str) -> Option<&[u32]> {
         self.table
             .find(hasher.hash_one(value), |&at| self.value(at) == value)
-            .map(|&at| &self.postings[at as usize])
+            .map(|&at| self.ids(at))
     }
 
     fn push(&mut self, hasher: &RandomState, value: &str, id: u32) {
         let hash = hasher.hash_one(value);
         if let Some(&at) = self.table.find(hash, |&at| self.value(at) == value) {
-            self.postings[at as usize].push(id);
+            let posting = &mut self.postings[at as usize];
+            if *posting & MANY != 0 {
+                self.many[(*posting & !MANY) as usize].push(id);
+            } else {
+                let many = u32::try_from(self.many.len()).expect("fewer than 2^31 tag values");
+                self.many.push(vec![*posting, id]);
+                *posting = MANY | many;
+            }
             return;
         }
-        let at = u32::try_from(self.spans.len()).expect("fewer than 2^32 tag values");
-        let start = u32::try_from(self.text.len()).expect("tag values within 4 GiB");
+        let at = u32::try_from(self.ends.len()).expect("fewer than 2^32 tag values");
         self.text.push_str(value);
-        self.spans.push((start, value.len() as u32));
-        self.postings.push(Postings::One(id));
-        let (text, spans) = (&self.text, &self.spans);
+        self.ends
+            .push(u32::try_from(self.text.len()).expect("tag values within 4 GiB"));
+        self.postings.push(id);
+        let (text, ends) = (&self.text, &self.ends);
         self.table.insert_unique(hash, at, |&at| {
-            let (start, len) = spans[at as usize];
-            hasher.hash_one(&text[start as usize..(start + len) as usize])
+            let start = match at {
+                0 => 0,
+                _ => ends[at as usize - 1],
+            };
+            hasher.hash_one(&text[start as usize..ends[at as usize] as usize])
         });
     }
 
     fn values(&self) -> impl Iterator<Item = &str> {
-        (0..self.spans.len() as u32).map(|at| self.value(at))
+        (0..self.ends.len() as u32).map(|at| self.value(at))
     }
 }
 
@@ -95,31 +123,6 @@ impl std::fmt::Debug for MeasurementIndex {
             .field("series", &self.keys.len())
             .field("tag_keys", &self.postings.len())
             .finish()
-    }
-}
-
-/// The series of one tag value: most values (a host's name) have one, kept without a
-/// Vec; the Vec is boxed so that the many single ones take two words.
-#[derive(Debug)]
-#[allow(clippy::box_collection)] // two words, not three, for the many single ones
-enum Postings {
-    One(u32),
-    Many(Box<Vec<u32>>),
-}
-
-impl Postings {
-    fn push(&mut self, id: u32) {
-        match self {
-            Postings::One(first) => *self = Postings::Many(Box::new(vec![*first, id])),
-            Postings::Many(ids) => ids.push(id),
-        }
-    }
-
-    fn ids(&self) -> &[u32] {
-        match self {
-            Postings::One(id) => std::slice::from_ref(id),
-            Postings::Many(ids) => ids,
-        }
     }
 }
 
@@ -190,7 +193,10 @@ impl MeasurementIndex {
         {
             return;
         }
-        let id = u32::try_from(self.keys.len()).expect("fewer than 2^32 series");
+        let id = u32::try_from(self.keys.len())
+            .ok()
+            .filter(|&id| id < MANY)
+            .expect("fewer than 2^31 series in a measurement");
         for (k, v) in crate::line_protocol::key_tags(key) {
             let values = match self.postings.get_mut(&*k) {
                 Some(values) => values,
@@ -280,7 +286,7 @@ impl MeasurementIndex {
                 self.postings
                     .get(k)
                     .and_then(|values| values.get(&self.hasher, v))
-                    .map(|ids| ids.ids().to_vec())
+                    .map(|ids| ids.to_vec())
                     .unwrap_or_default(),
             ),
             TagSelector::And(terms) => terms
