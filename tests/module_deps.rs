@@ -40,11 +40,6 @@ const ALLOWED_BACK_EDGES: &[(&str, &str, &str)] = &[
         "node <-> http: the query service takes &Node",
     ),
     (
-        "query::plan",
-        "query::aggregate",
-        "operators <-> driver: the plan names aggregate functions",
-    ),
-    (
         "query::aggregate",
         "query::select",
         "operators <-> driver: row types live in select",

@@ -294,7 +294,7 @@ fn adjusted(
 fn calls_aggregate(e: &Expr) -> bool {
     match e {
         Expr::Call(c) => {
-            let own = super::aggregate::Func::parse(&c.name).is_some()
+            let own = super::plan::Func::parse(&c.name).is_some()
                 || matches!(
                     c.name.as_str(),
                     "top" | "bottom" | "sample" | "distinct" | "integral"
