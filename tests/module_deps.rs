@@ -42,17 +42,7 @@ const ALLOWED_BACK_EDGES: &[(&str, &str, &str)] = &[
     (
         "query::aggregate",
         "query::select",
-        "operators <-> driver: row types live in select",
-    ),
-    (
-        "query::selection",
-        "query::select",
-        "operators <-> driver: row types live in select",
-    ),
-    (
-        "query::selection",
-        "query::aggregate",
-        "operators <-> driver: value order lives in aggregate",
+        "operators <-> driver: aggregate takes the driver's Scan and SelectContext, and Scan holds aggregate::Folded",
     ),
 ];
 

@@ -14,10 +14,8 @@ use super::limits::QueryLimits;
 use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
 use super::result::Series;
-use super::select::{
-    answer_row_bytes, descending, json_value, limit, Scan, SelectContext, SeriesRows,
-    ROWS_PER_CHARGE,
-};
+use super::rows::{cmp, json_value, num, SeriesRows};
+use super::select::{answer_row_bytes, descending, limit, Scan, SelectContext, ROWS_PER_CHARGE};
 use super::selection;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::Column as StoredColumn;
@@ -589,27 +587,6 @@ pub fn group_tags(
     tags.sort();
     tags.dedup();
     Ok(tags)
-}
-
-pub fn num(v: &FieldValue) -> Option<f64> {
-    match v {
-        FieldValue::Float(x) => Some(*x),
-        FieldValue::Integer(x) => Some(*x as f64),
-        FieldValue::Unsigned(x) => Some(*x as f64),
-        _ => None,
-    }
-}
-
-pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
-    match (a, b) {
-        (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
-        (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
-        (FieldValue::String(x), FieldValue::String(y)) => x.cmp(y),
-        (FieldValue::Boolean(x), FieldValue::Boolean(y)) => x.cmp(y),
-        _ => num(a)
-            .unwrap_or(f64::NAN)
-            .total_cmp(&num(b).unwrap_or(f64::NAN)),
-    }
 }
 
 /// The most frequent value. Of equally frequent ones, 1.x's scan over the values in

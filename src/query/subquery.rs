@@ -15,7 +15,8 @@ use super::parser::ast::{
     BinaryOp, DataType, Dimension, Expr, Fill, SelectStatement, Source, VarRef,
 };
 use super::result::Series;
-use super::select::{self, Scan, SelectContext, SeriesRows};
+use super::rows::SeriesRows;
+use super::select::{self, Scan, SelectContext};
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
