@@ -142,7 +142,7 @@ pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, Back
     // still holds of a shard of the same id.
     for db in &mut state.databases {
         for shard in &mut db.shards {
-            shard.incarnation = crate::storage::new_incarnation();
+            shard.incarnation = crate::placement::new_incarnation();
         }
     }
     if require_admin && !state.users.iter().any(|u| u.admin) {
@@ -276,7 +276,8 @@ fn check_state(state: &CatalogState) -> Result<(), BackupError> {
             if s.start_nanos >= s.end_nanos {
                 return bad(format!("shard {} ends before it starts", s.shard_id));
             }
-            if s.shard_id != crate::storage::shard_id(&db.name, &s.retention_policy, s.start_nanos)
+            if s.shard_id
+                != crate::placement::shard_id(&db.name, &s.retention_policy, s.start_nanos)
             {
                 return bad(format!("shard {} does not have its derived id", s.shard_id));
             }
@@ -491,7 +492,7 @@ pub fn restore_bucket_events(
     let mut mappings = Vec::new();
     for p in &manifest.retention_policies {
         for (group, (start, end)) in p.shard_groups.iter().zip(group_intervals(p)?) {
-            let new_id = crate::storage::shard_id(name, &p.name, start);
+            let new_id = crate::placement::shard_id(name, &p.name, start);
             events.push(crate::catalog::event(event::Kind::ShardCreated(
                 ShardCreated {
                     database: name.to_owned(),
@@ -500,7 +501,7 @@ pub fn restore_bucket_events(
                     start_nanos: start,
                     end_nanos: end,
                     restored_from: group.shards.iter().map(|s| s.id).collect(),
-                    incarnation: crate::storage::new_incarnation(),
+                    incarnation: crate::placement::new_incarnation(),
                 },
             )));
             for shard in &group.shards {
@@ -622,7 +623,7 @@ mod tests {
             }
         };
         run(c.create_database("db", None).unwrap(), &mut c);
-        let shard = crate::storage::ShardInfo::of_group("db", "autogen", 0, HOUR);
+        let shard = crate::placement::ShardInfo::of_group("db", "autogen", 0, HOUR);
         run(c.create_shards(&[shard]).unwrap(), &mut c);
         run(
             c.create_user("u1".into(), "root", "hash".into(), true)
@@ -749,7 +750,8 @@ mod tests {
         for e in c.create_database("db", None).unwrap() {
             c.apply(&e);
         }
-        let shard = crate::storage::ShardInfo::of_group("db", "autogen", 0, 7 * 86_400_000_000_000);
+        let shard =
+            crate::placement::ShardInfo::of_group("db", "autogen", 0, 7 * 86_400_000_000_000);
         for e in c.create_shards(std::slice::from_ref(&shard)).unwrap() {
             c.apply(&e);
         }
@@ -768,7 +770,7 @@ mod tests {
         for e in &events {
             c.apply(e);
         }
-        let new_id = crate::storage::shard_id("copy", "autogen", 0);
+        let new_id = crate::placement::shard_id("copy", "autogen", 0);
         assert_eq!(
             answer.shard_mappings,
             vec![ShardMapping {

@@ -82,7 +82,7 @@ fn check_archive_identity(
     restored_from: &[u64],
 ) -> Result<(), BackupError> {
     let coherent =
-        m.shard_id == crate::storage::shard_id(&m.database, &m.retention_policy, m.start);
+        m.shard_id == crate::placement::shard_id(&m.database, &m.retention_policy, m.start);
     let same = m.shard_id == info.id && m.database == info.database;
     let mapped = restored_from.contains(&m.shard_id);
     if coherent

@@ -253,7 +253,7 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
             url: query_url.clone(),
             reason: e.to_string(),
         })?;
-    crate::cli::block_on(create_database(&clients[0], &query_url, &opts.db))?;
+    crate::client::block_on(create_database(&clients[0], &query_url, &opts.db))?;
 
     let batches = generate_batches(opts);
     let lines: Vec<u64> = batches
@@ -267,7 +267,7 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
     let writers = clients
         .iter()
         .map(|c| writer(c, &opts.db, &batches, &lines, &next, &first_error));
-    let results = crate::cli::block_on(futures_util::future::join_all(writers));
+    let results = crate::client::block_on(futures_util::future::join_all(writers));
     let seconds = start.elapsed().as_secs_f64();
 
     let mut total = WriterTally::default();

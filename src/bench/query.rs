@@ -93,7 +93,7 @@ pub fn workload() -> Vec<(&'static str, String)> {
 }
 
 pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
-    crate::cli::block_on(run_async(opts))
+    crate::client::block_on(run_async(opts))
 }
 
 async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {

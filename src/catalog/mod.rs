@@ -4,6 +4,7 @@
 //! a new database gets the `autogen` policy (infinite duration, 7-day shard groups) unless
 //! told otherwise, and the shard-group duration follows the policy's duration.
 
+use crate::placement::ShardInfo;
 use crate::projection::Projection;
 pub use crate::proto::Privilege;
 use crate::proto::{
@@ -13,7 +14,6 @@ use crate::proto::{
     ShardDropped, TokenCreated, TokenDeleted, UserAdminSet, UserCreated, UserDropped,
     UserPasswordSet, UserPrivilegeSet,
 };
-use crate::storage::ShardInfo;
 use indexmap::IndexMap;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -110,11 +110,7 @@ pub enum CatalogError {
     InvalidName,
 }
 
-pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+pub use crate::clock::now_nanos;
 
 /// A control-log event stamped with the time it is decided.
 pub(crate) fn event(kind: event::Kind) -> Event {
@@ -386,7 +382,7 @@ impl Catalog {
                     start_nanos: s.start,
                     end_nanos: s.end,
                     restored_from: Vec::new(),
-                    incarnation: crate::storage::new_incarnation(),
+                    incarnation: crate::placement::new_incarnation(),
                 }))),
             }
         }

@@ -82,7 +82,7 @@ pub fn run(command: CtlCommand) -> ExitCode {
             since,
             token,
             dir,
-        } => report(super::block_on(async {
+        } => report(crate::client::block_on(async {
             let remote = Remote::new(&url, token)?;
             backup::backup(&remote, &dir, bucket.as_deref(), since.as_deref()).await
         })),
@@ -92,11 +92,11 @@ pub fn run(command: CtlCommand) -> ExitCode {
             new_bucket,
             token,
             dir,
-        } => report(super::block_on(async {
+        } => report(crate::client::block_on(async {
             let mut remote = Remote::new(&url, token)?;
             backup::restore(&mut remote, &dir, bucket.as_deref(), new_bucket.as_deref()).await
         })),
-        CtlCommand::BackupStatus { url, token } => report(super::block_on(async {
+        CtlCommand::BackupStatus { url, token } => report(crate::client::block_on(async {
             let remote = Remote::new(&url, token)?;
             backup::status(&remote, &mut std::io::stdout()).await
         })),

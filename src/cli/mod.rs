@@ -365,16 +365,6 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Runs a command's requests to a node on a runtime of its own: one thread is enough for
-/// a command line, and the node's client is async.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the command")
-        .block_on(future)
-}
-
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDKEEPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -393,3 +393,13 @@ fn precision_v2(p: Precision) -> Option<&'static str> {
         Precision::Minutes | Precision::Hours => return None,
     })
 }
+
+/// Runs a blocking caller's requests (a command line, a bench) on a runtime of its own:
+/// one thread is enough, and the client is async.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the command")
+        .block_on(future)
+}

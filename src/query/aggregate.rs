@@ -12,12 +12,10 @@
 use super::calc::Cell;
 use super::limits::QueryLimits;
 use super::parser::ast::{Expr, Fill, SelectStatement};
-use super::plan::{column_names, eval_column, AggregateCall, Column, Kind, Node, Plan};
+use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
 use super::result::Series;
-use super::select::{
-    answer_row_bytes, descending, json_value, limit, Scan, SelectContext, SeriesRows,
-    ROWS_PER_CHARGE,
-};
+use super::rows::{cmp, json_value, num, SeriesRows};
+use super::select::{answer_row_bytes, descending, limit, Scan, SelectContext, ROWS_PER_CHARGE};
 use super::selection;
 use crate::line_protocol::FieldValue;
 use crate::storage::column::Column as StoredColumn;
@@ -26,57 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// More windows than this in one query is refused rather than exhausting memory.
 const MAX_WINDOWS: i64 = 1_000_000;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Func {
-    Count,
-    /// `count(distinct(field))`
-    CountDistinct,
-    Mode,
-    /// The nearest-rank percentile (0 to 100).
-    Percentile(f64),
-    /// Area under the points (trapezoids), per `unit` nanoseconds.
-    Integral(i64),
-    Sum,
-    Mean,
-    Median,
-    Min,
-    Max,
-    First,
-    Last,
-    Spread,
-    Stddev,
-}
-
-impl Func {
-    pub fn parse(name: &str) -> Option<Func> {
-        Some(match name {
-            "count" => Func::Count,
-            "sum" => Func::Sum,
-            "mean" => Func::Mean,
-            "median" => Func::Median,
-            "min" => Func::Min,
-            "max" => Func::Max,
-            "first" => Func::First,
-            "last" => Func::Last,
-            "spread" => Func::Spread,
-            "stddev" => Func::Stddev,
-            "mode" => Func::Mode,
-            "percentile" => Func::Percentile(50.0),
-            "integral" => Func::Integral(1_000_000_000),
-            _ => return None,
-        })
-    }
-
-    /// Selectors return one of the points, with its own time when the query has no time
-    /// windows.
-    fn is_selector(self) -> bool {
-        matches!(
-            self,
-            Func::Min | Func::Max | Func::First | Func::Last | Func::Percentile(_)
-        )
-    }
-}
 
 /// Whether a call's results are integers: counts, and sums and selections of integer
 /// fields.
@@ -640,27 +587,6 @@ pub fn group_tags(
     tags.sort();
     tags.dedup();
     Ok(tags)
-}
-
-pub fn num(v: &FieldValue) -> Option<f64> {
-    match v {
-        FieldValue::Float(x) => Some(*x),
-        FieldValue::Integer(x) => Some(*x as f64),
-        FieldValue::Unsigned(x) => Some(*x as f64),
-        _ => None,
-    }
-}
-
-pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
-    match (a, b) {
-        (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
-        (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
-        (FieldValue::String(x), FieldValue::String(y)) => x.cmp(y),
-        (FieldValue::Boolean(x), FieldValue::Boolean(y)) => x.cmp(y),
-        _ => num(a)
-            .unwrap_or(f64::NAN)
-            .total_cmp(&num(b).unwrap_or(f64::NAN)),
-    }
 }
 
 /// The most frequent value. Of equally frequent ones, 1.x's scan over the values in

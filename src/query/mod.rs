@@ -15,6 +15,7 @@ pub mod parser;
 mod plan;
 pub mod pool;
 pub mod result;
+mod rows;
 mod select;
 mod selection;
 mod show;

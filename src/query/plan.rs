@@ -2,7 +2,6 @@
 //! aggregates, transformations, math functions and arithmetic, checked with InfluxDB
 //! 1.x's rules and error messages, and the column names 1.x gives them.
 
-use super::aggregate::Func;
 use super::calc::{self, Cell, MathFn};
 use super::format::go_duration;
 use super::parser::ast::{BinaryOp, DataType, Expr, Field, SelectStatement};
@@ -790,6 +789,57 @@ fn combine(
             })
             .collect(),
     )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Func {
+    Count,
+    /// `count(distinct(field))`
+    CountDistinct,
+    Mode,
+    /// The nearest-rank percentile (0 to 100).
+    Percentile(f64),
+    /// Area under the points (trapezoids), per `unit` nanoseconds.
+    Integral(i64),
+    Sum,
+    Mean,
+    Median,
+    Min,
+    Max,
+    First,
+    Last,
+    Spread,
+    Stddev,
+}
+
+impl Func {
+    pub fn parse(name: &str) -> Option<Func> {
+        Some(match name {
+            "count" => Func::Count,
+            "sum" => Func::Sum,
+            "mean" => Func::Mean,
+            "median" => Func::Median,
+            "min" => Func::Min,
+            "max" => Func::Max,
+            "first" => Func::First,
+            "last" => Func::Last,
+            "spread" => Func::Spread,
+            "stddev" => Func::Stddev,
+            "mode" => Func::Mode,
+            "percentile" => Func::Percentile(50.0),
+            "integral" => Func::Integral(1_000_000_000),
+            _ => return None,
+        })
+    }
+
+    /// Selectors return one of the points, with its own time when the query has no time
+    /// windows.
+    pub(super) fn is_selector(self) -> bool {
+        matches!(
+            self,
+            Func::Min | Func::Max | Func::First | Func::Last | Func::Percentile(_)
+        )
+    }
 }
 
 #[cfg(test)]

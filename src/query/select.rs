@@ -13,6 +13,7 @@ use super::parser::ast::{
 };
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Node, Plan};
 use super::result::Series;
+use super::rows::{json_value, SeriesRows};
 use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
@@ -64,60 +65,6 @@ pub struct Scan {
     pub end: i64,
     /// The series already reduced as they were read (then `series` is empty).
     pub folded: Option<Folded>,
-}
-
-/// One series' rows: a time and one value per scanned field each, in time order.
-pub struct SeriesRows {
-    pub tags: Vec<(String, String)>,
-    pub times: Vec<i64>,
-    /// The rows' values, `width` per row, one row after another (one allocation, not one
-    /// per row).
-    values: Vec<Option<FieldValue>>,
-    width: usize,
-}
-
-impl SeriesRows {
-    pub fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
-        SeriesRows {
-            tags,
-            times: Vec::new(),
-            values: Vec::new(),
-            width,
-        }
-    }
-
-    /// Appends a row of `width` values.
-    pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
-        self.times.push(time);
-        self.values.extend(values);
-        debug_assert_eq!(self.values.len(), self.times.len() * self.width);
-    }
-
-    /// Each row's time and values.
-    pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
-        let width = self.width;
-        self.times
-            .iter()
-            .enumerate()
-            .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.times.is_empty()
-    }
-
-    /// How many field values the rows hold.
-    pub fn values(&self) -> usize {
-        self.values.iter().filter(|v| v.is_some()).count()
-    }
-
-    fn reverse(&mut self) {
-        self.times.reverse();
-        if self.width > 0 {
-            let rows: Vec<&[Option<FieldValue>]> = self.values.chunks(self.width).rev().collect();
-            self.values = rows.concat();
-        }
-    }
 }
 
 enum Output<'a> {
@@ -1198,17 +1145,6 @@ pub fn limit(n: u64) -> usize {
         usize::MAX
     } else {
         n as usize
-    }
-}
-
-pub fn json_value(v: &FieldValue) -> Value {
-    match v {
-        // Written as Go writes floats by the response's serializer.
-        FieldValue::Float(x) => Value::from(*x),
-        FieldValue::Integer(x) => Value::from(*x),
-        FieldValue::Unsigned(x) => Value::from(*x),
-        FieldValue::String(x) => Value::from(x.clone()),
-        FieldValue::Boolean(x) => Value::from(*x),
     }
 }
 

@@ -2,10 +2,9 @@
 //! window, each as its own row (top, bottom and sample at the point's own time, distinct
 //! at the window's start), beside the tags the statement asks for.
 
-use super::aggregate::cmp;
 use super::limits::QueryLimits;
 use super::plan::{Node, Selection, SelectionCall};
-use super::select::{json_value, SeriesRows};
+use super::rows::{cmp, json_value, SeriesRows};
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
 use std::cmp::Ordering;

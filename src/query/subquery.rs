@@ -15,7 +15,8 @@ use super::parser::ast::{
     BinaryOp, DataType, Dimension, Expr, Fill, SelectStatement, Source, VarRef,
 };
 use super::result::Series;
-use super::select::{self, Scan, SelectContext, SeriesRows};
+use super::rows::SeriesRows;
+use super::select::{self, Scan, SelectContext};
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
@@ -294,7 +295,7 @@ fn adjusted(
 fn calls_aggregate(e: &Expr) -> bool {
     match e {
         Expr::Call(c) => {
-            let own = super::aggregate::Func::parse(&c.name).is_some()
+            let own = super::plan::Func::parse(&c.name).is_some()
                 || matches!(
                     c.name.as_str(),
                     "top" | "bottom" | "sample" | "distinct" | "integral"

@@ -23,6 +23,7 @@ use crate::catalog::Catalog;
 use crate::line_protocol::{Point, Precision};
 use crate::log::fs::{FileSystem, RealFs};
 use crate::log::{DamagedRecord, Log, LogError, LogOptions, RecoveryMode};
+pub use crate::placement::shard_group_start;
 use crate::projection::{EventLog, ProjectionError};
 use data_log::{DataLog, Header};
 use hlc::HybridClock;
@@ -96,56 +97,6 @@ pub struct WriteOutcome {
     pub dropped: usize,
     /// InfluxDB's partial-write reason for the first drop.
     pub reason: Option<String>,
-}
-
-/// Seconds from Go's zero time (0001-01-01) to the Unix epoch: InfluxDB truncates times to
-/// shard-group boundaries relative to it (so 7-day groups start on Mondays).
-const GO_ZERO_TO_UNIX_NANOS: i128 = 62_135_596_800 * 1_000_000_000;
-
-/// Start of the shard group holding `time`, as InfluxDB computes it.
-pub fn shard_group_start(time: i64, group_duration: i64) -> i64 {
-    let d = i128::from(group_duration.max(1));
-    let t = i128::from(time);
-    (t - (t + GO_ZERO_TO_UNIX_NANOS).rem_euclid(d)) as i64
-}
-
-/// A new shard's incarnation: above every one issued before by this process, and (being
-/// the time in nanoseconds) by earlier ones.
-pub fn new_incarnation() -> u64 {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let now = crate::catalog::now_nanos().max(1) as u64;
-    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange_weak(
-            last,
-            next,
-            std::sync::atomic::Ordering::AcqRel,
-            std::sync::atomic::Ordering::Relaxed,
-        ) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
-        }
-    }
-}
-
-/// A shard's id from its identity: FNV-1a over (database, policy, start), kept within 53
-/// bits so that JSON clients read it exactly.
-pub fn shard_id(database: &str, policy: &str, start: i64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in [
-        database.as_bytes(),
-        b"\0",
-        policy.as_bytes(),
-        b"\0",
-        &start.to_be_bytes(),
-    ] {
-        for &b in chunk {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    (h & ((1 << 53) - 1)).max(1)
 }
 
 pub struct Storage {
@@ -1278,9 +1229,6 @@ fn invalid_point_reason(point: &mut Point<'_>) -> Option<String> {
 mod tests {
     use super::*;
 
-    const HOUR: i64 = 3_600_000_000_000;
-    const DAY: i64 = 24 * HOUR;
-
     #[test]
     fn names_compare_as_strings_do() {
         let names = [
@@ -1306,27 +1254,5 @@ mod tests {
                 assert_eq!(same_name(a, b), a == b, "{a:?} {b:?}");
             }
         }
-    }
-
-    #[test]
-    fn shard_groups_align_as_influxdb_aligns_them() {
-        // 2024-01-03T12:00:00Z is a Wednesday; 7-day groups start on Monday 2024-01-01.
-        let wed_noon = 1_704_283_200_000_000_000;
-        let monday = 1_704_067_200_000_000_000;
-        assert_eq!(shard_group_start(wed_noon, 7 * DAY), monday);
-        assert_eq!(shard_group_start(wed_noon, DAY), 1_704_240_000_000_000_000);
-        assert_eq!(shard_group_start(wed_noon + 1, HOUR), wed_noon);
-        assert_eq!(shard_group_start(-1, HOUR), -HOUR);
-    }
-
-    #[test]
-    fn shard_ids_are_stable_and_distinct() {
-        assert_eq!(shard_id("db", "autogen", 0), shard_id("db", "autogen", 0));
-        assert_ne!(
-            shard_id("db", "autogen", 0),
-            shard_id("db", "autogen", HOUR)
-        );
-        assert_ne!(shard_id("db", "a", 0), shard_id("dba", "", 0));
-        assert!(shard_id("x", "y", 1) < 1 << 53);
     }
 }

@@ -374,31 +374,7 @@ pub const POINT_LINES_RECORD: u8 = 4;
 /// (see [`super::points_codec::compress_point_lines`]).
 pub const POINT_LINES_ZSTD_RECORD: u8 = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardInfo {
-    pub id: u64,
-    /// Tells this shard from an earlier one of the same id, dropped: the data log may
-    /// still hold that one's records.
-    pub incarnation: u64,
-    pub database: String,
-    pub retention_policy: String,
-    pub start: i64,
-    pub end: i64,
-}
-
-impl ShardInfo {
-    /// The shard of a policy's shard group starting at `start`, with its derived id.
-    pub fn of_group(database: &str, policy: &str, start: i64, group_duration: i64) -> ShardInfo {
-        ShardInfo {
-            id: super::shard_id(database, policy, start),
-            incarnation: 0,
-            database: database.to_owned(),
-            retention_policy: policy.to_owned(),
-            start,
-            end: start.saturating_add(group_duration),
-        }
-    }
-}
+pub use crate::placement::ShardInfo;
 
 /// Decides from a series' tags whether its columns are needed.
 pub type TagFilter<'a> = &'a dyn Fn(&[(String, String)]) -> bool;
@@ -1246,7 +1222,10 @@ impl Shard {
         let merged = Arc::new(writer.finish().map_err(file_err)?);
         let path = merged.path.clone();
         if let Some(e) = crate::failpoint::io_check("merge.after_write") {
-            return Err(file_err(column_file::ColumnFileError::Io { path, source: e }));
+            return Err(file_err(column_file::ColumnFileError::Io {
+                path,
+                source: e,
+            }));
         }
         {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());

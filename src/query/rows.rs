@@ -1,0 +1,93 @@
+//! Rows and values as the operators and the driver of a SELECT pass them: below both, so
+//! that operators need not import the driver that calls them.
+
+use crate::line_protocol::FieldValue;
+use serde_json::Value;
+
+/// One series' rows: a time and one value per scanned field each, in time order.
+pub struct SeriesRows {
+    pub tags: Vec<(String, String)>,
+    pub times: Vec<i64>,
+    /// The rows' values, `width` per row, one row after another (one allocation, not one
+    /// per row).
+    values: Vec<Option<FieldValue>>,
+    width: usize,
+}
+
+impl SeriesRows {
+    pub fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
+        SeriesRows {
+            tags,
+            times: Vec::new(),
+            values: Vec::new(),
+            width,
+        }
+    }
+
+    /// Appends a row of `width` values.
+    pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
+        self.times.push(time);
+        self.values.extend(values);
+        debug_assert_eq!(self.values.len(), self.times.len() * self.width);
+    }
+
+    /// Each row's time and values.
+    pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
+        let width = self.width;
+        self.times
+            .iter()
+            .enumerate()
+            .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// How many field values the rows hold.
+    pub fn values(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
+    }
+
+    pub(super) fn reverse(&mut self) {
+        self.times.reverse();
+        if self.width > 0 {
+            let rows: Vec<&[Option<FieldValue>]> = self.values.chunks(self.width).rev().collect();
+            self.values = rows.concat();
+        }
+    }
+}
+
+pub fn json_value(v: &FieldValue) -> Value {
+    match v {
+        // Written as Go writes floats by the response's serializer.
+        FieldValue::Float(x) => Value::from(*x),
+        FieldValue::Integer(x) => Value::from(*x),
+        FieldValue::Unsigned(x) => Value::from(*x),
+        FieldValue::String(x) => Value::from(x.clone()),
+        FieldValue::Boolean(x) => Value::from(*x),
+    }
+}
+
+/// A value as a number, if it is one.
+pub fn num(v: &FieldValue) -> Option<f64> {
+    match v {
+        FieldValue::Float(x) => Some(*x),
+        FieldValue::Integer(x) => Some(*x as f64),
+        FieldValue::Unsigned(x) => Some(*x as f64),
+        _ => None,
+    }
+}
+
+/// The order of values of any type, as selectors and sorts of them see it.
+pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
+    match (a, b) {
+        (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
+        (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
+        (FieldValue::String(x), FieldValue::String(y)) => x.cmp(y),
+        (FieldValue::Boolean(x), FieldValue::Boolean(y)) => x.cmp(y),
+        _ => num(a)
+            .unwrap_or(f64::NAN)
+            .total_cmp(&num(b).unwrap_or(f64::NAN)),
+    }
+}
