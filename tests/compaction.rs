@@ -2,7 +2,7 @@
 //! bounded, and restarts read the files plus only the log after them.
 
 mod common;
-use common::{files_with_extension, query, request, wait_until, Daemon};
+use common::{files_with_extension, query, request, shard_dirs, wait_until, Daemon};
 
 /// A node on a fresh data directory with `config`, and database `c` created. The temp
 /// directory is returned so that it lives as long as the test.
@@ -13,13 +13,6 @@ fn node_with_database(config: &str) -> (tempfile::TempDir, std::path::PathBuf, D
     let daemon = Daemon::start_with_config(&data, config);
     assert_eq!(query(daemon.addr, "", "CREATE DATABASE c").status, 200);
     (root, data, daemon)
-}
-
-fn shard_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(data.join("shards"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
 }
 
 fn count_files(dir: &std::path::Path, ext: &str) -> usize {

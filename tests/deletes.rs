@@ -67,12 +67,7 @@ fn deletes_survive_flushes_merges_and_restarts() {
     // In a column file before it is dropped: its old type must not come back at start-up.
     write(&daemon, "other,host=a f=1.5 1000000000");
     load(&daemon, 1, 300);
-    let shard = std::fs::read_dir(data.join("shards"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let shard = common::shard_dirs(&data).remove(0);
     assert!(
         !files(&shard, "col").is_empty(),
         "points were flushed before the deletes"

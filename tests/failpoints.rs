@@ -180,12 +180,7 @@ fn a_merge_stopped_after_its_write_leaves_every_point_once() {
         assert_eq!(rows[0][2].as_f64(), Some(sum), "{rows:?}");
     };
     // Every merge stopped after writing its file: the files it would replace stay.
-    let shard = std::fs::read_dir(data.join("shards"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let shard = common::shard_dirs(&data).remove(0);
     let column_files = || common::files_with_extension(&shard, "col").len();
     assert!(column_files() >= 8, "{} column files", column_files());
     check(node.addr);

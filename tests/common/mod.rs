@@ -337,3 +337,12 @@ pub fn files_with_extension(dir: &Path, ext: &str) -> std::collections::BTreeSet
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect()
 }
+
+/// The shard directories under a node's data directory (restores' staging directories
+/// included while one runs).
+pub fn shard_dirs(data: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(data.join("shards"))
+        .unwrap_or_else(|e| panic!("list {}/shards: {e}", data.display()))
+        .map(|e| e.unwrap().path())
+        .collect()
+}
