@@ -4,7 +4,7 @@
 mod common;
 use common::{query, request, rows_of, Daemon};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn start(data: &Path, failpoints: &str) -> Daemon {
     Daemon::try_start_with_env(data, None, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
@@ -28,18 +28,20 @@ fn values(addr: SocketAddr) -> Vec<i64> {
         .collect()
 }
 
-fn created(data: &Path, points: usize) {
-    let node = Daemon::start(data);
+/// A data directory holding database `d` with `points` points, its node stopped.
+fn created(points: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Daemon::start(&data);
     assert_eq!(query(node.addr, "", "CREATE DATABASE d").status, 200);
     assert_eq!(write(node.addr, 0, points).status, 204);
     node.stop();
+    (dir, data)
 }
 
 #[test]
 fn a_failed_fdatasync_fails_the_write_and_a_restart_keeps_what_was_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    created(&data, 100);
+    let (_dir, data) = created(100);
 
     let node = start(&data, "log.fsync=return(EIO)");
     let r = write(node.addr, 100, 10);
@@ -66,9 +68,7 @@ fn a_failed_fdatasync_fails_the_write_and_a_restart_keeps_what_was_acknowledged(
 
 #[test]
 fn a_flush_that_fails_before_its_rename_keeps_the_points_readable_and_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    created(&data, 0);
+    let (_dir, data) = created(0);
     let node = start(&data, "column_file.before_rename=return(EIO)");
     assert_eq!(write(node.addr, 0, 500).status, 204);
     let shards = query(node.addr, "", "SHOW SHARDS").json();
@@ -92,9 +92,7 @@ fn a_flush_that_fails_before_its_rename_keeps_the_points_readable_and_durable() 
 
 #[test]
 fn a_write_path_error_reaches_the_client_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    created(&data, 3);
+    let (_dir, data) = created(3);
     let node = start(&data, "http.write=1*return(EIO)->off");
     let r = write(node.addr, 3, 5);
     assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
@@ -107,9 +105,7 @@ fn a_write_path_error_reaches_the_client_and_stores_nothing() {
 
 #[test]
 fn an_abort_at_a_fail_point_is_a_crash_that_a_restart_recovers_from() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    created(&data, 20);
+    let (_dir, data) = created(20);
     let mut node = start(&data, "http.write=return(abort)");
     let r = std::panic::catch_unwind(|| write(node.addr, 20, 5));
     let status = common::wait_bounded(&mut node.child, std::time::Duration::from_secs(30));
@@ -191,9 +187,7 @@ fn a_merge_stopped_after_its_write_leaves_every_point_once() {
 
 #[test]
 fn a_restore_stopped_before_its_swap_leaves_the_live_shard_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    created(&data, 50);
+    let (_dir, data) = created(50);
     let node = start(&data, "restore.before_swap=return(EIO)");
     let shards = query(node.addr, "", "SHOW SHARDS").json();
     let id = shards["results"][0]["series"][0]["values"][0][0]

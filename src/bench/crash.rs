@@ -56,6 +56,7 @@ impl KillSignal {
 }
 
 /// The server under test.
+#[derive(Clone)]
 pub enum Target {
     /// A shardkeeper node this command starts (this executable), on a free loopback port,
     /// with its data in `data_dir` (a fresh temporary directory if none).
@@ -540,21 +541,12 @@ pub fn run(
         u64::from_le_bytes(b)
     });
     let mut rng = Rng(seed | 1);
-    let target = match &opts.target {
-        Target::Own { data_dir } => Target::Own {
-            data_dir: data_dir.clone(),
-        },
-        Target::External { url, restart_cmd } => Target::External {
-            url: url.clone(),
-            restart_cmd: restart_cmd.clone(),
-        },
-    };
     if opts.during.is_some() && matches!(opts.target, Target::External { .. }) {
         return Err(CrashBenchError::Start(
             "--during needs the node this command starts (not --url)".into(),
         ));
     }
-    let mut server = Server::start(target, opts.signal, opts.during)?;
+    let mut server = Server::start(opts.target.clone(), opts.signal, opts.during)?;
     let request_failed = |what: &str, reason: String| CrashBenchError::Request {
         url: server.url.clone(),
         what: what.to_owned(),

@@ -49,6 +49,25 @@ pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Crede
     Credentials::Unparseable
 }
 
+/// For endpoints only an admin may read (metrics, fail points): with authentication off
+/// anyone may; with it on, no credentials or bad ones are 401, a user who is not an admin
+/// is 403 saying they may not `what`.
+pub async fn admin_only(
+    node: &Node,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+    what: &str,
+) -> Result<(), ApiError> {
+    match authenticate(node, req, params).await? {
+        None => Ok(()),
+        Some(p) if p.admin => Ok(()),
+        Some(p) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{} may not {what}: requires admin", p.user),
+        )),
+    }
+}
+
 /// The caller, when authentication is enabled (None when it is off).
 pub async fn authenticate(
     node: &Node,

@@ -2,7 +2,6 @@
 //! and count its writes, so with authentication on they are an admin's to read (unless
 //! `metrics_auth = false`); a scraper sends an admin's token as `Bearer`.
 
-use super::error::ApiError;
 use crate::log::LogFigures;
 use crate::node::Node;
 use actix_web::http::StatusCode;
@@ -21,20 +20,11 @@ async fn metrics(
     params: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     if node.config.metrics_auth {
-        match super::auth::authenticate(&node, &req, &params).await {
-            Ok(None) => {}
-            Ok(Some(p)) if p.admin => {}
-            Ok(Some(p)) => {
-                let message = format!("{} may not read metrics: requires admin", p.user);
-                return ApiError::new(StatusCode::FORBIDDEN, message).v2();
+        if let Err(mut e) = super::auth::admin_only(&node, &req, &params, "read metrics").await {
+            if e.status == StatusCode::UNAUTHORIZED {
+                e.message = "unauthorized access".into();
             }
-            Err(e) => {
-                let mut e = ApiError::from(e);
-                if e.status == StatusCode::UNAUTHORIZED {
-                    e.message = "unauthorized access".into();
-                }
-                return e.v2();
-            }
+            return e.v2();
         }
     }
     let mut logs = vec![(
