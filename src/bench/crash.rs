@@ -799,7 +799,12 @@ fn query(url: &str, q: &str) -> Result<(), String> {
 }
 
 fn read(url: &str, q: &str) -> Result<serde_json::Value, String> {
-    let node = BlockingNode::new(url, Duration::from_secs(60))?;
+    read_on(&BlockingNode::new(url, Duration::from_secs(60))?, q)
+}
+
+/// [`read`] through a client already made (a check reads once per connection).
+fn read_on(node: &BlockingNode, q: &str) -> Result<serde_json::Value, String> {
+    let url = node.client.base_url();
     let request = node
         .client
         .request(Method::POST, "/query")
@@ -835,21 +840,22 @@ fn check_cycle(
     let sent = &history.cycles[cycle];
     let dropped = history.dropped.contains(&cycle);
     let maybe_dropped = history.maybe_dropped.contains(&cycle);
+    let failed = |what: String, reason: String| CrashBenchError::Request {
+        url: url.to_owned(),
+        what,
+        reason,
+    };
+    let node = BlockingNode::new(url, Duration::from_secs(60))
+        .map_err(|e| failed("a client".into(), e))?;
     for (conn, batches) in sent.iter().enumerate() {
         let q = format!(
             "SELECT v FROM \"{MEASUREMENT}\" WHERE \"cycle\" = 'c{cycle}' AND \"conn\" = 'k{conn}'"
         );
-        let body = match read(url, &q) {
+        let body = match read_on(&node, &q) {
             Ok(body) => body,
             // The server forgot the database itself: every point of it reads as lost.
             Err(e) if e.starts_with("database not found") => serde_json::Value::Null,
-            Err(reason) => {
-                return Err(CrashBenchError::Request {
-                    url: url.to_owned(),
-                    what: format!("reading cycle {cycle} back"),
-                    reason,
-                })
-            }
+            Err(reason) => return Err(failed(format!("reading cycle {cycle} back"), reason)),
         };
         let mut found: BTreeMap<i64, i64> = BTreeMap::new();
         for series in body["results"][0]["series"]
