@@ -26,8 +26,14 @@ pub const POINTS: &[(&str, &str)] = &[
         "before the fdatasync that makes a commit durable (control log and data log)",
     ),
     (
+        "snapshot.before_rename",
+        "a control-state snapshot written and synced as `.snap.tmp`, not yet renamed into \
+         place as the newest",
+    ),
+    (
         "column_file.before_rename",
-        "a column file (of a flush or a merge) written and synced, not yet renamed into place",
+        "a column file (of a flush or a merge) written and synced, not yet renamed into place \
+         (issue 22's flush.before_rename)",
     ),
     (
         "merge.after_write",

@@ -2,12 +2,17 @@
 //! sees it, and a restart (fail points off) that recovers everything acknowledged.
 
 mod common;
-use common::{query, request, rows_of, Daemon};
+use common::{files_with_extension, query, request, rows_of, try_request, Daemon};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn start(data: &Path, failpoints: &str) -> Daemon {
-    Daemon::try_start_with_env(data, None, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
+    start_with(data, None, failpoints)
+}
+
+fn start_with(data: &Path, config: Option<&str>, failpoints: &str) -> Daemon {
+    Daemon::try_start_with_env(data, config, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
         .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
 }
 
@@ -210,4 +215,81 @@ fn a_restore_stopped_before_its_swap_leaves_the_live_shard_as_it_was() {
     node.kill9();
     let node = Daemon::start(&data);
     assert_eq!(values(node.addr), (0..61).collect::<Vec<i64>>());
+}
+
+/// A snapshot of the control state after every control event.
+const SNAPSHOT_EVERY_EVENT: &str = "[log]\nsnapshot_every_mib = 0\n";
+
+fn create_policy(addr: SocketAddr, name: &str) -> Result<common::Response, String> {
+    let q = format!("CREATE RETENTION POLICY {name} ON d DURATION 1d REPLICATION 1");
+    try_request(
+        addr,
+        "POST",
+        &format!("/query?q={}", common::urlencode(&q)),
+        &[],
+        b"",
+    )
+}
+
+fn policies(addr: SocketAddr) -> Vec<String> {
+    rows_of(&query(addr, "", "SHOW RETENTION POLICIES ON d"))
+        .iter()
+        .map(|row| row[0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_crash_before_a_snapshot_is_renamed_keeps_the_control_state_and_its_tmp_goes() {
+    let (_dir, data) = created(10);
+    let control = data.join("control");
+    let snapshots_before = files_with_extension(&control, "snap");
+    let mut node = start_with(
+        &data,
+        Some(SNAPSHOT_EVERY_EVENT),
+        "snapshot.before_rename=return(abort)",
+    );
+    // The event is durable before its snapshot is written: the answer never comes.
+    let r = create_policy(node.addr, "p1");
+    let status = common::wait_bounded(&mut node.child, Duration::from_secs(30));
+    assert!(!status.success(), "{status:?}");
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(files_with_extension(&control, "snap"), snapshots_before);
+    assert_eq!(files_with_extension(&control, "tmp").len(), 1);
+
+    let node = Daemon::start_with_config(&data, SNAPSHOT_EVERY_EVENT);
+    assert!(files_with_extension(&control, "tmp").is_empty());
+    assert!(policies(node.addr).contains(&"p1".to_owned()));
+    assert_eq!(values(node.addr), (0..10).collect::<Vec<i64>>());
+    // Snapshots go on, from the state the log's tail rebuilt.
+    assert_eq!(create_policy(node.addr, "p2").unwrap().status, 200);
+    assert_ne!(files_with_extension(&control, "snap"), snapshots_before);
+    node.kill9();
+    let node = Daemon::start(&data);
+    let kept = policies(node.addr);
+    assert!(
+        ["p1", "p2"].iter().all(|p| kept.contains(&p.to_string())),
+        "{kept:?}"
+    );
+    assert_eq!(values(node.addr), (0..10).collect::<Vec<i64>>());
+}
+
+#[test]
+fn a_snapshot_that_fails_before_its_rename_fails_no_mutation_and_leaves_no_tmp() {
+    let (_dir, data) = created(10);
+    let control = data.join("control");
+    let snapshots_before = files_with_extension(&control, "snap");
+    let node = start_with(
+        &data,
+        Some(SNAPSHOT_EVERY_EVENT),
+        "snapshot.before_rename=return(EIO)",
+    );
+    // A failed snapshot costs replay time at the next start, not the mutation.
+    assert_eq!(create_policy(node.addr, "p1").unwrap().status, 200);
+    assert_eq!(write(node.addr, 10, 5).status, 204);
+    assert_eq!(files_with_extension(&control, "snap"), snapshots_before);
+    assert!(files_with_extension(&control, "tmp").is_empty());
+    node.kill9();
+    let node = Daemon::start(&data);
+    assert!(policies(node.addr).contains(&"p1".to_owned()));
+    assert_eq!(values(node.addr), (0..15).collect::<Vec<i64>>());
 }
