@@ -26,6 +26,11 @@ pub const POINTS: &[(&str, &str)] = &[
         "before the fdatasync that makes a commit durable (control log and data log)",
     ),
     (
+        "log.segment_remove",
+        "before a log segment whose records are all covered is unlinked (control log after a \
+         snapshot, data log after a flush), the segments before it already gone",
+    ),
+    (
         "snapshot.before_rename",
         "a control-state snapshot written and synced as `.snap.tmp`, not yet renamed into \
          place as the newest",
