@@ -119,6 +119,7 @@ fn a_server_that_forgets_acknowledged_points_fails_the_run() {
 }
 
 #[test]
+#[cfg(feature = "failpoints")]
 fn kills_inside_flushes_merges_backups_restores_and_snapshots_lose_nothing_acknowledged() {
     for (during, cycles) in [
         ("flush", "2"),

@@ -598,6 +598,15 @@ pub fn run(
             "--during needs the node this command starts (not --url)".into(),
         ));
     }
+    if let Some(op) = opts.during.filter(|op| op.setup().1.is_some()) {
+        if !crate::failpoint::COMPILED_IN {
+            return Err(CrashBenchError::Start(format!(
+                "--during {} holds the node with a fail point, but {}",
+                format!("{op:?}").to_lowercase(),
+                crate::failpoint::NOT_COMPILED_IN
+            )));
+        }
+    }
     let mut server = Server::start(opts.target.clone(), opts.signal, opts.during)?;
     let request_failed = |what: &str, reason: String| CrashBenchError::Request {
         url: server.url.clone(),
