@@ -78,7 +78,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let (control, rebuilt) = EventLog::<Catalog>::open(
         &control_dir,
         options.clone(),
-        config.log.snapshot_every_mib << 20,
+        (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
     )?;
     let catalog = control.read_blocking(|c| c.clone());
     // Shards are many and mostly small: their segments are smaller, so that preallocated
