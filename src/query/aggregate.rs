@@ -10,6 +10,7 @@
 //! a clear error.
 
 use super::calc::Cell;
+use super::error::QueryError;
 use super::limits::QueryLimits;
 use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
@@ -94,9 +95,9 @@ pub fn execute(
     ctx: &SelectContext<'_>,
     mut scan: Scan,
     plan: &Plan,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     let mut folded = scan.folded.take();
-    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
     let offset = time_offset(stmt);
     let group_tags = group_tags(stmt, &scan.tag_keys)?;
     let transforms = plan.fields.iter().any(has_transform);
@@ -152,11 +153,10 @@ pub fn execute(
         if let Some(zone) = &ctx.zone {
             let end = last.saturating_add(interval);
             if zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset {
-                return Err(
+                return Err(QueryError::not_supported(
                     "GROUP BY time() over a change of the tz() zone's UTC offset is not \
-                     supported yet"
-                        .into(),
-                );
+                     supported yet",
+                ));
             }
         }
         if window_before && descending {
@@ -166,9 +166,10 @@ pub fn execute(
         }
         let count = last.saturating_sub(first) / interval + 1;
         if count > MAX_WINDOWS {
-            return Err(format!(
-                "too many windows: {count} (at most {MAX_WINDOWS} per query)"
-            ));
+            return Err(QueryError::TooManyWindows {
+                found: count,
+                limit: MAX_WINDOWS,
+            });
         }
         Windows {
             first,
@@ -308,7 +309,7 @@ fn window_rows(
     single_selector: bool,
     extra: Option<usize>,
     descending: bool,
-) -> Result<Vec<(i64, Vec<Value>)>, String> {
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let calls = &plan.aggregates;
     // What this group holds while its windows are computed, charged before any of it is
     // made: every window (filled ones too) has each call's reduction, its result, a cell
@@ -378,9 +379,10 @@ fn window_rows(
             // As for transformations of raw points: which of several series' points at one
             // time 1.x integrates depends on its merge order.
             if points.windows(2).any(|p| p[0].0 == p[1].0) {
-                return Err("integral() of several series that share timestamps is not \
-                            supported: GROUP BY their tags or select one series"
-                    .into());
+                return Err(QueryError::not_supported(
+                    "integral() of several series that share timestamps is not \
+                            supported: GROUP BY their tags or select one series",
+                ));
             }
             for (w, area) in integral_by_window(&points, windows, unit)
                 .into_iter()
@@ -483,7 +485,7 @@ fn point_rows(
     plan: &Plan,
     members: &[&SeriesRows],
     descending: bool,
-) -> Result<Vec<(i64, Vec<Value>)>, String> {
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let mut points: Vec<(i64, &[Option<FieldValue>])> = members
         .iter()
         .flat_map(|s| s.rows().map(|(t, v)| (*t, v)))
@@ -493,11 +495,10 @@ fn point_rows(
     // Of several series' points at one time, 1.x transforms whichever its merge yields
     // first, which no rule decides: refuse rather than pick one.
     if points.windows(2).any(|p| p[0].0 == p[1].0) {
-        return Err(
+        return Err(QueryError::not_supported(
             "transforming the raw points of several series that share timestamps is not \
-             supported: GROUP BY their tags or select one series"
-                .into(),
-        );
+             supported: GROUP BY their tags or select one series",
+        ));
     }
     if descending {
         points.reverse();
@@ -574,14 +575,18 @@ pub fn time_offset(stmt: &SelectStatement) -> i64 {
 pub fn group_tags(
     stmt: &SelectStatement,
     tag_keys: &BTreeSet<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, QueryError> {
     let mut tags = Vec::new();
     for d in &stmt.dimensions {
         match &d.expr {
             Expr::Call(c) if c.name == "time" => {}
             Expr::VarRef(v) => tags.push(v.name.clone()),
             Expr::Wildcard(_) => tags.extend(tag_keys.iter().cloned()),
-            other => return Err(format!("GROUP BY {other} is not supported yet")),
+            other => {
+                return Err(QueryError::not_supported(format!(
+                    "GROUP BY {other} is not supported yet"
+                )))
+            }
         }
     }
     tags.sort();
@@ -693,11 +698,11 @@ impl<'a> Folder<'a> {
         stmt: &SelectStatement,
         plan: &'a Plan,
         tag_keys: &BTreeSet<String>,
-    ) -> Result<Folder<'a>, String> {
+    ) -> Result<Folder<'a>, QueryError> {
         Ok(Folder {
             calls: &plan.aggregates,
             group_tags: group_tags(stmt, tag_keys)?,
-            interval: stmt.group_by_interval().map_err(str::to_owned)?,
+            interval: stmt.group_by_interval().map_err(QueryError::invalid)?,
             offset: time_offset(stmt),
         })
     }
@@ -709,7 +714,7 @@ impl<'a> Folder<'a> {
         tags: &[(String, String)],
         columns: &[Option<StoredColumn>],
         limits: &QueryLimits,
-    ) -> Result<(), String> {
+    ) -> Result<(), QueryError> {
         let present = columns.iter().flatten().filter(|c| !c.is_empty());
         let Some(first) = present.clone().map(|c| c.times[0]).min() else {
             return Ok(());

@@ -4,6 +4,7 @@
 //! combination only), or for the plain estimated forms of series and measurements, one
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
+use super::error::QueryError;
 use super::eval::mentions_time;
 use super::limits::QueryLimits;
 use super::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
@@ -24,16 +25,14 @@ pub fn answer(
     default_policy: Option<&str>,
     stmt: &ShowCardinalityStatement,
     limits: &QueryLimits,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     use CardinalityKind as K;
     let estimate = !stmt.exact
         && matches!(stmt.kind, K::Series | K::Measurement)
         && stmt.sources.is_empty()
         && stmt.condition.is_none()
         && stmt.dimensions.is_empty();
-    storage
-        .check_readable(database, None, (i64::MIN, i64::MAX))
-        .map_err(|e| e.to_string())?;
+    storage.check_readable(database, None, (i64::MIN, i64::MAX))?;
     if estimate {
         let count = if default_policy.is_some() {
             estimate_of(storage, database, stmt.kind)
@@ -48,7 +47,7 @@ pub fn answer(
         }]);
     }
     let Some(default_policy) = default_policy else {
-        return Err(format!("database not found: {database}"));
+        return Err(QueryError::DatabaseNotFound(database.to_owned()));
     };
     if stmt.condition.as_ref().is_some_and(mentions_time) {
         let statement = match stmt.kind {
@@ -59,7 +58,9 @@ pub fn answer(
             // 1.x answers nothing rather than an error for this one.
             K::TagValues => return Ok(Vec::new()),
         };
-        return Err(format!("{statement} doesn't support time in WHERE clause"));
+        return Err(QueryError::invalid(format!(
+            "{statement} doesn't support time in WHERE clause"
+        )));
     }
     let mut group_keys = Vec::new();
     for d in &stmt.dimensions {
@@ -67,9 +68,9 @@ pub fn answer(
             Expr::VarRef(v) => group_keys.push(v.name.clone()),
             Expr::Wildcard(_) => group_keys.push("*".into()),
             other => {
-                return Err(format!(
+                return Err(QueryError::not_supported(format!(
                     "GROUP BY {other} is not supported in SHOW ... CARDINALITY"
-                ))
+                )))
             }
         }
     }
@@ -98,7 +99,11 @@ pub fn answer(
 
     let key_matches = match (&stmt.kind, &stmt.tag_key) {
         (K::TagValues, Some(key)) => Some(show::tag_key_matcher(key)?),
-        (K::TagValues, None) => return Err("SHOW TAG VALUES CARDINALITY needs WITH KEY".into()),
+        (K::TagValues, None) => {
+            return Err(QueryError::invalid(
+                "SHOW TAG VALUES CARDINALITY needs WITH KEY",
+            ))
+        }
         _ => None,
     };
     // Per measurement (none when counting measurements) and group: what is counted.

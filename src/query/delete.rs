@@ -4,6 +4,7 @@
 //! once every shard's record is durable. Series are resolved to their keys here, when the
 //! statement runs, so a tombstone means the same on every replay.
 
+use super::error::QueryError;
 use super::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
 use super::parser::ast::{DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source};
 use crate::proto::Tombstone;
@@ -18,7 +19,7 @@ pub async fn delete(
     database: &str,
     s: &DeleteStatement,
     now: i64,
-) -> Result<(), String> {
+) -> Result<(), QueryError> {
     let (min_time, max_time) = time_range(s.condition.as_ref(), now);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     writable(storage, database)?;
@@ -29,10 +30,10 @@ pub async fn delete(
         for m in target.measurements_in(shard) {
             let fields = shard.field_types(&m);
             if target.names.iter().any(|n| fields.contains_key(n)) {
-                return Err(format!(
+                return Err(QueryError::invalid(format!(
                     "shard {}: fields not supported in WHERE clause during deletion",
                     shard.info.id
-                ));
+                )));
             }
         }
     }
@@ -61,10 +62,9 @@ pub async fn delete(
 
 /// A delete must reach every shard of the database: one left out (quarantined) would
 /// bring the deleted points back when it is restored.
-fn writable(storage: &Storage, database: &str) -> Result<(), String> {
-    storage
-        .check_readable(database, None, (i64::MIN, i64::MAX))
-        .map_err(|e| e.to_string())
+fn writable(storage: &Storage, database: &str) -> Result<(), QueryError> {
+    storage.check_readable(database, None, (i64::MIN, i64::MAX))?;
+    Ok(())
 }
 
 /// `DROP SERIES [FROM sources] [WHERE tags]`: matching series, over all time.
@@ -72,10 +72,12 @@ pub async fn drop_series(
     storage: &Storage,
     database: &str,
     s: &DropSeriesStatement,
-) -> Result<(), String> {
+) -> Result<(), QueryError> {
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     if target.has_time {
-        return Err("DROP SERIES doesn't support time in WHERE clause".into());
+        return Err(QueryError::invalid(
+            "DROP SERIES doesn't support time in WHERE clause",
+        ));
     }
     writable(storage, database)?;
     let version = storage.next_version();
@@ -96,7 +98,11 @@ pub async fn drop_series(
 
 /// `DROP MEASUREMENT name`: every series of it over all time, and its field types, so a
 /// later write may give its fields other types.
-pub async fn drop_measurement(storage: &Storage, database: &str, name: &str) -> Result<(), String> {
+pub async fn drop_measurement(
+    storage: &Storage,
+    database: &str,
+    name: &str,
+) -> Result<(), QueryError> {
     writable(storage, database)?;
     let version = storage.next_version();
     let hit = storage
@@ -124,13 +130,13 @@ fn everything(version: u64, measurement: String, series_keys: Vec<String>) -> To
 }
 
 /// Appends each shard's tombstones, all at once; shards with none are left alone.
-async fn apply(hit: Vec<(Arc<Shard>, Vec<Tombstone>)>) -> Result<(), String> {
+async fn apply(hit: Vec<(Arc<Shard>, Vec<Tombstone>)>) -> Result<(), QueryError> {
     let writes = hit
         .into_iter()
         .filter(|(_, tombstones)| !tombstones.is_empty())
         .map(|(shard, tombstones)| async move { shard.delete(tombstones).await });
     for result in futures_util::future::join_all(writes).await {
-        result.map_err(|e| e.to_string())?;
+        result?;
     }
     Ok(())
 }
@@ -148,18 +154,19 @@ struct Target {
 }
 
 impl Target {
-    fn new(sources: &[Source], condition: Option<&Expr>) -> Result<Target, String> {
+    fn new(sources: &[Source], condition: Option<&Expr>) -> Result<Target, QueryError> {
         let mut measurements = Vec::new();
         for s in sources {
             match s {
-                Source::Measurement(m) => {
-                    measurements.push(match &m.name {
-                        MeasurementName::Name(n) => Err(n.clone()),
-                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)
-                            .map_err(|e| format!("invalid regex: {e}"))?),
-                    })
+                Source::Measurement(m) => measurements.push(match &m.name {
+                    MeasurementName::Name(n) => Err(n.clone()),
+                    MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)?),
+                }),
+                Source::Subquery(_) => {
+                    return Err(QueryError::not_supported(
+                        "subqueries are not supported here",
+                    ))
                 }
-                Source::Subquery(_) => return Err("subqueries are not supported here".into()),
             }
         }
         let mut regexes = Regexes::default();

@@ -1,5 +1,6 @@
 //! Runs parsed InfluxQL statements against the node's catalog and storage.
 
+use super::error::QueryError;
 use super::eval::{mentions_time, time_range};
 use super::format::{go_duration, rfc3339_nanos};
 use super::limits::QueryLimits;
@@ -9,10 +10,10 @@ use super::result::{Series, StatementResult};
 use super::select::{self, SelectContext};
 use super::show;
 use super::zone::Zone;
-use crate::auth::{AuthError, Principal};
+use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
-use crate::projection::{EventLog, ProjectionError};
+use crate::projection::EventLog;
 use crate::proto::{Event, RetentionPolicyAltered, RetentionPolicySpec};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -44,36 +45,9 @@ pub fn epoch_unit(s: &str) -> Option<i64> {
     })
 }
 
-#[derive(Debug, thiserror::Error)]
-enum StatementError {
-    #[error("{0}")]
-    Message(String),
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Projection(#[from] ProjectionError),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-}
-
-impl From<String> for StatementError {
-    fn from(s: String) -> Self {
-        StatementError::Message(s)
-    }
-}
-
 /// Parses and runs a query; a parse error (400) or a missing privilege (403) refuses the
 /// whole query, a statement error is that statement's result and stops the ones after it,
 /// as in InfluxDB.
-/// Why a query was refused as a whole.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("{}", .0.http_message())]
-    Parse(#[from] ParseError),
-    #[error(transparent)]
-    Unauthorized(#[from] AuthError),
-}
-
 pub async fn execute(
     node: &Node,
     text: &str,
@@ -85,7 +59,7 @@ pub async fn execute(
     for s in &statements {
         if let Statement::Select(select) = s {
             if let Some(name) = &select.location {
-                Zone::named(name).map_err(ParseError::plain)?;
+                Zone::named(name).map_err(|e| ParseError::plain(e.to_string()))?;
             }
         }
     }
@@ -101,7 +75,7 @@ pub async fn execute(
         // A query past its deadline answers the timeout for the statement it reached.
         let outcome = match limits.check_deadline() {
             Ok(()) => run(node, statement, options, limits.clone()).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(series) => results.push(StatementResult {
@@ -122,9 +96,9 @@ pub async fn execute(
 async fn apply_decision(
     control: &EventLog<Catalog>,
     decide: impl FnOnce(&Catalog) -> Result<Vec<Event>, CatalogError>,
-) -> Result<Vec<Series>, StatementError> {
+) -> Result<Vec<Series>, QueryError> {
     control
-        .mutate(|c| Ok::<_, StatementError>((decide(c)?, ())))
+        .mutate(|c| Ok::<_, QueryError>((decide(c)?, ())))
         .await?;
     Ok(Vec::new())
 }
@@ -153,7 +127,7 @@ async fn existing_database(
     node: &Node,
     named: Option<&str>,
     options: &QueryOptions,
-) -> Result<(String, String), StatementError> {
+) -> Result<(String, String), QueryError> {
     let db = database_of(named, options)?.to_owned();
     let default_policy = node
         .control
@@ -161,7 +135,7 @@ async fn existing_database(
         .await;
     match default_policy {
         Some(policy) => Ok((db, policy)),
-        None => Err(format!("database not found: {db}").into()),
+        None => Err(QueryError::DatabaseNotFound(db)),
     }
 }
 
@@ -170,10 +144,10 @@ async fn existing_database(
 async fn database_to_delete_from(
     node: &Node,
     options: &QueryOptions,
-) -> Result<String, StatementError> {
+) -> Result<String, QueryError> {
     let db = options.database.clone().unwrap_or_default();
     if !node.control.read(|c| c.databases.contains_key(&db)).await {
-        return Err(format!("database not found: {db}").into());
+        return Err(QueryError::DatabaseNotFound(db));
     }
     Ok(db)
 }
@@ -181,11 +155,11 @@ async fn database_to_delete_from(
 fn database_of<'a>(
     named: Option<&'a str>,
     options: &'a QueryOptions,
-) -> Result<&'a str, StatementError> {
+) -> Result<&'a str, QueryError> {
     named
         .or(options.database.as_deref())
         .filter(|d| !d.is_empty())
-        .ok_or_else(|| StatementError::Message("database name required".into()))
+        .ok_or(QueryError::DatabaseRequired)
 }
 
 async fn run(
@@ -193,7 +167,7 @@ async fn run(
     statement: &Statement,
     options: &QueryOptions,
     limits: QueryLimits,
-) -> Result<Vec<Series>, StatementError> {
+) -> Result<Vec<Series>, QueryError> {
     let control = &node.control;
     match statement {
         Statement::CreateUser {
@@ -234,7 +208,7 @@ async fn run(
             let rows = control
                 .read(|c| {
                     let user = c.users.get(name).ok_or(CatalogError::UserNotFound)?;
-                    Ok::<_, StatementError>(
+                    Ok::<_, QueryError>(
                         user.privileges
                             .iter()
                             .map(|p| {
@@ -280,7 +254,7 @@ async fn run(
                         .filter(|s| s.database == *name)
                         .map(|s| s.id)
                         .collect();
-                    Ok::<_, StatementError>((c.drop_database(name), ids))
+                    Ok::<_, QueryError>((c.drop_database(name), ids))
                 })
                 .await?;
             node.storage.remove_shards(control, &shards).await;
@@ -336,7 +310,7 @@ async fn run(
                         .filter(|s| s.database == *database && s.retention_policy == *name)
                         .map(|s| s.id)
                         .collect();
-                    Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
+                    Ok::<_, QueryError>((c.drop_policy(database, name)?, ids))
                 })
                 .await?;
             node.storage.remove_shards(control, &shards).await;
@@ -347,7 +321,7 @@ async fn run(
             let dropped = control
                 .mutate(|c| {
                     let shards: Vec<_> = c.shards().filter(|s| s.id == *id).collect();
-                    Ok::<_, StatementError>((c.drop_shards(&shards), shards))
+                    Ok::<_, QueryError>((c.drop_shards(&shards), shards))
                 })
                 .await?;
             let ids: Vec<u64> = dropped.iter().map(|s| s.id).collect();
@@ -358,10 +332,11 @@ async fn run(
             let db = database_of(database.as_deref(), options)?;
             let rows = control
                 .read(|c| {
-                    let d = c.databases.get(db).ok_or_else(|| {
-                        StatementError::Message(format!("database not found: {db}"))
-                    })?;
-                    Ok::<_, StatementError>(
+                    let d = c
+                        .databases
+                        .get(db)
+                        .ok_or_else(|| QueryError::DatabaseNotFound(db.to_owned()))?;
+                    Ok::<_, QueryError>(
                         d.policies
                             .values()
                             .map(|p| {
@@ -393,12 +368,12 @@ async fn run(
             let db = database_of(s.database.as_deref(), options)?;
             let exists = control.read(|c| c.databases.contains_key(db)).await;
             if !exists {
-                return Err(format!("database not found: {db}").into());
+                return Err(QueryError::DatabaseNotFound(db.to_owned()));
             }
             if s.condition.as_ref().is_some_and(mentions_time) {
-                return Err("SHOW MEASUREMENTS doesn't support time in WHERE clause"
-                    .to_owned()
-                    .into());
+                return Err(QueryError::invalid(
+                    "SHOW MEASUREMENTS doesn't support time in WHERE clause",
+                ));
             }
             let sources: Vec<Source> = s.source.iter().cloned().map(Source::Measurement).collect();
             let scope = show::Scope::database(db);
@@ -437,9 +412,9 @@ async fn run(
         }
         Statement::ShowTagKeys(s) => {
             if s.tag_key.is_some() {
-                return Err("SHOW TAG KEYS WITH KEY is not supported yet"
-                    .to_owned()
-                    .into());
+                return Err(QueryError::not_supported(
+                    "SHOW TAG KEYS WITH KEY is not supported yet",
+                ));
             }
             let (db, _) = existing_database(node, s.database.as_deref(), options).await?;
             let condition = s.condition.as_ref();
@@ -459,7 +434,7 @@ async fn run(
             }
             .within(time_range(condition, crate::catalog::now_nanos()));
             if condition.is_none() {
-                return Ok(show::all_tag_values(
+                return show::all_tag_values(
                     &node.storage,
                     &scope,
                     &s.sources,
@@ -467,23 +442,17 @@ async fn run(
                     s.offset,
                     s.limit,
                     &limits,
-                )?);
+                );
             }
             let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
-            Ok(show::tag_values(&listing, &s.tag_key, s.offset, s.limit)?)
+            show::tag_values(&listing, &s.tag_key, s.offset, s.limit)
         }
         Statement::ShowCardinality(s) => {
             let db = database_of(s.database.as_deref(), options)?;
             let default_policy = control
                 .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
                 .await;
-            Ok(super::cardinality::answer(
-                &node.storage,
-                db,
-                default_policy.as_deref(),
-                s,
-                &limits,
-            )?)
+            super::cardinality::answer(&node.storage, db, default_policy.as_deref(), s, &limits)
         }
         Statement::ShowFieldKeys(s) => {
             let (db, default_policy) =
@@ -571,7 +540,7 @@ async fn run(
                 zone: s.location.as_deref().map(Zone::named).transpose()?,
                 limits,
             };
-            Ok(select::execute(s, &ctx)?)
+            select::execute(s, &ctx)
         }
         Statement::Delete(s) => {
             let db = database_to_delete_from(node, options).await?;
@@ -588,6 +557,8 @@ async fn run(
             super::delete::drop_measurement(&node.storage, &db, name).await?;
             Ok(Vec::new())
         }
-        other => Err(format!("statement is not supported yet: {other}").into()),
+        other => Err(QueryError::not_supported(format!(
+            "statement is not supported yet: {other}"
+        ))),
     }
 }

@@ -6,6 +6,7 @@ mod calc;
 mod cardinality;
 pub mod csv;
 mod delete;
+mod error;
 mod eval;
 pub mod executor;
 pub mod format;
@@ -23,5 +24,6 @@ mod subquery;
 mod transform;
 mod zone;
 
-pub use executor::{epoch_unit, execute, QueryError, QueryOptions};
-pub use limits::{Interrupt, QueryLimits, TIMEOUT_MESSAGE};
+pub use error::QueryError;
+pub use executor::{epoch_unit, execute, QueryOptions};
+pub use limits::{Interrupt, QueryLimits};

@@ -5,6 +5,7 @@
 //! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
 
 use super::aggregate::{Folded, Folder};
+use super::error::QueryError;
 use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
 use super::format::rfc3339_nanos_at;
 use super::limits::{Held, QueryLimits};
@@ -74,17 +75,21 @@ enum Output<'a> {
     Expr(&'a Node),
 }
 
-pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, String> {
+pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, QueryError> {
     if stmt.target.is_some() {
-        return Err("SELECT ... INTO is not supported yet".into());
+        return Err(QueryError::not_supported(
+            "SELECT ... INTO is not supported yet",
+        ));
     }
-    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
     let plain = stmt
         .fields
         .iter()
         .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
     if plain && interval > 0 {
-        return Err("GROUP BY requires at least one aggregate function".into());
+        return Err(QueryError::invalid(
+            "GROUP BY requires at least one aggregate function",
+        ));
     }
     let offset = super::aggregate::time_offset(stmt);
     let range = time_range(stmt.condition.as_ref(), ctx.now);
@@ -113,9 +118,9 @@ pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Se
             && (matches!(pair[0], Input::Derived(_)) || matches!(pair[1], Input::Derived(_)))
     });
     if clash {
-        return Err(
-            "a subquery with another source of the same measurement is not supported yet".into(),
-        );
+        return Err(QueryError::not_supported(
+            "a subquery with another source of the same measurement is not supported yet",
+        ));
     }
     let expanded;
     let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
@@ -249,7 +254,7 @@ fn execute_one(
     input: Input,
     interval: i64,
     plain: bool,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     // A plan that reads each field's values in time order alone (see `by_columns`).
     let foldable = |fields: &[String]| {
         (!plain)
@@ -262,11 +267,10 @@ fn execute_one(
             [target] => scan(stmt, ctx, target, &foldable)?,
             // 1.x applies them to each source before joining its series.
             _ if stmt.slimit > 0 || stmt.soffset > 0 => {
-                return Err(
+                return Err(QueryError::not_supported(
                     "SLIMIT and SOFFSET over one measurement from several retention \
-                            policies or databases are not supported yet"
-                        .into(),
-                )
+                            policies or databases are not supported yet",
+                ))
             }
             several => merged(
                 &ctx.limits,
@@ -301,7 +305,9 @@ fn execute_one(
             } else {
                 "linear"
             };
-            Err(format!("fill({fill}) must be used with a function"))
+            Err(QueryError::invalid(format!(
+                "fill({fill}) must be used with a function"
+            )))
         }
         _ => {
             if plan.is_some() {
@@ -374,7 +380,7 @@ pub struct Target {
 
 /// The measurements the statement's sources name, their regular expressions matched
 /// against the measurements the retention policy holds; in name order, each once.
-fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target>, String> {
+fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target>, QueryError> {
     let mut out: Vec<Target> = Vec::new();
     for source in &stmt.sources {
         // Subqueries are read by `super::subquery`.
@@ -385,24 +391,23 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
             .database
             .as_deref()
             .or(ctx.database)
-            .ok_or("database name required")?;
+            .ok_or(QueryError::DatabaseRequired)?;
         let db = ctx
             .catalog
             .databases
             .get(database)
-            .ok_or_else(|| format!("database not found: {database}"))?;
+            .ok_or_else(|| QueryError::DatabaseNotFound(database.to_owned()))?;
         let policy = source
             .retention_policy
             .clone()
             .unwrap_or_else(|| db.default_policy.clone());
         if !db.policies.contains_key(&policy) {
-            return Err(format!("retention policy not found: {policy}"));
+            return Err(QueryError::RetentionPolicyNotFound(policy));
         }
         let names: Vec<String> = match &source.name {
             MeasurementName::Name(name) => vec![name.clone()],
             MeasurementName::Regex(r) => {
-                let re =
-                    regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                let re = regex::Regex::new(&r.pattern)?;
                 // 1.x matches the names of its database-wide index, every policy's.
                 let mut all = BTreeSet::new();
                 for shard in ctx.storage.shards_of(database, None) {
@@ -433,7 +438,7 @@ fn targets(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Target
 /// One measurement read from several policies or databases is one answer in 1.x: series
 /// of the same tags are joined, their rows in time order (of equal times, the earlier
 /// source's first), over the union of the fields.
-fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, String> {
+fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, QueryError> {
     let fields: Vec<String> = scans
         .iter()
         .flat_map(|s| s.fields.iter().cloned())
@@ -502,10 +507,9 @@ fn shards_in(
     ctx: &SelectContext<'_>,
     target: &Target,
     (start, end): (i64, i64),
-) -> Result<Vec<Arc<crate::storage::Shard>>, String> {
+) -> Result<Vec<Arc<crate::storage::Shard>>, QueryError> {
     ctx.storage
-        .check_readable(&target.database, Some(&target.policy), (start, end))
-        .map_err(|e| e.to_string())?;
+        .check_readable(&target.database, Some(&target.policy), (start, end))?;
     Ok(ctx
         .storage
         .shards_of(&target.database, Some(&target.policy))
@@ -531,7 +535,7 @@ fn wildcard_columns(
     ctx: &SelectContext<'_>,
     target: &Target,
     range: (i64, i64),
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, QueryError> {
     let shards = shards_in(ctx, target, range)?;
     if shards.is_empty() {
         return Ok(BTreeSet::new());
@@ -554,7 +558,7 @@ fn scan(
     ctx: &SelectContext<'_>,
     target: &Target,
     foldable: &dyn Fn(&[String]) -> Option<Plan>,
-) -> Result<Scan, String> {
+) -> Result<Scan, QueryError> {
     let (database, measurement) = (target.database.as_str(), &target.measurement);
     let mut regexes = Regexes::default();
     if let Some(cond) = &stmt.condition {
@@ -564,7 +568,7 @@ fn scan(
     // Transformations of aggregates also read the window before the range (after it, in
     // descending order; see `Transform::reads_window_before`): its rows are read too, and
     // judged by the rest of the condition as if they were at the range's edge.
-    let interval = stmt.group_by_interval().map_err(str::to_owned)?;
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
     let extend = plan::reads_window_before(stmt) && interval > 0;
     let read_from = if extend && !descending(stmt) && start != i64::MIN {
         start.saturating_sub(interval)
@@ -653,7 +657,7 @@ fn scan(
                         folder.fold(&mut folded, &tags, &columns, &ctx.limits)?;
                     }
                 }
-                Ok::<Folded, String>(folded)
+                Ok::<Folded, QueryError>(folded)
             });
             let mut all = Folded::default();
             for part in parts {
@@ -665,7 +669,7 @@ fn scan(
             scan.series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
                 .into_iter()
                 .filter_map(Result::transpose)
-                .collect::<Result<Vec<SeriesRows>, String>>()?;
+                .collect::<Result<Vec<SeriesRows>, QueryError>>()?;
         }
     }
     scan.fields = fields;
@@ -768,7 +772,7 @@ impl RowBuilder<'_> {
 
     /// A series' tags and resolved columns within the range, or None when its tags fail
     /// a condition judged once per series.
-    fn columns(&self, parts: SeriesParts) -> Result<Option<SeriesColumns>, String> {
+    fn columns(&self, parts: SeriesParts) -> Result<Option<SeriesColumns>, QueryError> {
         self.limits.check_deadline()?;
         let (from, to) = self.range;
         let tags: Vec<(String, String)> = parts.tags.to_vec();
@@ -795,10 +799,10 @@ impl RowBuilder<'_> {
             let loaded = field
                 .into_iter()
                 .map(|p| {
-                    let column = p.load().map_err(|e| e.to_string())?;
+                    let column = p.load()?;
                     Ok(tombstone::without_deleted(&column, &parts.deleted).unwrap_or(column))
                 })
-                .collect::<Result<Vec<Column>, String>>()?;
+                .collect::<Result<Vec<Column>, QueryError>>()?;
             let column = Column::resolve(loaded).map(|c| c.keep_time(from, to));
             bytes += column.as_ref().map_or(0, |c| c.len() * COLUMN_ROW_BYTES);
             columns.push(column);
@@ -807,7 +811,7 @@ impl RowBuilder<'_> {
         Ok(Some((tags, columns, held)))
     }
 
-    fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, String> {
+    fn build(&self, parts: SeriesParts) -> Result<Option<SeriesRows>, QueryError> {
         let Some((tags, columns, _held)) = self.columns(parts)? else {
             return Ok(None);
         };
@@ -989,7 +993,7 @@ fn raw(
     ctx: &SelectContext<'_>,
     scan: Scan,
     plan: Option<&Plan>,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     let field_index = |name: &str| scan.fields.iter().position(|f| f == name);
     let names = column_names(&stmt.fields);
     // GROUP BY tags: a series per combination of their values, without them in `*`.
@@ -1027,7 +1031,12 @@ fn raw(
             }
             _ => match plan {
                 Some(p) => outputs.push((names[index].clone(), Output::Expr(&p.fields[index]))),
-                None => return Err(format!("{} in SELECT is not supported yet", field.expr)),
+                None => {
+                    return Err(QueryError::not_supported(format!(
+                        "{} in SELECT is not supported yet",
+                        field.expr
+                    )))
+                }
             },
         }
     }
@@ -1038,7 +1047,9 @@ fn raw(
         .iter()
         .any(|(_, o)| matches!(o, Output::Field(_) | Output::Expr(_)))
     {
-        return Err("statement must have at least one field in select clause".into());
+        return Err(QueryError::invalid(
+            "statement must have at least one field in select clause",
+        ));
     }
     let mut columns = vec!["time".to_owned()];
     columns.extend(outputs.iter().map(|(name, _)| name.clone()));
@@ -1175,7 +1186,8 @@ mod tests {
     fn joining_scans_past_the_memory_budget_is_refused() {
         let limits = QueryLimits::with_budget(1);
         let scans = || vec![scan_of(&["a"], 20_000), scan_of(&["b"], 20_000)];
-        assert!(merged(&limits, scans()).is_err_and(|e| e.contains("max_request_memory_mib")));
+        assert!(merged(&limits, scans())
+            .is_err_and(|e| e.to_string().contains("max_request_memory_mib")));
         let joined = merged(&QueryLimits::default(), scans()).expect("no budget");
         assert_eq!(joined.fields, ["a", "b"]);
         assert_eq!(joined.series[0].times.len(), 40_000);

@@ -10,6 +10,7 @@
 //! columns as fields and the inner result's tags (its GROUP BY tags, and the tags a raw
 //! inner statement selects) as tags.
 
+use super::error::QueryError;
 use super::eval::{matches, time_range, Regexes, Row as EvalRow};
 use super::parser::ast::{
     BinaryOp, DataType, Dimension, Expr, Fill, SelectStatement, Source, VarRef,
@@ -28,7 +29,7 @@ pub fn scans(
     outer: &SelectStatement,
     inner: &SelectStatement,
     ctx: &SelectContext<'_>,
-) -> Result<Vec<Scan>, String> {
+) -> Result<Vec<Scan>, QueryError> {
     let (start, end) = time_range(outer.condition.as_ref(), ctx.now);
     let inner = adjusted(outer, inner, start, end)?;
     // Times as nanoseconds, whatever the outer statement's `epoch=` and zone.
@@ -243,7 +244,7 @@ fn adjusted(
     inner: &SelectStatement,
     start: i64,
     end: i64,
-) -> Result<SelectStatement, String> {
+) -> Result<SelectStatement, QueryError> {
     let mut inner = inner.clone();
     let mut bounds = Vec::new();
     if start != i64::MIN {
@@ -270,7 +271,8 @@ fn adjusted(
     for d in &outer.dimensions {
         match &d.expr {
             Expr::Call(c) if c.name == "time" => {
-                let inherit = aggregates && inner.group_by_interval().map_err(str::to_owned)? == 0;
+                let inherit =
+                    aggregates && inner.group_by_interval().map_err(QueryError::invalid)? == 0;
                 if inherit {
                     inner.dimensions.push(d.clone());
                 }
