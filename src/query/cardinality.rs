@@ -151,7 +151,7 @@ pub fn answer(
             // LIMIT and OFFSET page the rows of each series, of which there is one.
             let values: Vec<Vec<Value>> = std::iter::once(vec![Value::from(items.len())])
                 .skip(stmt.offset as usize)
-                .take(super::select::limit(stmt.limit))
+                .take(super::rows::limit(stmt.limit))
                 .collect();
             (!values.is_empty()).then(|| Series {
                 name,

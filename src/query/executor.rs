@@ -7,7 +7,9 @@ use super::limits::QueryLimits;
 use super::parser::ast::{Source, Statement};
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
-use super::select::{self, SelectContext};
+use super::rows;
+use super::scan::SelectContext;
+use super::select;
 use super::show;
 use super::zone::Zone;
 use crate::auth::Principal;
@@ -388,7 +390,7 @@ async fn run(
             let rows: Vec<Vec<Value>> = names
                 .into_iter()
                 .skip(s.offset as usize)
-                .take(select::limit(s.limit))
+                .take(rows::limit(s.limit))
                 .map(|n| vec![Value::from(n)])
                 .collect();
             if rows.is_empty() {

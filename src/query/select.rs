@@ -4,69 +4,25 @@
 //! ([`super::aggregate`]); a subquery's result is read as such a scan
 //! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
 
-use super::aggregate::{Folded, Folder};
+use super::aggregate::Folder;
 use super::error::QueryError;
 use super::eval::{judged_by_tags, matches, series_may_match, time_range, Regexes, Row};
-use super::format::rfc3339_nanos_at;
 use super::limits::{Held, QueryLimits};
 use super::parser::ast::{
-    BinaryOp, DataType, Expr, Fill, MeasurementName, SelectStatement, SortField, Source,
+    BinaryOp, DataType, Expr, Fill, MeasurementName, SelectStatement, Source,
 };
 use super::plan::{self, column_names, eval_row, reads_any, Kind, Node, Plan};
 use super::result::Series;
-use super::rows::{json_value, SeriesRows};
-use super::zone::Zone;
-use crate::catalog::Catalog;
+use super::rows::{answer_row_bytes, descending, json_value, limit, SeriesRows, ROWS_PER_CHARGE};
+use super::scan::{Folded, Scan, SelectContext};
 use crate::line_protocol::FieldValue;
 use crate::storage::column::{Column, FieldType};
 use crate::storage::series_index::TagSelector;
 use crate::storage::shard::{Part, SeriesParts, SeriesRead};
 use crate::storage::tombstone;
-use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-
-pub struct SelectContext<'a> {
-    pub storage: &'a Storage,
-    /// The databases and their policies (a SELECT needs nothing else of the catalog).
-    pub catalog: &'a Catalog,
-    pub database: Option<&'a str>,
-    pub now: i64,
-    /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
-    pub epoch: Option<i64>,
-    /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
-    /// its offset.
-    pub zone: Option<Zone>,
-    pub limits: QueryLimits,
-}
-
-impl SelectContext<'_> {
-    /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
-    /// statement's zone).
-    pub fn time_value(&self, ns: i64) -> Value {
-        match (self.epoch, &self.zone) {
-            (Some(unit), _) => Value::from(ns.div_euclid(unit)),
-            (None, Some(zone)) => Value::from(rfc3339_nanos_at(ns, zone.offset_nanos(ns))),
-            (None, None) => Value::from(super::format::rfc3339_nanos(ns)),
-        }
-    }
-}
-
-/// What a scan found: every matching series with its rows, in series-key order.
-pub struct Scan {
-    pub measurement: String,
-    /// The fields rows carry, in the order of each row's values.
-    pub fields: Vec<String>,
-    pub field_keys: HashSet<String>,
-    pub tag_keys: BTreeSet<String>,
-    pub series: Vec<SeriesRows>,
-    /// The time range the condition allows.
-    pub start: i64,
-    pub end: i64,
-    /// The series already reduced as they were read (then `series` is empty).
-    pub folded: Option<Folded>,
-}
 
 enum Output<'a> {
     Field(usize),
@@ -732,18 +688,8 @@ fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
 /// memory budget while they live.
 type SeriesColumns = (Vec<(String, String)>, Vec<Option<Column>>, Held);
 
-/// Rows charged to the memory budget (and the deadline checked) at a time, so that one
-/// huge series is stopped while it is read, not after.
-pub(crate) const ROWS_PER_CHARGE: usize = 1 << 16;
-
 /// What a loaded column holds per row: a time, a version and a value.
 const COLUMN_ROW_BYTES: usize = 24;
-
-/// What a row of a query's answer holds: its time, the vector of its values and each
-/// value (a string's text beyond it not counted).
-pub(crate) fn answer_row_bytes(columns: usize) -> usize {
-    std::mem::size_of::<(i64, Vec<Value>)>() + columns * std::mem::size_of::<Value>()
-}
 
 /// Turns one series' column parts into its rows.
 struct RowBuilder<'a> {
@@ -1143,20 +1089,6 @@ fn raw(
         out.reverse();
     }
     Ok(out)
-}
-
-pub fn descending(stmt: &SelectStatement) -> bool {
-    stmt.order_by
-        .iter()
-        .any(|SortField { ascending, .. }| !ascending)
-}
-
-pub fn limit(n: u64) -> usize {
-    if n == 0 {
-        usize::MAX
-    } else {
-        n as usize
-    }
 }
 
 #[cfg(test)]

@@ -229,7 +229,7 @@ pub fn measurements(
 fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
     items
         .skip(offset as usize)
-        .take(super::select::limit(limit))
+        .take(super::rows::limit(limit))
         .collect()
 }
 

@@ -16,8 +16,9 @@ use super::parser::ast::{
     BinaryOp, DataType, Dimension, Expr, Fill, SelectStatement, Source, VarRef,
 };
 use super::result::Series;
-use super::rows::SeriesRows;
-use super::select::{self, Scan, SelectContext};
+use super::rows::{answer_row_bytes, SeriesRows};
+use super::scan::{Scan, SelectContext};
+use super::select;
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
@@ -70,7 +71,7 @@ pub fn scans(
             ctx.limits.check_deadline()?;
             // The inner answer's rows, read again as the outer statement's.
             ctx.limits
-                .charge(s.values.len() * select::answer_row_bytes(columns.len()))?;
+                .charge(s.values.len() * answer_row_bytes(columns.len()))?;
             for row in s.values {
                 let mut cells = row.into_iter();
                 let Some(time) = cells.next().as_ref().and_then(Value::as_i64) else {
