@@ -4,13 +4,13 @@ use super::error::QueryError;
 use super::eval::{mentions_time, time_range};
 use super::format::{go_duration, rfc3339_nanos};
 use super::limits::QueryLimits;
+use super::listing;
 use super::parser::ast::{Source, Statement};
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::rows;
 use super::scan::SelectContext;
 use super::select;
-use super::show;
 use super::zone::Zone;
 use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogError};
@@ -378,14 +378,14 @@ async fn run(
                 ));
             }
             let sources: Vec<Source> = s.source.iter().cloned().map(Source::Measurement).collect();
-            let scope = show::Scope::database(db);
+            let scope = listing::Scope::database(db);
             // WHERE keeps the measurements with a series its tags match.
             let names: BTreeSet<String> = match &s.condition {
-                Some(c) => show::list(&node.storage, &scope, &sources, Some(c), &limits)?
+                Some(c) => listing::list(&node.storage, &scope, &sources, Some(c), &limits)?
                     .by_measurement
                     .into_keys()
                     .collect(),
-                None => show::measurements(&node.storage, &scope, &sources, &limits)?,
+                None => listing::measurements(&node.storage, &scope, &sources, &limits)?,
             };
             let rows: Vec<Vec<Value>> = names
                 .into_iter()
@@ -405,12 +405,12 @@ async fn run(
             // 1.x answers from its database-wide index, unless a time condition makes it
             // a query of the shards in range, of the sources' (or the default) policies.
             let scope = match condition.filter(|c| mentions_time(c)) {
-                Some(c) => show::Scope::policy(&db, &default_policy)
+                Some(c) => listing::Scope::policy(&db, &default_policy)
                     .within(time_range(Some(c), crate::catalog::now_nanos())),
-                None => show::Scope::database(&db),
+                None => listing::Scope::database(&db),
             };
-            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
-            Ok(show::series(&listing, s.offset, s.limit))
+            let listing = listing::list(&node.storage, &scope, &s.sources, condition, &limits)?;
+            Ok(listing::series(&listing, s.offset, s.limit))
         }
         Statement::ShowTagKeys(s) => {
             if s.tag_key.is_some() {
@@ -420,23 +420,23 @@ async fn run(
             }
             let (db, _) = existing_database(node, s.database.as_deref(), options).await?;
             let condition = s.condition.as_ref();
-            let scope = show::Scope::database(&db)
+            let scope = listing::Scope::database(&db)
                 .within(time_range(condition, crate::catalog::now_nanos()));
-            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
-            Ok(show::tag_keys(&listing, s.offset, s.limit))
+            let listing = listing::list(&node.storage, &scope, &s.sources, condition, &limits)?;
+            Ok(listing::tag_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowTagValues(s) => {
             let (db, _) = existing_database(node, s.database.as_deref(), options).await?;
             let condition = s.condition.as_ref();
             // A source's policy narrows the values, as 1.8 made it do (1.6 lists every
             // policy's).
-            let scope = show::Scope {
+            let scope = listing::Scope {
                 named_policies: true,
-                ..show::Scope::database(&db)
+                ..listing::Scope::database(&db)
             }
             .within(time_range(condition, crate::catalog::now_nanos()));
             if condition.is_none() {
-                return show::all_tag_values(
+                return listing::all_tag_values(
                     &node.storage,
                     &scope,
                     &s.sources,
@@ -446,22 +446,28 @@ async fn run(
                     &limits,
                 );
             }
-            let listing = show::list(&node.storage, &scope, &s.sources, condition, &limits)?;
-            show::tag_values(&listing, &s.tag_key, s.offset, s.limit)
+            let listing = listing::list(&node.storage, &scope, &s.sources, condition, &limits)?;
+            listing::tag_values(&listing, &s.tag_key, s.offset, s.limit)
         }
         Statement::ShowCardinality(s) => {
             let db = database_of(s.database.as_deref(), options)?;
             let default_policy = control
                 .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
                 .await;
-            super::cardinality::answer(&node.storage, db, default_policy.as_deref(), s, &limits)
+            super::statements::cardinality::answer(
+                &node.storage,
+                db,
+                default_policy.as_deref(),
+                s,
+                &limits,
+            )
         }
         Statement::ShowFieldKeys(s) => {
             let (db, default_policy) =
                 existing_database(node, s.database.as_deref(), options).await?;
-            let scope = show::Scope::policy(&db, &default_policy);
-            let listing = show::list(&node.storage, &scope, &s.sources, None, &limits)?;
-            Ok(show::field_keys(&listing, s.offset, s.limit))
+            let scope = listing::Scope::policy(&db, &default_policy);
+            let listing = listing::list(&node.storage, &scope, &s.sources, None, &limits)?;
+            Ok(listing::field_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowShards => {
             let catalog: Catalog = control.read(|c| c.clone()).await;
@@ -546,17 +552,18 @@ async fn run(
         }
         Statement::Delete(s) => {
             let db = database_to_delete_from(node, options).await?;
-            super::delete::delete(&node.storage, &db, s, crate::catalog::now_nanos()).await?;
+            super::statements::delete::delete(&node.storage, &db, s, crate::catalog::now_nanos())
+                .await?;
             Ok(Vec::new())
         }
         Statement::DropSeries(s) => {
             let db = database_to_delete_from(node, options).await?;
-            super::delete::drop_series(&node.storage, &db, s).await?;
+            super::statements::delete::drop_series(&node.storage, &db, s).await?;
             Ok(Vec::new())
         }
         Statement::DropMeasurement { name } => {
             let db = database_to_delete_from(node, options).await?;
-            super::delete::drop_measurement(&node.storage, &db, name).await?;
+            super::statements::delete::drop_measurement(&node.storage, &db, name).await?;
             Ok(Vec::new())
         }
         other => Err(QueryError::not_supported(format!(

@@ -4,12 +4,12 @@
 //! combination only), or for the plain estimated forms of series and measurements, one
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
-use super::error::QueryError;
-use super::eval::mentions_time;
-use super::limits::QueryLimits;
-use super::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
-use super::result::Series;
-use super::show;
+use crate::query::error::QueryError;
+use crate::query::eval::mentions_time;
+use crate::query::limits::QueryLimits;
+use crate::query::listing;
+use crate::query::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
+use crate::query::result::Series;
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -74,8 +74,8 @@ pub fn answer(
             }
         }
     }
-    let scope = show::Scope::policy(database, default_policy);
-    let listing = show::list(
+    let scope = listing::Scope::policy(database, default_policy);
+    let listing = listing::list(
         storage,
         &scope,
         &stmt.sources,
@@ -86,7 +86,7 @@ pub fn answer(
         // Every tag key of the measurements the sources name, whichever holds it, in any
         // policy: 1.x takes them from its database-wide index.
         let mut all = BTreeSet::new();
-        for (shard, wanted) in show::Scope::database(database).shards(storage, &stmt.sources)? {
+        for (shard, wanted) in listing::Scope::database(database).shards(storage, &stmt.sources)? {
             for m in shard.measurements().into_iter().filter(|m| wanted(m)) {
                 all.extend(shard.tag_keys(&m));
             }
@@ -98,7 +98,7 @@ pub fn answer(
     group_keys.dedup();
 
     let key_matches = match (&stmt.kind, &stmt.tag_key) {
-        (K::TagValues, Some(key)) => Some(show::tag_key_matcher(key)?),
+        (K::TagValues, Some(key)) => Some(listing::tag_key_matcher(key)?),
         (K::TagValues, None) => {
             return Err(QueryError::invalid(
                 "SHOW TAG VALUES CARDINALITY needs WITH KEY",
@@ -151,7 +151,7 @@ pub fn answer(
             // LIMIT and OFFSET page the rows of each series, of which there is one.
             let values: Vec<Vec<Value>> = std::iter::once(vec![Value::from(items.len())])
                 .skip(stmt.offset as usize)
-                .take(super::rows::limit(stmt.limit))
+                .take(crate::query::rows::limit(stmt.limit))
                 .collect();
             (!values.is_empty()).then(|| Series {
                 name,

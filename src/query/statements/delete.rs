@@ -4,10 +4,12 @@
 //! once every shard's record is durable. Series are resolved to their keys here, when the
 //! statement runs, so a tombstone means the same on every replay.
 
-use super::error::QueryError;
-use super::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
-use super::parser::ast::{DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source};
 use crate::proto::Tombstone;
+use crate::query::error::QueryError;
+use crate::query::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
+use crate::query::parser::ast::{
+    DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source,
+};
 use crate::storage::{Shard, Storage};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
