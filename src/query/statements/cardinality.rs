@@ -4,6 +4,7 @@
 //! combination only), or for the plain estimated forms of series and measurements, one
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
+use super::{database_of, Context};
 use crate::query::error::QueryError;
 use crate::query::eval::mentions_time;
 use crate::query::limits::QueryLimits;
@@ -14,12 +15,24 @@ use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+pub(crate) async fn show(
+    cx: &Context<'_>,
+    s: &ShowCardinalityStatement,
+) -> Result<Vec<Series>, QueryError> {
+    let db = database_of(s.database.as_deref(), cx)?;
+    let default_policy = cx
+        .control
+        .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
+        .await;
+    answer(cx.storage, db, default_policy.as_deref(), s, &cx.limits)
+}
+
 /// What the statement asks about a database, which must exist unless the answer is an
 /// estimate (1.x estimates 0 for a database it does not have).
 ///
 /// As 1.x rewrites them, the counted forms read the sources' policies, the database's
 /// default policy for a source that names none; the estimates read the whole database.
-pub fn answer(
+fn answer(
     storage: &Storage,
     database: &str,
     default_policy: Option<&str>,

@@ -4,24 +4,26 @@
 //! once every shard's record is durable. Series are resolved to their keys here, when the
 //! statement runs, so a tombstone means the same on every replay.
 
+use super::Context;
 use crate::proto::Tombstone;
 use crate::query::error::QueryError;
 use crate::query::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
 use crate::query::parser::ast::{
     DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source,
 };
+use crate::query::result::Series;
 use crate::storage::{Shard, Storage};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// `DELETE [FROM sources] [WHERE tags and time]`: the points of matching series in the
 /// time range, in every matching measurement.
-pub async fn delete(
-    storage: &Storage,
-    database: &str,
+pub(crate) async fn delete(
+    cx: &Context<'_>,
     s: &DeleteStatement,
-    now: i64,
-) -> Result<(), QueryError> {
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
+    let now = crate::catalog::now_nanos();
     let (min_time, max_time) = time_range(s.condition.as_ref(), now);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     writable(storage, database)?;
@@ -59,7 +61,18 @@ pub async fn delete(
             .collect();
         hit.push((shard, tombstones));
     }
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
+}
+
+/// The `db` parameter of a DELETE or DROP (which name no database), as InfluxDB words
+/// its absence.
+async fn database_to_delete_from(cx: &Context<'_>) -> Result<String, QueryError> {
+    let db = cx.database.unwrap_or_default().to_owned();
+    if !cx.control.read(|c| c.databases.contains_key(&db)).await {
+        return Err(QueryError::DatabaseNotFound(db));
+    }
+    Ok(db)
 }
 
 /// A delete must reach every shard of the database: one left out (quarantined) would
@@ -70,11 +83,11 @@ fn writable(storage: &Storage, database: &str) -> Result<(), QueryError> {
 }
 
 /// `DROP SERIES [FROM sources] [WHERE tags]`: matching series, over all time.
-pub async fn drop_series(
-    storage: &Storage,
-    database: &str,
+pub(crate) async fn drop_series(
+    cx: &Context<'_>,
     s: &DropSeriesStatement,
-) -> Result<(), QueryError> {
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     if target.has_time {
         return Err(QueryError::invalid(
@@ -95,16 +108,17 @@ pub async fn drop_series(
             (shard, tombstones)
         })
         .collect();
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
 }
 
 /// `DROP MEASUREMENT name`: every series of it over all time, and its field types, so a
 /// later write may give its fields other types.
-pub async fn drop_measurement(
-    storage: &Storage,
-    database: &str,
+pub(crate) async fn drop_measurement(
+    cx: &Context<'_>,
     name: &str,
-) -> Result<(), QueryError> {
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
     writable(storage, database)?;
     let version = storage.next_version();
     let hit = storage
@@ -117,7 +131,8 @@ pub async fn drop_measurement(
             (shard, vec![t])
         })
         .collect();
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
 }
 
 fn everything(version: u64, measurement: String, series_keys: Vec<String>) -> Tombstone {
