@@ -61,8 +61,8 @@ pub(crate) type Group = Vec<(String, String)>;
 /// Each call's reduction per window, by the window's start (0 without GROUP BY time).
 pub(crate) type WindowAccs = BTreeMap<i64, Vec<Acc>>;
 
-/// A scan reduced as it is read, for plans [`super::aggregate::by_columns`] takes: per group, the windows'
-/// reductions. Memory is bounded by the answer, not by the points read.
+/// A scan reduced as it is read, for plans [`super::aggregate::by_columns`] takes: per
+/// group, the windows' reductions. Memory is bounded by the answer, not by the points read.
 #[derive(Default)]
 pub struct Folded {
     pub(crate) groups: BTreeMap<Group, WindowAccs>,
