@@ -87,7 +87,6 @@ pub async fn execute(
     Ok(results)
 }
 
-/// Runs one statement.
 async fn run(
     node: &Node,
     statement: &Statement,

@@ -1,21 +1,22 @@
-//! InfluxQL: the parser, and the executor of what it parses.
+//! InfluxQL: the parser, and the executor of what it parses. Outside the crate only the
+//! parser (fuzzing) and the time formats (tests) are seen.
 
 mod aggregate;
 mod authorize;
 mod calc;
-pub mod csv;
+pub(crate) mod csv;
 mod error;
 mod eval;
-pub mod executor;
+mod executor;
 pub mod format;
 mod functions;
 mod limits;
 mod listing;
-pub mod params;
+pub(crate) mod params;
 pub mod parser;
 mod plan;
-pub mod pool;
-pub mod result;
+pub(crate) mod pool;
+pub(crate) mod result;
 mod rows;
 mod scan;
 mod select;
@@ -25,6 +26,6 @@ mod subquery;
 mod transform;
 mod zone;
 
-pub use error::QueryError;
-pub use executor::{epoch_unit, execute, QueryOptions};
-pub use limits::{Interrupt, QueryLimits};
+pub(crate) use error::QueryError;
+pub(crate) use executor::{epoch_unit, execute, QueryOptions};
+pub(crate) use limits::{Interrupt, QueryLimits};
