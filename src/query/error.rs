@@ -85,3 +85,80 @@ impl QueryError {
         QueryError::NotSupported(message.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients match these texts: each is what the query layer answered before it had this
+    /// type, and where InfluxDB 1.x has the error, what it answers.
+    #[test]
+    fn each_error_says_what_it_said_before() {
+        let cases = [
+            (QueryError::DatabaseRequired, "database name required"),
+            (
+                QueryError::DatabaseNotFound("db".into()),
+                "database not found: db",
+            ),
+            (
+                QueryError::RetentionPolicyNotFound("rp".into()),
+                "retention policy not found: rp",
+            ),
+            (
+                QueryError::UnknownTimeZone("Nope/Zone".into()),
+                "unable to find time zone Nope/Zone",
+            ),
+            (QueryError::Timeout, "query-timeout limit exceeded"),
+            (QueryError::Interrupted, "query interrupted"),
+            (
+                QueryError::NodeStopping,
+                "query interrupted: the node is shutting down",
+            ),
+            (
+                QueryError::MemoryBudget { limit_mib: 64 },
+                "query needs more memory than max_request_memory_mib allows (64 MiB): narrow \
+                 its time range or series, or use a longer GROUP BY time() interval",
+            ),
+            (
+                QueryError::TooManySeries { found: 3, limit: 2 },
+                "max-select-series limit exceeded: (3/2)",
+            ),
+            (
+                QueryError::TooManyPoints { found: 3, limit: 2 },
+                "max-select-point limit exceeed: (3/2)",
+            ),
+            (
+                QueryError::TooManyBuckets {
+                    found: 11,
+                    limit: 10,
+                },
+                "max-select-buckets limit exceeded: (11/10)",
+            ),
+            (
+                QueryError::TooManyWindows {
+                    found: 2_000_000,
+                    limit: 1_000_000,
+                },
+                "too many windows: 2000000 (at most 1000000 per query)",
+            ),
+            (
+                QueryError::Parse(ParseError::plain("unable to find time zone X")),
+                "error parsing query: unable to find time zone X",
+            ),
+            (
+                QueryError::invalid("GROUP BY requires at least one aggregate function"),
+                "GROUP BY requires at least one aggregate function",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+        // A pattern from a query, not a literal the compiler checks.
+        let pattern = String::from("(");
+        let bad = regex::Regex::new(&pattern).expect_err("an unclosed group");
+        assert_eq!(
+            QueryError::from(bad.clone()).to_string(),
+            format!("invalid regex: {bad}")
+        );
+    }
+}
