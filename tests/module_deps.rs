@@ -39,11 +39,6 @@ const ALLOWED_BACK_EDGES: &[(&str, &str, &str)] = &[
         "node",
         "node <-> http: the query service takes &Node",
     ),
-    (
-        "query::aggregate",
-        "query::select",
-        "operators <-> driver: aggregate takes the driver's Scan and SelectContext, and Scan holds aggregate::Folded",
-    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

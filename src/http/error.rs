@@ -1,5 +1,7 @@
 //! The one place errors become HTTP answers: InfluxDB's status codes and JSON shapes.
 
+use crate::query::result::{QueryResponse, StatementResult};
+use crate::query::QueryError;
 use crate::storage::StorageError;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -139,5 +141,36 @@ impl From<StorageError> for ApiError {
             tracing::error!(error = %e, "write failed");
         }
         ApiError::new(status, e.to_string())
+    }
+}
+
+/// `/query`'s answer to a query that gave no results. A parse error refuses the whole query
+/// (400, in CSV when the client asked for CSV), as does a missing privilege; any other
+/// error is what InfluxDB answers for a statement that failed: 200, the error as
+/// statement 0's result (which a CSV answer leaves out, as InfluxDB's does).
+pub(crate) fn query_failure(e: QueryError, csv: bool) -> HttpResponse {
+    match e {
+        QueryError::Parse(_) if csv => {
+            let message = e.to_string();
+            HttpResponse::BadRequest()
+                .content_type("text/csv")
+                .insert_header(("X-Influxdb-Error", message.clone()))
+                .body(crate::query::csv::error(&message))
+        }
+        QueryError::Parse(_) => ApiError::bad_request(e.to_string()).v1(),
+        QueryError::Auth(e) => ApiError::from(e).v1(),
+        _ => {
+            let results = vec![StatementResult::error(0, e.to_string())];
+            if csv {
+                return HttpResponse::Ok()
+                    .content_type("text/csv")
+                    .body(crate::query::csv::render(&results));
+            }
+            let mut body = serde_json::to_vec(&QueryResponse { results }).unwrap_or_default();
+            body.push(b'\n');
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body)
+        }
     }
 }

@@ -1,13 +1,11 @@
 //! `GET|POST /query`: InfluxQL in, InfluxDB 1.x JSON out.
 
-use super::error::ApiError;
+use super::error::{query_failure, ApiError};
 use crate::auth::AuthError;
 use crate::node::Node;
 use crate::query::parser::{ast::Statement, parse_query};
-use crate::query::result::{chunks, QueryResponse, StatementResult};
-use crate::query::{
-    epoch_unit, execute, Interrupt, QueryError, QueryLimits, QueryOptions, TIMEOUT_MESSAGE,
-};
+use crate::query::result::{chunks, QueryResponse};
+use crate::query::{epoch_unit, execute, Interrupt, QueryError, QueryLimits, QueryOptions};
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
 
@@ -102,7 +100,7 @@ async fn query(
     let outcome = tokio::select! {
         finished = finished => match finished {
             Some(outcome) => outcome,
-            None => return timed_out(csv),
+            None => return query_failure(QueryError::Timeout, csv),
         },
         // Returning drops the interruption guard: the query stops.
         () = client_gone(&req) => {
@@ -111,12 +109,7 @@ async fn query(
     };
     match outcome {
         Ok(Ok((content_type, body))) => HttpResponse::Ok().content_type(content_type).body(body),
-        Ok(Err(QueryError::Parse(e))) if csv => HttpResponse::BadRequest()
-            .content_type("text/csv")
-            .insert_header(("X-Influxdb-Error", e.http_message()))
-            .body(crate::query::csv::error(&e.http_message())),
-        Ok(Err(QueryError::Parse(e))) => ApiError::bad_request(e.http_message()).v1(),
-        Ok(Err(QueryError::Unauthorized(e))) => ApiError::from(e).v1(),
+        Ok(Err(failure)) => query_failure(failure.error, failure.csv),
         Err(e) => {
             tracing::error!(error = %e, "query task failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "query failed").v1()
@@ -202,6 +195,12 @@ impl Drop for InterruptOnDrop {
     }
 }
 
+/// A query answered with an error, and whether the error is said in CSV.
+struct Failure {
+    error: QueryError,
+    csv: bool,
+}
+
 /// Runs the query and renders its answer, on a query thread: rendering a large answer is
 /// work too, and counts against the query's memory budget and deadline.
 async fn answer(
@@ -209,8 +208,11 @@ async fn answer(
     q: &str,
     options: &QueryOptions,
     format: Format,
-) -> Result<(&'static str, Vec<u8>), QueryError> {
-    let results = execute(node, q, options).await?;
+) -> Result<(&'static str, Vec<u8>), Failure> {
+    let results = execute(node, q, options).await.map_err(|error| Failure {
+        error,
+        csv: format.csv,
+    })?;
     let limits = &options.limits;
     let mut out = Rendered::new(limits);
     let rendered = if format.csv {
@@ -229,33 +231,10 @@ async fn answer(
     match rendered {
         Ok(body) if format.csv => Ok(("text/csv", body)),
         Ok(body) => Ok(("application/json", body)),
-        Err(e) => {
-            let mut body = Vec::new();
-            let refusal = QueryResponse {
-                results: vec![StatementResult::error(0, e)],
-            };
-            serde_json::to_writer(&mut body, &refusal).ok();
-            body.push(b'\n');
-            Ok(("application/json", body))
-        }
+        // Said in JSON even to a CSV client: a CSV answer would leave the error out, and
+        // an empty answer would read as no data.
+        Err(error) => Err(Failure { error, csv: false }),
     }
-}
-
-/// The answer of a query that did not stop itself by its deadline.
-fn timed_out(csv: bool) -> HttpResponse {
-    let response = QueryResponse {
-        results: vec![StatementResult::error(0, TIMEOUT_MESSAGE)],
-    };
-    if csv {
-        return HttpResponse::Ok()
-            .content_type("text/csv")
-            .body(crate::query::csv::render(&response.results));
-    }
-    let mut body = serde_json::to_vec(&response).unwrap_or_default();
-    body.push(b'\n');
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
 }
 
 /// A rendered answer, charged to the query's memory budget as its buffer grows and
@@ -265,7 +244,7 @@ struct Rendered<'a> {
     limits: &'a QueryLimits,
     charged: usize,
     checked: usize,
-    failure: Option<String>,
+    failure: Option<QueryError>,
 }
 
 /// How much is rendered between two looks at the query's deadline.
@@ -313,7 +292,7 @@ fn render<T: serde::Serialize>(
     value: &T,
     pretty: bool,
     out: &mut Rendered<'_>,
-) -> Result<(), String> {
+) -> Result<(), QueryError> {
     let written = match pretty {
         true => {
             let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
@@ -328,7 +307,7 @@ fn render<T: serde::Serialize>(
             out.bytes.push(b'\n');
             Ok(())
         }
-        Err(e) => Err(out.failure.take().unwrap_or_else(|| e.to_string())),
+        Err(e) => Err(out.failure.take().unwrap_or(QueryError::Render(e))),
     }
 }
 

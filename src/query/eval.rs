@@ -1,5 +1,6 @@
 //! Evaluating WHERE conditions on one row, and the time range they imply.
 
+use super::error::QueryError;
 use super::format::parse_rfc3339;
 use super::parser::ast::{BinaryExpr, BinaryOp, Expr};
 use crate::line_protocol::FieldValue;
@@ -29,11 +30,10 @@ enum V {
 pub struct Regexes(HashMap<String, regex::Regex>);
 
 impl Regexes {
-    pub fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), String> {
+    pub fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), QueryError> {
         match expr {
             Expr::Regex(r) if !out.0.contains_key(&r.pattern) => {
-                let re =
-                    regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                let re = regex::Regex::new(&r.pattern)?;
                 out.0.insert(r.pattern.clone(), re);
             }
             Expr::Binary(b) => {

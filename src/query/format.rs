@@ -1,29 +1,17 @@
 //! Times and durations as InfluxDB prints them.
 
-/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.RFC3339Nano`).
+/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.RFC3339Nano`), as jiff
+/// prints a timestamp.
 pub fn rfc3339_nanos(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    if frac != 0 {
-        let digits = format!("{frac:09}");
-        s.push('.');
-        s.push_str(digits.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .expect("jiff's range holds every i64 of nanoseconds (years 1677 to 2262)")
+        .to_string()
 }
 
 /// RFC 3339 with nanoseconds in a zone `offset` nanoseconds east of UTC, as Go prints a
-/// time in a location: `2023-12-31T18:02:00-06:00` (`Z` where the offset is zero).
+/// time in a location: `2023-12-31T18:02:00-06:00` (`Z` where the offset is zero). Not
+/// jiff's `display_with_offset`: Go truncates an offset's seconds (local mean times before
+/// 1900 have them) where jiff rounds them, and writes `Z` for a zero offset.
 pub fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
     let mut s = rfc3339_nanos(ns.saturating_add(offset));
     if offset != 0 {
@@ -35,7 +23,8 @@ pub fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
     s
 }
 
-/// Parses an RFC 3339 time (as InfluxQL accepts in string literals) to nanoseconds.
+/// Parses an RFC 3339 time (as InfluxQL accepts in string literals) to nanoseconds. Not
+/// jiff's parser, which wants an offset and refuses a date alone.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -84,19 +73,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .flatten()
 }
 
-// Howard Hinnant's civil-date algorithms.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
+// Howard Hinnant's civil-date algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

@@ -8,6 +8,7 @@
 //! answer) a batch at a time, and an interruption flag, set when the client goes away or
 //! the node stops, seen wherever the deadline is checked.
 
+use super::error::QueryError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +24,6 @@ pub struct QueryLimits {
     memory: Arc<MemoryBudget>,
     interrupt: Interrupt,
 }
-
-pub const TIMEOUT_MESSAGE: &str = "query-timeout limit exceeded";
-/// InfluxDB 1.x's words for a query killed under way.
-pub const INTERRUPTED_MESSAGE: &str = "query interrupted";
 
 /// Bytes a query holds, against its budget (0: none). Shared by the statement, its
 /// subqueries and the threads scanning for it.
@@ -49,11 +46,11 @@ impl Interrupt {
         self.query.store(true, Ordering::Relaxed);
     }
 
-    fn raised(&self) -> Option<&'static str> {
+    fn raised(&self) -> Option<QueryError> {
         if self.node.load(Ordering::Relaxed) {
-            Some("query interrupted: the node is shutting down")
+            Some(QueryError::NodeStopping)
         } else if self.query.load(Ordering::Relaxed) {
-            Some(INTERRUPTED_MESSAGE)
+            Some(QueryError::Interrupted)
         } else {
             None
         }
@@ -115,32 +112,34 @@ impl QueryLimits {
 
     /// Called in the loops of a statement's work, so that a query past its deadline, or
     /// interrupted, stops there rather than running on unseen.
-    pub fn check_deadline(&self) -> Result<(), String> {
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
         if let Some(why) = self.interrupt.raised() {
-            return Err(why.into());
+            return Err(why);
         }
         match self.deadline {
-            Some(d) if Instant::now() >= d => Err(TIMEOUT_MESSAGE.into()),
+            Some(d) if Instant::now() >= d => Err(QueryError::Timeout),
             _ => Ok(()),
         }
     }
 
     /// Charges `bytes` the query keeps until it answers (rows of its result, say). Over
     /// the budget the query stops with an error naming the key.
-    pub fn charge(&self, bytes: usize) -> Result<(), String> {
+    pub fn charge(&self, bytes: usize) -> Result<(), QueryError> {
         let bytes = bytes as u64;
         let memory = &self.memory;
         let held = memory.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if memory.limit > 0 && held > memory.limit {
             memory.held.fetch_sub(bytes, Ordering::Relaxed);
-            return Err(self.memory_message());
+            return Err(QueryError::MemoryBudget {
+                limit_mib: memory.limit >> 20,
+            });
         }
         Ok(())
     }
 
     /// Charges `bytes` for as long as the returned guard lives (what one step of the work
     /// holds only while it runs).
-    pub fn hold(&self, bytes: usize) -> Result<Held, String> {
+    pub fn hold(&self, bytes: usize) -> Result<Held, QueryError> {
         self.charge(bytes)?;
         Ok(Held {
             memory: self.memory.clone(),
@@ -148,30 +147,22 @@ impl QueryLimits {
         })
     }
 
-    fn memory_message(&self) -> String {
-        format!(
-            "query needs more memory than max_request_memory_mib allows ({} MiB): \
-             narrow its time range or series, or use a longer GROUP BY time() interval",
-            self.memory.limit >> 20
-        )
-    }
-
-    pub fn check_series(&self, n: usize) -> Result<(), String> {
+    pub fn check_series(&self, n: usize) -> Result<(), QueryError> {
         if self.max_series > 0 && n > self.max_series {
-            return Err(format!(
-                "max-select-series limit exceeded: ({n}/{})",
-                self.max_series
-            ));
+            return Err(QueryError::TooManySeries {
+                found: n,
+                limit: self.max_series,
+            });
         }
         Ok(())
     }
 
-    pub fn check_points(&self, n: usize) -> Result<(), String> {
+    pub fn check_points(&self, n: usize) -> Result<(), QueryError> {
         if self.max_points > 0 && n > self.max_points {
-            return Err(format!(
-                "max-select-point limit exceeed: ({n}/{})",
-                self.max_points
-            ));
+            return Err(QueryError::TooManyPoints {
+                found: n,
+                limit: self.max_points,
+            });
         }
         Ok(())
     }
@@ -184,7 +175,7 @@ impl QueryLimits {
         interval: i64,
         offset: i64,
         now: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), QueryError> {
         if self.max_buckets == 0 || interval <= 0 || start == i64::MIN {
             return Ok(());
         }
@@ -194,10 +185,10 @@ impl QueryLimits {
         let (first, last) = (window(start), window(end));
         let buckets = ((last as i128 - first as i128) / interval as i128 + 1).max(0) as u128;
         if buckets > self.max_buckets as u128 {
-            return Err(format!(
-                "max-select-buckets limit exceeded: ({buckets}/{})",
-                self.max_buckets
-            ));
+            return Err(QueryError::TooManyBuckets {
+                found: buckets,
+                limit: self.max_buckets,
+            });
         }
         Ok(())
     }
@@ -207,29 +198,37 @@ impl QueryLimits {
 mod tests {
     use super::*;
 
+    /// The text a client sees.
+    fn said<T>(r: Result<T, QueryError>) -> Result<T, String> {
+        r.map_err(|e| e.to_string())
+    }
+
     #[test]
     fn a_query_past_its_deadline_stops_with_influxdbs_message() {
         let limits = QueryLimits {
             deadline: Some(Instant::now()),
             ..QueryLimits::default()
         };
-        assert_eq!(limits.check_deadline(), Err(TIMEOUT_MESSAGE.to_owned()));
-        assert_eq!(QueryLimits::default().check_deadline(), Ok(()));
+        assert_eq!(
+            said(limits.check_deadline()),
+            Err("query-timeout limit exceeded".to_owned())
+        );
+        assert_eq!(said(QueryLimits::default().check_deadline()), Ok(()));
     }
 
     #[test]
     fn memory_past_the_budget_is_refused_and_what_is_held_is_given_back() {
         let limits = QueryLimits::with_budget(1);
         let held = limits.hold(600 << 10).expect("within the budget");
-        assert!(limits
-            .charge(600 << 10)
-            .is_err_and(|e| e.contains("max_request_memory_mib allows (1 MiB)")));
+        assert!(limits.charge(600 << 10).is_err_and(|e| e
+            .to_string()
+            .contains("max_request_memory_mib allows (1 MiB)")));
         // The refused charge left nothing behind; the guard gives its share back.
         drop(held);
-        assert_eq!(limits.charge(1 << 20), Ok(()));
+        assert_eq!(said(limits.charge(1 << 20)), Ok(()));
         assert!(limits.clone().charge(1).is_err(), "clones share one budget");
         assert_eq!(
-            QueryLimits::with_budget(0).charge(usize::MAX >> 1),
+            said(QueryLimits::with_budget(0).charge(usize::MAX >> 1)),
             Ok(()),
             "0: no limit"
         );
@@ -240,13 +239,16 @@ mod tests {
         let node = Arc::new(AtomicBool::new(false));
         let config = crate::config::NodeConfig::default();
         let limits = QueryLimits::starting_now(&config, node.clone());
-        assert_eq!(limits.check_deadline(), Ok(()));
+        assert_eq!(said(limits.check_deadline()), Ok(()));
         limits.interrupt().raise();
-        assert_eq!(limits.check_deadline(), Err(INTERRUPTED_MESSAGE.to_owned()));
+        assert_eq!(
+            said(limits.check_deadline()),
+            Err("query interrupted".to_owned())
+        );
         let other = QueryLimits::starting_now(&config, node.clone());
         node.store(true, Ordering::Relaxed);
         assert_eq!(
-            other.check_deadline(),
+            said(other.check_deadline()),
             Err("query interrupted: the node is shutting down".to_owned())
         );
     }
@@ -261,14 +263,14 @@ mod tests {
         // 00:00:30 to 00:10:29.999999999: windows 00:00 to 00:10, eleven of them.
         let range = (30_000_000_000, 11 * minute - 30_000_000_001);
         assert_eq!(
-            limits.check_buckets(range, minute, 0, 0),
+            said(limits.check_buckets(range, minute, 0, 0)),
             Err("max-select-buckets limit exceeded: (11/10)".to_owned())
         );
         assert_eq!(
-            limits.check_buckets((0, 10 * minute - 1), minute, 0, 0),
+            said(limits.check_buckets((0, 10 * minute - 1), minute, 0, 0)),
             Ok(())
         );
         // No start: not counted, as in 1.x.
-        assert_eq!(limits.check_buckets((i64::MIN, 0), 1, 0, 0), Ok(()));
+        assert_eq!(said(limits.check_buckets((i64::MIN, 0), 1, 0, 0)), Ok(()));
     }
 }

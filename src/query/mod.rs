@@ -1,27 +1,31 @@
-//! InfluxQL: the parser, and the executor of what it parses.
+//! InfluxQL: the parser, and the executor of what it parses. Outside the crate only the
+//! parser (fuzzing) and the time formats (tests) are seen.
 
 mod aggregate;
 mod authorize;
 mod calc;
-mod cardinality;
-pub mod csv;
-mod delete;
+pub(crate) mod csv;
+mod error;
 mod eval;
-pub mod executor;
+mod executor;
 pub mod format;
+mod functions;
 mod limits;
-pub mod params;
+mod listing;
+pub(crate) mod params;
 pub mod parser;
 mod plan;
-pub mod pool;
-pub mod result;
+pub(crate) mod pool;
+pub(crate) mod result;
 mod rows;
+mod scan;
 mod select;
 mod selection;
-mod show;
+mod statements;
 mod subquery;
 mod transform;
 mod zone;
 
-pub use executor::{epoch_unit, execute, QueryError, QueryOptions};
-pub use limits::{Interrupt, QueryLimits, TIMEOUT_MESSAGE};
+pub(crate) use error::QueryError;
+pub(crate) use executor::{epoch_unit, execute, QueryOptions};
+pub(crate) use limits::{Interrupt, QueryLimits};

@@ -3,6 +3,7 @@
 //! 1.x's rules and error messages, and the column names 1.x gives them.
 
 use super::calc::{self, Cell, MathFn};
+use super::error::QueryError;
 use super::format::go_duration;
 use super::parser::ast::{BinaryOp, DataType, Expr, Field, SelectStatement};
 use super::transform::Transform;
@@ -95,7 +96,7 @@ pub fn compile(
     stmt: &SelectStatement,
     scan_fields: &[String],
     interval: i64,
-) -> Result<Plan, String> {
+) -> Result<Plan, QueryError> {
     let mut c = Compiler {
         scan_fields,
         interval,
@@ -115,10 +116,16 @@ pub fn compile(
         (false, false) if !c.raw_refs => Kind::Windows,
         (true, true) if !c.raw_refs => Kind::Points,
         (true, false) => Kind::Raw,
-        _ => return Err("mixing aggregate and non-aggregate queries is not supported".into()),
+        _ => {
+            return Err(QueryError::invalid(
+                "mixing aggregate and non-aggregate queries is not supported",
+            ))
+        }
     };
     if kind == Kind::Raw && interval > 0 {
-        return Err("GROUP BY requires at least one aggregate function".into());
+        return Err(QueryError::invalid(
+            "GROUP BY requires at least one aggregate function",
+        ));
     }
     Ok(Plan {
         kind,
@@ -131,7 +138,7 @@ pub fn compile(
 impl Compiler<'_> {
     /// The plan of a statement selecting with top, bottom, sample or distinct, which 1.x
     /// allows beside tags only (and distinct beside nothing).
-    fn selection_plan(&mut self, stmt: &SelectStatement) -> Result<Option<Plan>, String> {
+    fn selection_plan(&mut self, stmt: &SelectStatement) -> Result<Option<Plan>, QueryError> {
         let selecting = |e: &Expr| match e {
             Expr::Call(c) => matches!(c.name.as_str(), "top" | "bottom" | "sample" | "distinct"),
             Expr::Distinct(_) => true,
@@ -147,11 +154,10 @@ impl Compiler<'_> {
         };
         if stmt.fields.len() > 1 {
             if name == "distinct" {
-                return Err(
+                return Err(QueryError::invalid(
                     "aggregate function distinct() cannot be combined with other functions or \
-                     fields"
-                        .into(),
-                );
+                     fields",
+                ));
             }
             if stmt
                 .fields
@@ -159,23 +165,23 @@ impl Compiler<'_> {
                 .enumerate()
                 .any(|(i, f)| i != at && !matches!(f.expr, Expr::VarRef(_)))
             {
-                return Err(format!(
+                return Err(QueryError::invalid(format!(
                     "selector function {name}() cannot be combined with other functions"
-                ));
+                )));
             }
         }
-        let count = |e: &Expr| -> Result<usize, String> {
+        let count = |e: &Expr| -> Result<usize, QueryError> {
             match e {
                 Expr::Integer(n) if *n >= 1 => Ok(*n as usize),
-                Expr::Integer(n) if name == "sample" => {
-                    Err(format!("sample window must be greater than 1, got {n}"))
-                }
-                Expr::Integer(n) => {
-                    Err(format!("limit ({n}) in {name} function must be at least 1"))
-                }
-                other => Err(format!(
+                Expr::Integer(n) if name == "sample" => Err(QueryError::invalid(format!(
+                    "sample window must be greater than 1, got {n}"
+                ))),
+                Expr::Integer(n) => Err(QueryError::invalid(format!(
+                    "limit ({n}) in {name} function must be at least 1"
+                ))),
+                other => Err(QueryError::invalid(format!(
                     "expected integer as last argument in {name}(), found {other}"
-                )),
+                ))),
             }
         };
         let selection = match name {
@@ -186,10 +192,10 @@ impl Compiler<'_> {
                 n: count(&args[1])?,
             },
             _ if args.len() < 2 => {
-                return Err(format!(
+                return Err(QueryError::invalid(format!(
                     "invalid number of arguments for {name}, expected at least 2, got {}",
                     args.len()
-                ))
+                )))
             }
             _ => {
                 let n = count(&args[args.len() - 1])?;
@@ -197,9 +203,9 @@ impl Compiler<'_> {
                     .iter()
                     .map(|a| match a {
                         Expr::VarRef(v) => Ok(v.name.clone()),
-                        other => Err(format!(
+                        other => Err(QueryError::invalid(format!(
                             "only fields or tags are allowed in {name}(), found {other}"
-                        )),
+                        ))),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 if name == "top" {
@@ -210,15 +216,15 @@ impl Compiler<'_> {
             }
         };
         if matches!(args[0], Expr::Wildcard(_) | Expr::Regex(_)) {
-            return Err(format!(
+            return Err(QueryError::not_supported(format!(
                 "{name}() of a wildcard or regular expression is not supported yet"
-            ));
+            )));
         }
         let Expr::VarRef(field) = &args[0] else {
-            return Err(format!(
+            return Err(QueryError::invalid(format!(
                 "expected first argument to be a field in {name}(), found {}",
                 args[0]
-            ));
+            )));
         };
         let fields = stmt
             .fields
@@ -227,11 +233,11 @@ impl Compiler<'_> {
             .map(|(i, f)| match &f.expr {
                 _ if i == at => Ok(Node::Selected),
                 Expr::VarRef(v) if self.field(&v.name).is_none() => Ok(Node::Tag(v.name.clone())),
-                _ => Err(format!(
+                _ => Err(QueryError::not_supported(format!(
                     "fields beside {name}() are not supported yet (tags are)"
-                )),
+                ))),
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, QueryError>>()?;
         Ok(Some(Plan {
             kind: Kind::Windows,
             fields,
@@ -247,7 +253,7 @@ impl Compiler<'_> {
         self.scan_fields.iter().position(|f| f == name)
     }
 
-    fn expr(&mut self, e: &Expr, window_before: bool) -> Result<Node, String> {
+    fn expr(&mut self, e: &Expr, window_before: bool) -> Result<Node, QueryError> {
         Ok(match e {
             Expr::VarRef(v) => {
                 self.raw_refs = true;
@@ -268,7 +274,11 @@ impl Compiler<'_> {
                 Box::new(self.expr(&b.rhs, window_before)?),
             ),
             Expr::Call(call) => self.call(call, window_before)?,
-            other => return Err(format!("{other} in SELECT is not supported yet")),
+            other => {
+                return Err(QueryError::not_supported(format!(
+                    "{other} in SELECT is not supported yet"
+                )))
+            }
         })
     }
 
@@ -276,7 +286,7 @@ impl Compiler<'_> {
         &mut self,
         call: &super::parser::ast::Call,
         window_before: bool,
-    ) -> Result<Node, String> {
+    ) -> Result<Node, QueryError> {
         let name = call.name.as_str();
         let args = &call.args;
         if let Some(f) = MathFn::parse(name) {
@@ -293,33 +303,36 @@ impl Compiler<'_> {
             let inner = match args.first() {
                 Some(Expr::VarRef(v)) => {
                     if self.interval > 0 {
-                        return Err(format!(
+                        return Err(QueryError::invalid(format!(
                             "aggregate function required inside the call to {name}"
-                        ));
+                        )));
                     }
                     self.raw_transforms = true;
                     Node::Field(self.field(&v.name))
                 }
                 Some(Expr::Call(inner)) if Func::parse(&inner.name).is_some() => {
                     if self.interval == 0 {
-                        return Err(format!("{name} aggregate requires a GROUP BY interval"));
+                        return Err(QueryError::invalid(format!(
+                            "{name} aggregate requires a GROUP BY interval"
+                        )));
                     }
                     self.call(inner, t.reads_window_before())?
                 }
                 _ => {
-                    return Err(format!(
+                    return Err(QueryError::not_supported(format!(
                         "{name}() of anything but a field or an aggregate is not supported yet"
-                    ))
+                    )))
                 }
             };
             return Ok(Node::Transform(t, Box::new(inner)));
         }
         if matches!(name, "top" | "bottom" | "sample" | "distinct") {
-            return Err(format!(
+            return Err(QueryError::not_supported(format!(
                 "{name}() inside an expression is not supported yet"
-            ));
+            )));
         }
-        let mut func = Func::parse(name).ok_or_else(|| format!("{name}() is not supported yet"))?;
+        let mut func = Func::parse(name)
+            .ok_or_else(|| QueryError::not_supported(format!("{name}() is not supported yet")))?;
         match func {
             Func::Percentile(_) => {
                 if args.len() != 2 {
@@ -328,16 +341,20 @@ impl Compiler<'_> {
                 func = Func::Percentile(match &args[1] {
                     Expr::Integer(i) => *i as f64,
                     Expr::Number(x) => *x,
-                    _ => return Err("expected float argument in percentile()".into()),
+                    _ => {
+                        return Err(QueryError::invalid(
+                            "expected float argument in percentile()",
+                        ))
+                    }
                 });
             }
             Func::Integral(_) => {
                 if args.is_empty() || args.len() > 2 {
-                    return Err(format!(
+                    return Err(QueryError::invalid(format!(
                         "invalid number of arguments for integral, expected at least 1 but \
                          no more than 2, got {}",
                         args.len()
-                    ));
+                    )));
                 }
                 if let Some(unit) = args.get(1) {
                     func = Func::Integral(positive_duration(name, unit)?);
@@ -352,7 +369,11 @@ impl Compiler<'_> {
                 func = Func::CountDistinct;
                 match d.args.as_slice() {
                     [Expr::VarRef(v)] => self.field(&v.name),
-                    _ => return Err("distinct function requires at least one argument".into()),
+                    _ => {
+                        return Err(QueryError::invalid(
+                            "distinct function requires at least one argument",
+                        ))
+                    }
                 }
             }
             (Expr::Distinct(v), Func::Count) => {
@@ -360,11 +381,15 @@ impl Compiler<'_> {
                 self.field(v)
             }
             (Expr::Wildcard(_) | Expr::Regex(_), _) => {
-                return Err(format!(
+                return Err(QueryError::not_supported(format!(
                     "{name}() of a wildcard or regular expression is not supported yet"
-                ))
+                )))
             }
-            _ => return Err(format!("expected field argument in {name}()")),
+            _ => {
+                return Err(QueryError::invalid(format!(
+                    "expected field argument in {name}()"
+                )))
+            }
         };
         self.aggregates.push(AggregateCall {
             func,
@@ -375,16 +400,16 @@ impl Compiler<'_> {
     }
 
     /// The transformation a call names, its arguments checked as 1.x checks them.
-    fn transform(&self, name: &str, args: &[Expr]) -> Result<Option<Transform>, String> {
+    fn transform(&self, name: &str, args: &[Expr]) -> Result<Option<Transform>, QueryError> {
         let non_negative = name.starts_with("non_negative_");
         Ok(Some(match name {
             "derivative" | "non_negative_derivative" | "elapsed" => {
                 if args.is_empty() || args.len() > 2 {
-                    return Err(format!(
+                    return Err(QueryError::invalid(format!(
                         "invalid number of arguments for {name}, expected at least 1 but no \
                          more than 2, got {}",
                         args.len()
-                    ));
+                    )));
                 }
                 let unit = match args.get(1) {
                     None if name == "elapsed" => 1,
@@ -414,18 +439,19 @@ impl Compiler<'_> {
                 }
                 match &args[1] {
                     Expr::Integer(n) if *n <= 1 => {
-                        return Err(format!(
+                        return Err(QueryError::invalid(format!(
                             "moving_average window must be greater than 1, got {n}"
-                        ))
+                        )))
                     }
                     Expr::Integer(n) => Transform::MovingAverage {
-                        points: usize::try_from(*n).map_err(|_| "window too large")?,
+                        points: usize::try_from(*n)
+                            .map_err(|_| QueryError::invalid("window too large"))?,
                     },
                     other => {
-                        return Err(format!(
+                        return Err(QueryError::invalid(format!(
                             "second argument for moving_average must be an integer, got {}",
                             go_type(other)
-                        ))
+                        )))
                     }
                 }
             }
@@ -468,7 +494,7 @@ pub fn reads_window_before(stmt: &SelectStatement) -> bool {
 pub fn expand_wildcard_calls(
     stmt: &SelectStatement,
     fields: &BTreeMap<String, FieldType>,
-) -> Result<SelectStatement, String> {
+) -> Result<SelectStatement, QueryError> {
     // The innermost call and its pattern, if the expression is calls around `*` or a regex.
     fn pattern(e: &Expr) -> Option<(&str, &Expr)> {
         let Expr::Call(c) = e else { return None };
@@ -502,9 +528,7 @@ pub fn expand_wildcard_calls(
             continue;
         };
         let regex = match arg {
-            Expr::Regex(r) => {
-                Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
-            }
+            Expr::Regex(r) => Some(regex::Regex::new(&r.pattern)?),
             _ => None,
         };
         for (key, kind) in fields {
@@ -530,7 +554,7 @@ pub fn expand_wildcard_calls(
 pub fn check_types(
     stmt: &SelectStatement,
     field_type: &dyn Fn(&str) -> Option<DataType>,
-) -> Result<(), String> {
+) -> Result<(), QueryError> {
     fn typed(e: &Expr, field_type: &dyn Fn(&str) -> Option<DataType>) -> Expr {
         match e {
             Expr::VarRef(v) => {
@@ -564,7 +588,7 @@ pub fn check_types(
             _ => None,
         }
     }
-    fn check(whole: &Expr, e: &Expr) -> Result<(), String> {
+    fn check(whole: &Expr, e: &Expr) -> Result<(), QueryError> {
         match e {
             Expr::Paren(inner) => check(whole, inner),
             Expr::Binary(b) if !b.op.is_comparison_or_logical() => {
@@ -583,11 +607,11 @@ pub fn check_types(
                 if fine {
                     return Ok(());
                 }
-                Err(format!(
+                Err(QueryError::invalid(format!(
                     "type error: {whole}: incompatible types: {} and {}",
                     l.as_str(),
                     r.as_str()
-                ))
+                )))
             }
             _ => Ok(()),
         }
@@ -599,22 +623,24 @@ pub fn check_types(
     Ok(())
 }
 
-fn positive_duration(name: &str, e: &Expr) -> Result<i64, String> {
+fn positive_duration(name: &str, e: &Expr) -> Result<i64, QueryError> {
     match e {
-        Expr::Duration(d) if *d <= 0 => Err(format!(
+        Expr::Duration(d) if *d <= 0 => Err(QueryError::invalid(format!(
             "duration argument must be positive, got {}",
             go_duration(*d)
-        )),
+        ))),
         Expr::Duration(d) => Ok(*d),
-        other => Err(format!(
+        other => Err(QueryError::invalid(format!(
             "second argument to {name} must be a duration, got {}",
             go_type(other)
-        )),
+        ))),
     }
 }
 
-fn arity(name: &str, expected: usize, got: usize) -> String {
-    format!("invalid number of arguments for {name}, expected {expected}, got {got}")
+fn arity(name: &str, expected: usize, got: usize) -> QueryError {
+    QueryError::invalid(format!(
+        "invalid number of arguments for {name}, expected {expected}, got {got}"
+    ))
 }
 
 /// The Go type 1.x names in its argument errors.
@@ -722,7 +748,7 @@ pub fn eval_column(
     node: &Node,
     times: &[i64],
     leaf: &dyn Fn(&Node) -> Vec<Cell>,
-) -> Result<Column, String> {
+) -> Result<Column, QueryError> {
     Ok(match node {
         Node::Literal(v) => Column::Constant(Some(v.clone())),
         Node::Field(_) | Node::Aggregate(_) | Node::Selected | Node::Tag(_) => {
@@ -731,7 +757,9 @@ pub fn eval_column(
         Node::Transform(t, inner) => {
             let input = match eval_column(inner, times, leaf)? {
                 Column::Cells(c) => c,
-                Column::Constant(_) => return Err(format!("{}() of a constant", t.name())),
+                Column::Constant(_) => {
+                    return Err(QueryError::invalid(format!("{}() of a constant", t.name())))
+                }
             };
             Column::Cells(t.apply(times, &input)?)
         }
@@ -878,7 +906,12 @@ mod tests {
     #[test]
     fn transformations_follow_1x_rules() {
         let fields = ["usage".to_owned()];
-        let err = |q: &str, interval| compile(&select(q), &fields, interval).err().unwrap();
+        let err = |q: &str, interval| {
+            compile(&select(q), &fields, interval)
+                .err()
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(
             err("SELECT derivative(usage) FROM cpu", 60),
             "aggregate function required inside the call to derivative"

@@ -1,6 +1,7 @@
 //! Rows and values as the operators and the driver of a SELECT pass them: below both, so
 //! that operators need not import the driver that calls them.
 
+use super::parser::ast::{SelectStatement, SortField};
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
 
@@ -89,5 +90,29 @@ pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
         _ => num(a)
             .unwrap_or(f64::NAN)
             .total_cmp(&num(b).unwrap_or(f64::NAN)),
+    }
+}
+
+/// Rows charged to the memory budget (and the deadline checked) at a time, so that one
+/// huge series is stopped while it is read, not after.
+pub(crate) const ROWS_PER_CHARGE: usize = 1 << 16;
+
+/// What a row of a query's answer holds: its time, the vector of its values and each
+/// value (a string's text beyond it not counted).
+pub(crate) fn answer_row_bytes(columns: usize) -> usize {
+    std::mem::size_of::<(i64, Vec<Value>)>() + columns * std::mem::size_of::<Value>()
+}
+
+pub fn descending(stmt: &SelectStatement) -> bool {
+    stmt.order_by
+        .iter()
+        .any(|SortField { ascending, .. }| !ascending)
+}
+
+pub fn limit(n: u64) -> usize {
+    if n == 0 {
+        usize::MAX
+    } else {
+        n as usize
     }
 }

@@ -2,6 +2,7 @@
 //! window, each as its own row (top, bottom and sample at the point's own time, distinct
 //! at the window's start), beside the tags the statement asks for.
 
+use super::error::QueryError;
 use super::limits::QueryLimits;
 use super::plan::{Node, Selection, SelectionCall};
 use super::rows::{cmp, json_value, SeriesRows};
@@ -45,7 +46,7 @@ pub fn rows(
     windows: usize,
     window_of: &dyn Fn(i64) -> Option<usize>,
     window_start: &dyn Fn(usize) -> i64,
-) -> Result<Vec<(i64, Vec<Value>)>, String> {
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let mut per_window: Vec<Vec<Candidate<'_>>> = (0..windows).map(|_| Vec::new()).collect();
     let mut _held = Vec::with_capacity(members.len());
     for s in members {
@@ -208,7 +209,7 @@ mod tests {
                 &|_| 0,
             )
         };
-        assert!(rows(&limits).is_err_and(|e| e.contains("max_request_memory_mib")));
+        assert!(rows(&limits).is_err_and(|e| e.to_string().contains("max_request_memory_mib")));
         let unlimited = QueryLimits::default();
         let top = rows(&unlimited).expect("no budget");
         assert_eq!(top.len(), 1);

@@ -10,13 +10,15 @@
 //! columns as fields and the inner result's tags (its GROUP BY tags, and the tags a raw
 //! inner statement selects) as tags.
 
+use super::error::QueryError;
 use super::eval::{matches, time_range, Regexes, Row as EvalRow};
 use super::parser::ast::{
     BinaryOp, DataType, Dimension, Expr, Fill, SelectStatement, Source, VarRef,
 };
 use super::result::Series;
-use super::rows::SeriesRows;
-use super::select::{self, Scan, SelectContext};
+use super::rows::{answer_row_bytes, SeriesRows};
+use super::scan::{Scan, SelectContext};
+use super::select;
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
@@ -28,7 +30,7 @@ pub fn scans(
     outer: &SelectStatement,
     inner: &SelectStatement,
     ctx: &SelectContext<'_>,
-) -> Result<Vec<Scan>, String> {
+) -> Result<Vec<Scan>, QueryError> {
     let (start, end) = time_range(outer.condition.as_ref(), ctx.now);
     let inner = adjusted(outer, inner, start, end)?;
     // Times as nanoseconds, whatever the outer statement's `epoch=` and zone.
@@ -69,7 +71,7 @@ pub fn scans(
             ctx.limits.check_deadline()?;
             // The inner answer's rows, read again as the outer statement's.
             ctx.limits
-                .charge(s.values.len() * select::answer_row_bytes(columns.len()))?;
+                .charge(s.values.len() * answer_row_bytes(columns.len()))?;
             for row in s.values {
                 let mut cells = row.into_iter();
                 let Some(time) = cells.next().as_ref().and_then(Value::as_i64) else {
@@ -243,7 +245,7 @@ fn adjusted(
     inner: &SelectStatement,
     start: i64,
     end: i64,
-) -> Result<SelectStatement, String> {
+) -> Result<SelectStatement, QueryError> {
     let mut inner = inner.clone();
     let mut bounds = Vec::new();
     if start != i64::MIN {
@@ -270,7 +272,8 @@ fn adjusted(
     for d in &outer.dimensions {
         match &d.expr {
             Expr::Call(c) if c.name == "time" => {
-                let inherit = aggregates && inner.group_by_interval().map_err(str::to_owned)? == 0;
+                let inherit =
+                    aggregates && inner.group_by_interval().map_err(QueryError::invalid)? == 0;
                 if inherit {
                     inner.dimensions.push(d.clone());
                 }

@@ -4,6 +4,7 @@
 //! sequence (joined series can share a time; the first one counts).
 
 use super::calc::{as_f64, Cell};
+use super::error::QueryError;
 use crate::line_protocol::FieldValue;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,7 +54,7 @@ impl Transform {
 
     /// The transformation of `input` (one cell per row, rows at `times`, in the query's
     /// order): an output cell per row, Absent where it emits no point.
-    pub fn apply(self, times: &[i64], input: &[Cell]) -> Result<Vec<Cell>, String> {
+    pub fn apply(self, times: &[i64], input: &[Cell]) -> Result<Vec<Cell>, QueryError> {
         let mut out = vec![Cell::Absent; input.len()];
         let points = input
             .iter()
@@ -153,13 +154,13 @@ impl Transform {
         Ok(out)
     }
 
-    fn type_error(self, v: &FieldValue) -> String {
+    fn type_error(self, v: &FieldValue) -> QueryError {
         let kind = match v {
             FieldValue::String(_) => "string",
             FieldValue::Boolean(_) => "boolean",
             _ => "numeric",
         };
-        format!("unsupported {} iterator type: {kind}", self.name())
+        QueryError::invalid(format!("unsupported {} iterator type: {kind}", self.name()))
     }
 }
 

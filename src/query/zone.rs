@@ -1,6 +1,7 @@
 //! Time zones of `tz('...')`: the UTC offset a zone has at an instant, from the system's
 //! tz database or, where it has none, the one built into the binary.
 
+use super::error::QueryError;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -10,10 +11,10 @@ pub struct Zone(TimeZone);
 
 impl Zone {
     /// The zone of an IANA name, with InfluxDB's error text for an unknown one.
-    pub fn named(name: &str) -> Result<Zone, String> {
+    pub fn named(name: &str) -> Result<Zone, QueryError> {
         TimeZone::get(name)
             .map(Zone)
-            .map_err(|_| format!("unable to find time zone {name}"))
+            .map_err(|_| QueryError::UnknownTimeZone(name.to_owned()))
     }
 
     /// The zone's offset from UTC at an instant, in nanoseconds (east positive).

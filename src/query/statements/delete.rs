@@ -4,21 +4,26 @@
 //! once every shard's record is durable. Series are resolved to their keys here, when the
 //! statement runs, so a tombstone means the same on every replay.
 
-use super::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
-use super::parser::ast::{DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source};
+use super::Context;
 use crate::proto::Tombstone;
+use crate::query::error::QueryError;
+use crate::query::eval::{is_time_name, matches, time_range, var_refs, without_time, Regexes, Row};
+use crate::query::parser::ast::{
+    DeleteStatement, DropSeriesStatement, Expr, MeasurementName, Source,
+};
+use crate::query::result::Series;
 use crate::storage::{Shard, Storage};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// `DELETE [FROM sources] [WHERE tags and time]`: the points of matching series in the
 /// time range, in every matching measurement.
-pub async fn delete(
-    storage: &Storage,
-    database: &str,
+pub(crate) async fn delete(
+    cx: &Context<'_>,
     s: &DeleteStatement,
-    now: i64,
-) -> Result<(), String> {
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
+    let now = crate::catalog::now_nanos();
     let (min_time, max_time) = time_range(s.condition.as_ref(), now);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     writable(storage, database)?;
@@ -29,10 +34,10 @@ pub async fn delete(
         for m in target.measurements_in(shard) {
             let fields = shard.field_types(&m);
             if target.names.iter().any(|n| fields.contains_key(n)) {
-                return Err(format!(
+                return Err(QueryError::invalid(format!(
                     "shard {}: fields not supported in WHERE clause during deletion",
                     shard.info.id
-                ));
+                )));
             }
         }
     }
@@ -56,26 +61,38 @@ pub async fn delete(
             .collect();
         hit.push((shard, tombstones));
     }
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
+}
+
+/// The `db` parameter of a DELETE or DROP (which name no database), as InfluxDB words
+/// its absence.
+async fn database_to_delete_from(cx: &Context<'_>) -> Result<String, QueryError> {
+    let db = cx.database.unwrap_or_default().to_owned();
+    if !cx.control.read(|c| c.databases.contains_key(&db)).await {
+        return Err(QueryError::DatabaseNotFound(db));
+    }
+    Ok(db)
 }
 
 /// A delete must reach every shard of the database: one left out (quarantined) would
 /// bring the deleted points back when it is restored.
-fn writable(storage: &Storage, database: &str) -> Result<(), String> {
-    storage
-        .check_readable(database, None, (i64::MIN, i64::MAX))
-        .map_err(|e| e.to_string())
+fn writable(storage: &Storage, database: &str) -> Result<(), QueryError> {
+    storage.check_readable(database, None, (i64::MIN, i64::MAX))?;
+    Ok(())
 }
 
 /// `DROP SERIES [FROM sources] [WHERE tags]`: matching series, over all time.
-pub async fn drop_series(
-    storage: &Storage,
-    database: &str,
+pub(crate) async fn drop_series(
+    cx: &Context<'_>,
     s: &DropSeriesStatement,
-) -> Result<(), String> {
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
     let target = Target::new(&s.sources, s.condition.as_ref())?;
     if target.has_time {
-        return Err("DROP SERIES doesn't support time in WHERE clause".into());
+        return Err(QueryError::invalid(
+            "DROP SERIES doesn't support time in WHERE clause",
+        ));
     }
     writable(storage, database)?;
     let version = storage.next_version();
@@ -91,12 +108,17 @@ pub async fn drop_series(
             (shard, tombstones)
         })
         .collect();
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
 }
 
 /// `DROP MEASUREMENT name`: every series of it over all time, and its field types, so a
 /// later write may give its fields other types.
-pub async fn drop_measurement(storage: &Storage, database: &str, name: &str) -> Result<(), String> {
+pub(crate) async fn drop_measurement(
+    cx: &Context<'_>,
+    name: &str,
+) -> Result<Vec<Series>, QueryError> {
+    let (storage, database) = (cx.storage, &database_to_delete_from(cx).await?);
     writable(storage, database)?;
     let version = storage.next_version();
     let hit = storage
@@ -109,7 +131,8 @@ pub async fn drop_measurement(storage: &Storage, database: &str, name: &str) -> 
             (shard, vec![t])
         })
         .collect();
-    apply(hit).await
+    apply(hit).await?;
+    Ok(Vec::new())
 }
 
 fn everything(version: u64, measurement: String, series_keys: Vec<String>) -> Tombstone {
@@ -124,13 +147,13 @@ fn everything(version: u64, measurement: String, series_keys: Vec<String>) -> To
 }
 
 /// Appends each shard's tombstones, all at once; shards with none are left alone.
-async fn apply(hit: Vec<(Arc<Shard>, Vec<Tombstone>)>) -> Result<(), String> {
+async fn apply(hit: Vec<(Arc<Shard>, Vec<Tombstone>)>) -> Result<(), QueryError> {
     let writes = hit
         .into_iter()
         .filter(|(_, tombstones)| !tombstones.is_empty())
         .map(|(shard, tombstones)| async move { shard.delete(tombstones).await });
     for result in futures_util::future::join_all(writes).await {
-        result.map_err(|e| e.to_string())?;
+        result?;
     }
     Ok(())
 }
@@ -148,18 +171,19 @@ struct Target {
 }
 
 impl Target {
-    fn new(sources: &[Source], condition: Option<&Expr>) -> Result<Target, String> {
+    fn new(sources: &[Source], condition: Option<&Expr>) -> Result<Target, QueryError> {
         let mut measurements = Vec::new();
         for s in sources {
             match s {
-                Source::Measurement(m) => {
-                    measurements.push(match &m.name {
-                        MeasurementName::Name(n) => Err(n.clone()),
-                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)
-                            .map_err(|e| format!("invalid regex: {e}"))?),
-                    })
+                Source::Measurement(m) => measurements.push(match &m.name {
+                    MeasurementName::Name(n) => Err(n.clone()),
+                    MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)?),
+                }),
+                Source::Subquery(_) => {
+                    return Err(QueryError::not_supported(
+                        "subqueries are not supported here",
+                    ))
                 }
-                Source::Subquery(_) => return Err("subqueries are not supported here".into()),
             }
         }
         let mut regexes = Regexes::default();

@@ -4,36 +4,48 @@
 //! combination only), or for the plain estimated forms of series and measurements, one
 //! `cardinality estimation` for the database. Estimates here are exact counts.
 
-use super::eval::mentions_time;
-use super::limits::QueryLimits;
-use super::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
-use super::result::Series;
-use super::show;
+use super::{database_of, Context};
+use crate::query::error::QueryError;
+use crate::query::eval::mentions_time;
+use crate::query::limits::QueryLimits;
+use crate::query::listing;
+use crate::query::parser::ast::{CardinalityKind, Expr, ShowCardinalityStatement};
+use crate::query::result::Series;
 use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub(crate) async fn show(
+    cx: &Context<'_>,
+    s: &ShowCardinalityStatement,
+) -> Result<Vec<Series>, QueryError> {
+    let db = database_of(s.database.as_deref(), cx)?;
+    let default_policy = cx
+        .control
+        .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
+        .await;
+    answer(cx.storage, db, default_policy.as_deref(), s, &cx.limits)
+}
 
 /// What the statement asks about a database, which must exist unless the answer is an
 /// estimate (1.x estimates 0 for a database it does not have).
 ///
 /// As 1.x rewrites them, the counted forms read the sources' policies, the database's
 /// default policy for a source that names none; the estimates read the whole database.
-pub fn answer(
+fn answer(
     storage: &Storage,
     database: &str,
     default_policy: Option<&str>,
     stmt: &ShowCardinalityStatement,
     limits: &QueryLimits,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     use CardinalityKind as K;
     let estimate = !stmt.exact
         && matches!(stmt.kind, K::Series | K::Measurement)
         && stmt.sources.is_empty()
         && stmt.condition.is_none()
         && stmt.dimensions.is_empty();
-    storage
-        .check_readable(database, None, (i64::MIN, i64::MAX))
-        .map_err(|e| e.to_string())?;
+    storage.check_readable(database, None, (i64::MIN, i64::MAX))?;
     if estimate {
         let count = if default_policy.is_some() {
             estimate_of(storage, database, stmt.kind)
@@ -48,7 +60,7 @@ pub fn answer(
         }]);
     }
     let Some(default_policy) = default_policy else {
-        return Err(format!("database not found: {database}"));
+        return Err(QueryError::DatabaseNotFound(database.to_owned()));
     };
     if stmt.condition.as_ref().is_some_and(mentions_time) {
         let statement = match stmt.kind {
@@ -59,7 +71,9 @@ pub fn answer(
             // 1.x answers nothing rather than an error for this one.
             K::TagValues => return Ok(Vec::new()),
         };
-        return Err(format!("{statement} doesn't support time in WHERE clause"));
+        return Err(QueryError::invalid(format!(
+            "{statement} doesn't support time in WHERE clause"
+        )));
     }
     let mut group_keys = Vec::new();
     for d in &stmt.dimensions {
@@ -67,14 +81,14 @@ pub fn answer(
             Expr::VarRef(v) => group_keys.push(v.name.clone()),
             Expr::Wildcard(_) => group_keys.push("*".into()),
             other => {
-                return Err(format!(
+                return Err(QueryError::not_supported(format!(
                     "GROUP BY {other} is not supported in SHOW ... CARDINALITY"
-                ))
+                )))
             }
         }
     }
-    let scope = show::Scope::policy(database, default_policy);
-    let listing = show::list(
+    let scope = listing::Scope::policy(database, default_policy);
+    let listing = listing::list(
         storage,
         &scope,
         &stmt.sources,
@@ -85,7 +99,7 @@ pub fn answer(
         // Every tag key of the measurements the sources name, whichever holds it, in any
         // policy: 1.x takes them from its database-wide index.
         let mut all = BTreeSet::new();
-        for (shard, wanted) in show::Scope::database(database).shards(storage, &stmt.sources)? {
+        for (shard, wanted) in listing::Scope::database(database).shards(storage, &stmt.sources)? {
             for m in shard.measurements().into_iter().filter(|m| wanted(m)) {
                 all.extend(shard.tag_keys(&m));
             }
@@ -97,8 +111,12 @@ pub fn answer(
     group_keys.dedup();
 
     let key_matches = match (&stmt.kind, &stmt.tag_key) {
-        (K::TagValues, Some(key)) => Some(show::tag_key_matcher(key)?),
-        (K::TagValues, None) => return Err("SHOW TAG VALUES CARDINALITY needs WITH KEY".into()),
+        (K::TagValues, Some(key)) => Some(listing::tag_key_matcher(key)?),
+        (K::TagValues, None) => {
+            return Err(QueryError::invalid(
+                "SHOW TAG VALUES CARDINALITY needs WITH KEY",
+            ))
+        }
         _ => None,
     };
     // Per measurement (none when counting measurements) and group: what is counted.
@@ -146,7 +164,7 @@ pub fn answer(
             // LIMIT and OFFSET page the rows of each series, of which there is one.
             let values: Vec<Vec<Value>> = std::iter::once(vec![Value::from(items.len())])
                 .skip(stmt.offset as usize)
-                .take(super::select::limit(stmt.limit))
+                .take(crate::query::rows::limit(stmt.limit))
                 .collect();
             (!values.is_empty()).then(|| Series {
                 name,

@@ -1,6 +1,7 @@
 //! `SHOW SERIES`, `SHOW TAG KEYS`, `SHOW TAG VALUES` and `SHOW FIELD KEYS`, answered from
 //! the shards' indexes (no data is read), in InfluxDB 1.x's shapes.
 
+use super::error::QueryError;
 use super::eval::{matches, without_time, Regexes, Row};
 use super::limits::QueryLimits;
 use super::parser::ast::{Expr, MeasurementName, Source, TagKeyPredicate};
@@ -56,11 +57,9 @@ impl<'a> Scope<'a> {
         &'s self,
         storage: &Storage,
         sources: &'s [Source],
-    ) -> Result<Vec<(Arc<Shard>, Wants<'s>)>, String> {
+    ) -> Result<Vec<(Arc<Shard>, Wants<'s>)>, QueryError> {
         let wanted = Arc::new(Wanted::of(sources)?);
-        storage
-            .check_readable(self.database, None, self.range)
-            .map_err(|e| e.to_string())?;
+        storage.check_readable(self.database, None, self.range)?;
         Ok(storage
             .shards_of(self.database, None)
             .into_iter()
@@ -86,7 +85,7 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn of(sources: &[Source]) -> Result<Wanted, String> {
+    fn of(sources: &[Source]) -> Result<Wanted, QueryError> {
         let mut names = Vec::new();
         for s in sources {
             match s {
@@ -94,12 +93,13 @@ impl Wanted {
                     m.retention_policy.clone(),
                     match &m.name {
                         MeasurementName::Name(n) => Err(n.clone()),
-                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)
-                            .map_err(|e| format!("invalid regex: {e}"))?),
+                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)?),
                     },
                 )),
                 Source::Subquery(_) => {
-                    return Err("subqueries are not supported in SHOW statements".into())
+                    return Err(QueryError::not_supported(
+                        "subqueries are not supported in SHOW statements",
+                    ))
                 }
             }
         }
@@ -164,7 +164,7 @@ pub fn list(
     sources: &[Source],
     condition: Option<&Expr>,
     limits: &QueryLimits,
-) -> Result<Listing, String> {
+) -> Result<Listing, QueryError> {
     let condition = condition.map(without_time);
     let mut regexes = Regexes::default();
     if let Some(c) = &condition {
@@ -217,7 +217,7 @@ pub fn measurements(
     scope: &Scope,
     sources: &[Source],
     limits: &QueryLimits,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<BTreeSet<String>, QueryError> {
     let mut names = BTreeSet::new();
     for (shard, wanted) in scope.shards(storage, sources)? {
         limits.check_deadline()?;
@@ -229,7 +229,7 @@ pub fn measurements(
 fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
     items
         .skip(offset as usize)
-        .take(super::select::limit(limit))
+        .take(super::rows::limit(limit))
         .collect()
 }
 
@@ -284,7 +284,7 @@ pub fn tag_values(
     key: &TagKeyPredicate,
     offset: u64,
     limit: u64,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     let key_matches = tag_key_matcher(key)?;
     let pairs = listing
         .by_measurement
@@ -309,7 +309,7 @@ pub fn all_tag_values(
     offset: u64,
     limit: u64,
     limits: &QueryLimits,
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<Series>, QueryError> {
     let key_matches = tag_key_matcher(key)?;
     let mut pairs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (shard, wanted) in scope.shards(storage, sources)? {
@@ -324,10 +324,10 @@ pub fn all_tag_values(
 }
 
 /// Which tag keys a `WITH KEY` predicate takes.
-pub fn tag_key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, String> {
+pub fn tag_key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, QueryError> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
-            Some(regex::Regex::new(&r.pattern).map_err(|e| format!("invalid regex: {e}"))?)
+            Some(regex::Regex::new(&r.pattern)?)
         }
         _ => None,
     };

@@ -1,0 +1,102 @@
+//! Folding series into their groups' windows as a scan reads them, for plans
+//! [`super::by_columns`] takes: memory bounded by the answer, not by the points read.
+
+use super::windows::window_start;
+use super::{group_of, group_tags, time_offset};
+use crate::query::error::QueryError;
+use crate::query::functions::Acc;
+use crate::query::limits::QueryLimits;
+use crate::query::parser::ast::SelectStatement;
+use crate::query::plan::{AggregateCall, Plan};
+use crate::query::rows::ROWS_PER_CHARGE;
+use crate::query::scan::Folded;
+use crate::storage::column::Column as StoredColumn;
+use std::collections::BTreeSet;
+
+/// Folds series into a [`Folded`].
+pub(crate) struct Folder<'a> {
+    calls: &'a [AggregateCall],
+    group_tags: Vec<String>,
+    interval: i64,
+    offset: i64,
+}
+
+impl<'a> Folder<'a> {
+    pub(crate) fn new(
+        stmt: &SelectStatement,
+        plan: &'a Plan,
+        tag_keys: &BTreeSet<String>,
+    ) -> Result<Folder<'a>, QueryError> {
+        Ok(Folder {
+            calls: &plan.aggregates,
+            group_tags: group_tags(stmt, tag_keys)?,
+            interval: stmt.group_by_interval().map_err(QueryError::invalid)?,
+            offset: time_offset(stmt),
+        })
+    }
+
+    /// Adds one series (its tags and a column per scanned field) to what is folded.
+    pub(crate) fn fold(
+        &self,
+        into: &mut Folded,
+        tags: &[(String, String)],
+        columns: &[Option<StoredColumn>],
+        limits: &QueryLimits,
+    ) -> Result<(), QueryError> {
+        let present = columns.iter().flatten().filter(|c| !c.is_empty());
+        let Some(first) = present.clone().map(|c| c.times[0]).min() else {
+            return Ok(());
+        };
+        // A window's map entry and each call's reduction.
+        let window_bytes = 64 + self.calls.len() * std::mem::size_of::<Acc>();
+        into.first_time = Some(into.first_time.map_or(first, |t| t.min(first)));
+        into.series += 1;
+        into.values += present.map(|c| c.len()).sum::<usize>();
+        into.first_values.resize(columns.len(), None);
+        for (kept, column) in into.first_values.iter_mut().zip(columns) {
+            if kept.is_none() {
+                *kept = column
+                    .as_ref()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.values.get(0));
+            }
+        }
+        let windows = into
+            .groups
+            .entry(group_of(&self.group_tags, tags))
+            .or_default();
+        let mut charged = windows.len();
+        for (c, call) in self.calls.iter().enumerate() {
+            let Some(column) = call.field.and_then(|i| columns.get(i)?.as_ref()) else {
+                continue;
+            };
+            let mut at = 0;
+            while at < column.len() {
+                // A run of values in one window takes one lookup.
+                let start = self.window_of(column.times[at]);
+                let accs = windows
+                    .entry(start)
+                    .or_insert_with(|| self.calls.iter().map(|c| Acc::new(c.func)).collect());
+                while at < column.len() && self.window_of(column.times[at]) == start {
+                    accs[c].push(call.func, column.times[at], &column.values.get(at));
+                    at += 1;
+                }
+                // Windows as small as the points' spacing make one per point.
+                if windows.len() - charged >= ROWS_PER_CHARGE {
+                    limits.charge((windows.len() - charged) * window_bytes)?;
+                    limits.check_deadline()?;
+                    charged = windows.len();
+                }
+            }
+        }
+        limits.charge(windows.len().saturating_sub(charged) * window_bytes)
+    }
+
+    fn window_of(&self, time: i64) -> i64 {
+        if self.interval > 0 {
+            window_start(time, self.interval, self.offset)
+        } else {
+            0
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Aggregates and selectors over a scan, grouped by time windows and tags, with fill(), and
+//! what a plan computes from them (transformations, math, arithmetic); also transformations
+//! of raw points.
+//!
+//! Supported now: count, count(distinct), sum, mean, median, mode, percentile, integral,
+//! min, max, first, last, spread, stddev, and top/bottom/sample/distinct
+//! ([`super::selection`]); `GROUP BY time(interval[, offset])` (in a tz() zone) and tag
+//! keys (or `*`); fill(null | none | previous | linear | <number>), applied to each
+//! aggregate before what is computed from it, as 1.x does. Anything else is refused with
+//! a clear error.
+
+mod fill;
+mod fold;
+mod windows;
+
+pub(crate) use fold::Folder;
+
+use super::calc::Cell;
+use super::error::QueryError;
+use super::parser::ast::{Expr, Fill, SelectStatement};
+use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
+use super::result::Series;
+use super::rows::{answer_row_bytes, descending, json_value, limit, SeriesRows};
+use super::scan::{Folded, Group, Scan, SelectContext};
+use super::selection;
+use crate::line_protocol::FieldValue;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use windows::{window_rows, window_start, Windows};
+
+/// More windows than this in one query is refused rather than exhausting memory.
+const MAX_WINDOWS: i64 = 1_000_000;
+
+/// Whether a call's results are integers: counts, and sums and selections of integer
+/// fields.
+fn yields_integer(call: &AggregateCall, scan: &Scan, folded: Option<&Folded>) -> bool {
+    if call.func == Func::Count {
+        return true;
+    }
+    let Some(i) = call.field else { return false };
+    let folded_first = folded.and_then(|f| f.first_values.get(i).cloned().flatten());
+    let integer_field = folded_first
+        .or_else(|| {
+            scan.series
+                .iter()
+                .flat_map(|s| s.rows())
+                .find_map(|(_, values)| values.get(i).cloned().flatten())
+        })
+        .is_some_and(|v| matches!(v, FieldValue::Integer(_) | FieldValue::Unsigned(_)));
+    integer_field
+        && matches!(
+            call.func,
+            Func::Sum
+                | Func::Min
+                | Func::Max
+                | Func::First
+                | Func::Last
+                | Func::Spread
+                | Func::Mode
+                | Func::Percentile(_)
+        )
+}
+
+fn has_transform(node: &Node) -> bool {
+    match node {
+        Node::Transform(..) => true,
+        Node::Math(_, args) => args.iter().any(has_transform),
+        Node::Binary(_, l, r) => has_transform(l) || has_transform(r),
+        _ => false,
+    }
+}
+
+/// Whether a plan reads each field's values in time order alone, so that a scan can fold
+/// each series into its groups' windows as it is read ([`Folder`]): time windows of the
+/// calls reduced as values arrive, nothing computed row by row.
+pub fn by_columns(plan: &Plan) -> bool {
+    plan.kind == Kind::Windows
+        && plan.selection.is_none()
+        && !plan.fields.iter().any(has_transform)
+        && plan.aggregates.iter().all(|c| {
+            !c.window_before
+                && matches!(
+                    c.func,
+                    Func::Count
+                        | Func::Sum
+                        | Func::Mean
+                        | Func::Min
+                        | Func::Max
+                        | Func::First
+                        | Func::Last
+                        | Func::Spread
+                        | Func::Stddev
+                )
+        })
+}
+
+/// Runs a plan of kind [`Kind::Windows`] or [`Kind::Points`].
+pub fn execute(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    mut scan: Scan,
+    plan: &Plan,
+) -> Result<Vec<Series>, QueryError> {
+    let mut folded = scan.folded.take();
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
+    let offset = time_offset(stmt);
+    let group_tags = group_tags(stmt, &scan.tag_keys)?;
+    let transforms = plan.fields.iter().any(has_transform);
+    let descending = descending(stmt);
+
+    // Groups of series by the values of the GROUP BY tags, in tag order.
+    let mut groups: BTreeMap<Group, Vec<&SeriesRows>> = BTreeMap::new();
+    for s in &scan.series {
+        groups
+            .entry(group_of(&group_tags, &s.tags))
+            .or_default()
+            .push(s);
+    }
+    if let Some(folded) = &folded {
+        for key in folded.groups.keys() {
+            groups.entry(key.clone()).or_default();
+        }
+    }
+
+    // Windows: with GROUP BY time, from the window of the range's start (or of the first
+    // point) to that of its end (or now); otherwise one window over the range. A window
+    // more in front when a transformation reads the one before the range (dropped from
+    // the output).
+    let first_time = scan
+        .series
+        .iter()
+        .filter_map(|s| s.times.first().copied())
+        .chain(folded.as_ref().and_then(|f| f.first_time))
+        .min();
+    let window_before = interval > 0 && plan.aggregates.iter().any(|a| a.window_before);
+    let windows = if interval > 0 {
+        let Some(first_time) = first_time else {
+            return Ok(Vec::new());
+        };
+        let lower = if scan.start == i64::MIN {
+            first_time
+        } else {
+            scan.start
+        };
+        let upper = if scan.end == i64::MAX {
+            ctx.now
+        } else {
+            scan.end
+        };
+        // Windows align to local time in the statement's zone. Their fixed size cannot
+        // follow a change of the zone's offset, so one inside the range is refused.
+        let zone_offset = ctx.zone.as_ref().map_or(0, |z| z.offset_nanos(lower));
+        let offset = offset - zone_offset;
+        let (mut first, mut last) = (
+            window_start(lower, interval, offset),
+            window_start(upper, interval, offset),
+        );
+        if let Some(zone) = &ctx.zone {
+            let end = last.saturating_add(interval);
+            if zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset {
+                return Err(QueryError::not_supported(
+                    "GROUP BY time() over a change of the tz() zone's UTC offset is not \
+                     supported yet",
+                ));
+            }
+        }
+        if window_before && descending {
+            last = last.saturating_add(interval);
+        } else if window_before {
+            first = first.saturating_sub(interval);
+        }
+        let count = last.saturating_sub(first) / interval + 1;
+        if count > MAX_WINDOWS {
+            return Err(QueryError::TooManyWindows {
+                found: count,
+                limit: MAX_WINDOWS,
+            });
+        }
+        Windows {
+            first,
+            interval,
+            count: count.max(0) as usize,
+        }
+    } else {
+        Windows {
+            first: if scan.start == i64::MIN {
+                0
+            } else {
+                scan.start
+            },
+            interval: 0,
+            count: 1,
+        }
+    };
+    // The window a transformation reads beyond the range, dropped from the output.
+    let extra = window_before.then(|| {
+        if descending {
+            windows.count.saturating_sub(1)
+        } else {
+            0
+        }
+    });
+    let single_selector = interval == 0
+        && plan.aggregates.len() == 1
+        && plan.aggregates[0].func.is_selector()
+        && !transforms;
+    let fill = stmt.fill.clone().unwrap_or(Fill::Null);
+    let integer: Vec<bool> = plan
+        .aggregates
+        .iter()
+        .map(|c| yields_integer(c, &scan, folded.as_ref()))
+        .collect();
+
+    let mut columns = vec!["time".to_owned()];
+    for (name, node) in column_names(&stmt.fields).into_iter().zip(&plan.fields) {
+        columns.push(name);
+        if let (Node::Selected, Some(call)) = (node, &plan.selection) {
+            columns.extend(selection::extra_columns(call));
+        }
+    }
+    let mut out = Vec::new();
+    for (tags, members) in groups {
+        ctx.limits.check_deadline()?;
+        let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
+            (Kind::Points, _) => point_rows(plan, &members, descending)?,
+            (_, Some(selection)) => selection::rows(
+                &ctx.limits,
+                selection,
+                &plan.fields,
+                &members,
+                windows.count,
+                &|t| windows.index(t),
+                &|w| windows.start(w),
+            )?,
+            _ => window_rows(
+                &ctx.limits,
+                plan,
+                &members,
+                folded.as_mut().and_then(|f| f.groups.remove(&tags)),
+                &windows,
+                &fill,
+                &integer,
+                single_selector,
+                extra,
+                descending,
+            )?,
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let mut rows = rows;
+        if descending {
+            rows.reverse();
+        }
+        // Times are rendered for the rows shown only; the vector is made anew, so that a
+        // LIMIT leaves nothing of the group's rows behind.
+        let mut values: Vec<Vec<Value>> = rows
+            .into_iter()
+            .skip(stmt.offset as usize)
+            .take(limit(stmt.limit))
+            .map(|(time, mut row)| {
+                row.insert(0, ctx.time_value(time));
+                row
+            })
+            .collect();
+        values.shrink_to_fit();
+        // What the answer keeps of this group (what it took to compute was held apart).
+        ctx.limits
+            .charge(values.len() * answer_row_bytes(columns.len()))?;
+        let tags = (!group_tags.is_empty()).then(|| tags.into_iter().collect());
+        out.push(Series {
+            name: scan.measurement.clone(),
+            tags,
+            columns: columns.clone(),
+            values,
+        });
+    }
+    let mut out: Vec<Series> = out
+        .into_iter()
+        .skip(stmt.soffset as usize)
+        .take(limit(stmt.slimit))
+        .collect();
+    // 1.x picks SLIMIT's series in tag order, then returns them in the query's order.
+    if descending {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+fn cell_json(column: &Column, row: usize) -> Value {
+    match column {
+        Column::Constant(v) => v.as_ref().map_or(Value::Null, json_value),
+        Column::Cells(cells) => cells[row].value().map_or(Value::Null, json_value),
+    }
+}
+
+fn present(columns: &[Column], row: usize) -> bool {
+    columns
+        .iter()
+        .any(|c| matches!(c, Column::Cells(cells) if cells[row].is_present()))
+}
+
+/// One group's rows of a [`Kind::Points`] plan: the points of its series merged in time
+/// order, transformed.
+fn point_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    descending: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let mut points: Vec<(i64, &[Option<FieldValue>])> = members
+        .iter()
+        .flat_map(|s| s.rows().map(|(t, v)| (*t, v)))
+        .collect();
+    // Transformations see the points in the query's order.
+    points.sort_by_key(|(t, _)| *t);
+    // Of several series' points at one time, 1.x transforms whichever its merge yields
+    // first, which no rule decides: refuse rather than pick one.
+    if points.windows(2).any(|p| p[0].0 == p[1].0) {
+        return Err(QueryError::not_supported(
+            "transforming the raw points of several series that share timestamps is not \
+             supported: GROUP BY their tags or select one series",
+        ));
+    }
+    if descending {
+        points.reverse();
+    }
+    let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+    let leaf = |node: &Node| match node {
+        Node::Field(Some(i)) => points
+            .iter()
+            .map(|(_, values)| {
+                values
+                    .get(*i)
+                    .cloned()
+                    .flatten()
+                    .map_or(Cell::Absent, Cell::Value)
+            })
+            .collect(),
+        _ => vec![Cell::Absent; points.len()],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = (0..points.len())
+        .filter(|&r| present(&columns, r))
+        .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+pub fn time_offset(stmt: &SelectStatement) -> i64 {
+    stmt.dimensions
+        .iter()
+        .find_map(|d| match &d.expr {
+            Expr::Call(c) if c.name == "time" => match c.args.get(1) {
+                Some(Expr::Duration(d)) | Some(Expr::Integer(d)) => Some(*d),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+pub fn group_tags(
+    stmt: &SelectStatement,
+    tag_keys: &BTreeSet<String>,
+) -> Result<Vec<String>, QueryError> {
+    let mut tags = Vec::new();
+    for d in &stmt.dimensions {
+        match &d.expr {
+            Expr::Call(c) if c.name == "time" => {}
+            Expr::VarRef(v) => tags.push(v.name.clone()),
+            Expr::Wildcard(_) => tags.extend(tag_keys.iter().cloned()),
+            other => {
+                return Err(QueryError::not_supported(format!(
+                    "GROUP BY {other} is not supported yet"
+                )))
+            }
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}
+
+fn group_of(group_tags: &[String], tags: &[(String, String)]) -> Group {
+    group_tags
+        .iter()
+        .map(|k| {
+            let value = tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+            (k.clone(), value.unwrap_or_default())
+        })
+        .collect()
+}

@@ -1,0 +1,265 @@
+//! Time windows (`GROUP BY time(interval[, offset])`, or one window over the range), and
+//! one group's rows of a plan of kind `Kind::Windows`: each call's reduction per window,
+//! filled, and the fields computed from them; integral() across windows as 1.x streams it.
+
+use super::fill::apply_fill;
+use super::{cell_json, present};
+use crate::line_protocol::FieldValue;
+use crate::query::calc::Cell;
+use crate::query::error::QueryError;
+use crate::query::functions::{Acc, Reduced};
+use crate::query::limits::QueryLimits;
+use crate::query::parser::ast::Fill;
+use crate::query::plan::{eval_column, Func, Node, Plan};
+use crate::query::rows::{answer_row_bytes, num, SeriesRows, ROWS_PER_CHARGE};
+use crate::query::scan::WindowAccs;
+use serde_json::Value;
+
+pub(super) struct Windows {
+    pub(super) first: i64,
+    pub(super) interval: i64,
+    pub(super) count: usize,
+}
+
+impl Windows {
+    pub(super) fn index(&self, time: i64) -> Option<usize> {
+        if self.interval == 0 {
+            return Some(0);
+        }
+        let i = time.checked_sub(self.first)?.div_euclid(self.interval);
+        (0..self.count as i64).contains(&i).then_some(i as usize)
+    }
+
+    pub(super) fn start(&self, i: usize) -> i64 {
+        self.first + self.interval * i as i64
+    }
+}
+
+pub(super) fn window_start(time: i64, interval: i64, offset: i64) -> i64 {
+    time - (time - offset).rem_euclid(interval)
+}
+
+/// One group's rows of a `Kind::Windows` plan: its aggregates per window, filled, and the
+/// fields computed from them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn window_rows(
+    limits: &QueryLimits,
+    plan: &Plan,
+    members: &[&SeriesRows],
+    folded: Option<WindowAccs>,
+    windows: &Windows,
+    fill: &Fill,
+    integer: &[bool],
+    single_selector: bool,
+    extra: Option<usize>,
+    descending: bool,
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let calls = &plan.aggregates;
+    // What this group holds while its windows are computed, charged before any of it is
+    // made: every window (filled ones too) has each call's reduction, its result, a cell
+    // per call and per field, and a row of the answer; the values kept by calls that
+    // need them all (median, percentile, mode...) come on top.
+    let per_window = calls.len()
+        * (std::mem::size_of::<Acc>()
+            + std::mem::size_of::<Reduced>()
+            + 2 * std::mem::size_of::<Cell>())
+        + plan.fields.len() * std::mem::size_of::<Cell>()
+        + answer_row_bytes(plan.fields.len())
+        + 2 * std::mem::size_of::<i64>();
+    let keeping_values = calls
+        .iter()
+        .filter(|c| matches!(Acc::new(c.func), Acc::Values(_)))
+        .count();
+    let values_kept = keeping_values * members.iter().map(|s| s.times.len()).sum::<usize>();
+    let _held = limits.hold(
+        windows.count.saturating_mul(per_window)
+            + values_kept * std::mem::size_of::<(i64, FieldValue)>(),
+    )?;
+    limits.check_deadline()?;
+    // Each call's reduction per window, fed the values with their times (for selectors).
+    let mut cells: Vec<Vec<Acc>> = (0..windows.count)
+        .map(|_| calls.iter().map(|c| Acc::new(c.func)).collect())
+        .collect();
+    for (start, accs) in folded.unwrap_or_default() {
+        if let Some(w) = windows.index(start) {
+            for ((cell, acc), call) in cells[w].iter_mut().zip(accs).zip(calls) {
+                cell.merge(call.func, acc);
+            }
+        }
+    }
+    for s in members {
+        limits.check_deadline()?;
+        for (time, values) in s.rows() {
+            let Some(w) = windows.index(*time) else {
+                continue;
+            };
+            for (c, call) in calls.iter().enumerate() {
+                if let Some(v) = call.field.and_then(|i| values.get(i)?.as_ref()) {
+                    cells[w][c].push(call.func, *time, v);
+                }
+            }
+        }
+    }
+    let reduced: Vec<Vec<Reduced>> = cells
+        .into_iter()
+        .map(|cell| {
+            calls
+                .iter()
+                .zip(cell)
+                .map(|(call, acc)| acc.finish(call.func))
+                .collect()
+        })
+        .collect();
+    let mut reduced = reduced;
+    limits.check_deadline()?;
+    for (c, call) in calls.iter().enumerate() {
+        if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
+            let mut points: Vec<(i64, f64)> = members
+                .iter()
+                .flat_map(|s| s.rows())
+                .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
+                .collect();
+            points.sort_by_key(|(t, _)| *t);
+            // As for transformations of raw points: which of several series' points at one
+            // time 1.x integrates depends on its merge order.
+            if points.windows(2).any(|p| p[0].0 == p[1].0) {
+                return Err(QueryError::not_supported(
+                    "integral() of several series that share timestamps is not \
+                            supported: GROUP BY their tags or select one series",
+                ));
+            }
+            for (w, area) in integral_by_window(&points, windows, unit)
+                .into_iter()
+                .enumerate()
+            {
+                reduced[w][c] = area.map(|a| (windows.start(w), FieldValue::Float(a)));
+            }
+        }
+    }
+    let grouped_by_time = windows.interval > 0;
+    let aggregate_columns: Vec<Vec<Cell>> = calls
+        .iter()
+        .enumerate()
+        .map(|(c, call)| {
+            let mut column: Vec<Cell> = reduced
+                .iter()
+                .map(|window| match &window[c] {
+                    Some((_, v)) => Cell::Value(v.clone()),
+                    // A window with no point for any call has no row without time
+                    // windows or under fill(none).
+                    None if (!grouped_by_time || *fill == Fill::None)
+                        && window.iter().all(Option::is_none) =>
+                    {
+                        Cell::Absent
+                    }
+                    // InfluxDB counts an empty window as 0 under fill(null).
+                    // (A field the measurement lacks counts as null.)
+                    None if matches!(call.func, Func::Count | Func::CountDistinct)
+                        && call.field.is_some()
+                        && *fill == Fill::Null =>
+                    {
+                        Cell::Value(FieldValue::Integer(0))
+                    }
+                    None => Cell::Null,
+                })
+                .collect();
+            let mut filled = 0..column.len();
+            match extra {
+                Some(e) if !call.window_before => {
+                    column[e] = Cell::Absent;
+                    filled = if e == 0 { 1..column.len() } else { 0..e };
+                }
+                _ => {}
+            }
+            // 1.x streams integral() past its fill: its empty windows stay empty.
+            if let Func::Integral(_) = call.func {
+                for cell in column.iter_mut().filter(|c| **c == Cell::Null) {
+                    *cell = Cell::Absent;
+                }
+            } else if grouped_by_time {
+                apply_fill(fill, integer[c], &mut column[filled]);
+            }
+            column
+        })
+        .collect();
+    limits.check_deadline()?;
+    // Transformations see the windows in the query's order.
+    let order: Vec<usize> = if descending {
+        (0..windows.count).rev().collect()
+    } else {
+        (0..windows.count).collect()
+    };
+    let times: Vec<i64> = order.iter().map(|&w| windows.start(w)).collect();
+    let leaf = |node: &Node| match node {
+        Node::Aggregate(k) => order
+            .iter()
+            .map(|&w| aggregate_columns[*k][w].clone())
+            .collect(),
+        _ => vec![Cell::Absent; windows.count],
+    };
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    limits.check_deadline()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+    for (at, &w) in order.iter().enumerate() {
+        if at % ROWS_PER_CHARGE == ROWS_PER_CHARGE - 1 {
+            limits.check_deadline()?;
+        }
+        if Some(w) == extra || !present(&columns, at) {
+            continue;
+        }
+        let time = match (single_selector, &reduced[w][0]) {
+            (true, Some((t, _))) => *t,
+            _ => times[at],
+        };
+        rows.push((time, columns.iter().map(|c| cell_json(c, at)).collect()));
+    }
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
+/// as 1.x streams it, a pair of points across a window boundary is split there at the
+/// linearly interpolated value, and a point at the time of the one before replaces it.
+fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Vec<Option<f64>> {
+    let mut out = vec![None; windows.count];
+    let unit = unit as f64;
+    let mut prev: Option<(i64, f64)> = None;
+    let (mut window, mut sum) = (0usize, 0.0);
+    for &(t, v) in points {
+        let Some(w) = windows.index(t) else {
+            continue;
+        };
+        let Some((mut pt, mut pv)) = prev else {
+            prev = Some((t, v));
+            window = w;
+            continue;
+        };
+        if pt == t {
+            prev = Some((t, v));
+            continue;
+        }
+        if windows.interval > 0 && w != window {
+            let end = windows.start(window) + windows.interval;
+            if pt != end {
+                let slope = (v - pv) / (t - pt) as f64;
+                let value = slope * (end - pt) as f64 + pv;
+                sum += 0.5 * (value + pv) * (end - pt) as f64 / unit;
+                (pt, pv) = (end, value);
+            }
+            out[window] = Some(sum);
+            (window, sum) = (w, 0.0);
+        }
+        sum += 0.5 * (v + pv) * (t - pt) as f64 / unit;
+        prev = Some((t, v));
+    }
+    if prev.is_some() {
+        out[window] = Some(sum);
+    }
+    out
+}

@@ -1,0 +1,106 @@
+//! What a SELECT's driver hands its operators: the statement's context, and a scan of
+//! one measurement (or of a subquery's result) as rows, or reduced as it was read. Below
+//! both, so that the operators need not import the driver that calls them.
+
+use super::format::{rfc3339_nanos, rfc3339_nanos_at};
+use super::functions::Acc;
+use super::limits::QueryLimits;
+use super::plan::AggregateCall;
+use super::rows::SeriesRows;
+use super::zone::Zone;
+use crate::catalog::Catalog;
+use crate::line_protocol::FieldValue;
+use crate::storage::Storage;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub struct SelectContext<'a> {
+    pub storage: &'a Storage,
+    /// The databases and their policies (a SELECT needs nothing else of the catalog).
+    pub catalog: &'a Catalog,
+    pub database: Option<&'a str>,
+    pub now: i64,
+    /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
+    pub epoch: Option<i64>,
+    /// The statement's `tz()`: windows align to its local time and RFC 3339 times carry
+    /// its offset.
+    pub zone: Option<Zone>,
+    pub limits: QueryLimits,
+}
+
+impl SelectContext<'_> {
+    /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
+    /// statement's zone).
+    pub fn time_value(&self, ns: i64) -> Value {
+        match (self.epoch, &self.zone) {
+            (Some(unit), _) => Value::from(ns.div_euclid(unit)),
+            (None, Some(zone)) => Value::from(rfc3339_nanos_at(ns, zone.offset_nanos(ns))),
+            (None, None) => Value::from(rfc3339_nanos(ns)),
+        }
+    }
+}
+
+/// What a scan found: every matching series with its rows, in series-key order.
+pub struct Scan {
+    pub measurement: String,
+    /// The fields rows carry, in the order of each row's values.
+    pub fields: Vec<String>,
+    pub field_keys: HashSet<String>,
+    pub tag_keys: BTreeSet<String>,
+    pub series: Vec<SeriesRows>,
+    /// The time range the condition allows.
+    pub start: i64,
+    pub end: i64,
+    /// The series already reduced as they were read (then `series` is empty).
+    pub folded: Option<Folded>,
+}
+
+/// A GROUP BY tag's values (empty for a series without it), by key.
+pub(crate) type Group = Vec<(String, String)>;
+
+/// Each call's reduction per window, by the window's start (0 without GROUP BY time).
+pub(crate) type WindowAccs = BTreeMap<i64, Vec<Acc>>;
+
+/// A scan reduced as it is read, for plans [`super::aggregate::by_columns`] takes: per
+/// group, the windows' reductions. Memory is bounded by the answer, not by the points read.
+#[derive(Default)]
+pub struct Folded {
+    pub(crate) groups: BTreeMap<Group, WindowAccs>,
+    pub(crate) first_time: Option<i64>,
+    /// Each scanned field's first value (in series order): the type of its results.
+    pub(crate) first_values: Vec<Option<FieldValue>>,
+    pub series: usize,
+    pub values: usize,
+}
+
+impl Folded {
+    /// Adds what was folded from the series after this one's.
+    pub fn merge(&mut self, later: Folded, calls: &[AggregateCall]) {
+        self.first_time = self.first_time.into_iter().chain(later.first_time).min();
+        self.series += later.series;
+        self.values += later.values;
+        if self.first_values.len() < later.first_values.len() {
+            self.first_values.resize(later.first_values.len(), None);
+        }
+        for (kept, theirs) in self.first_values.iter_mut().zip(later.first_values) {
+            if kept.is_none() {
+                *kept = theirs;
+            }
+        }
+        for (group, windows) in later.groups {
+            let mine = self.groups.entry(group).or_default();
+            for (start, accs) in windows {
+                match mine.get_mut(&start) {
+                    Some(own) => {
+                        for ((own, acc), call) in own.iter_mut().zip(accs).zip(calls) {
+                            own.merge(call.func, acc);
+                        }
+                    }
+                    None => {
+                        mine.insert(start, accs);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `SELECT`: per measurement the sources name, a scan of its series (rows in the time range
+//! that pass the condition, with the fields the statement needs), then either the raw rows
+//! (and expressions of them) or their aggregates and transformations
+//! ([`super::aggregate`]); a subquery's result is read as such a scan
+//! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
+
+mod parallel;
+mod raw;
+mod rows;
+mod scans;
+mod targets;
+
+use raw::raw;
+use scans::scan;
+use targets::{merged, targets, wildcard_columns, Target};
+
+use super::error::QueryError;
+use super::eval::time_range;
+use super::parser::ast::{DataType, Expr, Fill, SelectStatement, Source};
+use super::plan::{self, Kind};
+use super::result::Series;
+use super::rows::{descending, SeriesRows};
+use super::scan::{Scan, SelectContext};
+use crate::line_protocol::FieldValue;
+use crate::storage::column::FieldType;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, QueryError> {
+    if stmt.target.is_some() {
+        return Err(QueryError::not_supported(
+            "SELECT ... INTO is not supported yet",
+        ));
+    }
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
+    let plain = stmt
+        .fields
+        .iter()
+        .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
+    if plain && interval > 0 {
+        return Err(QueryError::invalid(
+            "GROUP BY requires at least one aggregate function",
+        ));
+    }
+    let offset = super::aggregate::time_offset(stmt);
+    let range = time_range(stmt.condition.as_ref(), ctx.now);
+    ctx.limits.check_buckets(range, interval, offset, ctx.now)?;
+    // One measurement from several policies or databases is read as one (targets come in
+    // name order).
+    let mut inputs: Vec<Input> = Vec::new();
+    for target in targets(stmt, ctx)? {
+        match inputs.last_mut() {
+            Some(Input::Stored(same)) if same[0].measurement == target.measurement => {
+                same.push(target)
+            }
+            _ => inputs.push(Input::Stored(vec![target])),
+        }
+    }
+    for source in &stmt.sources {
+        if let Source::Subquery(inner) = source {
+            let scans = super::subquery::scans(stmt, inner, ctx)?;
+            inputs.extend(scans.into_iter().map(|s| Input::Derived(Box::new(s))));
+        }
+    }
+    inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
+    // 1.x merges the rows of sources of one name into one series; that is not done here.
+    let clash = inputs.windows(2).any(|pair| {
+        pair[0].measurement() == pair[1].measurement()
+            && (matches!(pair[0], Input::Derived(_)) || matches!(pair[1], Input::Derived(_)))
+    });
+    if clash {
+        return Err(QueryError::not_supported(
+            "a subquery with another source of the same measurement is not supported yet",
+        ));
+    }
+    let expanded;
+    let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
+        // The fields of every measurement read (the first type seen of each name).
+        let mut fields: BTreeMap<String, FieldType> = BTreeMap::new();
+        for input in &inputs {
+            match input {
+                Input::Stored(targets) => {
+                    for t in targets {
+                        for shard in ctx.storage.shards_of(&t.database, Some(&t.policy)) {
+                            for (name, kind) in shard.field_types(&t.measurement) {
+                                fields.entry(name).or_insert(kind);
+                            }
+                        }
+                    }
+                }
+                Input::Derived(scan) => {
+                    for name in &scan.fields {
+                        if let Some(kind) = field_type(scan, name) {
+                            fields.entry(name.clone()).or_insert(stored_type(kind));
+                        }
+                    }
+                }
+            }
+        }
+        expanded = plan::expand_wildcard_calls(stmt, &fields)?;
+        if expanded.fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        &expanded
+    } else {
+        stmt
+    };
+    if inputs.len() == 1 {
+        let input = inputs.pop().expect("one input");
+        return execute_one(stmt, ctx, input, interval, plain);
+    }
+    // Several measurements: each answers as its own series (in name order, reversed for
+    // ORDER BY time DESC; SLIMIT and SOFFSET applying to each as 1.x does), and `*` yields
+    // the union of their columns.
+    if descending(stmt) {
+        inputs.reverse();
+    }
+    let wildcard = stmt
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard(_)));
+    // 1.x expands `*` before reading, so a measurement without rows in range adds its
+    // columns too.
+    let mut union = BTreeSet::new();
+    if wildcard {
+        let range = time_range(stmt.condition.as_ref(), ctx.now);
+        for input in &inputs {
+            if let Input::Stored(targets) = input {
+                for target in targets {
+                    union.extend(wildcard_columns(stmt, ctx, target, range)?);
+                }
+            }
+        }
+    }
+    let mut series = Vec::new();
+    for input in inputs {
+        series.extend(execute_one(stmt, ctx, input, interval, plain)?);
+    }
+    if wildcard {
+        union.extend(
+            series
+                .iter()
+                .flat_map(|s| s.columns.iter().skip(1).cloned()),
+        );
+        let mut union: Vec<String> = union.into_iter().collect();
+        union.insert(0, "time".to_owned());
+        for s in &mut series {
+            let at: Vec<Option<usize>> = union
+                .iter()
+                .map(|c| s.columns.iter().position(|own| own == c))
+                .collect();
+            for row in &mut s.values {
+                *row = at
+                    .iter()
+                    .map(|i| i.map_or(Value::Null, |i| row[i].clone()))
+                    .collect();
+            }
+            s.columns = union.clone();
+        }
+    }
+    Ok(series)
+}
+
+/// Whether an expression is calls around `*` or a regular expression (`mean(*)`).
+fn calls_pattern(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => match c.args.first() {
+            Some(Expr::Wildcard(_) | Expr::Regex(_)) => true,
+            Some(inner) => calls_pattern(inner),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// What a statement reads: a measurement in storage (from one or several policies or
+/// databases), or the rows of a subquery.
+enum Input {
+    Stored(Vec<Target>),
+    Derived(Box<Scan>),
+}
+
+impl Input {
+    fn measurement(&self) -> &str {
+        match self {
+            Input::Stored(targets) => &targets[0].measurement,
+            Input::Derived(scan) => &scan.measurement,
+        }
+    }
+}
+
+fn stored_type(t: DataType) -> FieldType {
+    match t {
+        DataType::Integer => FieldType::Integer,
+        DataType::Unsigned => FieldType::Unsigned,
+        DataType::String => FieldType::String,
+        DataType::Boolean => FieldType::Boolean,
+        _ => FieldType::Float,
+    }
+}
+
+fn execute_one(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    input: Input,
+    interval: i64,
+    plain: bool,
+) -> Result<Vec<Series>, QueryError> {
+    // A plan that reads each field's values in time order alone (see `by_columns`).
+    let foldable = |fields: &[String]| {
+        (!plain)
+            .then(|| plan::compile(stmt, fields, interval).ok())
+            .flatten()
+            .filter(super::aggregate::by_columns)
+    };
+    let scan = match input {
+        Input::Stored(targets) => match targets.as_slice() {
+            [target] => scan(stmt, ctx, target, &foldable)?,
+            // 1.x applies them to each source before joining its series.
+            _ if stmt.slimit > 0 || stmt.soffset > 0 => {
+                return Err(QueryError::not_supported(
+                    "SLIMIT and SOFFSET over one measurement from several retention \
+                            policies or databases are not supported yet",
+                ))
+            }
+            several => merged(
+                &ctx.limits,
+                several
+                    .iter()
+                    .map(|t| scan(stmt, ctx, t, &|_| None))
+                    .collect::<Result<_, _>>()?,
+            )?,
+        },
+        Input::Derived(scan) => *scan,
+    };
+    let folded = scan.folded.as_ref();
+    ctx.limits
+        .check_series(scan.series.len() + folded.map_or(0, |f| f.series))?;
+    if ctx.limits.max_points > 0 {
+        let values = folded.map_or(0, |f| f.values);
+        ctx.limits
+            .check_points(values + scan.series.iter().map(SeriesRows::values).sum::<usize>())?;
+    }
+    let plan = if plain {
+        None
+    } else {
+        Some(plan::compile(stmt, &scan.fields, interval)?)
+    };
+    match &plan {
+        Some(p) if p.kind != Kind::Raw => super::aggregate::execute(stmt, ctx, scan, p),
+        // fill() without a function has nothing to fill: 1.x ignores it, but refuses
+        // the two that need one.
+        _ if matches!(stmt.fill, Some(Fill::None | Fill::Linear)) => {
+            let fill = if stmt.fill == Some(Fill::None) {
+                "none"
+            } else {
+                "linear"
+            };
+            Err(QueryError::invalid(format!(
+                "fill({fill}) must be used with a function"
+            )))
+        }
+        _ => {
+            if plan.is_some() {
+                plan::check_types(stmt, &|name| field_type(&scan, name))?;
+            }
+            raw(stmt, ctx, scan, plan.as_ref())
+        }
+    }
+}
+
+/// A field's type, from the first value the scan found of it.
+fn field_type(scan: &Scan, name: &str) -> Option<DataType> {
+    let i = scan.fields.iter().position(|f| f == name)?;
+    let value = scan
+        .series
+        .iter()
+        .flat_map(|s| s.rows())
+        .find_map(|(_, values)| values.get(i)?.as_ref())?;
+    Some(match value {
+        FieldValue::Float(_) => DataType::Float,
+        FieldValue::Integer(_) => DataType::Integer,
+        FieldValue::Unsigned(_) => DataType::Unsigned,
+        FieldValue::String(_) => DataType::String,
+        FieldValue::Boolean(_) => DataType::Boolean,
+    })
+}

@@ -1,0 +1,231 @@
+//! A scan of one target: the series its condition may match, from the shards in range,
+//! read as rows, or folded into their windows as they are read when the plan allows.
+
+use super::parallel::{parallel_chunks, parallel_map};
+use super::rows::RowBuilder;
+use super::targets::{shards_in, tag_keys_of, Target};
+use crate::query::aggregate::Folder;
+use crate::query::error::QueryError;
+use crate::query::eval::{judged_by_tags, series_may_match, time_range, Regexes};
+use crate::query::parser::ast::{BinaryOp, DataType, Expr, SelectStatement};
+use crate::query::plan::{self, Plan};
+use crate::query::rows::{descending, SeriesRows};
+use crate::query::scan::{Folded, Scan, SelectContext};
+use crate::storage::series_index::TagSelector;
+use crate::storage::shard::{SeriesParts, SeriesRead};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// Scans the target's series. `foldable` gives, for the fields scanned, the plan of a
+/// statement whose aggregates take each field's values in time order alone; the series
+/// are then reduced as they are read when nothing judges rows one by one.
+pub(super) fn scan(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    foldable: &dyn Fn(&[String]) -> Option<Plan>,
+) -> Result<Scan, QueryError> {
+    let (database, measurement) = (target.database.as_str(), &target.measurement);
+    let mut regexes = Regexes::default();
+    if let Some(cond) = &stmt.condition {
+        Regexes::compile(cond, &mut regexes)?;
+    }
+    let (start, end) = time_range(stmt.condition.as_ref(), ctx.now);
+    // Transformations of aggregates also read the window before the range (after it, in
+    // descending order; see `Transform::reads_window_before`): its rows are read too, and
+    // judged by the rest of the condition as if they were at the range's edge.
+    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
+    let extend = plan::reads_window_before(stmt) && interval > 0;
+    let read_from = if extend && !descending(stmt) && start != i64::MIN {
+        start.saturating_sub(interval)
+    } else {
+        start
+    };
+    let read_to = if extend && descending(stmt) && end != i64::MAX {
+        end.saturating_add(interval)
+    } else {
+        end
+    };
+    let shards = shards_in(ctx, target, (read_from, read_to))?;
+    let mut field_keys: HashSet<String> = HashSet::new();
+    for shard in &shards {
+        field_keys.extend(shard.field_types(measurement).into_keys());
+    }
+    let fields = needed_fields(stmt, &field_keys);
+
+    // Gather every series' column parts from the shards the time range touches.
+    let selector = tag_selector(stmt.condition.as_ref(), &field_keys);
+    let keep = |tags: &[(String, String)]| {
+        series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
+    };
+    let read = SeriesRead {
+        measurement,
+        start: read_from,
+        end: read_to,
+        fields: &fields,
+        selector: &selector,
+        keep: &keep,
+    };
+    let mut gathered: BTreeMap<Arc<str>, SeriesParts> = BTreeMap::new();
+    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    for shard in &shards {
+        ctx.limits.check_deadline()?;
+        for s in shard.series_of(&read) {
+            match gathered.get_mut(&s.key) {
+                Some(known) => {
+                    for (mine, more) in known.fields.iter_mut().zip(s.fields) {
+                        mine.extend(more);
+                    }
+                }
+                None => {
+                    gathered.insert(s.key.clone(), s);
+                }
+            }
+        }
+    }
+    if !shards.is_empty() {
+        tag_keys = tag_keys_of(ctx, database, measurement);
+    }
+
+    let rows = RowBuilder {
+        condition: stmt
+            .condition
+            .as_ref()
+            .map(|c| (c, !judged_by_tags(c, &field_keys, ctx.now))),
+        fields: &fields,
+        field_keys: &field_keys,
+        regexes: &regexes,
+        now: ctx.now,
+        range: (read_from, read_to),
+        judged_at: (start, end),
+        cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
+        limits: &ctx.limits,
+    };
+    let plan = foldable(&fields);
+    let mut scan = Scan {
+        measurement: measurement.clone(),
+        fields: Vec::new(),
+        field_keys: HashSet::new(),
+        tag_keys: BTreeSet::new(),
+        series: Vec::new(),
+        start,
+        end,
+        folded: None,
+    };
+    // Window starts are those of UTC unless tz() moves them: then the rows are kept.
+    match &plan {
+        Some(plan) if rows.per_row().is_none() && ctx.zone.is_none() => {
+            let folder = Folder::new(stmt, plan, &tag_keys)?;
+            let parts = parallel_chunks(gathered.into_values().collect(), |chunk| {
+                let mut folded = Folded::default();
+                for s in chunk {
+                    if let Some((tags, columns, _held)) = rows.columns(s)? {
+                        folder.fold(&mut folded, &tags, &columns, &ctx.limits)?;
+                    }
+                }
+                Ok::<Folded, QueryError>(folded)
+            });
+            let mut all = Folded::default();
+            for part in parts {
+                all.merge(part?, &plan.aggregates);
+            }
+            scan.folded = Some(all);
+        }
+        _ => {
+            scan.series = parallel_map(gathered.into_values().collect(), |s| rows.build(s))
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Result<Vec<SeriesRows>, QueryError>>()?;
+        }
+    }
+    scan.fields = fields;
+    scan.field_keys = field_keys;
+    scan.tag_keys = tag_keys;
+    Ok(scan)
+}
+
+/// Field names a statement reads: those it selects (all for `*`) and those its
+/// condition compares.
+fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<String> {
+    fn refs(e: &Expr, out: &mut BTreeSet<String>) {
+        match e {
+            Expr::VarRef(v) => {
+                out.insert(v.name.clone());
+            }
+            Expr::Call(c) => c.args.iter().for_each(|a| refs(a, out)),
+            Expr::Binary(b) => {
+                refs(&b.lhs, out);
+                refs(&b.rhs, out);
+            }
+            Expr::Paren(e) => refs(e, out),
+            Expr::Distinct(name) => {
+                out.insert(name.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut names = BTreeSet::new();
+    for f in &stmt.fields {
+        if matches!(f.expr, Expr::Wildcard(_)) {
+            names.extend(field_keys.iter().cloned());
+        }
+        refs(&f.expr, &mut names);
+    }
+    if let Some(c) = &stmt.condition {
+        refs(c, &mut names);
+    }
+    names
+        .into_iter()
+        .filter(|n| field_keys.contains(n))
+        .collect()
+}
+
+/// The series a condition's tag equalities narrow a read to, from the shards' tag indexes.
+fn tag_selector(condition: Option<&Expr>, field_keys: &HashSet<String>) -> TagSelector {
+    match condition {
+        Some(Expr::Paren(e)) => tag_selector(Some(e), field_keys),
+        Some(Expr::Binary(b)) if matches!(b.op, BinaryOp::And | BinaryOp::Or) => {
+            let sides = vec![
+                tag_selector(Some(&b.lhs), field_keys),
+                tag_selector(Some(&b.rhs), field_keys),
+            ];
+            if b.op == BinaryOp::And {
+                TagSelector::And(sides)
+            } else {
+                TagSelector::Or(sides)
+            }
+        }
+        Some(Expr::Binary(b)) if b.op == BinaryOp::Eq => match (&b.lhs, &b.rhs) {
+            (Expr::VarRef(v), Expr::String(value))
+                if v.name != "time" && !field_keys.contains(&v.name) =>
+            {
+                TagSelector::Eq(v.name.clone(), value.clone())
+            }
+            _ => TagSelector::All,
+        },
+        _ => TagSelector::All,
+    }
+}
+
+/// How many rows of each series a raw query can show at most (offset + limit, from the
+/// end it reads first), when every row read is one it shows; None when all are needed.
+fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
+    if stmt.limit == 0 {
+        return None;
+    }
+    let mut shown: HashSet<&str> = HashSet::new();
+    for f in &stmt.fields {
+        match &f.expr {
+            Expr::Wildcard(_) => return Some(stmt.offset.saturating_add(stmt.limit) as usize),
+            Expr::VarRef(v) if v.data_type != Some(DataType::Tag) => {
+                shown.insert(&v.name);
+            }
+            Expr::VarRef(_) => {}
+            _ => return None,
+        }
+    }
+    fields
+        .iter()
+        .all(|f| shown.contains(f.as_str()))
+        .then(|| stmt.offset.saturating_add(stmt.limit) as usize)
+}

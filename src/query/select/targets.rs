@@ -1,0 +1,233 @@
+//! Which measurements a statement reads (its sources' names and patterns matched, in a
+//! database and policy that exist), the shards of each in range, and one measurement read
+//! from several policies or databases joined into one scan, as 1.x answers it.
+
+use crate::line_protocol::FieldValue;
+use crate::query::error::QueryError;
+use crate::query::limits::QueryLimits;
+use crate::query::parser::ast::{MeasurementName, SelectStatement, Source};
+use crate::query::rows::SeriesRows;
+use crate::query::scan::{Scan, SelectContext};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// One measurement a statement reads, in a database and retention policy that exist.
+pub(super) struct Target {
+    pub(super) database: String,
+    pub(super) policy: String,
+    pub(super) measurement: String,
+}
+
+/// The measurements the statement's sources name, their regular expressions matched
+/// against the measurements the retention policy holds; in name order, each once.
+pub(super) fn targets(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+) -> Result<Vec<Target>, QueryError> {
+    let mut out: Vec<Target> = Vec::new();
+    for source in &stmt.sources {
+        // Subqueries are read by `crate::query::subquery`.
+        let Source::Measurement(source) = source else {
+            continue;
+        };
+        let database = source
+            .database
+            .as_deref()
+            .or(ctx.database)
+            .ok_or(QueryError::DatabaseRequired)?;
+        let db = ctx
+            .catalog
+            .databases
+            .get(database)
+            .ok_or_else(|| QueryError::DatabaseNotFound(database.to_owned()))?;
+        let policy = source
+            .retention_policy
+            .clone()
+            .unwrap_or_else(|| db.default_policy.clone());
+        if !db.policies.contains_key(&policy) {
+            return Err(QueryError::RetentionPolicyNotFound(policy));
+        }
+        let names: Vec<String> = match &source.name {
+            MeasurementName::Name(name) => vec![name.clone()],
+            MeasurementName::Regex(r) => {
+                let re = regex::Regex::new(&r.pattern)?;
+                // 1.x matches the names of its database-wide index, every policy's.
+                let mut all = BTreeSet::new();
+                for shard in ctx.storage.shards_of(database, None) {
+                    all.extend(shard.measurements());
+                }
+                all.into_iter().filter(|m| re.is_match(m)).collect()
+            }
+        };
+        for measurement in names {
+            let target = Target {
+                database: database.to_owned(),
+                policy: policy.clone(),
+                measurement,
+            };
+            let seen = out.iter().any(|t| {
+                (&t.database, &t.policy, &t.measurement)
+                    == (&target.database, &target.policy, &target.measurement)
+            });
+            if !seen {
+                out.push(target);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.measurement.cmp(&b.measurement));
+    Ok(out)
+}
+
+/// One measurement read from several policies or databases is one answer in 1.x: series
+/// of the same tags are joined, their rows in time order (of equal times, the earlier
+/// source's first), over the union of the fields.
+pub(super) fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, QueryError> {
+    let fields: Vec<String> = scans
+        .iter()
+        .flat_map(|s| s.fields.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    type Rows = Vec<(i64, Vec<Option<FieldValue>>)>;
+    let mut by_tags: BTreeMap<Vec<(String, String)>, Rows> = BTreeMap::new();
+    let (mut field_keys, mut tag_keys) = (HashSet::new(), BTreeSet::new());
+    let (mut measurement, mut range) = (String::new(), (i64::MIN, i64::MAX));
+    for scan in scans {
+        let at: Vec<usize> = scan
+            .fields
+            .iter()
+            .map(|f| {
+                fields
+                    .binary_search(f)
+                    .expect("every scan's fields are merged")
+            })
+            .collect();
+        // The joined rows are a copy of the scans' (charged as they were read), charged
+        // too: for a moment both are held.
+        let row_bytes = std::mem::size_of::<(i64, Vec<Option<FieldValue>>)>()
+            + fields.len() * std::mem::size_of::<Option<FieldValue>>();
+        for s in &scan.series {
+            limits.check_deadline()?;
+            limits.charge(s.times.len() * row_bytes)?;
+            let rows = by_tags.entry(s.tags.clone()).or_default();
+            for (time, values) in s.rows() {
+                let mut row = vec![None; fields.len()];
+                for (v, &i) in values.iter().zip(&at) {
+                    row[i] = v.clone();
+                }
+                rows.push((*time, row));
+            }
+        }
+        field_keys.extend(scan.field_keys);
+        tag_keys.extend(scan.tag_keys);
+        (measurement, range) = (scan.measurement, (scan.start, scan.end));
+    }
+    let series = by_tags
+        .into_iter()
+        .map(|(tags, mut rows)| {
+            rows.sort_by_key(|(time, _)| *time);
+            let mut joined = SeriesRows::new(tags, fields.len());
+            for (time, values) in rows {
+                joined.push(time, values);
+            }
+            joined
+        })
+        .collect();
+    Ok(Scan {
+        measurement,
+        fields,
+        field_keys,
+        tag_keys,
+        series,
+        start: range.0,
+        end: range.1,
+        folded: None,
+    })
+}
+
+/// The shards of the target's policy whose groups overlap [start, end].
+pub(super) fn shards_in(
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    (start, end): (i64, i64),
+) -> Result<Vec<Arc<crate::storage::Shard>>, QueryError> {
+    ctx.storage
+        .check_readable(&target.database, Some(&target.policy), (start, end))?;
+    Ok(ctx
+        .storage
+        .shards_of(&target.database, Some(&target.policy))
+        .into_iter()
+        .filter(|s| s.info.end > start && s.info.start <= end)
+        .collect())
+}
+
+/// As 1.x's database-wide index does, `*` and GROUP BY * take every tag key of the
+/// measurement, of every policy, whether or not its series are read.
+pub(super) fn tag_keys_of(
+    ctx: &SelectContext<'_>,
+    database: &str,
+    measurement: &str,
+) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for shard in ctx.storage.shards_of(database, None) {
+        keys.extend(shard.tag_keys(measurement));
+    }
+    keys
+}
+
+/// The columns `*` stands for in `target` over `range`: the fields of its shards there
+/// and the measurement's tag keys but those grouped by (none when no shard is in range).
+pub(super) fn wildcard_columns(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    target: &Target,
+    range: (i64, i64),
+) -> Result<BTreeSet<String>, QueryError> {
+    let shards = shards_in(ctx, target, range)?;
+    if shards.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let mut columns: BTreeSet<String> = shards
+        .iter()
+        .flat_map(|s| s.field_types(&target.measurement).into_keys())
+        .collect();
+    let tag_keys = tag_keys_of(ctx, &target.database, &target.measurement);
+    let grouped = crate::query::aggregate::group_tags(stmt, &tag_keys)?;
+    columns.extend(tag_keys.into_iter().filter(|k| !grouped.contains(k)));
+    Ok(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_of(fields: &[&str], points: i64) -> Scan {
+        let mut series = SeriesRows::new(Vec::new(), fields.len());
+        for t in 0..points {
+            series.push(t, fields.iter().map(|_| Some(FieldValue::Integer(t))));
+        }
+        Scan {
+            measurement: "m".into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            field_keys: HashSet::new(),
+            tag_keys: BTreeSet::new(),
+            series: vec![series],
+            start: i64::MIN,
+            end: i64::MAX,
+            folded: None,
+        }
+    }
+
+    /// Joining one measurement read from several policies copies their rows: the copy is
+    /// charged to the query's budget, and past it the query stops.
+    #[test]
+    fn joining_scans_past_the_memory_budget_is_refused() {
+        let limits = QueryLimits::with_budget(1);
+        let scans = || vec![scan_of(&["a"], 20_000), scan_of(&["b"], 20_000)];
+        assert!(merged(&limits, scans())
+            .is_err_and(|e| e.to_string().contains("max_request_memory_mib")));
+        let joined = merged(&QueryLimits::default(), scans()).expect("no budget");
+        assert_eq!(joined.fields, ["a", "b"]);
+        assert_eq!(joined.series[0].times.len(), 40_000);
+    }
+}

@@ -1,0 +1,44 @@
+//! `SELECT`: the catalog it reads and the context it runs in; the statement itself is the
+//! driver's, [`crate::query::select`].
+
+use super::Context;
+use crate::catalog::Catalog;
+use crate::query::error::QueryError;
+use crate::query::parser::ast::SelectStatement;
+use crate::query::result::Series;
+use crate::query::scan::SelectContext;
+use crate::query::select as driver;
+use crate::query::zone::Zone;
+
+pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Series>, QueryError> {
+    // What a SELECT reads of the catalog: its databases' policies. Shards, users and
+    // tokens, which grow with the node, are not copied for every query.
+    let catalog: Catalog = cx
+        .control
+        .read(|c| Catalog {
+            databases: c
+                .databases
+                .iter()
+                .map(|(name, db)| {
+                    let policies = crate::catalog::Database {
+                        default_policy: db.default_policy.clone(),
+                        policies: db.policies.clone(),
+                        shards: Vec::new(),
+                    };
+                    (name.clone(), policies)
+                })
+                .collect(),
+            ..Catalog::default()
+        })
+        .await;
+    let ctx = SelectContext {
+        storage: cx.storage,
+        catalog: &catalog,
+        database: cx.database.filter(|d| !d.is_empty()),
+        now: crate::catalog::now_nanos(),
+        epoch: cx.epoch,
+        zone: s.location.as_deref().map(Zone::named).transpose()?,
+        limits: cx.limits.clone(),
+    };
+    driver::execute(s, &ctx)
+}
