@@ -97,11 +97,11 @@ impl BackupLedger {
 
 /// The event that starts an operation.
 pub fn started(started: BackupStarted) -> Event {
-    crate::catalog::event(event::Kind::BackupStarted(started))
+    crate::clock::stamped(event::Kind::BackupStarted(started))
 }
 
 pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
-    crate::catalog::event(event::Kind::BackupFinished(BackupFinished {
+    crate::clock::stamped(event::Kind::BackupFinished(BackupFinished {
         id: id.to_owned(),
         bytes,
         duration_nanos: duration.as_nanos() as u64,
@@ -109,7 +109,7 @@ pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
 }
 
 pub fn failed(id: &str, reason: &str) -> Event {
-    crate::catalog::event(event::Kind::BackupFailed(BackupFailed {
+    crate::clock::stamped(event::Kind::BackupFailed(BackupFailed {
         id: id.to_owned(),
         reason: reason.to_owned(),
     }))

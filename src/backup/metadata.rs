@@ -150,7 +150,7 @@ pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, Back
             "the kv snapshot has no admin user: with auth enabled, restoring it would leave no one able to administer the node and reopen /api/v2/setup".into(),
         ));
     }
-    Ok(crate::catalog::event(event::Kind::CatalogRestored(
+    Ok(crate::clock::stamped(event::Kind::CatalogRestored(
         crate::proto::CatalogRestored { state: Some(state) },
     )))
 }
@@ -368,7 +368,7 @@ pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
     };
     Some((
         token,
-        crate::catalog::event(event::Kind::TokenCreated(created)),
+        crate::clock::stamped(event::Kind::TokenCreated(created)),
     ))
 }
 
@@ -470,7 +470,7 @@ pub fn restore_bucket_events(
         shard_group_duration_nanos: p.shard_group_duration,
         replication: p.replica_n.max(1),
     };
-    let mut events = vec![crate::catalog::event(event::Kind::DatabaseCreated(
+    let mut events = vec![crate::clock::stamped(event::Kind::DatabaseCreated(
         DatabaseCreated {
             name: name.to_owned(),
             default_policy: Some(spec(default)),
@@ -481,7 +481,7 @@ pub fn restore_bucket_events(
         .iter()
         .filter(|p| p.name != default.name)
     {
-        events.push(crate::catalog::event(event::Kind::RetentionPolicyCreated(
+        events.push(crate::clock::stamped(event::Kind::RetentionPolicyCreated(
             RetentionPolicyCreated {
                 database: name.to_owned(),
                 policy: Some(spec(p)),
@@ -493,7 +493,7 @@ pub fn restore_bucket_events(
     for p in &manifest.retention_policies {
         for (group, (start, end)) in p.shard_groups.iter().zip(group_intervals(p)?) {
             let new_id = crate::placement::shard_id(name, &p.name, start);
-            events.push(crate::catalog::event(event::Kind::ShardCreated(
+            events.push(crate::clock::stamped(event::Kind::ShardCreated(
                 ShardCreated {
                     database: name.to_owned(),
                     retention_policy: p.name.clone(),
@@ -514,7 +514,7 @@ pub fn restore_bucket_events(
     }
     let id = match org_id {
         Some(org_id) => {
-            events.push(crate::catalog::event(event::Kind::BucketCreated(
+            events.push(crate::clock::stamped(event::Kind::BucketCreated(
                 BucketCreated {
                     id: new_bucket_id.clone(),
                     org_id,

@@ -4,6 +4,7 @@
 //! a new database gets the `autogen` policy (infinite duration, 7-day shard groups) unless
 //! told otherwise, and the shard-group duration follows the policy's duration.
 
+use crate::clock::stamped;
 use crate::placement::ShardInfo;
 use crate::projection::Projection;
 pub use crate::proto::Privilege;
@@ -112,14 +113,6 @@ pub enum CatalogError {
 
 pub use crate::clock::now_nanos;
 
-/// A control-log event stamped with the time it is decided.
-pub(crate) fn event(kind: event::Kind) -> Event {
-    Event {
-        at_unix_nanos: now_nanos(),
-        kind: Some(kind),
-    }
-}
-
 impl Catalog {
     /// A bucket by name, or the 1.8 compatibility mapping (`db` or `db/rp`) when no bucket
     /// has that name: the database and retention policy it stands for.
@@ -149,7 +142,7 @@ impl Catalog {
         if self.users.contains_key(name) {
             return Err(CatalogError::UserExists);
         }
-        Ok(vec![event(event::Kind::UserCreated(UserCreated {
+        Ok(vec![stamped(event::Kind::UserCreated(UserCreated {
             id,
             name: name.into(),
             password_bcrypt,
@@ -162,7 +155,7 @@ impl Catalog {
         if !self.users.contains_key(name) {
             return Err(CatalogError::UserNotFound);
         }
-        Ok(vec![event(event::Kind::UserDropped(UserDropped {
+        Ok(vec![stamped(event::Kind::UserDropped(UserDropped {
             name: name.into(),
         }))])
     }
@@ -209,7 +202,7 @@ impl Catalog {
         if !self.databases.contains_key(database) {
             return Err(CatalogError::DatabaseNotFound(database.into()));
         }
-        Ok(vec![event(event::Kind::UserPrivilegeSet(
+        Ok(vec![stamped(event::Kind::UserPrivilegeSet(
             UserPrivilegeSet {
                 name: name.into(),
                 database: database.into(),
@@ -223,7 +216,7 @@ impl Catalog {
         if !self.users.contains_key(name) {
             return Err(CatalogError::UserNotFound);
         }
-        Ok(vec![event(event::Kind::UserAdminSet(UserAdminSet {
+        Ok(vec![stamped(event::Kind::UserAdminSet(UserAdminSet {
             name: name.into(),
             admin,
         }))])
@@ -237,7 +230,7 @@ impl Catalog {
         if !self.users.contains_key(name) {
             return Err(CatalogError::UserNotFound);
         }
-        Ok(vec![event(event::Kind::UserPasswordSet(UserPasswordSet {
+        Ok(vec![stamped(event::Kind::UserPasswordSet(UserPasswordSet {
             name: name.into(),
             password_bcrypt,
         }))])
@@ -263,7 +256,7 @@ impl Catalog {
         if self.orgs.values().any(|o| o.name == name) {
             return Err(CatalogError::OrgExists(name.into()));
         }
-        Ok(vec![event(event::Kind::OrgCreated(OrgCreated {
+        Ok(vec![stamped(event::Kind::OrgCreated(OrgCreated {
             id,
             name: name.into(),
         }))])
@@ -302,7 +295,7 @@ impl Catalog {
             .databases
             .get(name)
             .map_or(DEFAULT_POLICY.to_owned(), |d| d.default_policy.clone());
-        events.push(event(event::Kind::BucketCreated(BucketCreated {
+        events.push(stamped(event::Kind::BucketCreated(BucketCreated {
             id,
             org_id: org_id.into(),
             name: name.into(),
@@ -316,7 +309,7 @@ impl Catalog {
         if !self.buckets.contains_key(id) {
             return Err(CatalogError::BucketNotFound);
         }
-        Ok(vec![event(event::Kind::BucketDeleted(BucketDeleted {
+        Ok(vec![stamped(event::Kind::BucketDeleted(BucketDeleted {
             id: id.into(),
         }))])
     }
@@ -325,14 +318,14 @@ impl Catalog {
         if !self.orgs.contains_key(&token.org_id) {
             return Err(CatalogError::OrgNotFound);
         }
-        Ok(vec![event(event::Kind::TokenCreated(token))])
+        Ok(vec![stamped(event::Kind::TokenCreated(token))])
     }
 
     pub fn delete_token(&self, id: &str) -> Result<Vec<Event>, CatalogError> {
         if !self.tokens.contains_key(id) {
             return Err(CatalogError::AuthorizationNotFound);
         }
-        Ok(vec![event(event::Kind::TokenDeleted(TokenDeleted {
+        Ok(vec![stamped(event::Kind::TokenDeleted(TokenDeleted {
             id: id.into(),
         }))])
     }
@@ -375,7 +368,7 @@ impl Catalog {
                     });
                 }
                 Some(_) => {}
-                None => events.push(event(event::Kind::ShardCreated(ShardCreated {
+                None => events.push(stamped(event::Kind::ShardCreated(ShardCreated {
                     database: s.database.clone(),
                     retention_policy: s.retention_policy.clone(),
                     shard_id: s.id,
@@ -394,7 +387,7 @@ impl Catalog {
         shards
             .iter()
             .map(|s| {
-                event(event::Kind::ShardDropped(ShardDropped {
+                stamped(event::Kind::ShardDropped(ShardDropped {
                     database: s.database.clone(),
                     retention_policy: s.retention_policy.clone(),
                     shard_id: s.id,
@@ -439,7 +432,7 @@ impl Catalog {
         if policy.shard_group_duration_nanos == 0 {
             policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
         }
-        Ok(vec![event(event::Kind::DatabaseCreated(DatabaseCreated {
+        Ok(vec![stamped(event::Kind::DatabaseCreated(DatabaseCreated {
             name: name.into(),
             default_policy: Some(policy),
         }))])
@@ -449,7 +442,7 @@ impl Catalog {
         if !self.databases.contains_key(name) {
             return Vec::new();
         }
-        vec![event(event::Kind::DatabaseDropped(DatabaseDropped {
+        vec![stamped(event::Kind::DatabaseDropped(DatabaseDropped {
             name: name.into(),
         }))]
     }
@@ -479,7 +472,7 @@ impl Catalog {
                 Err(CatalogError::PolicyExists)
             };
         }
-        Ok(vec![event(event::Kind::RetentionPolicyCreated(
+        Ok(vec![stamped(event::Kind::RetentionPolicyCreated(
             RetentionPolicyCreated {
                 database: database.into(),
                 policy: Some(policy),
@@ -496,7 +489,7 @@ impl Catalog {
         if !db.policies.contains_key(name) {
             return Ok(Vec::new());
         }
-        Ok(vec![event(event::Kind::RetentionPolicyDropped(
+        Ok(vec![stamped(event::Kind::RetentionPolicyDropped(
             RetentionPolicyDropped {
                 database: database.into(),
                 name: name.into(),
@@ -515,7 +508,7 @@ impl Catalog {
         if change.duration_nanos.is_some_and(|d| d != 0 && d < HOUR) {
             return Err(CatalogError::DurationTooLow);
         }
-        Ok(vec![event(event::Kind::RetentionPolicyAltered(change))])
+        Ok(vec![stamped(event::Kind::RetentionPolicyAltered(change))])
     }
 }
 
