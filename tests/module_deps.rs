@@ -20,11 +20,6 @@ const ALLOWED_BACK_EDGES: &[(&str, &str, &str)] = &[
     ("query::subquery", "query::select", "select <-> subquery"),
     // Issue 16, still open: each entry goes when its cycle is broken.
     (
-        "catalog",
-        "backup",
-        "catalog <-> backup::ledger: the catalog embeds the ledger",
-    ),
-    (
         "node",
         "http",
         "node <-> http: the node builds the HTTP server",

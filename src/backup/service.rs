@@ -2,7 +2,8 @@
 //! control log, does its work off the async workers, and streams through bounded channels.
 
 use super::metadata::{self, BucketMetadataManifest, RestoredBucketMappings};
-use super::{archive, ledger, restore, BackupError};
+use super::{archive, restore, BackupError};
+use crate::control::backups;
 use crate::node::Node;
 use crate::proto::BackupStarted;
 use crate::storage::ShardInfo;
@@ -30,7 +31,7 @@ pub type ChunkReceiver = mpsc::Receiver<io::Result<Bytes>>;
 async fn record_start(node: &Node, started: BackupStarted) -> Result<String, BackupError> {
     let id = started.id.clone();
     node.control
-        .mutate(|_| Ok::<_, BackupError>((vec![ledger::started(started)], ())))
+        .mutate(|_| Ok::<_, BackupError>((vec![backups::started(started)], ())))
         .await?;
     Ok(id)
 }
@@ -39,8 +40,8 @@ async fn record_start(node: &Node, started: BackupStarted) -> Result<String, Bac
 /// itself is done (or failed) whatever the ledger says.
 async fn record_outcome(node: &Node, id: &str, outcome: Result<u64, String>, began: Instant) {
     let event = match &outcome {
-        Ok(bytes) => ledger::finished(id, *bytes, began.elapsed()),
-        Err(reason) => ledger::failed(id, reason),
+        Ok(bytes) => backups::finished(id, *bytes, began.elapsed()),
+        Err(reason) => backups::failed(id, reason),
     };
     if let Err(e) = node
         .control
@@ -73,7 +74,7 @@ pub async fn fail_interrupted(node: &Node) -> Result<(), BackupError> {
                 .backups
                 .running
                 .keys()
-                .map(|id| ledger::failed(id, "interrupted: the node stopped"))
+                .map(|id| backups::failed(id, "interrupted: the node stopped"))
                 .collect();
             Ok::<_, BackupError>((events, ()))
         })

@@ -71,7 +71,7 @@ pub struct Catalog {
     /// By id.
     pub tokens: BTreeMap<String, TokenCreated>,
     /// Backups and restores, running and done.
-    pub backups: crate::backup::ledger::BackupLedger,
+    pub backups: crate::control::backups::BackupLedger,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -711,7 +711,7 @@ impl Catalog {
                 .into_iter()
                 .map(|t| (t.id.clone(), t))
                 .collect(),
-            backups: crate::backup::ledger::BackupLedger::from_state(
+            backups: crate::control::backups::BackupLedger::from_state(
                 state.backups.unwrap_or_default(),
             ),
         }

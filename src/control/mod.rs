@@ -1,0 +1,3 @@
+//! The control state: what the control log's events fold into, beyond the catalog.
+
+pub mod backups;
