@@ -4,6 +4,7 @@
 
 use super::BackupError;
 use crate::catalog::Catalog;
+use crate::control::ControlState;
 use crate::projection::Projection;
 use crate::proto::{
     event, BucketCreated, CatalogState, DatabaseCreated, Event, RetentionPolicyCreated,
@@ -84,7 +85,7 @@ pub struct ShardMapping {
     pub new_id: u64,
 }
 
-/// The kv snapshot: the catalog projection's state, prost-encoded, behind a header that
+/// The kv snapshot: the control state's snapshot (see [`crate::control`]), behind a header that
 /// makes a cut, padded or damaged copy detectable before anything is replaced:
 ///
 /// ```text
@@ -92,8 +93,8 @@ pub struct ShardMapping {
 ///   | SKKVSNP1 | length (u64 LE) | crc (u32 LE)    | CatalogState (length bytes)
 /// ```
 /// `crc` is the masked crc32c of the state's bytes (as the log's records are).
-pub fn kv_snapshot(catalog: &Catalog) -> Vec<u8> {
-    let state = catalog.encode_snapshot();
+pub fn kv_snapshot(control: &ControlState) -> Vec<u8> {
+    let state = control.encode_snapshot();
     let mut out = Vec::with_capacity(KV_HEADER_LEN + state.len());
     out.extend_from_slice(KV_MAGIC);
     out.extend_from_slice(&(state.len() as u64).to_le_bytes());
@@ -655,10 +656,17 @@ mod tests {
         c
     }
 
+    fn kv_of(c: &Catalog) -> Vec<u8> {
+        kv_snapshot(&ControlState {
+            catalog: c.clone(),
+            ..ControlState::default()
+        })
+    }
+
     /// The state a kv snapshot holds, changed by `edit`, framed again with a good checksum.
     fn reframed(c: &Catalog, edit: impl FnOnce(&mut CatalogState)) -> Vec<u8> {
         use prost::Message;
-        let mut state = decode_kv_snapshot(&kv_snapshot(c)).unwrap();
+        let mut state = decode_kv_snapshot(&kv_of(c)).unwrap();
         edit(&mut state);
         let encoded = state.encode_to_vec();
         let mut bytes = KV_MAGIC.to_vec();
@@ -672,7 +680,7 @@ mod tests {
     #[test]
     fn a_kv_snapshot_round_trips_and_an_inconsistent_state_is_refused() {
         let c = populated();
-        assert!(restore_kv_event(&kv_snapshot(&c), true).is_ok());
+        assert!(restore_kv_event(&kv_of(&c), true).is_ok());
         assert!(restore_kv_event(&reframed(&c, |_| {}), true).is_ok());
         type Edit = Box<dyn FnOnce(&mut CatalogState)>;
         let cases: Vec<(&str, Edit)> = vec![

@@ -261,8 +261,9 @@ pub async fn restore_shard(
     let (info, restored_from) = node
         .control
         .read(|c| {
-            let info = c.shards().find(|s| s.id == id)?;
+            let info = c.catalog.shards().find(|s| s.id == id)?;
             let restored_from = c
+                .catalog
                 .databases
                 .get(&info.database)
                 .and_then(|d| d.shards.iter().find(|s| s.shard_id == id))
@@ -320,7 +321,12 @@ pub async fn backup_metadata(
     let op = record_start(node, new_operation(false, "metadata", 0, None)).await?;
     let (kv, buckets) = node
         .control
-        .read(|c| (metadata::kv_snapshot(c), metadata::bucket_manifests(c)))
+        .read(|c| {
+            (
+                metadata::kv_snapshot(c),
+                metadata::bucket_manifests(&c.catalog),
+            )
+        })
         .await;
     record_outcome(node, &op, Ok(kv.len() as u64), began).await;
     Ok((kv, buckets))
@@ -348,14 +354,14 @@ pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, Bac
     let result = node
         .control
         .mutate(|c| {
-            node.storage.create_shard_dirs(c, &events)?;
+            node.storage.create_shard_dirs(&c.catalog, &events)?;
             Ok::<_, BackupError>((events, ()))
         })
         .await;
     if result.is_ok() {
         let known: Vec<u64> = node
             .control
-            .read(|c| c.shards().map(|s| s.id).collect())
+            .read(|c| c.catalog.shards().map(|s| s.id).collect())
             .await;
         let stale: Vec<u64> = node
             .storage
@@ -385,8 +391,8 @@ pub async fn restore_bucket(
         .control
         .mutate(|c| {
             let (events, mappings) =
-                metadata::restore_bucket_events(c, manifest, crate::auth::new_id())?;
-            node.storage.create_shard_dirs(c, &events)?;
+                metadata::restore_bucket_events(&c.catalog, manifest, crate::auth::new_id())?;
+            node.storage.create_shard_dirs(&c.catalog, &events)?;
             Ok::<_, BackupError>((events, mappings))
         })
         .await;
@@ -428,6 +434,7 @@ pub async fn status(node: &Node) -> serde_json::Value {
     node.control
         .read(|c| {
             let shards: Vec<serde_json::Value> = c
+                .catalog
                 .shards()
                 .map(|s| {
                     let mut v = serde_json::json!({

@@ -70,8 +70,6 @@ pub struct Catalog {
     pub buckets: BTreeMap<String, BucketCreated>,
     /// By id.
     pub tokens: BTreeMap<String, TokenCreated>,
-    /// Backups and restores, running and done.
-    pub backups: crate::control::backups::BackupLedger,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -230,10 +228,12 @@ impl Catalog {
         if !self.users.contains_key(name) {
             return Err(CatalogError::UserNotFound);
         }
-        Ok(vec![stamped(event::Kind::UserPasswordSet(UserPasswordSet {
-            name: name.into(),
-            password_bcrypt,
-        }))])
+        Ok(vec![stamped(event::Kind::UserPasswordSet(
+            UserPasswordSet {
+                name: name.into(),
+                password_bcrypt,
+            },
+        ))])
     }
 
     /// The privilege a user holds on a database (none for unknown users).
@@ -432,10 +432,12 @@ impl Catalog {
         if policy.shard_group_duration_nanos == 0 {
             policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
         }
-        Ok(vec![stamped(event::Kind::DatabaseCreated(DatabaseCreated {
-            name: name.into(),
-            default_policy: Some(policy),
-        }))])
+        Ok(vec![stamped(event::Kind::DatabaseCreated(
+            DatabaseCreated {
+                name: name.into(),
+                default_policy: Some(policy),
+            },
+        ))])
     }
 
     pub fn drop_database(&self, name: &str) -> Vec<Event> {
@@ -512,6 +514,8 @@ impl Catalog {
     }
 }
 
+/// One sub-state of the control state ([`crate::control`]): it folds the catalog's events
+/// and passes over the others'.
 impl Projection for Catalog {
     fn apply(&mut self, event: &Event) {
         use event::Kind;
@@ -629,23 +633,27 @@ impl Projection for Catalog {
             Some(Kind::TokenDeleted(e)) => {
                 self.tokens.remove(&e.id);
             }
-            Some(Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_)) => {
-                self.backups.apply(event);
-            }
             Some(Kind::CatalogRestored(e)) => {
-                // Everything but the ledger, which records the restore itself.
-                let restored = Catalog::from_state(e.state.clone().unwrap_or_default());
-                let backups = std::mem::take(&mut self.backups);
-                *self = Catalog {
-                    backups,
-                    ..restored
-                };
+                // The whole catalog; the ledger in the state is not the catalog's, and the
+                // node's own goes on (recording this restore too).
+                *self = Catalog::from_state(e.state.clone().unwrap_or_default());
             }
-            Some(Kind::Blob(_)) | None => {}
+            _ => {}
         }
     }
 
     fn encode_snapshot(&self) -> Vec<u8> {
+        self.to_state().encode_to_vec()
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Ok(Catalog::from_state(CatalogState::decode(bytes)?))
+    }
+}
+
+impl Catalog {
+    /// The catalog's part of a snapshot (`backups` is the ledger's).
+    pub fn to_state(&self) -> CatalogState {
         CatalogState {
             databases: self
                 .databases
@@ -661,18 +669,11 @@ impl Projection for Catalog {
             orgs: self.orgs.values().cloned().collect(),
             buckets: self.buckets.values().cloned().collect(),
             tokens: self.tokens.values().cloned().collect(),
-            backups: Some(self.backups.to_state()),
+            backups: None,
         }
-        .encode_to_vec()
     }
 
-    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
-        Ok(Catalog::from_state(CatalogState::decode(bytes)?))
-    }
-}
-
-impl Catalog {
-    /// The state a snapshot (or a kv backup) holds, decoded.
+    /// The catalog a snapshot (or a kv backup) holds.
     pub fn from_state(state: CatalogState) -> Catalog {
         let databases = state
             .databases
@@ -711,9 +712,6 @@ impl Catalog {
                 .into_iter()
                 .map(|t| (t.id.clone(), t))
                 .collect(),
-            backups: crate::control::backups::BackupLedger::from_state(
-                state.backups.unwrap_or_default(),
-            ),
         }
     }
 }

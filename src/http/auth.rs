@@ -81,7 +81,8 @@ pub async fn authenticate(
     // Only copies leave the lock: a password is hashed after it is released.
     let claim = node
         .control
-        .read(|catalog| {
+        .read(|c| {
+            let catalog = &c.catalog;
             if catalog.users.values().all(|u| !u.admin) && catalog.tokens.is_empty() {
                 return Err(AuthError::NoAdminYet);
             }

@@ -265,7 +265,7 @@ fn authorization_json(c: &Catalog, t: &TokenCreated, token: Option<&str>) -> Val
 }
 
 async fn setup_allowed(node: web::Data<Node>) -> HttpResponse {
-    let allowed = node.control.read(Catalog::setup_allowed).await;
+    let allowed = node.control.read(|c| c.catalog.setup_allowed()).await;
     HttpResponse::Ok().json(json!({ "allowed": allowed }))
 }
 
@@ -296,7 +296,7 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
                 (None, None) => 0,
             };
             // Only once setup is still possible is a password hashed (off the workers).
-            if !node.control.read(Catalog::setup_allowed).await {
+            if !node.control.read(|c| c.catalog.setup_allowed()).await {
                 return Err(V2Error::Catalog(CatalogError::AlreadySetUp).into());
             }
             let hash = node.auth.hash_password(&r.password).await?;
@@ -306,7 +306,8 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
             };
             let (user_id, org_id, bucket_id, token_id) = (new_id(), new_id(), new_id(), new_id());
             node.control
-                .mutate(|c| {
+                .mutate(|state| {
+                    let c = &state.catalog;
                     if !c.setup_allowed() {
                         return Err(V2Error::Catalog(CatalogError::AlreadySetUp));
                     }
@@ -338,7 +339,8 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
                 .map_err(ApiError::from)?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let bucket = c
                         .buckets
                         .get(&bucket_id)
@@ -369,7 +371,8 @@ async fn list_orgs(node: web::Data<Node>, req: HttpRequest, params: Params) -> H
             let caller = authorize(&node, &req, &params).await?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let orgs: Vec<Value> = c
                         .orgs
                         .values()
@@ -414,7 +417,8 @@ async fn create_org(
             let r: CreateOrg = json_body(&body)?;
             let id = new_id();
             node.control
-                .mutate(|c| {
+                .mutate(|state| {
+                    let c = &state.catalog;
                     let wanted = org_wide(Action::Write, Resource::Orgs, None);
                     require(c, caller.as_ref(), wanted)?;
                     Ok::<_, V2Error>((c.create_org(id.clone(), &r.name)?, ()))
@@ -433,7 +437,8 @@ async fn list_buckets(node: web::Data<Node>, req: HttpRequest, params: Params) -
             let caller = authorize(&node, &req, &params).await?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let org_id = params
                         .get("org")
                         .and_then(|n| c.orgs.values().find(|o| o.name == *n))
@@ -491,7 +496,8 @@ async fn create_bucket(
             };
             let id = new_id();
             node.control
-                .mutate(|c| {
+                .mutate(|state| {
+                    let c = &state.catalog;
                     let wanted = org_wide(Action::Write, Resource::Buckets, Some(&r.org_id));
                     require(c, caller.as_ref(), wanted)?;
                     Ok::<_, V2Error>((
@@ -503,7 +509,8 @@ async fn create_bucket(
                 .map_err(ApiError::from)?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let bucket = c
                         .buckets
                         .get(&id)
@@ -549,7 +556,7 @@ async fn delete(
         async {
             let caller = authorize(node, req, params).await?;
             node.control
-                .mutate(|c| Ok::<_, V2Error>((decide(c, caller.as_ref())?, ())))
+                .mutate(|c| Ok::<_, V2Error>((decide(&c.catalog, caller.as_ref())?, ())))
                 .await
                 .map_err(ApiError::from)?;
             Ok(HttpResponse::NoContent().finish())
@@ -568,7 +575,8 @@ async fn list_authorizations(
             let caller = authorize(&node, &req, &params).await?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let all: Vec<Value> = c
                         .tokens
                         .values()
@@ -667,7 +675,8 @@ async fn create_authorization(
             let id = new_id();
             let org_id = r.org_id;
             node.control
-                .mutate(|c| {
+                .mutate(|state| {
+                    let c = &state.catalog;
                     let owner = match (&caller, r.user_id.filter(|u| !u.is_empty())) {
                         (_, Some(user)) => user,
                         (Some(p), None) => p.user_id.clone(),
@@ -722,7 +731,8 @@ async fn create_authorization(
                 .map_err(ApiError::from)?;
             let body = node
                 .control
-                .read(|c| {
+                .read(|state| {
+                    let c = &state.catalog;
                     let v = c
                         .tokens
                         .get(&id)

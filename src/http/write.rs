@@ -66,7 +66,10 @@ async fn write_v2(
         let raw = params.get("precision").map_or("", String::as_str);
         let precision = Precision::parse_v2(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
-        let (db, rp) = node.control.read(|c| c.resolve_bucket(bucket)).await;
+        let (db, rp) = node
+            .control
+            .read(|c| c.catalog.resolve_bucket(bucket))
+            .await;
         may_write(&node, principal.as_ref(), &db).await?;
         write(&node, db, rp, precision, &req, body).await
     };
@@ -88,6 +91,7 @@ async fn may_write(
     };
     node.control
         .read(|c| {
+            let c = &c.catalog;
             if !c.databases.contains_key(database) {
                 return Err(StorageError::DatabaseNotFound(database.into()).into());
             }

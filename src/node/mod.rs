@@ -3,10 +3,10 @@
 
 mod lock;
 
-use crate::catalog::Catalog;
 use crate::config::{ConfigError, NodeConfig};
+use crate::control::ControlLog;
 use crate::log::{IoBackend, LogOptions};
-use crate::projection::{EventLog, ProjectionError};
+use crate::projection::ProjectionError;
 use crate::storage::{Storage, StorageError};
 use std::io;
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub enum NodeError {
 /// The services a node's HTTP handlers call.
 pub struct Node {
     pub config: NodeConfig,
-    pub control: EventLog<Catalog>,
+    pub control: ControlLog,
     pub storage: Storage,
     pub auth: crate::auth::Authenticator,
     /// Where queries run, off the HTTP workers.
@@ -75,12 +75,12 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         io: config.io_mode()?,
         ..LogOptions::default()
     };
-    let (control, rebuilt) = EventLog::<Catalog>::open(
+    let (control, rebuilt) = ControlLog::open(
         &control_dir,
         options.clone(),
         config.log.snapshot_every_mib << 20,
     )?;
-    let catalog = control.read_blocking(|c| c.clone());
+    let catalog = control.read_blocking(|c| c.catalog.clone());
     // Shards are many and mostly small: their segments are smaller, so that preallocated
     // space does not dwarf the data.
     let shard_options = LogOptions {
@@ -221,8 +221,8 @@ async fn enforce_retention(node: Arc<Node>) {
         let dropped = node
             .control
             .mutate(|c| {
-                let expired = c.expired_shards(now);
-                Ok::<_, ProjectionError>((c.drop_shards(&expired), expired))
+                let expired = c.catalog.expired_shards(now);
+                Ok::<_, ProjectionError>((c.catalog.drop_shards(&expired), expired))
             })
             .await;
         match dropped {

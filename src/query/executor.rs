@@ -11,8 +11,9 @@ use super::show;
 use super::zone::Zone;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::{Catalog, CatalogError};
+use crate::control::ControlLog;
 use crate::node::Node;
-use crate::projection::{EventLog, ProjectionError};
+use crate::projection::ProjectionError;
 use crate::proto::{Event, RetentionPolicyAltered, RetentionPolicySpec};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -92,7 +93,9 @@ pub async fn execute(
     // As InfluxDB, a caller lacking a privilege is refused before anything runs.
     if let Some(p) = &options.principal {
         node.control
-            .read(|c| super::authorize::check(c, p, &statements, options.database.as_deref()))
+            .read(|c| {
+                super::authorize::check(&c.catalog, p, &statements, options.database.as_deref())
+            })
             .await?;
     }
     let limits = &options.limits;
@@ -120,11 +123,11 @@ pub async fn execute(
 
 /// Applies a catalog decision of a statement that answers nothing.
 async fn apply_decision(
-    control: &EventLog<Catalog>,
+    control: &ControlLog,
     decide: impl FnOnce(&Catalog) -> Result<Vec<Event>, CatalogError>,
 ) -> Result<Vec<Series>, StatementError> {
     control
-        .mutate(|c| Ok::<_, StatementError>((decide(c)?, ())))
+        .mutate(|c| Ok::<_, StatementError>((decide(&c.catalog)?, ())))
         .await?;
     Ok(Vec::new())
 }
@@ -157,7 +160,12 @@ async fn existing_database(
     let db = database_of(named, options)?.to_owned();
     let default_policy = node
         .control
-        .read(|c| c.databases.get(&db).map(|d| d.default_policy.clone()))
+        .read(|c| {
+            c.catalog
+                .databases
+                .get(&db)
+                .map(|d| d.default_policy.clone())
+        })
         .await;
     match default_policy {
         Some(policy) => Ok((db, policy)),
@@ -172,7 +180,11 @@ async fn database_to_delete_from(
     options: &QueryOptions,
 ) -> Result<String, StatementError> {
     let db = options.database.clone().unwrap_or_default();
-    if !node.control.read(|c| c.databases.contains_key(&db)).await {
+    if !node
+        .control
+        .read(|c| c.catalog.databases.contains_key(&db))
+        .await
+    {
         return Err(format!("database not found: {db}").into());
     }
     Ok(db)
@@ -233,7 +245,11 @@ async fn run(
         Statement::ShowGrantsForUser { name } => {
             let rows = control
                 .read(|c| {
-                    let user = c.users.get(name).ok_or(CatalogError::UserNotFound)?;
+                    let user = c
+                        .catalog
+                        .users
+                        .get(name)
+                        .ok_or(CatalogError::UserNotFound)?;
                     Ok::<_, StatementError>(
                         user.privileges
                             .iter()
@@ -252,7 +268,8 @@ async fn run(
         Statement::ShowUsers => {
             let rows = control
                 .read(|c| {
-                    c.users
+                    c.catalog
+                        .users
                         .values()
                         .map(|u| vec![Value::from(u.name.clone()), Value::from(u.admin)])
                         .collect()
@@ -276,11 +293,12 @@ async fn run(
             let shards = control
                 .mutate(|c| {
                     let ids: Vec<u64> = c
+                        .catalog
                         .shards()
                         .filter(|s| s.database == *name)
                         .map(|s| s.id)
                         .collect();
-                    Ok::<_, StatementError>((c.drop_database(name), ids))
+                    Ok::<_, StatementError>((c.catalog.drop_database(name), ids))
                 })
                 .await?;
             node.storage.remove_shards(control, &shards).await;
@@ -295,9 +313,10 @@ async fn run(
             };
             let names = control
                 .read(|c| {
-                    c.databases
+                    c.catalog
+                        .databases
                         .keys()
-                        .filter(|db| visible(c, db))
+                        .filter(|db| visible(&c.catalog, db))
                         .cloned()
                         .collect::<Vec<_>>()
                 })
@@ -332,11 +351,12 @@ async fn run(
             let shards = control
                 .mutate(|c| {
                     let ids: Vec<u64> = c
+                        .catalog
                         .shards()
                         .filter(|s| s.database == *database && s.retention_policy == *name)
                         .map(|s| s.id)
                         .collect();
-                    Ok::<_, StatementError>((c.drop_policy(database, name)?, ids))
+                    Ok::<_, StatementError>((c.catalog.drop_policy(database, name)?, ids))
                 })
                 .await?;
             node.storage.remove_shards(control, &shards).await;
@@ -346,8 +366,8 @@ async fn run(
             // As 1.x: dropping a shard that does not exist is not an error.
             let dropped = control
                 .mutate(|c| {
-                    let shards: Vec<_> = c.shards().filter(|s| s.id == *id).collect();
-                    Ok::<_, StatementError>((c.drop_shards(&shards), shards))
+                    let shards: Vec<_> = c.catalog.shards().filter(|s| s.id == *id).collect();
+                    Ok::<_, StatementError>((c.catalog.drop_shards(&shards), shards))
                 })
                 .await?;
             let ids: Vec<u64> = dropped.iter().map(|s| s.id).collect();
@@ -358,7 +378,7 @@ async fn run(
             let db = database_of(database.as_deref(), options)?;
             let rows = control
                 .read(|c| {
-                    let d = c.databases.get(db).ok_or_else(|| {
+                    let d = c.catalog.databases.get(db).ok_or_else(|| {
                         StatementError::Message(format!("database not found: {db}"))
                     })?;
                     Ok::<_, StatementError>(
@@ -391,7 +411,7 @@ async fn run(
         }
         Statement::ShowMeasurements(s) => {
             let db = database_of(s.database.as_deref(), options)?;
-            let exists = control.read(|c| c.databases.contains_key(db)).await;
+            let exists = control.read(|c| c.catalog.databases.contains_key(db)).await;
             if !exists {
                 return Err(format!("database not found: {db}").into());
             }
@@ -475,7 +495,12 @@ async fn run(
         Statement::ShowCardinality(s) => {
             let db = database_of(s.database.as_deref(), options)?;
             let default_policy = control
-                .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
+                .read(|c| {
+                    c.catalog
+                        .databases
+                        .get(db)
+                        .map(|d| d.default_policy.clone())
+                })
                 .await;
             Ok(super::cardinality::answer(
                 &node.storage,
@@ -493,7 +518,7 @@ async fn run(
             Ok(show::field_keys(&listing, s.offset, s.limit))
         }
         Statement::ShowShards => {
-            let catalog: Catalog = control.read(|c| c.clone()).await;
+            let catalog: Catalog = control.read(|c| c.catalog.clone()).await;
             let mut out = Vec::new();
             for (name, db) in &catalog.databases {
                 let mut shards: Vec<_> = db.shards.iter().collect();
@@ -548,6 +573,7 @@ async fn run(
             let catalog: Catalog = control
                 .read(|c| Catalog {
                     databases: c
+                        .catalog
                         .databases
                         .iter()
                         .map(|(name, db)| {
