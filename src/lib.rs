@@ -12,6 +12,7 @@ pub mod client;
 pub(crate) mod clock;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod failpoint;
 pub mod http;
 pub mod line_protocol;

@@ -20,21 +20,6 @@ const ALLOWED_BACK_EDGES: &[(&str, &str, &str)] = &[
     ("query::subquery", "query::select", "select <-> subquery"),
     // Issue 16, still open: each entry goes when its cycle is broken.
     (
-        "node",
-        "http",
-        "node <-> http: the node builds the HTTP server",
-    ),
-    (
-        "backup",
-        "node",
-        "node <-> http: the backup service takes &Node",
-    ),
-    (
-        "query::executor",
-        "node",
-        "node <-> http: the query service takes &Node",
-    ),
-    (
         "query::aggregate",
         "query::select",
         "operators <-> driver: aggregate takes the driver's Scan and SelectContext, and Scan holds aggregate::Folded",

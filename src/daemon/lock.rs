@@ -1,4 +1,4 @@
-use super::NodeError;
+use crate::node::NodeError;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::io::AsRawFd;
