@@ -5,61 +5,48 @@
 mod lock;
 
 use crate::config::NodeConfig;
-use crate::control::ControlLog;
-use crate::log::LogOptions;
 use crate::node::{Node, NodeError};
 use crate::projection::ProjectionError;
-use crate::storage::Storage;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use lock::DataDirLock;
 
-pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("control log: {0}")]
+    ControlLog(#[from] ProjectionError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("http server: {0}")]
+    Server(io::Error),
+}
+
+pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
     let data_dir = config.data_dir.clone();
     // Made durable in its parent as it is created (and so is each directory below it: the
     // control log's and the shards'): a log's records are synced, but an unsynced
     // directory entry above them can still vanish with them.
-    let control_dir = data_dir.join("control");
     use crate::log::fs::FileSystem;
     crate::log::fs::RealFs
         .create_dir_all(&data_dir)
-        .map_err(|source| NodeError::DataDir {
+        .map_err(|source| DaemonError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
     let _lock = DataDirLock::acquire(&data_dir)?;
-    let options = LogOptions {
-        segment_capacity: config.log.segment_mib.max(1) << 20,
-        io: config.io_mode()?,
-        ..LogOptions::default()
-    };
-    let (control, rebuilt) = ControlLog::open(
-        &control_dir,
-        options.clone(),
-        config.log.snapshot_every_mib << 20,
-    )?;
-    let catalog = control.read_blocking(|c| c.catalog.clone());
-    // Shards are many and mostly small: their segments are smaller, so that preallocated
-    // space does not dwarf the data.
-    let shard_options = LogOptions {
-        segment_capacity: config.log.shard_segment_mib.max(1) << 20,
-        ..options
-    };
-    let storage = Storage::open(
-        &data_dir,
-        &catalog,
-        shard_options,
-        config.node_id,
-        (config.max_head_mib.max(1) << 20) as usize,
-    )?;
-    let node = Arc::new(Node {
-        config: config.clone(),
-        control,
-        storage,
-        auth: crate::auth::Authenticator::new(config.password_check_limits()),
-        queries: crate::query::pool::QueryPool::new().map_err(NodeError::Server)?,
-    });
+    let (node, rebuilt) = Node::open(&config)?;
+    let node = Arc::new(node);
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -72,18 +59,18 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
         "shardkeeper starting"
     );
     actix_web::rt::System::new().block_on(async move {
-        if let Err(e) = crate::backup::service::fail_interrupted(&node).await {
+        if let Err(e) = node.backups.fail_interrupted().await {
             tracing::warn!(error = %e, "could not record interrupted backups");
         }
         actix_web::rt::spawn(enforce_retention(node.clone()));
         actix_web::rt::spawn(flush_idle_shards(node.clone()));
-        let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {
+        let server = crate::http::server(node.clone()).map_err(|source| DaemonError::Bind {
             addr: config.bind,
             source,
         })?;
         let addr = server.addrs().first().copied().unwrap_or(config.bind);
         let stopper = server.stopper();
-        let signals = Signals::install().map_err(NodeError::Server)?;
+        let signals = Signals::install().map_err(DaemonError::Server)?;
         let stopping = node.clone();
         actix_web::rt::spawn(async move {
             let name = signals.wait().await;
@@ -99,7 +86,7 @@ pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
             "shardkeeper listening on http://{addr} (log io: {})",
             node.io_backend()
         );
-        server.run().await.map_err(NodeError::Server)?;
+        server.run().await.map_err(DaemonError::Server)?;
         // Large heads are written out, so that the next start replays little; small ones
         // stay in the data log (durable already: writing out thousands of them would make
         // stopping slow, and replaying them is quick).

@@ -3,7 +3,8 @@
 
 use super::error::ApiError;
 use crate::backup::metadata::BucketMetadataManifest;
-use crate::backup::{service, BackupError};
+use crate::backup::service::{parse_since, ChannelReader};
+use crate::backup::BackupError;
 use crate::node::Node;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -104,13 +105,13 @@ async fn backup_shard(
         async {
             authorize_admin(&node, &req, &params).await?;
             let id = shard_id(&id)?;
-            let since = service::parse_since(params.get("since").map(String::as_str))?;
+            let since = parse_since(params.get("since").map(String::as_str))?;
             let gzip = req
                 .headers()
                 .get(header::ACCEPT_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-            let mut rx = service::backup_shard(node.into_inner(), id, since, gzip).await?;
+            let mut rx = node.backups.backup_shard(id, since, gzip).await?;
             let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
             let mut response = HttpResponse::Ok();
             response.content_type("application/octet-stream");
@@ -127,7 +128,7 @@ async fn backup_kv(node: web::Data<Node>, req: HttpRequest, params: Params) -> H
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            let kv = service::backup_kv(&node).await?;
+            let kv = node.backups.backup_kv().await?;
             Ok(HttpResponse::Ok()
                 .content_type("application/octet-stream")
                 .body(kv))
@@ -142,7 +143,7 @@ async fn backup_metadata(node: web::Data<Node>, req: HttpRequest, params: Params
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            let (kv, buckets) = service::backup_metadata(&node).await?;
+            let (kv, buckets) = node.backups.backup_metadata().await?;
             let buckets = serde_json::to_vec(&buckets)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             let boundary = format!("shardkeeper-{}", crate::auth::new_id());
@@ -174,16 +175,10 @@ async fn backup_status(node: web::Data<Node>, req: HttpRequest, params: Params) 
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            Ok(HttpResponse::Ok().json(service::status(&node).await))
+            Ok(HttpResponse::Ok().json(node.backups.status().await))
         }
         .await,
     )
-}
-
-/// Largest kv snapshot or bucket manifest accepted in a request body.
-fn metadata_body_limit(node: &Node) -> usize {
-    usize::try_from(node.config.max_restore_metadata_mib.saturating_mul(1 << 20))
-        .unwrap_or(usize::MAX)
 }
 
 /// Refuses a body whose announced length is past `limit` before reading any of it.
@@ -227,11 +222,11 @@ async fn restore_kv(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            check_content_length(&req, metadata_body_limit(&node) as u64)?;
-            let body = read_body(payload, metadata_body_limit(&node)).await?;
+            check_content_length(&req, node.backups.metadata_body_limit() as u64)?;
+            let body = read_body(payload, node.backups.metadata_body_limit()).await?;
             // InfluxDB 2's PostRestoreKVResponse: {"token": the operator's token}; here a
             // new one, since only token digests are kept (none without an operator).
-            let body = match service::restore_kv(&node, &body).await? {
+            let body = match node.backups.restore_kv(&body).await? {
                 Some(token) => serde_json::json!({ "token": token }),
                 None => serde_json::json!({}),
             };
@@ -250,11 +245,11 @@ async fn restore_bucket_metadata(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            check_content_length(&req, metadata_body_limit(&node) as u64)?;
-            let body = read_body(payload, metadata_body_limit(&node)).await?;
+            check_content_length(&req, node.backups.metadata_body_limit() as u64)?;
+            let body = read_body(payload, node.backups.metadata_body_limit()).await?;
             let manifest: BucketMetadataManifest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid bucket manifest: {e}")))?;
-            let mappings = service::restore_bucket(&node, &manifest).await?;
+            let mappings = node.backups.restore_bucket(&manifest).await?;
             Ok(HttpResponse::Created().json(mappings))
         }
         .await,
@@ -272,7 +267,7 @@ async fn restore_shard(
         async {
             authorize_admin(&node, &req, &params).await?;
             let id = shard_id(&id)?;
-            check_content_length(&req, service::shard_body_limit(&node))?;
+            check_content_length(&req, node.backups.shard_body_limit())?;
             let (tx, rx) = tokio::sync::mpsc::channel(RESTORE_CHUNKS_IN_FLIGHT);
             // The body flows to the restore task as it arrives; if the task stops reading
             // (a refused archive), forwarding stops too.
@@ -285,8 +280,7 @@ async fn restore_shard(
                     }
                 }
             };
-            let restore =
-                service::restore_shard(node.into_inner(), id, service::ChannelReader::new(rx));
+            let restore = node.backups.restore_shard(id, ChannelReader::new(rx));
             let ((), restored) = futures_util::future::join(forward, restore).await;
             let bytes = restored?;
             Ok(HttpResponse::Ok().json(serde_json::json!({ "shardID": id, "bytes": bytes })))

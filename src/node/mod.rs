@@ -1,48 +1,82 @@
-//! A data node's services: the control log and its state, storage, authentication and the
-//! query pool, as the HTTP handlers and the background tasks call them. What runs them as a
-//! process (the data-directory lock, signals, the HTTP server) is [`crate::daemon`]'s.
+//! A data node's services: the control log and its state, storage, authentication,
+//! queries and backups, as the HTTP handlers and the background tasks call them. What runs
+//! them as a process (the data-directory lock, signals, the HTTP server) is
+//! [`crate::daemon`]'s.
 
+use crate::auth::Authenticator;
+use crate::backup::service::BackupService;
 use crate::config::{ConfigError, NodeConfig};
 use crate::control::ControlLog;
-use crate::log::IoBackend;
-use crate::projection::ProjectionError;
+use crate::log::{IoBackend, LogOptions};
+use crate::projection::{ProjectionError, Rebuilt};
+use crate::query::pool::QueryPool;
 use crate::storage::{Storage, StorageError};
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: io::Error },
-    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    Locked { path: PathBuf, pid: Option<u32> },
     #[error("control log: {0}")]
     ControlLog(#[from] ProjectionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: io::Error,
-    },
-    #[error("http server: {0}")]
-    Server(io::Error),
+    #[error("query threads: {0}")]
+    QueryPool(io::Error),
 }
 
-/// The services a node's HTTP handlers call.
+/// The services a node's HTTP handlers and background tasks call.
 pub struct Node {
     pub config: NodeConfig,
-    pub control: ControlLog,
-    pub storage: Storage,
-    pub auth: crate::auth::Authenticator,
+    pub control: Arc<ControlLog>,
+    pub storage: Arc<Storage>,
+    pub auth: Authenticator,
     /// Where queries run, off the HTTP workers.
-    pub queries: crate::query::pool::QueryPool,
+    pub queries: QueryPool,
+    pub backups: BackupService,
 }
 
 impl Node {
+    /// Opens the control log (its state rebuilt) and the storage of `config.data_dir`,
+    /// which the caller holds (see [`crate::daemon::DataDirLock`]).
+    pub fn open(config: &NodeConfig) -> Result<(Node, Rebuilt), NodeError> {
+        let options = LogOptions {
+            segment_capacity: config.log.segment_mib.max(1) << 20,
+            io: config.io_mode()?,
+            ..LogOptions::default()
+        };
+        let (control, rebuilt) = ControlLog::open(
+            &config.data_dir.join("control"),
+            options.clone(),
+            config.log.snapshot_every_mib << 20,
+        )?;
+        let catalog = control.read_blocking(|c| c.catalog.clone());
+        // Shards are many and mostly small: their segments are smaller, so that preallocated
+        // space does not dwarf the data.
+        let shard_options = LogOptions {
+            segment_capacity: config.log.shard_segment_mib.max(1) << 20,
+            ..options
+        };
+        let storage = Storage::open(
+            &config.data_dir,
+            &catalog,
+            shard_options,
+            config.node_id,
+            (config.max_head_mib.max(1) << 20) as usize,
+        )?;
+        let (control, storage) = (Arc::new(control), Arc::new(storage));
+        let node = Node {
+            config: config.clone(),
+            backups: BackupService::new(control.clone(), storage.clone(), config),
+            control,
+            storage,
+            auth: Authenticator::new(config.password_check_limits()),
+            queries: QueryPool::new().map_err(NodeError::QueryPool)?,
+        };
+        Ok((node, rebuilt))
+    }
+
     pub fn io_backend(&self) -> &IoBackend {
         self.control.log().backend()
     }
