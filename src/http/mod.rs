@@ -6,7 +6,6 @@ use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use std::sync::Arc;
 
 mod auth;
-mod backup;
 mod debug;
 mod error;
 mod guard;
@@ -51,14 +50,13 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
 }
 
 /// Every module's routes, in the order they are matched.
-const MODULES: [fn(&mut Routes); 7] = [
+const MODULES: [fn(&mut Routes); 6] = [
     health::routes,
     debug::routes,
     metrics::routes,
     write::routes,
     query::routes,
     v2::routes,
-    backup::routes,
 ];
 
 /// Registers each route with the server and records it, so that the table tests check
