@@ -1,5 +1,7 @@
 //! The one place errors become HTTP answers: InfluxDB's status codes and JSON shapes.
 
+use crate::log::LogError;
+use crate::projection::ProjectionError;
 use crate::storage::StorageError;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
@@ -132,11 +134,22 @@ impl From<StorageError> for ApiError {
                 ..
             } => StatusCode::INSUFFICIENT_STORAGE,
             StorageError::Quarantined { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            StorageError::Control(e) => control_log_status(e),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "write failed");
         }
         ApiError::new(status, e.to_string())
+    }
+}
+
+/// How a failed control-log change answers, whichever request made it (a catalog change,
+/// a backup's record, the shards a write creates): a change too large for the log is the
+/// client's, any other failure the node's.
+pub(crate) fn control_log_status(e: &ProjectionError) -> StatusCode {
+    match e {
+        ProjectionError::Log(LogError::RecordTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

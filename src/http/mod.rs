@@ -3,6 +3,7 @@
 use crate::node::Node;
 use actix_web::http::Method;
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 mod auth;
@@ -14,6 +15,9 @@ mod metrics;
 mod query;
 mod v2;
 mod write;
+
+/// A request's URL parameters, as every handler reads them.
+pub(crate) type Params = web::Query<HashMap<String, String>>;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let bind = node.config.bind;

@@ -1,6 +1,7 @@
 //! `POST /write` (v1) and `POST /api/v2/write`: parse, hand to storage, answer as InfluxDB.
 
 use super::error::ApiError;
+use super::Params;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Privilege;
 use crate::line_protocol::{
@@ -11,7 +12,6 @@ use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
@@ -21,8 +21,6 @@ pub(super) fn routes(r: &mut super::Routes) {
     r.add(Method::POST, "/write", write_v1)
         .add(Method::POST, "/api/v2/write", write_v2);
 }
-
-type Params = web::Query<HashMap<String, String>>;
 
 async fn write_v1(
     node: web::Data<Node>,

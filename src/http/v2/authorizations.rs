@@ -1,9 +1,11 @@
 //! `/api/v2/authorizations`: tokens.
 
-use super::{authorize, delete, json_body, reply, require, Params, V2Error};
+use super::{delete, json_body, reply, require, V2Error};
 use crate::auth::{new_id, new_token, Action, Principal, Resource, Wanted};
 use crate::catalog::{Catalog, CatalogError};
+use crate::http::auth::authenticate_v2;
 use crate::http::error::ApiError;
+use crate::http::Params;
 use crate::node::Node;
 use crate::proto::{TokenCreated, TokenPermission};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -114,7 +116,7 @@ async fn list_authorizations(
 ) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let body = node
                 .control
                 .read(|state| {
@@ -206,7 +208,7 @@ async fn create_authorization(
 ) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let r: CreateAuthorization = json_body(&body)?;
             let permissions = r
                 .permissions

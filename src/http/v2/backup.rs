@@ -1,10 +1,12 @@
 //! InfluxDB 2's backup endpoints (see [`crate::backup`]), plus `GET /api/v2/backup/status`.
 //! Backups expose every token hash and all data: admins only (restores too).
 
-use super::{reply, Params};
+use super::reply;
 use crate::backup::service::parse_since;
 use crate::backup::BackupError;
-use crate::http::error::ApiError;
+use crate::http::auth::{authenticate_v2, require_admin};
+use crate::http::error::{control_log_status, ApiError};
+use crate::http::Params;
 use crate::node::Node;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,17 +31,14 @@ impl From<BackupError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             BackupError::Conflict(_) => StatusCode::CONFLICT,
-            BackupError::TooLarge(_)
-            | BackupError::Control(crate::projection::ProjectionError::Log(
-                crate::log::LogError::RecordTooLarge { .. },
-            )) => StatusCode::PAYLOAD_TOO_LARGE,
+            BackupError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BackupError::Control(e) => control_log_status(e),
             BackupError::Storage(crate::storage::StorageError::ShardBusy(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            BackupError::Io { .. }
-            | BackupError::Storage(_)
-            | BackupError::Control(_)
-            | BackupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            BackupError::Io { .. } | BackupError::Storage(_) | BackupError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "backup or restore failed");
@@ -48,29 +47,14 @@ impl From<BackupError> for ApiError {
     }
 }
 
+/// Backups and restores are an admin's (authentication off: anyone's).
 pub(super) async fn authorize_admin(
     node: &Node,
     req: &HttpRequest,
     params: &HashMap<String, String>,
 ) -> Result<(), ApiError> {
-    match crate::http::auth::authenticate(node, req, params).await {
-        Ok(None) => Ok(()),
-        Ok(Some(p)) if p.admin => Ok(()),
-        Ok(Some(p)) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} is not allowed to back up or restore: requires admin",
-                p.user
-            ),
-        )),
-        Err(e) => {
-            let mut e = ApiError::from(e);
-            if e.status == StatusCode::UNAUTHORIZED {
-                e.message = "unauthorized access".into();
-            }
-            Err(e)
-        }
-    }
+    let caller = authenticate_v2(node, req, params).await?;
+    require_admin(caller.as_ref(), "is not allowed to back up or restore")
 }
 
 pub(super) fn shard_id(raw: &str) -> Result<u64, ApiError> {

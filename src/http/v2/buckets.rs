@@ -1,11 +1,11 @@
 //! `/api/v2/buckets`: buckets, each a database and retention policy.
 
-use super::{
-    authorize, delete, duration_nanos, json_body, may, org_wide, reply, require, Params, V2Error,
-};
+use super::{delete, duration_nanos, json_body, may, org_wide, reply, require, V2Error};
 use crate::auth::{new_id, Action, Principal, Resource, Wanted};
 use crate::catalog::{Catalog, CatalogError};
+use crate::http::auth::authenticate_v2;
 use crate::http::error::ApiError;
+use crate::http::Params;
 use crate::node::Node;
 use crate::proto::BucketCreated;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -51,7 +51,7 @@ pub(super) fn bucket_json(c: &Catalog, b: &BucketCreated) -> Value {
 async fn list_buckets(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let body = node
                 .control
                 .read(|state| {
@@ -105,7 +105,7 @@ async fn create_bucket(
 ) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let r: CreateBucket = json_body(&body)?;
             let retention = match r.retention_rules.first() {
                 Some(rule) => duration_nanos(rule.every_seconds, 1, "everySeconds")?,

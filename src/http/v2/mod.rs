@@ -15,13 +15,14 @@ mod orgs;
 mod restore;
 mod setup;
 
+use super::auth::authenticate_v2;
 use super::error::ApiError;
 use crate::auth::{Action, Principal, Resource, Wanted};
 use crate::catalog::{Catalog, CatalogError};
 use crate::node::Node;
 use crate::projection::ProjectionError;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -33,8 +34,6 @@ pub(super) fn routes(r: &mut super::Routes) {
     backup::routes(r);
     restore::routes(r);
 }
-
-type Params = web::Query<HashMap<String, String>>;
 
 #[derive(Debug, thiserror::Error)]
 enum V2Error {
@@ -66,27 +65,10 @@ impl From<V2Error> for ApiError {
             ) => StatusCode::NOT_FOUND,
             V2Error::Catalog(_) | V2Error::Invalid(_) => StatusCode::BAD_REQUEST,
             V2Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            V2Error::Projection(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            V2Error::Projection(e) => super::error::control_log_status(e),
         };
         ApiError::new(status, e.to_string())
     }
-}
-
-/// The caller (None when authentication is off: everything is allowed).
-async fn authorize(
-    node: &Node,
-    req: &HttpRequest,
-    params: &HashMap<String, String>,
-) -> Result<Option<Principal>, ApiError> {
-    super::auth::authenticate(node, req, params)
-        .await
-        .map_err(|e| {
-            let mut e = ApiError::from(e);
-            if e.status == StatusCode::UNAUTHORIZED {
-                e.message = "unauthorized access".into();
-            }
-            e
-        })
 }
 
 /// Refuses unless the caller holds `wanted`.
@@ -150,7 +132,7 @@ async fn delete(
 ) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(node, req, params).await?;
+            let caller = authenticate_v2(node, req, params).await?;
             node.control
                 .mutate(|c| Ok::<_, V2Error>((decide(&c.catalog, caller.as_ref())?, ())))
                 .await

@@ -1,9 +1,11 @@
 //! `/api/v2/orgs`: organizations.
 
-use super::{authorize, json_body, may, org_wide, reply, require, Params, V2Error};
+use super::{json_body, may, org_wide, reply, require, V2Error};
 use crate::auth::{new_id, Action, Resource, Wanted};
 use crate::catalog::Catalog;
+use crate::http::auth::authenticate_v2;
 use crate::http::error::ApiError;
+use crate::http::Params;
 use crate::node::Node;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -23,7 +25,7 @@ pub(super) fn org_json(c: &Catalog, id: &str) -> Value {
 async fn list_orgs(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let body = node
                 .control
                 .read(|state| {
@@ -68,7 +70,7 @@ async fn create_org(
 ) -> HttpResponse {
     reply(
         async {
-            let caller = authorize(&node, &req, &params).await?;
+            let caller = authenticate_v2(&node, &req, &params).await?;
             let r: CreateOrg = json_body(&body)?;
             let id = new_id();
             node.control

@@ -1,10 +1,11 @@
 //! InfluxDB 2's restore endpoints (see [`crate::backup`]): admins only.
 
 use super::backup::{authorize_admin, shard_id};
-use super::{reply, Params};
+use super::reply;
 use crate::backup::metadata::BucketMetadataManifest;
 use crate::backup::service::ChannelReader;
 use crate::http::error::ApiError;
+use crate::http::Params;
 use crate::node::Node;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
