@@ -90,6 +90,8 @@ pub enum CatalogError {
     AuthorizationNotFound,
     #[error("onboarding has already been completed")]
     AlreadySetUp,
+    #[error("password is too short")]
+    PasswordTooShort,
     #[error("shard id {id} of {database}.{policy} at {start} collides with another shard")]
     ShardIdCollision {
         id: u64,
@@ -110,6 +112,33 @@ pub enum CatalogError {
 }
 
 pub use crate::clock::now_nanos;
+
+/// What InfluxDB 2's setup creates: the first user (an admin), organization and bucket, and
+/// the operator's token.
+pub struct Setup {
+    pub user_id: String,
+    pub username: String,
+    pub password_bcrypt: String,
+    pub org_id: String,
+    pub org: String,
+    pub bucket_id: String,
+    pub bucket: String,
+    /// 0: forever.
+    pub retention_nanos: i64,
+    pub token_id: String,
+    pub token_sha256: String,
+}
+
+/// InfluxDB 2's shortest password for a user it creates.
+const MIN_PASSWORD_BYTES: usize = 8;
+
+/// InfluxDB 2's rule for a new user's password, checked before it is hashed.
+pub fn check_password(password: &str) -> Result<(), CatalogError> {
+    match password.len() < MIN_PASSWORD_BYTES {
+        true => Err(CatalogError::PasswordTooShort),
+        false => Ok(()),
+    }
+}
 
 impl Catalog {
     /// A bucket by name, or the 1.8 compatibility mapping (`db` or `db/rp`) when no bucket
@@ -333,6 +362,45 @@ impl Catalog {
     /// Whether the initial user, org, bucket and token may still be created.
     pub fn setup_allowed(&self) -> bool {
         self.users.is_empty() && self.orgs.is_empty()
+    }
+
+    /// The events of InfluxDB 2's setup, all or none: each decided on the catalog the
+    /// earlier ones make (the bucket in the new org, the token of the new user).
+    pub fn setup(&self, setup: Setup) -> Result<Vec<Event>, CatalogError> {
+        if !self.setup_allowed() {
+            return Err(CatalogError::AlreadySetUp);
+        }
+        let mut next = self.clone();
+        let mut events = next.create_user(
+            setup.user_id.clone(),
+            &setup.username,
+            setup.password_bcrypt,
+            true,
+        )?;
+        events.extend(next.create_org(setup.org_id.clone(), &setup.org)?);
+        for e in &events {
+            next.apply(e);
+        }
+        let bucket = next.create_bucket(
+            setup.bucket_id,
+            &setup.org_id,
+            &setup.bucket,
+            setup.retention_nanos,
+        )?;
+        for e in &bucket {
+            next.apply(e);
+        }
+        events.extend(bucket);
+        events.extend(next.create_token(TokenCreated {
+            id: setup.token_id,
+            token_sha256: setup.token_sha256,
+            org_id: setup.org_id,
+            user_id: setup.user_id,
+            description: format!("{}'s Token", setup.username),
+            // The operator's token: all its admin user may do.
+            permissions: Vec::new(),
+        })?);
+        Ok(events)
     }
 
     pub fn shards(&self) -> impl Iterator<Item = ShardInfo> + '_ {
@@ -808,6 +876,31 @@ mod tests {
             c.create_shards(&[impostor]),
             Err(CatalogError::ShardIdCollision { .. })
         ));
+    }
+
+    #[test]
+    fn setup_creates_everything_at_once_and_only_once() {
+        let mut c = Catalog::default();
+        let setup = || Setup {
+            user_id: "u".into(),
+            username: "root".into(),
+            password_bcrypt: "hash".into(),
+            org_id: "o".into(),
+            org: "acme".into(),
+            bucket_id: "b".into(),
+            bucket: "metrics".into(),
+            retention_nanos: 0,
+            token_id: "t".into(),
+            token_sha256: "digest".into(),
+        };
+        run(&mut c, |c| c.setup(setup()).unwrap());
+        assert!(c.users["root"].admin);
+        assert_eq!(c.buckets["b"].org_id, "o");
+        assert!(c.databases.contains_key("metrics"));
+        assert_eq!(c.tokens["t"].user_id, "u");
+        assert_eq!(c.setup(setup()), Err(CatalogError::AlreadySetUp));
+        assert_eq!(check_password("short"), Err(CatalogError::PasswordTooShort));
+        assert_eq!(check_password("long enough"), Ok(()));
     }
 
     #[test]

@@ -5,10 +5,9 @@ use super::buckets::bucket_json;
 use super::orgs::org_json;
 use super::{duration_nanos, json_body, reply, V2Error};
 use crate::auth::{new_id, new_token};
-use crate::catalog::CatalogError;
+use crate::catalog::{self, CatalogError, Setup};
 use crate::http::error::ApiError;
 use crate::node::Node;
-use crate::proto::TokenCreated;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,9 +41,7 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
     reply(
         async {
             let r: SetupRequest = json_body(&body)?;
-            if r.password.len() < 8 {
-                return Err(ApiError::bad_request("password is too short"));
-            }
+            catalog::check_password(&r.password).map_err(V2Error::from)?;
             let retention = match (r.retention_period_seconds, r.retention_period_hrs) {
                 (Some(seconds), _) => duration_nanos(seconds, 1, "retentionPeriodSeconds")?,
                 (None, Some(hours)) => duration_nanos(hours, 3600, "retentionPeriodHrs")?,
@@ -62,33 +59,19 @@ async fn setup(node: web::Data<Node>, body: web::Bytes) -> HttpResponse {
             let (user_id, org_id, bucket_id, token_id) = (new_id(), new_id(), new_id(), new_id());
             node.control
                 .mutate(|state| {
-                    let c = &state.catalog;
-                    if !c.setup_allowed() {
-                        return Err(V2Error::Catalog(CatalogError::AlreadySetUp));
-                    }
-                    // Decide on a catalog that already has the earlier events of the batch.
-                    let mut next = c.clone();
-                    let mut events = next.create_user(user_id.clone(), &r.username, hash, true)?;
-                    events.extend(next.create_org(org_id.clone(), &r.org)?);
-                    for e in &events {
-                        crate::projection::Projection::apply(&mut next, e);
-                    }
-                    let bucket =
-                        next.create_bucket(bucket_id.clone(), &org_id, &r.bucket, retention)?;
-                    for e in &bucket {
-                        crate::projection::Projection::apply(&mut next, e);
-                    }
-                    events.extend(bucket);
-                    events.extend(next.create_token(TokenCreated {
-                        id: token_id.clone(),
-                        token_sha256: digest,
-                        org_id: org_id.clone(),
+                    let events = state.catalog.setup(Setup {
                         user_id: user_id.clone(),
-                        description: format!("{}'s Token", r.username),
-                        // The operator's token: all its admin user may do.
-                        permissions: Vec::new(),
-                    })?);
-                    Ok((events, ()))
+                        username: r.username.clone(),
+                        password_bcrypt: hash,
+                        org_id: org_id.clone(),
+                        org: r.org.clone(),
+                        bucket_id: bucket_id.clone(),
+                        bucket: r.bucket.clone(),
+                        retention_nanos: retention,
+                        token_id: token_id.clone(),
+                        token_sha256: digest,
+                    });
+                    Ok::<_, V2Error>((events?, ()))
                 })
                 .await
                 .map_err(ApiError::from)?;
