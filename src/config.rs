@@ -78,7 +78,9 @@ pub struct LogConfig {
     pub shard_segment_mib: u64,
     /// "auto", "io_uring" or "pwrite".
     pub io: String,
-    pub snapshot_every_mib: u64,
+    /// A control-state snapshot after this many MiB of control events; fractions too
+    /// (`bench crash --during snapshot` makes them come every few events), 0 after each.
+    pub snapshot_every_mib: f64,
 }
 
 impl Default for NodeConfig {
@@ -132,7 +134,7 @@ impl Default for LogConfig {
             segment_mib: 1,
             shard_segment_mib: 4,
             io: "auto".into(),
-            snapshot_every_mib: 16,
+            snapshot_every_mib: 16.0,
         }
     }
 }

@@ -8,12 +8,20 @@
 //! point); `return(EIO)` and `return(ENOSPC)` fail the operation with that error.
 //!
 //! Unset, a fail point costs one relaxed load: nothing is looked up until some fail point
-//! has been configured.
+//! has been configured. Built without the cargo feature `failpoints` (on by default), a
+//! fail point is nothing at all, and setting [`ENV`] stops the start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The environment variable read at start-up.
 pub const ENV: &str = "SHARDKEEPER_FAILPOINTS";
+
+/// Whether this build has fail points (the cargo feature `failpoints`).
+pub const COMPILED_IN: bool = cfg!(feature = "failpoints");
+
+/// Why a build without fail points refuses them.
+pub const NOT_COMPILED_IN: &str =
+    "this build has no fail points (built without the cargo feature \"failpoints\")";
 
 /// Every fail point, and where it sits.
 pub const POINTS: &[(&str, &str)] = &[
@@ -26,8 +34,19 @@ pub const POINTS: &[(&str, &str)] = &[
         "before the fdatasync that makes a commit durable (control log and data log)",
     ),
     (
+        "log.segment_remove",
+        "before a log segment whose records are all covered is unlinked (control log after a \
+         snapshot, data log after a flush), the segments before it already gone",
+    ),
+    (
+        "snapshot.before_rename",
+        "a control-state snapshot written and synced as `.snap.tmp`, not yet renamed into \
+         place as the newest",
+    ),
+    (
         "column_file.before_rename",
-        "a column file (of a flush or a merge) written and synced, not yet renamed into place",
+        "a column file (of a flush or a merge) written and synced, not yet renamed into place \
+         (issue 22's flush.before_rename)",
     ),
     (
         "merge.after_write",
@@ -61,6 +80,7 @@ pub fn configure_from_env() -> Result<Vec<String>, String> {
 
 /// Configures fail points from `name=actions;...`. An unknown name is refused, so that a
 /// misspelt one does not pass silently for a point that never fires.
+#[cfg(feature = "failpoints")]
 pub fn configure(spec: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -84,9 +104,21 @@ pub fn configure(spec: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// Refuses any fail point: a run that asks for them must not pass for one that had them.
+#[cfg(not(feature = "failpoints"))]
+pub fn configure(spec: &str) -> Result<Vec<String>, String> {
+    match spec.split(';').all(|part| part.trim().is_empty()) {
+        true => Ok(Vec::new()),
+        false => Err(format!("{ENV} is set, but {NOT_COMPILED_IN}")),
+    }
+}
+
 /// Each fail point with where it sits and its actions now (`None`: off).
 pub fn list() -> Vec<(&'static str, &'static str, Option<String>)> {
+    #[cfg(feature = "failpoints")]
     let configured = fail::list();
+    #[cfg(not(feature = "failpoints"))]
+    let configured: Vec<(String, String)> = Vec::new();
     POINTS
         .iter()
         .map(|&(name, place)| {
@@ -117,6 +149,7 @@ pub fn io_error(point: &str, arg: Option<String>) -> std::io::Error {
 
 /// Reaches the fail point `point`: runs its sleep, panic or pause there, and for a
 /// `return(arg)` gives the I/O error the caller fails with (see [`io_error`]).
+#[cfg(feature = "failpoints")]
 pub fn io_check(point: &str) -> Option<std::io::Error> {
     if !armed() {
         return None;
@@ -124,16 +157,34 @@ pub fn io_check(point: &str) -> Option<std::io::Error> {
     fail::eval(point, |arg| io_error(point, arg))
 }
 
+/// Without fail points: nothing, which the compiler removes from where it is called.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn io_check(_point: &str) -> Option<std::io::Error> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "failpoints")]
     fn an_unknown_name_or_a_bad_action_is_refused() {
         assert!(configure("log.fsnyc=return")
             .unwrap_err()
             .contains("no fail point"));
         assert!(configure("log.fsync").unwrap_err().contains("name=actions"));
         assert!(configure("log.fsync=explode(3)").is_err());
+    }
+
+    #[test]
+    #[cfg(not(feature = "failpoints"))]
+    fn without_fail_points_compiled_in_any_setting_is_refused() {
+        assert!(configure("log.fsync=return(EIO)")
+            .unwrap_err()
+            .contains(NOT_COMPILED_IN));
+        assert_eq!(configure(" ; "), Ok(Vec::new()));
+        assert!(io_check("log.fsync").is_none());
     }
 }

@@ -18,3 +18,16 @@ pub fn lower_current_thread(nice: libc::c_int) {
         libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, nice);
     }
 }
+
+/// Moves the calling thread to Linux's `SCHED_IDLE` class: it runs only when no other
+/// thread wants the core, and a waking thread of the normal class takes the core at once.
+/// For load generators standing in for clients on other machines; never for the node's
+/// own work, which would starve beside a busy ingest. A failure leaves the thread as it
+/// was.
+pub fn idle_current_thread() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes the scheduling class of the calling thread only.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+    }
+}

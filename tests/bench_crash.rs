@@ -119,12 +119,14 @@ fn a_server_that_forgets_acknowledged_points_fails_the_run() {
 }
 
 #[test]
-fn kills_inside_flushes_merges_backups_and_restores_lose_nothing_acknowledged() {
+#[cfg(feature = "failpoints")]
+fn kills_inside_flushes_merges_backups_restores_and_snapshots_lose_nothing_acknowledged() {
     for (during, cycles) in [
         ("flush", "2"),
         ("merge", "1"),
         ("backup", "2"),
         ("restore", "2"),
+        ("snapshot", "2"),
     ] {
         let (code, report, stderr) = bench_crash(&["--cycles", cycles, "--during", during]);
         assert_eq!(code, 0, "{during}: {report}\n{stderr}");
@@ -136,6 +138,11 @@ fn kills_inside_flushes_merges_backups_and_restores_lose_nothing_acknowledged() 
         );
         for key in ["lost", "wrong", "invented", "resurrected"] {
             assert_eq!(count(&report, key), 0, "{during}: {key}: {report}");
+        }
+        if during == "snapshot" {
+            // The control state too: the policies each cycle created before its kill.
+            assert!(count(&report, "policies_acknowledged") > 0, "{report}");
+            assert_eq!(count(&report, "policies_lost"), 0, "{report}");
         }
     }
 }

@@ -2,12 +2,17 @@
 //! sees it, and a restart (fail points off) that recovers everything acknowledged.
 
 mod common;
-use common::{query, request, rows_of, Daemon};
+use common::{files_with_extension, query, request, rows_of, try_request, Daemon};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn start(data: &Path, failpoints: &str) -> Daemon {
-    Daemon::try_start_with_env(data, None, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
+    start_with(data, None, failpoints)
+}
+
+fn start_with(data: &Path, config: Option<&str>, failpoints: &str) -> Daemon {
+    Daemon::try_start_with_env(data, config, &[("SHARDKEEPER_FAILPOINTS", failpoints)])
         .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
 }
 
@@ -210,4 +215,180 @@ fn a_restore_stopped_before_its_swap_leaves_the_live_shard_as_it_was() {
     node.kill9();
     let node = Daemon::start(&data);
     assert_eq!(values(node.addr), (0..61).collect::<Vec<i64>>());
+}
+
+/// A snapshot of the control state after every control event.
+const SNAPSHOT_EVERY_EVENT: &str = "[log]\nsnapshot_every_mib = 0\n";
+
+fn create_policy(addr: SocketAddr, name: &str) -> Result<common::Response, String> {
+    let q = format!("CREATE RETENTION POLICY {name} ON d DURATION 1d REPLICATION 1");
+    try_request(
+        addr,
+        "POST",
+        &format!("/query?q={}", common::urlencode(&q)),
+        &[],
+        b"",
+    )
+}
+
+fn policies(addr: SocketAddr) -> Vec<String> {
+    rows_of(&query(addr, "", "SHOW RETENTION POLICIES ON d"))
+        .iter()
+        .map(|row| row[0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_crash_before_a_snapshot_is_renamed_keeps_the_control_state_and_its_tmp_goes() {
+    let (_dir, data) = created(10);
+    let control = data.join("control");
+    let snapshots_before = files_with_extension(&control, "snap");
+    let mut node = start_with(
+        &data,
+        Some(SNAPSHOT_EVERY_EVENT),
+        "snapshot.before_rename=return(abort)",
+    );
+    // The event is durable before its snapshot is written: the answer never comes.
+    let r = create_policy(node.addr, "p1");
+    let status = common::wait_bounded(&mut node.child, Duration::from_secs(30));
+    assert!(!status.success(), "{status:?}");
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(files_with_extension(&control, "snap"), snapshots_before);
+    assert_eq!(files_with_extension(&control, "tmp").len(), 1);
+
+    let node = Daemon::start_with_config(&data, SNAPSHOT_EVERY_EVENT);
+    assert!(files_with_extension(&control, "tmp").is_empty());
+    assert!(policies(node.addr).contains(&"p1".to_owned()));
+    assert_eq!(values(node.addr), (0..10).collect::<Vec<i64>>());
+    // Snapshots go on, from the state the log's tail rebuilt.
+    assert_eq!(create_policy(node.addr, "p2").unwrap().status, 200);
+    assert_ne!(files_with_extension(&control, "snap"), snapshots_before);
+    node.kill9();
+    let node = Daemon::start(&data);
+    let kept = policies(node.addr);
+    assert!(
+        ["p1", "p2"].iter().all(|p| kept.contains(&p.to_string())),
+        "{kept:?}"
+    );
+    assert_eq!(values(node.addr), (0..10).collect::<Vec<i64>>());
+}
+
+#[test]
+fn a_snapshot_that_fails_before_its_rename_fails_no_mutation_and_leaves_no_tmp() {
+    let (_dir, data) = created(10);
+    let control = data.join("control");
+    let snapshots_before = files_with_extension(&control, "snap");
+    let node = start_with(
+        &data,
+        Some(SNAPSHOT_EVERY_EVENT),
+        "snapshot.before_rename=return(EIO)",
+    );
+    // A failed snapshot costs replay time at the next start, not the mutation.
+    assert_eq!(create_policy(node.addr, "p1").unwrap().status, 200);
+    assert_eq!(write(node.addr, 10, 5).status, 204);
+    assert_eq!(files_with_extension(&control, "snap"), snapshots_before);
+    assert!(files_with_extension(&control, "tmp").is_empty());
+    node.kill9();
+    let node = Daemon::start(&data);
+    assert!(policies(node.addr).contains(&"p1".to_owned()));
+    assert_eq!(values(node.addr), (0..15).collect::<Vec<i64>>());
+}
+
+/// Heads of 1 MiB and data-log segments of 1 MiB: a few batches make a flush, and each
+/// flush lets the segments it covers go.
+const SMALL_HEADS_AND_SEGMENTS: &str = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
+const LINES_PER_BATCH: usize = 2000;
+/// Bound of the loops that write until the segments show what a test waits for.
+const MOST_BATCHES: usize = 500;
+
+/// Batch `b` into `d`: values `b * LINES_PER_BATCH..` in time order, each with 32 hex
+/// digits that zstd cannot shrink much, so that segments fill.
+fn write_noisy(addr: SocketAddr, b: usize) -> Result<common::Response, String> {
+    let mut body = String::new();
+    for i in b * LINES_PER_BATCH..(b + 1) * LINES_PER_BATCH {
+        let noise = (i as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        body.push_str(&format!(
+            "m,s=a v={i}i,noise=\"{noise:032x}\" {}\n",
+            1_700_000_000_000_000_000i64 + i as i64
+        ));
+    }
+    try_request(addr, "POST", "/write?db=d", &[], body.as_bytes())
+}
+
+/// Checks that the first `acked` batches read back, each value once; the batch after them
+/// (in flight at a crash) may be there too.
+fn check_noisy(addr: SocketAddr, acked: usize) {
+    let rows = rows_of(&query(addr, "d", "SELECT count(v), sum(v) FROM m"));
+    let (count, sum) = (rows[0][1].as_u64().unwrap(), rows[0][2].as_u64().unwrap());
+    let acked = (acked * LINES_PER_BATCH) as u64;
+    assert!(
+        count == acked || count == acked + LINES_PER_BATCH as u64,
+        "{count} points, {acked} acknowledged"
+    );
+    let expected = count * count.saturating_sub(1) / 2;
+    assert_eq!(sum, expected, "values 0..{count}, each once");
+}
+
+fn data_segments(data: &Path) -> std::collections::BTreeSet<String> {
+    files_with_extension(&data.join("data-log"), "seg")
+}
+
+#[test]
+fn a_crash_between_two_segment_removals_keeps_everything_acknowledged() {
+    let (_dir, data) = created(0);
+    let config = Some(SMALL_HEADS_AND_SEGMENTS);
+    // The first removal goes through; the process dies before the second.
+    let mut node = start_with(&data, config, "log.segment_remove=1*off->return(abort)");
+    let mut acked = 0;
+    while acked < MOST_BATCHES {
+        match write_noisy(node.addr, acked) {
+            Ok(r) if r.status == 204 => acked += 1,
+            _ => break,
+        }
+    }
+    let status = common::wait_bounded(&mut node.child, Duration::from_secs(30));
+    assert!(!status.success(), "{status:?} after {acked} batches");
+    let node = Daemon::start_with_config(&data, SMALL_HEADS_AND_SEGMENTS);
+    check_noisy(node.addr, acked);
+    node.kill9();
+    let node = Daemon::start(&data);
+    check_noisy(node.addr, acked);
+}
+
+#[test]
+fn a_segment_that_cannot_be_removed_stays_listed_and_goes_after_a_restart() {
+    let (_dir, data) = created(0);
+    let config = Some(SMALL_HEADS_AND_SEGMENTS);
+    let node = start_with(&data, config, "log.segment_remove=return(EIO)");
+    let first = data_segments(&data).pop_first().unwrap();
+    // Writes go on; the segments flushes have covered stay.
+    let mut acked = 0;
+    while data_segments(&data).len() < 6 && acked < MOST_BATCHES {
+        assert_eq!(write_noisy(node.addr, acked).unwrap().status, 204);
+        acked += 1;
+    }
+    assert!(data_segments(&data).len() >= 6, "{acked} batches");
+    // The log still lists them (once the flush under way is done): its figures count
+    // them, and a later removal retries.
+    common::wait_until("the data log to list every segment file", || {
+        let metrics = String::from_utf8(node.request("GET", "/metrics", b"").body).unwrap();
+        let listed = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("shardkeeper_log_segments{log=\"data\"} "))
+            .unwrap()
+            .to_owned();
+        listed == data_segments(&data).len().to_string()
+    });
+    check_noisy(node.addr, acked);
+    node.kill9();
+
+    let node = Daemon::start_with_config(&data, SMALL_HEADS_AND_SEGMENTS);
+    check_noisy(node.addr, acked);
+    let mut more = acked;
+    while data_segments(&data).contains(&first) && more < acked + MOST_BATCHES {
+        assert_eq!(write_noisy(node.addr, more).unwrap().status, 204);
+        more += 1;
+    }
+    assert!(!data_segments(&data).contains(&first), "{more} batches");
+    check_noisy(node.addr, more);
 }

@@ -335,3 +335,51 @@ fn a_body_that_trickles_in_is_cut_off_at_the_total_bound() {
     drop(stream);
     trickle.join().unwrap();
 }
+
+#[test]
+fn a_url_too_long_to_parse_gets_414_and_a_malformed_head_400_each_with_a_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    // 65 KB of URL: the `http` crate actix parses with cannot hold it, and actix's decoder
+    // answered an empty 400.
+    let long = format!("/query?q={}", "x".repeat(66_000));
+    let r = request(daemon.addr, "GET", &long, &[], b"");
+    assert_eq!(r.status, 414, "{}", body_text(&r));
+    let error = r.json()["error"].as_str().expect("error").to_owned();
+    assert!(error.contains("POST body"), "{error}");
+    assert_eq!(r.header("X-Influxdb-Error"), Some(error.as_str()));
+
+    // The same on a connection that has already served a request.
+    let mut stream = TcpStream::connect(daemon.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 204"));
+    stream
+        .write_all(format!("GET {long} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 414, "{}", body_text(&r));
+
+    // A head that is not HTTP: 400 saying so, not an empty answer.
+    let mut stream = TcpStream::connect(daemon.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 400, "{}", body_text(&r));
+    let error = r.json()["error"].as_str().expect("error").to_owned();
+    assert!(error.contains("malformed"), "{error}");
+}

@@ -8,7 +8,9 @@
 //! alternated for `rounds` rounds and pooled by kind, so that a spell of slow disk syncs
 //! (these machines have them) falls on both kinds rather than on one. With auth
 //! off (influxd's default) the wrong-password clients simply get 200s; the report counts
-//! the statuses they saw.
+//! the statuses they saw. The load's client threads run in `SCHED_IDLE`: they stand in for
+//! clients on other machines, and must not take the cores from the node or from the
+//! measured loops (at nice 19 they still held a core for a slice on every wake-up).
 
 use super::percentile;
 use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method, WriteTarget};
@@ -41,8 +43,6 @@ const LOAD_BATCH_LINES: usize = 5000;
 /// Lines in each batch of the measured writer, and its pace.
 const STEADY_BATCH_LINES: usize = 1000;
 const STEADY_WRITE_EVERY: Duration = Duration::from_millis(100);
-/// Nice value of the load's client threads.
-const LOAD_NICE: libc::c_int = 19;
 const PING_EVERY: Duration = Duration::from_millis(10);
 /// 2026-01-01T00:00:00Z.
 const T0_NS: i64 = 1_767_225_600_000_000_000;
@@ -107,7 +107,7 @@ pub fn heavy_query() -> String {
 }
 
 /// One measured loop's or load client's connection to the node. Each runs on a thread of
-/// its own (so that the load's can run at a lower priority), with a runtime of its own for
+/// its own (so that the load's can run in `SCHED_IDLE`), with a runtime of its own for
 /// the async client.
 struct Client {
     runtime: tokio::runtime::Runtime,
@@ -305,7 +305,7 @@ fn run_phase(
         let is_load = pace.is_none();
         std::thread::spawn(move || {
             if is_load {
-                crate::priority::lower_current_thread(LOAD_NICE);
+                crate::priority::idle_current_thread();
             }
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();

@@ -13,6 +13,10 @@
 //! series was dropped with an acknowledgement). Points of a batch in flight at the kill may
 //! or may not survive: they are counted, not judged.
 //!
+//! With `--during snapshot`, a cycle also creates retention policies one after the other
+//! once its kill moment comes, until a snapshot of the control state is under way: every
+//! policy acknowledged must be there after each restart.
+//!
 //! Against shardkeeper the command starts and kills the node itself; against any other
 //! InfluxDB 1.x-compatible server (`--url`), a shell command given with `--restart-cmd`
 //! kills and restarts it, and the same checks run.
@@ -37,6 +41,8 @@ const STEP_NS: i64 = 1_000_000;
 const CYCLE_NS: i64 = 3_600_000_000_000;
 /// How many times its share a writer may write while waiting for `--during`'s operation.
 const DURING_LIMIT: usize = 100;
+/// Most retention policies a cycle creates while waiting for a snapshot.
+const POLICIES_LIMIT: usize = 1000;
 /// How long a restarted server may take to answer `/ping`.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
@@ -81,13 +87,16 @@ pub struct CrashOptions {
 /// An operation to kill the node in the middle of. Flushes and merges are held there by a
 /// fail point (`sleep`), so that the kill lands inside them; a backup is killed while its
 /// stream is being read; a restore (of the shard's own backup, taken then) while it is
-/// staged, held before its swap by a fail point.
+/// staged, held before its swap by a fail point; a snapshot of the control state (taken
+/// every KiB or so of control events, which the cycle makes) while its file is written,
+/// held before its rename.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum During {
     Flush,
     Merge,
     Backup,
     Restore,
+    Snapshot,
 }
 
 impl During {
@@ -101,6 +110,12 @@ impl During {
             During::Merge => ("max_head_mib = 1\n", Some("merge.after_write=sleep(5000)")),
             During::Backup => ("", None),
             During::Restore => ("", Some("restore.before_swap=sleep(5000)")),
+            // At the default (16 MiB) no run would make one. The first of each start is
+            // not held, so that restarts also begin from a snapshot a cycle wrote.
+            During::Snapshot => (
+                "[log]\nsnapshot_every_mib = 0.001\n",
+                Some("snapshot.before_rename=1*off->sleep(5000)"),
+            ),
         }
     }
 }
@@ -129,6 +144,12 @@ pub struct CrashReport {
     /// Series drops acknowledged before a kill, and points of theirs that came back.
     pub drops_acknowledged: usize,
     pub resurrected: usize,
+    /// `--during snapshot`: retention policies whose creation was acknowledged, and the
+    /// most of them missing at one check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies_acknowledged: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies_lost: Option<usize>,
     pub restart_ms_p50: f64,
     pub restart_ms_p99: f64,
     pub restart_ms_max: f64,
@@ -140,7 +161,11 @@ pub struct CrashReport {
 
 impl CrashReport {
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.wrong == 0 && self.invented == 0 && self.resurrected == 0
+        self.lost == 0
+            && self.wrong == 0
+            && self.invented == 0
+            && self.resurrected == 0
+            && self.policies_lost.unwrap_or(0) == 0
     }
 
     fn note(&mut self, example: String) {
@@ -352,8 +377,10 @@ impl Server {
         let mut watch = Watch::default();
         if let ServerKind::Own { data, .. } = &self.kind {
             watch.shards = data.join("shards");
+            watch.control = data.join("control");
             watch.seen(During::Flush);
             watch.stale_tmp = std::mem::take(&mut watch.tmp);
+            watch.old_snapshots = watch.snapshots.clone();
         }
         watch
     }
@@ -451,29 +478,51 @@ impl BlockingNode {
     }
 }
 
-/// What a cycle watches in the node's shard directories for `--during`.
+/// What a cycle watches in the node's shard and control directories for `--during`.
 #[derive(Default)]
 struct Watch {
     shards: PathBuf,
-    /// Column files being written (`.tmp`) and restores' staging directories that a
-    /// crash left and nothing is writing now.
+    control: PathBuf,
+    /// Column files and snapshots being written (`.tmp`) and restores' staging directories
+    /// that a crash left and nothing is writing now.
     stale_tmp: BTreeSet<PathBuf>,
     tmp: BTreeSet<PathBuf>,
     /// Each column file's inode when first seen.
     inodes: BTreeMap<PathBuf, u64>,
+    /// Snapshots there when the cycle began, and all seen since.
+    old_snapshots: BTreeSet<PathBuf>,
+    snapshots: BTreeSet<PathBuf>,
 }
 
 impl Watch {
     /// Whether `op` is under way: a flush's column file written but not renamed (a
     /// `.tmp` that was not there when the cycle began), or a merge's (its file renamed
     /// over the newest of those it merges: a column file name whose inode changed; a
-    /// flush always writes a new name).
+    /// flush always writes a new name), or a snapshot's (a new `.snap.tmp`, once a snapshot
+    /// was completed since the cycle began: the first of each start is not held, and the
+    /// kill must not cut it short).
     fn seen(&mut self, op: During) -> bool {
         use std::os::unix::fs::MetadataExt;
+        let mut snapshot_written = false;
+        for file in std::fs::read_dir(&self.control)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            let name = path.to_string_lossy();
+            if name.ends_with(".snap.tmp") {
+                snapshot_written |= !self.stale_tmp.contains(&path);
+                self.tmp.insert(path);
+            } else if name.ends_with(".snap") {
+                self.snapshots.insert(path);
+            }
+        }
+        let completed = !self.snapshots.is_subset(&self.old_snapshots);
+        let mut found = op == During::Snapshot && snapshot_written && completed;
         let Ok(shards) = std::fs::read_dir(&self.shards) else {
-            return false;
+            return found;
         };
-        let mut found = false;
         let shards: Vec<_> = shards.flatten().collect();
         for staging in shards
             .iter()
@@ -518,6 +567,8 @@ enum Outcome {
 type Batches = Vec<(std::ops::Range<usize>, Outcome)>;
 /// Sent points of one cycle, by connection.
 type Sent = Vec<Batches>;
+/// Retention policies a cycle asked for, by name.
+type Policies = Vec<(String, Outcome)>;
 
 /// What the cycles did that the checks need.
 #[derive(Default)]
@@ -528,6 +579,7 @@ struct History {
     dropped: BTreeSet<usize>,
     /// Cycles whose drop was in flight at a kill: their points may or may not be there.
     maybe_dropped: BTreeSet<usize>,
+    policies: Policies,
 }
 
 pub fn run(
@@ -546,6 +598,15 @@ pub fn run(
             "--during needs the node this command starts (not --url)".into(),
         ));
     }
+    if let Some(op) = opts.during.filter(|op| op.setup().1.is_some()) {
+        if !crate::failpoint::COMPILED_IN {
+            return Err(CrashBenchError::Start(format!(
+                "--during {} holds the node with a fail point, but {}",
+                format!("{op:?}").to_lowercase(),
+                crate::failpoint::NOT_COMPILED_IN
+            )));
+        }
+    }
     let mut server = Server::start(opts.target.clone(), opts.signal, opts.during)?;
     let request_failed = |what: &str, reason: String| CrashBenchError::Request {
         url: server.url.clone(),
@@ -555,6 +616,8 @@ pub fn run(
     query(&server.url, &format!("CREATE DATABASE \"{DB}\""))
         .map_err(|e| request_failed("CREATE DATABASE", e))?;
 
+    // Snapshots come of control events, which a cycle then makes: policies it creates.
+    let snapshots = opts.during == Some(During::Snapshot);
     let mut report = CrashReport {
         url: server.url.clone(),
         cycles: opts.cycles,
@@ -562,6 +625,8 @@ pub fn run(
         signal: format!("{:?}", opts.signal).to_uppercase(),
         during: opts.during.map(|d| format!("{d:?}").to_lowercase()),
         kills_during: opts.during.map(|_| 0),
+        policies_acknowledged: snapshots.then_some(0),
+        policies_lost: snapshots.then_some(0),
         ..CrashReport::default()
     };
     let mut history = History::default();
@@ -584,12 +649,17 @@ pub fn run(
         // Killing inside an operation: the writers go on past their share until it is
         // seen under way (within a bound, so a run cannot write forever).
         let share = match opts.during {
-            Some(During::Flush | During::Merge | During::Restore) => per_conn * DURING_LIMIT,
+            Some(During::Flush | During::Merge | During::Restore | During::Snapshot) => {
+                per_conn * DURING_LIMIT
+            }
             _ => per_conn,
         };
         let mut watch = server.watch();
-        let run = CycleRun::start(&server.url, cycle, connections, share, batch, drop);
+        let mut run = CycleRun::start(&server.url, cycle, connections, share, batch, drop);
         run.wait_for(kill_after);
+        if snapshots {
+            run.create_policies(&server.url, cycle);
+        }
         let mut backup = None;
         let mut restore = None;
         let caught = match opts.during {
@@ -612,7 +682,8 @@ pub fn run(
         if let Some(r) = restore {
             let _ = r.join(); // its request ends with the node
         }
-        let (sent, drop_outcome) = run.finish();
+        let (sent, drop_outcome, policies) = run.finish();
+        history.policies.extend(policies);
         let restart = server.restart()?;
         restarts.push(restart.as_secs_f64() * 1000.0);
         match (drop, drop_outcome) {
@@ -631,8 +702,15 @@ pub fn run(
         if let Some(&victim) = history.dropped.iter().nth(rng.below(history.dropped.len())) {
             check_cycle(&server.url, &history, victim, &mut report, true)?;
         }
+        if snapshots {
+            check_policies(&server.url, &history, &mut report, false)?;
+        }
+        let policies = match (report.policies_acknowledged, report.policies_lost) {
+            (Some(acked), Some(lost)) => format!(", policies {acked} acknowledged, {lost} lost"),
+            _ => String::new(),
+        };
         progress(&format!(
-            "cycle {}/{}: restart {:.0} ms, {} acknowledged, {} lost, {} wrong, {} invented, {} resurrected",
+            "cycle {}/{}: restart {:.0} ms, {} acknowledged, {} lost, {} wrong, {} invented, {} resurrected{policies}",
             cycle + 1,
             opts.cycles,
             restart.as_secs_f64() * 1000.0,
@@ -647,6 +725,9 @@ pub fn run(
     let mut again = CrashReport::default();
     for cycle in 0..history.cycles.len() {
         check_cycle(&server.url, &history, cycle, &mut again, true)?;
+    }
+    if snapshots {
+        check_policies(&server.url, &history, &mut report, true)?;
     }
     // A point lost at its cycle's check stays lost (or came back, which is no better): the
     // larger count of the two reads is the run's.
@@ -672,6 +753,7 @@ struct CycleRun {
     stop: Arc<AtomicBool>,
     writers: Vec<std::thread::JoinHandle<Batches>>,
     dropper: Option<std::thread::JoinHandle<Outcome>>,
+    policies: Option<std::thread::JoinHandle<Policies>>,
 }
 
 impl CycleRun {
@@ -738,6 +820,7 @@ impl CycleRun {
             stop,
             writers,
             dropper: None,
+            policies: None,
         };
         run.dropper = drop.map(|(victim, after)| {
             let url = url.to_owned();
@@ -752,6 +835,35 @@ impl CycleRun {
             })
         });
         run
+    }
+
+    /// Creates retention policies one after the other from now on (each a control event),
+    /// until one is not acknowledged (the node is going) or the cycle ends.
+    fn create_policies(&mut self, url: &str, cycle: usize) {
+        let (url, stop) = (url.to_owned(), self.stop.clone());
+        self.policies = Some(std::thread::spawn(move || {
+            let node = BlockingNode::new(&url, Duration::from_secs(60));
+            let mut created = Vec::new();
+            for i in 0..POLICIES_LIMIT {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("c{cycle}_{i}");
+                let q = format!(
+                    "CREATE RETENTION POLICY \"{name}\" ON \"{DB}\" DURATION INF REPLICATION 1"
+                );
+                let acknowledged = node.as_ref().is_ok_and(|n| read_on(n, &q).is_ok());
+                let outcome = match acknowledged {
+                    true => Outcome::Acknowledged,
+                    false => Outcome::Unknown,
+                };
+                created.push((name, outcome));
+                if !acknowledged {
+                    break;
+                }
+            }
+            created
+        }));
     }
 
     /// Waits until `n` batches are acknowledged, or every writer is done.
@@ -772,8 +884,9 @@ impl CycleRun {
         }
     }
 
-    /// After the kill: what each connection sent, and what became of the drop.
-    fn finish(self) -> (Sent, Option<Outcome>) {
+    /// After the kill: what each connection sent, what became of the drop, and the
+    /// policies created.
+    fn finish(self) -> (Sent, Option<Outcome>, Policies) {
         self.stop.store(true, Ordering::Relaxed);
         let sent = self
             .writers
@@ -781,7 +894,11 @@ impl CycleRun {
             .map(|w| w.join().unwrap_or_default())
             .collect();
         let dropped = self.dropper.map(|d| d.join().unwrap_or(Outcome::Unknown));
-        (sent, dropped)
+        let policies = self
+            .policies
+            .map(|p| p.join().unwrap_or_default())
+            .unwrap_or_default();
+        (sent, dropped, policies)
     }
 }
 
@@ -827,6 +944,56 @@ fn read_on(node: &BlockingNode, q: &str) -> Result<serde_json::Value, String> {
         Some(e) => Err(e.to_owned()),
         None => Ok(body),
     }
+}
+
+/// Reads the retention policies back: every one acknowledged in any cycle must be there,
+/// and (`last`, so that one is counted once) none that no cycle asked for.
+fn check_policies(
+    url: &str,
+    history: &History,
+    report: &mut CrashReport,
+    last: bool,
+) -> Result<(), CrashBenchError> {
+    let q = format!("SHOW RETENTION POLICIES ON \"{DB}\"");
+    let body = read(url, &q).map_err(|reason| CrashBenchError::Request {
+        url: url.to_owned(),
+        what: "reading the retention policies back".into(),
+        reason,
+    })?;
+    let found: BTreeSet<&str> = body["results"][0]["series"][0]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row[0].as_str())
+        .collect();
+    let acknowledged: Vec<&str> = history
+        .policies
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, Outcome::Acknowledged))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let missing: Vec<&&str> = acknowledged
+        .iter()
+        .filter(|n| !found.contains(**n))
+        .collect();
+    if let Some(name) = missing.first() {
+        report.note(format!(
+            "{} acknowledged retention policies missing, {name} among them",
+            missing.len()
+        ));
+    }
+    let lost = report.policies_lost.get_or_insert(0);
+    *lost = (*lost).max(missing.len());
+    report.policies_acknowledged = Some(acknowledged.len());
+    if last {
+        for name in found {
+            if name != "autogen" && !history.policies.iter().any(|(n, _)| n == name) {
+                report.invented += 1;
+                report.note(format!("retention policy {name} never created"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads one cycle back and judges every point of it.

@@ -102,8 +102,9 @@ enum BenchCommand {
         /// Length of each phase.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
-        /// Idle and loaded phases each run this many times, alternated.
-        #[arg(long, default_value_t = 3)]
+        /// Idle and loaded phases each run this many times, alternated: 6 gives 600
+        /// write samples of each kind, so that a p99 is not a single slow sync.
+        #[arg(long, default_value_t = 6)]
         rounds: usize,
         #[arg(long, default_value_t = 32)]
         wrong_password_clients: usize,

@@ -58,6 +58,7 @@ impl ApiError {
             StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             StatusCode::TOO_MANY_REQUESTS => "too many requests",
+            StatusCode::NOT_IMPLEMENTED => "not implemented",
             s if s.is_client_error() => "invalid",
             _ => "internal error",
         };

@@ -1,12 +1,14 @@
 //! The HTTP API. Handlers are thin: parse, call the node's services, render.
 
 use crate::node::Node;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::http::Method;
-use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use actix_web::{dev::Server, middleware, web, App};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 mod auth;
+mod conn;
 mod debug;
 mod error;
 mod guard;
@@ -20,10 +22,11 @@ mod write;
 pub(crate) type Params = web::Query<HashMap<String, String>>;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
-    let bind = node.config.bind;
     let grace = node.config.shutdown_grace_seconds;
+    let listener = conn::listen(node.config.bind)?;
+    let addr = listener.local_addr()?;
     let data = web::Data::from(node);
-    let server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::FormConfig::default().limit(guard::MAX_QUERY_FORM_BYTES))
@@ -38,18 +41,45 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
                 }
             })
             .default_service(web::to(guard::no_route))
-    })
-    .workers(2)
-    // So that a query whose client hung up is stopped.
-    .on_connect(query::remember_peer)
-    .shutdown_timeout(grace)
-    // The node installs its own handlers before it announces its address, so that a
-    // signal sent right after start-up is never lost.
-    .disable_signals()
-    .bind(bind)?;
+    };
+    // actix-web's `HttpServer` as it builds itself, but over `conn::Conn`, so that the
+    // answers actix's decoder gives without a body get one.
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(2)
+        .shutdown_timeout(grace)
+        // The node installs its own handlers before it announces its address, so that a
+        // signal sent right after start-up is never lost.
+        .disable_signals()
+        .listen("http", listener, move || {
+            let shutdown = shutdown.clone();
+            let http = actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = shutdown.clone();
+                    async move { signal.notified().await }
+                })
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .local_addr(addr)
+                // So that a query whose client hung up is stopped.
+                .on_connect_ext(|conn: &conn::Conn, data| query::remember_peer(conn.stream(), data))
+                .h1(actix_service::map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| actix_web::dev::AppConfig::default(),
+                ));
+            actix_service::fn_service(|stream: actix_web::rt::net::TcpStream| async move {
+                let peer = stream.peer_addr().ok();
+                Ok::<_, std::io::Error>((conn::Conn::new(stream), peer))
+            })
+            .map_err(actix_http::error::DispatchError::Io)
+            .and_then(http)
+        })?
+        .run();
     Ok(ServerHandle {
-        addrs: server.addrs(),
-        server: server.run(),
+        addrs: vec![addr],
+        server,
     })
 }
 

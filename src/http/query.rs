@@ -132,12 +132,13 @@ const CLIENT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_mil
 pub(super) struct PeerSocket(std::os::fd::OwnedFd);
 
 /// Keeps each plain TCP connection's [`PeerSocket`] in its connection data.
-pub(super) fn remember_peer(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+pub(super) fn remember_peer(
+    stream: &actix_web::rt::net::TcpStream,
+    data: &mut actix_web::dev::Extensions,
+) {
     use std::os::fd::AsFd;
-    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
-            data.insert(PeerSocket(fd));
-        }
+    if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
+        data.insert(PeerSocket(fd));
     }
 }
 

@@ -534,29 +534,41 @@ impl Log {
     /// the newest snapshot) and that no open reader still needs. Returns how many.
     pub fn remove_segments_before(&self, lsn: Lsn) -> Result<usize, LogError> {
         let bound = lsn.min(self.shared.oldest_reader_position());
-        let doomed: Vec<PathBuf> = {
+        let mut doomed: Vec<Segment> = {
             let mut st = self.shared.state_mut();
             let mut doomed = Vec::new();
             // A segment's records all precede `bound` when the next segment starts at or
             // before it; the active segment is never removed.
             while st.segments.len() > 1 && st.segments[1].base <= bound && st.segments[0].sealed {
-                doomed.push(st.segments.remove(0).path);
+                doomed.push(st.segments.remove(0));
             }
             doomed
         };
-        for path in &doomed {
-            self.shared
-                .fs
-                .remove(path)
-                .map_err(LogError::io("remove", path))?;
+        let count = doomed.len();
+        for at in 0..count {
+            let path = &doomed[at].path;
+            let removed = match crate::failpoint::io_check("log.segment_remove") {
+                Some(e) => Err(e),
+                None => self.shared.fs.remove(path),
+            };
+            if let Err(e) = removed {
+                let e = LogError::io("remove", path)(e);
+                // Listed again, so that the figures count them and a later call retries:
+                // they precede every listed segment, removed only from the front.
+                self.shared
+                    .state_mut()
+                    .segments
+                    .splice(0..0, doomed.drain(at..));
+                return Err(e);
+            }
         }
-        if !doomed.is_empty() {
+        if count > 0 {
             self.shared
                 .fs
                 .sync_dir(&self.shared.dir)
                 .map_err(LogError::io("sync directory", &self.shared.dir))?;
         }
-        Ok(doomed.len())
+        Ok(count)
     }
 
     /// The bytes of every segment as of now, for a backup: sealed segments up to their

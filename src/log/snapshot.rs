@@ -8,7 +8,8 @@
 //! ```
 //! `magic` is `SKSNAP01`; the crc is the masked crc32c of bytes 0..32 and the compressed
 //! state. A snapshot is written to `{lsn:020}.snap.tmp`, synced, renamed to
-//! `{lsn:020}.snap`, and the directory is synced: it is either whole or absent.
+//! `{lsn:020}.snap`, and the directory is synced: it is either whole or absent. A `.tmp` a
+//! crash left is removed at the next open.
 
 use super::format::mask;
 use super::fs::FileSystem;
@@ -72,21 +73,50 @@ impl SnapshotStore {
         bytes.extend_from_slice(&[0; 4]);
         bytes.extend_from_slice(&compressed);
         let _ = self.fs.remove(&tmp);
-        let file = self
-            .fs
-            .create_preallocated(&tmp, bytes.len() as u64)
-            .map_err(LogError::io("create", &tmp))?;
-        file.write_all_at(&bytes, 0)
-            .and_then(|()| file.sync_data())
-            .map_err(LogError::io("write", &tmp))?;
-        self.fs
-            .rename(&tmp, &path)
-            .map_err(LogError::io("rename", &tmp))?;
+        if let Err(e) = self.write_and_rename(&tmp, &path, &bytes) {
+            // Nothing else would ever remove it: the next snapshot has another LSN.
+            let _ = self.fs.remove(&tmp);
+            return Err(e);
+        }
         self.fs
             .sync_dir(&self.dir)
             .map_err(LogError::io("sync directory", &self.dir))?;
         self.prune(lsn)?;
         Ok(path)
+    }
+
+    fn write_and_rename(&self, tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+        let file = self
+            .fs
+            .create_preallocated(tmp, bytes.len() as u64)
+            .map_err(LogError::io("create", tmp))?;
+        file.write_all_at(bytes, 0)
+            .and_then(|()| file.sync_data())
+            .map_err(LogError::io("write", tmp))?;
+        // Whole and synced, not yet the newest: a crash here leaves the `.tmp` behind.
+        if let Some(e) = crate::failpoint::io_check("snapshot.before_rename") {
+            return Err(LogError::io("rename", tmp)(e));
+        }
+        self.fs
+            .rename(tmp, path)
+            .map_err(LogError::io("rename", tmp))
+    }
+
+    /// Removes snapshots a crash left half-written (`….snap.tmp`), which no later snapshot
+    /// would replace (each has its own LSN); the paths removed.
+    pub fn remove_unfinished(&self) -> Result<Vec<PathBuf>, LogError> {
+        let unfinished: Vec<PathBuf> = self
+            .fs
+            .list(&self.dir)
+            .map_err(LogError::io("list", &self.dir))?
+            .into_iter()
+            .filter(|n| n.strip_suffix(".tmp").and_then(parse_file_name).is_some())
+            .map(|n| self.dir.join(n))
+            .collect();
+        for path in &unfinished {
+            self.fs.remove(path).map_err(LogError::io("remove", path))?;
+        }
+        Ok(unfinished)
     }
 
     fn list(&self) -> Result<Vec<(Lsn, PathBuf)>, LogError> {

@@ -49,7 +49,7 @@ impl Node {
         let (control, rebuilt) = ControlLog::open(
             &config.data_dir.join("control"),
             options.clone(),
-            config.log.snapshot_every_mib << 20,
+            (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
         )?;
         let catalog = control.read_blocking(|c| c.catalog.clone());
         // Shards are many and mostly small: their segments are smaller, so that preallocated

@@ -100,6 +100,9 @@ impl<P: Projection> EventLog<P> {
         snapshot_every_bytes: u64,
     ) -> Result<(Self, Rebuilt), ProjectionError> {
         let snapshots = SnapshotStore::new(log.file_system(), log.dir());
+        for path in snapshots.remove_unfinished()? {
+            tracing::info!(path = %path.display(), "removed a snapshot a crash left unfinished");
+        }
         let (snapshot, rejected) = snapshots.load_latest()?;
         for (path, reason) in rejected {
             let aside = snapshots.set_aside(&path)?;

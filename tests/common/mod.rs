@@ -163,7 +163,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    try_request(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`request`] to a server that may be gone (killed, or crashed on purpose): an error if
+/// it refuses the connection or closes it without an answer.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    let mut stream =
+        TcpStream::connect(addr).map_err(|e| format!("{method} {path} to {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -175,18 +188,18 @@ pub fn request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("send head");
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| format!("{method} {path} to {addr}: sending: {e}"))?;
     // A server may answer (413, say) and close before it has read the whole body: the
     // answer is still there to read.
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut raw) {
-        assert!(
-            !raw.is_empty(),
-            "{method} {path} to {addr}: no response: {e}"
-        );
+    let read = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        return Err(format!("{method} {path} to {addr}: no response: {read:?}"));
     }
-    parse_response(&raw, method == "HEAD")
+    Ok(parse_response(&raw, method == "HEAD"))
 }
 
 pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
