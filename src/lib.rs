@@ -11,6 +11,8 @@ pub mod cli;
 pub mod client;
 pub(crate) mod clock;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod failpoint;
 pub mod http;
 pub mod line_protocol;

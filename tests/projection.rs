@@ -2,10 +2,11 @@
 //! refused mutations change nothing, and start-up rebuilds the same state from a snapshot
 //! plus the log's tail.
 
-use shardkeeper::catalog::{Catalog, CatalogError};
+use shardkeeper::catalog::CatalogError;
+use shardkeeper::control::{backups, ControlLog};
 use shardkeeper::log::LogOptions;
-use shardkeeper::projection::{EventLog, ProjectionError};
-use shardkeeper::proto::RetentionPolicySpec;
+use shardkeeper::projection::{Projection, ProjectionError};
+use shardkeeper::proto::{BackupStarted, RetentionPolicySpec};
 
 #[derive(Debug, thiserror::Error)]
 enum TestError {
@@ -18,16 +19,16 @@ enum TestError {
 fn open(
     dir: &std::path::Path,
     snapshot_every_bytes: u64,
-) -> (EventLog<Catalog>, shardkeeper::projection::Rebuilt) {
+) -> (ControlLog, shardkeeper::projection::Rebuilt) {
     let options = LogOptions {
         segment_capacity: 4096,
         ..LogOptions::default()
     };
-    EventLog::open(dir, options, snapshot_every_bytes).unwrap()
+    ControlLog::open(dir, options, snapshot_every_bytes).unwrap()
 }
 
-async fn create(log: &EventLog<Catalog>, name: &str) -> Result<(), TestError> {
-    log.mutate(|c| Ok::<_, TestError>((c.create_database(name, None)?, ())))
+async fn create(log: &ControlLog, name: &str) -> Result<(), TestError> {
+    log.mutate(|c| Ok::<_, TestError>((c.catalog.create_database(name, None)?, ())))
         .await
 }
 
@@ -45,7 +46,7 @@ async fn the_catalog_is_rebuilt_from_snapshot_plus_tail_after_restart() {
         shard_group_duration_nanos: 0,
         replication: 1,
     };
-    log.mutate(|c| Ok::<_, TestError>((c.create_policy("db007", week.clone(), true)?, ())))
+    log.mutate(|c| Ok::<_, TestError>((c.catalog.create_policy("db007", week.clone(), true)?, ())))
         .await
         .unwrap();
     let before = log.read(|c| c.clone()).await;
@@ -63,12 +64,53 @@ async fn the_catalog_is_rebuilt_from_snapshot_plus_tail_after_restart() {
     );
     assert_eq!(log.read(|c| c.clone()).await, before);
     assert_eq!(
-        log.read(|c| c.databases["db007"].default_policy.clone())
+        log.read(|c| c.catalog.databases["db007"].default_policy.clone())
             .await,
         "week"
     );
     // Segments the snapshots kept cover were removed.
     assert!(log.log().figures().oldest_lsn > 1);
+}
+
+/// Each sub-state (here the catalog and the backup ledger) is rebuilt from the one snapshot
+/// plus the tail: the ledger's events in between the catalog's.
+#[tokio::test]
+async fn every_sub_state_is_rebuilt_from_snapshot_plus_tail_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 2048);
+    for i in 0..100 {
+        create(&log, &format!("db{i:03}")).await.unwrap();
+        let started = backups::started(BackupStarted {
+            id: format!("op{i:03}"),
+            subject: "shard".into(),
+            shard_id: i,
+            ..BackupStarted::default()
+        });
+        let mut events = vec![started];
+        if i % 2 == 0 {
+            let finished = backups::finished(&format!("op{i:03}"), i, Default::default());
+            events.push(finished);
+        }
+        log.mutate(|_| Ok::<_, TestError>((events, ())))
+            .await
+            .unwrap();
+    }
+    let before = log.read(|c| c.clone()).await;
+    assert_eq!(
+        (before.backups.running.len(), before.backups.last_good.len()),
+        (50, 50)
+    );
+    drop(log);
+    let (log, rebuilt) = open(dir.path(), 2048);
+    assert!(rebuilt.snapshot_lsn.is_some(), "a snapshot was taken");
+    assert!(rebuilt.replayed > 0, "and a tail replayed");
+    assert_eq!(log.read(|c| c.clone()).await, before);
+    // And what the snapshot holds reads back alone, as a kv backup reads it.
+    let state = log.read(|c| c.encode_snapshot()).await;
+    assert_eq!(
+        shardkeeper::control::ControlState::decode_snapshot(&state).unwrap(),
+        before
+    );
 }
 
 #[tokio::test]
@@ -84,7 +126,7 @@ async fn a_refused_mutation_appends_nothing_and_changes_nothing() {
         replication: 1,
     };
     let err = log
-        .mutate(|c| Ok::<_, TestError>((c.create_policy("missing", spec, false)?, ())))
+        .mutate(|c| Ok::<_, TestError>((c.catalog.create_policy("missing", spec, false)?, ())))
         .await
         .unwrap_err();
     assert!(
@@ -108,7 +150,7 @@ async fn a_clean_shutdown_snapshot_means_nothing_to_replay() {
     drop(log);
     let (log, rebuilt) = open(dir.path(), u64::MAX);
     assert_eq!((rebuilt.snapshot_lsn, rebuilt.replayed), (Some(lsn), 0));
-    assert_eq!(log.read(|c| c.databases.len()).await, 3);
+    assert_eq!(log.read(|c| c.catalog.databases.len()).await, 3);
 }
 
 /// Snapshot files of a control log directory, oldest first.
@@ -159,7 +201,7 @@ async fn a_damaged_newest_snapshot_falls_back_to_the_older_one_with_every_event(
         .unwrap();
     assert_eq!(rebuilt.snapshot_lsn, Some(older));
     assert_eq!(log.read(|c| c.clone()).await, before);
-    assert_eq!(log.read(|c| c.databases.len()).await, 1000);
+    assert_eq!(log.read(|c| c.catalog.databases.len()).await, 1000);
     // The damaged snapshot is set aside, not kept as the next fallback.
     assert_eq!(snapshots(dir.path()), vec![kept[0].clone()]);
     assert!(dir
@@ -187,7 +229,7 @@ async fn a_snapshot_beyond_the_end_of_its_log_refuses_the_open() {
             std::fs::remove_file(path).unwrap();
         }
     }
-    let err = EventLog::<Catalog>::open(
+    let err = ControlLog::open(
         dir.path(),
         LogOptions {
             segment_capacity: 4096,
@@ -235,7 +277,7 @@ async fn a_mutation_dropped_at_any_await_is_applied_if_and_only_if_durable() {
         create(&log, &format!("next{polls}")).await.unwrap();
         let durable = log.log().durable_lsn();
         let in_log = events_in_log(&log, durable);
-        let known = log.read(|c| c.databases.contains_key(&name)).await;
+        let known = log.read(|c| c.catalog.databases.contains_key(&name)).await;
         if !finished && in_log.contains(&name) {
             dropped_after_queueing += 1;
         }
@@ -256,7 +298,7 @@ async fn a_mutation_dropped_at_any_await_is_applied_if_and_only_if_durable() {
 }
 
 /// Names of the databases created by the log's events up to `upto`.
-fn events_in_log(log: &EventLog<Catalog>, upto: u64) -> Vec<String> {
+fn events_in_log(log: &ControlLog, upto: u64) -> Vec<String> {
     use prost::Message;
     let mut names = Vec::new();
     let mut reader = log.log().reader(1).unwrap();

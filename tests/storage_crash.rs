@@ -9,12 +9,11 @@
 //! separates a shard's directory from the event that makes the catalog know it.
 
 use shardkeeper::backup::{archive, restore};
-use shardkeeper::catalog::Catalog;
+use shardkeeper::control::ControlLog;
 use shardkeeper::line_protocol::{parse_body, FieldValue, Precision};
 use shardkeeper::log::fs::{FileBytes, FileSystem, FsFile};
 use shardkeeper::log::sim::{CrashMode, SimFs};
 use shardkeeper::log::{Log, LogOptions};
-use shardkeeper::projection::EventLog;
 use shardkeeper::proto::Tombstone;
 use shardkeeper::storage::column::Column;
 use shardkeeper::storage::series_index::TagSelector;
@@ -53,7 +52,7 @@ fn shard_info(g: i64) -> ShardInfo {
 
 /// A node's services on the simulated file system: its control log and its storage.
 struct Node {
-    control: EventLog<Catalog>,
+    control: ControlLog,
     storage: Storage,
     runtime: tokio::runtime::Runtime,
 }
@@ -61,9 +60,8 @@ struct Node {
 fn open(fs: Arc<dyn FileSystem>) -> Result<Node, String> {
     let (log, recovery) = Log::open_on(fs.clone(), Path::new(DATA).join("control"), options())
         .map_err(|e| e.to_string())?;
-    let (control, _) =
-        EventLog::<Catalog>::with_log(log, recovery, u64::MAX).map_err(|e| e.to_string())?;
-    let catalog = control.read_blocking(|c| c.clone());
+    let (control, _) = ControlLog::with_log(log, recovery, u64::MAX).map_err(|e| e.to_string())?;
+    let catalog = control.read_blocking(|c| c.catalog.clone());
     // A head budget no workload reaches: flushes and merges run when the test says.
     let storage = Storage::open_on(fs, Path::new(DATA), &catalog, options(), 1, 1 << 30)
         .map_err(|e| e.to_string())?;
@@ -164,8 +162,8 @@ impl Model {
     fn drop_shard(&mut self, node: &Node, g: i64) -> bool {
         let id = shard_info(g).id;
         let dropped = node.runtime.block_on(node.control.mutate(|c| {
-            let shards: Vec<ShardInfo> = c.shards().filter(|s| s.id == id).collect();
-            Ok::<_, StorageError>((c.drop_shards(&shards), ()))
+            let shards: Vec<ShardInfo> = c.catalog.shards().filter(|s| s.id == id).collect();
+            Ok::<_, StorageError>((c.catalog.drop_shards(&shards), ()))
         }));
         let (start, end) = (group_start(g), group_start(g) + GROUP);
         let hit: Vec<Key> = self
@@ -267,10 +265,10 @@ fn read_all(storage: &Storage) -> BTreeMap<Key, i64> {
 fn create_database(node: &Node) -> bool {
     node.runtime
         .block_on(node.control.mutate(|c| {
-            if c.databases.contains_key(DB) {
+            if c.catalog.databases.contains_key(DB) {
                 return Ok((Vec::new(), ()));
             }
-            Ok::<_, StorageError>((c.create_database(DB, None)?, ()))
+            Ok::<_, StorageError>((c.catalog.create_database(DB, None)?, ()))
         }))
         .is_ok()
 }
@@ -718,18 +716,18 @@ fn writes_and_reads_go_on_while_a_control_mutation_waits_on_its_fdatasync() {
     let mut model = Model::default();
     assert!(create_database(&node) && model.write(&node, 0, 10));
     fs.control_syncs.set_closed(true);
-    let mutating = {
-        let node = node.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(
-                node.control
-                    .mutate(|c| Ok::<_, StorageError>((c.create_database("other", None)?, ()))),
-            )
-        })
-    };
+    let mutating =
+        {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(node.control.mutate(|c| {
+                    Ok::<_, StorageError>((c.catalog.create_database("other", None)?, ()))
+                }))
+            })
+        };
     fs.control_syncs.wait_for_a_waiter();
     assert!(model.write(&node, 0, 10), "a write to an existing database");
     model.check(&node, "while a control mutation waits on its fdatasync");
@@ -741,5 +739,5 @@ fn writes_and_reads_go_on_while_a_control_mutation_waits_on_its_fdatasync() {
         .expect("the mutation completes once its fdatasync does");
     assert!(node
         .control
-        .read_blocking(|c| c.databases.contains_key("other")));
+        .read_blocking(|c| c.catalog.databases.contains_key("other")));
 }

@@ -11,7 +11,7 @@
 
 mod permission;
 
-pub use permission::{Action, Resource, Wanted};
+pub use permission::{effective_permissions, Action, Resource, Wanted};
 
 use crate::catalog::Catalog;
 use crate::proto::TokenPermission;

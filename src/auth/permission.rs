@@ -9,7 +9,7 @@
 
 use super::Principal;
 use crate::catalog::{Catalog, Privilege};
-use crate::proto::TokenPermission;
+use crate::proto::{TokenCreated, TokenPermission};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -211,6 +211,48 @@ impl Principal {
             })
         })
     }
+}
+
+/// What a token may do now: its own list, or for a token that may do all its user may,
+/// everything in its organization (an admin's) or the buckets its user holds grants on.
+pub fn effective_permissions(c: &Catalog, t: &TokenCreated) -> Vec<TokenPermission> {
+    if !t.permissions.is_empty() {
+        return t.permissions.clone();
+    }
+    let permission = |action: Action, resource: Resource, id: &str| TokenPermission {
+        action: action.as_str().into(),
+        resource_type: resource.as_str().into(),
+        org_id: match resource {
+            Resource::Orgs => String::new(),
+            _ => t.org_id.clone(),
+        },
+        id: id.into(),
+    };
+    let Some(user) = c.user_by_id(&t.user_id) else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    if user.admin {
+        for resource in Resource::ALL {
+            let id = if resource == Resource::Orgs {
+                t.org_id.as_str()
+            } else {
+                ""
+            };
+            all.push(permission(Action::Read, resource, id));
+            all.push(permission(Action::Write, resource, id));
+        }
+        return all;
+    }
+    for b in c.buckets.values().filter(|b| b.org_id == t.org_id) {
+        let held = c.privilege(&user.name, &b.database);
+        for action in [Action::Read, Action::Write] {
+            if held.grants(action.privilege()) {
+                all.push(permission(action, Resource::Buckets, &b.id));
+            }
+        }
+    }
+    all
 }
 
 /// Whether a bucket permission reaches a database: its bucket's, those of its

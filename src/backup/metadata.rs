@@ -4,6 +4,7 @@
 
 use super::BackupError;
 use crate::catalog::Catalog;
+use crate::control::ControlState;
 use crate::projection::Projection;
 use crate::proto::{
     event, BucketCreated, CatalogState, DatabaseCreated, Event, RetentionPolicyCreated,
@@ -84,7 +85,7 @@ pub struct ShardMapping {
     pub new_id: u64,
 }
 
-/// The kv snapshot: the catalog projection's state, prost-encoded, behind a header that
+/// The kv snapshot: the control state's snapshot (see [`crate::control`]), behind a header that
 /// makes a cut, padded or damaged copy detectable before anything is replaced:
 ///
 /// ```text
@@ -92,8 +93,8 @@ pub struct ShardMapping {
 ///   | SKKVSNP1 | length (u64 LE) | crc (u32 LE)    | CatalogState (length bytes)
 /// ```
 /// `crc` is the masked crc32c of the state's bytes (as the log's records are).
-pub fn kv_snapshot(catalog: &Catalog) -> Vec<u8> {
-    let state = catalog.encode_snapshot();
+pub fn kv_snapshot(control: &ControlState) -> Vec<u8> {
+    let state = control.encode_snapshot();
     let mut out = Vec::with_capacity(KV_HEADER_LEN + state.len());
     out.extend_from_slice(KV_MAGIC);
     out.extend_from_slice(&(state.len() as u64).to_le_bytes());
@@ -150,7 +151,7 @@ pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, Back
             "the kv snapshot has no admin user: with auth enabled, restoring it would leave no one able to administer the node and reopen /api/v2/setup".into(),
         ));
     }
-    Ok(crate::catalog::event(event::Kind::CatalogRestored(
+    Ok(crate::clock::stamped(event::Kind::CatalogRestored(
         crate::proto::CatalogRestored { state: Some(state) },
     )))
 }
@@ -368,7 +369,7 @@ pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
     };
     Some((
         token,
-        crate::catalog::event(event::Kind::TokenCreated(created)),
+        crate::clock::stamped(event::Kind::TokenCreated(created)),
     ))
 }
 
@@ -470,7 +471,7 @@ pub fn restore_bucket_events(
         shard_group_duration_nanos: p.shard_group_duration,
         replication: p.replica_n.max(1),
     };
-    let mut events = vec![crate::catalog::event(event::Kind::DatabaseCreated(
+    let mut events = vec![crate::clock::stamped(event::Kind::DatabaseCreated(
         DatabaseCreated {
             name: name.to_owned(),
             default_policy: Some(spec(default)),
@@ -481,7 +482,7 @@ pub fn restore_bucket_events(
         .iter()
         .filter(|p| p.name != default.name)
     {
-        events.push(crate::catalog::event(event::Kind::RetentionPolicyCreated(
+        events.push(crate::clock::stamped(event::Kind::RetentionPolicyCreated(
             RetentionPolicyCreated {
                 database: name.to_owned(),
                 policy: Some(spec(p)),
@@ -493,7 +494,7 @@ pub fn restore_bucket_events(
     for p in &manifest.retention_policies {
         for (group, (start, end)) in p.shard_groups.iter().zip(group_intervals(p)?) {
             let new_id = crate::placement::shard_id(name, &p.name, start);
-            events.push(crate::catalog::event(event::Kind::ShardCreated(
+            events.push(crate::clock::stamped(event::Kind::ShardCreated(
                 ShardCreated {
                     database: name.to_owned(),
                     retention_policy: p.name.clone(),
@@ -514,7 +515,7 @@ pub fn restore_bucket_events(
     }
     let id = match org_id {
         Some(org_id) => {
-            events.push(crate::catalog::event(event::Kind::BucketCreated(
+            events.push(crate::clock::stamped(event::Kind::BucketCreated(
                 BucketCreated {
                     id: new_bucket_id.clone(),
                     org_id,
@@ -655,10 +656,17 @@ mod tests {
         c
     }
 
+    fn kv_of(c: &Catalog) -> Vec<u8> {
+        kv_snapshot(&ControlState {
+            catalog: c.clone(),
+            ..ControlState::default()
+        })
+    }
+
     /// The state a kv snapshot holds, changed by `edit`, framed again with a good checksum.
     fn reframed(c: &Catalog, edit: impl FnOnce(&mut CatalogState)) -> Vec<u8> {
         use prost::Message;
-        let mut state = decode_kv_snapshot(&kv_snapshot(c)).unwrap();
+        let mut state = decode_kv_snapshot(&kv_of(c)).unwrap();
         edit(&mut state);
         let encoded = state.encode_to_vec();
         let mut bytes = KV_MAGIC.to_vec();
@@ -672,7 +680,7 @@ mod tests {
     #[test]
     fn a_kv_snapshot_round_trips_and_an_inconsistent_state_is_refused() {
         let c = populated();
-        assert!(restore_kv_event(&kv_snapshot(&c), true).is_ok());
+        assert!(restore_kv_event(&kv_of(&c), true).is_ok());
         assert!(restore_kv_event(&reframed(&c, |_| {}), true).is_ok());
         type Edit = Box<dyn FnOnce(&mut CatalogState)>;
         let cases: Vec<(&str, Edit)> = vec![

@@ -11,10 +11,10 @@
 //!   then swaps the directory in.
 //! - kv and metadata ([`metadata`]) are the catalog projection's snapshot and InfluxDB 2's
 //!   bucket manifests.
-//! - Every operation is a started/finished/failed event folded into the [`ledger`].
+//! - Every operation is a started/finished/failed event folded into the control state's
+//!   ledger ([`crate::control::backups`]).
 
 pub mod archive;
-pub mod ledger;
 pub mod metadata;
 pub mod restore;
 pub mod service;

@@ -2,10 +2,11 @@
 //! control log, does its work off the async workers, and streams through bounded channels.
 
 use super::metadata::{self, BucketMetadataManifest, RestoredBucketMappings};
-use super::{archive, ledger, restore, BackupError};
-use crate::node::Node;
+use super::{archive, restore, BackupError};
+use crate::config::NodeConfig;
+use crate::control::{backups, ControlLog};
 use crate::proto::BackupStarted;
-use crate::storage::ShardInfo;
+use crate::storage::{ShardInfo, Storage};
 use bytes::Bytes;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -26,24 +27,43 @@ const STREAM_CHUNK_BYTES: usize = 256 * 1024;
 /// The body of a shard backup: chunks as the producer makes them.
 pub type ChunkReceiver = mpsc::Receiver<io::Result<Bytes>>;
 
+/// Backups and restores of the node's control state and shards. Cheap to clone: an
+/// operation that outlives its request (a streamed backup, a restore whose client went
+/// away) takes its own copy, so that its outcome is recorded whatever the client does.
+#[derive(Clone)]
+pub struct BackupService {
+    control: Arc<ControlLog>,
+    storage: Arc<Storage>,
+    /// A restored kv snapshot must hold an admin (authentication is on).
+    require_admin: bool,
+    /// Largest shard archive a restore takes, as sent and as unpacked (bytes).
+    max_shard_bytes: u64,
+    /// Largest kv snapshot or bucket manifest a restore takes (bytes).
+    max_metadata_bytes: u64,
+}
+
 /// Records the start of an operation; returns its id.
-async fn record_start(node: &Node, started: BackupStarted) -> Result<String, BackupError> {
+async fn record_start(control: &ControlLog, started: BackupStarted) -> Result<String, BackupError> {
     let id = started.id.clone();
-    node.control
-        .mutate(|_| Ok::<_, BackupError>((vec![ledger::started(started)], ())))
+    control
+        .mutate(|_| Ok::<_, BackupError>((vec![backups::started(started)], ())))
         .await?;
     Ok(id)
 }
 
 /// Records an outcome; a failure to record it is logged, not returned: the operation
 /// itself is done (or failed) whatever the ledger says.
-async fn record_outcome(node: &Node, id: &str, outcome: Result<u64, String>, began: Instant) {
+async fn record_outcome(
+    control: &ControlLog,
+    id: &str,
+    outcome: Result<u64, String>,
+    began: Instant,
+) {
     let event = match &outcome {
-        Ok(bytes) => ledger::finished(id, *bytes, began.elapsed()),
-        Err(reason) => ledger::failed(id, reason),
+        Ok(bytes) => backups::finished(id, *bytes, began.elapsed()),
+        Err(reason) => backups::failed(id, reason),
     };
-    if let Err(e) = node
-        .control
+    if let Err(e) = control
         .mutate(|_| Ok::<_, BackupError>((vec![event], ())))
         .await
     {
@@ -64,22 +84,6 @@ fn new_operation(restore: bool, subject: &str, shard_id: u64, since: Option<i64>
     }
 }
 
-/// Operations the ledger shows running were cut short by the node stopping: record them
-/// as failed (at start-up, before any new one begins).
-pub async fn fail_interrupted(node: &Node) -> Result<(), BackupError> {
-    node.control
-        .mutate(|c| {
-            let events = c
-                .backups
-                .running
-                .keys()
-                .map(|id| ledger::failed(id, "interrupted: the node stopped"))
-                .collect();
-            Ok::<_, BackupError>((events, ()))
-        })
-        .await
-}
-
 /// Parses `since` (RFC 3339).
 pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
     since
@@ -91,53 +95,287 @@ pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
         .transpose()
 }
 
-/// Starts streaming a backup of shard `id`: the files are fixed now (a consistent point
-/// in time), then read and sent by a thread of its own as the client takes them.
-pub async fn backup_shard(
-    node: Arc<Node>,
-    id: u64,
-    since: Option<i64>,
-    gzip: bool,
-) -> Result<ChunkReceiver, BackupError> {
-    // Opening a cold shard and writing its head out are file I/O: off the HTTP workers.
-    let opener = node.clone();
-    let (files, info) = actix_web::rt::task::spawn_blocking(move || {
-        let shard = opener
-            .storage
-            .shard(id)
+impl BackupService {
+    pub fn new(control: Arc<ControlLog>, storage: Arc<Storage>, config: &NodeConfig) -> Self {
+        BackupService {
+            control,
+            storage,
+            require_admin: config.auth_enabled,
+            max_shard_bytes: config.max_restore_shard_mib.saturating_mul(1 << 20),
+            max_metadata_bytes: config.max_restore_metadata_mib.saturating_mul(1 << 20),
+        }
+    }
+
+    /// Operations the ledger shows running were cut short by the node stopping: record them
+    /// as failed (at start-up, before any new one begins).
+    pub async fn fail_interrupted(&self) -> Result<(), BackupError> {
+        self.control
+            .mutate(|c| {
+                let events = c
+                    .backups
+                    .running
+                    .keys()
+                    .map(|id| backups::failed(id, "interrupted: the node stopped"))
+                    .collect();
+                Ok::<_, BackupError>((events, ()))
+            })
+            .await
+    }
+
+    /// Starts streaming a backup of shard `id`: the files are fixed now (a consistent point
+    /// in time), then read and sent by a thread of its own as the client takes them.
+    pub async fn backup_shard(
+        &self,
+        id: u64,
+        since: Option<i64>,
+        gzip: bool,
+    ) -> Result<ChunkReceiver, BackupError> {
+        // Opening a cold shard and writing its head out are file I/O: off the HTTP workers.
+        let storage = self.storage.clone();
+        let (files, info) = actix_web::rt::task::spawn_blocking(move || {
+            let shard = storage.shard(id).ok_or(BackupError::ShardNotFound(id))?;
+            Ok::<_, BackupError>((shard.backup_files()?, shard.info.clone()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(BackupError::Internal(format!("backup task failed: {e}"))))?;
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(false, "shard", id, since)).await?;
+        let control = self.control.clone();
+        let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+        // Detached from the request: whatever happens to the client, the outcome is recorded
+        // (a client gone makes the producer's next send fail).
+        actix_web::rt::spawn(async move {
+            // The files are fixed above; only the reading waits for its turn.
+            let permit = PRODUCING.acquire().await.ok();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("backup-stream".into())
+                .spawn(move || {
+                    if gzip {
+                        crate::priority::lower_current_thread(crate::priority::BACKUP_NICE);
+                    }
+                    let outcome = produce(&info, &files, since, gzip, tx);
+                    drop(permit);
+                    let _ = done_tx.send(outcome);
+                });
+            let outcome = match spawned {
+                Ok(_) => done_rx
+                    .await
+                    .unwrap_or_else(|_| Err("the backup thread stopped".to_owned())),
+                Err(e) => Err(format!("cannot start the backup thread: {e}")),
+            };
+            record_outcome(&control, &op, outcome, began).await;
+        });
+        Ok(rx)
+    }
+
+    /// Largest shard archive a restore takes, as sent and as unpacked (bytes).
+    pub fn shard_body_limit(&self) -> u64 {
+        self.max_shard_bytes
+    }
+
+    /// Largest kv snapshot or bucket manifest accepted in a request body.
+    pub fn metadata_body_limit(&self) -> usize {
+        usize::try_from(self.max_metadata_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// Restores shard `id` (which the catalog must know) from an archive read from `body`.
+    /// Nothing of the node changes unless every check passes.
+    pub async fn restore_shard(&self, id: u64, body: ChannelReader) -> Result<u64, BackupError> {
+        let (info, restored_from) = self
+            .control
+            .read(|c| {
+                let info = c.catalog.shards().find(|s| s.id == id)?;
+                let restored_from = c
+                    .catalog
+                    .databases
+                    .get(&info.database)
+                    .and_then(|d| d.shards.iter().find(|s| s.shard_id == id))
+                    .map(|s| s.restored_from.clone())
+                    .unwrap_or_default();
+                Some((info, restored_from))
+            })
+            .await
             .ok_or(BackupError::ShardNotFound(id))?;
-        Ok::<_, BackupError>((shard.backup_files()?, shard.info.clone()))
-    })
-    .await
-    .unwrap_or_else(|e| Err(BackupError::Internal(format!("backup task failed: {e}"))))?;
-    let began = Instant::now();
-    let op = record_start(&node, new_operation(false, "shard", id, since)).await?;
-    let (tx, rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
-    // Detached from the request: whatever happens to the client, the outcome is recorded
-    // (a client gone makes the producer's next send fail).
-    actix_web::rt::spawn(async move {
-        // The files are fixed above; only the reading waits for its turn.
-        let permit = PRODUCING.acquire().await.ok();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("backup-stream".into())
-            .spawn(move || {
-                if gzip {
-                    crate::priority::lower_current_thread(crate::priority::BACKUP_NICE);
-                }
-                let outcome = produce(&info, &files, since, gzip, tx);
-                drop(permit);
-                let _ = done_tx.send(outcome);
-            });
-        let outcome = match spawned {
-            Ok(_) => done_rx
-                .await
-                .unwrap_or_else(|_| Err("the backup thread stopped".to_owned())),
-            Err(e) => Err(format!("cannot start the backup thread: {e}")),
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(true, "shard", id, None)).await?;
+        let staging = self
+            .storage
+            .shards_dir()
+            .join(format!(".restore-{id}-{op}"));
+        // Detached from the request, so that a client going away mid-body still leaves the
+        // outcome recorded (and the staging directory removed).
+        let (control, storage, limit) = (
+            self.control.clone(),
+            self.storage.clone(),
+            self.shard_body_limit(),
+        );
+        let task = actix_web::rt::spawn(async move {
+            let result = actix_web::rt::task::spawn_blocking(move || {
+                restore::restore_shard(&storage, &info, &restored_from, body, &staging, limit)
+            })
+            .await
+            .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))));
+            let outcome = result.as_ref().map(|b| *b).map_err(|e| e.to_string());
+            record_outcome(&control, &op, outcome, began).await;
+            result
+        });
+        task.await
+            .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))))
+    }
+
+    /// The kv snapshot, as one consistent read of the control state.
+    pub async fn backup_kv(&self) -> Result<Vec<u8>, BackupError> {
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(false, "kv", 0, None)).await?;
+        let kv = self.control.read(metadata::kv_snapshot).await;
+        record_outcome(&self.control, &op, Ok(kv.len() as u64), began).await;
+        Ok(kv)
+    }
+
+    /// kv and the bucket manifests from one read of the control state.
+    pub async fn backup_metadata(
+        &self,
+    ) -> Result<(Vec<u8>, Vec<BucketMetadataManifest>), BackupError> {
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(false, "metadata", 0, None)).await?;
+        let (kv, buckets) = self
+            .control
+            .read(|c| {
+                (
+                    metadata::kv_snapshot(c),
+                    metadata::bucket_manifests(&c.catalog),
+                )
+            })
+            .await;
+        record_outcome(&self.control, &op, Ok(kv.len() as u64), began).await;
+        Ok((kv, buckets))
+    }
+
+    /// Replaces the control state by a kv snapshot; shards the restored catalog does not
+    /// know are closed and removed (as a drop would). Returns the new operator token minted
+    /// with it, if the restored state has an operator (see [`metadata::operator_token_event`]).
+    pub async fn restore_kv(&self, bytes: &[u8]) -> Result<Option<String>, BackupError> {
+        let event = metadata::restore_kv_event(bytes, self.require_admin)?;
+        let minted = match &event.kind {
+            Some(crate::proto::event::Kind::CatalogRestored(r)) => {
+                r.state.as_ref().and_then(metadata::operator_token_event)
+            }
+            _ => None,
         };
-        record_outcome(&node, &op, outcome, began).await;
-    });
-    Ok(rx)
+        let mut events = vec![event];
+        let token = minted.map(|(token, created)| {
+            events.push(created);
+            token
+        });
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(true, "kv", 0, None)).await?;
+        // The restored state and its operator's new token in one append, acknowledged together.
+        let result = self
+            .control
+            .mutate(|c| {
+                self.storage.create_shard_dirs(&c.catalog, &events)?;
+                Ok::<_, BackupError>((events, ()))
+            })
+            .await;
+        if result.is_ok() {
+            let known: Vec<u64> = self
+                .control
+                .read(|c| c.catalog.shards().map(|s| s.id).collect())
+                .await;
+            let stale: Vec<u64> = self
+                .storage
+                .shards()
+                .iter()
+                .map(|s| s.info.id)
+                .filter(|id| !known.contains(id))
+                .collect();
+            self.storage.remove_shards(&self.control, &stale).await;
+        }
+        let outcome = result
+            .as_ref()
+            .map(|()| bytes.len() as u64)
+            .map_err(|e| e.to_string());
+        record_outcome(&self.control, &op, outcome, began).await;
+        result.map(|()| token)
+    }
+
+    /// Creates a bucket from its manifest, with new shard ids.
+    pub async fn restore_bucket(
+        &self,
+        manifest: &BucketMetadataManifest,
+    ) -> Result<RestoredBucketMappings, BackupError> {
+        let began = Instant::now();
+        let op = record_start(&self.control, new_operation(true, "bucket", 0, None)).await?;
+        let result = self
+            .control
+            .mutate(|c| {
+                let (events, mappings) =
+                    metadata::restore_bucket_events(&c.catalog, manifest, crate::auth::new_id())?;
+                self.storage.create_shard_dirs(&c.catalog, &events)?;
+                Ok::<_, BackupError>((events, mappings))
+            })
+            .await;
+        let outcome = result.as_ref().map(|_| 0).map_err(|e| e.to_string());
+        record_outcome(&self.control, &op, outcome, began).await;
+        result
+    }
+
+    /// The ledger as JSON: running operations, recent outcomes, last good backup per shard.
+    pub async fn status(&self) -> serde_json::Value {
+        use crate::query::format::rfc3339_nanos;
+        let outcome_json = |o: &crate::proto::BackupOutcome| {
+            let s = o.started.clone().unwrap_or_default();
+            let mut v = serde_json::json!({
+                "id": s.id,
+                "operation": if s.restore { "restore" } else { "backup" },
+                "subject": s.subject,
+                "startedAt": rfc3339_nanos(o.started_nanos),
+            });
+            if s.subject == "shard" {
+                v["shardID"] = s.shard_id.into();
+            }
+            if s.since_nanos != 0 {
+                v["since"] = rfc3339_nanos(s.since_nanos).into();
+            }
+            if o.ended_nanos != 0 {
+                v["endedAt"] = rfc3339_nanos(o.ended_nanos).into();
+                v["status"] = if o.ok { "success" } else { "failed" }.into();
+                v["bytes"] = o.bytes.into();
+                v["durationMs"] = (o.duration_nanos / 1_000_000).into();
+                if !o.ok {
+                    v["reason"] = o.reason.clone().into();
+                }
+            } else {
+                v["status"] = "running".into();
+            }
+            v
+        };
+        self.control
+            .read(|c| {
+                let shards: Vec<serde_json::Value> = c
+                    .catalog
+                    .shards()
+                    .map(|s| {
+                        let mut v = serde_json::json!({
+                            "shardID": s.id,
+                            "database": s.database,
+                            "retentionPolicy": s.retention_policy,
+                        });
+                        if let Some(o) = c.backups.last_good.get(&s.id) {
+                            v["lastGoodBackup"] = outcome_json(o);
+                        }
+                        v
+                    })
+                    .collect();
+                serde_json::json!({
+                    "shards": shards,
+                    "running": c.backups.running.values().map(outcome_json).collect::<Vec<_>>(),
+                    "recent": c.backups.recent.iter().rev().map(outcome_json).collect::<Vec<_>>(),
+                })
+            })
+            .await
+    }
 }
 
 /// Writes the archive (gzip-compressed if asked) down `tx`; Ok with the bytes sent.
@@ -243,208 +481,4 @@ impl Read for ChannelReader {
         self.current = self.current.slice(n..);
         Ok(n)
     }
-}
-
-/// Largest shard archive a restore takes, as sent and as unpacked (bytes).
-pub fn shard_body_limit(node: &Node) -> u64 {
-    node.config.max_restore_shard_mib.saturating_mul(1 << 20)
-}
-
-/// Restores shard `id` (which the catalog must know) from an archive read from `body`.
-/// Nothing of the node changes unless every check passes.
-pub async fn restore_shard(
-    node: Arc<Node>,
-    id: u64,
-    body: ChannelReader,
-) -> Result<u64, BackupError> {
-    let (info, restored_from) = node
-        .control
-        .read(|c| {
-            let info = c.shards().find(|s| s.id == id)?;
-            let restored_from = c
-                .databases
-                .get(&info.database)
-                .and_then(|d| d.shards.iter().find(|s| s.shard_id == id))
-                .map(|s| s.restored_from.clone())
-                .unwrap_or_default();
-            Some((info, restored_from))
-        })
-        .await
-        .ok_or(BackupError::ShardNotFound(id))?;
-    let began = Instant::now();
-    let op = record_start(&node, new_operation(true, "shard", id, None)).await?;
-    let worker = node.clone();
-    let staging = node
-        .storage
-        .shards_dir()
-        .join(format!(".restore-{id}-{op}"));
-    // Detached from the request, so that a client going away mid-body still leaves the
-    // outcome recorded (and the staging directory removed).
-    let task = actix_web::rt::spawn(async move {
-        let result = actix_web::rt::task::spawn_blocking(move || {
-            let limit = shard_body_limit(&worker);
-            restore::restore_shard(
-                &worker.storage,
-                &info,
-                &restored_from,
-                body,
-                &staging,
-                limit,
-            )
-        })
-        .await
-        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))));
-        let outcome = result.as_ref().map(|b| *b).map_err(|e| e.to_string());
-        record_outcome(&node, &op, outcome, began).await;
-        result
-    });
-    task.await
-        .unwrap_or_else(|e| Err(BackupError::Internal(format!("restore task failed: {e}"))))
-}
-
-/// The kv snapshot, as one consistent read of the control state.
-pub async fn backup_kv(node: &Node) -> Result<Vec<u8>, BackupError> {
-    let began = Instant::now();
-    let op = record_start(node, new_operation(false, "kv", 0, None)).await?;
-    let kv = node.control.read(metadata::kv_snapshot).await;
-    record_outcome(node, &op, Ok(kv.len() as u64), began).await;
-    Ok(kv)
-}
-
-/// kv and the bucket manifests from one read of the control state.
-pub async fn backup_metadata(
-    node: &Node,
-) -> Result<(Vec<u8>, Vec<BucketMetadataManifest>), BackupError> {
-    let began = Instant::now();
-    let op = record_start(node, new_operation(false, "metadata", 0, None)).await?;
-    let (kv, buckets) = node
-        .control
-        .read(|c| (metadata::kv_snapshot(c), metadata::bucket_manifests(c)))
-        .await;
-    record_outcome(node, &op, Ok(kv.len() as u64), began).await;
-    Ok((kv, buckets))
-}
-
-/// Replaces the control state by a kv snapshot; shards the restored catalog does not
-/// know are closed and removed (as a drop would). Returns the new operator token minted
-/// with it, if the restored state has an operator (see [`metadata::operator_token_event`]).
-pub async fn restore_kv(node: &Node, bytes: &[u8]) -> Result<Option<String>, BackupError> {
-    let event = metadata::restore_kv_event(bytes, node.config.auth_enabled)?;
-    let minted = match &event.kind {
-        Some(crate::proto::event::Kind::CatalogRestored(r)) => {
-            r.state.as_ref().and_then(metadata::operator_token_event)
-        }
-        _ => None,
-    };
-    let mut events = vec![event];
-    let token = minted.map(|(token, created)| {
-        events.push(created);
-        token
-    });
-    let began = Instant::now();
-    let op = record_start(node, new_operation(true, "kv", 0, None)).await?;
-    // The restored state and its operator's new token in one append, acknowledged together.
-    let result = node
-        .control
-        .mutate(|c| {
-            node.storage.create_shard_dirs(c, &events)?;
-            Ok::<_, BackupError>((events, ()))
-        })
-        .await;
-    if result.is_ok() {
-        let known: Vec<u64> = node
-            .control
-            .read(|c| c.shards().map(|s| s.id).collect())
-            .await;
-        let stale: Vec<u64> = node
-            .storage
-            .shards()
-            .iter()
-            .map(|s| s.info.id)
-            .filter(|id| !known.contains(id))
-            .collect();
-        node.storage.remove_shards(&node.control, &stale).await;
-    }
-    let outcome = result
-        .as_ref()
-        .map(|()| bytes.len() as u64)
-        .map_err(|e| e.to_string());
-    record_outcome(node, &op, outcome, began).await;
-    result.map(|()| token)
-}
-
-/// Creates a bucket from its manifest, with new shard ids.
-pub async fn restore_bucket(
-    node: &Node,
-    manifest: &BucketMetadataManifest,
-) -> Result<RestoredBucketMappings, BackupError> {
-    let began = Instant::now();
-    let op = record_start(node, new_operation(true, "bucket", 0, None)).await?;
-    let result = node
-        .control
-        .mutate(|c| {
-            let (events, mappings) =
-                metadata::restore_bucket_events(c, manifest, crate::auth::new_id())?;
-            node.storage.create_shard_dirs(c, &events)?;
-            Ok::<_, BackupError>((events, mappings))
-        })
-        .await;
-    let outcome = result.as_ref().map(|_| 0).map_err(|e| e.to_string());
-    record_outcome(node, &op, outcome, began).await;
-    result
-}
-
-/// The ledger as JSON: running operations, recent outcomes, last good backup per shard.
-pub async fn status(node: &Node) -> serde_json::Value {
-    use crate::query::format::rfc3339_nanos;
-    let outcome_json = |o: &crate::proto::BackupOutcome| {
-        let s = o.started.clone().unwrap_or_default();
-        let mut v = serde_json::json!({
-            "id": s.id,
-            "operation": if s.restore { "restore" } else { "backup" },
-            "subject": s.subject,
-            "startedAt": rfc3339_nanos(o.started_nanos),
-        });
-        if s.subject == "shard" {
-            v["shardID"] = s.shard_id.into();
-        }
-        if s.since_nanos != 0 {
-            v["since"] = rfc3339_nanos(s.since_nanos).into();
-        }
-        if o.ended_nanos != 0 {
-            v["endedAt"] = rfc3339_nanos(o.ended_nanos).into();
-            v["status"] = if o.ok { "success" } else { "failed" }.into();
-            v["bytes"] = o.bytes.into();
-            v["durationMs"] = (o.duration_nanos / 1_000_000).into();
-            if !o.ok {
-                v["reason"] = o.reason.clone().into();
-            }
-        } else {
-            v["status"] = "running".into();
-        }
-        v
-    };
-    node.control
-        .read(|c| {
-            let shards: Vec<serde_json::Value> = c
-                .shards()
-                .map(|s| {
-                    let mut v = serde_json::json!({
-                        "shardID": s.id,
-                        "database": s.database,
-                        "retentionPolicy": s.retention_policy,
-                    });
-                    if let Some(o) = c.backups.last_good.get(&s.id) {
-                        v["lastGoodBackup"] = outcome_json(o);
-                    }
-                    v
-                })
-                .collect();
-            serde_json::json!({
-                "shards": shards,
-                "running": c.backups.running.values().map(outcome_json).collect::<Vec<_>>(),
-                "recent": c.backups.recent.iter().rev().map(outcome_json).collect::<Vec<_>>(),
-            })
-        })
-        .await
 }

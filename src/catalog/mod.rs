@@ -1,18 +1,25 @@
-//! The catalog: databases and their retention policies, a projection of the control log.
+//! The catalog: databases and their retention policies, shards, users, and InfluxDB 2's
+//! organizations, buckets and tokens; a sub-state of the control state. Each concept's
+//! decisions (`&self` to the events that make the change) sit in a module of their own;
+//! the fold of their events and the snapshot's shape are here.
 //!
 //! Rules follow InfluxDB 1.x: `CREATE DATABASE` of an existing database is not an error,
 //! a new database gets the `autogen` policy (infinite duration, 7-day shard groups) unless
 //! told otherwise, and the shard-group duration follows the policy's duration.
 
-use crate::placement::ShardInfo;
+mod databases;
+mod shards;
+mod users;
+mod v2;
+
+pub use databases::shard_group_duration;
+pub use v2::{check_password, Setup};
+
 use crate::projection::Projection;
 pub use crate::proto::Privilege;
 use crate::proto::{
-    event, BucketCreated, BucketDeleted, CatalogState, DatabaseCreated, DatabaseDropped,
-    DatabasePrivilege, DatabaseState, Event, OrgCreated, RetentionPolicyAltered,
-    RetentionPolicyCreated, RetentionPolicyDropped, RetentionPolicySpec, ShardCreated,
-    ShardDropped, TokenCreated, TokenDeleted, UserAdminSet, UserCreated, UserDropped,
-    UserPasswordSet, UserPrivilegeSet,
+    event, BucketCreated, CatalogState, DatabasePrivilege, DatabaseState, Event, OrgCreated,
+    RetentionPolicySpec, ShardCreated, TokenCreated, UserCreated,
 };
 use indexmap::IndexMap;
 use prost::Message;
@@ -20,33 +27,8 @@ use std::collections::BTreeMap;
 
 pub const DEFAULT_POLICY: &str = "autogen";
 
-impl Privilege {
-    /// Whether holding this privilege grants `wanted` (ALL grants both halves).
-    pub fn grants(self, wanted: Privilege) -> bool {
-        self == Privilege::All || self == wanted
-    }
-
-    /// The privilege as InfluxDB 1.x names it in `SHOW GRANTS` and its errors.
-    pub fn influx_name(self) -> &'static str {
-        match self {
-            Privilege::NoPrivileges => "NO PRIVILEGES",
-            Privilege::Read => "READ",
-            Privilege::Write => "WRITE",
-            Privilege::All => "ALL PRIVILEGES",
-        }
-    }
-}
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;
-
-/// InfluxDB's shard-group duration for a retention policy duration (0 = infinite).
-pub fn shard_group_duration(policy_duration: i64) -> i64 {
-    match policy_duration {
-        d if d > 0 && d < 2 * DAY => HOUR,
-        d if d > 0 && d <= 180 * DAY => DAY,
-        _ => 7 * DAY,
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Database {
@@ -69,8 +51,6 @@ pub struct Catalog {
     pub buckets: BTreeMap<String, BucketCreated>,
     /// By id.
     pub tokens: BTreeMap<String, TokenCreated>,
-    /// Backups and restores, running and done.
-    pub backups: crate::backup::ledger::BackupLedger,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +71,8 @@ pub enum CatalogError {
     AuthorizationNotFound,
     #[error("onboarding has already been completed")]
     AlreadySetUp,
+    #[error("password is too short")]
+    PasswordTooShort,
     #[error("shard id {id} of {database}.{policy} at {start} collides with another shard")]
     ShardIdCollision {
         id: u64,
@@ -112,413 +94,8 @@ pub enum CatalogError {
 
 pub use crate::clock::now_nanos;
 
-/// A control-log event stamped with the time it is decided.
-pub(crate) fn event(kind: event::Kind) -> Event {
-    Event {
-        at_unix_nanos: now_nanos(),
-        kind: Some(kind),
-    }
-}
-
-impl Catalog {
-    /// A bucket by name, or the 1.8 compatibility mapping (`db` or `db/rp`) when no bucket
-    /// has that name: the database and retention policy it stands for.
-    pub fn resolve_bucket(&self, name: &str) -> (String, Option<String>) {
-        if let Some(b) = self.buckets.values().find(|b| b.name == name) {
-            return (
-                b.database.clone(),
-                Some(b.retention_policy.clone()).filter(|r| !r.is_empty()),
-            );
-        }
-        match name.split_once('/') {
-            Some((db, rp)) => (db.to_owned(), Some(rp.to_owned()).filter(|r| !r.is_empty())),
-            None => (name.to_owned(), None),
-        }
-    }
-
-    pub fn create_user(
-        &self,
-        id: String,
-        name: &str,
-        password_bcrypt: String,
-        admin: bool,
-    ) -> Result<Vec<Event>, CatalogError> {
-        if name.is_empty() {
-            return Err(CatalogError::InvalidName);
-        }
-        if self.users.contains_key(name) {
-            return Err(CatalogError::UserExists);
-        }
-        Ok(vec![event(event::Kind::UserCreated(UserCreated {
-            id,
-            name: name.into(),
-            password_bcrypt,
-            admin,
-            privileges: Vec::new(),
-        }))])
-    }
-
-    pub fn drop_user(&self, name: &str) -> Result<Vec<Event>, CatalogError> {
-        if !self.users.contains_key(name) {
-            return Err(CatalogError::UserNotFound);
-        }
-        Ok(vec![event(event::Kind::UserDropped(UserDropped {
-            name: name.into(),
-        }))])
-    }
-
-    /// `GRANT privilege ON database TO name`: the privilege replaces the one held.
-    pub fn grant(
-        &self,
-        name: &str,
-        database: &str,
-        privilege: Privilege,
-    ) -> Result<Vec<Event>, CatalogError> {
-        self.privilege_event(name, database, privilege)
-    }
-
-    /// `REVOKE privilege ON database FROM name`, as InfluxDB 1.x narrows privileges:
-    /// revoking one half of ALL leaves the other, revoking what is held leaves none, and
-    /// revoking what is not held changes nothing.
-    pub fn revoke(
-        &self,
-        name: &str,
-        database: &str,
-        privilege: Privilege,
-    ) -> Result<Vec<Event>, CatalogError> {
-        let held = self.privilege(name, database);
-        let left = match (privilege, held) {
-            (Privilege::All, _) => Privilege::NoPrivileges,
-            (Privilege::Read, Privilege::All) => Privilege::Write,
-            (Privilege::Write, Privilege::All) => Privilege::Read,
-            (p, h) if p == h => Privilege::NoPrivileges,
-            (_, h) => h,
-        };
-        self.privilege_event(name, database, left)
-    }
-
-    fn privilege_event(
-        &self,
-        name: &str,
-        database: &str,
-        privilege: Privilege,
-    ) -> Result<Vec<Event>, CatalogError> {
-        if !self.users.contains_key(name) {
-            return Err(CatalogError::UserNotFound);
-        }
-        if !self.databases.contains_key(database) {
-            return Err(CatalogError::DatabaseNotFound(database.into()));
-        }
-        Ok(vec![event(event::Kind::UserPrivilegeSet(
-            UserPrivilegeSet {
-                name: name.into(),
-                database: database.into(),
-                privilege: privilege.into(),
-            },
-        ))])
-    }
-
-    /// `GRANT ALL PRIVILEGES TO name` (true) and `REVOKE ALL PRIVILEGES FROM name` (false).
-    pub fn set_admin(&self, name: &str, admin: bool) -> Result<Vec<Event>, CatalogError> {
-        if !self.users.contains_key(name) {
-            return Err(CatalogError::UserNotFound);
-        }
-        Ok(vec![event(event::Kind::UserAdminSet(UserAdminSet {
-            name: name.into(),
-            admin,
-        }))])
-    }
-
-    pub fn set_password(
-        &self,
-        name: &str,
-        password_bcrypt: String,
-    ) -> Result<Vec<Event>, CatalogError> {
-        if !self.users.contains_key(name) {
-            return Err(CatalogError::UserNotFound);
-        }
-        Ok(vec![event(event::Kind::UserPasswordSet(UserPasswordSet {
-            name: name.into(),
-            password_bcrypt,
-        }))])
-    }
-
-    /// The privilege a user holds on a database (none for unknown users).
-    pub fn privilege(&self, name: &str, database: &str) -> Privilege {
-        self.users
-            .get(name)
-            .and_then(|u| u.privileges.iter().find(|p| p.database == database))
-            .map_or(Privilege::NoPrivileges, |p| p.privilege())
-    }
-
-    /// A user by id (tokens and v2 objects name users by id, the 1.x API by name).
-    pub fn user_by_id(&self, id: &str) -> Option<&UserCreated> {
-        self.users.values().find(|u| u.id == id)
-    }
-
-    pub fn create_org(&self, id: String, name: &str) -> Result<Vec<Event>, CatalogError> {
-        if name.is_empty() {
-            return Err(CatalogError::InvalidName);
-        }
-        if self.orgs.values().any(|o| o.name == name) {
-            return Err(CatalogError::OrgExists(name.into()));
-        }
-        Ok(vec![event(event::Kind::OrgCreated(OrgCreated {
-            id,
-            name: name.into(),
-        }))])
-    }
-
-    /// A bucket is database `name` with policy `autogen` keeping data `retention_nanos`
-    /// (0: forever); the database is created unless it exists.
-    pub fn create_bucket(
-        &self,
-        id: String,
-        org_id: &str,
-        name: &str,
-        retention_nanos: i64,
-    ) -> Result<Vec<Event>, CatalogError> {
-        if !self.orgs.contains_key(org_id) {
-            return Err(CatalogError::OrgNotFound);
-        }
-        if self
-            .buckets
-            .values()
-            .any(|b| b.name == name && b.org_id == org_id)
-        {
-            return Err(CatalogError::BucketExists(name.into()));
-        }
-        let policy = RetentionPolicySpec {
-            name: DEFAULT_POLICY.into(),
-            duration_nanos: retention_nanos,
-            shard_group_duration_nanos: 0,
-            replication: 1,
-        };
-        if retention_nanos != 0 && retention_nanos < HOUR {
-            return Err(CatalogError::DurationTooLow);
-        }
-        let mut events = self.create_database(name, Some(policy))?;
-        let rp = self
-            .databases
-            .get(name)
-            .map_or(DEFAULT_POLICY.to_owned(), |d| d.default_policy.clone());
-        events.push(event(event::Kind::BucketCreated(BucketCreated {
-            id,
-            org_id: org_id.into(),
-            name: name.into(),
-            database: name.into(),
-            retention_policy: rp,
-        })));
-        Ok(events)
-    }
-
-    pub fn delete_bucket(&self, id: &str) -> Result<Vec<Event>, CatalogError> {
-        if !self.buckets.contains_key(id) {
-            return Err(CatalogError::BucketNotFound);
-        }
-        Ok(vec![event(event::Kind::BucketDeleted(BucketDeleted {
-            id: id.into(),
-        }))])
-    }
-
-    pub fn create_token(&self, token: TokenCreated) -> Result<Vec<Event>, CatalogError> {
-        if !self.orgs.contains_key(&token.org_id) {
-            return Err(CatalogError::OrgNotFound);
-        }
-        Ok(vec![event(event::Kind::TokenCreated(token))])
-    }
-
-    pub fn delete_token(&self, id: &str) -> Result<Vec<Event>, CatalogError> {
-        if !self.tokens.contains_key(id) {
-            return Err(CatalogError::AuthorizationNotFound);
-        }
-        Ok(vec![event(event::Kind::TokenDeleted(TokenDeleted {
-            id: id.into(),
-        }))])
-    }
-
-    /// Whether the initial user, org, bucket and token may still be created.
-    pub fn setup_allowed(&self) -> bool {
-        self.users.is_empty() && self.orgs.is_empty()
-    }
-
-    pub fn shards(&self) -> impl Iterator<Item = ShardInfo> + '_ {
-        self.databases
-            .values()
-            .flat_map(|db| db.shards.iter())
-            .map(|s| ShardInfo {
-                id: s.shard_id,
-                database: s.database.clone(),
-                retention_policy: s.retention_policy.clone(),
-                start: s.start_nanos,
-                end: s.end_nanos,
-                incarnation: s.incarnation,
-            })
-    }
-
-    /// Events that create the shards not known yet. A known id with another identity is a
-    /// collision of the derived ids, refused rather than mixing two shards' data.
-    pub fn create_shards(&self, shards: &[ShardInfo]) -> Result<Vec<Event>, CatalogError> {
-        let mut events = Vec::new();
-        for s in shards {
-            let known = self
-                .databases
-                .get(&s.database)
-                .and_then(|d| d.shards.iter().find(|k| k.shard_id == s.id));
-            match known {
-                Some(k) if k.start_nanos != s.start || k.retention_policy != s.retention_policy => {
-                    return Err(CatalogError::ShardIdCollision {
-                        id: s.id,
-                        database: s.database.clone(),
-                        policy: s.retention_policy.clone(),
-                        start: s.start,
-                    });
-                }
-                Some(_) => {}
-                None => events.push(event(event::Kind::ShardCreated(ShardCreated {
-                    database: s.database.clone(),
-                    retention_policy: s.retention_policy.clone(),
-                    shard_id: s.id,
-                    start_nanos: s.start,
-                    end_nanos: s.end,
-                    restored_from: Vec::new(),
-                    incarnation: crate::placement::new_incarnation(),
-                }))),
-            }
-        }
-        Ok(events)
-    }
-
-    /// Events that drop shards, e.g. those past their policy's retention.
-    pub fn drop_shards(&self, shards: &[ShardInfo]) -> Vec<Event> {
-        shards
-            .iter()
-            .map(|s| {
-                event(event::Kind::ShardDropped(ShardDropped {
-                    database: s.database.clone(),
-                    retention_policy: s.retention_policy.clone(),
-                    shard_id: s.id,
-                }))
-            })
-            .collect()
-    }
-
-    /// Shards whose whole interval is older than their policy keeps, at `now`.
-    pub fn expired_shards(&self, now: i64) -> Vec<ShardInfo> {
-        self.shards()
-            .filter(|s| {
-                let policy = self
-                    .databases
-                    .get(&s.database)
-                    .and_then(|d| d.policies.get(&s.retention_policy));
-                policy.is_some_and(|p| {
-                    p.duration_nanos > 0 && s.end < now.saturating_sub(p.duration_nanos)
-                })
-            })
-            .collect()
-    }
-
-    /// Events that create `name` (none if it exists: InfluxDB treats that as success).
-    pub fn create_database(
-        &self,
-        name: &str,
-        policy: Option<RetentionPolicySpec>,
-    ) -> Result<Vec<Event>, CatalogError> {
-        if name.is_empty() {
-            return Err(CatalogError::InvalidName);
-        }
-        if self.databases.contains_key(name) {
-            return Ok(Vec::new());
-        }
-        let mut policy = policy.unwrap_or_else(|| RetentionPolicySpec {
-            name: DEFAULT_POLICY.into(),
-            duration_nanos: 0,
-            shard_group_duration_nanos: 0,
-            replication: 1,
-        });
-        if policy.shard_group_duration_nanos == 0 {
-            policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
-        }
-        Ok(vec![event(event::Kind::DatabaseCreated(DatabaseCreated {
-            name: name.into(),
-            default_policy: Some(policy),
-        }))])
-    }
-
-    pub fn drop_database(&self, name: &str) -> Vec<Event> {
-        if !self.databases.contains_key(name) {
-            return Vec::new();
-        }
-        vec![event(event::Kind::DatabaseDropped(DatabaseDropped {
-            name: name.into(),
-        }))]
-    }
-
-    pub fn create_policy(
-        &self,
-        database: &str,
-        mut policy: RetentionPolicySpec,
-        make_default: bool,
-    ) -> Result<Vec<Event>, CatalogError> {
-        let db = self
-            .databases
-            .get(database)
-            .ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
-        if policy.duration_nanos != 0 && policy.duration_nanos < HOUR {
-            return Err(CatalogError::DurationTooLow);
-        }
-        if policy.shard_group_duration_nanos == 0 {
-            policy.shard_group_duration_nanos = shard_group_duration(policy.duration_nanos);
-        }
-        if let Some(existing) = db.policies.get(&policy.name) {
-            // InfluxDB accepts re-creating an identical policy.
-            let same = *existing == policy && (!make_default || db.default_policy == policy.name);
-            return if same {
-                Ok(Vec::new())
-            } else {
-                Err(CatalogError::PolicyExists)
-            };
-        }
-        Ok(vec![event(event::Kind::RetentionPolicyCreated(
-            RetentionPolicyCreated {
-                database: database.into(),
-                policy: Some(policy),
-                make_default,
-            },
-        ))])
-    }
-
-    pub fn drop_policy(&self, database: &str, name: &str) -> Result<Vec<Event>, CatalogError> {
-        let db = self
-            .databases
-            .get(database)
-            .ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
-        if !db.policies.contains_key(name) {
-            return Ok(Vec::new());
-        }
-        Ok(vec![event(event::Kind::RetentionPolicyDropped(
-            RetentionPolicyDropped {
-                database: database.into(),
-                name: name.into(),
-            },
-        ))])
-    }
-
-    pub fn alter_policy(&self, change: RetentionPolicyAltered) -> Result<Vec<Event>, CatalogError> {
-        let db = self
-            .databases
-            .get(&change.database)
-            .ok_or_else(|| CatalogError::DatabaseNotFound(change.database.clone()))?;
-        if !db.policies.contains_key(&change.name) {
-            return Err(CatalogError::PolicyNotFound(change.name));
-        }
-        if change.duration_nanos.is_some_and(|d| d != 0 && d < HOUR) {
-            return Err(CatalogError::DurationTooLow);
-        }
-        Ok(vec![event(event::Kind::RetentionPolicyAltered(change))])
-    }
-}
-
+/// One sub-state of the control state ([`crate::control`]): it folds the catalog's events
+/// and passes over the others'.
 impl Projection for Catalog {
     fn apply(&mut self, event: &Event) {
         use event::Kind;
@@ -636,23 +213,27 @@ impl Projection for Catalog {
             Some(Kind::TokenDeleted(e)) => {
                 self.tokens.remove(&e.id);
             }
-            Some(Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_)) => {
-                self.backups.apply(event);
-            }
             Some(Kind::CatalogRestored(e)) => {
-                // Everything but the ledger, which records the restore itself.
-                let restored = Catalog::from_state(e.state.clone().unwrap_or_default());
-                let backups = std::mem::take(&mut self.backups);
-                *self = Catalog {
-                    backups,
-                    ..restored
-                };
+                // The whole catalog; the ledger in the state is not the catalog's, and the
+                // node's own goes on (recording this restore too).
+                *self = Catalog::from_state(e.state.clone().unwrap_or_default());
             }
-            Some(Kind::Blob(_)) | None => {}
+            _ => {}
         }
     }
 
     fn encode_snapshot(&self) -> Vec<u8> {
+        self.to_state().encode_to_vec()
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Ok(Catalog::from_state(CatalogState::decode(bytes)?))
+    }
+}
+
+impl Catalog {
+    /// The catalog's part of a snapshot (`backups` is the ledger's).
+    pub fn to_state(&self) -> CatalogState {
         CatalogState {
             databases: self
                 .databases
@@ -668,18 +249,11 @@ impl Projection for Catalog {
             orgs: self.orgs.values().cloned().collect(),
             buckets: self.buckets.values().cloned().collect(),
             tokens: self.tokens.values().cloned().collect(),
-            backups: Some(self.backups.to_state()),
+            backups: None,
         }
-        .encode_to_vec()
     }
 
-    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
-        Ok(Catalog::from_state(CatalogState::decode(bytes)?))
-    }
-}
-
-impl Catalog {
-    /// The state a snapshot (or a kv backup) holds, decoded.
+    /// The catalog a snapshot (or a kv backup) holds.
     pub fn from_state(state: CatalogState) -> Catalog {
         let databases = state
             .databases
@@ -718,9 +292,6 @@ impl Catalog {
                 .into_iter()
                 .map(|t| (t.id.clone(), t))
                 .collect(),
-            backups: crate::backup::ledger::BackupLedger::from_state(
-                state.backups.unwrap_or_default(),
-            ),
         }
     }
 }
@@ -728,6 +299,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::ShardInfo;
 
     fn spec(name: &str, hours: i64) -> RetentionPolicySpec {
         RetentionPolicySpec {
@@ -817,6 +389,31 @@ mod tests {
             c.create_shards(&[impostor]),
             Err(CatalogError::ShardIdCollision { .. })
         ));
+    }
+
+    #[test]
+    fn setup_creates_everything_at_once_and_only_once() {
+        let mut c = Catalog::default();
+        let setup = || Setup {
+            user_id: "u".into(),
+            username: "root".into(),
+            password_bcrypt: "hash".into(),
+            org_id: "o".into(),
+            org: "acme".into(),
+            bucket_id: "b".into(),
+            bucket: "metrics".into(),
+            retention_nanos: 0,
+            token_id: "t".into(),
+            token_sha256: "digest".into(),
+        };
+        run(&mut c, |c| c.setup(setup()).unwrap());
+        assert!(c.users["root"].admin);
+        assert_eq!(c.buckets["b"].org_id, "o");
+        assert!(c.databases.contains_key("metrics"));
+        assert_eq!(c.tokens["t"].user_id, "u");
+        assert_eq!(c.setup(setup()), Err(CatalogError::AlreadySetUp));
+        assert_eq!(check_password("short"), Err(CatalogError::PasswordTooShort));
+        assert_eq!(check_password("long enough"), Ok(()));
     }
 
     #[test]

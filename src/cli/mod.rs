@@ -362,7 +362,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !armed.is_empty() {
         tracing::warn!(fail_points = ?armed, "fail points are set ({}): this node fails on purpose", crate::failpoint::ENV);
     }
-    crate::node::serve(config)?;
+    crate::daemon::serve(config)?;
     Ok(())
 }
 

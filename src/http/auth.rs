@@ -49,23 +49,45 @@ pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Crede
     Credentials::Unparseable
 }
 
-/// For endpoints only an admin may read (metrics, fail points): with authentication off
-/// anyone may; with it on, no credentials or bad ones are 401, a user who is not an admin
-/// is 403 saying they may not `what`.
+/// For endpoints only an admin may read (fail points): with authentication off anyone
+/// may; with it on, no credentials or bad ones are 401, a user who is not an admin is 403
+/// saying they may not `what`.
 pub async fn admin_only(
     node: &Node,
     req: &HttpRequest,
     params: &HashMap<String, String>,
     what: &str,
 ) -> Result<(), ApiError> {
-    match authenticate(node, req, params).await? {
-        None => Ok(()),
-        Some(p) if p.admin => Ok(()),
-        Some(p) => Err(ApiError::new(
+    let caller = authenticate(node, req, params).await?;
+    require_admin(caller.as_ref(), &format!("may not {what}"))
+}
+
+/// Refuses a caller who is not an admin (none: authentication is off, so anyone may) with
+/// 403 `<user> <refusal>: requires admin`.
+pub fn require_admin(caller: Option<&Principal>, refusal: &str) -> Result<(), ApiError> {
+    match caller {
+        Some(p) if !p.admin => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("{} may not {what}: requires admin", p.user),
+            format!("{} {refusal}: requires admin", p.user),
         )),
+        _ => Ok(()),
     }
+}
+
+/// [`authenticate`] for the endpoints that answer in InfluxDB 2's shape, in its words for
+/// missing or bad credentials.
+pub async fn authenticate_v2(
+    node: &Node,
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+) -> Result<Option<Principal>, ApiError> {
+    authenticate(node, req, params).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        if e.status == StatusCode::UNAUTHORIZED {
+            e.message = "unauthorized access".into();
+        }
+        e
+    })
 }
 
 /// The caller, when authentication is enabled (None when it is off).
@@ -81,7 +103,8 @@ pub async fn authenticate(
     // Only copies leave the lock: a password is hashed after it is released.
     let claim = node
         .control
-        .read(|catalog| {
+        .read(|c| {
+            let catalog = &c.catalog;
             if catalog.users.values().all(|u| !u.admin) && catalog.tokens.is_empty() {
                 return Err(AuthError::NoAdminYet);
             }

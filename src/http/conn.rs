@@ -255,7 +255,7 @@ mod tests {
         assert!(conn_lines.long_line);
         let mut short = LineWatch::default();
         short.saw(b"GET / HTTP/1.1\r\n");
-        short.saw(&vec![b'y'; 100]);
+        short.saw(&[b'y'; 100]);
         assert!(!short.long_line);
     }
 }

@@ -2,20 +2,16 @@
 //! (see [`crate::failpoint`]). With authentication on, an admin's to read. A build without
 //! fail points answers 501 (the route is there, what it reports is not).
 
+use super::Params;
 use crate::node::Node;
 use actix_web::{web, HttpRequest, HttpResponse};
-use std::collections::HashMap;
 
 pub(super) fn routes(r: &mut super::Routes) {
     use actix_web::http::Method;
     r.add(Method::GET, "/debug/failpoints", failpoints);
 }
 
-async fn failpoints(
-    node: web::Data<Node>,
-    req: HttpRequest,
-    params: web::Query<HashMap<String, String>>,
-) -> HttpResponse {
+async fn failpoints(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
     if let Err(e) = super::auth::admin_only(&node, &req, &params, "read fail points").await {
         return e.v2();
     }

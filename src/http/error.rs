@@ -1,5 +1,7 @@
 //! The one place errors become HTTP answers: InfluxDB's status codes and JSON shapes.
 
+use crate::log::LogError;
+use crate::projection::ProjectionError;
 use crate::query::result::{QueryResponse, StatementResult};
 use crate::query::QueryError;
 use crate::storage::StorageError;
@@ -135,6 +137,7 @@ impl From<StorageError> for ApiError {
                 ..
             } => StatusCode::INSUFFICIENT_STORAGE,
             StorageError::Quarantined { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            StorageError::Control(e) => control_log_status(e),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
@@ -172,5 +175,15 @@ pub(crate) fn query_failure(e: QueryError, csv: bool) -> HttpResponse {
                 .content_type("application/json")
                 .body(body)
         }
+    }
+}
+
+/// How a failed control-log change answers, whichever request made it (a catalog change,
+/// a backup's record, the shards a write creates): a change too large for the log is the
+/// client's, any other failure the node's.
+pub(crate) fn control_log_status(e: &ProjectionError) -> StatusCode {
+    match e {
+        ProjectionError::Log(LogError::RecordTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

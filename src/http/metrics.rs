@@ -2,11 +2,10 @@
 //! and count its writes, so with authentication on they are an admin's to read (unless
 //! `metrics_auth = false`); a scraper sends an admin's token as `Bearer`.
 
+use super::Params;
 use crate::log::LogFigures;
 use crate::node::Node;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use std::collections::HashMap;
 use std::fmt::Write;
 
 pub(super) fn routes(r: &mut super::Routes) {
@@ -14,16 +13,13 @@ pub(super) fn routes(r: &mut super::Routes) {
     r.add(Method::GET, "/metrics", metrics);
 }
 
-async fn metrics(
-    node: web::Data<Node>,
-    req: HttpRequest,
-    params: web::Query<HashMap<String, String>>,
-) -> HttpResponse {
+async fn metrics(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
     if node.config.metrics_auth {
-        if let Err(mut e) = super::auth::admin_only(&node, &req, &params, "read metrics").await {
-            if e.status == StatusCode::UNAUTHORIZED {
-                e.message = "unauthorized access".into();
-            }
+        let allowed = match super::auth::authenticate_v2(&node, &req, &params).await {
+            Ok(caller) => super::auth::require_admin(caller.as_ref(), "may not read metrics"),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = allowed {
             return e.v2();
         }
     }

@@ -4,10 +4,10 @@ use crate::node::Node;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::http::Method;
 use actix_web::{dev::Server, middleware, web, App};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 mod auth;
-mod backup;
 mod conn;
 mod debug;
 mod error;
@@ -17,6 +17,9 @@ mod metrics;
 mod query;
 mod v2;
 mod write;
+
+/// A request's URL parameters, as every handler reads them.
+pub(crate) type Params = web::Query<HashMap<String, String>>;
 
 pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     let grace = node.config.shutdown_grace_seconds;
@@ -81,14 +84,13 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
 }
 
 /// Every module's routes, in the order they are matched.
-const MODULES: [fn(&mut Routes); 7] = [
+const MODULES: [fn(&mut Routes); 6] = [
     health::routes,
     debug::routes,
     metrics::routes,
     write::routes,
     query::routes,
     v2::routes,
-    backup::routes,
 ];
 
 /// Registers each route with the server and records it, so that the table tests check

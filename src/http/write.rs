@@ -1,6 +1,7 @@
 //! `POST /write` (v1) and `POST /api/v2/write`: parse, hand to storage, answer as InfluxDB.
 
 use super::error::ApiError;
+use super::Params;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Privilege;
 use crate::line_protocol::{
@@ -11,7 +12,6 @@ use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
@@ -21,8 +21,6 @@ pub(super) fn routes(r: &mut super::Routes) {
     r.add(Method::POST, "/write", write_v1)
         .add(Method::POST, "/api/v2/write", write_v2);
 }
-
-type Params = web::Query<HashMap<String, String>>;
 
 async fn write_v1(
     node: web::Data<Node>,
@@ -66,7 +64,10 @@ async fn write_v2(
         let raw = params.get("precision").map_or("", String::as_str);
         let precision = Precision::parse_v2(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v2_message(raw)))?;
-        let (db, rp) = node.control.read(|c| c.resolve_bucket(bucket)).await;
+        let (db, rp) = node
+            .control
+            .read(|c| c.catalog.resolve_bucket(bucket))
+            .await;
         may_write(&node, principal.as_ref(), &db).await?;
         write(&node, db, rp, precision, &req, body).await
     };
@@ -88,6 +89,7 @@ async fn may_write(
     };
     node.control
         .read(|c| {
+            let c = &c.catalog;
             if !c.databases.contains_key(database) {
                 return Err(StorageError::DatabaseNotFound(database.into()).into());
             }

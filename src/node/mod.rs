@@ -1,51 +1,82 @@
-//! A data node (`shardkeeper serve`): owns the data directory, opens the control log and
-//! its projections, and serves the HTTP API until SIGINT/SIGTERM.
+//! A data node's services: the control log and its state, storage, authentication,
+//! queries and backups, as the HTTP handlers and the background tasks call them. What runs
+//! them as a process (the data-directory lock, signals, the HTTP server) is
+//! [`crate::daemon`]'s.
 
-mod lock;
-
-use crate::catalog::Catalog;
+use crate::auth::Authenticator;
+use crate::backup::service::BackupService;
 use crate::config::{ConfigError, NodeConfig};
+use crate::control::ControlLog;
 use crate::log::{IoBackend, LogOptions};
-use crate::projection::{EventLog, ProjectionError};
+use crate::projection::{ProjectionError, Rebuilt};
+use crate::query::pool::QueryPool;
 use crate::storage::{Storage, StorageError};
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-pub use lock::DataDirLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: io::Error },
-    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    Locked { path: PathBuf, pid: Option<u32> },
     #[error("control log: {0}")]
     ControlLog(#[from] ProjectionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: io::Error,
-    },
-    #[error("http server: {0}")]
-    Server(io::Error),
+    #[error("query threads: {0}")]
+    QueryPool(io::Error),
 }
 
-/// The services a node's HTTP handlers call.
+/// The services a node's HTTP handlers and background tasks call.
 pub struct Node {
     pub config: NodeConfig,
-    pub control: EventLog<Catalog>,
-    pub storage: Storage,
-    pub auth: crate::auth::Authenticator,
+    pub control: Arc<ControlLog>,
+    pub storage: Arc<Storage>,
+    pub auth: Authenticator,
     /// Where queries run, off the HTTP workers.
-    pub queries: crate::query::pool::QueryPool,
+    pub queries: QueryPool,
+    pub backups: BackupService,
 }
 
 impl Node {
+    /// Opens the control log (its state rebuilt) and the storage of `config.data_dir`,
+    /// which the caller holds (see [`crate::daemon::DataDirLock`]).
+    pub fn open(config: &NodeConfig) -> Result<(Node, Rebuilt), NodeError> {
+        let options = LogOptions {
+            segment_capacity: config.log.segment_mib.max(1) << 20,
+            io: config.io_mode()?,
+            ..LogOptions::default()
+        };
+        let (control, rebuilt) = ControlLog::open(
+            &config.data_dir.join("control"),
+            options.clone(),
+            (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
+        )?;
+        let catalog = control.read_blocking(|c| c.catalog.clone());
+        // Shards are many and mostly small: their segments are smaller, so that preallocated
+        // space does not dwarf the data.
+        let shard_options = LogOptions {
+            segment_capacity: config.log.shard_segment_mib.max(1) << 20,
+            ..options
+        };
+        let storage = Storage::open(
+            &config.data_dir,
+            &catalog,
+            shard_options,
+            config.node_id,
+            (config.max_head_mib.max(1) << 20) as usize,
+        )?;
+        let (control, storage) = (Arc::new(control), Arc::new(storage));
+        let node = Node {
+            config: config.clone(),
+            backups: BackupService::new(control.clone(), storage.clone(), config),
+            control,
+            storage,
+            auth: Authenticator::new(config.password_check_limits()),
+            queries: QueryPool::new().map_err(NodeError::QueryPool)?,
+        };
+        Ok((node, rebuilt))
+    }
+
     pub fn io_backend(&self) -> &IoBackend {
         self.control.log().backend()
     }
@@ -53,186 +84,5 @@ impl Node {
     /// Why the node refuses writes, if it does (a failed log).
     pub fn failure(&self) -> Option<Arc<str>> {
         self.control.log().failure()
-    }
-}
-
-pub fn serve(config: NodeConfig) -> Result<(), NodeError> {
-    let data_dir = config.data_dir.clone();
-    // Made durable in its parent as it is created (and so is each directory below it: the
-    // control log's and the shards'): a log's records are synced, but an unsynced
-    // directory entry above them can still vanish with them.
-    let control_dir = data_dir.join("control");
-    use crate::log::fs::FileSystem;
-    crate::log::fs::RealFs
-        .create_dir_all(&data_dir)
-        .map_err(|source| NodeError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
-    let _lock = DataDirLock::acquire(&data_dir)?;
-    let options = LogOptions {
-        segment_capacity: config.log.segment_mib.max(1) << 20,
-        io: config.io_mode()?,
-        ..LogOptions::default()
-    };
-    let (control, rebuilt) = EventLog::<Catalog>::open(
-        &control_dir,
-        options.clone(),
-        (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
-    )?;
-    let catalog = control.read_blocking(|c| c.clone());
-    // Shards are many and mostly small: their segments are smaller, so that preallocated
-    // space does not dwarf the data.
-    let shard_options = LogOptions {
-        segment_capacity: config.log.shard_segment_mib.max(1) << 20,
-        ..options
-    };
-    let storage = Storage::open(
-        &data_dir,
-        &catalog,
-        shard_options,
-        config.node_id,
-        (config.max_head_mib.max(1) << 20) as usize,
-    )?;
-    let node = Arc::new(Node {
-        config: config.clone(),
-        control,
-        storage,
-        auth: crate::auth::Authenticator::new(config.password_check_limits()),
-        queries: crate::query::pool::QueryPool::new().map_err(NodeError::Server)?,
-    });
-    let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        data_dir = %data_dir.display(),
-        log_io = %node.io_backend(),
-        records = rebuilt.recovery.records,
-        torn_bytes_dropped = torn,
-        snapshot_lsn = rebuilt.snapshot_lsn.unwrap_or(0),
-        replayed = rebuilt.replayed,
-        "shardkeeper starting"
-    );
-    actix_web::rt::System::new().block_on(async move {
-        if let Err(e) = crate::backup::service::fail_interrupted(&node).await {
-            tracing::warn!(error = %e, "could not record interrupted backups");
-        }
-        actix_web::rt::spawn(enforce_retention(node.clone()));
-        actix_web::rt::spawn(flush_idle_shards(node.clone()));
-        let server = crate::http::server(node.clone()).map_err(|source| NodeError::Bind {
-            addr: config.bind,
-            source,
-        })?;
-        let addr = server.addrs().first().copied().unwrap_or(config.bind);
-        let stopper = server.stopper();
-        let signals = Signals::install().map_err(NodeError::Server)?;
-        let stopping = node.clone();
-        actix_web::rt::spawn(async move {
-            let name = signals.wait().await;
-            tracing::info!(signal = name, "stopping: no new requests, draining");
-            // Queries answer their interruption at once rather than run out the grace.
-            stopping.queries.stop_all();
-            exit_after_grace(stopping.config.shutdown_grace_seconds);
-            stopper.stop(true).await;
-        });
-        // Stdout carries one machine-readable line so that tests and scripts can find the
-        // port when binding port 0.
-        println!(
-            "shardkeeper listening on http://{addr} (log io: {})",
-            node.io_backend()
-        );
-        server.run().await.map_err(NodeError::Server)?;
-        // Large heads are written out, so that the next start replays little; small ones
-        // stay in the data log (durable already: writing out thousands of them would make
-        // stopping slow, and replaying them is quick).
-        tracing::info!("stopped accepting requests; flushing large heads, writing final snapshot");
-        node.storage.flush_large_heads(LARGE_HEAD_BYTES);
-        let lsn = node.control.snapshot().await?;
-        tracing::info!(snapshot_lsn = lsn, "shardkeeper stopped cleanly");
-        Ok(())
-    })
-}
-
-/// Heads at least this large are written out at a clean stop.
-const LARGE_HEAD_BYTES: usize = 1 << 20;
-
-/// Ends the process once the grace period is over, whatever still runs then: a step of a
-/// request that ignores its interruption, or a final flush that cannot finish, must not
-/// keep a stopped node alive. Everything acknowledged is in the logs already.
-fn exit_after_grace(grace_seconds: u64) {
-    let grace = std::time::Duration::from_secs(grace_seconds);
-    let spawned = std::thread::Builder::new()
-        .name("shutdown-watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(grace);
-            tracing::error!(
-                grace_seconds,
-                "still stopping after the shutdown grace period: exiting now"
-            );
-            std::process::exit(1);
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "no shutdown watchdog: the node exits when its work ends");
-    }
-}
-
-/// SIGTERM and SIGINT, registered before the node says it is listening.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    async fn wait(mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
-}
-
-/// Writes out the heads of shards that have gone idle (see [`Storage::flush_idle`]).
-async fn flush_idle_shards(node: Arc<Node>) {
-    let idle = std::time::Duration::from_secs(node.config.idle_flush_seconds.max(1));
-    loop {
-        tokio::time::sleep(idle / 2).await;
-        let node = node.clone();
-        let _ = actix_web::rt::task::spawn_blocking(move || {
-            node.storage.flush_idle(idle.as_nanos() as i64)
-        })
-        .await;
-    }
-}
-
-/// Drops shards past their retention policy's duration, as InfluxDB's retention service:
-/// first the drop events (durable), then the files.
-async fn enforce_retention(node: Arc<Node>) {
-    let every = std::time::Duration::from_secs(node.config.retention_check_seconds.max(1));
-    loop {
-        tokio::time::sleep(every).await;
-        let now = crate::catalog::now_nanos();
-        let dropped = node
-            .control
-            .mutate(|c| {
-                let expired = c.expired_shards(now);
-                Ok::<_, ProjectionError>((c.drop_shards(&expired), expired))
-            })
-            .await;
-        match dropped {
-            Ok(expired) if !expired.is_empty() => {
-                let ids: Vec<u64> = expired.iter().map(|s| s.id).collect();
-                tracing::info!(shards = ?ids, "retention: dropping expired shards");
-                node.storage.remove_shards(&node.control, &ids).await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention check failed"),
-        }
     }
 }

@@ -61,7 +61,9 @@ pub async fn execute(
     // As InfluxDB, a caller lacking a privilege is refused before anything runs.
     if let Some(p) = &options.principal {
         node.control
-            .read(|c| super::authorize::check(c, p, &statements, options.database.as_deref()))
+            .read(|c| {
+                super::authorize::check(&c.catalog, p, &statements, options.database.as_deref())
+            })
             .await?;
     }
     let limits = &options.limits;

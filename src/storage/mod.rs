@@ -20,11 +20,12 @@ pub mod shard;
 pub mod tombstone;
 
 use crate::catalog::Catalog;
+use crate::control::ControlLog;
 use crate::line_protocol::{Point, Precision};
 use crate::log::fs::{FileSystem, RealFs};
 use crate::log::{DamagedRecord, Log, LogError, LogOptions, RecoveryMode};
 pub use crate::placement::shard_group_start;
-use crate::projection::{EventLog, ProjectionError};
+use crate::projection::ProjectionError;
 use data_log::{DataLog, Header};
 use hlc::HybridClock;
 pub use shard::{Shard, ShardFiles, ShardInfo};
@@ -502,12 +503,12 @@ impl Storage {
     /// an unsynced removal. The removal itself, slow for large shards (or many), runs on
     /// a thread of its own; the next start removes what it leaves. Waits for the writes
     /// under way.
-    pub async fn remove_shards(&self, control: &EventLog<Catalog>, ids: &[u64]) {
+    pub async fn remove_shards(&self, control: &ControlLog, ids: &[u64]) {
         let _no_writes = self.placement.write().await;
         // A shard created again since its drop (a write into its time range) keeps a
         // directory, empty: the catalog knows it (see `create_shard_dirs`).
         let known_again: Vec<ShardInfo> = control
-            .read(|c| c.shards().filter(|s| ids.contains(&s.id)).collect())
+            .read(|c| c.catalog.shards().filter(|s| ids.contains(&s.id)).collect())
             .await;
         // A quarantined shard goes too: dropping it is one way to be rid of the damage.
         {
@@ -626,12 +627,13 @@ impl Storage {
 
     pub async fn write(
         &self,
-        control: &EventLog<Catalog>,
+        control: &ControlLog,
         req: WriteRequest<'_>,
     ) -> Result<WriteOutcome, StorageError> {
         let (policy, groups) = control
             .read(|c| {
                 let db = c
+                    .catalog
                     .databases
                     .get(&req.database)
                     .ok_or_else(|| StorageError::DatabaseNotFound(req.database.clone()))?;
@@ -753,7 +755,7 @@ impl Storage {
     /// dropped meanwhile fails the write.
     async fn place(
         &self,
-        control: &EventLog<Catalog>,
+        control: &ControlLog,
         database: &str,
         mut infos: Vec<ShardInfo>,
         mut known: Vec<crate::proto::ShardCreated>,
@@ -765,15 +767,20 @@ impl Storage {
             {
                 control
                     .mutate(|c| {
-                        let events = c.create_shards(&infos)?;
-                        self.create_shard_dirs(c, &events)?;
+                        let events = c.catalog.create_shards(&infos)?;
+                        self.create_shard_dirs(&c.catalog, &events)?;
                         Ok::<_, StorageError>((events, ()))
                     })
                     .await?;
             }
             let placed = self.placement.read().await;
             let groups = control
-                .read(|c| c.databases.get(database).map(|db| db.shards.clone()))
+                .read(|c| {
+                    c.catalog
+                        .databases
+                        .get(database)
+                        .map(|db| db.shards.clone())
+                })
                 .await
                 .ok_or_else(|| StorageError::DatabaseNotFound(database.to_owned()))?;
             let incarnations: Option<Vec<u64>> = infos

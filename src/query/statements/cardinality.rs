@@ -22,7 +22,12 @@ pub(crate) async fn show(
     let db = database_of(s.database.as_deref(), cx)?;
     let default_policy = cx
         .control
-        .read(|c| c.databases.get(db).map(|d| d.default_policy.clone()))
+        .read(|c| {
+            c.catalog
+                .databases
+                .get(db)
+                .map(|d| d.default_policy.clone())
+        })
         .await;
     answer(cx.storage, db, default_policy.as_deref(), s, &cx.limits)
 }

@@ -28,6 +28,7 @@ pub(crate) async fn drop(cx: &Context<'_>, name: &str) -> Result<Vec<Series>, Qu
     let shards = cx
         .control
         .mutate(|c| {
+            let c = &c.catalog;
             let ids: Vec<u64> = c
                 .shards()
                 .filter(|s| s.database == *name)
@@ -50,6 +51,7 @@ pub(crate) async fn show(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
     let names = cx
         .control
         .read(|c| {
+            let c = &c.catalog;
             c.databases
                 .keys()
                 .filter(|db| visible(c, db))

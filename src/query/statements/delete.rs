@@ -69,7 +69,11 @@ pub(crate) async fn delete(
 /// its absence.
 async fn database_to_delete_from(cx: &Context<'_>) -> Result<String, QueryError> {
     let db = cx.database.unwrap_or_default().to_owned();
-    if !cx.control.read(|c| c.databases.contains_key(&db)).await {
+    if !cx
+        .control
+        .read(|c| c.catalog.databases.contains_key(&db))
+        .await
+    {
         return Err(QueryError::DatabaseNotFound(db));
     }
     Ok(db)

@@ -14,7 +14,7 @@ pub(crate) mod user;
 
 use crate::auth::{Authenticator, Principal};
 use crate::catalog::{Catalog, CatalogError};
-use crate::projection::EventLog;
+use crate::control::ControlLog;
 use crate::proto::Event;
 use crate::query::error::QueryError;
 use crate::query::limits::QueryLimits;
@@ -24,7 +24,7 @@ use serde_json::Value;
 
 /// What a statement runs against.
 pub(crate) struct Context<'a> {
-    pub(crate) control: &'a EventLog<Catalog>,
+    pub(crate) control: &'a ControlLog,
     pub(crate) storage: &'a Storage,
     pub(crate) auth: &'a Authenticator,
     /// The `db` parameter: the database of statements that name none.
@@ -38,11 +38,11 @@ pub(crate) struct Context<'a> {
 
 /// Applies a catalog decision of a statement that answers nothing.
 async fn apply_decision(
-    control: &EventLog<Catalog>,
+    control: &ControlLog,
     decide: impl FnOnce(&Catalog) -> Result<Vec<Event>, CatalogError>,
 ) -> Result<Vec<Series>, QueryError> {
     control
-        .mutate(|c| Ok::<_, QueryError>((decide(c)?, ())))
+        .mutate(|c| Ok::<_, QueryError>((decide(&c.catalog)?, ())))
         .await?;
     Ok(Vec::new())
 }
@@ -64,7 +64,12 @@ async fn existing_database(
     let db = database_of(named, cx)?.to_owned();
     let default_policy = cx
         .control
-        .read(|c| c.databases.get(&db).map(|d| d.default_policy.clone()))
+        .read(|c| {
+            c.catalog
+                .databases
+                .get(&db)
+                .map(|d| d.default_policy.clone())
+        })
         .await;
     match default_policy {
         Some(policy) => Ok((db, policy)),

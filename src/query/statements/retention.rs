@@ -47,6 +47,7 @@ pub(crate) async fn drop(
     let shards = cx
         .control
         .mutate(|c| {
+            let c = &c.catalog;
             let ids: Vec<u64> = c
                 .shards()
                 .filter(|s| s.database == *database && s.retention_policy == *name)
@@ -67,6 +68,7 @@ pub(crate) async fn show(
     let rows = cx
         .control
         .read(|c| {
+            let c = &c.catalog;
             let d = c
                 .databases
                 .get(db)

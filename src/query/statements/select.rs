@@ -17,6 +17,7 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
         .control
         .read(|c| Catalog {
             databases: c
+                .catalog
                 .databases
                 .iter()
                 .map(|(name, db)| {

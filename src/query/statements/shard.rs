@@ -12,6 +12,7 @@ pub(crate) async fn drop(cx: &Context<'_>, id: u64) -> Result<Vec<Series>, Query
     let dropped = cx
         .control
         .mutate(|c| {
+            let c = &c.catalog;
             let shards: Vec<_> = c.shards().filter(|s| s.id == id).collect();
             Ok::<_, QueryError>((c.drop_shards(&shards), shards))
         })
@@ -22,7 +23,7 @@ pub(crate) async fn drop(cx: &Context<'_>, id: u64) -> Result<Vec<Series>, Query
 }
 
 pub(crate) async fn show(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
-    let catalog: Catalog = cx.control.read(|c| c.clone()).await;
+    let catalog: Catalog = cx.control.read(|c| c.catalog.clone()).await;
     let mut out = Vec::new();
     for (name, db) in &catalog.databases {
         let mut shards: Vec<_> = db.shards.iter().collect();

@@ -20,7 +20,10 @@ pub(crate) async fn measurements(
     s: &ShowMeasurementsStatement,
 ) -> Result<Vec<Series>, QueryError> {
     let db = database_of(s.database.as_deref(), cx)?;
-    let exists = cx.control.read(|c| c.databases.contains_key(db)).await;
+    let exists = cx
+        .control
+        .read(|c| c.catalog.databases.contains_key(db))
+        .await;
     if !exists {
         return Err(QueryError::DatabaseNotFound(db.to_owned()));
     }

@@ -66,6 +66,7 @@ pub(crate) async fn show_grants(cx: &Context<'_>, name: &str) -> Result<Vec<Seri
     let rows = cx
         .control
         .read(|c| {
+            let c = &c.catalog;
             let user = c.users.get(name).ok_or(CatalogError::UserNotFound)?;
             Ok::<_, QueryError>(
                 user.privileges
@@ -87,6 +88,7 @@ pub(crate) async fn show(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
     let rows = cx
         .control
         .read(|c| {
+            let c = &c.catalog;
             c.users
                 .values()
                 .map(|u| vec![Value::from(u.name.clone()), Value::from(u.admin)])

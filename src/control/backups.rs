@@ -2,9 +2,11 @@
 //! tell which backups and restores are running, how the recent ones ended, and when the
 //! last good backup of each shard was taken.
 
+use crate::projection::Projection;
 use crate::proto::{
     event, BackupFailed, BackupFinished, BackupLedgerState, BackupOutcome, BackupStarted, Event,
 };
+use prost::Message;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Finished operations the ledger remembers (the last good backup per shard is kept
@@ -21,9 +23,10 @@ pub struct BackupLedger {
     pub last_good: BTreeMap<u64, BackupOutcome>,
 }
 
-impl BackupLedger {
-    /// Folds one event in; events of other kinds are ignored.
-    pub fn apply(&mut self, event: &Event) {
+/// One sub-state of the control state: it folds the backup events and passes over the
+/// others'.
+impl Projection for BackupLedger {
+    fn apply(&mut self, event: &Event) {
         match &event.kind {
             Some(event::Kind::BackupStarted(started)) => {
                 self.running.insert(
@@ -66,6 +69,16 @@ impl BackupLedger {
         }
     }
 
+    fn encode_snapshot(&self) -> Vec<u8> {
+        self.to_state().encode_to_vec()
+    }
+
+    fn decode_snapshot(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        Ok(BackupLedger::from_state(BackupLedgerState::decode(bytes)?))
+    }
+}
+
+impl BackupLedger {
     fn remember(&mut self, outcome: BackupOutcome) {
         self.recent.push_back(outcome);
         while self.recent.len() > RECENT_OUTCOMES {
@@ -97,11 +110,11 @@ impl BackupLedger {
 
 /// The event that starts an operation.
 pub fn started(started: BackupStarted) -> Event {
-    crate::catalog::event(event::Kind::BackupStarted(started))
+    crate::clock::stamped(event::Kind::BackupStarted(started))
 }
 
 pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
-    crate::catalog::event(event::Kind::BackupFinished(BackupFinished {
+    crate::clock::stamped(event::Kind::BackupFinished(BackupFinished {
         id: id.to_owned(),
         bytes,
         duration_nanos: duration.as_nanos() as u64,
@@ -109,7 +122,7 @@ pub fn finished(id: &str, bytes: u64, duration: std::time::Duration) -> Event {
 }
 
 pub fn failed(id: &str, reason: &str) -> Event {
-    crate::catalog::event(event::Kind::BackupFailed(BackupFailed {
+    crate::clock::stamped(event::Kind::BackupFailed(BackupFailed {
         id: id.to_owned(),
         reason: reason.to_owned(),
     }))

@@ -1,4 +1,4 @@
-use super::NodeError;
+use super::DaemonError;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::io::AsRawFd;
@@ -11,9 +11,9 @@ pub struct DataDirLock {
 }
 
 impl DataDirLock {
-    pub fn acquire(dir: &Path) -> Result<Self, NodeError> {
+    pub fn acquire(dir: &Path) -> Result<Self, DaemonError> {
         let path = dir.join("LOCK");
-        let io_err = |source| NodeError::DataDir {
+        let io_err = |source| DaemonError::DataDir {
             path: path.clone(),
             source,
         };
@@ -28,7 +28,7 @@ impl DataDirLock {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(NodeError::Locked {
+            return Err(DaemonError::Locked {
                 path: dir.to_owned(),
                 pid: text.trim().parse().ok(),
             });
