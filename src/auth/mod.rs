@@ -11,7 +11,8 @@
 
 mod permission;
 
-pub use permission::{effective_permissions, Action, Resource, Wanted};
+pub(crate) use permission::effective_permissions;
+pub use permission::{Action, Resource, Wanted};
 
 use crate::catalog::Catalog;
 use crate::proto::TokenPermission;

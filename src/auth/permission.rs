@@ -215,7 +215,7 @@ impl Principal {
 
 /// What a token may do now: its own list, or for a token that may do all its user may,
 /// everything in its organization (an admin's) or the buckets its user holds grants on.
-pub fn effective_permissions(c: &Catalog, t: &TokenCreated) -> Vec<TokenPermission> {
+pub(crate) fn effective_permissions(c: &Catalog, t: &TokenCreated) -> Vec<TokenPermission> {
     if !t.permissions.is_empty() {
         return t.permissions.clone();
     }
