@@ -136,9 +136,7 @@ async fn write(
         // the two thread hand-offs of the pool below, each a wait for a core when queries
         // keep both busy.
         let _slot = slot;
-        let result = job.store(&body).await;
-        drop(body);
-        return result;
+        return job.store(&body).await;
     }
     let runtime = tokio::runtime::Handle::current();
     let (result, body) = actix_web::rt::task::spawn_blocking(move || {

@@ -29,6 +29,23 @@ pub struct SelectContext<'a> {
 }
 
 impl SelectContext<'_> {
+    /// The rows a group shows, in order: past OFFSET, at most LIMIT, each led by its time
+    /// as the response shows it. Collected anew and shrunk, so that a LIMIT keeps nothing
+    /// of the rows it passed over.
+    pub fn page(&self, rows: Vec<(i64, Vec<Value>)>, offset: u64, limit: u64) -> Vec<Vec<Value>> {
+        let mut values: Vec<Vec<Value>> = rows
+            .into_iter()
+            .skip(offset as usize)
+            .take(super::rows::limit(limit))
+            .map(|(time, mut row)| {
+                row.insert(0, self.time_value(time));
+                row
+            })
+            .collect();
+        values.shrink_to_fit();
+        values
+    }
+
     /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
     /// statement's zone).
     pub fn time_value(&self, ns: i64) -> Value {

@@ -57,6 +57,18 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, A
     Ok(body)
 }
 
+/// A kv snapshot or bucket manifest, whole: refused past the metadata bound, by its
+/// announced length before any of it is read.
+async fn read_metadata(
+    node: &Node,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<u8>, ApiError> {
+    let limit = node.backups.metadata_body_limit();
+    check_content_length(req, limit as u64)?;
+    read_body(payload, limit).await
+}
+
 async fn restore_kv(
     node: web::Data<Node>,
     req: HttpRequest,
@@ -66,8 +78,7 @@ async fn restore_kv(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            check_content_length(&req, node.backups.metadata_body_limit() as u64)?;
-            let body = read_body(payload, node.backups.metadata_body_limit()).await?;
+            let body = read_metadata(&node, &req, payload).await?;
             // InfluxDB 2's PostRestoreKVResponse: {"token": the operator's token}; here a
             // new one, since only token digests are kept (none without an operator).
             let body = match node.backups.restore_kv(&body).await? {
@@ -89,8 +100,7 @@ async fn restore_bucket_metadata(
     reply(
         async {
             authorize_admin(&node, &req, &params).await?;
-            check_content_length(&req, node.backups.metadata_body_limit() as u64)?;
-            let body = read_body(payload, node.backups.metadata_body_limit()).await?;
+            let body = read_metadata(&node, &req, payload).await?;
             let manifest: BucketMetadataManifest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid bucket manifest: {e}")))?;
             let mappings = node.backups.restore_bucket(&manifest).await?;

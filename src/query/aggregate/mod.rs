@@ -252,18 +252,8 @@ pub fn execute(
         if descending {
             rows.reverse();
         }
-        // Times are rendered for the rows shown only; the vector is made anew, so that a
-        // LIMIT leaves nothing of the group's rows behind.
-        let mut values: Vec<Vec<Value>> = rows
-            .into_iter()
-            .skip(stmt.offset as usize)
-            .take(limit(stmt.limit))
-            .map(|(time, mut row)| {
-                row.insert(0, ctx.time_value(time));
-                row
-            })
-            .collect();
-        values.shrink_to_fit();
+        // Times are rendered for the rows shown only.
+        let values = ctx.page(rows, stmt.offset, stmt.limit);
         // What the answer keeps of this group (what it took to compute was held apart).
         ctx.limits
             .charge(values.len() * answer_row_bytes(columns.len()))?;

@@ -143,17 +143,7 @@ pub(super) fn raw(
         } else {
             rows.sort_by_key(|(t, _)| *t);
         }
-        let mut values: Vec<Vec<Value>> = rows
-            .into_iter()
-            .skip(stmt.offset as usize)
-            .take(limit(stmt.limit))
-            .map(|(time, mut values)| {
-                values.insert(0, ctx.time_value(time));
-                values
-            })
-            .collect();
-        // Collected in place: without this a LIMIT would keep every row's room.
-        values.shrink_to_fit();
+        let values = ctx.page(rows, stmt.offset, stmt.limit);
         if values.is_empty() {
             continue;
         }
