@@ -293,10 +293,17 @@ impl Authenticator {
             .map_err(|_| AuthError::Hash("the hashing thread stopped".into()))
     }
 
+    /// A remembered success lasts `cache_ttl` after its last use, not after its check: a
+    /// client that keeps sending the right password is never checked again, so that a
+    /// flood of wrong passwords for its user (which locks the user's checks) cannot lock
+    /// it out. A changed password changes the key.
     fn remembered(&self, key: &[u8; 32], now: Instant) -> bool {
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        match verified.get(key) {
-            Some(&until) if until > now => true,
+        match verified.get_mut(key) {
+            Some(until) if *until > now => {
+                *until = now + self.limits.cache_ttl;
+                true
+            }
             Some(_) => {
                 verified.remove(key);
                 false
@@ -483,8 +490,12 @@ mod tests {
         let key = auth.cache_key("ann", "s3cret", &c.users["ann"].password_bcrypt);
         let now = Instant::now();
         auth.remember(key, now);
-        assert!(auth.remembered(&key, now));
-        assert!(!auth.remembered(&key, now + Duration::from_secs(61)));
+        assert!(auth.remembered(&key, now + Duration::from_secs(50)));
+        assert!(
+            auth.remembered(&key, now + Duration::from_secs(100)),
+            "each use keeps a success for another TTL"
+        );
+        assert!(!auth.remembered(&key, now + Duration::from_secs(161)));
         assert!(check(&auth, &c, &password("ann", "s3cret"), None)
             .await
             .is_ok());
@@ -499,6 +510,29 @@ mod tests {
             Err(AuthError::Failed),
             "the old password no longer works, remembered or not"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_in_use_with_the_right_password_is_not_locked_out_by_a_flood_of_wrong_ones() {
+        let c = catalog_with_user(false);
+        let auth = Authenticator::new(PasswordCheckLimits {
+            failure_limit: 3,
+            ..PasswordCheckLimits::default()
+        });
+        let (writer, attacker): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 9].into());
+        assert!(check(&auth, &c, &password("ann", "s3cret"), Some(writer))
+            .await
+            .is_ok());
+        for _ in 0..3 {
+            let _ = check(&auth, &c, &password("ann", "wrong"), Some(attacker)).await;
+        }
+        assert!(matches!(
+            check(&auth, &c, &password("ann", "guess"), Some(attacker)).await,
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        assert!(check(&auth, &c, &password("ann", "s3cret"), Some(writer))
+            .await
+            .is_ok());
     }
 
     #[tokio::test]

@@ -306,6 +306,8 @@ fn run_phase(
         std::thread::spawn(move || {
             if is_load {
                 crate::priority::idle_current_thread();
+            } else {
+                crate::priority::quicken_current_thread();
             }
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();

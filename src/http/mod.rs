@@ -53,6 +53,8 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
         // signal sent right after start-up is never lost.
         .disable_signals()
         .listen("http", listener, move || {
+            // Runs on each worker thread as it starts.
+            crate::priority::quicken_current_thread();
             let shutdown = shutdown.clone();
             let http = actix_http::HttpService::build()
                 .graceful_shutdown_signal(move || {

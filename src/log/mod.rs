@@ -396,7 +396,10 @@ impl Log {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<IoBackend, LogError>>();
         let writer = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || parts.run(io, uring_possible, active_file, rx, ready_tx))
+            .spawn(move || {
+                crate::priority::quicken_current_thread();
+                parts.run(io, uring_possible, active_file, rx, ready_tx)
+            })
             .map_err(LogError::io("spawn writer thread for", &dir))?;
         let backend = match ready_rx.recv() {
             Ok(Ok(backend)) => backend,
