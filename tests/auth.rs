@@ -2,7 +2,7 @@
 //! auth, v2 tokens, InfluxDB's 401/403 answers, and secrets never stored in plain text.
 
 mod common;
-use common::{request, urlencode, Daemon, Response};
+use common::{basic, request, urlencode, Daemon, Response};
 use std::net::SocketAddr;
 
 const AUTH_ON: &str = "auth_enabled = true\n";
@@ -12,14 +12,6 @@ fn q(addr: SocketAddr, query: &str, extra: &str, headers: &[(&str, &str)]) -> Re
     let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
     h.extend_from_slice(headers);
     request(addr, "POST", "/query", &h, body.as_bytes())
-}
-
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
 }
 
 fn error_of(r: &Response) -> String {

@@ -8,7 +8,7 @@
 //! endpoint's validation rather than a mutation.
 
 mod common;
-use common::{request, urlencode, Daemon};
+use common::{basic, query_as, request, urlencode, Daemon};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -137,26 +137,8 @@ const TABLE: &[Row] = &[
     row("POST", "/api/v2/restore/kv", "/api/v2/restore/kv", "garbage",         [401,  401,  401,  401,  403,  403,  403,  400]),
 ];
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
 fn admin_query(addr: SocketAddr, auth: &str, q: &str) {
-    let body = format!("q={}", urlencode(q));
-    let r = request(
-        addr,
-        "POST",
-        "/query",
-        &[
-            ("Authorization", auth),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        body.as_bytes(),
-    );
+    let r = query_as(addr, auth, "", q);
     assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
     assert!(
         r.json()["results"][0].get("error").is_none(),

@@ -3,32 +3,14 @@
 //! working, wrong passwords without limit, retention values that wrap, /metrics open.
 
 mod common;
-use common::{request, urlencode, Daemon, Response};
+use common::{basic, query_as, request, Daemon, Response};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
 const AUTH_ON: &str = "auth_enabled = true\n";
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
-
 fn query(addr: SocketAddr, auth: &str, q: &str) -> Response {
-    let body = format!("q={}&db=metrics", urlencode(q));
-    request(
-        addr,
-        "POST",
-        "/query",
-        &[
-            ("Authorization", auth),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        body.as_bytes(),
-    )
+    query_as(addr, auth, "metrics", q)
 }
 
 fn v2(addr: SocketAddr, method: &str, path: &str, auth: &str, body: &Value) -> Response {

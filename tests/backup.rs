@@ -4,42 +4,18 @@
 //! acknowledged before it began.
 
 mod common;
-use common::{query, request, tree, urlencode, Daemon, Response, BIN};
+use common::{ok, query, request, tree, urlencode, Daemon, TempNode, BIN};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Small heads and segments, so shards have column files and several segments.
 const CONFIG: &str = "max_head_mib = 1\n[log]\nshard_segment_mib = 1\n";
 
-struct Node {
-    _root: tempfile::TempDir,
-    data: PathBuf,
-    daemon: Daemon,
-}
-
-fn node() -> Node {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let daemon = Daemon::start_with_config(&data, CONFIG);
-    Node {
-        _root: root,
-        data,
-        daemon,
-    }
-}
-
-fn ok(r: Response) -> Response {
-    assert!(
-        (200..300).contains(&r.status),
-        "{}: {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
-    r
+fn node() -> TempNode {
+    TempNode::start(CONFIG)
 }
 
 fn write(addr: SocketAddr, db: &str, rp: &str, body: &str) {
@@ -389,8 +365,8 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
     assert_eq!(answers(dst.daemon.addr), second);
     assert_eq!(deleted_answers(dst.daemon.addr), second_deleted);
     // The restored shards are real shards: they take writes and survive a restart.
-    let Node {
-        _root,
+    let TempNode {
+        root: _root,
         data,
         daemon,
     } = dst;

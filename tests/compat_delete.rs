@@ -3,7 +3,7 @@
 //! SELECTs and to SHOW MEASUREMENTS / SERIES / TAG VALUES / FIELD KEYS must be the same.
 
 mod common;
-use common::influxd::Influxd;
+use common::influxd::SideBySide;
 use common::{query, request, Daemon, Response};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -113,17 +113,12 @@ fn run(addr: SocketAddr, step: &str) -> (u16, Value) {
 
 #[test]
 fn deletes_answer_as_influxdb_does() {
-    let Some(influxd) = Influxd::start() else {
+    let Some(both) = SideBySide::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
-    let servers = [influxd.addr, ours.addr];
+    let servers = both.servers();
+    both.create_database(DB);
     for addr in servers {
-        assert_eq!(
-            query(addr, "", &format!("CREATE DATABASE {DB}")).status,
-            200
-        );
         let written = request(
             addr,
             "POST",

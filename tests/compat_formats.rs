@@ -2,8 +2,8 @@
 //! per `chunk_size` rows of one series, `partial` while more follow) and CSV.
 
 mod common;
-use common::influxd::Influxd;
-use common::{query, request, urlencode, Daemon};
+use common::influxd::SideBySide;
+use common::{request, urlencode};
 use std::net::SocketAddr;
 
 const POINTS: &str = "m,h=a v=1 1\nm,h=a v=2 2\nm,h=a v=3 3\nm,h=b v=4 4\nm,h=b v=4.5 5\nn v=5 5\ns,h=x\\ y str=\"a,b\\\"c\",b=true,f=1e21,g=0.000001,i=-3i 7\n";
@@ -22,17 +22,15 @@ fn lines(addr: SocketAddr, params: &str, q: &str) -> (u16, Vec<serde_json::Value
 }
 
 /// A real influxd and shardkeeper, each holding `POINTS` in database `c` (None when
-/// influxd is not installed). The daemon goes before its directory.
-fn loaded() -> Option<(Influxd, Daemon, tempfile::TempDir)> {
-    let influxd = Influxd::start()?;
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
-    for addr in [influxd.addr, ours.addr] {
-        assert_eq!(query(addr, "", "CREATE DATABASE c").status, 200);
+/// influxd is not installed).
+fn loaded() -> Option<SideBySide> {
+    let both = SideBySide::start()?;
+    both.create_database("c");
+    for addr in both.servers() {
         let w = request(addr, "POST", "/write?db=c", &[], POINTS.as_bytes());
         assert_eq!(w.status, 204);
     }
-    Some((influxd, ours, dir))
+    Some(both)
 }
 
 /// Asks both servers every case (`params`, query) and fails listing each that differs.
@@ -55,10 +53,10 @@ fn assert_same<T: PartialEq + std::fmt::Debug>(
 
 #[test]
 fn chunked_answers_are_influxdbs() {
-    let Some((influxd, ours, _dir)) = loaded() else {
+    let Some(both) = loaded() else {
         return;
     };
-    let servers = [influxd.addr, ours.addr];
+    let servers = both.servers();
     let cases: &[(&str, &str)] = &[
         ("chunked=true&chunk_size=2", "SELECT * FROM m"),
         ("chunked=true&chunk_size=2", "SELECT * FROM m GROUP BY h"),
@@ -88,7 +86,7 @@ fn chunked_answers_are_influxdbs() {
     assert_same(servers, cases, lines);
     // The shape itself, so that the comparison cannot pass on two empty answers.
     let (_, mine) = lines(
-        ours.addr,
+        both.ours.addr,
         "chunked=true&chunk_size=2",
         "SELECT * FROM m GROUP BY h",
     );
@@ -101,10 +99,10 @@ fn chunked_answers_are_influxdbs() {
 
 #[test]
 fn csv_answers_are_influxdbs() {
-    let Some((influxd, ours, _dir)) = loaded() else {
+    let Some(both) = loaded() else {
         return;
     };
-    let servers = [influxd.addr, ours.addr];
+    let servers = both.servers();
     let cases: &[(&str, &str)] = &[
         ("", "SELECT * FROM m"),
         ("", "SELECT * FROM m GROUP BY h"),
@@ -130,7 +128,7 @@ fn csv_answers_are_influxdbs() {
         (r.status, r.header("Content-Type").map(str::to_owned), body)
     });
     let r = request(
-        ours.addr,
+        both.ours.addr,
         "GET",
         &format!("/query?db=c&q={}", urlencode("SELECT * FROM m GROUP BY h")),
         &[("Accept", "application/csv")],
@@ -145,10 +143,10 @@ fn csv_answers_are_influxdbs() {
 /// `params=` binds `$name` as InfluxDB 1.6 binds it.
 #[test]
 fn bound_parameters_are_influxdbs() {
-    let Some((influxd, ours, _dir)) = loaded() else {
+    let Some(both) = loaded() else {
         return;
     };
-    let servers = [influxd.addr, ours.addr];
+    let servers = both.servers();
     let cases: &[(&str, &str)] = &[
         (r#"{"h":"a"}"#, "SELECT * FROM m WHERE h = $h"),
         (r#"{"v":2}"#, "SELECT * FROM m WHERE v > $v"),
@@ -185,7 +183,7 @@ fn bound_parameters_are_influxdbs() {
         (r.status, r.json())
     });
     let r = request(
-        ours.addr,
+        both.ours.addr,
         "GET",
         &format!(
             "/query?db=c&params={}&q={}",
@@ -198,7 +196,7 @@ fn bound_parameters_are_influxdbs() {
     assert_eq!(r.json()["results"][0]["series"][0]["values"][0][1], 2);
     // The JSON itself: refused as a whole, as InfluxDB does (its decoder's words differ).
     let bad = request(
-        ours.addr,
+        both.ours.addr,
         "GET",
         &format!("/query?db=c&params=nope&q={}", urlencode("SELECT * FROM m")),
         &[],

@@ -3,7 +3,7 @@
 //! Deliberate differences (documented in the README) are tested against shardkeeper alone.
 
 mod common;
-use common::influxd::Influxd;
+use common::influxd::SideBySide;
 use common::{query, request, urlencode, Daemon, Response};
 use std::net::SocketAddr;
 
@@ -66,18 +66,11 @@ fn normalized(r: &Response) -> (u16, serde_json::Value) {
 
 #[test]
 fn writes_answer_and_store_as_influxdb_does() {
-    let Some(influxd) = Influxd::start() else {
+    let Some(both) = SideBySide::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
-    let servers = [influxd.addr, ours.addr];
-    for addr in servers {
-        assert_eq!(
-            query(addr, "", &format!("CREATE DATABASE {DB}")).status,
-            200
-        );
-    }
+    let servers = both.servers();
+    both.create_database(DB);
     let mut differences = Vec::new();
     for (extra, body) in WRITES {
         let [theirs, mine] = servers.map(|a| normalized(&write(a, extra, body)));
@@ -98,7 +91,7 @@ fn writes_answer_and_store_as_influxdb_does() {
         }
     }
     // Stored points, read back per measurement.
-    let measurements = query(influxd.addr, DB, "SHOW MEASUREMENTS").json();
+    let measurements = query(both.influxd.addr, DB, "SHOW MEASUREMENTS").json();
     let names: Vec<String> = measurements["results"][0]["series"][0]["values"]
         .as_array()
         .expect("influxd stored measurements")
@@ -125,27 +118,24 @@ fn writes_answer_and_store_as_influxdb_does() {
         differences.len(),
         differences.join("\n")
     );
-    ours.stop();
+    both.ours.stop();
 }
 
 #[test]
 fn gzip_bodies_are_accepted_and_bad_gzip_refused_as_influxdb_does() {
     use std::io::Write;
-    let Some(influxd) = Influxd::start() else {
+    let Some(both) = SideBySide::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let ours = Daemon::start(dir.path());
+    let servers = both.servers();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"gz v=1 1000000000\ngz v=2 2000000000\n")
         .unwrap();
     let gzipped = gz.finish().unwrap();
-    for addr in [influxd.addr, ours.addr] {
-        query(addr, "", &format!("CREATE DATABASE {DB}"));
-    }
+    both.create_database(DB);
     let cases: [(&[u8], &str); 2] = [(&gzipped, "ok"), (b"not gzip at all", "bad")];
     for (body, what) in cases {
-        let [theirs, mine] = [influxd.addr, ours.addr].map(|a| {
+        let [theirs, mine] = servers.map(|a| {
             normalized(&request(
                 a,
                 "POST",
@@ -156,10 +146,9 @@ fn gzip_bodies_are_accepted_and_bad_gzip_refused_as_influxdb_does() {
         });
         assert_eq!(theirs, mine, "{what} gzip");
     }
-    let [theirs, mine] =
-        [influxd.addr, ours.addr].map(|a| normalized(&query(a, DB, "SELECT * FROM gz")));
+    let [theirs, mine] = servers.map(|a| normalized(&query(a, DB, "SELECT * FROM gz")));
     assert_eq!(theirs, mine);
-    ours.stop();
+    both.ours.stop();
 }
 
 /// Where InfluxDB 1.6 has a known bug or limitation, shardkeeper follows later releases.

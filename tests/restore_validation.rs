@@ -5,37 +5,12 @@
 //! limits. Large but sound restores (20,000 shard groups) go through.
 
 mod common;
-use common::{query, request, tree, urlencode, Daemon, Response};
+use common::{ok, query, request, tree, urlencode, Daemon, Response, TempNode};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-struct Node {
-    _root: tempfile::TempDir,
-    data: PathBuf,
-    daemon: Daemon,
-}
-
-fn node(config: &str) -> Node {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let daemon = Daemon::start_with_config(&data, config);
-    Node {
-        _root: root,
-        data,
-        daemon,
-    }
-}
-
-fn ok(r: Response) -> Response {
-    assert!(
-        (200..300).contains(&r.status),
-        "{}: {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
-    r
+fn node(config: &str) -> TempNode {
+    TempNode::start(config)
 }
 
 /// Asserts a v2 error answer: its status, code, and a word of its message.
@@ -95,7 +70,7 @@ fn shard_of(addr: SocketAddr, db: &str) -> u64 {
 
 /// A node with auth on, an admin and another user, two databases with points at the same
 /// times (so their shards have the same start and policy).
-fn loaded_node(config: &str) -> Node {
+fn loaded_node(config: &str) -> TempNode {
     let n = node(&format!("auth_enabled = true\n{config}"));
     let addr = n.daemon.addr;
     ok(query(
@@ -276,11 +251,7 @@ fn a_bucket_of_20000_shard_groups_restores_and_its_events_replay_after_a_kill() 
     // Shards open on first use: a restart with 20,000 of them replays the large events
     // and opens none.
     ok(query(addr, "", "CREATE DATABASE after"));
-    let Node {
-        _root: root,
-        data,
-        daemon,
-    } = n;
+    let TempNode { root, data, daemon } = n;
     daemon.kill9();
     let daemon = Daemon::start(&data);
     let databases = ok(query(daemon.addr, "", "SHOW DATABASES")).json();
@@ -551,14 +522,14 @@ struct Unchanged {
 }
 
 impl Unchanged {
-    fn now(n: &Node) -> Unchanged {
+    fn now(n: &TempNode) -> Unchanged {
         Unchanged {
             state: visible_state(n.daemon.addr),
             files: tree(&n.data.join("shards")),
         }
     }
 
-    fn check(&self, n: &Node) {
+    fn check(&self, n: &TempNode) {
         assert_eq!(visible_state(n.daemon.addr), self.state);
         assert_eq!(tree(&n.data.join("shards")), self.files);
     }

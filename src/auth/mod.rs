@@ -397,10 +397,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 }
 
 pub fn token_sha256(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -419,10 +416,7 @@ pub fn new_token() -> (String, String) {
 
 /// A new object id in InfluxDB 2's form: 16 hex digits.
 pub fn new_id() -> String {
-    random_bytes::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(random_bytes::<8>())
 }
 
 #[cfg(test)]

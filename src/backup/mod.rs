@@ -16,6 +16,7 @@
 
 pub mod archive;
 pub mod metadata;
+pub mod multipart;
 pub mod restore;
 pub mod service;
 

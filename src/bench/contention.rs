@@ -12,7 +12,6 @@
 //! clients on other machines, and must not take the cores from the node or from the
 //! measured loops (at nice 19 they still held a core for a slice on every wake-up).
 
-use super::percentile;
 use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method, WriteTarget};
 use crate::line_protocol::Precision;
 use serde::Serialize;
@@ -413,24 +412,23 @@ impl Samples {
 }
 
 fn latencies(outcomes: impl Iterator<Item = Result<f64, String>>) -> Latencies {
-    let mut samples = Vec::new();
+    let mut samples = super::Latencies::default();
     let (mut errors, mut first_error) = (0, None);
     for outcome in outcomes {
         match outcome {
-            Ok(ms) => samples.push(ms),
+            Ok(ms) => samples.record(ms),
             Err(e) => {
                 errors += 1;
                 first_error.get_or_insert(e);
             }
         }
     }
-    samples.sort_by(f64::total_cmp);
     Latencies {
-        count: samples.len(),
+        count: samples.len() as usize,
         errors,
-        p50_ms: percentile(&samples, 50.0),
-        p99_ms: percentile(&samples, 99.0),
-        max_ms: samples.last().copied().unwrap_or(0.0),
+        p50_ms: samples.percentile(50.0),
+        p99_ms: samples.percentile(99.0),
+        max_ms: samples.max(),
         first_error,
     }
 }

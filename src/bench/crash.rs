@@ -21,7 +21,7 @@
 //! InfluxDB 1.x-compatible server (`--url`), a shell command given with `--restart-cmd`
 //! kills and restarts it, and the same checks run.
 
-use super::percentile;
+use super::Latencies;
 use crate::client::{ClientError, ClientOptions, InfluxClient, Method, WriteTarget};
 use crate::line_protocol::Precision;
 use serde::Serialize;
@@ -630,7 +630,7 @@ pub fn run(
         ..CrashReport::default()
     };
     let mut history = History::default();
-    let mut restarts = Vec::new();
+    let mut restarts = Latencies::default();
     let connections = opts.connections.max(1);
     let batch = opts.batch.max(1);
     let per_conn = opts.points_per_cycle.div_ceil(connections).max(1);
@@ -685,7 +685,7 @@ pub fn run(
         let (sent, drop_outcome, policies) = run.finish();
         history.policies.extend(policies);
         let restart = server.restart()?;
-        restarts.push(restart.as_secs_f64() * 1000.0);
+        restarts.record(restart.as_secs_f64() * 1000.0);
         match (drop, drop_outcome) {
             (Some((victim, _)), Some(Outcome::Acknowledged)) => {
                 history.dropped.insert(victim);
@@ -738,10 +738,9 @@ pub fn run(
     for e in again.examples {
         report.note(format!("final read: {e}"));
     }
-    restarts.sort_by(f64::total_cmp);
-    report.restart_ms_p50 = percentile(&restarts, 50.0);
-    report.restart_ms_p99 = percentile(&restarts, 99.0);
-    report.restart_ms_max = restarts.last().copied().unwrap_or(0.0);
+    report.restart_ms_p50 = restarts.percentile(50.0);
+    report.restart_ms_p99 = restarts.percentile(99.0);
+    report.restart_ms_max = restarts.max();
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -20,9 +20,9 @@
 //! cover only batches answered 2xx; `batches` counts every batch sent, and
 //! every batch contributes a latency sample. A non-2xx answer or a transport
 //! failure counts as one error and does not stop the run; the first one seen
-//! is kept in `first_error`. Percentiles are nearest-rank on sorted samples.
+//! is kept in `first_error`. Percentiles are nearest-rank, to three significant digits.
 
-use super::percentile;
+use super::Latencies;
 use crate::client::{ClientError, ClientOptions, InfluxClient, WriteTarget};
 use crate::line_protocol::Precision;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -276,9 +276,8 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         total.bytes += r.bytes;
         total.batches += r.batches;
         total.errors += r.errors;
-        total.latencies_ms.extend(r.latencies_ms);
+        total.latencies_ms.add(&r.latencies_ms);
     }
-    total.latencies_ms.sort_by(|a, b| a.total_cmp(b));
     let rate = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
 
     Ok(IngestReport {
@@ -291,9 +290,9 @@ pub fn run(opts: &IngestOptions) -> Result<IngestReport, IngestError> {
         seconds,
         points_per_s: rate(total.points as f64),
         mb_per_s: rate(total.bytes as f64 / 1e6),
-        batch_latency_ms_p50: percentile(&total.latencies_ms, 50.0),
-        batch_latency_ms_p99: percentile(&total.latencies_ms, 99.0),
-        batch_latency_ms_max: total.latencies_ms.last().copied().unwrap_or(0.0),
+        batch_latency_ms_p50: total.latencies_ms.percentile(50.0),
+        batch_latency_ms_p99: total.latencies_ms.percentile(99.0),
+        batch_latency_ms_max: total.latencies_ms.max(),
         errors: total.errors,
         first_error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
@@ -305,7 +304,7 @@ struct WriterTally {
     bytes: u64,
     batches: u64,
     errors: u64,
-    latencies_ms: Vec<f64>,
+    latencies_ms: Latencies,
 }
 
 /// One client per connection: each keeps a single connection alive, so that the
@@ -343,7 +342,7 @@ async fn writer(
                 body,
             )
             .await;
-        tally.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        tally.latencies_ms.record(t0.elapsed().as_secs_f64() * 1e3);
         tally.batches += 1;
         match outcome {
             Ok(()) => {
@@ -643,17 +642,6 @@ mod tests {
                 assert!(*last >= 1 && *last <= batch);
             }
         }
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let s: Vec<f64> = (1..=100).map(|x| x as f64).collect();
-        assert_eq!(percentile(&s, 50.0), 50.0);
-        assert_eq!(percentile(&s, 99.0), 99.0);
-        assert_eq!(percentile(&s, 100.0), 100.0);
-        assert_eq!(percentile(&[3.0], 99.0), 3.0);
-        assert_eq!(percentile(&[1.0, 2.0, 3.0], 50.0), 2.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `shardkeeper bench log`: the file system's own figures, then the log's, in one run.
 
-use super::percentile;
+use super::{median, Latencies};
 use crate::log::{Log, LogError, LogOptions, Record};
 use crate::projection::EVENT_RECORD;
 use crate::proto::{event, Blob, Event};
@@ -65,11 +65,6 @@ pub fn run(dir: &Path, seconds: f64, rounds: usize) -> Result<LogBenchReport, Be
     result
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    percentile(&v, 50.0)
-}
-
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage only writes the struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -90,21 +85,19 @@ fn run_in(scratch: &Path, slice: Duration, rounds: usize) -> Result<LogBenchRepo
     let (log, _) = Log::open(&log_dir, LogOptions::default())?;
     let log = Arc::new(log);
 
-    let (mut sync_all, mut single_all) = (Vec::new(), Vec::new());
+    let (mut sync_all, mut single_all) = (Latencies::default(), Latencies::default());
     let (mut raw_p50s, mut single_p50s, mut latency_ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut seq_rates, mut log_rates, mut rate_ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut busy_cpu, mut busy_wall) = (0.0, 0.0);
     for round in 0..rounds {
-        let mut sync = raw_sync_latencies(&scratch.join(format!("raw-sync-{round}")), slice)?;
-        let mut single = rt.block_on(single_appender(&single_log, slice))?;
-        sync.sort_by(f64::total_cmp);
-        single.sort_by(f64::total_cmp);
-        let (raw_p50, single_p50) = (percentile(&sync, 50.0), percentile(&single, 50.0));
+        let sync = raw_sync_latencies(&scratch.join(format!("raw-sync-{round}")), slice)?;
+        let single = rt.block_on(single_appender(&single_log, slice))?;
+        let (raw_p50, single_p50) = (sync.percentile(50.0), single.percentile(50.0));
         raw_p50s.push(raw_p50);
         single_p50s.push(single_p50);
         latency_ratios.push(single_p50 / raw_p50);
-        sync_all.extend(sync);
-        single_all.extend(single);
+        sync_all.add(&sync);
+        single_all.add(&single);
 
         let seq = raw_sequential(&scratch.join(format!("raw-seq-{round}")), slice)?;
         let (cpu0, wall0) = (cpu_seconds(), Instant::now());
@@ -118,16 +111,14 @@ fn run_in(scratch: &Path, slice: Duration, rounds: usize) -> Result<LogBenchRepo
     let figures = log.figures();
     drop(log);
     let (replay_mb_s, replay_records) = replay(&log_dir)?;
-    sync_all.sort_by(f64::total_cmp);
-    single_all.sort_by(f64::total_cmp);
     Ok(LogBenchReport {
         io_backend: backend,
         rounds,
         raw_sync_latency_us_p50: median(raw_p50s),
-        raw_sync_latency_us_p99: percentile(&sync_all, 99.0),
+        raw_sync_latency_us_p99: sync_all.percentile(99.0),
         raw_seq_mb_s: median(seq_rates),
         log_single_appender_latency_us_p50: median(single_p50s),
-        log_single_appender_latency_us_p99: percentile(&single_all, 99.0),
+        log_single_appender_latency_us_p99: single_all.percentile(99.0),
         log_256x1k_mb_s: median(log_rates),
         log_256x1k_records_per_commit: figures.records_per_commit,
         log_256x1k_cpu_busy: busy_cpu / busy_wall,
@@ -139,7 +130,7 @@ fn run_in(scratch: &Path, slice: Duration, rounds: usize) -> Result<LogBenchRepo
 }
 
 /// A loop of 4 KiB appending writes, each followed by fdatasync, on a new file.
-fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Vec<f64>, BenchError> {
+fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Latencies, BenchError> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -147,14 +138,14 @@ fn raw_sync_latencies(path: &Path, phase: Duration) -> Result<Vec<f64>, BenchErr
         .open(path)
         .map_err(io_err(path))?;
     let block = vec![0xa5u8; RAW_SYNC_WRITE];
-    let mut samples = Vec::new();
+    let mut samples = Latencies::default();
     let start = Instant::now();
     let mut offset = 0u64;
     while start.elapsed() < phase && samples.len() < 100_000 {
         let t = Instant::now();
         file.write_all_at(&block, offset).map_err(io_err(path))?;
         file.sync_data().map_err(io_err(path))?;
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        samples.record(t.elapsed().as_secs_f64() * 1e6);
         offset += RAW_SYNC_WRITE as u64;
     }
     Ok(samples)
@@ -189,14 +180,14 @@ fn blob_record(len: usize) -> Record {
     Record::new(EVENT_RECORD, event.encode_to_vec())
 }
 
-async fn single_appender(log: &Log, slice: Duration) -> Result<Vec<f64>, BenchError> {
+async fn single_appender(log: &Log, slice: Duration) -> Result<Latencies, BenchError> {
     let record = blob_record(SINGLE_RECORD);
-    let mut samples = Vec::new();
+    let mut samples = Latencies::default();
     let start = Instant::now();
     while start.elapsed() < slice && samples.len() < 100_000 {
         let t = Instant::now();
         log.append(vec![record.clone()]).await?;
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        samples.record(t.elapsed().as_secs_f64() * 1e6);
     }
     Ok(samples)
 }

@@ -3,7 +3,7 @@
 //! both see the same machine at the same moments.
 
 use super::ingest::START_NS;
-use super::percentile;
+use super::Latencies;
 use crate::client::{ClientOptions, InfluxClient};
 use serde::Serialize;
 use std::time::Instant;
@@ -108,8 +108,7 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
     let baseline = opts.baseline.as_deref().map(connect).transpose()?;
     let mut queries = Vec::new();
     for (name, query) in workload() {
-        let mut mine = Vec::with_capacity(opts.rounds);
-        let mut theirs = Vec::with_capacity(opts.rounds);
+        let (mut mine, mut theirs) = (Latencies::default(), Latencies::default());
         let (mut rows, mut baseline_rows) = (0, None);
         for round in 0..opts.rounds.max(1) {
             // Alternate who goes first, so neither always finds the other's caches warm.
@@ -120,23 +119,21 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
             for (client, is_baseline) in order {
                 let (ms, n) = time_query(client, &opts.db, &query).await?;
                 if is_baseline {
-                    theirs.push(ms);
+                    theirs.record(ms);
                     baseline_rows = Some(n);
                 } else {
-                    mine.push(ms);
+                    mine.record(ms);
                     rows = n;
                 }
             }
         }
-        mine.sort_by(f64::total_cmp);
-        theirs.sort_by(f64::total_cmp);
-        let p50 = percentile(&mine, 50.0);
-        let baseline_p50 = opts.baseline.as_ref().map(|_| percentile(&theirs, 50.0));
+        let p50 = mine.percentile(50.0);
+        let baseline_p50 = opts.baseline.as_ref().map(|_| theirs.percentile(50.0));
         queries.push(QueryFigures {
             name,
             query,
             p50_ms: p50,
-            p99_ms: percentile(&mine, 99.0),
+            p99_ms: mine.percentile(99.0),
             rows,
             baseline_p50_ms: baseline_p50,
             baseline_rows,

@@ -178,48 +178,14 @@ fn upload_body(file: tokio::fs::File, bar: Option<ProgressBar>) -> Body {
     Body::wrap_stream(chunks)
 }
 
-/// A query-string value, percent-encoded.
+/// A query-string value, percent-encoded: all but RFC 3986's unreserved characters.
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The parts of a `multipart/mixed` body by name.
-fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"'))
-        .ok_or("no multipart boundary")?;
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut rest = body;
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
-    let start = find(rest, delimiter.as_bytes()).ok_or("no first boundary")?;
-    rest = &rest[start + delimiter.len()..];
-    loop {
-        if rest.starts_with(b"--") {
-            return Ok(parts);
-        }
-        let head_end = find(rest, b"\r\n\r\n").ok_or("part without headers")?;
-        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
-        let name = head
-            .split("name=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
-        rest = &rest[head_end + 4..];
-        let end = find(rest, format!("\r\n{delimiter}").as_bytes()).ok_or("unterminated part")?;
-        parts.push((name, rest[..end].to_vec()));
-        rest = &rest[end + 2 + delimiter.len()..];
-    }
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// `ctl backup`: metadata, then every shard (of `bucket`, if given) into `dir`.
@@ -239,7 +205,9 @@ pub async fn backup(
         .unwrap_or_default()
         .to_owned();
     let body = remote.body(path, resp).await?;
-    let parts = multipart_parts(&content_type, &body).map_err(CtlBackupError::Invalid)?;
+    let parts = crate::backup::multipart::read(&content_type, body.into())
+        .await
+        .map_err(|e| CtlBackupError::Invalid(e.to_string()))?;
     let part = |name: &str| {
         parts
             .iter()
@@ -443,19 +411,4 @@ pub async fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBack
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_parts_are_found_by_name() {
-        let body = b"--b1\r\nContent-Disposition: attachment; name=\"kv\"\r\n\r\n\x00\x01\r\n--b1\r\nContent-Disposition: attachment; name=\"sql\"\r\n\r\n\r\n--b1--\r\n";
-        let parts = multipart_parts("multipart/mixed; boundary=b1", body).unwrap();
-        assert_eq!(
-            parts,
-            vec![("kv".to_owned(), vec![0, 1]), ("sql".to_owned(), vec![])]
-        );
-    }
 }

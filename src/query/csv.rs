@@ -2,31 +2,76 @@
 //! `name,tags,<columns>` (again after a blank line when the columns change), a row per
 //! value row with the series' tags as `k=v,...`, times as integers, and statements that
 //! failed or found nothing left out.
+//!
+//! Records are the csv crate's, quoted where RFC 4180 needs it (a comma, quote or line
+//! break). InfluxDB's Go writer also quotes a field that starts with white space, or is
+//! `\.`; here such a field stands bare, which a CSV reader reads as the same value.
 
 use super::result::StatementResult;
 use serde_json::Value;
 
+/// Records written one after another into memory, with blank lines between groups.
+struct Records(csv::Writer<Vec<u8>>);
+
+impl Records {
+    fn new() -> Records {
+        Records::after(Vec::new())
+    }
+
+    /// Records that go on after `written`.
+    fn after(written: Vec<u8>) -> Records {
+        let writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(written);
+        Records(writer)
+    }
+
+    fn row<'a>(&mut self, fields: impl IntoIterator<Item = &'a str>) {
+        // Writing into memory cannot fail.
+        let _ = self.0.write_record(fields);
+    }
+
+    /// The csv crate writes an empty record as `""`, so the line goes in around it (rare:
+    /// between statements, and where the columns change).
+    fn blank_line(&mut self) {
+        let mut written = std::mem::replace(self, Records::new()).into_bytes();
+        written.push(b'\n');
+        *self = Records::after(written);
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        // Flushing into memory cannot fail.
+        self.0.into_inner().unwrap_or_default()
+    }
+
+    fn finish(self) -> String {
+        // Every field was a &str, so the bytes are UTF-8.
+        String::from_utf8(self.into_bytes())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
 pub fn render(results: &[StatementResult]) -> String {
-    let mut out = String::new();
+    let mut out = Records::new();
     let mut first_statement = true;
     for result in results {
         if result.series.is_empty() || result.error.is_some() {
             continue;
         }
         if !first_statement {
-            out.push('\n');
+            out.blank_line();
         }
         first_statement = false;
         let mut columns: Option<&Vec<String>> = None;
         for series in &result.series {
             if columns.is_some_and(|c| *c != series.columns) {
-                out.push('\n');
+                out.blank_line();
             }
             if columns.is_none_or(|c| *c != series.columns) {
                 let header = ["name", "tags"]
                     .into_iter()
                     .chain(series.columns.iter().map(String::as_str));
-                row(&mut out, header);
+                out.row(header);
                 columns = Some(&series.columns);
             }
             // The series key without its measurement, as InfluxDB's `HashKey()[1:]`.
@@ -40,19 +85,19 @@ pub fn render(results: &[StatementResult]) -> String {
                 let fields = [series.name.as_str(), tags.as_str()]
                     .into_iter()
                     .chain(cells.iter().map(String::as_str));
-                row(&mut out, fields);
+                out.row(fields);
             }
         }
     }
-    out
+    out.finish()
 }
 
 /// The error of a query refused as a whole.
 pub fn error(message: &str) -> String {
-    let mut out = String::new();
-    row(&mut out, ["error"]);
-    row(&mut out, [message]);
-    out
+    let mut out = Records::new();
+    out.row(["error"]);
+    out.row([message]);
+    out.finish()
 }
 
 fn cell(value: &Value) -> String {
@@ -71,22 +116,28 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// One record, quoted as Go's encoding/csv quotes.
-fn row<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a str>) {
-    for (i, field) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let quote = field == "\\."
-            || field.contains([',', '"', '\r', '\n'])
-            || field.starts_with([' ', '\t']);
-        if quote {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(field);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fields are quoted as RFC 4180 (and InfluxDB) quote them, and only those.
+    #[test]
+    fn fields_are_quoted_where_csv_needs_it() {
+        let mut out = Records::new();
+        out.row(["a,b", "say \"hi\"", "two\nlines", "plain", "", "x y"]);
+        out.blank_line();
+        out.row(["next"]);
+        assert_eq!(
+            out.finish(),
+            "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain,,x y\n\nnext\n"
+        );
     }
-    out.push('\n');
+
+    /// Where InfluxDB's Go writer also quotes (README: deliberate differences).
+    #[test]
+    fn leading_white_space_stands_unquoted() {
+        let mut out = Records::new();
+        out.row([" x", "\t", "\\."]);
+        assert_eq!(out.finish(), " x,\t,\\.\n");
+    }
 }

@@ -2,6 +2,7 @@
 //! differential tests. `.ci/run` installs it; elsewhere tests that need it say they are
 //! skipped, unless SHARDKEEPER_REQUIRE_INFLUXD=1 makes its absence a failure.
 
+use super::{query, Daemon};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -89,5 +90,40 @@ impl Drop for Influxd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real influxd and shardkeeper side by side, for differential tests.
+pub struct SideBySide {
+    pub influxd: Influxd,
+    pub ours: Daemon,
+    /// Our data directory, removed after our daemon (fields drop in order).
+    _dir: tempfile::TempDir,
+}
+
+impl SideBySide {
+    /// Both started, or None (after saying why) when influxd is not installed.
+    pub fn start() -> Option<SideBySide> {
+        let influxd = Influxd::start()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ours = Daemon::start(dir.path());
+        Some(SideBySide {
+            influxd,
+            ours,
+            _dir: dir,
+        })
+    }
+
+    /// Theirs, then ours.
+    pub fn servers(&self) -> [SocketAddr; 2] {
+        [self.influxd.addr, self.ours.addr]
+    }
+
+    /// Creates `db` on both.
+    pub fn create_database(&self, db: &str) {
+        for addr in self.servers() {
+            let r = query(addr, "", &format!("CREATE DATABASE {db}"));
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
     }
 }

@@ -250,18 +250,55 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+/// A daemon whose data directory (`data`) lies in a temporary directory of its own, with
+/// room beside it for what a test writes (archives, configs); all removed after it.
+pub struct TempNode {
+    pub daemon: Daemon,
+    pub data: PathBuf,
+    /// Dropped after the daemon (fields drop in order); a test that takes the node apart
+    /// to restart its daemon keeps it as long.
+    pub root: tempfile::TempDir,
+}
+
+impl TempNode {
+    pub fn start(config: &str) -> TempNode {
+        let root = tempfile::tempdir().expect("tempdir");
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).expect("data directory");
+        let daemon = Daemon::start_with_config(&data, config);
+        TempNode { daemon, data, root }
     }
-    out
+}
+
+/// An `Authorization` value for HTTP Basic credentials.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Asserts a 2xx answer (else fails with its status and body) and returns it.
+pub fn ok(r: Response) -> Response {
+    assert!(
+        (200..300).contains(&r.status),
+        "{}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    r
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value: all but RFC 3986's
+/// unreserved characters percent-encoded.
+pub fn urlencode(s: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// `POST /query` with `q` (and `db`) in a form body.
@@ -272,6 +309,21 @@ pub fn query(addr: SocketAddr, db: &str, q: &str) -> Response {
         "POST",
         "/query",
         &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+}
+
+/// The same, as `auth` (an `Authorization` value, such as [`basic`]'s).
+pub fn query_as(addr: SocketAddr, auth: &str, db: &str, q: &str) -> Response {
+    let body = format!("q={}&db={}", urlencode(q), urlencode(db));
+    request(
+        addr,
+        "POST",
+        "/query",
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         body.as_bytes(),
     )
 }

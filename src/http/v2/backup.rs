@@ -2,6 +2,7 @@
 //! Backups expose every token hash and all data: admins only (restores too).
 
 use super::reply;
+use crate::backup::multipart::{self, Part};
 use crate::backup::service::parse_since;
 use crate::backup::BackupError;
 use crate::http::auth::{authenticate_v2, require_admin};
@@ -114,25 +115,27 @@ async fn backup_metadata(node: web::Data<Node>, req: HttpRequest, params: Params
             let buckets = serde_json::to_vec(&buckets)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             let boundary = format!("shardkeeper-{}", crate::auth::new_id());
-            let mut body = Vec::with_capacity(kv.len() + buckets.len() + 512);
-            for (name, content_type, bytes) in [
-                ("kv", "application/octet-stream", kv.as_slice()),
-                ("sql", "application/octet-stream", &[][..]),
-                ("buckets", "application/json; charset=utf-8", buckets.as_slice()),
-            ] {
-                body.extend_from_slice(
-                    format!(
-                        "--{boundary}\r\nContent-Disposition: attachment; name=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                body.extend_from_slice(bytes);
-                body.extend_from_slice(b"\r\n");
-            }
-            body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-            Ok(HttpResponse::Ok()
-                .content_type(format!("multipart/mixed; boundary={boundary}"))
-                .body(body))
+            let (content_type, body) = multipart::write(
+                &boundary,
+                &[
+                    Part {
+                        name: "kv",
+                        content_type: "application/octet-stream",
+                        body: &kv,
+                    },
+                    Part {
+                        name: "sql",
+                        content_type: "application/octet-stream",
+                        body: &[],
+                    },
+                    Part {
+                        name: "buckets",
+                        content_type: "application/json; charset=utf-8",
+                        body: &buckets,
+                    },
+                ],
+            );
+            Ok(HttpResponse::Ok().content_type(content_type).body(body))
         }
         .await,
     )
