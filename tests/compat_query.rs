@@ -450,10 +450,19 @@ fn queries() -> Vec<String> {
 /// distinct, count(distinct), mode, percentile, integral, top and bottom (sample, being
 /// random, is checked apart). Not compared, as 1.6 answers them in an order of its own:
 /// mode() of more than a dozen points with tied counts (1.6 sorts them unstably) and
-/// integral() GROUP BY tags (1.6 returns those series in no fixed order). Also 1.6
-/// stamps integral() of a single series without GROUP BY with time 0, where shardkeeper
-/// uses the range's start as it does for every other aggregate.
+/// integral() GROUP BY tags (1.6 returns those series in no fixed order). Without GROUP
+/// BY time, integral() is stamped with the epoch and the other calls with the range's
+/// start, in two rows when both are asked for, as 1.6 does.
 const SELECTORS_AND_AGGREGATES: &[&str] = &[
+        "SELECT integral(usage) FROM cpu WHERE host='a' AND {early}",
+        "SELECT integral(usage) FROM cpu WHERE host='a'",
+        "SELECT integral(usage), mean(usage) FROM cpu WHERE host='b' AND {early}",
+        "SELECT integral(usage), mean(usage) FROM cpu WHERE host='b'",
+        "SELECT integral(usage, 1m) * 2, max(usage), count(usage) FROM cpu WHERE host='c' AND {gap}",
+        "SELECT count(usage), sum(usage), mean(usage), median(usage), spread(usage), stddev(usage), mode(count), first(usage), last(usage) FROM cpu WHERE host='a' AND {early}",
+        "SELECT count(usage), sum(usage), mean(usage), median(usage), spread(usage), stddev(usage), mode(count), first(usage), last(usage) FROM cpu WHERE host='a'",
+        "SELECT max(usage) FROM cpu WHERE host='a' AND {early}",
+        "SELECT percentile(usage, 90) FROM cpu WHERE host='a'",
         "SELECT distinct(note) FROM cpu WHERE {early}",
         "SELECT distinct(count) FROM cpu WHERE host='a' AND {early} GROUP BY time(2m)",
         "SELECT count(distinct(note)) FROM cpu WHERE {early}",
