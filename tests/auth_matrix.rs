@@ -124,6 +124,7 @@ const TABLE: &[Row] = &[
                                                                                [401,  401,  401,  401,  403,  201,  403,  201]),
     row("DELETE", "/api/v2/authorizations/{id}", "/api/v2/authorizations/{spare_token}", "",
                                                                                [401,  401,  401,  401,  404,  404,  404,  204]),
+    row("POST", "/api/v2/query", "/api/v2/query", "from(bucket: \"db\")",  [501,  501,  501,  501,  501,  501,  501,  501]),
     row("GET",  "/api/v2/backup/kv", "/api/v2/backup/kv", "",                  [401,  401,  401,  401,  403,  403,  403,  200]),
     row("GET",  "/api/v2/backup/metadata", "/api/v2/backup/metadata", "",      [401,  401,  401,  401,  403,  403,  403,  200]),
     row("GET",  "/api/v2/backup/status", "/api/v2/backup/status", "",          [401,  401,  401,  401,  403,  403,  403,  200]),

@@ -5,6 +5,7 @@
 use super::plan::Func;
 use super::rows::{cmp, num};
 use crate::line_protocol::FieldValue;
+use crate::query::go_sort::sort_unstable_as_go;
 
 /// A call's result in one window, with the time of the point it came from (selectors).
 pub(crate) type Reduced = Option<(i64, FieldValue)>;
@@ -115,7 +116,7 @@ impl Acc {
                 let replace = match chosen {
                     None => true,
                     Some((t, v)) => match func {
-                        Func::First => time.cmp(t).then(cmp(v, value)).is_lt(),
+                        Func::First => time.cmp(t).then(first_at_one_time(value, v)).is_lt(),
                         Func::Last => time.cmp(t).then(cmp(value, v)).is_ge(),
                         Func::Min => cmp(value, v).then(time.cmp(t)).is_lt(),
                         _ => cmp(v, value).then(time.cmp(t)).is_lt(),
@@ -268,8 +269,27 @@ impl Acc {
             Acc::Stddev { first, n, m2, .. } => {
                 Some((first?, FieldValue::Float((m2 / (n - 1.0)).sqrt())))
             }
-            Acc::Values(values) => reduce(func, &values),
+            Acc::Values(mut values) => {
+                // 1.x feeds mode() and percentile() the group's points merged by time (at one
+                // time, in series order, as the members come), and which of equal values its
+                // unstable sort leaves first depends on that order.
+                if matches!(func, Func::Mode | Func::Percentile(_))
+                    && !values.is_sorted_by_key(|(t, _)| *t)
+                {
+                    values.sort_by_key(|(t, _)| *t);
+                }
+                reduce(func, &values)
+            }
         }
+    }
+}
+
+/// Of two points at one time, first() keeps the Less one: the larger value, but `false`
+/// for booleans (1.x's boolean first() reducer prefers false, its last() true).
+fn first_at_one_time(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
+    match (a, b) {
+        (FieldValue::Boolean(_), FieldValue::Boolean(_)) => cmp(a, b),
+        _ => cmp(b, a),
     }
 }
 
@@ -301,7 +321,8 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
         Func::Percentile(p) => {
             let mut sorted: Vec<&(i64, FieldValue)> =
                 values.iter().filter(|(_, v)| num(v).is_some()).collect();
-            sorted.sort_by(|a, b| cmp(&a.1, &b.1).then(a.0.cmp(&b.0)));
+            // Of equal values, the one 1.x's unstable sort puts there gives the time.
+            sort_unstable_as_go(&mut sorted, |a, b| cmp(&a.1, &b.1).is_lt());
             let rank = (sorted.len() as f64 * p / 100.0 + 0.5).floor() as i64 - 1;
             usize::try_from(rank)
                 .ok()
@@ -310,10 +331,11 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
         }
         // Computed across windows by `integral_by_window`.
         Func::Integral(_) => None,
-        // Points of equal time: the larger value wins, as in InfluxDB's reducers.
+        // Points of equal time: the larger value wins, as in InfluxDB's reducers (but
+        // see `first_at_one_time`).
         Func::First => values
             .iter()
-            .min_by(|a, b| a.0.cmp(&b.0).then(cmp(&b.1, &a.1)))
+            .min_by(|a, b| a.0.cmp(&b.0).then(first_at_one_time(&a.1, &b.1)))
             .cloned(),
         Func::Last => values
             .iter()
@@ -389,8 +411,21 @@ fn reduce(func: Func, values: &[(i64, FieldValue)]) -> Reduced {
 /// order keeps a later value when its first point is no later than the point at which the
 /// kept one reached that count; this follows that scan.
 fn mode(values: &[(i64, FieldValue)]) -> &FieldValue {
+    // Booleans are counted, not scanned: true unless false is strictly more frequent.
+    if let [(_, FieldValue::Boolean(_)), ..] = values {
+        let trues = values
+            .iter()
+            .filter(|(_, v)| *v == FieldValue::Boolean(true))
+            .count();
+        let want = FieldValue::Boolean(2 * trues >= values.len());
+        return values
+            .iter()
+            .map(|(_, v)| v)
+            .find(|v| **v == want)
+            .unwrap_or(&values[0].1);
+    }
     let mut sorted: Vec<&(i64, FieldValue)> = values.iter().collect();
-    sorted.sort_by(|a, b| cmp(&a.1, &b.1));
+    sort_unstable_as_go(&mut sorted, |a, b| cmp(&a.1, &b.1).is_lt());
     let (mut most, mut most_count, mut most_time) = (&sorted[0].1, 0usize, sorted[0].0);
     let (mut current, mut count, mut current_time) = (&sorted[0].1, 0usize, sorted[0].0);
     for (time, value) in sorted {

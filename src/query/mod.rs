@@ -10,6 +10,7 @@ mod eval;
 mod executor;
 pub mod format;
 mod functions;
+mod go_sort;
 mod limits;
 mod listing;
 pub(crate) mod params;

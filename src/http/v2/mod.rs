@@ -11,6 +11,7 @@
 mod authorizations;
 mod backup;
 mod buckets;
+mod flux;
 mod orgs;
 mod restore;
 mod setup;
@@ -31,6 +32,7 @@ pub(super) fn routes(r: &mut super::Routes) {
     orgs::routes(r);
     buckets::routes(r);
     authorizations::routes(r);
+    flux::routes(r);
     backup::routes(r);
     restore::routes(r);
 }

@@ -112,8 +112,19 @@ pub(super) fn window_rows(
         .collect();
     let mut reduced = reduced;
     limits.check_deadline()?;
+    // Without time windows, 1.x stamps integral() of a float field with the epoch
+    // whatever the range (its integer reducer leaves the time to the range's start, as
+    // every other call's does).
+    let grouped_by_time = windows.interval > 0;
+    let mut at_epoch = vec![false; calls.len()];
     for (c, call) in calls.iter().enumerate() {
         if let (Func::Integral(unit), Some(field)) = (call.func, call.field) {
+            at_epoch[c] = !grouped_by_time
+                && members
+                    .iter()
+                    .flat_map(|s| s.rows())
+                    .find_map(|(_, values)| values.get(field)?.as_ref())
+                    .is_some_and(|v| matches!(v, FieldValue::Float(_)));
             let mut points: Vec<(i64, f64)> = members
                 .iter()
                 .flat_map(|s| s.rows())
@@ -136,7 +147,6 @@ pub(super) fn window_rows(
             }
         }
     }
-    let grouped_by_time = windows.interval > 0;
     let aggregate_columns: Vec<Vec<Cell>> = calls
         .iter()
         .enumerate()
@@ -203,6 +213,13 @@ pub(super) fn window_rows(
         .map(|f| eval_column(f, &times, &leaf))
         .collect::<Result<Vec<_>, _>>()?;
     limits.check_deadline()?;
+    // The fields stamped with the epoch (above) go apart from the others, in two rows
+    // when both are asked for.
+    let at_epoch: Vec<bool> = plan
+        .fields
+        .iter()
+        .map(|f| stamped_at_epoch(f, &at_epoch))
+        .collect();
     let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
     for (at, &w) in order.iter().enumerate() {
         if at % ROWS_PER_CHARGE == ROWS_PER_CHARGE - 1 {
@@ -215,12 +232,45 @@ pub(super) fn window_rows(
             (true, Some((t, _))) => *t,
             _ => times[at],
         };
-        rows.push((time, columns.iter().map(|c| cell_json(c, at)).collect()));
+        let row: Vec<Value> = columns.iter().map(|c| cell_json(c, at)).collect();
+        if !at_epoch.contains(&true) || time == 0 {
+            rows.push((time, row));
+            continue;
+        }
+        let part = |epoch: bool| -> Option<Vec<Value>> {
+            let part: Vec<Value> = row
+                .iter()
+                .zip(&at_epoch)
+                .map(|(v, &e)| if e == epoch { v.clone() } else { Value::Null })
+                .collect();
+            part.iter().any(|v| !v.is_null()).then_some(part)
+        };
+        let mut parts: Vec<(i64, Vec<Value>)> = [(0, part(true)), (time, part(false))]
+            .into_iter()
+            .filter_map(|(t, p)| Some((t, p?)))
+            .collect();
+        // In the order the windows are visited (reversed below).
+        parts.sort_by_key(|(t, _)| *t);
+        if descending {
+            parts.reverse();
+        }
+        rows.extend(parts);
     }
     if descending {
         rows.reverse();
     }
     Ok(rows)
+}
+
+/// Whether a field's value comes from a call stamped with the epoch.
+fn stamped_at_epoch(node: &Node, at_epoch: &[bool]) -> bool {
+    match node {
+        Node::Aggregate(k) => at_epoch[*k],
+        Node::Math(_, args) => args.iter().any(|a| stamped_at_epoch(a, at_epoch)),
+        Node::Binary(_, a, b) => stamped_at_epoch(a, at_epoch) || stamped_at_epoch(b, at_epoch),
+        Node::Transform(_, inner) => stamped_at_epoch(inner, at_epoch),
+        Node::Field(_) | Node::Literal(_) | Node::Selected | Node::Tag(_) => false,
+    }
 }
 
 /// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
