@@ -194,6 +194,12 @@ fn metrics_parse_as_prometheus_reads_them_and_move_with_the_work() {
 fn the_readme_lists_every_exported_metric() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
+    // Labelled families show once they have a series: a request, a rejected line, a query.
+    assert_eq!(query(d.addr, "", "CREATE DATABASE m").status, 200);
+    assert_eq!(
+        d.request("POST", "/write?db=m", b"cpu v=1\ncpu v=").status,
+        400
+    );
     let text = String::from_utf8(d.request("GET", "/metrics", b"").body).unwrap();
     let exported: std::collections::BTreeSet<String> = text
         .lines()

@@ -46,11 +46,10 @@ pub(super) async fn ready_then_watchdog(node: Arc<Node>, addr: SocketAddr, schem
     }
     notify(NotifyState::Ready);
     tracing::info!("told systemd the node is ready");
-    let mut usec = 0;
-    if !sd_notify::watchdog_enabled(false, &mut usec) {
+    let Some(interval) = watchdog_interval() else {
         return;
-    }
-    let every = Duration::from_micros(usec) / 2;
+    };
+    let every = interval / 2;
     loop {
         tokio::time::sleep(every).await;
         let logs_ok = node.failure().is_none() && node.storage.data_log().failure().is_none();
@@ -62,6 +61,19 @@ pub(super) async fn ready_then_watchdog(node: Arc<Node>, addr: SocketAddr, schem
             }
         }
     }
+}
+
+/// The watchdog's interval, as systemd's `sd_watchdog_enabled` reads it: `WATCHDOG_USEC`,
+/// for this process unless `WATCHDOG_PID` names another. (sd-notify's own reading wants
+/// `WATCHDOG_PID` set, which systemd's does not.)
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// A client of the node's own listener: on loopback when it listens on every address, and

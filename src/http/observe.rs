@@ -34,11 +34,10 @@ pub(crate) async fn observe(
         .is_some_and(|node| node.config.http_access_log)
         .then(|| AccessLine::of(&req));
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let http_req = req.request().clone();
-    let mut res = match next.call(req).instrument(span.clone()).await {
-        Ok(res) => res,
-        Err(e) => ServiceResponse::new(http_req, e.error_response()),
-    };
+    // No clone of the request is kept across the call: the guard takes its payload, which
+    // needs the only reference. Handlers answer their errors themselves (an `Err` here is
+    // actix's own, rendered by its dispatcher, and goes unobserved).
+    let mut res = next.call(req).instrument(span.clone()).await?;
     let took = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value.clone());
