@@ -34,7 +34,9 @@ getent passwd shardkeeper >/dev/null || fail "no shardkeeper user"
 echo "== shardkeeper serve as the shardkeeper user with the packaged config"
 out=$(mktemp)
 # Port 0 rather than the packaged 8086, which a CI machine may have in use.
-runuser -u shardkeeper -- /usr/bin/shardkeeper serve --config /etc/shardkeeper/shardkeeper.toml \
+# setpriv execs the node itself (runuser would stay its parent and report the SIGTERM).
+setpriv --reuid=shardkeeper --regid=shardkeeper --clear-groups \
+    /usr/bin/shardkeeper serve --config /etc/shardkeeper/shardkeeper.toml \
     --bind 127.0.0.1:0 >"$out" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
@@ -44,6 +46,7 @@ for _ in $(seq 1 600); do
 done
 url=$(grep -o 'http://[0-9.:]*' "$out" | head -1)
 [ -n "$url" ] || { cat "$out"; fail "the node did not say where it listens"; }
+[ "$(ps -o user= -p "$pid")" = shardkeeper ] || fail "the node does not run as shardkeeper"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/ping")" = 204 ] || fail "/ping"
 curl -fsS -XPOST "$url/query" --data-urlencode 'q=CREATE DATABASE packaged' >/dev/null
 curl -fsS -XPOST "$url/write?db=packaged" --data-binary 'cpu v=1' || fail "write"

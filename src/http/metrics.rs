@@ -164,49 +164,50 @@ pub(crate) fn query_kind(q: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// The registry ends each help text with a period itself.
     pub(crate) fn new(node: Arc<Node>) -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "shardkeeper_http_requests",
-            "HTTP requests answered, by route, method and status.",
+            "HTTP requests answered, by route, method and status",
             requests.clone(),
         );
         let request_seconds: Family<EndpointLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "shardkeeper_http_request_duration_seconds",
-            "Time from a request's arrival to its answer's head, by route and method.",
+            "Time from a request's arrival to its answer's head, by route and method",
             request_seconds.clone(),
         );
         let points_written = Counter::default();
         registry.register(
             "shardkeeper_points_written",
-            "Points stored by writes (v1 and v2).",
+            "Points stored by writes (v1 and v2)",
             points_written.clone(),
         );
         let points_rejected = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "shardkeeper_points_rejected",
-            "Points or lines of writes not stored, by reason.",
+            "Points or lines of writes not stored, by reason",
             points_rejected.clone(),
         );
         let queries = Family::<KindLabels, Counter>::default();
         registry.register(
             "shardkeeper_queries",
-            "InfluxQL queries answered, by the kind of their first statement.",
+            "InfluxQL queries answered, by the kind of their first statement",
             queries.clone(),
         );
         let query_seconds: Family<KindLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "shardkeeper_query_duration_seconds",
-            "Time from a query's arrival to its answer, by the kind of its first statement.",
+            "Time from a query's arrival to its answer, by the kind of its first statement",
             query_seconds.clone(),
         );
         registry.register(
             "shardkeeper_build",
-            "The running build.",
+            "The running build",
             Info::new(vec![
                 ("version", env!("CARGO_PKG_VERSION")),
                 (
@@ -298,6 +299,11 @@ impl NodeFigures {
             ConstGauge::new(*v).encode(metric.encode_family(labels)?)?;
         }
         Ok(())
+    }
+
+    /// A gauge without labels.
+    fn single(encoder: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+        ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
     }
 
     /// `name` without `_total`, which the encoder adds.
@@ -429,31 +435,30 @@ impl Collector for NodeFigures {
 
         let open = node.storage.shards();
         let heads: usize = open.iter().map(|s| s.head_bytes()).sum();
-        let none: &Labels = &[];
-        Self::gauge(
+        Self::single(
             e,
             "shardkeeper_shards_open",
             "Shards open (their indexes loaded, taking writes and queries).",
-            &[(none, open.len() as i64)],
+            open.len() as i64,
         )?;
         drop(open);
-        Self::gauge(
+        Self::single(
             e,
             "shardkeeper_shards_cold",
             "Shards the catalog knows that are not open yet (opened on first use).",
-            &[(none, node.storage.cold_shards() as i64)],
+            node.storage.cold_shards() as i64,
         )?;
-        Self::gauge(
+        Self::single(
             e,
             "shardkeeper_shards_quarantined",
             "Shards that did not open at start-up (damaged); see /health.",
-            &[(none, node.storage.quarantined().len() as i64)],
+            node.storage.quarantined().len() as i64,
         )?;
-        Self::gauge(
+        Self::single(
             e,
             "shardkeeper_heads_bytes",
             "Memory held by the open shards' heads (points not yet in column files).",
-            &[(none, heads as i64)],
+            heads as i64,
         )?;
 
         let ended = crate::backup::service::outcome_counts();
