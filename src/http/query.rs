@@ -64,7 +64,7 @@ async fn answer_query(
             Err(e) => return ApiError::bad_request(e.to_string()).v1(),
         },
     };
-    let principal = match super::auth::authenticate(&node, &req, &params).await {
+    let principal = match super::auth::authenticate(node, req, params).await {
         Ok(p) => p,
         // With no admin yet, the one thing anyone may do is create the first admin.
         Err(AuthError::NoAdminYet) if creates_admin(&q) => None,
@@ -122,7 +122,7 @@ async fn answer_query(
             None => return query_failure(QueryError::Timeout, csv),
         },
         // Returning drops the interruption guard: the query stops.
-        () = client_gone(&req) => {
+        () = client_gone(req) => {
             return ApiError::bad_request("the client closed the connection").v1();
         }
     };
