@@ -5,7 +5,7 @@
 mod common;
 
 use common::{query, request, tool_available, Daemon};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
@@ -187,6 +187,17 @@ fn metrics_parse_as_prometheus_reads_them_and_move_with_the_work() {
     d.stop();
 }
 
+/// `/metrics` of a node that has done a little of everything: labelled families show once
+/// they have a series (a request, a rejected line, a query).
+fn metrics_after_some_work(d: &Daemon) -> String {
+    assert_eq!(query(d.addr, "", "CREATE DATABASE m").status, 200);
+    assert_eq!(
+        d.request("POST", "/write?db=m", b"cpu v=1\ncpu v=").status,
+        400
+    );
+    String::from_utf8(d.request("GET", "/metrics", b"").body).unwrap()
+}
+
 /// Every name the README documents is exported, and every exported family is documented,
 /// under the name a query uses (`_total` for a counter, `_info` for the build; a
 /// histogram's `_bucket`, `_sum` and `_count` under its own).
@@ -194,14 +205,8 @@ fn metrics_parse_as_prometheus_reads_them_and_move_with_the_work() {
 fn the_readme_lists_every_exported_metric() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
-    // Labelled families show once they have a series: a request, a rejected line, a query.
-    assert_eq!(query(d.addr, "", "CREATE DATABASE m").status, 200);
-    assert_eq!(
-        d.request("POST", "/write?db=m", b"cpu v=1\ncpu v=").status,
-        400
-    );
-    let text = String::from_utf8(d.request("GET", "/metrics", b"").body).unwrap();
-    let exported: std::collections::BTreeSet<String> = text
+    let text = metrics_after_some_work(&d);
+    let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_once(' '))
@@ -212,7 +217,7 @@ fn the_readme_lists_every_exported_metric() {
         })
         .collect();
     let readme = include_str!("../README.md");
-    let documented: std::collections::BTreeSet<String> = readme
+    let documented: BTreeSet<String> = readme
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
@@ -223,4 +228,62 @@ fn the_readme_lists_every_exported_metric() {
         exported, documented,
         "README (Operations: metrics) and /metrics differ"
     );
+}
+
+/// deploy/grafana/shardkeeper.json: every panel queries series the node exports, and
+/// every exported family has a panel.
+#[test]
+fn every_dashboard_panel_queries_exported_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let text = metrics_after_some_work(&d);
+    let series: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../deploy/grafana/shardkeeper.json")).unwrap();
+    let names = regex::Regex::new(r"shardkeeper_[a-z_]+").unwrap();
+    let mut used = BTreeSet::new();
+    let panels = dashboard["panels"].as_array().unwrap();
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(
+            !targets.is_empty(),
+            "a panel without a query: {}",
+            panel["title"]
+        );
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let found: Vec<&str> = names.find_iter(expr).map(|m| m.as_str()).collect();
+            assert!(
+                !found.is_empty(),
+                "{}: {expr} names no metric",
+                panel["title"]
+            );
+            for name in found {
+                assert!(
+                    series.contains(name),
+                    "{}: {name} is not exported",
+                    panel["title"]
+                );
+                used.insert(name.to_owned());
+            }
+        }
+    }
+    let variable = dashboard["templating"]["list"][1]["definition"]
+        .as_str()
+        .unwrap();
+    assert!(variable.contains("shardkeeper_build_info"), "{variable}");
+    let family = |name: &str| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name.to_owned(), |n, suffix| {
+                n.trim_end_matches(suffix).to_owned()
+            })
+    };
+    let exported: BTreeSet<String> = series.iter().map(|s| family(s)).collect();
+    let shown: BTreeSet<String> = used.iter().map(|s| family(s)).collect();
+    assert_eq!(exported, shown, "exported families without a panel");
 }
