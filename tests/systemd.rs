@@ -47,8 +47,8 @@ fn ready_comes_once_ping_answers_then_the_watchdog_then_stopping_on_sigterm() {
         .find("\"GET /ping HTTP/1.1\" 204")
         .unwrap_or_else(|| panic!("the node did not ask itself for /ping:\n{text}"));
     let ready = text
-        .find("told systemd the node is ready")
-        .expect("readiness logged");
+        .find("telling systemd it is ready")
+        .unwrap_or_else(|| panic!("readiness not logged:\n{text}"));
     assert!(answered < ready, "READY=1 before /ping answered:\n{text}");
 
     assert_eq!(next_notice(&socket), ["WATCHDOG=1"]);

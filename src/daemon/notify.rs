@@ -44,8 +44,9 @@ pub(super) async fn ready_then_watchdog(node: Arc<Node>, addr: SocketAddr, schem
     while client.ping().await.is_err() {
         tokio::time::sleep(READY_PROBE_INTERVAL).await;
     }
+    // Logged first, so that the line is in the log before systemd (or a test) hears.
+    tracing::info!("the node answers /ping: telling systemd it is ready");
     notify(NotifyState::Ready);
-    tracing::info!("told systemd the node is ready");
     let Some(interval) = watchdog_interval() else {
         return;
     };
