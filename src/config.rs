@@ -68,7 +68,28 @@ pub struct NodeConfig {
     /// steadily it trickles in (seconds; 0: no bound). Not for restores, which stream
     /// whole shards to disk.
     pub body_total_timeout_seconds: u64,
+    /// How the process's own log lines are written to stderr: `text` or `json`.
+    pub log_format: LogFormat,
+    /// A line per request in InfluxDB's `[httpd]` Common Log Format (`[http]
+    /// log-enabled`), off by default.
+    pub http_access_log: bool,
+    /// Serve HTTPS instead of HTTP (`[http] https-enabled`), with this PEM certificate
+    /// chain and private key (empty: in the certificate file), both read again on SIGHUP.
+    pub https_enabled: bool,
+    pub https_certificate: PathBuf,
+    pub https_private_key: PathBuf,
     pub log: LogConfig,
+}
+
+/// The format of the process's log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +133,11 @@ impl Default for NodeConfig {
             max_fields_per_measurement: 100_000,
             body_timeout_seconds: 30,
             body_total_timeout_seconds: 300,
+            log_format: LogFormat::Text,
+            http_access_log: false,
+            https_enabled: false,
+            https_certificate: PathBuf::from("/etc/ssl/shardkeeper.pem"),
+            https_private_key: PathBuf::new(),
             log: LogConfig::default(),
         }
     }

@@ -3,21 +3,9 @@
 //! is skipped, unless SHARDKEEPER_REQUIRE_CLIENTS=1 makes their absence a failure.
 
 mod common;
-use common::{query, Daemon};
+use common::{query, tool_available as available, Daemon};
 use std::path::Path;
 use std::process::Command;
-
-fn available(check: &mut Command, what: &str) -> bool {
-    let ok = check.output().is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
-            "{what} is required but not installed"
-        );
-        eprintln!("SKIPPED: {what} is not installed");
-    }
-    ok
-}
 
 fn script(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -125,7 +125,7 @@ fn metrics_show_each_logs_figures_in_prometheus_format() {
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).unwrap();
     assert!(
-        text.contains("# TYPE shardkeeper_log_commits_total gauge"),
+        text.contains("# TYPE shardkeeper_log_commits counter"),
         "{text}"
     );
     assert!(

@@ -63,14 +63,51 @@ async fn record_outcome(
         Ok(bytes) => backups::finished(id, *bytes, began.elapsed()),
         Err(reason) => backups::failed(id, reason),
     };
-    if let Err(e) = control
-        .mutate(|_| Ok::<_, BackupError>((vec![event], ())))
-        .await
-    {
-        tracing::warn!(operation = id, error = %e, "could not record backup outcome");
+    let recorded = control
+        .mutate(|c| {
+            let restore = c.backups.running.get(id).and_then(|o| o.started.as_ref());
+            Ok::<_, BackupError>((vec![event], restore.is_some_and(|s| s.restore)))
+        })
+        .await;
+    match recorded {
+        Ok(restore) => OUTCOMES.count(restore, outcome.is_ok()),
+        Err(e) => tracing::warn!(operation = id, error = %e, "could not record backup outcome"),
     }
     if let Err(reason) = outcome {
         tracing::warn!(operation = id, %reason, "backup or restore failed");
+    }
+}
+
+/// Backups and restores ended since the process started, by kind and outcome (`/metrics`).
+/// The ledger keeps only the recent ones; a node is one process, so these live here.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub backups_ok: u64,
+    pub backups_failed: u64,
+    pub restores_ok: u64,
+    pub restores_failed: u64,
+}
+
+struct OutcomeCounters([std::sync::atomic::AtomicU64; 4]);
+
+static OUTCOMES: OutcomeCounters =
+    OutcomeCounters([const { std::sync::atomic::AtomicU64::new(0) }; 4]);
+
+impl OutcomeCounters {
+    fn count(&self, restore: bool, ok: bool) {
+        let at = usize::from(restore) * 2 + usize::from(!ok);
+        self.0[at].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What [`OutcomeCounts`] holds now.
+pub fn outcome_counts() -> OutcomeCounts {
+    let n = |i: usize| OUTCOMES.0[i].load(std::sync::atomic::Ordering::Relaxed);
+    OutcomeCounts {
+        backups_ok: n(0),
+        backups_failed: n(1),
+        restores_ok: n(2),
+        restores_failed: n(3),
     }
 }
 

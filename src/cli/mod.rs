@@ -3,7 +3,7 @@
 mod backup;
 mod ctl;
 
-use crate::config::NodeConfig;
+use crate::config::{LogFormat, NodeConfig};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -180,7 +180,10 @@ enum DebugCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve` sets its own up once its config (log_format) is read.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing(LogFormat::Text);
+    }
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ctl { command } => return ctl::run(command),
@@ -358,6 +361,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
+    init_tracing(config.log_format);
     let armed = crate::failpoint::configure_from_env()?;
     if !armed.is_empty() {
         tracing::warn!(fail_points = ?armed, "fail points are set ({}): this node fails on purpose", crate::failpoint::ENV);
@@ -366,13 +370,27 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn init_tracing() {
+/// Log lines go to stderr: coloured only when it is a terminal (never in a file or the
+/// journal), or as JSON objects for log shippers. A request's lines carry its id (the
+/// `request` span's `request_id`).
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDKEEPER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 #[cfg(test)]

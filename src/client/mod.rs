@@ -53,6 +53,20 @@ pub struct ClientOptions {
     pub gzip_writes: bool,
     /// Idle keep-alive connections kept per host (None: unbounded).
     pub max_idle_per_host: Option<usize>,
+    /// How an `https://` node's certificate is checked.
+    pub tls: TlsOptions,
+}
+
+/// How the client checks a node's certificate. By default, against the Web PKI's roots
+/// (webpki-roots, compiled in); a private CA is added with `ca_certificate_pem`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM certificates (a private CA, or the node's own self-signed one) trusted besides
+    /// the built-in roots.
+    pub ca_certificate_pem: Option<Vec<u8>>,
+    /// Accept any certificate, for any name: only for a remote marked insecure
+    /// (InfluxDB's `allowInsecureTLS`), never by default.
+    pub insecure: bool,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +78,7 @@ impl Default for ClientOptions {
             request_timeout: None,
             gzip_writes: true,
             max_idle_per_host: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -169,6 +184,19 @@ impl InfluxClient {
         }
         if let Some(n) = options.max_idle_per_host {
             builder = builder.pool_max_idle_per_host(n);
+        }
+        if let Some(pem) = &options.tls.ca_certificate_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+            if certificates.is_empty() {
+                return Err(invalid("CA certificate: no PEM certificate found".into()));
+            }
+            for c in certificates {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if options.tls.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| invalid(e.to_string()))?;
         Ok(InfluxClient {

@@ -3,6 +3,7 @@
 //! until SIGINT/SIGTERM. The one module that knows both the node and the HTTP server.
 
 mod lock;
+mod notify;
 
 use crate::config::NodeConfig;
 use crate::node::{Node, NodeError};
@@ -30,6 +31,8 @@ pub enum DaemonError {
     },
     #[error("http server: {0}")]
     Server(io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
@@ -45,6 +48,14 @@ pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
             source,
         })?;
     let _lock = DataDirLock::acquire(&data_dir)?;
+    // Read before the node opens, so that a wrong path fails the start at once.
+    let certificates = match config.https_enabled {
+        true => Some(crate::http::tls::Certificates::load(
+            &config.https_certificate,
+            &config.https_private_key,
+        )?),
+        false => None,
+    };
     let (node, rebuilt) = Node::open(&config)?;
     let node = Arc::new(node);
     let torn = rebuilt.recovery.torn_tail.as_ref().map_or(0, |t| t.2);
@@ -64,16 +75,22 @@ pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
         }
         actix_web::rt::spawn(enforce_retention(node.clone()));
         actix_web::rt::spawn(flush_idle_shards(node.clone()));
-        let server = crate::http::server(node.clone()).map_err(|source| DaemonError::Bind {
-            addr: config.bind,
-            source,
+        let server = crate::http::server(node.clone(), certificates.clone()).map_err(|source| {
+            DaemonError::Bind {
+                addr: config.bind,
+                source,
+            }
         })?;
         let addr = server.addrs().first().copied().unwrap_or(config.bind);
+        let scheme = server.scheme();
         let stopper = server.stopper();
         let signals = Signals::install().map_err(DaemonError::Server)?;
+        let reloads = signal_hangup().map_err(DaemonError::Server)?;
+        actix_web::rt::spawn(reload_on_hangup(reloads, certificates));
         let stopping = node.clone();
         actix_web::rt::spawn(async move {
             let name = signals.wait().await;
+            notify::stopping();
             tracing::info!(signal = name, "stopping: no new requests, draining");
             // Queries answer their interruption at once rather than run out the grace.
             stopping.queries.stop_all();
@@ -83,10 +100,12 @@ pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
         // Stdout carries one machine-readable line so that tests and scripts can find the
         // port when binding port 0.
         println!(
-            "shardkeeper listening on http://{addr} (log io: {})",
+            "shardkeeper listening on {scheme}://{addr} (log io: {})",
             node.io_backend()
         );
+        let ready = actix_web::rt::spawn(notify::ready_then_watchdog(node.clone(), addr, scheme));
         server.run().await.map_err(DaemonError::Server)?;
+        ready.abort();
         // Large heads are written out, so that the next start replays little; small ones
         // stay in the data log (durable already: writing out thousands of them would make
         // stopping slow, and replaying them is quick).
@@ -140,6 +159,32 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// SIGHUP, registered before the node says it is listening: without it a HUP (systemd's
+/// `ExecReload`, a log rotator's) would end the process.
+fn signal_hangup() -> io::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+}
+
+/// Reads the TLS certificate and key again at each SIGHUP (a renewal); a failed reload
+/// keeps the one in use.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    certificates: Option<Arc<crate::http::tls::Certificates>>,
+) {
+    while hangups.recv().await.is_some() {
+        match &certificates {
+            None => tracing::info!("SIGHUP: nothing to reload (https_enabled is off)"),
+            Some(c) => match c.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; the certificate in use stays")
+                }
+            },
         }
     }
 }

@@ -9,6 +9,9 @@
 //! given a body in the v1 error shape on their way out. Only an answer that starts a write
 //! and matches the dispatcher's exact bytes is rewritten: handlers never answer without a
 //! body, and these answers end the connection, so nothing follows them.
+//!
+//! With `https_enabled` the socket carries TLS ([`Stream::Tls`]); the watch and the
+//! rewrite see the plain bytes either way.
 
 use actix_web::rt::net::TcpStream;
 use std::io;
@@ -19,9 +22,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// The longest request target the `http` crate accepts (`u16::MAX - 1`).
 pub(super) const MAX_URL_BYTES: usize = 65_534;
 
+/// The client's socket, plain or under TLS.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
 /// A socket whose bodiless error answers are given a body.
 pub(super) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     lines: LineWatch,
     /// A rewritten answer, still to be written to the socket.
     pending: Vec<u8>,
@@ -29,7 +38,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream) -> Conn {
+    pub(super) fn new(stream: Stream) -> Conn {
         Conn {
             stream,
             lines: LineWatch::default(),
@@ -38,8 +47,12 @@ impl Conn {
         }
     }
 
+    /// The TCP socket under any TLS.
     pub(super) fn stream(&self) -> &TcpStream {
-        &self.stream
+        match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -113,9 +126,11 @@ fn with_body(head: &[u8], long_line: bool) -> Option<Vec<u8>> {
     };
     let end = memchr::memmem::find(head, b"\r\n\r\n")?;
     let body = serde_json::json!({ "error": message }).to_string();
+    // No handler saw this request, so no middleware gave it an id: every answer has one.
+    let id = uuid::Uuid::new_v4();
     let mut out = format!(
         "HTTP/1.1 {status}\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\
-         x-influxdb-error: {message}\r\n",
+         x-influxdb-error: {message}\r\nx-request-id: {id}\r\nrequest-id: {id}\r\n",
         body.len()
     )
     .into_bytes();
@@ -135,6 +150,46 @@ pub(super) fn listen(addr: std::net::SocketAddr) -> io::Result<std::net::TcpList
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 impl AsyncRead for Conn {

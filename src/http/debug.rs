@@ -1,3 +1,4 @@
+//! `GET /debug/pprof/profile`: a CPU profile, as Go's pprof handler gives one.
 //! `GET /debug/failpoints`: the node's fail points, where each sits and its actions now
 //! (see [`crate::failpoint`]). With authentication on, an admin's to read. A build without
 //! fail points answers 501 (the route is there, what it reports is not).
@@ -8,7 +9,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 pub(super) fn routes(r: &mut super::Routes) {
     use actix_web::http::Method;
-    r.add(Method::GET, "/debug/failpoints", failpoints);
+    r.add(Method::GET, "/debug/failpoints", failpoints).add(
+        Method::GET,
+        "/debug/pprof/profile",
+        cpu_profile,
+    );
 }
 
 async fn failpoints(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
@@ -29,4 +34,73 @@ async fn failpoints(node: web::Data<Node>, req: HttpRequest, params: Params) -> 
         "armed": crate::failpoint::armed(),
         "failpoints": points,
     }))
+}
+
+/// The longest CPU profile one request may ask for (Go's handler has no bound; a client
+/// that forgets `seconds` gets Go's 30).
+const MAX_PROFILE_SECONDS: f64 = 300.0;
+const DEFAULT_PROFILE_SECONDS: f64 = 30.0;
+/// Samples a second, as Go's runtime takes them.
+const PROFILE_HZ: i32 = 100;
+
+/// One profile at a time: the profiler is the process's SIGPROF handler.
+static PROFILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `GET /debug/pprof/profile?seconds=N`: a CPU profile of the whole process over N seconds
+/// (fractions allowed), in pprof's gzipped protobuf, as Go's `net/http/pprof` answers it,
+/// so `go tool pprof http://node:8086/debug/pprof/profile` reads it. An admin's with
+/// authentication on.
+async fn cpu_profile(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    use std::sync::atomic::Ordering;
+    if let Err(e) = super::auth::admin_only(&node, &req, &params, "profile the node").await {
+        return e.v2();
+    }
+    let seconds = match params.get("seconds").map(|s| s.parse::<f64>()) {
+        None => DEFAULT_PROFILE_SECONDS,
+        Some(Ok(s)) if s > 0.0 && s <= MAX_PROFILE_SECONDS => s,
+        Some(_) => {
+            let message = format!("seconds must be a number in (0, {MAX_PROFILE_SECONDS}]");
+            return super::error::ApiError::bad_request(message).v2();
+        }
+    };
+    if PROFILING.swap(true, Ordering::AcqRel) {
+        let message = "a CPU profile is being taken already";
+        return super::error::ApiError::new(StatusCode::CONFLICT, message).v2();
+    }
+    let profile = take_profile(std::time::Duration::from_secs_f64(seconds)).await;
+    PROFILING.store(false, Ordering::Release);
+    match profile {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
+            .body(body),
+        Err(reason) => {
+            tracing::warn!(%reason, "CPU profile failed");
+            super::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason).v2()
+        }
+    }
+}
+
+async fn take_profile(duration: std::time::Duration) -> Result<Vec<u8>, String> {
+    use pprof::protos::Message;
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(PROFILE_HZ)
+        // Unwinding through these from a signal handler can deadlock (pprof-rs's advice).
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()
+        .map_err(|e| format!("cannot start the profiler: {e}"))?;
+    tokio::time::sleep(duration).await;
+    let report = guard
+        .report()
+        .build()
+        .map_err(|e| format!("cannot build the profile: {e}"))?;
+    drop(guard);
+    let profile = report
+        .pprof()
+        .map_err(|e| format!("cannot encode the profile: {e}"))?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, &profile.encode_to_vec())
+        .and_then(|()| gzip.finish())
+        .map_err(|e| format!("cannot compress the profile: {e}"))
 }

@@ -14,23 +14,38 @@ mod error;
 mod guard;
 mod health;
 mod metrics;
+mod observe;
 mod query;
+pub mod tls;
 mod v2;
 mod write;
 
 /// A request's URL parameters, as every handler reads them.
 pub(crate) type Params = web::Query<HashMap<String, String>>;
 
-pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
+/// The server of `node`'s API on its configured address; over TLS when `certificates` are
+/// given (`https_enabled`).
+pub fn server(
+    node: Arc<Node>,
+    certificates: Option<Arc<tls::Certificates>>,
+) -> std::io::Result<ServerHandle> {
     let grace = node.config.shutdown_grace_seconds;
+    let acceptor = match &certificates {
+        Some(c) => Some(c.acceptor().map_err(std::io::Error::other)?),
+        None => None,
+    };
     let listener = conn::listen(node.config.bind)?;
     let addr = listener.local_addr()?;
+    let metrics = web::Data::new(metrics::Metrics::new(node.clone()));
     let data = web::Data::from(node);
     let app = move || {
         App::new()
             .app_data(data.clone())
+            .app_data(metrics.clone())
             .app_data(web::FormConfig::default().limit(guard::MAX_QUERY_FORM_BYTES))
             .wrap(middleware::from_fn(guard::guard_request))
+            // Outermost: it sees the answer the client gets, the guard's included.
+            .wrap(middleware::from_fn(observe::observe))
             .configure(|cfg| {
                 let mut routes = Routes {
                     config: Some(cfg),
@@ -56,6 +71,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
             // Runs on each worker thread as it starts.
             crate::priority::quicken_current_thread();
             let shutdown = shutdown.clone();
+            let acceptor = acceptor.clone();
             let http = actix_http::HttpService::build()
                 .graceful_shutdown_signal(move || {
                     let signal = shutdown.clone();
@@ -71,9 +87,27 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
                         .map_err(|e: actix_web::Error| e.error_response()),
                     |_| actix_web::dev::AppConfig::default(),
                 ));
-            actix_service::fn_service(|stream: actix_web::rt::net::TcpStream| async move {
-                let peer = stream.peer_addr().ok();
-                Ok::<_, std::io::Error>((conn::Conn::new(stream), peer))
+            actix_service::fn_service(move |stream: actix_web::rt::net::TcpStream| {
+                let acceptor = acceptor.clone();
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    let stream = match acceptor {
+                        None => conn::Stream::Plain(stream),
+                        Some(acceptor) => {
+                            let handshake = acceptor.accept(stream);
+                            let tls = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, handshake)
+                                .await
+                                .map_err(|_| {
+                                    std::io::Error::new(
+                                        std::io::ErrorKind::TimedOut,
+                                        "TLS handshake timed out",
+                                    )
+                                })??;
+                            conn::Stream::Tls(Box::new(tls))
+                        }
+                    };
+                    Ok::<_, std::io::Error>((conn::Conn::new(stream), peer))
+                }
             })
             .map_err(actix_http::error::DispatchError::Io)
             .and_then(http)
@@ -82,6 +116,7 @@ pub fn server(node: Arc<Node>) -> std::io::Result<ServerHandle> {
     Ok(ServerHandle {
         addrs: vec![addr],
         server,
+        certificates,
     })
 }
 
@@ -143,11 +178,20 @@ pub fn route_table() -> Vec<(String, String)> {
 pub struct ServerHandle {
     addrs: Vec<std::net::SocketAddr>,
     server: Server,
+    certificates: Option<Arc<tls::Certificates>>,
 }
 
 impl ServerHandle {
     pub fn addrs(&self) -> &[std::net::SocketAddr] {
         &self.addrs
+    }
+
+    /// The scheme clients reach the server with.
+    pub fn scheme(&self) -> &'static str {
+        match self.certificates {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded by the shutdown timeout).

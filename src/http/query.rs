@@ -19,9 +19,24 @@ pub(super) fn routes(r: &mut super::Routes) {
 
 async fn query(
     node: web::Data<Node>,
+    metrics: web::Data<super::metrics::Metrics>,
     req: HttpRequest,
     params: web::Query<HashMap<String, String>>,
     form: super::guard::QueryForm,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let mut kind = "other";
+    let answer = answer_query(&node, &req, &params, form, &mut kind).await;
+    metrics.query(kind, started.elapsed());
+    answer
+}
+
+async fn answer_query(
+    node: &web::Data<Node>,
+    req: &HttpRequest,
+    params: &web::Query<HashMap<String, String>>,
+    form: super::guard::QueryForm,
+    kind: &mut &'static str,
 ) -> HttpResponse {
     // Form values win over the URL's, as in InfluxDB.
     let get = |k: &str| {
@@ -34,6 +49,7 @@ async fn query(
     let Some(q) = get("q").filter(|q| !q.trim().is_empty()) else {
         return ApiError::bad_request("missing required parameter \"q\"").v1();
     };
+    *kind = super::metrics::query_kind(&q);
     let epoch = match get("epoch").filter(|e| !e.is_empty()) {
         None => None,
         Some(e) => match epoch_unit(&e) {
@@ -48,7 +64,7 @@ async fn query(
             Err(e) => return ApiError::bad_request(e.to_string()).v1(),
         },
     };
-    let principal = match super::auth::authenticate(&node, &req, &params).await {
+    let principal = match super::auth::authenticate(node, req, params).await {
         Ok(p) => p,
         // With no admin yet, the one thing anyone may do is create the first admin.
         Err(AuthError::NoAdminYet) if creates_admin(&q) => None,
@@ -85,7 +101,10 @@ async fn query(
     let shared = node.clone().into_inner();
     let job = node
         .queries
-        .spawn(async move { answer(&shared, &q, &options, format).await });
+        // The request's span (its id) goes with the query to the pool's thread.
+        .spawn(tracing::Instrument::in_current_span(async move {
+            answer(&shared, &q, &options, format).await
+        }));
     let finished = async {
         match deadline {
             // The query stops itself at its deadline; should some step not look in time,
@@ -103,7 +122,7 @@ async fn query(
             None => return query_failure(QueryError::Timeout, csv),
         },
         // Returning drops the interruption guard: the query stops.
-        () = client_gone(&req) => {
+        () = client_gone(req) => {
             return ApiError::bad_request("the client closed the connection").v1();
         }
     };

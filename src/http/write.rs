@@ -1,6 +1,7 @@
 //! `POST /write` (v1) and `POST /api/v2/write`: parse, hand to storage, answer as InfluxDB.
 
 use super::error::ApiError;
+use super::metrics::{Metrics, Rejected};
 use super::Params;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Privilege;
@@ -117,6 +118,7 @@ async fn write(
     let mut body = BodyBuffer::take();
     read_body(&mut body, req, body_stream, node.config.max_body_bytes).await?;
     let job = WriteJob {
+        metrics: req.app_data::<web::Data<Metrics>>().cloned(),
         node: node.clone().into_inner(),
         database,
         retention_policy,
@@ -139,7 +141,10 @@ async fn write(
         return job.store(&body).await;
     }
     let runtime = tokio::runtime::Handle::current();
+    // The request's span (its id) goes with the work to the pool's thread.
+    let span = tracing::Span::current();
     let (result, body) = actix_web::rt::task::spawn_blocking(move || {
+        let _in_request = span.enter();
         let _slot = slot;
         let result = runtime.block_on(job.store(&body));
         // The buffer goes back to the worker's pool, not to this pool thread's.
@@ -208,6 +213,7 @@ fn write_slots() -> Arc<Semaphore> {
 
 /// A write whose body has been read: what is left to do off the HTTP workers.
 struct WriteJob {
+    metrics: Option<web::Data<Metrics>>,
     node: Arc<Node>,
     database: String,
     retention_policy: Option<String>,
@@ -216,8 +222,24 @@ struct WriteJob {
 }
 
 impl WriteJob {
-    /// Inflates, parses and stores `body`.
-    async fn store(self, body: &[u8]) -> Result<(), ApiError> {
+    /// Inflates, parses and stores `body`, and counts the points stored and rejected.
+    async fn store(mut self, body: &[u8]) -> Result<(), ApiError> {
+        let metrics = self.metrics.take();
+        let mut counted = Counted::default();
+        let result = self.parse_and_store(body, &mut counted).await;
+        if let Some(m) = metrics {
+            m.points_written(counted.written);
+            m.points_rejected(Rejected::Parse, counted.unparsed);
+            match (&result, counted.dropped) {
+                (Err(_), None) => m.points_rejected(Rejected::Refused, counted.parsed),
+                (_, Some((why, n))) => m.points_rejected(why, n),
+                (Ok(()), None) => {}
+            }
+        }
+        result
+    }
+
+    async fn parse_and_store(self, body: &[u8], counted: &mut Counted) -> Result<(), ApiError> {
         let config = &self.node.config;
         let budget = match config.max_request_memory_mib {
             0 => usize::MAX,
@@ -254,6 +276,8 @@ impl WriteJob {
             ..ParseOptions::default()
         };
         let (points, errors) = parse_body_with(text, &options);
+        counted.parsed = points.len();
+        counted.unparsed = errors.len();
         if points.is_empty() {
             return match errors.is_empty() {
                 true => Ok(()), // empty body or only comments: InfluxDB answers 204
@@ -281,6 +305,10 @@ impl WriteJob {
                 },
             )
             .await?;
+        counted.written = outcome.written;
+        if let Some(reason) = &outcome.reason {
+            counted.dropped = Some((Rejected::of_partial_write(reason), outcome.dropped));
+        }
         if let Some(reason) = outcome.reason {
             return Err(ApiError::bad_request(format!(
                 "partial write: {reason} dropped={}",
@@ -295,6 +323,17 @@ impl WriteJob {
         }
         Ok(())
     }
+}
+
+/// What a write's parse and store came to, for `/metrics`.
+#[derive(Default)]
+struct Counted {
+    parsed: usize,
+    /// Lines that failed to parse.
+    unparsed: usize,
+    written: usize,
+    /// Points storage dropped, under the kind of the first one's reason.
+    dropped: Option<(Rejected, usize)>,
 }
 
 fn no_limit_if_zero(limit: usize) -> usize {

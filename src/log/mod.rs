@@ -134,6 +134,64 @@ pub struct LogFigures {
     pub commits: u64,
     pub records_committed: u64,
     pub records_per_commit: f64,
+    /// Bytes made durable by commits since start.
+    pub committed_bytes: u64,
+}
+
+/// Upper bounds (seconds) of the buckets commit latencies are counted in: from a fast
+/// NVMe fdatasync to a stalled disk.
+pub const COMMIT_SECONDS_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A latency histogram as read: per bucket (not cumulative), its upper bound in seconds
+/// and its count, bounds ascending, the last one infinite; and the sum.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LatencyFigures {
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_seconds: f64,
+}
+
+impl LatencyFigures {
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Commit latencies and bytes, counted by the writer thread and read by `figures`
+/// without a lock.
+#[derive(Default)]
+struct CommitFigures {
+    /// Per bucket of [`COMMIT_SECONDS_BUCKETS`], not cumulative; the last one is +Inf.
+    buckets: [AtomicU64; COMMIT_SECONDS_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl CommitFigures {
+    fn record(&self, took: std::time::Duration, bytes: u64) {
+        let seconds = took.as_secs_f64();
+        let bucket = COMMIT_SECONDS_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(COMMIT_SECONDS_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn latencies(&self) -> LatencyFigures {
+        let bounds = COMMIT_SECONDS_BUCKETS.iter().copied();
+        LatencyFigures {
+            buckets: bounds
+                .chain([f64::INFINITY])
+                .zip(&self.buckets)
+                .map(|(le, n)| (le, n.load(Ordering::Relaxed)))
+                .collect(),
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
 }
 
 pub(crate) struct Segment {
@@ -167,6 +225,7 @@ pub(crate) struct Shared {
     failure: Mutex<Option<Arc<str>>>,
     commits: AtomicU64,
     records: AtomicU64,
+    commit_figures: CommitFigures,
     readers: Mutex<Vec<Weak<AtomicU64>>>,
     /// Records recovery passed over ([`RecoveryMode::SkipDamagedRecords`]): readers do too.
     damaged: std::collections::BTreeSet<Lsn>,
@@ -375,6 +434,7 @@ impl Log {
             failure: Mutex::new(None),
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            commit_figures: CommitFigures::default(),
             readers: Mutex::new(Vec::new()),
             damaged: report.damaged.iter().map(|d| d.lsn).collect(),
         });
@@ -530,7 +590,13 @@ impl Log {
             } else {
                 records as f64 / commits as f64
             },
+            committed_bytes: self.shared.commit_figures.bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// How long each commit's fdatasync took, from its start to its end, since start.
+    pub fn commit_seconds(&self) -> LatencyFigures {
+        self.shared.commit_figures.latencies()
     }
 
     /// Removes sealed segments whose records all come before `lsn` (typically the LSN of

@@ -154,6 +154,8 @@ struct Group {
     records: u64,
     /// Bytes written for the group and not yet durable.
     bytes: u64,
+    /// Every byte written for the group, pieces already synced included (`/metrics`).
+    total_bytes: u64,
     /// Offset past the group's last record, and that record's LSN.
     end: u64,
     last_lsn: Lsn,
@@ -227,7 +229,7 @@ impl<O: SinkOpener> Writer<O> {
                     let done = syncing.take().expect("guarded");
                     let acked = done.group.acks.len();
                     let took = done.started.elapsed();
-                    self.complete(res, done.group);
+                    self.complete(res, done.group, took);
                     // The appenders just answered usually come straight back: wait a little
                     // for them so they share the next fdatasync rather than the one after
                     // (otherwise groups settle at half the appenders, alternating).
@@ -299,12 +301,12 @@ impl<O: SinkOpener> Writer<O> {
     async fn make_durable(&mut self, written: &mut Group, syncing: &mut Option<Syncing>) {
         if let Some(s) = syncing.take() {
             let res = s.sync.await;
-            self.complete(res, s.group);
+            self.complete(res, s.group, s.started.elapsed());
         }
         if !written.acks.is_empty() {
             let s = self.start_sync(std::mem::take(written));
             let res = s.sync.await;
-            self.complete(res, s.group);
+            self.complete(res, s.group, s.started.elapsed());
         }
     }
 
@@ -422,6 +424,7 @@ impl<O: SinkOpener> Writer<O> {
                 written.acks.append(&mut framed.acks);
                 written.records += framed.records;
                 written.bytes += last_piece;
+                written.total_bytes += end - start;
                 written.end = end;
                 written.last_lsn = self.active.next_lsn - 1;
             }
@@ -441,7 +444,7 @@ impl<O: SinkOpener> Writer<O> {
 
     /// Publishes and acknowledges a group whose fdatasync finished; a failed fdatasync fails
     /// the log (it is never retried: the kernel may have dropped the data).
-    fn complete(&mut self, res: io::Result<()>, group: Group) {
+    fn complete(&mut self, res: io::Result<()>, group: Group, took: Duration) {
         let outcome = match (res, self.shared.failure()) {
             (_, Some(reason)) => Err(reason),
             (Err(e), None) => Err(self.shared.fail(format!(
@@ -454,6 +457,7 @@ impl<O: SinkOpener> Writer<O> {
             Ok(()) => {
                 self.shared
                     .publish(self.active.base, group.end, group.last_lsn, group.records);
+                self.shared.commit_figures.record(took, group.total_bytes);
                 for (reply, lsn) in group.acks {
                     let _ = reply.send(Ok(lsn));
                 }

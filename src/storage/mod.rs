@@ -890,6 +890,11 @@ impl Storage {
         self.data_log.log()
     }
 
+    /// How many shards the catalog knows that are not open yet (`/metrics`).
+    pub fn cold_shards(&self) -> usize {
+        self.closed.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Shards that did not open at start-up, and why (file and offset where known).
     pub fn quarantined(&self) -> Vec<Quarantined> {
         let quarantined = self.quarantined.read().unwrap_or_else(|e| e.into_inner());

@@ -49,6 +49,27 @@ impl Daemon {
         config: Option<&str>,
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
+        Self::try_start_full(data_dir, config, env, None)
+    }
+
+    /// The same, with the daemon's stderr (its log) written to `log` rather than drained:
+    /// a file, as under a service manager that does not give it a terminal.
+    pub fn start_logging_to(
+        data_dir: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Daemon {
+        Self::try_start_full(data_dir, Some(config), env, Some(log))
+            .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
+    }
+
+    fn try_start_full(
+        data_dir: &Path,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Result<Daemon, String> {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
@@ -59,9 +80,13 @@ impl Daemon {
             std::fs::write(&path, config).expect("write config");
             command.arg("--config").arg(path);
         }
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create log file")),
+            None => Stdio::piped(),
+        };
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawn shardkeeper");
         let stdout = child.stdout.take().expect("stdout");
@@ -69,24 +94,25 @@ impl Daemon {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read stdout");
+        // `http://` or, with https_enabled, `https://`.
         let Some(addr) = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
         else {
             let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .expect("stderr")
-                .read_to_string(&mut stderr)
-                .ok();
+            match (child.stderr.take(), log) {
+                (Some(mut pipe), _) => drop(pipe.read_to_string(&mut stderr)),
+                (None, Some(path)) => stderr = std::fs::read_to_string(path).unwrap_or_default(),
+                (None, None) => {}
+            }
             let _ = child.wait();
             return Err(stderr);
         };
         // Keep stderr drained so the daemon never blocks on a full pipe.
-        let mut stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        if let Some(mut stderr) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        }
         Ok(Daemon {
             addr: addr.parse().expect("address"),
             child,
@@ -102,6 +128,11 @@ impl Daemon {
     pub fn stop(mut self) -> ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         wait_bounded(&mut self.child, Duration::from_secs(30))
+    }
+
+    /// Sends `signal` (SIGHUP, say) without waiting.
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     pub fn kill9(mut self) {
@@ -347,6 +378,21 @@ pub fn tree(dir: &Path) -> Vec<(String, u64)> {
     }
     out.sort();
     out
+}
+
+/// Whether a tool a test runs (a Python library, curl, systemd-analyze) is installed, as
+/// `check` tells. `.ci/run` installs them; elsewhere a test without one says it is skipped,
+/// unless SHARDKEEPER_REQUIRE_CLIENTS=1 makes the absence a failure.
+pub fn tool_available(check: &mut Command, what: &str) -> bool {
+    let ok = check.output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
+            "{what} is required but not installed"
+        );
+        eprintln!("SKIPPED: {what} is not installed");
+    }
+    ok
 }
 
 /// The longest [`wait_until`] waits: generous, since the machine may be loaded; reaching

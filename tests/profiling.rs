@@ -1,0 +1,52 @@
+//! `GET /debug/pprof/profile`: a CPU profile in pprof's gzipped protobuf, as Go's handler
+//! answers it (what `go tool pprof` reads), taken while the node works.
+
+mod common;
+
+use common::{query, Daemon};
+use pprof::protos::Message;
+use std::io::Read;
+
+#[test]
+fn a_cpu_profile_is_gzipped_pprof_protobuf() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    assert_eq!(query(d.addr, "", "CREATE DATABASE p").status, 200);
+    let addr = d.addr;
+    // Work for the profile to see while it is taken.
+    let load = std::thread::spawn(move || {
+        for i in 0..200 {
+            let lines: String = (0..200)
+                .map(|j| format!("cpu,host=h{j} v={i} {}\n", i * 1000 + j))
+                .collect();
+            common::request(addr, "POST", "/write?db=p", &[], lines.as_bytes());
+        }
+    });
+    let r = d.request("GET", "/debug/pprof/profile?seconds=1", b"");
+    load.join().unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut raw)
+        .expect("gzip");
+    let profile = pprof::protos::Profile::decode(&raw[..]).expect("pprof protobuf");
+    let strings = &profile.string_table;
+    let sample_type = &profile.sample_type;
+    assert!(!sample_type.is_empty(), "{profile:?}");
+    assert_eq!(strings[sample_type[0].ty as usize], "samples");
+    assert_eq!(strings[sample_type[1].ty as usize], "cpu");
+    assert_eq!(strings[sample_type[1].unit as usize], "nanoseconds");
+    assert!(
+        profile.duration_nanos >= 1_000_000_000,
+        "{}",
+        profile.duration_nanos
+    );
+    assert!(!profile.sample.is_empty(), "no samples while writes ran");
+    assert!(
+        strings.iter().any(|s| s.contains("shardkeeper")),
+        "no frame of the node's own code"
+    );
+
+    let r = d.request("GET", "/debug/pprof/profile?seconds=-1", b"");
+    assert_eq!(r.status, 400);
+}
