@@ -68,6 +68,11 @@ pub struct NodeConfig {
     /// steadily it trickles in (seconds; 0: no bound). Not for restores, which stream
     /// whole shards to disk.
     pub body_total_timeout_seconds: u64,
+    /// When a replication's queue is full: false (the default) refuses the local write
+    /// with 503 naming the replication, so nothing is acknowledged that is not queued;
+    /// true accepts it, as InfluxDB 2 does, and drops the queue's oldest points to make
+    /// room (counted, logged and reported on the replication).
+    pub replication_drop_when_full: bool,
     pub log: LogConfig,
 }
 
@@ -112,6 +117,7 @@ impl Default for NodeConfig {
             max_fields_per_measurement: 100_000,
             body_timeout_seconds: 30,
             body_total_timeout_seconds: 300,
+            replication_drop_when_full: false,
             log: LogConfig::default(),
         }
     }

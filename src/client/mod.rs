@@ -53,6 +53,8 @@ pub struct ClientOptions {
     pub gzip_writes: bool,
     /// Idle keep-alive connections kept per host (None: unbounded).
     pub max_idle_per_host: Option<usize>,
+    /// Accept any TLS certificate (a remote's `allowInsecureTLS`: self-signed ones).
+    pub accept_invalid_certs: bool,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +66,7 @@ impl Default for ClientOptions {
             request_timeout: None,
             gzip_writes: true,
             max_idle_per_host: None,
+            accept_invalid_certs: false,
         }
     }
 }
@@ -166,6 +169,9 @@ impl InfluxClient {
             .no_proxy();
         if let Some(timeout) = options.request_timeout {
             builder = builder.timeout(timeout);
+        }
+        if options.accept_invalid_certs {
+            builder = builder.danger_accept_invalid_certs(true);
         }
         if let Some(n) = options.max_idle_per_host {
             builder = builder.pool_max_idle_per_host(n);

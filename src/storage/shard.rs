@@ -225,6 +225,29 @@ fn decode_record<'a>(
     }
 }
 
+/// The points of a data-log record (its payload after the [`Header`]) as lines of line
+/// protocol with nanosecond timestamps, appended to `out` each ending in a newline, for a
+/// follower of the log (a replication): the record's write version and its number of
+/// points. None for a record that holds no points (a delete's tombstones).
+pub fn record_lines(
+    kind: u8,
+    payload: &[u8],
+    parser: &mut LineParser,
+    out: &mut String,
+) -> Result<Option<(u64, usize)>, String> {
+    let inflated = OnceLock::new();
+    match decode_record(kind, payload, &inflated, parser)? {
+        Replayed::Points(version, points) => {
+            for p in &points {
+                crate::line_protocol::write_point(out, p);
+                out.push('\n');
+            }
+            Ok(Some((version, points.len())))
+        }
+        Replayed::Tombstones(_) | Replayed::Other => Ok(None),
+    }
+}
+
 /// The points of a `PointLines` record's bytes, parsed again from their lines.
 fn parse_point_lines<'a>(plain: &'a [u8], parser: &mut LineParser) -> Result<Replayed<'a>, String> {
     let (version, lines) =
