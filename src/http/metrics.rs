@@ -40,6 +40,7 @@ async fn metrics(node: web::Data<Node>, req: HttpRequest, params: Params) -> Htt
         "# HELP shardkeeper_shards_quarantined Shards that did not open at start-up (damaged); see /health.\n# TYPE shardkeeper_shards_quarantined gauge\nshardkeeper_shards_quarantined {}",
         quarantined.len()
     );
+    render_replications(&mut body, &node.replications.figures().await);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)
@@ -97,4 +98,77 @@ fn render(logs: &[(String, LogFigures, bool)]) -> String {
         );
     }
     out
+}
+
+/// Each replication's queue, deliveries, drops and failures, labelled by its id and name.
+fn render_replications(out: &mut String, all: &[crate::replication::ReplicationFigures]) {
+    let label = |f: &crate::replication::ReplicationFigures| {
+        format!(
+            "replication=\"{}\",name=\"{}\"",
+            f.id,
+            f.name.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    };
+    type Value = fn(&crate::replication::ReplicationFigures) -> f64;
+    let simple: [(&str, &str, &str, Value); 6] = [
+        (
+            "shardkeeper_replication_queue_bytes",
+            "gauge",
+            "Bytes of the bucket's records the replication holds, not yet confirmed by the remote.",
+            |f| f.queued_bytes as f64,
+        ),
+        (
+            "shardkeeper_replication_sent_points_total",
+            "counter",
+            "Points the remote confirmed (204).",
+            |f| f.sent_points as f64,
+        ),
+        (
+            "shardkeeper_replication_sent_bytes_total",
+            "counter",
+            "Bytes of data-log records the remote confirmed.",
+            |f| f.sent_bytes as f64,
+        ),
+        (
+            "shardkeeper_replication_lag_seconds",
+            "gauge",
+            "Age of the oldest point not yet delivered (0: none queued).",
+            |f| f.lag_seconds,
+        ),
+        (
+            "shardkeeper_replication_backoff_seconds",
+            "gauge",
+            "Wait before the next attempt (0: none).",
+            |f| f.backoff_seconds,
+        ),
+        (
+            "shardkeeper_replication_stopped",
+            "gauge",
+            "1 while the replication waits for an operator after a batch refused for good.",
+            |f| f64::from(u8::from(f.stopped)),
+        ),
+    ];
+    for (name, kind, help, value) in simple {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for f in all {
+            let _ = writeln!(out, "{name}{{{}}} {}", label(f), value(f));
+        }
+    }
+    let name = "shardkeeper_replication_dropped_points_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Points dropped undelivered, by reason.\n# TYPE {name} counter"
+    );
+    for f in all {
+        for (reason, n) in f.dropped_points {
+            let _ = writeln!(out, "{name}{{{},reason=\"{reason}\"}} {n}", label(f));
+        }
+    }
+    let name = "shardkeeper_replication_failures_total";
+    let _ = writeln!(out, "# HELP {name} Failed attempts since start, by the remote's HTTP status (0: network error).\n# TYPE {name} counter");
+    for f in all {
+        for (status, n) in &f.failures {
+            let _ = writeln!(out, "{name}{{{},status=\"{status}\"}} {n}", label(f));
+        }
+    }
 }

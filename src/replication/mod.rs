@@ -74,6 +74,23 @@ impl ReplicationStatus {
     }
 }
 
+/// One replication's figures for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ReplicationFigures {
+    pub id: String,
+    pub name: String,
+    pub queued_bytes: u64,
+    pub sent_points: u64,
+    pub sent_bytes: u64,
+    /// By reason: non_retryable, max_age, queue_full, operator.
+    pub dropped_points: [(&'static str, u64); 4],
+    /// Failed attempts by HTTP status (0: network error), since start.
+    pub failures: Vec<(u16, u64)>,
+    pub lag_seconds: f64,
+    pub backoff_seconds: f64,
+    pub stopped: bool,
+}
+
 /// Filters of a list.
 #[derive(Debug, Default)]
 pub struct ListFilter<'a> {
@@ -291,6 +308,42 @@ impl ReplicationService {
             .collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// Every replication's figures, for `/metrics`.
+    pub async fn figures(&self) -> Vec<ReplicationFigures> {
+        let all: Vec<ReplicationProgress> = self
+            .control
+            .read(|c| c.replications.replications.values().cloned().collect())
+            .await;
+        let now = crate::clock::now_nanos();
+        all.into_iter()
+            .filter_map(|p| {
+                let r = p.replication.as_ref()?;
+                let q = self.queue(&r.id)?;
+                let f = q.figures();
+                Some(ReplicationFigures {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    queued_bytes: q.bytes(),
+                    sent_points: p.sent_points,
+                    sent_bytes: p.sent_bytes,
+                    dropped_points: [
+                        ("non_retryable", p.dropped_non_retryable_points),
+                        ("max_age", p.dropped_max_age_points),
+                        ("queue_full", p.dropped_queue_full_points),
+                        ("operator", p.dropped_operator_points),
+                    ],
+                    failures: f.failures.into_iter().collect(),
+                    lag_seconds: match f.oldest_queued_nanos {
+                        0 => 0.0,
+                        t => now.saturating_sub(t).max(0) as f64 / 1e9,
+                    },
+                    backoff_seconds: f.backoff_seconds,
+                    stopped: p.stopped,
+                })
+            })
+            .collect()
     }
 
     // ---- remotes ----
