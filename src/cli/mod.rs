@@ -2,6 +2,7 @@
 
 mod backup;
 mod ctl;
+mod replication;
 
 use crate::config::NodeConfig;
 use clap::{Parser, Subcommand};
