@@ -94,7 +94,8 @@ pub async fn run(
                 "id", "name", "queued bytes", "max bytes", "code"
             );
             for org in orgs {
-                let list = json(&c, Method::GET, "/api/v2/replications", &[("orgID", &org)]).await?;
+                let list =
+                    json(&c, Method::GET, "/api/v2/replications", &[("orgID", &org)]).await?;
                 for r in list["replications"].as_array().into_iter().flatten() {
                     let _ = writeln!(
                         out,
@@ -103,7 +104,9 @@ pub async fn run(
                         r["name"].as_str().unwrap_or(""),
                         r["currentQueueSizeBytes"],
                         r["maxQueueSizeBytes"],
-                        r["latestResponseCode"].as_i64().map_or("-".into(), |c| c.to_string()),
+                        r["latestResponseCode"]
+                            .as_i64()
+                            .map_or("-".into(), |c| c.to_string()),
                         r["latestErrorMessage"].as_str().unwrap_or(""),
                     );
                 }

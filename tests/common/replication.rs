@@ -55,7 +55,10 @@ impl V2 {
             self.addr,
             method,
             path,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             body.as_bytes(),
         )
     }

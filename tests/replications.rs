@@ -1,0 +1,300 @@
+//! Replications end to end: a node copying its bucket's writes to a remote over
+//! `/api/v2/write`, against the scripted fake remote (what is sent, and how each kind of
+//! failure is handled) and against a second node. Every wait is on a condition.
+
+mod common;
+use common::fake_remote::{Answer, FakeRemote};
+use common::replication::{lines, received_lines, V2};
+use common::{wait_until, Daemon};
+use serde_json::json;
+
+const BASE: i64 = 1_700_000_000_000_000_000;
+
+fn node(dir: &tempfile::TempDir) -> (Daemon, V2) {
+    let d = Daemon::start(dir.path());
+    let v2 = V2::setup(d.addr, "metrics");
+    (d, v2)
+}
+
+#[test]
+fn writes_reach_the_remote_in_gzip_batches_with_its_token_and_nanosecond_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    let rid = a.create_remote("b", &remote.url(), "remote-secret");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    // Seconds precision locally: the remote gets nanoseconds.
+    let auth = format!("Token {}", a.token);
+    let r = common::request(
+        a.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics&precision=s",
+        &[("Authorization", &auth)],
+        b"cpu,host=a v=1i 1700000000\ncpu,host=b v=2i 1700000001\n",
+    );
+    assert_eq!(r.status, 204);
+    let got = remote.wait_for_requests(1);
+    let w = &got[0];
+    assert_eq!(
+        (w.method.as_str(), w.path.as_str()),
+        ("POST", "/api/v2/write")
+    );
+    assert_eq!(w.header("Authorization"), Some("Token remote-secret"));
+    assert_eq!(w.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(w.param("bucket"), Some("copy"));
+    assert_eq!(w.param("org"), Some("remote-org"));
+    assert_eq!(w.param("precision"), Some("ns"));
+    assert_eq!(
+        received_lines(&remote),
+        [
+            "cpu,host=a v=1i 1700000000000000000",
+            "cpu,host=b v=2i 1700000001000000000"
+        ]
+    );
+    wait_until("the delivery to be recorded", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 204 && s["currentQueueSizeBytes"] == 0
+    });
+    let label = format!("{{replication=\"{id}\",name=\"to-copy\"}}");
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_sent_points_total{label}")),
+        2.0
+    );
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_queue_bytes{label}")),
+        0.0
+    );
+}
+
+#[test]
+fn a_full_batch_is_at_most_five_thousand_lines_and_every_point_arrives_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    // Held until written: the first batch waits for every write.
+    remote.otherwise(Some(Answer::status(503)));
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    for chunk in 0..12u64 {
+        let r = a.write(&lines("m", chunk * 1000..(chunk + 1) * 1000, BASE));
+        assert_eq!(r.status, 204);
+    }
+    remote.otherwise(None);
+    wait_until("every point to arrive", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let writes: Vec<usize> = remote
+        .received()
+        .iter()
+        .filter(|r| r.path == "/api/v2/write" && r.body.len() > 0)
+        .map(|r| String::from_utf8_lossy(&r.body).lines().count())
+        .collect();
+    assert!(writes.iter().all(|&n| n <= 5000), "{writes:?}");
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 12_000);
+}
+
+fn metric_label(id: &str, name: &str) -> String {
+    format!("replication=\"{id}\",name=\"{name}\"")
+}
+
+#[test]
+fn retry_after_and_server_errors_are_retried_until_the_batch_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![
+        Answer::error(429, "slow down").header("Retry-After", "1"),
+        Answer::error(503, "busy").header("Retry-After", "1"),
+        Answer::error(500, "oops"),
+        Answer::error(502, "bad gateway"),
+    ]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    wait_until("the batch to be delivered", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 204 && s["currentQueueSizeBytes"] == 0
+    });
+    let writes: Vec<_> = remote
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/write")
+        .collect();
+    assert_eq!(writes.len(), 5, "four failures, then the delivery");
+    assert!(
+        writes.iter().all(|w| w.body == writes[0].body),
+        "the same batch each time"
+    );
+    let label = metric_label(&id, "to-copy");
+    for status in [429, 503, 500, 502] {
+        let sample =
+            format!("shardkeeper_replication_failures_total{{{label},status=\"{status}\"}}");
+        assert_eq!(a.metric(&sample), 1.0, "{sample}");
+    }
+    // A status of 204 is the latest attempt's: the error before it is gone.
+    assert!(a.replication(&id).get("latestErrorMessage").is_none());
+}
+
+#[test]
+fn a_cut_connection_and_a_refusing_remote_are_retried_until_the_batch_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![Answer::never()]);
+    let proxy = common::fault_proxy::FaultProxy::start(remote.addr);
+    let rid = a.create_remote("b", &proxy.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    remote.wait_for_requests(1);
+    // The answer never comes; the connection is cut, and new ones refused for a while.
+    proxy.refuse_new_connections(true);
+    proxy.cut_live_connections();
+    let label = metric_label(&id, "to-copy");
+    let network = format!("shardkeeper_replication_failures_total{{{label},status=\"0\"}}");
+    wait_until("a network failure to be counted and reported", || {
+        a.metric(&network) >= 2.0
+            && a.replication(&id)["latestErrorMessage"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+    });
+    assert!(a.replication(&id).get("latestResponseCode").is_none());
+    proxy.refuse_new_connections(false);
+    wait_until("the batch to be delivered", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 10);
+}
+
+fn ctl(args: &[&str]) -> String {
+    let out = std::process::Command::new(common::BIN)
+        .arg("ctl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_batch_refused_for_good_stops_the_replication_until_an_operator_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![Answer::error(400, "unable to parse 'm v=': bad")]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    wait_until("the replication to stop", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 400
+            && s["latestErrorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("unable to parse"))
+    });
+    let label = metric_label(&id, "to-copy");
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_stopped{{{label}}}")),
+        1.0
+    );
+    // The data stays queued (not dropped), visible to the operator.
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(queued > 0);
+    let url = format!("http://{}", a.addr);
+    let listed = ctl(&["replication", "list", "--url", &url, "--token", &a.token]);
+    assert!(
+        listed.contains(&id) && listed.contains("unable to parse"),
+        "{listed}"
+    );
+    let shown = ctl(&[
+        "replication",
+        "show",
+        "--url",
+        &url,
+        "--token",
+        &a.token,
+        &id,
+    ]);
+    assert!(
+        shown.contains(&format!("\"currentQueueSizeBytes\": {queued}")),
+        "{shown}"
+    );
+    let dropped = ctl(&[
+        "replication",
+        "drop-head",
+        "--url",
+        &url,
+        "--token",
+        &a.token,
+        &id,
+    ]);
+    assert!(dropped.contains("dropped 10 points"), "{dropped}");
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+    assert_eq!(
+        a.metric(&format!(
+            "shardkeeper_replication_dropped_points_total{{{label},reason=\"operator\"}}"
+        )),
+        10.0
+    );
+    // Going again: the next writes are delivered.
+    assert_eq!(a.write(&lines("m", 10..15, BASE)).status, 204);
+    // The refused batch was received once, then the next writes alone.
+    wait_until("the next writes to arrive", || {
+        received_lines(&remote).len() == 15
+    });
+    assert_eq!(
+        received_lines(&remote)[10..],
+        lines("m", 10..15, BASE).lines().collect::<Vec<_>>()
+    );
+    wait_until("the delivery to be recorded", || {
+        a.replication(&id)["latestResponseCode"] == 204
+    });
+}
+
+#[test]
+fn with_drop_non_retryable_data_a_refused_batch_is_dropped_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![
+        Answer::error(413, "request too large"),
+        Answer::error(400, "partial write: field type conflict"),
+    ]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({"dropNonRetryableData": true}));
+    let label = metric_label(&id, "to-copy");
+    let dropped =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"non_retryable\"}}");
+    assert_eq!(a.write(&lines("m", 0..4, BASE)).status, 204);
+    wait_until("the first batch to be dropped", || {
+        a.metric(&dropped) == 4.0
+    });
+    assert_eq!(a.write(&lines("m", 4..10, BASE)).status, 204);
+    wait_until("the second batch to be dropped", || {
+        a.metric(&dropped) == 10.0
+    });
+    let s = a.replication(&id);
+    assert!(
+        s["latestErrorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("field type conflict"),
+        "{s}"
+    );
+    assert_eq!(s["latestResponseCode"], 400);
+    assert_eq!(a.write(&lines("m", 10..13, BASE)).status, 204);
+    wait_until("later writes to be delivered", || {
+        a.replication(&id)["latestResponseCode"] == 204
+    });
+    let got = received_lines(&remote);
+    assert_eq!(
+        &got[got.len() - 3..],
+        lines("m", 10..13, BASE).lines().collect::<Vec<_>>()
+    );
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+}
