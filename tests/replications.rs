@@ -298,3 +298,252 @@ fn with_drop_non_retryable_data_a_refused_batch_is_dropped_counted_and_reported(
     );
     assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
 }
+
+#[test]
+fn the_api_answers_influxdb_2s_fields_defaults_filters_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    // Remotes: the token is write-only, an empty description is left out.
+    let r = a.api(
+        "POST",
+        "/api/v2/remotes",
+        Some(json!({"orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "remoteAPIToken": "never-shown"})),
+    );
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    let rid = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created,
+        json!({"id": rid, "orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "allowInsecureTLS": false})
+    );
+    for (body, message) in [
+        (
+            json!({"orgID": a.org_id, "name": "c", "remoteURL": remote.url()}),
+            "remoteAPIToken is required",
+        ),
+        (
+            json!({"orgID": a.org_id, "remoteURL": remote.url(), "remoteAPIToken": "t"}),
+            "name is required",
+        ),
+        (
+            json!({"orgID": a.org_id, "name": "c", "remoteURL": "ftp://x", "remoteAPIToken": "t"}),
+            "is not an http:// or https:// URL",
+        ),
+    ] {
+        let r = a.api("POST", "/api/v2/remotes", Some(body));
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["code"], "invalid");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(message),
+            "{}",
+            r.json()
+        );
+    }
+    let dup = a.api(
+        "POST",
+        "/api/v2/remotes",
+        Some(json!({"orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "remoteAPIToken": "t"})),
+    );
+    assert_eq!(
+        (dup.status, dup.json()["code"].clone()),
+        (409, json!("conflict"))
+    );
+    let list = a.api("GET", "/api/v2/remotes", None);
+    assert_eq!(
+        (list.status, list.json()["message"].clone()),
+        (400, json!("orgID is required"))
+    );
+    let by = |q: &str| {
+        a.api(
+            "GET",
+            &format!("/api/v2/remotes?orgID={}&{q}", a.org_id),
+            None,
+        )
+        .json()["remotes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (
+            by("name=b"),
+            by("name=x"),
+            by(&format!("remoteURL={}", common::urlencode(&remote.url())))
+        ),
+        (1, 0, 1)
+    );
+    let patched = a.api(
+        "PATCH",
+        &format!("/api/v2/remotes/{rid}"),
+        Some(json!({"description": "B", "remoteAPIToken": "still-never-shown"})),
+    );
+    assert_eq!(patched.json()["description"], "B");
+    assert!(!String::from_utf8_lossy(&patched.body).contains("never-shown"));
+    assert_eq!(a.api("GET", "/api/v2/remotes/nothing", None).status, 404);
+
+    // Replications: defaults, bounds, validation, filters.
+    let base = json!({"orgID": a.org_id, "name": "r", "remoteID": rid, "localBucketID": a.bucket_id, "remoteBucketName": "copy"});
+    let with = |extra: serde_json::Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (extra, message) in [
+        (
+            json!({"maxQueueSizeBytes": 33554429}),
+            "maxQueueSize too small, must be at least 33554430",
+        ),
+        (json!({"maxAgeSeconds": 59}), "maxAgeSeconds"),
+        (json!({"maxAgeSeconds": 5184001}), "maxAgeSeconds"),
+        (
+            json!({"remoteBucketName": null}),
+            "one of remoteBucketID or remoteBucketName is required",
+        ),
+        (
+            json!({"localBucketID": "0000000000000000"}),
+            "local bucket 0000000000000000 not found",
+        ),
+        (
+            json!({"remoteID": "0000000000000000"}),
+            "remote 0000000000000000 not found",
+        ),
+        (json!({"name": ""}), "name is required"),
+    ] {
+        let r = a.api("POST", "/api/v2/replications", Some(with(extra.clone())));
+        assert_eq!(r.status, 400, "{extra}");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(message),
+            "{extra}: {}",
+            r.json()
+        );
+    }
+    let r = a.api("POST", "/api/v2/replications", Some(json!("not an object")));
+    assert_eq!(r.status, 400);
+    // validate=true: 204, nothing saved (the remote took an empty write).
+    let r = a.api(
+        "POST",
+        "/api/v2/replications?validate=true",
+        Some(base.clone()),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let list = |q: &str| {
+        a.api(
+            "GET",
+            &format!("/api/v2/replications?orgID={}{q}", a.org_id),
+            None,
+        )
+        .json()["replications"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(list("").is_empty());
+    let r = a.api("POST", "/api/v2/replications", Some(base.clone()));
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created,
+        json!({"id": id, "orgID": a.org_id, "name": "r", "remoteID": rid, "localBucketID": a.bucket_id,
+               "remoteBucketName": "copy", "maxQueueSizeBytes": 67108860, "maxAgeSeconds": 604800,
+               "dropNonRetryableData": false, "currentQueueSizeBytes": 0, "remainingBytesToBeSynced": 0})
+    );
+    let dup = a.api("POST", "/api/v2/replications", Some(base.clone()));
+    assert_eq!(dup.status, 409);
+    assert_eq!(list("&name=r").len(), 1);
+    assert_eq!(list("&name=x").len(), 0);
+    assert_eq!(list(&format!("&remoteID={rid}")).len(), 1);
+    assert_eq!(list("&remoteID=0000000000000000").len(), 0);
+    assert_eq!(list(&format!("&localBucketID={}", a.bucket_id)).len(), 1);
+    assert_eq!(a.api("GET", "/api/v2/replications", None).status, 400);
+    // POST /{id}/validate: an empty write to the remote bucket, with the token.
+    let before = remote.received().len();
+    assert_eq!(
+        a.api("POST", &format!("/api/v2/replications/{id}/validate"), None)
+            .status,
+        204
+    );
+    let probe = &remote.received()[before];
+    assert_eq!((probe.param("bucket"), probe.body.len()), (Some("copy"), 0));
+    remote.push(vec![Answer::error(401, "unauthorized access")]);
+    let r = a.api("POST", &format!("/api/v2/replications/{id}/validate"), None);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("replication failed validation: "),
+        "{}",
+        r.json()
+    );
+    // PATCH: fields changed, bounds kept, validate=true saves nothing.
+    let p = a.api(
+        "PATCH",
+        &format!("/api/v2/replications/{id}"),
+        Some(json!({"maxAgeSeconds": 0, "description": "d", "remoteBucketID": "abc"})),
+    );
+    assert_eq!(p.status, 200);
+    let p = p.json();
+    assert_eq!(
+        (
+            p["maxAgeSeconds"].clone(),
+            p["description"].clone(),
+            p["remoteBucketID"].clone()
+        ),
+        (json!(604800), json!("d"), json!("abc"))
+    );
+    assert!(p.get("remoteBucketName").is_none());
+    assert_eq!(
+        a.api(
+            "PATCH",
+            &format!("/api/v2/replications/{id}"),
+            Some(json!({"maxQueueSizeBytes": 1}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        a.api(
+            "PATCH",
+            &format!("/api/v2/replications/{id}?validate=true"),
+            Some(json!({"name": "renamed"}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(a.replication(&id)["name"], "r");
+    assert_eq!(
+        a.api("PATCH", "/api/v2/replications/nothing", Some(json!({})))
+            .status,
+        404
+    );
+    // A remote in use is not deleted; deleting the bucket deletes its replications.
+    let r = a.api("DELETE", &format!("/api/v2/remotes/{rid}"), None);
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (409, json!("conflict"))
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/buckets/{}", a.bucket_id), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        a.api("GET", &format!("/api/v2/replications/{id}"), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/remotes/{rid}"), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/replications/{id}"), None)
+            .status,
+        404
+    );
+}
