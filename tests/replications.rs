@@ -547,3 +547,158 @@ fn the_api_answers_influxdb_2s_fields_defaults_filters_and_errors() {
         404
     );
 }
+
+/// A write of `n` lines that compress poorly (a pseudo-random string field each), so that
+/// a queue fills with few of them.
+fn incompressible(write: u64, n: u64) -> String {
+    let mut x = write.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let alphabet: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        .chars()
+        .collect();
+    let mut out = String::new();
+    for i in 0..n {
+        let s: String = (0..96)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize]
+            })
+            .collect();
+        out.push_str(&format!("big,w=w{write} s=\"{s}\" {}\n", BASE + i as i64));
+    }
+    out
+}
+
+const MIN_QUEUE: u64 = 33_554_430;
+const LINES_PER_WRITE: u64 = 20_000;
+
+/// Repoints the replication's remote (a fixed remote: stopped replications go again).
+fn repoint(a: &V2, remote_id: &str, url: &str) {
+    let r = a.api(
+        "PATCH",
+        &format!("/api/v2/remotes/{remote_id}"),
+        Some(json!({"remoteURL": url})),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_full_queue_refuses_the_local_write_with_503_naming_the_replication() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    // Nothing listens there: the queue only fills.
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxQueueSizeBytes": MIN_QUEUE}));
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(accepted < 60, "the queue never filled");
+        let r = a.write(&incompressible(accepted, LINES_PER_WRITE));
+        if r.status != 204 {
+            break r;
+        }
+        accepted += 1;
+    };
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let message = refused.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("\"to-copy\"")
+            && message.contains(&id)
+            && message.contains("queue is full"),
+        "{message}"
+    );
+    // Nothing of the refused write was stored; the queue holds every accepted byte.
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(queued <= MIN_QUEUE && queued > MIN_QUEUE / 2, "{queued}");
+    let local = |a: &V2| {
+        let r = common::query(a.addr, "metrics", "SELECT count(s) FROM big");
+        common::rows_of(&r)
+            .first()
+            .and_then(|row| row[1].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(local(&a), accepted * LINES_PER_WRITE);
+    // The remote comes back: everything accepted arrives, and writes are taken again.
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len() as u64, accepted * LINES_PER_WRITE);
+    assert_eq!(a.write(&incompressible(999, 10)).status, 204);
+}
+
+#[test]
+fn with_drop_when_full_the_write_is_taken_and_the_oldest_queued_points_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with_config(dir.path(), "replication_drop_when_full = true\n");
+    let a = V2::setup(d.addr, "metrics");
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxQueueSizeBytes": MIN_QUEUE}));
+    let label = metric_label(&id, "to-copy");
+    let dropped =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"queue_full\"}}");
+    let writes = 30;
+    for w in 0..writes {
+        let r = a.write(&incompressible(w, LINES_PER_WRITE));
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    }
+    wait_until("the oldest points to be dropped", || {
+        a.metric(&dropped) > 0.0
+            && a.replication(&id)["currentQueueSizeBytes"]
+                .as_u64()
+                .unwrap()
+                <= MIN_QUEUE
+    });
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    let dropped = a.metric(&dropped) as u64;
+    // Whole writes, oldest first: what arrived is exactly what was not dropped.
+    assert_eq!(distinct.len() as u64 + dropped, writes * LINES_PER_WRITE);
+    assert_eq!(dropped % LINES_PER_WRITE, 0);
+    assert!(
+        got[0].starts_with(&format!("big,w=w{} ", dropped / LINES_PER_WRITE)),
+        "{}",
+        &got[0][..40]
+    );
+}
+
+#[test]
+fn points_older_than_max_age_are_dropped_point_exactly_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxAgeSeconds": 60}));
+    let label = metric_label(&id, "to-copy");
+    let expired =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"max_age\"}}");
+    assert_eq!(a.write(&lines("m", 0..7, BASE)).status, 204);
+    // Written a minute ago by the node's clock once this holds.
+    wait_until("the queued points to expire", || a.metric(&expired) == 7.0);
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    assert_eq!(a.write(&lines("m", 7..10, BASE)).status, 204);
+    wait_until("the later points to arrive", || {
+        received_lines(&remote).len() == 3
+    });
+    assert_eq!(
+        received_lines(&remote),
+        lines("m", 7..10, BASE).lines().collect::<Vec<_>>()
+    );
+    assert_eq!(a.metric(&expired), 7.0);
+}
