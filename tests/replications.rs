@@ -702,3 +702,83 @@ fn points_older_than_max_age_are_dropped_point_exactly_and_reported() {
     );
     assert_eq!(a.metric(&expired), 7.0);
 }
+
+#[test]
+fn two_nodes_managed_with_the_python_client_replicate_every_point() {
+    if !std::process::Command::new("python3")
+        .args(["-c", "import influxdb_client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
+            "influxdb-client is required"
+        );
+        eprintln!("SKIPPED: python3 with influxdb-client is not installed");
+        return;
+    }
+    let nodes = common::nodes::Nodes::start(&["", ""]);
+    let a = V2::setup(nodes[0].addr, "metrics");
+    let b = V2::setup(nodes[1].addr, "copy");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/replications.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &nodes.url(0),
+            &a.token,
+            &a.org_id,
+            &a.bucket_id,
+            &nodes.url(1),
+            &b.token,
+            &b.org_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let remote = &got["remote"];
+    assert_eq!(remote["name"], "node-b");
+    assert_eq!(remote["remote_url"], nodes.url(1).as_str());
+    assert_eq!(remote["remote_org_id"], b.org_id.as_str());
+    assert!(
+        !out.stdout
+            .windows(b.token.len())
+            .any(|w| w == b.token.as_bytes()),
+        "the remote's token was answered"
+    );
+    assert_eq!(got["remotes"].as_array().unwrap().len(), 1);
+    assert_eq!(got["remote_patched"]["description"], "node B");
+    let r = &got["replication"];
+    assert_eq!(
+        (
+            r["max_queue_size_bytes"].clone(),
+            r["drop_non_retryable_data"].clone()
+        ),
+        (json!(67108860), json!(false))
+    );
+    assert_eq!(
+        (
+            r["remote_bucket_name"].clone(),
+            r["current_queue_size_bytes"].clone()
+        ),
+        (json!("copy"), json!(0))
+    );
+    assert_eq!(got["replications"].as_array().unwrap().len(), 1);
+    assert_eq!(got["replication_patched"]["drop_non_retryable_data"], true);
+    let id = r["id"].as_str().unwrap();
+    wait_until("B to hold every point A took", || b.count("cpu") == 1000);
+    wait_until("A's queue to be empty", || {
+        let s = a.replication(id);
+        s["currentQueueSizeBytes"] == 0 && s["latestResponseCode"] == 204
+    });
+    let values = common::query(b.addr, "copy", "SELECT sum(v) FROM cpu");
+    assert_eq!(
+        common::rows_of(&values)[0][1],
+        json!((0..1000).sum::<i64>())
+    );
+}
