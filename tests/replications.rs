@@ -782,3 +782,105 @@ fn two_nodes_managed_with_the_python_client_replicate_every_point() {
         json!((0..1000).sum::<i64>())
     );
 }
+
+#[test]
+fn the_remote_killed_and_restarted_while_the_source_takes_writes_gets_every_point() {
+    let mut nodes = common::nodes::Nodes::start(&["", ""]);
+    let a = V2::setup(nodes[0].addr, "metrics");
+    let b = V2::setup(nodes[1].addr, "copy");
+    let rid = a.create_remote("b", &nodes.url(1), &b.token);
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let batches = 20u64;
+    let b_dir = nodes[1].data_dir.clone();
+    let mut b_node = Some(nodes.nodes.remove(1));
+    for i in 0..batches {
+        if i == 5 {
+            b_node.take().unwrap().kill9();
+        }
+        assert_eq!(
+            a.write(&lines("m", i * 500..(i + 1) * 500, BASE)).status,
+            204
+        );
+    }
+    let label = metric_label(&id, "to-copy");
+    wait_until("A to notice B is gone", || {
+        a.metric(&format!(
+            "shardkeeper_replication_failures_total{{{label},status=\"0\"}}"
+        )) > 0.0
+    });
+    let restarted = Daemon::start(&b_dir);
+    let b = b.at(restarted.addr);
+    // B's new address (port 0): a fixed remote, as an operator would repoint it.
+    repoint(&a, &rid, &format!("http://{}", restarted.addr));
+    wait_until("B to hold every point", || b.count("m") == batches * 500);
+    wait_until("A's queue to be empty", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+}
+
+#[test]
+fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = FakeRemote::start(vec![]);
+    let (d, mut a) = node(&dir);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let mut daemon = Some(d);
+    let mut acknowledged: Vec<String> = Vec::new();
+    let kills = 10;
+    let mut next = 0u64;
+    for round in 0..kills {
+        // Writes go on in a thread while the node is killed under them.
+        let writer_a = a.clone();
+        let start = next;
+        let writer = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut n = start;
+            loop {
+                let body = lines("k", n..n + 300, BASE);
+                match writer_a.try_write(&body) {
+                    Ok(r) if r.status == 204 => acked.extend(body.lines().map(str::to_owned)),
+                    _ => return (acked, n),
+                }
+                n += 300;
+            }
+        });
+        let target = (round + 1) * 3_000;
+        // Killed while writes and deliveries are both under way.
+        wait_until("writes to be replicated", || {
+            received_lines(&remote).len() >= target as usize / 2
+        });
+        daemon.take().unwrap().kill9();
+        let (acked, n) = writer.join().unwrap();
+        acknowledged.extend(acked);
+        next = n + 300;
+        let d = Daemon::start(dir.path());
+        a = a.at(d.addr);
+        daemon = Some(d);
+    }
+    wait_until("the queue to drain after the last restart", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|l| !distinct.contains(l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged points never arrived, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let duplicates = got.len() - distinct.len();
+    eprintln!(
+        "{kills} kills: {} points acknowledged, {} received, {duplicates} duplicate deliveries",
+        acknowledged.len(),
+        got.len()
+    );
+    assert!(
+        duplicates <= kills as usize * 5_000,
+        "at most one batch per crash: {duplicates}"
+    );
+}

@@ -97,8 +97,13 @@ impl V2 {
 
     /// Writes line protocol to the node's bucket (nanoseconds).
     pub fn write(&self, lines: &str) -> Response {
+        self.try_write(lines).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`V2::write`] to a node that may be gone (killed on purpose).
+    pub fn try_write(&self, lines: &str) -> Result<Response, String> {
         let auth = format!("Token {}", self.token);
-        request(
+        super::try_request(
             self.addr,
             "POST",
             &format!("/api/v2/write?org=acme&bucket={}&precision=ns", self.bucket),
