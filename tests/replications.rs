@@ -86,7 +86,7 @@ fn a_full_batch_is_at_most_five_thousand_lines_and_every_point_arrives_once() {
     let writes: Vec<usize> = remote
         .received()
         .iter()
-        .filter(|r| r.path == "/api/v2/write" && r.body.len() > 0)
+        .filter(|r| r.path == "/api/v2/write" && !r.body.is_empty())
         .map(|r| String::from_utf8_lossy(&r.body).lines().count())
         .collect();
     assert!(writes.iter().all(|&n| n <= 5000), "{writes:?}");
