@@ -31,8 +31,12 @@ pub const MAX_BATCH_BYTES: usize = 2_500_000;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often an idle or stopped sender looks again (expiry, settings changed elsewhere).
+/// How often an idle sender looks again (expiry, settings changed elsewhere); new writes
+/// wake it sooner.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How often a stopped sender looks at its queue (for points to expire or overflow):
+/// writes do not wake it, since it would only read its head batch again.
+const STOPPED_CHECK: Duration = Duration::from_millis(1_001);
 
 pub fn spawn(service: Arc<ReplicationService>, q: Arc<Queue>) {
     let handle = service.runtime_handle();
@@ -84,6 +88,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
                 continue;
             }
             Ok(Step::Idle) => IDLE_CHECK,
+            Ok(Step::Stopped) => STOPPED_CHECK,
             Ok(Step::RetryAfter(d)) => d,
             Ok(Step::Backoff) => {
                 let wait = jitter(backoff);
@@ -129,8 +134,10 @@ async fn settings(
 enum Step {
     /// Progress was made: look again at once.
     Again,
-    /// Nothing to send, or stopped: wait for writes or an operator.
+    /// Nothing to send: wait for writes.
     Idle,
+    /// Refused for good: wait for an operator.
+    Stopped,
     RetryAfter(Duration),
     Backoff,
 }
@@ -161,10 +168,10 @@ async fn step(
     };
     q.update_figures(|f| f.oldest_queued_nanos = batch.oldest_nanos);
     if progress.stopped {
-        return Ok(Step::Idle);
+        return Ok(Step::Stopped);
     }
     let Some(remote) = remote else {
-        return Ok(Step::Idle);
+        return Ok(Step::Stopped);
     };
     let points = batch.lines as u64;
     match send(remote, r, batch.body).await {
