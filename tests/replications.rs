@@ -884,3 +884,45 @@ fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes(
         "at most one batch per crash: {duplicates}"
     );
 }
+
+#[test]
+fn a_restart_keeps_the_data_log_segments_a_queue_needs_and_resumes_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, and heads written out as soon as a shard is idle: without the
+    // queue's hold, the data log would drop the segments holding the queued points.
+    let config = "idle_flush_seconds = 1\n[log]\nshard_segment_mib = 1\n";
+    let d = Daemon::start_with_config(dir.path(), config);
+    let a = V2::setup(d.addr, "metrics");
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let writes = 6;
+    for w in 0..writes {
+        assert_eq!(a.write(&incompressible(w, 5_000)).status, 204);
+    }
+    wait_until("the heads to be written out", || {
+        common::shard_dirs(dir.path())
+            .iter()
+            .any(|s| !common::files_with_extension(s, "col").is_empty())
+    });
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(d.stop().success());
+    let d = Daemon::start_with_config(dir.path(), config);
+    let a = a.at(d.addr);
+    // Counted again from the data log at start-up: the same bytes.
+    assert_eq!(
+        a.replication(&id)["currentQueueSizeBytes"]
+            .as_u64()
+            .unwrap(),
+        queued
+    );
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len() as u64, writes * 5_000);
+}
