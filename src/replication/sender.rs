@@ -75,6 +75,7 @@ struct Batch {
 async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
     let mut backoff = FIRST_BACKOFF;
     let mut appended = s.appended.subscribe();
+    let mut recording: Recording = None;
     loop {
         if q.is_closed() {
             return;
@@ -82,7 +83,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         let Some((r, remote, progress)) = settings(&s, &q.id).await else {
             return;
         };
-        let wait = match step(&s, &q, &r, remote.as_ref(), &progress).await {
+        let wait = match step(&s, &q, &r, remote.as_ref(), &progress, &mut recording).await {
             Ok(Step::Again) => {
                 backoff = FIRST_BACKOFF;
                 continue;
@@ -144,16 +145,35 @@ enum Step {
 
 type Result<T> = std::result::Result<T, ReplicationServiceError>;
 
+/// The control-log append of the last delivery, under way while the next batch is read
+/// and sent: a batch costs one round trip to the remote, not that plus an fdatasync.
+type Recording = Option<tokio::task::JoinHandle<Result<()>>>;
+
+/// Waits for the last delivery's record: every other event of the replication is
+/// appended after it, so that the status never goes back to an older attempt.
+async fn recorded(recording: &mut Recording) -> Result<()> {
+    match recording.take() {
+        Some(handle) => handle
+            .await
+            .map_err(|e| ReplicationServiceError::Validation(format!("sender task: {e}")))?,
+        None => Ok(()),
+    }
+}
+
 async fn step(
     s: &Arc<ReplicationService>,
     q: &Arc<Queue>,
     r: &Replication,
     remote: Option<&Remote>,
     progress: &ReplicationProgress,
+    recording: &mut Recording,
 ) -> Result<Step> {
     // The cursor is the sender's, but `ctl replication drop-head` moves it too.
     let _cursor = q.cursor.lock().await;
     let plan = look(s, q, r, progress, true).await?;
+    if plan.batch.is_none() || plan.drop.is_some() {
+        recorded(recording).await?;
+    }
     s.storage.data_log_holds().pin(&q.id, plan.needed_from);
     if let Some(d) = plan.drop {
         record_drop(s, q, r, d, String::new()).await?;
@@ -176,20 +196,27 @@ async fn step(
     let points = batch.lines as u64;
     match send(remote, r, batch.body).await {
         Ok(()) => {
-            s.control
-                .mutate(|_| {
-                    Ok::<_, ReplicationServiceError>((
-                        vec![delivered(&q.id, batch.upto, points, batch.bytes)],
-                        (),
-                    ))
-                })
-                .await?;
+            recorded(recording).await?;
+            // The position moves in memory at once (the next batch starts after this one);
+            // a crash before the record is durable re-sends this batch, no more.
+            let (s2, id, upto, bytes) = (s.clone(), q.id.clone(), batch.upto, batch.bytes);
+            *recording = Some(tokio::spawn(async move {
+                s2.control
+                    .mutate(|_| {
+                        Ok::<_, ReplicationServiceError>((
+                            vec![delivered(&id, upto, points, bytes)],
+                            (),
+                        ))
+                    })
+                    .await
+            }));
             q.remove(batch.bytes);
             q.set_needed_from(batch.upto + 1);
             q.update_figures(|f| f.batches_sent += 1);
             Ok(Step::Again)
         }
         Err(e) => {
+            recorded(recording).await?;
             let code = e.status().unwrap_or(0);
             q.update_figures(|f| *f.failures.entry(code).or_default() += 1);
             let message = describe(&e);
