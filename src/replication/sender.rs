@@ -53,6 +53,9 @@ struct Plan {
     batch: Option<Batch>,
     /// The first LSN the queue still needs after this look.
     needed_from: Lsn,
+    /// Where the look started (a batch read ahead is used only if the queue is still
+    /// there: a drop-head may have moved it).
+    from: Lsn,
 }
 
 struct Dropping {
@@ -76,6 +79,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
     let mut backoff = FIRST_BACKOFF;
     let mut appended = s.appended.subscribe();
     let mut recording: Recording = None;
+    let mut ahead: Option<Plan> = None;
     loop {
         if q.is_closed() {
             return;
@@ -83,7 +87,17 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         let Some((r, remote, progress)) = settings(&s, &q.id).await else {
             return;
         };
-        let wait = match step(&s, &q, &r, remote.as_ref(), &progress, &mut recording).await {
+        let wait = match step(
+            &s,
+            &q,
+            &r,
+            remote.as_ref(),
+            &progress,
+            &mut recording,
+            &mut ahead,
+        )
+        .await
+        {
             Ok(Step::Again) => {
                 backoff = FIRST_BACKOFF;
                 continue;
@@ -167,10 +181,16 @@ async fn step(
     remote: Option<&Remote>,
     progress: &ReplicationProgress,
     recording: &mut Recording,
+    ahead: &mut Option<Plan>,
 ) -> Result<Step> {
     // The cursor is the sender's, but `ctl replication drop-head` moves it too.
     let _cursor = q.cursor.lock().await;
-    let plan = look(s, q, r, progress, true).await?;
+    let from = q.needed_from().max(progress.delivered_lsn + 1);
+    let plan = match ahead.take() {
+        // Read while the batch before it was sent, from where the queue still is.
+        Some(p) if p.from == from && p.drop.is_none() && p.batch.is_some() => p,
+        _ => look(s, q, r, progress, true).await?,
+    };
     if plan.batch.is_none() || plan.drop.is_some() {
         recorded(recording).await?;
     }
@@ -194,8 +214,21 @@ async fn step(
         return Ok(Step::Stopped);
     };
     let points = batch.lines as u64;
+    // The next batch is read while this one is sent: the remote is not kept waiting.
+    let next = {
+        let (s2, q2) = (s.clone(), q.clone());
+        let (from, max_age_nanos) = (
+            batch.upto + 1,
+            r.max_age_seconds.saturating_mul(1_000_000_000),
+        );
+        let overflow = if s.drop_when_full { q.overflow() } else { 0 };
+        tokio::task::spawn_blocking(move || {
+            read_head(&s2, &q2, from, max_age_nanos, overflow, true)
+        })
+    };
     match send(remote, r, batch.body).await {
         Ok(()) => {
+            *ahead = next.await.ok().and_then(|p| p.ok());
             recorded(recording).await?;
             // The position moves in memory at once (the next batch starts after this one);
             // a crash before the record is durable re-sends this batch, no more.
@@ -342,12 +375,12 @@ async fn look(
         false => 0,
     };
     let expire = with_drops;
-    tokio::task::spawn_blocking(move || plan(&s2, &q2, from, max_age_nanos, overflow, expire))
+    tokio::task::spawn_blocking(move || read_head(&s2, &q2, from, max_age_nanos, overflow, expire))
         .await
         .map_err(|e| ReplicationServiceError::Validation(format!("sender task: {e}")))?
 }
 
-fn plan(
+fn read_head(
     s: &ReplicationService,
     q: &Queue,
     from: Lsn,
@@ -356,12 +389,14 @@ fn plan(
     expire: bool,
 ) -> Result<Plan> {
     let log = s.storage.data_log();
+    let asked = from;
     let from = from.max(log.figures().oldest_lsn);
     let mut reader = log.reader(from)?;
     let mut parser = LineParser::new(ParseOptions::default());
     let now = crate::clock::now_nanos();
     let mut plan = Plan {
         needed_from: from,
+        from: asked,
         ..Plan::default()
     };
     let mut batch = Batch::default();
