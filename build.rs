@@ -6,6 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(["."])
         // `ctl log dump` prints events as JSON.
         .type_attribute(".", "#[derive(serde::Serialize)]")
+        // A remote's token is a secret: never in a dump.
+        .field_attribute(
+            "shardkeeper.v1.Remote.remote_api_token",
+            "#[serde(skip_serializing)]",
+        )
         .compile_fds(files)?;
     Ok(())
 }

@@ -78,6 +78,11 @@ pub struct NodeConfig {
     pub https_enabled: bool,
     pub https_certificate: PathBuf,
     pub https_private_key: PathBuf,
+    /// When a replication's queue is full: false (the default) refuses the local write
+    /// with 503 naming the replication, so nothing is acknowledged that is not queued;
+    /// true accepts it, as InfluxDB 2 does, and drops the queue's oldest points to make
+    /// room (counted, logged and reported on the replication).
+    pub replication_drop_when_full: bool,
     pub log: LogConfig,
 }
 
@@ -138,6 +143,7 @@ impl Default for NodeConfig {
             https_enabled: false,
             https_certificate: PathBuf::from("/etc/ssl/shardkeeper.pem"),
             https_private_key: PathBuf::new(),
+            replication_drop_when_full: false,
             log: LogConfig::default(),
         }
     }

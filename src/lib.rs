@@ -22,6 +22,7 @@ pub(crate) mod placement;
 pub(crate) mod priority;
 pub mod projection;
 pub mod query;
+pub mod replication;
 pub mod storage;
 
 /// Every event, as compiled from `proto/` by prost.

@@ -135,6 +135,32 @@ const TABLE: &[Row] = &[
                                                                                [401,  401,  401,  401,  403,  403,  403,  400]),
     row("POST", "/api/v2/restore/shards/{id}", "/api/v2/restore/shards/987654", "not a tar archive",
                                                                                [401,  401,  401,  401,  403,  403,  403,  404]),
+    // Remotes and replications are an admin's (a remote holds another instance's token);
+    // others see none of them.
+    row("GET",  "/api/v2/remotes", "/api/v2/remotes?orgID={org}", "",         [401,  401,  401,  401,  200,  200,  200,  200]),
+    row("POST", "/api/v2/remotes", "/api/v2/remotes",
+        r#"{"orgID":"{org}","name":"matrix","remoteURL":"ftp://nowhere","remoteAPIToken":"t"}"#,
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("GET",  "/api/v2/remotes/{id}", "/api/v2/remotes/{remote}", "",        [401,  401,  401,  401,  404,  404,  404,  200]),
+    row("PATCH", "/api/v2/remotes/{id}", "/api/v2/remotes/{remote}",
+        r#"{"remoteURL":"ftp://nowhere"}"#,                                    [401,  401,  401,  401,  404,  404,  404,  400]),
+    row("GET",  "/api/v2/replications", "/api/v2/replications?orgID={org}", "",[401,  401,  401,  401,  200,  200,  200,  200]),
+    row("POST", "/api/v2/replications", "/api/v2/replications",
+        r#"{"orgID":"{org}","name":"m","remoteID":"{remote}","localBucketID":"{metrics}","remoteBucketName":"x","maxQueueSizeBytes":1}"#,
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("GET",  "/api/v2/replications/{id}", "/api/v2/replications/{replication}", "",
+                                                                               [401,  401,  401,  401,  404,  404,  404,  200]),
+    row("PATCH", "/api/v2/replications/{id}", "/api/v2/replications/{replication}",
+        r#"{"maxQueueSizeBytes":1}"#,                                          [401,  401,  401,  401,  404,  404,  404,  400]),
+    // The remote does not answer: validation fails.
+    row("POST", "/api/v2/replications/{id}/validate", "/api/v2/replications/{replication}/validate", "",
+                                                                               [401,  401,  401,  401,  404,  404,  404,  400]),
+    row("POST", "/api/v2/replications/{id}/drop-head", "/api/v2/replications/{replication}/drop-head", "",
+                                                                               [401,  401,  401,  401,  404,  404,  404,  200]),
+    // In use by the replication: refused.
+    row("DELETE", "/api/v2/remotes/{id}", "/api/v2/remotes/{remote}", "",      [401,  401,  401,  401,  404,  404,  404,  409]),
+    row("DELETE", "/api/v2/replications/{id}", "/api/v2/replications/{replication}", "",
+                                                                               [401,  401,  401,  401,  404,  404,  404,  204]),
     // Last: a kv restore that accepted its body would replace the whole control state.
     row("POST", "/api/v2/restore/kv", "/api/v2/restore/kv", "garbage",         [401,  401,  401,  401,  403,  403,  403,  400]),
 ];
@@ -256,6 +282,25 @@ fn every_route_and_statement_class_answers_each_kind_of_caller_as_the_table_says
         &format!(r#"{{"orgID":"{org}","description":"spare"}}"#),
     );
     let (spare_bucket, spare_token) = (field(&spare_bucket, "id"), field(&spare_token, "id"));
+    // Nothing listens on port 1: the replication's sender only ever fails to connect.
+    let remote = create(
+        addr,
+        &admin,
+        "/api/v2/remotes",
+        &format!(
+            r#"{{"orgID":"{org}","name":"nowhere","remoteURL":"http://127.0.0.1:1","remoteAPIToken":"t"}}"#
+        ),
+    );
+    let remote = field(&remote, "id");
+    let replication = create(
+        addr,
+        &admin,
+        "/api/v2/replications",
+        &format!(
+            r#"{{"orgID":"{org}","name":"copy","remoteID":"{remote}","localBucketID":"{metrics}","remoteBucketName":"copy"}}"#
+        ),
+    );
+    let replication = field(&replication, "id");
 
     let credentials: [Option<String>; 8] = [
         None,
@@ -273,6 +318,8 @@ fn every_route_and_statement_class_answers_each_kind_of_caller_as_the_table_says
         ("{metrics}", metrics.as_str()),
         ("{spare_bucket}", spare_bucket.as_str()),
         ("{spare_token}", spare_token.as_str()),
+        ("{remote}", remote.as_str()),
+        ("{replication}", replication.as_str()),
     ]
     .into();
     let fill = |s: &str| {

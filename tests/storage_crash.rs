@@ -63,7 +63,7 @@ fn open(fs: Arc<dyn FileSystem>) -> Result<Node, String> {
     let (control, _) = ControlLog::with_log(log, recovery, u64::MAX).map_err(|e| e.to_string())?;
     let catalog = control.read_blocking(|c| c.catalog.clone());
     // A head budget no workload reaches: flushes and merges run when the test says.
-    let storage = Storage::open_on(fs, Path::new(DATA), &catalog, options(), 1, 1 << 30)
+    let storage = Storage::open_on(fs, Path::new(DATA), &catalog, &[], options(), 1, 1 << 30)
         .map_err(|e| e.to_string())?;
     // Leftovers of a drop or a restore are removed in the background: done before the
     // test goes on, so that every run performs the same operations.

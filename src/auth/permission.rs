@@ -48,14 +48,18 @@ pub enum Resource {
     Buckets,
     Orgs,
     Users,
+    Remotes,
+    Replications,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 4] = [
+    pub const ALL: [Resource; 6] = [
         Resource::Authorizations,
         Resource::Buckets,
         Resource::Orgs,
         Resource::Users,
+        Resource::Remotes,
+        Resource::Replications,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +68,8 @@ impl Resource {
             Resource::Buckets => "buckets",
             Resource::Orgs => "orgs",
             Resource::Users => "users",
+            Resource::Remotes => "remotes",
+            Resource::Replications => "replications",
         }
     }
 
@@ -190,7 +196,12 @@ impl Principal {
                             })
                         })
                 }
-                Resource::Authorizations | Resource::Users => false,
+                // A remote holds another instance's token, and a replication copies a
+                // bucket elsewhere: an admin's to read and change, as authorizations are.
+                Resource::Authorizations
+                | Resource::Users
+                | Resource::Remotes
+                | Resource::Replications => false,
             };
         user_holds && self.scope_allows(wanted)
     }

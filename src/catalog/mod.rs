@@ -250,6 +250,7 @@ impl Catalog {
             buckets: self.buckets.values().cloned().collect(),
             tokens: self.tokens.values().cloned().collect(),
             backups: None,
+            replications: None,
         }
     }
 

@@ -44,6 +44,11 @@ pub enum CtlCommand {
         token: Option<String>,
         dir: PathBuf,
     },
+    /// Replications: list, show one, drop the head batch of a stopped one.
+    Replication {
+        #[command(subcommand)]
+        command: super::replication::ReplicationCommand,
+    },
     /// List each shard's last good backup, and backups or restores running now.
     BackupStatus {
         #[arg(long, default_value = "http://127.0.0.1:8086")]
@@ -100,6 +105,16 @@ pub fn run(command: CtlCommand) -> ExitCode {
             let remote = Remote::new(&url, token)?;
             backup::status(&remote, &mut std::io::stdout()).await
         })),
+        CtlCommand::Replication { command } => {
+            match crate::client::block_on(super::replication::run(command, &mut std::io::stdout()))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shardkeeper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         CtlCommand::Log {
             command: LogCommand::Verify { dir },
         } => verify(&dir),

@@ -2,6 +2,7 @@
 
 mod backup;
 mod ctl;
+mod replication;
 
 use crate::config::{LogFormat, NodeConfig};
 use clap::{Parser, Subcommand};

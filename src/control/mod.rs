@@ -5,16 +5,22 @@
 //! and none of them knows the others exist.
 //!
 //! A snapshot is one `CatalogState` message, named from when the catalog held everything:
-//! the catalog's fields and `backups`, the ledger's. Its encoding is the one written before
+//! the catalog's fields, `backups` (the ledger's) and `replications`.
+//!
+//! A kv restore (`CatalogRestored`) replaces the catalog only: the node's backup ledger,
+//! remotes and replications go on, and a replication's queue resumes where it was (its
+//! position is in this node's data log, which a restored kv state knows nothing of). Its encoding is the one written before
 //! the control state was split, so earlier snapshots and kv backups read unchanged.
 
 pub mod backups;
+pub mod replications;
 
 use crate::catalog::Catalog;
 use crate::projection::{EventLog, Projection};
 use crate::proto::{event, CatalogState, Event};
 use backups::BackupLedger;
 use prost::Message;
+use replications::Replications;
 
 /// The control log and the state folded from it.
 pub type ControlLog = EventLog<ControlState>;
@@ -25,21 +31,26 @@ pub struct ControlState {
     pub catalog: Catalog,
     /// Backups and restores, running and done.
     pub backups: BackupLedger,
+    /// Remotes and replications, with each replication's progress.
+    pub replications: Replications,
 }
 
 impl ControlState {
     /// The state a snapshot (or a kv backup) holds.
     pub fn from_state(mut state: CatalogState) -> ControlState {
         let backups = BackupLedger::from_state(state.backups.take().unwrap_or_default());
+        let replications = Replications::from_state(state.replications.take().unwrap_or_default());
         ControlState {
             catalog: Catalog::from_state(state),
             backups,
+            replications,
         }
     }
 
     pub fn to_state(&self) -> CatalogState {
         CatalogState {
             backups: Some(self.backups.to_state()),
+            replications: Some(self.replications.to_state()),
             ..self.catalog.to_state()
         }
     }
@@ -68,10 +79,23 @@ impl Projection for ControlState {
             | Kind::UserPasswordSet(_)
             | Kind::OrgCreated(_)
             | Kind::BucketCreated(_)
-            | Kind::BucketDeleted(_)
             | Kind::TokenCreated(_)
             | Kind::TokenDeleted(_)
             | Kind::CatalogRestored(_) => self.catalog.apply(event),
+            // A bucket's replications go with it.
+            Kind::BucketDeleted(_) => {
+                self.catalog.apply(event);
+                self.replications.apply(event);
+            }
+            Kind::RemoteCreated(_)
+            | Kind::RemoteUpdated(_)
+            | Kind::RemoteDeleted(_)
+            | Kind::ReplicationCreated(_)
+            | Kind::ReplicationUpdated(_)
+            | Kind::ReplicationDeleted(_)
+            | Kind::ReplicationDelivered(_)
+            | Kind::ReplicationDropped(_)
+            | Kind::ReplicationAttempt(_) => self.replications.apply(event),
             Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_) => {
                 self.backups.apply(event)
             }

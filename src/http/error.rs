@@ -137,6 +137,8 @@ impl From<StorageError> for ApiError {
                 ..
             } => StatusCode::INSUFFICIENT_STORAGE,
             StorageError::Quarantined { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // The client retries: nothing of the write was stored.
+            StorageError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             StorageError::Control(e) => control_log_status(e),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -45,8 +45,17 @@ async fn metrics(
             return e.v2();
         }
     }
+    // The replications' figures are read asynchronously (the control state), so they are a
+    // collector made for this scrape, encoded beside the node's registry.
+    let mut replications = Registry::default();
+    replications.register_collector(Box::new(ReplicationMetrics(
+        node.replications.figures().await,
+    )));
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry.registry) {
+    let encoded = prometheus_client::encoding::text::encode_registry(&mut body, &registry.registry)
+        .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut body, &replications))
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut body));
+    if let Err(e) = encoded {
         tracing::error!(error = %e, "encoding /metrics failed");
         return HttpResponse::InternalServerError().finish();
     }
@@ -485,6 +494,98 @@ impl Collector for NodeFigures {
                 ),
             ],
         )?;
+        Ok(())
+    }
+}
+
+/// Each replication's figures, labelled with its id and name.
+#[derive(Debug)]
+struct ReplicationMetrics(Vec<crate::replication::ReplicationFigures>);
+
+impl Collector for ReplicationMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        type Figures = crate::replication::ReplicationFigures;
+        let e = &mut encoder;
+        let labels = |f: &Figures| [("replication", f.id.clone()), ("name", f.name.clone())];
+        let gauge =
+            |e: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&Figures) -> f64| {
+                let mut metric = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                for f in &self.0 {
+                    ConstGauge::new(value(f)).encode(metric.encode_family(&labels(f))?)?;
+                }
+                Ok::<(), std::fmt::Error>(())
+            };
+        gauge(
+            e,
+            "shardkeeper_replication_queue_bytes",
+            "Bytes of the bucket's records the replication holds, not yet confirmed by the remote.",
+            |f| f.queued_bytes as f64,
+        )?;
+        gauge(
+            e,
+            "shardkeeper_replication_lag_seconds",
+            "Age of the oldest point not yet delivered (0: none queued).",
+            |f| f.lag_seconds,
+        )?;
+        gauge(
+            e,
+            "shardkeeper_replication_backoff_seconds",
+            "Wait before the next attempt (0: none).",
+            |f| f.backoff_seconds,
+        )?;
+        gauge(
+            e,
+            "shardkeeper_replication_stopped",
+            "1 while the replication waits for an operator after a batch refused for good.",
+            |f| f64::from(u8::from(f.stopped)),
+        )?;
+        // Counter names without `_total`, which the encoder adds.
+        let counter =
+            |e: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&Figures) -> u64| {
+                let mut metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+                for f in &self.0 {
+                    ConstCounter::new(value(f)).encode(metric.encode_family(&labels(f))?)?;
+                }
+                Ok::<(), std::fmt::Error>(())
+            };
+        counter(
+            e,
+            "shardkeeper_replication_sent_points",
+            "Points the remote confirmed (204).",
+            |f| f.sent_points,
+        )?;
+        counter(
+            e,
+            "shardkeeper_replication_sent_bytes",
+            "Bytes of data-log records the remote confirmed.",
+            |f| f.sent_bytes,
+        )?;
+        let mut metric = e.encode_descriptor(
+            "shardkeeper_replication_dropped_points",
+            "Points dropped undelivered, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for f in &self.0 {
+            for (reason, n) in f.dropped_points {
+                let [id, name] = labels(f);
+                let labels = [id, name, ("reason", reason.to_owned())];
+                ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = e.encode_descriptor(
+            "shardkeeper_replication_failures",
+            "Failed attempts since start, by the remote's HTTP status (0: network error).",
+            None,
+            MetricType::Counter,
+        )?;
+        for f in &self.0 {
+            for (status, n) in &f.failures {
+                let [id, name] = labels(f);
+                let labels = [id, name, ("status", status.to_string())];
+                ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::control::ControlLog;
 use crate::log::{IoBackend, LogOptions};
 use crate::projection::{ProjectionError, Rebuilt};
 use crate::query::pool::QueryPool;
+use crate::replication::{ReplicationService, ReplicationServiceError};
 use crate::storage::{Storage, StorageError};
 use std::io;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error("query threads: {0}")]
     QueryPool(io::Error),
+    #[error("replications: {0}")]
+    Replication(#[from] ReplicationServiceError),
 }
 
 /// The services a node's HTTP handlers and background tasks call.
@@ -35,6 +38,8 @@ pub struct Node {
     /// Where queries run, off the HTTP workers.
     pub queries: QueryPool,
     pub backups: BackupService,
+    /// Remotes, replications and their queues and senders.
+    pub replications: Arc<ReplicationService>,
 }
 
 impl Node {
@@ -51,7 +56,8 @@ impl Node {
             options.clone(),
             (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
         )?;
-        let catalog = control.read_blocking(|c| c.catalog.clone());
+        let (catalog, pins) =
+            control.read_blocking(|c| (c.catalog.clone(), ReplicationService::pins(c)));
         // Shards are many and mostly small: their segments are smaller, so that preallocated
         // space does not dwarf the data.
         let shard_options = LogOptions {
@@ -61,12 +67,19 @@ impl Node {
         let storage = Storage::open(
             &config.data_dir,
             &catalog,
+            &pins,
             shard_options,
             config.node_id,
             (config.max_head_mib.max(1) << 20) as usize,
         )?;
         let (control, storage) = (Arc::new(control), Arc::new(storage));
+        let replications = ReplicationService::open(
+            control.clone(),
+            storage.clone(),
+            config.replication_drop_when_full,
+        )?;
         let node = Node {
+            replications,
             config: config.clone(),
             backups: BackupService::new(control.clone(), storage.clone(), config),
             control,

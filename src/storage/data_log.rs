@@ -113,6 +113,9 @@ pub struct DataLog {
     forgotten: Mutex<HashSet<ShardKey>>,
     /// Bytes the log may hold before the shards holding its oldest records are flushed.
     budget: u64,
+    /// Per follower of the log (a replication, by id), the first LSN it still needs: the
+    /// segments from there on are kept, whatever the shards hold.
+    pins: Mutex<HashMap<String, Lsn>>,
 }
 
 impl DataLog {
@@ -124,7 +127,23 @@ impl DataLog {
             held: Mutex::new(HashMap::new()),
             forgotten: Mutex::new(HashSet::new()),
             budget,
+            pins: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps the records from `from` on for `owner` (moving its earlier pin, if any).
+    pub fn pin(&self, owner: &str, from: Lsn) {
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(owner.to_owned(), from);
+    }
+
+    pub fn unpin(&self, owner: &str) {
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(owner);
     }
 
     /// Records that `shard`'s oldest point in no column file is at `oldest` (None: it has
@@ -183,13 +202,16 @@ impl DataLog {
     }
 
     /// Removes the segments whose records are all in column files: those before the
-    /// oldest record a shard's head still holds, and before the first record not yet
-    /// applied (it may be on its way into a head).
+    /// oldest record a shard's head still holds, before the first record not yet applied
+    /// (it may be on its way into a head), and before the first a follower still needs.
     pub fn trim(&self) -> Result<usize, LogError> {
         let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner()).upto;
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let bound = held.values().min().copied().unwrap_or(Lsn::MAX);
         drop(held);
+        let pinned = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let bound = bound.min(pinned.values().min().copied().unwrap_or(Lsn::MAX));
+        drop(pinned);
         self.log.remove_segments_before(bound.min(applied + 1))
     }
 

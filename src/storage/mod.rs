@@ -69,6 +69,31 @@ pub enum StorageError {
     ShardBusy(u64),
     #[error("shard {shard} is quarantined: {reason}")]
     Quarantined { shard: u64, reason: String },
+    /// A follower of the bucket's writes (a replication queue) has no room for them.
+    #[error("{0}")]
+    QueueFull(String),
+}
+
+/// One record of a write, as those following a bucket's writes see it before it is
+/// appended.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedRecord<'a> {
+    pub database: &'a str,
+    pub retention_policy: &'a str,
+    /// The record's bytes in the data log (frame included).
+    pub bytes: u64,
+}
+
+/// What follows the writes to some buckets through the data log (replication queues):
+/// told of every write's records before they are appended, so that a write they have no
+/// room for is refused whole, before anything of it is durable.
+pub trait WriteFollowers: Send + Sync {
+    /// Takes room for `records`, or refuses the write with why (nothing taken).
+    fn admit(&self, records: &[QueuedRecord<'_>]) -> Result<(), String>;
+    /// Gives back the room `admit` took for records that did not become durable.
+    fn abandon(&self, records: &[QueuedRecord<'_>]);
+    /// Records up to `lsn` are durable (wakes those waiting for them).
+    fn appended(&self, lsn: crate::log::Lsn);
 }
 
 /// A shard left closed at start-up.
@@ -130,6 +155,8 @@ pub struct Storage {
     forcing: Arc<std::sync::atomic::AtomicBool>,
     /// Threads removing dropped shards' files.
     purges: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Told of every write before it is appended (replication queues), once set.
+    followers: std::sync::OnceLock<Arc<dyn WriteFollowers>>,
 }
 
 /// Names of shard directories renamed out of the way, to be removed.
@@ -143,16 +170,26 @@ impl Storage {
     /// the catalog's other shards open on first use, and each must then have its
     /// directory (see [`Storage::create_shard_dirs`]). Shard directories the catalog does
     /// not know (left by a crash between a drop event and the removal, or the other side
-    /// of a restore's swap) are removed.
+    /// of a restore's swap) are removed. `pins`: per follower of the log (a replication),
+    /// the first LSN it still needs, kept from the first trim on.
     pub fn open(
         data_dir: &Path,
         catalog: &Catalog,
+        pins: &[(String, crate::log::Lsn)],
         log_options: LogOptions,
         node_id: u16,
         max_head_bytes: usize,
     ) -> Result<Storage, StorageError> {
         let fs = Arc::new(RealFs);
-        Self::open_on(fs, data_dir, catalog, log_options, node_id, max_head_bytes)
+        Self::open_on(
+            fs,
+            data_dir,
+            catalog,
+            pins,
+            log_options,
+            node_id,
+            max_head_bytes,
+        )
     }
 
     /// [`Storage::open`] on any file system.
@@ -160,6 +197,7 @@ impl Storage {
         fs: Arc<dyn FileSystem>,
         data_dir: &Path,
         catalog: &Catalog,
+        pins: &[(String, crate::log::Lsn)],
         log_options: LogOptions,
         node_id: u16,
         max_head_bytes: usize,
@@ -198,7 +236,11 @@ impl Storage {
             background: background::Background::new(2),
             forcing: Default::default(),
             purges: Default::default(),
+            followers: Default::default(),
         };
+        for (owner, from) in pins {
+            storage.data_log.pin(owner, *from);
+        }
         storage.quarantine_damaged(&report.damaged);
         storage.replay()?;
         // What is listed here may still be only in the page cache (a process killed just
@@ -730,7 +772,36 @@ impl Storage {
             .collect();
         let applied: Vec<(u64, usize)> = prepared.iter().map(|p| (p.seq, p.record_len)).collect();
         if !prepared.is_empty() {
-            let lsns = shard::append_together(&self.data_log, prepared).await?;
+            let sizes: Vec<u64> = prepared
+                .iter()
+                .map(|p| crate::log::format::encoded_record_len(p.record.payload.len()) as u64)
+                .collect();
+            let queued: Vec<QueuedRecord> = admitted
+                .iter()
+                .zip(&sizes)
+                .map(|((shard, _), &bytes)| QueuedRecord {
+                    database: &shard.info.database,
+                    retention_policy: &shard.info.retention_policy,
+                    bytes,
+                })
+                .collect();
+            let followers = self.followers.get();
+            if let Some(f) = followers {
+                // Refused before anything is appended: the write is not half-applied.
+                f.admit(&queued).map_err(StorageError::QueueFull)?;
+            }
+            let lsns = match shard::append_together(&self.data_log, prepared).await {
+                Ok(lsns) => lsns,
+                Err(e) => {
+                    if let Some(f) = followers {
+                        f.abandon(&queued);
+                    }
+                    return Err(e);
+                }
+            };
+            if let (Some(f), Some(&last)) = (followers, lsns.last()) {
+                f.appended(last);
+            }
             for (((shard, points), (seq, len)), lsn) in admitted.iter().zip(applied).zip(lsns) {
                 if shard.apply_points(points, version, seq, lsn, len) {
                     // The head outgrew its budget: write it out off the request path.
@@ -893,6 +964,16 @@ impl Storage {
     /// How many shards the catalog knows that are not open yet (`/metrics`).
     pub fn cold_shards(&self) -> usize {
         self.closed.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The node's data log with its holds (replications read and pin it).
+    pub fn data_log_holds(&self) -> &Arc<DataLog> {
+        &self.data_log
+    }
+
+    /// Sets what follows the writes (once; later calls change nothing).
+    pub fn set_followers(&self, followers: Arc<dyn WriteFollowers>) {
+        let _ = self.followers.set(followers);
     }
 
     /// Shards that did not open at start-up, and why (file and offset where known).

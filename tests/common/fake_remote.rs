@@ -86,6 +86,8 @@ impl Received {
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Answer>>,
+    /// What is answered once the script is done (None: 204).
+    otherwise: Mutex<Option<Answer>>,
     received: Mutex<Vec<Received>>,
     connections: Mutex<Vec<TcpStream>>,
     stopped: AtomicBool,
@@ -126,6 +128,16 @@ impl FakeRemote {
         format!("http://{}", self.addr)
     }
 
+    /// Adds answers to the end of the script.
+    pub fn push(&self, answers: Vec<Answer>) {
+        self.shared.script.lock().unwrap().extend(answers);
+    }
+
+    /// What to answer once the script is done, instead of 204 (None: 204 again).
+    pub fn otherwise(&self, answer: Option<Answer>) {
+        *self.shared.otherwise.lock().unwrap() = answer;
+    }
+
     /// Every request received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
@@ -164,6 +176,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
             .lock()
             .unwrap()
             .pop_front()
+            .or_else(|| shared.otherwise.lock().unwrap().clone())
             .unwrap_or_else(|| Answer::status(204));
         if answer.never {
             // Held until the client or a test cuts the connection.

@@ -1,13 +1,15 @@
 //! The one harness integration tests share: start the real binary on port 0 in a temp
 //! directory, find its address from its stdout, talk HTTP to it, stop it. Beside it:
 //! several nodes at once (`nodes`), a scripted fake remote (`fake_remote`) and a
-//! fault-injecting TCP proxy (`fault_proxy`).
+//! fault-injecting TCP proxy (`fault_proxy`), and what replication tests do through the v2
+//! API (`replication`).
 #![allow(dead_code)]
 
 pub mod fake_remote;
 pub mod fault_proxy;
 pub mod influxd;
 pub mod nodes;
+pub mod replication;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

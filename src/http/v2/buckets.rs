@@ -148,7 +148,7 @@ async fn delete_bucket(
     params: Params,
     id: web::Path<String>,
 ) -> HttpResponse {
-    delete(&node, &req, &params, |c, caller| {
+    let answer = delete(&node, &req, &params, |c, caller| {
         let bucket = c
             .buckets
             .get(id.as_str())
@@ -158,5 +158,8 @@ async fn delete_bucket(
         require(c, caller, wanted)?;
         Ok(c.delete_bucket(&id)?)
     })
-    .await
+    .await;
+    // The bucket's replications went with it: their senders stop.
+    node.replications.forget_deleted();
+    answer
 }

@@ -1,5 +1,5 @@
 //! The InfluxDB 2 API a client needs, a file per resource: setup, orgs, buckets,
-//! authorizations, backup and restore. Handlers parse, authenticate, call the catalog's decisions through the control log and
+//! authorizations, backup, restore, remotes and replications. Handlers parse, authenticate, call the catalog's decisions through the control log and
 //! render InfluxDB 2's JSON; every change is one control-log mutation.
 //!
 //! Every endpoint but setup checks InfluxDB 2's permissions (see [`crate::auth`]): a
@@ -13,6 +13,8 @@ mod backup;
 mod buckets;
 mod flux;
 mod orgs;
+mod remotes;
+mod replications;
 mod restore;
 mod setup;
 
@@ -35,6 +37,8 @@ pub(super) fn routes(r: &mut super::Routes) {
     flux::routes(r);
     backup::routes(r);
     restore::routes(r);
+    remotes::routes(r);
+    replications::routes(r);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,26 @@ impl From<V2Error> for ApiError {
             V2Error::Catalog(_) | V2Error::Invalid(_) => StatusCode::BAD_REQUEST,
             V2Error::Forbidden(_) => StatusCode::FORBIDDEN,
             V2Error::Projection(e) => super::error::control_log_status(e),
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<crate::replication::ReplicationServiceError> for ApiError {
+    fn from(e: crate::replication::ReplicationServiceError) -> Self {
+        use crate::control::replications::ReplicationError as D;
+        use crate::replication::ReplicationServiceError as E;
+        let status = match &e {
+            E::Decision(D::RemoteNotFound | D::ReplicationNotFound | D::OrgNotFound) => {
+                StatusCode::NOT_FOUND
+            }
+            E::Decision(D::BucketNotFound | D::Invalid(_)) | E::Validation(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            E::Decision(D::Conflict(_)) => StatusCode::CONFLICT,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::Projection(e) => super::error::control_log_status(e),
+            E::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -36,7 +36,7 @@ mod tests;
 pub use flush::ShardFiles;
 pub use open::OWN_LOG_DIR;
 pub use read::{Part, SeriesParts, SeriesRead, TagFilter};
-pub use record::{POINTS_RECORD, POINT_LINES_RECORD, POINT_LINES_ZSTD_RECORD};
+pub use record::{record_lines, POINTS_RECORD, POINT_LINES_RECORD, POINT_LINES_ZSTD_RECORD};
 pub(crate) use replay::replay_log;
 pub use schema::Admitted;
 pub(crate) use write::{append_together, Prepared};

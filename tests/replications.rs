@@ -1,0 +1,928 @@
+//! Replications end to end: a node copying its bucket's writes to a remote over
+//! `/api/v2/write`, against the scripted fake remote (what is sent, and how each kind of
+//! failure is handled) and against a second node. Every wait is on a condition.
+
+mod common;
+use common::fake_remote::{Answer, FakeRemote};
+use common::replication::{lines, received_lines, V2};
+use common::{wait_until, Daemon};
+use serde_json::json;
+
+const BASE: i64 = 1_700_000_000_000_000_000;
+
+fn node(dir: &tempfile::TempDir) -> (Daemon, V2) {
+    let d = Daemon::start(dir.path());
+    let v2 = V2::setup(d.addr, "metrics");
+    (d, v2)
+}
+
+#[test]
+fn writes_reach_the_remote_in_gzip_batches_with_its_token_and_nanosecond_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    let rid = a.create_remote("b", &remote.url(), "remote-secret");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    // Seconds precision locally: the remote gets nanoseconds.
+    let auth = format!("Token {}", a.token);
+    let r = common::request(
+        a.addr,
+        "POST",
+        "/api/v2/write?org=acme&bucket=metrics&precision=s",
+        &[("Authorization", &auth)],
+        b"cpu,host=a v=1i 1700000000\ncpu,host=b v=2i 1700000001\n",
+    );
+    assert_eq!(r.status, 204);
+    let got = remote.wait_for_requests(1);
+    let w = &got[0];
+    assert_eq!(
+        (w.method.as_str(), w.path.as_str()),
+        ("POST", "/api/v2/write")
+    );
+    assert_eq!(w.header("Authorization"), Some("Token remote-secret"));
+    assert_eq!(w.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(w.param("bucket"), Some("copy"));
+    assert_eq!(w.param("org"), Some("remote-org"));
+    assert_eq!(w.param("precision"), Some("ns"));
+    assert_eq!(
+        received_lines(&remote),
+        [
+            "cpu,host=a v=1i 1700000000000000000",
+            "cpu,host=b v=2i 1700000001000000000"
+        ]
+    );
+    wait_until("the delivery to be recorded", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 204 && s["currentQueueSizeBytes"] == 0
+    });
+    let label = format!("{{replication=\"{id}\",name=\"to-copy\"}}");
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_sent_points_total{label}")),
+        2.0
+    );
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_queue_bytes{label}")),
+        0.0
+    );
+}
+
+#[test]
+fn a_full_batch_is_at_most_five_thousand_lines_and_every_point_arrives_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    // Held until written: the first batch waits for every write.
+    remote.otherwise(Some(Answer::status(503)));
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    for chunk in 0..12u64 {
+        let r = a.write(&lines("m", chunk * 1000..(chunk + 1) * 1000, BASE));
+        assert_eq!(r.status, 204);
+    }
+    remote.otherwise(None);
+    wait_until("every point to arrive", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let writes: Vec<usize> = remote
+        .received()
+        .iter()
+        .filter(|r| r.path == "/api/v2/write" && !r.body.is_empty())
+        .map(|r| String::from_utf8_lossy(&r.body).lines().count())
+        .collect();
+    assert!(writes.iter().all(|&n| n <= 5000), "{writes:?}");
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 12_000);
+}
+
+fn metric_label(id: &str, name: &str) -> String {
+    format!("replication=\"{id}\",name=\"{name}\"")
+}
+
+#[test]
+fn retry_after_and_server_errors_are_retried_until_the_batch_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![
+        Answer::error(429, "slow down").header("Retry-After", "1"),
+        Answer::error(503, "busy").header("Retry-After", "1"),
+        Answer::error(500, "oops"),
+        Answer::error(502, "bad gateway"),
+    ]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    wait_until("the batch to be delivered", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 204 && s["currentQueueSizeBytes"] == 0
+    });
+    let writes: Vec<_> = remote
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/write")
+        .collect();
+    assert_eq!(writes.len(), 5, "four failures, then the delivery");
+    assert!(
+        writes.iter().all(|w| w.body == writes[0].body),
+        "the same batch each time"
+    );
+    let label = metric_label(&id, "to-copy");
+    for status in [429, 503, 500, 502] {
+        let sample =
+            format!("shardkeeper_replication_failures_total{{{label},status=\"{status}\"}}");
+        assert_eq!(a.metric(&sample), 1.0, "{sample}");
+    }
+    // A status of 204 is the latest attempt's: the error before it is gone.
+    assert!(a.replication(&id).get("latestErrorMessage").is_none());
+}
+
+#[test]
+fn a_cut_connection_and_a_refusing_remote_are_retried_until_the_batch_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![Answer::never()]);
+    let proxy = common::fault_proxy::FaultProxy::start(remote.addr);
+    let rid = a.create_remote("b", &proxy.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    remote.wait_for_requests(1);
+    // The answer never comes; the connection is cut, and new ones refused for a while.
+    proxy.refuse_new_connections(true);
+    proxy.cut_live_connections();
+    let label = metric_label(&id, "to-copy");
+    let network = format!("shardkeeper_replication_failures_total{{{label},status=\"0\"}}");
+    wait_until("a network failure to be counted and reported", || {
+        a.metric(&network) >= 2.0
+            && a.replication(&id)["latestErrorMessage"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+    });
+    assert!(a.replication(&id).get("latestResponseCode").is_none());
+    proxy.refuse_new_connections(false);
+    wait_until("the batch to be delivered", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), 10);
+}
+
+fn ctl(args: &[&str]) -> String {
+    let out = std::process::Command::new(common::BIN)
+        .arg("ctl")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_batch_refused_for_good_stops_the_replication_until_an_operator_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![Answer::error(400, "unable to parse 'm v=': bad")]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..10, BASE)).status, 204);
+    wait_until("the replication to stop", || {
+        let s = a.replication(&id);
+        s["latestResponseCode"] == 400
+            && s["latestErrorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("unable to parse"))
+    });
+    let label = metric_label(&id, "to-copy");
+    assert_eq!(
+        a.metric(&format!("shardkeeper_replication_stopped{{{label}}}")),
+        1.0
+    );
+    // The data stays queued (not dropped), visible to the operator.
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(queued > 0);
+    let url = format!("http://{}", a.addr);
+    let listed = ctl(&["replication", "list", "--url", &url, "--token", &a.token]);
+    assert!(
+        listed.contains(&id) && listed.contains("unable to parse"),
+        "{listed}"
+    );
+    let shown = ctl(&[
+        "replication",
+        "show",
+        "--url",
+        &url,
+        "--token",
+        &a.token,
+        &id,
+    ]);
+    assert!(
+        shown.contains(&format!("\"currentQueueSizeBytes\": {queued}")),
+        "{shown}"
+    );
+    let dropped = ctl(&[
+        "replication",
+        "drop-head",
+        "--url",
+        &url,
+        "--token",
+        &a.token,
+        &id,
+    ]);
+    assert!(dropped.contains("dropped 10 points"), "{dropped}");
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+    assert_eq!(
+        a.metric(&format!(
+            "shardkeeper_replication_dropped_points_total{{{label},reason=\"operator\"}}"
+        )),
+        10.0
+    );
+    // Going again: the next writes are delivered.
+    assert_eq!(a.write(&lines("m", 10..15, BASE)).status, 204);
+    // The refused batch was received once, then the next writes alone.
+    wait_until("the next writes to arrive", || {
+        received_lines(&remote).len() == 15
+    });
+    assert_eq!(
+        received_lines(&remote)[10..],
+        lines("m", 10..15, BASE).lines().collect::<Vec<_>>()
+    );
+    wait_until("the delivery to be recorded", || {
+        a.replication(&id)["latestResponseCode"] == 204
+    });
+}
+
+#[test]
+fn with_drop_non_retryable_data_a_refused_batch_is_dropped_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![
+        Answer::error(413, "request too large"),
+        Answer::error(400, "partial write: field type conflict"),
+    ]);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({"dropNonRetryableData": true}));
+    let label = metric_label(&id, "to-copy");
+    let dropped =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"non_retryable\"}}");
+    assert_eq!(a.write(&lines("m", 0..4, BASE)).status, 204);
+    wait_until("the first batch to be dropped", || {
+        a.metric(&dropped) == 4.0
+    });
+    assert_eq!(a.write(&lines("m", 4..10, BASE)).status, 204);
+    wait_until("the second batch to be dropped", || {
+        a.metric(&dropped) == 10.0
+    });
+    let s = a.replication(&id);
+    assert!(
+        s["latestErrorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("field type conflict"),
+        "{s}"
+    );
+    assert_eq!(s["latestResponseCode"], 400);
+    assert_eq!(a.write(&lines("m", 10..13, BASE)).status, 204);
+    wait_until("later writes to be delivered", || {
+        a.replication(&id)["latestResponseCode"] == 204
+    });
+    let got = received_lines(&remote);
+    assert_eq!(
+        &got[got.len() - 3..],
+        lines("m", 10..13, BASE).lines().collect::<Vec<_>>()
+    );
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+}
+
+#[test]
+fn the_api_answers_influxdb_2s_fields_defaults_filters_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let remote = FakeRemote::start(vec![]);
+    // Remotes: the token is write-only, an empty description is left out.
+    let r = a.api(
+        "POST",
+        "/api/v2/remotes",
+        Some(json!({"orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "remoteAPIToken": "never-shown"})),
+    );
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    let rid = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created,
+        json!({"id": rid, "orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "allowInsecureTLS": false})
+    );
+    for (body, message) in [
+        (
+            json!({"orgID": a.org_id, "name": "c", "remoteURL": remote.url()}),
+            "remoteAPIToken is required",
+        ),
+        (
+            json!({"orgID": a.org_id, "remoteURL": remote.url(), "remoteAPIToken": "t"}),
+            "name is required",
+        ),
+        (
+            json!({"orgID": a.org_id, "name": "c", "remoteURL": "ftp://x", "remoteAPIToken": "t"}),
+            "is not an http:// or https:// URL",
+        ),
+    ] {
+        let r = a.api("POST", "/api/v2/remotes", Some(body));
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["code"], "invalid");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(message),
+            "{}",
+            r.json()
+        );
+    }
+    let dup = a.api(
+        "POST",
+        "/api/v2/remotes",
+        Some(json!({"orgID": a.org_id, "name": "b", "remoteURL": remote.url(), "remoteAPIToken": "t"})),
+    );
+    assert_eq!(
+        (dup.status, dup.json()["code"].clone()),
+        (409, json!("conflict"))
+    );
+    let list = a.api("GET", "/api/v2/remotes", None);
+    assert_eq!(
+        (list.status, list.json()["message"].clone()),
+        (400, json!("orgID is required"))
+    );
+    let by = |q: &str| {
+        a.api(
+            "GET",
+            &format!("/api/v2/remotes?orgID={}&{q}", a.org_id),
+            None,
+        )
+        .json()["remotes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (
+            by("name=b"),
+            by("name=x"),
+            by(&format!("remoteURL={}", common::urlencode(&remote.url())))
+        ),
+        (1, 0, 1)
+    );
+    let patched = a.api(
+        "PATCH",
+        &format!("/api/v2/remotes/{rid}"),
+        Some(json!({"description": "B", "remoteAPIToken": "still-never-shown"})),
+    );
+    assert_eq!(patched.json()["description"], "B");
+    assert!(!String::from_utf8_lossy(&patched.body).contains("never-shown"));
+    assert_eq!(a.api("GET", "/api/v2/remotes/nothing", None).status, 404);
+
+    // Replications: defaults, bounds, validation, filters.
+    let base = json!({"orgID": a.org_id, "name": "r", "remoteID": rid, "localBucketID": a.bucket_id, "remoteBucketName": "copy"});
+    let with = |extra: serde_json::Value| {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (extra, message) in [
+        (
+            json!({"maxQueueSizeBytes": 33554429}),
+            "maxQueueSize too small, must be at least 33554430",
+        ),
+        (json!({"maxAgeSeconds": 59}), "maxAgeSeconds"),
+        (json!({"maxAgeSeconds": 5184001}), "maxAgeSeconds"),
+        (
+            json!({"remoteBucketName": null}),
+            "one of remoteBucketID or remoteBucketName is required",
+        ),
+        (
+            json!({"localBucketID": "0000000000000000"}),
+            "local bucket 0000000000000000 not found",
+        ),
+        (
+            json!({"remoteID": "0000000000000000"}),
+            "remote 0000000000000000 not found",
+        ),
+        (json!({"name": ""}), "name is required"),
+    ] {
+        let r = a.api("POST", "/api/v2/replications", Some(with(extra.clone())));
+        assert_eq!(r.status, 400, "{extra}");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(message),
+            "{extra}: {}",
+            r.json()
+        );
+    }
+    let r = a.api("POST", "/api/v2/replications", Some(json!("not an object")));
+    assert_eq!(r.status, 400);
+    // validate=true: 204, nothing saved (the remote took an empty write).
+    let r = a.api(
+        "POST",
+        "/api/v2/replications?validate=true",
+        Some(base.clone()),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let list = |q: &str| {
+        a.api(
+            "GET",
+            &format!("/api/v2/replications?orgID={}{q}", a.org_id),
+            None,
+        )
+        .json()["replications"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(list("").is_empty());
+    let r = a.api("POST", "/api/v2/replications", Some(base.clone()));
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created,
+        json!({"id": id, "orgID": a.org_id, "name": "r", "remoteID": rid, "localBucketID": a.bucket_id,
+               "remoteBucketName": "copy", "maxQueueSizeBytes": 67108860, "maxAgeSeconds": 604800,
+               "dropNonRetryableData": false, "currentQueueSizeBytes": 0, "remainingBytesToBeSynced": 0})
+    );
+    let dup = a.api("POST", "/api/v2/replications", Some(base.clone()));
+    assert_eq!(dup.status, 409);
+    assert_eq!(list("&name=r").len(), 1);
+    assert_eq!(list("&name=x").len(), 0);
+    assert_eq!(list(&format!("&remoteID={rid}")).len(), 1);
+    assert_eq!(list("&remoteID=0000000000000000").len(), 0);
+    assert_eq!(list(&format!("&localBucketID={}", a.bucket_id)).len(), 1);
+    assert_eq!(a.api("GET", "/api/v2/replications", None).status, 400);
+    // POST /{id}/validate: an empty write to the remote bucket, with the token.
+    let before = remote.received().len();
+    assert_eq!(
+        a.api("POST", &format!("/api/v2/replications/{id}/validate"), None)
+            .status,
+        204
+    );
+    let probe = &remote.received()[before];
+    assert_eq!((probe.param("bucket"), probe.body.len()), (Some("copy"), 0));
+    remote.push(vec![Answer::error(401, "unauthorized access")]);
+    let r = a.api("POST", &format!("/api/v2/replications/{id}/validate"), None);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("replication failed validation: "),
+        "{}",
+        r.json()
+    );
+    // PATCH: fields changed, bounds kept, validate=true saves nothing.
+    let p = a.api(
+        "PATCH",
+        &format!("/api/v2/replications/{id}"),
+        Some(json!({"maxAgeSeconds": 0, "description": "d", "remoteBucketID": "abc"})),
+    );
+    assert_eq!(p.status, 200);
+    let p = p.json();
+    assert_eq!(
+        (
+            p["maxAgeSeconds"].clone(),
+            p["description"].clone(),
+            p["remoteBucketID"].clone()
+        ),
+        (json!(604800), json!("d"), json!("abc"))
+    );
+    assert!(p.get("remoteBucketName").is_none());
+    assert_eq!(
+        a.api(
+            "PATCH",
+            &format!("/api/v2/replications/{id}"),
+            Some(json!({"maxQueueSizeBytes": 1}))
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        a.api(
+            "PATCH",
+            &format!("/api/v2/replications/{id}?validate=true"),
+            Some(json!({"name": "renamed"}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(a.replication(&id)["name"], "r");
+    assert_eq!(
+        a.api("PATCH", "/api/v2/replications/nothing", Some(json!({})))
+            .status,
+        404
+    );
+    // A remote in use is not deleted; deleting the bucket deletes its replications.
+    let r = a.api("DELETE", &format!("/api/v2/remotes/{rid}"), None);
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (409, json!("conflict"))
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/buckets/{}", a.bucket_id), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        a.api("GET", &format!("/api/v2/replications/{id}"), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/remotes/{rid}"), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        a.api("DELETE", &format!("/api/v2/replications/{id}"), None)
+            .status,
+        404
+    );
+}
+
+/// A write of `n` lines that compress poorly (a pseudo-random string field each), so that
+/// a queue fills with few of them.
+fn incompressible(write: u64, n: u64) -> String {
+    let mut x = write.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let alphabet: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        .chars()
+        .collect();
+    let mut out = String::new();
+    for i in 0..n {
+        let s: String = (0..96)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize]
+            })
+            .collect();
+        out.push_str(&format!("big,w=w{write} s=\"{s}\" {}\n", BASE + i as i64));
+    }
+    out
+}
+
+const MIN_QUEUE: u64 = 33_554_430;
+const LINES_PER_WRITE: u64 = 20_000;
+
+/// Repoints the replication's remote (a fixed remote: stopped replications go again).
+fn repoint(a: &V2, remote_id: &str, url: &str) {
+    let r = a.api(
+        "PATCH",
+        &format!("/api/v2/remotes/{remote_id}"),
+        Some(json!({"remoteURL": url})),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_full_queue_refuses_the_local_write_with_503_naming_the_replication() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    // Nothing listens there: the queue only fills.
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxQueueSizeBytes": MIN_QUEUE}));
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(accepted < 60, "the queue never filled");
+        let r = a.write(&incompressible(accepted, LINES_PER_WRITE));
+        if r.status != 204 {
+            break r;
+        }
+        accepted += 1;
+    };
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let message = refused.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("\"to-copy\"")
+            && message.contains(&id)
+            && message.contains("queue is full"),
+        "{message}"
+    );
+    // Nothing of the refused write was stored; the queue holds every accepted byte.
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(queued <= MIN_QUEUE && queued > MIN_QUEUE / 2, "{queued}");
+    let local = |a: &V2| {
+        let r = common::query(a.addr, "metrics", "SELECT count(s) FROM big");
+        common::rows_of(&r)
+            .first()
+            .and_then(|row| row[1].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(local(&a), accepted * LINES_PER_WRITE);
+    // The remote comes back: everything accepted arrives, and writes are taken again.
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len() as u64, accepted * LINES_PER_WRITE);
+    assert_eq!(a.write(&incompressible(999, 10)).status, 204);
+}
+
+#[test]
+fn with_drop_when_full_the_write_is_taken_and_the_oldest_queued_points_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with_config(dir.path(), "replication_drop_when_full = true\n");
+    let a = V2::setup(d.addr, "metrics");
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxQueueSizeBytes": MIN_QUEUE}));
+    let label = metric_label(&id, "to-copy");
+    let dropped =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"queue_full\"}}");
+    let writes = 30;
+    for w in 0..writes {
+        let r = a.write(&incompressible(w, LINES_PER_WRITE));
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    }
+    wait_until("the oldest points to be dropped", || {
+        a.metric(&dropped) > 0.0
+            && a.replication(&id)["currentQueueSizeBytes"]
+                .as_u64()
+                .unwrap()
+                <= MIN_QUEUE
+    });
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    let dropped = a.metric(&dropped) as u64;
+    // Whole writes, oldest first: what arrived is exactly what was not dropped.
+    assert_eq!(distinct.len() as u64 + dropped, writes * LINES_PER_WRITE);
+    assert_eq!(dropped % LINES_PER_WRITE, 0);
+    assert!(
+        got[0].starts_with(&format!("big,w=w{} ", dropped / LINES_PER_WRITE)),
+        "{}",
+        &got[0][..40]
+    );
+}
+
+#[test]
+fn points_older_than_max_age_are_dropped_point_exactly_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, a) = node(&dir);
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({"maxAgeSeconds": 60}));
+    let label = metric_label(&id, "to-copy");
+    let expired =
+        format!("shardkeeper_replication_dropped_points_total{{{label},reason=\"max_age\"}}");
+    assert_eq!(a.write(&lines("m", 0..7, BASE)).status, 204);
+    // Written a minute ago by the node's clock once this holds.
+    wait_until("the queued points to expire", || a.metric(&expired) == 7.0);
+    assert_eq!(a.replication(&id)["currentQueueSizeBytes"], 0);
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    assert_eq!(a.write(&lines("m", 7..10, BASE)).status, 204);
+    wait_until("the later points to arrive", || {
+        received_lines(&remote).len() == 3
+    });
+    assert_eq!(
+        received_lines(&remote),
+        lines("m", 7..10, BASE).lines().collect::<Vec<_>>()
+    );
+    assert_eq!(a.metric(&expired), 7.0);
+}
+
+#[test]
+fn two_nodes_managed_with_the_python_client_replicate_every_point() {
+    if !std::process::Command::new("python3")
+        .args(["-c", "import influxdb_client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
+            "influxdb-client is required"
+        );
+        eprintln!("SKIPPED: python3 with influxdb-client is not installed");
+        return;
+    }
+    let nodes = common::nodes::Nodes::start(&["", ""]);
+    let a = V2::setup(nodes[0].addr, "metrics");
+    let b = V2::setup(nodes[1].addr, "copy");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/replications.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &nodes.url(0),
+            &a.token,
+            &a.org_id,
+            &a.bucket_id,
+            &nodes.url(1),
+            &b.token,
+            &b.org_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let remote = &got["remote"];
+    assert_eq!(remote["name"], "node-b");
+    assert_eq!(remote["remote_url"], nodes.url(1).as_str());
+    assert_eq!(remote["remote_org_id"], b.org_id.as_str());
+    assert!(
+        !out.stdout
+            .windows(b.token.len())
+            .any(|w| w == b.token.as_bytes()),
+        "the remote's token was answered"
+    );
+    assert_eq!(got["remotes"].as_array().unwrap().len(), 1);
+    assert_eq!(got["remote_patched"]["description"], "node B");
+    let r = &got["replication"];
+    assert_eq!(
+        (
+            r["max_queue_size_bytes"].clone(),
+            r["drop_non_retryable_data"].clone()
+        ),
+        (json!(67108860), json!(false))
+    );
+    assert_eq!(
+        (
+            r["remote_bucket_name"].clone(),
+            r["current_queue_size_bytes"].clone()
+        ),
+        (json!("copy"), json!(0))
+    );
+    assert_eq!(got["replications"].as_array().unwrap().len(), 1);
+    assert_eq!(got["replication_patched"]["drop_non_retryable_data"], true);
+    let id = r["id"].as_str().unwrap();
+    wait_until("B to hold every point A took", || b.count("cpu") == 1000);
+    wait_until("A's queue to be empty", || {
+        let s = a.replication(id);
+        s["currentQueueSizeBytes"] == 0 && s["latestResponseCode"] == 204
+    });
+    let values = common::query(b.addr, "copy", "SELECT sum(v) FROM cpu");
+    assert_eq!(
+        common::rows_of(&values)[0][1],
+        json!((0..1000).sum::<i64>())
+    );
+}
+
+#[test]
+fn the_remote_killed_and_restarted_while_the_source_takes_writes_gets_every_point() {
+    let mut nodes = common::nodes::Nodes::start(&["", ""]);
+    let a = V2::setup(nodes[0].addr, "metrics");
+    let b = V2::setup(nodes[1].addr, "copy");
+    let rid = a.create_remote("b", &nodes.url(1), &b.token);
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let batches = 20u64;
+    let b_dir = nodes[1].data_dir.clone();
+    let mut b_node = Some(nodes.nodes.remove(1));
+    for i in 0..batches {
+        if i == 5 {
+            b_node.take().unwrap().kill9();
+        }
+        assert_eq!(
+            a.write(&lines("m", i * 500..(i + 1) * 500, BASE)).status,
+            204
+        );
+    }
+    let label = metric_label(&id, "to-copy");
+    wait_until("A to notice B is gone", || {
+        a.metric(&format!(
+            "shardkeeper_replication_failures_total{{{label},status=\"0\"}}"
+        )) > 0.0
+    });
+    let restarted = Daemon::start(&b_dir);
+    let b = b.at(restarted.addr);
+    // B's new address (port 0): a fixed remote, as an operator would repoint it.
+    repoint(&a, &rid, &format!("http://{}", restarted.addr));
+    wait_until("B to hold every point", || b.count("m") == batches * 500);
+    wait_until("A's queue to be empty", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+}
+
+#[test]
+fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = FakeRemote::start(vec![]);
+    let (d, mut a) = node(&dir);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let mut daemon = Some(d);
+    let mut acknowledged: Vec<String> = Vec::new();
+    let kills = 10;
+    let mut next = 0u64;
+    for round in 0..kills {
+        // Writes go on in a thread while the node is killed under them.
+        let writer_a = a.clone();
+        let start = next;
+        let writer = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut n = start;
+            loop {
+                let body = lines("k", n..n + 300, BASE);
+                match writer_a.try_write(&body) {
+                    Ok(r) if r.status == 204 => acked.extend(body.lines().map(str::to_owned)),
+                    _ => return (acked, n),
+                }
+                n += 300;
+            }
+        });
+        let target = (round + 1) * 3_000;
+        // Killed while writes and deliveries are both under way.
+        wait_until("writes to be replicated", || {
+            received_lines(&remote).len() >= target as usize / 2
+        });
+        daemon.take().unwrap().kill9();
+        let (acked, n) = writer.join().unwrap();
+        acknowledged.extend(acked);
+        next = n + 300;
+        let d = Daemon::start(dir.path());
+        a = a.at(d.addr);
+        daemon = Some(d);
+    }
+    wait_until("the queue to drain after the last restart", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|l| !distinct.contains(l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged points never arrived, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let duplicates = got.len() - distinct.len();
+    eprintln!(
+        "{kills} kills: {} points acknowledged, {} received, {duplicates} duplicate deliveries",
+        acknowledged.len(),
+        got.len()
+    );
+    assert!(
+        duplicates <= kills as usize * 5_000,
+        "at most one batch per crash: {duplicates}"
+    );
+}
+
+#[test]
+fn a_restart_keeps_the_data_log_segments_a_queue_needs_and_resumes_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, and heads written out as soon as a shard is idle: without the
+    // queue's hold, the data log would drop the segments holding the queued points.
+    let config = "idle_flush_seconds = 1\n[log]\nshard_segment_mib = 1\n";
+    let d = Daemon::start_with_config(dir.path(), config);
+    let a = V2::setup(d.addr, "metrics");
+    let rid = a.create_remote("b", "http://127.0.0.1:1", "t");
+    let id = a.create_replication(&rid, "copy", json!({}));
+    let writes = 6;
+    for w in 0..writes {
+        assert_eq!(a.write(&incompressible(w, 5_000)).status, 204);
+    }
+    wait_until("the heads to be written out", || {
+        common::shard_dirs(dir.path())
+            .iter()
+            .any(|s| !common::files_with_extension(s, "col").is_empty())
+    });
+    let queued = a.replication(&id)["currentQueueSizeBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(d.stop().success());
+    let d = Daemon::start_with_config(dir.path(), config);
+    let a = a.at(d.addr);
+    // Counted again from the data log at start-up: the same bytes.
+    assert_eq!(
+        a.replication(&id)["currentQueueSizeBytes"]
+            .as_u64()
+            .unwrap(),
+        queued
+    );
+    let remote = FakeRemote::start(vec![]);
+    repoint(&a, &rid, &remote.url());
+    wait_until("the queue to drain", || {
+        a.replication(&id)["currentQueueSizeBytes"] == 0
+    });
+    let got = received_lines(&remote);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len() as u64, writes * 5_000);
+}
