@@ -4,7 +4,7 @@
 //! acknowledged before it began.
 
 mod common;
-use common::{ok, query, request, tree, urlencode, Daemon, TempNode, BIN};
+use common::{backup_status, ok, query, request, tree, urlencode, Daemon, TempNode, BIN};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -403,14 +403,7 @@ fn full_and_incremental_backups_restore_to_identical_answers() {
     assert_eq!(deleted_answers(other.daemon.addr), first_deleted);
 
     // The source lists its last good backup per shard, in the API and in ctl.
-    let status = ok(request(
-        src.daemon.addr,
-        "GET",
-        "/api/v2/backup/status",
-        &[],
-        b"",
-    ))
-    .json();
+    let status = backup_status(src.daemon.addr);
     for shard in status["shards"].as_array().unwrap() {
         assert_eq!(shard["lastGoodBackup"]["status"], "success", "{shard}");
     }
@@ -588,7 +581,7 @@ fn bad_archives_are_refused_and_change_nothing() {
     // And the sound archive still restores.
     ok(request(addr, "POST", &path, &[], &gz));
     assert_eq!(answers(addr), before_answers);
-    let status = ok(request(addr, "GET", "/api/v2/backup/status", &[], b"")).json();
+    let status = backup_status(addr);
     let failed = status["recent"]
         .as_array()
         .unwrap()
@@ -726,27 +719,13 @@ fn a_backup_cut_short_by_the_node_stopping_is_listed_as_failed_after_restart() {
     let mut first = [0u8; 12];
     stream.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
-    let status = ok(request(
-        daemon.addr,
-        "GET",
-        "/api/v2/backup/status",
-        &[],
-        b"",
-    ))
-    .json();
+    let status = backup_status(daemon.addr);
     assert_eq!(status["running"][0]["shardID"], id, "{status}");
     daemon.kill9();
     drop(stream);
 
     let daemon = Daemon::start_with_config(&data, config);
-    let status = ok(request(
-        daemon.addr,
-        "GET",
-        "/api/v2/backup/status",
-        &[],
-        b"",
-    ))
-    .json();
+    let status = backup_status(daemon.addr);
     assert_eq!(status["running"], serde_json::json!([]), "{status}");
     let last = &status["recent"][0];
     assert_eq!(last["status"], "failed", "{status}");

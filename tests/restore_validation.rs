@@ -5,7 +5,7 @@
 //! limits. Large but sound restores (20,000 shard groups) go through.
 
 mod common;
-use common::{ok, query, request, tree, urlencode, Daemon, Response, TempNode};
+use common::{backup_status, ok, query, request, tree, urlencode, Daemon, Response, TempNode};
 use std::io::Write;
 use std::net::SocketAddr;
 
@@ -270,14 +270,7 @@ fn a_bucket_of_20000_shard_groups_restores_and_its_events_replay_after_a_kill() 
         listed, 20_000,
         "every shard is still known after the restart"
     );
-    let status = ok(request(
-        daemon.addr,
-        "GET",
-        "/api/v2/backup/status",
-        &[],
-        b"",
-    ))
-    .json();
+    let status = backup_status(daemon.addr);
     assert!(
         status["recent"]
             .as_array()

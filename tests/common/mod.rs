@@ -313,6 +313,11 @@ pub fn basic(user: &str, password: &str) -> String {
 }
 
 /// Asserts a 2xx answer (else fails with its status and body) and returns it.
+/// `GET /api/v2/backup/status` of a node without auth, as JSON (a 2xx, or the test fails).
+pub fn backup_status(addr: std::net::SocketAddr) -> serde_json::Value {
+    ok(request(addr, "GET", "/api/v2/backup/status", &[], b"")).json()
+}
+
 pub fn ok(r: Response) -> Response {
     assert!(
         (200..300).contains(&r.status),
