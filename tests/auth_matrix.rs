@@ -78,6 +78,8 @@ const TABLE: &[Row] = &[
     row("GET",  "/metrics", "/metrics", "",                                    [401,  401,  401,  401,  403,  403,  403,  200]),
     row("GET",  "/debug/failpoints", "/debug/failpoints", "",                  [401,  401,  401,  401,  403,  403,  403,  FAILPOINTS_FOR_ADMIN]),
     row("GET",  "/debug/pprof/profile", "/debug/pprof/profile?seconds=0.05", "", [401,  401,  401,  401,  403,  403,  403,  200]),
+    row("GET",  "/debug/pprof/heap", "/debug/pprof/heap", "",                  [401,  401,  401,  401,  403,  403,  403,  200]),
+    row("GET",  "/debug/pprof/threads", "/debug/pprof/threads", "",            [401,  401,  401,  401,  403,  403,  403,  200]),
     row("POST", "/write", "/write?db=metrics", "cpu v=1",                      [401,  401,  401,  401,  403,  403,  204,  204]),
     row("POST", "/api/v2/write", "/api/v2/write?bucket=metrics", "cpu v=2",    [401,  401,  401,  401,  403,  403,  204,  204]),
     row("GET",  "/query", "/query?db=metrics&q=SELECT%20*%20FROM%20cpu", "",   [401,  401,  401,  401,  403,  200,  403,  200]),

@@ -50,3 +50,34 @@ fn a_cpu_profile_is_gzipped_pprof_protobuf() {
     let r = d.request("GET", "/debug/pprof/profile?seconds=-1", b"");
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn heap_and_thread_figures_describe_the_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let heap = d.request("GET", "/debug/pprof/heap", b"").json();
+    let rss = heap["rss_bytes"].as_u64().unwrap();
+    assert!(rss > 1 << 20, "{heap}");
+    assert!(heap["peak_rss_bytes"].as_u64().unwrap() >= rss, "{heap}");
+    assert!(
+        heap["allocator_committed_bytes"].as_u64().unwrap() > 0,
+        "{heap}"
+    );
+    let threads = d.request("GET", "/debug/pprof/threads", b"").json();
+    let names: Vec<&str> = threads["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for expected in ["log-writer", "query"] {
+        assert!(names.contains(&expected), "{threads}");
+    }
+    let counted: u64 = threads["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(threads["total"].as_u64().unwrap(), counted, "{threads}");
+}
