@@ -29,6 +29,23 @@ pub enum Node {
     Tag(String),
 }
 
+impl Node {
+    /// Whether this node, or any node inside it, satisfies `pred`.
+    pub fn any(&self, pred: &impl Fn(&Node) -> bool) -> bool {
+        pred(self)
+            || match self {
+                Node::Math(_, args) => args.iter().any(|a| a.any(pred)),
+                Node::Binary(_, l, r) => l.any(pred) || r.any(pred),
+                Node::Transform(_, inner) => inner.any(pred),
+                Node::Field(_)
+                | Node::Literal(_)
+                | Node::Aggregate(_)
+                | Node::Selected
+                | Node::Tag(_) => false,
+            }
+    }
+}
+
 /// Functions that return several points per window.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {

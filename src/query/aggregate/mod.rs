@@ -62,12 +62,7 @@ fn yields_integer(call: &AggregateCall, scan: &Scan, folded: Option<&Folded>) ->
 }
 
 fn has_transform(node: &Node) -> bool {
-    match node {
-        Node::Transform(..) => true,
-        Node::Math(_, args) => args.iter().any(has_transform),
-        Node::Binary(_, l, r) => has_transform(l) || has_transform(r),
-        _ => false,
-    }
+    node.any(&|n| matches!(n, Node::Transform(..)))
 }
 
 /// Whether a plan reads each field's values in time order alone, so that a scan can fold

@@ -218,7 +218,7 @@ pub(super) fn window_rows(
     let at_epoch: Vec<bool> = plan
         .fields
         .iter()
-        .map(|f| stamped_at_epoch(f, &at_epoch))
+        .map(|f| f.any(&|n| matches!(n, Node::Aggregate(k) if at_epoch[*k])))
         .collect();
     let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
     for (at, &w) in order.iter().enumerate() {
@@ -260,17 +260,6 @@ pub(super) fn window_rows(
         rows.reverse();
     }
     Ok(rows)
-}
-
-/// Whether a field's value comes from a call stamped with the epoch.
-fn stamped_at_epoch(node: &Node, at_epoch: &[bool]) -> bool {
-    match node {
-        Node::Aggregate(k) => at_epoch[*k],
-        Node::Math(_, args) => args.iter().any(|a| stamped_at_epoch(a, at_epoch)),
-        Node::Binary(_, a, b) => stamped_at_epoch(a, at_epoch) || stamped_at_epoch(b, at_epoch),
-        Node::Transform(_, inner) => stamped_at_epoch(inner, at_epoch),
-        Node::Field(_) | Node::Literal(_) | Node::Selected | Node::Tag(_) => false,
-    }
 }
 
 /// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
