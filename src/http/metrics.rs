@@ -506,86 +506,90 @@ impl Collector for ReplicationMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         type Figures = crate::replication::ReplicationFigures;
         let e = &mut encoder;
-        let labels = |f: &Figures| [("replication", f.id.clone()), ("name", f.name.clone())];
-        let gauge =
-            |e: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&Figures) -> f64| {
-                let mut metric = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
-                for f in &self.0 {
-                    ConstGauge::new(value(f)).encode(metric.encode_family(&labels(f))?)?;
-                }
-                Ok::<(), std::fmt::Error>(())
-            };
-        gauge(
+        let labels: Vec<[(&str, &str); 2]> = self
+            .0
+            .iter()
+            .map(|f| [("replication", f.id.as_str()), ("name", f.name.as_str())])
+            .collect();
+        let each = |value: fn(&Figures) -> f64| per_replication(&labels, &self.0, value);
+        let counted = |value: fn(&Figures) -> u64| per_replication(&labels, &self.0, value);
+        NodeFigures::gauge(
             e,
             "shardkeeper_replication_queue_bytes",
             "Bytes of the bucket's records the replication holds, not yet confirmed by the remote.",
-            |f| f.queued_bytes as f64,
+            &each(|f| f.queued_bytes as f64),
         )?;
-        gauge(
+        NodeFigures::gauge(
             e,
             "shardkeeper_replication_lag_seconds",
             "Age of the oldest point not yet delivered (0: none queued).",
-            |f| f.lag_seconds,
+            &each(|f| f.lag_seconds),
         )?;
-        gauge(
+        NodeFigures::gauge(
             e,
             "shardkeeper_replication_backoff_seconds",
             "Wait before the next attempt (0: none).",
-            |f| f.backoff_seconds,
+            &each(|f| f.backoff_seconds),
         )?;
-        gauge(
+        NodeFigures::gauge(
             e,
             "shardkeeper_replication_stopped",
             "1 while the replication waits for an operator after a batch refused for good.",
-            |f| f64::from(u8::from(f.stopped)),
+            &each(|f| f64::from(u8::from(f.stopped))),
         )?;
-        // Counter names without `_total`, which the encoder adds.
-        let counter =
-            |e: &mut DescriptorEncoder, name: &str, help: &str, value: fn(&Figures) -> u64| {
-                let mut metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-                for f in &self.0 {
-                    ConstCounter::new(value(f)).encode(metric.encode_family(&labels(f))?)?;
-                }
-                Ok::<(), std::fmt::Error>(())
-            };
-        counter(
+        NodeFigures::counter(
             e,
             "shardkeeper_replication_sent_points",
             "Points the remote confirmed (204).",
-            |f| f.sent_points,
+            &counted(|f| f.sent_points),
         )?;
-        counter(
+        NodeFigures::counter(
             e,
             "shardkeeper_replication_sent_bytes",
             "Bytes of data-log records the remote confirmed.",
-            |f| f.sent_bytes,
+            &counted(|f| f.sent_bytes),
         )?;
-        let mut metric = e.encode_descriptor(
+        let statuses: Vec<Vec<String>> = self
+            .0
+            .iter()
+            .map(|f| f.failures.iter().map(|(s, _)| s.to_string()).collect())
+            .collect();
+        let (mut dropped, mut failures) = (Vec::new(), Vec::new());
+        for (([id, name], f), statuses) in labels.iter().zip(&self.0).zip(&statuses) {
+            for (reason, n) in f.dropped_points {
+                dropped.push(([*id, *name, ("reason", reason)], n));
+            }
+            for ((_, n), status) in f.failures.iter().zip(statuses) {
+                failures.push(([*id, *name, ("status", status.as_str())], *n));
+            }
+        }
+        let dropped: Vec<_> = dropped.iter().map(|(l, n)| (&l[..], *n)).collect();
+        NodeFigures::counter(
+            e,
             "shardkeeper_replication_dropped_points",
             "Points dropped undelivered, by reason.",
-            None,
-            MetricType::Counter,
+            &dropped,
         )?;
-        for f in &self.0 {
-            for (reason, n) in f.dropped_points {
-                let [id, name] = labels(f);
-                let labels = [id, name, ("reason", reason.to_owned())];
-                ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
-            }
-        }
-        let mut metric = e.encode_descriptor(
+        let failures: Vec<_> = failures.iter().map(|(l, n)| (&l[..], *n)).collect();
+        NodeFigures::counter(
+            e,
             "shardkeeper_replication_failures",
             "Failed attempts since start, by the remote's HTTP status (0: network error).",
-            None,
-            MetricType::Counter,
+            &failures,
         )?;
-        for f in &self.0 {
-            for (status, n) in &f.failures {
-                let [id, name] = labels(f);
-                let labels = [id, name, ("status", status.to_string())];
-                ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
-            }
-        }
         Ok(())
     }
+}
+
+/// One value per replication, beside its labels.
+fn per_replication<'a, V>(
+    labels: &'a [[(&'static str, &'a str); 2]],
+    all: &[crate::replication::ReplicationFigures],
+    value: impl Fn(&crate::replication::ReplicationFigures) -> V,
+) -> Vec<(&'a Labels<'a>, V)> {
+    labels
+        .iter()
+        .zip(all)
+        .map(|(l, f)| (&l[..], value(f)))
+        .collect()
 }
