@@ -5,7 +5,7 @@
 use crate::proto::{event, Event};
 
 /// Nanoseconds since the Unix epoch; 0 if the clock is set before it.
-pub fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

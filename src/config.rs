@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     /// The version the InfluxDB API reports (`X-Influxdb-Version`, `/health`).
@@ -89,7 +89,7 @@ pub struct NodeConfig {
 /// The format of the process's log lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable, coloured only when stderr is a terminal.
     #[default]
     Text,
@@ -99,7 +99,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     pub segment_mib: u64,
     pub shard_segment_mib: u64,
     /// "auto", "io_uring" or "pwrite".
@@ -150,7 +150,7 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    pub fn password_check_limits(&self) -> crate::auth::PasswordCheckLimits {
+    pub(crate) fn password_check_limits(&self) -> crate::auth::PasswordCheckLimits {
         crate::auth::PasswordCheckLimits {
             concurrency: self.bcrypt_concurrency.max(1),
             cache_ttl: std::time::Duration::from_secs(self.auth_cache_seconds),
@@ -172,7 +172,7 @@ impl Default for LogConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -188,7 +188,7 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
             return Ok(NodeConfig::default());
         };
@@ -202,7 +202,7 @@ impl NodeConfig {
         })
     }
 
-    pub fn io_mode(&self) -> Result<IoMode, ConfigError> {
+    pub(crate) fn io_mode(&self) -> Result<IoMode, ConfigError> {
         match self.log.io.as_str() {
             "auto" => Ok(IoMode::Auto),
             "io_uring" => Ok(IoMode::IoUring),

@@ -2,28 +2,43 @@
 //!
 //! Every mutation is an event appended to a durable [`log`]; in-memory state is a
 //! [`projection`] of it.
+#![warn(unreachable_pub)]
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod backup;
 pub mod bench;
-pub mod catalog;
-pub mod cli;
+pub(crate) mod catalog;
+pub(crate) mod cli;
 pub mod client;
 pub(crate) mod clock;
-pub mod config;
+pub(crate) mod config;
 pub mod control;
-pub mod daemon;
+pub(crate) mod daemon;
 pub mod failpoint;
-pub mod http;
+pub(crate) mod http;
 pub mod line_protocol;
 pub mod log;
-pub mod node;
+pub(crate) mod node;
 pub(crate) mod placement;
 pub(crate) mod priority;
 pub mod projection;
-pub mod query;
-pub mod replication;
+pub(crate) mod query;
+pub(crate) mod replication;
 pub mod storage;
+
+pub use catalog::CatalogError;
+pub use cli::main;
+pub use http::route_table;
+
+/// The entry points of the fuzz targets under `fuzz/`, which `tests/fuzz_corpus.rs` also
+/// drives with random and mutated inputs: each takes any bytes and must not panic.
+#[cfg(feature = "testing")]
+pub mod fuzzing {
+    pub use crate::backup::archive::fuzz_unpack as shard_archive;
+    pub use crate::line_protocol::fuzz_parse as line_protocol;
+    pub use crate::log::fuzz_segment as log_segment;
+    pub use crate::query::parser::fuzz_parse as influxql;
+}
 
 /// Every event, as compiled from `proto/` by prost.
 pub mod proto {

@@ -22,5 +22,5 @@ fn main() -> std::process::ExitCode {
     // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; a failure (an old
     // kernel) leaves the default.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    shardkeeper::cli::main()
+    shardkeeper::main()
 }

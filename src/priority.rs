@@ -4,17 +4,17 @@
 //! first cannot take every core from the second.
 
 /// Nice value of the threads that run queries.
-pub const QUERY_NICE: libc::c_int = 10;
+pub(crate) const QUERY_NICE: libc::c_int = 10;
 /// Nice value of the threads that check and hash passwords.
-pub const PASSWORD_HASH_NICE: libc::c_int = 10;
+pub(crate) const PASSWORD_HASH_NICE: libc::c_int = 10;
 /// Nice value of the threads that compress backup streams.
-pub const BACKUP_NICE: libc::c_int = 10;
+pub(crate) const BACKUP_NICE: libc::c_int = 10;
 
 /// Lowers the calling thread's scheduling priority to `nice` (Linux applies nice values
 /// per thread), with the default time slice: a thread started by a quick one (below)
 /// inherits its short slice, which heavy work must not keep. A failure leaves the thread
 /// at its priority, which is only slower.
-pub fn lower_current_thread(nice: libc::c_int) {
+pub(crate) fn lower_current_thread(nice: libc::c_int) {
     set_current_thread(nice, 0);
 }
 
@@ -23,7 +23,7 @@ pub fn lower_current_thread(nice: libc::c_int) {
 /// For load generators standing in for clients on other machines; never for the node's
 /// own work, which would starve beside a busy ingest. A failure leaves the thread as it
 /// was.
-pub fn idle_current_thread() {
+pub(crate) fn idle_current_thread() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: changes the scheduling class of the calling thread only.
     unsafe {
@@ -41,7 +41,7 @@ const QUICK_SLICE_NS: u64 = 100_000;
 /// Asks for a short time slice for the calling thread (and the threads it starts later,
 /// io_uring's workers among them, which inherit it), keeping its nice value. Older kernels
 /// take the value and ignore it.
-pub fn quicken_current_thread() {
+pub(crate) fn quicken_current_thread() {
     // SAFETY: reads the calling thread's nice value.
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS as _, 0) };
     set_current_thread(nice, QUICK_SLICE_NS);

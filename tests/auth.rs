@@ -14,14 +14,6 @@ fn q(addr: SocketAddr, query: &str, extra: &str, headers: &[(&str, &str)]) -> Re
     request(addr, "POST", "/query", &h, body.as_bytes())
 }
 
-fn error_of(r: &Response) -> String {
-    let body = r.json();
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error in the answer: {body}"))
-        .to_owned()
-}
-
 #[test]
 fn v1_users_passwords_and_privileges() {
     let root = tempfile::tempdir().unwrap();
@@ -32,7 +24,7 @@ fn v1_users_passwords_and_privileges() {
     // No admin yet: everything is refused except creating the first admin.
     let r = request(d.addr, "POST", "/write?db=x", &[], b"m v=1");
     assert_eq!(
-        (r.status, error_of(&r).as_str()),
+        (r.status, r.error().as_str()),
         (
             403,
             "error authorizing query: create admin user first or disable authentication"
@@ -48,26 +40,20 @@ fn v1_users_passwords_and_privileges() {
 
     // Now credentials are required, in any of InfluxDB's forms.
     let r = q(d.addr, "SHOW DATABASES", "", &[]);
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (401, "unable to parse authentication credentials")
-    );
+    r.assert_error(401, "unable to parse authentication credentials");
     assert_eq!(
         r.header("Www-Authenticate"),
         Some("Basic realm=\"InfluxDB\"")
     );
     // `u` and `p` are read from the URL only, as InfluxDB does.
-    let r = request(
+    request(
         d.addr,
         "GET",
         "/query?q=SHOW%20DATABASES&u=root&p=wrong",
         &[],
         b"",
-    );
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (401, "authorization failed")
-    );
+    )
+    .assert_error(401, "authorization failed");
     assert_eq!(
         request(
             d.addr,
@@ -109,33 +95,26 @@ fn v1_users_passwords_and_privileges() {
         b"m v=2 2000000000",
     );
     assert_eq!(
-        (r.status, error_of(&r).as_str()),
+        (r.status, r.error().as_str()),
         (
             403,
             "\"bob\" user is not authorized to write to database \"app\""
         )
     );
-    let r = request(
+    request(
         d.addr,
         "POST",
         "/write?db=nodb",
         &[("Authorization", &bob)],
         b"m v=2",
-    );
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (404, "database not found: \"nodb\"")
-    );
-    let r = q(
+    )
+    .assert_error(404, "database not found: \"nodb\"");
+    q(
         d.addr,
         "SELECT * FROM m",
         "&db=app",
         &[("Authorization", &bob)],
-    );
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (403, "error authorizing query: bob not authorized to execute statement 'SELECT * FROM m', requires READ on app")
-    );
+    ).assert_error(403, "error authorizing query: bob not authorized to execute statement 'SELECT * FROM m', requires READ on app");
     let r = q(
         d.addr,
         "GRANT ALL ON app TO bob",
@@ -171,9 +150,9 @@ fn v1_users_passwords_and_privileges() {
     let r = q(d.addr, "DROP DATABASE app", "", &[("Authorization", &bob)]);
     assert_eq!(r.status, 403);
     assert!(
-        error_of(&r).ends_with("requires admin privilege"),
+        r.error().ends_with("requires admin privilege"),
         "{}",
-        error_of(&r)
+        r.error()
     );
     let r = q(d.addr, "SHOW USERS", "", &[("Authorization", &auth)]).json();
     assert_eq!(
@@ -270,16 +249,12 @@ fn grants_per_database() {
         r["results"][0]["series"][0]["values"],
         serde_json::json!([["db1"]])
     );
-    let r = q(
+    q(
         d.addr,
         "SHOW MEASUREMENTS",
         "&db=db1",
         &[("Authorization", &carl)],
-    );
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (403, "error authorizing query: carl not authorized to execute statement 'SHOW MEASUREMENTS', requires READ on db1")
-    );
+    ).assert_error(403, "error authorizing query: carl not authorized to execute statement 'SHOW MEASUREMENTS', requires READ on db1");
     let w = request(
         d.addr,
         "POST",
@@ -291,11 +266,8 @@ fn grants_per_database() {
 
     // SET PASSWORD replaces the password; GRANT ALL PRIVILEGES makes an admin.
     run(d.addr, "SET PASSWORD FOR carl = 'newpass'");
-    let r = q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]);
-    assert_eq!(
-        (r.status, error_of(&r).as_str()),
-        (401, "authorization failed")
-    );
+    q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)])
+        .assert_error(401, "authorization failed");
     let carl = basic("carl", "newpass");
     assert_eq!(
         q(d.addr, "SHOW DATABASES", "", &[("Authorization", &carl)]).status,

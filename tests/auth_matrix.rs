@@ -30,7 +30,7 @@ const CALLERS: [&str; 8] = [
 ];
 
 struct Row {
-    /// The route as registered (see `shardkeeper::http::route_table`).
+    /// The route as registered (see `shardkeeper::route_table`).
     method: &'static str,
     route: &'static str,
     /// What is sent: the path with its query (placeholders in braces) and the body.
@@ -204,7 +204,7 @@ fn field(v: &serde_json::Value, name: &str) -> String {
 
 #[test]
 fn every_route_and_statement_class_answers_each_kind_of_caller_as_the_table_says() {
-    let registered = shardkeeper::http::route_table();
+    let registered = shardkeeper::route_table();
     let missing: Vec<_> = registered
         .iter()
         .filter(|(m, p)| !TABLE.iter().any(|r| r.method == m && r.route == p))

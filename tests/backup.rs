@@ -84,30 +84,25 @@ fn load(addr: SocketAddr, round: u64) {
 
 /// The answers a restore must reproduce.
 fn answers(addr: SocketAddr) -> Vec<serde_json::Value> {
-    [
-        (
-            "a",
-            "SELECT * FROM a.autogen.m WHERE host = 'h1' OR host = 'h199'",
-        ),
-        ("a", "SELECT count(*) FROM a.autogen.m"),
-        (
-            "a",
-            "SELECT sum(i), max(f), min(u) FROM a.autogen.m GROUP BY host",
-        ),
-        ("a", "SELECT * FROM a.week.w"),
-        ("b", "SELECT * FROM b.autogen.n"),
-        ("", "SHOW SHARDS"),
-        ("", "SHOW DATABASES"),
-        ("a", "SHOW RETENTION POLICIES ON a"),
-    ]
-    .iter()
-    // A failing query must not compare equal to the same failure after a restore.
-    .map(|(db, q)| {
-        let r = ok(query(addr, db, q));
-        common::first_result(&r);
-        r.json()
-    })
-    .collect()
+    common::answers_to(
+        addr,
+        &[
+            (
+                "a",
+                "SELECT * FROM a.autogen.m WHERE host = 'h1' OR host = 'h199'",
+            ),
+            ("a", "SELECT count(*) FROM a.autogen.m"),
+            (
+                "a",
+                "SELECT sum(i), max(f), min(u) FROM a.autogen.m GROUP BY host",
+            ),
+            ("a", "SELECT * FROM a.week.w"),
+            ("b", "SELECT * FROM b.autogen.n"),
+            ("", "SHOW SHARDS"),
+            ("", "SHOW DATABASES"),
+            ("a", "SHOW RETENTION POLICIES ON a"),
+        ],
+    )
 }
 
 /// Deletes of every kind, in both databases and both policies of `a`; `round` 1 deletes
@@ -157,28 +152,23 @@ fn delete(addr: SocketAddr, round: u64) {
 
 /// What the deletes left, data and index.
 fn deleted_answers(addr: SocketAddr) -> Vec<serde_json::Value> {
-    [
-        (
-            "a",
-            "SELECT count(f), count(s) FROM a.autogen.m WHERE host =~ /^h[345]$/ GROUP BY host",
-        ),
-        ("a", "SELECT count(*) FROM a.week.w"),
-        ("b", "SELECT * FROM n"),
-        ("b", "SELECT * FROM gone"),
-        ("a", "SHOW SERIES"),
-        ("b", "SHOW SERIES"),
-        ("a", "SHOW MEASUREMENTS"),
-        ("a", "SHOW TAG VALUES WITH KEY = k"),
-        ("b", "SHOW FIELD KEYS"),
-    ]
-    .iter()
-    // A failing query must not compare equal to the same failure after a restore.
-    .map(|(db, q)| {
-        let r = ok(query(addr, db, q));
-        common::first_result(&r);
-        r.json()
-    })
-    .collect()
+    common::answers_to(
+        addr,
+        &[
+            (
+                "a",
+                "SELECT count(f), count(s) FROM a.autogen.m WHERE host =~ /^h[345]$/ GROUP BY host",
+            ),
+            ("a", "SELECT count(*) FROM a.week.w"),
+            ("b", "SELECT * FROM n"),
+            ("b", "SELECT * FROM gone"),
+            ("a", "SHOW SERIES"),
+            ("b", "SHOW SERIES"),
+            ("a", "SHOW MEASUREMENTS"),
+            ("a", "SHOW TAG VALUES WITH KEY = k"),
+            ("b", "SHOW FIELD KEYS"),
+        ],
+    )
 }
 
 fn ctl(args: &[&str]) -> String {

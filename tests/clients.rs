@@ -3,37 +3,19 @@
 //! is skipped, unless SHARDKEEPER_REQUIRE_CLIENTS=1 makes their absence a failure.
 
 mod common;
-use common::{query, tool_available as available, Daemon};
-use std::path::Path;
+use common::{python_with, query, run_client_script, tool_available as available, Daemon};
 use std::process::Command;
-
-fn script(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
 
 #[test]
 fn python_influxdb_library_writes_and_reads() {
-    if !available(
-        Command::new("python3").args(["-c", "import influxdb"]),
-        "python3 with the influxdb library",
-    ) {
+    if !python_with("influxdb") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let out = Command::new("python3")
-        .arg(script("influxdb_v1.py"))
-        .arg(daemon.addr.port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let port = daemon.addr.port().to_string();
+    let out = run_client_script("influxdb_v1.py", &[&port], b"");
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         got["points"],
         serde_json::json!([
@@ -51,25 +33,13 @@ fn python_influxdb_library_writes_and_reads() {
 
 #[test]
 fn python_influxdb_client_writes_through_the_v2_api() {
-    if !available(
-        Command::new("python3").args(["-c", "import influxdb_client"]),
-        "python3 with the influxdb-client library",
-    ) {
+    if !python_with("influxdb_client") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
     assert_eq!(query(daemon.addr, "", "CREATE DATABASE pyv2").status, 200);
-    let out = Command::new("python3")
-        .arg(script("influxdb_v2.py"))
-        .arg(daemon.addr.port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_client_script("influxdb_v2.py", &[&daemon.addr.port().to_string()], b"");
     let r = query(daemon.addr, "pyv2", "SELECT * FROM mem").json();
     assert_eq!(
         r["results"][0]["series"][0]["values"],

@@ -24,7 +24,7 @@ fn log_segment_corpus_never_panics() {
     let inputs = corpus("log_segment");
     assert!(inputs.len() >= 8, "the corpus has seeds");
     for (_name, data) in inputs {
-        shardkeeper::log::fuzz_segment(&data);
+        shardkeeper::fuzzing::log_segment(&data);
     }
 }
 
@@ -33,7 +33,7 @@ fn line_protocol_corpus_never_panics() {
     let inputs = corpus("line_protocol");
     assert!(inputs.len() >= 20, "the corpus has seeds");
     for (_name, data) in inputs {
-        shardkeeper::line_protocol::fuzz_parse(&data);
+        shardkeeper::fuzzing::line_protocol(&data);
     }
 }
 
@@ -42,7 +42,7 @@ fn influxql_corpus_never_panics() {
     let inputs = corpus("influxql");
     assert!(inputs.len() >= 40, "the corpus has seeds");
     for (_name, data) in inputs {
-        shardkeeper::query::parser::fuzz_parse(&data);
+        shardkeeper::fuzzing::influxql(&data);
     }
 }
 
@@ -51,7 +51,7 @@ fn shard_archive_corpus_never_panics() {
     let inputs = corpus("shard_archive");
     assert!(inputs.len() >= 12, "the corpus has seeds");
     for (_name, data) in inputs {
-        shardkeeper::backup::archive::fuzz_unpack(&data);
+        shardkeeper::fuzzing::shard_archive(&data);
     }
 }
 
@@ -85,12 +85,12 @@ proptest! {
             Vec::new()
         };
         segment.extend_from_slice(&data);
-        shardkeeper::log::fuzz_segment(&segment);
+        shardkeeper::fuzzing::log_segment(&segment);
     }
 
     #[test]
     fn arbitrary_bodies_through_the_line_protocol_parser_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        shardkeeper::line_protocol::fuzz_parse(&data);
+        shardkeeper::fuzzing::line_protocol(&data);
     }
 
     #[test]
@@ -99,11 +99,11 @@ proptest! {
         let mut data = valid.clone();
         let at = at % data.len();
         if cut { data.truncate(at) } else { data[at] ^= 1 << bit }
-        shardkeeper::backup::archive::fuzz_unpack(&data);
+        shardkeeper::fuzzing::shard_archive(&data);
     }
 
     #[test]
     fn arbitrary_text_through_the_influxql_parser_never_panics(text in "\\PC{0,300}") {
-        shardkeeper::query::parser::fuzz_parse(text.as_bytes());
+        shardkeeper::fuzzing::influxql(text.as_bytes());
     }
 }

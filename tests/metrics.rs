@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{query, request, tool_available, Daemon};
+use common::{python_with, query, request, run_client_script, Daemon};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 /// Sample name and sorted labels (`name{k="v",...}`) to value.
 type Samples = HashMap<String, f64>;
@@ -20,27 +19,8 @@ fn scrape(addr: SocketAddr) -> Samples {
             .is_some_and(|t| t.starts_with("application/openmetrics-text")),
         "{r:?}"
     );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/scrape_metrics.py"
-    );
-    let mut parser = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    use std::io::Write;
-    parser.stdin.take().unwrap().write_all(&r.body).unwrap();
-    let out = parser.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser refused /metrics: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&r.body)
-    );
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = run_client_script("scrape_metrics.py", &[], &r.body);
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     samples
         .into_iter()
         .map(|s| {
@@ -71,10 +51,7 @@ fn sorted_keys(samples: &Samples) -> Vec<&String> {
 
 #[test]
 fn metrics_parse_as_prometheus_reads_them_and_move_with_the_work() {
-    if !tool_available(
-        Command::new("python3").args(["-c", "import prometheus_client"]),
-        "python3 with the prometheus_client library",
-    ) {
+    if !python_with("prometheus_client") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

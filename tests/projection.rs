@@ -2,11 +2,11 @@
 //! refused mutations change nothing, and start-up rebuilds the same state from a snapshot
 //! plus the log's tail.
 
-use shardkeeper::catalog::CatalogError;
 use shardkeeper::control::{backups, ControlLog};
 use shardkeeper::log::LogOptions;
 use shardkeeper::projection::{Projection, ProjectionError};
 use shardkeeper::proto::{BackupStarted, RetentionPolicySpec};
+use shardkeeper::CatalogError;
 
 #[derive(Debug, thiserror::Error)]
 enum TestError {

@@ -705,50 +705,33 @@ fn points_older_than_max_age_are_dropped_point_exactly_and_reported() {
 
 #[test]
 fn two_nodes_managed_with_the_python_client_replicate_every_point() {
-    if !std::process::Command::new("python3")
-        .args(["-c", "import influxdb_client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            std::env::var("SHARDKEEPER_REQUIRE_CLIENTS").is_err(),
-            "influxdb-client is required"
-        );
-        eprintln!("SKIPPED: python3 with influxdb-client is not installed");
+    if !common::python_with("influxdb_client") {
         return;
     }
     let nodes = common::nodes::Nodes::start(&["", ""]);
     let a = V2::setup(nodes[0].addr, "metrics");
     let b = V2::setup(nodes[1].addr, "copy");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/replications.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args([
-            &nodes.url(0),
+    let (url_a, url_b) = (nodes.url(0), nodes.url(1));
+    let out = common::run_client_script(
+        "replications.py",
+        &[
+            &url_a,
             &a.token,
             &a.org_id,
             &a.bucket_id,
-            &nodes.url(1),
+            &url_b,
             &b.token,
             &b.org_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        b"",
     );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let remote = &got["remote"];
     assert_eq!(remote["name"], "node-b");
     assert_eq!(remote["remote_url"], nodes.url(1).as_str());
     assert_eq!(remote["remote_org_id"], b.org_id.as_str());
     assert!(
-        !out.stdout
-            .windows(b.token.len())
-            .any(|w| w == b.token.as_bytes()),
+        !out.windows(b.token.len()).any(|w| w == b.token.as_bytes()),
         "the remote's token was answered"
     );
     assert_eq!(got["remotes"].as_array().unwrap().len(), 1);

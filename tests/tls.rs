@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{tool_available, wait_until, Daemon};
+use common::{python_with, run_client_script, tool_available, wait_until, Daemon};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use shardkeeper::client::{ClientOptions, InfluxClient, TlsOptions};
 use std::path::Path;
@@ -110,25 +110,11 @@ fn https_serves_curl_the_python_libraries_and_the_client_and_reloads_on_sighup()
         );
     }
 
-    if tool_available(
-        Command::new("python3").args(["-c", "import influxdb, influxdb_client"]),
-        "python3 with the influxdb and influxdb-client libraries",
-    ) {
-        let out = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/tls_clients.py"
-            ))
-            .arg(d.addr.port().to_string())
-            .arg(files.path("first-ca.pem"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if python_with("influxdb, influxdb_client") {
+        let port = d.addr.port().to_string();
+        let ca = files.path("first-ca.pem");
+        let out = run_client_script("tls_clients.py", &[&port, ca.to_str().unwrap()], b"");
+        let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             got["v1_points"],
             serde_json::json!([{"time": "2024-01-01T00:00:00Z", "v": 1}])

@@ -84,8 +84,12 @@ fn acknowledged_points_survive_sigkill_during_http_writes() {
         let stored: BTreeMap<u64, f64> = rows
             .iter()
             .map(|row| {
-                let t = shardkeeper::query::format::parse_rfc3339(row[0].as_str().unwrap()).unwrap()
-                    as u64;
+                let t = row[0]
+                    .as_str()
+                    .unwrap()
+                    .parse::<jiff::Timestamp>()
+                    .unwrap()
+                    .as_nanosecond() as u64;
                 (t, row[1].as_f64().unwrap())
             })
             .collect();

@@ -28,13 +28,6 @@ fn write(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) ->
     request(addr, "POST", path, headers, body)
 }
 
-fn error_of(r: &Response) -> String {
-    r.json()["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error in {:?}", String::from_utf8_lossy(&r.body)))
-        .to_owned()
-}
-
 /// The daemon's peak resident set so far (`VmHWM`), in bytes.
 fn peak_rss(d: &Daemon) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
@@ -108,7 +101,7 @@ fn a_gzip_bomb_a_body_of_tiny_lines_and_a_100000_field_line_stay_within_the_requ
             &bomb,
         );
         assert_eq!(r.status, 413, "{:?}", String::from_utf8_lossy(&r.body));
-        assert_eq!(error_of(&r), "Request Entity Too Large");
+        assert_eq!(r.error(), "Request Entity Too Large");
     }
     let r = write(
         d.addr,
@@ -127,7 +120,7 @@ fn a_gzip_bomb_a_body_of_tiny_lines_and_a_100000_field_line_stay_within_the_requ
     let tiny: Vec<u8> = b"t f=1\n".repeat(20_000_000 / 6);
     let r = write(d.addr, "/write?db=db", &[], &tiny);
     assert_eq!(r.status, 413, "{:?}", String::from_utf8_lossy(&r.body));
-    let message = error_of(&r);
+    let message = r.error();
     assert!(
         message.starts_with("Request Entity Too Large")
             && message.contains("max_request_memory_mib (64)"),
@@ -210,7 +203,7 @@ fn field_limits_refuse_wide_points_with_messages_naming_them() {
     let line = wide_line("wide", 100_000);
     let r = write(d.addr, "/write?db=db", &[], line.as_bytes());
     assert_eq!(r.status, 400);
-    let message = error_of(&r);
+    let message = r.error();
     assert!(
         message.starts_with("unable to parse 'wide f0=0i,f1=1i,")
             && message.ends_with("': too many fields: 100000 > max_fields_per_point (65536)"),
@@ -228,7 +221,7 @@ fn field_limits_refuse_wide_points_with_messages_naming_them() {
     let r = write(d.addr, "/write?db=db", &[], body.as_bytes());
     assert_eq!(r.status, 400);
     assert_eq!(
-        error_of(&r),
+        r.error(),
         "partial write: field limit exceeded: measurement \"m\" would have 11 fields, more than max_fields_per_measurement (10) dropped=1"
     );
     let keys = rows(&query(d.addr, "db", "SHOW FIELD KEYS FROM m"));
@@ -258,7 +251,7 @@ fn deflate_and_br_bodies_are_refused_with_415_in_each_endpoints_shape() {
         );
         assert_eq!(r.status, 415, "{encoding}");
         assert_eq!(
-            error_of(&r),
+            r.error(),
             format!(
                 "unsupported Content-Encoding \"{encoding}\": only gzip and identity are accepted"
             )
@@ -329,9 +322,9 @@ fn a_25_mb_body_spanning_five_shards_is_written_whole_or_not_at_all() {
     let r = write(d.addr, "/write?db=db", &[], &body);
     assert_eq!(r.status, 413, "{:?}", String::from_utf8_lossy(&r.body));
     assert!(
-        error_of(&r).contains("max_request_memory_mib"),
+        r.error().contains("max_request_memory_mib"),
         "{}",
-        error_of(&r)
+        r.error()
     );
     assert!(
         rows(&query(d.addr, "db", totals)).is_empty(),

@@ -1,3 +1,3 @@
 #![no_main]
 //! Arbitrary bytes as a log segment: recovery, verify, read and append never panic.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shardkeeper::log::fuzz_segment(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shardkeeper::fuzzing::log_segment(data));

@@ -1,3 +1,3 @@
 #![no_main]
 //! Arbitrary bytes as a shard restore body: unpacking refuses or accepts, never panics.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| shardkeeper::backup::archive::fuzz_unpack(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shardkeeper::fuzzing::shard_archive(data));

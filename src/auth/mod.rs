@@ -12,7 +12,7 @@
 mod permission;
 
 pub(crate) use permission::effective_permissions;
-pub use permission::{Action, Resource, Wanted};
+pub(crate) use permission::{Action, Resource, Wanted};
 
 use crate::catalog::Catalog;
 use crate::proto::TokenPermission;
@@ -28,7 +28,7 @@ const BCRYPT_COST: u32 = 10;
 const MAX_TRACKED_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
+pub(crate) enum Credentials {
     None,
     UserPassword {
         user: String,
@@ -41,7 +41,7 @@ pub enum Credentials {
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub user: String,
     /// Ties the principal to this user, not to a later one of the same name.
     pub user_id: String,
@@ -54,7 +54,7 @@ pub struct Principal {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("unable to parse authentication credentials")]
     Unparseable,
     #[error("authorization failed")]
@@ -78,7 +78,7 @@ pub enum AuthError {
 
 /// How password checks are bounded (from the node's configuration).
 #[derive(Debug, Clone)]
-pub struct PasswordCheckLimits {
+pub(crate) struct PasswordCheckLimits {
     /// bcrypt computations at once; more callers wait their turn (asynchronously).
     pub concurrency: usize,
     /// How long a successful check is remembered.
@@ -103,7 +103,7 @@ impl Default for PasswordCheckLimits {
 /// What the catalog says about a set of credentials, copied out so that the lock is not
 /// held while a password is hashed.
 #[derive(Debug)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// A token: settled already (hashing a token is cheap).
     Settled(Principal),
     Password {
@@ -115,7 +115,7 @@ pub enum Claim {
 }
 
 #[derive(Debug)]
-pub struct StoredUser {
+pub(crate) struct StoredUser {
     pub id: String,
     pub admin: bool,
     pub password_bcrypt: String,
@@ -133,7 +133,7 @@ struct FailureWindow {
     failures: u32,
 }
 
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     salt: [u8; 16],
     limits: PasswordCheckLimits,
     bcrypt_slots: Arc<tokio::sync::Semaphore>,
@@ -149,7 +149,7 @@ impl Default for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(limits: PasswordCheckLimits) -> Self {
+    pub(crate) fn new(limits: PasswordCheckLimits) -> Self {
         let mut salt = [0u8; 16];
         // Without the OS's randomness the cache key is still unique per credentials; only
         // its resistance to precomputation is lost.
@@ -164,7 +164,11 @@ impl Authenticator {
     }
 
     /// Reads what checking `credentials` needs from the catalog: cheap, no hashing.
-    pub fn claim(&self, catalog: &Catalog, credentials: &Credentials) -> Result<Claim, AuthError> {
+    pub(crate) fn claim(
+        &self,
+        catalog: &Catalog,
+        credentials: &Credentials,
+    ) -> Result<Claim, AuthError> {
         match credentials {
             Credentials::None | Credentials::Unparseable => Err(AuthError::Unparseable),
             Credentials::Token(token) => {
@@ -200,7 +204,7 @@ impl Authenticator {
 
     /// Settles a claim: remembered success, refusal past the failure limit, or a bcrypt
     /// check on the blocking pool. `client` is the caller's address, when known.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         claim: Claim,
         client: Option<IpAddr>,
@@ -261,7 +265,7 @@ impl Authenticator {
     }
 
     /// Hashes a new password off the request workers, within the same bound as checks.
-    pub async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String, AuthError> {
         let password = password.to_owned();
         self.on_blocking_pool(move || hash_password(&password))
             .await?
@@ -392,11 +396,11 @@ impl Authenticator {
 /// How long a refusal past the failure limit is held before it is sent.
 const REFUSAL_DELAY: Duration = Duration::from_secs(1);
 
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, AuthError> {
     bcrypt::hash(password, BCRYPT_COST).map_err(|e| AuthError::Hash(e.to_string()))
 }
 
-pub fn token_sha256(token: &str) -> String {
+pub(crate) fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -407,7 +411,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A new API token (shown to the client once) and the digest that is stored.
-pub fn new_token() -> (String, String) {
+pub(crate) fn new_token() -> (String, String) {
     use base64::Engine;
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<48>());
     let digest = token_sha256(&token);
@@ -415,7 +419,7 @@ pub fn new_token() -> (String, String) {
 }
 
 /// A new object id in InfluxDB 2's form: 16 hex digits.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     hex::encode(random_bytes::<8>())
 }
 

@@ -12,20 +12,20 @@ use crate::catalog::{Catalog, Privilege};
 use crate::proto::{TokenCreated, TokenPermission};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Read,
     Write,
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Read => "read",
             Action::Write => "write",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Action> {
+    pub(crate) fn parse(s: &str) -> Option<Action> {
         match s {
             "read" => Some(Action::Read),
             "write" => Some(Action::Write),
@@ -43,7 +43,7 @@ impl Action {
 
 /// The v2 resource types shardkeeper has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     Authorizations,
     Buckets,
     Orgs,
@@ -53,7 +53,7 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const ALL: [Resource; 6] = [
+    pub(crate) const ALL: [Resource; 6] = [
         Resource::Authorizations,
         Resource::Buckets,
         Resource::Orgs,
@@ -62,7 +62,7 @@ impl Resource {
         Resource::Replications,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Resource::Authorizations => "authorizations",
             Resource::Buckets => "buckets",
@@ -73,7 +73,7 @@ impl Resource {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Resource> {
+    pub(crate) fn parse(s: &str) -> Option<Resource> {
         Resource::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
@@ -81,7 +81,7 @@ impl Resource {
 /// One permission asked about: `action` on `resource`, in organization `org_id` (None:
 /// across organizations), on object `id` (None: every object of the type there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     pub action: Action,
     pub resource: Resource,
     pub org_id: Option<&'a str>,
@@ -90,7 +90,7 @@ pub struct Wanted<'a> {
 
 impl Wanted<'_> {
     /// As InfluxDB 2 names a permission in its refusals: `write:orgs/ID/buckets/ID`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!("{}:", self.action.as_str());
         if let Some(org) = self.org_id.filter(|_| self.resource != Resource::Orgs) {
             s.push_str(&format!("orgs/{org}/"));
@@ -146,7 +146,7 @@ impl Principal {
 
     /// The 1.x privilege the caller holds on `database` now: its user's, narrowed by the
     /// token's bucket permissions.
-    pub fn privilege(&self, catalog: &Catalog, database: &str) -> Privilege {
+    pub(crate) fn privilege(&self, catalog: &Catalog, database: &str) -> Privilege {
         let Some(user) = catalog
             .users
             .get(&self.user)
@@ -174,7 +174,7 @@ impl Principal {
     /// permission; any other user holds read and write on the buckets whose database it
     /// has READ or WRITE on, and read on the organizations of those buckets; a token holds
     /// what both its user and its own permission list allow.
-    pub fn holds(&self, catalog: &Catalog, wanted: &Wanted) -> bool {
+    pub(crate) fn holds(&self, catalog: &Catalog, wanted: &Wanted) -> bool {
         let user_holds = self.user_is_admin(catalog)
             || match wanted.resource {
                 Resource::Buckets => wanted
@@ -208,7 +208,7 @@ impl Principal {
 
     /// Whether the token's own permission list allows `wanted` (always, for a password
     /// or an unrestricted token).
-    pub fn scope_allows(&self, wanted: &Wanted) -> bool {
+    pub(crate) fn scope_allows(&self, wanted: &Wanted) -> bool {
         self.scope.as_ref().is_none_or(|scope| {
             scope.iter().any(|p| {
                 covers(p, wanted)

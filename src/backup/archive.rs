@@ -12,7 +12,7 @@
 
 use super::BackupError;
 use crate::log::format as log_format;
-use crate::log::fs::{FileSystem, FsFile, RealFs};
+use crate::log::fs::{FileSystem, FsFile};
 use crate::storage::column_file;
 use crate::storage::{ShardFiles, ShardInfo};
 use serde::{Deserialize, Serialize};
@@ -498,6 +498,7 @@ impl<W: Write> Write for CrcWriter<W> {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Fuzz entry point: arbitrary bytes as a restore body. Unpacking must refuse or accept,
 /// never panic; whatever it wrote goes away.
 pub fn fuzz_unpack(data: &[u8]) {
@@ -508,6 +509,6 @@ pub fn fuzz_unpack(data: &[u8]) {
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = unpack_shard_archive(&RealFs, data, &dir, u64::MAX);
+    let _ = unpack_shard_archive(&crate::log::fs::RealFs, data, &dir, u64::MAX);
     let _ = std::fs::remove_dir_all(&dir);
 }

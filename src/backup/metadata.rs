@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BucketMetadataManifest {
+pub(crate) struct BucketMetadataManifest {
     #[serde(rename = "organizationID")]
     pub organization_id: String,
     pub organization_name: String,
@@ -30,7 +30,7 @@ pub struct BucketMetadataManifest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetentionPolicyManifest {
+pub(crate) struct RetentionPolicyManifest {
     pub name: String,
     #[serde(rename = "replicaN")]
     pub replica_n: u32,
@@ -44,7 +44,7 @@ pub struct RetentionPolicyManifest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShardGroupManifest {
+pub(crate) struct ShardGroupManifest {
     pub id: u64,
     pub start_time: String,
     pub end_time: String,
@@ -57,14 +57,14 @@ pub struct ShardGroupManifest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShardManifestEntry {
+pub(crate) struct ShardManifestEntry {
     pub id: u64,
     #[serde(default)]
     pub shard_owners: Vec<ShardOwner>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardOwner {
+pub(crate) struct ShardOwner {
     #[serde(rename = "nodeID")]
     pub node_id: u64,
 }
@@ -72,7 +72,7 @@ pub struct ShardOwner {
 /// InfluxDB 2's answer to `POST /api/v2/restore/bucketMetadata`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RestoredBucketMappings {
+pub(crate) struct RestoredBucketMappings {
     pub id: String,
     pub name: String,
     pub shard_mappings: Vec<ShardMapping>,
@@ -80,7 +80,7 @@ pub struct RestoredBucketMappings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShardMapping {
+pub(crate) struct ShardMapping {
     pub old_id: u64,
     pub new_id: u64,
 }
@@ -93,7 +93,7 @@ pub struct ShardMapping {
 ///   | SKKVSNP1 | length (u64 LE) | crc (u32 LE)    | CatalogState (length bytes)
 /// ```
 /// `crc` is the masked crc32c of the state's bytes (as the log's records are).
-pub fn kv_snapshot(control: &ControlState) -> Vec<u8> {
+pub(crate) fn kv_snapshot(control: &ControlState) -> Vec<u8> {
     let state = control.encode_snapshot();
     let mut out = Vec::with_capacity(KV_HEADER_LEN + state.len());
     out.extend_from_slice(KV_MAGIC);
@@ -136,7 +136,7 @@ pub(crate) fn decode_kv_snapshot(bytes: &[u8]) -> Result<CatalogState, BackupErr
 /// whole snapshot of this format, a state that is not consistent, and (`require_admin`,
 /// when auth is on) a state with no admin user: it would lock every user out and open
 /// `/api/v2/setup` to anyone.
-pub fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, BackupError> {
+pub(crate) fn restore_kv_event(bytes: &[u8], require_admin: bool) -> Result<Event, BackupError> {
     let mut state = decode_kv_snapshot(bytes)?;
     check_state(&state)?;
     // The restored shards are new ones: none may take the records that the data log
@@ -341,7 +341,7 @@ fn check_state(state: &CatalogState) -> Result<(), BackupError> {
 /// first admin user (by name) that held a token, in that token's organization, else the
 /// first admin in the first organization. None when the snapshot has no admin user or no
 /// organization (a node used only through the 1.x API).
-pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
+pub(crate) fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
     let mut admins: Vec<_> = state.users.iter().filter(|u| u.admin).collect();
     admins.sort_by(|a, b| a.name.cmp(&b.name));
     let known_org = |id: &str| state.orgs.iter().any(|o| o.id == id);
@@ -375,7 +375,7 @@ pub fn operator_token_event(state: &CatalogState) -> Option<(String, Event)> {
 
 /// One manifest per database: its bucket's identity if it has one (a database made
 /// through the 1.x API has none and is listed under its own name, with no organization).
-pub fn bucket_manifests(catalog: &Catalog) -> Vec<BucketMetadataManifest> {
+pub(crate) fn bucket_manifests(catalog: &Catalog) -> Vec<BucketMetadataManifest> {
     catalog
         .databases
         .iter()
@@ -425,7 +425,7 @@ pub fn bucket_manifests(catalog: &Catalog) -> Vec<BucketMetadataManifest> {
 /// Events creating the bucket of `manifest` (named `manifest.bucket_name`) with its
 /// retention policies and shards, under new shard ids (derived from the new database
 /// name); the answer maps old ids to new ones.
-pub fn restore_bucket_events(
+pub(crate) fn restore_bucket_events(
     catalog: &Catalog,
     manifest: &BucketMetadataManifest,
     new_bucket_id: String,

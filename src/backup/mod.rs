@@ -15,10 +15,10 @@
 //!   ledger ([`crate::control::backups`]).
 
 pub mod archive;
-pub mod metadata;
-pub mod multipart;
+pub(crate) mod metadata;
+pub(crate) mod multipart;
 pub mod restore;
-pub mod service;
+pub(crate) mod service;
 
 use crate::catalog::CatalogError;
 use crate::projection::ProjectionError;

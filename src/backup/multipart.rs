@@ -5,14 +5,14 @@
 use bytes::Bytes;
 
 /// One part of a body: its name (as `Content-Disposition` gives it), type and bytes.
-pub struct Part<'a> {
+pub(crate) struct Part<'a> {
     pub name: &'a str,
     pub content_type: &'a str,
     pub body: &'a [u8],
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MultipartError {
+pub(crate) enum MultipartError {
     #[error("no multipart boundary in Content-Type {0:?}")]
     NoBoundary(String),
     #[error("multipart body: {0}")]
@@ -21,7 +21,7 @@ pub enum MultipartError {
 
 /// The body of `parts` between delimiters made of `boundary`, and its `Content-Type`.
 /// `boundary` must not occur in any part's bytes (a random one, in practice).
-pub fn write(boundary: &str, parts: &[Part<'_>]) -> (String, Vec<u8>) {
+pub(crate) fn write(boundary: &str, parts: &[Part<'_>]) -> (String, Vec<u8>) {
     let bytes: usize = parts.iter().map(|p| p.body.len()).sum();
     let mut body = Vec::with_capacity(bytes + 128 * (parts.len() + 1));
     for part in parts {
@@ -40,7 +40,7 @@ pub fn write(boundary: &str, parts: &[Part<'_>]) -> (String, Vec<u8>) {
 }
 
 /// The parts of a multipart body (any subtype), in order, by name.
-pub async fn read(
+pub(crate) async fn read(
     content_type: &str,
     body: Bytes,
 ) -> Result<Vec<(String, Vec<u8>)>, MultipartError> {

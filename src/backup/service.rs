@@ -25,13 +25,13 @@ const STREAM_CHUNKS_IN_FLIGHT: usize = 8;
 const STREAM_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The body of a shard backup: chunks as the producer makes them.
-pub type ChunkReceiver = mpsc::Receiver<io::Result<Bytes>>;
+pub(crate) type ChunkReceiver = mpsc::Receiver<io::Result<Bytes>>;
 
 /// Backups and restores of the node's control state and shards. Cheap to clone: an
 /// operation that outlives its request (a streamed backup, a restore whose client went
 /// away) takes its own copy, so that its outcome is recorded whatever the client does.
 #[derive(Clone)]
-pub struct BackupService {
+pub(crate) struct BackupService {
     control: Arc<ControlLog>,
     storage: Arc<Storage>,
     /// A restored kv snapshot must hold an admin (authentication is on).
@@ -81,7 +81,7 @@ async fn record_outcome(
 /// Backups and restores ended since the process started, by kind and outcome (`/metrics`).
 /// The ledger keeps only the recent ones; a node is one process, so these live here.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct OutcomeCounts {
+pub(crate) struct OutcomeCounts {
     pub backups_ok: u64,
     pub backups_failed: u64,
     pub restores_ok: u64,
@@ -101,7 +101,7 @@ impl OutcomeCounters {
 }
 
 /// What [`OutcomeCounts`] holds now.
-pub fn outcome_counts() -> OutcomeCounts {
+pub(crate) fn outcome_counts() -> OutcomeCounts {
     let n = |i: usize| OUTCOMES.0[i].load(std::sync::atomic::Ordering::Relaxed);
     OutcomeCounts {
         backups_ok: n(0),
@@ -122,7 +122,7 @@ fn new_operation(restore: bool, subject: &str, shard_id: u64, since: Option<i64>
 }
 
 /// Parses `since` (RFC 3339).
-pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
+pub(crate) fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
     since
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -133,7 +133,11 @@ pub fn parse_since(since: Option<&str>) -> Result<Option<i64>, BackupError> {
 }
 
 impl BackupService {
-    pub fn new(control: Arc<ControlLog>, storage: Arc<Storage>, config: &NodeConfig) -> Self {
+    pub(crate) fn new(
+        control: Arc<ControlLog>,
+        storage: Arc<Storage>,
+        config: &NodeConfig,
+    ) -> Self {
         BackupService {
             control,
             storage,
@@ -145,7 +149,7 @@ impl BackupService {
 
     /// Operations the ledger shows running were cut short by the node stopping: record them
     /// as failed (at start-up, before any new one begins).
-    pub async fn fail_interrupted(&self) -> Result<(), BackupError> {
+    pub(crate) async fn fail_interrupted(&self) -> Result<(), BackupError> {
         self.control
             .mutate(|c| {
                 let events = c
@@ -161,7 +165,7 @@ impl BackupService {
 
     /// Starts streaming a backup of shard `id`: the files are fixed now (a consistent point
     /// in time), then read and sent by a thread of its own as the client takes them.
-    pub async fn backup_shard(
+    pub(crate) async fn backup_shard(
         &self,
         id: u64,
         since: Option<i64>,
@@ -207,18 +211,22 @@ impl BackupService {
     }
 
     /// Largest shard archive a restore takes, as sent and as unpacked (bytes).
-    pub fn shard_body_limit(&self) -> u64 {
+    pub(crate) fn shard_body_limit(&self) -> u64 {
         self.max_shard_bytes
     }
 
     /// Largest kv snapshot or bucket manifest accepted in a request body.
-    pub fn metadata_body_limit(&self) -> usize {
+    pub(crate) fn metadata_body_limit(&self) -> usize {
         usize::try_from(self.max_metadata_bytes).unwrap_or(usize::MAX)
     }
 
     /// Restores shard `id` (which the catalog must know) from an archive read from `body`.
     /// Nothing of the node changes unless every check passes.
-    pub async fn restore_shard(&self, id: u64, body: ChannelReader) -> Result<u64, BackupError> {
+    pub(crate) async fn restore_shard(
+        &self,
+        id: u64,
+        body: ChannelReader,
+    ) -> Result<u64, BackupError> {
         let (info, restored_from) = self
             .control
             .read(|c| {
@@ -262,7 +270,7 @@ impl BackupService {
     }
 
     /// The kv snapshot, as one consistent read of the control state.
-    pub async fn backup_kv(&self) -> Result<Vec<u8>, BackupError> {
+    pub(crate) async fn backup_kv(&self) -> Result<Vec<u8>, BackupError> {
         let began = Instant::now();
         let op = record_start(&self.control, new_operation(false, "kv", 0, None)).await?;
         let kv = self.control.read(metadata::kv_snapshot).await;
@@ -271,7 +279,7 @@ impl BackupService {
     }
 
     /// kv and the bucket manifests from one read of the control state.
-    pub async fn backup_metadata(
+    pub(crate) async fn backup_metadata(
         &self,
     ) -> Result<(Vec<u8>, Vec<BucketMetadataManifest>), BackupError> {
         let began = Instant::now();
@@ -292,7 +300,7 @@ impl BackupService {
     /// Replaces the control state by a kv snapshot; shards the restored catalog does not
     /// know are closed and removed (as a drop would). Returns the new operator token minted
     /// with it, if the restored state has an operator (see [`metadata::operator_token_event`]).
-    pub async fn restore_kv(&self, bytes: &[u8]) -> Result<Option<String>, BackupError> {
+    pub(crate) async fn restore_kv(&self, bytes: &[u8]) -> Result<Option<String>, BackupError> {
         let event = metadata::restore_kv_event(bytes, self.require_admin)?;
         let minted = match &event.kind {
             Some(crate::proto::event::Kind::CatalogRestored(r)) => {
@@ -338,7 +346,7 @@ impl BackupService {
     }
 
     /// Creates a bucket from its manifest, with new shard ids.
-    pub async fn restore_bucket(
+    pub(crate) async fn restore_bucket(
         &self,
         manifest: &BucketMetadataManifest,
     ) -> Result<RestoredBucketMappings, BackupError> {
@@ -359,7 +367,7 @@ impl BackupService {
     }
 
     /// The ledger as JSON: running operations, recent outcomes, last good backup per shard.
-    pub async fn status(&self) -> serde_json::Value {
+    pub(crate) async fn status(&self) -> serde_json::Value {
         use crate::query::format::rfc3339_nanos;
         let outcome_json = |o: &crate::proto::BackupOutcome| {
             let s = o.started.clone().unwrap_or_default();
@@ -491,13 +499,13 @@ impl Write for ChannelWriter {
 }
 
 /// A `Read` over chunks of a request body forwarded through a bounded channel.
-pub struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),

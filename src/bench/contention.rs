@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct ContentionOptions {
+pub(crate) struct ContentionOptions {
     pub url: String,
     pub db: String,
     /// Valid admin credentials for the bench's own writes and queries (auth on).
@@ -48,7 +48,7 @@ const T0_NS: i64 = 1_767_225_600_000_000_000;
 const SEC_NS: i64 = 1_000_000_000;
 
 #[derive(Debug, Serialize)]
-pub struct Latencies {
+pub(crate) struct Latencies {
     pub count: usize,
     pub errors: usize,
     pub p50_ms: f64,
@@ -59,7 +59,7 @@ pub struct Latencies {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Phase {
+pub(crate) struct Phase {
     pub ping: Latencies,
     pub write: Latencies,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,7 +70,7 @@ pub struct Phase {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ContentionReport {
+pub(crate) struct ContentionReport {
     pub url: String,
     pub seconds_per_phase: f64,
     pub rounds: usize,
@@ -90,7 +90,7 @@ pub struct ContentionReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ContentionBenchError {
+pub(crate) enum ContentionBenchError {
     #[error("{url}: {what}: {reason}")]
     Failed {
         url: String,
@@ -100,7 +100,7 @@ pub enum ContentionBenchError {
 }
 
 /// The heavy query: every series' per-minute mean over the whole loaded range.
-pub fn heavy_query() -> String {
+pub(crate) fn heavy_query() -> String {
     let end = T0_NS + HEAVY_POINTS_PER_SERIES as i64 * SEC_NS;
     format!("SELECT mean(v) FROM heavy WHERE time >= {T0_NS} AND time < {end} GROUP BY time(1m), *")
 }
@@ -205,7 +205,7 @@ fn describe(e: ClientError) -> String {
     }
 }
 
-pub fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBenchError> {
+pub(crate) fn run(opts: &ContentionOptions) -> Result<ContentionReport, ContentionBenchError> {
     let client = Client::new(opts)?;
     let failed = |what: &str, reason: String| ContentionBenchError::Failed {
         url: opts.url.clone(),

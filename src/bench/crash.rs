@@ -47,7 +47,7 @@ const POLICIES_LIMIT: usize = 1000;
 const START_LIMIT: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum KillSignal {
+pub(crate) enum KillSignal {
     Kill,
     Term,
 }
@@ -63,7 +63,7 @@ impl KillSignal {
 
 /// The server under test.
 #[derive(Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// A shardkeeper node this command starts (this executable), on a free loopback port,
     /// with its data in `data_dir` (a fresh temporary directory if none).
     Own { data_dir: Option<PathBuf> },
@@ -72,7 +72,7 @@ pub enum Target {
     External { url: String, restart_cmd: String },
 }
 
-pub struct CrashOptions {
+pub(crate) struct CrashOptions {
     pub target: Target,
     pub cycles: usize,
     pub connections: usize,
@@ -91,7 +91,7 @@ pub struct CrashOptions {
 /// every KiB or so of control events, which the cycle makes) while its file is written,
 /// held before its rename.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum During {
+pub(crate) enum During {
     Flush,
     Merge,
     Backup,
@@ -121,7 +121,7 @@ impl During {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct CrashReport {
+pub(crate) struct CrashReport {
     pub url: String,
     pub cycles: usize,
     pub seed: u64,
@@ -160,7 +160,7 @@ pub struct CrashReport {
 }
 
 impl CrashReport {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.lost == 0
             && self.wrong == 0
             && self.invented == 0
@@ -176,7 +176,7 @@ impl CrashReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CrashBenchError {
+pub(crate) enum CrashBenchError {
     #[error("starting the node: {0}")]
     Start(String),
     #[error("{url} did not answer /ping within {limit:?} after a restart")]
@@ -582,7 +582,7 @@ struct History {
     policies: Policies,
 }
 
-pub fn run(
+pub(crate) fn run(
     opts: &CrashOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CrashReport, CrashBenchError> {

@@ -1,11 +1,11 @@
 //! Benchmark commands: each measures the machine itself in the same run, so that figures
 //! are read as ratios to what the hardware gives.
 
-pub mod contention;
-pub mod crash;
+pub(crate) mod contention;
+pub(crate) mod crash;
 pub mod ingest;
 pub mod log;
-pub mod query;
+pub(crate) mod query;
 
 /// Latency samples, in whatever unit the caller measures (ms or µs), as an HDR histogram:
 /// percentiles to three significant digits, in memory that does not grow with the samples.

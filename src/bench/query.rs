@@ -8,7 +8,7 @@ use crate::client::{ClientOptions, InfluxClient};
 use serde::Serialize;
 use std::time::Instant;
 
-pub struct QueryBenchOptions {
+pub(crate) struct QueryBenchOptions {
     pub url: String,
     pub baseline: Option<String>,
     pub db: String,
@@ -16,7 +16,7 @@ pub struct QueryBenchOptions {
 }
 
 #[derive(Debug, Serialize)]
-pub struct QueryFigures {
+pub(crate) struct QueryFigures {
     pub name: &'static str,
     pub query: String,
     pub p50_ms: f64,
@@ -33,7 +33,7 @@ pub struct QueryFigures {
 }
 
 #[derive(Debug, Serialize)]
-pub struct QueryReport {
+pub(crate) struct QueryReport {
     pub url: String,
     pub baseline: Option<String>,
     pub db: String,
@@ -42,7 +42,7 @@ pub struct QueryReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum QueryBenchError {
+pub(crate) enum QueryBenchError {
     #[error("{url}: {query}: {reason}")]
     Failed {
         url: String,
@@ -53,7 +53,7 @@ pub enum QueryBenchError {
 
 /// The workload: times fall inside the range `bench ingest` writes (1M points: 1000 hosts
 /// every 10 s for 10,000 s from START_NS).
-pub fn workload() -> Vec<(&'static str, String)> {
+pub(crate) fn workload() -> Vec<(&'static str, String)> {
     let t0 = START_NS as i64;
     let hour = 3_600_000_000_000i64;
     let eight: Vec<String> = (0..8).map(|h| format!("hostname = 'host_{h}'")).collect();
@@ -92,7 +92,7 @@ pub fn workload() -> Vec<(&'static str, String)> {
     ]
 }
 
-pub fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
+pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
     crate::client::block_on(run_async(opts))
 }
 

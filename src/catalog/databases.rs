@@ -8,7 +8,7 @@ use crate::proto::{
 };
 
 /// InfluxDB's shard-group duration for a retention policy duration (0 = infinite).
-pub fn shard_group_duration(policy_duration: i64) -> i64 {
+pub(crate) fn shard_group_duration(policy_duration: i64) -> i64 {
     match policy_duration {
         d if d > 0 && d < 2 * DAY => HOUR,
         d if d > 0 && d <= 180 * DAY => DAY,

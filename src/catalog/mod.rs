@@ -12,11 +12,10 @@ mod shards;
 mod users;
 mod v2;
 
-pub use databases::shard_group_duration;
-pub use v2::{check_password, Setup};
+pub(crate) use v2::{check_password, Setup};
 
 use crate::projection::Projection;
-pub use crate::proto::Privilege;
+pub(crate) use crate::proto::Privilege;
 use crate::proto::{
     event, BucketCreated, CatalogState, DatabasePrivilege, DatabaseState, Event, OrgCreated,
     RetentionPolicySpec, ShardCreated, TokenCreated, UserCreated,
@@ -25,7 +24,7 @@ use indexmap::IndexMap;
 use prost::Message;
 use std::collections::BTreeMap;
 
-pub const DEFAULT_POLICY: &str = "autogen";
+pub(crate) const DEFAULT_POLICY: &str = "autogen";
 
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;
@@ -92,7 +91,7 @@ pub enum CatalogError {
     InvalidName,
 }
 
-pub use crate::clock::now_nanos;
+pub(crate) use crate::clock::now_nanos;
 
 /// One sub-state of the control state ([`crate::control`]): it folds the catalog's events
 /// and passes over the others'.

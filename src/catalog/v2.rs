@@ -29,7 +29,7 @@ pub struct Setup {
 const MIN_PASSWORD_BYTES: usize = 8;
 
 /// InfluxDB 2's rule for a new user's password, checked before it is hashed.
-pub fn check_password(password: &str) -> Result<(), CatalogError> {
+pub(crate) fn check_password(password: &str) -> Result<(), CatalogError> {
     match password.len() < MIN_PASSWORD_BYTES {
         true => Err(CatalogError::PasswordTooShort),
         false => Ok(()),

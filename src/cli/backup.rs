@@ -13,11 +13,11 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const BACKUP_MANIFEST: &str = "backup.json";
+pub(super) const BACKUP_MANIFEST: &str = "backup.json";
 const KV_FILE: &str = "kv";
 
 #[derive(Debug, thiserror::Error)]
-pub enum CtlBackupError {
+pub(super) enum CtlBackupError {
     #[error(transparent)]
     Remote(#[from] ClientError),
     #[error("{path}: {source}")]
@@ -27,7 +27,7 @@ pub enum CtlBackupError {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct BackupDirManifest {
+pub(super) struct BackupDirManifest {
     /// RFC 3339, for incremental backups.
     pub since: Option<String>,
     pub buckets: Vec<BucketMetadataManifest>,
@@ -36,7 +36,7 @@ pub struct BackupDirManifest {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShardFile {
+pub(super) struct ShardFile {
     #[serde(rename = "shardID")]
     pub shard_id: u64,
     pub bucket: String,
@@ -44,12 +44,12 @@ pub struct ShardFile {
     pub bytes: u64,
 }
 
-pub struct Remote {
+pub(super) struct Remote {
     client: InfluxClient,
 }
 
 impl Remote {
-    pub fn new(url: &str, token: Option<String>) -> Result<Remote, CtlBackupError> {
+    pub(super) fn new(url: &str, token: Option<String>) -> Result<Remote, CtlBackupError> {
         let options = ClientOptions {
             credentials: token.map_or(Credentials::None, Credentials::Token),
             ..ClientOptions::default()
@@ -189,7 +189,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// `ctl backup`: metadata, then every shard (of `bucket`, if given) into `dir`.
-pub async fn backup(
+pub(super) async fn backup(
     remote: &Remote,
     dir: &Path,
     bucket: Option<&str>,
@@ -287,7 +287,7 @@ pub async fn backup(
 
 /// `ctl restore`: everything (kv, then every shard under its id), or one bucket under a
 /// new name (bucket metadata, then its shards under their new ids).
-pub async fn restore(
+pub(super) async fn restore(
     remote: &mut Remote,
     dir: &Path,
     bucket: Option<&str>,
@@ -373,7 +373,7 @@ pub async fn restore(
 }
 
 /// `ctl backup-status`: one line per shard with its last good backup.
-pub async fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBackupError> {
+pub(super) async fn status(remote: &Remote, out: &mut impl Write) -> Result<(), CtlBackupError> {
     let path = "/api/v2/backup/status";
     let resp = remote.send(Method::GET, path, |r| r).await?;
     let v: serde_json::Value = remote.json(path, resp).await?;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
-pub enum CtlCommand {
+pub(super) enum CtlCommand {
     /// Inspect a log directory offline.
     Log {
         #[command(subcommand)]
@@ -59,7 +59,7 @@ pub enum CtlCommand {
 }
 
 #[derive(Subcommand)]
-pub enum LogCommand {
+pub(super) enum LogCommand {
     /// Check every record of a log directory. Exit 0: sound; 1: corrupt (file and offset
     /// printed); 2: sound but with a torn tail that the next open will truncate.
     Verify { dir: PathBuf },
@@ -71,7 +71,7 @@ pub enum LogCommand {
     },
 }
 
-pub fn run(command: CtlCommand) -> ExitCode {
+pub(super) fn run(command: CtlCommand) -> ExitCode {
     use super::backup::{self, CtlBackupError, Remote};
     let report = |result: Result<(), CtlBackupError>| match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::io::{IsTerminal, Write};
 
 #[derive(Subcommand)]
-pub enum ReplicationCommand {
+pub(super) enum ReplicationCommand {
     /// Every replication of an organization (of every organization, without --org-id).
     List {
         #[arg(long, default_value = "http://127.0.0.1:8086")]
@@ -40,7 +40,7 @@ pub enum ReplicationCommand {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CtlReplicationError {
+pub(super) enum CtlReplicationError {
     #[error(transparent)]
     Remote(#[from] ClientError),
     #[error("{0}")]
@@ -72,7 +72,7 @@ async fn json(
     serde_json::from_slice(&bytes).map_err(|e| CtlReplicationError::Answer(format!("{path}: {e}")))
 }
 
-pub async fn run(
+pub(super) async fn run(
     command: ReplicationCommand,
     out: &mut impl Write,
 ) -> Result<(), CtlReplicationError> {

@@ -13,7 +13,7 @@
 //! the control state was split, so earlier snapshots and kv backups read unchanged.
 
 pub mod backups;
-pub mod replications;
+pub(crate) mod replications;
 
 use crate::catalog::Catalog;
 use crate::projection::{EventLog, Projection};

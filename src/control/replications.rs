@@ -20,13 +20,13 @@ use prost::Message;
 use std::collections::BTreeMap;
 
 /// InfluxDB 2's default and smallest queue (`maxQueueSizeBytes`).
-pub const DEFAULT_MAX_QUEUE_BYTES: i64 = 67_108_860;
-pub const MIN_MAX_QUEUE_BYTES: i64 = 33_554_430;
+pub(crate) const DEFAULT_MAX_QUEUE_BYTES: i64 = 67_108_860;
+pub(crate) const MIN_MAX_QUEUE_BYTES: i64 = 33_554_430;
 /// InfluxDB 2's default `maxAgeSeconds` (a week), used when it is absent or 0, and its
 /// bounds otherwise.
-pub const DEFAULT_MAX_AGE_SECONDS: i64 = 604_800;
-pub const MIN_MAX_AGE_SECONDS: i64 = 60;
-pub const MAX_MAX_AGE_SECONDS: i64 = 5_184_000;
+pub(crate) const DEFAULT_MAX_AGE_SECONDS: i64 = 604_800;
+pub(crate) const MIN_MAX_AGE_SECONDS: i64 = 60;
+pub(crate) const MAX_MAX_AGE_SECONDS: i64 = 5_184_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReplicationError {
@@ -525,7 +525,7 @@ impl Replications {
 }
 
 /// A batch confirmed by the remote.
-pub fn delivered(id: &str, upto_lsn: u64, points: u64, bytes: u64) -> Event {
+pub(crate) fn delivered(id: &str, upto_lsn: u64, points: u64, bytes: u64) -> Event {
     stamped(event::Kind::ReplicationDelivered(ReplicationDelivered {
         id: id.to_owned(),
         upto_lsn,
@@ -535,7 +535,7 @@ pub fn delivered(id: &str, upto_lsn: u64, points: u64, bytes: u64) -> Event {
 }
 
 /// Points passed over undelivered.
-pub fn dropped(
+pub(crate) fn dropped(
     id: &str,
     upto_lsn: u64,
     points: u64,
@@ -554,7 +554,7 @@ pub fn dropped(
 }
 
 /// A failed attempt.
-pub fn attempt(id: &str, response_code: i32, error_message: String, stopped: bool) -> Event {
+pub(crate) fn attempt(id: &str, response_code: i32, error_message: String, stopped: bool) -> Event {
     stamped(event::Kind::ReplicationAttempt(ReplicationAttempt {
         id: id.to_owned(),
         response_code,

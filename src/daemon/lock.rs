@@ -6,12 +6,12 @@ use std::path::Path;
 
 /// An exclusive lock on a data directory (flock on `LOCK`), held for the process's life.
 /// The kernel releases it when the process dies, so a crash never leaves it stale.
-pub struct DataDirLock {
+pub(crate) struct DataDirLock {
     _file: File,
 }
 
 impl DataDirLock {
-    pub fn acquire(dir: &Path) -> Result<Self, DaemonError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, DaemonError> {
         let path = dir.join("LOCK");
         let io_err = |source| DaemonError::DataDir {
             path: path.clone(),

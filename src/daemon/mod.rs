@@ -12,10 +12,10 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use lock::DataDirLock;
+pub(crate) use lock::DataDirLock;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error("data directory {path}: {source}")]
@@ -35,7 +35,7 @@ pub enum DaemonError {
     Tls(#[from] crate::http::tls::TlsError),
 }
 
-pub fn serve(config: NodeConfig) -> Result<(), DaemonError> {
+pub(crate) fn serve(config: NodeConfig) -> Result<(), DaemonError> {
     let data_dir = config.data_dir.clone();
     // Made durable in its parent as it is created (and so is each directory below it: the
     // control log's and the shards'): a log's records are synced, but an unsynced

@@ -9,7 +9,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpRequest;
 use std::collections::HashMap;
 
-pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Credentials {
+pub(super) fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Credentials {
     match (params.get("u"), params.get("p")) {
         (Some(u), Some(p)) if !u.is_empty() => {
             return Credentials::UserPassword {
@@ -52,7 +52,7 @@ pub fn credentials(req: &HttpRequest, params: &HashMap<String, String>) -> Crede
 /// For endpoints only an admin may read (fail points): with authentication off anyone
 /// may; with it on, no credentials or bad ones are 401, a user who is not an admin is 403
 /// saying they may not `what`.
-pub async fn admin_only(
+pub(super) async fn admin_only(
     node: &Node,
     req: &HttpRequest,
     params: &HashMap<String, String>,
@@ -64,7 +64,7 @@ pub async fn admin_only(
 
 /// Refuses a caller who is not an admin (none: authentication is off, so anyone may) with
 /// 403 `<user> <refusal>: requires admin`.
-pub fn require_admin(caller: Option<&Principal>, refusal: &str) -> Result<(), ApiError> {
+pub(super) fn require_admin(caller: Option<&Principal>, refusal: &str) -> Result<(), ApiError> {
     match caller {
         Some(p) if !p.admin => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -76,7 +76,7 @@ pub fn require_admin(caller: Option<&Principal>, refusal: &str) -> Result<(), Ap
 
 /// [`authenticate`] for the endpoints that answer in InfluxDB 2's shape, in its words for
 /// missing or bad credentials.
-pub async fn authenticate_v2(
+pub(super) async fn authenticate_v2(
     node: &Node,
     req: &HttpRequest,
     params: &HashMap<String, String>,
@@ -91,7 +91,7 @@ pub async fn authenticate_v2(
 }
 
 /// The caller, when authentication is enabled (None when it is off).
-pub async fn authenticate(
+pub(super) async fn authenticate(
     node: &Node,
     req: &HttpRequest,
     params: &HashMap<String, String>,

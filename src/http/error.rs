@@ -10,7 +10,7 @@ use actix_web::HttpResponse;
 
 /// An error answer in the v1 shape: `{"error":"..."}` plus `X-Influxdb-Error`.
 #[derive(Debug)]
-pub struct ApiError {
+pub(super) struct ApiError {
     pub status: StatusCode,
     pub message: String,
     /// Sent as `Retry-After` (429 and 503 answers that know when to come back).
@@ -18,7 +18,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -26,11 +26,11 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    pub fn v1(&self) -> HttpResponse {
+    pub(super) fn v1(&self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after_secs {
             r.insert_header(("Retry-After", secs.to_string()));
@@ -45,7 +45,7 @@ impl ApiError {
     }
 
     /// The v2 shape: `{"code":"...","message":"..."}`.
-    pub fn v2(&self) -> HttpResponse {
+    pub(super) fn v2(&self) -> HttpResponse {
         let code = match self.status {
             StatusCode::BAD_REQUEST => "invalid",
             StatusCode::UNAUTHORIZED => "unauthorized",

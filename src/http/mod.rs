@@ -16,7 +16,7 @@ mod health;
 mod metrics;
 mod observe;
 mod query;
-pub mod tls;
+pub(crate) mod tls;
 mod v2;
 mod write;
 
@@ -25,7 +25,7 @@ pub(crate) type Params = web::Query<HashMap<String, String>>;
 
 /// The server of `node`'s API on its configured address; over TLS when `certificates` are
 /// given (`https_enabled`).
-pub fn server(
+pub(crate) fn server(
     node: Arc<Node>,
     certificates: Option<Arc<tls::Certificates>>,
 ) -> std::io::Result<ServerHandle> {
@@ -175,19 +175,19 @@ pub fn route_table() -> Vec<(String, String)> {
 }
 
 /// A bound, not yet awaited server.
-pub struct ServerHandle {
+pub(crate) struct ServerHandle {
     addrs: Vec<std::net::SocketAddr>,
     server: Server,
     certificates: Option<Arc<tls::Certificates>>,
 }
 
 impl ServerHandle {
-    pub fn addrs(&self) -> &[std::net::SocketAddr] {
+    pub(crate) fn addrs(&self) -> &[std::net::SocketAddr] {
         &self.addrs
     }
 
     /// The scheme clients reach the server with.
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         match self.certificates {
             Some(_) => "https",
             None => "http",
@@ -195,11 +195,11 @@ impl ServerHandle {
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded by the shutdown timeout).
-    pub fn stopper(&self) -> actix_web::dev::ServerHandle {
+    pub(crate) fn stopper(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
 
-    pub async fn run(self) -> std::io::Result<()> {
+    pub(crate) async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
 }

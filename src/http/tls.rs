@@ -17,7 +17,7 @@ use std::time::Duration;
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("https_certificate {path}: {reason}")]
     Certificate { path: PathBuf, reason: String },
     #[error("https_private_key {path}: {reason}")]
@@ -29,7 +29,7 @@ pub enum TlsError {
 /// The certificate in use, replaced whole by [`Certificates::reload`]; handshakes under way
 /// keep the one they started with.
 #[derive(Debug)]
-pub struct Certificates {
+pub(crate) struct Certificates {
     certificate: PathBuf,
     private_key: PathBuf,
     provider: Arc<CryptoProvider>,
@@ -39,7 +39,10 @@ pub struct Certificates {
 impl Certificates {
     /// Reads the files; an empty `private_key` means the key is in the certificate file
     /// (as InfluxDB's `https-private-key`).
-    pub fn load(certificate: &Path, private_key: &Path) -> Result<Arc<Certificates>, TlsError> {
+    pub(crate) fn load(
+        certificate: &Path,
+        private_key: &Path,
+    ) -> Result<Arc<Certificates>, TlsError> {
         let private_key = match private_key.as_os_str().is_empty() {
             true => certificate,
             false => private_key,
@@ -58,7 +61,7 @@ impl Certificates {
     }
 
     /// Reads the files again; on failure the certificate in use stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let fresh = read_pair(&self.provider, &self.certificate, &self.private_key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         Ok(())

@@ -260,6 +260,7 @@ pub fn truncate_at_char(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Fuzz entry point: must never panic for any input. Also asserts that the
 /// optimised parser agrees with the reference walk (a differential oracle).
 pub fn fuzz_parse(data: &[u8]) {

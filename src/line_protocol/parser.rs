@@ -176,6 +176,7 @@ const fn byte_table(special: &[u8]) -> [u8; 256] {
 const FIELD_ENDS: [u8; 5] = [b'\\', b' ', b'=', b',', b'"'];
 static FIELD_SPECIAL: [u8; 256] = byte_table(&FIELD_ENDS);
 
+#[cfg(any(test, feature = "testing"))]
 /// Reference loop: InfluxDB's exact line splitter and the field-iterator walk
 /// for every line, no fast paths. `fuzz_parse` and the tests check that
 /// [`parse_body_with`] always agrees with it.
@@ -313,6 +314,7 @@ pub(super) fn scan_line(buf: &[u8], start: usize) -> (usize, usize) {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// InfluxDB's `scanLine` state machine, resumed at `i` with the given state.
 pub(super) fn scan_line_slow(
     buf: &[u8],
@@ -730,6 +732,7 @@ pub fn is_time_key(name: &[u8]) -> bool {
     matches!(name, b"time")
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The tags of a line that parses, by a plain byte walk of InfluxDB's rules (no fast
 /// path, nothing shared with [`parse_one`]'s tag scan): the oracle that a point's key
 /// holds its line's tags ([`super::Point::tags`]).

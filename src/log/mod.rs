@@ -13,6 +13,7 @@ pub mod format;
 pub mod fs;
 mod reader;
 mod recovery;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 mod snapshot;
 mod writer;
@@ -232,7 +233,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn state(&self) -> RwLockReadGuard<'_, SegmentsState> {
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, SegmentsState> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -240,7 +241,7 @@ impl Shared {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn failure(&self) -> Option<Arc<str>> {
+    pub(crate) fn failure(&self) -> Option<Arc<str>> {
         self.failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -248,7 +249,7 @@ impl Shared {
     }
 
     /// Puts the log in the failed state (once); returns the reason in force.
-    pub fn fail(&self, reason: String) -> Arc<str> {
+    pub(crate) fn fail(&self, reason: String) -> Arc<str> {
         let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
         if failure.is_none() {
             tracing::error!(dir = %self.dir.display(), %reason, "log failed; refusing further writes");
@@ -257,7 +258,7 @@ impl Shared {
     }
 
     /// A commit is durable: readers may now see it.
-    pub fn publish(&self, segment_base: Lsn, offset: u64, lsn: Lsn, records: u64) {
+    pub(crate) fn publish(&self, segment_base: Lsn, offset: u64, lsn: Lsn, records: u64) {
         {
             let mut st = self.state_mut();
             debug_assert_eq!(st.segments.last().map(|s| s.base), Some(segment_base));
@@ -268,7 +269,13 @@ impl Shared {
         self.durable_tx.send_replace(lsn);
     }
 
-    pub fn seal_and_push(&self, sealed_base: Lsn, sealed_end: u64, base: Lsn, path: PathBuf) {
+    pub(crate) fn seal_and_push(
+        &self,
+        sealed_base: Lsn,
+        sealed_end: u64,
+        base: Lsn,
+        path: PathBuf,
+    ) {
         let mut st = self.state_mut();
         if let Some(s) = st.segments.iter_mut().find(|s| s.base == sealed_base) {
             s.sealed = true;
@@ -284,7 +291,7 @@ impl Shared {
         st.durable.offset = format::SEGMENT_HEADER_LEN as u64;
     }
 
-    pub fn map_segment(&self, seg: &Segment) -> Result<FileBytes, LogError> {
+    pub(crate) fn map_segment(&self, seg: &Segment) -> Result<FileBytes, LogError> {
         if let Some(map) = seg.map.get() {
             return Ok(map.clone());
         }
@@ -295,11 +302,11 @@ impl Shared {
         Ok(seg.map.get_or_init(|| map).clone())
     }
 
-    pub fn oldest_lsn(&self) -> Lsn {
+    pub(crate) fn oldest_lsn(&self) -> Lsn {
         self.state().segments.first().map_or(1, |s| s.base)
     }
 
-    pub fn register_reader(&self, from: Lsn) -> Arc<AtomicU64> {
+    pub(crate) fn register_reader(&self, from: Lsn) -> Arc<AtomicU64> {
         let position = Arc::new(AtomicU64::new(from));
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         readers.retain(|r| r.strong_count() > 0);
@@ -802,6 +809,7 @@ impl WriterParts {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Fuzz entry point: arbitrary bytes as the newest segment of a log (and as a segment
 /// before another one). Verifying, opening, reading and appending must never panic.
 pub fn fuzz_segment(data: &[u8]) {

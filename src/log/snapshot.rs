@@ -24,7 +24,7 @@ const ZSTD_LEVEL: i32 = 3;
 const KEEP_OLDER: usize = 1;
 
 /// Snapshots that did not check, newest first, with the reason.
-pub type Rejected = Vec<(PathBuf, String)>;
+pub(super) type Rejected = Vec<(PathBuf, String)>;
 
 pub struct Snapshot {
     pub lsn: Lsn,

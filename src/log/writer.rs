@@ -57,7 +57,7 @@ pub(crate) struct BlockingOpener;
 pub(crate) struct BlockingSink(Arc<dyn FsFile>);
 
 impl BlockingSink {
-    pub fn new(file: Box<dyn FsFile>) -> Self {
+    pub(super) fn new(file: Box<dyn FsFile>) -> Self {
         BlockingSink(Arc::from(file))
     }
 }
@@ -92,7 +92,7 @@ pub(crate) struct UringOpener;
 pub(crate) struct UringSink(tokio_uring::fs::File);
 
 impl UringSink {
-    pub fn new(file: std::fs::File) -> Self {
+    pub(super) fn new(file: std::fs::File) -> Self {
         UringSink(tokio_uring::fs::File::from_std(file))
     }
 }
@@ -191,7 +191,7 @@ impl<O: SinkOpener> Writer<O> {
     /// began. So a group is whatever arrived during the previous fdatasync: small when load
     /// is light (latency of one write + one sync), large under load (throughput). What is
     /// written and not yet durable stays within `max_commit_bytes` (see the module doc).
-    pub async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
         let mut syncing: Option<Syncing> = None;
         let mut written = Group::default();
         let mut hold: Option<Hold> = None;

@@ -16,7 +16,7 @@ use std::io;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("control log: {0}")]
@@ -30,7 +30,7 @@ pub enum NodeError {
 }
 
 /// The services a node's HTTP handlers and background tasks call.
-pub struct Node {
+pub(crate) struct Node {
     pub config: NodeConfig,
     pub control: Arc<ControlLog>,
     pub storage: Arc<Storage>,
@@ -45,7 +45,7 @@ pub struct Node {
 impl Node {
     /// Opens the control log (its state rebuilt) and the storage of `config.data_dir`,
     /// which the caller holds (see [`crate::daemon::DataDirLock`]).
-    pub fn open(config: &NodeConfig) -> Result<(Node, Rebuilt), NodeError> {
+    pub(crate) fn open(config: &NodeConfig) -> Result<(Node, Rebuilt), NodeError> {
         let options = LogOptions {
             segment_capacity: config.log.segment_mib.max(1) << 20,
             io: config.io_mode()?,
@@ -90,12 +90,12 @@ impl Node {
         Ok((node, rebuilt))
     }
 
-    pub fn io_backend(&self) -> &IoBackend {
+    pub(crate) fn io_backend(&self) -> &IoBackend {
         self.control.log().backend()
     }
 
     /// Why the node refuses writes, if it does (a failed log).
-    pub fn failure(&self) -> Option<Arc<str>> {
+    pub(crate) fn failure(&self) -> Option<Arc<str>> {
         self.control.log().failure()
     }
 }

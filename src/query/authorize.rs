@@ -16,7 +16,7 @@ enum Required {
 }
 
 /// Refuses the statements a non-admin caller may not run.
-pub fn check(
+pub(super) fn check(
     catalog: &Catalog,
     principal: &Principal,
     statements: &[Statement],

@@ -7,7 +7,7 @@ use crate::line_protocol::FieldValue;
 
 /// One value of a computed column at one row.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub(super) enum Cell {
     /// No point at this row: the row exists only if another column has one.
     Absent,
     /// A point whose value is null (an empty window under fill(null), a type mismatch).
@@ -16,14 +16,14 @@ pub enum Cell {
 }
 
 impl Cell {
-    pub fn value(&self) -> Option<&FieldValue> {
+    pub(super) fn value(&self) -> Option<&FieldValue> {
         match self {
             Cell::Value(v) => Some(v),
             _ => None,
         }
     }
 
-    pub fn is_present(&self) -> bool {
+    pub(super) fn is_present(&self) -> bool {
         !matches!(self, Cell::Absent)
     }
 }
@@ -34,7 +34,7 @@ impl From<Option<FieldValue>> for Cell {
     }
 }
 
-pub fn as_f64(v: &FieldValue) -> Option<f64> {
+pub(super) fn as_f64(v: &FieldValue) -> Option<f64> {
     match v {
         FieldValue::Float(x) => Some(*x),
         FieldValue::Integer(x) => Some(*x as f64),
@@ -44,7 +44,7 @@ pub fn as_f64(v: &FieldValue) -> Option<f64> {
 }
 
 /// `lhs op rhs` for two present values; None where 1.x yields null.
-pub fn binary(op: BinaryOp, lhs: &FieldValue, rhs: &FieldValue) -> Option<FieldValue> {
+pub(super) fn binary(op: BinaryOp, lhs: &FieldValue, rhs: &FieldValue) -> Option<FieldValue> {
     use FieldValue::{Boolean, Float, Integer, Unsigned};
     match (lhs, rhs) {
         (Integer(a), Integer(b)) => integer_op(op, *a, *b),
@@ -106,7 +106,7 @@ fn unsigned_op(op: BinaryOp, a: u64, b: u64) -> Option<FieldValue> {
 
 /// The math functions of InfluxQL's SELECT clause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MathFn {
+pub(super) enum MathFn {
     Abs,
     Ceil,
     Floor,
@@ -121,7 +121,7 @@ pub enum MathFn {
 }
 
 impl MathFn {
-    pub fn parse(name: &str) -> Option<MathFn> {
+    pub(super) fn parse(name: &str) -> Option<MathFn> {
         Some(match name {
             "abs" => MathFn::Abs,
             "ceil" => MathFn::Ceil,
@@ -139,7 +139,7 @@ impl MathFn {
     }
 
     /// How many arguments the function takes (the value, plus the exponent or base).
-    pub fn arity(self) -> usize {
+    pub(super) fn arity(self) -> usize {
         match self {
             MathFn::Pow | MathFn::Log => 2,
             _ => 1,
@@ -148,7 +148,7 @@ impl MathFn {
 
     /// The function of a value (and, for pow and log, a second one). abs, ceil, floor
     /// and round keep integers integers; the others yield floats; non-numbers give null.
-    pub fn apply(self, v: &FieldValue, arg: Option<&FieldValue>) -> Option<FieldValue> {
+    pub(super) fn apply(self, v: &FieldValue, arg: Option<&FieldValue>) -> Option<FieldValue> {
         match (self, v) {
             (MathFn::Abs, FieldValue::Integer(i)) => {
                 return Some(FieldValue::Integer(i.wrapping_abs()))

@@ -51,7 +51,7 @@ impl Records {
     }
 }
 
-pub fn render(results: &[StatementResult]) -> String {
+pub(crate) fn render(results: &[StatementResult]) -> String {
     let mut out = Records::new();
     let mut first_statement = true;
     for result in results {
@@ -93,7 +93,7 @@ pub fn render(results: &[StatementResult]) -> String {
 }
 
 /// The error of a query refused as a whole.
-pub fn error(message: &str) -> String {
+pub(crate) fn error(message: &str) -> String {
     let mut out = Records::new();
     out.row(["error"]);
     out.row([message]);

@@ -14,7 +14,7 @@ use crate::storage::column_file::ColumnFileError;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum QueryError {
+pub(crate) enum QueryError {
     /// The query does not parse (or names an unknown tz() zone): refused as a whole.
     #[error("{}", .0.http_message())]
     Parse(#[from] ParseError),

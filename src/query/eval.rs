@@ -7,7 +7,7 @@ use crate::line_protocol::FieldValue;
 use std::collections::{HashMap, HashSet};
 
 /// A row as a condition sees it.
-pub struct Row<'a> {
+pub(super) struct Row<'a> {
     pub time: i64,
     pub tags: &'a [(String, String)],
     pub fields: &'a HashMap<&'a str, FieldValue>,
@@ -27,10 +27,10 @@ enum V {
 
 /// Regexes of a condition, compiled once per statement.
 #[derive(Default)]
-pub struct Regexes(HashMap<String, regex::Regex>);
+pub(super) struct Regexes(HashMap<String, regex::Regex>);
 
 impl Regexes {
-    pub fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), QueryError> {
+    pub(super) fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), QueryError> {
         match expr {
             Expr::Regex(r) if !out.0.contains_key(&r.pattern) => {
                 let re = regex::Regex::new(&r.pattern)?;
@@ -47,7 +47,7 @@ impl Regexes {
     }
 }
 
-pub fn matches(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> bool {
+pub(super) fn matches(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> bool {
     matches!(eval(expr, row, now, re), V::Bool(true))
 }
 
@@ -182,7 +182,7 @@ fn compare(op: BinaryOp, l: &V, r: &V) -> bool {
 
 /// The [start, end] time range a condition allows, from its top-level AND terms on `time`
 /// (rows are still checked one by one; this only prunes what is read).
-pub fn time_range(expr: Option<&Expr>, now: i64) -> (i64, i64) {
+pub(super) fn time_range(expr: Option<&Expr>, now: i64) -> (i64, i64) {
     let mut range = (i64::MIN, i64::MAX);
     if let Some(e) = expr {
         narrow(e, now, &mut range);
@@ -250,7 +250,7 @@ fn time_bound(b: &BinaryExpr, now: i64) -> Option<(BinaryOp, i64)> {
 /// Whether a condition's verdict on a row within its [`time_range`] follows from the
 /// row's tags alone: it compares no field, and `time` only in top-level AND terms that
 /// make up the range. Such a condition is judged once per series, not once per row.
-pub fn judged_by_tags(
+pub(super) fn judged_by_tags(
     expr: &Expr,
     field_keys: &std::collections::HashSet<String>,
     now: i64,
@@ -293,7 +293,7 @@ fn only_tags(expr: &Expr, field_keys: &std::collections::HashSet<String>) -> boo
 /// comparing a tag (a name that is not a field key) with a string or regex.
 /// Everything else is left to the row-by-row check, so this only ever skips series that
 /// cannot match.
-pub fn series_may_match(
+pub(super) fn series_may_match(
     expr: Option<&Expr>,
     tags: &[(String, String)],
     field_keys: &std::collections::HashSet<String>,
@@ -333,19 +333,19 @@ pub fn series_may_match(
 }
 
 /// Whether a name read in a condition is the time column.
-pub fn is_time_name(name: &str) -> bool {
+pub(super) fn is_time_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("time")
 }
 
 /// Whether a condition says anything of time.
-pub fn mentions_time(e: &Expr) -> bool {
+pub(super) fn mentions_time(e: &Expr) -> bool {
     let mut names = HashSet::new();
     var_refs(e, &mut names);
     names.iter().any(|n| is_time_name(n))
 }
 
 /// The names a condition reads.
-pub fn var_refs(e: &Expr, out: &mut HashSet<String>) {
+pub(super) fn var_refs(e: &Expr, out: &mut HashSet<String>) {
     match e {
         Expr::VarRef(v) => {
             out.insert(v.name.clone());
@@ -362,7 +362,7 @@ pub fn var_refs(e: &Expr, out: &mut HashSet<String>) {
 
 /// The condition with every comparison involving `time` replaced by `true` (the time
 /// range is taken from those terms separately).
-pub fn without_time(e: &Expr) -> Expr {
+pub(super) fn without_time(e: &Expr) -> Expr {
     match e {
         Expr::Paren(inner) => Expr::Paren(Box::new(without_time(inner))),
         Expr::Binary(b) => {

@@ -13,7 +13,7 @@ use super::zone::Zone;
 use crate::auth::Principal;
 use crate::node::Node;
 
-pub struct QueryOptions {
+pub(crate) struct QueryOptions {
     /// The `db` parameter: the database of statements that name none.
     pub database: Option<String>,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
@@ -28,7 +28,7 @@ pub struct QueryOptions {
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
-pub fn epoch_unit(s: &str) -> Option<i64> {
+pub(crate) fn epoch_unit(s: &str) -> Option<i64> {
     Some(match s {
         "ns" | "n" => 1,
         "u" | "µ" => 1_000,
@@ -43,7 +43,7 @@ pub fn epoch_unit(s: &str) -> Option<i64> {
 /// Parses and runs a query; a parse error (400) or a missing privilege (403) refuses the
 /// whole query, a statement error is that statement's result and stops the ones after it,
 /// as in InfluxDB.
-pub async fn execute(
+pub(crate) async fn execute(
     node: &Node,
     text: &str,
     options: &QueryOptions,

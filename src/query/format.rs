@@ -2,7 +2,7 @@
 
 /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.RFC3339Nano`), as jiff
 /// prints a timestamp.
-pub fn rfc3339_nanos(ns: i64) -> String {
+pub(crate) fn rfc3339_nanos(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns))
         .expect("jiff's range holds every i64 of nanoseconds (years 1677 to 2262)")
         .to_string()
@@ -12,7 +12,7 @@ pub fn rfc3339_nanos(ns: i64) -> String {
 /// time in a location: `2023-12-31T18:02:00-06:00` (`Z` where the offset is zero). Not
 /// jiff's `display_with_offset`: Go truncates an offset's seconds (local mean times before
 /// 1900 have them) where jiff rounds them, and writes `Z` for a zero offset.
-pub fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
+pub(crate) fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
     let mut s = rfc3339_nanos(ns.saturating_add(offset));
     if offset != 0 {
         s.pop();
@@ -25,7 +25,7 @@ pub fn rfc3339_nanos_at(ns: i64, offset: i64) -> String {
 
 /// Parses an RFC 3339 time (as InfluxQL accepts in string literals) to nanoseconds. Not
 /// jiff's parser, which wants an offset and refuses a date alone.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
@@ -85,7 +85,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// A duration as Go prints it: `0s`, `1h0m0s`, `168h0m0s`, `30m0s`, `1.5s`.
-pub fn go_duration(ns: i64) -> String {
+pub(crate) fn go_duration(ns: i64) -> String {
     if ns == 0 {
         return "0s".into();
     }

@@ -8,7 +8,7 @@
 //! deterministic, so the same algorithm, step for step, gives the same order.
 
 /// Sorts `v` by `less` into the order Go 1.19's `sort.Sort` gives.
-pub fn sort_unstable_as_go<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+pub(super) fn sort_unstable_as_go<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
     let n = v.len();
     if n <= 1 {
         return;

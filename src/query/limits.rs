@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// What a query may use; 0 (or no deadline) is no limit.
 #[derive(Debug, Clone, Default)]
-pub struct QueryLimits {
+pub(crate) struct QueryLimits {
     pub max_series: usize,
     pub max_points: usize,
     pub max_buckets: usize,
@@ -35,14 +35,14 @@ struct MemoryBudget {
 
 /// A query's own stop flag (its client went away) and the node's (it is stopping).
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt {
+pub(crate) struct Interrupt {
     query: Arc<AtomicBool>,
     node: Arc<AtomicBool>,
 }
 
 impl Interrupt {
     /// Stops the query at its next check.
-    pub fn raise(&self) {
+    pub(crate) fn raise(&self) {
         self.query.store(true, Ordering::Relaxed);
     }
 
@@ -59,7 +59,7 @@ impl Interrupt {
 
 /// Bytes charged for as long as it lives (what a step holds only while it runs).
 #[must_use]
-pub struct Held {
+pub(crate) struct Held {
     memory: Arc<MemoryBudget>,
     bytes: u64,
 }
@@ -73,7 +73,7 @@ impl Drop for Held {
 impl QueryLimits {
     /// The limits of a query starting now; `node_stopping` is the node's own interrupt
     /// flag, raised on SIGTERM.
-    pub fn starting_now(
+    pub(crate) fn starting_now(
         config: &crate::config::NodeConfig,
         node_stopping: Arc<AtomicBool>,
     ) -> QueryLimits {
@@ -106,13 +106,13 @@ impl QueryLimits {
         QueryLimits::starting_now(&config, Arc::default())
     }
 
-    pub fn interrupt(&self) -> Interrupt {
+    pub(crate) fn interrupt(&self) -> Interrupt {
         self.interrupt.clone()
     }
 
     /// Called in the loops of a statement's work, so that a query past its deadline, or
     /// interrupted, stops there rather than running on unseen.
-    pub fn check_deadline(&self) -> Result<(), QueryError> {
+    pub(crate) fn check_deadline(&self) -> Result<(), QueryError> {
         if let Some(why) = self.interrupt.raised() {
             return Err(why);
         }
@@ -124,7 +124,7 @@ impl QueryLimits {
 
     /// Charges `bytes` the query keeps until it answers (rows of its result, say). Over
     /// the budget the query stops with an error naming the key.
-    pub fn charge(&self, bytes: usize) -> Result<(), QueryError> {
+    pub(crate) fn charge(&self, bytes: usize) -> Result<(), QueryError> {
         let bytes = bytes as u64;
         let memory = &self.memory;
         let held = memory.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -139,7 +139,7 @@ impl QueryLimits {
 
     /// Charges `bytes` for as long as the returned guard lives (what one step of the work
     /// holds only while it runs).
-    pub fn hold(&self, bytes: usize) -> Result<Held, QueryError> {
+    pub(crate) fn hold(&self, bytes: usize) -> Result<Held, QueryError> {
         self.charge(bytes)?;
         Ok(Held {
             memory: self.memory.clone(),
@@ -147,7 +147,7 @@ impl QueryLimits {
         })
     }
 
-    pub fn check_series(&self, n: usize) -> Result<(), QueryError> {
+    pub(crate) fn check_series(&self, n: usize) -> Result<(), QueryError> {
         if self.max_series > 0 && n > self.max_series {
             return Err(QueryError::TooManySeries {
                 found: n,
@@ -157,7 +157,7 @@ impl QueryLimits {
         Ok(())
     }
 
-    pub fn check_points(&self, n: usize) -> Result<(), QueryError> {
+    pub(crate) fn check_points(&self, n: usize) -> Result<(), QueryError> {
         if self.max_points > 0 && n > self.max_points {
             return Err(QueryError::TooManyPoints {
                 found: n,
@@ -169,7 +169,7 @@ impl QueryLimits {
 
     /// The windows of `GROUP BY time(interval, offset)` over a range, counted as 1.x counts
     /// them: only when the range has a start, up to its end or now.
-    pub fn check_buckets(
+    pub(crate) fn check_buckets(
         &self,
         (start, end): (i64, i64),
         interval: i64,

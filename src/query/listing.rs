@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// Which shards of a database a SHOW statement reads. InfluxDB 1.x answers some SHOW
 /// statements from its database-wide index and rewrites others into queries of the
 /// default retention policy; this says which, so that each answers as it does there.
-pub struct Scope<'a> {
+pub(super) struct Scope<'a> {
     pub database: &'a str,
     /// The policy a source that names none reads: None for every policy.
     pub unnamed_policy: Option<&'a str>,
@@ -30,7 +30,7 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     /// Every policy of the database, whatever its sources name.
-    pub fn database(database: &'a str) -> Scope<'a> {
+    pub(super) fn database(database: &'a str) -> Scope<'a> {
         Scope {
             database,
             unnamed_policy: None,
@@ -40,7 +40,7 @@ impl<'a> Scope<'a> {
     }
 
     /// Sources that name no policy read `default_policy`, the others their own.
-    pub fn policy(database: &'a str, default_policy: &'a str) -> Scope<'a> {
+    pub(super) fn policy(database: &'a str, default_policy: &'a str) -> Scope<'a> {
         Scope {
             unnamed_policy: Some(default_policy),
             named_policies: true,
@@ -48,12 +48,12 @@ impl<'a> Scope<'a> {
         }
     }
 
-    pub fn within(self, range: (i64, i64)) -> Scope<'a> {
+    pub(super) fn within(self, range: (i64, i64)) -> Scope<'a> {
         Scope { range, ..self }
     }
 
     /// The shards read, each with which of its measurements the sources name.
-    pub fn shards<'s>(
+    pub(super) fn shards<'s>(
         &'s self,
         storage: &Storage,
         sources: &'s [Source],
@@ -76,7 +76,7 @@ impl<'a> Scope<'a> {
 }
 
 /// Which of a shard's measurements a statement's sources name.
-pub type Wants<'s> = Box<dyn Fn(&str) -> bool + 's>;
+pub(super) type Wants<'s> = Box<dyn Fn(&str) -> bool + 's>;
 
 /// The measurements a SHOW statement's sources name (all without any), with the policy
 /// each names.
@@ -138,14 +138,14 @@ impl Wanted {
 
 /// Series of a database that match the statement's sources and (tag) condition, by
 /// measurement, then key, with the shards each measurement was found in.
-pub struct Listing {
+pub(super) struct Listing {
     pub by_measurement: BTreeMap<String, BTreeMap<Arc<str>, Tags>>,
     shards_of: BTreeMap<String, Vec<Arc<Shard>>>,
 }
 
 impl Listing {
     /// A measurement's field types, in the shards it was listed from.
-    pub fn field_types(&self, measurement: &str) -> BTreeMap<String, FieldType> {
+    pub(super) fn field_types(&self, measurement: &str) -> BTreeMap<String, FieldType> {
         let mut types = BTreeMap::new();
         for shard in self.shards_of.get(measurement).into_iter().flatten() {
             for (name, ty) in shard.field_types(measurement) {
@@ -158,7 +158,7 @@ impl Listing {
 
 /// `condition`'s terms on time are answered by the scope's range (give it
 /// [`Scope::within`] that range); the others are judged on each series' tags.
-pub fn list(
+pub(super) fn list(
     storage: &Storage,
     scope: &Scope,
     sources: &[Source],
@@ -212,7 +212,7 @@ pub fn list(
 }
 
 /// Measurements with a series in the scope that the sources name.
-pub fn measurements(
+pub(super) fn measurements(
     storage: &Storage,
     scope: &Scope,
     sources: &[Source],
@@ -233,7 +233,7 @@ fn page<T>(items: impl Iterator<Item = T>, offset: u64, limit: u64) -> Vec<T> {
         .collect()
 }
 
-pub fn series(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
+pub(super) fn series(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
     let keys: BTreeSet<&Arc<str>> = listing
         .by_measurement
         .values()
@@ -255,7 +255,7 @@ pub fn series(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
     }]
 }
 
-pub fn tag_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
+pub(super) fn tag_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
     listing
         .by_measurement
         .iter()
@@ -279,7 +279,7 @@ pub fn tag_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
         .collect()
 }
 
-pub fn tag_values(
+pub(super) fn tag_values(
     listing: &Listing,
     key: &TagKeyPredicate,
     offset: u64,
@@ -301,7 +301,7 @@ pub fn tag_values(
 }
 
 /// `SHOW TAG VALUES` without a condition: from the shards' tag indexes, listing no series.
-pub fn all_tag_values(
+pub(super) fn all_tag_values(
     storage: &Storage,
     scope: &Scope,
     sources: &[Source],
@@ -324,7 +324,9 @@ pub fn all_tag_values(
 }
 
 /// Which tag keys a `WITH KEY` predicate takes.
-pub fn tag_key_matcher(key: &TagKeyPredicate) -> Result<impl Fn(&str) -> bool + '_, QueryError> {
+pub(super) fn tag_key_matcher(
+    key: &TagKeyPredicate,
+) -> Result<impl Fn(&str) -> bool + '_, QueryError> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
             Some(regex::Regex::new(&r.pattern)?)
@@ -369,7 +371,7 @@ fn tag_value_series(
         .collect()
 }
 
-pub fn field_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
+pub(super) fn field_keys(listing: &Listing, offset: u64, limit: u64) -> Vec<Series> {
     listing
         .by_measurement
         .keys()

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 
 /// Why the `params` object was refused as a whole (400).
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ParamsError {
+pub(crate) enum ParamsError {
     #[error("error parsing query parameters: {0}")]
     Syntax(String),
     #[error("error parsing json value: strconv.ParseInt: parsing \"{text}\": {reason}")]
     Integer { text: String, reason: &'static str },
 }
 
-pub fn from_json(text: &str) -> Result<HashMap<String, ParamValue>, ParamsError> {
+pub(crate) fn from_json(text: &str) -> Result<HashMap<String, ParamValue>, ParamsError> {
     let raw: HashMap<String, Box<RawValue>> =
         serde_json::from_str(text).map_err(|e| ParamsError::Syntax(e.to_string()))?;
     let mut params = HashMap::with_capacity(raw.len());

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 const SECOND: i64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
-pub enum Node {
+pub(super) enum Node {
     /// A raw field, by its index in the scan's fields (None: the field does not exist).
     Field(Option<usize>),
     Literal(FieldValue),
@@ -31,7 +31,7 @@ pub enum Node {
 
 impl Node {
     /// Whether this node, or any node inside it, satisfies `pred`.
-    pub fn any(&self, pred: &impl Fn(&Node) -> bool) -> bool {
+    pub(super) fn any(&self, pred: &impl Fn(&Node) -> bool) -> bool {
         pred(self)
             || match self {
                 Node::Math(_, args) => args.iter().any(|a| a.any(pred)),
@@ -48,7 +48,7 @@ impl Node {
 
 /// Functions that return several points per window.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Selection {
+pub(super) enum Selection {
     /// Each value once, at the window's start, in order of first appearance.
     Distinct,
     /// The `n` points of greatest value (per combination of `tags` values, when given).
@@ -67,14 +67,14 @@ pub enum Selection {
 }
 
 #[derive(Debug, Clone)]
-pub struct SelectionCall {
+pub(super) struct SelectionCall {
     pub selection: Selection,
     /// Index of the field in the scan's rows (None: the field does not exist).
     pub field: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
-pub struct AggregateCall {
+pub(super) struct AggregateCall {
     pub func: Func,
     /// Index of the field in the scan's rows (None: the field does not exist).
     pub field: Option<usize>,
@@ -84,7 +84,7 @@ pub struct AggregateCall {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// Fields and expressions of fields, row by row.
     Raw,
     /// Transformations of raw fields, over each group's points.
@@ -93,7 +93,7 @@ pub enum Kind {
     Windows,
 }
 
-pub struct Plan {
+pub(super) struct Plan {
     pub kind: Kind,
     pub fields: Vec<Node>,
     pub aggregates: Vec<AggregateCall>,
@@ -109,7 +109,7 @@ struct Compiler<'a> {
 }
 
 /// Compiles the statement's fields (none of them `*` or a tag: the raw path handles those).
-pub fn compile(
+pub(super) fn compile(
     stmt: &SelectStatement,
     scan_fields: &[String],
     interval: i64,
@@ -479,7 +479,7 @@ impl Compiler<'_> {
 
 /// Whether a field transforms an aggregate with a transformation that reads the window
 /// before the range, decided from the statement alone (before the scan that needs it).
-pub fn reads_window_before(stmt: &SelectStatement) -> bool {
+pub(super) fn reads_window_before(stmt: &SelectStatement) -> bool {
     fn walk(e: &Expr) -> bool {
         match e {
             Expr::Call(c) => {
@@ -508,7 +508,7 @@ pub fn reads_window_before(stmt: &SelectStatement) -> bool {
 /// with their types), named `<name>_<field>`, as 1.x rewrites them. A field is matched
 /// only where the innermost function takes its type: count, first, last, distinct,
 /// elapsed, mode and sample any; min and max numbers and booleans; the others numbers.
-pub fn expand_wildcard_calls(
+pub(super) fn expand_wildcard_calls(
     stmt: &SelectStatement,
     fields: &BTreeMap<String, FieldType>,
 ) -> Result<SelectStatement, QueryError> {
@@ -568,7 +568,7 @@ pub fn expand_wildcard_calls(
 /// Refuses arithmetic on strings and booleans (bitwise operators excepted for booleans)
 /// as 1.x does, naming the expression with its fields' types. `field_type` gives a field's
 /// type (None: unknown, which passes).
-pub fn check_types(
+pub(super) fn check_types(
     stmt: &SelectStatement,
     field_type: &dyn Fn(&str) -> Option<DataType>,
 ) -> Result<(), QueryError> {
@@ -679,7 +679,7 @@ fn go_type(e: &Expr) -> &'static str {
 /// Output column names as 1.x derives them: the alias, else the call's name, the field's
 /// name, or for arithmetic the names of its fields and calls joined by `_`; a name taken
 /// already gets the first free `_1`, `_2`, ... suffix.
-pub fn column_names(fields: &[Field]) -> Vec<String> {
+pub(super) fn column_names(fields: &[Field]) -> Vec<String> {
     fn base(e: &Expr, out: &mut Vec<String>) {
         match e {
             Expr::Call(c) => out.push(c.name.clone()),
@@ -724,7 +724,7 @@ pub fn column_names(fields: &[Field]) -> Vec<String> {
 }
 
 /// A node's value for one raw row (`values`: the row's value per scanned field).
-pub fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<FieldValue> {
+pub(super) fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<FieldValue> {
     match node {
         Node::Field(i) => values.get((*i)?)?.clone(),
         Node::Literal(v) => Some(v.clone()),
@@ -743,7 +743,7 @@ pub fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<FieldValue
 }
 
 /// Whether a raw row has a value for a field the node reads (rows with none are skipped).
-pub fn reads_any(node: &Node, values: &[Option<FieldValue>]) -> bool {
+pub(super) fn reads_any(node: &Node, values: &[Option<FieldValue>]) -> bool {
     match node {
         Node::Field(i) => i.and_then(|i| values.get(i)).is_some_and(Option::is_some),
         Node::Math(_, args) => args.iter().any(|a| reads_any(a, values)),
@@ -753,7 +753,7 @@ pub fn reads_any(node: &Node, values: &[Option<FieldValue>]) -> bool {
 }
 
 /// A node's column over a sequence of rows, or a constant.
-pub enum Column {
+pub(super) enum Column {
     /// A literal (None: an expression of literals that is null).
     Constant(Option<FieldValue>),
     Cells(Vec<Cell>),
@@ -761,7 +761,7 @@ pub enum Column {
 
 /// Evaluates a node over rows at `times`: `leaf` gives the column of a raw field or an
 /// aggregate.
-pub fn eval_column(
+pub(super) fn eval_column(
     node: &Node,
     times: &[i64],
     leaf: &dyn Fn(&Node) -> Vec<Cell>,
@@ -837,7 +837,7 @@ fn combine(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Func {
+pub(super) enum Func {
     Count,
     /// `count(distinct(field))`
     CountDistinct,
@@ -858,7 +858,7 @@ pub enum Func {
 }
 
 impl Func {
-    pub fn parse(name: &str) -> Option<Func> {
+    pub(super) fn parse(name: &str) -> Option<Func> {
         Some(match name {
             "count" => Func::Count,
             "sum" => Func::Sum,

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub struct QueryPool {
+pub(crate) struct QueryPool {
     /// Taken on drop: the runtime is shut down without waiting for a query that ignores
     /// its interruption, so that such a query never holds the process up.
     runtime: Option<tokio::runtime::Runtime>,
@@ -16,7 +16,7 @@ pub struct QueryPool {
 }
 
 impl QueryPool {
-    pub fn new() -> std::io::Result<QueryPool> {
+    pub(crate) fn new() -> std::io::Result<QueryPool> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -31,7 +31,7 @@ impl QueryPool {
     }
 
     /// Runs a query's work on the pool; the handle answers when it is done.
-    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -43,12 +43,12 @@ impl QueryPool {
     }
 
     /// The flag [`QueryPool::stop_all`] raises, for each query's limits.
-    pub fn stopping(&self) -> Arc<AtomicBool> {
+    pub(crate) fn stopping(&self) -> Arc<AtomicBool> {
         self.stopping.clone()
     }
 
     /// Interrupts every query, running or queued, and every later one.
-    pub fn stop_all(&self) {
+    pub(crate) fn stop_all(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Series {
+pub(crate) struct Series {
     /// Omitted when empty, as for `SHOW SERIES` and `SHOW RETENTION POLICIES`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
@@ -41,7 +41,7 @@ fn go_rows<S: serde::Serializer>(rows: &[Vec<Value>], s: S) -> Result<S::Ok, S::
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct StatementResult {
+pub(crate) struct StatementResult {
     pub statement_id: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<Series>,
@@ -50,7 +50,7 @@ pub struct StatementResult {
 }
 
 impl StatementResult {
-    pub fn error(statement_id: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn error(statement_id: usize, message: impl Into<String>) -> Self {
         StatementResult {
             statement_id,
             series: Vec::new(),
@@ -60,13 +60,13 @@ impl StatementResult {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct QueryResponse {
+pub(crate) struct QueryResponse {
     pub results: Vec<StatementResult>,
 }
 
 /// One line of a `chunked=true` answer: part of one statement's result.
 #[derive(Debug, Serialize, PartialEq)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     results: [ChunkResult; 1],
 }
 
@@ -94,7 +94,7 @@ struct ChunkSeries {
 /// InfluxDB 1.x's chunked answer: a line per `size` rows of one series, flagged `partial`
 /// while more of the series or of the statement follow; a statement without series (or
 /// with an error) is one line.
-pub fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
+pub(crate) fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
     let size = size.max(1);
     let mut out = Vec::new();
     for result in results {
@@ -134,7 +134,7 @@ pub fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
 }
 
 /// A float as Go's JSON encoder writes it: whole numbers without a fraction.
-pub fn float_value(x: f64) -> Value {
+pub(crate) fn float_value(x: f64) -> Value {
     // -0 keeps its sign (Go prints it as -0).
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
         Value::from(x as i64)

@@ -6,7 +6,7 @@ use crate::line_protocol::FieldValue;
 use serde_json::Value;
 
 /// One series' rows: a time and one value per scanned field each, in time order.
-pub struct SeriesRows {
+pub(super) struct SeriesRows {
     pub tags: Vec<(String, String)>,
     pub times: Vec<i64>,
     /// The rows' values, `width` per row, one row after another (one allocation, not one
@@ -16,7 +16,7 @@ pub struct SeriesRows {
 }
 
 impl SeriesRows {
-    pub fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
+    pub(super) fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
         SeriesRows {
             tags,
             times: Vec::new(),
@@ -26,14 +26,14 @@ impl SeriesRows {
     }
 
     /// Appends a row of `width` values.
-    pub fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
+    pub(super) fn push(&mut self, time: i64, values: impl IntoIterator<Item = Option<FieldValue>>) {
         self.times.push(time);
         self.values.extend(values);
         debug_assert_eq!(self.values.len(), self.times.len() * self.width);
     }
 
     /// Each row's time and values.
-    pub fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
+    pub(super) fn rows(&self) -> impl Iterator<Item = (&i64, &[Option<FieldValue>])> + Clone {
         let width = self.width;
         self.times
             .iter()
@@ -41,12 +41,12 @@ impl SeriesRows {
             .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.times.is_empty()
     }
 
     /// How many field values the rows hold.
-    pub fn values(&self) -> usize {
+    pub(super) fn values(&self) -> usize {
         self.values.iter().filter(|v| v.is_some()).count()
     }
 
@@ -59,7 +59,7 @@ impl SeriesRows {
     }
 }
 
-pub fn json_value(v: &FieldValue) -> Value {
+pub(super) fn json_value(v: &FieldValue) -> Value {
     match v {
         // Written as Go writes floats by the response's serializer.
         FieldValue::Float(x) => Value::from(*x),
@@ -71,7 +71,7 @@ pub fn json_value(v: &FieldValue) -> Value {
 }
 
 /// A value as a number, if it is one.
-pub fn num(v: &FieldValue) -> Option<f64> {
+pub(super) fn num(v: &FieldValue) -> Option<f64> {
     match v {
         FieldValue::Float(x) => Some(*x),
         FieldValue::Integer(x) => Some(*x as f64),
@@ -81,7 +81,7 @@ pub fn num(v: &FieldValue) -> Option<f64> {
 }
 
 /// The order of values of any type, as selectors and sorts of them see it.
-pub fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
+pub(super) fn cmp(a: &FieldValue, b: &FieldValue) -> std::cmp::Ordering {
     match (a, b) {
         (FieldValue::Integer(x), FieldValue::Integer(y)) => x.cmp(y),
         (FieldValue::Unsigned(x), FieldValue::Unsigned(y)) => x.cmp(y),
@@ -103,13 +103,13 @@ pub(crate) fn answer_row_bytes(columns: usize) -> usize {
     std::mem::size_of::<(i64, Vec<Value>)>() + columns * std::mem::size_of::<Value>()
 }
 
-pub fn descending(stmt: &SelectStatement) -> bool {
+pub(super) fn descending(stmt: &SelectStatement) -> bool {
     stmt.order_by
         .iter()
         .any(|SortField { ascending, .. }| !ascending)
 }
 
-pub fn limit(n: u64) -> usize {
+pub(super) fn limit(n: u64) -> usize {
     if n == 0 {
         usize::MAX
     } else {

@@ -14,7 +14,7 @@ use crate::storage::Storage;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-pub struct SelectContext<'a> {
+pub(super) struct SelectContext<'a> {
     pub storage: &'a Storage,
     /// The databases and their policies (a SELECT needs nothing else of the catalog).
     pub catalog: &'a Catalog,
@@ -32,7 +32,12 @@ impl SelectContext<'_> {
     /// The rows a group shows, in order: past OFFSET, at most LIMIT, each led by its time
     /// as the response shows it. Collected anew and shrunk, so that a LIMIT keeps nothing
     /// of the rows it passed over.
-    pub fn page(&self, rows: Vec<(i64, Vec<Value>)>, offset: u64, limit: u64) -> Vec<Vec<Value>> {
+    pub(super) fn page(
+        &self,
+        rows: Vec<(i64, Vec<Value>)>,
+        offset: u64,
+        limit: u64,
+    ) -> Vec<Vec<Value>> {
         let mut values: Vec<Vec<Value>> = rows
             .into_iter()
             .skip(offset as usize)
@@ -48,7 +53,7 @@ impl SelectContext<'_> {
 
     /// A time as the response shows it: a number of `epoch=` units, or RFC 3339 (in the
     /// statement's zone).
-    pub fn time_value(&self, ns: i64) -> Value {
+    pub(super) fn time_value(&self, ns: i64) -> Value {
         match (self.epoch, &self.zone) {
             (Some(unit), _) => Value::from(ns.div_euclid(unit)),
             (None, Some(zone)) => Value::from(rfc3339_nanos_at(ns, zone.offset_nanos(ns))),
@@ -58,7 +63,7 @@ impl SelectContext<'_> {
 }
 
 /// What a scan found: every matching series with its rows, in series-key order.
-pub struct Scan {
+pub(super) struct Scan {
     pub measurement: String,
     /// The fields rows carry, in the order of each row's values.
     pub fields: Vec<String>,
@@ -81,7 +86,7 @@ pub(crate) type WindowAccs = BTreeMap<i64, Vec<Acc>>;
 /// A scan reduced as it is read, for plans [`super::aggregate::by_columns`] takes: per
 /// group, the windows' reductions. Memory is bounded by the answer, not by the points read.
 #[derive(Default)]
-pub struct Folded {
+pub(super) struct Folded {
     pub(crate) groups: BTreeMap<Group, WindowAccs>,
     pub(crate) first_time: Option<i64>,
     /// Each scanned field's first value (in series order): the type of its results.
@@ -92,7 +97,7 @@ pub struct Folded {
 
 impl Folded {
     /// Adds what was folded from the series after this one's.
-    pub fn merge(&mut self, later: Folded, calls: &[AggregateCall]) {
+    pub(super) fn merge(&mut self, later: Folded, calls: &[AggregateCall]) {
         self.first_time = self.first_time.into_iter().chain(later.first_time).min();
         self.series += later.series;
         self.values += later.values;

@@ -28,7 +28,7 @@ impl Candidate<'_> {
 }
 
 /// The columns a selection adds right after its own: top's and bottom's tag arguments.
-pub fn extra_columns(call: &SelectionCall) -> Vec<String> {
+pub(super) fn extra_columns(call: &SelectionCall) -> Vec<String> {
     match &call.selection {
         Selection::Top { tags, .. } | Selection::Bottom { tags, .. } => tags.clone(),
         _ => Vec::new(),
@@ -38,7 +38,7 @@ pub fn extra_columns(call: &SelectionCall) -> Vec<String> {
 /// One group's rows: `window_of` places a time in a window (None: outside all),
 /// `window_start` gives a window's start. The candidates, a copy of every point of the
 /// group, are held against the query's memory budget while they live.
-pub fn rows(
+pub(super) fn rows(
     limits: &QueryLimits,
     call: &SelectionCall,
     fields: &[Node],

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Runs `inner` for `outer` and answers its rows, one scan per measurement name the inner
 /// result holds, in name order.
-pub fn scans(
+pub(super) fn scans(
     outer: &SelectStatement,
     inner: &SelectStatement,
     ctx: &SelectContext<'_>,

@@ -8,7 +8,7 @@ use super::error::QueryError;
 use crate::line_protocol::FieldValue;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Transform {
+pub(super) enum Transform {
     /// Change per `unit` nanoseconds between consecutive points.
     Derivative {
         unit: i64,
@@ -28,7 +28,7 @@ pub enum Transform {
 }
 
 impl Transform {
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Transform::Derivative {
                 non_negative: false,
@@ -48,13 +48,13 @@ impl Transform {
     /// Whether 1.x computes the transformation over one extra window before the query's
     /// range (after it, in descending order), so that its first window already has a
     /// predecessor.
-    pub fn reads_window_before(self) -> bool {
+    pub(super) fn reads_window_before(self) -> bool {
         !matches!(self, Transform::CumulativeSum)
     }
 
     /// The transformation of `input` (one cell per row, rows at `times`, in the query's
     /// order): an output cell per row, Absent where it emits no point.
-    pub fn apply(self, times: &[i64], input: &[Cell]) -> Result<Vec<Cell>, QueryError> {
+    pub(super) fn apply(self, times: &[i64], input: &[Cell]) -> Result<Vec<Cell>, QueryError> {
         let mut out = vec![Cell::Absent; input.len()];
         let points = input
             .iter()

@@ -7,18 +7,18 @@ use jiff::Timestamp;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
-pub struct Zone(TimeZone);
+pub(super) struct Zone(TimeZone);
 
 impl Zone {
     /// The zone of an IANA name, with InfluxDB's error text for an unknown one.
-    pub fn named(name: &str) -> Result<Zone, QueryError> {
+    pub(super) fn named(name: &str) -> Result<Zone, QueryError> {
         TimeZone::get(name)
             .map(Zone)
             .map_err(|_| QueryError::UnknownTimeZone(name.to_owned()))
     }
 
     /// The zone's offset from UTC at an instant, in nanoseconds (east positive).
-    pub fn offset_nanos(&self, ns: i64) -> i64 {
+    pub(super) fn offset_nanos(&self, ns: i64) -> i64 {
         let at = Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(Timestamp::UNIX_EPOCH);
         i64::from(self.0.to_offset(at).seconds()) * NANOS_PER_SECOND
     }

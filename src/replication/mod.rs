@@ -23,8 +23,8 @@
 //! [`ReplicationService`] is what the HTTP handlers call (CRUD, validation, drop-head);
 //! [`sender`] runs one task per replication.
 
-pub mod queue;
-pub mod sender;
+pub(crate) mod queue;
+pub(crate) mod sender;
 
 use crate::auth::{Action, Principal, Resource, Wanted};
 use crate::catalog::Catalog;
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReplicationServiceError {
+pub(crate) enum ReplicationServiceError {
     #[error(transparent)]
     Decision(#[from] ReplicationError),
     #[error(transparent)]
@@ -60,13 +60,13 @@ type Result<T> = std::result::Result<T, ReplicationServiceError>;
 
 /// A replication as `/api/v2/replications` answers it: settings, progress and the queue.
 #[derive(Debug, Clone)]
-pub struct ReplicationStatus {
+pub(crate) struct ReplicationStatus {
     pub progress: ReplicationProgress,
     pub queued_bytes: u64,
 }
 
 impl ReplicationStatus {
-    pub fn replication(&self) -> &Replication {
+    pub(crate) fn replication(&self) -> &Replication {
         self.progress
             .replication
             .as_ref()
@@ -76,7 +76,7 @@ impl ReplicationStatus {
 
 /// One replication's figures for `/metrics`.
 #[derive(Debug, Clone)]
-pub struct ReplicationFigures {
+pub(crate) struct ReplicationFigures {
     pub id: String,
     pub name: String,
     pub queued_bytes: u64,
@@ -93,14 +93,14 @@ pub struct ReplicationFigures {
 
 /// Filters of a list.
 #[derive(Debug, Default)]
-pub struct ListFilter<'a> {
+pub(crate) struct ListFilter<'a> {
     pub name: Option<&'a str>,
     pub remote_url: Option<&'a str>,
     pub remote_id: Option<&'a str>,
     pub local_bucket_id: Option<&'a str>,
 }
 
-pub struct ReplicationService {
+pub(crate) struct ReplicationService {
     control: Arc<ControlLog>,
     storage: Arc<Storage>,
     drop_when_full: bool,
@@ -129,7 +129,7 @@ impl Drop for ReplicationService {
 impl ReplicationService {
     /// The service of a node whose storage is open; counts what each replication's queue
     /// holds by reading the data log from its position.
-    pub fn open(
+    pub(crate) fn open(
         control: Arc<ControlLog>,
         storage: Arc<Storage>,
         drop_when_full: bool,
@@ -162,7 +162,7 @@ impl ReplicationService {
     }
 
     /// The first LSN each replication still needs, for the storage to keep from start-up.
-    pub fn pins(state: &ControlState) -> Vec<(String, Lsn)> {
+    pub(crate) fn pins(state: &ControlState) -> Vec<(String, Lsn)> {
         state
             .replications
             .replications
@@ -273,7 +273,7 @@ impl ReplicationService {
 
     /// Starts a sender for each replication without one (at start-up, every one), and
     /// stops those of replications deleted. Called after each change.
-    pub fn start_senders(self: &Arc<Self>) -> Result<()> {
+    pub(crate) fn start_senders(self: &Arc<Self>) -> Result<()> {
         self.reconcile_blocking()?;
         for q in self.queues() {
             if q.claim_sender() {
@@ -298,7 +298,7 @@ impl ReplicationService {
             .cloned()
     }
 
-    pub fn queues(&self) -> Vec<Arc<Queue>> {
+    pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
         let mut all: Vec<Arc<Queue>> = self
             .queues
             .read()
@@ -311,7 +311,7 @@ impl ReplicationService {
     }
 
     /// Every replication's figures, for `/metrics`.
-    pub async fn figures(&self) -> Vec<ReplicationFigures> {
+    pub(crate) async fn figures(&self) -> Vec<ReplicationFigures> {
         let all: Vec<ReplicationProgress> = self
             .control
             .read(|c| c.replications.replications.values().cloned().collect())
@@ -348,7 +348,7 @@ impl ReplicationService {
 
     // ---- remotes ----
 
-    pub async fn list_remotes(
+    pub(crate) async fn list_remotes(
         &self,
         caller: Option<&Principal>,
         org_id: &str,
@@ -377,7 +377,7 @@ impl ReplicationService {
             .await
     }
 
-    pub async fn remote(&self, caller: Option<&Principal>, id: &str) -> Result<Remote> {
+    pub(crate) async fn remote(&self, caller: Option<&Principal>, id: &str) -> Result<Remote> {
         self.control
             .read(|c| {
                 c.replications
@@ -398,7 +398,7 @@ impl ReplicationService {
             .await
     }
 
-    pub async fn create_remote(
+    pub(crate) async fn create_remote(
         &self,
         caller: Option<&Principal>,
         org_id: &str,
@@ -417,7 +417,7 @@ impl ReplicationService {
         self.remote(None, &id).await
     }
 
-    pub async fn update_remote(
+    pub(crate) async fn update_remote(
         &self,
         caller: Option<&Principal>,
         id: &str,
@@ -433,7 +433,7 @@ impl ReplicationService {
         self.remote(None, id).await
     }
 
-    pub async fn delete_remote(&self, caller: Option<&Principal>, id: &str) -> Result<()> {
+    pub(crate) async fn delete_remote(&self, caller: Option<&Principal>, id: &str) -> Result<()> {
         self.control
             .mutate(|c| {
                 let org = visible_remote(c, caller, id)?;
@@ -445,7 +445,7 @@ impl ReplicationService {
 
     // ---- replications ----
 
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         caller: Option<&Principal>,
         org_id: &str,
@@ -490,7 +490,11 @@ impl ReplicationService {
         }
     }
 
-    pub async fn get(&self, caller: Option<&Principal>, id: &str) -> Result<ReplicationStatus> {
+    pub(crate) async fn get(
+        &self,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<ReplicationStatus> {
         let progress = self
             .control
             .read(|c| visible_replication(c, caller, id).map(|(p, _)| p))
@@ -500,7 +504,7 @@ impl ReplicationService {
 
     /// Creates a replication (or, with `validate_only`, checks it and the remote and
     /// saves nothing: None).
-    pub async fn create(
+    pub(crate) async fn create(
         self: &Arc<Self>,
         caller: Option<&Principal>,
         org_id: &str,
@@ -540,7 +544,7 @@ impl ReplicationService {
         self.get(None, &id).await.map(Some)
     }
 
-    pub async fn update(
+    pub(crate) async fn update(
         self: &Arc<Self>,
         caller: Option<&Principal>,
         id: &str,
@@ -578,7 +582,11 @@ impl ReplicationService {
         self.get(None, id).await.map(Some)
     }
 
-    pub async fn delete(self: &Arc<Self>, caller: Option<&Principal>, id: &str) -> Result<()> {
+    pub(crate) async fn delete(
+        self: &Arc<Self>,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<()> {
         self.control
             .mutate(|c| {
                 let (_, org) = visible_replication(c, caller, id)?;
@@ -590,14 +598,14 @@ impl ReplicationService {
     }
 
     /// After a bucket is deleted (its replications went with it): stops their senders.
-    pub fn forget_deleted(self: &Arc<Self>) {
+    pub(crate) fn forget_deleted(self: &Arc<Self>) {
         if let Err(e) = self.start_senders() {
             tracing::warn!(error = %e, "could not stop the senders of deleted replications");
         }
     }
 
     /// `POST /api/v2/replications/{id}/validate`: an empty write to the remote bucket.
-    pub async fn validate(&self, caller: Option<&Principal>, id: &str) -> Result<()> {
+    pub(crate) async fn validate(&self, caller: Option<&Principal>, id: &str) -> Result<()> {
         let (r, remote) = self
             .control
             .read(|c| {
@@ -614,7 +622,11 @@ impl ReplicationService {
 
     /// Drops the batch at the head of the queue (the one a stopped replication cannot
     /// deliver): returns how many points went.
-    pub async fn drop_head(self: &Arc<Self>, caller: Option<&Principal>, id: &str) -> Result<u64> {
+    pub(crate) async fn drop_head(
+        self: &Arc<Self>,
+        caller: Option<&Principal>,
+        id: &str,
+    ) -> Result<u64> {
         self.control
             .read(|c| {
                 let (_, org) = visible_replication(c, caller, id)?;

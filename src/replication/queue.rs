@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 /// What a sender reports of its attempts, for `/metrics`.
 #[derive(Debug, Clone, Default)]
-pub struct SenderFigures {
+pub(crate) struct SenderFigures {
     /// Failed attempts by HTTP status (0: no answer, a network error).
     pub failures: BTreeMap<u16, u64>,
     /// The back-off before the next attempt, in seconds (0: none).
@@ -25,7 +25,7 @@ pub struct SenderFigures {
     pub batches_sent: u64,
 }
 
-pub struct Queue {
+pub(crate) struct Queue {
     pub id: String,
     settings: Mutex<Settings>,
     /// Bytes of the bucket's records after the delivered position (and of writes
@@ -53,7 +53,7 @@ struct Settings {
 }
 
 impl Queue {
-    pub fn new(r: &Replication, target: Option<(String, String)>, delivered: Lsn) -> Queue {
+    pub(crate) fn new(r: &Replication, target: Option<(String, String)>, delivered: Lsn) -> Queue {
         Queue {
             id: r.id.clone(),
             settings: Mutex::new(Settings {
@@ -75,7 +75,7 @@ impl Queue {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_settings(&self, r: &Replication, target: Option<(String, String)>) {
+    pub(crate) fn set_settings(&self, r: &Replication, target: Option<(String, String)>) {
         let mut s = self.settings();
         s.name = r.name.clone();
         s.max_bytes = r.max_queue_size_bytes.max(0) as u64;
@@ -83,39 +83,35 @@ impl Queue {
     }
 
     /// Whether the records of `database`.`policy` are this queue's.
-    pub fn targets(&self, database: &str, policy: &str) -> bool {
+    pub(crate) fn targets(&self, database: &str, policy: &str) -> bool {
         self.settings()
             .target
             .as_ref()
             .is_some_and(|(d, p)| d == database && p == policy)
     }
 
-    pub fn name(&self) -> String {
-        self.settings().name.clone()
-    }
-
-    pub fn max_bytes(&self) -> u64 {
+    pub(crate) fn max_bytes(&self) -> u64 {
         self.settings().max_bytes
     }
 
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Acquire)
     }
 
-    pub fn set_bytes(&self, bytes: u64) {
+    pub(crate) fn set_bytes(&self, bytes: u64) {
         self.bytes.store(bytes, Ordering::Release);
     }
 
-    pub fn has_room(&self, bytes: u64) -> bool {
+    pub(crate) fn has_room(&self, bytes: u64) -> bool {
         self.bytes() + bytes <= self.max_bytes()
     }
 
     /// Bytes past the queue's bound (what a queue that drops when full must drop).
-    pub fn overflow(&self) -> u64 {
+    pub(crate) fn overflow(&self) -> u64 {
         self.bytes().saturating_sub(self.max_bytes())
     }
 
-    pub fn full_message(&self, bytes: u64) -> String {
+    pub(crate) fn full_message(&self, bytes: u64) -> String {
         let s = self.settings();
         format!(
             "replication {:?} ({}) queue is full: it holds {} bytes of at most {} (maxQueueSizeBytes), and this write adds {}; retry later",
@@ -127,13 +123,13 @@ impl Queue {
         )
     }
 
-    pub fn add(&self, bytes: u64) {
+    pub(crate) fn add(&self, bytes: u64) {
         self.bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// Takes bytes out (delivered, dropped, or never appended); never below zero, for a
     /// write admitted before the replication existed may be delivered by it.
-    pub fn remove(&self, bytes: u64) {
+    pub(crate) fn remove(&self, bytes: u64) {
         let _ = self
             .bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
@@ -141,44 +137,44 @@ impl Queue {
             });
     }
 
-    pub fn needed_from(&self) -> Lsn {
+    pub(crate) fn needed_from(&self) -> Lsn {
         self.needed_from.load(Ordering::Acquire)
     }
 
-    pub fn set_needed_from(&self, lsn: Lsn) {
+    pub(crate) fn set_needed_from(&self, lsn: Lsn) {
         self.needed_from.fetch_max(lsn, Ordering::AcqRel);
     }
 
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
     /// True once: the caller starts the queue's sender.
-    pub fn claim_sender(&self) -> bool {
+    pub(crate) fn claim_sender(&self) -> bool {
         !self.has_sender.swap(true, Ordering::AcqRel)
     }
 
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 
-    pub async fn woken(&self) {
+    pub(crate) async fn woken(&self) {
         self.wake.notified().await
     }
 
-    pub fn figures(&self) -> SenderFigures {
+    pub(crate) fn figures(&self) -> SenderFigures {
         self.figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn update_figures(&self, f: impl FnOnce(&mut SenderFigures)) {
+    pub(crate) fn update_figures(&self, f: impl FnOnce(&mut SenderFigures)) {
         f(&mut self.figures.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

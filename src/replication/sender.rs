@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Lines a batch holds at most (whole records; see the module's comment).
-pub const MAX_BATCH_LINES: usize = 5_000;
+pub(crate) const MAX_BATCH_LINES: usize = 5_000;
 /// Bytes of line protocol a batch holds at most, before compression.
-pub const MAX_BATCH_BYTES: usize = 2_500_000;
+pub(crate) const MAX_BATCH_BYTES: usize = 2_500_000;
 /// The whole of one attempt.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often an idle sender looks again (expiry, settings changed elsewhere); new writes
@@ -38,7 +38,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// writes do not wake it, since it would only read its head batch again.
 const STOPPED_CHECK: Duration = Duration::from_millis(1_001);
 
-pub fn spawn(service: Arc<ReplicationService>, q: Arc<Queue>) {
+pub(crate) fn spawn(service: Arc<ReplicationService>, q: Arc<Queue>) {
     let handle = service.runtime_handle();
     handle.spawn(async move {
         run(service.clone(), q.clone()).await;
@@ -527,7 +527,7 @@ async fn send(
 
 /// `ctl replication drop-head`: drops the batch at the head of the queue, as the sender
 /// would send it next. Returns its points.
-pub async fn drop_head(s: &Arc<ReplicationService>, q: &Arc<Queue>) -> Result<u64> {
+pub(crate) async fn drop_head(s: &Arc<ReplicationService>, q: &Arc<Queue>) -> Result<u64> {
     let _cursor = q.cursor.lock().await;
     // Read under the cursor: the sender may have moved the position meanwhile.
     let Some((r, _, progress)) = settings(s, &q.id).await else {

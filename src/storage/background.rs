@@ -7,13 +7,13 @@ use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-pub struct Background {
+pub(crate) struct Background {
     tx: Mutex<Option<Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Background {
-    pub fn new(threads: usize) -> Background {
+    pub(crate) fn new(threads: usize) -> Background {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = (0..threads.max(1))
@@ -35,7 +35,7 @@ impl Background {
     }
 
     /// Queues `job`; a job that panics is reported and does not take its thread down.
-    pub fn run(&self, job: impl FnOnce() + Send + 'static) {
+    pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref().map(|tx| tx.send(Box::new(job))) {
             Some(Ok(())) => {}
@@ -44,7 +44,7 @@ impl Background {
     }
 
     /// Finishes the queued jobs, then stops the threads.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {

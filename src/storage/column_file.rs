@@ -38,7 +38,7 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"SKCOLF02";
 const END_MAGIC: &[u8; 8] = b"SKCOLEND";
 const FOOTER_LEN: usize = 28;
-pub const BLOCK_VALUES: usize = 1000;
+pub(crate) const BLOCK_VALUES: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ColumnFileError {
@@ -162,18 +162,18 @@ impl Names {
 }
 
 /// The file name of the column file covering a shard log up to `covered_lsn`.
-pub fn file_name(covered_lsn: u64) -> String {
+pub(crate) fn file_name(covered_lsn: u64) -> String {
     format!("{covered_lsn:020}.col")
 }
 
-pub fn parse_file_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".col")?;
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
 /// Writes the given series (resolved and sorted here) as a column file, atomically, and
 /// returns it open (sharing the series' keys).
-pub fn write<'s>(
+pub(crate) fn write<'s>(
     fs: &dyn FileSystem,
     dir: &Path,
     covered_lsn: u64,
@@ -217,7 +217,7 @@ const SERIES_FIELD: u32 = 2;
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Streams series (in key order, columns resolved) into a new column file.
-pub struct ColumnFileWriter<'a> {
+pub(crate) struct ColumnFileWriter<'a> {
     fs: &'a dyn FileSystem,
     dir: PathBuf,
     tmp: PathBuf,
@@ -246,7 +246,7 @@ pub struct ColumnFileWriter<'a> {
 }
 
 impl<'a> ColumnFileWriter<'a> {
-    pub fn create(
+    pub(crate) fn create(
         fs: &'a dyn FileSystem,
         dir: &Path,
         covered_lsn: u64,
@@ -307,17 +307,17 @@ impl<'a> ColumnFileWriter<'a> {
     }
 
     /// Tombstones the file carries (see [`super::tombstone`]).
-    pub fn keep_tombstones(&mut self, tombstones: Vec<Tombstone>) {
+    pub(crate) fn keep_tombstones(&mut self, tombstones: Vec<Tombstone>) {
         self.index.tombstones = tombstones;
     }
 
     /// The field types the file records, points or not.
-    pub fn keep_schema(&mut self, schema: Vec<crate::proto::MeasurementFields>) {
+    pub(crate) fn keep_schema(&mut self, schema: Vec<crate::proto::MeasurementFields>) {
         self.index.schema = schema;
     }
 
     /// Adds a series; series come in key order.
-    pub fn add_series<K: AsRef<str>, V: AsRef<str>>(
+    pub(crate) fn add_series<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
         key: &Arc<str>,
         measurement: &Arc<str>,
@@ -396,7 +396,7 @@ impl<'a> ColumnFileWriter<'a> {
 
     /// Writes the index and footer, makes the file durable under its final name (replacing
     /// any file of that name atomically), and returns it open.
-    pub fn finish(mut self) -> Result<ColumnFile, ColumnFileError> {
+    pub(crate) fn finish(mut self) -> Result<ColumnFile, ColumnFileError> {
         // Series keys and field names repeat across the index: compressed it is a few
         // times smaller. Fields may come in any order: the other fields follow the series.
         let rest = self.index.encode_to_vec();

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 /// What a data-log record says of its shard, before the shard's own payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     pub shard: u64,
     pub incarnation: u64,
     /// The shard's own sequence number: what its column files' coverage counts.
@@ -26,11 +26,11 @@ pub struct Header {
 }
 
 /// Bytes of a [`Header`] at the start of every payload.
-pub const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 24;
 
 impl Header {
     /// A record of `kind` for this header's shard, the shard's `payload` after the header.
-    pub fn record(&self, kind: u8, payload: &[u8]) -> Record {
+    pub(crate) fn record(&self, kind: u8, payload: &[u8]) -> Record {
         let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
         bytes.extend_from_slice(&self.shard.to_le_bytes());
         bytes.extend_from_slice(&self.incarnation.to_le_bytes());
@@ -40,7 +40,7 @@ impl Header {
     }
 
     /// Splits a record's payload into its header and the shard's payload.
-    pub fn split(payload: &[u8]) -> Result<(Header, &[u8]), String> {
+    pub(crate) fn split(payload: &[u8]) -> Result<(Header, &[u8]), String> {
         if payload.len() < HEADER_LEN {
             return Err(format!(
                 "a data-log record of {} bytes is shorter than its {HEADER_LEN}-byte header",
@@ -62,20 +62,20 @@ impl Header {
 /// The numbers up to which every one has been seen: applied records (of a shard, by
 /// sequence number; of the node's log, by LSN). Records are applied in any order.
 #[derive(Debug, Default)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     pub upto: u64,
     ahead: BTreeSet<u64>,
 }
 
 impl Watermark {
-    pub fn at(upto: u64) -> Watermark {
+    pub(crate) fn at(upto: u64) -> Watermark {
         Watermark {
             upto,
             ahead: BTreeSet::new(),
         }
     }
 
-    pub fn applied(&mut self, n: u64) {
+    pub(crate) fn applied(&mut self, n: u64) {
         if n == self.upto + 1 {
             self.upto = n;
             while self.ahead.remove(&(self.upto + 1)) {
@@ -88,20 +88,21 @@ impl Watermark {
 
     /// The highest number seen: after a replay, the numbers missing below it belong to
     /// records that never became durable, and never will.
-    pub fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         if let Some(&last) = self.ahead.last() {
             self.upto = last;
             self.ahead.clear();
         }
     }
 
-    pub fn highest(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn highest(&self) -> u64 {
         self.ahead.last().copied().unwrap_or(self.upto)
     }
 }
 
 /// A shard as the log knows it: its id and incarnation.
-pub type ShardKey = (u64, u64);
+pub(crate) type ShardKey = (u64, u64);
 
 pub struct DataLog {
     log: Log,

@@ -17,20 +17,20 @@ const NODE_BITS: u32 = 10;
 const LOGICAL_BITS: u32 = 12;
 const LOGICAL_SHIFT: u32 = NODE_BITS;
 /// Where the wall clock's milliseconds start.
-pub const WALL_SHIFT: u32 = NODE_BITS + LOGICAL_BITS;
-pub const MAX_NODE_ID: u16 = (1 << NODE_BITS) - 1;
+pub(crate) const WALL_SHIFT: u32 = NODE_BITS + LOGICAL_BITS;
+pub(crate) const MAX_NODE_ID: u16 = (1 << NODE_BITS) - 1;
 
 /// A point's write version; larger wins.
-pub type WriteVersion = u64;
+pub(crate) type WriteVersion = u64;
 
-pub struct HybridClock {
+pub(crate) struct HybridClock {
     node: u64,
     /// The last version issued (without the node bits).
     last: AtomicU64,
 }
 
 impl HybridClock {
-    pub fn new(node: u16) -> Self {
+    pub(crate) fn new(node: u16) -> Self {
         HybridClock {
             node: u64::from(node.min(MAX_NODE_ID)),
             last: AtomicU64::new(0),
@@ -38,7 +38,7 @@ impl HybridClock {
     }
 
     /// A version greater than every version this clock issued or observed.
-    pub fn now(&self) -> WriteVersion {
+    pub(crate) fn now(&self) -> WriteVersion {
         let wall = wall_ms() << WALL_SHIFT;
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
@@ -58,7 +58,7 @@ impl HybridClock {
     }
 
     /// Moves the clock past a version seen from elsewhere (replay, a peer).
-    pub fn observe(&self, version: WriteVersion) {
+    pub(crate) fn observe(&self, version: WriteVersion) {
         let seen = version & !u64::from(MAX_NODE_ID);
         self.last.fetch_max(seen, Ordering::AcqRel);
     }

@@ -7,13 +7,13 @@
 //! the catalog, `SHOW SHARDS` and backups know them; their ids are derived from their
 //! identity, so every replica agrees on them without a coordinator.
 
-pub mod background;
+pub(crate) mod background;
 pub mod column;
-pub mod column_file;
-pub mod data_log;
-pub mod encoding;
+pub(crate) mod column_file;
+pub(crate) mod data_log;
+pub(crate) mod encoding;
 pub mod head;
-pub mod hlc;
+pub(crate) mod hlc;
 pub mod points_codec;
 pub mod series_index;
 pub mod shard;

@@ -19,10 +19,10 @@ use super::column::Column;
 use crate::proto::Tombstone;
 use std::collections::HashMap;
 
-pub use crate::proto::TombstonesWritten;
+pub(crate) use crate::proto::TombstonesWritten;
 
 /// Record kind of a prost-encoded [`TombstonesWritten`] in a shard's data log.
-pub const TOMBSTONE_RECORD: u8 = 3;
+pub(crate) const TOMBSTONE_RECORD: u8 = 3;
 
 /// What one tombstone deletes of one series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl DeletedRange {
 }
 
 /// Whether a tombstone names the series `key` (it must be of the tombstone's measurement).
-pub fn names(t: &Tombstone, key: &str) -> bool {
+pub(crate) fn names(t: &Tombstone, key: &str) -> bool {
     t.series_keys.is_empty()
         || t.series_keys
             .binary_search_by(|k| k.as_str().cmp(key))
@@ -52,14 +52,14 @@ pub fn names(t: &Tombstone, key: &str) -> bool {
 }
 
 /// Whether a point is deleted.
-pub fn hits(ranges: &[DeletedRange], time: i64, version: u64) -> bool {
+pub(crate) fn hits(ranges: &[DeletedRange], time: i64, version: u64) -> bool {
     ranges
         .iter()
         .any(|r| version < r.version && (r.min_time..=r.max_time).contains(&time))
 }
 
 /// Whether any range meets [min_time, max_time].
-pub fn overlaps(ranges: &[DeletedRange], min_time: i64, max_time: i64) -> bool {
+pub(crate) fn overlaps(ranges: &[DeletedRange], min_time: i64, max_time: i64) -> bool {
     ranges
         .iter()
         .any(|r| r.min_time <= max_time && min_time <= r.max_time)
@@ -67,7 +67,12 @@ pub fn overlaps(ranges: &[DeletedRange], min_time: i64, max_time: i64) -> bool {
 
 /// Whether every point of a block (times within [min_time, max_time], versions at most
 /// `max_version`) is deleted, judged without reading it.
-pub fn covers(ranges: &[DeletedRange], min_time: i64, max_time: i64, max_version: u64) -> bool {
+pub(crate) fn covers(
+    ranges: &[DeletedRange],
+    min_time: i64,
+    max_time: i64,
+    max_version: u64,
+) -> bool {
     ranges
         .iter()
         .any(|r| max_version < r.version && r.min_time <= min_time && max_time <= r.max_time)
@@ -94,14 +99,14 @@ pub fn without_deleted(column: &Column, ranges: &[DeletedRange]) -> Option<Colum
 
 /// A shard's tombstones, by measurement.
 #[derive(Debug, Default, Clone)]
-pub struct Tombstones {
+pub(crate) struct Tombstones {
     by_measurement: HashMap<String, Vec<Tombstone>>,
 }
 
 impl Tombstones {
     /// Adds a tombstone unless it is known already (a delete gives all its tombstones one
     /// version, and a shard at most one per measurement).
-    pub fn add(&mut self, mut t: Tombstone) {
+    pub(crate) fn add(&mut self, mut t: Tombstone) {
         let known = self
             .by_measurement
             .entry(t.measurement.clone())
@@ -113,18 +118,14 @@ impl Tombstones {
         known.push(t);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_measurement.is_empty()
-    }
-
     /// Every tombstone, in a stable order (measurement, then version).
-    pub fn all(&self) -> Vec<Tombstone> {
+    pub(crate) fn all(&self) -> Vec<Tombstone> {
         let mut all: Vec<Tombstone> = self.by_measurement.values().flatten().cloned().collect();
         all.sort_by(|a, b| (&a.measurement, a.version).cmp(&(&b.measurement, b.version)));
         all
     }
 
-    pub fn of_measurement(&self, measurement: &str) -> &[Tombstone] {
+    pub(crate) fn of_measurement(&self, measurement: &str) -> &[Tombstone] {
         self.by_measurement
             .get(measurement)
             .map_or(&[], |t| t.as_slice())
@@ -132,7 +133,7 @@ impl Tombstones {
 
     /// The newest DROP MEASUREMENT of `measurement`: field types of points older than it
     /// are no longer the measurement's.
-    pub fn schema_dropped_at(&self, measurement: &str) -> Option<u64> {
+    pub(crate) fn schema_dropped_at(&self, measurement: &str) -> Option<u64> {
         self.of_measurement(measurement)
             .iter()
             .filter(|t| t.drop_schema)
@@ -142,7 +143,7 @@ impl Tombstones {
 }
 
 /// What the tombstones of a measurement delete of the series `key`.
-pub fn ranges(tombstones: &[Tombstone], key: &str) -> Vec<DeletedRange> {
+pub(crate) fn ranges(tombstones: &[Tombstone], key: &str) -> Vec<DeletedRange> {
     tombstones
         .iter()
         .filter(|t| names(t, key))

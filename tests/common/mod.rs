@@ -186,6 +186,21 @@ impl Response {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
+
+    /// The message of an error answer (`{"error": "..."}`); fails the test on any other.
+    pub fn error(&self) -> String {
+        let body = self.json();
+        body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in the answer: {body}"))
+            .to_owned()
+    }
+
+    /// Fails the test unless this is an error answer of `status` saying `message`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!((self.status, self.error().as_str()), (status, message));
+    }
 }
 
 /// A minimal HTTP/1.1 client (one request per connection), enough for tests.
@@ -402,6 +417,39 @@ pub fn tool_available(check: &mut Command, what: &str) -> bool {
     ok
 }
 
+/// Whether python3 imports `modules` (as `import` lists them: `"influxdb, influxdb_client"`);
+/// see [`tool_available`].
+pub fn python_with(modules: &str) -> bool {
+    tool_available(
+        Command::new("python3").args(["-c", &format!("import {modules}")]),
+        &format!("python3 with {modules}"),
+    )
+}
+
+/// Runs the client script `tests/clients/{script}` with `args`, `stdin` on its standard
+/// input; fails the test with the script's errors unless it succeeds. Its standard output.
+pub fn run_client_script(script: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The longest [`wait_until`] waits: generous, since the machine may be loaded; reaching
 /// it means the condition never came, not that something was slow.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
@@ -428,6 +476,19 @@ pub fn first_result(r: &Response) -> serde_json::Value {
     assert!(result.is_object(), "no statement result: {answer}");
     assert!(result["error"].is_null(), "the query failed: {answer}");
     result.clone()
+}
+
+/// The whole answers to `queries` (`(database, statement)` pairs), each checked to have
+/// succeeded, so that a failure never compares equal to the same failure elsewhere.
+pub fn answers_to(addr: SocketAddr, queries: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    queries
+        .iter()
+        .map(|(db, q)| {
+            let r = query(addr, db, q);
+            first_result(&r);
+            r.json()
+        })
+        .collect()
 }
 
 /// The rows of the first series of a successful query; none when it found nothing.

@@ -68,7 +68,7 @@ fn has_transform(node: &Node) -> bool {
 /// Whether a plan reads each field's values in time order alone, so that a scan can fold
 /// each series into its groups' windows as it is read ([`Folder`]): time windows of the
 /// calls reduced as values arrive, nothing computed row by row.
-pub fn by_columns(plan: &Plan) -> bool {
+pub(super) fn by_columns(plan: &Plan) -> bool {
     plan.kind == Kind::Windows
         && plan.selection.is_none()
         && !plan.fields.iter().any(has_transform)
@@ -90,7 +90,7 @@ pub fn by_columns(plan: &Plan) -> bool {
 }
 
 /// Runs a plan of kind [`Kind::Windows`] or [`Kind::Points`].
-pub fn execute(
+pub(super) fn execute(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     mut scan: Scan,
@@ -338,7 +338,7 @@ fn point_rows(
     Ok(rows)
 }
 
-pub fn time_offset(stmt: &SelectStatement) -> i64 {
+pub(super) fn time_offset(stmt: &SelectStatement) -> i64 {
     stmt.dimensions
         .iter()
         .find_map(|d| match &d.expr {
@@ -351,7 +351,7 @@ pub fn time_offset(stmt: &SelectStatement) -> i64 {
         .unwrap_or(0)
 }
 
-pub fn group_tags(
+pub(super) fn group_tags(
     stmt: &SelectStatement,
     tag_keys: &BTreeSet<String>,
 ) -> Result<Vec<String>, QueryError> {

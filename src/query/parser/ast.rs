@@ -7,7 +7,7 @@
 
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Statement {
+pub(crate) enum Statement {
     Select(Box<SelectStatement>),
     Delete(DeleteStatement),
     ShowDatabases,
@@ -104,7 +104,7 @@ pub enum Statement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SelectStatement {
+pub(crate) struct SelectStatement {
     pub fields: Vec<Field>,
     pub target: Option<Target>,
     pub sources: Vec<Source>,
@@ -123,7 +123,7 @@ pub struct SelectStatement {
 impl SelectStatement {
     /// The `GROUP BY time(...)` interval in nanoseconds (0 when absent), with
     /// InfluxDB's error texts for a malformed time dimension.
-    pub fn group_by_interval(&self) -> Result<i64, &'static str> {
+    pub(crate) fn group_by_interval(&self) -> Result<i64, &'static str> {
         for d in &self.dimensions {
             if let Expr::Call(c) = &d.expr {
                 if c.name == "time" {
@@ -145,8 +145,9 @@ impl SelectStatement {
         Ok(0)
     }
 
+    #[cfg(test)]
     /// `GROUP BY time(interval[, offset])`: the dimension's arguments, if present.
-    pub fn group_by_time(&self) -> Option<&[Expr]> {
+    pub(crate) fn group_by_time(&self) -> Option<&[Expr]> {
         self.dimensions.iter().find_map(|d| match &d.expr {
             Expr::Call(c) if c.name == "time" => Some(c.args.as_slice()),
             _ => None,
@@ -156,51 +157,51 @@ impl SelectStatement {
 
 /// A SELECT field: expression plus optional alias.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Field {
+pub(crate) struct Field {
     pub expr: Expr,
     pub alias: Option<String>,
 }
 
 /// `INTO` target. `name == ""` is the `:MEASUREMENT` back-reference.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub(crate) struct Target {
     pub database: Option<String>,
     pub retention_policy: Option<String>,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Source {
+pub(crate) enum Source {
     Measurement(Measurement),
     Subquery(Box<SelectStatement>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     pub database: Option<String>,
     pub retention_policy: Option<String>,
     pub name: MeasurementName,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum MeasurementName {
+pub(crate) enum MeasurementName {
     Name(String),
     Regex(Regex),
 }
 
 /// A regular expression literal, kept as source text (`/` unescaped).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Regex {
+pub(crate) struct Regex {
     pub pattern: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Dimension {
+pub(crate) struct Dimension {
     pub expr: Expr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Fill {
+pub(crate) enum Fill {
     Null,
     None,
     Previous,
@@ -211,14 +212,14 @@ pub enum Fill {
 
 /// `ORDER BY` entry; `name` is empty for `ORDER BY ASC|DESC`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SortField {
+pub(crate) struct SortField {
     pub name: String,
     pub ascending: bool,
 }
 
 /// Cast on a variable reference: `x::float`, `x::tag`, ...
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataType {
+pub(crate) enum DataType {
     Float,
     Integer,
     Unsigned,
@@ -231,7 +232,7 @@ pub enum DataType {
 }
 
 impl DataType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DataType::Float => "float",
             DataType::Integer => "integer",
@@ -246,14 +247,14 @@ impl DataType {
 
 /// `*`, `*::field`, `*::tag`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WildcardType {
+pub(crate) enum WildcardType {
     All,
     Field,
     Tag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
+pub(crate) enum BinaryOp {
     Add,
     Sub,
     Mul,
@@ -275,7 +276,7 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",
@@ -299,7 +300,7 @@ impl BinaryOp {
     }
 
     /// InfluxQL precedence: OR 1, AND 2, comparisons 3, `+ - | ^` 4, `* / % &` 5.
-    pub fn precedence(self) -> u8 {
+    pub(crate) fn precedence(self) -> u8 {
         use BinaryOp::*;
         match self {
             Or => 1,
@@ -310,34 +311,34 @@ impl BinaryOp {
         }
     }
 
-    pub fn is_comparison_or_logical(self) -> bool {
+    pub(crate) fn is_comparison_or_logical(self) -> bool {
         self.precedence() <= 3
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BinaryExpr {
+pub(crate) struct BinaryExpr {
     pub op: BinaryOp,
     pub lhs: Expr,
     pub rhs: Expr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
+pub(crate) struct Call {
     /// Lower-cased function name.
     pub name: String,
     pub args: Vec<Expr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct VarRef {
+pub(crate) struct VarRef {
     /// Segments joined with `.` (as InfluxDB does).
     pub name: String,
     pub data_type: Option<DataType>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     VarRef(VarRef),
     Call(Call),
     Binary(Box<BinaryExpr>),
@@ -359,16 +360,17 @@ pub enum Expr {
 }
 
 impl Expr {
-    pub fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
+    pub(crate) fn binary(op: BinaryOp, lhs: Expr, rhs: Expr) -> Expr {
         Expr::Binary(Box::new(BinaryExpr { op, lhs, rhs }))
     }
-    pub fn var(name: &str) -> Expr {
+    pub(crate) fn var(name: &str) -> Expr {
         Expr::VarRef(VarRef {
             name: name.to_string(),
             data_type: None,
         })
     }
-    pub fn call(name: &str, args: Vec<Expr>) -> Expr {
+    #[cfg(test)]
+    pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
         Expr::Call(Call {
             name: name.to_string(),
             args,
@@ -377,19 +379,19 @@ impl Expr {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeleteStatement {
+pub(crate) struct DeleteStatement {
     pub sources: Vec<Source>,
     pub condition: Option<Expr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct DropSeriesStatement {
+pub(crate) struct DropSeriesStatement {
     pub sources: Vec<Source>,
     pub condition: Option<Expr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ShowMeasurementsStatement {
+pub(crate) struct ShowMeasurementsStatement {
     pub database: Option<String>,
     pub wildcard_database: bool,
     pub retention_policy: Option<String>,
@@ -403,7 +405,7 @@ pub struct ShowMeasurementsStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ShowSeriesStatement {
+pub(crate) struct ShowSeriesStatement {
     pub database: Option<String>,
     pub sources: Vec<Source>,
     pub condition: Option<Expr>,
@@ -413,7 +415,7 @@ pub struct ShowSeriesStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ShowTagKeysStatement {
+pub(crate) struct ShowTagKeysStatement {
     pub database: Option<String>,
     pub sources: Vec<Source>,
     pub tag_key: Option<TagKeyPredicate>,
@@ -426,7 +428,7 @@ pub struct ShowTagKeysStatement {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ShowTagValuesStatement {
+pub(crate) struct ShowTagValuesStatement {
     pub database: Option<String>,
     pub sources: Vec<Source>,
     pub tag_key: TagKeyPredicate,
@@ -437,7 +439,7 @@ pub struct ShowTagValuesStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ShowFieldKeysStatement {
+pub(crate) struct ShowFieldKeysStatement {
     pub database: Option<String>,
     pub sources: Vec<Source>,
     pub order_by: Vec<SortField>,
@@ -447,7 +449,7 @@ pub struct ShowFieldKeysStatement {
 
 /// `WITH KEY ...` clause.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TagKeyPredicate {
+pub(crate) enum TagKeyPredicate {
     Eq(String),
     Neq(String),
     EqRegex(Regex),
@@ -456,7 +458,7 @@ pub enum TagKeyPredicate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CardinalityKind {
+pub(crate) enum CardinalityKind {
     Series,
     Measurement,
     TagKey,
@@ -465,7 +467,7 @@ pub enum CardinalityKind {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ShowCardinalityStatement {
+pub(crate) struct ShowCardinalityStatement {
     pub kind: CardinalityKind,
     pub exact: bool,
     pub database: Option<String>,
@@ -479,7 +481,7 @@ pub struct ShowCardinalityStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct CreateDatabaseStatement {
+pub(crate) struct CreateDatabaseStatement {
     pub name: String,
     /// True when a `WITH ...` clause was given.
     pub retention_policy_create: bool,
@@ -492,7 +494,7 @@ pub struct CreateDatabaseStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct CreateRetentionPolicyStatement {
+pub(crate) struct CreateRetentionPolicyStatement {
     pub name: String,
     pub database: String,
     /// 0 = INF
@@ -505,7 +507,7 @@ pub struct CreateRetentionPolicyStatement {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct AlterRetentionPolicyStatement {
+pub(crate) struct AlterRetentionPolicyStatement {
     pub name: String,
     pub database: String,
     pub duration: Option<i64>,
@@ -517,14 +519,14 @@ pub struct AlterRetentionPolicyStatement {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Privilege {
+pub(crate) enum Privilege {
     Read,
     Write,
     All,
 }
 
 impl Privilege {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Privilege::Read => "READ",
             Privilege::Write => "WRITE",
@@ -534,7 +536,7 @@ impl Privilege {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateContinuousQueryStatement {
+pub(crate) struct CreateContinuousQueryStatement {
     pub name: String,
     pub database: String,
     pub resample_every: Option<i64>,
@@ -543,7 +545,7 @@ pub struct CreateContinuousQueryStatement {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateSubscriptionStatement {
+pub(crate) struct CreateSubscriptionStatement {
     pub name: String,
     pub database: String,
     pub retention_policy: String,

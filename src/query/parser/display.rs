@@ -20,7 +20,7 @@ fn escape(s: &str, quote: char, out: &mut String) {
 }
 
 /// `'text'` with InfluxQL escapes.
-pub fn quote_string(s: &str) -> String {
+pub(crate) fn quote_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     escape(s, '\'', &mut out);
@@ -29,7 +29,7 @@ pub fn quote_string(s: &str) -> String {
 }
 
 /// True if `ident` must be written in double quotes.
-pub fn ident_needs_quotes(ident: &str) -> bool {
+pub(crate) fn ident_needs_quotes(ident: &str) -> bool {
     if ident.is_empty() || lookup(ident) != Tok::Ident {
         return true;
     }
@@ -38,7 +38,7 @@ pub fn ident_needs_quotes(ident: &str) -> bool {
 }
 
 /// Identifier, quoted only when needed.
-pub fn quote_ident(ident: &str) -> String {
+pub(crate) fn quote_ident(ident: &str) -> String {
     if ident_needs_quotes(ident) {
         let mut out = String::with_capacity(ident.len() + 2);
         out.push('"');
@@ -51,7 +51,7 @@ pub fn quote_ident(ident: &str) -> String {
 }
 
 /// Segments joined by `.` the way InfluxDB's `QuoteIdent` does (used in messages).
-pub fn quote_segments(segs: &[String]) -> String {
+pub(crate) fn quote_segments(segs: &[String]) -> String {
     let mut out = String::new();
     let n = segs.len();
     for (i, s) in segs.iter().enumerate() {

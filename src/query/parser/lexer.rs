@@ -10,7 +10,7 @@ use std::fmt;
 
 /// Position of a token (0-based line and character).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
+pub(crate) struct Pos {
     pub line: u32,
     pub char: u32,
 }
@@ -19,13 +19,13 @@ macro_rules! keywords {
     ($($name:ident => $text:literal),* $(,)?) => {
         /// Reserved words. Identifiers spelled like one of these must be quoted.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Keyword { $($name),* }
+        pub(crate) enum Keyword { $($name),* }
 
         impl Keyword {
-            pub const ALL: &'static [Keyword] = &[$(Keyword::$name),*];
+            pub(crate) const ALL: &'static [Keyword] = &[$(Keyword::$name),*];
 
             /// Upper-case spelling, as InfluxDB prints it in error messages.
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self { $(Keyword::$name => $text),* }
             }
         }
@@ -57,7 +57,7 @@ keywords! {
 
 /// Token kinds produced by the scanner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tok {
+pub(crate) enum Tok {
     Illegal,
     Eof,
     Ws,
@@ -106,7 +106,7 @@ pub enum Tok {
 
 impl Tok {
     /// The name InfluxDB uses for the token when it has no literal text.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Tok::Illegal => "ILLEGAL",
             Tok::Eof => "EOF",
@@ -153,7 +153,7 @@ impl Tok {
         }
     }
 
-    pub fn is_operator(self) -> bool {
+    pub(crate) fn is_operator(self) -> bool {
         matches!(
             self,
             Tok::Add
@@ -189,7 +189,7 @@ impl fmt::Display for Tok {
 /// Every identifier of every query comes through here: the words are found in a table
 /// built once (upper case), the identifier upper-cased on the stack, rather than by
 /// comparing it with each keyword in turn (a quarter of a short query's parse).
-pub fn lookup(ident: &str) -> Tok {
+pub(crate) fn lookup(ident: &str) -> Tok {
     const LONGEST: usize = 13;
     static WORDS: std::sync::OnceLock<
         std::collections::HashMap<&'static str, Tok, foldhash::fast::FixedState>,
@@ -225,7 +225,7 @@ pub fn lookup(ident: &str) -> Tok {
 
 /// A scanned token.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Token {
+pub(crate) struct Token {
     pub tok: Tok,
     pub pos: Pos,
     /// Literal text (identifier name, unescaped string, digits, ...).
@@ -234,7 +234,7 @@ pub struct Token {
 
 impl Token {
     /// Text used for "found X" in error messages.
-    pub fn found(&self) -> String {
+    pub(crate) fn found(&self) -> String {
         if self.lit.is_empty() {
             self.tok.as_str().to_string()
         } else {
@@ -261,13 +261,13 @@ pub(super) fn is_ident_first_char(c: char) -> bool {
 
 /// Character source with precomputed positions.
 #[derive(Debug, Clone)]
-pub struct Scanner {
+pub(crate) struct Scanner {
     chars: Vec<char>,
     pos: Vec<Pos>,
 }
 
 impl Scanner {
-    pub fn new(text: &str) -> Scanner {
+    pub(crate) fn new(text: &str) -> Scanner {
         let mut chars = Vec::with_capacity(text.len());
         let mut it = text.chars().peekable();
         while let Some(c) = it.next() {
@@ -298,20 +298,16 @@ impl Scanner {
         Scanner { chars, pos }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.chars.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.chars.is_empty()
-    }
-
     /// Character at `i`, if any.
-    pub fn peek(&self, i: usize) -> Option<char> {
+    pub(crate) fn peek(&self, i: usize) -> Option<char> {
         self.chars.get(i).copied()
     }
 
-    pub fn pos_at(&self, i: usize) -> Pos {
+    pub(crate) fn pos_at(&self, i: usize) -> Pos {
         self.pos[i.min(self.chars.len())]
     }
 
@@ -327,7 +323,7 @@ impl Scanner {
     }
 
     /// Scans one token starting at index `i`; returns it and the index after it.
-    pub fn scan(&self, i: usize) -> (Token, usize) {
+    pub(crate) fn scan(&self, i: usize) -> (Token, usize) {
         let c = match self.peek(i) {
             None => return self.tok(Tok::Eof, i, String::new(), i),
             Some(c) => c,
@@ -526,7 +522,7 @@ impl Scanner {
     }
 
     /// Regex literal `/.../` starting at `i` (which must hold '/').
-    pub fn scan_regex(&self, i: usize) -> (Token, usize) {
+    pub(crate) fn scan_regex(&self, i: usize) -> (Token, usize) {
         if self.peek(i) != Some('/') {
             return self.scan(i);
         }
@@ -596,7 +592,7 @@ impl Scanner {
 
 /// Error from [`parse_duration`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     Invalid,
     Overflow(String),
 }
@@ -615,16 +611,16 @@ impl fmt::Display for DurationError {
     }
 }
 
-pub const NS_PER_US: i64 = 1_000;
-pub const NS_PER_MS: i64 = 1_000_000;
-pub const NS_PER_S: i64 = 1_000_000_000;
-pub const NS_PER_M: i64 = 60 * NS_PER_S;
-pub const NS_PER_H: i64 = 60 * NS_PER_M;
-pub const NS_PER_D: i64 = 24 * NS_PER_H;
-pub const NS_PER_W: i64 = 7 * NS_PER_D;
+pub(crate) const NS_PER_US: i64 = 1_000;
+pub(crate) const NS_PER_MS: i64 = 1_000_000;
+pub(crate) const NS_PER_S: i64 = 1_000_000_000;
+pub(crate) const NS_PER_M: i64 = 60 * NS_PER_S;
+pub(crate) const NS_PER_H: i64 = 60 * NS_PER_M;
+pub(crate) const NS_PER_D: i64 = 24 * NS_PER_H;
+pub(crate) const NS_PER_W: i64 = 7 * NS_PER_D;
 
 /// Parses an InfluxQL duration literal (`1h30m`, `10ms`, `5µ`, `-2d`) to nanoseconds.
-pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, DurationError> {
     let a: Vec<char> = s.chars().collect();
     if s.len() < 2 {
         return Err(DurationError::Invalid);
@@ -667,7 +663,7 @@ pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
 }
 
 /// Formats nanoseconds with the largest unit that divides it exactly.
-pub fn format_duration(d: i64) -> String {
+pub(crate) fn format_duration(d: i64) -> String {
     if d == 0 {
         return "0s".to_string();
     }

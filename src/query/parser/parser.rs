@@ -11,16 +11,16 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// Maximum nesting of parentheses / function calls / subqueries.
-pub const MAX_NESTING: usize = 256;
+pub(crate) const MAX_NESTING: usize = 256;
 /// Nesting units charged per SELECT (so at most 32 nested subqueries).
-pub const SUBQUERY_COST: usize = 8;
+pub(crate) const SUBQUERY_COST: usize = 8;
 /// Maximum height of one expression tree (long `a OR b OR ...` chains count).
-pub const MAX_EXPR_HEIGHT: usize = 1000;
+pub(crate) const MAX_EXPR_HEIGHT: usize = 1000;
 
 /// A parse error, rendered exactly like InfluxDB 1.x renders its errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
-pub struct ParseError {
+pub(crate) struct ParseError {
     /// Free-form message; empty for "found X, expected Y" errors.
     pub message: String,
     pub found: String,
@@ -79,7 +79,7 @@ impl ParseError {
     }
 
     /// The text InfluxDB's HTTP handler returns in `{"error": ...}`.
-    pub fn http_message(&self) -> String {
+    pub(crate) fn http_message(&self) -> String {
         format!("error parsing query: {self}")
     }
 }
@@ -140,7 +140,7 @@ enum TargetReq {
 /// `{"regex": s}` -> `Regex`, `{"duration": "1h"}` -> `Duration`,
 /// `{"string"|"float"|"number"|"int"|"integer": v}` -> the matching literal.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ParamValue {
+pub(crate) enum ParamValue {
     Identifier(String),
     String(String),
     Regex(String),
@@ -413,15 +413,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub(super) fn expect_eof(&mut self) -> PResult<()> {
-        let t = self.scan_ws();
-        if t.tok != Tok::Eof {
-            return Err(ParseError::unexpected(&t, &["EOF"]));
-        }
-        Ok(())
-    }
-
     /// Optional `;`s then end of input.
+    #[cfg(test)]
     pub(super) fn expect_end_of_statements(&mut self) -> PResult<()> {
         loop {
             let t = self.scan_ws();

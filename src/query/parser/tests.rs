@@ -1,5 +1,6 @@
 //! Tests: statement forms, error messages/positions, round trips, robustness.
 
+use super::lexer::{format_duration, Pos};
 use super::*;
 use proptest::prelude::*;
 

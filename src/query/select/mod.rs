@@ -26,7 +26,10 @@ use crate::storage::column::FieldType;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub fn execute(stmt: &SelectStatement, ctx: &SelectContext<'_>) -> Result<Vec<Series>, QueryError> {
+pub(super) fn execute(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+) -> Result<Vec<Series>, QueryError> {
     if stmt.target.is_some() {
         return Err(QueryError::not_supported(
             "SELECT ... INTO is not supported yet",

@@ -14,7 +14,7 @@ use super::{get_header, put_header, DecodeError, TYPE_BOOLEAN};
 const V_BITPACK: u8 = 0;
 
 /// Encodes booleans, bit-packed. Appends to `out`.
-pub fn encode_booleans(v: &[bool], out: &mut Vec<u8>) {
+pub(crate) fn encode_booleans(v: &[bool], out: &mut Vec<u8>) {
     put_header(out, TYPE_BOOLEAN | V_BITPACK, v.len());
     out.reserve(v.len().div_ceil(8));
     for chunk in v.chunks(8) {
@@ -28,7 +28,7 @@ pub fn encode_booleans(v: &[bool], out: &mut Vec<u8>) {
 
 /// Decodes a stream produced by [`encode_booleans`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_booleans(buf: &[u8], out: &mut Vec<bool>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_booleans(buf: &[u8], out: &mut Vec<bool>) -> Result<usize, DecodeError> {
     let mut pos = 0;
     let (variant, count) = get_header(buf, &mut pos, TYPE_BOOLEAN)?;
     if variant != V_BITPACK {

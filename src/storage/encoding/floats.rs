@@ -103,7 +103,7 @@ fn encode_gorilla(v: &[f64], out: &mut Vec<u8>) {
 }
 
 /// Encodes floats bit-exactly (NaN payloads, -0.0, infinities). Appends to `out`.
-pub fn encode_floats(v: &[f64], out: &mut Vec<u8>) {
+pub(crate) fn encode_floats(v: &[f64], out: &mut Vec<u8>) {
     let start = out.len();
     encode_gorilla(v, out);
     if v.len() < 2 {
@@ -123,7 +123,7 @@ pub fn encode_floats(v: &[f64], out: &mut Vec<u8>) {
 
 /// Decodes a stream produced by [`encode_floats`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_floats(buf: &[u8], out: &mut Vec<f64>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_floats(buf: &[u8], out: &mut Vec<f64>) -> Result<usize, DecodeError> {
     let start = out.len();
     decode_inner(buf, out).inspect_err(|_| out.truncate(start))
 }

@@ -214,25 +214,25 @@ fn decode_core<T: IntBits>(
 }
 
 /// Encodes signed integers (any order). Appends to `out`.
-pub fn encode_integers(v: &[i64], out: &mut Vec<u8>) {
+pub(crate) fn encode_integers(v: &[i64], out: &mut Vec<u8>) {
     encode_core(TYPE_INTEGER, v, out)
 }
 
 /// Decodes a stream produced by [`encode_integers`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_integers(buf: &[u8], out: &mut Vec<i64>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_integers(buf: &[u8], out: &mut Vec<i64>) -> Result<usize, DecodeError> {
     let start = out.len();
     decode_core(TYPE_INTEGER, buf, out).inspect_err(|_| out.truncate(start))
 }
 
 /// Encodes unsigned integers (any order). Appends to `out`.
-pub fn encode_unsigned(v: &[u64], out: &mut Vec<u8>) {
+pub(crate) fn encode_unsigned(v: &[u64], out: &mut Vec<u8>) {
     encode_core(TYPE_UNSIGNED, v, out)
 }
 
 /// Decodes a stream produced by [`encode_unsigned`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_unsigned(buf: &[u8], out: &mut Vec<u64>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_unsigned(buf: &[u8], out: &mut Vec<u64>) -> Result<usize, DecodeError> {
     let start = out.len();
     decode_core(TYPE_UNSIGNED, buf, out).inspect_err(|_| out.truncate(start))
 }

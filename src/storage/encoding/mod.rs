@@ -33,22 +33,24 @@ mod timestamps;
 #[cfg(test)]
 mod tests;
 
-pub use self::booleans::{decode_booleans, encode_booleans};
-pub use self::floats::{decode_floats, encode_floats};
-pub use self::integers::{decode_integers, decode_unsigned, encode_integers, encode_unsigned};
-pub use self::strings::{decode_strings, encode_strings, MAX_STRING_BLOCK_BYTES};
-pub use self::timestamps::{decode_timestamps, encode_timestamps};
+pub(crate) use self::booleans::{decode_booleans, encode_booleans};
+pub(crate) use self::floats::{decode_floats, encode_floats};
+pub(crate) use self::integers::{
+    decode_integers, decode_unsigned, encode_integers, encode_unsigned,
+};
+pub(crate) use self::strings::{decode_strings, encode_strings};
+pub(crate) use self::timestamps::{decode_timestamps, encode_timestamps};
 
 /// Largest number of values a single encoded block may claim (1 Mi values,
 /// i.e. at most 8 MiB of decoded 8-byte values, which is also the worst a
 /// forged run-length header can make a decoder allocate). Callers cut
 /// columns into blocks far smaller than this (typically 1000 values).
 /// Encoders do not check it: a larger block encodes but will not decode.
-pub const MAX_BLOCK_VALUES: usize = 1 << 20;
+pub(crate) const MAX_BLOCK_VALUES: usize = 1 << 20;
 
 /// Errors returned by every `decode_*` function. Decoding never panics.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("unexpected end of input")]
     UnexpectedEof,
     #[error("unknown or mismatched encoding tag 0x{0:02x}")]

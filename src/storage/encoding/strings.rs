@@ -25,7 +25,7 @@ const V_PLAIN: u8 = 0;
 const V_ZSTD: u8 = 1;
 
 /// Largest decompressed body a string block may declare (64 MiB).
-pub const MAX_STRING_BLOCK_BYTES: usize = 64 << 20;
+pub(crate) const MAX_STRING_BLOCK_BYTES: usize = 64 << 20;
 
 const ZSTD_MIN_BODY: usize = 64;
 const ZSTD_LEVEL: i32 = 3;
@@ -33,7 +33,7 @@ const ZSTD_LEVEL: i32 = 3;
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// Encodes strings. Appends to `out`.
-pub fn encode_strings(v: &[String], out: &mut Vec<u8>) {
+pub(crate) fn encode_strings(v: &[String], out: &mut Vec<u8>) {
     let total: usize = v.iter().map(|s| s.len()).sum();
     let mut body = Vec::with_capacity(total + v.len() * 2);
     for s in v {
@@ -59,7 +59,7 @@ pub fn encode_strings(v: &[String], out: &mut Vec<u8>) {
 
 /// Decodes a stream produced by [`encode_strings`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_strings(buf: &[u8], out: &mut Vec<String>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_strings(buf: &[u8], out: &mut Vec<String>) -> Result<usize, DecodeError> {
     let start = out.len();
     decode_inner(buf, out).inspect_err(|_| out.truncate(start))
 }

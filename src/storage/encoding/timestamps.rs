@@ -55,7 +55,7 @@ const POW10: [i64; 19] = [
 
 /// Encodes timestamps (ideally sorted ascending; any order round-trips).
 /// Appends to `out`.
-pub fn encode_timestamps(ts: &[i64], out: &mut Vec<u8>) {
+pub(crate) fn encode_timestamps(ts: &[i64], out: &mut Vec<u8>) {
     let n = ts.len();
     if n == 0 {
         put_header(out, TYPE_TIMESTAMP | V_DOD_VAR, 0);
@@ -108,7 +108,7 @@ pub fn encode_timestamps(ts: &[i64], out: &mut Vec<u8>) {
 
 /// Decodes a stream produced by [`encode_timestamps`], appending to `out`.
 /// Returns bytes consumed.
-pub fn decode_timestamps(buf: &[u8], out: &mut Vec<i64>) -> Result<usize, DecodeError> {
+pub(crate) fn decode_timestamps(buf: &[u8], out: &mut Vec<i64>) -> Result<usize, DecodeError> {
     let start = out.len();
     decode_inner(buf, out).inspect_err(|_| out.truncate(start))
 }
