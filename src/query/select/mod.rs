@@ -2,7 +2,8 @@
 //! that pass the condition, with the fields the statement needs), then either the raw rows
 //! (and expressions of them) or their aggregates and transformations
 //! ([`super::aggregate`]); a subquery's result is read as such a scan
-//! ([`super::subquery`]). INTO is refused with a clear error, never answered wrongly.
+//! ([`super::subquery`]). INTO's writing back is the statement's
+//! ([`super::statements::select`]).
 
 mod parallel;
 mod raw;
@@ -30,11 +31,6 @@ pub(super) fn execute(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
 ) -> Result<Vec<Series>, QueryError> {
-    if stmt.target.is_some() {
-        return Err(QueryError::not_supported(
-            "SELECT ... INTO is not supported yet",
-        ));
-    }
     let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
     let plain = stmt
         .fields

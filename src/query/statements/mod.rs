@@ -6,6 +6,7 @@
 pub(crate) mod cardinality;
 pub(crate) mod database;
 pub(crate) mod delete;
+mod into;
 pub(crate) mod retention;
 pub(crate) mod select;
 pub(crate) mod shard;

@@ -37,9 +37,17 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
         catalog: &catalog,
         database: cx.database.filter(|d| !d.is_empty()),
         now: crate::catalog::now_nanos(),
-        epoch: cx.epoch,
+        // INTO writes the rows back: their times in nanoseconds.
+        epoch: match s.target {
+            Some(_) => Some(1),
+            None => cx.epoch,
+        },
         zone: s.location.as_deref().map(Zone::named).transpose()?,
         limits: cx.limits.clone(),
     };
-    driver::execute(s, &ctx)
+    let rows = driver::execute(s, &ctx)?;
+    match &s.target {
+        Some(target) => super::into::write(cx, target, rows).await,
+        None => Ok(rows),
+    }
 }
