@@ -172,7 +172,8 @@ mod tests {
             lines(&back, &rows),
             "cpu,host=a\\ b mean=1.5,n=3i,s=\"x\\\"y\" 60\ncpu,host=a\\ b  120\ncpu,host=a\\ b mean=2.0,s=true 180\n"
         );
-        let (points, errors) = parse_body_with(lines(&back, &rows).as_bytes(), &Default::default());
+        let text = lines(&back, &rows);
+        let (points, errors) = parse_body_with(text.as_bytes(), &Default::default());
         assert_eq!((points.len(), errors.len()), (2, 1));
         let named = Target {
             name: "m 1".into(),
