@@ -168,6 +168,14 @@ const OTHER_POLICY_QUERIES: &[&str] = &[
     "SELECT * FROM q.autogen.cpu, q.other.cpu WHERE host = 'a' AND time >= '2024-01-01T00:04:00Z' AND time < '2024-01-01T00:12:00Z' ORDER BY time DESC LIMIT 4",
     "SELECT top(usage, 4) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:30:00Z'",
     "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T03:00:00Z' GROUP BY time(1h), zone",
+    // SLIMIT and SOFFSET page each policy's groups before they are joined.
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu GROUP BY host SLIMIT 1",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu GROUP BY host SLIMIT 2 SOFFSET 1",
+    "SELECT usage FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:00:30Z' GROUP BY host SLIMIT 1",
+    "SELECT usage FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T00:00:30Z' GROUP BY * ORDER BY time DESC SLIMIT 2 SOFFSET 1",
+    "SELECT max(usage) FROM q.autogen.cpu, q.other.cpu WHERE time < '2024-01-01T01:00:00Z' GROUP BY time(20m), zone SLIMIT 1",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu SLIMIT 1",
+    "SELECT count(usage) FROM q.autogen.cpu, q.other.cpu GROUP BY host SOFFSET 5",
     "SHOW SERIES CARDINALITY",
     "SHOW SERIES",
     "SHOW SERIES FROM disk",
@@ -1181,7 +1189,6 @@ fn queries_answer_as_influxdb_does() {
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
     tag_values_from_a_named_policy_are_that_policys(influxd.addr, ours.addr);
-    slimit_over_one_measurement_from_two_policies_is_refused(ours.addr);
     windows_across_a_utc_offset_change_are_refused(ours.addr);
     huge_counts_return_every_point(ours.addr);
     transforming_series_that_share_timestamps_is_refused(ours.addr);
@@ -1298,24 +1305,6 @@ fn tag_values_from_a_named_policy_are_that_policys(influxd: SocketAddr, ours: So
     let unnamed = "SHOW TAG VALUES FROM cpu WITH KEY = host";
     assert_eq!(values(ours, unnamed), values(influxd, unnamed));
     assert_eq!(values(ours, unnamed).len(), 4);
-}
-
-/// One measurement read from two retention policies is one answer, but 1.x applies SLIMIT
-/// and SOFFSET to each policy's series before joining them: shardkeeper refuses those
-/// (influxd is not asked).
-fn slimit_over_one_measurement_from_two_policies_is_refused(ours: SocketAddr) {
-    let r = query(
-        ours,
-        DB,
-        &format!(
-            "SELECT count(usage) FROM {DB}.autogen.cpu, {DB}.other.cpu GROUP BY host SLIMIT 1"
-        ),
-    );
-    let error = r.json()["results"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(error.contains("not supported yet"), "{error}");
 }
 
 /// sample() is random: both must return the same number of rows with the same columns,

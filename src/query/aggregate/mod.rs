@@ -373,7 +373,7 @@ pub(super) fn group_tags(
     Ok(tags)
 }
 
-fn group_of(group_tags: &[String], tags: &[(String, String)]) -> Group {
+pub(super) fn group_of(group_tags: &[String], tags: &[(String, String)]) -> Group {
     group_tags
         .iter()
         .map(|k| {

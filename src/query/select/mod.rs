@@ -212,25 +212,33 @@ fn execute_one(
             .flatten()
             .filter(super::aggregate::by_columns)
     };
-    let scan = match input {
+    let unpaged;
+    let (stmt, scan) = match input {
         Input::Stored(targets) => match targets.as_slice() {
-            [target] => scan(stmt, ctx, target, &foldable)?,
-            // 1.x applies them to each source before joining its series.
-            _ if stmt.slimit > 0 || stmt.soffset > 0 => {
-                return Err(QueryError::not_supported(
-                    "SLIMIT and SOFFSET over one measurement from several retention \
-                            policies or databases are not supported yet",
-                ))
-            }
-            several => merged(
-                &ctx.limits,
-                several
+            [target] => (stmt, scan(stmt, ctx, target, &foldable)?),
+            several => {
+                let mut scans = several
                     .iter()
                     .map(|t| scan(stmt, ctx, t, &|_| None))
-                    .collect::<Result<_, _>>()?,
-            )?,
+                    .collect::<Result<Vec<_>, _>>()?;
+                // 1.x applies SLIMIT and SOFFSET to each source before joining its series.
+                let stmt = if stmt.slimit > 0 || stmt.soffset > 0 {
+                    for scan in &mut scans {
+                        keep_page_of_groups(stmt, scan)?;
+                    }
+                    unpaged = SelectStatement {
+                        slimit: 0,
+                        soffset: 0,
+                        ..stmt.clone()
+                    };
+                    &unpaged
+                } else {
+                    stmt
+                };
+                (stmt, merged(&ctx.limits, scans)?)
+            }
         },
-        Input::Derived(scan) => *scan,
+        Input::Derived(scan) => (stmt, *scan),
     };
     let folded = scan.folded.as_ref();
     ctx.limits
@@ -266,6 +274,25 @@ fn execute_one(
             raw(stmt, ctx, scan, plan.as_ref())
         }
     }
+}
+
+/// Keeps the series of `scan` in the groups (in tag order, of those with rows) that its
+/// SOFFSET and SLIMIT page holds.
+fn keep_page_of_groups(stmt: &SelectStatement, scan: &mut Scan) -> Result<(), QueryError> {
+    let tags = super::aggregate::group_tags(stmt, &scan.tag_keys)?;
+    let group = |s: &SeriesRows| super::aggregate::group_of(&tags, &s.tags);
+    let kept: BTreeSet<_> = scan
+        .series
+        .iter()
+        .filter(|s| !s.times.is_empty())
+        .map(group)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .skip(stmt.soffset as usize)
+        .take(super::rows::limit(stmt.slimit))
+        .collect();
+    scan.series.retain(|s| kept.contains(&group(s)));
+    Ok(())
 }
 
 /// A field's type, from the first value the scan found of it.
