@@ -590,6 +590,7 @@ const TIME_ZONES: &[&str] = &[
         "SELECT mean(usage) FROM cpu WHERE time >= '2024-01-01T05:30:00+05:30' AND time < '2024-01-01T05:50:00+05:30' GROUP BY time(5m) tz('Asia/Kolkata')",
         "SELECT top(usage, 2) FROM cpu WHERE {all} tz('America/Chicago')",
         "SELECT mean(usage) FROM cpu WHERE {all} GROUP BY time(1d, 3h) tz('America/Chicago')",
+        "SELECT count(usage) FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-04-01T00:00:00Z' GROUP BY time(1d) tz('America/Chicago')",
 ];
 
 /// Each transformation over raw fields and over each kind of aggregate, math functions of
@@ -1189,7 +1190,6 @@ fn queries_answer_as_influxdb_does() {
     );
     sample_returns_as_many_points_of_the_series(influxd.addr, ours.addr);
     tag_values_from_a_named_policy_are_that_policys(influxd.addr, ours.addr);
-    windows_across_a_utc_offset_change_are_refused(ours.addr);
     huge_counts_return_every_point(ours.addr);
     transforming_series_that_share_timestamps_is_refused(ours.addr);
     a_subquery_beside_a_source_of_its_measurement_is_refused(ours.addr);
@@ -1273,20 +1273,6 @@ fn huge_counts_return_every_point(ours: SocketAddr) {
     }
     let q = format!("SELECT moving_average(usage, 1000000000000) FROM cpu WHERE {host_a}");
     assert_eq!(rows(q), 0);
-}
-
-/// Fixed-size windows cannot follow a daylight-saving change of the tz() zone: shardkeeper
-/// refuses such a query rather than misplace its windows (influxd is not asked).
-fn windows_across_a_utc_offset_change_are_refused(ours: SocketAddr) {
-    let q = "SELECT count(usage) FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND \
-             time < '2024-04-01T00:00:00Z' GROUP BY time(1d) tz('America/Chicago')";
-    let r = query(ours, DB, q);
-    assert_eq!(r.status, 200);
-    let error = r.json()["results"][0]["error"].clone();
-    assert!(
-        error.as_str().is_some_and(|e| e.contains("UTC offset")),
-        "{q}: {error}"
-    );
 }
 
 /// `SHOW TAG VALUES FROM rp.m` lists the values of that policy's series, as 1.8 made it

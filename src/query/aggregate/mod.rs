@@ -142,39 +142,66 @@ pub(super) fn execute(
         } else {
             scan.end
         };
-        // Windows align to local time in the statement's zone. Their fixed size cannot
-        // follow a change of the zone's offset, so one inside the range is refused.
+        // Windows align to local time in the statement's zone: of one size while its
+        // offset stays the same over the range, as 1.x places them when it changes.
         let zone_offset = ctx.zone.as_ref().map_or(0, |z| z.offset_nanos(lower));
-        let offset = offset - zone_offset;
+        let local_offset = offset - zone_offset;
         let (mut first, mut last) = (
-            window_start(lower, interval, offset),
-            window_start(upper, interval, offset),
+            window_start(lower, interval, local_offset),
+            window_start(upper, interval, local_offset),
         );
-        if let Some(zone) = &ctx.zone {
+        let changing = ctx.zone.as_ref().filter(|zone| {
             let end = last.saturating_add(interval);
-            if zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset {
-                return Err(QueryError::not_supported(
-                    "GROUP BY time() over a change of the tz() zone's UTC offset is not \
-                     supported yet",
-                ));
+            zone.offset_nanos(first) != zone_offset || zone.offset_nanos(end) != zone_offset
+        });
+        if let Some(zone) = changing {
+            let (mut lower, mut upper) = (lower, upper);
+            if window_before && descending {
+                upper = upper.saturating_add(interval);
+            } else if window_before {
+                lower = lower.saturating_sub(interval);
             }
-        }
-        if window_before && descending {
-            last = last.saturating_add(interval);
-        } else if window_before {
-            first = first.saturating_sub(interval);
-        }
-        let count = last.saturating_sub(first) / interval + 1;
-        if count > MAX_WINDOWS {
-            return Err(QueryError::TooManyWindows {
-                found: count,
-                limit: MAX_WINDOWS,
-            });
-        }
-        Windows {
-            first,
-            interval,
-            count: count.max(0) as usize,
+            let mut times: Vec<i64> = scan
+                .series
+                .iter()
+                .flat_map(|s| s.times.iter().copied())
+                .collect();
+            times.sort_unstable();
+            let held = windows::LocalWindows::held(&times, interval, offset, zone);
+            let starts = windows::local_starts(
+                lower,
+                upper,
+                interval,
+                offset,
+                zone,
+                &held,
+                MAX_WINDOWS as usize,
+            )?;
+            Windows {
+                first: starts.first().copied().unwrap_or(lower),
+                interval,
+                count: starts.len(),
+                local: Some(windows::LocalWindows { starts, held }),
+            }
+        } else {
+            if window_before && descending {
+                last = last.saturating_add(interval);
+            } else if window_before {
+                first = first.saturating_sub(interval);
+            }
+            let count = last.saturating_sub(first) / interval + 1;
+            if count > MAX_WINDOWS {
+                return Err(QueryError::TooManyWindows {
+                    found: count,
+                    limit: MAX_WINDOWS,
+                });
+            }
+            Windows {
+                first,
+                interval,
+                count: count.max(0) as usize,
+                local: None,
+            }
         }
     } else {
         Windows {
@@ -185,6 +212,7 @@ pub(super) fn execute(
             },
             interval: 0,
             count: 1,
+            local: None,
         }
     };
     // The window a transformation reads beyond the range, dropped from the output.

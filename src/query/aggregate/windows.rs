@@ -5,6 +5,7 @@
 use super::fill::apply_fill;
 use super::{cell_json, present};
 use crate::line_protocol::FieldValue;
+use crate::line_protocol::{MAX_NANOS, MIN_NANOS};
 use crate::query::calc::Cell;
 use crate::query::error::QueryError;
 use crate::query::functions::{Acc, Reduced};
@@ -13,12 +14,42 @@ use crate::query::parser::ast::Fill;
 use crate::query::plan::{eval_column, Func, Node, Plan};
 use crate::query::rows::{answer_row_bytes, num, SeriesRows, ROWS_PER_CHARGE};
 use crate::query::scan::WindowAccs;
+use crate::query::zone::Zone;
 use serde_json::Value;
 
 pub(super) struct Windows {
     pub(super) first: i64,
     pub(super) interval: i64,
     pub(super) count: usize,
+    /// Set when the windows align to local time across a change of the zone's UTC
+    /// offset: then they are not of one size.
+    pub(super) local: Option<LocalWindows>,
+}
+
+/// Windows aligned to local time across a change of the zone's offset: their starts as
+/// 1.x steps through them, and what places a point in one.
+pub(super) struct LocalWindows {
+    /// Every window's start, filled ones too.
+    pub(super) starts: Vec<i64>,
+    /// The windows that hold points, `[start, end)` in time order.
+    pub(super) held: Vec<(i64, i64)>,
+}
+
+impl LocalWindows {
+    /// The windows of points at `times` (ascending) as 1.x's reduction makes them: the
+    /// first point's [`local_window`], holding every point before its end; then the next
+    /// point's. (A window that begins before a change of offset can end an hour later
+    /// than its own local start plus the interval, and hold that hour.)
+    pub(super) fn held(times: &[i64], interval: i64, offset: i64, zone: &Zone) -> Vec<(i64, i64)> {
+        let mut held: Vec<(i64, i64)> = Vec::new();
+        for &t in times {
+            if held.last().is_some_and(|&(_, end)| t < end) {
+                continue;
+            }
+            held.push(local_window(t, interval, offset, zone));
+        }
+        held
+    }
 }
 
 impl Windows {
@@ -26,13 +57,108 @@ impl Windows {
         if self.interval == 0 {
             return Some(0);
         }
+        if let Some(local) = &self.local {
+            let at = local.held.partition_point(|&(start, _)| start <= time);
+            let &(start, end) = local.held.get(at.checked_sub(1)?)?;
+            return (time < end)
+                .then(|| local.starts.binary_search(&start).ok())
+                .flatten();
+        }
         let i = time.checked_sub(self.first)?.div_euclid(self.interval);
         (0..self.count as i64).contains(&i).then_some(i as usize)
     }
 
     pub(super) fn start(&self, i: usize) -> i64 {
-        self.first + self.interval * i as i64
+        match &self.local {
+            Some(local) => local.starts[i],
+            None => self.first + self.interval * i as i64,
+        }
     }
+}
+
+/// The window `[start, end)` that 1.x (`IteratorOptions.Window`) puts `t` in, aligned to
+/// local time in `zone`: a day's window starts at local midnight on either side of a
+/// daylight-saving change, so the windows around it are shorter or longer than the
+/// interval (unless the change is as long as the interval).
+pub(super) fn local_window(t: i64, interval: i64, offset: i64, zone: &Zone) -> (i64, i64) {
+    let t = t.wrapping_sub(offset);
+    let zone_offset = zone.offset_nanos(t);
+    let mut dt = t.wrapping_add(zone_offset) % interval;
+    if dt < 0 {
+        dt += interval;
+    }
+    let mut start = if MIN_NANOS.wrapping_add(dt) >= t {
+        MIN_NANOS
+    } else {
+        t - dt
+    };
+    // The first time may have been after the change: at the window's start the offset
+    // may be another.
+    let o = zone_offset - zone.offset_nanos(start);
+    if o != 0 && o.abs() < interval {
+        start += o;
+    }
+    let rest = interval - dt;
+    let mut end = if MAX_NANOS.wrapping_sub(rest) <= t {
+        MAX_NANOS
+    } else {
+        t + rest
+    };
+    let end_offset = zone.offset_nanos(end);
+    let o = zone_offset - end_offset;
+    // Time added by clocks going back belongs to the window before the change; time
+    // skipped by clocks going forward moves the end only if the change falls inside it.
+    if o != 0 && o.abs() < interval && (o > 0 || zone.offset_nanos(end + o) == end_offset) {
+        end += o;
+    }
+    (start.wrapping_add(offset), end.wrapping_add(offset))
+}
+
+/// The starts of the windows from `lower`'s to `upper`'s, as 1.x's fill steps through
+/// them (an interval at a time, moved by a change of offset shorter than the interval),
+/// merged with the windows that hold points (`held`): a window with points comes where
+/// the step reaches or passes it.
+pub(super) fn local_starts(
+    lower: i64,
+    upper: i64,
+    interval: i64,
+    offset: i64,
+    zone: &Zone,
+    held: &[(i64, i64)],
+    limit: usize,
+) -> Result<Vec<i64>, QueryError> {
+    let (mut expected, _) = local_window(lower, interval, offset, zone);
+    let (end, _) = local_window(upper, interval, offset, zone);
+    let mut current = zone.offset_nanos(expected);
+    let mut data = held.iter().map(|&(start, _)| start).peekable();
+    let mut starts = Vec::new();
+    loop {
+        match data.peek() {
+            None if expected > end => break,
+            Some(&point) if point <= expected => {
+                starts.push(point);
+                data.next();
+            }
+            _ => starts.push(expected),
+        }
+        if starts.len() > limit {
+            return Err(QueryError::TooManyWindows {
+                found: starts.len() as i64,
+                limit: limit as i64,
+            });
+        }
+        expected = expected.saturating_add(interval);
+        let now = zone.offset_nanos(expected - 1);
+        if now != current {
+            let diff = current - now;
+            if diff.abs() < interval {
+                expected += diff;
+            }
+            current = now;
+        }
+    }
+    starts.dedup();
+    Ok(starts)
 }
 
 pub(super) fn window_start(time: i64, interval: i64, offset: i64) -> i64 {
@@ -187,7 +313,10 @@ pub(super) fn window_rows(
                     *cell = Cell::Absent;
                 }
             } else if grouped_by_time {
-                apply_fill(fill, integer[c], &mut column[filled]);
+                let first = filled.start;
+                apply_fill(fill, integer[c], &mut column[filled], &|i| {
+                    windows.start(first + i) / windows.interval
+                });
             }
             column
         })
