@@ -13,6 +13,7 @@ pub(crate) mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod entropy;
 pub mod failpoint;
 pub mod http;
 pub mod line_protocol;

@@ -214,12 +214,13 @@ impl Shard {
         record_len: usize,
     ) -> bool {
         self.max_version.fetch_max(version, Ordering::AcqRel);
-        self.last_write
-            .store(crate::catalog::now_nanos(), Ordering::Relaxed);
+        let now = crate::catalog::now_nanos();
+        self.last_write.store(now, Ordering::Relaxed);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let known = data.head.series().len();
         data.head.insert_points(points, version);
         data.index_head_from(known);
+        super::digest::mark_points(&mut data, (self.info.start, self.info.end), points, now);
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
@@ -231,8 +232,15 @@ impl Shard {
         self.max_version.fetch_max(newest, Ordering::AcqRel);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        let now = crate::catalog::now_nanos();
         for t in tombstones {
-            apply_tombstone(&mut data, &mut schema, t);
+            apply_tombstone(
+                &mut data,
+                &mut schema,
+                t,
+                (self.info.start, self.info.end),
+                now,
+            );
         }
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
@@ -301,11 +309,19 @@ impl Shard {
     }
 }
 
-/// Applies a durable tombstone to the shard's state (replay and new deletes alike).
-pub(super) fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
+/// Applies a durable tombstone to the shard's state (replay and new deletes alike), marking
+/// the digest leaves it may change (the shard's interval is `bounds`).
+pub(super) fn apply_tombstone(
+    data: &mut ShardData,
+    schema: &mut Schema,
+    t: Tombstone,
+    bounds: (i64, i64),
+    now: i64,
+) {
     if t.drop_schema {
         schema.remove(&t.measurement);
     }
     data.head.delete(&t);
+    super::digest::mark_tombstone(data, bounds, &t, now);
     data.tombstones.add(t);
 }
