@@ -2,6 +2,7 @@
 
 mod backup;
 mod ctl;
+mod entropy;
 mod replication;
 
 use crate::config::{LogFormat, NodeConfig};

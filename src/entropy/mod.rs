@@ -39,6 +39,8 @@ use wire::{DigestRequest, LeafRequest, Leaves, ShardSummary};
 
 /// Nodes of a tree asked for in one request.
 const NODES_PER_REQUEST: usize = 4096;
+/// Rounds of a repair at most, while differing leaves are still settling.
+const REPAIR_ROUNDS: usize = 3;
 /// Leaves fetched or pushed in one request.
 const LEAVES_PER_REQUEST: usize = 512;
 /// Largest body a peer endpoint takes.
@@ -525,6 +527,21 @@ impl EntropyService {
         shard: &Arc<Shard>,
         settled_before: i64,
     ) -> Result<Vec<(String, BTreeSet<u16>)>, EntropyError> {
+        Ok(self
+            .differing_leaves_counted(peer, shard, settled_before)
+            .await?
+            .0)
+    }
+
+    /// [`Self::differing_leaves`], and how many differing leaves were passed over for not
+    /// being settled on one side or the other.
+    async fn differing_leaves_counted(
+        self: &Arc<Self>,
+        peer: &Peer,
+        shard: &Arc<Shard>,
+        settled_before: i64,
+    ) -> Result<(Vec<(String, BTreeSet<u16>)>, usize), EntropyError> {
+        let mut unsettled = 0;
         let mut frontier: Vec<(Option<String>, Prefix)> = vec![(None, Prefix::ROOT)];
         let mut leaves: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
         {
@@ -569,6 +586,11 @@ impl EntropyService {
                     }
                     for (child, (a, b)) in both {
                         if a.digest == b.digest {
+                            // Alike as far as settled: what is still settling is compared
+                            // later.
+                            if a.unsettled || b.unsettled {
+                                unsettled += 1;
+                            }
                             continue;
                         }
                         match (m, child) {
@@ -581,6 +603,8 @@ impl EntropyService {
                                     next.push((Some(m.clone()), c));
                                 } else if !a.unsettled && !b.unsettled {
                                     leaves.entry(m.clone()).or_default().insert(c.prefix);
+                                } else {
+                                    unsettled += 1;
                                 }
                             }
                             _ => {} // a child of the wrong kind: a confused peer
@@ -590,7 +614,7 @@ impl EntropyService {
             }
             frontier = next;
         }
-        Ok(leaves.into_iter().collect())
+        Ok((leaves.into_iter().collect(), unsettled))
     }
 
     // ---- checks ----
@@ -894,13 +918,49 @@ impl EntropyService {
             Some(s) => s,
             None => return Err(EntropyError::NoShard(id)),
         };
+        // Leaves still settling on either side are passed over; if any were, the repair
+        // goes again once they have settled (a few times at most: a shard written to
+        // without pause always has some).
+        for attempt in 0..REPAIR_ROUNDS {
+            let skipped = self.repair_round(id, &shard, &mut f).await?;
+            if skipped == 0 || attempt + 1 == REPAIR_ROUNDS {
+                break;
+            }
+            tokio::time::sleep(
+                Duration::from_secs_f64(self.config.settle_seconds.max(0.0))
+                    + Duration::from_millis(100),
+            )
+            .await;
+        }
+        f.bytes = self.figures.bytes_exchanged.load(Ordering::Relaxed) - bytes_before;
+        self.figures
+            .points_sent
+            .fetch_add(f.points_sent, Ordering::Relaxed);
+        Ok(f)
+    }
+
+    /// One pull-then-push round of a repair; returns how many differing leaves it passed
+    /// over as not settled.
+    async fn repair_round(
+        self: &Arc<Self>,
+        id: u64,
+        shard: &Arc<Shard>,
+        f: &mut RepairFinished,
+    ) -> Result<usize, EntropyError> {
         let settled_before = now() - self.settle();
         let mut reached = 0;
+        let mut skipped = 0;
         let mut last_error = None;
         // Pull: this node ends with every peer's points (last write wins).
         for peer in &self.peers {
-            let leaves = match self.differing_leaves(peer, &shard, settled_before).await {
-                Ok(l) => l,
+            let leaves = match self
+                .differing_leaves_counted(peer, shard, settled_before)
+                .await
+            {
+                Ok((l, unsettled)) => {
+                    skipped += unsettled;
+                    l
+                }
                 Err(e) => {
                     tracing::warn!(shard = id, peer = %peer.url, error = %e, "repair: peer unreachable");
                     last_error = Some(e);
@@ -946,7 +1006,7 @@ impl EntropyService {
         }
         // Push: each peer gets this node's contents of the leaves it still lacks.
         for peer in &self.peers {
-            let leaves = match self.differing_leaves(peer, &shard, settled_before).await {
+            let leaves = match self.differing_leaves(peer, shard, settled_before).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(shard = id, peer = %peer.url, error = %e, "repair: peer unreachable");
@@ -981,11 +1041,7 @@ impl EntropyService {
             // A peer missed: the repair is incomplete, and says so (it may be run again).
             return Err(e);
         }
-        f.bytes = self.figures.bytes_exchanged.load(Ordering::Relaxed) - bytes_before;
-        self.figures
-            .points_sent
-            .fetch_add(f.points_sent, Ordering::Relaxed);
-        Ok(f)
+        Ok(skipped)
     }
 }
 

@@ -296,9 +296,10 @@ pub struct Recompute {
 }
 
 impl DigestTree {
-    /// Marks the leaf of one point dirty (a write or an overwrite).
+    /// Marks the leaf of one point dirty (a write or an overwrite) that arrived at `now`
+    /// (None: a repair's, which is no write in flight and leaves the arrival as it was).
     #[inline]
-    pub fn touch(&mut self, measurement: &str, pos: u16, now: i64) {
+    pub fn touch(&mut self, measurement: &str, pos: u16, now: Option<i64>) {
         self.generation += 1;
         self.unpersisted = true;
         let generation = self.generation;
@@ -308,7 +309,9 @@ impl DigestTree {
         };
         let leaf = leaves.entry(pos).or_default();
         leaf.dirty = generation;
-        leaf.written = now;
+        if let Some(now) = now {
+            leaf.written = now;
+        }
     }
 
     /// Marks dirty the leaves a delete may change: those of `measurement` whose series
@@ -318,7 +321,7 @@ impl DigestTree {
         measurement: &str,
         series: Option<&std::collections::HashSet<u8>>,
         (from, to): (u8, u8),
-        now: i64,
+        now: Option<i64>,
     ) {
         self.generation += 1;
         self.unpersisted = true;
@@ -332,7 +335,9 @@ impl DigestTree {
                 continue;
             }
             leaf.dirty = generation;
-            leaf.written = now;
+            if let Some(now) = now {
+                leaf.written = now;
+            }
         }
     }
 
@@ -683,8 +688,8 @@ mod tests {
     #[test]
     fn a_tree_persists_and_refuses_damage() {
         let mut tree = DigestTree::default();
-        tree.touch("cpu", 5, 10);
-        tree.touch("mem", 7, 10);
+        tree.touch("cpu", 5, Some(10));
+        tree.touch("mem", 7, Some(10));
         let plan = tree.to_recompute(i64::MAX);
         for p in &plan {
             let mut d = Digest::default();
@@ -692,7 +697,7 @@ mod tests {
             let pos = *p.positions.as_ref().unwrap().iter().next().unwrap();
             tree.install(p, BTreeMap::from([(pos, d)]));
         }
-        tree.touch("cpu", 9, 20);
+        tree.touch("cpu", 9, Some(20));
         let bytes = tree.encode(3, 4, 99);
         let (back, shard, inc, upto) = DigestTree::decode(&bytes).unwrap();
         assert_eq!((shard, inc, upto), (3, 4, 99));
@@ -709,9 +714,9 @@ mod tests {
     #[test]
     fn a_leaf_changed_during_a_recomputation_stays_dirty() {
         let mut tree = DigestTree::default();
-        tree.touch("cpu", 1, 0);
+        tree.touch("cpu", 1, Some(0));
         let plan = tree.to_recompute(i64::MAX);
-        tree.touch("cpu", 1, 5);
+        tree.touch("cpu", 1, Some(5));
         tree.install(&plan[0], BTreeMap::from([(1, Digest { sum: 1, count: 1 })]));
         assert_eq!(tree.leaf_counts(), (1, 1));
         assert!(tree.root(i64::MAX).unsettled);

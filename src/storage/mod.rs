@@ -1121,7 +1121,7 @@ impl Storage {
             }
             let mut flush = false;
             for (((version, points), (seq, len)), lsn) in batches.iter().zip(applied_at).zip(lsns) {
-                flush |= shard.apply_points(points, *version, seq, lsn, len);
+                flush |= shard.apply_points_arrived(points, *version, seq, lsn, len, false);
             }
             if flush {
                 self.flush_in_background(shard.clone());
@@ -1141,7 +1141,7 @@ impl Storage {
                 by_version.entry(t.version).or_default().push(t);
             }
             for (_, ts) in by_version {
-                shard.delete(ts).await?;
+                shard.delete_arrived(ts, false).await?;
             }
         }
         Ok(applied)

@@ -44,7 +44,7 @@ pub(super) fn mark_points(
     data: &mut ShardData,
     (start, end): (i64, i64),
     points: &[Point<'_>],
-    now: i64,
+    now: Option<i64>,
 ) {
     let key = digest::key();
     let mut last: Option<(&str, u8)> = None;
@@ -68,7 +68,7 @@ pub(super) fn mark_tombstone(
     data: &mut ShardData,
     (start, end): (i64, i64),
     t: &Tombstone,
-    now: i64,
+    now: Option<i64>,
 ) {
     let key = digest::key();
     let series: Option<HashSet<u8>> = (!t.series_keys.is_empty()).then(|| {
@@ -854,5 +854,48 @@ mod tests {
         let c6 = shard.leaf_contents("cpu", &BTreeSet::from([pos6])).unwrap();
         assert!(c6.points.is_empty());
         assert_eq!(c6.tombstones.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod repair_order_tests {
+    use super::*;
+    use crate::storage::ShardInfo;
+    use std::borrow::Cow;
+
+    #[test]
+    fn points_older_than_a_repaired_tombstone_stay_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = Arc::new(
+            Shard::open_for_test(dir.path(), ShardInfo::of_group("db", "autogen", 0, 64)).unwrap(),
+        );
+        let p = Point::new(
+            Cow::Borrowed("cpu"),
+            &[("host", "h1")],
+            vec![(Cow::Borrowed("usage"), FieldValue::Float(1.0))],
+            Some(5),
+        );
+        crate::client::block_on(async {
+            let pts = shard.admit(vec![p.clone()], usize::MAX).points;
+            shard.write(&pts, 100).await.unwrap();
+            let t = Tombstone {
+                version: 200,
+                measurement: "cpu".into(),
+                series_keys: vec!["cpu,host=h1".into()],
+                min_time: 0,
+                max_time: 10,
+                drop_schema: false,
+            };
+            shard.delete_arrived(vec![t], false).await.unwrap();
+            let pts = shard.admit(vec![p.clone()], usize::MAX).points;
+            shard.write(&pts, 150).await.unwrap();
+        });
+        let mut seen = Vec::new();
+        shard
+            .logical_points("cpu", None, &mut |k, _, _, c| {
+                seen.push((k.to_owned(), c.times.clone()))
+            })
+            .unwrap();
+        assert!(seen.is_empty(), "{seen:?}");
     }
 }

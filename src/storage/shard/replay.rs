@@ -152,7 +152,7 @@ impl Shard {
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
         data.log_bytes += len;
         // Replayed records may be recent: their leaves settle from now.
-        let now = crate::catalog::now_nanos();
+        let now = Some(crate::catalog::now_nanos());
         let bounds = (self.info.start, self.info.end);
         match replayed {
             Replayed::Points(version, points) => {
