@@ -402,3 +402,195 @@ fn the_api_refuses_a_missing_or_malformed_id_and_ctl_prints_what_influxd_ctl_doe
     let s = status(c.addr(0), true);
     assert!(s["queued_shards"].as_array().unwrap().is_empty(), "{s}");
 }
+
+/// A partition between the two peers in the middle of a repair, then healed: the repair
+/// waits, goes again and finishes; nothing is lost, nothing counted twice.
+#[test]
+fn a_repair_cut_by_a_partition_finishes_once_it_heals() {
+    let c = Cluster::start(2);
+    for i in 0..2 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+        write(c.addr(i), &base_lines());
+    }
+    // Node 1 holds 10,000 points node 0 lacks, over many leaves of one shard.
+    let mut extra = String::new();
+    for s in 0..200 {
+        for k in 0..50i64 {
+            let t = BASE + 7 * DAY + k * 3 * 3_600_000_000_000 + s;
+            extra.push_str(&format!("disk,dev=d{s} used={k}i {t}\n"));
+        }
+    }
+    write(c.addr(1), &extra);
+    let shard = shard_of(c.addr(1), BASE + 7 * DAY);
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let to_1 = c.proxies[0][1].as_ref().unwrap();
+    // Slow, so that the repair is under way when the link goes.
+    to_1.set_delay(std::time::Duration::from_millis(40));
+    let r = request(
+        c.addr(0),
+        "POST",
+        &format!("/shard-repair/repair?id={shard}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    wait_until("the repair to be under way", || {
+        status(c.addr(0), true)["processing_shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str() == Some(&shard.to_string()))
+    });
+    to_1.refuse_new_connections(true);
+    to_1.cut_live_connections();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    // Still under way (waiting for the peer), not failed.
+    let s = status(c.addr(0), true);
+    assert!(
+        s["recent_repairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] != "failed"),
+        "{s}"
+    );
+    to_1.set_delay(std::time::Duration::ZERO);
+    to_1.refuse_new_connections(false);
+    wait_until("the repair to finish", || {
+        status(c.addr(0), true)["recent_repairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"].as_str() == Some(&shard.to_string()) && r["outcome"] == "finished")
+    });
+    let count = |i: usize| {
+        let r = ok(query(c.addr(i), "db", "SELECT count(used) FROM disk"));
+        r.json()["results"][0]["series"][0]["values"][0][1].clone()
+    };
+    assert_eq!(count(0), 10_000);
+    assert_eq!(count(1), 10_000);
+    assert_eq!(answers(c.addr(0)), answers(c.addr(1)));
+    let disk = |i: usize| {
+        String::from_utf8(ok(query(c.addr(i), "db", "SELECT * FROM disk GROUP BY *")).body).unwrap()
+    };
+    assert_eq!(disk(0), disk(1));
+}
+
+/// The README's figures (run by hand: `cargo test --release --test entropy figures --
+/// --ignored --nocapture`): bytes exchanged to repair a 0.1% divergence of a 1M-point
+/// shard against the shard's size on disk, for a divergence clustered in time (a lost
+/// batch: every series at one time) and one scattered at random; and the time from a
+/// divergence to its detection.
+#[test]
+#[ignore]
+fn figures() {
+    let c = Cluster::start(2);
+    let series = 1_000i64;
+    let times = 1_000i64;
+    let step = 10_000_000_000i64;
+    for i in 0..2 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+    }
+    let mut seed = 42u64;
+    let mut rnd = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut values = vec![50.0f64; series as usize];
+    for t in 0..times {
+        let mut batch = String::new();
+        for s in 0..series {
+            values[s as usize] += (rnd() % 200) as f64 / 100.0 - 1.0;
+            batch.push_str(&format!(
+                "cpu,host=host_{s} usage_user={:.2} {}\n",
+                values[s as usize],
+                BASE + t * step
+            ));
+        }
+        for i in 0..2 {
+            write(c.addr(i), &batch);
+        }
+    }
+    let shard = shard_of(c.addr(0), BASE);
+    // On disk: the shard's column files once its head is written out (idle flush).
+    let shard_dir = c.dirs[1].join("shards").join(shard.to_string());
+    wait_until("the shard's head to be written out", || {
+        common::files_with_extension(&shard_dir, "col").len() >= 1
+            && metric(c.addr(1), "shardkeeper_heads_bytes") == 0.0
+    });
+    let on_disk: u64 = std::fs::read_dir(&shard_dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".col"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    println!("shard {shard}: 1,000,000 points, {on_disk} bytes of column files");
+    let repair = |what: &str| {
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        let before = metric(
+            c.addr(0),
+            "shardkeeper_entropy_bytes_total{activity=\"repair\"}",
+        );
+        let finished_before = metric(
+            c.addr(0),
+            "shardkeeper_entropy_repairs_total{outcome=\"finished\"}",
+        );
+        let started = std::time::Instant::now();
+        ok(request(
+            c.addr(0),
+            "POST",
+            &format!("/shard-repair/repair?id={shard}"),
+            &[],
+            b"",
+        ));
+        wait_until("the repair", || {
+            metric(
+                c.addr(0),
+                "shardkeeper_entropy_repairs_total{outcome=\"finished\"}",
+            ) > finished_before
+        });
+        let bytes = metric(
+            c.addr(0),
+            "shardkeeper_entropy_bytes_total{activity=\"repair\"}",
+        ) - before;
+        let s = status(c.addr(0), true);
+        println!(
+            "{what}: {bytes} bytes exchanged ({:.3}% of the shard's size on disk), {:?}; {}",
+            100.0 * bytes / on_disk as f64,
+            started.elapsed(),
+            s["recent_repairs"][0]
+        );
+        assert_eq!(answers(c.addr(0)), answers(c.addr(1)));
+    };
+    // Clustered: node 0 takes a batch node 1 never got (1,000 points at one time).
+    let mut lost = String::new();
+    for s in 0..series {
+        lost.push_str(&format!(
+            "cpu,host=host_{s} usage_user=1 {}\n",
+            BASE + times * step
+        ));
+    }
+    write(c.addr(0), &lost);
+    let diverged_at = std::time::Instant::now();
+    wait_until("the divergence to be detected", || {
+        status_ids(&status(c.addr(0), true)).contains(&shard)
+    });
+    println!(
+        "detected {:?} after the divergence (settle_seconds 1, check_interval_seconds 0.3)",
+        diverged_at.elapsed()
+    );
+    repair("a lost batch (1,000 points at one time, 0.1%)");
+    // Scattered: 1,000 random points of node 0 given new values.
+    let mut changed = String::new();
+    for _ in 0..1_000 {
+        let (s, t) = (rnd() as i64 % series, rnd() as i64 % times);
+        changed.push_str(&format!(
+            "cpu,host=host_{s} usage_user=-1 {}\n",
+            BASE + t * step
+        ));
+    }
+    write(c.addr(0), &changed);
+    repair("1,000 points changed at random (0.1%)");
+}

@@ -39,6 +39,9 @@ use wire::{DigestRequest, LeafRequest, Leaves, ShardSummary};
 
 /// Nodes of a tree asked for in one request.
 const NODES_PER_REQUEST: usize = 4096;
+/// Attempts of a repair whose peer is out of reach (back-off from 0.25 s to 10 s between
+/// them: some three minutes in all) before it is recorded as failed.
+const REPAIR_ATTEMPTS: usize = 24;
 /// Rounds of a repair at most, while differing leaves are still settling.
 const REPAIR_ROUNDS: usize = 3;
 /// Leaves fetched or pushed in one request.
@@ -65,6 +68,18 @@ pub enum EntropyError {
     Cancelled(u64),
     #[error("{0}")]
     Other(String),
+}
+
+impl EntropyError {
+    /// A failure to reach a peer, or a peer's 5xx or 429: worth trying again.
+    fn is_transient(&self) -> bool {
+        match self {
+            EntropyError::Peer { source, .. } => {
+                !matches!(source.retry(), crate::client::Retry::Never)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What `/metrics` counts.
@@ -851,7 +866,22 @@ impl EntropyService {
             }
         }
         tracing::info!(shard = id, "anti-entropy: repair started");
-        let outcome = self.repair(id).await;
+        // A peer out of reach (a partition, a restart) is waited for, with back-off: the
+        // repair goes again from the start once it answers (leaves applied twice change
+        // nothing), unless cancelled meanwhile.
+        let mut backoff = Duration::from_millis(250);
+        let mut outcome = self.repair(id).await;
+        for _ in 1..REPAIR_ATTEMPTS {
+            match &outcome {
+                Err(e) if e.is_transient() && self.still_wanted(id).await => {
+                    tracing::info!(shard = id, error = %e, retry_in = ?backoff, "anti-entropy: repair interrupted; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    outcome = self.repair(id).await;
+                }
+                _ => break,
+            }
+        }
         let event = match outcome {
             Ok(mut f) => {
                 f.duration_nanos = begun.elapsed().as_nanos() as i64;
