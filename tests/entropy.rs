@@ -155,7 +155,7 @@ fn answers(addr: std::net::SocketAddr) -> Vec<String> {
     QUERIES
         .iter()
         .map(|q| {
-            let r = ok(query(addr, "db", &format!("{q}")));
+            let r = ok(query(addr, "db", q));
             String::from_utf8(r.body).unwrap()
         })
         .collect()
@@ -517,7 +517,7 @@ fn figures() {
     // On disk: the shard's column files once its head is written out (idle flush).
     let shard_dir = c.dirs[1].join("shards").join(shard.to_string());
     wait_until("the shard's head to be written out", || {
-        common::files_with_extension(&shard_dir, "col").len() >= 1
+        !common::files_with_extension(&shard_dir, "col").is_empty()
             && metric(c.addr(1), "shardkeeper_heads_bytes") == 0.0
     });
     let on_disk: u64 = std::fs::read_dir(&shard_dir)
@@ -555,14 +555,20 @@ fn figures() {
             c.addr(0),
             "shardkeeper_entropy_bytes_total{activity=\"repair\"}",
         ) - before;
-        let s = status(c.addr(0), true);
         println!(
-            "{what}: {bytes} bytes exchanged ({:.3}% of the shard's size on disk), {:?}; {}",
+            "{what}: {bytes} bytes exchanged ({:.3}% of the shard's size on disk), {:?}",
             100.0 * bytes / on_disk as f64,
             started.elapsed(),
-            s["recent_repairs"][0]
         );
-        assert_eq!(answers(c.addr(0)), answers(c.addr(1)));
+        wait_until("the outcome to be recorded", || {
+            !status(c.addr(0), true)["recent_repairs"][0].is_null()
+        });
+        println!("  {}", status(c.addr(0), true)["recent_repairs"][0]);
+        let sums = |i: usize| {
+            let q = "SELECT count(usage_user), sum(usage_user) FROM cpu";
+            String::from_utf8(ok(query(c.addr(i), "db", q)).body).unwrap()
+        };
+        assert_eq!(sums(0), sums(1));
     };
     // Clustered: node 0 takes a batch node 1 never got (1,000 points at one time).
     let mut lost = String::new();

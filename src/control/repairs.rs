@@ -35,14 +35,12 @@ impl Projection for Repairs {
         use event::Kind;
         let at = event.at_unix_nanos;
         match &event.kind {
-            Some(Kind::RepairQueued(q)) => {
-                if !self.is_queued(q.shard_id) {
-                    self.queued.push(QueuedRepair {
-                        shard_id: q.shard_id,
-                        queued_at_unix_nanos: at,
-                        reason: q.reason.clone(),
-                    });
-                }
+            Some(Kind::RepairQueued(q)) if !self.is_queued(q.shard_id) => {
+                self.queued.push(QueuedRepair {
+                    shard_id: q.shard_id,
+                    queued_at_unix_nanos: at,
+                    reason: q.reason.clone(),
+                });
             }
             Some(Kind::RepairStarted(s)) => {
                 let queued = match self.queued.iter().position(|q| q.shard_id == s.shard_id) {
@@ -63,7 +61,7 @@ impl Projection for Repairs {
                     shard_id: f.shard_id,
                     outcome: "finished".into(),
                     at_unix_nanos: at,
-                    finished: Some(f.clone()),
+                    finished: Some(*f),
                     reason: String::new(),
                 });
             }

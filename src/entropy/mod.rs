@@ -375,7 +375,7 @@ impl EntropyService {
                 .iter()
                 .rev()
                 .map(|o| {
-                    let f = o.finished.clone().unwrap_or_default();
+                    let f = o.finished.unwrap_or_default();
                     serde_json::json!({
                         "id": o.shard_id.to_string(),
                         "outcome": o.outcome,
@@ -691,23 +691,20 @@ impl EntropyService {
                 }
             }
             use futures_util::stream::{self, StreamExt};
-            let results: Vec<(u64, Result<Vec<(String, BTreeSet<u16>)>, EntropyError>)> =
-                stream::iter(to_compare)
-                    .map(|id| {
-                        let me = self.clone();
-                        async move {
-                            let r = match me.storage.shard(id) {
-                                Some(shard) => {
-                                    me.differing_leaves(peer, &shard, settled_before).await
-                                }
-                                None => Ok(Vec::new()),
-                            };
-                            (id, r)
-                        }
-                    })
-                    .buffer_unordered(self.config.max_fetch.max(1))
-                    .collect()
-                    .await;
+            let results: Vec<(u64, Result<LeafSet, EntropyError>)> = stream::iter(to_compare)
+                .map(|id| {
+                    let me = self.clone();
+                    async move {
+                        let r = match me.storage.shard(id) {
+                            Some(shard) => me.differing_leaves(peer, &shard, settled_before).await,
+                            None => Ok(Vec::new()),
+                        };
+                        (id, r)
+                    }
+                })
+                .buffer_unordered(self.config.max_fetch.max(1))
+                .collect()
+                .await;
             for (id, r) in results {
                 match r {
                     Ok(leaves) => {
@@ -1075,6 +1072,9 @@ impl EntropyService {
     }
 }
 
+/// Leaves by measurement.
+type LeafSet = Vec<(String, BTreeSet<u16>)>;
+
 /// Leaves in requests of at most [`LEAVES_PER_REQUEST`].
 fn batches(leaves: Vec<(String, BTreeSet<u16>)>) -> Vec<Vec<(String, BTreeSet<u16>)>> {
     let mut out: Vec<Vec<(String, BTreeSet<u16>)>> = Vec::new();
@@ -1107,8 +1107,8 @@ pub fn render_show(status: &Status, out: &mut impl std::io::Write) -> std::io::R
     writeln!(out, "==========")?;
     writeln!(
         out,
-        "{:<8}{:<12}{:<20}{:<32}{:<32}{:<32}{}",
-        "ID", "Database", "Retention Policy", "Start", "End", "Expires", "Status"
+        "{:<8}{:<12}{:<20}{:<32}{:<32}{:<32}Status",
+        "ID", "Database", "Retention Policy", "Start", "End", "Expires"
     )?;
     let time = |ns: &str| {
         ns.parse::<i64>()

@@ -41,17 +41,17 @@ fn flag(params: &Params, name: &str) -> bool {
 }
 
 /// The `id` parameter: a shard id, or a 400.
-fn shard_id(params: &Params) -> Result<u64, HttpResponse> {
+fn shard_id(params: &Params) -> Result<u64, Box<HttpResponse>> {
     match params.get("id") {
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "missing shard id: id=N is required",
-        )),
+        ))),
         Some(v) => v.parse::<u64>().map_err(|_| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!("invalid shard id {v:?}: not an unsigned integer"),
-            )
+            ))
         }),
     }
 }
@@ -75,7 +75,7 @@ async fn repair(node: web::Data<Node>, req: HttpRequest, params: Params) -> Http
     }
     let id = match shard_id(&params) {
         Ok(id) => id,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match node.entropy.queue_repair(id).await {
         Ok(()) => HttpResponse::NoContent().finish(),
@@ -90,7 +90,7 @@ async fn cancel_repair(node: web::Data<Node>, req: HttpRequest, params: Params) 
     }
     let id = match shard_id(&params) {
         Ok(id) => id,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     match node.entropy.cancel_repair(id, flag(&params, "local")).await {
         Ok(()) => HttpResponse::NoContent().finish(),

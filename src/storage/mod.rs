@@ -1061,9 +1061,7 @@ impl Storage {
         contents: Vec<shard::LeafContents>,
     ) -> Result<RepairApplied, StorageError> {
         let _placed = self.placement.read().await;
-        let shard = self
-            .shard(id)
-            .ok_or_else(|| StorageError::UnknownShard(id))?;
+        let shard = self.shard(id).ok_or(StorageError::UnknownShard(id))?;
         let mut applied = RepairApplied::default();
         let newest = contents
             .iter()

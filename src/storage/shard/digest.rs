@@ -435,8 +435,8 @@ pub enum DigestChild {
 /// carries one), each point the fields of one series at one time.
 pub fn points_by_version(contents: &[LeafContents]) -> BTreeMap<u64, Vec<Point<'static>>> {
     type Row = (u64, Arc<str>, i64);
-    let mut rows: BTreeMap<Row, (String, Vec<(std::borrow::Cow<'static, str>, FieldValue)>)> =
-        BTreeMap::new();
+    type Fields = Vec<(std::borrow::Cow<'static, str>, FieldValue)>;
+    let mut rows: BTreeMap<Row, (String, Fields)> = BTreeMap::new();
     for c in contents {
         for p in &c.points {
             let row = rows
