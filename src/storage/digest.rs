@@ -10,7 +10,10 @@
 //!
 //! Each shard keeps a tree of ranges per measurement. A leaf is one of 256 series buckets
 //! (the top byte of a keyed hash of the series key) crossed with one of 256 time buckets
-//! (the shard's interval cut in 256). Its 16-bit position interleaves the two by nibbles,
+//! (the low byte of the time's 1/65536th of the shard's interval: buckets alias every 256
+//! steps, so a leaf holds a few moments spread over the shard, and a divergence at one
+//! moment reaches leaves holding little else). Its 16-bit position interleaves the two by
+//! nibbles,
 //!
 //! ```text
 //!   15      12 11       8 7        4 3        0
@@ -161,36 +164,39 @@ pub fn series_bucket(key: &DigestKey, series: &str) -> u8 {
     (h.finish() >> 56) as u8
 }
 
-/// The time bucket of `time` in a shard covering [start, end) (times outside it are put
-/// in the first or last bucket).
-pub fn time_bucket(start: i64, end: i64, time: i64) -> u8 {
+/// Fine time steps across a shard's interval.
+pub const TIME_STEPS: i128 = 1 << 16;
+
+/// The fine step of `time` in a shard covering [start, end): its 1/65536th of the
+/// interval (times outside it are put in the first or last step).
+pub fn time_step(start: i64, end: i64, time: i64) -> i128 {
     let width = (i128::from(end) - i128::from(start)).max(1);
-    let at = (i128::from(time) - i128::from(start)) * BUCKETS / width;
-    at.clamp(0, BUCKETS - 1) as u8
+    let at = (i128::from(time) - i128::from(start)) * TIME_STEPS / width;
+    at.clamp(0, TIME_STEPS - 1)
 }
 
-/// The times a time bucket covers, [from, to].
-pub fn time_bucket_range(start: i64, end: i64, bucket: u8) -> (i64, i64) {
-    let width = (i128::from(end) - i128::from(start)).max(1);
-    // The smallest t with (t - start) * B / width >= b is ceil(b * width / B) + start.
-    let first = |b: i128| -> i128 {
-        let n = b * width;
-        i128::from(start) + (n + BUCKETS - 1).div_euclid(BUCKETS)
-    };
-    let from = if bucket == 0 {
-        i128::from(i64::MIN)
-    } else {
-        first(i128::from(bucket))
-    };
-    let to = if i128::from(bucket) == BUCKETS - 1 {
-        i128::from(i64::MAX)
-    } else {
-        first(i128::from(bucket) + 1) - 1
-    };
-    (
-        from.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-        to.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-    )
+/// The time bucket of `time`: the low 8 bits of its fine step. Buckets alias across the
+/// interval (steps 256 apart share one), so a leaf holds a few moments spread over the
+/// shard rather than a 256th of it: a divergence at one moment (a lost batch) reaches
+/// leaves that hold little else, whatever part of the interval the data covers.
+pub fn time_bucket(start: i64, end: i64, time: i64) -> u8 {
+    (time_step(start, end, time) & 0xff) as u8
+}
+
+/// The time buckets that times within [from, to] fall in.
+pub fn time_buckets_of_range(start: i64, end: i64, from: i64, to: i64) -> [bool; 256] {
+    let mut out = [false; 256];
+    let (a, b) = (
+        time_step(start, end, from),
+        time_step(start, end, to.max(from)),
+    );
+    if b - a >= 255 {
+        return [true; 256];
+    }
+    for step in a..=b {
+        out[(step & 0xff) as usize] = true;
+    }
+    out
 }
 
 /// A leaf's position from its time and series buckets (nibbles interleaved).
@@ -320,7 +326,7 @@ impl DigestTree {
         &mut self,
         measurement: &str,
         series: Option<&std::collections::HashSet<u8>>,
-        (from, to): (u8, u8),
+        times: &[bool; 256],
         now: Option<i64>,
     ) {
         self.generation += 1;
@@ -331,7 +337,7 @@ impl DigestTree {
         };
         for (pos, leaf) in leaves.iter_mut() {
             let (t, s) = position_buckets(*pos);
-            if t < from || t > to || series.is_some_and(|set| !set.contains(&s)) {
+            if !times[t as usize] || series.is_some_and(|set| !set.contains(&s)) {
                 continue;
             }
             leaf.dirty = generation;
@@ -646,22 +652,32 @@ mod tests {
     }
 
     #[test]
-    fn time_buckets_cover_the_shard_and_their_ranges_agree() {
+    fn time_buckets_alias_across_the_shard_and_ranges_find_theirs() {
         let (start, end) = (1_000, 1_000 + 7 * 86_400_000_000_000i64);
-        let mut last = i64::MIN;
-        for b in 0..=255u8 {
-            let (from, to) = time_bucket_range(start, end, b);
-            assert!(from <= to);
-            if b > 0 {
-                assert_eq!(from, last + 1);
-            }
-            assert_eq!(time_bucket(start, end, from.max(start)), b);
-            assert_eq!(time_bucket(start, end, to.min(end - 1)), b);
-            last = to;
-        }
-        assert_eq!(last, i64::MAX);
+        let step = (end - start) / 65_536 + 1;
+        assert_eq!(time_bucket(start, end, start), 0);
+        assert_eq!(time_bucket(start, end, start + step), 1);
+        // 256 steps apart: one bucket.
+        assert_eq!(
+            time_bucket(start, end, start + 256 * step + 3),
+            time_bucket(start, end, start + 3)
+        );
         assert_eq!(time_bucket(start, end, i64::MIN), 0);
         assert_eq!(time_bucket(start, end, end + 5), 255);
+        for (from, to) in [
+            (start, start),
+            (start + 10 * step, start + 12 * step),
+            (start + 250 * step, start + 260 * step),
+        ] {
+            let mask = time_buckets_of_range(start, end, from, to);
+            for t in [from, to, (from + to) / 2] {
+                assert!(mask[time_bucket(start, end, t) as usize]);
+            }
+            assert!(mask.iter().filter(|&&b| b).count() <= 12);
+        }
+        assert!(time_buckets_of_range(start, end, start, end)
+            .iter()
+            .all(|&b| b));
     }
 
     #[test]

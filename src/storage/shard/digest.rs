@@ -8,8 +8,8 @@ use crate::line_protocol::{FieldValue, Point};
 use crate::proto::Tombstone;
 use crate::storage::column::Column;
 use crate::storage::digest::{
-    self, leaf_position, position_buckets, series_bucket, time_bucket, time_bucket_range, Digest,
-    DigestTree, NodeDigest, Prefix, Recompute, DIGEST_FILE,
+    self, leaf_position, position_buckets, series_bucket, time_bucket, time_buckets_of_range,
+    Digest, DigestTree, NodeDigest, Prefix, Recompute, DIGEST_FILE,
 };
 use crate::storage::head::Head;
 use crate::storage::tombstone;
@@ -77,10 +77,9 @@ pub(super) fn mark_tombstone(
             .map(|k| series_bucket(&key, k))
             .collect()
     });
-    let from = time_bucket(start, end, t.min_time);
-    let to = time_bucket(start, end, t.max_time);
+    let times = time_buckets_of_range(start, end, t.min_time, t.max_time);
     data.digest
-        .touch_deleted(&t.measurement, series.as_ref(), (from, to), now);
+        .touch_deleted(&t.measurement, series.as_ref(), &times, now);
 }
 
 /// Parts of one series (all fields) as read under the lock: head entries copied, file
@@ -384,19 +383,15 @@ impl Shard {
                 }
             },
         )?;
-        let ranges: Vec<(i64, i64)> = positions
-            .iter()
-            .map(|&p| time_bucket_range(bounds.0, bounds.1, position_buckets(p).0))
-            .collect();
+        let wanted: HashSet<u8> = positions.iter().map(|&p| position_buckets(p).0).collect();
         let tombstones = {
             let data = self.data.read().unwrap_or_else(|e| e.into_inner());
             data.tombstones
                 .of_measurement(measurement)
                 .iter()
                 .filter(|t| {
-                    ranges
-                        .iter()
-                        .any(|&(from, to)| t.min_time <= to && from <= t.max_time)
+                    let times = time_buckets_of_range(bounds.0, bounds.1, t.min_time, t.max_time);
+                    wanted.iter().any(|&b| times[b as usize])
                 })
                 .cloned()
                 .collect()
@@ -521,8 +516,11 @@ mod tests {
         )
     }
 
+    /// Times 0..64 fall in distinct time buckets (4 fine steps apart).
+    const WIDTH: i64 = 16_384;
+
     fn info() -> ShardInfo {
-        ShardInfo::of_group("db", "autogen", 0, 64)
+        ShardInfo::of_group("db", "autogen", 0, WIDTH)
     }
 
     /// Applies op `i` with write version `version`.
@@ -591,7 +589,7 @@ mod tests {
         let mut out: BTreeMap<(String, u16), Digest> = BTreeMap::new();
         for ((host, field, time), (_, value)) in points {
             let series = key(host);
-            let pos = leaf_position(time_bucket(0, 64, time), series_bucket(&k, &series));
+            let pos = leaf_position(time_bucket(0, WIDTH, time), series_bucket(&k, &series));
             let h = digest::point_hash(
                 &k,
                 &series,
@@ -687,7 +685,7 @@ mod tests {
             let after = leaves(&shard);
             prop_assert_eq!(&after, &model(&model_ops));
             let k = digest::key();
-            let pos = leaf_position(time_bucket(0, 64, time), series_bucket(&k, &key(host)));
+            let pos = leaf_position(time_bucket(0, WIDTH, time), series_bucket(&k, &key(host)));
             let differing: Vec<&(String, u16)> = base
                 .keys()
                 .chain(after.keys())
@@ -840,7 +838,7 @@ mod tests {
             .await;
         });
         let k = digest::key();
-        let pos = leaf_position(time_bucket(0, 64, 5), series_bucket(&k, &key(0)));
+        let pos = leaf_position(time_bucket(0, WIDTH, 5), series_bucket(&k, &key(0)));
         let c = shard.leaf_contents("cpu", &BTreeSet::from([pos])).unwrap();
         assert_eq!(c.points.len(), 1);
         assert_eq!((c.points[0].time, c.points[0].version), (5, 100));
@@ -850,7 +848,7 @@ mod tests {
             0,
             "the delete is over another leaf's time"
         );
-        let pos6 = leaf_position(time_bucket(0, 64, 6), series_bucket(&k, &key(0)));
+        let pos6 = leaf_position(time_bucket(0, WIDTH, 6), series_bucket(&k, &key(0)));
         let c6 = shard.leaf_contents("cpu", &BTreeSet::from([pos6])).unwrap();
         assert!(c6.points.is_empty());
         assert_eq!(c6.tombstones.len(), 1);
