@@ -533,6 +533,10 @@ fn figures() {
             c.addr(0),
             "shardkeeper_entropy_bytes_total{activity=\"repair\"}",
         );
+        let recorded = status(c.addr(0), true)["recent_repairs"]
+            .as_array()
+            .unwrap()
+            .len();
         let finished_before = metric(
             c.addr(0),
             "shardkeeper_entropy_repairs_total{outcome=\"finished\"}",
@@ -561,7 +565,11 @@ fn figures() {
             started.elapsed(),
         );
         wait_until("the outcome to be recorded", || {
-            !status(c.addr(0), true)["recent_repairs"][0].is_null()
+            status(c.addr(0), true)["recent_repairs"]
+                .as_array()
+                .unwrap()
+                .len()
+                > recorded
         });
         println!("  {}", status(c.addr(0), true)["recent_repairs"][0]);
         let sums = |i: usize| {

@@ -13,8 +13,8 @@
 //! - A repair (queued by an operator, or by the node for a shard it lacks) is a sequence
 //!   of control-log events ([`crate::control::repairs`]); it fetches the differing
 //!   leaves' contents from every peer and applies them (points with the write versions
-//!   they carry; tombstones), then pushes its own contents of the leaves that still
-//!   differ to each peer. Last write wins by version everywhere, so applying a leaf
+//!   they carry; tombstones), then pushes its own contents of every leaf that differed
+//!   from any peer to each peer. Last write wins by version everywhere, so applying a leaf
 //!   twice changes nothing, and every replica ends with the same points.
 //!
 //! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, with the configured
@@ -934,7 +934,7 @@ impl EntropyService {
     }
 
     /// Repairs shard `id` with every peer: pulls the leaves that differ from each, then
-    /// pushes its own contents of the leaves that still differ.
+    /// pushes its own contents of every leaf that differed from any of them.
     async fn repair(self: &Arc<Self>, id: u64) -> Result<RepairFinished, EntropyError> {
         let mut f = RepairFinished {
             shard_id: id,
@@ -978,6 +978,8 @@ impl EntropyService {
         let mut reached = 0;
         let mut skipped = 0;
         let mut last_error = None;
+        let mut found: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut pulled_from: Vec<&Peer> = Vec::new();
         // Pull: this node ends with every peer's points (last write wins).
         for peer in &self.peers {
             let leaves = match self
@@ -995,7 +997,11 @@ impl EntropyService {
                 }
             };
             reached += 1;
+            pulled_from.push(peer);
             f.leaves += leaves.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
+            for (m, positions) in &leaves {
+                found.entry(m.clone()).or_default().extend(positions);
+            }
             for batch in batches(leaves) {
                 if !self.still_wanted(id).await {
                     return Err(EntropyError::Cancelled(id));
@@ -1031,37 +1037,29 @@ impl EntropyService {
                 return Err(e);
             }
         }
-        // Push: each peer gets this node's contents of the leaves it still lacks.
-        for peer in &self.peers {
-            let leaves = match self.differing_leaves(peer, shard, settled_before).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(shard = id, peer = %peer.url, error = %e, "repair: peer unreachable");
-                    last_error = Some(e);
-                    continue;
-                }
+        // Push: each peer gets this node's contents of every leaf that differed from any
+        // peer (only those can differ now: no second descent of the trees).
+        let found: LeafSet = found.into_iter().collect();
+        for batch in batches(found) {
+            if !self.still_wanted(id).await {
+                return Err(EntropyError::Cancelled(id));
+            }
+            let req = LeafRequest {
+                shard: id,
+                leaves: batch,
             };
-            for batch in batches(leaves) {
-                if !self.still_wanted(id).await {
-                    return Err(EntropyError::Cancelled(id));
-                }
-                let req = LeafRequest {
-                    shard: id,
-                    leaves: batch,
-                };
-                let me = self.clone();
-                let contents = self.blocking(move || me.local_leaves(&req)).await?;
-                f.points_sent += contents
-                    .contents
-                    .iter()
-                    .map(|c| c.points.len() as u64)
-                    .sum::<u64>();
-                self.post(
-                    peer,
-                    "/shard-repair/peer/apply",
-                    wire::encode_leaves(&contents),
-                )
-                .await?;
+            let me = self.clone();
+            let contents = self.blocking(move || me.local_leaves(&req)).await?;
+            let points = contents
+                .contents
+                .iter()
+                .map(|c| c.points.len() as u64)
+                .sum::<u64>();
+            let body = wire::encode_leaves(&contents);
+            for peer in &pulled_from {
+                f.points_sent += points;
+                self.post(peer, "/shard-repair/peer/apply", body.clone())
+                    .await?;
             }
         }
         if let Some(e) = last_error {
