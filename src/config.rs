@@ -84,6 +84,63 @@ pub(crate) struct NodeConfig {
     /// room (counted, logged and reported on the replication).
     pub replication_drop_when_full: bool,
     pub log: LogConfig,
+    /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
+    pub anti_entropy: AntiEntropyConfig,
+}
+
+/// `[anti_entropy]`: the peers holding replicas of this node's shards, and how they are
+/// compared and repaired (see `crate::entropy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AntiEntropyConfig {
+    /// On when peers are named (unset), or as set.
+    pub enabled: Option<bool>,
+    /// Base URLs of the peers (`http://host:8086`); `serve --peer URL` adds to them.
+    pub peers: Vec<String>,
+    /// How often each shard is compared with each peer.
+    pub check_interval_seconds: f64,
+    /// Shards whose digests are fetched from peers at once.
+    pub max_fetch: usize,
+    /// Repairs run at once.
+    pub max_sync: usize,
+    /// A shard a peer holds and this node lacks is created and filled from the peer.
+    pub auto_repair_missing: bool,
+    /// A range written within this long (by arrival) is not compared yet: writes still
+    /// in flight to the other replicas are not differences.
+    pub settle_seconds: f64,
+    /// What this node sends its peers when authentication is on: an admin's user and
+    /// password, or a token (an operator's, for example).
+    pub peer_username: String,
+    pub peer_password: String,
+    pub peer_token: String,
+    /// The secret the digests' hash is keyed with (the same on every replica; empty: the
+    /// built-in one).
+    pub digest_key: String,
+}
+
+impl Default for AntiEntropyConfig {
+    fn default() -> Self {
+        AntiEntropyConfig {
+            enabled: None,
+            peers: Vec::new(),
+            check_interval_seconds: 300.0,
+            max_fetch: 10,
+            max_sync: 1,
+            auto_repair_missing: true,
+            settle_seconds: 10.0,
+            peer_username: String::new(),
+            peer_password: String::new(),
+            peer_token: String::new(),
+            digest_key: String::new(),
+        }
+    }
+}
+
+impl AntiEntropyConfig {
+    /// Whether the node compares and repairs its shards (it answers peers regardless).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(!self.peers.is_empty())
+    }
 }
 
 /// The format of the process's log lines.
@@ -145,6 +202,7 @@ impl Default for NodeConfig {
             https_private_key: PathBuf::new(),
             replication_drop_when_full: false,
             log: LogConfig::default(),
+            anti_entropy: AntiEntropyConfig::default(),
         }
     }
 }

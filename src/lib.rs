@@ -14,6 +14,7 @@ pub(crate) mod clock;
 pub(crate) mod config;
 pub mod control;
 pub(crate) mod daemon;
+pub(crate) mod entropy;
 pub mod failpoint;
 pub(crate) mod http;
 pub mod line_protocol;
@@ -35,6 +36,9 @@ pub use http::route_table;
 #[cfg(feature = "testing")]
 pub mod fuzzing {
     pub use crate::backup::archive::fuzz_unpack as shard_archive;
+    pub use crate::entropy::wire::{
+        fuzz_decode as entropy_wire, sample_messages as entropy_wire_samples,
+    };
     pub use crate::line_protocol::fuzz_parse as line_protocol;
     pub use crate::log::fuzz_segment as log_segment;
     pub use crate::query::parser::fuzz_parse as influxql;

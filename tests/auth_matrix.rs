@@ -163,6 +163,19 @@ const TABLE: &[Row] = &[
     row("DELETE", "/api/v2/remotes/{id}", "/api/v2/remotes/{remote}", "",      [401,  401,  401,  401,  404,  404,  404,  409]),
     row("DELETE", "/api/v2/replications/{id}", "/api/v2/replications/{replication}", "",
                                                                                [401,  401,  401,  401,  404,  404,  404,  204]),
+    // Anti-entropy: an admin's, the peers' endpoints too (a peer sends an admin's
+    // credential); the admin's requests are malformed, or change nothing.
+    row("GET",  "/shard-repair/status", "/shard-repair/status?local=true", "", [401,  401,  401,  401,  403,  403,  403,  200]),
+    row("POST", "/shard-repair/repair", "/shard-repair/repair?id=x", "",       [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/cancel-repair", "/shard-repair/cancel-repair?id=987654&local=true", "",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  204]),
+    row("GET",  "/shard-repair/peer/shards", "/shard-repair/peer/shards", "",  [401,  401,  401,  401,  403,  403,  403,  200]),
+    row("POST", "/shard-repair/peer/digests", "/shard-repair/peer/digests", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/peer/leaves", "/shard-repair/peer/leaves", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/peer/apply", "/shard-repair/peer/apply", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
     // Last: a kv restore that accepted its body would replace the whole control state.
     row("POST", "/api/v2/restore/kv", "/api/v2/restore/kv", "garbage",         [401,  401,  401,  401,  403,  403,  403,  400]),
 ];

@@ -56,6 +56,31 @@ fn shard_archive_corpus_never_panics() {
 }
 
 #[test]
+fn entropy_wire_corpus_never_panics() {
+    let inputs = corpus("entropy_wire");
+    assert!(inputs.len() >= 5, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::fuzzing::entropy_wire(&data);
+    }
+}
+
+/// The corpus holds a valid message of each kind (regenerated from
+/// `shardkeeper::fuzzing::entropy_wire_samples` when the format changes).
+#[test]
+fn the_entropy_wire_seeds_are_the_current_format() {
+    for (name, bytes) in shardkeeper::fuzzing::entropy_wire_samples() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/entropy_wire")
+            .join(name);
+        if std::env::var("SHARDKEEPER_WRITE_SEEDS").is_ok() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let seed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(seed, bytes, "{name}: rerun with SHARDKEEPER_WRITE_SEEDS=1");
+    }
+}
+
+#[test]
 fn the_valid_shard_archive_seeds_unpack_and_the_damaged_ones_are_refused() {
     for (name, data) in corpus("shard_archive") {
         let dir = tempfile::tempdir().unwrap();

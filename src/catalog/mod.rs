@@ -250,6 +250,7 @@ impl Catalog {
             tokens: self.tokens.values().cloned().collect(),
             backups: None,
             replications: None,
+            repairs: None,
         }
     }
 

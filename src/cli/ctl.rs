@@ -49,6 +49,11 @@ pub(super) enum CtlCommand {
         #[command(subcommand)]
         command: super::replication::ReplicationCommand,
     },
+    /// Anti-entropy, as influxd-ctl entropy: show, repair ID, kill-repair ID.
+    Entropy {
+        #[command(subcommand)]
+        command: super::entropy::EntropyCommand,
+    },
     /// List each shard's last good backup, and backups or restores running now.
     BackupStatus {
         #[arg(long, default_value = "http://127.0.0.1:8086")]
@@ -108,6 +113,15 @@ pub(super) fn run(command: CtlCommand) -> ExitCode {
         CtlCommand::Replication { command } => {
             match crate::client::block_on(super::replication::run(command, &mut std::io::stdout()))
             {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shardkeeper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        CtlCommand::Entropy { command } => {
+            match crate::client::block_on(super::entropy::run(command, &mut std::io::stdout())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("shardkeeper: {e}");

@@ -2,6 +2,7 @@
 
 mod backup;
 mod ctl;
+mod entropy;
 mod replication;
 
 use crate::config::{LogFormat, NodeConfig};
@@ -54,6 +55,10 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8086].
     #[arg(long, env = "SHARDKEEPER_BIND")]
     bind: Option<SocketAddr>,
+    /// A peer holding replicas of this node's shards, for anti-entropy (repeatable; added
+    /// to `[anti_entropy] peers`).
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -362,6 +367,7 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
+    config.anti_entropy.peers.extend(args.peers);
     init_tracing(config.log_format);
     let armed = crate::failpoint::configure_from_env()?;
     if !armed.is_empty() {

@@ -13,6 +13,7 @@
 //! the control state was split, so earlier snapshots and kv backups read unchanged.
 
 pub mod backups;
+pub(crate) mod repairs;
 pub(crate) mod replications;
 
 use crate::catalog::Catalog;
@@ -20,6 +21,7 @@ use crate::projection::{EventLog, Projection};
 use crate::proto::{event, CatalogState, Event};
 use backups::BackupLedger;
 use prost::Message;
+use repairs::Repairs;
 use replications::Replications;
 
 /// The control log and the state folded from it.
@@ -33,6 +35,8 @@ pub struct ControlState {
     pub backups: BackupLedger,
     /// Remotes and replications, with each replication's progress.
     pub replications: Replications,
+    /// Anti-entropy repairs: queued, under way, the latest outcomes.
+    pub repairs: Repairs,
 }
 
 impl ControlState {
@@ -40,10 +44,12 @@ impl ControlState {
     pub fn from_state(mut state: CatalogState) -> ControlState {
         let backups = BackupLedger::from_state(state.backups.take().unwrap_or_default());
         let replications = Replications::from_state(state.replications.take().unwrap_or_default());
+        let repairs = Repairs::from_state(state.repairs.take().unwrap_or_default());
         ControlState {
             catalog: Catalog::from_state(state),
             backups,
             replications,
+            repairs,
         }
     }
 
@@ -51,6 +57,7 @@ impl ControlState {
         CatalogState {
             backups: Some(self.backups.to_state()),
             replications: Some(self.replications.to_state()),
+            repairs: Some(self.repairs.to_state()),
             ..self.catalog.to_state()
         }
     }
@@ -99,6 +106,11 @@ impl Projection for ControlState {
             Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_) => {
                 self.backups.apply(event)
             }
+            Kind::RepairQueued(_)
+            | Kind::RepairStarted(_)
+            | Kind::RepairFinished(_)
+            | Kind::RepairFailed(_)
+            | Kind::RepairCancelled(_) => self.repairs.apply(event),
             Kind::Blob(_) => {}
         }
     }

@@ -76,6 +76,9 @@ pub(crate) fn serve(config: NodeConfig) -> Result<(), DaemonError> {
         if let Err(e) = node.replications.start_senders() {
             tracing::error!(error = %e, "could not start the replication senders");
         }
+        if let Err(e) = node.entropy.start() {
+            tracing::error!(error = %e, "could not start anti-entropy");
+        }
         actix_web::rt::spawn(enforce_retention(node.clone()));
         actix_web::rt::spawn(flush_idle_shards(node.clone()));
         let server = crate::http::server(node.clone(), certificates.clone()).map_err(|source| {

@@ -494,7 +494,79 @@ impl Collector for NodeFigures {
                 ),
             ],
         )?;
-        Ok(())
+        Self::entropy(e, &node.entropy.figures)
+    }
+}
+
+impl NodeFigures {
+    /// Anti-entropy's counters (`crate::entropy::EntropyFigures`).
+    fn entropy(e: &mut DescriptorEncoder, f: &crate::entropy::EntropyFigures) -> std::fmt::Result {
+        use std::sync::atomic::Ordering::Relaxed;
+        let one = |v: &std::sync::atomic::AtomicU64| [(&[][..], v.load(Relaxed))];
+        Self::counter(
+            e,
+            "shardkeeper_entropy_checks",
+            "Anti-entropy checks run since start.",
+            &one(&f.checks),
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_digests_compared",
+            "Shard root digests compared with a peer's since start.",
+            &one(&f.digests_compared),
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_nodes_compared",
+            "Digest tree nodes below the roots compared with a peer's since start.",
+            &one(&f.nodes_compared),
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_leaves_differing",
+            "Settled digest leaves found differing from a peer's by checks since start.",
+            &one(&f.leaves_differing),
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_repairs",
+            "Shard repairs ended since start, by outcome.",
+            &[
+                (&[("outcome", "finished")], f.repairs_finished.load(Relaxed)),
+                (&[("outcome", "failed")], f.repairs_failed.load(Relaxed)),
+                (
+                    &[("outcome", "cancelled")],
+                    f.repairs_cancelled.load(Relaxed),
+                ),
+            ],
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_points_repaired",
+            "Points moved by repairs since start: received (applied here) and sent (to peers).",
+            &[
+                (
+                    &[("direction", "received")],
+                    f.points_received.load(Relaxed),
+                ),
+                (&[("direction", "sent")], f.points_sent.load(Relaxed)),
+            ],
+        )?;
+        Self::counter(
+            e,
+            "shardkeeper_entropy_bytes",
+            "Bytes exchanged with peers since start (both ways): by checks and repairs, and by repairs alone.",
+            &[
+                (&[("activity", "all")], f.bytes_exchanged.load(Relaxed)),
+                (&[("activity", "repair")], f.bytes_repaired.load(Relaxed)),
+            ],
+        )?;
+        Self::single(
+            e,
+            "shardkeeper_entropy_last_check_microseconds",
+            "How long the latest anti-entropy check took, in microseconds.",
+            (f.last_check_nanos.load(Relaxed) / 1_000) as i64,
+        )
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 mod auth;
 mod conn;
 mod debug;
+mod entropy;
 mod error;
 mod guard;
 mod health;
@@ -121,13 +122,14 @@ pub(crate) fn server(
 }
 
 /// Every module's routes, in the order they are matched.
-const MODULES: [fn(&mut Routes); 6] = [
+const MODULES: [fn(&mut Routes); 7] = [
     health::routes,
     debug::routes,
     metrics::routes,
     write::routes,
     query::routes,
     v2::routes,
+    entropy::routes,
 ];
 
 /// Registers each route with the server and records it, so that the table tests check

@@ -40,6 +40,8 @@ pub(crate) struct Node {
     pub backups: BackupService,
     /// Remotes, replications and their queues and senders.
     pub replications: Arc<ReplicationService>,
+    /// Anti-entropy: digests compared with peers, repairs.
+    pub entropy: Arc<crate::entropy::EntropyService>,
 }
 
 impl Node {
@@ -56,6 +58,12 @@ impl Node {
             options.clone(),
             (config.log.snapshot_every_mib * (1u64 << 20) as f64) as u64,
         )?;
+        // Before any shard opens: its persisted digests are checked against the key.
+        let secret = match config.anti_entropy.digest_key.as_str() {
+            "" => crate::storage::digest::DEFAULT_DIGEST_SECRET,
+            s => s,
+        };
+        crate::storage::digest::set_key(crate::storage::digest::DigestKey::from_secret(secret));
         let (catalog, pins) =
             control.read_blocking(|c| (c.catalog.clone(), ReplicationService::pins(c)));
         // Shards are many and mostly small: their segments are smaller, so that preallocated
@@ -78,8 +86,15 @@ impl Node {
             storage.clone(),
             config.replication_drop_when_full,
         )?;
+        let entropy = crate::entropy::EntropyService::new(
+            control.clone(),
+            storage.clone(),
+            &config.anti_entropy,
+        )
+        .map_err(|e| NodeError::Config(ConfigError::Invalid(format!("anti_entropy peers: {e}"))))?;
         let node = Node {
             replications,
+            entropy,
             config: config.clone(),
             backups: BackupService::new(control.clone(), storage.clone(), config),
             control,

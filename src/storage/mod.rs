@@ -11,6 +11,7 @@ pub(crate) mod background;
 pub mod column;
 pub(crate) mod column_file;
 pub(crate) mod data_log;
+pub(crate) mod digest;
 pub(crate) mod encoding;
 pub mod head;
 pub(crate) mod hlc;
@@ -69,6 +70,8 @@ pub enum StorageError {
     ShardBusy(u64),
     #[error("shard {shard} is quarantined: {reason}")]
     Quarantined { shard: u64, reason: String },
+    #[error("shard {0} is not known here")]
+    UnknownShard(u64),
     /// A follower of the bucket's writes (a replication queue) has no room for them.
     #[error("{0}")]
     QueueFull(String),
@@ -1035,7 +1038,113 @@ impl Storage {
     }
 }
 
+/// What a repair applied to a shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RepairApplied {
+    /// Points appended (each with the write version it came with).
+    pub points: u64,
+    /// Points refused for a field type the shard has another type for.
+    pub conflicts: u64,
+    /// Tombstones the shard did not hold, appended.
+    pub tombstones: u64,
+}
+
 impl Storage {
+    /// Applies what an anti-entropy repair brought of shard `id`'s leaves: points with
+    /// the write versions they carry (never stamped anew, so last-write-wins settles them
+    /// as it settled them where they came from) and tombstones the shard lacks. Appended
+    /// to the data log like any write (one record per write version), so a crash keeps
+    /// them, and applying them twice is applying them once.
+    pub async fn apply_repair(
+        &self,
+        id: u64,
+        contents: Vec<shard::LeafContents>,
+    ) -> Result<RepairApplied, StorageError> {
+        let _placed = self.placement.read().await;
+        let shard = self.shard(id).ok_or(StorageError::UnknownShard(id))?;
+        let mut applied = RepairApplied::default();
+        let newest = contents
+            .iter()
+            .flat_map(|c| {
+                c.points
+                    .iter()
+                    .map(|p| p.version)
+                    .chain(c.tombstones.iter().map(|t| t.version))
+            })
+            .max()
+            .unwrap_or(0);
+        // Versions issued from now on beat the ones repaired in.
+        self.clock.observe(newest);
+        let by_version = shard::points_by_version(&contents);
+        let mut batches: Vec<(u64, Vec<Point<'static>>)> = Vec::new();
+        for (version, points) in by_version {
+            let total = points.len() as u64;
+            let a = shard.admit(points, usize::MAX);
+            applied.conflicts += total - a.points.len() as u64;
+            if !a.points.is_empty() {
+                applied.points += a.points.len() as u64;
+                batches.push((version, a.points));
+            }
+        }
+        if !batches.is_empty() {
+            let prepared: Vec<shard::Prepared> = batches
+                .iter()
+                .map(|(version, points)| shard.prepare_points(points, *version))
+                .collect();
+            let applied_at: Vec<(u64, usize)> =
+                prepared.iter().map(|p| (p.seq, p.record_len)).collect();
+            let queued: Vec<QueuedRecord> = prepared
+                .iter()
+                .map(|p| QueuedRecord {
+                    database: &shard.info.database,
+                    retention_policy: &shard.info.retention_policy,
+                    bytes: crate::log::format::encoded_record_len(p.record.payload.len()) as u64,
+                })
+                .collect();
+            let followers = self.followers.get();
+            if let Some(f) = followers {
+                f.admit(&queued).map_err(StorageError::QueueFull)?;
+            }
+            let lsns = match shard::append_together(&self.data_log, prepared).await {
+                Ok(lsns) => lsns,
+                Err(e) => {
+                    if let Some(f) = followers {
+                        f.abandon(&queued);
+                    }
+                    return Err(e);
+                }
+            };
+            if let (Some(f), Some(&last)) = (followers, lsns.last()) {
+                f.appended(last);
+            }
+            let mut flush = false;
+            for (((version, points), (seq, len)), lsn) in batches.iter().zip(applied_at).zip(lsns) {
+                flush |= shard.apply_points_arrived(points, *version, seq, lsn, len, false);
+            }
+            if flush {
+                self.flush_in_background(shard.clone());
+            }
+            self.force_flushes_if_over_budget();
+        }
+        let tombstones: Vec<crate::proto::Tombstone> =
+            contents.into_iter().flat_map(|c| c.tombstones).collect();
+        let mut unknown = shard.unknown_tombstones(tombstones);
+        unknown.sort_by(|a, b| (&a.measurement, a.version).cmp(&(&b.measurement, b.version)));
+        unknown.dedup_by(|a, b| a.measurement == b.measurement && a.version == b.version);
+        if !unknown.is_empty() {
+            applied.tombstones = unknown.len() as u64;
+            // One record per delete (a version): as the delete itself was logged.
+            let mut by_version: BTreeMap<u64, Vec<crate::proto::Tombstone>> = BTreeMap::new();
+            for t in unknown {
+                by_version.entry(t.version).or_default().push(t);
+            }
+            for (_, ts) in by_version {
+                shard.delete_arrived(ts, false).await?;
+            }
+        }
+        Ok(applied)
+    }
+
     /// A write version above every one issued so far, for a delete's tombstones.
     pub fn next_version(&self) -> u64 {
         self.clock.now()

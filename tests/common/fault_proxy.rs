@@ -21,6 +21,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Both ends of every live connection, to cut them.
     live: Mutex<HashMap<u64, (TcpStream, TcpStream)>>,
+    /// Where connections go (None: not yet known; they are closed).
+    target: Mutex<Option<SocketAddr>>,
 }
 
 pub struct FaultProxy {
@@ -31,6 +33,15 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(target: SocketAddr) -> FaultProxy {
+        let mut proxy = Self::start_unbound();
+        proxy.set_target(target);
+        proxy.target = target;
+        proxy
+    }
+
+    /// A proxy whose address is known before its target is (nodes that name each other
+    /// as peers): connections are closed until [`FaultProxy::set_target`].
+    pub fn start_unbound() -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared::default());
@@ -47,15 +58,24 @@ impl FaultProxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
+                let Some(target) = *accepting.target.lock().unwrap() else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
                 let shared = accepting.clone();
                 std::thread::spawn(move || forward(client, target, &shared));
             }
         });
         FaultProxy {
             addr,
-            target,
+            target: addr,
             shared,
         }
+    }
+
+    /// Where new connections go from now on (a node restarted on another port).
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.shared.target.lock().unwrap() = Some(target);
     }
 
     pub fn url(&self) -> String {

@@ -70,12 +70,22 @@ pub(super) fn scan(
     let mut tag_keys: BTreeSet<String> = BTreeSet::new();
     for shard in &shards {
         ctx.limits.check_deadline()?;
-        for s in shard.series_of(&read) {
+        for mut s in shard.series_of(&read) {
+            // What deletes took is the shard's: clipped to its interval (its parts hold
+            // only points within it), it is kept when a series' parts of several shards
+            // are merged, and hides nothing of the others'.
+            let last = shard.info.end.saturating_sub(1);
+            for r in s.deleted.iter_mut() {
+                r.min_time = r.min_time.max(shard.info.start);
+                r.max_time = r.max_time.min(last);
+            }
+            s.deleted.retain(|r| r.min_time <= r.max_time);
             match gathered.get_mut(&s.key) {
                 Some(known) => {
                     for (mine, more) in known.fields.iter_mut().zip(s.fields) {
                         mine.extend(more);
                     }
+                    known.deleted.extend(s.deleted);
                 }
                 None => {
                     gathered.insert(s.key.clone(), s);

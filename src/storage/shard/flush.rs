@@ -79,6 +79,11 @@ impl Shard {
         data.frozen_from = 0;
         self.log.hold(self.key(), data.held_from());
         drop(data);
+        // The digests now account for records up to at least the new file's number, as
+        // a restart needs to use them (see `load_digests`).
+        if let Err(e) = self.persist_digests() {
+            tracing::warn!(shard = self.info.id, error = %e, "could not persist the shard's digests: a restart rebuilds them");
+        }
         self.log
             .trim()
             .map_err(|source| StorageError::DataLog { source })?;

@@ -19,6 +19,7 @@
 //! tags, as deletes leave them), `flush` (the head written out) and `merge` (column files
 //! merged size-tiered).
 
+mod digest;
 mod flush;
 mod merge;
 mod open;
@@ -33,6 +34,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use digest::{points_by_version, DigestChild, LeafContents, LeafPoint};
 pub use flush::ShardFiles;
 pub use open::OWN_LOG_DIR;
 pub use read::{Part, SeriesParts, SeriesRead, TagFilter};
@@ -84,6 +86,8 @@ struct ShardData {
     index: SeriesIndex,
     /// Every delete the shard has taken (see [`crate::storage::tombstone`]).
     tombstones: Tombstones,
+    /// The anti-entropy digests of the shard's points (see [`crate::storage::digest`]).
+    digest: crate::storage::digest::DigestTree,
 }
 
 impl ShardData {

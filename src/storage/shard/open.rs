@@ -90,6 +90,7 @@ impl Shard {
             merging: AtomicBool::new(false),
             last_write: std::sync::atomic::AtomicI64::new(0),
         };
+        shard.load_digests();
         let own_log = dir.join(OWN_LOG_DIR);
         if shard.fs.exists(&own_log).map_err(dir_err)? {
             shard.migrate_own_log(&own_log)?;

@@ -151,6 +151,9 @@ impl Shard {
         }
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
         data.log_bytes += len;
+        // Replayed records may be recent: their leaves settle from now.
+        let now = Some(crate::catalog::now_nanos());
+        let bounds = (self.info.start, self.info.end);
         match replayed {
             Replayed::Points(version, points) => {
                 self.max_version.fetch_max(version, Ordering::AcqRel);
@@ -162,11 +165,12 @@ impl Shard {
                 let known = data.head.series().len();
                 data.head.insert_points(&points, version);
                 data.index_head_from(known);
+                super::digest::mark_points(&mut data, bounds, &points, now);
             }
             Replayed::Tombstones(tombstones) => {
                 for t in tombstones {
                     self.max_version.fetch_max(t.version, Ordering::AcqRel);
-                    apply_tombstone(&mut data, &mut schema, t);
+                    apply_tombstone(&mut data, &mut schema, t, bounds, now);
                 }
             }
             Replayed::Other => {}

@@ -192,6 +192,16 @@ impl Shard {
     /// drops the points they hit, reads filter the column files through them, and a DROP
     /// MEASUREMENT forgets the measurement's field types.
     pub async fn delete(self: &Arc<Self>, tombstones: Vec<Tombstone>) -> Result<(), StorageError> {
+        self.delete_arrived(tombstones, true).await
+    }
+
+    /// [`Shard::delete`]; `arrived` false for a repair's tombstones (see
+    /// [`Shard::apply_points_arrived`]).
+    pub(crate) async fn delete_arrived(
+        self: &Arc<Self>,
+        tombstones: Vec<Tombstone>,
+        arrived: bool,
+    ) -> Result<(), StorageError> {
         let record = TombstonesWritten {
             tombstones: tombstones.clone(),
         }
@@ -199,7 +209,7 @@ impl Shard {
         let prepared = self.prepare(TOMBSTONE_RECORD, &record, record.len());
         let seq = prepared.seq;
         let lsns = append_together(&self.log, vec![prepared]).await?;
-        self.apply_tombstones(tombstones, seq, lsns[0], record.len());
+        self.apply_tombstones(tombstones, seq, lsns[0], record.len(), arrived);
         Ok(())
     }
 
@@ -213,26 +223,56 @@ impl Shard {
         lsn: Lsn,
         record_len: usize,
     ) -> bool {
+        self.apply_points_arrived(points, version, seq, lsn, record_len, true)
+    }
+
+    /// [`Shard::apply_points`]; `arrived` false for a repair's points, which are no
+    /// write in flight: their digest leaves keep the arrival time they had.
+    pub(crate) fn apply_points_arrived(
+        &self,
+        points: &[Point<'_>],
+        version: u64,
+        seq: u64,
+        lsn: Lsn,
+        record_len: usize,
+        arrived: bool,
+    ) -> bool {
         self.max_version.fetch_max(version, Ordering::AcqRel);
-        self.last_write
-            .store(crate::catalog::now_nanos(), Ordering::Relaxed);
+        let now = crate::catalog::now_nanos();
+        self.last_write.store(now, Ordering::Relaxed);
+        let now = arrived.then_some(now);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let known = data.head.series().len();
         data.head.insert_points(points, version);
         data.index_head_from(known);
+        super::digest::mark_points(&mut data, (self.info.start, self.info.end), points, now);
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
         over_budget && !self.is_flushing()
     }
 
-    fn apply_tombstones(&self, tombstones: Vec<Tombstone>, seq: u64, lsn: Lsn, record_len: usize) {
+    fn apply_tombstones(
+        &self,
+        tombstones: Vec<Tombstone>,
+        seq: u64,
+        lsn: Lsn,
+        record_len: usize,
+        arrived: bool,
+    ) {
         let newest = tombstones.iter().map(|t| t.version).max().unwrap_or(0);
         self.max_version.fetch_max(newest, Ordering::AcqRel);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let mut schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        let now = arrived.then(crate::catalog::now_nanos);
         for t in tombstones {
-            apply_tombstone(&mut data, &mut schema, t);
+            apply_tombstone(
+                &mut data,
+                &mut schema,
+                t,
+                (self.info.start, self.info.end),
+                now,
+            );
         }
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
@@ -290,7 +330,7 @@ impl Shard {
                 self.apply_points(&points, version, header.seq, lsn, len);
             }
             Replayed::Tombstones(tombstones) => {
-                self.apply_tombstones(tombstones, header.seq, lsn, len)
+                self.apply_tombstones(tombstones, header.seq, lsn, len, true)
             }
             Replayed::Other => {
                 let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
@@ -301,11 +341,19 @@ impl Shard {
     }
 }
 
-/// Applies a durable tombstone to the shard's state (replay and new deletes alike).
-pub(super) fn apply_tombstone(data: &mut ShardData, schema: &mut Schema, t: Tombstone) {
+/// Applies a durable tombstone to the shard's state (replay and new deletes alike), marking
+/// the digest leaves it may change (the shard's interval is `bounds`).
+pub(super) fn apply_tombstone(
+    data: &mut ShardData,
+    schema: &mut Schema,
+    t: Tombstone,
+    bounds: (i64, i64),
+    now: Option<i64>,
+) {
     if t.drop_schema {
         schema.remove(&t.measurement);
     }
     data.head.delete(&t);
+    super::digest::mark_tombstone(data, bounds, &t, now);
     data.tombstones.add(t);
 }

@@ -1,0 +1,1176 @@
+//! Anti-entropy: replicas of the same shards on peer nodes find their differences by
+//! comparing digests, and repair them point by point (InfluxDB Enterprise's
+//! `/shard-repair` API and `influxd-ctl entropy`, done the way Merkle-tree systems do it).
+//!
+//! - Each shard keeps digests of its logical points in a tree
+//!   ([`crate::storage::digest`]), maintained as writes and deletes are applied.
+//! - Every `check_interval_seconds`, for each peer, the node fetches the peer's shards
+//!   with their roots ([`wire::ShardSummary`]), and for each shard whose root differs
+//!   descends the tree level by level, fetching the peer's children only of the nodes
+//!   that differ, down to the leaves. Leaves written within `settle_seconds` on either
+//!   side are not compared (writes in flight are not differences). A shard with a
+//!   differing leaf has status `diff`.
+//! - A repair (queued by an operator, or by the node for a shard it lacks) is a sequence
+//!   of control-log events ([`crate::control::repairs`]); it fetches the differing
+//!   leaves' contents from every peer and applies them (points with the write versions
+//!   they carry; tombstones), then pushes its own contents of every leaf that differed
+//!   from any peer to each peer. Last write wins by version everywhere, so applying a leaf
+//!   twice changes nothing, and every replica ends with the same points.
+//!
+//! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, with the configured
+//! peer credential when authentication is on.
+
+pub(crate) mod wire;
+
+use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};
+use crate::config::AntiEntropyConfig;
+use crate::control::repairs;
+use crate::control::ControlLog;
+use crate::projection::ProjectionError;
+use crate::proto::RepairFinished;
+use crate::storage::digest::{NodeDigest, Prefix, POSITION_BITS};
+use crate::storage::shard::DigestChild;
+use crate::storage::{RepairApplied, Shard, ShardInfo, Storage, StorageError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wire::{DigestRequest, LeafRequest, Leaves, ShardSummary};
+
+/// Nodes of a tree asked for in one request.
+const NODES_PER_REQUEST: usize = 4096;
+/// Attempts of a repair whose peer is out of reach (back-off from 0.25 s to 10 s between
+/// them: some three minutes in all) before it is recorded as failed.
+const REPAIR_ATTEMPTS: usize = 24;
+/// Rounds of a repair at most, while differing leaves are still settling.
+const REPAIR_ROUNDS: usize = 3;
+/// Leaves fetched or pushed in one request.
+const LEAVES_PER_REQUEST: usize = 512;
+/// Largest body a peer endpoint takes.
+pub(crate) const MAX_PEER_BODY: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EntropyError {
+    #[error("peer {peer}: {source}")]
+    Peer { peer: String, source: ClientError },
+    #[error("peer {peer}: {source}")]
+    Wire {
+        peer: String,
+        source: wire::WireError,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("control log: {0}")]
+    Control(#[from] ProjectionError),
+    #[error("shard {0} is not known here, and no peer holds it")]
+    NoShard(u64),
+    #[error("the repair of shard {0} was cancelled")]
+    Cancelled(u64),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl EntropyError {
+    /// A failure to reach a peer, or a peer's 5xx or 429: worth trying again.
+    fn is_transient(&self) -> bool {
+        match self {
+            EntropyError::Peer { source, .. } => {
+                !matches!(source.retry(), crate::client::Retry::Never)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What `/metrics` counts.
+#[derive(Debug, Default)]
+pub(crate) struct EntropyFigures {
+    /// Shard digests compared with a peer's (roots).
+    pub digests_compared: AtomicU64,
+    /// Tree nodes compared below the roots.
+    pub nodes_compared: AtomicU64,
+    /// Leaves found differing by checks.
+    pub leaves_differing: AtomicU64,
+    pub checks: AtomicU64,
+    pub check_failures: AtomicU64,
+    pub repairs_finished: AtomicU64,
+    pub repairs_failed: AtomicU64,
+    pub repairs_cancelled: AtomicU64,
+    /// Points applied here by repairs, and sent to peers.
+    pub points_received: AtomicU64,
+    pub points_sent: AtomicU64,
+    /// Bytes exchanged with peers by checks and repairs (both ways, as sent).
+    pub bytes_exchanged: AtomicU64,
+    pub bytes_repaired: AtomicU64,
+    /// Nanoseconds the last check took.
+    pub last_check_nanos: AtomicU64,
+}
+
+/// A shard found to differ from a peer.
+#[derive(Debug, Clone)]
+pub(crate) struct Divergence {
+    pub info: ShardInfo,
+    pub expires: i64,
+    /// Peers it differs from, with how many leaves.
+    pub peers: BTreeMap<String, usize>,
+}
+
+/// One row of `/shard-repair/status`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct StatusRow {
+    pub id: String,
+    pub database: String,
+    pub retention_policy: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub expires: String,
+    pub status: String,
+}
+
+/// `/shard-repair/status`'s answer: every value a string, as Enterprise's.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Status {
+    pub shards: Vec<StatusRow>,
+    pub queued_shards: Vec<String>,
+    pub processing_shards: Vec<String>,
+    /// Beyond Enterprise's: the latest repairs, with what they moved.
+    #[serde(default)]
+    pub recent_repairs: Vec<serde_json::Value>,
+}
+
+struct Peer {
+    url: String,
+    client: InfluxClient,
+}
+
+pub(crate) struct EntropyService {
+    control: Arc<ControlLog>,
+    storage: Arc<Storage>,
+    config: AntiEntropyConfig,
+    peers: Vec<Peer>,
+    diverged: Mutex<BTreeMap<u64, Divergence>>,
+    pub figures: EntropyFigures,
+    /// Wakes the repair loop (a repair queued or cancelled).
+    wake: tokio::sync::Notify,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl Drop for EntropyService {
+    fn drop(&mut self) {
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn now() -> i64 {
+    crate::clock::now_nanos()
+}
+
+impl EntropyService {
+    pub(crate) fn new(
+        control: Arc<ControlLog>,
+        storage: Arc<Storage>,
+        config: &AntiEntropyConfig,
+    ) -> Result<Arc<EntropyService>, ClientError> {
+        let credentials = if !config.peer_token.is_empty() {
+            Credentials::Token(config.peer_token.clone())
+        } else if !config.peer_username.is_empty() {
+            Credentials::Basic {
+                user: config.peer_username.clone(),
+                password: config.peer_password.clone(),
+            }
+        } else {
+            Credentials::None
+        };
+        let options = ClientOptions {
+            credentials,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            ..ClientOptions::default()
+        };
+        let peers = config
+            .peers
+            .iter()
+            .map(|url| {
+                Ok(Peer {
+                    url: url.trim_end_matches('/').to_owned(),
+                    client: InfluxClient::new(url, options.clone())?,
+                })
+            })
+            .collect::<Result<Vec<Peer>, ClientError>>()?;
+        Ok(Arc::new(EntropyService {
+            control,
+            storage,
+            config: config.clone(),
+            peers,
+            diverged: Mutex::new(BTreeMap::new()),
+            figures: EntropyFigures::default(),
+            wake: tokio::sync::Notify::new(),
+            runtime: Mutex::new(None),
+        }))
+    }
+
+    fn settle(&self) -> i64 {
+        (self.config.settle_seconds.max(0.0) * 1e9) as i64
+    }
+
+    pub(crate) fn peer_urls(&self) -> Vec<String> {
+        self.peers.iter().map(|p| p.url.clone()).collect()
+    }
+
+    /// Starts the check and repair loops on a thread of their own (when enabled).
+    pub(crate) fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        if !self.config.is_enabled() {
+            return Ok(());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(4)
+            .thread_name("entropy")
+            .enable_all()
+            .build()?;
+        let checks = self.clone();
+        rt.spawn(async move { checks.check_loop().await });
+        let repairs = self.clone();
+        rt.spawn(async move { repairs.repair_loop().await });
+        *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(rt);
+        tracing::info!(peers = ?self.peer_urls(), interval_seconds = self.config.check_interval_seconds, "anti-entropy started");
+        Ok(())
+    }
+
+    // ---- what a peer asks of this node (blocking: call off the async workers) ----
+
+    /// Every shard this node holds, with its root digest as of `settled_before` (dirty
+    /// settled leaves recomputed first).
+    pub(crate) fn local_shards(&self, settled_before: i64) -> Vec<ShardSummary> {
+        let (infos, expiries) = self.catalog_shards();
+        let mut out = Vec::with_capacity(infos.len());
+        for info in infos {
+            let Some(shard) = self.storage.shard(info.id) else {
+                continue; // quarantined: not offered
+            };
+            if let Err(e) = shard.refresh_digests(settled_before) {
+                tracing::warn!(shard = info.id, error = %e, "could not compute the shard's digests");
+                continue;
+            }
+            out.push(ShardSummary {
+                id: info.id,
+                database: info.database.clone(),
+                retention_policy: info.retention_policy.clone(),
+                start: info.start,
+                end: info.end,
+                expires: expiries.get(&info.id).copied().unwrap_or(0),
+                root: shard.digest_root(settled_before),
+            });
+        }
+        out
+    }
+
+    /// Shards of the catalog, and when each expires (0: never).
+    fn catalog_shards(&self) -> (Vec<ShardInfo>, HashMap<u64, i64>) {
+        self.control.read_blocking(|c| {
+            let infos: Vec<ShardInfo> = c.catalog.shards().collect();
+            let expiries = infos
+                .iter()
+                .map(|s| {
+                    let duration = c
+                        .catalog
+                        .databases
+                        .get(&s.database)
+                        .and_then(|d| d.policies.get(&s.retention_policy))
+                        .map_or(0, |p| p.duration_nanos);
+                    let expires = match duration {
+                        0 => 0,
+                        d => s.end.saturating_add(d),
+                    };
+                    (s.id, expires)
+                })
+                .collect();
+            (infos, expiries)
+        })
+    }
+
+    /// The children of the asked-for nodes of a shard's tree.
+    pub(crate) fn local_digests(
+        &self,
+        req: &DigestRequest,
+    ) -> Result<wire::DigestAnswer, EntropyError> {
+        let shard = self
+            .storage
+            .shard(req.shard)
+            .ok_or(EntropyError::NoShard(req.shard))?;
+        shard.refresh_digests(req.settled_before)?;
+        Ok(shard.digest_children(&req.nodes, req.settled_before))
+    }
+
+    /// The contents of the asked-for leaves of a shard.
+    pub(crate) fn local_leaves(&self, req: &LeafRequest) -> Result<Leaves, EntropyError> {
+        let shard = self
+            .storage
+            .shard(req.shard)
+            .ok_or(EntropyError::NoShard(req.shard))?;
+        let mut contents = Vec::with_capacity(req.leaves.len());
+        for (m, positions) in &req.leaves {
+            contents.push(shard.leaf_contents(m, positions)?);
+        }
+        Ok(Leaves {
+            shard: req.shard,
+            contents,
+        })
+    }
+
+    /// Applies leaves a peer pushed.
+    pub(crate) async fn apply(&self, leaves: Leaves) -> Result<RepairApplied, EntropyError> {
+        let applied = self
+            .storage
+            .apply_repair(leaves.shard, leaves.contents)
+            .await?;
+        self.figures
+            .points_received
+            .fetch_add(applied.points, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    // ---- status and the queue ----
+
+    /// This node's status: the shards found differing, the queue, what is under way.
+    pub(crate) async fn local_status(&self) -> Status {
+        let repairs = self.control.read(|c| c.repairs.clone()).await;
+        let diverged = self
+            .diverged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let shards = diverged
+            .values()
+            .map(|d| StatusRow {
+                id: d.info.id.to_string(),
+                database: d.info.database.clone(),
+                retention_policy: d.info.retention_policy.clone(),
+                start_time: d.info.start.to_string(),
+                end_time: d.info.end.to_string(),
+                expires: d.expires.to_string(),
+                status: "diff".into(),
+            })
+            .collect();
+        Status {
+            shards,
+            queued_shards: repairs
+                .queued
+                .iter()
+                .map(|q| q.shard_id.to_string())
+                .collect(),
+            processing_shards: repairs
+                .processing
+                .iter()
+                .map(|q| q.shard_id.to_string())
+                .collect(),
+            recent_repairs: repairs
+                .recent
+                .iter()
+                .rev()
+                .map(|o| {
+                    let f = o.finished.unwrap_or_default();
+                    serde_json::json!({
+                        "id": o.shard_id.to_string(),
+                        "outcome": o.outcome,
+                        "at": o.at_unix_nanos.to_string(),
+                        "points_received": f.points_received.to_string(),
+                        "points_sent": f.points_sent.to_string(),
+                        "tombstones": f.tombstones.to_string(),
+                        "bytes": f.bytes.to_string(),
+                        "leaves": f.leaves.to_string(),
+                        "duration_ns": f.duration_nanos.to_string(),
+                        "reason": o.reason,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The status of this node merged with every peer's (each asked for its local one);
+    /// a peer that does not answer is left out.
+    pub(crate) async fn cluster_status(&self) -> Status {
+        let mut status = self.local_status().await;
+        for peer in &self.peers {
+            let path = "/shard-repair/status";
+            let request = peer
+                .client
+                .request(Method::GET, path)
+                .query(&[("local", "true")]);
+            let answer = async {
+                let response = peer.client.send(path, request).await.ok()?;
+                let bytes = response.bytes().await.ok()?;
+                serde_json::from_slice::<Status>(&bytes).ok()
+            }
+            .await;
+            let Some(theirs) = answer else {
+                tracing::warn!(peer = %peer.url, "a peer did not report its anti-entropy status");
+                continue;
+            };
+            status.shards.extend(theirs.shards);
+            status.queued_shards.extend(theirs.queued_shards);
+            status.processing_shards.extend(theirs.processing_shards);
+        }
+        status.shards.sort();
+        status.shards.dedup();
+        for list in [&mut status.queued_shards, &mut status.processing_shards] {
+            let set: BTreeSet<u64> = list.iter().filter_map(|s| s.parse().ok()).collect();
+            *list = set.into_iter().map(|s| s.to_string()).collect();
+        }
+        status
+    }
+
+    /// Queues a repair of `shard` on this node.
+    pub(crate) async fn queue_repair(&self, shard: u64) -> Result<(), EntropyError> {
+        self.control
+            .mutate(|c| {
+                Ok::<_, ProjectionError>((c.repairs.queue(shard, repairs::BY_OPERATOR), ()))
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes `shard` out of the queue (and stops its repair) here, and on every peer
+    /// unless `local`.
+    pub(crate) async fn cancel_repair(&self, shard: u64, local: bool) -> Result<(), EntropyError> {
+        self.control
+            .mutate(|c| Ok::<_, ProjectionError>((c.repairs.cancel(shard), ())))
+            .await?;
+        self.wake.notify_one();
+        if !local {
+            for peer in &self.peers {
+                let path = "/shard-repair/cancel-repair";
+                let id = shard.to_string();
+                let request = peer
+                    .client
+                    .request(Method::POST, path)
+                    .query(&[("id", id.as_str()), ("local", "true")]);
+                if let Err(e) = peer.client.send(path, request).await {
+                    tracing::warn!(peer = %peer.url, error = %e, "could not cancel the repair on a peer");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- talking to peers ----
+
+    async fn post(&self, peer: &Peer, path: &str, body: Vec<u8>) -> Result<Vec<u8>, EntropyError> {
+        let sent = body.len() as u64;
+        let request = peer
+            .client
+            .request(Method::POST, path)
+            .header("Content-Type", wire::CONTENT_TYPE)
+            .body(body);
+        let peer_err = |source| EntropyError::Peer {
+            peer: peer.url.clone(),
+            source,
+        };
+        let response = peer.client.send(path, request).await.map_err(peer_err)?;
+        let url = format!("{}{path}", peer.url);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| peer_err(ClientError::transport(&url, e)))?;
+        self.figures
+            .bytes_exchanged
+            .fetch_add(sent + bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes.to_vec())
+    }
+
+    async fn peer_shards(
+        &self,
+        peer: &Peer,
+        settled_before: i64,
+    ) -> Result<Vec<ShardSummary>, EntropyError> {
+        let path = "/shard-repair/peer/shards";
+        let settled = settled_before.to_string();
+        let request = peer
+            .client
+            .request(Method::GET, path)
+            .query(&[("settled_before", settled.as_str())]);
+        let peer_err = |source| EntropyError::Peer {
+            peer: peer.url.clone(),
+            source,
+        };
+        let response = peer.client.send(path, request).await.map_err(peer_err)?;
+        let url = format!("{}{path}", peer.url);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| peer_err(ClientError::transport(&url, e)))?;
+        self.figures
+            .bytes_exchanged
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        wire::decode_shards(&bytes).map_err(|source| EntropyError::Wire {
+            peer: peer.url.clone(),
+            source,
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, EntropyError> + Send + 'static,
+    ) -> Result<T, EntropyError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| EntropyError::Other(format!("a digest task failed: {e}")))?
+    }
+
+    /// The leaves of `shard` that differ from `peer`'s (settled on both sides), by
+    /// measurement: roots first, then only the children of nodes that differ.
+    async fn differing_leaves(
+        self: &Arc<Self>,
+        peer: &Peer,
+        shard: &Arc<Shard>,
+        settled_before: i64,
+    ) -> Result<Vec<(String, BTreeSet<u16>)>, EntropyError> {
+        Ok(self
+            .differing_leaves_counted(peer, shard, settled_before)
+            .await?
+            .0)
+    }
+
+    /// [`Self::differing_leaves`], and how many differing leaves were passed over for not
+    /// being settled on one side or the other.
+    async fn differing_leaves_counted(
+        self: &Arc<Self>,
+        peer: &Peer,
+        shard: &Arc<Shard>,
+        settled_before: i64,
+    ) -> Result<(Vec<(String, BTreeSet<u16>)>, usize), EntropyError> {
+        let mut unsettled = 0;
+        let mut frontier: Vec<(Option<String>, Prefix)> = vec![(None, Prefix::ROOT)];
+        let mut leaves: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        {
+            let shard = shard.clone();
+            self.blocking(move || Ok(shard.refresh_digests(settled_before)?))
+                .await?;
+        }
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for chunk in frontier.chunks(NODES_PER_REQUEST) {
+                let req = DigestRequest {
+                    shard: shard.info.id,
+                    settled_before,
+                    nodes: chunk.to_vec(),
+                };
+                let body = wire::encode_digest_request(&req);
+                let answer = self.post(peer, "/shard-repair/peer/digests", body).await?;
+                let theirs =
+                    wire::decode_digest_answer(&answer).map_err(|source| EntropyError::Wire {
+                        peer: peer.url.clone(),
+                        source,
+                    })?;
+                if theirs.len() != chunk.len() {
+                    return Err(EntropyError::Other(format!(
+                        "peer {} answered {} nodes for {}",
+                        peer.url,
+                        theirs.len(),
+                        chunk.len()
+                    )));
+                }
+                let ours = shard.digest_children(chunk, settled_before);
+                self.figures
+                    .nodes_compared
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                for (((m, node), ours), theirs) in chunk.iter().zip(ours).zip(theirs) {
+                    let mut both: BTreeMap<DigestChild, (NodeDigest, NodeDigest)> = BTreeMap::new();
+                    for (c, d) in ours {
+                        both.entry(c).or_default().0 = d;
+                    }
+                    for (c, d) in theirs {
+                        both.entry(c).or_default().1 = d;
+                    }
+                    for (child, (a, b)) in both {
+                        if a.digest == b.digest {
+                            // Alike as far as settled: what is still settling is compared
+                            // later.
+                            if a.unsettled || b.unsettled {
+                                unsettled += 1;
+                            }
+                            continue;
+                        }
+                        match (m, child) {
+                            (None, DigestChild::Measurement(name)) => {
+                                next.push((Some(name), Prefix::ROOT));
+                            }
+                            (Some(m), DigestChild::Nibble(n)) => {
+                                let c = node.child(n);
+                                if c.bits < POSITION_BITS {
+                                    next.push((Some(m.clone()), c));
+                                } else if !a.unsettled && !b.unsettled {
+                                    leaves.entry(m.clone()).or_default().insert(c.prefix);
+                                } else {
+                                    unsettled += 1;
+                                }
+                            }
+                            _ => {} // a child of the wrong kind: a confused peer
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok((leaves.into_iter().collect(), unsettled))
+    }
+
+    // ---- checks ----
+
+    async fn check_loop(self: Arc<Self>) {
+        let every = Duration::from_secs_f64(self.config.check_interval_seconds.max(0.05));
+        loop {
+            tokio::time::sleep(every).await;
+            let started = std::time::Instant::now();
+            if let Err(e) = self.check_once().await {
+                self.figures.check_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "anti-entropy check failed");
+            }
+            self.figures
+                .last_check_nanos
+                .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Compares every shard with every peer once; records which differ, and queues the
+    /// repair of shards a peer holds that this node lacks (`auto_repair_missing`).
+    pub(crate) async fn check_once(self: &Arc<Self>) -> Result<(), EntropyError> {
+        self.figures.checks.fetch_add(1, Ordering::Relaxed);
+        let settled_before = now() - self.settle();
+        let me = self.clone();
+        let local = self
+            .blocking(move || Ok(me.local_shards(settled_before)))
+            .await?;
+        let local_by_id: HashMap<u64, ShardSummary> =
+            local.iter().map(|s| (s.id, s.clone())).collect();
+        let mut found: BTreeMap<u64, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut checked: BTreeSet<u64> = BTreeSet::new();
+        for peer in &self.peers {
+            let theirs = match self.peer_shards(peer, settled_before).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(peer = %peer.url, error = %e, "anti-entropy: peer unreachable");
+                    continue;
+                }
+            };
+            let mut to_compare = Vec::new();
+            for s in &theirs {
+                match local_by_id.get(&s.id) {
+                    Some(mine) => {
+                        self.figures
+                            .digests_compared
+                            .fetch_add(1, Ordering::Relaxed);
+                        checked.insert(s.id);
+                        if mine.root.digest != s.root.digest {
+                            to_compare.push(s.id);
+                        }
+                    }
+                    None if self.config.auto_repair_missing => {
+                        if let Err(e) = self.adopt_missing(s).await {
+                            tracing::warn!(shard = s.id, error = %e, "could not create a shard a peer holds");
+                        }
+                    }
+                    None => {}
+                }
+            }
+            use futures_util::stream::{self, StreamExt};
+            let results: Vec<(u64, Result<LeafSet, EntropyError>)> = stream::iter(to_compare)
+                .map(|id| {
+                    let me = self.clone();
+                    async move {
+                        let r = match me.storage.shard(id) {
+                            Some(shard) => me.differing_leaves(peer, &shard, settled_before).await,
+                            None => Ok(Vec::new()),
+                        };
+                        (id, r)
+                    }
+                })
+                .buffer_unordered(self.config.max_fetch.max(1))
+                .collect()
+                .await;
+            for (id, r) in results {
+                match r {
+                    Ok(leaves) => {
+                        let n: usize = leaves.iter().map(|(_, p)| p.len()).sum();
+                        if n > 0 {
+                            self.figures
+                                .leaves_differing
+                                .fetch_add(n as u64, Ordering::Relaxed);
+                            found.entry(id).or_default().insert(peer.url.clone(), n);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard = id, peer = %peer.url, error = %e, "anti-entropy: comparison failed");
+                        checked.remove(&id);
+                    }
+                }
+            }
+        }
+        {
+            let mut diverged = self.diverged.lock().unwrap_or_else(|e| e.into_inner());
+            // Shards compared this time take their new status; others keep theirs.
+            diverged.retain(|id, _| !checked.contains(id) || found.contains_key(id));
+            for (id, peers) in found {
+                let Some(s) = local_by_id.get(&id) else {
+                    continue;
+                };
+                let entry = diverged.entry(id).or_insert_with(|| Divergence {
+                    info: ShardInfo {
+                        id,
+                        incarnation: 0,
+                        database: s.database.clone(),
+                        retention_policy: s.retention_policy.clone(),
+                        start: s.start,
+                        end: s.end,
+                    },
+                    expires: s.expires,
+                    peers: BTreeMap::new(),
+                });
+                entry.peers = peers;
+            }
+        }
+        // The digests recomputed are kept for a restart.
+        let storage = self.storage.clone();
+        self.blocking(move || {
+            for shard in storage.shards() {
+                if shard.digests_changed_since_persisted() {
+                    let _ = shard.persist_digests();
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Creates here a shard a peer holds, if its database and policy exist here, and
+    /// queues its repair (which fills it from the peers).
+    async fn adopt_missing(&self, s: &ShardSummary) -> Result<(), EntropyError> {
+        let info = ShardInfo {
+            id: s.id,
+            incarnation: 0,
+            database: s.database.clone(),
+            retention_policy: s.retention_policy.clone(),
+            start: s.start,
+            end: s.end,
+        };
+        let storage = self.storage.clone();
+        let created = self
+            .control
+            .mutate(|c| {
+                let known = c
+                    .catalog
+                    .databases
+                    .get(&info.database)
+                    .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
+                if !known || c.catalog.shards().any(|k| k.id == info.id) {
+                    return Ok::<_, EntropyError>((Vec::new(), false));
+                }
+                let mut events = c
+                    .catalog
+                    .create_shards(std::slice::from_ref(&info))
+                    .map_err(StorageError::from)?;
+                storage.create_shard_dirs(&c.catalog, &events)?;
+                events.extend(c.repairs.queue(info.id, repairs::MISSING));
+                Ok((events, true))
+            })
+            .await?;
+        if created {
+            tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks; created, repair queued");
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    // ---- repairs ----
+
+    async fn repair_loop(self: Arc<Self>) {
+        let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+        let active: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+        loop {
+            let state = self.control.read(|c| c.repairs.clone()).await;
+            // Under way before a restart first (taken up again), then the queue in order.
+            let candidates: Vec<u64> = state
+                .processing
+                .iter()
+                .chain(state.queued.iter())
+                .map(|q| q.shard_id)
+                .collect();
+            for id in candidates {
+                if running.len() >= self.config.max_sync.max(1) {
+                    break;
+                }
+                if !active.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+                    continue;
+                }
+                let me = self.clone();
+                let done = active.clone();
+                running.spawn(async move {
+                    me.run_repair(id).await;
+                    done.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    me.wake.notify_one();
+                });
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn still_wanted(&self, id: u64) -> bool {
+        self.control.read(|c| c.repairs.is_processing(id)).await
+    }
+
+    async fn run_repair(self: &Arc<Self>, id: u64) {
+        let begun = std::time::Instant::now();
+        let started = self
+            .control
+            .mutate(|c| {
+                let events = match c.repairs.is_processing(id) || c.repairs.is_queued(id) {
+                    true if !c.repairs.is_processing(id) => vec![repairs::started(id)],
+                    true => Vec::new(),
+                    false => return Ok::<_, ProjectionError>((Vec::new(), false)),
+                };
+                Ok((events, true))
+            })
+            .await;
+        match started {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(shard = id, error = %e, "could not start a repair");
+                return;
+            }
+        }
+        tracing::info!(shard = id, "anti-entropy: repair started");
+        // A peer out of reach (a partition, a restart) is waited for, with back-off: the
+        // repair goes again from the start once it answers (leaves applied twice change
+        // nothing), unless cancelled meanwhile.
+        let mut backoff = Duration::from_millis(250);
+        let mut outcome = self.repair(id).await;
+        for _ in 1..REPAIR_ATTEMPTS {
+            match &outcome {
+                Err(e) if e.is_transient() && self.still_wanted(id).await => {
+                    tracing::info!(shard = id, error = %e, retry_in = ?backoff, "anti-entropy: repair interrupted; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    outcome = self.repair(id).await;
+                }
+                _ => break,
+            }
+        }
+        let event = match outcome {
+            Ok(mut f) => {
+                f.duration_nanos = begun.elapsed().as_nanos() as i64;
+                self.figures
+                    .repairs_finished
+                    .fetch_add(1, Ordering::Relaxed);
+                self.figures
+                    .bytes_repaired
+                    .fetch_add(f.bytes, Ordering::Relaxed);
+                tracing::info!(
+                    shard = id,
+                    points_received = f.points_received,
+                    points_sent = f.points_sent,
+                    bytes = f.bytes,
+                    leaves = f.leaves,
+                    "anti-entropy: repair finished"
+                );
+                self.diverged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                Some(repairs::finished(f))
+            }
+            Err(EntropyError::Cancelled(_)) => {
+                self.figures
+                    .repairs_cancelled
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(shard = id, "anti-entropy: repair cancelled");
+                None
+            }
+            Err(e) => {
+                self.figures.repairs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(shard = id, error = %e, "anti-entropy: repair failed");
+                Some(repairs::failed(id, e.to_string()))
+            }
+        };
+        if let Some(event) = event {
+            let recorded = self
+                .control
+                .mutate(|c| {
+                    // Cancelled meanwhile: its cancellation is the record.
+                    let events = match c.repairs.is_processing(id) {
+                        true => vec![event],
+                        false => Vec::new(),
+                    };
+                    Ok::<_, ProjectionError>((events, ()))
+                })
+                .await;
+            if let Err(e) = recorded {
+                tracing::warn!(shard = id, error = %e, "could not record a repair's outcome");
+            }
+        }
+    }
+
+    /// Repairs shard `id` with every peer: pulls the leaves that differ from each, then
+    /// pushes its own contents of every leaf that differed from any of them.
+    async fn repair(self: &Arc<Self>, id: u64) -> Result<RepairFinished, EntropyError> {
+        let mut f = RepairFinished {
+            shard_id: id,
+            ..RepairFinished::default()
+        };
+        let bytes_before = self.figures.bytes_exchanged.load(Ordering::Relaxed);
+        let shard = match self.storage.shard(id) {
+            Some(s) => s,
+            None => return Err(EntropyError::NoShard(id)),
+        };
+        // Leaves still settling on either side are passed over; if any were, the repair
+        // goes again once they have settled (a few times at most: a shard written to
+        // without pause always has some).
+        for attempt in 0..REPAIR_ROUNDS {
+            let skipped = self.repair_round(id, &shard, &mut f).await?;
+            if skipped == 0 || attempt + 1 == REPAIR_ROUNDS {
+                break;
+            }
+            tokio::time::sleep(
+                Duration::from_secs_f64(self.config.settle_seconds.max(0.0))
+                    + Duration::from_millis(100),
+            )
+            .await;
+        }
+        f.bytes = self.figures.bytes_exchanged.load(Ordering::Relaxed) - bytes_before;
+        self.figures
+            .points_sent
+            .fetch_add(f.points_sent, Ordering::Relaxed);
+        Ok(f)
+    }
+
+    /// One pull-then-push round of a repair; returns how many differing leaves it passed
+    /// over as not settled.
+    async fn repair_round(
+        self: &Arc<Self>,
+        id: u64,
+        shard: &Arc<Shard>,
+        f: &mut RepairFinished,
+    ) -> Result<usize, EntropyError> {
+        let settled_before = now() - self.settle();
+        let mut reached = 0;
+        let mut skipped = 0;
+        let mut last_error = None;
+        let mut found: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut pulled_from: Vec<&Peer> = Vec::new();
+        // Pull: this node ends with every peer's points (last write wins).
+        for peer in &self.peers {
+            let leaves = match self
+                .differing_leaves_counted(peer, shard, settled_before)
+                .await
+            {
+                Ok((l, unsettled)) => {
+                    skipped += unsettled;
+                    l
+                }
+                Err(e) => {
+                    tracing::warn!(shard = id, peer = %peer.url, error = %e, "repair: peer unreachable");
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            reached += 1;
+            pulled_from.push(peer);
+            f.leaves += leaves.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
+            for (m, positions) in &leaves {
+                found.entry(m.clone()).or_default().extend(positions);
+            }
+            for batch in batches(leaves) {
+                if !self.still_wanted(id).await {
+                    return Err(EntropyError::Cancelled(id));
+                }
+                let req = LeafRequest {
+                    shard: id,
+                    leaves: batch,
+                };
+                let answer = self
+                    .post(
+                        peer,
+                        "/shard-repair/peer/leaves",
+                        wire::encode_leaf_request(&req),
+                    )
+                    .await?;
+                let leaves = wire::decode_leaves(&answer).map_err(|source| EntropyError::Wire {
+                    peer: peer.url.clone(),
+                    source,
+                })?;
+                if leaves.shard != id {
+                    return Err(EntropyError::Other(format!(
+                        "peer {} sent shard {}'s leaves",
+                        peer.url, leaves.shard
+                    )));
+                }
+                let applied = self.apply(leaves).await?;
+                f.points_received += applied.points;
+                f.tombstones += applied.tombstones;
+            }
+        }
+        if reached == 0 {
+            if let Some(e) = last_error {
+                return Err(e);
+            }
+        }
+        // Push: each peer gets this node's contents of every leaf that differed from any
+        // peer (only those can differ now: no second descent of the trees).
+        let found: LeafSet = found.into_iter().collect();
+        for batch in batches(found) {
+            if !self.still_wanted(id).await {
+                return Err(EntropyError::Cancelled(id));
+            }
+            let req = LeafRequest {
+                shard: id,
+                leaves: batch,
+            };
+            let me = self.clone();
+            let contents = self.blocking(move || me.local_leaves(&req)).await?;
+            let points = contents
+                .contents
+                .iter()
+                .map(|c| c.points.len() as u64)
+                .sum::<u64>();
+            let body = wire::encode_leaves(&contents);
+            for peer in &pulled_from {
+                f.points_sent += points;
+                self.post(peer, "/shard-repair/peer/apply", body.clone())
+                    .await?;
+            }
+        }
+        if let Some(e) = last_error {
+            // A peer missed: the repair is incomplete, and says so (it may be run again).
+            return Err(e);
+        }
+        Ok(skipped)
+    }
+}
+
+/// Leaves by measurement.
+type LeafSet = Vec<(String, BTreeSet<u16>)>;
+
+/// Leaves in requests of at most [`LEAVES_PER_REQUEST`].
+fn batches(leaves: Vec<(String, BTreeSet<u16>)>) -> Vec<Vec<(String, BTreeSet<u16>)>> {
+    let mut out: Vec<Vec<(String, BTreeSet<u16>)>> = Vec::new();
+    let mut current: Vec<(String, BTreeSet<u16>)> = Vec::new();
+    let mut n = 0;
+    for (m, positions) in leaves {
+        let mut part = BTreeSet::new();
+        for p in positions {
+            part.insert(p);
+            n += 1;
+            if n == LEAVES_PER_REQUEST {
+                current.push((m.clone(), std::mem::take(&mut part)));
+                out.push(std::mem::take(&mut current));
+                n = 0;
+            }
+        }
+        if !part.is_empty() {
+            current.push((m, part));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// What `ctl entropy show` prints: influxd-ctl entropy show's table.
+pub(crate) fn render_show(status: &Status, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "Entropy")?;
+    writeln!(out, "==========")?;
+    writeln!(
+        out,
+        "{:<8}{:<12}{:<20}{:<32}{:<32}{:<32}Status",
+        "ID", "Database", "Retention Policy", "Start", "End", "Expires"
+    )?;
+    let time = |ns: &str| {
+        ns.parse::<i64>()
+            .ok()
+            .filter(|&n| n != 0)
+            .map_or_else(|| "0001-01-01 00:00:00 +0000 UTC".to_owned(), go_time)
+    };
+    for s in &status.shards {
+        writeln!(
+            out,
+            "{:<8}{:<12}{:<20}{:<32}{:<32}{:<32}{}",
+            s.id,
+            s.database,
+            s.retention_policy,
+            time(&s.start_time),
+            time(&s.end_time),
+            time(&s.expires),
+            s.status
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Queued Shards: [{}]", status.queued_shards.join(" "))?;
+    Ok(())
+}
+
+/// A time as Go's `time.Time.String()` prints it in UTC, as influxd-ctl does.
+fn go_time(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+        Err(_) => ns.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_bound_leaves_per_request() {
+        let leaves = vec![
+            ("a".to_owned(), (0..600u16).collect::<BTreeSet<u16>>()),
+            ("b".to_owned(), (0..10u16).collect()),
+        ];
+        let b = batches(leaves);
+        let sizes: Vec<usize> = b
+            .iter()
+            .map(|x| x.iter().map(|(_, p)| p.len()).sum())
+            .collect();
+        assert_eq!(sizes, [512, 98]);
+    }
+
+    #[test]
+    fn show_prints_influxd_ctls_table() {
+        let status = Status {
+            shards: vec![StatusRow {
+                id: "1".into(),
+                database: "ae".into(),
+                retention_policy: "autogen".into(),
+                start_time: "-259200000000000".into(),
+                end_time: "345600000000000".into(),
+                expires: "0".into(),
+                status: "diff".into(),
+            }],
+            queued_shards: vec!["3".into(), "5".into()],
+            ..Status::default()
+        };
+        let mut out = Vec::new();
+        render_show(&status, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("Entropy\n"));
+        assert!(text.contains("ID      Database    Retention Policy"));
+        assert!(
+            text.contains("1       ae          autogen             1969-12-29 00:00:00 +0000 UTC")
+        );
+        assert!(text.ends_with("Queued Shards: [3 5]\n"));
+    }
+}

@@ -1,0 +1,800 @@
+//! The bytes peers exchange under `/shard-repair/peer/`: a compact binary format, read
+//! from the network and so from anyone: every count and length is checked against the
+//! bytes that remain before anything is allocated for it, a compressed body is inflated
+//! only up to [`MAX_INFLATED`], and nothing in it can make the decoder panic (see
+//! [`fuzz_decode`], the fuzz target's entry, and the bounded random-input test).
+//!
+//! ```text
+//! message   = "SKAE" version:u8 kind:u8 flags:u8 body      (flags bit 0: body is zstd)
+//! varint    = LEB128 (u64), at most 10 bytes; signed values zigzag-encoded
+//! string    = len:varint bytes (UTF-8)
+//! digest    = sum:16 bytes LE, count:varint, unsettled:u8
+//! shards    = n:varint { id:varint database:string policy:string start:zigzag
+//!                        end:zigzag expires:zigzag root:digest }
+//! digest-rq = shard:varint settled_before:zigzag n:varint
+//!             { has_measurement:u8 [measurement:string] bits:u8 prefix:varint }
+//! digest-an = n:varint { k:varint { child_kind:u8 (0: measurement:string, 1: nibble:u8)
+//!                                   digest } }
+//! leaf-rq   = shard:varint n:varint { measurement:string k:varint { position:varint } }
+//! leaves    = shard:varint n:varint { measurement:string
+//!               series:n:varint{string} fields:n:varint{string}
+//!               points:n:varint{ series:varint field:varint time:zigzag version:varint
+//!                                 value_kind:u8 value }
+//!               tombstones:n:varint{ len:varint prost Tombstone } }
+//! ```
+
+use crate::line_protocol::FieldValue;
+use crate::proto::Tombstone;
+use crate::storage::digest::{Digest, NodeDigest, Prefix};
+use crate::storage::shard::{DigestChild, LeafContents, LeafPoint};
+use prost::Message;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+
+const MAGIC: &[u8] = b"SKAE";
+const VERSION: u8 = 1;
+/// The most a compressed body may inflate to.
+pub(crate) const MAX_INFLATED: usize = 512 << 20;
+/// Bodies at least this long are compressed.
+const COMPRESS_FROM: usize = 512;
+
+pub(crate) const KIND_SHARDS: u8 = b'S';
+pub(crate) const KIND_DIGEST_REQUEST: u8 = b'D';
+pub(crate) const KIND_DIGEST_ANSWER: u8 = b'd';
+pub(crate) const KIND_LEAF_REQUEST: u8 = b'L';
+pub(crate) const KIND_LEAVES: u8 = b'l';
+
+/// Content type of every message.
+pub(crate) const CONTENT_TYPE: &str = "application/x-shardkeeper-entropy";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("entropy message: {0}")]
+pub(crate) struct WireError(pub String);
+
+fn bad(why: impl Into<String>) -> WireError {
+    WireError(why.into())
+}
+
+/// A shard as a peer lists it, with its root digest.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ShardSummary {
+    pub id: u64,
+    pub database: String,
+    pub retention_policy: String,
+    pub start: i64,
+    pub end: i64,
+    /// When the shard expires (ns since the epoch; 0: never).
+    pub expires: i64,
+    pub root: NodeDigest,
+}
+
+/// Nodes of a shard's tree whose children are asked for (a measurement of None: the
+/// shard's root, whose children are its measurements).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DigestRequest {
+    pub shard: u64,
+    pub settled_before: i64,
+    pub nodes: Vec<(Option<String>, Prefix)>,
+}
+
+pub(crate) type DigestAnswer = Vec<Vec<(DigestChild, NodeDigest)>>;
+
+/// Leaves whose contents are asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LeafRequest {
+    pub shard: u64,
+    pub leaves: Vec<(String, BTreeSet<u16>)>,
+}
+
+/// Leaves' contents, of one shard: an answer to a [`LeafRequest`], or pushed to a peer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Leaves {
+    pub shard: u64,
+    pub contents: Vec<LeafContents>,
+}
+
+// ---- writing ----
+
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+    fn zigzag(&mut self, v: i64) {
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+    }
+    fn string(&mut self, s: &str) {
+        self.varint(s.len() as u64);
+        self.out.extend_from_slice(s.as_bytes());
+    }
+    fn digest(&mut self, d: &NodeDigest) {
+        self.out.extend_from_slice(&d.digest.sum.to_le_bytes());
+        self.varint(d.digest.count);
+        self.out.push(u8::from(d.unsettled));
+    }
+}
+
+fn frame(kind: u8, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 2 + 8);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(kind);
+    if body.len() >= COMPRESS_FROM {
+        out.push(1);
+        let compressed = zstd::bulk::compress(&body, 3).unwrap_or_default();
+        out.extend_from_slice(&compressed);
+    } else {
+        out.push(0);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+pub(crate) fn encode_shards(shards: &[ShardSummary]) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(shards.len() as u64);
+    for s in shards {
+        w.varint(s.id);
+        w.string(&s.database);
+        w.string(&s.retention_policy);
+        w.zigzag(s.start);
+        w.zigzag(s.end);
+        w.zigzag(s.expires);
+        w.digest(&s.root);
+    }
+    frame(KIND_SHARDS, w.out)
+}
+
+pub(crate) fn encode_digest_request(r: &DigestRequest) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(r.shard);
+    w.zigzag(r.settled_before);
+    w.varint(r.nodes.len() as u64);
+    for (m, p) in &r.nodes {
+        match m {
+            Some(m) => {
+                w.out.push(1);
+                w.string(m);
+            }
+            None => w.out.push(0),
+        }
+        w.out.push(p.bits);
+        w.varint(u64::from(p.prefix));
+    }
+    frame(KIND_DIGEST_REQUEST, w.out)
+}
+
+pub(crate) fn encode_digest_answer(a: &DigestAnswer) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(a.len() as u64);
+    for children in a {
+        w.varint(children.len() as u64);
+        for (child, d) in children {
+            match child {
+                DigestChild::Measurement(m) => {
+                    w.out.push(0);
+                    w.string(m);
+                }
+                DigestChild::Nibble(n) => {
+                    w.out.push(1);
+                    w.out.push(*n);
+                }
+            }
+            w.digest(d);
+        }
+    }
+    frame(KIND_DIGEST_ANSWER, w.out)
+}
+
+pub(crate) fn encode_leaf_request(r: &LeafRequest) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(r.shard);
+    w.varint(r.leaves.len() as u64);
+    for (m, positions) in &r.leaves {
+        w.string(m);
+        w.varint(positions.len() as u64);
+        for p in positions {
+            w.varint(u64::from(*p));
+        }
+    }
+    frame(KIND_LEAF_REQUEST, w.out)
+}
+
+pub(crate) fn encode_leaves(l: &Leaves) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(l.shard);
+    w.varint(l.contents.len() as u64);
+    for c in &l.contents {
+        w.string(&c.measurement);
+        let mut series: HashMap<&str, u64> = HashMap::new();
+        let mut fields: HashMap<&str, u64> = HashMap::new();
+        let mut series_list = Vec::new();
+        let mut field_list = Vec::new();
+        for p in &c.points {
+            let n = series.len() as u64;
+            series.entry(&p.series).or_insert_with(|| {
+                series_list.push(&*p.series);
+                n
+            });
+            let n = fields.len() as u64;
+            fields.entry(&p.field).or_insert_with(|| {
+                field_list.push(&*p.field);
+                n
+            });
+        }
+        w.varint(series_list.len() as u64);
+        for s in &series_list {
+            w.string(s);
+        }
+        w.varint(field_list.len() as u64);
+        for f in &field_list {
+            w.string(f);
+        }
+        w.varint(c.points.len() as u64);
+        for p in &c.points {
+            w.varint(series[&*p.series]);
+            w.varint(fields[&*p.field]);
+            w.zigzag(p.time);
+            w.varint(p.version);
+            match &p.value {
+                FieldValue::Float(v) => {
+                    w.out.push(0);
+                    w.out.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+                FieldValue::Integer(v) => {
+                    w.out.push(1);
+                    w.zigzag(*v);
+                }
+                FieldValue::Unsigned(v) => {
+                    w.out.push(2);
+                    w.varint(*v);
+                }
+                FieldValue::String(s) => {
+                    w.out.push(3);
+                    w.string(s);
+                }
+                FieldValue::Boolean(b) => {
+                    w.out.push(4);
+                    w.out.push(u8::from(*b));
+                }
+            }
+        }
+        w.varint(c.tombstones.len() as u64);
+        for t in &c.tombstones {
+            let bytes = t.encode_to_vec();
+            w.varint(bytes.len() as u64);
+            w.out.extend_from_slice(&bytes);
+        }
+    }
+    frame(KIND_LEAVES, w.out)
+}
+
+// ---- reading ----
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if n > self.remaining() {
+            return Err(bad("cut short"));
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            if i == 9 && b > 1 {
+                return Err(bad("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad("varint too long"))
+    }
+    fn zigzag(&mut self) -> Result<i64, WireError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+    /// A count of items each taking at least `min_bytes`: no more than the bytes left
+    /// could hold.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, WireError> {
+        let n = self.varint()?;
+        if n > (self.remaining() / min_bytes.max(1)) as u64 {
+            return Err(bad("a count larger than the message"));
+        }
+        Ok(n as usize)
+    }
+    fn string(&mut self) -> Result<String, WireError> {
+        let n = self.varint()?;
+        if n > self.remaining() as u64 {
+            return Err(bad("a string longer than the message"));
+        }
+        let bytes = self.take(n as usize)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| bad("a string that is not UTF-8"))
+    }
+    fn digest(&mut self) -> Result<NodeDigest, WireError> {
+        let sum = u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes"));
+        let count = self.varint()?;
+        let unsettled = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("a flag that is neither 0 nor 1")),
+        };
+        Ok(NodeDigest {
+            digest: Digest { sum, count },
+            unsettled,
+        })
+    }
+    fn end(&self) -> Result<(), WireError> {
+        match self.remaining() {
+            0 => Ok(()),
+            _ => Err(bad("bytes after the message")),
+        }
+    }
+}
+
+/// The body of a message of `kind`, inflated if it was compressed.
+fn unframe(bytes: &[u8], kind: u8) -> Result<std::borrow::Cow<'_, [u8]>, WireError> {
+    if bytes.len() < MAGIC.len() + 3 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(bad("not an entropy message"));
+    }
+    let (version, got, flags) = (bytes[4], bytes[5], bytes[6]);
+    if version != VERSION {
+        return Err(bad(format!("version {version}, not {VERSION}")));
+    }
+    if got != kind {
+        return Err(bad(format!("a message of kind {got}, not {kind}")));
+    }
+    let body = &bytes[7..];
+    match flags {
+        0 => Ok(std::borrow::Cow::Borrowed(body)),
+        1 => {
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| bad(e.to_string()))?;
+            let mut out = Vec::new();
+            decoder
+                .take(MAX_INFLATED as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("compressed body: {e}")))?;
+            if out.len() > MAX_INFLATED {
+                return Err(bad("compressed body inflates past its bound"));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        _ => Err(bad("unknown flags")),
+    }
+}
+
+pub(crate) fn decode_shards(bytes: &[u8]) -> Result<Vec<ShardSummary>, WireError> {
+    let body = unframe(bytes, KIND_SHARDS)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let n = r.count(24)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(ShardSummary {
+            id: r.varint()?,
+            database: r.string()?,
+            retention_policy: r.string()?,
+            start: r.zigzag()?,
+            end: r.zigzag()?,
+            expires: r.zigzag()?,
+            root: r.digest()?,
+        });
+    }
+    r.end()?;
+    Ok(out)
+}
+
+fn prefix(bits: u8, prefix: u64) -> Result<Prefix, WireError> {
+    let p = Prefix {
+        bits,
+        prefix: u16::try_from(prefix).map_err(|_| bad("a prefix past 16 bits"))?,
+    };
+    match p.is_valid() {
+        true => Ok(p),
+        false => Err(bad("a prefix that is no node of the tree")),
+    }
+}
+
+pub(crate) fn decode_digest_request(bytes: &[u8]) -> Result<DigestRequest, WireError> {
+    let body = unframe(bytes, KIND_DIGEST_REQUEST)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let shard = r.varint()?;
+    let settled_before = r.zigzag()?;
+    let n = r.count(3)?;
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = match r.u8()? {
+            0 => None,
+            1 => Some(r.string()?),
+            _ => return Err(bad("a flag that is neither 0 nor 1")),
+        };
+        let bits = r.u8()?;
+        let p = prefix(bits, r.varint()?)?;
+        if m.is_none() && p != Prefix::ROOT {
+            return Err(bad("the shard's root has no prefix"));
+        }
+        nodes.push((m, p));
+    }
+    r.end()?;
+    Ok(DigestRequest {
+        shard,
+        settled_before,
+        nodes,
+    })
+}
+
+pub(crate) fn decode_digest_answer(bytes: &[u8]) -> Result<DigestAnswer, WireError> {
+    let body = unframe(bytes, KIND_DIGEST_ANSWER)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let n = r.count(1)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = r.count(19)?;
+        let mut children = Vec::with_capacity(k);
+        for _ in 0..k {
+            let child = match r.u8()? {
+                0 => DigestChild::Measurement(r.string()?),
+                1 => {
+                    let n = r.u8()?;
+                    if n > 15 {
+                        return Err(bad("a nibble past 15"));
+                    }
+                    DigestChild::Nibble(n)
+                }
+                _ => return Err(bad("an unknown kind of child")),
+            };
+            children.push((child, r.digest()?));
+        }
+        out.push(children);
+    }
+    r.end()?;
+    Ok(out)
+}
+
+pub(crate) fn decode_leaf_request(bytes: &[u8]) -> Result<LeafRequest, WireError> {
+    let body = unframe(bytes, KIND_LEAF_REQUEST)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let shard = r.varint()?;
+    let n = r.count(2)?;
+    let mut leaves = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = r.string()?;
+        let k = r.count(1)?;
+        let mut positions = BTreeSet::new();
+        for _ in 0..k {
+            let p = u16::try_from(r.varint()?).map_err(|_| bad("a position past 16 bits"))?;
+            positions.insert(p);
+        }
+        leaves.push((m, positions));
+    }
+    r.end()?;
+    Ok(LeafRequest { shard, leaves })
+}
+
+pub(crate) fn decode_leaves(bytes: &[u8]) -> Result<Leaves, WireError> {
+    let body = unframe(bytes, KIND_LEAVES)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let shard = r.varint()?;
+    let n = r.count(4)?;
+    let mut contents = Vec::with_capacity(n);
+    for _ in 0..n {
+        let measurement = r.string()?;
+        let ns = r.count(1)?;
+        let mut series: Vec<Arc<str>> = Vec::with_capacity(ns);
+        for _ in 0..ns {
+            series.push(r.string()?.into());
+        }
+        let nf = r.count(1)?;
+        let mut fields: Vec<Arc<str>> = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            fields.push(r.string()?.into());
+        }
+        let np = r.count(6)?;
+        let mut points = Vec::with_capacity(np);
+        for _ in 0..np {
+            let s = r.varint()?;
+            let f = r.varint()?;
+            let series = series
+                .get(s as usize)
+                .ok_or_else(|| bad("a point of an unlisted series"))?
+                .clone();
+            let field = fields
+                .get(f as usize)
+                .ok_or_else(|| bad("a point of an unlisted field"))?
+                .clone();
+            let time = r.zigzag()?;
+            let version = r.varint()?;
+            let value = match r.u8()? {
+                0 => FieldValue::Float(f64::from_bits(u64::from_le_bytes(
+                    r.take(8)?.try_into().expect("8 bytes"),
+                ))),
+                1 => FieldValue::Integer(r.zigzag()?),
+                2 => FieldValue::Unsigned(r.varint()?),
+                3 => FieldValue::String(r.string()?),
+                4 => match r.u8()? {
+                    0 => FieldValue::Boolean(false),
+                    1 => FieldValue::Boolean(true),
+                    _ => return Err(bad("a boolean that is neither 0 nor 1")),
+                },
+                _ => return Err(bad("an unknown kind of value")),
+            };
+            points.push(LeafPoint {
+                series,
+                field,
+                time,
+                version,
+                value,
+            });
+        }
+        let nt = r.count(1)?;
+        let mut tombstones = Vec::with_capacity(nt);
+        for _ in 0..nt {
+            let len = r.varint()?;
+            if len > r.remaining() as u64 {
+                return Err(bad("a tombstone longer than the message"));
+            }
+            let t = Tombstone::decode(r.take(len as usize)?)
+                .map_err(|e| bad(format!("a tombstone: {e}")))?;
+            if t.measurement != measurement {
+                return Err(bad("a tombstone of another measurement"));
+            }
+            if t.min_time > t.max_time {
+                return Err(bad("a tombstone whose range ends before it starts"));
+            }
+            tombstones.push(t);
+        }
+        contents.push(LeafContents {
+            measurement,
+            points,
+            tombstones,
+        });
+    }
+    r.end()?;
+    Ok(Leaves { shard, contents })
+}
+
+#[cfg(any(test, feature = "testing"))]
+/// Decodes arbitrary bytes as every kind of message: the fuzz target's entry. Refuses or
+/// accepts, never panics; what it accepts encodes back to what decodes the same.
+pub fn fuzz_decode(data: &[u8]) {
+    if let Ok(s) = decode_shards(data) {
+        assert_eq!(decode_shards(&encode_shards(&s)).as_ref(), Ok(&s));
+    }
+    if let Ok(r) = decode_digest_request(data) {
+        assert_eq!(
+            decode_digest_request(&encode_digest_request(&r)).as_ref(),
+            Ok(&r)
+        );
+    }
+    if let Ok(a) = decode_digest_answer(data) {
+        assert_eq!(
+            decode_digest_answer(&encode_digest_answer(&a)).as_ref(),
+            Ok(&a)
+        );
+    }
+    if let Ok(r) = decode_leaf_request(data) {
+        assert_eq!(
+            decode_leaf_request(&encode_leaf_request(&r)).as_ref(),
+            Ok(&r)
+        );
+    }
+    if let Ok(l) = decode_leaves(data) {
+        // NaN floats compare unequal: compared as bytes instead.
+        let again = encode_leaves(&l);
+        let back = decode_leaves(&again).expect("what encodes decodes");
+        assert_eq!(encode_leaves(&back), again);
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+/// A message of each kind, for the fuzz corpus's seeds and tests.
+pub fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
+    let d = NodeDigest {
+        digest: Digest {
+            sum: 0x1234_5678_9abc_def0_1122_3344_5566_7788,
+            count: 7,
+        },
+        unsettled: false,
+    };
+    let contents = LeafContents {
+        measurement: "cpu".into(),
+        points: vec![
+            LeafPoint {
+                series: "cpu,host=a".into(),
+                field: "usage".into(),
+                time: 10,
+                version: 99,
+                value: FieldValue::Float(1.5),
+            },
+            LeafPoint {
+                series: "cpu,host=b".into(),
+                field: "msg".into(),
+                time: -5,
+                version: 100,
+                value: FieldValue::String("hi".into()),
+            },
+        ],
+        tombstones: vec![Tombstone {
+            version: 120,
+            measurement: "cpu".into(),
+            series_keys: vec!["cpu,host=a".into()],
+            min_time: 0,
+            max_time: 5,
+            drop_schema: false,
+        }],
+    };
+    vec![
+        (
+            "shards",
+            encode_shards(&[ShardSummary {
+                id: 1,
+                database: "db".into(),
+                retention_policy: "autogen".into(),
+                start: 0,
+                end: 604_800_000_000_000,
+                expires: 0,
+                root: d,
+            }]),
+        ),
+        (
+            "digest-request",
+            encode_digest_request(&DigestRequest {
+                shard: 1,
+                settled_before: 5,
+                nodes: vec![
+                    (None, Prefix::ROOT),
+                    (Some("cpu".into()), Prefix::ROOT.child(3)),
+                ],
+            }),
+        ),
+        (
+            "digest-answer",
+            encode_digest_answer(&vec![vec![
+                (DigestChild::Measurement("cpu".into()), d),
+                (DigestChild::Nibble(4), d),
+            ]]),
+        ),
+        (
+            "leaf-request",
+            encode_leaf_request(&LeafRequest {
+                shard: 1,
+                leaves: vec![("cpu".into(), BTreeSet::from([1, 2, 0x1324]))],
+            }),
+        ),
+        (
+            "leaves",
+            encode_leaves(&Leaves {
+                shard: 1,
+                contents: vec![contents],
+            }),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        for (name, bytes) in sample_messages() {
+            fuzz_decode(&bytes);
+            let decoded = match name {
+                "shards" => decode_shards(&bytes).map(drop),
+                "digest-request" => decode_digest_request(&bytes).map(drop),
+                "digest-answer" => decode_digest_answer(&bytes).map(drop),
+                "leaf-request" => decode_leaf_request(&bytes).map(drop),
+                _ => decode_leaves(&bytes).map(drop),
+            };
+            assert_eq!(decoded, Ok(()), "{name}");
+            // Cut anywhere: refused.
+            for cut in 0..bytes.len() {
+                fuzz_decode(&bytes[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn large_leaves_are_compressed_and_a_bomb_is_refused() {
+        let points: Vec<LeafPoint> = (0..2_000)
+            .map(|i| LeafPoint {
+                series: format!("cpu,host=h{}", i % 50).into(),
+                field: "usage".into(),
+                time: i,
+                version: 7,
+                value: FieldValue::Float(i as f64),
+            })
+            .collect();
+        let l = Leaves {
+            shard: 3,
+            contents: vec![LeafContents {
+                measurement: "cpu".into(),
+                points,
+                tombstones: Vec::new(),
+            }],
+        };
+        let bytes = encode_leaves(&l);
+        assert_eq!(bytes[6], 1, "compressed");
+        assert_eq!(decode_leaves(&bytes), Ok(l));
+        // A count that claims more than the message holds is refused before allocating.
+        let mut body = vec![3u8];
+        body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let mut msg = b"SKAE\x01l\x00".to_vec();
+        msg.extend_from_slice(&body);
+        assert!(decode_leaves(&msg).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+        /// Random bytes, bare or behind a valid header of each kind, never panic.
+        #[test]
+        fn random_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..512),
+            kind in proptest::sample::select(vec![KIND_SHARDS, KIND_DIGEST_REQUEST, KIND_DIGEST_ANSWER, KIND_LEAF_REQUEST, KIND_LEAVES]),
+            compressed in any::<bool>(),
+        ) {
+            fuzz_decode(&data);
+            let mut msg = MAGIC.to_vec();
+            msg.extend_from_slice(&[VERSION, kind, u8::from(compressed)]);
+            if compressed {
+                msg.extend_from_slice(&zstd::bulk::compress(&data, 1).unwrap());
+            } else {
+                msg.extend_from_slice(&data);
+            }
+            fuzz_decode(&msg);
+        }
+
+        /// Mutations of valid messages never panic.
+        #[test]
+        fn mutated_messages_never_panic(
+            which in 0..5usize,
+            at in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut msg = sample_messages()[which].1.clone();
+            let i = at.index(msg.len());
+            msg[i] = byte;
+            fuzz_decode(&msg);
+        }
+    }
+}

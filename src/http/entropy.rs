@@ -1,0 +1,244 @@
+//! `/shard-repair/`: InfluxDB Enterprise's anti-entropy API (`GET /status[?local=true]`,
+//! `POST /repair?id=N`, `POST /cancel-repair?id=N[&local=true]`), and the endpoints peers
+//! call on each other (`/shard-repair/peer/...`, in [`crate::entropy::wire`]'s format).
+//! With authentication on, every one is an admin's (a peer sends the credential
+//! configured under `[anti_entropy]`).
+
+use super::error::ApiError;
+use super::Params;
+use crate::entropy::{wire, MAX_PEER_BODY};
+use crate::node::Node;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+pub(super) fn routes(r: &mut super::Routes) {
+    use actix_web::http::Method;
+    r.add(Method::GET, "/shard-repair/status", status)
+        .add(Method::POST, "/shard-repair/repair", repair)
+        .add(Method::POST, "/shard-repair/cancel-repair", cancel_repair)
+        .add(Method::GET, "/shard-repair/peer/shards", peer_shards)
+        .add(Method::POST, "/shard-repair/peer/digests", peer_digests)
+        .add(Method::POST, "/shard-repair/peer/leaves", peer_leaves)
+        .add(Method::POST, "/shard-repair/peer/apply", peer_apply);
+}
+
+/// A JSON error, as Enterprise's API answers them: `{"error": "..."}`.
+fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.into() }))
+}
+
+async fn admin(node: &Node, req: &HttpRequest, params: &Params) -> Result<(), HttpResponse> {
+    super::auth::admin_only(node, req, params, "repair shards")
+        .await
+        .map_err(|e: ApiError| error(e.status, e.message))
+}
+
+fn flag(params: &Params, name: &str) -> bool {
+    params
+        .get(name)
+        .is_some_and(|v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True"))
+}
+
+/// The `id` parameter: a shard id, or a 400.
+fn shard_id(params: &Params) -> Result<u64, Box<HttpResponse>> {
+    match params.get("id") {
+        None => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "missing shard id: id=N is required",
+        ))),
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid shard id {v:?}: not an unsigned integer"),
+            ))
+        }),
+    }
+}
+
+/// `GET /shard-repair/status[?local=true]`.
+async fn status(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let status = match flag(&params, "local") {
+        true => node.entropy.local_status().await,
+        false => node.entropy.cluster_status().await,
+    };
+    HttpResponse::Ok().json(status)
+}
+
+/// `POST /shard-repair/repair?id=N`: queued; 204.
+async fn repair(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let id = match shard_id(&params) {
+        Ok(id) => id,
+        Err(e) => return *e,
+    };
+    match node.entropy.queue_repair(id).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /shard-repair/cancel-repair?id=N[&local=true]`: 204.
+async fn cancel_repair(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let id = match shard_id(&params) {
+        Ok(id) => id,
+        Err(e) => return *e,
+    };
+    match node.entropy.cancel_repair(id, flag(&params, "local")).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn wire_answer(bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(wire::CONTENT_TYPE)
+        .body(bytes)
+}
+
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_PEER_BODY {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {MAX_PEER_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Runs digest work off the HTTP workers.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::entropy::EntropyError> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    match web::block(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(crate::entropy::EntropyError::NoShard(id))) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("shard {id} is not held here"),
+        )),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /shard-repair/peer/shards?settled_before=NS`: every shard held here, with its root.
+async fn peer_shards(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let settled_before = match params.get("settled_before").map(|v| v.parse::<i64>()) {
+        Some(Ok(v)) => v,
+        None => crate::clock::now_nanos(),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "settled_before: not an integer"),
+    };
+    let node = node.into_inner();
+    match off_workers(move || Ok(node.entropy.local_shards(settled_before))).await {
+        Ok(shards) => wire_answer(wire::encode_shards(&shards)),
+        Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/digests`: the children of the nodes asked for.
+async fn peer_digests(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let request = match wire::decode_digest_request(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let node = node.into_inner();
+    match off_workers(move || node.entropy.local_digests(&request)).await {
+        Ok(answer) => wire_answer(wire::encode_digest_answer(&answer)),
+        Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/leaves`: the contents of the leaves asked for.
+async fn peer_leaves(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let request = match wire::decode_leaf_request(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let node = node.into_inner();
+    match off_workers(move || {
+        node.entropy
+            .local_leaves(&request)
+            .map(|l| wire::encode_leaves(&l))
+    })
+    .await
+    {
+        Ok(bytes) => wire_answer(bytes),
+        Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/apply`: leaves a peer pushes, applied (last write wins by
+/// the versions they carry); answers what was applied.
+async fn peer_apply(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Err(e) = admin(&node, &req, &params).await {
+        return e;
+    }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let leaves = match wire::decode_leaves(&body) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match node.entropy.apply(leaves).await {
+        Ok(applied) => HttpResponse::Ok().json(serde_json::json!({
+            "points": applied.points,
+            "conflicts": applied.conflicts,
+            "tombstones": applied.tombstones,
+        })),
+        Err(crate::entropy::EntropyError::Storage(crate::storage::StorageError::UnknownShard(
+            id,
+        ))) => error(
+            StatusCode::NOT_FOUND,
+            format!("shard {id} is not held here"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
