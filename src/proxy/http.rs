@@ -233,7 +233,7 @@ fn dedup_params(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
     out
 }
 
-async fn write(service: Service, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn write(service: Service, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     if let Err(r) = check(&service, &req, &[Method::POST], Shape::Json) {
         return r.into();
     }
@@ -247,6 +247,10 @@ async fn write(service: Service, req: HttpRequest, body: web::Bytes) -> HttpResp
         let message = format!("database forbidden: {db}");
         return answer(StatusCode::BAD_REQUEST, Shape::Json, &message);
     }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(r) => return r.into(),
+    };
     let gzipped = req
         .headers()
         .get("Content-Encoding")
@@ -300,6 +304,26 @@ async fn write(service: Service, req: HttpRequest, body: web::Bytes) -> HttpResp
             )
         }
     }
+}
+
+/// The body as sent (the `Bytes` extractor would inflate a gzip body itself, with its own
+/// errors), at most [`MAX_BODY_BYTES`] of it.
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, Refused> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Shape::Json, e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Refused::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Shape::Json,
+                "request body too large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The body inflated, at most [`MAX_BODY_BYTES`] of it.
