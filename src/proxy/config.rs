@@ -120,6 +120,9 @@ pub const DEFAULT_LISTEN_ADDR: &str = ":7076";
 pub const DEFAULT_VNODE_SIZE: usize = 256;
 pub const DEFAULT_FLUSH_SIZE: usize = 10_000;
 pub const DEFAULT_BACKLOG_MAX_MB: u64 = 1024;
+/// The most virtual nodes a backend may have on its ring (each costs a CRC at start-up
+/// and a ring entry): far more than even placement needs.
+pub const MAX_VNODE_SIZE: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -193,6 +196,23 @@ impl ProxyConfig {
     }
 }
 
+/// Fuzz entry point: any bytes as `proxy.json` and as its TOML form: a config or an
+/// error, never a panic; a config read places keys (on rings of a few points, to stay
+/// quick).
+pub fn fuzz_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for config in [ProxyConfig::from_json(&text), ProxyConfig::from_toml(&text)]
+        .into_iter()
+        .flatten()
+    {
+        for circle in &config.circles {
+            let vnodes = config.vnode_size.min(8);
+            let ring = super::ring::Ring::new(config.hash_key, vnodes, &circle.backends);
+            let _ = ring.owner("db,cpu");
+        }
+    }
+}
+
 impl RawConfig {
     /// influx-proxy's `SetDefaultConfig` and then `CheckConfig`.
     fn into_config(self) -> Result<ProxyConfig, ConfigError> {
@@ -206,6 +226,12 @@ impl RawConfig {
         };
         // influx-proxy checks the circles first, then the hash key.
         check(&self.circles)?;
+        if self.vnode_size > MAX_VNODE_SIZE as i64 {
+            return Err(ConfigError::Invalid(format!(
+                "vnode_size {} is more than {MAX_VNODE_SIZE}",
+                self.vnode_size
+            )));
+        }
         let hash_key = match or(self.hash_key, "idx").as_str() {
             "idx" => HashKey::Idx,
             "name" => HashKey::Name,
