@@ -22,6 +22,7 @@ pub mod net;
 pub mod node;
 pub(crate) mod placement;
 pub(crate) mod priority;
+pub mod profile;
 pub mod projection;
 pub mod proxy;
 pub mod query;

@@ -674,6 +674,9 @@ fn authorization_matrix_of_the_proxys_endpoints() {
             ("POST", "/resync", 501),
             ("POST", "/clear?circle_id=0", 501),
             ("GET", "/metrics", 200),
+            ("GET", "/debug/pprof/heap", 200),
+            ("GET", "/debug/pprof/threads", 200),
+            ("GET", "/debug/pprof/profile?seconds=0.2", 200),
             ("GET", "/proxy/aside", 200),
         ];
         let basic = common::basic("admin", "s3cret");

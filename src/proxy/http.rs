@@ -31,6 +31,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/recovery", web::to(migration))
         .route("/resync", web::to(migration))
         .route("/clear", web::to(migration))
+        .route("/debug/pprof/profile", web::to(cpu_profile))
+        .route("/debug/pprof/heap", web::to(heap))
+        .route("/debug/pprof/threads", web::to(threads))
         .route("/metrics", web::to(metrics))
         .route("/proxy/aside", web::to(aside_list))
         .route("/proxy/aside/replay", web::to(aside_replay))
@@ -554,6 +557,52 @@ async fn migration(service: Service, req: HttpRequest, body: web::Bytes) -> Http
         StatusCode::NOT_IMPLEMENTED,
         Shape::Text,
         "migrations are not implemented by this proxy yet",
+    )
+}
+
+/// `/debug/pprof/profile?seconds=N`: a CPU profile `go tool pprof` reads (influx-proxy
+/// serves Go's own there).
+async fn cpu_profile(service: Service, req: HttpRequest) -> HttpResponse {
+    use crate::profile::ProfileError;
+    if let Err(r) = check(&service, &req, &[Method::GET], Shape::Text) {
+        return r.into();
+    }
+    let seconds = url_params(&req)
+        .into_iter()
+        .find(|(k, _)| k == "seconds")
+        .map(|(_, v)| v);
+    match crate::profile::cpu(seconds.as_deref()).await {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
+            .body(body),
+        Err(e) => {
+            let status = match e {
+                ProfileError::Seconds => StatusCode::BAD_REQUEST,
+                ProfileError::Busy => StatusCode::CONFLICT,
+                ProfileError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            answer(status, Shape::Text, &e.to_string())
+        }
+    }
+}
+
+/// `/debug/pprof/heap`: the process's memory, as JSON figures.
+async fn heap(service: Service, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = check(&service, &req, &[Method::GET], Shape::Text) {
+        return r.into();
+    }
+    json(&crate::profile::heap(), url_param(&req, "pretty") == "true")
+}
+
+/// `/debug/pprof/threads`: the process's threads, as JSON figures.
+async fn threads(service: Service, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = check(&service, &req, &[Method::GET], Shape::Text) {
+        return r.into();
+    }
+    json(
+        &crate::profile::threads(),
+        url_param(&req, "pretty") == "true",
     )
 }
 
