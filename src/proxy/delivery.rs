@@ -243,7 +243,7 @@ impl Delivery {
                     tracing::warn!(backend = %b.name, error = %e, lines = batch.lines, "batch not delivered; trying again");
                 }
             }
-            tokio::time::sleep(jitter(backoff)).await;
+            tokio::time::sleep(crate::client::jitter(backoff)).await;
             backoff = (backoff * 2).min(self.rewrite_interval.max(FIRST_BACKOFF));
         }
     }
@@ -330,11 +330,4 @@ fn write_aside(dir: &Path, id: u64, body: &[u8]) -> std::io::Result<()> {
     drop(file);
     fs.rename(&tmp, &path)?;
     fs.sync_dir(dir)
-}
-
-/// Between half and all of `d`, so that backends failing together do not retry together.
-fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 4];
-    let r = getrandom::fill(&mut b).map_or(u32::MAX, |()| u32::from_le_bytes(b));
-    d.mul_f64(0.5 + 0.5 * (r as f64 / u32::MAX as f64))
 }

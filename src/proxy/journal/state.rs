@@ -140,11 +140,7 @@ fn event(kind: proxy_event::Kind) -> ProxyEvent {
     }
 }
 
-pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+pub use crate::clock::now_nanos;
 
 #[cfg(test)]
 mod tests {
