@@ -25,6 +25,8 @@ RUN apt-get update \
     && install -d -m 0755 /etc/shardkeeper
 COPY --from=build /src/target/release/shardkeeper /usr/bin/shardkeeper
 COPY deploy/debian/shardkeeper.toml /etc/shardkeeper/shardkeeper.toml
+# `shardkeeper proxy --config /etc/shardkeeper/proxy.json` (docker-compose.yml's proxy).
+COPY deploy/proxy.json /etc/shardkeeper/proxy.json
 USER shardkeeper
 VOLUME ["/var/lib/shardkeeper"]
 EXPOSE 8086

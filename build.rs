@@ -1,7 +1,13 @@
 //! Compiles `proto/` with protox (pure Rust), so building needs no system `protoc`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = protox::compile(["proto/shardkeeper/v1/event.proto"], ["proto"])?;
+    let files = protox::compile(
+        [
+            "proto/shardkeeper/v1/event.proto",
+            "proto/shardkeeper/v1/proxy.proto",
+        ],
+        ["proto"],
+    )?;
     prost_build::Config::new()
         .bytes(["."])
         // `ctl log dump` prints events as JSON.

@@ -14,15 +14,19 @@ pub(crate) mod clock;
 pub(crate) mod config;
 pub mod control;
 pub(crate) mod daemon;
+pub(crate) mod dir_lock;
 pub(crate) mod entropy;
 pub mod failpoint;
 pub(crate) mod http;
 pub mod line_protocol;
 pub mod log;
+pub(crate) mod net;
 pub(crate) mod node;
 pub(crate) mod placement;
 pub(crate) mod priority;
+pub mod profile;
 pub mod projection;
+pub mod proxy;
 pub(crate) mod query;
 pub(crate) mod replication;
 pub mod storage;
@@ -41,6 +45,9 @@ pub mod fuzzing {
     };
     pub use crate::line_protocol::fuzz_parse as line_protocol;
     pub use crate::log::fuzz_segment as log_segment;
+    pub use crate::proxy::config::fuzz_parse as proxy_config;
+    pub use crate::proxy::influxql::fuzz_check as proxy_influxql;
+    pub use crate::proxy::lines::fuzz_split as proxy_lines;
     pub use crate::query::parser::fuzz_parse as influxql;
 }
 

@@ -96,6 +96,41 @@ fn the_valid_shard_archive_seeds_unpack_and_the_damaged_ones_are_refused() {
     }
 }
 
+#[test]
+fn proxy_config_corpus_never_panics() {
+    let inputs = corpus("proxy_config");
+    assert!(inputs.len() >= 12, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::fuzzing::proxy_config(&data);
+    }
+}
+
+#[test]
+fn the_shipped_proxy_json_seed_is_a_valid_config() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/proxy_config/01_shipped.json");
+    let config = shardkeeper::proxy::config::ProxyConfig::load(&path).unwrap();
+    assert_eq!(config.circles.len(), 2);
+}
+
+#[test]
+fn proxy_lines_corpus_never_panics() {
+    let inputs = corpus("proxy_lines");
+    assert!(inputs.len() >= 12, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::fuzzing::proxy_lines(&data);
+    }
+}
+
+#[test]
+fn proxy_influxql_corpus_never_panics() {
+    let inputs = corpus("proxy_influxql");
+    assert!(inputs.len() >= 20, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::fuzzing::proxy_influxql(&data);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
@@ -125,6 +160,42 @@ proptest! {
         let at = at % data.len();
         if cut { data.truncate(at) } else { data[at] ^= 1 << bit }
         shardkeeper::fuzzing::shard_archive(&data);
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_a_proxy_config_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        shardkeeper::fuzzing::proxy_config(&data);
+    }
+
+    #[test]
+    fn arbitrary_json_shaped_proxy_configs_never_panic(
+        text in "\\{(\"(circles|name|backends|url|hash_key|vnode_size|listen_addr)\": ?(\\[|\\{|\"[a-z:/0-9]{0,8}\"|-?[0-9]{1,12}|true|null)[\\]\\}]{0,2},? ?){0,12}\\}"
+    ) {
+        shardkeeper::fuzzing::proxy_config(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_write_bodies_split_by_measurement_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        shardkeeper::fuzzing::proxy_lines(&data);
+    }
+
+    #[test]
+    fn line_protocol_shaped_bodies_split_by_measurement_never_panic(
+        text in "([a-z\\\\, =\"]{1,12}( [a-z]=[0-9.]{1,4}[iu]?)?( [0-9]{1,19})?\r?\n){0,20}"
+    ) {
+        shardkeeper::fuzzing::proxy_lines(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_queries_through_the_proxys_whitelist_never_panic(text in "\\PC{0,300}") {
+        shardkeeper::fuzzing::proxy_influxql(text.as_bytes());
+    }
+
+    #[test]
+    fn influxql_shaped_queries_through_the_proxys_whitelist_never_panic(
+        text in "((select|show|from|into|drop|delete|create|database|measurement|series|on|[a-z]{1,4}|\"[a-z.]{0,4}\"?|'[a-z]{0,3}'?|\\.{1,3}|[(){}\\[\\];/\\\\]) ?){0,16}"
+    ) {
+        shardkeeper::fuzzing::proxy_influxql(text.as_bytes());
     }
 
     #[test]

@@ -602,3 +602,39 @@ fn references_are_found_in_use_trees_paths_and_child_modules() {
     .collect();
     assert_eq!(targets, expected);
 }
+
+/// ARCHITECTURE.md: the proxy reaches backends only through the client; nothing of a
+/// node (its storage, catalog, control state, services, HTTP layer, queries) is in it.
+#[test]
+fn the_proxy_reaches_no_node_code() {
+    let graph = dependency_graph();
+    let mut reached = BTreeSet::new();
+    let mut stack = vec!["proxy".to_string()];
+    while let Some(v) = stack.pop() {
+        for w in graph.get(&v).into_iter().flat_map(|e| e.keys()) {
+            if reached.insert(w.clone()) {
+                stack.push(w.clone());
+            }
+        }
+    }
+    let node_code = [
+        "storage",
+        "catalog",
+        "control",
+        "node",
+        "http",
+        "daemon",
+        "backup",
+        "replication",
+        "auth",
+    ];
+    let wrong: Vec<&String> = reached
+        .iter()
+        .filter(|m| node_code.contains(&m.as_str()) || m.starts_with("query"))
+        .collect();
+    assert!(wrong.is_empty(), "the proxy reaches {wrong:?}: {reached:?}");
+    assert!(
+        reached.contains("client") && reached.contains("log"),
+        "{reached:?}"
+    );
+}

@@ -94,8 +94,8 @@ fn the_container_files_agree_with_the_package() {
     assert!(DOCKERFILE.contains(&format!("--home-dir {DATA_DIR}")));
     assert_eq!(
         COMPOSE.matches(&format!(":{DATA_DIR}\n")).count(),
-        2,
-        "two nodes, a volume each"
+        3,
+        "two nodes and the proxy, a volume each"
     );
     let published = COMPOSE
         .lines()
@@ -108,5 +108,25 @@ fn the_container_files_agree_with_the_package() {
             .count(),
         2
     );
-    assert!(COMPOSE.contains("proxy") && COMPOSE.contains("does not exist yet"));
+    assert!(COMPOSE.contains("\"proxy\", \"--config\", \"/etc/shardkeeper/proxy.json\""));
+    assert!(DOCKERFILE.contains("COPY deploy/proxy.json /etc/shardkeeper/proxy.json"));
+}
+
+/// The compose example's proxy config: influx-proxy's keys, its data under the image's
+/// data directory, a circle for each of the compose's nodes.
+#[test]
+fn the_compose_proxy_config_reads_and_names_the_compose_nodes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/proxy.json");
+    let config = shardkeeper::proxy::config::ProxyConfig::load(&path).unwrap();
+    assert!(config.data_dir.starts_with(DATA_DIR));
+    let urls: Vec<&str> = config
+        .circles
+        .iter()
+        .flat_map(|c| c.backends.iter().map(|b| b.url.as_str()))
+        .collect();
+    assert_eq!(urls, ["http://node-a:8086", "http://node-b:8086"]);
+    for node in ["node-a:", "node-b:"] {
+        assert!(COMPOSE.contains(&format!("\n  {node}\n")), "{node}");
+    }
+    assert!(COMPOSE.contains("\"7076:7076\""));
 }

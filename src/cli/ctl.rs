@@ -54,6 +54,11 @@ pub(super) enum CtlCommand {
         #[command(subcommand)]
         command: super::entropy::EntropyCommand,
     },
+    /// A proxy's batches kept aside (backends' refusals): list, replay, discard.
+    Proxy {
+        #[command(subcommand)]
+        command: super::proxy::ProxyCommand,
+    },
     /// List each shard's last good backup, and backups or restores running now.
     BackupStatus {
         #[arg(long, default_value = "http://127.0.0.1:8086")]
@@ -110,6 +115,15 @@ pub(super) fn run(command: CtlCommand) -> ExitCode {
             let remote = Remote::new(&url, token)?;
             backup::status(&remote, &mut std::io::stdout()).await
         })),
+        CtlCommand::Proxy { command } => {
+            match crate::client::block_on(super::proxy::run(command, &mut std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shardkeeper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         CtlCommand::Replication { command } => {
             match crate::client::block_on(super::replication::run(command, &mut std::io::stdout()))
             {

@@ -3,6 +3,7 @@
 mod backup;
 mod ctl;
 mod entropy;
+mod proxy;
 mod replication;
 
 use crate::config::{LogFormat, NodeConfig};
@@ -26,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run a data node (InfluxDB 1.x/2.x compatible HTTP API).
     Serve(ServeArgs),
+    /// Run the proxy: influx-proxy 2.4.7's API in front of circles of InfluxDB 1.x
+    /// backends, every acknowledged write durable in its journal first.
+    Proxy(ProxyArgs),
     /// Operator commands.
     Ctl {
         #[command(subcommand)]
@@ -59,6 +63,13 @@ struct ServeArgs {
     /// to `[anti_entropy] peers`).
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    /// influx-proxy's proxy.json (or the same keys as TOML, in a file ending in .toml).
+    #[arg(long, default_value = "proxy.json", env = "SHARDKEEPER_PROXY_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -192,6 +203,10 @@ pub fn main() -> ExitCode {
     }
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Proxy(args) => crate::proxy::config::ProxyConfig::load(&args.config)
+            .map_err(crate::proxy::daemon::ProxyDaemonError::from)
+            .and_then(crate::proxy::daemon::run)
+            .map_err(Into::into),
         Command::Ctl { command } => return ctl::run(command),
         Command::Bench {
             command:

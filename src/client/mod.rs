@@ -422,6 +422,14 @@ fn precision_v2(p: Precision) -> Option<&'static str> {
     })
 }
 
+/// Between half and all of `d`: the back-off before a request is sent again, so that
+/// senders failing together do not retry together.
+pub fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let r = getrandom::fill(&mut b).map_or(u32::MAX, |()| u32::from_le_bytes(b));
+    d.mul_f64(0.5 + 0.5 * (r as f64 / u32::MAX as f64))
+}
+
 /// Runs a blocking caller's requests (a command line, a bench) on a runtime of its own:
 /// one thread is enough, and the client is async.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {

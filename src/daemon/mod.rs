@@ -2,7 +2,6 @@
 //! node's services ([`crate::node`]), runs their background tasks, and serves the HTTP API
 //! until SIGINT/SIGTERM. The one module that knows both the node and the HTTP server.
 
-mod lock;
 mod notify;
 
 use crate::config::NodeConfig;
@@ -12,7 +11,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub(crate) use lock::DataDirLock;
+pub(crate) use crate::dir_lock::DataDirLock;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DaemonError {
@@ -20,8 +19,8 @@ pub(crate) enum DaemonError {
     Node(#[from] NodeError),
     #[error("data directory {path}: {source}")]
     DataDir { path: PathBuf, source: io::Error },
-    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
-    Locked { path: PathBuf, pid: Option<u32> },
+    #[error(transparent)]
+    Lock(#[from] crate::dir_lock::LockError),
     #[error("control log: {0}")]
     ControlLog(#[from] ProjectionError),
     #[error("cannot listen on {addr}: {source}")]
@@ -32,7 +31,7 @@ pub(crate) enum DaemonError {
     #[error("http server: {0}")]
     Server(io::Error),
     #[error(transparent)]
-    Tls(#[from] crate::http::tls::TlsError),
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 pub(crate) fn serve(config: NodeConfig) -> Result<(), DaemonError> {
@@ -50,7 +49,7 @@ pub(crate) fn serve(config: NodeConfig) -> Result<(), DaemonError> {
     let _lock = DataDirLock::acquire(&data_dir)?;
     // Read before the node opens, so that a wrong path fails the start at once.
     let certificates = match config.https_enabled {
-        true => Some(crate::http::tls::Certificates::load(
+        true => Some(crate::net::tls::Certificates::load(
             &config.https_certificate,
             &config.https_private_key,
         )?),
@@ -180,7 +179,7 @@ fn signal_hangup() -> io::Result<tokio::signal::unix::Signal> {
 /// keeps the one in use.
 async fn reload_on_hangup(
     mut hangups: tokio::signal::unix::Signal,
-    certificates: Option<Arc<crate::http::tls::Certificates>>,
+    certificates: Option<Arc<crate::net::tls::Certificates>>,
 ) {
     while hangups.recv().await.is_some() {
         match &certificates {

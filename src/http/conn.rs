@@ -13,6 +13,7 @@
 //! With `https_enabled` the socket carries TLS ([`Stream::Tls`]); the watch and the
 //! rewrite see the plain bytes either way.
 
+use crate::net::Stream;
 use actix_web::rt::net::TcpStream;
 use std::io;
 use std::pin::Pin;
@@ -21,12 +22,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The longest request target the `http` crate accepts (`u16::MAX - 1`).
 pub(super) const MAX_URL_BYTES: usize = 65_534;
-
-/// The client's socket, plain or under TLS.
-pub(super) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-}
 
 /// A socket whose bodiless error answers are given a body.
 pub(super) struct Conn {
@@ -49,10 +44,7 @@ impl Conn {
 
     /// The TCP socket under any TLS.
     pub(super) fn stream(&self) -> &TcpStream {
-        match &self.stream {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
-        }
+        self.stream.tcp()
     }
 
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -139,57 +131,6 @@ fn with_body(head: &[u8], long_line: bool) -> Option<Vec<u8>> {
     out.extend_from_slice(&head[bare.len()..end + 4]);
     out.extend_from_slice(body.as_bytes());
     Some(out)
-}
-
-/// The server's socket, bound as actix-web binds its own (address reuse, a backlog of
-/// 1,024 connections).
-pub(super) fn listen(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }
 
 impl AsyncRead for Conn {

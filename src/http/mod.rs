@@ -17,7 +17,6 @@ mod health;
 mod metrics;
 mod observe;
 mod query;
-pub(crate) mod tls;
 mod v2;
 mod write;
 
@@ -28,14 +27,14 @@ pub(crate) type Params = web::Query<HashMap<String, String>>;
 /// given (`https_enabled`).
 pub(crate) fn server(
     node: Arc<Node>,
-    certificates: Option<Arc<tls::Certificates>>,
+    certificates: Option<Arc<crate::net::tls::Certificates>>,
 ) -> std::io::Result<ServerHandle> {
     let grace = node.config.shutdown_grace_seconds;
     let acceptor = match &certificates {
         Some(c) => Some(c.acceptor().map_err(std::io::Error::other)?),
         None => None,
     };
-    let listener = conn::listen(node.config.bind)?;
+    let listener = crate::net::listen(node.config.bind)?;
     let addr = listener.local_addr()?;
     let metrics = web::Data::new(metrics::Metrics::new(node.clone()));
     let data = web::Data::from(node);
@@ -92,21 +91,7 @@ pub(crate) fn server(
                 let acceptor = acceptor.clone();
                 async move {
                     let peer = stream.peer_addr().ok();
-                    let stream = match acceptor {
-                        None => conn::Stream::Plain(stream),
-                        Some(acceptor) => {
-                            let handshake = acceptor.accept(stream);
-                            let tls = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, handshake)
-                                .await
-                                .map_err(|_| {
-                                    std::io::Error::new(
-                                        std::io::ErrorKind::TimedOut,
-                                        "TLS handshake timed out",
-                                    )
-                                })??;
-                            conn::Stream::Tls(Box::new(tls))
-                        }
-                    };
+                    let stream = crate::net::Stream::accept(stream, acceptor.as_ref()).await?;
                     Ok::<_, std::io::Error>((conn::Conn::new(stream), peer))
                 }
             })
@@ -180,7 +165,7 @@ pub fn route_table() -> Vec<(String, String)> {
 pub(crate) struct ServerHandle {
     addrs: Vec<std::net::SocketAddr>,
     server: Server,
-    certificates: Option<Arc<tls::Certificates>>,
+    certificates: Option<Arc<crate::net::tls::Certificates>>,
 }
 
 impl ServerHandle {

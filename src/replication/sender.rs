@@ -106,14 +106,14 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
             Ok(Step::Stopped) => STOPPED_CHECK,
             Ok(Step::RetryAfter(d)) => d,
             Ok(Step::Backoff) => {
-                let wait = jitter(backoff);
+                let wait = crate::client::jitter(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 q.update_figures(|f| f.backoff_seconds = wait.as_secs_f64());
                 wait
             }
             Err(e) => {
                 tracing::error!(replication = %q.id, error = %e, "replication sender failed; trying again");
-                jitter(backoff)
+                crate::client::jitter(backoff)
             }
         };
         tokio::select! {
@@ -123,13 +123,6 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         }
         q.update_figures(|f| f.backoff_seconds = 0.0);
     }
-}
-
-/// Between half and all of `d`, so that senders failing together do not retry together.
-fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 4];
-    let r = getrandom::fill(&mut b).map_or(u32::MAX, |()| u32::from_le_bytes(b));
-    d.mul_f64(0.5 + 0.5 * (r as f64 / u32::MAX as f64))
 }
 
 async fn settings(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct Influxd {
     child: Child,
     pub addr: SocketAddr,
+    bin: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -53,28 +54,41 @@ impl Influxd {
              [subscriber]\n  enabled = false\n{extra}"
         );
         std::fs::write(dir.path().join("influxdb.conf"), config).expect("write config");
-        let child = Command::new(bin)
-            .args(["-config"])
-            .arg(dir.path().join("influxdb.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn influxd");
         let addr: SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
+        let child = spawn(bin, dir.path());
         let mut influxd = Influxd {
             child,
             addr,
+            bin,
             _dir: dir,
         };
-        // influxd announces nothing we can read, so poll /ping (bounded).
+        influxd.wait_ready();
+        Some(influxd)
+    }
+
+    /// kill -9, as a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same ports and data (after [`Influxd::kill9`]).
+    pub fn restart(&mut self) {
+        self.child = spawn(self.bin, self._dir.path());
+        self.wait_ready();
+    }
+
+    /// influxd announces nothing we can read, so poll /ping (bounded).
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if std::net::TcpStream::connect(addr).is_ok()
-                && super::request(addr, "GET", "/ping", &[], b"").status == 204
+            if std::net::TcpStream::connect(self.addr).is_ok()
+                && super::try_request(self.addr, "GET", "/ping", &[], b"")
+                    .is_ok_and(|r| r.status == 204)
             {
-                return Some(influxd);
+                return;
             }
-            if let Ok(Some(status)) = influxd.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("influxd exited during start-up: {status}");
             }
             assert!(
@@ -84,6 +98,16 @@ impl Influxd {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+fn spawn(bin: &str, dir: &Path) -> Child {
+    Command::new(bin)
+        .args(["-config"])
+        .arg(dir.join("influxdb.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn influxd")
 }
 
 impl Drop for Influxd {

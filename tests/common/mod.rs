@@ -1,14 +1,15 @@
 //! The one harness integration tests share: start the real binary on port 0 in a temp
 //! directory, find its address from its stdout, talk HTTP to it, stop it. Beside it:
 //! several nodes at once (`nodes`), a scripted fake remote (`fake_remote`) and a
-//! fault-injecting TCP proxy (`fault_proxy`), and what replication tests do through the v2
-//! API (`replication`).
+//! fault-injecting TCP proxy (`fault_proxy`), what replication tests do through the v2
+//! API (`replication`), and `shardkeeper proxy` in front of circles of backends (`proxy`).
 #![allow(dead_code)]
 
 pub mod fake_remote;
 pub mod fault_proxy;
 pub mod influxd;
 pub mod nodes;
+pub mod proxy;
 pub mod replication;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -66,15 +67,31 @@ impl Daemon {
             .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
     }
 
+    /// Starts on `bind` (a node restarted where its clients know it to be).
+    pub fn start_at(data_dir: &Path, config: &str, bind: SocketAddr) -> Daemon {
+        Self::try_start_bound(data_dir, Some(config), &[], None, &bind.to_string())
+            .unwrap_or_else(|stderr| panic!("daemon did not start: {stderr}"))
+    }
+
     fn try_start_full(
         data_dir: &Path,
         config: Option<&str>,
         env: &[(&str, &str)],
         log: Option<&Path>,
     ) -> Result<Daemon, String> {
+        Self::try_start_bound(data_dir, config, env, log, "127.0.0.1:0")
+    }
+
+    fn try_start_bound(
+        data_dir: &Path,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+        bind: &str,
+    ) -> Result<Daemon, String> {
         let mut command = Command::new(BIN);
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--bind", bind, "--data-dir"])
             .arg(data_dir)
             .envs(env.iter().copied());
         if let Some(config) = config {

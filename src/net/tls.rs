@@ -1,5 +1,5 @@
-//! HTTPS for `serve` (`https_enabled`): rustls over each accepted socket, with the
-//! certificate chain and key read from PEM files at start-up and again on SIGHUP. A
+//! HTTPS for `serve` and `proxy` (`https_enabled`): rustls over each accepted socket, with
+//! the certificate chain and key read from PEM files at start-up and again on SIGHUP. A
 //! reload that fails (a file half-written by a renewal, a key that does not match) keeps
 //! the certificate in use, so a node never stops serving for it.
 
@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How long a client may take over its TLS handshake before its connection is closed.
-pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
@@ -68,7 +68,7 @@ impl Certificates {
     }
 
     /// The acceptor of the server's connections, which asks this store at each handshake.
-    pub(super) fn acceptor(self: &Arc<Self>) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    pub(crate) fn acceptor(self: &Arc<Self>) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()

@@ -1,8 +1,21 @@
-use super::DaemonError;
+//! An exclusive lock on a data directory, for `serve` and `proxy`.
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a data directory could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LockError {
+    #[error("data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data directory {path} is in use by another shardkeeper process{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+}
 
 /// An exclusive lock on a data directory (flock on `LOCK`), held for the process's life.
 /// The kernel releases it when the process dies, so a crash never leaves it stale.
@@ -11,9 +24,9 @@ pub(crate) struct DataDirLock {
 }
 
 impl DataDirLock {
-    pub(crate) fn acquire(dir: &Path) -> Result<Self, DaemonError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, LockError> {
         let path = dir.join("LOCK");
-        let io_err = |source| DaemonError::DataDir {
+        let io_err = |source| LockError::Io {
             path: path.clone(),
             source,
         };
@@ -28,7 +41,7 @@ impl DataDirLock {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            return Err(DaemonError::Locked {
+            return Err(LockError::Locked {
                 path: dir.to_owned(),
                 pid: text.trim().parse().ok(),
             });

@@ -1,0 +1,815 @@
+//! `shardkeeper proxy` in front of two circles of two backends, shardkeeper nodes or real
+//! influxd 1.x: writes land on exactly the backends influx-proxy's ring names, queries
+//! answer as those backends do, `/health` and `/replica` as influx-proxy gives them, and
+//! no acknowledged point is lost when a backend or the proxy itself is killed.
+
+mod common;
+
+use common::proxy::{Circles, Kind, Proxy};
+use common::{ok, request, rows_of, urlencode, wait_until};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const DB: &str = "db1";
+
+/// influx-proxy's `proxy.json` for `circles`, with `extra` keys over its defaults.
+fn config(circles: &Circles, data: &Path, extra: Value) -> String {
+    let mut c = json!({
+        "circles": circles.config(),
+        "listen_addr": "127.0.0.1:0",
+        "data_dir": data.join("proxy-data"),
+        "flush_time": 1,
+        "check_interval": 1,
+        "rewrite_interval": 1,
+    });
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    c.to_string()
+}
+
+struct Setup {
+    circles: Circles,
+    proxy: Proxy,
+    dir: tempfile::TempDir,
+}
+
+/// Two circles of two backends and a proxy before them, the database created through it;
+/// None when `kind` is not installed.
+fn setup(kind: Kind, extra: Value) -> Option<Setup> {
+    let circles = Circles::start(kind, &[2, 2])?;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.json");
+    let proxy = Proxy::start_with(&file, &config(&circles, dir.path(), extra));
+    ok(proxy.query("", &format!("CREATE DATABASE {DB}")));
+    Some(Setup {
+        circles,
+        proxy,
+        dir,
+    })
+}
+
+/// The names of the measurements a backend holds in `db`.
+fn measurements(backend: &common::proxy::Backend, db: &str) -> BTreeSet<String> {
+    rows_of(&backend.query(db, "SHOW MEASUREMENTS"))
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn count(addr_query: common::Response) -> u64 {
+    rows_of(&addr_query)
+        .first()
+        .and_then(|r| r[1].as_u64())
+        .unwrap_or(0)
+}
+
+fn writes_land_on_the_owners_and_queries_answer_as_they_do(kind: Kind) {
+    let Some(s) = setup(kind, json!({})) else {
+        return;
+    };
+    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    for (i, m) in names.iter().enumerate() {
+        let lines: String = (0..5)
+            .map(|t| format!("{m},host=h{} v={i}.5,n={t}i {}\n", t % 2, 1_600_000_000 + t))
+            .collect();
+        let r = request(
+            s.proxy.addr,
+            "POST",
+            &format!("/write?db={DB}&precision=s"),
+            &[],
+            lines.as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("X-Influxdb-Version"), Some("2.4.7"));
+    }
+    // `rp` reaches the backends: a policy made on each of them directly (CREATE RETENTION
+    // POLICY is not on influx-proxy's whitelist).
+    for b in s.circles.all() {
+        ok(b.query(
+            DB,
+            "CREATE RETENTION POLICY short ON db1 DURATION 1h REPLICATION 1",
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = request(
+        s.proxy.addr,
+        "POST",
+        &format!("/write?db={DB}&rp=short&precision=s"),
+        &[],
+        format!("inrp v=1 {now}\n").as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    for c in 0..2 {
+        let owner = &s.circles.circles[c][s.circles.owner(c, DB, "inrp")];
+        wait_until("the point in retention policy short", || {
+            count(owner.query(DB, "SELECT count(v) FROM db1.short.inrp")) == 1
+        });
+        assert_eq!(
+            count(owner.query(DB, "SELECT count(v) FROM db1.autogen.inrp")),
+            0
+        );
+    }
+    // Every measurement on its owner in each circle, with every point, and nowhere else.
+    for (c, backends) in s.circles.circles.iter().enumerate() {
+        for (i, b) in backends.iter().enumerate() {
+            let owned: BTreeSet<String> = names
+                .iter()
+                .chain([&"inrp".to_owned()])
+                .filter(|m| s.circles.owner(c, DB, m) == i)
+                .cloned()
+                .collect();
+            wait_until(
+                &format!("circle {c} backend {i} to hold its measurements"),
+                || {
+                    measurements(b, DB) == owned
+                        && owned
+                            .iter()
+                            .filter(|m| *m != "inrp")
+                            .all(|m| count(b.query(DB, &format!("SELECT count(v) FROM {m}"))) == 5)
+                },
+            );
+        }
+    }
+    for m in &names {
+        let owner = &s.circles.circles[0][s.circles.owner(0, DB, m)];
+        let q = format!("SELECT * FROM {m} GROUP BY host");
+        let direct = owner.query(DB, &q);
+        let through = s.proxy.query(DB, &q);
+        assert_eq!(through.status, 200);
+        assert_eq!(through.json(), direct.json(), "{q}");
+        // Precision: the points are at the seconds written.
+        assert_eq!(
+            rows_of(&s.proxy.query(DB, &format!("SELECT v FROM {m} LIMIT 1")))[0][0],
+            json!("2020-09-13T12:26:40Z")
+        );
+    }
+    // SHOW without FROM: every backend of a circle, merged.
+    let shown: Vec<String> = rows_of(&s.proxy.query(DB, "SHOW MEASUREMENTS"))
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.push("inrp".to_owned());
+    sorted.sort();
+    assert_eq!(shown, sorted);
+    let fields = s.proxy.query(DB, "SHOW FIELD KEYS").json();
+    // `inrp`'s field is in policy `short`, which SHOW FIELD KEYS does not look at.
+    assert_eq!(fields["results"][0]["series"].as_array().unwrap().len(), 12);
+
+    // /health as influx-proxy gives it: every backend holds only what the ring gives it.
+    let health = ok(s.proxy.request("GET", "/health", b"")).json();
+    assert_eq!(health.as_array().unwrap().len(), 2);
+    for (c, circle) in health.as_array().unwrap().iter().enumerate() {
+        assert_eq!(circle["circle"], json!(format!("circle-{}", c + 1)));
+        let mut total = 0;
+        for (i, b) in circle["backends"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(b["name"], json!(format!("influxdb-{}-{}", c + 1, i + 1)));
+            assert_eq!(b["url"], json!(s.circles.circles[c][i].url()));
+            assert_eq!(b["active"], json!(true));
+            assert_eq!(b["backlog"], json!(false));
+            assert_eq!(b["rewrite"], json!(false));
+            let load = &b["load"][DB];
+            assert_eq!(load["incorrect"], json!(0), "{b}");
+            assert_eq!(load["inplace"], load["measurements"], "{b}");
+            total += load["measurements"].as_u64().unwrap();
+        }
+        assert_eq!(total, 13);
+    }
+    let pretty = ok(s.proxy.request("GET", "/health?pretty=true", b""));
+    assert!(String::from_utf8_lossy(&pretty.body).starts_with("[\n    {\n        \"backends\""));
+    let replica = ok(s.proxy.request("GET", "/replica?db=db1&meas=m3", b"")).json();
+    let expect: Vec<Value> = (0..2)
+        .map(|c| {
+            let i = s.circles.owner(c, DB, "m3");
+            json!({
+                "circle": format!("circle-{}", c + 1),
+                "name": format!("influxdb-{}-{}", c + 1, i + 1),
+                "url": s.circles.circles[c][i].url(),
+            })
+        })
+        .collect();
+    assert_eq!(replica, json!(expect));
+
+    // DROP MEASUREMENT reaches the owner in every circle.
+    ok(s.proxy.query(DB, "DROP MEASUREMENT m3"));
+    for c in 0..2 {
+        let owner = &s.circles.circles[c][s.circles.owner(c, DB, "m3")];
+        assert!(!measurements(owner, DB).contains("m3"));
+    }
+    drop(s.dir);
+}
+
+#[test]
+fn writes_land_on_the_owners_and_queries_answer_as_they_do_with_shardkeeper_nodes() {
+    writes_land_on_the_owners_and_queries_answer_as_they_do(Kind::Shardkeeper);
+}
+
+#[test]
+fn writes_land_on_the_owners_and_queries_answer_as_they_do_with_influxd() {
+    writes_land_on_the_owners_and_queries_answer_as_they_do(Kind::Influxd);
+}
+
+/// Writes `batches` batches of `lines` lines over `measurements`, each point with a
+/// distinct `seq`; returns the acknowledged seqs per measurement.
+struct Writer {
+    acked: Arc<Mutex<BTreeMap<String, BTreeSet<u64>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Writer {
+    /// Writes until stopped to the address `addr` holds (the proxy may move), from seq
+    /// `first` on, every `step`.
+    fn start(addr: Arc<Mutex<SocketAddr>>, first: u64, step: u64) -> Writer {
+        let acked = Arc::new(Mutex::new(BTreeMap::<String, BTreeSet<u64>>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acked2, stop2) = (acked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut seq = first;
+            let mut refused = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let mut batch: Vec<(String, u64)> = Vec::new();
+                let mut body = String::new();
+                for _ in 0..50 {
+                    let m = format!("load{}", seq % 6);
+                    body.push_str(&format!("{m},w=w{first} seq={seq}i {}\n", 1_000_000 + seq));
+                    batch.push((m, seq));
+                    seq += step;
+                }
+                let target = *addr.lock().unwrap();
+                match common::try_request(
+                    target,
+                    "POST",
+                    &format!("/write?db={DB}&precision=s"),
+                    &[],
+                    body.as_bytes(),
+                ) {
+                    Ok(r) if r.status == 204 => {
+                        let mut acked = acked2.lock().unwrap();
+                        for (m, seq) in batch {
+                            acked.entry(m).or_default().insert(seq);
+                        }
+                    }
+                    _ => {
+                        refused += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            refused
+        });
+        Writer {
+            acked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().unwrap().values().map(|s| s.len()).sum()
+    }
+
+    fn finish(mut self) -> BTreeMap<String, BTreeSet<u64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.take().unwrap().join();
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Waits until every acknowledged seq is on its measurement's owner in every circle.
+fn every_acked_point_reaches_every_circle(
+    circles: &Circles,
+    acked: &BTreeMap<String, BTreeSet<u64>>,
+) {
+    for c in 0..circles.circles.len() {
+        for (m, seqs) in acked {
+            let owner = &circles.circles[c][circles.owner(c, DB, m)];
+            wait_until(
+                &format!("circle {c} to hold every acknowledged point of {m}"),
+                || {
+                    count(owner.query(DB, &format!("SELECT count(seq) FROM {m}")))
+                        >= seqs.len() as u64
+                },
+            );
+            let held: BTreeSet<u64> = rows_of(&owner.query(DB, &format!("SELECT seq FROM {m}")))
+                .iter()
+                .map(|r| r[1].as_u64().unwrap())
+                .collect();
+            let missing: Vec<&u64> = seqs.difference(&held).take(10).collect();
+            assert!(
+                missing.is_empty(),
+                "circle {c} {m} lacks acknowledged seqs {missing:?}"
+            );
+        }
+    }
+}
+
+fn a_killed_backend_gets_every_acknowledged_point(kind: Kind) {
+    let Some(mut s) = setup(kind, json!({})) else {
+        return;
+    };
+    let addr = Arc::new(Mutex::new(s.proxy.addr));
+    let writer = Writer::start(addr, 0, 1);
+    wait_until("some writes", || writer.acked_count() > 500);
+    let victim = s.circles.owner(0, DB, "load0");
+    s.circles.circles[0][victim].kill9();
+    let before = writer.acked_count();
+    wait_until("writes to go on while the backend is down", || {
+        writer.acked_count() > before + 2_000
+    });
+    let down = ok(s.proxy.request("GET", "/health", b"")).json();
+    assert_eq!(
+        down[0]["backends"][victim]["active"],
+        json!(false),
+        "{down}"
+    );
+    assert_eq!(
+        down[0]["backends"][victim]["backlog"],
+        json!(true),
+        "{down}"
+    );
+    s.circles.circles[0][victim].restart();
+    let after = writer.acked_count();
+    wait_until("writes after the restart", || {
+        writer.acked_count() > after + 500
+    });
+    let acked = writer.finish();
+    every_acked_point_reaches_every_circle(&s.circles, &acked);
+    wait_until("the backlog to empty", || {
+        let h = ok(s.proxy.request("GET", "/health", b"")).json();
+        h[0]["backends"][victim]["backlog"] == json!(false)
+    });
+}
+
+#[test]
+fn a_backend_killed_while_writes_continue_gets_every_acknowledged_point_shardkeeper() {
+    a_killed_backend_gets_every_acknowledged_point(Kind::Shardkeeper);
+}
+
+#[test]
+fn a_backend_killed_while_writes_continue_gets_every_acknowledged_point_influxd() {
+    a_killed_backend_gets_every_acknowledged_point(Kind::Influxd);
+}
+
+#[test]
+fn the_proxy_killed_ten_times_under_write_load_loses_no_acknowledged_point() {
+    let Some(mut s) = setup(Kind::Shardkeeper, json!({})) else {
+        return;
+    };
+    let addr = Arc::new(Mutex::new(s.proxy.addr));
+    let writers: Vec<Writer> = (0..3).map(|w| Writer::start(addr.clone(), w, 3)).collect();
+    for cycle in 0..10 {
+        let before: usize = writers.iter().map(Writer::acked_count).sum();
+        wait_until(&format!("writes in cycle {cycle}"), || {
+            writers.iter().map(Writer::acked_count).sum::<usize>() > before + 300
+        });
+        // A moment of the cycle of its own, so kills fall at different points of a write.
+        std::thread::sleep(Duration::from_millis(37 * (cycle % 5)));
+        let config = s.proxy.config.clone();
+        s.proxy.kill9();
+        s.proxy = Proxy::start(&config);
+        *addr.lock().unwrap() = s.proxy.addr;
+    }
+    let acked: Vec<BTreeMap<String, BTreeSet<u64>>> =
+        writers.into_iter().map(Writer::finish).collect();
+    let mut all: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for a in acked {
+        for (m, seqs) in a {
+            all.entry(m).or_default().extend(seqs);
+        }
+    }
+    assert!(all.values().map(|s| s.len()).sum::<usize>() > 3_000);
+    every_acked_point_reaches_every_circle(&s.circles, &all);
+}
+
+#[test]
+fn refused_batches_are_kept_aside_counted_and_replayed_by_ctl() {
+    let Some(s) = setup(Kind::Shardkeeper, json!({})) else {
+        return;
+    };
+    // No backend has this database: each refuses its batch (404).
+    let r = s.proxy.write("later", "cpu v=1 1\nmem v=2 2\n");
+    assert_eq!(r.status, 204, "acknowledged: durable in the proxy");
+    wait_until("the refused batches to be kept aside", || {
+        let h = ok(s.proxy.request("GET", "/health", b"")).json();
+        let kept: u64 = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["backends"].as_array().unwrap().iter())
+            .map(|b| b["kept_aside"].as_u64().unwrap())
+            .sum();
+        kept >= 2
+    });
+    let metrics = String::from_utf8(ok(s.proxy.request("GET", "/metrics", b"")).body).unwrap();
+    assert!(
+        metrics.contains("shardkeeper_proxy_kept_aside_batches{"),
+        "{metrics}"
+    );
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["ctl", "proxy", "aside"])
+            .args(args)
+            .args(["--url", &s.proxy.url()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = ctl(&["list"]);
+    assert!(
+        listed.contains("db=later") && listed.contains("status=404"),
+        "{listed}"
+    );
+    ok(s.proxy.query("", "CREATE DATABASE later"));
+    ctl(&["replay", "all"]);
+    for c in 0..2 {
+        for m in ["cpu", "mem"] {
+            let owner = &s.circles.circles[c][s.circles.owner(c, "later", m)];
+            wait_until(&format!("{m} replayed to circle {c}"), || {
+                count(owner.query("later", &format!("SELECT count(v) FROM {m}"))) == 1
+            });
+        }
+    }
+    assert_eq!(ctl(&["list"]).trim(), "no batch kept aside");
+}
+
+#[test]
+fn a_full_backlog_refuses_writes_for_that_backends_measurements_only() {
+    let Some(mut s) = setup(Kind::Shardkeeper, json!({ "backlog_max_mb": 1 })) else {
+        return;
+    };
+    s.circles.circles[0][0].kill9();
+    let down: Vec<String> = (0..40)
+        .map(|i| format!("m{i}"))
+        .filter(|m| s.circles.owner(0, DB, m) == 0)
+        .take(1)
+        .collect();
+    let up: Vec<String> = (0..40)
+        .map(|i| format!("m{i}"))
+        .filter(|m| s.circles.owner(0, DB, m) == 1)
+        .take(1)
+        .collect();
+    let (down, up) = (&down[0], &up[0]);
+    let line = "x".repeat(1000);
+    let body: String = (0..100)
+        .map(|i| format!("{down},t={i} s=\"{line}\" {i}\n"))
+        .collect();
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = s.proxy.write(DB, &body);
+        if r.status != 204 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("a full backlog refuses writes");
+    assert_eq!(refused.status, 503);
+    assert!(refused.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("influxdb-1-1"));
+    assert_eq!(s.proxy.write(DB, &format!("{up} v=1 1\n")).status, 204);
+    s.circles.circles[0][0].restart();
+    wait_until("the backlog to drain and writes to be taken again", || {
+        s.proxy.write(DB, &format!("{down},t=after v=1 1\n")).status == 204
+    });
+}
+
+#[test]
+fn influx_proxys_refusals_and_error_texts() {
+    let Some(s) = setup(Kind::Shardkeeper, json!({ "db_list": ["db1"] })) else {
+        return;
+    };
+    let error = |r: common::Response| -> (u16, String) {
+        (
+            r.status,
+            r.json()["error"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(
+        error(s.proxy.query(DB, "SELECT * INTO x FROM cpu")),
+        (400, "query forbidden".into())
+    );
+    assert_eq!(
+        error(s.proxy.query(DB, "SHOW USERS")),
+        (400, "query forbidden".into())
+    );
+    assert_eq!(
+        error(s.proxy.query(DB, "SELECT * FROM cpu; SHOW USERS")),
+        (400, "query forbidden".into())
+    );
+    assert_eq!(
+        error(s.proxy.query("", "SELECT * FROM cpu")),
+        (400, "database not found".into())
+    );
+    assert_eq!(
+        error(s.proxy.query("other", "SELECT * FROM cpu")),
+        (400, "database forbidden: other".into())
+    );
+    assert_eq!(
+        error(s.proxy.request("GET", "/query", b"")),
+        (400, "query not found".into())
+    );
+    assert_eq!(
+        error(s.proxy.request("GET", "/write?db=db1", b"")),
+        (405, "method not allow".into())
+    );
+    assert_eq!(
+        error(s.proxy.request("POST", "/write", b"")),
+        (400, "database not found".into())
+    );
+    assert_eq!(
+        error(s.proxy.write("other", "cpu v=1")),
+        (400, "database forbidden: other".into())
+    );
+    let gz = request(
+        s.proxy.addr,
+        "POST",
+        "/write?db=db1",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip",
+    );
+    assert_eq!(error(gz), (400, "unable to decode gzip body".into()));
+    // A line that does not parse: InfluxDB's words, the others accepted.
+    let (status, message) = error(s.proxy.write(DB, "cpu v=1 1\nbad\n"));
+    assert_eq!(status, 400);
+    assert!(
+        message.starts_with("partial write: unable to parse 'bad'"),
+        "{message}"
+    );
+    // The backend's own status and error pass through.
+    let r = s.proxy.query(DB, "SELECT FROM cpu");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("error parsing query"));
+    // Several statements: each routed, their results joined.
+    ok(s.proxy.write(DB, "a v=1 1\nb v=2 2\n"));
+    wait_until("both measurements", || {
+        let r = s.proxy.query(DB, "SELECT v FROM a; SELECT v FROM b").json();
+        r["results"][1]["series"][0]["values"][0][1].as_f64() == Some(2.0)
+    });
+    let both = s.proxy.query(DB, "SELECT v FROM a; SELECT v FROM b").json();
+    assert_eq!(both["results"][0]["statement_id"], json!(0));
+    assert_eq!(both["results"][1]["statement_id"], json!(1));
+    assert_eq!(
+        both["results"][0]["series"][0]["values"][0][1].as_f64(),
+        Some(1.0)
+    );
+    // The cipher.
+    let e = ok(s.proxy.request("GET", "/encrypt?msg=admin", b""));
+    assert_eq!(e.body, b"YgvEyuPZlDYAH8sGDkC!Ag\n");
+    let d = ok(s.proxy.request(
+        "GET",
+        "/decrypt?key=consistentcipher&msg=YgvEyuPZlDYAH8sGDkC!Ag",
+        b"",
+    ));
+    assert_eq!(d.body, b"admin\n");
+    let bad = s
+        .proxy
+        .request("GET", "/decrypt?key=x&msg=YgvEyuPZlDYAH8sGDkC!Ag", b"");
+    assert_eq!((bad.status, bad.body), (400, b"invalid key\n".to_vec()));
+    assert_eq!(s.proxy.request("POST", "/encrypt?msg=a", b"").status, 405);
+    let ping = s.proxy.request("GET", "/ping", b"");
+    assert_eq!(
+        (ping.status, ping.header("X-Influxdb-Version")),
+        (204, Some("2.4.7"))
+    );
+}
+
+#[test]
+fn a_config_error_stops_the_start_with_influx_proxys_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.json");
+    let dup = json!({"circles": [
+        {"name": "a", "backends": [{"name": "x", "url": "http://127.0.0.1:1"}]},
+        {"name": "b", "backends": [{"name": "x", "url": "http://127.0.0.1:2"}]}
+    ]});
+    std::fs::write(&file, dup.to_string()).unwrap();
+    let err = Proxy::try_start(&file).err().expect("refused");
+    assert!(
+        err.contains("config source load failed: backend name exists: x"),
+        "{err}"
+    );
+    let bad_key = json!({"hash_key": "crc", "circles": [
+        {"name": "a", "backends": [{"name": "x", "url": "http://127.0.0.1:1"}]}
+    ]});
+    std::fs::write(&file, bad_key.to_string()).unwrap();
+    let err = Proxy::try_start(&file).err().expect("refused");
+    assert!(
+        err.contains("invalid hash_key, should be idx, name or url"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_toml_form_serves_the_same() {
+    let Some(circles) = Circles::start(Kind::Shardkeeper, &[1, 1]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "listen_addr = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [[circles]]\nname = \"one\"\n[[circles.backends]]\nname = \"a\"\nurl = \"{}\"\n\
+         [[circles]]\nname = \"two\"\n[[circles.backends]]\nname = \"b\"\nurl = \"{}\"\n",
+        dir.path().join("data").display(),
+        circles.circles[0][0].url(),
+        circles.circles[1][0].url(),
+    );
+    let proxy = Proxy::start_with(&dir.path().join("proxy.toml"), &toml);
+    ok(proxy.query("", "CREATE DATABASE t"));
+    ok(proxy.write("t", "cpu v=1 1"));
+    for b in circles.all() {
+        wait_until("the point on both circles", || {
+            count(b.query("t", "SELECT count(v) FROM cpu")) == 1
+        });
+    }
+}
+
+/// Who may call what on a proxy with credentials: influx-proxy checks them on every
+/// endpoint but `/ping`, `/encrypt` and `/decrypt`; given as `u`/`p` or Basic; with
+/// `auth_secure` the config holds them encrypted (the client sends them plain).
+#[test]
+fn authorization_matrix_of_the_proxys_endpoints() {
+    for secure in [false, true] {
+        let (user, password) = match secure {
+            true => (
+                shardkeeper::proxy::cipher::encrypt("admin"),
+                shardkeeper::proxy::cipher::encrypt("s3cret"),
+            ),
+            false => ("admin".to_owned(), "s3cret".to_owned()),
+        };
+        let Some(s) = setup_with_auth(&user, &password, secure) else {
+            return;
+        };
+        let open = [
+            ("GET", "/ping", 204),
+            ("GET", "/encrypt?msg=a", 200),
+            ("GET", "/decrypt?key=consistentcipher&msg=a", 200),
+        ];
+        let guarded = [
+            ("GET", "/query?q=SHOW%20DATABASES", 200),
+            ("POST", "/write?db=db1", 204),
+            ("GET", "/health", 200),
+            ("GET", "/replica?db=db1&meas=cpu", 200),
+            ("GET", "/migrate/state", 200),
+            ("GET", "/migrate/stats?circle_id=0&type=rebalance", 200),
+            ("POST", "/rebalance?circle_id=0&operation=add", 501),
+            ("POST", "/recovery?from_circle_id=0&to_circle_id=1", 501),
+            ("POST", "/resync", 501),
+            ("POST", "/clear?circle_id=0", 501),
+            ("GET", "/metrics", 200),
+            ("GET", "/debug/pprof/heap", 200),
+            ("GET", "/debug/pprof/threads", 200),
+            ("GET", "/debug/pprof/profile?seconds=0.2", 200),
+            ("GET", "/proxy/aside", 200),
+        ];
+        let basic = common::basic("admin", "s3cret");
+        let wrong = common::basic("admin", "wrong");
+        for (method, path, want) in open.iter().chain(&guarded) {
+            let guarded = !open.iter().any(|(_, p, _)| p == path);
+            let body: &[u8] = if *path == "/write?db=db1" {
+                b"cpu v=1 1"
+            } else {
+                b""
+            };
+            let none = request(s.proxy.addr, method, path, &[], body);
+            let bad = request(
+                s.proxy.addr,
+                method,
+                path,
+                &[("Authorization", &wrong)],
+                body,
+            );
+            let good = request(
+                s.proxy.addr,
+                method,
+                path,
+                &[("Authorization", &basic)],
+                body,
+            );
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let with_params = format!("{path}{sep}u=admin&p={}", urlencode("s3cret"));
+            let params = request(s.proxy.addr, method, &with_params, &[], body);
+            let denied = if guarded { 401 } else { *want };
+            assert_eq!(
+                [none.status, bad.status, good.status, params.status],
+                [denied, denied, *want, *want],
+                "{method} {path} (auth_secure {secure})"
+            );
+            if guarded {
+                let text = String::from_utf8_lossy(&none.body);
+                assert!(text.contains("authentication failed"), "{path}: {text}");
+            }
+        }
+    }
+}
+
+fn setup_with_auth(user: &str, password: &str, secure: bool) -> Option<Setup> {
+    let circles = Circles::start(Kind::Shardkeeper, &[1, 1])?;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.json");
+    let extra = json!({ "username": user, "password": password, "auth_secure": secure });
+    let proxy = Proxy::start_with(&file, &config(&circles, dir.path(), extra));
+    let create = format!(
+        "/query?q={}&u=admin&p=s3cret",
+        urlencode(&format!("CREATE DATABASE {DB}"))
+    );
+    ok(proxy.request("POST", &create, b""));
+    Some(Setup {
+        circles,
+        proxy,
+        dir,
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn https_enabled_serves_over_tls_with_the_nodes_certificate_setup() {
+    use rcgen::{CertificateParams, KeyPair};
+    use shardkeeper::client::{ClientOptions, InfluxClient, TlsOptions, WriteTarget};
+    let Some(circles) = Circles::start(Kind::Shardkeeper, &[1, 1]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let extra = json!({
+        "https_enabled": true,
+        "https_cert": dir.path().join("cert.pem"),
+        "https_key": dir.path().join("key.pem"),
+    });
+    let proxy = Proxy::start_with(
+        &dir.path().join("proxy.json"),
+        &config(&circles, dir.path(), extra),
+    );
+    assert_eq!(proxy.scheme, "https");
+    let url = format!("https://localhost:{}", proxy.addr.port());
+    let client = InfluxClient::new(
+        &url,
+        ClientOptions {
+            tls: TlsOptions {
+                ca_certificate_pem: Some(cert.pem().into_bytes()),
+                insecure: false,
+            },
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    block_on(async {
+        assert_eq!(
+            client.ping().await.unwrap().version.as_deref(),
+            Some("2.4.7")
+        );
+        client
+            .query_checked(None, "CREATE DATABASE tls")
+            .await
+            .unwrap();
+        client
+            .write(
+                WriteTarget::V1 {
+                    db: "tls",
+                    rp: None,
+                },
+                shardkeeper::line_protocol::Precision::Nanoseconds,
+                b"cpu v=1 1\n",
+            )
+            .await
+            .unwrap();
+    });
+    for b in circles.all() {
+        wait_until("the point written over TLS", || {
+            count(b.query("tls", "SELECT count(v) FROM cpu")) == 1
+        });
+    }
+    // A client that does not trust the certificate is refused.
+    let untrusting = InfluxClient::new(&url, ClientOptions::default()).unwrap();
+    block_on(async {
+        assert!(untrusting.ping().await.is_err());
+    });
+}
