@@ -5,7 +5,7 @@
 
 use crate::backup::metadata::{BucketMetadataManifest, RestoredBucketMappings};
 use crate::client::{
-    Body, ClientError, ClientOptions, Credentials, InfluxClient, Method, Response,
+    Body, ClientError, Credentials, InfluxClient, Method, Response,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -50,12 +50,8 @@ pub(super) struct Remote {
 
 impl Remote {
     pub(super) fn new(url: &str, token: Option<String>) -> Result<Remote, CtlBackupError> {
-        let options = ClientOptions {
-            credentials: token.map_or(Credentials::None, Credentials::Token),
-            ..ClientOptions::default()
-        };
         Ok(Remote {
-            client: InfluxClient::new(url, options)?,
+            client: super::ctl_client(url, token.map_or(Credentials::None, Credentials::Token))?,
         })
     }
 

@@ -1,7 +1,7 @@
 //! `shardkeeper ctl entropy show | repair ID | kill-repair ID`: what `influxd-ctl entropy`
 //! does, against a node's `/shard-repair` API.
 
-use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};
+use crate::client::{ClientError, Credentials, InfluxClient, Method};
 use crate::entropy::Status;
 use clap::Subcommand;
 use std::io::Write;
@@ -59,13 +59,7 @@ fn client(t: &Target) -> Result<InfluxClient, ClientError> {
         },
         (None, None) => Credentials::None,
     };
-    InfluxClient::new(
-        &t.url,
-        ClientOptions {
-            credentials,
-            ..ClientOptions::default()
-        },
-    )
+    super::ctl_client(&t.url, credentials)
 }
 
 pub(super) async fn run(

@@ -374,6 +374,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The client a `ctl` command talks to a node or proxy with. A node served over HTTPS
+/// with a private certificate authority is verified against the PEM file that
+/// `SHARDKEEPER_CA_CERT` names (as `curl --cacert`); otherwise against the public roots
+/// compiled in.
+pub(crate) fn ctl_client(
+    url: &str,
+    credentials: crate::client::Credentials,
+) -> Result<crate::client::InfluxClient, crate::client::ClientError> {
+    let mut options = crate::client::ClientOptions {
+        credentials,
+        ..crate::client::ClientOptions::default()
+    };
+    if let Some(path) = std::env::var_os("SHARDKEEPER_CA_CERT") {
+        let pem = std::fs::read(&path).map_err(|e| crate::client::ClientError::Request {
+            url: url.to_owned(),
+            reason: format!("SHARDKEEPER_CA_CERT {}: {e}", PathBuf::from(&path).display()),
+        })?;
+        options.tls.ca_certificate_pem = Some(pem);
+    }
+    crate::client::InfluxClient::new(url, options)
+}
+
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = NodeConfig::load(args.config.as_deref())?;
     if let Some(dir) = args.data_dir {

@@ -2,7 +2,7 @@
 //! refused for good (400, 404), kept aside by the proxy rather than dropped: listed, sent
 //! again (once the backend can take them: its database created, say), or dropped.
 
-use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};
+use crate::client::{ClientError, Credentials, InfluxClient, Method};
 use clap::Subcommand;
 use serde_json::Value;
 use std::io::Write;
@@ -71,13 +71,7 @@ fn client(proxy: &ProxyAddress) -> Result<InfluxClient, ClientError> {
             password: p.clone().unwrap_or_default(),
         },
     };
-    InfluxClient::new(
-        &proxy.url,
-        ClientOptions {
-            credentials,
-            ..ClientOptions::default()
-        },
-    )
+    super::ctl_client(&proxy.url, credentials)
 }
 
 async fn call(

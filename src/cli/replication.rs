@@ -2,7 +2,7 @@
 //! queues' progress, and the way out of a stopped replication (dropping the batch the
 //! remote refuses for good).
 
-use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};
+use crate::client::{ClientError, Credentials, InfluxClient, Method};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -48,13 +48,7 @@ pub(super) enum CtlReplicationError {
 }
 
 fn client(url: &str, token: Option<String>) -> Result<InfluxClient, ClientError> {
-    InfluxClient::new(
-        url,
-        ClientOptions {
-            credentials: token.map_or(Credentials::None, Credentials::Token),
-            ..ClientOptions::default()
-        },
-    )
+    super::ctl_client(url, token.map_or(Credentials::None, Credentials::Token))
 }
 
 async fn json(
