@@ -430,6 +430,22 @@ impl ReplicationService {
                 Ok::<_, ReplicationServiceError>((c.replications.update_remote(id, spec)?, ()))
             })
             .await?;
+        // Its replications try again at once, not after their back-off.
+        let using: Vec<String> = self
+            .control
+            .read(|c| {
+                c.replications
+                    .replications
+                    .values()
+                    .filter_map(|p| p.replication.as_ref())
+                    .filter(|r| r.remote_id == id)
+                    .map(|r| r.id.clone())
+                    .collect()
+            })
+            .await;
+        for q in using.iter().filter_map(|r| self.queue(r)) {
+            q.wake();
+        }
         self.remote(None, id).await
     }
 

@@ -7,7 +7,7 @@
 //!
 //! **Pipelined.** Up to [`IN_FLIGHT`] batches are sent at once, each on a connection of its
 //! own, and acknowledged in order: the position moves over the contiguous prefix of
-//! batches the remote answered 204 (one control-log append for every batch confirmed while
+//! batches the remote answered 204 (one control-log append for the batches confirmed while
 //! the previous append was under way), never past a batch still unanswered. A batch counts
 //! against the window from its send until its delivery is durable, so a crash re-sends at
 //! most [`IN_FLIGHT`] batches. The first failure narrows the window to that one batch
@@ -16,7 +16,8 @@
 //!
 //! **One read of the log.** The sender keeps its data-log reader between batches, with the
 //! record that did not fit the last batch: a batch is read where the last one ended
-//! (opening a reader at an LSN reads its segment from the start).
+//! (opening a reader at an LSN reads its segment from the start), and the next batch is
+//! read and gzipped while the window is answered.
 //!
 //! Points older than `maxAgeSeconds` (by their local write time, which their record's
 //! write version holds) are dropped as the sender meets them at the head, point-exactly;
@@ -44,7 +45,7 @@ pub const MAX_BATCH_LINES: usize = 5_000;
 pub const MAX_BATCH_BYTES: usize = 2_500_000;
 /// Batches sent and not yet durably recorded as delivered, at most: what a crash may
 /// send twice.
-pub const IN_FLIGHT: usize = 4;
+pub const IN_FLIGHT: usize = 8;
 /// The whole of one attempt.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -187,11 +188,21 @@ struct CachedClient {
     client: InfluxClient,
 }
 
+/// A read under way: where from, and the task (which gives the cursor back).
+struct Reading {
+    from: Lsn,
+    task: JoinHandle<Read>,
+}
+
+type Read = (Cursor, Result<Plan>);
+
 struct Sender {
     s: Arc<ReplicationService>,
     q: Arc<Queue>,
     /// None while a read has it.
     cursor: Option<Cursor>,
+    /// The batch after the window's last, read while the window is answered.
+    reading: Option<Reading>,
     window: VecDeque<Slot>,
     /// The control-log append of the last deliveries, under way while the next batches
     /// are sent, and how many batches it covers.
@@ -215,6 +226,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         s: s.clone(),
         q: q.clone(),
         cursor: Some(Cursor::default()),
+        reading: None,
         window: VecDeque::new(),
         recording: None,
         healthy: true,
@@ -252,7 +264,8 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = q.woken() => {}
+            // New settings (a fixed remote, say): tried again at once, backing off anew.
+            _ = q.woken() => backoff = FIRST_BACKOFF,
             _ = appended.changed(), if wait == IDLE_CHECK => {}
         }
         q.update_figures(|f| f.backoff_seconds = 0.0);
@@ -342,6 +355,7 @@ impl Sender {
         }
         if let Some(remote) = remote.filter(|_| !progress.stopped) {
             self.fill(r, remote).await?;
+            self.read_ahead(r);
         }
         self.answer(r, progress).await
     }
@@ -498,8 +512,33 @@ impl Sender {
     }
 
     /// Reads a batch (or what to drop) from `from`, off the async threads (decompressing,
-    /// reframing, gzip). At the head, the queue's overflow is dropped too.
+    /// reframing, gzip); the batch read ahead, if it was read from there. At the head, the
+    /// queue's overflow is dropped too.
     async fn read(&mut self, r: &Replication, from: Lsn, head: bool) -> Result<Plan> {
+        let overflowed = head && self.s.drop_when_full && self.q.overflow() > 0;
+        if let Some(ahead) = self.reading.take() {
+            let plan = self.finish(ahead.task).await?;
+            if ahead.from == from && !overflowed {
+                return plan;
+            }
+        }
+        let task = self.start_read(r, from, head);
+        self.finish(task).await?
+    }
+
+    /// Starts reading the batch after the window's last while the window is answered, so
+    /// that a batch is ready to go the moment there is room for it.
+    fn read_ahead(&mut self, r: &Replication) {
+        let Some(next) = self.window.back().map(|w| w.upto + 1) else {
+            return;
+        };
+        if self.healthy && self.reading.is_none() {
+            let task = self.start_read(r, next, false);
+            self.reading = Some(Reading { from: next, task });
+        }
+    }
+
+    fn start_read(&mut self, r: &Replication, from: Lsn, head: bool) -> JoinHandle<Read> {
         let (s, q) = (self.s.clone(), self.q.clone());
         let mut cursor = self.cursor.take().unwrap_or_default();
         let max_age_nanos = r.max_age_seconds.saturating_mul(1_000_000_000);
@@ -507,7 +546,7 @@ impl Sender {
             true => q.overflow(),
             false => 0,
         };
-        let (cursor, plan) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let plan =
                 read_head(&s, &q, &mut cursor, from, max_age_nanos, overflow, true).map(|mut p| {
                     if let Some(b) = p.batch.as_mut() {
@@ -517,10 +556,13 @@ impl Sender {
                 });
             (cursor, plan)
         })
-        .await
-        .map_err(task_failed)?;
+    }
+
+    /// A read's plan, its cursor back.
+    async fn finish(&mut self, task: JoinHandle<Read>) -> Result<Result<Plan>> {
+        let (cursor, plan) = task.await.map_err(task_failed)?;
         self.cursor = Some(cursor);
-        plan
+        Ok(plan)
     }
 
     /// Sends `batch` (unless the remote took it already) at the window's end.
