@@ -4,7 +4,12 @@
 //!
 //! The command runs its own nodes (this executable, each on a fresh data directory in a
 //! temporary directory and a loopback port, authentication off), as `bench crash` does,
-//! one phase after the other so that no two phases share the machine:
+//! one phase after the other so that no two phases share the machine. On a machine of two
+//! CPUs or more, each node of the source's side (A, and the node without a replication)
+//! runs on CPU 0 with the bench's own client, and each of the remote's side (B, and the
+//! node of B's direct ingest) on CPU 1: two machines of one CPU each, so that what the
+//! ratios measure is the replication, not B's ingest taking A's CPU (`--no-pin`: no
+//! pinning, every process on every CPU).
 //!
 //! 1. `bench ingest` of `--points` into a fresh node with no replication;
 //! 2. the same into a fresh node A with one replication of its bucket to a fresh node B,
@@ -60,6 +65,8 @@ pub struct ReplicationBenchOptions {
     /// The lag phase's load, as a fraction of B's direct ingest.
     pub lag_load: f64,
     pub verify: bool,
+    /// Two CPUs as two machines: A and the bench's client on CPU 0, B on CPU 1.
+    pub pin: bool,
 }
 
 impl Default for ReplicationBenchOptions {
@@ -70,6 +77,7 @@ impl Default for ReplicationBenchOptions {
             lag_seconds: 30.0,
             lag_load: 0.5,
             verify: false,
+            pin: true,
         }
     }
 }
@@ -77,6 +85,8 @@ impl Default for ReplicationBenchOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicationReport {
     pub points: u64,
+    /// A and the client on CPU 0, B on CPU 1 (each phase's nodes likewise).
+    pub pinned: bool,
     /// `bench ingest` points/s into a node without, then with, one live replication.
     pub ingest_without_replication: f64,
     pub ingest_with_replication: f64,
@@ -231,7 +241,8 @@ struct Node {
 }
 
 impl Node {
-    fn start(root: &Path, name: &str, bucket: &str) -> Result<Node> {
+    /// Starts the node, on CPU `cpu` alone if given.
+    fn start(root: &Path, name: &str, bucket: &str, cpu: Option<usize>) -> Result<Node> {
         let start = |e: std::io::Error| ReplicationBenchError::Start(e.to_string());
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).map_err(start)?;
@@ -240,7 +251,16 @@ impl Node {
             .map_err(start)?
             .port();
         let log = std::fs::File::create(root.join(format!("{name}.log"))).map_err(start)?;
-        let child = Command::new(std::env::current_exe().map_err(start)?)
+        let mut command = Command::new(std::env::current_exe().map_err(start)?);
+        if let Some(cpu) = cpu {
+            // SAFETY: only sched_setaffinity, a system call, runs between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    pin(cpu).map_err(std::io::Error::from_raw_os_error)
+                });
+            }
+        }
+        let child = command
             .arg("serve")
             .arg("--bind")
             .arg(format!("127.0.0.1:{port}"))
@@ -368,6 +388,22 @@ impl Node {
     }
 }
 
+/// Pins the calling thread (and the threads it starts from then on) to CPU `cpu`.
+fn pin(cpu: usize) -> std::result::Result<(), i32> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL)),
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -393,14 +429,26 @@ pub fn run(
     let root = scratch.path();
     let points = opts.points;
     let mut verify = Vec::new();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = opts.pin && cpus >= 2;
+    let (a_cpu, b_cpu) = match pinned {
+        true => {
+            pin(0).map_err(|e| {
+                ReplicationBenchError::Start(std::io::Error::from_raw_os_error(e).to_string())
+            })?;
+            (Some(0), Some(1))
+        }
+        false => (None, None),
+    };
 
     progress("ingest into a node without a replication");
-    let without = Node::start(root, "plain", SOURCE_BUCKET)?.ingest(points, opts.connections)?;
+    let without =
+        Node::start(root, "plain", SOURCE_BUCKET, a_cpu)?.ingest(points, opts.connections)?;
 
     progress("ingest into a node with one live replication");
     let (with, live_catch_up_seconds) = {
-        let b = Node::start(root, "live-b", REMOTE_BUCKET)?;
-        let mut a = Node::start(root, "live-a", SOURCE_BUCKET)?;
+        let b = Node::start(root, "live-b", REMOTE_BUCKET, b_cpu)?;
+        let mut a = Node::start(root, "live-a", SOURCE_BUCKET, a_cpu)?;
         a.replicate_to(&b.url)?;
         let with = a.ingest(points, opts.connections)?;
         let catch_up = a.drained()?;
@@ -413,11 +461,11 @@ pub fn run(
 
     progress("drain a full queue into a fresh remote");
     let (drain_seconds, drain) = {
-        let mut a = Node::start(root, "drain-a", SOURCE_BUCKET)?;
+        let mut a = Node::start(root, "drain-a", SOURCE_BUCKET, a_cpu)?;
         // Nothing listens there: the queue only fills.
         a.replicate_to("http://127.0.0.1:1")?;
         a.ingest(points, opts.connections)?;
-        let b = Node::start(root, "drain-b", REMOTE_BUCKET)?;
+        let b = Node::start(root, "drain-b", REMOTE_BUCKET, b_cpu)?;
         let started = Instant::now();
         a.repoint(&b.url)?;
         a.drained()?;
@@ -429,13 +477,15 @@ pub fn run(
         (seconds, points as f64 / seconds)
     };
     progress("ingest straight into a fresh remote");
-    let direct = Node::start(root, "direct-b", REMOTE_BUCKET)?.ingest(points, opts.connections)?;
+    let direct =
+        Node::start(root, "direct-b", REMOTE_BUCKET, b_cpu)?.ingest(points, opts.connections)?;
 
     progress("replication lag under a steady load");
-    let lag = lag(root, opts, direct * opts.lag_load)?;
+    let lag = lag(root, opts, direct * opts.lag_load, a_cpu, b_cpu)?;
 
     Ok(ReplicationReport {
         points,
+        pinned,
         ingest_without_replication: without,
         ingest_with_replication: with,
         ingest_ratio: with / without,
@@ -462,9 +512,15 @@ fn sent_points(api: &Blocking, replication: &str) -> Result<u64> {
         .map_or(0, |v| v as u64))
 }
 
-fn lag(root: &Path, opts: &ReplicationBenchOptions, rate: f64) -> Result<LagReport> {
-    let b = Node::start(root, "lag-b", REMOTE_BUCKET)?;
-    let mut a = Node::start(root, "lag-a", SOURCE_BUCKET)?;
+fn lag(
+    root: &Path,
+    opts: &ReplicationBenchOptions,
+    rate: f64,
+    a_cpu: Option<usize>,
+    b_cpu: Option<usize>,
+) -> Result<LagReport> {
+    let b = Node::start(root, "lag-b", REMOTE_BUCKET, b_cpu)?;
+    let mut a = Node::start(root, "lag-a", SOURCE_BUCKET, a_cpu)?;
     a.replicate_to(&b.url)?;
     let total = ((rate * opts.lag_seconds) as u64).max(LAG_BATCH as u64);
     let batches = super::ingest::generate_batches(&IngestOptions {

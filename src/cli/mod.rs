@@ -131,6 +131,9 @@ enum BenchCommand {
         /// non-zero on any difference.
         #[arg(long)]
         verify: bool,
+        /// Run every process on every CPU [default: A and the client on CPU 0, B on CPU 1].
+        #[arg(long)]
+        no_pin: bool,
     },
     /// Kill a node again and again while it takes writes (a random moment of each cycle),
     /// restart it, and check by value that every acknowledged point survived, that no
@@ -337,6 +340,7 @@ pub fn main() -> ExitCode {
                     lag_seconds,
                     lag_load,
                     verify,
+                    no_pin,
                 },
         } => {
             let options = crate::bench::replication::ReplicationBenchOptions {
@@ -345,6 +349,7 @@ pub fn main() -> ExitCode {
                 lag_seconds,
                 lag_load,
                 verify,
+                pin: !no_pin,
             };
             let mut progress = |step: &str| eprintln!("bench replication: {step}");
             match crate::bench::replication::run(&options, &mut progress) {
