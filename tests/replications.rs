@@ -975,3 +975,34 @@ fn bench_replication_verifies_every_value_on_the_remote() {
     );
     assert!(report["drain_points_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// `replication_gzip_level`: 0 sends gzip's stored blocks (larger than the lines), the
+/// default level 1 compresses; a level past 9 is refused at start-up.
+#[test]
+fn replication_gzip_level_sets_how_batches_are_compressed() {
+    let body = lines("m", 0..1000, BASE);
+    for (config, stored) in [("replication_gzip_level = 0\n", true), ("", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Daemon::start_with_config(dir.path(), config);
+        let a = V2::setup(d.addr, "metrics");
+        let remote = FakeRemote::start(vec![]);
+        let rid = a.create_remote("b", &remote.url(), "t");
+        a.create_replication(&rid, "copy", json!({}));
+        assert_eq!(a.write(&body).status, 204);
+        let got = remote.wait_for_requests(1);
+        assert_eq!(got[0].header("Content-Encoding"), Some("gzip"));
+        assert_eq!(got[0].body, body.as_bytes(), "{config}");
+        match stored {
+            true => assert!(got[0].wire_bytes > body.len(), "{}", got[0].wire_bytes),
+            false => assert!(got[0].wire_bytes < body.len() / 3, "{}", got[0].wire_bytes),
+        }
+        drop(d);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Daemon::try_start_with(dir.path(), Some("replication_gzip_level = 10\n"));
+    let message = refused.err().expect("level 10 refused");
+    assert!(
+        message.contains("replication_gzip_level must be 0 to 9"),
+        "{message}"
+    );
+}

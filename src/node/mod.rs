@@ -77,6 +77,7 @@ impl Node {
             control.clone(),
             storage.clone(),
             config.replication_drop_when_full,
+            config.replication_gzip_level,
         )?;
         let node = Node {
             replications,

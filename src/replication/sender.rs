@@ -550,7 +550,7 @@ impl Sender {
             let plan =
                 read_head(&s, &q, &mut cursor, from, max_age_nanos, overflow, true).map(|mut p| {
                     if let Some(b) = p.batch.as_mut() {
-                        b.gz = gzip(std::mem::take(&mut b.body).as_bytes());
+                        b.gz = gzip(std::mem::take(&mut b.body).as_bytes(), s.gzip_level);
                     }
                     p
                 });
@@ -832,12 +832,12 @@ fn read_head(
     Ok(plan)
 }
 
-/// A batch's body as sent: gzip at its fastest level (the remote's inflate and parse cost
-/// more than a better ratio saves on a local network).
-fn gzip(body: &[u8]) -> bytes::Bytes {
+/// A batch's body as sent, gzipped at `level` (`replication_gzip_level`: 1, the fastest
+/// that compresses, unless set).
+fn gzip(body: &[u8], level: u32) -> bytes::Bytes {
     let mut e = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
+        flate2::Compression::new(level),
     );
     let _ = e.write_all(body);
     e.finish().unwrap_or_default().into()
