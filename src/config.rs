@@ -84,8 +84,8 @@ pub struct NodeConfig {
     /// room (counted, logged and reported on the replication).
     pub replication_drop_when_full: bool,
     /// The gzip level of the batches replications send: 1 (the default, the fastest that
-    /// compresses) to 9, or 0 (gzip's stored blocks: no compression, next to no CPU on
-    /// either side, for a remote on a fast local network).
+    /// compresses) to 9 (smaller batches for a slow link, more CPU), or 0 (gzip's stored
+    /// blocks, no compression).
     pub replication_gzip_level: u32,
     pub log: LogConfig,
 }

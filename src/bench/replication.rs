@@ -67,6 +67,8 @@ pub struct ReplicationBenchOptions {
     pub verify: bool,
     /// Two CPUs as two machines: A and the bench's client on CPU 0, B on CPU 1.
     pub pin: bool,
+    /// The replicating nodes' `replication_gzip_level` (None: the default).
+    pub gzip_level: Option<u32>,
 }
 
 impl Default for ReplicationBenchOptions {
@@ -78,6 +80,7 @@ impl Default for ReplicationBenchOptions {
             lag_load: 0.5,
             verify: false,
             pin: true,
+            gzip_level: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct ReplicationReport {
     pub points: u64,
     /// A and the client on CPU 0, B on CPU 1 (each phase's nodes likewise).
     pub pinned: bool,
+    /// A's `replication_gzip_level`.
+    pub gzip_level: u32,
     /// `bench ingest` points/s into a node without, then with, one live replication.
     pub ingest_without_replication: f64,
     pub ingest_with_replication: f64,
@@ -242,7 +247,14 @@ struct Node {
 
 impl Node {
     /// Starts the node, on CPU `cpu` alone if given.
-    fn start(root: &Path, name: &str, bucket: &str, cpu: Option<usize>) -> Result<Node> {
+    /// With `config`, a config file holding it (TOML).
+    fn start(
+        root: &Path,
+        name: &str,
+        bucket: &str,
+        cpu: Option<usize>,
+        config: Option<&str>,
+    ) -> Result<Node> {
         let start = |e: std::io::Error| ReplicationBenchError::Start(e.to_string());
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).map_err(start)?;
@@ -260,8 +272,13 @@ impl Node {
                 });
             }
         }
+        command.arg("serve");
+        if let Some(config) = config {
+            let path = root.join(format!("{name}.toml"));
+            std::fs::write(&path, config).map_err(start)?;
+            command.arg("--config").arg(path);
+        }
         let child = command
-            .arg("serve")
             .arg("--bind")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
@@ -429,6 +446,9 @@ pub fn run(
     let root = scratch.path();
     let points = opts.points;
     let mut verify = Vec::new();
+    let a_config = opts
+        .gzip_level
+        .map(|l| format!("replication_gzip_level = {l}\n"));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinned = opts.pin && cpus >= 2;
     let (a_cpu, b_cpu) = match pinned {
@@ -443,12 +463,12 @@ pub fn run(
 
     progress("ingest into a node without a replication");
     let without =
-        Node::start(root, "plain", SOURCE_BUCKET, a_cpu)?.ingest(points, opts.connections)?;
+        Node::start(root, "plain", SOURCE_BUCKET, a_cpu, None)?.ingest(points, opts.connections)?;
 
     progress("ingest into a node with one live replication");
     let (with, live_catch_up_seconds) = {
-        let b = Node::start(root, "live-b", REMOTE_BUCKET, b_cpu)?;
-        let mut a = Node::start(root, "live-a", SOURCE_BUCKET, a_cpu)?;
+        let b = Node::start(root, "live-b", REMOTE_BUCKET, b_cpu, None)?;
+        let mut a = Node::start(root, "live-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
         a.replicate_to(&b.url)?;
         let with = a.ingest(points, opts.connections)?;
         let catch_up = a.drained()?;
@@ -461,11 +481,11 @@ pub fn run(
 
     progress("drain a full queue into a fresh remote");
     let (drain_seconds, drain) = {
-        let mut a = Node::start(root, "drain-a", SOURCE_BUCKET, a_cpu)?;
+        let mut a = Node::start(root, "drain-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
         // Nothing listens there: the queue only fills.
         a.replicate_to("http://127.0.0.1:1")?;
         a.ingest(points, opts.connections)?;
-        let b = Node::start(root, "drain-b", REMOTE_BUCKET, b_cpu)?;
+        let b = Node::start(root, "drain-b", REMOTE_BUCKET, b_cpu, None)?;
         let started = Instant::now();
         a.repoint(&b.url)?;
         a.drained()?;
@@ -477,15 +497,22 @@ pub fn run(
         (seconds, points as f64 / seconds)
     };
     progress("ingest straight into a fresh remote");
-    let direct =
-        Node::start(root, "direct-b", REMOTE_BUCKET, b_cpu)?.ingest(points, opts.connections)?;
+    let direct = Node::start(root, "direct-b", REMOTE_BUCKET, b_cpu, None)?
+        .ingest(points, opts.connections)?;
 
     progress("replication lag under a steady load");
-    let lag = lag(root, opts, direct * opts.lag_load, a_cpu, b_cpu)?;
+    let lag = lag(
+        root,
+        opts,
+        direct * opts.lag_load,
+        (a_cpu, b_cpu),
+        a_config.as_deref(),
+    )?;
 
     Ok(ReplicationReport {
         points,
         pinned,
+        gzip_level: opts.gzip_level.unwrap_or(1),
         ingest_without_replication: without,
         ingest_with_replication: with,
         ingest_ratio: with / without,
@@ -516,11 +543,11 @@ fn lag(
     root: &Path,
     opts: &ReplicationBenchOptions,
     rate: f64,
-    a_cpu: Option<usize>,
-    b_cpu: Option<usize>,
+    (a_cpu, b_cpu): (Option<usize>, Option<usize>),
+    a_config: Option<&str>,
 ) -> Result<LagReport> {
-    let b = Node::start(root, "lag-b", REMOTE_BUCKET, b_cpu)?;
-    let mut a = Node::start(root, "lag-a", SOURCE_BUCKET, a_cpu)?;
+    let b = Node::start(root, "lag-b", REMOTE_BUCKET, b_cpu, None)?;
+    let mut a = Node::start(root, "lag-a", SOURCE_BUCKET, a_cpu, a_config)?;
     a.replicate_to(&b.url)?;
     let total = ((rate * opts.lag_seconds) as u64).max(LAG_BATCH as u64);
     let batches = super::ingest::generate_batches(&IngestOptions {

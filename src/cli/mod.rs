@@ -134,6 +134,9 @@ enum BenchCommand {
         /// Run every process on every CPU [default: A and the client on CPU 0, B on CPU 1].
         #[arg(long)]
         no_pin: bool,
+        /// The replicating nodes' `replication_gzip_level` [default: the node's default, 1].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
+        gzip_level: Option<u32>,
     },
     /// Kill a node again and again while it takes writes (a random moment of each cycle),
     /// restart it, and check by value that every acknowledged point survived, that no
@@ -341,6 +344,7 @@ pub fn main() -> ExitCode {
                     lag_load,
                     verify,
                     no_pin,
+                    gzip_level,
                 },
         } => {
             let options = crate::bench::replication::ReplicationBenchOptions {
@@ -350,6 +354,7 @@ pub fn main() -> ExitCode {
                 lag_load,
                 verify,
                 pin: !no_pin,
+                gzip_level,
             };
             let mut progress = |step: &str| eprintln!("bench replication: {step}");
             match crate::bench::replication::run(&options, &mut progress) {
