@@ -83,6 +83,10 @@ pub(crate) struct NodeConfig {
     /// true accepts it, as InfluxDB 2 does, and drops the queue's oldest points to make
     /// room (counted, logged and reported on the replication).
     pub replication_drop_when_full: bool,
+    /// The gzip level of the batches replications send: 1 (the default, the fastest that
+    /// compresses) to 9 (smaller batches for a slow link, more CPU), or 0 (gzip's stored
+    /// blocks, no compression).
+    pub replication_gzip_level: u32,
     pub log: LogConfig,
     /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
     pub anti_entropy: AntiEntropyConfig,
@@ -201,6 +205,7 @@ impl Default for NodeConfig {
             https_certificate: PathBuf::from("/etc/ssl/shardkeeper.pem"),
             https_private_key: PathBuf::new(),
             replication_drop_when_full: false,
+            replication_gzip_level: 1,
             log: LogConfig::default(),
             anti_entropy: AntiEntropyConfig::default(),
         }
@@ -254,10 +259,17 @@ impl NodeConfig {
             path: path.into(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
             source,
-        })
+        })?;
+        if config.replication_gzip_level > 9 {
+            return Err(ConfigError::Invalid(format!(
+                "replication_gzip_level must be 0 to 9, not {}",
+                config.replication_gzip_level
+            )));
+        }
+        Ok(config)
     }
 
     pub(crate) fn io_mode(&self) -> Result<IoMode, ConfigError> {

@@ -6,6 +6,7 @@ pub(crate) mod crash;
 pub mod ingest;
 pub mod log;
 pub(crate) mod query;
+pub(crate) mod replication;
 
 /// Latency samples, in whatever unit the caller measures (ms or µs), as an HDR histogram:
 /// percentiles to three significant digits, in memory that does not grow with the samples.

@@ -4,9 +4,7 @@
 //! `shard-<id>.tar.gz` per shard.
 
 use crate::backup::metadata::{BucketMetadataManifest, RestoredBucketMappings};
-use crate::client::{
-    Body, ClientError, Credentials, InfluxClient, Method, Response,
-};
+use crate::client::{Body, ClientError, Credentials, InfluxClient, Method, Response};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::{self, IsTerminal, Write};

@@ -128,6 +128,32 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         heavy_query_clients: usize,
     },
+    /// What one replication costs ingest, how fast a full queue drains into the remote,
+    /// the lag under a steady load and (--verify) that every value arrived: runs its own
+    /// nodes, one phase at a time; prints one JSON object.
+    Replication {
+        /// Points of each ingest and of the drained queue.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: u64,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Length of the steady load of the lag phase.
+        #[arg(long, default_value_t = 30.0)]
+        lag_seconds: f64,
+        /// The lag phase's load, as a fraction of the remote's direct ingest.
+        #[arg(long, default_value_t = 0.5)]
+        lag_load: f64,
+        /// Read every point back from both nodes and compare them value by value; exits
+        /// non-zero on any difference.
+        #[arg(long)]
+        verify: bool,
+        /// Run every process on every CPU [default: A and the client on CPU 0, B on CPU 1].
+        #[arg(long)]
+        no_pin: bool,
+        /// The replicating nodes' `replication_gzip_level` [default: the node's default, 1].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
+        gzip_level: Option<u32>,
+    },
     /// Kill a node again and again while it takes writes (a random moment of each cycle),
     /// restart it, and check by value that every acknowledged point survived, that no
     /// dropped series came back and that nothing was invented. Exits non-zero on any.
@@ -331,6 +357,42 @@ pub fn main() -> ExitCode {
         }
         Command::Bench {
             command:
+                BenchCommand::Replication {
+                    points,
+                    connections,
+                    lag_seconds,
+                    lag_load,
+                    verify,
+                    no_pin,
+                    gzip_level,
+                },
+        } => {
+            let options = crate::bench::replication::ReplicationBenchOptions {
+                points,
+                connections,
+                lag_seconds,
+                lag_load,
+                verify,
+                pin: !no_pin,
+                gzip_level,
+            };
+            let mut progress = |step: &str| eprintln!("bench replication: {step}");
+            match crate::bench::replication::run(&options, &mut progress) {
+                Ok(report) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("report serializes")
+                    );
+                    if verify && !report.verified() {
+                        return ExitCode::FAILURE;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Bench {
+            command:
                 BenchCommand::Contention {
                     url,
                     db,
@@ -389,7 +451,10 @@ pub(crate) fn ctl_client(
     if let Some(path) = std::env::var_os("SHARDKEEPER_CA_CERT") {
         let pem = std::fs::read(&path).map_err(|e| crate::client::ClientError::Request {
             url: url.to_owned(),
-            reason: format!("SHARDKEEPER_CA_CERT {}: {e}", PathBuf::from(&path).display()),
+            reason: format!(
+                "SHARDKEEPER_CA_CERT {}: {e}",
+                PathBuf::from(&path).display()
+            ),
         })?;
         options.tls.ca_certificate_pem = Some(pem);
     }

@@ -85,6 +85,7 @@ impl Node {
             control.clone(),
             storage.clone(),
             config.replication_drop_when_full,
+            config.replication_gzip_level,
         )?;
         let entropy = crate::entropy::EntropyService::new(
             control.clone(),

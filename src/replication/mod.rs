@@ -104,6 +104,8 @@ pub(crate) struct ReplicationService {
     control: Arc<ControlLog>,
     storage: Arc<Storage>,
     drop_when_full: bool,
+    /// The gzip level of the batches sent (`replication_gzip_level`).
+    gzip_level: u32,
     /// By replication id.
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     /// One admission at a time: a queue's room is checked and taken together.
@@ -133,6 +135,7 @@ impl ReplicationService {
         control: Arc<ControlLog>,
         storage: Arc<Storage>,
         drop_when_full: bool,
+        gzip_level: u32,
     ) -> Result<Arc<ReplicationService>> {
         let durable = storage.data_log().durable_lsn();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -150,6 +153,7 @@ impl ReplicationService {
             control,
             storage,
             drop_when_full,
+            gzip_level: gzip_level.min(9),
             queues: RwLock::new(HashMap::new()),
             admitting: Mutex::new(()),
             appended: watch::channel(durable).0,
@@ -430,6 +434,22 @@ impl ReplicationService {
                 Ok::<_, ReplicationServiceError>((c.replications.update_remote(id, spec)?, ()))
             })
             .await?;
+        // Its replications try again at once, not after their back-off.
+        let using: Vec<String> = self
+            .control
+            .read(|c| {
+                c.replications
+                    .replications
+                    .values()
+                    .filter_map(|p| p.replication.as_ref())
+                    .filter(|r| r.remote_id == id)
+                    .map(|r| r.id.clone())
+                    .collect()
+            })
+            .await;
+        for q in using.iter().filter_map(|r| self.queue(r)) {
+            q.wake();
+        }
         self.remote(None, id).await
     }
 

@@ -1,9 +1,23 @@
 //! One sender per replication: reads its bucket's records from the data log at the queue's
 //! position, sends them in gzip batches to the remote's `/api/v2/write`, and records the
-//! outcome in the control log: a batch answered 204 moves the position
+//! outcome in the control log: batches answered 204 move the position
 //! (`ReplicationDelivered`), one refused for good is dropped (`dropNonRetryableData`) or
 //! stops the replication until an operator acts, anything else is tried again after
 //! `Retry-After` or an exponential back-off with jitter.
+//!
+//! **Pipelined.** Up to [`IN_FLIGHT`] batches are sent at once, each on a connection of its
+//! own, and acknowledged in order: the position moves over the contiguous prefix of
+//! batches the remote answered 204 (one control-log append for the batches confirmed while
+//! the previous append was under way), never past a batch still unanswered. A batch counts
+//! against the window from its send until its delivery is durable, so a crash re-sends at
+//! most [`IN_FLIGHT`] batches. The first failure narrows the window to that one batch
+//! until it is delivered (or dropped): the batches after it are read again from the log,
+//! and those the remote had already answered 204 are not sent again.
+//!
+//! **One read of the log.** The sender keeps its data-log reader between batches, with the
+//! record that did not fit the last batch: a batch is read where the last one ended
+//! (opening a reader at an LSN reads its segment from the start), and the next batch is
+//! read and gzipped while the window is answered.
 //!
 //! Points older than `maxAgeSeconds` (by their local write time, which their record's
 //! write version holds) are dropped as the sender meets them at the head, point-exactly;
@@ -13,20 +27,25 @@
 
 use super::queue::Queue;
 use super::{client_of, write_query, ReplicationService, ReplicationServiceError};
-use crate::client::{ClientError, Retry};
+use crate::client::{ClientError, InfluxClient, Retry};
 use crate::control::replications::{attempt, delivered, dropped};
 use crate::line_protocol::{LineParser, ParseOptions};
-use crate::log::Lsn;
+use crate::log::{Log, LogError, LogReader, Lsn, RecordRef};
 use crate::proto::{DropReason, Remote, Replication, ReplicationProgress};
 use crate::storage::data_log::Header;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Lines a batch holds at most (whole records; see the module's comment).
 pub(crate) const MAX_BATCH_LINES: usize = 5_000;
 /// Bytes of line protocol a batch holds at most, before compression.
 pub(crate) const MAX_BATCH_BYTES: usize = 2_500_000;
+/// Batches sent and not yet durably recorded as delivered, at most: what a crash may
+/// send twice.
+pub(crate) const IN_FLIGHT: usize = 8;
 /// The whole of one attempt.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -46,16 +65,13 @@ pub(crate) fn spawn(service: Arc<ReplicationService>, q: Arc<Queue>) {
     });
 }
 
-/// What the sender found at the head of the queue.
+/// What the sender found at the head of the queue (or after the window).
 #[derive(Default)]
 struct Plan {
     drop: Option<Dropping>,
     batch: Option<Batch>,
     /// The first LSN the queue still needs after this look.
     needed_from: Lsn,
-    /// Where the look started (a batch read ahead is used only if the queue is still
-    /// there: a drop-head may have moved it).
-    from: Lsn,
 }
 
 struct Dropping {
@@ -67,7 +83,11 @@ struct Dropping {
 
 #[derive(Default)]
 struct Batch {
+    /// Where it was read from (its first record, or records of other buckets before it).
+    from: Lsn,
     body: String,
+    /// The body gzipped, as sent.
+    gz: bytes::Bytes,
     lines: usize,
     upto: Lsn,
     bytes: u64,
@@ -75,11 +95,146 @@ struct Batch {
     oldest_nanos: i64,
 }
 
+type Sent = std::result::Result<(), ClientError>;
+
+/// A batch of the window.
+struct Slot {
+    from: Lsn,
+    upto: Lsn,
+    lines: usize,
+    bytes: u64,
+    oldest_nanos: i64,
+    answer: Answer,
+}
+
+enum Answer {
+    /// Sent; the answer is still to come.
+    Pending(JoinHandle<Sent>),
+    /// Answered (204 already, for a batch the remote took before a failure ahead of it
+    /// narrowed the window: not sent again).
+    Done(Sent),
+}
+
+impl Answer {
+    async fn get(self) -> Result<Sent> {
+        match self {
+            Answer::Pending(h) => h.await.map_err(task_failed),
+            Answer::Done(sent) => Ok(sent),
+        }
+    }
+}
+
+/// The sender's reader of the data log, kept between batches.
+#[derive(Default)]
+struct Cursor {
+    reader: Option<LogReader>,
+    /// A record read but not taken (it did not fit the batch): the next one read.
+    held: Option<(Lsn, u8, Vec<u8>)>,
+    /// The held record once given out again.
+    current: (Lsn, u8, Vec<u8>),
+    /// Records from here up to the reader's position are none of the queue's: a read
+    /// from any LSN in between may go on from the position.
+    clean_from: Lsn,
+}
+
+impl Cursor {
+    fn position(&self) -> Option<Lsn> {
+        match (&self.held, &self.reader) {
+            (Some(h), _) => Some(h.0),
+            (None, Some(r)) => Some(r.position()),
+            (None, None) => None,
+        }
+    }
+
+    /// Positions the cursor at `from` (reading on where it is, when nothing of the queue's
+    /// lies between).
+    fn seek(&mut self, log: &Log, from: Lsn) -> std::result::Result<(), LogError> {
+        if self
+            .position()
+            .is_some_and(|p| self.clean_from <= from && from <= p)
+        {
+            return Ok(());
+        }
+        self.reader = None;
+        self.held = None;
+        self.reader = Some(log.reader(from)?);
+        self.clean_from = from;
+        Ok(())
+    }
+
+    fn next(&mut self) -> std::result::Result<Option<RecordRef<'_>>, LogError> {
+        if let Some(held) = self.held.take() {
+            self.current = held;
+            return Ok(Some(RecordRef {
+                lsn: self.current.0,
+                kind: self.current.1,
+                payload: &self.current.2,
+            }));
+        }
+        match self.reader.as_mut() {
+            Some(r) => r.next(),
+            None => Ok(None),
+        }
+    }
+
+    fn hold(&mut self, lsn: Lsn, kind: u8, payload: Vec<u8>) {
+        self.held = Some((lsn, kind, payload));
+    }
+}
+
+/// The connections to the remote, kept while its address, token and TLS setting are.
+struct CachedClient {
+    key: (String, String, bool),
+    client: InfluxClient,
+}
+
+/// A read under way: where from, and the task (which gives the cursor back).
+struct Reading {
+    from: Lsn,
+    task: JoinHandle<Read>,
+}
+
+type Read = (Cursor, Result<Plan>);
+
+struct Sender {
+    s: Arc<ReplicationService>,
+    q: Arc<Queue>,
+    /// None while a read has it.
+    cursor: Option<Cursor>,
+    /// The batch after the window's last, read while the window is answered.
+    reading: Option<Reading>,
+    window: VecDeque<Slot>,
+    /// The control-log append of the last deliveries, under way while the next batches
+    /// are sent, and how many batches it covers.
+    recording: Option<(JoinHandle<Result<()>>, usize)>,
+    /// The last attempt succeeded: the window may hold more than the head batch.
+    healthy: bool,
+    client: Option<CachedClient>,
+    /// Batches the remote answered 204 after a batch ahead of them failed: their first
+    /// LSN read from, and their last. Read again from there, they are not sent again.
+    confirmed_ahead: BTreeMap<Lsn, Lsn>,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.forget_window();
+    }
+}
+
 async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
+    let mut sender = Sender {
+        s: s.clone(),
+        q: q.clone(),
+        cursor: Some(Cursor::default()),
+        reading: None,
+        window: VecDeque::new(),
+        recording: None,
+        healthy: true,
+        client: None,
+        confirmed_ahead: BTreeMap::new(),
+    };
     let mut backoff = FIRST_BACKOFF;
     let mut appended = s.appended.subscribe();
-    let mut recording: Recording = None;
-    let mut ahead: Option<Plan> = None;
     loop {
         if q.is_closed() {
             return;
@@ -87,17 +242,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         let Some((r, remote, progress)) = settings(&s, &q.id).await else {
             return;
         };
-        let wait = match step(
-            &s,
-            &q,
-            &r,
-            remote.as_ref(),
-            &progress,
-            &mut recording,
-            &mut ahead,
-        )
-        .await
-        {
+        let wait = match sender.step(&r, remote.as_ref(), &progress).await {
             Ok(Step::Again) => {
                 backoff = FIRST_BACKOFF;
                 continue;
@@ -113,12 +258,14 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
             }
             Err(e) => {
                 tracing::error!(replication = %q.id, error = %e, "replication sender failed; trying again");
+                sender.forget_window();
                 crate::client::jitter(backoff)
             }
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = q.woken() => {}
+            // New settings (a fixed remote, say): tried again at once, backing off anew.
+            _ = q.woken() => backoff = FIRST_BACKOFF,
             _ = appended.changed(), if wait == IDLE_CHECK => {}
         }
         q.update_figures(|f| f.backoff_seconds = 0.0);
@@ -152,81 +299,122 @@ enum Step {
 
 type Result<T> = std::result::Result<T, ReplicationServiceError>;
 
-/// The control-log append of the last delivery, under way while the next batch is read
-/// and sent: a batch costs one round trip to the remote, not that plus an fdatasync.
-type Recording = Option<tokio::task::JoinHandle<Result<()>>>;
-
-/// Waits for the last delivery's record: every other event of the replication is
-/// appended after it, so that the status never goes back to an older attempt.
-async fn recorded(recording: &mut Recording) -> Result<()> {
-    match recording.take() {
-        Some(handle) => handle
-            .await
-            .map_err(|e| ReplicationServiceError::Validation(format!("sender task: {e}")))?,
-        None => Ok(()),
-    }
+fn task_failed(e: tokio::task::JoinError) -> ReplicationServiceError {
+    ReplicationServiceError::Validation(format!("sender task: {e}"))
 }
 
-async fn step(
-    s: &Arc<ReplicationService>,
-    q: &Arc<Queue>,
-    r: &Replication,
-    remote: Option<&Remote>,
-    progress: &ReplicationProgress,
-    recording: &mut Recording,
-    ahead: &mut Option<Plan>,
-) -> Result<Step> {
-    // The cursor is the sender's, but `ctl replication drop-head` moves it too.
-    let _cursor = q.cursor.lock().await;
-    let from = q.needed_from().max(progress.delivered_lsn + 1);
-    let plan = match ahead.take() {
-        // Read while the batch before it was sent, from where the queue still is.
-        Some(p) if p.from == from && p.drop.is_none() && p.batch.is_some() => p,
-        _ => look(s, q, r, progress, true).await?,
-    };
-    if plan.batch.is_none() || plan.drop.is_some() {
-        recorded(recording).await?;
-    }
-    s.storage.data_log_holds().pin(&q.id, plan.needed_from);
-    if let Some(d) = plan.drop {
-        record_drop(s, q, r, d, String::new()).await?;
-        return Ok(Step::Again);
-    }
-    let Some(batch) = plan.batch else {
-        q.update_figures(|f| f.oldest_queued_nanos = 0);
-        if let Err(e) = s.storage.data_log_holds().trim() {
-            tracing::warn!(error = %e, "could not trim the data log after a delivery");
+impl Sender {
+    /// One turn: the head of the queue read (and dropped, or sent), the window filled, and
+    /// the head batch's answer handled.
+    async fn step(
+        &mut self,
+        r: &Replication,
+        remote: Option<&Remote>,
+        progress: &ReplicationProgress,
+    ) -> Result<Step> {
+        let (s, q) = (self.s.clone(), self.q.clone());
+        // The position is the sender's, but `ctl replication drop-head` moves it too.
+        let _position = q.cursor.lock().await;
+        let from = q.needed_from().max(progress.delivered_lsn + 1);
+        if self.window.front().is_some_and(|w| w.from != from) {
+            // Moved by a drop-head: what the window holds is read again.
+            self.forget_window();
         }
-        return Ok(Step::Idle);
-    };
-    q.update_figures(|f| f.oldest_queued_nanos = batch.oldest_nanos);
-    if progress.stopped {
-        return Ok(Step::Stopped);
+        self.confirmed_ahead.retain(|&f, _| f >= from);
+        if self.window.is_empty() {
+            let plan = self.read(r, from, true).await?;
+            if plan.batch.is_none() || plan.drop.is_some() {
+                // Every other event of the replication follows the deliveries' records,
+                // so that the status never goes back to an older attempt.
+                self.recorded().await?;
+            }
+            s.storage.data_log_holds().pin(&q.id, plan.needed_from);
+            if let Some(d) = plan.drop {
+                record_drop(&s, &q, r, d, String::new()).await?;
+                return Ok(Step::Again);
+            }
+            let Some(batch) = plan.batch else {
+                q.update_figures(|f| f.oldest_queued_nanos = 0);
+                if let Err(e) = s.storage.data_log_holds().trim() {
+                    tracing::warn!(error = %e, "could not trim the data log after a delivery");
+                }
+                return Ok(Step::Idle);
+            };
+            q.update_figures(|f| f.oldest_queued_nanos = batch.oldest_nanos);
+            let Some(remote) = remote.filter(|_| !progress.stopped) else {
+                return Ok(Step::Stopped);
+            };
+            self.push(batch, remote, r);
+        }
+        if let Some(remote) = remote.filter(|_| !progress.stopped) {
+            self.fill(r, remote).await?;
+            self.read_ahead(r);
+        }
+        self.answer(r, progress).await
     }
-    let Some(remote) = remote else {
-        return Ok(Step::Stopped);
-    };
-    let points = batch.lines as u64;
-    // The next batch is read while this one is sent: the remote is not kept waiting.
-    let next = {
-        let (s2, q2) = (s.clone(), q.clone());
-        let (from, max_age_nanos) = (
-            batch.upto + 1,
-            r.max_age_seconds.saturating_mul(1_000_000_000),
-        );
-        let overflow = if s.drop_when_full { q.overflow() } else { 0 };
-        tokio::task::spawn_blocking(move || {
-            read_head(&s2, &q2, from, max_age_nanos, overflow, true)
-        })
-    };
-    match send(remote, r, batch.body).await {
-        Ok(()) => {
-            *ahead = next.await.ok().and_then(|p| p.ok());
-            recorded(recording).await?;
-            // The position moves in memory at once (the next batch starts after this one);
-            // a crash before the record is durable re-sends this batch, no more.
-            let (s2, id, upto, bytes) = (s.clone(), q.id.clone(), batch.upto, batch.bytes);
-            *recording = Some(tokio::spawn(async move {
+
+    /// Reads and sends batches after the window's last while the window has room and the
+    /// last attempt succeeded. Drops are made only at the head: a read that meets points to
+    /// drop ends the filling.
+    async fn fill(&mut self, r: &Replication, remote: &Remote) -> Result<()> {
+        let recording = self.recording.as_ref().map_or(0, |(_, n)| *n);
+        while self.healthy && self.window.len() + recording < IN_FLIGHT {
+            let Some(next) = self.window.back().map(|w| w.upto + 1) else {
+                return Ok(());
+            };
+            match self.read(r, next, false).await? {
+                Plan {
+                    drop: None,
+                    batch: Some(batch),
+                    ..
+                } => self.push(batch, remote, r),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the head batch's answer: delivered (with those after it already
+    /// answered), or the failure handled.
+    async fn answer(&mut self, r: &Replication, progress: &ReplicationProgress) -> Result<Step> {
+        let (s, q) = (self.s.clone(), self.q.clone());
+        let Some(head) = self.window.front_mut() else {
+            return Ok(Step::Again);
+        };
+        let answer = std::mem::replace(&mut head.answer, Answer::Done(Ok(())));
+        if let Err(e) = answer.get().await? {
+            let head = self.window.pop_front().expect("the head was there");
+            return self.failed(r, progress, head, e).await;
+        }
+        self.healthy = true;
+        // The head and every batch after it already answered 204: one record for them all.
+        let (mut upto, mut points, mut bytes, mut batches) = (0, 0u64, 0u64, 0usize);
+        while let Some(slot) = self.window.front_mut() {
+            if batches > 0 {
+                if let Answer::Pending(h) = &slot.answer {
+                    if !h.is_finished() {
+                        break;
+                    }
+                    let answer = std::mem::replace(&mut slot.answer, Answer::Done(Ok(())));
+                    slot.answer = Answer::Done(answer.get().await?);
+                }
+                if let Answer::Done(Err(_)) = slot.answer {
+                    // Handled as the head, in the next turn.
+                    break;
+                }
+            }
+            let slot = self.window.pop_front().expect("checked");
+            upto = slot.upto;
+            points += slot.lines as u64;
+            bytes += slot.bytes;
+            batches += 1;
+        }
+        self.recorded().await?;
+        // The position moves in memory at once (the next batch starts after these); a
+        // crash before the record is durable sends them again, and no others.
+        let (s2, id) = (s.clone(), q.id.clone());
+        self.recording = Some((
+            tokio::spawn(async move {
                 s2.control
                     .mutate(|_| {
                         Ok::<_, ReplicationServiceError>((
@@ -235,45 +423,189 @@ async fn step(
                         ))
                     })
                     .await
-            }));
-            q.remove(batch.bytes);
-            q.set_needed_from(batch.upto + 1);
-            q.update_figures(|f| f.batches_sent += 1);
-            Ok(Step::Again)
+            }),
+            batches,
+        ));
+        q.remove(bytes);
+        q.set_needed_from(upto + 1);
+        let oldest = self.window.front().map(|w| w.oldest_nanos);
+        q.update_figures(|f| {
+            f.batches_sent += batches as u64;
+            if let Some(oldest) = oldest {
+                f.oldest_queued_nanos = oldest;
+            }
+        });
+        Ok(Step::Again)
+    }
+
+    /// The head batch failed: the window narrows to it (the answers of those after it are
+    /// kept), and the failure is handled as its kind says.
+    async fn failed(
+        &mut self,
+        r: &Replication,
+        progress: &ReplicationProgress,
+        head: Slot,
+        e: ClientError,
+    ) -> Result<Step> {
+        let (s, q) = (self.s.clone(), self.q.clone());
+        self.healthy = false;
+        for slot in std::mem::take(&mut self.window) {
+            match slot.answer.get().await? {
+                Ok(()) => {
+                    self.confirmed_ahead.insert(slot.from, slot.upto);
+                }
+                Err(e) => {
+                    let code = e.status().unwrap_or(0);
+                    q.update_figures(|f| *f.failures.entry(code).or_default() += 1);
+                }
+            }
         }
-        Err(e) => {
-            recorded(recording).await?;
-            let code = e.status().unwrap_or(0);
-            q.update_figures(|f| *f.failures.entry(code).or_default() += 1);
-            let message = describe(&e);
-            match e.retry() {
-                Retry::Never if r.drop_non_retryable_data => {
-                    tracing::warn!(replication = %q.id, points, error = %message, "remote refused a batch for good: dropped (dropNonRetryableData)");
-                    let d = Dropping {
-                        reason: DropReason::NonRetryable,
-                        upto: batch.upto,
-                        points,
-                        bytes: batch.bytes,
-                    };
-                    let note = format!("{message} ({points} points dropped)");
-                    record_attempt(s, progress, &q.id, code, &note, false).await?;
-                    record_drop(s, q, r, d, note).await?;
-                    Ok(Step::Again)
-                }
-                Retry::Never => {
-                    tracing::warn!(replication = %q.id, error = %message, "remote refused a batch for good: replication stopped until the remote is fixed or the batch dropped (ctl replication drop-head)");
-                    record_attempt(s, progress, &q.id, code, &message, true).await?;
-                    Ok(Step::Idle)
-                }
-                Retry::After(d) => {
-                    record_attempt(s, progress, &q.id, code, &message, false).await?;
-                    q.update_figures(|f| f.backoff_seconds = d.as_secs_f64());
-                    Ok(Step::RetryAfter(d))
-                }
-                Retry::Backoff => {
-                    record_attempt(s, progress, &q.id, code, &message, false).await?;
-                    Ok(Step::Backoff)
-                }
+        self.recorded().await?;
+        let code = e.status().unwrap_or(0);
+        q.update_figures(|f| *f.failures.entry(code).or_default() += 1);
+        let message = describe(&e);
+        let points = head.lines as u64;
+        match e.retry() {
+            Retry::Never if r.drop_non_retryable_data => {
+                tracing::warn!(replication = %q.id, points, error = %message, "remote refused a batch for good: dropped (dropNonRetryableData)");
+                let d = Dropping {
+                    reason: DropReason::NonRetryable,
+                    upto: head.upto,
+                    points,
+                    bytes: head.bytes,
+                };
+                let note = format!("{message} ({points} points dropped)");
+                record_attempt(&s, progress, &q.id, code, &note, false).await?;
+                record_drop(&s, &q, r, d, note).await?;
+                Ok(Step::Again)
+            }
+            Retry::Never => {
+                tracing::warn!(replication = %q.id, error = %message, "remote refused a batch for good: replication stopped until the remote is fixed or the batch dropped (ctl replication drop-head)");
+                record_attempt(&s, progress, &q.id, code, &message, true).await?;
+                Ok(Step::Idle)
+            }
+            Retry::After(d) => {
+                record_attempt(&s, progress, &q.id, code, &message, false).await?;
+                q.update_figures(|f| f.backoff_seconds = d.as_secs_f64());
+                Ok(Step::RetryAfter(d))
+            }
+            Retry::Backoff => {
+                record_attempt(&s, progress, &q.id, code, &message, false).await?;
+                Ok(Step::Backoff)
+            }
+        }
+    }
+
+    /// Waits for the last deliveries' record.
+    async fn recorded(&mut self) -> Result<()> {
+        match self.recording.take() {
+            Some((handle, _)) => handle.await.map_err(task_failed)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Reads a batch (or what to drop) from `from`, off the async threads (decompressing,
+    /// reframing, gzip); the batch read ahead, if it was read from there. At the head, the
+    /// queue's overflow is dropped too.
+    async fn read(&mut self, r: &Replication, from: Lsn, head: bool) -> Result<Plan> {
+        let overflowed = head && self.s.drop_when_full && self.q.overflow() > 0;
+        if let Some(ahead) = self.reading.take() {
+            let plan = self.finish(ahead.task).await?;
+            if ahead.from == from && !overflowed {
+                return plan;
+            }
+        }
+        let task = self.start_read(r, from, head);
+        self.finish(task).await?
+    }
+
+    /// Starts reading the batch after the window's last while the window is answered, so
+    /// that a batch is ready to go the moment there is room for it.
+    fn read_ahead(&mut self, r: &Replication) {
+        let Some(next) = self.window.back().map(|w| w.upto + 1) else {
+            return;
+        };
+        if self.healthy && self.reading.is_none() {
+            let task = self.start_read(r, next, false);
+            self.reading = Some(Reading { from: next, task });
+        }
+    }
+
+    fn start_read(&mut self, r: &Replication, from: Lsn, head: bool) -> JoinHandle<Read> {
+        let (s, q) = (self.s.clone(), self.q.clone());
+        let mut cursor = self.cursor.take().unwrap_or_default();
+        let max_age_nanos = r.max_age_seconds.saturating_mul(1_000_000_000);
+        let overflow = match head && s.drop_when_full {
+            true => q.overflow(),
+            false => 0,
+        };
+        tokio::task::spawn_blocking(move || {
+            let plan =
+                read_head(&s, &q, &mut cursor, from, max_age_nanos, overflow, true).map(|mut p| {
+                    if let Some(b) = p.batch.as_mut() {
+                        b.gz = gzip(std::mem::take(&mut b.body).as_bytes(), s.gzip_level);
+                    }
+                    p
+                });
+            (cursor, plan)
+        })
+    }
+
+    /// A read's plan, its cursor back.
+    async fn finish(&mut self, task: JoinHandle<Read>) -> Result<Result<Plan>> {
+        let (cursor, plan) = task.await.map_err(task_failed)?;
+        self.cursor = Some(cursor);
+        Ok(plan)
+    }
+
+    /// Sends `batch` (unless the remote took it already) at the window's end.
+    fn push(&mut self, batch: Batch, remote: &Remote, r: &Replication) {
+        let answer = match self.confirmed_ahead.get(&batch.from) {
+            Some(&upto) if upto == batch.upto => Answer::Done(Ok(())),
+            _ => Answer::Pending(self.send(remote, r, batch.gz)),
+        };
+        self.window.push_back(Slot {
+            from: batch.from,
+            upto: batch.upto,
+            lines: batch.lines,
+            bytes: batch.bytes,
+            oldest_nanos: batch.oldest_nanos,
+            answer,
+        });
+    }
+
+    fn send(&mut self, remote: &Remote, r: &Replication, gz: bytes::Bytes) -> JoinHandle<Sent> {
+        let key = (
+            remote.remote_url.clone(),
+            remote.remote_api_token.clone(),
+            remote.allow_insecure_tls,
+        );
+        if self.client.as_ref().is_none_or(|c| c.key != key) {
+            self.client = client_of(remote)
+                .ok()
+                .map(|client| CachedClient { key, client });
+        }
+        let client = self.client.as_ref().map(|c| c.client.clone());
+        let query: Vec<(&'static str, String)> = write_query(remote, r)
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            let client = match client {
+                Some(c) => c,
+                // Refused again, with the reason.
+                None => client_of(&remote)?,
+            };
+            send(&client, &query, gz).await
+        })
+    }
+
+    /// Forgets the window (the answers still to come are not waited for).
+    fn forget_window(&mut self) {
+        for slot in self.window.drain(..) {
+            if let Answer::Pending(h) = slot.answer {
+                h.abort();
             }
         }
     }
@@ -298,6 +630,9 @@ async fn record_attempt(
     message: &str,
     stopped: bool,
 ) -> Result<()> {
+    // The status as it is now: deliveries recorded since `progress` was read count.
+    let latest = settings(s, id).await.map(|(_, _, p)| p);
+    let progress = latest.as_ref().unwrap_or(progress);
     let same = progress.latest_response_code == i32::from(code)
         && progress.latest_error_message == message
         && progress.stopped == stopped;
@@ -352,51 +687,51 @@ async fn record_drop(
     Ok(())
 }
 
-/// Reads the head of the queue (off the async threads: decompressing and parsing).
+/// Reads the head batch as the sender would send it next, with a reader of its own
+/// (`ctl replication drop-head`: nothing is dropped for age or overflow, nothing gzipped).
 async fn look(
     s: &Arc<ReplicationService>,
     q: &Arc<Queue>,
-    r: &Replication,
     progress: &ReplicationProgress,
-    with_drops: bool,
 ) -> Result<Plan> {
     let (s2, q2) = (s.clone(), q.clone());
     let from = q.needed_from().max(progress.delivered_lsn + 1);
-    let max_age_nanos = r.max_age_seconds.saturating_mul(1_000_000_000);
-    let overflow = match with_drops && s.drop_when_full {
-        true => q.overflow(),
-        false => 0,
-    };
-    let expire = with_drops;
-    tokio::task::spawn_blocking(move || read_head(&s2, &q2, from, max_age_nanos, overflow, expire))
-        .await
-        .map_err(|e| ReplicationServiceError::Validation(format!("sender task: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        read_head(&s2, &q2, &mut Cursor::default(), from, 0, 0, false)
+    })
+    .await
+    .map_err(task_failed)?
 }
 
+/// Reads the queue's records from `from` on with `cursor`: what to drop (points older
+/// than `max_age_nanos` when `expire`, records up to `overflow` bytes), or else a batch.
 fn read_head(
     s: &ReplicationService,
     q: &Queue,
+    cursor: &mut Cursor,
     from: Lsn,
     max_age_nanos: i64,
     mut overflow: u64,
     expire: bool,
 ) -> Result<Plan> {
     let log = s.storage.data_log();
-    let asked = from;
     let from = from.max(log.figures().oldest_lsn);
-    let mut reader = log.reader(from)?;
+    cursor.seek(log, from)?;
     let mut parser = LineParser::new(ParseOptions::default());
     let now = crate::clock::now_nanos();
     let mut plan = Plan {
         needed_from: from,
-        from: asked,
         ..Plan::default()
     };
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        from,
+        ..Batch::default()
+    };
     let mut first_own: Option<Lsn> = None;
+    let mut last_own: Option<Lsn> = None;
     let mut last = from.saturating_sub(1);
     let mut lines = String::new();
-    while let Some(record) = reader.next()? {
+    while let Some(record) = cursor.next()? {
         if !s.record_is_for(q, record.kind, record.payload) {
             last = record.lsn;
             continue;
@@ -421,19 +756,19 @@ fn read_head(
             Some(DropReason::QueueFull)
         } else if expire && points > 0 && now.saturating_sub(written) > max_age_nanos {
             Some(DropReason::MaxAge)
-        } else if points == 0 {
-            // Nothing to send in it: passed over with the batch, or alone.
-            None
         } else {
+            // Records without points go with the batch, or alone.
             None
         };
-        if let Some(reason) = reason.filter(|_| batch.lines == 0) {
-            match plan.drop.as_mut() {
-                Some(d) if d.reason != reason => break,
+        let take = match reason.filter(|_| batch.lines == 0) {
+            Some(reason) => match plan.drop.as_mut() {
+                Some(d) if d.reason != reason => false,
                 Some(d) => {
                     d.upto = record.lsn;
                     d.points += points as u64;
                     d.bytes += bytes;
+                    overflow = overflow.saturating_sub(bytes);
+                    true
                 }
                 None => {
                     plan.drop = Some(Dropping {
@@ -441,33 +776,40 @@ fn read_head(
                         upto: record.lsn,
                         points: points as u64,
                         bytes,
-                    })
+                    });
+                    overflow = overflow.saturating_sub(bytes);
+                    true
                 }
+            },
+            None if plan.drop.is_some() || reason.is_some() => false,
+            None => {
+                let full = batch.lines > 0
+                    && (batch.lines + points > MAX_BATCH_LINES
+                        || batch.body.len() + lines.len() > MAX_BATCH_BYTES);
+                if !full {
+                    if batch.lines == 0 {
+                        batch.oldest_nanos = written;
+                    }
+                    batch.body.push_str(&lines);
+                    batch.lines += points;
+                    batch.bytes += bytes;
+                    batch.upto = record.lsn;
+                }
+                !full
             }
-            first_own.get_or_insert(record.lsn);
-            overflow = overflow.saturating_sub(bytes);
-            last = record.lsn;
-            continue;
-        }
-        if plan.drop.is_some() || reason.is_some() {
-            break;
-        }
-        let full = batch.lines > 0
-            && (batch.lines + points > MAX_BATCH_LINES
-                || batch.body.len() + lines.len() > MAX_BATCH_BYTES);
-        if full {
+        };
+        if !take {
+            // The first record of the next read.
+            let held = (record.lsn, record.kind, record.payload.to_vec());
+            cursor.hold(held.0, held.1, held.2);
             break;
         }
         first_own.get_or_insert(record.lsn);
-        if batch.lines == 0 {
-            batch.oldest_nanos = written;
-        }
-        batch.body.push_str(&lines);
-        batch.lines += points;
-        batch.bytes += bytes;
-        batch.upto = record.lsn;
+        last_own = Some(record.lsn);
         last = record.lsn;
     }
+    // What the cursor read past after the last record taken is none of the queue's.
+    cursor.clean_from = last_own.map_or(from, |l| l + 1);
     plan.needed_from = first_own.unwrap_or(last + 1);
     if batch.lines > 0 {
         plan.batch = Some(batch);
@@ -483,23 +825,26 @@ fn read_head(
     Ok(plan)
 }
 
+/// A batch's body as sent, gzipped at `level` (`replication_gzip_level`: 1, the fastest
+/// that compresses, unless set).
+fn gzip(body: &[u8], level: u32) -> bytes::Bytes {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::new(level),
+    );
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default().into()
+}
+
 async fn send(
-    remote: &Remote,
-    r: &Replication,
-    body: String,
+    client: &InfluxClient,
+    query: &[(&'static str, String)],
+    gz: bytes::Bytes,
 ) -> std::result::Result<(), ClientError> {
-    let client = client_of(remote)?;
-    let gz = tokio::task::spawn_blocking(move || {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let _ = e.write_all(body.as_bytes());
-        e.finish().unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default();
     let path = "/api/v2/write";
     let request = client
         .request(crate::client::Method::POST, path)
-        .query(&write_query(remote, r))
+        .query(query)
         .header("Content-Encoding", "gzip")
         .header("Content-Type", "text/plain; charset=utf-8")
         .body(gz);
@@ -521,12 +866,12 @@ async fn send(
 /// `ctl replication drop-head`: drops the batch at the head of the queue, as the sender
 /// would send it next. Returns its points.
 pub(crate) async fn drop_head(s: &Arc<ReplicationService>, q: &Arc<Queue>) -> Result<u64> {
-    let _cursor = q.cursor.lock().await;
+    let _position = q.cursor.lock().await;
     // Read under the cursor: the sender may have moved the position meanwhile.
     let Some((r, _, progress)) = settings(s, &q.id).await else {
         return Err(crate::control::replications::ReplicationError::ReplicationNotFound.into());
     };
-    let plan = look(s, q, &r, &progress, false).await?;
+    let plan = look(s, q, &progress).await?;
     let Some(batch) = plan.batch else {
         return Ok(0);
     };

@@ -65,6 +65,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The body, gunzipped if it came with `Content-Encoding: gzip`.
     pub body: Vec<u8>,
+    /// The body's bytes as they came (before gunzip).
+    pub wire_bytes: usize,
 }
 
 impl Received {
@@ -242,6 +244,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
         body = vec![0; len.parse().ok()?];
         reader.read_exact(&mut body).ok()?;
     }
+    let wire_bytes = body.len();
     if header("Content-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(&body[..])
@@ -256,6 +259,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
         query: form_decode(query),
         headers,
         body,
+        wire_bytes,
     })
 }
 
