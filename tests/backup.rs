@@ -4,7 +4,7 @@
 //! acknowledged before it began.
 
 mod common;
-use common::{backup_status, ok, query, request, tree, urlencode, Daemon, TempNode, BIN};
+use common::{backup_status, ok, query, request, tree, urlencode, Daemon, TempNode};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -171,19 +171,7 @@ fn deleted_answers(addr: SocketAddr) -> Vec<serde_json::Value> {
     )
 }
 
-fn ctl(args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .arg("ctl")
-        .args(args)
-        .output()
-        .expect("run ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::ctl;
 
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")

@@ -373,18 +373,10 @@ fn the_api_refuses_a_missing_or_malformed_id_and_ctl_prints_what_influxd_ctl_doe
     }
     let url = format!("http://{}", c.addr(0));
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(common::BIN)
-            .args(["ctl", "entropy"])
-            .args(args)
-            .args(["--url", &url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut all = vec!["entropy"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url]);
+        common::ctl(&all)
     };
     // A repair of a shard no node holds: queued, then failed (recorded).
     assert_eq!(run(&["repair", "12345"]), "Repair Shard 12345 queued\n");

@@ -415,19 +415,12 @@ fn refused_batches_are_kept_aside_counted_and_replayed_by_ctl() {
         metrics.contains("shardkeeper_proxy_kept_aside_batches{"),
         "{metrics}"
     );
+    let url = s.proxy.url();
     let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(common::BIN)
-            .args(["ctl", "proxy", "aside"])
-            .args(args)
-            .args(["--url", &s.proxy.url()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let mut all = vec!["proxy", "aside"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &url]);
+        common::ctl(&all)
     };
     let listed = ctl(&["list"]);
     assert!(

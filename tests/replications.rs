@@ -174,19 +174,7 @@ fn a_cut_connection_and_a_refusing_remote_are_retried_until_the_batch_is_deliver
     assert_eq!(distinct.len(), 10);
 }
 
-fn ctl(args: &[&str]) -> String {
-    let out = std::process::Command::new(common::BIN)
-        .arg("ctl")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::ctl;
 
 #[test]
 fn a_batch_refused_for_good_stops_the_replication_until_an_operator_drops_it() {

@@ -434,6 +434,22 @@ pub fn tool_available(check: &mut Command, what: &str) -> bool {
     ok
 }
 
+/// Runs `shardkeeper ctl` with `args`; fails the test with its errors unless it succeeds.
+/// Its standard output.
+pub fn ctl(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .args(args)
+        .output()
+        .expect("run ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether python3 imports `modules` (as `import` lists them: `"influxdb, influxdb_client"`);
 /// see [`tool_available`].
 pub fn python_with(modules: &str) -> bool {
