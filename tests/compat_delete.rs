@@ -118,16 +118,7 @@ fn deletes_answer_as_influxdb_does() {
     };
     let servers = both.servers();
     both.create_database(DB);
-    for addr in servers {
-        let written = request(
-            addr,
-            "POST",
-            &format!("/write?db={DB}"),
-            &[],
-            data().as_bytes(),
-        );
-        assert_eq!(written.status, 204);
-    }
+    both.write(DB, &data());
     let mut compared = 0;
     for step in STEPS {
         let answers = servers.map(|a| run(a, step));

@@ -88,22 +88,8 @@ fn select_into_writes_what_influxdb_writes_and_answers_the_same_count() {
     let servers = both.servers();
     both.create_database(DB);
     both.create_database("dst");
-    for addr in servers {
-        let r = query(
-            addr,
-            "",
-            "CREATE RETENTION POLICY week ON dst DURATION 0s REPLICATION 1",
-        );
-        assert_eq!(r.status, 200);
-        let r = request(
-            addr,
-            "POST",
-            &format!("/write?db={DB}"),
-            &[],
-            data().as_bytes(),
-        );
-        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
-    }
+    both.execute("CREATE RETENTION POLICY week ON dst DURATION 0s REPLICATION 1");
+    both.write(DB, &data());
     let mut written = 0;
     for (statement, checks) in STEPS {
         let answers = servers.map(|a| normalized(&query(a, DB, statement)));

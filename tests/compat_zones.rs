@@ -6,7 +6,7 @@
 
 mod common;
 use common::influxd::SideBySide;
-use common::{query, request};
+use common::query;
 
 const DB: &str = "zones";
 const HOUR: i64 = 3_600_000_000_000;
@@ -95,16 +95,7 @@ fn windows_across_a_change_of_utc_offset_are_placed_as_influxdb_places_them() {
     };
     let servers = both.servers();
     both.create_database(DB);
-    for addr in servers {
-        let r = request(
-            addr,
-            "POST",
-            &format!("/write?db={DB}"),
-            &[],
-            data().as_bytes(),
-        );
-        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
-    }
+    both.write(DB, &data());
     let mut rows = 0;
     for (range, zone) in RANGES {
         for shape in SHAPES {

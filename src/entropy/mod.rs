@@ -470,6 +470,18 @@ impl EntropyService {
             .request(Method::POST, path)
             .header("Content-Type", wire::CONTENT_TYPE)
             .body(body);
+        self.exchange(peer, path, request, sent).await
+    }
+
+    /// Sends `request` to `peer` and reads its answer, counting the bytes both ways
+    /// (`sent` of them in the request).
+    async fn exchange(
+        &self,
+        peer: &Peer,
+        path: &str,
+        request: crate::client::RequestBuilder,
+        sent: u64,
+    ) -> Result<Vec<u8>, EntropyError> {
         let peer_err = |source| EntropyError::Peer {
             peer: peer.url.clone(),
             source,
@@ -497,19 +509,7 @@ impl EntropyService {
             .client
             .request(Method::GET, path)
             .query(&[("settled_before", settled.as_str())]);
-        let peer_err = |source| EntropyError::Peer {
-            peer: peer.url.clone(),
-            source,
-        };
-        let response = peer.client.send(path, request).await.map_err(peer_err)?;
-        let url = format!("{}{path}", peer.url);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| peer_err(ClientError::transport(&url, e)))?;
-        self.figures
-            .bytes_exchanged
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let bytes = self.exchange(peer, path, request, 0).await?;
         wire::decode_shards(&bytes).map_err(|source| EntropyError::Wire {
             peer: peer.url.clone(),
             source,

@@ -120,6 +120,20 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
     Ok(body)
 }
 
+/// A peer request's body, once the caller is known to be an admin, read within its
+/// bound and decoded (400 when it does not decode).
+async fn admitted_body<T, E: std::fmt::Display>(
+    node: &Node,
+    req: &HttpRequest,
+    params: &Params,
+    payload: web::Payload,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, HttpResponse> {
+    admin(node, req, params).await?;
+    let body = read_body(payload).await?;
+    decode(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
 /// Runs digest work off the HTTP workers.
 async fn off_workers<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::entropy::EntropyError> + Send + 'static,
@@ -159,17 +173,11 @@ async fn peer_digests(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(e) = admin(&node, &req, &params).await {
-        return e;
-    }
-    let body = match read_body(payload).await {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let request = match wire::decode_digest_request(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let request =
+        match admitted_body(&node, &req, &params, payload, wire::decode_digest_request).await {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
     let node = node.into_inner();
     match off_workers(move || node.entropy.local_digests(&request)).await {
         Ok(answer) => wire_answer(wire::encode_digest_answer(&answer)),
@@ -184,17 +192,11 @@ async fn peer_leaves(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(e) = admin(&node, &req, &params).await {
-        return e;
-    }
-    let body = match read_body(payload).await {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let request = match wire::decode_leaf_request(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let request =
+        match admitted_body(&node, &req, &params, payload, wire::decode_leaf_request).await {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
     let node = node.into_inner();
     match off_workers(move || {
         node.entropy
@@ -216,16 +218,9 @@ async fn peer_apply(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    if let Err(e) = admin(&node, &req, &params).await {
-        return e;
-    }
-    let body = match read_body(payload).await {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let leaves = match wire::decode_leaves(&body) {
+    let leaves = match admitted_body(&node, &req, &params, payload, wire::decode_leaves).await {
         Ok(l) => l,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return e,
     };
     match node.entropy.apply(leaves).await {
         Ok(applied) => HttpResponse::Ok().json(serde_json::json!({

@@ -670,6 +670,33 @@ impl Storage {
         }
     }
 
+    /// Appends `prepared` together, admitted first against the replications that follow
+    /// the data log (`queued`, one per record): refused whole before anything is appended
+    /// (never half-applied), given back if the append fails.
+    async fn append_followed(
+        &self,
+        prepared: Vec<shard::Prepared>,
+        queued: &[QueuedRecord<'_>],
+    ) -> Result<Vec<u64>, StorageError> {
+        let followers = self.followers.get();
+        if let Some(f) = followers {
+            f.admit(queued).map_err(StorageError::QueueFull)?;
+        }
+        let lsns = match shard::append_together(&self.data_log, prepared).await {
+            Ok(lsns) => lsns,
+            Err(e) => {
+                if let Some(f) = followers {
+                    f.abandon(queued);
+                }
+                return Err(e);
+            }
+        };
+        if let (Some(f), Some(&last)) = (followers, lsns.last()) {
+            f.appended(last);
+        }
+        Ok(lsns)
+    }
+
     pub async fn write(
         &self,
         control: &ControlLog,
@@ -788,23 +815,7 @@ impl Storage {
                     bytes,
                 })
                 .collect();
-            let followers = self.followers.get();
-            if let Some(f) = followers {
-                // Refused before anything is appended: the write is not half-applied.
-                f.admit(&queued).map_err(StorageError::QueueFull)?;
-            }
-            let lsns = match shard::append_together(&self.data_log, prepared).await {
-                Ok(lsns) => lsns,
-                Err(e) => {
-                    if let Some(f) = followers {
-                        f.abandon(&queued);
-                    }
-                    return Err(e);
-                }
-            };
-            if let (Some(f), Some(&last)) = (followers, lsns.last()) {
-                f.appended(last);
-            }
+            let lsns = self.append_followed(prepared, &queued).await?;
             for (((shard, points), (seq, len)), lsn) in admitted.iter().zip(applied).zip(lsns) {
                 if shard.apply_points(points, version, seq, lsn, len) {
                     // The head outgrew its budget: write it out off the request path.
@@ -1101,22 +1112,7 @@ impl Storage {
                     bytes: crate::log::format::encoded_record_len(p.record.payload.len()) as u64,
                 })
                 .collect();
-            let followers = self.followers.get();
-            if let Some(f) = followers {
-                f.admit(&queued).map_err(StorageError::QueueFull)?;
-            }
-            let lsns = match shard::append_together(&self.data_log, prepared).await {
-                Ok(lsns) => lsns,
-                Err(e) => {
-                    if let Some(f) = followers {
-                        f.abandon(&queued);
-                    }
-                    return Err(e);
-                }
-            };
-            if let (Some(f), Some(&last)) = (followers, lsns.last()) {
-                f.appended(last);
-            }
+            let lsns = self.append_followed(prepared, &queued).await?;
             let mut flush = false;
             for (((version, points), (seq, len)), lsn) in batches.iter().zip(applied_at).zip(lsns) {
                 flush |= shard.apply_points_arrived(points, *version, seq, lsn, len, false);

@@ -150,4 +150,26 @@ impl SideBySide {
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         }
     }
+
+    /// Runs `statement` on both; each must succeed.
+    pub fn execute(&self, statement: &str) {
+        for addr in self.servers() {
+            let r = query(addr, "", statement);
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+
+    /// Writes the line protocol `body` into `db` on both; each must take all of it.
+    pub fn write(&self, db: &str, body: &str) {
+        for addr in self.servers() {
+            let r = super::request(
+                addr,
+                "POST",
+                &format!("/write?db={db}"),
+                &[],
+                body.as_bytes(),
+            );
+            assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
 }

@@ -698,22 +698,30 @@ mod tests {
         }
     }
 
+    /// The test shard in `dir` on the real file system, its records in `log`.
+    fn open_on_log(
+        dir: &std::path::Path,
+        log: &Arc<crate::storage::data_log::DataLog>,
+    ) -> Arc<Shard> {
+        Arc::new(
+            Shard::open_on(
+                Arc::new(crate::log::fs::RealFs),
+                dir,
+                info(),
+                log.clone(),
+                1 << 30,
+            )
+            .unwrap(),
+        )
+    }
+
     /// Persisted digests are used after a restart: only what replay applies is dirty,
     /// and recomputing it gives the digests the shard had.
     #[test]
     fn a_restart_keeps_the_persisted_digests() {
         let dir = tempfile::tempdir().unwrap();
         let log = Shard::test_data_log(dir.path());
-        let shard = Arc::new(
-            Shard::open_on(
-                Arc::new(crate::log::fs::RealFs),
-                dir.path(),
-                info(),
-                log.clone(),
-                1 << 30,
-            )
-            .unwrap(),
-        );
+        let shard = open_on_log(dir.path(), &log);
         crate::client::block_on(async {
             for i in 0..20 {
                 apply(
@@ -744,16 +752,7 @@ mod tests {
         });
         let before = leaves(&shard);
         drop(shard);
-        let reopened = Arc::new(
-            Shard::open_on(
-                Arc::new(crate::log::fs::RealFs),
-                dir.path(),
-                info(),
-                log.clone(),
-                1 << 30,
-            )
-            .unwrap(),
-        );
+        let reopened = open_on_log(dir.path(), &log);
         crate::storage::shard::replay_log(&log, |_| Some(reopened.clone()), |_, e| panic!("{e}"))
             .unwrap();
         reopened.settle_replay();
@@ -770,16 +769,7 @@ mod tests {
         // A damaged file: everything is rebuilt, to the same digests.
         drop(reopened);
         std::fs::write(dir.path().join(DIGEST_FILE), b"garbage").unwrap();
-        let again = Arc::new(
-            Shard::open_on(
-                Arc::new(crate::log::fs::RealFs),
-                dir.path(),
-                info(),
-                log.clone(),
-                1 << 30,
-            )
-            .unwrap(),
-        );
+        let again = open_on_log(dir.path(), &log);
         crate::storage::shard::replay_log(&log, |_| Some(again.clone()), |_, e| panic!("{e}"))
             .unwrap();
         again.settle_replay();
