@@ -688,7 +688,12 @@ fn a_backup_cut_short_by_the_node_stopping_is_listed_as_failed_after_restart() {
         write(daemon.addr, "big", "autogen", &body);
     }
     let id = shard_ids(daemon.addr)[0];
-    let mut stream = std::net::TcpStream::connect(daemon.addr).unwrap();
+    // A small receive buffer, set before connecting, keeps the kernel from growing it to
+    // tens of MiB (tcp_rmem's ceiling), which could swallow the whole shard.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.connect(&daemon.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
     write!(
         stream,
         "GET /api/v2/backup/shards/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

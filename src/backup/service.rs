@@ -479,10 +479,12 @@ impl ChannelWriter {
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.buf.is_empty() && data.len() >= STREAM_CHUNK_BYTES {
-            // A large slice goes out as it is: one copy, not two.
-            self.buf.extend_from_slice(data);
+            // A large slice goes out a chunk at a time (one copy, not two): a chunk never
+            // grows past STREAM_CHUNK_BYTES, so the chunks in flight bound the memory a
+            // stream holds, whatever the size of the file behind it.
+            self.buf.extend_from_slice(&data[..STREAM_CHUNK_BYTES]);
             self.send_buffered()?;
-            return Ok(data.len());
+            return Ok(STREAM_CHUNK_BYTES);
         }
         let room = STREAM_CHUNK_BYTES - self.buf.len();
         let n = data.len().min(room);
