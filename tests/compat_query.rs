@@ -345,6 +345,15 @@ fn queries() -> Vec<String> {
         "SELECT usage FROM cpu WHERE host = 'a'".into(),
         "SELECT usage, host FROM cpu WHERE host != 'a' LIMIT 7".into(),
         "SELECT usage FROM cpu WHERE host =~ /^[ab]$/ AND usage > 10".into(),
+        // Regular expressions on tags pick series through the tag index: alone, combined,
+        // matching the empty value (series without the tag), on an unknown tag.
+        "SELECT count(usage) FROM cpu WHERE host =~ /a/ GROUP BY host".into(),
+        "SELECT count(usage) FROM cpu WHERE host =~ /^a$/ OR region =~ /^w/ GROUP BY host, region"
+            .into(),
+        "SELECT count(usage) FROM cpu WHERE host =~ /^$|^b$/ GROUP BY host".into(),
+        "SELECT count(usage) FROM cpu WHERE nosuchtag =~ /^$/".into(),
+        "SELECT count(usage) FROM cpu WHERE nosuchtag =~ /x/".into(),
+        "SELECT count(usage) FROM cpu WHERE host !~ /^a$/ AND host =~ /./ GROUP BY host".into(),
         "SELECT count, note FROM cpu WHERE up = false".into(),
         "SELECT usage FROM cpu WHERE host = 'b' ORDER BY time DESC LIMIT 5 OFFSET 2".into(),
         "SELECT usage FROM cpu ORDER BY time DESC".into(),

@@ -151,6 +151,34 @@ fn gzip_bodies_are_accepted_and_bad_gzip_refused_as_influxdb_does() {
     both.ours.stop();
 }
 
+/// A batch that gives a new field two types: 1.6 answers a partial write in a shard that
+/// existed before the request, but refuses the whole batch (`field type conflict`, nothing
+/// written) when the request creates the shard. shardkeeper answers the partial write in
+/// both cases: whether a shard already existed is no reason to refuse valid points.
+#[test]
+fn a_new_fields_two_types_in_one_batch_are_a_partial_write_in_a_new_shard_too() {
+    let Some(both) = SideBySide::start() else {
+        return;
+    };
+    let [theirs, mine] = both.servers();
+    both.create_database(DB);
+    let partial = (
+        400,
+        serde_json::json!({"error": "partial write: field type conflict: input field \"c\" on measurement \"n\" is type string, already exists as type integer dropped=1"}),
+    );
+    // The request creates the shard (and the next one finds it).
+    let batch = "n c=1i 1000000000\nn c=\"x\" 2000000000";
+    assert_eq!(
+        normalized(&write(theirs, "", batch)),
+        (400, serde_json::json!({"error": "field type conflict"}))
+    );
+    assert_eq!(normalized(&write(mine, "", batch)), partial);
+    for a in [theirs, mine] {
+        assert_eq!(normalized(&write(a, "", batch)), partial);
+    }
+    both.ours.stop();
+}
+
 /// Where InfluxDB 1.6 has a known bug or limitation, shardkeeper follows later releases.
 #[test]
 fn deliberate_differences_from_influxdb_1_6() {

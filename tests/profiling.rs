@@ -13,16 +13,22 @@ fn a_cpu_profile_is_gzipped_pprof_protobuf() {
     let d = Daemon::start(dir.path());
     assert_eq!(query(d.addr, "", "CREATE DATABASE p").status, 200);
     let addr = d.addr;
-    // Work for the profile to see while it is taken.
+    // Work for the profile to see, for as long as it is taken (on a loaded machine a fixed
+    // amount of work may be over before the profile starts).
+    let profiling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still = profiling.clone();
     let load = std::thread::spawn(move || {
-        for i in 0..200 {
+        let mut i = 0;
+        while still.load(std::sync::atomic::Ordering::Relaxed) && i < 100_000 {
             let lines: String = (0..200)
                 .map(|j| format!("cpu,host=h{j} v={i} {}\n", i * 1000 + j))
                 .collect();
             common::request(addr, "POST", "/write?db=p", &[], lines.as_bytes());
+            i += 1;
         }
     });
     let r = d.request("GET", "/debug/pprof/profile?seconds=1", b"");
+    profiling.store(false, std::sync::atomic::Ordering::Relaxed);
     load.join().unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let mut raw = Vec::new();

@@ -89,6 +89,19 @@ pub(crate) fn workload() -> Vec<(&'static str, String)> {
             "SHOW TAG VALUES",
             "SHOW TAG VALUES FROM cpu WITH KEY = hostname".to_string(),
         ),
+        (
+            "10 hosts by regex, 1 h, max per 5 min",
+            format!(
+                "SELECT max(usage_user) FROM cpu WHERE hostname =~ /^host_1[0-9]$/ AND time >= {t0} AND time < {} GROUP BY time(5m)",
+                t0 + hour
+            ),
+        ),
+        (
+            // What a request costs beyond its work: the smallest answer, on a kept-alive
+            // connection (the client keeps its connections).
+            "per-request overhead: last of one series",
+            "SELECT last(usage_user) FROM cpu WHERE hostname = 'host_7'".to_string(),
+        ),
     ]
 }
 

@@ -45,6 +45,11 @@ impl Regexes {
         }
         Ok(())
     }
+
+    /// The compiled form of a pattern [`Regexes::compile`] met.
+    pub(super) fn get(&self, pattern: &str) -> Option<&regex::Regex> {
+        self.0.get(pattern)
+    }
 }
 
 pub(super) fn matches(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> bool {

@@ -134,13 +134,17 @@ fn tags_of(key: &str) -> Tags {
         .collect()
 }
 
-/// The series a read can be narrowed to from the index: equality of tags, combined. It
-/// only ever narrows; the read still judges each series it yields by the whole condition.
-#[derive(Debug, Clone, PartialEq)]
+/// The series a read can be narrowed to from the index: equality of tags and regular
+/// expressions on them, combined. It only ever narrows; the read still judges each
+/// series it yields by the whole condition.
+#[derive(Debug, Clone)]
 pub enum TagSelector {
     All,
     /// Series whose tag `.0` is `.1`.
     Eq(String, String),
+    /// Series whose tag `.0` matches `.1` (`region =~ /^us-/`): the tag's distinct values
+    /// are judged, not each series.
+    Matches(String, regex::Regex),
     And(Vec<TagSelector>),
     Or(Vec<TagSelector>),
 }
@@ -289,6 +293,21 @@ impl MeasurementIndex {
                     .map(|ids| ids.to_vec())
                     .unwrap_or_default(),
             ),
+            // A pattern that matches "" also matches the series that lack the tag.
+            TagSelector::Matches(_, re) if re.is_match("") => None,
+            TagSelector::Matches(k, re) => {
+                let mut ids = Vec::new();
+                if let Some(values) = self.postings.get(k) {
+                    for at in 0..values.ends.len() as u32 {
+                        if re.is_match(values.value(at)) {
+                            ids.extend_from_slice(values.ids(at));
+                        }
+                    }
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
+            }
             TagSelector::And(terms) => terms
                 .iter()
                 .filter_map(|t| self.ids(t))
@@ -348,6 +367,19 @@ mod tests {
             keys(TagSelector::And(vec![eq("region", "eu"), eq("host", "b")])),
             ["cpu,host=b,region=eu"]
         );
+    }
+
+    #[test]
+    fn regular_expressions_select_by_the_tags_values() {
+        let re = |k: &str, p: &str| TagSelector::Matches(k.into(), regex::Regex::new(p).unwrap());
+        assert_eq!(
+            keys(re("host", "^[ac]$")),
+            ["cpu,host=a,region=eu", "cpu,host=c,region=us"]
+        );
+        assert_eq!(keys(re("region", "^e")).len(), 2);
+        assert_eq!(keys(re("rack", "x")), Vec::<String>::new());
+        // A pattern matching "" matches the series without the tag too: every series.
+        assert_eq!(keys(re("host", "^$|a")).len(), 4);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub(super) fn scan(
     let fields = needed_fields(stmt, &field_keys);
 
     // Gather every series' column parts from the shards the time range touches.
-    let selector = tag_selector(stmt.condition.as_ref(), &field_keys);
+    let selector = tag_selector(stmt.condition.as_ref(), &field_keys, &regexes);
     let keep = |tags: &[(String, String)]| {
         series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
     };
@@ -190,14 +190,21 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
         .collect()
 }
 
-/// The series a condition's tag equalities narrow a read to, from the shards' tag indexes.
-fn tag_selector(condition: Option<&Expr>, field_keys: &HashSet<String>) -> TagSelector {
+/// The series a condition's tag equalities and regular expressions narrow a read to,
+/// from the shards' tag indexes.
+fn tag_selector(
+    condition: Option<&Expr>,
+    field_keys: &HashSet<String>,
+    regexes: &Regexes,
+) -> TagSelector {
+    let is_tag =
+        |v: &crate::query::parser::ast::VarRef| v.name != "time" && !field_keys.contains(&v.name);
     match condition {
-        Some(Expr::Paren(e)) => tag_selector(Some(e), field_keys),
+        Some(Expr::Paren(e)) => tag_selector(Some(e), field_keys, regexes),
         Some(Expr::Binary(b)) if matches!(b.op, BinaryOp::And | BinaryOp::Or) => {
             let sides = vec![
-                tag_selector(Some(&b.lhs), field_keys),
-                tag_selector(Some(&b.rhs), field_keys),
+                tag_selector(Some(&b.lhs), field_keys, regexes),
+                tag_selector(Some(&b.rhs), field_keys, regexes),
             ];
             if b.op == BinaryOp::And {
                 TagSelector::And(sides)
@@ -205,11 +212,14 @@ fn tag_selector(condition: Option<&Expr>, field_keys: &HashSet<String>) -> TagSe
                 TagSelector::Or(sides)
             }
         }
-        Some(Expr::Binary(b)) if b.op == BinaryOp::Eq => match (&b.lhs, &b.rhs) {
-            (Expr::VarRef(v), Expr::String(value))
-                if v.name != "time" && !field_keys.contains(&v.name) =>
-            {
+        Some(Expr::Binary(b)) => match (b.op, &b.lhs, &b.rhs) {
+            (BinaryOp::Eq, Expr::VarRef(v), Expr::String(value)) if is_tag(v) => {
                 TagSelector::Eq(v.name.clone(), value.clone())
+            }
+            (BinaryOp::EqRegex, Expr::VarRef(v), Expr::Regex(r)) if is_tag(v) => {
+                regexes.get(&r.pattern).map_or(TagSelector::All, |re| {
+                    TagSelector::Matches(v.name.clone(), re.clone())
+                })
             }
             _ => TagSelector::All,
         },
