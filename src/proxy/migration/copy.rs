@@ -268,11 +268,8 @@ impl Copy<'_> {
                 continue;
             }
             attempt += 1;
-            match e.retry() {
-                Retry::Never => return Err(CopyError::Destination(e)),
-                _ if attempt >= MAX_ATTEMPTS => return Err(CopyError::Destination(e)),
-                Retry::After(d) => tokio::time::sleep(d).await,
-                Retry::Backoff => tokio::time::sleep(backoff(attempt)).await,
+            if !waited_to_retry(&e, attempt).await {
+                return Err(CopyError::Destination(e));
             }
         }
     }
@@ -447,11 +444,8 @@ impl Copy<'_> {
                 Err(e) => e,
             };
             attempt += 1;
-            match e.retry() {
-                Retry::Never => return Err(CopyError::Source(e)),
-                _ if attempt >= MAX_ATTEMPTS => return Err(CopyError::Source(e)),
-                Retry::After(d) => tokio::time::sleep(d).await,
-                Retry::Backoff => tokio::time::sleep(backoff(attempt)).await,
+            if !waited_to_retry(&e, attempt).await {
+                return Err(CopyError::Source(e));
             }
         }
     }
@@ -615,9 +609,20 @@ fn clamp(t: i128) -> i64 {
     t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let d = FIRST_BACKOFF.saturating_mul(1 << attempt.min(16));
-    crate::client::jitter(d.min(MAX_BACKOFF))
+/// After the `attempt`th failure `e` of a request: waits as the failure asks and says
+/// whether to send the request again (false: give up).
+async fn waited_to_retry(e: &ClientError, attempt: u32) -> bool {
+    let wait = match e.retry() {
+        Retry::Never => return false,
+        _ if attempt >= MAX_ATTEMPTS => return false,
+        Retry::After(d) => d,
+        Retry::Backoff => {
+            let d = FIRST_BACKOFF.saturating_mul(1 << attempt.min(16));
+            crate::client::jitter(d.min(MAX_BACKOFF))
+        }
+    };
+    tokio::time::sleep(wait).await;
+    true
 }
 
 #[cfg(test)]
