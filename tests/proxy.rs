@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::proxy::{Circles, Kind, Proxy};
-use common::{ok, request, rows_of, urlencode, wait_until};
+use common::proxy::{owner_among, Backend, Circles, Kind, Proxy};
+use common::{first_result, ok, request, rows_of, urlencode, wait_until};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ fn setup(kind: Kind, extra: Value) -> Option<Setup> {
 }
 
 /// The names of the measurements a backend holds in `db`.
-fn measurements(backend: &common::proxy::Backend, db: &str) -> BTreeSet<String> {
+fn measurements(backend: &Backend, db: &str) -> BTreeSet<String> {
     rows_of(&backend.query(db, "SHOW MEASUREMENTS"))
         .iter()
         .map(|r| r[0].as_str().unwrap().to_owned())
@@ -662,10 +662,11 @@ fn authorization_matrix_of_the_proxys_endpoints() {
             ("GET", "/replica?db=db1&meas=cpu", 200),
             ("GET", "/migrate/state", 200),
             ("GET", "/migrate/stats?circle_id=0&type=rebalance", 200),
-            ("POST", "/rebalance?circle_id=0&operation=add", 501),
-            ("POST", "/recovery?from_circle_id=0&to_circle_id=1", 501),
-            ("POST", "/resync", 501),
-            ("POST", "/clear?circle_id=0", 501),
+            ("POST", "/rebalance?circle_id=0&operation=add", 202),
+            ("POST", "/recovery?from_circle_id=0&to_circle_id=1", 202),
+            ("POST", "/resync", 202),
+            ("POST", "/clear?circle_id=0", 202),
+            ("GET", "/proxy/migrations", 200),
             ("GET", "/metrics", 200),
             ("GET", "/debug/pprof/heap", 200),
             ("GET", "/debug/pprof/threads", 200),
@@ -805,4 +806,589 @@ fn https_enabled_serves_over_tls_with_the_nodes_certificate_setup() {
     block_on(async {
         assert!(untrusting.ping().await.is_err());
     });
+}
+
+/// The latest migration as `/proxy/migrations` shows it, once it has finished.
+fn finished_migration(proxy: &Proxy, id: u64) -> Value {
+    let mut job = Value::Null;
+    wait_until(&format!("migration {id} to finish"), || {
+        let list = ok(proxy.request("GET", "/proxy/migrations", b"")).json();
+        job = list["migrations"][0].clone();
+        job["id"] == json!(id) && job["state"] == "finished"
+    });
+    job
+}
+
+/// A migration request; its answer's status and text.
+fn migrate(proxy: &Proxy, path: &str, body: &[u8]) -> (u16, String) {
+    let r = proxy.request("POST", path, body);
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// Everything a backend holds of `db`'s measurement `m` in policy `rp`, series by series,
+/// and its fields' types: what a copy must reproduce.
+fn contents(b: &Backend, db: &str, rp: &str, m: &str) -> (Value, Value) {
+    let all = first_result(&b.query(db, &format!("SELECT * FROM {db}.{rp}.{m} GROUP BY *")));
+    let types = first_result(&b.query(db, &format!("SHOW FIELD KEYS FROM {db}.{rp}.{m}")));
+    (all["series"].clone(), types["series"].clone())
+}
+
+/// Measurements `r0..r{n}` of 40 points each through the proxy, with tags (one with an
+/// escaped space), and fields of every type (a string with quotes), one minute apart.
+fn write_varied(proxy: &Proxy, names: &[String]) {
+    for m in names {
+        let lines: String = (0..40)
+            .map(|t| {
+                format!(
+                    "{m},host=h{},dc=d\\ {} f={t}.25,i={t}i,s=\"v \\\"{t}\\\"\",b={} {}\n",
+                    t % 3,
+                    t % 2,
+                    t % 2 == 0,
+                    1_600_000_000 + t * 60
+                )
+            })
+            .collect();
+        let r = request(
+            proxy.addr,
+            "POST",
+            &format!("/write?db={DB}&precision=s"),
+            &[],
+            lines.as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+fn count_of(b: &Backend, m: &str) -> u64 {
+    count(b.query(DB, &format!("SELECT count(f) FROM {m}")))
+}
+
+fn rebalance_moves_what_the_new_ring_places_elsewhere_and_clear_drops_the_copies(kind: Kind) {
+    let Some(mut circles) = Circles::start(kind, &[2, 1]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.json");
+    // A few points per window: each measurement is copied in many windows.
+    let extra = json!({ "migrate_batch": 7 });
+    let mut proxy = Proxy::start_with(&file, &config(&circles, dir.path(), extra.clone()));
+    ok(proxy.query("", &format!("CREATE DATABASE {DB}")));
+    let names: Vec<String> = (0..16).map(|i| format!("r{i}")).collect();
+    write_varied(&proxy, &names);
+    // One measurement in a policy of its own, which a new backend lacks too.
+    for b in circles.all() {
+        ok(b.query(
+            DB,
+            "CREATE RETENTION POLICY short ON db1 DURATION 1h REPLICATION 1",
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let inrp: String = (0..30)
+        .map(|t| format!("inrp,k=v f={t}.5 {}\n", now - 100 + t))
+        .collect();
+    let r = request(
+        proxy.addr,
+        "POST",
+        &format!("/write?db={DB}&rp=short&precision=s"),
+        &[],
+        inrp.as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    for m in &names {
+        let owner = &circles.circles[0][owner_among(2, DB, m)];
+        wait_until(&format!("{m} on its owner"), || count_of(owner, m) == 40);
+    }
+    let inrp_owner = &circles.circles[0][owner_among(2, DB, "inrp")];
+    wait_until("inrp on its owner", || {
+        count(inrp_owner.query(DB, "SELECT count(f) FROM db1.short.inrp")) == 30
+    });
+    let before: Vec<BTreeSet<String>> = circles.circles[0]
+        .iter()
+        .map(|b| measurements(b, DB))
+        .collect();
+    let mut all = names.clone();
+    all.push("inrp".into());
+
+    // A third backend, empty, joins circle 0; the proxy restarts on the new config.
+    circles.circles[0].push(common::proxy::Backend::start(kind).unwrap());
+    proxy.stop();
+    proxy = Proxy::start_with(&file, &config(&circles, dir.path(), extra));
+    assert_eq!(
+        migrate(&proxy, "/rebalance?circle_id=0&operation=add", b""),
+        (202, "accepted\n".to_owned())
+    );
+    let job = finished_migration(&proxy, 1);
+    let moved: BTreeSet<&String> = all
+        .iter()
+        .filter(|m| owner_among(3, DB, m) != owner_among(2, DB, m))
+        .collect();
+    assert!(!moved.is_empty(), "the ring moves some of 17 measurements");
+    assert_eq!(job["migrated"], json!(moved.len()), "{job}");
+    assert_eq!(job["failed"], json!(0), "{job}");
+    assert_eq!(job["to_migrate"], json!(moved.len()), "{job}");
+    let stats = ok(proxy.request("GET", "/migrate/stats?circle_id=0&type=rebalance", b"")).json();
+    let stats = stats.as_object().unwrap();
+    assert_eq!(stats.len(), 3, "{stats:?}");
+    let migrated: u64 = stats
+        .values()
+        .map(|s| s["migrate_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(migrated, moved.len() as u64);
+    for s in stats.values() {
+        assert_eq!(s["measurement_done"], s["measurement_total"], "{s}");
+        assert_eq!(s["database_done"], s["database_total"], "{s}");
+    }
+    // Each measurement on its new owner as it is on its old one; the old owners as they
+    // were; the new backend holds exactly what the new ring gives it.
+    let new = &circles.circles[0][2];
+    for m in &all {
+        let rp = if m == "inrp" { "short" } else { "autogen" };
+        let old = &circles.circles[0][owner_among(2, DB, m)];
+        let now_owner = &circles.circles[0][owner_among(3, DB, m)];
+        let copied = contents(now_owner, DB, rp, m);
+        assert!(copied.0.is_array(), "{m} on its owner");
+        assert_eq!(copied, contents(old, DB, rp, m), "{m}");
+    }
+    let owned_by_new: BTreeSet<String> = moved.iter().map(|m| (*m).clone()).collect();
+    assert_eq!(measurements(new, DB), owned_by_new);
+    for (i, b) in circles.circles[0][..2].iter().enumerate() {
+        assert_eq!(
+            measurements(b, DB),
+            before[i],
+            "backend {i} is left as it was"
+        );
+    }
+    // Clear drops the copies left behind.
+    assert_eq!(
+        migrate(&proxy, "/clear?circle_id=0", b""),
+        (202, "accepted\n".to_owned())
+    );
+    let job = finished_migration(&proxy, 2);
+    assert_eq!(job["kind"], "clear");
+    assert_eq!(job["migrated"], json!(moved.len()), "{job}");
+    for (i, b) in circles.circles[0].iter().enumerate() {
+        let owned: BTreeSet<String> = all
+            .iter()
+            .filter(|m| owner_among(3, DB, m) == i)
+            .cloned()
+            .collect();
+        assert_eq!(measurements(b, DB), owned, "backend {i} holds what it owns");
+    }
+    for m in &names {
+        assert_eq!(count_of(&circles.circles[0][owner_among(3, DB, m)], m), 40);
+    }
+    let health = ok(proxy.request("GET", "/health", b"")).json();
+    for b in health[0]["backends"].as_array().unwrap() {
+        assert_eq!(b["load"][DB]["incorrect"], json!(0), "{health}");
+    }
+    let state = ok(proxy.request("GET", "/migrate/state", b"")).json();
+    assert_eq!(state["circles"][0]["is_migrating"], json!(false));
+    let status = common::ctl(&["proxy", "migrate-status", "--url", &proxy.url()]);
+    assert!(
+        status.starts_with(&format!(
+            "job 2 clear circle 0: finished, {0}/{0} measurements migrated, 0 failed",
+            moved.len()
+        )),
+        "{status}"
+    );
+}
+
+#[test]
+fn rebalance_moves_what_the_new_ring_places_elsewhere_and_clear_drops_the_copies_shardkeeper() {
+    rebalance_moves_what_the_new_ring_places_elsewhere_and_clear_drops_the_copies(
+        Kind::Shardkeeper,
+    );
+}
+
+#[test]
+fn rebalance_moves_what_the_new_ring_places_elsewhere_and_clear_drops_the_copies_influxd() {
+    rebalance_moves_what_the_new_ring_places_elsewhere_and_clear_drops_the_copies(Kind::Influxd);
+}
+
+fn recovery_refills_an_emptied_backend_from_the_other_circle(kind: Kind) {
+    let Some(mut s) = setup(kind, json!({ "migrate_batch": 10 })) else {
+        return;
+    };
+    let names: Vec<String> = (0..12).map(|i| format!("r{i}")).collect();
+    write_varied(&s.proxy, &names);
+    for c in 0..2 {
+        for m in &names {
+            let owner = &s.circles.circles[c][s.circles.owner(c, DB, m)];
+            wait_until(&format!("{m} on circle {c}"), || count_of(owner, m) == 40);
+        }
+    }
+    s.circles.circles[1][0].wipe();
+    let victim = &s.circles.circles[1][0];
+    let dbs = first_result(&victim.query("", "SHOW DATABASES"));
+    assert!(
+        !dbs["series"][0]["values"].to_string().contains(DB),
+        "emptied: {dbs}"
+    );
+    let path = format!(
+        "/recovery?from_circle_id=0&to_circle_id=1&backend_urls={}",
+        urlencode(&victim.url())
+    );
+    assert_eq!(
+        migrate(&s.proxy, &path, b""),
+        (202, "accepted\n".to_owned())
+    );
+    let job = finished_migration(&s.proxy, 1);
+    let owned: BTreeSet<String> = names
+        .iter()
+        .filter(|m| s.circles.owner(1, DB, m) == 0)
+        .cloned()
+        .collect();
+    assert!(!owned.is_empty());
+    assert_eq!(job["migrated"], json!(owned.len()), "{job}");
+    assert_eq!(job["failed"], json!(0), "{job}");
+    assert_eq!(measurements(victim, DB), owned);
+    for m in &owned {
+        let source = &s.circles.circles[0][s.circles.owner(0, DB, m)];
+        assert_eq!(
+            contents(victim, DB, "autogen", m),
+            contents(source, DB, "autogen", m),
+            "{m}"
+        );
+    }
+    // The other backend of circle 1 was not written to.
+    let other: BTreeSet<String> = names
+        .iter()
+        .filter(|m| s.circles.owner(1, DB, m) == 1)
+        .cloned()
+        .collect();
+    assert_eq!(measurements(&s.circles.circles[1][1], DB), other);
+    let stats = ok(s
+        .proxy
+        .request("GET", "/migrate/stats?circle_id=0&type=recovery", b""))
+    .json();
+    let (migrated, inplace) = stats
+        .as_object()
+        .unwrap()
+        .values()
+        .fold((0, 0), |(m, i), s| {
+            (
+                m + s["migrate_count"].as_u64().unwrap(),
+                i + s["inplace_count"].as_u64().unwrap(),
+            )
+        });
+    assert_eq!(
+        (migrated, inplace),
+        (owned.len() as u64, other.len() as u64)
+    );
+}
+
+#[test]
+fn recovery_refills_an_emptied_backend_from_the_other_circle_shardkeeper() {
+    recovery_refills_an_emptied_backend_from_the_other_circle(Kind::Shardkeeper);
+}
+
+#[test]
+fn recovery_refills_an_emptied_backend_from_the_other_circle_influxd() {
+    recovery_refills_an_emptied_backend_from_the_other_circle(Kind::Influxd);
+}
+
+#[test]
+fn resync_copies_every_measurement_to_every_other_circle() {
+    let Some(s) = setup(Kind::Shardkeeper, json!({})) else {
+        return;
+    };
+    // Points written to one circle's owner directly: the other circle lacks them.
+    let m = "only_in_0";
+    let owner0 = &s.circles.circles[0][s.circles.owner(0, DB, m)];
+    ok(request(
+        owner0.addr,
+        "POST",
+        &format!("/write?db={DB}"),
+        &[],
+        format!("{m},k=a f=1.5,i=2i 1000\n{m},k=b f=2.5,i=3i 2000\n").as_bytes(),
+    ));
+    assert_eq!(
+        migrate(&s.proxy, "/resync", b""),
+        (202, "accepted\n".to_owned())
+    );
+    let job = finished_migration(&s.proxy, 1);
+    assert_eq!(job["failed"], json!(0), "{job}");
+    let owner1 = &s.circles.circles[1][s.circles.owner(1, DB, m)];
+    assert_eq!(
+        contents(owner1, DB, "autogen", m),
+        contents(owner0, DB, "autogen", m)
+    );
+    let state = ok(s.proxy.request("GET", "/migrate/state", b"")).json();
+    assert_eq!(state["is_resyncing"], json!(false));
+}
+
+/// Writes `n` points of one measurement straight to a backend, 10 series, one second
+/// apart, in bodies of 10 000 lines.
+fn write_many(b: &Backend, m: &str, n: u64) {
+    let mut t = 0;
+    while t < n {
+        let body: String = (t..(t + 10_000).min(n))
+            .map(|i| {
+                format!(
+                    "{m},host=h{} v={i}i,f={}.5 {}\n",
+                    i % 10,
+                    i % 977,
+                    1_500_000_000 + i
+                )
+            })
+            .collect();
+        ok(request(
+            b.addr,
+            "POST",
+            &format!("/write?db={DB}&precision=s"),
+            &[],
+            body.as_bytes(),
+        ));
+        t += 10_000;
+    }
+}
+
+/// A measurement's figures per series: what a copy of it must give back.
+fn figures(b: &Backend, m: &str) -> Value {
+    first_result(&b.query(
+        DB,
+        &format!("SELECT count(v), sum(v), sum(f), min(v), max(v) FROM {m} GROUP BY *"),
+    ))["series"]
+        .clone()
+}
+
+/// One circle of one backend holding a big measurement, a second (empty) backend added;
+/// the proxy before them. The measurement's name is one the second backend owns.
+fn one_measurement_to_move(points: u64, batch: u64) -> (Circles, Proxy, tempfile::TempDir, String) {
+    let mut circles = Circles::start(Kind::Shardkeeper, &[1]).unwrap();
+    let m = (0..)
+        .map(|i| format!("big{i}"))
+        .find(|m| owner_among(2, DB, m) == 1)
+        .unwrap();
+    ok(circles.circles[0][0].query("", &format!("CREATE DATABASE {DB}")));
+    write_many(&circles.circles[0][0], &m, points);
+    circles.circles[0].push(common::proxy::Backend::start(Kind::Shardkeeper).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let extra = json!({ "migrate_batch": batch });
+    let proxy = Proxy::start_with(
+        &dir.path().join("proxy.json"),
+        &config(&circles, dir.path(), extra),
+    );
+    (circles, proxy, dir, m)
+}
+
+#[test]
+fn a_migration_killed_with_the_proxy_resumes_where_it_stopped() {
+    const POINTS: u64 = 120_000;
+    let (circles, proxy, _dir, m) = one_measurement_to_move(POINTS, 2_000);
+    assert_eq!(
+        migrate(&proxy, "/rebalance?circle_id=0&operation=add", b""),
+        (202, "accepted\n".to_owned())
+    );
+    let mut copied = 0;
+    wait_until("some of the measurement copied", || {
+        let j = ok(proxy.request("GET", "/proxy/migrations", b"")).json();
+        copied = j["migrations"][0]["points"].as_u64().unwrap_or(0);
+        copied > 0
+    });
+    assert!(copied < POINTS, "killed half-way, not after the end");
+    let config = proxy.config.clone();
+    proxy.kill9();
+    let proxy = Proxy::start(&config);
+    let job = finished_migration(&proxy, 1);
+    assert_eq!(job["migrated"], json!(1), "{job}");
+    assert_eq!(job["failed"], json!(0), "{job}");
+    // Every point counted once: the resumed copy began after the last window recorded.
+    assert_eq!(job["points"], json!(POINTS), "{job}");
+    let (old, new) = (&circles.circles[0][0], &circles.circles[0][1]);
+    assert_eq!(
+        count(new.query(DB, &format!("SELECT count(v) FROM {m}"))),
+        POINTS
+    );
+    assert_eq!(figures(new, &m), figures(old, &m));
+    let ids: Vec<Value> = ok(proxy.request("GET", "/proxy/migrations", b"")).json()["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(1)], "the same job, resumed");
+}
+
+/// The proxy's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Migrating a measurement of a million points (SHARDKEEPER_MIGRATE_POINTS to change it)
+/// keeps the proxy's memory to a window's worth: its peak resident memory grows by far
+/// less than the measurement's size as JSON.
+#[test]
+fn migrating_a_big_measurement_keeps_the_proxys_memory_flat() {
+    let points: u64 = std::env::var("SHARDKEEPER_MIGRATE_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let (circles, proxy, _dir, m) = one_measurement_to_move(points, 25_000);
+    let before = peak_rss_kib(proxy.pid());
+    let started = std::time::Instant::now();
+    assert_eq!(
+        migrate(&proxy, "/rebalance?circle_id=0&operation=add", b""),
+        (202, "accepted\n".to_owned())
+    );
+    let mut job = Value::Null;
+    let deadline = started + Duration::from_secs(600);
+    while job["state"] != "finished" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "migration of {points} points: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        job = ok(proxy.request("GET", "/proxy/migrations", b"")).json()["migrations"][0].clone();
+    }
+    let elapsed = started.elapsed();
+    let after = peak_rss_kib(proxy.pid());
+    assert_eq!(job["points"], json!(points), "{job}");
+    let new = &circles.circles[0][1];
+    assert_eq!(
+        count(new.query(DB, &format!("SELECT count(v) FROM {m}"))),
+        points
+    );
+    // The measurement as a query answer is ~60 bytes a point.
+    eprintln!(
+        "migrated {points} points in {elapsed:?}: proxy VmHWM {before} KiB before, {after} KiB after"
+    );
+    assert!(
+        after - before < 96 * 1024,
+        "peak memory grew by {} KiB migrating {points} points",
+        after - before
+    );
+}
+
+#[test]
+fn migration_requests_are_checked_with_influx_proxys_words() {
+    let Some(s) = setup(Kind::Shardkeeper, json!({})) else {
+        return;
+    };
+    let p = &s.proxy;
+    let bad = |path: &str, body: &[u8], message: &str| {
+        assert_eq!(
+            migrate(p, path, body),
+            (400, format!("{message}\n")),
+            "{path}"
+        );
+    };
+    bad(
+        "/rebalance?circle_id=2&operation=add",
+        b"",
+        "invalid circle_id",
+    );
+    bad(
+        "/rebalance?circle_id=0&operation=move",
+        b"",
+        "invalid operation",
+    );
+    bad(
+        "/rebalance?circle_id=0&operation=rm",
+        b"{",
+        "invalid backends from body",
+    );
+    bad(
+        "/recovery?from_circle_id=0&to_circle_id=0",
+        b"",
+        "from_circle_id and to_circle_id cannot be same",
+    );
+    bad("/recovery?from_circle_id=0", b"", "invalid to_circle_id");
+    bad(
+        "/resync?hours=-1",
+        b"",
+        "invalid days, hours, minutes or seconds",
+    );
+    bad("/clear?circle_id=0&cpus=0", b"", "invalid cpus");
+    bad("/clear?circle_id=0&cpus=100000", b"", "invalid cpus");
+    bad(
+        "/clear?circle_id=0&ha_addrs=127.0.0.1:1",
+        b"",
+        "ha_addrs should contain two addrs at least",
+    );
+    bad(
+        "/clear?circle_id=0&ha_addrs=127.0.0.1:1,nope",
+        b"",
+        "invalid ha_addrs",
+    );
+    assert_eq!(p.request("GET", "/clear?circle_id=0", b"").status, 405);
+    // Busy: influx-proxy's words, 202.
+    ok(p.request("POST", "/migrate/state?circle_id=1&migrating=true", b""));
+    assert_eq!(
+        migrate(p, "/recovery?from_circle_id=0&to_circle_id=1", b""),
+        (202, "circle 0 or 1 is migrating\n".to_owned())
+    );
+    assert_eq!(
+        migrate(p, "/resync", b""),
+        (202, "circle 1 is migrating\n".to_owned())
+    );
+    ok(p.request("POST", "/migrate/state?circle_id=1&migrating=false", b""));
+    ok(p.request("POST", "/migrate/state?resyncing=true", b""));
+    assert_eq!(
+        migrate(p, "/clear?circle_id=0", b""),
+        (202, "proxy is resyncing\n".to_owned())
+    );
+    ok(p.request("POST", "/migrate/state?resyncing=false", b""));
+    let list = ok(p.request("GET", "/proxy/migrations", b"")).json();
+    assert_eq!(list["migrations"], json!([]), "nothing was started");
+    // Stats before any migration: every backend of the circle at zero.
+    let stats = ok(p.request("GET", "/migrate/stats?circle_id=1&type=clear", b"")).json();
+    assert_eq!(stats.as_object().unwrap().len(), 2);
+    for v in stats.as_object().unwrap().values() {
+        assert_eq!(
+            v,
+            &json!({"database_total": 0, "database_done": 0, "measurement_total": 0,
+                    "measurement_done": 0, "migrate_count": 0, "inplace_count": 0})
+        );
+    }
+}
+
+/// With `ha_addrs`, every proxy named is told of the migrating state as the job starts and
+/// as it ends (`POST /migrate/state`), with the proxy's credentials.
+#[test]
+fn ha_addrs_are_told_of_the_migrating_state() {
+    use common::fake_remote::FakeRemote;
+    let Some(s) = setup_with_auth("admin", "s3cret", false) else {
+        return;
+    };
+    let other = FakeRemote::start(Vec::new());
+    let path = format!(
+        "/clear?circle_id=1&ha_addrs={},{}&u=admin&p=s3cret",
+        s.proxy.addr, other.addr
+    );
+    assert_eq!(
+        migrate(&s.proxy, &path, b""),
+        (202, "accepted\n".to_owned())
+    );
+    let told = other.wait_for_requests(2);
+    let states: Vec<(String, Option<&str>, Option<&str>)> = told
+        .iter()
+        .map(|r| (r.path.clone(), r.param("circle_id"), r.param("migrating")))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("/migrate/state".to_owned(), Some("1"), Some("true")),
+            ("/migrate/state".to_owned(), Some("1"), Some("false")),
+        ]
+    );
+    assert!(told.iter().all(|r| r.method == "POST"));
+    assert_eq!(
+        told[0].header("Authorization"),
+        Some(common::basic("admin", "s3cret").as_str())
+    );
+    // The proxy told itself too: circle 1 is not migrating once the job is done.
+    let state = ok(s
+        .proxy
+        .request("GET", "/migrate/state?u=admin&p=s3cret", b""))
+    .json();
+    assert_eq!(state["circles"][1]["is_migrating"], json!(false));
 }

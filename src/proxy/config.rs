@@ -3,7 +3,9 @@
 //! Defaults are applied as influx-proxy applies them (an empty string or a number <= 0
 //! takes the default), then the config is checked with influx-proxy's error texts.
 //!
-//! Keys of ours, absent from influx-proxy: `backlog_max_mb`.
+//! Keys of ours, absent from influx-proxy's shipped file: `backlog_max_mb`. influx-proxy
+//! also reads `migrate_batch` (its struct has it, its file leaves it out): here, the points
+//! a migration reads from a backend in one query.
 
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -72,6 +74,7 @@ struct RawConfig {
     https_cert: String,
     https_key: String,
     backlog_max_mb: i64,
+    migrate_batch: i64,
 }
 
 /// The configuration in force, defaults applied and checked.
@@ -114,12 +117,17 @@ pub struct ProxyConfig {
     /// Most bytes of line protocol the proxy holds for one backend, not yet delivered;
     /// past it, writes to that backend's measurements are refused (503).
     pub backlog_max_bytes: u64,
+    /// Points a migration aims to read from a backend in one query (one time window of
+    /// a measurement): what bounds a migration's memory.
+    pub migrate_batch: u64,
 }
 
 pub const DEFAULT_LISTEN_ADDR: &str = ":7076";
 pub const DEFAULT_VNODE_SIZE: usize = 256;
 pub const DEFAULT_FLUSH_SIZE: usize = 10_000;
 pub const DEFAULT_BACKLOG_MAX_MB: u64 = 1024;
+/// influx-proxy's default `migrate_batch`.
+pub const DEFAULT_MIGRATE_BATCH: u64 = 25_000;
 /// The most virtual nodes a backend may have on its ring (each costs a CRC at start-up
 /// and a ring entry): far more than even placement needs.
 pub const MAX_VNODE_SIZE: usize = 1 << 16;
@@ -264,6 +272,7 @@ impl RawConfig {
             https_cert: self.https_cert.into(),
             https_key: self.https_key.into(),
             backlog_max_bytes: positive(self.backlog_max_mb, DEFAULT_BACKLOG_MAX_MB) << 20,
+            migrate_batch: positive(self.migrate_batch, DEFAULT_MIGRATE_BATCH),
             circles: self.circles,
         })
     }
@@ -371,6 +380,7 @@ mod tests {
         assert!(!c.log_enabled && !c.auth_secure && !c.https_enabled);
         assert_eq!((c.username.as_str(), c.password.as_str()), ("", ""));
         assert_eq!(c.backlog_max_bytes, 1024 << 20);
+        assert_eq!(c.migrate_batch, 25_000);
         let negative = MINIMAL.replace("]}]}", "]}], \"vnode_size\": -3, \"flush_size\": 0}");
         let c = ProxyConfig::from_json(&negative).unwrap();
         assert_eq!((c.vnode_size, c.flush_size), (256, 10_000));

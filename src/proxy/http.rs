@@ -1,8 +1,10 @@
 //! The proxy's HTTP API: influx-proxy 2.4.7's endpoints, answers and error texts
 //! (`{"error":"..."}` where influx-proxy answers JSON, a line of text where it answers
-//! text), `X-Influxdb-Version` on each; and ours: `/metrics`, and `/proxy/aside` for the
-//! batches backends refused. Handlers parse, authenticate, call the service, render.
+//! text), `X-Influxdb-Version` on each; and ours: `/metrics`, `/proxy/aside` for the
+//! batches backends refused, `/proxy/migrations` for the migrations' progress. Handlers
+//! parse, authenticate, call the service, render.
 
+use super::migration::{MigrationKind, MigrationRequest, StartError};
 use super::query::{json_body, QueryFailure, QueryRequest};
 use super::service::{ProxyService, WriteError};
 use super::{cipher, INFLUX_PROXY_VERSION};
@@ -35,6 +37,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/debug/pprof/heap", web::to(heap))
         .route("/debug/pprof/threads", web::to(threads))
         .route("/metrics", web::to(metrics))
+        .route("/proxy/migrations", web::to(migrations))
         .route("/proxy/aside", web::to(aside_list))
         .route("/proxy/aside/replay", web::to(aside_replay))
         .route("/proxy/aside/discard", web::to(aside_discard));
@@ -496,67 +499,180 @@ async fn migrate_stats(service: Service, req: HttpRequest, body: web::Bytes) -> 
     ) {
         return answer(StatusCode::BAD_REQUEST, Shape::Text, "invalid stats type");
     }
-    let zero = serde_json::json!({
-        "database_total": 0, "database_done": 0, "measurement_total": 0,
-        "measurement_done": 0, "migrate_count": 0, "inplace_count": 0,
-    });
-    let stats: serde_json::Map<String, serde_json::Value> = service
-        .circle_backends(id)
-        .iter()
-        .map(|b| (b.url.clone(), zero.clone()))
-        .collect();
-    json(&stats, url_param(&req, "pretty") == "true")
+    json(
+        &service.migrate_stats(id),
+        url_param(&req, "pretty") == "true",
+    )
 }
 
-/// `/rebalance`, `/recovery`, `/resync`, `/clear`: checked as influx-proxy checks them;
-/// migrations themselves are not built yet.
+/// influx-proxy's `formValues`: a comma-separated list, trimmed of commas and spaces.
+fn form_values(value: &str) -> Vec<String> {
+    let trimmed = value.trim_matches(|c| c == ',' || c == ' ');
+    match trimmed.is_empty() {
+        true => Vec::new(),
+        false => trimmed.split(',').map(str::to_owned).collect(),
+    }
+}
+
+/// influx-proxy's `formPositiveInt`: empty is 0.
+fn form_positive(form: &Form, key: &str) -> Option<u64> {
+    let value = form.get(key).trim();
+    match value.is_empty() {
+        true => Some(0),
+        false => value.parse::<u64>().ok(),
+    }
+}
+
+/// influx-proxy's `setCpus`: 1 by default, at most the machine's CPUs.
+fn form_cpus(form: &Form) -> Result<usize, Refused> {
+    let value = form.get("cpus").trim();
+    if value.is_empty() {
+        return Ok(1);
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 && n <= cpus => Ok(n),
+        _ => Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            Shape::Text,
+            "invalid cpus",
+        )),
+    }
+}
+
+/// influx-proxy's `setHaAddrs`: none, or two `host:port` at least.
+fn form_ha_addrs(form: &Form) -> Result<Vec<String>, Refused> {
+    let addrs = form_values(form.get("ha_addrs"));
+    let refuse = |m: &str| Refused::new(StatusCode::BAD_REQUEST, Shape::Text, m);
+    if addrs.len() == 1 {
+        return Err(refuse("ha_addrs should contain two addrs at least"));
+    }
+    let valid = |a: &str| {
+        a.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
+                && (1..=5).contains(&port.len())
+                && port.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    match addrs.iter().all(|a| valid(a)) {
+        true => Ok(addrs),
+        false => Err(refuse("invalid ha_addrs")),
+    }
+}
+
+/// What `/rebalance`, `/recovery`, `/resync` and `/clear` ask, checked in influx-proxy's
+/// order and with its words.
+fn migration_kind(
+    service: &ProxyService,
+    req: &HttpRequest,
+    form: &Form,
+    body: &[u8],
+) -> Result<MigrationKind, Refused> {
+    let bad = |m: &str| Refused::new(StatusCode::BAD_REQUEST, Shape::Text, m);
+    match req.path() {
+        "/rebalance" => {
+            let circle = circle_id(service, form, "circle_id")?;
+            let removed = match form.get("operation") {
+                "add" => None,
+                "rm" => {
+                    #[derive(serde::Deserialize)]
+                    struct Removed {
+                        backends: Vec<super::config::BackendConfig>,
+                    }
+                    let removed: Removed = serde_json::from_slice(body)
+                        .map_err(|_| bad("invalid backends from body"))?;
+                    Some(removed.backends)
+                }
+                _ => return Err(bad("invalid operation")),
+            };
+            Ok(MigrationKind::Rebalance { circle, removed })
+        }
+        "/recovery" => {
+            let from = circle_id(service, form, "from_circle_id")?;
+            let to = circle_id(service, form, "to_circle_id")?;
+            if from == to {
+                return Err(bad("from_circle_id and to_circle_id cannot be same"));
+            }
+            Ok(MigrationKind::Recovery {
+                from,
+                to,
+                backend_urls: form_values(form.get("backend_urls")),
+            })
+        }
+        "/resync" => {
+            let parts: Option<Vec<u64>> = ["days", "hours", "minutes", "seconds"]
+                .iter()
+                .map(|k| form_positive(form, k))
+                .collect();
+            let Some(p) = parts else {
+                return Err(bad("invalid days, hours, minutes or seconds"));
+            };
+            let seconds = p[0]
+                .saturating_mul(86_400)
+                .saturating_add(p[1].saturating_mul(3_600))
+                .saturating_add(p[2].saturating_mul(60))
+                .saturating_add(p[3]);
+            Ok(MigrationKind::Resync { seconds })
+        }
+        _ => Ok(MigrationKind::Clear {
+            circle: circle_id(service, form, "circle_id")?,
+        }),
+    }
+}
+
+/// `/rebalance`, `/recovery`, `/resync`, `/clear`: `accepted` (202) once the job is
+/// recorded; a job runs to its end across restarts of the proxy.
 async fn migration(service: Service, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     if let Err(r) = check(&service, &req, &[Method::POST], Shape::Text) {
         return r.into();
     }
     let form = Form::of(&req, &body);
-    let busy_circle = |id: usize| service.circles[id].migrating.load(Ordering::Relaxed);
-    let busy = match req.path() {
-        "/rebalance" | "/clear" => {
-            let id = match circle_id(&service, &form, "circle_id") {
-                Ok(id) => id,
-                Err(r) => return r.into(),
-            };
-            if req.path() == "/rebalance" && !matches!(form.get("operation"), "add" | "rm") {
-                return answer(StatusCode::BAD_REQUEST, Shape::Text, "invalid operation");
-            }
-            busy_circle(id).then(|| format!("circle {id} is migrating"))
-        }
-        "/recovery" => {
-            let from = match circle_id(&service, &form, "from_circle_id") {
-                Ok(id) => id,
-                Err(r) => return r.into(),
-            };
-            let to = match circle_id(&service, &form, "to_circle_id") {
-                Ok(id) => id,
-                Err(r) => return r.into(),
-            };
-            if from == to {
-                let message = "from_circle_id and to_circle_id cannot be same";
-                return answer(StatusCode::BAD_REQUEST, Shape::Text, message);
-            }
-            (busy_circle(from) || busy_circle(to))
-                .then(|| format!("circle {from} or {to} is migrating"))
-        }
-        _ => (0..service.circles.len())
-            .find(|&id| busy_circle(id))
-            .map(|id| format!("circle {id} is migrating")),
+    let kind = match migration_kind(&service, &req, &form, &body) {
+        Ok(k) => k,
+        Err(r) => return r.into(),
     };
-    if let Some(message) = busy {
+    if let Some(message) = service.migration_busy(&kind) {
         return answer(StatusCode::ACCEPTED, Shape::Text, &message);
     }
-    if service.resyncing.load(Ordering::Relaxed) {
-        return answer(StatusCode::ACCEPTED, Shape::Text, "proxy is resyncing");
+    let (cpus, ha_addrs) = match (form_cpus(&form), form_ha_addrs(&form)) {
+        (Ok(c), Ok(h)) => (c, h),
+        (Err(r), _) | (_, Err(r)) => return r.into(),
+    };
+    let request = MigrationRequest {
+        kind,
+        databases: form_values(form.get("db")),
+        cpus,
+        ha_addrs,
+    };
+    match service.into_inner().start_migration(request).await {
+        Ok(job) => {
+            tracing::info!(job, path = req.path(), "migration accepted");
+            answer(StatusCode::ACCEPTED, Shape::Text, "accepted")
+        }
+        Err(StartError::Busy(message)) => answer(StatusCode::ACCEPTED, Shape::Text, &message),
+        Err(e @ StartError::Journal(_)) => {
+            tracing::error!(error = %e, "migration not accepted");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Shape::Text,
+                &e.to_string(),
+            )
+        }
     }
-    answer(
-        StatusCode::NOT_IMPLEMENTED,
-        Shape::Text,
-        "migrations are not implemented by this proxy yet",
+}
+
+/// `/proxy/migrations`: the migrations the journal holds, newest first, with their
+/// progress (ours: influx-proxy keeps only `/migrate/stats`' counters).
+async fn migrations(service: Service, req: HttpRequest) -> HttpResponse {
+    if let Err(r) = check(&service, &req, &[Method::GET], Shape::Json) {
+        return r.into();
+    }
+    json(
+        &serde_json::json!({ "migrations": service.migrations() }),
+        url_param(&req, "pretty") == "true",
     )
 }
 

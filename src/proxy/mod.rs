@@ -13,6 +13,8 @@
 //! - [`influxql`]: the whitelist and routing of statements; [`lines`]: writes split by
 //!   measurement.
 //! - `journal`: the durable log of writes and events; `delivery`: one task per backend.
+//! - `migration`: rebalance, recovery, resync and clear as durable, resumable jobs that
+//!   copy measurements in bounded time windows.
 //! - [`ProxyService`]: what the handlers call; `http`: the handlers; [`daemon`]: the
 //!   process.
 //!
@@ -29,6 +31,7 @@ pub(crate) mod influxql;
 pub(crate) mod journal;
 pub(crate) mod lines;
 mod metrics;
+pub(crate) mod migration;
 mod query;
 pub mod ring;
 mod service;

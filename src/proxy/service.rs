@@ -8,6 +8,8 @@ use super::delivery::{aside_path, Delivery};
 use super::journal::record::{self, GroupOut};
 use super::journal::{state, Journal, JournalError};
 use super::lines;
+use super::migration::ledger::{JobSummary, MigrateInfo};
+use super::migration::{self, MigrationKind, MigrationRequest, StartError};
 use super::ring::{placement_key, Ring};
 use crate::line_protocol::{influx_batch_message, Precision};
 use crate::log::LogError;
@@ -15,7 +17,7 @@ use crate::proto::BatchKeptAside;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// One circle: a full copy of the data, spread over its backends by its ring.
@@ -60,6 +62,10 @@ pub struct ProxyService {
     aside_dir: PathBuf,
     /// influx-proxy's `is_resyncing`.
     pub resyncing: AtomicBool,
+    /// Where deliveries and migrations run (set by [`ProxyService::start`]).
+    runtime: OnceLock<tokio::runtime::Handle>,
+    /// Held while a migration is checked against the others and recorded.
+    migration_gate: tokio::sync::Mutex<()>,
 }
 
 /// One backend's line of `/health`.
@@ -159,11 +165,27 @@ impl ProxyService {
             journal: Arc::new(opened.journal),
             aside_dir,
             resyncing: AtomicBool::new(false),
+            runtime: OnceLock::new(),
+            migration_gate: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Starts each backend's watch and delivery, and the journal's trimming, on `runtime`.
+    /// Starts each backend's watch and delivery, the journal's trimming, and the
+    /// migrations left unfinished, on `runtime`.
     pub fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        let _ = self.runtime.set(runtime.clone());
+        let unfinished: Vec<u64> = {
+            let state = self.journal.state();
+            let jobs: Vec<_> = state.migrations.unfinished().collect();
+            for j in &jobs {
+                migration::set_running(self, &j.started, true);
+            }
+            jobs.iter().map(|j| j.started.job).collect()
+        };
+        for job in unfinished {
+            tracing::info!(job, "resuming a migration");
+            runtime.spawn(migration::run(self.clone(), job));
+        }
         let every = Duration::from_secs(self.config.check_interval);
         for b in &self.backends {
             runtime.spawn(b.clone().watch(every));
@@ -474,6 +496,87 @@ impl ProxyService {
         Ok(true)
     }
 
+    /// influx-proxy's answer to a migration while another runs: `circle N is migrating`,
+    /// `proxy is resyncing`; None when `kind` may start.
+    pub fn migration_busy(&self, kind: &MigrationKind) -> Option<String> {
+        let migrating = |c: usize| self.circles[c].migrating.load(Ordering::Relaxed);
+        let busy = match kind {
+            MigrationKind::Rebalance { circle, .. } | MigrationKind::Clear { circle } => {
+                migrating(*circle).then(|| format!("circle {circle} is migrating"))
+            }
+            MigrationKind::Recovery { from, to, .. } => (migrating(*from) || migrating(*to))
+                .then(|| format!("circle {from} or {to} is migrating")),
+            MigrationKind::Resync { .. } => (0..self.circles.len())
+                .find(|&c| migrating(c))
+                .map(|c| format!("circle {c} is migrating")),
+        };
+        busy.or_else(|| {
+            self.resyncing
+                .load(Ordering::Relaxed)
+                .then(|| "proxy is resyncing".to_owned())
+        })
+    }
+
+    /// Records a migration job and starts it; returns its id. Refused (`Busy`) when
+    /// another holds its circle or the proxy resyncs.
+    pub async fn start_migration(
+        self: &Arc<Self>,
+        request: MigrationRequest,
+    ) -> Result<u64, StartError> {
+        let _alone = self.migration_gate.lock().await;
+        if let Some(message) = self.migration_busy(&request.kind) {
+            return Err(StartError::Busy(message));
+        }
+        let job = self.journal.state().migrations.next_job_id();
+        let started = request.started(job, state::now_nanos());
+        let event = state::event(crate::proto::proxy_event::Kind::MigrationStarted(
+            started.clone(),
+        ));
+        self.journal.record(vec![event]).await?;
+        migration::set_running(self, &started, true);
+        match self.runtime.get() {
+            Some(rt) => drop(rt.spawn(migration::run(self.clone(), job))),
+            None => tracing::warn!(job, "no runtime yet: the migration starts with the proxy"),
+        }
+        Ok(job)
+    }
+
+    /// `/migrate/stats` of `circle`: each of its backends' counters in the latest
+    /// migration (zero where it took no part), as influx-proxy keeps them.
+    pub fn migrate_stats(&self, circle: usize) -> BTreeMap<String, MigrateInfo> {
+        let mut stats: BTreeMap<String, MigrateInfo> = self
+            .circle_backends(circle)
+            .iter()
+            .map(|b| (b.url.clone(), MigrateInfo::default()))
+            .collect();
+        let state = self.journal.state();
+        if let Some(job) = state.migrations.latest() {
+            if job.started.kind == "rebalance" && job.started.circle_id as usize == circle {
+                for r in &job.started.removed {
+                    stats.entry(r.url.clone()).or_default();
+                }
+            }
+            for (url, source) in &job.sources {
+                if source.plan.circle_id as usize == circle {
+                    stats.insert(url.clone(), source.info());
+                }
+            }
+        }
+        stats
+    }
+
+    /// The migrations the journal holds, newest first.
+    pub fn migrations(&self) -> Vec<JobSummary> {
+        let state = self.journal.state();
+        state
+            .migrations
+            .jobs
+            .values()
+            .rev()
+            .map(|j| j.summary())
+            .collect()
+    }
+
     async fn resolve_aside(
         &self,
         batch: &BatchKeptAside,
@@ -500,21 +603,11 @@ impl ProxyService {
     }
 }
 
-/// The first column of every row of a query's first result.
+/// The first column of every row of a query's first result; none when the query failed
+/// (`/health` shows what it could read).
 fn names(answer: Result<crate::client::QueryAnswer, crate::client::ClientError>) -> Vec<String> {
-    let Ok(answer) = answer else {
-        return Vec::new();
-    };
     answer
-        .results
-        .first()
-        .map(|r| {
-            r.series
-                .iter()
-                .flat_map(|s| s.values.iter())
-                .filter_map(|v| v.first()?.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| migration::first_column(&a))
         .unwrap_or_default()
 }
 

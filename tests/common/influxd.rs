@@ -78,6 +78,18 @@ impl Influxd {
         self.wait_ready();
     }
 
+    /// kill -9, its meta, data and WAL removed, started again empty on the same ports.
+    pub fn wipe(&mut self) {
+        self.kill9();
+        for sub in ["meta", "data", "wal"] {
+            let dir = self._dir.path().join(sub);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).expect("remove influxd's files");
+            }
+        }
+        self.restart();
+    }
+
     /// influxd announces nothing we can read, so poll /ping (bounded).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -82,6 +82,20 @@ impl Backend {
         }
     }
 
+    /// kill -9, its data removed, started again empty on the same address: a backend
+    /// whose disk was lost.
+    pub fn wipe(&mut self) {
+        self.kill9();
+        match &mut self.server {
+            Server::Node(d) => {
+                std::fs::remove_dir_all(&self.data).expect("remove the node's data");
+                std::fs::create_dir_all(&self.data).expect("data dir");
+                *d = Some(Daemon::start_at(&self.data, "", self.addr));
+            }
+            Server::Influxd(i) => i.wipe(),
+        }
+    }
+
     /// `POST /query` straight to this backend.
     pub fn query(&self, db: &str, q: &str) -> Response {
         query(self.addr, db, q)
@@ -136,19 +150,20 @@ impl Circles {
     /// The index in circle `c` of the backend influx-proxy's ring (`hash_key` idx, 256
     /// virtual nodes) places `db`'s `measurement` on.
     pub fn owner(&self, c: usize, db: &str, measurement: &str) -> usize {
-        let configs: Vec<BackendConfig> = self.circles[c]
-            .iter()
-            .map(|b| BackendConfig {
-                url: b.url(),
-                ..BackendConfig::default()
-            })
-            .collect();
-        Ring::new(HashKey::Idx, 256, &configs).owner(placement_key(db, measurement))
+        owner_among(self.circles[c].len(), db, measurement)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Backend> {
         self.circles.iter().flatten()
     }
+}
+
+/// The index, among `n` backends of a circle, of the one influx-proxy's ring (`hash_key`
+/// idx, 256 virtual nodes: placement depends on the count alone) places `db`'s
+/// `measurement` on.
+pub fn owner_among(n: usize, db: &str, measurement: &str) -> usize {
+    let configs = vec![BackendConfig::default(); n];
+    Ring::new(HashKey::Idx, 256, &configs).owner(placement_key(db, measurement))
 }
 
 /// A running `shardkeeper proxy`.
@@ -211,6 +226,10 @@ impl Proxy {
 
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {

@@ -1,11 +1,12 @@
 //! The proxy's state as a fold of its events: each backend's delivered position and
-//! figures, and the batches kept aside. No I/O: replay, snapshots and tests use the same
-//! code.
+//! figures, the batches kept aside, and the migrations (their own fold, in
+//! `migration::ledger`). No I/O: replay, snapshots and tests use the same code.
 
 use crate::proto::{
     proxy_event, AsideResolved, BatchDelivered, BatchKeptAside, ProxyBackendProgress, ProxyEvent,
     ProxySnapshot,
 };
+use crate::proxy::migration::ledger::Ledger;
 use std::collections::BTreeMap;
 
 /// What the journal knows of one backend's stream.
@@ -26,6 +27,7 @@ pub struct ProxyState {
     /// Batches kept aside and not yet replayed or discarded, by id.
     pub aside: BTreeMap<u64, BatchKeptAside>,
     pub next_aside_id: u64,
+    pub migrations: Ledger,
 }
 
 impl ProxyState {
@@ -58,6 +60,15 @@ impl ProxyState {
             Some(proxy_event::Kind::AsideResolved(r)) => {
                 self.aside.remove(&r.id);
             }
+            Some(proxy_event::Kind::MigrationStarted(s)) => {
+                self.migrations.started(event.at_unix_nanos, s)
+            }
+            Some(proxy_event::Kind::MigrationPlanned(p)) => self.migrations.planned(p),
+            Some(proxy_event::Kind::MigrationProgress(p)) => self.migrations.progressed(p),
+            Some(proxy_event::Kind::MigrationUnitDone(d)) => self.migrations.unit_done(d),
+            Some(proxy_event::Kind::MigrationFinished(f)) => {
+                self.migrations.finished(event.at_unix_nanos, f.job)
+            }
             None => {}
         }
     }
@@ -84,6 +95,7 @@ impl ProxyState {
                 .collect(),
             aside: self.aside.values().cloned().collect(),
             next_aside_id: self.next_aside_id,
+            migrations: self.migrations.to_snapshot(),
         }
         .encode_to_vec()
     }
@@ -109,6 +121,7 @@ impl ProxyState {
                 .collect(),
             aside: s.aside.into_iter().map(|a| (a.id, a)).collect(),
             next_aside_id: s.next_aside_id,
+            migrations: Ledger::from_snapshot(s.migrations),
         })
     }
 }
@@ -133,7 +146,7 @@ pub(crate) fn kept_aside(batch: BatchKeptAside) -> ProxyEvent {
     event(proxy_event::Kind::KeptAside(batch))
 }
 
-fn event(kind: proxy_event::Kind) -> ProxyEvent {
+pub(crate) fn event(kind: proxy_event::Kind) -> ProxyEvent {
     ProxyEvent {
         at_unix_nanos: now_nanos(),
         kind: Some(kind),
