@@ -176,12 +176,8 @@ impl Fit<'_> {
     /// 1.x leaves them.
     fn forecast(&self, h: usize, params: &mut [f64]) -> Vec<f64> {
         for p in &mut params[..4] {
-            if *p > 1.0 {
-                *p = 1.0;
-            }
-            if *p < 0.0 {
-                *p = 0.0;
-            }
+            // (A NaN stays NaN, as in 1.x.)
+            *p = p.clamp(0.0, 1.0);
         }
         let (alpha, beta, gamma, phi) = (params[0], params[1], params[2], params[3]);
         let mut y_t = self.y[0];
@@ -244,6 +240,8 @@ impl Fit<'_> {
 /// 1.x's Nelder-Mead minimisation from `start` (reflection 1, contraction 0.5, expansion
 /// 2, at most 1000 iterations, until the values' deviation falls below [`EPSILON`]): the
 /// minimum and where it was found. `objective` may change the vertex it is given.
+// Indexed as 1.x's (and Hutt's) code is, so that the two are easily compared.
+#[allow(clippy::needless_range_loop)]
 fn nelder_mead(objective: &mut dyn FnMut(&mut [f64]) -> f64, start: &[f64]) -> (f64, Vec<f64>) {
     const ALPHA: f64 = 1.0;
     const BETA: f64 = 0.5;
@@ -408,7 +406,7 @@ fn go_pow(x: f64, y: f64) -> f64 {
     if yf != 0.0 && x < 0.0 {
         return f64::NAN;
     }
-    if yi >= 9.223_372_036_854_775_808e18 {
+    if yi >= (1u64 << 63) as f64 {
         return if x == -1.0 {
             1.0
         } else if (x.abs() < 1.0) == (y > 0.0) {
