@@ -91,6 +91,8 @@ fn queries() -> Vec<String> {
         "SELECT holt_winters(mean(v), 5, 0) FROM trend WHERE host = 'a' AND {all} GROUP BY time(1m) ORDER BY time DESC",
         "SELECT holt_winters_with_fit(mean(v), 5, 0) FROM trend WHERE host = 'a' AND {all} GROUP BY time(1m) LIMIT 4 OFFSET 2",
         "SELECT holt_winters(mean(v), 3, 0) AS forecast, holt_winters_with_fit(mean(v), 2, 0) FROM trend WHERE host = 'a' AND {cut} GROUP BY time(3m)",
+        "SELECT holt_winters(mean(v), 3, 0), mean(v) FROM trend WHERE host = 'a' AND {cut} GROUP BY time(3m)",
+        "SELECT max(v), holt_winters_with_fit(mean(v), 3, 0) FROM trend WHERE host = 'b' AND {all} GROUP BY time(2m) fill(none)",
         "SELECT holt_winters(mean(v), 4, 0) FROM sparse WHERE {all} GROUP BY time(1m), host",
         "SELECT holt_winters(mean(v), 4, 0) FROM sparse WHERE host != 'a0' AND {all} GROUP BY time(1m), host",
         "SELECT holt_winters(mean(v), 2, 0) FROM trend WHERE host = 'a' AND time >= 1700000000000000000 AND time < 1700000060000000000 GROUP BY time(1m)",
