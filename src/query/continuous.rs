@@ -38,6 +38,20 @@ pub(crate) fn due(
     if interval == 0 {
         return Ok(None);
     }
+    // 1.x refuses a raw query when it is due, each time, and records no run.
+    fn has_call(e: &Expr) -> bool {
+        match e {
+            Expr::Call(_) | Expr::Distinct(_) => true,
+            Expr::Binary(b) => has_call(&b.lhs) || has_call(&b.rhs),
+            Expr::Paren(inner) => has_call(inner),
+            _ => false,
+        }
+    }
+    if !cq.source.fields.iter().any(|f| has_call(&f.expr)) {
+        return Err(QueryError::invalid(
+            "continuous queries must be aggregate queries",
+        ));
+    }
     let offset = time_offset(&cq.source);
     let zone = cq.source.location.as_deref().map(Zone::named).transpose()?;
     let zone_offset = |t: i64| zone.as_ref().map_or(0, |z| z.offset_nanos(t));
@@ -310,6 +324,17 @@ mod tests {
         assert_eq!(
             run.range,
             Some((100 * HOUR + 15 * MINUTE, 101 * HOUR + 15 * MINUTE))
+        );
+    }
+
+    #[test]
+    fn a_raw_query_is_refused_when_it_runs() {
+        let q = cq(
+            "CREATE CONTINUOUS QUERY c ON db BEGIN SELECT v INTO m2 FROM m GROUP BY time(10m) END",
+        );
+        assert_eq!(
+            due(&q, None, HOUR).unwrap_err().to_string(),
+            "continuous queries must be aggregate queries"
         );
     }
 
