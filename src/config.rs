@@ -90,6 +90,25 @@ pub(crate) struct NodeConfig {
     pub log: LogConfig,
     /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
     pub anti_entropy: AntiEntropyConfig,
+    pub continuous_queries: ContinuousQueriesConfig,
+}
+
+/// `[continuous_queries]`: whether continuous queries run, and how often the node looks
+/// for those due (1.x's `enabled` and `run-interval`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ContinuousQueriesConfig {
+    pub enabled: bool,
+    pub run_interval_seconds: f64,
+}
+
+impl Default for ContinuousQueriesConfig {
+    fn default() -> Self {
+        ContinuousQueriesConfig {
+            enabled: true,
+            run_interval_seconds: 1.0,
+        }
+    }
 }
 
 /// `[anti_entropy]`: the peers holding replicas of this node's shards, and how they are
@@ -208,6 +227,7 @@ impl Default for NodeConfig {
             replication_gzip_level: 1,
             log: LogConfig::default(),
             anti_entropy: AntiEntropyConfig::default(),
+            continuous_queries: ContinuousQueriesConfig::default(),
         }
     }
 }

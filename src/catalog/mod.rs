@@ -7,6 +7,7 @@
 //! a new database gets the `autogen` policy (infinite duration, 7-day shard groups) unless
 //! told otherwise, and the shard-group duration follows the policy's duration.
 
+mod continuous_queries;
 mod databases;
 mod shards;
 mod users;
@@ -17,8 +18,8 @@ pub(crate) use v2::{check_password, Setup};
 use crate::projection::Projection;
 pub(crate) use crate::proto::Privilege;
 use crate::proto::{
-    event, BucketCreated, CatalogState, DatabasePrivilege, DatabaseState, Event, OrgCreated,
-    RetentionPolicySpec, ShardCreated, TokenCreated, UserCreated,
+    event, BucketCreated, CatalogState, ContinuousQueryState, DatabasePrivilege, DatabaseState,
+    Event, OrgCreated, RetentionPolicySpec, ShardCreated, TokenCreated, UserCreated,
 };
 use indexmap::IndexMap;
 use prost::Message;
@@ -36,6 +37,8 @@ pub struct Database {
     pub policies: IndexMap<String, RetentionPolicySpec>,
     /// Shards of every policy, in creation order.
     pub shards: Vec<ShardCreated>,
+    /// By name, in creation order, as 1.x lists them.
+    pub continuous_queries: IndexMap<String, ContinuousQueryState>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,6 +92,8 @@ pub enum CatalogError {
     DurationTooLow,
     #[error("invalid name")]
     InvalidName,
+    #[error("continuous query already exists")]
+    ContinuousQueryExists,
 }
 
 pub(crate) use crate::clock::now_nanos;
@@ -158,6 +163,31 @@ impl Projection for Catalog {
                     if db.default_policy == e.name {
                         db.default_policy.clear();
                     }
+                }
+            }
+            Some(Kind::ContinuousQueryCreated(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    db.continuous_queries
+                        .entry(e.name.clone())
+                        .or_insert_with(|| ContinuousQueryState {
+                            name: e.name.clone(),
+                            query: e.query.clone(),
+                            last_run_nanos: 0,
+                        });
+                }
+            }
+            Some(Kind::ContinuousQueryDropped(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    db.continuous_queries.shift_remove(&e.name);
+                }
+            }
+            Some(Kind::ContinuousQueryRan(e)) => {
+                let cq = self
+                    .databases
+                    .get_mut(&e.database)
+                    .and_then(|db| db.continuous_queries.get_mut(&e.name));
+                if let Some(cq) = cq {
+                    cq.last_run_nanos = e.last_run_nanos;
                 }
             }
             Some(Kind::UserCreated(e)) => {
@@ -242,6 +272,7 @@ impl Catalog {
                     default_policy: db.default_policy.clone(),
                     policies: db.policies.values().cloned().collect(),
                     shards: db.shards.clone(),
+                    continuous_queries: db.continuous_queries.values().cloned().collect(),
                 })
                 .collect(),
             users: self.users.values().cloned().collect(),
@@ -271,6 +302,11 @@ impl Catalog {
                         default_policy: d.default_policy,
                         policies,
                         shards: d.shards,
+                        continuous_queries: d
+                            .continuous_queries
+                            .into_iter()
+                            .map(|cq| (cq.name.clone(), cq))
+                            .collect(),
                     },
                 )
             })
@@ -428,6 +464,40 @@ mod tests {
             c.create_database("b", Some(spec("year", 24 * 365)))
                 .unwrap()
         });
+        run(&mut c, |c| {
+            c.create_continuous_query("a", "cq", "CREATE ...").unwrap()
+        });
+        run(&mut c, |c| c.continuous_query_ran("a", "cq", 42));
         assert_eq!(Catalog::decode_snapshot(&c.encode_snapshot()).unwrap(), c);
+    }
+
+    #[test]
+    fn continuous_queries_follow_1x_rules_and_go_with_their_database() {
+        let mut c = Catalog::default();
+        run(&mut c, |c| c.create_database("db", None).unwrap());
+        run(&mut c, |c| {
+            c.create_continuous_query("db", "cq", "SELECT 1").unwrap()
+        });
+        assert!(
+            c.create_continuous_query("db", "cq", "select 1")
+                .unwrap()
+                .is_empty(),
+            "the same query again is no change"
+        );
+        assert_eq!(
+            c.create_continuous_query("db", "cq", "SELECT 2"),
+            Err(CatalogError::ContinuousQueryExists)
+        );
+        assert_eq!(
+            c.create_continuous_query("nope", "cq", "SELECT 1"),
+            Err(CatalogError::DatabaseNotFound("nope".into()))
+        );
+        run(&mut c, |c| c.continuous_query_ran("db", "cq", 7));
+        assert_eq!(c.databases["db"].continuous_queries["cq"].last_run_nanos, 7);
+        assert!(c.drop_continuous_query("db", "other").is_empty());
+        run(&mut c, |c| c.drop_database("db"));
+        run(&mut c, |c| c.create_database("db", None).unwrap());
+        assert!(c.databases["db"].continuous_queries.is_empty());
+        assert!(c.continuous_query_ran("db", "cq", 8).is_empty());
     }
 }

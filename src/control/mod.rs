@@ -88,6 +88,9 @@ impl Projection for ControlState {
             | Kind::BucketCreated(_)
             | Kind::TokenCreated(_)
             | Kind::TokenDeleted(_)
+            | Kind::ContinuousQueryCreated(_)
+            | Kind::ContinuousQueryDropped(_)
+            | Kind::ContinuousQueryRan(_)
             | Kind::CatalogRestored(_) => self.catalog.apply(event),
             // A bucket's replications go with it.
             Kind::BucketDeleted(_) => {

@@ -80,6 +80,15 @@ pub(crate) fn serve(config: NodeConfig) -> Result<(), DaemonError> {
         }
         actix_web::rt::spawn(enforce_retention(node.clone()));
         actix_web::rt::spawn(flush_idle_shards(node.clone()));
+        let cqs = &config.continuous_queries;
+        if cqs.enabled {
+            let every =
+                std::time::Duration::from_secs_f64(cqs.run_interval_seconds.clamp(0.001, 1e6));
+            actix_web::rt::spawn(crate::query::continuous::run_on_schedule(
+                node.clone(),
+                every,
+            ));
+        }
         let server = crate::http::server(node.clone(), certificates.clone()).map_err(|source| {
             DaemonError::Bind {
                 addr: config.bind,

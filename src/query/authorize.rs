@@ -76,6 +76,15 @@ fn required(statement: &Statement) -> Vec<Required> {
         Statement::Delete(_) | Statement::DropSeries(_) => {
             vec![Required::On(Privilege::Write, String::new())]
         }
+        // As 1.x: WRITE on the query's database to create or drop one, READ (on the
+        // request's database) to list them.
+        Statement::CreateContinuousQuery(s) => {
+            vec![Required::On(Privilege::Write, s.database.clone())]
+        }
+        Statement::DropContinuousQuery { database, .. } => {
+            vec![Required::On(Privilege::Write, database.clone())]
+        }
+        Statement::ShowContinuousQueries => vec![read(&None)],
         _ => vec![Required::Admin],
     }
 }

@@ -7,7 +7,7 @@ use super::parser::ast::Statement;
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::statements::{
-    cardinality, database, delete, retention, select, shard, show, user, Context,
+    cardinality, continuous, database, delete, retention, select, shard, show, user, Context,
 };
 use super::zone::Zone;
 use crate::auth::Principal;
@@ -146,6 +146,11 @@ async fn run(
         Statement::ShowFieldKeys(s) => show::field_keys(&cx, s).await,
         Statement::ShowCardinality(s) => cardinality::show(&cx, s).await,
         Statement::Select(s) => select::run(&cx, s).await,
+        Statement::CreateContinuousQuery(s) => continuous::create(&cx, s).await,
+        Statement::DropContinuousQuery { name, database } => {
+            continuous::drop(&cx, database, name).await
+        }
+        Statement::ShowContinuousQueries => continuous::show(&cx).await,
         Statement::Delete(s) => delete::delete(&cx, s).await,
         Statement::DropSeries(s) => delete::drop_series(&cx, s).await,
         Statement::DropMeasurement { name } => delete::drop_measurement(&cx, name).await,

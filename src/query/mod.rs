@@ -4,6 +4,7 @@
 mod aggregate;
 mod authorize;
 mod calc;
+pub(crate) mod continuous;
 pub(crate) mod csv;
 mod error;
 mod eval;
@@ -11,6 +12,7 @@ mod executor;
 pub(crate) mod format;
 mod functions;
 mod go_sort;
+mod holt_winters;
 mod limits;
 mod listing;
 pub(crate) mod params;

@@ -5,6 +5,7 @@
 use super::calc::{self, Cell, MathFn};
 use super::error::QueryError;
 use super::format::go_duration;
+use super::holt_winters::HoltWinters;
 use super::parser::ast::{BinaryOp, DataType, Expr, Field, SelectStatement};
 use super::transform::Transform;
 use crate::line_protocol::FieldValue;
@@ -98,7 +99,16 @@ pub(super) struct Plan {
     pub fields: Vec<Node>,
     pub aggregates: Vec<AggregateCall>,
     pub selection: Option<SelectionCall>,
+    /// Per field, the forecast it is when it is `holt_winters()` (its node is then the
+    /// aggregate forecast): computed over a group's windows, its points at times of
+    /// their own.
+    pub holt_winters: Vec<Option<HoltWinters>>,
 }
+
+/// The longest forecast (`N`) and season (`S`) of holt_winters() served: the fit holds
+/// the season's square, the answer the forecast's points.
+const MAX_FORECAST: i64 = 1_000_000;
+const MAX_SEASON: i64 = 10_000;
 
 struct Compiler<'a> {
     scan_fields: &'a [String],
@@ -124,11 +134,21 @@ pub(super) fn compile(
     if let Some(plan) = c.selection_plan(stmt)? {
         return Ok(plan);
     }
-    let fields = stmt
-        .fields
-        .iter()
-        .map(|f| c.expr(&f.expr, false))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut holt_winters = Vec::new();
+    let mut fields = Vec::new();
+    for f in &stmt.fields {
+        match &f.expr {
+            Expr::Call(call) if call.name.starts_with("holt_winters") => {
+                let (hw, inner) = c.holt_winters(call)?;
+                holt_winters.push(Some(hw));
+                fields.push(inner);
+            }
+            e => {
+                holt_winters.push(None);
+                fields.push(c.expr(e, false)?);
+            }
+        }
+    }
     let kind = match (c.aggregates.is_empty(), c.raw_transforms) {
         (false, false) if !c.raw_refs => Kind::Windows,
         (true, true) if !c.raw_refs => Kind::Points,
@@ -149,6 +169,7 @@ pub(super) fn compile(
         fields,
         aggregates: c.aggregates,
         selection: None,
+        holt_winters,
     })
 }
 
@@ -257,6 +278,7 @@ impl Compiler<'_> {
             .collect::<Result<Vec<_>, QueryError>>()?;
         Ok(Some(Plan {
             kind: Kind::Windows,
+            holt_winters: vec![None; fields.len()],
             fields,
             aggregates: Vec::new(),
             selection: Some(SelectionCall {
@@ -264,6 +286,73 @@ impl Compiler<'_> {
                 field: self.field(&field.name),
             }),
         }))
+    }
+
+    /// `holt_winters(agg, N, S)` (or `holt_winters_with_fit`), its arguments checked in
+    /// 1.x's order and words, and the node of the aggregate it forecasts.
+    fn holt_winters(
+        &mut self,
+        call: &super::parser::ast::Call,
+    ) -> Result<(HoltWinters, Node), QueryError> {
+        let name = call.name.as_str();
+        let with_fit = match name {
+            "holt_winters" => false,
+            "holt_winters_with_fit" => true,
+            other => return Err(QueryError::invalid(format!("undefined function {other}()"))),
+        };
+        let args = &call.args;
+        if args.len() != 3 {
+            return Err(arity(name, 3, args.len()));
+        }
+        let h = match &args[1] {
+            Expr::Integer(n) if *n <= 0 => {
+                return Err(QueryError::invalid(format!(
+                    "second arg to {name} must be greater than 0, got {n}"
+                )))
+            }
+            Expr::Integer(n) => *n,
+            _ => {
+                return Err(QueryError::invalid(format!(
+                    "expected integer argument as second arg in {name}"
+                )))
+            }
+        };
+        let m = match &args[2] {
+            Expr::Integer(n) if *n < 0 => {
+                return Err(QueryError::invalid(format!(
+                    "third arg to {name} cannot be negative, got {n}"
+                )))
+            }
+            Expr::Integer(n) => *n,
+            _ => {
+                return Err(QueryError::invalid(format!(
+                    "expected integer argument as third arg in {name}"
+                )))
+            }
+        };
+        let Expr::Call(inner) = &args[0] else {
+            return Err(QueryError::invalid(format!(
+                "must use aggregate function with {name}"
+            )));
+        };
+        if self.interval == 0 {
+            return Err(QueryError::invalid(format!(
+                "{name} aggregate requires a GROUP BY interval"
+            )));
+        }
+        if h > MAX_FORECAST || m > MAX_SEASON {
+            return Err(QueryError::invalid(format!(
+                "{name} forecasts at most {MAX_FORECAST} points over seasons of at most \
+                 {MAX_SEASON}"
+            )));
+        }
+        let node = self.call(inner, false)?;
+        let hw = HoltWinters {
+            h: h as usize,
+            m: m as usize,
+            with_fit,
+        };
+        Ok((hw, node))
     }
 
     fn field(&self, name: &str) -> Option<usize> {
@@ -343,7 +432,10 @@ impl Compiler<'_> {
             };
             return Ok(Node::Transform(t, Box::new(inner)));
         }
-        if matches!(name, "top" | "bottom" | "sample" | "distinct") {
+        if matches!(
+            name,
+            "top" | "bottom" | "sample" | "distinct" | "holt_winters" | "holt_winters_with_fit"
+        ) {
             return Err(QueryError::not_supported(format!(
                 "{name}() inside an expression is not supported yet"
             )));

@@ -241,6 +241,10 @@ pub(super) fn execute(
             columns.extend(selection::extra_columns(call));
         }
     }
+    // A holt_winters() column ends at the first group it forecasts nothing for, as 1.x's
+    // reduction of the groups stops there.
+    let mut forecasts_ended = vec![false; plan.fields.len()];
+    let forecasting = plan.holt_winters.iter().any(Option::is_some);
     let mut out = Vec::new();
     for (tags, members) in groups {
         ctx.limits.check_deadline()?;
@@ -267,6 +271,11 @@ pub(super) fn execute(
                 extra,
                 descending,
             )?,
+        };
+        let rows = if forecasting {
+            forecast_rows(ctx, plan, rows, interval, descending, &mut forecasts_ended)?
+        } else {
+            rows
         };
         if rows.is_empty() {
             continue;
@@ -298,6 +307,55 @@ pub(super) fn execute(
         out.reverse();
     }
     Ok(out)
+}
+
+/// A group's window rows with each holt_winters() column replaced by its forecast of the
+/// column's values (nulls skipped), at the forecast's own times; the other columns keep
+/// their rows. 1.x forecasts nothing in descending order (its forecast starts from the
+/// last window).
+fn forecast_rows(
+    ctx: &SelectContext<'_>,
+    plan: &Plan,
+    rows: Vec<(i64, Vec<Value>)>,
+    interval: i64,
+    descending: bool,
+    ended: &mut [bool],
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let width = plan.fields.len();
+    let others = plan.holt_winters.iter().any(Option::is_none);
+    let mut merged: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for (column, hw) in plan.holt_winters.iter().enumerate() {
+        let Some(hw) = hw else { continue };
+        if ended[column] {
+            continue;
+        }
+        let points: Vec<(i64, f64)> = rows
+            .iter()
+            .filter_map(|(t, values)| Some((*t, values.get(column)?.as_f64()?)))
+            .collect();
+        let forecast = if descending {
+            Vec::new()
+        } else {
+            hw.forecast(interval, &points, &ctx.limits)?
+        };
+        if forecast.is_empty() {
+            ended[column] = true;
+        }
+        for (t, v) in forecast {
+            merged.entry(t).or_insert_with(|| vec![Value::Null; width])[column] = Value::from(v);
+        }
+    }
+    if others {
+        for (t, mut values) in rows {
+            let row = merged.entry(t).or_insert_with(|| vec![Value::Null; width]);
+            for (column, hw) in plan.holt_winters.iter().enumerate() {
+                if hw.is_none() {
+                    row[column] = std::mem::take(&mut values[column]);
+                }
+            }
+        }
+    }
+    Ok(merged.into_iter().collect())
 }
 
 fn cell_json(column: &Column, row: usize) -> Value {

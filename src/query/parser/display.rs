@@ -338,7 +338,7 @@ impl Display for SelectStatement {
         int_opt(f, "SLIMIT", self.slimit)?;
         int_opt(f, "SOFFSET", self.soffset)?;
         if let Some(tz) = &self.location {
-            write!(f, " tz({})", quote_string(tz))?;
+            write!(f, " TZ({})", quote_string(tz))?;
         }
         Ok(())
     }

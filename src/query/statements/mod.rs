@@ -4,6 +4,7 @@
 //! dispatches.
 
 pub(crate) mod cardinality;
+pub(crate) mod continuous;
 pub(crate) mod database;
 pub(crate) mod delete;
 mod into;

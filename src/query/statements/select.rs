@@ -25,6 +25,7 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
                         default_policy: db.default_policy.clone(),
                         policies: db.policies.clone(),
                         shards: Vec::new(),
+                        continuous_queries: Default::default(),
                     };
                     (name.clone(), policies)
                 })
