@@ -11,10 +11,11 @@
 //!   side are not compared (writes in flight are not differences). A shard with a
 //!   differing leaf has status `diff`.
 //! - A repair (queued by an operator, or by the node for a shard it lacks) is a sequence
-//!   of control-log events ([`crate::control::repairs`]); it fetches the differing
-//!   leaves' contents from every peer and applies them (points with the write versions
-//!   they carry; tombstones), then pushes its own contents of every leaf that differed
-//!   from any peer to each peer. Last write wins by version everywhere, so applying a leaf
+//!   of control-log events ([`crate::control::repairs`]); for the differing leaves it
+//!   compares the digests of their cells (the moments aliased into a leaf) with every
+//!   peer's, fetches the differing cells' contents and applies them (points with the
+//!   write versions they carry; tombstones), then pushes its own contents of every cell
+//!   that differed from any peer to each peer. Last write wins by version everywhere, so applying a leaf
 //!   twice changes nothing, and every replica ends with the same points.
 //!
 //! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, with the configured
@@ -28,14 +29,14 @@ use crate::control::repairs;
 use crate::control::ControlLog;
 use crate::projection::ProjectionError;
 use crate::proto::RepairFinished;
-use crate::storage::digest::{NodeDigest, Prefix, POSITION_BITS};
+use crate::storage::digest::{merge_cells, Digest, LeafCells, NodeDigest, Prefix, POSITION_BITS};
 use crate::storage::shard::DigestChild;
 use crate::storage::{RepairApplied, Shard, ShardInfo, Storage, StorageError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wire::{DigestRequest, LeafRequest, Leaves, ShardSummary};
+use wire::{CellDigests, DigestRequest, LeafRequest, Leaves, ShardSummary};
 
 /// Nodes of a tree asked for in one request.
 const NODES_PER_REQUEST: usize = 4096;
@@ -325,6 +326,22 @@ impl EntropyService {
         })
     }
 
+    /// The digests of the cells of the asked-for leaves of a shard.
+    pub(crate) fn local_cells(&self, req: &LeafRequest) -> Result<CellDigests, EntropyError> {
+        let shard = self
+            .storage
+            .shard(req.shard)
+            .ok_or(EntropyError::NoShard(req.shard))?;
+        let mut measurements = Vec::with_capacity(req.leaves.len());
+        for (m, positions) in &req.leaves {
+            measurements.push((m.clone(), shard.leaf_cells(m, positions)?));
+        }
+        Ok(CellDigests {
+            shard: req.shard,
+            measurements,
+        })
+    }
+
     /// Applies leaves a peer pushed.
     pub(crate) async fn apply(&self, leaves: Leaves) -> Result<RepairApplied, EntropyError> {
         let applied = self
@@ -532,7 +549,7 @@ impl EntropyService {
         peer: &Peer,
         shard: &Arc<Shard>,
         settled_before: i64,
-    ) -> Result<Vec<(String, BTreeSet<u16>)>, EntropyError> {
+    ) -> Result<LeafSet, EntropyError> {
         Ok(self
             .differing_leaves_counted(peer, shard, settled_before)
             .await?
@@ -546,10 +563,10 @@ impl EntropyService {
         peer: &Peer,
         shard: &Arc<Shard>,
         settled_before: i64,
-    ) -> Result<(Vec<(String, BTreeSet<u16>)>, usize), EntropyError> {
+    ) -> Result<(LeafSet, usize), EntropyError> {
         let mut unsettled = 0;
         let mut frontier: Vec<(Option<String>, Prefix)> = vec![(None, Prefix::ROOT)];
-        let mut leaves: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut leaves: BTreeMap<String, LeafCells> = BTreeMap::new();
         {
             let shard = shard.clone();
             self.blocking(move || Ok(shard.refresh_digests(settled_before)?))
@@ -591,7 +608,7 @@ impl EntropyService {
                         both.entry(c).or_default().1 = d;
                     }
                     for (child, (a, b)) in both {
-                        if a.digest == b.digest {
+                        if a.digest.folded() == b.digest.folded() {
                             // Alike as far as settled: what is still settling is compared
                             // later.
                             if a.unsettled || b.unsettled {
@@ -608,7 +625,11 @@ impl EntropyService {
                                 if c.bits < POSITION_BITS {
                                     next.push((Some(m.clone()), c));
                                 } else if !a.unsettled && !b.unsettled {
-                                    leaves.entry(m.clone()).or_default().insert(c.prefix);
+                                    // The whole leaf: its cells are compared by a repair.
+                                    leaves
+                                        .entry(m.clone())
+                                        .or_default()
+                                        .insert(c.prefix, BTreeSet::new());
                                 } else {
                                     unsettled += 1;
                                 }
@@ -621,6 +642,71 @@ impl EntropyService {
             frontier = next;
         }
         Ok((leaves.into_iter().collect(), unsettled))
+    }
+
+    /// Of differing leaves, the cells that differ from `peer`'s: its cell digests against
+    /// this node's. A leaf whose cells all compare alike (changed since, or a chance of
+    /// 2^-64) is taken whole.
+    async fn differing_cells(
+        self: &Arc<Self>,
+        peer: &Peer,
+        shard: &Arc<Shard>,
+        leaves: LeafSet,
+    ) -> Result<LeafSet, EntropyError> {
+        let req = LeafRequest {
+            shard: shard.info.id,
+            leaves,
+        };
+        let answer = self
+            .post(
+                peer,
+                "/shard-repair/peer/cells",
+                wire::encode_leaf_request(&req),
+            )
+            .await?;
+        let theirs = wire::decode_cells(&answer).map_err(|source| EntropyError::Wire {
+            peer: peer.url.clone(),
+            source,
+        })?;
+        if theirs.shard != shard.info.id {
+            return Err(EntropyError::Other(format!(
+                "peer {} sent shard {}'s cells",
+                peer.url, theirs.shard
+            )));
+        }
+        let me = self.clone();
+        let (id, asked) = (shard.info.id, req.clone());
+        let ours = self
+            .blocking(move || {
+                me.local_cells(&LeafRequest {
+                    shard: id,
+                    leaves: asked.leaves,
+                })
+            })
+            .await?;
+        let theirs: HashMap<String, BTreeMap<u16, BTreeMap<u8, Digest>>> =
+            theirs.measurements.into_iter().collect();
+        let ours: HashMap<String, BTreeMap<u16, BTreeMap<u8, Digest>>> =
+            ours.measurements.into_iter().collect();
+        let none = BTreeMap::new();
+        let mut out = LeafSet::new();
+        for (m, positions) in req.leaves {
+            let mut chosen = LeafCells::new();
+            for pos in positions.into_keys() {
+                let a = ours.get(&m).and_then(|l| l.get(&pos)).unwrap_or(&none);
+                let b = theirs.get(&m).and_then(|l| l.get(&pos)).unwrap_or(&none);
+                let cells: BTreeSet<u8> = a
+                    .keys()
+                    .chain(b.keys())
+                    .filter(|c| a.get(c).map(Digest::folded) != b.get(c).map(Digest::folded))
+                    .copied()
+                    .collect();
+                // No cell listed: the whole leaf.
+                chosen.insert(pos, cells);
+            }
+            out.push((m, chosen));
+        }
+        Ok(out)
     }
 
     // ---- checks ----
@@ -669,7 +755,7 @@ impl EntropyService {
                             .digests_compared
                             .fetch_add(1, Ordering::Relaxed);
                         checked.insert(s.id);
-                        if mine.root.digest != s.root.digest {
+                        if mine.root.digest.folded() != s.root.digest.folded() {
                             to_compare.push(s.id);
                         }
                     }
@@ -968,7 +1054,7 @@ impl EntropyService {
         let mut reached = 0;
         let mut skipped = 0;
         let mut last_error = None;
-        let mut found: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut found: BTreeMap<String, LeafCells> = BTreeMap::new();
         let mut pulled_from: Vec<&Peer> = Vec::new();
         // Pull: this node ends with every peer's points (last write wins).
         for peer in &self.peers {
@@ -989,16 +1075,17 @@ impl EntropyService {
             reached += 1;
             pulled_from.push(peer);
             f.leaves += leaves.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
-            for (m, positions) in &leaves {
-                found.entry(m.clone()).or_default().extend(positions);
-            }
             for batch in batches(leaves) {
                 if !self.still_wanted(id).await {
                     return Err(EntropyError::Cancelled(id));
                 }
+                let cells = self.differing_cells(peer, shard, batch).await?;
+                for (m, chosen) in &cells {
+                    merge_cells(found.entry(m.clone()).or_default(), chosen);
+                }
                 let req = LeafRequest {
                     shard: id,
-                    leaves: batch,
+                    leaves: cells,
                 };
                 let answer = self
                     .post(
@@ -1027,7 +1114,7 @@ impl EntropyService {
                 return Err(e);
             }
         }
-        // Push: each peer gets this node's contents of every leaf that differed from any
+        // Push: each peer gets this node's contents of every cell that differed from any
         // peer (only those can differ now: no second descent of the trees).
         let found: LeafSet = found.into_iter().collect();
         for batch in batches(found) {
@@ -1060,18 +1147,18 @@ impl EntropyService {
     }
 }
 
-/// Leaves by measurement.
-type LeafSet = Vec<(String, BTreeSet<u16>)>;
+/// Leaves (or cells of them) by measurement.
+type LeafSet = Vec<(String, LeafCells)>;
 
 /// Leaves in requests of at most [`LEAVES_PER_REQUEST`].
-fn batches(leaves: Vec<(String, BTreeSet<u16>)>) -> Vec<Vec<(String, BTreeSet<u16>)>> {
-    let mut out: Vec<Vec<(String, BTreeSet<u16>)>> = Vec::new();
-    let mut current: Vec<(String, BTreeSet<u16>)> = Vec::new();
+fn batches(leaves: LeafSet) -> Vec<LeafSet> {
+    let mut out: Vec<LeafSet> = Vec::new();
+    let mut current: LeafSet = Vec::new();
     let mut n = 0;
     for (m, positions) in leaves {
-        let mut part = BTreeSet::new();
-        for p in positions {
-            part.insert(p);
+        let mut part = LeafCells::new();
+        for (p, cells) in positions {
+            part.insert(p, cells);
             n += 1;
             if n == LEAVES_PER_REQUEST {
                 current.push((m.clone(), std::mem::take(&mut part)));
@@ -1136,10 +1223,8 @@ mod tests {
 
     #[test]
     fn batches_bound_leaves_per_request() {
-        let leaves = vec![
-            ("a".to_owned(), (0..600u16).collect::<BTreeSet<u16>>()),
-            ("b".to_owned(), (0..10u16).collect()),
-        ];
+        let whole = |n: u16| (0..n).map(|p| (p, BTreeSet::new())).collect::<LeafCells>();
+        let leaves = vec![("a".to_owned(), whole(600)), ("b".to_owned(), whole(10))];
         let b = batches(leaves);
         let sizes: Vec<usize> = b
             .iter()

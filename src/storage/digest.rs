@@ -114,6 +114,16 @@ impl Digest {
     pub fn is_empty(&self) -> bool {
         self.count == 0 && self.sum == 0
     }
+
+    /// The digest as peers exchange and compare it: the sum folded to 64 bits (its halves
+    /// xored). Half the bytes on the wire; a chance of 2^-64 that two differing ranges
+    /// compare alike, per comparison. Folding a folded digest changes nothing.
+    pub fn folded(&self) -> Digest {
+        Digest {
+            sum: u128::from((self.sum as u64) ^ ((self.sum >> 64) as u64)),
+            count: self.count,
+        }
+    }
 }
 
 /// The keyed 128-bit hash of one logical point.
@@ -179,6 +189,42 @@ pub(crate) fn time_step(start: i64, end: i64, time: i64) -> i128 {
 /// leaves that hold little else, whatever part of the interval the data covers.
 pub(crate) fn time_bucket(start: i64, end: i64, time: i64) -> u8 {
     (time_step(start, end, time) & 0xff) as u8
+}
+
+/// The cell of `time` within its leaf: the high byte of its fine step (the leaf's time
+/// bucket is the low byte), so a leaf's cells are the moments aliased into it. A repair
+/// compares the cells of a differing leaf before sending points, and sends only those of
+/// the cells that differ.
+pub(crate) fn time_cell(start: i64, end: i64, time: i64) -> u8 {
+    (time_step(start, end, time) >> 8) as u8
+}
+
+/// The fine step of a leaf's time bucket and one of its cells.
+pub(crate) fn cell_step(time_bucket: u8, cell: u8) -> i128 {
+    (i128::from(cell) << 8) | i128::from(time_bucket)
+}
+
+/// Chosen leaves of a measurement by position, each with the cells chosen of it (none
+/// listed: the whole leaf).
+pub(crate) type LeafCells = BTreeMap<u16, std::collections::BTreeSet<u8>>;
+
+/// Whether `cell` is among `chosen` (none listed: every cell).
+pub(crate) fn cell_chosen(chosen: &std::collections::BTreeSet<u8>, cell: u8) -> bool {
+    chosen.is_empty() || chosen.contains(&cell)
+}
+
+/// Adds `more` to the leaves and cells chosen in `into` (a whole leaf absorbs its cells).
+pub(crate) fn merge_cells(into: &mut LeafCells, more: &LeafCells) {
+    for (pos, cells) in more {
+        match into.get_mut(pos) {
+            None => {
+                into.insert(*pos, cells.clone());
+            }
+            Some(have) if have.is_empty() => {}
+            Some(have) if cells.is_empty() => have.clear(),
+            Some(have) => have.extend(cells),
+        }
+    }
 }
 
 /// The time buckets that times within [from, to] fall in.
@@ -669,6 +715,33 @@ mod tests {
         assert!(time_buckets_of_range(start, end, start, end)
             .iter()
             .all(|&b| b));
+    }
+
+    #[test]
+    fn cells_split_a_leaf_by_the_moments_aliased_into_it() {
+        let (start, end) = (0, 65_536 * 1_000);
+        for t in [0, 999, 1_000, 256_000, 300_123, 65_535_999] {
+            let step = time_step(start, end, t);
+            let (b, c) = (time_bucket(start, end, t), time_cell(start, end, t));
+            assert_eq!(cell_step(b, c), step);
+        }
+        let mut into = LeafCells::from([(1, [3u8].into()), (2, Default::default())]);
+        merge_cells(
+            &mut into,
+            &LeafCells::from([(1, [4u8].into()), (2, [5u8].into()), (3, [6u8].into())]),
+        );
+        assert_eq!(
+            into,
+            LeafCells::from([(1, [3u8, 4].into()), (2, Default::default()), (3, [6u8].into())])
+        );
+        merge_cells(&mut into, &LeafCells::from([(1, Default::default())]));
+        assert!(into[&1].is_empty() && cell_chosen(&into[&1], 200));
+        let d = Digest {
+            sum: (7u128 << 64) | 5,
+            count: 3,
+        };
+        assert_eq!(d.folded().sum, 2);
+        assert_eq!(d.folded().folded(), d.folded());
     }
 
     #[test]
