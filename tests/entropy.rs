@@ -27,6 +27,12 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, "", 0.3)
+    }
+
+    /// `n` nodes, each with `extra` (top-level keys) in its config, checking every
+    /// `interval` seconds.
+    fn start_with(n: usize, extra: &str, interval: f64) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let proxies: Vec<Vec<Option<FaultProxy>>> = (0..n)
             .map(|i| {
@@ -42,7 +48,7 @@ impl Cluster {
                     .map(|j| format!("\"{}\"", proxies[i][j].as_ref().unwrap().url()))
                     .collect();
                 format!(
-                    "node_id = {i}\n[anti_entropy]\npeers = [{}]\ncheck_interval_seconds = 0.3\nsettle_seconds = 1\n",
+                    "node_id = {i}\n{extra}[anti_entropy]\npeers = [{}]\ncheck_interval_seconds = {interval}\nsettle_seconds = 1\n",
                     peers.join(", ")
                 )
             })
@@ -341,6 +347,11 @@ fn three_replicas_find_and_repair_their_differences() {
         ));
         r.json()["results"][0]["series"][0]["values"][0][1] == 5
     });
+    // Fetched whole from a peer (a backup archive, verified before it was swapped in).
+    let missed = shard_of(c.addr(0), w5);
+    wait_until("the repair that fetched the shard whole to finish", || {
+        fetched_whole(c.addr(2), missed)
+    });
     std::thread::sleep(std::time::Duration::from_millis(1_200));
     wait_checks(&c, 2.0);
     let everywhere = answers(c.addr(0));
@@ -356,6 +367,57 @@ fn three_replicas_find_and_repair_their_differences() {
             status_ids(&status(c.addr(i), false)).is_empty()
         });
     }
+}
+
+/// Whether `addr` finished a repair of `shard` that fetched it whole from a peer.
+fn fetched_whole(addr: std::net::SocketAddr, shard: u64) -> bool {
+    status(addr, true)["recent_repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| {
+            r["id"].as_str() == Some(&shard.to_string())
+                && r["outcome"] == "finished"
+                && r["fetched_whole"] == true
+        })
+}
+
+/// A shard whose column file was damaged on one node (quarantined there at start) is
+/// fetched whole from a peer with no call, verified, and leaves quarantine: the node
+/// answers every query as its peers do, and reports itself healthy.
+#[test]
+fn a_damaged_shard_is_fetched_whole_from_a_peer_and_leaves_quarantine() {
+    let mut c = Cluster::start_with(3, "idle_flush_seconds = 1\n", 0.3);
+    for i in 0..3 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+        write(c.addr(i), &base_lines());
+    }
+    let shard = shard_of(c.addr(2), BASE + 8 * DAY);
+    let shard_dir = c.dirs[2].join("shards").join(shard.to_string());
+    wait_until("node 2's head to be written out", || {
+        !common::files_with_extension(&shard_dir, "col").is_empty()
+    });
+    assert!(c.nodes[2].take().unwrap().stop().success());
+    // A byte of the file's index (read whole when the shard opens).
+    let name = common::files_with_extension(&shard_dir, "col")
+        .into_iter()
+        .next_back()
+        .unwrap();
+    let file = shard_dir.join(&name);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    c.start_node(2);
+    wait_until("node 2 to fetch the damaged shard whole", || {
+        fetched_whole(c.addr(2), shard)
+    });
+    let health = ok(request(c.addr(2), "GET", "/health", &[], b"")).json();
+    assert_eq!(health["status"], "pass", "{health}");
+    assert_eq!(metric(c.addr(2), "shardkeeper_shards_quarantined"), 0.0);
+    let expected = answers(c.addr(0));
+    assert_eq!(answers(c.addr(2)), expected);
+    assert_eq!(answers(c.addr(1)), expected);
 }
 
 #[test]
@@ -599,4 +661,75 @@ fn figures() {
     }
     write(c.addr(0), &changed);
     repair("1,000 points changed at random (0.1%)");
+}
+
+/// CPU seconds (user and system) process `pid` has used, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and
+    // 13th of them.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The README's figure of a check's cost (run by hand: `cargo test --release --test
+/// entropy figures_check_cpu -- --ignored --nocapture`): three nodes, each with the
+/// other two as peers, 1,000 shards of 1,000 points alike on all three; the CPU each node spends per
+/// check interval (its own check, and answering its two peers').
+#[test]
+#[ignore]
+fn figures_check_cpu() {
+    let interval = 1.0;
+    let c = Cluster::start_with(3, "", interval);
+    let week = 7 * DAY;
+    for i in 0..3 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+        // 1,000 points a shard: 100 series at 10 times.
+        for chunk in 0..100 {
+            let mut lines = String::new();
+            for w in chunk * 10..(chunk + 1) * 10 {
+                for k in 0..10 {
+                    for h in 0..100 {
+                        let t = BASE + w * week + k * (week / 10) + h;
+                        lines.push_str(&format!("cpu,host=h{h} usage={w}.5 {t}\n"));
+                    }
+                }
+            }
+            write(c.addr(i), &lines);
+        }
+    }
+    let shards = ok(query(c.addr(0), "db", "SHOW SHARDS")).json()["results"][0]["series"][0]
+        ["values"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(shards, 1_000);
+    // Settled and compared once (the first check computes every new leaf).
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    wait_checks(&c, 3.0);
+    for i in 0..3 {
+        assert!(status_ids(&status(c.addr(i), true)).is_empty(), "node {i}");
+    }
+    let checks = |i: usize| metric(c.addr(i), "shardkeeper_entropy_checks_total");
+    let before: Vec<(f64, f64)> = (0..3)
+        .map(|i| (cpu_seconds(c.node(i).child.id()), checks(i)))
+        .collect();
+    let started = std::time::Instant::now();
+    wait_checks(&c, 10.0);
+    let elapsed = started.elapsed().as_secs_f64();
+    for (i, (cpu0, checks0)) in before.into_iter().enumerate() {
+        let cpu = cpu_seconds(c.node(i).child.id()) - cpu0;
+        let n = checks(i) - checks0;
+        let last = metric(c.addr(i), "shardkeeper_entropy_last_check_microseconds");
+        println!(
+            "node {i}: {n} checks of 1,000 unchanged shards with two peers in {elapsed:.1} s: {:.1} ms of CPU per check interval ({:.2}% of a core), the last check {:.1} ms",
+            1_000.0 * cpu / n,
+            100.0 * cpu / elapsed,
+            last / 1_000.0
+        );
+    }
+    let bytes = metric(c.addr(0), "shardkeeper_entropy_bytes_total{activity=\"all\"}");
+    println!("node 0: {bytes} bytes exchanged with its peers in all");
 }

@@ -18,8 +18,14 @@
 //!   that differed from any peer to each peer. Last write wins by version everywhere, so applying a leaf
 //!   twice changes nothing, and every replica ends with the same points.
 //!
-//! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, with the configured
-//! peer credential when authentication is on.
+//! - A shard this node lacks (created here when a peer lists it, `auto_repair_missing`) or
+//!   holds quarantined as damaged is first fetched whole from a peer, as a backup archive
+//!   streamed into a restore: staged, verified, merged and swapped in only once whole
+//!   ([`crate::backup::restore`]); a leaf repair then follows, as for any shard.
+//!
+//! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, and fetch whole shards
+//! from `/api/v2/backup/shards/{id}`, with the configured peer credential when
+//! authentication is on.
 
 pub(crate) mod wire;
 
@@ -150,6 +156,8 @@ pub(crate) struct EntropyService {
     config: AntiEntropyConfig,
     peers: Vec<Peer>,
     diverged: Mutex<BTreeMap<u64, Divergence>>,
+    /// Largest shard archive a whole-shard fetch takes (as the restore endpoint's limit).
+    max_shard_bytes: u64,
     pub figures: EntropyFigures,
     /// Wakes the repair loop (a repair queued or cancelled).
     wake: tokio::sync::Notify,
@@ -178,6 +186,7 @@ impl EntropyService {
         control: Arc<ControlLog>,
         storage: Arc<Storage>,
         config: &AntiEntropyConfig,
+        max_shard_bytes: u64,
     ) -> Result<Arc<EntropyService>, ClientError> {
         let credentials = if !config.peer_token.is_empty() {
             Credentials::Token(config.peer_token.clone())
@@ -211,6 +220,7 @@ impl EntropyService {
             config: config.clone(),
             peers,
             diverged: Mutex::new(BTreeMap::new()),
+            max_shard_bytes,
             figures: EntropyFigures::default(),
             wake: tokio::sync::Notify::new(),
             runtime: Mutex::new(None),
@@ -404,6 +414,7 @@ impl EntropyService {
                         "bytes": f.bytes.to_string(),
                         "leaves": f.leaves.to_string(),
                         "duration_ns": f.duration_nanos.to_string(),
+                        "fetched_whole": f.fetched_whole,
                         "reason": o.reason,
                     })
                 })
@@ -709,6 +720,84 @@ impl EntropyService {
         Ok(out)
     }
 
+    /// Fetches shard `info` whole from the first peer that serves it, as a backup archive
+    /// streamed into a restore: unpacked into a staging directory, verified, merged with
+    /// what the shard holds here and swapped in (leaving quarantine) only once whole.
+    async fn fetch_whole(&self, info: &ShardInfo) -> Result<u64, EntropyError> {
+        let mut last = None;
+        for peer in &self.peers {
+            match self.fetch_whole_from(peer, info).await {
+                Ok(bytes) => {
+                    tracing::info!(shard = info.id, peer = %peer.url, bytes, "anti-entropy: shard fetched whole from a peer");
+                    return Ok(bytes);
+                }
+                Err(e) => {
+                    tracing::warn!(shard = info.id, peer = %peer.url, error = %e, "anti-entropy: could not fetch the shard whole");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(EntropyError::NoShard(info.id)))
+    }
+
+    async fn fetch_whole_from(&self, peer: &Peer, info: &ShardInfo) -> Result<u64, EntropyError> {
+        let path = format!("/api/v2/backup/shards/{}", info.id);
+        let peer_err = |source| EntropyError::Peer {
+            peer: peer.url.clone(),
+            source,
+        };
+        let request = peer.client.request(Method::GET, &path);
+        let mut response = peer.client.send(&path, request).await.map_err(peer_err)?;
+        // The archive flows through a bounded channel into the restore's reader: memory
+        // stays bounded whatever the shard's size.
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (storage, shard, limit) = (self.storage.clone(), info.clone(), self.max_shard_bytes);
+        let staging = storage
+            .shards_dir()
+            .join(format!(".restore-{}-entropy", info.id));
+        let restore = tokio::task::spawn_blocking(move || {
+            let body = crate::backup::service::ChannelReader::new(rx);
+            crate::backup::restore::restore_shard(&storage, &shard, &[], body, &staging, limit)
+        });
+        let url = format!("{}{path}", peer.url);
+        let mut received = 0u64;
+        let mut cut = None;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    received += chunk.len() as u64;
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        break; // the restore stopped reading: its error says why
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!("{url}: {e}"))))
+                        .await;
+                    cut = Some(peer_err(ClientError::transport(&url, e)));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        self.figures
+            .bytes_exchanged
+            .fetch_add(received, Ordering::Relaxed);
+        let restored = restore
+            .await
+            .map_err(|e| EntropyError::Other(format!("a restore task failed: {e}")))?;
+        match (restored, cut) {
+            (Ok(_), _) => Ok(received),
+            // Cut short by the network: worth trying again.
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(EntropyError::Other(format!(
+                "peer {}: shard {}'s archive: {e}",
+                peer.url, info.id
+            ))),
+        }
+    }
+
     // ---- checks ----
 
     async fn check_loop(self: Arc<Self>) {
@@ -857,8 +946,20 @@ impl EntropyService {
                     .databases
                     .get(&info.database)
                     .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
-                if !known || c.catalog.shards().any(|k| k.id == info.id) {
+                if !known {
                     return Ok::<_, EntropyError>((Vec::new(), false));
+                }
+                if c.catalog.shards().any(|k| k.id == info.id) {
+                    // Known, yet not offered here: quarantined as damaged (or dropped in
+                    // the meantime). A damaged shard is fetched whole from the peers.
+                    let damaged = storage.quarantined().iter().any(|q| q.info.id == info.id);
+                    let idle = !c.repairs.is_processing(info.id);
+                    let events = match damaged && idle {
+                        true => c.repairs.queue(info.id, repairs::DAMAGED),
+                        false => Vec::new(),
+                    };
+                    let queued = !events.is_empty();
+                    return Ok((events, queued));
                 }
                 let mut events = c
                     .catalog
@@ -870,7 +971,7 @@ impl EntropyService {
             })
             .await?;
         if created {
-            tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks; created, repair queued");
+            tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks or holds damaged; repair queued");
             self.wake.notify_one();
         }
         Ok(())
@@ -1017,6 +1118,37 @@ impl EntropyService {
             ..RepairFinished::default()
         };
         let bytes_before = self.figures.bytes_exchanged.load(Ordering::Relaxed);
+        let (info, reason) = self
+            .control
+            .read(|c| {
+                let info = c.catalog.shards().find(|s| s.id == id);
+                let reason = c
+                    .repairs
+                    .processing
+                    .iter()
+                    .find(|q| q.shard_id == id)
+                    .map(|q| q.reason.clone());
+                (info, reason)
+            })
+            .await;
+        let info = info.ok_or(EntropyError::NoShard(id))?;
+        let quarantined = self.storage.quarantined().iter().any(|q| q.info.id == id);
+        // A shard created here for lacking it, or held damaged: first the whole of it
+        // from a peer, visible only once verified; the leaf repair below brings what the
+        // peers took since (and what this node holds that they lack).
+        if quarantined || reason.as_deref() == Some(repairs::MISSING) {
+            if !self.still_wanted(id).await {
+                return Err(EntropyError::Cancelled(id));
+            }
+            match self.fetch_whole(&info).await {
+                Ok(_) => f.fetched_whole = true,
+                // A shard this node lacked is there (empty): the leaf repair fills it.
+                Err(e) if !quarantined && !e.is_transient() => {
+                    tracing::warn!(shard = id, error = %e, "anti-entropy: the shard could not be fetched whole; filled by leaves instead");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let shard = match self.storage.shard(id) {
             Some(s) => s,
             None => return Err(EntropyError::NoShard(id)),
