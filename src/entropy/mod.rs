@@ -35,7 +35,9 @@ use crate::control::repairs;
 use crate::control::ControlLog;
 use crate::projection::ProjectionError;
 use crate::proto::RepairFinished;
-use crate::storage::digest::{merge_cells, Digest, LeafCells, NodeDigest, Prefix, POSITION_BITS};
+use crate::storage::digest::{
+    merge_cells, Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix, POSITION_BITS,
+};
 use crate::storage::shard::DigestChild;
 use crate::storage::{RepairApplied, Shard, ShardInfo, Storage, StorageError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -695,10 +697,8 @@ impl EntropyService {
                 })
             })
             .await?;
-        let theirs: HashMap<String, BTreeMap<u16, BTreeMap<u8, Digest>>> =
-            theirs.measurements.into_iter().collect();
-        let ours: HashMap<String, BTreeMap<u16, BTreeMap<u8, Digest>>> =
-            ours.measurements.into_iter().collect();
+        let theirs: HashMap<String, LeafCellDigests> = theirs.measurements.into_iter().collect();
+        let ours: HashMap<String, LeafCellDigests> = ours.measurements.into_iter().collect();
         let none = BTreeMap::new();
         let mut out = LeafSet::new();
         for (m, positions) in req.leaves {

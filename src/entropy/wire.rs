@@ -29,7 +29,7 @@
 
 use crate::line_protocol::FieldValue;
 use crate::proto::Tombstone;
-use crate::storage::digest::{Digest, LeafCells, NodeDigest, Prefix};
+use crate::storage::digest::{Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix};
 use crate::storage::shard::{DigestChild, LeafContents, LeafPoint};
 use prost::Message;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -98,7 +98,7 @@ pub(crate) struct LeafRequest {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct CellDigests {
     pub shard: u64,
-    pub measurements: Vec<(String, BTreeMap<u16, BTreeMap<u8, Digest>>)>,
+    pub measurements: Vec<(String, LeafCellDigests)>,
 }
 
 /// Leaves' contents, of one shard: an answer to a [`LeafRequest`], or pushed to a peer.
@@ -238,8 +238,7 @@ pub(crate) fn encode_cells(c: &CellDigests) -> Vec<u8> {
             for (cell, d) in cells {
                 let folded = d.folded();
                 w.out.push(*cell);
-                w.out
-                    .extend_from_slice(&(folded.sum as u64).to_le_bytes());
+                w.out.extend_from_slice(&(folded.sum as u64).to_le_bytes());
                 w.varint(folded.count);
             }
         }

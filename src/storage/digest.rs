@@ -208,6 +208,9 @@ pub(crate) fn cell_step(time_bucket: u8, cell: u8) -> i128 {
 /// listed: the whole leaf).
 pub(crate) type LeafCells = BTreeMap<u16, std::collections::BTreeSet<u8>>;
 
+/// Digests of the cells of leaves holding a point, by position and cell.
+pub(crate) type LeafCellDigests = BTreeMap<u16, BTreeMap<u8, Digest>>;
+
 /// Whether `cell` is among `chosen` (none listed: every cell).
 pub(crate) fn cell_chosen(chosen: &std::collections::BTreeSet<u8>, cell: u8) -> bool {
     chosen.is_empty() || chosen.contains(&cell)
@@ -333,6 +336,21 @@ pub(crate) struct DigestTree {
     pub rebuild: bool,
     /// Changed since last persisted.
     pub unpersisted: bool,
+    /// Every leaf summed, while no leaf changed since: a check of an unchanged shard
+    /// answers its root and its (empty) recomputation from it, without a walk of the
+    /// leaves. Dropped by every change; made again by [`DigestTree::summarize`].
+    summary: Option<Summary>,
+}
+
+/// What every leaf of a tree adds up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    /// The sum of the clean leaves' digests.
+    digest: Digest,
+    /// Whether any leaf is dirty.
+    dirty: bool,
+    /// The latest arrival of any leaf.
+    written: i64,
 }
 
 /// What a recomputation is to cover of one measurement: its dirty leaves (or, for a
@@ -352,6 +370,7 @@ impl DigestTree {
     pub(crate) fn touch(&mut self, measurement: &str, pos: u16, now: Option<i64>) {
         self.generation += 1;
         self.unpersisted = true;
+        self.summary = None;
         let generation = self.generation;
         let leaves = match self.measurements.get_mut(measurement) {
             Some(leaves) => leaves,
@@ -375,6 +394,7 @@ impl DigestTree {
     ) {
         self.generation += 1;
         self.unpersisted = true;
+        self.summary = None;
         let generation = self.generation;
         let Some(leaves) = self.measurements.get_mut(measurement) else {
             return;
@@ -394,6 +414,9 @@ impl DigestTree {
     /// What is to be recomputed before a comparison as of `settled_before` (leaves written
     /// since are left dirty): per measurement, the dirty settled leaves.
     pub(crate) fn to_recompute(&self, settled_before: i64) -> Vec<Recompute> {
+        if self.summary.is_some_and(|s| !s.dirty) {
+            return Vec::new();
+        }
         let mut out: Vec<Recompute> = self
             .measurements
             .iter()
@@ -418,6 +441,7 @@ impl DigestTree {
     /// `digests` hold no point), but for leaves changed again since it began.
     pub(crate) fn install(&mut self, done: &Recompute, digests: BTreeMap<u16, Digest>) {
         self.unpersisted = true;
+        self.summary = None;
         let leaves = self
             .measurements
             .entry(done.measurement.clone())
@@ -516,8 +540,34 @@ impl DigestTree {
         out
     }
 
+    /// Whether [`DigestTree::summarize`] has something to do.
+    pub(crate) fn needs_summary(&self) -> bool {
+        self.summary.is_none()
+    }
+
+    /// Sums every leaf once, for the checks that find the tree unchanged since.
+    pub(crate) fn summarize(&mut self) {
+        let mut s = Summary::default();
+        for leaf in self.measurements.values().flat_map(BTreeMap::values) {
+            s.dirty |= leaf.dirty != 0;
+            s.written = s.written.max(leaf.written);
+            if leaf.dirty == 0 {
+                s.digest.add(&leaf.digest);
+            }
+        }
+        self.summary = Some(s);
+    }
+
     /// The shard's root: every measurement's, summed.
     pub(crate) fn root(&self, settled_before: i64) -> NodeDigest {
+        if let Some(s) = self.summary {
+            if !s.dirty && s.written < settled_before {
+                return NodeDigest {
+                    digest: s.digest,
+                    unsettled: false,
+                };
+            }
+        }
         let mut out = NodeDigest::default();
         for (_, d) in self.measurement_roots(settled_before) {
             out.digest.add(&d.digest);
@@ -732,7 +782,11 @@ mod tests {
         );
         assert_eq!(
             into,
-            LeafCells::from([(1, [3u8, 4].into()), (2, Default::default()), (3, [6u8].into())])
+            LeafCells::from([
+                (1, [3u8, 4].into()),
+                (2, Default::default()),
+                (3, [6u8].into())
+            ])
         );
         merge_cells(&mut into, &LeafCells::from([(1, Default::default())]));
         assert!(into[&1].is_empty() && cell_chosen(&into[&1], 200));
@@ -789,6 +843,33 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert!(DigestTree::decode(&flipped).is_err());
+    }
+
+    #[test]
+    fn a_summary_answers_for_an_unchanged_tree_and_goes_with_a_change() {
+        let mut tree = DigestTree::default();
+        tree.touch("cpu", 1, Some(0));
+        tree.touch("mem", 2, Some(0));
+        for plan in tree.to_recompute(i64::MAX) {
+            let pos = *plan.positions.as_ref().unwrap().iter().next().unwrap();
+            tree.install(&plan, BTreeMap::from([(pos, Digest { sum: 3, count: 1 })]));
+        }
+        let walked = tree.root(10);
+        tree.summarize();
+        assert_eq!(tree.root(10), walked);
+        assert_eq!(walked.digest, Digest { sum: 6, count: 2 });
+        // Not settled as of 0: the walk says so, the summary does not answer.
+        assert!(tree.root(0).unsettled);
+        tree.touch("cpu", 1, Some(5));
+        assert!(tree.needs_summary());
+        assert!(tree.root(10).unsettled);
+        assert_eq!(tree.to_recompute(10).len(), 1);
+        tree.summarize();
+        assert_eq!(
+            tree.to_recompute(10).len(),
+            1,
+            "a dirty leaf is still recomputed"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::proto::Tombstone;
 use crate::storage::column::Column;
 use crate::storage::digest::{
     self, cell_chosen, leaf_position, position_buckets, series_bucket, time_bucket,
-    time_buckets_of_range, time_cell, Digest, DigestTree, LeafCells, NodeDigest, Prefix,
-    Recompute, DIGEST_FILE,
+    time_buckets_of_range, time_cell, Digest, DigestTree, LeafCellDigests, LeafCells, NodeDigest,
+    Prefix, Recompute, DIGEST_FILE,
 };
 use crate::storage::head::Head;
 use crate::storage::tombstone;
@@ -184,6 +184,16 @@ impl Shard {
         if rebuild {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             data.digest.rebuild = false;
+        }
+        // Summed once after a change, so that the checks until the next change of the
+        // shard compare its root without a walk of its leaves.
+        let needs_summary = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            data.digest.needs_summary()
+        };
+        if needs_summary {
+            let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+            data.digest.summarize();
         }
         Ok(computed)
     }
@@ -408,7 +418,8 @@ impl Shard {
                         digest::time_step(bounds.0, bounds.1, t.min_time),
                         digest::time_step(bounds.0, bounds.1, t.max_time.max(t.min_time)),
                     );
-                    whole.iter().zip(times).any(|(&w, t)| w && t) || steps.range(a..=b).next().is_some()
+                    whole.iter().zip(times).any(|(&w, t)| w && t)
+                        || steps.range(a..=b).next().is_some()
                 })
                 .cloned()
                 .collect()
@@ -426,11 +437,11 @@ impl Shard {
         &self,
         measurement: &str,
         chosen: &LeafCells,
-    ) -> Result<BTreeMap<u16, BTreeMap<u8, Digest>>, StorageError> {
+    ) -> Result<LeafCellDigests, StorageError> {
         let key = digest::key();
         let bounds = self.bounds();
         let buckets: HashSet<u8> = chosen.keys().map(|&p| position_buckets(p).1).collect();
-        let mut out: BTreeMap<u16, BTreeMap<u8, Digest>> = BTreeMap::new();
+        let mut out: LeafCellDigests = BTreeMap::new();
         self.logical_points(
             measurement,
             Some(&buckets),
