@@ -174,6 +174,8 @@ const TABLE: &[Row] = &[
                                                                                [401,  401,  401,  401,  403,  403,  403,  400]),
     row("POST", "/shard-repair/peer/leaves", "/shard-repair/peer/leaves", "garbage",
                                                                                [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/peer/cells", "/shard-repair/peer/cells", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
     row("POST", "/shard-repair/peer/apply", "/shard-repair/peer/apply", "garbage",
                                                                                [401,  401,  401,  401,  403,  403,  403,  400]),
     // Last: a kv restore that accepted its body would replace the whole control state.

@@ -27,6 +27,12 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, "", 0.3)
+    }
+
+    /// `n` nodes, each with `extra` (top-level keys) in its config, checking every
+    /// `interval` seconds.
+    fn start_with(n: usize, extra: &str, interval: f64) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let proxies: Vec<Vec<Option<FaultProxy>>> = (0..n)
             .map(|i| {
@@ -42,7 +48,7 @@ impl Cluster {
                     .map(|j| format!("\"{}\"", proxies[i][j].as_ref().unwrap().url()))
                     .collect();
                 format!(
-                    "node_id = {i}\n[anti_entropy]\npeers = [{}]\ncheck_interval_seconds = 0.3\nsettle_seconds = 1\n",
+                    "node_id = {i}\n{extra}[anti_entropy]\npeers = [{}]\ncheck_interval_seconds = {interval}\nsettle_seconds = 1\n",
                     peers.join(", ")
                 )
             })
@@ -341,6 +347,11 @@ fn three_replicas_find_and_repair_their_differences() {
         ));
         r.json()["results"][0]["series"][0]["values"][0][1] == 5
     });
+    // Fetched whole from a peer (a backup archive, verified before it was swapped in).
+    let missed = shard_of(c.addr(0), w5);
+    wait_until("the repair that fetched the shard whole to finish", || {
+        fetched_whole(c.addr(2), missed)
+    });
     std::thread::sleep(std::time::Duration::from_millis(1_200));
     wait_checks(&c, 2.0);
     let everywhere = answers(c.addr(0));
@@ -356,6 +367,57 @@ fn three_replicas_find_and_repair_their_differences() {
             status_ids(&status(c.addr(i), false)).is_empty()
         });
     }
+}
+
+/// Whether `addr` finished a repair of `shard` that fetched it whole from a peer.
+fn fetched_whole(addr: std::net::SocketAddr, shard: u64) -> bool {
+    status(addr, true)["recent_repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| {
+            r["id"].as_str() == Some(&shard.to_string())
+                && r["outcome"] == "finished"
+                && r["fetched_whole"] == true
+        })
+}
+
+/// A shard whose column file was damaged on one node (quarantined there at start) is
+/// fetched whole from a peer with no call, verified, and leaves quarantine: the node
+/// answers every query as its peers do, and reports itself healthy.
+#[test]
+fn a_damaged_shard_is_fetched_whole_from_a_peer_and_leaves_quarantine() {
+    let mut c = Cluster::start_with(3, "idle_flush_seconds = 1\n", 0.3);
+    for i in 0..3 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+        write(c.addr(i), &base_lines());
+    }
+    let shard = shard_of(c.addr(2), BASE + 8 * DAY);
+    let shard_dir = c.dirs[2].join("shards").join(shard.to_string());
+    wait_until("node 2's head to be written out", || {
+        !common::files_with_extension(&shard_dir, "col").is_empty()
+    });
+    assert!(c.nodes[2].take().unwrap().stop().success());
+    // A byte of the file's index (read whole when the shard opens).
+    let name = common::files_with_extension(&shard_dir, "col")
+        .into_iter()
+        .next_back()
+        .unwrap();
+    let file = shard_dir.join(&name);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    c.start_node(2);
+    wait_until("node 2 to fetch the damaged shard whole", || {
+        fetched_whole(c.addr(2), shard)
+    });
+    let health = ok(request(c.addr(2), "GET", "/health", &[], b"")).json();
+    assert_eq!(health["status"], "pass", "{health}");
+    assert_eq!(metric(c.addr(2), "shardkeeper_shards_quarantined"), 0.0);
+    let expected = answers(c.addr(0));
+    assert_eq!(answers(c.addr(2)), expected);
+    assert_eq!(answers(c.addr(1)), expected);
 }
 
 #[test]
@@ -469,7 +531,7 @@ fn a_repair_cut_by_a_partition_finishes_once_it_heals() {
 }
 
 /// The README's figures (run by hand: `cargo test --release --test entropy figures --
-/// --ignored --nocapture`): bytes exchanged to repair a 0.1% divergence of a 1M-point
+/// --exact --ignored --nocapture`): bytes exchanged to repair a 0.1% divergence of a 1M-point
 /// shard against the shard's size on disk, for a divergence clustered in time (a lost
 /// batch: every series at one time) and one scattered at random; and the time from a
 /// divergence to its detection.
@@ -599,4 +661,98 @@ fn figures() {
     }
     write(c.addr(0), &changed);
     repair("1,000 points changed at random (0.1%)");
+}
+
+/// CPU seconds (user and system) process `pid` has used, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and
+    // 13th of them.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The README's figure of a check's cost (run by hand: `cargo test --release --test
+/// entropy figures_check_cpu -- --ignored --nocapture`): three nodes, each with the
+/// other two as peers, 1,000 shards of 1,000 points alike on all three; the CPU each node
+/// spends in 10 s with a check every second (its own checks, and its answers to its two
+/// peers'), beside the same cluster's with no check in those 10 s.
+#[test]
+#[ignore]
+fn figures_check_cpu() {
+    let checking = check_cpu(1.0);
+    let idle = check_cpu(3_600.0);
+    for i in 0..3 {
+        let (cpu, n, last) = checking[i];
+        let (base, _, _) = idle[i];
+        println!(
+            "node {i}: {n} checks of 1,000 unchanged shards with two peers in 10 s: {:.0} ms of CPU ({:.0} ms with no check), {:.1} ms of CPU per check interval beyond the idle node's, the last check {:.1} ms",
+            cpu * 1e3,
+            base * 1e3,
+            (cpu - base) * 1e3 / n,
+            last / 1_000.0
+        );
+    }
+}
+
+/// Per node: the CPU seconds it used in 10 s, the checks it ran, and how long its last
+/// check took (µs), with a check every `interval` seconds.
+fn check_cpu(interval: f64) -> Vec<(f64, f64, f64)> {
+    // Heads written out soon once idle: what is measured is the checks, not flushes.
+    let c = Cluster::start_with(3, "idle_flush_seconds = 1\n", interval);
+    let week = 7 * DAY;
+    for i in 0..3 {
+        ok(query(c.addr(i), "", "CREATE DATABASE db"));
+        // 1,000 points a shard: 100 series at 10 times.
+        for chunk in 0..100 {
+            let mut lines = String::new();
+            for w in chunk * 10..(chunk + 1) * 10 {
+                for k in 0..10 {
+                    for h in 0..100 {
+                        let t = BASE + w * week + k * (week / 10) + h;
+                        lines.push_str(&format!("cpu,host=h{h} usage={w}.5 {t}\n"));
+                    }
+                }
+            }
+            write(c.addr(i), &lines);
+        }
+    }
+    let shards = ok(query(c.addr(0), "db", "SHOW SHARDS")).json()["results"][0]["series"][0]
+        ["values"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(shards, 1_000);
+    // Settled, written out and (when checking) compared: the first check computes every
+    // new leaf.
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    wait_until("every head to be written out", || {
+        (0..3).all(|i| metric(c.addr(i), "shardkeeper_heads_bytes") == 0.0)
+    });
+    if interval < 10.0 {
+        wait_checks(&c, 3.0);
+        for i in 0..3 {
+            assert!(status_ids(&status(c.addr(i), true)).is_empty(), "node {i}");
+        }
+    } else {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    let checks = |i: usize| metric(c.addr(i), "shardkeeper_entropy_checks_total");
+    let before: Vec<(f64, f64)> = (0..3)
+        .map(|i| (cpu_seconds(c.node(i).child.id()), checks(i)))
+        .collect();
+    // Not polled meanwhile: a node's /metrics, asked every few milliseconds, would cost
+    // more than its checks. (A figure, not an assertion: a fixed span is what is wanted.)
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    before
+        .into_iter()
+        .enumerate()
+        .map(|(i, (cpu0, checks0))| {
+            let cpu = cpu_seconds(c.node(i).child.id()) - cpu0;
+            let last = metric(c.addr(i), "shardkeeper_entropy_last_check_microseconds");
+            (cpu, checks(i) - checks0, last)
+        })
+        .collect()
 }

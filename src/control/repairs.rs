@@ -19,6 +19,8 @@ pub(crate) const RECENT_KEPT: usize = 32;
 /// Why a repair was queued.
 pub(crate) const BY_OPERATOR: &str = "operator";
 pub(crate) const MISSING: &str = "missing";
+/// Queued by the node for a shard it holds quarantined (damaged) and a peer holds whole.
+pub(crate) const DAMAGED: &str = "damaged";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Repairs {

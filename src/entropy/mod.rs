@@ -11,14 +11,21 @@
 //!   side are not compared (writes in flight are not differences). A shard with a
 //!   differing leaf has status `diff`.
 //! - A repair (queued by an operator, or by the node for a shard it lacks) is a sequence
-//!   of control-log events ([`crate::control::repairs`]); it fetches the differing
-//!   leaves' contents from every peer and applies them (points with the write versions
-//!   they carry; tombstones), then pushes its own contents of every leaf that differed
-//!   from any peer to each peer. Last write wins by version everywhere, so applying a leaf
+//!   of control-log events ([`crate::control::repairs`]); for the differing leaves it
+//!   compares the digests of their cells (the moments aliased into a leaf) with every
+//!   peer's, fetches the differing cells' contents and applies them (points with the
+//!   write versions they carry; tombstones), then pushes its own contents of every cell
+//!   that differed from any peer to each peer. Last write wins by version everywhere, so applying a leaf
 //!   twice changes nothing, and every replica ends with the same points.
 //!
-//! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, with the configured
-//! peer credential when authentication is on.
+//! - A shard this node lacks (created here when a peer lists it, `auto_repair_missing`) or
+//!   holds quarantined as damaged is first fetched whole from a peer, as a backup archive
+//!   streamed into a restore: staged, verified, merged and swapped in only once whole
+//!   ([`crate::backup::restore`]); a leaf repair then follows, as for any shard.
+//!
+//! Peers talk over `/shard-repair/peer/*` in [`wire`]'s format, and fetch whole shards
+//! from `/api/v2/backup/shards/{id}`, with the configured peer credential when
+//! authentication is on.
 
 pub(crate) mod wire;
 
@@ -28,14 +35,16 @@ use crate::control::repairs;
 use crate::control::ControlLog;
 use crate::projection::ProjectionError;
 use crate::proto::RepairFinished;
-use crate::storage::digest::{NodeDigest, Prefix, POSITION_BITS};
+use crate::storage::digest::{
+    merge_cells, Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix, POSITION_BITS,
+};
 use crate::storage::shard::DigestChild;
 use crate::storage::{RepairApplied, Shard, ShardInfo, Storage, StorageError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wire::{DigestRequest, LeafRequest, Leaves, ShardSummary};
+use wire::{CellDigests, DigestRequest, LeafRequest, Leaves, ShardSummary};
 
 /// Nodes of a tree asked for in one request.
 const NODES_PER_REQUEST: usize = 4096;
@@ -149,6 +158,8 @@ pub(crate) struct EntropyService {
     config: AntiEntropyConfig,
     peers: Vec<Peer>,
     diverged: Mutex<BTreeMap<u64, Divergence>>,
+    /// Largest shard archive a whole-shard fetch takes (as the restore endpoint's limit).
+    max_shard_bytes: u64,
     pub figures: EntropyFigures,
     /// Wakes the repair loop (a repair queued or cancelled).
     wake: tokio::sync::Notify,
@@ -177,6 +188,7 @@ impl EntropyService {
         control: Arc<ControlLog>,
         storage: Arc<Storage>,
         config: &AntiEntropyConfig,
+        max_shard_bytes: u64,
     ) -> Result<Arc<EntropyService>, ClientError> {
         let credentials = if !config.peer_token.is_empty() {
             Credentials::Token(config.peer_token.clone())
@@ -210,6 +222,7 @@ impl EntropyService {
             config: config.clone(),
             peers,
             diverged: Mutex::new(BTreeMap::new()),
+            max_shard_bytes,
             figures: EntropyFigures::default(),
             wake: tokio::sync::Notify::new(),
             runtime: Mutex::new(None),
@@ -325,6 +338,22 @@ impl EntropyService {
         })
     }
 
+    /// The digests of the cells of the asked-for leaves of a shard.
+    pub(crate) fn local_cells(&self, req: &LeafRequest) -> Result<CellDigests, EntropyError> {
+        let shard = self
+            .storage
+            .shard(req.shard)
+            .ok_or(EntropyError::NoShard(req.shard))?;
+        let mut measurements = Vec::with_capacity(req.leaves.len());
+        for (m, positions) in &req.leaves {
+            measurements.push((m.clone(), shard.leaf_cells(m, positions)?));
+        }
+        Ok(CellDigests {
+            shard: req.shard,
+            measurements,
+        })
+    }
+
     /// Applies leaves a peer pushed.
     pub(crate) async fn apply(&self, leaves: Leaves) -> Result<RepairApplied, EntropyError> {
         let applied = self
@@ -387,6 +416,7 @@ impl EntropyService {
                         "bytes": f.bytes.to_string(),
                         "leaves": f.leaves.to_string(),
                         "duration_ns": f.duration_nanos.to_string(),
+                        "fetched_whole": f.fetched_whole,
                         "reason": o.reason,
                     })
                 })
@@ -532,7 +562,7 @@ impl EntropyService {
         peer: &Peer,
         shard: &Arc<Shard>,
         settled_before: i64,
-    ) -> Result<Vec<(String, BTreeSet<u16>)>, EntropyError> {
+    ) -> Result<LeafSet, EntropyError> {
         Ok(self
             .differing_leaves_counted(peer, shard, settled_before)
             .await?
@@ -546,10 +576,10 @@ impl EntropyService {
         peer: &Peer,
         shard: &Arc<Shard>,
         settled_before: i64,
-    ) -> Result<(Vec<(String, BTreeSet<u16>)>, usize), EntropyError> {
+    ) -> Result<(LeafSet, usize), EntropyError> {
         let mut unsettled = 0;
         let mut frontier: Vec<(Option<String>, Prefix)> = vec![(None, Prefix::ROOT)];
-        let mut leaves: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut leaves: BTreeMap<String, LeafCells> = BTreeMap::new();
         {
             let shard = shard.clone();
             self.blocking(move || Ok(shard.refresh_digests(settled_before)?))
@@ -591,7 +621,7 @@ impl EntropyService {
                         both.entry(c).or_default().1 = d;
                     }
                     for (child, (a, b)) in both {
-                        if a.digest == b.digest {
+                        if a.digest.folded() == b.digest.folded() {
                             // Alike as far as settled: what is still settling is compared
                             // later.
                             if a.unsettled || b.unsettled {
@@ -608,7 +638,11 @@ impl EntropyService {
                                 if c.bits < POSITION_BITS {
                                     next.push((Some(m.clone()), c));
                                 } else if !a.unsettled && !b.unsettled {
-                                    leaves.entry(m.clone()).or_default().insert(c.prefix);
+                                    // The whole leaf: its cells are compared by a repair.
+                                    leaves
+                                        .entry(m.clone())
+                                        .or_default()
+                                        .insert(c.prefix, BTreeSet::new());
                                 } else {
                                     unsettled += 1;
                                 }
@@ -621,6 +655,147 @@ impl EntropyService {
             frontier = next;
         }
         Ok((leaves.into_iter().collect(), unsettled))
+    }
+
+    /// Of differing leaves, the cells that differ from `peer`'s: its cell digests against
+    /// this node's. A leaf whose cells all compare alike (changed since, or a chance of
+    /// 2^-64) is taken whole.
+    async fn differing_cells(
+        self: &Arc<Self>,
+        peer: &Peer,
+        shard: &Arc<Shard>,
+        leaves: LeafSet,
+    ) -> Result<LeafSet, EntropyError> {
+        let req = LeafRequest {
+            shard: shard.info.id,
+            leaves,
+        };
+        let answer = self
+            .post(
+                peer,
+                "/shard-repair/peer/cells",
+                wire::encode_leaf_request(&req),
+            )
+            .await?;
+        let theirs = wire::decode_cells(&answer).map_err(|source| EntropyError::Wire {
+            peer: peer.url.clone(),
+            source,
+        })?;
+        if theirs.shard != shard.info.id {
+            return Err(EntropyError::Other(format!(
+                "peer {} sent shard {}'s cells",
+                peer.url, theirs.shard
+            )));
+        }
+        let me = self.clone();
+        let (id, asked) = (shard.info.id, req.clone());
+        let ours = self
+            .blocking(move || {
+                me.local_cells(&LeafRequest {
+                    shard: id,
+                    leaves: asked.leaves,
+                })
+            })
+            .await?;
+        let theirs: HashMap<String, LeafCellDigests> = theirs.measurements.into_iter().collect();
+        let ours: HashMap<String, LeafCellDigests> = ours.measurements.into_iter().collect();
+        let none = BTreeMap::new();
+        let mut out = LeafSet::new();
+        for (m, positions) in req.leaves {
+            let mut chosen = LeafCells::new();
+            for pos in positions.into_keys() {
+                let a = ours.get(&m).and_then(|l| l.get(&pos)).unwrap_or(&none);
+                let b = theirs.get(&m).and_then(|l| l.get(&pos)).unwrap_or(&none);
+                let cells: BTreeSet<u8> = a
+                    .keys()
+                    .chain(b.keys())
+                    .filter(|c| a.get(c).map(Digest::folded) != b.get(c).map(Digest::folded))
+                    .copied()
+                    .collect();
+                // No cell listed: the whole leaf.
+                chosen.insert(pos, cells);
+            }
+            out.push((m, chosen));
+        }
+        Ok(out)
+    }
+
+    /// Fetches shard `info` whole from the first peer that serves it, as a backup archive
+    /// streamed into a restore: unpacked into a staging directory, verified, merged with
+    /// what the shard holds here and swapped in (leaving quarantine) only once whole.
+    async fn fetch_whole(&self, info: &ShardInfo) -> Result<u64, EntropyError> {
+        let mut last = None;
+        for peer in &self.peers {
+            match self.fetch_whole_from(peer, info).await {
+                Ok(bytes) => {
+                    tracing::info!(shard = info.id, peer = %peer.url, bytes, "anti-entropy: shard fetched whole from a peer");
+                    return Ok(bytes);
+                }
+                Err(e) => {
+                    tracing::warn!(shard = info.id, peer = %peer.url, error = %e, "anti-entropy: could not fetch the shard whole");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(EntropyError::NoShard(info.id)))
+    }
+
+    async fn fetch_whole_from(&self, peer: &Peer, info: &ShardInfo) -> Result<u64, EntropyError> {
+        let path = format!("/api/v2/backup/shards/{}", info.id);
+        let peer_err = |source| EntropyError::Peer {
+            peer: peer.url.clone(),
+            source,
+        };
+        let request = peer.client.request(Method::GET, &path);
+        let mut response = peer.client.send(&path, request).await.map_err(peer_err)?;
+        // The archive flows through a bounded channel into the restore's reader: memory
+        // stays bounded whatever the shard's size.
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (storage, shard, limit) = (self.storage.clone(), info.clone(), self.max_shard_bytes);
+        let staging = storage
+            .shards_dir()
+            .join(format!(".restore-{}-entropy", info.id));
+        let restore = tokio::task::spawn_blocking(move || {
+            let body = crate::backup::service::ChannelReader::new(rx);
+            crate::backup::restore::restore_shard(&storage, &shard, &[], body, &staging, limit)
+        });
+        let url = format!("{}{path}", peer.url);
+        let mut received = 0u64;
+        let mut cut = None;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    received += chunk.len() as u64;
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        break; // the restore stopped reading: its error says why
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!("{url}: {e}"))))
+                        .await;
+                    cut = Some(peer_err(ClientError::transport(&url, e)));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        self.figures
+            .bytes_exchanged
+            .fetch_add(received, Ordering::Relaxed);
+        let restored = restore
+            .await
+            .map_err(|e| EntropyError::Other(format!("a restore task failed: {e}")))?;
+        match (restored, cut) {
+            (Ok(_), _) => Ok(received),
+            // Cut short by the network: worth trying again.
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(EntropyError::Other(format!(
+                "peer {}: shard {}'s archive: {e}",
+                peer.url, info.id
+            ))),
+        }
     }
 
     // ---- checks ----
@@ -669,7 +844,7 @@ impl EntropyService {
                             .digests_compared
                             .fetch_add(1, Ordering::Relaxed);
                         checked.insert(s.id);
-                        if mine.root.digest != s.root.digest {
+                        if mine.root.digest.folded() != s.root.digest.folded() {
                             to_compare.push(s.id);
                         }
                     }
@@ -771,8 +946,20 @@ impl EntropyService {
                     .databases
                     .get(&info.database)
                     .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
-                if !known || c.catalog.shards().any(|k| k.id == info.id) {
+                if !known {
                     return Ok::<_, EntropyError>((Vec::new(), false));
+                }
+                if c.catalog.shards().any(|k| k.id == info.id) {
+                    // Known, yet not offered here: quarantined as damaged (or dropped in
+                    // the meantime). A damaged shard is fetched whole from the peers.
+                    let damaged = storage.quarantined().iter().any(|q| q.info.id == info.id);
+                    let idle = !c.repairs.is_processing(info.id);
+                    let events = match damaged && idle {
+                        true => c.repairs.queue(info.id, repairs::DAMAGED),
+                        false => Vec::new(),
+                    };
+                    let queued = !events.is_empty();
+                    return Ok((events, queued));
                 }
                 let mut events = c
                     .catalog
@@ -784,7 +971,7 @@ impl EntropyService {
             })
             .await?;
         if created {
-            tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks; created, repair queued");
+            tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks or holds damaged; repair queued");
             self.wake.notify_one();
         }
         Ok(())
@@ -931,6 +1118,37 @@ impl EntropyService {
             ..RepairFinished::default()
         };
         let bytes_before = self.figures.bytes_exchanged.load(Ordering::Relaxed);
+        let (info, reason) = self
+            .control
+            .read(|c| {
+                let info = c.catalog.shards().find(|s| s.id == id);
+                let reason = c
+                    .repairs
+                    .processing
+                    .iter()
+                    .find(|q| q.shard_id == id)
+                    .map(|q| q.reason.clone());
+                (info, reason)
+            })
+            .await;
+        let info = info.ok_or(EntropyError::NoShard(id))?;
+        let quarantined = self.storage.quarantined().iter().any(|q| q.info.id == id);
+        // A shard created here for lacking it, or held damaged: first the whole of it
+        // from a peer, visible only once verified; the leaf repair below brings what the
+        // peers took since (and what this node holds that they lack).
+        if quarantined || reason.as_deref() == Some(repairs::MISSING) {
+            if !self.still_wanted(id).await {
+                return Err(EntropyError::Cancelled(id));
+            }
+            match self.fetch_whole(&info).await {
+                Ok(_) => f.fetched_whole = true,
+                // A shard this node lacked is there (empty): the leaf repair fills it.
+                Err(e) if !quarantined && !e.is_transient() => {
+                    tracing::warn!(shard = id, error = %e, "anti-entropy: the shard could not be fetched whole; filled by leaves instead");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let shard = match self.storage.shard(id) {
             Some(s) => s,
             None => return Err(EntropyError::NoShard(id)),
@@ -968,7 +1186,7 @@ impl EntropyService {
         let mut reached = 0;
         let mut skipped = 0;
         let mut last_error = None;
-        let mut found: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut found: BTreeMap<String, LeafCells> = BTreeMap::new();
         let mut pulled_from: Vec<&Peer> = Vec::new();
         // Pull: this node ends with every peer's points (last write wins).
         for peer in &self.peers {
@@ -989,16 +1207,17 @@ impl EntropyService {
             reached += 1;
             pulled_from.push(peer);
             f.leaves += leaves.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
-            for (m, positions) in &leaves {
-                found.entry(m.clone()).or_default().extend(positions);
-            }
             for batch in batches(leaves) {
                 if !self.still_wanted(id).await {
                     return Err(EntropyError::Cancelled(id));
                 }
+                let cells = self.differing_cells(peer, shard, batch).await?;
+                for (m, chosen) in &cells {
+                    merge_cells(found.entry(m.clone()).or_default(), chosen);
+                }
                 let req = LeafRequest {
                     shard: id,
-                    leaves: batch,
+                    leaves: cells,
                 };
                 let answer = self
                     .post(
@@ -1027,7 +1246,7 @@ impl EntropyService {
                 return Err(e);
             }
         }
-        // Push: each peer gets this node's contents of every leaf that differed from any
+        // Push: each peer gets this node's contents of every cell that differed from any
         // peer (only those can differ now: no second descent of the trees).
         let found: LeafSet = found.into_iter().collect();
         for batch in batches(found) {
@@ -1060,18 +1279,18 @@ impl EntropyService {
     }
 }
 
-/// Leaves by measurement.
-type LeafSet = Vec<(String, BTreeSet<u16>)>;
+/// Leaves (or cells of them) by measurement.
+type LeafSet = Vec<(String, LeafCells)>;
 
 /// Leaves in requests of at most [`LEAVES_PER_REQUEST`].
-fn batches(leaves: Vec<(String, BTreeSet<u16>)>) -> Vec<Vec<(String, BTreeSet<u16>)>> {
-    let mut out: Vec<Vec<(String, BTreeSet<u16>)>> = Vec::new();
-    let mut current: Vec<(String, BTreeSet<u16>)> = Vec::new();
+fn batches(leaves: LeafSet) -> Vec<LeafSet> {
+    let mut out: Vec<LeafSet> = Vec::new();
+    let mut current: LeafSet = Vec::new();
     let mut n = 0;
     for (m, positions) in leaves {
-        let mut part = BTreeSet::new();
-        for p in positions {
-            part.insert(p);
+        let mut part = LeafCells::new();
+        for (p, cells) in positions {
+            part.insert(p, cells);
             n += 1;
             if n == LEAVES_PER_REQUEST {
                 current.push((m.clone(), std::mem::take(&mut part)));
@@ -1136,10 +1355,8 @@ mod tests {
 
     #[test]
     fn batches_bound_leaves_per_request() {
-        let leaves = vec![
-            ("a".to_owned(), (0..600u16).collect::<BTreeSet<u16>>()),
-            ("b".to_owned(), (0..10u16).collect()),
-        ];
+        let whole = |n: u16| (0..n).map(|p| (p, BTreeSet::new())).collect::<LeafCells>();
+        let leaves = vec![("a".to_owned(), whole(600)), ("b".to_owned(), whole(10))];
         let b = batches(leaves);
         let sizes: Vec<usize> = b
             .iter()

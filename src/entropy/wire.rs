@@ -8,14 +8,18 @@
 //! message   = "SKAE" version:u8 kind:u8 flags:u8 body      (flags bit 0: body is zstd)
 //! varint    = LEB128 (u64), at most 10 bytes; signed values zigzag-encoded
 //! string    = len:varint bytes (UTF-8)
-//! digest    = sum:16 bytes LE, count:varint, unsettled:u8
+//! digest    = sum:8 bytes LE (folded to 64 bits), count_and_unsettled:varint (count << 1
+//!             | unsettled)
 //! shards    = n:varint { id:varint database:string policy:string start:zigzag
 //!                        end:zigzag expires:zigzag root:digest }
 //! digest-rq = shard:varint settled_before:zigzag n:varint
 //!             { has_measurement:u8 [measurement:string] bits:u8 prefix:varint }
 //! digest-an = n:varint { k:varint { child_kind:u8 (0: measurement:string, 1: nibble:u8)
 //!                                   digest } }
-//! leaf-rq   = shard:varint n:varint { measurement:string k:varint { position:varint } }
+//! leaf-rq   = shard:varint n:varint { measurement:string k:varint { position:varint
+//!               j:varint { cell:u8 } } }                   (j = 0: the whole leaf)
+//! cells     = shard:varint n:varint { measurement:string k:varint { position:varint
+//!               j:varint { cell:u8 sum:8 bytes LE count:varint } } }
 //! leaves    = shard:varint n:varint { measurement:string
 //!               series:n:varint{string} fields:n:varint{string}
 //!               points:n:varint{ series:varint field:varint time:zigzag version:varint
@@ -25,15 +29,16 @@
 
 use crate::line_protocol::FieldValue;
 use crate::proto::Tombstone;
-use crate::storage::digest::{Digest, NodeDigest, Prefix};
+use crate::storage::digest::{Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix};
 use crate::storage::shard::{DigestChild, LeafContents, LeafPoint};
 use prost::Message;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Arc;
 
 const MAGIC: &[u8] = b"SKAE";
-const VERSION: u8 = 1;
+/// 2: digests folded to 64 bits, leaf requests choosing cells, cell digests.
+const VERSION: u8 = 2;
 /// The most a compressed body may inflate to.
 pub(crate) const MAX_INFLATED: usize = 512 << 20;
 /// Bodies at least this long are compressed.
@@ -44,6 +49,7 @@ pub(crate) const KIND_DIGEST_REQUEST: u8 = b'D';
 pub(crate) const KIND_DIGEST_ANSWER: u8 = b'd';
 pub(crate) const KIND_LEAF_REQUEST: u8 = b'L';
 pub(crate) const KIND_LEAVES: u8 = b'l';
+pub(crate) const KIND_CELLS: u8 = b'c';
 
 /// Content type of every message.
 pub(crate) const CONTENT_TYPE: &str = "application/x-shardkeeper-entropy";
@@ -80,11 +86,19 @@ pub(crate) struct DigestRequest {
 
 pub(crate) type DigestAnswer = Vec<Vec<(DigestChild, NodeDigest)>>;
 
-/// Leaves whose contents are asked for.
+/// Leaves (or cells of them) whose contents or cell digests are asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LeafRequest {
     pub shard: u64,
-    pub leaves: Vec<(String, BTreeSet<u16>)>,
+    pub leaves: Vec<(String, LeafCells)>,
+}
+
+/// The digests of the cells of leaves, by measurement, leaf and cell (only cells holding
+/// a point; folded as on the wire): the answer to a [`LeafRequest`] for cells.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct CellDigests {
+    pub shard: u64,
+    pub measurements: Vec<(String, LeafCellDigests)>,
 }
 
 /// Leaves' contents, of one shard: an answer to a [`LeafRequest`], or pushed to a peer.
@@ -116,9 +130,10 @@ impl Writer {
         self.out.extend_from_slice(s.as_bytes());
     }
     fn digest(&mut self, d: &NodeDigest) {
-        self.out.extend_from_slice(&d.digest.sum.to_le_bytes());
-        self.varint(d.digest.count);
-        self.out.push(u8::from(d.unsettled));
+        let folded = d.digest.folded();
+        self.out
+            .extend_from_slice(&(folded.sum as u64).to_le_bytes());
+        self.varint((folded.count << 1) | u64::from(d.unsettled));
     }
 }
 
@@ -201,11 +216,34 @@ pub(crate) fn encode_leaf_request(r: &LeafRequest) -> Vec<u8> {
     for (m, positions) in &r.leaves {
         w.string(m);
         w.varint(positions.len() as u64);
-        for p in positions {
+        for (p, cells) in positions {
             w.varint(u64::from(*p));
+            w.varint(cells.len() as u64);
+            w.out.extend(cells.iter());
         }
     }
     frame(KIND_LEAF_REQUEST, w.out)
+}
+
+pub(crate) fn encode_cells(c: &CellDigests) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(c.shard);
+    w.varint(c.measurements.len() as u64);
+    for (m, leaves) in &c.measurements {
+        w.string(m);
+        w.varint(leaves.len() as u64);
+        for (pos, cells) in leaves {
+            w.varint(u64::from(*pos));
+            w.varint(cells.len() as u64);
+            for (cell, d) in cells {
+                let folded = d.folded();
+                w.out.push(*cell);
+                w.out.extend_from_slice(&(folded.sum as u64).to_le_bytes());
+                w.varint(folded.count);
+            }
+        }
+    }
+    frame(KIND_CELLS, w.out)
 }
 
 pub(crate) fn encode_leaves(l: &Leaves) -> Vec<u8> {
@@ -336,17 +374,17 @@ impl<'a> Reader<'a> {
             .map(str::to_owned)
             .map_err(|_| bad("a string that is not UTF-8"))
     }
+    fn sum(&mut self) -> Result<u128, WireError> {
+        Ok(u128::from(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        )))
+    }
     fn digest(&mut self) -> Result<NodeDigest, WireError> {
-        let sum = u128::from_le_bytes(self.take(16)?.try_into().expect("16 bytes"));
-        let count = self.varint()?;
-        let unsettled = match self.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(bad("a flag that is neither 0 nor 1")),
-        };
+        let sum = self.sum()?;
+        let v = self.varint()?;
         Ok(NodeDigest {
-            digest: Digest { sum, count },
-            unsettled,
+            digest: Digest { sum, count: v >> 1 },
+            unsettled: v & 1 == 1,
         })
     }
     fn end(&self) -> Result<(), WireError> {
@@ -394,7 +432,7 @@ pub(crate) fn decode_shards(bytes: &[u8]) -> Result<Vec<ShardSummary>, WireError
         bytes: &body,
         at: 0,
     };
-    let n = r.count(24)?;
+    let n = r.count(15)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(ShardSummary {
@@ -462,7 +500,7 @@ pub(crate) fn decode_digest_answer(bytes: &[u8]) -> Result<DigestAnswer, WireErr
     let n = r.count(1)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let k = r.count(19)?;
+        let k = r.count(11)?;
         let mut children = Vec::with_capacity(k);
         for _ in 0..k {
             let child = match r.u8()? {
@@ -495,16 +533,56 @@ pub(crate) fn decode_leaf_request(bytes: &[u8]) -> Result<LeafRequest, WireError
     let mut leaves = Vec::with_capacity(n);
     for _ in 0..n {
         let m = r.string()?;
-        let k = r.count(1)?;
-        let mut positions = BTreeSet::new();
+        let k = r.count(2)?;
+        let mut positions = LeafCells::new();
         for _ in 0..k {
-            let p = u16::try_from(r.varint()?).map_err(|_| bad("a position past 16 bits"))?;
-            positions.insert(p);
+            let p = position(r.varint()?)?;
+            let j = r.count(1)?;
+            let cells: BTreeSet<u8> = r.take(j)?.iter().copied().collect();
+            positions.insert(p, cells);
         }
         leaves.push((m, positions));
     }
     r.end()?;
     Ok(LeafRequest { shard, leaves })
+}
+
+fn position(v: u64) -> Result<u16, WireError> {
+    u16::try_from(v).map_err(|_| bad("a position past 16 bits"))
+}
+
+pub(crate) fn decode_cells(bytes: &[u8]) -> Result<CellDigests, WireError> {
+    let body = unframe(bytes, KIND_CELLS)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let shard = r.varint()?;
+    let n = r.count(2)?;
+    let mut measurements = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = r.string()?;
+        let k = r.count(2)?;
+        let mut leaves = BTreeMap::new();
+        for _ in 0..k {
+            let p = position(r.varint()?)?;
+            let j = r.count(10)?;
+            let mut cells = BTreeMap::new();
+            for _ in 0..j {
+                let cell = r.u8()?;
+                let sum = r.sum()?;
+                let count = r.varint()?;
+                cells.insert(cell, Digest { sum, count });
+            }
+            leaves.insert(p, cells);
+        }
+        measurements.push((m, leaves));
+    }
+    r.end()?;
+    Ok(CellDigests {
+        shard,
+        measurements,
+    })
 }
 
 pub(crate) fn decode_leaves(bytes: &[u8]) -> Result<Leaves, WireError> {
@@ -617,6 +695,9 @@ pub fn fuzz_decode(data: &[u8]) {
             Ok(&r)
         );
     }
+    if let Ok(c) = decode_cells(data) {
+        assert_eq!(decode_cells(&encode_cells(&c)).as_ref(), Ok(&c));
+    }
     if let Ok(l) = decode_leaves(data) {
         // NaN floats compare unequal: compared as bytes instead.
         let again = encode_leaves(&l);
@@ -697,7 +778,27 @@ pub fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             "leaf-request",
             encode_leaf_request(&LeafRequest {
                 shard: 1,
-                leaves: vec![("cpu".into(), BTreeSet::from([1, 2, 0x1324]))],
+                leaves: vec![(
+                    "cpu".into(),
+                    LeafCells::from([
+                        (1, BTreeSet::new()),
+                        (2, BTreeSet::from([0, 7])),
+                        (0x1324, BTreeSet::new()),
+                    ]),
+                )],
+            }),
+        ),
+        (
+            "cells",
+            encode_cells(&CellDigests {
+                shard: 1,
+                measurements: vec![(
+                    "cpu".into(),
+                    BTreeMap::from([(
+                        0x1324,
+                        BTreeMap::from([(0, d.digest.folded()), (9, d.digest.folded())]),
+                    )]),
+                )],
             }),
         ),
         (
@@ -724,6 +825,7 @@ mod tests {
                 "digest-request" => decode_digest_request(&bytes).map(drop),
                 "digest-answer" => decode_digest_answer(&bytes).map(drop),
                 "leaf-request" => decode_leaf_request(&bytes).map(drop),
+                "cells" => decode_cells(&bytes).map(drop),
                 _ => decode_leaves(&bytes).map(drop),
             };
             assert_eq!(decoded, Ok(()), "{name}");
@@ -759,7 +861,7 @@ mod tests {
         // A count that claims more than the message holds is refused before allocating.
         let mut body = vec![3u8];
         body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        let mut msg = b"SKAE\x01l\x00".to_vec();
+        let mut msg = b"SKAE\x02l\x00".to_vec();
         msg.extend_from_slice(&body);
         assert!(decode_leaves(&msg).is_err());
     }
@@ -770,7 +872,7 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(
             data in proptest::collection::vec(any::<u8>(), 0..512),
-            kind in proptest::sample::select(vec![KIND_SHARDS, KIND_DIGEST_REQUEST, KIND_DIGEST_ANSWER, KIND_LEAF_REQUEST, KIND_LEAVES]),
+            kind in proptest::sample::select(vec![KIND_SHARDS, KIND_DIGEST_REQUEST, KIND_DIGEST_ANSWER, KIND_LEAF_REQUEST, KIND_LEAVES, KIND_CELLS]),
             compressed in any::<bool>(),
         ) {
             fuzz_decode(&data);
@@ -787,7 +889,7 @@ mod tests {
         /// Mutations of valid messages never panic.
         #[test]
         fn mutated_messages_never_panic(
-            which in 0..5usize,
+            which in 0..6usize,
             at in any::<proptest::sample::Index>(),
             byte in any::<u8>(),
         ) {

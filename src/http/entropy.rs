@@ -20,6 +20,7 @@ pub(super) fn routes(r: &mut super::Routes) {
         .add(Method::GET, "/shard-repair/peer/shards", peer_shards)
         .add(Method::POST, "/shard-repair/peer/digests", peer_digests)
         .add(Method::POST, "/shard-repair/peer/leaves", peer_leaves)
+        .add(Method::POST, "/shard-repair/peer/cells", peer_cells)
         .add(Method::POST, "/shard-repair/peer/apply", peer_apply);
 }
 
@@ -202,6 +203,31 @@ async fn peer_leaves(
         node.entropy
             .local_leaves(&request)
             .map(|l| wire::encode_leaves(&l))
+    })
+    .await
+    {
+        Ok(bytes) => wire_answer(bytes),
+        Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/cells`: the digests of the cells of the leaves asked for.
+async fn peer_cells(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    let request =
+        match admitted_body(&node, &req, &params, payload, wire::decode_leaf_request).await {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+    let node = node.into_inner();
+    match off_workers(move || {
+        node.entropy
+            .local_cells(&request)
+            .map(|c| wire::encode_cells(&c))
     })
     .await
     {

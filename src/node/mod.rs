@@ -91,6 +91,7 @@ impl Node {
             control.clone(),
             storage.clone(),
             &config.anti_entropy,
+            config.max_restore_shard_mib.saturating_mul(1 << 20),
         )
         .map_err(|e| NodeError::Config(ConfigError::Invalid(format!("anti_entropy peers: {e}"))))?;
         let node = Node {

@@ -114,6 +114,16 @@ impl Digest {
     pub fn is_empty(&self) -> bool {
         self.count == 0 && self.sum == 0
     }
+
+    /// The digest as peers exchange and compare it: the sum folded to 64 bits (its halves
+    /// xored). Half the bytes on the wire; a chance of 2^-64 that two differing ranges
+    /// compare alike, per comparison. Folding a folded digest changes nothing.
+    pub fn folded(&self) -> Digest {
+        Digest {
+            sum: u128::from((self.sum as u64) ^ ((self.sum >> 64) as u64)),
+            count: self.count,
+        }
+    }
 }
 
 /// The keyed 128-bit hash of one logical point.
@@ -179,6 +189,45 @@ pub(crate) fn time_step(start: i64, end: i64, time: i64) -> i128 {
 /// leaves that hold little else, whatever part of the interval the data covers.
 pub(crate) fn time_bucket(start: i64, end: i64, time: i64) -> u8 {
     (time_step(start, end, time) & 0xff) as u8
+}
+
+/// The cell of `time` within its leaf: the high byte of its fine step (the leaf's time
+/// bucket is the low byte), so a leaf's cells are the moments aliased into it. A repair
+/// compares the cells of a differing leaf before sending points, and sends only those of
+/// the cells that differ.
+pub(crate) fn time_cell(start: i64, end: i64, time: i64) -> u8 {
+    (time_step(start, end, time) >> 8) as u8
+}
+
+/// The fine step of a leaf's time bucket and one of its cells.
+pub(crate) fn cell_step(time_bucket: u8, cell: u8) -> i128 {
+    (i128::from(cell) << 8) | i128::from(time_bucket)
+}
+
+/// Chosen leaves of a measurement by position, each with the cells chosen of it (none
+/// listed: the whole leaf).
+pub(crate) type LeafCells = BTreeMap<u16, std::collections::BTreeSet<u8>>;
+
+/// Digests of the cells of leaves holding a point, by position and cell.
+pub(crate) type LeafCellDigests = BTreeMap<u16, BTreeMap<u8, Digest>>;
+
+/// Whether `cell` is among `chosen` (none listed: every cell).
+pub(crate) fn cell_chosen(chosen: &std::collections::BTreeSet<u8>, cell: u8) -> bool {
+    chosen.is_empty() || chosen.contains(&cell)
+}
+
+/// Adds `more` to the leaves and cells chosen in `into` (a whole leaf absorbs its cells).
+pub(crate) fn merge_cells(into: &mut LeafCells, more: &LeafCells) {
+    for (pos, cells) in more {
+        match into.get_mut(pos) {
+            None => {
+                into.insert(*pos, cells.clone());
+            }
+            Some(have) if have.is_empty() => {}
+            Some(have) if cells.is_empty() => have.clear(),
+            Some(have) => have.extend(cells),
+        }
+    }
 }
 
 /// The time buckets that times within [from, to] fall in.
@@ -287,6 +336,21 @@ pub(crate) struct DigestTree {
     pub rebuild: bool,
     /// Changed since last persisted.
     pub unpersisted: bool,
+    /// Every leaf summed, while no leaf changed since: a check of an unchanged shard
+    /// answers its root and its (empty) recomputation from it, without a walk of the
+    /// leaves. Dropped by every change; made again by [`DigestTree::summarize`].
+    summary: Option<Summary>,
+}
+
+/// What every leaf of a tree adds up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    /// The sum of the clean leaves' digests.
+    digest: Digest,
+    /// Whether any leaf is dirty.
+    dirty: bool,
+    /// The latest arrival of any leaf.
+    written: i64,
 }
 
 /// What a recomputation is to cover of one measurement: its dirty leaves (or, for a
@@ -306,6 +370,7 @@ impl DigestTree {
     pub(crate) fn touch(&mut self, measurement: &str, pos: u16, now: Option<i64>) {
         self.generation += 1;
         self.unpersisted = true;
+        self.summary = None;
         let generation = self.generation;
         let leaves = match self.measurements.get_mut(measurement) {
             Some(leaves) => leaves,
@@ -329,6 +394,7 @@ impl DigestTree {
     ) {
         self.generation += 1;
         self.unpersisted = true;
+        self.summary = None;
         let generation = self.generation;
         let Some(leaves) = self.measurements.get_mut(measurement) else {
             return;
@@ -348,6 +414,9 @@ impl DigestTree {
     /// What is to be recomputed before a comparison as of `settled_before` (leaves written
     /// since are left dirty): per measurement, the dirty settled leaves.
     pub(crate) fn to_recompute(&self, settled_before: i64) -> Vec<Recompute> {
+        if self.summary.is_some_and(|s| !s.dirty) {
+            return Vec::new();
+        }
         let mut out: Vec<Recompute> = self
             .measurements
             .iter()
@@ -372,6 +441,7 @@ impl DigestTree {
     /// `digests` hold no point), but for leaves changed again since it began.
     pub(crate) fn install(&mut self, done: &Recompute, digests: BTreeMap<u16, Digest>) {
         self.unpersisted = true;
+        self.summary = None;
         let leaves = self
             .measurements
             .entry(done.measurement.clone())
@@ -470,8 +540,34 @@ impl DigestTree {
         out
     }
 
+    /// Whether [`DigestTree::summarize`] has something to do.
+    pub(crate) fn needs_summary(&self) -> bool {
+        self.summary.is_none()
+    }
+
+    /// Sums every leaf once, for the checks that find the tree unchanged since.
+    pub(crate) fn summarize(&mut self) {
+        let mut s = Summary::default();
+        for leaf in self.measurements.values().flat_map(BTreeMap::values) {
+            s.dirty |= leaf.dirty != 0;
+            s.written = s.written.max(leaf.written);
+            if leaf.dirty == 0 {
+                s.digest.add(&leaf.digest);
+            }
+        }
+        self.summary = Some(s);
+    }
+
     /// The shard's root: every measurement's, summed.
     pub(crate) fn root(&self, settled_before: i64) -> NodeDigest {
+        if let Some(s) = self.summary {
+            if !s.dirty && s.written < settled_before {
+                return NodeDigest {
+                    digest: s.digest,
+                    unsettled: false,
+                };
+            }
+        }
         let mut out = NodeDigest::default();
         for (_, d) in self.measurement_roots(settled_before) {
             out.digest.add(&d.digest);
@@ -672,6 +768,37 @@ mod tests {
     }
 
     #[test]
+    fn cells_split_a_leaf_by_the_moments_aliased_into_it() {
+        let (start, end) = (0, 65_536 * 1_000);
+        for t in [0, 999, 1_000, 256_000, 300_123, 65_535_999] {
+            let step = time_step(start, end, t);
+            let (b, c) = (time_bucket(start, end, t), time_cell(start, end, t));
+            assert_eq!(cell_step(b, c), step);
+        }
+        let mut into = LeafCells::from([(1, [3u8].into()), (2, Default::default())]);
+        merge_cells(
+            &mut into,
+            &LeafCells::from([(1, [4u8].into()), (2, [5u8].into()), (3, [6u8].into())]),
+        );
+        assert_eq!(
+            into,
+            LeafCells::from([
+                (1, [3u8, 4].into()),
+                (2, Default::default()),
+                (3, [6u8].into())
+            ])
+        );
+        merge_cells(&mut into, &LeafCells::from([(1, Default::default())]));
+        assert!(into[&1].is_empty() && cell_chosen(&into[&1], 200));
+        let d = Digest {
+            sum: (7u128 << 64) | 5,
+            count: 3,
+        };
+        assert_eq!(d.folded().sum, 2);
+        assert_eq!(d.folded().folded(), d.folded());
+    }
+
+    #[test]
     fn the_version_is_not_hashed_and_everything_else_is() {
         let k = DigestKey::from_secret("s");
         let h = |s: &str, f: &str, t: i64, v: FieldValue| point_hash(&k, s, f, t, &v);
@@ -716,6 +843,33 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         assert!(DigestTree::decode(&flipped).is_err());
+    }
+
+    #[test]
+    fn a_summary_answers_for_an_unchanged_tree_and_goes_with_a_change() {
+        let mut tree = DigestTree::default();
+        tree.touch("cpu", 1, Some(0));
+        tree.touch("mem", 2, Some(0));
+        for plan in tree.to_recompute(i64::MAX) {
+            let pos = *plan.positions.as_ref().unwrap().iter().next().unwrap();
+            tree.install(&plan, BTreeMap::from([(pos, Digest { sum: 3, count: 1 })]));
+        }
+        let walked = tree.root(10);
+        tree.summarize();
+        assert_eq!(tree.root(10), walked);
+        assert_eq!(walked.digest, Digest { sum: 6, count: 2 });
+        // Not settled as of 0: the walk says so, the summary does not answer.
+        assert!(tree.root(0).unsettled);
+        tree.touch("cpu", 1, Some(5));
+        assert!(tree.needs_summary());
+        assert!(tree.root(10).unsettled);
+        assert_eq!(tree.to_recompute(10).len(), 1);
+        tree.summarize();
+        assert_eq!(
+            tree.to_recompute(10).len(),
+            1,
+            "a dirty leaf is still recomputed"
+        );
     }
 
     #[test]

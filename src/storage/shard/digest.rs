@@ -8,8 +8,9 @@ use crate::line_protocol::{FieldValue, Point};
 use crate::proto::Tombstone;
 use crate::storage::column::Column;
 use crate::storage::digest::{
-    self, leaf_position, position_buckets, series_bucket, time_bucket, time_buckets_of_range,
-    Digest, DigestTree, NodeDigest, Prefix, Recompute, DIGEST_FILE,
+    self, cell_chosen, leaf_position, position_buckets, series_bucket, time_bucket,
+    time_buckets_of_range, time_cell, Digest, DigestTree, LeafCellDigests, LeafCells, NodeDigest,
+    Prefix, Recompute, DIGEST_FILE,
 };
 use crate::storage::head::Head;
 use crate::storage::tombstone;
@@ -184,6 +185,16 @@ impl Shard {
             let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
             data.digest.rebuild = false;
         }
+        // Summed once after a change, so that the checks until the next change of the
+        // shard compare its root without a walk of its leaves.
+        let needs_summary = {
+            let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+            data.digest.needs_summary()
+        };
+        if needs_summary {
+            let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+            data.digest.summarize();
+        }
         Ok(computed)
     }
 
@@ -351,15 +362,15 @@ impl Shard {
         data.digest.leaf_counts()
     }
 
-    /// The logical points of the chosen leaves of a measurement, with their write
-    /// versions, and the deletes of the measurement over the leaves' times.
+    /// The logical points of the chosen leaves (or cells of them) of a measurement, with
+    /// their write versions, and the deletes of the measurement over their times.
     pub fn leaf_contents(
         &self,
         measurement: &str,
-        positions: &BTreeSet<u16>,
+        chosen: &LeafCells,
     ) -> Result<LeafContents, StorageError> {
         let bounds = self.bounds();
-        let buckets: HashSet<u8> = positions.iter().map(|&p| position_buckets(p).1).collect();
+        let buckets: HashSet<u8> = chosen.keys().map(|&p| position_buckets(p).1).collect();
         let mut points = Vec::new();
         self.logical_points(
             measurement,
@@ -368,22 +379,34 @@ impl Shard {
                 let mut series: Option<Arc<str>> = None;
                 let mut field_name: Option<Arc<str>> = None;
                 for i in 0..column.len() {
-                    let pos =
-                        leaf_position(time_bucket(bounds.0, bounds.1, column.times[i]), bucket);
-                    if !positions.contains(&pos) {
+                    let t = column.times[i];
+                    let pos = leaf_position(time_bucket(bounds.0, bounds.1, t), bucket);
+                    let Some(cells) = chosen.get(&pos) else {
+                        continue;
+                    };
+                    if !cell_chosen(cells, time_cell(bounds.0, bounds.1, t)) {
                         continue;
                     }
                     points.push(LeafPoint {
                         series: series.get_or_insert_with(|| key.into()).clone(),
                         field: field_name.get_or_insert_with(|| field.into()).clone(),
-                        time: column.times[i],
+                        time: t,
                         version: column.versions[i],
                         value: column.values.get(i),
                     });
                 }
             },
         )?;
-        let wanted: HashSet<u8> = positions.iter().map(|&p| position_buckets(p).0).collect();
+        // The time buckets chosen whole, and the fine steps of the cells chosen.
+        let mut whole = [false; 256];
+        let mut steps: BTreeSet<i128> = BTreeSet::new();
+        for (&pos, cells) in chosen {
+            let tb = position_buckets(pos).0;
+            match cells.is_empty() {
+                true => whole[tb as usize] = true,
+                false => steps.extend(cells.iter().map(|&c| digest::cell_step(tb, c))),
+            }
+        }
         let tombstones = {
             let data = self.data.read().unwrap_or_else(|e| e.into_inner());
             data.tombstones
@@ -391,7 +414,12 @@ impl Shard {
                 .iter()
                 .filter(|t| {
                     let times = time_buckets_of_range(bounds.0, bounds.1, t.min_time, t.max_time);
-                    wanted.iter().any(|&b| times[b as usize])
+                    let (a, b) = (
+                        digest::time_step(bounds.0, bounds.1, t.min_time),
+                        digest::time_step(bounds.0, bounds.1, t.max_time.max(t.min_time)),
+                    );
+                    whole.iter().zip(times).any(|(&w, t)| w && t)
+                        || steps.range(a..=b).next().is_some()
                 })
                 .cloned()
                 .collect()
@@ -401,6 +429,43 @@ impl Shard {
             points,
             tombstones,
         })
+    }
+
+    /// The digests of the cells of chosen leaves of a measurement (those holding a
+    /// point), by leaf and cell: what a repair compares before sending points.
+    pub fn leaf_cells(
+        &self,
+        measurement: &str,
+        chosen: &LeafCells,
+    ) -> Result<LeafCellDigests, StorageError> {
+        let key = digest::key();
+        let bounds = self.bounds();
+        let buckets: HashSet<u8> = chosen.keys().map(|&p| position_buckets(p).1).collect();
+        let mut out: LeafCellDigests = BTreeMap::new();
+        self.logical_points(
+            measurement,
+            Some(&buckets),
+            &mut |key_, bucket, field, column| {
+                for i in 0..column.len() {
+                    let t = column.times[i];
+                    let pos = leaf_position(time_bucket(bounds.0, bounds.1, t), bucket);
+                    let Some(cells) = chosen.get(&pos) else {
+                        continue;
+                    };
+                    let cell = time_cell(bounds.0, bounds.1, t);
+                    if !cell_chosen(cells, cell) {
+                        continue;
+                    }
+                    let h = digest::point_hash(&key, key_, field, t, &column.values.get(i));
+                    out.entry(pos)
+                        .or_default()
+                        .entry(cell)
+                        .or_default()
+                        .add_hash(h);
+                }
+            },
+        )?;
+        Ok(out)
     }
 
     /// Of `tombstones`, those the shard does not hold yet.
@@ -829,7 +894,8 @@ mod tests {
         });
         let k = digest::key();
         let pos = leaf_position(time_bucket(0, WIDTH, 5), series_bucket(&k, &key(0)));
-        let c = shard.leaf_contents("cpu", &BTreeSet::from([pos])).unwrap();
+        let whole = |pos: u16| LeafCells::from([(pos, BTreeSet::new())]);
+        let c = shard.leaf_contents("cpu", &whole(pos)).unwrap();
         assert_eq!(c.points.len(), 1);
         assert_eq!((c.points[0].time, c.points[0].version), (5, 100));
         assert_eq!(c.points[0].value, FieldValue::Float(1.0));
@@ -839,9 +905,23 @@ mod tests {
             "the delete is over another leaf's time"
         );
         let pos6 = leaf_position(time_bucket(0, WIDTH, 6), series_bucket(&k, &key(0)));
-        let c6 = shard.leaf_contents("cpu", &BTreeSet::from([pos6])).unwrap();
+        let c6 = shard.leaf_contents("cpu", &whole(pos6)).unwrap();
         assert!(c6.points.is_empty());
         assert_eq!(c6.tombstones.len(), 1);
+        // By cells: the point's cell holds it, with the leaf's digest; another cell of the
+        // leaf holds nothing, and no delete is over it.
+        let cell = time_cell(0, WIDTH, 5);
+        let cells = shard.leaf_cells("cpu", &whole(pos)).unwrap();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[&pos].keys().copied().collect::<Vec<_>>(), [cell]);
+        assert_eq!(cells[&pos][&cell].count, 1);
+        let just = |c: u8| LeafCells::from([(pos, BTreeSet::from([c]))]);
+        assert_eq!(shard.leaf_contents("cpu", &just(cell)).unwrap(), c);
+        let other = shard.leaf_contents("cpu", &just(cell ^ 1)).unwrap();
+        assert!(other.points.is_empty() && other.tombstones.is_empty());
+        let cell6 = time_cell(0, WIDTH, 6);
+        let c6 = LeafCells::from([(pos6, BTreeSet::from([cell6]))]);
+        assert_eq!(shard.leaf_contents("cpu", &c6).unwrap().tombstones.len(), 1);
     }
 }
 
