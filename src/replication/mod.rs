@@ -8,9 +8,9 @@
 //! replications' queues exactly when it is durable in the bucket. What the cursor needs:
 //!
 //! - the position is recorded durably as delivery is confirmed: a control-log event per
-//!   batch the remote answered 204 to ([`crate::proto::ReplicationDelivered`]), so a
-//!   restart resumes at the first unconfirmed batch (a crash re-sends at most the batch
-//!   under way);
+//!   run of batches the remote answered 204 to ([`crate::proto::ReplicationDelivered`]),
+//!   so a restart resumes at the first unconfirmed batch (a crash re-sends at most the
+//!   sender's window, see [`sender`]);
 //! - the data log keeps the segments from each replication's position on (a pin, see
 //!   [`crate::storage::data_log::DataLog::pin`]; passed to the storage at start-up, before
 //!   its first trim);
