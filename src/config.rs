@@ -87,6 +87,11 @@ pub(crate) struct NodeConfig {
     /// compresses) to 9 (smaller batches for a slow link, more CPU), or 0 (gzip's stored
     /// blocks, no compression).
     pub replication_gzip_level: u32,
+    /// How much lower than the node's other threads the replication senders run, as nice
+    /// steps (0 to 19; the result at most nice 19): a node short of CPU serves its writes
+    /// first and replicates with what is left. 19 (the default): the senders take CPU no
+    /// write wants; 0: the same priority as writes.
+    pub replication_nice: u32,
     pub log: LogConfig,
     /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
     pub anti_entropy: AntiEntropyConfig,
@@ -225,6 +230,7 @@ impl Default for NodeConfig {
             https_private_key: PathBuf::new(),
             replication_drop_when_full: false,
             replication_gzip_level: 1,
+            replication_nice: 19,
             log: LogConfig::default(),
             anti_entropy: AntiEntropyConfig::default(),
             continuous_queries: ContinuousQueriesConfig::default(),
@@ -287,6 +293,12 @@ impl NodeConfig {
             return Err(ConfigError::Invalid(format!(
                 "replication_gzip_level must be 0 to 9, not {}",
                 config.replication_gzip_level
+            )));
+        }
+        if config.replication_nice > 19 {
+            return Err(ConfigError::Invalid(format!(
+                "replication_nice must be 0 to 19, not {}",
+                config.replication_nice
             )));
         }
         Ok(config)

@@ -11,15 +11,20 @@
 //! ratios measure is the replication, not B's ingest taking A's CPU (`--no-pin`: no
 //! pinning, every process on every CPU).
 //!
-//! 1. `bench ingest` of `--points` into a fresh node with no replication;
-//! 2. the same into a fresh node A with one replication of its bucket to a fresh node B,
-//!    live (its queue drained before the next phase): the ratio of the two is what one
-//!    replication costs ingest;
-//! 3. the drain: a fresh A takes `--points` with its remote down (the queue fills), then
+//! 1. `bench ingest` of `--points` into a fresh node with no replication, and the same
+//!    into a fresh node A with one replication of its bucket to a fresh node B, live (its
+//!    queue drained before the next run): the ratio of the two is what one replication
+//!    costs ingest;
+//! 2. the drain: a fresh A takes `--points` with its remote down (the queue fills), then
 //!    the remote is repointed to a fresh B and the time until the queue is empty gives the
-//!    replication's throughput; `bench ingest` of the same points straight into a fresh
-//!    node gives B's direct ingest, the ratio's denominator;
-//! 4. the lag: a fresh A replicating to a fresh B takes writes of 5,000 points at
+//!    replication's throughput; and `bench ingest` of the same points straight into a
+//!    fresh node: B's direct ingest, the ratio's denominator;
+//!
+//! Phases 1 and 2 run `--rounds` times, the two runs of each round in turn one and the
+//! other first, so that the machine's drift weighs on both sides of a ratio alike; the
+//! figures are the medians of the rounds' (each round's own is in `rounds`).
+//!
+//! 3. the lag: a fresh A replicating to a fresh B takes writes of 5,000 points at
 //!    `--lag-load` (0.5) times B's direct ingest for `--lag-seconds`, on a fixed schedule
 //!    (up to 8 at once). A write's lag is the time from its acknowledgement until A has
 //!    recorded B's 204 for it: until A's `shardkeeper_replication_sent_points_total`
@@ -27,7 +32,7 @@
 //!    this one was acknowledged (whatever precedes it in A's data log is among them, so
 //!    this errs long by the writes in flight beside it).
 //!
-//! With `--verify`, after phases 2 and 3 every point is read back from A and from B
+//! With `--verify`, after the first round's live replication and drain every point is read back from A and from B
 //! (`SELECT * ... GROUP BY *` over 10 timestamps at a time, epoch=ns) and the answers are
 //! compared whole: every series, time and field value, and the count against `--points`.
 
@@ -69,6 +74,10 @@ pub(crate) struct ReplicationBenchOptions {
     pub pin: bool,
     /// The replicating nodes' `replication_gzip_level` (None: the default).
     pub gzip_level: Option<u32>,
+    /// The replicating nodes' `replication_nice` (None: the default).
+    pub replication_nice: Option<u32>,
+    /// Rounds of the ingest and drain comparisons.
+    pub rounds: usize,
 }
 
 impl Default for ReplicationBenchOptions {
@@ -81,6 +90,8 @@ impl Default for ReplicationBenchOptions {
             verify: false,
             pin: true,
             gzip_level: None,
+            replication_nice: None,
+            rounds: 3,
         }
     }
 }
@@ -92,14 +103,16 @@ pub(crate) struct ReplicationReport {
     pub pinned: bool,
     /// A's `replication_gzip_level`.
     pub gzip_level: u32,
-    /// `bench ingest` points/s into a node without, then with, one live replication.
+    /// A's `replication_nice`.
+    pub replication_nice: u32,
+    /// The rounds' medians, from here to `drain_ratio`.
+    /// `bench ingest` points/s into a node without, and with, one live replication.
     pub ingest_without_replication: f64,
     pub ingest_with_replication: f64,
     pub ingest_ratio: f64,
     /// Seconds for the live replication's queue to empty after its ingest ended.
     pub live_catch_up_seconds: f64,
     /// A queue of `points` drained into B.
-    pub drain_seconds: f64,
     pub drain_points_per_s: f64,
     /// `bench ingest` points/s straight into a fresh node like B.
     pub remote_direct_ingest: f64,
@@ -107,6 +120,19 @@ pub(crate) struct ReplicationReport {
     pub lag: LagReport,
     /// Present with `--verify`: the live replication's remote, then the drained one's.
     pub verify: Vec<VerifyReport>,
+    pub rounds: Vec<RoundReport>,
+}
+
+/// One round of the ingest and drain comparisons.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoundReport {
+    pub ingest_without_replication: f64,
+    pub ingest_with_replication: f64,
+    pub ingest_ratio: f64,
+    pub live_catch_up_seconds: f64,
+    pub drain_points_per_s: f64,
+    pub remote_direct_ingest: f64,
+    pub drain_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -432,9 +458,9 @@ pub(crate) fn run(
     opts: &ReplicationBenchOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ReplicationReport> {
-    if opts.points == 0 || opts.connections == 0 {
+    if opts.points == 0 || opts.connections == 0 || opts.rounds == 0 {
         return Err(ReplicationBenchError::InvalidOptions(
-            "--points and --connections must be at least 1".into(),
+            "--points, --connections and --rounds must be at least 1".into(),
         ));
     }
     if !(opts.lag_load > 0.0 && opts.lag_seconds > 0.0) {
@@ -446,9 +472,15 @@ pub(crate) fn run(
     let root = scratch.path();
     let points = opts.points;
     let mut verify = Vec::new();
-    let a_config = opts
-        .gzip_level
-        .map(|l| format!("replication_gzip_level = {l}\n"));
+    let a_config = [
+        opts.gzip_level
+            .map(|l| format!("replication_gzip_level = {l}\n")),
+        opts.replication_nice
+            .map(|n| format!("replication_nice = {n}\n")),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(|a, b| a + &b);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pinned = opts.pin && cpus >= 2;
     let (a_cpu, b_cpu) = match pinned {
@@ -461,44 +493,71 @@ pub(crate) fn run(
         false => (None, None),
     };
 
-    progress("ingest into a node without a replication");
-    let without =
-        Node::start(root, "plain", SOURCE_BUCKET, a_cpu, None)?.ingest(points, opts.connections)?;
-
-    progress("ingest into a node with one live replication");
-    let (with, live_catch_up_seconds) = {
-        let b = Node::start(root, "live-b", REMOTE_BUCKET, b_cpu, None)?;
-        let mut a = Node::start(root, "live-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
-        a.replicate_to(&b.url)?;
-        let with = a.ingest(points, opts.connections)?;
-        let catch_up = a.drained()?;
-        if opts.verify {
-            progress("verify the live replication's remote, value by value");
-            verify.push(compare("live", &a, &b, points)?);
+    let mut rounds = Vec::with_capacity(opts.rounds);
+    for round in 0..opts.rounds {
+        let of = |step: &str| format!("round {}/{}: {step}", round + 1, opts.rounds);
+        // Odd rounds run the replicated side first.
+        let first = round % 2 == 0;
+        let (mut without, mut with, mut live_catch_up_seconds) = (0.0, 0.0, 0.0);
+        for plain in [first, !first] {
+            if plain {
+                progress(&of("ingest into a node without a replication"));
+                without = Node::start(root, "plain", SOURCE_BUCKET, a_cpu, None)?
+                    .ingest(points, opts.connections)?;
+                continue;
+            }
+            progress(&of("ingest into a node with one live replication"));
+            let b = Node::start(root, "live-b", REMOTE_BUCKET, b_cpu, None)?;
+            let mut a = Node::start(root, "live-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
+            a.replicate_to(&b.url)?;
+            with = a.ingest(points, opts.connections)?;
+            live_catch_up_seconds = a.drained()?;
+            if opts.verify && round == 0 {
+                progress("verify the live replication's remote, value by value");
+                verify.push(compare("live", &a, &b, points)?);
+            }
         }
-        (with, catch_up)
-    };
-
-    progress("drain a full queue into a fresh remote");
-    let (drain_seconds, drain) = {
-        let mut a = Node::start(root, "drain-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
-        // Nothing listens there: the queue only fills.
-        a.replicate_to("http://127.0.0.1:1")?;
-        a.ingest(points, opts.connections)?;
-        let b = Node::start(root, "drain-b", REMOTE_BUCKET, b_cpu, None)?;
-        let started = Instant::now();
-        a.repoint(&b.url)?;
-        a.drained()?;
-        let seconds = started.elapsed().as_secs_f64();
-        if opts.verify {
-            progress("verify the drained remote, value by value");
-            verify.push(compare("drain", &a, &b, points)?);
+        let (mut drain, mut direct) = (0.0, 0.0);
+        for drained in [first, !first] {
+            if !drained {
+                progress(&of("ingest straight into a fresh remote"));
+                direct = Node::start(root, "direct-b", REMOTE_BUCKET, b_cpu, None)?
+                    .ingest(points, opts.connections)?;
+                continue;
+            }
+            progress(&of("drain a full queue into a fresh remote"));
+            let mut a = Node::start(root, "drain-a", SOURCE_BUCKET, a_cpu, a_config.as_deref())?;
+            // Nothing listens there: the queue only fills.
+            a.replicate_to("http://127.0.0.1:1")?;
+            a.ingest(points, opts.connections)?;
+            let b = Node::start(root, "drain-b", REMOTE_BUCKET, b_cpu, None)?;
+            let started = Instant::now();
+            a.repoint(&b.url)?;
+            a.drained()?;
+            drain = points as f64 / started.elapsed().as_secs_f64();
+            if opts.verify && round == 0 {
+                progress("verify the drained remote, value by value");
+                verify.push(compare("drain", &a, &b, points)?);
+            }
         }
-        (seconds, points as f64 / seconds)
-    };
-    progress("ingest straight into a fresh remote");
-    let direct = Node::start(root, "direct-b", REMOTE_BUCKET, b_cpu, None)?
-        .ingest(points, opts.connections)?;
+        // Each run's nodes start on fresh directories of their own.
+        for name in [
+            "plain", "live-a", "live-b", "drain-a", "drain-b", "direct-b",
+        ] {
+            let _ = std::fs::remove_dir_all(root.join(name));
+        }
+        rounds.push(RoundReport {
+            ingest_without_replication: without,
+            ingest_with_replication: with,
+            ingest_ratio: with / without,
+            live_catch_up_seconds,
+            drain_points_per_s: drain,
+            remote_direct_ingest: direct,
+            drain_ratio: drain / direct,
+        });
+    }
+    let med = |f: fn(&RoundReport) -> f64| super::median(rounds.iter().map(f).collect());
+    let direct = med(|r| r.remote_direct_ingest);
 
     progress("replication lag under a steady load");
     let lag = lag(
@@ -513,16 +572,17 @@ pub(crate) fn run(
         points,
         pinned,
         gzip_level: opts.gzip_level.unwrap_or(1),
-        ingest_without_replication: without,
-        ingest_with_replication: with,
-        ingest_ratio: with / without,
-        live_catch_up_seconds,
-        drain_seconds,
-        drain_points_per_s: drain,
+        replication_nice: opts.replication_nice.unwrap_or(19),
+        ingest_without_replication: med(|r| r.ingest_without_replication),
+        ingest_with_replication: med(|r| r.ingest_with_replication),
+        ingest_ratio: med(|r| r.ingest_ratio),
+        live_catch_up_seconds: med(|r| r.live_catch_up_seconds),
+        drain_points_per_s: med(|r| r.drain_points_per_s),
         remote_direct_ingest: direct,
-        drain_ratio: drain / direct,
+        drain_ratio: med(|r| r.drain_ratio),
         lag,
         verify,
+        rounds,
     })
 }
 

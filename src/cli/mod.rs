@@ -153,6 +153,13 @@ enum BenchCommand {
         /// The replicating nodes' `replication_gzip_level` [default: the node's default, 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
         gzip_level: Option<u32>,
+        /// The replicating nodes' `replication_nice` [default: the node's default, 19].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=19))]
+        replication_nice: Option<u32>,
+        /// Rounds of the ingest and drain phases, each the pair of runs it compares (in
+        /// turn one then the other first); the figures are the rounds' medians.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Kill a node again and again while it takes writes (a random moment of each cycle),
     /// restart it, and check by value that every acknowledged point survived, that no
@@ -365,6 +372,8 @@ pub fn main() -> ExitCode {
                     verify,
                     no_pin,
                     gzip_level,
+                    replication_nice,
+                    rounds,
                 },
         } => {
             let options = crate::bench::replication::ReplicationBenchOptions {
@@ -375,6 +384,8 @@ pub fn main() -> ExitCode {
                 verify,
                 pin: !no_pin,
                 gzip_level,
+                replication_nice,
+                rounds,
             };
             let mut progress = |step: &str| eprintln!("bench replication: {step}");
             match crate::bench::replication::run(&options, &mut progress) {

@@ -86,6 +86,7 @@ impl Node {
             storage.clone(),
             config.replication_drop_when_full,
             config.replication_gzip_level,
+            config.replication_nice,
         )?;
         let entropy = crate::entropy::EntropyService::new(
             control.clone(),

@@ -8,9 +8,9 @@
 //! replications' queues exactly when it is durable in the bucket. What the cursor needs:
 //!
 //! - the position is recorded durably as delivery is confirmed: a control-log event per
-//!   batch the remote answered 204 to ([`crate::proto::ReplicationDelivered`]), so a
-//!   restart resumes at the first unconfirmed batch (a crash re-sends at most the batch
-//!   under way);
+//!   run of batches the remote answered 204 to ([`crate::proto::ReplicationDelivered`]),
+//!   so a restart resumes at the first unconfirmed batch (a crash re-sends at most the
+//!   sender's window, see [`sender`]);
 //! - the data log keeps the segments from each replication's position on (a pin, see
 //!   [`crate::storage::data_log::DataLog::pin`]; passed to the storage at start-up, before
 //!   its first trim);
@@ -136,11 +136,15 @@ impl ReplicationService {
         storage: Arc<Storage>,
         drop_when_full: bool,
         gzip_level: u32,
+        nice: u32,
     ) -> Result<Arc<ReplicationService>> {
         let durable = storage.data_log().durable_lsn();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("replication")
+            // Its worker and its blocking threads (reading the log, gzip) alike: on a node
+            // short of CPU a sender takes from the writes only what they leave.
+            .on_thread_start(move || run_nicer(nice))
             .enable_all()
             .build()
             .map_err(|e| {
@@ -718,6 +722,26 @@ impl WriteFollowers for ReplicationService {
             }
             newer
         });
+    }
+}
+
+/// Lowers the calling thread's priority by `steps` nice steps (to nice 19 at most).
+fn run_nicer(steps: u32) {
+    if steps == 0 {
+        return;
+    }
+    // SAFETY: PRIO_PROCESS with id 0 is the calling thread alone (Linux keeps a nice value
+    // per thread); neither call touches memory of ours.
+    let rc = unsafe {
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            0,
+            now.saturating_add(steps as i32).min(19),
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower a replication thread's priority (replication_nice): it competes with writes");
     }
 }
 

@@ -242,7 +242,11 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         let Some((r, remote, progress)) = settings(&s, &q.id).await else {
             return;
         };
-        let wait = match sender.step(&r, remote.as_ref(), &progress).await {
+        let step = sender.step(&r, remote.as_ref(), &progress).await;
+        // Only an idle sender is woken by writes: a Retry-After or a back-off is waited out
+        // whatever its length.
+        let idle = matches!(step, Ok(Step::Idle));
+        let wait = match step {
             Ok(Step::Again) => {
                 backoff = FIRST_BACKOFF;
                 continue;
@@ -266,7 +270,7 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
             _ = tokio::time::sleep(wait) => {}
             // New settings (a fixed remote, say): tried again at once, backing off anew.
             _ = q.woken() => backoff = FIRST_BACKOFF,
-            _ = appended.changed(), if wait == IDLE_CHECK => {}
+            _ = appended.changed(), if idle => {}
         }
         q.update_figures(|f| f.backoff_seconds = 0.0);
     }
