@@ -39,11 +39,7 @@ impl Catalog {
     /// The event that drops `name` from `database`: none if there is no such query, which
     /// 1.6 answers as success (its meta store's drop finds nothing to do).
     pub(crate) fn drop_continuous_query(&self, database: &str, name: &str) -> Vec<Event> {
-        let known = self
-            .databases
-            .get(database)
-            .is_some_and(|db| db.continuous_queries.contains_key(name));
-        if !known {
+        if !self.has_continuous_query(database, name) {
             return Vec::new();
         }
         vec![stamped(event::Kind::ContinuousQueryDropped(
@@ -62,11 +58,7 @@ impl Catalog {
         name: &str,
         last_run: i64,
     ) -> Vec<Event> {
-        let known = self
-            .databases
-            .get(database)
-            .is_some_and(|db| db.continuous_queries.contains_key(name));
-        if !known {
+        if !self.has_continuous_query(database, name) {
             return Vec::new();
         }
         vec![stamped(event::Kind::ContinuousQueryRan(
@@ -76,5 +68,11 @@ impl Catalog {
                 last_run_nanos: last_run,
             },
         ))]
+    }
+
+    fn has_continuous_query(&self, database: &str, name: &str) -> bool {
+        self.databases
+            .get(database)
+            .is_some_and(|db| db.continuous_queries.contains_key(name))
     }
 }

@@ -193,22 +193,12 @@ async fn peer_leaves(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    let request =
-        match admitted_body(&node, &req, &params, payload, wire::decode_leaf_request).await {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-    let node = node.into_inner();
-    match off_workers(move || {
+    answer_leaf_request(node, req, params, payload, |node, request| {
         node.entropy
-            .local_leaves(&request)
+            .local_leaves(request)
             .map(|l| wire::encode_leaves(&l))
     })
     .await
-    {
-        Ok(bytes) => wire_answer(bytes),
-        Err(e) => e,
-    }
 }
 
 /// `POST /shard-repair/peer/cells`: the digests of the cells of the leaves asked for.
@@ -218,19 +208,31 @@ async fn peer_cells(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
+    answer_leaf_request(node, req, params, payload, |node, request| {
+        node.entropy
+            .local_cells(request)
+            .map(|c| wire::encode_cells(&c))
+    })
+    .await
+}
+
+/// A peer's request naming leaves, answered off the HTTP workers by `answer`.
+async fn answer_leaf_request(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+    answer: impl FnOnce(&Node, &wire::LeafRequest) -> Result<Vec<u8>, crate::entropy::EntropyError>
+        + Send
+        + 'static,
+) -> HttpResponse {
     let request =
         match admitted_body(&node, &req, &params, payload, wire::decode_leaf_request).await {
             Ok(r) => r,
             Err(e) => return e,
         };
     let node = node.into_inner();
-    match off_workers(move || {
-        node.entropy
-            .local_cells(&request)
-            .map(|c| wire::encode_cells(&c))
-    })
-    .await
-    {
+    match off_workers(move || answer(&node, &request)).await {
         Ok(bytes) => wire_answer(bytes),
         Err(e) => e,
     }
