@@ -61,12 +61,24 @@ async fn failpoints(node: web::Data<Node>, req: HttpRequest, params: Params) -> 
 /// so `go tool pprof http://node:8086/debug/pprof/profile` reads it. An admin's with
 /// authentication on.
 async fn cpu_profile(node: web::Data<Node>, req: HttpRequest, params: Params) -> HttpResponse {
-    use crate::profile::ProfileError;
-    use actix_web::http::StatusCode;
     if let Err(e) = super::auth::admin_only(&node, &req, &params, "profile the node").await {
         return e.v2();
     }
-    match crate::profile::cpu(params.get("seconds").map(String::as_str)).await {
+    profile_answer(
+        crate::profile::cpu(params.get("seconds").map(String::as_str)).await,
+        |status, message| super::error::ApiError::new(status, message).v2(),
+    )
+}
+
+/// A CPU profile's answer, for `serve` and `proxy` alike: the profile as Go's handler sends
+/// it, or the status a [`crate::profile::ProfileError`] deserves in the caller's error shape.
+pub(crate) fn profile_answer(
+    profile: Result<Vec<u8>, crate::profile::ProfileError>,
+    error: impl FnOnce(actix_web::http::StatusCode, String) -> HttpResponse,
+) -> HttpResponse {
+    use crate::profile::ProfileError;
+    use actix_web::http::StatusCode;
+    match profile {
         Ok(body) => HttpResponse::Ok()
             .content_type("application/octet-stream")
             .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
@@ -80,7 +92,7 @@ async fn cpu_profile(node: web::Data<Node>, req: HttpRequest, params: Params) ->
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             };
-            super::error::ApiError::new(status, e.to_string()).v2()
+            error(status, e.to_string())
         }
     }
 }

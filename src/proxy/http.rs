@@ -679,7 +679,6 @@ async fn migrations(service: Service, req: HttpRequest) -> HttpResponse {
 /// `/debug/pprof/profile?seconds=N`: a CPU profile `go tool pprof` reads (influx-proxy
 /// serves Go's own there).
 async fn cpu_profile(service: Service, req: HttpRequest) -> HttpResponse {
-    use crate::profile::ProfileError;
     if let Err(r) = check(&service, &req, &[Method::GET], Shape::Text) {
         return r.into();
     }
@@ -687,20 +686,10 @@ async fn cpu_profile(service: Service, req: HttpRequest) -> HttpResponse {
         .into_iter()
         .find(|(k, _)| k == "seconds")
         .map(|(_, v)| v);
-    match crate::profile::cpu(seconds.as_deref()).await {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/octet-stream")
-            .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
-            .body(body),
-        Err(e) => {
-            let status = match e {
-                ProfileError::Seconds => StatusCode::BAD_REQUEST,
-                ProfileError::Busy => StatusCode::CONFLICT,
-                ProfileError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            answer(status, Shape::Text, &e.to_string())
-        }
-    }
+    crate::http::debug::profile_answer(
+        crate::profile::cpu(seconds.as_deref()).await,
+        |status, message| answer(status, Shape::Text, &message),
+    )
 }
 
 /// `/debug/pprof/heap`: the process's memory, as JSON figures.
