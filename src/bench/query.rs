@@ -102,8 +102,16 @@ pub(crate) fn workload() -> Vec<(&'static str, String)> {
             "per-request overhead: last of one series",
             "SELECT last(usage_user) FROM cpu WHERE hostname = 'host_7'".to_string(),
         ),
+        (
+            // The floor under the row above: a request with no query at all.
+            "/ping over keep-alive (no query)",
+            PING.to_string(),
+        ),
     ]
 }
+
+/// Stands in the workload for a `GET /ping` rather than a query.
+const PING: &str = "GET /ping";
 
 pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
     crate::client::block_on(run_async(opts))
@@ -130,7 +138,11 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
                 order.insert(round % 2, (b, true));
             }
             for (client, is_baseline) in order {
-                let (ms, n) = time_query(client, &opts.db, &query).await?;
+                let (ms, n) = if query == PING {
+                    time_ping(client).await?
+                } else {
+                    time_query(client, &opts.db, &query).await?
+                };
                 if is_baseline {
                     theirs.record(ms);
                     baseline_rows = Some(n);
@@ -160,6 +172,17 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
         rounds: opts.rounds,
         queries,
     })
+}
+
+/// Milliseconds for one `/ping` (no rows).
+async fn time_ping(client: &InfluxClient) -> Result<(f64, usize), QueryBenchError> {
+    let started = Instant::now();
+    client.ping().await.map_err(|e| QueryBenchError::Failed {
+        url: client.base_url().to_owned(),
+        query: PING.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok((started.elapsed().as_secs_f64() * 1000.0, 0))
 }
 
 /// Milliseconds for one query and the rows of its answer.

@@ -75,6 +75,10 @@ pub(super) struct Scan {
     pub end: i64,
     /// The series already reduced as they were read (then `series` is empty).
     pub folded: Option<Folded>,
+    /// The starts of the shards read, ascending, when the scan read one stored source:
+    /// 1.x merges a group's series shard by shard (see `aggregate::merge`). None for
+    /// several sources joined or a subquery's rows.
+    pub shard_starts: Option<Vec<i64>>,
 }
 
 /// A GROUP BY tag's values (empty for a series without it), by key.

@@ -140,6 +140,7 @@ pub(super) fn scans(
             start,
             end,
             folded: None,
+            shard_starts: None,
         });
     }
     Ok(out)

@@ -1,7 +1,8 @@
 //! Transformations: functions of a sequence of points (raw points of a series group, or a
 //! group's aggregate windows) rather than of one window. As in InfluxDB 1.x, null points
 //! are skipped, and a point at the same time as the one before it does not advance the
-//! sequence (joined series can share a time; the first one counts).
+//! sequence of derivative() and difference() (joined series can share a time; the first
+//! one counts); elapsed(), moving_average() and cumulative_sum() count every point.
 
 use super::calc::{as_f64, Cell};
 use super::error::QueryError;
@@ -75,7 +76,8 @@ impl Transform {
                         prev = Some((time, v));
                         continue;
                     };
-                    if pt == time {
+                    // elapsed() counts every point, 0 after one at the same time.
+                    if pt == time && !matches!(self, Transform::Elapsed { .. }) {
                         continue;
                     }
                     prev = Some((time, v));
@@ -195,6 +197,17 @@ mod tests {
                 Cell::Value(FieldValue::Float(4.0 / 3.0)),
             ]
         );
+    }
+
+    #[test]
+    fn elapsed_counts_a_repeated_time_as_zero() {
+        let times = [0, 10, 10, 30];
+        let input = cells(&[Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+        let out = Transform::Elapsed { unit: 1 }
+            .apply(&times, &input)
+            .unwrap();
+        let at = |n| Cell::Value(FieldValue::Integer(n));
+        assert_eq!(out, vec![Cell::Absent, at(10), at(0), at(20)]);
     }
 
     #[test]

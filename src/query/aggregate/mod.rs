@@ -11,6 +11,7 @@
 
 mod fill;
 mod fold;
+mod merge;
 mod windows;
 
 pub(crate) use fold::Folder;
@@ -24,6 +25,7 @@ use super::rows::{answer_row_bytes, descending, json_value, limit, SeriesRows};
 use super::scan::{Folded, Group, Scan, SelectContext};
 use super::selection;
 use crate::line_protocol::FieldValue;
+use merge::Row;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use windows::{window_rows, window_start, Windows};
@@ -249,7 +251,9 @@ pub(super) fn execute(
     for (tags, members) in groups {
         ctx.limits.check_deadline()?;
         let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
-            (Kind::Points, _) => point_rows(plan, &members, descending)?,
+            (Kind::Points, _) => {
+                point_rows(plan, &members, descending, scan.shard_starts.as_deref())?
+            }
             (_, Some(selection)) => selection::rows(
                 &ctx.limits,
                 selection,
@@ -270,6 +274,7 @@ pub(super) fn execute(
                 single_selector,
                 extra,
                 descending,
+                scan.shard_starts.as_deref(),
             )?,
         };
         let rows = if forecasting {
@@ -377,26 +382,38 @@ fn point_rows(
     plan: &Plan,
     members: &[&SeriesRows],
     descending: bool,
+    shard_starts: Option<&[i64]>,
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
-    let mut points: Vec<(i64, &[Option<FieldValue>])> = members
+    let mut points: Vec<Row<'_>> = members
         .iter()
         .flat_map(|s| s.rows().map(|(t, v)| (*t, v)))
         .collect();
     // Transformations see the points in the query's order.
     points.sort_by_key(|(t, _)| *t);
-    // Of several series' points at one time, 1.x transforms whichever its merge yields
-    // first, which no rule decides: refuse rather than pick one.
     if points.windows(2).any(|p| p[0].0 == p[1].0) {
-        return Err(QueryError::not_supported(
-            "transforming the raw points of several series that share timestamps is not \
-             supported: GROUP BY their tags or select one series",
-        ));
+        return shared_time_rows(plan, members, descending, shard_starts);
     }
     if descending {
         points.reverse();
     }
     let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
-    let leaf = |node: &Node| match node {
+    let columns = plan
+        .fields
+        .iter()
+        .map(|f| eval_column(f, &times, &|node: &Node| leaf(node, &points)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<(i64, Vec<Value>)> = (0..points.len())
+        .filter(|&r| present(&columns, r))
+        .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+fn leaf(node: &Node, points: &[Row<'_>]) -> Vec<Cell> {
+    match node {
         Node::Field(Some(i)) => points
             .iter()
             .map(|(_, values)| {
@@ -408,16 +425,85 @@ fn point_rows(
             })
             .collect(),
         _ => vec![Cell::Absent; points.len()],
+    }
+}
+
+/// The one field a column reads, if it reads one (None: none that exists).
+fn field_of(node: &Node) -> Result<Option<usize>, QueryError> {
+    let fields = std::cell::RefCell::new(BTreeSet::new());
+    node.any(&|n| {
+        if let Node::Field(Some(i)) = n {
+            fields.borrow_mut().insert(*i);
+        }
+        false
+    });
+    let fields = fields.into_inner();
+    if fields.len() > 1 {
+        // 1.x joins two such streams point by point (its binary iterator), which
+        // depends on both merges at once.
+        return Err(QueryError::not_supported(
+            "a transformation of several fields of several series that share timestamps \
+             is not supported: GROUP BY their tags or select one series",
+        ));
+    }
+    Ok(fields.into_iter().next())
+}
+
+/// [`point_rows`] when several series of the group share a time: as 1.x computes each
+/// column from its own merge of the series' points of its field ([`merge::merge_order`]),
+/// then joins the columns as its cursor does, taking at each step the earliest time
+/// (latest, descending) and from each column its next point at that time.
+fn shared_time_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    descending: bool,
+    shard_starts: Option<&[i64]>,
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let Some(shard_starts) = shard_starts else {
+        // Several sources (or a subquery) add a merge across them that is not
+        // reproduced.
+        return Err(QueryError::not_supported(
+            "transforming the raw points of several series that share timestamps, read \
+             from several sources or a subquery, is not supported: GROUP BY their tags or \
+             select one series",
+        ));
     };
-    let columns = plan
-        .fields
-        .iter()
-        .map(|f| eval_column(f, &times, &leaf))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut rows: Vec<(i64, Vec<Value>)> = (0..points.len())
-        .filter(|&r| present(&columns, r))
-        .map(|r| (times[r], columns.iter().map(|c| cell_json(c, r)).collect()))
-        .collect();
+    let mut streams: Vec<Vec<(i64, Value)>> = Vec::with_capacity(plan.fields.len());
+    for f in &plan.fields {
+        let points = match field_of(f)? {
+            Some(field) => merge::merge_order(members, field, shard_starts, descending),
+            None => Vec::new(),
+        };
+        let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+        let column = eval_column(f, &times, &|node: &Node| leaf(node, &points))?;
+        let stream = (0..points.len())
+            .filter(|&r| present(std::slice::from_ref(&column), r))
+            .map(|r| (times[r], cell_json(&column, r)))
+            .collect();
+        streams.push(stream);
+    }
+    let mut next = vec![0usize; streams.len()];
+    let mut rows = Vec::new();
+    loop {
+        let heads = streams
+            .iter()
+            .zip(&next)
+            .filter_map(|(s, &at)| s.get(at).map(|(t, _)| *t));
+        let at = if descending { heads.max() } else { heads.min() };
+        let Some(time) = at else { break };
+        let row = streams
+            .iter_mut()
+            .zip(next.iter_mut())
+            .map(|(s, at)| match s.get_mut(*at) {
+                Some((t, v)) if *t == time => {
+                    *at += 1;
+                    std::mem::take(v)
+                }
+                _ => Value::Null,
+            })
+            .collect();
+        rows.push((time, row));
+    }
     if descending {
         rows.reverse();
     }

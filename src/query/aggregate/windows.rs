@@ -179,6 +179,7 @@ pub(super) fn window_rows(
     single_selector: bool,
     extra: Option<usize>,
     descending: bool,
+    shard_starts: Option<&[i64]>,
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let calls = &plan.aggregates;
     // What this group holds while its windows are computed, charged before any of it is
@@ -257,13 +258,20 @@ pub(super) fn window_rows(
                 .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
                 .collect();
             points.sort_by_key(|(t, _)| *t);
-            // As for transformations of raw points: which of several series' points at one
-            // time 1.x integrates depends on its merge order.
             if points.windows(2).any(|p| p[0].0 == p[1].0) {
-                return Err(QueryError::not_supported(
-                    "integral() of several series that share timestamps is not \
-                            supported: GROUP BY their tags or select one series",
-                ));
+                // Of several series' points at one time, the one 1.x's merge yields last
+                // counts (see `merge`).
+                let Some(shard_starts) = shard_starts.filter(|_| !descending) else {
+                    return Err(QueryError::not_supported(
+                        "integral() of several series that share timestamps, in descending \
+                         order or read from several sources or a subquery, is not \
+                         supported: GROUP BY their tags or select one series",
+                    ));
+                };
+                points = super::merge::merge_order(members, field, shard_starts, false)
+                    .into_iter()
+                    .filter_map(|(t, values)| Some((t, num(values.get(field)?.as_ref()?)?)))
+                    .collect();
             }
             for (w, area) in integral_by_window(&points, windows, unit)
                 .into_iter()

@@ -62,15 +62,12 @@ pub(super) fn execute(
         }
     }
     inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
-    // 1.x merges the rows of sources of one name into one series; that is not done here.
     let clash = inputs.windows(2).any(|pair| {
         pair[0].measurement() == pair[1].measurement()
             && (matches!(pair[0], Input::Derived(_)) || matches!(pair[1], Input::Derived(_)))
     });
     if clash {
-        return Err(QueryError::not_supported(
-            "a subquery with another source of the same measurement is not supported yet",
-        ));
+        inputs = joined_with_subqueries(stmt, ctx, inputs)?;
     }
     let expanded;
     let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
@@ -158,6 +155,55 @@ pub(super) fn execute(
         }
     }
     Ok(series)
+}
+
+/// 1.x merges the points of a subquery and of other sources of the same measurement into
+/// one series. Done here for calls whose result does not depend on the order in which
+/// points of one time arrive (1.x's merge across sources yields those in heap order):
+/// each such measurement's sources are read and their series joined by tags, as
+/// several policies of one measurement are.
+fn joined_with_subqueries(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+    inputs: Vec<Input>,
+) -> Result<Vec<Input>, QueryError> {
+    let order_free = stmt.fields.iter().all(|f| {
+        matches!(&f.expr, Expr::Call(c)
+            if matches!(c.name.as_str(), "count" | "sum" | "mean" | "min" | "max" | "spread" | "stddev" | "median")
+                && matches!(c.args.first(), Some(Expr::VarRef(_))))
+    });
+    if !order_free || stmt.slimit > 0 || stmt.soffset > 0 {
+        return Err(QueryError::not_supported(
+            "a subquery with another source of the same measurement is supported for \
+             count, sum, mean, min, max, spread, stddev and median (without SLIMIT/SOFFSET) \
+             only, not yet for others: \
+             1.x merges their points in an order other calls depend on",
+        ));
+    }
+    let mut out: Vec<Input> = Vec::new();
+    let mut pending: Vec<Scan> = Vec::new();
+    let mut inputs = inputs.into_iter().peekable();
+    while let Some(input) = inputs.next() {
+        let name = input.measurement().to_owned();
+        match input {
+            Input::Stored(targets) => {
+                for t in &targets {
+                    pending.push(scan(stmt, ctx, t, &|_| None)?);
+                }
+            }
+            Input::Derived(scan) => pending.push(*scan),
+        }
+        if inputs.peek().is_some_and(|next| next.measurement() == name) {
+            continue;
+        }
+        let scans = std::mem::take(&mut pending);
+        out.push(Input::Derived(Box::new(if scans.len() == 1 {
+            scans.into_iter().next().expect("one scan")
+        } else {
+            merged(&ctx.limits, scans)?
+        })));
+    }
+    Ok(out)
 }
 
 /// Whether an expression is calls around `*` or a regular expression (`mean(*)`).

@@ -121,6 +121,11 @@ pub(super) fn scan(
         start,
         end,
         folded: None,
+        shard_starts: Some({
+            let mut starts: Vec<i64> = shards.iter().map(|s| s.info.start).collect();
+            starts.sort_unstable();
+            starts
+        }),
     };
     // Window starts are those of UTC unless tz() moves them: then the rows are kept.
     match &plan {

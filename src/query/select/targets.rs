@@ -142,6 +142,7 @@ pub(super) fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, Que
         start: range.0,
         end: range.1,
         folded: None,
+        shard_starts: None,
     })
 }
 
@@ -215,6 +216,7 @@ mod tests {
             start: i64::MIN,
             end: i64::MAX,
             folded: None,
+            shard_starts: None,
         }
     }
 
