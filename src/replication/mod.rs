@@ -720,7 +720,9 @@ impl WriteFollowers for ReplicationService {
 
     fn follows(&self, database: &str, retention_policy: &str) -> bool {
         let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
-        queues.values().any(|q| q.targets(database, retention_policy))
+        queues
+            .values()
+            .any(|q| q.targets(database, retention_policy))
     }
 
     fn decoded(&self, lsn: Lsn, head: &[u8], plain: Vec<u8>) {

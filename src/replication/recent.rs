@@ -84,7 +84,10 @@ mod tests {
     fn holds_what_was_written_for_that_record_only_and_within_its_bound() {
         let recent = RecentLines::default();
         recent.insert(5, b"head5", b"m v=1 5\n".to_vec(), 1);
-        assert_eq!(recent.get(5, b"head5").as_deref(), Some(&b"m v=1 5\n".to_vec()));
+        assert_eq!(
+            recent.get(5, b"head5").as_deref(),
+            Some(&b"m v=1 5\n".to_vec())
+        );
         // Another record at that LSN (a log begun again) is not stood in for.
         assert_eq!(recent.get(5, b"other"), None);
         assert_eq!(recent.get(6, b"head5"), None);

@@ -819,9 +819,10 @@ impl Storage {
         let prepared: Vec<shard::Prepared> = admitted
             .iter()
             .map(|(shard, points)| {
-                let followed = self.followers.get().is_some_and(|f| {
-                    f.follows(&shard.info.database, &shard.info.retention_policy)
-                });
+                let followed = self
+                    .followers
+                    .get()
+                    .is_some_and(|f| f.follows(&shard.info.database, &shard.info.retention_policy));
                 shard.prepare_points(points, version, followed)
             })
             .collect();

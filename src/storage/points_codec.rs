@@ -258,7 +258,12 @@ pub fn compress_point_lines_keeping(
                         frame: Vec::new(),
                     })
                 }
-                Err(_) => return (LinesRecord::Plain(encode_point_lines(version, points)), None),
+                Err(_) => {
+                    return (
+                        LinesRecord::Plain(encode_point_lines(version, points)),
+                        None,
+                    )
+                }
             }
         }
         let c = cell.as_mut().expect("set above");
