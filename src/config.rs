@@ -89,8 +89,9 @@ pub(crate) struct NodeConfig {
     pub replication_gzip_level: u32,
     /// How much lower than the node's other threads the replication senders run, as nice
     /// steps (0 to 19; the result at most nice 19): a node short of CPU serves its writes
-    /// first and replicates with what is left. 19 (the default): the senders take CPU no
-    /// write wants; 0: the same priority as writes.
+    /// first and replicates with what is left. 10 (the default): a sender gets about a tenth
+    /// of a CPU the writes saturate (enough to keep up with a load that leaves it a little
+    /// more); 19: only CPU no write wants; 0: the same priority as writes.
     pub replication_nice: u32,
     pub log: LogConfig,
     /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
@@ -230,7 +231,7 @@ impl Default for NodeConfig {
             https_private_key: PathBuf::new(),
             replication_drop_when_full: false,
             replication_gzip_level: 1,
-            replication_nice: 19,
+            replication_nice: 10,
             log: LogConfig::default(),
             anti_entropy: AntiEntropyConfig::default(),
             continuous_queries: ContinuousQueriesConfig::default(),

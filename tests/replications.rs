@@ -1016,7 +1016,7 @@ fn replication_gzip_level_sets_how_batches_are_compressed() {
 }
 
 /// `replication_nice`: the senders' threads (named `replication`) run that many nice steps
-/// below the node's (at most nice 19), 19 unless set; a value past 19 is refused.
+/// below the node's (at most nice 19), 10 unless set; a value past 19 is refused.
 #[test]
 fn replication_senders_run_replication_nice_steps_below_the_node() {
     // A thread's name and nice value (field 19) from its stat.
@@ -1034,7 +1034,7 @@ fn replication_senders_run_replication_nice_steps_below_the_node() {
             .collect()
     };
     for (config, steps) in [
-        ("", 19),
+        ("", 10),
         ("replication_nice = 0\n", 0),
         ("replication_nice = 7\n", 7),
     ] {

@@ -572,7 +572,7 @@ pub(crate) fn run(
         points,
         pinned,
         gzip_level: opts.gzip_level.unwrap_or(1),
-        replication_nice: opts.replication_nice.unwrap_or(19),
+        replication_nice: opts.replication_nice.unwrap_or(10),
         ingest_without_replication: med(|r| r.ingest_without_replication),
         ingest_with_replication: med(|r| r.ingest_with_replication),
         ingest_ratio: med(|r| r.ingest_ratio),

@@ -153,7 +153,7 @@ enum BenchCommand {
         /// The replicating nodes' `replication_gzip_level` [default: the node's default, 1].
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
         gzip_level: Option<u32>,
-        /// The replicating nodes' `replication_nice` [default: the node's default, 19].
+        /// The replicating nodes' `replication_nice` [default: the node's default, 10].
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=19))]
         replication_nice: Option<u32>,
         /// Rounds of the ingest and drain phases, each the pair of runs it compares (in

@@ -24,6 +24,7 @@
 //! [`sender`] runs one task per replication.
 
 pub(crate) mod queue;
+pub(crate) mod recent;
 pub(crate) mod sender;
 
 use crate::auth::{Action, Principal, Resource, Wanted};
@@ -117,6 +118,8 @@ pub(crate) struct ReplicationService {
     shards: RwLock<HashMap<u64, (String, String)>>,
     /// Where the senders run: a thread of their own, whatever serves HTTP.
     runtime: Option<tokio::runtime::Runtime>,
+    /// The newest followed records' lines, so that the senders need not decompress them.
+    recent: recent::RecentLines,
 }
 
 impl Drop for ReplicationService {
@@ -163,6 +166,7 @@ impl ReplicationService {
             appended: watch::channel(durable).0,
             shards: RwLock::new(HashMap::new()),
             runtime: Some(runtime),
+            recent: recent::RecentLines::default(),
         });
         service.reconcile_blocking()?;
         service.storage.set_followers(service.clone());
@@ -711,6 +715,24 @@ impl WriteFollowers for ReplicationService {
                 .map(|r| r.bytes)
                 .sum();
             q.remove(bytes);
+        }
+    }
+
+    fn follows(&self, database: &str, retention_policy: &str) -> bool {
+        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        queues
+            .values()
+            .any(|q| q.targets(database, retention_policy))
+    }
+
+    fn decoded(&self, lsn: Lsn, head: &[u8], plain: Vec<u8>) {
+        let needed_from = {
+            let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+            queues.values().map(|q| q.needed_from()).min()
+        };
+        // No replication left to read it.
+        if let Some(needed_from) = needed_from {
+            self.recent.insert(lsn, head, plain, needed_from);
         }
     }
 

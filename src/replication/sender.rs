@@ -32,7 +32,8 @@ use crate::control::replications::{attempt, delivered, dropped};
 use crate::line_protocol::{LineParser, ParseOptions};
 use crate::log::{Log, LogError, LogReader, Lsn, RecordRef};
 use crate::proto::{DropReason, Remote, Replication, ReplicationProgress};
-use crate::storage::data_log::Header;
+use crate::storage::data_log::{Header, HEADER_LEN};
+use crate::storage::shard::{POINT_LINES_RECORD, POINT_LINES_ZSTD_RECORD};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
@@ -742,8 +743,24 @@ fn read_head(
         }
         let bytes = crate::log::format::encoded_record_len(record.payload.len()) as u64;
         lines.clear();
-        let decoded = Header::split(record.payload).and_then(|(_, payload)| {
-            crate::storage::shard::record_lines(record.kind, payload, &mut parser, &mut lines)
+        // Its lines as written, if still held: not decompressed again.
+        let held = match record.kind {
+            POINT_LINES_ZSTD_RECORD => record
+                .payload
+                .get(..HEADER_LEN)
+                .and_then(|head| s.recent.get(record.lsn, head)),
+            _ => None,
+        };
+        let decoded = Header::split(record.payload).and_then(|(_, payload)| match &held {
+            Some(plain) => crate::storage::shard::record_lines(
+                POINT_LINES_RECORD,
+                plain,
+                &mut parser,
+                &mut lines,
+            ),
+            None => {
+                crate::storage::shard::record_lines(record.kind, payload, &mut parser, &mut lines)
+            }
         });
         let (version, points) = match decoded {
             Ok(Some(v)) => v,

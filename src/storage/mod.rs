@@ -97,6 +97,13 @@ pub trait WriteFollowers: Send + Sync {
     fn abandon(&self, records: &[QueuedRecord<'_>]);
     /// Records up to `lsn` are durable (wakes those waiting for them).
     fn appended(&self, lsn: crate::log::Lsn);
+    /// Whether the writes to `database`.`retention_policy` are followed: their compressed
+    /// records' bytes before compression are then handed to [`WriteFollowers::decoded`].
+    fn follows(&self, database: &str, retention_policy: &str) -> bool;
+    /// A followed record durable at `lsn`: its payload's first bytes (which name it) and
+    /// its `PointLines` bytes before compression, so that a follower reading it from the
+    /// log soon after need not decompress it.
+    fn decoded(&self, lsn: crate::log::Lsn, head: &[u8], plain: Vec<u8>);
 }
 
 /// A shard left closed at start-up.
@@ -675,13 +682,20 @@ impl Storage {
     /// (never half-applied), given back if the append fails.
     async fn append_followed(
         &self,
-        prepared: Vec<shard::Prepared>,
+        mut prepared: Vec<shard::Prepared>,
         queued: &[QueuedRecord<'_>],
     ) -> Result<Vec<u64>, StorageError> {
         let followers = self.followers.get();
         if let Some(f) = followers {
             f.admit(queued).map_err(StorageError::QueueFull)?;
         }
+        let plains: Vec<Option<(Vec<u8>, Vec<u8>)>> = prepared
+            .iter_mut()
+            .map(|p| {
+                let head = p.record.payload.get(..data_log::HEADER_LEN)?.to_vec();
+                Some((head, p.plain.take()?))
+            })
+            .collect();
         let lsns = match shard::append_together(&self.data_log, prepared).await {
             Ok(lsns) => lsns,
             Err(e) => {
@@ -692,6 +706,12 @@ impl Storage {
             }
         };
         if let (Some(f), Some(&last)) = (followers, lsns.last()) {
+            // Before the senders are woken, so that they find them.
+            for (lsn, plain) in lsns.iter().zip(plains) {
+                if let Some((head, plain)) = plain {
+                    f.decoded(*lsn, &head, plain);
+                }
+            }
             f.appended(last);
         }
         Ok(lsns)
@@ -798,7 +818,13 @@ impl Storage {
         // One record per shard, appended together: durable all, or none.
         let prepared: Vec<shard::Prepared> = admitted
             .iter()
-            .map(|(shard, points)| shard.prepare_points(points, version))
+            .map(|(shard, points)| {
+                let followed = self
+                    .followers
+                    .get()
+                    .is_some_and(|f| f.follows(&shard.info.database, &shard.info.retention_policy));
+                shard.prepare_points(points, version, followed)
+            })
             .collect();
         let applied: Vec<(u64, usize)> = prepared.iter().map(|p| (p.seq, p.record_len)).collect();
         if !prepared.is_empty() {
@@ -1098,9 +1124,13 @@ impl Storage {
             }
         }
         if !batches.is_empty() {
+            let followed = self
+                .followers
+                .get()
+                .is_some_and(|f| f.follows(&shard.info.database, &shard.info.retention_policy));
             let prepared: Vec<shard::Prepared> = batches
                 .iter()
-                .map(|(version, points)| shard.prepare_points(points, *version))
+                .map(|(version, points)| shard.prepare_points(points, *version, followed))
                 .collect();
             let applied_at: Vec<(u64, usize)> =
                 prepared.iter().map(|p| (p.seq, p.record_len)).collect();

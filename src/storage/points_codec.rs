@@ -233,6 +233,16 @@ thread_local! {
 /// size) when that makes it smaller. Should zstd fail (it only can for lack of memory),
 /// the record is left uncompressed: it is the same data either way.
 pub fn compress_point_lines(version: u64, points: &[Point]) -> LinesRecord {
+    compress_point_lines_keeping(version, points, false).0
+}
+
+/// [`compress_point_lines`], and with `keep_plain` a copy of the bytes it compressed (for
+/// a record that is compressed): a follower of the log then need not decompress them.
+pub fn compress_point_lines_keeping(
+    version: u64,
+    points: &[Point],
+    keep_plain: bool,
+) -> (LinesRecord, Option<Vec<u8>>) {
     LINES_COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
@@ -248,7 +258,12 @@ pub fn compress_point_lines(version: u64, points: &[Point]) -> LinesRecord {
                         frame: Vec::new(),
                     })
                 }
-                Err(_) => return LinesRecord::Plain(encode_point_lines(version, points)),
+                Err(_) => {
+                    return (
+                        LinesRecord::Plain(encode_point_lines(version, points)),
+                        None,
+                    )
+                }
             }
         }
         let c = cell.as_mut().expect("set above");
@@ -257,11 +272,14 @@ pub fn compress_point_lines(version: u64, points: &[Point]) -> LinesRecord {
         c.frame
             .reserve(zstd::zstd_safe::compress_bound(c.plain.len()));
         match c.zstd.compress_to_buffer(&c.plain, &mut c.frame) {
-            Ok(_) if c.frame.len() < c.plain.len() => LinesRecord::Compressed {
-                frame: c.frame.clone(),
-                plain_len: c.plain.len(),
-            },
-            _ => LinesRecord::Plain(c.plain.clone()),
+            Ok(_) if c.frame.len() < c.plain.len() => (
+                LinesRecord::Compressed {
+                    frame: c.frame.clone(),
+                    plain_len: c.plain.len(),
+                },
+                keep_plain.then(|| c.plain.clone()),
+            ),
+            _ => (LinesRecord::Plain(c.plain.clone()), None),
         }
     })
 }

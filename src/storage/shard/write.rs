@@ -26,6 +26,8 @@ pub(crate) struct Prepared {
     pub record: Record,
     /// The record's bytes before compression: what replaying it costs.
     pub record_len: usize,
+    /// The compressed record's `PointLines` bytes, kept for the bucket's replications.
+    pub plain: Option<Vec<u8>>,
     queued: bool,
 }
 
@@ -137,26 +139,40 @@ impl Shard {
     /// The data-log record of points under one write version, with the shard's next
     /// sequence number: once taken, it is applied or passed over (see
     /// [`append_together`]).
-    pub(crate) fn prepare_points(self: &Arc<Self>, points: &[Point<'_>], version: u64) -> Prepared {
+    /// The record of `points`; `keep_plain` (a replication follows the shard's bucket):
+    /// with the bytes it compressed, which the replication's sender would otherwise
+    /// decompress from the log.
+    pub(crate) fn prepare_points(
+        self: &Arc<Self>,
+        points: &[Point<'_>],
+        version: u64,
+        keep_plain: bool,
+    ) -> Prepared {
         use crate::storage::points_codec::LinesRecord;
         // The log's budget counts a record's bytes before compression: what replaying it
         // costs, which the budget bounds along with the head.
-        let (kind, payload, record_len) = match points.iter().all(|p| !p.line.is_empty()) {
+        let (kind, payload, record_len, plain) = match points.iter().all(|p| !p.line.is_empty()) {
             true => {
-                let lines = crate::storage::points_codec::compress_point_lines(version, points);
+                let (lines, plain) = crate::storage::points_codec::compress_point_lines_keeping(
+                    version, points, keep_plain,
+                );
                 let len = lines.plain_len();
                 match lines {
-                    LinesRecord::Compressed { frame, .. } => (POINT_LINES_ZSTD_RECORD, frame, len),
-                    LinesRecord::Plain(bytes) => (POINT_LINES_RECORD, bytes, len),
+                    LinesRecord::Compressed { frame, .. } => {
+                        (POINT_LINES_ZSTD_RECORD, frame, len, plain)
+                    }
+                    LinesRecord::Plain(bytes) => (POINT_LINES_RECORD, bytes, len, None),
                 }
             }
             false => {
                 let bytes = crate::storage::points_codec::encode_points_written(version, points);
                 let len = bytes.len();
-                (POINTS_RECORD, bytes, len)
+                (POINTS_RECORD, bytes, len, None)
             }
         };
-        self.prepare(kind, &payload, record_len)
+        let mut prepared = self.prepare(kind, &payload, record_len);
+        prepared.plain = plain;
+        prepared
     }
 
     fn prepare(self: &Arc<Self>, kind: u8, payload: &[u8], record_len: usize) -> Prepared {
@@ -171,6 +187,7 @@ impl Shard {
             seq,
             record: header.record(kind, payload),
             record_len,
+            plain: None,
             queued: false,
         }
     }
@@ -182,7 +199,7 @@ impl Shard {
         points: &[Point<'_>],
         version: u64,
     ) -> Result<bool, StorageError> {
-        let prepared = self.prepare_points(points, version);
+        let prepared = self.prepare_points(points, version, false);
         let (seq, record_len) = (prepared.seq, prepared.record_len);
         let lsns = append_together(&self.log, vec![prepared]).await?;
         Ok(self.apply_points(points, version, seq, lsns[0], record_len))
