@@ -337,7 +337,7 @@ impl InfluxClient {
         Ok(Pong { version })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }
