@@ -1169,6 +1169,7 @@ fn only_the_difference_moves(path: &str, expected: (u64, u64)) {
     let job = finished_migration(&s.proxy, 1);
     assert_eq!(job["failed"], json!(0), "{job}");
     let moved = job["points"].as_u64().unwrap();
+    eprintln!("{path}: {moved} points moved");
     assert!((1_000..5_000).contains(&moved), "points moved: {job}");
     let (owner0, owner1) = (&s.circles.circles[a.0][a.1], &s.circles.circles[b.0][b.1]);
     let counted = |o: &Backend| count(o.query(DB, &format!("SELECT count(v) FROM {m}")));

@@ -337,7 +337,7 @@ impl InfluxClient {
         Ok(Pong { version })
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
+    fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }

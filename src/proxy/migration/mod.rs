@@ -404,17 +404,18 @@ async fn copy_unit(
         }
     }
     // Two shardkeeper nodes: only what differs moves (one way; resync's stages make it
-    // both). Otherwise, or when the destination lacks a shard, the windowed copy.
+    // both). Otherwise the windowed copy.
     if let ("recovery" | "resync", [destination]) = (job.kind.as_str(), destinations.as_slice()) {
-        let diff = diff::Diff {
-            source: &src.backend.querier,
+        let pull = diff::Pull {
             destination: &destination.querier,
+            source_url: &src.backend.url,
+            source_credentials: &src.backend.credentials,
             db: &u.db,
             measurement: &u.measurement,
             since: (job.since_unix_nanos != 0).then_some(job.since_unix_nanos),
         };
-        if let Some(pairs) = diff.pairs().await {
-            return diff.run(&pairs, resume, recorder).await;
+        if let Some(points) = pull.run().await? {
+            return Ok(points);
         }
     }
     let copy = Copy {
