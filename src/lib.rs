@@ -48,6 +48,7 @@ pub mod fuzzing {
     pub use crate::proxy::config::fuzz_parse as proxy_config;
     pub use crate::proxy::influxql::fuzz_check as proxy_influxql;
     pub use crate::proxy::lines::fuzz_split as proxy_lines;
+    pub use crate::proxy::migration::copy::fuzz_answer as proxy_migration_answer;
     pub use crate::query::parser::fuzz_parse as influxql;
 }
 

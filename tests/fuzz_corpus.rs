@@ -123,6 +123,15 @@ fn proxy_lines_corpus_never_panics() {
 }
 
 #[test]
+fn proxy_migration_answer_corpus_never_panics() {
+    let inputs = corpus("proxy_migration_answer");
+    assert!(inputs.len() >= 12, "the corpus has seeds");
+    for (_name, data) in inputs {
+        shardkeeper::fuzzing::proxy_migration_answer(&data);
+    }
+}
+
+#[test]
 fn proxy_influxql_corpus_never_panics() {
     let inputs = corpus("proxy_influxql");
     assert!(inputs.len() >= 20, "the corpus has seeds");
@@ -184,6 +193,37 @@ proptest! {
         text in "([a-z\\\\, =\"]{1,12}( [a-z]=[0-9.]{1,4}[iu]?)?( [0-9]{1,19})?\r?\n){0,20}"
     ) {
         shardkeeper::fuzzing::proxy_lines(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_a_migrations_query_answer_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        shardkeeper::fuzzing::proxy_migration_answer(&data);
+    }
+
+    #[test]
+    fn query_answer_shaped_json_read_by_a_migration_never_panics(
+        columns in proptest::collection::vec("(time|c[0-4]|[a-z ,=\\\\\"]{0,4})", 0..5),
+        rows in proptest::collection::vec(
+            proptest::collection::vec("(null|true|false|-?[0-9]{1,20}(\\.[0-9]{1,3})?(e[0-9]{1,3})?|\"[a-z \\\\\"]{0,5}\"|\\[\\]|\\{\\})", 0..6),
+            0..6,
+        ),
+        tags in proptest::collection::btree_map("[a-z ,=]{0,3}", "[a-z ,=]{0,3}", 0..3),
+        types in proptest::collection::vec("(float|integer|unsigned|string|boolean|[a-z]{0,3})", 0..5),
+    ) {
+        let columns = serde_json::to_string(&columns).unwrap();
+        let rows: Vec<String> = rows.iter().map(|r| format!("[{}]", r.join(","))).collect();
+        let keys: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("[{:?},{:?}]", format!("c{i}"), t))
+            .collect();
+        let answer = format!(
+            r#"{{"results":[{{"series":[{{"name":"m","tags":{},"columns":{columns},"values":[{}]}},{{"columns":["fieldKey","fieldType"],"values":[{}]}}]}}]}}"#,
+            serde_json::to_string(&tags).unwrap(),
+            rows.join(","),
+            keys.join(","),
+        );
+        shardkeeper::fuzzing::proxy_migration_answer(answer.as_bytes());
     }
 
     #[test]

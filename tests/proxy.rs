@@ -1120,6 +1120,81 @@ fn resync_copies_every_measurement_to_every_other_circle() {
     assert_eq!(state["is_resyncing"], json!(false));
 }
 
+/// The same 100 000 points written straight to a measurement's owner in each circle,
+/// then 1 000 more to circle 0's only and the first 500 deleted from circle 1's: the
+/// measurement, and circle 0's and circle 1's owners (circle, index).
+fn diverged_pair(s: &Setup) -> (String, (usize, usize), (usize, usize)) {
+    let m = "diverged".to_owned();
+    let (a, b) = (
+        (0, s.circles.owner(0, DB, &m)),
+        (1, s.circles.owner(1, DB, &m)),
+    );
+    let (owner0, owner1) = (&s.circles.circles[a.0][a.1], &s.circles.circles[b.0][b.1]);
+    write_many(owner0, &m, 100_000);
+    write_many(owner1, &m, 100_000);
+    let extra: String = (0..1_000)
+        .map(|i| format!("{m},host=h{} v={i}i,f=0.5 {}\n", i % 10, 1_500_100_000 + i))
+        .collect();
+    ok(request(
+        owner0.addr,
+        "POST",
+        &format!("/write?db={DB}&precision=s"),
+        &[],
+        extra.as_bytes(),
+    ));
+    ok(owner1.query(
+        DB,
+        &format!("DELETE FROM {m} WHERE time < 1500000500000000000"),
+    ));
+    assert_eq!(
+        count(owner0.query(DB, &format!("SELECT count(v) FROM {m}"))),
+        101_000
+    );
+    assert_eq!(
+        count(owner1.query(DB, &format!("SELECT count(v) FROM {m}"))),
+        99_500
+    );
+    (m, a, b)
+}
+
+/// Between shardkeeper nodes, `path` (a resync or a recovery from circle 0 to 1) moves
+/// only the cells that differ: about the 1 500 points of the difference, not 100 000;
+/// then circle 1's owner holds `expected` points, as `figures` shows on both when `both`.
+fn only_the_difference_moves(path: &str, expected: (u64, u64)) {
+    let Some(s) = setup(Kind::Shardkeeper, json!({})) else {
+        return;
+    };
+    let (m, a, b) = diverged_pair(&s);
+    assert_eq!(migrate(&s.proxy, path, b""), (202, "accepted\n".to_owned()));
+    let job = finished_migration(&s.proxy, 1);
+    assert_eq!(job["failed"], json!(0), "{job}");
+    let moved = job["points"].as_u64().unwrap();
+    eprintln!("{path}: {moved} points moved");
+    assert!((1_000..5_000).contains(&moved), "points moved: {job}");
+    let (owner0, owner1) = (&s.circles.circles[a.0][a.1], &s.circles.circles[b.0][b.1]);
+    let counted = |o: &Backend| count(o.query(DB, &format!("SELECT count(v) FROM {m}")));
+    assert_eq!((counted(owner0), counted(owner1)), expected);
+    if expected.0 == expected.1 {
+        assert_eq!(figures(owner0, &m), figures(owner1, &m));
+    }
+}
+
+#[test]
+fn resync_between_shardkeeper_nodes_moves_only_the_difference_both_ways() {
+    // The union, deletes winning over the older points they cover.
+    only_the_difference_moves("/resync", (100_500, 100_500));
+}
+
+#[test]
+fn recovery_between_shardkeeper_nodes_moves_only_the_difference_one_way() {
+    // Circle 1's owner gains the 1 000 points it lacked and keeps its delete; circle 0's
+    // is not written to.
+    only_the_difference_moves(
+        "/recovery?from_circle_id=0&to_circle_id=1",
+        (101_000, 100_500),
+    );
+}
+
 /// Writes `n` points of one measurement straight to a backend, 10 series, one second
 /// apart, in bodies of 10 000 lines.
 fn write_many(b: &Backend, m: &str, n: u64) {

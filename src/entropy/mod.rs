@@ -27,6 +27,7 @@
 //! from `/api/v2/backup/shards/{id}`, with the configured peer credential when
 //! authentication is on.
 
+pub(crate) mod pull;
 pub(crate) mod wire;
 
 use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};

@@ -21,7 +21,8 @@ pub(super) fn routes(r: &mut super::Routes) {
         .add(Method::POST, "/shard-repair/peer/digests", peer_digests)
         .add(Method::POST, "/shard-repair/peer/leaves", peer_leaves)
         .add(Method::POST, "/shard-repair/peer/cells", peer_cells)
-        .add(Method::POST, "/shard-repair/peer/apply", peer_apply);
+        .add(Method::POST, "/shard-repair/peer/apply", peer_apply)
+        .add(Method::POST, "/shard-repair/pull", pull);
 }
 
 /// A JSON error, as Enterprise's API answers them: `{"error": "..."}`.
@@ -262,6 +263,36 @@ async fn peer_apply(
             StatusCode::NOT_FOUND,
             format!("shard {id} is not held here"),
         ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /shard-repair/pull` with a JSON [`crate::entropy::pull::PullRequest`]: pulls what
+/// differs of one measurement from another node (`shardkeeper proxy`'s recovery and
+/// resync). 200 with the figures; 409 when the two cannot be compared (the caller copies
+/// another way); 502 when the source fails.
+async fn pull(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    use crate::entropy::pull::{PullRequest, Pulled};
+    let request: PullRequest = match admitted_body(&node, &req, &params, payload, |b| {
+        serde_json::from_slice::<PullRequest>(b)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match node.entropy.pull_measurement(&request).await {
+        Ok(Pulled::Done(figures)) => HttpResponse::Ok().json(figures),
+        Ok(Pulled::NotComparable(why)) => error(StatusCode::CONFLICT, why),
+        Err(
+            e @ (crate::entropy::EntropyError::Peer { .. }
+            | crate::entropy::EntropyError::Wire { .. }),
+        ) => error(StatusCode::BAD_GATEWAY, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -54,6 +54,8 @@ pub struct Backend {
     pub writer: InfluxClient,
     /// Queries: a heavy one may rightly take long.
     pub querier: InfluxClient,
+    /// What both send (a migration hands it to another backend that reads from this one).
+    pub credentials: Credentials,
     /// Answered its last `/ping` (or its last request).
     active: AtomicBool,
     pub figures: StreamFigures,
@@ -93,7 +95,7 @@ impl Backend {
         let querier = InfluxClient::new(
             &backend.url,
             ClientOptions {
-                credentials,
+                credentials: credentials.clone(),
                 connect_timeout: timeout,
                 ..ClientOptions::default()
             },
@@ -105,6 +107,7 @@ impl Backend {
             index,
             writer,
             querier,
+            credentials,
             active: AtomicBool::new(true),
             figures: StreamFigures::default(),
             revived: tokio::sync::Notify::new(),

@@ -207,14 +207,7 @@ impl Copy<'_> {
         let mut lines = String::new();
         let mut in_body = 0;
         for series in answer.results.into_iter().flat_map(|r| r.series) {
-            let mut prefix = String::new();
-            escape_measurement(&mut prefix, self.measurement);
-            for (k, v) in series.tags.iter().filter(|(_, v)| !v.is_empty()) {
-                prefix.push(',');
-                escape_tag(&mut prefix, k);
-                prefix.push('=');
-                escape_tag(&mut prefix, v);
-            }
+            let prefix = series_prefix(self.measurement, &series);
             let time = series.columns.iter().position(|c| c == "time");
             for row in &series.values {
                 if !render_row(&mut lines, &prefix, &series.columns, time, row, fields) {
@@ -300,46 +293,7 @@ impl Copy<'_> {
 
     async fn policies(&self) -> Result<Vec<Policy>, CopyError> {
         let body = self.query("SHOW RETENTION POLICIES").await?;
-        let answer = self.parse(&body)?;
-        let mut out = Vec::new();
-        for s in answer.results.iter().flat_map(|r| &r.series) {
-            let col = |name: &str| s.columns.iter().position(|c| c == name);
-            let (Some(n), d, sd, r, def) = (
-                col("name"),
-                col("duration"),
-                col("shardGroupDuration"),
-                col("replicaN"),
-                col("default"),
-            ) else {
-                continue;
-            };
-            for row in &s.values {
-                let text = |i: Option<usize>| {
-                    i.and_then(|i| row.get(i))
-                        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-                        .unwrap_or_default()
-                };
-                let Some(name) = row
-                    .get(n)
-                    .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-                else {
-                    continue;
-                };
-                out.push(Policy {
-                    name,
-                    duration: text(d),
-                    shard_duration: text(sd),
-                    replicas: r
-                        .and_then(|i| row.get(i))
-                        .and_then(|v| v.get().parse().ok())
-                        .unwrap_or(1),
-                    default: def
-                        .and_then(|i| row.get(i))
-                        .is_some_and(|v| v.get() == "true"),
-                });
-            }
-        }
-        Ok(out)
+        Ok(policies_of(&self.parse(&body)?))
     }
 
     async fn field_types(&self, rp: &str) -> Result<HashMap<String, FieldType>, CopyError> {
@@ -349,31 +303,7 @@ impl Copy<'_> {
             quote(self.measurement)
         );
         let body = self.query(&q).await?;
-        let answer = self.parse(&body)?;
-        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
-        for s in answer.results.iter().flat_map(|r| &r.series) {
-            for row in &s.values {
-                let (Some(k), Some(t)) = (row.first(), row.get(1)) else {
-                    continue;
-                };
-                let (Ok(k), Ok(t)) = (
-                    serde_json::from_str::<String>(k.get()),
-                    serde_json::from_str::<String>(t.get()),
-                ) else {
-                    continue;
-                };
-                seen.entry(k).or_default().push(t);
-            }
-        }
-        Ok(seen
-            .into_iter()
-            .filter_map(|(k, types)| {
-                FieldType::ORDER
-                    .iter()
-                    .find(|(name, _)| types.iter().any(|t| t == name))
-                    .map(|(_, t)| (k, *t))
-            })
-            .collect())
+        Ok(field_types_of(&self.parse(&body)?))
     }
 
     /// The time of the earliest (`ASC`) or latest (`DESC`) point at or after `lower`.
@@ -389,17 +319,7 @@ impl Copy<'_> {
         }
         let _ = write!(q, " ORDER BY time {order} LIMIT 1");
         let body = self.query(&q).await?;
-        let answer = self.parse(&body)?;
-        let time = answer
-            .results
-            .iter()
-            .flat_map(|r| &r.series)
-            .filter_map(|s| {
-                let i = s.columns.iter().position(|c| c == "time")?;
-                s.values.first()?.get(i)?.get().parse::<i64>().ok()
-            })
-            .next();
-        Ok(time)
+        Ok(edge_of(&self.parse(&body)?))
     }
 
     /// The points in `[at, upto)`: the largest of the fields' counts.
@@ -412,15 +332,7 @@ impl Copy<'_> {
             clamp(upto)
         );
         let body = self.query(&q).await?;
-        let answer = self.parse(&body)?;
-        Ok(answer
-            .results
-            .iter()
-            .flat_map(|r| &r.series)
-            .flat_map(|s| s.values.iter().flat_map(|row| row.iter().skip(1)))
-            .filter_map(|v| v.get().parse::<u64>().ok())
-            .max()
-            .unwrap_or(0))
+        Ok(count_of(&self.parse(&body)?))
     }
 
     /// Runs `q` on the source (times as integer nanoseconds), trying again what may pass.
@@ -452,19 +364,157 @@ impl Copy<'_> {
 
     /// The answer, or its first statement's error.
     fn parse<'b>(&self, body: &'b [u8]) -> Result<Answer<'b>, CopyError> {
-        let url = || format!("{}/query", self.source.base_url());
-        let answer: Answer<'b> = serde_json::from_slice(body).map_err(|e| CopyError::Answer {
-            url: url(),
-            reason: format!("not a query answer ({e})"),
-        })?;
-        if let Some(message) = answer.results.iter().find_map(|r| r.error.clone()) {
-            return Err(CopyError::Answer {
-                url: url(),
-                reason: message,
+        parse_answer(body).map_err(|reason| CopyError::Answer {
+            url: format!("{}/query", self.source.base_url()),
+            reason,
+        })
+    }
+}
+
+/// A `/query` answer, or why not: not one, or its first statement's error.
+fn parse_answer(body: &[u8]) -> Result<Answer<'_>, String> {
+    let answer: Answer<'_> =
+        serde_json::from_slice(body).map_err(|e| format!("not a query answer ({e})"))?;
+    match answer.results.iter().find_map(|r| r.error.clone()) {
+        Some(message) => Err(message),
+        None => Ok(answer),
+    }
+}
+
+/// `SHOW RETENTION POLICIES`' rows (a row without a name is passed over).
+fn policies_of(answer: &Answer<'_>) -> Vec<Policy> {
+    let mut out = Vec::new();
+    for s in answer.results.iter().flat_map(|r| &r.series) {
+        let col = |name: &str| s.columns.iter().position(|c| c == name);
+        let (Some(n), d, sd, r, def) = (
+            col("name"),
+            col("duration"),
+            col("shardGroupDuration"),
+            col("replicaN"),
+            col("default"),
+        ) else {
+            continue;
+        };
+        for row in &s.values {
+            let text = |i: Option<usize>| {
+                i.and_then(|i| row.get(i))
+                    .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+                    .unwrap_or_default()
+            };
+            let Some(name) = row
+                .get(n)
+                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+            else {
+                continue;
+            };
+            out.push(Policy {
+                name,
+                duration: text(d),
+                shard_duration: text(sd),
+                replicas: r
+                    .and_then(|i| row.get(i))
+                    .and_then(|v| v.get().parse().ok())
+                    .unwrap_or(1),
+                default: def
+                    .and_then(|i| row.get(i))
+                    .is_some_and(|v| v.get() == "true"),
             });
         }
-        Ok(answer)
     }
+    out
+}
+
+/// `SHOW FIELD KEYS`' rows: each field's type (of several, the first of
+/// [`FieldType::ORDER`]; of none known, the field is left out).
+fn field_types_of(answer: &Answer<'_>) -> HashMap<String, FieldType> {
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    for s in answer.results.iter().flat_map(|r| &r.series) {
+        for row in &s.values {
+            let (Some(k), Some(t)) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            let (Ok(k), Ok(t)) = (
+                serde_json::from_str::<String>(k.get()),
+                serde_json::from_str::<String>(t.get()),
+            ) else {
+                continue;
+            };
+            seen.entry(k).or_default().push(t);
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(k, types)| {
+            FieldType::ORDER
+                .iter()
+                .find(|(name, _)| types.iter().any(|t| t == name))
+                .map(|(_, t)| (k, *t))
+        })
+        .collect()
+}
+
+/// The time of the first row of a `LIMIT 1` answer.
+fn edge_of(answer: &Answer<'_>) -> Option<i64> {
+    answer
+        .results
+        .iter()
+        .flat_map(|r| &r.series)
+        .filter_map(|s| {
+            let i = s.columns.iter().position(|c| c == "time")?;
+            s.values.first()?.get(i)?.get().parse::<i64>().ok()
+        })
+        .next()
+}
+
+/// A `COUNT(*)` answer: the largest of the fields' counts.
+fn count_of(answer: &Answer<'_>) -> u64 {
+    answer
+        .results
+        .iter()
+        .flat_map(|r| &r.series)
+        .flat_map(|s| s.values.iter().flat_map(|row| row.iter().skip(1)))
+        .filter_map(|v| v.get().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A series' lines' start: the measurement and its tags (an empty tag value is no tag).
+fn series_prefix(measurement: &str, series: &Series<'_>) -> String {
+    let mut prefix = String::new();
+    escape_measurement(&mut prefix, measurement);
+    for (k, v) in series.tags.iter().filter(|(_, v)| !v.is_empty()) {
+        prefix.push(',');
+        escape_tag(&mut prefix, k);
+        prefix.push('=');
+        escape_tag(&mut prefix, v);
+    }
+    prefix
+}
+
+#[cfg(any(test, feature = "testing"))]
+/// Fuzz entry point: any bytes as a backend's `/query` answer, read as each of a
+/// migration's questions reads it (retention policies, field types, the earliest time, a
+/// count, a window's rows rendered as line protocol): an answer or an error, never a
+/// panic.
+pub fn fuzz_answer(data: &[u8]) {
+    let Ok(answer) = parse_answer(data) else {
+        return;
+    };
+    let _ = (policies_of(&answer), edge_of(&answer), count_of(&answer));
+    let fields = field_types_of(&answer);
+    let mut lines = String::new();
+    for series in answer.results.iter().flat_map(|r| &r.series) {
+        let prefix = series_prefix("m", series);
+        let time = series.columns.iter().position(|c| c == "time");
+        for row in &series.values {
+            let before = lines.len();
+            if render_row(&mut lines, &prefix, &series.columns, time, row, &fields) {
+                assert!(lines.ends_with('\n') && lines.len() > before);
+            } else {
+                assert_eq!(lines.len(), before, "a row not rendered leaves nothing");
+            }
+        }
+    }
+    let _ = crate::line_protocol::parse_body(lines.as_bytes());
 }
 
 /// Appends one row as a line (and its newline); false when it has no field to write.

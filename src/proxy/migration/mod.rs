@@ -26,6 +26,7 @@
 //! are told (`POST /migrate/state`) as the job starts and ends.
 
 pub(crate) mod copy;
+pub(crate) mod diff;
 pub(crate) mod ledger;
 
 use super::backend::Backend;
@@ -400,6 +401,21 @@ async fn copy_unit(
                     reason: "this destination is no longer in the config".into(),
                 })
             }
+        }
+    }
+    // Two shardkeeper nodes: only what differs moves (one way; resync's stages make it
+    // both). Otherwise the windowed copy.
+    if let ("recovery" | "resync", [destination]) = (job.kind.as_str(), destinations.as_slice()) {
+        let pull = diff::Pull {
+            destination: &destination.querier,
+            source_url: &src.backend.url,
+            source_credentials: &src.backend.credentials,
+            db: &u.db,
+            measurement: &u.measurement,
+            since: (job.since_unix_nanos != 0).then_some(job.since_unix_nanos),
+        };
+        if let Some(points) = pull.run().await? {
+            return Ok(points);
         }
     }
     let copy = Copy {
