@@ -65,6 +65,18 @@ const LEAVES_PER_REQUEST: usize = 512;
 const SAMPLE_CELLS: usize = 240;
 /// Tables asked for per stratum before a reconciliation gives way to the tree walk.
 const TABLE_ATTEMPTS: usize = 3;
+tokio::task_local! {
+    /// The bytes a repair exchanged, counted in its own task: checks running meanwhile
+    /// (on the same node, for the same shard) are not the repair's.
+    static REPAIR_BYTES: Arc<AtomicU64>;
+}
+
+/// Counts `n` bytes exchanged: in every figure, and in the repair under way, if any.
+fn count_bytes(all: &AtomicU64, n: u64) {
+    all.fetch_add(n, Ordering::Relaxed);
+    let _ = REPAIR_BYTES.try_with(|r| r.fetch_add(n, Ordering::Relaxed));
+}
+
 /// Largest body a peer endpoint takes.
 pub(crate) const MAX_PEER_BODY: usize = 256 << 20;
 
@@ -576,9 +588,7 @@ impl EntropyService {
             .bytes()
             .await
             .map_err(|e| peer_err(ClientError::transport(&url, e)))?;
-        self.figures
-            .bytes_exchanged
-            .fetch_add(sent + bytes.len() as u64, Ordering::Relaxed);
+        count_bytes(&self.figures.bytes_exchanged, sent + bytes.len() as u64);
         Ok(bytes.to_vec())
     }
 
@@ -961,9 +971,7 @@ impl EntropyService {
             }
         }
         drop(tx);
-        self.figures
-            .bytes_exchanged
-            .fetch_add(received, Ordering::Relaxed);
+        count_bytes(&self.figures.bytes_exchanged, received);
         let restored = restore
             .await
             .map_err(|e| EntropyError::Other(format!("a restore task failed: {e}")))?;
@@ -1293,11 +1301,20 @@ impl EntropyService {
     /// Repairs shard `id` with every peer: pulls the leaves that differ from each, then
     /// pushes its own contents of every leaf that differed from any of them.
     async fn repair(self: &Arc<Self>, id: u64) -> Result<RepairFinished, EntropyError> {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let mut f = REPAIR_BYTES
+            .scope(bytes.clone(), self.repair_counted(id))
+            .await?;
+        f.bytes = bytes.load(Ordering::Relaxed);
+        Ok(f)
+    }
+
+    /// [`Self::repair`], its bytes counted by the caller.
+    async fn repair_counted(self: &Arc<Self>, id: u64) -> Result<RepairFinished, EntropyError> {
         let mut f = RepairFinished {
             shard_id: id,
             ..RepairFinished::default()
         };
-        let bytes_before = self.figures.bytes_exchanged.load(Ordering::Relaxed);
         let (info, reason) = self
             .control
             .read(|c| {
@@ -1347,7 +1364,6 @@ impl EntropyService {
             )
             .await;
         }
-        f.bytes = self.figures.bytes_exchanged.load(Ordering::Relaxed) - bytes_before;
         self.figures
             .points_sent
             .fetch_add(f.points_sent, Ordering::Relaxed);
