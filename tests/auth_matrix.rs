@@ -179,6 +179,10 @@ const TABLE: &[Row] = &[
     row("POST", "/shard-repair/peer/apply", "/shard-repair/peer/apply", "garbage",
                                                                                [401,  401,  401,  401,  403,  403,  403,  400]),
     row("POST", "/shard-repair/pull", "/shard-repair/pull", "garbage",         [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/peer/ibf", "/shard-repair/peer/ibf", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
+    row("POST", "/shard-repair/peer/exchange", "/shard-repair/peer/exchange", "garbage",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  400]),
     // Last: a kv restore that accepted its body would replace the whole control state.
     row("POST", "/api/v2/restore/kv", "/api/v2/restore/kv", "garbage",         [401,  401,  401,  401,  403,  403,  403,  400]),
 ];

@@ -276,13 +276,7 @@ impl EntropyService {
         for pos in positions {
             let a = a.get(pos).unwrap_or(&none);
             let b = b.get(pos).unwrap_or(&none);
-            let cells: BTreeSet<u8> = a
-                .keys()
-                .chain(b.keys())
-                .filter(|c| a.get(c).map(Digest::folded) != b.get(c).map(Digest::folded))
-                .copied()
-                .collect();
-            chosen.insert(*pos, cells);
+            chosen.insert(*pos, super::differing_cells(a, b));
         }
         Ok(chosen)
     }

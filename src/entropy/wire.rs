@@ -25,8 +25,15 @@
 //!               points:n:varint{ series:varint field:varint time:zigzag version:varint
 //!                                 value_kind:u8 value }
 //!               tombstones:n:varint{ len:varint prost Tombstone } }
+//! ibf-rq    = shard:varint stratum:u8 (0: the sample, 1: the rest) cells:varint
+//! ibf       = shard:varint n:varint { count:u8 keys:u32 LE checks:u16 LE }  (never zstd)
+//! exchange  = n:varint { key delta:varint (ascending) } leaves-body
 //! ```
+//!
+//! Version 3 added the set reconciliation's messages ([`super::ibf`]); a peer of
+//! another version gets a 400 naming both versions, never a misread message.
 
+use super::ibf::{self, Cell, Ibf, Stratum};
 use crate::line_protocol::FieldValue;
 use crate::proto::Tombstone;
 use crate::storage::digest::{Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix};
@@ -38,7 +45,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8] = b"SKAE";
 /// 2: digests folded to 64 bits, leaf requests choosing cells, cell digests.
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// The most a compressed body may inflate to.
 pub(crate) const MAX_INFLATED: usize = 512 << 20;
 /// Bodies at least this long are compressed.
@@ -50,6 +57,9 @@ pub(crate) const KIND_DIGEST_ANSWER: u8 = b'd';
 pub(crate) const KIND_LEAF_REQUEST: u8 = b'L';
 pub(crate) const KIND_LEAVES: u8 = b'l';
 pub(crate) const KIND_CELLS: u8 = b'c';
+pub(crate) const KIND_IBF_REQUEST: u8 = b'I';
+pub(crate) const KIND_IBF: u8 = b'i';
+pub(crate) const KIND_EXCHANGE: u8 = b'X';
 
 /// Content type of every message.
 pub(crate) const CONTENT_TYPE: &str = "application/x-shardkeeper-entropy";
@@ -108,6 +118,30 @@ pub(crate) struct Leaves {
     pub contents: Vec<LeafContents>,
 }
 
+/// A table of the shard's point keys of one stratum asked for, of `cells` cells.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IbfRequest {
+    pub shard: u64,
+    pub stratum: Stratum,
+    pub cells: u64,
+}
+
+/// The answer to an [`IbfRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IbfAnswer {
+    pub shard: u64,
+    pub ibf: Ibf,
+}
+
+/// The second step of a reconciliation: the points the asker holds and the peer lacks
+/// (to apply), and the keys of the points the peer holds and the asker lacks (to send
+/// back, those still there once the pushed points are applied).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Exchange {
+    pub wanted: Vec<u32>,
+    pub leaves: Leaves,
+}
+
 // ---- writing ----
 
 struct Writer {
@@ -138,11 +172,15 @@ impl Writer {
 }
 
 fn frame(kind: u8, body: Vec<u8>) -> Vec<u8> {
+    frame_as(kind, body, true)
+}
+
+fn frame_as(kind: u8, body: Vec<u8>, compress: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() / 2 + 8);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(kind);
-    if body.len() >= COMPRESS_FROM {
+    if compress && body.len() >= COMPRESS_FROM {
         out.push(1);
         let compressed = zstd::bulk::compress(&body, 3).unwrap_or_default();
         out.extend_from_slice(&compressed);
@@ -248,71 +286,117 @@ pub(crate) fn encode_cells(c: &CellDigests) -> Vec<u8> {
 
 pub(crate) fn encode_leaves(l: &Leaves) -> Vec<u8> {
     let mut w = Writer { out: Vec::new() };
-    w.varint(l.shard);
-    w.varint(l.contents.len() as u64);
-    for c in &l.contents {
-        w.string(&c.measurement);
-        let mut series: HashMap<&str, u64> = HashMap::new();
-        let mut fields: HashMap<&str, u64> = HashMap::new();
-        let mut series_list = Vec::new();
-        let mut field_list = Vec::new();
-        for p in &c.points {
-            let n = series.len() as u64;
-            series.entry(&p.series).or_insert_with(|| {
-                series_list.push(&*p.series);
-                n
-            });
-            let n = fields.len() as u64;
-            fields.entry(&p.field).or_insert_with(|| {
-                field_list.push(&*p.field);
-                n
-            });
-        }
-        w.varint(series_list.len() as u64);
-        for s in &series_list {
-            w.string(s);
-        }
-        w.varint(field_list.len() as u64);
-        for f in &field_list {
-            w.string(f);
-        }
-        w.varint(c.points.len() as u64);
-        for p in &c.points {
-            w.varint(series[&*p.series]);
-            w.varint(fields[&*p.field]);
-            w.zigzag(p.time);
-            w.varint(p.version);
-            match &p.value {
-                FieldValue::Float(v) => {
-                    w.out.push(0);
-                    w.out.extend_from_slice(&v.to_bits().to_le_bytes());
-                }
-                FieldValue::Integer(v) => {
-                    w.out.push(1);
-                    w.zigzag(*v);
-                }
-                FieldValue::Unsigned(v) => {
-                    w.out.push(2);
-                    w.varint(*v);
-                }
-                FieldValue::String(s) => {
-                    w.out.push(3);
-                    w.string(s);
-                }
-                FieldValue::Boolean(b) => {
-                    w.out.push(4);
-                    w.out.push(u8::from(*b));
+    w.leaves(l);
+    frame(KIND_LEAVES, w.out)
+}
+
+impl Writer {
+    fn leaves(&mut self, l: &Leaves) {
+        let w = self;
+        w.varint(l.shard);
+        w.varint(l.contents.len() as u64);
+        for c in &l.contents {
+            w.string(&c.measurement);
+            let mut series: HashMap<&str, u64> = HashMap::new();
+            let mut fields: HashMap<&str, u64> = HashMap::new();
+            let mut series_list = Vec::new();
+            let mut field_list = Vec::new();
+            for p in &c.points {
+                let n = series.len() as u64;
+                series.entry(&p.series).or_insert_with(|| {
+                    series_list.push(&*p.series);
+                    n
+                });
+                let n = fields.len() as u64;
+                fields.entry(&p.field).or_insert_with(|| {
+                    field_list.push(&*p.field);
+                    n
+                });
+            }
+            w.varint(series_list.len() as u64);
+            for s in &series_list {
+                w.string(s);
+            }
+            w.varint(field_list.len() as u64);
+            for f in &field_list {
+                w.string(f);
+            }
+            w.varint(c.points.len() as u64);
+            for p in &c.points {
+                w.varint(series[&*p.series]);
+                w.varint(fields[&*p.field]);
+                w.zigzag(p.time);
+                w.varint(p.version);
+                match &p.value {
+                    FieldValue::Float(v) => {
+                        w.out.push(0);
+                        w.out.extend_from_slice(&v.to_bits().to_le_bytes());
+                    }
+                    FieldValue::Integer(v) => {
+                        w.out.push(1);
+                        w.zigzag(*v);
+                    }
+                    FieldValue::Unsigned(v) => {
+                        w.out.push(2);
+                        w.varint(*v);
+                    }
+                    FieldValue::String(s) => {
+                        w.out.push(3);
+                        w.string(s);
+                    }
+                    FieldValue::Boolean(b) => {
+                        w.out.push(4);
+                        w.out.push(u8::from(*b));
+                    }
                 }
             }
-        }
-        w.varint(c.tombstones.len() as u64);
-        for t in &c.tombstones {
-            let bytes = t.encode_to_vec();
-            w.varint(bytes.len() as u64);
-            w.out.extend_from_slice(&bytes);
+            w.varint(c.tombstones.len() as u64);
+            for t in &c.tombstones {
+                let bytes = t.encode_to_vec();
+                w.varint(bytes.len() as u64);
+                w.out.extend_from_slice(&bytes);
+            }
         }
     }
-    frame(KIND_LEAVES, w.out)
+}
+
+pub(crate) fn encode_ibf_request(r: &IbfRequest) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(r.shard);
+    w.out.push(match r.stratum {
+        Stratum::Sample => 0,
+        Stratum::Rest => 1,
+    });
+    w.varint(r.cells);
+    frame(KIND_IBF_REQUEST, w.out)
+}
+
+pub(crate) fn encode_ibf(a: &IbfAnswer) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.varint(a.shard);
+    w.varint(a.ibf.cells.len() as u64);
+    for c in &a.ibf.cells {
+        w.out.push(c.count);
+        w.out.extend_from_slice(&c.keys.to_le_bytes());
+        w.out.extend_from_slice(&c.checks.to_le_bytes());
+    }
+    // Cells look random: compressing them would only cost time.
+    frame_as(KIND_IBF, w.out, false)
+}
+
+pub(crate) fn encode_exchange(x: &Exchange) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    let mut wanted = x.wanted.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    w.varint(wanted.len() as u64);
+    let mut last = 0u32;
+    for k in wanted {
+        w.varint(u64::from(k - last));
+        last = k;
+    }
+    w.leaves(&x.leaves);
+    frame(KIND_EXCHANGE, w.out)
 }
 
 // ---- reading ----
@@ -591,83 +675,170 @@ pub(crate) fn decode_leaves(bytes: &[u8]) -> Result<Leaves, WireError> {
         bytes: &body,
         at: 0,
     };
+    let leaves = r.leaves()?;
+    r.end()?;
+    Ok(leaves)
+}
+
+pub(crate) fn decode_ibf_request(bytes: &[u8]) -> Result<IbfRequest, WireError> {
+    let body = unframe(bytes, KIND_IBF_REQUEST)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
     let shard = r.varint()?;
-    let n = r.count(4)?;
-    let mut contents = Vec::with_capacity(n);
+    let stratum = match r.u8()? {
+        0 => Stratum::Sample,
+        1 => Stratum::Rest,
+        _ => return Err(bad("an unknown stratum")),
+    };
+    let cells = r.varint()?;
+    if cells == 0 || cells % 3 != 0 || cells > ibf::MAX_CELLS as u64 {
+        return Err(bad(format!(
+            "a table of {cells} cells (a multiple of 3, at most {})",
+            ibf::MAX_CELLS
+        )));
+    }
+    r.end()?;
+    Ok(IbfRequest {
+        shard,
+        stratum,
+        cells,
+    })
+}
+
+pub(crate) fn decode_ibf(bytes: &[u8]) -> Result<IbfAnswer, WireError> {
+    let body = unframe(bytes, KIND_IBF)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let shard = r.varint()?;
+    let n = r.count(ibf::CELL_BYTES)?;
+    if n == 0 || n % 3 != 0 || n > ibf::MAX_CELLS {
+        return Err(bad(format!("a table of {n} cells")));
+    }
+    let mut cells = Vec::with_capacity(n);
     for _ in 0..n {
-        let measurement = r.string()?;
-        let ns = r.count(1)?;
-        let mut series: Vec<Arc<str>> = Vec::with_capacity(ns);
-        for _ in 0..ns {
-            series.push(r.string()?.into());
-        }
-        let nf = r.count(1)?;
-        let mut fields: Vec<Arc<str>> = Vec::with_capacity(nf);
-        for _ in 0..nf {
-            fields.push(r.string()?.into());
-        }
-        let np = r.count(6)?;
-        let mut points = Vec::with_capacity(np);
-        for _ in 0..np {
-            let s = r.varint()?;
-            let f = r.varint()?;
-            let series = series
-                .get(s as usize)
-                .ok_or_else(|| bad("a point of an unlisted series"))?
-                .clone();
-            let field = fields
-                .get(f as usize)
-                .ok_or_else(|| bad("a point of an unlisted field"))?
-                .clone();
-            let time = r.zigzag()?;
-            let version = r.varint()?;
-            let value = match r.u8()? {
-                0 => FieldValue::Float(f64::from_bits(u64::from_le_bytes(
-                    r.take(8)?.try_into().expect("8 bytes"),
-                ))),
-                1 => FieldValue::Integer(r.zigzag()?),
-                2 => FieldValue::Unsigned(r.varint()?),
-                3 => FieldValue::String(r.string()?),
-                4 => match r.u8()? {
-                    0 => FieldValue::Boolean(false),
-                    1 => FieldValue::Boolean(true),
-                    _ => return Err(bad("a boolean that is neither 0 nor 1")),
-                },
-                _ => return Err(bad("an unknown kind of value")),
-            };
-            points.push(LeafPoint {
-                series,
-                field,
-                time,
-                version,
-                value,
-            });
-        }
-        let nt = r.count(1)?;
-        let mut tombstones = Vec::with_capacity(nt);
-        for _ in 0..nt {
-            let len = r.varint()?;
-            if len > r.remaining() as u64 {
-                return Err(bad("a tombstone longer than the message"));
-            }
-            let t = Tombstone::decode(r.take(len as usize)?)
-                .map_err(|e| bad(format!("a tombstone: {e}")))?;
-            if t.measurement != measurement {
-                return Err(bad("a tombstone of another measurement"));
-            }
-            if t.min_time > t.max_time {
-                return Err(bad("a tombstone whose range ends before it starts"));
-            }
-            tombstones.push(t);
-        }
-        contents.push(LeafContents {
-            measurement,
-            points,
-            tombstones,
+        let c = r.take(ibf::CELL_BYTES)?;
+        cells.push(Cell {
+            count: c[0],
+            keys: u32::from_le_bytes(c[1..5].try_into().expect("4 bytes")),
+            checks: u16::from_le_bytes(c[5..7].try_into().expect("2 bytes")),
         });
     }
     r.end()?;
-    Ok(Leaves { shard, contents })
+    Ok(IbfAnswer {
+        shard,
+        ibf: Ibf { cells },
+    })
+}
+
+pub(crate) fn decode_exchange(bytes: &[u8]) -> Result<Exchange, WireError> {
+    let body = unframe(bytes, KIND_EXCHANGE)?;
+    let mut r = Reader {
+        bytes: &body,
+        at: 0,
+    };
+    let n = r.count(1)?;
+    let mut wanted = Vec::with_capacity(n);
+    let mut last = 0u64;
+    for i in 0..n {
+        let delta = r.varint()?;
+        if i > 0 && delta == 0 {
+            return Err(bad("a key listed twice"));
+        }
+        last = last
+            .checked_add(delta)
+            .filter(|&k| k <= u64::from(u32::MAX))
+            .ok_or_else(|| bad("a key past 32 bits"))?;
+        wanted.push(last as u32);
+    }
+    let leaves = r.leaves()?;
+    r.end()?;
+    Ok(Exchange { wanted, leaves })
+}
+
+impl Reader<'_> {
+    fn leaves(&mut self) -> Result<Leaves, WireError> {
+        let r = self;
+        let shard = r.varint()?;
+        let n = r.count(4)?;
+        let mut contents = Vec::with_capacity(n);
+        for _ in 0..n {
+            let measurement = r.string()?;
+            let ns = r.count(1)?;
+            let mut series: Vec<Arc<str>> = Vec::with_capacity(ns);
+            for _ in 0..ns {
+                series.push(r.string()?.into());
+            }
+            let nf = r.count(1)?;
+            let mut fields: Vec<Arc<str>> = Vec::with_capacity(nf);
+            for _ in 0..nf {
+                fields.push(r.string()?.into());
+            }
+            let np = r.count(6)?;
+            let mut points = Vec::with_capacity(np);
+            for _ in 0..np {
+                let s = r.varint()?;
+                let f = r.varint()?;
+                let series = series
+                    .get(s as usize)
+                    .ok_or_else(|| bad("a point of an unlisted series"))?
+                    .clone();
+                let field = fields
+                    .get(f as usize)
+                    .ok_or_else(|| bad("a point of an unlisted field"))?
+                    .clone();
+                let time = r.zigzag()?;
+                let version = r.varint()?;
+                let value = match r.u8()? {
+                    0 => FieldValue::Float(f64::from_bits(u64::from_le_bytes(
+                        r.take(8)?.try_into().expect("8 bytes"),
+                    ))),
+                    1 => FieldValue::Integer(r.zigzag()?),
+                    2 => FieldValue::Unsigned(r.varint()?),
+                    3 => FieldValue::String(r.string()?),
+                    4 => match r.u8()? {
+                        0 => FieldValue::Boolean(false),
+                        1 => FieldValue::Boolean(true),
+                        _ => return Err(bad("a boolean that is neither 0 nor 1")),
+                    },
+                    _ => return Err(bad("an unknown kind of value")),
+                };
+                points.push(LeafPoint {
+                    series,
+                    field,
+                    time,
+                    version,
+                    value,
+                });
+            }
+            let nt = r.count(1)?;
+            let mut tombstones = Vec::with_capacity(nt);
+            for _ in 0..nt {
+                let len = r.varint()?;
+                if len > r.remaining() as u64 {
+                    return Err(bad("a tombstone longer than the message"));
+                }
+                let t = Tombstone::decode(r.take(len as usize)?)
+                    .map_err(|e| bad(format!("a tombstone: {e}")))?;
+                if t.measurement != measurement {
+                    return Err(bad("a tombstone of another measurement"));
+                }
+                if t.min_time > t.max_time {
+                    return Err(bad("a tombstone whose range ends before it starts"));
+                }
+                tombstones.push(t);
+            }
+            contents.push(LeafContents {
+                measurement,
+                points,
+                tombstones,
+            });
+        }
+        Ok(Leaves { shard, contents })
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -697,6 +868,18 @@ pub fn fuzz_decode(data: &[u8]) {
     }
     if let Ok(c) = decode_cells(data) {
         assert_eq!(decode_cells(&encode_cells(&c)).as_ref(), Ok(&c));
+    }
+    if let Ok(r) = decode_ibf_request(data) {
+        assert_eq!(decode_ibf_request(&encode_ibf_request(&r)).as_ref(), Ok(&r));
+    }
+    if let Ok(a) = decode_ibf(data) {
+        assert_eq!(decode_ibf(&encode_ibf(&a)).as_ref(), Ok(&a));
+    }
+    if let Ok(x) = decode_exchange(data) {
+        let again = encode_exchange(&x);
+        let back = decode_exchange(&again).expect("what encodes decodes");
+        assert_eq!(back.wanted, x.wanted);
+        assert_eq!(encode_exchange(&back), again);
     }
     if let Ok(l) = decode_leaves(data) {
         // NaN floats compare unequal: compared as bytes instead.
@@ -805,7 +988,37 @@ pub fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
             "leaves",
             encode_leaves(&Leaves {
                 shard: 1,
-                contents: vec![contents],
+                contents: vec![contents.clone()],
+            }),
+        ),
+        (
+            "ibf-request",
+            encode_ibf_request(&IbfRequest {
+                shard: 1,
+                stratum: Stratum::Rest,
+                cells: 96,
+            }),
+        ),
+        (
+            "ibf",
+            encode_ibf(&IbfAnswer {
+                shard: 1,
+                ibf: {
+                    let mut t = Ibf::new(6);
+                    t.insert(0xdead_beef);
+                    t.insert(7);
+                    t
+                },
+            }),
+        ),
+        (
+            "exchange",
+            encode_exchange(&Exchange {
+                wanted: vec![3, 0xffff_ffff, 70_000],
+                leaves: Leaves {
+                    shard: 1,
+                    contents: vec![contents],
+                },
             }),
         ),
     ]
@@ -826,6 +1039,9 @@ mod tests {
                 "digest-answer" => decode_digest_answer(&bytes).map(drop),
                 "leaf-request" => decode_leaf_request(&bytes).map(drop),
                 "cells" => decode_cells(&bytes).map(drop),
+                "ibf-request" => decode_ibf_request(&bytes).map(drop),
+                "ibf" => decode_ibf(&bytes).map(drop),
+                "exchange" => decode_exchange(&bytes).map(drop),
                 _ => decode_leaves(&bytes).map(drop),
             };
             assert_eq!(decoded, Ok(()), "{name}");
@@ -861,7 +1077,7 @@ mod tests {
         // A count that claims more than the message holds is refused before allocating.
         let mut body = vec![3u8];
         body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        let mut msg = b"SKAE\x02l\x00".to_vec();
+        let mut msg = b"SKAE\x03l\x00".to_vec();
         msg.extend_from_slice(&body);
         assert!(decode_leaves(&msg).is_err());
     }
@@ -872,7 +1088,7 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(
             data in proptest::collection::vec(any::<u8>(), 0..512),
-            kind in proptest::sample::select(vec![KIND_SHARDS, KIND_DIGEST_REQUEST, KIND_DIGEST_ANSWER, KIND_LEAF_REQUEST, KIND_LEAVES, KIND_CELLS]),
+            kind in proptest::sample::select(vec![KIND_SHARDS, KIND_DIGEST_REQUEST, KIND_DIGEST_ANSWER, KIND_LEAF_REQUEST, KIND_LEAVES, KIND_CELLS, KIND_IBF_REQUEST, KIND_IBF, KIND_EXCHANGE]),
             compressed in any::<bool>(),
         ) {
             fuzz_decode(&data);
@@ -889,7 +1105,7 @@ mod tests {
         /// Mutations of valid messages never panic.
         #[test]
         fn mutated_messages_never_panic(
-            which in 0..6usize,
+            which in 0..9usize,
             at in any::<proptest::sample::Index>(),
             byte in any::<u8>(),
         ) {

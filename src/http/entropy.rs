@@ -22,7 +22,9 @@ pub(super) fn routes(r: &mut super::Routes) {
         .add(Method::POST, "/shard-repair/peer/leaves", peer_leaves)
         .add(Method::POST, "/shard-repair/peer/cells", peer_cells)
         .add(Method::POST, "/shard-repair/peer/apply", peer_apply)
-        .add(Method::POST, "/shard-repair/pull", pull);
+        .add(Method::POST, "/shard-repair/pull", pull)
+        .add(Method::POST, "/shard-repair/peer/ibf", peer_ibf)
+        .add(Method::POST, "/shard-repair/peer/exchange", peer_exchange);
 }
 
 /// A JSON error, as Enterprise's API answers them: `{"error": "..."}`.
@@ -236,6 +238,50 @@ async fn answer_leaf_request(
     match off_workers(move || answer(&node, &request)).await {
         Ok(bytes) => wire_answer(bytes),
         Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/ibf`: a table of the keys of the shard's points in a stratum.
+async fn peer_ibf(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    let request = match admitted_body(&node, &req, &params, payload, wire::decode_ibf_request).await
+    {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let node = node.into_inner();
+    match off_workers(move || node.entropy.local_ibf(&request)).await {
+        Ok(answer) => wire_answer(wire::encode_ibf(&answer)),
+        Err(e) => e,
+    }
+}
+
+/// `POST /shard-repair/peer/exchange`: points a peer pushes, applied; answers the points
+/// asked for by key that are still here once they are.
+async fn peer_exchange(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+) -> HttpResponse {
+    let x = match admitted_body(&node, &req, &params, payload, wire::decode_exchange).await {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    match node.entropy.answer_exchange(x).await {
+        Ok(leaves) => wire_answer(wire::encode_leaves(&leaves)),
+        Err(crate::entropy::EntropyError::NoShard(id))
+        | Err(crate::entropy::EntropyError::Storage(crate::storage::StorageError::UnknownShard(
+            id,
+        ))) => error(
+            StatusCode::NOT_FOUND,
+            format!("shard {id} is not held here"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -431,6 +431,74 @@ impl Shard {
         })
     }
 
+    /// The digest hash of every logical point of the shard (every measurement): what
+    /// set reconciliation folds into its tables.
+    pub fn visit_point_hashes(&self, visit: &mut dyn FnMut(u128)) -> Result<(), StorageError> {
+        let key = digest::key();
+        for m in self.index_measurements() {
+            self.logical_points(&m, None, &mut |series, _, field, column| {
+                for i in 0..column.len() {
+                    let value = column.values.get(i);
+                    visit(digest::point_hash(
+                        &key,
+                        series,
+                        field,
+                        column.times[i],
+                        &value,
+                    ));
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The logical points whose digest hash `wanted` picks, with their write versions,
+    /// by measurement (no tombstones: a reconciliation sends points only).
+    pub fn points_where(
+        &self,
+        wanted: &dyn Fn(u128) -> bool,
+    ) -> Result<Vec<LeafContents>, StorageError> {
+        let key = digest::key();
+        let mut out = Vec::new();
+        for m in self.index_measurements() {
+            let mut points = Vec::new();
+            self.logical_points(&m, None, &mut |series, _, field, column| {
+                let mut series_name: Option<Arc<str>> = None;
+                let mut field_name: Option<Arc<str>> = None;
+                for i in 0..column.len() {
+                    let value = column.values.get(i);
+                    let t = column.times[i];
+                    if !wanted(digest::point_hash(&key, series, field, t, &value)) {
+                        continue;
+                    }
+                    points.push(LeafPoint {
+                        series: series_name.get_or_insert_with(|| series.into()).clone(),
+                        field: field_name.get_or_insert_with(|| field.into()).clone(),
+                        time: t,
+                        version: column.versions[i],
+                        value,
+                    });
+                }
+            })?;
+            if !points.is_empty() {
+                out.push(LeafContents {
+                    measurement: m,
+                    points,
+                    tombstones: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn index_measurements(&self) -> Vec<String> {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        data.index
+            .measurements()
+            .map(|(m, _)| m.to_owned())
+            .collect()
+    }
+
     /// The digests of the cells of chosen leaves of a measurement (those holding a
     /// point), by leaf and cell: what a repair compares before sending points.
     pub fn leaf_cells(
