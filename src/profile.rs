@@ -1,7 +1,9 @@
 //! The process's own figures for `/debug/pprof/` on `serve` and on `proxy`: a CPU profile
 //! in pprof's gzipped protobuf (as Go's `net/http/pprof` answers it, so `go tool pprof`
 //! reads it), and the process's memory and threads as JSON figures (Go's heap and goroutine
-//! profiles have no counterpart in a Rust process). Knows nothing of HTTP.
+//! profiles have no counterpart in a Rust process). Of HTTP it knows only the statuses of a
+//! CPU profile's answer ([`answer`]), which `serve` and `proxy` share (the proxy may not
+//! reach the node's HTTP layer).
 
 /// The longest CPU profile one request may ask for (Go's handler has no bound; a client
 /// that forgets `seconds` gets Go's 30).
@@ -38,6 +40,32 @@ pub async fn cpu(seconds: Option<&str>) -> Result<Vec<u8>, ProfileError> {
     let profile = take_profile(std::time::Duration::from_secs_f64(seconds)).await;
     PROFILING.store(false, Ordering::Release);
     profile.map_err(ProfileError::Failed)
+}
+
+/// A CPU profile's answer, for `serve` and `proxy` alike: the profile as Go's handler sends
+/// it, or the status a [`ProfileError`] deserves in the caller's error shape.
+pub(crate) fn answer(
+    profile: Result<Vec<u8>, ProfileError>,
+    error: impl FnOnce(actix_web::http::StatusCode, String) -> actix_web::HttpResponse,
+) -> actix_web::HttpResponse {
+    use actix_web::http::StatusCode;
+    match profile {
+        Ok(body) => actix_web::HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
+            .body(body),
+        Err(e) => {
+            let status = match e {
+                ProfileError::Seconds => StatusCode::BAD_REQUEST,
+                ProfileError::Busy => StatusCode::CONFLICT,
+                ProfileError::Failed(ref reason) => {
+                    tracing::warn!(%reason, "CPU profile failed");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            error(status, e.to_string())
+        }
+    }
 }
 
 /// The process's resident memory now and at its peak (the kernel's figures) and what the

@@ -25,8 +25,8 @@ const NODES_PER_REQUEST: usize = 4096;
 /// Leaves whose cells are compared and pulled in one request.
 const LEAVES_PER_REQUEST: usize = 512;
 
-/// What to pull, and from where.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// What to pull, and from where. No `Debug`: it carries the source's password.
+#[derive(Clone, serde::Deserialize)]
 pub(crate) struct PullRequest {
     /// The source node's base URL.
     pub source: String,

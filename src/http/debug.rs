@@ -64,35 +64,8 @@ async fn cpu_profile(node: web::Data<Node>, req: HttpRequest, params: Params) ->
     if let Err(e) = super::auth::admin_only(&node, &req, &params, "profile the node").await {
         return e.v2();
     }
-    profile_answer(
+    crate::profile::answer(
         crate::profile::cpu(params.get("seconds").map(String::as_str)).await,
         |status, message| super::error::ApiError::new(status, message).v2(),
     )
-}
-
-/// A CPU profile's answer, for `serve` and `proxy` alike: the profile as Go's handler sends
-/// it, or the status a [`crate::profile::ProfileError`] deserves in the caller's error shape.
-pub(crate) fn profile_answer(
-    profile: Result<Vec<u8>, crate::profile::ProfileError>,
-    error: impl FnOnce(actix_web::http::StatusCode, String) -> HttpResponse,
-) -> HttpResponse {
-    use crate::profile::ProfileError;
-    use actix_web::http::StatusCode;
-    match profile {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/octet-stream")
-            .insert_header(("Content-Disposition", "attachment; filename=\"profile\""))
-            .body(body),
-        Err(e) => {
-            let status = match e {
-                ProfileError::Seconds => StatusCode::BAD_REQUEST,
-                ProfileError::Busy => StatusCode::CONFLICT,
-                ProfileError::Failed(ref reason) => {
-                    tracing::warn!(%reason, "CPU profile failed");
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-            error(status, e.to_string())
-        }
-    }
 }

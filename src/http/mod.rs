@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 mod auth;
 mod conn;
-pub(crate) mod debug;
+mod debug;
 mod entropy;
 mod error;
 mod guard;

@@ -686,7 +686,7 @@ async fn cpu_profile(service: Service, req: HttpRequest) -> HttpResponse {
         .into_iter()
         .find(|(k, _)| k == "seconds")
         .map(|(_, v)| v);
-    crate::http::debug::profile_answer(
+    crate::profile::answer(
         crate::profile::cpu(seconds.as_deref()).await,
         |status, message| answer(status, Shape::Text, &message),
     )
