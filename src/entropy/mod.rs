@@ -570,6 +570,21 @@ impl EntropyService {
         self.exchange(peer, path, request, sent).await
     }
 
+    /// Posts `body` to `peer` and decodes its answer with `decode`.
+    async fn ask<T>(
+        &self,
+        peer: &Peer,
+        path: &str,
+        body: Vec<u8>,
+        decode: fn(&[u8]) -> Result<T, wire::WireError>,
+    ) -> Result<T, EntropyError> {
+        let answer = self.post(peer, path, body).await?;
+        decode(&answer).map_err(|source| EntropyError::Wire {
+            peer: peer.url.clone(),
+            source,
+        })
+    }
+
     /// Sends `request` to `peer` and reads its answer, counting the bytes both ways
     /// (`sent` of them in the request).
     async fn exchange(
@@ -659,12 +674,14 @@ impl EntropyService {
                     nodes: chunk.to_vec(),
                 };
                 let body = wire::encode_digest_request(&req);
-                let answer = self.post(peer, "/shard-repair/peer/digests", body).await?;
-                let theirs =
-                    wire::decode_digest_answer(&answer).map_err(|source| EntropyError::Wire {
-                        peer: peer.url.clone(),
-                        source,
-                    })?;
+                let theirs = self
+                    .ask(
+                        peer,
+                        "/shard-repair/peer/digests",
+                        body,
+                        wire::decode_digest_answer,
+                    )
+                    .await?;
                 if theirs.len() != chunk.len() {
                     return Err(EntropyError::Other(format!(
                         "peer {} answered {} nodes for {}",
@@ -763,23 +780,15 @@ impl EntropyService {
                     stratum,
                     cells: table.cells.len() as u64,
                 };
-                let answer = self
-                    .post(
+                let theirs = self
+                    .ask(
                         peer,
                         "/shard-repair/peer/ibf",
                         wire::encode_ibf_request(&req),
+                        wire::decode_ibf,
                     )
                     .await?;
-                let theirs = wire::decode_ibf(&answer).map_err(|source| EntropyError::Wire {
-                    peer: peer.url.clone(),
-                    source,
-                })?;
-                if theirs.shard != id {
-                    return Err(EntropyError::Other(format!(
-                        "peer {} sent shard {}'s table",
-                        peer.url, theirs.shard
-                    )));
-                }
+                same_shard(peer, "table", id, theirs.shard)?;
                 let keys = keys.clone();
                 let decoded = self
                     .blocking(move || {
@@ -824,23 +833,15 @@ impl EntropyService {
                 contents,
             },
         };
-        let answer = self
-            .post(
+        let leaves = self
+            .ask(
                 peer,
                 "/shard-repair/peer/exchange",
                 wire::encode_exchange(&x),
+                wire::decode_leaves,
             )
             .await?;
-        let leaves = wire::decode_leaves(&answer).map_err(|source| EntropyError::Wire {
-            peer: peer.url.clone(),
-            source,
-        })?;
-        if leaves.shard != id {
-            return Err(EntropyError::Other(format!(
-                "peer {} sent shard {}'s points",
-                peer.url, leaves.shard
-            )));
-        }
+        same_shard(peer, "points", id, leaves.shard)?;
         if !leaves.contents.is_empty() {
             let applied = self.apply(leaves).await?;
             f.points_received += applied.points;
@@ -861,23 +862,15 @@ impl EntropyService {
             shard: shard.info.id,
             leaves,
         };
-        let answer = self
-            .post(
+        let theirs = self
+            .ask(
                 peer,
                 "/shard-repair/peer/cells",
                 wire::encode_leaf_request(&req),
+                wire::decode_cells,
             )
             .await?;
-        let theirs = wire::decode_cells(&answer).map_err(|source| EntropyError::Wire {
-            peer: peer.url.clone(),
-            source,
-        })?;
-        if theirs.shard != shard.info.id {
-            return Err(EntropyError::Other(format!(
-                "peer {} sent shard {}'s cells",
-                peer.url, theirs.shard
-            )));
-        }
+        same_shard(peer, "cells", shard.info.id, theirs.shard)?;
         let me = self.clone();
         let (id, asked) = (shard.info.id, req.clone());
         let ours = self
@@ -1423,23 +1416,15 @@ impl EntropyService {
                     shard: id,
                     leaves: cells,
                 };
-                let answer = self
-                    .post(
+                let leaves = self
+                    .ask(
                         peer,
                         "/shard-repair/peer/leaves",
                         wire::encode_leaf_request(&req),
+                        wire::decode_leaves,
                     )
                     .await?;
-                let leaves = wire::decode_leaves(&answer).map_err(|source| EntropyError::Wire {
-                    peer: peer.url.clone(),
-                    source,
-                })?;
-                if leaves.shard != id {
-                    return Err(EntropyError::Other(format!(
-                        "peer {} sent shard {}'s leaves",
-                        peer.url, leaves.shard
-                    )));
-                }
+                same_shard(peer, "leaves", id, leaves.shard)?;
                 let applied = self.apply(leaves).await?;
                 f.points_received += applied.points;
                 f.tombstones += applied.tombstones;
@@ -1553,6 +1538,16 @@ fn go_time(ns: i64) -> String {
     }
 }
 
+/// A peer's answer about a shard other than the one asked about is refused.
+fn same_shard(peer: &Peer, what: &str, asked: u64, answered: u64) -> Result<(), EntropyError> {
+    if asked == answered {
+        return Ok(());
+    }
+    Err(EntropyError::Other(format!(
+        "peer {} sent shard {answered}'s {what}",
+        peer.url
+    )))
+}
 /// The cells of one leaf whose digests differ between two sides (a cell one side lacks
 /// differs).
 fn differing_cells(a: &BTreeMap<u8, Digest>, b: &BTreeMap<u8, Digest>) -> BTreeSet<u8> {
