@@ -650,17 +650,34 @@ fn figures() {
         diverged_at.elapsed()
     );
     repair("a lost batch (1,000 points at one time, 0.1%)");
-    // Scattered: 1,000 random points of node 0 given new values.
-    let mut changed = String::new();
-    for _ in 0..1_000 {
-        let (s, t) = (rnd() as i64 % series, rnd() as i64 % times);
-        changed.push_str(&format!(
-            "cpu,host=host_{s} usage_user=-1 {}\n",
-            BASE + t * step
-        ));
+    // Scattered: 1,000 random points of node 0 given new values, three times: all -1
+    // (the figure before values were encoded compactly, kept for comparison), values
+    // like the data's (two decimals), and floats with 52 random mantissa bits.
+    let cases: [(&str, &dyn Fn(&mut dyn FnMut() -> u64) -> String); 3] = [
+        ("all -1", &|_| "-1".to_owned()),
+        ("two decimals, 0.00 to 99.99", &|rnd| {
+            format!("{:.2}", (rnd() % 10_000) as f64 / 100.0)
+        }),
+        ("random mantissas, 2^-10 to 2^10", &|rnd| {
+            let mantissa = ((rnd() << 31) ^ rnd()) & ((1 << 52) - 1);
+            let exponent = 1023 - 10 + rnd() % 20;
+            let sign = (rnd() & 1) << 63;
+            f64::from_bits(sign | (exponent << 52) | mantissa).to_string()
+        }),
+    ];
+    for (values, value) in cases {
+        let mut changed = String::new();
+        for _ in 0..1_000 {
+            let (s, t) = (rnd() as i64 % series, rnd() as i64 % times);
+            changed.push_str(&format!(
+                "cpu,host=host_{s} usage_user={} {}\n",
+                value(&mut rnd),
+                BASE + t * step
+            ));
+        }
+        write(c.addr(0), &changed);
+        repair(&format!("1,000 points changed at random (0.1%), {values}"));
     }
-    write(c.addr(0), &changed);
-    repair("1,000 points changed at random (0.1%)");
 }
 
 /// CPU seconds (user and system) process `pid` has used, from /proc/PID/stat.
