@@ -20,18 +20,30 @@
 //!               j:varint { cell:u8 } } }                   (j = 0: the whole leaf)
 //! cells     = shard:varint n:varint { measurement:string k:varint { position:varint
 //!               j:varint { cell:u8 sum:8 bytes LE count:varint } } }
-//! leaves    = shard:varint n:varint { measurement:string
-//!               series:n:varint{string} fields:n:varint{string}
-//!               points:n:varint{ series:varint field:varint time:zigzag version:varint
-//!                                 value_kind:u8 value }
+//! leaves    = shard:varint n:varint { measurement:string series:names fields:names
+//!               points:n:varint [columns (when n > 0)]
 //!               tombstones:n:varint{ len:varint prost Tombstone } }
+//! names     = n:varint { shared:varint rest:string }  (shares `shared` bytes with the
+//!             name before it)
+//! columns   = n x series:zigzag (the index's step from the point before's, from 0)
+//!             n x field:zigzag (likewise)
+//!             base:zigzag unit:varint (>= 1) n x time:varint (time = base + it x unit)
+//!             n x version:zigzag (the step from the point before's, wrapping, from 0)
+//!             n x value_kind:u8 (0 float, 1 integer, 2 unsigned, 3 string, 4 boolean,
+//!                                5 + s: a float of s decimals, s <= 9)
+//!             floats of kind 0, byte 0 of each, then byte 1 of each, ... (LE bits)
+//!             the values of the other kinds, in order: integer zigzag, unsigned
+//!             varint, string, boolean u8, decimal float mantissa:zigzag (the float
+//!             is mantissa / 10^s)
 //! ibf-rq    = shard:varint stratum:u8 (0: the sample, 1: the rest) cells:varint
 //! ibf       = shard:varint n:varint { count:u8 keys:u32 LE checks:u16 LE }  (never zstd)
 //! exchange  = n:varint { key delta:varint (ascending) } leaves-body
 //! ```
 //!
-//! Version 3 added the set reconciliation's messages ([`super::ibf`]); a peer of
-//! another version gets a 400 naming both versions, never a misread message.
+//! Version 3 added the set reconciliation's messages ([`super::ibf`]); version 4 sends
+//! points as columns (times as steps above the earliest, versions as steps, floats as
+//! their decimal digits when those give back their bits). A peer of another version gets
+//! a 400 naming both versions, never a misread message.
 
 use super::ibf::{self, Cell, Ibf, Stratum};
 use crate::line_protocol::FieldValue;
@@ -44,8 +56,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 const MAGIC: &[u8] = b"SKAE";
-/// 2: digests folded to 64 bits, leaf requests choosing cells, cell digests.
-const VERSION: u8 = 3;
+/// 2: digests folded to 64 bits, leaf requests choosing cells, cell digests; 3: set
+/// reconciliation; 4: points as columns.
+const VERSION: u8 = 4;
 /// The most a compressed body may inflate to.
 pub(crate) const MAX_INFLATED: usize = 512 << 20;
 /// Bodies at least this long are compressed.
@@ -291,6 +304,28 @@ pub(crate) fn encode_leaves(l: &Leaves) -> Vec<u8> {
 }
 
 impl Writer {
+    /// Each name as the length it shares with the one before and the rest: series keys
+    /// of a measurement share their measurement and most of their tags.
+    fn names(&mut self, names: &[&str]) {
+        self.varint(names.len() as u64);
+        let mut last = "";
+        for &name in names {
+            let mut shared = name
+                .bytes()
+                .zip(last.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            while !last.is_char_boundary(shared) {
+                shared -= 1;
+            }
+            self.varint(shared as u64);
+            self.string(&name[shared..]);
+            last = name;
+        }
+    }
+
+    /// Points as columns (see the module's grammar): each column holds values alike,
+    /// which zstd compresses far better than records that interleave them.
     fn leaves(&mut self, l: &Leaves) {
         let w = self;
         w.varint(l.shard);
@@ -313,51 +348,129 @@ impl Writer {
                     n
                 });
             }
-            w.varint(series_list.len() as u64);
-            for s in &series_list {
-                w.string(s);
-            }
-            w.varint(field_list.len() as u64);
-            for f in &field_list {
-                w.string(f);
-            }
+            w.names(&series_list);
+            w.names(&field_list);
             w.varint(c.points.len() as u64);
+            if c.points.is_empty() {
+                w.varint(c.tombstones.len() as u64);
+                w.tombstones(&c.tombstones);
+                continue;
+            }
+            // Indexes as steps from the point before: points come grouped by series.
+            let mut last = 0i64;
             for p in &c.points {
-                w.varint(series[&*p.series]);
-                w.varint(fields[&*p.field]);
-                w.zigzag(p.time);
-                w.varint(p.version);
-                match &p.value {
-                    FieldValue::Float(v) => {
-                        w.out.push(0);
-                        w.out.extend_from_slice(&v.to_bits().to_le_bytes());
-                    }
-                    FieldValue::Integer(v) => {
-                        w.out.push(1);
-                        w.zigzag(*v);
-                    }
-                    FieldValue::Unsigned(v) => {
-                        w.out.push(2);
-                        w.varint(*v);
-                    }
-                    FieldValue::String(s) => {
-                        w.out.push(3);
-                        w.string(s);
-                    }
-                    FieldValue::Boolean(b) => {
-                        w.out.push(4);
-                        w.out.push(u8::from(*b));
-                    }
+                let i = series[&*p.series] as i64;
+                w.zigzag(i - last);
+                last = i;
+            }
+            let mut last = 0i64;
+            for p in &c.points {
+                let i = fields[&*p.field] as i64;
+                w.zigzag(i - last);
+                last = i;
+            }
+            // Times as multiples of their greatest common step above the earliest.
+            let base = c.points.iter().map(|p| p.time).min().unwrap_or(0);
+            let offset = |t: i64| (i128::from(t) - i128::from(base)) as u64;
+            let unit = c
+                .points
+                .iter()
+                .fold(0u64, |g, p| gcd(g, offset(p.time)))
+                .max(1);
+            w.zigzag(base);
+            w.varint(unit);
+            for p in &c.points {
+                w.varint(offset(p.time) / unit);
+            }
+            let mut last = 0u64;
+            for p in &c.points {
+                w.zigzag(p.version.wrapping_sub(last) as i64);
+                last = p.version;
+            }
+            let decimals: Vec<Option<(u8, i64)>> = c
+                .points
+                .iter()
+                .map(|p| match p.value {
+                    FieldValue::Float(v) => decimal(v),
+                    _ => None,
+                })
+                .collect();
+            for (p, d) in c.points.iter().zip(&decimals) {
+                w.out.push(match (&p.value, d) {
+                    (FieldValue::Float(_), Some((scale, _))) => VALUE_DECIMAL + scale,
+                    (FieldValue::Float(_), None) => 0,
+                    (FieldValue::Integer(_), _) => 1,
+                    (FieldValue::Unsigned(_), _) => 2,
+                    (FieldValue::String(_), _) => 3,
+                    (FieldValue::Boolean(_), _) => 4,
+                });
+            }
+            // Floats kept whole, byte by byte across them: their sign and exponent bytes
+            // repeat even when their mantissas do not.
+            let raw: Vec<[u8; 8]> = c
+                .points
+                .iter()
+                .zip(&decimals)
+                .filter_map(|(p, d)| match (&p.value, d) {
+                    (FieldValue::Float(v), None) => Some(v.to_bits().to_le_bytes()),
+                    _ => None,
+                })
+                .collect();
+            for b in 0..8 {
+                w.out.extend(raw.iter().map(|f| f[b]));
+            }
+            for (p, d) in c.points.iter().zip(&decimals) {
+                match (&p.value, d) {
+                    (FieldValue::Float(_), Some((_, m))) => w.zigzag(*m),
+                    (FieldValue::Float(_), None) => {}
+                    (FieldValue::Integer(v), _) => w.zigzag(*v),
+                    (FieldValue::Unsigned(v), _) => w.varint(*v),
+                    (FieldValue::String(s), _) => w.string(s),
+                    (FieldValue::Boolean(b), _) => w.out.push(u8::from(*b)),
                 }
             }
             w.varint(c.tombstones.len() as u64);
-            for t in &c.tombstones {
-                let bytes = t.encode_to_vec();
-                w.varint(bytes.len() as u64);
-                w.out.extend_from_slice(&bytes);
-            }
+            w.tombstones(&c.tombstones);
         }
     }
+
+    fn tombstones(&mut self, tombstones: &[Tombstone]) {
+        for t in tombstones {
+            let bytes = t.encode_to_vec();
+            self.varint(bytes.len() as u64);
+            self.out.extend_from_slice(&bytes);
+        }
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// A value kind: a float sent as its decimal digits, `kind - VALUE_DECIMAL` of them after
+/// the point, up to [`MAX_SCALE`].
+const VALUE_DECIMAL: u8 = 5;
+const MAX_SCALE: u8 = 9;
+const POW10: [f64; MAX_SCALE as usize + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// A float as few decimal digits (a scale and an integer mantissa) when they give back
+/// exactly its bits: a value written with two decimals takes 2 or 3 bytes, not 8.
+fn decimal(v: f64) -> Option<(u8, i64)> {
+    for (scale, p) in POW10.iter().enumerate() {
+        let m = (v * p).round();
+        if m.is_nan() || m.abs() > (1u64 << 53) as f64 {
+            return None;
+        }
+        // As the reader computes it (so -0.0, whose mantissa is 0, stays whole).
+        let m = m as i64;
+        if (m as f64 / p).to_bits() == v.to_bits() {
+            return Some((scale as u8, m));
+        }
+    }
+    None
 }
 
 pub(crate) fn encode_ibf_request(r: &IbfRequest) -> Vec<u8> {
@@ -760,6 +873,105 @@ pub(crate) fn decode_exchange(bytes: &[u8]) -> Result<Exchange, WireError> {
 }
 
 impl Reader<'_> {
+    fn names(&mut self) -> Result<Vec<Arc<str>>, WireError> {
+        let n = self.count(2)?;
+        let mut out: Vec<Arc<str>> = Vec::with_capacity(n);
+        let mut last = String::new();
+        for _ in 0..n {
+            let shared = self.varint()?;
+            if shared > last.len() as u64 || !last.is_char_boundary(shared as usize) {
+                return Err(bad("a name sharing more than the name before it"));
+            }
+            last.truncate(shared as usize);
+            last.push_str(&self.string()?);
+            out.push(last.as_str().into());
+        }
+        Ok(out)
+    }
+
+    /// `n` points' columns (see the module's grammar).
+    fn points(
+        &mut self,
+        n: usize,
+        series: &[Arc<str>],
+        fields: &[Arc<str>],
+    ) -> Result<Vec<LeafPoint>, WireError> {
+        let r = self;
+        let mut indexes = |names: &[Arc<str>], what: &str| {
+            let mut out = Vec::with_capacity(n);
+            let mut last = 0i64;
+            for _ in 0..n {
+                let i = last
+                    .checked_add(r.zigzag()?)
+                    .filter(|&i| i >= 0 && (i as u64) < names.len() as u64)
+                    .ok_or_else(|| bad(format!("a point of an unlisted {what}")))?;
+                out.push(names[i as usize].clone());
+                last = i;
+            }
+            Ok::<_, WireError>(out)
+        };
+        let point_series = indexes(series, "series")?;
+        let point_fields = indexes(fields, "field")?;
+        let base = r.zigzag()?;
+        let unit = r.varint()?;
+        if unit == 0 {
+            return Err(bad("times in steps of 0"));
+        }
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = i128::from(base) + i128::from(r.varint()?) * i128::from(unit);
+            times.push(i64::try_from(t).map_err(|_| bad("a time past 64 bits"))?);
+        }
+        let mut versions = Vec::with_capacity(n);
+        let mut last = 0u64;
+        for _ in 0..n {
+            last = last.wrapping_add(r.zigzag()? as u64);
+            versions.push(last);
+        }
+        let kinds = r.take(n)?;
+        let raw = kinds.iter().filter(|&&k| k == 0).count();
+        let planes = r.take(raw.checked_mul(8).ok_or_else(|| bad("too many floats"))?)?;
+        let mut raw_floats = (0..raw).map(|i| {
+            let mut b = [0u8; 8];
+            for (j, byte) in b.iter_mut().enumerate() {
+                *byte = planes[j * raw + i];
+            }
+            f64::from_le_bytes(b)
+        });
+        let mut points = Vec::with_capacity(n);
+        for (i, ((series, field), (time, version))) in point_series
+            .into_iter()
+            .zip(point_fields)
+            .zip(times.into_iter().zip(versions))
+            .enumerate()
+        {
+            let value = match kinds[i] {
+                0 => FieldValue::Float(raw_floats.next().expect("as many as counted")),
+                1 => FieldValue::Integer(r.zigzag()?),
+                2 => FieldValue::Unsigned(r.varint()?),
+                3 => FieldValue::String(r.string()?),
+                4 => match r.u8()? {
+                    0 => FieldValue::Boolean(false),
+                    1 => FieldValue::Boolean(true),
+                    _ => return Err(bad("a boolean that is neither 0 nor 1")),
+                },
+                k if (VALUE_DECIMAL..=VALUE_DECIMAL + MAX_SCALE).contains(&k) => {
+                    let m = r.zigzag()?;
+                    FieldValue::Float(m as f64 / POW10[usize::from(k - VALUE_DECIMAL)])
+                }
+                _ => return Err(bad("an unknown kind of value")),
+            };
+            points.push(LeafPoint {
+                series,
+                field,
+                time,
+                version,
+                value,
+            });
+        }
+        Ok(points)
+    }
+
     fn leaves(&mut self) -> Result<Leaves, WireError> {
         let r = self;
         let shard = r.varint()?;
@@ -767,53 +979,14 @@ impl Reader<'_> {
         let mut contents = Vec::with_capacity(n);
         for _ in 0..n {
             let measurement = r.string()?;
-            let ns = r.count(1)?;
-            let mut series: Vec<Arc<str>> = Vec::with_capacity(ns);
-            for _ in 0..ns {
-                series.push(r.string()?.into());
-            }
-            let nf = r.count(1)?;
-            let mut fields: Vec<Arc<str>> = Vec::with_capacity(nf);
-            for _ in 0..nf {
-                fields.push(r.string()?.into());
-            }
+            let series: Vec<Arc<str>> = r.names()?;
+            let fields: Vec<Arc<str>> = r.names()?;
             let np = r.count(6)?;
-            let mut points = Vec::with_capacity(np);
-            for _ in 0..np {
-                let s = r.varint()?;
-                let f = r.varint()?;
-                let series = series
-                    .get(s as usize)
-                    .ok_or_else(|| bad("a point of an unlisted series"))?
-                    .clone();
-                let field = fields
-                    .get(f as usize)
-                    .ok_or_else(|| bad("a point of an unlisted field"))?
-                    .clone();
-                let time = r.zigzag()?;
-                let version = r.varint()?;
-                let value = match r.u8()? {
-                    0 => FieldValue::Float(f64::from_bits(u64::from_le_bytes(
-                        r.take(8)?.try_into().expect("8 bytes"),
-                    ))),
-                    1 => FieldValue::Integer(r.zigzag()?),
-                    2 => FieldValue::Unsigned(r.varint()?),
-                    3 => FieldValue::String(r.string()?),
-                    4 => match r.u8()? {
-                        0 => FieldValue::Boolean(false),
-                        1 => FieldValue::Boolean(true),
-                        _ => return Err(bad("a boolean that is neither 0 nor 1")),
-                    },
-                    _ => return Err(bad("an unknown kind of value")),
-                };
-                points.push(LeafPoint {
-                    series,
-                    field,
-                    time,
-                    version,
-                    value,
-                });
-            }
+            let points = if np == 0 {
+                Vec::new()
+            } else {
+                r.points(np, &series, &fields)?
+            };
             let nt = r.count(1)?;
             let mut tombstones = Vec::with_capacity(nt);
             for _ in 0..nt {
@@ -915,6 +1088,41 @@ pub fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
                 time: -5,
                 version: 100,
                 value: FieldValue::String("hi".into()),
+            },
+            LeafPoint {
+                series: "cpu,host=b".into(),
+                field: "usage".into(),
+                time: 25,
+                version: 98,
+                value: FieldValue::Float(-0.1),
+            },
+            LeafPoint {
+                series: "cpu,host=b".into(),
+                field: "usage".into(),
+                time: 40,
+                version: 98,
+                value: FieldValue::Float(-0.0),
+            },
+            LeafPoint {
+                series: "cpu,host=a".into(),
+                field: "n".into(),
+                time: 10,
+                version: 97,
+                value: FieldValue::Integer(-3),
+            },
+            LeafPoint {
+                series: "cpu,host=a".into(),
+                field: "u".into(),
+                time: 10,
+                version: 97,
+                value: FieldValue::Unsigned(3),
+            },
+            LeafPoint {
+                series: "cpu,host=a".into(),
+                field: "ok".into(),
+                time: 10,
+                version: 97,
+                value: FieldValue::Boolean(true),
             },
         ],
         tombstones: vec![Tombstone {
@@ -1077,9 +1285,113 @@ mod tests {
         // A count that claims more than the message holds is refused before allocating.
         let mut body = vec![3u8];
         body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-        let mut msg = b"SKAE\x03l\x00".to_vec();
+        let mut msg = MAGIC.to_vec();
+        msg.extend_from_slice(&[VERSION, KIND_LEAVES, 0]);
         msg.extend_from_slice(&body);
         assert!(decode_leaves(&msg).is_err());
+    }
+
+    /// Points compared with their floats as bits (NaN is unequal to itself).
+    fn as_bits(l: &Leaves) -> Vec<(String, i64, u64, String)> {
+        l.contents
+            .iter()
+            .flat_map(|c| &c.points)
+            .map(|p| {
+                let v = match &p.value {
+                    FieldValue::Float(f) => format!("f{:x}", f.to_bits()),
+                    v => format!("{v:?}"),
+                };
+                (format!("{}/{}", p.series, p.field), p.time, p.version, v)
+            })
+            .collect()
+    }
+
+    fn leaves_of(points: Vec<LeafPoint>) -> Leaves {
+        Leaves {
+            shard: 1,
+            contents: vec![LeafContents {
+                measurement: "cpu".into(),
+                points,
+                tombstones: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_float_time_and_version_comes_back_exactly() {
+        let floats = [
+            0.0,
+            -0.0,
+            50.23,
+            -1.0,
+            0.1 + 0.2,
+            1e300,
+            -1e-300,
+            f64::MIN_POSITIVE / 3.0,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            9_007_199_254_740_993.0,
+            123_456.789_012_345,
+        ];
+        let extremes = [i64::MIN, i64::MAX, 0, -1, 7];
+        let points: Vec<LeafPoint> = floats
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| LeafPoint {
+                series: format!("cpu,host=h{}", i % 3).into(),
+                field: "usage".into(),
+                time: extremes[i % extremes.len()],
+                version: [u64::MAX, 0, 5][i % 3],
+                value: FieldValue::Float(v),
+            })
+            .collect();
+        let l = leaves_of(points);
+        let back = decode_leaves(&encode_leaves(&l)).unwrap();
+        assert_eq!(as_bits(&back), as_bits(&l));
+        // Two decimals take their digits, not 8 bytes.
+        assert_eq!(decimal(50.23), Some((2, 5023)));
+        assert_eq!(decimal(-0.0), None);
+        assert_eq!(decimal(f64::NAN), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+        /// Any points come back exactly as they went.
+        #[test]
+        fn points_round_trip(
+            points in proptest::collection::vec(
+                (0..4u8, 0..3u8, any::<i64>(), any::<u64>(), any::<u64>(), 0..6u8, any::<bool>()),
+                0..60,
+            ),
+        ) {
+            let points: Vec<LeafPoint> = points
+                .into_iter()
+                .map(|(s, f, time, version, bits, kind, small)| {
+                    let n = if small { (bits % 20_000) as i64 - 10_000 } else { bits as i64 };
+                    LeafPoint {
+                        series: format!("cpu,host=h{s}").into(),
+                        field: format!("f{f}").into(),
+                        time: if small { n * 10 } else { time },
+                        version,
+                        value: match kind {
+                            0 => FieldValue::Float(f64::from_bits(bits)),
+                            1 => FieldValue::Float(n as f64 / 100.0),
+                            2 => FieldValue::Integer(n),
+                            3 => FieldValue::Unsigned(bits),
+                            4 => FieldValue::String(format!("s{n}")),
+                            _ => FieldValue::Boolean(small),
+                        },
+                    }
+                })
+                .collect();
+            let l = leaves_of(points);
+            let bytes = encode_leaves(&l);
+            fuzz_decode(&bytes);
+            let back = decode_leaves(&bytes).unwrap();
+            prop_assert_eq!(as_bits(&back), as_bits(&l));
+        }
     }
 
     proptest! {
