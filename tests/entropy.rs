@@ -653,7 +653,8 @@ fn figures() {
     // Scattered: 1,000 random points of node 0 given new values, three times: all -1
     // (the figure before values were encoded compactly, kept for comparison), values
     // like the data's (two decimals), and floats with 52 random mantissa bits.
-    let cases: [(&str, &dyn Fn(&mut dyn FnMut() -> u64) -> String); 3] = [
+    type NewValue = dyn Fn(&mut dyn FnMut() -> u64) -> String;
+    let cases: [(&str, &NewValue); 3] = [
         ("all -1", &|_| "-1".to_owned()),
         ("two decimals, 0.00 to 99.99", &|rnd| {
             format!("{:.2}", (rnd() % 10_000) as f64 / 100.0)
