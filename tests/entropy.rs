@@ -754,6 +754,14 @@ fn check_cpu(interval: f64) -> Vec<(f64, f64, f64)> {
         for i in 0..3 {
             assert!(status_ids(&status(c.addr(i), true)).is_empty(), "node {i}");
         }
+        // Nothing left to repair either: what is measured is checks alone.
+        wait_until("no repair queued or under way", || {
+            (0..3).all(|i| {
+                let s = status(c.addr(i), true);
+                s["queued_shards"].as_array().unwrap().is_empty()
+                    && s["processing_shards"].as_array().unwrap().is_empty()
+            })
+        });
     } else {
         std::thread::sleep(std::time::Duration::from_secs(3));
     }

@@ -1024,7 +1024,9 @@ impl EntropyService {
                             to_compare.push(s.id);
                         }
                     }
-                    None if self.config.auto_repair_missing => {
+                    // Only once the peer's copy has settled: replicas written at nearly
+                    // the same time would otherwise fetch whole shards from each other.
+                    None if self.config.auto_repair_missing && !s.root.unsettled => {
                         if let Err(e) = self.adopt_missing(s).await {
                             tracing::warn!(shard = s.id, error = %e, "could not create a shard a peer holds");
                         }
