@@ -105,18 +105,9 @@ pub(crate) struct ReplicationReport {
     pub gzip_level: u32,
     /// A's `replication_nice`.
     pub replication_nice: u32,
-    /// The rounds' medians, from here to `drain_ratio`.
-    /// `bench ingest` points/s into a node without, and with, one live replication.
-    pub ingest_without_replication: f64,
-    pub ingest_with_replication: f64,
-    pub ingest_ratio: f64,
-    /// Seconds for the live replication's queue to empty after its ingest ended.
-    pub live_catch_up_seconds: f64,
-    /// A queue of `points` drained into B.
-    pub drain_points_per_s: f64,
-    /// `bench ingest` points/s straight into a fresh node like B.
-    pub remote_direct_ingest: f64,
-    pub drain_ratio: f64,
+    /// The rounds' medians.
+    #[serde(flatten)]
+    pub medians: RoundReport,
     pub lag: LagReport,
     /// Present with `--verify`: the live replication's remote, then the drained one's.
     pub verify: Vec<VerifyReport>,
@@ -126,11 +117,15 @@ pub(crate) struct ReplicationReport {
 /// One round of the ingest and drain comparisons.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RoundReport {
+    /// `bench ingest` points/s into a node without, and with, one live replication.
     pub ingest_without_replication: f64,
     pub ingest_with_replication: f64,
     pub ingest_ratio: f64,
+    /// Seconds for the live replication's queue to empty after its ingest ended.
     pub live_catch_up_seconds: f64,
+    /// A queue of `points` drained into B.
     pub drain_points_per_s: f64,
+    /// `bench ingest` points/s straight into a fresh node like B.
     pub remote_direct_ingest: f64,
     pub drain_ratio: f64,
 }
@@ -573,13 +568,15 @@ pub(crate) fn run(
         pinned,
         gzip_level: opts.gzip_level.unwrap_or(1),
         replication_nice: opts.replication_nice.unwrap_or(10),
-        ingest_without_replication: med(|r| r.ingest_without_replication),
-        ingest_with_replication: med(|r| r.ingest_with_replication),
-        ingest_ratio: med(|r| r.ingest_ratio),
-        live_catch_up_seconds: med(|r| r.live_catch_up_seconds),
-        drain_points_per_s: med(|r| r.drain_points_per_s),
-        remote_direct_ingest: direct,
-        drain_ratio: med(|r| r.drain_ratio),
+        medians: RoundReport {
+            ingest_without_replication: med(|r| r.ingest_without_replication),
+            ingest_with_replication: med(|r| r.ingest_with_replication),
+            ingest_ratio: med(|r| r.ingest_ratio),
+            live_catch_up_seconds: med(|r| r.live_catch_up_seconds),
+            drain_points_per_s: med(|r| r.drain_points_per_s),
+            remote_direct_ingest: direct,
+            drain_ratio: med(|r| r.drain_ratio),
+        },
         lag,
         verify,
         rounds,

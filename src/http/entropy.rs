@@ -177,16 +177,19 @@ async fn peer_digests(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    let request =
-        match admitted_body(&node, &req, &params, payload, wire::decode_digest_request).await {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-    let node = node.into_inner();
-    match off_workers(move || node.entropy.local_digests(&request)).await {
-        Ok(answer) => wire_answer(wire::encode_digest_answer(&answer)),
-        Err(e) => e,
-    }
+    answer_peer_request(
+        node,
+        req,
+        params,
+        payload,
+        wire::decode_digest_request,
+        |node, request| {
+            node.entropy
+                .local_digests(request)
+                .map(|a| wire::encode_digest_answer(&a))
+        },
+    )
+    .await
 }
 
 /// `POST /shard-repair/peer/leaves`: the contents of the leaves asked for.
@@ -196,11 +199,18 @@ async fn peer_leaves(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    answer_leaf_request(node, req, params, payload, |node, request| {
-        node.entropy
-            .local_leaves(request)
-            .map(|l| wire::encode_leaves(&l))
-    })
+    answer_peer_request(
+        node,
+        req,
+        params,
+        payload,
+        wire::decode_leaf_request,
+        |node, request| {
+            node.entropy
+                .local_leaves(request)
+                .map(|l| wire::encode_leaves(&l))
+        },
+    )
     .await
 }
 
@@ -211,34 +221,19 @@ async fn peer_cells(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    answer_leaf_request(node, req, params, payload, |node, request| {
-        node.entropy
-            .local_cells(request)
-            .map(|c| wire::encode_cells(&c))
-    })
+    answer_peer_request(
+        node,
+        req,
+        params,
+        payload,
+        wire::decode_leaf_request,
+        |node, request| {
+            node.entropy
+                .local_cells(request)
+                .map(|c| wire::encode_cells(&c))
+        },
+    )
     .await
-}
-
-/// A peer's request naming leaves, answered off the HTTP workers by `answer`.
-async fn answer_leaf_request(
-    node: web::Data<Node>,
-    req: HttpRequest,
-    params: Params,
-    payload: web::Payload,
-    answer: impl FnOnce(&Node, &wire::LeafRequest) -> Result<Vec<u8>, crate::entropy::EntropyError>
-        + Send
-        + 'static,
-) -> HttpResponse {
-    let request =
-        match admitted_body(&node, &req, &params, payload, wire::decode_leaf_request).await {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-    let node = node.into_inner();
-    match off_workers(move || answer(&node, &request)).await {
-        Ok(bytes) => wire_answer(bytes),
-        Err(e) => e,
-    }
 }
 
 /// `POST /shard-repair/peer/ibf`: a table of the keys of the shard's points in a stratum.
@@ -248,14 +243,37 @@ async fn peer_ibf(
     params: Params,
     payload: web::Payload,
 ) -> HttpResponse {
-    let request = match admitted_body(&node, &req, &params, payload, wire::decode_ibf_request).await
-    {
+    answer_peer_request(
+        node,
+        req,
+        params,
+        payload,
+        wire::decode_ibf_request,
+        |node, request| {
+            node.entropy
+                .local_ibf(request)
+                .map(|t| wire::encode_ibf(&t))
+        },
+    )
+    .await
+}
+
+/// A peer's request, admitted and decoded, answered off the HTTP workers by `answer`.
+async fn answer_peer_request<T: Send + 'static, E: std::fmt::Display>(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    params: Params,
+    payload: web::Payload,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+    answer: impl FnOnce(&Node, &T) -> Result<Vec<u8>, crate::entropy::EntropyError> + Send + 'static,
+) -> HttpResponse {
+    let request = match admitted_body(&node, &req, &params, payload, decode).await {
         Ok(r) => r,
         Err(e) => return e,
     };
     let node = node.into_inner();
-    match off_workers(move || node.entropy.local_ibf(&request)).await {
-        Ok(answer) => wire_answer(wire::encode_ibf(&answer)),
+    match off_workers(move || answer(&node, &request)).await {
+        Ok(bytes) => wire_answer(bytes),
         Err(e) => e,
     }
 }
@@ -274,14 +292,7 @@ async fn peer_exchange(
     };
     match node.entropy.answer_exchange(x).await {
         Ok(leaves) => wire_answer(wire::encode_leaves(&leaves)),
-        Err(crate::entropy::EntropyError::NoShard(id))
-        | Err(crate::entropy::EntropyError::Storage(crate::storage::StorageError::UnknownShard(
-            id,
-        ))) => error(
-            StatusCode::NOT_FOUND,
-            format!("shard {id} is not held here"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => apply_error(e),
     }
 }
 
@@ -303,13 +314,20 @@ async fn peer_apply(
             "conflicts": applied.conflicts,
             "tombstones": applied.tombstones,
         })),
-        Err(crate::entropy::EntropyError::Storage(crate::storage::StorageError::UnknownShard(
-            id,
-        ))) => error(
+        Err(e) => apply_error(e),
+    }
+}
+
+/// A push that names a shard not held here is 404, as a read of one is.
+fn apply_error(e: crate::entropy::EntropyError) -> HttpResponse {
+    use crate::entropy::EntropyError;
+    match e {
+        EntropyError::NoShard(id)
+        | EntropyError::Storage(crate::storage::StorageError::UnknownShard(id)) => error(
             StatusCode::NOT_FOUND,
             format!("shard {id} is not held here"),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
