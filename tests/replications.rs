@@ -3,7 +3,7 @@
 //! failure is handled) and against a second node. Every wait is on a condition.
 
 mod common;
-use common::fake_remote::{Answer, FakeRemote};
+use common::fake_remote::{self, Answer, FakeRemote};
 use common::replication::{lines, received_lines, V2};
 use common::{wait_until, Daemon};
 use serde_json::json;
@@ -796,12 +796,18 @@ fn the_remote_killed_and_restarted_while_the_source_takes_writes_gets_every_poin
     });
 }
 
+/// A killed between its remote's 204 and its record of it sends those batches again;
+/// B, a shardkeeper node, recognises them by their batch header and applies none twice.
+/// B sits behind a recording relay, which sees what A sends and how B answers.
 #[test]
-fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes() {
+fn every_point_the_source_acknowledged_arrives_once_after_it_is_killed_during_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let remote = FakeRemote::start(vec![]);
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_node = Daemon::start(b_dir.path());
+    let b = V2::setup(b_node.addr, "copy");
+    let remote = FakeRemote::forward(b_node.addr);
     let (d, mut a) = node(&dir);
-    let rid = a.create_remote("b", &remote.url(), "t");
+    let rid = a.create_remote("b", &remote.url(), &b.token);
     let id = a.create_replication(&rid, "copy", json!({}));
     let mut daemon = Some(d);
     let mut acknowledged: Vec<String> = Vec::new();
@@ -842,11 +848,30 @@ fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes(
     wait_until("the queue to drain after the last restart", || {
         a.replication(&id)["currentQueueSizeBytes"] == 0
     });
-    let got = received_lines(&remote);
-    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    let requests: Vec<fake_remote::Received> = remote
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/write")
+        .collect();
+    let lines_of = |r: &fake_remote::Received| -> Vec<String> {
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let skipped = |r: &fake_remote::Received| {
+        r.answer_header("X-Shardkeeper-Batch-Outcome") == Some("duplicate")
+    };
+    // Each line B applied (a 204 that was not a duplicate), and how many times.
+    let mut applied: std::collections::HashMap<String, usize> = Default::default();
+    for r in requests.iter().filter(|r| r.answered == 204 && !skipped(r)) {
+        for line in lines_of(r) {
+            *applied.entry(line).or_default() += 1;
+        }
+    }
     let missing: Vec<&String> = acknowledged
         .iter()
-        .filter(|l| !distinct.contains(l))
+        .filter(|l| !applied.contains_key(*l))
         .collect();
     assert!(
         missing.is_empty(),
@@ -854,37 +879,215 @@ fn every_point_the_source_acknowledged_arrives_after_it_is_killed_during_writes(
         missing.len(),
         missing.first()
     );
-    let duplicates = got.len() - distinct.len();
-    // A crash sends again at most the batches sent and not yet recorded as delivered: the
-    // sender's window (8), however the restarted sender groups their lines into batches.
-    // Each line received again is charged to the crash before it, with the batch that
-    // first brought it (a batch received as the node died counts after its crash).
-    let requests = write_requests(&remote);
-    let mut first_seen: std::collections::HashMap<&String, usize> = Default::default();
-    let mut resent = vec![(std::collections::BTreeSet::new(), 0usize); kills];
-    for (k, batch) in requests.iter().enumerate() {
+    // B holds what it applied: every acknowledged point (and maybe some A took as it died).
+    assert_eq!(b.count("k"), applied.len() as u64);
+    // B counts the batches it did not apply again; the relay saw each of its answers.
+    let duplicates = requests.iter().filter(|r| skipped(r)).count();
+    assert_eq!(
+        b.metric("shardkeeper_replication_inbound_batches_total{outcome=\"duplicate\"}") as usize,
+        duplicates
+    );
+    // Each crash's resent batches (any line B had already received) and batches applied
+    // twice (a line B had already applied, applied again), charged to the crash before.
+    let mut received_before: std::collections::HashSet<String> = Default::default();
+    let mut applied_before: std::collections::HashSet<String> = Default::default();
+    let mut per_crash = vec![(0usize, 0usize, 0usize, 0usize); kills];
+    for (k, r) in requests.iter().enumerate() {
         let after = crashes.iter().filter(|&&c| c <= k).count();
-        for line in batch {
-            let first = *first_seen.entry(line).or_insert(k);
-            if first != k {
-                assert!(after > 0, "line {line} received twice before any crash");
-                resent[after - 1].0.insert(first);
-                resent[after - 1].1 += 1;
-            }
+        let batch = lines_of(r);
+        let resent = batch.iter().any(|l| received_before.contains(l));
+        let applied_now = r.answered == 204 && !skipped(r);
+        let twice = applied_now && batch.iter().any(|l| applied_before.contains(l));
+        if resent || twice {
+            assert!(
+                after > 0,
+                "a batch received twice before any crash: {:?}",
+                r.header("X-Shardkeeper-Batch")
+            );
+            let c = &mut per_crash[after - 1];
+            c.0 += usize::from(resent);
+            c.1 += usize::from(twice);
+            c.2 += usize::from(skipped(r));
+            c.3 += usize::from(r.answered == 409);
+        }
+        received_before.extend(batch.iter().cloned());
+        if applied_now {
+            applied_before.extend(batch);
         }
     }
-    let resent: Vec<(usize, usize)> = resent.iter().map(|(b, l)| (b.len(), *l)).collect();
     eprintln!(
-        "{kills} kills: {} points acknowledged, {} received, {duplicates} duplicate deliveries; after each crash, batches (lines) received again: {resent:?}",
+        "{kills} kills: {} points acknowledged, {} requests, {} distinct points applied on B, {duplicates} batches B answered as duplicates; after each crash, (batches sent again, of them applied twice, answered 204 as duplicates, answered 409 as overlapping): {per_crash:?}",
         acknowledged.len(),
-        got.len()
+        requests.len(),
+        applied.len(),
     );
-    for (crash, &(batches, _)) in resent.iter().enumerate() {
+    for (crash, &(_, twice, _, _)) in per_crash.iter().enumerate() {
         assert!(
-            batches <= 8,
-            "crash {crash} sent {batches} batches again, more than the window: {resent:?}"
+            twice <= 1,
+            "crash {crash}: {twice} batches applied twice on B, more than one: {per_crash:?}"
         );
     }
+}
+
+/// A batch A sent, sent again with the same headers after A restarted (as a crash
+/// between B's 204 and A's record of it has it), is answered 204 and not applied again,
+/// B itself restarted in between: the origin a batch names survives A's restart, and
+/// B's record of it survives B's.
+#[test]
+fn a_batch_resent_after_a_restart_is_not_applied_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = FakeRemote::start(vec![]);
+    let (d, a) = node(&dir);
+    let rid = a.create_remote("b", &remote.url(), "t");
+    a.create_replication(&rid, "copy", json!({}));
+    assert_eq!(a.write(&lines("m", 0..300, BASE)).status, 204);
+    let first = remote.wait_for_requests(1)[0].clone();
+    assert!(d.stop().success());
+    let d = Daemon::start(dir.path());
+    let a = a.at(d.addr);
+    assert_eq!(a.write(&lines("m", 300..600, BASE)).status, 204);
+    let second = remote.wait_for_requests(2)[1].clone();
+    let origin = |r: &fake_remote::Received| {
+        let h = r.header("X-Shardkeeper-Batch").expect("a batch header");
+        h.split(';').next().unwrap().to_owned()
+    };
+    assert_eq!(
+        origin(&first),
+        origin(&second),
+        "the origin survives a restart"
+    );
+    assert_ne!(
+        first.header("X-Shardkeeper-Batch"),
+        second.header("X-Shardkeeper-Batch")
+    );
+
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_node = Daemon::start(b_dir.path());
+    let b = V2::setup(b_node.addr, "copy");
+    let resend = |b: &V2| {
+        let auth = format!("Token {}", b.token);
+        common::request(
+            b.addr,
+            "POST",
+            "/api/v2/write?bucket=copy&precision=ns",
+            &[
+                ("Authorization", &auth),
+                ("Content-Encoding", "gzip"),
+                (
+                    "X-Shardkeeper-Batch",
+                    first.header("X-Shardkeeper-Batch").unwrap(),
+                ),
+            ],
+            &first.raw,
+        )
+    };
+    let r = resend(&b);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("X-Shardkeeper-Batch-Outcome"), None);
+    assert_eq!(b.count("m"), 300);
+    assert_eq!(
+        b.metric("shardkeeper_replication_inbound_batches_total{outcome=\"applied\"}"),
+        1.0
+    );
+    b_node.kill9();
+    let b_node = Daemon::start(b_dir.path());
+    let b = b.at(b_node.addr);
+    let r = resend(&b);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("X-Shardkeeper-Batch-Outcome"), Some("duplicate"));
+    assert_eq!(
+        b.metric("shardkeeper_replication_inbound_batches_total{outcome=\"duplicate\"}"),
+        1.0
+    );
+    assert_eq!(
+        b.metric("shardkeeper_replication_inbound_batches_total{outcome=\"applied\"}"),
+        0.0
+    );
+    assert_eq!(b.count("m"), 300);
+}
+
+/// The batch header is read only after the write is authorized, and what it records is
+/// scoped by the user who wrote: made-up headers, from a caller without the right to
+/// write or from another user, never make B skip the sender's own batch.
+#[test]
+fn made_up_batch_headers_cannot_suppress_another_users_writes() {
+    let b_dir = tempfile::tempdir().unwrap();
+    let b_node = Daemon::start_with_config(b_dir.path(), "auth_enabled = true\n");
+    let b = V2::setup(b_node.addr, "copy");
+    let owner = format!("Token {}", b.token);
+    for statement in [
+        "CREATE USER mallory WITH PASSWORD 'mallorypassword' WITH ALL PRIVILEGES",
+        "CREATE USER nobody WITH PASSWORD 'nobodypassword'",
+    ] {
+        let r = common::query_as(b.addr, &owner, "", statement);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let header = "acme.0123456789abcdef;1-10;0";
+    let write = |auth: Option<&str>, m: &str| {
+        let body = lines(m, 0..100, BASE);
+        let mut headers = vec![("X-Shardkeeper-Batch", header)];
+        if let Some(auth) = auth {
+            headers.push(("Authorization", auth));
+        }
+        common::request(
+            b.addr,
+            "POST",
+            "/api/v2/write?bucket=copy&precision=ns",
+            &headers,
+            body.as_bytes(),
+        )
+    };
+    // Without credentials, with a wrong token, without the right to write: refused
+    // before the header is looked at.
+    assert_eq!(write(None, "made_up").status, 401);
+    assert_eq!(write(Some("Token not-a-token"), "made_up").status, 401);
+    let nobody = common::basic("nobody", "nobodypassword");
+    assert_eq!(write(Some(&nobody), "made_up").status, 403);
+    // Another user that may write: its batch is its own.
+    let mallory = common::basic("mallory", "mallorypassword");
+    let r = write(Some(&mallory), "mallorys");
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    // The sender's batch with the same header is applied.
+    let r = write(Some(&owner), "senders");
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("X-Shardkeeper-Batch-Outcome"), None);
+    let count = |m: &str| {
+        let r = common::query_as(b.addr, &owner, "copy", &format!("SELECT count(v) FROM {m}"));
+        common::rows_of(&r)
+            .first()
+            .and_then(|row| row[1].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("senders"), 100);
+    assert_eq!(count("made_up"), 0);
+    let metric = |outcome: &str| {
+        let r = common::request(b.addr, "GET", "/metrics", &[("Authorization", &owner)], b"");
+        let sample =
+            format!("shardkeeper_replication_inbound_batches_total{{outcome=\"{outcome}\"}} ");
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&sample)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(metric("applied"), 2.0);
+    assert_eq!(metric("duplicate"), 0.0);
+    // Sent again by the same user, it is a duplicate.
+    let r = write(Some(&owner), "senders");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("X-Shardkeeper-Batch-Outcome"), Some("duplicate"));
+    assert_eq!(metric("duplicate"), 1.0);
+    // A malformed header is a client's mistake.
+    let r = common::request(
+        b.addr,
+        "POST",
+        "/api/v2/write?bucket=copy&precision=ns",
+        &[
+            ("Authorization", &owner),
+            ("X-Shardkeeper-Batch", "nonsense"),
+        ],
+        lines("m", 0..1, BASE).as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
 }
 
 /// The lines of each write the remote received, in order.

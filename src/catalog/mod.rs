@@ -282,6 +282,7 @@ impl Catalog {
             backups: None,
             replications: None,
             repairs: None,
+            inbound: None,
         }
     }
 

@@ -244,6 +244,26 @@ impl InfluxClient {
         Err(status_error(url, response).await)
     }
 
+    /// Sends a request made by [`Self::request`] and gives back its answer whatever its
+    /// status, for a caller that reads an error answer's headers; [`Self::failure`] makes
+    /// the error of one it does not take.
+    pub async fn send_any(
+        &self,
+        path: &str,
+        request: RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let url = self.url(path);
+        request
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&url, e))
+    }
+
+    /// The error a non-2xx `response` to `path` makes, as [`Self::send`] would return it.
+    pub async fn failure(&self, path: &str, response: Response) -> ClientError {
+        status_error(self.url(path), response).await
+    }
+
     /// Writes line protocol; done once the node has acknowledged it (204).
     pub async fn write(
         &self,

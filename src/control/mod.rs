@@ -13,6 +13,7 @@
 //! the control state was split, so earlier snapshots and kv backups read unchanged.
 
 pub mod backups;
+pub(crate) mod inbound;
 pub(crate) mod repairs;
 pub(crate) mod replications;
 
@@ -20,6 +21,7 @@ use crate::catalog::Catalog;
 use crate::projection::{EventLog, Projection};
 use crate::proto::{event, CatalogState, Event};
 use backups::BackupLedger;
+use inbound::InboundBatches;
 use prost::Message;
 use repairs::Repairs;
 use replications::Replications;
@@ -37,6 +39,9 @@ pub struct ControlState {
     pub replications: Replications,
     /// Anti-entropy repairs: queued, under way, the latest outcomes.
     pub repairs: Repairs,
+    /// Batches other nodes' replications delivered here, so that a resend is not applied
+    /// twice.
+    pub inbound: InboundBatches,
 }
 
 impl ControlState {
@@ -45,7 +50,9 @@ impl ControlState {
         let backups = BackupLedger::from_state(state.backups.take().unwrap_or_default());
         let replications = Replications::from_state(state.replications.take().unwrap_or_default());
         let repairs = Repairs::from_state(state.repairs.take().unwrap_or_default());
+        let inbound = InboundBatches::from_state(state.inbound.take().unwrap_or_default());
         ControlState {
+            inbound,
             catalog: Catalog::from_state(state),
             backups,
             replications,
@@ -58,6 +65,7 @@ impl ControlState {
             backups: Some(self.backups.to_state()),
             replications: Some(self.replications.to_state()),
             repairs: Some(self.repairs.to_state()),
+            inbound: Some(self.inbound.to_state()),
             ..self.catalog.to_state()
         }
     }
@@ -106,6 +114,7 @@ impl Projection for ControlState {
             | Kind::ReplicationDelivered(_)
             | Kind::ReplicationDropped(_)
             | Kind::ReplicationAttempt(_) => self.replications.apply(event),
+            Kind::InboundBatchApplied(_) => self.inbound.apply(event),
             Kind::BackupStarted(_) | Kind::BackupFinished(_) | Kind::BackupFailed(_) => {
                 self.backups.apply(event)
             }

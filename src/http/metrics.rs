@@ -48,8 +48,25 @@ async fn metrics(
     // The replications' figures are read asynchronously (the control state), so they are a
     // collector made for this scrape, encoded beside the node's registry.
     let mut replications = Registry::default();
+    let inbound = &node.inbound.figures;
     replications.register_collector(Box::new(ReplicationMetrics(
         node.replications.figures().await,
+        [
+            (
+                "applied",
+                inbound.applied.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "duplicate",
+                inbound
+                    .duplicates
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "overlap",
+                inbound.overlaps.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ],
     )));
     let mut body = String::new();
     let encoded = prometheus_client::encoding::text::encode_registry(&mut body, &registry.registry)
@@ -570,9 +587,13 @@ impl NodeFigures {
     }
 }
 
-/// Each replication's figures, labelled with its id and name.
+/// Each replication's figures, labelled with its id and name; and the batches other
+/// nodes' replications sent here, by outcome.
 #[derive(Debug)]
-struct ReplicationMetrics(Vec<crate::replication::ReplicationFigures>);
+struct ReplicationMetrics(
+    Vec<crate::replication::ReplicationFigures>,
+    [(&'static str, u64); 3],
+);
 
 impl Collector for ReplicationMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
@@ -648,6 +669,19 @@ impl Collector for ReplicationMetrics {
             "shardkeeper_replication_failures",
             "Failed attempts since start, by the remote's HTTP status (0: network error).",
             &failures,
+        )?;
+        let outcomes: Vec<[(&str, &str); 1]> =
+            self.1.iter().map(|(o, _)| [("outcome", *o)]).collect();
+        let inbound: Vec<_> = outcomes
+            .iter()
+            .zip(&self.1)
+            .map(|(l, (_, n))| (&l[..], *n))
+            .collect();
+        NodeFigures::counter(
+            e,
+            "shardkeeper_replication_inbound_batches",
+            "Batches other nodes' replications sent here, since start: applied, duplicate (applied before: answered 204, not applied again), overlap (in part applied before: refused with 409 for the sender to cut).",
+            &inbound,
         )?;
         Ok(())
     }

@@ -9,6 +9,9 @@ use crate::line_protocol::{
     influx_batch_message, parse_body_with, FieldValue, ParseOptions, Point, Precision,
 };
 use crate::node::Node;
+use crate::replication::inbound::{
+    render_ranges, Admission, BatchHeader, Claim, InboundLedger, BATCH_HEADER, OUTCOME_HEADER,
+};
 use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -40,7 +43,7 @@ async fn write_v1(
         let precision = Precision::parse_v1(raw)
             .ok_or_else(|| ApiError::bad_request(Precision::invalid_v1_message(raw)))?;
         let rp = params.get("rp").filter(|r| !r.is_empty()).cloned();
-        write(&node, database.clone(), rp, precision, &req, body).await
+        write(&node, database.clone(), rp, precision, &req, body, None).await
     };
     match result.await {
         Ok(()) => HttpResponse::NoContent().finish(),
@@ -70,12 +73,74 @@ async fn write_v2(
             .read(|c| c.catalog.resolve_bucket(bucket))
             .await;
         may_write(&node, principal.as_ref(), &db).await?;
-        write(&node, db, rp, precision, &req, body).await
+        // Only now, the caller allowed to make this write: a batch header may spare it.
+        let claim = match batch_header(&req)? {
+            None => None,
+            Some(batch) => {
+                let user = principal.as_ref().map_or("", |p| p.user_id.as_str());
+                let key = InboundLedger::key(user, &db, rp.as_deref().unwrap_or(""), &batch.origin);
+                match node.inbound.admit(key, batch).await {
+                    Admission::Apply(claim) => Some(claim),
+                    Admission::Duplicate => {
+                        discard_body(&node, &req, body).await?;
+                        return Ok(Some(
+                            HttpResponse::NoContent()
+                                .insert_header((OUTCOME_HEADER, "duplicate"))
+                                .finish(),
+                        ));
+                    }
+                    Admission::Overlaps(ranges) => {
+                        discard_body(&node, &req, body).await?;
+                        let shown = render_ranges(&ranges);
+                        let mut answer = ApiError::new(
+                            StatusCode::CONFLICT,
+                            format!("batch overlaps batches already applied ({shown}): send the rest apart"),
+                        )
+                        .v2();
+                        if let Ok(v) = header::HeaderValue::from_str(&shown) {
+                            answer
+                                .headers_mut()
+                                .insert(header::HeaderName::from_static(APPLIED_HEADER_LOWER), v);
+                        }
+                        return Ok(Some(answer));
+                    }
+                }
+            }
+        };
+        write(&node, db, rp, precision, &req, body, claim).await?;
+        Ok::<_, ApiError>(None)
     };
     match result.await {
-        Ok(()) => HttpResponse::NoContent().finish(),
+        Ok(None) => HttpResponse::NoContent().finish(),
+        Ok(Some(answer)) => answer,
         Err(e) => e.v2(),
     }
+}
+
+/// The header's name as `HeaderName::from_static` wants it.
+const APPLIED_HEADER_LOWER: &str = "x-shardkeeper-applied";
+
+/// A sender's batch header, if the write carries one (400 if it is malformed).
+fn batch_header(req: &HttpRequest) -> Result<Option<BatchHeader>, ApiError> {
+    let Some(value) = req.headers().get(BATCH_HEADER) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("");
+    BatchHeader::parse(value)
+        .map(Some)
+        .map_err(ApiError::bad_request)
+}
+
+/// Reads a body that is not written (a batch applied before), so that the connection
+/// stays usable.
+async fn discard_body(node: &Node, req: &HttpRequest, body: web::Payload) -> Result<(), ApiError> {
+    read_body(
+        &mut BodyBuffer::take(),
+        req,
+        body,
+        node.config.max_body_bytes,
+    )
+    .await
 }
 
 /// A non-admin caller needs WRITE on the database; as InfluxDB, an unknown database is
@@ -113,6 +178,7 @@ async fn write(
     precision: Precision,
     req: &HttpRequest,
     body_stream: web::Payload,
+    batch: Option<Claim>,
 ) -> Result<(), ApiError> {
     let encoding = BodyEncoding::of(req)?;
     let mut body = BodyBuffer::take();
@@ -124,6 +190,7 @@ async fn write(
         retention_policy,
         precision,
         encoding,
+        batch,
     };
     // Inflating, parsing and storing a body is CPU work of unbounded length (a line of
     // 100,000 fields, a 25 MB body): beyond a small plain body it runs off the HTTP
@@ -133,7 +200,9 @@ async fn write(
         .acquire_owned()
         .await
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is stopping"))?;
-    if encoding == BodyEncoding::Plain && body.len() <= INLINE_WRITE_BYTES {
+    // A sender's batch goes to the pool, whose task runs to its end even if the sender
+    // goes away: its marker is recorded once its points are durable, or not at all.
+    if encoding == BodyEncoding::Plain && body.len() <= INLINE_WRITE_BYTES && job.batch.is_none() {
         // A small plain body parses in about half a millisecond: parsing it here saves
         // the two thread hand-offs of the pool below, each a wait for a core when queries
         // keep both busy.
@@ -219,14 +288,27 @@ struct WriteJob {
     retention_policy: Option<String>,
     precision: Precision,
     encoding: BodyEncoding,
+    /// A sender's batch, recorded as applied once its points are durable.
+    batch: Option<Claim>,
 }
 
 impl WriteJob {
     /// Inflates, parses and stores `body`, and counts the points stored and rejected.
     async fn store(mut self, body: &[u8]) -> Result<(), ApiError> {
         let metrics = self.metrics.take();
+        let batch = self.batch.take();
         let mut counted = Counted::default();
-        let result = self.parse_and_store(body, &mut counted).await;
+        let mut result = self.parse_and_store(body, &mut counted).await;
+        // Only a batch stored whole is marked: a partial write answers 400, and a resend
+        // is answered as the first was.
+        if let (Ok(()), Some(claim)) = (&result, batch) {
+            if let Err(e) = claim.applied().await {
+                result = Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the batch was written but not recorded as applied: {e}"),
+                ));
+            }
+        }
         if let Some(m) = metrics {
             m.points_written(counted.written);
             m.points_rejected(Rejected::Parse, counted.unparsed);

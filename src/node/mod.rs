@@ -40,6 +40,8 @@ pub(crate) struct Node {
     pub backups: BackupService,
     /// Remotes, replications and their queues and senders.
     pub replications: Arc<ReplicationService>,
+    /// Batches other nodes' replications send here: each applied once.
+    pub inbound: Arc<crate::replication::inbound::InboundLedger>,
     /// Anti-entropy: digests compared with peers, repairs.
     pub entropy: Arc<crate::entropy::EntropyService>,
 }
@@ -96,6 +98,7 @@ impl Node {
         )
         .map_err(|e| NodeError::Config(ConfigError::Invalid(format!("anti_entropy peers: {e}"))))?;
         let node = Node {
+            inbound: crate::replication::inbound::InboundLedger::new(control.clone()),
             replications,
             entropy,
             config: config.clone(),

@@ -21,8 +21,10 @@
 //!   accepted while the sender drops the queue's oldest points to make room.
 //!
 //! [`ReplicationService`] is what the HTTP handlers call (CRUD, validation, drop-head);
-//! [`sender`] runs one task per replication.
+//! [`sender`] runs one task per replication. [`inbound`] is the other end, when the remote
+//! is a shardkeeper node: a batch re-sent after a crash is not applied twice.
 
+pub(crate) mod inbound;
 pub(crate) mod queue;
 pub(crate) mod recent;
 pub(crate) mod sender;

@@ -14,6 +14,16 @@
 //! until it is delivered (or dropped): the batches after it are read again from the log,
 //! and those the remote had already answered 204 are not sent again.
 //!
+//! **Exactly once to a shardkeeper remote.** Each batch carries
+//! [`super::inbound::BATCH_HEADER`]: the replication (durable: its organization and id),
+//! the log range the batch covers (a batch starts where the one before it ended) and the
+//! position recorded as delivered. A shardkeeper remote answers a batch it applied before
+//! with 204 without applying it again, and one it applied in part with 409 naming the
+//! ranges it holds: the sender reads the batch again with those ranges as batches of their
+//! own, which it counts as delivered without sending (a restarted sender does not know how
+//! its lost window was cut). Other remotes ignore the header: a crash re-sends up to the
+//! window to them.
+//!
 //! **One read of the log.** The sender keeps its data-log reader between batches, with the
 //! record that did not fit the last batch: a batch is read where the last one ended
 //! (opening a reader at an LSN reads its segment from the start), and the next batch is
@@ -25,6 +35,7 @@
 //! the same way. A record is never split: a batch holds whole records, so a single write
 //! of more than 5,000 lines to one shard goes as one batch.
 
+use super::inbound::{parse_ranges, BatchHeader, APPLIED_HEADER, BATCH_HEADER, OUTCOME_HEADER};
 use super::queue::Queue;
 use super::{client_of, write_query, ReplicationService, ReplicationServiceError};
 use crate::client::{ClientError, InfluxClient, Retry};
@@ -94,9 +105,25 @@ struct Batch {
     bytes: u64,
     /// Local write time of its oldest record (ns).
     oldest_nanos: i64,
+    /// Its records are ones the remote is known to hold already: it is not sent.
+    known: bool,
+    /// Its first record's LSN: a range named to the remote starts and ends at one of the
+    /// queue's records, so that no batch read around the ranges it holds overlaps them.
+    first: Lsn,
 }
 
-type Sent = std::result::Result<(), ClientError>;
+type Sent = std::result::Result<Taken, ClientError>;
+
+/// How the remote took a batch it answered 204 (or, a shardkeeper remote, 409) to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Taken {
+    Applied,
+    /// A shardkeeper remote had applied it before (a resend after a crash).
+    Duplicate,
+    /// A shardkeeper remote had applied these ranges of it before, not all of it: the
+    /// batch is read again around them.
+    Overlaps(Vec<(Lsn, Lsn)>),
+}
 
 /// A batch of the window.
 struct Slot {
@@ -192,6 +219,8 @@ struct CachedClient {
 /// A read under way: where from, and the task (which gives the cursor back).
 struct Reading {
     from: Lsn,
+    /// The generation of the known ranges it was read with.
+    known: u64,
     task: JoinHandle<Read>,
 }
 
@@ -211,9 +240,13 @@ struct Sender {
     /// The last attempt succeeded: the window may hold more than the head batch.
     healthy: bool,
     client: Option<CachedClient>,
-    /// Batches the remote answered 204 after a batch ahead of them failed: their first
-    /// LSN read from, and their last. Read again from there, they are not sent again.
-    confirmed_ahead: BTreeMap<Lsn, Lsn>,
+    /// Ranges of the log the remote is known to hold: batches it answered 204 after a
+    /// batch ahead of them failed, and those a shardkeeper remote named in a 409 (applied
+    /// before a crash here). Read again, their records make batches of their own, which
+    /// are not sent again. By first LSN.
+    known: BTreeMap<Lsn, Lsn>,
+    /// Changed with `known`, so that a batch read ahead with older ranges is read again.
+    known_generation: u64,
 }
 
 impl Drop for Sender {
@@ -232,7 +265,8 @@ async fn run(s: Arc<ReplicationService>, q: Arc<Queue>) {
         recording: None,
         healthy: true,
         client: None,
-        confirmed_ahead: BTreeMap::new(),
+        known: BTreeMap::new(),
+        known_generation: 0,
     };
     let mut backoff = FIRST_BACKOFF;
     let mut appended = s.appended.subscribe();
@@ -325,7 +359,7 @@ impl Sender {
             // Moved by a drop-head: what the window holds is read again.
             self.forget_window();
         }
-        self.confirmed_ahead.retain(|&f, _| f >= from);
+        self.known.retain(|_, &mut last| last >= from);
         if self.window.is_empty() {
             let plan = self.read(r, from, true).await?;
             if plan.batch.is_none() || plan.drop.is_some() {
@@ -349,10 +383,10 @@ impl Sender {
             let Some(remote) = remote.filter(|_| !progress.stopped) else {
                 return Ok(Step::Stopped);
             };
-            self.push(batch, remote, r);
+            self.push(batch, remote, r, progress);
         }
         if let Some(remote) = remote.filter(|_| !progress.stopped) {
-            self.fill(r, remote).await?;
+            self.fill(r, remote, progress).await?;
             self.read_ahead(r);
         }
         self.answer(r, progress).await
@@ -361,7 +395,12 @@ impl Sender {
     /// Reads and sends batches after the window's last while the window has room and the
     /// last attempt succeeded. Drops are made only at the head: a read that meets points to
     /// drop ends the filling.
-    async fn fill(&mut self, r: &Replication, remote: &Remote) -> Result<()> {
+    async fn fill(
+        &mut self,
+        r: &Replication,
+        remote: &Remote,
+        progress: &ReplicationProgress,
+    ) -> Result<()> {
         let recording = self.recording.as_ref().map_or(0, |(_, n)| *n);
         while self.healthy && self.window.len() + recording < IN_FLIGHT {
             let Some(next) = self.window.back().map(|w| w.upto + 1) else {
@@ -372,7 +411,7 @@ impl Sender {
                     drop: None,
                     batch: Some(batch),
                     ..
-                } => self.push(batch, remote, r),
+                } => self.push(batch, remote, r, progress),
                 _ => return Ok(()),
             }
         }
@@ -386,10 +425,32 @@ impl Sender {
         let Some(head) = self.window.front_mut() else {
             return Ok(Step::Again);
         };
-        let answer = std::mem::replace(&mut head.answer, Answer::Done(Ok(())));
-        if let Err(e) = answer.get().await? {
-            let head = self.window.pop_front().expect("the head was there");
-            return self.failed(r, progress, head, e).await;
+        let answer = std::mem::replace(&mut head.answer, Answer::Done(Ok(Taken::Applied)));
+        match answer.get().await? {
+            Err(e) => {
+                let head = self.window.pop_front().expect("the head was there");
+                return self.failed(r, progress, head, e).await;
+            }
+            Ok(Taken::Overlaps(ranges)) => {
+                // The remote holds parts of it: read again around them, at once.
+                if !self.learn(ranges) {
+                    // Nothing new to read around: not tried again and again.
+                    let head = self.window.pop_front().expect("the head was there");
+                    let e = ClientError::Status {
+                        url: String::new(),
+                        status: 409,
+                        message:
+                            "the remote holds part of the batch, in ranges already read around"
+                                .into(),
+                        body: String::new(),
+                        retry_after: None,
+                    };
+                    return self.failed(r, progress, head, e).await;
+                }
+                self.forget_window();
+                return Ok(Step::Again);
+            }
+            Ok(Taken::Applied | Taken::Duplicate) => {}
         }
         self.healthy = true;
         // The head and every batch after it already answered 204: one record for them all.
@@ -400,10 +461,11 @@ impl Sender {
                     if !h.is_finished() {
                         break;
                     }
-                    let answer = std::mem::replace(&mut slot.answer, Answer::Done(Ok(())));
+                    let answer =
+                        std::mem::replace(&mut slot.answer, Answer::Done(Ok(Taken::Applied)));
                     slot.answer = Answer::Done(answer.get().await?);
                 }
-                if let Answer::Done(Err(_)) = slot.answer {
+                if let Answer::Done(Err(_) | Ok(Taken::Overlaps(_))) = slot.answer {
                     // Handled as the head, in the next turn.
                     break;
                 }
@@ -456,8 +518,11 @@ impl Sender {
         self.healthy = false;
         for slot in std::mem::take(&mut self.window) {
             match slot.answer.get().await? {
-                Ok(()) => {
-                    self.confirmed_ahead.insert(slot.from, slot.upto);
+                Ok(Taken::Applied | Taken::Duplicate) => {
+                    self.learn(vec![(slot.from, slot.upto)]);
+                }
+                Ok(Taken::Overlaps(ranges)) => {
+                    self.learn(ranges);
                 }
                 Err(e) => {
                     let code = e.status().unwrap_or(0);
@@ -516,7 +581,7 @@ impl Sender {
         let overflowed = head && self.s.drop_when_full && self.q.overflow() > 0;
         if let Some(ahead) = self.reading.take() {
             let plan = self.finish(ahead.task).await?;
-            if ahead.from == from && !overflowed {
+            if ahead.from == from && !overflowed && ahead.known == self.known_generation {
                 return plan;
             }
         }
@@ -532,7 +597,11 @@ impl Sender {
         };
         if self.healthy && self.reading.is_none() {
             let task = self.start_read(r, next, false);
-            self.reading = Some(Reading { from: next, task });
+            self.reading = Some(Reading {
+                from: next,
+                known: self.known_generation,
+                task,
+            });
         }
     }
 
@@ -544,14 +613,19 @@ impl Sender {
             true => q.overflow(),
             false => 0,
         };
+        let known = self.known.clone();
         tokio::task::spawn_blocking(move || {
-            let plan =
-                read_head(&s, &q, &mut cursor, from, max_age_nanos, overflow, true).map(|mut p| {
-                    if let Some(b) = p.batch.as_mut() {
-                        b.gz = gzip(std::mem::take(&mut b.body).as_bytes(), s.gzip_level);
-                    }
-                    p
-                });
+            let limits = Limits {
+                max_age_nanos,
+                overflow,
+                expire: true,
+            };
+            let plan = read_head(&s, &q, &mut cursor, from, limits, &known).map(|mut p| {
+                if let Some(b) = p.batch.as_mut().filter(|b| !b.known) {
+                    b.gz = gzip(std::mem::take(&mut b.body).as_bytes(), s.gzip_level);
+                }
+                p
+            });
             (cursor, plan)
         })
     }
@@ -563,11 +637,37 @@ impl Sender {
         Ok(plan)
     }
 
+    /// Ranges the remote holds, from its answers: whether any was new.
+    fn learn(&mut self, ranges: Vec<(Lsn, Lsn)>) -> bool {
+        let mut new = false;
+        for (first, last) in ranges {
+            let entry = self.known.entry(first).or_insert(0);
+            new |= last > *entry;
+            *entry = (*entry).max(last);
+        }
+        self.known_generation += 1;
+        new
+    }
+
     /// Sends `batch` (unless the remote took it already) at the window's end.
-    fn push(&mut self, batch: Batch, remote: &Remote, r: &Replication) {
-        let answer = match self.confirmed_ahead.get(&batch.from) {
-            Some(&upto) if upto == batch.upto => Answer::Done(Ok(())),
-            _ => Answer::Pending(self.send(remote, r, batch.gz)),
+    fn push(
+        &mut self,
+        batch: Batch,
+        remote: &Remote,
+        r: &Replication,
+        progress: &ReplicationProgress,
+    ) {
+        let answer = match batch.known {
+            true => Answer::Done(Ok(Taken::Applied)),
+            false => {
+                let header = BatchHeader {
+                    origin: origin(r),
+                    first: batch.first,
+                    last: batch.upto,
+                    confirmed: progress.delivered_lsn,
+                };
+                Answer::Pending(self.send(remote, r, batch.gz, header))
+            }
         };
         self.window.push_back(Slot {
             from: batch.from,
@@ -579,7 +679,13 @@ impl Sender {
         });
     }
 
-    fn send(&mut self, remote: &Remote, r: &Replication, gz: bytes::Bytes) -> JoinHandle<Sent> {
+    fn send(
+        &mut self,
+        remote: &Remote,
+        r: &Replication,
+        gz: bytes::Bytes,
+        header: BatchHeader,
+    ) -> JoinHandle<Sent> {
         let key = (
             remote.remote_url.clone(),
             remote.remote_api_token.clone(),
@@ -602,7 +708,7 @@ impl Sender {
                 // Refused again, with the reason.
                 None => client_of(&remote)?,
             };
-            send(&client, &query, gz).await
+            send(&client, &query, gz, &header).await
         })
     }
 
@@ -702,23 +808,47 @@ async fn look(
     let (s2, q2) = (s.clone(), q.clone());
     let from = q.needed_from().max(progress.delivered_lsn + 1);
     tokio::task::spawn_blocking(move || {
-        read_head(&s2, &q2, &mut Cursor::default(), from, 0, 0, false)
+        let limits = Limits {
+            max_age_nanos: 0,
+            overflow: 0,
+            expire: false,
+        };
+        read_head(
+            &s2,
+            &q2,
+            &mut Cursor::default(),
+            from,
+            limits,
+            &BTreeMap::new(),
+        )
     })
     .await
     .map_err(task_failed)?
 }
 
-/// Reads the queue's records from `from` on with `cursor`: what to drop (points older
-/// than `max_age_nanos` when `expire`, records up to `overflow` bytes), or else a batch.
+/// What a read drops: points older than `max_age_nanos` when `expire`, records up to
+/// `overflow` bytes.
+struct Limits {
+    max_age_nanos: i64,
+    overflow: u64,
+    expire: bool,
+}
+
+/// Reads the queue's records from `from` on with `cursor`: what to drop, or else a batch,
+/// whose records are all in the `known` ranges (the remote holds them) or none is.
 fn read_head(
     s: &ReplicationService,
     q: &Queue,
     cursor: &mut Cursor,
     from: Lsn,
-    max_age_nanos: i64,
-    mut overflow: u64,
-    expire: bool,
+    limits: Limits,
+    known: &BTreeMap<Lsn, Lsn>,
 ) -> Result<Plan> {
+    let Limits {
+        max_age_nanos,
+        mut overflow,
+        expire,
+    } = limits;
     let log = s.storage.data_log();
     let from = from.max(log.figures().oldest_lsn);
     cursor.seek(log, from)?;
@@ -773,7 +903,14 @@ fn read_head(
         };
         let written =
             ((version >> crate::storage::hlc::WALL_SHIFT) as i64).saturating_mul(1_000_000);
-        let reason = if overflow > 0 {
+        let held_by_remote = known
+            .range(..=record.lsn)
+            .next_back()
+            .is_some_and(|(_, &last)| last >= record.lsn);
+        // What the remote holds is delivered: never dropped.
+        let reason = if held_by_remote {
+            None
+        } else if overflow > 0 {
             Some(DropReason::QueueFull)
         } else if expire && points > 0 && now.saturating_sub(written) > max_age_nanos {
             Some(DropReason::MaxAge)
@@ -804,10 +941,15 @@ fn read_head(
             },
             None if plan.drop.is_some() || reason.is_some() => false,
             None => {
-                let full = batch.lines > 0
-                    && (batch.lines + points > MAX_BATCH_LINES
-                        || batch.body.len() + lines.len() > MAX_BATCH_BYTES);
+                let full = (batch.bytes > 0 && batch.known != held_by_remote)
+                    || (batch.lines > 0
+                        && (batch.lines + points > MAX_BATCH_LINES
+                            || batch.body.len() + lines.len() > MAX_BATCH_BYTES));
                 if !full {
+                    if batch.bytes == 0 {
+                        batch.known = held_by_remote;
+                        batch.first = record.lsn;
+                    }
                     if batch.lines == 0 {
                         batch.oldest_nanos = written;
                     }
@@ -857,22 +999,50 @@ fn gzip(body: &[u8], level: u32) -> bytes::Bytes {
     e.finish().unwrap_or_default().into()
 }
 
+/// The origin a replication's batches carry: its organization and id, both kept in the
+/// control log, so the same after any restart.
+fn origin(r: &Replication) -> String {
+    format!("{}.{}", r.org_id, r.id)
+}
+
 async fn send(
     client: &InfluxClient,
     query: &[(&'static str, String)],
     gz: bytes::Bytes,
-) -> std::result::Result<(), ClientError> {
+    batch: &BatchHeader,
+) -> Sent {
     let path = "/api/v2/write";
     let request = client
         .request(crate::client::Method::POST, path)
         .query(query)
         .header("Content-Encoding", "gzip")
         .header("Content-Type", "text/plain; charset=utf-8")
+        .header(BATCH_HEADER, batch.render())
         .body(gz);
-    let response = client.send(path, request).await?;
+    let header = |response: &crate::client::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // A shardkeeper remote that holds part of the batch says which (other remotes never
+    // send the header: a 409 from them is a failure like another).
+    let response = client.send_any(path, request).await?;
     let status = response.status().as_u16();
+    if status == 409 {
+        if let Some(ranges) = header(&response, APPLIED_HEADER).and_then(|v| parse_ranges(&v)) {
+            return Ok(Taken::Overlaps(ranges));
+        }
+    }
+    if !response.status().is_success() {
+        return Err(client.failure(path, response).await);
+    }
     if status == 204 {
-        return Ok(());
+        return Ok(match header(&response, OUTCOME_HEADER).as_deref() {
+            Some("duplicate") => Taken::Duplicate,
+            _ => Taken::Applied,
+        });
     }
     // Only 204 says the points were written; another 2xx is not trusted to.
     Err(ClientError::Status {

@@ -1,7 +1,8 @@
 //! A scripted remote: an HTTP/1.1 server on 127.0.0.1 that gives each request the next
 //! answer of its script (then 204s) and records what it received, bodies decompressed.
 //! Stands in for a peer whose failures a test chooses: a 503 with `Retry-After`, a 400, an
-//! answer that never comes.
+//! answer that never comes. [`FakeRemote::forward`] makes it a recording relay to a real
+//! node instead (each request passed on as it came, the node's answer passed back).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -67,11 +68,25 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The body's bytes as they came (before gunzip).
     pub wire_bytes: usize,
+    /// The body as it came.
+    pub raw: Vec<u8>,
+    /// The request target as it came (path and query).
+    pub target: String,
+    /// The answer given: its status and headers.
+    pub answered: u16,
+    pub answer_headers: Vec<(String, String)>,
 }
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn answer_header(&self, name: &str) -> Option<&str> {
+        self.answer_headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -93,6 +108,8 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     connections: Mutex<Vec<TcpStream>>,
     stopped: AtomicBool,
+    /// Where requests are relayed (None: answered from the script).
+    forward: Mutex<Option<SocketAddr>>,
 }
 
 pub struct FakeRemote {
@@ -124,6 +141,14 @@ impl FakeRemote {
             }
         });
         FakeRemote { addr, shared }
+    }
+
+    /// Listens on a free loopback port and relays every request to `target`, recording
+    /// it with the answer.
+    pub fn forward(target: SocketAddr) -> FakeRemote {
+        let remote = FakeRemote::start(vec![]);
+        *remote.shared.forward.lock().unwrap() = Some(target);
+        remote
     }
 
     pub fn url(&self) -> String {
@@ -171,15 +196,25 @@ fn serve(stream: TcpStream, shared: &Shared) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    while let Some(received) = read_request(&mut reader) {
+    while let Some(mut received) = read_request(&mut reader) {
+        let forward = *shared.forward.lock().unwrap();
+        let answer = match forward {
+            Some(target) => match relay(target, &received) {
+                Some(answer) => answer,
+                // The node is gone: so is the connection.
+                None => return,
+            },
+            None => shared
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .or_else(|| shared.otherwise.lock().unwrap().clone())
+                .unwrap_or_else(|| Answer::status(204)),
+        };
+        received.answered = answer.status;
+        received.answer_headers = answer.headers.clone();
         shared.received.lock().unwrap().push(received);
-        let answer = shared
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .or_else(|| shared.otherwise.lock().unwrap().clone())
-            .unwrap_or_else(|| Answer::status(204));
         if answer.never {
             // Held until the client or a test cuts the connection.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
@@ -198,6 +233,44 @@ fn serve(stream: TcpStream, shared: &Shared) {
             return;
         }
     }
+}
+
+/// Passes `received` on to `target` as it came; the answer, its own headers kept.
+fn relay(target: SocketAddr, received: &Received) -> Option<Answer> {
+    let headers: Vec<(&str, &str)> = received
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k == "authorization"
+                || k.starts_with("content-") && k != "content-length"
+                || k.starts_with("x-")
+        })
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = super::try_request(
+        target,
+        &received.method,
+        &received.target,
+        &headers,
+        &received.raw,
+    )
+    .ok()?;
+    let kept: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k == "content-type" || k.starts_with("x-shardkeeper")
+        })
+        .cloned()
+        .collect();
+    Some(Answer {
+        status: r.status,
+        headers: kept,
+        body: String::from_utf8_lossy(&r.body).into_owned(),
+        never: false,
+    })
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
@@ -245,6 +318,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
         reader.read_exact(&mut body).ok()?;
     }
     let wire_bytes = body.len();
+    let raw = body.clone();
     if header("Content-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(&body[..])
@@ -260,6 +334,10 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Received> {
         headers,
         body,
         wire_bytes,
+        raw,
+        target,
+        answered: 0,
+        answer_headers: Vec::new(),
     })
 }
 
