@@ -10,7 +10,8 @@
 //! - the position is recorded durably as delivery is confirmed: a control-log event per
 //!   run of batches the remote answered 204 to ([`crate::proto::ReplicationDelivered`]),
 //!   so a restart resumes at the first unconfirmed batch (a crash re-sends at most the
-//!   sender's window, see [`sender`]);
+//!   sender's window, see [`sender`], which a shardkeeper remote does not apply again,
+//!   see [`inbound`]);
 //! - the data log keeps the segments from each replication's position on (a pin, see
 //!   [`crate::storage::data_log::DataLog::pin`]; passed to the storage at start-up, before
 //!   its first trim);
