@@ -431,44 +431,46 @@ impl Shard {
         })
     }
 
-    /// The digest hash of every logical point of the shard (every measurement): what
-    /// set reconciliation folds into its tables.
-    pub fn visit_point_hashes(&self, visit: &mut dyn FnMut(u128)) -> Result<(), StorageError> {
+    /// Visits every logical point (last write wins, deletes applied) with the hash of its
+    /// position (series, field, time; see [`digest::position_hash`]) and its digest hash.
+    pub fn visit_point_positions(
+        &self,
+        visit: &mut dyn FnMut(u64, u128),
+    ) -> Result<(), StorageError> {
         let key = digest::key();
         for m in self.index_measurements() {
             self.logical_points(&m, None, &mut |series, _, field, column| {
+                let series_field = digest::series_field_hash(&key, series, field);
                 for i in 0..column.len() {
                     let value = column.values.get(i);
-                    visit(digest::point_hash(
-                        &key,
-                        series,
-                        field,
-                        column.times[i],
-                        &value,
-                    ));
+                    let t = column.times[i];
+                    visit(
+                        digest::position_hash(series_field, t),
+                        digest::point_hash(&key, series, field, t, &value),
+                    );
                 }
             })?;
         }
         Ok(())
     }
 
-    /// The logical points whose digest hash `wanted` picks, with their write versions,
+    /// The logical points whose position hash `wanted` picks, with their write versions,
     /// by measurement (no tombstones: a reconciliation sends points only).
     pub fn points_where(
         &self,
-        wanted: &dyn Fn(u128) -> bool,
+        wanted: &dyn Fn(u64) -> bool,
     ) -> Result<Vec<LeafContents>, StorageError> {
         let key = digest::key();
         let mut out = Vec::new();
         for m in self.index_measurements() {
             let mut points = Vec::new();
             self.logical_points(&m, None, &mut |series, _, field, column| {
+                let series_field = digest::series_field_hash(&key, series, field);
                 let mut series_name: Option<Arc<str>> = None;
                 let mut field_name: Option<Arc<str>> = None;
                 for i in 0..column.len() {
-                    let value = column.values.get(i);
                     let t = column.times[i];
-                    if !wanted(digest::point_hash(&key, series, field, t, &value)) {
+                    if !wanted(digest::position_hash(series_field, t)) {
                         continue;
                     }
                     points.push(LeafPoint {
@@ -476,7 +478,7 @@ impl Shard {
                         field: field_name.get_or_insert_with(|| field.into()).clone(),
                         time: t,
                         version: column.versions[i],
-                        value,
+                        value: column.values.get(i),
                     });
                 }
             })?;
