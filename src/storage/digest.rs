@@ -387,8 +387,20 @@ pub(crate) struct Recompute {
 impl DigestTree {
     /// Marks the leaf of one point dirty (a write or an overwrite) that arrived at `now`
     /// (None: a repair's, which is no write in flight and leaves the arrival as it was).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn touch(&mut self, measurement: &str, pos: u16, now: Option<i64>) {
+        self.touch_all(measurement, std::iter::once(pos), now);
+    }
+
+    /// Marks leaves of one measurement dirty (points written, or overwritten, together)
+    /// that arrived at `now` (None: a repair's, which is no write in flight and leaves
+    /// the arrivals as they were).
+    pub(crate) fn touch_all(
+        &mut self,
+        measurement: &str,
+        positions: impl Iterator<Item = u16>,
+        now: Option<i64>,
+    ) {
         self.generation += 1;
         self.unpersisted = true;
         self.summary = None;
@@ -397,10 +409,12 @@ impl DigestTree {
             Some(leaves) => leaves,
             None => self.measurements.entry(measurement.to_owned()).or_default(),
         };
-        let leaf = leaves.entry(pos).or_default();
-        leaf.dirty = generation;
-        if let Some(now) = now {
-            leaf.written = now;
+        for pos in positions {
+            let leaf = leaves.entry(pos).or_default();
+            leaf.dirty = generation;
+            if let Some(now) = now {
+                leaf.written = now;
+            }
         }
     }
 

@@ -39,16 +39,18 @@ pub struct LeafContents {
     pub tombstones: Vec<Tombstone>,
 }
 
-/// Marks the leaves of applied points dirty. A map touch per point; the series bucket
-/// is hashed once per run of points of one series.
-pub(super) fn mark_points(
-    data: &mut ShardData,
+/// The digest leaves points fall in, each once: (measurement, leaf position), sorted.
+/// Computed before the shard's data lock is taken (a series-bucket hash per run of
+/// points of one series), so that under it only the leaves are touched
+/// ([`mark_leaves`]); a batch's points share few leaves (a line's fields one, a series'
+/// lines at nearby times often one).
+pub(super) fn leaves_of<'a>(
     (start, end): (i64, i64),
-    points: &[Point<'_>],
-    now: Option<i64>,
-) {
+    points: &'a [Point<'_>],
+) -> Vec<(&'a str, u16)> {
     let key = digest::key();
     let mut last: Option<(&str, u8)> = None;
+    let mut leaves: Vec<(&str, u16)> = Vec::with_capacity(points.len());
     for p in points {
         let sb = match last {
             Some((k, b)) if crate::storage::same_name(k, &p.key) => b,
@@ -59,8 +61,22 @@ pub(super) fn mark_points(
             }
         };
         let tb = time_bucket(start, end, p.timestamp.unwrap_or_default());
+        let leaf = (p.measurement.as_ref(), leaf_position(tb, sb));
+        if leaves.last() != Some(&leaf) {
+            leaves.push(leaf);
+        }
+    }
+    leaves.sort_unstable();
+    leaves.dedup();
+    leaves
+}
+
+/// Marks the leaves of applied points dirty (from [`leaves_of`]): one map lookup per
+/// measurement, a B-tree entry per leaf.
+pub(super) fn mark_leaves(data: &mut ShardData, leaves: &[(&str, u16)], now: Option<i64>) {
+    for run in leaves.chunk_by(|a, b| a.0 == b.0) {
         data.digest
-            .touch(&p.measurement, leaf_position(tb, sb), now);
+            .touch_all(run[0].0, run.iter().map(|&(_, pos)| pos), now);
     }
 }
 
