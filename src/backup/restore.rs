@@ -25,24 +25,38 @@ pub fn restore_shard(
     staging: &Path,
     limit: u64,
 ) -> Result<u64, BackupError> {
-    let fs = storage.fs().clone();
-    let restored = stage_and_swap(storage, info, restored_from, body, staging, limit);
-    if fs.exists(staging).unwrap_or(true) {
-        if let Err(e) = fs.remove_dir_all(staging) {
-            tracing::warn!(path = %staging.display(), error = %e, "could not remove a restore's staging directory: the next start removes it");
-        }
-    }
+    let restored =
+        stage_shard(storage, info, restored_from, body, staging, limit).and_then(|staged| {
+            if staged.has_files {
+                swap_staged(storage, info, staging)?;
+            }
+            Ok(staged.received)
+        });
+    discard_staging(storage, staging);
     restored
 }
 
-fn stage_and_swap(
+/// What [`stage_shard`] unpacked.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    /// Bytes received.
+    pub received: u64,
+    /// Whether the archive brought any file (a shard that held nothing brings none).
+    pub has_files: bool,
+}
+
+/// The first half of a restore: unpacks the archive read from `body` into `staging`
+/// (made anew) and verifies it (see [`restore_shard`]); no shard changes. The caller
+/// swaps it in ([`swap_staged`], or [`Storage::replace_shard`] for a shard the catalog
+/// learns of in the same step) and removes `staging` after ([`discard_staging`]).
+pub fn stage_shard(
     storage: &Storage,
     info: &ShardInfo,
     restored_from: &[u64],
     body: impl Read,
     staging: &Path,
     limit: u64,
-) -> Result<u64, BackupError> {
+) -> Result<Staged, BackupError> {
     let fs = &**storage.fs();
     if fs.exists(staging).map_err(BackupError::io(staging))? {
         fs.remove_dir_all(staging)
@@ -56,7 +70,10 @@ fn stage_and_swap(
     if m.files.is_empty() {
         // A shard that held nothing, or an incremental backup of a shard unchanged since:
         // nothing to apply.
-        return Ok(unpacked.received);
+        return Ok(Staged {
+            received: unpacked.received,
+            has_files: false,
+        });
     }
     verify_staged(fs, staging, limit.saturating_sub(unpacked.unpacked))?;
     if exists(fs, &staging.join(LOG_DIR))? {
@@ -65,11 +82,31 @@ fn stage_and_swap(
         check_staged_log(fs, staging)?;
         storage.migrate_staged(info, staging)?;
     }
+    Ok(Staged {
+        received: unpacked.received,
+        has_files: true,
+    })
+}
+
+/// The second half of a restore: the staged files, merged with the shard's own, become
+/// shard `info` (which the catalog knows) in one step.
+pub fn swap_staged(storage: &Storage, info: &ShardInfo, staging: &Path) -> Result<(), BackupError> {
+    let fs = &**storage.fs();
     storage.replace_shard(info.clone(), |current| {
         merge_and_check(fs, staging, current)?;
         Ok::<_, BackupError>(staging.to_owned())
-    })?;
-    Ok(unpacked.received)
+    })
+}
+
+/// Removes a restore's staging directory, if it is still there (a crash leaves it to the
+/// next start).
+pub fn discard_staging(storage: &Storage, staging: &Path) {
+    let fs = storage.fs();
+    if fs.exists(staging).unwrap_or(true) {
+        if let Err(e) = fs.remove_dir_all(staging) {
+            tracing::warn!(path = %staging.display(), error = %e, "could not remove a restore's staging directory: the next start removes it");
+        }
+    }
 }
 
 /// An archive may go into the shard it was taken from (same id, database, policy and

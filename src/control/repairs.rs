@@ -5,6 +5,7 @@
 //! again change nothing: last write wins by the versions they carry).
 
 use crate::clock::stamped;
+use crate::placement::ShardInfo;
 use crate::projection::Projection;
 use crate::proto::{
     event, Event, QueuedRepair, RepairCancelled, RepairFailed, RepairFinished, RepairOutcome,
@@ -42,6 +43,10 @@ impl Projection for Repairs {
                     shard_id: q.shard_id,
                     queued_at_unix_nanos: at,
                     reason: q.reason.clone(),
+                    database: q.database.clone(),
+                    retention_policy: q.retention_policy.clone(),
+                    start_nanos: q.start_nanos,
+                    end_nanos: q.end_nanos,
                 });
             }
             Some(Kind::RepairStarted(s)) => {
@@ -51,6 +56,7 @@ impl Projection for Repairs {
                         shard_id: s.shard_id,
                         queued_at_unix_nanos: at,
                         reason: BY_OPERATOR.into(),
+                        ..QueuedRepair::default()
                     },
                 };
                 if !self.is_processing(s.shard_id) {
@@ -144,7 +150,42 @@ impl Repairs {
         vec![stamped(event::Kind::RepairQueued(RepairQueued {
             shard_id: shard,
             reason: reason.to_owned(),
+            ..RepairQueued::default()
         }))]
+    }
+
+    /// Queues the fetch of a shard a peer holds and the catalog here does not know
+    /// (nothing if it is queued or under way already): the event carries the shard's
+    /// identity, since the catalog learns of the shard only once its copy is swapped in.
+    pub fn queue_missing(&self, shard: &ShardInfo) -> Vec<Event> {
+        if self.is_queued(shard.id) || self.is_processing(shard.id) {
+            return Vec::new();
+        }
+        vec![stamped(event::Kind::RepairQueued(RepairQueued {
+            shard_id: shard.id,
+            reason: MISSING.to_owned(),
+            database: shard.database.clone(),
+            retention_policy: shard.retention_policy.clone(),
+            start_nanos: shard.start,
+            end_nanos: shard.end,
+        }))]
+    }
+
+    /// The identity of a shard queued (or under way) as missing here, as the peer listed it.
+    pub fn missing_shard(&self, shard: u64) -> Option<ShardInfo> {
+        let q = self
+            .processing
+            .iter()
+            .chain(&self.queued)
+            .find(|q| q.shard_id == shard && q.reason == MISSING && !q.database.is_empty())?;
+        Some(ShardInfo {
+            id: q.shard_id,
+            incarnation: 0,
+            database: q.database.clone(),
+            retention_policy: q.retention_policy.clone(),
+            start: q.start_nanos,
+            end: q.end_nanos,
+        })
     }
 
     /// Removes `shard` from the queue (and stops its repair if it runs); nothing if it is
@@ -207,6 +248,27 @@ mod tests {
         let outcomes: Vec<&str> = r.recent.iter().map(|o| o.outcome.as_str()).collect();
         assert_eq!(outcomes, ["finished", "failed", "cancelled"]);
         assert_eq!(Repairs::from_state(r.to_state()), r);
+    }
+
+    #[test]
+    fn a_missing_shard_is_queued_once_with_its_identity_through_a_restart() {
+        let info = ShardInfo {
+            id: 7,
+            incarnation: 0,
+            database: "db".into(),
+            retention_policy: "autogen".into(),
+            start: 100,
+            end: 200,
+        };
+        let mut r = Repairs::default();
+        r.apply(&r.queue_missing(&info)[0].clone());
+        assert!(r.queue_missing(&info).is_empty());
+        r.apply(&started(7));
+        // Under way (the catalog still lacks the shard): not queued again by a check.
+        assert!(r.queue_missing(&info).is_empty());
+        let restarted = Repairs::from_state(r.to_state());
+        assert_eq!(restarted.missing_shard(7), Some(info));
+        assert_eq!(restarted.missing_shard(8), None);
     }
 
     #[test]

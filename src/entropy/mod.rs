@@ -31,12 +31,14 @@ pub(crate) mod ibf;
 pub(crate) mod pull;
 pub(crate) mod wire;
 
+use crate::backup::restore;
+use crate::backup::BackupError;
 use crate::client::{ClientError, ClientOptions, Credentials, InfluxClient, Method};
 use crate::config::AntiEntropyConfig;
 use crate::control::repairs;
 use crate::control::ControlLog;
 use crate::projection::ProjectionError;
-use crate::proto::RepairFinished;
+use crate::proto::{event, RepairFinished};
 use crate::storage::digest::{
     merge_cells, Digest, LeafCellDigests, LeafCells, NodeDigest, Prefix, POSITION_BITS,
 };
@@ -92,6 +94,8 @@ pub(crate) enum EntropyError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("a shard fetched whole: {0}")]
+    Restore(#[from] BackupError),
     #[error("control log: {0}")]
     Control(#[from] ProjectionError),
     #[error("shard {0} is not known here, and no peer holds it")]
@@ -384,10 +388,10 @@ impl EntropyService {
             .shard(req.shard)
             .ok_or(EntropyError::NoShard(req.shard))?;
         let mut ibf = Ibf::new(req.cells as usize);
-        shard.visit_point_hashes(&mut |h| {
-            let k = ibf::key_of(h);
+        shard.visit_point_positions(&mut |position, hash| {
+            let k = ibf::key_of(position);
             if Stratum::of(k) == req.stratum {
-                ibf.insert(k);
+                ibf.insert(k, ibf::value_hash(hash));
             }
         })?;
         Ok(IbfAnswer {
@@ -402,19 +406,37 @@ impl EntropyService {
     pub(crate) async fn answer_exchange(&self, x: Exchange) -> Result<Leaves, EntropyError> {
         let id = x.leaves.shard;
         let shard = self.storage.shard(id).ok_or(EntropyError::NoShard(id))?;
+        // A position both sides hold with different values is pushed and asked for: the
+        // pushed point, if it won here, is not sent back.
+        let pushed: HashSet<(Arc<str>, Arc<str>, i64, u64)> = x
+            .leaves
+            .contents
+            .iter()
+            .flat_map(|c| &c.points)
+            .map(|p| (p.series.clone(), p.field.clone(), p.time, p.version))
+            .collect();
         if !x.leaves.contents.is_empty() {
             self.apply(x.leaves).await?;
         }
         let wanted: HashSet<u32> = x.wanted.into_iter().collect();
-        let contents = match wanted.is_empty() {
+        let mut contents = match wanted.is_empty() {
             true => Vec::new(),
             false => {
-                self.blocking(
-                    move || Ok(shard.points_where(&|h| wanted.contains(&ibf::key_of(h)))?),
-                )
+                self.blocking(move || {
+                    Ok(shard.points_where(&|position| wanted.contains(&ibf::key_of(position)))?)
+                })
                 .await?
             }
         };
+        if !pushed.is_empty() {
+            for c in &mut contents {
+                c.points.retain(|p| {
+                    let at = (p.series.clone(), p.field.clone(), p.time, p.version);
+                    !pushed.contains(&at)
+                });
+            }
+            contents.retain(|c| !c.points.is_empty());
+        }
         Ok(Leaves {
             shard: id,
             contents,
@@ -751,25 +773,29 @@ impl EntropyService {
         f: &mut RepairFinished,
     ) -> Result<bool, EntropyError> {
         let id = shard.info.id;
-        let keys: Arc<Vec<u32>> = {
+        let points: Arc<Vec<(u32, u16)>> = {
             let shard = shard.clone();
             Arc::new(
                 self.blocking(move || {
-                    let mut keys = Vec::new();
-                    shard.visit_point_hashes(&mut |h| keys.push(ibf::key_of(h)))?;
-                    Ok(keys)
+                    let mut points = Vec::new();
+                    shard.visit_point_positions(&mut |position, hash| {
+                        points.push((ibf::key_of(position), ibf::value_hash(hash)))
+                    })?;
+                    Ok(points)
                 })
                 .await?,
             )
         };
         let mut ours_only: Vec<u32> = Vec::new();
         let mut theirs_only: Vec<u32> = Vec::new();
+        let mut changed: Vec<u32> = Vec::new();
         for stratum in [Stratum::Sample, Stratum::Rest] {
             let mut cells = match stratum {
                 Stratum::Sample => SAMPLE_CELLS,
                 // Some 1.5 cells per difference, estimated from the sample's.
                 Stratum::Rest => {
-                    (ours_only.len() + theirs_only.len()) * (ibf::SAMPLE as usize - 1) * 3 / 2 + 30
+                    let found = ours_only.len() + theirs_only.len() + changed.len();
+                    found * (ibf::SAMPLE as usize - 1) * 3 / 2 + 30
                 }
             };
             let mut attempt = 0;
@@ -789,12 +815,12 @@ impl EntropyService {
                     )
                     .await?;
                 same_shard(peer, "table", id, theirs.shard)?;
-                let keys = keys.clone();
+                let points = points.clone();
                 let decoded = self
                     .blocking(move || {
-                        for &k in keys.iter() {
+                        for &(k, value) in points.iter() {
                             if Stratum::of(k) == stratum {
-                                table.insert(k);
+                                table.insert(k, value);
                             }
                         }
                         table.subtract(&theirs.ibf).map_err(EntropyError::Other)?;
@@ -815,15 +841,25 @@ impl EntropyService {
             };
             ours_only.extend(decoded.ours);
             theirs_only.extend(decoded.theirs);
+            changed.extend(decoded.changed);
         }
-        if ours_only.is_empty() && theirs_only.is_empty() {
+        if ours_only.is_empty() && theirs_only.is_empty() && changed.is_empty() {
             return Ok(true);
         }
-        let pushed: HashSet<u32> = ours_only.into_iter().collect();
+        // A position both hold with different values: this side's point is pushed and the
+        // peer's asked for; the peer sends its own back only if it is the newer (last
+        // write wins there first).
+        let pushed: HashSet<u32> = ours_only
+            .into_iter()
+            .chain(changed.iter().copied())
+            .collect();
+        theirs_only.extend(changed);
         let contents = {
             let shard = shard.clone();
-            self.blocking(move || Ok(shard.points_where(&|h| pushed.contains(&ibf::key_of(h)))?))
-                .await?
+            self.blocking(move || {
+                Ok(shard.points_where(&|position| pushed.contains(&ibf::key_of(position)))?)
+            })
+            .await?
         };
         f.points_sent += contents.iter().map(|c| c.points.len() as u64).sum::<u64>();
         let x = Exchange {
@@ -899,12 +935,15 @@ impl EntropyService {
     }
 
     /// Fetches shard `info` whole from the first peer that serves it, as a backup archive
-    /// streamed into a restore: unpacked into a staging directory, verified, merged with
-    /// what the shard holds here and swapped in (leaving quarantine) only once whole.
-    async fn fetch_whole(&self, info: &ShardInfo) -> Result<u64, EntropyError> {
+    /// streamed into a restore: unpacked into a staging directory and verified, then
+    /// swapped in only once whole. A shard the catalog knows (`known`: held quarantined,
+    /// or created here by a write since it was found missing) is merged with what it
+    /// holds; one it does not know becomes known in the same step as its files are
+    /// swapped in ([`Self::adopt_fetched`]), so no query or listing ever sees it empty.
+    async fn fetch_whole(&self, info: &ShardInfo, known: bool) -> Result<u64, EntropyError> {
         let mut last = None;
         for peer in &self.peers {
-            match self.fetch_whole_from(peer, info).await {
+            match self.fetch_whole_from(peer, info, known).await {
                 Ok(bytes) => {
                     tracing::info!(shard = info.id, peer = %peer.url, bytes, "anti-entropy: shard fetched whole from a peer");
                     return Ok(bytes);
@@ -918,7 +957,12 @@ impl EntropyService {
         Err(last.unwrap_or(EntropyError::NoShard(info.id)))
     }
 
-    async fn fetch_whole_from(&self, peer: &Peer, info: &ShardInfo) -> Result<u64, EntropyError> {
+    async fn fetch_whole_from(
+        &self,
+        peer: &Peer,
+        info: &ShardInfo,
+        known: bool,
+    ) -> Result<u64, EntropyError> {
         let path = format!("/api/v2/backup/shards/{}", info.id);
         let peer_err = |source| EntropyError::Peer {
             peer: peer.url.clone(),
@@ -933,9 +977,15 @@ impl EntropyService {
         let staging = storage
             .shards_dir()
             .join(format!(".restore-{}-entropy", info.id));
+        let staged_at = staging.clone();
         let restore = tokio::task::spawn_blocking(move || {
             let body = crate::backup::service::ChannelReader::new(rx);
-            crate::backup::restore::restore_shard(&storage, &shard, &[], body, &staging, limit)
+            match known {
+                true => restore::restore_shard(&storage, &shard, &[], body, &staged_at, limit),
+                // Staged only: swapped in once the catalog can learn of it in the same step.
+                false => restore::stage_shard(&storage, &shard, &[], body, &staged_at, limit)
+                    .map(|staged| staged.received),
+            }
         });
         let url = format!("{}{path}", peer.url);
         let mut received = 0u64;
@@ -962,16 +1012,123 @@ impl EntropyService {
         count_bytes(&self.figures.bytes_exchanged, received);
         let restored = restore
             .await
-            .map_err(|e| EntropyError::Other(format!("a restore task failed: {e}")))?;
-        match (restored, cut) {
-            (Ok(_), _) => Ok(received),
-            // Cut short by the network: worth trying again.
-            (Err(_), Some(e)) => Err(e),
-            (Err(e), None) => Err(EntropyError::Other(format!(
-                "peer {}: shard {}'s archive: {e}",
-                peer.url, info.id
-            ))),
+            .map_err(|e| EntropyError::Other(format!("a restore task failed: {e}")));
+        let restored = match restored {
+            Ok(Ok(_)) if !known => self.adopt_fetched(info, &staging).await,
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(match cut {
+                // Cut short by the network: worth trying again.
+                Some(e) => e,
+                None => EntropyError::Other(format!(
+                    "peer {}: shard {}'s archive: {e}",
+                    peer.url, info.id
+                )),
+            }),
+            Err(e) => Err(e),
+        };
+        if !known {
+            let (storage, staging) = (self.storage.clone(), staging);
+            let _ = self
+                .blocking(move || {
+                    restore::discard_staging(&storage, &staging);
+                    Ok(())
+                })
+                .await;
         }
+        restored.map(|()| received)
+    }
+
+    /// Makes the verified copy of a shard the catalog did not know (staged in `staging`)
+    /// visible: in one control-log mutation the catalog learns of the shard and its files
+    /// are swapped into place, durably, before the event is appended. A crash before the
+    /// event is durable leaves a directory the catalog does not know, which the next start
+    /// removes; the repair, still under way in the control log, then fetches again. A
+    /// shard created here meanwhile (a write into its time range) is merged with instead,
+    /// as a restore merges: both copies' points stay, last write wins by version.
+    async fn adopt_fetched(
+        &self,
+        info: &ShardInfo,
+        staging: &std::path::Path,
+    ) -> Result<(), EntropyError> {
+        let storage = self.storage.clone();
+        let swapped = std::sync::atomic::AtomicBool::new(false);
+        let adopted = self
+            .control
+            .mutate(|c| {
+                if let Some(known) = c.catalog.shards().find(|s| s.id == info.id) {
+                    return Ok::<_, EntropyError>((Vec::new(), Some(known)));
+                }
+                let policy_known = c
+                    .catalog
+                    .databases
+                    .get(&info.database)
+                    .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
+                if !policy_known {
+                    return Err(EntropyError::Other(format!(
+                        "shard {}: database {:?} or its policy {:?} is gone",
+                        info.id, info.database, info.retention_policy
+                    )));
+                }
+                let events = c
+                    .catalog
+                    .create_shards(std::slice::from_ref(info))
+                    .map_err(StorageError::from)?;
+                let created = events
+                    .iter()
+                    .find_map(|e| match &e.kind {
+                        Some(event::Kind::ShardCreated(sc)) => Some(ShardInfo {
+                            incarnation: sc.incarnation,
+                            ..info.clone()
+                        }),
+                        _ => None,
+                    })
+                    .ok_or_else(|| {
+                        EntropyError::Other(format!("shard {}: not created", info.id))
+                    })?;
+                let fs = storage.fs().clone();
+                storage.replace_shard(created, |current| {
+                    restore::merge_and_check(&*fs, staging, current)?;
+                    Ok::<_, BackupError>(staging.to_owned())
+                })?;
+                swapped.store(true, Ordering::Relaxed);
+                Ok((events, None))
+            })
+            .await;
+        match adopted {
+            Ok(None) => Ok(()),
+            Ok(Some(known)) => {
+                let (storage, staging) = (self.storage.clone(), staging.to_owned());
+                self.blocking(move || Ok(restore::swap_staged(&storage, &known, &staging)?))
+                    .await
+            }
+            Err(e) => {
+                if swapped.load(Ordering::Relaxed) {
+                    // Swapped in, but the catalog did not learn of it: closed again, its
+                    // directory removed by the next start.
+                    self.storage.close_unlisted(info.id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates here, empty, a shard a peer holds whose whole copy could not be fetched
+    /// (a peer refusing the archive as too large, say): the leaf repair fills it.
+    async fn create_empty(&self, info: &ShardInfo) -> Result<(), EntropyError> {
+        let storage = self.storage.clone();
+        self.control
+            .mutate(|c| {
+                if c.catalog.shards().any(|k| k.id == info.id) {
+                    return Ok::<_, EntropyError>((Vec::new(), ()));
+                }
+                let events = c
+                    .catalog
+                    .create_shards(std::slice::from_ref(info))
+                    .map_err(StorageError::from)?;
+                storage.create_shard_dirs(&c.catalog, &events)?;
+                Ok((events, ()))
+            })
+            .await
     }
 
     // ---- checks ----
@@ -1104,8 +1261,9 @@ impl EntropyService {
         Ok(())
     }
 
-    /// Creates here a shard a peer holds, if its database and policy exist here, and
-    /// queues its repair (which fills it from the peers).
+    /// Queues the fetch of a shard a peer holds and this node lacks, if its database and
+    /// policy exist here (the catalog learns of the shard only once its verified copy is
+    /// swapped in), or the repair of a shard held quarantined as damaged.
     async fn adopt_missing(&self, s: &ShardSummary) -> Result<(), EntropyError> {
         let info = ShardInfo {
             id: s.id,
@@ -1116,7 +1274,7 @@ impl EntropyService {
             end: s.end,
         };
         let storage = self.storage.clone();
-        let created = self
+        let queued = self
             .control
             .mutate(|c| {
                 let known = c
@@ -1127,28 +1285,22 @@ impl EntropyService {
                 if !known {
                     return Ok::<_, EntropyError>((Vec::new(), false));
                 }
-                if c.catalog.shards().any(|k| k.id == info.id) {
+                let events = if c.catalog.shards().any(|k| k.id == info.id) {
                     // Known, yet not offered here: quarantined as damaged (or dropped in
                     // the meantime). A damaged shard is fetched whole from the peers.
                     let damaged = storage.quarantined().iter().any(|q| q.info.id == info.id);
-                    let idle = !c.repairs.is_processing(info.id);
-                    let events = match damaged && idle {
+                    match damaged && !c.repairs.is_processing(info.id) {
                         true => c.repairs.queue(info.id, repairs::DAMAGED),
                         false => Vec::new(),
-                    };
-                    let queued = !events.is_empty();
-                    return Ok((events, queued));
-                }
-                let mut events = c
-                    .catalog
-                    .create_shards(std::slice::from_ref(&info))
-                    .map_err(StorageError::from)?;
-                storage.create_shard_dirs(&c.catalog, &events)?;
-                events.extend(c.repairs.queue(info.id, repairs::MISSING));
-                Ok((events, true))
+                    }
+                } else {
+                    c.repairs.queue_missing(&info)
+                };
+                let queued = !events.is_empty();
+                Ok((events, queued))
             })
             .await?;
-        if created {
+        if queued {
             tracing::info!(shard = s.id, database = %s.database, "anti-entropy: a peer holds a shard this node lacks or holds damaged; repair queued");
             self.wake.notify_one();
         }
@@ -1305,33 +1457,36 @@ impl EntropyService {
             shard_id: id,
             ..RepairFinished::default()
         };
-        let (info, reason) = self
+        let (known, missing, reason) = self
             .control
             .read(|c| {
-                let info = c.catalog.shards().find(|s| s.id == id);
+                let known = c.catalog.shards().find(|s| s.id == id);
                 let reason = c
                     .repairs
                     .processing
                     .iter()
                     .find(|q| q.shard_id == id)
                     .map(|q| q.reason.clone());
-                (info, reason)
+                (known, c.repairs.missing_shard(id), reason)
             })
             .await;
-        let info = info.ok_or(EntropyError::NoShard(id))?;
+        let in_catalog = known.is_some();
+        let info = known.or(missing).ok_or(EntropyError::NoShard(id))?;
         let quarantined = self.storage.quarantined().iter().any(|q| q.info.id == id);
-        // A shard created here for lacking it, or held damaged: first the whole of it
-        // from a peer, visible only once verified; the leaf repair below brings what the
-        // peers took since (and what this node holds that they lack).
+        // A shard this node lacks, or holds damaged: first the whole of it from a peer,
+        // visible only once verified; the leaf repair below brings what the peers took
+        // since (and what this node holds that they lack).
         if quarantined || reason.as_deref() == Some(repairs::MISSING) {
             if !self.still_wanted(id).await {
                 return Err(EntropyError::Cancelled(id));
             }
-            match self.fetch_whole(&info).await {
+            match self.fetch_whole(&info, in_catalog).await {
                 Ok(_) => f.fetched_whole = true,
-                // A shard this node lacked is there (empty): the leaf repair fills it.
+                // Not to be had whole (a peer refusing the archive as too large, say): the
+                // shard is created here, and the leaf repair fills it.
                 Err(e) if !quarantined && !e.is_transient() => {
                     tracing::warn!(shard = id, error = %e, "anti-entropy: the shard could not be fetched whole; filled by leaves instead");
+                    self.create_empty(&info).await?;
                 }
                 Err(e) => return Err(e),
             }

@@ -36,13 +36,16 @@
 //!             varint, string, boolean u8, decimal float mantissa:zigzag (the float
 //!             is mantissa / 10^s)
 //! ibf-rq    = shard:varint stratum:u8 (0: the sample, 1: the rest) cells:varint
-//! ibf       = shard:varint n:varint { count:u8 keys:u32 LE checks:u16 LE }  (never zstd)
+//! ibf       = shard:varint n:varint { count:u8 weight:u16 LE key_hi:u16 LE key_lo:u16 LE
+//!               check:u16 LE }                               (never zstd; see ibf's doc)
 //! exchange  = n:varint { key delta:varint (ascending) } leaves-body
 //! ```
 //!
 //! Version 3 added the set reconciliation's messages ([`super::ibf`]); version 4 sends
 //! points as columns (times as steps above the earliest, versions as steps, floats as
-//! their decimal digits when those give back their bits). A peer of another version gets
+//! their decimal digits when those give back their bits); version 5 keys the tables by a
+//! point's position and carries a hash of its value (a changed value is one difference,
+//! not two; keys in an exchange are position keys). A peer of another version gets
 //! a 400 naming both versions, never a misread message.
 
 use super::ibf::{self, Cell, Ibf, Stratum};
@@ -57,8 +60,8 @@ use std::sync::Arc;
 
 const MAGIC: &[u8] = b"SKAE";
 /// 2: digests folded to 64 bits, leaf requests choosing cells, cell digests; 3: set
-/// reconciliation; 4: points as columns.
-const VERSION: u8 = 4;
+/// reconciliation; 4: points as columns; 5: tables keyed by position, carrying value hashes.
+const VERSION: u8 = 5;
 /// The most a compressed body may inflate to.
 pub(crate) const MAX_INFLATED: usize = 512 << 20;
 /// Bodies at least this long are compressed.
@@ -490,8 +493,9 @@ pub(crate) fn encode_ibf(a: &IbfAnswer) -> Vec<u8> {
     w.varint(a.ibf.cells.len() as u64);
     for c in &a.ibf.cells {
         w.out.push(c.count);
-        w.out.extend_from_slice(&c.keys.to_le_bytes());
-        w.out.extend_from_slice(&c.checks.to_le_bytes());
+        for half in [c.weight, c.key_hi, c.key_lo, c.check] {
+            w.out.extend_from_slice(&half.to_le_bytes());
+        }
     }
     // Cells look random: compressing them would only cost time.
     frame_as(KIND_IBF, w.out, false)
@@ -834,10 +838,13 @@ pub(crate) fn decode_ibf(bytes: &[u8]) -> Result<IbfAnswer, WireError> {
     let mut cells = Vec::with_capacity(n);
     for _ in 0..n {
         let c = r.take(ibf::CELL_BYTES)?;
+        let half = |i: usize| u16::from_le_bytes([c[i], c[i + 1]]);
         cells.push(Cell {
             count: c[0],
-            keys: u32::from_le_bytes(c[1..5].try_into().expect("4 bytes")),
-            checks: u16::from_le_bytes(c[5..7].try_into().expect("2 bytes")),
+            weight: half(1),
+            key_hi: half(3),
+            key_lo: half(5),
+            check: half(7),
         });
     }
     r.end()?;
@@ -1213,8 +1220,8 @@ pub fn sample_messages() -> Vec<(&'static str, Vec<u8>)> {
                 shard: 1,
                 ibf: {
                     let mut t = Ibf::new(6);
-                    t.insert(0xdead_beef);
-                    t.insert(7);
+                    t.insert(0xdead_beef, 0x1234);
+                    t.insert(7, 1);
                     t
                 },
             }),

@@ -165,6 +165,27 @@ pub(crate) fn point_hash(
     h.finish128().as_u128()
 }
 
+/// The keyed hash of a point's series and field (the first half of its position hash,
+/// computed once per column).
+pub(crate) fn series_field_hash(key: &DigestKey, series: &str, field: &str) -> u64 {
+    let mut h = Sip64::new_with_keys(key.k0 ^ 0x706f_7369_7469_6f6e, key.k1);
+    h.write(&(series.len() as u64).to_le_bytes());
+    h.write(series.as_bytes());
+    h.write(field.as_bytes());
+    h.finish()
+}
+
+/// The 64-bit hash of a point's position (series, field, time), not its value: two
+/// replicas holding different values at one position agree on it (set reconciliation
+/// keys points by it).
+pub(crate) fn position_hash(series_field: u64, time: i64) -> u64 {
+    // splitmix64's finaliser over the two: every bit of each reaches every bit.
+    let mut z = series_field ^ (time as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d4_9bb1_3311_11eb);
+    z ^ (z >> 31)
+}
+
 /// The series bucket of a series key (the top byte of a keyed 64-bit hash).
 pub(crate) fn series_bucket(key: &DigestKey, series: &str) -> u8 {
     let mut h = Sip64::new_with_keys(key.k1, key.k0);
@@ -366,8 +387,20 @@ pub(crate) struct Recompute {
 impl DigestTree {
     /// Marks the leaf of one point dirty (a write or an overwrite) that arrived at `now`
     /// (None: a repair's, which is no write in flight and leaves the arrival as it was).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn touch(&mut self, measurement: &str, pos: u16, now: Option<i64>) {
+        self.touch_all(measurement, std::iter::once(pos), now);
+    }
+
+    /// Marks leaves of one measurement dirty (points written, or overwritten, together)
+    /// that arrived at `now` (None: a repair's, which is no write in flight and leaves
+    /// the arrivals as they were).
+    pub(crate) fn touch_all(
+        &mut self,
+        measurement: &str,
+        positions: impl Iterator<Item = u16>,
+        now: Option<i64>,
+    ) {
         self.generation += 1;
         self.unpersisted = true;
         self.summary = None;
@@ -376,10 +409,12 @@ impl DigestTree {
             Some(leaves) => leaves,
             None => self.measurements.entry(measurement.to_owned()).or_default(),
         };
-        let leaf = leaves.entry(pos).or_default();
-        leaf.dirty = generation;
-        if let Some(now) = now {
-            leaf.written = now;
+        for pos in positions {
+            let leaf = leaves.entry(pos).or_default();
+            leaf.dirty = generation;
+            if let Some(now) = now {
+                leaf.written = now;
+            }
         }
     }
 

@@ -1221,6 +1221,16 @@ impl Storage {
         opened.map(drop)
     }
 
+    /// Closes shard `id`, open but unknown to the catalog (swapped in for a catalog event
+    /// that did not become durable), leaving its files: the next start removes the
+    /// directory of a shard the catalog does not know.
+    pub fn close_unlisted(&self, id: u64) {
+        self.shards
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
     /// Replaces shard `info`'s files by a directory `prepare` builds, and opens it. The
     /// shard is closed meanwhile and the shard table stays locked, so no write reopens the
     /// old files; `prepare` gets the old directory (if the shard had files) to merge from.

@@ -1,6 +1,7 @@
 //! A fault-injecting TCP proxy: forwards connections on a loopback port to a target, and
-//! lets a test delay what passes, turn new connections away, or cut the live ones: the
-//! network failures a sender to a peer must survive.
+//! lets a test delay what passes, turn new connections away, cut the live ones, or hold
+//! back requests of one kind (a slow peer): the network failures a sender to a peer must
+//! survive.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -23,6 +24,12 @@ struct Shared {
     live: Mutex<HashMap<u64, (TcpStream, TcpStream)>>,
     /// Where connections go (None: not yet known; they are closed).
     target: Mutex<Option<SocketAddr>>,
+    /// A client's chunk holding these bytes (a request line, say) waits until the hold
+    /// is lifted.
+    hold: Mutex<Option<Vec<u8>>>,
+    hold_changed: Condvar,
+    /// Chunks the hold has caught so far.
+    held: AtomicUsize,
 }
 
 pub struct FaultProxy {
@@ -93,6 +100,24 @@ impl FaultProxy {
         self.shared.refuse.store(refuse, Ordering::SeqCst);
     }
 
+    /// Holds back every request whose bytes (as one chunk from the client) contain
+    /// `pattern`, such as `GET /api/v2/backup/shards/`, until [`FaultProxy::release`];
+    /// everything else passes.
+    pub fn hold_requests(&self, pattern: &str) {
+        *self.shared.hold.lock().unwrap() = Some(pattern.as_bytes().to_vec());
+    }
+
+    /// Lets held requests, and those to come, through.
+    pub fn release(&self) {
+        *self.shared.hold.lock().unwrap() = None;
+        self.shared.hold_changed.notify_all();
+    }
+
+    /// Requests the hold has caught so far (each waits, or waited, for the release).
+    pub fn requests_held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
     /// Cuts every live connection, both ends; returns how many there were.
     pub fn cut_live_connections(&self) -> usize {
         let live: Vec<_> = self.shared.live.lock().unwrap().drain().collect();
@@ -117,6 +142,7 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
         self.shared.delay_changed.notify_all();
+        self.release();
         let _ = TcpStream::connect(self.addr);
         self.cut_live_connections();
     }
@@ -142,22 +168,35 @@ fn forward(client: TcpStream, target: SocketAddr, shared: &Arc<Shared>) {
     };
     let outbound = {
         let shared = shared.clone();
-        std::thread::spawn(move || pump(client_in, upstream_out, &shared))
+        std::thread::spawn(move || pump(client_in, upstream_out, &shared, true))
     };
-    pump(upstream, client, shared);
+    pump(upstream, client, shared, false);
     let _ = outbound.join();
     shared.live.lock().unwrap().remove(&id);
 }
 
 /// Copies `from` to `to` until `from` ends, then ends `to`'s sending side (a half close,
-/// as the peer did).
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
+/// as the peer did). `from_client`: the direction a hold applies to.
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, from_client: bool) {
     let mut buf = vec![0; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if from_client {
+            let caught = |hold: &Option<Vec<u8>>| {
+                hold.as_ref()
+                    .is_some_and(|p| buf[..n].windows(p.len()).any(|w| w == p.as_slice()))
+            };
+            let mut hold = shared.hold.lock().unwrap();
+            if caught(&hold) {
+                shared.held.fetch_add(1, Ordering::SeqCst);
+                while caught(&hold) && !shared.stopped.load(Ordering::SeqCst) {
+                    hold = shared.hold_changed.wait(hold).unwrap();
+                }
+            }
+        }
         let delay = *shared.delay.lock().unwrap();
         if !delay.is_zero() {
             let held = shared.delay.lock().unwrap();

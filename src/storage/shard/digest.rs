@@ -39,16 +39,18 @@ pub struct LeafContents {
     pub tombstones: Vec<Tombstone>,
 }
 
-/// Marks the leaves of applied points dirty. A map touch per point; the series bucket
-/// is hashed once per run of points of one series.
-pub(super) fn mark_points(
-    data: &mut ShardData,
+/// The digest leaves points fall in, each once: (measurement, leaf position), sorted.
+/// Computed before the shard's data lock is taken (a series-bucket hash per run of
+/// points of one series), so that under it only the leaves are touched
+/// ([`mark_leaves`]); a batch's points share few leaves (a line's fields one, a series'
+/// lines at nearby times often one).
+pub(super) fn leaves_of<'a>(
     (start, end): (i64, i64),
-    points: &[Point<'_>],
-    now: Option<i64>,
-) {
+    points: &'a [Point<'_>],
+) -> Vec<(&'a str, u16)> {
     let key = digest::key();
     let mut last: Option<(&str, u8)> = None;
+    let mut leaves: Vec<(&str, u16)> = Vec::with_capacity(points.len());
     for p in points {
         let sb = match last {
             Some((k, b)) if crate::storage::same_name(k, &p.key) => b,
@@ -59,8 +61,22 @@ pub(super) fn mark_points(
             }
         };
         let tb = time_bucket(start, end, p.timestamp.unwrap_or_default());
+        let leaf = (p.measurement.as_ref(), leaf_position(tb, sb));
+        if leaves.last() != Some(&leaf) {
+            leaves.push(leaf);
+        }
+    }
+    leaves.sort_unstable();
+    leaves.dedup();
+    leaves
+}
+
+/// Marks the leaves of applied points dirty (from [`leaves_of`]): one map lookup per
+/// measurement, a B-tree entry per leaf.
+pub(super) fn mark_leaves(data: &mut ShardData, leaves: &[(&str, u16)], now: Option<i64>) {
+    for run in leaves.chunk_by(|a, b| a.0 == b.0) {
         data.digest
-            .touch(&p.measurement, leaf_position(tb, sb), now);
+            .touch_all(run[0].0, run.iter().map(|&(_, pos)| pos), now);
     }
 }
 
@@ -431,44 +447,46 @@ impl Shard {
         })
     }
 
-    /// The digest hash of every logical point of the shard (every measurement): what
-    /// set reconciliation folds into its tables.
-    pub fn visit_point_hashes(&self, visit: &mut dyn FnMut(u128)) -> Result<(), StorageError> {
+    /// Visits every logical point (last write wins, deletes applied) with the hash of its
+    /// position (series, field, time; see [`digest::position_hash`]) and its digest hash.
+    pub fn visit_point_positions(
+        &self,
+        visit: &mut dyn FnMut(u64, u128),
+    ) -> Result<(), StorageError> {
         let key = digest::key();
         for m in self.index_measurements() {
             self.logical_points(&m, None, &mut |series, _, field, column| {
+                let series_field = digest::series_field_hash(&key, series, field);
                 for i in 0..column.len() {
                     let value = column.values.get(i);
-                    visit(digest::point_hash(
-                        &key,
-                        series,
-                        field,
-                        column.times[i],
-                        &value,
-                    ));
+                    let t = column.times[i];
+                    visit(
+                        digest::position_hash(series_field, t),
+                        digest::point_hash(&key, series, field, t, &value),
+                    );
                 }
             })?;
         }
         Ok(())
     }
 
-    /// The logical points whose digest hash `wanted` picks, with their write versions,
+    /// The logical points whose position hash `wanted` picks, with their write versions,
     /// by measurement (no tombstones: a reconciliation sends points only).
     pub fn points_where(
         &self,
-        wanted: &dyn Fn(u128) -> bool,
+        wanted: &dyn Fn(u64) -> bool,
     ) -> Result<Vec<LeafContents>, StorageError> {
         let key = digest::key();
         let mut out = Vec::new();
         for m in self.index_measurements() {
             let mut points = Vec::new();
             self.logical_points(&m, None, &mut |series, _, field, column| {
+                let series_field = digest::series_field_hash(&key, series, field);
                 let mut series_name: Option<Arc<str>> = None;
                 let mut field_name: Option<Arc<str>> = None;
                 for i in 0..column.len() {
-                    let value = column.values.get(i);
                     let t = column.times[i];
-                    if !wanted(digest::point_hash(&key, series, field, t, &value)) {
+                    if !wanted(digest::position_hash(series_field, t)) {
                         continue;
                     }
                     points.push(LeafPoint {
@@ -476,7 +494,7 @@ impl Shard {
                         field: field_name.get_or_insert_with(|| field.into()).clone(),
                         time: t,
                         version: column.versions[i],
-                        value,
+                        value: column.values.get(i),
                     });
                 }
             })?;

@@ -165,7 +165,8 @@ impl Shard {
                 let known = data.head.series().len();
                 data.head.insert_points(&points, version);
                 data.index_head_from(known);
-                super::digest::mark_points(&mut data, bounds, &points, now);
+                let leaves = super::digest::leaves_of(bounds, &points);
+                super::digest::mark_leaves(&mut data, &leaves, now);
             }
             Replayed::Tombstones(tombstones) => {
                 for t in tombstones {

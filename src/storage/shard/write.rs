@@ -258,11 +258,13 @@ impl Shard {
         let now = crate::catalog::now_nanos();
         self.last_write.store(now, Ordering::Relaxed);
         let now = arrived.then_some(now);
+        // Hashed before the lock: writers to one shard queue on it.
+        let leaves = super::digest::leaves_of((self.info.start, self.info.end), points);
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         let known = data.head.series().len();
         data.head.insert_points(points, version);
         data.index_head_from(known);
-        super::digest::mark_points(&mut data, (self.info.start, self.info.end), points, now);
+        super::digest::mark_leaves(&mut data, &leaves, now);
         data.log_bytes += record_len;
         self.applied(&mut data, seq, lsn);
         let over_budget = data.head.bytes().max(data.log_bytes) > self.max_head_bytes;
