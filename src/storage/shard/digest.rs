@@ -39,18 +39,20 @@ pub struct LeafContents {
     pub tombstones: Vec<Tombstone>,
 }
 
-/// The digest leaves points fall in, each once: (measurement, leaf position), sorted.
+/// The digest leaves points fall in, each once: leaf positions by measurement, sorted.
 /// Computed before the shard's data lock is taken (a series-bucket hash per run of
 /// points of one series), so that under it only the leaves are touched
 /// ([`mark_leaves`]); a batch's points share few leaves (a line's fields one, a series'
-/// lines at nearby times often one).
+/// lines at nearby times often one). Positions are grouped by measurement first so that
+/// the sort compares integers, not names.
 pub(super) fn leaves_of<'a>(
     (start, end): (i64, i64),
     points: &'a [Point<'_>],
-) -> Vec<(&'a str, u16)> {
+) -> Vec<(&'a str, Vec<u16>)> {
     let key = digest::key();
     let mut last: Option<(&str, u8)> = None;
-    let mut leaves: Vec<(&str, u16)> = Vec::with_capacity(points.len());
+    let mut runs: Vec<(&'a str, Vec<u16>)> = Vec::new();
+    let mut current = usize::MAX;
     for p in points {
         let sb = match last {
             Some((k, b)) if crate::storage::same_name(k, &p.key) => b,
@@ -60,23 +62,35 @@ pub(super) fn leaves_of<'a>(
                 b
             }
         };
-        let tb = time_bucket(start, end, p.timestamp.unwrap_or_default());
-        let leaf = (p.measurement.as_ref(), leaf_position(tb, sb));
-        if leaves.last() != Some(&leaf) {
-            leaves.push(leaf);
+        let measurement: &str = p.measurement.as_ref();
+        if runs.get(current).is_none_or(|(m, _)| *m != measurement) {
+            current = match runs.iter().position(|(m, _)| *m == measurement) {
+                Some(i) => i,
+                None => {
+                    runs.push((measurement, Vec::with_capacity(points.len())));
+                    runs.len() - 1
+                }
+            };
+        }
+        let leaf = leaf_position(time_bucket(start, end, p.timestamp.unwrap_or_default()), sb);
+        let positions = &mut runs[current].1;
+        if positions.last() != Some(&leaf) {
+            positions.push(leaf);
         }
     }
-    leaves.sort_unstable();
-    leaves.dedup();
-    leaves
+    for (_, positions) in &mut runs {
+        positions.sort_unstable();
+        positions.dedup();
+    }
+    runs
 }
 
 /// Marks the leaves of applied points dirty (from [`leaves_of`]): one map lookup per
 /// measurement, a B-tree entry per leaf.
-pub(super) fn mark_leaves(data: &mut ShardData, leaves: &[(&str, u16)], now: Option<i64>) {
-    for run in leaves.chunk_by(|a, b| a.0 == b.0) {
+pub(super) fn mark_leaves(data: &mut ShardData, leaves: &[(&str, Vec<u16>)], now: Option<i64>) {
+    for (measurement, positions) in leaves {
         data.digest
-            .touch_all(run[0].0, run.iter().map(|&(_, pos)| pos), now);
+            .touch_all(measurement, positions.iter().copied(), now);
     }
 }
 
