@@ -668,6 +668,13 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT mean(usage) FROM (SELECT usage FROM cpu WHERE host = 'b'), cpu WHERE {early} GROUP BY time(1m)",
     "SELECT count(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a' GROUP BY host) WHERE {early} GROUP BY host",
     "SELECT spread(usage), median(usage), stddev(usage) FROM cpu, (SELECT max(usage) AS usage FROM cpu WHERE {early} GROUP BY time(1m)) WHERE {early}",
+    "SELECT first(usage), last(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT first(count), last(count) FROM (SELECT count FROM cpu), cpu WHERE {early} GROUP BY time(1m)",
+    "SELECT first(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a' GROUP BY host) WHERE {early} GROUP BY host",
+    "SELECT last(usage) FROM cpu, (SELECT min(usage) AS usage FROM cpu WHERE {early} GROUP BY time(1m)) WHERE {early} GROUP BY time(2m)",
+    "SELECT top(usage, 3) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT bottom(count, 4) FROM (SELECT count FROM cpu WHERE host = 'b'), cpu WHERE {early} GROUP BY time(1m)",
+    "SELECT top(usage, 2) FROM cpu, (SELECT usage FROM cpu) WHERE {early} GROUP BY host",
     "SELECT elapsed(n, 1s), cumulative_sum(n) FROM other.beat",
 ];
 
@@ -1305,11 +1312,11 @@ fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::
 }
 
 /// 1.6 merges the points of a subquery and of another source of the same measurement
-/// into one series in an order that first() and raw rows depend on at shared times;
-/// shardkeeper refuses those rather than answer otherwise (influxd is not asked; the
-/// calls it answers are compared in `SHARED_TIMES`).
+/// into one series in an order that raw rows depend on at shared times; shardkeeper
+/// refuses those rather than answer otherwise (influxd is not asked; the calls it answers
+/// are compared in `SHARED_TIMES`).
 fn a_subquery_beside_a_source_of_its_measurement_is_refused(ours: SocketAddr) {
-    let q = "SELECT first(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')";
+    let q = "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')";
     let error = query(ours, DB, q).json()["results"][0]["error"].clone();
     assert!(
         error

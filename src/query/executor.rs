@@ -25,6 +25,8 @@ pub(crate) struct QueryOptions {
     /// What the query may use; its deadline counts from the request's arrival, so that
     /// time spent waiting for a query thread counts too.
     pub limits: QueryLimits,
+    /// Sent by GET: a writing statement's result carries 1.x's warning.
+    pub read_only: bool,
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
@@ -75,11 +77,29 @@ pub(crate) async fn execute(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(series) => results.push(StatementResult {
-                statement_id: id,
-                series,
-                error: None,
-            }),
+            Ok(series) => {
+                let messages = match options.read_only {
+                    false => Vec::new(),
+                    true => node
+                        .control
+                        .read(|c| {
+                            super::read_only::warning(
+                                &c.catalog,
+                                statement,
+                                options.database.as_deref(),
+                            )
+                        })
+                        .await
+                        .into_iter()
+                        .collect(),
+                };
+                results.push(StatementResult {
+                    statement_id: id,
+                    series,
+                    messages,
+                    error: None,
+                })
+            }
             Err(e) => {
                 results.push(StatementResult::error(id, e.to_string()));
                 break;
