@@ -1286,23 +1286,35 @@ fn queries_answer_as_influxdb_does() {
 /// snapshot) and after kill -9 (from the log) alike.
 fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::path::Path) {
     let listings = |addr: SocketAddr| -> Vec<Value> {
-        ["SHOW DATABASES", "SHOW RETENTION POLICIES ON q"]
-            .iter()
-            .map(|q| query(addr, "", q).json())
-            .collect()
+        [
+            "SHOW DATABASES",
+            "SHOW RETENTION POLICIES ON q",
+            "SHOW SUBSCRIPTIONS",
+        ]
+        .iter()
+        .map(|q| query(addr, "", q).json())
+        .collect()
     };
-    let shards = |addr: SocketAddr| -> Vec<(String, String, String)> {
-        let r = query(addr, "", "SHOW SHARDS").json();
+    // Shard ids are not compared: 1.x's count from 1, shardkeeper's need not.
+    let shards = |addr: SocketAddr| -> Vec<Vec<String>> {
         let mut out = Vec::new();
-        for s in r["results"][0]["series"].as_array().into_iter().flatten() {
-            for row in s["values"].as_array().into_iter().flatten() {
-                out.push((row[1].to_string(), row[2].to_string(), row[4].to_string()));
+        for (q, columns) in [
+            ("SHOW SHARDS", [1, 2, 4, 6]),
+            ("SHOW SHARD GROUPS", [1, 2, 3, 5]),
+        ] {
+            let r = query(addr, "", q).json();
+            for s in r["results"][0]["series"].as_array().into_iter().flatten() {
+                for row in s["values"].as_array().into_iter().flatten() {
+                    let mut seen = vec![q.to_string(), s["name"].to_string()];
+                    seen.extend(columns.iter().map(|&c| row[c].to_string()));
+                    out.push(seen);
+                }
             }
         }
         out
     };
     let expected = (listings(influxd), shards(influxd));
-    assert_eq!(expected.1.len(), 5, "{:?}", expected.1);
+    assert_eq!(expected.1.len(), 10, "{:?}", expected.1);
     let ours = Daemon::start(dir);
     assert_eq!((listings(ours.addr), shards(ours.addr)), expected);
     ours.kill9();

@@ -159,6 +159,9 @@ async fn run(
         }
         Statement::DropShard { id } => shard::drop(&cx, *id).await,
         Statement::ShowShards => shard::show(&cx).await,
+        Statement::ShowShardGroups => shard::show_groups(&cx).await,
+        // No subscription is kept (CREATE SUBSCRIPTION is refused): 1.x lists none so.
+        Statement::ShowSubscriptions => Ok(Vec::new()),
         Statement::ShowMeasurements(s) => show::measurements(&cx, s).await,
         Statement::ShowSeries(s) => show::series(&cx, s).await,
         Statement::ShowTagKeys(s) => show::tag_keys(&cx, s).await,
