@@ -662,6 +662,18 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT integral(v) FROM other.beat",
     "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m)",
     "SELECT integral(n) FROM other.beat WHERE g = 'g2' GROUP BY g",
+    // Descending: 1.x's reducer fed the latest point first (negative areas, rows stamped
+    // with their window's end).
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND {early} ORDER BY time DESC",
+    "SELECT integral(usage, 1m) FROM cpu WHERE host = 'b' AND {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(usage) AS i FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(2m) ORDER BY time DESC",
+    "SELECT integral(usage) FROM cpu WHERE {early} ORDER BY time DESC",
+    "SELECT integral(usage, 10s) FROM cpu WHERE {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(usage) FROM cpu WHERE region = 'west' AND {gap} GROUP BY region ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat ORDER BY time DESC",
+    "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m) ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat WHERE g = 'g1' GROUP BY time(7m, 2m), g ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T01:00:00Z' ORDER BY time DESC LIMIT 1",
     // A subquery beside another source of its measurement: one series of both's points.
     "SELECT max(usage), min(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
     "SELECT count(usage), sum(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",

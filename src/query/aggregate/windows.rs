@@ -182,6 +182,9 @@ pub(super) fn window_rows(
     shard_starts: Option<&[i64]>,
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let calls = &plan.aggregates;
+    if descending && calls.iter().any(|c| matches!(c.func, Func::Integral(_))) {
+        return descending_integral_rows(plan, members, windows, shard_starts);
+    }
     // What this group holds while its windows are computed, charged before any of it is
     // made: every window (filled ones too) has each call's reduction, its result, a cell
     // per call and per field, and a row of the answer; the values kept by calls that
@@ -438,4 +441,106 @@ fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Ve
         out[window] = Some(sum);
     }
     out
+}
+
+/// integral() in descending order, as 1.x's float reducer streams it fed the points from
+/// the latest: each trapezoid's elapsed time is negative (so is the area), a window is
+/// closed when a point reaches its start and its row is stamped with its end, and the
+/// last window's row is left out when its last point lies at that end (so, without GROUP
+/// BY time, a group whose earliest point is at the epoch answers nothing). Returned
+/// oldest first, as the caller reverses a descending group's rows. Only as the one field
+/// of the statement, and of float values.
+fn descending_integral_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    windows: &Windows,
+    shard_starts: Option<&[i64]>,
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let refuse = |what: &str| {
+        Err(QueryError::not_supported(format!(
+            "integral() in descending order {what} is not supported yet"
+        )))
+    };
+    let [call] = plan.aggregates.as_slice() else {
+        return refuse("beside other fields");
+    };
+    let (Func::Integral(unit), [Node::Aggregate(0)]) = (call.func, plan.fields.as_slice()) else {
+        return refuse("beside other fields");
+    };
+    let Some(field) = call.field else {
+        return Ok(Vec::new());
+    };
+    let mut points: Vec<(i64, &FieldValue)> = members
+        .iter()
+        .flat_map(|s| s.rows())
+        .filter_map(|(t, values)| Some((*t, values.get(field)?.as_ref()?)))
+        .collect();
+    points.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    if points.windows(2).any(|p| p[0].0 == p[1].0) {
+        // Of several series' points at one time, 1.x's merge decides which comes first.
+        let Some(shard_starts) = shard_starts else {
+            return refuse(
+                "of several series that share timestamps, read from several sources or a subquery,",
+            );
+        };
+        points = super::merge::merge_order(members, field, shard_starts, true)
+            .into_iter()
+            .filter_map(|(t, values)| Some((t, values.get(field)?.as_ref()?)))
+            .collect();
+    }
+    let mut floats = Vec::with_capacity(points.len());
+    for (t, v) in points {
+        match v {
+            FieldValue::Float(x) => floats.push((t, *x)),
+            // 1.x's integer reducer has quirks of its own in this order.
+            _ => return refuse("of an integer field"),
+        }
+    }
+    let unit = unit as f64;
+    let interval = windows.interval;
+    // 1.x's window, named as it names them: `end` is the window's start, `start` its end.
+    let bounds = |t: i64| -> Option<(i64, i64)> {
+        let w = windows.index(t)?;
+        Some((windows.start(w) + interval, windows.start(w)))
+    };
+    let mut rows: Vec<(i64, f64)> = Vec::new();
+    let mut prev: Option<(i64, f64)> = None;
+    let (mut start, mut end) = (0i64, 0i64);
+    let mut sum = 0.0;
+    for (t, v) in floats {
+        let Some((mut pt, mut pv)) = prev else {
+            if interval > 0 {
+                let Some(b) = bounds(t) else { continue };
+                (start, end) = b;
+            }
+            prev = Some((t, v));
+            continue;
+        };
+        if pt == t {
+            prev = Some((t, v));
+            continue;
+        }
+        if interval > 0 && t <= end {
+            if pt != end {
+                let value = (v - pv) / (t - pt) as f64 * (end - pt) as f64 + pv;
+                sum += 0.5 * (value + pv) * ((end - pt) as f64 / unit);
+                (pt, pv) = (end, value);
+            }
+            rows.push((start, sum));
+            if let Some(b) = bounds(t) {
+                (start, end) = b;
+            }
+            sum = 0.0;
+        }
+        sum += 0.5 * (v + pv) * ((t - pt) as f64 / unit);
+        prev = Some((t, v));
+    }
+    if prev.is_some_and(|(pt, _)| pt != start) {
+        rows.push((start, sum));
+    }
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .map(|(t, area)| (t, vec![Value::from(area)]))
+        .collect())
 }
