@@ -674,6 +674,21 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m) ORDER BY time DESC",
     "SELECT integral(v) FROM other.beat WHERE g = 'g1' GROUP BY time(7m, 2m), g ORDER BY time DESC",
     "SELECT integral(v) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T01:00:00Z' ORDER BY time DESC LIMIT 1",
+    // 1.x's integer reducer: after a window's bound, the next trapezoid from the value
+    // interpolated there and the one before it; a window without GROUP BY time too.
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(25s)",
+    "SELECT integral(count, 1m) FROM cpu WHERE host = 'b' AND {early} GROUP BY time(1m, 5s)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(25s) ORDER BY time DESC",
+    "SELECT integral(count) FROM cpu WHERE host = 'c' AND {early} ORDER BY time DESC",
+    "SELECT integral(n) FROM other.beat ORDER BY time DESC",
+    "SELECT integral(n, 1m) FROM other.beat GROUP BY time(7m) ORDER BY time DESC",
+    "SELECT integral(n) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T00:52:00Z' ORDER BY time DESC",
+    // A last point on its window's start (or, for integers without GROUP BY time, on the
+    // range's): no row for that window.
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time <= '2024-01-01T00:04:00Z' GROUP BY time(1m)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time <= '2024-01-01T00:04:00Z' GROUP BY time(1m)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND time = '2024-01-01T00:02:00Z'",
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND time = '2024-01-01T00:02:00Z'",
     // A subquery beside another source of its measurement: one series of both's points.
     "SELECT max(usage), min(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
     "SELECT count(usage), sum(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
