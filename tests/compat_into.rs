@@ -104,8 +104,8 @@ fn select_into_writes_what_influxdb_writes_and_answers_the_same_count() {
     }
     // The comparison above is of something: most statements wrote points.
     assert!(written >= 50, "only {written} points written");
-    // With epoch=, the count's time is the epoch's zero. (POST: over GET, 1.x adds a
-    // warning that a statement that writes should be POSTed; shardkeeper does not.)
+    // With epoch=, the count's time is the epoch's zero. (POST: over GET, both add a
+    // warning that a statement that writes should be POSTed: `tests/compat_read_only.rs`.)
     let body = format!(
         "db={DB}&epoch=s&q={}",
         common::urlencode("SELECT n INTO n_copy FROM cpu WHERE time < 1m")

@@ -662,12 +662,46 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT integral(v) FROM other.beat",
     "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m)",
     "SELECT integral(n) FROM other.beat WHERE g = 'g2' GROUP BY g",
+    // Descending: 1.x's reducer fed the latest point first (negative areas, rows stamped
+    // with their window's end).
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND {early} ORDER BY time DESC",
+    "SELECT integral(usage, 1m) FROM cpu WHERE host = 'b' AND {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(usage) AS i FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(2m) ORDER BY time DESC",
+    "SELECT integral(usage) FROM cpu WHERE {early} ORDER BY time DESC",
+    "SELECT integral(usage, 10s) FROM cpu WHERE {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(usage) FROM cpu WHERE region = 'west' AND {gap} GROUP BY region ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat ORDER BY time DESC",
+    "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m) ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat WHERE g = 'g1' GROUP BY time(7m, 2m), g ORDER BY time DESC",
+    "SELECT integral(v) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T01:00:00Z' ORDER BY time DESC LIMIT 1",
+    // 1.x's integer reducer: after a window's bound, the next trapezoid from the value
+    // interpolated there and the one before it; a window without GROUP BY time too.
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(25s)",
+    "SELECT integral(count, 1m) FROM cpu WHERE host = 'b' AND {early} GROUP BY time(1m, 5s)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(25s) ORDER BY time DESC",
+    "SELECT integral(count) FROM cpu WHERE host = 'c' AND {early} ORDER BY time DESC",
+    "SELECT integral(n) FROM other.beat ORDER BY time DESC",
+    "SELECT integral(n, 1m) FROM other.beat GROUP BY time(7m) ORDER BY time DESC",
+    "SELECT integral(n) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T00:52:00Z' ORDER BY time DESC",
+    // A last point on its window's start (or, for integers without GROUP BY time, on the
+    // range's): no row for that window.
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time <= '2024-01-01T00:04:00Z' GROUP BY time(1m)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND time >= '2024-01-01T00:02:00Z' AND time <= '2024-01-01T00:04:00Z' GROUP BY time(1m)",
+    "SELECT integral(count) FROM cpu WHERE host = 'a' AND time = '2024-01-01T00:02:00Z'",
+    "SELECT integral(usage) FROM cpu WHERE host = 'a' AND time = '2024-01-01T00:02:00Z'",
     // A subquery beside another source of its measurement: one series of both's points.
     "SELECT max(usage), min(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
     "SELECT count(usage), sum(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
     "SELECT mean(usage) FROM (SELECT usage FROM cpu WHERE host = 'b'), cpu WHERE {early} GROUP BY time(1m)",
     "SELECT count(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a' GROUP BY host) WHERE {early} GROUP BY host",
     "SELECT spread(usage), median(usage), stddev(usage) FROM cpu, (SELECT max(usage) AS usage FROM cpu WHERE {early} GROUP BY time(1m)) WHERE {early}",
+    "SELECT first(usage), last(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT first(count), last(count) FROM (SELECT count FROM cpu), cpu WHERE {early} GROUP BY time(1m)",
+    "SELECT first(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a' GROUP BY host) WHERE {early} GROUP BY host",
+    "SELECT last(usage) FROM cpu, (SELECT min(usage) AS usage FROM cpu WHERE {early} GROUP BY time(1m)) WHERE {early} GROUP BY time(2m)",
+    "SELECT top(usage, 3) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT bottom(count, 4) FROM (SELECT count FROM cpu WHERE host = 'b'), cpu WHERE {early} GROUP BY time(1m)",
+    "SELECT top(usage, 2) FROM cpu, (SELECT usage FROM cpu) WHERE {early} GROUP BY host",
     "SELECT elapsed(n, 1s), cumulative_sum(n) FROM other.beat",
 ];
 
@@ -1279,23 +1313,35 @@ fn queries_answer_as_influxdb_does() {
 /// snapshot) and after kill -9 (from the log) alike.
 fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::path::Path) {
     let listings = |addr: SocketAddr| -> Vec<Value> {
-        ["SHOW DATABASES", "SHOW RETENTION POLICIES ON q"]
-            .iter()
-            .map(|q| query(addr, "", q).json())
-            .collect()
+        [
+            "SHOW DATABASES",
+            "SHOW RETENTION POLICIES ON q",
+            "SHOW SUBSCRIPTIONS",
+        ]
+        .iter()
+        .map(|q| query(addr, "", q).json())
+        .collect()
     };
-    let shards = |addr: SocketAddr| -> Vec<(String, String, String)> {
-        let r = query(addr, "", "SHOW SHARDS").json();
+    // Shard ids are not compared: 1.x's count from 1, shardkeeper's need not.
+    let shards = |addr: SocketAddr| -> Vec<Vec<String>> {
         let mut out = Vec::new();
-        for s in r["results"][0]["series"].as_array().into_iter().flatten() {
-            for row in s["values"].as_array().into_iter().flatten() {
-                out.push((row[1].to_string(), row[2].to_string(), row[4].to_string()));
+        for (q, columns) in [
+            ("SHOW SHARDS", [1, 2, 4, 6]),
+            ("SHOW SHARD GROUPS", [1, 2, 3, 5]),
+        ] {
+            let r = query(addr, "", q).json();
+            for s in r["results"][0]["series"].as_array().into_iter().flatten() {
+                for row in s["values"].as_array().into_iter().flatten() {
+                    let mut seen = vec![q.to_string(), s["name"].to_string()];
+                    seen.extend(columns.iter().map(|&c| row[c].to_string()));
+                    out.push(seen);
+                }
             }
         }
         out
     };
     let expected = (listings(influxd), shards(influxd));
-    assert_eq!(expected.1.len(), 5, "{:?}", expected.1);
+    assert_eq!(expected.1.len(), 10, "{:?}", expected.1);
     let ours = Daemon::start(dir);
     assert_eq!((listings(ours.addr), shards(ours.addr)), expected);
     ours.kill9();
@@ -1305,11 +1351,11 @@ fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::
 }
 
 /// 1.6 merges the points of a subquery and of another source of the same measurement
-/// into one series in an order that first() and raw rows depend on at shared times;
-/// shardkeeper refuses those rather than answer otherwise (influxd is not asked; the
-/// calls it answers are compared in `SHARED_TIMES`).
+/// into one series in an order that raw rows depend on at shared times; shardkeeper
+/// refuses those rather than answer otherwise (influxd is not asked; the calls it answers
+/// are compared in `SHARED_TIMES`).
 fn a_subquery_beside_a_source_of_its_measurement_is_refused(ours: SocketAddr) {
-    let q = "SELECT first(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')";
+    let q = "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')";
     let error = query(ours, DB, q).json()["results"][0]["error"].clone();
     assert!(
         error

@@ -89,12 +89,14 @@ impl Catalog {
         ))])
     }
 
+    /// Dropping a policy that is not there, of a database that is not there either, is
+    /// not an error, as in 1.x.
     pub fn drop_policy(&self, database: &str, name: &str) -> Result<Vec<Event>, CatalogError> {
-        let db = self
+        let exists = self
             .databases
             .get(database)
-            .ok_or_else(|| CatalogError::DatabaseNotFound(database.into()))?;
-        if !db.policies.contains_key(name) {
+            .is_some_and(|db| db.policies.contains_key(name));
+        if !exists {
             return Ok(Vec::new());
         }
         Ok(vec![stamped(event::Kind::RetentionPolicyDropped(

@@ -97,6 +97,7 @@ async fn answer_query(
         principal,
         params: bound,
         limits,
+        read_only: req.method() == actix_web::http::Method::GET,
     };
     let shared = node.clone().into_inner();
     let job = node

@@ -25,6 +25,8 @@ pub(crate) struct QueryOptions {
     /// What the query may use; its deadline counts from the request's arrival, so that
     /// time spent waiting for a query thread counts too.
     pub limits: QueryLimits,
+    /// Sent by GET: a writing statement's result carries 1.x's warning.
+    pub read_only: bool,
 }
 
 /// Nanoseconds per unit of an `epoch=` value.
@@ -75,11 +77,29 @@ pub(crate) async fn execute(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(series) => results.push(StatementResult {
-                statement_id: id,
-                series,
-                error: None,
-            }),
+            Ok(series) => {
+                let messages = match options.read_only {
+                    false => Vec::new(),
+                    true => node
+                        .control
+                        .read(|c| {
+                            super::read_only::warning(
+                                &c.catalog,
+                                statement,
+                                options.database.as_deref(),
+                            )
+                        })
+                        .await
+                        .into_iter()
+                        .collect(),
+                };
+                results.push(StatementResult {
+                    statement_id: id,
+                    series,
+                    messages,
+                    error: None,
+                })
+            }
             Err(e) => {
                 results.push(StatementResult::error(id, e.to_string()));
                 break;
@@ -139,6 +159,9 @@ async fn run(
         }
         Statement::DropShard { id } => shard::drop(&cx, *id).await,
         Statement::ShowShards => shard::show(&cx).await,
+        Statement::ShowShardGroups => shard::show_groups(&cx).await,
+        // No subscription is kept (CREATE SUBSCRIPTION is refused): 1.x lists none so.
+        Statement::ShowSubscriptions => Ok(Vec::new()),
         Statement::ShowMeasurements(s) => show::measurements(&cx, s).await,
         Statement::ShowSeries(s) => show::series(&cx, s).await,
         Statement::ShowTagKeys(s) => show::tag_keys(&cx, s).await,

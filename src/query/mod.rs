@@ -19,6 +19,7 @@ pub(crate) mod params;
 pub(crate) mod parser;
 mod plan;
 pub(crate) mod pool;
+mod read_only;
 pub(crate) mod result;
 mod rows;
 mod scan;

@@ -40,11 +40,20 @@ fn go_rows<S: serde::Serializer>(rows: &[Vec<Value>], s: S) -> Result<S::Ok, S::
     s.collect_seq(rows.iter().map(|row| GoRow(row)))
 }
 
+/// A note beside a statement's result, as 1.x's `query.Message`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct Message {
+    pub level: &'static str,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub(crate) struct StatementResult {
     pub statement_id: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<Series>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -54,6 +63,7 @@ impl StatementResult {
         StatementResult {
             statement_id,
             series: Vec::new(),
+            messages: Vec::new(),
             error: Some(message.into()),
         }
     }
@@ -75,6 +85,9 @@ struct ChunkResult {
     statement_id: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     series: Vec<ChunkSeries>,
+    /// On a statement's last line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    messages: Vec<Message>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     /// More lines of this statement follow.
@@ -98,10 +111,14 @@ pub(crate) fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
     let size = size.max(1);
     let mut out = Vec::new();
     for result in results {
-        let line = |series, partial| Chunk {
+        let line = |series, partial: bool| Chunk {
             results: [ChunkResult {
                 statement_id: result.statement_id,
                 series,
+                messages: match partial {
+                    true => Vec::new(),
+                    false => result.messages.clone(),
+                },
                 error: result.error.clone(),
                 partial,
             }],

@@ -275,6 +275,7 @@ pub(super) fn execute(
                 extra,
                 descending,
                 scan.shard_starts.as_deref(),
+                (scan.start, scan.end),
             )?,
         };
         let rows = if forecasting {

@@ -180,8 +180,12 @@ pub(super) fn window_rows(
     extra: Option<usize>,
     descending: bool,
     shard_starts: Option<&[i64]>,
+    range: (i64, i64),
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let calls = &plan.aggregates;
+    if descending && calls.iter().any(|c| matches!(c.func, Func::Integral(_))) {
+        return descending_integral_rows(plan, members, windows, shard_starts, range);
+    }
     // What this group holds while its windows are computed, charged before any of it is
     // made: every window (filled ones too) has each call's reduction, its result, a cell
     // per call and per field, and a row of the answer; the values kept by calls that
@@ -273,11 +277,27 @@ pub(super) fn window_rows(
                     .filter_map(|(t, values)| Some((t, num(values.get(field)?.as_ref()?)?)))
                     .collect();
             }
-            for (w, area) in integral_by_window(&points, windows, unit)
-                .into_iter()
-                .enumerate()
-            {
-                reduced[w][c] = area.map(|a| (windows.start(w), FieldValue::Float(a)));
+            let integer = members
+                .iter()
+                .flat_map(|s| s.rows())
+                .find_map(|(_, values)| values.get(field)?.as_ref())
+                .is_some_and(|v| !matches!(v, FieldValue::Float(_)));
+            let reducer = IntegralReducer {
+                windows,
+                range,
+                unit,
+                integer,
+                descending: false,
+            };
+            for (start, area) in reducer.stream(&points) {
+                let w = if grouped_by_time {
+                    windows.index(start)
+                } else {
+                    Some(0)
+                };
+                if let Some(w) = w {
+                    reduced[w][c] = Some((windows.start(w), FieldValue::Float(area)));
+                }
             }
         }
     }
@@ -399,43 +419,169 @@ pub(super) fn window_rows(
     Ok(rows)
 }
 
-/// integral() of one group, per window: trapezoids between consecutive points, per `unit`;
-/// as 1.x streams it, a pair of points across a window boundary is split there at the
-/// linearly interpolated value, and a point at the time of the one before replaces it.
-fn integral_by_window(points: &[(i64, f64)], windows: &Windows, unit: i64) -> Vec<Option<f64>> {
-    let mut out = vec![None; windows.count];
-    let unit = unit as f64;
-    let mut prev: Option<(i64, f64)> = None;
-    let (mut window, mut sum) = (0usize, 0.0);
-    for &(t, v) in points {
-        let Some(w) = windows.index(t) else {
-            continue;
+/// integral() in descending order, as 1.x's float reducer streams it fed the points from
+/// the latest: each trapezoid's elapsed time is negative (so is the area), a window is
+/// closed when a point reaches its start and its row is stamped with its end, and the
+/// last window's row is left out when its last point lies at that end (so, without GROUP
+/// BY time, a group whose earliest point is at the epoch answers nothing). Returned
+/// oldest first, as the caller reverses a descending group's rows. Only as the one field
+/// of the statement.
+fn descending_integral_rows(
+    plan: &Plan,
+    members: &[&SeriesRows],
+    windows: &Windows,
+    shard_starts: Option<&[i64]>,
+    range: (i64, i64),
+) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
+    let refuse = |what: &str| {
+        Err(QueryError::not_supported(format!(
+            "integral() in descending order {what} is not supported yet"
+        )))
+    };
+    let [call] = plan.aggregates.as_slice() else {
+        return refuse("beside other fields");
+    };
+    let (Func::Integral(unit), [Node::Aggregate(0)]) = (call.func, plan.fields.as_slice()) else {
+        return refuse("beside other fields");
+    };
+    let Some(field) = call.field else {
+        return Ok(Vec::new());
+    };
+    let mut points: Vec<(i64, &FieldValue)> = members
+        .iter()
+        .flat_map(|s| s.rows())
+        .filter_map(|(t, values)| Some((*t, values.get(field)?.as_ref()?)))
+        .collect();
+    points.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    if points.windows(2).any(|p| p[0].0 == p[1].0) {
+        // Of several series' points at one time, 1.x's merge decides which comes first.
+        let Some(shard_starts) = shard_starts else {
+            return refuse(
+                "of several series that share timestamps, read from several sources or a subquery,",
+            );
         };
-        let Some((mut pt, mut pv)) = prev else {
-            prev = Some((t, v));
-            window = w;
-            continue;
+        points = super::merge::merge_order(members, field, shard_starts, true)
+            .into_iter()
+            .filter_map(|(t, values)| Some((t, values.get(field)?.as_ref()?)))
+            .collect();
+    }
+    let integer = points
+        .first()
+        .is_some_and(|(_, v)| !matches!(v, FieldValue::Float(_)));
+    let floats: Vec<(i64, f64)> = points
+        .into_iter()
+        .filter_map(|(t, v)| Some((t, num(v)?)))
+        .collect();
+    let reducer = IntegralReducer {
+        windows,
+        range,
+        unit,
+        integer,
+        descending: true,
+    };
+    let mut rows = reducer.stream(&floats);
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .map(|(t, area)| (t, vec![Value::from(area)]))
+        .collect())
+}
+
+/// 1.x's integral() reducer, fed a group's points in the query's order: the trapezoids
+/// between consecutive points per `unit`; a point at the time of the one before replaces
+/// it; a pair across a window's bound is split there at the linearly interpolated value
+/// and the window's area emitted, stamped with the window's start (its end when
+/// descending, since 1.x swaps the two); the last window's area is emitted unless its
+/// last point lies at that stamp. Float operations in 1.x's order. The integer reducer
+/// differs, and is followed: it keeps a window without GROUP BY time too (the query's
+/// range, stamped with its end + 1 when descending, with its start or the epoch when
+/// ascending), and after a split it adds the next trapezoid from the interpolated value
+/// and the value before the bound, not the point's.
+struct IntegralReducer<'a> {
+    windows: &'a Windows,
+    /// The query's [start, end].
+    range: (i64, i64),
+    unit: i64,
+    integer: bool,
+    descending: bool,
+}
+
+impl IntegralReducer<'_> {
+    /// 1.x's `opt.Window(t)` as the reducer names it: (start, end), swapped when
+    /// descending.
+    fn window(&self, t: i64) -> Option<(i64, i64)> {
+        let (start, end) = if self.windows.interval > 0 {
+            let w = self.windows.index(t)?;
+            let start = self.windows.start(w);
+            (start, start.saturating_add(self.windows.interval))
+        } else {
+            let start = self.range.0.max(MIN_NANOS);
+            (start, self.range.1.min(MAX_NANOS).saturating_add(1))
         };
-        if pt == t {
-            prev = Some((t, v));
-            continue;
-        }
-        if windows.interval > 0 && w != window {
-            let end = windows.start(window) + windows.interval;
-            if pt != end {
-                let slope = (v - pv) / (t - pt) as f64;
-                let value = slope * (end - pt) as f64 + pv;
-                sum += 0.5 * (value + pv) * (end - pt) as f64 / unit;
-                (pt, pv) = (end, value);
+        Some(if self.descending {
+            (end, start)
+        } else {
+            (start, end)
+        })
+    }
+
+    /// The areas emitted, (stamp, area), in the order 1.x emits them.
+    fn stream(&self, points: &[(i64, f64)]) -> Vec<(i64, f64)> {
+        let unit = self.unit as f64;
+        let windowed = self.integer || self.windows.interval > 0;
+        let mut out = Vec::new();
+        let mut prev: Option<(i64, f64)> = None;
+        let (mut start, mut end) = (0i64, 0i64);
+        let mut sum = 0.0;
+        for &(t, v) in points {
+            if self.windows.interval > 0 && self.windows.index(t).is_none() {
+                continue;
             }
-            out[window] = Some(sum);
-            (window, sum) = (w, 0.0);
+            let Some((mut pt, mut pv)) = prev else {
+                if windowed {
+                    let Some(bounds) = self.window(t) else {
+                        continue;
+                    };
+                    (start, end) = bounds;
+                    // 1.x's integer reducer stamps an unbounded range's start as 0.
+                    if self.integer && start == MIN_NANOS {
+                        start = 0;
+                    }
+                }
+                prev = Some((t, v));
+                continue;
+            };
+            if pt == t {
+                prev = Some((t, v));
+                continue;
+            }
+            let mut value = v;
+            let crossed = if self.descending { t <= end } else { t >= end };
+            if windowed && crossed {
+                if pt != end {
+                    let at_bound = (v - pv) / (t - pt) as f64 * (end - pt) as f64 + pv;
+                    let elapsed = (end - pt) as f64 / unit;
+                    sum += 0.5 * (at_bound + pv) * elapsed;
+                    if self.integer {
+                        value = at_bound;
+                    } else {
+                        pv = at_bound;
+                    }
+                    pt = end;
+                }
+                out.push((start, sum));
+                if let Some(bounds) = self.window(t) {
+                    (start, end) = bounds;
+                }
+                sum = 0.0;
+            }
+            let elapsed = (t - pt) as f64 / unit;
+            sum += 0.5 * (value + pv) * elapsed;
+            prev = Some((t, v));
         }
-        sum += 0.5 * (v + pv) * (t - pt) as f64 / unit;
-        prev = Some((t, v));
+        if prev.is_some_and(|(pt, _)| pt != start) {
+            out.push((start, sum));
+        }
+        out
     }
-    if prev.is_some() {
-        out[window] = Some(sum);
-    }
-    out
 }

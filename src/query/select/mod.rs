@@ -161,7 +161,10 @@ pub(super) fn execute(
 /// one series. Done here for calls whose result does not depend on the order in which
 /// points of one time arrive (1.x's merge across sources yields those in heap order):
 /// each such measurement's sources are read and their series joined by tags, as
-/// several policies of one measurement are.
+/// several policies of one measurement are. The selectors are among them when nothing
+/// is selected beside them: 1.x's first(), last(), min(), max(), top() and bottom()
+/// break ties of time or value by value or time, so what they pick is the same whatever
+/// the order (only which of two equal points carries its tags would not be).
 fn joined_with_subqueries(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
@@ -169,15 +172,21 @@ fn joined_with_subqueries(
 ) -> Result<Vec<Input>, QueryError> {
     let order_free = stmt.fields.iter().all(|f| {
         matches!(&f.expr, Expr::Call(c)
-            if matches!(c.name.as_str(), "count" | "sum" | "mean" | "min" | "max" | "spread" | "stddev" | "median")
-                && matches!(c.args.first(), Some(Expr::VarRef(_))))
+        if matches!(c.args.first(), Some(Expr::VarRef(_)))
+            && match c.name.as_str() {
+                "count" | "sum" | "mean" | "min" | "max" | "spread" | "stddev" | "median"
+                | "first" | "last" => true,
+                // Without tag arguments, whose max() or min() per tag keeps tags.
+                "top" | "bottom" => c.args.len() == 2,
+                _ => false,
+            })
     });
     if !order_free || stmt.slimit > 0 || stmt.soffset > 0 {
         return Err(QueryError::not_supported(
             "a subquery with another source of the same measurement is supported for \
-             count, sum, mean, min, max, spread, stddev and median (without SLIMIT/SOFFSET) \
-             only, not yet for others: \
-             1.x merges their points in an order other calls depend on",
+             count, sum, mean, min, max, first, last, spread, stddev, median and top/bottom \
+             without tag arguments, nothing beside them and no SLIMIT/SOFFSET, not yet for \
+             others: 1.x merges their points in an order other calls depend on",
         ));
     }
     let mut out: Vec<Input> = Vec::new();

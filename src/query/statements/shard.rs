@@ -1,4 +1,4 @@
-//! `DROP SHARD` and `SHOW SHARDS`.
+//! `DROP SHARD`, `SHOW SHARDS` and `SHOW SHARD GROUPS`.
 
 use super::{series, Context};
 use crate::catalog::Catalog;
@@ -69,4 +69,46 @@ pub(crate) async fn show(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
         ));
     }
     Ok(out)
+}
+
+/// `SHOW SHARD GROUPS`: one series, `shard groups`, of every policy's groups (a shard is
+/// its own group here, and has its id), databases and policies in creation order, each
+/// policy's groups by end time, as 1.x keeps them.
+pub(crate) async fn show_groups(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
+    let catalog: Catalog = cx.control.read(|c| c.catalog.clone()).await;
+    let mut rows = Vec::new();
+    for (name, db) in &catalog.databases {
+        for (policy_name, policy) in &db.policies {
+            let mut groups: Vec<_> = db
+                .shards
+                .iter()
+                .filter(|s| s.retention_policy == *policy_name)
+                .collect();
+            groups.sort_by_key(|s| (s.end_nanos, s.shard_id));
+            for s in groups {
+                rows.push(vec![
+                    Value::from(s.shard_id),
+                    Value::from(name.clone()),
+                    Value::from(policy_name.clone()),
+                    Value::from(rfc3339_nanos(s.start_nanos)),
+                    Value::from(rfc3339_nanos(s.end_nanos)),
+                    Value::from(rfc3339_nanos(
+                        s.end_nanos.saturating_add(policy.duration_nanos),
+                    )),
+                ]);
+            }
+        }
+    }
+    Ok(vec![series(
+        "shard groups",
+        &[
+            "id",
+            "database",
+            "retention_policy",
+            "start_time",
+            "end_time",
+            "expiry_time",
+        ],
+        rows,
+    )])
 }
