@@ -33,6 +33,10 @@ const STEPS: &[(&str, &str)] = &[
         "g",
         "SELECT max(x) INTO sub FROM (SELECT v AS x FROM m WHERE time < 30m)",
     ),
+    (
+        "g",
+        "SELECT mean(v) INTO filled FROM m WHERE time < 20m GROUP BY time(10m) fill(1.0)",
+    ),
     ("g", "SELECT v INTO nowhere..x FROM m"),
     ("", "SELECT v INTO g..y FROM g..m WHERE time < 10m"),
     // Policies, users and privileges.

@@ -6,7 +6,7 @@
 //! one writing statement 1.x does not warn about; a statement that fails carries only its
 //! error.
 
-use super::parser::ast::{CreateDatabaseStatement, SelectStatement, Source, Statement};
+use super::parser::ast::{CreateDatabaseStatement, Fill, SelectStatement, Source, Statement};
 use super::parser::display::quote_ident;
 use super::result::Message;
 use crate::catalog::Catalog;
@@ -134,8 +134,14 @@ fn create_database(c: &CreateDatabaseStatement) -> String {
 }
 
 /// 1.x's normalization before a SELECT runs: every measurement (the target's too) without
-/// a database gets the query's, and without a policy its database's default.
+/// a database gets the query's, and without a policy its database's default. And a whole
+/// fill() number written as 1.x's `%v` writes it (`fill(1)`, not `fill(1.0)`).
 fn normalize(catalog: &Catalog, database: Option<&str>, s: &mut SelectStatement) {
+    if let Some(Fill::Number(x)) = s.fill {
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            s.fill = Some(Fill::Integer(x as i64));
+        }
+    }
     let qualify = |db: &mut Option<String>, rp: &mut Option<String>| {
         if db.is_none() {
             *db = database.filter(|d| !d.is_empty()).map(str::to_owned);
