@@ -89,14 +89,17 @@ impl Catalog {
         ))])
     }
 
+    /// Whether `database` exists and has the policy `name`.
+    pub fn has_policy(&self, database: &str, name: &str) -> bool {
+        self.databases
+            .get(database)
+            .is_some_and(|db| db.policies.contains_key(name))
+    }
+
     /// Dropping a policy that is not there, of a database that is not there either, is
     /// not an error, as in 1.x.
     pub fn drop_policy(&self, database: &str, name: &str) -> Result<Vec<Event>, CatalogError> {
-        let exists = self
-            .databases
-            .get(database)
-            .is_some_and(|db| db.policies.contains_key(name));
-        if !exists {
+        if !self.has_policy(database, name) {
             return Ok(Vec::new());
         }
         Ok(vec![stamped(event::Kind::RetentionPolicyDropped(

@@ -1058,12 +1058,7 @@ impl EntropyService {
                 if let Some(known) = c.catalog.shards().find(|s| s.id == info.id) {
                     return Ok::<_, EntropyError>((Vec::new(), Some(known)));
                 }
-                let policy_known = c
-                    .catalog
-                    .databases
-                    .get(&info.database)
-                    .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
-                if !policy_known {
+                if !c.catalog.has_policy(&info.database, &info.retention_policy) {
                     return Err(EntropyError::Other(format!(
                         "shard {}: database {:?} or its policy {:?} is gone",
                         info.id, info.database, info.retention_policy
@@ -1277,12 +1272,7 @@ impl EntropyService {
         let queued = self
             .control
             .mutate(|c| {
-                let known = c
-                    .catalog
-                    .databases
-                    .get(&info.database)
-                    .is_some_and(|d| d.policies.contains_key(&info.retention_policy));
-                if !known {
+                if !c.catalog.has_policy(&info.database, &info.retention_policy) {
                     return Ok::<_, EntropyError>((Vec::new(), false));
                 }
                 let events = if c.catalog.shards().any(|k| k.id == info.id) {

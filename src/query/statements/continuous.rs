@@ -70,11 +70,7 @@ fn qualify(
         Ok(d.default_policy.clone())
     };
     let check = |db: &str, rp: &str| -> Result<(), CatalogError> {
-        let exists = catalog
-            .databases
-            .get(db)
-            .is_some_and(|d| d.policies.contains_key(rp));
-        if exists {
+        if catalog.has_policy(db, rp) {
             Ok(())
         } else {
             Err(CatalogError::PolicyNotFound(format!("{db}.{rp}")))
