@@ -10,7 +10,8 @@ use crate::line_protocol::{
 };
 use crate::node::Node;
 use crate::replication::inbound::{
-    render_ranges, Admission, BatchHeader, Claim, InboundLedger, BATCH_HEADER, OUTCOME_HEADER,
+    render_ranges, Admission, BatchHeader, Claim, InboundLedger, APPLIED_HEADER, BATCH_HEADER,
+    OUTCOME_HEADER,
 };
 use crate::storage::{StorageError, WriteRequest};
 use actix_web::http::{header, StatusCode};
@@ -97,10 +98,11 @@ async fn write_v2(
                             format!("batch overlaps batches already applied ({shown}): send the rest apart"),
                         )
                         .v2();
-                        if let Ok(v) = header::HeaderValue::from_str(&shown) {
-                            answer
-                                .headers_mut()
-                                .insert(header::HeaderName::from_static(APPLIED_HEADER_LOWER), v);
+                        if let (Ok(name), Ok(v)) = (
+                            header::HeaderName::try_from(APPLIED_HEADER),
+                            header::HeaderValue::from_str(&shown),
+                        ) {
+                            answer.headers_mut().insert(name, v);
                         }
                         return Ok(Some(answer));
                     }
@@ -116,9 +118,6 @@ async fn write_v2(
         Err(e) => e.v2(),
     }
 }
-
-/// The header's name as `HeaderName::from_static` wants it.
-const APPLIED_HEADER_LOWER: &str = "x-shardkeeper-applied";
 
 /// A sender's batch header, if the write carries one (400 if it is malformed).
 fn batch_header(req: &HttpRequest) -> Result<Option<BatchHeader>, ApiError> {
