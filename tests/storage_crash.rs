@@ -504,6 +504,8 @@ struct FaultyFs {
     exchanged: AtomicBool,
     /// Holds the control log's fdatasyncs while closed.
     control_syncs: Arc<Gate>,
+    /// Holds the creation of shard directories while closed.
+    shard_dirs: Arc<Gate>,
 }
 
 /// A gate fdatasyncs wait at while it is closed (a slow disk, as long as a test likes).
@@ -530,14 +532,17 @@ impl Gate {
         state.1 -= 1;
     }
 
-    /// Waits until a sync waits at the gate.
+    /// Waits until an operation waits at the gate.
     fn wait_for_a_waiter(&self) {
         let state = self.state.lock().unwrap();
         let (state, timeout) = self
             .changed
             .wait_timeout_while(state, std::time::Duration::from_secs(120), |s| s.1 == 0)
             .unwrap();
-        assert!(!timeout.timed_out() && state.1 > 0, "no fdatasync came");
+        assert!(
+            !timeout.timed_out() && state.1 > 0,
+            "nothing came to the gate"
+        );
     }
 }
 
@@ -607,6 +612,9 @@ impl FileSystem for FaultyFs {
         self.inner.create_dir_all(dir)
     }
     fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
+        if dir.parent() == Some(&Path::new(DATA).join("shards")) {
+            self.shard_dirs.pass();
+        }
         self.inner.create_dir(dir)
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
@@ -740,4 +748,38 @@ fn writes_and_reads_go_on_while_a_control_mutation_waits_on_its_fdatasync() {
     assert!(node
         .control
         .read_blocking(|c| c.catalog.databases.contains_key("other")));
+}
+
+/// A query reading a database while a write creates a shard there (caught between the
+/// shard becoming known to the storage and its directory being made) neither quarantines
+/// the new shard nor fails the write: the shard is known only once its directory exists.
+#[test]
+fn a_read_while_a_write_creates_its_shard_does_not_quarantine_it() {
+    let fs = Arc::new(FaultyFs::default());
+    let node = Arc::new(open(fs.clone()).expect("opens"));
+    let mut model = Model::default();
+    assert!(create_database(&node) && model.write(&node, 0, 10));
+    fs.shard_dirs.set_closed(true);
+    let writing = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            let mut model = Model::default();
+            let written = model.write(&node, 1, 10);
+            (written, model)
+        })
+    };
+    fs.shard_dirs.wait_for_a_waiter();
+    model.check(&node, "while a write creates its shard's directory");
+    fs.shard_dirs.set_closed(false);
+    let (written, other) = writing.join().expect("the writing thread");
+    assert!(written, "the write into the new shard is acknowledged");
+    assert!(
+        node.storage.quarantined().is_empty(),
+        "no shard quarantined"
+    );
+    let found = read_all(&node.storage);
+    assert_eq!(found.len(), 20, "both writes read back");
+    for (k, v) in other.acked.iter().chain(&model.acked) {
+        assert_eq!(found.get(k), Some(v), "acknowledged point {k:?}");
+    }
 }

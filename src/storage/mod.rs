@@ -525,15 +525,9 @@ impl Storage {
             let path = path.to_owned();
             move |source| StorageError::ShardDir { path, source }
         };
+        let new: Vec<ShardInfo> = after.shards().filter(|s| !known.contains(&s.id)).collect();
         let mut created = false;
-        for info in after.shards().filter(|s| !known.contains(&s.id)) {
-            // Known from now on, to open on first use (a backup of a shard a restore
-            // created, say). Should the events not become durable, the next start drops
-            // the shard's directory and it is known no more.
-            self.closed
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(info.id, info.clone());
+        for info in &new {
             let path = self.shard_dir(info.id);
             if self.fs.exists(&path).map_err(dir_err(&path))? {
                 // The directory of the shard's earlier self, dropped: its removal, under
@@ -545,6 +539,14 @@ impl Storage {
         }
         if created {
             self.fs.sync_dir(&self.dir).map_err(dir_err(&self.dir))?;
+        }
+        // Known from now on, to open on first use (a backup of a shard a restore created,
+        // say); not before its directory exists, or a read opening it meanwhile would take
+        // it for lost. Should the events not become durable, the next start drops the
+        // shard's directory and it is known no more.
+        let mut closed = self.closed.write().unwrap_or_else(|e| e.into_inner());
+        for info in new {
+            closed.insert(info.id, info);
         }
         Ok(())
     }
