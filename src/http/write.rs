@@ -75,38 +75,20 @@ async fn write_v2(
             .await;
         may_write(&node, principal.as_ref(), &db).await?;
         // Only now, the caller allowed to make this write: a batch header may spare it.
-        let claim = match batch_header(&req)? {
+        let claim = match admit_batch(&node, &req, principal.as_ref(), &db, rp.as_deref()).await? {
             None => None,
-            Some(batch) => {
-                let user = principal.as_ref().map_or("", |p| p.user_id.as_str());
-                let key = InboundLedger::key(user, &db, rp.as_deref().unwrap_or(""), &batch.origin);
-                match node.inbound.admit(key, batch).await {
-                    Admission::Apply(claim) => Some(claim),
-                    Admission::Duplicate => {
-                        discard_body(&node, &req, body).await?;
-                        return Ok(Some(
-                            HttpResponse::NoContent()
-                                .insert_header((OUTCOME_HEADER, "duplicate"))
-                                .finish(),
-                        ));
-                    }
-                    Admission::Overlaps(ranges) => {
-                        discard_body(&node, &req, body).await?;
-                        let shown = render_ranges(&ranges);
-                        let mut answer = ApiError::new(
-                            StatusCode::CONFLICT,
-                            format!("batch overlaps batches already applied ({shown}): send the rest apart"),
-                        )
-                        .v2();
-                        if let (Ok(name), Ok(v)) = (
-                            header::HeaderName::try_from(APPLIED_HEADER),
-                            header::HeaderValue::from_str(&shown),
-                        ) {
-                            answer.headers_mut().insert(name, v);
-                        }
-                        return Ok(Some(answer));
-                    }
-                }
+            Some(Admission::Apply(claim)) => Some(claim),
+            Some(Admission::Duplicate) => {
+                discard_body(&node, &req, body).await?;
+                return Ok(Some(
+                    HttpResponse::NoContent()
+                        .insert_header((OUTCOME_HEADER, "duplicate"))
+                        .finish(),
+                ));
+            }
+            Some(Admission::Overlaps(ranges)) => {
+                discard_body(&node, &req, body).await?;
+                return Ok(Some(overlap_answer(&ranges)));
             }
         };
         write(&node, db, rp, precision, &req, body, claim).await?;
@@ -119,15 +101,40 @@ async fn write_v2(
     }
 }
 
-/// A sender's batch header, if the write carries one (400 if it is malformed).
-fn batch_header(req: &HttpRequest) -> Result<Option<BatchHeader>, ApiError> {
+/// What to do with a write carrying a sender's batch header (400 if it is malformed); None
+/// for a write without one.
+async fn admit_batch(
+    node: &Node,
+    req: &HttpRequest,
+    principal: Option<&Principal>,
+    db: &str,
+    rp: Option<&str>,
+) -> Result<Option<Admission>, ApiError> {
     let Some(value) = req.headers().get(BATCH_HEADER) else {
         return Ok(None);
     };
-    let value = value.to_str().unwrap_or("");
-    BatchHeader::parse(value)
-        .map(Some)
-        .map_err(ApiError::bad_request)
+    let batch = BatchHeader::parse(value.to_str().unwrap_or("")).map_err(ApiError::bad_request)?;
+    let user = principal.map_or("", |p| p.user_id.as_str());
+    let key = InboundLedger::key(user, db, rp.unwrap_or(""), &batch.origin);
+    Ok(Some(node.inbound.admit(key, batch).await))
+}
+
+/// 409 for a batch overlapping batches applied before, naming them so that the sender
+/// cuts it around them.
+fn overlap_answer(ranges: &[(u64, u64)]) -> HttpResponse {
+    let shown = render_ranges(ranges);
+    let mut answer = ApiError::new(
+        StatusCode::CONFLICT,
+        format!("batch overlaps batches already applied ({shown}): send the rest apart"),
+    )
+    .v2();
+    if let (Ok(name), Ok(v)) = (
+        header::HeaderName::try_from(APPLIED_HEADER),
+        header::HeaderValue::from_str(&shown),
+    ) {
+        answer.headers_mut().insert(name, v);
+    }
+    answer
 }
 
 /// Reads a body that is not written (a batch applied before), so that the connection
