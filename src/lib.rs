@@ -52,6 +52,12 @@ pub mod fuzzing {
     pub use crate::query::parser::fuzz_parse as influxql;
 }
 
+/// What the criterion benchmarks under `benches/` drive that is not public otherwise.
+#[cfg(feature = "testing")]
+pub mod benching {
+    pub use crate::query::harness::QueryHarness;
+}
+
 /// Every event, as compiled from `proto/` by prost.
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/shardkeeper.v1.rs"));

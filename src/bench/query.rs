@@ -111,7 +111,7 @@ pub(crate) fn workload() -> Vec<(&'static str, String)> {
 }
 
 /// Stands in the workload for a `GET /ping` rather than a query.
-const PING: &str = "GET /ping";
+pub(crate) const PING: &str = "GET /ping";
 
 pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
     crate::client::block_on(run_async(opts))

@@ -12,6 +12,8 @@ mod executor;
 pub(crate) mod format;
 mod functions;
 mod go_sort;
+#[cfg(feature = "testing")]
+pub(crate) mod harness;
 mod holt_winters;
 mod limits;
 mod listing;

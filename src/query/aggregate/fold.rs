@@ -7,7 +7,7 @@ use crate::query::error::QueryError;
 use crate::query::functions::Acc;
 use crate::query::limits::QueryLimits;
 use crate::query::parser::ast::SelectStatement;
-use crate::query::plan::{AggregateCall, Plan};
+use crate::query::plan::{AggregateCall, Func, Plan};
 use crate::query::rows::ROWS_PER_CHARGE;
 use crate::query::scan::Folded;
 use crate::storage::column::Column as StoredColumn;
@@ -77,10 +77,21 @@ impl<'a> Folder<'a> {
                 let accs = windows
                     .entry(start)
                     .or_insert_with(|| self.calls.iter().map(|c| Acc::new(c.func)).collect());
-                while at < column.len() && self.window_of(column.times[at]) == start {
-                    accs[c].push(call.func, column.times[at], &column.values.get(at));
-                    at += 1;
+                let mut end = at;
+                while end < column.len() && self.window_of(column.times[end]) == start {
+                    end += 1;
                 }
+                // Of a run in strictly increasing time, first() and last() need only its
+                // ends: the others would be compared and (for last) copied to be replaced.
+                let run = match call.func {
+                    Func::First if column.resolved => at..at + 1,
+                    Func::Last if column.resolved => end - 1..end,
+                    _ => at..end,
+                };
+                for i in run {
+                    accs[c].push(call.func, column.times[i], &column.values.get(i));
+                }
+                at = end;
                 // Windows as small as the points' spacing make one per point.
                 if windows.len() - charged >= ROWS_PER_CHARGE {
                     limits.charge((windows.len() - charged) * window_bytes)?;
