@@ -52,6 +52,12 @@ pub mod fuzzing {
     pub use crate::query::parser::fuzz_parse as influxql;
 }
 
+/// What only `benches/` measure (built with the `testing` feature, as the fuzz entry points).
+#[cfg(feature = "testing")]
+pub mod benching {
+    pub use crate::query::json::encode_sample_answer as query_json_sample;
+}
+
 /// Every event, as compiled from `proto/` by prost.
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/shardkeeper.v1.rs"));

@@ -13,6 +13,7 @@ pub(crate) mod format;
 mod functions;
 mod go_sort;
 mod holt_winters;
+pub(crate) mod json;
 mod limits;
 mod listing;
 pub(crate) mod params;
@@ -27,6 +28,7 @@ mod select;
 mod selection;
 mod statements;
 mod subquery;
+pub(crate) mod tasks;
 mod transform;
 mod zone;
 
