@@ -130,6 +130,9 @@ fn server_statements_answer_in_influxdbs_shapes() {
         ("", "SHOW STATS FOR 'nope'"),
         ("", "SHOW DIAGNOSTICS FOR system"),
         ("", "SHOW STATS FOR 'database'"),
+        // 1.x's parser has no WITH KEY for tag keys.
+        ("srv", "SHOW TAG KEYS WITH KEY = host"),
+        ("srv", "SHOW TAG KEYS FROM cpu WITH KEY =~ /h.*/"),
         ("srv", "SHOW STATS FOR 'database'"),
     ] {
         let [theirs, ours] = both.servers().map(|addr| ask(addr, db, q));

@@ -3,9 +3,9 @@
 //! id counted from 1 (never reused while the node runs), for `SHOW QUERIES` to list and
 //! `KILL QUERY` to stop.
 
+use super::error::QueryError;
 use super::format::go_duration;
 use super::limits::Interrupt;
-use super::QueryError;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
