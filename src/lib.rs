@@ -52,10 +52,11 @@ pub mod fuzzing {
     pub use crate::query::parser::fuzz_parse as influxql;
 }
 
-/// What the criterion benchmarks under `benches/` drive that is not public otherwise.
+/// What only `benches/` measure (built with the `testing` feature, as the fuzz entry points).
 #[cfg(feature = "testing")]
 pub mod benching {
     pub use crate::query::harness::QueryHarness;
+    pub use crate::query::json::encode_sample_answer as query_json_sample;
 }
 
 /// Every event, as compiled from `proto/` by prost.

@@ -41,7 +41,11 @@ impl ApiError {
         if self.status != StatusCode::UNAUTHORIZED {
             r.insert_header(("X-Influxdb-Error", header_quote(&self.message)));
         }
-        r.json(serde_json::json!({ "error": body_quote(&self.message) }))
+        // Written as 1.x's Go encoder writes it: `<` as `\u003c`, and a closing newline.
+        let mut body =
+            crate::query::json::to_vec(&serde_json::json!({ "error": body_quote(&self.message) }));
+        body.push(b'\n');
+        r.content_type("application/json").body(body)
     }
 
     /// The v2 shape: `{"code":"...","message":"..."}`.
@@ -171,7 +175,7 @@ pub(crate) fn query_failure(e: QueryError, csv: bool) -> HttpResponse {
                     .content_type("text/csv")
                     .body(crate::query::csv::render(&results));
             }
-            let mut body = serde_json::to_vec(&QueryResponse { results }).unwrap_or_default();
+            let mut body = crate::query::json::to_vec(&QueryResponse { results });
             body.push(b'\n');
             HttpResponse::Ok()
                 .content_type("application/json")

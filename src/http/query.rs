@@ -93,6 +93,7 @@ async fn answer_query(
     let _stop_if_abandoned = InterruptOnDrop(limits.interrupt());
     let options = QueryOptions {
         database: get("db"),
+        retention_policy: get("rp").filter(|rp| !rp.is_empty()),
         epoch: epoch.or(csv.then_some(1)),
         principal,
         params: bound,
@@ -313,15 +314,7 @@ fn render<T: serde::Serialize>(
     pretty: bool,
     out: &mut Rendered<'_>,
 ) -> Result<(), QueryError> {
-    let written = match pretty {
-        true => {
-            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            value.serialize(&mut serde_json::Serializer::with_formatter(
-                &mut *out, formatter,
-            ))
-        }
-        false => value.serialize(&mut serde_json::Serializer::new(&mut *out)),
-    };
+    let written = crate::query::json::write(value, pretty, &mut *out);
     match written {
         Ok(()) => {
             out.bytes.push(b'\n');

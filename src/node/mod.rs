@@ -44,6 +44,8 @@ pub(crate) struct Node {
     pub inbound: Arc<crate::replication::inbound::InboundLedger>,
     /// Anti-entropy: digests compared with peers, repairs.
     pub entropy: Arc<crate::entropy::EntropyService>,
+    /// When the node opened (SHOW DIAGNOSTICS' `system` uptime).
+    pub started: std::time::SystemTime,
 }
 
 impl Node {
@@ -107,6 +109,7 @@ impl Node {
             storage,
             auth: Authenticator::new(config.password_check_limits()),
             queries: QueryPool::new().map_err(NodeError::QueryPool)?,
+            started: std::time::SystemTime::now(),
         };
         Ok((node, rebuilt))
     }

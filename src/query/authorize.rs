@@ -85,6 +85,8 @@ fn required(statement: &Statement) -> Vec<Required> {
             vec![Required::On(Privilege::Write, database.clone())]
         }
         Statement::ShowContinuousQueries => vec![read(&None)],
+        // As 1.x: READ on the request's database lists the queries running.
+        Statement::ShowQueries => vec![read(&None)],
         _ => vec![Required::Admin],
     }
 }

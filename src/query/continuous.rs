@@ -213,9 +213,13 @@ async fn run_one(
         storage: &node.storage,
         auth: &node.auth,
         database: Some(database),
+        retention_policy: None,
         epoch: None,
         principal: None,
         limits: QueryLimits::starting_now(&node.config, node.queries.stopping()),
+        tasks: node.queries.tasks(),
+        config: &node.config,
+        started: node.started,
     };
     select::run(&cx, &select)
         .await

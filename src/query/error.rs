@@ -48,6 +48,9 @@ pub(crate) enum QueryError {
     Interrupted,
     #[error("query interrupted: the node is shutting down")]
     NodeStopping,
+    /// `KILL QUERY` of an id no running query has.
+    #[error("no such query id: {0}")]
+    NoSuchQuery(u64),
     #[error(
         "query needs more memory than max_request_memory_mib allows ({limit_mib} MiB): \
          narrow its time range or series, or use a longer GROUP BY time() interval"

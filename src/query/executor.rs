@@ -7,7 +7,8 @@ use super::parser::ast::Statement;
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::statements::{
-    cardinality, continuous, database, delete, retention, select, shard, show, user, Context,
+    cardinality, continuous, database, delete, retention, select, server, shard, show, user,
+    Context,
 };
 use super::zone::Zone;
 use crate::auth::Principal;
@@ -16,6 +17,9 @@ use crate::node::Node;
 pub(crate) struct QueryOptions {
     /// The `db` parameter: the database of statements that name none.
     pub database: Option<String>,
+    /// The `rp` parameter: the retention policy of measurements that name none (else
+    /// their database's default), as 1.x's normalization sets it.
+    pub retention_policy: Option<String>,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
     pub epoch: Option<i64>,
     /// The authenticated caller (None when authentication is off).
@@ -69,6 +73,16 @@ pub(crate) async fn execute(
             .await?;
     }
     let limits = &options.limits;
+    // Listed for SHOW QUERIES (itself included) and KILL QUERY until answered, as in 1.x.
+    let _listed = node.queries.tasks().attach(
+        statements
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(";\n"),
+        options.database.clone().unwrap_or_default(),
+        limits.interrupt(),
+    );
     let mut results = Vec::with_capacity(statements.len());
     for (id, statement) in statements.iter().enumerate() {
         // A query past its deadline answers the timeout for the statement it reached.
@@ -87,6 +101,7 @@ pub(crate) async fn execute(
                                 &c.catalog,
                                 statement,
                                 options.database.as_deref(),
+                                options.retention_policy.as_deref(),
                             )
                         })
                         .await
@@ -120,9 +135,13 @@ async fn run(
         storage: &node.storage,
         auth: &node.auth,
         database: options.database.as_deref(),
+        retention_policy: options.retention_policy.as_deref(),
         epoch: options.epoch,
         principal: options.principal.as_ref(),
         limits,
+        tasks: node.queries.tasks(),
+        config: &node.config,
+        started: node.started,
     };
     match statement {
         Statement::CreateUser {
@@ -168,17 +187,45 @@ async fn run(
         Statement::ShowTagValues(s) => show::tag_values(&cx, s).await,
         Statement::ShowFieldKeys(s) => show::field_keys(&cx, s).await,
         Statement::ShowCardinality(s) => cardinality::show(&cx, s).await,
-        Statement::Select(s) => select::run(&cx, s).await,
+        Statement::Select(s) => match cx.retention_policy {
+            Some(policy) => {
+                let mut s = s.clone();
+                with_policy(&mut s, policy);
+                select::run(&cx, &s).await
+            }
+            None => select::run(&cx, s).await,
+        },
         Statement::CreateContinuousQuery(s) => continuous::create(&cx, s).await,
         Statement::DropContinuousQuery { name, database } => {
             continuous::drop(&cx, database, name).await
         }
         Statement::ShowContinuousQueries => continuous::show(&cx).await,
+        Statement::ShowQueries => server::show_queries(&cx),
+        Statement::KillQuery { id, host: _ } => server::kill_query(&cx, *id),
+        Statement::ShowStats { module } => server::show_stats(&cx, module.as_deref()).await,
+        Statement::ShowDiagnostics { module } => server::show_diagnostics(&cx, module.as_deref()),
         Statement::Delete(s) => delete::delete(&cx, s).await,
         Statement::DropSeries(s) => delete::drop_series(&cx, s).await,
         Statement::DropMeasurement { name } => delete::drop_measurement(&cx, name).await,
         other => Err(QueryError::not_supported(format!(
             "statement is not supported yet: {other}"
         ))),
+    }
+}
+
+/// `rp=` as 1.x's normalization applies it: the policy of every measurement (the target's
+/// and subqueries' too) that names none, whatever its database.
+fn with_policy(s: &mut super::parser::ast::SelectStatement, policy: &str) {
+    use super::parser::ast::Source;
+    if let Some(t) = &mut s.target {
+        t.retention_policy.get_or_insert_with(|| policy.to_owned());
+    }
+    for source in &mut s.sources {
+        match source {
+            Source::Measurement(m) => {
+                m.retention_policy.get_or_insert_with(|| policy.to_owned());
+            }
+            Source::Subquery(inner) => with_policy(inner, policy),
+        }
     }
 }

@@ -46,6 +46,11 @@ impl Interrupt {
         self.query.store(true, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised().is_some()
+    }
+
     fn raised(&self) -> Option<QueryError> {
         if self.node.load(Ordering::Relaxed) {
             Some(QueryError::NodeStopping)

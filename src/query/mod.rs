@@ -15,6 +15,7 @@ mod go_sort;
 #[cfg(feature = "testing")]
 pub(crate) mod harness;
 mod holt_winters;
+pub(crate) mod json;
 mod limits;
 mod listing;
 pub(crate) mod params;
@@ -29,6 +30,7 @@ mod select;
 mod selection;
 mod statements;
 mod subquery;
+pub(crate) mod tasks;
 mod transform;
 mod zone;
 

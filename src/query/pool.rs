@@ -13,6 +13,8 @@ pub(crate) struct QueryPool {
     runtime: Option<tokio::runtime::Runtime>,
     /// Raised when the node stops: every query running or queued stops at its next check.
     stopping: Arc<AtomicBool>,
+    /// The queries running, for SHOW QUERIES and KILL QUERY.
+    tasks: Arc<super::tasks::QueryTasks>,
 }
 
 impl QueryPool {
@@ -27,6 +29,7 @@ impl QueryPool {
         Ok(QueryPool {
             runtime: Some(runtime),
             stopping: Arc::default(),
+            tasks: Arc::default(),
         })
     }
 
@@ -45,6 +48,11 @@ impl QueryPool {
     /// The flag [`QueryPool::stop_all`] raises, for each query's limits.
     pub(crate) fn stopping(&self) -> Arc<AtomicBool> {
         self.stopping.clone()
+    }
+
+    /// The queries running on the pool.
+    pub(crate) fn tasks(&self) -> &Arc<super::tasks::QueryTasks> {
+        &self.tasks
     }
 
     /// Interrupts every query, running or queued, and every later one.

@@ -11,14 +11,16 @@ use super::parser::display::quote_ident;
 use super::result::Message;
 use crate::catalog::Catalog;
 
-/// The warning for `statement`, run successfully from a GET with `database` as `db=`;
-/// None for a statement that only reads (or that 1.x lets through silently).
+/// The warning for `statement`, run successfully from a GET with `database` as `db=` and
+/// `policy` as `rp=`; None for a statement that only reads (or that 1.x lets through
+/// silently).
 pub(crate) fn warning(
     catalog: &Catalog,
     statement: &Statement,
     database: Option<&str>,
+    policy: Option<&str>,
 ) -> Option<Message> {
-    let text = statement_text(catalog, statement, database)?;
+    let text = statement_text(catalog, statement, database, policy)?;
     Some(Message {
         level: "warning",
         text: format!(
@@ -32,13 +34,14 @@ fn statement_text(
     catalog: &Catalog,
     statement: &Statement,
     database: Option<&str>,
+    policy: Option<&str>,
 ) -> Option<String> {
     use Statement as S;
     let text = match statement {
         S::Select(s) => {
             s.target.as_ref()?;
             let mut s = s.clone();
-            normalize(catalog, database, &mut s);
+            normalize(catalog, database, policy, &mut s);
             s.to_string()
         }
         S::CreateDatabase(c) => create_database(c),
@@ -133,25 +136,53 @@ fn create_database(c: &CreateDatabaseStatement) -> String {
     text
 }
 
-/// 1.x's normalization before a SELECT runs: every measurement (the target's too) without
-/// a database gets the query's, and without a policy its database's default. And a whole
-/// fill() number written as 1.x's `%v` writes it (`fill(1)`, not `fill(1.0)`).
-fn normalize(catalog: &Catalog, database: Option<&str>, s: &mut SelectStatement) {
+/// A whole fill() number as 1.x's `%v` writes it (`fill(1)`, not `fill(1.0)`), in the
+/// statement and its subqueries.
+pub(crate) fn go_fill(s: &mut SelectStatement) {
     if let Some(Fill::Number(x)) = s.fill {
         if x.fract() == 0.0 && x.abs() < 1e15 {
             s.fill = Some(Fill::Integer(x as i64));
         }
     }
+    for source in &mut s.sources {
+        if let Source::Subquery(inner) = source {
+            go_fill(inner);
+        }
+    }
+}
+
+/// 1.x's normalization before a SELECT runs: every measurement (the target's too) without
+/// a database gets the query's, and without a policy the request's `rp=`, else its
+/// database's default; fill() numbers as [`go_fill`] writes them.
+fn normalize(
+    catalog: &Catalog,
+    database: Option<&str>,
+    policy: Option<&str>,
+    s: &mut SelectStatement,
+) {
+    go_fill(s);
+    qualify_measurements(catalog, database, policy, s);
+}
+
+fn qualify_measurements(
+    catalog: &Catalog,
+    database: Option<&str>,
+    policy: Option<&str>,
+    s: &mut SelectStatement,
+) {
     let qualify = |db: &mut Option<String>, rp: &mut Option<String>| {
         if db.is_none() {
             *db = database.filter(|d| !d.is_empty()).map(str::to_owned);
         }
         if rp.is_none() {
-            *rp = db
-                .as_deref()
-                .and_then(|d| catalog.databases.get(d))
-                .map(|d| d.default_policy.clone())
-                .filter(|p| !p.is_empty());
+            *rp = match policy.filter(|p| !p.is_empty()) {
+                Some(p) => Some(p.to_owned()),
+                None => db
+                    .as_deref()
+                    .and_then(|d| catalog.databases.get(d))
+                    .map(|d| d.default_policy.clone())
+                    .filter(|p| !p.is_empty()),
+            };
         }
     };
     if let Some(t) = &mut s.target {
@@ -160,7 +191,7 @@ fn normalize(catalog: &Catalog, database: Option<&str>, s: &mut SelectStatement)
     for source in &mut s.sources {
         match source {
             Source::Measurement(m) => qualify(&mut m.database, &mut m.retention_policy),
-            Source::Subquery(inner) => normalize(catalog, database, inner),
+            Source::Subquery(inner) => qualify_measurements(catalog, database, policy, inner),
         }
     }
 }

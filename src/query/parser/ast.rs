@@ -418,7 +418,6 @@ pub(crate) struct ShowSeriesStatement {
 pub(crate) struct ShowTagKeysStatement {
     pub database: Option<String>,
     pub sources: Vec<Source>,
-    pub tag_key: Option<TagKeyPredicate>,
     pub condition: Option<Expr>,
     pub order_by: Vec<SortField>,
     pub limit: u64,

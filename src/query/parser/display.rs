@@ -395,9 +395,6 @@ impl Display for Statement {
                 f.write_str("SHOW TAG KEYS")?;
                 on(f, &s.database)?;
                 from(f, &s.sources)?;
-                if let Some(k) = &s.tag_key {
-                    write!(f, " {k}")?;
-                }
                 where_(f, &s.condition)?;
                 order_by(f, &s.order_by)?;
                 int_opt(f, "LIMIT", s.limit)?;

@@ -893,10 +893,7 @@ impl<'a> Parser<'a> {
             sources: self.parse_from_sources()?,
             ..Default::default()
         };
-        if self.accept(K::With) {
-            self.unscan();
-            st.tag_key = Some(self.parse_tag_key_expr()?);
-        }
+        // No WITH KEY here: 1.x's parser refuses it (`found WITH, expected ;`).
         st.condition = self.parse_condition()?;
         st.order_by = self.parse_order_by()?;
         st.limit = self.parse_optional_int(K::Limit)?;

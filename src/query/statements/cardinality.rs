@@ -185,7 +185,7 @@ fn answer(
 type Group = Vec<(String, String)>;
 
 /// Distinct series or measurements of the database, across its retention policies.
-fn estimate_of(storage: &Storage, database: &str, kind: CardinalityKind) -> usize {
+pub(crate) fn estimate_of(storage: &Storage, database: &str, kind: CardinalityKind) -> usize {
     let mut seen = BTreeSet::new();
     for shard in storage.shards_of(database, None) {
         match kind {

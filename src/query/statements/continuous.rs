@@ -15,10 +15,14 @@ pub(crate) async fn create(
     s: &CreateContinuousQueryStatement,
 ) -> Result<Vec<Series>, QueryError> {
     apply_decision(cx.control, |c| {
-        // Stored with every measurement qualified by the query's database and its
-        // default policy, as 1.x normalizes the statement before it keeps its text.
+        // Stored as 1.x normalizes the statement before it keeps its text: every
+        // measurement qualified with the request's database (`db=`, else the query's ON
+        // database) and policy (`rp=`, else that database's default), fill() numbers as
+        // Go's `%v` writes them.
         let mut s = s.clone();
-        qualify(c, &s.database, &mut s.source)?;
+        let database = cx.database.filter(|d| !d.is_empty()).unwrap_or(&s.database);
+        qualify(c, database, cx.retention_policy, &mut s.source)?;
+        crate::query::read_only::go_fill(&mut s.source);
         let query = Statement::CreateContinuousQuery(s.clone()).to_string();
         c.create_continuous_query(&s.database, &s.name, &query)
     })
@@ -54,12 +58,13 @@ pub(crate) async fn show(cx: &Context<'_>) -> Result<Vec<Series>, QueryError> {
         .await)
 }
 
-/// Sets the database (`database`) and retention policy (its default) of every
-/// measurement and of the target that name none, and checks that each named policy
-/// exists, in 1.x's order (the target first) and words.
+/// Sets the database (`database`) and retention policy (`policy`, else the database's
+/// default) of every measurement and of the target that name none, and checks that each
+/// named policy exists, in 1.x's order (the target first) and words.
 fn qualify(
     catalog: &Catalog,
     database: &str,
+    policy: Option<&str>,
     stmt: &mut SelectStatement,
 ) -> Result<(), CatalogError> {
     let default_policy = |db: &str| -> Result<String, CatalogError> {
@@ -67,7 +72,7 @@ fn qualify(
             .databases
             .get(db)
             .ok_or_else(|| CatalogError::DatabaseNotFound(db.into()))?;
-        Ok(d.default_policy.clone())
+        Ok(policy.map_or_else(|| d.default_policy.clone(), str::to_owned))
     };
     let check = |db: &str, rp: &str| -> Result<(), CatalogError> {
         if catalog.has_policy(db, rp) {
@@ -91,7 +96,7 @@ fn qualify(
                 let policy = default_policy(&db)?;
                 m.retention_policy.get_or_insert(policy);
             }
-            Source::Subquery(inner) => qualify(catalog, database, inner)?,
+            Source::Subquery(inner) => qualify(catalog, database, policy, inner)?,
         }
     }
     if let Some(t) = &stmt.target {

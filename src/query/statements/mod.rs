@@ -10,6 +10,7 @@ pub(crate) mod delete;
 mod into;
 pub(crate) mod retention;
 pub(crate) mod select;
+pub(crate) mod server;
 pub(crate) mod shard;
 pub(crate) mod show;
 pub(crate) mod user;
@@ -31,11 +32,18 @@ pub(crate) struct Context<'a> {
     pub(crate) auth: &'a Authenticator,
     /// The `db` parameter: the database of statements that name none.
     pub(crate) database: Option<&'a str>,
+    /// The `rp` parameter, if any.
+    pub(crate) retention_policy: Option<&'a str>,
     /// Nanoseconds per unit of `epoch=`, or None for RFC 3339 times.
     pub(crate) epoch: Option<i64>,
     /// The authenticated caller (None when authentication is off).
     pub(crate) principal: Option<&'a Principal>,
     pub(crate) limits: QueryLimits,
+    /// The queries running on the node (SHOW QUERIES, KILL QUERY).
+    pub(crate) tasks: &'a crate::query::tasks::QueryTasks,
+    /// The node's settings and start (SHOW DIAGNOSTICS).
+    pub(crate) config: &'a crate::config::NodeConfig,
+    pub(crate) started: std::time::SystemTime,
 }
 
 /// Applies a catalog decision of a statement that answers nothing.

@@ -75,11 +75,6 @@ pub(crate) async fn tag_keys(
     cx: &Context<'_>,
     s: &ShowTagKeysStatement,
 ) -> Result<Vec<Series>, QueryError> {
-    if s.tag_key.is_some() {
-        return Err(QueryError::not_supported(
-            "SHOW TAG KEYS WITH KEY is not supported yet",
-        ));
-    }
     let (db, _) = existing_database(cx, s.database.as_deref()).await?;
     let condition = s.condition.as_ref();
     let scope =
