@@ -69,6 +69,7 @@ impl QueryHarness {
     pub fn query(&self, db: Option<&str>, q: &str) -> Result<Vec<u8>, String> {
         let options = QueryOptions {
             database: db.map(str::to_owned),
+            retention_policy: None,
             epoch: None,
             principal: None,
             params: Default::default(),
