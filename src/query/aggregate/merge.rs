@@ -126,7 +126,9 @@ pub(super) fn source_order<'a>(
             out
         })
         .collect();
-    let tagged: Vec<Vec<(i64, (usize, usize, usize))>> = runs
+    // A run as the heap sees it: its window, and which source's rows it spans.
+    type Run = (i64, (usize, usize, usize));
+    let tagged: Vec<Vec<Run>> = runs
         .iter()
         .enumerate()
         .map(|(i, own)| own.iter().map(|&(w, a, b)| (w, (i, a, b))).collect())

@@ -220,7 +220,7 @@ fn source_rank(stmt: &SelectStatement, target: &Target) -> usize {
     let named = |m: &Measurement| {
         m.retention_policy
             .as_ref()
-            .map_or(true, |p| *p == target.policy)
+            .is_none_or(|p| *p == target.policy)
             && matches!(&m.name, MeasurementName::Name(n) if *n == target.measurement)
     };
     let position = |by_regex: bool| {
