@@ -633,7 +633,8 @@ const TIME_ZONES: &[&str] = &[
 /// `beat` (policy `other`, hour shards) has series at the same and at interleaved times
 /// across a shard boundary; `cpu` hosts share every time. (integral() GROUP BY tags keeps
 /// to one group: 1.6 returns its series in no fixed order.)
-/// Also a subquery beside another source of its measurement.
+/// Also a subquery beside another source of its measurement, and one measurement of several
+/// policies.
 const SHARED_TIMES: &[&str] = &[
     "SELECT derivative(usage) FROM cpu WHERE {early}",
     "SELECT derivative(usage, 1m) FROM cpu WHERE {gap} GROUP BY region",
@@ -674,6 +675,15 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT integral(v, 1m) FROM other.beat GROUP BY time(10m) ORDER BY time DESC",
     "SELECT integral(v) FROM other.beat WHERE g = 'g1' GROUP BY time(7m, 2m), g ORDER BY time DESC",
     "SELECT integral(v) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T01:00:00Z' ORDER BY time DESC LIMIT 1",
+    // Beside other fields or in an expression: each field streamed apart, joined by time
+    // as 1.x's cursor joins them (rows stamped with windows' ends meet the others' only
+    // where the times agree).
+    "SELECT integral(usage), mean(usage) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(usage), integral(count) FROM cpu WHERE host = 'a' AND {early} ORDER BY time DESC",
+    "SELECT integral(usage), max(usage) FROM cpu WHERE host = 'a' AND {early} ORDER BY time DESC",
+    "SELECT integral(usage) * 2 FROM cpu WHERE host = 'a' AND {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(v), count(v) FROM other.beat WHERE time >= '2024-01-01T00:50:00Z' AND time < '2024-01-01T01:10:00Z' GROUP BY time(10m) ORDER BY time DESC",
+    "SELECT mean(usage), integral(usage, 1m) FROM cpu WHERE host = 'b' AND {early} GROUP BY time(1m) ORDER BY time DESC",
     // 1.x's integer reducer: after a window's bound, the next trapezoid from the value
     // interpolated there and the one before it; a window without GROUP BY time too.
     "SELECT integral(count) FROM cpu WHERE host = 'a' AND {early} GROUP BY time(25s)",
@@ -702,6 +712,71 @@ const SHARED_TIMES: &[&str] = &[
     "SELECT top(usage, 3) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
     "SELECT bottom(count, 4) FROM (SELECT count FROM cpu WHERE host = 'b'), cpu WHERE {early} GROUP BY time(1m)",
     "SELECT top(usage, 2) FROM cpu, (SELECT usage FROM cpu) WHERE {early} GROUP BY host",
+    // Raw rows, with tags and several fields: each source's merge of its series (by time,
+    // then the string values selected), then 1.x's heap over the sources in the order the
+    // statement names them; LIMIT and OFFSET cut that order.
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} LIMIT 4 OFFSET 2",
+    "SELECT usage FROM (SELECT usage FROM cpu WHERE host = 'a'), cpu WHERE {minute} LIMIT 7",
+    "SELECT usage, host FROM cpu, (SELECT usage, host FROM cpu WHERE host = 'a') WHERE {minute} LIMIT 9",
+    "SELECT usage, host FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} ORDER BY time DESC LIMIT 9",
+    "SELECT usage, count FROM (SELECT usage, count FROM cpu WHERE host = 'b'), cpu WHERE {minute} LIMIT 8",
+    "SELECT usage, note FROM cpu, (SELECT usage, note FROM cpu WHERE host = 'a') WHERE {minute} LIMIT 8",
+    "SELECT usage + 1, count FROM cpu, (SELECT usage, count FROM cpu WHERE host = 'a') WHERE {minute} LIMIT 5",
+    "SELECT * FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} LIMIT 6",
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} GROUP BY host LIMIT 2",
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host != 'c' GROUP BY host) WHERE {minute} LIMIT 9",
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host != 'c' GROUP BY host) WHERE {minute} ORDER BY time DESC LIMIT 9",
+    "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a'), (SELECT usage FROM cpu WHERE host = 'b') WHERE {minute} LIMIT 12",
+    "SELECT usage FROM q.autogen.cpu, (SELECT usage FROM cpu WHERE host = 'a'), q.other.cpu WHERE {early} LIMIT 12",
+    "SELECT usage FROM cpu, (SELECT max(usage) AS usage FROM cpu WHERE {early} GROUP BY time(1m)) WHERE {early} LIMIT 8",
+    "SELECT v, src FROM (SELECT v FROM other.beat WHERE src = 'x'), other.beat ORDER BY time DESC LIMIT 40",
+    "SELECT v FROM other.beat, (SELECT v FROM other.beat WHERE src = 'x') WHERE time >= '2024-01-01T00:59:00Z' AND time < '2024-01-01T01:01:00Z'",
+    // The same order within one source, and across policies.
+    "SELECT usage FROM cpu WHERE {minute} LIMIT 4 OFFSET 2",
+    "SELECT usage FROM cpu WHERE {minute} ORDER BY time DESC LIMIT 4 OFFSET 2",
+    "SELECT usage, host FROM cpu WHERE {minute} LIMIT 5",
+    "SELECT * FROM cpu WHERE {minute} LIMIT 7",
+    "SELECT v, src FROM other.beat ORDER BY time DESC LIMIT 20",
+    "SELECT usage FROM q.other.cpu, q.autogen.cpu WHERE {early} LIMIT 10",
+    "SELECT usage, host FROM q.other.cpu, q.autogen.cpu WHERE {early} ORDER BY time DESC LIMIT 30",
+    // Selectors (ties across sources too), sample of every point, distinct.
+    "SELECT min(usage), max(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early} GROUP BY time(1m)",
+    "SELECT min(count) FROM cpu, (SELECT count FROM cpu WHERE host = 'a') WHERE {early} GROUP BY time(1m)",
+    "SELECT max(usage), min(count) FROM cpu, (SELECT usage, count FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT percentile(usage, 50) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT percentile(count, 30) FROM cpu, (SELECT count FROM cpu WHERE host = 'b') WHERE {early} GROUP BY time(1m)",
+    "SELECT percentile(count, 50), percentile(usage, 90) FROM cpu, (SELECT count, usage FROM cpu WHERE host = 'b') WHERE {early} GROUP BY time(1m)",
+    "SELECT mode(count) FROM cpu, (SELECT count FROM cpu WHERE host = 'b') WHERE {early}",
+    "SELECT distinct(count) FROM cpu, (SELECT count FROM cpu WHERE host = 'b') WHERE {early}",
+    "SELECT count(distinct(count)) FROM cpu, (SELECT count FROM cpu WHERE host = 'b') WHERE {early}",
+    "SELECT sample(usage, 1000) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute}",
+    "SELECT sample(usage, 1000), host FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute}",
+    "SELECT top(usage, 3), host FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early}",
+    "SELECT top(usage, 3), host FROM (SELECT usage FROM cpu WHERE host = 'a'), cpu WHERE {early}",
+    "SELECT bottom(usage, 4), host, region FROM cpu, (SELECT usage, host FROM cpu WHERE host = 'b') WHERE {early} GROUP BY time(2m)",
+    "SELECT first(usage), last(usage), min(usage), max(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'b') WHERE {early} GROUP BY time(1m), host",
+    "SELECT median(usage), mean(count) FROM cpu, (SELECT usage, count FROM cpu WHERE host = 'b') WHERE {early} GROUP BY host",
+    // Transformations and integral() over several sources: 1.x's MergeIterator hands
+    // them one source's points of a window after another's (time runs back between
+    // them), each source in its own merge order.
+    "SELECT derivative(usage) FROM (SELECT usage FROM cpu WHERE {minute})",
+    "SELECT derivative(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute}",
+    "SELECT derivative(usage, 1m) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} ORDER BY time DESC",
+    "SELECT non_negative_derivative(usage) FROM (SELECT usage FROM cpu WHERE host = 'a'), cpu WHERE {minute}",
+    "SELECT cumulative_sum(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute}",
+    "SELECT cumulative_sum(usage) FROM (SELECT usage FROM cpu WHERE host = 'a'), cpu WHERE {minute}",
+    "SELECT difference(usage), elapsed(usage) FROM (SELECT usage FROM cpu WHERE host != 'b'), cpu WHERE {minute}",
+    "SELECT moving_average(usage, 3) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute} ORDER BY time DESC",
+    "SELECT non_negative_derivative(v) FROM (SELECT v FROM other.beat)",
+    "SELECT cumulative_sum(v) FROM other.beat, (SELECT v FROM other.beat WHERE g = 'g1') GROUP BY g",
+    "SELECT derivative(usage) FROM q.autogen.cpu, q.other.cpu WHERE {minute}",
+    "SELECT cumulative_sum(count) FROM q.other.cpu, q.autogen.cpu WHERE {early} GROUP BY host",
+    "SELECT integral(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {minute}",
+    "SELECT integral(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early} GROUP BY time(1m)",
+    "SELECT integral(usage) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') WHERE {early} GROUP BY time(1m) ORDER BY time DESC",
+    "SELECT integral(v) FROM (SELECT v FROM other.beat)",
+    "SELECT integral(usage) FROM q.other.cpu, q.autogen.cpu WHERE {early}",
     "SELECT elapsed(n, 1s), cumulative_sum(n) FROM other.beat",
 ];
 
@@ -1350,19 +1425,23 @@ fn listings_keep_creation_order_across_restarts(influxd: SocketAddr, dir: &std::
     ours.stop();
 }
 
-/// 1.6 merges the points of a subquery and of another source of the same measurement
-/// into one series in an order that raw rows depend on at shared times; shardkeeper
-/// refuses those rather than answer otherwise (influxd is not asked; the calls it answers
-/// are compared in `SHARED_TIMES`).
+/// A subquery beside another source of its measurement is answered but for top() and
+/// bottom() with tag arguments (1.6 groups the subquery by those tags yet leaves them out of
+/// its columns) and SLIMIT/SOFFSET (1.6 passes them into the subquery too): those are
+/// refused with the reason (influxd is not asked).
 fn a_subquery_beside_a_source_of_its_measurement_is_refused(ours: SocketAddr) {
-    let q = "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')";
-    let error = query(ours, DB, q).json()["results"][0]["error"].clone();
-    assert!(
-        error
-            .as_str()
-            .is_some_and(|e| e.contains("same measurement")),
-        "{q}: {error}"
-    );
+    for q in [
+        "SELECT top(usage, host, 2) FROM cpu, (SELECT usage FROM cpu WHERE host = 'a')",
+        "SELECT usage FROM cpu, (SELECT usage FROM cpu WHERE host = 'a') SLIMIT 1",
+    ] {
+        let error = query(ours, DB, q).json()["results"][0]["error"].clone();
+        assert!(
+            error
+                .as_str()
+                .is_some_and(|e| e.contains("same measurement")),
+            "{q}: {error}"
+        );
+    }
 }
 
 /// top(), sample() and moving_average() of a count far beyond the points there are answer

@@ -116,6 +116,7 @@ struct Compiler<'a> {
     aggregates: Vec<AggregateCall>,
     raw_refs: bool,
     raw_transforms: bool,
+    descending: bool,
 }
 
 /// Compiles the statement's fields (none of them `*` or a tag: the raw path handles those).
@@ -130,6 +131,7 @@ pub(super) fn compile(
         aggregates: Vec::new(),
         raw_refs: false,
         raw_transforms: false,
+        descending: super::rows::descending(stmt),
     };
     if let Some(plan) = c.selection_plan(stmt)? {
         return Ok(plan);
@@ -529,7 +531,11 @@ impl Compiler<'_> {
                 if name == "elapsed" {
                     Transform::Elapsed { unit }
                 } else {
-                    Transform::Derivative { unit, non_negative }
+                    Transform::Derivative {
+                        unit,
+                        non_negative,
+                        descending: self.descending,
+                    }
                 }
             }
             "difference" | "non_negative_difference" | "cumulative_sum" => {

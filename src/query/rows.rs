@@ -8,6 +8,9 @@ use serde_json::Value;
 /// One series' rows: a time and one value per scanned field each, in time order.
 pub(super) struct SeriesRows {
     pub tags: Vec<(String, String)>,
+    /// Which of the scan's sources the rows came from (see `Scan::origins`); 0 when it
+    /// read one.
+    pub source: usize,
     pub times: Vec<i64>,
     /// The rows' values, `width` per row, one row after another (one allocation, not one
     /// per row).
@@ -19,6 +22,7 @@ impl SeriesRows {
     pub(super) fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
         SeriesRows {
             tags,
+            source: 0,
             times: Vec::new(),
             values: Vec::new(),
             width,

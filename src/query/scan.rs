@@ -79,6 +79,20 @@ pub(super) struct Scan {
     /// 1.x merges a group's series shard by shard (see `aggregate::merge`). None for
     /// several sources joined or a subquery's rows.
     pub shard_starts: Option<Vec<i64>>,
+    /// When the scan stacks several sources of one measurement (a subquery beside
+    /// another source), each source's origin, in the order the statement names them;
+    /// each series' `source` indexes it. Empty otherwise.
+    pub origins: Vec<Origin>,
+}
+
+/// Where rows came from, for the order in which 1.x merges them
+/// (`aggregate::merge::merged_rows`).
+#[derive(Clone, Debug)]
+pub(crate) enum Origin {
+    /// Read from storage: the starts of the shards read, ascending.
+    Stored(Vec<i64>),
+    /// A subquery's rows.
+    Derived,
 }
 
 /// A GROUP BY tag's values (empty for a series without it), by key.

@@ -141,6 +141,7 @@ pub(super) fn scans(
             end,
             folded: None,
             shard_starts: None,
+            origins: Vec::new(),
         });
     }
     Ok(out)

@@ -14,6 +14,10 @@ pub(super) enum Transform {
     Derivative {
         unit: i64,
         non_negative: bool,
+        /// Whether the query runs in descending time order: 1.x negates the elapsed time
+        /// then, so that a point later in the answer's order (not in time) counts as
+        /// later (points of several sources come one source after another).
+        descending: bool,
     },
     Difference {
         non_negative: bool,
@@ -82,13 +86,17 @@ impl Transform {
                     }
                     prev = Some((time, v));
                     out[i] = match self {
-                        Transform::Derivative { unit, non_negative } => {
+                        Transform::Derivative {
+                            unit,
+                            non_negative,
+                            descending,
+                        } => {
                             let diff = as_f64(v).unwrap_or(0.0) - as_f64(pv).unwrap_or(0.0);
                             if non_negative && diff < 0.0 {
                                 continue;
                             }
-                            // Positive in either order: 1.x negates it when descending.
-                            let elapsed = (time - pt).abs() as f64 / unit as f64;
+                            let elapsed = if descending { pt - time } else { time - pt };
+                            let elapsed = elapsed as f64 / unit as f64;
                             Cell::Value(FieldValue::Float(diff / elapsed))
                         }
                         Transform::Difference { non_negative } => {
@@ -184,6 +192,7 @@ mod tests {
         let out = Transform::Derivative {
             unit: 10,
             non_negative: false,
+            descending: false,
         }
         .apply(&times, &input)
         .unwrap();

@@ -6,7 +6,9 @@
 //! than by a rule. A time lies in one shard, so shards follow one another.
 
 use super::super::rows::SeriesRows;
+use super::super::scan::Origin;
 use crate::line_protocol::FieldValue;
+use std::collections::BTreeMap;
 
 /// A row of a series: its time and values.
 pub(super) type Row<'a> = (i64, &'a [Option<FieldValue>]);
@@ -28,7 +30,7 @@ pub(super) fn merge_order<'a>(
     }
     let shard_of = |t: i64| shard_starts.partition_point(|&s| s <= t);
     // Each series' rows with the field, split by shard, in the query's order.
-    let mut by_shard: std::collections::BTreeMap<usize, Vec<Vec<Row<'a>>>> = Default::default();
+    let mut by_shard: BTreeMap<usize, Vec<Vec<Row<'a>>>> = Default::default();
     for (_, s) in &series {
         let mut rows: Vec<Row<'a>> = s
             .rows()
@@ -61,6 +63,82 @@ pub(super) fn merge_order<'a>(
     out
 }
 
+/// The rows of `members` that have a value of `field`, in the order 1.x hands them to a
+/// transformation or integral(): each source's own merge ([`merge_order`] for a stored
+/// one, a subquery's series merged by time), and with several sources its
+/// `MergeIterator` over them, which yields one source's points of a window (the window
+/// `window_of` names) before it turns to the next source, taking windows and sources in
+/// its heap's order.
+pub(super) fn source_order<'a>(
+    members: &[&'a SeriesRows],
+    field: usize,
+    origins: &[Origin],
+    descending: bool,
+    window_of: &dyn Fn(i64) -> i64,
+) -> Vec<Row<'a>> {
+    let mut by_source: BTreeMap<usize, Vec<&'a SeriesRows>> = BTreeMap::new();
+    for s in members {
+        by_source.entry(s.source).or_default().push(*s);
+    }
+    let mut streams: Vec<Vec<Row<'a>>> = Vec::with_capacity(by_source.len());
+    for (source, own) in by_source {
+        match origins.get(source) {
+            Some(Origin::Stored(starts)) => {
+                streams.push(merge_order(&own, field, starts, descending));
+            }
+            _ => {
+                let mut inputs: Vec<Vec<Row<'a>>> = own
+                    .iter()
+                    .map(|s| {
+                        let mut rows: Vec<Row<'a>> = s
+                            .rows()
+                            .filter(|(_, values)| values.get(field).is_some_and(Option::is_some))
+                            .map(|(t, values)| (*t, values))
+                            .collect();
+                        if descending {
+                            rows.reverse();
+                        }
+                        rows
+                    })
+                    .collect();
+                if descending {
+                    inputs.reverse();
+                }
+                streams.push(sorted_merge(&inputs, descending));
+            }
+        }
+    }
+    if streams.len() < 2 {
+        return streams.pop().unwrap_or_default();
+    }
+    // Each source's rows cut into runs of one window, as (window, first, end) over it.
+    let runs: Vec<Vec<(i64, usize, usize)>> = streams
+        .iter()
+        .map(|rows| {
+            let mut out = Vec::new();
+            let mut start = 0;
+            while start < rows.len() {
+                let w = window_of(rows[start].0);
+                let len = rows[start..].partition_point(|r| window_of(r.0) == w);
+                out.push((w, start, start + len));
+                start += len;
+            }
+            out
+        })
+        .collect();
+    // A run as the heap sees it: its window, and which source's rows it spans.
+    type Run = (i64, (usize, usize, usize));
+    let tagged: Vec<Vec<Run>> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, own)| own.iter().map(|&(w, a, b)| (w, (i, a, b))).collect())
+        .collect();
+    sorted_merge(&tagged, descending)
+        .into_iter()
+        .flat_map(|(_, (i, a, b))| streams[i][a..b].iter().copied())
+        .collect()
+}
+
 /// 1.x's series key order: the tags' `key=value` pairs, escaped as in line protocol,
 /// in key order (the measurement is the same for all).
 fn series_key(tags: &[(String, String)]) -> String {
@@ -77,33 +155,34 @@ fn series_key(tags: &[(String, String)]) -> String {
         .collect()
 }
 
-/// A sorted merge of `inputs` (each in the query's order) as 1.x's
-/// `SortedMergeIterator` does it: every non-empty input on a heap (`heap.Init`), then
-/// repeatedly `heap.Pop` the least, emit its point and `heap.Push` it back with its next.
+/// A sorted merge of `inputs` (each in the query's order) by time alone.
 fn sorted_merge<T: Copy>(inputs: &[Vec<(i64, T)>], descending: bool) -> Vec<(i64, T)> {
+    let by_time = |a: &(i64, T), b: &(i64, T)| if descending { a.0 > b.0 } else { a.0 < b.0 };
+    heap_merge(inputs.to_vec(), &by_time)
+}
+
+/// A merge of `inputs` (each ordered by `less`) as 1.x's `SortedMergeIterator` does it:
+/// every non-empty input on a heap (`heap.Init`), then repeatedly `heap.Pop` the least,
+/// emit its point and `heap.Push` it back with its next. Of items neither less than the
+/// other, whichever the heap's shape puts first comes first: that is reproduced step by
+/// step rather than by a rule.
+fn heap_merge<T: Copy>(inputs: Vec<Vec<T>>, less: &dyn Fn(&T, &T) -> bool) -> Vec<T> {
     let mut heap: Vec<(usize, usize)> = (0..inputs.len())
         .filter(|&i| !inputs[i].is_empty())
         .map(|i| (i, 0))
         .collect();
-    let time = |item: (usize, usize)| inputs[item.0][item.1].0;
-    let less = |heap: &[(usize, usize)], i: usize, j: usize| {
-        let (x, y) = (time(heap[i]), time(heap[j]));
-        if descending {
-            x > y
-        } else {
-            x < y
-        }
-    };
+    let item = |at: (usize, usize)| &inputs[at.0][at.1];
+    let before = |heap: &[(usize, usize)], i: usize, j: usize| less(item(heap[i]), item(heap[j]));
     let down = |heap: &mut Vec<(usize, usize)>, mut i: usize, n: usize| loop {
         let j1 = 2 * i + 1;
         if j1 >= n {
             break;
         }
         let mut j = j1;
-        if j1 + 1 < n && less(heap, j1 + 1, j1) {
+        if j1 + 1 < n && before(heap, j1 + 1, j1) {
             j = j1 + 1;
         }
-        if !less(heap, j, i) {
+        if !before(heap, j, i) {
             break;
         }
         heap.swap(i, j);
@@ -125,7 +204,7 @@ fn sorted_merge<T: Copy>(inputs: &[Vec<(i64, T)>], descending: bool) -> Vec<(i64
             let mut j = heap.len() - 1;
             while j > 0 {
                 let i = (j - 1) / 2;
-                if !less(&heap, j, i) {
+                if !before(&heap, j, i) {
                     break;
                 }
                 heap.swap(i, j);
@@ -134,6 +213,88 @@ fn sorted_merge<T: Copy>(inputs: &[Vec<(i64, T)>], descending: bool) -> Vec<(i64
         }
     }
     out
+}
+
+/// The order in which 1.x's sorted merges yield a group's rows: each stored source's
+/// series merged shard by shard (in series-key order, reversed when descending), a
+/// subquery's rows in time order, then the sources' streams merged in the order the
+/// statement names them. `rows[m]` holds member m's rows in time order as (time, id);
+/// `tie(a, b)` says whether row `a` comes before row `b` of the same time, as 1.x's heap
+/// compares their auxiliary values. Every member's `source` indexes `origins`.
+pub(crate) fn merged_rows(
+    members: &[&SeriesRows],
+    rows: Vec<Vec<(i64, usize)>>,
+    origins: &[Origin],
+    descending: bool,
+    tie: &dyn Fn(usize, usize) -> bool,
+) -> Vec<(i64, usize)> {
+    let less = |a: &(i64, usize), b: &(i64, usize)| {
+        if a.0 != b.0 {
+            return if descending { a.0 > b.0 } else { a.0 < b.0 };
+        }
+        tie(a.1, b.1)
+    };
+    type Keyed = Vec<(String, Vec<(i64, usize)>)>;
+    let mut by_source: BTreeMap<usize, Keyed> = BTreeMap::new();
+    for (s, mut own) in members.iter().zip(rows) {
+        if descending {
+            own.reverse();
+        }
+        by_source
+            .entry(s.source)
+            .or_default()
+            .push((series_key(&s.tags), own));
+    }
+    let mut streams = Vec::with_capacity(by_source.len());
+    for (source, mut series) in by_source {
+        let Some(Origin::Stored(shard_starts)) = origins.get(source) else {
+            // A subquery's rows come as its own merge of its series yields them (by
+            // time: the values it compares are its own statement's).
+            let by_time = |a: &(i64, usize), b: &(i64, usize)| {
+                if descending {
+                    a.0 > b.0
+                } else {
+                    a.0 < b.0
+                }
+            };
+            let mut inputs: Vec<Vec<(i64, usize)>> =
+                series.into_iter().map(|(_, own)| own).collect();
+            if descending {
+                inputs.reverse();
+            }
+            streams.push(heap_merge(inputs, &by_time));
+            continue;
+        };
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        if descending {
+            series.reverse();
+        }
+        let shard_of = |t: i64| shard_starts.partition_point(|&s| s <= t);
+        let mut by_shard: BTreeMap<usize, Vec<Vec<(i64, usize)>>> = BTreeMap::new();
+        for (_, own) in series {
+            let mut start = 0;
+            while start < own.len() {
+                let shard = shard_of(own[start].0);
+                let len = own[start..].partition_point(|r| shard_of(r.0) == shard);
+                by_shard
+                    .entry(shard)
+                    .or_default()
+                    .push(own[start..start + len].to_vec());
+                start += len;
+            }
+        }
+        let shards: Box<dyn Iterator<Item = Vec<Vec<(i64, usize)>>>> = if descending {
+            Box::new(by_shard.into_values().rev())
+        } else {
+            Box::new(by_shard.into_values())
+        };
+        let mut stream = Vec::new();
+        for inputs in shards {
+            stream.extend(heap_merge(inputs, &less));
+        }
+        streams.push(stream);
+    }
+    heap_merge(streams, &less)
 }
 
 #[cfg(test)]

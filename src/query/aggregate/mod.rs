@@ -11,7 +11,7 @@
 
 mod fill;
 mod fold;
-mod merge;
+pub(super) mod merge;
 mod windows;
 
 pub(crate) use fold::Folder;
@@ -22,7 +22,7 @@ use super::parser::ast::{Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
 use super::result::Series;
 use super::rows::{answer_row_bytes, descending, json_value, limit, SeriesRows};
-use super::scan::{Folded, Group, Scan, SelectContext};
+use super::scan::{Folded, Group, Origin, Scan, SelectContext};
 use super::selection;
 use crate::line_protocol::FieldValue;
 use merge::Row;
@@ -104,6 +104,16 @@ pub(super) fn execute(
     let group_tags = group_tags(stmt, &scan.tag_keys)?;
     let transforms = plan.fields.iter().any(has_transform);
     let descending = descending(stmt);
+    // Where the scan's rows came from, for the order in which 1.x hands points of equal
+    // time to a transformation or integral() (see `merge`).
+    let origins: Vec<Origin> = if !scan.origins.is_empty() {
+        scan.origins.clone()
+    } else {
+        vec![scan
+            .shard_starts
+            .clone()
+            .map_or(Origin::Derived, Origin::Stored)]
+    };
 
     // Groups of series by the values of the GROUP BY tags, in tag order.
     let mut groups: BTreeMap<Group, Vec<&SeriesRows>> = BTreeMap::new();
@@ -251,9 +261,7 @@ pub(super) fn execute(
     for (tags, members) in groups {
         ctx.limits.check_deadline()?;
         let rows: Vec<(i64, Vec<Value>)> = match (plan.kind, &plan.selection) {
-            (Kind::Points, _) => {
-                point_rows(plan, &members, descending, scan.shard_starts.as_deref())?
-            }
+            (Kind::Points, _) => point_rows(plan, &members, descending, &origins)?,
             (_, Some(selection)) => selection::rows(
                 &ctx.limits,
                 selection,
@@ -274,7 +282,7 @@ pub(super) fn execute(
                 single_selector,
                 extra,
                 descending,
-                scan.shard_starts.as_deref(),
+                &origins,
                 (scan.start, scan.end),
             )?,
         };
@@ -383,7 +391,7 @@ fn point_rows(
     plan: &Plan,
     members: &[&SeriesRows],
     descending: bool,
-    shard_starts: Option<&[i64]>,
+    origins: &[Origin],
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let mut points: Vec<Row<'_>> = members
         .iter()
@@ -391,8 +399,9 @@ fn point_rows(
         .collect();
     // Transformations see the points in the query's order.
     points.sort_by_key(|(t, _)| *t);
-    if points.windows(2).any(|p| p[0].0 == p[1].0) {
-        return shared_time_rows(plan, members, descending, shard_starts);
+    // Several sources are handed over one after another (see `merge::source_order`).
+    if origins.len() > 1 || points.windows(2).any(|p| p[0].0 == p[1].0) {
+        return shared_time_rows(plan, members, descending, origins);
     }
     if descending {
         points.reverse();
@@ -458,21 +467,12 @@ fn shared_time_rows(
     plan: &Plan,
     members: &[&SeriesRows],
     descending: bool,
-    shard_starts: Option<&[i64]>,
+    origins: &[Origin],
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
-    let Some(shard_starts) = shard_starts else {
-        // Several sources (or a subquery) add a merge across them that is not
-        // reproduced.
-        return Err(QueryError::not_supported(
-            "transforming the raw points of several series that share timestamps, read \
-             from several sources or a subquery, is not supported: GROUP BY their tags or \
-             select one series",
-        ));
-    };
     let mut streams: Vec<Vec<(i64, Value)>> = Vec::with_capacity(plan.fields.len());
     for f in &plan.fields {
         let points = match field_of(f)? {
-            Some(field) => merge::merge_order(members, field, shard_starts, descending),
+            Some(field) => merge::source_order(members, field, origins, descending, &|_| 0),
             None => Vec::new(),
         };
         let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();

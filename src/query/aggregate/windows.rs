@@ -11,9 +11,9 @@ use crate::query::error::QueryError;
 use crate::query::functions::{Acc, Reduced};
 use crate::query::limits::QueryLimits;
 use crate::query::parser::ast::Fill;
-use crate::query::plan::{eval_column, Func, Node, Plan};
+use crate::query::plan::{eval_column, AggregateCall, Func, Node, Plan};
 use crate::query::rows::{answer_row_bytes, num, SeriesRows, ROWS_PER_CHARGE};
-use crate::query::scan::WindowAccs;
+use crate::query::scan::{Origin, WindowAccs};
 use crate::query::zone::Zone;
 use serde_json::Value;
 
@@ -179,12 +179,127 @@ pub(super) fn window_rows(
     single_selector: bool,
     extra: Option<usize>,
     descending: bool,
-    shard_starts: Option<&[i64]>,
+    origins: &[Origin],
     range: (i64, i64),
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let calls = &plan.aggregates;
-    if descending && calls.iter().any(|c| matches!(c.func, Func::Integral(_))) {
-        return descending_integral_rows(plan, members, windows, shard_starts, range);
+    let integral = |c: &AggregateCall| matches!(c.func, Func::Integral(_));
+    if descending && calls.iter().any(integral) {
+        if let ([call], [Node::Aggregate(0)]) = (calls.as_slice(), plan.fields.as_slice()) {
+            return descending_integral_rows(call, members, windows, origins, range);
+        }
+        if extra.is_some() {
+            // The window read before the range for a transformation would reach the
+            // integral() too.
+            return Err(QueryError::not_supported(
+                "integral() in descending order beside a transformation of an aggregate is \
+                 not supported yet",
+            ));
+        }
+        // Beside other fields (or inside an expression), 1.x streams each field apart
+        // and its cursor joins them: at each step the latest time of the streams' next
+        // points, each stream giving its next point at that time (so an integral()'s rows,
+        // stamped with their windows' ends, and a window's other rows meet only where
+        // their times do).
+        let mut streams: Vec<Vec<(i64, Value)>> = Vec::with_capacity(plan.fields.len());
+        for field in &plan.fields {
+            let used: Vec<usize> = (0..calls.len())
+                .filter(|k| field.any(&|n| matches!(n, Node::Aggregate(j) if j == k)))
+                .collect();
+            let mut rows: Vec<(i64, Value)> = match used.as_slice() {
+                [k] if integral(&calls[*k]) => {
+                    let areas =
+                        descending_integral_rows(&calls[*k], members, windows, origins, range)?;
+                    let times: Vec<i64> = areas.iter().map(|(t, _)| *t).collect();
+                    let cells: Vec<Cell> = areas
+                        .iter()
+                        .map(|(_, v)| {
+                            v[0].as_f64()
+                                .map_or(Cell::Null, |a| Cell::Value(FieldValue::Float(a)))
+                        })
+                        .collect();
+                    let leaf = |node: &Node| match node {
+                        Node::Aggregate(j) if j == k => cells.clone(),
+                        _ => vec![Cell::Absent; times.len()],
+                    };
+                    let column = eval_column(field, &times, &leaf)?;
+                    (0..times.len())
+                        .filter(|&r| present(std::slice::from_ref(&column), r))
+                        .map(|r| (times[r], cell_json(&column, r)))
+                        .collect()
+                }
+                _ if used.iter().any(|&k| integral(&calls[k])) => {
+                    return Err(QueryError::not_supported(
+                        "integral() in descending order in an expression with other \
+                         functions is not supported yet",
+                    ))
+                }
+                _ => {
+                    // The field alone; the integral() calls it does not read are left out
+                    // as counts, which it does not read either.
+                    let alone = Plan {
+                        kind: plan.kind,
+                        fields: vec![field.clone()],
+                        aggregates: calls
+                            .iter()
+                            .map(|c| {
+                                let mut c = c.clone();
+                                if integral(&c) {
+                                    c.func = Func::Count;
+                                }
+                                c
+                            })
+                            .collect(),
+                        selection: None,
+                        holt_winters: vec![None],
+                    };
+                    window_rows(
+                        limits,
+                        &alone,
+                        members,
+                        None,
+                        windows,
+                        fill,
+                        integer,
+                        single_selector,
+                        extra,
+                        descending,
+                        origins,
+                        range,
+                    )?
+                    .into_iter()
+                    .map(|(t, mut row)| (t, row.swap_remove(0)))
+                    .collect()
+                }
+            };
+            // In the query's order.
+            rows.reverse();
+            streams.push(rows);
+        }
+        let mut next = vec![0usize; streams.len()];
+        let mut rows = Vec::new();
+        loop {
+            let heads = streams
+                .iter()
+                .zip(&next)
+                .filter_map(|(s, &at)| s.get(at).map(|(t, _)| *t));
+            let Some(time) = heads.max() else { break };
+            let row = streams
+                .iter_mut()
+                .zip(next.iter_mut())
+                .map(|(s, at)| match s.get_mut(*at) {
+                    Some((t, v)) if *t == time => {
+                        *at += 1;
+                        std::mem::take(v)
+                    }
+                    _ => Value::Null,
+                })
+                .collect();
+            rows.push((time, row));
+        }
+        // Oldest first, as the caller reverses a descending group's rows.
+        rows.reverse();
+        return Ok(rows);
     }
     // What this group holds while its windows are computed, charged before any of it is
     // made: every window (filled ones too) has each call's reduction, its result, a cell
@@ -262,17 +377,12 @@ pub(super) fn window_rows(
                 .filter_map(|(t, values)| Some((*t, num(values.get(field)?.as_ref()?)?)))
                 .collect();
             points.sort_by_key(|(t, _)| *t);
-            if points.windows(2).any(|p| p[0].0 == p[1].0) {
+            if origins.len() > 1 || points.windows(2).any(|p| p[0].0 == p[1].0) {
                 // Of several series' points at one time, the one 1.x's merge yields last
-                // counts (see `merge`).
-                let Some(shard_starts) = shard_starts.filter(|_| !descending) else {
-                    return Err(QueryError::not_supported(
-                        "integral() of several series that share timestamps, in descending \
-                         order or read from several sources or a subquery, is not \
-                         supported: GROUP BY their tags or select one series",
-                    ));
-                };
-                points = super::merge::merge_order(members, field, shard_starts, false)
+                // counts; several sources come one after another, a window at a time
+                // (see `merge`).
+                let window_of = |t: i64| windows.index(t).map_or(i64::MIN, |w| windows.start(w));
+                points = super::merge::source_order(members, field, origins, false, &window_of)
                     .into_iter()
                     .filter_map(|(t, values)| Some((t, num(values.get(field)?.as_ref()?)?)))
                     .collect();
@@ -424,25 +534,16 @@ pub(super) fn window_rows(
 /// closed when a point reaches its start and its row is stamped with its end, and the
 /// last window's row is left out when its last point lies at that end (so, without GROUP
 /// BY time, a group whose earliest point is at the epoch answers nothing). Returned
-/// oldest first, as the caller reverses a descending group's rows. Only as the one field
-/// of the statement.
+/// oldest first, as the caller reverses a descending group's rows.
 fn descending_integral_rows(
-    plan: &Plan,
+    call: &AggregateCall,
     members: &[&SeriesRows],
     windows: &Windows,
-    shard_starts: Option<&[i64]>,
+    origins: &[Origin],
     range: (i64, i64),
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
-    let refuse = |what: &str| {
-        Err(QueryError::not_supported(format!(
-            "integral() in descending order {what} is not supported yet"
-        )))
-    };
-    let [call] = plan.aggregates.as_slice() else {
-        return refuse("beside other fields");
-    };
-    let (Func::Integral(unit), [Node::Aggregate(0)]) = (call.func, plan.fields.as_slice()) else {
-        return refuse("beside other fields");
+    let Func::Integral(unit) = call.func else {
+        return Ok(Vec::new());
     };
     let Some(field) = call.field else {
         return Ok(Vec::new());
@@ -453,14 +554,11 @@ fn descending_integral_rows(
         .filter_map(|(t, values)| Some((*t, values.get(field)?.as_ref()?)))
         .collect();
     points.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-    if points.windows(2).any(|p| p[0].0 == p[1].0) {
-        // Of several series' points at one time, 1.x's merge decides which comes first.
-        let Some(shard_starts) = shard_starts else {
-            return refuse(
-                "of several series that share timestamps, read from several sources or a subquery,",
-            );
-        };
-        points = super::merge::merge_order(members, field, shard_starts, true)
+    if origins.len() > 1 || points.windows(2).any(|p| p[0].0 == p[1].0) {
+        // Of several series' points at one time, 1.x's merge decides which comes first;
+        // several sources come one after another, a window at a time.
+        let window_of = |t: i64| windows.index(t).map_or(i64::MIN, |w| windows.start(w));
+        points = super::merge::source_order(members, field, origins, true, &window_of)
             .into_iter()
             .filter_map(|(t, values)| Some((t, values.get(field)?.as_ref()?)))
             .collect();

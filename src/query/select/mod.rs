@@ -13,11 +13,13 @@ mod targets;
 
 use raw::raw;
 use scans::scan;
-use targets::{merged, targets, wildcard_columns, Target};
+use targets::{stacked, targets, wildcard_columns, Target};
 
 use super::error::QueryError;
 use super::eval::time_range;
-use super::parser::ast::{DataType, Expr, Fill, SelectStatement, Source};
+use super::parser::ast::{
+    DataType, Expr, Fill, Measurement, MeasurementName, SelectStatement, Source,
+};
 use super::plan::{self, Kind};
 use super::result::Series;
 use super::rows::{descending, SeriesRows};
@@ -55,16 +57,16 @@ pub(super) fn execute(
             _ => inputs.push(Input::Stored(vec![target])),
         }
     }
-    for source in &stmt.sources {
+    for (rank, source) in stmt.sources.iter().enumerate() {
         if let Source::Subquery(inner) = source {
             let scans = super::subquery::scans(stmt, inner, ctx)?;
-            inputs.extend(scans.into_iter().map(|s| Input::Derived(Box::new(s))));
+            inputs.extend(scans.into_iter().map(|s| Input::Derived(Box::new(s), rank)));
         }
     }
     inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
     let clash = inputs.windows(2).any(|pair| {
         pair[0].measurement() == pair[1].measurement()
-            && (matches!(pair[0], Input::Derived(_)) || matches!(pair[1], Input::Derived(_)))
+            && (matches!(pair[0], Input::Derived(..)) || matches!(pair[1], Input::Derived(..)))
     });
     if clash {
         inputs = joined_with_subqueries(stmt, ctx, inputs)?;
@@ -84,7 +86,7 @@ pub(super) fn execute(
                         }
                     }
                 }
-                Input::Derived(scan) => {
+                Input::Derived(scan, _) => {
                     for name in &scan.fields {
                         if let Some(kind) = field_type(scan, name) {
                             fields.entry(name.clone()).or_insert(stored_type(kind));
@@ -157,62 +159,78 @@ pub(super) fn execute(
     Ok(series)
 }
 
-/// 1.x merges the points of a subquery and of other sources of the same measurement into
-/// one series. Done here for calls whose result does not depend on the order in which
-/// points of one time arrive (1.x's merge across sources yields those in heap order):
-/// each such measurement's sources are read and their series joined by tags, as
-/// several policies of one measurement are. The selectors are among them when nothing
-/// is selected beside them: 1.x's first(), last(), min(), max(), top() and bottom()
-/// break ties of time or value by value or time, so what they pick is the same whatever
-/// the order (only which of two equal points carries its tags would not be).
+/// 1.x merges the points of a subquery and of other sources of the same measurement
+/// into one series: each such measurement's sources are read and stacked into one scan,
+/// each series marked with its source ([`stacked`]), so that the operators that depend on
+/// the order of points of equal time can follow 1.x's merge of the sources.
+///
+/// Refused, with the reason: top() and bottom() with tag arguments, which 1.x answers by
+/// grouping the subquery by those tags while leaving them out of its columns, and SLIMIT
+/// or SOFFSET, which 1.x passes into the subquery as well.
 fn joined_with_subqueries(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     inputs: Vec<Input>,
 ) -> Result<Vec<Input>, QueryError> {
-    let order_free = stmt.fields.iter().all(|f| {
-        matches!(&f.expr, Expr::Call(c)
-        if matches!(c.args.first(), Some(Expr::VarRef(_)))
-            && match c.name.as_str() {
-                "count" | "sum" | "mean" | "min" | "max" | "spread" | "stddev" | "median"
-                | "first" | "last" => true,
-                // Without tag arguments, whose max() or min() per tag keeps tags.
-                "top" | "bottom" => c.args.len() == 2,
-                _ => false,
-            })
+    let tag_arguments = stmt.fields.iter().any(|f| {
+        matches!(&f.expr, Expr::Call(c) if matches!(c.name.as_str(), "top" | "bottom") && c.args.len() > 2)
     });
-    if !order_free || stmt.slimit > 0 || stmt.soffset > 0 {
+    if tag_arguments || stmt.slimit > 0 || stmt.soffset > 0 {
         return Err(QueryError::not_supported(
-            "a subquery with another source of the same measurement is supported for \
-             count, sum, mean, min, max, first, last, spread, stddev, median and top/bottom \
-             without tag arguments, nothing beside them and no SLIMIT/SOFFSET, not yet for \
-             others: 1.x merges their points in an order other calls depend on",
+            "a subquery with another source of the same measurement is not supported with \
+             top() or bottom() with tag arguments, or with SLIMIT/SOFFSET",
         ));
     }
     let mut out: Vec<Input> = Vec::new();
-    let mut pending: Vec<Scan> = Vec::new();
+    let mut pending: Vec<(usize, Scan)> = Vec::new();
     let mut inputs = inputs.into_iter().peekable();
     while let Some(input) = inputs.next() {
         let name = input.measurement().to_owned();
         match input {
             Input::Stored(targets) => {
                 for t in &targets {
-                    pending.push(scan(stmt, ctx, t, &|_| None)?);
+                    pending.push((source_rank(stmt, t), scan(stmt, ctx, t, &|_| None)?));
                 }
             }
-            Input::Derived(scan) => pending.push(*scan),
+            Input::Derived(scan, rank) => pending.push((rank, *scan)),
         }
         if inputs.peek().is_some_and(|next| next.measurement() == name) {
             continue;
         }
-        let scans = std::mem::take(&mut pending);
-        out.push(Input::Derived(Box::new(if scans.len() == 1 {
-            scans.into_iter().next().expect("one scan")
-        } else {
-            merged(&ctx.limits, scans)?
-        })));
+        let mut scans = std::mem::take(&mut pending);
+        let rank = scans.iter().map(|(r, _)| *r).min().unwrap_or(0);
+        out.push(Input::Derived(
+            Box::new(if scans.len() == 1 {
+                scans.pop().expect("one scan").1
+            } else {
+                // In the order the statement names them (stable: several targets of one
+                // source keep theirs).
+                scans.sort_by_key(|(r, _)| *r);
+                stacked(&ctx.limits, scans.into_iter().map(|(_, s)| s).collect())?
+            }),
+            rank,
+        ));
     }
     Ok(out)
+}
+
+/// The position among the statement's sources of the first that names `target`'s
+/// measurement (a regular expression is taken to name it when no name does).
+fn source_rank(stmt: &SelectStatement, target: &Target) -> usize {
+    let named = |m: &Measurement| {
+        m.retention_policy
+            .as_ref()
+            .is_none_or(|p| *p == target.policy)
+            && matches!(&m.name, MeasurementName::Name(n) if *n == target.measurement)
+    };
+    let position = |by_regex: bool| {
+        stmt.sources.iter().position(|s| match s {
+            Source::Measurement(m) if by_regex => matches!(m.name, MeasurementName::Regex(_)),
+            Source::Measurement(m) => named(m),
+            Source::Subquery(_) => false,
+        })
+    };
+    position(false).or_else(|| position(true)).unwrap_or(0)
 }
 
 /// Whether an expression is calls around `*` or a regular expression (`mean(*)`).
@@ -231,14 +249,15 @@ fn calls_pattern(e: &Expr) -> bool {
 /// databases), or the rows of a subquery.
 enum Input {
     Stored(Vec<Target>),
-    Derived(Box<Scan>),
+    /// With the position of its subquery among the statement's sources.
+    Derived(Box<Scan>, usize),
 }
 
 impl Input {
     fn measurement(&self) -> &str {
         match self {
             Input::Stored(targets) => &targets[0].measurement,
-            Input::Derived(scan) => &scan.measurement,
+            Input::Derived(scan, _) => &scan.measurement,
         }
     }
 }
@@ -290,10 +309,19 @@ fn execute_one(
                 } else {
                     stmt
                 };
-                (stmt, merged(&ctx.limits, scans)?)
+                // Stacked, not joined: raw rows and transformations follow 1.x's merge of
+                // the sources, in the order the statement names them.
+                let mut ranked: Vec<(usize, Scan)> = several
+                    .iter()
+                    .map(|t| source_rank(stmt, t))
+                    .zip(scans)
+                    .collect();
+                ranked.sort_by_key(|(r, _)| *r);
+                let joined = stacked(&ctx.limits, ranked.into_iter().map(|(_, s)| s).collect())?;
+                (stmt, joined)
             }
         },
-        Input::Derived(scan) => (stmt, *scan),
+        Input::Derived(scan, _) => (stmt, *scan),
     };
     let folded = scan.folded.as_ref();
     ctx.limits

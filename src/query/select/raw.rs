@@ -1,6 +1,7 @@
 //! The answer of a statement without functions: its fields, tags and expressions of
 //! fields row by row, grouped by the GROUP BY tags.
 
+use crate::query::aggregate::merge::merged_rows;
 use crate::query::error::QueryError;
 use crate::query::parser::ast::{Expr, SelectStatement};
 use crate::query::plan::{column_names, eval_row, reads_any, Node, Plan};
@@ -8,7 +9,7 @@ use crate::query::result::Series;
 use crate::query::rows::{
     answer_row_bytes, descending, json_value, limit, SeriesRows, ROWS_PER_CHARGE,
 };
-use crate::query::scan::{Scan, SelectContext};
+use crate::query::scan::{Origin, Scan, SelectContext};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -97,12 +98,33 @@ pub(super) fn raw(
         groups.entry(key).or_default().push(s);
     }
     let row_bytes = answer_row_bytes(columns.len());
+    // 1.x's order of rows of equal time, where it can be followed: that of its merges of
+    // the series and sources read (see `merged_rows`).
+    let origins = if !scan.origins.is_empty() {
+        scan.origins.clone()
+    } else {
+        scan.shard_starts
+            .clone()
+            .map(Origin::Stored)
+            .into_iter()
+            .collect()
+    };
+    let aux = if origins.is_empty() {
+        Vec::new()
+    } else {
+        aux_refs(stmt, &scan, &group_tags)
+    };
+    let desc = descending(stmt);
     let mut out = Vec::new();
     for (key, members) in groups {
         let mut rows: Vec<(i64, Vec<Value>)> = Vec::new();
+        let mut own_rows: Vec<Vec<(i64, usize)>> = Vec::with_capacity(members.len());
+        let mut aux_values: Vec<Vec<Option<String>>> = Vec::new();
         let mut charged = 0;
-        for s in members {
+        for &s in &members {
             ctx.limits.check_deadline()?;
+            let mut own = Vec::new();
+            let stored = matches!(origins.get(s.source), Some(Origin::Stored(_)));
             for (time, values) in s.rows() {
                 if rows.len() - charged >= ROWS_PER_CHARGE {
                     ctx.limits.charge((rows.len() - charged) * row_bytes)?;
@@ -132,16 +154,36 @@ pub(super) fn raw(
                     });
                 }
                 if any_field {
+                    if !origins.is_empty() {
+                        own.push((*time, rows.len()));
+                        if !aux.is_empty() {
+                            aux_values.push(aux_of(&aux, s, values, stored));
+                        }
+                    }
                     rows.push((*time, out));
                 }
             }
+            own_rows.push(own);
         }
         ctx.limits.charge((rows.len() - charged) * row_bytes)?;
-        // Stable either way: rows of equal time keep their series order.
-        if descending(stmt) {
-            rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+        if origins.is_empty() {
+            // Stable either way: rows of equal time keep their series order.
+            if desc {
+                rows.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+            } else {
+                rows.sort_by_key(|(t, _)| *t);
+            }
         } else {
-            rows.sort_by_key(|(t, _)| *t);
+            let tie = |a: usize, b: usize| match (aux_values.get(a), aux_values.get(b)) {
+                (Some(x), Some(y)) => aux_before(x, y, desc),
+                _ => false,
+            };
+            let order = merged_rows(&members, own_rows, &origins, desc, &tie);
+            let mut slots: Vec<Option<(i64, Vec<Value>)>> = rows.into_iter().map(Some).collect();
+            rows = order
+                .into_iter()
+                .filter_map(|(_, id)| slots.get_mut(id).and_then(Option::take))
+                .collect();
         }
         let values = ctx.page(rows, stmt.offset, stmt.limit);
         if values.is_empty() {
@@ -164,4 +206,88 @@ pub(super) fn raw(
         out.reverse();
     }
     Ok(out)
+}
+
+/// What 1.x's heap compares rows of equal time by: the statement's auxiliary values (the
+/// fields and tags it reads, by name), each a field's index or a tag's key.
+enum AuxRef {
+    Field(Option<usize>),
+    Tag(String),
+}
+
+/// The fields and tags the statement reads, sorted by name as 1.x sorts its auxiliary
+/// references (`*` is every field and the tags not grouped by).
+fn aux_refs(stmt: &SelectStatement, scan: &Scan, group_tags: &[String]) -> Vec<AuxRef> {
+    fn walk(e: &Expr, names: &mut Vec<String>) {
+        match e {
+            Expr::VarRef(v) if v.name != "time" => names.push(v.name.clone()),
+            Expr::Call(c) => c.args.iter().for_each(|a| walk(a, names)),
+            Expr::Binary(b) => {
+                walk(&b.lhs, names);
+                walk(&b.rhs, names);
+            }
+            Expr::Paren(inner) => walk(inner, names),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    for f in &stmt.fields {
+        match &f.expr {
+            Expr::Wildcard(_) => {
+                names.extend(scan.fields.iter().cloned());
+                names.extend(
+                    scan.tag_keys
+                        .iter()
+                        .filter(|t| !group_tags.contains(t))
+                        .cloned(),
+                );
+            }
+            e => walk(e, &mut names),
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| match scan.fields.iter().position(|f| *f == name) {
+            Some(i) => AuxRef::Field(Some(i)),
+            None if scan.tag_keys.contains(&name) => AuxRef::Tag(name),
+            None => AuxRef::Field(None),
+        })
+        .collect()
+}
+
+/// A row's auxiliary values as 1.x's heap sees them: strings (a stored series' missing
+/// tag is the empty string; a subquery's is no value), anything else no string.
+fn aux_of(
+    aux: &[AuxRef],
+    s: &SeriesRows,
+    values: &[Option<crate::line_protocol::FieldValue>],
+    stored: bool,
+) -> Vec<Option<String>> {
+    aux.iter()
+        .map(|a| match a {
+            AuxRef::Field(i) => match i.and_then(|i| values.get(i)?.as_ref()) {
+                Some(crate::line_protocol::FieldValue::String(v)) => Some(v.clone()),
+                _ => None,
+            },
+            AuxRef::Tag(key) => match s.tags.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => Some(v.clone()),
+                None => stored.then(String::new),
+            },
+        })
+        .collect()
+}
+
+/// 1.x's comparison of two points' auxiliary values at equal times: the first that
+/// differ decide, as long as both are strings; anything else ties.
+fn aux_before(x: &[Option<String>], y: &[Option<String>], descending: bool) -> bool {
+    for (a, b) in x.iter().zip(y) {
+        match (a, b) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => return if descending { a > b } else { a < b },
+            _ => return false,
+        }
+    }
+    false
 }

@@ -126,6 +126,7 @@ pub(super) fn scan(
             starts.sort_unstable();
             starts
         }),
+        origins: Vec::new(),
     };
     // Window starts are those of UTC unless tz() moves them: then the rows are kept.
     match &plan {

@@ -1,14 +1,15 @@
 //! Which measurements a statement reads (its sources' names and patterns matched, in a
 //! database and policy that exist), the shards of each in range, and one measurement read
-//! from several policies or databases joined into one scan, as 1.x answers it.
+//! from several policies or databases (or a subquery beside it) stacked into one scan,
+//! each series keeping its source, as 1.x answers it.
 
 use crate::line_protocol::FieldValue;
 use crate::query::error::QueryError;
 use crate::query::limits::QueryLimits;
 use crate::query::parser::ast::{MeasurementName, SelectStatement, Source};
 use crate::query::rows::SeriesRows;
-use crate::query::scan::{Scan, SelectContext};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use crate::query::scan::{Origin, Scan, SelectContext};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// One measurement a statement reads, in a database and retention policy that exist.
@@ -78,61 +79,57 @@ pub(super) fn targets(
     Ok(out)
 }
 
-/// One measurement read from several policies or databases is one answer in 1.x: series
-/// of the same tags are joined, their rows in time order (of equal times, the earlier
-/// source's first), over the union of the fields.
-pub(super) fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, QueryError> {
+/// Several sources of one measurement (several policies or databases, a subquery beside
+/// another) as one scan, one answer in 1.x, whose series keep their source: each series is marked with its scan's position in `scans`
+/// (the order the statement names them) and `origins` says where each came from, for
+/// 1.x's merge order ([`crate::query::aggregate::merge::merged_rows`]). Rows are copied
+/// over the union of the fields; the copy is charged too, since for a moment both are
+/// held.
+pub(super) fn stacked(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, QueryError> {
     let fields: Vec<String> = scans
         .iter()
         .flat_map(|s| s.fields.iter().cloned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    type Rows = Vec<(i64, Vec<Option<FieldValue>>)>;
-    let mut by_tags: BTreeMap<Vec<(String, String)>, Rows> = BTreeMap::new();
+    let row_bytes = std::mem::size_of::<(i64, Vec<Option<FieldValue>>)>()
+        + fields.len() * std::mem::size_of::<Option<FieldValue>>();
     let (mut field_keys, mut tag_keys) = (HashSet::new(), BTreeSet::new());
     let (mut measurement, mut range) = (String::new(), (i64::MIN, i64::MAX));
-    for scan in scans {
+    let mut series = Vec::new();
+    let mut origins = Vec::with_capacity(scans.len());
+    for (source, scan) in scans.into_iter().enumerate() {
         let at: Vec<usize> = scan
             .fields
             .iter()
             .map(|f| {
                 fields
                     .binary_search(f)
-                    .expect("every scan's fields are merged")
+                    .expect("every scan's fields are stacked")
             })
             .collect();
-        // The joined rows are a copy of the scans' (charged as they were read), charged
-        // too: for a moment both are held.
-        let row_bytes = std::mem::size_of::<(i64, Vec<Option<FieldValue>>)>()
-            + fields.len() * std::mem::size_of::<Option<FieldValue>>();
         for s in &scan.series {
             limits.check_deadline()?;
             limits.charge(s.times.len() * row_bytes)?;
-            let rows = by_tags.entry(s.tags.clone()).or_default();
+            let mut copy = SeriesRows::new(s.tags.clone(), fields.len());
+            copy.source = source;
             for (time, values) in s.rows() {
                 let mut row = vec![None; fields.len()];
                 for (v, &i) in values.iter().zip(&at) {
                     row[i] = v.clone();
                 }
-                rows.push((*time, row));
+                copy.push(*time, row);
             }
+            series.push(copy);
         }
+        origins.push(match scan.shard_starts {
+            Some(starts) if scan.origins.is_empty() => Origin::Stored(starts),
+            _ => Origin::Derived,
+        });
         field_keys.extend(scan.field_keys);
         tag_keys.extend(scan.tag_keys);
         (measurement, range) = (scan.measurement, (scan.start, scan.end));
     }
-    let series = by_tags
-        .into_iter()
-        .map(|(tags, mut rows)| {
-            rows.sort_by_key(|(time, _)| *time);
-            let mut joined = SeriesRows::new(tags, fields.len());
-            for (time, values) in rows {
-                joined.push(time, values);
-            }
-            joined
-        })
-        .collect();
     Ok(Scan {
         measurement,
         fields,
@@ -143,6 +140,7 @@ pub(super) fn merged(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, Que
         end: range.1,
         folded: None,
         shard_starts: None,
+        origins,
     })
 }
 
@@ -217,19 +215,22 @@ mod tests {
             end: i64::MAX,
             folded: None,
             shard_starts: None,
+            origins: Vec::new(),
         }
     }
 
-    /// Joining one measurement read from several policies copies their rows: the copy is
+    /// Stacking one measurement read from several sources copies their rows: the copy is
     /// charged to the query's budget, and past it the query stops.
     #[test]
-    fn joining_scans_past_the_memory_budget_is_refused() {
+    fn stacking_scans_past_the_memory_budget_is_refused() {
         let limits = QueryLimits::with_budget(1);
         let scans = || vec![scan_of(&["a"], 20_000), scan_of(&["b"], 20_000)];
-        assert!(merged(&limits, scans())
+        assert!(stacked(&limits, scans())
             .is_err_and(|e| e.to_string().contains("max_request_memory_mib")));
-        let joined = merged(&QueryLimits::default(), scans()).expect("no budget");
+        let joined = stacked(&QueryLimits::default(), scans()).expect("no budget");
         assert_eq!(joined.fields, ["a", "b"]);
-        assert_eq!(joined.series[0].times.len(), 40_000);
+        let sources: Vec<usize> = joined.series.iter().map(|s| s.source).collect();
+        assert_eq!(sources, [0, 1]);
+        assert_eq!(joined.series[1].times.len(), 20_000);
     }
 }
