@@ -40,16 +40,7 @@ pub(super) fn merge_order<'a>(
         if descending {
             rows.reverse();
         }
-        let mut start = 0;
-        while start < rows.len() {
-            let shard = shard_of(rows[start].0);
-            let len = rows[start..].partition_point(|r| shard_of(r.0) == shard);
-            by_shard
-                .entry(shard)
-                .or_default()
-                .push(rows[start..start + len].to_vec());
-            start += len;
-        }
+        split_by_shard(&rows, |r| r.0, &shard_of, &mut by_shard);
     }
     let mut out = Vec::new();
     let shards: Box<dyn Iterator<Item = Vec<Vec<Row<'a>>>>> = if descending {
@@ -272,16 +263,7 @@ pub(crate) fn merged_rows(
         let shard_of = |t: i64| shard_starts.partition_point(|&s| s <= t);
         let mut by_shard: BTreeMap<usize, Vec<Vec<(i64, usize)>>> = BTreeMap::new();
         for (_, own) in series {
-            let mut start = 0;
-            while start < own.len() {
-                let shard = shard_of(own[start].0);
-                let len = own[start..].partition_point(|r| shard_of(r.0) == shard);
-                by_shard
-                    .entry(shard)
-                    .or_default()
-                    .push(own[start..start + len].to_vec());
-                start += len;
-            }
+            split_by_shard(&own, |r| r.0, &shard_of, &mut by_shard);
         }
         let shards: Box<dyn Iterator<Item = Vec<Vec<(i64, usize)>>>> = if descending {
             Box::new(by_shard.into_values().rev())
@@ -295,6 +277,26 @@ pub(crate) fn merged_rows(
         streams.push(stream);
     }
     heap_merge(streams, &less)
+}
+
+/// Appends a series' rows (in the query's order) to `by_shard`, one run per shard its
+/// times fall in.
+fn split_by_shard<T: Clone>(
+    rows: &[T],
+    time: impl Fn(&T) -> i64,
+    shard_of: &impl Fn(i64) -> usize,
+    by_shard: &mut BTreeMap<usize, Vec<Vec<T>>>,
+) {
+    let mut start = 0;
+    while start < rows.len() {
+        let shard = shard_of(time(&rows[start]));
+        let len = rows[start..].partition_point(|r| shard_of(time(r)) == shard);
+        by_shard
+            .entry(shard)
+            .or_default()
+            .push(rows[start..start + len].to_vec());
+        start += len;
+    }
 }
 
 #[cfg(test)]

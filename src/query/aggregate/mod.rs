@@ -483,6 +483,15 @@ fn shared_time_rows(
             .collect();
         streams.push(stream);
     }
+    Ok(join_by_time(streams, descending))
+}
+
+/// Joins streams of (time, value), each in the query's order (`descending`), into rows of
+/// one cell a stream (null where a stream has no value at that time), oldest first.
+pub(super) fn join_by_time(
+    mut streams: Vec<Vec<(i64, Value)>>,
+    descending: bool,
+) -> Vec<(i64, Vec<Value>)> {
     let mut next = vec![0usize; streams.len()];
     let mut rows = Vec::new();
     loop {
@@ -508,7 +517,7 @@ fn shared_time_rows(
     if descending {
         rows.reverse();
     }
-    Ok(rows)
+    rows
 }
 
 pub(super) fn time_offset(stmt: &SelectStatement) -> i64 {

@@ -276,30 +276,8 @@ pub(super) fn window_rows(
             rows.reverse();
             streams.push(rows);
         }
-        let mut next = vec![0usize; streams.len()];
-        let mut rows = Vec::new();
-        loop {
-            let heads = streams
-                .iter()
-                .zip(&next)
-                .filter_map(|(s, &at)| s.get(at).map(|(t, _)| *t));
-            let Some(time) = heads.max() else { break };
-            let row = streams
-                .iter_mut()
-                .zip(next.iter_mut())
-                .map(|(s, at)| match s.get_mut(*at) {
-                    Some((t, v)) if *t == time => {
-                        *at += 1;
-                        std::mem::take(v)
-                    }
-                    _ => Value::Null,
-                })
-                .collect();
-            rows.push((time, row));
-        }
         // Oldest first, as the caller reverses a descending group's rows.
-        rows.reverse();
-        return Ok(rows);
+        return Ok(super::join_by_time(streams, true));
     }
     // What this group holds while its windows are computed, charged before any of it is
     // made: every window (filled ones too) has each call's reduction, its result, a cell
