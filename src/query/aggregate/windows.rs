@@ -467,10 +467,44 @@ pub(super) fn window_rows(
         (0..windows.count).collect()
     };
     let times: Vec<i64> = order.iter().map(|&w| windows.start(w)).collect();
+    // Per window, the row of the one selector's point, for the fields and tags beside it.
+    let selected: Vec<Option<(&SeriesRows, usize)>> =
+        if plan.fields.iter().any(super::reads_selected_point) {
+            reduced
+                .iter()
+                .map(|window| {
+                    let (time, value) = window.first()?.as_ref()?;
+                    selected_point(members, calls[0].field?, *time, value)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let beside = |w: usize, read: &dyn Fn(&SeriesRows, usize) -> Option<FieldValue>| match selected
+        .get(w)
+        .copied()
+        .flatten()
+    {
+        Some((s, row)) => read(s, row).map_or(Cell::Null, Cell::Value),
+        None => Cell::Absent,
+    };
     let leaf = |node: &Node| match node {
         Node::Aggregate(k) => order
             .iter()
             .map(|&w| aggregate_columns[*k][w].clone())
+            .collect(),
+        Node::Tag(key) => order
+            .iter()
+            .map(|&w| {
+                beside(w, &|s, _| {
+                    let (_, v) = s.tags.iter().find(|(k, _)| k == key)?;
+                    Some(FieldValue::String(v.clone()))
+                })
+            })
+            .collect(),
+        Node::SelectedField(i) => order
+            .iter()
+            .map(|&w| beside(w, &|s, row| s.value(row, (*i)?).cloned()))
             .collect(),
         _ => vec![Cell::Absent; windows.count],
     };
@@ -527,6 +561,25 @@ pub(super) fn window_rows(
         rows.reverse();
     }
     Ok(rows)
+}
+
+/// The row a selector chose: the first of the group's series (in the order the selector
+/// was fed them) with a point at `time` whose `field` is `value`.
+fn selected_point<'a>(
+    members: &[&'a SeriesRows],
+    field: usize,
+    time: i64,
+    value: &FieldValue,
+) -> Option<(&'a SeriesRows, usize)> {
+    members.iter().find_map(|s| {
+        // Rows are in time order, reversed for a descending query.
+        let row = if s.times.first() > s.times.last() {
+            s.times.binary_search_by(|t| time.cmp(t)).ok()?
+        } else {
+            s.times.binary_search(&time).ok()?
+        };
+        (s.value(row, field) == Some(value)).then_some((*s, row))
+    })
 }
 
 /// integral() in descending order, as 1.x's float reducer streams it fed the points from
