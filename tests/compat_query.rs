@@ -980,6 +980,13 @@ const BESIDE_SELECTORS: &[&str] = &[
     "SELECT median(usage), host FROM cpu WHERE {all}",
     "SELECT mode(usage), host FROM cpu WHERE {all}",
     "SELECT count(usage), host FROM cpu WHERE {all}",
+    "SELECT last(usage), * FROM cpu WHERE {all}",
+    "SELECT first(usage), * FROM cpu WHERE {early} GROUP BY host",
+    "SELECT max(usage), *::tag FROM cpu WHERE {all}",
+    "SELECT min(usage), *::field FROM cpu WHERE {all} GROUP BY time(10m)",
+    "SELECT top(usage, 2), * FROM cpu WHERE {all}",
+    "SELECT max(usage), host FROM cpu, mem WHERE {all}",
+    "SELECT max(used), * FROM cpu, mem WHERE {all}",
 ];
 
 /// Calls of `*` or a regex: one column per field of a type the function takes, across every

@@ -151,7 +151,11 @@ pub(super) fn compile(
             Expr::VarRef(v) => {
                 beside = true;
                 holt_winters.push(None);
-                fields.push(match c.field(&v.name) {
+                let field = match v.data_type {
+                    Some(DataType::Tag) => None,
+                    _ => c.field(&v.name),
+                };
+                fields.push(match field {
                     Some(i) => Node::SelectedField(Some(i)),
                     // A tag, or a name that is neither (null, as a tag no series has).
                     None => Node::Tag(v.name.clone()),
