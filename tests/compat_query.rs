@@ -987,6 +987,10 @@ const BESIDE_SELECTORS: &[&str] = &[
     "SELECT top(usage, 2), * FROM cpu WHERE {all}",
     "SELECT max(usage), host FROM cpu, mem WHERE {all}",
     "SELECT max(used), * FROM cpu, mem WHERE {all}",
+    "SELECT max(usage), count, host FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(previous)",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(0)",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(linear)",
+    "SELECT last(usage), host FROM cpu WHERE {all} GROUP BY time(10m) LIMIT 2 OFFSET 1",
 ];
 
 /// Calls of `*` or a regex: one column per field of a type the function takes, across every

@@ -480,32 +480,48 @@ pub(super) fn window_rows(
         } else {
             Vec::new()
         };
-    let beside = |w: usize, read: &dyn Fn(&SeriesRows, usize) -> Option<FieldValue>| match selected
-        .get(w)
-        .copied()
-        .flatten()
-    {
-        Some((s, row)) => read(s, row).map_or(Cell::Null, Cell::Value),
-        None => Cell::Absent,
+    // A field or tag beside the selector, in the query's order: null in a window the
+    // selector's column fills, and its nulls then filled as 1.x fills them under
+    // fill(previous) (the column's previous value) and fill(<number>).
+    let beside = |read: &dyn Fn(&SeriesRows, usize) -> Option<FieldValue>| -> Vec<Cell> {
+        let mut previous: Option<FieldValue> = None;
+        order
+            .iter()
+            .map(|&w| {
+                let cell = match selected.get(w).copied().flatten() {
+                    Some((s, row)) => read(s, row).map_or(Cell::Null, Cell::Value),
+                    None if aggregate_columns[0][w] == Cell::Absent => Cell::Absent,
+                    None => Cell::Null,
+                };
+                let filled = match (cell, fill) {
+                    (Cell::Null, Fill::Previous) if grouped_by_time => {
+                        previous.clone().map_or(Cell::Null, Cell::Value)
+                    }
+                    (Cell::Null, Fill::Integer(x)) if grouped_by_time => {
+                        Cell::Value(FieldValue::Integer(*x))
+                    }
+                    (Cell::Null, Fill::Number(x)) if grouped_by_time => {
+                        Cell::Value(FieldValue::Float(*x))
+                    }
+                    (cell, _) => cell,
+                };
+                if let Cell::Value(v) = &filled {
+                    previous = Some(v.clone());
+                }
+                filled
+            })
+            .collect()
     };
     let leaf = |node: &Node| match node {
         Node::Aggregate(k) => order
             .iter()
             .map(|&w| aggregate_columns[*k][w].clone())
             .collect(),
-        Node::Tag(key) => order
-            .iter()
-            .map(|&w| {
-                beside(w, &|s, _| {
-                    let (_, v) = s.tags.iter().find(|(k, _)| k == key)?;
-                    Some(FieldValue::String(v.clone()))
-                })
-            })
-            .collect(),
-        Node::SelectedField(i) => order
-            .iter()
-            .map(|&w| beside(w, &|s, row| s.value(row, (*i)?).cloned()))
-            .collect(),
+        Node::Tag(key) => beside(&|s, _| {
+            let (_, v) = s.tags.iter().find(|(k, _)| k == key)?;
+            Some(FieldValue::String(v.clone()))
+        }),
+        Node::SelectedField(i) => beside(&|s, row| s.value(row, (*i)?).cloned()),
         _ => vec![Cell::Absent; windows.count],
     };
     let columns = plan
