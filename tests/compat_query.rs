@@ -496,6 +496,7 @@ fn queries() -> Vec<String> {
     q.extend(with_ranges(RAW_GROUP_BY_TAGS));
     q.extend(with_ranges(WILDCARD_CALLS));
     q.extend(with_ranges(SUBQUERIES));
+    q.extend(with_ranges(BESIDE_SELECTORS));
     q.extend(CARDINALITY.iter().map(|q| q.to_string()));
     q.extend(OTHER_POLICY_QUERIES.iter().map(|q| q.to_string()));
     q.extend(SERIES_COUNTED_ONCE.iter().map(|(q, _)| q.to_string()));
@@ -946,6 +947,50 @@ const RAW_GROUP_BY_TAGS: &[&str] = &[
     "SELECT usage FROM cpu WHERE {ten_seconds} fill(linear)",
     "SELECT usage FROM cpu WHERE {ten_seconds} GROUP BY host fill(none)",
     "SELECT usage, count * 2 FROM cpu WHERE {half_minute} GROUP BY host ORDER BY time DESC LIMIT 2 OFFSET 1",
+];
+
+/// Fields and tags named beside one selector: the values of the point it selects (at its
+/// own time, or the window's start under GROUP BY time), and 1.x's refusals beside
+/// aggregates or several selectors.
+const BESIDE_SELECTORS: &[&str] = &[
+    "SELECT max(usage), host FROM cpu WHERE {all}",
+    "SELECT min(usage), host, count, note, up FROM cpu WHERE {all}",
+    "SELECT first(usage), region, count FROM cpu WHERE {early} GROUP BY host",
+    "SELECT last(count), usage, host FROM cpu WHERE {all} GROUP BY time(5m)",
+    "SELECT max(usage), host, count FROM cpu WHERE {gap} GROUP BY time(1m), region",
+    "SELECT max(usage) * 2, host FROM cpu WHERE {all}",
+    "SELECT percentile(usage, 50), host, count FROM cpu WHERE {all} GROUP BY time(10m)",
+    "SELECT max(usage), usage FROM cpu WHERE {all}",
+    "SELECT max(usage), nosuch, host FROM cpu WHERE {early}",
+    "SELECT max(used), host FROM mem WHERE {all}",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(null)",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(none)",
+    "SELECT max(usage) AS m, host AS h FROM cpu WHERE {all}",
+    "SELECT max(f), host, s FROM tie WHERE {tie}",
+    "SELECT min(i), host, f FROM tie WHERE {tie} GROUP BY time(1m)",
+    "SELECT first(b), host, s FROM tie WHERE {tie}",
+    "SELECT last(s), host, f FROM tie WHERE {tie}",
+    "SELECT max(usage), host FROM cpu WHERE {all} GROUP BY time(10m) ORDER BY time DESC",
+    "SELECT top(usage, 2), count FROM cpu WHERE {all}",
+    "SELECT top(usage, 3), host, count FROM cpu WHERE {all} GROUP BY time(10m)",
+    "SELECT bottom(usage, host, 2), count, note FROM cpu WHERE {all}",
+    "SELECT max(usage), min(count), host FROM cpu WHERE {all}",
+    "SELECT max(usage), count, max(count) FROM cpu WHERE {all}",
+    "SELECT max(usage), mean(count), host FROM cpu WHERE {all}",
+    "SELECT median(usage), host FROM cpu WHERE {all}",
+    "SELECT mode(usage), host FROM cpu WHERE {all}",
+    "SELECT count(usage), host FROM cpu WHERE {all}",
+    "SELECT last(usage), * FROM cpu WHERE {all}",
+    "SELECT first(usage), * FROM cpu WHERE {early} GROUP BY host",
+    "SELECT max(usage), *::tag FROM cpu WHERE {all}",
+    "SELECT min(usage), *::field FROM cpu WHERE {all} GROUP BY time(10m)",
+    "SELECT top(usage, 2), * FROM cpu WHERE {all}",
+    "SELECT max(usage), host FROM cpu, mem WHERE {all}",
+    "SELECT max(used), * FROM cpu, mem WHERE {all}",
+    "SELECT max(usage), count, host FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(previous)",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(0)",
+    "SELECT max(usage), count FROM cpu WHERE host = 'c' AND {gap} GROUP BY time(1m) fill(linear)",
+    "SELECT last(usage), host FROM cpu WHERE {all} GROUP BY time(10m) LIMIT 2 OFFSET 1",
 ];
 
 /// Calls of `*` or a regex: one column per field of a type the function takes, across every
@@ -1485,7 +1530,7 @@ fn sample_returns_as_many_points_of_the_series(influxd: SocketAddr, ours: Socket
     let raw = query(
         ours,
         DB,
-        &format!("SELECT usage, host FROM cpu WHERE {range}"),
+        &format!("SELECT usage, host, count FROM cpu WHERE {range}"),
     )
     .json();
     let points: Vec<&Value> = raw["results"][0]["series"][0]["values"]
@@ -1497,6 +1542,8 @@ fn sample_returns_as_many_points_of_the_series(influxd: SocketAddr, ours: Socket
         format!("SELECT sample(usage, 3) FROM cpu WHERE host = 'a' AND {range} GROUP BY time(2m)"),
         format!("SELECT sample(usage, 2), host FROM cpu WHERE {range} GROUP BY region"),
         format!("SELECT sample(usage, 500) FROM cpu WHERE host = 'b' AND {range}"),
+        // Fields beside it are the sampled point's.
+        format!("SELECT sample(usage, 2), host, count FROM cpu WHERE {range} GROUP BY time(1m)"),
     ] {
         let (theirs, mine) = (query(influxd, DB, &q).json(), query(ours, DB, &q).json());
         let (theirs, mine) = (
@@ -1522,7 +1569,10 @@ fn sample_returns_as_many_points_of_the_series(influxd: SocketAddr, ours: Socket
             .flat_map(|s| s["values"].as_array().into_iter().flatten())
         {
             assert!(
-                points.iter().any(|p| p[0] == row[0] && p[1] == row[1]),
+                points.iter().any(|p| {
+                    let row = row.as_array().expect("row");
+                    row.iter().enumerate().all(|(i, v)| p[i] == *v)
+                }),
                 "{q}: {row} is not a point of the data"
             );
         }

@@ -26,8 +26,12 @@ pub(super) enum Node {
     Transform(Transform, Box<Node>),
     /// The statement's selection ([`Plan::selection`]): its points' values.
     Selected,
-    /// A tag of the selection's points.
+    /// A tag of the selected point: of top/bottom/sample's points, or of the one selector
+    /// (first, last, min, max, percentile) beside which a statement names it.
     Tag(String),
+    /// A field of the selected point, by its index in the scan's fields, as for [`Node::Tag`]
+    /// (None: the field does not exist).
+    SelectedField(Option<usize>),
 }
 
 impl Node {
@@ -42,7 +46,8 @@ impl Node {
                 | Node::Literal(_)
                 | Node::Aggregate(_)
                 | Node::Selected
-                | Node::Tag(_) => false,
+                | Node::Tag(_)
+                | Node::SelectedField(_) => false,
             }
     }
 }
@@ -138,8 +143,24 @@ pub(super) fn compile(
     }
     let mut holt_winters = Vec::new();
     let mut fields = Vec::new();
+    // Fields and tags named alone, beside functions: the selected point's values (1.x's
+    // auxiliary fields).
+    let mut beside = false;
     for f in &stmt.fields {
         match &f.expr {
+            Expr::VarRef(v) => {
+                beside = true;
+                holt_winters.push(None);
+                let field = match v.data_type {
+                    Some(DataType::Tag) => None,
+                    _ => c.field(&v.name),
+                };
+                fields.push(match field {
+                    Some(i) => Node::SelectedField(Some(i)),
+                    // A tag, or a name that is neither (null, as a tag no series has).
+                    None => Node::Tag(v.name.clone()),
+                });
+            }
             Expr::Call(call) if call.name.starts_with("holt_winters") => {
                 let (hw, inner) = c.holt_winters(call)?;
                 holt_winters.push(Some(hw));
@@ -149,6 +170,34 @@ pub(super) fn compile(
                 holt_winters.push(None);
                 fields.push(c.expr(e, false)?);
             }
+        }
+    }
+    if beside && c.aggregates.is_empty() && !c.raw_transforms {
+        // Raw rows: the names are read row by row.
+        c.raw_refs = true;
+        for (f, node) in stmt.fields.iter().zip(fields.iter_mut()) {
+            if let Expr::VarRef(v) = &f.expr {
+                *node = Node::Field(c.field(&v.name));
+            }
+        }
+    } else if beside && !c.raw_refs {
+        // As 1.x validates them: beside one selector only.
+        let transforms = fields
+            .iter()
+            .any(|n| n.any(&|n| matches!(n, Node::Transform(..))));
+        if c.raw_transforms
+            || transforms
+            || holt_winters.iter().any(Option::is_some)
+            || !c.aggregates.iter().all(|a| a.func.is_selector())
+        {
+            return Err(QueryError::invalid(
+                "mixing aggregate and non-aggregate queries is not supported",
+            ));
+        }
+        if c.aggregates.len() > 1 {
+            return Err(QueryError::invalid(
+                "mixing multiple selector functions with tags or fields is not supported",
+            ));
         }
     }
     let kind = match (c.aggregates.is_empty(), c.raw_transforms) {
@@ -272,10 +321,11 @@ impl Compiler<'_> {
             .enumerate()
             .map(|(i, f)| match &f.expr {
                 _ if i == at => Ok(Node::Selected),
-                Expr::VarRef(v) if self.field(&v.name).is_none() => Ok(Node::Tag(v.name.clone())),
-                _ => Err(QueryError::not_supported(format!(
-                    "fields beside {name}() are not supported yet (tags are)"
-                ))),
+                Expr::VarRef(v) => Ok(match self.field(&v.name) {
+                    Some(i) => Node::SelectedField(Some(i)),
+                    None => Node::Tag(v.name.clone()),
+                }),
+                _ => unreachable!("refused above: only names beside {name}()"),
             })
             .collect::<Result<Vec<_>, QueryError>>()?;
         Ok(Some(Plan {
@@ -836,7 +886,11 @@ pub(super) fn eval_row(node: &Node, values: &[Option<FieldValue>]) -> Option<Fie
         }
         Node::Binary(op, l, r) => calc::binary(*op, &eval_row(l, values)?, &eval_row(r, values)?),
         // Only raw plans are evaluated row by row.
-        Node::Aggregate(_) | Node::Transform(..) | Node::Selected | Node::Tag(_) => None,
+        Node::Aggregate(_)
+        | Node::Transform(..)
+        | Node::Selected
+        | Node::Tag(_)
+        | Node::SelectedField(_) => None,
     }
 }
 
@@ -866,9 +920,11 @@ pub(super) fn eval_column(
 ) -> Result<Column, QueryError> {
     Ok(match node {
         Node::Literal(v) => Column::Constant(Some(v.clone())),
-        Node::Field(_) | Node::Aggregate(_) | Node::Selected | Node::Tag(_) => {
-            Column::Cells(leaf(node))
-        }
+        Node::Field(_)
+        | Node::Aggregate(_)
+        | Node::Selected
+        | Node::Tag(_)
+        | Node::SelectedField(_) => Column::Cells(leaf(node)),
         Node::Transform(t, inner) => {
             let input = match eval_column(inner, times, leaf)? {
                 Column::Cells(c) => c,

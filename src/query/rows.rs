@@ -45,6 +45,11 @@ impl SeriesRows {
             .map(move |(r, t)| (t, &self.values[r * width..(r + 1) * width]))
     }
 
+    /// The value of field `field` in row `row`.
+    pub(super) fn value(&self, row: usize, field: usize) -> Option<&FieldValue> {
+        self.values.get(row * self.width + field)?.as_ref()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.times.is_empty()
     }

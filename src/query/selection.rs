@@ -16,6 +16,8 @@ struct Candidate<'a> {
     time: i64,
     value: FieldValue,
     tags: &'a [(String, String)],
+    /// The point's values of the scan's fields (for fields named beside the selection).
+    values: &'a [Option<FieldValue>],
 }
 
 impl Candidate<'_> {
@@ -63,6 +65,7 @@ pub(super) fn rows(
                 time: *time,
                 value,
                 tags: &s.tags,
+                values,
             });
         }
     }
@@ -102,6 +105,10 @@ pub(super) fn rows(
                         row.extend(extra_columns(call).iter().map(|t| c.tag(t)));
                     }
                     Node::Tag(t) => row.push(c.tag(t)),
+                    Node::SelectedField(i) => row.push(
+                        i.and_then(|i| c.values.get(i)?.as_ref())
+                            .map_or(Value::Null, json_value),
+                    ),
                     _ => row.push(Value::Null),
                 }
             }

@@ -67,6 +67,11 @@ fn has_transform(node: &Node) -> bool {
     node.any(&|n| matches!(n, Node::Transform(..)))
 }
 
+/// Whether a node reads a field or tag of a selector's point (which needs the rows).
+pub(super) fn reads_selected_point(node: &Node) -> bool {
+    node.any(&|n| matches!(n, Node::Tag(_) | Node::SelectedField(_)))
+}
+
 /// Whether a plan reads each field's values in time order alone, so that a scan can fold
 /// each series into its groups' windows as it is read ([`Folder`]): time windows of the
 /// calls reduced as values arrive, nothing computed row by row.
@@ -74,6 +79,7 @@ pub(super) fn by_columns(plan: &Plan) -> bool {
     plan.kind == Kind::Windows
         && plan.selection.is_none()
         && !plan.fields.iter().any(has_transform)
+        && !plan.fields.iter().any(reads_selected_point)
         && plan.aggregates.iter().all(|c| {
             !c.window_before
                 && matches!(

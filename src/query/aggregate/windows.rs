@@ -445,11 +445,61 @@ pub(super) fn window_rows(
         (0..windows.count).collect()
     };
     let times: Vec<i64> = order.iter().map(|&w| windows.start(w)).collect();
+    // Per window, the row of the one selector's point, for the fields and tags beside it.
+    let selected: Vec<Option<(&SeriesRows, usize)>> =
+        if plan.fields.iter().any(super::reads_selected_point) {
+            reduced
+                .iter()
+                .map(|window| {
+                    let (time, value) = window.first()?.as_ref()?;
+                    selected_point(members, calls[0].field?, *time, value)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+    // A field or tag beside the selector, in the query's order: null in a window the
+    // selector's column fills, and its nulls then filled as 1.x fills them under
+    // fill(previous) (the column's previous value) and fill(<number>).
+    let beside = |read: &dyn Fn(&SeriesRows, usize) -> Option<FieldValue>| -> Vec<Cell> {
+        let mut previous: Option<FieldValue> = None;
+        order
+            .iter()
+            .map(|&w| {
+                let cell = match selected.get(w).copied().flatten() {
+                    Some((s, row)) => read(s, row).map_or(Cell::Null, Cell::Value),
+                    None if aggregate_columns[0][w] == Cell::Absent => Cell::Absent,
+                    None => Cell::Null,
+                };
+                let filled = match (cell, fill) {
+                    (Cell::Null, Fill::Previous) if grouped_by_time => {
+                        previous.clone().map_or(Cell::Null, Cell::Value)
+                    }
+                    (Cell::Null, Fill::Integer(x)) if grouped_by_time => {
+                        Cell::Value(FieldValue::Integer(*x))
+                    }
+                    (Cell::Null, Fill::Number(x)) if grouped_by_time => {
+                        Cell::Value(FieldValue::Float(*x))
+                    }
+                    (cell, _) => cell,
+                };
+                if let Cell::Value(v) = &filled {
+                    previous = Some(v.clone());
+                }
+                filled
+            })
+            .collect()
+    };
     let leaf = |node: &Node| match node {
         Node::Aggregate(k) => order
             .iter()
             .map(|&w| aggregate_columns[*k][w].clone())
             .collect(),
+        Node::Tag(key) => beside(&|s, _| {
+            let (_, v) = s.tags.iter().find(|(k, _)| k == key)?;
+            Some(FieldValue::String(v.clone()))
+        }),
+        Node::SelectedField(i) => beside(&|s, row| s.value(row, (*i)?).cloned()),
         _ => vec![Cell::Absent; windows.count],
     };
     let columns = plan
@@ -505,6 +555,25 @@ pub(super) fn window_rows(
         rows.reverse();
     }
     Ok(rows)
+}
+
+/// The row a selector chose: the first of the group's series (in the order the selector
+/// was fed them) with a point at `time` whose `field` is `value`.
+fn selected_point<'a>(
+    members: &[&'a SeriesRows],
+    field: usize,
+    time: i64,
+    value: &FieldValue,
+) -> Option<(&'a SeriesRows, usize)> {
+    members.iter().find_map(|s| {
+        // Rows are in time order, reversed for a descending query.
+        let row = if s.times.first() > s.times.last() {
+            s.times.binary_search_by(|t| time.cmp(t)).ok()?
+        } else {
+            s.times.binary_search(&time).ok()?
+        };
+        (s.value(row, field) == Some(value)).then_some((*s, row))
+    })
 }
 
 /// integral() in descending order, as 1.x's float reducer streams it fed the points from

@@ -18,7 +18,8 @@ use targets::{stacked, targets, wildcard_columns, Target};
 use super::error::QueryError;
 use super::eval::time_range;
 use super::parser::ast::{
-    DataType, Expr, Fill, Measurement, MeasurementName, SelectStatement, Source,
+    DataType, Expr, Field, Fill, Measurement, MeasurementName, SelectStatement, Source, VarRef,
+    WildcardType,
 };
 use super::plan::{self, Kind};
 use super::result::Series;
@@ -140,7 +141,21 @@ pub(super) fn execute(
                 .iter()
                 .flat_map(|s| s.columns.iter().skip(1).cloned()),
         );
-        let mut union: Vec<String> = union.into_iter().collect();
+        let mut union: Vec<String> = if stmt.fields.iter().any(|f| calls_function(&f.expr)) {
+            // Beside functions, `*` stands for the sorted rest in its own place.
+            let names = plan::column_names(&stmt.fields);
+            let mut columns = Vec::new();
+            for (f, name) in stmt.fields.iter().zip(&names) {
+                if matches!(f.expr, Expr::Wildcard(_)) {
+                    columns.extend(union.iter().filter(|c| !names.contains(c)).cloned());
+                } else {
+                    columns.push(name.clone());
+                }
+            }
+            columns
+        } else {
+            union.into_iter().collect()
+        };
         union.insert(0, "time".to_owned());
         for s in &mut series {
             let at: Vec<Option<usize>> = union
@@ -331,6 +346,14 @@ fn execute_one(
         ctx.limits
             .check_points(values + scan.series.iter().map(SeriesRows::values).sum::<usize>())?;
     }
+    let expanded;
+    let stmt = match wildcard_beside_functions(stmt, &scan)? {
+        Some(s) => {
+            expanded = s;
+            &expanded
+        }
+        None => stmt,
+    };
     let plan = if plain {
         None
     } else {
@@ -357,6 +380,62 @@ fn execute_one(
             raw(stmt, ctx, scan, plan.as_ref())
         }
     }
+}
+
+/// Whether an expression calls an aggregate or selector (around which `*` stands for the
+/// selected point's fields and tags).
+fn calls_function(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => {
+            plan::Func::parse(&c.name).is_some()
+                || matches!(c.name.as_str(), "top" | "bottom" | "sample")
+                || c.args.iter().any(calls_function)
+        }
+        Expr::Binary(b) => calls_function(&b.lhs) || calls_function(&b.rhs),
+        Expr::Paren(inner) => calls_function(inner),
+        _ => false,
+    }
+}
+
+/// The statement with `*` beside a function (`SELECT last(usage), *`) replaced by the
+/// fields and tags it stands for, in name order, the tags grouped by left out, as 1.x
+/// expands it before compiling (None: no such `*`).
+fn wildcard_beside_functions(
+    stmt: &SelectStatement,
+    scan: &Scan,
+) -> Result<Option<SelectStatement>, QueryError> {
+    let wildcard = |f: &Field| matches!(f.expr, Expr::Wildcard(_));
+    if !stmt.fields.iter().any(wildcard) || !stmt.fields.iter().any(|f| calls_function(&f.expr)) {
+        return Ok(None);
+    }
+    let grouped = super::aggregate::group_tags(stmt, &scan.tag_keys)?;
+    let mut out = stmt.clone();
+    out.fields.clear();
+    for f in &stmt.fields {
+        let Expr::Wildcard(kind) = f.expr else {
+            out.fields.push(f.clone());
+            continue;
+        };
+        let mut names: BTreeMap<&str, Option<DataType>> = BTreeMap::new();
+        if kind != WildcardType::Tag {
+            names.extend(scan.fields.iter().map(|n| (n.as_str(), None)));
+        }
+        if kind != WildcardType::Field {
+            let tags = scan.tag_keys.iter().filter(|k| !grouped.contains(k));
+            for key in tags {
+                names.entry(key.as_str()).or_insert(Some(DataType::Tag));
+            }
+        }
+        out.fields
+            .extend(names.into_iter().map(|(name, data_type)| Field {
+                expr: Expr::VarRef(VarRef {
+                    name: name.to_owned(),
+                    data_type,
+                }),
+                alias: None,
+            }));
+    }
+    Ok(Some(out))
 }
 
 /// Keeps the series of `scan` in the groups (in tag order, of those with rows) that its
