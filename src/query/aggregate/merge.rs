@@ -32,14 +32,7 @@ pub(super) fn merge_order<'a>(
     // Each series' rows with the field, split by shard, in the query's order.
     let mut by_shard: BTreeMap<usize, Vec<Vec<Row<'a>>>> = Default::default();
     for (_, s) in &series {
-        let mut rows: Vec<Row<'a>> = s
-            .rows()
-            .filter(|(_, values)| values.get(field).is_some_and(Option::is_some))
-            .map(|(t, values)| (*t, values))
-            .collect();
-        if descending {
-            rows.reverse();
-        }
+        let rows = field_rows(s, field, descending);
         split_by_shard(&rows, |r| r.0, &shard_of, &mut by_shard);
     }
     let mut out = Vec::new();
@@ -80,17 +73,7 @@ pub(super) fn source_order<'a>(
             _ => {
                 let mut inputs: Vec<Vec<Row<'a>>> = own
                     .iter()
-                    .map(|s| {
-                        let mut rows: Vec<Row<'a>> = s
-                            .rows()
-                            .filter(|(_, values)| values.get(field).is_some_and(Option::is_some))
-                            .map(|(t, values)| (*t, values))
-                            .collect();
-                        if descending {
-                            rows.reverse();
-                        }
-                        rows
-                    })
+                    .map(|s| field_rows(s, field, descending))
                     .collect();
                 if descending {
                     inputs.reverse();
@@ -277,6 +260,19 @@ pub(crate) fn merged_rows(
         streams.push(stream);
     }
     heap_merge(streams, &less)
+}
+
+/// The rows of series `s` that have a value of `field`, in the query's order.
+fn field_rows<'a>(s: &'a SeriesRows, field: usize, descending: bool) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row<'a>> = s
+        .rows()
+        .filter(|(_, values)| values.get(field).is_some_and(Option::is_some))
+        .map(|(t, values)| (*t, values))
+        .collect();
+    if descending {
+        rows.reverse();
+    }
+    rows
 }
 
 /// Appends a series' rows (in the query's order) to `by_shard`, one run per shard its
