@@ -46,6 +46,10 @@ pub(crate) struct NodeConfig {
     /// A query still running after this long is stopped (seconds, fractions allowed; 0: no
     /// limit), as `query-timeout`.
     pub query_timeout_seconds: f64,
+    /// How long a query that changes nothing may run on the HTTP worker that received it
+    /// before it starts over on the query threads (milliseconds, fractions allowed; 0:
+    /// always on the query threads).
+    pub query_inline_budget_ms: f64,
     /// Largest body of `POST /api/v2/restore/kv` and `/restore/bucketMetadata` (MiB; 413
     /// beyond).
     pub max_restore_metadata_mib: u64,
@@ -217,6 +221,7 @@ impl Default for NodeConfig {
             max_select_point: 0,
             max_select_buckets: 0,
             query_timeout_seconds: 0.0,
+            query_inline_budget_ms: 1.0,
             max_restore_metadata_mib: 64,
             max_restore_shard_mib: 64 << 10,
             max_request_memory_mib: 256,
@@ -240,6 +245,15 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
+    /// `query_inline_budget_ms` as a duration (none when not above zero).
+    pub(crate) fn query_inline_budget(&self) -> std::time::Duration {
+        let ms = self.query_inline_budget_ms;
+        match ms > 0.0 {
+            true => std::time::Duration::from_secs_f64(ms.min(1e9) / 1000.0),
+            false => std::time::Duration::ZERO,
+        }
+    }
+
     pub(crate) fn password_check_limits(&self) -> crate::auth::PasswordCheckLimits {
         crate::auth::PasswordCheckLimits {
             concurrency: self.bcrypt_concurrency.max(1),

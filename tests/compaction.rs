@@ -272,5 +272,64 @@ fn reads_over_files_and_head_agree_with_a_model_of_the_writes() {
     // Every series of the measurement, on both cores: the count of every point.
     let got = values("SELECT count(f) FROM m");
     assert_eq!(got[0][1], serde_json::json!(model.len()));
+
+    // last() and first() read only the parts at their end of each series: the answer
+    // must be the model's whatever part (file or head) holds it, overwrites included.
+    let selected = |q: &str| -> (i64, i64) {
+        let got = values(q);
+        assert_eq!(got.len(), 1, "{q}: {got:?}");
+        let t = got[0][0].as_str().unwrap();
+        let secs = t
+            .trim_start_matches("1970-01-01T")
+            .trim_end_matches('Z')
+            .split(':')
+            .fold(0i64, |acc, part| acc * 60 + part.parse::<i64>().unwrap());
+        (secs, got[0][1].as_f64().unwrap() as i64)
+    };
+    let newest_of =
+        |h: u32, range: std::ops::Range<i64>| of(h).rfind(|(t, _)| range.contains(t)).unwrap();
+    let oldest_of =
+        |h: u32, range: std::ops::Range<i64>| of(h).find(|(t, _)| range.contains(t)).unwrap();
+    // Time 1 s of host 2 was overwritten after its first value was flushed.
+    assert_eq!(
+        selected("SELECT first(f) FROM m WHERE host = 'h2'"),
+        oldest_of(2, 0..400)
+    );
+    assert_eq!(
+        selected("SELECT last(f) FROM m WHERE host = 'h2' AND time >= 20s AND time < 140s"),
+        newest_of(2, 20..140)
+    );
+    assert_eq!(
+        selected("SELECT last(f) FROM m WHERE host = 'h90'"),
+        newest_of(90, 0..400)
+    );
+    // The newest point, overwritten now, then taken away by a delete: the one before
+    // it is the last.
+    let r = request(
+        daemon.addr,
+        "POST",
+        "/write?db=c",
+        &[],
+        format!("m,host=h90,pool=p0 f=-7 {}\n", 399 * second).as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        selected("SELECT last(f) FROM m WHERE host = 'h90'"),
+        (399, -7)
+    );
+    let r = query(
+        daemon.addr,
+        "c",
+        "DELETE FROM m WHERE host = 'h90' AND time >= 390s",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        selected("SELECT last(f) FROM m WHERE host = 'h90'"),
+        newest_of(90, 0..390)
+    );
+    assert_eq!(
+        selected("SELECT first(f) FROM m WHERE host = 'h90' AND time >= 385s"),
+        newest_of(90, 385..386)
+    );
     daemon.stop();
 }

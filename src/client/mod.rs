@@ -311,6 +311,12 @@ impl InfluxClient {
     /// answer holds each statement's result; [`QueryAnswer::first_error`] gives a failed
     /// one.
     pub async fn query(&self, db: Option<&str>, q: &str) -> Result<QueryAnswer, ClientError> {
+        let body = self.query_body(db, q).await?;
+        self.query_answer(&body)
+    }
+
+    /// [`Self::query`]'s answer as the server sent it, read to its last byte.
+    pub async fn query_body(&self, db: Option<&str>, q: &str) -> Result<bytes::Bytes, ClientError> {
         let path = "/query";
         let mut form = vec![("q", q)];
         if let Some(db) = db {
@@ -319,13 +325,16 @@ impl InfluxClient {
         let response = self
             .send(path, self.request(Method::POST, path).form(&form))
             .await?;
-        let url = self.url(path);
-        let body = response
+        response
             .bytes()
             .await
-            .map_err(|e| ClientError::transport(&url, e))?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Answer {
-            url,
+            .map_err(|e| ClientError::transport(&self.url(path), e))
+    }
+
+    /// A body of [`Self::query_body`], read.
+    pub fn query_answer(&self, body: &[u8]) -> Result<QueryAnswer, ClientError> {
+        serde_json::from_slice(body).map_err(|e| ClientError::Answer {
+            url: self.url("/query"),
             reason: format!("not a query answer ({e})"),
         })
     }

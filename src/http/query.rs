@@ -91,18 +91,33 @@ async fn answer_query(
     let deadline = limits.deadline;
     // A client that goes away drops this handler: its query stops at its next check.
     let _stop_if_abandoned = InterruptOnDrop(limits.interrupt());
-    let options = QueryOptions {
+    let pool = &node.queries;
+    let inline = pool.inline_budget();
+    let mut options = QueryOptions {
         database: get("db"),
         retention_policy: get("rp").filter(|rp| !rp.is_empty()),
         epoch: epoch.or(csv.then_some(1)),
         principal,
         params: bound,
-        limits,
+        limits: match inline {
+            Some(budget) => limits.inline_attempt(budget),
+            None => limits.clone(),
+        },
         read_only: req.method() == actix_web::http::Method::GET,
     };
+    if inline.is_some() {
+        let began = std::time::Instant::now();
+        match answer(node, &q, &options, format).await {
+            Err(Failure {
+                error: QueryError::OverBudget,
+                ..
+            }) => pool.inline_wasted(began),
+            outcome => return respond(outcome),
+        }
+        options.limits = limits;
+    }
     let shared = node.clone().into_inner();
-    let job = node
-        .queries
+    let job = pool
         // The request's span (its id) goes with the query to the pool's thread.
         .spawn(tracing::Instrument::in_current_span(async move {
             answer(&shared, &q, &options, format).await
@@ -129,12 +144,19 @@ async fn answer_query(
         }
     };
     match outcome {
-        Ok(Ok((content_type, body))) => HttpResponse::Ok().content_type(content_type).body(body),
-        Ok(Err(failure)) => query_failure(failure.error, failure.csv),
+        Ok(outcome) => respond(outcome),
         Err(e) => {
             tracing::error!(error = %e, "query task failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "query failed").v1()
         }
+    }
+}
+
+/// The answer to a query that ran.
+fn respond(outcome: Result<(&'static str, Vec<u8>), Failure>) -> HttpResponse {
+    match outcome {
+        Ok((content_type, body)) => HttpResponse::Ok().content_type(content_type).body(body),
+        Err(failure) => query_failure(failure.error, failure.csv),
     }
 }
 

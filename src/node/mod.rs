@@ -108,7 +108,7 @@ impl Node {
             control,
             storage,
             auth: Authenticator::new(config.password_check_limits()),
-            queries: QueryPool::new().map_err(NodeError::QueryPool)?,
+            queries: QueryPool::new(config.query_inline_budget()).map_err(NodeError::QueryPool)?,
             started: std::time::SystemTime::now(),
         };
         Ok((node, rebuilt))

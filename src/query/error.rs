@@ -48,6 +48,10 @@ pub(crate) enum QueryError {
     Interrupted,
     #[error("query interrupted: the node is shutting down")]
     NodeStopping,
+    /// A first attempt on the request's own thread used its budget: the query starts over
+    /// on the query pool. Never answered to a client.
+    #[error("query moved to the query pool")]
+    OverBudget,
     /// `KILL QUERY` of an id no running query has.
     #[error("no such query id: {0}")]
     NoSuchQuery(u64),

@@ -56,6 +56,11 @@ pub(crate) async fn execute(
 ) -> Result<Vec<StatementResult>, QueryError> {
     // Always with the (maybe empty) map: a `$name` nobody bound is a parse error, as in 1.x.
     let statements = super::parser::parse_query_with_params(text, &options.params)?;
+    // A first attempt may give up half-way and start over: only a query that changes
+    // nothing can.
+    if options.limits.is_inline_attempt() && !statements.iter().all(only_reads) {
+        return Err(QueryError::OverBudget);
+    }
     // InfluxDB refuses an unknown tz() zone while parsing, before anything runs.
     for s in &statements {
         if let Statement::Select(select) = s {
@@ -115,6 +120,7 @@ pub(crate) async fn execute(
                     error: None,
                 })
             }
+            Err(QueryError::OverBudget) => return Err(QueryError::OverBudget),
             Err(e) => {
                 results.push(StatementResult::error(id, e.to_string()));
                 break;
@@ -122,6 +128,31 @@ pub(crate) async fn execute(
         }
     }
     Ok(results)
+}
+
+/// Whether running `statement` leaves everything as it was (so that it may be run again).
+fn only_reads(statement: &Statement) -> bool {
+    match statement {
+        Statement::Select(select) => select.target.is_none(),
+        Statement::ShowDatabases
+        | Statement::ShowMeasurements(_)
+        | Statement::ShowSeries(_)
+        | Statement::ShowTagKeys(_)
+        | Statement::ShowTagValues(_)
+        | Statement::ShowFieldKeys(_)
+        | Statement::ShowCardinality(_)
+        | Statement::ShowRetentionPolicies { .. }
+        | Statement::ShowShards
+        | Statement::ShowShardGroups
+        | Statement::ShowUsers
+        | Statement::ShowQueries
+        | Statement::ShowContinuousQueries
+        | Statement::ShowSubscriptions
+        | Statement::ShowGrantsForUser { .. }
+        | Statement::ShowDiagnostics { .. }
+        | Statement::ShowStats { .. } => true,
+        _ => false,
+    }
 }
 
 async fn run(

@@ -21,6 +21,10 @@ pub(crate) struct QueryLimits {
     pub max_buckets: usize,
     /// When the query must have finished.
     pub deadline: Option<Instant>,
+    /// Set for a first attempt on the thread that received the request: past this instant
+    /// the attempt gives up (`QueryError::OverBudget`) and the query starts over on the
+    /// query pool.
+    inline_until: Option<Instant>,
     memory: Arc<MemoryBudget>,
     interrupt: Interrupt,
 }
@@ -89,6 +93,7 @@ impl QueryLimits {
             max_buckets: config.max_select_buckets,
             deadline: (timeout > 0.0)
                 .then(|| Instant::now() + Duration::from_secs_f64(timeout.min(1e9))),
+            inline_until: None,
             memory: Arc::new(MemoryBudget {
                 limit: config.max_request_memory_mib.saturating_mul(1 << 20),
                 held: AtomicU64::new(0),
@@ -115,16 +120,42 @@ impl QueryLimits {
         self.interrupt.clone()
     }
 
+    /// The limits of a first attempt that may work for `budget` only, with a memory budget
+    /// of its own (what it charged is gone with it when it gives up); the deadline and the
+    /// interruption are the query's.
+    pub(crate) fn inline_attempt(&self, budget: Duration) -> QueryLimits {
+        QueryLimits {
+            inline_until: Some(Instant::now() + budget),
+            memory: Arc::new(MemoryBudget {
+                limit: self.memory.limit,
+                held: AtomicU64::new(0),
+            }),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is an attempt with a work budget (see [`QueryLimits::inline_attempt`]).
+    pub(crate) fn is_inline_attempt(&self) -> bool {
+        self.inline_until.is_some()
+    }
+
     /// Called in the loops of a statement's work, so that a query past its deadline, or
     /// interrupted, stops there rather than running on unseen.
     pub(crate) fn check_deadline(&self) -> Result<(), QueryError> {
         if let Some(why) = self.interrupt.raised() {
             return Err(why);
         }
-        match self.deadline {
-            Some(d) if Instant::now() >= d => Err(QueryError::Timeout),
-            _ => Ok(()),
+        if self.deadline.is_none() && self.inline_until.is_none() {
+            return Ok(());
         }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Err(QueryError::Timeout);
+        }
+        if self.inline_until.is_some_and(|until| now >= until) {
+            return Err(QueryError::OverBudget);
+        }
+        Ok(())
     }
 
     /// Charges `bytes` the query keeps until it answers (rows of its result, say). Over

@@ -108,7 +108,7 @@ pub(super) fn scan(
         now: ctx.now,
         range: (read_from, read_to),
         judged_at: (start, end),
-        cap: row_cap(stmt, &fields).map(|n| (n, descending(stmt))),
+        cap: row_cap(stmt, &fields),
         limits: &ctx.limits,
     };
     let plan = foldable(&fields);
@@ -233,16 +233,27 @@ fn tag_selector(
     }
 }
 
-/// How many rows of each series a raw query can show at most (offset + limit, from the
-/// end it reads first), when every row read is one it shows; None when all are needed.
-fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
+/// How many rows of each series a statement can need at most, and whether from the end:
+/// a raw query's offset + limit (from the end it reads first) when every row read is one
+/// it shows; one row for a statement of `last()` calls only (of `first()` calls, from the
+/// start) of one field without GROUP BY time. None when all rows are needed.
+fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<(usize, bool)> {
+    // Of one field only: a row is a time at which some field read has a value, so with
+    // two the last row may lack the selected one.
+    if let (Some(from_end), [_]) = (lone_selector(stmt), fields) {
+        return Some((1, from_end));
+    }
     if stmt.limit == 0 {
         return None;
     }
+    let cap = Some((
+        stmt.offset.saturating_add(stmt.limit) as usize,
+        descending(stmt),
+    ));
     let mut shown: HashSet<&str> = HashSet::new();
     for f in &stmt.fields {
         match &f.expr {
-            Expr::Wildcard(_) => return Some(stmt.offset.saturating_add(stmt.limit) as usize),
+            Expr::Wildcard(_) => return cap,
             Expr::VarRef(v) if v.data_type != Some(DataType::Tag) => {
                 shown.insert(&v.name);
             }
@@ -253,5 +264,31 @@ fn row_cap(stmt: &SelectStatement, fields: &[String]) -> Option<usize> {
     fields
         .iter()
         .all(|f| shown.contains(f.as_str()))
-        .then(|| stmt.offset.saturating_add(stmt.limit) as usize)
+        .then_some(cap)
+        .flatten()
+}
+
+/// For a statement whose every column is `last(field)` (`first(field)`) and that has no
+/// GROUP BY time: true (false), since each series' answer is its last (first) row.
+fn lone_selector(stmt: &SelectStatement) -> Option<bool> {
+    if stmt.group_by_interval() != Ok(0) {
+        return None;
+    }
+    let mut from_end = None;
+    for f in &stmt.fields {
+        let Expr::Call(call) = &f.expr else {
+            return None;
+        };
+        let this = match call.name.as_str() {
+            "last" => true,
+            "first" => false,
+            _ => return None,
+        };
+        if !matches!(call.args.as_slice(), [Expr::VarRef(_)]) || from_end.is_some_and(|e| e != this)
+        {
+            return None;
+        }
+        from_end = Some(this);
+    }
+    from_end
 }
