@@ -541,9 +541,16 @@ impl Compiler<'_> {
                 func = Func::CountDistinct;
                 self.field(v)
             }
-            (Expr::Wildcard(_) | Expr::Regex(_), _) => {
-                return Err(QueryError::not_supported(format!(
-                    "{name}() of a wildcard or regular expression is not supported yet"
+            // Calls of `*` or a regex that stand alone were expanded
+            // (`expand_wildcard_calls`): this one is inside an expression.
+            (Expr::Wildcard(_), _) => {
+                return Err(QueryError::invalid(format!(
+                    "unsupported expression with wildcard: {name}()"
+                )))
+            }
+            (Expr::Regex(_), _) => {
+                return Err(QueryError::invalid(format!(
+                    "unsupported expression with regex field: {name}()"
                 )))
             }
             _ => {
@@ -683,6 +690,31 @@ pub(super) fn expand_wildcard_calls(
             }
             other => other.clone(),
         }
+    }
+    // 1.x counts a call of `*` or a regex as no selector (whatever it expands to), so
+    // fields or tags beside it mix an aggregate with raw values; its checks of top(),
+    // bottom() and distinct() come first.
+    let beside = stmt
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_) | Expr::Regex(_)));
+    fn selects(e: &Expr) -> bool {
+        match e {
+            Expr::Call(c) => {
+                matches!(c.name.as_str(), "top" | "bottom" | "distinct")
+                    || c.args.iter().any(selects)
+            }
+            Expr::Distinct(_) => true,
+            Expr::Binary(b) => selects(&b.lhs) || selects(&b.rhs),
+            Expr::Paren(e) => selects(e),
+            _ => false,
+        }
+    }
+    let selection = stmt.fields.iter().any(|f| selects(&f.expr));
+    if beside && !selection && stmt.fields.iter().any(|f| pattern(&f.expr).is_some()) {
+        return Err(QueryError::invalid(
+            "mixing aggregate and non-aggregate queries is not supported",
+        ));
     }
     let names = column_names(&stmt.fields);
     let mut out = stmt.clone();

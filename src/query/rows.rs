@@ -11,6 +11,10 @@ pub(super) struct SeriesRows {
     /// Which of the scan's sources the rows came from (see `Scan::origins`); 0 when it
     /// read one.
     pub source: usize,
+    /// Tags a subquery's series carries only to be grouped by (top() and bottom() tag
+    /// arguments its statement neither groups by nor selects): a point selected from it
+    /// shows them null, as 1.x does.
+    pub hidden_tags: Vec<String>,
     pub times: Vec<i64>,
     /// The rows' values, `width` per row, one row after another (one allocation, not one
     /// per row).
@@ -23,6 +27,7 @@ impl SeriesRows {
         SeriesRows {
             tags,
             source: 0,
+            hidden_tags: Vec::new(),
             times: Vec::new(),
             values: Vec::new(),
             width,

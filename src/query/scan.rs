@@ -5,6 +5,7 @@
 use super::format::{rfc3339_nanos, rfc3339_nanos_at};
 use super::functions::Acc;
 use super::limits::QueryLimits;
+use super::parser::ast::Dimension;
 use super::plan::AggregateCall;
 use super::rows::SeriesRows;
 use super::zone::Zone;
@@ -26,6 +27,21 @@ pub(super) struct SelectContext<'a> {
     /// its offset.
     pub zone: Option<Zone>,
     pub limits: QueryLimits,
+    /// Set when the statement runs as a subquery whose outer statement has SLIMIT or
+    /// SOFFSET: the page its reads keep (see [`SeriesPage`]).
+    pub series_page: Option<SeriesPage>,
+}
+
+/// SLIMIT and SOFFSET where 1.x applies them when a statement reads a subquery: to the
+/// groups (by the outer statement's GROUP BY tags) of each source's series as they are
+/// read, not to the answer. A subquery's own reads keep its SLIMIT and SOFFSET plus the
+/// outer ones (1.x's `newIteratorOptionsSubstatement` adds them up), grouped by the outer
+/// statement's tags.
+#[derive(Clone, Debug)]
+pub(crate) struct SeriesPage {
+    pub dimensions: Vec<Dimension>,
+    pub slimit: u64,
+    pub soffset: u64,
 }
 
 impl SelectContext<'_> {

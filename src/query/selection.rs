@@ -16,12 +16,17 @@ struct Candidate<'a> {
     time: i64,
     value: FieldValue,
     tags: &'a [(String, String)],
+    /// Tags of `tags` the point shows null ([`SeriesRows::hidden_tags`]).
+    hidden: &'a [String],
     /// The point's values of the scan's fields (for fields named beside the selection).
     values: &'a [Option<FieldValue>],
 }
 
 impl Candidate<'_> {
     fn tag(&self, key: &str) -> Value {
+        if self.hidden.iter().any(|h| h == key) {
+            return Value::Null;
+        }
         self.tags
             .iter()
             .find(|(k, _)| k == key)
@@ -65,6 +70,7 @@ pub(super) fn rows(
                 time: *time,
                 value,
                 tags: &s.tags,
+                hidden: &s.hidden_tags,
                 values,
             });
         }

@@ -6,7 +6,11 @@
 //! the inner one; the outer GROUP BY tags are added to the inner's (so an outer
 //! `GROUP BY host` over an inner `mean()` averages per host); an inner aggregate without
 //! `GROUP BY time` takes the outer interval; an inner fill(null) becomes fill(none), and
-//! the inner query runs in the outer's time order. The outer condition then sees the inner
+//! the inner query runs in the outer's time order; the outer SLIMIT and SOFFSET are added
+//! to the inner ones, and page the inner reads by the outer GROUP BY tags
+//! ([`SeriesPage`]); the tag arguments of an outer top() or bottom() group the inner
+//! statement too (its points show them null unless it selects or groups by them). The
+//! outer condition then sees the inner
 //! columns as fields and the inner result's tags (its GROUP BY tags, and the tags a raw
 //! inner statement selects) as tags.
 
@@ -17,7 +21,7 @@ use super::parser::ast::{
 };
 use super::result::Series;
 use super::rows::{answer_row_bytes, SeriesRows};
-use super::scan::{Scan, SelectContext};
+use super::scan::{Scan, SelectContext, SeriesPage};
 use super::select;
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
@@ -32,7 +36,8 @@ pub(super) fn scans(
     ctx: &SelectContext<'_>,
 ) -> Result<Vec<Scan>, QueryError> {
     let (start, end) = time_range(outer.condition.as_ref(), ctx.now);
-    let inner = adjusted(outer, inner, start, end)?;
+    let adjusted_inner = adjusted(outer, inner, start, end)?;
+    let hidden = hidden_tags(outer, inner);
     // Times as nanoseconds, whatever the outer statement's `epoch=` and zone.
     let inner_ctx = SelectContext {
         storage: ctx.storage,
@@ -40,10 +45,25 @@ pub(super) fn scans(
         database: ctx.database,
         now: ctx.now,
         epoch: Some(1),
-        zone: inner.location.as_deref().map(Zone::named).transpose()?,
+        zone: adjusted_inner
+            .location
+            .as_deref()
+            .map(Zone::named)
+            .transpose()?,
         limits: ctx.limits.clone(),
+        // Grouped by the outermost statement's tags, whose page it is.
+        series_page: (adjusted_inner.slimit > 0 || adjusted_inner.soffset > 0).then(|| {
+            SeriesPage {
+                dimensions: ctx
+                    .series_page
+                    .as_ref()
+                    .map_or_else(|| outer.dimensions.clone(), |p| p.dimensions.clone()),
+                slimit: adjusted_inner.slimit,
+                soffset: adjusted_inner.soffset,
+            }
+        }),
     };
-    let result = select::execute(&inner, &inner_ctx)?;
+    let result = select::execute(&adjusted_inner, &inner_ctx)?;
 
     let mut regexes = Regexes::default();
     if let Some(cond) = &outer.condition {
@@ -57,7 +77,7 @@ pub(super) fn scans(
     for (measurement, members) in by_name {
         // The columns of the first series: every series of one statement has the same.
         let columns: Vec<String> = members[0].columns.iter().skip(1).cloned().collect();
-        let is_tag = tag_columns(&inner, &measurement, &columns, ctx);
+        let is_tag = tag_columns(&adjusted_inner, &measurement, &columns, ctx);
         let fields: Vec<String> = columns
             .iter()
             .zip(&is_tag)
@@ -125,6 +145,7 @@ pub(super) fn scans(
             if !rows.is_empty() {
                 tag_keys.extend(tags.iter().map(|(k, _)| k.clone()));
                 let mut found = SeriesRows::new(tags, fields.len());
+                found.hidden_tags = hidden.clone();
                 for (time, values) in rows {
                     found.push(time, values);
                 }
@@ -288,11 +309,62 @@ fn adjusted(
             _ => {}
         }
     }
+    // top() and bottom() with tag arguments take the best point per combination of those
+    // tags: 1.x has the subquery grouped by them too.
+    for tag in top_bottom_tags(outer) {
+        let expr = Expr::VarRef(tag.clone());
+        if !inner.dimensions.iter().any(|own| own.expr == expr) {
+            inner.dimensions.push(Dimension { expr });
+        }
+    }
     if aggregates && matches!(inner.fill, None | Some(Fill::Null)) {
         inner.fill = Some(Fill::None);
     }
     inner.order_by = outer.order_by.clone();
+    inner.slimit = inner.slimit.saturating_add(outer.slimit);
+    inner.soffset = inner.soffset.saturating_add(outer.soffset);
     Ok(inner)
+}
+
+/// The tag arguments of the statement's top() and bottom() calls.
+fn top_bottom_tags(stmt: &SelectStatement) -> Vec<VarRef> {
+    stmt.fields
+        .iter()
+        .filter_map(|f| match &f.expr {
+            Expr::Call(c) if matches!(c.name.as_str(), "top" | "bottom") && c.args.len() > 2 => {
+                Some(&c.args[1..c.args.len() - 1])
+            }
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|a| match a {
+            Expr::VarRef(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The outer top()/bottom() tag arguments that the inner statement (as written) neither
+/// groups by nor selects: 1.x groups the subquery by them yet finds no column of that
+/// name, so a selected point shows them null.
+fn hidden_tags(outer: &SelectStatement, inner: &SelectStatement) -> Vec<String> {
+    let names = super::plan::column_names(&inner.fields);
+    let wildcard = inner
+        .fields
+        .iter()
+        .any(|f| matches!(f.expr, Expr::Wildcard(_)));
+    top_bottom_tags(outer)
+        .into_iter()
+        .map(|v| v.name)
+        .filter(|name| {
+            let grouped = inner
+                .dimensions
+                .iter()
+                .any(|d| matches!(&d.expr, Expr::VarRef(v) if v.name == *name));
+            let selected = names.iter().any(|n| n == name) || (wildcard && is_raw(inner));
+            !grouped && !selected
+        })
+        .collect()
 }
 
 /// Whether an expression calls an aggregate or selector (anywhere in it): such a statement

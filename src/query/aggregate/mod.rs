@@ -16,9 +16,9 @@ mod windows;
 
 pub(crate) use fold::Folder;
 
-use super::calc::Cell;
+use super::calc::{self, Cell};
 use super::error::QueryError;
-use super::parser::ast::{Expr, Fill, SelectStatement};
+use super::parser::ast::{Dimension, Expr, Fill, SelectStatement};
 use super::plan::{column_names, eval_column, AggregateCall, Column, Func, Kind, Node, Plan};
 use super::result::Series;
 use super::rows::{answer_row_bytes, descending, json_value, limit, SeriesRows};
@@ -444,8 +444,8 @@ fn leaf(node: &Node, points: &[Row<'_>]) -> Vec<Cell> {
     }
 }
 
-/// The one field a column reads, if it reads one (None: none that exists).
-fn field_of(node: &Node) -> Result<Option<usize>, QueryError> {
+/// The fields a column reads.
+fn fields_read(node: &Node) -> BTreeSet<usize> {
     let fields = std::cell::RefCell::new(BTreeSet::new());
     node.any(&|n| {
         if let Node::Field(Some(i)) = n {
@@ -453,16 +453,7 @@ fn field_of(node: &Node) -> Result<Option<usize>, QueryError> {
         }
         false
     });
-    let fields = fields.into_inner();
-    if fields.len() > 1 {
-        // 1.x joins two such streams point by point (its binary iterator), which
-        // depends on both merges at once.
-        return Err(QueryError::not_supported(
-            "a transformation of several fields of several series that share timestamps \
-             is not supported: GROUP BY their tags or select one series",
-        ));
-    }
-    Ok(fields.into_iter().next())
+    fields.into_inner()
 }
 
 /// [`point_rows`] when several series of the group share a time: as 1.x computes each
@@ -477,19 +468,139 @@ fn shared_time_rows(
 ) -> Result<Vec<(i64, Vec<Value>)>, QueryError> {
     let mut streams: Vec<Vec<(i64, Value)>> = Vec::with_capacity(plan.fields.len());
     for f in &plan.fields {
-        let points = match field_of(f)? {
-            Some(field) => merge::source_order(members, field, origins, descending, &|_| 0),
+        let points = column_points(f, members, descending, origins)?;
+        streams.push(
+            points
+                .into_iter()
+                .map(|(t, cell)| (t, cell.value().map_or(Value::Null, json_value)))
+                .collect(),
+        );
+    }
+    Ok(join_by_time(streams, descending))
+}
+
+/// A column's points, in the query's order. A part of it that reads one field is
+/// computed over its own merge of the series' points of that field; parts reading
+/// different fields are joined as 1.x's binary iterator joins two streams
+/// ([`pair_by_time`]).
+fn column_points(
+    node: &Node,
+    members: &[&SeriesRows],
+    descending: bool,
+    origins: &[Origin],
+) -> Result<Vec<(i64, Cell)>, QueryError> {
+    let fields = fields_read(node);
+    if fields.len() <= 1 {
+        let points = match fields.first() {
+            Some(&field) => merge::source_order(members, field, origins, descending, &|_| 0),
             None => Vec::new(),
         };
         let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
-        let column = eval_column(f, &times, &|node: &Node| leaf(node, &points))?;
-        let stream = (0..points.len())
-            .filter(|&r| present(std::slice::from_ref(&column), r))
-            .map(|r| (times[r], cell_json(&column, r)))
-            .collect();
-        streams.push(stream);
+        return Ok(
+            match eval_column(node, &times, &|node: &Node| leaf(node, &points))? {
+                Column::Cells(cells) => times
+                    .into_iter()
+                    .zip(cells)
+                    .filter(|(_, cell)| cell.is_present())
+                    .collect(),
+                Column::Constant(_) => Vec::new(),
+            },
+        );
     }
-    Ok(join_by_time(streams, descending))
+    let operand = |node: &Node| -> Result<Operand, QueryError> {
+        if fields_read(node).is_empty() {
+            if let Column::Constant(v) = eval_column(node, &[], &|_: &Node| Vec::new())? {
+                return Ok(Operand::Constant(v));
+            }
+        }
+        Ok(Operand::Points(column_points(
+            node, members, descending, origins,
+        )?))
+    };
+    match node {
+        Node::Binary(op, l, r) => Ok(apply_operands(operand(l)?, Some(operand(r)?), &|a, b| {
+            calc::binary(*op, a, b?)
+        })),
+        Node::Math(f, args) => {
+            let second = args.get(1).map(operand).transpose()?;
+            Ok(apply_operands(operand(&args[0])?, second, &|v, a| {
+                f.apply(v, a)
+            }))
+        }
+        _ => Err(QueryError::not_supported(
+            "a transformation of an expression of several fields is not supported",
+        )),
+    }
+}
+
+/// One side of an operator or a math function's argument, in [`column_points`].
+enum Operand {
+    Constant(Option<FieldValue>),
+    Points(Vec<(i64, Cell)>),
+}
+
+/// `f` applied point by point (a null point stays null).
+fn apply_operands(
+    a: Operand,
+    b: Option<Operand>,
+    f: &dyn Fn(&FieldValue, Option<&FieldValue>) -> Option<FieldValue>,
+) -> Vec<(i64, Cell)> {
+    let cell = |v: Option<FieldValue>| v.map_or(Cell::Null, Cell::Value);
+    match (a, b) {
+        (Operand::Points(a), None) => a
+            .into_iter()
+            .map(|(t, x)| (t, cell(x.value().and_then(|x| f(x, None)))))
+            .collect(),
+        (Operand::Points(a), Some(Operand::Constant(c))) => a
+            .into_iter()
+            .map(|(t, x)| {
+                (
+                    t,
+                    cell(x.value().zip(c.as_ref()).and_then(|(x, c)| f(x, Some(c)))),
+                )
+            })
+            .collect(),
+        (Operand::Constant(c), Some(Operand::Points(b))) => b
+            .into_iter()
+            .map(|(t, y)| {
+                (
+                    t,
+                    cell(c.as_ref().zip(y.value()).and_then(|(c, y)| f(c, Some(y)))),
+                )
+            })
+            .collect(),
+        (Operand::Points(a), Some(Operand::Points(b))) => pair_by_time(a, b, &|x, y| {
+            cell(x.value().zip(y.value()).and_then(|(x, y)| f(x, Some(y))))
+        }),
+        (Operand::Constant(_), _) => Vec::new(),
+    }
+}
+
+/// Two streams joined as 1.x's binary iterator joins them: each step takes the next
+/// point of each; of equal times they are combined, else the earlier (by time, whatever
+/// the query's order) stands alone, null, and the other waits.
+fn pair_by_time(
+    a: Vec<(i64, Cell)>,
+    b: Vec<(i64, Cell)>,
+    f: &dyn Fn(&Cell, &Cell) -> Cell,
+) -> Vec<(i64, Cell)> {
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    let mut out = Vec::new();
+    loop {
+        let (ta, tb) = (a.peek().map(|p| p.0), b.peek().map(|p| p.0));
+        match (ta, tb) {
+            (None, None) => break,
+            (Some(ta), Some(tb)) if ta == tb => {
+                if let (Some((t, x)), Some((_, y))) = (a.next(), b.next()) {
+                    out.push((t, f(&x, &y)));
+                }
+            }
+            (Some(ta), Some(tb)) if ta > tb => out.extend(b.next().map(|(t, _)| (t, Cell::Null))),
+            (Some(_), _) => out.extend(a.next().map(|(t, _)| (t, Cell::Null))),
+            (None, Some(_)) => out.extend(b.next().map(|(t, _)| (t, Cell::Null))),
+        }
+    }
+    out
 }
 
 /// Joins streams of (time, value), each in the query's order (`descending`), into rows of
@@ -543,8 +654,16 @@ pub(super) fn group_tags(
     stmt: &SelectStatement,
     tag_keys: &BTreeSet<String>,
 ) -> Result<Vec<String>, QueryError> {
+    dimension_tags(&stmt.dimensions, tag_keys)
+}
+
+/// The tag keys of GROUP BY `dimensions` (`*`: every key of `tag_keys`), sorted.
+pub(super) fn dimension_tags(
+    dimensions: &[Dimension],
+    tag_keys: &BTreeSet<String>,
+) -> Result<Vec<String>, QueryError> {
     let mut tags = Vec::new();
-    for d in &stmt.dimensions {
+    for d in dimensions {
         match &d.expr {
             Expr::Call(c) if c.name == "time" => {}
             Expr::VarRef(v) => tags.push(v.name.clone()),

@@ -452,7 +452,7 @@ pub(super) fn window_rows(
                 .iter()
                 .map(|window| {
                     let (time, value) = window.first()?.as_ref()?;
-                    selected_point(members, calls[0].field?, *time, value)
+                    selected_point(members, calls[0].field?, *time, value, descending)
                 })
                 .collect()
         } else {
@@ -558,14 +558,17 @@ pub(super) fn window_rows(
 }
 
 /// The row a selector chose: the first of the group's series (in the order the selector
-/// was fed them) with a point at `time` whose `field` is `value`.
+/// was fed them: when descending, 1.x's merge takes a source's series of one time in
+/// reverse order, the sources still in theirs) with a point at `time` whose `field` is
+/// `value`.
 fn selected_point<'a>(
     members: &[&'a SeriesRows],
     field: usize,
     time: i64,
     value: &FieldValue,
+    descending: bool,
 ) -> Option<(&'a SeriesRows, usize)> {
-    members.iter().find_map(|s| {
+    let find = |s: &&'a SeriesRows| {
         // Rows are in time order, reversed for a descending query.
         let row = if s.times.first() > s.times.last() {
             s.times.binary_search_by(|t| time.cmp(t)).ok()?
@@ -573,7 +576,16 @@ fn selected_point<'a>(
             s.times.binary_search(&time).ok()?
         };
         (s.value(row, field) == Some(value)).then_some((*s, row))
-    })
+    };
+    if descending {
+        let mut order = members.to_vec();
+        order.reverse();
+        // Stable: each source's series stay reversed.
+        order.sort_by_key(|s| s.source);
+        order.iter().find_map(find)
+    } else {
+        members.iter().find_map(find)
+    }
 }
 
 /// integral() in descending order, as 1.x's float reducer streams it fed the points from

@@ -6,6 +6,7 @@
 
 pub(crate) mod ast;
 pub(crate) mod display;
+mod go_regex;
 pub(crate) mod lexer;
 #[allow(clippy::module_inception)]
 pub(crate) mod parser;

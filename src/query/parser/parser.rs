@@ -624,10 +624,19 @@ impl<'a> Parser<'a> {
         self.push(self.i);
         self.i = n;
         let t = self.produced(t, n);
+        // 1.x reports a regex's errors at the character before its `/`.
+        let at = Pos {
+            char: t.pos.char.saturating_sub(1),
+            ..t.pos
+        };
         match t.tok {
-            Tok::Regex => Ok(Some(Regex { pattern: t.lit })),
-            Tok::BadEscape => Err(ParseError::at(format!("bad escape: {}", t.lit), t.pos)),
-            Tok::BadRegex => Err(ParseError::at(format!("bad regex: {}", t.lit), t.pos)),
+            // 1.x compiles the pattern here: a bad one refuses the whole query.
+            Tok::Regex => match super::go_regex::check(&t.lit) {
+                Ok(()) => Ok(Some(Regex { pattern: t.lit })),
+                Err(message) => Err(ParseError::at(message, at)),
+            },
+            Tok::BadEscape => Err(ParseError::at(format!("bad escape: {}", t.lit), at)),
+            Tok::BadRegex => Err(ParseError::at(format!("bad regex: {}", t.lit), at)),
             _ => Err(ParseError::unexpected(&t, &["regex"])),
         }
     }

@@ -24,7 +24,7 @@ use super::parser::ast::{
 use super::plan::{self, Kind};
 use super::result::Series;
 use super::rows::{descending, SeriesRows};
-use super::scan::{Scan, SelectContext};
+use super::scan::{Scan, SelectContext, SeriesPage};
 use crate::line_protocol::FieldValue;
 use crate::storage::column::FieldType;
 use serde_json::Value;
@@ -58,19 +58,42 @@ pub(super) fn execute(
             _ => inputs.push(Input::Stored(vec![target])),
         }
     }
+    let mut subqueries = false;
     for (rank, source) in stmt.sources.iter().enumerate() {
         if let Source::Subquery(inner) = source {
+            subqueries = true;
             let scans = super::subquery::scans(stmt, inner, ctx)?;
             inputs.extend(scans.into_iter().map(|s| Input::Derived(Box::new(s), rank)));
         }
     }
+    // A statement that reads a subquery, or runs as one, pages its sources' series as
+    // they are read (its subqueries were handed its page): not its answer.
+    let page = ctx.series_page.clone().or_else(|| {
+        (subqueries && (stmt.slimit > 0 || stmt.soffset > 0)).then(|| SeriesPage {
+            dimensions: stmt.dimensions.clone(),
+            slimit: stmt.slimit,
+            soffset: stmt.soffset,
+        })
+    });
+    let unpaged;
+    let stmt = if page.is_some() {
+        unpaged = SelectStatement {
+            slimit: 0,
+            soffset: 0,
+            ..stmt.clone()
+        };
+        &unpaged
+    } else {
+        stmt
+    };
+    let page = page.as_ref();
     inputs.sort_by(|a, b| a.measurement().cmp(b.measurement()));
     let clash = inputs.windows(2).any(|pair| {
         pair[0].measurement() == pair[1].measurement()
             && (matches!(pair[0], Input::Derived(..)) || matches!(pair[1], Input::Derived(..)))
     });
     if clash {
-        inputs = joined_with_subqueries(stmt, ctx, inputs)?;
+        inputs = joined_with_subqueries(stmt, ctx, inputs, page)?;
     }
     let expanded;
     let stmt = if stmt.fields.iter().any(|f| calls_pattern(&f.expr)) {
@@ -106,7 +129,7 @@ pub(super) fn execute(
     };
     if inputs.len() == 1 {
         let input = inputs.pop().expect("one input");
-        return execute_one(stmt, ctx, input, interval, plain);
+        return execute_one(stmt, ctx, input, interval, plain, page);
     }
     // Several measurements: each answers as its own series (in name order, reversed for
     // ORDER BY time DESC; SLIMIT and SOFFSET applying to each as 1.x does), and `*` yields
@@ -133,7 +156,7 @@ pub(super) fn execute(
     }
     let mut series = Vec::new();
     for input in inputs {
-        series.extend(execute_one(stmt, ctx, input, interval, plain)?);
+        series.extend(execute_one(stmt, ctx, input, interval, plain, page)?);
     }
     if wildcard {
         union.extend(
@@ -179,23 +202,12 @@ pub(super) fn execute(
 /// each series marked with its source ([`stacked`]), so that the operators that depend on
 /// the order of points of equal time can follow 1.x's merge of the sources.
 ///
-/// Refused, with the reason: top() and bottom() with tag arguments, which 1.x answers by
-/// grouping the subquery by those tags while leaving them out of its columns, and SLIMIT
-/// or SOFFSET, which 1.x passes into the subquery as well.
 fn joined_with_subqueries(
     stmt: &SelectStatement,
     ctx: &SelectContext<'_>,
     inputs: Vec<Input>,
+    page: Option<&SeriesPage>,
 ) -> Result<Vec<Input>, QueryError> {
-    let tag_arguments = stmt.fields.iter().any(|f| {
-        matches!(&f.expr, Expr::Call(c) if matches!(c.name.as_str(), "top" | "bottom") && c.args.len() > 2)
-    });
-    if tag_arguments || stmt.slimit > 0 || stmt.soffset > 0 {
-        return Err(QueryError::not_supported(
-            "a subquery with another source of the same measurement is not supported with \
-             top() or bottom() with tag arguments, or with SLIMIT/SOFFSET",
-        ));
-    }
     let mut out: Vec<Input> = Vec::new();
     let mut pending: Vec<(usize, Scan)> = Vec::new();
     let mut inputs = inputs.into_iter().peekable();
@@ -204,7 +216,11 @@ fn joined_with_subqueries(
         match input {
             Input::Stored(targets) => {
                 for t in &targets {
-                    pending.push((source_rank(stmt, t), scan(stmt, ctx, t, &|_| None)?));
+                    let mut scan = scan(stmt, ctx, t, &|_| None)?;
+                    if let Some(page) = page {
+                        keep_page_of_groups(page, &mut scan)?;
+                    }
+                    pending.push((source_rank(stmt, t), scan));
                 }
             }
             Input::Derived(scan, rank) => pending.push((rank, *scan)),
@@ -293,10 +309,12 @@ fn execute_one(
     input: Input,
     interval: i64,
     plain: bool,
+    page: Option<&SeriesPage>,
 ) -> Result<Vec<Series>, QueryError> {
-    // A plan that reads each field's values in time order alone (see `by_columns`).
+    // A plan that reads each field's values in time order alone (see `by_columns`); not
+    // when the series are paged as they are read.
     let foldable = |fields: &[String]| {
-        (!plain)
+        (!plain && page.is_none())
             .then(|| plan::compile(stmt, fields, interval).ok())
             .flatten()
             .filter(super::aggregate::by_columns)
@@ -304,16 +322,32 @@ fn execute_one(
     let unpaged;
     let (stmt, scan) = match input {
         Input::Stored(targets) => match targets.as_slice() {
-            [target] => (stmt, scan(stmt, ctx, target, &foldable)?),
+            [target] => {
+                let mut scan = scan(stmt, ctx, target, &foldable)?;
+                if let Some(page) = page {
+                    keep_page_of_groups(page, &mut scan)?;
+                }
+                (stmt, scan)
+            }
             several => {
                 let mut scans = several
                     .iter()
                     .map(|t| scan(stmt, ctx, t, &|_| None))
                     .collect::<Result<Vec<_>, _>>()?;
+                if let Some(page) = page {
+                    for scan in &mut scans {
+                        keep_page_of_groups(page, scan)?;
+                    }
+                }
                 // 1.x applies SLIMIT and SOFFSET to each source before joining its series.
                 let stmt = if stmt.slimit > 0 || stmt.soffset > 0 {
+                    let page = SeriesPage {
+                        dimensions: stmt.dimensions.clone(),
+                        slimit: stmt.slimit,
+                        soffset: stmt.soffset,
+                    };
                     for scan in &mut scans {
-                        keep_page_of_groups(stmt, scan)?;
+                        keep_page_of_groups(&page, scan)?;
                     }
                     unpaged = SelectStatement {
                         slimit: 0,
@@ -438,10 +472,10 @@ fn wildcard_beside_functions(
     Ok(Some(out))
 }
 
-/// Keeps the series of `scan` in the groups (in tag order, of those with rows) that its
-/// SOFFSET and SLIMIT page holds.
-fn keep_page_of_groups(stmt: &SelectStatement, scan: &mut Scan) -> Result<(), QueryError> {
-    let tags = super::aggregate::group_tags(stmt, &scan.tag_keys)?;
+/// Keeps the series of `scan` in the groups (in tag order, of those with rows) that
+/// `page` holds.
+fn keep_page_of_groups(page: &SeriesPage, scan: &mut Scan) -> Result<(), QueryError> {
+    let tags = super::aggregate::dimension_tags(&page.dimensions, &scan.tag_keys)?;
     let group = |s: &SeriesRows| super::aggregate::group_of(&tags, &s.tags);
     let kept: BTreeSet<_> = scan
         .series
@@ -450,8 +484,8 @@ fn keep_page_of_groups(stmt: &SelectStatement, scan: &mut Scan) -> Result<(), Qu
         .map(group)
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .skip(stmt.soffset as usize)
-        .take(super::rows::limit(stmt.slimit))
+        .skip(page.soffset as usize)
+        .take(super::rows::limit(page.slimit))
         .collect();
     scan.series.retain(|s| kept.contains(&group(s)));
     Ok(())

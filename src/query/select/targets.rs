@@ -113,6 +113,7 @@ pub(super) fn stacked(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, Qu
             limits.charge(s.times.len() * row_bytes)?;
             let mut copy = SeriesRows::new(s.tags.clone(), fields.len());
             copy.source = source;
+            copy.hidden_tags = s.hidden_tags.clone();
             for (time, values) in s.rows() {
                 let mut row = vec![None; fields.len()];
                 for (v, &i) in values.iter().zip(&at) {

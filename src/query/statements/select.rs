@@ -45,6 +45,7 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
         },
         zone: s.location.as_deref().map(Zone::named).transpose()?,
         limits: cx.limits.clone(),
+        series_page: None,
     };
     let rows = driver::execute(s, &ctx)?;
     match &s.target {
