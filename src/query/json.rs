@@ -101,6 +101,21 @@ impl<F: Formatter> Formatter for GoFormatter<F> {
         }
     }
 
+    /// As Go's encoder writes a float: the shortest digits that read back the same, in
+    /// plain notation from 1e-6 up to 1e21 (`-0`, `1000000000000000000`), else as `1.5e-7`
+    /// or `1e+21`.
+    fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        let abs = value.abs();
+        if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+            return write!(writer, "{value}");
+        }
+        let scientific = format!("{value:e}");
+        match scientific.split_once("e-") {
+            Some(_) => writer.write_all(scientific.as_bytes()),
+            None => writer.write_all(scientific.replacen('e', "e+", 1).as_bytes()),
+        }
+    }
+
     // The layout is the wrapped formatter's.
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.begin_array(w)
@@ -202,6 +217,27 @@ mod tests {
             r#""\u0008\u000c\n\t\r\u001b\"\\""#
         );
         assert_eq!(go("plain"), r#""plain""#);
+    }
+
+    #[test]
+    fn floats_are_written_as_go_writes_them() {
+        let cases = [
+            (-0.0, "-0"),
+            (0.0, "0"),
+            (1.5, "1.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e15, "1000000000000000"),
+            (-1.2345678901234568e20, "-123456789012345680000"),
+            (1e21, "1e+21"),
+            (2.5e300, "2.5e+300"),
+            (0.000001, "0.000001"),
+            (1.5e-7, "1.5e-7"),
+            (-3e-10, "-3e-10"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(String::from_utf8(to_vec(&x)).unwrap(), want, "{x:?}");
+        }
     }
 
     #[test]

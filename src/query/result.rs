@@ -152,7 +152,7 @@ pub(crate) fn chunks(results: Vec<StatementResult>, size: usize) -> Vec<Chunk> {
 
 /// A float as Go's JSON encoder writes it: whole numbers without a fraction.
 pub(crate) fn float_value(x: f64) -> Value {
-    // -0 keeps its sign (Go prints it as -0).
+    // -0 keeps its sign (written `-0`, as Go writes it: `json::GoFormatter`).
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
         Value::from(x as i64)
     } else {
