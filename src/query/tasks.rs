@@ -27,6 +27,7 @@ struct TaskTable {
     finished_ns: u64,
 }
 
+#[derive(Clone)]
 struct Task {
     /// The query's statements (see [`listed_text`]).
     query: Arc<Vec<Statement>>,
@@ -131,10 +132,14 @@ impl QueryTasks {
         let now = Instant::now();
         // Copied out, so that the queries are put in words without holding up every
         // query's start and end on the table.
-        let running: Vec<(u64, Arc<Vec<Statement>>, String, Instant, bool)> = self
+        let running: Vec<(u64, Task)> = self
             .table()
             .running
             .iter()
+            .map(|(id, task)| (*id, task.clone()))
+            .collect();
+        running
+            .into_iter()
             .map(|(id, task)| {
                 let Task {
                     query,
@@ -143,12 +148,6 @@ impl QueryTasks {
                     killed,
                     ..
                 } = task;
-                (*id, query.clone(), database.clone(), *started, *killed)
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|(id, query, database, started, killed)| {
                 let ns = now.duration_since(started).as_nanos().min(i64::MAX as u128) as i64;
                 let unit = match ns {
                     1_000_000_000.. => 1_000_000_000,
