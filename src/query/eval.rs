@@ -16,11 +16,13 @@ pub(super) struct Row<'a> {
     pub field_keys: &'a std::collections::HashSet<String>,
 }
 
+/// A value met in a condition; strings are borrowed from the condition or the row (a
+/// copy per comparison was most of the cost of judging a series by its tags).
 #[derive(Debug, Clone, PartialEq)]
-enum V {
+enum V<'a> {
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(&'a str),
     Bool(bool),
     Null,
 }
@@ -33,7 +35,7 @@ impl Regexes {
     pub(super) fn compile(expr: &Expr, out: &mut Regexes) -> Result<(), QueryError> {
         match expr {
             Expr::Regex(r) if !out.0.contains_key(&r.pattern) => {
-                let re = regex::Regex::new(&r.pattern)?;
+                let re = super::patterns::compiled(&r.pattern)?;
                 out.0.insert(r.pattern.clone(), re);
             }
             Expr::Binary(b) => {
@@ -56,13 +58,13 @@ pub(super) fn matches(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> boo
     matches!(eval(expr, row, now, re), V::Bool(true))
 }
 
-fn eval(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> V {
+fn eval<'a>(expr: &'a Expr, row: &'a Row<'_>, now: i64, re: &Regexes) -> V<'a> {
     match expr {
         Expr::Paren(e) => eval(e, row, now, re),
         Expr::Integer(i) | Expr::Duration(i) => V::Int(*i),
         Expr::Unsigned(u) => V::Float(*u as f64),
         Expr::Number(f) => V::Float(*f),
-        Expr::String(s) => V::Str(s.clone()),
+        Expr::String(s) => V::Str(s),
         Expr::Boolean(b) => V::Bool(*b),
         Expr::Call(c) if c.name == "now" => V::Int(now),
         Expr::VarRef(v) if v.name == "time" => V::Int(row.time),
@@ -72,7 +74,7 @@ fn eval(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> V {
                     FieldValue::Float(x) => V::Float(*x),
                     FieldValue::Integer(x) => V::Int(*x),
                     FieldValue::Unsigned(x) => V::Float(*x as f64),
-                    FieldValue::String(x) => V::Str(x.clone()),
+                    FieldValue::String(x) => V::Str(x),
                     FieldValue::Boolean(x) => V::Bool(*x),
                 };
             }
@@ -84,8 +86,7 @@ fn eval(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> V {
                 row.tags
                     .iter()
                     .find(|(k, _)| *k == v.name)
-                    .map_or("", |(_, v)| v.as_str())
-                    .to_owned(),
+                    .map_or("", |(_, v)| v.as_str()),
             )
         }
         Expr::Binary(b) => {
@@ -97,7 +98,7 @@ fn eval(expr: &Expr, row: &Row<'_>, now: i64, re: &Regexes) -> V {
                     let (V::Str(s), Expr::Regex(r)) = (eval(&b.lhs, row, now, re), &b.rhs) else {
                         return V::Bool(false);
                     };
-                    let hit = re.0.get(&r.pattern).is_some_and(|r| r.is_match(&s));
+                    let hit = re.0.get(&r.pattern).is_some_and(|r| r.is_match(s));
                     V::Bool(hit == (b.op == EqRegex))
                 }
                 Add | Sub | Mul | Div | Mod => {
@@ -124,15 +125,15 @@ fn is_time(e: &Expr) -> bool {
     matches!(e, Expr::VarRef(v) if v.name == "time")
 }
 
-fn as_time(v: V) -> V {
+fn as_time(v: V<'_>) -> V<'_> {
     match v {
-        V::Str(s) => parse_rfc3339(&s).map_or(V::Null, V::Int),
+        V::Str(s) => parse_rfc3339(s).map_or(V::Null, V::Int),
         V::Float(f) => V::Int(f as i64),
         other => other,
     }
 }
 
-fn arith(op: BinaryOp, l: V, r: V) -> V {
+fn arith<'a>(op: BinaryOp, l: V<'a>, r: V<'a>) -> V<'a> {
     match (l, r) {
         (V::Int(a), V::Int(b)) => match op {
             BinaryOp::Add => V::Int(a.wrapping_add(b)),
@@ -155,7 +156,7 @@ fn arith(op: BinaryOp, l: V, r: V) -> V {
     }
 }
 
-fn num(v: &V) -> Option<f64> {
+fn num(v: &V<'_>) -> Option<f64> {
     match v {
         V::Int(i) => Some(*i as f64),
         V::Float(f) => Some(*f),
@@ -163,7 +164,7 @@ fn num(v: &V) -> Option<f64> {
     }
 }
 
-fn compare(op: BinaryOp, l: &V, r: &V) -> bool {
+fn compare(op: BinaryOp, l: &V<'_>, r: &V<'_>) -> bool {
     use std::cmp::Ordering;
     let ord = match (l, r) {
         (V::Int(a), V::Int(b)) => a.partial_cmp(b),

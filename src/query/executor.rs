@@ -55,14 +55,14 @@ pub(crate) async fn execute(
     options: &QueryOptions,
 ) -> Result<Vec<StatementResult>, QueryError> {
     // Always with the (maybe empty) map: a `$name` nobody bound is a parse error, as in 1.x.
-    let statements = super::parser::parse_query_with_params(text, &options.params)?;
+    let statements = super::parsed::parsed(text, &options.params)?;
     // A first attempt may give up half-way and start over: only a query that changes
     // nothing can.
     if options.limits.is_inline_attempt() && !statements.iter().all(only_reads) {
         return Err(QueryError::OverBudget);
     }
     // InfluxDB refuses an unknown tz() zone while parsing, before anything runs.
-    for s in &statements {
+    for s in statements.iter() {
         if let Statement::Select(select) = s {
             if let Some(name) = &select.location {
                 Zone::named(name).map_err(|e| ParseError::plain(e.to_string()))?;
@@ -80,11 +80,7 @@ pub(crate) async fn execute(
     let limits = &options.limits;
     // Listed for SHOW QUERIES (itself included) and KILL QUERY until answered, as in 1.x.
     let _listed = node.queries.tasks().attach(
-        statements
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(";\n"),
+        statements.clone(),
         options.database.clone().unwrap_or_default(),
         limits.interrupt(),
     );
@@ -97,7 +93,7 @@ pub(crate) async fn execute(
         };
         match outcome {
             Ok(series) => {
-                let messages = match options.read_only {
+                let messages = match options.read_only && super::read_only::may_warn(statement) {
                     false => Vec::new(),
                     true => node
                         .control

@@ -93,7 +93,7 @@ impl Wanted {
                     m.retention_policy.clone(),
                     match &m.name {
                         MeasurementName::Name(n) => Err(n.clone()),
-                        MeasurementName::Regex(r) => Ok(regex::Regex::new(&r.pattern)?),
+                        MeasurementName::Regex(r) => Ok(super::patterns::compiled(&r.pattern)?),
                     },
                 )),
                 Source::Subquery(_) => {
@@ -329,7 +329,7 @@ pub(super) fn tag_key_matcher(
 ) -> Result<impl Fn(&str) -> bool + '_, QueryError> {
     let re = match key {
         TagKeyPredicate::EqRegex(r) | TagKeyPredicate::NeqRegex(r) => {
-            Some(regex::Regex::new(&r.pattern)?)
+            Some(super::patterns::compiled(&r.pattern)?)
         }
         _ => None,
     };

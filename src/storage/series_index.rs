@@ -35,8 +35,9 @@ pub struct MeasurementIndex {
     by_key: hashbrown::HashTable<u32>,
     hasher: RandomState,
     /// Series numbers in key order, of the series added up to its length (the others
-    /// are put in when a read asks for the order).
-    order: Mutex<Vec<u32>>,
+    /// are put in when a read asks for the order). Shared with the reads that asked, so
+    /// that a read copies no list of a million series.
+    order: Mutex<Arc<Vec<u32>>>,
     /// Tag key → tag value → the series with that value, in increasing number.
     postings: HashMap<String, TagValues, RandomState>,
 }
@@ -57,6 +58,11 @@ struct TagValues {
     postings: Vec<u32>,
     /// Series numbers, increasing, of the values with more than one series.
     many: Vec<Vec<u32>>,
+    /// Positions in value order, of the values added up to its length (the others are
+    /// put in when a read asks for the order, as [`MeasurementIndex::order`]): listings
+    /// answer in value order, and a pattern with a literal start (`/^host_1/`) judges
+    /// only the values that start so.
+    sorted: Mutex<Arc<Vec<u32>>>,
 }
 
 /// Marks a posting that is a position in [`TagValues::many`] (series numbers are below).
@@ -112,9 +118,106 @@ impl TagValues {
         });
     }
 
-    fn values(&self) -> impl Iterator<Item = &str> {
-        (0..self.ends.len() as u32).map(|at| self.value(at))
+    /// Positions of every value in value order.
+    fn in_order(&self) -> Arc<Vec<u32>> {
+        let mut sorted = self.sorted.lock().unwrap_or_else(|e| e.into_inner());
+        let known = sorted.len() as u32;
+        let total = self.ends.len() as u32;
+        if known < total {
+            *sorted = Arc::new(merged_in(&sorted, known..total, |at| self.value(at)));
+        }
+        sorted.clone()
     }
+
+    /// The values in order.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let order = self.in_order();
+        (0..order.len()).map(move |i| self.value(order[i]))
+    }
+
+    /// Positions of the values, in value order, that may match `re`: those that start
+    /// with its literal start, when it has one.
+    fn candidates(&self, re: &regex::Regex) -> Vec<u32> {
+        let order = self.in_order();
+        let Some(prefix) = literal_prefix(re.as_str()) else {
+            return order.to_vec();
+        };
+        let from = order.partition_point(|&at| self.value(at) < prefix.as_str());
+        let len = order[from..].partition_point(|&at| self.value(at).starts_with(&prefix));
+        order[from..from + len].to_vec()
+    }
+}
+
+/// `known` (in the order `key` gives) with the numbers of `new` merged in: those added
+/// since the order was last asked for are sorted (unless they came in order, as series
+/// from a column file do) and merged, so that a read after a load of a million pays for
+/// the sort once.
+fn merged_in<'k, K: Ord + ?Sized + 'k>(
+    known: &[u32],
+    new: std::ops::Range<u32>,
+    key: impl Fn(u32) -> &'k K,
+) -> Vec<u32> {
+    let mut new: Vec<u32> = new.collect();
+    if !new.is_sorted_by_key(|&at| key(at)) {
+        new.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+    }
+    if known.is_empty() {
+        return new;
+    }
+    let mut merged = Vec::with_capacity(known.len() + new.len());
+    let (mut i, mut j) = (0, 0);
+    while i < known.len() && j < new.len() {
+        if key(known[i]) <= key(new[j]) {
+            merged.push(known[i]);
+            i += 1;
+        } else {
+            merged.push(new[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&known[i..]);
+    merged.extend_from_slice(&new[j..]);
+    merged
+}
+
+/// The text every match of `pattern` starts with, when the pattern is anchored at the
+/// start and begins with plain characters (`^host_1[0-9]$` gives `host_1`); None when
+/// that is not certain (no anchor, an alternation anywhere, flags, a class or an escape
+/// of a letter first). A quantified last character is left out (`^ab?` gives `a`).
+fn literal_prefix(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix('^')?;
+    if pattern.contains('|') {
+        return None;
+    }
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | ':' | '/' | ',' | '=' | '@' | '%') =>
+            {
+                prefix.push(c);
+                chars.next();
+            }
+            '\\' => {
+                let mut ahead = chars.clone();
+                ahead.next();
+                match ahead.next() {
+                    Some(e) if e.is_ascii_punctuation() => {
+                        prefix.push(e);
+                        chars = ahead;
+                    }
+                    _ => break,
+                }
+            }
+            '?' | '*' | '+' | '{' => {
+                prefix.pop();
+                break;
+            }
+            _ => break,
+        }
+    }
+    (!prefix.is_empty()).then_some(prefix)
 }
 
 impl std::fmt::Debug for MeasurementIndex {
@@ -214,53 +317,37 @@ impl MeasurementIndex {
             .insert_unique(hash, id, |&i| hasher.hash_one(&*keys[i as usize]));
     }
 
-    /// Every series number in key order: those added since the last call are sorted and
-    /// merged in (a read after a load of a million series pays for the sort once).
-    fn ordered(&self) -> Vec<u32> {
+    /// Every series number in key order (see [`merged_in`]).
+    fn ordered(&self) -> Arc<Vec<u32>> {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-        let known = order.len();
-        if known < self.keys.len() {
-            let key = |id: &u32| &*self.keys[*id as usize];
-            let mut new: Vec<u32> = (known as u32..self.keys.len() as u32).collect();
-            // Series from a column file come in key order.
-            if !new.is_sorted_by_key(key) {
-                new.sort_unstable_by(|a, b| key(a).cmp(key(b)));
-            }
-            if known == 0 {
-                *order = new;
-            } else {
-                let old = std::mem::take(&mut *order);
-                let mut merged = Vec::with_capacity(old.len() + new.len());
-                let (mut i, mut j) = (0, 0);
-                while i < old.len() && j < new.len() {
-                    if key(&old[i]) <= key(&new[j]) {
-                        merged.push(old[i]);
-                        i += 1;
-                    } else {
-                        merged.push(new[j]);
-                        j += 1;
-                    }
-                }
-                merged.extend_from_slice(&old[i..]);
-                merged.extend_from_slice(&new[j..]);
-                *order = merged;
-            }
+        let known = order.len() as u32;
+        let total = self.keys.len() as u32;
+        if known < total {
+            let key = |id: u32| &*self.keys[id as usize];
+            *order = Arc::new(merged_in(&order, known..total, key));
         }
         order.clone()
     }
 
     /// Every series with its tags, in key order.
     pub fn series(&self) -> impl Iterator<Item = (&Arc<str>, Tags)> {
-        self.ordered().into_iter().map(|id| {
-            let key = &self.keys[id as usize];
+        let order = self.ordered();
+        (0..order.len()).map(move |i| {
+            let key = &self.keys[order[i] as usize];
             (key, tags_of(key))
         })
     }
 
-    /// Each tag key with its values.
+    /// The tag keys, in no order.
+    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
+        self.postings.keys().map(String::as_str)
+    }
+
+    /// Each tag key with its values, both in order.
     pub fn tag_values(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &str>)> {
-        self.postings
-            .iter()
+        let mut keys: Vec<(&String, &TagValues)> = self.postings.iter().collect();
+        keys.sort_unstable_by_key(|(k, _)| *k);
+        keys.into_iter()
             .map(|(k, values)| (k.as_str(), values.values()))
     }
 
@@ -298,7 +385,7 @@ impl MeasurementIndex {
             TagSelector::Matches(k, re) => {
                 let mut ids = Vec::new();
                 if let Some(values) = self.postings.get(k) {
-                    for at in 0..values.ends.len() as u32 {
+                    for at in values.candidates(re) {
                         if re.is_match(values.value(at)) {
                             ids.extend_from_slice(values.ids(at));
                         }
@@ -380,6 +467,101 @@ mod tests {
         assert_eq!(keys(re("rack", "x")), Vec::<String>::new());
         // A pattern matching "" matches the series without the tag too: every series.
         assert_eq!(keys(re("host", "^$|a")).len(), 4);
+    }
+
+    #[test]
+    fn a_patterns_literal_start_is_taken_only_when_every_match_has_it() {
+        assert_eq!(literal_prefix("^host_1[0-9]$").as_deref(), Some("host_1"));
+        assert_eq!(literal_prefix("^ab?c").as_deref(), Some("a"));
+        assert_eq!(literal_prefix("^ab{2}").as_deref(), Some("a"));
+        assert_eq!(literal_prefix(r"^a\.b").as_deref(), Some("a.b"));
+        assert_eq!(literal_prefix("^us-west").as_deref(), Some("us-west"));
+        for none in [
+            "host",
+            "^(?i)host",
+            "^a|b",
+            "b|^a",
+            "^[ab]c",
+            r"^\dx",
+            "^a?",
+            "^.x",
+            "^",
+        ] {
+            assert_eq!(literal_prefix(none), None, "{none}");
+        }
+    }
+
+    /// Values are judged from those with the pattern's literal start; what they select
+    /// is what judging every value selects.
+    #[test]
+    fn patterns_select_what_judging_every_value_selects() {
+        let mut i = SeriesIndex::default();
+        let hosts = [
+            "h1", "h10", "h19", "h1a", "h2", "h20", "g1", "i1", "h", "h1\\.x", "h1.x", "H1",
+        ];
+        for host in hosts {
+            i.add(&format!("cpu,host={host}").as_str().into(), "cpu");
+        }
+        let m = i.measurement("cpu").unwrap();
+        for pattern in [
+            "^h1[0-9]$",
+            "^h1",
+            "^h1?",
+            "^h1*0",
+            "^h1.x",
+            r"^h1\.x",
+            "^h",
+            "1$",
+            "^(?i)h1$",
+            "^h2|^g",
+            "^i",
+            "^j",
+        ] {
+            let re = regex::Regex::new(pattern).unwrap();
+            let selected: Vec<String> = m
+                .select(&TagSelector::Matches("host".into(), re.clone()))
+                .into_iter()
+                .map(|(k, _)| k.to_string())
+                .collect();
+            let mut every: Vec<String> = hosts
+                .iter()
+                .filter(|h| re.is_match(h))
+                .map(|h| format!("cpu,host={h}"))
+                .collect();
+            every.sort();
+            assert_eq!(selected, every, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn tag_values_come_in_order_whenever_they_were_added() {
+        let mut i = SeriesIndex::default();
+        for (n, host) in ["c", "a", "d", "b"].into_iter().enumerate() {
+            i.add(&format!("cpu,host={host},zone=z{n}").as_str().into(), "cpu");
+        }
+        let listed = |i: &SeriesIndex| -> Vec<(String, Vec<String>)> {
+            i.measurement("cpu")
+                .unwrap()
+                .tag_values()
+                .map(|(k, values)| (k.to_owned(), values.map(str::to_owned).collect()))
+                .collect()
+        };
+        let first = listed(&i);
+        assert_eq!(
+            first[0],
+            (
+                "host".to_owned(),
+                vec!["a", "b", "c", "d"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            )
+        );
+        assert_eq!(first[1].0, "zone");
+        i.add(&"cpu,host=bb,zone=z9".into(), "cpu");
+        i.add(&"cpu,host=0,zone=z9".into(), "cpu");
+        let hosts = &listed(&i)[0].1;
+        assert_eq!(hosts, &["0", "a", "b", "bb", "c", "d"]);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub(super) fn targets(
         let names: Vec<String> = match &source.name {
             MeasurementName::Name(name) => vec![name.clone()],
             MeasurementName::Regex(r) => {
-                let re = regex::Regex::new(&r.pattern)?;
+                let re = crate::query::patterns::compiled(&r.pattern)?;
                 // 1.x matches the names of its database-wide index, every policy's.
                 let mut all = BTreeSet::new();
                 for shard in ctx.storage.shards_of(database, None) {

@@ -216,7 +216,7 @@ impl Shard {
             return BTreeSet::new();
         };
         if data.tombstones.of_measurement(measurement).is_empty() {
-            index.tag_values().map(|(k, _)| k.to_owned()).collect()
+            index.tag_keys().map(str::to_owned).collect()
         } else {
             index
                 .series()
