@@ -169,6 +169,18 @@ impl Values {
         }
     }
 
+    /// Appends every entry of a column of the same type (of another type: nothing).
+    fn append(&mut self, other: Values) {
+        match (self, other) {
+            (Values::Float(a), Values::Float(mut b)) => a.append(&mut b),
+            (Values::Integer(a), Values::Integer(mut b)) => a.append(&mut b),
+            (Values::Unsigned(a), Values::Unsigned(mut b)) => a.append(&mut b),
+            (Values::String(a), Values::String(mut b)) => a.append(&mut b),
+            (Values::Boolean(a), Values::Boolean(mut b)) => a.append(&mut b),
+            _ => {}
+        }
+    }
+
     /// Appends entry `i` of a column of the same type (of another type: nothing).
     fn push_from(&mut self, other: &Values, i: usize) {
         match (self, other) {
@@ -287,7 +299,14 @@ impl Column {
 
     /// Appends two resolved columns merged in time order, taking of equal times the
     /// entry with the higher version.
-    fn merge_from(&mut self, a: Column, b: Column) {
+    fn merge_from(&mut self, a: Column, mut b: Column) {
+        // Parts of successive flushes follow one another: nothing to merge, one copy.
+        if a.is_empty() {
+            self.times.append(&mut b.times);
+            self.versions.append(&mut b.versions);
+            self.values.append(b.values);
+            return;
+        }
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
             let take_a = match (a.times.get(i), b.times.get(j)) {

@@ -10,7 +10,7 @@ use crate::query::parser::ast::SelectStatement;
 use crate::query::plan::{AggregateCall, Func, Plan};
 use crate::query::rows::ROWS_PER_CHARGE;
 use crate::query::scan::Folded;
-use crate::storage::column::Column as StoredColumn;
+use crate::storage::column::{Column as StoredColumn, Values};
 use std::collections::BTreeSet;
 
 /// Folds series into a [`Folded`].
@@ -83,9 +83,17 @@ impl<'a> Folder<'a> {
                 }
                 // Of a run in strictly increasing time, first() and last() need only its
                 // ends: the others would be compared and (for last) copied to be replaced.
+                // Of max() and min(), only the run's extreme is a candidate (the earliest
+                // of equal ones, as the reduction breaks ties by time).
                 let run = match call.func {
                     Func::First if column.resolved => at..at + 1,
                     Func::Last if column.resolved => end - 1..end,
+                    Func::Max | Func::Min if column.resolved => {
+                        match extreme_of_run(&column.values, at..end, call.func == Func::Max) {
+                            Some(i) => i..i + 1,
+                            None => at..end,
+                        }
+                    }
                     _ => at..end,
                 };
                 for i in run {
@@ -110,4 +118,30 @@ impl<'a> Folder<'a> {
             0
         }
     }
+}
+
+/// The position of the greatest (`max`) or least value of a numeric column's run, the
+/// first of equal ones, compared as the reduction compares them (floats by their total
+/// order); None for a column of strings or booleans.
+fn extreme_of_run(values: &Values, run: std::ops::Range<usize>, max: bool) -> Option<usize> {
+    fn extreme<T>(v: &[T], run: std::ops::Range<usize>, better: impl Fn(&T, &T) -> bool) -> usize {
+        let mut best = run.start;
+        for i in run {
+            if better(&v[i], &v[best]) {
+                best = i;
+            }
+        }
+        best
+    }
+    let want = if max {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Less
+    };
+    Some(match values {
+        Values::Float(v) => extreme(v, run, |a, b| a.total_cmp(b) == want),
+        Values::Integer(v) => extreme(v, run, |a, b| a.cmp(b) == want),
+        Values::Unsigned(v) => extreme(v, run, |a, b| a.cmp(b) == want),
+        Values::String(_) | Values::Boolean(_) => return None,
+    })
 }
