@@ -223,6 +223,19 @@ pub(crate) fn lookup(ident: &str) -> Tok {
         .unwrap_or(Tok::Ident)
 }
 
+/// [`lookup`] on scanned characters, so that a keyword costs no allocation.
+fn lookup_chars(word: &[char]) -> Tok {
+    const LONGEST: usize = 13;
+    if word.len() > LONGEST || !word.iter().all(char::is_ascii) {
+        return Tok::Ident;
+    }
+    let mut buf = [0u8; LONGEST];
+    for (b, c) in buf.iter_mut().zip(word) {
+        *b = *c as u8;
+    }
+    std::str::from_utf8(&buf[..word.len()]).map_or(Tok::Ident, lookup)
+}
+
 /// A scanned token.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Token {
@@ -440,30 +453,25 @@ impl Scanner {
     /// Bare or double-quoted identifier.  `lookup` turns keywords into keyword tokens.
     fn scan_ident(&self, i: usize, lookup_kw: bool) -> (Token, usize) {
         let mut j = i;
-        let mut lit = String::new();
-        loop {
-            match self.peek(j) {
-                Some('"') => {
-                    let (t, next) = self.scan_quoted(j);
-                    if t.tok != Tok::Str {
-                        return (t, next);
-                    }
-                    return self.tok(Tok::Ident, i, t.lit, next);
-                }
-                Some(c) if is_ident_char(c) => {
-                    lit.push(c);
-                    j += 1;
-                }
-                _ => break,
-            }
+        while self.peek(j).is_some_and(is_ident_char) {
+            j += 1;
         }
+        if self.peek(j) == Some('"') {
+            // A quoted part makes the whole token that part alone, as in the reference scanner.
+            let (t, next) = self.scan_quoted(j);
+            if t.tok != Tok::Str {
+                return (t, next);
+            }
+            return self.tok(Tok::Ident, i, t.lit, next);
+        }
+        let word = &self.chars[i..j];
         if lookup_kw {
-            let t = lookup(&lit);
+            let t = lookup_chars(word);
             if t != Tok::Ident {
                 return self.tok(t, i, String::new(), j);
             }
         }
-        self.tok(Tok::Ident, i, lit, j)
+        self.tok(Tok::Ident, i, word.iter().collect(), j)
     }
 
     fn scan_string(&self, i: usize) -> (Token, usize) {

@@ -165,7 +165,15 @@ pub(super) struct Parser<'a> {
     eof_pos: Option<Pos>,
     /// Start indexes of the last two significant tokens, in input order.
     recent: [usize; 2],
+    /// Recent raw scans as (start, token, next).  The grammar peeks by scanning and
+    /// unscanning, so most tokens are scanned several times from the same index; the
+    /// scanner is a pure function of that index, so a repeat is answered from here.
+    memo: [Option<(usize, Token, usize)>; MEMO],
+    memo_next: usize,
 }
+
+/// Raw scans remembered (an unscan goes back at most a couple of tokens).
+const MEMO: usize = 4;
 
 fn kw(t: &Token, k: K) -> bool {
     t.tok == Tok::Kw(k)
@@ -263,6 +271,8 @@ impl<'a> Parser<'a> {
             eof_consumed: false,
             eof_pos: None,
             recent: [0; 2],
+            memo: Default::default(),
+            memo_next: 0,
         }
     }
 
@@ -340,16 +350,42 @@ impl<'a> Parser<'a> {
         t
     }
 
+    /// The scanner's token at `i`, from the memo when it was scanned there lately.
+    fn raw_scan(&mut self, i: usize) -> (Token, usize) {
+        for (start, t, next) in self.memo.iter().flatten() {
+            if *start == i {
+                return (t.clone(), *next);
+            }
+        }
+        let (t, n) = self.sc.scan(i);
+        self.memo[self.memo_next] = Some((i, t.clone(), n));
+        self.memo_next = (self.memo_next + 1) % MEMO;
+        (t, n)
+    }
+
     fn scan(&mut self) -> Token {
-        let (t, n) = self.sc.scan(self.i);
+        let (t, n) = self.raw_scan(self.i);
         self.push(self.i);
         self.i = n;
         self.produced(t, n)
     }
 
     fn scan_ws(&mut self) -> Token {
+        let len = self.sc.len();
         loop {
-            let (t, n) = self.sc.scan(self.i);
+            // Plain whitespace is skipped without making a token; a run reaching the end
+            // consumes end-of-input, as a WS token there would (see `produced`).
+            while self
+                .sc
+                .peek(self.i)
+                .is_some_and(super::lexer::is_whitespace)
+            {
+                self.i += 1;
+                if self.i >= len {
+                    self.eof_consumed = true;
+                }
+            }
+            let (t, n) = self.raw_scan(self.i);
             let t = self.produced(t, n);
             if matches!(t.tok, Tok::Ws | Tok::Comment) {
                 self.i = n;

@@ -1007,3 +1007,29 @@ fn bound_parameters() {
         )
     );
 }
+
+/// Profiling driver, not a check: parses the text in `PARSE_PROFILE_QUERY` (default: a
+/// dashboard query) 10,000 times, for an instruction count under callgrind:
+///
+/// ```text
+/// PARSE_PROFILE_QUERY="SELECT ..." valgrind --tool=callgrind --collect-atstart=no \
+///     --toggle-collect='*parse_profile_round*' target/release/deps/shardkeeper-HASH \
+///     --ignored --exact query::parser::tests::parse_profile_driver
+/// ```
+#[test]
+#[ignore]
+fn parse_profile_driver() {
+    let q = std::env::var("PARSE_PROFILE_QUERY").unwrap_or_else(|_| {
+        "SELECT last(usage_user) FROM cpu WHERE hostname = 'host_7'".to_string()
+    });
+    let mut statements = 0;
+    for _ in 0..10_000 {
+        statements += parse_profile_round(std::hint::black_box(&q));
+    }
+    assert!(statements > 0, "{q:?} did not parse");
+}
+
+#[inline(never)]
+fn parse_profile_round(q: &str) -> usize {
+    parse_query(q).map(|v| v.len()).unwrap_or(0)
+}
