@@ -452,3 +452,44 @@ fn a_query_whose_client_hangs_up_is_stopped() {
     assert_eq!(r.json()["results"][0]["series"][0]["values"][0][1], 10);
     ours.stop();
 }
+
+/// A query that changes nothing is first tried on the request's own worker; one that runs
+/// out of that budget starts over on the query threads. Whichever way it runs (every
+/// attempt given up at once, none tried, the default), the answers are the same, and a
+/// writing statement runs once.
+#[test]
+fn answers_are_the_same_whether_a_query_runs_inline_or_starts_over_on_the_pool() {
+    let mut answers = Vec::new();
+    for config in [
+        "query_inline_budget_ms = 0.000001\n",
+        "query_inline_budget_ms = 0\n",
+        "",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = Daemon::start_with_config(dir.path(), config);
+        load(ours.addr);
+        let mut seen = Vec::new();
+        for q in [
+            "SELECT last(usage) FROM cpu WHERE host = 'b'",
+            "SELECT max(usage), count(usage) FROM cpu GROUP BY time(1m), host",
+            "SHOW TAG VALUES WITH KEY = host; SELECT * FROM cpu ORDER BY time DESC LIMIT 2",
+            "CREATE RETENTION POLICY once ON lim DURATION 1h REPLICATION 1; SHOW RETENTION POLICIES",
+        ] {
+            let r = query(ours.addr, DB, q);
+            assert_eq!(r.status, 200, "{config}{q}");
+            seen.push(r.json());
+        }
+        // Run again, the policy exists: the statement fails the same way each time.
+        let again = query(
+            ours.addr,
+            DB,
+            "CREATE RETENTION POLICY once ON lim DURATION 2h REPLICATION 1",
+        );
+        seen.push(again.json());
+        answers.push(seen);
+        ours.stop();
+    }
+    assert!(answers[0][0]["results"][0]["series"][0]["values"][0][1] == 19);
+    assert_eq!(answers[0], answers[1], "given up at once / never tried");
+    assert_eq!(answers[1], answers[2], "never tried / the default");
+}

@@ -93,6 +93,13 @@ pub(super) fn scan(
             }
         }
     }
+    // A first attempt on the request's thread gives up now, before any decoding, when
+    // what it would read cannot fit its budget.
+    if ctx.limits.is_inline_attempt() {
+        let entries = gathered.values().flat_map(|s| s.fields.iter().flatten());
+        ctx.limits
+            .check_inline_entries(entries.map(|p| p.entries()).sum())?;
+    }
     if !shards.is_empty() {
         tag_keys = tag_keys_of(ctx, database, measurement);
     }

@@ -53,6 +53,18 @@ pub enum Part {
 }
 
 impl Part {
+    /// How many entries the part holds (some may share a time), known without decoding.
+    pub fn entries(&self) -> usize {
+        match self {
+            Part::Column(c) => c.len(),
+            Part::Block {
+                file,
+                series,
+                block,
+            } => file.blocks(&file.series()[*series])[*block].count as usize,
+        }
+    }
+
     /// The part's first and last times, and how many distinct times it holds between
     /// them (0 when unknown without decoding).
     pub fn bounds(&self) -> (i64, i64, usize) {
