@@ -77,11 +77,7 @@ pub(super) fn execute(
     });
     let unpaged;
     let stmt = if page.is_some() {
-        unpaged = SelectStatement {
-            slimit: 0,
-            soffset: 0,
-            ..stmt.clone()
-        };
+        unpaged = unpaged_copy(stmt);
         &unpaged
     } else {
         stmt
@@ -349,11 +345,7 @@ fn execute_one(
                     for scan in &mut scans {
                         keep_page_of_groups(&page, scan)?;
                     }
-                    unpaged = SelectStatement {
-                        slimit: 0,
-                        soffset: 0,
-                        ..stmt.clone()
-                    };
+                    unpaged = unpaged_copy(stmt);
                     &unpaged
                 } else {
                     stmt
@@ -506,4 +498,13 @@ fn field_type(scan: &Scan, name: &str) -> Option<DataType> {
         FieldValue::String(_) => DataType::String,
         FieldValue::Boolean(_) => DataType::Boolean,
     })
+}
+
+/// `stmt` without SLIMIT and SOFFSET, for a step that pages the series groups itself.
+fn unpaged_copy(stmt: &SelectStatement) -> SelectStatement {
+    SelectStatement {
+        slimit: 0,
+        soffset: 0,
+        ..stmt.clone()
+    }
 }
