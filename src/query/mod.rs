@@ -16,6 +16,7 @@ mod go_sort;
 pub(crate) mod harness;
 mod holt_winters;
 pub(crate) mod json;
+mod kept;
 mod limits;
 mod listing;
 pub(crate) mod params;

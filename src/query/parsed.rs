@@ -4,17 +4,16 @@
 //! function of the text (`now()` is read when a statement runs), so a kept parse answers
 //! as a new one would.
 
+use super::kept::Kept;
 use super::parser::{parse_query_with_params, ParamValue, ParseError, Statement};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 /// How many texts are kept; past it the table starts over.
 const QUERIES_KEPT: usize = 256;
 /// Longer texts are parsed for their request alone (a kept parse takes a few times its
 /// text's size).
 const MAX_KEPT_TEXT_BYTES: usize = 16 << 10;
-
-type Table = HashMap<Box<str>, Arc<Vec<Statement>>, foldhash::fast::RandomState>;
 
 /// The statements of `text`, with `params` bound. Texts with bound parameters, and those
 /// that fail to parse, are parsed each time.
@@ -25,20 +24,8 @@ pub(crate) fn parsed(
     if !params.is_empty() || text.len() > MAX_KEPT_TEXT_BYTES {
         return parse_query_with_params(text, params).map(Arc::new);
     }
-    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
-    let table = TABLE.get_or_init(Default::default);
-    // The table holds finished parses only: a panic leaves nothing half-changed.
-    let lock = || table.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(statements) = lock().get(text) {
-        return Ok(statements.clone());
-    }
-    let statements = Arc::new(parse_query_with_params(text, params)?);
-    let mut table = lock();
-    if table.len() >= QUERIES_KEPT {
-        table.clear();
-    }
-    table.insert(text.into(), statements.clone());
-    Ok(statements)
+    static KEPT: Kept<Arc<Vec<Statement>>> = Kept::new(QUERIES_KEPT);
+    KEPT.get_or_make(text, || parse_query_with_params(text, params).map(Arc::new))
 }
 
 #[cfg(test)]

@@ -2,8 +2,7 @@
 //! dashboard sends the same patterns with every refresh, and compiling one
 //! (`/^host_1[0-9]$/`) cost more than reading the ten series it selects.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use super::kept::Kept;
 
 /// How many patterns are kept; past it the table starts over.
 const PATTERNS_KEPT: usize = 64;
@@ -17,27 +16,16 @@ const KEPT_DFA_BYTES: usize = 256 << 10;
 /// refused with the error of [`regex::Regex::new`], and a regular expression kept matches
 /// what [`regex::Regex::new`]'s would.
 pub(crate) fn compiled(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    static TABLE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
-    let table = TABLE.get_or_init(Default::default);
-    // The table holds compiled patterns only: a panic leaves nothing half-changed.
-    let lock = || table.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(re) = lock().get(pattern) {
-        return Ok(re.clone());
-    }
-    let kept = regex::RegexBuilder::new(pattern)
-        .size_limit(KEPT_PROGRAM_BYTES)
-        .dfa_size_limit(KEPT_DFA_BYTES)
-        .build();
-    let re = match kept {
-        Ok(re) => re,
-        Err(_) => return regex::Regex::new(pattern),
-    };
-    let mut table = lock();
-    if table.len() >= PATTERNS_KEPT {
-        table.clear();
-    }
-    table.insert(pattern.to_owned(), re.clone());
-    Ok(re)
+    static KEPT: Kept<regex::Regex> = Kept::new(PATTERNS_KEPT);
+    let kept = KEPT.get_or_make(pattern, || {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(KEPT_PROGRAM_BYTES)
+            .dfa_size_limit(KEPT_DFA_BYTES)
+            .build()
+    });
+    // Refused within the kept bounds: compiled for this query alone, or refused as
+    // `Regex::new` refuses it.
+    kept.or_else(|_| regex::Regex::new(pattern))
 }
 
 #[cfg(test)]
