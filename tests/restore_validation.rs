@@ -71,7 +71,12 @@ fn shard_of(addr: SocketAddr, db: &str) -> u64 {
 /// A node with auth on, an admin and another user, two databases with points at the same
 /// times (so their shards have the same start and policy).
 fn loaded_node(config: &str) -> TempNode {
-    let n = node(&format!("auth_enabled = true\n{config}"));
+    // No idle flush: a head written out while a test runs would change the shard files that
+    // a refused restore must leave as they were (a slow machine takes more than the default
+    // 10 s between the writes and the check).
+    let n = node(&format!(
+        "auth_enabled = true\nidle_flush_seconds = 86400\n{config}"
+    ));
     let addr = n.daemon.addr;
     ok(query(
         addr,
