@@ -101,6 +101,68 @@ pub(crate) struct NodeConfig {
     /// Anti-entropy: replicas of the same shards on peer nodes compared and repaired.
     pub anti_entropy: AntiEntropyConfig,
     pub continuous_queries: ContinuousQueriesConfig,
+    pub subscriber: SubscriberConfig,
+}
+
+/// `[subscriber]`: how the writes to a database and policy are forwarded to its
+/// subscriptions' destinations (1.x's `[subscriber]`: `enabled`, `http-timeout`,
+/// `insecure-skip-verify`, `ca-certs`, `write-concurrency`, `write-buffer-size`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct SubscriberConfig {
+    /// Off: subscriptions are kept (CREATE, DROP, SHOW) but nothing is forwarded.
+    pub enabled: bool,
+    /// The whole of one HTTP(S) send, connection included (seconds, fractions allowed).
+    pub http_timeout_seconds: f64,
+    /// Accept any certificate from an `https://` destination.
+    pub insecure_skip_verify: bool,
+    /// A PEM file of CA certificates trusted besides the built-in roots (empty: none).
+    pub ca_certs: PathBuf,
+    /// Sends under way at once per destination.
+    pub write_concurrency: usize,
+    /// Writes (batches) queued per destination; a write finding the queue full is
+    /// dropped for that destination, and counted.
+    pub write_buffer_size: usize,
+}
+
+impl Default for SubscriberConfig {
+    fn default() -> Self {
+        SubscriberConfig {
+            enabled: true,
+            http_timeout_seconds: 30.0,
+            insecure_skip_verify: false,
+            ca_certs: PathBuf::new(),
+            write_concurrency: 40,
+            write_buffer_size: 1000,
+        }
+    }
+}
+
+impl SubscriberConfig {
+    /// 1.x's checks (`services/subscriber/config.go`), in its words.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(format!("subscriber: {m}")));
+        if !(self.http_timeout_seconds > 0.0 && self.http_timeout_seconds.is_finite()) {
+            return invalid("http_timeout_seconds must be greater than 0");
+        }
+        if !self.ca_certs.as_os_str().is_empty() && !self.ca_certs.is_file() {
+            return invalid(&format!(
+                "ca_certs file {} does not exist",
+                self.ca_certs.display()
+            ));
+        }
+        if self.write_buffer_size == 0 {
+            return invalid("write_buffer_size must be greater than 0");
+        }
+        if self.write_concurrency == 0 {
+            return invalid("write_concurrency must be greater than 0");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn http_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.http_timeout_seconds.clamp(0.001, 1e9))
+    }
 }
 
 /// `[continuous_queries]`: whether continuous queries run, and how often the node looks
@@ -240,6 +302,7 @@ impl Default for NodeConfig {
             log: LogConfig::default(),
             anti_entropy: AntiEntropyConfig::default(),
             continuous_queries: ContinuousQueriesConfig::default(),
+            subscriber: SubscriberConfig::default(),
         }
     }
 }
@@ -316,6 +379,7 @@ impl NodeConfig {
                 config.replication_nice
             )));
         }
+        config.subscriber.validate()?;
         Ok(config)
     }
 

@@ -30,6 +30,7 @@ pub mod proxy;
 pub(crate) mod query;
 pub(crate) mod replication;
 pub mod storage;
+pub(crate) mod subscriber;
 
 pub use catalog::CatalogError;
 pub use cli::main;

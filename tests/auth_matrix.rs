@@ -95,6 +95,11 @@ const TABLE: &[Row] = &[
     statement("SHOW GRANTS FOR reader",                                        [401,  401,  401,  401,  403,  403,  403,  200]),
     statement("CREATE USER matrix_x WITH PASSWORD 'p' WITH ALL PRIVILEGES",    [401,  401,  401,  401,  403,  403,  403,  200]),
     statement("GRANT ALL ON metrics TO nobody_here",                           [401,  401,  401,  401,  403,  403,  403,  200]),
+    // Subscriptions are an admin's, listing them too, as in 1.x.
+    statement("CREATE SUBSCRIPTION matrix_sub ON metrics.autogen DESTINATIONS ALL 'http://127.0.0.1:1'",
+                                                                               [401,  401,  401,  401,  403,  403,  403,  200]),
+    statement("SHOW SUBSCRIPTIONS",                                            [401,  401,  401,  401,  403,  403,  403,  200]),
+    statement("DROP SUBSCRIPTION matrix_sub ON metrics.autogen",               [401,  401,  401,  401,  403,  403,  403,  200]),
     row("GET",  "/api/v2/setup", "/api/v2/setup", "",                          [200,  200,  200,  200,  200,  200,  200,  200]),
     // Set up already: refused whoever asks, before any credentials matter.
     row("POST", "/api/v2/setup", "/api/v2/setup",

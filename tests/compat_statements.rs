@@ -106,7 +106,8 @@ fn is_go_duration(s: &str) -> bool {
 
 #[test]
 fn server_statements_answer_in_influxdbs_shapes() {
-    let Some(both) = SideBySide::start() else {
+    // The subscriber on, as ours is by default (its diagnostics and statistics compared).
+    let Some(both) = SideBySide::start_with_influxd("[subscriber]\n  enabled = true\n") else {
         return;
     };
     both.create_database("srv");
@@ -130,6 +131,8 @@ fn server_statements_answer_in_influxdbs_shapes() {
         ("", "SHOW STATS FOR 'nope'"),
         ("", "SHOW DIAGNOSTICS FOR system"),
         ("", "SHOW STATS FOR 'database'"),
+        ("", "SHOW STATS FOR 'subscriber'"),
+        ("", "SHOW DIAGNOSTICS FOR 'config-subscriber'"),
         // 1.x's parser has no WITH KEY for tag keys.
         ("srv", "SHOW TAG KEYS WITH KEY = host"),
         ("srv", "SHOW TAG KEYS FROM cpu WITH KEY =~ /h.*/"),
@@ -341,4 +344,110 @@ fn query_ids_count_from_one_and_a_killed_query_stops() {
     );
     let r = query(both.ours.addr, "", "SHOW DATABASES");
     assert_eq!(r.json()["results"][0]["series"][0].get("values"), None);
+}
+
+/// (db=, statement), run in this order on both: subscriptions created, refused, listed
+/// and dropped, alone and with their policy or database.
+const SUBSCRIPTION_STEPS: &[(&str, &str)] = &[
+    ("", "SHOW SUBSCRIPTIONS"),
+    ("", "CREATE DATABASE s1"),
+    ("", "CREATE DATABASE s2"),
+    ("", "CREATE RETENTION POLICY r2 ON s1 DURATION 1d REPLICATION 1"),
+    ("", "SHOW SUBSCRIPTIONS"),
+    ("", "CREATE SUBSCRIPTION a ON s1.autogen DESTINATIONS ALL 'http://127.0.0.1:9092'"),
+    ("", "CREATE SUBSCRIPTION a ON s1.autogen DESTINATIONS ANY 'http://127.0.0.1:9092'"),
+    (
+        "",
+        "CREATE SUBSCRIPTION \"b c\" ON s1.r2 DESTINATIONS ANY 'http://h1:1', 'udp://h2:2', 'https://u:p%40@h3:3/x?y=z#f'",
+    ),
+    ("", "CREATE SUBSCRIPTION a ON s1.r2 DESTINATIONS ALL 'udp://[::1]:9'"),
+    ("s1", "create subscription z on s2.\"autogen\" destinations all 'HTTP://H:1', 'http://:2'"),
+    ("", "CREATE SUBSCRIPTION x ON nope.autogen DESTINATIONS ALL 'http://h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.nope DESTINATIONS ALL 'http://h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON nope.nope DESTINATIONS ALL 'nope'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://ok:1', 'http://h'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'ftp://h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h:x'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h:'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://[::1]'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://::1:80'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http:h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h o:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h:1/%zz'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://u{@h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL ''"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h:1#%zz'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h%41:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://[::1]:80x'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'udp://h:1:2'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL '//h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'mailto:h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://a:b@'"),
+    (
+        "",
+        "CREATE SUBSCRIPTION y ON s1.autogen DESTINATIONS ALL 'HtTpS://h:01', 'http://hé:1/p?q#%41', 'http://[fe80::1%25en0]:1'",
+    ),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL 'http://h:1/\\n'"),
+    // Refused while parsing.
+    ("", "CREATE SUBSCRIPTION x ON s1 DESTINATIONS ALL 'http://h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS SOME 'http://h:1'"),
+    ("", "CREATE SUBSCRIPTION x ON s1.autogen DESTINATIONS ALL"),
+    ("", "DROP SUBSCRIPTION x ON s1"),
+    ("", "SHOW SUBSCRIPTIONS"),
+    ("", "DROP SUBSCRIPTION nope ON s1.autogen"),
+    ("", "DROP SUBSCRIPTION a ON nope.autogen"),
+    ("", "DROP SUBSCRIPTION a ON s1.nope"),
+    ("", "DROP SUBSCRIPTION a ON s1.autogen"),
+    ("", "SHOW SUBSCRIPTIONS"),
+    // A policy's and a database's go with them, and do not come back with the name.
+    ("", "DROP RETENTION POLICY r2 ON s1"),
+    ("", "CREATE RETENTION POLICY r2 ON s1 DURATION 1d REPLICATION 1"),
+    ("", "SHOW SUBSCRIPTIONS"),
+    ("", "CREATE SUBSCRIPTION a ON s1.autogen DESTINATIONS ALL 'udp://h:1'"),
+    ("", "DROP DATABASE s2"),
+    ("", "CREATE DATABASE s2"),
+    ("", "SHOW SUBSCRIPTIONS"),
+];
+
+#[test]
+fn subscription_statements_answer_as_influxdb_1_6() {
+    let Some(both) = SideBySide::start() else {
+        return;
+    };
+    let mut differences = Vec::new();
+    for (db, q) in SUBSCRIPTION_STEPS {
+        let [theirs, ours] = both.servers().map(|addr| {
+            let r = query(addr, db, q);
+            (r.status, String::from_utf8_lossy(&r.body).into_owned())
+        });
+        if theirs != ours {
+            differences.push(format!(
+                "{q}\n  influxd:     {theirs:?}\n  shardkeeper: {ours:?}"
+            ));
+        }
+    }
+    // In CSV, by GET (the warning of a writing statement), and pretty.
+    let show = format!("q={}", urlencode("SHOW SUBSCRIPTIONS"));
+    let create = format!(
+        "q={}",
+        urlencode("CREATE SUBSCRIPTION g ON s1.r2 DESTINATIONS ALL 'http://h:1'")
+    );
+    for (params, headers) in [
+        (show.clone(), vec![("Accept", "application/csv")]),
+        (show.clone() + "&pretty=true", vec![]),
+        (create, vec![]),
+        (show, vec![]),
+    ] {
+        let [theirs, ours] = both.servers().map(|addr| {
+            let r = get(addr, &params, &headers);
+            (r.status, String::from_utf8_lossy(&r.body).into_owned())
+        });
+        if theirs != ours {
+            differences.push(format!(
+                "GET {params} {headers:?}\n  influxd:     {theirs:?}\n  shardkeeper: {ours:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }

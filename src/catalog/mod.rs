@@ -10,16 +10,19 @@
 mod continuous_queries;
 mod databases;
 mod shards;
+mod subscriptions;
 mod users;
 mod v2;
 
+pub(crate) use subscriptions::{Destination, Scheme};
 pub(crate) use v2::{check_password, Setup};
 
 use crate::projection::Projection;
 pub(crate) use crate::proto::Privilege;
 use crate::proto::{
     event, BucketCreated, CatalogState, ContinuousQueryState, DatabasePrivilege, DatabaseState,
-    Event, OrgCreated, RetentionPolicySpec, ShardCreated, TokenCreated, UserCreated,
+    Event, OrgCreated, RetentionPolicySpec, ShardCreated, SubscriptionState, TokenCreated,
+    UserCreated,
 };
 use indexmap::IndexMap;
 use prost::Message;
@@ -39,6 +42,8 @@ pub struct Database {
     pub shards: Vec<ShardCreated>,
     /// By name, in creation order, as 1.x lists them.
     pub continuous_queries: IndexMap<String, ContinuousQueryState>,
+    /// Of every policy, in creation order (1.x lists them policy by policy).
+    pub subscriptions: Vec<SubscriptionState>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,6 +99,12 @@ pub enum CatalogError {
     InvalidName,
     #[error("continuous query already exists")]
     ContinuousQueryExists,
+    #[error("invalid subscription URL: {0}")]
+    InvalidSubscriptionUrl(String),
+    #[error("subscription already exists")]
+    SubscriptionExists,
+    #[error("subscription not found")]
+    SubscriptionNotFound,
 }
 
 pub(crate) use crate::clock::now_nanos;
@@ -160,6 +171,8 @@ impl Projection for Catalog {
                 if let Some(db) = self.databases.get_mut(&e.database) {
                     db.policies.shift_remove(&e.name);
                     db.shards.retain(|s| s.retention_policy != e.name);
+                    // Its subscriptions go with it, as 1.x keeps them on the policy.
+                    db.subscriptions.retain(|s| s.retention_policy != e.name);
                     if db.default_policy == e.name {
                         db.default_policy.clear();
                     }
@@ -188,6 +201,26 @@ impl Projection for Catalog {
                     .and_then(|db| db.continuous_queries.get_mut(&e.name));
                 if let Some(cq) = cq {
                     cq.last_run_nanos = e.last_run_nanos;
+                }
+            }
+            Some(Kind::SubscriptionCreated(e)) => {
+                if let (Some(db), Some(sub)) =
+                    (self.databases.get_mut(&e.database), &e.subscription)
+                {
+                    let known = db
+                        .subscriptions
+                        .iter()
+                        .any(|s| s.retention_policy == sub.retention_policy && s.name == sub.name);
+                    if db.policies.contains_key(&sub.retention_policy) && !known {
+                        db.subscriptions.push(sub.clone());
+                    }
+                }
+            }
+            Some(Kind::SubscriptionDropped(e)) => {
+                if let Some(db) = self.databases.get_mut(&e.database) {
+                    db.subscriptions.retain(|s| {
+                        !(s.retention_policy == e.retention_policy && s.name == e.name)
+                    });
                 }
             }
             Some(Kind::UserCreated(e)) => {
@@ -273,6 +306,7 @@ impl Catalog {
                     policies: db.policies.values().cloned().collect(),
                     shards: db.shards.clone(),
                     continuous_queries: db.continuous_queries.values().cloned().collect(),
+                    subscriptions: db.subscriptions.clone(),
                 })
                 .collect(),
             users: self.users.values().cloned().collect(),
@@ -308,6 +342,7 @@ impl Catalog {
                             .into_iter()
                             .map(|cq| (cq.name.clone(), cq))
                             .collect(),
+                        subscriptions: d.subscriptions,
                     },
                 )
             })

@@ -99,6 +99,8 @@ impl Projection for ControlState {
             | Kind::ContinuousQueryCreated(_)
             | Kind::ContinuousQueryDropped(_)
             | Kind::ContinuousQueryRan(_)
+            | Kind::SubscriptionCreated(_)
+            | Kind::SubscriptionDropped(_)
             | Kind::CatalogRestored(_) => self.catalog.apply(event),
             // A bucket's replications go with it.
             Kind::BucketDeleted(_) => {

@@ -68,6 +68,7 @@ async fn metrics(
             ),
         ],
     )));
+    replications.register_collector(Box::new(SubscriberMetrics(node.subscriber.figures())));
     let mut body = String::new();
     let encoded = prometheus_client::encoding::text::encode_registry(&mut body, &registry.registry)
         .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut body, &replications))
@@ -684,6 +685,68 @@ impl Collector for ReplicationMetrics {
             &inbound,
         )?;
         Ok(())
+    }
+}
+
+/// Each active subscription's destinations' figures, labelled with the subscription's
+/// database, policy and name and the destination's URL.
+#[derive(Debug)]
+struct SubscriberMetrics(crate::subscriber::Figures);
+
+impl Collector for SubscriberMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let e = &mut encoder;
+        let labels: Vec<[(&str, &str); 4]> = self
+            .0
+            .destinations
+            .iter()
+            .map(|d| {
+                [
+                    ("database", d.database.as_str()),
+                    ("retention_policy", d.retention_policy.as_str()),
+                    ("subscription", d.name.as_str()),
+                    ("destination", d.destination.as_str()),
+                ]
+            })
+            .collect();
+        let each =
+            |value: fn(&crate::subscriber::DestinationFigures) -> u64| -> Vec<(&Labels, u64)> {
+                labels
+                    .iter()
+                    .zip(&self.0.destinations)
+                    .map(|(l, d)| (&l[..], value(d)))
+                    .collect()
+            };
+        NodeFigures::counter(
+            e,
+            "shardkeeper_subscriber_points_written",
+            "Points the destination took (HTTP 200/204, or UDP datagrams sent), since the subscription became active.",
+            &each(|d| d.points_written),
+        )?;
+        NodeFigures::counter(
+            e,
+            "shardkeeper_subscriber_write_failures",
+            "Batches the destination failed (error answer, timeout, network error).",
+            &each(|d| d.write_failures),
+        )?;
+        NodeFigures::counter(
+            e,
+            "shardkeeper_subscriber_dropped_batches",
+            "Batches (writes) not forwarded to the destination because its queue (write_buffer_size) was full.",
+            &each(|d| d.dropped_batches),
+        )?;
+        NodeFigures::gauge(
+            e,
+            "shardkeeper_subscriber_queued_batches",
+            "Batches waiting in the destination's queue.",
+            &each(|d| d.queued_batches),
+        )?;
+        NodeFigures::counter(
+            e,
+            "shardkeeper_subscriber_create_failures",
+            "Subscription destinations that could not be set up.",
+            &[(&[][..], self.0.create_failures)],
+        )
     }
 }
 

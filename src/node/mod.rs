@@ -27,6 +27,8 @@ pub(crate) enum NodeError {
     QueryPool(io::Error),
     #[error("replications: {0}")]
     Replication(#[from] ReplicationServiceError),
+    #[error("subscriber: {0}")]
+    Subscriber(#[from] crate::subscriber::SubscriberError),
 }
 
 /// The services a node's HTTP handlers and background tasks call.
@@ -44,6 +46,8 @@ pub(crate) struct Node {
     pub inbound: Arc<crate::replication::inbound::InboundLedger>,
     /// Anti-entropy: digests compared with peers, repairs.
     pub entropy: Arc<crate::entropy::EntropyService>,
+    /// Subscriptions' forwarding of the writes.
+    pub subscriber: crate::subscriber::Subscriber,
     /// When the node opened (SHOW DIAGNOSTICS' `system` uptime).
     pub started: std::time::SystemTime,
 }
@@ -99,7 +103,10 @@ impl Node {
             config.max_restore_shard_mib.saturating_mul(1 << 20),
         )
         .map_err(|e| NodeError::Config(ConfigError::Invalid(format!("anti_entropy peers: {e}"))))?;
+        let subscriber =
+            crate::subscriber::Subscriber::open(control.clone(), &storage, &config.subscriber)?;
         let node = Node {
+            subscriber,
             inbound: crate::replication::inbound::InboundLedger::new(control.clone()),
             replications,
             entropy,

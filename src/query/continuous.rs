@@ -220,6 +220,7 @@ async fn run_one(
         tasks: node.queries.tasks(),
         config: &node.config,
         started: node.started,
+        subscriber: &node.subscriber,
     };
     select::run(&cx, &select)
         .await

@@ -63,15 +63,21 @@ pub(crate) fn render(results: &[StatementResult]) -> String {
         }
         first_statement = false;
         let mut columns: Option<&Vec<String>> = None;
+        // The record 1.x's writer fills in place: a value of a type it does not write (a
+        // list: SHOW SUBSCRIPTIONS' destinations) leaves what the field held, the
+        // header's column name at first.
+        let mut record: Vec<String> = Vec::new();
         for series in &result.series {
             if columns.is_some_and(|c| *c != series.columns) {
                 out.blank_line();
             }
             if columns.is_none_or(|c| *c != series.columns) {
-                let header = ["name", "tags"]
+                record = ["name", "tags"]
                     .into_iter()
-                    .chain(series.columns.iter().map(String::as_str));
-                out.row(header);
+                    .map(str::to_owned)
+                    .chain(series.columns.iter().cloned())
+                    .collect();
+                out.row(record.iter().map(String::as_str));
                 columns = Some(&series.columns);
             }
             // The series key without its measurement, as InfluxDB's `HashKey()[1:]`.
@@ -80,12 +86,15 @@ pub(crate) fn render(results: &[StatementResult]) -> String {
                 let key = crate::line_protocol::series_key("", &pairs);
                 key.strip_prefix(',').unwrap_or(&key).to_owned()
             });
+            record[0].clone_from(&series.name);
+            record[1] = tags;
             for values in &series.values {
-                let cells: Vec<String> = values.iter().map(cell).collect();
-                let fields = [series.name.as_str(), tags.as_str()]
-                    .into_iter()
-                    .chain(cells.iter().map(String::as_str));
-                out.row(fields);
+                for (value, field) in values.iter().zip(record.iter_mut().skip(2)) {
+                    if let Some(text) = cell(value) {
+                        *field = text;
+                    }
+                }
+                out.row(record.iter().map(String::as_str));
             }
         }
     }
@@ -100,8 +109,9 @@ pub(crate) fn error(message: &str) -> String {
     out.finish()
 }
 
-fn cell(value: &Value) -> String {
-    match value {
+/// A value as 1.x's writer writes it; None for a list or an object, which it does not.
+fn cell(value: &Value) -> Option<String> {
+    Some(match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
@@ -112,8 +122,8 @@ fn cell(value: &Value) -> String {
             (_, _, Some(f)) => f.to_string(),
             _ => n.to_string(),
         },
-        other => other.to_string(),
-    }
+        Value::Array(_) | Value::Object(_) => return None,
+    })
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use super::parser::ast::Statement;
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::statements::{
-    cardinality, continuous, database, delete, retention, select, server, shard, show, user,
-    Context,
+    cardinality, continuous, database, delete, retention, select, server, shard, show,
+    subscription, user, Context,
 };
 use super::zone::Zone;
 use crate::auth::Principal;
@@ -169,6 +169,7 @@ async fn run(
         tasks: node.queries.tasks(),
         config: &node.config,
         started: node.started,
+        subscriber: &node.subscriber,
     };
     match statement {
         Statement::CreateUser {
@@ -206,8 +207,13 @@ async fn run(
         Statement::DropShard { id } => shard::drop(&cx, *id).await,
         Statement::ShowShards => shard::show(&cx).await,
         Statement::ShowShardGroups => shard::show_groups(&cx).await,
-        // No subscription is kept (CREATE SUBSCRIPTION is refused): 1.x lists none so.
-        Statement::ShowSubscriptions => Ok(Vec::new()),
+        Statement::CreateSubscription(s) => subscription::create(&cx, s).await,
+        Statement::DropSubscription {
+            name,
+            database,
+            retention_policy,
+        } => subscription::drop(&cx, database, retention_policy, name).await,
+        Statement::ShowSubscriptions => subscription::show(&cx).await,
         Statement::ShowMeasurements(s) => show::measurements(&cx, s).await,
         Statement::ShowSeries(s) => show::series(&cx, s).await,
         Statement::ShowTagKeys(s) => show::tag_keys(&cx, s).await,

@@ -106,6 +106,27 @@ pub trait WriteFollowers: Send + Sync {
     fn decoded(&self, lsn: crate::log::Lsn, head: &[u8], plain: Vec<u8>);
 }
 
+/// What is shown the points every write accepts into some databases and policies, once
+/// they are durable (1.x's subscriptions, `crate::subscriber`): asked under the write's
+/// own read of the catalog, so that it sees the subscriptions as of the write's placement.
+pub(crate) trait WriteSubscribers: Send + Sync {
+    /// Whether anything wants the writes to `database`.`retention_policy`: what to hand
+    /// this write's accepted points to (None: nothing, the common case, at no cost).
+    fn subscribed(
+        &self,
+        catalog: &Catalog,
+        database: &str,
+        retention_policy: &str,
+    ) -> Option<Box<dyn SubscribedWrite>>;
+}
+
+/// One write's points as a subscriber takes them.
+pub(crate) trait SubscribedWrite: Send {
+    /// The points the write accepted (durable and applied, their times in nanoseconds),
+    /// before it is answered; must not block.
+    fn accepted(self: Box<Self>, points: &mut dyn Iterator<Item = &Point<'_>>);
+}
+
 /// A shard left closed at start-up.
 #[derive(Debug, Clone)]
 pub struct Quarantined {
@@ -167,6 +188,8 @@ pub struct Storage {
     purges: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Told of every write before it is appended (replication queues), once set.
     followers: std::sync::OnceLock<Arc<dyn WriteFollowers>>,
+    /// Shown every write's accepted points once durable (subscriptions), once set.
+    subscribers: std::sync::OnceLock<Arc<dyn WriteSubscribers>>,
 }
 
 /// Names of shard directories renamed out of the way, to be removed.
@@ -247,6 +270,7 @@ impl Storage {
             forcing: Default::default(),
             purges: Default::default(),
             followers: Default::default(),
+            subscribers: Default::default(),
         };
         for (owner, from) in pins {
             storage.data_log.pin(owner, *from);
@@ -724,7 +748,7 @@ impl Storage {
         control: &ControlLog,
         req: WriteRequest<'_>,
     ) -> Result<WriteOutcome, StorageError> {
-        let (policy, groups) = control
+        let (policy, groups, subscribed) = control
             .read(|c| {
                 let db = c
                     .catalog
@@ -740,7 +764,11 @@ impl Storage {
                     .get(&name)
                     .cloned()
                     .ok_or(StorageError::RetentionPolicyNotFound(name))?;
-                Ok::<_, StorageError>((policy, db.shards.clone()))
+                let subscribed = self
+                    .subscribers
+                    .get()
+                    .and_then(|s| s.subscribed(&c.catalog, &req.database, &policy.name));
+                Ok::<_, StorageError>((policy, db.shards.clone(), subscribed))
             })
             .await?;
         let mut outcome = WriteOutcome::default();
@@ -849,6 +877,9 @@ impl Storage {
                     // The head outgrew its budget: write it out off the request path.
                     self.flush_in_background(shard.clone());
                 }
+            }
+            if let Some(subscribed) = subscribed {
+                subscribed.accepted(&mut admitted.iter().flat_map(|(_, points)| points.iter()));
             }
             self.force_flushes_if_over_budget();
         }
@@ -1016,6 +1047,11 @@ impl Storage {
     /// Sets what follows the writes (once; later calls change nothing).
     pub fn set_followers(&self, followers: Arc<dyn WriteFollowers>) {
         let _ = self.followers.set(followers);
+    }
+
+    /// Sets what is shown the writes' accepted points (once; later calls change nothing).
+    pub(crate) fn set_subscribers(&self, subscribers: Arc<dyn WriteSubscribers>) {
+        let _ = self.subscribers.set(subscribers);
     }
 
     /// Shards that did not open at start-up, and why (file and offset where known).

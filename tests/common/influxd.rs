@@ -44,6 +44,11 @@ impl Influxd {
         let dir = tempfile::tempdir().expect("tempdir");
         let (http, rpc) = (free_port(), free_port());
         let d = dir.path().display();
+        // Off unless `extra` sets it up.
+        let subscriber = match extra.contains("[subscriber]") {
+            true => "",
+            false => "[subscriber]\n  enabled = false\n",
+        };
         let config = format!(
             "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
              [meta]\n  dir = \"{d}/meta\"\n\
@@ -51,7 +56,7 @@ impl Influxd {
              [monitor]\n  store-enabled = false\n\
              [http]\n  enabled = true\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n\
              [logging]\n  level = \"warn\"\n  suppress-logo = true\n\
-             [subscriber]\n  enabled = false\n{extra}"
+             {subscriber}{extra}"
         );
         std::fs::write(dir.path().join("influxdb.conf"), config).expect("write config");
         let addr: SocketAddr = format!("127.0.0.1:{http}").parse().expect("addr");
@@ -140,7 +145,12 @@ pub struct SideBySide {
 impl SideBySide {
     /// Both started, or None (after saying why) when influxd is not installed.
     pub fn start() -> Option<SideBySide> {
-        let influxd = Influxd::start()?;
+        Self::start_with_influxd("")
+    }
+
+    /// The same, with `extra` added to influxd's config (see [`Influxd::start_with`]).
+    pub fn start_with_influxd(extra: &str) -> Option<SideBySide> {
+        let influxd = Influxd::start_with(extra)?;
         let dir = tempfile::tempdir().expect("tempdir");
         let ours = Daemon::start(dir.path());
         Some(SideBySide {

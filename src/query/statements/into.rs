@@ -72,7 +72,9 @@ pub(super) async fn write(
 
 /// The rows as line protocol. A value line protocol cannot carry (NaN, infinity) leaves
 /// its field out, as 1.x's point constructor refuses it and the point with it: a line
-/// left without fields is then refused by the parser, and not counted.
+/// left without fields is then refused by the parser, and not counted. Each line is what
+/// 1.x's `models.NewPoint` writes out (fields in key order, floats in plain decimal):
+/// subscriptions forward it as it is.
 fn lines(target: &Target, rows: &[Series]) -> String {
     let mut text = String::new();
     for series in rows {
@@ -99,7 +101,14 @@ fn lines(target: &Target, rows: &[Series]) -> String {
                 continue;
             };
             let mut fields = String::new();
-            for (column, value) in series.columns.iter().zip(row).filter(|(c, _)| *c != "time") {
+            let mut columns: Vec<(&String, &Value)> = series
+                .columns
+                .iter()
+                .zip(row)
+                .filter(|(c, _)| *c != "time")
+                .collect();
+            columns.sort_by(|a, b| a.0.cmp(b.0));
+            for (column, value) in columns {
                 let start = fields.len();
                 if !fields.is_empty() {
                     fields.push(',');
@@ -127,8 +136,10 @@ fn field_value(out: &mut String, value: &Value) -> bool {
             out.push('"');
         }
         Value::Number(n) if n.is_f64() => match n.as_f64() {
+            // Plain decimal, as Go's 'f' format (a line-protocol number without a suffix
+            // is a float).
             Some(f) if f.is_finite() => {
-                let _ = write!(out, "{f:?}");
+                let _ = write!(out, "{f}");
             }
             _ => return false,
         },
@@ -170,7 +181,7 @@ mod tests {
         };
         assert_eq!(
             lines(&back, &rows),
-            "cpu,host=a\\ b mean=1.5,n=3i,s=\"x\\\"y\" 60\ncpu,host=a\\ b  120\ncpu,host=a\\ b mean=2.0,s=true 180\n"
+            "cpu,host=a\\ b mean=1.5,n=3i,s=\"x\\\"y\" 60\ncpu,host=a\\ b  120\ncpu,host=a\\ b mean=2,s=true 180\n"
         );
         let text = lines(&back, &rows);
         let (points, errors) = parse_body_with(text.as_bytes(), &Default::default());

@@ -13,6 +13,7 @@ pub(crate) mod select;
 pub(crate) mod server;
 pub(crate) mod shard;
 pub(crate) mod show;
+pub(crate) mod subscription;
 pub(crate) mod user;
 
 use crate::auth::{Authenticator, Principal};
@@ -44,6 +45,8 @@ pub(crate) struct Context<'a> {
     /// The node's settings and start (SHOW DIAGNOSTICS).
     pub(crate) config: &'a crate::config::NodeConfig,
     pub(crate) started: std::time::SystemTime,
+    /// Subscriptions' forwarding (SHOW STATS' figures).
+    pub(crate) subscriber: &'a crate::subscriber::Subscriber,
 }
 
 /// Applies a catalog decision of a statement that answers nothing.

@@ -26,6 +26,7 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
                         policies: db.policies.clone(),
                         shards: Vec::new(),
                         continuous_queries: Default::default(),
+                        subscriptions: Vec::new(),
                     };
                     (name.clone(), policies)
                 })

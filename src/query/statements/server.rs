@@ -2,7 +2,7 @@
 //! `SHOW DIAGNOSTICS` and `SHOW STATS`. Each answers in 1.x's shape: its series names and
 //! column names (sorted, as 1.x's Go maps give them), with this node's own values. A
 //! series 1.x fills from a subsystem shardkeeper does not have (TSM settings, Go's
-//! allocator, subscriptions) is left out rather than filled with made-up numbers.
+//! allocator) is left out rather than filled with made-up numbers.
 
 use super::{series, Context};
 use crate::query::error::QueryError;
@@ -109,6 +109,10 @@ pub(crate) fn show_diagnostics(
                 config.data_dir.join("control").display().to_string().into(),
             )],
         ),
+        (
+            "config-subscriber",
+            subscriber_diagnostics(&config.subscriber),
+        ),
         ("network", vec![("hostname", hostname().into())]),
         (
             "runtime",
@@ -139,8 +143,25 @@ pub(crate) fn show_diagnostics(
         .collect())
 }
 
-/// `SHOW STATS [FOR 'module']`: `queryExecutor` (this node's queries) and a `database`
-/// series per database (its measurements and series), as 1.x names them.
+/// 1.x's `config-subscriber`: only `enabled` when it is off.
+fn subscriber_diagnostics(c: &crate::config::SubscriberConfig) -> Vec<(&'static str, Value)> {
+    if !c.enabled {
+        return vec![("enabled", false.into())];
+    }
+    vec![
+        ("enabled", true.into()),
+        (
+            "http-timeout",
+            go_duration(c.http_timeout().as_nanos().min(i64::MAX as u128) as i64).into(),
+        ),
+        ("write-buffer-size", c.write_buffer_size.into()),
+        ("write-concurrency", c.write_concurrency.into()),
+    ]
+}
+
+/// `SHOW STATS [FOR 'module']`: `queryExecutor` (this node's queries), a `database`
+/// series per database (its measurements and series) and `subscriber` (the service's
+/// counters, then each active subscription's destination's), as 1.x names them.
 pub(crate) async fn show_stats(
     cx: &Context<'_>,
     module: Option<&str>,
@@ -180,6 +201,33 @@ pub(crate) async fn show_stats(
                 ]],
             );
             s.tags = Some(BTreeMap::from([("database".to_owned(), db)]));
+            out.push(s);
+        }
+    }
+    if wanted("subscriber") {
+        let f = cx.subscriber.figures();
+        out.push(series(
+            "subscriber",
+            &["createFailures", "pointsWritten", "writeFailures"],
+            vec![vec![
+                f.create_failures.into(),
+                f.points_written.into(),
+                f.write_failures.into(),
+            ]],
+        ));
+        for d in f.destinations {
+            let mut s = series(
+                "subscriber",
+                &["pointsWritten", "writeFailures"],
+                vec![vec![d.points_written.into(), d.write_failures.into()]],
+            );
+            s.tags = Some(BTreeMap::from([
+                ("database".to_owned(), d.database),
+                ("destination".to_owned(), d.destination),
+                ("mode".to_owned(), d.mode),
+                ("name".to_owned(), d.name),
+                ("retention_policy".to_owned(), d.retention_policy),
+            ]));
             out.push(s);
         }
     }
