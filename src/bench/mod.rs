@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod log;
 pub(crate) mod query;
 pub(crate) mod replication;
+mod server_cpu;
 
 /// Latency samples, in whatever unit the caller measures (ms or µs), as an HDR histogram:
 /// percentiles to three significant digits, in memory that does not grow with the samples.

@@ -3,8 +3,9 @@
 //! both see the same machine at the same moments.
 
 use super::ingest::START_NS;
+use super::server_cpu::ServerProcess;
 use super::Latencies;
-use crate::client::{ClientOptions, InfluxClient};
+use crate::client::QueryAnswer;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -30,6 +31,16 @@ pub(crate) struct QueryFigures {
     /// p50 over the baseline's p50: below 1 is faster than the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// Microseconds of CPU (user and kernel, every thread) the server spent per round of
+    /// this query, when it runs on this machine: its cost without the client's and the
+    /// loopback's, which the wall times of both servers share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_server_cpu_us: Option<f64>,
+    /// server_cpu_us over baseline_server_cpu_us.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ratio: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,35 +124,34 @@ pub(crate) fn workload() -> Vec<(&'static str, String)> {
 /// Stands in the workload for a `GET /ping` rather than a query.
 pub(crate) const PING: &str = "GET /ping";
 
+/// Times the workload. Each server is asked over one kept-alive connection by a blocking
+/// client (ureq: the request written and the answer read on this thread), so that what is
+/// timed is the server and the loopback, not an async client's hand-offs between its own
+/// threads, which cost more than a small query (about 70 µs a request here, on both servers).
 pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
-    crate::client::block_on(run_async(opts))
-}
-
-async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
-    let connect = |url: &str| {
-        InfluxClient::new(url, ClientOptions::default()).map_err(|e| QueryBenchError::Failed {
-            url: url.to_owned(),
-            query: String::new(),
-            reason: e.to_string(),
-        })
+    let node = Timer::new(&opts.url)?;
+    let baseline = opts.baseline.as_deref().map(Timer::new).transpose()?;
+    let cpu_of = |timer: Option<&Timer>| timer.and_then(|t| t.process).and_then(|p| p.cpu_ns());
+    let rounds = opts.rounds.max(1);
+    let per_round_us = |before: Option<u64>, after: Option<u64>| {
+        Some(after?.saturating_sub(before?) as f64 / 1000.0 / rounds as f64)
     };
-    let node = connect(&opts.url)?;
-    let baseline = opts.baseline.as_deref().map(connect).transpose()?;
     let mut queries = Vec::new();
     for (name, query) in workload() {
         let (mut mine, mut theirs) = (Latencies::default(), Latencies::default());
         let (mut rows, mut baseline_rows) = (0, None);
-        for round in 0..opts.rounds.max(1) {
+        let cpu_before = (cpu_of(Some(&node)), cpu_of(baseline.as_ref()));
+        for round in 0..rounds {
             // Alternate who goes first, so neither always finds the other's caches warm.
             let mut order = vec![(&node, false)];
             if let Some(b) = &baseline {
                 order.insert(round % 2, (b, true));
             }
-            for (client, is_baseline) in order {
+            for (timer, is_baseline) in order {
                 let (ms, n) = if query == PING {
-                    time_ping(client).await?
+                    (timer.ping()?, 0)
                 } else {
-                    time_query(client, &opts.db, &in_round(&query, round)).await?
+                    timer.query(&opts.db, &in_round(&query, round))?
                 };
                 if is_baseline {
                     theirs.record(ms);
@@ -152,6 +162,8 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
                 }
             }
         }
+        let server_cpu_us = per_round_us(cpu_before.0, cpu_of(Some(&node)));
+        let baseline_server_cpu_us = per_round_us(cpu_before.1, cpu_of(baseline.as_ref()));
         let p50 = mine.percentile(50.0);
         let baseline_p50 = opts.baseline.as_ref().map(|_| theirs.percentile(50.0));
         queries.push(QueryFigures {
@@ -163,6 +175,11 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
             baseline_p50_ms: baseline_p50,
             baseline_rows,
             ratio: baseline_p50.filter(|b| *b > 0.0).map(|b| p50 / b),
+            server_cpu_us,
+            baseline_server_cpu_us,
+            cpu_ratio: server_cpu_us
+                .zip(baseline_server_cpu_us.filter(|b| *b > 0.0))
+                .map(|(mine, theirs)| mine / theirs),
         });
     }
     Ok(QueryReport {
@@ -173,6 +190,105 @@ async fn run_async(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchEr
         queries,
     })
 }
+
+/// One server's connection and, when it runs on this machine, its process.
+struct Timer {
+    base: String,
+    agent: ureq::Agent,
+    process: Option<ServerProcess>,
+}
+
+impl Timer {
+    fn new(url: &str) -> Result<Timer, QueryBenchError> {
+        let base = url.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") {
+            return Err(QueryBenchError::Failed {
+                url: url.to_owned(),
+                query: String::new(),
+                reason: "bench query times plain http:// listeners (a TLS handshake library \
+                         would be timed with the server)"
+                    .to_owned(),
+            });
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(1)
+            .build()
+            .into();
+        Ok(Timer {
+            process: ServerProcess::of_url(&base),
+            base,
+            agent,
+        })
+    }
+
+    fn failed(&self, query: &str, reason: impl ToString) -> QueryBenchError {
+        QueryBenchError::Failed {
+            url: self.base.clone(),
+            query: query.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Milliseconds for one `GET /ping`.
+    fn ping(&self) -> Result<f64, QueryBenchError> {
+        let url = format!("{}/ping", self.base);
+        let started = Instant::now();
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| self.failed(PING, e))?;
+        response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| self.failed(PING, e))?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if !response.status().is_success() {
+            return Err(self.failed(PING, format!("answered {}", response.status())));
+        }
+        Ok(ms)
+    }
+
+    /// Milliseconds for one query (`POST /query`, as a form) to its answer's last byte, and
+    /// the rows of the answer.
+    fn query(&self, db: &str, query: &str) -> Result<(f64, usize), QueryBenchError> {
+        let url = format!("{}/query", self.base);
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("db", db)
+            .append_pair("q", query)
+            .finish();
+        let started = Instant::now();
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form.as_bytes())
+            .map_err(|e| self.failed(query, e))?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.failed(query, e))?;
+        // Timed to the answer's last byte: reading it is the client's work, not the server's.
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let answer: QueryAnswer = serde_json::from_slice(&body).map_err(|e| {
+            self.failed(
+                query,
+                format!("answered {}, not a query answer ({e})", response.status()),
+            )
+        })?;
+        let result = answer.results.first().cloned().unwrap_or_default();
+        if let Some(e) = result.error {
+            return Err(self.failed(query, e));
+        }
+        Ok((ms, result.rows()))
+    }
+}
+
+/// The largest answer read: the workload's largest is tens of kilobytes.
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
 /// `query` as sent in `round`: one with an end time ends `round` nanoseconds earlier, where
 /// no point lies (the answer is the same), so that each round sends a text not seen before,
@@ -190,45 +306,6 @@ fn in_round(query: &str, round: usize) -> String {
         Ok(end) => format!("{}{}{}", &query[..at], end - round as i64, &query[digits..]),
         Err(_) => query.to_owned(),
     }
-}
-
-/// Milliseconds for one `/ping` (no rows).
-async fn time_ping(client: &InfluxClient) -> Result<(f64, usize), QueryBenchError> {
-    let started = Instant::now();
-    client.ping().await.map_err(|e| QueryBenchError::Failed {
-        url: client.base_url().to_owned(),
-        query: PING.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok((started.elapsed().as_secs_f64() * 1000.0, 0))
-}
-
-/// Milliseconds for one query and the rows of its answer.
-async fn time_query(
-    client: &InfluxClient,
-    db: &str,
-    query: &str,
-) -> Result<(f64, usize), QueryBenchError> {
-    let failed = |reason: String| QueryBenchError::Failed {
-        url: client.base_url().to_owned(),
-        query: query.to_owned(),
-        reason,
-    };
-    let started = Instant::now();
-    let body = client
-        .query_body(Some(db), query)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    // Timed to the answer's last byte: reading it is the client's work, not the server's.
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let answer = client
-        .query_answer(&body)
-        .map_err(|e| failed(e.to_string()))?;
-    let result = answer.results.first().cloned().unwrap_or_default();
-    if let Some(e) = result.error {
-        return Err(failed(e));
-    }
-    Ok((ms, result.rows()))
 }
 
 #[cfg(test)]

@@ -267,6 +267,14 @@ async fn answer(
             Some(size) => chunks(results, size)
                 .iter()
                 .try_for_each(|c| render(c, format.pretty, &mut out)),
+            None if !format.pretty => {
+                let response = QueryResponse { results };
+                let budget = &mut out.budget;
+                let written = crate::query::json::write_response(&response, &mut out.bytes, |b| {
+                    budget.account(b, b.capacity())
+                });
+                finish(written.map_err(serde_json::Error::io), &mut out)
+            }
             None => render(&QueryResponse { results }, format.pretty, &mut out),
         };
         written.map(|()| out.bytes)
@@ -284,6 +292,11 @@ async fn answer(
 /// stopped at the query's deadline.
 struct Rendered<'a> {
     bytes: Vec<u8>,
+    budget: RenderBudget<'a>,
+}
+
+/// What a rendered answer has been charged, and why it stopped if it did.
+struct RenderBudget<'a> {
     limits: &'a QueryLimits,
     charged: usize,
     checked: usize,
@@ -297,31 +310,50 @@ impl<'a> Rendered<'a> {
     fn new(limits: &'a QueryLimits) -> Self {
         Rendered {
             bytes: Vec::new(),
-            limits,
-            charged: 0,
-            checked: 0,
-            failure: None,
+            budget: RenderBudget {
+                limits,
+                charged: 0,
+                checked: 0,
+                failure: None,
+            },
         }
+    }
+}
+
+impl RenderBudget<'_> {
+    /// Charges what the buffer grew by and looks at the deadline, every
+    /// [`RENDER_CHECK_BYTES`] rendered: one comparison otherwise.
+    #[inline]
+    fn account(&mut self, bytes: &[u8], capacity: usize) -> std::io::Result<()> {
+        if bytes.len() - self.checked < RENDER_CHECK_BYTES {
+            return Ok(());
+        }
+        self.look(bytes.len(), capacity)
+    }
+
+    #[cold]
+    fn look(&mut self, len: usize, capacity: usize) -> std::io::Result<()> {
+        self.checked = len;
+        let outcome = self
+            .limits
+            .charge(capacity - self.charged)
+            .and_then(|()| self.limits.check_deadline());
+        self.charged = capacity;
+        outcome.map_err(|e| {
+            self.failure = Some(e);
+            std::io::Error::other("query stopped while rendering")
+        })
     }
 }
 
 impl std::io::Write for Rendered<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         self.bytes.extend_from_slice(buf);
-        if self.bytes.len() - self.checked >= RENDER_CHECK_BYTES {
-            self.checked = self.bytes.len();
-            let capacity = self.bytes.capacity();
-            let outcome = self
-                .limits
-                .charge(capacity - self.charged)
-                .and_then(|()| self.limits.check_deadline());
-            self.charged = capacity;
-            if let Err(e) = outcome {
-                self.failure = Some(e);
-                return Err(std::io::Error::other("query stopped while rendering"));
-            }
-        }
-        Ok(buf.len())
+        self.budget.account(&self.bytes, self.bytes.capacity())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -337,12 +369,17 @@ fn render<T: serde::Serialize>(
     out: &mut Rendered<'_>,
 ) -> Result<(), QueryError> {
     let written = crate::query::json::write(value, pretty, &mut *out);
+    finish(written, out)
+}
+
+/// Ends a document written into `out` with its newline, or says why it could not be.
+fn finish(written: serde_json::Result<()>, out: &mut Rendered<'_>) -> Result<(), QueryError> {
     match written {
         Ok(()) => {
             out.bytes.push(b'\n');
             Ok(())
         }
-        Err(e) => Err(out.failure.take().unwrap_or(QueryError::Render(e))),
+        Err(e) => Err(out.budget.failure.take().unwrap_or(QueryError::Render(e))),
     }
 }
 

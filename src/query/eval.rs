@@ -3,6 +3,7 @@
 use super::error::QueryError;
 use super::format::parse_rfc3339;
 use super::parser::ast::{BinaryExpr, BinaryOp, Expr};
+use super::scan::FieldKeys;
 use crate::line_protocol::FieldValue;
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +14,7 @@ pub(super) struct Row<'a> {
     pub fields: &'a HashMap<&'a str, FieldValue>,
     /// Field keys of the measurement: a name that is one refers to the field (null where
     /// the row has no value), any other name to a tag.
-    pub field_keys: &'a std::collections::HashSet<String>,
+    pub field_keys: &'a FieldKeys,
 }
 
 /// A value met in a condition; strings are borrowed from the condition or the row (a
@@ -240,7 +241,7 @@ fn time_bound(b: &BinaryExpr, now: i64) -> Option<(BinaryOp, i64)> {
     } else {
         return None;
     };
-    let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
+    let (empty, none) = (HashMap::new(), FieldKeys::default());
     let row = Row {
         time: 0,
         tags: &[],
@@ -256,11 +257,7 @@ fn time_bound(b: &BinaryExpr, now: i64) -> Option<(BinaryOp, i64)> {
 /// Whether a condition's verdict on a row within its [`time_range`] follows from the
 /// row's tags alone: it compares no field, and `time` only in top-level AND terms that
 /// make up the range. Such a condition is judged once per series, not once per row.
-pub(super) fn judged_by_tags(
-    expr: &Expr,
-    field_keys: &std::collections::HashSet<String>,
-    now: i64,
-) -> bool {
+pub(super) fn judged_by_tags(expr: &Expr, field_keys: &FieldKeys, now: i64) -> bool {
     match expr {
         Expr::Paren(e) => judged_by_tags(e, field_keys, now),
         Expr::Binary(b) if b.op == BinaryOp::And => {
@@ -279,7 +276,7 @@ pub(super) fn judged_by_tags(
 }
 
 /// Whether an expression reads nothing but tags and constants.
-fn only_tags(expr: &Expr, field_keys: &std::collections::HashSet<String>) -> bool {
+fn only_tags(expr: &Expr, field_keys: &FieldKeys) -> bool {
     match expr {
         Expr::VarRef(v) => v.name != "time" && !field_keys.contains(&v.name),
         Expr::Paren(e) => only_tags(e, field_keys),
@@ -302,7 +299,7 @@ fn only_tags(expr: &Expr, field_keys: &std::collections::HashSet<String>) -> boo
 pub(super) fn series_may_match(
     expr: Option<&Expr>,
     tags: &[(String, String)],
-    field_keys: &std::collections::HashSet<String>,
+    field_keys: &FieldKeys,
     re: &Regexes,
 ) -> bool {
     let Some(expr) = expr else { return true };
@@ -325,7 +322,7 @@ pub(super) fn series_may_match(
             if !matches!(b.rhs, Expr::String(_) | Expr::Regex(_)) {
                 return true;
             }
-            let (empty, none) = (HashMap::new(), std::collections::HashSet::new());
+            let (empty, none) = (HashMap::new(), FieldKeys::default());
             let row = Row {
                 time: 0,
                 tags,

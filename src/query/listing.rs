@@ -10,7 +10,7 @@ use crate::storage::column::FieldType;
 use crate::storage::series_index::Tags;
 use crate::storage::{Shard, Storage};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Which shards of a database a SHOW statement reads. InfluxDB 1.x answers some SHOW
@@ -170,7 +170,7 @@ pub(super) fn list(
     if let Some(c) = &condition {
         Regexes::compile(c, &mut regexes)?;
     }
-    let (fields, no_keys) = (HashMap::new(), HashSet::new());
+    let (fields, no_keys) = (HashMap::new(), crate::query::scan::FieldKeys::default());
     let mut found: BTreeMap<String, Vec<(Arc<str>, Tags)>> = BTreeMap::new();
     let mut shards_of: BTreeMap<String, Vec<Arc<Shard>>> = BTreeMap::new();
     for (shard, wanted) in scope.shards(storage, sources)? {

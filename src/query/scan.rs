@@ -12,8 +12,12 @@ use super::zone::Zone;
 use crate::catalog::Catalog;
 use crate::line_protocol::FieldValue;
 use crate::storage::Storage;
+
+/// A scan's field names, looked up for every name a condition or a column reads: a fast
+/// hash (the names are the statement's and the shards', not a client's key space).
+pub(crate) type FieldKeys = std::collections::HashSet<String, foldhash::fast::RandomState>;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) struct SelectContext<'a> {
     pub storage: &'a Storage,
@@ -83,7 +87,7 @@ pub(super) struct Scan {
     pub measurement: String,
     /// The fields rows carry, in the order of each row's values.
     pub fields: Vec<String>,
-    pub field_keys: HashSet<String>,
+    pub field_keys: FieldKeys,
     pub tag_keys: BTreeSet<String>,
     pub series: Vec<SeriesRows>,
     /// The time range the condition allows.

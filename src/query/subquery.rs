@@ -21,12 +21,13 @@ use super::parser::ast::{
 };
 use super::result::Series;
 use super::rows::{answer_row_bytes, SeriesRows};
+use super::scan::FieldKeys;
 use super::scan::{Scan, SelectContext, SeriesPage};
 use super::select;
 use super::zone::Zone;
 use crate::line_protocol::FieldValue;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Runs `inner` for `outer` and answers its rows, one scan per measurement name the inner
 /// result holds, in name order.
@@ -84,7 +85,7 @@ pub(super) fn scans(
             .filter(|(_, tag)| !**tag)
             .map(|(c, _)| c.clone())
             .collect();
-        let field_keys: HashSet<String> = fields.iter().cloned().collect();
+        let field_keys: FieldKeys = fields.iter().cloned().collect();
         let mut by_tags: BTreeMap<Vec<(String, String)>, Vec<Row>> = BTreeMap::new();
         for s in members {
             let tags: Vec<(String, String)> = s.tags.unwrap_or_default().into_iter().collect();
@@ -216,7 +217,7 @@ fn selected_var<'a>(
         })
 }
 
-fn is_tag_ref(v: &VarRef, field_keys: &HashSet<String>) -> bool {
+fn is_tag_ref(v: &VarRef, field_keys: &FieldKeys) -> bool {
     match v.data_type {
         Some(t) => t == DataType::Tag,
         None => !field_keys.contains(&v.name),
@@ -225,12 +226,8 @@ fn is_tag_ref(v: &VarRef, field_keys: &HashSet<String>) -> bool {
 
 /// The field names a statement's sources hold for `measurement`: those stored, and the
 /// columns of a subquery that are not tags.
-fn source_fields(
-    stmt: &SelectStatement,
-    measurement: &str,
-    ctx: &SelectContext<'_>,
-) -> HashSet<String> {
-    let mut out = HashSet::new();
+fn source_fields(stmt: &SelectStatement, measurement: &str, ctx: &SelectContext<'_>) -> FieldKeys {
+    let mut out = FieldKeys::default();
     for source in &stmt.sources {
         match source {
             Source::Measurement(m) => {

@@ -22,16 +22,17 @@ pub(super) fn merge_order<'a>(
     shard_starts: &[i64],
     descending: bool,
 ) -> Vec<Row<'a>> {
-    let mut series: Vec<(String, &SeriesRows)> =
-        members.iter().map(|s| (series_key(&s.tags), *s)).collect();
-    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut series: Vec<&SeriesRows> = members.to_vec();
+    // Keys are built only to order two series or more (`sort_by_cached_key` leaves one
+    // alone): most groups hold one.
+    series.sort_by_cached_key(|s| series_key(&s.tags));
     if descending {
         series.reverse();
     }
     let shard_of = |t: i64| shard_starts.partition_point(|&s| s <= t);
     // Each series' rows with the field, split by shard, in the query's order.
     let mut by_shard: BTreeMap<usize, Vec<Vec<Row<'a>>>> = Default::default();
-    for (_, s) in &series {
+    for s in &series {
         let rows = field_rows(s, field, descending);
         split_by_shard(&rows, |r| r.0, &shard_of, &mut by_shard);
     }
@@ -208,16 +209,13 @@ pub(crate) fn merged_rows(
         }
         tie(a.1, b.1)
     };
-    type Keyed = Vec<(String, Vec<(i64, usize)>)>;
-    let mut by_source: BTreeMap<usize, Keyed> = BTreeMap::new();
+    type Tagged<'t> = Vec<(&'t [(String, String)], Vec<(i64, usize)>)>;
+    let mut by_source: BTreeMap<usize, Tagged<'_>> = BTreeMap::new();
     for (s, mut own) in members.iter().zip(rows) {
         if descending {
             own.reverse();
         }
-        by_source
-            .entry(s.source)
-            .or_default()
-            .push((series_key(&s.tags), own));
+        by_source.entry(s.source).or_default().push((&s.tags, own));
     }
     let mut streams = Vec::with_capacity(by_source.len());
     for (source, mut series) in by_source {
@@ -239,7 +237,7 @@ pub(crate) fn merged_rows(
             streams.push(heap_merge(inputs, &by_time));
             continue;
         };
-        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series.sort_by_cached_key(|(tags, _)| series_key(tags));
         if descending {
             series.reverse();
         }

@@ -8,10 +8,11 @@ use crate::query::eval::{matches, Regexes, Row};
 use crate::query::limits::{Held, QueryLimits};
 use crate::query::parser::ast::Expr;
 use crate::query::rows::{SeriesRows, ROWS_PER_CHARGE};
+use crate::query::scan::FieldKeys;
 use crate::storage::column::Column;
 use crate::storage::shard::{Part, SeriesParts};
 use crate::storage::tombstone;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// A series' tags and its resolved columns, one per scanned field, charged to the query's
 /// memory budget while they live.
@@ -26,7 +27,7 @@ pub(super) struct RowBuilder<'a> {
     /// on the series' tags).
     pub(super) condition: Option<(&'a Expr, bool)>,
     pub(super) fields: &'a [String],
-    pub(super) field_keys: &'a HashSet<String>,
+    pub(super) field_keys: &'a FieldKeys,
     pub(super) regexes: &'a Regexes,
     pub(super) now: i64,
     /// The time range read.

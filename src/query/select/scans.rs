@@ -10,6 +10,7 @@ use crate::query::eval::{judged_by_tags, series_may_match, time_range, Regexes};
 use crate::query::parser::ast::{BinaryOp, DataType, Expr, SelectStatement};
 use crate::query::plan::{self, Plan};
 use crate::query::rows::{descending, SeriesRows};
+use crate::query::scan::FieldKeys;
 use crate::query::scan::{Folded, Scan, SelectContext};
 use crate::storage::series_index::TagSelector;
 use crate::storage::shard::{SeriesParts, SeriesRead};
@@ -47,7 +48,7 @@ pub(super) fn scan(
         end
     };
     let shards = shards_in(ctx, target, (read_from, read_to))?;
-    let mut field_keys: HashSet<String> = HashSet::new();
+    let mut field_keys = FieldKeys::default();
     for shard in &shards {
         field_keys.extend(shard.field_types(measurement).into_keys());
     }
@@ -122,7 +123,7 @@ pub(super) fn scan(
     let mut scan = Scan {
         measurement: measurement.clone(),
         fields: Vec::new(),
-        field_keys: HashSet::new(),
+        field_keys: FieldKeys::default(),
         tag_keys: BTreeSet::new(),
         series: Vec::new(),
         start,
@@ -169,7 +170,7 @@ pub(super) fn scan(
 
 /// Field names a statement reads: those it selects (all for `*`) and those its
 /// condition compares.
-fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<String> {
+fn needed_fields(stmt: &SelectStatement, field_keys: &FieldKeys) -> Vec<String> {
     fn refs(e: &Expr, out: &mut BTreeSet<String>) {
         match e {
             Expr::VarRef(v) => {
@@ -207,7 +208,7 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &HashSet<String>) -> Vec<St
 /// from the shards' tag indexes.
 fn tag_selector(
     condition: Option<&Expr>,
-    field_keys: &HashSet<String>,
+    field_keys: &FieldKeys,
     regexes: &Regexes,
 ) -> TagSelector {
     let is_tag =

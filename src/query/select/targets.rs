@@ -8,8 +8,9 @@ use crate::query::error::QueryError;
 use crate::query::limits::QueryLimits;
 use crate::query::parser::ast::{MeasurementName, SelectStatement, Source};
 use crate::query::rows::SeriesRows;
+use crate::query::scan::FieldKeys;
 use crate::query::scan::{Origin, Scan, SelectContext};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// One measurement a statement reads, in a database and retention policy that exist.
@@ -94,7 +95,7 @@ pub(super) fn stacked(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, Qu
         .collect();
     let row_bytes = std::mem::size_of::<(i64, Vec<Option<FieldValue>>)>()
         + fields.len() * std::mem::size_of::<Option<FieldValue>>();
-    let (mut field_keys, mut tag_keys) = (HashSet::new(), BTreeSet::new());
+    let (mut field_keys, mut tag_keys) = (FieldKeys::default(), BTreeSet::new());
     let (mut measurement, mut range) = (String::new(), (i64::MIN, i64::MAX));
     let mut series = Vec::new();
     let mut origins = Vec::with_capacity(scans.len());
@@ -209,7 +210,7 @@ mod tests {
         Scan {
             measurement: "m".into(),
             fields: fields.iter().map(|f| f.to_string()).collect(),
-            field_keys: HashSet::new(),
+            field_keys: FieldKeys::default(),
             tag_keys: BTreeSet::new(),
             series: vec![series],
             start: i64::MIN,

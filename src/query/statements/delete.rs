@@ -227,7 +227,7 @@ impl Target {
     /// the condition says nothing of tags).
     fn series_in(&self, shard: &Shard) -> BTreeMap<String, Vec<String>> {
         let mut hit: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let (fields, no_keys) = (HashMap::new(), HashSet::new());
+        let (fields, no_keys) = (HashMap::new(), crate::query::scan::FieldKeys::default());
         for (measurement, series) in shard.series_list(&|m| self.wants(m)) {
             let keys = hit.entry(measurement).or_default();
             if self.names.is_empty() {

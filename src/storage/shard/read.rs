@@ -150,7 +150,7 @@ impl Shard {
                 .collect()
         };
         // Looked up once per column: a measurement may have 100,000 fields.
-        let field_at: HashMap<&str, usize> = read
+        let field_at: HashMap<&str, usize, foldhash::fast::RandomState> = read
             .fields
             .iter()
             .enumerate()

@@ -122,7 +122,7 @@ impl Shard {
     }
 
     /// Field types of a measurement in this shard.
-    pub fn field_types(&self, measurement: &str) -> HashMap<String, FieldType> {
+    pub fn field_types(&self, measurement: &str) -> HashMap<String, FieldType, RandomState> {
         let schema = self.schema.lock().unwrap_or_else(|e| e.into_inner());
         schema
             .get(measurement)
