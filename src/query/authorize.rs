@@ -54,7 +54,9 @@ pub(super) fn check(
 fn required(statement: &Statement) -> Vec<Required> {
     let read = |db: &Option<String>| Required::On(Privilege::Read, db.clone().unwrap_or_default());
     match statement {
-        Statement::Select(s) => {
+        // As 1.x: what the SELECT it explains needs (WRITE on an INTO's database too,
+        // though EXPLAIN ANALYZE writes nothing).
+        Statement::Select(s) | Statement::Explain { statement: s, .. } => {
             let mut needs = Vec::new();
             sources(&s.sources, &mut needs);
             if let Some(target) = &s.target {
