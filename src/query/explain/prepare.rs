@@ -8,8 +8,8 @@
 use crate::query::error::QueryError;
 use crate::query::eval::{is_time_name, time_range};
 use crate::query::parser::ast::{
-    BinaryOp, Call, DataType, Dimension, Expr, Fill, Measurement, MeasurementName, SelectStatement,
-    Source, VarRef, WildcardType,
+    BinaryOp, Call, DataType, Dimension, Expr, Field, Fill, Measurement, MeasurementName,
+    SelectStatement, Source, VarRef, WildcardType,
 };
 use crate::query::plan;
 use crate::query::read_only::go_fill;
@@ -229,27 +229,17 @@ fn expand_dimensions(dims: &[Dimension], schema: &Schema) -> Result<Vec<Dimensio
 /// name order (fields and tags together; the tags grouped by left out), a tag marked as
 /// one (as the driver expands `*` beside a function).
 fn expand_fields(
-    fields: &[crate::query::parser::ast::Field],
+    fields: &[Field],
     schema: &Schema,
     grouped: &BTreeSet<String>,
-) -> Result<Vec<crate::query::parser::ast::Field>, QueryError> {
+) -> Result<Vec<Field>, QueryError> {
     let mut out = Vec::with_capacity(fields.len());
     for f in fields {
-        let wanted: Box<dyn Fn(&str, DataType) -> bool> = match &f.expr {
-            Expr::Wildcard(kind) => {
-                let kind = *kind;
-                Box::new(move |_, t| match kind {
-                    WildcardType::All => true,
-                    WildcardType::Field => t != DataType::Tag,
-                    WildcardType::Tag => t == DataType::Tag,
-                })
-            }
-            Expr::Regex(r) => {
-                let re = crate::query::patterns::compiled(&r.pattern)?;
-                Box::new(move |name, _| re.is_match(name))
-            }
+        let pattern = match &f.expr {
+            Expr::Wildcard(kind) => Pattern::Wildcard(*kind),
+            Expr::Regex(r) => Pattern::Regex(crate::query::patterns::compiled(&r.pattern)?),
             Expr::Distinct(name) => {
-                out.push(crate::query::parser::ast::Field {
+                out.push(Field {
                     expr: Expr::Call(Call {
                         name: "distinct".into(),
                         args: vec![Expr::var(name)],
@@ -264,19 +254,37 @@ fn expand_fields(
             }
         };
         for (name, kind) in &schema.types {
-            if (*kind == DataType::Tag && grouped.contains(name)) || !wanted(name, *kind) {
+            let tag = *kind == DataType::Tag;
+            if (tag && grouped.contains(name)) || !pattern.takes(name, tag) {
                 continue;
             }
-            out.push(crate::query::parser::ast::Field {
+            out.push(Field {
                 expr: Expr::VarRef(VarRef {
                     name: name.clone(),
-                    data_type: (*kind == DataType::Tag).then_some(DataType::Tag),
+                    data_type: tag.then_some(DataType::Tag),
                 }),
                 alias: None,
             });
         }
     }
     Ok(out)
+}
+
+/// What a field of `*` or a regular expression stands for.
+enum Pattern {
+    Wildcard(WildcardType),
+    Regex(regex::Regex),
+}
+
+impl Pattern {
+    fn takes(&self, name: &str, tag: bool) -> bool {
+        match self {
+            Pattern::Wildcard(WildcardType::All) => true,
+            Pattern::Wildcard(WildcardType::Field) => !tag,
+            Pattern::Wildcard(WildcardType::Tag) => tag,
+            Pattern::Regex(re) => re.is_match(name),
+        }
+    }
 }
 
 /// Every name read typed as the sources hold it (an explicit cast kept; `time` and a
@@ -436,4 +444,77 @@ fn stored_type(kind: DataType) -> Option<FieldType> {
         DataType::Boolean => FieldType::Boolean,
         DataType::Tag | DataType::AnyField => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parser::ast::Statement;
+    use crate::query::parser::parse_query;
+
+    fn condition(q: &str) -> Option<Expr> {
+        let Statement::Select(s) = &parse_query(q).unwrap()[0] else {
+            panic!("{q} is no SELECT")
+        };
+        s.condition.clone()
+    }
+
+    /// The condition 1.6's iterators carry: its time terms gone, wherever they stand, and
+    /// the parentheses that held them only.
+    #[test]
+    fn conditions_lose_their_time_terms_as_in_influxdb() {
+        let stripped = |q: &str| {
+            condition(q)
+                .and_then(|c| without_time(&c))
+                .map(|c| c.to_string())
+        };
+        for (q, expected) in [
+            ("SELECT v FROM m WHERE time > 0", None),
+            ("SELECT v FROM m WHERE time > 0 AND time < now()", None),
+            (
+                "SELECT v FROM m WHERE host = 'a' AND time > 0",
+                Some("host = 'a'"),
+            ),
+            ("SELECT v FROM m WHERE 0 < time AND v > 1", Some("v > 1")),
+            (
+                "SELECT v FROM m WHERE time > 0 AND (host = 'a' OR v > 1)",
+                Some("(host = 'a' OR v > 1)"),
+            ),
+            (
+                "SELECT v FROM m WHERE (time > 0 AND host = 'a') OR v > 1",
+                Some("(host = 'a') OR v > 1"),
+            ),
+            ("SELECT v FROM m WHERE (time > 0)", None),
+        ] {
+            assert_eq!(stripped(q).as_deref(), expected, "{q}");
+        }
+    }
+
+    #[test]
+    fn call_types_are_influxdbs() {
+        let typed = |name: &str, arg: Option<DataType>| {
+            call_type(&Call {
+                name: name.into(),
+                args: vec![Expr::VarRef(VarRef {
+                    name: "v".into(),
+                    data_type: arg,
+                })],
+            })
+        };
+        assert_eq!(typed("mean", None), Some(DataType::Float));
+        assert_eq!(
+            typed("count", Some(DataType::String)),
+            Some(DataType::Integer)
+        );
+        assert_eq!(
+            typed("max", Some(DataType::Integer)),
+            Some(DataType::Integer)
+        );
+        // max() of a name no source holds is of no type: 1.6 plans nothing for it.
+        assert_eq!(typed("max", None), None);
+        assert_eq!(
+            typed("derivative", Some(DataType::Integer)),
+            Some(DataType::Float)
+        );
+    }
 }

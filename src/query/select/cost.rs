@@ -12,7 +12,11 @@ use crate::query::rows::descending;
 use crate::query::scan::SelectContext;
 use crate::storage::column::FieldType;
 use crate::storage::shard::SeriesRead;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Series judged between two looks at the query's deadline and interruption.
+const SERIES_PER_CHECK: u32 = 4096;
 
 /// The fields (with their types) and tag keys of a source, as a read of it sees them.
 #[derive(Debug, Default)]
@@ -110,8 +114,16 @@ pub(crate) fn read_cost(
             .into_iter()
             .collect();
         let selector = tag_selector(stmt.condition.as_ref(), &field_keys, &regexes);
+        // A shard of millions of series is counted under one hold of its lock: the count
+        // gives up (keeping no more series) once the query is stopped, every so many.
+        let judged = Cell::new(0u32);
+        let stopped = Cell::new(false);
         let keep = |tags: &[(String, String)]| {
-            series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
+            judged.set(judged.get().wrapping_add(1));
+            if judged.get() % SERIES_PER_CHECK == 0 && ctx.limits.check_deadline().is_err() {
+                stopped.set(true);
+            }
+            !stopped.get() && series_may_match(stmt.condition.as_ref(), tags, &field_keys, &regexes)
         };
         let read = SeriesRead {
             measurement: &target.measurement,
@@ -123,7 +135,9 @@ pub(crate) fn read_cost(
         };
         for shard in &shards {
             ctx.limits.check_deadline()?;
-            let Some(shard_cost) = shard.read_cost(&read) else {
+            let shard_cost = shard.read_cost(&read);
+            ctx.limits.check_deadline()?;
+            let Some(shard_cost) = shard_cost else {
                 continue;
             };
             cost.shards += 1;
