@@ -85,6 +85,11 @@ const TABLE: &[Row] = &[
     row("GET",  "/query", "/query?db=metrics&q=SELECT%20*%20FROM%20cpu", "",   [401,  401,  401,  401,  403,  200,  403,  200]),
     statement("SHOW DATABASES",                                                [401,  401,  401,  401,  200,  200,  200,  200]),
     statement("SELECT * FROM cpu",                                             [401,  401,  401,  401,  403,  200,  403,  200]),
+    statement("EXPLAIN SELECT * FROM cpu",                                     [401,  401,  401,  401,  403,  200,  403,  200]),
+    statement("EXPLAIN ANALYZE SELECT * FROM cpu",                             [401,  401,  401,  401,  403,  200,  403,  200]),
+    // As the SELECT it explains: READ, and WRITE on an INTO's database (though nothing
+    // is written).
+    statement("EXPLAIN ANALYZE SELECT * INTO copy FROM cpu",                   [401,  401,  401,  401,  403,  403,  403,  200]),
     statement("SHOW MEASUREMENTS",                                             [401,  401,  401,  401,  403,  200,  403,  200]),
     statement("SHOW TAG VALUES WITH KEY = host",                               [401,  401,  401,  401,  403,  200,  403,  200]),
     statement("DELETE FROM cpu WHERE time < 0",                                [401,  401,  401,  401,  403,  403,  200,  200]),

@@ -1,9 +1,10 @@
 //! Statements whose answers depend on the server rather than on the data, and the bytes of
 //! `/query`'s JSON, compared with real InfluxDB 1.6.7: the escaping of its Go encoder, SHOW
 //! QUERIES and KILL QUERY, SHOW DIAGNOSTICS and SHOW STATS (1.x's series and columns with
-//! our own values), and continuous queries and SELECTs normalized against `db=` and `rp=`.
-//! What may differ between two servers (query ids, durations, uptimes, paths) is the only
-//! thing normalized; the shapes never are.
+//! our own values), continuous queries and SELECTs normalized against `db=` and `rp=`, and
+//! EXPLAIN [ANALYZE] (1.6's plan and trace with our own figures). What may differ between
+//! two servers (query ids, durations, uptimes, paths, the sizes of what storage holds) is
+//! the only thing normalized; the shapes never are.
 
 mod common;
 use common::influxd::SideBySide;
@@ -450,4 +451,189 @@ fn subscription_statements_answer_as_influxdb_1_6() {
         }
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Three series of `cpu` (a float, an integer and a string field) and two of `mem`, each
+/// with points in two shard groups a week apart: with its in-memory index 1.6 counts every
+/// series of the database in every shard of the range, so that EXPLAIN's counts can be
+/// compared only where each shard holds every series.
+fn explain_lines() -> String {
+    const T0: i64 = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
+    const WEEK: i64 = 7 * 86_400_000_000_000;
+    let mut lines = String::new();
+    for start in [T0, T0 + WEEK] {
+        for i in 0..20i64 {
+            let t = start + i * 10_000_000_000;
+            for (host, region) in [("a", "east"), ("b", "west"), ("c", "east")] {
+                lines.push_str(&format!(
+                    "cpu,host={host},region={region} usage={i}.5,idle={i}i,name=\"n{i}\" {t}\n"
+                ));
+            }
+            for host in ["a", "b"] {
+                lines.push_str(&format!("mem,host={host} free={i} {t}\n"));
+            }
+        }
+    }
+    lines
+}
+
+/// An answer with what depends on the storage engine and the moment masked: the sizes
+/// of what would be read (1.6's TSM files and blocks, its cache), times and shard ids.
+/// Every label, expression and count of shards, series and cursors stays. Our
+/// `cached_values` line (head entries read, a figure 1.6's trace does not have) goes.
+fn explain_shape(answer: &Value) -> Value {
+    let mut answer = answer.clone();
+    let Some(rows) = answer
+        .pointer_mut("/results/0/series/0/values")
+        .and_then(Value::as_array_mut)
+    else {
+        return answer;
+    };
+    const MASKED: [&str; 8] = [
+        "CACHED VALUES: ",
+        "NUMBER OF FILES: ",
+        "NUMBER OF BLOCKS: ",
+        "SIZE OF BLOCKS: ",
+        "_time: ",
+        "_decoded: ",
+        "_bytes: ",
+        "shard_id: ",
+    ];
+    rows.retain(|row| {
+        !row[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cached_values: ")
+    });
+    for row in rows.iter_mut() {
+        let line = row[0].as_str().unwrap_or_default().to_owned();
+        if let Some(at) = MASKED
+            .iter()
+            .find_map(|m| line.find(m).map(|i| i + m.len()))
+        {
+            row[0] = Value::from(format!("{}<masked>", &line[..at]));
+        }
+    }
+    answer
+}
+
+/// The plan's reads as a sorted list: 1.6 plans the calls of a statement in Go's random
+/// map order.
+fn reads_in_any_order(answer: &Value) -> Vec<String> {
+    let lines: Vec<&str> = answer["results"][0]["series"][0]["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row[0].as_str())
+        .collect();
+    let mut reads: Vec<String> = lines
+        .split(|l| l.is_empty())
+        .map(|r| r.join("\n"))
+        .collect();
+    reads.sort();
+    reads
+}
+
+#[test]
+fn explain_answers_as_influxdb_1_6_does() {
+    let Some(both) = SideBySide::start() else {
+        return;
+    };
+    both.create_database("ex");
+    both.write("ex", &explain_lines());
+    let ask = |addr: SocketAddr, q: &str| {
+        let r = query(addr, "ex", q);
+        (r.status, r.json())
+    };
+    let week = "time >= '2024-01-01T00:00:00Z' AND time < '2024-01-02T00:00:00Z'";
+    let mut differences = Vec::new();
+    // One read or several in the order of the sources: compared line by line.
+    let in_order = [
+        "EXPLAIN SELECT usage FROM cpu".to_owned(),
+        "EXPLAIN SELECT * FROM cpu".to_owned(),
+        "EXPLAIN SELECT *::field FROM cpu WHERE host = 'a'".to_owned(),
+        "EXPLAIN SELECT usage, host FROM cpu WHERE region = 'east' AND usage > 3".to_owned(),
+        "EXPLAIN SELECT usage FROM cpu WHERE host =~ /[ab]/ AND region != 'east'".to_owned(),
+        "EXPLAIN SELECT usage FROM cpu WHERE usage > 3 OR host = 'a'".to_owned(),
+        format!("EXPLAIN SELECT usage FROM cpu WHERE {week}"),
+        format!("EXPLAIN SELECT mean(usage) FROM cpu WHERE {week} GROUP BY time(1m), host"),
+        "EXPLAIN SELECT max(usage), host, idle FROM cpu".to_owned(),
+        "EXPLAIN SELECT top(usage, host, 2) FROM cpu".to_owned(),
+        "EXPLAIN SELECT top(usage, 2) FROM cpu".to_owned(),
+        "EXPLAIN SELECT count(distinct(usage)) FROM cpu".to_owned(),
+        "EXPLAIN SELECT distinct(idle) FROM cpu".to_owned(),
+        "EXPLAIN SELECT derivative(usage, 2s) FROM cpu".to_owned(),
+        format!("EXPLAIN SELECT derivative(mean(usage)) FROM cpu WHERE {week} GROUP BY time(1m)"),
+        "EXPLAIN SELECT percentile(usage, 90) FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage + idle, usage * 2 FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage::integer FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage, free FROM cpu, mem".to_owned(),
+        "EXPLAIN SELECT free FROM mem, nosuch, cpu".to_owned(),
+        "EXPLAIN SELECT * FROM /cpu|mem/".to_owned(),
+        "EXPLAIN SELECT usage FROM ex.autogen.cpu".to_owned(),
+        "EXPLAIN SELECT mean(nosuch) FROM cpu".to_owned(),
+        // Nothing of a known type is read: one empty line.
+        "EXPLAIN SELECT nosuch FROM cpu".to_owned(),
+        "EXPLAIN SELECT max(nosuch), usage FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage FROM cpu WHERE time > '2030-01-01T00:00:00Z'".to_owned(),
+        // 1.6 maps the shards of the outer statement's range (here the same as the inner
+        // one's: without it 1.6 lists the other week's shard too, which it reads nothing
+        // of, and shardkeeper does not read).
+        format!("EXPLAIN SELECT max(usage) FROM (SELECT mean(usage) AS usage FROM cpu WHERE {week} GROUP BY time(1m), host) WHERE {week}"),
+        "EXPLAIN SELECT usage INTO other FROM cpu".to_owned(),
+        // Refused as the SELECT is, or while parsing.
+        "EXPLAIN SELECT mean(usage), usage FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage FROM cpu GROUP BY time(1m)".to_owned(),
+        "EXPLAIN SELECT top(usage, host, 2), bottom(idle, 3) FROM cpu".to_owned(),
+        "EXPLAIN SELECT usage FROM nodb.autogen.cpu".to_owned(),
+        "EXPLAIN SELECT usage FROM ex.nope.cpu".to_owned(),
+        "EXPLAIN ANALYZE SELECT usage FROM nodb.autogen.cpu".to_owned(),
+        "EXPLAIN SHOW DATABASES".to_owned(),
+        "EXPLAIN DELETE FROM cpu".to_owned(),
+        "EXPLAIN VERBOSE SELECT usage FROM cpu".to_owned(),
+        "explain analyze".to_owned(),
+        "EXPLAIN SELECT usage FROM cpu tz('Nowhere/Land')".to_owned(),
+        // The trace: its spans and labels, in order.
+        format!("EXPLAIN ANALYZE SELECT usage, idle FROM cpu WHERE {week}"),
+        "EXPLAIN ANALYZE SELECT * FROM cpu WHERE time > 0 GROUP BY *".to_owned(),
+        format!("EXPLAIN ANALYZE SELECT count(distinct(usage)) FROM cpu WHERE {week} AND (host = 'a' OR host = 'b') AND usage > 2 GROUP BY host"),
+        format!("EXPLAIN ANALYZE SELECT mean(usage) FROM cpu WHERE {week} GROUP BY time(10m, 2m), * ORDER BY time DESC LIMIT 2 tz('Europe/Paris')"),
+        format!("EXPLAIN ANALYZE SELECT top(usage, host, 2) FROM cpu WHERE {week}"),
+        format!("EXPLAIN ANALYZE SELECT usage FROM cpu, mem WHERE {week}"),
+        "EXPLAIN ANALYZE SELECT usage FROM /cpu|mem/ WHERE host = 'a'".to_owned(),
+        format!("EXPLAIN ANALYZE SELECT usage FROM (SELECT usage, host FROM cpu WHERE host = 'a' AND {week}) WHERE {week}"),
+        format!("EXPLAIN ANALYZE SELECT max(usage) FROM (SELECT mean(usage) AS usage FROM cpu WHERE {week} GROUP BY time(1m), host) WHERE {week}"),
+        format!("EXPLAIN ANALYZE SELECT mean(usage) INTO ex.autogen.other FROM cpu WHERE {week} GROUP BY time(1m)"),
+    ];
+    for q in &in_order {
+        let [(s1, theirs), (s2, ours)] = both.servers().map(|addr| ask(addr, q));
+        if (s1, explain_shape(&theirs)) != (s2, explain_shape(&ours)) {
+            differences.push(format!(
+                "{q}\n  influxd:     {s1} {theirs}\n  shardkeeper: {s2} {ours}"
+            ));
+        }
+    }
+    // Several calls: 1.6 plans them in any order.
+    for q in [
+        "EXPLAIN SELECT mean(usage), max(idle) FROM cpu GROUP BY host".to_owned(),
+        "EXPLAIN SELECT mean(usage) + max(idle) FROM cpu".to_owned(),
+        "EXPLAIN SELECT mean(*) FROM cpu".to_owned(),
+        "EXPLAIN SELECT percentile(usage, 50), median(idle), spread(usage) FROM cpu".to_owned(),
+        "EXPLAIN SELECT integral(usage), mode(idle), stddev(usage), sum(idle), first(usage), last(idle), count(usage) FROM cpu".to_owned(),
+        // A subquery is planned again for each call over it.
+        format!("EXPLAIN SELECT max(usage), min(usage) FROM (SELECT mean(usage) AS usage FROM cpu WHERE {week} GROUP BY time(1m), host) WHERE {week}"),
+    ] {
+        let [(s1, theirs), (s2, ours)] = both.servers().map(|addr| ask(addr, &q));
+        let (theirs, ours) = (explain_shape(&theirs), explain_shape(&ours));
+        if (s1, reads_in_any_order(&theirs)) != (s2, reads_in_any_order(&ours)) {
+            differences.push(format!("{q}\n  influxd:     {s1} {theirs}\n  shardkeeper: {s2} {ours}"));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // EXPLAIN ANALYZE of an INTO writes nothing, as in 1.6.
+    let r = query(both.ours.addr, "ex", "SHOW MEASUREMENTS");
+    assert_eq!(
+        r.json()["results"][0]["series"][0]["values"],
+        serde_json::json!([["cpu"], ["mem"]])
+    );
 }

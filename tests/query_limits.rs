@@ -322,6 +322,52 @@ fn the_timeout_stops_a_long_filled_query() {
     ours.stop();
 }
 
+/// EXPLAIN ANALYZE runs its SELECT under the SELECT's limits: the timeout stops it, and
+/// so does KILL QUERY (it is listed by SHOW QUERIES under its own text meanwhile).
+#[test]
+fn explain_analyze_is_stopped_by_the_timeout_and_by_kill_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start_with_config(dir.path(), "query_timeout_seconds = 1\n");
+    load_series(ours.addr, 200);
+    let analyze = format!("EXPLAIN ANALYZE {}", long_query());
+    assert_eq!(
+        error_of(ours.addr, &analyze).as_deref(),
+        Some("query-timeout limit exceeded")
+    );
+    ours.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Daemon::start(dir.path());
+    load_series(ours.addr, 200);
+    let addr = ours.addr;
+    let running = {
+        let analyze = analyze.clone();
+        std::thread::spawn(move || query(addr, DB, &analyze))
+    };
+    let mut id = None;
+    common::wait_until("SHOW QUERIES to list the EXPLAIN ANALYZE", || {
+        let r = query(addr, "", "SHOW QUERIES");
+        let rows = r.json()["results"][0]["series"][0]["values"].clone();
+        id = rows.as_array().into_iter().flatten().find_map(|row| {
+            let text = row[1].as_str()?;
+            text.starts_with("EXPLAIN ANALYZE SELECT last(v)")
+                .then(|| row[0].as_u64())?
+        });
+        id.is_some()
+    });
+    let id = id.expect("listed");
+    let r = query(addr, "", &format!("KILL QUERY {id}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = running.join().expect("the query's client");
+    assert_eq!(
+        r.json()["results"][0]["error"].as_str(),
+        Some("query interrupted"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    ours.stop();
+}
+
 /// Whether one of the daemon's query threads is running (on a core or ready to).
 fn a_query_thread_runs(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

@@ -54,7 +54,9 @@ pub(super) fn check(
 fn required(statement: &Statement) -> Vec<Required> {
     let read = |db: &Option<String>| Required::On(Privilege::Read, db.clone().unwrap_or_default());
     match statement {
-        Statement::Select(s) => {
+        // As 1.x: what the SELECT it explains needs (WRITE on an INTO's database too,
+        // though EXPLAIN ANALYZE writes nothing).
+        Statement::Select(s) | Statement::Explain { statement: s, .. } => {
             let mut needs = Vec::new();
             sources(&s.sources, &mut needs);
             if let Some(target) = &s.target {
@@ -159,6 +161,14 @@ mod tests {
         assert_eq!(check_as(&c, q, Some("db2")), refusal(q, "admin privilege"));
         let q = "SHOW USERS";
         assert_eq!(check_as(&c, q, None), refusal(q, "admin privilege"));
+        // EXPLAIN needs what the SELECT it explains needs.
+        let q = "EXPLAIN ANALYZE SELECT * FROM cpu";
+        assert_eq!(check_as(&c, q, Some("db1")), Ok(()));
+        assert_eq!(check_as(&c, q, Some("db2")), refusal(q, "READ on db2"));
+        let q = "EXPLAIN SELECT * INTO db2..copy FROM cpu";
+        assert_eq!(check_as(&c, q, Some("db1")), Ok(()));
+        let q = "EXPLAIN SELECT * INTO copy FROM cpu";
+        assert_eq!(check_as(&c, q, Some("db1")), refusal(q, "WRITE on db1"));
 
         // ALL grants both halves; revoking one half leaves the other.
         apply(&mut c, |c| c.grant("bob", "db2", Privilege::All));

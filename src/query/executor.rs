@@ -7,7 +7,7 @@ use super::parser::ast::Statement;
 use super::parser::ParseError;
 use super::result::{Series, StatementResult};
 use super::statements::{
-    cardinality, continuous, database, delete, retention, select, server, shard, show,
+    cardinality, continuous, database, delete, explain, retention, select, server, shard, show,
     subscription, user, Context,
 };
 use super::zone::Zone;
@@ -57,16 +57,22 @@ pub(crate) async fn execute(
     // Always with the (maybe empty) map: a `$name` nobody bound is a parse error, as in 1.x.
     let statements = super::parsed::parsed(text, &options.params)?;
     // A first attempt may give up half-way and start over: only a query that changes
-    // nothing can.
-    if options.limits.is_inline_attempt() && !statements.iter().all(only_reads) {
+    // nothing can, and never an EXPLAIN (ANALYZE's figures are those of one whole run).
+    let inline = |s: &Statement| only_reads(s) && !matches!(s, Statement::Explain { .. });
+    if options.limits.is_inline_attempt() && !statements.iter().all(inline) {
         return Err(QueryError::OverBudget);
     }
     // InfluxDB refuses an unknown tz() zone while parsing, before anything runs.
     for s in statements.iter() {
-        if let Statement::Select(select) = s {
-            if let Some(name) = &select.location {
-                Zone::named(name).map_err(|e| ParseError::plain(e.to_string()))?;
-            }
+        let (Statement::Select(select)
+        | Statement::Explain {
+            statement: select, ..
+        }) = s
+        else {
+            continue;
+        };
+        if let Some(name) = &select.location {
+            Zone::named(name).map_err(|e| ParseError::plain(e.to_string()))?;
         }
     }
     // As InfluxDB, a caller lacking a privilege is refused before anything runs.
@@ -130,6 +136,8 @@ pub(crate) async fn execute(
 fn only_reads(statement: &Statement) -> bool {
     match statement {
         Statement::Select(select) => select.target.is_none(),
+        // Even of a SELECT ... INTO: 1.x's EXPLAIN ANALYZE writes nothing.
+        Statement::Explain { .. } => true,
         Statement::ShowDatabases
         | Statement::ShowMeasurements(_)
         | Statement::ShowSeries(_)
@@ -227,6 +235,14 @@ async fn run(
                 select::run(&cx, &s).await
             }
             None => select::run(&cx, s).await,
+        },
+        Statement::Explain { analyze, statement } => match cx.retention_policy {
+            Some(policy) => {
+                let mut s = statement.as_ref().clone();
+                with_policy(&mut s, policy);
+                explain::run(&cx, &s, *analyze).await
+            }
+            None => explain::run(&cx, statement, *analyze).await,
         },
         Statement::CreateContinuousQuery(s) => continuous::create(&cx, s).await,
         Statement::DropContinuousQuery { name, database } => {

@@ -249,7 +249,7 @@ fn go_format_duration(d: i64) -> String {
 }
 
 /// Go's `time.Duration.String()`: `1h0m0s`, `1m30s`, `1.5s`, `500ms`, `10µs`, `3ns`.
-fn go_duration_string(d: i64) -> String {
+pub(crate) fn go_duration_string(d: i64) -> String {
     const SECOND: u64 = 1_000_000_000;
     let sign = if d < 0 { "-" } else { "" };
     let u = d.unsigned_abs();

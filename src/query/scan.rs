@@ -7,6 +7,7 @@ use super::functions::Acc;
 use super::limits::QueryLimits;
 use super::parser::ast::Dimension;
 use super::plan::AggregateCall;
+use super::read_stats::ReadStats;
 use super::rows::SeriesRows;
 use super::zone::Zone;
 use crate::catalog::Catalog;
@@ -34,6 +35,8 @@ pub(super) struct SelectContext<'a> {
     /// Set when the statement runs as a subquery whose outer statement has SLIMIT or
     /// SOFFSET: the page its reads keep (see [`SeriesPage`]).
     pub series_page: Option<SeriesPage>,
+    /// Set by EXPLAIN ANALYZE: what the reads take is recorded there.
+    pub read_stats: Option<&'a ReadStats>,
 }
 
 /// SLIMIT and SOFFSET where 1.x applies them when a statement reads a subquery: to the

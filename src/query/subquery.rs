@@ -63,6 +63,7 @@ pub(super) fn scans(
                 soffset: adjusted_inner.soffset,
             }
         }),
+        read_stats: ctx.read_stats,
     };
     let result = select::execute(&adjusted_inner, &inner_ctx)?;
 
@@ -260,7 +261,7 @@ fn source_fields(stmt: &SelectStatement, measurement: &str, ctx: &SelectContext<
 }
 
 /// The inner statement as 1.x runs it for the outer one (see the module's comment).
-fn adjusted(
+pub(super) fn adjusted(
     outer: &SelectStatement,
     inner: &SelectStatement,
     start: i64,

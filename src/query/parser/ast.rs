@@ -87,7 +87,6 @@ pub(crate) enum Statement {
     },
     Explain {
         analyze: bool,
-        verbose: bool,
         statement: Box<SelectStatement>,
     },
     CreateContinuousQuery(CreateContinuousQueryStatement),

@@ -615,17 +615,10 @@ impl Display for Statement {
                 write!(f, "KILL QUERY {id}")?;
                 on(f, host)
             }
-            S::Explain {
-                analyze,
-                verbose,
-                statement,
-            } => {
+            S::Explain { analyze, statement } => {
                 f.write_str("EXPLAIN ")?;
                 if *analyze {
                     f.write_str("ANALYZE ")?;
-                }
-                if *verbose {
-                    f.write_str("VERBOSE ")?;
                 }
                 write!(f, "{statement}")
             }

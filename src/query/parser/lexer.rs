@@ -51,7 +51,7 @@ keywords! {
     Set => "SET", Show => "SHOW", Shard => "SHARD", Shards => "SHARDS", Slimit => "SLIMIT",
     Soffset => "SOFFSET", Stats => "STATS", Subscription => "SUBSCRIPTION",
     Subscriptions => "SUBSCRIPTIONS", Tag => "TAG", To => "TO", User => "USER",
-    Users => "USERS", Values => "VALUES", Verbose => "VERBOSE", Where => "WHERE",
+    Users => "USERS", Values => "VALUES", Where => "WHERE",
     With => "WITH", Write => "WRITE",
 }
 

@@ -1349,12 +1349,10 @@ impl<'a> Parser<'a> {
 
     fn parse_explain(&mut self) -> PResult<Statement> {
         let analyze = self.accept(K::Analyze);
-        let verbose = self.accept(K::Verbose);
         self.expect(K::Select)?;
         let s = self.parse_select(TargetReq::NotRequired)?;
         Ok(Statement::Explain {
             analyze,
-            verbose,
             statement: Box::new(s),
         })
     }

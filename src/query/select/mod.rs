@@ -5,6 +5,7 @@
 //! ([`super::subquery`]). INTO's writing back is the statement's
 //! ([`super::statements::select`]).
 
+pub(super) mod cost;
 mod parallel;
 mod raw;
 mod rows;

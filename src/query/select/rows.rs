@@ -7,6 +7,7 @@ use crate::query::error::QueryError;
 use crate::query::eval::{matches, Regexes, Row};
 use crate::query::limits::{Held, QueryLimits};
 use crate::query::parser::ast::Expr;
+use crate::query::read_stats::ReadStats;
 use crate::query::rows::{SeriesRows, ROWS_PER_CHARGE};
 use crate::query::scan::FieldKeys;
 use crate::storage::column::Column;
@@ -38,6 +39,8 @@ pub(super) struct RowBuilder<'a> {
     pub(super) cap: Option<(usize, bool)>,
 
     pub(super) limits: &'a QueryLimits,
+    /// EXPLAIN ANALYZE's record of the blocks decoded.
+    pub(super) read_stats: Option<&'a ReadStats>,
 }
 
 impl RowBuilder<'_> {
@@ -64,6 +67,9 @@ impl RowBuilder<'_> {
             (self.cap, per_row, parts.deleted.is_empty())
         {
             skip_parts_beyond(&mut fields, wanted, descending, self.range);
+        }
+        if let Some(stats) = self.read_stats {
+            stats.decoding(&fields);
         }
         let mut columns: Vec<Option<Column>> = Vec::with_capacity(fields.len());
         let mut bytes = 0;

@@ -71,7 +71,12 @@ pub(super) fn scan(
     let mut tag_keys: BTreeSet<String> = BTreeSet::new();
     for shard in &shards {
         ctx.limits.check_deadline()?;
-        for mut s in shard.series_of(&read) {
+        let listed = ctx.read_stats.map(|s| (s, std::time::Instant::now()));
+        let series = shard.series_of(&read);
+        if let Some((stats, began)) = listed {
+            stats.listed(&shard.info, measurement, &fields, &series, began.elapsed());
+        }
+        for mut s in series {
             // What deletes took is the shard's: clipped to its interval (its parts hold
             // only points within it), it is kept when a series' parts of several shards
             // are merged, and hides nothing of the others'.
@@ -118,6 +123,7 @@ pub(super) fn scan(
         judged_at: (start, end),
         cap: row_cap(stmt, &fields),
         limits: &ctx.limits,
+        read_stats: ctx.read_stats,
     };
     let plan = foldable(&fields);
     let mut scan = Scan {
@@ -206,7 +212,7 @@ fn needed_fields(stmt: &SelectStatement, field_keys: &FieldKeys) -> Vec<String> 
 
 /// The series a condition's tag equalities and regular expressions narrow a read to,
 /// from the shards' tag indexes.
-fn tag_selector(
+pub(super) fn tag_selector(
     condition: Option<&Expr>,
     field_keys: &FieldKeys,
     regexes: &Regexes,

@@ -7,6 +7,7 @@ pub(crate) mod cardinality;
 pub(crate) mod continuous;
 pub(crate) mod database;
 pub(crate) mod delete;
+pub(crate) mod explain;
 mod into;
 pub(crate) mod retention;
 pub(crate) mod select;

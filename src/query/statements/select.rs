@@ -11,10 +11,33 @@ use crate::query::select as driver;
 use crate::query::zone::Zone;
 
 pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Series>, QueryError> {
-    // What a SELECT reads of the catalog: its databases' policies. Shards, users and
-    // tokens, which grow with the node, are not copied for every query.
-    let catalog: Catalog = cx
-        .control
+    let catalog = catalog_read(cx).await;
+    let ctx = SelectContext {
+        storage: cx.storage,
+        catalog: &catalog,
+        database: cx.database.filter(|d| !d.is_empty()),
+        now: crate::catalog::now_nanos(),
+        // INTO writes the rows back: their times in nanoseconds.
+        epoch: match s.target {
+            Some(_) => Some(1),
+            None => cx.epoch,
+        },
+        zone: s.location.as_deref().map(Zone::named).transpose()?,
+        limits: cx.limits.clone(),
+        series_page: None,
+        read_stats: None,
+    };
+    let rows = driver::execute(s, &ctx)?;
+    match &s.target {
+        Some(target) => super::into::write(cx, target, rows).await,
+        None => Ok(rows),
+    }
+}
+
+/// What a SELECT reads of the catalog: its databases' policies. Shards, users and tokens,
+/// which grow with the node, are not copied for every query.
+pub(super) async fn catalog_read(cx: &Context<'_>) -> Catalog {
+    cx.control
         .read(|c| Catalog {
             databases: c
                 .catalog
@@ -33,24 +56,5 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
                 .collect(),
             ..Catalog::default()
         })
-        .await;
-    let ctx = SelectContext {
-        storage: cx.storage,
-        catalog: &catalog,
-        database: cx.database.filter(|d| !d.is_empty()),
-        now: crate::catalog::now_nanos(),
-        // INTO writes the rows back: their times in nanoseconds.
-        epoch: match s.target {
-            Some(_) => Some(1),
-            None => cx.epoch,
-        },
-        zone: s.location.as_deref().map(Zone::named).transpose()?,
-        limits: cx.limits.clone(),
-        series_page: None,
-    };
-    let rows = driver::execute(s, &ctx)?;
-    match &s.target {
-        Some(target) => super::into::write(cx, target, rows).await,
-        None => Ok(rows),
-    }
+        .await
 }

@@ -16,9 +16,10 @@
 //! `schema` (field types and the check a write passes first), `write` (sequence numbers,
 //! the append and applying it), `replay` (start-up's pass over the data log), `open` (a
 //! shard's files, and the layout of earlier versions), `read` (series, their parts and
-//! tags, as deletes leave them), `flush` (the head written out) and `merge` (column files
-//! merged size-tiered).
+//! tags, as deletes leave them), `cost` (what a read would take, counted without reading),
+//! `flush` (the head written out) and `merge` (column files merged size-tiered).
 
+mod cost;
 mod digest;
 mod flush;
 mod merge;
@@ -34,6 +35,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use cost::{FieldCost, ReadCost};
 pub use digest::{points_by_version, DigestChild, LeafContents, LeafPoint};
 pub use flush::ShardFiles;
 pub use open::OWN_LOG_DIR;
