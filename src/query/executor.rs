@@ -256,9 +256,6 @@ async fn run(
         Statement::Delete(s) => delete::delete(&cx, s).await,
         Statement::DropSeries(s) => delete::drop_series(&cx, s).await,
         Statement::DropMeasurement { name } => delete::drop_measurement(&cx, name).await,
-        other => Err(QueryError::not_supported(format!(
-            "statement is not supported yet: {other}"
-        ))),
     }
 }
 

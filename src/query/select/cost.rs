@@ -102,7 +102,7 @@ pub(crate) fn read_cost(
     let mut cost = SourceCost::default();
     for target in source_targets(ctx, source)? {
         let shards = shards_in(ctx, &target, (start, end))?;
-        let mut field_keys: HashSet<String> = HashSet::new();
+        let mut field_keys = crate::query::scan::FieldKeys::default();
         for shard in &shards {
             field_keys.extend(shard.field_types(&target.measurement).into_keys());
         }
