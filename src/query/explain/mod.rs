@@ -21,10 +21,11 @@ use super::eval::time_range;
 use super::parser::ast::{Expr, SelectStatement};
 use super::plan;
 use super::read_only::go_duration_string;
-use super::read_stats::{DecodedByType, Listing};
+use super::read_stats::{DecodedByType, Listing, ReadStats};
 use super::scan::SelectContext;
 use super::select;
 use super::select::cost::{read_cost, source_measurements};
+use super::zone::Zone;
 use iterators::{Cursor, Input, Read};
 use prepare::{source_name, Prepared};
 use std::collections::BTreeSet;
@@ -77,18 +78,25 @@ pub(super) fn plan(
     Ok(lines)
 }
 
-/// EXPLAIN ANALYZE: runs the statement on `ctx`, which must record its reads, and answers
-/// the trace's lines.
+/// EXPLAIN ANALYZE: runs the statement in the SELECT's context `asked`, its reads
+/// recorded, and answers the trace's lines.
 pub(super) fn analyze(
     stmt: &SelectStatement,
-    ctx: &SelectContext<'_>,
+    asked: &SelectContext<'_>,
 ) -> Result<Vec<String>, QueryError> {
-    let Some(stats) = ctx.read_stats else {
-        return Err(QueryError::invalid(
-            "EXPLAIN ANALYZE needs its reads recorded",
-        ));
-    };
     let began = Instant::now();
+    let stats = ReadStats::default();
+    let ctx = &SelectContext {
+        storage: asked.storage,
+        catalog: asked.catalog,
+        database: asked.database,
+        now: asked.now,
+        epoch: asked.epoch,
+        zone: stmt.location.as_deref().map(Zone::named).transpose()?,
+        limits: asked.limits.clone(),
+        series_page: None,
+        read_stats: Some(&stats),
+    };
     let prepared = prepare::prepare(stmt, ctx)?;
     check(&prepared, ctx)?;
     let cursor = iterators::cursor(&prepared);
@@ -105,7 +113,8 @@ pub(super) fn analyze(
         ("planning_time", go_duration(planning)),
         ("total_time", go_duration(total)),
     ];
-    root.children.push(cursor_span(&cursor, ctx, &listings)?);
+    root.children
+        .push(cursor_span(&cursor, ctx, &stats, &listings)?);
     Ok(tree::lines(&root))
 }
 
@@ -139,6 +148,7 @@ fn check(p: &Prepared, ctx: &SelectContext<'_>) -> Result<(), QueryError> {
 fn cursor_span(
     cursor: &Cursor<'_>,
     ctx: &SelectContext<'_>,
+    stats: &ReadStats,
     listings: &[Listing],
 ) -> Result<Span, QueryError> {
     let mut span = Span::new("build_cursor");
@@ -148,8 +158,12 @@ fn cursor_span(
         child.labels = scanner.labels.clone();
         for input in &scanner.inputs {
             match input {
-                Input::Read(read) => child.children.extend(read_spans(read, ctx, listings)?),
-                Input::Subquery(inner) => child.children.push(cursor_span(inner, ctx, listings)?),
+                Input::Read(read) => child
+                    .children
+                    .extend(read_spans(read, ctx, stats, listings)?),
+                Input::Subquery(inner) => child
+                    .children
+                    .push(cursor_span(inner, ctx, stats, listings)?),
             }
         }
         span.children.push(child);
@@ -163,11 +177,9 @@ fn cursor_span(
 fn read_spans(
     read: &Read<'_>,
     ctx: &SelectContext<'_>,
+    stats: &ReadStats,
     listings: &[Listing],
 ) -> Result<Vec<Span>, QueryError> {
-    let Some(stats) = ctx.read_stats else {
-        return Ok(Vec::new());
-    };
     let Some((database, policy, _)) = source_name(read.source) else {
         return Ok(Vec::new());
     };

@@ -114,8 +114,8 @@ pub(crate) fn read_cost(
             .into_iter()
             .collect();
         let selector = tag_selector(stmt.condition.as_ref(), &field_keys, &regexes);
-        // A shard of millions of series is counted under one hold of its lock: the count
-        // gives up (keeping no more series) once the query is stopped, every so many.
+        // A shard's series are selected under one hold of its lock, millions of them in a
+        // large shard: the selection gives up (keeping no more) once the query is stopped.
         let judged = Cell::new(0u32);
         let stopped = Cell::new(false);
         let keep = |tags: &[(String, String)]| {

@@ -1,12 +1,11 @@
-//! `EXPLAIN [ANALYZE] SELECT ...`: the SELECT's context, with its reads recorded for
-//! ANALYZE; the answer is [`crate::query::explain`]'s, one line per row of one column.
+//! `EXPLAIN [ANALYZE] SELECT ...`: the SELECT's context; the answer is
+//! [`crate::query::explain`]'s, one line per row of one column.
 
 use super::select::catalog_read;
 use super::{series, Context};
 use crate::query::error::QueryError;
 use crate::query::explain::{self, ANALYZE_COLUMN, PLAN_COLUMN};
 use crate::query::parser::ast::SelectStatement;
-use crate::query::read_stats::ReadStats;
 use crate::query::result::Series;
 use crate::query::scan::SelectContext;
 use crate::query::zone::Zone;
@@ -18,7 +17,6 @@ pub(crate) async fn run(
     analyze: bool,
 ) -> Result<Vec<Series>, QueryError> {
     let catalog = catalog_read(cx).await;
-    let stats = ReadStats::default();
     let ctx = SelectContext {
         storage: cx.storage,
         catalog: &catalog,
@@ -28,7 +26,7 @@ pub(crate) async fn run(
         zone: s.location.as_deref().map(Zone::named).transpose()?,
         limits: cx.limits.clone(),
         series_page: None,
-        read_stats: analyze.then_some(&stats),
+        read_stats: None,
     };
     let (column, lines) = match analyze {
         true => (ANALYZE_COLUMN, explain::analyze(s, &ctx)?),
