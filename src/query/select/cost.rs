@@ -13,7 +13,7 @@ use crate::query::scan::SelectContext;
 use crate::storage::column::FieldType;
 use crate::storage::shard::SeriesRead;
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Series judged between two looks at the query's deadline and interruption.
 const SERIES_PER_CHECK: u32 = 4096;
