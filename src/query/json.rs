@@ -485,10 +485,10 @@ mod tests {
             prop::sample::select(vec![
                 0.0, -0.0, 1.0, -3.0, 1.5, 0.1, 1e15, 1e16, 1e21, 1.5e-7, 2.5e300, -1e-300,
             ])
-            .prop_map(|x| Value::from(x)),
+            .prop_map(Value::from),
             any::<f64>()
                 .prop_filter("finite", |x| x.is_finite())
-                .prop_map(|x| Value::from(x)),
+                .prop_map(Value::from),
             go_text().prop_map(Value::from),
         ]
     }
