@@ -5,12 +5,12 @@
 #   docker build -t shardkeeper .
 #   docker run -p 8086:8086 -v shardkeeper-data:/var/lib/shardkeeper shardkeeper
 
-# --- build: the same release binary `cargo deb` packages.
+# --- build: the same binary `cargo deb --profile dist` packages.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin shardkeeper \
-    && strip target/release/shardkeeper
+RUN cargo build --profile dist --locked --bin shardkeeper \
+    && strip target/dist/shardkeeper
 
 # --- runtime: Debian slim, the binary, the packaged config, a non-root user.
 FROM debian:bookworm-slim
@@ -23,7 +23,7 @@ RUN apt-get update \
         --shell /usr/sbin/nologin shardkeeper \
     && install -d -m 0750 -o shardkeeper -g shardkeeper /var/lib/shardkeeper \
     && install -d -m 0755 /etc/shardkeeper
-COPY --from=build /src/target/release/shardkeeper /usr/bin/shardkeeper
+COPY --from=build /src/target/dist/shardkeeper /usr/bin/shardkeeper
 COPY deploy/debian/shardkeeper.toml /etc/shardkeeper/shardkeeper.toml
 # `shardkeeper proxy --config /etc/shardkeeper/proxy.json` (docker-compose.yml's proxy).
 COPY deploy/proxy.json /etc/shardkeeper/proxy.json

@@ -34,9 +34,12 @@ fn every_query_is_timed_on_both_servers_with_the_same_rows_and_each_servers_cpu(
         &urls[1],
         "--rounds",
         "3",
+        "--pause-ms",
+        "0.5",
     ]);
     assert!(ok, "{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["pause_ms"], 0.5, "{report}");
     let queries = report["queries"].as_array().unwrap();
     assert_eq!(queries.len(), 9, "{report}");
     for q in queries {

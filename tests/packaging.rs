@@ -16,6 +16,7 @@ const POSTINST: &str = include_str!("../deploy/debian/postinst");
 const POSTRM: &str = include_str!("../deploy/debian/postrm");
 const DOCKERFILE: &str = include_str!("../Dockerfile");
 const COMPOSE: &str = include_str!("../docker-compose.yml");
+const README: &str = include_str!("../README.md");
 
 const DATA_DIR: &str = "/var/lib/shardkeeper";
 const CONFIG: &str = "/etc/shardkeeper/shardkeeper.toml";
@@ -92,6 +93,11 @@ fn the_container_files_agree_with_the_package() {
         );
     }
     assert!(DOCKERFILE.contains(&format!("--home-dir {DATA_DIR}")));
+    // The image, the package and the README's commands ship the same (dist) binary.
+    assert!(DOCKERFILE.contains("cargo build --profile dist"));
+    assert!(include_str!("../deploy/debian/check-install.sh").contains("cargo deb --profile dist"));
+    assert!(README.contains("cargo build --profile dist\ncargo run --profile dist -- serve"));
+    assert!(CARGO.contains("[profile.dist]\ninherits = \"release\"\nlto = \"fat\""));
     assert_eq!(
         COMPOSE.matches(&format!(":{DATA_DIR}\n")).count(),
         3,

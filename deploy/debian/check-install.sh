@@ -12,8 +12,8 @@ if dpkg-query -W shardkeeper >/dev/null 2>&1; then
     fail "a shardkeeper package is installed already; this check installs and purges its own"
 fi
 
-echo "== cargo deb"
-cargo deb
+echo "== cargo deb --profile dist"
+cargo deb --profile dist
 deb=$(ls -t target/debian/shardkeeper_*.deb | head -1)
 echo "built $deb"
 
@@ -69,7 +69,7 @@ stop_node
 
 echo "== upgrade: a newer package over it keeps the data, the user and the edited config"
 echo "# edited by the operator" >>/etc/shardkeeper/shardkeeper.toml
-cargo deb --no-build --deb-version 0.1.0-upgrade1
+cargo deb --profile dist --no-build --deb-version 0.1.0-upgrade1
 newer=$(ls target/debian/shardkeeper_0.1.0-upgrade1_*.deb)
 dpkg -i --force-confold "$newer"
 [ "$(dpkg-query -W -f='${Version}' shardkeeper)" = 0.1.0-upgrade1 ] || fail "not upgraded"

@@ -3,6 +3,7 @@
 
 pub(crate) mod contention;
 pub(crate) mod crash;
+mod http1;
 pub mod ingest;
 pub mod log;
 pub(crate) mod query;

@@ -2,6 +2,7 @@
 //! one URL or, alternating round by round, against it and a baseline (e.g. influxd) so that
 //! both see the same machine at the same moments.
 
+use super::http1::Connection;
 use super::ingest::START_NS;
 use super::server_cpu::ServerProcess;
 use super::Latencies;
@@ -14,6 +15,8 @@ pub(crate) struct QueryBenchOptions {
     pub baseline: Option<String>,
     pub db: String,
     pub rounds: usize,
+    /// Idle time before each timed request.
+    pub pause: std::time::Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +52,8 @@ pub(crate) struct QueryReport {
     pub baseline: Option<String>,
     pub db: String,
     pub rounds: usize,
+    /// The pause before each timed request.
+    pub pause_ms: f64,
     pub queries: Vec<QueryFigures>,
 }
 
@@ -125,12 +130,15 @@ pub(crate) fn workload() -> Vec<(&'static str, String)> {
 pub(crate) const PING: &str = "GET /ping";
 
 /// Times the workload. Each server is asked over one kept-alive connection by a blocking
-/// client (ureq: the request written and the answer read on this thread), so that what is
-/// timed is the server and the loopback, not an async client's hand-offs between its own
-/// threads, which cost more than a small query (about 70 µs a request here, on both servers).
+/// client of the bench's own ([`super::http1`]: the request written and the answer read on
+/// this thread), so that what is timed is the server and the loopback, not a client's
+/// hand-offs between threads or its connection pool's checks, which cost more than a small
+/// query (70 µs a request for an async client here, 25-30 µs for ureq, on both servers).
 pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchError> {
-    let node = Timer::new(&opts.url)?;
-    let baseline = opts.baseline.as_deref().map(Timer::new).transpose()?;
+    let mut servers = vec![Timer::new(&opts.url)?];
+    if let Some(baseline) = &opts.baseline {
+        servers.push(Timer::new(baseline)?);
+    }
     let cpu_of = |timer: Option<&Timer>| timer.and_then(|t| t.process).and_then(|p| p.cpu_ns());
     let rounds = opts.rounds.max(1);
     let per_round_us = |before: Option<u64>, after: Option<u64>| {
@@ -138,42 +146,43 @@ pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchErr
     };
     let mut queries = Vec::new();
     for (name, query) in workload() {
-        let (mut mine, mut theirs) = (Latencies::default(), Latencies::default());
-        let (mut rows, mut baseline_rows) = (0, None);
-        let cpu_before = (cpu_of(Some(&node)), cpu_of(baseline.as_ref()));
+        let mut latencies = [Latencies::default(), Latencies::default()];
+        let mut rows = [0, 0];
+        let cpu_before = (cpu_of(servers.first()), cpu_of(servers.get(1)));
         for round in 0..rounds {
             // Alternate who goes first, so neither always finds the other's caches warm.
-            let mut order = vec![(&node, false)];
-            if let Some(b) = &baseline {
-                order.insert(round % 2, (b, true));
-            }
-            for (timer, is_baseline) in order {
+            let order: &[usize] = match (servers.len(), round % 2) {
+                (1, _) => &[0],
+                (_, 0) => &[1, 0],
+                _ => &[0, 1],
+            };
+            for &i in order {
+                std::thread::sleep(opts.pause);
+                let timer = &mut servers[i];
                 let (ms, n) = if query == PING {
                     (timer.ping()?, 0)
                 } else {
                     timer.query(&opts.db, &in_round(&query, round))?
                 };
-                if is_baseline {
-                    theirs.record(ms);
-                    baseline_rows = Some(n);
-                } else {
-                    mine.record(ms);
-                    rows = n;
-                }
+                latencies[i].record(ms);
+                rows[i] = n;
             }
         }
-        let server_cpu_us = per_round_us(cpu_before.0, cpu_of(Some(&node)));
-        let baseline_server_cpu_us = per_round_us(cpu_before.1, cpu_of(baseline.as_ref()));
-        let p50 = mine.percentile(50.0);
-        let baseline_p50 = opts.baseline.as_ref().map(|_| theirs.percentile(50.0));
+        let server_cpu_us = per_round_us(cpu_before.0, cpu_of(servers.first()));
+        let baseline_server_cpu_us = per_round_us(cpu_before.1, cpu_of(servers.get(1)));
+        let p50 = latencies[0].percentile(50.0);
+        let baseline_p50 = opts
+            .baseline
+            .as_ref()
+            .map(|_| latencies[1].percentile(50.0));
         queries.push(QueryFigures {
             name,
             query,
             p50_ms: p50,
-            p99_ms: mine.percentile(99.0),
-            rows,
+            p99_ms: latencies[0].percentile(99.0),
+            rows: rows[0],
             baseline_p50_ms: baseline_p50,
-            baseline_rows,
+            baseline_rows: opts.baseline.as_ref().map(|_| rows[1]),
             ratio: baseline_p50.filter(|b| *b > 0.0).map(|b| p50 / b),
             server_cpu_us,
             baseline_server_cpu_us,
@@ -187,96 +196,100 @@ pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchErr
         baseline: opts.baseline.clone(),
         db: opts.db.clone(),
         rounds: opts.rounds,
+        pause_ms: opts.pause.as_secs_f64() * 1000.0,
         queries,
     })
 }
 
 /// One server's connection and, when it runs on this machine, its process.
 struct Timer {
-    base: String,
-    agent: ureq::Agent,
+    url: String,
+    /// The URL's path, before `/ping` and `/query`.
+    prefix: String,
+    connection: Connection,
     process: Option<ServerProcess>,
 }
 
 impl Timer {
     fn new(url: &str) -> Result<Timer, QueryBenchError> {
-        let base = url.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
-            return Err(QueryBenchError::Failed {
-                url: url.to_owned(),
-                query: String::new(),
-                reason: "bench query times plain http:// listeners (a TLS handshake library \
-                         would be timed with the server)"
-                    .to_owned(),
-            });
+        let refused = |reason: &str| QueryBenchError::Failed {
+            url: url.to_owned(),
+            query: String::new(),
+            reason: reason.to_owned(),
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(refused(
+                "bench query times plain http:// listeners (a TLS handshake library \
+                 would be timed with the server)",
+            ));
+        };
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            return Err(refused("no host in the URL"));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections_per_host(1)
-            .build()
-            .into();
+        // A URL without a port means HTTP's.
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
         Ok(Timer {
-            process: ServerProcess::of_url(&base),
-            base,
-            agent,
+            url: url.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            connection: Connection::new(&authority, MAX_ANSWER_BYTES),
+            process: ServerProcess::of_url(url),
         })
     }
 
     fn failed(&self, query: &str, reason: impl ToString) -> QueryBenchError {
         QueryBenchError::Failed {
-            url: self.base.clone(),
+            url: self.url.clone(),
             query: query.to_owned(),
             reason: reason.to_string(),
         }
     }
 
     /// Milliseconds for one `GET /ping`.
-    fn ping(&self) -> Result<f64, QueryBenchError> {
-        let url = format!("{}/ping", self.base);
+    fn ping(&mut self) -> Result<f64, QueryBenchError> {
+        let path = format!("{}/ping", self.prefix);
         let started = Instant::now();
-        let mut response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| self.failed(PING, e))?;
-        response
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| self.failed(PING, e))?;
+        let status = match self.connection.send("GET", &path, None) {
+            Ok(answer) => answer.status,
+            Err(e) => return Err(self.failed(PING, e)),
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if !response.status().is_success() {
-            return Err(self.failed(PING, format!("answered {}", response.status())));
+        if !(200..300).contains(&status) {
+            return Err(self.failed(PING, format!("answered {status}")));
         }
         Ok(ms)
     }
 
     /// Milliseconds for one query (`POST /query`, as a form) to its answer's last byte, and
     /// the rows of the answer.
-    fn query(&self, db: &str, query: &str) -> Result<(f64, usize), QueryBenchError> {
-        let url = format!("{}/query", self.base);
+    fn query(&mut self, db: &str, query: &str) -> Result<(f64, usize), QueryBenchError> {
+        let path = format!("{}/query", self.prefix);
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("db", db)
             .append_pair("q", query)
             .finish();
         let started = Instant::now();
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(form.as_bytes())
-            .map_err(|e| self.failed(query, e))?;
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.failed(query, e))?;
+        let sent = self.connection.send("POST", &path, Some(form.as_bytes()));
         // Timed to the answer's last byte: reading it is the client's work, not the server's.
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let answer: QueryAnswer = serde_json::from_slice(&body).map_err(|e| {
+        let (status, parsed) = match sent {
+            Ok(answer) => (
+                answer.status,
+                serde_json::from_slice::<QueryAnswer>(answer.body),
+            ),
+            Err(e) => return Err(self.failed(query, e)),
+        };
+        let answer = parsed.map_err(|e| {
             self.failed(
                 query,
-                format!("answered {}, not a query answer ({e})", response.status()),
+                format!("answered {status}, not a query answer ({e})"),
             )
         })?;
         let result = answer.results.first().cloned().unwrap_or_default();
@@ -288,7 +301,7 @@ impl Timer {
 }
 
 /// The largest answer read: the workload's largest is tens of kilobytes.
-const MAX_ANSWER_BYTES: u64 = 64 << 20;
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// `query` as sent in `round`: one with an end time ends `round` nanoseconds earlier, where
 /// no point lies (the answer is the same), so that each round sends a text not seen before,

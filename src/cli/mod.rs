@@ -102,6 +102,11 @@ enum BenchCommand {
         db: String,
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// Milliseconds of pause before each timed request, so that it finds its server
+        /// idle, as a dashboard's requests do, and not still busy after the other
+        /// server's answer (0: back to back).
+        #[arg(long, default_value_t = 1.0)]
+        pause_ms: f64,
     },
     /// Measure /ping and a steady writer idle, then beside 32 clients sending wrong
     /// passwords and 10 sending a heavy query (on data it writes first); prints both
@@ -294,6 +299,7 @@ pub fn main() -> ExitCode {
                     baseline,
                     db,
                     rounds,
+                    pause_ms,
                 },
         } => {
             let options = crate::bench::query::QueryBenchOptions {
@@ -301,6 +307,8 @@ pub fn main() -> ExitCode {
                 baseline,
                 db,
                 rounds,
+                pause: std::time::Duration::try_from_secs_f64(pause_ms / 1000.0)
+                    .unwrap_or_default(),
             };
             crate::bench::query::run(&options)
                 .map(|report| {

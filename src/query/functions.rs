@@ -71,6 +71,45 @@ impl Acc {
         }
     }
 
+    /// Takes the values `run` of a column at once where the reduction allows it (a count,
+    /// and a mean of floats, added in the same order as value by value, so to the same
+    /// sum): false when each value must be pushed.
+    pub(crate) fn push_run(
+        &mut self,
+        times: &[i64],
+        values: &crate::storage::column::Values,
+        run: std::ops::Range<usize>,
+    ) -> bool {
+        use crate::storage::column::Values;
+        let Some(&time) = times.get(run.start) else {
+            return true;
+        };
+        match (self, values) {
+            (Acc::Count(first, n), _) => {
+                if *n == 0 {
+                    *first = time;
+                }
+                *n += run.len() as i64;
+            }
+            (
+                Acc::Mean {
+                    first,
+                    sum,
+                    numbers,
+                },
+                Values::Float(v),
+            ) => {
+                first.get_or_insert(time);
+                for x in &v[run.clone()] {
+                    *sum += x;
+                }
+                *numbers += run.len();
+            }
+            _ => return false,
+        }
+        true
+    }
+
     pub(crate) fn push(&mut self, func: Func, time: i64, value: &FieldValue) {
         match self {
             Acc::Count(first, n) => {

@@ -3,11 +3,13 @@
 
 use super::parser::ast::{SelectStatement, SortField};
 use crate::line_protocol::FieldValue;
+use crate::storage::series_index::Tags;
 use serde_json::Value;
 
 /// One series' rows: a time and one value per scanned field each, in time order.
 pub(super) struct SeriesRows {
-    pub tags: Vec<(String, String)>,
+    /// Shared with the series index when read from a shard: a query copies no tag.
+    pub tags: Tags,
     /// Which of the scan's sources the rows came from (see `Scan::origins`); 0 when it
     /// read one.
     pub source: usize,
@@ -23,9 +25,9 @@ pub(super) struct SeriesRows {
 }
 
 impl SeriesRows {
-    pub(super) fn new(tags: Vec<(String, String)>, width: usize) -> SeriesRows {
+    pub(super) fn new(tags: impl Into<Tags>, width: usize) -> SeriesRows {
         SeriesRows {
-            tags,
+            tags: tags.into(),
             source: 0,
             hidden_tags: Vec::new(),
             times: Vec::new(),

@@ -96,8 +96,10 @@ impl<'a> Folder<'a> {
                     }
                     _ => at..end,
                 };
-                for i in run {
-                    accs[c].push(call.func, column.times[i], &column.values.get(i));
+                if !accs[c].push_run(&column.times, &column.values, run.clone()) {
+                    for i in run {
+                        accs[c].push(call.func, column.times[i], &column.values.get(i));
+                    }
                 }
                 at = end;
                 // Windows as small as the points' spacing make one per point.

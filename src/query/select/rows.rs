@@ -11,13 +11,14 @@ use crate::query::read_stats::ReadStats;
 use crate::query::rows::{SeriesRows, ROWS_PER_CHARGE};
 use crate::query::scan::FieldKeys;
 use crate::storage::column::Column;
+use crate::storage::series_index::Tags;
 use crate::storage::shard::{Part, SeriesParts};
 use crate::storage::tombstone;
 use std::collections::HashMap;
 
 /// A series' tags and its resolved columns, one per scanned field, charged to the query's
 /// memory budget while they live.
-type SeriesColumns = (Vec<(String, String)>, Vec<Option<Column>>, Held);
+type SeriesColumns = (Tags, Vec<Option<Column>>, Held);
 
 /// What a loaded column holds per row: a time, a version and a value.
 const COLUMN_ROW_BYTES: usize = 24;
@@ -54,7 +55,7 @@ impl RowBuilder<'_> {
     pub(super) fn columns(&self, parts: SeriesParts) -> Result<Option<SeriesColumns>, QueryError> {
         self.limits.check_deadline()?;
         let (from, to) = self.range;
-        let tags: Vec<(String, String)> = parts.tags.to_vec();
+        let tags = parts.tags;
         let per_row = self.per_row();
         if let Some((cond, false)) = self.condition {
             if !self.judge(cond, &tags, self.judged_at.0, &HashMap::new()) {

@@ -171,7 +171,12 @@ pub(super) fn tag_keys_of(
 ) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for shard in ctx.storage.shards_of(database, None) {
-        keys.extend(shard.tag_keys(measurement));
+        let more = shard.tag_keys(measurement);
+        if keys.is_empty() {
+            keys = more;
+        } else {
+            keys.extend(more);
+        }
     }
     keys
 }
