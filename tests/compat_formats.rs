@@ -208,3 +208,32 @@ fn bound_parameters_are_influxdbs() {
         .unwrap()
         .starts_with("error parsing query parameters: "));
 }
+
+#[test]
+fn floats_are_written_with_influxdbs_digits() {
+    let Some(both) = SideBySide::start() else {
+        return;
+    };
+    both.create_database("f");
+    // Halfway between two shortest decimals (Go rounds them to even), and the edges of
+    // plain notation.
+    let points = "m v=99594695278597.625 1\nm v=70368744177664.125 2\nm v=70368744177664.375 3\n\
+                  m v=-35184372088832.0625 4\nm v=0.000001 5\nm v=1e20 6\nm v=1e21 7\nm v=-0.1 8\n\
+                  m v=123456.789 9\nm v=0.30000000000000004 10\n";
+    for addr in both.servers() {
+        let w = request(addr, "POST", "/write?db=f", &[], points.as_bytes());
+        assert_eq!(w.status, 204);
+    }
+    let path = format!("/query?db=f&q={}", urlencode("SELECT v FROM m"));
+    for (accept, tie) in [
+        ("application/json", "99594695278597.62]"),
+        ("application/csv", ",99594695278597.62\n"),
+    ] {
+        let [theirs, mine] = both.servers().map(|a| {
+            let r = request(a, "GET", &path, &[("Accept", accept)], b"");
+            String::from_utf8_lossy(&r.body).into_owned()
+        });
+        assert_eq!(mine, theirs, "{accept}");
+        assert!(theirs.contains(tie), "{theirs}");
+    }
+}

@@ -115,11 +115,16 @@ fn cell(value: &Value) -> Option<String> {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
-        // Integers as they are; floats in plain decimal (Rust's Display, like Go's 'f', -1).
+        // Integers as they are; floats in plain decimal, as Go's 'f', -1.
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => i.to_string(),
             (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => f.to_string(),
+            (_, _, Some(f)) => {
+                let mut plain = Vec::new();
+                // Writing to a Vec cannot fail; the digits are ASCII.
+                let _ = super::json::write_plain_f64(f, &mut plain);
+                String::from_utf8_lossy(&plain).into_owned()
+            }
             _ => n.to_string(),
         },
         Value::Array(_) | Value::Object(_) => return None,

@@ -309,6 +309,79 @@ fn write_go_fragment<W: ?Sized + Write>(writer: &mut W, fragment: &str) -> io::R
     writer.write_all(&bytes[start..])
 }
 
+/// Writes a finite `value` in plain notation, as Go's `strconv.FormatFloat(v, 'f', -1, 64)`
+/// does: the shortest digits that read back the same, no exponent, a tie between two
+/// shortest decimals rounded to even. The digits are ryu's (which rounds ties as Go does;
+/// Rust's `{}` rounds them up), laid out here.
+pub(crate) fn write_plain_f64<W: ?Sized + Write>(value: f64, out: &mut W) -> io::Result<()> {
+    const ZEROS: [u8; 64] = [b'0'; 64];
+    let zeros = |out: &mut W, mut n: usize| -> io::Result<()> {
+        while n > 0 {
+            let k = n.min(ZEROS.len());
+            out.write_all(&ZEROS[..k])?;
+            n -= k;
+        }
+        Ok(())
+    };
+    let mut shortest = ryu::Buffer::new();
+    let text = shortest.format_finite(value).as_bytes();
+    let (negative, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    // ryu writes `d.ddde±x`, `ddd.ddd` or `ddd.0`: gather the digits and where the point goes.
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => (
+            &text[..e],
+            std::str::from_utf8(&text[e + 1..])
+                .ok()
+                .and_then(|x| x.parse::<i32>().ok())
+                .unwrap_or(0),
+        ),
+        None => (text, 0),
+    };
+    let mut digits = [0u8; 24];
+    let mut count = 0;
+    let mut point = exponent;
+    let mut before_point = true;
+    for &b in mantissa {
+        if b == b'.' {
+            before_point = false;
+        } else if count == 0 && b == b'0' {
+            // A leading zero (`0.00123`) moves the point, not the digits.
+            point -= i32::from(!before_point);
+        } else if count < digits.len() {
+            digits[count] = b;
+            count += 1;
+            point += i32::from(before_point);
+        }
+    }
+    while count > 0 && digits[count - 1] == b'0' {
+        count -= 1;
+    }
+    let digits = &digits[..count];
+    if negative {
+        out.write_all(b"-")?;
+    }
+    if digits.is_empty() {
+        out.write_all(b"0")
+    } else if point <= 0 {
+        out.write_all(b"0.")?;
+        zeros(out, point.unsigned_abs() as usize)?;
+        out.write_all(digits)
+    } else {
+        let point = point as usize;
+        if point >= digits.len() {
+            out.write_all(digits)?;
+            zeros(out, point - digits.len())
+        } else {
+            out.write_all(&digits[..point])?;
+            out.write_all(b".")?;
+            out.write_all(&digits[point..])
+        }
+    }
+}
+
 impl<F: Formatter> Formatter for GoFormatter<F> {
     fn write_string_fragment<W: ?Sized + Write>(
         &mut self,
@@ -336,7 +409,7 @@ impl<F: Formatter> Formatter for GoFormatter<F> {
     fn write_f64<W: ?Sized + Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
         let abs = value.abs();
         if abs == 0.0 || (1e-6..1e21).contains(&abs) {
-            return write!(writer, "{value}");
+            return write_plain_f64(value, writer);
         }
         let scientific = format!("{value:e}");
         match scientific.split_once("e-") {
@@ -506,6 +579,86 @@ mod tests {
                 columns,
                 values,
             })
+    }
+
+    /// A float is written in plain notation with as few digits as `{}`
+    /// writes, and reads back the same. (The digits may differ where two shortest ones are
+    /// equally near: Go, as ryu, rounds that half to even, `{}` up: 99594695278597.625 is
+    /// `99594695278597.62` in Go's answers.)
+    fn plain_as_display(x: f64) {
+        let mine = &format_plain(x);
+        let display = format!("{x}");
+        let digits = |s: &str| s.trim_start_matches(['-', '0', '.']).replace('.', "").len();
+        assert!(!mine.contains('e'), "{mine}");
+        assert_eq!(
+            mine.parse::<f64>().unwrap().to_bits(),
+            x.to_bits(),
+            "{mine} for {x:e}"
+        );
+        assert_eq!(digits(mine), digits(&display), "{mine} against {display}");
+        assert_eq!(mine.len(), display.len(), "{mine} against {display}");
+    }
+
+    #[test]
+    fn a_tie_of_shortest_digits_rounds_to_even_as_go_does() {
+        // 99594695278597.625, exactly (a literal of it would be read as already rounded).
+        let tie = 99594695278597.0 + 0.625;
+        assert_eq!(format_plain(tie), "99594695278597.62");
+    }
+
+    #[test]
+    fn plain_floats_at_the_edges_are_written_as_display_writes_them() {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            1e-6,
+            -1e-6,
+            1.5e-6,
+            9.999999999999999e20,
+            1e20,
+            1e15,
+            1e16,
+            123456789012345680.0,
+            0.30000000000000004,
+            2.5,
+            100.0,
+            1234.5678,
+            0.000123,
+            1e21,
+            1e300,
+            -1.7976931348623157e308,
+            5e-324,
+            1e-300,
+            2.2250738585072014e-308,
+        ] {
+            plain_as_display(x);
+            assert_eq!(format_plain(x), format!("{x}"));
+        }
+    }
+
+    fn format_plain(x: f64) -> String {
+        let mut out = Vec::new();
+        write_plain_f64(x, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn plain_floats_are_shortest_and_read_back_the_same(bits in any::<u64>(), scale in -6i32..21) {
+            // Random digits at every magnitude of the plain range.
+            let x = f64::from_bits(bits);
+            if x.is_finite() && x != 0.0 {
+                let m = x.abs().log10().floor() as i32;
+                let y = x * 10f64.powi(scale - m);
+                if y.is_finite() {
+                    plain_as_display(y);
+                }
+                plain_as_display(x);
+            }
+        }
     }
 
     proptest! {
