@@ -46,6 +46,12 @@ fn every_query_is_timed_on_both_servers_with_the_same_rows_and_each_servers_cpu(
         assert_eq!(q["rows"], q["baseline_rows"], "{q}");
         assert!(q["p50_ms"].as_f64().unwrap() > 0.0, "{q}");
         assert!(q["ratio"].as_f64().unwrap() > 0.0, "{q}");
+        // Alternating A B B A ...: each server's requests follow its own and the other's.
+        for group in ["after_own", "after_other"] {
+            assert!(q[group]["p50_ms"].as_f64().unwrap() > 0.0, "{q}");
+            assert!(q[group]["baseline_p50_ms"].as_f64().unwrap() > 0.0, "{q}");
+            assert!(q[group]["ratio"].as_f64().unwrap() > 0.0, "{q}");
+        }
         // Both servers are processes of this machine: their CPU is read from /proc.
         assert!(q["server_cpu_us"].as_f64().unwrap() > 0.0, "{q}");
         assert!(q["baseline_server_cpu_us"].as_f64().unwrap() > 0.0, "{q}");

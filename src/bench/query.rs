@@ -44,6 +44,37 @@ pub(crate) struct QueryFigures {
     /// server_cpu_us over baseline_server_cpu_us.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ratio: Option<f64>,
+    /// With a baseline, the p50s of the requests that came right after the same server's
+    /// own previous one, and of those that came after the other server's: each server
+    /// gets half of each. The two groups lie apart (the other server's request takes
+    /// the caches), so the overall p50 falls at the edge between them and moves with any
+    /// noise; each group's p50 does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_own: Option<GroupFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_other: Option<GroupFigures>,
+}
+
+/// One group's p50 on each server, and their ratio.
+#[derive(Debug, Serialize)]
+pub(crate) struct GroupFigures {
+    pub p50_ms: f64,
+    pub baseline_p50_ms: f64,
+    pub ratio: f64,
+}
+
+impl GroupFigures {
+    fn of(mine: &Latencies, theirs: &Latencies) -> Option<GroupFigures> {
+        if mine.is_empty() || theirs.is_empty() {
+            return None;
+        }
+        let (p50, baseline_p50) = (mine.percentile(50.0), theirs.percentile(50.0));
+        Some(GroupFigures {
+            p50_ms: p50,
+            baseline_p50_ms: baseline_p50,
+            ratio: p50 / baseline_p50,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -145,8 +176,12 @@ pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchErr
         Some(after?.saturating_sub(before?) as f64 / 1000.0 / rounds as f64)
     };
     let mut queries = Vec::new();
+    // Which server the last timed request went to.
+    let mut previous = None;
     for (name, query) in workload() {
         let mut latencies = [Latencies::default(), Latencies::default()];
+        // Per server: [after another server's request, after its own].
+        let mut by_previous: [[Latencies; 2]; 2] = Default::default();
         let mut rows = [0, 0];
         let cpu_before = (cpu_of(servers.first()), cpu_of(servers.get(1)));
         for round in 0..rounds {
@@ -165,6 +200,8 @@ pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchErr
                     timer.query(&opts.db, &in_round(&query, round))?
                 };
                 latencies[i].record(ms);
+                by_previous[i][usize::from(previous == Some(i))].record(ms);
+                previous = Some(i);
                 rows[i] = n;
             }
         }
@@ -189,6 +226,8 @@ pub(crate) fn run(opts: &QueryBenchOptions) -> Result<QueryReport, QueryBenchErr
             cpu_ratio: server_cpu_us
                 .zip(baseline_server_cpu_us.filter(|b| *b > 0.0))
                 .map(|(mine, theirs)| mine / theirs),
+            after_own: GroupFigures::of(&by_previous[0][1], &by_previous[1][1]),
+            after_other: GroupFigures::of(&by_previous[0][0], &by_previous[1][0]),
         });
     }
     Ok(QueryReport {

@@ -91,7 +91,8 @@ pub(super) struct Scan {
     /// The fields rows carry, in the order of each row's values.
     pub fields: Vec<String>,
     pub field_keys: FieldKeys,
-    pub tag_keys: BTreeSet<String>,
+    /// Shared with the shard that gave them, when one did.
+    pub tag_keys: std::sync::Arc<BTreeSet<String>>,
     pub series: Vec<SeriesRows>,
     /// The time range the condition allows.
     pub start: i64,

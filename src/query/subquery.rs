@@ -158,7 +158,7 @@ pub(super) fn scans(
             measurement,
             fields,
             field_keys,
-            tag_keys,
+            tag_keys: tag_keys.into(),
             series,
             start,
             end,

@@ -10,7 +10,7 @@
 //! posting as a key). Key order, which reads and listings need, is worked out when it is
 //! first asked for after series were added (see [`MeasurementIndex::series`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +40,10 @@ pub struct MeasurementIndex {
     order: Mutex<Arc<Vec<u32>>>,
     /// Tag key → tag value → the series with that value, in increasing number.
     postings: HashMap<String, TagValues, RandomState>,
+    /// The keys of `postings`, in order, shared with the queries that asked for them (each
+    /// SELECT does, of every shard of its database): a new key copies the set only while a
+    /// query holds it.
+    sorted_tag_keys: Arc<BTreeSet<String>>,
 }
 
 /// A tag key's values with their series. The values' text is held end to end in one
@@ -307,7 +311,10 @@ impl MeasurementIndex {
         for (k, v) in crate::line_protocol::key_tags(key) {
             let values = match self.postings.get_mut(&*k) {
                 Some(values) => values,
-                None => self.postings.entry(k.into_owned()).or_default(),
+                None => {
+                    Arc::make_mut(&mut self.sorted_tag_keys).insert(k.clone().into_owned());
+                    self.postings.entry(k.into_owned()).or_default()
+                }
             };
             values.push(&self.hasher, &v, id);
         }
@@ -338,9 +345,9 @@ impl MeasurementIndex {
         })
     }
 
-    /// The tag keys, in no order.
-    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
-        self.postings.keys().map(String::as_str)
+    /// The tag keys, in order.
+    pub fn tag_keys(&self) -> &Arc<BTreeSet<String>> {
+        &self.sorted_tag_keys
     }
 
     /// Each tag key with its values, both in order.
@@ -427,6 +434,23 @@ mod tests {
         }
         i.add(&"cpu".into(), "cpu");
         i
+    }
+
+    #[test]
+    fn tag_keys_are_sorted_and_a_set_taken_stays_as_it_was() {
+        let mut i = index();
+        let taken = i.measurement("cpu").unwrap().tag_keys().clone();
+        assert_eq!(
+            Vec::from_iter(taken.iter().map(String::as_str)),
+            ["host", "region"]
+        );
+        i.add(&"cpu,az=1,host=d".into(), "cpu");
+        let now = i.measurement("cpu").unwrap().tag_keys();
+        assert_eq!(
+            Vec::from_iter(now.iter().map(String::as_str)),
+            ["az", "host", "region"]
+        );
+        assert_eq!(taken.len(), 2);
     }
 
     fn keys(selector: TagSelector) -> Vec<String> {

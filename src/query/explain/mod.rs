@@ -15,9 +15,7 @@ mod iterators;
 mod prepare;
 mod tree;
 
-use super::aggregate::time_offset;
 use super::error::QueryError;
-use super::eval::time_range;
 use super::parser::ast::{Expr, SelectStatement};
 use super::plan;
 use super::read_only::go_duration_string;
@@ -121,21 +119,7 @@ pub(super) fn analyze(
 /// The refusals of the SELECT itself, before anything is read: its GROUP BY, its number of
 /// windows, its fields (and its subqueries').
 fn check(p: &Prepared, ctx: &SelectContext<'_>) -> Result<(), QueryError> {
-    let stmt = &p.read;
-    let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
-    let plain = p
-        .expanded
-        .fields
-        .iter()
-        .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
-    if plain && interval > 0 {
-        return Err(QueryError::invalid(
-            "GROUP BY requires at least one aggregate function",
-        ));
-    }
-    let range = time_range(stmt.condition.as_ref(), ctx.now);
-    ctx.limits
-        .check_buckets(range, interval, time_offset(stmt), ctx.now)?;
+    let (interval, plain) = select::check_shape(&p.read, &p.expanded.fields, ctx)?;
     if !plain {
         plan::compile(&p.expanded, &p.stored_fields, interval)?;
     }

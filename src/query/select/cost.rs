@@ -79,9 +79,11 @@ pub(crate) fn source_schema(
                 schema.fields.entry(name).or_insert(kind);
             }
         }
-        schema
-            .tags
-            .extend(tag_keys_of(ctx, &target.database, &target.measurement));
+        schema.tags.extend(
+            tag_keys_of(ctx, &target.database, &target.measurement)
+                .iter()
+                .cloned(),
+        );
     }
     Ok(schema)
 }

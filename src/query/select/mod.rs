@@ -31,13 +31,16 @@ use crate::storage::column::FieldType;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub(super) fn execute(
+/// What 1.x refuses of a SELECT of `fields` before it reads anything: plain fields with
+/// GROUP BY time, and more windows than `max_select_buckets`. Answers the GROUP BY
+/// interval, and whether the fields are plain (no call).
+pub(super) fn check_shape(
     stmt: &SelectStatement,
+    fields: &[Field],
     ctx: &SelectContext<'_>,
-) -> Result<Vec<Series>, QueryError> {
+) -> Result<(i64, bool), QueryError> {
     let interval = stmt.group_by_interval().map_err(QueryError::invalid)?;
-    let plain = stmt
-        .fields
+    let plain = fields
         .iter()
         .all(|f| matches!(f.expr, Expr::VarRef(_) | Expr::Wildcard(_)));
     if plain && interval > 0 {
@@ -48,6 +51,14 @@ pub(super) fn execute(
     let offset = super::aggregate::time_offset(stmt);
     let range = time_range(stmt.condition.as_ref(), ctx.now);
     ctx.limits.check_buckets(range, interval, offset, ctx.now)?;
+    Ok((interval, plain))
+}
+
+pub(super) fn execute(
+    stmt: &SelectStatement,
+    ctx: &SelectContext<'_>,
+) -> Result<Vec<Series>, QueryError> {
+    let (interval, plain) = check_shape(stmt, &stmt.fields, ctx)?;
     // One measurement from several policies or databases is read as one (targets come in
     // name order).
     let mut inputs: Vec<Input> = Vec::new();

@@ -68,7 +68,7 @@ pub(super) fn scan(
         keep: &keep,
     };
     let mut gathered: BTreeMap<Arc<str>, SeriesParts> = BTreeMap::new();
-    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    let mut tag_keys = Arc::default();
     for shard in &shards {
         ctx.limits.check_deadline()?;
         let listed = ctx.read_stats.map(|s| (s, std::time::Instant::now()));
@@ -130,7 +130,7 @@ pub(super) fn scan(
         measurement: measurement.clone(),
         fields: Vec::new(),
         field_keys: FieldKeys::default(),
-        tag_keys: BTreeSet::new(),
+        tag_keys: Arc::default(),
         series: Vec::new(),
         start,
         end,

@@ -129,14 +129,14 @@ pub(super) fn stacked(limits: &QueryLimits, scans: Vec<Scan>) -> Result<Scan, Qu
             _ => Origin::Derived,
         });
         field_keys.extend(scan.field_keys);
-        tag_keys.extend(scan.tag_keys);
+        tag_keys.extend(scan.tag_keys.iter().cloned());
         (measurement, range) = (scan.measurement, (scan.start, scan.end));
     }
     Ok(Scan {
         measurement,
         fields,
         field_keys,
-        tag_keys,
+        tag_keys: tag_keys.into(),
         series,
         start: range.0,
         end: range.1,
@@ -163,19 +163,23 @@ pub(super) fn shards_in(
 }
 
 /// As 1.x's database-wide index does, `*` and GROUP BY * take every tag key of the
-/// measurement, of every policy, whether or not its series are read.
+/// measurement, of every policy, whether or not its series are read. The first shard's
+/// set is shared, and copied only if another shard has a key it lacks.
 pub(super) fn tag_keys_of(
     ctx: &SelectContext<'_>,
     database: &str,
     measurement: &str,
-) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+) -> Arc<BTreeSet<String>> {
+    let mut keys: Arc<BTreeSet<String>> = Arc::default();
     for shard in ctx.storage.shards_of(database, None) {
         let more = shard.tag_keys(measurement);
         if keys.is_empty() {
             keys = more;
         } else {
-            keys.extend(more);
+            let missing: Vec<&String> = more.iter().filter(|k| !keys.contains(*k)).collect();
+            if !missing.is_empty() {
+                Arc::make_mut(&mut keys).extend(missing.into_iter().cloned());
+            }
         }
     }
     keys
@@ -199,7 +203,7 @@ pub(super) fn wildcard_columns(
         .collect();
     let tag_keys = tag_keys_of(ctx, &target.database, &target.measurement);
     let grouped = crate::query::aggregate::group_tags(stmt, &tag_keys)?;
-    columns.extend(tag_keys.into_iter().filter(|k| !grouped.contains(k)));
+    columns.extend(tag_keys.iter().filter(|k| !grouped.contains(*k)).cloned());
     Ok(columns)
 }
 
@@ -216,7 +220,7 @@ mod tests {
             measurement: "m".into(),
             fields: fields.iter().map(|f| f.to_string()).collect(),
             field_keys: FieldKeys::default(),
-            tag_keys: BTreeSet::new(),
+            tag_keys: Arc::default(),
             series: vec![series],
             start: i64::MIN,
             end: i64::MAX,

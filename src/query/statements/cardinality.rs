@@ -106,7 +106,7 @@ fn answer(
         let mut all = BTreeSet::new();
         for (shard, wanted) in listing::Scope::database(database).shards(storage, &stmt.sources)? {
             for m in shard.measurements().into_iter().filter(|m| wanted(m)) {
-                all.extend(shard.tag_keys(&m));
+                all.extend(shard.tag_keys(&m).iter().cloned());
             }
         }
         group_keys.retain(|k| k != "*");

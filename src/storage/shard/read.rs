@@ -222,19 +222,21 @@ impl Shard {
     }
 
     /// The tag keys of a measurement's series, but for series deletes emptied.
-    pub fn tag_keys(&self, measurement: &str) -> BTreeSet<String> {
+    pub fn tag_keys(&self, measurement: &str) -> Arc<BTreeSet<String>> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         let Some(index) = data.index.measurement(measurement) else {
-            return BTreeSet::new();
+            return Arc::default();
         };
         if data.tombstones.of_measurement(measurement).is_empty() {
-            index.tag_keys().map(str::to_owned).collect()
+            index.tag_keys().clone()
         } else {
-            index
-                .series()
-                .filter(|(k, _)| visible(&data, measurement, k))
-                .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
-                .collect()
+            Arc::new(
+                index
+                    .series()
+                    .filter(|(k, _)| visible(&data, measurement, k))
+                    .flat_map(|(_, tags)| tags.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+                    .collect(),
+            )
         }
     }
 
