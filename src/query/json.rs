@@ -325,6 +325,10 @@ pub(crate) fn write_plain_f64<W: ?Sized + Write>(value: f64, out: &mut W) -> io:
     };
     let mut shortest = ryu::Buffer::new();
     let text = shortest.format_finite(value).as_bytes();
+    // Most values: ryu's plain `ddd.ddd`, or `ddd.0`, which Go writes without its `.0`.
+    if !text.contains(&b'e') {
+        return out.write_all(text.strip_suffix(b".0").unwrap_or(text));
+    }
     let (negative, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),

@@ -65,9 +65,12 @@ impl SelectContext<'_> {
             .into_iter()
             .skip(offset as usize)
             .take(super::rows::limit(limit))
-            .map(|(time, mut row)| {
-                row.insert(0, self.time_value(time));
-                row
+            .map(|(time, row)| {
+                // A new row rather than an insert at the front, which grows the old one.
+                let mut shown = Vec::with_capacity(row.len() + 1);
+                shown.push(self.time_value(time));
+                shown.extend(row);
+                shown
             })
             .collect();
         values.shrink_to_fit();
