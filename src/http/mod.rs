@@ -20,28 +20,8 @@ mod query;
 mod v2;
 mod write;
 
-/// A request's URL parameters, as every handler reads them (the last of a repeated
-/// name). Decoded as `web::Query` decodes them, without its serde layer: each request has
-/// them.
-pub(crate) struct Params(HashMap<String, String>);
-
-impl std::ops::Deref for Params {
-    type Target = HashMap<String, String>;
-
-    fn deref(&self) -> &HashMap<String, String> {
-        &self.0
-    }
-}
-
-impl actix_web::FromRequest for Params {
-    type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Params, actix_web::Error>>;
-
-    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let pairs = form_urlencoded::parse(req.query_string().as_bytes()).into_owned();
-        std::future::ready(Ok(Params(pairs.collect())))
-    }
-}
+/// A request's URL parameters, as every handler reads them.
+pub(crate) type Params = web::Query<HashMap<String, String>>;
 
 /// The server of `node`'s API on its configured address; over TLS when `certificates` are
 /// given (`https_enabled`).

@@ -7,6 +7,7 @@ use crate::query::parser::{ast::Statement, parse_query};
 use crate::query::result::{chunks, QueryResponse};
 use crate::query::{epoch_unit, execute, Interrupt, QueryError, QueryLimits, QueryOptions};
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use std::collections::HashMap;
 
 const DEFAULT_CHUNK_SIZE: usize = 10_000;
 
@@ -20,7 +21,7 @@ async fn query(
     node: web::Data<Node>,
     metrics: web::Data<super::metrics::Metrics>,
     req: HttpRequest,
-    params: super::Params,
+    params: web::Query<HashMap<String, String>>,
     form: super::guard::QueryForm,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
@@ -33,7 +34,7 @@ async fn query(
 async fn answer_query(
     node: &web::Data<Node>,
     req: &HttpRequest,
-    params: &super::Params,
+    params: &web::Query<HashMap<String, String>>,
     form: super::guard::QueryForm,
     kind: &mut &'static str,
 ) -> HttpResponse {

@@ -1,42 +1,45 @@
 //! Times and durations as InfluxDB prints them.
 
 /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `time.RFC3339Nano`). Written
-/// by hand: an answer has one per row, and jiff's `Display` took ten times as long.
+/// by hand: an answer has one per row, and jiff's `Display` took about 420 instructions.
 pub(crate) fn rfc3339_nanos(ns: i64) -> String {
-    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
-    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let of_day = secs.rem_euclid(86_400) as u32;
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     // Every i64 of nanoseconds lies in years 1677 to 2262: four digits.
-    let mut out = [0u8; 30];
-    let mut put = |at: usize, value: i64, digits: usize| {
-        let mut v = value;
-        for i in (at..at + digits).rev() {
-            out[i] = b'0' + (v % 10) as u8;
+    let year = year as u32;
+    let two = |v: u32| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let mut out = Vec::with_capacity(30);
+    out.extend_from_slice(&two(year / 100));
+    out.extend_from_slice(&two(year % 100));
+    out.push(b'-');
+    out.extend_from_slice(&two(month as u32));
+    out.push(b'-');
+    out.extend_from_slice(&two(day as u32));
+    out.push(b'T');
+    out.extend_from_slice(&two(of_day / 3600));
+    out.push(b':');
+    out.extend_from_slice(&two(of_day / 60 % 60));
+    out.push(b':');
+    out.extend_from_slice(&two(of_day % 60));
+    if nanos > 0 {
+        let mut digits = [0u8; 9];
+        let mut v = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-    };
-    put(0, year, 4);
-    put(5, month, 2);
-    put(8, day, 2);
-    put(11, of_day / 3600, 2);
-    put(14, of_day / 60 % 60, 2);
-    put(17, of_day % 60, 2);
-    put(20, nanos, 9);
-    out[4] = b'-';
-    out[7] = b'-';
-    out[10] = b'T';
-    out[13] = b':';
-    out[16] = b':';
-    out[19] = b'.';
-    let mut end = 29;
-    while end > 20 && out[end - 1] == b'0' {
-        end -= 1;
+        let (mut shown, mut rest) = (9, nanos);
+        while rest % 10 == 0 {
+            rest /= 10;
+            shown -= 1;
+        }
+        out.push(b'.');
+        out.extend_from_slice(&digits[..shown]);
     }
-    if end == 20 {
-        end = 19;
-    }
-    out[end] = b'Z';
-    String::from_utf8_lossy(&out[..=end]).into_owned()
+    out.push(b'Z');
+    String::from_utf8(out).expect("digits and separators are ASCII")
 }
 
 /// RFC 3339 with nanoseconds in a zone `offset` nanoseconds east of UTC, as Go prints a
