@@ -177,15 +177,9 @@ fn manifest(name: &str, groups: usize) -> serde_json::Value {
     const HOUR: i64 = 3_600_000_000_000;
     let base = 1_700_000_000i64 - 1_700_000_000 % 3600;
     let time = |i: usize| {
-        let secs = base + i as i64 * 3600;
-        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-        let rem = secs.rem_euclid(86_400);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        jiff::Timestamp::from_second(base + i as i64 * 3600)
+            .expect("a time of 2023")
+            .to_string()
     };
     let shard_groups: Vec<serde_json::Value> = (0..groups)
         .map(|i| {
@@ -212,19 +206,6 @@ fn manifest(name: &str, groups: usize) -> serde_json::Value {
             "subscriptions": [],
         }],
     })
-}
-
-// Howard Hinnant's days-to-civil, for manifest times.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// 20,000 shard groups make control events of more than a control-log segment (1 MiB):

@@ -107,7 +107,6 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         .flatten()
 }
 
-// Howard Hinnant's civil-date algorithm.
 /// The (year, month, day) of a day counted from 1970-01-01 (proleptic Gregorian; Howard
 /// Hinnant's `civil_from_days`, the inverse of [`days_from_civil`]).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -122,6 +121,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+// Howard Hinnant's civil-date algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
