@@ -30,11 +30,10 @@ pub(crate) fn rfc3339_nanos(ns: i64) -> String {
             *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        let (mut shown, mut rest) = (9, nanos);
-        while rest % 10 == 0 {
-            rest /= 10;
-            shown -= 1;
-        }
+        let shown = digits
+            .iter()
+            .rposition(|&d| d != b'0')
+            .map_or(0, |last| last + 1);
         out.push(b'.');
         out.extend_from_slice(&digits[..shown]);
     }

@@ -326,23 +326,17 @@ pub(crate) fn write_plain_f64<W: ?Sized + Write>(value: f64, out: &mut W) -> io:
     let mut shortest = ryu::Buffer::new();
     let text = shortest.format_finite(value).as_bytes();
     // Most values: ryu's plain `ddd.ddd`, or `ddd.0`, which Go writes without its `.0`.
-    if !text.contains(&b'e') {
+    let Some(e) = text.iter().position(|&b| b == b'e') else {
         return out.write_all(text.strip_suffix(b".0").unwrap_or(text));
-    }
-    let (negative, text) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
     };
-    // ryu writes `d.ddde±x`, `ddd.ddd` or `ddd.0`: gather the digits and where the point goes.
-    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
-        Some(e) => (
-            &text[..e],
-            std::str::from_utf8(&text[e + 1..])
-                .ok()
-                .and_then(|x| x.parse::<i32>().ok())
-                .unwrap_or(0),
-        ),
-        None => (text, 0),
+    // The others, `d.ddde±x`: gather the digits and where the point goes.
+    let exponent = std::str::from_utf8(&text[e + 1..])
+        .ok()
+        .and_then(|x| x.parse::<i32>().ok())
+        .unwrap_or(0);
+    let (negative, mantissa) = match text[..e].split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, &text[..e]),
     };
     let mut digits = [0u8; 24];
     let mut count = 0;

@@ -175,11 +175,8 @@ pub(super) fn tag_keys_of(
         let more = shard.tag_keys(measurement);
         if keys.is_empty() {
             keys = more;
-        } else {
-            let missing: Vec<&String> = more.iter().filter(|k| !keys.contains(*k)).collect();
-            if !missing.is_empty() {
-                Arc::make_mut(&mut keys).extend(missing.into_iter().cloned());
-            }
+        } else if !more.is_subset(&keys) {
+            Arc::make_mut(&mut keys).extend(more.iter().cloned());
         }
     }
     keys

@@ -25,8 +25,6 @@ pub(crate) async fn run(cx: &Context<'_>, s: &SelectStatement) -> Result<Vec<Ser
     }
 }
 
-/// What a SELECT reads of the catalog: its databases' policies. Shards, users and tokens,
-/// which grow with the node, are not copied for every query.
 /// What a SELECT of `s` runs in, over `catalog`, its times given in `epoch` (nanoseconds
 /// per unit; None: RFC 3339).
 pub(super) fn context<'a>(
@@ -48,6 +46,8 @@ pub(super) fn context<'a>(
     })
 }
 
+/// What a SELECT reads of the catalog: its databases' policies. Shards, users and tokens,
+/// which grow with the node, are not copied for every query.
 pub(super) async fn catalog_read(cx: &Context<'_>) -> Catalog {
     cx.control
         .read(|c| Catalog {
